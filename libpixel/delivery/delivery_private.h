@@ -1,0 +1,66 @@
+/*
+ * Internals shared by the delivery component's files (libpixel-delivery).
+ * Nothing here is public.  The component does not link the core library for
+ * its spool, sink and replay: it only shares the pixel_error struct and the
+ * status numbers from pixel.h.
+ */
+#ifndef PIXEL_DELIVERY_PRIVATE_H
+#define PIXEL_DELIVERY_PRIVATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pixel/pixel.h"
+#include "pixel/spool.h"
+
+#if defined(__GNUC__)
+#define PIXEL_D_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PIXEL_D_PRINTF(f, a)
+#endif
+
+/*
+ * Fill err (if not NULL and not already set: the first error wins) and
+ * return code.  source may be NULL; line/column are 1-based, 0 = none.
+ */
+int pixel__d_error(pixel_error *err, int code, const char *source, long line, long column,
+                   const char *fmt, ...) PIXEL_D_PRINTF(6, 7);
+
+/* Milliseconds of the monotonic clock, and of the wall clock. */
+int64_t pixel__d_mono_ms(void);
+int64_t pixel__d_wall_ms(void);
+
+static inline void pixel__put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static inline uint32_t pixel__get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void pixel__put64(unsigned char *p, uint64_t v)
+{
+    pixel__put32(p, (uint32_t)v);
+    pixel__put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint64_t pixel__get64(const unsigned char *p)
+{
+    return (uint64_t)pixel__get32(p) | (uint64_t)pixel__get32(p + 4) << 32;
+}
+
+/* fsync a directory so that a file created or renamed in it survives a crash. */
+int pixel__d_fsync_dir(const char *dir);
+
+/* mkdir -p (mode 0750); 0 or -1 with errno. */
+int pixel__d_mkdirs(const char *dir);
+
+#endif
