@@ -1,0 +1,677 @@
+/*
+ * Typed conversions of the map stage: text from the line -> event values.
+ * Every conversion is strict; a value that does not convert quarantines the
+ * line with `bad_<type>` and the offending text.  Times are normalised to
+ * RFC 3339 in UTC.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline.h"
+
+/* ---- civil time (proleptic Gregorian, no time zone database) ------------ */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+size_t pixel__format_rfc3339(char *out, int64_t ms, int with_ms)
+{
+    int64_t days = floor_div(ms, 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    unsigned s = (unsigned)(rem / 1000), frac = (unsigned)(rem % 1000);
+    if (y < 0 || y > 9999) {
+        y = y < 0 ? 0 : 9999;
+    }
+    char *o = out;
+    unsigned yy = (unsigned)y;
+    *o++ = (char)('0' + yy / 1000);
+    *o++ = (char)('0' + yy / 100 % 10);
+    *o++ = (char)('0' + yy / 10 % 10);
+    *o++ = (char)('0' + yy % 10);
+    *o++ = '-';
+    *o++ = (char)('0' + mo / 10);
+    *o++ = (char)('0' + mo % 10);
+    *o++ = '-';
+    *o++ = (char)('0' + d / 10);
+    *o++ = (char)('0' + d % 10);
+    *o++ = 'T';
+    unsigned hh = s / 3600, mm = s / 60 % 60, ss = s % 60;
+    *o++ = (char)('0' + hh / 10);
+    *o++ = (char)('0' + hh % 10);
+    *o++ = ':';
+    *o++ = (char)('0' + mm / 10);
+    *o++ = (char)('0' + mm % 10);
+    *o++ = ':';
+    *o++ = (char)('0' + ss / 10);
+    *o++ = (char)('0' + ss % 10);
+    if (with_ms) {
+        *o++ = '.';
+        *o++ = (char)('0' + frac / 100);
+        *o++ = (char)('0' + frac / 10 % 10);
+        *o++ = (char)('0' + frac % 10);
+    }
+    *o++ = 'Z';
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
+static int digits(const char *s, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int month_index(const char *s)
+{
+    static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    for (int i = 0; i < 12; i++) {
+        if (memcmp(names + 3 * i, s, 3) == 0) {
+            return i + 1;
+        }
+    }
+    return -1;
+}
+
+static int valid_date(int64_t y, unsigned mo, unsigned d, unsigned h, unsigned mi, unsigned s)
+{
+    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || s > 60) {
+        return 0;
+    }
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return !(mo == 2 && d == 29 && !leap);
+}
+
+/* "+0100" / "-0530" -> offset in minutes. */
+static int parse_offset4(const char *s, int *minutes)
+{
+    unsigned hh, mm;
+    if ((s[0] != '+' && s[0] != '-') || digits(s + 1, 2, &hh) < 0 || digits(s + 3, 2, &mm) < 0 ||
+        hh > 23 || mm > 59) {
+        return -1;
+    }
+    *minutes = (int)(hh * 60 + mm) * (s[0] == '-' ? -1 : 1);
+    return 0;
+}
+
+/* "26/Nov/2026:05:24:46 +0000" (nginx $time_local, Apache %t). */
+int pixel__parse_clf_time(const char *s, size_t n, int64_t *ms)
+{
+    unsigned d, y, h, mi, sec;
+    int off;
+    if (n != 26 || s[2] != '/' || s[6] != '/' || s[11] != ':' || s[14] != ':' || s[17] != ':' ||
+        s[20] != ' ' || digits(s, 2, &d) < 0 || digits(s + 7, 4, &y) < 0 ||
+        digits(s + 12, 2, &h) < 0 || digits(s + 15, 2, &mi) < 0 || digits(s + 18, 2, &sec) < 0 ||
+        parse_offset4(s + 21, &off) < 0) {
+        return -1;
+    }
+    int mo = month_index(s + 3);
+    if (mo < 0 || !valid_date(y, (unsigned)mo, d, h, mi, sec)) {
+        return -1;
+    }
+    int64_t t = days_from_civil(y, (unsigned)mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    *ms = (t - off * 60) * 1000;
+    return 0;
+}
+
+/* RFC 3339 date-time: "2026-11-26T05:24:46Z", fractions, "+01:00". */
+int pixel__parse_rfc3339(const char *s, size_t n, int64_t *ms)
+{
+    unsigned y, mo, d, h, mi, sec;
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':' || digits(s, 4, &y) < 0 || digits(s + 5, 2, &mo) < 0 ||
+        digits(s + 8, 2, &d) < 0 || digits(s + 11, 2, &h) < 0 || digits(s + 14, 2, &mi) < 0 ||
+        digits(s + 17, 2, &sec) < 0 || !valid_date(y, mo, d, h, mi, sec)) {
+        return -1;
+    }
+    size_t i = 19;
+    unsigned frac = 0, scale = 1000;
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (unsigned)(s[i] - '0') * scale;
+            }
+            i++;
+        }
+        if (i == start) {
+            return -1;
+        }
+    }
+    int off = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        unsigned oh, om;
+        if (digits(s + i + 1, 2, &oh) < 0 || digits(s + i + 4, 2, &om) < 0 || oh > 23 || om > 59) {
+            return -1;
+        }
+        off = (int)(oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else {
+        return -1;
+    }
+    if (i != n) {
+        return -1;
+    }
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec);
+    *ms = (t - off * 60) * 1000 + frac;
+    return 0;
+}
+
+/* "Nov 26 05:24:46": no year, so take the one that puts it nearest to `ref`. */
+static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms)
+{
+    unsigned d, h, mi, sec;
+    if (n != 15 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' ||
+        digits(s + 5, 1, &d) < 0 || digits(s + 7, 2, &h) < 0 || digits(s + 10, 2, &mi) < 0 ||
+        digits(s + 13, 2, &sec) < 0) {
+        return -1;
+    }
+    if (s[4] != ' ') {
+        unsigned tens;
+        if (digits(s + 4, 1, &tens) < 0) {
+            return -1;
+        }
+        d += tens * 10;
+    }
+    int mo = month_index(s);
+    int64_t ry;
+    unsigned rm, rd;
+    civil_from_days(floor_div(ref_ms, 86400000), &ry, &rm, &rd);
+    int64_t best = 0, best_dist = INT64_MAX;
+    for (int64_t y = ry - 1; y <= ry + 1; y++) {
+        if (mo < 0 || !valid_date(y, (unsigned)mo, d, h, mi, sec)) {
+            continue;
+        }
+        int64_t t = (days_from_civil(y, (unsigned)mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
+        int64_t dist = t > ref_ms ? t - ref_ms : ref_ms - t;
+        if (dist < best_dist) {
+            best = t, best_dist = dist;
+        }
+    }
+    if (best_dist == INT64_MAX) {
+        return -1;
+    }
+    *ms = best;
+    return 0;
+}
+
+static int parse_epoch(const char *s, size_t n, int scale_ms, int64_t *ms, int *has_ms)
+{
+    /* digits, optionally ".fraction" ($msec is "1795651199.954") */
+    int64_t v = 0;
+    size_t i = 0;
+    if (n == 0 || n > 19) {
+        return -1;
+    }
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        v = v * 10 + (s[i] - '0');
+    }
+    if (i == 0) {
+        return -1;
+    }
+    int64_t frac = 0;
+    if (i < n && s[i] == '.' && !scale_ms) {
+        int scale = 100;
+        size_t start = ++i;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            frac += (s[i] - '0') * scale;
+            scale /= 10;
+        }
+        if (i == start) {
+            return -1;
+        }
+        *has_ms = 1;
+    }
+    if (i != n) {
+        return -1;
+    }
+    *ms = scale_ms ? v : v * 1000 + frac;
+    if (scale_ms) {
+        *has_ms = 1;
+    }
+    return 0;
+}
+
+static int parse_strptime(const char *fmt, const char *s, size_t n, int64_t *ms)
+{
+    char tmp[128];
+    if (n >= sizeof(tmp)) {
+        return -1;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(tmp, fmt, &tm);
+    if (!end || *end) {
+        return -1;
+    }
+    long gmtoff = tm.tm_gmtoff;
+    time_t t = timegm(&tm);
+    *ms = ((int64_t)t - gmtoff) * 1000;
+    return 0;
+}
+
+static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                        pixel_span in, int64_t *ms, int *has_ms)
+{
+    *has_ms = 0;
+    switch (f->tsfmt) {
+        case TS_EPOCH_S:
+            return parse_epoch(in.p, in.n, 0, ms, has_ms);
+        case TS_EPOCH_MS:
+            return parse_epoch(in.p, in.n, 1, ms, has_ms);
+        case TS_RFC3339:
+            *has_ms = memchr(in.p, '.', in.n) != NULL;
+            return pixel__parse_rfc3339(in.p, in.n, ms);
+        case TS_CLF:
+            return pixel__parse_clf_time(in.p, in.n, ms);
+        case TS_STRPTIME:
+            return parse_strptime(f->strptime_fmt, in.p, in.n, ms);
+        case TS_SYSLOG:
+        case TS_AUTO: {
+            if (in.n == 15) {
+                /* BSD syslog: the year comes from the event time, else the ingest clock. */
+                int64_t ref = ctx->ingest_ms;
+                pixel_span t = ctx->rec.fields[PIXEL_F_TIME];
+                int64_t lt;
+                if (t.p && pixel__parse_clf_time(t.p, t.n, &lt) == 0) {
+                    ref = lt;
+                }
+                return parse_bsd_time(in.p, in.n, ref, ms);
+            }
+            if (in.n == 26 && in.p[2] == '/') {
+                return pixel__parse_clf_time(in.p, in.n, ms);
+            }
+            if (in.n >= 20 && in.p[4] == '-') {
+                *has_ms = memchr(in.p, '.', in.n) != NULL;
+                return pixel__parse_rfc3339(in.p, in.n, ms);
+            }
+            /* digits: 13 = epoch ms, up to 11 (with a fraction) = epoch s */
+            const char *dot = memchr(in.p, '.', in.n);
+            size_t intlen = dot ? (size_t)(dot - in.p) : in.n;
+            return parse_epoch(in.p, in.n, intlen >= 12 && !dot, ms, has_ms);
+        }
+    }
+    PIXEL_UNUSED(p);
+    return -1;
+}
+
+/* ---- numbers --------------------------------------------------------------- */
+
+static int parse_int64(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n && s[0] == '-') {
+        neg = 1, i = 1;
+    }
+    if (i == n || n - i > 19) {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX + (uint64_t)neg) {
+        return -1;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/* A JSON number literal; the literal is kept so it serializes unchanged. */
+static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
+{
+    char tmp[64];
+    if (n == 0 || n >= sizeof(tmp)) {
+        return NULL;
+    }
+    size_t i = 0;
+    if (s[i] == '-') {
+        i++;
+    }
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        i++;
+    }
+    if (i == int_start || (s[int_start] == '0' && i - int_start > 1)) {
+        return NULL;
+    }
+    if (i < n && s[i] == '.') {
+        size_t f = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == f) {
+            return NULL;
+        }
+    }
+    if (i != n) {
+        return NULL;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    double d = strtod(tmp, NULL);
+    if (!isfinite(d)) {
+        return NULL;
+    }
+    pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_NUMBER);
+    if (v) {
+        v->u.num.d = d;
+        v->u.num.raw = s;
+        v->u.num.rawlen = n;
+        v->flags |= PIXEL_VALUE_RAW;
+    }
+    return v;
+}
+
+/* ---- base64url ------------------------------------------------------------- */
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* Strict base64url (padding optional); returns decoded length or -1 with *bad = offset. */
+static long b64url_decode(const char *s, size_t n, char *out, size_t *bad)
+{
+    while (n > 0 && s[n - 1] == '=') {
+        n--;
+    }
+    if (n % 4 == 1) {
+        *bad = n;
+        return -1;
+    }
+    size_t k = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0) {
+            *bad = i;
+            return -1;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (char)(acc >> bits);
+        }
+    }
+    return (long)k;
+}
+
+/* ---- the conversions ------------------------------------------------------- */
+
+static const char *conv_codes[] = {
+    [CONV_STRING] = "invalid_utf8",        [CONV_INTEGER] = "bad_integer",
+    [CONV_NUMBER] = "bad_number",          [CONV_BOOLEAN] = "bad_boolean",
+    [CONV_TIMESTAMP] = "bad_timestamp",    [CONV_BASE64URL_JSON] = "bad_base64url_json",
+    [CONV_JSON] = "bad_json",              [CONV_LIST] = "bad_list",
+    [CONV_KV] = "bad_kv_list",
+};
+
+static int fail(pixel_ctx *ctx, const pixel_field *f, pixel_span in, const char *why)
+{
+    int shown = in.n > 64 ? 64 : (int)in.n;
+    return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, conv_codes[f->conv], f->source_name,
+                             "field \"%s\" (%s): \"%.*s%s\" %s", f->target, f->source_name, shown,
+                             in.p, in.n > 64 ? "..." : "", why) < 0
+               ? PIXEL_ENOMEM
+               : 1;
+}
+
+static pixel_value *scalar_item(pixel_ctx *ctx, pixel_conv conv, pixel_span in)
+{
+    if (conv == CONV_INTEGER) {
+        int64_t i;
+        return parse_int64(in.p, in.n, &i) == 0 ? pixel_value_new_int(ctx, i) : NULL;
+    }
+    if (conv == CONV_NUMBER) {
+        return parse_decimal(ctx, in.p, in.n);
+    }
+    return pixel__value_string_view(&ctx->arena, in.p, in.n);
+}
+
+static int convert_list(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel_value **out)
+{
+    pixel_value *arr = pixel__value_new(&ctx->arena, PIXEL_TYPE_ARRAY);
+    if (!arr) {
+        return PIXEL_ENOMEM;
+    }
+    const char *s = in.p, *end = in.p + in.n;
+    while (in.n > 0 && s <= end) {
+        const char *sep = memchr(s, f->separator, (size_t)(end - s));
+        const char *e = sep ? sep : end;
+        pixel_value *item = scalar_item(ctx, f->item_conv, (pixel_span){s, (size_t)(e - s)});
+        if (!item) {
+            return fail(ctx, f, in, f->item_conv == CONV_INTEGER ? "has an item that is not an integer"
+                                                                 : "has an item that is not a number");
+        }
+        pixel__object_add(arr, NULL, 0, item);
+        s = e + 1;
+    }
+    *out = arr;
+    return 0;
+}
+
+static int convert_kv(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel_value **out)
+{
+    pixel_value *obj = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
+    if (!obj) {
+        return PIXEL_ENOMEM;
+    }
+    const char *s = in.p, *end = in.p + in.n;
+    while (in.n > 0 && s <= end) {
+        const char *sep = memchr(s, f->separator, (size_t)(end - s));
+        const char *e = sep ? sep : end;
+        const char *colon = memchr(s, f->kv_separator, (size_t)(e - s));
+        if (!colon || colon == s) {
+            return fail(ctx, f, in, "is not a list of key:value pairs");
+        }
+        if (pixel__object_getn(obj, s, (size_t)(colon - s))) {
+            return fail(ctx, f, in, "repeats a key");
+        }
+        pixel_value *v = pixel__value_string_view(&ctx->arena, colon + 1, (size_t)(e - colon - 1));
+        if (!v) {
+            return PIXEL_ENOMEM;
+        }
+        pixel__object_add(obj, s, (size_t)(colon - s), v);
+        s = e + 1;
+    }
+    *out = obj;
+    return 0;
+}
+
+static const char *type_names[] = {"null", "boolean", "integer", "number",
+                                   "string", "array", "object"};
+
+static int convert_json_text(pixel_ctx *ctx, const pixel_field *f, pixel_span orig, const char *s,
+                             size_t n, pixel_value **out)
+{
+    pixel_error jerr;
+    pixel_error_clear(&jerr);
+    pixel_value *v = pixel__json_parse(&ctx->arena, s, n, &jerr);
+    if (!v) {
+        if (jerr.code == PIXEL_ENOMEM) {
+            return PIXEL_ENOMEM;
+        }
+        char why[360];
+        snprintf(why, sizeof(why), "%s: %s",
+                 f->conv == CONV_BASE64URL_JSON ? "does not decode to JSON" : "is not JSON",
+                 jerr.text);
+        return fail(ctx, f, orig, why);
+    }
+    if (f->expect_type >= 0 && v->type != f->expect_type &&
+        !(f->expect_type == PIXEL_TYPE_NUMBER && v->type == PIXEL_TYPE_INT)) {
+        char why[96];
+        snprintf(why, sizeof(why), "holds a JSON %s, not an %s", type_names[v->type],
+                 type_names[f->expect_type]);
+        return fail(ctx, f, orig, why);
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * Convert `in` for field f.  Returns 0 with *out set, 1 when the line was
+ * quarantined (reason added), or a negative status.
+ */
+int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                   pixel_value **out)
+{
+    switch (f->conv) {
+        case CONV_STRING: {
+            if (f->max_length > 0 && in.n > (size_t)f->max_length &&
+                pixel__utf8_length(in.p, in.n) > (size_t)f->max_length) {
+                return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "too_long", f->source_name,
+                                         "field \"%s\" (%s) is %zu characters long, more than the "
+                                         "%ld allowed",
+                                         f->target, f->source_name, pixel__utf8_length(in.p, in.n),
+                                         f->max_length) < 0
+                           ? PIXEL_ENOMEM
+                           : 1;
+            }
+            *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
+            return *out ? 0 : PIXEL_ENOMEM;
+        }
+        case CONV_INTEGER: {
+            int64_t i;
+            if (parse_int64(in.p, in.n, &i) < 0) {
+                return fail(ctx, f, in, "is not an integer");
+            }
+            *out = pixel_value_new_int(ctx, i);
+            return *out ? 0 : PIXEL_ENOMEM;
+        }
+        case CONV_NUMBER:
+            *out = parse_decimal(ctx, in.p, in.n);
+            return *out ? 0 : fail(ctx, f, in, "is not a decimal number");
+        case CONV_BOOLEAN: {
+            int b;
+            if ((in.n == 4 && memcmp(in.p, "true", 4) == 0) || (in.n == 1 && in.p[0] == '1')) {
+                b = 1;
+            } else if ((in.n == 5 && memcmp(in.p, "false", 5) == 0) ||
+                       (in.n == 1 && in.p[0] == '0')) {
+                b = 0;
+            } else {
+                return fail(ctx, f, in, "is not a boolean (true, false, 1 or 0)");
+            }
+            *out = pixel_value_new_bool(ctx, b);
+            return *out ? 0 : PIXEL_ENOMEM;
+        }
+        case CONV_TIMESTAMP: {
+            int64_t ms;
+            int has_ms;
+            if (convert_time(p, ctx, f, in, &ms, &has_ms) < 0) {
+                return fail(ctx, f, in, "is not a valid timestamp in the configured format");
+            }
+            char *buf = pixel__arena_alloc(&ctx->arena, 32);
+            if (!buf) {
+                return PIXEL_ENOMEM;
+            }
+            size_t n = pixel__format_rfc3339(buf, ms, f->ts_output_ms || has_ms);
+            *out = pixel__value_string_view(&ctx->arena, buf, n);
+            return *out ? 0 : PIXEL_ENOMEM;
+        }
+        case CONV_BASE64URL_JSON: {
+            char *buf = pixel__arena_alloc(&ctx->arena, in.n + 1);
+            size_t bad = 0;
+            if (!buf) {
+                return PIXEL_ENOMEM;
+            }
+            long n = b64url_decode(in.p, in.n, buf, &bad);
+            if (n < 0) {
+                char why[96];
+                if (bad >= in.n || in.n % 4 == 1) {
+                    snprintf(why, sizeof(why), "is not base64url: its length %zu is impossible",
+                             in.n);
+                } else {
+                    snprintf(why, sizeof(why), "is not base64url: '%c' at offset %zu", in.p[bad],
+                             bad);
+                }
+                return fail(ctx, f, in, why);
+            }
+            return convert_json_text(ctx, f, in, buf, (size_t)n, out);
+        }
+        case CONV_JSON:
+            return convert_json_text(ctx, f, in, in.p, in.n, out);
+        case CONV_LIST:
+            return convert_list(ctx, f, in, out);
+        case CONV_KV:
+            return convert_kv(ctx, f, in, out);
+    }
+    return PIXEL_ERROR;
+}
+
+int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out)
+{
+    static const char *const names[] = {"string", "integer", "number", "boolean", "timestamp",
+                                        "base64url_json", "json", "list", "kv"};
+    const char *s = pixel__cfg_scalar(n);
+    for (size_t i = 0; s && i < PIXEL_ARRAY_LEN(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (pixel_conv)i;
+            return 0;
+        }
+    }
+    return pixel__cfg_fail(c, n,
+                           "unknown type '%s' (expected string, integer, number, boolean, "
+                           "timestamp, base64url_json, json, list or kv)",
+                           s ? s : "");
+}

@@ -1,0 +1,355 @@
+/*
+ * Built-in enrichers.  The `enrich:` list of the pipeline runs in order; each
+ * entry is a one-key mapping naming the enricher, with its options:
+ *
+ *   - event_id: {into: event_id, from: query.eid}
+ *   - ingest_time: {into: ingest_time}
+ *   - pipeline: {into: pipeline}
+ *   - anonymize_ip: {field: client.ip, ipv4_prefix: 24, ipv6_prefix: 48}
+ *   - url: {from: page.url, into: page}
+ *
+ * Interceptor modules (`module:` entries) are loaded by module_loader.c.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+static int set_path(pixel_ctx *ctx, const char *path, pixel_value *v)
+{
+    return v && pixel_value_set_at(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
+}
+
+static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
+{
+    pixel_reason r = {
+        .stage = PIXEL_STAGE_ENRICH,
+        .family = "enrichment_failure",
+        .code = "enrichment_failed",
+        .message = pixel__arena_printf(&ctx->arena, "%s: %s", e->name, msg),
+        .location = location,
+        .source = e->name,
+    };
+    if (!r.message) {
+        return PIXEL_ENOMEM;
+    }
+    pixel__ctx_add_reason(ctx, &r);
+    return 1;
+}
+
+/* ---- event_id ---- */
+
+static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
+{
+    PIXEL_UNUSED(err);
+    pixel_span client = e->src != SRC_NONE ? pixel__source_value(ctx->pipeline, ctx, e->src,
+                                                                 e->src_index)
+                                           : (pixel_span){NULL, 0};
+    char *id = pixel__arena_alloc(&ctx->arena, 37);
+    if (!id) {
+        return PIXEL_ENOMEM;
+    }
+    if (client.p && pixel__is_uuid(client.p, client.n)) {
+        for (size_t i = 0; i < 36; i++) {
+            char c = client.p[i];
+            id[i] = c >= 'A' && c <= 'F' ? (char)(c + 32) : c;
+        }
+        id[36] = '\0';
+    } else {
+        /* Derived from the record after the syslog header: a relay that
+         * re-frames the line, or a replay, gives the same ID. */
+        pixel_span m = ctx->rec.syslog[PIXEL_S_MESSAGE];
+        if (!m.p) {
+            m = (pixel_span){ctx->line, ctx->line_len};
+        }
+        pixel__uuid_from_bytes(m.p, m.n, id);
+    }
+    return set_path(ctx, e->into, pixel__value_string_view(&ctx->arena, id, 36));
+}
+
+/* ---- ingest_time, pipeline ---- */
+
+static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
+{
+    PIXEL_UNUSED(err);
+    char *buf = pixel__arena_alloc(&ctx->arena, 32);
+    if (!buf) {
+        return PIXEL_ENOMEM;
+    }
+    size_t n = pixel__format_rfc3339(buf, ctx->ingest_ms, 1);
+    return set_path(ctx, e->into, pixel__value_string_view(&ctx->arena, buf, n));
+}
+
+static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
+{
+    PIXEL_UNUSED(err);
+    const pixel_pipeline *p = ctx->pipeline;
+    pixel_value *o = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
+    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, strlen(p->name));
+    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, strlen(p->version));
+    if (!o || !n || !v) {
+        return PIXEL_ENOMEM;
+    }
+    pixel__object_add(o, "name", 4, n);
+    pixel__object_add(o, "version", 7, v);
+    return set_path(ctx, e->into, o);
+}
+
+/* ---- anonymize_ip ---- */
+
+static void mask_bits(unsigned char *a, size_t bytes, int prefix)
+{
+    for (size_t i = 0; i < bytes; i++) {
+        int keep = prefix - (int)i * 8;
+        a[i] &= keep >= 8 ? 0xFF : keep <= 0 ? 0 : (unsigned char)(0xFF << (8 - keep));
+    }
+}
+
+static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
+{
+    PIXEL_UNUSED(err);
+    pixel_value *v = pixel_value_at(ctx->event, e->from);
+    if (!v) {
+        return 0; /* nothing to anonymize */
+    }
+    size_t n;
+    const char *s = pixel_value_string(v, &n);
+    char text[64], *out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN);
+    unsigned char addr[16];
+    if (!out) {
+        return PIXEL_ENOMEM;
+    }
+    if (!s || n >= sizeof(text)) {
+        return fail(ctx, e, e->from, "not an IP address");
+    }
+    memcpy(text, s, n);
+    text[n] = '\0';
+    if (inet_pton(AF_INET, text, addr) == 1) {
+        mask_bits(addr, 4, e->v4_prefix);
+        inet_ntop(AF_INET, addr, out, INET6_ADDRSTRLEN);
+    } else if (inet_pton(AF_INET6, text, addr) == 1) {
+        mask_bits(addr, 16, e->v6_prefix);
+        inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN);
+    } else {
+        return fail(ctx, e, e->from, "not an IP address");
+    }
+    return set_path(ctx, e->from, pixel__value_string_view(&ctx->arena, out, strlen(out)));
+}
+
+/* ---- url ---- */
+
+static int add_part(pixel_ctx *ctx, pixel_value *o, const char *key, const char *s, size_t n)
+{
+    pixel_value *v = pixel__value_string_view(&ctx->arena, s, n);
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    return pixel_object_set(ctx, o, key, v) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size_t qn)
+{
+    static const char *const keys[] = {"source", "medium", "campaign", "term", "content"};
+    pixel_value *camp = NULL;
+    const char *s = q, *end = q + qn;
+    while (s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(s, '=', (size_t)(pe - s));
+        if (eq && eq - s > 4 && memcmp(s, "utm_", 4) == 0) {
+            for (size_t k = 0; k < PIXEL_ARRAY_LEN(keys); k++) {
+                size_t kl = strlen(keys[k]);
+                if ((size_t)(eq - s - 4) == kl && memcmp(s + 4, keys[k], kl) == 0) {
+                    pixel_span dec;
+                    size_t bad;
+                    int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
+                                                   &dec, &bad);
+                    if (rc < 0) {
+                        return rc;
+                    }
+                    if (rc > 0 || pixel__utf8_check(dec.p, dec.n) != dec.n) {
+                        dec = (pixel_span){eq + 1, (size_t)(pe - eq - 1)}; /* keep it as sent */
+                    }
+                    if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
+                        return PIXEL_ENOMEM;
+                    }
+                    if (add_part(ctx, camp, keys[k], dec.p, dec.n) < 0) {
+                        return PIXEL_ENOMEM;
+                    }
+                }
+            }
+        }
+        s = pe + 1;
+    }
+    return camp ? (pixel_object_set(ctx, target, "campaign", camp) < 0 ? PIXEL_ENOMEM : 0) : 0;
+}
+
+static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
+{
+    PIXEL_UNUSED(err);
+    size_t n;
+    const char *s = pixel_value_string(pixel_value_at(ctx->event, e->from), &n);
+    if (!s) {
+        return 0;
+    }
+    const char *end = s + n, *p = s;
+    const char *colon = memchr(s, ':', n);
+    if (!colon || colon == s || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
+        return 0; /* not an absolute URL: nothing to decompose (the schema judges it) */
+    }
+    pixel_value *target = pixel_value_at(ctx->event, e->into);
+    if (!target) {
+        target = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
+        if (set_path(ctx, e->into, target) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    if (target->type != PIXEL_TYPE_OBJECT) {
+        return fail(ctx, e, e->into, "the target is not an object");
+    }
+    if (add_part(ctx, target, "scheme", s, (size_t)(colon - s)) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    p = colon + 3;
+    const char *h = p;
+    while (p < end && *p != '/' && *p != '?' && *p != '#') {
+        p++;
+    }
+    const char *at = memchr(h, '@', (size_t)(p - h)); /* drop userinfo */
+    if (at) {
+        h = at + 1;
+    }
+    if (add_part(ctx, target, "host", h, (size_t)(p - h)) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    const char *path = p;
+    while (p < end && *p != '?' && *p != '#') {
+        p++;
+    }
+    if (add_part(ctx, target, "path", path, (size_t)(p - path)) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    if (p < end && *p == '?') {
+        const char *q = ++p;
+        while (p < end && *p != '#') {
+            p++;
+        }
+        if (add_part(ctx, target, "query", q, (size_t)(p - q)) < 0 ||
+            add_campaign(ctx, target, q, (size_t)(p - q)) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    if (p < end && *p == '#' && add_part(ctx, target, "fragment", p + 1, (size_t)(end - p - 1)) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    pixel_enrich_fn fn;
+    const char *default_into, *default_from;
+} builtins[] = {
+    {"event_id", run_event_id, "event_id", NULL},
+    {"ingest_time", run_ingest_time, "ingest_time", NULL},
+    {"pipeline", run_pipeline, "pipeline", NULL},
+    {"anonymize_ip", run_anonymize_ip, NULL, "client.ip"},
+    {"url", run_url, "page", "page.url"},
+};
+
+static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_enricher *e)
+{
+    if (item->type != YAML_MAPPING_NODE ||
+        item->data.mapping.pairs.top - item->data.mapping.pairs.start != 1) {
+        return pixel__cfg_fail(c, item, "each enrich entry is a one-key mapping, e.g. "
+                                        "'- event_id: {into: event_id}'");
+    }
+    yaml_node_pair_t *pair = item->data.mapping.pairs.start;
+    yaml_node_t *kn = pixel__cfg_node(c, pair->key), *opts = pixel__cfg_node(c, pair->value);
+    const char *name = pixel__cfg_scalar(kn);
+    size_t i = 0;
+    while (name && i < PIXEL_ARRAY_LEN(builtins) && strcmp(builtins[i].name, name) != 0) {
+        i++;
+    }
+    if (!name || i == PIXEL_ARRAY_LEN(builtins)) {
+        return pixel__cfg_fail(c, kn,
+                               "unknown enricher '%s' (expected event_id, ingest_time, pipeline, "
+                               "anonymize_ip, url, or module)",
+                               name ? name : "?");
+    }
+    if (opts->type == YAML_SCALAR_NODE && pixel__cfg_scalar(opts)[0] == '\0') {
+        opts = NULL; /* "- pipeline:" with no options */
+    }
+    if (opts && pixel__cfg_expect(c, opts, YAML_MAPPING_NODE, "a mapping of options") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    static const char *const known[] = {"into", "from", "field", "ipv4_prefix", "ipv6_prefix",
+                                        NULL};
+    const char *into = builtins[i].default_into, *from = builtins[i].default_from;
+    long long v4 = 24, v6 = 48;
+    if (opts && (pixel__cfg_only_keys(c, opts, known) < 0 ||
+                 pixel__cfg_string(c, opts, "into", &into) < 0 ||
+                 pixel__cfg_string(c, opts, "from", &from) < 0 ||
+                 pixel__cfg_string(c, opts, "field", &from) < 0 ||
+                 pixel__cfg_int(c, opts, "ipv4_prefix", 0, 32, &v4) < 0 ||
+                 pixel__cfg_int(c, opts, "ipv6_prefix", 0, 128, &v6) < 0)) {
+        return PIXEL_ECONFIG;
+    }
+    e->name = builtins[i].name;
+    e->fn = builtins[i].fn;
+    e->v4_prefix = (int)v4;
+    e->v6_prefix = (int)v6;
+    e->src = SRC_NONE;
+    if (into && !(e->into = pixel__strdup(into))) {
+        return PIXEL_ENOMEM;
+    }
+    if (from && !(e->from = pixel__strdup(from))) {
+        return PIXEL_ENOMEM;
+    }
+    if (e->fn == run_event_id && from &&
+        pixel__source_parse(p, c, pixel__cfg_get(c, opts, "from"), from, &e->src, &e->src_index) <
+            0) {
+        return PIXEL_ECONFIG;
+    }
+    return 0;
+}
+
+int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
+{
+    if (!seq) {
+        return 0;
+    }
+    if (pixel__cfg_expect(c, seq, YAML_SEQUENCE_NODE, "a list of enrichers") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    size_t count = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    p->enrichers = pixel__calloc(count ? count : 1, sizeof(pixel_enricher));
+    if (!p->enrichers) {
+        return PIXEL_ENOMEM;
+    }
+    PIXEL_CFG_ITEMS(c, seq, item)
+    {
+        int rc = load_one(p, c, pixel__cfg_node(c, *item), &p->enrichers[p->nenrichers]);
+        p->nenrichers++;
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void pixel__enrich_free(pixel_pipeline *p)
+{
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        pixel_enricher *e = &p->enrichers[i];
+        if (e->free_fn) {
+            e->free_fn(e);
+        }
+        pixel__free(e->into);
+        pixel__free(e->from);
+    }
+    pixel__free(p->enrichers);
+}

@@ -1,0 +1,569 @@
+/*
+ * JSON text <-> pixel_value.
+ *
+ * The parser is strict RFC 8259 and allocates only from the arena.  A string
+ * without escapes is a view into the input (no copy); the caller keeps the
+ * input alive while the values are used.  Integers that fit int64 are INT;
+ * everything else numeric is NUMBER with its literal kept, so that
+ * 0.1 or 1e400 serialize back exactly as they came.
+ *
+ * The serializer writes compact JSON in member order.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pixel_private.h"
+
+#define MAX_DEPTH 256
+
+typedef struct jparser {
+    pixel_arena *arena;
+    const char *s, *p, *end;
+    pixel_error *err;
+    int depth;
+} jparser;
+
+static int jfail(jparser *j, const char *what)
+{
+    size_t off = (size_t)(j->p - j->s);
+    pixel__error_set(j->err, PIXEL_EPARSE, PIXEL_STAGE_NONE, "invalid JSON at offset %zu: %s", off,
+                     what);
+    if (j->err) {
+        /* JSON input is usually one line; the column is the useful part. */
+        long line = 1, col = 1;
+        for (const char *q = j->s; q < j->p; q++) {
+            if (*q == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        pixel__error_at(j->err, NULL, line, col);
+    }
+    return -1;
+}
+
+static void skip_ws(jparser *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
+        j->p++;
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int read_hex4(jparser *j, const char *at, unsigned *out)
+{
+    if (j->end - at < 4) {
+        return -1;
+    }
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval((unsigned char)at[i]);
+        if (h < 0) {
+            return -1;
+        }
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Parses a string at j->p (on the opening quote). */
+static int parse_string(jparser *j, const char **out, size_t *outlen)
+{
+    const char *start = ++j->p;
+    const char *q = start;
+    int escapes = 0;
+    while (q < j->end && *q != '"') {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20) {
+            j->p = q;
+            return jfail(j, "control character in string");
+        }
+        if (c == '\\') {
+            escapes = 1;
+            q++;
+        }
+        q++;
+    }
+    if (q >= j->end) {
+        j->p = q > j->end ? j->end : q;
+        return jfail(j, "unterminated string");
+    }
+    size_t raw = (size_t)(q - start);
+    size_t bad = pixel__utf8_check(start, raw);
+    if (bad != raw) {
+        j->p = start + bad;
+        return jfail(j, "invalid UTF-8 in string");
+    }
+    if (!escapes) {
+        *out = start;
+        *outlen = raw;
+        j->p = q + 1;
+        return 0;
+    }
+    char *buf = pixel__arena_alloc(j->arena, raw + 1);
+    if (!buf) {
+        return pixel__error_set(j->err, PIXEL_ENOMEM, PIXEL_STAGE_NONE, "out of memory"), -1;
+    }
+    size_t n = 0;
+    for (const char *r = start; r < q;) {
+        if (*r != '\\') {
+            buf[n++] = *r++;
+            continue;
+        }
+        r++;
+        switch (*r) {
+            case '"':
+            case '\\':
+            case '/':
+                buf[n++] = *r++;
+                break;
+            case 'b':
+                buf[n++] = '\b', r++;
+                break;
+            case 'f':
+                buf[n++] = '\f', r++;
+                break;
+            case 'n':
+                buf[n++] = '\n', r++;
+                break;
+            case 'r':
+                buf[n++] = '\r', r++;
+                break;
+            case 't':
+                buf[n++] = '\t', r++;
+                break;
+            case 'u': {
+                unsigned cp, lo;
+                if (read_hex4(j, r + 1, &cp) < 0) {
+                    j->p = r;
+                    return jfail(j, "bad \\u escape");
+                }
+                r += 5;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (r + 1 < q && r[0] == '\\' && r[1] == 'u' && read_hex4(j, r + 2, &lo) == 0 &&
+                        lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        r += 6;
+                    } else {
+                        j->p = r;
+                        return jfail(j, "unpaired surrogate in \\u escape");
+                    }
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    j->p = r;
+                    return jfail(j, "unpaired surrogate in \\u escape");
+                }
+                n += put_utf8(buf + n, cp);
+                break;
+            }
+            default:
+                j->p = r;
+                return jfail(j, "bad escape in string");
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = n;
+    j->p = q + 1;
+    return 0;
+}
+
+static pixel_value *parse_number(jparser *j)
+{
+    const char *start = j->p, *q = j->p;
+    int integral = 1;
+    if (q < j->end && *q == '-') {
+        q++;
+    }
+    if (q >= j->end || !(*q >= '0' && *q <= '9')) {
+        return jfail(j, "bad number"), NULL;
+    }
+    if (*q == '0') {
+        q++;
+    } else {
+        while (q < j->end && *q >= '0' && *q <= '9') {
+            q++;
+        }
+    }
+    if (q < j->end && *q == '.') {
+        integral = 0;
+        q++;
+        if (q >= j->end || !(*q >= '0' && *q <= '9')) {
+            j->p = q;
+            return jfail(j, "bad number: digit expected after '.'"), NULL;
+        }
+        while (q < j->end && *q >= '0' && *q <= '9') {
+            q++;
+        }
+    }
+    if (q < j->end && (*q == 'e' || *q == 'E')) {
+        integral = 0;
+        q++;
+        if (q < j->end && (*q == '+' || *q == '-')) {
+            q++;
+        }
+        if (q >= j->end || !(*q >= '0' && *q <= '9')) {
+            j->p = q;
+            return jfail(j, "bad number: digit expected in exponent"), NULL;
+        }
+        while (q < j->end && *q >= '0' && *q <= '9') {
+            q++;
+        }
+    }
+    size_t len = (size_t)(q - start);
+    char tmp[64];
+    char *text = tmp;
+    if (len >= sizeof(tmp)) {
+        text = pixel__arena_strndup(j->arena, start, len);
+        if (!text) {
+            return NULL;
+        }
+    } else {
+        memcpy(tmp, start, len);
+        tmp[len] = '\0';
+    }
+    j->p = q;
+    if (integral) {
+        errno = 0;
+        long long i = strtoll(text, NULL, 10);
+        if (errno == 0) {
+            pixel_value *v = pixel__value_new(j->arena, PIXEL_TYPE_INT);
+            if (v) {
+                v->u.i = i;
+            }
+            return v;
+        }
+    }
+    pixel_value *v = pixel__value_new(j->arena, PIXEL_TYPE_NUMBER);
+    if (v) {
+        v->u.num.d = strtod(text, NULL);
+        v->u.num.raw = start;
+        v->u.num.rawlen = len;
+        v->flags |= PIXEL_VALUE_RAW;
+    }
+    return v;
+}
+
+static pixel_value *parse_value(jparser *j);
+
+static pixel_value *parse_container(jparser *j, int is_object)
+{
+    if (++j->depth > MAX_DEPTH) {
+        return jfail(j, "nesting deeper than 256"), NULL;
+    }
+    pixel_value *c = pixel__value_new(j->arena, is_object ? PIXEL_TYPE_OBJECT : PIXEL_TYPE_ARRAY);
+    if (!c) {
+        return NULL;
+    }
+    char close = is_object ? '}' : ']';
+    j->p++;
+    skip_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return c;
+    }
+    for (;;) {
+        const char *key = NULL;
+        size_t klen = 0;
+        skip_ws(j);
+        if (is_object) {
+            if (j->p >= j->end || *j->p != '"') {
+                return jfail(j, "member name expected"), NULL;
+            }
+            if (parse_string(j, &key, &klen) < 0) {
+                return NULL;
+            }
+            skip_ws(j);
+            if (j->p >= j->end || *j->p != ':') {
+                return jfail(j, "':' expected"), NULL;
+            }
+            j->p++;
+        }
+        pixel_value *v = parse_value(j);
+        if (!v) {
+            return NULL;
+        }
+        pixel__object_add(c, key, klen, v);
+        skip_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            j->depth--;
+            return c;
+        }
+        return jfail(j, is_object ? "',' or '}' expected" : "',' or ']' expected"), NULL;
+    }
+}
+
+static pixel_value *literal(jparser *j, const char *word, pixel_type t, int b)
+{
+    size_t n = strlen(word);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
+        return jfail(j, "unexpected character"), NULL;
+    }
+    j->p += n;
+    pixel_value *v = pixel__value_new(j->arena, t);
+    if (v) {
+        v->u.b = b;
+    }
+    return v;
+}
+
+static pixel_value *parse_value(jparser *j)
+{
+    skip_ws(j);
+    if (j->p >= j->end) {
+        return jfail(j, "value expected"), NULL;
+    }
+    switch (*j->p) {
+        case '{':
+            return parse_container(j, 1);
+        case '[':
+            return parse_container(j, 0);
+        case '"': {
+            const char *s;
+            size_t n;
+            if (parse_string(j, &s, &n) < 0) {
+                return NULL;
+            }
+            return pixel__value_string_view(j->arena, s, n);
+        }
+        case 't':
+            return literal(j, "true", PIXEL_TYPE_BOOL, 1);
+        case 'f':
+            return literal(j, "false", PIXEL_TYPE_BOOL, 0);
+        case 'n':
+            return literal(j, "null", PIXEL_TYPE_NULL, 0);
+        default:
+            return parse_number(j);
+    }
+}
+
+pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err)
+{
+    jparser j = {a, text, text, text + len, err, 0};
+    pixel_value *v = parse_value(&j);
+    if (!v) {
+        if (err && err->code == 0) {
+            pixel__error_set(err, PIXEL_ENOMEM, PIXEL_STAGE_NONE, "out of memory");
+        }
+        return NULL;
+    }
+    skip_ws(&j);
+    if (j.p != j.end) {
+        jfail(&j, "trailing characters after the JSON value");
+        return NULL;
+    }
+    return v;
+}
+
+pixel_value *pixel_json_parse(pixel_ctx *ctx, const char *text, size_t len, pixel_error *err)
+{
+    if (!ctx || !text) {
+        pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_NONE, "no context or text");
+        return NULL;
+    }
+    return pixel__json_parse(&ctx->arena, text, len, err);
+}
+
+/* ---- serialization ------------------------------------------------------ */
+
+/* 1 for bytes that need an escape in a JSON string. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+};
+
+int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
+{
+    /* Worst case 6 bytes per input byte, plus quotes. */
+    if (pixel__buf_reserve(b, len * 6 + 3) < 0) {
+        return -1;
+    }
+    char *o = b->data + b->len;
+    *o++ = '"';
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && !needs_escape[*p]) {
+            p++;
+        }
+        memcpy(o, run, (size_t)(p - run));
+        o += p - run;
+        if (p == end) {
+            break;
+        }
+        unsigned char c = *p++;
+        *o++ = '\\';
+        switch (c) {
+            case '"':
+                *o++ = '"';
+                break;
+            case '\\':
+                *o++ = '\\';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            default: /* other control characters, and DEL for log safety */
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = "0123456789abcdef"[c >> 4];
+                *o++ = "0123456789abcdef"[c & 15];
+                break;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int pixel__format_double(char *out, size_t size, double d)
+{
+    if (!isfinite(d)) {
+        return snprintf(out, size, "null");
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        int n = snprintf(out, size, "%.*g", prec, d);
+        if (prec == 17 || strtod(out, NULL) == d) {
+            return n;
+        }
+    }
+    return 0;
+}
+
+static int put_int(pixel_buf *b, int64_t i)
+{
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (i < 0) {
+        *--p = '-';
+    }
+    return pixel__buf_append(b, p, (size_t)(e - p));
+}
+
+int pixel__json_dump(pixel_buf *b, const pixel_value *v)
+{
+    switch (v->type) {
+        case PIXEL_TYPE_NULL:
+            return pixel__buf_append(b, "null", 4);
+        case PIXEL_TYPE_BOOL:
+            return v->u.b ? pixel__buf_append(b, "true", 4) : pixel__buf_append(b, "false", 5);
+        case PIXEL_TYPE_INT:
+            return put_int(b, v->u.i);
+        case PIXEL_TYPE_NUMBER: {
+            if (v->flags & PIXEL_VALUE_RAW) {
+                return pixel__buf_append(b, v->u.num.raw, v->u.num.rawlen);
+            }
+            char tmp[40];
+            int n = pixel__format_double(tmp, sizeof(tmp), v->u.num.d);
+            return pixel__buf_append(b, tmp, (size_t)n);
+        }
+        case PIXEL_TYPE_STRING:
+            return pixel__json_escape(b, v->u.str.s, v->u.str.len);
+        case PIXEL_TYPE_ARRAY:
+        case PIXEL_TYPE_OBJECT: {
+            int obj = v->type == PIXEL_TYPE_OBJECT;
+            if (pixel__buf_putc(b, obj ? '{' : '[') < 0) {
+                return -1;
+            }
+            for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+                if (m != v->u.list.head && pixel__buf_putc(b, ',') < 0) {
+                    return -1;
+                }
+                if (obj && (pixel__json_escape(b, m->key, m->klen) < 0 ||
+                            pixel__buf_putc(b, ':') < 0)) {
+                    return -1;
+                }
+                if (pixel__json_dump(b, m) < 0) {
+                    return -1;
+                }
+            }
+            if (pixel__buf_putc(b, obj ? '}' : ']') < 0) {
+                return -1;
+            }
+            b->data[b->len] = '\0';
+            return 0;
+        }
+        default:
+            return -1;
+    }
+}
+
+const char *pixel_value_dump(pixel_ctx *ctx, const pixel_value *v, size_t *len)
+{
+    ctx->out.len = 0;
+    if (!v || pixel__json_dump(&ctx->out, v) < 0 || pixel__buf_reserve(&ctx->out, 1) < 0) {
+        if (len) {
+            *len = 0;
+        }
+        return NULL;
+    }
+    ctx->out.data[ctx->out.len] = '\0';
+    if (len) {
+        *len = ctx->out.len;
+    }
+    return ctx->out.data;
+}

@@ -1,0 +1,644 @@
+/*
+ * The map stage: a declarative list of target fields, each filled from a
+ * source (query parameter, log field, syslog field or constant) through a
+ * typed conversion.  Everything by name is resolved at load: at run time a
+ * field is a slot index, a conversion and a parent-object index.
+ *
+ * Mapping collects every problem of a line before giving up, so that one
+ * quarantine record tells the whole story.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+/* ---- loading ----------------------------------------------------------- */
+
+int pixel__source_parse(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, const char *name,
+                        pixel_src_kind *src, int *index)
+{
+    if (strncmp(name, "query.", 6) == 0 && name[6]) {
+        *src = SRC_QUERY;
+        *index = pixel__slot_for_param(p, name + 6);
+        return *index < 0 ? PIXEL_ENOMEM : 0;
+    }
+    if (strncmp(name, "log.", 4) == 0 && name[4]) {
+        *src = SRC_LOG;
+        /* Only fields the log format produces (or derives from the request). */
+        int slot = pixel__field_slot(p, name + 4, 0);
+        int derived = slot == PIXEL_F_METHOD || slot == PIXEL_F_TARGET || slot == PIXEL_F_PATH ||
+                      slot == PIXEL_F_QUERY || slot == PIXEL_F_PROTOCOL;
+        int in_format = 0;
+        for (size_t i = 0; slot >= 0 && i < p->logfmt.nfields; i++) {
+            in_format |= p->logfmt.field[i] == slot;
+        }
+        if (p->logfmt.kind == LOGFMT_JSON) {
+            slot = slot >= 0 ? slot : pixel__field_slot(p, name + 4, 1);
+            in_format = slot >= 0;
+        }
+        if (slot < 0 || !(in_format || derived)) {
+            return pixel__cfg_fail(c, at, "log field '%s' is not produced by the input format",
+                                   name + 4);
+        }
+        *index = slot;
+        return 0;
+    }
+    if (strncmp(name, "syslog.", 7) == 0) {
+        int idx = pixel__syslog_index(name + 7);
+        if (idx < 0) {
+            return pixel__cfg_fail(c, at,
+                                   "unknown syslog field '%s' (expected pri, facility, severity, "
+                                   "timestamp, hostname, tag, procid, msgid or message)",
+                                   name + 7);
+        }
+        if (p->framing == FRAMING_NONE) {
+            return pixel__cfg_fail(c, at, "'%s' needs syslog framing, but input.framing is none",
+                                   name);
+        }
+        *src = SRC_SYSLOG;
+        *index = idx;
+        return 0;
+    }
+    return pixel__cfg_fail(c, at,
+                           "unknown source '%s' (expected query.NAME, log.FIELD or syslog.FIELD)",
+                           name);
+}
+
+static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
+{
+    int parent = 0;
+    const char *s = path, *end = path + len;
+    while (s < end) {
+        const char *dot = memchr(s, '.', (size_t)(end - s));
+        const char *e = dot ? dot : end;
+        size_t n = (size_t)(e - s);
+        int found = -1;
+        for (size_t i = 1; i < p->nobjects; i++) {
+            if (p->objects[i].parent == parent && p->objects[i].keylen == n &&
+                memcmp(p->objects[i].key, s, n) == 0) {
+                found = (int)i;
+            }
+        }
+        if (found < 0) {
+            pixel_objnode *o = pixel__realloc(p->objects, (p->nobjects + 1) * sizeof(*o));
+            if (!o) {
+                return -1;
+            }
+            p->objects = o;
+            o[p->nobjects] = (pixel_objnode){parent, pixel__strndup(s, n), n};
+            if (!o[p->nobjects].key) {
+                return -1;
+            }
+            found = (int)p->nobjects++;
+        }
+        parent = found;
+        s = e + 1;
+    }
+    return parent;
+}
+
+static int type_index(const pixel_pipeline *p, const char *s, size_t n)
+{
+    for (size_t i = 0; i < p->ntypes; i++) {
+        if (strlen(p->types[i]) == n && memcmp(p->types[i], s, n) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int type_mask(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq, uint64_t *mask)
+{
+    if (pixel__cfg_expect(c, seq, YAML_SEQUENCE_NODE, "a list of event types") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if (p->ntypes == 0) {
+        return pixel__cfg_fail(c, seq, "per-type rules need event_type.values to be set");
+    }
+    *mask = 0;
+    PIXEL_CFG_ITEMS(c, seq, item)
+    {
+        yaml_node_t *n = pixel__cfg_node(c, *item);
+        const char *s = pixel__cfg_scalar(n);
+        int t = s ? type_index(p, s, strlen(s)) : -1;
+        if (t < 0) {
+            return pixel__cfg_fail(c, n, "'%s' is not one of event_type.values", s ? s : "?");
+        }
+        *mask |= 1ull << t;
+    }
+    return 0;
+}
+
+static int load_value_map(pixel_cfg *c, const yaml_node_t *n, pixel_field *f)
+{
+    if (pixel__cfg_expect(c, n, YAML_MAPPING_NODE, "a mapping of input value: output value") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    f->map_from = pixel__calloc(count, sizeof(char *));
+    f->map_to = pixel__calloc(count, sizeof(char *));
+    if (!f->map_from || !f->map_to) {
+        return PIXEL_ENOMEM;
+    }
+    PIXEL_CFG_PAIRS(c, n, pair)
+    {
+        const char *k = pixel__cfg_scalar(pixel__cfg_node(c, pair->key));
+        const char *v = pixel__cfg_scalar(pixel__cfg_node(c, pair->value));
+        if (!k || !v) {
+            return pixel__cfg_fail(c, pixel__cfg_node(c, pair->key), "map entries must be strings");
+        }
+        f->map_from[f->nmap] = pixel__strdup(k);
+        f->map_to[f->nmap] = pixel__strdup(v);
+        if (!f->map_from[f->nmap] || !f->map_to[f->nmap]) {
+            return PIXEL_ENOMEM;
+        }
+        f->nmap++;
+    }
+    return 0;
+}
+
+static int load_timestamp_opts(pixel_cfg *c, const yaml_node_t *spec, pixel_field *f)
+{
+    const char *fmt = NULL, *output = NULL;
+    if (pixel__cfg_string(c, spec, "format", &fmt) < 0 ||
+        pixel__cfg_string(c, spec, "output", &output) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    static const char *const names[] = {"auto", "epoch_s", "epoch_ms", "rfc3339", "clf", "syslog"};
+    f->tsfmt = TS_AUTO;
+    if (fmt && strchr(fmt, '%')) {
+        f->tsfmt = TS_STRPTIME;
+        f->strptime_fmt = pixel__strdup(fmt);
+        if (!f->strptime_fmt) {
+            return PIXEL_ENOMEM;
+        }
+    } else if (fmt) {
+        size_t i = 0;
+        while (i < PIXEL_ARRAY_LEN(names) && strcmp(names[i], fmt) != 0) {
+            i++;
+        }
+        if (i == PIXEL_ARRAY_LEN(names)) {
+            return pixel__cfg_fail(c, pixel__cfg_get(c, spec, "format"),
+                                   "unknown timestamp format '%s' (expected auto, epoch_s, "
+                                   "epoch_ms, rfc3339, clf, syslog, or a strptime format with %%)",
+                                   fmt);
+        }
+        f->tsfmt = (pixel_tsfmt)i;
+    }
+    if (output && strcmp(output, "rfc3339_ms") == 0) {
+        f->ts_output_ms = 1;
+    } else if (output && strcmp(output, "rfc3339") != 0) {
+        return pixel__cfg_fail(c, pixel__cfg_get(c, spec, "output"),
+                               "unknown output '%s' (expected rfc3339 or rfc3339_ms)", output);
+    }
+    return 0;
+}
+
+static int load_char(pixel_cfg *c, const yaml_node_t *spec, const char *key, char dflt, char *out)
+{
+    const char *s = NULL;
+    *out = dflt;
+    if (pixel__cfg_string(c, spec, key, &s) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if (s && strlen(s) != 1) {
+        return pixel__cfg_fail(c, pixel__cfg_get(c, spec, key), "'%s' must be one character", key);
+    }
+    if (s) {
+        *out = s[0];
+    }
+    return 0;
+}
+
+static int load_conv_opts(pixel_cfg *c, const yaml_node_t *spec, pixel_field *f)
+{
+    yaml_node_t *n;
+    f->expect_type = -1;
+    f->item_conv = CONV_STRING;
+    if (load_char(c, spec, "separator", ',', &f->separator) < 0 ||
+        load_char(c, spec, "kv_separator", ':', &f->kv_separator) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if ((n = pixel__cfg_get(c, spec, "items"))) {
+        if (pixel__conv_parse(c, n, &f->item_conv) < 0) {
+            return PIXEL_ECONFIG;
+        }
+        if (f->item_conv != CONV_STRING && f->item_conv != CONV_INTEGER &&
+            f->item_conv != CONV_NUMBER) {
+            return pixel__cfg_fail(c, n, "list items are string, integer or number");
+        }
+    }
+    if ((n = pixel__cfg_get(c, spec, "expect"))) {
+        static const char *const names[] = {"null", "boolean", "integer", "number",
+                                            "string", "array", "object"};
+        const char *s = pixel__cfg_scalar(n);
+        for (int i = 0; s && i < 7; i++) {
+            if (strcmp(s, names[i]) == 0) {
+                f->expect_type = i;
+            }
+        }
+        if (f->expect_type < 0) {
+            return pixel__cfg_fail(c, n, "expect must be a JSON type (object, array, ...)");
+        }
+    }
+    return f->conv == CONV_TIMESTAMP ? load_timestamp_opts(c, spec, f) : 0;
+}
+
+static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_node_t *kn,
+                      yaml_node_t *spec, pixel_field *f)
+{
+    static const char *const known[] = {"from", "const", "type", "format", "output", "separator",
+                                        "kv_separator", "items", "expect", "max_length",
+                                        "required", "types", "map", "default", NULL};
+    const char *from = NULL;
+    memset(f, 0, sizeof(*f));
+    f->target = pixel__strdup(target);
+    if (!f->target) {
+        return PIXEL_ENOMEM;
+    }
+    if (!target[0] || target[0] == '.' || target[strlen(target) - 1] == '.' ||
+        strstr(target, "..")) {
+        return pixel__cfg_fail(c, kn, "'%s' is not a valid field path (a.b.c)", target);
+    }
+    const char *dot = strrchr(target, '.');
+    f->leaf = pixel__strdup(dot ? dot + 1 : target);
+    if (!f->leaf) {
+        return PIXEL_ENOMEM;
+    }
+    f->leaflen = strlen(f->leaf);
+    f->parent = dot ? object_for_path(p, target, (size_t)(dot - target)) : 0;
+    if (f->parent < 0) {
+        return PIXEL_ENOMEM;
+    }
+    if (spec->type == YAML_SCALAR_NODE) {
+        from = pixel__cfg_scalar(spec); /* shorthand: `user.id: query.uid` */
+    } else if (spec->type == YAML_MAPPING_NODE) {
+        if (pixel__cfg_only_keys(c, spec, known) < 0 ||
+            pixel__cfg_string(c, spec, "from", &from) < 0) {
+            return PIXEL_ECONFIG;
+        }
+    } else {
+        return pixel__cfg_fail(c, spec, "field '%s': expected a source or a mapping", target);
+    }
+    yaml_node_t *n;
+    const char *cval = NULL;
+    if (spec->type == YAML_MAPPING_NODE && pixel__cfg_string(c, spec, "const", &cval) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if (!!from == !!cval) {
+        return pixel__cfg_fail(c, spec, "field '%s' needs exactly one of 'from' or 'const'",
+                               target);
+    }
+    if (cval) {
+        f->src = SRC_CONST;
+        f->const_value = pixel__strdup(cval);
+        f->source_name = pixel__strdup("const");
+    } else {
+        if (pixel__source_parse(p, c, spec->type == YAML_MAPPING_NODE ? pixel__cfg_get(c, spec, "from") : spec,
+                                from, &f->src, &f->index) < 0) {
+            return PIXEL_ECONFIG;
+        }
+        f->source_name = pixel__strdup(from);
+    }
+    if (!f->source_name || (cval && !f->const_value)) {
+        return PIXEL_ENOMEM;
+    }
+    if (spec->type != YAML_MAPPING_NODE) {
+        return 0;
+    }
+    if ((n = pixel__cfg_get(c, spec, "type")) && pixel__conv_parse(c, n, &f->conv) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    long long maxlen = 0;
+    if (load_conv_opts(c, spec, f) < 0 ||
+        pixel__cfg_int(c, spec, "max_length", 1, 1 << 30, &maxlen) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    f->max_length = (long)maxlen;
+    if ((n = pixel__cfg_get(c, spec, "required"))) {
+        if (n->type == YAML_SEQUENCE_NODE) {
+            if (type_mask(p, c, n, &f->required_types) < 0) {
+                return PIXEL_ECONFIG;
+            }
+            f->required = true;
+        } else {
+            if (pixel__cfg_bool(c, spec, "required", &f->required) < 0) {
+                return PIXEL_ECONFIG;
+            }
+            f->required_types = ~0ull;
+        }
+    }
+    if ((n = pixel__cfg_get(c, spec, "types")) && type_mask(p, c, n, &f->only_types) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if ((n = pixel__cfg_get(c, spec, "map")) && load_value_map(c, n, f) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    const char *dflt = NULL;
+    if (pixel__cfg_string(c, spec, "default", &dflt) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if (dflt && !(f->default_value = pixel__strdup(dflt))) {
+        return PIXEL_ENOMEM;
+    }
+    return 0;
+}
+
+static int load_event_type(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *et)
+{
+    static const char *const known[] = {"field", "values", NULL};
+    if (pixel__cfg_expect(c, et, YAML_MAPPING_NODE, "a mapping with 'field' and 'values'") < 0 ||
+        pixel__cfg_only_keys(c, et, known) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    yaml_node_t *vals = pixel__cfg_get(c, et, "values");
+    if (!vals) {
+        return pixel__cfg_fail(c, et, "event_type needs 'values': the list of event types");
+    }
+    if (pixel__cfg_expect(c, vals, YAML_SEQUENCE_NODE, "a list of event types") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    size_t count = (size_t)(vals->data.sequence.items.top - vals->data.sequence.items.start);
+    if (count == 0 || count > 64) {
+        return pixel__cfg_fail(c, vals, "event_type.values must list 1 to 64 types");
+    }
+    p->types = pixel__calloc(count, sizeof(char *));
+    if (!p->types) {
+        return PIXEL_ENOMEM;
+    }
+    PIXEL_CFG_ITEMS(c, vals, item)
+    {
+        const char *s = pixel__cfg_scalar(pixel__cfg_node(c, *item));
+        if (!s) {
+            return pixel__cfg_fail(c, pixel__cfg_node(c, *item), "event types are strings");
+        }
+        if (!(p->types[p->ntypes++] = pixel__strdup(s))) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
+{
+    p->type_field = -1;
+    p->objects = pixel__calloc(1, sizeof(pixel_objnode)); /* [0] = the root */
+    if (!p->objects) {
+        return PIXEL_ENOMEM;
+    }
+    p->nobjects = 1;
+    const char *type_target = NULL;
+    yaml_node_t *et = pixel__cfg_get(c, root, "event_type");
+    if (et) {
+        if (load_event_type(p, c, et) < 0 ||
+            pixel__cfg_string(c, et, "field", &type_target) < 0) {
+            return PIXEL_ECONFIG;
+        }
+        if (!type_target) {
+            return pixel__cfg_fail(c, et, "event_type needs 'field': the event field naming the type");
+        }
+    }
+    yaml_node_t *fields = pixel__cfg_get(c, root, "fields");
+    if (!fields) {
+        return pixel__cfg_fail(c, root, "the pipeline needs a 'fields' mapping (target: source)");
+    }
+    if (pixel__cfg_expect(c, fields, YAML_MAPPING_NODE, "a mapping of target field: source") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    size_t count = (size_t)(fields->data.mapping.pairs.top - fields->data.mapping.pairs.start);
+    p->fields = pixel__calloc(count ? count : 1, sizeof(pixel_field));
+    if (!p->fields) {
+        return PIXEL_ENOMEM;
+    }
+    PIXEL_CFG_PAIRS(c, fields, pair)
+    {
+        yaml_node_t *kn = pixel__cfg_node(c, pair->key);
+        const char *target = pixel__cfg_scalar(kn);
+        if (!target) {
+            return pixel__cfg_fail(c, kn, "field names are strings such as user.id");
+        }
+        for (size_t i = 0; i < p->nfields; i++) {
+            if (strcmp(p->fields[i].target, target) == 0) {
+                return pixel__cfg_fail(c, kn, "field '%s' is mapped twice", target);
+            }
+        }
+        int rc = load_field(p, c, target, kn, pixel__cfg_node(c, pair->value), &p->fields[p->nfields]);
+        p->nfields++;
+        if (rc < 0) {
+            return rc;
+        }
+        if (type_target && strcmp(type_target, target) == 0) {
+            p->type_field = (int)p->nfields - 1;
+        }
+    }
+    if (type_target && p->type_field < 0) {
+        return pixel__cfg_fail(c, et, "event_type.field '%s' is not one of the mapped fields",
+                               type_target);
+    }
+    if (p->type_field >= 0 && p->fields[p->type_field].conv != CONV_STRING) {
+        return pixel__cfg_fail(c, et, "the event type field must be a string");
+    }
+    for (size_t i = 0; i < p->nfields; i++) {
+        for (size_t j = 1; j < p->nobjects; j++) {
+            /* a field and an object of the same path would collide */
+            pixel_field *f = &p->fields[i];
+            if (p->objects[j].parent == f->parent && p->objects[j].keylen == f->leaflen &&
+                memcmp(p->objects[j].key, f->leaf, f->leaflen) == 0) {
+                return pixel__cfg_fail(c, fields, "'%s' is both a field and an object", f->target);
+            }
+        }
+    }
+    return 0;
+}
+
+void pixel__map_free(pixel_pipeline *p)
+{
+    for (size_t i = 0; i < p->nfields; i++) {
+        pixel_field *f = &p->fields[i];
+        pixel__free(f->target);
+        pixel__free(f->leaf);
+        pixel__free(f->source_name);
+        pixel__free(f->const_value);
+        pixel__free(f->strptime_fmt);
+        pixel__free(f->default_value);
+        for (size_t k = 0; k < f->nmap; k++) {
+            pixel__free(f->map_from[k]);
+            pixel__free(f->map_to[k]);
+        }
+        pixel__free(f->map_from);
+        pixel__free(f->map_to);
+    }
+    pixel__free(p->fields);
+    for (size_t i = 0; i < p->nobjects; i++) {
+        pixel__free(p->objects[i].key);
+    }
+    pixel__free(p->objects);
+    for (size_t i = 0; i < p->ntypes; i++) {
+        pixel__free(p->types[i]);
+    }
+    pixel__free(p->types);
+}
+
+/* ---- running --------------------------------------------------------------- */
+
+pixel_span pixel__source_value(const pixel_pipeline *p, pixel_ctx *ctx, pixel_src_kind src,
+                               int index)
+{
+    pixel_record *r = &ctx->rec;
+    switch (src) {
+        case SRC_QUERY:
+            if (r->slots && index < (int)r->nslots && r->slots[index].first >= 0) {
+                return r->params[r->slots[index].first].value;
+            }
+            return (pixel_span){NULL, 0};
+        case SRC_LOG:
+            return r->fields[index];
+        case SRC_SYSLOG:
+            return r->syslog[index];
+        default:
+            PIXEL_UNUSED(p);
+            return (pixel_span){NULL, 0};
+    }
+}
+
+static pixel_span field_input(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f)
+{
+    pixel_span in = f->src == SRC_CONST ? (pixel_span){f->const_value, strlen(f->const_value)}
+                                        : pixel__source_value(p, ctx, f->src, f->index);
+    if (!in.p && f->default_value) {
+        in = (pixel_span){f->default_value, strlen(f->default_value)};
+    }
+    for (size_t k = 0; in.p && k < f->nmap; k++) {
+        if (strlen(f->map_from[k]) == in.n && memcmp(f->map_from[k], in.p, in.n) == 0) {
+            in = (pixel_span){f->map_to[k], strlen(f->map_to[k])};
+            break;
+        }
+    }
+    return in;
+}
+
+static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                         pixel_span in, pixel_value **out)
+{
+    if ((f->src == SRC_LOG || f->src == SRC_SYSLOG) && pixel__utf8_check(in.p, in.n) != in.n) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "invalid_utf8", f->source_name,
+                                 "field \"%s\" (%s): the log bytes are not UTF-8", f->target,
+                                 f->source_name) < 0
+                   ? PIXEL_ENOMEM
+                   : 1;
+    }
+    if (f->src != SRC_QUERY || p->repeat != REPEAT_LIST) {
+        return pixel__convert(p, ctx, f, in, out);
+    }
+    const pixel_slot *sl = &ctx->rec.slots[f->index];
+    if (sl->count <= 1) {
+        return pixel__convert(p, ctx, f, in, out);
+    }
+    /* repeated_keys: list -> an array of every occurrence, in order */
+    pixel_value *arr = pixel__value_new(&ctx->arena, PIXEL_TYPE_ARRAY);
+    if (!arr) {
+        return PIXEL_ENOMEM;
+    }
+    for (int32_t k = sl->first; k >= 0; k = ctx->rec.params[k].next_same) {
+        pixel_value *v = NULL;
+        int rc = pixel__convert(p, ctx, f, ctx->rec.params[k].value, &v);
+        if (rc != 0) {
+            return rc;
+        }
+        pixel__object_add(arr, NULL, 0, v);
+    }
+    *out = arr;
+    return 0;
+}
+
+static pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i)
+{
+    if (objs[i]) {
+        return objs[i];
+    }
+    pixel_value *parent = object_at(ctx, p, objs, p->objects[i].parent);
+    pixel_value *o = parent ? pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT) : NULL;
+    if (o) {
+        pixel__object_add(parent, p->objects[i].key, p->objects[i].keylen, o);
+    }
+    return objs[i] = o;
+}
+
+/* Decide the event type first: the per-type rules of every other field depend on it. */
+static int event_type(const pixel_pipeline *p, pixel_ctx *ctx, int *type)
+{
+    const pixel_field *f = &p->fields[p->type_field];
+    pixel_span in = field_input(p, ctx, f);
+    if (!in.p) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_event_type", f->source_name,
+                                 "the event type (%s) is missing", f->source_name) < 0
+                   ? PIXEL_ENOMEM
+                   : 1;
+    }
+    *type = type_index(p, in.p, in.n);
+    if (*type < 0) {
+        int shown = in.n > 64 ? 64 : (int)in.n;
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "unknown_event_type", f->source_name,
+                                 "\"%.*s\" is not a known event type (%s)", shown, in.p,
+                                 f->source_name) < 0
+                   ? PIXEL_ENOMEM
+                   : 1;
+    }
+    ctx->event_type = p->types[*type];
+    ctx->event_type_len = strlen(p->types[*type]);
+    return 0;
+}
+
+int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx);
+int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
+{
+    pixel_value **objs = pixel__arena_alloc(&ctx->arena, p->nobjects * sizeof(pixel_value *));
+    if (!objs) {
+        return PIXEL_ENOMEM;
+    }
+    memset(objs, 0, p->nobjects * sizeof(pixel_value *));
+    objs[0] = ctx->event = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
+    if (!ctx->event) {
+        return PIXEL_ENOMEM;
+    }
+    int type = -1;
+    if (p->type_field >= 0) {
+        int rc = event_type(p, ctx, &type);
+        if (rc != 0) {
+            return rc < 0 ? rc : 0; /* nothing else can be judged without a type */
+        }
+    }
+    uint64_t tbit = type >= 0 ? 1ull << type : ~0ull;
+    for (size_t i = 0; i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        if (f->only_types && !(f->only_types & tbit)) {
+            continue;
+        }
+        pixel_span in = field_input(p, ctx, f);
+        if (!in.p) {
+            if (f->required && (f->required_types & tbit)) {
+                if (pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_required", f->source_name,
+                                      "required field \"%s\" (%s) is missing", f->target,
+                                      f->source_name) < 0) {
+                    return PIXEL_ENOMEM;
+                }
+            }
+            continue;
+        }
+        pixel_value *v = NULL;
+        int rc = convert_field(p, ctx, f, in, &v);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc > 0) {
+            continue; /* reason recorded; keep collecting */
+        }
+        pixel_value *parent = object_at(ctx, p, objs, f->parent);
+        if (!parent) {
+            return PIXEL_ENOMEM;
+        }
+        pixel__object_add(parent, f->leaf, f->leaflen, v);
+    }
+    return 0;
+}

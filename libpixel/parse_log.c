@@ -1,0 +1,600 @@
+/*
+ * Access-log records.
+ *
+ * A text format (nginx `log_format`, Apache `LogFormat`, or the built-in
+ * combined/common) compiles to literals and fields: lit0 f0 lit1 f1 ... litN.
+ * A field runs up to the next occurrence of the literal that follows it.
+ * That is exact for what web servers write, because they escape the
+ * characters that delimit fields (nginx writes `"` as \x22).  The input
+ * running out before the format is complete is a truncated line.
+ *
+ * nginx JSON logs (`escape=json`) parse as a JSON object whose member names
+ * are nginx variable names (or names configured in `json_fields`).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pipeline.h"
+
+static const char *const standard_names[PIXEL_F_STANDARD_COUNT] = {
+    "client", "ident",    "user",   "time",  "request", "method",     "target", "path",
+    "query",  "protocol", "status", "bytes", "referer", "user_agent", "host",   "request_time",
+};
+
+/* nginx variables (and Apache %-directives) that mean a standard field. */
+static const struct {
+    const char *var;
+    int field;
+} nginx_vars[] = {
+    {"remote_addr", PIXEL_F_CLIENT},
+    {"remote_user", PIXEL_F_USER},
+    {"time_local", PIXEL_F_TIME},
+    {"time_iso8601", PIXEL_F_TIME},
+    {"msec", PIXEL_F_TIME},
+    {"request", PIXEL_F_REQUEST},
+    {"request_method", PIXEL_F_METHOD},
+    {"request_uri", PIXEL_F_TARGET},
+    {"uri", PIXEL_F_PATH},
+    {"document_uri", PIXEL_F_PATH},
+    {"args", PIXEL_F_QUERY},
+    {"query_string", PIXEL_F_QUERY},
+    {"server_protocol", PIXEL_F_PROTOCOL},
+    {"status", PIXEL_F_STATUS},
+    {"body_bytes_sent", PIXEL_F_BYTES},
+    {"http_referer", PIXEL_F_REFERER},
+    {"http_user_agent", PIXEL_F_USER_AGENT},
+    {"host", PIXEL_F_HOST},
+    {"http_host", PIXEL_F_HOST},
+    {"request_time", PIXEL_F_REQUEST_TIME},
+};
+
+int pixel__field_slot(pixel_pipeline *p, const char *name, int create)
+{
+    for (int i = 0; i < PIXEL_F_STANDARD_COUNT; i++) {
+        if (strcmp(standard_names[i], name) == 0) {
+            return i;
+        }
+    }
+    for (size_t i = 0; i < p->ncustom; i++) {
+        if (strcmp(p->custom_fields[i], name) == 0) {
+            return PIXEL_F_STANDARD_COUNT + (int)i;
+        }
+    }
+    if (!create || PIXEL_F_STANDARD_COUNT + p->ncustom >= PIXEL_MAX_FIELDS) {
+        return -1;
+    }
+    char **grown = pixel__realloc(p->custom_fields, (p->ncustom + 1) * sizeof(char *));
+    if (!grown) {
+        return -1;
+    }
+    p->custom_fields = grown;
+    grown[p->ncustom] = pixel__strdup(name);
+    if (!grown[p->ncustom]) {
+        return -1;
+    }
+    return PIXEL_F_STANDARD_COUNT + (int)p->ncustom++;
+}
+
+const char *pixel__field_name(const pixel_pipeline *p, int slot)
+{
+    if (slot >= 0 && slot < PIXEL_F_STANDARD_COUNT) {
+        return standard_names[slot];
+    }
+    size_t i = (size_t)(slot - PIXEL_F_STANDARD_COUNT);
+    return i < p->ncustom ? p->custom_fields[i] : "?";
+}
+
+/* The field slot for an nginx variable or a header name (lower case). */
+static int var_slot(pixel_pipeline *p, const char *var)
+{
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(nginx_vars); i++) {
+        if (strcmp(nginx_vars[i].var, var) == 0) {
+            return nginx_vars[i].field;
+        }
+    }
+    if (strncmp(var, "http_", 5) == 0) {
+        char name[128];
+        snprintf(name, sizeof(name), "header.%s", var + 5);
+        for (char *c = name; *c; c++) {
+            *c = *c == '_' ? '-' : (char)tolower((unsigned char)*c);
+        }
+        return pixel__field_slot(p, name, 1);
+    }
+    return pixel__field_slot(p, var, 1);
+}
+
+static int header_slot(pixel_pipeline *p, const char *header)
+{
+    if (strcasecmp(header, "Referer") == 0) {
+        return PIXEL_F_REFERER;
+    }
+    if (strcasecmp(header, "User-Agent") == 0) {
+        return PIXEL_F_USER_AGENT;
+    }
+    if (strcasecmp(header, "Host") == 0) {
+        return PIXEL_F_HOST;
+    }
+    char name[128];
+    snprintf(name, sizeof(name), "header.%s", header);
+    for (char *c = name; *c; c++) {
+        *c = (char)tolower((unsigned char)*c);
+    }
+    return pixel__field_slot(p, name, 1);
+}
+
+/* ---- compiling a format -------------------------------------------------- */
+
+typedef struct fmt_builder {
+    pixel_logfmt *f;
+    pixel_buf lit; /* the literal being collected */
+} fmt_builder;
+
+static int push_field(fmt_builder *b, int slot)
+{
+    pixel_logfmt *f = b->f;
+    int *fields = pixel__realloc(f->field, (f->nfields + 1) * sizeof(int));
+    char **lits = pixel__realloc(f->lit, (f->nfields + 2) * sizeof(char *));
+    size_t *lens = pixel__realloc(f->litlen, (f->nfields + 2) * sizeof(size_t));
+    if (fields) {
+        f->field = fields;
+    }
+    if (lits) {
+        f->lit = lits;
+    }
+    if (lens) {
+        f->litlen = lens;
+    }
+    if (!fields || !lits || !lens) {
+        return -1;
+    }
+    /* Close the literal that precedes this field. */
+    f->lit[f->nfields] = pixel__strndup(b->lit.data ? b->lit.data : "", b->lit.len);
+    f->litlen[f->nfields] = b->lit.len;
+    f->lit[f->nfields + 1] = NULL;
+    b->lit.len = 0;
+    if (!f->lit[f->nfields]) {
+        return -1;
+    }
+    f->field[f->nfields++] = slot;
+    return 0;
+}
+
+static int finish(fmt_builder *b, pixel_cfg *c, const yaml_node_t *at)
+{
+    pixel_logfmt *f = b->f;
+    if (f->nfields == 0) {
+        pixel__buf_free(&b->lit);
+        return pixel__cfg_fail(c, at, "the log format has no fields");
+    }
+    f->lit[f->nfields] = pixel__strndup(b->lit.data ? b->lit.data : "", b->lit.len);
+    f->litlen[f->nfields] = b->lit.len;
+    pixel__buf_free(&b->lit);
+    if (!f->lit[f->nfields]) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 1; i < f->nfields; i++) {
+        if (f->litlen[i] == 0) {
+            return pixel__cfg_fail(c, at,
+                                   "fields '%s' and '%s' touch: a literal separator is needed "
+                                   "between two fields",
+                                   standard_names[0] && f->field[i - 1] < PIXEL_F_STANDARD_COUNT
+                                       ? standard_names[f->field[i - 1]]
+                                       : "?",
+                                   f->field[i] < PIXEL_F_STANDARD_COUNT
+                                       ? standard_names[f->field[i]]
+                                       : "?");
+        }
+    }
+    return 0;
+}
+
+static int compile_nginx(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, const char *s,
+                         fmt_builder *b)
+{
+    while (*s) {
+        if (*s != '$') {
+            if (pixel__buf_append(&b->lit, s++, 1) < 0) {
+                return PIXEL_ENOMEM;
+            }
+            continue;
+        }
+        s++;
+        int braced = *s == '{';
+        s += braced;
+        char var[96];
+        size_t n = 0;
+        while ((isalnum((unsigned char)*s) || *s == '_') && n < sizeof(var) - 1) {
+            var[n++] = *s++;
+        }
+        var[n] = '\0';
+        if (n == 0 || (braced && *s++ != '}')) {
+            return pixel__cfg_fail(c, at, "malformed variable in nginx log_format near '$%s'", var);
+        }
+        int slot = var_slot(p, var);
+        if (slot < 0) {
+            return pixel__cfg_fail(c, at, "too many distinct fields in the log format");
+        }
+        if (push_field(b, slot) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int apache_directive(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, char d,
+                            const char *arg, fmt_builder *b)
+{
+    int slot;
+    switch (d) {
+        case 'h':
+        case 'a':
+            slot = PIXEL_F_CLIENT;
+            break;
+        case 'l':
+            slot = PIXEL_F_IDENT;
+            break;
+        case 'u':
+            slot = PIXEL_F_USER;
+            break;
+        case 't':
+            /* %t is "[10/Oct/2000:13:55:36 -0700]": the brackets are literal. */
+            if (pixel__buf_append(&b->lit, "[", 1) < 0 || push_field(b, PIXEL_F_TIME) < 0 ||
+                pixel__buf_append(&b->lit, "]", 1) < 0) {
+                return PIXEL_ENOMEM;
+            }
+            return 0;
+        case 'r':
+            slot = PIXEL_F_REQUEST;
+            break;
+        case 's':
+            slot = PIXEL_F_STATUS;
+            break;
+        case 'b':
+        case 'B':
+            slot = PIXEL_F_BYTES;
+            break;
+        case 'm':
+            slot = PIXEL_F_METHOD;
+            break;
+        case 'U':
+            slot = PIXEL_F_PATH;
+            break;
+        case 'q':
+            slot = pixel__field_slot(p, "query_with_mark", 1);
+            break;
+        case 'H':
+            slot = PIXEL_F_PROTOCOL;
+            break;
+        case 'v':
+        case 'V':
+            slot = PIXEL_F_HOST;
+            break;
+        case 'T':
+            slot = PIXEL_F_REQUEST_TIME;
+            break;
+        case 'D':
+            slot = pixel__field_slot(p, "request_time_us", 1);
+            break;
+        case 'i':
+            if (!arg) {
+                return pixel__cfg_fail(c, at, "%%i needs a header name: %%{Name}i");
+            }
+            slot = header_slot(p, arg);
+            break;
+        default:
+            return pixel__cfg_fail(c, at, "unsupported Apache LogFormat directive '%%%c'", d);
+    }
+    if (slot < 0) {
+        return pixel__cfg_fail(c, at, "too many distinct fields in the log format");
+    }
+    return push_field(b, slot) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+static int compile_apache(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, const char *s,
+                          fmt_builder *b)
+{
+    while (*s) {
+        if (*s == '\\' && (s[1] == '"' || s[1] == '\\')) {
+            s++;
+        } else if (*s == '%') {
+            s++;
+            if (*s == '%') {
+                if (pixel__buf_append(&b->lit, "%", 1) < 0) {
+                    return PIXEL_ENOMEM;
+                }
+                s++;
+                continue;
+            }
+            char arg[96];
+            const char *argp = NULL;
+            while (*s == '>' || *s == '<' || *s == '!' || isdigit((unsigned char)*s) || *s == ',') {
+                s++; /* modifiers: %>s, %400,501{..}i */
+            }
+            if (*s == '{') {
+                const char *close = strchr(s, '}');
+                if (!close || (size_t)(close - s - 1) >= sizeof(arg)) {
+                    return pixel__cfg_fail(c, at, "unterminated %%{...} in Apache LogFormat");
+                }
+                memcpy(arg, s + 1, (size_t)(close - s - 1));
+                arg[close - s - 1] = '\0';
+                argp = arg;
+                s = close + 1;
+            }
+            if (!*s) {
+                return pixel__cfg_fail(c, at, "Apache LogFormat ends inside a directive");
+            }
+            int rc = apache_directive(p, c, at, *s++, argp, b);
+            if (rc < 0) {
+                return rc;
+            }
+            continue;
+        }
+        if (pixel__buf_append(&b->lit, s++, 1) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+#define COMBINED                                                                                   \
+    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "             \
+    "\"$http_referer\" \"$http_user_agent\""
+#define COMMON "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent"
+
+int pixel__logfmt_compile(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, const char *name,
+                          const char *spec, int apache)
+{
+    pixel_logfmt *f = &p->logfmt;
+    memset(f, 0, sizeof(*f));
+    if (name && strcmp(name, "nginx_json") == 0) {
+        f->kind = LOGFMT_JSON;
+        return 0;
+    }
+    f->kind = LOGFMT_TEXT;
+    if (name && strcmp(name, "combined") == 0) {
+        spec = COMBINED, apache = 0;
+    } else if (name && strcmp(name, "common") == 0) {
+        spec = COMMON, apache = 0;
+    } else if (!spec) {
+        return pixel__cfg_fail(c, at,
+                               "unknown log format '%s' (expected combined, common, nginx_json, "
+                               "or a mapping {nginx: '...'} / {apache: '...'})",
+                               name ? name : "");
+    }
+    fmt_builder b = {f, {0}};
+    int rc = apache ? compile_apache(p, c, at, spec, &b) : compile_nginx(p, c, at, spec, &b);
+    if (rc < 0) {
+        pixel__buf_free(&b.lit);
+        return rc;
+    }
+    return finish(&b, c, at);
+}
+
+void pixel__logfmt_free(pixel_logfmt *f)
+{
+    if (f->lit) {
+        for (size_t i = 0; i <= f->nfields; i++) {
+            pixel__free(f->lit[i]);
+        }
+    }
+    pixel__free(f->lit);
+    pixel__free(f->litlen);
+    pixel__free(f->field);
+    memset(f, 0, sizeof(*f));
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+static const char *find_lit(const char *p, const char *end, const char *lit, size_t n)
+{
+    if (n == 1) {
+        return memchr(p, lit[0], (size_t)(end - p));
+    }
+    while (p + n <= end) {
+        const char *q = memchr(p, lit[0], (size_t)(end - p - (ptrdiff_t)n + 1));
+        if (!q) {
+            return NULL;
+        }
+        if (memcmp(q + 1, lit + 1, n - 1) == 0) {
+            return q;
+        }
+        p = q + 1;
+    }
+    return NULL;
+}
+
+static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
+{
+    const pixel_logfmt *f = &p->logfmt;
+    pixel_record *r = &ctx->rec;
+    const char *s = msg.p, *end = msg.p + msg.n;
+    if ((size_t)(end - s) < f->litlen[0] || memcmp(s, f->lit[0], f->litlen[0]) != 0) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "malformed_log_record", "log",
+                                 "the record does not start with \"%s\" as the log format says",
+                                 f->lit[0]);
+    }
+    s += f->litlen[0];
+    for (size_t i = 0; i < f->nfields; i++) {
+        const char *lit = f->lit[i + 1];
+        size_t litlen = f->litlen[i + 1];
+        const char *stop;
+        if (i + 1 == f->nfields) {
+            /* The last literal must end the record. */
+            if ((size_t)(end - s) < litlen || memcmp(end - litlen, lit, litlen) != 0) {
+                stop = NULL;
+            } else {
+                stop = end - litlen;
+            }
+        } else {
+            stop = find_lit(s, end, lit, litlen);
+        }
+        if (!stop) {
+            return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "truncated_line",
+                                     pixel__field_name(p, f->field[i]),
+                                     "the line ends inside field '%s': \"%s\" expected after it",
+                                     pixel__field_name(p, f->field[i]), lit);
+        }
+        r->fields[f->field[i]] = (pixel_span){s, (size_t)(stop - s)};
+        s = stop + litlen;
+    }
+    return 0;
+}
+
+static int parse_json(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
+{
+    pixel_error jerr;
+    pixel_error_clear(&jerr);
+    pixel_value *obj = pixel__json_parse(&ctx->arena, msg.p, msg.n, &jerr);
+    if (!obj) {
+        if (jerr.code == PIXEL_ENOMEM) {
+            return PIXEL_ENOMEM;
+        }
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE,
+                                 strstr(jerr.text, "unterminated") || strstr(jerr.text, "expected")
+                                     ? "truncated_line"
+                                     : "malformed_log_record",
+                                 "log", "the JSON log record is not valid: %s", jerr.text);
+    }
+    if (obj->type != PIXEL_TYPE_OBJECT) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "malformed_log_record", "log",
+                                 "the JSON log record is not an object");
+    }
+    for (const pixel_value *m = obj->u.list.head; m; m = m->next) {
+        char key[96];
+        if (m->klen >= sizeof(key)) {
+            continue;
+        }
+        memcpy(key, m->key, m->klen);
+        key[m->klen] = '\0';
+        /* The pipeline is const here: only look names up, never add. */
+        int slot = -1;
+        for (size_t i = 0; i < PIXEL_ARRAY_LEN(nginx_vars) && slot < 0; i++) {
+            if (strcmp(nginx_vars[i].var, key) == 0) {
+                slot = nginx_vars[i].field;
+            }
+        }
+        if (slot < 0) {
+            slot = pixel__field_slot((pixel_pipeline *)p, key, 0);
+        }
+        if (slot < 0) {
+            continue;
+        }
+        if (m->type == PIXEL_TYPE_STRING) {
+            ctx->rec.fields[slot] = (pixel_span){m->u.str.s, m->u.str.len};
+        } else if (m->type == PIXEL_TYPE_NUMBER && (m->flags & PIXEL_VALUE_RAW)) {
+            ctx->rec.fields[slot] = (pixel_span){m->u.num.raw, m->u.num.rawlen};
+        } else if (m->type == PIXEL_TYPE_INT) {
+            char *t = pixel__arena_printf(&ctx->arena, "%lld", (long long)m->u.i);
+            if (!t) {
+                return PIXEL_ENOMEM;
+            }
+            ctx->rec.fields[slot] = (pixel_span){t, strlen(t)};
+        }
+    }
+    return 0;
+}
+
+/* "GET /px.gif?a=b HTTP/1.1" -> method, target, path, query, protocol. */
+static int split_request(pixel_record *r)
+{
+    pixel_span req = r->fields[PIXEL_F_REQUEST];
+    if (req.p) {
+        const char *s = req.p, *end = req.p + req.n;
+        const char *sp1 = memchr(s, ' ', req.n);
+        if (!sp1) {
+            return -1;
+        }
+        const char *t = sp1 + 1;
+        const char *sp2 = memchr(t, ' ', (size_t)(end - t));
+        const char *t_end = sp2 ? sp2 : end; /* HTTP/0.9 has no protocol */
+        if (sp1 == s || t_end == t) {
+            return -1;
+        }
+        r->fields[PIXEL_F_METHOD] = (pixel_span){s, (size_t)(sp1 - s)};
+        r->fields[PIXEL_F_TARGET] = (pixel_span){t, (size_t)(t_end - t)};
+        if (sp2) {
+            r->fields[PIXEL_F_PROTOCOL] = (pixel_span){sp2 + 1, (size_t)(end - sp2 - 1)};
+        }
+    }
+    pixel_span tgt = r->fields[PIXEL_F_TARGET];
+    if (tgt.p && !r->fields[PIXEL_F_PATH].p) {
+        const char *q = memchr(tgt.p, '?', tgt.n);
+        const char *end = tgt.p + tgt.n;
+        const char *hash = memchr(tgt.p, '#', tgt.n);
+        if (hash) {
+            end = hash;
+        }
+        if (q && q < end) {
+            r->fields[PIXEL_F_PATH] = (pixel_span){tgt.p, (size_t)(q - tgt.p)};
+            r->fields[PIXEL_F_QUERY] = (pixel_span){q + 1, (size_t)(end - q - 1)};
+        } else {
+            r->fields[PIXEL_F_PATH] = (pixel_span){tgt.p, (size_t)(end - tgt.p)};
+        }
+    }
+    return 0;
+}
+
+static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
+{
+    pixel_span path = r->fields[PIXEL_F_PATH];
+    pixel_span method = r->fields[PIXEL_F_METHOD];
+    if (!path.p) {
+        return 0;
+    }
+    if (p->nmethods && method.p) {
+        size_t i = 0;
+        while (i < p->nmethods &&
+               !(strlen(p->methods[i]) == method.n && memcmp(p->methods[i], method.p, method.n) == 0)) {
+            i++;
+        }
+        if (i == p->nmethods) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < p->npixel_paths; i++) {
+        if (p->pixel_path_len[i] == path.n && memcmp(p->pixel_paths[i], path.p, path.n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Parse the record in msg.  On return the outcome is PENDING (a pixel hit to
+ * map), SKIPPED (some other request) or QUARANTINED.
+ */
+int pixel__parse_log(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
+{
+    int rc = p->logfmt.kind == LOGFMT_JSON ? parse_json(p, ctx, msg) : parse_text(p, ctx, msg);
+    pixel_record *r = &ctx->rec;
+    if (rc < 0) {
+        return rc;
+    }
+    if (ctx->outcome == PIXEL_OUTCOME_QUARANTINED) {
+        /* A damaged line that is visibly not a pixel hit is skipped, not quarantined:
+         * only the request line tells, so it must be complete. */
+        pixel_span req = r->fields[PIXEL_F_REQUEST];
+        if (req.p && split_request(r) == 0 && !is_pixel_request(p, r)) {
+            ctx->nreasons = 0;
+            ctx->outcome = PIXEL_OUTCOME_SKIPPED;
+        }
+        return 0;
+    }
+    pixel_span req = r->fields[PIXEL_F_REQUEST];
+    if (req.p && req.n == 1 && req.p[0] == '-') {
+        ctx->outcome = PIXEL_OUTCOME_SKIPPED; /* nginx's "-": no request was sent */
+        return 0;
+    }
+    if (split_request(r) < 0) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "bad_request_line", "log.request",
+                                 "the request line is not \"METHOD TARGET PROTOCOL\"");
+    }
+    if (!is_pixel_request(p, r)) {
+        ctx->outcome = PIXEL_OUTCOME_SKIPPED;
+        return 0;
+    }
+    pixel_span q = r->fields[PIXEL_F_QUERY];
+    return pixel__parse_query(p, ctx, q.p ? q : (pixel_span){"", 0});
+}

@@ -1,0 +1,227 @@
+/*
+ * Syslog framing: RFC 3164 (BSD) and RFC 5424.  Everything is a view into
+ * the line.  The 3164 parser accepts what relays really send: an optional
+ * <PRI>, either the BSD timestamp ("Nov  6 05:24:46") or an RFC 3339 one
+ * (rsyslog's high-precision templates), HOSTNAME, and a TAG that ends with
+ * ':' (optionally "tag[pid]:").
+ */
+#include <string.h>
+
+#include "pipeline.h"
+
+static const char *const syslog_names[PIXEL_S_COUNT] = {
+    "pri", "facility", "severity", "timestamp", "hostname", "tag", "procid", "msgid", "message",
+};
+
+int pixel__syslog_index(const char *name)
+{
+    for (int i = 0; i < PIXEL_S_COUNT; i++) {
+        if (strcmp(syslog_names[i], name) == 0) {
+            return i;
+        }
+    }
+    if (strcmp(name, "app") == 0 || strcmp(name, "appname") == 0) {
+        return PIXEL_S_TAG;
+    }
+    return -1;
+}
+
+const char *pixel__syslog_name(int idx)
+{
+    return idx >= 0 && idx < PIXEL_S_COUNT ? syslog_names[idx] : "?";
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* <PRI>: sets pri/facility/severity; returns bytes consumed, 0 if absent, -1 if bad. */
+static int parse_pri(pixel_record *r, const char *s, size_t n)
+{
+    if (n == 0 || s[0] != '<') {
+        return 0;
+    }
+    size_t i = 1;
+    unsigned v = 0;
+    while (i < n && i <= 4 && is_digit(s[i])) {
+        v = v * 10 + (unsigned)(s[i] - '0');
+        i++;
+    }
+    if (i == 1 || i >= n || s[i] != '>' || v > 191) {
+        return -1;
+    }
+    r->syslog[PIXEL_S_PRI] = (pixel_span){s + 1, i - 1};
+    unsigned fac = v / 8, sev = v % 8;
+    size_t k = 0;
+    if (fac >= 10) {
+        r->facility_text[k++] = (char)('0' + fac / 10);
+    }
+    r->facility_text[k++] = (char)('0' + fac % 10);
+    r->syslog[PIXEL_S_FACILITY] = (pixel_span){r->facility_text, k};
+    r->severity_text[0] = (char)('0' + sev);
+    r->syslog[PIXEL_S_SEVERITY] = (pixel_span){r->severity_text, 1};
+    return (int)i + 1;
+}
+
+static const char *next_space(const char *p, const char *end)
+{
+    const char *q = memchr(p, ' ', (size_t)(end - p));
+    return q ? q : end;
+}
+
+static int bsd_timestamp(const char *p, const char *end)
+{
+    /* "Mmm dd hh:mm:ss" */
+    return end - p >= 15 && p[3] == ' ' && p[6] == ' ' && p[9] == ':' && p[12] == ':' &&
+           (is_digit(p[4]) || p[4] == ' ') && is_digit(p[5]);
+}
+
+static int parse_3164(pixel_record *r, const char *p, const char *end, pixel_span *msg)
+{
+    const char *ts_end;
+    if (bsd_timestamp(p, end)) {
+        ts_end = p + 15;
+    } else if (end - p >= 10 && is_digit(p[0]) && p[4] == '-') {
+        ts_end = next_space(p, end); /* RFC 3339 */
+    } else {
+        return -1;
+    }
+    r->syslog[PIXEL_S_TIMESTAMP] = (pixel_span){p, (size_t)(ts_end - p)};
+    if (ts_end >= end || *ts_end != ' ') {
+        return -1;
+    }
+    p = ts_end + 1;
+    const char *h_end = next_space(p, end);
+    if (h_end == p || h_end >= end) {
+        return -1;
+    }
+    r->syslog[PIXEL_S_HOSTNAME] = (pixel_span){p, (size_t)(h_end - p)};
+    p = h_end + 1;
+    /* TAG: up to ':' (or '[' for a pid), at most 48 characters, no space. */
+    const char *t = p;
+    while (t < end && t - p <= 48 && *t != ':' && *t != '[' && *t != ' ') {
+        t++;
+    }
+    if (t >= end || t == p || (*t != ':' && *t != '[')) {
+        return -1;
+    }
+    r->syslog[PIXEL_S_TAG] = (pixel_span){p, (size_t)(t - p)};
+    if (*t == '[') {
+        const char *close = memchr(t, ']', (size_t)(end - t));
+        if (!close || close + 1 >= end || close[1] != ':') {
+            return -1;
+        }
+        r->syslog[PIXEL_S_PROCID] = (pixel_span){t + 1, (size_t)(close - t - 1)};
+        t = close + 1;
+    }
+    t++; /* ':' */
+    if (t < end && *t == ' ') {
+        t++;
+    }
+    *msg = (pixel_span){t, (size_t)(end - t)};
+    return 0;
+}
+
+/* One RFC 5424 header field; "-" is NILVALUE (absent). */
+static const char *field_5424(const char *p, const char *end, pixel_span *out)
+{
+    const char *q = next_space(p, end);
+    if (q == p || q >= end) {
+        return NULL;
+    }
+    if (!(q - p == 1 && *p == '-')) {
+        *out = (pixel_span){p, (size_t)(q - p)};
+    }
+    return q + 1;
+}
+
+static const char *skip_sd(const char *p, const char *end)
+{
+    if (p < end && *p == '-') {
+        return p + 1;
+    }
+    while (p < end && *p == '[') {
+        int quoted = 0;
+        p++;
+        while (p < end) {
+            if (quoted && *p == '\\' && p + 1 < end) {
+                p += 2;
+                continue;
+            }
+            if (*p == '"') {
+                quoted = !quoted;
+            } else if (*p == ']' && !quoted) {
+                break;
+            }
+            p++;
+        }
+        if (p >= end) {
+            return NULL;
+        }
+        p++;
+    }
+    return p;
+}
+
+static int parse_5424(pixel_record *r, const char *p, const char *end, pixel_span *msg)
+{
+    if (end - p < 2 || p[0] != '1' || p[1] != ' ') {
+        return -1;
+    }
+    p += 2;
+    static const int order[] = {PIXEL_S_TIMESTAMP, PIXEL_S_HOSTNAME, PIXEL_S_TAG, PIXEL_S_PROCID,
+                                PIXEL_S_MSGID};
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(order); i++) {
+        p = field_5424(p, end, &r->syslog[order[i]]);
+        if (!p) {
+            return -1;
+        }
+    }
+    p = skip_sd(p, end);
+    if (!p) {
+        return -1;
+    }
+    if (p < end && *p == ' ') {
+        p++;
+    }
+    if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3; /* BOM */
+    }
+    *msg = (pixel_span){p, (size_t)(end - p)};
+    return 0;
+}
+
+int pixel__parse_syslog(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span *msg)
+{
+    pixel_record *r = &ctx->rec;
+    const char *s = ctx->line, *end = ctx->line + ctx->line_len;
+    if (p->framing == FRAMING_NONE) {
+        *msg = (pixel_span){s, ctx->line_len};
+        return 0;
+    }
+    int k = parse_pri(r, s, ctx->line_len);
+    if (k < 0) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "bad_syslog_header", "syslog.pri",
+                                 "syslog PRI is malformed (expected <0..191>)");
+    }
+    const char *body = s + k;
+    int rc;
+    if (p->framing == FRAMING_RFC5424) {
+        rc = k > 0 ? parse_5424(r, body, end, msg) : -1;
+    } else if (p->framing == FRAMING_AUTO && k > 0 && end - body >= 2 && body[0] == '1' &&
+               body[1] == ' ') {
+        rc = parse_5424(r, body, end, msg);
+    } else {
+        rc = parse_3164(r, body, end, msg);
+    }
+    if (rc < 0) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "bad_syslog_header", "syslog",
+                                 "the syslog header does not match %s",
+                                 p->framing == FRAMING_RFC5424   ? "RFC 5424"
+                                 : p->framing == FRAMING_RFC3164 ? "RFC 3164"
+                                                                 : "RFC 3164 or RFC 5424");
+    }
+    r->syslog[PIXEL_S_MESSAGE] = *msg;
+    return 0;
+}

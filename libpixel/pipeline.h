@@ -1,0 +1,189 @@
+/*
+ * The compiled pipeline: everything the YAML file said, resolved to indexes
+ * and tables at load time so that processing a line does no lookups by name.
+ * Immutable after load; shared by threads.
+ */
+#ifndef PIXEL_PIPELINE_H
+#define PIXEL_PIPELINE_H
+
+#include "pixel_private.h"
+
+/* ---- parse ---- */
+
+typedef enum { FRAMING_NONE, FRAMING_RFC3164, FRAMING_RFC5424, FRAMING_AUTO } pixel_framing;
+typedef enum { LOGFMT_TEXT, LOGFMT_JSON } pixel_logfmt_kind;
+typedef enum { REPEAT_FIRST, REPEAT_LAST, REPEAT_LIST, REPEAT_REJECT } pixel_repeat;
+
+/* A text log format: lit[0] field[0] lit[1] field[1] ... field[n-1] lit[n]. */
+typedef struct pixel_logfmt {
+    pixel_logfmt_kind kind;
+    size_t nfields;
+    int *field;       /* field slot per position */
+    char **lit;       /* n+1 literals */
+    size_t *litlen;
+} pixel_logfmt;
+
+/* ---- map ---- */
+
+typedef enum {
+    SRC_NONE,
+    SRC_QUERY,  /* index = parameter slot */
+    SRC_LOG,    /* index = field slot */
+    SRC_SYSLOG, /* index = PIXEL_S_* */
+    SRC_CONST
+} pixel_src_kind;
+
+typedef enum {
+    CONV_STRING,
+    CONV_INTEGER,
+    CONV_NUMBER,
+    CONV_BOOLEAN,
+    CONV_TIMESTAMP,
+    CONV_BASE64URL_JSON,
+    CONV_JSON,
+    CONV_LIST,
+    CONV_KV
+} pixel_conv;
+
+typedef enum {
+    TS_AUTO,
+    TS_EPOCH_S,
+    TS_EPOCH_MS,
+    TS_RFC3339,
+    TS_CLF,
+    TS_SYSLOG,
+    TS_STRPTIME
+} pixel_tsfmt;
+
+typedef struct pixel_field {
+    char *target;     /* dotted path, for messages */
+    char *leaf;       /* last component */
+    size_t leaflen;
+    int parent;       /* index into pipeline->objects; 0 = the event root */
+    pixel_src_kind src;
+    int index;
+    char *source_name; /* "query.uid": the location in reasons */
+    char *const_value;
+    pixel_conv conv;
+    pixel_tsfmt tsfmt;
+    char *strptime_fmt;
+    int ts_output_ms;  /* RFC 3339 with milliseconds */
+    char separator, kv_separator;
+    pixel_conv item_conv; /* CONV_LIST items */
+    int expect_type;      /* -1, or the pixel_type the JSON must have */
+    long max_length;      /* code points, 0 = none */
+    bool required;
+    uint64_t required_types; /* bitmask of event types when `required: [..]`; all when `true` */
+    uint64_t only_types;     /* bitmask; 0 = every type */
+    char **map_from, **map_to; /* value map */
+    size_t nmap;
+    char *default_value;
+} pixel_field;
+
+/* An intermediate object of the event (from dotted target paths). */
+typedef struct pixel_objnode {
+    int parent;
+    char *key;
+    size_t keylen;
+} pixel_objnode;
+
+/* ---- enrich ---- */
+
+typedef struct pixel_enricher pixel_enricher;
+/* 0 = continue; 1 = the outcome was decided (dropped/quarantined); <0 = failure. */
+typedef int (*pixel_enrich_fn)(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err);
+
+struct pixel_enricher {
+    const char *name; /* for reasons and --explain */
+    pixel_enrich_fn fn;
+    void (*free_fn)(pixel_enricher *e);
+    char *into;       /* target path */
+    char *from;       /* source path or source name */
+    pixel_src_kind src;
+    int src_index;
+    int v4_prefix, v6_prefix;
+    void *state;      /* module instance etc. */
+};
+
+struct pixel_pipeline {
+    char *name, *version;
+    char *file, *dir;
+
+    pixel_framing framing;
+    pixel_logfmt logfmt;
+    char **custom_fields; /* names of field slots >= PIXEL_F_STANDARD_COUNT */
+    size_t ncustom;
+    char **pixel_paths;
+    size_t *pixel_path_len;
+    size_t npixel_paths;
+    char **methods;
+    size_t nmethods;
+    pixel_repeat repeat;
+    bool plus_as_space;
+    size_t max_line_length;
+    size_t max_params;
+
+    char **slot_names; /* query parameters referenced by the mapping */
+    size_t *slot_name_len;
+    size_t nslots;
+    uint32_t slot_hash_mask;
+    int32_t *slot_hash; /* open addressing: slot index or -1 */
+
+    pixel_field *fields;
+    size_t nfields;
+    pixel_objnode *objects; /* [0] is the root */
+    size_t nobjects;
+    int type_field;         /* index into fields, -1 when no event_type */
+    char **types;           /* allowed event types (<= 64) */
+    size_t ntypes;
+
+    pixel_enricher *enrichers;
+    size_t nenrichers;
+
+    pixel_validator *validator;
+};
+
+/* parse_*.c */
+int pixel__logfmt_compile(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *fmt_node,
+                          const char *name, const char *spec, int apache);
+void pixel__logfmt_free(pixel_logfmt *f);
+int pixel__field_slot(pixel_pipeline *p, const char *name, int create);
+const char *pixel__field_name(const pixel_pipeline *p, int slot);
+int pixel__slot_for_param(pixel_pipeline *p, const char *name);
+int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len);
+int pixel__syslog_index(const char *name);
+const char *pixel__syslog_name(int idx);
+
+int pixel__parse_syslog(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span *msg);
+int pixel__parse_log(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg);
+int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query);
+/* Strict percent-decoding; returns 0, or a negative offset-1 of the bad escape. */
+int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_space,
+                          pixel_span *out, size_t *bad_at);
+
+/* map.c / convert.c */
+int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root);
+void pixel__map_free(pixel_pipeline *p);
+int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                   pixel_value **out);
+int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out);
+pixel_span pixel__source_value(const pixel_pipeline *p, pixel_ctx *ctx, pixel_src_kind src,
+                               int index);
+int pixel__source_parse(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, const char *name,
+                        pixel_src_kind *src, int *index);
+
+/* Time helpers (convert.c) */
+int pixel__parse_clf_time(const char *s, size_t n, int64_t *epoch_ms);
+int pixel__parse_rfc3339(const char *s, size_t n, int64_t *epoch_ms);
+size_t pixel__format_rfc3339(char *out, int64_t epoch_ms, int with_ms);
+
+/* enrich.c */
+int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq);
+void pixel__enrich_free(pixel_pipeline *p);
+
+/* hash.c */
+void pixel__sha256(const void *data, size_t len, uint8_t out[32]);
+void pixel__uuid_from_bytes(const char *s, size_t n, char out[37]);
+int pixel__is_uuid(const char *s, size_t n);
+
+#endif

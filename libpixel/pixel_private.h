@@ -1,0 +1,223 @@
+/*
+ * libpixel internals shared between the core's files.  Nothing here is
+ * public: modules and programs use include/pixel/ only.
+ *
+ * Naming: cross-file internal functions are pixel__name (two underscores).
+ */
+#ifndef PIXEL_PRIVATE_H
+#define PIXEL_PRIVATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yaml.h>
+
+#include "pixel/pixel.h"
+
+#define PIXEL_UNUSED(x) ((void)(x))
+#define PIXEL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#if defined(__GNUC__)
+#define PIXEL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define PIXEL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PIXEL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define PIXEL_PRINTF(f, a)
+#define PIXEL_LIKELY(x) (x)
+#define PIXEL_UNLIKELY(x) (x)
+#endif
+
+/* ---- allocation (one place, so tests can fail the Nth allocation) ------ */
+
+void *pixel__malloc(size_t size);
+void *pixel__calloc(size_t n, size_t size);
+void *pixel__realloc(void *p, size_t size);
+void pixel__free(void *p);
+char *pixel__strdup(const char *s);
+char *pixel__strndup(const char *s, size_t n);
+
+/* ---- arena: bump allocation in retained chunks -------------------------- */
+
+typedef struct pixel_arena_chunk pixel_arena_chunk;
+typedef struct pixel_arena {
+    pixel_arena_chunk *head; /* current chunk (most recently used) */
+    pixel_arena_chunk *free; /* chunks kept for reuse after a reset */
+    size_t used_total;       /* bytes handed out since the last reset */
+} pixel_arena;
+
+void pixel__arena_init(pixel_arena *a);
+void pixel__arena_reset(pixel_arena *a);     /* keeps chunks: no free() */
+void pixel__arena_release(pixel_arena *a);   /* frees everything */
+void *pixel__arena_alloc(pixel_arena *a, size_t size); /* 8-aligned; NULL on ENOMEM */
+char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n); /* NUL-terminated copy */
+char *pixel__arena_printf(pixel_arena *a, const char *fmt, ...) PIXEL_PRINTF(2, 3);
+
+/* ---- growable byte buffer (kept across lines) --------------------------- */
+
+typedef struct pixel_buf {
+    char *data;
+    size_t len, cap;
+} pixel_buf;
+
+int pixel__buf_reserve(pixel_buf *b, size_t extra); /* 0 or -1 */
+int pixel__buf_append(pixel_buf *b, const void *s, size_t n);
+int pixel__buf_printf(pixel_buf *b, const char *fmt, ...) PIXEL_PRINTF(2, 3);
+void pixel__buf_free(pixel_buf *b);
+static inline int pixel__buf_putc(pixel_buf *b, char c)
+{
+    if (PIXEL_UNLIKELY(b->len + 1 >= b->cap) && pixel__buf_reserve(b, 1) < 0) {
+        return -1;
+    }
+    b->data[b->len++] = c;
+    return 0;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+#define PIXEL_VALUE_RAW 0x1u /* NUMBER: `raw` holds the literal it came from */
+
+struct pixel_value {
+    uint8_t type;   /* pixel_type */
+    uint8_t flags;  /* PIXEL_VALUE_* */
+    uint32_t klen;  /* member name length (0 for elements and roots) */
+    const char *key;
+    pixel_value *next; /* next member / element */
+    union {
+        int b;
+        int64_t i;
+        struct {
+            double d;
+            const char *raw; /* when PIXEL_VALUE_RAW */
+            size_t rawlen;
+        } num;
+        struct {
+            const char *s;
+            size_t len;
+        } str;
+        struct {
+            pixel_value *head, *tail;
+            size_t count;
+        } list; /* ARRAY and OBJECT */
+    } u;
+};
+
+/* Arena-level constructors (the public ones wrap these with a ctx). */
+pixel_value *pixel__value_new(pixel_arena *a, pixel_type t);
+pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len); /* no copy */
+int pixel__object_add(pixel_value *obj, const char *key, size_t klen, pixel_value *val); /* append, no dup check */
+pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t klen);
+pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err);
+int pixel__json_dump(pixel_buf *b, const pixel_value *v);
+int pixel__json_escape(pixel_buf *b, const char *s, size_t len); /* appends "..." */
+int pixel__format_double(char *out, size_t size, double d); /* shortest round-trip text */
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+
+/* Index of the first byte that is not part of valid UTF-8, or len if all valid. */
+size_t pixel__utf8_check(const char *s, size_t len);
+/* Number of code points of valid UTF-8. */
+size_t pixel__utf8_length(const char *s, size_t len);
+
+/* ---- errors -------------------------------------------------------------- */
+
+int pixel__error_set(pixel_error *err, int code, int stage, const char *fmt, ...)
+    PIXEL_PRINTF(4, 5);
+int pixel__error_vset(pixel_error *err, int code, int stage, const char *fmt, va_list ap);
+void pixel__error_at(pixel_error *err, const char *source, long line, long column);
+
+/* ---- YAML configuration -------------------------------------------------- */
+
+/*
+ * The pipeline file, loaded as a libyaml document.  Every config error goes
+ * through pixel__cfg_fail(), which records file, line and column of the node.
+ */
+typedef struct pixel_cfg {
+    yaml_document_t doc;
+    const char *file;     /* for messages */
+    const char *base_dir; /* relative paths resolve here */
+    pixel_error *err;
+} pixel_cfg;
+
+int pixel__cfg_fail(pixel_cfg *c, const yaml_node_t *at, const char *fmt, ...) PIXEL_PRINTF(3, 4);
+yaml_node_t *pixel__cfg_root(pixel_cfg *c);
+yaml_node_t *pixel__cfg_get(pixel_cfg *c, const yaml_node_t *map, const char *key);
+/* A scalar's text (NUL-terminated, owned by the document) or NULL. */
+const char *pixel__cfg_scalar(const yaml_node_t *n);
+/* Typed getters: 0 when absent (out untouched) or fine, <0 with the error set. */
+int pixel__cfg_string(pixel_cfg *c, const yaml_node_t *map, const char *key, const char **out);
+int pixel__cfg_bool(pixel_cfg *c, const yaml_node_t *map, const char *key, bool *out);
+int pixel__cfg_int(pixel_cfg *c, const yaml_node_t *map, const char *key, long long min,
+                   long long max, long long *out);
+/* Refuse keys of map that are not in the NULL-ended list `known`. */
+int pixel__cfg_only_keys(pixel_cfg *c, const yaml_node_t *map, const char *const *known);
+int pixel__cfg_expect(pixel_cfg *c, const yaml_node_t *n, yaml_node_type_t type, const char *what);
+/* Iteration helpers. */
+#define PIXEL_CFG_PAIRS(c, map, pair)                                                              \
+    for (yaml_node_pair_t *pair = (map)->data.mapping.pairs.start;                                 \
+         pair < (map)->data.mapping.pairs.top; pair++)
+#define PIXEL_CFG_ITEMS(c, seq, item)                                                              \
+    for (yaml_node_item_t *item = (seq)->data.sequence.items.start;                                \
+         item < (seq)->data.sequence.items.top; item++)
+static inline yaml_node_t *pixel__cfg_node(pixel_cfg *c, int id)
+{
+    return yaml_document_get_node(&c->doc, id);
+}
+/* Resolve a config-relative path; malloc'd. */
+char *pixel__cfg_path(pixel_cfg *c, const char *path);
+
+/* ---- reasons -------------------------------------------------------------- */
+
+#define PIXEL_MAX_REASONS 64
+
+/* Quarantine the current line with one more reason (message is printf'd into the arena). */
+int pixel__ctx_reason(pixel_ctx *ctx, int stage, const char *code, const char *location,
+                      const char *fmt, ...) PIXEL_PRINTF(5, 6);
+/* The family of a code ("parse_violation", ...), from the table in reasons.c. */
+const char *pixel__code_family(const char *code);
+/* Add a fully formed reason (the validator uses this); strings must live in the arena. */
+int pixel__ctx_add_reason(pixel_ctx *ctx, const pixel_reason *r);
+
+/* ---- the validate stage's slot ------------------------------------------- */
+
+/*
+ * The validator is loaded from the pipeline's `validate:` section and checks
+ * an event in place, adding one reason per error through
+ * pixel__ctx_add_reason().  Implemented in libpixel/validate/.
+ */
+typedef struct pixel_validator pixel_validator;
+
+int pixel__validator_load(pixel_validator **out, pixel_cfg *c, const yaml_node_t *section);
+void pixel__validator_free(pixel_validator *v);
+/* 0: valid; 1: invalid (reasons added); <0: infrastructure failure. */
+int pixel__validator_check(const pixel_validator *v, pixel_ctx *ctx, const pixel_value *event,
+                           const char *event_type, size_t event_type_len, pixel_error *err);
+
+/* ---- the context ------------------------------------------------------- */
+
+#include "record.h"
+
+struct pixel_ctx {
+    pixel_arena arena;
+    pixel_outcome outcome;
+    const pixel_pipeline *pipeline; /* the one that processed the current line */
+    const char *line;               /* the raw line (after a trailing newline is cut) */
+    size_t line_len;
+    pixel_record rec;
+    bool parsed;
+    pixel_value *event;
+    const char *event_type; /* value of the event-type field once mapped */
+    size_t event_type_len;
+    pixel_reason reasons[PIXEL_MAX_REASONS];
+    size_t nreasons;
+    size_t reasons_lost; /* beyond PIXEL_MAX_REASONS */
+    pixel_buf out;       /* serialization buffer */
+    pixel_buf scratch;   /* scratch for stages */
+    int64_t fixed_clock_ms;
+    int64_t ingest_ms; /* ingest time of the current line (fixed at parse) */
+};
+
+int64_t pixel__now_ms(pixel_ctx *ctx);
+
+#endif

@@ -1,0 +1,753 @@
+/*
+ * pixelconv: access-log files -> JSON Lines events, through a libpixel
+ * pipeline.
+ *
+ * The tool is a thin host: it reads lines (plain or gzip, files or stdin),
+ * hands each to pixel_process() and writes the outcome.  With -j N, batches
+ * of lines go to N worker threads, each with its own pixel_ctx, and a writer
+ * puts the results out in input order.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "pixel/pixel.h"
+
+#define BATCH_BYTES (1u << 20)
+#define MAX_CODES 64
+
+typedef struct code_count {
+    char code[48];
+    unsigned long n;
+} code_count;
+
+typedef struct counts {
+    unsigned long lines, events, quarantined, skipped, dropped, failed;
+    code_count codes[MAX_CODES];
+    size_t ncodes;
+} counts;
+
+/* A batch: whole lines in, serialized outcomes out. */
+typedef struct batch {
+    char *in;
+    size_t in_len, in_cap;
+    char *ev, *qr;
+    size_t ev_len, ev_cap, qr_len, qr_cap;
+    counts c;
+    char failure[400]; /* the first infrastructure failure, if any */
+    unsigned long seq;
+    int state; /* 0 empty, 1 filled, 2 done */
+} batch;
+
+typedef struct options {
+    const char *pipeline, *out, *quarantine, *stats;
+    int jobs;
+    bool explain, quiet, progress;
+    long long fixed_ms;
+} options;
+
+static const pixel_pipeline *g_pipe;
+static long long g_fixed_ms;
+
+static void die_usage(const char *msg)
+{
+    fprintf(stderr, "pixelconv: %s\nTry 'pixelconv --help'.\n", msg);
+    exit(2);
+}
+
+static void usage(void)
+{
+    printf("Usage: pixelconv -c PIPELINE.yaml [OPTION]... [FILE]...\n"
+           "Convert tracking-pixel access-log lines to JSON events, one per line.\n"
+           "FILEs may be plain or gzip-compressed; with no FILE, or when FILE is -, read stdin.\n"
+           "\n"
+           "  -c, --config FILE       the pipeline (YAML); required\n"
+           "  -o, --output FILE       write events to FILE (default: stdout)\n"
+           "  -q, --quarantine FILE   write quarantine records to FILE (default: stderr;\n"
+           "                          give /dev/null to discard them on purpose)\n"
+           "  -s, --stats FILE        write counts as JSON to FILE when done\n"
+           "  -j, --jobs N            convert with N worker threads (output order is kept)\n"
+           "  -e, --explain           show what each stage makes of each input line\n"
+           "      --fixed-time TIME   use TIME (RFC 3339) as the ingest clock, for reproducible\n"
+           "                          output\n"
+           "      --quiet             no summary on stderr\n"
+           "  -h, --help              show this help\n"
+           "  -V, --version           show the version\n"
+           "\n"
+           "Every input line is counted as exactly one of: event, quarantined, skipped (not a\n"
+           "pixel request), dropped (by an enricher).\n"
+           "\n"
+           "Exit status: 0 when every line was converted (whatever was quarantined), 1 on an\n"
+           "input/output failure, 2 for bad usage or a bad pipeline.\n");
+}
+
+/* ---- growable buffers -------------------------------------------------------- */
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) {
+        c *= 2;
+    }
+    char *n = realloc(*buf, c);
+    if (!n) {
+        return -1;
+    }
+    *buf = n;
+    *cap = c;
+    return 0;
+}
+
+static int put_line(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (grow(buf, cap, *len + n + 1) < 0) {
+        return -1;
+    }
+    memcpy(*buf + *len, s, n);
+    (*buf)[*len + n] = '\n';
+    *len += n + 1;
+    return 0;
+}
+
+static void count_code(counts *c, const char *code, unsigned long n)
+{
+    for (size_t i = 0; i < c->ncodes; i++) {
+        if (strcmp(c->codes[i].code, code) == 0) {
+            c->codes[i].n += n;
+            return;
+        }
+    }
+    if (c->ncodes < MAX_CODES) {
+        snprintf(c->codes[c->ncodes].code, sizeof(c->codes[0].code), "%s", code);
+        c->codes[c->ncodes++].n = n;
+    }
+}
+
+static void merge(counts *into, const counts *from)
+{
+    into->lines += from->lines;
+    into->events += from->events;
+    into->quarantined += from->quarantined;
+    into->skipped += from->skipped;
+    into->dropped += from->dropped;
+    into->failed += from->failed;
+    for (size_t i = 0; i < from->ncodes; i++) {
+        count_code(into, from->codes[i].code, from->codes[i].n);
+    }
+}
+
+/* ---- processing ---------------------------------------------------------------- */
+
+static void process_batch(pixel_ctx *ctx, batch *b)
+{
+    memset(&b->c, 0, sizeof(b->c));
+    b->ev_len = b->qr_len = 0;
+    b->failure[0] = '\0';
+    const char *s = b->in, *end = b->in + b->in_len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = (size_t)((nl ? nl : end) - s);
+        pixel_outcome oc;
+        pixel_error err;
+        pixel_error_clear(&err);
+        b->c.lines++;
+        if (pixel_process(g_pipe, ctx, s, n, &oc, &err) < 0) {
+            b->c.failed++;
+            if (!b->failure[0]) {
+                pixel_error_format(&err, b->failure, sizeof(b->failure));
+            }
+        } else {
+            size_t olen;
+            const char *out = pixel_ctx_output(ctx, g_pipe, &olen);
+            int wrc = 0;
+            switch (oc) {
+                case PIXEL_OUTCOME_EVENT:
+                    b->c.events++;
+                    wrc = out ? put_line(&b->ev, &b->ev_len, &b->ev_cap, out, olen) : -1;
+                    break;
+                case PIXEL_OUTCOME_QUARANTINED:
+                    b->c.quarantined++;
+                    for (size_t i = 0; i < pixel_ctx_reason_count(ctx); i++) {
+                        count_code(&b->c, pixel_ctx_reason(ctx, i)->code, 1);
+                    }
+                    wrc = out ? put_line(&b->qr, &b->qr_len, &b->qr_cap, out, olen) : -1;
+                    break;
+                case PIXEL_OUTCOME_SKIPPED:
+                    b->c.skipped++;
+                    break;
+                case PIXEL_OUTCOME_DROPPED:
+                    b->c.dropped++;
+                    break;
+                default:
+                    b->c.failed++;
+                    break;
+            }
+            if (wrc < 0 && !b->failure[0]) {
+                snprintf(b->failure, sizeof(b->failure), "out of memory writing output");
+            }
+        }
+        s = nl ? nl + 1 : end;
+    }
+}
+
+/* ---- input ------------------------------------------------------------------------ */
+
+typedef struct input {
+    char **files;
+    int nfiles, next;
+    gzFile gz;
+    const char *name;
+    char *carry; /* a partial line left from the previous read */
+    size_t carry_len, carry_cap;
+    unsigned long long bytes_total, bytes_done;
+    bool failed;
+} input;
+
+static int open_next(input *in)
+{
+    while (in->next < in->nfiles || (in->nfiles == 0 && in->next == 0)) {
+        const char *f = in->nfiles ? in->files[in->next] : "-";
+        in->next++;
+        in->name = strcmp(f, "-") == 0 ? "<stdin>" : f;
+        in->gz = strcmp(f, "-") == 0 ? gzdopen(dup(0), "rb") : gzopen(f, "rb");
+        if (!in->gz) {
+            fprintf(stderr, "pixelconv: %s: %s\n", in->name, strerror(errno ? errno : ENOMEM));
+            in->failed = true;
+            continue;
+        }
+        gzbuffer(in->gz, 256 * 1024);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Fill b->in with whole lines, about BATCH_BYTES.  Returns 1 when the batch
+ * has data, 0 at the end of all input.
+ */
+static int fill_batch(input *in, batch *b)
+{
+    b->in_len = 0;
+    if (in->carry_len) {
+        if (grow(&b->in, &b->in_cap, in->carry_len + 1) < 0) {
+            return -1;
+        }
+        memcpy(b->in, in->carry, in->carry_len);
+        b->in_len = in->carry_len;
+        in->carry_len = 0;
+    }
+    for (;;) {
+        if (!in->gz && !open_next(in)) {
+            return b->in_len > 0;
+        }
+        if (grow(&b->in, &b->in_cap, b->in_len + BATCH_BYTES + 1) < 0) {
+            return -1;
+        }
+        int n = gzread(in->gz, b->in + b->in_len, BATCH_BYTES);
+        if (n < 0) {
+            int e;
+            fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
+            in->failed = true;
+        }
+        if (n <= 0) {
+            gzclose(in->gz);
+            in->gz = NULL;
+            if (b->in_len && b->in[b->in_len - 1] != '\n') {
+                b->in[b->in_len++] = '\n'; /* the last line of a file without a newline */
+            }
+            if (b->in_len >= BATCH_BYTES) {
+                return 1;
+            }
+            continue;
+        }
+        in->bytes_done += (unsigned long long)n;
+        b->in_len += (size_t)n;
+        /* Keep whole lines; carry the tail into the next batch. */
+        char *last = memrchr(b->in, '\n', b->in_len);
+        if (!last) {
+            continue; /* one long line: read on */
+        }
+        size_t keep = (size_t)(last - b->in) + 1;
+        size_t tail = b->in_len - keep;
+        if (tail) {
+            if (grow(&in->carry, &in->carry_cap, tail) < 0) {
+                return -1;
+            }
+            memcpy(in->carry, b->in + keep, tail);
+            in->carry_len = tail;
+        }
+        b->in_len = keep;
+        return 1;
+    }
+}
+
+/* ---- output ----------------------------------------------------------------------- */
+
+typedef struct sinks {
+    FILE *ev, *qr;
+    counts total;
+    char failure[400];
+    bool write_failed;
+} sinks;
+
+static void write_batch(sinks *s, const batch *b)
+{
+    if ((b->ev_len && fwrite(b->ev, 1, b->ev_len, s->ev) != b->ev_len) ||
+        (b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len)) {
+        s->write_failed = true;
+    }
+    merge(&s->total, &b->c);
+    if (b->failure[0] && !s->failure[0]) {
+        snprintf(s->failure, sizeof(s->failure), "%s", b->failure);
+    }
+}
+
+static void progress(const input *in, const counts *c, double t0, int final)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = ts.tv_sec + ts.tv_nsec / 1e9 - t0;
+    double pct = in->bytes_total ? 100.0 * (double)in->bytes_done / (double)in->bytes_total : 0;
+    if (pct > 100) {
+        pct = 100; /* gzip: compressed size is the total */
+    }
+    fprintf(stderr, "\r[%-30.*s] %5.1f%%  %lu lines  %.0f lines/s%s", (int)(pct * 0.3),
+            "##############################", pct, c->lines, el > 0 ? c->lines / el : 0.0,
+            final ? "\n" : "");
+}
+
+/* ---- threads -------------------------------------------------------------------- */
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    batch *ring;
+    int nring;
+    unsigned long next_to_process;
+    bool done_reading;
+} pool;
+
+static void *worker(void *arg)
+{
+    pool *pl = arg;
+    pixel_ctx *ctx = pixel_ctx_new();
+    if (!ctx) {
+        return NULL;
+    }
+    if (g_fixed_ms) {
+        pixel_ctx_set_clock(ctx, g_fixed_ms);
+    }
+    pthread_mutex_lock(&pl->mu);
+    for (;;) {
+        batch *b = NULL;
+        for (int i = 0; i < pl->nring; i++) {
+            if (pl->ring[i].state == 1 && pl->ring[i].seq == pl->next_to_process) {
+                b = &pl->ring[i];
+            }
+        }
+        if (b) {
+            b->state = 3; /* processing */
+            pl->next_to_process++;
+            pthread_mutex_unlock(&pl->mu);
+            process_batch(ctx, b);
+            pthread_mutex_lock(&pl->mu);
+            b->state = 2;
+            pthread_cond_broadcast(&pl->cv);
+            continue;
+        }
+        if (pl->done_reading) {
+            int pending = 0;
+            for (int i = 0; i < pl->nring; i++) {
+                pending |= pl->ring[i].state == 1;
+            }
+            if (!pending) {
+                break;
+            }
+        }
+        pthread_cond_wait(&pl->cv, &pl->mu);
+    }
+    pthread_mutex_unlock(&pl->mu);
+    pixel_ctx_free(ctx);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int run_threads(const options *o, input *in, sinks *s)
+{
+    pool pl = {.nring = o->jobs * 2};
+    pthread_mutex_init(&pl.mu, NULL);
+    pthread_cond_init(&pl.cv, NULL);
+    pl.ring = calloc((size_t)pl.nring, sizeof(batch));
+    pthread_t *th = calloc((size_t)o->jobs, sizeof(pthread_t));
+    if (!pl.ring || !th) {
+        fprintf(stderr, "pixelconv: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < o->jobs; i++) {
+        pthread_create(&th[i], NULL, worker, &pl);
+    }
+    double t0 = now_s(), last = t0;
+    unsigned long next_fill = 0, next_write = 0;
+    int rc = 0;
+    for (;;) {
+        /* Write finished batches in order, then refill their slots. */
+        pthread_mutex_lock(&pl.mu);
+        batch *w = &pl.ring[next_write % (unsigned long)pl.nring];
+        while (next_write < next_fill && w->state != 2) {
+            pthread_cond_wait(&pl.cv, &pl.mu);
+        }
+        pthread_mutex_unlock(&pl.mu);
+        if (next_write < next_fill) {
+            write_batch(s, w);
+            w->state = 0;
+            next_write++;
+        }
+        if (pl.done_reading && next_write == next_fill) {
+            break;
+        }
+        while (!pl.done_reading && next_fill - next_write < (unsigned long)pl.nring) {
+            batch *b = &pl.ring[next_fill % (unsigned long)pl.nring];
+            int f = fill_batch(in, b);
+            pthread_mutex_lock(&pl.mu);
+            if (f <= 0) {
+                pl.done_reading = true;
+                rc = f < 0 ? 1 : rc;
+            } else {
+                b->seq = next_fill++;
+                b->state = 1;
+            }
+            pthread_cond_broadcast(&pl.cv);
+            pthread_mutex_unlock(&pl.mu);
+        }
+        if (o->progress && now_s() - last > 0.25) {
+            progress(in, &s->total, t0, 0);
+            last = now_s();
+        }
+    }
+    for (int i = 0; i < o->jobs; i++) {
+        pthread_join(th[i], NULL);
+    }
+    if (o->progress) {
+        progress(in, &s->total, t0, 1);
+    }
+    for (int i = 0; i < pl.nring; i++) {
+        free(pl.ring[i].in);
+        free(pl.ring[i].ev);
+        free(pl.ring[i].qr);
+    }
+    free(pl.ring);
+    free(th);
+    return rc;
+}
+
+static int run_inline(const options *o, input *in, sinks *s)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    batch b = {0};
+    if (!ctx) {
+        fprintf(stderr, "pixelconv: out of memory\n");
+        return 1;
+    }
+    if (g_fixed_ms) {
+        pixel_ctx_set_clock(ctx, g_fixed_ms);
+    }
+    double t0 = now_s(), last = t0;
+    int f, rc = 0;
+    while ((f = fill_batch(in, &b)) > 0) {
+        process_batch(ctx, &b);
+        write_batch(s, &b);
+        if (o->progress && now_s() - last > 0.25) {
+            progress(in, &s->total, t0, 0);
+            last = now_s();
+        }
+    }
+    if (f < 0) {
+        fprintf(stderr, "pixelconv: out of memory reading input\n");
+        rc = 1;
+    }
+    if (o->progress) {
+        progress(in, &s->total, t0, 1);
+    }
+    free(b.in);
+    free(b.ev);
+    free(b.qr);
+    pixel_ctx_free(ctx);
+    return rc;
+}
+
+/* ---- explain ------------------------------------------------------------------ */
+
+static void explain_line(pixel_ctx *ctx, const char *line, size_t n, FILE *out)
+{
+    pixel_outcome oc;
+    pixel_error err;
+    pixel_error_clear(&err);
+    fprintf(out, "line:     %.*s\n", (int)n, line);
+    int rc = pixel_parse(g_pipe, ctx, line, n, &oc, &err);
+    const pixel_record *rec = pixel_ctx_record(ctx);
+    static const char *const names[] = {
+        "syslog.pri", "syslog.timestamp", "syslog.hostname", "syslog.tag", "syslog.procid",
+        "log.client", "log.user", "log.time", "log.method", "log.path", "log.protocol",
+        "log.status", "log.bytes", "log.referer", "log.user_agent", "log.host", "log.request_time"};
+    fprintf(out, "parse:    %s\n", rc < 0 ? "FAILED" : pixel_outcome_str(oc));
+    for (size_t i = 0; rec && i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t len;
+        const char *v = pixel_record_get(rec, names[i], &len);
+        if (v) {
+            fprintf(out, "  %-18s %.*s\n", names[i], (int)len, v);
+        }
+    }
+    for (size_t i = 0; rec && i < pixel_record_param_count(rec); i++) {
+        const char *v;
+        size_t nl, vl;
+        const char *name = pixel_record_param(rec, i, &v, &nl, &vl);
+        fprintf(out, "  query.%-12.*s %.*s\n", (int)nl, name, (int)vl, v);
+    }
+    if (rc == 0 && oc == PIXEL_OUTCOME_PENDING) {
+        rc = pixel_map(g_pipe, ctx, &oc, &err);
+        fprintf(out, "map:      %s\n", pixel_value_dump(ctx, pixel_ctx_event(ctx), NULL));
+    }
+    if (rc == 0 && oc == PIXEL_OUTCOME_PENDING) {
+        rc = pixel_enrich(g_pipe, ctx, &oc, &err);
+        if (oc == PIXEL_OUTCOME_PENDING) {
+            fprintf(out, "enrich:   %s\n", pixel_value_dump(ctx, pixel_ctx_event(ctx), NULL));
+        }
+    }
+    if (rc == 0 && oc == PIXEL_OUTCOME_PENDING) {
+        rc = pixel_validate(g_pipe, ctx, &oc, &err);
+    }
+    if (rc < 0) {
+        char buf[512];
+        fprintf(out, "verdict:  FAILED: %s\n\n", pixel_error_format(&err, buf, sizeof(buf)));
+        return;
+    }
+    fprintf(out, "verdict:  %s\n", pixel_outcome_str(oc));
+    for (size_t i = 0; i < pixel_ctx_reason_count(ctx); i++) {
+        const pixel_reason *r = pixel_ctx_reason(ctx, i);
+        fprintf(out, "  - [%s] %s/%s%s%s: %s\n", pixel_stage_str(r->stage), r->family, r->code,
+                r->location ? " at " : "", r->location ? r->location : "", r->message);
+    }
+    size_t olen;
+    const char *o = pixel_ctx_output(ctx, g_pipe, &olen);
+    if (o) {
+        fprintf(out, "output:   %.*s\n", (int)olen, o);
+    }
+    fputc('\n', out);
+}
+
+static int run_explain(input *in, FILE *out)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    batch b = {0};
+    if (!ctx) {
+        return 1;
+    }
+    if (g_fixed_ms) {
+        pixel_ctx_set_clock(ctx, g_fixed_ms);
+    }
+    int f;
+    while ((f = fill_batch(in, &b)) > 0) {
+        const char *s = b.in, *end = b.in + b.in_len;
+        while (s < end) {
+            const char *nl = memchr(s, '\n', (size_t)(end - s));
+            explain_line(ctx, s, (size_t)((nl ? nl : end) - s), out);
+            s = nl ? nl + 1 : end;
+        }
+    }
+    free(b.in);
+    free(b.ev);
+    free(b.qr);
+    pixel_ctx_free(ctx);
+    return f < 0 ? 1 : 0;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int write_stats(const char *path, const counts *c)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "pixelconv: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f,
+            "{\"lines\":%lu,\"events\":%lu,\"quarantined\":%lu,\"skipped\":%lu,\"dropped\":%lu,"
+            "\"failed\":%lu,\"quarantine_codes\":{",
+            c->lines, c->events, c->quarantined, c->skipped, c->dropped, c->failed);
+    for (size_t i = 0; i < c->ncodes; i++) {
+        fprintf(f, "%s\"%s\":%lu", i ? "," : "", c->codes[i].code, c->codes[i].n);
+    }
+    fprintf(f, "}}\n");
+    return (f == stdout ? fflush(f) : fclose(f)) == 0 ? 0 : -1;
+}
+
+static long long parse_fixed_time(const char *s)
+{
+    /* Only the form this option documents: YYYY-MM-DDTHH:MM:SS[.mmm]Z */
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) {
+        return -1;
+    }
+    long ms = 0;
+    if (*end == '.') {
+        char *e2;
+        ms = strtol(end + 1, &e2, 10);
+        end = e2;
+    }
+    if (strcmp(end, "Z") != 0) {
+        return -1;
+    }
+    return (long long)timegm(&tm) * 1000 + ms;
+}
+
+static FILE *open_out(const char *path, FILE *dflt)
+{
+    if (!path || strcmp(path, "-") == 0) {
+        return dflt;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "pixelconv: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    return f;
+}
+
+static void parse_args(int argc, char **argv, options *o)
+{
+    static const struct option longs[] = {
+        {"config", required_argument, NULL, 'c'},  {"output", required_argument, NULL, 'o'},
+        {"quarantine", required_argument, NULL, 'q'}, {"stats", required_argument, NULL, 's'},
+        {"jobs", required_argument, NULL, 'j'},    {"explain", no_argument, NULL, 'e'},
+        {"fixed-time", required_argument, NULL, 'T'}, {"quiet", no_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    o->jobs = 1;
+    while ((c = getopt_long(argc, argv, "c:o:q:s:j:ehV", longs, NULL)) != -1) {
+        switch (c) {
+            case 'c':
+                o->pipeline = optarg;
+                break;
+            case 'o':
+                o->out = optarg;
+                break;
+            case 'q':
+                o->quarantine = optarg;
+                break;
+            case 's':
+                o->stats = optarg;
+                break;
+            case 'j': {
+                char *end;
+                long j = strtol(optarg, &end, 10);
+                if (*end || j < 1 || j > 256) {
+                    die_usage("-j takes a number of threads from 1 to 256");
+                }
+                o->jobs = (int)j;
+                break;
+            }
+            case 'e':
+                o->explain = true;
+                break;
+            case 'T':
+                o->fixed_ms = parse_fixed_time(optarg);
+                if (o->fixed_ms < 0) {
+                    die_usage("--fixed-time takes YYYY-MM-DDTHH:MM:SS[.mmm]Z");
+                }
+                break;
+            case 'Q':
+                o->quiet = true;
+                break;
+            case 'h':
+                usage();
+                exit(0);
+            case 'V':
+                printf("pixelconv (libpixel) %s\n", PIXEL_VERSION_STRING);
+                exit(0);
+            default:
+                die_usage("invalid option");
+        }
+    }
+    if (!o->pipeline) {
+        die_usage("a pipeline is required: -c PIPELINE.yaml");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0};
+    parse_args(argc, argv, &o);
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    pixel_error_clear(&err);
+    if (pixel_pipeline_load_file(&p, o.pipeline, NULL, &err) < 0) {
+        char buf[1024];
+        fprintf(stderr, "pixelconv: %s\n", pixel_error_format(&err, buf, sizeof(buf)));
+        return err.code == PIXEL_EIO ? 2 : 2;
+    }
+    g_pipe = p;
+    g_fixed_ms = o.fixed_ms;
+    input in = {.files = argv + optind, .nfiles = argc - optind};
+    for (int i = 0; i < in.nfiles; i++) {
+        struct stat st;
+        if (strcmp(in.files[i], "-") != 0 && stat(in.files[i], &st) == 0) {
+            in.bytes_total += (unsigned long long)st.st_size;
+        }
+    }
+    o.progress = !o.quiet && !o.explain && isatty(2) && in.bytes_total > 0;
+    sinks s = {0};
+    s.ev = open_out(o.out, stdout);
+    s.qr = open_out(o.quarantine, stderr);
+    setvbuf(s.ev, NULL, _IOFBF, 1 << 20);
+    int rc;
+    if (o.explain) {
+        rc = run_explain(&in, s.ev);
+    } else {
+        rc = o.jobs > 1 ? run_threads(&o, &in, &s) : run_inline(&o, &in, &s);
+    }
+    if (fflush(s.ev) != 0 || (s.ev != stdout && fclose(s.ev) != 0) || fflush(s.qr) != 0 ||
+        (s.qr != stderr && fclose(s.qr) != 0) || s.write_failed) {
+        fprintf(stderr, "pixelconv: writing output failed: %s\n", strerror(errno));
+        rc = 1;
+    }
+    if (s.failure[0]) {
+        fprintf(stderr, "pixelconv: %lu line(s) could not be processed: %s\n", s.total.failed,
+                s.failure);
+        rc = 1;
+    }
+    if (in.failed) {
+        rc = 1;
+    }
+    if (!o.explain && !o.quiet) {
+        fprintf(stderr,
+                "pixelconv: %lu lines: %lu events, %lu quarantined, %lu skipped, %lu dropped\n",
+                s.total.lines, s.total.events, s.total.quarantined, s.total.skipped,
+                s.total.dropped);
+    }
+    if (o.stats && write_stats(o.stats, &s.total) < 0) {
+        rc = 1;
+    }
+    pixel_pipeline_free(p);
+    return rc;
+}
