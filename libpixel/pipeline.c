@@ -240,6 +240,17 @@ static int load(pixel_pipeline **out, const char *yaml, size_t len, const char *
         pixel_pipeline_free(p);
         return pixel__error_set(err, PIXEL_ENOMEM, PIXEL_STAGE_LOAD, "out of memory");
     }
+    for (size_t i = 0; opts && opts->module_dirs && opts->module_dirs[i]; i++) {
+        char **dirs = pixel__realloc(p->module_dirs, (p->nmodule_dirs + 1) * sizeof(char *));
+        if (dirs) {
+            p->module_dirs = dirs;
+            dirs[p->nmodule_dirs] = pixel__strdup(opts->module_dirs[i]);
+        }
+        if (!dirs || !dirs[p->nmodule_dirs++]) {
+            pixel_pipeline_free(p);
+            return pixel__error_set(err, PIXEL_ENOMEM, PIXEL_STAGE_LOAD, "out of memory");
+        }
+    }
     pixel_cfg c = {.file = p->file, .base_dir = p->dir, .err = err};
     yaml_parser_t y;
     int rc;
@@ -330,6 +341,7 @@ void pixel_pipeline_free(pixel_pipeline *p)
     pixel__map_free(p);
     pixel__logfmt_free(&p->logfmt);
     free_strings(p->custom_fields, p->ncustom);
+    free_strings(p->module_dirs, p->nmodule_dirs);
     free_strings(p->pixel_paths, p->npixel_paths);
     pixel__free(p->pixel_path_len);
     free_strings(p->methods, p->nmethods);

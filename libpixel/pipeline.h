@@ -141,6 +141,9 @@ struct pixel_pipeline {
     size_t nenrichers;
 
     pixel_validator *validator;
+
+    char **module_dirs; /* from pixel_pipeline_options, searched first */
+    size_t nmodule_dirs;
 };
 
 /* parse_*.c */

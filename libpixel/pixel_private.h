@@ -176,6 +176,8 @@ int pixel__ctx_reason(pixel_ctx *ctx, int stage, const char *code, const char *l
                       const char *fmt, ...) PIXEL_PRINTF(5, 6);
 /* The family of a code ("parse_violation", ...), from the table in reasons.c. */
 const char *pixel__code_family(const char *code);
+/* Drop the current line on purpose (an enricher or module); `source` names it. Returns 1. */
+int pixel__ctx_drop(pixel_ctx *ctx, const char *source, const char *why);
 /* Add a fully formed reason (the validator uses this); strings must live in the arena. */
 int pixel__ctx_add_reason(pixel_ctx *ctx, const pixel_reason *r);
 

@@ -92,6 +92,25 @@ int pixel__ctx_reason(pixel_ctx *ctx, int stage, const char *code, const char *l
     return pixel__ctx_add_reason(ctx, &r);
 }
 
+int pixel__ctx_drop(pixel_ctx *ctx, const char *source, const char *why)
+{
+    /* Not a quarantine: the reason only records who dropped the line, for counters. */
+    pixel_reason r = {
+        .stage = PIXEL_STAGE_ENRICH,
+        .family = "dropped",
+        .code = "dropped",
+        .message = why ? pixel__arena_strndup(&ctx->arena, why, strlen(why)) : "dropped",
+        .source = source ? pixel__arena_strndup(&ctx->arena, source, strlen(source)) : NULL,
+    };
+    if (!r.message) {
+        r.message = "dropped";
+    }
+    ctx->nreasons = 0;
+    ctx->reasons[ctx->nreasons++] = r;
+    ctx->outcome = PIXEL_OUTCOME_DROPPED;
+    return 1;
+}
+
 size_t pixel_ctx_reason_count(const pixel_ctx *ctx)
 {
     return ctx ? ctx->nreasons : 0;

@@ -32,8 +32,10 @@ typedef struct code_count {
 
 typedef struct counts {
     unsigned long lines, events, quarantined, skipped, dropped, failed;
-    code_count codes[MAX_CODES];
+    code_count codes[MAX_CODES]; /* quarantine reasons by code */
     size_t ncodes;
+    code_count drops[MAX_CODES]; /* dropped lines by enricher/module */
+    size_t ndrops;
 } counts;
 
 /* A batch: whole lines in, serialized outcomes out. */
@@ -121,18 +123,23 @@ static int put_line(char **buf, size_t *len, size_t *cap, const char *s, size_t 
     return 0;
 }
 
-static void count_code(counts *c, const char *code, unsigned long n)
+static void count_in(code_count *tab, size_t *n, const char *code, unsigned long k)
 {
-    for (size_t i = 0; i < c->ncodes; i++) {
-        if (strcmp(c->codes[i].code, code) == 0) {
-            c->codes[i].n += n;
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(tab[i].code, code) == 0) {
+            tab[i].n += k;
             return;
         }
     }
-    if (c->ncodes < MAX_CODES) {
-        snprintf(c->codes[c->ncodes].code, sizeof(c->codes[0].code), "%s", code);
-        c->codes[c->ncodes++].n = n;
+    if (*n < MAX_CODES) {
+        snprintf(tab[*n].code, sizeof(tab[0].code), "%s", code);
+        tab[(*n)++].n = k;
     }
+}
+
+static void count_code(counts *c, const char *code, unsigned long n)
+{
+    count_in(c->codes, &c->ncodes, code, n);
 }
 
 static void merge(counts *into, const counts *from)
@@ -145,6 +152,9 @@ static void merge(counts *into, const counts *from)
     into->failed += from->failed;
     for (size_t i = 0; i < from->ncodes; i++) {
         count_code(into, from->codes[i].code, from->codes[i].n);
+    }
+    for (size_t i = 0; i < from->ndrops; i++) {
+        count_in(into->drops, &into->ndrops, from->drops[i].code, from->drops[i].n);
     }
 }
 
@@ -187,9 +197,12 @@ static void process_batch(pixel_ctx *ctx, batch *b)
                 case PIXEL_OUTCOME_SKIPPED:
                     b->c.skipped++;
                     break;
-                case PIXEL_OUTCOME_DROPPED:
+                case PIXEL_OUTCOME_DROPPED: {
+                    const pixel_reason *r = pixel_ctx_reason(ctx, 0);
                     b->c.dropped++;
+                    count_in(b->c.drops, &b->c.ndrops, r && r->source ? r->source : "?", 1);
                     break;
+                }
                 default:
                     b->c.failed++;
                     break;
@@ -594,6 +607,10 @@ static int write_stats(const char *path, const counts *c)
             c->lines, c->events, c->quarantined, c->skipped, c->dropped, c->failed);
     for (size_t i = 0; i < c->ncodes; i++) {
         fprintf(f, "%s\"%s\":%lu", i ? "," : "", c->codes[i].code, c->codes[i].n);
+    }
+    fprintf(f, "},\"dropped_by\":{");
+    for (size_t i = 0; i < c->ndrops; i++) {
+        fprintf(f, "%s\"%s\":%lu", i ? "," : "", c->drops[i].code, c->drops[i].n);
     }
     fprintf(f, "}}\n");
     return (f == stdout ? fflush(f) : fclose(f)) == 0 ? 0 : -1;
