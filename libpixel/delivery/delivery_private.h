@@ -57,6 +57,45 @@ static inline uint64_t pixel__get64(const unsigned char *p)
     return (uint64_t)pixel__get32(p) | (uint64_t)pixel__get32(p + 4) << 32;
 }
 
+/* ---- configuration (config.c) ------------------------------------------ */
+
+#include <librdkafka/rdkafka.h>
+
+#include "pixel/delivery.h"
+
+typedef struct pixel__kprop {
+    char *name, *value;
+    long line, column; /* where it was set, for error messages; 0 = command line */
+} pixel__kprop;
+
+struct pixel_delivery_config {
+    char *source;
+    /* kafka */
+    char *brokers, *topic, *topic_template, *key_field, *type_field, *schema_field;
+    char *compression;
+    long delivery_timeout_ms;
+    pixel__kprop *props;
+    size_t nprops;
+    /* quarantine */
+    char *q_topic, *q_file;
+    /* spool */
+    char *spool_dir;
+    uint64_t segment_bytes, max_bytes;
+    int fsync;
+    unsigned int fsync_batch;
+    long fsync_interval_ms;
+    /* failover */
+    long probe_initial_ms, probe_max_ms;
+    char numbuf[32]; /* pixel_delivery_config_get() of a number */
+};
+
+/*
+ * A librdkafka producer configuration from cfg: bootstrap servers,
+ * idempotence, acks=all, compression, timeouts, then the user's properties.
+ * NULL on error (err filled, with the property's position when known).
+ */
+rd_kafka_conf_t *pixel__kafka_conf(const pixel_delivery_config *cfg, pixel_error *err);
+
 /* fsync a directory so that a file created or renamed in it survives a crash. */
 int pixel__d_fsync_dir(const char *dir);
 

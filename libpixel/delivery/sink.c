@@ -1,0 +1,945 @@
+/*
+ * The Kafka sink with failover to the spool (include/pixel/delivery.h).
+ *
+ * Acknowledgement rule: an input is acked only when it is durable, i.e. when
+ * librdkafka's delivery report says Kafka has it (acks=all), or when the
+ * spool fsync'd it.  Everything else follows from that:
+ *
+ * - A message Kafka could not take comes back in its failed delivery report
+ *   with payload, key, topic and headers: that is exactly what we spool, so
+ *   the sink keeps no copy of in-flight messages.
+ * - Failover (KAFKA -> SPOOL): a failed delivery report, ALL_BROKERS_DOWN,
+ *   or a fatal producer error.  Queued messages are purged so they reach the
+ *   spool now rather than at message.timeout.ms.
+ * - Probing (Flume's failover processor): while failed over, the next event
+ *   after the penalty is sent to Kafka instead of the spool.  Its success
+ *   switches back; its failure doubles the penalty (up to probe_max_ms).
+ * - Back-pressure: when the spool cannot take a record, a new input is
+ *   refused (PIXEL_DELIVERY_EFULL) and one that Kafka handed back is parked
+ *   in memory until space appears.  Nothing is ever dropped.
+ *
+ * librdkafka runs its callbacks (delivery reports, errors, logs with
+ * log.queue) from rd_kafka_poll() on our thread, so no locks are needed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "delivery_private.h"
+
+#define HDR_TYPE    "pixel-event-type"
+#define HDR_SCHEMA  "pixel-schema-id"
+#define HDR_VERSION "pixel-pipeline-version"
+
+/* An input waiting for an fsync (spool or quarantine file). */
+typedef struct waiter {
+    void *token;
+    int kind; /* KIND_* */
+} waiter;
+
+enum { KIND_EVENT = 0, KIND_QUARANTINE = 1 };
+
+typedef struct waitlist {
+    waiter *v;
+    size_t n, cap;
+    int64_t since_ms; /* when the oldest entry was added */
+} waitlist;
+
+/* A record the spool could not take yet: owned copies. */
+typedef struct parked {
+    struct parked *next;
+    pixel_spool_msg m; /* pointers into data */
+    void *token;
+    int kind;
+    char data[];
+} parked;
+
+typedef struct topic_entry {
+    char *type; /* the event type it serves (topic_template) */
+    rd_kafka_topic_t *rkt;
+} topic_entry;
+
+struct pixel_sink {
+    const pixel_delivery_config *cfg;
+    pixel_sink_options o;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *one_topic; /* kafka.topic */
+    rd_kafka_topic_t *q_rkt;     /* quarantine.topic */
+    topic_entry *topics;         /* kafka.topic_template, by type */
+    size_t ntopics;
+    pixel_spool *spool;
+    int q_fd;
+    waitlist spool_wait, q_wait;
+    parked *park_head, *park_tail;
+    size_t nparked;
+    int state;
+    int64_t probe_at_ms, failed_at_ms;
+    long penalty_ms;
+    int probe_inflight;
+    char probe_box; /* its address tags the probe message */
+    char nack;      /* its address tags copies that ack nobody */
+    void *probe_token;
+    int purge_wanted, recreate_wanted, full_logged;
+    uint64_t inflight, spooled_since_switch;
+    pixel_sink_stats st;
+    char errbuf[512];
+};
+
+static void logf_(pixel_sink *s, int level, const char *fmt, ...) PIXEL_D_PRINTF(3, 4);
+
+static void logf_(pixel_sink *s, int level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    if (s->o.log == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    s->o.log(level, line, s->o.log_payload);
+}
+
+static void ack(pixel_sink *s, void *token, int kind, int status)
+{
+    if (token == &s->nack) {
+        return;
+    }
+    if (kind == KIND_QUARANTINE) {
+        s->st.quarantine_pending--;
+        s->st.quarantined++;
+        if (status > 0) {
+            status = PIXEL_SINK_QUARANTINED;
+        }
+    } else {
+        s->st.events_pending--;
+        if (status == PIXEL_SINK_DELIVERED) {
+            s->st.delivered++;
+        } else if (status == PIXEL_SINK_SPOOLED) {
+            s->st.spooled++;
+        }
+    }
+    if (s->o.ack != NULL) {
+        s->o.ack(token, status, s->o.ack_payload);
+    }
+}
+
+/* ---- wait lists (inputs waiting for an fsync) ---------------------------- */
+
+static int wait_add(waitlist *w, void *token, int kind)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 256;
+        waiter *nv = realloc(w->v, cap * sizeof(*nv));
+        if (nv == NULL) {
+            return -1;
+        }
+        w->v = nv;
+        w->cap = cap;
+    }
+    if (w->n == 0) {
+        w->since_ms = pixel__d_mono_ms();
+    }
+    w->v[w->n].token = token;
+    w->v[w->n].kind = kind;
+    w->n++;
+    return 0;
+}
+
+static void wait_ack_all(pixel_sink *s, waitlist *w, int status)
+{
+    /* Entries can be added by the callbacks; take the list first. */
+    size_t n = w->n;
+
+    w->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        ack(s, w->v[i].token, w->v[i].kind,
+            w->v[i].kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : status);
+    }
+}
+
+static void spool_synced(pixel_sink *s)
+{
+    wait_ack_all(s, &s->spool_wait, PIXEL_SINK_SPOOLED);
+}
+
+static int sync_spool(pixel_sink *s)
+{
+    pixel_error e;
+
+    if (s->spool_wait.n == 0) {
+        return 0;
+    }
+    memset(&e, 0, sizeof(e));
+    if (pixel_spool_sync(s->spool, &e) < 0) {
+        logf_(s, PIXEL_LOG_ERR, "spool: %s", e.text);
+        return -1;
+    }
+    spool_synced(s);
+    return 0;
+}
+
+static int sync_qfile(pixel_sink *s)
+{
+    if (s->q_wait.n == 0) {
+        return 0;
+    }
+    if (s->cfg->fsync != PIXEL_SPOOL_FSYNC_NEVER && fdatasync(s->q_fd) < 0) {
+        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: fsync failed: %s", s->cfg->q_file,
+              strerror(errno));
+        return -1;
+    }
+    wait_ack_all(s, &s->q_wait, PIXEL_SINK_QUARANTINED);
+    return 0;
+}
+
+/* ---- spool side ------------------------------------------------------------ */
+
+/* Append to the spool; ack now or when the batch is fsync'd.  0 or a status. */
+static int spool_put(pixel_sink *s, const pixel_spool_msg *m, void *token, int kind)
+{
+    pixel_error e;
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    rc = pixel_spool_append(s->spool, m, &e);
+    if (rc < 0) {
+        if (!s->full_logged) {
+            logf_(s, PIXEL_LOG_ERR,
+                  "spool cannot take records (%s): back-pressure, inputs are not acknowledged "
+                  "until space is freed",
+                  e.text);
+            s->full_logged = 1;
+        }
+        return rc == PIXEL_DELIVERY_EFULL ? rc : PIXEL_DELIVERY_EFULL;
+    }
+    if (s->full_logged) {
+        logf_(s, PIXEL_LOG_NOTICE, "spool takes records again: back-pressure released");
+        s->full_logged = 0;
+    }
+    s->spooled_since_switch++;
+    if (wait_add(&s->spool_wait, token, kind) < 0) {
+        /* Cannot remember the token: make it durable now instead. */
+        if (pixel_spool_sync(s->spool, NULL) < 0) {
+            return PIXEL_DELIVERY_EFULL;
+        }
+        spool_synced(s);
+        ack(s, token, kind, PIXEL_SINK_SPOOLED);
+        return 0;
+    }
+    if (rc == 1) {
+        spool_synced(s); /* the fsync covered every earlier record too */
+    }
+    return 0;
+}
+
+static parked *park_new(const pixel_spool_msg *m, void *token, int kind)
+{
+    size_t n = m->topic_len + m->key_len + m->value_len + m->type_len + m->schema_id_len +
+               m->pipeline_version_len;
+    parked *p = malloc(sizeof(*p) + n + 1);
+    char *d;
+
+    if (p == NULL) {
+        return NULL;
+    }
+    p->next = NULL;
+    p->m = *m;
+    p->token = token;
+    p->kind = kind;
+    d = p->data;
+#define COPY(f)                                                                                    \
+    if (m->f != NULL) {                                                                            \
+        memcpy(d, m->f, m->f##_len);                                                               \
+        p->m.f = d;                                                                                \
+        d += m->f##_len;                                                                           \
+    }
+    COPY(topic)
+    COPY(key)
+    COPY(value)
+    COPY(type)
+    COPY(schema_id)
+    COPY(pipeline_version)
+#undef COPY
+    return p;
+}
+
+/* Spool a record Kafka handed back; park it when the spool is full. */
+static void spool_or_park(pixel_sink *s, const pixel_spool_msg *m, void *token, int kind)
+{
+    parked *p;
+
+    if (s->park_head == NULL && spool_put(s, m, token, kind) == 0) {
+        return;
+    }
+    p = park_new(m, token, kind);
+    if (p == NULL) {
+        /* Out of memory with nowhere to put it: the input cannot be made
+         * durable.  Say so through its ack rather than pretending. */
+        logf_(s, PIXEL_LOG_ERR, "out of memory while parking a record: input not acknowledged");
+        ack(s, token, kind, PIXEL_DELIVERY_EFULL);
+        return;
+    }
+    if (s->park_tail != NULL) {
+        s->park_tail->next = p;
+    } else {
+        s->park_head = p;
+    }
+    s->park_tail = p;
+    s->nparked++;
+}
+
+/* ---- Kafka side -------------------------------------------------------------- */
+
+static void switch_to_spool(pixel_sink *s, const char *why)
+{
+    int64_t now = pixel__d_mono_ms();
+
+    if (s->state == PIXEL_SINK_SPOOL) {
+        return;
+    }
+    s->state = PIXEL_SINK_SPOOL;
+    s->penalty_ms = s->cfg->probe_initial_ms;
+    s->probe_at_ms = now + s->penalty_ms;
+    s->failed_at_ms = now;
+    s->spooled_since_switch = 0;
+    s->purge_wanted = 1;
+    s->st.failovers++;
+    logf_(s, PIXEL_LOG_WARNING,
+          "kafka: cannot take events (%s): failing over to the spool %s; probing again in %ld ms",
+          why, pixel_spool_writer_dir(s->spool), s->penalty_ms);
+}
+
+static void switch_to_kafka(pixel_sink *s)
+{
+    if (s->state == PIXEL_SINK_KAFKA) {
+        return;
+    }
+    s->state = PIXEL_SINK_KAFKA;
+    s->probe_inflight = 0;
+    s->st.recoveries++;
+    logf_(s, PIXEL_LOG_NOTICE,
+          "kafka: takes events again after %" PRId64 " ms: switching back from the spool "
+          "(%" PRIu64 " records spooled meanwhile; run pixel-replay)",
+          pixel__d_mono_ms() - s->failed_at_ms, s->spooled_since_switch);
+}
+
+static void probe_failed(pixel_sink *s, const char *why)
+{
+    s->probe_inflight = 0;
+    s->penalty_ms = s->penalty_ms * 2 > s->cfg->probe_max_ms ? s->cfg->probe_max_ms
+                                                              : s->penalty_ms * 2;
+    s->probe_at_ms = pixel__d_mono_ms() + s->penalty_ms;
+    s->purge_wanted = 1;
+    logf_(s, PIXEL_LOG_INFO, "kafka: probe failed (%s); next probe in %ld ms", why, s->penalty_ms);
+}
+
+/* Errors that say "this message", not "Kafka": spool it, but do not fail over. */
+static int message_error(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_MSG ||
+           e == RD_KAFKA_RESP_ERR_INVALID_RECORD || e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE;
+}
+
+static void header(rd_kafka_headers_t *h, const char *name, const char **v, size_t *len)
+{
+    const void *val = NULL;
+    size_t size = 0;
+
+    if (h != NULL && rd_kafka_header_get_last(h, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *v = val != NULL ? val : "";
+        *len = size;
+    } else {
+        *v = NULL;
+        *len = 0;
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    pixel_sink *s = opaque;
+    void *token = m->_private;
+    int is_probe = (token == &s->probe_box);
+    int kind = (s->q_rkt != NULL && m->rkt == s->q_rkt) ? KIND_QUARANTINE : KIND_EVENT;
+    rd_kafka_headers_t *h = NULL;
+    pixel_spool_msg sm;
+
+    (void)rk;
+    s->inflight--;
+    if (is_probe) {
+        token = s->probe_token;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (s->state == PIXEL_SINK_SPOOL) {
+            switch_to_kafka(s);
+        }
+        ack(s, token, kind, kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : PIXEL_SINK_DELIVERED);
+        return;
+    }
+    if (message_error(m->err)) {
+        logf_(s, PIXEL_LOG_ERR, "kafka: message refused (%s): spooled for inspection",
+              rd_kafka_err2str(m->err));
+    } else if (s->state == PIXEL_SINK_KAFKA) {
+        switch_to_spool(s, rd_kafka_err2str(m->err));
+    } else if (is_probe) {
+        probe_failed(s, rd_kafka_err2str(m->err));
+    }
+    memset(&sm, 0, sizeof(sm));
+    rd_kafka_message_headers(m, &h);
+    sm.topic = rd_kafka_topic_name(m->rkt);
+    sm.topic_len = strlen(sm.topic);
+    sm.key = m->key;
+    sm.key_len = m->key_len;
+    sm.value = m->payload != NULL ? m->payload : "";
+    sm.value_len = m->len;
+    header(h, HDR_TYPE, &sm.type, &sm.type_len);
+    header(h, HDR_SCHEMA, &sm.schema_id, &sm.schema_id_len);
+    header(h, HDR_VERSION, &sm.pipeline_version, &sm.pipeline_version_len);
+    sm.timestamp_ms = pixel__d_wall_ms();
+    sm.flags = kind == KIND_QUARANTINE ? PIXEL_SPOOL_MSG_QUARANTINE : 0;
+    spool_or_park(s, &sm, token, kind);
+}
+
+static void on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+    pixel_sink *s = opaque;
+
+    if (e == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_fatal_error(rk, why, sizeof(why));
+        s->recreate_wanted = 1;
+        switch_to_spool(s, why);
+    } else if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        switch_to_spool(s, reason);
+    } else {
+        logf_(s, PIXEL_LOG_DEBUG, "kafka: %s", reason);
+    }
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    pixel_sink *s = rd_kafka_opaque(rk);
+
+    logf_(s, level < PIXEL_LOG_ERR ? PIXEL_LOG_ERR : level, "librdkafka %s: %s", fac, buf);
+}
+
+static int kafka_start(pixel_sink *s, pixel_error *err)
+{
+    rd_kafka_conf_t *kc = pixel__kafka_conf(s->cfg, err);
+
+    if (kc == NULL) {
+        return PIXEL_ECONFIG;
+    }
+    rd_kafka_conf_set_opaque(kc, s);
+    rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+    rd_kafka_conf_set_error_cb(kc, on_error);
+    rd_kafka_conf_set_log_cb(kc, on_log);
+    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, s->errbuf, sizeof(s->errbuf));
+    if (s->rk == NULL) {
+        rd_kafka_conf_destroy(kc);
+        return pixel__d_error(err, PIXEL_DELIVERY_EKAFKA, s->cfg->source, 0, 0,
+                              "kafka: cannot create the producer: %s", s->errbuf);
+    }
+    /* Logs join the main queue, served by rd_kafka_poll() on our thread. */
+    rd_kafka_set_log_queue(s->rk, NULL);
+    if (s->cfg->topic != NULL) {
+        s->one_topic = rd_kafka_topic_new(s->rk, s->cfg->topic, NULL);
+    }
+    if (s->cfg->q_topic != NULL) {
+        s->q_rkt = rd_kafka_topic_new(s->rk, s->cfg->q_topic, NULL);
+    }
+    return 0;
+}
+
+static void kafka_stop(pixel_sink *s)
+{
+    for (size_t i = 0; i < s->ntopics; i++) {
+        rd_kafka_topic_destroy(s->topics[i].rkt);
+        free(s->topics[i].type);
+    }
+    free(s->topics);
+    s->topics = NULL;
+    s->ntopics = 0;
+    if (s->one_topic != NULL) {
+        rd_kafka_topic_destroy(s->one_topic);
+        s->one_topic = NULL;
+    }
+    if (s->q_rkt != NULL) {
+        rd_kafka_topic_destroy(s->q_rkt);
+        s->q_rkt = NULL;
+    }
+    if (s->rk != NULL) {
+        rd_kafka_destroy(s->rk);
+        s->rk = NULL;
+    }
+}
+
+/* The topic handle for an event type (NULL type: "unknown"). */
+static rd_kafka_topic_t *topic_for(pixel_sink *s, const char *type, size_t type_len)
+{
+    const char *tpl = s->cfg->topic_template, *at;
+    char name[256];
+    topic_entry *nt;
+    size_t n;
+
+    if (s->one_topic != NULL) {
+        return s->one_topic;
+    }
+    if (type == NULL || type_len == 0) {
+        type = "unknown";
+        type_len = 7;
+    }
+    for (size_t i = 0; i < s->ntopics; i++) {
+        if (strlen(s->topics[i].type) == type_len &&
+            memcmp(s->topics[i].type, type, type_len) == 0) {
+            return s->topics[i].rkt;
+        }
+    }
+    at = strstr(tpl, "{type}");
+    n = (size_t)snprintf(name, sizeof(name), "%.*s%.*s%s", (int)(at - tpl), tpl, (int)type_len,
+                         type, at + 6);
+    /* Kafka topic names allow [A-Za-z0-9._-]; keep odd types from failing. */
+    for (size_t i = (size_t)(at - tpl); i < n && i < sizeof(name) - 1; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            name[i] = '_';
+        }
+    }
+    nt = realloc(s->topics, (s->ntopics + 1) * sizeof(*nt));
+    if (nt == NULL) {
+        return NULL;
+    }
+    s->topics = nt;
+    nt[s->ntopics].type = strndup(type, type_len);
+    nt[s->ntopics].rkt = rd_kafka_topic_new(s->rk, name, NULL);
+    if (nt[s->ntopics].type == NULL || nt[s->ntopics].rkt == NULL) {
+        free(nt[s->ntopics].type);
+        if (nt[s->ntopics].rkt != NULL) {
+            rd_kafka_topic_destroy(nt[s->ntopics].rkt);
+        }
+        return NULL;
+    }
+    return nt[s->ntopics++].rkt;
+}
+
+/*
+ * Produce to Kafka.  0 when librdkafka took it; -1 when it cannot (the
+ * caller spools).  With wait, a full local queue is served and retried
+ * while Kafka still looks healthy (Fluent Bit's out_kafka does the same).
+ */
+static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg *m, void *op,
+                     int wait)
+{
+    size_t key_len = m->key != NULL ? m->key_len : 0;
+
+    for (;;) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+        rd_kafka_resp_err_t e;
+
+        if (m->type != NULL) {
+            rd_kafka_header_add(h, HDR_TYPE, -1, m->type, (ssize_t)m->type_len);
+        }
+        if (m->schema_id != NULL) {
+            rd_kafka_header_add(h, HDR_SCHEMA, -1, m->schema_id, (ssize_t)m->schema_id_len);
+        }
+        if (m->pipeline_version != NULL) {
+            rd_kafka_header_add(h, HDR_VERSION, -1, m->pipeline_version,
+                                (ssize_t)m->pipeline_version_len);
+        }
+        e = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+                              RD_KAFKA_V_KEY(m->key, key_len),
+                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            s->inflight++;
+            return 0;
+        }
+        rd_kafka_headers_destroy(h);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            switch_to_spool(s, rd_kafka_err2str(e));
+            return -1;
+        }
+        if (!wait) {
+            return -1;
+        }
+        rd_kafka_poll(s->rk, 10);
+        if (s->state != PIXEL_SINK_KAFKA) {
+            return -1; /* a delivery report failed us over meanwhile */
+        }
+    }
+}
+
+/* Recreate the producer after a fatal error; in-flight messages get spooled. */
+static void recreate(pixel_sink *s)
+{
+    pixel_error e;
+
+    s->recreate_wanted = 0;
+    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(s->rk, 0);
+    rd_kafka_flush(s->rk, 1000);
+    kafka_stop(s);
+    memset(&e, 0, sizeof(e));
+    if (kafka_start(s, &e) != 0) {
+        logf_(s, PIXEL_LOG_ERR, "kafka: %s", e.text);
+    }
+}
+
+/* Deferred work that must not run inside librdkafka's callbacks. */
+static void housekeeping(pixel_sink *s)
+{
+    if (s->purge_wanted) {
+        s->purge_wanted = 0;
+        /* Queued (not yet sent) messages: to the spool now, not at timeout. */
+        rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+    }
+    if (s->recreate_wanted && s->rk != NULL) {
+        recreate(s);
+    }
+}
+
+static int probe_due(pixel_sink *s)
+{
+    return s->state == PIXEL_SINK_SPOOL && !s->probe_inflight && s->rk != NULL &&
+           pixel__d_mono_ms() >= s->probe_at_ms;
+}
+
+/*
+ * Route one record: Kafka when healthy or when a probe is due, else the
+ * spool.  0 when accepted, PIXEL_DELIVERY_EFULL when not.
+ */
+static int route(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg *m, void *token,
+                 int kind)
+{
+    if (s->state == PIXEL_SINK_KAFKA && rkt != NULL) {
+        if (kafka_put(s, rkt, m, token, 1) == 0) {
+            return 0;
+        }
+    } else if (probe_due(s) && rkt != NULL) {
+        s->probe_token = token;
+        if (kafka_put(s, rkt, m, &s->probe_box, 0) == 0) {
+            s->probe_inflight = 1;
+            s->st.probes++;
+            return 0;
+        }
+        probe_failed(s, "local queue full");
+    }
+    return spool_put(s, m, token, kind);
+}
+
+/* Retry parked records in order; stop at the first that still cannot go. */
+static void unpark(pixel_sink *s)
+{
+    while (s->park_head != NULL) {
+        parked *p = s->park_head;
+        rd_kafka_topic_t *rkt =
+            p->kind == KIND_QUARANTINE ? s->q_rkt : topic_for(s, p->m.type, p->m.type_len);
+        int rc;
+
+        /* route() must not park again: take it off the list first. */
+        s->park_head = p->next;
+        if (s->park_head == NULL) {
+            s->park_tail = NULL;
+        }
+        s->nparked--;
+        if (p->token == &s->nack) {
+            /* A best-effort copy: the spool only (it must not be a probe). */
+            rc = spool_put(s, &p->m, p->token, p->kind);
+        } else {
+            rc = route(s, rkt, &p->m, p->token, p->kind);
+        }
+        if (rc != 0) {
+            p->next = s->park_head;
+            s->park_head = p;
+            if (s->park_tail == NULL) {
+                s->park_tail = p;
+            }
+            s->nparked++;
+            return;
+        }
+        free(p);
+    }
+}
+
+static void serve(pixel_sink *s, int timeout_ms)
+{
+    int64_t now;
+
+    if (s->rk != NULL) {
+        rd_kafka_poll(s->rk, timeout_ms);
+    }
+    housekeeping(s);
+    unpark(s);
+    now = pixel__d_mono_ms();
+    if (s->spool_wait.n > 0 &&
+        (now - s->spool_wait.since_ms >= s->cfg->fsync_interval_ms || timeout_ms != 0)) {
+        sync_spool(s);
+    }
+    if (s->q_wait.n > 0 && (now - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
+                            s->q_wait.n >= s->cfg->fsync_batch || timeout_ms != 0)) {
+        sync_qfile(s);
+    }
+}
+
+/* ---- public API -------------------------------------------------------------- */
+
+PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
+                             const pixel_sink_options *opts, pixel_error *err)
+{
+    pixel_spool_options so = PIXEL_SPOOL_OPTIONS_INIT;
+    pixel_sink *s;
+    int rc;
+
+    *out = NULL;
+    if (opts != NULL && opts->version != PIXEL_SINK_OPTIONS_VERSION) {
+        return pixel__d_error(err, PIXEL_EVERSION, NULL, 0, 0,
+                              "invalid version %u on pixel_sink_options", opts->version);
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return pixel__d_error(err, PIXEL_ENOMEM, NULL, 0, 0, "out of memory");
+    }
+    s->cfg = cfg;
+    s->q_fd = -1;
+    if (opts != NULL) {
+        s->o = *opts;
+    }
+    so.dir = cfg->spool_dir;
+    so.segment_bytes = cfg->segment_bytes;
+    so.max_bytes = cfg->max_bytes;
+    so.fsync = cfg->fsync;
+    so.fsync_batch = cfg->fsync_batch;
+    rc = pixel_spool_open(&s->spool, &so, err);
+    if (rc == 0 && cfg->q_file != NULL) {
+        s->q_fd = open(cfg->q_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (s->q_fd < 0) {
+            rc = pixel__d_error(err, PIXEL_EIO, cfg->q_file, 0, 0,
+                                "cannot open the quarantine file: %s", strerror(errno));
+        }
+    }
+    if (rc == 0) {
+        rc = kafka_start(s, err);
+    }
+    if (rc != 0) {
+        pixel_sink_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void *token,
+                                 pixel_error *err)
+{
+    pixel_spool_msg m;
+    rd_kafka_topic_t *rkt;
+    int rc;
+
+    if (s->park_head != NULL) {
+        unpark(s);
+        if (s->park_head != NULL) {
+            s->st.backpressure++;
+            return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->cfg->spool_dir, 0, 0,
+                                  "spool full: back-pressure");
+        }
+    }
+    memset(&m, 0, sizeof(m));
+    m.value = msg->value;
+    m.value_len = msg->value_len;
+    m.key = msg->key;
+    m.key_len = msg->key_len;
+    m.type = msg->type;
+    m.type_len = msg->type_len;
+    m.schema_id = msg->schema_id;
+    m.schema_id_len = msg->schema_id_len;
+    m.pipeline_version = msg->pipeline_version;
+    m.pipeline_version_len = msg->pipeline_version_len;
+    rkt = s->rk != NULL ? topic_for(s, msg->type, msg->type_len) : NULL;
+    if (rkt != NULL) {
+        m.topic = rd_kafka_topic_name(rkt);
+        m.topic_len = strlen(m.topic);
+    } else {
+        m.topic = s->cfg->topic ? s->cfg->topic : "";
+        m.topic_len = strlen(m.topic);
+    }
+    m.timestamp_ms = pixel__d_wall_ms();
+    /* Count first: the ack may come from inside route(). */
+    s->st.events_in++;
+    s->st.events_pending++;
+    rc = route(s, rkt, &m, token, KIND_EVENT);
+    if (rc != 0) {
+        s->st.events_in--;
+        s->st.events_pending--;
+        s->st.backpressure++;
+        return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
+    }
+    if (s->rk != NULL) {
+        rd_kafka_poll(s->rk, 0);
+        housekeeping(s);
+    }
+    return 0;
+}
+
+static int qfile_write(pixel_sink *s, const char *json, size_t len)
+{
+    char nl = '\n';
+    off_t at = lseek(s->q_fd, 0, SEEK_END);
+    ssize_t w = write(s->q_fd, json, len);
+
+    if (w == (ssize_t)len && write(s->q_fd, &nl, 1) == 1) {
+        return 0;
+    }
+    /* Roll back a partial line so the file stays valid JSON Lines. */
+    if (at >= 0 && ftruncate(s->q_fd, at) < 0) {
+        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: cannot roll back a partial line",
+              s->cfg->q_file);
+    }
+    return -1;
+}
+
+PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len, void *token,
+                                    pixel_error *err)
+{
+    pixel_spool_msg m;
+    int rc = 0;
+
+    if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
+        return pixel__d_error(err, PIXEL_EINVAL, s->cfg->source, 0, 0,
+                              "no quarantine destination configured (quarantine.file or .topic)");
+    }
+    memset(&m, 0, sizeof(m));
+    m.value = json;
+    m.value_len = len;
+    m.topic = s->cfg->q_topic;
+    m.topic_len = m.topic ? strlen(m.topic) : 0;
+    m.timestamp_ms = pixel__d_wall_ms();
+    m.flags = PIXEL_SPOOL_MSG_QUARANTINE;
+    s->st.quarantine_in++;
+    s->st.quarantine_pending++;
+    if (s->q_fd >= 0) {
+        /* The file is the durable copy: it never waits for Kafka. */
+        if (qfile_write(s, json, len) < 0) {
+            s->st.quarantine_in--;
+            s->st.quarantine_pending--;
+            s->st.backpressure++;
+            if (!s->full_logged) {
+                logf_(s, PIXEL_LOG_ERR, "quarantine file %s: write failed (%s): back-pressure",
+                      s->cfg->q_file, strerror(errno));
+                s->full_logged = 1;
+            }
+            return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->cfg->q_file, 0, 0,
+                                  "quarantine file: write failed: back-pressure");
+        }
+        wait_add(&s->q_wait, token, KIND_QUARANTINE);
+        if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS || s->q_wait.n >= s->cfg->fsync_batch) {
+            sync_qfile(s);
+        }
+        if (s->q_rkt != NULL) {
+            /* A best-effort copy for the dead-letter topic; never blocks. */
+            if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0) != 0) {
+                spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
+            }
+        }
+    } else {
+        rc = route(s, s->q_rkt, &m, token, KIND_QUARANTINE);
+        if (rc != 0) {
+            s->st.quarantine_in--;
+            s->st.quarantine_pending--;
+            s->st.backpressure++;
+            return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
+        }
+    }
+    if (s->rk != NULL) {
+        rd_kafka_poll(s->rk, 0);
+        housekeeping(s);
+    }
+    return 0;
+}
+
+PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome)
+{
+    if (outcome == PIXEL_OUTCOME_SKIPPED) {
+        s->st.skipped++;
+    } else if (outcome == PIXEL_OUTCOME_DROPPED) {
+        s->st.dropped++;
+    }
+}
+
+PIXEL_API size_t pixel_sink_poll(pixel_sink *s, int timeout_ms)
+{
+    serve(s, timeout_ms);
+    return (size_t)(s->st.events_pending + s->st.quarantine_pending);
+}
+
+PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
+{
+    int64_t deadline = pixel__d_mono_ms() + timeout_ms;
+
+    for (;;) {
+        serve(s, 20);
+        sync_spool(s);
+        sync_qfile(s);
+        if (s->st.events_pending + s->st.quarantine_pending == 0) {
+            return 0;
+        }
+        if (timeout_ms >= 0 && pixel__d_mono_ms() >= deadline) {
+            return pixel__d_error(err, PIXEL_ERROR, NULL, 0, 0,
+                                  "flush: %" PRIu64 " inputs still pending",
+                                  s->st.events_pending + s->st.quarantine_pending);
+        }
+    }
+}
+
+PIXEL_API int pixel_sink_state_get(const pixel_sink *s)
+{
+    return s->state;
+}
+
+PIXEL_API void pixel_sink_stats_get(const pixel_sink *s, pixel_sink_stats *out)
+{
+    *out = s->st;
+}
+
+PIXEL_API void pixel_sink_free(pixel_sink *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->rk != NULL) {
+        /* Whatever Kafka has not confirmed by the delivery timeout goes to
+         * the spool: purging produces failed delivery reports for it. */
+        pixel_sink_flush(s, (int)s->cfg->delivery_timeout_ms + 1000, NULL);
+        if (s->inflight > 0) {
+            s->state = PIXEL_SINK_SPOOL;
+            rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(s->rk, 5000);
+        }
+    }
+    if (s->spool != NULL) {
+        unpark(s);
+        sync_spool(s);
+    }
+    if (s->q_fd >= 0) {
+        sync_qfile(s);
+    }
+    while (s->park_head != NULL) {
+        parked *p = s->park_head;
+        s->park_head = p->next;
+        ack(s, p->token, p->kind, PIXEL_DELIVERY_EFULL);
+        free(p);
+    }
+    kafka_stop(s);
+    pixel_spool_close(s->spool);
+    if (s->q_fd >= 0) {
+        close(s->q_fd);
+    }
+    free(s->spool_wait.v);
+    free(s->q_wait.v);
+    free(s);
+}

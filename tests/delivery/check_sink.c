@@ -1,0 +1,507 @@
+/*
+ * The delivery configuration and the Kafka sink against librdkafka's mock
+ * cluster (in this process, on 127.0.0.1): acks after delivery reports,
+ * failover to the spool and back, back-pressure, quarantine file.
+ *
+ * Waits are bounded loops on a state ("until the sink failed over"), never
+ * assertions about how long something took.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "pixel/delivery.h"
+
+#define NBROKERS 3
+
+static char tmpdir[256];
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+
+typedef struct acks {
+    int delivered, spooled, quarantined, failed;
+    unsigned char seen[4096];
+} acks;
+
+static acks A;
+static char lastlog[1024];
+static int saw_backpressure_log;
+
+static void on_ack(void *token, int status, void *payload)
+{
+    uintptr_t id = (uintptr_t)token;
+    (void)payload;
+    ck_assert_uint_lt(id, sizeof(A.seen));
+    ck_assert_msg(A.seen[id] == 0, "input %u acked twice", (unsigned)id);
+    A.seen[id] = 1;
+    switch (status) {
+        case PIXEL_SINK_DELIVERED: A.delivered++; break;
+        case PIXEL_SINK_SPOOLED: A.spooled++; break;
+        case PIXEL_SINK_QUARANTINED: A.quarantined++; break;
+        default: A.failed++; break;
+    }
+}
+
+static void on_log(int level, const char *line, void *payload)
+{
+    (void)payload;
+    if (level <= PIXEL_LOG_NOTICE) {
+        snprintf(lastlog, sizeof(lastlog), "%s", line);
+    }
+    if (strstr(line, "back-pressure") != NULL) {
+        saw_backpressure_log = 1;
+    }
+}
+
+static void setup(void)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_sink.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(mock_rk);
+    mock = rd_kafka_mock_cluster_new(mock_rk, NBROKERS);
+    ck_assert_ptr_nonnull(mock);
+    rd_kafka_mock_topic_create(mock, "events", 4, NBROKERS);
+    rd_kafka_mock_topic_create(mock, "dlq", 1, NBROKERS);
+    memset(&A, 0, sizeof(A));
+    lastlog[0] = '\0';
+    saw_backpressure_log = 0;
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_rk);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) {
+        /* best effort */
+    }
+}
+
+static pixel_delivery_config *config(const char *extra)
+{
+    char yaml[4096];
+    pixel_delivery_config *cfg;
+    pixel_error err;
+
+    snprintf(yaml, sizeof(yaml),
+             "pipeline: ignored\n"
+             "delivery:\n"
+             "  kafka:\n"
+             "    brokers: \"%s\"\n"
+             "    topic: events\n"
+             "    delivery_timeout_ms: 3000\n"
+             "    properties:\n"
+             "      linger.ms: 5\n"
+             "      reconnect.backoff.max.ms: 200\n"
+             "  quarantine:\n"
+             "    file: %s/quarantine.jsonl\n"
+             "  spool:\n"
+             "    dir: %s/spool\n"
+             "    fsync: batch\n"
+             "    fsync_batch: 16\n"
+             "%s"
+             "  failover:\n"
+             "    probe_initial_ms: 200\n"
+             "    probe_max_ms: 1000\n",
+             rd_kafka_mock_cluster_bootstraps(mock), tmpdir, tmpdir, extra ? extra : "");
+    memset(&err, 0, sizeof(err));
+    ck_assert_msg(pixel_delivery_config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", &err) == 0,
+                  "%ld:%ld %s", err.line, err.column, err.text);
+    return cfg;
+}
+
+static pixel_sink *sink(const pixel_delivery_config *cfg)
+{
+    pixel_sink_options o = PIXEL_SINK_OPTIONS_INIT;
+    pixel_sink *s;
+    pixel_error err;
+
+    o.ack = on_ack;
+    o.log = on_log;
+    memset(&err, 0, sizeof(err));
+    ck_assert_msg(pixel_sink_new(&s, cfg, &o, &err) == 0, "%s", err.text);
+    return s;
+}
+
+static int produce(pixel_sink *s, int id)
+{
+    char v[128], k[16];
+    pixel_sink_msg m;
+
+    snprintf(v, sizeof(v), "{\"eid\":\"e-%05d\",\"ev\":\"page_view\"}", id);
+    snprintf(k, sizeof(k), "user-%d", id % 7);
+    memset(&m, 0, sizeof(m));
+    m.value = v;
+    m.value_len = strlen(v);
+    m.key = k;
+    m.key_len = strlen(k);
+    m.type = "page_view";
+    m.type_len = 9;
+    m.pipeline_version = "3";
+    m.pipeline_version_len = 1;
+    return pixel_sink_produce(s, &m, (void *)(uintptr_t)id, NULL);
+}
+
+static void set_brokers(int up)
+{
+    for (int id = 1; id <= NBROKERS; id++) {
+        if (up) {
+            rd_kafka_mock_broker_set_up(mock, id);
+        } else {
+            rd_kafka_mock_broker_set_down(mock, id);
+        }
+    }
+}
+
+static void check_counters(pixel_sink *s)
+{
+    pixel_sink_stats st;
+
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.events_in, st.delivered + st.spooled + st.events_pending);
+    ck_assert_uint_eq(st.quarantine_in, st.quarantined + st.quarantine_pending);
+}
+
+/* Count the records now in the spool (sealed and active). */
+static int spooled_records(void)
+{
+    char dir[300];
+    pixel_spool_segment *segs;
+    size_t n;
+    int total = 0;
+
+    snprintf(dir, sizeof(dir), "%s/spool", tmpdir);
+    if (pixel_spool_segments(dir, &segs, &n, NULL) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pixel_spool_reader *r;
+        pixel_spool_msg m;
+        ck_assert_int_eq(pixel_spool_reader_open(&r, segs[i].path, NULL), 0);
+        while (pixel_spool_reader_next(r, &m, NULL, NULL, NULL) == PIXEL_SPOOL_RECORD) {
+            total++;
+        }
+        pixel_spool_reader_close(r);
+    }
+    pixel_spool_segments_free(segs, n);
+    return total;
+}
+
+/* Messages in a topic, read back with a consumer. */
+static int consume_count(const char *topic)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *c;
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(4);
+    int count = 0, idle = 0;
+    const struct rd_kafka_metadata *md;
+    int parts = 0;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mock), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", "check", NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(c);
+    {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(c, topic, NULL);
+        ck_assert_int_eq(rd_kafka_metadata(c, 0, t, &md, 5000), 0);
+        parts = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(t);
+    }
+    for (int p = 0; p < parts; p++) {
+        rd_kafka_topic_partition_list_add(tp, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(c, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    while (idle < 10) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        if (m == NULL) {
+            idle++;
+            continue;
+        }
+        if (m->err == 0) {
+            count++;
+            idle = 0;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return count;
+}
+
+START_TEST(config_reports_unknown_key_with_line_and_column)
+{
+    const char *yaml = "delivery:\n"
+                       "  kafka: {brokers: \"x:1\", topic: t}\n"
+                       "  spool:\n"
+                       "    dir: /tmp/x\n"
+                       "    max_byte: 10\n";
+    pixel_delivery_config *cfg;
+    pixel_error err;
+
+    memset(&err, 0, sizeof(err));
+    ck_assert_int_eq(pixel_delivery_config_load_string(&cfg, yaml, strlen(yaml), "p.yaml", &err),
+                     PIXEL_ECONFIG);
+    ck_assert_int_eq(err.line, 5);
+    ck_assert_int_eq(err.column, 5);
+    ck_assert_str_eq(err.source, "p.yaml");
+    ck_assert_str_eq(err.pointer, "/delivery/spool/max_byte");
+    ck_assert_ptr_nonnull(strstr(err.text, "max_bytes"));
+}
+END_TEST
+
+START_TEST(config_reports_bad_values_where_they_are)
+{
+    static const struct {
+        const char *yaml;
+        long line, column;
+        const char *needle;
+    } cases[] = {
+        {"delivery:\n  kafka: {brokers: b, topic: t}\n  spool: {dir: d, fsync: sometimes}\n", 3, 26,
+         "batch, always or never"},
+        {"delivery:\n  kafka:\n    brokers: b\n    topic: t\n    properties:\n"
+         "      linger.ms: lots\n  spool: {dir: d}\n",
+         6, 18, "linger.ms"},
+        {"delivery:\n  kafka:\n    brokers: b\n    topic: t\n    properties:\n"
+         "      acks: 1\n  spool: {dir: d}\n",
+         6, 13, "acks=all"},
+        {"delivery:\n  kafka: {topic: t}\n  spool: {dir: d}\n", 0, 0, "brokers"},
+        {"delivery:\n  kafka: {brokers: b, topic: t, topic_template: \"x.{type}\"}\n"
+         "  spool: {dir: d}\n", 0, 0, "exactly one"},
+        {"delivery:\n  kafka: {brokers: b, topic: t}\n  spool: {dir: d, max_bytes: 12Q}\n", 3, 30,
+         "size"},
+        {"delivery:\n  kafka: [1, 2\n", 3, 1, "YAML"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pixel_delivery_config *cfg = NULL;
+        pixel_error err;
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(pixel_delivery_config_load_string(&cfg, cases[i].yaml,
+                                                           strlen(cases[i].yaml), "c.yaml", &err),
+                         PIXEL_ECONFIG);
+        ck_assert_ptr_null(cfg);
+        ck_assert_msg(strstr(err.text, cases[i].needle) != NULL, "case %zu: %s", i, err.text);
+        if (cases[i].line > 0) {
+            ck_assert_msg(err.line == cases[i].line && err.column == cases[i].column,
+                          "case %zu: %ld:%ld %s", i, err.line, err.column, err.text);
+        }
+    }
+}
+END_TEST
+
+START_TEST(config_overrides_and_reads_settings)
+{
+    pixel_delivery_config *cfg = config(NULL);
+
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.topic"), "events");
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.topic_template", "ev.{type}", NULL), 0);
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.topic"));
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "spool.max_bytes", "2M", NULL), 0);
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "spool.max_bytes"), "2097152");
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "spool.nonsense", "1", NULL), PIXEL_ECONFIG);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+START_TEST(sink_acks_each_event_after_its_delivery_report)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    pixel_sink_stats st;
+
+    for (int i = 0; i < 500; i++) {
+        ck_assert_int_eq(produce(s, i), 0);
+        check_counters(s);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.delivered, 500);
+    ck_assert_int_eq(A.spooled + A.failed, 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.delivered, 500);
+    ck_assert_uint_eq(st.failovers, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(consume_count("events"), 500);
+    ck_assert_int_eq(spooled_records(), 0);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+START_TEST(sink_fails_over_to_the_spool_and_comes_back)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    pixel_sink_stats st;
+    int id = 0, tries;
+
+    for (; id < 200; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    set_brokers(0);
+    /* Keep sending until the sink notices (bounded: no timing assertion). */
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50);
+        check_counters(s);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    ck_assert_ptr_nonnull(strstr(lastlog, "failing over"));
+    for (int k = 0; k < 300; k++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        check_counters(s);
+    }
+    set_brokers(1);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50);
+        check_counters(s);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    ck_assert_ptr_nonnull(strstr(lastlog, "switching back"));
+    for (int k = 0; k < 100; k++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    check_counters(s);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.failovers, 1);
+    ck_assert_uint_ge(st.recoveries, 1);
+    ck_assert_uint_ge(st.spooled, 300);
+    /* Every input acked exactly once (on_ack checks "once"), none failed. */
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    /* Nothing lost: each event is in Kafka or in the spool. */
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    ck_assert_int_ge(consume_count("events"), A.delivered);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+START_TEST(sink_applies_back_pressure_when_the_spool_is_full)
+{
+    pixel_delivery_config *cfg = config("    max_bytes: 4096\n");
+    pixel_sink *s = sink(cfg);
+    pixel_sink_stats st;
+    int id = 0, rc = 0, tries;
+
+    set_brokers(0);
+    for (tries = 0; tries < 2000; tries++) {
+        rc = produce(s, id);
+        if (rc == PIXEL_DELIVERY_EFULL) {
+            break;
+        }
+        ck_assert_int_eq(rc, 0);
+        id++;
+        pixel_sink_poll(s, 5);
+        check_counters(s);
+    }
+    ck_assert_int_eq(rc, PIXEL_DELIVERY_EFULL);
+    ck_assert(saw_backpressure_log);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.backpressure, 1);
+    /* Kafka comes back: the parked and refused inputs can go on. */
+    set_brokers(1);
+    for (tries = 0; tries < 1200; tries++) {
+        rc = produce(s, id);
+        if (rc == 0) {
+            id++;
+            if (pixel_sink_state_get(s) == PIXEL_SINK_KAFKA) {
+                break;
+            }
+        }
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+    char path[300], line[256];
+    FILE *f;
+    int lines = 0;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    s = sink(cfg);
+    set_brokers(0); /* a stalled Kafka */
+    for (int i = 0; i < 50; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "{\"raw\":\"line %d\"}", i);
+        ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)i, NULL), 0);
+    }
+    pixel_sink_poll(s, 100);
+    ck_assert_int_eq(A.quarantined, 50);
+    pixel_sink_count(s, PIXEL_OUTCOME_SKIPPED);
+    check_counters(s);
+    set_brokers(1);
+    pixel_sink_free(s);
+    snprintf(path, sizeof(path), "%s/quarantine.jsonl", tmpdir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        ck_assert_ptr_nonnull(strstr(line, "{\"raw\":\"line "));
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, 50);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+static Suite *sink_suite(void)
+{
+    Suite *s = suite_create("sink");
+    TCase *tc = tcase_create("config");
+    TCase *tk = tcase_create("kafka");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, config_reports_unknown_key_with_line_and_column);
+    tcase_add_test(tc, config_reports_bad_values_where_they_are);
+    tcase_add_test(tc, config_overrides_and_reads_settings);
+    suite_add_tcase(s, tc);
+    tcase_add_checked_fixture(tk, setup, teardown);
+    tcase_set_timeout(tk, 120);
+    tcase_add_test(tk, sink_acks_each_event_after_its_delivery_report);
+    tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
+    tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
+    tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
+    suite_add_tcase(s, tk);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sink_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
