@@ -142,6 +142,7 @@ static int push_field(fmt_builder *b, int slot)
     }
     if (lits) {
         f->lit = lits;
+        lits[f->nfields] = lits[f->nfields + 1] = NULL; /* freeable whatever fails next */
     }
     if (lens) {
         f->litlen = lens;

@@ -1,0 +1,128 @@
+/* Built-in enrichers. */
+#include "testutil.h"
+
+static pixel_ctx *ctx;
+static void setup(void)
+{
+    ctx = pixel_ctx_new();
+    pixel_ctx_set_clock(ctx, 1795651200123);
+}
+static void teardown(void)
+{
+    pixel_ctx_free(ctx);
+}
+
+static const char *str_at(const char *path)
+{
+    static char buf[256];
+    size_t n;
+    const char *s = pixel_value_string(pixel_value_at(pixel_ctx_event(ctx), path), &n);
+    if (!s) {
+        return "(absent)";
+    }
+    snprintf(buf, sizeof(buf), "%.*s", (int)n, s);
+    return buf;
+}
+
+#define EID_PIPE                                                                                   \
+    PIPE_HEAD "fields: {a: query.a}\nenrich:\n  - event_id: {into: id, from: query.eid}\n"
+
+START_TEST(event_id_prefers_a_valid_client_uuid)
+{
+    pixel_pipeline *p = load_ok(EID_PIPE);
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=F57BD9AB-F936-4984-A95E-852C4C77B896")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("id"), "f57bd9ab-f936-4984-a95e-852c4c77b896");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(event_id_is_derived_deterministically_otherwise)
+{
+    pixel_pipeline *p = load_ok(EID_PIPE);
+    char first[64], second[64];
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=not-a-uuid")), PIXEL_OUTCOME_EVENT);
+    snprintf(first, sizeof(first), "%s", str_at("id"));
+    ck_assert_uint_eq(strlen(first), 36);
+    ck_assert_int_eq(first[14], '8'); /* version 8 */
+    ck_assert_msg(strchr("89ab", first[19]) != NULL, "variant bits");
+    pixel_ctx_set_clock(ctx, 1900000000000); /* a replay later: same line, same ID */
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=not-a-uuid")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("id"), first);
+    ck_assert_int_eq(run(p, ctx, LINE("a=2&eid=not-a-uuid")), PIXEL_OUTCOME_EVENT);
+    snprintf(second, sizeof(second), "%s", str_at("id"));
+    ck_assert_str_ne(first, second);
+    pixel_pipeline_free(p);
+    /* The syslog header is not part of the ID: a relay may re-frame the line. */
+    p = load_ok("input: {framing: auto, pixel_paths: [/px.gif]}\nfields: {a: query.a}\n"
+                "enrich: [{event_id: {into: id}}]\n");
+    ck_assert_int_eq(run(p, ctx, "<190>Nov 26 05:24:46 web01 nginx: " LINE("a=1&eid=x")), PIXEL_OUTCOME_EVENT);
+    snprintf(first, sizeof(first), "%s", str_at("id"));
+    ck_assert_int_eq(run(p, ctx, "<13>1 2026-11-26T05:24:47Z relay2 nginx - - - " LINE("a=1&eid=x")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("id"), first);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(ip_addresses_are_anonymized_by_prefix)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {client.ip: query.ip}\nenrich:\n"
+                                          "  - anonymize_ip: {field: client.ip, ipv4_prefix: 16, ipv6_prefix: 32}\n");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=203.0.113.77")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("client.ip"), "203.0.0.0");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8:a2f6:8a7d::1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("client.ip"), "2001:db8::");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=example.com")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "enrichment_failed");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->source, "anonymize_ip");
+    pixel_pipeline_free(p);
+    p = load_ok(PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: {field: ip}}]\n");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=198.51.100.200")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("ip"), "198.51.100.0"); /* default /24 */
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(urls_are_decomposed_with_campaign_fields)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fu%40www.example.com%3A8443%2Fa%2Fb%3Futm_source%3Dnews%26utm_campaign%3DFall%2B2026%26x%3D1%23top")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"page\":{\"url\":\"https://u@www.example.com:8443/a/b?utm_source=news&utm_campaign=Fall+2026&x=1#top\","
+                     "\"scheme\":\"https\",\"host\":\"www.example.com:8443\",\"path\":\"/a/b\","
+                     "\"query\":\"utm_source=news&utm_campaign=Fall+2026&x=1\","
+                     "\"campaign\":{\"source\":\"news\",\"campaign\":\"Fall 2026\"},\"fragment\":\"top\"}}");
+    ck_assert_int_eq(run(p, ctx, LINE("url=not+a+url")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.host"), "(absent)");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(ingest_time_and_pipeline_info)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n  - ingest_time: {into: meta.ingest}\n  - pipeline:\n");
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\",\"meta\":{\"ingest\":\"2026-11-26T00:00:00.123Z\"},"
+                                     "\"pipeline\":{\"name\":\"t\",\"version\":\"1\"}}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+static Suite *enrich_suite(void)
+{
+    Suite *s = suite_create("enrich");
+    TCase *tc = tcase_create("builtins");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, event_id_prefers_a_valid_client_uuid);
+    tcase_add_test(tc, event_id_is_derived_deterministically_otherwise);
+    tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
+    tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
+    tcase_add_test(tc, ingest_time_and_pipeline_info);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(enrich_suite());
+}

@@ -1,0 +1,198 @@
+/* The map stage: sources, conversions, per-type rules, and what fails. */
+#include "testutil.h"
+
+static pixel_ctx *ctx;
+static void setup(void)
+{
+    ctx = pixel_ctx_new();
+    pixel_ctx_set_clock(ctx, 1795651200000); /* 2026-11-26T00:00:00Z */
+}
+static void teardown(void)
+{
+    pixel_ctx_free(ctx);
+}
+
+/* Map one query string with one field spec; returns the output. */
+static const char *map1(const char *spec, const char *query, pixel_outcome *oc)
+{
+    char yaml[1024], line[2048];
+    snprintf(yaml, sizeof(yaml), PIPE_HEAD "fields:\n  f: %s\n", spec);
+    snprintf(line, sizeof(line), LINE("%s"), query);
+    pixel_pipeline *p = load_ok(yaml);
+    *oc = run(p, ctx, line);
+    static char out[2048];
+    snprintf(out, sizeof(out), "%s", *oc == PIXEL_OUTCOME_EVENT ? output(ctx, p) : first_code(ctx));
+    pixel_pipeline_free(p);
+    return out;
+}
+
+typedef struct {
+    const char *spec, *query, *expect; /* expect: event JSON, or a reason code */
+} conv_case;
+
+static const conv_case convs[] = {
+    {"query.x", "x=abc", "{\"f\":\"abc\"}"},
+    {"{from: query.x, type: integer}", "x=-42", "{\"f\":-42}"},
+    {"{from: query.x, type: integer}", "x=9223372036854775807", "{\"f\":9223372036854775807}"},
+    {"{from: query.x, type: integer}", "x=9223372036854775808", "bad_integer"},
+    {"{from: query.x, type: integer}", "x=2081234567abc", "bad_integer"},
+    {"{from: query.x, type: integer}", "x=4.5e5", "bad_integer"},
+    {"{from: query.x, type: integer}", "x=", "bad_integer"},
+    {"{from: query.x, type: integer}", "x=%7B%7Bpid%7D%7D", "bad_integer"},
+    {"{from: query.x, type: number}", "x=2.75", "{\"f\":2.75}"},
+    {"{from: query.x, type: number}", "x=0.1", "{\"f\":0.1}"},
+    {"{from: query.x, type: number}", "x=NaN", "bad_number"},
+    {"{from: query.x, type: number}", "x=1.", "bad_number"},
+    {"{from: query.x, type: boolean}", "x=true", "{\"f\":true}"},
+    {"{from: query.x, type: boolean}", "x=0", "{\"f\":false}"},
+    {"{from: query.x, type: boolean}", "x=maybe", "bad_boolean"},
+    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=1795651199954",
+     "{\"f\":\"2026-11-25T23:59:59.954Z\"}"},
+    {"{from: query.x, type: timestamp, format: epoch_s}", "x=1795651199",
+     "{\"f\":\"2026-11-25T23:59:59Z\"}"},
+    {"{from: query.x, type: timestamp}", "x=2026-11-26T01:00:00%2B01:00",
+     "{\"f\":\"2026-11-26T00:00:00Z\"}"},
+    {"{from: query.x, type: timestamp, format: rfc3339}", "x=2026-02-30T00:00:00Z", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: '%d.%m.%Y %H:%M'}", "x=26.11.2026+05:24",
+     "{\"f\":\"2026-11-26T05:24:00Z\"}"},
+    {"{from: log.time, type: timestamp, format: clf}", "x=1", "{\"f\":\"2026-11-26T05:24:46Z\"}"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozfQ",
+     "{\"f\":{\"beds\":3}}"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozfQ!",
+     "bad_base64url_json"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozf",
+     "bad_base64url_json"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=aGVsbG8", "bad_base64url_json"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=WzEsMl0", "bad_base64url_json"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJi+ZWRz", "bad_base64url_json"},
+    {"{from: query.x, type: json}", "x=%5B1%2C%22a%22%5D", "{\"f\":[1,\"a\"]}"},
+    {"{from: query.x, type: json}", "x=%5B1%2C", "bad_json"},
+    {"{from: query.x, type: list}", "x=a,b,,c", "{\"f\":[\"a\",\"b\",\"\",\"c\"]}"},
+    {"{from: query.x, type: list, items: integer, separator: '|'}", "x=1|2", "{\"f\":[1,2]}"},
+    {"{from: query.x, type: list, items: integer}", "x=1,b", "bad_list"},
+    {"{from: query.x, type: kv}", "x=srp_map%3Ab%2Cbadge%3Av1", "{\"f\":{\"srp_map\":\"b\",\"badge\":\"v1\"}}"},
+    {"{from: query.x, type: kv}", "x=nocolon", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=a:1,a:2", "bad_kv_list"},
+    {"{from: query.x, max_length: 3}", "x=%C3%A9%C3%A9%C3%A9", "{\"f\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}"},
+    {"{from: query.x, max_length: 3}", "x=abcd", "too_long"},
+    {"{from: query.x, map: {pv: page_view}}", "x=pv", "{\"f\":\"page_view\"}"},
+    {"{from: query.x, map: {pv: page_view}}", "x=other", "{\"f\":\"other\"}"},
+    {"{from: query.x, default: '7', type: integer}", "y=1", "{\"f\":7}"},
+    {"{from: query.x, required: true}", "y=1", "missing_required"},
+    {"{const: web, required: true}", "y=1", "{\"f\":\"web\"}"},
+    {"{from: log.status, type: integer}", "y=1", "{\"f\":200}"},
+    {"log.referer", "y=1", "{\"f\":\"https://www.example.com/\"}"},
+    {"log.path", "y=1", "{\"f\":\"/px.gif\"}"},
+};
+
+START_TEST(conversions)
+{
+    const conv_case *c = &convs[_i];
+    pixel_outcome oc;
+    const char *got = map1(c->spec, c->query, &oc);
+    ck_assert_msg(strcmp(got, c->expect) == 0, "case %d (%s on %s): got %s, expected %s", _i,
+                  c->spec, c->query, got, c->expect);
+}
+END_TEST
+
+#define TYPED                                                                                      \
+    PIPE_HEAD "event_type: {field: type, values: [view, buy]}\n"                                   \
+              "fields:\n"                                                                          \
+              "  type: {from: query.ev, required: true, map: {v: view}}\n"                         \
+              "  user: {from: query.uid, required: true}\n"                                        \
+              "  item.id: {from: query.id, type: integer, types: [buy], required: true}\n"         \
+              "  item.qty: {from: query.qty, type: integer, required: [buy]}\n"
+
+START_TEST(per_type_rules)
+{
+    pixel_pipeline *p = load_ok(TYPED);
+    ck_assert_int_eq(run(p, ctx, LINE("ev=v&uid=u1&id=5")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"type\":\"view\",\"user\":\"u1\"}"); /* id only for buy */
+    ck_assert_int_eq(run(p, ctx, LINE("ev=buy&uid=u1&id=5&qty=2")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"type\":\"buy\",\"user\":\"u1\",\"item\":{\"id\":5,\"qty\":2}}");
+    ck_assert_int_eq(run(p, ctx, LINE("ev=view&uid=u1&qty=2")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"type\":\"view\",\"user\":\"u1\",\"item\":{\"qty\":2}}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(every_mapping_problem_is_reported)
+{
+    pixel_pipeline *p = load_ok(TYPED);
+    ck_assert_int_eq(run(p, ctx, LINE("ev=buy&id=x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_uint_eq(pixel_ctx_reason_count(ctx), 3);
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->code, "missing_required");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.uid");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 1)->code, "bad_integer");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 1)->location, "query.id");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 2)->code, "missing_required");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 2)->location, "query.qty");
+    ck_assert_int_eq(pixel_ctx_reason(ctx, 0)->stage, PIXEL_STAGE_MAP);
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->family, "mapping_violation");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(event_type_must_be_known)
+{
+    pixel_pipeline *p = load_ok(TYPED);
+    ck_assert_int_eq(run(p, ctx, LINE("uid=u1")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "missing_event_type");
+    static const char *const unknown[] = {"ev=View", "ev=", "ev=page-view", "ev=heartbeat"};
+    for (size_t i = 0; i < 4; i++) {
+        char line[512];
+        snprintf(line, sizeof(line), LINE("%s&uid=u1"), unknown[i]);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
+        ck_assert_str_eq(first_code(ctx), "unknown_event_type");
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(syslog_time_takes_its_year_from_the_event_time)
+{
+    pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n"
+                                "fields:\n  t: {from: log.time, type: timestamp}\n"
+                                "  s: {from: syslog.timestamp, type: timestamp, format: syslog}\n");
+    /* Logged on New Year's Eve, processed (clock) months later. */
+    pixel_ctx_set_clock(ctx, 1800000000000);
+    ck_assert_int_eq(run(p, ctx, "<190>Dec 31 23:59:59 web01 nginx: 192.0.2.1 - - [31/Dec/2025:23:59:58 +0000] "
+                                 "\"GET /px.gif?a=1 HTTP/1.1\" 200 43 \"-\" \"x\""),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"t\":\"2025-12-31T23:59:58Z\",\"s\":\"2025-12-31T23:59:59Z\"}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(log_fields_must_be_utf8)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {ua: log.user_agent}\n");
+    ck_assert_int_eq(run(p, ctx, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif HTTP/1.1\" 200 43 \"-\" \"caf\xe9\""),
+                     PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+static Suite *map_suite(void)
+{
+    Suite *s = suite_create("map");
+    TCase *tc = tcase_create("conversions");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, conversions, 0, (int)(sizeof(convs) / sizeof(convs[0])));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rules");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, per_type_rules);
+    tcase_add_test(tc, every_mapping_problem_is_reported);
+    tcase_add_test(tc, event_type_must_be_known);
+    tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
+    tcase_add_test(tc, log_fields_must_be_utf8);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(map_suite());
+}

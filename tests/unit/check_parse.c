@@ -1,0 +1,305 @@
+/* The parse stage: framing, log formats, request line and query decoding. */
+#include "testutil.h"
+
+static pixel_ctx *ctx;
+static void setup(void)
+{
+    ctx = pixel_ctx_new();
+}
+static void teardown(void)
+{
+    pixel_ctx_free(ctx);
+}
+
+static const char *get(const char *name)
+{
+    static char buf[512];
+    size_t n;
+    const char *v = pixel_record_get(pixel_ctx_record(ctx), name, &n);
+    if (!v) {
+        return "(absent)";
+    }
+    snprintf(buf, sizeof(buf), "%.*s", (int)n, v);
+    return buf;
+}
+
+static pixel_outcome parse(const pixel_pipeline *p, const char *line)
+{
+    pixel_outcome oc;
+    ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), &oc, NULL), 0);
+    return oc;
+}
+
+#define FIELDS "fields: {a: query.a}\n"
+
+START_TEST(rfc3164_header_is_split)
+{
+    pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(parse(p, "<190>Nov  6 05:24:46 web01 nginx: " LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.pri"), "190");
+    ck_assert_str_eq(get("syslog.facility"), "23");
+    ck_assert_str_eq(get("syslog.severity"), "6");
+    ck_assert_str_eq(get("syslog.timestamp"), "Nov  6 05:24:46");
+    ck_assert_str_eq(get("syslog.hostname"), "web01");
+    ck_assert_str_eq(get("syslog.tag"), "nginx");
+    ck_assert_str_eq(get("log.client"), "203.0.113.9");
+    ck_assert_str_eq(get("query.a"), "1");
+    /* tag[pid]: and an RFC 3339 timestamp (rsyslog templates) */
+    ck_assert_int_eq(parse(p, "2026-11-26T05:24:46.123+00:00 web02 nginx[42]: " LINE("a=2")),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.procid"), "42");
+    ck_assert_str_eq(get("syslog.hostname"), "web02");
+    ck_assert_int_eq(parse(p, "<190>yesterday web01 nginx: " LINE("a=1")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "bad_syslog_header");
+    ck_assert_int_eq(parse(p, "<999>Nov  6 05:24:46 web01 nginx: x"), PIXEL_OUTCOME_QUARANTINED);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(rfc5424_header_is_split)
+{
+    pixel_pipeline *p = load_ok("input: {framing: rfc5424, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(parse(p, "<165>1 2026-11-26T05:24:46.003Z web03 nginx 77 ID47 "
+                              "[ex@32473 iut=\"3\" note=\"a]b\"] " LINE("a=1")),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.timestamp"), "2026-11-26T05:24:46.003Z");
+    ck_assert_str_eq(get("syslog.hostname"), "web03");
+    ck_assert_str_eq(get("syslog.tag"), "nginx");
+    ck_assert_str_eq(get("syslog.procid"), "77");
+    ck_assert_str_eq(get("syslog.msgid"), "ID47");
+    ck_assert_str_eq(get("log.client"), "203.0.113.9");
+    ck_assert_int_eq(parse(p, "<165>1 - - - - - - " LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.hostname"), "(absent)");
+    ck_assert_int_eq(parse(p, "<165>2 x"), PIXEL_OUTCOME_QUARANTINED);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(auto_framing_takes_either)
+{
+    pixel_pipeline *p = load_ok("input: {framing: auto, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(parse(p, "<165>1 2026-11-26T05:24:46Z h a - - - " LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.hostname"), "h");
+    ck_assert_int_eq(parse(p, "<13>Nov 26 05:24:46 h2 nginx: " LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.hostname"), "h2");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(common_and_custom_nginx_formats)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, format: common, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(parse(p, "192.0.2.1 - bob [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=1 HTTP/1.0\" 200 43"),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("log.user"), "bob");
+    ck_assert_str_eq(get("log.bytes"), "43");
+    pixel_pipeline_free(p);
+    p = load_ok("input:\n  framing: none\n  pixel_paths: [/px.gif]\n  format: {nginx: '$remote_addr "
+                "[$time_local] \"$request\" $status \"$http_user_agent\" $request_time "
+                "\"$http_x_forwarded_for\" ${host}'}\n"
+                "fields: {a: query.a, xff: log.header.x-forwarded-for, rt: log.request_time}\n");
+    ck_assert_int_eq(parse(p, "192.0.2.1 [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=1 HTTP/1.1\" 200 "
+                              "\"curl/8\" 0.004 \"198.51.100.7, 10.0.0.1\" px.example.com"),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("log.header.x-forwarded-for"), "198.51.100.7, 10.0.0.1");
+    ck_assert_str_eq(get("log.request_time"), "0.004");
+    ck_assert_str_eq(get("log.host"), "px.example.com");
+    ck_assert_str_eq(get("log.user_agent"), "curl/8");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(apache_logformat_directives)
+{
+    pixel_pipeline *p = load_ok(
+        "input:\n  framing: none\n  pixel_paths: [/px.gif]\n"
+        "  format: {apache: '%h %l %u %t \\\"%r\\\" %>s %b %D %T \\\"%{Referer}i\\\" \\\"%{User-agent}i\\\" %{X-Request-Id}i'}\n"
+        "fields: {a: query.a, us: log.request_time_us, id: log.header.x-request-id}\n");
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 -0700] \"GET /px.gif?a=1 HTTP/1.1\" 200 43 1234 0 "
+                              "\"https://r.example/\" \"Mozilla/5.0\" abc-123"),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("log.time"), "26/Nov/2026:05:24:46 -0700");
+    ck_assert_str_eq(get("log.status"), "200");
+    ck_assert_str_eq(get("log.request_time_us"), "1234");
+    ck_assert_str_eq(get("log.request_time"), "0");
+    ck_assert_str_eq(get("log.referer"), "https://r.example/");
+    ck_assert_str_eq(get("log.user_agent"), "Mozilla/5.0");
+    ck_assert_str_eq(get("log.header.x-request-id"), "abc-123");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(nginx_json_records)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, format: nginx_json, pixel_paths: [/px.gif]}\n"
+                                "fields: {a: query.a, up: log.upstream_addr}\n");
+    ck_assert_int_eq(parse(p, "{\"time_iso8601\":\"2026-11-26T05:24:46+00:00\",\"remote_addr\":\"192.0.2.1\","
+                              "\"request\":\"GET /px.gif?a=%C3%A9 HTTP/1.1\",\"status\":200,"
+                              "\"http_user_agent\":\"Mozilla \\\"quoted\\\"\",\"upstream_addr\":\"10.0.0.2:80\"}"),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("log.client"), "192.0.2.1");
+    ck_assert_str_eq(get("log.status"), "200");
+    ck_assert_str_eq(get("log.user_agent"), "Mozilla \"quoted\"");
+    ck_assert_str_eq(get("log.upstream_addr"), "10.0.0.2:80");
+    ck_assert_str_eq(get("query.a"), "\xc3\xa9");
+    ck_assert_int_eq(parse(p, "{\"remote_addr\":\"192.0.2.1\",\"request\":\"GET /px.gif?a=1 HT"),
+                     PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "truncated_line");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(only_configured_pixel_requests_are_kept)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif, /t.gif]}\n" FIELDS);
+    ck_assert_int_eq(parse(p, LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /t.gif HTTP/1.1\" 200 43 \"-\" \"x\""),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /api/v1/search?city=x HTTP/1.1\" 200 9 \"-\" \"x\""),
+                     PIXEL_OUTCOME_SKIPPED);
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"POST /px.gif HTTP/1.1\" 200 9 \"-\" \"x\""),
+                     PIXEL_OUTCOME_SKIPPED);
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"-\" 400 0 \"-\" \"-\""),
+                     PIXEL_OUTCOME_SKIPPED);
+    /* a damaged line whose complete request shows it is not a pixel */
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /index.html HTTP/1.1\" 200 9 \"-\" \"Mozil"),
+                     PIXEL_OUTCOME_SKIPPED);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(truncated_pixel_lines_are_quarantined)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    const char *full = LINE("a=1&b=2");
+    for (size_t cut = strlen("203.0.113.9 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?");
+         cut < strlen(full); cut++) {
+        pixel_outcome oc;
+        ck_assert_int_eq(pixel_parse(p, ctx, full, cut, &oc, NULL), 0);
+        ck_assert_int_eq(oc, PIXEL_OUTCOME_QUARANTINED);
+        ck_assert_str_eq(first_code(ctx), "truncated_line");
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(query_values_are_decoded_strictly)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(parse(p, LINE("a=S%C3%A3o+Paulo&b=55%2B&c=%F0%9F%8F%A1&d&e=&&f=x%20y")),
+                     PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("query.a"), "S\xc3\xa3o Paulo");
+    ck_assert_str_eq(get("query.b"), "55+");
+    ck_assert_str_eq(get("query.c"), "\xf0\x9f\x8f\xa1");
+    ck_assert_str_eq(get("query.d"), "");
+    ck_assert_str_eq(get("query.e"), "");
+    ck_assert_str_eq(get("query.f"), "x y");
+    ck_assert_uint_eq(pixel_record_param_count(pixel_ctx_record(ctx)), 6);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+static const char *const bad_escapes[] = {"%zz", "%g1", "%%", "%u00e9", "%4", "%E", "%", "ab%"};
+START_TEST(malformed_escapes_are_rejected_with_the_parameter)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    char q[128], line[512];
+    snprintf(q, sizeof(q), "a=1&city=x%s", bad_escapes[_i]);
+    snprintf(line, sizeof(line), LINE("%s"), q);
+    ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_QUARANTINED);
+    const pixel_reason *r = pixel_ctx_reason(ctx, 0);
+    ck_assert_str_eq(r->code, "bad_percent_escape");
+    ck_assert_str_eq(r->family, "parse_violation");
+    ck_assert_str_eq(r->location, "query.city");
+    ck_assert_ptr_nonnull(strstr(r->message, "offset"));
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+static const char *const bad_utf8[] = {"Ca%F1on",    "caf%C3",    "%C3%28",   "%ED%A0%80",
+                                       "%C0%AF",     "%FF%FE",    "%80%80",   "%F4%90%80%80",
+                                       "%E0%80%AF"};
+START_TEST(invalid_utf8_is_rejected)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    char line[512];
+    snprintf(line, sizeof(line), LINE("a=1&q=%s"), bad_utf8[_i]);
+    ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.q");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(repeated_keys_follow_the_policy)
+{
+    const char *line = LINE("a=1&a=2&b=x");
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: first}\nfields: {a: query.a}\n");
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\"}");
+    pixel_pipeline_free(p);
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: last}\nfields: {a: query.a}\n");
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"a\":\"2\"}");
+    pixel_pipeline_free(p);
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: list}\nfields: {a: {from: query.a, type: integer}}\n");
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"a\":[1,2]}");
+    pixel_pipeline_free(p);
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: reject}\nfields: {a: query.a}\n");
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "repeated_parameter");
+    /* unmapped parameters may repeat */
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&z=1&z=2")), PIXEL_OUTCOME_EVENT);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(size_limits)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], max_line_length: 100, max_parameters: 3}\n" FIELDS);
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "line_too_long");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->family, "size_violation");
+    pixel_pipeline_free(p);
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], max_parameters: 3}\n" FIELDS);
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3&d=4")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+static Suite *parse_suite(void)
+{
+    Suite *s = suite_create("parse");
+    TCase *tc = tcase_create("framing");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, rfc3164_header_is_split);
+    tcase_add_test(tc, rfc5424_header_is_split);
+    tcase_add_test(tc, auto_framing_takes_either);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("formats");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, common_and_custom_nginx_formats);
+    tcase_add_test(tc, apache_logformat_directives);
+    tcase_add_test(tc, nginx_json_records);
+    tcase_add_test(tc, only_configured_pixel_requests_are_kept);
+    tcase_add_test(tc, truncated_pixel_lines_are_quarantined);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("query");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, query_values_are_decoded_strictly);
+    tcase_add_loop_test(tc, malformed_escapes_are_rejected_with_the_parameter, 0,
+                        (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
+    tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0, (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
+    tcase_add_test(tc, repeated_keys_follow_the_policy);
+    tcase_add_test(tc, size_limits);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(parse_suite());
+}

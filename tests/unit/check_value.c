@@ -1,0 +1,169 @@
+/* Event values, the JSON parser and serializer, and the arena. */
+#include <jansson.h>
+
+#include "testutil.h"
+
+unsigned long pixel_debug_alloc_count(void);
+
+START_TEST(json_round_trips_compactly)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    const char *in = " { \"a\" : [1, -2, 3.50, 1e400, true, false, null],\n \"b\": {\"c\": \"x\\ty\\u00e9\\ud83d\\ude00\"} } ";
+    pixel_value *v = pixel_json_parse(ctx, in, strlen(in), NULL);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(pixel_value_type(v), PIXEL_TYPE_OBJECT);
+    size_t n;
+    const char *out = pixel_value_dump(ctx, v, &n);
+    ck_assert_str_eq(out, "{\"a\":[1,-2,3.50,1e400,true,false,null],\"b\":{\"c\":\"x\\ty\xc3\xa9\xf0\x9f\x98\x80\"}}");
+    ck_assert_uint_eq(n, strlen(out));
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(json_rejects_bad_text_with_a_position)
+{
+    static const char *const bad[] = {"{\"a\":}", "[1,]", "\"\\x\"", "01", "1.", "[1] x",
+                                      "\"\xff\"", "\"\\ud800\"", "{\"a\" 1}", "", "nul",
+                                      "\"a\nb\""};
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pixel_error err;
+        pixel_error_clear(&err);
+        ck_assert_msg(pixel_json_parse(ctx, bad[i], strlen(bad[i]), &err) == NULL, "accepted %s",
+                      bad[i]);
+        ck_assert_int_eq(err.code, PIXEL_EPARSE);
+        ck_assert_int_gt(err.column, 0);
+        ck_assert_ptr_nonnull(strstr(err.text, "offset"));
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(json_limits_nesting)
+{
+    char deep[600];
+    memset(deep, '[', 300);
+    memset(deep + 300, ']', 300);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_error err;
+    pixel_error_clear(&err);
+    ck_assert_ptr_null(pixel_json_parse(ctx, deep, 600, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "nesting"));
+    ck_assert_ptr_nonnull(pixel_json_parse(ctx, deep + 100, 400, NULL)); /* 200 deep is fine */
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(big_integers_become_numbers_and_keep_their_text)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *v = pixel_json_parse(ctx, "[9223372036854775807, 9223372036854775808]", 42, NULL);
+    const pixel_value *a = pixel_value_first(v), *b = pixel_value_next(a);
+    ck_assert_int_eq(pixel_value_type(a), PIXEL_TYPE_INT);
+    ck_assert_int_eq(pixel_value_type(b), PIXEL_TYPE_NUMBER);
+    ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), "[9223372036854775807,9223372036854775808]");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(strings_escape_control_characters_and_quotes)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *s = pixel_value_new_string(ctx, "a\"b\\c\x01\x7f\n", 8);
+    ck_assert_str_eq(pixel_value_dump(ctx, s, NULL), "\"a\\\"b\\\\c\\u0001\\u007f\\n\"");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(paths_set_get_and_remove_keep_order)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *root = pixel_value_new_object(ctx);
+    ck_assert_int_eq(pixel_value_set_at(ctx, root, "a.b", pixel_value_new_int(ctx, 1)), 0);
+    ck_assert_int_eq(pixel_value_set_at(ctx, root, "c", pixel_value_new_bool(ctx, 1)), 0);
+    ck_assert_int_eq(pixel_value_set_at(ctx, root, "a.d", pixel_value_new_string(ctx, "x", 1)), 0);
+    ck_assert_int_eq(pixel_value_set_at(ctx, root, "a.b", pixel_value_new_number(ctx, 2.5)), 0);
+    ck_assert_str_eq(pixel_value_dump(ctx, root, NULL), "{\"a\":{\"b\":2.5,\"d\":\"x\"},\"c\":true}");
+    ck_assert_double_eq(pixel_value_number(pixel_value_at(root, "a.b")), 2.5);
+    ck_assert_int_eq(pixel_value_remove_at(root, "a.b"), 1);
+    ck_assert_int_eq(pixel_value_remove_at(root, "a.b"), 0);
+    ck_assert_int_eq(pixel_value_remove_at(root, "c"), 1);
+    ck_assert_str_eq(pixel_value_dump(ctx, root, NULL), "{\"a\":{\"d\":\"x\"}}");
+    ck_assert_uint_eq(pixel_value_size(root), 1);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(equality_follows_json_schema)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *a = pixel_json_parse(ctx, "{\"x\":1,\"y\":[1.0,\"s\"]}", 21, NULL);
+    pixel_value *b = pixel_json_parse(ctx, "{\"y\":[1,\"s\"],\"x\":1.0}", 21, NULL);
+    pixel_value *c = pixel_json_parse(ctx, "{\"y\":[1,\"t\"],\"x\":1}", 19, NULL);
+    ck_assert(pixel_value_equal(a, b));
+    ck_assert(!pixel_value_equal(a, c));
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(jansson_copy_matches)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    const char *in = "{\"a\":[1,2.5,\"x\",null,true],\"b\":{}}";
+    pixel_value *v = pixel_json_parse(ctx, in, strlen(in), NULL);
+    json_t *j = pixel_value_to_jansson(v);
+    ck_assert_ptr_nonnull(j);
+    char *dumped = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_str_eq(dumped, "{\"a\":[1,2.5,\"x\",null,true],\"b\":{}}");
+    free(dumped);
+    json_decref(j);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(arena_reuse_allocates_nothing_in_steady_state)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (int round = 0; round < 3; round++) {
+        unsigned long before = pixel_debug_alloc_count();
+        for (int i = 0; i < 1000; i++) {
+            pixel_ctx_reset(ctx);
+            pixel_value *o = pixel_value_new_object(ctx);
+            for (int k = 0; k < 50; k++) {
+                char key[16];
+                snprintf(key, sizeof(key), "k%d", k);
+                pixel_object_set(ctx, o, key, pixel_value_new_string(ctx, "value", 5));
+            }
+            ck_assert_ptr_nonnull(pixel_value_dump(ctx, o, NULL));
+        }
+        if (round > 0) {
+            ck_assert_uint_eq(pixel_debug_alloc_count(), before);
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *value_suite(void)
+{
+    Suite *s = suite_create("value");
+    TCase *tc = tcase_create("json");
+    tcase_add_test(tc, json_round_trips_compactly);
+    tcase_add_test(tc, json_rejects_bad_text_with_a_position);
+    tcase_add_test(tc, json_limits_nesting);
+    tcase_add_test(tc, big_integers_become_numbers_and_keep_their_text);
+    tcase_add_test(tc, strings_escape_control_characters_and_quotes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tree");
+    tcase_add_test(tc, paths_set_get_and_remove_keep_order);
+    tcase_add_test(tc, equality_follows_json_schema);
+    tcase_add_test(tc, jansson_copy_matches);
+    tcase_add_test(tc, arena_reuse_allocates_nothing_in_steady_state);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(value_suite());
+}
