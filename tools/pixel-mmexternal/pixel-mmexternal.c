@@ -1,0 +1,212 @@
+/*
+ * pixel-mmexternal: libpixel as an rsyslog mmexternal program (message
+ * modification), for users who deliver with rsyslog's own omkafka and
+ * queues and want libpixel only as the transformer.
+ *
+ *   pixel-mmexternal [--metrics-file PATH] [--metrics-port PORT] PIPELINE.yaml
+ *
+ * rsyslog writes one message per line (use interface.input="rawmsg", so
+ * that libpixel sees the syslog header too) and reads exactly one JSON
+ * object per line back, in order (plugins/external/INTERFACE.md).  The reply
+ * sets message variables:
+ *
+ *   {"$!":{"pixel_outcome":"event","pixel":{...the event...}}}
+ *   {"$!":{"pixel_outcome":"quarantined","pixel":{...the quarantine record...}}}
+ *   {"$!":{"pixel_outcome":"skipped"}}          (or "dropped")
+ *   {"$!":{"pixel_outcome":"error"}}            infrastructure failure (logged)
+ *
+ * so a configuration routes on $!pixel_outcome and writes $!pixel with a
+ * template (docs/deployment.md).  SIGHUP reloads the pipeline between two
+ * lines; a pipeline that fails to load leaves the old one serving.  Logs
+ * go to stderr, one line per write.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pixel/pixel.h>
+
+#include "../common/metrics.h"
+
+static volatile sig_atomic_t reload_requested;
+
+static void on_reload(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
+__attribute__((format(printf, 2, 3))) static void logf_(const char *level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "pixel-mmexternal[%ld]: %s: ", (long)getpid(), level);
+
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    n = (int)strlen(line);
+    line[n++] = '\n';
+    if (write(2, line, (size_t)n) < 0) {
+        /* nowhere left to report it */
+    }
+}
+
+static pixel_pipeline *load(const char *path)
+{
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    char msg[1024];
+
+    memset(&err, 0, sizeof(err));
+    if (pixel_pipeline_load_file(&p, path, NULL, &err) != 0) {
+        logf_("error", "pipeline %s: %s", path, pixel_error_format(&err, msg, sizeof(msg)));
+        return NULL;
+    }
+    return p;
+}
+
+static void count(pixel_metrics *m, pixel_ctx *ctx, pixel_outcome out)
+{
+    const char *stage = NULL, *code = NULL;
+
+    if (m == NULL) {
+        return;
+    }
+    if (pixel_ctx_reason_count(ctx) > 0) {
+        const pixel_reason *r = pixel_ctx_reason(ctx, 0);
+        stage = pixel_stage_str(r->stage);
+        code = out == PIXEL_OUTCOME_DROPPED && r->source ? r->source : r->code;
+    }
+    pixel_metrics_line(m, out, stage, code);
+}
+
+/* Answer one line: exactly one line of JSON, whatever happens. */
+static void answer(FILE *out, const pixel_pipeline *p, pixel_ctx *ctx, pixel_metrics *m,
+                   const char *line, size_t len)
+{
+    pixel_outcome oc = PIXEL_OUTCOME_PENDING;
+    pixel_error err;
+    const char *json;
+    size_t jlen = 0;
+
+    memset(&err, 0, sizeof(err));
+    if (pixel_process(p, ctx, line, len, &oc, &err) != 0) {
+        char msg[512];
+        logf_("error", "line not processed: %s", pixel_error_format(&err, msg, sizeof(msg)));
+        pixel_metrics_failure(m);
+        fputs("{\"$!\":{\"pixel_outcome\":\"error\"}}\n", out);
+        return;
+    }
+    count(m, ctx, oc);
+    json = pixel_ctx_output(ctx, p, &jlen);
+    if (json == NULL) {
+        fprintf(out, "{\"$!\":{\"pixel_outcome\":\"%s\"}}\n", pixel_outcome_str(oc));
+        return;
+    }
+    fprintf(out, "{\"$!\":{\"pixel_outcome\":\"%s\",\"pixel\":", pixel_outcome_str(oc));
+    fwrite(json, 1, jlen, out);
+    fputs("}}\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"metrics-file", required_argument, NULL, 'm'},
+        {"metrics-port", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *metrics_file = NULL;
+    int metrics_port = -1, c;
+    pixel_metrics *m = NULL;
+    pixel_pipeline *p;
+    pixel_ctx *ctx;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    time_t last = 0;
+    struct sigaction sa;
+
+    while ((c = getopt_long(argc, argv, "m:p:", longs, NULL)) != -1) {
+        if (c == 'm') {
+            metrics_file = optarg;
+        } else if (c == 'p') {
+            metrics_port = (int)strtol(optarg, NULL, 10);
+        } else {
+            break;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs("usage: pixel-mmexternal [--metrics-file PATH] [--metrics-port PORT] "
+              "PIPELINE.yaml\n",
+              stderr);
+        return 2;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_reload;
+    sigaction(SIGHUP, &sa, NULL);
+    p = load(argv[optind]);
+    ctx = pixel_ctx_new();
+    if (p == NULL || ctx == NULL) {
+        pixel_pipeline_free(p);
+        pixel_ctx_free(ctx);
+        return 1;
+    }
+    if (metrics_file != NULL || metrics_port >= 0) {
+        m = pixel_metrics_new("pixel-mmexternal");
+        if (m != NULL && metrics_port >= 0 && pixel_metrics_listen(m, metrics_port) < 0) {
+            logf_("warning", "metrics listener: %s", strerror(errno));
+        }
+    }
+    /* getline() restarts on EINTR only for SA_RESTART; loop on a signal. */
+    for (;;) {
+        errno = 0;
+        n = getline(&line, &cap, stdin);
+        if (n < 0) {
+            if (errno == EINTR) {
+                clearerr(stdin);
+                continue;
+            }
+            break;
+        }
+        if (reload_requested) {
+            pixel_pipeline *np;
+            reload_requested = 0;
+            np = load(argv[optind]);
+            if (np == NULL) {
+                logf_("error", "reload failed: still serving pipeline %s %s",
+                      pixel_pipeline_name(p), pixel_pipeline_version(p));
+            } else {
+                pixel_pipeline_free(p);
+                p = np;
+                logf_("info", "reloaded pipeline %s %s", pixel_pipeline_name(p),
+                      pixel_pipeline_version(p));
+            }
+        }
+        if (n > 0 && line[n - 1] == '\n') {
+            n--;
+        }
+        answer(stdout, p, ctx, m, line, (size_t)n);
+        fflush(stdout);
+        if (m != NULL && metrics_file != NULL && time(NULL) != last) {
+            last = time(NULL);
+            if (pixel_metrics_write_file(m, metrics_file) != 0) {
+                logf_("warning", "metrics file %s: %s", metrics_file, strerror(errno));
+            }
+        }
+    }
+    if (m != NULL && metrics_file != NULL) {
+        pixel_metrics_write_file(m, metrics_file);
+    }
+    free(line);
+    pixel_metrics_free(m);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+    return 0;
+}
