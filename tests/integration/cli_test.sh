@@ -1,0 +1,51 @@
+#!/bin/sh
+# pixelconv as a user meets it: help, usage errors, bad config, bad input,
+# gzip input, stats, --explain, and the example's expected output.
+set -u
+PIXELCONV="$PIXEL_BUILD_DIR/tools/pixelconv/pixelconv"
+EX="$PIXEL_SOURCE_DIR/examples/realestate"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+check() { # description, then the condition as a command
+    desc=$1; shift
+    if "$@"; then echo "ok   $desc"; else echo "FAIL $desc"; fails=$((fails + 1)); fi
+}
+status() { "$@" >"$T/out" 2>"$T/err"; echo $?; }
+
+check "--help exits 0 and documents the exit status" \
+    sh -c "[ \$('$PIXELCONV' --help | grep -c 'Exit status') = 1 ]"
+check "no pipeline is a usage error (2)" [ "$(status "$PIXELCONV")" = 2 ]
+check "an unknown option is a usage error (2)" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" --frobnicate)" = 2 ]
+check "a bad -j is a usage error (2)" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" -j 0)" = 2 ]
+
+printf 'input: {pixel_paths: [/p]}\nfields:\n  a: {from: query.a, type: integr}\n' >"$T/bad.yaml"
+check "a bad pipeline exits 2" [ "$(status "$PIXELCONV" -c "$T/bad.yaml" /dev/null)" = 2 ]
+check "... naming file:line:column and the fix" \
+    grep -q "bad.yaml:3:28: unknown type 'integr' (expected string, integer" "$T/err"
+check "a missing pipeline file exits 2" [ "$(status "$PIXELCONV" -c "$T/nope.yaml" /dev/null)" = 2 ]
+check "a missing input file exits 1" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" "$T/missing.log")" = 1 ]
+check "... and says which" grep -q "missing.log" "$T/err"
+
+run() { "$PIXELCONV" -c "$EX/pipeline.yaml" --fixed-time 2026-11-26T12:00:00Z --quiet "$@"; }
+run -o "$T/ev" -q "$T/qr" -s "$T/st" "$EX/sample.log"
+check "the example's events are as expected" cmp -s "$T/ev" "$EX/expected/events.jsonl"
+check "the example's quarantine records are as expected" cmp -s "$T/qr" "$EX/expected/quarantine.jsonl"
+check "the example's stats are as expected" cmp -s "$T/st" "$EX/expected/stats.json"
+check "stats add up" python3 -c "
+import json,sys; s=json.load(open('$T/st'))
+sys.exit(0 if s['lines']==s['events']+s['quarantined']+s['skipped']+s['dropped'] else 1)"
+
+gzip -c "$EX/sample.log" >"$T/sample.log.gz"
+run -o "$T/ev2" -q "$T/qr2" "$T/sample.log.gz"
+check "gzip input gives the same events" cmp -s "$T/ev2" "$EX/expected/events.jsonl"
+run -q "$T/qr3" <"$EX/sample.log" >"$T/ev3"
+check "stdin gives the same events" cmp -s "$T/ev3" "$EX/expected/events.jsonl"
+head -n 2 "$EX/sample.log" | head -c -1 >"$T/nonl.log"
+run -q /dev/null -s "$T/st4" "$T/nonl.log" "$T/nonl.log" >/dev/null
+check "a last line without a newline still counts, in each file" grep -q '"lines":4,' "$T/st4"
+
+head -n 1 "$EX/sample.log" | run --explain >"$T/explain"
+check "--explain shows every stage" sh -c "grep -q '^parse:' '$T/explain' && grep -q '^map:' '$T/explain' && grep -q '^verdict:' '$T/explain' && grep -q 'query.uid' '$T/explain'"
+
+[ $fails = 0 ]
