@@ -1,0 +1,1013 @@
+/*
+ * Compiling schema objects into snodes.
+ *
+ * Each schema object becomes one snode with a flat array of operations, in a
+ * fixed order: `type` first (cheapest rejection), then the validation
+ * keywords, the fused object operation (properties + patternProperties +
+ * additionalProperties + required, one pass over the members with an
+ * open-addressed property table), arrays, applicators and references, and
+ * the unevaluated* keywords last (they need everything else's annotations).
+ * References are resolved here, once: an OP_REF points at the target snode.
+ * Nodes are memoized by their JSON value, so recursive schemas compile into
+ * cyclic graphs.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schema_private.h"
+
+#define MAX_OPS 48
+
+typedef struct cctx {
+    pixel_schema_registry *r;
+    const pixel_value *v;
+    const sinfo *in;
+    int draft;
+    unsigned vocab;
+} cctx;
+
+static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresource *res,
+                         const char *ptr);
+
+static int oom(pixel_schema_registry *r)
+{
+    return pixel__error_set(r->err, PIXEL_ENOMEM, PIXEL_STAGE_LOAD, "out of memory");
+}
+
+static const pixel_value *kw(const cctx *c, const char *name)
+{
+    return pixel__object_getn(c->v, name, strlen(name));
+}
+
+static const char *ptr_add(pixel_arena *a, const char *base, const char *key, size_t klen)
+{
+    pixel_buf b = {0};
+    char *out = pixel__arena_alloc(a, strlen(base) + 2 * klen + 2);
+    if (!out) {
+        return NULL;
+    }
+    PIXEL_UNUSED(b);
+    size_t o = strlen(base);
+    memcpy(out, base, o);
+    out[o++] = '/';
+    for (size_t i = 0; i < klen; i++) {
+        if (key[i] == '~' || key[i] == '/') {
+            out[o++] = '~';
+            out[o++] = key[i] == '~' ? '0' : '1';
+        } else {
+            out[o++] = key[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* A subschema at keyword/…: compiled with its indexed location or a derived one. */
+static snode *sub(cctx *c, const pixel_value *v, const char *k1, const char *k2, size_t k2len)
+{
+    if (v->type != PIXEL_TYPE_OBJECT && v->type != PIXEL_TYPE_BOOL) {
+        pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must hold a schema (an object or a boolean)",
+                           k1);
+        return NULL;
+    }
+    const char *p = ptr_add(&c->r->arena, c->in->ptr, k1, strlen(k1));
+    if (p && k2) {
+        p = ptr_add(&c->r->arena, p, k2, k2len);
+    }
+    if (!p) {
+        oom(c->r);
+        return NULL;
+    }
+    return compile_at(c->r, v, c->in->res, p);
+}
+
+static snode **sub_array(cctx *c, const pixel_value *a, const char *name, size_t *n)
+{
+    if (a->type != PIXEL_TYPE_ARRAY || (a->u.list.count == 0 && strcmp(name, "prefixItems") &&
+                                        strcmp(name, "items"))) {
+        pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a non-empty array of schemas", name);
+        return NULL;
+    }
+    snode **out = pixel__arena_alloc(&c->r->arena, (a->u.list.count + 1) * sizeof(*out));
+    if (!out) {
+        oom(c->r);
+        return NULL;
+    }
+    size_t i = 0;
+    for (const pixel_value *e = a->u.list.head; e; e = e->next, i++) {
+        char idx[24];
+        int l = snprintf(idx, sizeof(idx), "%zu", i);
+        out[i] = sub(c, e, name, idx, (size_t)l);
+        if (!out[i]) {
+            return NULL;
+        }
+    }
+    *n = i;
+    return out;
+}
+
+static int need_count(cctx *c, const pixel_value *v, const char *name, uint64_t *out)
+{
+    if (v->type == PIXEL_TYPE_INT && v->u.i >= 0) {
+        *out = (uint64_t)v->u.i;
+        return 0;
+    }
+    if (v->type == PIXEL_TYPE_NUMBER && v->u.num.d >= 0 && v->u.num.d == floor(v->u.num.d)) {
+        *out = v->u.num.d > 1.8e19 ? UINT64_MAX : (uint64_t)v->u.num.d;
+        return 0;
+    }
+    return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a non-negative integer", name);
+}
+
+static int type_bit(const char *s, size_t n)
+{
+    static const struct {
+        const char *name;
+        int bit;
+    } t[] = {{"null", ST_NULL},     {"boolean", ST_BOOL}, {"integer", ST_INT}, {"number", ST_NUM},
+             {"string", ST_STR},    {"array", ST_ARR},    {"object", ST_OBJ}};
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(t); i++) {
+        if (strlen(t[i].name) == n && memcmp(t[i].name, s, n) == 0) {
+            return t[i].bit;
+        }
+    }
+    return 0;
+}
+
+static int compile_type(cctx *c, const pixel_value *t, sop *op)
+{
+    op->kind = OP_TYPE;
+    op->u.types = 0;
+    if (t->type == PIXEL_TYPE_STRING) {
+        op->u.types = (unsigned)type_bit(t->u.str.s, t->u.str.len);
+        if (op->u.types) {
+            return 0;
+        }
+    } else if (t->type == PIXEL_TYPE_ARRAY) {
+        for (const pixel_value *e = t->u.list.head; e; e = e->next) {
+            int b = e->type == PIXEL_TYPE_STRING ? type_bit(e->u.str.s, e->u.str.len) : 0;
+            if (!b) {
+                op->u.types = 0;
+                break;
+            }
+            op->u.types |= (unsigned)b;
+        }
+        if (op->u.types || t->u.list.count == 0) {
+            return 0;
+        }
+    }
+    return pixel__schema_fail(c->r, c->v, "/type",
+                              "\"type\" must be a type name or an array of type names");
+}
+
+static int compile_enum(cctx *c, const pixel_value *e, sop *op)
+{
+    if (e->type != PIXEL_TYPE_ARRAY) {
+        return pixel__schema_fail(c->r, c->v, "/enum", "\"enum\" must be an array");
+    }
+    op->kind = OP_ENUM;
+    size_t n = e->u.list.count;
+    op->u.en.n = n;
+    op->u.en.values = pixel__arena_alloc(&c->r->arena, (n + 1) * sizeof(*op->u.en.values));
+    if (!op->u.en.values) {
+        return oom(c->r);
+    }
+    bool all_str = n > 0;
+    size_t i = 0;
+    for (const pixel_value *m = e->u.list.head; m; m = m->next) {
+        op->u.en.values[i++] = m;
+        all_str = all_str && m->type == PIXEL_TYPE_STRING;
+    }
+    op->u.en.strs = NULL;
+    if (all_str && n >= 4) {
+        /* Enum of strings: an open-addressed set, so a lookup is one hash. */
+        size_t cap = 8;
+        while (cap < n * 2) {
+            cap *= 2;
+        }
+        op->u.en.strs = pixel__arena_alloc(&c->r->arena, cap * sizeof(*op->u.en.strs));
+        op->u.en.slens = pixel__arena_alloc(&c->r->arena, cap * sizeof(*op->u.en.slens));
+        if (!op->u.en.strs || !op->u.en.slens) {
+            return oom(c->r);
+        }
+        memset(op->u.en.strs, 0, cap * sizeof(*op->u.en.strs));
+        op->u.en.scap = cap;
+        for (const pixel_value *m = e->u.list.head; m; m = m->next) {
+            size_t j = pixel__schema_hash(m->u.str.s, m->u.str.len) & (cap - 1);
+            while (op->u.en.strs[j]) {
+                j = (j + 1) & (cap - 1);
+            }
+            op->u.en.strs[j] = m->u.str.s;
+            op->u.en.slens[j] = m->u.str.len;
+        }
+    }
+    return 0;
+}
+
+static int add_regex(pixel_schema_registry *r, sregex *re)
+{
+    if (r->nregex == r->capregex) {
+        size_t cap = r->capregex ? r->capregex * 2 : 16;
+        pcre2_code **n = pixel__realloc(r->regexes, cap * sizeof(*n));
+        if (!n) {
+            return oom(r);
+        }
+        r->regexes = n;
+        r->capregex = cap;
+    }
+    r->regexes[r->nregex++] = re->code;
+    return 0;
+}
+
+static int compile_regex(cctx *c, const pixel_value *p, sregex *re, const char *where)
+{
+    if (p->type != PIXEL_TYPE_STRING) {
+        return pixel__schema_fail(c->r, c->v, where, "a pattern must be a string");
+    }
+    char why[160];
+    if (pixel__regex_compile(re, &c->r->arena, p->u.str.s, p->u.str.len, why, sizeof(why)) < 0) {
+        return pixel__schema_fail(c->r, c->v, where, "invalid regular expression \"%.*s\": %s",
+                                  (int)(p->u.str.len > 60 ? 60 : p->u.str.len), p->u.str.s, why);
+    }
+    return add_regex(c->r, re);
+}
+
+static sprop *prop_slot(sobject *o, const char *key, size_t klen, uint64_t h)
+{
+    size_t j = h & (o->cap - 1);
+    while (o->props[j].key) {
+        if (o->props[j].klen == klen && memcmp(o->props[j].key, key, klen) == 0) {
+            return &o->props[j];
+        }
+        j = (j + 1) & (o->cap - 1);
+    }
+    return &o->props[j];
+}
+
+/* properties + patternProperties + additionalProperties + required. */
+static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixel_value *pats,
+                          const pixel_value *addl, const pixel_value *req)
+{
+    pixel_arena *a = &c->r->arena;
+    sobject *o = pixel__arena_alloc(a, sizeof(*o));
+    if (!o) {
+        return oom(c->r);
+    }
+    memset(o, 0, sizeof(*o));
+    op->kind = OP_OBJECT;
+    op->kw = "properties";
+    op->u.obj = o;
+    if (props && props->type != PIXEL_TYPE_OBJECT) {
+        return pixel__schema_fail(c->r, c->v, "/properties", "\"properties\" must be an object");
+    }
+    if (req && req->type != PIXEL_TYPE_ARRAY) {
+        return pixel__schema_fail(c->r, c->v, "/required", "\"required\" must be an array");
+    }
+    size_t want = (props ? props->u.list.count : 0) + (req ? req->u.list.count : 0);
+    o->cap = 8;
+    while (o->cap < want * 2 + 2) {
+        o->cap *= 2;
+    }
+    o->props = pixel__arena_alloc(a, o->cap * sizeof(*o->props));
+    if (!o->props) {
+        return oom(c->r);
+    }
+    memset(o->props, 0, o->cap * sizeof(*o->props));
+    o->has_props = props != NULL;
+    for (const pixel_value *m = props ? props->u.list.head : NULL; m; m = m->next) {
+        uint64_t h = pixel__schema_hash(m->key, m->klen);
+        sprop *s = prop_slot(o, m->key, m->klen, h);
+        s->key = m->key;
+        s->klen = m->klen;
+        s->hash = h;
+        s->req_bit = -1;
+        s->schema = sub(c, m, "properties", m->key, m->klen);
+        if (!s->schema) {
+            return -1;
+        }
+        o->nprops++;
+    }
+    if (req) {
+        o->has_required = true;
+        o->nrequired = req->u.list.count;
+        o->required = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required));
+        o->required_len = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required_len));
+        if (!o->required || !o->required_len) {
+            return oom(c->r);
+        }
+        int32_t bit = 0;
+        for (const pixel_value *e = req->u.list.head; e; e = e->next, bit++) {
+            if (e->type != PIXEL_TYPE_STRING) {
+                return pixel__schema_fail(c->r, c->v, "/required",
+                                          "\"required\" must list strings");
+            }
+            o->required[bit] = e->u.str.s;
+            o->required_len[bit] = e->u.str.len;
+            uint64_t h = pixel__schema_hash(e->u.str.s, e->u.str.len);
+            sprop *s = prop_slot(o, e->u.str.s, e->u.str.len, h);
+            if (!s->key) {
+                s->key = e->u.str.s;
+                s->klen = e->u.str.len;
+                s->hash = h;
+                s->req_bit = -1;
+                o->nprops++;
+            }
+            if (s->req_bit < 0) {
+                s->req_bit = bit;
+            }
+        }
+    }
+    if (pats) {
+        if (pats->type != PIXEL_TYPE_OBJECT) {
+            return pixel__schema_fail(c->r, c->v, "/patternProperties",
+                                      "\"patternProperties\" must be an object");
+        }
+        o->has_patterns = true;
+        o->npatterns = pats->u.list.count;
+        o->patterns = pixel__arena_alloc(a, (o->npatterns + 1) * sizeof(*o->patterns));
+        if (!o->patterns) {
+            return oom(c->r);
+        }
+        size_t i = 0;
+        for (const pixel_value *m = pats->u.list.head; m; m = m->next, i++) {
+            pixel_value key = {.type = PIXEL_TYPE_STRING};
+            key.u.str.s = m->key;
+            key.u.str.len = m->klen;
+            const char *where = ptr_add(a, "/patternProperties", m->key, m->klen);
+            if (!where || compile_regex(c, &key, &o->patterns[i].re, where) < 0) {
+                return -1;
+            }
+            o->patterns[i].schema = sub(c, m, "patternProperties", m->key, m->klen);
+            if (!o->patterns[i].schema) {
+                return -1;
+            }
+        }
+    }
+    if (addl) {
+        o->additional = sub(c, addl, "additionalProperties", NULL, 0);
+        if (!o->additional) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name, int mode)
+{
+    /* mode 0: dependentRequired, 1: dependentSchemas, 2: draft-07 dependencies (either) */
+    if (d->type != PIXEL_TYPE_OBJECT) {
+        return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be an object", name);
+    }
+    op->kind = mode == 0 ? OP_DEPREQUIRED : OP_DEPSCHEMAS;
+    op->kw = name;
+    op->u.dep.n = d->u.list.count;
+    op->u.dep.deps = pixel__arena_alloc(&c->r->arena, (op->u.dep.n + 1) * sizeof(sdep));
+    if (!op->u.dep.deps) {
+        return oom(c->r);
+    }
+    size_t i = 0;
+    for (const pixel_value *m = d->u.list.head; m; m = m->next, i++) {
+        sdep *dp = &op->u.dep.deps[i];
+        memset(dp, 0, sizeof(*dp));
+        dp->key = m->key;
+        dp->klen = m->klen;
+        if (m->type == PIXEL_TYPE_ARRAY && mode != 1) {
+            dp->n = m->u.list.count;
+            dp->names = pixel__arena_alloc(&c->r->arena, (dp->n + 1) * sizeof(*dp->names));
+            dp->lens = pixel__arena_alloc(&c->r->arena, (dp->n + 1) * sizeof(*dp->lens));
+            if (!dp->names || !dp->lens) {
+                return oom(c->r);
+            }
+            size_t j = 0;
+            for (const pixel_value *e = m->u.list.head; e; e = e->next, j++) {
+                if (e->type != PIXEL_TYPE_STRING) {
+                    return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must list strings", name);
+                }
+                dp->names[j] = e->u.str.s;
+                dp->lens[j] = e->u.str.len;
+            }
+        } else if (mode != 0) {
+            dp->schema = sub(c, m, name, m->key, m->klen);
+            if (!dp->schema) {
+                return -1;
+            }
+        } else {
+            return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must map to arrays", name);
+        }
+    }
+    return 0;
+}
+
+/* Resolve a reference string against the node's base URI and compile the target. */
+static snode *resolve_ref(cctx *c, const pixel_value *ref, const char *name, const char **anchor)
+{
+    if (ref->type != PIXEL_TYPE_STRING) {
+        pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a string", name);
+        return NULL;
+    }
+    char *text = pixel__arena_strndup(&c->r->arena, ref->u.str.s, ref->u.str.len);
+    const char *abs = text ? pixel__uri_resolve(&c->r->arena, c->in->res->uri, text) : NULL;
+    if (!abs) {
+        oom(c->r);
+        return NULL;
+    }
+    sresource *res = NULL;
+    const char *ptr = "";
+    const pixel_value *t = pixel__schema_lookup(c->r, abs, &res, &ptr);
+    if (!t) {
+        if (c->r->err && c->r->err->code) {
+            return NULL; /* a load error in the referenced document */
+        }
+        char where[160];
+        snprintf(where, sizeof(where), "/%s", name);
+        pixel__schema_fail(c->r, c->v, where, "unresolvable %s \"%s\" (resolved to %s)", name,
+                           text, abs);
+        return NULL;
+    }
+    if (anchor) {
+        const char *h = strchr(abs, '#');
+        *anchor = (h && h[1] && h[1] != '/') ? h + 1 : NULL;
+    }
+    return compile_at(c->r, t, res, ptr);
+}
+
+static bool has_dynamic_anchor(const snode *n, const char *name)
+{
+    if (!n->src || n->src->type != PIXEL_TYPE_OBJECT) {
+        return false;
+    }
+    const pixel_value *d = pixel__object_getn(n->src, "$dynamicAnchor", 14);
+    return d && d->type == PIXEL_TYPE_STRING && d->u.str.len == strlen(name) &&
+           memcmp(d->u.str.s, name, d->u.str.len) == 0;
+}
+
+/* ---- oneOf/anyOf dispatch by a const discriminator ------------------------ */
+
+static const pixel_value *const_of(const snode *n)
+{
+    for (size_t i = 0; n && i < n->nops; i++) {
+        if (n->ops[i].kind == OP_CONST && n->ops[i].u.value->type == PIXEL_TYPE_STRING) {
+            return n->ops[i].u.value;
+        }
+        if (n->ops[i].kind == OP_ENUM && n->ops[i].u.en.n == 1 &&
+            n->ops[i].u.en.values[0]->type == PIXEL_TYPE_STRING) {
+            return n->ops[i].u.en.values[0];
+        }
+    }
+    return NULL;
+}
+
+/* The const string that branch b requires of member `prop` (looking through $ref/allOf). */
+static const pixel_value *branch_const(const snode *b, const char *prop, size_t plen, int depth)
+{
+    if (!b || depth > 4 || !b->ready) {
+        return NULL;
+    }
+    for (size_t i = 0; i < b->nops; i++) {
+        const sop *op = &b->ops[i];
+        if (op->kind == OP_OBJECT) {
+            const sobject *o = op->u.obj;
+            uint64_t h = pixel__schema_hash(prop, plen);
+            for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
+                if (o->props[j].klen == plen && memcmp(o->props[j].key, prop, plen) == 0) {
+                    const pixel_value *cv = const_of(o->props[j].schema);
+                    if (cv) {
+                        return cv;
+                    }
+                    break;
+                }
+            }
+        } else if (op->kind == OP_REF) {
+            const pixel_value *cv = branch_const(op->u.schema, prop, plen, depth + 1);
+            if (cv) {
+                return cv;
+            }
+        } else if (op->kind == OP_ALLOF) {
+            for (size_t k = 0; k < op->u.list.n; k++) {
+                const pixel_value *cv = branch_const(op->u.list.v[k], prop, plen, depth + 1);
+                if (cv) {
+                    return cv;
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Candidate member names: the properties of b that carry a const. */
+static void find_disc(pixel_schema_registry *r, sop *op, const snode *b, int depth)
+{
+    if (!b || depth > 4 || op->u.list.disc || !b->ready) {
+        return;
+    }
+    for (size_t i = 0; i < b->nops && !op->u.list.disc; i++) {
+        const sop *bo = &b->ops[i];
+        if (bo->kind == OP_REF) {
+            find_disc(r, op, bo->u.schema, depth + 1);
+        } else if (bo->kind == OP_ALLOF) {
+            for (size_t k = 0; k < bo->u.list.n; k++) {
+                find_disc(r, op, bo->u.list.v[k], depth + 1);
+            }
+        } else if (bo->kind == OP_OBJECT) {
+            const sobject *o = bo->u.obj;
+            for (size_t j = 0; j < o->cap && !op->u.list.disc; j++) {
+                if (!o->props[j].key || !const_of(o->props[j].schema)) {
+                    continue;
+                }
+                const char *p = o->props[j].key;
+                size_t pl = o->props[j].klen;
+                size_t n = op->u.list.n;
+                const char **vals = pixel__arena_alloc(&r->arena, n * sizeof(*vals));
+                size_t *lens = pixel__arena_alloc(&r->arena, n * sizeof(*lens));
+                sdisc *d = pixel__arena_alloc(&r->arena, sizeof(*d));
+                if (!vals || !lens || !d) {
+                    return;
+                }
+                bool ok = true;
+                for (size_t k = 0; k < n && ok; k++) {
+                    const pixel_value *cv = branch_const(op->u.list.v[k], p, pl, 0);
+                    ok = cv != NULL;
+                    if (ok) {
+                        vals[k] = cv->u.str.s;
+                        lens[k] = cv->u.str.len;
+                        for (size_t q = 0; q < k; q++) {
+                            if (lens[q] == lens[k] && memcmp(vals[q], vals[k], lens[k]) == 0) {
+                                ok = false; /* not a discriminator: two branches share it */
+                            }
+                        }
+                    }
+                }
+                if (ok) {
+                    d->prop = p;
+                    d->plen = pl;
+                    d->values = vals;
+                    d->lens = lens;
+                    op->u.list.disc = d;
+                }
+            }
+        }
+    }
+}
+
+/* ---- the node ----------------------------------------------------------------- */
+
+static int compile_items(cctx *c, sop *ops, size_t *n)
+{
+    const pixel_value *items = kw(c, "items");
+    const pixel_value *prefix = c->draft == SDRAFT_2020 ? kw(c, "prefixItems") : NULL;
+    const pixel_value *addl = c->draft != SDRAFT_2020 ? kw(c, "additionalItems") : NULL;
+    if (!items && !prefix) {
+        return 0;
+    }
+    sop *op = &ops[(*n)++];
+    op->kind = OP_ITEMS;
+    op->kw = "items";
+    op->u.items.rest_kw = "items";
+    op->u.items.prefix_kw = c->draft == SDRAFT_2020 ? "prefixItems" : "items";
+    if (prefix) {
+        op->u.items.prefix = sub_array(c, prefix, "prefixItems", &op->u.items.nprefix);
+        if (!op->u.items.prefix) {
+            return -1;
+        }
+    }
+    if (items && items->type == PIXEL_TYPE_ARRAY && c->draft != SDRAFT_2020) {
+        op->u.items.prefix = sub_array(c, items, "items", &op->u.items.nprefix);
+        if (!op->u.items.prefix) {
+            return -1;
+        }
+        if (addl) {
+            op->u.items.rest = sub(c, addl, "additionalItems", NULL, 0);
+            op->u.items.rest_kw = "additionalItems";
+            if (!op->u.items.rest) {
+                return -1;
+            }
+        }
+    } else if (items) {
+        op->u.items.rest = sub(c, items, "items", NULL, 0);
+        if (!op->u.items.rest) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int compile_applicators(cctx *c, sop *ops, size_t *n)
+{
+    static const struct {
+        const char *name;
+        sop_kind kind;
+    } lists[] = {{"allOf", OP_ALLOF}, {"anyOf", OP_ANYOF}, {"oneOf", OP_ONEOF}};
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(lists); i++) {
+        const pixel_value *l = kw(c, lists[i].name);
+        if (!l) {
+            continue;
+        }
+        sop *op = &ops[(*n)++];
+        op->kind = lists[i].kind;
+        op->kw = lists[i].name;
+        op->u.list.disc = NULL;
+        op->u.list.v = sub_array(c, l, lists[i].name, &op->u.list.n);
+        if (!op->u.list.v) {
+            return -1;
+        }
+        if (op->kind != OP_ALLOF && op->u.list.n > 1) {
+            find_disc(c->r, op, op->u.list.v[0], 0);
+        }
+    }
+    const pixel_value *v = kw(c, "not");
+    if (v) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_NOT;
+        op->kw = "not";
+        if (!(op->u.schema = sub(c, v, "not", NULL, 0))) {
+            return -1;
+        }
+    }
+    v = kw(c, "if");
+    if (v) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_IF;
+        op->kw = "if";
+        const pixel_value *t = kw(c, "then"), *e = kw(c, "else");
+        op->u.cond.cond = sub(c, v, "if", NULL, 0);
+        op->u.cond.then = t ? sub(c, t, "then", NULL, 0) : NULL;
+        op->u.cond.els = e ? sub(c, e, "else", NULL, 0) : NULL;
+        if (!op->u.cond.cond || (t && !op->u.cond.then) || (e && !op->u.cond.els)) {
+            return -1;
+        }
+    }
+    v = kw(c, "propertyNames");
+    if (v) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_PROPNAMES;
+        op->kw = "propertyNames";
+        if (!(op->u.schema = sub(c, v, "propertyNames", NULL, 0))) {
+            return -1;
+        }
+    }
+    v = kw(c, "contains");
+    if (v) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_CONTAINS;
+        op->kw = "contains";
+        op->u.contains.min = 1;
+        op->u.contains.max = -1;
+        if (!(op->u.contains.schema = sub(c, v, "contains", NULL, 0))) {
+            return -1;
+        }
+        if (c->draft != SDRAFT_7 && (c->vocab & SVOCAB_VALIDATION)) {
+            const pixel_value *mn = kw(c, "minContains"), *mx = kw(c, "maxContains");
+            uint64_t k;
+            if (mn) {
+                if (need_count(c, mn, "minContains", &k) < 0) {
+                    return -1;
+                }
+                op->u.contains.min = k > INT64_MAX ? INT64_MAX : (int64_t)k;
+            }
+            if (mx) {
+                if (need_count(c, mx, "maxContains", &k) < 0) {
+                    return -1;
+                }
+                op->u.contains.max = k > INT64_MAX ? INT64_MAX : (int64_t)k;
+            }
+        }
+    }
+    if (c->draft == SDRAFT_7) {
+        v = kw(c, "dependencies");
+        if (v && compile_deps(c, &ops[(*n)++], v, "dependencies", 2) < 0) {
+            return -1;
+        }
+    } else {
+        v = kw(c, "dependentSchemas");
+        if (v && compile_deps(c, &ops[(*n)++], v, "dependentSchemas", 1) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int compile_refs(cctx *c, sop *ops, size_t *n)
+{
+    const pixel_value *v = kw(c, "$ref");
+    if (v) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_REF;
+        op->kw = "$ref";
+        if (!(op->u.schema = resolve_ref(c, v, "$ref", NULL))) {
+            return -1;
+        }
+    }
+    if (c->draft == SDRAFT_2020 && (v = kw(c, "$dynamicRef")) != NULL) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_DYNREF;
+        op->kw = "$dynamicRef";
+        const char *anchor = NULL;
+        if (!(op->u.dyn.target = resolve_ref(c, v, "$dynamicRef", &anchor))) {
+            return -1;
+        }
+        /* Dynamic only when the static target itself has the $dynamicAnchor. */
+        op->u.dyn.anchor = NULL;
+        if (anchor && has_dynamic_anchor(op->u.dyn.target, anchor)) {
+            op->u.dyn.anchor = anchor;
+        }
+    }
+    if (c->draft == SDRAFT_2019 && (v = kw(c, "$recursiveRef")) != NULL) {
+        sop *op = &ops[(*n)++];
+        op->kind = OP_RECREF;
+        op->kw = "$recursiveRef";
+        if (!(op->u.dyn.target = resolve_ref(c, v, "$recursiveRef", NULL))) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int compile_validation(cctx *c, sop *ops, size_t *n)
+{
+    static const struct {
+        const char *name;
+        sop_kind kind;
+    } nums[] = {{"minimum", OP_MINIMUM},
+                {"maximum", OP_MAXIMUM},
+                {"exclusiveMinimum", OP_EXMINIMUM},
+                {"exclusiveMaximum", OP_EXMAXIMUM},
+                {"multipleOf", OP_MULTIPLEOF}};
+    static const struct {
+        const char *name;
+        sop_kind kind;
+    } counts[] = {{"minLength", OP_MINLENGTH}, {"maxLength", OP_MAXLENGTH},
+                  {"minItems", OP_MINITEMS},   {"maxItems", OP_MAXITEMS},
+                  {"minProperties", OP_MINPROPS}, {"maxProperties", OP_MAXPROPS}};
+    const pixel_value *v;
+    if ((v = kw(c, "const")) != NULL) {
+        ops[*n].kind = OP_CONST;
+        ops[*n].kw = "const";
+        ops[(*n)++].u.value = v;
+    }
+    if ((v = kw(c, "enum")) != NULL) {
+        ops[*n].kw = "enum";
+        if (compile_enum(c, v, &ops[(*n)++]) < 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(nums); i++) {
+        if ((v = kw(c, nums[i].name)) == NULL) {
+            continue;
+        }
+        if (v->type != PIXEL_TYPE_INT && v->type != PIXEL_TYPE_NUMBER) {
+            return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a number", nums[i].name);
+        }
+        if (nums[i].kind == OP_MULTIPLEOF && pixel_value_number(v) <= 0) {
+            return pixel__schema_fail(c->r, c->v, "/multipleOf",
+                                      "\"multipleOf\" must be greater than 0");
+        }
+        ops[*n].kind = nums[i].kind;
+        ops[*n].kw = nums[i].name;
+        ops[(*n)++].u.value = v;
+    }
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(counts); i++) {
+        if ((v = kw(c, counts[i].name)) == NULL) {
+            continue;
+        }
+        ops[*n].kind = counts[i].kind;
+        ops[*n].kw = counts[i].name;
+        if (need_count(c, v, counts[i].name, &ops[(*n)++].u.count) < 0) {
+            return -1;
+        }
+    }
+    if ((v = kw(c, "pattern")) != NULL) {
+        ops[*n].kind = OP_PATTERN;
+        ops[*n].kw = "pattern";
+        if (compile_regex(c, v, &ops[(*n)++].u.re, "/pattern") < 0) {
+            return -1;
+        }
+    }
+    if ((v = kw(c, "uniqueItems")) != NULL && v->type == PIXEL_TYPE_BOOL && v->u.b) {
+        ops[*n].kind = OP_UNIQUE;
+        ops[(*n)++].kw = "uniqueItems";
+    }
+    if (c->draft != SDRAFT_7 && (v = kw(c, "dependentRequired")) != NULL) {
+        if (compile_deps(c, &ops[(*n)++], v, "dependentRequired", 0) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int compile_body(cctx *c, snode *node)
+{
+    sop ops[MAX_OPS];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    bool validation = (c->vocab & SVOCAB_VALIDATION) != 0;
+    const pixel_value *v;
+    if (c->draft == SDRAFT_7 && kw(c, "$ref")) {
+        /* draft-07: $ref overrides every sibling keyword */
+        if (compile_refs(c, ops, &n) < 0) {
+            return -1;
+        }
+        goto done;
+    }
+    if (validation && (v = kw(c, "type")) != NULL) {
+        ops[n].kw = "type";
+        if (compile_type(c, v, &ops[n++]) < 0) {
+            return -1;
+        }
+    }
+    if (validation && compile_validation(c, ops, &n) < 0) {
+        return -1;
+    }
+    if ((v = kw(c, "format")) != NULL && v->type == PIXEL_TYPE_STRING) {
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)v->u.str.len, v->u.str.s);
+        int id = pixel__format_id(name);
+        if (id >= 0) {
+            ops[n].kind = OP_FORMAT;
+            ops[n].kw = "format";
+            ops[n].u.fmt.id = id;
+            ops[n].u.fmt.name = pixel__arena_strndup(&c->r->arena, name, strlen(name));
+            ops[n++].u.fmt.assert_always = (c->vocab & SVOCAB_FORMAT_ASSERT) != 0;
+        }
+    }
+    {
+        const pixel_value *props = kw(c, "properties"), *pats = kw(c, "patternProperties");
+        const pixel_value *addl = kw(c, "additionalProperties");
+        const pixel_value *req = validation ? kw(c, "required") : NULL;
+        if ((props || pats || addl || req) &&
+            compile_object(c, &ops[n++], props, pats, addl, req) < 0) {
+            return -1;
+        }
+    }
+    if (compile_items(c, ops, &n) < 0 || compile_applicators(c, ops, &n) < 0 ||
+        compile_refs(c, ops, &n) < 0) {
+        return -1;
+    }
+    if (c->draft != SDRAFT_7 && (c->vocab & SVOCAB_UNEVALUATED)) {
+        if ((v = kw(c, "unevaluatedProperties")) != NULL) {
+            ops[n].kind = OP_UNEVAL_PROPS;
+            ops[n].kw = "unevaluatedProperties";
+            if (!(ops[n++].u.schema = sub(c, v, "unevaluatedProperties", NULL, 0))) {
+                return -1;
+            }
+            node->has_uneval = true;
+        }
+        if ((v = kw(c, "unevaluatedItems")) != NULL) {
+            ops[n].kind = OP_UNEVAL_ITEMS;
+            ops[n].kw = "unevaluatedItems";
+            if (!(ops[n++].u.schema = sub(c, v, "unevaluatedItems", NULL, 0))) {
+                return -1;
+            }
+            node->has_uneval = true;
+        }
+    }
+done:
+    node->ops = pixel__arena_alloc(&c->r->arena, (n + 1) * sizeof(sop));
+    if (!node->ops) {
+        return oom(c->r);
+    }
+    memcpy(node->ops, ops, n * sizeof(sop));
+    node->nops = n;
+    return 0;
+}
+
+static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresource *res,
+                         const char *ptr)
+{
+    snode *node = pixel__pmap_get(&r->compiled, v);
+    if (node) {
+        return node;
+    }
+    sinfo *in = pixel__pmap_get(&r->info, v);
+    if (!in) {
+        /* Reached by a JSON Pointer into a place the indexer does not walk. */
+        in = pixel__arena_alloc(&r->arena, sizeof(*in));
+        if (!in) {
+            oom(r);
+            return NULL;
+        }
+        in->res = res;
+        in->ptr = ptr;
+        in->dptr = pixel__arena_printf(&r->arena, "%s%s", res->ptr, ptr);
+        if (!in->dptr || pixel__pmap_put(&r->info, v, in) < 0) {
+            oom(r);
+            return NULL;
+        }
+    }
+    node = pixel__arena_alloc(&r->arena, sizeof(*node));
+    if (!node) {
+        oom(r);
+        return NULL;
+    }
+    memset(node, 0, sizeof(*node));
+    node->src = v;
+    node->res = in->res;
+    node->draft = in->res->draft;
+    node->loc = pixel__arena_printf(&r->arena, "%s#%s", in->res->uri, in->ptr);
+    if (!node->loc || pixel__pmap_put(&r->compiled, v, node) < 0) {
+        oom(r);
+        return NULL;
+    }
+    if (v->type == PIXEL_TYPE_BOOL) {
+        node->boolean = v->u.b ? 1 : 2;
+        node->ready = 1;
+        return node;
+    }
+    if (v->type != PIXEL_TYPE_OBJECT) {
+        pixel__schema_fail(r, v, NULL, "a schema must be an object or a boolean");
+        return NULL;
+    }
+    cctx c = {r, v, in, in->res->draft, in->res->vocab};
+    if (compile_body(&c, node) < 0) {
+        return NULL;
+    }
+    node->ready = 1;
+    return node;
+}
+
+snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v)
+{
+    sinfo *in = pixel__pmap_get(&r->info, v);
+    if (!in) {
+        return NULL;
+    }
+    return compile_at(r, v, in->res, in->ptr);
+}
+
+/* ---- reference cycles that cannot terminate ----------------------------------- */
+
+/*
+ * An in-place cycle ($ref, allOf, anyOf, oneOf, not, if/then/else,
+ * dependentSchemas) evaluates the same instance forever.  Dynamic references
+ * are left out: their target depends on the path taken.
+ */
+static int cycle_dfs(pixel_schema_registry *r, snode *n, pmap *state, int depth)
+{
+    if (!n || n->boolean) {
+        return 0;
+    }
+    uintptr_t s = (uintptr_t)pixel__pmap_get(state, n);
+    if (s == 2) {
+        return 0;
+    }
+    if (s == 1) {
+        return pixel__schema_fail(r, n->src, NULL,
+                                  "reference cycle that never advances in the instance "
+                                  "(it would recurse forever) at %s",
+                                  n->loc);
+    }
+    if (depth > 10000 || pixel__pmap_put(state, n, (void *)1) < 0) {
+        return oom(r);
+    }
+    for (size_t i = 0; i < n->nops; i++) {
+        const sop *op = &n->ops[i];
+        int rc = 0;
+        switch (op->kind) {
+            case OP_REF:
+            case OP_NOT:
+                rc = cycle_dfs(r, op->u.schema, state, depth + 1);
+                break;
+            case OP_ALLOF:
+            case OP_ANYOF:
+            case OP_ONEOF:
+                for (size_t k = 0; k < op->u.list.n && rc == 0; k++) {
+                    rc = cycle_dfs(r, op->u.list.v[k], state, depth + 1);
+                }
+                break;
+            case OP_IF:
+                rc = cycle_dfs(r, op->u.cond.cond, state, depth + 1);
+                if (rc == 0) {
+                    rc = cycle_dfs(r, op->u.cond.then, state, depth + 1);
+                }
+                if (rc == 0) {
+                    rc = cycle_dfs(r, op->u.cond.els, state, depth + 1);
+                }
+                break;
+            case OP_DEPSCHEMAS:
+                for (size_t k = 0; k < op->u.dep.n && rc == 0; k++) {
+                    rc = cycle_dfs(r, op->u.dep.deps[k].schema, state, depth + 1);
+                }
+                break;
+            default:
+                break;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return pixel__pmap_put(state, n, (void *)2) < 0 ? oom(r) : 0;
+}
+
+int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root)
+{
+    pmap state = {0};
+    /* Every compiled node: a cycle anywhere in the graph is reachable from some entry. */
+    int rc = cycle_dfs(r, root, &state, 0);
+    for (size_t i = 0; rc == 0 && i < r->compiled.cap; i++) {
+        if (r->compiled.e[i].key) {
+            rc = cycle_dfs(r, r->compiled.e[i].val, &state, 0);
+        }
+    }
+    pixel__pmap_free(&state);
+    return rc;
+}

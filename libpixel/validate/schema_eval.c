@@ -1,0 +1,1215 @@
+/*
+ * Evaluating compiled schemas.
+ *
+ * No allocation: the instance path, the keyword path and the dynamic scope
+ * are linked lists of frames on the C stack; an error's strings are built in
+ * stack buffers only when an error is reported; PCRE2's match data comes from
+ * a bump allocator over a buffer in the top-level frame.
+ *
+ * Sub-evaluations whose failures are not errors of their own (anyOf, oneOf,
+ * not, if, contains, and the annotation checks of unevaluated*) run "quiet":
+ * they stop at the first failure and report nothing.  A oneOf/anyOf with a
+ * const discriminator evaluates only the matching branch, loudly, so that an
+ * event's errors come from its own type's schema.
+ *
+ * unevaluatedProperties/unevaluatedItems are answered per member by asking
+ * the adjacent keywords (and the valid in-place subschemas) whether they
+ * evaluated it, instead of collecting annotation sets: slower for schemas
+ * that use them, free for those that do not.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schema_private.h"
+
+#define MAX_DEPTH 512
+
+__extension__ typedef __int128 i128; /* exact decimal arithmetic for multipleOf */
+#define MATCH_HEAP 32768
+
+typedef struct seg {
+    const struct seg *up;
+    const char *s; /* NULL: array index */
+    size_t len;
+    size_t idx;
+} seg;
+
+typedef struct dscope {
+    const struct dscope *up;
+    const sresource *res;
+} dscope;
+
+typedef struct bump {
+    char *buf;
+    size_t used, cap;
+} bump;
+
+typedef struct ectx {
+    const pixel_schema_registry *reg;
+    unsigned flags;
+    bool quiet;
+    bool stop;
+    bool fail;
+    int depth;
+    unsigned nerr;
+    pixel_schema_error_cb cb;
+    void *payload;
+    pcre2_general_context *gctx;
+    pcre2_match_data *md;
+    bump heap;
+} ectx;
+
+static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
+                 const dscope *ds);
+
+/* ---- regex matching without malloc ------------------------------------------- */
+
+static void *bump_malloc(size_t size, void *data)
+{
+    bump *b = data;
+    size_t at = (b->used + 15) & ~(size_t)15;
+    if (at + size > b->cap) {
+        return NULL;
+    }
+    b->used = at + size;
+    return b->buf + at;
+}
+
+static void bump_free(void *p, void *data)
+{
+    PIXEL_UNUSED(p);
+    PIXEL_UNUSED(data);
+}
+
+static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
+{
+    if (!x->md) {
+        x->gctx = pcre2_general_context_create(bump_malloc, bump_free, &x->heap);
+        x->md = x->gctx ? pcre2_match_data_create(1, x->gctx) : NULL;
+        if (!x->md) {
+            x->fail = true;
+            return 0;
+        }
+    }
+    int rc = pixel__regex_search(re, x->md, s, len);
+    if (rc < 0) {
+        x->fail = true;
+        return 0;
+    }
+    return rc;
+}
+
+/* ---- error reporting ---------------------------------------------------------- */
+
+static size_t put_escaped(char *out, size_t o, size_t cap, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len && o + 3 < cap; i++) {
+        if (s[i] == '~' || s[i] == '/') {
+            out[o++] = '~';
+            out[o++] = s[i] == '~' ? '0' : '1';
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+static size_t path_str(const seg *p, char *out, size_t cap)
+{
+    const seg *stack[256];
+    size_t n = 0;
+    for (; p && n < PIXEL_ARRAY_LEN(stack); p = p->up) {
+        stack[n++] = p;
+    }
+    size_t o = 0;
+    while (n > 0 && o + 24 < cap) {
+        const seg *s = stack[--n];
+        out[o++] = '/';
+        if (s->s) {
+            o = put_escaped(out, o, cap, s->s, s->len);
+        } else {
+            o += (size_t)snprintf(out + o, cap - o, "%zu", s->idx);
+        }
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+    return o;
+}
+
+static const char *type_name(const pixel_value *v)
+{
+    switch (v->type) {
+        case PIXEL_TYPE_NULL:
+            return "null";
+        case PIXEL_TYPE_BOOL:
+            return "boolean";
+        case PIXEL_TYPE_INT:
+            return "integer";
+        case PIXEL_TYPE_NUMBER:
+            return "number";
+        case PIXEL_TYPE_STRING:
+            return "string";
+        case PIXEL_TYPE_ARRAY:
+            return "array";
+        default:
+            return "object";
+    }
+}
+
+/* "string \"12a\"", "integer 5", "object" ... */
+static void describe(const pixel_value *v, char *out, size_t cap)
+{
+    switch (v->type) {
+        case PIXEL_TYPE_STRING: {
+            size_t n = v->u.str.len > 40 ? 40 : v->u.str.len;
+            while (n < v->u.str.len && n > 0 && ((unsigned char)v->u.str.s[n] & 0xC0) == 0x80) {
+                n--; /* do not cut a UTF-8 sequence */
+            }
+            char esc[128];
+            size_t o = 0;
+            for (size_t i = 0; i < n && o + 6 < sizeof(esc); i++) {
+                unsigned char c = (unsigned char)v->u.str.s[i];
+                if (c == '"' || c == '\\') {
+                    esc[o++] = '\\';
+                    esc[o++] = (char)c;
+                } else if (c < 0x20) {
+                    o += (size_t)snprintf(esc + o, sizeof(esc) - o, "\\u%04x", c);
+                } else {
+                    esc[o++] = (char)c;
+                }
+            }
+            esc[o] = '\0';
+            snprintf(out, cap, "string \"%.100s\"%s", esc, n < v->u.str.len ? "..." : "");
+            break;
+        }
+        case PIXEL_TYPE_INT:
+            snprintf(out, cap, "integer %lld", (long long)v->u.i);
+            break;
+        case PIXEL_TYPE_NUMBER:
+            if (v->flags & PIXEL_VALUE_RAW) {
+                snprintf(out, cap, "number %.*s", (int)(v->u.num.rawlen > 40 ? 40 : v->u.num.rawlen),
+                         v->u.num.raw);
+            } else {
+                snprintf(out, cap, "number %.17g", v->u.num.d);
+            }
+            break;
+        case PIXEL_TYPE_BOOL:
+            snprintf(out, cap, "boolean %s", v->u.b ? "true" : "false");
+            break;
+        case PIXEL_TYPE_NULL:
+            snprintf(out, cap, "null");
+            break;
+        case PIXEL_TYPE_ARRAY:
+            snprintf(out, cap, "array of %zu items", v->u.list.count);
+            break;
+        default:
+            snprintf(out, cap, "object");
+            break;
+    }
+}
+
+static void report(ectx *x, const snode *n, const seg *kp, const char *kw, const seg *ip,
+                   const char *fmt, ...) PIXEL_PRINTF(6, 7);
+
+static void report(ectx *x, const snode *n, const seg *kp, const char *kw, const seg *ip,
+                   const char *fmt, ...)
+{
+    if (x->quiet || x->stop) {
+        return;
+    }
+    x->nerr++;
+    if (x->flags & PIXEL_SCHEMA_FIRST_ERROR) {
+        x->stop = true;
+    }
+    if (!x->cb) {
+        return;
+    }
+    char iloc[512], kloc[1024], sloc[1024], msg[512];
+    path_str(ip, iloc, sizeof(iloc));
+    size_t k = path_str(kp, kloc, sizeof(kloc) - 80);
+    if (kw) {
+        snprintf(kloc + k, sizeof(kloc) - k, "/%s", kw);
+        snprintf(sloc, sizeof(sloc), "%s/%s", n->loc, kw);
+    } else {
+        snprintf(sloc, sizeof(sloc), "%s", n->loc);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pixel_schema_error e = {iloc, kloc, sloc, kw ? kw : "false", msg};
+    if (x->cb(&e, x->payload)) {
+        x->stop = true;
+    }
+}
+
+/* ---- numbers ------------------------------------------------------------------ */
+
+static int numcmp(const pixel_value *a, const pixel_value *b)
+{
+    if (a->type == PIXEL_TYPE_INT && b->type == PIXEL_TYPE_INT) {
+        return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+    }
+    if (a->type == PIXEL_TYPE_INT || b->type == PIXEL_TYPE_INT) {
+        bool swap = b->type == PIXEL_TYPE_INT;
+        int64_t i = swap ? b->u.i : a->u.i;
+        double d = swap ? a->u.num.d : b->u.num.d;
+        int r;
+        if (d >= 9223372036854775807.0) {
+            r = -1;
+        } else if (d < -9223372036854775807.0) {
+            r = 1;
+        } else if (d != d) {
+            r = 1;
+        } else {
+            double f = floor(d);
+            int64_t fi = (int64_t)f;
+            if (i < fi) {
+                r = -1;
+            } else if (i > fi) {
+                r = 1;
+            } else {
+                r = d > f ? -1 : 0;
+            }
+        }
+        return swap ? -r : r;
+    }
+    return a->u.num.d < b->u.num.d ? -1 : a->u.num.d > b->u.num.d;
+}
+
+/* A number as mantissa * 10^exp, exactly; false when it does not fit. */
+static bool decimal_of(const pixel_value *v, i128 *m, int *e)
+{
+    if (v->type == PIXEL_TYPE_INT) {
+        *m = v->u.i;
+        *e = 0;
+        return true;
+    }
+    char buf[64];
+    const char *s;
+    size_t n;
+    if (v->flags & PIXEL_VALUE_RAW) {
+        s = v->u.num.raw;
+        n = v->u.num.rawlen;
+    } else {
+        if (!isfinite(v->u.num.d) || pixel__format_double(buf, sizeof(buf), v->u.num.d) < 0) {
+            return false;
+        }
+        s = buf;
+        n = strlen(buf);
+    }
+    size_t i = 0;
+    bool neg = false;
+    if (i < n && (s[i] == '-' || s[i] == '+')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    i128 acc = 0;
+    int exp = 0, digits = 0;
+    bool frac = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            frac = true;
+        } else if (c >= '0' && c <= '9') {
+            if (acc == 0 && c == '0') {
+                if (frac) {
+                    exp--;
+                }
+                continue;
+            }
+            if (++digits > 36) {
+                return false;
+            }
+            acc = acc * 10 + (c - '0');
+            if (frac) {
+                exp--;
+            }
+        } else if (c == 'e' || c == 'E') {
+            long x = strtol(s + i + 1, NULL, 10);
+            if (x > 100000 || x < -100000) {
+                return false;
+            }
+            exp += (int)x;
+            break;
+        } else {
+            return false;
+        }
+    }
+    *m = neg ? -acc : acc;
+    *e = exp;
+    return true;
+}
+
+static bool scale(i128 *m, int by)
+{
+    static const i128 lim = (i128)1000000000000000000ll * 1000000000000000000ll;
+    while (by-- > 0) {
+        if (*m > lim || *m < -lim) {
+            return false;
+        }
+        *m *= 10;
+    }
+    return true;
+}
+
+static bool multiple_of(const pixel_value *v, const pixel_value *d)
+{
+    i128 m1, m2;
+    int e1, e2;
+    if (decimal_of(v, &m1, &e1) && decimal_of(d, &m2, &e2) && m2 != 0) {
+        if (m1 == 0) {
+            return true;
+        }
+        int e = e1 < e2 ? e1 : e2;
+        if (e1 - e <= 40 && e2 - e <= 40 && scale(&m1, e1 - e) && scale(&m2, e2 - e)) {
+            return m1 % m2 == 0;
+        }
+    }
+    double a = pixel_value_number(v), b = pixel_value_number(d);
+    if (!isfinite(a) || b == 0) {
+        return false;
+    }
+    double q = a / b;
+    if (!isfinite(q)) {
+        return fmod(a, b) == 0;
+    }
+    return q == floor(q);
+}
+
+static bool is_integer(const pixel_value *v)
+{
+    return v->type == PIXEL_TYPE_INT ||
+           (v->type == PIXEL_TYPE_NUMBER && isfinite(v->u.num.d) && v->u.num.d == floor(v->u.num.d));
+}
+
+static bool type_ok(const pixel_value *v, unsigned t)
+{
+    switch (v->type) {
+        case PIXEL_TYPE_NULL:
+            return t & ST_NULL;
+        case PIXEL_TYPE_BOOL:
+            return t & ST_BOOL;
+        case PIXEL_TYPE_INT:
+            return t & (ST_INT | ST_NUM);
+        case PIXEL_TYPE_NUMBER:
+            return (t & ST_NUM) || ((t & ST_INT) && is_integer(v));
+        case PIXEL_TYPE_STRING:
+            return t & ST_STR;
+        case PIXEL_TYPE_ARRAY:
+            return t & ST_ARR;
+        default:
+            return t & ST_OBJ;
+    }
+}
+
+static void types_str(unsigned t, char *out, size_t cap)
+{
+    static const char *const names[] = {"null", "boolean", "integer", "number",
+                                        "string", "array", "object"};
+    size_t o = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < 7; i++) {
+        if (t & (1u << i)) {
+            o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? " or " : "", names[i]);
+            if (o >= cap) {
+                break;
+            }
+        }
+    }
+}
+
+static size_t cp_len(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    }
+    return c;
+}
+
+static void num_text(const pixel_value *v, char *out, size_t cap)
+{
+    if (v->type == PIXEL_TYPE_INT) {
+        snprintf(out, cap, "%lld", (long long)v->u.i);
+    } else if (v->flags & PIXEL_VALUE_RAW) {
+        snprintf(out, cap, "%.*s", (int)(v->u.num.rawlen > 60 ? 60 : v->u.num.rawlen), v->u.num.raw);
+    } else {
+        snprintf(out, cap, "%.17g", v->u.num.d);
+    }
+}
+
+/* ---- dynamic references ---------------------------------------------------------- */
+
+static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
+{
+    const snode *t = op->u.dyn.target;
+    if (op->kind == OP_RECREF) {
+        if (!t->res->recursive_anchor) {
+            return t;
+        }
+        for (const dscope *d = ds; d; d = d->up) {
+            if (!d->res->recursive_anchor) {
+                break;
+            }
+            const snode *c = pixel__pmap_get(&x->reg->compiled, d->res->root);
+            if (c) {
+                t = c;
+            }
+        }
+        return t;
+    }
+    if (!op->u.dyn.anchor) {
+        return t;
+    }
+    const snode *found = NULL;
+    char key[1024];
+    for (const dscope *d = ds; d; d = d->up) {
+        snprintf(key, sizeof(key), "%s#%s", d->res->uri, op->u.dyn.anchor);
+        const pixel_value *v = pixel__smap_get(&x->reg->dynanchors, key);
+        if (v) {
+            const snode *c = pixel__pmap_get(&x->reg->compiled, v);
+            if (c) {
+                found = c; /* keep going: the outermost wins */
+            }
+        }
+    }
+    return found ? found : t;
+}
+
+/* ---- annotations for unevaluated* ------------------------------------------------ */
+
+static bool quiet_eval(ectx *x, const snode *n, const pixel_value *v, const dscope *ds)
+{
+    bool saved = x->quiet;
+    x->quiet = true;
+    bool ok = eval(x, n, v, NULL, NULL, ds);
+    x->quiet = saved;
+    return ok;
+}
+
+static const dscope *enter(const snode *n, const dscope *ds, dscope *frame)
+{
+    if (ds && ds->res == n->res) {
+        return ds;
+    }
+    frame->up = ds;
+    frame->res = n->res;
+    return frame;
+}
+
+static bool prop_evaluated(ectx *x, const snode *n, const pixel_value *obj, const pixel_value *m,
+                           const dscope *ds, bool self, int depth);
+static bool item_evaluated(ectx *x, const snode *n, const pixel_value *arr, const pixel_value *e,
+                           size_t idx, const dscope *ds, bool self, int depth);
+
+/* The in-place applicators: does any (valid) one evaluate the member or item? */
+static bool inplace_evaluated(ectx *x, const sop *op, const pixel_value *inst, const pixel_value *m,
+                              size_t idx, const dscope *ds, int depth, bool items)
+{
+#define EVALD(node)                                                                                \
+    (items ? item_evaluated(x, (node), inst, m, idx, ds, false, depth + 1)                         \
+           : prop_evaluated(x, (node), inst, m, ds, false, depth + 1))
+    switch (op->kind) {
+        case OP_REF:
+            return EVALD(op->u.schema);
+        case OP_DYNREF:
+        case OP_RECREF:
+            return EVALD(dyn_target(x, op, ds));
+        case OP_ALLOF:
+            for (size_t k = 0; k < op->u.list.n; k++) {
+                if (EVALD(op->u.list.v[k])) {
+                    return true;
+                }
+            }
+            return false;
+        case OP_ANYOF:
+        case OP_ONEOF:
+            for (size_t k = 0; k < op->u.list.n; k++) {
+                if (quiet_eval(x, op->u.list.v[k], inst, ds) && EVALD(op->u.list.v[k])) {
+                    return true;
+                }
+            }
+            return false;
+        case OP_IF:
+            if (quiet_eval(x, op->u.cond.cond, inst, ds)) {
+                return EVALD(op->u.cond.cond) || (op->u.cond.then && EVALD(op->u.cond.then));
+            }
+            return op->u.cond.els && EVALD(op->u.cond.els);
+        case OP_DEPSCHEMAS:
+            if (items || inst->type != PIXEL_TYPE_OBJECT) {
+                return false;
+            }
+            for (size_t k = 0; k < op->u.dep.n; k++) {
+                const sdep *d = &op->u.dep.deps[k];
+                if (d->schema && pixel__object_getn(inst, d->key, d->klen) && EVALD(d->schema)) {
+                    return true;
+                }
+            }
+            return false;
+        default:
+            return false;
+    }
+#undef EVALD
+}
+
+static bool prop_evaluated(ectx *x, const snode *n, const pixel_value *obj, const pixel_value *m,
+                           const dscope *ds, bool self, int depth)
+{
+    if (!n || n->boolean || depth > MAX_DEPTH) {
+        return false;
+    }
+    dscope frame;
+    ds = enter(n, ds, &frame);
+    for (size_t i = 0; i < n->nops; i++) {
+        const sop *op = &n->ops[i];
+        if (op->kind == OP_OBJECT) {
+            const sobject *o = op->u.obj;
+            if (o->additional) {
+                return true;
+            }
+            uint64_t h = pixel__schema_hash(m->key, m->klen);
+            for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
+                if (o->props[j].klen == m->klen && memcmp(o->props[j].key, m->key, m->klen) == 0) {
+                    if (o->props[j].schema) {
+                        return true;
+                    }
+                    break;
+                }
+            }
+            for (size_t k = 0; k < o->npatterns; k++) {
+                if (regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
+                    return true;
+                }
+            }
+        } else if (op->kind == OP_UNEVAL_PROPS) {
+            if (!self) {
+                return true;
+            }
+        } else if (inplace_evaluated(x, op, obj, m, 0, ds, depth, false)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool item_evaluated(ectx *x, const snode *n, const pixel_value *arr, const pixel_value *e,
+                           size_t idx, const dscope *ds, bool self, int depth)
+{
+    if (!n || n->boolean || depth > MAX_DEPTH) {
+        return false;
+    }
+    dscope frame;
+    ds = enter(n, ds, &frame);
+    for (size_t i = 0; i < n->nops; i++) {
+        const sop *op = &n->ops[i];
+        if (op->kind == OP_ITEMS) {
+            if (idx < op->u.items.nprefix || op->u.items.rest) {
+                return true;
+            }
+        } else if (op->kind == OP_CONTAINS) {
+            if (n->draft == SDRAFT_2020 && quiet_eval(x, op->u.contains.schema, e, ds)) {
+                return true;
+            }
+        } else if (op->kind == OP_UNEVAL_ITEMS) {
+            if (!self) {
+                return true;
+            }
+        } else if (inplace_evaluated(x, op, arr, e, idx, ds, depth, true)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- keywords --------------------------------------------------------------------- */
+
+#define SUB(node, inst, ipath, kpath) eval(x, (node), (inst), (ipath), (kpath), ds)
+
+static bool eval_object(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
+                        const seg *kp, const dscope *ds)
+{
+    const sobject *o = op->u.obj;
+    uint64_t bits[16] = {0};
+    bool ok = true;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p = NULL;
+        if (o->nprops) {
+            uint64_t h = pixel__schema_hash(m->key, m->klen);
+            for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
+                if (o->props[j].hash == h && o->props[j].klen == m->klen &&
+                    memcmp(o->props[j].key, m->key, m->klen) == 0) {
+                    p = &o->props[j];
+                    break;
+                }
+            }
+        }
+        seg mi = {ip, m->key, m->klen, 0};
+        bool matched = false;
+        if (p) {
+            if (p->req_bit >= 0 && p->req_bit < 1024) {
+                bits[p->req_bit >> 6] |= 1ull << (p->req_bit & 63);
+            }
+            if (p->schema) {
+                matched = true;
+                seg k1 = {kp, "properties", 10, 0}, k2 = {&k1, m->key, m->klen, 0};
+                if (!SUB(p->schema, m, &mi, &k2)) {
+                    ok = false;
+                    if (x->quiet || x->stop) {
+                        return false;
+                    }
+                }
+            }
+        }
+        for (size_t k = 0; k < o->npatterns; k++) {
+            if (!regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
+                continue;
+            }
+            matched = true;
+            seg k1 = {kp, "patternProperties", 17, 0};
+            seg k2 = {&k1, o->patterns[k].re.source, strlen(o->patterns[k].re.source), 0};
+            if (!SUB(o->patterns[k].schema, m, &mi, &k2)) {
+                ok = false;
+                if (x->quiet || x->stop) {
+                    return false;
+                }
+            }
+        }
+        if (!matched && o->additional) {
+            seg k1 = {kp, "additionalProperties", 20, 0};
+            if (o->additional->boolean == 2) {
+                report(x, n, kp, "additionalProperties", &mi, "property \"%.*s\" is not allowed",
+                       (int)m->klen, m->key);
+                ok = false;
+            } else if (!SUB(o->additional, m, &mi, &k1)) {
+                ok = false;
+            }
+            if (!ok && (x->quiet || x->stop)) {
+                return false;
+            }
+        }
+    }
+    for (size_t i = 0; i < o->nrequired; i++) {
+        bool present = i < 1024 ? (bits[i >> 6] >> (i & 63)) & 1
+                                : pixel__object_getn(v, o->required[i], o->required_len[i]) != NULL;
+        if (!present && i < 1024) {
+            /* a duplicate name in "required" shares the first one's bit */
+            present = pixel__object_getn(v, o->required[i], o->required_len[i]) != NULL;
+        }
+        if (!present) {
+            ok = false;
+            seg mi = {ip, o->required[i], o->required_len[i], 0};
+            report(x, n, kp, "required", &mi, "required property \"%.*s\" is missing",
+                   (int)o->required_len[i], o->required[i]);
+            if (x->quiet || x->stop) {
+                return false;
+            }
+        }
+    }
+    return ok;
+}
+
+static bool eval_items(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
+                       const seg *kp, const dscope *ds)
+{
+    bool ok = true;
+    size_t i = 0;
+    for (const pixel_value *e = v->u.list.head; e; e = e->next, i++) {
+        seg ei = {ip, NULL, 0, i};
+        if (i < op->u.items.nprefix) {
+            seg k1 = {kp, op->u.items.prefix_kw, strlen(op->u.items.prefix_kw), 0};
+            seg k2 = {&k1, NULL, 0, i};
+            ok = SUB(op->u.items.prefix[i], e, &ei, &k2) && ok;
+        } else if (op->u.items.rest) {
+            seg k1 = {kp, op->u.items.rest_kw, strlen(op->u.items.rest_kw), 0};
+            if (op->u.items.rest->boolean == 2) {
+                report(x, n, kp, op->u.items.rest_kw, &ei, "item %zu is not allowed", i);
+                ok = false;
+            } else {
+                ok = SUB(op->u.items.rest, e, &ei, &k1) && ok;
+            }
+        } else {
+            break;
+        }
+        if (!ok && (x->quiet || x->stop)) {
+            return false;
+        }
+    }
+    return ok;
+}
+
+static bool unique(const pixel_value *v, size_t *a, size_t *b)
+{
+    size_t i = 0;
+    for (const pixel_value *p = v->u.list.head; p; p = p->next, i++) {
+        size_t j = i + 1;
+        for (const pixel_value *q = p->next; q; q = q->next, j++) {
+            if (pixel_value_equal(p, q)) {
+                *a = i;
+                *b = j;
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static bool enum_has(const sop *op, const pixel_value *v)
+{
+    if (op->u.en.strs) {
+        if (v->type != PIXEL_TYPE_STRING) {
+            return false;
+        }
+        size_t cap = op->u.en.scap;
+        size_t j = pixel__schema_hash(v->u.str.s, v->u.str.len) & (cap - 1);
+        for (; op->u.en.strs[j]; j = (j + 1) & (cap - 1)) {
+            if (op->u.en.slens[j] == v->u.str.len &&
+                memcmp(op->u.en.strs[j], v->u.str.s, v->u.str.len) == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+    for (size_t i = 0; i < op->u.en.n; i++) {
+        if (pixel_value_equal(op->u.en.values[i], v)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The branch a const discriminator picks, or -1. */
+static long disc_branch(const sop *op, const pixel_value *v)
+{
+    const sdisc *d = op->u.list.disc;
+    if (!d || v->type != PIXEL_TYPE_OBJECT) {
+        return -1;
+    }
+    const pixel_value *m = pixel__object_getn(v, d->prop, d->plen);
+    if (!m || m->type != PIXEL_TYPE_STRING) {
+        return -1;
+    }
+    for (size_t k = 0; k < op->u.list.n; k++) {
+        if (d->lens[k] == m->u.str.len && memcmp(d->values[k], m->u.str.s, m->u.str.len) == 0) {
+            return (long)k;
+        }
+    }
+    return -1;
+}
+
+static bool eval_list(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
+                      const seg *kp, const dscope *ds)
+{
+    seg k1 = {kp, op->kw, strlen(op->kw), 0};
+    if (op->kind == OP_ALLOF) {
+        bool ok = true;
+        for (size_t k = 0; k < op->u.list.n; k++) {
+            seg k2 = {&k1, NULL, 0, k};
+            ok = SUB(op->u.list.v[k], v, ip, &k2) && ok;
+            if (!ok && (x->quiet || x->stop)) {
+                return false;
+            }
+        }
+        return ok;
+    }
+    long b = disc_branch(op, v);
+    if (b >= 0) {
+        seg k2 = {&k1, NULL, 0, (size_t)b};
+        return SUB(op->u.list.v[b], v, ip, &k2);
+    }
+    size_t nvalid = 0, first = 0, second = 0;
+    for (size_t k = 0; k < op->u.list.n; k++) {
+        if (quiet_eval(x, op->u.list.v[k], v, ds)) {
+            if (nvalid == 0) {
+                first = k;
+            } else if (nvalid == 1) {
+                second = k;
+            }
+            nvalid++;
+            if (op->kind == OP_ANYOF || nvalid > 1) {
+                break;
+            }
+        }
+    }
+    if (op->kind == OP_ANYOF) {
+        if (nvalid == 0) {
+            report(x, n, kp, "anyOf", ip, "%s matches none of the %zu anyOf schemas",
+                   type_name(v), op->u.list.n);
+            return false;
+        }
+        return true;
+    }
+    if (nvalid == 1) {
+        return true;
+    }
+    if (nvalid == 0) {
+        report(x, n, kp, "oneOf", ip, "%s matches none of the %zu oneOf schemas", type_name(v),
+               op->u.list.n);
+    } else {
+        report(x, n, kp, "oneOf", ip, "%s matches more than one oneOf schema (%zu and %zu)",
+               type_name(v), first, second);
+    }
+    return false;
+}
+
+static bool eval_contains(ectx *x, const snode *n, const sop *op, const pixel_value *v,
+                          const seg *ip, const dscope *ds, const seg *kp)
+{
+    int64_t count = 0;
+    for (const pixel_value *e = v->u.list.head; e; e = e->next) {
+        if (quiet_eval(x, op->u.contains.schema, e, ds)) {
+            count++;
+            if (op->u.contains.max < 0 && count >= op->u.contains.min) {
+                return true;
+            }
+        }
+    }
+    if (count < op->u.contains.min) {
+        report(x, n, kp, op->u.contains.min == 1 ? "contains" : "minContains", ip,
+               "array contains %lld matching items, at least %lld required", (long long)count,
+               (long long)op->u.contains.min);
+        return false;
+    }
+    if (op->u.contains.max >= 0 && count > op->u.contains.max) {
+        report(x, n, kp, "maxContains", ip,
+               "array contains %lld matching items, at most %lld allowed", (long long)count,
+               (long long)op->u.contains.max);
+        return false;
+    }
+    return true;
+}
+
+static bool eval_uneval(ectx *x, const snode *n, const sop *op, const pixel_value *v,
+                        const seg *ip, const seg *kp, const dscope *ds)
+{
+    bool ok = true;
+    seg k1 = {kp, op->kw, strlen(op->kw), 0};
+    size_t i = 0;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next, i++) {
+        bool done = op->kind == OP_UNEVAL_PROPS ? prop_evaluated(x, n, v, m, ds, true, 0)
+                                                : item_evaluated(x, n, v, m, i, ds, true, 0);
+        if (done) {
+            continue;
+        }
+        seg mi = op->kind == OP_UNEVAL_PROPS ? (seg){ip, m->key, m->klen, 0} : (seg){ip, NULL, 0, i};
+        if (op->u.schema->boolean == 2) {
+            if (op->kind == OP_UNEVAL_PROPS) {
+                report(x, n, kp, op->kw, &mi, "property \"%.*s\" is not allowed (unevaluated)",
+                       (int)m->klen, m->key);
+            } else {
+                report(x, n, kp, op->kw, &mi, "item %zu is not allowed (unevaluated)", i);
+            }
+            ok = false;
+        } else {
+            ok = SUB(op->u.schema, m, &mi, &k1) && ok;
+        }
+        if (!ok && (x->quiet || x->stop)) {
+            return false;
+        }
+    }
+    return ok;
+}
+
+static bool eval_number(ectx *x, const snode *n, const sop *op, const pixel_value *v,
+                        const seg *ip, const seg *kp)
+{
+    int c = numcmp(v, op->u.value);
+    bool ok;
+    const char *rel;
+    switch (op->kind) {
+        case OP_MINIMUM:
+            ok = c >= 0, rel = "less than the minimum";
+            break;
+        case OP_MAXIMUM:
+            ok = c <= 0, rel = "greater than the maximum";
+            break;
+        case OP_EXMINIMUM:
+            ok = c > 0, rel = "not greater than the exclusive minimum";
+            break;
+        case OP_EXMAXIMUM:
+            ok = c < 0, rel = "not less than the exclusive maximum";
+            break;
+        default:
+            ok = multiple_of(v, op->u.value), rel = "not a multiple of";
+            break;
+    }
+    if (!ok) {
+        char a[160], b[64];
+        describe(v, a, sizeof(a));
+        num_text(op->u.value, b, sizeof(b));
+        report(x, n, kp, op->kw, ip, "%s is %s %s", a, rel, b);
+    }
+    return ok;
+}
+
+static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_value *v,
+                        const seg *ip, const seg *kp)
+{
+    const char *s = v->u.str.s;
+    size_t len = v->u.str.len;
+    char d[160];
+    switch (op->kind) {
+        case OP_MINLENGTH:
+            if (len < op->u.count || cp_len(s, len) < op->u.count) {
+                describe(v, d, sizeof(d));
+                report(x, n, kp, op->kw, ip, "%s is shorter than %llu characters", d,
+                       (unsigned long long)op->u.count);
+                return false;
+            }
+            return true;
+        case OP_MAXLENGTH:
+            if (len > op->u.count && cp_len(s, len) > op->u.count) {
+                describe(v, d, sizeof(d));
+                report(x, n, kp, op->kw, ip, "%s is longer than %llu characters (%zu)", d,
+                       (unsigned long long)op->u.count, cp_len(s, len));
+                return false;
+            }
+            return true;
+        case OP_PATTERN:
+            if (!regex_match(x, &op->u.re, s, len)) {
+                describe(v, d, sizeof(d));
+                report(x, n, kp, op->kw, ip, "%s does not match the pattern %s", d,
+                       op->u.re.source);
+                return false;
+            }
+            return true;
+        default: /* OP_FORMAT */
+            if (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) {
+                return true;
+            }
+            if (!pixel__format_check(op->u.fmt.id, s, len)) {
+                describe(v, d, sizeof(d));
+                report(x, n, kp, op->kw, ip, "%s is not a valid %s", d, op->u.fmt.name);
+                return false;
+            }
+            return true;
+    }
+}
+
+static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
+                    const seg *kp, const dscope *ds)
+{
+    char a[160], b[160];
+    switch (op->kind) {
+        case OP_TYPE:
+            if (!type_ok(v, op->u.types)) {
+                types_str(op->u.types, a, sizeof(a));
+                describe(v, b, sizeof(b));
+                report(x, n, kp, "type", ip, "expected %s, got %s", a, b);
+                return false;
+            }
+            return true;
+        case OP_CONST:
+            if (!pixel_value_equal(op->u.value, v)) {
+                describe(v, b, sizeof(b));
+                if (op->u.value->type == PIXEL_TYPE_OBJECT || op->u.value->type == PIXEL_TYPE_ARRAY) {
+                    report(x, n, kp, "const", ip, "%s is not the constant value", b);
+                } else {
+                    describe(op->u.value, a, sizeof(a));
+                    report(x, n, kp, "const", ip, "expected %s, got %s", a, b);
+                }
+                return false;
+            }
+            return true;
+        case OP_ENUM:
+            if (!enum_has(op, v)) {
+                describe(v, b, sizeof(b));
+                report(x, n, kp, "enum", ip, "%s is not one of the %zu allowed values", b,
+                       op->u.en.n);
+                return false;
+            }
+            return true;
+        case OP_MINIMUM:
+        case OP_MAXIMUM:
+        case OP_EXMINIMUM:
+        case OP_EXMAXIMUM:
+        case OP_MULTIPLEOF:
+            if (v->type != PIXEL_TYPE_INT && v->type != PIXEL_TYPE_NUMBER) {
+                return true;
+            }
+            return eval_number(x, n, op, v, ip, kp);
+        case OP_MINLENGTH:
+        case OP_MAXLENGTH:
+        case OP_PATTERN:
+        case OP_FORMAT:
+            if (v->type != PIXEL_TYPE_STRING) {
+                return true;
+            }
+            return eval_string(x, n, op, v, ip, kp);
+        case OP_MINITEMS:
+        case OP_MAXITEMS:
+            if (v->type != PIXEL_TYPE_ARRAY) {
+                return true;
+            }
+            if (op->kind == OP_MINITEMS ? v->u.list.count < op->u.count
+                                        : v->u.list.count > op->u.count) {
+                report(x, n, kp, op->kw, ip, "array has %zu items, %s %llu", v->u.list.count,
+                       op->kind == OP_MINITEMS ? "at least" : "at most",
+                       (unsigned long long)op->u.count);
+                return false;
+            }
+            return true;
+        case OP_UNIQUE: {
+            size_t i, j;
+            if (v->type == PIXEL_TYPE_ARRAY && !unique(v, &i, &j)) {
+                report(x, n, kp, "uniqueItems", ip, "items %zu and %zu are equal", i, j);
+                return false;
+            }
+            return true;
+        }
+        case OP_MINPROPS:
+        case OP_MAXPROPS:
+            if (v->type != PIXEL_TYPE_OBJECT) {
+                return true;
+            }
+            if (op->kind == OP_MINPROPS ? v->u.list.count < op->u.count
+                                        : v->u.list.count > op->u.count) {
+                report(x, n, kp, op->kw, ip, "object has %zu properties, %s %llu",
+                       v->u.list.count, op->kind == OP_MINPROPS ? "at least" : "at most",
+                       (unsigned long long)op->u.count);
+                return false;
+            }
+            return true;
+        case OP_OBJECT:
+            return v->type != PIXEL_TYPE_OBJECT || eval_object(x, n, op, v, ip, kp, ds);
+        case OP_DEPREQUIRED:
+        case OP_DEPSCHEMAS: {
+            if (v->type != PIXEL_TYPE_OBJECT) {
+                return true;
+            }
+            bool ok = true;
+            for (size_t k = 0; k < op->u.dep.n; k++) {
+                const sdep *d = &op->u.dep.deps[k];
+                if (!pixel__object_getn(v, d->key, d->klen)) {
+                    continue;
+                }
+                for (size_t j = 0; j < d->n; j++) {
+                    if (!pixel__object_getn(v, d->names[j], d->lens[j])) {
+                        seg mi = {ip, d->names[j], d->lens[j], 0};
+                        report(x, n, kp, op->kw, &mi,
+                               "property \"%.*s\" is required when \"%.*s\" is present",
+                               (int)d->lens[j], d->names[j], (int)d->klen, d->key);
+                        ok = false;
+                    }
+                }
+                if (d->schema) {
+                    seg k1 = {kp, op->kw, strlen(op->kw), 0}, k2 = {&k1, d->key, d->klen, 0};
+                    ok = SUB(d->schema, v, ip, &k2) && ok;
+                }
+                if (!ok && (x->quiet || x->stop)) {
+                    return false;
+                }
+            }
+            return ok;
+        }
+        case OP_PROPNAMES: {
+            if (v->type != PIXEL_TYPE_OBJECT) {
+                return true;
+            }
+            bool ok = true;
+            seg k1 = {kp, "propertyNames", 13, 0};
+            for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+                pixel_value name = {.type = PIXEL_TYPE_STRING};
+                name.u.str.s = m->key;
+                name.u.str.len = m->klen;
+                seg mi = {ip, m->key, m->klen, 0};
+                ok = SUB(op->u.schema, &name, &mi, &k1) && ok;
+                if (!ok && (x->quiet || x->stop)) {
+                    return false;
+                }
+            }
+            return ok;
+        }
+        case OP_ITEMS:
+            return v->type != PIXEL_TYPE_ARRAY || eval_items(x, n, op, v, ip, kp, ds);
+        case OP_CONTAINS:
+            return v->type != PIXEL_TYPE_ARRAY || eval_contains(x, n, op, v, ip, ds, kp);
+        case OP_REF: {
+            seg k1 = {kp, "$ref", 4, 0};
+            return SUB(op->u.schema, v, ip, &k1);
+        }
+        case OP_DYNREF:
+        case OP_RECREF: {
+            seg k1 = {kp, op->kw, strlen(op->kw), 0};
+            return SUB(dyn_target(x, op, ds), v, ip, &k1);
+        }
+        case OP_ALLOF:
+        case OP_ANYOF:
+        case OP_ONEOF:
+            return eval_list(x, n, op, v, ip, kp, ds);
+        case OP_NOT:
+            if (quiet_eval(x, op->u.schema, v, ds)) {
+                describe(v, b, sizeof(b));
+                report(x, n, kp, "not", ip, "%s must not match the \"not\" schema", b);
+                return false;
+            }
+            return true;
+        case OP_IF:
+            if (quiet_eval(x, op->u.cond.cond, v, ds)) {
+                if (op->u.cond.then) {
+                    seg k1 = {kp, "then", 4, 0};
+                    return SUB(op->u.cond.then, v, ip, &k1);
+                }
+            } else if (op->u.cond.els) {
+                seg k1 = {kp, "else", 4, 0};
+                return SUB(op->u.cond.els, v, ip, &k1);
+            }
+            return true;
+        case OP_UNEVAL_PROPS:
+            return v->type != PIXEL_TYPE_OBJECT || eval_uneval(x, n, op, v, ip, kp, ds);
+        case OP_UNEVAL_ITEMS:
+            return v->type != PIXEL_TYPE_ARRAY || eval_uneval(x, n, op, v, ip, kp, ds);
+    }
+    return true;
+}
+
+static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
+                 const dscope *ds)
+{
+    if (n->boolean) {
+        if (n->boolean == 2) {
+            char b[160];
+            describe(v, b, sizeof(b));
+            report(x, n, kp, NULL, ip, "%s is not allowed here (the schema is false)", b);
+            return false;
+        }
+        return true;
+    }
+    if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
+        x->fail = true;
+        x->stop = true;
+        x->depth--;
+        return false;
+    }
+    dscope frame;
+    ds = enter(n, ds, &frame);
+    bool ok = true;
+    for (size_t i = 0; i < n->nops; i++) {
+        if (!eval_op(x, n, &n->ops[i], v, ip, kp, ds)) {
+            ok = false;
+            if (x->quiet || x->stop) {
+                break;
+            }
+        }
+    }
+    x->depth--;
+    return ok;
+}
+
+int pixel_schema_validate(const pixel_schema *s, const pixel_value *v, unsigned flags,
+                          pixel_schema_error_cb cb, void *payload)
+{
+    char heap[MATCH_HEAP] __attribute__((aligned(16)));
+    ectx x = {0};
+    x.reg = s->reg;
+    x.flags = flags;
+    x.cb = cb;
+    x.payload = payload;
+    x.heap.buf = heap;
+    x.heap.cap = sizeof(heap);
+    bool ok = eval(&x, s->root, v, NULL, NULL, NULL);
+    if (x.fail) {
+        return PIXEL_ERROR;
+    }
+    return ok ? 0 : 1;
+}

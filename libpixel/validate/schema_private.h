@@ -1,0 +1,330 @@
+/*
+ * Internals of the JSON Schema validator (libpixel/validate/).
+ *
+ * The registry holds schema documents (parsed into its arena), indexes their
+ * resources ($id), anchors and dynamic anchors, and compiles schema objects
+ * into `snode`s: a flat array of keyword operations per schema object, with
+ * every reference already resolved to the target node.  Validation walks the
+ * compiled graph with no allocation: paths and the dynamic scope are linked
+ * lists on the C stack, and error strings are formatted into stack buffers.
+ */
+#ifndef PIXEL_SCHEMA_PRIVATE_H
+#define PIXEL_SCHEMA_PRIVATE_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "pixel_private.h"
+#include "pixel/schema.h"
+
+/* ---- embedded metaschemas (schema_metaschemas.c, generated) -------------- */
+
+typedef struct pixel_metaschema {
+    const char *uri;  /* $id without a trailing '#' */
+    const char *text; /* compact JSON */
+} pixel_metaschema;
+extern const pixel_metaschema pixel__metaschemas[];
+
+/* ---- small hash maps (compile time only) ---------------------------------- */
+
+typedef struct smap_ent {
+    const char *key; /* NUL-terminated, owned by the registry arena */
+    void *val;
+} smap_ent;
+typedef struct smap {
+    smap_ent *e;
+    size_t cap, n;
+} smap;
+
+void *pixel__smap_get(const smap *m, const char *key);
+int pixel__smap_put(smap *m, const char *key, void *val); /* key must outlive the map */
+void pixel__smap_free(smap *m);
+
+typedef struct pmap_ent {
+    const void *key;
+    void *val;
+} pmap_ent;
+typedef struct pmap {
+    pmap_ent *e;
+    size_t cap, n;
+} pmap;
+
+void *pixel__pmap_get(const pmap *m, const void *key);
+int pixel__pmap_put(pmap *m, const void *key, void *val);
+void pixel__pmap_free(pmap *m);
+
+uint64_t pixel__schema_hash(const char *s, size_t n);
+
+/* ---- URIs ----------------------------------------------------------------- */
+
+/* RFC 3986 section 5.2 reference resolution; result in the arena. */
+char *pixel__uri_resolve(pixel_arena *a, const char *base, const char *ref);
+/* Split "uri#frag": returns the part before '#' (arena) and *frag (points into uri or ""). */
+char *pixel__uri_split(pixel_arena *a, const char *uri, const char **frag);
+
+/* ---- registry -------------------------------------------------------------- */
+
+enum {
+    SDRAFT_7 = 7,
+    SDRAFT_2019 = 2019,
+    SDRAFT_2020 = 2020,
+};
+
+/* Vocabularies that change what keywords mean. */
+#define SVOCAB_VALIDATION 0x1u
+#define SVOCAB_APPLICATOR 0x2u
+#define SVOCAB_FORMAT_ASSERT 0x4u
+#define SVOCAB_UNEVALUATED 0x8u
+#define SVOCAB_DEFAULT (SVOCAB_VALIDATION | SVOCAB_APPLICATOR | SVOCAB_UNEVALUATED)
+
+typedef struct sdoc {
+    const char *uri;  /* retrieval URI */
+    const char *file; /* file name for messages, or the URI */
+    pixel_value *root;
+    bool builtin;   /* an embedded metaschema: trusted, not meta-validated */
+    bool checked;   /* meta-validated */
+    struct sdoc *next;
+} sdoc;
+
+typedef struct sresource {
+    const char *uri; /* absolute, no fragment */
+    const pixel_value *root;
+    sdoc *doc;
+    const char *ptr; /* pointer of root inside doc */
+    int draft;
+    unsigned vocab;
+    bool recursive_anchor; /* 2019-09 "$recursiveAnchor": true */
+} sresource;
+
+/* What the indexer learned about one schema object. */
+typedef struct sinfo {
+    sresource *res;
+    const char *ptr; /* JSON Pointer from the resource root */
+    const char *dptr; /* JSON Pointer from the document root */
+} sinfo;
+
+typedef struct smapping {
+    const char *prefix;
+    const char *dir;
+    struct smapping *next;
+} smapping;
+
+typedef struct snode snode;
+
+struct pixel_schema_registry {
+    pixel_arena arena;
+    int default_draft;
+    sdoc *docs;
+    sdoc *last; /* the last document added through the public API */
+    smap docs_by_uri;
+    smap resources; /* uri -> sresource */
+    smap anchors;   /* "uri#name" -> pixel_value (schema object) */
+    smap dynanchors; /* "uri#name" -> pixel_value, $dynamicAnchor only */
+    pmap info;      /* pixel_value* -> sinfo */
+    pmap compiled;  /* pixel_value* -> snode */
+    smapping *maps;
+    pcre2_code **regexes; /* for freeing */
+    size_t nregex, capregex;
+    pixel_error *err;
+    int meta_depth;
+    unsigned serial;
+};
+
+/* Loads a document from text (copied), indexing it.  Returns the doc or NULL. */
+sdoc *pixel__schema_doc_add(pixel_schema_registry *r, const char *uri, const char *file,
+                            const char *text, size_t len, pixel_error *err);
+/* Finds (or loads through the maps or the metaschemas) the resource at uri. */
+sresource *pixel__schema_resource(pixel_schema_registry *r, const char *uri);
+/* Resolves "uri#fragment" to a schema value; NULL if nowhere. */
+const pixel_value *pixel__schema_lookup(pixel_schema_registry *r, const char *uri,
+                                        sresource **res_out, const char **ptr_out);
+/* Report a compile/load error at a schema node (file + pointer). */
+int pixel__schema_fail(pixel_schema_registry *r, const pixel_value *at, const char *extra_ptr,
+                       const char *fmt, ...) PIXEL_PRINTF(4, 5);
+
+/* ---- compiled form --------------------------------------------------------- */
+
+enum {
+    ST_NULL = 1,
+    ST_BOOL = 2,
+    ST_INT = 4, /* "integer" */
+    ST_NUM = 8, /* "number" (includes integers) */
+    ST_STR = 16,
+    ST_ARR = 32,
+    ST_OBJ = 64,
+};
+
+typedef enum sop_kind {
+    OP_TYPE,
+    OP_CONST,
+    OP_ENUM,
+    OP_MINIMUM,
+    OP_MAXIMUM,
+    OP_EXMINIMUM,
+    OP_EXMAXIMUM,
+    OP_MULTIPLEOF,
+    OP_MINLENGTH,
+    OP_MAXLENGTH,
+    OP_PATTERN,
+    OP_FORMAT,
+    OP_MINITEMS,
+    OP_MAXITEMS,
+    OP_UNIQUE,
+    OP_MINPROPS,
+    OP_MAXPROPS,
+    OP_OBJECT, /* properties + patternProperties + additionalProperties + required, fused */
+    OP_DEPREQUIRED,
+    OP_DEPSCHEMAS,
+    OP_PROPNAMES,
+    OP_ITEMS, /* prefixItems / items / additionalItems */
+    OP_CONTAINS,
+    OP_REF,
+    OP_DYNREF,
+    OP_RECREF,
+    OP_ALLOF,
+    OP_ANYOF,
+    OP_ONEOF,
+    OP_NOT,
+    OP_IF,
+    OP_UNEVAL_PROPS,
+    OP_UNEVAL_ITEMS,
+} sop_kind;
+
+typedef struct sregex {
+    pcre2_code *code;
+    const char *source;
+    bool jit;
+} sregex;
+
+typedef struct sprop {
+    const char *key;
+    size_t klen;
+    uint64_t hash;
+    snode *schema;   /* NULL: only named by required */
+    int32_t req_bit; /* index in required bitset, -1 if not required */
+} sprop;
+
+typedef struct spattern {
+    sregex re;
+    snode *schema;
+} spattern;
+
+typedef struct sobject {
+    sprop *props; /* open-addressed table of size cap (power of two) */
+    size_t cap, nprops;
+    spattern *patterns;
+    size_t npatterns;
+    snode *additional; /* NULL: absent */
+    const char **required;
+    size_t *required_len;
+    size_t nrequired;
+    bool has_props, has_patterns, has_required;
+} sobject;
+
+typedef struct sdep {
+    const char *key;
+    size_t klen;
+    const char **names; /* dependentRequired */
+    size_t *lens;
+    size_t n;
+    snode *schema; /* dependentSchemas */
+} sdep;
+
+typedef struct sdisc {
+    const char *prop; /* discriminator member */
+    size_t plen;
+    const char **values; /* per branch */
+    size_t *lens;
+} sdisc;
+
+typedef struct sop {
+    sop_kind kind;
+    const char *kw; /* keyword as written (for locations) */
+    union {
+        unsigned types;
+        const pixel_value *value; /* const, bounds, multipleOf */
+        struct {
+            const pixel_value **values;
+            size_t n;
+            const char **strs; /* hash set of string values (all strings), or NULL */
+            size_t *slens;
+            size_t scap;
+        } en;
+        uint64_t count;
+        sregex re;
+        struct {
+            int id;
+            const char *name;
+            bool assert_always; /* format-assertion vocabulary */
+        } fmt;
+        sobject *obj;
+        struct {
+            sdep *deps;
+            size_t n;
+        } dep;
+        snode *schema; /* propertyNames, not, unevaluated*, ref */
+        struct {
+            snode **prefix;
+            size_t nprefix;
+            snode *rest;         /* items (2020) / additionalItems / items-as-schema */
+            const char *rest_kw; /* "items" or "additionalItems" */
+            const char *prefix_kw;
+        } items;
+        struct {
+            snode *schema;
+            int64_t min, max; /* max < 0: none */
+        } contains;
+        struct {
+            snode *target;     /* static resolution */
+            const char *anchor; /* dynamic anchor name to look for, or NULL */
+        } dyn;
+        struct {
+            snode **v;
+            size_t n;
+            sdisc *disc;
+        } list;
+        struct {
+            snode *cond, *then, *els;
+        } cond;
+    } u;
+} sop;
+
+struct snode {
+    uint8_t boolean; /* 0: a schema object; 1: true; 2: false */
+    uint8_t ready;   /* fully compiled */
+    int draft;
+    const char *loc; /* absolute schema location "uri#/pointer" */
+    const sresource *res;
+    const pixel_value *src;
+    sop *ops;
+    size_t nops;
+    bool has_uneval; /* an unevaluated* keyword somewhere in place */
+};
+
+struct pixel_schema {
+    snode *root;
+    pixel_schema_registry *reg;
+    struct pixel_schema *next;
+};
+
+snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v);
+int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root);
+
+/* ---- regex ----------------------------------------------------------------- */
+
+/* Translate an ECMA-262 pattern to PCRE2 syntax; 0 or -1 with *why. Result in arena. */
+int pixel__regex_translate(pixel_arena *a, const char *src, size_t len, char **out,
+                           const char **why);
+/* Compile a pattern; returns 0 or -1 (why set, static text or PCRE2 message in buf). */
+int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len, char *why,
+                         size_t whysize);
+/* Match with caller-provided match data. 1 match, 0 none, <0 error. */
+int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, size_t len);
+
+/* ---- formats --------------------------------------------------------------- */
+
+int pixel__format_id(const char *name); /* -1 for an unknown format */
+/* 1 valid, 0 invalid.  Checkers never allocate. */
+int pixel__format_check(int id, const char *s, size_t len);
+
+#endif
