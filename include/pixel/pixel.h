@@ -75,7 +75,7 @@ PIXEL_API const char *pixel_stage_str(int stage);
  * Details of a failure.  Caller-allocated; every function accepts NULL.  The
  * first error set wins (later, derived failures do not overwrite it).
  */
-typedef struct pixel_error {
+struct pixel_error { /* typedef'd as pixel_error in value.h */
     int code;           /* a pixel_status */
     int stage;          /* a pixel_stage */
     long line, column;  /* 1-based position in `source`; 0 = not applicable */
@@ -83,7 +83,7 @@ typedef struct pixel_error {
     char source[256];   /* file name, "<string>", or module name; "" = none */
     char text[320];     /* one sentence, no trailing newline */
     void *reserved[4];  /* room to grow without an ABI break */
-} pixel_error;
+};
 
 /* Clears err (no-op for NULL). */
 PIXEL_API void pixel_error_clear(pixel_error *err);
