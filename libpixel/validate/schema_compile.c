@@ -673,12 +673,12 @@ static int compile_applicators(cctx *c, sop *ops, size_t *n)
             }
         }
     }
-    if (c->draft == SDRAFT_7) {
-        v = kw(c, "dependencies");
-        if (v && compile_deps(c, &ops[(*n)++], v, "dependencies", 2) < 0) {
-            return -1;
-        }
-    } else {
+    /* draft-07's "dependencies"; later drafts split it, but keep it for compatibility */
+    v = kw(c, "dependencies");
+    if (v && compile_deps(c, &ops[(*n)++], v, "dependencies", 2) < 0) {
+        return -1;
+    }
+    if (c->draft != SDRAFT_7) {
         v = kw(c, "dependentSchemas");
         if (v && compile_deps(c, &ops[(*n)++], v, "dependentSchemas", 1) < 0) {
             return -1;

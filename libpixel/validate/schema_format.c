@@ -454,7 +454,7 @@ static int bidi(uint32_t c)
     if (is_mark(c)) {
         return BIDI_NSM;
     }
-    if (c == '-') {
+    if (c == '-' || c == 0x200C || c == 0x200D) {
         return BIDI_ON;
     }
     if ((c >= 0x590 && c <= 0x5FF) || (c >= 0x7C0 && c <= 0x85F) || (c >= 0xFB1D && c <= 0xFB4F) ||
@@ -919,23 +919,75 @@ static bool uri_ref(const char *s, size_t n, bool need_scheme, bool iri)
     return chars_ok(s + i, pend - i, ":@/", iri);
 }
 
+/* RFC 6570: literals and {operator varspec,...} expressions (level 4). */
+static bool varspec_list(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n > 0 && strchr("+#./;?&", s[0])) {
+        i++;
+    }
+    for (;;) {
+        size_t st = i;
+        bool dot_ok = false;
+        while (i < n) {
+            if (alpha(s[i]) || digit(s[i]) || s[i] == '_') {
+                dot_ok = true;
+                i++;
+            } else if (s[i] == '%' && i + 2 < n && hex(s[i + 1]) && hex(s[i + 2])) {
+                dot_ok = true;
+                i += 3;
+            } else if (s[i] == '.' && dot_ok && i + 1 < n && s[i + 1] != '.' && s[i + 1] != ',' &&
+                       s[i + 1] != ':' && s[i + 1] != '*') {
+                dot_ok = false;
+                i++;
+            } else {
+                break;
+            }
+        }
+        if (i == st) {
+            return false;
+        }
+        if (i < n && s[i] == ':') {
+            size_t d = ++i;
+            while (i < n && digit(s[i])) {
+                i++;
+            }
+            if (i == d || i - d > 4 || s[d] == '0') {
+                return false;
+            }
+        } else if (i < n && s[i] == '*') {
+            i++;
+        }
+        if (i == n) {
+            return true;
+        }
+        if (s[i] != ',') {
+            return false;
+        }
+        i++;
+    }
+}
+
 static bool uri_template(const char *s, size_t n)
 {
-    bool in = false;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '{') {
-            if (in) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '{') {
+            const char *end = memchr(s + i + 1, '}', n - i - 1);
+            if (!end || !varspec_list(s + i + 1, (size_t)(end - s - i - 1))) {
                 return false;
             }
-            in = true;
-        } else if (s[i] == '}') {
-            if (!in) {
+            i = (size_t)(end - s);
+        } else if (c == '%') {
+            if (i + 2 >= n || !hex(s[i + 1]) || !hex(s[i + 2])) {
                 return false;
             }
-            in = false;
+            i += 2;
+        } else if (c <= 0x20 || c == 0x7F || strchr("\"<>\\^`|}", (char)c)) {
+            return false;
         }
     }
-    return !in;
+    return true;
 }
 
 /* ---- the rest ------------------------------------------------------------------- */

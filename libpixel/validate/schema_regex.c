@@ -363,6 +363,17 @@ int pixel__regex_translate(pixel_arena *a, const char *s, size_t len, char **res
         if (in_class && c == ']') {
             in_class = false;
         }
+        if (!in_class && c == '(' && i + 1 < len && s[i + 1] == '?') {
+            /* ECMA-262 groups: (?: (?= (?! (?<= (?<! (?<name> ; no flags, comments, (?P */
+            char g = i + 2 < len ? s[i + 2] : 0;
+            char h = i + 3 < len ? s[i + 3] : 0;
+            bool ok = g == ':' || g == '=' || g == '!' ||
+                      (g == '<' && (h == '=' || h == '!' || (h && h != '>')));
+            if (!ok) {
+                *why = "unsupported group syntax (not ECMA-262)";
+                return -1;
+            }
+        }
         if (!in_class && c == '.') {
             emits(&o, "[^\\n\\r\\x{2028}\\x{2029}]");
             i++;
