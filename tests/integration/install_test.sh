@@ -4,7 +4,7 @@
 set -eu
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-meson install -C "$PIXEL_BUILD_DIR" --destdir "$T/root" --no-rebuild --quiet >"$T/install.log" 2>&1 || {
+meson install -C "$PIXEL_BUILD_DIR" --destdir "$T/root" --quiet >"$T/install.log" 2>&1 || {
     cat "$T/install.log"; exit 1; }
 prefix=$(meson introspect "$PIXEL_BUILD_DIR" --buildoptions | python3 -c \
     "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='prefix'))")
@@ -45,7 +45,10 @@ int main(void)
 }
 C
 export PKG_CONFIG_PATH="$R/$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$T/root"
-cc -std=c99 -pedantic -Wall -Werror -o "$T/tiny" "$T/tiny.c" $(pkg-config --cflags --libs libpixel)
+# A sanitized libpixel needs a sanitized program.
+san=$(meson introspect "$PIXEL_BUILD_DIR" --buildoptions | python3 -c \
+    "import json,sys; v=next(o['value'] for o in json.load(sys.stdin) if o['name']=='b_sanitize'); print('' if v=='none' else '-fsanitize='+v)")
+cc -std=c99 -pedantic -Wall -Werror $san -o "$T/tiny" "$T/tiny.c" $(pkg-config --cflags --libs libpixel)
 out=$(LD_LIBRARY_PATH="$R/$libdir" "$T/tiny")
 [ "$out" = '{"user":{"id":"u+1"}}' ] || { echo "FAIL: tiny program printed: $out"; exit 1; }
 echo "ok   a program built with pkg-config converts a line: $out"

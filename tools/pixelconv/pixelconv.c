@@ -765,6 +765,7 @@ int main(int argc, char **argv)
     if (o.stats && write_stats(o.stats, &s.total) < 0) {
         rc = 1;
     }
+    free(in.carry);
     pixel_pipeline_free(p);
     return rc;
 }
