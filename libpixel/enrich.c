@@ -270,6 +270,9 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
     yaml_node_pair_t *pair = item->data.mapping.pairs.start;
     yaml_node_t *kn = pixel__cfg_node(c, pair->key), *opts = pixel__cfg_node(c, pair->value);
     const char *name = pixel__cfg_scalar(kn);
+    if (name && strcmp(name, "module") == 0) {
+        return pixel__module_enricher_load(p, c, opts, e);
+    }
     size_t i = 0;
     while (name && i < PIXEL_ARRAY_LEN(builtins) && strcmp(builtins[i].name, name) != 0) {
         i++;

@@ -183,6 +183,9 @@ size_t pixel__format_rfc3339(char *out, int64_t epoch_ms, int with_ms);
 /* enrich.c */
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq);
 void pixel__enrich_free(pixel_pipeline *p);
+/* module_loader.c: a `- module: {...}` entry of the enrich list. */
+int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *opts,
+                                pixel_enricher *e);
 
 /* hash.c */
 void pixel__sha256(const void *data, size_t len, uint8_t out[32]);

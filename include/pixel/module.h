@@ -1,0 +1,239 @@
+/*
+ * libpixel interceptor modules: the ABI between libpixel and a module .so.
+ *
+ * A module is a shared object that exports exactly one symbol,
+ * pixel_module_entry(), returning a const pixel_module that lives as long as
+ * the object is loaded.  libpixel opens modules named in a pipeline's
+ * `enrich:` list (`- module: {name: useragent, config: {...}}`), checks the
+ * description before trusting anything in it, builds the instance(s) from the
+ * module's config subtree at pipeline load, and calls process() for every
+ * event that reaches the module's place in the enrich list.
+ *
+ * A module sees events only through the public headers (pixel/value.h,
+ * pixel/pixel.h and this file); it never sees libpixel internals, so a change
+ * inside libpixel does not break a module built against an older one.
+ *
+ *     #include <pixel/module.h>
+ *     static const pixel_module hello = {PIXEL_MODULE_HEADER, .name = "hello", ...};
+ *     PIXEL_MODULE_DEFINE(hello)
+ *
+ * ---- versioning --------------------------------------------------------
+ *
+ * The ABI has a major and a minor number.  The loader refuses a module whose
+ * abi_major differs from its own, or whose struct_size is smaller than the
+ * ABI 1.0 layout.  A module built for an older minor has a smaller
+ * struct_size: callbacks beyond it are treated as NULL.  A module built for a
+ * newer minor (larger struct_size) is accepted, and the fields unknown to
+ * the host are ignored.
+ *
+ *   - append a field to pixel_module, pixel_module_event or
+ *     pixel_module_option, or add an exported function:  minor + 1;
+ *   - change, remove or reorder anything, or change the meaning of a field
+ *     or return value:  major + 1 (every module must be rebuilt).
+ *
+ * Changes (newest first):
+ *   1.0  2025-11  first version.
+ *
+ * ---- threads -------------------------------------------------------------
+ *
+ * `threading` chooses the contract:
+ *
+ *   PIXEL_MODULE_PER_THREAD (0, the default): the module is not thread-safe.
+ *     libpixel creates one instance per pixel_ctx that uses it (the first at
+ *     pipeline load, to check the config; the others lazily, from the thread
+ *     that calls the context), and never calls one instance from two threads
+ *     at once.  Instances live until the pipeline is freed.
+ *   PIXEL_MODULE_SHARED: one instance, created at pipeline load, whose
+ *     process() may be called from several threads at the same time.
+ *
+ * create() and destroy() are never called concurrently with process() on
+ * the same instance.  stats() may be called while other threads process.
+ */
+#ifndef PIXEL_MODULE_H
+#define PIXEL_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pixel/pixel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
+#define PIXEL_MODULE_ABI_MINOR 0 /* bump: fields appended */
+
+/* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
+#define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
+
+/* ---- configuration ---------------------------------------------------------- */
+
+/* Option types.  Numbers are forever. */
+typedef enum pixel_module_option_type {
+    PIXEL_OPT_STRING = 1, /* a scalar */
+    PIXEL_OPT_PATH = 2,   /* a scalar; relative paths are resolved against the pipeline file */
+    PIXEL_OPT_INT = 3,    /* a signed 64-bit integer */
+    PIXEL_OPT_BOOL = 4,   /* true/false, yes/no, on/off */
+    PIXEL_OPT_NUMBER = 5, /* a double */
+    PIXEL_OPT_LIST = 6,   /* a list of scalars (a single scalar is a list of one) */
+    PIXEL_OPT_ANY = 7     /* any YAML subtree; read with pixel_module_config_value() */
+} pixel_module_option_type;
+
+#define PIXEL_OPT_REQUIRED 0x1u /* the pipeline must give this option */
+
+/*
+ * One option of a module (Fluent Bit's config_map).  A module's table ends
+ * with an entry whose name is NULL.  The loader refuses options not in the
+ * table and values of the wrong type, with the pipeline file's line and
+ * column, before create() is called.
+ */
+typedef struct pixel_module_option {
+    const char *name;
+    int type;                  /* a pixel_module_option_type */
+    const char *default_value; /* as YAML scalar text ("24", "true"); NULL = none */
+    const char *help;          /* one sentence, for docs and --help */
+    unsigned int flags;        /* PIXEL_OPT_REQUIRED */
+} pixel_module_option;
+
+/*
+ * The checked config of one module instance, with defaults applied.  Valid
+ * only during create(): copy what you keep.  Getters return the option's
+ * value, its default when not given, or 0 / NULL when neither exists (or the
+ * name is not in the option table).
+ */
+typedef struct pixel_module_config pixel_module_config;
+
+/* STRING and PATH options (PATH: resolved; NUL-terminated). */
+PIXEL_API const char *pixel_module_config_string(const pixel_module_config *cfg, const char *name);
+PIXEL_API int64_t pixel_module_config_int(const pixel_module_config *cfg, const char *name);
+PIXEL_API int pixel_module_config_bool(const pixel_module_config *cfg, const char *name);
+PIXEL_API double pixel_module_config_number(const pixel_module_config *cfg, const char *name);
+/* LIST options: the number of items and item i (NUL-terminated). */
+PIXEL_API size_t pixel_module_config_list_size(const pixel_module_config *cfg, const char *name);
+PIXEL_API const char *pixel_module_config_list_item(const pixel_module_config *cfg,
+                                                    const char *name, size_t i);
+/* Any option as a value tree (scalars are strings), or NULL when not given. */
+PIXEL_API const pixel_value *pixel_module_config_value(const pixel_module_config *cfg,
+                                                       const char *name);
+/* 1 when the pipeline gave the option, 0 when it is absent or defaulted. */
+PIXEL_API int pixel_module_config_isset(const pixel_module_config *cfg, const char *name);
+/* Resolve a path found inside an ANY option like a PATH option; malloc'd, free with pixel_free. */
+PIXEL_API char *pixel_module_config_resolve(const pixel_module_config *cfg, const char *path);
+
+/*
+ * Refuse the config: fills err (PIXEL_ECONFIG) with the pipeline file, the
+ * line and column of `option` (NULL: of the module entry) and the printf'd
+ * reason, and returns PIXEL_ECONFIG for create() to return.
+ */
+PIXEL_API int pixel_module_config_error(const pixel_module_config *cfg, pixel_error *err,
+                                        const char *option, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Set err (if not set yet) to code with a printf'd text; returns code.  For
+ * failures that are not about one option (a file that cannot be read). */
+PIXEL_API int pixel_module_error(pixel_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ---- processing ---------------------------------------------------------------- */
+
+/* process() results; a negative pixel_status is an infrastructure failure
+ * (the line gets no verdict, the host retries or fails it upstream). */
+#define PIXEL_MODULE_CONTINUE 0 /* go on with the next enricher */
+#define PIXEL_MODULE_DROP 1     /* drop the line on purpose (counted per module) */
+#define PIXEL_MODULE_FAIL 2     /* quarantine the line: code module_failed, source = module */
+
+/*
+ * One event handed to process().  The host owns it; fields are appended
+ * only (struct_size tells the module how much the host filled in).
+ */
+typedef struct pixel_module_event {
+    uint32_t struct_size;
+    pixel_ctx *ctx;             /* allocate new values with pixel_value_new_*(ctx, ...) */
+    pixel_value *event;         /* the event so far (an object); change it in place */
+    const pixel_record *record; /* the parsed line: pixel_record_get(record, "log.user_agent") */
+    /* Out, with DROP or FAIL: one sentence, and the field concerned (or NULL).
+     * Static strings or strings from pixel_module_printf(). */
+    const char *message;
+    const char *location;
+} pixel_module_event;
+
+/* printf into ctx's arena (valid until the context is reset); NULL when out of memory. */
+PIXEL_API const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- the module description ----------------------------------------------------- */
+
+#define PIXEL_MODULE_PER_THREAD 0u /* one instance per context; never called concurrently */
+#define PIXEL_MODULE_SHARED 1u     /* one instance; process() is thread-safe */
+
+typedef struct pixel_module {
+    uint32_t abi_major;   /* PIXEL_MODULE_ABI_MAJOR when the module was built */
+    uint32_t abi_minor;   /* PIXEL_MODULE_ABI_MINOR when the module was built */
+    uint32_t struct_size; /* sizeof(pixel_module) when the module was built */
+    uint32_t threading;   /* PIXEL_MODULE_PER_THREAD or PIXEL_MODULE_SHARED */
+    const char *name;     /* must equal the file name without ".so" */
+    const char *version;  /* the module's own version, e.g. "1.2.0" */
+    const char *description;
+    const pixel_module_option *options; /* NULL-name-terminated; NULL = takes no options */
+
+    /*
+     * Build an instance from its config.  Return 0 with *instance set (NULL
+     * is allowed), or a negative pixel_status with err filled (use
+     * pixel_module_config_error() for a bad option).  Required.
+     */
+    int (*create)(void **instance, const pixel_module_config *cfg, pixel_error *err);
+    /* Look at / change one event; returns PIXEL_MODULE_*.  Required. */
+    int (*process)(void *instance, pixel_module_event *ev, pixel_error *err);
+    /* Free an instance (NULL-safe).  Optional. */
+    void (*destroy)(void *instance);
+    /* One line of counters ("hits=10 misses=2"), NUL-terminated, into buf.
+     * Returns 0 or -1.  Optional. */
+    int (*stats)(void *instance, char *buf, size_t size);
+} pixel_module;
+
+/* Designated initializers for the version fields of a pixel_module. */
+#define PIXEL_MODULE_HEADER                                                                        \
+    .abi_major = PIXEL_MODULE_ABI_MAJOR, .abi_minor = PIXEL_MODULE_ABI_MINOR,                      \
+    .struct_size = (uint32_t)sizeof(pixel_module)
+
+typedef const pixel_module *(*pixel_module_entry_fn)(void);
+
+/* Export the entry symbol for the pixel_module variable `var`. */
+#define PIXEL_MODULE_DEFINE(var)                                                                   \
+    __attribute__((visibility("default"))) const pixel_module *pixel_module_entry(void);           \
+    __attribute__((visibility("default"))) const pixel_module *pixel_module_entry(void)            \
+    {                                                                                              \
+        return &(var);                                                                             \
+    }
+
+/* ---- for hosts ------------------------------------------------------------------ */
+
+/*
+ * Counters of every module instance of p, one line each:
+ * "<enrich index> <module> <stats>\n".  Writes at most size bytes
+ * (NUL-terminated) and returns the length the whole text needs.
+ */
+PIXEL_API size_t pixel_pipeline_module_stats(const pixel_pipeline *p, char *buf, size_t size);
+
+/* ---- helpers libpixel exports for modules ----------------------------------------- */
+
+/* SHA-256 of data, and HMAC-SHA-256 (RFC 2104) of data under key. */
+PIXEL_API void pixel_sha256(const void *data, size_t len, unsigned char out[32]);
+PIXEL_API void pixel_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                                 unsigned char out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,1035 @@
+/*
+ * The interceptor module loader: `- module: {name: ..., path: ..., config: ...}`
+ * entries of a pipeline's `enrich:` list.
+ *
+ * Loading a module entry:
+ *
+ *   1. find the file: `path:` (relative to the pipeline file), else
+ *      <dir>/<name>.so in pixel_pipeline_options.module_dirs, the
+ *      PIXEL_MODULE_PATH environment variable (colon-separated), the
+ *      pipeline's `modules: {path: [...]}` and the installed PIXEL_MODULE_DIR;
+ *   2. open it with dlopen(RTLD_NOW | RTLD_LOCAL) -- through the process-wide
+ *      library table below, so that a changed file really loads as new code;
+ *   3. check the description before trusting it (entry symbol, ABI major,
+ *      struct_size, name = file name, required callbacks);
+ *   4. check the `config:` subtree against the module's option table, and
+ *      keep it (owned here, independent of the YAML document) so that
+ *      per-thread instances can be created later;
+ *   5. create the first instance, so that a bad config fails the load.
+ *
+ * Every failure is a PIXEL_ECONFIG at the module entry's line and column,
+ * whose text names the module, the file and the reason.  Nothing in a module
+ * is called before its description passed the checks.
+ *
+ * Reload: glibc hands back the already-loaded object for a path it has
+ * open, even when the file was replaced since.  The table below remembers
+ * the identity (device, inode, size, mtime) of every file it opened; when a
+ * pipeline asks for a path whose file changed while the old version is still
+ * loaded (the old pipeline is alive during a reload), the new file is copied
+ * to a unique temporary name and that copy is opened.  So a reload always
+ * runs the file that is on disk at reload time.
+ *
+ * Per-thread instances (PIXEL_MODULE_PER_THREAD) are kept per pixel_ctx in
+ * a registry in the enricher (a mutex-protected list of (ctx, instance)).  A
+ * small thread-local cache in front of it keyed by (enricher id, ctx) makes
+ * the common path lock-free.  Enricher ids are never reused, so the cache of
+ * a freed pipeline can never match again.  Keying by the context's address
+ * is safe: two live contexts never share an address, and a context is used
+ * by one thread at a time; a new context that reuses a freed one's address
+ * inherits its idle instance.  Instances live until the pipeline is freed;
+ * struct pixel_ctx needs no field for this.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pipeline.h"
+#include "pixel/module.h"
+
+#ifndef PIXEL_MODULE_DIR
+#define PIXEL_MODULE_DIR "/usr/local/lib/libpixel/modules"
+#endif
+
+/* The ABI 1.0 part of pixel_module that every module must have. */
+#define MIN_STRUCT_SIZE (offsetof(pixel_module, destroy) + sizeof(void (*)(void *)))
+
+/* ---- the process-wide library table ------------------------------------------- */
+
+typedef struct lib {
+    struct lib *next;
+    char *path;  /* the path asked for (resolved with realpath) */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    void *handle;
+    int refs;
+} lib;
+
+static pthread_mutex_t libs_lock = PTHREAD_MUTEX_INITIALIZER;
+static lib *libs;
+
+static int same_file(const lib *l, const struct stat *st)
+{
+    return l->dev == st->st_dev && l->ino == st->st_ino && l->size == st->st_size &&
+           l->mtime.tv_sec == st->st_mtim.tv_sec && l->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Copy src to a fresh file in $TMPDIR (or /tmp); the name is malloc'd into *out. */
+static int copy_to_temp(const char *src, const char *name, char **out, char *why, size_t whylen)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) {
+        tmp = "/tmp";
+    }
+    size_t n = strlen(tmp) + strlen(name) + 32;
+    char *dst = pixel__malloc(n);
+    if (!dst) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    snprintf(dst, n, "%s/pixel-%s-XXXXXX.so", tmp, name);
+    int out_fd = mkstemps(dst, 3);
+    int in_fd = out_fd < 0 ? -1 : open(src, O_RDONLY | O_CLOEXEC);
+    int ok = in_fd >= 0;
+    char buf[65536];
+    ssize_t r = 0;
+    while (ok && (r = read(in_fd, buf, sizeof(buf))) > 0) {
+        ok = write(out_fd, buf, (size_t)r) == r;
+    }
+    ok = ok && r == 0;
+    if (!ok) {
+        snprintf(why, whylen, "cannot copy the changed module to %s: %s", dst, strerror(errno));
+    }
+    if (in_fd >= 0) {
+        close(in_fd);
+    }
+    if (out_fd >= 0 && close(out_fd) < 0 && ok) {
+        snprintf(why, whylen, "cannot write %s: %s", dst, strerror(errno));
+        ok = 0;
+    }
+    if (!ok) {
+        if (out_fd >= 0) {
+            unlink(dst);
+        }
+        pixel__free(dst);
+        return -1;
+    }
+    *out = dst;
+    return 0;
+}
+
+/* Open path (a real path) through the table; NULL with `why` filled on failure. */
+static lib *lib_open(const char *path, const char *name, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        snprintf(why, whylen, "cannot stat: %s", strerror(errno));
+        return NULL;
+    }
+    pthread_mutex_lock(&libs_lock);
+    lib *l = libs;
+    int changed = 0;
+    for (; l; l = l->next) {
+        if (strcmp(l->path, path) == 0) {
+            if (same_file(l, &st)) {
+                break;
+            }
+            changed = 1;
+        }
+    }
+    if (l) {
+        l->refs++;
+        pthread_mutex_unlock(&libs_lock);
+        return l;
+    }
+    char *temp = NULL;
+    if (changed && copy_to_temp(path, name, &temp, why, whylen) < 0) {
+        pthread_mutex_unlock(&libs_lock);
+        return NULL;
+    }
+    dlerror();
+    void *h = dlopen(temp ? temp : path, RTLD_NOW | RTLD_LOCAL);
+    if (temp) {
+        unlink(temp); /* the mapping stays; nothing is left behind on disk */
+        pixel__free(temp);
+    }
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(why, whylen, "dlopen failed: %s", e ? e : "unknown error");
+        pthread_mutex_unlock(&libs_lock);
+        return NULL;
+    }
+    l = pixel__calloc(1, sizeof(*l));
+    if (!l || !(l->path = pixel__strdup(path))) {
+        pixel__free(l);
+        dlclose(h);
+        snprintf(why, whylen, "out of memory");
+        pthread_mutex_unlock(&libs_lock);
+        return NULL;
+    }
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    l->size = st.st_size;
+    l->mtime = st.st_mtim;
+    l->handle = h;
+    l->refs = 1;
+    l->next = libs;
+    libs = l;
+    pthread_mutex_unlock(&libs_lock);
+    return l;
+}
+
+static void lib_close(lib *l)
+{
+    if (!l) {
+        return;
+    }
+    pthread_mutex_lock(&libs_lock);
+    if (--l->refs == 0) {
+        lib **pp = &libs;
+        while (*pp != l) {
+            pp = &(*pp)->next;
+        }
+        *pp = l->next;
+        dlclose(l->handle);
+        pixel__free(l->path);
+        pixel__free(l);
+    }
+    pthread_mutex_unlock(&libs_lock);
+}
+
+/* ---- the checked config ------------------------------------------------------------ */
+
+typedef struct optval {
+    const pixel_module_option *opt;
+    int given, has; /* given in the pipeline; has a value (given or default) */
+    long line, column;
+    char *s; /* STRING, PATH */
+    int64_t i;
+    double d;
+    int b;
+    char **list;
+    size_t nlist;
+    pixel_value *v; /* the given subtree, any type */
+} optval;
+
+struct pixel_module_config {
+    const char *module; /* borrowed from the enricher state */
+    char *file;         /* the pipeline file */
+    char *base_dir;
+    long line, column; /* the module entry */
+    optval *vals;
+    size_t nvals;
+    pixel_ctx *vctx; /* arena of the value trees */
+};
+
+static void config_free(pixel_module_config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->nvals; i++) {
+        pixel__free(cfg->vals[i].s);
+        for (size_t k = 0; k < cfg->vals[i].nlist; k++) {
+            pixel__free(cfg->vals[i].list[k]);
+        }
+        pixel__free(cfg->vals[i].list);
+    }
+    pixel__free(cfg->vals);
+    pixel__free(cfg->file);
+    pixel__free(cfg->base_dir);
+    pixel_ctx_free(cfg->vctx);
+    pixel__free(cfg);
+}
+
+static const optval *find_opt(const pixel_module_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->nvals; i++) {
+        if (strcmp(cfg->vals[i].opt->name, name) == 0) {
+            return &cfg->vals[i];
+        }
+    }
+    return NULL;
+}
+
+static pixel_value *yaml_to_value(pixel_cfg *c, pixel_ctx *ctx, yaml_node_t *n, int depth)
+{
+    if (!n || depth > 64) {
+        return NULL;
+    }
+    if (n->type == YAML_SCALAR_NODE) {
+        return pixel_value_new_string(ctx, (const char *)n->data.scalar.value, n->data.scalar.length);
+    }
+    pixel_value *v;
+    if (n->type == YAML_SEQUENCE_NODE) {
+        v = pixel_value_new_array(ctx);
+        PIXEL_CFG_ITEMS(c, n, item)
+        {
+            pixel_value *e = yaml_to_value(c, ctx, pixel__cfg_node(c, *item), depth + 1);
+            if (!v || !e || pixel_array_append(v, e) < 0) {
+                return NULL;
+            }
+        }
+        return v;
+    }
+    v = pixel_value_new_object(ctx);
+    PIXEL_CFG_PAIRS(c, n, pair)
+    {
+        const char *k = pixel__cfg_scalar(pixel__cfg_node(c, pair->key));
+        pixel_value *e = yaml_to_value(c, ctx, pixel__cfg_node(c, pair->value), depth + 1);
+        if (!v || !k || !e || pixel_object_set(ctx, v, k, e) < 0) {
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+            *out = strcasecmp(s, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static char *resolve(const char *base_dir, const char *path)
+{
+    if (path[0] == '/' || !base_dir || !base_dir[0]) {
+        return pixel__strdup(path);
+    }
+    size_t n = strlen(base_dir) + strlen(path) + 2;
+    char *full = pixel__malloc(n);
+    if (full) {
+        snprintf(full, n, "%s/%s", base_dir, path);
+    }
+    return full;
+}
+
+static const char *type_name(int type)
+{
+    static const char *const names[] = {"?",      "a string", "a path",  "an integer",
+                                        "a boolean", "a number", "a list of strings", "anything"};
+    return type >= 1 && type <= 7 ? names[type] : "?";
+}
+
+/* Set one option from a scalar text (the YAML value or the default). */
+static int set_scalar(optval *o, const char *s, const char *base_dir)
+{
+    char *end;
+    errno = 0;
+    switch (o->opt->type) {
+        case PIXEL_OPT_STRING:
+            return (o->s = pixel__strdup(s)) ? 0 : PIXEL_ENOMEM;
+        case PIXEL_OPT_PATH:
+            return (o->s = resolve(base_dir, s)) ? 0 : PIXEL_ENOMEM;
+        case PIXEL_OPT_INT:
+            o->i = strtoll(s, &end, 0);
+            return *s && !*end && errno == 0 ? 0 : PIXEL_ECONFIG;
+        case PIXEL_OPT_NUMBER:
+            o->d = strtod(s, &end);
+            return *s && !*end && errno == 0 ? 0 : PIXEL_ECONFIG;
+        case PIXEL_OPT_BOOL:
+            return parse_bool(s, &o->b) < 0 ? PIXEL_ECONFIG : 0;
+        case PIXEL_OPT_LIST:
+            o->list = pixel__calloc(1, sizeof(char *));
+            if (!o->list || !(o->list[0] = pixel__strdup(s))) {
+                return PIXEL_ENOMEM;
+            }
+            o->nlist = 1;
+            return 0;
+        default:
+            return 0; /* ANY: the value tree only */
+    }
+}
+
+static int set_from_yaml(pixel_cfg *c, pixel_module_config *cfg, optval *o, yaml_node_t *n)
+{
+    o->given = o->has = 1;
+    o->line = (long)n->start_mark.line + 1;
+    o->column = (long)n->start_mark.column + 1;
+    if (!(o->v = yaml_to_value(c, cfg->vctx, n, 0))) {
+        return pixel__cfg_fail(c, n, "module '%s': option '%s' nests too deep or out of memory",
+                               cfg->module, o->opt->name);
+    }
+    int type = o->opt->type;
+    if (type == PIXEL_OPT_ANY) {
+        return 0;
+    }
+    if (type == PIXEL_OPT_LIST && n->type == YAML_SEQUENCE_NODE) {
+        size_t k = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+        o->list = pixel__calloc(k ? k : 1, sizeof(char *));
+        if (!o->list) {
+            return PIXEL_ENOMEM;
+        }
+        PIXEL_CFG_ITEMS(c, n, item)
+        {
+            yaml_node_t *in = pixel__cfg_node(c, *item);
+            const char *s = pixel__cfg_scalar(in);
+            if (!s) {
+                return pixel__cfg_fail(c, in, "module '%s': option '%s' is a list of strings",
+                                       cfg->module, o->opt->name);
+            }
+            if (!(o->list[o->nlist] = pixel__strdup(s))) {
+                return PIXEL_ENOMEM;
+            }
+            o->nlist++;
+        }
+        return 0;
+    }
+    const char *s = pixel__cfg_scalar(n);
+    int rc = s ? set_scalar(o, s, cfg->base_dir) : PIXEL_ECONFIG;
+    if (rc == PIXEL_ECONFIG) {
+        return pixel__cfg_fail(c, n, "module '%s': option '%s' must be %s", cfg->module,
+                               o->opt->name, type_name(type));
+    }
+    return rc;
+}
+
+static int config_build(pixel_cfg *c, const pixel_module *m, const char *module,
+                        yaml_node_t *entry, yaml_node_t *node, pixel_module_config **out)
+{
+    pixel_module_config *cfg = pixel__calloc(1, sizeof(*cfg));
+    *out = cfg;
+    if (!cfg) {
+        return PIXEL_ENOMEM;
+    }
+    size_t n = 0;
+    while (m->options && m->options[n].name) {
+        n++;
+    }
+    cfg->module = module;
+    cfg->line = (long)entry->start_mark.line + 1;
+    cfg->column = (long)entry->start_mark.column + 1;
+    cfg->file = pixel__strdup(c->file ? c->file : "<string>");
+    cfg->base_dir = pixel__strdup(c->base_dir ? c->base_dir : "");
+    cfg->vals = pixel__calloc(n ? n : 1, sizeof(optval));
+    cfg->vctx = pixel_ctx_new();
+    if (!cfg->file || !cfg->base_dir || !cfg->vals || !cfg->vctx) {
+        return PIXEL_ENOMEM;
+    }
+    cfg->nvals = n;
+    for (size_t i = 0; i < n; i++) {
+        cfg->vals[i].opt = &m->options[i];
+    }
+    if (node && node->type == YAML_SCALAR_NODE && pixel__cfg_scalar(node)[0] == '\0') {
+        node = NULL; /* "config:" with nothing after it */
+    }
+    if (node && node->type != YAML_MAPPING_NODE) {
+        return pixel__cfg_fail(c, node, "module '%s': config must be a mapping of options",
+                               module);
+    }
+    if (node) {
+        PIXEL_CFG_PAIRS(c, node, pair)
+        {
+            yaml_node_t *kn = pixel__cfg_node(c, pair->key);
+            const char *k = pixel__cfg_scalar(kn);
+            optval *o = (optval *)find_opt(cfg, k);
+            if (!o) {
+                return pixel__cfg_fail(c, kn, "module '%s': unknown option '%s'", module,
+                                       k ? k : "?");
+            }
+            int rc = set_from_yaml(c, cfg, o, pixel__cfg_node(c, pair->value));
+            if (rc < 0) {
+                return rc;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        optval *o = &cfg->vals[i];
+        if (o->given) {
+            continue;
+        }
+        if (o->opt->flags & PIXEL_OPT_REQUIRED) {
+            return pixel__cfg_fail(c, node ? node : entry,
+                                   "module '%s': option '%s' is required (%s)", module,
+                                   o->opt->name, o->opt->help ? o->opt->help : type_name(o->opt->type));
+        }
+        if (o->opt->default_value && o->opt->type != PIXEL_OPT_ANY) {
+            int rc = set_scalar(o, o->opt->default_value, cfg->base_dir);
+            if (rc < 0) {
+                return rc == PIXEL_ECONFIG
+                           ? pixel__cfg_fail(c, entry, "module '%s': the default of option '%s' "
+                                                       "is not %s (a bug in the module)",
+                                             module, o->opt->name, type_name(o->opt->type))
+                           : rc;
+            }
+            o->has = 1;
+        }
+    }
+    return 0;
+}
+
+const char *pixel_module_config_string(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o && o->has ? o->s : NULL;
+}
+
+int64_t pixel_module_config_int(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o && o->has ? o->i : 0;
+}
+
+int pixel_module_config_bool(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o && o->has ? o->b : 0;
+}
+
+double pixel_module_config_number(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o && o->has ? o->d : 0.0;
+}
+
+size_t pixel_module_config_list_size(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o && o->has ? o->nlist : 0;
+}
+
+const char *pixel_module_config_list_item(const pixel_module_config *cfg, const char *name,
+                                          size_t i)
+{
+    const optval *o = find_opt(cfg, name);
+    return o && o->has && i < o->nlist ? o->list[i] : NULL;
+}
+
+const pixel_value *pixel_module_config_value(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o ? o->v : NULL;
+}
+
+int pixel_module_config_isset(const pixel_module_config *cfg, const char *name)
+{
+    const optval *o = find_opt(cfg, name);
+    return o ? o->given : 0;
+}
+
+char *pixel_module_config_resolve(const pixel_module_config *cfg, const char *path)
+{
+    return cfg && path ? resolve(cfg->base_dir, path) : NULL;
+}
+
+int pixel_module_config_error(const pixel_module_config *cfg, pixel_error *err, const char *option,
+                              const char *fmt, ...)
+{
+    if (err && (err->code != 0 || err->text[0] != '\0')) {
+        return PIXEL_ECONFIG;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    pixel__error_vset(err, PIXEL_ECONFIG, PIXEL_STAGE_LOAD, fmt, ap);
+    va_end(ap);
+    const optval *o = find_opt(cfg, option);
+    if (cfg) {
+        long line = o && o->given ? o->line : cfg->line;
+        long col = o && o->given ? o->column : cfg->column;
+        pixel__error_at(err, cfg->file, line, col);
+    }
+    return PIXEL_ECONFIG;
+}
+
+int pixel_module_error(pixel_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pixel__error_vset(err, code, PIXEL_STAGE_LOAD, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 && ctx ? pixel__arena_alloc(&ctx->arena, (size_t)n + 1) : NULL;
+    if (s) {
+        vsnprintf(s, (size_t)n + 1, fmt, ap2);
+    }
+    va_end(ap2);
+    return s;
+}
+
+/* ---- instances ---------------------------------------------------------------------- */
+
+typedef struct inst_slot {
+    const pixel_ctx *ctx; /* NULL: not claimed yet (the instance made at load) */
+    void *inst;
+} inst_slot;
+
+typedef struct modstate {
+    char *name, *file; /* module name, the file opened */
+    lib *lib;
+    pixel_module m;    /* the description, zero-extended to this host's size */
+    uint64_t id;       /* unique for the process lifetime */
+    pixel_module_config *cfg;
+    pthread_mutex_t lock;
+    inst_slot *slots;  /* SHARED: exactly one, ctx unused */
+    size_t nslots, cap;
+} modstate;
+
+static uint64_t next_id = 1; /* under libs_lock */
+
+#define TCACHE_SIZE 16
+static _Thread_local struct {
+    uint64_t id;
+    const pixel_ctx *ctx;
+    void *inst;
+} tcache[TCACHE_SIZE];
+
+static int add_slot(modstate *ms, const pixel_ctx *ctx, void *inst)
+{
+    if (ms->nslots == ms->cap) {
+        size_t cap = ms->cap ? ms->cap * 2 : 4;
+        inst_slot *s = pixel__realloc(ms->slots, cap * sizeof(*s));
+        if (!s) {
+            return PIXEL_ENOMEM;
+        }
+        ms->slots = s;
+        ms->cap = cap;
+    }
+    ms->slots[ms->nslots++] = (inst_slot){ctx, inst};
+    return 0;
+}
+
+static int create_instance(modstate *ms, void **out, pixel_error *err)
+{
+    *out = NULL;
+    return ms->m.create(out, ms->cfg, err);
+}
+
+/* The instance of ms that belongs to ctx, created on first use. */
+static int instance_for(modstate *ms, const pixel_ctx *ctx, void **out, pixel_error *err)
+{
+    size_t h = (size_t)((ms->id * 31u) ^ ((uintptr_t)ctx >> 4)) % TCACHE_SIZE;
+    if (tcache[h].id == ms->id && tcache[h].ctx == ctx) {
+        *out = tcache[h].inst;
+        return 0;
+    }
+    int rc = 0;
+    void *inst = NULL;
+    size_t i;
+    pthread_mutex_lock(&ms->lock);
+    for (i = 0; i < ms->nslots && ms->slots[i].ctx != ctx; i++) {
+    }
+    if (i == ms->nslots) {
+        for (i = 0; i < ms->nslots && ms->slots[i].ctx; i++) {
+        }
+    }
+    if (i < ms->nslots) {
+        ms->slots[i].ctx = ctx;
+        inst = ms->slots[i].inst;
+    } else {
+        pixel_error local = {0};
+        rc = create_instance(ms, &inst, &local);
+        if (rc >= 0 && (rc = add_slot(ms, ctx, inst)) < 0 && ms->m.destroy) {
+            ms->m.destroy(inst);
+        }
+        if (rc < 0) {
+            pixel__error_set(err, rc, PIXEL_STAGE_ENRICH, "module '%s': cannot create an instance: %s",
+                             ms->name, local.text[0] ? local.text : pixel_status_str(rc));
+            pixel__error_at(err, ms->name, 0, 0);
+        }
+    }
+    pthread_mutex_unlock(&ms->lock);
+    if (rc < 0) {
+        return rc;
+    }
+    tcache[h].id = ms->id;
+    tcache[h].ctx = ctx;
+    tcache[h].inst = inst;
+    *out = inst;
+    return 0;
+}
+
+static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
+{
+    modstate *ms = e->state;
+    void *inst;
+    if (ms->m.threading == PIXEL_MODULE_SHARED) {
+        inst = ms->slots[0].inst;
+    } else {
+        int rc = instance_for(ms, ctx, &inst, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    pixel_module_event ev = {
+        .struct_size = (uint32_t)sizeof(ev),
+        .ctx = ctx,
+        .event = ctx->event,
+        .record = pixel_ctx_record(ctx),
+    };
+    int rc = ms->m.process(inst, &ev, err);
+    if (rc == PIXEL_MODULE_CONTINUE) {
+        return 0;
+    }
+    if (rc == PIXEL_MODULE_DROP) {
+        return pixel__ctx_drop(ctx, ms->name, ev.message ? ev.message : "dropped by the module");
+    }
+    if (rc < 0) {
+        pixel__error_set(err, rc, PIXEL_STAGE_ENRICH, "module '%s' failed: %s", ms->name,
+                         pixel_status_str(rc));
+        pixel__error_at(err, ms->name, 0, 0);
+        return rc;
+    }
+    const char *msg = rc == PIXEL_MODULE_FAIL
+                          ? (ev.message ? ev.message : "the module rejected the event")
+                          : "the module returned an unknown result";
+    pixel_reason r = {
+        .stage = PIXEL_STAGE_ENRICH,
+        .family = pixel__code_family("module_failed"),
+        .code = "module_failed",
+        .message = pixel__arena_printf(&ctx->arena, "%s: %s", ms->name, msg),
+        .location = ev.location ? pixel__arena_strndup(&ctx->arena, ev.location,
+                                                       strlen(ev.location))
+                                : NULL,
+        .source = ms->name,
+    };
+    if (!r.message) {
+        return PIXEL_ENOMEM;
+    }
+    pixel__ctx_add_reason(ctx, &r);
+    return 1;
+}
+
+static void free_module(pixel_enricher *e)
+{
+    modstate *ms = e->state;
+    if (!ms) {
+        return;
+    }
+    for (size_t i = 0; i < ms->nslots; i++) {
+        if (ms->m.destroy) {
+            ms->m.destroy(ms->slots[i].inst);
+        }
+    }
+    pixel__free(ms->slots);
+    config_free(ms->cfg);
+    pthread_mutex_destroy(&ms->lock);
+    lib_close(ms->lib); /* last: the callbacks above live in it */
+    pixel__free(ms->name);
+    pixel__free(ms->file);
+    pixel__free(ms);
+    e->state = NULL;
+    e->name = "module";
+}
+
+/* ---- finding and checking -------------------------------------------------------------- */
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Try dir/name.so; on success *out is malloc'd. */
+static int try_dir(const char *dir, const char *name, pixel_buf *tried, char **out)
+{
+    size_t n = strlen(dir) + strlen(name) + 5;
+    char *path = pixel__malloc(n);
+    if (!path) {
+        return PIXEL_ENOMEM;
+    }
+    snprintf(path, n, "%s/%s.so", dir, name);
+    if (access(path, F_OK) == 0) {
+        *out = path;
+        return 1;
+    }
+    pixel__free(path);
+    if ((tried->len && pixel__buf_append(tried, ", ", 2) < 0) ||
+        pixel__buf_append(tried, dir, strlen(dir)) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    return 0;
+}
+
+/* Search the module directories in order; 1 found, 0 not found, <0 failure. */
+static int search(pixel_pipeline *p, pixel_cfg *c, const char *name, pixel_buf *tried, char **out)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < p->nmodule_dirs; i++) {
+        rc = try_dir(p->module_dirs[i], name, tried, out);
+    }
+    const char *env = getenv("PIXEL_MODULE_PATH");
+    char *copy = env && *env && rc == 0 ? pixel__strdup(env) : NULL;
+    for (char *s = copy, *next; rc == 0 && s; s = next) {
+        next = strchr(s, ':');
+        if (next) {
+            *next++ = '\0';
+        }
+        if (*s) {
+            rc = try_dir(s, name, tried, out);
+        }
+    }
+    pixel__free(copy);
+    yaml_node_t *mods = pixel__cfg_get(c, pixel__cfg_root(c), "modules");
+    yaml_node_t *dirs = pixel__cfg_get(c, mods, "path");
+    if (rc == 0 && dirs) {
+        const char *one = pixel__cfg_scalar(dirs);
+        if (one) {
+            char *full = pixel__cfg_path(c, one);
+            rc = full ? try_dir(full, name, tried, out) : PIXEL_ENOMEM;
+            pixel__free(full);
+        } else if (dirs->type == YAML_SEQUENCE_NODE) {
+            PIXEL_CFG_ITEMS(c, dirs, item)
+            {
+                const char *d = pixel__cfg_scalar(pixel__cfg_node(c, *item));
+                if (rc != 0 || !d) {
+                    continue;
+                }
+                char *full = pixel__cfg_path(c, d);
+                rc = full ? try_dir(full, name, tried, out) : PIXEL_ENOMEM;
+                pixel__free(full);
+            }
+        }
+    }
+    if (rc == 0) {
+        rc = try_dir(PIXEL_MODULE_DIR, name, tried, out);
+    }
+    return rc;
+}
+
+static int check_modules_section(pixel_cfg *c)
+{
+    yaml_node_t *mods = pixel__cfg_get(c, pixel__cfg_root(c), "modules");
+    static const char *const known[] = {"path", NULL};
+    if (!mods) {
+        return 0;
+    }
+    if (pixel__cfg_expect(c, mods, YAML_MAPPING_NODE, "a mapping, e.g. {path: [modules]}") < 0 ||
+        pixel__cfg_only_keys(c, mods, known) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    yaml_node_t *dirs = pixel__cfg_get(c, mods, "path");
+    if (dirs && !pixel__cfg_scalar(dirs) &&
+        pixel__cfg_expect(c, dirs, YAML_SEQUENCE_NODE, "a directory or a list of directories") < 0) {
+        return PIXEL_ECONFIG;
+    }
+    return 0;
+}
+
+static const char *base_name(const char *path, size_t *len)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 3 && strcmp(b + n - 3, ".so") == 0) {
+        n -= 3;
+    }
+    *len = n;
+    return b;
+}
+
+/* Check the description; 0, or a reason in why. */
+static int check_desc(const pixel_module *d, const char *name, pixel_module *out, char *why,
+                      size_t whylen)
+{
+    if (!d) {
+        snprintf(why, whylen, "%s() returned NULL", PIXEL_MODULE_ENTRY_SYMBOL);
+        return -1;
+    }
+    if (d->abi_major != PIXEL_MODULE_ABI_MAJOR) {
+        snprintf(why, whylen,
+                 "built for module ABI %u.%u, but this libpixel loads ABI %d.x (rebuild the "
+                 "module against this libpixel)",
+                 d->abi_major, d->abi_minor, PIXEL_MODULE_ABI_MAJOR);
+        return -1;
+    }
+    if (d->struct_size < MIN_STRUCT_SIZE) {
+        snprintf(why, whylen,
+                 "its description is %u bytes, smaller than the %zu of ABI %d.0 (not binary "
+                 "compatible)",
+                 d->struct_size, (size_t)MIN_STRUCT_SIZE, PIXEL_MODULE_ABI_MAJOR);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out, d, d->struct_size < sizeof(*out) ? d->struct_size : sizeof(*out));
+    if (!out->name || strcmp(out->name, name) != 0) {
+        snprintf(why, whylen, "it calls itself '%s', but the file is %s.so (names must match)",
+                 out->name ? out->name : "(null)", name);
+        return -1;
+    }
+    if (!out->create || !out->process) {
+        snprintf(why, whylen, "it has no %s callback", out->create ? "process" : "create");
+        return -1;
+    }
+    if (out->threading != PIXEL_MODULE_PER_THREAD && out->threading != PIXEL_MODULE_SHARED) {
+        snprintf(why, whylen, "unknown threading mode %u", out->threading);
+        return -1;
+    }
+    for (const pixel_module_option *o = out->options; o && o->name; o++) {
+        if (o->type < PIXEL_OPT_STRING || o->type > PIXEL_OPT_ANY) {
+            snprintf(why, whylen, "option '%s' has an unknown type %d", o->name, o->type);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Open, check, configure and instantiate; fills ms. */
+static int open_module(pixel_cfg *c, yaml_node_t *at, yaml_node_t *config, modstate *ms)
+{
+    char why[512];
+    char *real = realpath(ms->file, NULL);
+    if (!real) {
+        return pixel__cfg_fail(c, at, "module '%s' (%s): cannot open: %s", ms->name, ms->file,
+                               strerror(errno));
+    }
+    ms->lib = lib_open(real, ms->name, why, sizeof(why));
+    free(real);
+    if (!ms->lib) {
+        return pixel__cfg_fail(c, at, "module '%s' (%s): %s", ms->name, ms->file, why);
+    }
+    pixel_module_entry_fn entry;
+    void *sym = dlsym(ms->lib->handle, PIXEL_MODULE_ENTRY_SYMBOL);
+    if (!sym) {
+        return pixel__cfg_fail(c, at,
+                               "module '%s' (%s): no entry symbol %s() (not a libpixel module?)",
+                               ms->name, ms->file, PIXEL_MODULE_ENTRY_SYMBOL);
+    }
+    memcpy(&entry, &sym, sizeof(entry)); /* object to function pointer, POSIX-style */
+    if (check_desc(entry(), ms->name, &ms->m, why, sizeof(why)) < 0) {
+        return pixel__cfg_fail(c, at, "module '%s' (%s): %s", ms->name, ms->file, why);
+    }
+    int rc = config_build(c, &ms->m, ms->name, at, config, &ms->cfg);
+    if (rc < 0) {
+        return rc == PIXEL_ENOMEM ? pixel__cfg_fail(c, at, "out of memory") : rc;
+    }
+    pixel_error local = {0};
+    void *inst = NULL;
+    rc = create_instance(ms, &inst, &local);
+    if (rc >= 0 && (rc = add_slot(ms, NULL, inst)) < 0 && ms->m.destroy) {
+        ms->m.destroy(inst);
+    }
+    if (rc < 0) {
+        pixel__error_set(c->err, rc < -8 ? PIXEL_ERROR : rc, PIXEL_STAGE_LOAD,
+                         "module '%s' (%s): %s", ms->name, ms->file,
+                         local.text[0] ? local.text : pixel_status_str(rc));
+        pixel__error_at(c->err, c->file, local.line ? local.line : (long)at->start_mark.line + 1,
+                        local.line ? local.column : (long)at->start_mark.column + 1);
+        return rc < -8 ? PIXEL_ERROR : rc;
+    }
+    return 0;
+}
+
+int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *opts,
+                                pixel_enricher *e)
+{
+    static const char *const known[] = {"name", "path", "config", NULL};
+    if (!opts || pixel__cfg_expect(c, opts, YAML_MAPPING_NODE,
+                                   "a mapping, e.g. {name: useragent, config: {...}}") < 0 ||
+        pixel__cfg_only_keys(c, opts, known) < 0 || check_modules_section(c) < 0) {
+        return opts ? PIXEL_ECONFIG
+                    : pixel__cfg_fail(c, NULL, "a module entry needs at least {name: ...}");
+    }
+    const char *name = NULL, *path = NULL;
+    if (pixel__cfg_string(c, opts, "name", &name) < 0 ||
+        pixel__cfg_string(c, opts, "path", &path) < 0) {
+        return PIXEL_ECONFIG;
+    }
+    if (!name && !path) {
+        return pixel__cfg_fail(c, opts, "a module entry needs a name (or a path)");
+    }
+    modstate *ms = pixel__calloc(1, sizeof(*ms));
+    if (!ms) {
+        return pixel__cfg_fail(c, opts, "out of memory");
+    }
+    pthread_mutex_init(&ms->lock, NULL);
+    e->state = ms;
+    e->free_fn = free_module;
+    e->fn = run_module;
+    e->name = "module";
+    size_t blen;
+    const char *b = path ? base_name(path, &blen) : name;
+    ms->name = name ? pixel__strdup(name) : pixel__strndup(b, blen);
+    if (!ms->name) {
+        return pixel__cfg_fail(c, opts, "out of memory");
+    }
+    e->name = ms->name;
+    yaml_node_t *at = pixel__cfg_get(c, opts, name ? "name" : "path");
+    if (!valid_name(ms->name)) {
+        return pixel__cfg_fail(c, at, "module '%s': a module name is letters, digits, '_' and '-'",
+                               ms->name);
+    }
+    if (path) {
+        if (!(ms->file = pixel__cfg_path(c, path))) {
+            return pixel__cfg_fail(c, opts, "out of memory");
+        }
+    } else {
+        pixel_buf tried = {0};
+        int rc = search(p, c, ms->name, &tried, &ms->file);
+        if (rc <= 0) {
+            if (rc == 0) {
+                pixel__cfg_fail(c, at, "module '%s': no file %s.so in %.*s", ms->name, ms->name,
+                                (int)tried.len, tried.data ? tried.data : "");
+            }
+            pixel__buf_free(&tried);
+            return rc < 0 ? pixel__cfg_fail(c, at, "out of memory") : PIXEL_ECONFIG;
+        }
+        pixel__buf_free(&tried);
+    }
+    pthread_mutex_lock(&libs_lock);
+    ms->id = next_id++;
+    pthread_mutex_unlock(&libs_lock);
+    return open_module(c, at, pixel__cfg_get(c, opts, "config"), ms);
+}
+
+/* ---- stats -------------------------------------------------------------------------------- */
+
+size_t pixel_pipeline_module_stats(const pixel_pipeline *p, char *buf, size_t size)
+{
+    pixel_buf b = {0};
+    for (size_t i = 0; p && i < p->nenrichers; i++) {
+        const pixel_enricher *e = &p->enrichers[i];
+        modstate *ms = e->fn == run_module ? e->state : NULL;
+        if (!ms || !ms->m.stats) {
+            continue;
+        }
+        pthread_mutex_lock(&ms->lock);
+        for (size_t k = 0; k < ms->nslots; k++) {
+            char line[512];
+            if (ms->m.stats(ms->slots[k].inst, line, sizeof(line)) == 0) {
+                line[sizeof(line) - 1] = '\0';
+                pixel__buf_printf(&b, "%zu %s %s\n", i, ms->name, line);
+            }
+        }
+        pthread_mutex_unlock(&ms->lock);
+    }
+    size_t need = b.len;
+    if (buf && size) {
+        size_t n = need < size ? need : size - 1;
+        if (n) {
+            memcpy(buf, b.data, n);
+        }
+        buf[n] = '\0';
+    }
+    pixel__buf_free(&b);
+    return need;
+}

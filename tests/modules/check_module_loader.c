@@ -1,0 +1,481 @@
+/*
+ * The module loader: refusals at load (each naming the module, the file and
+ * the reason, none crashing the host), drop/fail/error results, config
+ * checking, per-thread and shared instances, module search, and reload of a
+ * changed module file.  Uses only the public API, like a host.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pixel/module.h"
+#include "pixel/pixel.h"
+
+#define PIPE_HEAD                                                                                  \
+    "pipeline: {name: t, version: '1'}\n"                                                          \
+    "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"                           \
+    "fields: {a: query.a}\n"
+
+#define LINE(q)                                                                                    \
+    "203.0.113.9 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?" q                                \
+    " HTTP/1.1\" 200 43 \"https://www.example.com/\" \"Mozilla/5.0 (X11)\""
+
+static const char *mod_dir(const char *var)
+{
+    const char *d = getenv(var);
+    ck_assert_msg(d != NULL, "%s is not set (run through meson test)", var);
+    return d;
+}
+
+static int load(pixel_pipeline **p, const char *yaml, const char *base, pixel_error *err)
+{
+    const char *dirs[] = {mod_dir("PIXEL_TEST_MODULES_DIR"), NULL};
+    pixel_pipeline_options o = PIXEL_PIPELINE_OPTIONS_INIT;
+    o.module_dirs = dirs;
+    pixel_error_clear(err);
+    return pixel_pipeline_load_string(p, yaml, strlen(yaml), "test.yaml", base ? base : ".", &o,
+                                      err);
+}
+
+static pixel_pipeline *load_ok(const char *yaml)
+{
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    char buf[900];
+    int rc = load(&p, yaml, NULL, &err);
+    ck_assert_msg(rc == 0, "load failed: %s", pixel_error_format(&err, buf, sizeof(buf)));
+    return p;
+}
+
+/* The load must fail; returns the formatted error. */
+static const char *load_fail(const char *yaml, pixel_error *err)
+{
+    static char buf[900];
+    pixel_pipeline *p = NULL;
+    int rc = load(&p, yaml, NULL, err);
+    ck_assert_msg(rc < 0, "load unexpectedly succeeded");
+    ck_assert_ptr_null(p);
+    return pixel_error_format(err, buf, sizeof(buf));
+}
+
+#define ASSERT_HAS(s, sub) ck_assert_msg(strstr((s), (sub)) != NULL, "'%s' lacks '%s'", (s), (sub))
+
+static long int_at(pixel_ctx *ctx, const char *path)
+{
+    pixel_value *v = pixel_value_at(pixel_ctx_event(ctx), path);
+    ck_assert_msg(v != NULL, "no %s in the event", path);
+    return (long)pixel_value_int(v);
+}
+
+static pixel_outcome run(const pixel_pipeline *p, pixel_ctx *ctx, const char *line)
+{
+    pixel_outcome oc = PIXEL_OUTCOME_PENDING;
+    pixel_error err;
+    pixel_error_clear(&err);
+    char buf[900];
+    ck_assert_msg(pixel_process(p, ctx, line, strlen(line), &oc, &err) == 0, "process: %s",
+                  pixel_error_format(&err, buf, sizeof(buf)));
+    return oc;
+}
+
+/* ---- refusals at load ---- */
+
+START_TEST(missing_module_file_is_refused_with_the_directories_searched)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: nosuchmod}\n", &err);
+    ck_assert_int_eq(err.code, PIXEL_ECONFIG);
+    ASSERT_HAS(msg, "test.yaml:5:");
+    ASSERT_HAS(msg, "module 'nosuchmod': no file nosuchmod.so in ");
+    ASSERT_HAS(msg, mod_dir("PIXEL_TEST_MODULES_DIR"));
+}
+END_TEST
+
+START_TEST(missing_path_is_refused)
+{
+    pixel_error err;
+    const char *msg =
+        load_fail(PIPE_HEAD "enrich:\n  - module: {path: /nonexistent/dir/gone.so}\n", &err);
+    ASSERT_HAS(msg, "module 'gone' (/nonexistent/dir/gone.so): cannot open: No such file");
+}
+END_TEST
+
+START_TEST(module_of_another_abi_major_is_refused)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: badabi}\n", &err);
+    ASSERT_HAS(msg, "module 'badabi' (");
+    ASSERT_HAS(msg, "badabi.so): built for module ABI 99.0, but this libpixel loads ABI 1.x");
+    ck_assert_int_eq(err.line, 5);
+}
+END_TEST
+
+START_TEST(too_small_description_is_refused)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: smallstruct}\n", &err);
+    ASSERT_HAS(msg, "smallstruct.so): its description is 16 bytes, smaller than");
+    ASSERT_HAS(msg, "not binary compatible");
+}
+END_TEST
+
+START_TEST(name_must_match_the_file)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: wrongname}\n", &err);
+    ASSERT_HAS(msg, "it calls itself 'rightname', but the file is wrongname.so");
+}
+END_TEST
+
+START_TEST(missing_entry_symbol_is_refused)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: nosym}\n", &err);
+    ASSERT_HAS(msg, "module 'nosym' (");
+    ASSERT_HAS(msg, "nosym.so): no entry symbol pixel_module_entry() (not a libpixel module?)");
+}
+END_TEST
+
+START_TEST(a_file_that_is_not_a_shared_object_is_refused)
+{
+    char dir[] = "/tmp/pixel-modtest-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256], yaml[600];
+    snprintf(path, sizeof(path), "%s/junk.so", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("this is not an ELF file\n", f);
+    fclose(f);
+    snprintf(yaml, sizeof(yaml), PIPE_HEAD "enrich:\n  - module: {path: %s}\n", path);
+    pixel_error err;
+    const char *msg = load_fail(yaml, &err);
+    ASSERT_HAS(msg, "module 'junk' (");
+    ASSERT_HAS(msg, "dlopen failed:");
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(bad_config_is_refused_at_the_option)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n"
+                                          "  - module:\n"
+                                          "      name: testmod\n"
+                                          "      config: {colour: red}\n",
+                                &err);
+    ASSERT_HAS(msg, "test.yaml:7:16: module 'testmod': unknown option 'colour'");
+    msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {count: many}}\n", &err);
+    ASSERT_HAS(msg, "module 'testmod': option 'count' must be an integer");
+    msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {flag: perhaps}}\n",
+                    &err);
+    ASSERT_HAS(msg, "option 'flag' must be a boolean");
+    msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {tags: {a: 1}}}\n",
+                    &err);
+    ASSERT_HAS(msg, "option 'tags' must be a list of strings");
+    msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: [1, 2]}\n", &err);
+    ASSERT_HAS(msg, "config must be a mapping of options");
+    msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: testmod, colour: red}\n", &err);
+    ASSERT_HAS(msg, "colour");
+}
+END_TEST
+
+START_TEST(module_refusing_its_config_names_module_and_option)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n"
+                                          "  - module: {name: testmod, config: {count: 7, "
+                                          "fail_create: yes}}\n",
+                                &err);
+    ck_assert_int_eq(err.code, PIXEL_ECONFIG);
+    ASSERT_HAS(msg, "test.yaml:5:");
+    ASSERT_HAS(msg, "module 'testmod' (");
+    ASSERT_HAS(msg, "testmod.so): refused as asked (count=7)");
+    msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {action: dance}}\n",
+                    &err);
+    ASSERT_HAS(msg, "testmod.so): unknown action 'dance'");
+}
+END_TEST
+
+/* ---- results ---- */
+
+START_TEST(module_changes_the_event)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {into: "
+                                          "t.info}}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "t.info.calls"), 1);
+    ck_assert_int_eq(int_at(ctx, "t.info.version"), 1);
+    ck_assert_int_eq(run(p, ctx, LINE("a=2")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "t.info.calls"), 2);
+    char stats[256];
+    ck_assert_uint_gt(pixel_pipeline_module_stats(p, stats, sizeof(stats)), 0);
+    ck_assert_str_eq(stats, "0 testmod calls=2\n");
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(module_drop_is_recorded_with_the_module_name)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {action: "
+                                          "drop}}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_DROPPED);
+    ck_assert_uint_eq(pixel_ctx_reason_count(ctx), 1);
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->source, "testmod");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->message, "dropped as asked");
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(module_failure_quarantines_naming_the_module)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {action: "
+                                          "fail}}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_QUARANTINED);
+    const pixel_reason *r = pixel_ctx_reason(ctx, 0);
+    ck_assert_str_eq(r->code, "module_failed");
+    ck_assert_str_eq(r->family, "enrichment_failure");
+    ck_assert_str_eq(r->source, "testmod");
+    ck_assert_str_eq(r->location, "testmod");
+    ck_assert_int_eq(r->stage, PIXEL_STAGE_ENRICH);
+    ck_assert_str_eq(r->message, "testmod: failed as asked (call 1)");
+    size_t n;
+    const char *out = pixel_ctx_output(ctx, p, &n);
+    ck_assert_ptr_nonnull(out);
+    ASSERT_HAS(out, "\"code\":\"module_failed\"");
+    ASSERT_HAS(out, "\"source\":\"testmod\"");
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(module_infrastructure_error_fails_the_call)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {action: "
+                                          "error}}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_error err;
+    pixel_error_clear(&err);
+    pixel_outcome oc;
+    const char *line = LINE("a=1");
+    ck_assert_int_lt(pixel_process(p, ctx, line, strlen(line), &oc, &err), 0);
+    ck_assert_str_eq(err.source, "testmod");
+    ASSERT_HAS(err.text, "module 'testmod' failed");
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* ---- instances ---- */
+
+START_TEST(per_thread_module_gets_one_instance_per_context)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod}\n");
+    pixel_ctx *a = pixel_ctx_new(), *b = pixel_ctx_new();
+    run(p, a, LINE("a=1"));
+    long ia = int_at(a, "testmod.instance");
+    run(p, b, LINE("a=1"));
+    long ib = int_at(b, "testmod.instance");
+    ck_assert_int_ne(ia, ib);
+    run(p, a, LINE("a=1"));
+    ck_assert_int_eq(int_at(a, "testmod.instance"), ia);
+    ck_assert_int_eq(int_at(a, "testmod.calls"), 2);
+    run(p, b, LINE("a=1"));
+    ck_assert_int_eq(int_at(b, "testmod.calls"), 2);
+    pixel_ctx_free(a);
+    pixel_ctx_free(b);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(shared_module_has_one_instance)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: sharedmod}\n");
+    pixel_ctx *a = pixel_ctx_new(), *b = pixel_ctx_new();
+    run(p, a, LINE("a=1"));
+    run(p, b, LINE("a=1"));
+    ck_assert_int_eq(int_at(a, "testmod.instance"), int_at(b, "testmod.instance"));
+    ck_assert_int_eq(int_at(b, "testmod.calls"), 2);
+    pixel_ctx_free(a);
+    pixel_ctx_free(b);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+#define NTHREADS 8
+#define NLINES 500
+
+typedef struct worker {
+    const pixel_pipeline *p;
+    long instance, calls;
+    int ok;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    pixel_ctx *ctx = pixel_ctx_new();
+    const char *line = LINE("a=1");
+    w->ok = 1;
+    for (int i = 0; i < NLINES; i++) {
+        pixel_outcome oc;
+        if (pixel_process(w->p, ctx, line, strlen(line), &oc, NULL) != 0 ||
+            oc != PIXEL_OUTCOME_EVENT) {
+            w->ok = 0;
+        }
+        long inst = (long)pixel_value_int(pixel_value_at(pixel_ctx_event(ctx), "testmod.instance"));
+        if (i > 0 && inst != w->instance) {
+            w->ok = 0;
+        }
+        w->instance = inst;
+        w->calls = (long)pixel_value_int(pixel_value_at(pixel_ctx_event(ctx), "testmod.calls"));
+    }
+    pixel_ctx_free(ctx);
+    return NULL;
+}
+
+START_TEST(threads_never_share_a_per_thread_instance)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod}\n");
+    pthread_t t[NTHREADS];
+    worker w[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        w[i] = (worker){.p = p};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(t[i], NULL);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        ck_assert(w[i].ok);
+        /* Each instance saw exactly its own thread's lines. */
+        ck_assert_int_eq(w[i].calls, NLINES);
+        for (int k = 0; k < i; k++) {
+            ck_assert_int_ne(w[i].instance, w[k].instance);
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* ---- finding ---- */
+
+START_TEST(modules_path_in_the_pipeline_is_relative_to_its_file)
+{
+    const char *dir = mod_dir("PIXEL_TEST_MODULES_DIR");
+    char yaml[800];
+    /* No module_dirs option here: only the pipeline's modules.path finds it. */
+    snprintf(yaml, sizeof(yaml), PIPE_HEAD "modules: {path: [nowhere, .]}\n"
+                                           "enrich:\n  - module: {name: testmod}\n");
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    pixel_error_clear(&err);
+    char buf[900];
+    int rc = pixel_pipeline_load_string(&p, yaml, strlen(yaml), "x.yaml", dir, NULL, &err);
+    ck_assert_msg(rc == 0, "%s", pixel_error_format(&err, buf, sizeof(buf)));
+    pixel_pipeline_free(p);
+    snprintf(yaml, sizeof(yaml), PIPE_HEAD "modules: {paths: [.]}\n"
+                                           "enrich:\n  - module: {name: testmod}\n");
+    pixel_error_clear(&err);
+    ck_assert_int_lt(pixel_pipeline_load_string(&p, yaml, strlen(yaml), "x.yaml", dir, NULL, &err),
+                     0);
+    ck_assert_msg(strstr(err.text, "paths") != NULL, "%s", err.text);
+}
+END_TEST
+
+/* ---- reload ---- */
+
+static void install(const char *from_dir, const char *to)
+{
+    char cmd[1200];
+    /* Like install(1): a new file renamed over the old one. */
+    snprintf(cmd, sizeof(cmd), "cp '%s/hot.so' '%s.new' && mv -f '%s.new' '%s'", from_dir, to, to,
+             to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(reload_runs_the_new_module_version)
+{
+    char dir[] = "/tmp/pixel-modtest-XXXXXX", so[300], yaml[800];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(so, sizeof(so), "%s/hot.so", dir);
+    install(mod_dir("PIXEL_TEST_HOT1_DIR"), so);
+    snprintf(yaml, sizeof(yaml), PIPE_HEAD "enrich:\n  - module: {path: %s}\n", so);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_pipeline *old = load_ok(yaml);
+    ck_assert_int_eq(run(old, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "testmod.version"), 1);
+
+    /* A new version is installed while the old pipeline still runs. */
+    install(mod_dir("PIXEL_TEST_HOT2_DIR"), so);
+    pixel_pipeline *cur = load_ok(yaml);
+    ck_assert_int_eq(run(cur, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "testmod.version"), 2);
+    ck_assert_int_eq(run(old, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "testmod.version"), 1);
+    pixel_pipeline_free(old);
+
+    /* Back to version 1 after the old pipeline is gone, and again to 2. */
+    install(mod_dir("PIXEL_TEST_HOT1_DIR"), so);
+    pixel_pipeline *again = load_ok(yaml);
+    ck_assert_int_eq(run(again, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "testmod.version"), 1);
+    ck_assert_int_eq(run(cur, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "testmod.version"), 2);
+    pixel_pipeline_free(cur);
+    pixel_pipeline_free(again);
+    pixel_ctx_free(ctx);
+    unlink(so);
+    rmdir(dir);
+}
+END_TEST
+
+static Suite *module_loader_suite(void)
+{
+    Suite *s = suite_create("module_loader");
+    TCase *tc = tcase_create("refusals");
+    tcase_add_test(tc, missing_module_file_is_refused_with_the_directories_searched);
+    tcase_add_test(tc, missing_path_is_refused);
+    tcase_add_test(tc, module_of_another_abi_major_is_refused);
+    tcase_add_test(tc, too_small_description_is_refused);
+    tcase_add_test(tc, name_must_match_the_file);
+    tcase_add_test(tc, missing_entry_symbol_is_refused);
+    tcase_add_test(tc, a_file_that_is_not_a_shared_object_is_refused);
+    tcase_add_test(tc, bad_config_is_refused_at_the_option);
+    tcase_add_test(tc, module_refusing_its_config_names_module_and_option);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("results");
+    tcase_add_test(tc, module_changes_the_event);
+    tcase_add_test(tc, module_drop_is_recorded_with_the_module_name);
+    tcase_add_test(tc, module_failure_quarantines_naming_the_module);
+    tcase_add_test(tc, module_infrastructure_error_fails_the_call);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("instances");
+    tcase_add_test(tc, per_thread_module_gets_one_instance_per_context);
+    tcase_add_test(tc, shared_module_has_one_instance);
+    tcase_add_test(tc, threads_never_share_a_per_thread_instance);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("finding");
+    tcase_add_test(tc, modules_path_in_the_pipeline_is_relative_to_its_file);
+    tcase_add_test(tc, reload_runs_the_new_module_version);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(module_loader_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
