@@ -96,6 +96,16 @@ struct pixel_delivery_config {
  */
 rd_kafka_conf_t *pixel__kafka_conf(const pixel_delivery_config *cfg, pixel_error *err);
 
+/*
+ * Replay progress of one writer directory: file "<wdir>/checkpoint" holding
+ * "<segment seq> <offset>\n": every record before that point is confirmed by
+ * Kafka.  read: 0 found, 1 none, -1 unreadable.  write: atomic (rename) and
+ * durable; 0 or -1.  The writer reads it too, so that it never reuses a
+ * segment number below the checkpoint.
+ */
+int pixel__spool_checkpoint_read(const char *wdir, uint64_t *seq, uint64_t *offset);
+int pixel__spool_checkpoint_write(const char *wdir, uint64_t seq, uint64_t offset);
+
 /* fsync a directory so that a file created or renamed in it survives a crash. */
 int pixel__d_fsync_dir(const char *dir);
 

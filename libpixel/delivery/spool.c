@@ -600,6 +600,50 @@ PIXEL_API int pixel_spool_segments(const char *dir, pixel_spool_segment **out, s
     return 0;
 }
 
+/* ---- checkpoints ------------------------------------------------------- */
+
+int pixel__spool_checkpoint_read(const char *wdir, uint64_t *seq, uint64_t *offset)
+{
+    char *path = path_join(wdir, "checkpoint");
+    FILE *f;
+    int rc;
+
+    if (path == NULL) {
+        return -1;
+    }
+    f = fopen(path, "r");
+    free(path);
+    if (f == NULL) {
+        return errno == ENOENT ? 1 : -1;
+    }
+    rc = fscanf(f, "%" SCNu64 " %" SCNu64, seq, offset) == 2 ? 0 : -1;
+    fclose(f);
+    return rc;
+}
+
+int pixel__spool_checkpoint_write(const char *wdir, uint64_t seq, uint64_t offset)
+{
+    char *path = path_join(wdir, "checkpoint"), *tmp = path_join(wdir, "checkpoint.tmp");
+    FILE *f = NULL;
+    int rc = -1;
+
+    if (path != NULL && tmp != NULL && (f = fopen(tmp, "w")) != NULL) {
+        fprintf(f, "%" PRIu64 " %" PRIu64 "\n", seq, offset);
+        if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0) {
+            f = NULL;
+            if (rename(tmp, path) == 0 && pixel__d_fsync_dir(wdir) == 0) {
+                rc = 0;
+            }
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    free(path);
+    free(tmp);
+    return rc;
+}
+
 /* ---- writer ------------------------------------------------------------ */
 
 /* The disk (or a quota, or a file size limit) is full: back-pressure, not failure. */
@@ -667,6 +711,14 @@ static int recover_last(pixel_spool *s, pixel_error *err)
     }
     s->seq = ns > 0 ? seqs[ns - 1] + 1 : 1;
     free(seqs);
+    {
+        /* Replay may have removed every segment: never go back below its
+         * checkpoint, or new records would look already replayed. */
+        uint64_t ck_seq, ck_off;
+        if (pixel__spool_checkpoint_read(s->wdir, &ck_seq, &ck_off) == 0 && ck_seq > s->seq) {
+            s->seq = ck_seq + 1;
+        }
+    }
     if (ns == 0) {
         return 0;
     }

@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Integration tests of the delivery component against the mock Kafka cluster.
+
+    integration.py CASE      CASE: corpus | brokers_down | sigkill | damaged | full
+
+Real processes: pixel-mock-kafka (librdkafka's mock cluster on 127.0.0.1),
+delivery-feed (the producing host), pixel-replay, pixel-spool, and kcat to
+read topics back.  Binaries come from the environment (meson sets them):
+PIXEL_FEED, PIXEL_REPLAY, PIXEL_SPOOL, PIXEL_MOCK; the corpus generator from
+PIXEL_SHARED_DIR/bench/gen_corpus.py.  PIXEL_PIPELINE (optional) names a
+pipeline YAML: then raw log lines go through libpixel; without it a stand-in
+converter (below) turns the labelled corpus into events, so the delivery
+path is tested even while the core is unfinished.
+
+Exit 0 pass, 1 fail, 77 skip.  Every wait is a bounded loop on a condition;
+nothing asserts on durations.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+SKIP = 77
+WORKDIR = []
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    if WORKDIR:
+        print(f"work directory kept: {WORKDIR[0]}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def env_path(name):
+    p = os.environ.get(name)
+    if not p or not os.path.exists(p):
+        print(f"skip: {name} not set or missing", file=sys.stderr)
+        sys.exit(SKIP)
+    return p
+
+
+class Env:
+    def __init__(self, name):
+        self.feed = env_path("PIXEL_FEED")
+        self.replay = env_path("PIXEL_REPLAY")
+        self.spool_tool = env_path("PIXEL_SPOOL")
+        self.mock_bin = env_path("PIXEL_MOCK")
+        shared = os.environ.get("PIXEL_SHARED_DIR", "")
+        self.gen = os.path.join(shared, "bench", "gen_corpus.py")
+        if not os.path.exists(self.gen):
+            print(f"skip: no corpus generator at {self.gen} (PIXEL_SHARED_DIR)", file=sys.stderr)
+            sys.exit(SKIP)
+        if shutil.which("kcat") is None:
+            print("skip: kcat not installed", file=sys.stderr)
+            sys.exit(SKIP)
+        self.pipeline = os.environ.get("PIXEL_PIPELINE") or None
+        self.dir = tempfile.mkdtemp(prefix=f"delivery-{name}-")
+        WORKDIR.append(self.dir)
+        self.spool = os.path.join(self.dir, "spool")
+        self.mock = None
+
+    # -- mock cluster ------------------------------------------------------
+    # librdkafka's mock keeps at most 5 MB (and 100000 batches) per partition
+    # and silently drops the oldest beyond that (rdkafka_mock.c, hard-coded):
+    # spread events over enough partitions, compressed, to keep them all.
+    def start_mock(self, topics=("events:32", "quarantine:4")):
+        self.fifo = os.path.join(self.dir, "mock.ctl")
+        boot = os.path.join(self.dir, "mock.boot")
+        args = [self.mock_bin, "-n", "3", "-c", self.fifo, "-b", boot]
+        for t in topics:
+            args += ["-t", t]
+        self.mock_log = open(os.path.join(self.dir, "mock.log"), "w")
+        self.mock = subprocess.Popen(args, stdout=self.mock_log, stderr=subprocess.STDOUT)
+        atexit.register(self.stop_mock)
+        for _ in range(200):
+            if os.path.exists(boot):
+                break
+            time.sleep(0.05)
+        check(os.path.exists(boot), "mock cluster did not start")
+        self.brokers = open(boot).read().strip()
+
+    def mock_cmd(self, cmd):
+        with open(self.fifo, "w") as f:
+            f.write(cmd + "\n")
+
+    def stop_mock(self):
+        if self.mock is not None and self.mock.poll() is None:
+            self.mock.send_signal(signal.SIGTERM)
+            try:
+                self.mock.wait(10)
+            except subprocess.TimeoutExpired:
+                self.mock.kill()
+
+    def close(self, ok):
+        self.stop_mock()
+        if ok and not os.environ.get("PIXEL_KEEP_TMP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"work directory kept: {self.dir}", file=sys.stderr)
+
+    # -- inputs --------------------------------------------------------------
+    def corpus(self, lines, seed=5):
+        log = os.path.join(self.dir, "corpus.log")
+        labels = os.path.join(self.dir, "labels.txt")
+        with open(log, "w") as out:
+            subprocess.run([sys.executable, self.gen, "--seed", str(seed), "--lines", str(lines),
+                            "--labels", labels], stdout=out, check=True)
+        return log, labels
+
+    def config(self, extra_spool="", probe_initial=200, timeout_ms=3000):
+        path = os.path.join(self.dir, "pipeline.yaml")
+        with open(path, "w") as f:
+            f.write(f"""# delivery settings only: the pipeline itself is passed with -p
+
+delivery:
+  kafka:
+    brokers: "{self.brokers}"
+    topic: events
+    key_field: user.id
+    type_field: type
+    compression: lz4
+    delivery_timeout_ms: {timeout_ms}
+    properties:
+      linger.ms: 5
+      reconnect.backoff.ms: 50
+      reconnect.backoff.max.ms: 200
+  quarantine:
+    file: {self.dir}/quarantine.jsonl
+  spool:
+    dir: {self.spool}
+    fsync: batch
+    fsync_batch: 512
+{extra_spool}  failover:
+    probe_initial_ms: {probe_initial}
+    probe_max_ms: 2000
+""")
+        return path
+
+    def feed_input(self, log, labels):
+        """The input file for delivery-feed and the expected events {id: payload}."""
+        if self.pipeline:
+            return log, ["-p", self.pipeline], None
+        tsv = os.path.join(self.dir, "input.tsv")
+        expected = {}
+        with open(log, encoding="utf-8") as lf, open(labels) as bf, open(tsv, "w") as out:
+            for line, label in zip(lf, bf):
+                kind = label.split()[0]
+                line = line.rstrip("\n")
+                if kind == "N":
+                    out.write("S\n")
+                elif kind == "I":
+                    out.write("Q\t" + json.dumps({"raw": line, "reason": label.split()[1]},
+                                                 separators=(",", ":")) + "\n")
+                else:
+                    ev = standin_event(line)
+                    payload = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+                    expected[ev["event_id"]] = payload
+                    out.write("E\t" + payload + "\n")
+        return tsv, ["-j"], expected
+
+    # -- running ---------------------------------------------------------------
+    def run_feed(self, cfg, inp, mode, *extra, check_rc=True):
+        stats = os.path.join(self.dir, "stats.json")
+        err = open(os.path.join(self.dir, "feed.err"), "a")
+        p = subprocess.run([self.feed, "-c", cfg, *mode, "-S", stats, *extra, inp],
+                           stderr=err)
+        err.close()
+        if check_rc:
+            check(p.returncode == 0, f"delivery-feed exited {p.returncode}; see {self.dir}/feed.err")
+        st = json.load(open(stats)) if os.path.exists(stats) and p.returncode >= 0 else None
+        if st:
+            os.unlink(stats)
+        return p.returncode, st
+
+    def consume(self, topic="events"):
+        # The mock cluster never splits a stored batch: let a fetch hold the
+        # largest one, or the consumer stalls at its offset and -e ends early.
+        p = subprocess.run(["kcat", "-C", "-b", self.brokers, "-t", topic, "-e", "-q",
+                            "-X", "fetch.message.max.bytes=100000000",
+                            "-X", "fetch.max.bytes=200000000",
+                            "-X", "receive.message.max.bytes=210000000",
+                            "-f", "%s\\n"], stdout=subprocess.PIPE, check=True, timeout=120)
+        return [x for x in p.stdout.decode("utf-8").split("\n") if x]
+
+    def spooled(self):
+        """Records now in the spool (value strings), via pixel-spool inspect --all."""
+        if not os.path.isdir(self.spool):
+            return []
+        p = subprocess.run([self.spool_tool, "inspect", "--all", self.spool],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = []
+        for line in p.stdout.decode("utf-8").split("\n"):
+            if line:
+                out.append(line.split("\t")[6])
+        return out
+
+    def run_replay(self, cfg, *extra):
+        p = subprocess.run([self.replay, "-c", cfg, *extra], stderr=subprocess.PIPE)
+        return p.returncode, p.stderr.decode()
+
+
+def standin_event(line):
+    """Stand-in for the pipeline: the fields the delivery tests need."""
+    req = line.split('"')[1]
+    q = dict(parse_qsl(urlsplit(req.split(" ")[1]).query, keep_blank_values=True))
+    return {"event_id": q["eid"], "type": q["ev"], "user": {"id": q["uid"]},
+            "ts": int(q["ts"]), "url": q.get("url", "")}
+
+
+def event_id(payload):
+    return json.loads(payload)["event_id"]
+
+
+def ids_of(payloads):
+    return [event_id(p) for p in payloads]
+
+
+def setup(name, lines):
+    e = Env(name)
+    e.start_mock()
+    log, labels = e.corpus(lines)
+    e.config_path = e.config()
+    inp, mode, expected = e.feed_input(log, labels)
+    return e, inp, mode, expected
+
+
+def expected_from_run(e, expected, got):
+    """With the real pipeline, what to expect is what the converter produced."""
+    return expected if expected is not None else {event_id(p): p for p in got}
+
+
+# -- the cases ------------------------------------------------------------------
+
+def case_corpus():
+    """200k lines into a 3-broker cluster; IDs and payloads come back intact."""
+    e, inp, mode, expected = setup("corpus", 200000)
+    rc, st = e.run_feed(e.config_path, inp, mode)
+    got = e.consume()
+    exp = expected_from_run(e, expected, got)
+    ids = ids_of(got)
+    check(set(ids) == set(exp), f"event IDs differ: {len(set(ids))} consumed, {len(exp)} expected")
+    check(len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicates without any failure")
+    for p in got:
+        check(p == exp[event_id(p)], "payload not byte-identical: " + p[:120])
+    check(st["delivered"] == len(exp) and st["spooled"] == 0, f"counters: {st}")
+    check(st["lines"] == st["events_in"] + st["quarantine_in"] + st["skipped"] + st["dropped"],
+          f"counters do not add up: {st}")
+    print(f"ok: {len(ids)} events consumed, payloads identical; counters {st}")
+    e.close(True)
+
+
+def case_brokers_down():
+    """All brokers down mid-stream and back; replay completes Kafka."""
+    e, inp, mode, expected = setup("down", 100000)
+    rc, st = e.run_feed(e.config_path, inp, mode, "-m", e.fifo,
+                        "-x", "30000:down all", "-x", "60000:up all")
+    check(st["failovers"] >= 1 and st["spooled"] > 0, f"no failover happened: {st}")
+    check(st["lines"] == st["events_in"] + st["quarantine_in"] + st["skipped"] + st["dropped"],
+          f"counters do not add up: {st}")
+    check(st["events_in"] == st["delivered"] + st["spooled"], f"events unaccounted: {st}")
+    in_kafka = set(ids_of(e.consume()))
+    in_spool = set(ids_of(e.spooled()))
+    exp = set(expected) if expected is not None else in_kafka | in_spool
+    check(exp <= in_kafka | in_spool, f"{len(exp - in_kafka - in_spool)} events neither in Kafka nor spool")
+    check(len(in_spool) >= st["spooled"] * 0.99, "spool holds fewer records than counted")
+    rc, log = e.run_replay(e.config_path)
+    print(log, file=sys.stderr)
+    check(rc == 0, f"pixel-replay exited {rc}: {log}")
+    after = set(ids_of(e.consume()))
+    print(f"kafka before replay {len(in_kafka)}, spool {len(in_spool)}, after {len(after)}, "
+          f"expected {len(exp)}", file=sys.stderr)
+    check(exp <= after, f"{len(exp - after)} events missing after replay")
+    check(e.spooled() == [], "spool not empty after replay")
+    print(f"ok: {st['delivered']} delivered + {st['spooled']} spooled, "
+          f"{st['failovers']} failover(s), {st['recoveries']} recovery(ies); after replay "
+          f"Kafka holds all {len(exp)} events")
+    e.close(True)
+
+
+def case_sigkill():
+    """Producer SIGKILLed mid-stream and restarted; replay SIGKILLed and restarted."""
+    e, inp, mode, expected = setup("kill", 60000)
+    acks = os.path.join(e.dir, "acks.txt")
+    rc, _ = e.run_feed(e.config_path, inp, mode, "-A", acks, "-m", e.fifo,
+                       "-x", "10000:down all", "-K", "40000", check_rc=False)
+    check(rc == -signal.SIGKILL, f"feed was expected to die of SIGKILL, exited {rc}")
+    e.mock_cmd("up all")
+    # Everything acked before the crash is durable: in Kafka or in the spool.
+    acked = set()
+    for line in open(acks):
+        acked.add(int(line.split()[0]))
+    lines = open(inp).read().split("\n")
+    durable = set(ids_of(e.consume())) | set(ids_of(e.spooled()))
+    for n in acked:
+        row = lines[n - 1]
+        if row.startswith("E\t"):
+            check(event_id(row[2:]) in durable, f"line {n} was acked but is lost")
+    # The host resends what was never acked.
+    rc, st = e.run_feed(e.config_path, inp, mode, "-A", acks, "-R", acks)
+    # Replay, killed once it has checkpointed, then run again.
+    p = subprocess.Popen([e.replay, "-c", e.config_path, "-r", "4000", "-k", "200"],
+                         stderr=subprocess.DEVNULL)
+    ck_seen = False
+    for _ in range(600):
+        if any(os.path.exists(os.path.join(e.spool, w, "checkpoint"))
+               for w in os.listdir(e.spool)):
+            ck_seen = True
+            break
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    check(ck_seen, "replay finished or failed before its first checkpoint: spool too small")
+    rc, log = e.run_replay(e.config_path)
+    check(rc == 0, f"pixel-replay exited {rc}: {log}")
+    check("resuming" in log, "the second replay did not resume from the checkpoint: " + log)
+    got = ids_of(e.consume())
+    exp = set(expected) if expected is not None else set(got)
+    check(exp <= set(got), f"{len(exp - set(got))} events lost")
+    dups = len(got) - len(set(got))
+    print(f"ok: nothing lost; {dups} duplicates (allowed) after crash and replay restart")
+    e.close(True)
+
+
+def case_damaged():
+    """A segment with flipped bytes and one with a torn tail: reported, rest replayed."""
+    e = Env("damaged")
+    e.start_mock()
+    log, labels = e.corpus(20000)
+    e.config_path = e.config(extra_spool="    segment_bytes: 256k\n")
+    inp, mode, expected = e.feed_input(log, labels)
+    e.run_feed(e.config_path, inp, mode, "-m", e.fifo, "-x", "1:down all")
+    e.mock_cmd("up all")
+    p = subprocess.run([e.spool_tool, "inspect", "--all", e.spool], stdout=subprocess.PIPE)
+    recs = [l.split("\t") for l in p.stdout.decode().split("\n") if l]
+    segs = sorted({r[0] for r in recs})
+    check(len(segs) >= 3, f"expected several segments, got {len(segs)}")
+    by_seg = {s: [(int(r[1]), event_id(r[6])) for r in recs if r[0] == s] for s in segs}
+    lost = set()
+    # Flip a byte inside the 5th record of the first segment.
+    s0 = segs[0]
+    off, eid = by_seg[s0][4]
+    with open(s0, "r+b") as f:
+        f.seek(off + 60)
+        b = f.read(1)
+        f.seek(off + 60)
+        f.write(bytes([b[0] ^ 0xFF]))
+    lost.add(eid)
+    # Cut the second segment in the middle of its 10th record.
+    s1 = segs[1]
+    off, eid = by_seg[s1][9]
+    os.truncate(s1, off + 30)
+    lost |= {i for o, i in by_seg[s1][9:]}
+    p = subprocess.run([e.spool_tool, "verify", e.spool], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    err = p.stderr.decode()
+    check(p.returncode == 1, f"verify should report damage (exit 1), got {p.returncode}")
+    check(f"{s0}: offset {by_seg[s0][4][0]}" in err, "verify did not name segment+offset: " + err)
+    check(f"{s1}: offset {by_seg[s1][9][0]}" in err and "torn" in err, "torn tail not reported: " + err)
+    rc, rlog = e.run_replay(e.config_path)
+    check(rc == 1, f"replay should finish with damage skipped (exit 1), got {rc}: {rlog}")
+    check(f"{s0}: offset" in rlog and "torn" in rlog, "replay did not report the damage: " + rlog)
+    got = set(ids_of(e.consume()))
+    want = {i for s in segs for o, i in by_seg[s]} - lost
+    check(got == want, f"replayed {len(got)} events, expected {len(want)} (all good records)")
+    print(f"ok: {len(lost)} damaged records reported and skipped, {len(got)} good records replayed")
+    e.close(True)
+
+
+def case_full():
+    """The spool's size limit while Kafka is down: back-pressure, no loss, a clear log line."""
+    e = Env("full")
+    e.start_mock()
+    log, labels = e.corpus(20000)
+    e.config_path = e.config(extra_spool="    max_bytes: 512k\n    segment_bytes: 128k\n")
+    inp, mode, expected = e.feed_input(log, labels)
+    errf = os.path.join(e.dir, "feed.err")
+    stats = os.path.join(e.dir, "stats.json")
+    p = subprocess.Popen([e.feed, "-c", e.config_path, *mode, "-S", stats, "-m", e.fifo,
+                          "-x", "1:down all", inp], stderr=open(errf, "w"))
+    seen = False
+    for _ in range(1200):
+        if "back-pressure" in open(errf).read():
+            seen = True
+            break
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    check(seen, "no back-pressure log line while the spool was full")
+    check(p.poll() is None, "the producer finished while it should be held by back-pressure")
+    e.mock_cmd("up all")
+    check(p.wait(300) == 0, "delivery-feed failed after back-pressure: see " + errf)
+    st = json.load(open(stats))
+    text = open(errf).read()
+    check("spool cannot take records" in text and "limit" in text, "unclear log line: " + text)
+    check(st["backpressure"] > 0, f"counters show no back-pressure: {st}")
+    check(st["events_in"] == st["delivered"] + st["spooled"], f"events unaccounted: {st}")
+    rc, rlog = e.run_replay(e.config_path)
+    check(rc == 0, f"pixel-replay exited {rc}: {rlog}")
+    got = set(ids_of(e.consume()))
+    exp = set(expected) if expected is not None else got
+    check(exp <= got, f"{len(exp - got)} events lost")
+    print(f"ok: back-pressure held the producer ({st['backpressure']} refusals), nothing lost")
+    e.close(True)
+
+
+CASES = {"corpus": case_corpus, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
+         "damaged": case_damaged, "full": case_full}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        print("usage: integration.py " + "|".join(CASES), file=sys.stderr)
+        sys.exit(2)
+    CASES[sys.argv[1]]()

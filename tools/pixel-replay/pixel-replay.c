@@ -1,0 +1,270 @@
+/*
+ * pixel-replay: feed what the sink could not deliver back into Kafka, offline.
+ *
+ *   pixel-replay -c PIPELINE.yaml [options]                 replay the spool
+ *   pixel-replay -c PIPELINE.yaml -q QUARANTINE.jsonl...    re-run quarantined lines
+ *
+ * Spool mode reads every sealed segment in order, produces each record to
+ * the topic it was spooled for, checkpoints progress (resumable after a
+ * crash), and removes (or, with -a, archives) finished segments.
+ *
+ * Quarantine mode takes JSON Lines whose "raw" member holds the original
+ * log line, runs each raw line through the pipeline of -c again (after the
+ * mapping was fixed) and sends the results through the regular sink (with
+ * its failover): events to Kafka, lines still rejected to the quarantine
+ * destination.  Event IDs are deterministic, so running a file twice only
+ * makes duplicates that consumers drop.
+ *
+ * Options:
+ *   -c FILE     pipeline YAML with a delivery: section (required)
+ *   -b SERVERS  override delivery.kafka.brokers
+ *   -s DIR      override delivery.spool.dir
+ *   -a DIR      archive finished segments here instead of removing them
+ *   -r N        at most N records per second
+ *   -k N        checkpoint every N confirmed records (default 1000)
+ *   -t MS       give up when Kafka confirms nothing for MS (default 60000)
+ *   -q          the remaining arguments are quarantine files
+ *   -v          log more (to stderr)
+ *
+ * Exit status: 0 done, 1 damaged records were skipped (all else done),
+ * 2 usage or configuration error, 3 Kafka stopped confirming (resume later).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pixel/delivery.h"
+
+#ifdef PIXEL_REPLAY_WITH_CORE
+#include <jansson.h>
+#endif
+
+static int verbose;
+
+static void on_log(int level, const char *line, void *payload)
+{
+    (void)payload;
+    if (level <= PIXEL_LOG_NOTICE || verbose) {
+        fprintf(stderr, "pixel-replay: %s\n", line);
+    }
+}
+
+static int usage(void)
+{
+    fputs("usage: pixel-replay -c PIPELINE.yaml [-b SERVERS] [-s DIR] [-a DIR] [-r N] [-k N]"
+          " [-t MS] [-v]\n"
+          "       pixel-replay -c PIPELINE.yaml [-b SERVERS] -q QUARANTINE.jsonl...\n",
+          stderr);
+    return 2;
+}
+
+static void print_error(const pixel_error *e)
+{
+    if (e->line > 0) {
+        fprintf(stderr, "pixel-replay: %s:%ld:%ld: %s\n", e->source, e->line, e->column, e->text);
+    } else {
+        fprintf(stderr, "pixel-replay: %s\n", e->text);
+    }
+}
+
+#ifdef PIXEL_REPLAY_WITH_CORE
+
+typedef struct qstate {
+    uint64_t acked_bad;
+} qstate;
+
+static void on_ack(void *token, int status, void *payload)
+{
+    qstate *q = payload;
+    (void)token;
+    if (status < 0) {
+        q->acked_bad++;
+    }
+}
+
+/* Send the current line's outcome through the sink, waiting out back-pressure. */
+static int send_outcome(pixel_sink *s, const pixel_pipeline *p, pixel_ctx *ctx,
+                        const pixel_delivery_config *cfg, pixel_outcome outcome)
+{
+    size_t len;
+    const char *out = pixel_ctx_output(ctx, p, &len);
+    pixel_error e;
+    int rc;
+
+    if (outcome == PIXEL_OUTCOME_SKIPPED || outcome == PIXEL_OUTCOME_DROPPED) {
+        pixel_sink_count(s, outcome);
+        return 0;
+    }
+    if (out == NULL) {
+        return -1;
+    }
+    for (;;) {
+        memset(&e, 0, sizeof(e));
+        if (outcome == PIXEL_OUTCOME_EVENT) {
+            pixel_sink_msg m;
+            const pixel_value *ev = pixel_ctx_event(ctx);
+            const char *kf = pixel_delivery_config_get(cfg, "kafka.key_field");
+            const char *tf = pixel_delivery_config_get(cfg, "kafka.type_field");
+            memset(&m, 0, sizeof(m));
+            m.value = out;
+            m.value_len = len;
+            if (kf != NULL) {
+                m.key = pixel_value_string(pixel_value_at(ev, kf), &m.key_len);
+            }
+            if (tf != NULL) {
+                m.type = pixel_value_string(pixel_value_at(ev, tf), &m.type_len);
+            }
+            m.pipeline_version = pixel_pipeline_version(p);
+            m.pipeline_version_len = m.pipeline_version ? strlen(m.pipeline_version) : 0;
+            rc = pixel_sink_produce(s, &m, NULL, &e);
+        } else {
+            rc = pixel_sink_quarantine(s, out, len, NULL, &e);
+        }
+        if (rc != PIXEL_DELIVERY_EFULL) {
+            return rc;
+        }
+        pixel_sink_poll(s, 100); /* back-pressure: wait, never drop */
+    }
+}
+
+static int replay_quarantine(const char *pipeline_path, const pixel_delivery_config *cfg,
+                             char **files, int nfiles)
+{
+    pixel_sink_options so = PIXEL_SINK_OPTIONS_INIT;
+    pixel_pipeline *p = NULL;
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_sink *s = NULL;
+    pixel_error e;
+    qstate q = {0};
+    uint64_t lines = 0, events = 0, again = 0, other = 0, unreadable = 0;
+    int rc = 0;
+
+    memset(&e, 0, sizeof(e));
+    so.ack = on_ack;
+    so.ack_payload = &q;
+    so.log = on_log;
+    if (ctx == NULL || pixel_pipeline_load_file(&p, pipeline_path, NULL, &e) != 0 ||
+        pixel_sink_new(&s, cfg, &so, &e) != 0) {
+        print_error(&e);
+        pixel_pipeline_free(p);
+        pixel_ctx_free(ctx);
+        return 2;
+    }
+    for (int i = 0; i < nfiles && rc == 0; i++) {
+        FILE *f = fopen(files[i], "r");
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        if (f == NULL) {
+            fprintf(stderr, "pixel-replay: cannot open %s\n", files[i]);
+            rc = 2;
+            break;
+        }
+        while ((n = getline(&line, &cap, f)) > 0) {
+            json_error_t je;
+            json_t *rec = json_loadb(line, (size_t)n, 0, &je);
+            const char *raw = json_string_value(json_object_get(rec, "raw"));
+            pixel_outcome outcome;
+            lines++;
+            if (raw == NULL) {
+                fprintf(stderr, "pixel-replay: %s:%" PRIu64 ": no \"raw\" string member\n",
+                        files[i], lines);
+                unreadable++;
+                json_decref(rec);
+                continue;
+            }
+            memset(&e, 0, sizeof(e));
+            if (pixel_process(p, ctx, raw, strlen(raw), &outcome, &e) != 0 ||
+                send_outcome(s, p, ctx, cfg, outcome) != 0) {
+                print_error(&e);
+                json_decref(rec);
+                rc = 3;
+                break;
+            }
+            events += outcome == PIXEL_OUTCOME_EVENT;
+            again += outcome == PIXEL_OUTCOME_QUARANTINED;
+            other += outcome == PIXEL_OUTCOME_SKIPPED || outcome == PIXEL_OUTCOME_DROPPED;
+            json_decref(rec);
+        }
+        free(line);
+        fclose(f);
+    }
+    memset(&e, 0, sizeof(e));
+    if (pixel_sink_flush(s, -1, &e) != 0) {
+        print_error(&e);
+        rc = 3;
+    }
+    pixel_sink_free(s);
+    pixel_pipeline_free(p);
+    pixel_ctx_free(ctx);
+    fprintf(stderr,
+            "pixel-replay: %" PRIu64 " quarantined lines: %" PRIu64 " events, %" PRIu64
+            " quarantined again, %" PRIu64 " skipped/dropped, %" PRIu64 " unreadable\n",
+            lines, events, again, other, unreadable);
+    if (rc == 0 && (q.acked_bad > 0 || unreadable > 0)) {
+        rc = 1;
+    }
+    return rc;
+}
+
+#endif
+
+int main(int argc, char **argv)
+{
+    pixel_replay_options o = PIXEL_REPLAY_OPTIONS_INIT;
+    pixel_replay_stats st;
+    pixel_delivery_config *cfg = NULL;
+    pixel_error e;
+    const char *config = NULL, *brokers = NULL, *spool = NULL;
+    int opt, quarantine = 0, rc;
+
+    while ((opt = getopt(argc, argv, "c:b:s:a:r:k:t:qvh")) != -1) {
+        switch (opt) {
+            case 'c': config = optarg; break;
+            case 'b': brokers = optarg; break;
+            case 's': spool = optarg; break;
+            case 'a': o.archive_dir = optarg; break;
+            case 'r': o.rate = strtod(optarg, NULL); break;
+            case 'k': o.checkpoint_every = (unsigned int)strtoul(optarg, NULL, 10); break;
+            case 't': o.timeout_ms = (int)strtol(optarg, NULL, 10); break;
+            case 'q': quarantine = 1; break;
+            case 'v': verbose = 1; break;
+            default: return usage();
+        }
+    }
+    if (config == NULL || (quarantine && optind >= argc) || (!quarantine && optind < argc)) {
+        return usage();
+    }
+    memset(&e, 0, sizeof(e));
+    if (pixel_delivery_config_load_file(&cfg, config, &e) != 0 ||
+        (brokers && pixel_delivery_config_set(cfg, "kafka.brokers", brokers, &e) != 0) ||
+        (spool && pixel_delivery_config_set(cfg, "spool.dir", spool, &e) != 0)) {
+        print_error(&e);
+        pixel_delivery_config_free(cfg);
+        return 2;
+    }
+    if (quarantine) {
+#ifdef PIXEL_REPLAY_WITH_CORE
+        rc = replay_quarantine(config, cfg, argv + optind, argc - optind);
+#else
+        fputs("pixel-replay: built without libpixel: quarantine replay unavailable\n", stderr);
+        rc = 2;
+#endif
+        pixel_delivery_config_free(cfg);
+        return rc;
+    }
+    o.log = on_log;
+    rc = pixel_replay_spool(cfg, &o, &st, &e);
+    fprintf(stderr,
+            "pixel-replay: %" PRIu64 " records confirmed, %" PRIu64 " segments finished, %" PRIu64
+            " corrupt regions, %" PRIu64 " torn tails (%" PRIu64 " bytes skipped)\n",
+            st.records, st.segments, st.corrupt, st.torn, st.bad_bytes);
+    pixel_delivery_config_free(cfg);
+    if (rc != 0) {
+        print_error(&e);
+        return rc == PIXEL_DELIVERY_EKAFKA ? 3 : 2;
+    }
+    return (st.corrupt > 0 || st.torn > 0) ? 1 : 0;
+}
