@@ -116,6 +116,7 @@ struct pixel_schema_registry {
     int default_draft;
     sdoc *docs;
     sdoc *last; /* the last document added through the public API */
+    sdoc *cur;  /* the document being indexed (for error messages) */
     smap docs_by_uri;
     smap resources; /* uri -> sresource */
     smap anchors;   /* "uri#name" -> pixel_value (schema object) */

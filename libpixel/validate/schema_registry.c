@@ -380,8 +380,11 @@ int pixel__schema_fail(pixel_schema_registry *r, const pixel_value *at, const ch
     if (in) {
         pixel__error_at(err, in->res->doc->file, 0, 0);
         snprintf(err->pointer, sizeof(err->pointer), "%s%s", in->dptr, extra_ptr ? extra_ptr : "");
-    } else if (extra_ptr) {
-        snprintf(err->pointer, sizeof(err->pointer), "%s", extra_ptr);
+    } else {
+        if (r->cur) {
+            pixel__error_at(err, r->cur->file, 0, 0);
+        }
+        snprintf(err->pointer, sizeof(err->pointer), "%s", extra_ptr ? extra_ptr : "");
     }
     return PIXEL_ESCHEMA;
 }
@@ -845,7 +848,10 @@ sdoc *pixel__schema_doc_add(pixel_schema_registry *r, const char *uri, const cha
     d->next = r->docs;
     r->docs = d;
     ictx x = {r, d};
+    sdoc *outer = r->cur;
+    r->cur = d;
     int rc = index_node(&x, d->root, NULL, "", "", r->default_draft);
+    r->cur = outer;
     r->err = saved;
     return rc < 0 ? NULL : d;
 }
