@@ -1,0 +1,108 @@
+/*
+ * core_bench FILE PIPELINE: stage throughput of libpixel on one thread.
+ *
+ * The whole file is read into memory first, so the figures are the
+ * library's, not the disk's.  Prints one line per measurement:
+ *   parse_only     lines/s of pixel_parse()
+ *   full           lines/s of pixel_process() + pixel_ctx_output()
+ *   allocs/line    heap allocations per line after the first pass (steady state)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pixel/pixel.h"
+
+unsigned long pixel_debug_alloc_count(void);
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        exit(1);
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+typedef enum { PARSE_ONLY, FULL } mode;
+
+static unsigned long pass(const pixel_pipeline *p, pixel_ctx *ctx, const char *buf, size_t len,
+                          mode m, unsigned long *bytes_out)
+{
+    unsigned long lines = 0, out = 0;
+    const char *s = buf, *end = buf + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = (size_t)((nl ? nl : end) - s);
+        pixel_outcome oc;
+        if (m == PARSE_ONLY) {
+            pixel_parse(p, ctx, s, n, &oc, NULL);
+        } else {
+            size_t olen = 0;
+            pixel_process(p, ctx, s, n, &oc, NULL);
+            pixel_ctx_output(ctx, p, &olen);
+            out += olen;
+        }
+        lines++;
+        s = nl ? nl + 1 : end;
+    }
+    if (bytes_out) {
+        *bytes_out = out;
+    }
+    return lines;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: core_bench CORPUS PIPELINE\n");
+        return 2;
+    }
+    size_t len;
+    char *buf = slurp(argv[1], &len);
+    pixel_pipeline *p;
+    pixel_error err;
+    if (pixel_pipeline_load_file(&p, argv[2], NULL, &err) != 0) {
+        char m[512];
+        fprintf(stderr, "%s\n", pixel_error_format(&err, m, sizeof(m)));
+        return 2;
+    }
+    pixel_ctx *ctx = pixel_ctx_new();
+    pass(p, ctx, buf, len, FULL, NULL); /* warm-up: the arena reaches its size */
+    unsigned long a0 = pixel_debug_alloc_count();
+    double t0 = now();
+    unsigned long lines = pass(p, ctx, buf, len, PARSE_ONLY, NULL);
+    double t1 = now();
+    unsigned long out_bytes = 0;
+    pass(p, ctx, buf, len, FULL, &out_bytes);
+    double t2 = now();
+    unsigned long a1 = pixel_debug_alloc_count();
+    printf("lines          %lu (%.0f bytes/line)\n", lines, (double)len / lines);
+    printf("parse_only     %.0f lines/s\n", lines / (t1 - t0));
+    printf("full           %.0f lines/s  (parse+map+enrich+validate+serialize, %.0f MB/s in)\n",
+           lines / (t2 - t1), len / (t2 - t1) / 1e6);
+    printf("allocs/line    %.4f  (steady state, both passes)\n", (double)(a1 - a0) / (2.0 * lines));
+    printf("output         %.0f bytes/line\n", (double)out_bytes / lines);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+    free(buf);
+    return 0;
+}
