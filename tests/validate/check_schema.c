@@ -1,0 +1,239 @@
+/*
+ * Check suite for the schema registry, compiler and validator: load errors
+ * name the file, the JSON Pointer and the reason; validation errors carry
+ * instance and schema locations; validation allocates nothing.
+ * Fixtures are in tests/validate/data/ ($PIXEL_SOURCE_DIR).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pixel/schema.h"
+#include "pixel_private.h"
+
+unsigned long pixel_debug_alloc_count(void);
+
+static char data_dir[1024];
+
+static const char *fixture(const char *name)
+{
+    static char path[1200];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+    return path;
+}
+
+/* Loads and compiles a fixture; returns the status, err filled. */
+static int load(const char *name, pixel_schema_registry **reg, const pixel_schema **s,
+                pixel_error *err)
+{
+    pixel_error_clear(err);
+    ck_assert_int_eq(pixel_schema_registry_new(reg, 0, err), 0);
+    int rc = pixel_schema_registry_add_file(*reg, fixture(name), NULL, err);
+    if (rc == 0) {
+        rc = pixel_schema_compile(s, *reg, pixel_schema_registry_last_uri(*reg), err);
+    }
+    return rc;
+}
+
+static void expect_load_error(const char *name, const char *pointer, const char *text)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s = NULL;
+    pixel_error err;
+    int rc = load(name, &reg, &s, &err);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_msg(strstr(err.source, name) != NULL, "source \"%s\" should name %s", err.source,
+                  name);
+    ck_assert_str_eq(err.pointer, pointer);
+    ck_assert_msg(strstr(err.text, text) != NULL, "text \"%s\" should say \"%s\"", err.text, text);
+    ck_assert_int_eq(err.stage, PIXEL_STAGE_LOAD);
+    pixel_schema_registry_free(reg);
+}
+
+START_TEST(compile_rejects_an_unknown_type_name)
+{
+    expect_load_error("broken-type.json", "/properties/a/type", "type");
+}
+END_TEST
+
+START_TEST(compile_rejects_an_unresolvable_ref)
+{
+    expect_load_error("unresolvable-ref.json", "/properties/a/$ref", "unresolvable $ref");
+}
+END_TEST
+
+START_TEST(compile_rejects_an_unknown_dollar_schema)
+{
+    expect_load_error("bad-dollar-schema.json", "/$schema", "unknown $schema");
+}
+END_TEST
+
+START_TEST(compile_rejects_a_reference_cycle)
+{
+    expect_load_error("ref-cycle.json", "/$defs/a", "reference cycle");
+}
+END_TEST
+
+START_TEST(compile_rejects_an_invalid_regex)
+{
+    expect_load_error("bad-regex.json", "/properties/a/pattern", "invalid regular expression");
+}
+END_TEST
+
+START_TEST(compile_rejects_what_the_metaschema_rejects)
+{
+    expect_load_error("metaschema-violation.json", "/$defs/x/minLength", "minLength");
+}
+END_TEST
+
+START_TEST(load_reports_json_syntax_with_line)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_lt(load("json-syntax.json", &reg, &s, &err), 0);
+    ck_assert(strstr(err.source, "json-syntax.json") != NULL);
+    ck_assert_int_gt(err.line, 0);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+typedef struct errs {
+    int n;
+    char loc[8][128], kw[8][32], msg[8][256], sloc[8][256];
+} errs;
+
+static int collect(const pixel_schema_error *e, void *payload)
+{
+    errs *x = payload;
+    if (x->n < 8) {
+        snprintf(x->loc[x->n], sizeof(x->loc[0]), "%s", e->instance_location);
+        snprintf(x->kw[x->n], sizeof(x->kw[0]), "%s", e->keyword);
+        snprintf(x->msg[x->n], sizeof(x->msg[0]), "%s", e->message);
+        snprintf(x->sloc[x->n], sizeof(x->sloc[0]), "%s", e->schema_location);
+    }
+    x->n++;
+    return 0;
+}
+
+static int validate_text(const pixel_schema *s, const char *json, unsigned flags, errs *out)
+{
+    pixel_arena a;
+    pixel__arena_init(&a);
+    pixel_value *v = pixel__json_parse(&a, json, strlen(json), NULL);
+    ck_assert_ptr_nonnull(v);
+    memset(out, 0, sizeof(*out));
+    int rc = pixel_schema_validate(s, v, flags, collect, out);
+    pixel__arena_release(&a);
+    return rc;
+}
+
+START_TEST(errors_name_instance_keyword_and_schema_locations)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(load("price.json", &reg, &s, &err), 0);
+    errs e;
+    ck_assert_int_eq(validate_text(s, "{\"price\":\"12a\",\"city\":\"Bostonia\"}", 0, &e), 1);
+    ck_assert_int_eq(e.n, 3);
+    ck_assert_str_eq(e.loc[0], "/price");
+    ck_assert_str_eq(e.kw[0], "type");
+    ck_assert_str_eq(e.msg[0], "expected integer, got string \"12a\"");
+    ck_assert_str_eq(e.sloc[0], "https://libpixel.test/price.schema.json#/properties/price/type");
+    ck_assert_str_eq(e.loc[1], "/city");
+    ck_assert_str_eq(e.kw[1], "maxLength");
+    ck_assert_str_eq(e.loc[2], "/zip");
+    ck_assert_str_eq(e.kw[2], "required");
+    ck_assert_int_eq(validate_text(s, "{\"price\":\"12a\",\"city\":\"Bostonia\"}",
+                                   PIXEL_SCHEMA_FIRST_ERROR, &e),
+                     1);
+    ck_assert_int_eq(e.n, 1);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+START_TEST(multiple_of_decimals_is_exact_and_lengths_count_code_points)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(load("price.json", &reg, &s, &err), 0);
+    errs e;
+    ck_assert_int_eq(validate_text(s, "{\"price\":1,\"zip\":\"02116\",\"rate\":0.0075}", 0, &e), 0);
+    ck_assert_int_eq(validate_text(s, "{\"price\":1,\"zip\":\"02116\",\"rate\":0.00751}", 0, &e), 1);
+    ck_assert_str_eq(e.kw[0], "multipleOf");
+    /* four code points, eight bytes */
+    ck_assert_int_eq(validate_text(s, "{\"price\":1,\"zip\":\"02116\",\"city\":\"\xc3\xa3\xc3\xa3\xc3\xa3\xc3\xa3\"}", 0, &e), 0);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+START_TEST(validation_allocates_nothing)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(load("price.json", &reg, &s, &err), 0);
+    pixel_arena a;
+    pixel__arena_init(&a);
+    const char *good = "{\"price\":1,\"zip\":\"02116\",\"rate\":0.0075,\"city\":\"Bos\"}";
+    const char *bad = "{\"price\":\"x\",\"zip\":\"0211\",\"rate\":0.00751}";
+    pixel_value *g = pixel__json_parse(&a, good, strlen(good), NULL);
+    pixel_value *b = pixel__json_parse(&a, bad, strlen(bad), NULL);
+    unsigned long before = pixel_debug_alloc_count();
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(pixel_schema_validate(s, g, PIXEL_SCHEMA_ASSERT_FORMAT, NULL, NULL), 0);
+        ck_assert_int_eq(pixel_schema_validate(s, b, 0, NULL, NULL), 1);
+    }
+    ck_assert_uint_eq(pixel_debug_alloc_count(), before);
+    pixel__arena_release(&a);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+START_TEST(format_checkers_follow_their_rfcs)
+{
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46Z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-02-30T05:24:46Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv6", "2001:db8::", 10), 1);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "203.0.113.09", 12), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896", 36), 1);
+    ck_assert_int_eq(pixel_schema_format_check("duration", "P1Y2M3DT4H5M6S", 14), 1);
+    ck_assert_int_eq(pixel_schema_format_check("duration", "P1Y3D", 5), 0);
+    ck_assert_int_eq(pixel_schema_format_check("no-such-format", "x", 1), -1);
+}
+END_TEST
+
+static Suite *schema_suite(void)
+{
+    Suite *s = suite_create("schema");
+    TCase *load_tc = tcase_create("load_errors");
+    tcase_add_test(load_tc, compile_rejects_an_unknown_type_name);
+    tcase_add_test(load_tc, compile_rejects_an_unresolvable_ref);
+    tcase_add_test(load_tc, compile_rejects_an_unknown_dollar_schema);
+    tcase_add_test(load_tc, compile_rejects_a_reference_cycle);
+    tcase_add_test(load_tc, compile_rejects_an_invalid_regex);
+    tcase_add_test(load_tc, compile_rejects_what_the_metaschema_rejects);
+    tcase_add_test(load_tc, load_reports_json_syntax_with_line);
+    suite_add_tcase(s, load_tc);
+    TCase *val = tcase_create("validation");
+    tcase_add_test(val, errors_name_instance_keyword_and_schema_locations);
+    tcase_add_test(val, multiple_of_decimals_is_exact_and_lengths_count_code_points);
+    tcase_add_test(val, validation_allocates_nothing);
+    tcase_add_test(val, format_checkers_follow_their_rfcs);
+    suite_add_tcase(s, val);
+    return s;
+}
+
+int main(void)
+{
+    const char *src = getenv("PIXEL_SOURCE_DIR");
+    snprintf(data_dir, sizeof(data_dir), "%s/tests/validate/data", src ? src : ".");
+    SRunner *sr = srunner_create(schema_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
