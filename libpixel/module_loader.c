@@ -613,7 +613,14 @@ static int add_slot(modstate *ms, const pixel_ctx *ctx, void *inst)
 static int create_instance(modstate *ms, void **out, pixel_error *err)
 {
     *out = NULL;
-    return ms->m.create(out, ms->cfg, err);
+    int rc = ms->m.create(out, ms->cfg, err);
+    if (rc < 0 && *out && ms->m.destroy) {
+        ms->m.destroy(*out); /* a half-built instance */
+    }
+    if (rc < 0) {
+        *out = NULL;
+    }
+    return rc;
 }
 
 /* The instance of ms that belongs to ctx, created on first use. */

@@ -1,0 +1,565 @@
+/*
+ * useragent: browser, OS and device from the User-Agent header, with
+ * ua-parser's regexes (uap-core's regexes.yaml, read with libyaml; matched
+ * with PCRE2, JIT-compiled when the platform has it).
+ *
+ * The parser lists are tried in order and the first match wins, as the
+ * ua-parser specification says (uap-core docs/specification.md):
+ *
+ *   - a `*_replacement` may hold $1..$9, replaced by the match's groups;
+ *   - without a replacement, family/major/minor/patch/patch_minor are
+ *     groups 1..5 (device: family and model are group 1, brand is none);
+ *   - results are trimmed; an empty result is absent; no match gives the
+ *     family "Other".
+ *
+ * The compiled regexes are read-only after create(), so one instance is
+ * shared by all threads (PIXEL_MODULE_SHARED).  A bounded cache of recent
+ * user agents sits in front: 16 shards, each a small set-associative table
+ * under its own mutex; a miss parses outside the lock and then inserts,
+ * evicting the least recently used entry of its set.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <yaml.h>
+
+#include <pixel/module.h>
+
+/* ---- results ---- */
+
+enum {
+    B_FAMILY, B_MAJOR, B_MINOR, B_PATCH,
+    O_FAMILY, O_MAJOR, O_MINOR, O_PATCH, O_PATCH_MINOR,
+    D_FAMILY, D_BRAND, D_MODEL,
+    NFIELDS
+};
+
+static const struct {
+    const char *part, *key;
+} field_names[NFIELDS] = {
+    {"browser", "family"}, {"browser", "major"}, {"browser", "minor"}, {"browser", "patch"},
+    {"os", "family"},      {"os", "major"},      {"os", "minor"},      {"os", "patch"},
+    {"os", "patch_minor"}, {"device", "family"}, {"device", "brand"},  {"device", "model"},
+};
+
+/* One parse result: NFIELDS strings (NULL = absent) packed in one allocation. */
+typedef struct ua_result {
+    const char *s[NFIELDS];
+    size_t n[NFIELDS];
+} ua_result;
+
+/* ---- parsers ---- */
+
+typedef enum { KIND_UA, KIND_OS, KIND_DEVICE } parser_kind;
+
+typedef struct parser {
+    pcre2_code *re;
+    char *repl[5]; /* family, v1..v4 (device: device, brand, model) */
+} parser;
+
+typedef struct parser_list {
+    parser *v;
+    size_t n;
+} parser_list;
+
+/* ---- the cache ---- */
+
+#define NSHARDS 16
+#define WAYS 4
+
+typedef struct cache_entry {
+    uint64_t hash;
+    uint64_t stamp; /* 0 = empty */
+    char *ua;
+    size_t ualen;
+    ua_result *res;
+} cache_entry;
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    cache_entry *sets; /* nsets * WAYS */
+    uint64_t clock;
+} shard;
+
+typedef struct useragent_ctx {
+    parser_list lists[3];
+    uint32_t max_groups;
+    char *from, *into;
+    int parts; /* bit 0 browser, 1 os, 2 device */
+    size_t nsets; /* per shard; 0 = no cache */
+    size_t max_len;
+    shard shards[NSHARDS];
+    atomic_ulong hits, misses, uncached;
+} useragent_ctx;
+
+/* ---- loading regexes.yaml ---- */
+
+static const char *const repl_keys[3][5] = {
+    {"family_replacement", "v1_replacement", "v2_replacement", "v3_replacement", NULL},
+    {"os_replacement", "os_v1_replacement", "os_v2_replacement", "os_v3_replacement",
+     "os_v4_replacement"},
+    {"device_replacement", "brand_replacement", "model_replacement", NULL, NULL},
+};
+
+static const char *scalar(yaml_document_t *d, yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(d, p->key);
+        yaml_node_t *v = yaml_document_get_node(d, p->value);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0) {
+            return v && v->type == YAML_SCALAR_NODE ? (const char *)v->data.scalar.value : NULL;
+        }
+    }
+    return NULL;
+}
+
+static int load_list(useragent_ctx *u, yaml_document_t *d, yaml_node_t *seq, parser_kind kind,
+                     const char *file, pixel_error *err)
+{
+    parser_list *l = &u->lists[kind];
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    l->v = calloc(n ? n : 1, sizeof(parser));
+    if (!l->v) {
+        return PIXEL_ENOMEM;
+    }
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *m = yaml_document_get_node(d, *it);
+        const char *re = m && m->type == YAML_MAPPING_NODE ? scalar(d, m, "regex") : NULL;
+        if (!re) {
+            return pixel_module_error(err, PIXEL_ECONFIG, "%s:%lu: a parser without a regex", file,
+                                      m ? (unsigned long)m->start_mark.line + 1 : 0ul);
+        }
+        const char *flag = scalar(d, m, "regex_flag");
+        int ec;
+        PCRE2_SIZE off;
+        parser *p = &l->v[l->n];
+        p->re = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
+                              flag && strchr(flag, 'i') ? PCRE2_CASELESS : 0, &ec, &off, NULL);
+        if (!p->re) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(ec, msg, sizeof(msg));
+            return pixel_module_error(err, PIXEL_ECONFIG, "%s:%lu: bad regex at offset %zu: %s",
+                                      file, (unsigned long)m->start_mark.line + 1, (size_t)off,
+                                      (char *)msg);
+        }
+        l->n++;
+        pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+        uint32_t groups = 0;
+        pcre2_pattern_info(p->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+        if (groups > u->max_groups) {
+            u->max_groups = groups;
+        }
+        for (int k = 0; k < 5; k++) {
+            const char *r = repl_keys[kind][k] ? scalar(d, m, repl_keys[kind][k]) : NULL;
+            if (r && !(p->repl[k] = strdup(r))) {
+                return PIXEL_ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+static int load_regexes(useragent_ctx *u, const char *file, pixel_error *err)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        return pixel_module_error(err, PIXEL_EIO, "cannot open regexes file %s", file);
+    }
+    yaml_parser_t y;
+    yaml_document_t d;
+    if (!yaml_parser_initialize(&y)) {
+        fclose(f);
+        return PIXEL_ENOMEM;
+    }
+    yaml_parser_set_input_file(&y, f);
+    int ok = yaml_parser_load(&y, &d);
+    int rc = 0;
+    if (!ok) {
+        rc = pixel_module_error(err, PIXEL_ECONFIG, "%s:%lu: YAML: %s", file,
+                                (unsigned long)y.problem_mark.line + 1,
+                                y.problem ? y.problem : "syntax error");
+    }
+    yaml_parser_delete(&y);
+    fclose(f);
+    if (!ok) {
+        return rc;
+    }
+    static const char *const lists[3] = {"user_agent_parsers", "os_parsers", "device_parsers"};
+    yaml_node_t *root = yaml_document_get_root_node(&d);
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        yaml_node_t *seq = NULL;
+        for (yaml_node_pair_t *p = root && root->type == YAML_MAPPING_NODE
+                                       ? root->data.mapping.pairs.start
+                                       : NULL;
+             p && p < root->data.mapping.pairs.top; p++) {
+            yaml_node_t *key = yaml_document_get_node(&d, p->key);
+            if (key->type == YAML_SCALAR_NODE && strcmp((char *)key->data.scalar.value, lists[k]) == 0) {
+                seq = yaml_document_get_node(&d, p->value);
+            }
+        }
+        if (!seq || seq->type != YAML_SEQUENCE_NODE) {
+            rc = pixel_module_error(err, PIXEL_ECONFIG, "%s: no '%s' list (not a uap-core regexes.yaml?)",
+                                    file, lists[k]);
+        } else {
+            rc = load_list(u, &d, seq, (parser_kind)k, file, err);
+        }
+    }
+    yaml_document_delete(&d);
+    return rc;
+}
+
+/* ---- matching ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+static int sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* Append the field (replacement with $N substituted, or group `group`),
+ * trimmed; records its offset/length in off/len (len 0 = absent). */
+static int put_field(sbuf *b, const char *repl, int group, const char *ua,
+                     const PCRE2_SIZE *ov, int rc, size_t *off, size_t *len)
+{
+    size_t start = b->len;
+    if (repl) {
+        for (const char *r = repl; *r; r++) {
+            if (r[0] == '$' && r[1] >= '1' && r[1] <= '9') {
+                int g = r[1] - '0';
+                if (g < rc && ov[2 * g] != PCRE2_UNSET &&
+                    sb_put(b, ua + ov[2 * g], ov[2 * g + 1] - ov[2 * g]) < 0) {
+                    return -1;
+                }
+                r++;
+            } else if (sb_put(b, r, 1) < 0) {
+                return -1;
+            }
+        }
+    } else if (group > 0 && group < rc && ov[2 * group] != PCRE2_UNSET &&
+               sb_put(b, ua + ov[2 * group], ov[2 * group + 1] - ov[2 * group]) < 0) {
+        return -1;
+    }
+    size_t s = start, e = b->len;
+    while (s < e && (b->p[s] == ' ' || b->p[s] == '\t')) {
+        s++;
+    }
+    while (e > s && (b->p[e - 1] == ' ' || b->p[e - 1] == '\t')) {
+        e--;
+    }
+    *off = s;
+    *len = e - s;
+    return 0;
+}
+
+static int match_list(const parser_list *l, parser_kind kind, const char *ua, size_t n,
+                      pcre2_match_data *md, sbuf *b, size_t *off, size_t *len)
+{
+    static const int ua_groups[5] = {1, 2, 3, 4, 0}, os_groups[5] = {1, 2, 3, 4, 5},
+                     dev_groups[5] = {1, 0, 1, 0, 0};
+    const int *groups = kind == KIND_UA ? ua_groups : kind == KIND_OS ? os_groups : dev_groups;
+    int nf = kind == KIND_UA ? 4 : kind == KIND_OS ? 5 : 3;
+    for (size_t i = 0; i < l->n; i++) {
+        int rc = pcre2_match(l->v[i].re, (PCRE2_SPTR)ua, n, 0, 0, md, NULL);
+        if (rc < 0) {
+            continue;
+        }
+        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        for (int k = 0; k < nf; k++) {
+            if (put_field(b, l->v[i].repl[k], groups[k], ua, ov, rc, &off[k], &len[k]) < 0) {
+                return -1;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Parse ua into a freshly allocated result (free with free()). */
+static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
+{
+    size_t off[NFIELDS] = {0}, len[NFIELDS] = {0};
+    sbuf b = {0};
+    pcre2_match_data *md = pcre2_match_data_create(u->max_groups + 1, NULL);
+    static const int first[3] = {B_FAMILY, O_FAMILY, D_FAMILY};
+    int bad = !md;
+    for (int k = 0; !bad && k < 3; k++) {
+        if (!(u->parts & (1 << k))) {
+            continue;
+        }
+        int m = match_list(&u->lists[k], (parser_kind)k, ua, n, md, &b, off + first[k],
+                           len + first[k]);
+        bad = m < 0;
+        if (m == 0 || (m > 0 && len[first[k]] == 0)) {
+            off[first[k]] = b.len;
+            len[first[k]] = 5;
+            bad = bad || sb_put(&b, "Other", 5) < 0;
+        }
+    }
+    pcre2_match_data_free(md);
+    ua_result *r = bad ? NULL : malloc(sizeof(*r) + b.len + 1);
+    if (r) {
+        char *text = (char *)(r + 1);
+        if (b.len) {
+            memcpy(text, b.p, b.len);
+        }
+        for (int k = 0; k < NFIELDS; k++) {
+            r->s[k] = len[k] ? text + off[k] : NULL;
+            r->n[k] = len[k];
+        }
+    }
+    free(b.p);
+    return r;
+}
+
+/* ---- the cache ---- */
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+/* Write r into the event at u->into; called with the shard lock held on a hit. */
+static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r)
+{
+    pixel_value *obj[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < NFIELDS; k++) {
+        int part = k < O_FAMILY ? 0 : k < D_FAMILY ? 1 : 2;
+        if (!r->s[k] || !(u->parts & (1 << part))) {
+            continue;
+        }
+        if (!obj[part] && !(obj[part] = pixel_value_new_object(ev->ctx))) {
+            return PIXEL_ENOMEM;
+        }
+        pixel_value *v = pixel_value_new_string(ev->ctx, r->s[k], r->n[k]);
+        if (!v || pixel_object_set(ev->ctx, obj[part], field_names[k].key, v) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    pixel_value *into = pixel_value_new_object(ev->ctx);
+    if (!into) {
+        return PIXEL_ENOMEM;
+    }
+    for (int part = 0; part < 3; part++) {
+        if (obj[part] && pixel_object_set(ev->ctx, into, field_names[part == 0 ? B_FAMILY
+                                                                    : part == 1 ? O_FAMILY
+                                                                                : D_FAMILY].part,
+                                          obj[part]) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    return pixel_value_set_at(ev->ctx, ev->event, u->into, into) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char *ua, size_t n)
+{
+    if (!u->nsets || n > u->max_len) {
+        atomic_fetch_add_explicit(&u->uncached, 1, memory_order_relaxed);
+        ua_result *r = parse(u, ua, n);
+        int rc = r ? emit(u, ev, r) : PIXEL_ENOMEM;
+        free(r);
+        return rc;
+    }
+    uint64_t h = hash_bytes(ua, n);
+    shard *s = &u->shards[h % NSHARDS];
+    cache_entry *set = s->sets + ((h / NSHARDS) % u->nsets) * WAYS;
+    pthread_mutex_lock(&s->lock);
+    for (int w = 0; w < WAYS; w++) {
+        cache_entry *e = &set[w];
+        if (e->stamp && e->hash == h && e->ualen == n && memcmp(e->ua, ua, n) == 0) {
+            e->stamp = ++s->clock;
+            int rc = emit(u, ev, e->res);
+            pthread_mutex_unlock(&s->lock);
+            atomic_fetch_add_explicit(&u->hits, 1, memory_order_relaxed);
+            return rc;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add_explicit(&u->misses, 1, memory_order_relaxed);
+    ua_result *r = parse(u, ua, n);
+    char *copy = r ? malloc(n ? n : 1) : NULL;
+    if (!r || !copy) {
+        free(r);
+        return PIXEL_ENOMEM;
+    }
+    memcpy(copy, ua, n);
+    int rc = emit(u, ev, r);
+    pthread_mutex_lock(&s->lock);
+    cache_entry *victim = &set[0];
+    for (int w = 1; w < WAYS && victim->stamp; w++) {
+        if (set[w].stamp < victim->stamp) {
+            victim = &set[w];
+        }
+    }
+    free(victim->ua);
+    free(victim->res);
+    *victim = (cache_entry){h, ++s->clock, copy, n, r};
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- the module ---- */
+
+static const pixel_module_option options[] = {
+    {"regexes", PIXEL_OPT_PATH, "/usr/share/uap-core/regexes.yaml",
+     "uap-core's regexes.yaml", 0},
+    {"from", PIXEL_OPT_STRING, "client.user_agent",
+     "event field with the user agent (else the log's user agent)", 0},
+    {"into", PIXEL_OPT_STRING, "client.ua", "where to write {browser, os, device}", 0},
+    {"parts", PIXEL_OPT_LIST, NULL, "which of browser, os, device to parse (default: all)", 0},
+    {"cache_size", PIXEL_OPT_INT, "8192", "user agents kept in the cache (0: no cache)", 0},
+    {"max_length", PIXEL_OPT_INT, "1024", "longer user agents are parsed but not cached", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static void destroy(void *instance)
+{
+    useragent_ctx *u = instance;
+    if (!u) {
+        return;
+    }
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < u->lists[k].n; i++) {
+            pcre2_code_free(u->lists[k].v[i].re);
+            for (int r = 0; r < 5; r++) {
+                free(u->lists[k].v[i].repl[r]);
+            }
+        }
+        free(u->lists[k].v);
+    }
+    for (int s = 0; s < NSHARDS; s++) {
+        for (size_t i = 0; u->shards[s].sets && i < u->nsets * WAYS; i++) {
+            free(u->shards[s].sets[i].ua);
+            free(u->shards[s].sets[i].res);
+        }
+        free(u->shards[s].sets);
+        pthread_mutex_destroy(&u->shards[s].lock);
+    }
+    free(u->from);
+    free(u->into);
+    free(u);
+}
+
+static int create(void **instance, const pixel_module_config *cfg, pixel_error *err)
+{
+    int64_t size = pixel_module_config_int(cfg, "cache_size");
+    int64_t maxlen = pixel_module_config_int(cfg, "max_length");
+    if (size < 0 || size > (1 << 24)) {
+        return pixel_module_config_error(cfg, err, "cache_size", "cache_size must be 0..16777216");
+    }
+    if (maxlen < 1) {
+        return pixel_module_config_error(cfg, err, "max_length", "max_length must be positive");
+    }
+    useragent_ctx *u = calloc(1, sizeof(*u));
+    if (!u) {
+        return PIXEL_ENOMEM;
+    }
+    for (int s = 0; s < NSHARDS; s++) {
+        pthread_mutex_init(&u->shards[s].lock, NULL);
+    }
+    *instance = u;
+    size_t nparts = pixel_module_config_list_size(cfg, "parts");
+    u->parts = nparts ? 0 : 7;
+    for (size_t i = 0; i < nparts; i++) {
+        const char *p = pixel_module_config_list_item(cfg, "parts", i);
+        int bit = strcmp(p, "browser") == 0 ? 1 : strcmp(p, "os") == 0 ? 2
+                                              : strcmp(p, "device") == 0 ? 4 : 0;
+        if (!bit) {
+            return pixel_module_config_error(cfg, err, "parts",
+                                             "unknown part '%s' (expected browser, os, device)", p);
+        }
+        u->parts |= bit;
+    }
+    u->max_len = (size_t)maxlen;
+    u->nsets = size ? ((size_t)size + NSHARDS * WAYS - 1) / (NSHARDS * WAYS) : 0;
+    for (int s = 0; u->nsets && s < NSHARDS; s++) {
+        if (!(u->shards[s].sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    u->from = strdup(pixel_module_config_string(cfg, "from"));
+    u->into = strdup(pixel_module_config_string(cfg, "into"));
+    if (!u->from || !u->into) {
+        return PIXEL_ENOMEM;
+    }
+    int rc = load_regexes(u, pixel_module_config_string(cfg, "regexes"), err);
+    if (rc == PIXEL_EIO && !pixel_module_config_isset(cfg, "regexes")) {
+        pixel_error_clear(err);
+        return pixel_module_config_error(cfg, err, NULL,
+                                         "cannot open %s (install uap-core, or set 'regexes')",
+                                         pixel_module_config_string(cfg, "regexes"));
+    }
+    if (rc == PIXEL_EIO) {
+        pixel_error_clear(err);
+        return pixel_module_config_error(cfg, err, "regexes", "cannot open %s",
+                                         pixel_module_config_string(cfg, "regexes"));
+    }
+    return rc;
+}
+
+static int process(void *instance, pixel_module_event *ev, pixel_error *err)
+{
+    useragent_ctx *u = instance;
+    (void)err;
+    size_t n = 0;
+    const char *ua = pixel_value_string(pixel_value_at(ev->event, u->from), &n);
+    if (!ua && ev->record) {
+        ua = pixel_record_get(ev->record, "log.user_agent", &n);
+        if (ua && (n == 0 || (n == 1 && ua[0] == '-'))) {
+            ua = NULL; /* the log's "no header" */
+        }
+    }
+    if (!ua) {
+        return PIXEL_MODULE_CONTINUE; /* nothing to parse; an empty field parses as Other */
+    }
+    return lookup_or_parse(u, ev, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
+}
+
+static int stats(void *instance, char *buf, size_t size)
+{
+    useragent_ctx *u = instance;
+    unsigned long h = atomic_load(&u->hits), m = atomic_load(&u->misses);
+    int n = snprintf(buf, size, "hits=%lu misses=%lu uncached=%lu hit_rate=%.4f", h, m,
+                     atomic_load(&u->uncached), h + m ? (double)h / (double)(h + m) : 0.0);
+    return n < 0 ? -1 : 0;
+}
+
+static const pixel_module useragent_module = {
+    PIXEL_MODULE_HEADER,
+    .threading = PIXEL_MODULE_SHARED,
+    .name = "useragent",
+    .version = "1.0.0",
+    .description = "browser, OS and device from the user agent (uap-core regexes)",
+    .options = options,
+    .create = create,
+    .process = process,
+    .destroy = destroy,
+    .stats = stats,
+};
+
+PIXEL_MODULE_DEFINE(useragent_module)
