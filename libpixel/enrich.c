@@ -91,8 +91,8 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     if (!o || !n || !v) {
         return PIXEL_ENOMEM;
     }
-    pixel__object_add(o, "name", 4, n);
-    pixel__object_add(o, "version", 7, v);
+    pixel__object_add_plain(o, "name", 4, n);
+    pixel__object_add_plain(o, "version", 7, v);
     return set_path(ctx, e->into, o);
 }
 
@@ -127,7 +127,18 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     text[n] = '\0';
     if (inet_pton(AF_INET, text, addr) == 1) {
         mask_bits(addr, 4, e->v4_prefix);
-        inet_ntop(AF_INET, addr, out, INET6_ADDRSTRLEN);
+        char *o = out;
+        for (int i = 0; i < 4; i++) {
+            unsigned octet = addr[i];
+            if (octet >= 100) {
+                *o++ = (char)('0' + octet / 100);
+            }
+            if (octet >= 10) {
+                *o++ = (char)('0' + octet / 10 % 10);
+            }
+            *o++ = (char)('0' + octet % 10);
+            *o++ = i < 3 ? '.' : '\0';
+        }
     } else if (inet_pton(AF_INET6, text, addr) == 1) {
         mask_bits(addr, 16, e->v6_prefix);
         inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN);
@@ -164,7 +175,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
                     pixel_span dec;
                     size_t bad;
                     int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
-                                                   &dec, &bad);
+                                                   &dec, &bad, NULL);
                     if (rc < 0) {
                         return rc;
                     }

@@ -168,18 +168,17 @@ void pixel__uuid_from_bytes(const char *s, size_t n, char out[37])
 
 int pixel__is_uuid(const char *s, size_t n)
 {
+    /* 8-4-4-4-12 hex digits */
+    static const unsigned char dash[36] = {[8] = 1, [13] = 1, [18] = 1, [23] = 1};
     if (n != 36) {
         return 0;
     }
+    unsigned bad = 0;
     for (size_t i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') {
-                return 0;
-            }
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return 0;
-        }
+        unsigned char c = (unsigned char)s[i];
+        unsigned lc = c | 0x20u;
+        unsigned hex = ((unsigned)(c - '0') < 10u) | ((unsigned)(lc - 'a') < 6u);
+        bad |= dash[i] ? c != '-' : !hex;
     }
-    return 1;
+    return !bad;
 }

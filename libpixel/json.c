@@ -417,56 +417,97 @@ static const unsigned char needs_escape[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
 };
 
+/* Nonzero when some byte of w may need an escape (<0x20, '"', '\\', 0x7f); exact for
+ * words without such bytes, which is all that matters: others take the slow path. */
+static inline uint64_t word_needs_escape(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t lo = (w - 0x2020202020202020ull) & ~w;
+    uint64_t q = w ^ 0x2222222222222222ull;
+    uint64_t bs = w ^ 0x5C5C5C5C5C5C5C5Cull;
+    uint64_t del = w ^ 0x7F7F7F7F7F7F7F7Full;
+    q = (q - ones) & ~q;
+    bs = (bs - ones) & ~bs;
+    del = (del - ones) & ~del;
+    return (lo | q | bs | del) & high;
+}
+
+static char *escape_byte(char *o, unsigned char c)
+{
+    *o++ = '\\';
+    switch (c) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        default: /* other control characters, and DEL for log safety */
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = "0123456789abcdef"[c >> 4];
+            *o++ = "0123456789abcdef"[c & 15];
+            break;
+    }
+    return o;
+}
+
 int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
 {
-    /* Worst case 6 bytes per input byte, plus quotes. */
-    if (pixel__buf_reserve(b, len * 6 + 3) < 0) {
+    /* Worst case 6 bytes per input byte, plus quotes; +8 for the word copies. */
+    if (pixel__buf_reserve(b, len * 6 + 11) < 0) {
         return -1;
     }
     char *o = b->data + b->len;
     *o++ = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
-        const unsigned char *run = p;
-        while (p < end && !needs_escape[*p]) {
-            p++;
+        /* Eight bytes at a time while none needs an escape. */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (word_needs_escape(w)) {
+                break;
+            }
+            memcpy(o, &w, 8);
+            o += 8;
+            p += 8;
         }
-        memcpy(o, run, (size_t)(p - run));
-        o += p - run;
-        if (p == end) {
-            break;
+        if (p < end && end - p < 8) {
+            /* The tail, as one padded word: plain tails (the usual case) cost one test. */
+            size_t rem = (size_t)(end - p);
+            uint64_t w = 0x4141414141414141ull;
+            memcpy(&w, p, rem);
+            if (!word_needs_escape(w)) {
+                memcpy(o, &w, 8); /* the reserve above leaves room for the padding */
+                o += rem;
+                p = end;
+                break;
+            }
         }
-        unsigned char c = *p++;
-        *o++ = '\\';
-        switch (c) {
-            case '"':
-                *o++ = '"';
-                break;
-            case '\\':
-                *o++ = '\\';
-                break;
-            case '\n':
-                *o++ = 'n';
-                break;
-            case '\r':
-                *o++ = 'r';
-                break;
-            case '\t':
-                *o++ = 't';
-                break;
-            case '\b':
-                *o++ = 'b';
-                break;
-            case '\f':
-                *o++ = 'f';
-                break;
-            default: /* other control characters, and DEL for log safety */
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = "0123456789abcdef"[c >> 4];
-                *o++ = "0123456789abcdef"[c & 15];
-                break;
+        const unsigned char *stop = end - p >= 8 ? p + 8 : end;
+        for (; p < stop; p++) {
+            if (needs_escape[*p]) {
+                o = escape_byte(o, *p);
+            } else {
+                *o++ = (char)*p;
+            }
         }
     }
     *o++ = '"';
@@ -533,8 +574,20 @@ int pixel__json_dump(pixel_buf *b, const pixel_value *v)
                 if (m != v->u.list.head && pixel__buf_putc(b, ',') < 0) {
                     return -1;
                 }
-                if (obj && (pixel__json_escape(b, m->key, m->klen) < 0 ||
-                            pixel__buf_putc(b, ':') < 0)) {
+                if (obj && (m->flags & PIXEL_VALUE_PLAIN_KEY)) {
+                    /* a key from the configuration, checked at load: no escapes */
+                    if (pixel__buf_reserve(b, m->klen + 4) < 0) {
+                        return -1;
+                    }
+                    char *o = b->data + b->len;
+                    *o++ = '"';
+                    memcpy(o, m->key, m->klen);
+                    o += m->klen;
+                    *o++ = '"';
+                    *o++ = ':';
+                    b->len = (size_t)(o - b->data);
+                } else if (obj && (pixel__json_escape(b, m->key, m->klen) < 0 ||
+                                   pixel__buf_putc(b, ':') < 0)) {
                     return -1;
                 }
                 if (pixel__json_dump(b, m) < 0) {

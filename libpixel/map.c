@@ -261,6 +261,10 @@ static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_
         strstr(target, "..")) {
         return pixel__cfg_fail(c, kn, "'%s' is not a valid field path (a.b.c)", target);
     }
+    if (!pixel__plain_key(target, strlen(target))) {
+        return pixel__cfg_fail(c, kn, "field names may not contain quotes, backslashes or control "
+                                      "characters");
+    }
     const char *dot = strrchr(target, '.');
     f->leaf = pixel__strdup(dot ? dot + 1 : target);
     if (!f->leaf) {
@@ -560,7 +564,7 @@ static pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_val
     pixel_value *parent = object_at(ctx, p, objs, p->objects[i].parent);
     pixel_value *o = parent ? pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT) : NULL;
     if (o) {
-        pixel__object_add(parent, p->objects[i].key, p->objects[i].keylen, o);
+        pixel__object_add_plain(parent, p->objects[i].key, p->objects[i].keylen, o);
     }
     return objs[i] = o;
 }
@@ -638,7 +642,7 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
         if (!parent) {
             return PIXEL_ENOMEM;
         }
-        pixel__object_add(parent, f->leaf, f->leaflen, v);
+        pixel__object_add_plain(parent, f->leaf, f->leaflen, v);
     }
     return 0;
 }

@@ -98,39 +98,59 @@ static int hexval(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/*
+ * Decodes s into the arena (or returns a view when there is nothing to
+ * decode).  Returns 0, 1 with *bad_at on a malformed escape, or ENOMEM.
+ * *high tells whether any resulting byte is >= 0x80 (only then is a UTF-8
+ * check needed).
+ */
 int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_space,
-                          pixel_span *out, size_t *bad_at)
+                          pixel_span *out, size_t *bad_at, bool *high)
 {
-    const char *pct = memchr(s, '%', n);
-    const char *plus = plus_as_space ? memchr(s, '+', n) : NULL;
-    if (!pct && !plus) {
+    unsigned hi = 0;
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        hi |= c;
+        if (c == '%' || (c == '+' && plus_as_space)) {
+            break;
+        }
+    }
+    if (i == n) {
         *out = (pixel_span){s, n};
+        if (high) {
+            *high = (hi & 0x80) != 0;
+        }
         return 0;
     }
     char *d = pixel__arena_alloc(a, n + 1);
     if (!d) {
         return PIXEL_ENOMEM;
     }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
+    memcpy(d, s, i);
+    size_t k = i;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
+            int h = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+            int l = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            if (h < 0 || l < 0) {
                 *bad_at = i;
                 return 1;
             }
-            d[k++] = (char)(hi << 4 | lo);
+            c = (unsigned char)(h << 4 | l);
             i += 2;
         } else if (c == '+' && plus_as_space) {
-            d[k++] = ' ';
-        } else {
-            d[k++] = c;
+            c = ' ';
         }
+        hi |= c;
+        d[k++] = (char)c;
     }
     d[k] = '\0';
     *out = (pixel_span){d, k};
+    if (high) {
+        *high = (hi & 0x80) != 0;
+    }
     return 0;
 }
 
@@ -147,17 +167,27 @@ static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const c
                              (int)(name.n < 128 ? name.n : 128), name.p, esc, at);
 }
 
+/* Decode one name or value: 0 fine, 1 quarantined, <0 failure. */
 static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
-                       pixel_span name_for_msg, const char *what, pixel_span *out)
+                       bool special, bool raw_high, pixel_span name_for_msg, const char *what,
+                       pixel_span *out)
 {
-    size_t bad = 0;
-    int rc = pixel__percent_decode(&ctx->arena, s, n, p->plus_as_space, out, &bad);
-    if (rc < 0) {
-        return rc;
+    bool high = raw_high;
+    if (special) {
+        size_t bad = 0;
+        int rc = pixel__percent_decode(&ctx->arena, s, n, p->plus_as_space, out, &bad, &high);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc > 0) {
+            bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n, bad);
+            return 1;
+        }
+    } else {
+        *out = (pixel_span){s, n};
     }
-    if (rc > 0) {
-        bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n, bad);
-        return 1;
+    if (!high) {
+        return 0; /* pure ASCII is valid UTF-8 */
     }
     size_t u = pixel__utf8_check(out->p, out->n);
     if (u != out->n) {
@@ -170,6 +200,24 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, s
         return 1;
     }
     return 0;
+}
+
+static inline bool byte_matters(unsigned char c, unsigned char plus)
+{
+    return c == '&' || c == '=' || c == '%' || c == plus || c >= 0x80;
+}
+
+/* Nonzero when w may hold '&', '=', '%', the plus byte, or a byte >= 0x80. */
+static inline uint64_t word_has_any(uint64_t w, unsigned char plus)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t a = w ^ (ones * '&'), e = w ^ (ones * '='), pc = w ^ (ones * '%'),
+             pl = w ^ (ones * plus);
+    a = (a - ones) & ~a;
+    e = (e - ones) & ~e;
+    pc = (pc - ones) & ~pc;
+    pl = (pl - ones) & ~pl;
+    return (a | e | pc | pl | w) & high;
 }
 
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
@@ -186,9 +234,49 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     }
     r->nparams = 0;
     const char *s = query.p, *end = query.p + query.n;
+    const unsigned char plus = p->plus_as_space ? '+' : '%';
     while (s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *pe = amp ? amp : end;
+        /* One pass over the pair: where '=' is, whether name or value need
+         * decoding, whether any byte is non-ASCII. */
+        const char *q = s, *eq = NULL;
+        unsigned hi = 0;
+        bool name_special = false, value_special = false;
+        for (;;) {
+            /* Jump to the next byte that matters, eight bytes at a time: the
+             * lowest flagged byte of a word is exact. */
+            while (end - q >= 8) {
+                uint64_t w;
+                memcpy(&w, q, 8);
+                uint64_t m = word_has_any(w, plus);
+                if (m) {
+                    q += __builtin_ctzll(m) >> 3;
+                    break;
+                }
+                q += 8;
+            }
+            while (q < end && !byte_matters((unsigned char)*q, plus)) {
+                q++;
+            }
+            if (q >= end) {
+                break;
+            }
+            unsigned char c = (unsigned char)*q;
+            if (c == '&') {
+                break;
+            }
+            hi |= c;
+            if (c == '=' && !eq) {
+                eq = q;
+            } else if (c == '%' || c == plus) {
+                if (eq) {
+                    value_special = true;
+                } else {
+                    name_special = true;
+                }
+            }
+            q++;
+        }
+        const char *pe = q;
         if (pe == s) {
             s = pe + 1;
             continue; /* "&&" */
@@ -197,17 +285,17 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
             return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
                                      "more than %zu query parameters", p->max_params);
         }
-        const char *eq = memchr(s, '=', (size_t)(pe - s));
         const char *ne = eq ? eq : pe;
         pixel_param *pa = &r->params[r->nparams];
-        int rc = decode_part(ctx, p, s, (size_t)(ne - s), (pixel_span){NULL, 0},
-                             "parameter name", &pa->name);
+        bool high = (hi & 0x80) != 0;
+        int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high,
+                             (pixel_span){NULL, 0}, "parameter name", &pa->name);
         if (rc != 0) {
             return rc < 0 ? rc : 0;
         }
         if (eq) {
-            rc = decode_part(ctx, p, eq + 1, (size_t)(pe - eq - 1), pa->name, "parameter",
-                             &pa->value);
+            rc = decode_part(ctx, p, eq + 1, (size_t)(pe - eq - 1), value_special, high, pa->name,
+                             "parameter", &pa->value);
             if (rc != 0) {
                 return rc < 0 ? rc : 0;
             }

@@ -162,7 +162,7 @@ int pixel__parse_log(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg);
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query);
 /* Strict percent-decoding; returns 0, or a negative offset-1 of the bad escape. */
 int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_space,
-                          pixel_span *out, size_t *bad_at);
+                          pixel_span *out, size_t *bad_at, bool *high);
 
 /* map.c / convert.c */
 int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root);

@@ -76,7 +76,8 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 
 /* ---- values -------------------------------------------------------------- */
 
-#define PIXEL_VALUE_RAW 0x1u /* NUMBER: `raw` holds the literal it came from */
+#define PIXEL_VALUE_RAW 0x1u       /* NUMBER: `raw` holds the literal it came from */
+#define PIXEL_VALUE_PLAIN_KEY 0x2u /* member name needs no JSON escaping */
 
 struct pixel_value {
     uint8_t type;   /* pixel_type */
@@ -107,6 +108,9 @@ struct pixel_value {
 pixel_value *pixel__value_new(pixel_arena *a, pixel_type t);
 pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len); /* no copy */
 int pixel__object_add(pixel_value *obj, const char *key, size_t klen, pixel_value *val); /* append, no dup check */
+/* The same, for a key known to need no JSON escaping (checked with pixel__plain_key). */
+int pixel__object_add_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val);
+bool pixel__plain_key(const char *key, size_t klen);
 pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t klen);
 pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err);
 int pixel__json_dump(pixel_buf *b, const pixel_value *v);

@@ -30,8 +30,27 @@ pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len)
     return v;
 }
 
+bool pixel__plain_key(const char *key, size_t klen)
+{
+    for (size_t i = 0; i < klen; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int pixel__object_add_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
+{
+    pixel__object_add(obj, key, klen, val);
+    val->flags |= PIXEL_VALUE_PLAIN_KEY;
+    return 0;
+}
+
 int pixel__object_add(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
 {
+    val->flags &= (uint8_t)~PIXEL_VALUE_PLAIN_KEY;
     val->key = key;
     val->klen = (uint32_t)klen;
     val->next = NULL;
@@ -203,6 +222,7 @@ static void replace_member(pixel_value *obj, pixel_value *old, pixel_value *val)
     val->key = old->key;
     val->klen = old->klen;
     val->next = old->next;
+    val->flags = (uint8_t)((val->flags & ~PIXEL_VALUE_PLAIN_KEY) | (old->flags & PIXEL_VALUE_PLAIN_KEY));
     pixel_value **pp = &obj->u.list.head;
     while (*pp != old) {
         pp = &(*pp)->next;

@@ -5,6 +5,12 @@
 
 unsigned long pixel_debug_alloc_count(void);
 
+/* Strings are copied by the public constructor (the caller promises UTF-8; these are bytes). */
+static pixel_value *bytes_value(pixel_ctx *ctx, const char *s, size_t n)
+{
+    return pixel_value_new_string(ctx, s, n);
+}
+
 START_TEST(json_round_trips_compactly)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -71,6 +77,60 @@ START_TEST(strings_escape_control_characters_and_quotes)
     pixel_ctx *ctx = pixel_ctx_new();
     pixel_value *s = pixel_value_new_string(ctx, "a\"b\\c\x01\x7f\n", 8);
     ck_assert_str_eq(pixel_value_dump(ctx, s, NULL), "\"a\\\"b\\\\c\\u0001\\u007f\\n\"");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* The word-at-a-time escaper against a byte-at-a-time reference, at every length and offset. */
+static void reference_escape(const unsigned char *s, size_t n, char *out)
+{
+    char *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c == '\n') {
+            o += sprintf(o, "\\n");
+        } else if (c == '\t') {
+            o += sprintf(o, "\\t");
+        } else if (c == '\r') {
+            o += sprintf(o, "\\r");
+        } else if (c == '\b') {
+            o += sprintf(o, "\\b");
+        } else if (c == '\f') {
+            o += sprintf(o, "\\f");
+        } else if (c < 0x20 || c == 0x7f) {
+            o += sprintf(o, "\\u%04x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+}
+
+START_TEST(escaping_matches_a_reference_at_every_length)
+{
+    static const unsigned char alphabet[] = {'a', 'Z', '0', ' ', '"', '\\', 0x01, 0x1f, 0x7f, 0xc3,
+                                             0xa9, '\n', 0x20, 0x21, 0x5b, 0x5d};
+    pixel_ctx *ctx = pixel_ctx_new();
+    unsigned seed = 12345;
+    for (int round = 0; round < 3000; round++) {
+        unsigned char s[64];
+        size_t n = (size_t)(round % 40);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* mostly plain letters, so that the fast path gets exercised too */
+            s[i] = (seed >> 16) % 4 ? (unsigned char)('a' + (seed >> 8) % 26)
+                                    : alphabet[(seed >> 20) % sizeof(alphabet)];
+        }
+        char expect[400];
+        reference_escape(s, n, expect);
+        pixel_value *v = bytes_value(ctx, (const char *)s, n);
+        ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), expect);
+    }
     pixel_ctx_free(ctx);
 }
 END_TEST
@@ -153,6 +213,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, json_limits_nesting);
     tcase_add_test(tc, big_integers_become_numbers_and_keep_their_text);
     tcase_add_test(tc, strings_escape_control_characters_and_quotes);
+    tcase_add_test(tc, escaping_matches_a_reference_at_every_length);
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
