@@ -42,8 +42,15 @@ static int seed(const pixel_pipeline *p, pixel_ctx *ctx, const char *json, size_
         /* Re-create the member: set_at needs a fresh node. */
         size_t vn;
         const char *vs = pixel_value_string(m, &vn);
-        pixel_value *v = vs ? pixel_value_new_string(ctx, vs, vn)
-                            : pixel_json_parse(ctx, pixel_value_dump(ctx, m, &vn), vn, err);
+        pixel_value *v = NULL;
+        if (vs) {
+            v = pixel_value_new_string(ctx, vs, vn);
+        } else {
+            /* A copy through text, kept in the arena (the dump buffer is reused). */
+            const char *js = pixel_value_dump(ctx, m, &vn);
+            const char *copy = js ? pixel_module_printf(ctx, "%s", js) : NULL;
+            v = copy ? pixel_json_parse(ctx, copy, vn, err) : NULL;
+        }
         if (!v || pixel_value_set_at(ctx, ev, key, v) < 0) {
             return PIXEL_ENOMEM;
         }

@@ -1,0 +1,346 @@
+/*
+ * botfilter: drops (or flags) bots and crawlers.
+ *
+ * Three tests, in this order; the first that matches decides:
+ *
+ *   1. families: the user agent families the useragent module wrote
+ *      (`family_fields`, e.g. client.ua.device.family = "Spider") against
+ *      a list of known bot families;
+ *   2. patterns: case-insensitive PCRE2 regexes against the raw user agent;
+ *   3. ip_ranges: CIDR ranges (IPv4 and IPv6) against the client address,
+ *      by default the log's own field (log.client), so that an earlier
+ *      anonymize_ip does not hide it.
+ *
+ * action: drop  -> the line is dropped (counted per module by the host);
+ *         flag  -> `flag_field` is set to the rule that matched, e.g.
+ *                  "family:Googlebot", and the event goes on.
+ *
+ * One instance per thread (each has its own PCRE2 match data); counters
+ * are per instance and summed by the host's stats.
+ */
+#include <arpa/inet.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <pixel/module.h>
+
+static const char *const default_families[] = {
+    "Spider",     "Googlebot",  "Googlebot-Image", "Googlebot-News", "bingbot",
+    "YandexBot",  "Baiduspider", "DuckDuckBot",    "AhrefsBot",      "SemrushBot",
+    "MJ12bot",    "DotBot",     "PetalBot",        "Applebot",       "facebookexternalhit",
+    "Twitterbot", "Slurp",      "Bytespider",      "GPTBot",         NULL,
+};
+
+static const char *const default_patterns[] = {
+    "(?:^|[^a-z])(?:[a-z0-9_-]*bot|crawler|spider|slurp|scraper)/[0-9]",
+    "^(?:curl|wget|python-requests|python-urllib|go-http-client|java|libwww-perl|okhttp|"
+    "scrapy|httpclient|axios|node-fetch)/",
+    "headlesschrome/|phantomjs/|\\+https?://",
+    NULL,
+};
+
+typedef struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int prefix;
+    char *text;
+} cidr;
+
+typedef struct botfilter_ctx {
+    int flag; /* 0 drop, 1 flag */
+    char *flag_field;
+    char **families;
+    size_t nfamilies;
+    char **family_fields;
+    size_t nfamily_fields;
+    pcre2_code **patterns;
+    size_t npatterns;
+    pcre2_match_data *md;
+    cidr *ranges;
+    size_t nranges;
+    char *ua_from, *ip_from;
+    atomic_ulong checked, by_family, by_pattern, by_ip; /* read by stats() from other threads */
+} botfilter_ctx;
+
+static const pixel_module_option options[] = {
+    {"action", PIXEL_OPT_STRING, "drop", "drop the line, or flag it and go on", 0},
+    {"flag_field", PIXEL_OPT_STRING, "client.bot", "with action flag: where the rule is written", 0},
+    {"families", PIXEL_OPT_LIST, NULL, "bot user agent families (default: a built-in list)", 0},
+    {"family_fields", PIXEL_OPT_LIST, NULL,
+     "event fields with families (default: client.ua.browser.family, client.ua.device.family)", 0},
+    {"patterns", PIXEL_OPT_LIST, NULL, "case-insensitive regexes on the user agent (default: "
+                                       "built-in)", 0},
+    {"ip_ranges", PIXEL_OPT_LIST, NULL, "CIDR ranges of bot addresses", 0},
+    {"user_agent", PIXEL_OPT_STRING, "log.user_agent", "where the raw user agent is", 0},
+    {"client_ip", PIXEL_OPT_STRING, "log.client", "where the client address is", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void destroy(void *instance)
+{
+    botfilter_ctx *b = instance;
+    if (!b) {
+        return;
+    }
+    free(b->flag_field);
+    free_list(b->families, b->nfamilies);
+    free_list(b->family_fields, b->nfamily_fields);
+    for (size_t i = 0; i < b->npatterns; i++) {
+        pcre2_code_free(b->patterns[i]);
+    }
+    free(b->patterns);
+    pcre2_match_data_free(b->md);
+    for (size_t i = 0; i < b->nranges; i++) {
+        free(b->ranges[i].text);
+    }
+    free(b->ranges);
+    free(b->ua_from);
+    free(b->ip_from);
+    free(b);
+}
+
+/* The option's list, or the built-in default; strdup'd. */
+static int copy_list(const pixel_module_config *cfg, const char *name, const char *const *dflt,
+                     char ***out, size_t *n)
+{
+    int given = pixel_module_config_isset(cfg, name);
+    size_t k = 0;
+    if (given) {
+        k = pixel_module_config_list_size(cfg, name);
+    } else {
+        while (dflt && dflt[k]) {
+            k++;
+        }
+    }
+    *out = calloc(k ? k : 1, sizeof(char *));
+    if (!*out) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const char *s = given ? pixel_module_config_list_item(cfg, name, i) : dflt[i];
+        if (!((*out)[i] = strdup(s))) {
+            return PIXEL_ENOMEM;
+        }
+        *n = i + 1;
+    }
+    return 0;
+}
+
+static int parse_cidr(const char *s, cidr *c)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    c->family = strchr(buf, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(c->family, buf, c->addr) != 1) {
+        return -1;
+    }
+    int max = c->family == AF_INET ? 32 : 128;
+    c->prefix = max;
+    if (slash) {
+        char *end;
+        long p = strtol(slash + 1, &end, 10);
+        if (!slash[1] || *end || p < 0 || p > max) {
+            return -1;
+        }
+        c->prefix = (int)p;
+    }
+    return 0;
+}
+
+static int in_range(const cidr *c, int family, const unsigned char *a)
+{
+    if (c->family != family) {
+        return 0;
+    }
+    int full = c->prefix / 8, rest = c->prefix % 8;
+    if (memcmp(c->addr, a, (size_t)full) != 0) {
+        return 0;
+    }
+    unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+    return rest == 0 || (c->addr[full] & mask) == (a[full] & mask);
+}
+
+static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pixel_error *err)
+{
+    char **src = NULL;
+    size_t n = 0;
+    int rc = copy_list(cfg, "patterns", default_patterns, &src, &n);
+    b->patterns = rc == 0 ? calloc(n ? n : 1, sizeof(pcre2_code *)) : NULL;
+    for (size_t i = 0; rc == 0 && b->patterns && i < n; i++) {
+        int ec;
+        PCRE2_SIZE off;
+        b->patterns[i] = pcre2_compile((PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
+                                       &ec, &off, NULL);
+        if (!b->patterns[i]) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(ec, msg, sizeof(msg));
+            rc = pixel_module_config_error(cfg, err, "patterns", "pattern '%s': %s at offset %zu",
+                                           src[i], (char *)msg, (size_t)off);
+            break;
+        }
+        b->npatterns++;
+        pcre2_jit_compile(b->patterns[i], PCRE2_JIT_COMPLETE);
+    }
+    free_list(src, n);
+    if (rc == 0 && !b->patterns) {
+        rc = PIXEL_ENOMEM;
+    }
+    if (rc == 0 && !(b->md = pcre2_match_data_create(1, NULL))) {
+        rc = PIXEL_ENOMEM;
+    }
+    return rc;
+}
+
+static int create(void **instance, const pixel_module_config *cfg, pixel_error *err)
+{
+    static const char *const default_fields[] = {"client.ua.browser.family",
+                                                 "client.ua.device.family", NULL};
+    botfilter_ctx *b = calloc(1, sizeof(*b));
+    if (!b) {
+        return PIXEL_ENOMEM;
+    }
+    *instance = b;
+    const char *action = pixel_module_config_string(cfg, "action");
+    if (strcmp(action, "drop") != 0 && strcmp(action, "flag") != 0) {
+        return pixel_module_config_error(cfg, err, "action", "action is drop or flag, not '%s'",
+                                         action);
+    }
+    b->flag = strcmp(action, "flag") == 0;
+    b->flag_field = strdup(pixel_module_config_string(cfg, "flag_field"));
+    b->ua_from = strdup(pixel_module_config_string(cfg, "user_agent"));
+    b->ip_from = strdup(pixel_module_config_string(cfg, "client_ip"));
+    if (!b->flag_field || !b->ua_from || !b->ip_from) {
+        return PIXEL_ENOMEM;
+    }
+    int rc;
+    if ((rc = copy_list(cfg, "families", default_families, &b->families, &b->nfamilies)) < 0 ||
+        (rc = copy_list(cfg, "family_fields", default_fields, &b->family_fields,
+                        &b->nfamily_fields)) < 0 ||
+        (rc = compile_patterns(b, cfg, err)) < 0) {
+        return rc;
+    }
+    size_t nr = pixel_module_config_list_size(cfg, "ip_ranges");
+    if (!(b->ranges = calloc(nr ? nr : 1, sizeof(cidr)))) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const char *s = pixel_module_config_list_item(cfg, "ip_ranges", i);
+        if (parse_cidr(s, &b->ranges[i]) < 0) {
+            return pixel_module_config_error(cfg, err, "ip_ranges",
+                                             "'%s' is not an address or CIDR range", s);
+        }
+        if (!(b->ranges[i].text = strdup(s))) {
+            return PIXEL_ENOMEM;
+        }
+        b->nranges++;
+    }
+    return 0;
+}
+
+/* A record field ("log.*", "syslog.*", "query.*") or an event field. */
+static const char *get(pixel_module_event *ev, const char *from, size_t *n)
+{
+    if (ev->record && (strncmp(from, "log.", 4) == 0 || strncmp(from, "syslog.", 7) == 0 ||
+                       strncmp(from, "query.", 6) == 0)) {
+        return pixel_record_get(ev->record, from, n);
+    }
+    return pixel_value_string(pixel_value_at(ev->event, from), n);
+}
+
+static int verdict(botfilter_ctx *b, pixel_module_event *ev, const char *rule)
+{
+    if (!rule) {
+        return PIXEL_ENOMEM;
+    }
+    if (!b->flag) {
+        ev->message = rule;
+        return PIXEL_MODULE_DROP;
+    }
+    pixel_value *v = pixel_value_new_string(ev->ctx, rule, strlen(rule));
+    return v && pixel_value_set_at(ev->ctx, ev->event, b->flag_field, v) == 0 ? PIXEL_MODULE_CONTINUE
+                                                                              : PIXEL_ENOMEM;
+}
+
+static int process(void *instance, pixel_module_event *ev, pixel_error *err)
+{
+    botfilter_ctx *b = instance;
+    (void)err;
+    atomic_fetch_add_explicit(&b->checked, 1, memory_order_relaxed);
+    size_t n;
+    for (size_t i = 0; i < b->nfamily_fields; i++) {
+        const char *fam = pixel_value_string(pixel_value_at(ev->event, b->family_fields[i]), &n);
+        for (size_t k = 0; fam && k < b->nfamilies; k++) {
+            if (strlen(b->families[k]) == n && memcmp(b->families[k], fam, n) == 0) {
+                atomic_fetch_add_explicit(&b->by_family, 1, memory_order_relaxed);
+                return verdict(b, ev, pixel_module_printf(ev->ctx, "family:%s", b->families[k]));
+            }
+        }
+    }
+    const char *ua = get(ev, b->ua_from, &n);
+    for (size_t i = 0; ua && i < b->npatterns; i++) {
+        if (pcre2_match(b->patterns[i], (PCRE2_SPTR)ua, n, 0, 0, b->md, NULL) >= 0) {
+            atomic_fetch_add_explicit(&b->by_pattern, 1, memory_order_relaxed);
+            return verdict(b, ev, pixel_module_printf(ev->ctx, "pattern:%zu", i + 1));
+        }
+    }
+    const char *ip = b->nranges ? get(ev, b->ip_from, &n) : NULL;
+    char text[64];
+    unsigned char addr[16];
+    if (ip && n < sizeof(text)) {
+        memcpy(text, ip, n);
+        text[n] = '\0';
+        int fam = strchr(text, ':') ? AF_INET6 : AF_INET;
+        for (size_t i = 0; inet_pton(fam, text, addr) == 1 && i < b->nranges; i++) {
+            if (in_range(&b->ranges[i], fam, addr)) {
+                atomic_fetch_add_explicit(&b->by_ip, 1, memory_order_relaxed);
+                return verdict(b, ev, pixel_module_printf(ev->ctx, "ip:%s", b->ranges[i].text));
+            }
+        }
+    }
+    return PIXEL_MODULE_CONTINUE;
+}
+
+static int stats(void *instance, char *buf, size_t size)
+{
+    botfilter_ctx *b = instance;
+    unsigned long f = atomic_load(&b->by_family), p = atomic_load(&b->by_pattern),
+                  i = atomic_load(&b->by_ip);
+    return snprintf(buf, size, "checked=%lu bots=%lu by_family=%lu by_pattern=%lu by_ip=%lu",
+                    atomic_load(&b->checked), f + p + i, f, p, i) < 0
+               ? -1
+               : 0;
+}
+
+static const pixel_module botfilter_module = {
+    PIXEL_MODULE_HEADER,
+    .threading = PIXEL_MODULE_PER_THREAD,
+    .name = "botfilter",
+    .version = "1.0.0",
+    .description = "drop or flag bots: user agent families, patterns, IP ranges",
+    .options = options,
+    .create = create,
+    .process = process,
+    .destroy = destroy,
+    .stats = stats,
+};
+
+PIXEL_MODULE_DEFINE(botfilter_module)

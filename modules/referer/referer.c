@@ -1,0 +1,563 @@
+/*
+ * referer: classifies where a visit came from.
+ *
+ * The referer URL (by default the event's page.referrer) gets a medium:
+ *
+ *   direct    no referer at all (option `direct`);
+ *   internal  its host is one of `internal_hosts` (or a subdomain), or the
+ *             host of the page itself (`page_url`);
+ *   search, social, email, paid
+ *             its host (or a parent domain) is in the YAML table
+ *             (referers.yaml: medium -> source -> {domains, parameters});
+ *             for search, the terms come from the source's parameters;
+ *   unknown   anything else.
+ *
+ * A landing page URL carrying an ad click ID (`paid_parameters`, e.g.
+ * gclid) or utm_medium=cpc/ppc/paid turns the medium into paid, keeping the
+ * source.  The result goes to `into`: {medium, source, host, term}.
+ *
+ * The table is read-only after create(): one shared instance.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include <pixel/module.h>
+
+#ifndef REFERER_TABLE
+#define REFERER_TABLE "/usr/local/share/libpixel/referers.yaml"
+#endif
+
+typedef struct source {
+    char *medium, *name;
+    char **params;
+    size_t nparams;
+} source;
+
+typedef struct domain {
+    char *host;
+    const source *src;
+} domain;
+
+typedef struct referer_ctx {
+    source *sources;
+    size_t nsources, capsources;
+    domain *domains; /* sorted by host */
+    size_t ndomains, capdomains;
+    char **internal;
+    size_t ninternal;
+    char **paid;
+    size_t npaid;
+    char *from, *into, *page;
+    int direct;
+} referer_ctx;
+
+static const pixel_module_option options[] = {
+    {"table", PIXEL_OPT_PATH, REFERER_TABLE, "the YAML table of known referers", 0},
+    {"from", PIXEL_OPT_STRING, "page.referrer", "event field with the referer URL", 0},
+    {"into", PIXEL_OPT_STRING, "referer", "where {medium, source, host, term} goes", 0},
+    {"page_url", PIXEL_OPT_STRING, "page.url", "event field with the page URL (its host is "
+                                               "internal; its ad parameters mean paid)", 0},
+    {"internal_hosts", PIXEL_OPT_LIST, NULL, "the site's own domains (subdomains included)", 0},
+    {"paid_parameters", PIXEL_OPT_LIST, NULL,
+     "landing page parameters that mean paid (default gclid, msclkid, dclid, gbraid, wbraid)", 0},
+    {"direct", PIXEL_OPT_BOOL, "true", "write medium 'direct' when there is no referer", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+/* ---- the table ---- */
+
+static void lower(char *s)
+{
+    for (; *s; s++) {
+        if (*s >= 'A' && *s <= 'Z') {
+            *s = (char)(*s + 32);
+        }
+    }
+}
+
+static yaml_node_t *node(yaml_document_t *d, int id)
+{
+    return yaml_document_get_node(d, id);
+}
+
+static const char *sc(yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static yaml_node_t *get(yaml_document_t *d, yaml_node_t *map, const char *key)
+{
+    if (!map || map->type != YAML_MAPPING_NODE) {
+        return NULL;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const char *k = sc(node(d, p->key));
+        if (k && strcmp(k, key) == 0) {
+            return node(d, p->value);
+        }
+    }
+    return NULL;
+}
+
+static int strings(yaml_document_t *d, yaml_node_t *seq, char ***out, size_t *n)
+{
+    size_t k = seq && seq->type == YAML_SEQUENCE_NODE
+                   ? (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start)
+                   : 0;
+    *n = 0;
+    *out = calloc(k ? k : 1, sizeof(char *));
+    if (!*out) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const char *s = sc(node(d, seq->data.sequence.items.start[i]));
+        if (s && !((*out)[(*n)++] = strdup(s))) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int add_source(referer_ctx *r, yaml_document_t *d, const char *medium, const char *name,
+                      yaml_node_t *def)
+{
+    if (r->nsources == r->capsources) {
+        /* Domains point at sources: grow by rebuilding their pointers. */
+        size_t cap = r->capsources ? r->capsources * 2 : 64;
+        source *s = realloc(r->sources, cap * sizeof(*s));
+        if (!s) {
+            return PIXEL_ENOMEM;
+        }
+        for (size_t i = 0; i < r->ndomains; i++) {
+            r->domains[i].src = s + (r->domains[i].src - r->sources);
+        }
+        r->sources = s;
+        r->capsources = cap;
+    }
+    source *s = &r->sources[r->nsources++];
+    memset(s, 0, sizeof(*s));
+    if (!(s->medium = strdup(medium)) || !(s->name = strdup(name)) ||
+        strings(d, get(d, def, "parameters"), &s->params, &s->nparams) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    char **doms;
+    size_t nd;
+    if (strings(d, get(d, def, "domains"), &doms, &nd) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        char *slash = strchr(doms[i], '/');
+        if (slash) {
+            *slash = '\0'; /* hosts only */
+        }
+        lower(doms[i]);
+        if (r->ndomains == r->capdomains) {
+            size_t cap = r->capdomains ? r->capdomains * 2 : 256;
+            domain *dm = realloc(r->domains, cap * sizeof(*dm));
+            if (!dm) {
+                for (; i < nd; i++) {
+                    free(doms[i]);
+                }
+                free(doms);
+                return PIXEL_ENOMEM;
+            }
+            r->domains = dm;
+            r->capdomains = cap;
+        }
+        r->domains[r->ndomains++] = (domain){doms[i], s};
+    }
+    free(doms);
+    return 0;
+}
+
+static int by_host(const void *a, const void *b)
+{
+    return strcmp(((const domain *)a)->host, ((const domain *)b)->host);
+}
+
+static int load_table(referer_ctx *r, const pixel_module_config *cfg, pixel_error *err)
+{
+    const char *file = pixel_module_config_string(cfg, "table");
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        return pixel_module_config_error(cfg, err, "table", "cannot open the referer table %s",
+                                         file);
+    }
+    yaml_parser_t y;
+    yaml_document_t d;
+    if (!yaml_parser_initialize(&y)) {
+        fclose(f);
+        return PIXEL_ENOMEM;
+    }
+    yaml_parser_set_input_file(&y, f);
+    int ok = yaml_parser_load(&y, &d), rc = 0;
+    if (!ok) {
+        rc = pixel_module_config_error(cfg, err, "table", "%s:%lu:%lu: YAML: %s", file,
+                                       (unsigned long)y.problem_mark.line + 1,
+                                       (unsigned long)y.problem_mark.column + 1,
+                                       y.problem ? y.problem : "syntax error");
+    }
+    yaml_parser_delete(&y);
+    fclose(f);
+    if (!ok) {
+        return rc;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&d);
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        rc = pixel_module_config_error(cfg, err, "table", "%s: expected medium -> source -> "
+                                                          "{domains, parameters}", file);
+    }
+    for (yaml_node_pair_t *m = rc ? NULL : root->data.mapping.pairs.start;
+         m && m < root->data.mapping.pairs.top && rc == 0; m++) {
+        const char *medium = sc(node(&d, m->key));
+        yaml_node_t *srcs = node(&d, m->value);
+        if (!medium || !srcs || srcs->type != YAML_MAPPING_NODE) {
+            rc = pixel_module_config_error(cfg, err, "table", "%s:%lu: a medium maps source names "
+                                                              "to {domains, parameters}",
+                                           file, (unsigned long)srcs->start_mark.line + 1);
+            break;
+        }
+        for (yaml_node_pair_t *s = srcs->data.mapping.pairs.start;
+             s < srcs->data.mapping.pairs.top && rc == 0; s++) {
+            const char *name = sc(node(&d, s->key));
+            rc = name ? add_source(r, &d, medium, name, node(&d, s->value)) : 0;
+        }
+    }
+    yaml_document_delete(&d);
+    if (rc == 0) {
+        qsort(r->domains, r->ndomains, sizeof(domain), by_host);
+    }
+    return rc;
+}
+
+/* ---- lifecycle ---- */
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void destroy(void *instance)
+{
+    referer_ctx *r = instance;
+    if (!r) {
+        return;
+    }
+    for (size_t i = 0; i < r->nsources; i++) {
+        free(r->sources[i].medium);
+        free(r->sources[i].name);
+        free_list(r->sources[i].params, r->sources[i].nparams);
+    }
+    free(r->sources);
+    for (size_t i = 0; i < r->ndomains; i++) {
+        free(r->domains[i].host);
+    }
+    free(r->domains);
+    free_list(r->internal, r->ninternal);
+    free_list(r->paid, r->npaid);
+    free(r->from);
+    free(r->into);
+    free(r->page);
+    free(r);
+}
+
+static int copy_list(const pixel_module_config *cfg, const char *name, const char *const *dflt,
+                     char ***out, size_t *n)
+{
+    int given = pixel_module_config_isset(cfg, name);
+    size_t k = 0;
+    if (given) {
+        k = pixel_module_config_list_size(cfg, name);
+    } else {
+        while (dflt && dflt[k]) {
+            k++;
+        }
+    }
+    *out = calloc(k ? k : 1, sizeof(char *));
+    if (!*out) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const char *s = given ? pixel_module_config_list_item(cfg, name, i) : dflt[i];
+        if (!((*out)[i] = strdup(s))) {
+            return PIXEL_ENOMEM;
+        }
+        lower((*out)[i]);
+        *n = i + 1;
+    }
+    return 0;
+}
+
+static int create(void **instance, const pixel_module_config *cfg, pixel_error *err)
+{
+    static const char *const paid[] = {"gclid", "msclkid", "dclid", "gbraid", "wbraid", NULL};
+    referer_ctx *r = calloc(1, sizeof(*r));
+    if (!r) {
+        return PIXEL_ENOMEM;
+    }
+    *instance = r;
+    r->direct = pixel_module_config_bool(cfg, "direct");
+    r->from = strdup(pixel_module_config_string(cfg, "from"));
+    r->into = strdup(pixel_module_config_string(cfg, "into"));
+    r->page = strdup(pixel_module_config_string(cfg, "page_url"));
+    if (!r->from || !r->into || !r->page) {
+        return PIXEL_ENOMEM;
+    }
+    int rc = copy_list(cfg, "internal_hosts", NULL, &r->internal, &r->ninternal);
+    if (rc == 0) {
+        rc = copy_list(cfg, "paid_parameters", paid, &r->paid, &r->npaid);
+    }
+    return rc < 0 ? rc : load_table(r, cfg, err);
+}
+
+/* ---- classifying ---- */
+
+typedef struct url {
+    const char *host, *query;
+    size_t hostlen, querylen;
+} url;
+
+static int split_url(const char *s, size_t n, url *u)
+{
+    const char *end = s + n, *colon = memchr(s, ':', n);
+    memset(u, 0, sizeof(*u));
+    if (!colon || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
+        return -1;
+    }
+    const char *h = colon + 3, *p = h;
+    while (p < end && *p != '/' && *p != '?' && *p != '#') {
+        p++;
+    }
+    const char *at = memchr(h, '@', (size_t)(p - h));
+    if (at) {
+        h = at + 1;
+    }
+    const char *port = h;
+    while (port < p && *port != ':') {
+        port++;
+    }
+    u->host = h;
+    u->hostlen = (size_t)(port - h);
+    while (u->hostlen && h[u->hostlen - 1] == '.') {
+        u->hostlen--;
+    }
+    while (p < end && *p != '?' && *p != '#') {
+        p++;
+    }
+    if (p < end && *p == '?') {
+        const char *q = ++p;
+        while (p < end && *p != '#') {
+            p++;
+        }
+        u->query = q;
+        u->querylen = (size_t)(p - q);
+    }
+    return u->hostlen ? 0 : -1;
+}
+
+/* host equals d or is a subdomain of it (case-insensitive host). */
+static int host_in(const char *host, size_t n, const char *d)
+{
+    size_t dn = strlen(d);
+    return n >= dn && strncasecmp(host + n - dn, d, dn) == 0 &&
+           (n == dn || host[n - dn - 1] == '.');
+}
+
+static const domain *find(const referer_ctx *r, const char *host, size_t n)
+{
+    char buf[256];
+    if (n >= sizeof(buf)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] + 32) : host[i];
+    }
+    buf[n] = '\0';
+    /* The host, then each parent domain: www.google.co.uk, google.co.uk, co.uk, uk. */
+    for (const char *h = buf; h; h = strchr(h, '.') ? strchr(h, '.') + 1 : NULL) {
+        domain key = {(char *)h, NULL};
+        const domain *d = bsearch(&key, r->domains, r->ndomains, sizeof(domain), by_host);
+        if (d) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int valid_utf8(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xC2 && c <= 0xDF ? 1 : (c & 0xF0) == 0xE0 ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+        if (!k || i + k >= n) {
+            return 0;
+        }
+        unsigned c1 = s[i + 1];
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
+            (c == 0xF4 && c1 >= 0x90)) {
+            return 0; /* overlong, surrogate, beyond U+10FFFF */
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) {
+                return 0;
+            }
+        }
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* The decoded value of parameter `name` in query q, into the arena; NULL if absent/bad. */
+static pixel_value *param(pixel_ctx *ctx, const char *q, size_t qn, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *end = q + qn;
+    for (const char *s = q; s < end;) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *pe = amp ? amp : end;
+        if ((size_t)(pe - s) > nl && memcmp(s, name, nl) == 0 && s[nl] == '=') {
+            const char *v = s + nl + 1;
+            size_t vn = (size_t)(pe - v), k = 0;
+            char *out = malloc(vn + 1);
+            if (!out) {
+                return NULL;
+            }
+            for (size_t i = 0; i < vn; i++) {
+                int hi, lo;
+                if (v[i] == '%' && i + 2 < vn && (hi = hexval(v[i + 1])) >= 0 &&
+                    (lo = hexval(v[i + 2])) >= 0) {
+                    out[k++] = (char)(hi * 16 + lo);
+                    i += 2;
+                } else {
+                    out[k++] = v[i] == '+' ? ' ' : v[i];
+                }
+            }
+            pixel_value *val = k && valid_utf8((unsigned char *)out, k)
+                                   ? pixel_value_new_string(ctx, out, k)
+                                   : NULL;
+            free(out);
+            return val;
+        }
+        s = pe + 1;
+    }
+    return NULL;
+}
+
+static int has_param(const url *u, const char *name, const char *const *values)
+{
+    size_t nl = strlen(name);
+    const char *end = u->query + u->querylen;
+    for (const char *s = u->query; s && s < end;) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *pe = amp ? amp : end;
+        if ((size_t)(pe - s) >= nl && memcmp(s, name, nl) == 0 && (s + nl == pe || s[nl] == '=')) {
+            if (!values) {
+                return 1;
+            }
+            const char *v = s + nl + 1;
+            for (size_t i = 0; s + nl < pe && values[i]; i++) {
+                if ((size_t)(pe - v) == strlen(values[i]) &&
+                    strncasecmp(v, values[i], strlen(values[i])) == 0) {
+                    return 1;
+                }
+            }
+        }
+        s = pe + 1;
+    }
+    return 0;
+}
+
+static int set(pixel_ctx *ctx, pixel_value *o, const char *key, const char *s, size_t n)
+{
+    pixel_value *v = s ? pixel_value_new_string(ctx, s, n) : NULL;
+    return s && (!v || pixel_object_set(ctx, o, key, v) < 0) ? -1 : 0;
+}
+
+static int process(void *instance, pixel_module_event *ev, pixel_error *err)
+{
+    static const char *const paid_media[] = {"cpc", "ppc", "paid", "paidsearch", "display", NULL};
+    referer_ctx *r = instance;
+    (void)err;
+    size_t n = 0, pn = 0;
+    const char *ref = pixel_value_string(pixel_value_at(ev->event, r->from), &n);
+    const char *page = pixel_value_string(pixel_value_at(ev->event, r->page), &pn);
+    url ru, pu;
+    int have_page = page && split_url(page, pn, &pu) == 0;
+    const char *medium = "unknown", *src = NULL;
+    pixel_value *term = NULL;
+    const domain *d = NULL;
+    if (!ref || n == 0) {
+        if (!r->direct) {
+            return PIXEL_MODULE_CONTINUE;
+        }
+        medium = "direct";
+        ru.host = NULL;
+        ru.hostlen = 0;
+    } else if (split_url(ref, n, &ru) < 0) {
+        ru.host = NULL;
+        ru.hostlen = 0;
+    } else {
+        int internal = have_page && pu.hostlen == ru.hostlen &&
+                       strncasecmp(pu.host, ru.host, ru.hostlen) == 0;
+        for (size_t i = 0; !internal && i < r->ninternal; i++) {
+            internal = host_in(ru.host, ru.hostlen, r->internal[i]);
+        }
+        if (internal) {
+            medium = "internal";
+        } else if ((d = find(r, ru.host, ru.hostlen))) {
+            medium = d->src->medium;
+            src = d->src->name;
+            for (size_t i = 0; ru.query && i < d->src->nparams && !term; i++) {
+                term = param(ev->ctx, ru.query, ru.querylen, d->src->params[i]);
+            }
+        }
+    }
+    if (have_page && pu.query && strcmp(medium, "internal") != 0) {
+        int paid = has_param(&pu, "utm_medium", paid_media);
+        for (size_t i = 0; !paid && i < r->npaid; i++) {
+            paid = has_param(&pu, r->paid[i], NULL);
+        }
+        if (paid) {
+            medium = "paid";
+        }
+    }
+    pixel_value *o = pixel_value_new_object(ev->ctx);
+    if (!o || set(ev->ctx, o, "medium", medium, strlen(medium)) < 0 ||
+        set(ev->ctx, o, "source", src, src ? strlen(src) : 0) < 0 ||
+        set(ev->ctx, o, "host", ru.host, ru.hostlen) < 0 ||
+        (term && pixel_object_set(ev->ctx, o, "term", term) < 0) ||
+        pixel_value_set_at(ev->ctx, ev->event, r->into, o) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    return PIXEL_MODULE_CONTINUE;
+}
+
+static const pixel_module referer_module = {
+    PIXEL_MODULE_HEADER,
+    .threading = PIXEL_MODULE_SHARED,
+    .name = "referer",
+    .version = "1.0.0",
+    .description = "referer medium (internal, search, social, email, paid, unknown) and search terms",
+    .options = options,
+    .create = create,
+    .process = process,
+    .destroy = destroy,
+};
+
+PIXEL_MODULE_DEFINE(referer_module)

