@@ -161,7 +161,9 @@ static int add_part(pixel_ctx *ctx, pixel_value *o, const char *key, const char 
 
 static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size_t qn)
 {
+    /* utm_X -> campaign.Y */
     static const char *const keys[] = {"source", "medium", "campaign", "term", "content"};
+    static const char *const names[] = {"source", "medium", "name", "term", "content"};
     pixel_value *camp = NULL;
     const char *s = q, *end = q + qn;
     while (s < end) {
@@ -185,7 +187,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part(ctx, camp, keys[k], dec.p, dec.n) < 0) {
+                    if (add_part(ctx, camp, names[k], dec.p, dec.n) < 0) {
                         return PIXEL_ENOMEM;
                     }
                 }

@@ -91,7 +91,7 @@ START_TEST(urls_are_decomposed_with_campaign_fields)
                      "{\"page\":{\"url\":\"https://u@www.example.com:8443/a/b?utm_source=news&utm_campaign=Fall+2026&x=1#top\","
                      "\"scheme\":\"https\",\"host\":\"www.example.com:8443\",\"path\":\"/a/b\","
                      "\"query\":\"utm_source=news&utm_campaign=Fall+2026&x=1\","
-                     "\"campaign\":{\"source\":\"news\",\"campaign\":\"Fall 2026\"},\"fragment\":\"top\"}}");
+                     "\"campaign\":{\"source\":\"news\",\"name\":\"Fall 2026\"},\"fragment\":\"top\"}}");
     ck_assert_int_eq(run(p, ctx, LINE("url=not+a+url")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("page.host"), "(absent)");
     pixel_pipeline_free(p);
