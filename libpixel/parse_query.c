@@ -89,13 +89,24 @@ int pixel__slot_for_param(pixel_pipeline *p, const char *name)
     return rebuild_hash(p) < 0 ? -1 : (int)p->nslots - 1;
 }
 
-static int hexval(unsigned char c)
+/* Hex digit values; -1 for other bytes. */
+static const signed char hex_tab[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  -1, -1, -1, -1, -1, -1, -1, 10, 11, 12, 13, 14, 15, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+static inline int hexval(unsigned char c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return hex_tab[c];
 }
 
 /*
@@ -129,7 +140,31 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
     }
     memcpy(d, s, i);
     size_t k = i;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const unsigned char plus = plus_as_space ? '+' : '%';
     for (; i < n; i++) {
+        /* Copy plain runs eight bytes at a time. */
+        while (n - i >= 8) {
+            uint64_t w, pc, pl;
+            memcpy(&w, s + i, 8);
+            pc = w ^ (ones * '%');
+            pl = w ^ (ones * plus);
+            uint64_t m = (((pc - ones) & ~pc) | ((pl - ones) & ~pl)) & highs;
+            hi |= (unsigned)((w & highs) != 0) << 7;
+            if (m) {
+                size_t run = (size_t)__builtin_ctzll(m) >> 3;
+                memcpy(d + k, s + i, run);
+                k += run;
+                i += run;
+                break;
+            }
+            memcpy(d + k, &w, 8);
+            k += 8;
+            i += 8;
+        }
+        if (i >= n) {
+            break;
+        }
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {
             int h = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
@@ -288,8 +323,8 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
         const char *ne = eq ? eq : pe;
         pixel_param *pa = &r->params[r->nparams];
         bool high = (hi & 0x80) != 0;
-        int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high,
-                             (pixel_span){NULL, 0}, "parameter name", &pa->name);
+        int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high, (pixel_span){NULL, 0},
+                             "parameter name", &pa->name);
         if (rc != 0) {
             return rc < 0 ? rc : 0;
         }
