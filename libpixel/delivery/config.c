@@ -232,6 +232,13 @@ static int kafka_member(walker *w, const char *key, const yaml_node_t *v, const 
         return set_str(w, v, ptr, &c->compression);
     } else if (strcmp(key, "delivery_timeout_ms") == 0) {
         return set_ms(w, v, ptr, &c->delivery_timeout_ms);
+    } else if (strcmp(key, "headers") == 0) {
+        const char *b = scalar(v);
+        if (b != NULL && (strcmp(b, "true") == 0 || strcmp(b, "false") == 0)) {
+            c->headers = b[0] == 't';
+            return 0;
+        }
+        return node_error(w, v, ptr, "%s: expected true or false", ptr);
     } else if (strcmp(key, "properties") == 0) {
         return walk_map(w, v, ptr, props_member, "librdkafka properties");
     }
@@ -291,7 +298,7 @@ static int delivery_member(walker *w, const char *key, const yaml_node_t *v, con
     if (strcmp(key, "kafka") == 0) {
         return walk_map(w, v, ptr, kafka_member,
                         "brokers, topic, topic_template, key_field, type_field, schema_field, "
-                        "compression, delivery_timeout_ms, properties");
+                        "compression, delivery_timeout_ms, headers, properties");
     } else if (strcmp(key, "quarantine") == 0) {
         return walk_map(w, v, ptr, quarantine_member, "topic, file");
     } else if (strcmp(key, "spool") == 0) {
@@ -313,6 +320,7 @@ static pixel_delivery_config *config_new(const char *name)
     c->source = strdup(name);
     c->type_field = strdup("ev");
     c->delivery_timeout_ms = 10000;
+    c->headers = 1;
     c->fsync = PIXEL_SPOOL_FSYNC_BATCH;
     c->fsync_batch = 256;
     c->fsync_interval_ms = 50;

@@ -74,6 +74,7 @@ struct pixel_delivery_config {
     char *brokers, *topic, *topic_template, *key_field, *type_field, *schema_field;
     char *compression;
     long delivery_timeout_ms;
+    int headers; /* send the pixel-* headers (default 1) */
     pixel__kprop *props;
     size_t nprops;
     /* quarantine */

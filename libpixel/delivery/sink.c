@@ -33,6 +33,7 @@
 #define HDR_TYPE    "pixel-event-type"
 #define HDR_SCHEMA  "pixel-schema-id"
 #define HDR_VERSION "pixel-pipeline-version"
+#define POLL_EVERY  64
 
 /* An input waiting for an fsync (spool or quarantine file). */
 typedef struct waiter {
@@ -83,6 +84,7 @@ struct pixel_sink {
     char nack;      /* its address tags copies that ack nobody */
     void *probe_token;
     int purge_wanted, recreate_wanted, full_logged;
+    unsigned int since_poll; /* produces since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
     pixel_sink_stats st;
     char errbuf[512];
@@ -206,7 +208,14 @@ static int spool_put(pixel_sink *s, const pixel_spool_msg *m, void *token, int k
     int rc;
 
     memset(&e, 0, sizeof(e));
-    rc = pixel_spool_append(s->spool, m, &e);
+    if (m->timestamp_ms == 0) {
+        /* Stamped only when spooled: a clock read per event costs. */
+        pixel_spool_msg stamped = *m;
+        stamped.timestamp_ms = pixel__d_wall_ms();
+        rc = pixel_spool_append(s->spool, &stamped, &e);
+    } else {
+        rc = pixel_spool_append(s->spool, m, &e);
+    }
     if (rc < 0) {
         if (!s->full_logged) {
             logf_(s, PIXEL_LOG_ERR,
@@ -538,9 +547,20 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
     size_t key_len = m->key != NULL ? m->key_len : 0;
 
     for (;;) {
-        rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+        /* Headers cost librdkafka more than the message itself (several
+         * allocations each); kafka.headers: false turns them off. */
+        rd_kafka_headers_t *h = s->cfg->headers ? rd_kafka_headers_new(3) : NULL;
         rd_kafka_resp_err_t e;
 
+        if (h == NULL) {
+            e = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(rkt),
+                                  RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+                                  RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_OPAQUE(op),
+                                  RD_KAFKA_V_END);
+            goto produced;
+        }
         if (m->type != NULL) {
             rd_kafka_header_add(h, HDR_TYPE, -1, m->type, (ssize_t)m->type_len);
         }
@@ -556,11 +576,14 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
                               RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
                               RD_KAFKA_V_KEY(m->key, key_len),
                               RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_headers_destroy(h);
+        }
+    produced:
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             s->inflight++;
             return 0;
         }
-        rd_kafka_headers_destroy(h);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             switch_to_spool(s, rd_kafka_err2str(e));
             return -1;
@@ -768,7 +791,6 @@ PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void 
         m.topic = s->cfg->topic ? s->cfg->topic : "";
         m.topic_len = strlen(m.topic);
     }
-    m.timestamp_ms = pixel__d_wall_ms();
     /* Count first: the ack may come from inside route(). */
     s->st.events_in++;
     s->st.events_pending++;
@@ -779,7 +801,11 @@ PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void 
         s->st.backpressure++;
         return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
     }
-    if (s->rk != NULL) {
+    /* Serve delivery reports in batches: a poll per event would cost more
+     * than the produce itself.  Failover never waits for this (the error
+     * and report callbacks also run in pixel_sink_poll and on a full queue). */
+    if (s->rk != NULL && (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA)) {
+        s->since_poll = 0;
         rd_kafka_poll(s->rk, 0);
         housekeeping(s);
     }

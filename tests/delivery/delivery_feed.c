@@ -6,8 +6,10 @@
  *   delivery-feed -c CONFIG.yaml [options] INPUT
  *
  *   -p PIPELINE  INPUT is raw log lines, run through libpixel (pixel_process)
- *   -j           INPUT is already converted: "E\t<event json>", "Q\t<quarantine
- *                json>", "S" (skipped) or "D" (dropped), one per line
+ *   -j           INPUT is already converted, one input per line:
+ *                "E\t<type>\t<key>\t<event json>", "Q\t<quarantine json>",
+ *                "S" (skipped) or "D" (dropped); the converting host knows the
+ *                key and type, so the feed does not parse the JSON again
  *   -b SERVERS   override delivery.kafka.brokers
  *   -s DIR       override delivery.spool.dir
  *   -A FILE      append "<line number> <ack status>\n" for every acked input
@@ -32,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <jansson.h>
 
 #include "pixel/delivery.h"
 
@@ -101,24 +101,6 @@ static void load_skip(const char *path)
     fclose(f);
 }
 
-/* A member of an event by dotted path ("user.id"), as bytes. */
-static const char *json_path(json_t *root, const char *path, size_t *len)
-{
-    char buf[256];
-    json_t *v = root;
-
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *save = NULL, *part = strtok_r(buf, ".", &save); part && v;
-         part = strtok_r(NULL, ".", &save)) {
-        v = json_object_get(v, part);
-    }
-    if (!json_is_string(v)) {
-        return NULL;
-    }
-    *len = json_string_length(v);
-    return json_string_value(v);
-}
-
 typedef struct feed {
     pixel_sink *sink;
     const pixel_delivery_config *cfg;
@@ -152,13 +134,23 @@ static int send_quarantine(feed *f, const char *json, size_t len, uintptr_t toke
     return rc;
 }
 
+/* The next tab-separated field of [*p, end); NULL when there is none. */
+static const char *field(const char **p, const char *end, size_t *len)
+{
+    const char *start = *p, *tab = memchr(start, '\t', (size_t)(end - start));
+
+    if (tab == NULL) {
+        return NULL;
+    }
+    *len = (size_t)(tab - start);
+    *p = tab + 1;
+    return start;
+}
+
 static int feed_json(feed *f, char *line, size_t len, uintptr_t token)
 {
-    const char *kf = pixel_delivery_config_get(f->cfg, "kafka.key_field");
-    const char *tf = pixel_delivery_config_get(f->cfg, "kafka.type_field");
+    const char *p = line + 2, *end = line + len;
     pixel_sink_msg m;
-    json_t *ev;
-    int rc;
 
     if (len >= 2 && line[0] == 'Q' && line[1] == '\t') {
         return send_quarantine(f, line + 2, len - 2, token);
@@ -168,21 +160,19 @@ static int feed_json(feed *f, char *line, size_t len, uintptr_t token)
         on_ack((void *)token, 1, NULL); /* settled by the host itself */
         return 0;
     }
-    ev = json_loadb(line + 2, len - 2, 0, NULL);
     memset(&m, 0, sizeof(m));
-    m.value = line + 2;
-    m.value_len = len - 2;
-    if (ev != NULL && kf != NULL) {
-        m.key = json_path(ev, kf, &m.key_len);
+    m.type = field(&p, end, &m.type_len);
+    m.key = field(&p, end, &m.key_len);
+    if (m.type == NULL || m.key == NULL) {
+        fprintf(stderr, "delivery-feed: line %" PRIuPTR ": expected E<TAB>type<TAB>key<TAB>json\n",
+                token);
+        return -1;
     }
-    if (ev != NULL && tf != NULL) {
-        m.type = json_path(ev, tf, &m.type_len);
-    }
+    m.value = p;
+    m.value_len = (size_t)(end - p);
     m.pipeline_version = "feed";
     m.pipeline_version_len = 4;
-    rc = send_event(f, &m, token);
-    json_decref(ev);
-    return rc;
+    return send_event(f, &m, token);
 }
 
 #ifdef FEED_WITH_CORE

@@ -167,7 +167,7 @@ delivery:
                     ev = standin_event(line)
                     payload = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
                     expected[ev["event_id"]] = payload
-                    out.write("E\t" + payload + "\n")
+                    out.write(f"E\t{ev['type']}\t{ev['user']['id']}\t{payload}\n")
         return tsv, ["-j"], expected
 
     # -- running ---------------------------------------------------------------
@@ -306,7 +306,7 @@ def case_sigkill():
     for n in acked:
         row = lines[n - 1]
         if row.startswith("E\t"):
-            check(event_id(row[2:]) in durable, f"line {n} was acked but is lost")
+            check(event_id(row.split("\t", 3)[3]) in durable, f"line {n} was acked but is lost")
     # The host resends what was never acked.
     rc, st = e.run_feed(e.config_path, inp, mode, "-A", acks, "-R", acks)
     # Replay, killed once it has checkpointed, then run again.
