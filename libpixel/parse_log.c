@@ -432,9 +432,11 @@ static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
             stop = find_lit(s, end, lit, litlen);
         }
         if (!stop) {
-            return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "truncated_line",
-                                     pixel__field_name(p, f->field[i]),
-                                     "the line ends inside field '%s': \"%s\" expected after it",
+            char loc[80];
+            snprintf(loc, sizeof(loc), "log.%s", pixel__field_name(p, f->field[i]));
+            return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "truncated_line", loc,
+                                     "the line ends inside field '%s' (the separator '%s' that "
+                                     "closes it is missing)",
                                      pixel__field_name(p, f->field[i]), lit);
         }
         r->fields[f->field[i]] = (pixel_span){s, (size_t)(stop - s)};
