@@ -33,6 +33,7 @@ static const struct {
     {"bad_json", "mapping_violation"},
     {"bad_list", "mapping_violation"},
     {"bad_kv_list", "mapping_violation"},
+    {"no_schema", "schema_violation"},
     {"enrichment_failed", "enrichment_failure"},
     {"module_failed", "enrichment_failure"},
 };
