@@ -973,7 +973,7 @@ int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *op
     e->free_fn = free_module;
     e->fn = run_module;
     e->name = "module";
-    size_t blen;
+    size_t blen = 0;
     const char *b = path ? base_name(path, &blen) : name;
     ms->name = name ? pixel__strdup(name) : pixel__strndup(b, blen);
     if (!ms->name) {
