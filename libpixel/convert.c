@@ -460,10 +460,10 @@ static long b64url_decode(const char *s, size_t n, char *out, size_t *bad)
 /* ---- the conversions ------------------------------------------------------- */
 
 static const char *conv_codes[] = {
-    [CONV_STRING] = "invalid_utf8",        [CONV_INTEGER] = "bad_integer",
-    [CONV_NUMBER] = "bad_number",          [CONV_BOOLEAN] = "bad_boolean",
-    [CONV_TIMESTAMP] = "bad_timestamp",    [CONV_BASE64URL_JSON] = "bad_base64url_json",
-    [CONV_JSON] = "bad_json",              [CONV_LIST] = "bad_list",
+    [CONV_STRING] = "invalid_utf8",     [CONV_INTEGER] = "bad_integer",
+    [CONV_NUMBER] = "bad_number",       [CONV_BOOLEAN] = "bad_boolean",
+    [CONV_TIMESTAMP] = "bad_timestamp", [CONV_BASE64URL_JSON] = "bad_base64url_json",
+    [CONV_JSON] = "bad_json",           [CONV_LIST] = "bad_list",
     [CONV_KV] = "bad_kv_list",
 };
 
@@ -501,8 +501,9 @@ static int convert_list(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pix
         const char *e = sep ? sep : end;
         pixel_value *item = scalar_item(ctx, f->item_conv, (pixel_span){s, (size_t)(e - s)});
         if (!item) {
-            return fail(ctx, f, in, f->item_conv == CONV_INTEGER ? "has an item that is not an integer"
-                                                                 : "has an item that is not a number");
+            return fail(ctx, f, in,
+                        f->item_conv == CONV_INTEGER ? "has an item that is not an integer"
+                                                     : "has an item that is not a number");
         }
         pixel__object_add(arr, NULL, 0, item);
         s = e + 1;
@@ -539,8 +540,8 @@ static int convert_kv(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel
     return 0;
 }
 
-static const char *type_names[] = {"null", "boolean", "integer", "number",
-                                   "string", "array", "object"};
+static const char *type_names[] = {"null",   "boolean", "integer", "number",
+                                   "string", "array",   "object"};
 
 static int convert_json_text(pixel_ctx *ctx, const pixel_field *f, pixel_span orig, const char *s,
                              size_t n, pixel_value **out)
@@ -661,8 +662,9 @@ int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
 
 int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out)
 {
-    static const char *const names[] = {"string", "integer", "number", "boolean", "timestamp",
-                                        "base64url_json", "json", "list", "kv"};
+    static const char *const names[] = {"string",  "integer",   "number",
+                                        "boolean", "timestamp", "base64url_json",
+                                        "json",    "list",      "kv"};
     const char *s = pixel__cfg_scalar(n);
     for (size_t i = 0; s && i < PIXEL_ARRAY_LEN(names); i++) {
         if (strcmp(s, names[i]) == 0) {

@@ -43,9 +43,9 @@ static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, c
 static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    pixel_span client = e->src != SRC_NONE ? pixel__source_value(ctx->pipeline, ctx, e->src,
-                                                                 e->src_index)
-                                           : (pixel_span){NULL, 0};
+    pixel_span client = e->src != SRC_NONE
+                            ? pixel__source_value(ctx->pipeline, ctx, e->src, e->src_index)
+                            : (pixel_span){NULL, 0};
     char *id = pixel__arena_alloc(&ctx->arena, 37);
     if (!id) {
         return PIXEL_ENOMEM;
@@ -253,7 +253,8 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
             return PIXEL_ENOMEM;
         }
     }
-    if (p < end && *p == '#' && add_part(ctx, target, "fragment", p + 1, (size_t)(end - p - 1)) < 0) {
+    if (p < end && *p == '#' &&
+        add_part(ctx, target, "fragment", p + 1, (size_t)(end - p - 1)) < 0) {
         return PIXEL_ENOMEM;
     }
     return 0;
@@ -277,8 +278,9 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
 {
     if (item->type != YAML_MAPPING_NODE ||
         item->data.mapping.pairs.top - item->data.mapping.pairs.start != 1) {
-        return pixel__cfg_fail(c, item, "each enrich entry is a one-key mapping, e.g. "
-                                        "'- event_id: {into: event_id}'");
+        return pixel__cfg_fail(c, item,
+                               "each enrich entry is a one-key mapping, e.g. "
+                               "'- event_id: {into: event_id}'");
     }
     yaml_node_pair_t *pair = item->data.mapping.pairs.start;
     yaml_node_t *kn = pixel__cfg_node(c, pair->key), *opts = pixel__cfg_node(c, pair->value);
@@ -302,8 +304,8 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
     if (opts && pixel__cfg_expect(c, opts, YAML_MAPPING_NODE, "a mapping of options") < 0) {
         return PIXEL_ECONFIG;
     }
-    static const char *const known[] = {"into", "from", "field", "ipv4_prefix", "ipv6_prefix",
-                                        NULL};
+    static const char *const known[] = {"into",        "from",        "field",
+                                        "ipv4_prefix", "ipv6_prefix", NULL};
     const char *into = builtins[i].default_into, *from = builtins[i].default_from;
     long long v4 = 24, v6 = 48;
     if (opts && (pixel__cfg_only_keys(c, opts, known) < 0 ||

@@ -107,8 +107,8 @@ const char *pixel_status_str(int status)
 
 const char *pixel_stage_str(int stage)
 {
-    static const char *const names[] = {"none", "parse", "map", "enrich", "validate", "serialize",
-                                         "load"};
+    static const char *const names[] = {"none",     "parse",     "map", "enrich",
+                                        "validate", "serialize", "load"};
     return stage >= 0 && (size_t)stage < PIXEL_ARRAY_LEN(names) ? names[stage] : "unknown";
 }
 

@@ -60,9 +60,8 @@ int pixel__source_parse(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, 
         *index = idx;
         return 0;
     }
-    return pixel__cfg_fail(c, at,
-                           "unknown source '%s' (expected query.NAME, log.FIELD or syslog.FIELD)",
-                           name);
+    return pixel__cfg_fail(
+        c, at, "unknown source '%s' (expected query.NAME, log.FIELD or syslog.FIELD)", name);
 }
 
 static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
@@ -230,8 +229,8 @@ static int load_conv_opts(pixel_cfg *c, const yaml_node_t *spec, pixel_field *f)
         }
     }
     if ((n = pixel__cfg_get(c, spec, "expect"))) {
-        static const char *const names[] = {"null", "boolean", "integer", "number",
-                                            "string", "array", "object"};
+        static const char *const names[] = {"null",   "boolean", "integer", "number",
+                                            "string", "array",   "object"};
         const char *s = pixel__cfg_scalar(n);
         for (int i = 0; s && i < 7; i++) {
             if (strcmp(s, names[i]) == 0) {
@@ -248,9 +247,10 @@ static int load_conv_opts(pixel_cfg *c, const yaml_node_t *spec, pixel_field *f)
 static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_node_t *kn,
                       yaml_node_t *spec, pixel_field *f)
 {
-    static const char *const known[] = {"from", "const", "type", "format", "output", "separator",
-                                        "kv_separator", "items", "expect", "max_length",
-                                        "required", "types", "map", "default", NULL};
+    static const char *const known[] = {
+        "from",      "const",        "type",  "format",  "output",
+        "separator", "kv_separator", "items", "expect",  "max_length",
+        "required",  "types",        "map",   "default", NULL};
     const char *from = NULL;
     memset(f, 0, sizeof(*f));
     f->target = pixel__strdup(target);
@@ -262,8 +262,9 @@ static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_
         return pixel__cfg_fail(c, kn, "'%s' is not a valid field path (a.b.c)", target);
     }
     if (!pixel__plain_key(target, strlen(target))) {
-        return pixel__cfg_fail(c, kn, "field names may not contain quotes, backslashes or control "
-                                      "characters");
+        return pixel__cfg_fail(c, kn,
+                               "field names may not contain quotes, backslashes or control "
+                               "characters");
     }
     const char *dot = strrchr(target, '.');
     f->leaf = pixel__strdup(dot ? dot + 1 : target);
@@ -299,8 +300,9 @@ static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_
         f->const_value = pixel__strdup(cval);
         f->source_name = pixel__strdup("const");
     } else {
-        if (pixel__source_parse(p, c, spec->type == YAML_MAPPING_NODE ? pixel__cfg_get(c, spec, "from") : spec,
-                                from, &f->src, &f->index) < 0) {
+        if (pixel__source_parse(
+                p, c, spec->type == YAML_MAPPING_NODE ? pixel__cfg_get(c, spec, "from") : spec,
+                from, &f->src, &f->index) < 0) {
             return PIXEL_ECONFIG;
         }
         f->source_name = pixel__strdup(from);
@@ -395,12 +397,12 @@ int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
     const char *type_target = NULL;
     yaml_node_t *et = pixel__cfg_get(c, root, "event_type");
     if (et) {
-        if (load_event_type(p, c, et) < 0 ||
-            pixel__cfg_string(c, et, "field", &type_target) < 0) {
+        if (load_event_type(p, c, et) < 0 || pixel__cfg_string(c, et, "field", &type_target) < 0) {
             return PIXEL_ECONFIG;
         }
         if (!type_target) {
-            return pixel__cfg_fail(c, et, "event_type needs 'field': the event field naming the type");
+            return pixel__cfg_fail(c, et,
+                                   "event_type needs 'field': the event field naming the type");
         }
     }
     yaml_node_t *fields = pixel__cfg_get(c, root, "fields");
@@ -427,7 +429,8 @@ int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
                 return pixel__cfg_fail(c, kn, "field '%s' is mapped twice", target);
             }
         }
-        int rc = load_field(p, c, target, kn, pixel__cfg_node(c, pair->value), &p->fields[p->nfields]);
+        int rc =
+            load_field(p, c, target, kn, pixel__cfg_node(c, pair->value), &p->fields[p->nfields]);
         p->nfields++;
         if (rc < 0) {
             return rc;

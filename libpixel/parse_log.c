@@ -177,15 +177,14 @@ static int finish(fmt_builder *b, pixel_cfg *c, const yaml_node_t *at)
     }
     for (size_t i = 1; i < f->nfields; i++) {
         if (f->litlen[i] == 0) {
-            return pixel__cfg_fail(c, at,
-                                   "fields '%s' and '%s' touch: a literal separator is needed "
-                                   "between two fields",
-                                   standard_names[0] && f->field[i - 1] < PIXEL_F_STANDARD_COUNT
-                                       ? standard_names[f->field[i - 1]]
-                                       : "?",
-                                   f->field[i] < PIXEL_F_STANDARD_COUNT
-                                       ? standard_names[f->field[i]]
-                                       : "?");
+            return pixel__cfg_fail(
+                c, at,
+                "fields '%s' and '%s' touch: a literal separator is needed "
+                "between two fields",
+                standard_names[0] && f->field[i - 1] < PIXEL_F_STANDARD_COUNT
+                    ? standard_names[f->field[i - 1]]
+                    : "?",
+                f->field[i] < PIXEL_F_STANDARD_COUNT ? standard_names[f->field[i]] : "?");
         }
     }
     return 0;
@@ -548,8 +547,8 @@ static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
     }
     if (p->nmethods && method.p) {
         size_t i = 0;
-        while (i < p->nmethods &&
-               !(strlen(p->methods[i]) == method.n && memcmp(p->methods[i], method.p, method.n) == 0)) {
+        while (i < p->nmethods && !(strlen(p->methods[i]) == method.n &&
+                                    memcmp(p->methods[i], method.p, method.n) == 0)) {
             i++;
         }
         if (i == p->nmethods) {

@@ -84,7 +84,8 @@ static int load_format(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *fmt)
         return PIXEL_ECONFIG;
     }
     const char *ng = NULL, *ap = NULL;
-    if (pixel__cfg_string(c, fmt, "nginx", &ng) < 0 || pixel__cfg_string(c, fmt, "apache", &ap) < 0) {
+    if (pixel__cfg_string(c, fmt, "nginx", &ng) < 0 ||
+        pixel__cfg_string(c, fmt, "apache", &ap) < 0) {
         return PIXEL_ECONFIG;
     }
     if (!!ng == !!ap) {
@@ -95,9 +96,9 @@ static int load_format(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *fmt)
 
 static int load_input(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *in)
 {
-    static const char *const known[] = {"framing", "format", "pixel_paths", "methods",
-                                        "repeated_keys", "plus_as_space", "max_line_length",
-                                        "max_parameters", NULL};
+    static const char *const known[] = {"framing",         "format",         "pixel_paths",
+                                        "methods",         "repeated_keys",  "plus_as_space",
+                                        "max_line_length", "max_parameters", NULL};
     p->framing = FRAMING_AUTO;
     p->repeat = REPEAT_REJECT;
     p->plus_as_space = true;
@@ -175,10 +176,11 @@ static int load_meta(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *meta)
 {
     static const char *const known[] = {"name", "version", NULL};
     const char *name = "pipeline", *version = "0";
-    if (meta && (pixel__cfg_expect(c, meta, YAML_MAPPING_NODE, "a mapping with name and version") < 0 ||
-                 pixel__cfg_only_keys(c, meta, known) < 0 ||
-                 pixel__cfg_string(c, meta, "name", &name) < 0 ||
-                 pixel__cfg_string(c, meta, "version", &version) < 0)) {
+    if (meta &&
+        (pixel__cfg_expect(c, meta, YAML_MAPPING_NODE, "a mapping with name and version") < 0 ||
+         pixel__cfg_only_keys(c, meta, known) < 0 ||
+         pixel__cfg_string(c, meta, "name", &name) < 0 ||
+         pixel__cfg_string(c, meta, "version", &version) < 0)) {
         return PIXEL_ECONFIG;
     }
     p->name = pixel__strdup(name);
@@ -192,8 +194,8 @@ static int load_document(pixel_pipeline *p, pixel_cfg *c, unsigned flags)
     if (!root) {
         return pixel__cfg_fail(c, NULL, "the pipeline file is empty");
     }
-    static const char *const known[] = {"pipeline", "input", "event_type", "fields", "enrich",
-                                        "validate", "delivery", "modules", NULL};
+    static const char *const known[] = {"pipeline", "input",    "event_type", "fields", "enrich",
+                                        "validate", "delivery", "modules",    NULL};
     if (pixel__cfg_expect(c, root, YAML_MAPPING_NODE, "a mapping at the top level") < 0 ||
         pixel__cfg_only_keys(c, root, known) < 0) {
         return PIXEL_ECONFIG;
@@ -457,7 +459,8 @@ int pixel_parse(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_
                 pixel_outcome *outcome, pixel_error *err)
 {
     if (!p || !ctx || !line) {
-        return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_PARSE, "no pipeline, context or line");
+        return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_PARSE,
+                                "no pipeline, context or line");
     }
     pixel_ctx_reset(ctx);
     if (len && line[len - 1] == '\n') {
@@ -611,8 +614,9 @@ static int quarantine_record(pixel_ctx *ctx, const pixel_pipeline *p, pixel_buf 
     if (pixel__buf_append(b, "{\"quarantine\":1", 15) < 0 ||
         put_str_member(b, "received_at", ts, 1) < 0 ||
         pixel__buf_append(b, ",\"pipeline\":{", 13) < 0 ||
-        put_str_member(b, "name", p->name, 0) < 0 || put_str_member(b, "version", p->version, 1) < 0 ||
-        pixel__buf_putc(b, '}') < 0 || put_str_member(b, "stage", pixel_stage_str(stage), 1) < 0 ||
+        put_str_member(b, "name", p->name, 0) < 0 ||
+        put_str_member(b, "version", p->version, 1) < 0 || pixel__buf_putc(b, '}') < 0 ||
+        put_str_member(b, "stage", pixel_stage_str(stage), 1) < 0 ||
         pixel__buf_append(b, ",\"reasons\":[", 12) < 0) {
         return -1;
     }
@@ -620,7 +624,8 @@ static int quarantine_record(pixel_ctx *ctx, const pixel_pipeline *p, pixel_buf 
         const pixel_reason *r = &ctx->reasons[i];
         if ((i && pixel__buf_putc(b, ',') < 0) || pixel__buf_putc(b, '{') < 0 ||
             put_str_member(b, "stage", pixel_stage_str(r->stage), 0) < 0 ||
-            put_str_member(b, "family", r->family, 1) < 0 || put_str_member(b, "code", r->code, 1) < 0 ||
+            put_str_member(b, "family", r->family, 1) < 0 ||
+            put_str_member(b, "code", r->code, 1) < 0 ||
             put_str_member(b, "message", r->message, 1) < 0 ||
             put_str_member(b, "location", r->location, 1) < 0 ||
             put_str_member(b, "keyword_location", r->keyword_location, 1) < 0 ||
@@ -630,7 +635,8 @@ static int quarantine_record(pixel_ctx *ctx, const pixel_pipeline *p, pixel_buf 
         }
     }
     if (pixel__buf_putc(b, ']') < 0 ||
-        (ctx->reasons_lost && pixel__buf_printf(b, ",\"reasons_omitted\":%zu", ctx->reasons_lost) < 0)) {
+        (ctx->reasons_lost &&
+         pixel__buf_printf(b, ",\"reasons_omitted\":%zu", ctx->reasons_lost) < 0)) {
         return -1;
     }
     /* The raw line, losslessly: as a string when it is UTF-8, else as base64. */

@@ -18,8 +18,8 @@ typedef enum { REPEAT_FIRST, REPEAT_LAST, REPEAT_LIST, REPEAT_REJECT } pixel_rep
 typedef struct pixel_logfmt {
     pixel_logfmt_kind kind;
     size_t nfields;
-    int *field;       /* field slot per position */
-    char **lit;       /* n+1 literals */
+    int *field; /* field slot per position */
+    char **lit; /* n+1 literals */
     size_t *litlen;
 } pixel_logfmt;
 
@@ -56,10 +56,10 @@ typedef enum {
 } pixel_tsfmt;
 
 typedef struct pixel_field {
-    char *target;     /* dotted path, for messages */
-    char *leaf;       /* last component */
+    char *target; /* dotted path, for messages */
+    char *leaf;   /* last component */
     size_t leaflen;
-    int parent;       /* index into pipeline->objects; 0 = the event root */
+    int parent; /* index into pipeline->objects; 0 = the event root */
     pixel_src_kind src;
     int index;
     char *source_name; /* "query.uid": the location in reasons */
@@ -67,14 +67,14 @@ typedef struct pixel_field {
     pixel_conv conv;
     pixel_tsfmt tsfmt;
     char *strptime_fmt;
-    int ts_output_ms;  /* RFC 3339 with milliseconds */
+    int ts_output_ms; /* RFC 3339 with milliseconds */
     char separator, kv_separator;
     pixel_conv item_conv; /* CONV_LIST items */
     int expect_type;      /* -1, or the pixel_type the JSON must have */
     long max_length;      /* code points, 0 = none */
     bool required;
-    uint64_t required_types; /* bitmask of event types when `required: [..]`; all when `true` */
-    uint64_t only_types;     /* bitmask; 0 = every type */
+    uint64_t required_types;   /* bitmask of event types when `required: [..]`; all when `true` */
+    uint64_t only_types;       /* bitmask; 0 = every type */
     char **map_from, **map_to; /* value map */
     size_t nmap;
     char *default_value;
@@ -97,12 +97,12 @@ struct pixel_enricher {
     const char *name; /* for reasons and --explain */
     pixel_enrich_fn fn;
     void (*free_fn)(pixel_enricher *e);
-    char *into;       /* target path */
-    char *from;       /* source path or source name */
+    char *into; /* target path */
+    char *from; /* source path or source name */
     pixel_src_kind src;
     int src_index;
     int v4_prefix, v6_prefix;
-    void *state;      /* module instance etc. */
+    void *state; /* module instance etc. */
 };
 
 struct pixel_pipeline {
@@ -133,8 +133,8 @@ struct pixel_pipeline {
     size_t nfields;
     pixel_objnode *objects; /* [0] is the root */
     size_t nobjects;
-    int type_field;         /* index into fields, -1 when no event_type */
-    char **types;           /* allowed event types (<= 64) */
+    int type_field; /* index into fields, -1 when no event_type */
+    char **types;   /* allowed event types (<= 64) */
     size_t ntypes;
 
     pixel_enricher *enrichers;

@@ -16,16 +16,16 @@
 
 #include "pixel/pixel.h"
 
-#define PIXEL_UNUSED(x) ((void)(x))
+#define PIXEL_UNUSED(x)    ((void)(x))
 #define PIXEL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #if defined(__GNUC__)
 #define PIXEL_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define PIXEL_LIKELY(x) __builtin_expect(!!(x), 1)
-#define PIXEL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PIXEL_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define PIXEL_UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #else
 #define PIXEL_PRINTF(f, a)
-#define PIXEL_LIKELY(x) (x)
+#define PIXEL_LIKELY(x)   (x)
 #define PIXEL_UNLIKELY(x) (x)
 #endif
 
@@ -48,9 +48,9 @@ typedef struct pixel_arena {
 } pixel_arena;
 
 void pixel__arena_init(pixel_arena *a);
-void pixel__arena_reset(pixel_arena *a);     /* keeps chunks: no free() */
-void pixel__arena_release(pixel_arena *a);   /* frees everything */
-void *pixel__arena_alloc(pixel_arena *a, size_t size); /* 8-aligned; NULL on ENOMEM */
+void pixel__arena_reset(pixel_arena *a);                             /* keeps chunks: no free() */
+void pixel__arena_release(pixel_arena *a);                           /* frees everything */
+void *pixel__arena_alloc(pixel_arena *a, size_t size);               /* 8-aligned; NULL on ENOMEM */
 char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 char *pixel__arena_printf(pixel_arena *a, const char *fmt, ...) PIXEL_PRINTF(2, 3);
 
@@ -76,13 +76,13 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 
 /* ---- values -------------------------------------------------------------- */
 
-#define PIXEL_VALUE_RAW 0x1u       /* NUMBER: `raw` holds the literal it came from */
+#define PIXEL_VALUE_RAW       0x1u /* NUMBER: `raw` holds the literal it came from */
 #define PIXEL_VALUE_PLAIN_KEY 0x2u /* member name needs no JSON escaping */
 
 struct pixel_value {
-    uint8_t type;   /* pixel_type */
-    uint8_t flags;  /* PIXEL_VALUE_* */
-    uint32_t klen;  /* member name length (0 for elements and roots) */
+    uint8_t type;  /* pixel_type */
+    uint8_t flags; /* PIXEL_VALUE_* */
+    uint32_t klen; /* member name length (0 for elements and roots) */
     const char *key;
     pixel_value *next; /* next member / element */
     union {
@@ -107,7 +107,8 @@ struct pixel_value {
 /* Arena-level constructors (the public ones wrap these with a ctx). */
 pixel_value *pixel__value_new(pixel_arena *a, pixel_type t);
 pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len); /* no copy */
-int pixel__object_add(pixel_value *obj, const char *key, size_t klen, pixel_value *val); /* append, no dup check */
+int pixel__object_add(pixel_value *obj, const char *key, size_t klen,
+                      pixel_value *val); /* append, no dup check */
 /* The same, for a key known to need no JSON escaping (checked with pixel__plain_key). */
 int pixel__object_add_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val);
 bool pixel__plain_key(const char *key, size_t klen);
@@ -115,7 +116,7 @@ pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t 
 pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err);
 int pixel__json_dump(pixel_buf *b, const pixel_value *v);
 int pixel__json_escape(pixel_buf *b, const char *s, size_t len); /* appends "..." */
-int pixel__format_double(char *out, size_t size, double d); /* shortest round-trip text */
+int pixel__format_double(char *out, size_t size, double d);      /* shortest round-trip text */
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 

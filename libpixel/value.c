@@ -128,14 +128,13 @@ const char *pixel_value_string(const pixel_value *v, size_t *len)
 
 size_t pixel_value_size(const pixel_value *v)
 {
-    return v && (v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY) ? v->u.list.count
-                                                                                : 0;
+    return v && (v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY) ? v->u.list.count : 0;
 }
 
 const pixel_value *pixel_value_first(const pixel_value *c)
 {
     return c && (c->type == PIXEL_TYPE_OBJECT || c->type == PIXEL_TYPE_ARRAY) ? c->u.list.head
-                                                                                : NULL;
+                                                                              : NULL;
 }
 
 const pixel_value *pixel_value_next(const pixel_value *v)
@@ -222,7 +221,8 @@ static void replace_member(pixel_value *obj, pixel_value *old, pixel_value *val)
     val->key = old->key;
     val->klen = old->klen;
     val->next = old->next;
-    val->flags = (uint8_t)((val->flags & ~PIXEL_VALUE_PLAIN_KEY) | (old->flags & PIXEL_VALUE_PLAIN_KEY));
+    val->flags =
+        (uint8_t)((val->flags & ~PIXEL_VALUE_PLAIN_KEY) | (old->flags & PIXEL_VALUE_PLAIN_KEY));
     pixel_value **pp = &obj->u.list.head;
     while (*pp != old) {
         pp = &(*pp)->next;

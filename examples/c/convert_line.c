@@ -37,7 +37,8 @@ int main(int argc, char **argv)
         pixel_outcome outcome;
         if (pixel_process(p, ctx, line, (size_t)n, &outcome, &err) != PIXEL_OK) {
             char msg[1024];
-            fprintf(stderr, "cannot process a line: %s\n", pixel_error_format(&err, msg, sizeof(msg)));
+            fprintf(stderr, "cannot process a line: %s\n",
+                    pixel_error_format(&err, msg, sizeof(msg)));
             rc = 1;
             break;
         }

@@ -75,14 +75,14 @@ PIXEL_API const char *pixel_stage_str(int stage);
  * Details of a failure.  Caller-allocated; every function accepts NULL.  The
  * first error set wins (later, derived failures do not overwrite it).
  */
-struct pixel_error { /* typedef'd as pixel_error in value.h */
-    int code;           /* a pixel_status */
-    int stage;          /* a pixel_stage */
-    long line, column;  /* 1-based position in `source`; 0 = not applicable */
-    char pointer[128];  /* RFC 6901 JSON Pointer (schemas, config paths); "" = none */
-    char source[256];   /* file name, "<string>", or module name; "" = none */
-    char text[320];     /* one sentence, no trailing newline */
-    void *reserved[4];  /* room to grow without an ABI break */
+struct pixel_error {   /* typedef'd as pixel_error in value.h */
+    int code;          /* a pixel_status */
+    int stage;         /* a pixel_stage */
+    long line, column; /* 1-based position in `source`; 0 = not applicable */
+    char pointer[128]; /* RFC 6901 JSON Pointer (schemas, config paths); "" = none */
+    char source[256];  /* file name, "<string>", or module name; "" = none */
+    char text[320];    /* one sentence, no trailing newline */
+    void *reserved[4]; /* room to grow without an ABI break */
 };
 
 /* Clears err (no-op for NULL). */
@@ -107,7 +107,10 @@ typedef struct pixel_pipeline_options {
     unsigned int flags; /* PIXEL_PIPELINE_* below */
 } pixel_pipeline_options;
 
-#define PIXEL_PIPELINE_OPTIONS_INIT {PIXEL_PIPELINE_OPTIONS_VERSION, NULL, 0}
+#define PIXEL_PIPELINE_OPTIONS_INIT                                                                \
+    {                                                                                              \
+        PIXEL_PIPELINE_OPTIONS_VERSION, NULL, 0                                                    \
+    }
 
 /* Do not load the validate section (a pipeline that only transforms). */
 #define PIXEL_PIPELINE_NO_VALIDATE 0x1u
@@ -176,8 +179,8 @@ PIXEL_API const char *pixel_outcome_str(int outcome);
  * Returns 0, or a negative status for an infrastructure failure (the line
  * then has no verdict and should be retried or failed upstream).
  */
-PIXEL_API int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line,
-                            size_t len, pixel_outcome *outcome, pixel_error *err);
+PIXEL_API int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
+                            pixel_outcome *outcome, pixel_error *err);
 
 /*
  * The stages on their own.  pixel_parse() starts a new line (it resets the

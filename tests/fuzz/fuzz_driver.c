@@ -11,8 +11,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const uint8_t interesting[] = {'%', '"', '&', '=', '+', '[', ']', ' ', '\\', '<', '>',
-                                      '\n', 0,  0x80, 0xC3, 0xFF, '{', '}', ':', '-'};
+static const uint8_t interesting[] = {'%', '"',  '&', '=',  '+',  '[',  ']', ' ', '\\', '<',
+                                      '>', '\n', 0,   0x80, 0xC3, 0xFF, '{', '}', ':',  '-'};
 
 int main(int argc, char **argv)
 {

@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ctx) {
         ctx = pixel_ctx_new();
         for (size_t i = 0; i < sizeof(pipelines) / sizeof(pipelines[0]); i++) {
-            if (pixel_pipeline_load_string(&p[i], pipelines[i], strlen(pipelines[i]), "fuzz",
-                                           NULL, NULL, NULL) != 0) {
+            if (pixel_pipeline_load_string(&p[i], pipelines[i], strlen(pipelines[i]), "fuzz", NULL,
+                                           NULL, NULL) != 0) {
                 abort();
             }
         }

@@ -27,8 +27,8 @@ static const bad_case bad[] = {
      "unknown key 'colour'"},
     {"input: {pixel_paths: [/p]}\nfields:\n  a: query.a\n  a.b: query.b\n", 3, 3,
      "both a field and an object"},
-    {"input: {pixel_paths: [/p]}\nevent_type: {field: t, values: [a]}\nfields:\n  u: query.u\n",
-     2, 13, "is not one of the mapped fields"},
+    {"input: {pixel_paths: [/p]}\nevent_type: {field: t, values: [a]}\nfields:\n  u: query.u\n", 2,
+     13, "is not one of the mapped fields"},
     {"input: {pixel_paths: [/p]}\nevent_type: {field: t, values: [a]}\nfields:\n"
      "  t: query.t\n  x: {from: query.x, types: [b]}\n",
      5, 30, "'b' is not one of event_type.values"},
@@ -54,8 +54,8 @@ START_TEST(config_errors_name_file_line_and_column)
     ck_assert_msg(strstr(msg, c->needle) != NULL, "case %d: \"%s\" lacks \"%s\"", _i, msg,
                   c->needle);
     ck_assert_str_eq(err.source, "test.yaml");
-    ck_assert_msg(err.line == c->line && err.column == c->column,
-                  "case %d: %s: expected %ld:%ld", _i, msg, c->line, c->column);
+    ck_assert_msg(err.line == c->line && err.column == c->column, "case %d: %s: expected %ld:%ld",
+                  _i, msg, c->line, c->column);
 }
 END_TEST
 
@@ -87,7 +87,8 @@ END_TEST
 START_TEST(example_pipeline_loads)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/examples/realestate/pipeline.yaml", getenv("PIXEL_SOURCE_DIR"));
+    snprintf(path, sizeof(path), "%s/examples/realestate/pipeline.yaml",
+             getenv("PIXEL_SOURCE_DIR"));
     pixel_pipeline *p = NULL;
     pixel_error err;
     pixel_error_clear(&err);

@@ -30,7 +30,8 @@ static const char *str_at(const char *path)
 START_TEST(event_id_prefers_a_valid_client_uuid)
 {
     pixel_pipeline *p = load_ok(EID_PIPE);
-    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=F57BD9AB-F936-4984-A95E-852C4C77B896")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=F57BD9AB-F936-4984-A95E-852C4C77B896")),
+                     PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("id"), "f57bd9ab-f936-4984-a95e-852c4c77b896");
     pixel_pipeline_free(p);
 }
@@ -55,9 +56,12 @@ START_TEST(event_id_is_derived_deterministically_otherwise)
     /* The syslog header is not part of the ID: a relay may re-frame the line. */
     p = load_ok("input: {framing: auto, pixel_paths: [/px.gif]}\nfields: {a: query.a}\n"
                 "enrich: [{event_id: {into: id}}]\n");
-    ck_assert_int_eq(run(p, ctx, "<190>Nov 26 05:24:46 web01 nginx: " LINE("a=1&eid=x")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(run(p, ctx, "<190>Nov 26 05:24:46 web01 nginx: " LINE("a=1&eid=x")),
+                     PIXEL_OUTCOME_EVENT);
     snprintf(first, sizeof(first), "%s", str_at("id"));
-    ck_assert_int_eq(run(p, ctx, "<13>1 2026-11-26T05:24:47Z relay2 nginx - - - " LINE("a=1&eid=x")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(
+        run(p, ctx, "<13>1 2026-11-26T05:24:47Z relay2 nginx - - - " LINE("a=1&eid=x")),
+        PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("id"), first);
     pixel_pipeline_free(p);
 }
@@ -65,8 +69,9 @@ END_TEST
 
 START_TEST(ip_addresses_are_anonymized_by_prefix)
 {
-    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {client.ip: query.ip}\nenrich:\n"
-                                          "  - anonymize_ip: {field: client.ip, ipv4_prefix: 16, ipv6_prefix: 32}\n");
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields: {client.ip: query.ip}\nenrich:\n"
+                  "  - anonymize_ip: {field: client.ip, ipv4_prefix: 16, ipv6_prefix: 32}\n");
     ck_assert_int_eq(run(p, ctx, LINE("ip=203.0.113.77")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("client.ip"), "203.0.0.0");
     ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8:a2f6:8a7d::1")), PIXEL_OUTCOME_EVENT);
@@ -84,14 +89,19 @@ END_TEST
 
 START_TEST(urls_are_decomposed_with_campaign_fields)
 {
-    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
-    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fu%40www.example.com%3A8443%2Fa%2Fb%3Futm_source%3Dnews%26utm_campaign%3DFall%2B2026%26x%3D1%23top")),
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
+    ck_assert_int_eq(run(p, ctx,
+                         LINE("url=https%3A%2F%2Fu%40www.example.com%3A8443%2Fa%2Fb%3Futm_source%"
+                              "3Dnews%26utm_campaign%3DFall%2B2026%26x%3D1%23top")),
                      PIXEL_OUTCOME_EVENT);
-    ck_assert_str_eq(output(ctx, p),
-                     "{\"page\":{\"url\":\"https://u@www.example.com:8443/a/b?utm_source=news&utm_campaign=Fall+2026&x=1#top\","
-                     "\"scheme\":\"https\",\"host\":\"www.example.com:8443\",\"path\":\"/a/b\","
-                     "\"query\":\"utm_source=news&utm_campaign=Fall+2026&x=1\","
-                     "\"campaign\":{\"source\":\"news\",\"name\":\"Fall 2026\"},\"fragment\":\"top\"}}");
+    ck_assert_str_eq(
+        output(ctx, p),
+        "{\"page\":{\"url\":\"https://u@www.example.com:8443/a/"
+        "b?utm_source=news&utm_campaign=Fall+2026&x=1#top\","
+        "\"scheme\":\"https\",\"host\":\"www.example.com:8443\",\"path\":\"/a/b\","
+        "\"query\":\"utm_source=news&utm_campaign=Fall+2026&x=1\","
+        "\"campaign\":{\"source\":\"news\",\"name\":\"Fall 2026\"},\"fragment\":\"top\"}}");
     ck_assert_int_eq(run(p, ctx, LINE("url=not+a+url")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("page.host"), "(absent)");
     pixel_pipeline_free(p);
@@ -100,10 +110,13 @@ END_TEST
 
 START_TEST(ingest_time_and_pipeline_info)
 {
-    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n  - ingest_time: {into: meta.ingest}\n  - pipeline:\n");
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD
+        "fields: {a: query.a}\nenrich:\n  - ingest_time: {into: meta.ingest}\n  - pipeline:\n");
     ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
-    ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\",\"meta\":{\"ingest\":\"2026-11-26T00:00:00.123Z\"},"
-                                     "\"pipeline\":{\"name\":\"t\",\"version\":\"1\"}}");
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"a\":\"1\",\"meta\":{\"ingest\":\"2026-11-26T00:00:00.123Z\"},"
+                     "\"pipeline\":{\"name\":\"t\",\"version\":\"1\"}}");
     pixel_pipeline_free(p);
 }
 END_TEST

@@ -35,7 +35,8 @@ static int run_case(const char *dir, const char *name, char *why, size_t whylen)
     if (own) {
         fclose(own);
     } else {
-        snprintf(path, sizeof(path), "%s/examples/realestate/pipeline.yaml", getenv("PIXEL_SOURCE_DIR"));
+        snprintf(path, sizeof(path), "%s/examples/realestate/pipeline.yaml",
+                 getenv("PIXEL_SOURCE_DIR"));
     }
     pixel_pipeline *p = NULL;
     pixel_error err;

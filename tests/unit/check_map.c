@@ -52,7 +52,8 @@ static const conv_case convs[] = {
      "{\"f\":\"2026-11-25T23:59:59Z\"}"},
     {"{from: query.x, type: timestamp}", "x=2026-11-26T01:00:00%2B01:00",
      "{\"f\":\"2026-11-26T00:00:00Z\"}"},
-    {"{from: query.x, type: timestamp, format: rfc3339}", "x=2026-02-30T00:00:00Z", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: rfc3339}", "x=2026-02-30T00:00:00Z",
+     "bad_timestamp"},
     {"{from: query.x, type: timestamp, format: '%d.%m.%Y %H:%M'}", "x=26.11.2026+05:24",
      "{\"f\":\"2026-11-26T05:24:00Z\"}"},
     {"{from: log.time, type: timestamp, format: clf}", "x=1", "{\"f\":\"2026-11-26T05:24:46Z\"}"},
@@ -70,10 +71,12 @@ static const conv_case convs[] = {
     {"{from: query.x, type: list}", "x=a,b,,c", "{\"f\":[\"a\",\"b\",\"\",\"c\"]}"},
     {"{from: query.x, type: list, items: integer, separator: '|'}", "x=1|2", "{\"f\":[1,2]}"},
     {"{from: query.x, type: list, items: integer}", "x=1,b", "bad_list"},
-    {"{from: query.x, type: kv}", "x=srp_map%3Ab%2Cbadge%3Av1", "{\"f\":{\"srp_map\":\"b\",\"badge\":\"v1\"}}"},
+    {"{from: query.x, type: kv}", "x=srp_map%3Ab%2Cbadge%3Av1",
+     "{\"f\":{\"srp_map\":\"b\",\"badge\":\"v1\"}}"},
     {"{from: query.x, type: kv}", "x=nocolon", "bad_kv_list"},
     {"{from: query.x, type: kv}", "x=a:1,a:2", "bad_kv_list"},
-    {"{from: query.x, max_length: 3}", "x=%C3%A9%C3%A9%C3%A9", "{\"f\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}"},
+    {"{from: query.x, max_length: 3}", "x=%C3%A9%C3%A9%C3%A9",
+     "{\"f\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}"},
     {"{from: query.x, max_length: 3}", "x=abcd", "too_long"},
     {"{from: query.x, map: {pv: page_view}}", "x=pv", "{\"f\":\"page_view\"}"},
     {"{from: query.x, map: {pv: page_view}}", "x=other", "{\"f\":\"other\"}"},
@@ -109,7 +112,8 @@ START_TEST(per_type_rules)
     ck_assert_int_eq(run(p, ctx, LINE("ev=v&uid=u1&id=5")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(output(ctx, p), "{\"type\":\"view\",\"user\":\"u1\"}"); /* id only for buy */
     ck_assert_int_eq(run(p, ctx, LINE("ev=buy&uid=u1&id=5&qty=2")), PIXEL_OUTCOME_EVENT);
-    ck_assert_str_eq(output(ctx, p), "{\"type\":\"buy\",\"user\":\"u1\",\"item\":{\"id\":5,\"qty\":2}}");
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"type\":\"buy\",\"user\":\"u1\",\"item\":{\"id\":5,\"qty\":2}}");
     ck_assert_int_eq(run(p, ctx, LINE("ev=view&uid=u1&qty=2")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(output(ctx, p), "{\"type\":\"view\",\"user\":\"u1\",\"item\":{\"qty\":2}}");
     pixel_pipeline_free(p);
@@ -156,10 +160,13 @@ START_TEST(syslog_time_takes_its_year_from_the_event_time)
                                 "  s: {from: syslog.timestamp, type: timestamp, format: syslog}\n");
     /* Logged on New Year's Eve, processed (clock) months later. */
     pixel_ctx_set_clock(ctx, 1800000000000);
-    ck_assert_int_eq(run(p, ctx, "<190>Dec 31 23:59:59 web01 nginx: 192.0.2.1 - - [31/Dec/2025:23:59:58 +0000] "
-                                 "\"GET /px.gif?a=1 HTTP/1.1\" 200 43 \"-\" \"x\""),
-                     PIXEL_OUTCOME_EVENT);
-    ck_assert_str_eq(output(ctx, p), "{\"t\":\"2025-12-31T23:59:58Z\",\"s\":\"2025-12-31T23:59:59Z\"}");
+    ck_assert_int_eq(
+        run(p, ctx,
+            "<190>Dec 31 23:59:59 web01 nginx: 192.0.2.1 - - [31/Dec/2025:23:59:58 +0000] "
+            "\"GET /px.gif?a=1 HTTP/1.1\" 200 43 \"-\" \"x\""),
+        PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"t\":\"2025-12-31T23:59:58Z\",\"s\":\"2025-12-31T23:59:59Z\"}");
     pixel_pipeline_free(p);
 }
 END_TEST
@@ -167,7 +174,9 @@ END_TEST
 START_TEST(log_fields_must_be_utf8)
 {
     pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {ua: log.user_agent}\n");
-    ck_assert_int_eq(run(p, ctx, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif HTTP/1.1\" 200 43 \"-\" \"caf\xe9\""),
+    ck_assert_int_eq(run(p, ctx,
+                         "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif HTTP/1.1\" 200 "
+                         "43 \"-\" \"caf\xe9\""),
                      PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "invalid_utf8");
     pixel_pipeline_free(p);

@@ -35,7 +35,8 @@ static pixel_outcome parse(const pixel_pipeline *p, const char *line)
 START_TEST(rfc3164_header_is_split)
 {
     pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
-    ck_assert_int_eq(parse(p, "<190>Nov  6 05:24:46 web01 nginx: " LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_int_eq(parse(p, "<190>Nov  6 05:24:46 web01 nginx: " LINE("a=1")),
+                     PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("syslog.pri"), "190");
     ck_assert_str_eq(get("syslog.facility"), "23");
     ck_assert_str_eq(get("syslog.severity"), "6");
@@ -49,7 +50,8 @@ START_TEST(rfc3164_header_is_split)
                      PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("syslog.procid"), "42");
     ck_assert_str_eq(get("syslog.hostname"), "web02");
-    ck_assert_int_eq(parse(p, "<190>yesterday web01 nginx: " LINE("a=1")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_int_eq(parse(p, "<190>yesterday web01 nginx: " LINE("a=1")),
+                     PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "bad_syslog_header");
     ck_assert_int_eq(parse(p, "<999>Nov  6 05:24:46 web01 nginx: x"), PIXEL_OUTCOME_QUARANTINED);
     pixel_pipeline_free(p);
@@ -78,7 +80,8 @@ END_TEST
 START_TEST(auto_framing_takes_either)
 {
     pixel_pipeline *p = load_ok("input: {framing: auto, pixel_paths: [/px.gif]}\n" FIELDS);
-    ck_assert_int_eq(parse(p, "<165>1 2026-11-26T05:24:46Z h a - - - " LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_int_eq(parse(p, "<165>1 2026-11-26T05:24:46Z h a - - - " LINE("a=1")),
+                     PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("syslog.hostname"), "h");
     ck_assert_int_eq(parse(p, "<13>Nov 26 05:24:46 h2 nginx: " LINE("a=1")), PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("syslog.hostname"), "h2");
@@ -88,19 +91,24 @@ END_TEST
 
 START_TEST(common_and_custom_nginx_formats)
 {
-    pixel_pipeline *p = load_ok("input: {framing: none, format: common, pixel_paths: [/px.gif]}\n" FIELDS);
-    ck_assert_int_eq(parse(p, "192.0.2.1 - bob [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=1 HTTP/1.0\" 200 43"),
-                     PIXEL_OUTCOME_PENDING);
+    pixel_pipeline *p =
+        load_ok("input: {framing: none, format: common, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(
+        parse(p,
+              "192.0.2.1 - bob [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=1 HTTP/1.0\" 200 43"),
+        PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("log.user"), "bob");
     ck_assert_str_eq(get("log.bytes"), "43");
     pixel_pipeline_free(p);
-    p = load_ok("input:\n  framing: none\n  pixel_paths: [/px.gif]\n  format: {nginx: '$remote_addr "
-                "[$time_local] \"$request\" $status \"$http_user_agent\" $request_time "
-                "\"$http_x_forwarded_for\" ${host}'}\n"
-                "fields: {a: query.a, xff: log.header.x-forwarded-for, rt: log.request_time}\n");
-    ck_assert_int_eq(parse(p, "192.0.2.1 [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=1 HTTP/1.1\" 200 "
-                              "\"curl/8\" 0.004 \"198.51.100.7, 10.0.0.1\" px.example.com"),
-                     PIXEL_OUTCOME_PENDING);
+    p = load_ok(
+        "input:\n  framing: none\n  pixel_paths: [/px.gif]\n  format: {nginx: '$remote_addr "
+        "[$time_local] \"$request\" $status \"$http_user_agent\" $request_time "
+        "\"$http_x_forwarded_for\" ${host}'}\n"
+        "fields: {a: query.a, xff: log.header.x-forwarded-for, rt: log.request_time}\n");
+    ck_assert_int_eq(
+        parse(p, "192.0.2.1 [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=1 HTTP/1.1\" 200 "
+                 "\"curl/8\" 0.004 \"198.51.100.7, 10.0.0.1\" px.example.com"),
+        PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("log.header.x-forwarded-for"), "198.51.100.7, 10.0.0.1");
     ck_assert_str_eq(get("log.request_time"), "0.004");
     ck_assert_str_eq(get("log.host"), "px.example.com");
@@ -111,13 +119,17 @@ END_TEST
 
 START_TEST(apache_logformat_directives)
 {
-    pixel_pipeline *p = load_ok(
-        "input:\n  framing: none\n  pixel_paths: [/px.gif]\n"
-        "  format: {apache: '%h %l %u %t \\\"%r\\\" %>s %b %D %T \\\"%{Referer}i\\\" \\\"%{User-agent}i\\\" %{X-Request-Id}i'}\n"
-        "fields: {a: query.a, us: log.request_time_us, id: log.header.x-request-id}\n");
-    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 -0700] \"GET /px.gif?a=1 HTTP/1.1\" 200 43 1234 0 "
-                              "\"https://r.example/\" \"Mozilla/5.0\" abc-123"),
-                     PIXEL_OUTCOME_PENDING);
+    pixel_pipeline *p =
+        load_ok("input:\n  framing: none\n  pixel_paths: [/px.gif]\n"
+                "  format: {apache: '%h %l %u %t \\\"%r\\\" %>s %b %D %T \\\"%{Referer}i\\\" "
+                "\\\"%{User-agent}i\\\" %{X-Request-Id}i'}\n"
+                "fields: {a: query.a, us: log.request_time_us, id: log.header.x-request-id}\n");
+    ck_assert_int_eq(
+        parse(
+            p,
+            "192.0.2.1 - - [26/Nov/2026:05:24:46 -0700] \"GET /px.gif?a=1 HTTP/1.1\" 200 43 1234 0 "
+            "\"https://r.example/\" \"Mozilla/5.0\" abc-123"),
+        PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("log.time"), "26/Nov/2026:05:24:46 -0700");
     ck_assert_str_eq(get("log.status"), "200");
     ck_assert_str_eq(get("log.request_time_us"), "1234");
@@ -131,12 +143,15 @@ END_TEST
 
 START_TEST(nginx_json_records)
 {
-    pixel_pipeline *p = load_ok("input: {framing: none, format: nginx_json, pixel_paths: [/px.gif]}\n"
-                                "fields: {a: query.a, up: log.upstream_addr}\n");
-    ck_assert_int_eq(parse(p, "{\"time_iso8601\":\"2026-11-26T05:24:46+00:00\",\"remote_addr\":\"192.0.2.1\","
-                              "\"request\":\"GET /px.gif?a=%C3%A9 HTTP/1.1\",\"status\":200,"
-                              "\"http_user_agent\":\"Mozilla \\\"quoted\\\"\",\"upstream_addr\":\"10.0.0.2:80\"}"),
-                     PIXEL_OUTCOME_PENDING);
+    pixel_pipeline *p =
+        load_ok("input: {framing: none, format: nginx_json, pixel_paths: [/px.gif]}\n"
+                "fields: {a: query.a, up: log.upstream_addr}\n");
+    ck_assert_int_eq(
+        parse(p,
+              "{\"time_iso8601\":\"2026-11-26T05:24:46+00:00\",\"remote_addr\":\"192.0.2.1\","
+              "\"request\":\"GET /px.gif?a=%C3%A9 HTTP/1.1\",\"status\":200,"
+              "\"http_user_agent\":\"Mozilla \\\"quoted\\\"\",\"upstream_addr\":\"10.0.0.2:80\"}"),
+        PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("log.client"), "192.0.2.1");
     ck_assert_str_eq(get("log.status"), "200");
     ck_assert_str_eq(get("log.user_agent"), "Mozilla \"quoted\"");
@@ -153,16 +168,20 @@ START_TEST(only_configured_pixel_requests_are_kept)
 {
     pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif, /t.gif]}\n" FIELDS);
     ck_assert_int_eq(parse(p, LINE("a=1")), PIXEL_OUTCOME_PENDING);
-    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /t.gif HTTP/1.1\" 200 43 \"-\" \"x\""),
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /t.gif HTTP/1.1\" "
+                              "200 43 \"-\" \"x\""),
                      PIXEL_OUTCOME_PENDING);
-    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /api/v1/search?city=x HTTP/1.1\" 200 9 \"-\" \"x\""),
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET "
+                              "/api/v1/search?city=x HTTP/1.1\" 200 9 \"-\" \"x\""),
                      PIXEL_OUTCOME_SKIPPED);
-    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"POST /px.gif HTTP/1.1\" 200 9 \"-\" \"x\""),
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"POST /px.gif "
+                              "HTTP/1.1\" 200 9 \"-\" \"x\""),
                      PIXEL_OUTCOME_SKIPPED);
     ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"-\" 400 0 \"-\" \"-\""),
                      PIXEL_OUTCOME_SKIPPED);
     /* a damaged line whose complete request shows it is not a pixel */
-    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /index.html HTTP/1.1\" 200 9 \"-\" \"Mozil"),
+    ck_assert_int_eq(parse(p, "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /index.html "
+                              "HTTP/1.1\" 200 9 \"-\" \"Mozil"),
                      PIXEL_OUTCOME_SKIPPED);
     pixel_pipeline_free(p);
 }
@@ -216,9 +235,8 @@ START_TEST(malformed_escapes_are_rejected_with_the_parameter)
 }
 END_TEST
 
-static const char *const bad_utf8[] = {"Ca%F1on",    "caf%C3",    "%C3%28",   "%ED%A0%80",
-                                       "%C0%AF",     "%FF%FE",    "%80%80",   "%F4%90%80%80",
-                                       "%E0%80%AF"};
+static const char *const bad_utf8[] = {"Ca%F1on", "caf%C3", "%C3%28",       "%ED%A0%80", "%C0%AF",
+                                       "%FF%FE",  "%80%80", "%F4%90%80%80", "%E0%80%AF"};
 START_TEST(invalid_utf8_is_rejected)
 {
     pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
@@ -234,19 +252,23 @@ END_TEST
 START_TEST(repeated_keys_follow_the_policy)
 {
     const char *line = LINE("a=1&a=2&b=x");
-    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: first}\nfields: {a: query.a}\n");
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: "
+                                "first}\nfields: {a: query.a}\n");
     ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\"}");
     pixel_pipeline_free(p);
-    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: last}\nfields: {a: query.a}\n");
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: last}\nfields: {a: "
+                "query.a}\n");
     ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(output(ctx, p), "{\"a\":\"2\"}");
     pixel_pipeline_free(p);
-    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: list}\nfields: {a: {from: query.a, type: integer}}\n");
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: list}\nfields: {a: "
+                "{from: query.a, type: integer}}\n");
     ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(output(ctx, p), "{\"a\":[1,2]}");
     pixel_pipeline_free(p);
-    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: reject}\nfields: {a: query.a}\n");
+    p = load_ok("input: {framing: none, pixel_paths: [/px.gif], repeated_keys: reject}\nfields: "
+                "{a: query.a}\n");
     ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "repeated_parameter");
     /* unmapped parameters may repeat */
@@ -257,7 +279,8 @@ END_TEST
 
 START_TEST(size_limits)
 {
-    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], max_line_length: 100, max_parameters: 3}\n" FIELDS);
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], max_line_length: "
+                                "100, max_parameters: 3}\n" FIELDS);
     ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "line_too_long");
     ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->family, "size_violation");
@@ -292,7 +315,8 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, query_values_are_decoded_strictly);
     tcase_add_loop_test(tc, malformed_escapes_are_rejected_with_the_parameter, 0,
                         (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
-    tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0, (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
+    tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
+                        (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);

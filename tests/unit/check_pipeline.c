@@ -53,16 +53,19 @@ START_TEST(quarantine_record_carries_everything)
     json_t *q = json_loads(output(ctx, p), 0, &je);
     ck_assert_ptr_nonnull(q);
     ck_assert_int_eq(json_integer_value(json_object_get(q, "quarantine")), 1);
-    ck_assert_str_eq(json_string_value(json_object_get(q, "received_at")), "2026-11-26T00:00:00.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(q, "received_at")),
+                     "2026-11-26T00:00:00.000Z");
     ck_assert_str_eq(json_string_value(json_object_get(q, "stage")), "map");
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(q, "pipeline"), "name")), "t");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(q, "pipeline"), "name")),
+                     "t");
     ck_assert_str_eq(json_string_value(json_object_get(q, "raw")), LINE("ev=page_view&n=x"));
     json_t *r = json_array_get(json_object_get(q, "reasons"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(r, "code")), "bad_integer");
     ck_assert_str_eq(json_string_value(json_object_get(r, "family")), "mapping_violation");
     ck_assert_str_eq(json_string_value(json_object_get(r, "location")), "query.n");
     /* the partial event */
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(q, "event"), "type")), "page_view");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(q, "event"), "type")),
+                     "page_view");
     json_decref(q);
     /* A line that is not UTF-8 is kept exactly, as base64. */
     ck_assert_int_eq(run(p, ctx, "\xff\xfe garbage"), PIXEL_OUTCOME_QUARANTINED);
@@ -91,7 +94,8 @@ static void *worker(void *arg)
         char line[512], expect[128];
         snprintf(line, sizeof(line), LINE("ev=page_view&n=%d"), a->id * 100000 + i);
         pixel_outcome oc;
-        if (pixel_process(a->p, ctx, line, strlen(line), &oc, NULL) != 0 || oc != PIXEL_OUTCOME_EVENT) {
+        if (pixel_process(a->p, ctx, line, strlen(line), &oc, NULL) != 0 ||
+            oc != PIXEL_OUTCOME_EVENT) {
             a->ok = 0;
             break;
         }
@@ -146,7 +150,8 @@ START_TEST(out_of_memory_is_reported_at_every_allocation)
         for (unsigned long k = 1; k < 40; k++) {
             pixel_outcome oc;
             pixel_debug_fail_alloc_at(k);
-            prc = pixel_process(p, ctx, LINE("ev=page_view&n=1"), strlen(LINE("ev=page_view&n=1")), &oc, &err);
+            prc = pixel_process(p, ctx, LINE("ev=page_view&n=1"), strlen(LINE("ev=page_view&n=1")),
+                                &oc, &err);
             size_t len;
             const char *out = prc == 0 ? pixel_ctx_output(ctx, p, &len) : NULL;
             pixel_debug_fail_alloc_at(0);
@@ -175,7 +180,8 @@ START_TEST(every_code_is_documented)
     for (size_t i = 0; pixel_reason_code_at(i, &family); i++) {
         char needle[128];
         snprintf(needle, sizeof(needle), "| `%s` | %s |", pixel_reason_code_at(i, NULL), family);
-        ck_assert_msg(strstr(doc, needle) != NULL, "docs/quarantine-codes.md lacks the row %s", needle);
+        ck_assert_msg(strstr(doc, needle) != NULL, "docs/quarantine-codes.md lacks the row %s",
+                      needle);
     }
 }
 END_TEST

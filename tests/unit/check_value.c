@@ -14,13 +14,15 @@ static pixel_value *bytes_value(pixel_ctx *ctx, const char *s, size_t n)
 START_TEST(json_round_trips_compactly)
 {
     pixel_ctx *ctx = pixel_ctx_new();
-    const char *in = " { \"a\" : [1, -2, 3.50, 1e400, true, false, null],\n \"b\": {\"c\": \"x\\ty\\u00e9\\ud83d\\ude00\"} } ";
+    const char *in = " { \"a\" : [1, -2, 3.50, 1e400, true, false, null],\n \"b\": {\"c\": "
+                     "\"x\\ty\\u00e9\\ud83d\\ude00\"} } ";
     pixel_value *v = pixel_json_parse(ctx, in, strlen(in), NULL);
     ck_assert_ptr_nonnull(v);
     ck_assert_int_eq(pixel_value_type(v), PIXEL_TYPE_OBJECT);
     size_t n;
     const char *out = pixel_value_dump(ctx, v, &n);
-    ck_assert_str_eq(out, "{\"a\":[1,-2,3.50,1e400,true,false,null],\"b\":{\"c\":\"x\\ty\xc3\xa9\xf0\x9f\x98\x80\"}}");
+    ck_assert_str_eq(out, "{\"a\":[1,-2,3.50,1e400,true,false,null],\"b\":{\"c\":"
+                          "\"x\\ty\xc3\xa9\xf0\x9f\x98\x80\"}}");
     ck_assert_uint_eq(n, strlen(out));
     pixel_ctx_free(ctx);
 }
@@ -28,9 +30,9 @@ END_TEST
 
 START_TEST(json_rejects_bad_text_with_a_position)
 {
-    static const char *const bad[] = {"{\"a\":}", "[1,]", "\"\\x\"", "01", "1.", "[1] x",
-                                      "\"\xff\"", "\"\\ud800\"", "{\"a\" 1}", "", "nul",
-                                      "\"a\nb\""};
+    static const char *const bad[] = {"{\"a\":}",  "[1,]",  "\"\\x\"",  "01",
+                                      "1.",        "[1] x", "\"\xff\"", "\"\\ud800\"",
+                                      "{\"a\" 1}", "",      "nul",      "\"a\nb\""};
     pixel_ctx *ctx = pixel_ctx_new();
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         pixel_error err;
@@ -113,8 +115,8 @@ static void reference_escape(const unsigned char *s, size_t n, char *out)
 
 START_TEST(escaping_matches_a_reference_at_every_length)
 {
-    static const unsigned char alphabet[] = {'a', 'Z', '0', ' ', '"', '\\', 0x01, 0x1f, 0x7f, 0xc3,
-                                             0xa9, '\n', 0x20, 0x21, 0x5b, 0x5d};
+    static const unsigned char alphabet[] = {'a',  'Z',  '0',  ' ',  '"',  '\\', 0x01, 0x1f,
+                                             0x7f, 0xc3, 0xa9, '\n', 0x20, 0x21, 0x5b, 0x5d};
     pixel_ctx *ctx = pixel_ctx_new();
     unsigned seed = 12345;
     for (int round = 0; round < 3000; round++) {
@@ -143,7 +145,8 @@ START_TEST(paths_set_get_and_remove_keep_order)
     ck_assert_int_eq(pixel_value_set_at(ctx, root, "c", pixel_value_new_bool(ctx, 1)), 0);
     ck_assert_int_eq(pixel_value_set_at(ctx, root, "a.d", pixel_value_new_string(ctx, "x", 1)), 0);
     ck_assert_int_eq(pixel_value_set_at(ctx, root, "a.b", pixel_value_new_number(ctx, 2.5)), 0);
-    ck_assert_str_eq(pixel_value_dump(ctx, root, NULL), "{\"a\":{\"b\":2.5,\"d\":\"x\"},\"c\":true}");
+    ck_assert_str_eq(pixel_value_dump(ctx, root, NULL),
+                     "{\"a\":{\"b\":2.5,\"d\":\"x\"},\"c\":true}");
     ck_assert_double_eq(pixel_value_number(pixel_value_at(root, "a.b")), 2.5);
     ck_assert_int_eq(pixel_value_remove_at(root, "a.b"), 1);
     ck_assert_int_eq(pixel_value_remove_at(root, "a.b"), 0);

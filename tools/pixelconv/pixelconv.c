@@ -23,7 +23,7 @@
 #include "pixel/pixel.h"
 
 #define BATCH_BYTES (1u << 20)
-#define MAX_CODES 64
+#define MAX_CODES   64
 
 typedef struct code_count {
     char code[48];
@@ -517,9 +517,10 @@ static void explain_line(pixel_ctx *ctx, const char *line, size_t n, FILE *out)
     int rc = pixel_parse(g_pipe, ctx, line, n, &oc, &err);
     const pixel_record *rec = pixel_ctx_record(ctx);
     static const char *const names[] = {
-        "syslog.pri", "syslog.timestamp", "syslog.hostname", "syslog.tag", "syslog.procid",
-        "log.client", "log.user", "log.time", "log.method", "log.path", "log.protocol",
-        "log.status", "log.bytes", "log.referer", "log.user_agent", "log.host", "log.request_time"};
+        "syslog.pri",   "syslog.timestamp", "syslog.hostname", "syslog.tag",  "syslog.procid",
+        "log.client",   "log.user",         "log.time",        "log.method",  "log.path",
+        "log.protocol", "log.status",       "log.bytes",       "log.referer", "log.user_agent",
+        "log.host",     "log.request_time"};
     fprintf(out, "parse:    %s\n", rc < 0 ? "FAILED" : pixel_outcome_str(oc));
     for (size_t i = 0; rec && i < sizeof(names) / sizeof(names[0]); i++) {
         size_t len;
@@ -652,13 +653,17 @@ static FILE *open_out(const char *path, FILE *dflt)
 
 static void parse_args(int argc, char **argv, options *o)
 {
-    static const struct option longs[] = {
-        {"config", required_argument, NULL, 'c'},  {"output", required_argument, NULL, 'o'},
-        {"quarantine", required_argument, NULL, 'q'}, {"stats", required_argument, NULL, 's'},
-        {"jobs", required_argument, NULL, 'j'},    {"explain", no_argument, NULL, 'e'},
-        {"fixed-time", required_argument, NULL, 'T'}, {"quiet", no_argument, NULL, 'Q'},
-        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
+                                          {"output", required_argument, NULL, 'o'},
+                                          {"quarantine", required_argument, NULL, 'q'},
+                                          {"stats", required_argument, NULL, 's'},
+                                          {"jobs", required_argument, NULL, 'j'},
+                                          {"explain", no_argument, NULL, 'e'},
+                                          {"fixed-time", required_argument, NULL, 'T'},
+                                          {"quiet", no_argument, NULL, 'Q'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, 'V'},
+                                          {NULL, 0, NULL, 0}};
     int c;
     o->jobs = 1;
     while ((c = getopt_long(argc, argv, "c:o:q:s:j:ehV", longs, NULL)) != -1) {
@@ -757,10 +762,9 @@ int main(int argc, char **argv)
         rc = 1;
     }
     if (!o.explain && !o.quiet) {
-        fprintf(stderr,
-                "pixelconv: %lu lines: %lu events, %lu quarantined, %lu skipped, %lu dropped\n",
-                s.total.lines, s.total.events, s.total.quarantined, s.total.skipped,
-                s.total.dropped);
+        fprintf(
+            stderr, "pixelconv: %lu lines: %lu events, %lu quarantined, %lu skipped, %lu dropped\n",
+            s.total.lines, s.total.events, s.total.quarantined, s.total.skipped, s.total.dropped);
     }
     if (o.stats && write_stats(o.stats, &s.total) < 0) {
         rc = 1;
