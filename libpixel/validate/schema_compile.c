@@ -194,7 +194,7 @@ static int compile_enum(cctx *c, const pixel_value *e, sop *op)
         memset(op->u.en.strs, 0, cap * sizeof(*op->u.en.strs));
         op->u.en.scap = cap;
         for (const pixel_value *m = e->u.list.head; m; m = m->next) {
-            size_t j = pixel__schema_hash(m->u.str.s, m->u.str.len) & (cap - 1);
+            size_t j = pixel__key_hash(m->u.str.s, m->u.str.len) & (cap - 1);
             while (op->u.en.strs[j]) {
                 j = (j + 1) & (cap - 1);
             }
@@ -275,18 +275,24 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     }
     memset(o->props, 0, o->cap * sizeof(*o->props));
     o->has_props = props != NULL;
+    o->list = pixel__arena_alloc(a, (want + 1) * sizeof(*o->list));
+    if (!o->list) {
+        return oom(c->r);
+    }
     for (const pixel_value *m = props ? props->u.list.head : NULL; m; m = m->next) {
-        uint64_t h = pixel__schema_hash(m->key, m->klen);
+        uint64_t h = pixel__key_hash(m->key, m->klen);
         sprop *s = prop_slot(o, m->key, m->klen, h);
         s->key = m->key;
         s->klen = m->klen;
         s->hash = h;
         s->req_bit = -1;
+        if (!s->schema) {
+            o->list[o->nprops++] = s;
+        }
         s->schema = sub(c, m, "properties", m->key, m->klen);
         if (!s->schema) {
             return -1;
         }
-        o->nprops++;
     }
     if (req) {
         o->has_required = true;
@@ -304,14 +310,14 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
             }
             o->required[bit] = e->u.str.s;
             o->required_len[bit] = e->u.str.len;
-            uint64_t h = pixel__schema_hash(e->u.str.s, e->u.str.len);
+            uint64_t h = pixel__key_hash(e->u.str.s, e->u.str.len);
             sprop *s = prop_slot(o, e->u.str.s, e->u.str.len, h);
             if (!s->key) {
                 s->key = e->u.str.s;
                 s->klen = e->u.str.len;
                 s->hash = h;
                 s->req_bit = -1;
-                o->nprops++;
+                o->list[o->nprops++] = s;
             }
             if (s->req_bit < 0) {
                 s->req_bit = bit;
@@ -350,6 +356,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
             return -1;
         }
     }
+    o->lookup = !o->npatterns && !o->additional && o->nprops <= 4 && o->nrequired <= 64;
     return 0;
 }
 
@@ -468,7 +475,7 @@ static const pixel_value *branch_const(const snode *b, const char *prop, size_t 
         const sop *op = &b->ops[i];
         if (op->kind == OP_OBJECT) {
             const sobject *o = op->u.obj;
-            uint64_t h = pixel__schema_hash(prop, plen);
+            uint64_t h = pixel__key_hash(prop, plen);
             for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
                 if (o->props[j].klen == plen && memcmp(o->props[j].key, prop, plen) == 0) {
                     const pixel_value *cv = const_of(o->props[j].schema);

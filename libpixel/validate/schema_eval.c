@@ -28,6 +28,14 @@
 __extension__ typedef __int128 i128; /* exact decimal arithmetic for multipleOf */
 #define MATCH_HEAP 32768
 
+/* A failure in a quiet evaluation (or after the first error) needs no message. */
+#define QUIET_FAIL(x)                                                                              \
+    do {                                                                                           \
+        if ((x)->quiet || (x)->stop) {                                                             \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
 typedef struct seg {
     const struct seg *up;
     const char *s; /* NULL: array index */
@@ -55,9 +63,7 @@ typedef struct ectx {
     unsigned nerr;
     pixel_schema_error_cb cb;
     void *payload;
-    pcre2_general_context *gctx;
     pcre2_match_data *md;
-    bump heap;
 } ectx;
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
@@ -82,11 +88,33 @@ static void bump_free(void *p, void *data)
     PIXEL_UNUSED(data);
 }
 
+/*
+ * PCRE2 needs match data (and, without JIT, a frames vector).  Each thread
+ * gets one, carved by a bump allocator out of a thread-local buffer the
+ * first time a pattern needs PCRE2: no heap allocation, ever, and none per
+ * validation.
+ */
+typedef struct match_tls {
+    char heap[MATCH_HEAP] __attribute__((aligned(16)));
+    bump b;
+    pcre2_general_context *gctx;
+    pcre2_match_data *md;
+} match_tls;
+
+static _Thread_local match_tls tls_match;
+
 static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
 {
-    if (!x->md) {
-        x->gctx = pcre2_general_context_create(bump_malloc, bump_free, &x->heap);
-        x->md = x->gctx ? pcre2_match_data_create(1, x->gctx) : NULL;
+    if (!x->md && !pixel__regex_is_simple(re)) {
+        match_tls *t = &tls_match;
+        if (!t->md) {
+            t->b.buf = t->heap;
+            t->b.cap = sizeof(t->heap);
+            t->b.used = 0;
+            t->gctx = pcre2_general_context_create(bump_malloc, bump_free, &t->b);
+            t->md = t->gctx ? pcre2_match_data_create(1, t->gctx) : NULL;
+        }
+        x->md = t->md;
         if (!x->md) {
             x->fail = true;
             return 0;
@@ -568,7 +596,7 @@ static bool prop_evaluated(ectx *x, const snode *n, const pixel_value *obj, cons
             if (o->additional) {
                 return true;
             }
-            uint64_t h = pixel__schema_hash(m->key, m->klen);
+            uint64_t h = pixel__key_hash(m->key, m->klen);
             for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
                 if (o->props[j].klen == m->klen && memcmp(o->props[j].key, m->key, m->klen) == 0) {
                     if (o->props[j].schema) {
@@ -626,19 +654,52 @@ static bool item_evaluated(ectx *x, const snode *n, const pixel_value *arr, cons
 
 #define SUB(node, inst, ipath, kpath) eval(x, (node), (inst), (ipath), (kpath), ds)
 
+/* Few declared properties and nothing else: find each one instead of walking the members. */
+static bool eval_object_lookup(ectx *x, const snode *n, const sobject *o, const pixel_value *v,
+                               const seg *ip, const seg *kp, const dscope *ds)
+{
+    bool ok = true;
+    for (size_t i = 0; i < o->nprops; i++) {
+        const sprop *p = o->list[i];
+        const pixel_value *m = v->u.list.head;
+        while (m && !(m->klen == p->klen && pixel__key_eq(m->key, p->key, p->klen))) {
+            m = m->next;
+        }
+        if (!m) {
+            if (p->req_bit >= 0) {
+                ok = false;
+                seg mi = {ip, p->key, p->klen, 0};
+                report(x, n, kp, "required", &mi, "required property \"%.*s\" is missing",
+                       (int)p->klen, p->key);
+            }
+        } else if (p->schema) {
+            seg mi = {ip, m->key, m->klen, 0};
+            seg k1 = {kp, "properties", 10, 0}, k2 = {&k1, m->key, m->klen, 0};
+            ok = SUB(p->schema, m, &mi, &k2) && ok;
+        }
+        if (!ok && (x->quiet || x->stop)) {
+            return false;
+        }
+    }
+    return ok;
+}
+
 static bool eval_object(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
                         const seg *kp, const dscope *ds)
 {
     const sobject *o = op->u.obj;
+    if (o->lookup) {
+        return eval_object_lookup(x, n, o, v, ip, kp, ds);
+    }
     uint64_t bits[16] = {0};
     bool ok = true;
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
         const sprop *p = NULL;
         if (o->nprops) {
-            uint64_t h = pixel__schema_hash(m->key, m->klen);
+            uint64_t h = pixel__key_hash(m->key, m->klen);
             for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
                 if (o->props[j].hash == h && o->props[j].klen == m->klen &&
-                    memcmp(o->props[j].key, m->key, m->klen) == 0) {
+                    pixel__key_eq(o->props[j].key, m->key, m->klen)) {
                     p = &o->props[j];
                     break;
                 }
@@ -761,10 +822,10 @@ static bool enum_has(const sop *op, const pixel_value *v)
             return false;
         }
         size_t cap = op->u.en.scap;
-        size_t j = pixel__schema_hash(v->u.str.s, v->u.str.len) & (cap - 1);
+        size_t j = pixel__key_hash(v->u.str.s, v->u.str.len) & (cap - 1);
         for (; op->u.en.strs[j]; j = (j + 1) & (cap - 1)) {
             if (op->u.en.slens[j] == v->u.str.len &&
-                memcmp(op->u.en.strs[j], v->u.str.s, v->u.str.len) == 0) {
+                pixel__key_eq(op->u.en.strs[j], v->u.str.s, v->u.str.len)) {
                 return true;
             }
         }
@@ -935,6 +996,7 @@ static bool eval_number(ectx *x, const snode *n, const sop *op, const pixel_valu
     }
     if (!ok) {
         char a[160], b[64];
+        QUIET_FAIL(x);
         describe(v, a, sizeof(a));
         num_text(op->u.value, b, sizeof(b));
         report(x, n, kp, op->kw, ip, "%s is %s %s", a, rel, b);
@@ -950,7 +1012,9 @@ static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_valu
     char d[160];
     switch (op->kind) {
         case OP_MINLENGTH:
-            if (len < op->u.count || cp_len(s, len) < op->u.count) {
+            /* a code point takes 1 to 4 bytes: count them only when it matters */
+            if (len < op->u.count || (len / 4 < op->u.count && cp_len(s, len) < op->u.count)) {
+                QUIET_FAIL(x);
                 describe(v, d, sizeof(d));
                 report(x, n, kp, op->kw, ip, "%s is shorter than %llu characters", d,
                        (unsigned long long)op->u.count);
@@ -959,6 +1023,7 @@ static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_valu
             return true;
         case OP_MAXLENGTH:
             if (len > op->u.count && cp_len(s, len) > op->u.count) {
+                QUIET_FAIL(x);
                 describe(v, d, sizeof(d));
                 report(x, n, kp, op->kw, ip, "%s is longer than %llu characters (%zu)", d,
                        (unsigned long long)op->u.count, cp_len(s, len));
@@ -967,6 +1032,7 @@ static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_valu
             return true;
         case OP_PATTERN:
             if (!regex_match(x, &op->u.re, s, len)) {
+                QUIET_FAIL(x);
                 describe(v, d, sizeof(d));
                 report(x, n, kp, op->kw, ip, "%s does not match the pattern %s", d,
                        op->u.re.source);
@@ -978,6 +1044,7 @@ static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_valu
                 return true;
             }
             if (!pixel__format_check(op->u.fmt.id, s, len)) {
+                QUIET_FAIL(x);
                 describe(v, d, sizeof(d));
                 report(x, n, kp, op->kw, ip, "%s is not a valid %s", d, op->u.fmt.name);
                 return false;
@@ -993,6 +1060,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
     switch (op->kind) {
         case OP_TYPE:
             if (!type_ok(v, op->u.types)) {
+                QUIET_FAIL(x);
                 types_str(op->u.types, a, sizeof(a));
                 describe(v, b, sizeof(b));
                 report(x, n, kp, "type", ip, "expected %s, got %s", a, b);
@@ -1001,6 +1069,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
             return true;
         case OP_CONST:
             if (!pixel_value_equal(op->u.value, v)) {
+                QUIET_FAIL(x);
                 describe(v, b, sizeof(b));
                 if (op->u.value->type == PIXEL_TYPE_OBJECT || op->u.value->type == PIXEL_TYPE_ARRAY) {
                     report(x, n, kp, "const", ip, "%s is not the constant value", b);
@@ -1013,6 +1082,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
             return true;
         case OP_ENUM:
             if (!enum_has(op, v)) {
+                QUIET_FAIL(x);
                 describe(v, b, sizeof(b));
                 report(x, n, kp, "enum", ip, "%s is not one of the %zu allowed values", b,
                        op->u.en.n);
@@ -1139,6 +1209,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
             return eval_list(x, n, op, v, ip, kp, ds);
         case OP_NOT:
             if (quiet_eval(x, op->u.schema, v, ds)) {
+                QUIET_FAIL(x);
                 describe(v, b, sizeof(b));
                 report(x, n, kp, "not", ip, "%s must not match the \"not\" schema", b);
                 return false;
@@ -1169,6 +1240,7 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
     if (n->boolean) {
         if (n->boolean == 2) {
             char b[160];
+            QUIET_FAIL(x);
             describe(v, b, sizeof(b));
             report(x, n, kp, NULL, ip, "%s is not allowed here (the schema is false)", b);
             return false;
@@ -1199,14 +1271,11 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
 int pixel_schema_validate(const pixel_schema *s, const pixel_value *v, unsigned flags,
                           pixel_schema_error_cb cb, void *payload)
 {
-    char heap[MATCH_HEAP] __attribute__((aligned(16)));
     ectx x = {0};
     x.reg = s->reg;
     x.flags = flags;
     x.cb = cb;
     x.payload = payload;
-    x.heap.buf = heap;
-    x.heap.cap = sizeof(heap);
     bool ok = eval(&x, s->root, v, NULL, NULL, NULL);
     if (x.fail) {
         return PIXEL_ERROR;

@@ -13,6 +13,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <string.h>
 
 #include "pixel_private.h"
 #include "pixel/schema.h"
@@ -54,6 +55,42 @@ int pixel__pmap_put(pmap *m, const void *key, void *val);
 void pixel__pmap_free(pmap *m);
 
 uint64_t pixel__schema_hash(const char *s, size_t n);
+
+/*
+ * The hash of member names and enum strings, computed per member per event:
+ * length and three bytes, no loop.  Collisions only cost a probe.
+ */
+static inline uint64_t pixel__key_hash(const char *k, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    uint64_t h = (uint64_t)n * 0x9E3779B1u;
+    h ^= (uint64_t)(unsigned char)k[0] * 0x85EBCA77u;
+    h ^= (uint64_t)(unsigned char)k[n - 1] * 0xC2B2AE3Du;
+    h ^= (uint64_t)(unsigned char)k[n >> 1] * 0x27D4EB2Fu;
+    return h ^ (h >> 15) ^ (h >> 31);
+}
+
+/* Equality of short byte strings without a libc call. */
+static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
+{
+    while (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return false;
+        }
+        a += 8, b += 8, n -= 8;
+    }
+    while (n--) {
+        if (*a++ != *b++) {
+            return false;
+        }
+    }
+    return true;
+}
 
 /* ---- URIs ----------------------------------------------------------------- */
 
@@ -191,10 +228,20 @@ typedef enum sop_kind {
     OP_UNEVAL_ITEMS,
 } sop_kind;
 
+/* A pattern simple enough to match without PCRE2: ^atom atom ... [$]. */
+#define SIMPLE_MAX_ATOMS 16
+typedef struct satom {
+    uint64_t set[2]; /* ASCII bytes allowed */
+    uint16_t min, max;
+} satom;
+
 typedef struct sregex {
     pcre2_code *code;
     const char *source;
     bool jit;
+    satom *atoms; /* non-NULL: the simple matcher applies */
+    uint8_t natoms;
+    bool anchored_end;
 } sregex;
 
 typedef struct sprop {
@@ -220,6 +267,8 @@ typedef struct sobject {
     size_t *required_len;
     size_t nrequired;
     bool has_props, has_patterns, has_required;
+    bool lookup; /* few properties, no patterns or additionalProperties: look each up */
+    sprop **list; /* the table's entries in declaration order */
 } sobject;
 
 typedef struct sdep {
@@ -319,6 +368,8 @@ int pixel__regex_translate(pixel_arena *a, const char *src, size_t len, char **o
 /* Compile a pattern; returns 0 or -1 (why set, static text or PCRE2 message in buf). */
 int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len, char *why,
                          size_t whysize);
+/* True when the pattern runs on the simple matcher (no PCRE2 match data needed). */
+bool pixel__regex_is_simple(const sregex *re);
 /* Match with caller-provided match data. 1 match, 0 none, <0 error. */
 int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, size_t len);
 

@@ -24,6 +24,8 @@
 
 #include "schema_private.h"
 
+static void simple_compile(sregex *re, pixel_arena *a, const char *s, size_t len);
+
 static const char WS_CLASS[] =
     "\\t\\n\\x0b\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}"
     "\\x{3000}\\x{feff}";
@@ -421,12 +423,223 @@ int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len
         return -1;
     }
     re->jit = pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE) == 0;
+    simple_compile(re, a, src, len);
     return 0;
+}
+
+/* ---- the simple matcher ------------------------------------------------------- */
+
+static void set_add(satom *a, unsigned lo, unsigned hi)
+{
+    for (unsigned c = lo; c <= hi && c < 128; c++) {
+        a->set[c >> 6] |= 1ull << (c & 63);
+    }
+}
+
+static bool set_has(const satom *a, unsigned char c)
+{
+    return c < 128 && ((a->set[c >> 6] >> (c & 63)) & 1);
+}
+
+/* One class escape or literal escape at s[i] == '\\' into a; returns chars used or 0. */
+static size_t simple_escape(satom *a, const char *s, size_t i, size_t len)
+{
+    if (i + 1 >= len) {
+        return 0;
+    }
+    char c = s[i + 1];
+    if (c == 'd') {
+        set_add(a, '0', '9');
+    } else if (c == 'w') {
+        set_add(a, '0', '9');
+        set_add(a, 'a', 'z');
+        set_add(a, 'A', 'Z');
+        set_add(a, '_', '_');
+    } else if (c && strchr(".-/\\^$|()[]{}*+?", c)) {
+        set_add(a, (unsigned char)c, (unsigned char)c);
+    } else {
+        return 0;
+    }
+    return 2;
+}
+
+static size_t simple_class(satom *a, const char *s, size_t i, size_t len)
+{
+    size_t j = i + 1;
+    if (j < len && s[j] == '^') {
+        return 0; /* a negated class holds non-ASCII too */
+    }
+    while (j < len && s[j] != ']') {
+        unsigned char lo = (unsigned char)s[j];
+        if (lo == '\\') {
+            satom t = {{0, 0}, 0, 0};
+            size_t k = simple_escape(&t, s, j, len);
+            if (!k) {
+                return 0;
+            }
+            a->set[0] |= t.set[0];
+            a->set[1] |= t.set[1];
+            j += k;
+            continue;
+        }
+        if (lo >= 128 || lo == '[') {
+            return 0;
+        }
+        if (j + 2 < len && s[j + 1] == '-' && s[j + 2] != ']') {
+            unsigned char hi = (unsigned char)s[j + 2];
+            if (hi >= 128 || hi == '\\' || hi < lo) {
+                return 0;
+            }
+            set_add(a, lo, hi);
+            j += 3;
+        } else {
+            set_add(a, lo, lo);
+            j++;
+        }
+    }
+    return j < len ? j + 1 - i : 0;
+}
+
+static size_t simple_quant(satom *a, const char *s, size_t i, size_t len)
+{
+    a->min = a->max = 1;
+    if (i >= len) {
+        return 0;
+    }
+    size_t used = 0;
+    if (s[i] == '?') {
+        a->min = 0, used = 1;
+    } else if (s[i] == '*') {
+        a->min = 0, a->max = UINT16_MAX, used = 1;
+    } else if (s[i] == '+') {
+        a->max = UINT16_MAX, used = 1;
+    } else if (s[i] == '{') {
+        size_t j = i + 1;
+        unsigned long lo = 0, hi;
+        while (j < len && s[j] >= '0' && s[j] <= '9' && lo < 10000) {
+            lo = lo * 10 + (unsigned long)(s[j++] - '0');
+        }
+        if (j == i + 1 || lo >= 10000) {
+            return (size_t)-1;
+        }
+        hi = lo;
+        if (j < len && s[j] == ',') {
+            j++;
+            hi = UINT16_MAX;
+            if (j < len && s[j] >= '0' && s[j] <= '9') {
+                hi = 0;
+                while (j < len && s[j] >= '0' && s[j] <= '9' && hi < 10000) {
+                    hi = hi * 10 + (unsigned long)(s[j++] - '0');
+                }
+            }
+        }
+        if (j >= len || s[j] != '}' || hi < lo || hi > UINT16_MAX) {
+            return (size_t)-1;
+        }
+        a->min = (uint16_t)lo, a->max = (uint16_t)hi, used = j + 1 - i;
+    }
+    if (used && i + used < len && s[i + used] == '?') {
+        return (size_t)-1; /* lazy quantifiers need backtracking */
+    }
+    return used;
+}
+
+/*
+ * Patterns like ^[0-9a-f]{32}$ or ^https?:// : a sequence of ASCII sets with
+ * counts, anchored at the start.  Greedy matching is exact when each
+ * variable-count atom is disjoint from the atoms that could follow it (up to
+ * the next mandatory one); anything else stays with PCRE2.
+ */
+static void simple_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
+{
+    satom atoms[SIMPLE_MAX_ATOMS];
+    size_t n = 0, i = 1;
+    bool end = false;
+    if (len == 0 || s[0] != '^') {
+        return;
+    }
+    while (i < len) {
+        if (s[i] == '$' && i + 1 == len) {
+            end = true;
+            break;
+        }
+        if (n == SIMPLE_MAX_ATOMS) {
+            return;
+        }
+        satom *at = &atoms[n];
+        memset(at, 0, sizeof(*at));
+        size_t used;
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\') {
+            used = simple_escape(at, s, i, len);
+        } else if (c == '[') {
+            used = simple_class(at, s, i, len);
+        } else if (c >= 128 || strchr(".^$|()[]{}*+?", c)) {
+            used = 0;
+        } else {
+            set_add(at, c, c);
+            used = 1;
+        }
+        if (!used) {
+            return;
+        }
+        i += used;
+        size_t q = simple_quant(at, s, i, len);
+        if (q == (size_t)-1) {
+            return;
+        }
+        i += q;
+        n++;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (atoms[k].min == atoms[k].max) {
+            continue;
+        }
+        for (size_t j = k + 1; j < n; j++) {
+            if ((atoms[k].set[0] & atoms[j].set[0]) || (atoms[k].set[1] & atoms[j].set[1])) {
+                return;
+            }
+            if (atoms[j].min > 0) {
+                break;
+            }
+        }
+    }
+    re->atoms = pixel__arena_alloc(a, (n + 1) * sizeof(satom));
+    if (re->atoms) {
+        memcpy(re->atoms, atoms, n * sizeof(satom));
+        re->natoms = (uint8_t)n;
+        re->anchored_end = end;
+    }
+}
+
+static int simple_match(const sregex *re, const char *s, size_t len)
+{
+    size_t pos = 0;
+    for (size_t k = 0; k < re->natoms; k++) {
+        const satom *a = &re->atoms[k];
+        size_t count = 0;
+        while (count < a->max && pos < len && set_has(a, (unsigned char)s[pos])) {
+            pos++;
+            count++;
+        }
+        if (count < a->min) {
+            return 0;
+        }
+    }
+    return !re->anchored_end || pos == len;
+}
+
+bool pixel__regex_is_simple(const sregex *re)
+{
+    return re->atoms != NULL;
 }
 
 int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, size_t len)
 {
     int rc;
+    if (re->atoms) {
+        return simple_match(re, s, len);
+    }
     if (re->jit) {
         rc = pcre2_jit_match(re->code, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
         if (rc != PCRE2_ERROR_JIT_STACKLIMIT) {
