@@ -15,8 +15,8 @@
  *         flag  -> `flag_field` is set to the rule that matched, e.g.
  *                  "family:Googlebot", and the event goes on.
  *
- * One instance per thread (each has its own PCRE2 match data); counters
- * are per instance and summed by the host's stats.
+ * One instance per thread (each has its own PCRE2 match data and a small
+ * cache of recent pattern verdicts, so no locks); counters are per instance.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -37,7 +37,7 @@ static const char *const default_families[] = {
 };
 
 static const char *const default_patterns[] = {
-    "(?:^|[^a-z])(?:[a-z0-9_-]*bot|crawler|spider|slurp|scraper)/[0-9]",
+    "(?:bot|crawler|spider|slurp|scraper)/[0-9]",
     "^(?:curl|wget|python-requests|python-urllib|go-http-client|java|libwww-perl|okhttp|"
     "scrapy|httpclient|axios|node-fetch)/",
     "headlesschrome/|phantomjs/|\\+https?://",
@@ -50,6 +50,16 @@ typedef struct cidr {
     int prefix;
     char *text;
 } cidr;
+
+/* Pattern verdicts of recent user agents (per instance, so per thread: no lock). */
+#define VCACHE_SIZE 512
+#define VCACHE_MAX_UA 255
+typedef struct verdict_entry {
+    uint64_t hash;
+    uint16_t len; /* 0 = empty */
+    int16_t rule; /* 0 = no pattern matched, else pattern index + 1 */
+    char ua[VCACHE_MAX_UA];
+} verdict_entry;
 
 typedef struct botfilter_ctx {
     int flag; /* 0 drop, 1 flag */
@@ -64,6 +74,7 @@ typedef struct botfilter_ctx {
     cidr *ranges;
     size_t nranges;
     char *ua_from, *ip_from;
+    verdict_entry *vcache;
     atomic_ulong checked, by_family, by_pattern, by_ip; /* read by stats() from other threads */
 } botfilter_ctx;
 
@@ -109,6 +120,7 @@ static void destroy(void *instance)
     free(b->ranges);
     free(b->ua_from);
     free(b->ip_from);
+    free(b->vcache);
     free(b);
 }
 
@@ -225,6 +237,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
                                          action);
     }
     b->flag = strcmp(action, "flag") == 0;
+    if (!(b->vcache = calloc(VCACHE_SIZE, sizeof(verdict_entry)))) {
+        return PIXEL_ENOMEM;
+    }
     b->flag_field = strdup(pixel_module_config_string(cfg, "flag_field"));
     b->ua_from = strdup(pixel_module_config_string(cfg, "user_agent"));
     b->ip_from = strdup(pixel_module_config_string(cfg, "client_ip"));
@@ -280,6 +295,42 @@ static int verdict(botfilter_ctx *b, pixel_module_event *ev, const char *rule)
                                                                               : PIXEL_ENOMEM;
 }
 
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+/* The first pattern matching ua (index + 1), or 0; recent answers are cached. */
+static int match_patterns(botfilter_ctx *b, const char *ua, size_t n)
+{
+    verdict_entry *e = NULL;
+    uint64_t h = 0;
+    if (n > 0 && n <= VCACHE_MAX_UA) {
+        h = hash_bytes(ua, n);
+        e = &b->vcache[h % VCACHE_SIZE];
+        if (e->len == n && e->hash == h && memcmp(e->ua, ua, n) == 0) {
+            return e->rule;
+        }
+    }
+    int rule = 0;
+    for (size_t i = 0; !rule && i < b->npatterns; i++) {
+        if (pcre2_match(b->patterns[i], (PCRE2_SPTR)ua, n, 0, 0, b->md, NULL) >= 0) {
+            rule = (int)i + 1;
+        }
+    }
+    if (e) {
+        e->hash = h;
+        e->len = (uint16_t)n;
+        e->rule = (int16_t)rule;
+        memcpy(e->ua, ua, n);
+    }
+    return rule;
+}
+
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 {
     botfilter_ctx *b = instance;
@@ -296,11 +347,10 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         }
     }
     const char *ua = get(ev, b->ua_from, &n);
-    for (size_t i = 0; ua && i < b->npatterns; i++) {
-        if (pcre2_match(b->patterns[i], (PCRE2_SPTR)ua, n, 0, 0, b->md, NULL) >= 0) {
-            atomic_fetch_add_explicit(&b->by_pattern, 1, memory_order_relaxed);
-            return verdict(b, ev, pixel_module_printf(ev->ctx, "pattern:%zu", i + 1));
-        }
+    int rule = ua ? match_patterns(b, ua, n) : 0;
+    if (rule > 0) {
+        atomic_fetch_add_explicit(&b->by_pattern, 1, memory_order_relaxed);
+        return verdict(b, ev, pixel_module_printf(ev->ctx, "pattern:%d", rule));
     }
     const char *ip = b->nranges ? get(ev, b->ip_from, &n) : NULL;
     char text[64];
