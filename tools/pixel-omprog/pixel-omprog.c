@@ -29,7 +29,8 @@
  * not retry the lines deferred before a failed one (rsyslog issue #2420),
  * so a failure inside a batch is reported at COMMIT, which retries them all.
  *
- * Without a `delivery:` section in the pipeline file (or with --events-file),
+ * The delivery settings come from the pipeline file's `delivery:` section,
+ * or from another file (--delivery).  Without one (or with --events-file),
  * events and quarantine records are appended to local files, fdatasync'd
  * before the reply.
  *
@@ -67,6 +68,7 @@
 
 typedef struct options {
     const char *pipeline;
+    const char *delivery; /* the delivery: section's file (default: the pipeline) */
     const char *events_file, *quarantine_file;
     const char *metrics_file;
     int metrics_port; /* -1: none */
@@ -326,7 +328,7 @@ static int load_delivery(const options *o, pixel_delivery_config **out)
     char msg[1024];
 
     memset(&err, 0, sizeof(err));
-    if (pixel_delivery_config_load_file(out, o->pipeline, &err) != 0) {
+    if (pixel_delivery_config_load_file(out, o->delivery, &err) != 0) {
         logf_("error", "delivery: %s", pixel_error_format(&err, msg, sizeof(msg)));
         return -1;
     }
@@ -801,6 +803,7 @@ static void publish_metrics(host *h, int force)
 static int usage(void)
 {
     fputs("usage: pixel-omprog [options] PIPELINE.yaml\n"
+          "  --delivery PATH         YAML file with the delivery: section (default: the pipeline)\n"
           "  --set NAME=VALUE        override a delivery setting (kafka.brokers, spool.dir, ...)\n"
           "  --events-file PATH      file mode: append events here instead of the sink\n"
           "  --quarantine-file PATH  file mode: quarantine records (default: the events file)\n"
@@ -820,6 +823,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     static const struct option longs[] = {
         {"set", required_argument, NULL, 'S'},
+        {"delivery", required_argument, NULL, 'D'},
         {"events-file", required_argument, NULL, 'e'},
         {"quarantine-file", required_argument, NULL, 'q'},
         {"metrics-file", required_argument, NULL, 'm'},
@@ -836,13 +840,16 @@ static int parse_args(int argc, char **argv, options *o)
     static const char *dirs[2];
     int c;
 
-    while ((c = getopt_long(argc, argv, "S:e:q:m:p:k:w:s:M:B:C:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "S:D:e:q:m:p:k:w:s:M:B:C:h", longs, NULL)) != -1) {
         switch (c) {
             case 'S':
                 if (o->nsets == MAX_SETS || strchr(optarg, '=') == NULL) {
                     return -1;
                 }
                 o->sets[o->nsets++] = optarg;
+                break;
+            case 'D':
+                o->delivery = optarg;
                 break;
             case 'e':
                 o->events_file = optarg;
@@ -889,6 +896,9 @@ static int parse_args(int argc, char **argv, options *o)
         return -1;
     }
     o->pipeline = argv[optind];
+    if (o->delivery == NULL) {
+        o->delivery = o->pipeline;
+    }
     return 0;
 }
 
@@ -920,7 +930,7 @@ static int start(host *h)
         return 0;
     }
 #ifdef PIXEL_HAVE_DELIVERY
-    if (has_delivery_section(h->o->pipeline)) {
+    if (has_delivery_section(h->o->delivery)) {
         if (load_delivery(h->o, &h->dcfg) != 0 || open_sink(h, h->dcfg, &h->sink) != 0) {
             reply("ERROR: cannot start delivery (see the log)\n");
             return -1;
@@ -928,7 +938,7 @@ static int start(host *h)
         return 0;
     }
 #endif
-    logf_("error", "%s has no delivery: section and no --events-file was given", h->o->pipeline);
+    logf_("error", "%s has no delivery: section and no --events-file was given", h->o->delivery);
     reply("ERROR: no destination configured\n");
     return -1;
 }
