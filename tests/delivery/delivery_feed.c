@@ -20,6 +20,7 @@
  *                after a "down", wait until the sink has failed over
  *   -K N         SIGKILL ourselves before line N (a crash, deterministic)
  *   -S FILE      write the final counters as JSON
+ *   -O FILE      write each event's JSON as handed to the sink, one per line
  *
  * After every line the counters must add up (lines = events_in +
  * quarantine_in + skipped + dropped, events_in = delivered + spooled +
@@ -44,6 +45,7 @@
 #define MAX_CMDS 8
 
 static FILE *ackf;
+static FILE *sentf; /* -O */
 static uint64_t acked_ok, acked_bad;
 static unsigned char *skip; /* lines to skip (-R), by number */
 static size_t nskip;
@@ -113,6 +115,10 @@ static int send_event(feed *f, pixel_sink_msg *m, uintptr_t token)
     int rc;
     int logged = 0;
 
+    if (sentf != NULL) {
+        fwrite(m->value, 1, m->value_len, sentf);
+        fputc('\n', sentf);
+    }
     while ((rc = pixel_sink_produce(f->sink, m, (void *)token, NULL)) == PIXEL_DELIVERY_EFULL) {
         if (!logged) {
             fprintf(stderr, "delivery-feed: back-pressure at line %" PRIuPTR "\n", token);
@@ -264,7 +270,7 @@ int main(int argc, char **argv)
     pixel_ctx *ctx = NULL;
 #endif
 
-    while ((opt = getopt(argc, argv, "c:p:jb:s:A:R:m:x:K:S:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:jb:s:A:R:m:x:K:S:O:")) != -1) {
         switch (opt) {
             case 'c': config = optarg; break;
             case 'p': pipeline = optarg; break;
@@ -293,6 +299,12 @@ int main(int argc, char **argv)
                 break;
             case 'K': kill_at = strtoull(optarg, NULL, 10); break;
             case 'S': statsf = optarg; break;
+            case 'O':
+                sentf = fopen(optarg, "w");
+                if (sentf == NULL) {
+                    return die(optarg, NULL);
+                }
+                break;
             default: return 2;
         }
     }
@@ -406,6 +418,9 @@ int main(int argc, char **argv)
     free(skip);
     if (ackf != NULL) {
         fclose(ackf);
+    }
+    if (sentf != NULL) {
+        fclose(sentf);
     }
     if (rc == 0 && (acked_bad > 0 || acked_ok != f.lines)) {
         fprintf(stderr, "delivery-feed: %" PRIu64 " of %" PRIu64 " inputs acked as durable\n",
