@@ -434,7 +434,47 @@ def case_full():
     e.close(True)
 
 
-CASES = {"corpus": case_corpus, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
+def case_quarantine():
+    """Quarantined lines re-run through a fixed pipeline with pixel-replay -q."""
+    e = Env("quarantine")
+    if not e.pipeline:
+        print("skip: PIXEL_PIPELINE not set (needs libpixel)", file=sys.stderr)
+        sys.exit(SKIP)
+    original = open(e.pipeline).read()
+    strict = "{from: query.uid, required: true}"
+    if strict not in original:
+        print("skip: the example pipeline no longer requires query.uid as this test expects",
+              file=sys.stderr)
+        sys.exit(SKIP)
+    e.start_mock()
+    e.log, e.labels = e.corpus(20000)
+    e.config_path = e.config()
+    inp, mode, _ = e.feed_input(e.log, e.labels, real_pipeline=True)
+    rc, st = e.run_feed(e.config_path, inp, mode)
+    qfile = os.path.join(e.dir, "quarantine.jsonl")
+    quarantined = open(qfile).read().count("\n")
+    check(quarantined == st["quarantined"] and quarantined > 0, f"quarantine file: {st}")
+    missing_uid = sum(1 for l in open(e.labels) if l.startswith("I missing_uid"))
+    before = len(e.consume())
+    # "Fix" the mapping: a hit without uid becomes an event after all.
+    fixed = os.path.join(e.dir, "fixed.yaml")
+    with open(fixed, "w") as f:
+        f.write(original.replace(strict, "{from: query.uid}"))
+        f.write(open(e.config_path).read().replace("quarantine.jsonl", "quarantine2.jsonl"))
+    p = subprocess.run([e.replay, "-c", fixed, "-q", qfile], stderr=subprocess.PIPE)
+    log = p.stderr.decode()
+    check(p.returncode == 0, f"pixel-replay -q exited {p.returncode}: {log}")
+    after = len(e.consume())
+    again = open(os.path.join(e.dir, "quarantine2.jsonl")).read().count("\n")
+    check(after - before == missing_uid, f"{after - before} new events, expected {missing_uid}: {log}")
+    check(again == quarantined - missing_uid, f"{again} quarantined again, expected "
+          f"{quarantined - missing_uid}")
+    print(f"ok: {missing_uid} of {quarantined} quarantined lines recovered as events, "
+          f"{again} quarantined again")
+    e.close(True)
+
+
+CASES = {"corpus": case_corpus, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
          "damaged": case_damaged, "full": case_full}
 
 if __name__ == "__main__":
