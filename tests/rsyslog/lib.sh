@@ -245,6 +245,6 @@ px_tier2_conf() {
     sed -e "s|@WORKDIR@|$PX_WORK/$name.work|g" -e "s|@TCP_PORT@|$tcp|g" \
         -e "s|@UDP_PORT@|$udp|g" -e "s|@OMPROG@|$OMPROG_BIN|g" \
         -e "s|@DELIVERY@|$delivery|g" -e "s|@PIPELINE@|$pipeline|g" \
-        -e "s|@TRANSACTIONS@|$tx|g" -e "s|@LOGDIR@|$PX_WORK|g" -e "s|@NAME@|$name|g" \
+        -e "s|@TRANSACTIONS@|$tx|g" -e "s|@EXTRA_INPUTS@|${PX_EXTRA_INPUTS:-}|g" -e "s|@LOGDIR@|$PX_WORK|g" -e "s|@NAME@|$name|g" \
         "$PIXEL_SOURCE_DIR/examples/topology/tier2.conf.in" >"$conf"
 }
