@@ -30,20 +30,21 @@
  * runs the file that is on disk at reload time.
  *
  * Per-thread instances (PIXEL_MODULE_PER_THREAD) are kept per pixel_ctx in
- * a registry in the enricher (a mutex-protected list of (ctx, instance)).  A
- * small thread-local cache in front of it keyed by (enricher id, ctx) makes
- * the common path lock-free.  Enricher ids are never reused, so the cache of
- * a freed pipeline can never match again.  Keying by the context's address
- * is safe: two live contexts never share an address, and a context is used
- * by one thread at a time; a new context that reuses a freed one's address
- * inherits its idle instance.  Instances live until the pipeline is freed;
- * struct pixel_ctx needs no field for this.
+ * a registry in the enricher (a mutex-protected list of (context key,
+ * instance)).  A context's key is a process-unique number given the first
+ * time a module needs it (pixel_ctx.module_key), so a new context never
+ * inherits the instance of a freed one at the same address.  A small
+ * thread-local cache in front of the registry, keyed by (enricher id,
+ * context key), makes the common path lock-free.  Enricher ids are never
+ * reused either, so the cache of a freed pipeline never matches again.
+ * Instances live until the pipeline is freed.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,7 +572,7 @@ const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
 /* ---- instances ---------------------------------------------------------------------- */
 
 typedef struct inst_slot {
-    const pixel_ctx *ctx; /* NULL: not claimed yet (the instance made at load) */
+    uint64_t key; /* the context's module_key; 0: not claimed yet (the instance made at load) */
     void *inst;
 } inst_slot;
 
@@ -587,15 +588,15 @@ typedef struct modstate {
 } modstate;
 
 static uint64_t next_id = 1; /* under libs_lock */
+static _Atomic uint64_t next_ctx_key = 1;
 
 #define TCACHE_SIZE 16
 static _Thread_local struct {
-    uint64_t id;
-    const pixel_ctx *ctx;
+    uint64_t id, key;
     void *inst;
 } tcache[TCACHE_SIZE];
 
-static int add_slot(modstate *ms, const pixel_ctx *ctx, void *inst)
+static int add_slot(modstate *ms, uint64_t key, void *inst)
 {
     if (ms->nslots == ms->cap) {
         size_t cap = ms->cap ? ms->cap * 2 : 4;
@@ -606,7 +607,7 @@ static int add_slot(modstate *ms, const pixel_ctx *ctx, void *inst)
         ms->slots = s;
         ms->cap = cap;
     }
-    ms->slots[ms->nslots++] = (inst_slot){ctx, inst};
+    ms->slots[ms->nslots++] = (inst_slot){key, inst};
     return 0;
 }
 
@@ -624,10 +625,14 @@ static int create_instance(modstate *ms, void **out, pixel_error *err)
 }
 
 /* The instance of ms that belongs to ctx, created on first use. */
-static int instance_for(modstate *ms, const pixel_ctx *ctx, void **out, pixel_error *err)
+static int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
 {
-    size_t h = (size_t)((ms->id * 31u) ^ ((uintptr_t)ctx >> 4)) % TCACHE_SIZE;
-    if (tcache[h].id == ms->id && tcache[h].ctx == ctx) {
+    if (!ctx->module_key) {
+        ctx->module_key = atomic_fetch_add(&next_ctx_key, 1);
+    }
+    uint64_t key = ctx->module_key;
+    size_t h = (size_t)((ms->id * 31u) ^ key) % TCACHE_SIZE;
+    if (tcache[h].id == ms->id && tcache[h].key == key) {
         *out = tcache[h].inst;
         return 0;
     }
@@ -635,19 +640,19 @@ static int instance_for(modstate *ms, const pixel_ctx *ctx, void **out, pixel_er
     void *inst = NULL;
     size_t i;
     pthread_mutex_lock(&ms->lock);
-    for (i = 0; i < ms->nslots && ms->slots[i].ctx != ctx; i++) {
+    for (i = 0; i < ms->nslots && ms->slots[i].key != key; i++) {
     }
     if (i == ms->nslots) {
-        for (i = 0; i < ms->nslots && ms->slots[i].ctx; i++) {
+        for (i = 0; i < ms->nslots && ms->slots[i].key; i++) {
         }
     }
     if (i < ms->nslots) {
-        ms->slots[i].ctx = ctx;
+        ms->slots[i].key = key;
         inst = ms->slots[i].inst;
     } else {
         pixel_error local = {0};
         rc = create_instance(ms, &inst, &local);
-        if (rc >= 0 && (rc = add_slot(ms, ctx, inst)) < 0 && ms->m.destroy) {
+        if (rc >= 0 && (rc = add_slot(ms, key, inst)) < 0 && ms->m.destroy) {
             ms->m.destroy(inst);
         }
         if (rc < 0) {
@@ -661,7 +666,7 @@ static int instance_for(modstate *ms, const pixel_ctx *ctx, void **out, pixel_er
         return rc;
     }
     tcache[h].id = ms->id;
-    tcache[h].ctx = ctx;
+    tcache[h].key = key;
     tcache[h].inst = inst;
     *out = inst;
     return 0;
@@ -932,7 +937,7 @@ static int open_module(pixel_cfg *c, yaml_node_t *at, yaml_node_t *config, modst
     pixel_error local = {0};
     void *inst = NULL;
     rc = create_instance(ms, &inst, &local);
-    if (rc >= 0 && (rc = add_slot(ms, NULL, inst)) < 0 && ms->m.destroy) {
+    if (rc >= 0 && (rc = add_slot(ms, 0, inst)) < 0 && ms->m.destroy) {
         ms->m.destroy(inst);
     }
     if (rc < 0) {

@@ -223,6 +223,8 @@ struct pixel_ctx {
     pixel_buf scratch;   /* scratch for stages */
     int64_t fixed_clock_ms;
     int64_t ingest_ms; /* ingest time of the current line (fixed at parse) */
+    uint64_t module_key; /* module_loader.c: this context's unique id for per-thread module
+                            instances; 0 until a module first needs it (never reused) */
 };
 
 int64_t pixel__now_ms(pixel_ctx *ctx);
