@@ -318,7 +318,7 @@ static pixel_delivery_config *config_new(const char *name)
         return NULL;
     }
     c->source = strdup(name);
-    c->type_field = strdup("ev");
+    c->type_field = strdup("type");
     c->delivery_timeout_ms = 10000;
     c->headers = 1;
     c->fsync = PIXEL_SPOOL_FSYNC_BATCH;

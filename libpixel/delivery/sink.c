@@ -34,6 +34,7 @@
 #define HDR_SCHEMA  "pixel-schema-id"
 #define HDR_VERSION "pixel-pipeline-version"
 #define POLL_EVERY  64
+#define PROBE_BOXES 8
 
 /* An input waiting for an fsync (spool or quarantine file). */
 typedef struct waiter {
@@ -80,9 +81,16 @@ struct pixel_sink {
     int64_t probe_at_ms, failed_at_ms;
     long penalty_ms;
     int probe_inflight;
-    char probe_box; /* its address tags the probe message */
+    /* A probe message's opaque is one of these boxes (holding the input's
+     * token), so its delivery report is told apart from an event's.  A few
+     * boxes, because an old probe may still be in flight when a new
+     * failover episode probes again. */
+    struct probe_box {
+        void *token;
+        int used;
+    } probes[PROBE_BOXES];
+    struct probe_box *probe_current; /* the probe whose verdict we wait for */
     char nack;      /* its address tags copies that ack nobody */
-    void *probe_token;
     int purge_wanted, recreate_wanted, full_logged;
     unsigned int since_poll; /* produces since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
@@ -330,6 +338,7 @@ static void switch_to_kafka(pixel_sink *s)
     }
     s->state = PIXEL_SINK_KAFKA;
     s->probe_inflight = 0;
+    s->probe_current = NULL;
     s->st.recoveries++;
     logf_(s, PIXEL_LOG_NOTICE,
           "kafka: takes events again after %" PRId64 " ms: switching back from the spool "
@@ -372,15 +381,26 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     pixel_sink *s = opaque;
     void *token = m->_private;
-    int is_probe = (token == &s->probe_box);
+    struct probe_box *box = NULL;
+    int is_probe = 0;
     int kind = (s->q_rkt != NULL && m->rkt == s->q_rkt) ? KIND_QUARANTINE : KIND_EVENT;
     rd_kafka_headers_t *h = NULL;
     pixel_spool_msg sm;
 
     (void)rk;
     s->inflight--;
-    if (is_probe) {
-        token = s->probe_token;
+    for (int i = 0; i < PROBE_BOXES; i++) {
+        if (token == &s->probes[i]) {
+            box = &s->probes[i];
+        }
+    }
+    if (box != NULL) {
+        token = box->token;
+        box->used = 0;
+        is_probe = (box == s->probe_current);
+        if (is_probe) {
+            s->probe_current = NULL;
+        }
     }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (s->state == PIXEL_SINK_SPOOL) {
@@ -645,13 +665,21 @@ static int route(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg *m,
             return 0;
         }
     } else if (probe_due(s) && rkt != NULL) {
-        s->probe_token = token;
-        if (kafka_put(s, rkt, m, &s->probe_box, 0) == 0) {
-            s->probe_inflight = 1;
-            s->st.probes++;
-            return 0;
+        struct probe_box *box = NULL;
+        for (int i = 0; i < PROBE_BOXES && box == NULL; i++) {
+            box = s->probes[i].used ? NULL : &s->probes[i];
         }
-        probe_failed(s, "local queue full");
+        if (box != NULL) {
+            box->token = token;
+            if (kafka_put(s, rkt, m, box, 0) == 0) {
+                box->used = 1;
+                s->probe_current = box;
+                s->probe_inflight = 1;
+                s->st.probes++;
+                return 0;
+            }
+            probe_failed(s, "local queue full");
+        }
     }
     return spool_put(s, m, token, kind);
 }
