@@ -105,7 +105,13 @@ static _Thread_local match_tls tls_match;
 
 static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
 {
-    if (!x->md && !pixel__regex_is_simple(re)) {
+    if (pixel__regex_is_simple(re)) {
+        int rc = pixel__regex_search(re, NULL, s, len);
+        if (rc >= 0) {
+            return rc;
+        }
+    }
+    if (!x->md) {
         match_tls *t = &tls_match;
         if (!t->md) {
             t->b.buf = t->heap;
@@ -691,7 +697,11 @@ static bool eval_object(ectx *x, const snode *n, const sop *op, const pixel_valu
     if (o->lookup) {
         return eval_object_lookup(x, n, o, v, ip, kp, ds);
     }
-    uint64_t bits[16] = {0};
+    uint64_t bits[16];
+    size_t words = o->nrequired ? (o->nrequired > 1024 ? 16 : (o->nrequired + 63) / 64) : 0;
+    for (size_t i = 0; i < words; i++) {
+        bits[i] = 0; /* only what "required" uses: rep stos of 128 bytes costs per object */
+    }
     bool ok = true;
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
         const sprop *p = NULL;
@@ -708,7 +718,7 @@ static bool eval_object(ectx *x, const snode *n, const sop *op, const pixel_valu
         seg mi = {ip, m->key, m->klen, 0};
         bool matched = false;
         if (p) {
-            if (p->req_bit >= 0 && p->req_bit < 1024) {
+            if (p->req_bit >= 0 && (size_t)p->req_bit < words * 64) {
                 bits[p->req_bit >> 6] |= 1ull << (p->req_bit & 63);
             }
             if (p->schema) {
@@ -971,37 +981,90 @@ static bool eval_uneval(ectx *x, const snode *n, const sop *op, const pixel_valu
     return ok;
 }
 
+/*
+ * The message of a failed keyword, out of line: the hot paths stay small
+ * (no message buffers in their frames) and quiet evaluations never get here.
+ */
+__attribute__((noinline, cold)) static bool fail_op(ectx *x, const snode *n, const sop *op,
+                                                   const pixel_value *v, const seg *ip,
+                                                   const seg *kp)
+{
+    char a[160], b[160];
+    QUIET_FAIL(x);
+    describe(v, a, sizeof(a));
+    switch (op->kind) {
+        case OP_TYPE:
+            types_str(op->u.types, b, sizeof(b));
+            report(x, n, kp, "type", ip, "expected %s, got %s", b, a);
+            break;
+        case OP_CONST:
+            if (op->u.value->type == PIXEL_TYPE_OBJECT || op->u.value->type == PIXEL_TYPE_ARRAY) {
+                report(x, n, kp, "const", ip, "%s is not the constant value", a);
+            } else {
+                describe(op->u.value, b, sizeof(b));
+                report(x, n, kp, "const", ip, "expected %s, got %s", b, a);
+            }
+            break;
+        case OP_ENUM:
+            report(x, n, kp, "enum", ip, "%s is not one of the %zu allowed values", a, op->u.en.n);
+            break;
+        case OP_MINIMUM:
+        case OP_MAXIMUM:
+        case OP_EXMINIMUM:
+        case OP_EXMAXIMUM:
+        case OP_MULTIPLEOF: {
+            static const char *const rel[] = {"less than the minimum", "greater than the maximum",
+                                              "not greater than the exclusive minimum",
+                                              "not less than the exclusive maximum",
+                                              "not a multiple of"};
+            num_text(op->u.value, b, sizeof(b));
+            report(x, n, kp, op->kw, ip, "%s is %s %s", a, rel[op->kind - OP_MINIMUM], b);
+            break;
+        }
+        case OP_MINLENGTH:
+            report(x, n, kp, op->kw, ip, "%s is shorter than %llu characters", a,
+                   (unsigned long long)op->u.count);
+            break;
+        case OP_MAXLENGTH:
+            report(x, n, kp, op->kw, ip, "%s is longer than %llu characters (%zu)", a,
+                   (unsigned long long)op->u.count, cp_len(v->u.str.s, v->u.str.len));
+            break;
+        case OP_PATTERN:
+            report(x, n, kp, op->kw, ip, "%s does not match the pattern %s", a, op->u.re.source);
+            break;
+        case OP_FORMAT:
+            report(x, n, kp, op->kw, ip, "%s is not a valid %s", a, op->u.fmt.name);
+            break;
+        default:
+            report(x, n, kp, op->kw, ip, "%s must not match the \"not\" schema", a);
+            break;
+    }
+    return false;
+}
+
 static bool eval_number(ectx *x, const snode *n, const sop *op, const pixel_value *v,
                         const seg *ip, const seg *kp)
 {
     int c = numcmp(v, op->u.value);
     bool ok;
-    const char *rel;
     switch (op->kind) {
         case OP_MINIMUM:
-            ok = c >= 0, rel = "less than the minimum";
+            ok = c >= 0;
             break;
         case OP_MAXIMUM:
-            ok = c <= 0, rel = "greater than the maximum";
+            ok = c <= 0;
             break;
         case OP_EXMINIMUM:
-            ok = c > 0, rel = "not greater than the exclusive minimum";
+            ok = c > 0;
             break;
         case OP_EXMAXIMUM:
-            ok = c < 0, rel = "not less than the exclusive maximum";
+            ok = c < 0;
             break;
         default:
-            ok = multiple_of(v, op->u.value), rel = "not a multiple of";
+            ok = multiple_of(v, op->u.value);
             break;
     }
-    if (!ok) {
-        char a[160], b[64];
-        QUIET_FAIL(x);
-        describe(v, a, sizeof(a));
-        num_text(op->u.value, b, sizeof(b));
-        report(x, n, kp, op->kw, ip, "%s is %s %s", a, rel, b);
-    }
-    return ok;
+    return ok || fail_op(x, n, op, v, ip, kp);
 }
 
 static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_value *v,
@@ -1009,86 +1072,36 @@ static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_valu
 {
     const char *s = v->u.str.s;
     size_t len = v->u.str.len;
-    char d[160];
+    bool ok;
     switch (op->kind) {
         case OP_MINLENGTH:
             /* a code point takes 1 to 4 bytes: count them only when it matters */
-            if (len < op->u.count || (len / 4 < op->u.count && cp_len(s, len) < op->u.count)) {
-                QUIET_FAIL(x);
-                describe(v, d, sizeof(d));
-                report(x, n, kp, op->kw, ip, "%s is shorter than %llu characters", d,
-                       (unsigned long long)op->u.count);
-                return false;
-            }
-            return true;
+            ok = !(len < op->u.count || (len / 4 < op->u.count && cp_len(s, len) < op->u.count));
+            break;
         case OP_MAXLENGTH:
-            if (len > op->u.count && cp_len(s, len) > op->u.count) {
-                QUIET_FAIL(x);
-                describe(v, d, sizeof(d));
-                report(x, n, kp, op->kw, ip, "%s is longer than %llu characters (%zu)", d,
-                       (unsigned long long)op->u.count, cp_len(s, len));
-                return false;
-            }
-            return true;
+            ok = !(len > op->u.count && cp_len(s, len) > op->u.count);
+            break;
         case OP_PATTERN:
-            if (!regex_match(x, &op->u.re, s, len)) {
-                QUIET_FAIL(x);
-                describe(v, d, sizeof(d));
-                report(x, n, kp, op->kw, ip, "%s does not match the pattern %s", d,
-                       op->u.re.source);
-                return false;
-            }
-            return true;
+            ok = regex_match(x, &op->u.re, s, len);
+            break;
         default: /* OP_FORMAT */
-            if (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) {
-                return true;
-            }
-            if (!pixel__format_check(op->u.fmt.id, s, len)) {
-                QUIET_FAIL(x);
-                describe(v, d, sizeof(d));
-                report(x, n, kp, op->kw, ip, "%s is not a valid %s", d, op->u.fmt.name);
-                return false;
-            }
-            return true;
+            ok = (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) ||
+                 pixel__format_check(op->u.fmt.id, s, len);
+            break;
     }
+    return ok || fail_op(x, n, op, v, ip, kp);
 }
 
 static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
                     const seg *kp, const dscope *ds)
 {
-    char a[160], b[160];
     switch (op->kind) {
         case OP_TYPE:
-            if (!type_ok(v, op->u.types)) {
-                QUIET_FAIL(x);
-                types_str(op->u.types, a, sizeof(a));
-                describe(v, b, sizeof(b));
-                report(x, n, kp, "type", ip, "expected %s, got %s", a, b);
-                return false;
-            }
-            return true;
+            return type_ok(v, op->u.types) || fail_op(x, n, op, v, ip, kp);
         case OP_CONST:
-            if (!pixel_value_equal(op->u.value, v)) {
-                QUIET_FAIL(x);
-                describe(v, b, sizeof(b));
-                if (op->u.value->type == PIXEL_TYPE_OBJECT || op->u.value->type == PIXEL_TYPE_ARRAY) {
-                    report(x, n, kp, "const", ip, "%s is not the constant value", b);
-                } else {
-                    describe(op->u.value, a, sizeof(a));
-                    report(x, n, kp, "const", ip, "expected %s, got %s", a, b);
-                }
-                return false;
-            }
-            return true;
+            return pixel_value_equal(op->u.value, v) || fail_op(x, n, op, v, ip, kp);
         case OP_ENUM:
-            if (!enum_has(op, v)) {
-                QUIET_FAIL(x);
-                describe(v, b, sizeof(b));
-                report(x, n, kp, "enum", ip, "%s is not one of the %zu allowed values", b,
-                       op->u.en.n);
-                return false;
-            }
-            return true;
+            return enum_has(op, v) || fail_op(x, n, op, v, ip, kp);
         case OP_MINIMUM:
         case OP_MAXIMUM:
         case OP_EXMINIMUM:
@@ -1208,13 +1221,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
         case OP_ONEOF:
             return eval_list(x, n, op, v, ip, kp, ds);
         case OP_NOT:
-            if (quiet_eval(x, op->u.schema, v, ds)) {
-                QUIET_FAIL(x);
-                describe(v, b, sizeof(b));
-                report(x, n, kp, "not", ip, "%s must not match the \"not\" schema", b);
-                return false;
-            }
-            return true;
+            return !quiet_eval(x, op->u.schema, v, ds) || fail_op(x, n, op, v, ip, kp);
         case OP_IF:
             if (quiet_eval(x, op->u.cond.cond, v, ds)) {
                 if (op->u.cond.then) {

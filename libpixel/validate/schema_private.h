@@ -240,6 +240,7 @@ typedef struct sregex {
     const char *source;
     bool jit;
     satom *atoms; /* non-NULL: the simple matcher applies */
+    uint16_t *table; /* byte -> bit k set when atom k allows it (256 entries) */
     uint8_t natoms;
     bool anchored_end;
 } sregex;

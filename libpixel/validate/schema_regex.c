@@ -605,7 +605,19 @@ static void simple_compile(sregex *re, pixel_arena *a, const char *s, size_t len
         }
     }
     re->atoms = pixel__arena_alloc(a, (n + 1) * sizeof(satom));
+    re->table = pixel__arena_alloc(a, 256 * sizeof(uint16_t));
+    if (!re->table) {
+        re->atoms = NULL;
+    }
     if (re->atoms) {
+        for (unsigned c = 0; c < 256; c++) {
+            re->table[c] = 0;
+            for (size_t k = 0; k < n; k++) {
+                if (set_has(&atoms[k], (unsigned char)c)) {
+                    re->table[c] |= (uint16_t)(1u << k);
+                }
+            }
+        }
         memcpy(re->atoms, atoms, n * sizeof(satom));
         re->natoms = (uint8_t)n;
         re->anchored_end = end;
@@ -615,14 +627,16 @@ static void simple_compile(sregex *re, pixel_arena *a, const char *s, size_t len
 static int simple_match(const sregex *re, const char *s, size_t len)
 {
     size_t pos = 0;
+    const uint16_t *tab = re->table;
     for (size_t k = 0; k < re->natoms; k++) {
         const satom *a = &re->atoms[k];
-        size_t count = 0;
-        while (count < a->max && pos < len && set_has(a, (unsigned char)s[pos])) {
+        uint16_t bit = (uint16_t)(1u << k);
+        size_t end = len - pos > a->max ? pos + a->max : len;
+        size_t st = pos;
+        while (pos < end && (tab[(unsigned char)s[pos]] & bit)) {
             pos++;
-            count++;
         }
-        if (count < a->min) {
+        if (pos - st < a->min) {
             return 0;
         }
     }
