@@ -665,7 +665,7 @@ static int compile_applicators(cctx *c, sop *ops, size_t *n)
         }
         if (c->draft != SDRAFT_7 && (c->vocab & SVOCAB_VALIDATION)) {
             const pixel_value *mn = kw(c, "minContains"), *mx = kw(c, "maxContains");
-            uint64_t k;
+            uint64_t k = 0;
             if (mn) {
                 if (need_count(c, mn, "minContains", &k) < 0) {
                     return -1;

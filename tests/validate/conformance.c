@@ -118,7 +118,7 @@ static int draft_default(const char *draft)
 static void run_file(const char *suite, const char *draft, const char *rel, int bucket,
                      counts *total)
 {
-    char path[1024], id[2048];
+    char path[2048], id[2048];
     snprintf(path, sizeof(path), "%s/tests/%s/%s", suite, draft, rel);
     size_t len;
     char *text = slurp(path, &len);
@@ -133,7 +133,7 @@ static void run_file(const char *suite, const char *draft, const char *rel, int 
     pixel_error_clear(&err);
     pixel_value *cases = pixel__json_parse(&arena, text, len, &err);
     counts c = {0};
-    char remotes[1024];
+    char remotes[2048];
     snprintf(remotes, sizeof(remotes), "%s/remotes", suite);
     for (const pixel_value *cs = pixel_value_first(cases); cs; cs = pixel_value_next(cs)) {
         const pixel_value *schema = pixel_object_get(cs, "schema");
@@ -203,7 +203,7 @@ static int cmp(const void *a, const void *b)
 static void run_dir(const char *suite, const char *draft, const char *sub, int bucket,
                     counts *total)
 {
-    char dir[1024];
+    char dir[2048];
     snprintf(dir, sizeof(dir), "%s/tests/%s/%s", suite, draft, sub);
     DIR *d = opendir(dir);
     if (!d) {
@@ -223,7 +223,7 @@ static void run_dir(const char *suite, const char *draft, const char *sub, int b
     closedir(d);
     qsort(names, n, sizeof(*names), cmp);
     for (size_t i = 0; i < n; i++) {
-        char full[1024];
+        char full[2048];
         snprintf(full, sizeof(full), "%s/%s", draft, names[i]);
         if (!filter || strstr(full, filter)) {
             run_file(suite, draft, names[i], bucket, total);
@@ -238,7 +238,7 @@ int main(int argc, char **argv)
     char suite[1024];
     snprintf(suite, sizeof(suite), "%s/conformance/JSON-Schema-Test-Suite",
              shared ? shared : "../shared");
-    char probe[1100];
+    char probe[2048];
     snprintf(probe, sizeof(probe), "%s/tests", suite);
     DIR *d = opendir(probe);
     if (!d) {
