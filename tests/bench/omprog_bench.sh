@@ -35,7 +35,7 @@ run_omprog() { # on|off
     t1=$(now)
     eval "pid=\$RSYSLOG_PID_bench$tx"
     kill -TERM "$pid"
-    echo "$(rate "$M" "$t0" "$t1")"
+    rate "$M" "$t0" "$t1" >"$PX_WORK/rate-$tx"
 }
 
 run_file() {
@@ -61,12 +61,13 @@ CONF
     px_wait_count "wc -l <$PX_WORK/file.out 2>/dev/null || echo 0" "$M" 600 || px_fail "file incomplete"
     t1=$(now)
     kill -TERM "$RSYSLOG_PID_file"
-    echo "$(rate "$M" "$t0" "$t1")"
+    rate "$M" "$t0" "$t1" >"$PX_WORK/rate-file"
 }
 
-file_rate=$(run_file)
-tx_rate=$(run_omprog on)
-notx_rate=$(run_omprog off)
+# Not in $(...): the helpers must stay in this shell, which ends what they start.
+run_file; file_rate=$(cat "$PX_WORK/rate-file")
+run_omprog on; tx_rate=$(cat "$PX_WORK/rate-on")
+run_omprog off; notx_rate=$(cat "$PX_WORK/rate-off")
 echo
 echo "| $M lines, one rsyslog, one TCP sender            | lines/s |"
 echo "|--------------------------------------------------|---------|"
