@@ -22,6 +22,11 @@
 
 #include "pixel/pixel.h"
 
+#include "../common/metrics.h"
+#ifdef PIXEL_HAVE_KAFKA
+#include "output_kafka.h"
+#endif
+
 #define BATCH_BYTES (1u << 20)
 #define MAX_CODES   64
 
@@ -51,7 +56,11 @@ typedef struct batch {
 } batch;
 
 typedef struct options {
-    const char *pipeline, *out, *quarantine, *stats;
+    const char *pipeline, *out, *quarantine, *stats, *metrics_file;
+    int metrics_port;
+    bool kafka;
+    const char *kafka_set[64];
+    int nkafka_set;
     int jobs;
     bool explain, quiet, progress;
     long long fixed_ms;
@@ -59,6 +68,7 @@ typedef struct options {
 
 static const pixel_pipeline *g_pipe;
 static long long g_fixed_ms;
+static pixel_metrics *g_metrics; /* NULL unless --metrics-file / --metrics-port */
 
 static void die_usage(const char *msg)
 {
@@ -78,6 +88,12 @@ static void usage(void)
            "                          give /dev/null to discard them on purpose)\n"
            "  -s, --stats FILE        write counts as JSON to FILE when done\n"
            "  -j, --jobs N            convert with N worker threads (output order is kept)\n"
+           "  -k, --kafka             send events (and quarantine records) through the Kafka\n"
+           "                          sink of the pipeline file's `delivery:` section, with\n"
+           "                          failover to its spool (docs/delivery.md)\n"
+           "      --kafka-set K=V     override a delivery setting, e.g. kafka.brokers=host:9092\n"
+           "      --metrics-file F    keep Prometheus metrics in F (rewritten atomically)\n"
+           "      --metrics-port N    serve Prometheus metrics on 127.0.0.1:N\n"
            "  -e, --explain           show what each stage makes of each input line\n"
            "      --fixed-time TIME   use TIME (RFC 3339) as the ingest clock, for reproducible\n"
            "                          output\n"
@@ -175,12 +191,20 @@ static void process_batch(pixel_ctx *ctx, batch *b)
         b->c.lines++;
         if (pixel_process(g_pipe, ctx, s, n, &oc, &err) < 0) {
             b->c.failed++;
+            if (g_metrics) {
+                pixel_metrics_failure(g_metrics);
+            }
             if (!b->failure[0]) {
                 pixel_error_format(&err, b->failure, sizeof(b->failure));
             }
         } else {
             size_t olen;
             const char *out = pixel_ctx_output(ctx, g_pipe, &olen);
+            if (g_metrics) {
+                const pixel_reason *r = pixel_ctx_reason(ctx, 0);
+                pixel_metrics_line(g_metrics, oc, r ? pixel_stage_str(r->stage) : NULL,
+                                   r ? (oc == PIXEL_OUTCOME_DROPPED ? r->source : r->code) : NULL);
+            }
             int wrc = 0;
             switch (oc) {
                 case PIXEL_OUTCOME_EVENT:
@@ -310,20 +334,67 @@ static int fill_batch(input *in, batch *b)
 
 typedef struct sinks {
     FILE *ev, *qr;
+    void *kafka;  /* pixelconv_kafka *, with --kafka */
+    bool qr_too;  /* --kafka with -q: quarantine records to the file as well */
     counts total;
     char failure[400];
     bool write_failed;
 } sinks;
 
+#ifdef PIXEL_HAVE_KAFKA
+/* Hands each line of buf to fn; 0, or the first failure. */
+static int each_line(const char *buf, size_t len, pixelconv_kafka *k,
+                     int (*fn)(pixelconv_kafka *, const char *, size_t))
+{
+    const char *p = buf, *end = buf + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        int rc = fn(k, p, (size_t)((nl ? nl : end) - p));
+        if (rc < 0) {
+            return rc;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+#endif
+
 static void write_batch(sinks *s, const batch *b)
 {
-    if ((b->ev_len && fwrite(b->ev, 1, b->ev_len, s->ev) != b->ev_len) ||
-        (b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len)) {
+#ifdef PIXEL_HAVE_KAFKA
+    if (s->kafka) {
+        pixelconv_kafka *k = s->kafka;
+        if (each_line(b->ev, b->ev_len, k, pixelconv_kafka_event) < 0 ||
+            each_line(b->qr, b->qr_len, k, pixelconv_kafka_quarantine) < 0) {
+            s->write_failed = true;
+        }
+        pixelconv_kafka_count(k, PIXEL_OUTCOME_SKIPPED, b->c.skipped);
+        pixelconv_kafka_count(k, PIXEL_OUTCOME_DROPPED, b->c.dropped);
+        if (s->qr_too && b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len) {
+            s->write_failed = true;
+        }
+    } else
+#endif
+        if ((b->ev_len && fwrite(b->ev, 1, b->ev_len, s->ev) != b->ev_len) ||
+            (b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len)) {
         s->write_failed = true;
     }
     merge(&s->total, &b->c);
     if (b->failure[0] && !s->failure[0]) {
         snprintf(s->failure, sizeof(s->failure), "%s", b->failure);
+    }
+}
+
+/* Rewrites the metrics file about once a second while converting. */
+static void metrics_tick(const options *o)
+{
+    static double last;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = ts.tv_sec + ts.tv_nsec / 1e9;
+    if (g_metrics && o->metrics_file && t - last >= 1.0) {
+        pixel_metrics_write_file(g_metrics, o->metrics_file);
+        last = t;
     }
 }
 
@@ -430,6 +501,7 @@ static int run_threads(const options *o, input *in, sinks *s)
         pthread_mutex_unlock(&pl.mu);
         if (next_write < next_fill) {
             write_batch(s, w);
+            metrics_tick(o);
             w->state = 0;
             next_write++;
         }
@@ -487,6 +559,7 @@ static int run_inline(const options *o, input *in, sinks *s)
     while ((f = fill_batch(in, &b)) > 0) {
         process_batch(ctx, &b);
         write_batch(s, &b);
+        metrics_tick(o);
         if (o->progress && now_s() - last > 0.25) {
             progress(in, &s->total, t0, 0);
             last = now_s();
@@ -663,11 +736,40 @@ static void parse_args(int argc, char **argv, options *o)
                                           {"quiet", no_argument, NULL, 'Q'},
                                           {"help", no_argument, NULL, 'h'},
                                           {"version", no_argument, NULL, 'V'},
+                                          {"kafka", no_argument, NULL, 'k'},
+                                          {"kafka-set", required_argument, NULL, 'K'},
+                                          {"metrics-file", required_argument, NULL, 'M'},
+                                          {"metrics-port", required_argument, NULL, 'P'},
                                           {NULL, 0, NULL, 0}};
     int c;
     o->jobs = 1;
-    while ((c = getopt_long(argc, argv, "c:o:q:s:j:ehV", longs, NULL)) != -1) {
+    o->metrics_port = -1;
+    while ((c = getopt_long(argc, argv, "c:o:q:s:j:ekhV", longs, NULL)) != -1) {
         switch (c) {
+            case 'k':
+#ifndef PIXEL_HAVE_KAFKA
+                die_usage("this pixelconv was built without Kafka support (librdkafka)");
+#endif
+                o->kafka = true;
+                break;
+            case 'K':
+                if (!strchr(optarg, '=') || o->nkafka_set >= 63) {
+                    die_usage("--kafka-set takes NAME=VALUE (at most 63 times)");
+                }
+                o->kafka_set[o->nkafka_set++] = optarg;
+                break;
+            case 'M':
+                o->metrics_file = optarg;
+                break;
+            case 'P': {
+                char *end;
+                long port = strtol(optarg, &end, 10);
+                if (*end || port < 0 || port > 65535) {
+                    die_usage("--metrics-port takes a port number (0 picks a free one)");
+                }
+                o->metrics_port = (int)port;
+                break;
+            }
             case 'c':
                 o->pipeline = optarg;
                 break;
@@ -741,6 +843,31 @@ int main(int argc, char **argv)
     sinks s = {0};
     s.ev = open_out(o.out, stdout);
     s.qr = open_out(o.quarantine, stderr);
+    if (o.kafka && o.nkafka_set == 0 && o.explain) {
+        die_usage("--explain and --kafka do not go together");
+    }
+    if (o.metrics_file || o.metrics_port >= 0) {
+        g_metrics = pixel_metrics_new("pixelconv");
+        if (!g_metrics || (o.metrics_port >= 0 && pixel_metrics_listen(g_metrics, o.metrics_port) < 0)) {
+            fprintf(stderr, "pixelconv: cannot start the metrics listener on 127.0.0.1:%d\n",
+                    o.metrics_port);
+            return 1;
+        }
+    }
+#ifdef PIXEL_HAVE_KAFKA
+    if (o.kafka) {
+        char msg[512] = "";
+        pixelconv_kafka *k = NULL;
+        o.kafka_set[o.nkafka_set] = NULL;
+        if (pixelconv_kafka_open(&k, o.pipeline, o.kafka_set, pixel_pipeline_version(p), msg,
+                                 sizeof(msg)) < 0) {
+            fprintf(stderr, "pixelconv: %s\n", msg);
+            return 2;
+        }
+        s.kafka = k;
+        s.qr_too = o.quarantine != NULL;
+    }
+#endif
     setvbuf(s.ev, NULL, _IOFBF, 1 << 20);
     int rc;
     if (o.explain) {
@@ -752,6 +879,30 @@ int main(int argc, char **argv)
         (s.qr != stderr && fclose(s.qr) != 0) || s.write_failed) {
         fprintf(stderr, "pixelconv: writing output failed: %s\n", strerror(errno));
         rc = 1;
+    }
+#ifdef PIXEL_HAVE_KAFKA
+    if (s.kafka) {
+        char msg[512] = "";
+        pixel_sink_stats st;
+        if (pixelconv_kafka_close(s.kafka, &st, msg, sizeof(msg)) < 0) {
+            fprintf(stderr, "pixelconv: delivery failed: %s\n", msg);
+            rc = 1;
+        }
+        if (!o.quiet) {
+            fprintf(stderr,
+                    "pixelconv: delivery: %llu delivered to Kafka, %llu spooled, %llu quarantine "
+                    "records, %llu failovers\n",
+                    (unsigned long long)st.delivered, (unsigned long long)st.spooled,
+                    (unsigned long long)st.quarantined, (unsigned long long)st.failovers);
+        }
+    }
+#endif
+    if (g_metrics) {
+        if (o.metrics_file && pixel_metrics_write_file(g_metrics, o.metrics_file) != 0) {
+            fprintf(stderr, "pixelconv: %s: cannot write metrics\n", o.metrics_file);
+            rc = 1;
+        }
+        pixel_metrics_free(g_metrics);
     }
     if (s.failure[0]) {
         fprintf(stderr, "pixelconv: %lu line(s) could not be processed: %s\n", s.total.failed,

@@ -1,0 +1,49 @@
+#!/bin/sh
+# pixelconv --kafka into librdkafka's mock cluster (3 brokers): every event
+# arrives byte-identical, on its type's topic, keyed by user; quarantine
+# records reach the dead-letter topic; the metrics file adds up.
+set -u
+BIN="$PIXEL_BUILD_DIR/tools"
+EX="$PIXEL_SOURCE_DIR/examples/realestate"
+command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
+[ -x "$BIN/pixel-mock-kafka/pixel-mock-kafka" ] || { echo "SKIP: built without librdkafka"; exit 77; }
+T=$(mktemp -d)
+MOCK=
+cleanup() { [ -n "$MOCK" ] && kill "$MOCK" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+mkfifo "$T/ctl"
+"$BIN/pixel-mock-kafka/pixel-mock-kafka" -n 3 -c "$T/ctl" -b "$T/bootstrap" >"$T/mock.log" 2>&1 &
+MOCK=$!
+for _ in $(seq 50); do [ -s "$T/bootstrap" ] && break; sleep 0.1; done
+B=$(cat "$T/bootstrap")
+[ -n "$B" ] || { echo "FAIL: the mock cluster did not start"; cat "$T/mock.log"; exit 1; }
+fails=0
+check() { desc=$1; shift; if "$@"; then echo "ok   $desc"; else echo "FAIL $desc"; fails=$((fails + 1)); fi; }
+
+conv() { "$BIN/pixelconv/pixelconv" -c "$EX/pipeline.yaml" --fixed-time 2026-11-26T12:00:00Z "$@"; }
+conv -o "$T/file.jsonl" -q /dev/null --quiet "$EX/sample.log"
+conv --kafka --kafka-set "kafka.brokers=$B" --kafka-set "spool.dir=$T/spool" \
+    --metrics-file "$T/metrics.prom" -s "$T/stats" "$EX/sample.log" 2>"$T/err"
+check "pixelconv --kafka exits 0" [ $? = 0 ]
+check "... and reports what it delivered" grep -q "340 delivered to Kafka, 0 spooled, 44 quarantine" "$T/err"
+: >"$T/kafka.jsonl"
+for t in page_view property_view search save_home share contact_agent click; do
+    kcat -C -b "$B" -t "pixel.$t" -e -q -f '%s\n' >>"$T/kafka.jsonl" 2>/dev/null
+    kcat -C -b "$B" -t "pixel.$t" -e -q -f '%k %s\n' 2>/dev/null >>"$T/keys"
+done
+check "every event is in Kafka, byte-identical" \
+    sh -c "sort '$T/file.jsonl' >'$T/a'; sort '$T/kafka.jsonl' >'$T/b'; cmp -s '$T/a' '$T/b'"
+check "each event is on its type's topic" \
+    sh -c "kcat -C -b '$B' -t pixel.click -e -q 2>/dev/null | grep -vc '\"type\":\"click\"' | grep -qx 0"
+check "messages are keyed by user.id" \
+    python3 -c "
+import json,sys
+for l in open('$T/keys'):
+    k, v = l.rstrip('\n').split(' ', 1)
+    if json.loads(v)['user']['id'] != k: sys.exit(1)"
+check "quarantine records reach the dead-letter topic" \
+    [ "$(kcat -C -b "$B" -t pixel.quarantine -e -q 2>/dev/null | grep -c '"quarantine":1')" = 44 ]
+check "the metrics file counts every line" \
+    sh -c "grep -q 'outcome=\"event\"[^ ]* 340' '$T/metrics.prom' && grep -q 'outcome=\"skipped\"[^ ]* 16' '$T/metrics.prom'"
+echo quit >"$T/ctl"
+[ $fails = 0 ]
