@@ -1,0 +1,46 @@
+/*
+ * libFuzzer target: the ECMA-262 -> PCRE2 pattern translation, the simple
+ * matcher and PCRE2 on untrusted patterns and subjects.  Input: pattern,
+ * a NUL byte, subject.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pixel/schema.h"
+#include "pixel_private.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *in = (const char *)data;
+    const char *nul = memchr(in, 0, size);
+    size_t plen = nul ? (size_t)(nul - in) : size;
+    const char *subj = nul ? nul + 1 : "";
+    size_t slen = nul ? size - plen - 1 : 0;
+    plen = pixel__utf8_check(in, plen);
+    slen = pixel__utf8_check(subj, slen);
+    pixel_buf b = {0};
+    /* {"pattern": "<pattern>"} */
+    if (pixel__buf_append(&b, "{\"pattern\":", 11) < 0 || pixel__json_escape(&b, in, plen) < 0 ||
+        pixel__buf_append(&b, "}", 1) < 0) {
+        pixel__buf_free(&b);
+        return 0;
+    }
+    pixel_schema_registry *reg = NULL;
+    const pixel_schema *s = NULL;
+    if (pixel_schema_registry_new(&reg, 0, NULL) == 0 &&
+        pixel_schema_registry_add_json(reg, "urn:fuzz:p", b.data, b.len, NULL) == 0 &&
+        pixel_schema_compile(&s, reg, "urn:fuzz:p", NULL) == 0) {
+        pixel_value v;
+        memset(&v, 0, sizeof(v));
+        v.type = PIXEL_TYPE_STRING;
+        v.u.str.s = subj;
+        v.u.str.len = slen;
+        pixel_schema_validate(s, &v, 0, NULL, NULL);
+    }
+    pixel_schema_registry_free(reg);
+    pixel__buf_free(&b);
+    return 0;
+}
