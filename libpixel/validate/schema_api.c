@@ -131,7 +131,8 @@ int pixel_schema_compile(const pixel_schema **out, pixel_schema_registry *r, con
             }
         }
     }
-    if (compile_dynamic_targets(r) < 0 || pixel__schema_check_cycles(r, root) < 0) {
+    if (compile_dynamic_targets(r) < 0 || pixel__schema_check_cycles(r, root) < 0 ||
+        pixel__schema_static_uneval(r) < 0) {
         rc = r->err->code ? r->err->code : PIXEL_ESCHEMA;
         goto out;
     }

@@ -1018,3 +1018,141 @@ int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root)
     pixel__pmap_free(&state);
     return rc;
 }
+
+/* ---- unevaluatedProperties with a static answer ------------------------------- */
+
+/*
+ * Collect the property names a node evaluates unconditionally: its own
+ * "properties" and those of allOf branches and $ref targets.  Returns false
+ * when something else could evaluate members (patternProperties,
+ * additionalProperties, anyOf/oneOf/if, dependentSchemas, dynamic refs, a
+ * nested unevaluatedProperties): then the run-time walk stays.
+ */
+static bool static_names(const snode *n, pmap *seen, const sobject **objs, size_t *nobjs,
+                         size_t max, int depth)
+{
+    if (!n || depth > 64) {
+        return false;
+    }
+    if (n->boolean) {
+        return true; /* true and false evaluate no member by name */
+    }
+    if (pixel__pmap_get(seen, n)) {
+        return true;
+    }
+    if (pixel__pmap_put(seen, n, (void *)1) < 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n->nops; i++) {
+        const sop *op = &n->ops[i];
+        switch (op->kind) {
+            case OP_OBJECT:
+                if (op->u.obj->npatterns || op->u.obj->additional || *nobjs == max) {
+                    return false;
+                }
+                objs[(*nobjs)++] = op->u.obj;
+                break;
+            case OP_REF:
+                if (!static_names(op->u.schema, seen, objs, nobjs, max, depth + 1)) {
+                    return false;
+                }
+                break;
+            case OP_ALLOF:
+                for (size_t k = 0; k < op->u.list.n; k++) {
+                    if (!static_names(op->u.list.v[k], seen, objs, nobjs, max, depth + 1)) {
+                        return false;
+                    }
+                }
+                break;
+            case OP_ANYOF:
+            case OP_ONEOF:
+            case OP_IF:
+            case OP_DEPSCHEMAS:
+            case OP_DYNREF:
+            case OP_RECREF:
+            case OP_UNEVAL_PROPS:
+                return false;
+            default:
+                break;
+        }
+    }
+    return true;
+}
+
+static int static_uneval(pixel_schema_registry *r, snode *n, sop *op)
+{
+    const sobject *objs[64];
+    size_t nobjs = 0, total = 0;
+    pmap seen = {0};
+    /* the node itself, minus this keyword */
+    bool ok = true;
+    for (size_t i = 0; ok && i < n->nops; i++) {
+        const sop *o = &n->ops[i];
+        if (o == op) {
+            continue;
+        }
+        if (o->kind == OP_OBJECT) {
+            ok = !o->u.obj->npatterns && !o->u.obj->additional && nobjs < 64;
+            if (ok) {
+                objs[nobjs++] = o->u.obj;
+            }
+        } else if (o->kind == OP_REF) {
+            ok = static_names(o->u.schema, &seen, objs, &nobjs, 64, 0);
+        } else if (o->kind == OP_ALLOF) {
+            for (size_t k = 0; ok && k < o->u.list.n; k++) {
+                ok = static_names(o->u.list.v[k], &seen, objs, &nobjs, 64, 0);
+            }
+        } else if (o->kind == OP_ANYOF || o->kind == OP_ONEOF || o->kind == OP_IF ||
+                   o->kind == OP_DEPSCHEMAS || o->kind == OP_DYNREF || o->kind == OP_RECREF) {
+            ok = false;
+        }
+    }
+    pixel__pmap_free(&seen);
+    if (!ok) {
+        return 0;
+    }
+    for (size_t i = 0; i < nobjs; i++) {
+        total += objs[i]->nprops;
+    }
+    size_t cap = 8;
+    while (cap < total * 2 + 2) {
+        cap *= 2;
+    }
+    sprop *names = pixel__arena_alloc(&r->arena, cap * sizeof(*names));
+    if (!names) {
+        return oom(r);
+    }
+    memset(names, 0, cap * sizeof(*names));
+    for (size_t i = 0; i < nobjs; i++) {
+        for (size_t k = 0; k < objs[i]->nprops; k++) {
+            const sprop *p = objs[i]->list[k];
+            if (!p->schema) {
+                continue; /* named by "required" only: not evaluated */
+            }
+            size_t j = p->hash & (cap - 1);
+            while (names[j].key && !(names[j].klen == p->klen &&
+                                     memcmp(names[j].key, p->key, p->klen) == 0)) {
+                j = (j + 1) & (cap - 1);
+            }
+            names[j] = *p;
+        }
+    }
+    op->u.uneval.names = names;
+    op->u.uneval.cap = cap;
+    return 0;
+}
+
+int pixel__schema_static_uneval(pixel_schema_registry *r)
+{
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        for (size_t k = 0; n && k < n->nops; k++) {
+            sop *op = &n->ops[k];
+            if (op->kind == OP_UNEVAL_PROPS && !op->u.uneval.names &&
+                static_uneval(r, n, op) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}

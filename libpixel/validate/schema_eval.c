@@ -957,8 +957,20 @@ static bool eval_uneval(ectx *x, const snode *n, const sop *op, const pixel_valu
     seg k1 = {kp, op->kw, strlen(op->kw), 0};
     size_t i = 0;
     for (const pixel_value *m = v->u.list.head; m; m = m->next, i++) {
-        bool done = op->kind == OP_UNEVAL_PROPS ? prop_evaluated(x, n, v, m, ds, true, 0)
-                                                : item_evaluated(x, n, v, m, i, ds, true, 0);
+        bool done;
+        if (op->kind == OP_UNEVAL_PROPS && op->u.uneval.names) {
+            /* the evaluated names are static: one lookup */
+            const sprop *t = op->u.uneval.names;
+            size_t cap = op->u.uneval.cap;
+            uint64_t h = pixel__key_hash(m->key, m->klen);
+            done = false;
+            for (size_t j = h & (cap - 1); t[j].key && !done; j = (j + 1) & (cap - 1)) {
+                done = t[j].klen == m->klen && pixel__key_eq(t[j].key, m->key, m->klen);
+            }
+        } else {
+            done = op->kind == OP_UNEVAL_PROPS ? prop_evaluated(x, n, v, m, ds, true, 0)
+                                               : item_evaluated(x, n, v, m, i, ds, true, 0);
+        }
         if (done) {
             continue;
         }

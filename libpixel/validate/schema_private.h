@@ -315,6 +315,13 @@ typedef struct sop {
         } dep;
         snode *schema; /* propertyNames, not, unevaluated*, ref */
         struct {
+            snode *schema;
+            /* When only properties reached through allOf/$ref can evaluate members,
+               the evaluated names are known at compile time: a set (open-addressed). */
+            sprop *names;
+            size_t cap;
+        } uneval;
+        struct {
             snode **prefix;
             size_t nprefix;
             snode *rest;         /* items (2020) / additionalItems / items-as-schema */
@@ -359,6 +366,8 @@ struct pixel_schema {
 };
 
 snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v);
+/* Precompute static evaluated-name sets for unevaluatedProperties (after compiling). */
+int pixel__schema_static_uneval(pixel_schema_registry *r);
 int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root);
 
 /* ---- regex ----------------------------------------------------------------- */
