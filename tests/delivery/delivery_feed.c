@@ -21,6 +21,8 @@
  *   -K N         SIGKILL ourselves before line N (a crash, deterministic)
  *   -S FILE      write the final counters as JSON
  *   -O FILE      write each event's JSON as handed to the sink, one per line
+ *   -T           with -p: convert on a second thread, in batches, while this
+ *                thread delivers (how a host overlaps transform and transport)
  *
  * After every line the counters must add up (lines = events_in +
  * quarantine_in + skipped + dropped, events_in = delivered + spooled +
@@ -29,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -222,6 +225,150 @@ static int feed_raw(feed *f, const pixel_pipeline *p, pixel_ctx *ctx, const char
 }
 #endif
 
+#ifdef FEED_WITH_CORE
+/*
+ * -T: a converter thread turns raw lines into the -j format ("E\ttype\tkey\t
+ * json", "Q\tjson", "S", "D") in batches; the main thread delivers them.
+ */
+#define BATCH_LINES 2048
+#define QUEUE_SLOTS 4
+
+typedef struct cbatch {
+    char *buf;
+    size_t len, cap;
+} cbatch;
+
+typedef struct conveyor {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cbatch *q[QUEUE_SLOTS];
+    size_t head, count;
+    int done, failed;
+    FILE *in;
+    const pixel_pipeline *p;
+    const pixel_delivery_config *cfg;
+} conveyor;
+
+static int cput(cbatch *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *nb = realloc(b->buf, cap);
+        if (nb == NULL) {
+            return -1;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static void cpush(conveyor *c, cbatch *b)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->count == QUEUE_SLOTS) {
+        pthread_cond_wait(&c->cv, &c->mu);
+    }
+    c->q[(c->head + c->count++) % QUEUE_SLOTS] = b;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The next batch, or NULL at the end. */
+static cbatch *cpop(conveyor *c)
+{
+    cbatch *b = NULL;
+
+    pthread_mutex_lock(&c->mu);
+    while (c->count == 0 && !c->done) {
+        pthread_cond_wait(&c->cv, &c->mu);
+    }
+    if (c->count > 0) {
+        b = c->q[c->head];
+        c->head = (c->head + 1) % QUEUE_SLOTS;
+        c->count--;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return b;
+}
+
+static int convert_line(cbatch *b, const conveyor *c, pixel_ctx *ctx, const char *line,
+                        size_t n)
+{
+    const char *kf = pixel_delivery_config_get(c->cfg, "kafka.key_field");
+    const char *tf = pixel_delivery_config_get(c->cfg, "kafka.type_field");
+    pixel_outcome oc;
+    const char *out, *key = NULL, *type = NULL;
+    size_t olen, klen = 0, tlen = 0;
+
+    if (pixel_process(c->p, ctx, line, n, &oc, NULL) != 0) {
+        return -1;
+    }
+    if (oc == PIXEL_OUTCOME_SKIPPED || oc == PIXEL_OUTCOME_DROPPED) {
+        return cput(b, oc == PIXEL_OUTCOME_SKIPPED ? "S\n" : "D\n", 2);
+    }
+    out = pixel_ctx_output(ctx, c->p, &olen);
+    if (out == NULL) {
+        return -1;
+    }
+    if (oc == PIXEL_OUTCOME_QUARANTINED) {
+        /* || sequences the appends (| would not) and stops at a failure. */
+        return (cput(b, "Q\t", 2) || cput(b, out, olen) || cput(b, "\n", 1)) ? -1 : 0;
+    }
+    if (kf != NULL) {
+        key = pixel_value_string(pixel_value_at(pixel_ctx_event(ctx), kf), &klen);
+    }
+    if (tf != NULL) {
+        type = pixel_value_string(pixel_value_at(pixel_ctx_event(ctx), tf), &tlen);
+    }
+    return (cput(b, "E\t", 2) || cput(b, type ? type : "", tlen) || cput(b, "\t", 1) ||
+            cput(b, key ? key : "", klen) || cput(b, "\t", 1) || cput(b, out, olen) ||
+            cput(b, "\n", 1))
+               ? -1
+               : 0;
+}
+
+static void *converter(void *arg)
+{
+    conveyor *c = arg;
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *line = NULL;
+    size_t cap = 0, lines = 0;
+    ssize_t n;
+    cbatch *b = calloc(1, sizeof(*b));
+
+    while (ctx != NULL && b != NULL && (n = getline(&line, &cap, c->in)) > 0) {
+        if (line[n - 1] == '\n') {
+            n--;
+        }
+        if (convert_line(b, c, ctx, line, (size_t)n) != 0) {
+            c->failed = 1;
+            break;
+        }
+        if (++lines == BATCH_LINES) {
+            cpush(c, b);
+            b = calloc(1, sizeof(*b));
+            lines = 0;
+        }
+    }
+    if (b != NULL && b->len > 0) {
+        cpush(c, b);
+    } else if (b != NULL) {
+        free(b);
+    }
+    free(line);
+    pixel_ctx_free(ctx);
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+#endif
+
 static int counters_ok(feed *f)
 {
     pixel_sink_stats st;
@@ -254,7 +401,7 @@ int main(int argc, char **argv)
         uint64_t at;
         char cmd[64];
     } cmds[MAX_CMDS];
-    int ncmds = 0, json_mode = 0, opt, rc = 0;
+    int ncmds = 0, json_mode = 0, threaded = 0, opt, rc = 0;
     uint64_t kill_at = 0, lineno = 0;
     pixel_delivery_config *cfg = NULL;
     pixel_sink_options so = PIXEL_SINK_OPTIONS_INIT;
@@ -270,11 +417,12 @@ int main(int argc, char **argv)
     pixel_ctx *ctx = NULL;
 #endif
 
-    while ((opt = getopt(argc, argv, "c:p:jb:s:A:R:m:x:K:S:O:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:jTb:s:A:R:m:x:K:S:O:")) != -1) {
         switch (opt) {
             case 'c': config = optarg; break;
             case 'p': pipeline = optarg; break;
             case 'j': json_mode = 1; break;
+            case 'T': threaded = 1; break;
             case 'b': brokers = optarg; break;
             case 's': spool = optarg; break;
             case 'A':
@@ -342,7 +490,58 @@ int main(int argc, char **argv)
     if (in == NULL) {
         return die(argv[optind], NULL);
     }
-    while ((n = getline(&line, &cap, in)) > 0) {
+#ifdef FEED_WITH_CORE
+    conveyor conv;
+    pixel_pipeline *owned = NULL;
+    cbatch *cur = NULL;
+    size_t cur_off = 0;
+    pthread_t conv_thread;
+
+    memset(&conv, 0, sizeof(conv));
+    if (threaded && p != NULL) {
+        pthread_mutex_init(&conv.mu, NULL);
+        pthread_cond_init(&conv.cv, NULL);
+        conv.in = in;
+        conv.p = p;
+        conv.cfg = cfg;
+        pthread_create(&conv_thread, NULL, converter, &conv);
+        owned = p;
+        p = NULL; /* the main thread now reads converted lines */
+        json_mode = 1;
+    }
+#endif
+    for (;;) {
+#ifdef FEED_WITH_CORE
+        if (conv.in != NULL) {
+            /* The next converted line, from the current or the next batch. */
+            char *nl;
+            while (cur == NULL || cur_off >= cur->len) {
+                if (cur != NULL) {
+                    free(cur->buf);
+                    free(cur);
+                }
+                cur = cpop(&conv);
+                cur_off = 0;
+                if (cur == NULL) {
+                    break;
+                }
+            }
+            if (cur == NULL) {
+                break;
+            }
+            nl = memchr(cur->buf + cur_off, '\n', cur->len - cur_off);
+            line = cur->buf + cur_off;
+            n = nl - line;
+            *nl = '\0';
+            cur_off += (size_t)n + 1;
+        } else
+#endif
+        {
+            n = getline(&line, &cap, in);
+            if (n <= 0) {
+                break;
+            }
+        }
         lineno++;
         if (n > 0 && line[n - 1] == '\n') {
             line[--n] = '\0';
@@ -383,6 +582,22 @@ int main(int argc, char **argv)
             break;
         }
     }
+#ifdef FEED_WITH_CORE
+    if (conv.in != NULL) {
+        /* Drain what the converter still holds, then join it. */
+        line = NULL;
+        while (cur != NULL || (cur = cpop(&conv)) != NULL) {
+            free(cur->buf);
+            free(cur);
+            cur = NULL;
+        }
+        pthread_join(conv_thread, NULL);
+        if (conv.failed && rc == 0) {
+            fprintf(stderr, "delivery-feed: the converter failed\n");
+            rc = 3;
+        }
+    }
+#endif
     free(line);
     fclose(in);
     if (rc == 0 && pixel_sink_flush(f.sink, 120000, &e) != 0) {
@@ -411,6 +626,7 @@ int main(int argc, char **argv)
         }
     }
 #ifdef FEED_WITH_CORE
+    pixel_pipeline_free(owned);
     pixel_pipeline_free(p);
     pixel_ctx_free(ctx);
 #endif

@@ -157,7 +157,8 @@ delivery:
         sink (-O); else the stand-in converter makes them here."""
         if real_pipeline and self.pipeline:
             self.sent = os.path.join(self.dir, "sent.jsonl")
-            return log, ["-p", self.pipeline, "-O", self.sent], None
+            # -T: convert on a second thread, as a real host would.
+            return log, ["-p", self.pipeline, "-T", "-O", self.sent], None
         tsv = os.path.join(self.dir, "input.tsv")
         expected = {}
         with open(log, encoding="utf-8") as lf, open(labels) as bf, open(tsv, "w") as out:
