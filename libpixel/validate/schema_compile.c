@@ -599,6 +599,29 @@ static int compile_items(cctx *c, sop *ops, size_t *n)
     return 0;
 }
 
+/* A condition that only tests one member against const/enum: decide it directly. */
+static void if_test(sop *op)
+{
+    const snode *c = op->u.cond.cond;
+    op->u.cond.test = NULL;
+    if (!c || c->boolean || !c->ready || c->nops != 1 || c->ops[0].kind != OP_OBJECT) {
+        return;
+    }
+    const sobject *o = c->ops[0].u.obj;
+    if (!o->lookup || o->nprops != 1 || o->nrequired > 1) {
+        return;
+    }
+    const sprop *p = o->list[0];
+    const snode *ps = p->schema;
+    if (!ps || ps->boolean || !ps->ready || ps->nops != 1 ||
+        (ps->ops[0].kind != OP_CONST && ps->ops[0].kind != OP_ENUM)) {
+        return;
+    }
+    op->u.cond.test_prop = p;
+    op->u.cond.test = &ps->ops[0];
+    op->u.cond.test_required = o->nrequired == 1;
+}
+
 static int compile_applicators(cctx *c, sop *ops, size_t *n)
 {
     static const struct {
@@ -643,6 +666,7 @@ static int compile_applicators(cctx *c, sop *ops, size_t *n)
         if (!op->u.cond.cond || (t && !op->u.cond.then) || (e && !op->u.cond.els)) {
             return -1;
         }
+        if_test(op);
     }
     v = kw(c, "propertyNames");
     if (v) {

@@ -68,6 +68,7 @@ typedef struct ectx {
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
                  const dscope *ds);
+static bool if_cond(ectx *x, const sop *op, const pixel_value *v, const dscope *ds);
 
 /* ---- regex matching without malloc ------------------------------------------- */
 
@@ -566,7 +567,7 @@ static bool inplace_evaluated(ectx *x, const sop *op, const pixel_value *inst, c
             }
             return false;
         case OP_IF:
-            if (quiet_eval(x, op->u.cond.cond, inst, ds)) {
+            if (if_cond(x, op, inst, ds)) {
                 return EVALD(op->u.cond.cond) || (op->u.cond.then && EVALD(op->u.cond.then));
             }
             return op->u.cond.els && EVALD(op->u.cond.els);
@@ -657,6 +658,29 @@ static bool item_evaluated(ectx *x, const snode *n, const pixel_value *arr, cons
 }
 
 /* ---- keywords --------------------------------------------------------------------- */
+
+static bool enum_has(const sop *op, const pixel_value *v);
+
+/* The "if" condition: directly when it is a const/enum test of one member. */
+static bool if_cond(ectx *x, const sop *op, const pixel_value *v, const dscope *ds)
+{
+    const sop *t = op->u.cond.test;
+    if (!t) {
+        return quiet_eval(x, op->u.cond.cond, v, ds);
+    }
+    if (v->type != PIXEL_TYPE_OBJECT) {
+        return true;
+    }
+    const sprop *p = op->u.cond.test_prop;
+    const pixel_value *m = v->u.list.head;
+    while (m && !(m->klen == p->klen && pixel__key_eq(m->key, p->key, p->klen))) {
+        m = m->next;
+    }
+    if (!m) {
+        return !op->u.cond.test_required;
+    }
+    return t->kind == OP_CONST ? pixel_value_equal(t->u.value, m) : enum_has(t, m);
+}
 
 #define SUB(node, inst, ipath, kpath) eval(x, (node), (inst), (ipath), (kpath), ds)
 
@@ -1235,7 +1259,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
         case OP_NOT:
             return !quiet_eval(x, op->u.schema, v, ds) || fail_op(x, n, op, v, ip, kp);
         case OP_IF:
-            if (quiet_eval(x, op->u.cond.cond, v, ds)) {
+            if (if_cond(x, op, v, ds)) {
                 if (op->u.cond.then) {
                     seg k1 = {kp, "then", 4, 0};
                     return SUB(op->u.cond.then, v, ip, &k1);

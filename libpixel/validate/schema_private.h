@@ -343,6 +343,11 @@ typedef struct sop {
         } list;
         struct {
             snode *cond, *then, *els;
+            /* "if": {"required": [P], "properties": {P: {"const"|"enum": ...}}} decided
+               without evaluating the subschema (set when the condition has that shape) */
+            const sprop *test_prop;
+            const struct sop *test;
+            bool test_required;
         } cond;
     } u;
 } sop;
