@@ -107,6 +107,9 @@ rd_kafka_conf_t *pixel__kafka_conf(const pixel_delivery_config *cfg, pixel_error
 int pixel__spool_checkpoint_read(const char *wdir, uint64_t *seq, uint64_t *offset);
 int pixel__spool_checkpoint_write(const char *wdir, uint64_t seq, uint64_t offset);
 
+/* The sink's current producer (tests inject errors through it); NULL if none. */
+rd_kafka_t *pixel__sink_kafka(pixel_sink *s);
+
 /* fsync a directory so that a file created or renamed in it survives a crash. */
 int pixel__d_fsync_dir(const char *dir);
 

@@ -950,6 +950,11 @@ PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
     }
 }
 
+rd_kafka_t *pixel__sink_kafka(pixel_sink *s)
+{
+    return s->rk;
+}
+
 PIXEL_API int pixel_sink_state_get(const pixel_sink *s)
 {
     return s->state;

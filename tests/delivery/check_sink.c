@@ -18,6 +18,8 @@
 
 #include "pixel/delivery.h"
 
+#include "delivery_private.h" /* pixel__sink_kafka(), to inject a fatal error */
+
 #define NBROKERS 3
 
 static char tmpdir[256];
@@ -439,6 +441,46 @@ START_TEST(sink_applies_back_pressure_when_the_spool_is_full)
 }
 END_TEST
 
+START_TEST(sink_survives_a_fatal_producer_error)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    pixel_sink_stats st;
+    int id = 0, tries;
+
+    for (; id < 100; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    /* What an idempotence failure looks like to librdkafka's users. */
+    ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by the test"),
+                     0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    /* A new producer takes over; a probe brings the sink back. */
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50);
+        check_counters(s);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.failovers, 1);
+    ck_assert_uint_ge(st.recoveries, 1);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    /* Whatever the dead producer had not confirmed is in the spool. */
+    ck_assert_int_ge(consume_count("events") + A.spooled, id);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -491,6 +533,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
+    tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -474,6 +474,7 @@ int main(int argc, char **argv)
         }
     }
 #else
+    (void)threaded;
     if (pipeline != NULL) {
         fputs("delivery-feed: built without libpixel; use -j\n", stderr);
         return 77;
