@@ -502,7 +502,9 @@ static int run_threads(const options *o, input *in, sinks *s)
         if (next_write < next_fill) {
             write_batch(s, w);
             metrics_tick(o);
+            pthread_mutex_lock(&pl.mu);
             w->state = 0;
+            pthread_mutex_unlock(&pl.mu);
             next_write++;
         }
         if (pl.done_reading && next_write == next_fill) {
