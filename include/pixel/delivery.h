@@ -63,8 +63,7 @@ PIXEL_API int pixel_delivery_config_set(pixel_delivery_config *cfg, const char *
  * A setting as text ("kafka.key_field", "kafka.type_field", "spool.dir",
  * ...), or NULL when unset.  Borrowed: valid until the next set or free.
  */
-PIXEL_API const char *pixel_delivery_config_get(const pixel_delivery_config *cfg,
-                                                const char *name);
+PIXEL_API const char *pixel_delivery_config_get(const pixel_delivery_config *cfg, const char *name);
 
 /* NULL is a no-op.  No sink may still use cfg. */
 PIXEL_API void pixel_delivery_config_free(pixel_delivery_config *cfg);
@@ -75,9 +74,9 @@ typedef struct pixel_sink pixel_sink;
 
 /* How an input was made durable (the ack callback's status). */
 typedef enum pixel_sink_ack {
-    PIXEL_SINK_DELIVERED = 1,   /* Kafka confirmed the event */
-    PIXEL_SINK_SPOOLED = 2,     /* the event is fsync'd in the spool */
-    PIXEL_SINK_QUARANTINED = 3  /* the quarantine record is durable (file, topic or spool) */
+    PIXEL_SINK_DELIVERED = 1,  /* Kafka confirmed the event */
+    PIXEL_SINK_SPOOLED = 2,    /* the event is fsync'd in the spool */
+    PIXEL_SINK_QUARANTINED = 3 /* the quarantine record is durable (file, topic or spool) */
 } pixel_sink_ack;
 
 /*
@@ -109,7 +108,10 @@ typedef struct pixel_sink_options {
     void *log_payload;
 } pixel_sink_options;
 
-#define PIXEL_SINK_OPTIONS_INIT {PIXEL_SINK_OPTIONS_VERSION, NULL, NULL, NULL, NULL}
+#define PIXEL_SINK_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        PIXEL_SINK_OPTIONS_VERSION, NULL, NULL, NULL, NULL                                         \
+    }
 
 /*
  * One event.  Every pointer is borrowed for the duration of the call (the
@@ -216,17 +218,20 @@ PIXEL_API void pixel_sink_free(pixel_sink *s);
 #define PIXEL_REPLAY_OPTIONS_VERSION 1
 
 typedef struct pixel_replay_options {
-    unsigned int version;    /* PIXEL_REPLAY_OPTIONS_VERSION */
-    const char *spool_dir;   /* NULL: the configuration's spool.dir */
-    const char *archive_dir; /* finished segments move here; NULL: removed */
-    double rate;             /* records per second; 0: no limit */
+    unsigned int version;          /* PIXEL_REPLAY_OPTIONS_VERSION */
+    const char *spool_dir;         /* NULL: the configuration's spool.dir */
+    const char *archive_dir;       /* finished segments move here; NULL: removed */
+    double rate;                   /* records per second; 0: no limit */
     unsigned int checkpoint_every; /* records between checkpoints; 0: 1000 */
-    int timeout_ms;          /* give up when Kafka confirms nothing this long; 0: 60000 */
+    int timeout_ms;                /* give up when Kafka confirms nothing this long; 0: 60000 */
     pixel_sink_log_cb log;
     void *log_payload;
 } pixel_replay_options;
 
-#define PIXEL_REPLAY_OPTIONS_INIT {PIXEL_REPLAY_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, NULL, NULL}
+#define PIXEL_REPLAY_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        PIXEL_REPLAY_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, NULL, NULL                              \
+    }
 
 typedef struct pixel_replay_stats {
     uint64_t segments;  /* finished (removed or archived) */
@@ -249,9 +254,8 @@ typedef struct pixel_replay_stats {
  * negative status (PIXEL_DELIVERY_EKAFKA when Kafka stopped confirming);
  * the checkpoint then marks where to resume.
  */
-PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg,
-                                 const pixel_replay_options *opts, pixel_replay_stats *stats,
-                                 pixel_error *err);
+PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_replay_options *opts,
+                                 pixel_replay_stats *stats, pixel_error *err);
 
 #ifdef __cplusplus
 }

@@ -99,15 +99,18 @@ typedef enum pixel_spool_fsync {
 #define PIXEL_SPOOL_OPTIONS_VERSION 1
 
 typedef struct pixel_spool_options {
-    unsigned int version;   /* PIXEL_SPOOL_OPTIONS_VERSION */
-    const char *dir;        /* the spool directory (created if missing) */
-    uint64_t segment_bytes; /* rotate after this many bytes; 0: 64 MiB */
-    uint64_t max_bytes;     /* limit for the whole directory; 0: none */
-    int fsync;              /* a pixel_spool_fsync */
+    unsigned int version;     /* PIXEL_SPOOL_OPTIONS_VERSION */
+    const char *dir;          /* the spool directory (created if missing) */
+    uint64_t segment_bytes;   /* rotate after this many bytes; 0: 64 MiB */
+    uint64_t max_bytes;       /* limit for the whole directory; 0: none */
+    int fsync;                /* a pixel_spool_fsync */
     unsigned int fsync_batch; /* records per fsync with FSYNC_BATCH; 0: 256 */
 } pixel_spool_options;
 
-#define PIXEL_SPOOL_OPTIONS_INIT {PIXEL_SPOOL_OPTIONS_VERSION, NULL, 0, 0, 0, 0}
+#define PIXEL_SPOOL_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        PIXEL_SPOOL_OPTIONS_VERSION, NULL, 0, 0, 0, 0                                              \
+    }
 
 /*
  * Open a writer: create the directory if needed, take the first free writer
@@ -181,8 +184,7 @@ typedef enum pixel_spool_item {
  * PIXEL_EIO, or PIXEL_DELIVERY_ECORRUPT when the file header is not a
  * spool segment header.
  */
-PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path,
-                                      pixel_error *err);
+PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path, pixel_error *err);
 
 /*
  * The next item.  Returns a pixel_spool_item (>= 0) or a negative status.
@@ -190,8 +192,8 @@ PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path
  * or of the damaged region.  For CORRUPT and TORN, err (if given) holds a
  * one-line description naming the segment and the offset.
  */
-PIXEL_API int pixel_spool_reader_next(pixel_spool_reader *r, pixel_spool_msg *msg,
-                                      uint64_t *offset, uint64_t *end, pixel_error *err);
+PIXEL_API int pixel_spool_reader_next(pixel_spool_reader *r, pixel_spool_msg *msg, uint64_t *offset,
+                                      uint64_t *end, pixel_error *err);
 
 /* Continue reading at a record boundary (a checkpoint); 0 or PIXEL_EINVAL. */
 PIXEL_API int pixel_spool_reader_seek(pixel_spool_reader *r, uint64_t offset);

@@ -68,10 +68,23 @@ static int parse_size(const char *s, uint64_t *out)
         return -1;
     }
     switch (*end) {
-        case 'k': case 'K': v <<= 10; end++; break;
-        case 'm': case 'M': v <<= 20; end++; break;
-        case 'g': case 'G': v <<= 30; end++; break;
-        default: break;
+        case 'k':
+        case 'K':
+            v <<= 10;
+            end++;
+            break;
+        case 'm':
+        case 'M':
+            v <<= 20;
+            end++;
+            break;
+        case 'g':
+        case 'G':
+            v <<= 30;
+            end++;
+            break;
+        default:
+            break;
     }
     if (*end == 'i' || *end == 'B') {
         end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
@@ -205,8 +218,8 @@ static int props_member(walker *w, const char *key, const yaml_node_t *v, const 
     if (val == NULL) {
         return node_error(w, v, ptr, "%s: expected a scalar librdkafka property value", ptr);
     }
-    if (add_prop(w->cfg, key, val, (long)v->start_mark.line + 1,
-                 (long)v->start_mark.column + 1) < 0) {
+    if (add_prop(w->cfg, key, val, (long)v->start_mark.line + 1, (long)v->start_mark.column + 1) <
+        0) {
         return pixel__d_error(w->err, PIXEL_ENOMEM, w->source, 0, 0, "out of memory");
     }
     return 0;
@@ -343,8 +356,7 @@ static int config_check(pixel_delivery_config *c, const yaml_node_t *root, walke
     }
     if ((c->topic == NULL) == (c->topic_template == NULL)) {
         return node_error(w, root, "/delivery/kafka",
-                          "%s: expected exactly one of topic or topic_template",
-                          "/delivery/kafka");
+                          "%s: expected exactly one of topic or topic_template", "/delivery/kafka");
     }
     if (c->topic_template != NULL && strstr(c->topic_template, "{type}") == NULL) {
         return node_error(w, root, "/delivery/kafka/topic_template",
@@ -385,8 +397,8 @@ static int load_document(pixel_delivery_config **out, yaml_parser_t *parser, con
     }
     root = yaml_document_get_root_node(&doc);
     if (root != NULL && root->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
-             p < root->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+             p++) {
             yaml_node_t *k = yaml_document_get_node(&doc, p->key);
             if (k != NULL && scalar(k) != NULL && strcmp(scalar(k), "delivery") == 0) {
                 section = yaml_document_get_node(&doc, p->value);
@@ -589,8 +601,7 @@ PIXEL_API const char *pixel_delivery_config_get(const pixel_delivery_config *c, 
         return *slot;
     }
     if (strcmp(name, "spool.max_bytes") == 0) {
-        snprintf(((pixel_delivery_config *)c)->numbuf, sizeof(c->numbuf), "%" PRIu64,
-                 c->max_bytes);
+        snprintf(((pixel_delivery_config *)c)->numbuf, sizeof(c->numbuf), "%" PRIu64, c->max_bytes);
         return c->numbuf;
     }
     return NULL;
@@ -638,8 +649,7 @@ rd_kafka_conf_t *pixel__kafka_conf(const pixel_delivery_config *c, pixel_error *
                            p->name);
             return NULL;
         }
-        if (rd_kafka_conf_set(kc, p->name, p->value, errstr, sizeof(errstr)) !=
-            RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(kc, p->name, p->value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(kc);
             if (err != NULL && err->text[0] == '\0') {
                 snprintf(err->pointer, sizeof(err->pointer), "/delivery/kafka/properties/%s",

@@ -42,7 +42,7 @@ typedef struct replay {
     /* The in-flight window of the current segment. */
     uint64_t ends[MAX_INFLIGHT]; /* end offset of each record */
     unsigned char acked[MAX_INFLIGHT];
-    uint64_t base, next; /* record numbers: [base, next) in flight */
+    uint64_t base, next;    /* record numbers: [base, next) in flight */
     uint64_t confirmed_off; /* end of the contiguous confirmed prefix */
     uint64_t since_ckpt;
     int failed;
@@ -159,12 +159,11 @@ static int produce(replay *r, const pixel_spool_msg *m, uint64_t end)
             rd_kafka_header_add(h, "pixel-pipeline-version", -1, m->pipeline_version,
                                 (ssize_t)m->pipeline_version_len);
         }
-        e = rd_kafka_producev(r->rk, RD_KAFKA_V_RKT(rkt),
-                              RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
-                              RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_HEADERS(h),
-                              RD_KAFKA_V_OPAQUE((void *)(uintptr_t)r->next), RD_KAFKA_V_END);
+        e = rd_kafka_producev(
+            r->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)r->next), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             r->next++;
             return 0;
@@ -238,8 +237,8 @@ static int finish_segment(replay *r, const pixel_spool_segment *seg)
     return 0;
 }
 
-static int replay_segment(replay *r, const pixel_spool_segment *seg, uint64_t start,
-                          int64_t t0, uint64_t *sent)
+static int replay_segment(replay *r, const pixel_spool_segment *seg, uint64_t start, int64_t t0,
+                          uint64_t *sent)
 {
     pixel_spool_reader *rd;
     pixel_spool_msg m;
@@ -371,9 +370,8 @@ static int kafka_open(replay *r, const pixel_delivery_config *cfg)
     return 0;
 }
 
-PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg,
-                                 const pixel_replay_options *opts, pixel_replay_stats *stats,
-                                 pixel_error *err)
+PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_replay_options *opts,
+                                 pixel_replay_stats *stats, pixel_error *err)
 {
     const char *dir = opts->spool_dir ? opts->spool_dir : cfg->spool_dir;
     pixel_spool_segment *segs = NULL;

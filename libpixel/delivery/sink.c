@@ -90,7 +90,7 @@ struct pixel_sink {
         int used;
     } probes[PROBE_BOXES];
     struct probe_box *probe_current; /* the probe whose verdict we wait for */
-    char nack;      /* its address tags copies that ack nobody */
+    char nack;                       /* its address tags copies that ack nobody */
     int purge_wanted, recreate_wanted, full_logged;
     unsigned int since_poll; /* produces since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
@@ -349,8 +349,8 @@ static void switch_to_kafka(pixel_sink *s)
 static void probe_failed(pixel_sink *s, const char *why)
 {
     s->probe_inflight = 0;
-    s->penalty_ms = s->penalty_ms * 2 > s->cfg->probe_max_ms ? s->cfg->probe_max_ms
-                                                              : s->penalty_ms * 2;
+    s->penalty_ms =
+        s->penalty_ms * 2 > s->cfg->probe_max_ms ? s->cfg->probe_max_ms : s->penalty_ms * 2;
     s->probe_at_ms = pixel__d_mono_ms() + s->penalty_ms;
     s->purge_wanted = 1;
     logf_(s, PIXEL_LOG_INFO, "kafka: probe failed (%s); next probe in %ld ms", why, s->penalty_ms);
@@ -406,7 +406,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (s->state == PIXEL_SINK_SPOOL) {
             switch_to_kafka(s);
         }
-        ack(s, token, kind, kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : PIXEL_SINK_DELIVERED);
+        ack(s, token, kind,
+            kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : PIXEL_SINK_DELIVERED);
         return;
     }
     if (message_error(m->err)) {
@@ -573,12 +574,11 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
         rd_kafka_resp_err_t e;
 
         if (h == NULL) {
-            e = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(rkt),
-                                  RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
-                                  RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_OPAQUE(op),
-                                  RD_KAFKA_V_END);
+            e = rd_kafka_producev(
+                s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
+                RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
             goto produced;
         }
         if (m->type != NULL) {
@@ -591,11 +591,11 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
             rd_kafka_header_add(h, HDR_VERSION, -1, m->pipeline_version,
                                 (ssize_t)m->pipeline_version_len);
         }
-        e = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
-                              RD_KAFKA_V_KEY(m->key, key_len),
-                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+        e = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_headers_destroy(h);
         }

@@ -40,11 +40,11 @@
 #define DEFAULT_BATCH   256u
 
 struct pixel_spool {
-    char *dir;      /* the spool directory */
-    char *wdir;     /* our writer sub-directory */
-    int lock_fd;    /* holds the flock on wdir/lock */
-    int fd;         /* current segment, -1 before the first append */
-    uint64_t seq;   /* current (or next) segment number */
+    char *dir;    /* the spool directory */
+    char *wdir;   /* our writer sub-directory */
+    int lock_fd;  /* holds the flock on wdir/lock */
+    int fd;       /* current segment, -1 before the first append */
+    uint64_t seq; /* current (or next) segment number */
     uint64_t seg_size;
     uint64_t total; /* bytes in the whole directory, as far as we know */
     int64_t last_scan_ms;
@@ -104,8 +104,7 @@ static void encode_payload(unsigned char *p, const pixel_spool_msg *m)
     put_field(p, m->pipeline_version, m->pipeline_version_len);
 }
 
-static int get_field(const unsigned char **p, const unsigned char *end, const char **s,
-                     size_t *len)
+static int get_field(const unsigned char **p, const unsigned char *end, const char **s, size_t *len)
 {
     uint32_t n;
 
@@ -329,8 +328,7 @@ static uint64_t dir_bytes(const char *dir)
 
 /* ---- reader ------------------------------------------------------------ */
 
-PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path,
-                                      pixel_error *err)
+PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path, pixel_error *err)
 {
     pixel_spool_reader *r;
     struct stat st;
@@ -368,8 +366,8 @@ PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path
         pixel__get32(r->map + 8) != SEG_VERSION) {
         pixel_spool_reader_close(r);
         return pixel__d_error(err, PIXEL_DELIVERY_ECORRUPT, path, 0, 0,
-                              "segment %s: offset 0: not a spool segment header (version %u)",
-                              path, SEG_VERSION);
+                              "segment %s: offset 0: not a spool segment header (version %u)", path,
+                              SEG_VERSION);
     }
     r->pos = SEG_HEADER_LEN;
     *out = r;
@@ -409,12 +407,13 @@ static uint64_t resync(const pixel_spool_reader *r, uint64_t from)
 static void report(pixel_error *err, const pixel_spool_reader *r, int code, uint64_t off,
                    uint64_t end, const char *what)
 {
-    pixel__d_error(err, code, r->path, 0, 0, "segment %s: offset %" PRIu64 ": %s (%" PRIu64
-                   " bytes skipped)", r->path, off, what, end - off);
+    pixel__d_error(err, code, r->path, 0, 0,
+                   "segment %s: offset %" PRIu64 ": %s (%" PRIu64 " bytes skipped)", r->path, off,
+                   what, end - off);
 }
 
-PIXEL_API int pixel_spool_reader_next(pixel_spool_reader *r, pixel_spool_msg *msg,
-                                      uint64_t *offset, uint64_t *end, pixel_error *err)
+PIXEL_API int pixel_spool_reader_next(pixel_spool_reader *r, pixel_spool_msg *msg, uint64_t *offset,
+                                      uint64_t *end, pixel_error *err)
 {
     uint64_t off = r->pos, stop;
     const unsigned char *h;
@@ -759,8 +758,7 @@ static int recover_last(pixel_spool *s, pixel_error *err)
     return rc;
 }
 
-PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opts,
-                               pixel_error *err)
+PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opts, pixel_error *err)
 {
     pixel_spool *s;
     int rc;
@@ -805,8 +803,8 @@ PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opt
 static int sync_fd(pixel_spool *s, pixel_error *err)
 {
     if (s->fd >= 0 && s->unsynced > 0 && fsync(s->fd) < 0) {
-        return pixel__d_error(err, PIXEL_EIO, s->wdir, 0, 0, "fsync of segment %" PRIu64
-                              " failed: %s", s->seq, strerror(errno));
+        return pixel__d_error(err, PIXEL_EIO, s->wdir, 0, 0,
+                              "fsync of segment %" PRIu64 " failed: %s", s->seq, strerror(errno));
     }
     s->unsynced = 0;
     return 0;
@@ -826,8 +824,8 @@ static int new_segment(pixel_spool *s, pixel_error *err)
     if (fd < 0) {
         int e = errno;
         free(path);
-        return pixel__d_error(err, full_errno(e) ? PIXEL_DELIVERY_EFULL : PIXEL_EIO,
-                              s->wdir, 0, 0, "cannot create segment: %s", strerror(e));
+        return pixel__d_error(err, full_errno(e) ? PIXEL_DELIVERY_EFULL : PIXEL_EIO, s->wdir, 0, 0,
+                              "cannot create segment: %s", strerror(e));
     }
     memcpy(h, SEG_MAGIC, 8);
     pixel__put32(h + 8, SEG_VERSION);
@@ -839,8 +837,8 @@ static int new_segment(pixel_spool *s, pixel_error *err)
         close(fd);
         unlink(path);
         free(path);
-        return pixel__d_error(err, full_errno(e) ? PIXEL_DELIVERY_EFULL : PIXEL_EIO,
-                              s->wdir, 0, 0, "cannot write segment header: %s", strerror(e));
+        return pixel__d_error(err, full_errno(e) ? PIXEL_DELIVERY_EFULL : PIXEL_EIO, s->wdir, 0, 0,
+                              "cannot write segment header: %s", strerror(e));
     }
     free(path);
     s->fd = fd;
@@ -906,8 +904,10 @@ PIXEL_API int pixel_spool_append(pixel_spool *s, const pixel_spool_msg *msg, pix
     int rc;
 
     if (msg->value == NULL || plen > 0xFFFFFFF0u) {
-        return pixel__d_error(err, PIXEL_EINVAL, s->wdir, 0, 0, "spool: record without value or"
-                              " too large (%zu bytes)", plen);
+        return pixel__d_error(err, PIXEL_EINVAL, s->wdir, 0, 0,
+                              "spool: record without value or"
+                              " too large (%zu bytes)",
+                              plen);
     }
     if (over_limit(s, total + (s->fd < 0 ? SEG_HEADER_LEN : 0))) {
         return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->dir, 0, 0,
@@ -943,8 +943,8 @@ PIXEL_API int pixel_spool_append(pixel_spool *s, const pixel_spool_msg *msg, pix
         if (ftruncate(s->fd, (off_t)s->seg_size) < 0) {
             e = EIO;
         }
-        return pixel__d_error(err, full_errno(e) ? PIXEL_DELIVERY_EFULL : PIXEL_EIO,
-                              s->wdir, 0, 0, "spool write failed: %s", strerror(e));
+        return pixel__d_error(err, full_errno(e) ? PIXEL_DELIVERY_EFULL : PIXEL_EIO, s->wdir, 0, 0,
+                              "spool write failed: %s", strerror(e));
     }
     s->seg_size += total;
     s->total += total;

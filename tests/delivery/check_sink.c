@@ -43,10 +43,18 @@ static void on_ack(void *token, int status, void *payload)
     ck_assert_msg(A.seen[id] == 0, "input %u acked twice", (unsigned)id);
     A.seen[id] = 1;
     switch (status) {
-        case PIXEL_SINK_DELIVERED: A.delivered++; break;
-        case PIXEL_SINK_SPOOLED: A.spooled++; break;
-        case PIXEL_SINK_QUARANTINED: A.quarantined++; break;
-        default: A.failed++; break;
+        case PIXEL_SINK_DELIVERED:
+            A.delivered++;
+            break;
+        case PIXEL_SINK_SPOOLED:
+            A.spooled++;
+            break;
+        case PIXEL_SINK_QUARANTINED:
+            A.quarantined++;
+            break;
+        default:
+            A.failed++;
+            break;
     }
 }
 
@@ -285,7 +293,8 @@ START_TEST(config_reports_bad_values_where_they_are)
          6, 13, "acks=all"},
         {"delivery:\n  kafka: {topic: t}\n  spool: {dir: d}\n", 0, 0, "brokers"},
         {"delivery:\n  kafka: {brokers: b, topic: t, topic_template: \"x.{type}\"}\n"
-         "  spool: {dir: d}\n", 0, 0, "exactly one"},
+         "  spool: {dir: d}\n",
+         0, 0, "exactly one"},
         {"delivery:\n  kafka: {brokers: b, topic: t}\n  spool: {dir: d, max_bytes: 12Q}\n", 3, 30,
          "size"},
         {"delivery:\n  kafka: [1, 2\n", 3, 1, "YAML"},

@@ -185,8 +185,8 @@ static int feed_json(feed *f, char *line, size_t len, uintptr_t token)
 }
 
 #ifdef FEED_WITH_CORE
-static int feed_raw(feed *f, const pixel_pipeline *p, pixel_ctx *ctx, const char *line,
-                    size_t len, uintptr_t token)
+static int feed_raw(feed *f, const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
+                    uintptr_t token)
 {
     const char *kf = pixel_delivery_config_get(f->cfg, "kafka.key_field");
     const char *tf = pixel_delivery_config_get(f->cfg, "kafka.type_field");
@@ -295,8 +295,7 @@ static cbatch *cpop(conveyor *c)
     return b;
 }
 
-static int convert_line(cbatch *b, const conveyor *c, pixel_ctx *ctx, const char *line,
-                        size_t n)
+static int convert_line(cbatch *b, const conveyor *c, pixel_ctx *ctx, const char *line, size_t n)
 {
     const char *kf = pixel_delivery_config_get(c->cfg, "kafka.key_field");
     const char *tf = pixel_delivery_config_get(c->cfg, "kafka.type_field");
@@ -419,12 +418,24 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "c:p:jTb:s:A:R:m:x:K:S:O:")) != -1) {
         switch (opt) {
-            case 'c': config = optarg; break;
-            case 'p': pipeline = optarg; break;
-            case 'j': json_mode = 1; break;
-            case 'T': threaded = 1; break;
-            case 'b': brokers = optarg; break;
-            case 's': spool = optarg; break;
+            case 'c':
+                config = optarg;
+                break;
+            case 'p':
+                pipeline = optarg;
+                break;
+            case 'j':
+                json_mode = 1;
+                break;
+            case 'T':
+                threaded = 1;
+                break;
+            case 'b':
+                brokers = optarg;
+                break;
+            case 's':
+                spool = optarg;
+                break;
             case 'A':
                 ackf = fopen(optarg, "a");
                 if (ackf == NULL) {
@@ -432,8 +443,12 @@ int main(int argc, char **argv)
                 }
                 setvbuf(ackf, NULL, _IOLBF, 0); /* a SIGKILL must not lose acks we wrote */
                 break;
-            case 'R': load_skip(optarg); break;
-            case 'm': fifo = optarg; break;
+            case 'R':
+                load_skip(optarg);
+                break;
+            case 'm':
+                fifo = optarg;
+                break;
             case 'x':
                 if (ncmds < MAX_CMDS) {
                     char *colon = strchr(optarg, ':');
@@ -445,15 +460,20 @@ int main(int argc, char **argv)
                     ncmds++;
                 }
                 break;
-            case 'K': kill_at = strtoull(optarg, NULL, 10); break;
-            case 'S': statsf = optarg; break;
+            case 'K':
+                kill_at = strtoull(optarg, NULL, 10);
+                break;
+            case 'S':
+                statsf = optarg;
+                break;
             case 'O':
                 sentf = fopen(optarg, "w");
                 if (sentf == NULL) {
                     return die(optarg, NULL);
                 }
                 break;
-            default: return 2;
+            default:
+                return 2;
         }
     }
     if (config == NULL || optind + 1 != argc || (pipeline == NULL) == (json_mode == 0)) {
@@ -618,11 +638,11 @@ int main(int argc, char **argv)
                     ",\"spooled\":%" PRIu64 ",\"quarantine_in\":%" PRIu64
                     ",\"quarantined\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"dropped\":%" PRIu64
                     ",\"failovers\":%" PRIu64 ",\"recoveries\":%" PRIu64 ",\"probes\":%" PRIu64
-                    ",\"backpressure\":%" PRIu64 ",\"acked_ok\":%" PRIu64
-                    ",\"acked_bad\":%" PRIu64 "}\n",
+                    ",\"backpressure\":%" PRIu64 ",\"acked_ok\":%" PRIu64 ",\"acked_bad\":%" PRIu64
+                    "}\n",
                     f.lines, st.events_in, st.delivered, st.spooled, st.quarantine_in,
-                    st.quarantined, st.skipped, st.dropped, st.failovers, st.recoveries,
-                    st.probes, st.backpressure, acked_ok, acked_bad);
+                    st.quarantined, st.skipped, st.dropped, st.failovers, st.recoveries, st.probes,
+                    st.backpressure, acked_ok, acked_bad);
             fclose(sf);
         }
     }

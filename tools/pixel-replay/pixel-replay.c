@@ -222,16 +222,35 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "c:b:s:a:r:k:t:qvh")) != -1) {
         switch (opt) {
-            case 'c': config = optarg; break;
-            case 'b': brokers = optarg; break;
-            case 's': spool = optarg; break;
-            case 'a': o.archive_dir = optarg; break;
-            case 'r': o.rate = strtod(optarg, NULL); break;
-            case 'k': o.checkpoint_every = (unsigned int)strtoul(optarg, NULL, 10); break;
-            case 't': o.timeout_ms = (int)strtol(optarg, NULL, 10); break;
-            case 'q': quarantine = 1; break;
-            case 'v': verbose = 1; break;
-            default: return usage();
+            case 'c':
+                config = optarg;
+                break;
+            case 'b':
+                brokers = optarg;
+                break;
+            case 's':
+                spool = optarg;
+                break;
+            case 'a':
+                o.archive_dir = optarg;
+                break;
+            case 'r':
+                o.rate = strtod(optarg, NULL);
+                break;
+            case 'k':
+                o.checkpoint_every = (unsigned int)strtoul(optarg, NULL, 10);
+                break;
+            case 't':
+                o.timeout_ms = (int)strtol(optarg, NULL, 10);
+                break;
+            case 'q':
+                quarantine = 1;
+                break;
+            case 'v':
+                verbose = 1;
+                break;
+            default:
+                return usage();
         }
     }
     if (config == NULL || (quarantine && optind >= argc) || (!quarantine && optind < argc)) {

@@ -43,8 +43,8 @@ static void on_log(int level, const char *line, void *payload)
 }
 
 int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
-                         const char *const *overrides, const char *pipeline_version,
-                         char *errbuf, size_t errlen)
+                         const char *const *overrides, const char *pipeline_version, char *errbuf,
+                         size_t errlen)
 {
     pixel_sink_options so = PIXEL_SINK_OPTIONS_INIT;
     pixelconv_kafka *k = calloc(1, sizeof(*k));
@@ -138,8 +138,7 @@ void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n)
     }
 }
 
-int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *errbuf,
-                          size_t errlen)
+int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *errbuf, size_t errlen)
 {
     pixel_error err;
     int rc;

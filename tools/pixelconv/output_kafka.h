@@ -20,8 +20,8 @@ typedef struct pixelconv_kafka pixelconv_kafka;
  * Returns 0, or a negative status with a one-line message in errbuf.
  */
 int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
-                         const char *const *overrides, const char *pipeline_version,
-                         char *errbuf, size_t errlen);
+                         const char *const *overrides, const char *pipeline_version, char *errbuf,
+                         size_t errlen);
 
 /*
  * One event as a compact JSON line (no newline).  The key and the event type
@@ -42,7 +42,6 @@ void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n);
  * *stats (may be NULL) receives the final counters.  Returns 0 when every
  * input was made durable, -1 otherwise (message in errbuf).
  */
-int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *errbuf,
-                          size_t errlen);
+int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *errbuf, size_t errlen);
 
 #endif
