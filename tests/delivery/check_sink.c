@@ -450,6 +450,29 @@ START_TEST(sink_applies_back_pressure_when_the_spool_is_full)
 }
 END_TEST
 
+START_TEST(sink_sends_quarantine_records_to_the_dead_letter_topic)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.file", NULL, NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    s = sink(cfg);
+    for (int i = 0; i < 40; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "{\"raw\":\"line %d\"}", i);
+        ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)i, NULL), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.quarantined, 40);
+    check_counters(s);
+    pixel_sink_free(s);
+    ck_assert_int_eq(consume_count("dlq"), 40);
+    ck_assert_int_eq(consume_count("events"), 0);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_survives_a_fatal_producer_error)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -543,6 +566,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
+    tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -293,9 +293,15 @@ def case_brokers_down():
     exp = set(expected) if expected is not None else in_kafka | in_spool
     check(exp <= in_kafka | in_spool, f"{len(exp - in_kafka - in_spool)} events neither in Kafka nor spool")
     check(len(in_spool) >= st["spooled"] * 0.99, "spool holds fewer records than counted")
-    rc, log = e.run_replay(e.config_path)
+    archive = os.path.join(e.dir, "archive")
+    rc, log = e.run_replay(e.config_path, "-a", archive)
     print(log, file=sys.stderr)
     check(rc == 0, f"pixel-replay exited {rc}: {log}")
+    archived = sorted(os.listdir(archive))
+    check(archived and all(a.endswith(".seg") for a in archived), f"archive: {archived}")
+    p = subprocess.run([e.spool_tool, "verify", archive + "/" + archived[0]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    check(p.returncode == 0, "an archived segment does not verify")
     after = set(ids_of(e.consume()))
     print(f"kafka before replay {len(in_kafka)}, spool {len(in_spool)}, after {len(after)}, "
           f"expected {len(exp)}", file=sys.stderr)
