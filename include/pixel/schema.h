@@ -93,6 +93,15 @@ PIXEL_API const char *pixel_schema_registry_last_uri(const pixel_schema_registry
 PIXEL_API int pixel_schema_compile(const pixel_schema **out, pixel_schema_registry *reg,
                                    const char *uri, pixel_error *err);
 
+/*
+ * Checks everything added so far, as a load step for a schema directory:
+ * compiles every schema object of every added document (also $defs nothing
+ * references), meta-validates each document and refuses reference cycles.
+ * Returns 0 or a negative pixel_status with err naming the file, the JSON
+ * Pointer and the reason.
+ */
+PIXEL_API int pixel_schema_registry_check(pixel_schema_registry *reg, pixel_error *err);
+
 /* Validation flags. */
 #define PIXEL_SCHEMA_FIRST_ERROR 0x1u   /* stop at the first error */
 #define PIXEL_SCHEMA_ASSERT_FORMAT 0x2u /* `format` asserts (default: annotation only) */

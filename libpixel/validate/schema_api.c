@@ -158,3 +158,48 @@ int pixel_schema_format_check(const char *format, const char *s, size_t len)
     }
     return pixel__format_check(id, s, len);
 }
+
+int pixel_schema_registry_check(pixel_schema_registry *r, pixel_error *err)
+{
+    pixel_error local;
+    pixel_error_clear(&local);
+    r->err = err ? err : &local;
+    /* Every indexed schema object of an added document, referenced or not. */
+    size_t n = 0;
+    const pixel_value **all = pixel__malloc((r->info.n + 1) * sizeof(*all));
+    int rc = 0;
+    if (!all) {
+        rc = pixel__error_set(r->err, PIXEL_ENOMEM, PIXEL_STAGE_LOAD, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < r->info.cap; i++) {
+        const sinfo *in = r->info.e[i].val;
+        if (r->info.e[i].key && !in->res->doc->builtin) {
+            all[n++] = r->info.e[i].key;
+        }
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        snode *node = pixel__schema_compile_node(r, all[i]);
+        if (!node) {
+            rc = r->err->code ? r->err->code : PIXEL_ESCHEMA;
+        } else if (node->src == all[i] && pixel__schema_check_cycles(r, node) < 0) {
+            rc = r->err->code ? r->err->code : PIXEL_ESCHEMA;
+        }
+    }
+    pixel__free(all);
+    for (bool again = rc == 0; again && rc == 0;) {
+        again = false;
+        for (sdoc *d = r->docs; d && rc == 0; d = d->next) {
+            if (!d->builtin && !d->checked) {
+                rc = meta_validate(r, d);
+                again = true;
+            }
+        }
+    }
+    if (rc == 0 && (compile_dynamic_targets(r) < 0 || pixel__schema_static_uneval(r) < 0)) {
+        rc = r->err->code ? r->err->code : PIXEL_ESCHEMA;
+    }
+out:
+    r->err = NULL;
+    return rc < 0 ? rc : 0;
+}

@@ -294,6 +294,10 @@ int pixel__validator_load(pixel_validator **out, pixel_cfg *c, const yaml_node_t
     }
     if (rc == 0 && (n = pixel__cfg_get(c, section, "schemas")) != NULL) {
         rc = load_dirs(v, c, n);
+        if (rc == 0) {
+            /* every file of the model must be sound, referenced or not */
+            rc = pixel_schema_registry_check(v->reg, c->err);
+        }
     }
     if (rc == 0 && (n = pixel__cfg_get(c, section, "schema")) != NULL) {
         rc = schema_ref(v, c, n, &v->deflt);

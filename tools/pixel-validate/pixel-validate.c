@@ -275,6 +275,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; rc == 0 && i < ndirs; i++) {
         rc = pixel_schema_registry_add_dir(reg, dirs[i], &err);
     }
+    if (rc == 0 && ndirs > 0) {
+        rc = pixel_schema_registry_check(reg, &err);
+    }
     const char *uri = schema;
     struct stat st;
     if (rc == 0 && stat(schema, &st) == 0 && S_ISREG(st.st_mode)) {
