@@ -413,9 +413,20 @@ int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len
     }
     int ec;
     PCRE2_SIZE off;
-    re->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-                             PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK, &ec, &off,
-                             NULL);
+    /* Nothing reads captures: without numbered back-references, groups need not capture
+       (the JIT then has no capture slots to reset on each match). */
+    uint32_t opts = PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK;
+    bool backref = false;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (src[i] == '\\') {
+            backref |= src[i + 1] >= '1' && src[i + 1] <= '9';
+            i++;
+        }
+    }
+    if (!backref) {
+        opts |= PCRE2_NO_AUTO_CAPTURE;
+    }
+    re->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opts, &ec, &off, NULL);
     if (!re->code) {
         PCRE2_UCHAR msg[120];
         pcre2_get_error_message(ec, msg, sizeof(msg));
