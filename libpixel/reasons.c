@@ -23,6 +23,7 @@ static const struct {
     {"bad_timestamp", "mapping_violation"},      {"bad_base64url_json", "mapping_violation"},
     {"bad_json", "mapping_violation"},           {"bad_list", "mapping_violation"},
     {"bad_kv_list", "mapping_violation"},        {"no_schema", "schema_violation"},
+    {"too_deep", "schema_violation"},
     {"enrichment_failed", "enrichment_failure"}, {"module_failed", "enrichment_failure"},
 };
 
