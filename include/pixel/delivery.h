@@ -240,7 +240,8 @@ typedef struct pixel_replay_stats {
     uint64_t corrupt;   /* damaged regions skipped */
     uint64_t torn;      /* torn tails */
     uint64_t bad_bytes; /* bytes in damaged regions */
-    uint64_t reserved[8];
+    uint64_t rejected;  /* refused by Kafka itself (e.g. too large): kept in <dir>/rejected */
+    uint64_t reserved[7];
 } pixel_replay_stats;
 
 /*
@@ -250,7 +251,10 @@ typedef struct pixel_replay_stats {
  * a replay killed at any point and started again resends at most the
  * records after the last checkpoint.  A segment is removed (or archived)
  * only after Kafka confirmed all of its records.  Damaged regions are
- * logged with segment and offset, counted, and skipped.  Returns 0, or a
+ * logged with segment and offset, counted, and skipped.  A record Kafka
+ * refuses for itself (too large, invalid) would stop every replay at the
+ * same place: it is moved to the spool "<dir>/rejected" (inspect it with
+ * pixel-spool), counted and logged.  Returns 0, or a
  * negative status (PIXEL_DELIVERY_EKAFKA when Kafka stopped confirming);
  * the checkpoint then marks where to resume.
  */

@@ -107,6 +107,9 @@ rd_kafka_conf_t *pixel__kafka_conf(const pixel_delivery_config *cfg, pixel_error
 int pixel__spool_checkpoint_read(const char *wdir, uint64_t *seq, uint64_t *offset);
 int pixel__spool_checkpoint_write(const char *wdir, uint64_t seq, uint64_t offset);
 
+/* Kafka refused this message, not Kafka is failing (too large, invalid). */
+int pixel__kafka_message_error(rd_kafka_resp_err_t e);
+
 /* The sink's current producer (tests inject errors through it); NULL if none. */
 rd_kafka_t *pixel__sink_kafka(pixel_sink *s);
 

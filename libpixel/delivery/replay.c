@@ -46,8 +46,10 @@ typedef struct replay {
     uint64_t confirmed_off; /* end of the contiguous confirmed prefix */
     uint64_t since_ckpt;
     int failed;
-    char why[256];
+    char why[400];
     int64_t last_progress_ms;
+    const char *dir;       /* the spool directory */
+    pixel_spool *rejected; /* <dir>/rejected, opened at the first refusal */
 } replay;
 
 static void rlog(replay *r, int level, const char *fmt, ...) PIXEL_D_PRINTF(3, 4);
@@ -66,21 +68,10 @@ static void rlog(replay *r, int level, const char *fmt, ...)
     r->o->log(level, line, r->o->log_payload);
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* Record n is settled: advance the contiguous confirmed prefix. */
+static void confirm(replay *r, uint64_t n)
 {
-    replay *r = opaque;
-    uint64_t n = (uint64_t)(uintptr_t)m->_private;
-
-    (void)rk;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (!r->failed) {
-            snprintf(r->why, sizeof(r->why), "%s", rd_kafka_err2str(m->err));
-        }
-        r->failed = 1;
-        return;
-    }
     r->acked[n % MAX_INFLIGHT] = 1;
-    r->st->records++;
     r->last_progress_ms = pixel__d_mono_ms();
     while (r->base < r->next && r->acked[r->base % MAX_INFLIGHT]) {
         r->confirmed_off = r->ends[r->base % MAX_INFLIGHT];
@@ -88,6 +79,88 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         r->base++;
         r->since_ckpt++;
     }
+}
+
+/*
+ * Kafka refuses this record itself: keep it in the "rejected" spool, so it
+ * is neither lost nor retried forever.  0, or -1 when even that fails.
+ */
+static int reject(replay *r, const pixel_spool_msg *m, rd_kafka_resp_err_t e)
+{
+    pixel_error err;
+
+    memset(&err, 0, sizeof(err));
+    if (r->rejected == NULL) {
+        pixel_spool_options so = PIXEL_SPOOL_OPTIONS_INIT;
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/rejected", r->dir);
+        so.dir = dir;
+        so.fsync = PIXEL_SPOOL_FSYNC_ALWAYS;
+        if (pixel_spool_open(&r->rejected, &so, &err) != 0) {
+            snprintf(r->why, sizeof(r->why), "cannot keep a rejected record: %.300s", err.text);
+            r->failed = 1;
+            return -1;
+        }
+    }
+    if (pixel_spool_append(r->rejected, m, &err) < 0) {
+        snprintf(r->why, sizeof(r->why), "cannot keep a rejected record: %.300s", err.text);
+        r->failed = 1;
+        return -1;
+    }
+    r->st->rejected++;
+    rlog(r, PIXEL_LOG_ERR, "replay: Kafka refused a record (%s): kept in %s/rejected",
+         rd_kafka_err2str(e), r->dir);
+    return 0;
+}
+
+static void dr_header(rd_kafka_headers_t *h, const char *name, const char **v, size_t *len)
+{
+    const void *val = NULL;
+    size_t size = 0;
+
+    *v = NULL;
+    *len = 0;
+    if (h != NULL && rd_kafka_header_get_last(h, name, &val, &size) == 0) {
+        *v = val != NULL ? val : "";
+        *len = size;
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    replay *r = opaque;
+    uint64_t n = (uint64_t)(uintptr_t)m->_private;
+
+    (void)rk;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && pixel__kafka_message_error(m->err)) {
+        rd_kafka_headers_t *h = NULL;
+        pixel_spool_msg sm;
+        memset(&sm, 0, sizeof(sm));
+        rd_kafka_message_headers(m, &h);
+        sm.topic = rd_kafka_topic_name(m->rkt);
+        sm.topic_len = strlen(sm.topic);
+        sm.key = m->key;
+        sm.key_len = m->key_len;
+        sm.value = m->payload != NULL ? m->payload : "";
+        sm.value_len = m->len;
+        dr_header(h, "pixel-event-type", &sm.type, &sm.type_len);
+        dr_header(h, "pixel-schema-id", &sm.schema_id, &sm.schema_id_len);
+        dr_header(h, "pixel-pipeline-version", &sm.pipeline_version, &sm.pipeline_version_len);
+        sm.timestamp_ms = pixel__d_wall_ms();
+        if (reject(r, &sm, m->err) == 0) {
+            confirm(r, n);
+        }
+        return;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (!r->failed) {
+            snprintf(r->why, sizeof(r->why), "%s", rd_kafka_err2str(m->err));
+        }
+        r->failed = 1;
+        return;
+    }
+    r->st->records++;
+    confirm(r, n);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -169,6 +242,13 @@ static int produce(replay *r, const pixel_spool_msg *m, uint64_t end)
             return 0;
         }
         rd_kafka_headers_destroy(h);
+        if (pixel__kafka_message_error(e)) {
+            if (reject(r, m, e) != 0) {
+                return -1;
+            }
+            confirm(r, r->next++);
+            return 0;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             snprintf(r->why, sizeof(r->why), "%s", rd_kafka_err2str(e));
             r->failed = 1;
@@ -403,6 +483,7 @@ PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_r
     r->o = opts;
     r->st = stats;
     r->err = err;
+    r->dir = dir;
     rc = pixel_spool_segments(dir, &segs, &n, err);
     if (rc == 0 && n > 0) {
         rc = kafka_open(r, cfg);
@@ -424,6 +505,7 @@ PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_r
         rd_kafka_destroy(r->rk);
     }
     pixel_spool_segments_free(segs, n);
+    pixel_spool_close(r->rejected);
     free(r);
     close(lock);
     return rc;

@@ -357,7 +357,7 @@ static void probe_failed(pixel_sink *s, const char *why)
 }
 
 /* Errors that say "this message", not "Kafka": spool it, but do not fail over. */
-static int message_error(rd_kafka_resp_err_t e)
+int pixel__kafka_message_error(rd_kafka_resp_err_t e)
 {
     return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_MSG ||
            e == RD_KAFKA_RESP_ERR_INVALID_RECORD || e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE;
@@ -410,7 +410,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : PIXEL_SINK_DELIVERED);
         return;
     }
-    if (message_error(m->err)) {
+    if (pixel__kafka_message_error(m->err)) {
         logf_(s, PIXEL_LOG_ERR, "kafka: message refused (%s): spooled for inspection",
               rd_kafka_err2str(m->err));
     } else if (s->state == PIXEL_SINK_KAFKA) {

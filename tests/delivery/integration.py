@@ -481,7 +481,41 @@ def case_quarantine():
     e.close(True)
 
 
-CASES = {"corpus": case_corpus, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
+def case_rejected():
+    """Records Kafka refuses (too large) are set aside, not lost, and do not stall replay."""
+    e = Env("rejected")
+    e.start_mock()
+    log, labels = e.corpus(5000)
+    e.config_path = e.config()
+    inp, mode, expected = e.feed_input(log, labels)
+    huge = []
+    with open(inp, "a") as f:
+        for i in range(3):
+            ev = {"event_id": f"huge-{i}", "type": "page_view", "user": {"id": "u"},
+                  "url": "https://www.example.com/" + "x" * 5000}
+            payload = json.dumps(ev, separators=(",", ":"))
+            huge.append(ev["event_id"])
+            f.write(f"E\tpage_view\tu\t{payload}\n")
+    e.run_feed(e.config_path, inp, mode, "-m", e.fifo, "-x", "1:down all")
+    e.mock_cmd("up all")
+    small = os.path.join(e.dir, "small.yaml")
+    with open(small, "w") as f:
+        f.write(open(e.config_path).read().replace(
+            "    properties:\n", "    properties:\n      message.max.bytes: 2000\n"))
+    rc, log = e.run_replay(small)
+    check(rc == 1, f"replay should report the refused records (exit 1), got {rc}: {log}")
+    check("3 refused by Kafka" in log, "refusals not counted: " + log)
+    got = set(ids_of(e.consume()))
+    check(got == set(expected), f"{len(set(expected) - got)} good events missing")
+    p = subprocess.run([e.spool_tool, "inspect", os.path.join(e.spool, "rejected")],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    kept = {event_id(l.split("\t")[6]) for l in p.stdout.decode().split("\n") if l}
+    check(kept == set(huge), f"rejected spool holds {kept}")
+    print(f"ok: {len(got)} events replayed, {len(kept)} refused records kept aside")
+    e.close(True)
+
+
+CASES = {"corpus": case_corpus, "rejected": case_rejected, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
          "damaged": case_damaged, "full": case_full}
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@
  *   -q          the remaining arguments are quarantine files
  *   -v          log more (to stderr)
  *
- * Exit status: 0 done, 1 damaged records were skipped (all else done),
+ * Exit status: 0 done, 1 damaged records were skipped or records Kafka
+ * refused were set aside (all else done),
  * 2 usage or configuration error, 3 Kafka stopped confirming (resume later).
  */
 #include <inttypes.h>
@@ -278,12 +279,13 @@ int main(int argc, char **argv)
     rc = pixel_replay_spool(cfg, &o, &st, &e);
     fprintf(stderr,
             "pixel-replay: %" PRIu64 " records confirmed, %" PRIu64 " segments finished, %" PRIu64
-            " corrupt regions, %" PRIu64 " torn tails (%" PRIu64 " bytes skipped)\n",
-            st.records, st.segments, st.corrupt, st.torn, st.bad_bytes);
+            " corrupt regions, %" PRIu64 " torn tails (%" PRIu64 " bytes skipped), %" PRIu64
+            " refused by Kafka (kept in the spool's rejected/)\n",
+            st.records, st.segments, st.corrupt, st.torn, st.bad_bytes, st.rejected);
     pixel_delivery_config_free(cfg);
     if (rc != 0) {
         print_error(&e);
         return rc == PIXEL_DELIVERY_EKAFKA ? 3 : 2;
     }
-    return (st.corrupt > 0 || st.torn > 0) ? 1 : 0;
+    return (st.corrupt > 0 || st.torn > 0 || st.rejected > 0) ? 1 : 0;
 }
