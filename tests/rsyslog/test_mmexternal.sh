@@ -20,7 +20,7 @@ module(load="mmexternal")
 template(name="out" type="string" string="%\$!pixel_outcome% %\$!pixel%\n")
 input(type="imtcp" port="$TCP" address="127.0.0.1" ruleset="pixel")
 ruleset(name="pixel") {
-  action(type="mmexternal" binary="$MMEXTERNAL_BIN $PIPELINE_SRC" interface.input="rawmsg")
+  action(type="mmexternal" binary="$MMEXTERNAL_BIN --module-path ${PIXEL_MODULE_PATH:-/nonexistent} $PIPELINE_SRC" interface.input="rawmsg")
   action(type="omfile" file="$PX_WORK/out.txt" template="out")
 }
 CONF

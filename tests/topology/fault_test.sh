@@ -27,10 +27,18 @@ import sys, re
 path, n, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 out = 0
 for line in open(path, encoding="utf-8", errors="replace"):
-    m = re.search(r'"GET (/[^ "]*) HTTP/[0-9.]+"', line)
+    m = re.search(r'"GET (/[^ "]*) HTTP/[0-9.]+" \d+ \d+ "([^"]*)" "([^"]*)"$', line.rstrip("\n"))
     if not m or any(c in m.group(1) for c in '"\\ '):
         continue
-    print('url = "http://127.0.0.1:%s%s"\noutput = "/dev/null"' % (port, m.group(1)))
+    # The browser's own user agent and referer, so that nginx logs what a
+    # real visitor would (the pipeline's botfilter drops the crawlers).
+    # One operation per request ("next"): curl's options are per operation.
+    if out:
+        print("next")
+    print('url = "http://127.0.0.1:%s%s"\noutput = "/dev/null"\ngloboff\npath-as-is' % (port, m.group(1)))
+    print('user-agent = "%s"' % m.group(3).replace("\\", "\\\\"))
+    if m.group(2) != "-":
+        print('referer = "%s"' % m.group(2))
     out += 1
     if out == n:
         break
@@ -107,7 +115,7 @@ row "events in Kafka (messages)" "$kafka_total"
 row "duplicates (messages - unique)" "$((kafka_total - kafka_unique))"
 row "quarantined expected" "$want_q"
 row "quarantine records in Kafka (unique)" "$q_unique"
-row "skipped (not a pixel hit)" "$skipped"
+row "skipped or dropped (other paths, crawlers)" "$skipped"
 row "tier-one failover lines replayed" "$failover_lines"
 row "spool segments replayed" "$spooled"
 row "valid events missing" "$missing"

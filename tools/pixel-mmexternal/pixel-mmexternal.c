@@ -58,14 +58,36 @@ __attribute__((format(printf, 2, 3))) static void logf_(const char *level, const
     }
 }
 
+/* --module-path: rsyslog's mmexternal starts us with an empty environment,
+ * so PIXEL_MODULE_PATH cannot reach us; the directories come as an argument. */
+static const char *module_dirs[33];
+
+static void set_module_dirs(char *list)
+{
+    size_t n = 0;
+    for (char *d = list; d && n < 32;) {
+        char *colon = strchr(d, ':');
+        if (colon) {
+            *colon = '\0';
+        }
+        if (*d) {
+            module_dirs[n++] = d;
+        }
+        d = colon ? colon + 1 : NULL;
+    }
+    module_dirs[n] = NULL;
+}
+
 static pixel_pipeline *load(const char *path)
 {
     pixel_pipeline *p = NULL;
     pixel_error err;
+    pixel_pipeline_options opts = PIXEL_PIPELINE_OPTIONS_INIT;
     char msg[1024];
 
+    opts.module_dirs = module_dirs;
     memset(&err, 0, sizeof(err));
-    if (pixel_pipeline_load_file(&p, path, NULL, &err) != 0) {
+    if (pixel_pipeline_load_file(&p, path, &opts, &err) != 0) {
         logf_("error", "pipeline %s: %s", path, pixel_error_format(&err, msg, sizeof(msg)));
         return NULL;
     }
@@ -120,6 +142,7 @@ int main(int argc, char **argv)
     static const struct option longs[] = {
         {"metrics-file", required_argument, NULL, 'm'},
         {"metrics-port", required_argument, NULL, 'p'},
+        {"module-path", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     const char *metrics_file = NULL;
@@ -133,8 +156,10 @@ int main(int argc, char **argv)
     time_t last = 0;
     struct sigaction sa;
 
-    while ((c = getopt_long(argc, argv, "m:p:", longs, NULL)) != -1) {
-        if (c == 'm') {
+    while ((c = getopt_long(argc, argv, "m:p:M:", longs, NULL)) != -1) {
+        if (c == 'M') {
+            set_module_dirs(optarg);
+        } else if (c == 'm') {
             metrics_file = optarg;
         } else if (c == 'p') {
             metrics_port = (int)strtol(optarg, NULL, 10);
@@ -144,7 +169,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc - 1) {
         fputs("usage: pixel-mmexternal [--metrics-file PATH] [--metrics-port PORT] "
-              "PIPELINE.yaml\n",
+              "[--module-path DIR[:DIR...]] PIPELINE.yaml\n",
               stderr);
         return 2;
     }
