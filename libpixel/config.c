@@ -149,3 +149,45 @@ char *pixel__cfg_path(pixel_cfg *c, const char *path)
     }
     return full;
 }
+
+/*
+ * YAML allows nothing to stop a mapping from holding one key twice, and a
+ * reader would silently take one of them.  Refuse it everywhere in the file.
+ */
+int pixel__cfg_check_duplicates(pixel_cfg *c, const yaml_node_t *n, int depth)
+{
+    if (!n || depth > 64) {
+        return 0;
+    }
+    if (n->type == YAML_SEQUENCE_NODE) {
+        PIXEL_CFG_ITEMS(c, n, item)
+        {
+            int rc = pixel__cfg_check_duplicates(c, pixel__cfg_node(c, *item), depth + 1);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
+    if (n->type != YAML_MAPPING_NODE) {
+        return 0;
+    }
+    PIXEL_CFG_PAIRS(c, n, pair)
+    {
+        yaml_node_t *kn = pixel__cfg_node(c, pair->key);
+        const char *k = pixel__cfg_scalar(kn);
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; k && q < pair; q++) {
+            yaml_node_t *qk = pixel__cfg_node(c, q->key);
+            const char *other = pixel__cfg_scalar(qk);
+            if (other && strcmp(other, k) == 0) {
+                return pixel__cfg_fail(c, kn, "duplicate key '%s' (first at line %lu)", k,
+                                       (unsigned long)qk->start_mark.line + 1);
+            }
+        }
+        int rc = pixel__cfg_check_duplicates(c, pixel__cfg_node(c, pair->value), depth + 1);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}

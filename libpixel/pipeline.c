@@ -197,7 +197,7 @@ static int load_document(pixel_pipeline *p, pixel_cfg *c, unsigned flags)
     static const char *const known[] = {"pipeline", "input",    "event_type", "fields", "enrich",
                                         "validate", "delivery", "modules",    NULL};
     if (pixel__cfg_expect(c, root, YAML_MAPPING_NODE, "a mapping at the top level") < 0 ||
-        pixel__cfg_only_keys(c, root, known) < 0) {
+        pixel__cfg_check_duplicates(c, root, 0) < 0 || pixel__cfg_only_keys(c, root, known) < 0) {
         return PIXEL_ECONFIG;
     }
     int rc;

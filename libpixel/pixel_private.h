@@ -155,6 +155,8 @@ int pixel__cfg_string(pixel_cfg *c, const yaml_node_t *map, const char *key, con
 int pixel__cfg_bool(pixel_cfg *c, const yaml_node_t *map, const char *key, bool *out);
 int pixel__cfg_int(pixel_cfg *c, const yaml_node_t *map, const char *key, long long min,
                    long long max, long long *out);
+/* Refuse a mapping that holds a key twice, anywhere below n. */
+int pixel__cfg_check_duplicates(pixel_cfg *c, const yaml_node_t *n, int depth);
 /* Refuse keys of map that are not in the NULL-ended list `known`. */
 int pixel__cfg_only_keys(pixel_cfg *c, const yaml_node_t *map, const char *const *known);
 int pixel__cfg_expect(pixel_cfg *c, const yaml_node_t *n, yaml_node_type_t type, const char *what);

@@ -43,7 +43,12 @@ topo_pipeline() {
     done
     TOPO_PIPELINE=$PX_WORK/examples/realestate/pipeline.yaml
     px_delivery_yaml "$PX_WORK/delivery.yaml" "$PX_WORK/spool"
-    cat "$PIPELINE_SRC" "$PX_WORK/delivery.yaml" >"$TOPO_PIPELINE"
+    # The topology's delivery section replaces the pipeline's own (a YAML
+    # mapping may not hold the same key twice): drop the top-level
+    # `delivery:` block, up to the next top-level key.
+    awk '/^delivery:/ {skip = 1; next} skip && /^[^ #]/ {skip = 0} !skip' \
+        "$PIPELINE_SRC" >"$TOPO_PIPELINE"
+    cat "$PX_WORK/delivery.yaml" >>"$TOPO_PIPELINE"
 }
 
 topo_tier2_start() { # A or B

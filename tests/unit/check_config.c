@@ -40,6 +40,10 @@ static const bad_case bad[] = {
      "unknown enricher 'teleport'"},
     {"input: {pixel_paths: [/p], max_line_length: 3}\nfields: {a: query.a}\n", 1, 45,
      "between 64 and"},
+    {"input: {pixel_paths: [/p]}\nfields: {a: query.a}\ndelivery: {}\nfields: {b: query.b}\n", 4, 1,
+     "duplicate key 'fields' (first at line 2)"},
+    {"input: {pixel_paths: [/p], framing: none, framing: rfc3164}\nfields: {a: query.a}\n", 1, 43,
+     "duplicate key 'framing'"},
     {"input: {pixel_paths: [/p]}\nfields:\n  a: {from: query.a, type: timestamp, format: "
      "julian}\n",
      3, 47, "unknown timestamp format 'julian'"},
