@@ -105,7 +105,9 @@ px_mock_kafka() {
     local d=$1
     mkdir -p "$d"
     KAFKA_CTL=$d/ctl
-    "$MOCK_KAFKA_BIN" -n 3 -t pixel-events:4 -t pixel-quarantine:2 -c "$KAFKA_CTL" \
+    # librdkafka's mock keeps at most 5 MB per partition and silently drops
+    # the rest: 32 partitions hold the fault test's ~22 MB of events.
+    "$MOCK_KAFKA_BIN" -n 3 -t pixel-events:32 -t pixel-quarantine:4 -c "$KAFKA_CTL" \
         -b "$d/bootstrap" >"$d/mock.out" 2>"$d/mock.err" &
     px_track $!
     px_wait_file "$d/bootstrap" 30 || px_fail "the mock Kafka cluster did not start"
