@@ -999,8 +999,11 @@ int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *op
         int rc = search(p, c, ms->name, &tried, &ms->file);
         if (rc <= 0) {
             if (rc == 0) {
-                pixel__cfg_fail(c, at, "module '%s': no file %s.so in %.*s", ms->name, ms->name,
-                                (int)tried.len, tried.data ? tried.data : "");
+                pixel__cfg_fail(c, at,
+                                "module '%s': no file %s.so in %.*s (set PIXEL_MODULE_PATH, the "
+                                "pipeline's modules.path, or run uninstalled tools with "
+                                "`meson devenv`)",
+                                ms->name, ms->name, (int)tried.len, tried.data ? tried.data : "");
             }
             pixel__buf_free(&tried);
             return rc < 0 ? pixel__cfg_fail(c, at, "out of memory") : PIXEL_ECONFIG;

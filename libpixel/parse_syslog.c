@@ -214,6 +214,12 @@ int pixel__parse_syslog(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span *msg
         rc = parse_5424(r, body, end, msg);
     } else {
         rc = parse_3164(r, body, end, msg);
+        if (rc < 0 && p->framing == FRAMING_AUTO && k == 0) {
+            /* auto, and no <PRI> nor a syslog header: the line is the record */
+            memset(r->syslog, 0, sizeof(r->syslog));
+            *msg = (pixel_span){s, ctx->line_len};
+            rc = 0;
+        }
     }
     if (rc < 0) {
         return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "bad_syslog_header", "syslog",

@@ -318,7 +318,7 @@ int pixel_pipeline_load_file(pixel_pipeline **out, const char *path,
     fclose(f);
     if (bad) {
         pixel__buf_free(&b);
-        pixel__error_set(err, PIXEL_EIO, PIXEL_STAGE_LOAD, "read error");
+        pixel__error_set(err, PIXEL_EIO, PIXEL_STAGE_LOAD, "cannot read: %s", strerror(errno));
         pixel__error_at(err, path, 0, 0);
         return PIXEL_EIO;
     }

@@ -39,6 +39,9 @@ sys.exit(0 if s['lines']==s['events']+s['quarantined']+s['skipped']+s['dropped']
 gzip -c "$EX/sample.log" >"$T/sample.log.gz"
 run -o "$T/ev2" -q "$T/qr2" "$T/sample.log.gz"
 check "gzip input gives the same events" cmp -s "$T/ev2" "$EX/expected/events.jsonl"
+head -c 20000 "$T/sample.log.gz" >"$T/cut.gz"
+check "a gzip file cut short is an I/O failure (1)" [ "$(status run -q /dev/null "$T/cut.gz")" = 1 ]
+check "... that names the file" grep -q "cut.gz: .*damaged or incomplete" "$T/err"
 run -q "$T/qr3" <"$EX/sample.log" >"$T/ev3"
 check "stdin gives the same events" cmp -s "$T/ev3" "$EX/expected/events.jsonl"
 head -n 2 "$EX/sample.log" | head -c -1 >"$T/nonl.log"

@@ -85,6 +85,12 @@ START_TEST(auto_framing_takes_either)
     ck_assert_str_eq(get("syslog.hostname"), "h");
     ck_assert_int_eq(parse(p, "<13>Nov 26 05:24:46 h2 nginx: " LINE("a=1")), PIXEL_OUTCOME_PENDING);
     ck_assert_str_eq(get("syslog.hostname"), "h2");
+    /* a plain access log: no header at all */
+    ck_assert_int_eq(parse(p, LINE("a=1")), PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("syslog.hostname"), "(absent)");
+    ck_assert_str_eq(get("log.client"), "203.0.113.9");
+    /* a <PRI> promises a header: a broken one is still an error */
+    ck_assert_int_eq(parse(p, "<13>garbage " LINE("a=1")), PIXEL_OUTCOME_QUARANTINED);
     pixel_pipeline_free(p);
 }
 END_TEST

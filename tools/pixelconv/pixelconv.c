@@ -298,6 +298,17 @@ static int fill_batch(input *in, batch *b)
             fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
             in->failed = true;
         }
+        if (n == 0) {
+            /* End of input: a gzip stream cut short ends here too, and only
+             * gzerror() tells (Z_BUF_ERROR: "unexpected end of file"). */
+            int e = Z_OK;
+            const char *msg = gzerror(in->gz, &e);
+            if (e != Z_OK) {
+                fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n",
+                        in->name, msg);
+                in->failed = true;
+            }
+        }
         if (n <= 0) {
             gzclose(in->gz);
             in->gz = NULL;
@@ -596,7 +607,12 @@ static void explain_line(pixel_ctx *ctx, const char *line, size_t n, FILE *out)
         "log.client",   "log.user",         "log.time",        "log.method",  "log.path",
         "log.protocol", "log.status",       "log.bytes",       "log.referer", "log.user_agent",
         "log.host",     "log.request_time"};
-    fprintf(out, "parse:    %s\n", rc < 0 ? "FAILED" : pixel_outcome_str(oc));
+    fprintf(out, "parse:    %s\n",
+            rc < 0 ? "FAILED" : oc == PIXEL_OUTCOME_PENDING ? "ok" : pixel_outcome_str(oc));
+    if (rc == 0 && oc == PIXEL_OUTCOME_SKIPPED) {
+        fprintf(out, "          (not a pixel hit: its method and path are not input.methods and "
+                     "input.pixel_paths)\n");
+    }
     for (size_t i = 0; rec && i < sizeof(names) / sizeof(names[0]); i++) {
         size_t len;
         const char *v = pixel_record_get(rec, names[i], &len);
@@ -622,6 +638,9 @@ static void explain_line(pixel_ctx *ctx, const char *line, size_t n, FILE *out)
     }
     if (rc == 0 && oc == PIXEL_OUTCOME_PENDING) {
         rc = pixel_validate(g_pipe, ctx, &oc, &err);
+        fprintf(out, "validate: %s\n", rc < 0                           ? "FAILED"
+                                        : oc == PIXEL_OUTCOME_EVENT ? "valid"
+                                                                    : "invalid");
     }
     if (rc < 0) {
         char buf[512];
@@ -631,8 +650,9 @@ static void explain_line(pixel_ctx *ctx, const char *line, size_t n, FILE *out)
     fprintf(out, "verdict:  %s\n", pixel_outcome_str(oc));
     for (size_t i = 0; i < pixel_ctx_reason_count(ctx); i++) {
         const pixel_reason *r = pixel_ctx_reason(ctx, i);
-        fprintf(out, "  - [%s] %s/%s%s%s: %s\n", pixel_stage_str(r->stage), r->family, r->code,
-                r->location ? " at " : "", r->location ? r->location : "", r->message);
+        fprintf(out, "  - [%s] %s/%s%s%s%s%s: %s\n", pixel_stage_str(r->stage), r->family, r->code,
+                r->location ? " at " : "", r->location ? r->location : "",
+                r->source ? " by " : "", r->source ? r->source : "", r->message);
     }
     size_t olen;
     const char *o = pixel_ctx_output(ctx, g_pipe, &olen);
