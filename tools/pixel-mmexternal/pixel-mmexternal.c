@@ -143,6 +143,7 @@ int main(int argc, char **argv)
         {"metrics-file", required_argument, NULL, 'm'},
         {"metrics-port", required_argument, NULL, 'p'},
         {"module-path", required_argument, NULL, 'M'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *metrics_file = NULL;
@@ -156,8 +157,11 @@ int main(int argc, char **argv)
     time_t last = 0;
     struct sigaction sa;
 
-    while ((c = getopt_long(argc, argv, "m:p:M:", longs, NULL)) != -1) {
-        if (c == 'M') {
+    int help = 0;
+    while ((c = getopt_long(argc, argv, "m:p:M:h", longs, NULL)) != -1) {
+        if (c == 'h') {
+            help = 1;
+        } else if (c == 'M') {
             set_module_dirs(optarg);
         } else if (c == 'm') {
             metrics_file = optarg;
@@ -167,11 +171,14 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (optind != argc - 1) {
+    if (optind != argc - 1 || help) {
         fputs("usage: pixel-mmexternal [--metrics-file PATH] [--metrics-port PORT] "
-              "[--module-path DIR[:DIR...]] PIPELINE.yaml\n",
-              stderr);
-        return 2;
+              "[--module-path DIR[:DIR...]] PIPELINE.yaml\n"
+              "rsyslog's mmexternal host: answers each input line with the JSON that sets\n"
+              "$!pixel_outcome and $!pixel (the event or the quarantine record).  SIGHUP\n"
+              "reloads the pipeline.  See docs/deployment.md.\n",
+              help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_reload;

@@ -41,12 +41,24 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static int usage(void)
+static int usage_to(FILE *out, int status)
 {
     fputs("usage: pixel-mock-kafka [-n BROKERS] [-t TOPIC[:PARTITIONS]]... [-c FIFO] [-b FILE]\n"
-          "commands on stdin (or FIFO): down ID|all, up ID|all, rtt ID|all MS, quit\n",
-          stderr);
-    return 2;
+          "A Kafka cluster for tests and demos (librdkafka's mock cluster) on 127.0.0.1:\n"
+          "real Kafka protocol, messages kept in memory only (at most 5 MB a partition).\n"
+          "  -n BROKERS          number of brokers (default 3)\n"
+          "  -t TOPIC[:PARTS]    create a topic (repeatable)\n"
+          "  -c FIFO             read commands from FIFO (created if missing) instead of stdin\n"
+          "  -b FILE             also write the bootstrap servers to FILE\n"
+          "The bootstrap servers are the first line of stdout.  Commands, one a line:\n"
+          "  down ID|all, up ID|all, rtt ID|all MS, quit\n",
+          out);
+    return status;
+}
+
+static int usage(void)
+{
+    return usage_to(stderr, 2);
 }
 
 /* Apply one command; returns 1 to quit. */
@@ -125,6 +137,9 @@ int main(int argc, char **argv)
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mc;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
+    }
 
     while ((opt = getopt(argc, argv, "n:t:c:b:h")) != -1) {
         switch (opt) {

@@ -800,7 +800,7 @@ static void publish_metrics(host *h, int force)
 
 /* ---- main ------------------------------------------------------------------- */
 
-static int usage(void)
+static int usage_to(FILE *out, int status)
 {
     fputs("usage: pixel-omprog [options] PIPELINE.yaml\n"
           "  --delivery PATH         YAML file with the delivery: section (default: the pipeline)\n"
@@ -815,8 +815,13 @@ static int usage(void)
           "  --module-dir DIR        extra directory for interceptor modules\n"
           "  --begin-mark TEXT       rsyslog's beginTransactionMark (BEGIN TRANSACTION)\n"
           "  --commit-mark TEXT      rsyslog's commitTransactionMark (COMMIT TRANSACTION)\n",
-          stderr);
-    return 2;
+          out);
+    return status;
+}
+
+static int usage(void)
+{
+    return usage_to(stderr, 2);
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -1015,6 +1020,9 @@ int main(int argc, char **argv)
                  .reload_signal = SIGHUP};
     host h = {.o = &o, .ev_fd = -1, .q_fd = -1, .next_token = 1};
     int rc = 0;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
+    }
 
     if (parse_args(argc, argv, &o) != 0) {
         return usage();

@@ -52,13 +52,32 @@ static void on_log(int level, const char *line, void *payload)
     }
 }
 
-static int usage(void)
+static int usage_to(FILE *out, int status)
 {
     fputs("usage: pixel-replay -c PIPELINE.yaml [-b SERVERS] [-s DIR] [-a DIR] [-r N] [-k N]"
           " [-t MS] [-v]\n"
-          "       pixel-replay -c PIPELINE.yaml [-b SERVERS] -q QUARANTINE.jsonl...\n",
-          stderr);
-    return 2;
+          "       pixel-replay -c PIPELINE.yaml [-b SERVERS] -q QUARANTINE.jsonl...\n"
+          "Replays the spool of the pipeline's delivery: section to Kafka, in order and\n"
+          "resumably (a checkpoint per segment); with -q, runs the raw lines of quarantine\n"
+          "files through the (fixed) pipeline again.\n"
+          "  -c FILE     the pipeline file (its delivery: section)\n"
+          "  -b SERVERS  override delivery.kafka.brokers\n"
+          "  -s DIR      override delivery.spool.dir\n"
+          "  -a DIR      archive finished segments here instead of removing them\n"
+          "  -r N        at most N records per second\n"
+          "  -k N        checkpoint every N confirmed records (default 1000)\n"
+          "  -t MS       give up when Kafka confirms nothing for MS (default 60000)\n"
+          "  -q          the remaining arguments are quarantine files\n"
+          "  -v          log more (to stderr)\n"
+          "Exit status: 0 done; 1 damaged records skipped or refused records set aside;\n"
+          "2 usage or configuration error; 3 Kafka stopped confirming (run again later).\n",
+          out);
+    return status;
+}
+
+static int usage(void)
+{
+    return usage_to(stderr, 2);
 }
 
 static void print_error(const pixel_error *e)
@@ -220,6 +239,9 @@ int main(int argc, char **argv)
     pixel_error e;
     const char *config = NULL, *brokers = NULL, *spool = NULL;
     int opt, quarantine = 0, rc;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
+    }
 
     while ((opt = getopt(argc, argv, "c:b:s:a:r:k:t:qvh")) != -1) {
         switch (opt) {

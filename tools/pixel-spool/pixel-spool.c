@@ -126,20 +126,28 @@ static void do_path(const char *path, int inspect, int all, totals *t)
     pixel_spool_segments_free(segs, n);
 }
 
-static int usage(void)
+static int usage_to(FILE *out, int status)
 {
     fputs("usage: pixel-spool verify|inspect [--all] PATH...\n"
           "  verify   check every segment's framing and CRCs (read-only)\n"
           "  inspect  print records: segment, offset, kind, topic, key, type, value\n"
           "  PATH     a spool directory or a segment file\n",
-          stderr);
-    return 2;
+          out);
+    return status;
+}
+
+static int usage(void)
+{
+    return usage_to(stderr, 2);
 }
 
 int main(int argc, char **argv)
 {
     totals t;
     int inspect, all = 0, first = 2;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
+    }
 
     if (argc < 3) {
         return usage();
