@@ -100,6 +100,17 @@ static int check_doc(const pixel_schema *s, pixel_ctx *ctx, const opts *o, const
     }
     if (!v) {
         fprintf(stderr, "pixel-validate: %s%s: invalid JSON: %s\n", file, where, err.text);
+        if (o->json && !o->quiet) {
+            /* one object per document, whatever it is */
+            printf("{\"file\":");
+            json_str(file);
+            if (line > 0) {
+                printf(",\"line\":%ld", line);
+            }
+            printf(",\"errors\":[{\"instanceLocation\":\"\",\"keyword\":\"\",\"message\":");
+            json_str(err.text);
+            printf("}],\"valid\":false}\n");
+        }
         return 1;
     }
     report r = {o, file, line, 0};
@@ -111,11 +122,22 @@ static int check_doc(const pixel_schema *s, pixel_ctx *ctx, const opts *o, const
         }
         printf(",\"errors\":[");
     }
-    int rc = pixel_schema_validate(s, v, o->flags, print_error, &r);
+    int rc;
+    if (!o->json && !o->quiet) {
+        /* Text: the heading comes first, so count the errors before printing them. */
+        opts counting = *o;
+        counting.quiet = 1;
+        report c = {&counting, file, line, 0};
+        rc = pixel_schema_validate(s, v, o->flags, print_error, &c);
+        if (rc > 0) {
+            printf("%s%s: invalid (%d error%s)\n", file, where, c.nerr, c.nerr == 1 ? "" : "s");
+            rc = pixel_schema_validate(s, v, o->flags, print_error, &r);
+        }
+    } else {
+        rc = pixel_schema_validate(s, v, o->flags, print_error, &r);
+    }
     if (o->json && !o->quiet) {
         printf("],\"valid\":%s}\n", rc == 0 ? "true" : "false");
-    } else if (!o->quiet && rc != 0) {
-        printf("%s%s: invalid (%d error%s)\n", file, where, r.nerr, r.nerr == 1 ? "" : "s");
     }
     if (rc < 0) {
         fprintf(stderr, "pixel-validate: %s%s: validation could not finish (%s)\n", file, where,
