@@ -160,7 +160,8 @@ const char *pixel__syslog_name(int idx);
 int pixel__parse_syslog(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span *msg);
 int pixel__parse_log(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg);
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query);
-/* Strict percent-decoding; returns 0, or a negative offset-1 of the bad escape. */
+/* Strict percent-decoding into the arena (a view when nothing needs decoding): 0, 1 with
+ * *bad_at at a malformed escape, or PIXEL_ENOMEM; *high (may be NULL) says if a byte is >= 0x80. */
 int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_space,
                           pixel_span *out, size_t *bad_at, bool *high);
 
