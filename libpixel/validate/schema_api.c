@@ -136,6 +136,7 @@ int pixel_schema_compile(const pixel_schema **out, pixel_schema_registry *r, con
         rc = r->err->code ? r->err->code : PIXEL_ESCHEMA;
         goto out;
     }
+    pixel__schema_mark_quick(r);
     pixel_schema *s = pixel__arena_alloc(&r->arena, sizeof(*s));
     if (!s) {
         rc = pixel__error_set(r->err, PIXEL_ENOMEM, PIXEL_STAGE_LOAD, "out of memory");
@@ -198,6 +199,9 @@ int pixel_schema_registry_check(pixel_schema_registry *r, pixel_error *err)
     }
     if (rc == 0 && (compile_dynamic_targets(r) < 0 || pixel__schema_static_uneval(r) < 0)) {
         rc = r->err->code ? r->err->code : PIXEL_ESCHEMA;
+    }
+    if (rc == 0) {
+        pixel__schema_mark_quick(r);
     }
 out:
     r->err = NULL;

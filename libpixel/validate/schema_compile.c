@@ -881,7 +881,6 @@ static int compile_body(cctx *c, snode *node)
             if (!(ops[n++].u.schema = sub(c, v, "unevaluatedProperties", NULL, 0))) {
                 return -1;
             }
-            node->has_uneval = true;
         }
         if ((v = kw(c, "unevaluatedItems")) != NULL) {
             ops[n].kind = OP_UNEVAL_ITEMS;
@@ -889,7 +888,6 @@ static int compile_body(cctx *c, snode *node)
             if (!(ops[n++].u.schema = sub(c, v, "unevaluatedItems", NULL, 0))) {
                 return -1;
             }
-            node->has_uneval = true;
         }
     }
 done:
@@ -1179,4 +1177,102 @@ int pixel__schema_static_uneval(pixel_schema_registry *r)
         }
     }
     return 0;
+}
+
+/* ---- which nodes the boolean pass evaluates ------------------------------------- */
+
+static bool op_needs_scope(const sop *op)
+{
+    return op->kind == OP_DYNREF || op->kind == OP_RECREF || op->kind == OP_UNEVAL_ITEMS ||
+           (op->kind == OP_UNEVAL_PROPS && !op->u.uneval.names);
+}
+
+/* Every subschema an operation applies, quick or not: false when one is not. */
+static bool children_quick(const sop *op)
+{
+#define Q(node) ((node) == NULL || (node)->quick)
+    switch (op->kind) {
+        case OP_OBJECT: {
+            const sobject *o = op->u.obj;
+            for (size_t i = 0; i < o->nprops; i++) {
+                if (!Q(o->list[i]->schema)) {
+                    return false;
+                }
+            }
+            for (size_t i = 0; i < o->npatterns; i++) {
+                if (!Q(o->patterns[i].schema)) {
+                    return false;
+                }
+            }
+            return Q(o->additional);
+        }
+        case OP_DEPSCHEMAS:
+        case OP_DEPREQUIRED:
+            for (size_t i = 0; i < op->u.dep.n; i++) {
+                if (!Q(op->u.dep.deps[i].schema)) {
+                    return false;
+                }
+            }
+            return true;
+        case OP_PROPNAMES:
+        case OP_NOT:
+        case OP_REF:
+        case OP_UNEVAL_PROPS:
+        case OP_UNEVAL_ITEMS:
+            return Q(op->u.schema);
+        case OP_ITEMS:
+            for (size_t i = 0; i < op->u.items.nprefix; i++) {
+                if (!Q(op->u.items.prefix[i])) {
+                    return false;
+                }
+            }
+            return Q(op->u.items.rest);
+        case OP_CONTAINS:
+            return Q(op->u.contains.schema);
+        case OP_ALLOF:
+        case OP_ANYOF:
+        case OP_ONEOF:
+            for (size_t i = 0; i < op->u.list.n; i++) {
+                if (!Q(op->u.list.v[i])) {
+                    return false;
+                }
+            }
+            return true;
+        case OP_IF:
+            return Q(op->u.cond.cond) && Q(op->u.cond.then) && Q(op->u.cond.els);
+        case OP_DYNREF:
+        case OP_RECREF:
+            return Q(op->u.dyn.target);
+        default:
+            return true;
+    }
+#undef Q
+}
+
+void pixel__schema_mark_quick(pixel_schema_registry *r)
+{
+    /* Start from "quick unless it needs the scope itself", then take the flag away from
+       every node with a child that lost it, until nothing changes (graphs have cycles). */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        if (!n) {
+            continue;
+        }
+        n->quick = n->ready;
+        for (size_t k = 0; k < n->nops && n->quick; k++) {
+            n->quick = !op_needs_scope(&n->ops[k]);
+        }
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < r->compiled.cap; i++) {
+            snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+            for (size_t k = 0; n && n->quick && k < n->nops; k++) {
+                if (!children_quick(&n->ops[k])) {
+                    n->quick = false;
+                    changed = true;
+                }
+            }
+        }
+    }
 }

@@ -474,6 +474,43 @@ static void num_text(const pixel_value *v, char *out, size_t cap)
     }
 }
 
+/* ---- keyword predicates (shared by both passes) ------------------------------------- */
+
+static bool number_ok(const sop *op, const pixel_value *v)
+{
+    switch (op->kind) {
+        case OP_MINIMUM:
+            return numcmp(v, op->u.value) >= 0;
+        case OP_MAXIMUM:
+            return numcmp(v, op->u.value) <= 0;
+        case OP_EXMINIMUM:
+            return numcmp(v, op->u.value) > 0;
+        case OP_EXMAXIMUM:
+            return numcmp(v, op->u.value) < 0;
+        default:
+            return multiple_of(v, op->u.value);
+    }
+}
+
+static bool string_ok(ectx *x, const sop *op, const pixel_value *v)
+{
+    const char *s = v->u.str.s;
+    size_t len = v->u.str.len;
+    switch (op->kind) {
+        case OP_MINLENGTH:
+            /* a code point takes 1 to 4 bytes: count them only when it matters */
+            return !(len < op->u.count ||
+                     (len / 4 < op->u.count && cp_len(s, len) < op->u.count));
+        case OP_MAXLENGTH:
+            return !(len > op->u.count && cp_len(s, len) > op->u.count);
+        case OP_PATTERN:
+            return regex_match(x, &op->u.re, s, len);
+        default: /* OP_FORMAT */
+            return (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) ||
+                   pixel__format_check(op->u.fmt.id, s, len);
+    }
+}
+
 /* ---- dynamic references ---------------------------------------------------------- */
 
 static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
@@ -512,10 +549,298 @@ static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
     return found ? found : t;
 }
 
+/* ---- the boolean pass ----------------------------------------------------------- */
+
+/*
+ * Most instances are valid, and a valid instance needs no paths, messages or
+ * dynamic scope.  The boolean pass answers valid/invalid with only the
+ * instance in hand; the evaluation further down, which says why, runs only
+ * for an instance the boolean pass rejects.  It applies to nodes marked
+ * quick at compile time: nothing reachable from them needs the dynamic scope
+ * or run-time annotations (no $dynamicRef, no $recursiveRef, no
+ * unevaluated* keyword without a static answer).  Sub-evaluations whose
+ * failure is not an error of their own (anyOf, oneOf, not, if, contains) use
+ * it too.
+ */
+static bool quick(ectx *x, const snode *n, const pixel_value *v);
+static bool enum_has(const sop *op, const pixel_value *v);
+static bool unique(const pixel_value *v, size_t *a, size_t *b);
+static long disc_branch(const sop *op, const pixel_value *v);
+
+static const pixel_value *member(const pixel_value *obj, const char *key, size_t klen)
+{
+    const pixel_value *m = obj->u.list.head;
+    while (m && !(m->klen == klen && pixel__key_eq(m->key, key, klen))) {
+        m = m->next;
+    }
+    return m;
+}
+
+/* The declared property named like m, or NULL. */
+static const sprop *prop_find(const sobject *o, const pixel_value *m)
+{
+    uint64_t h = pixel__key_hash(m->key, m->klen);
+    for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
+        const sprop *p = &o->props[j];
+        if (p->hash == h && p->klen == m->klen && pixel__key_eq(p->key, m->key, m->klen)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
+{
+    if (o->lookup) {
+        for (size_t i = 0; i < o->nprops; i++) {
+            const sprop *p = o->list[i];
+            const pixel_value *m = member(v, p->key, p->klen);
+            if (!m ? p->req_bit >= 0 : p->schema && !quick(x, p->schema, m)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    uint64_t bits[16];
+    size_t words = o->nrequired > 1024 ? 16 : (o->nrequired + 63) / 64;
+    for (size_t i = 0; i < words; i++) {
+        bits[i] = 0;
+    }
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p = o->nprops ? prop_find(o, m) : NULL;
+        bool matched = false;
+        if (p) {
+            if (p->req_bit >= 0 && (size_t)p->req_bit < words * 64) {
+                bits[p->req_bit >> 6] |= 1ull << (p->req_bit & 63);
+            }
+            if (p->schema) {
+                if (!quick(x, p->schema, m)) {
+                    return false;
+                }
+                matched = true;
+            }
+        }
+        for (size_t k = 0; k < o->npatterns; k++) {
+            if (regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
+                if (!quick(x, o->patterns[k].schema, m)) {
+                    return false;
+                }
+                matched = true;
+            }
+        }
+        if (!matched && o->additional && !quick(x, o->additional, m)) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < o->nrequired; i++) {
+        /* a duplicate name in "required", or one past the bitset, is looked up */
+        if (!(i < 1024 && (bits[i >> 6] >> (i & 63)) & 1) &&
+            !member(v, o->required[i], o->required_len[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool quick_list(ectx *x, const sop *op, const pixel_value *v)
+{
+    size_t n = op->u.list.n, nvalid = 0;
+    if (op->kind == OP_ALLOF) {
+        for (size_t k = 0; k < n; k++) {
+            if (!quick(x, op->u.list.v[k], v)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    long b = disc_branch(op, v);
+    if (b >= 0) {
+        return quick(x, op->u.list.v[b], v);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (quick(x, op->u.list.v[k], v)) {
+            if (op->kind == OP_ANYOF) {
+                return true;
+            }
+            if (++nvalid > 1) {
+                return false;
+            }
+        }
+    }
+    return nvalid == 1;
+}
+
+static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
+{
+    switch (op->kind) {
+        case OP_TYPE:
+            return type_ok(v, op->u.types);
+        case OP_CONST:
+            return pixel_value_equal(op->u.value, v);
+        case OP_ENUM:
+            return enum_has(op, v);
+        case OP_MINIMUM:
+        case OP_MAXIMUM:
+        case OP_EXMINIMUM:
+        case OP_EXMAXIMUM:
+        case OP_MULTIPLEOF:
+            return (v->type != PIXEL_TYPE_INT && v->type != PIXEL_TYPE_NUMBER) ||
+                   number_ok(op, v);
+        case OP_MINLENGTH:
+        case OP_MAXLENGTH:
+        case OP_PATTERN:
+        case OP_FORMAT:
+            return v->type != PIXEL_TYPE_STRING || string_ok(x, op, v);
+        case OP_MINITEMS:
+            return v->type != PIXEL_TYPE_ARRAY || v->u.list.count >= op->u.count;
+        case OP_MAXITEMS:
+            return v->type != PIXEL_TYPE_ARRAY || v->u.list.count <= op->u.count;
+        case OP_MINPROPS:
+            return v->type != PIXEL_TYPE_OBJECT || v->u.list.count >= op->u.count;
+        case OP_MAXPROPS:
+            return v->type != PIXEL_TYPE_OBJECT || v->u.list.count <= op->u.count;
+        case OP_UNIQUE: {
+            size_t i, j;
+            return v->type != PIXEL_TYPE_ARRAY || unique(v, &i, &j);
+        }
+        case OP_OBJECT:
+            return v->type != PIXEL_TYPE_OBJECT || quick_object(x, op->u.obj, v);
+        case OP_DEPREQUIRED:
+        case OP_DEPSCHEMAS:
+            if (v->type != PIXEL_TYPE_OBJECT) {
+                return true;
+            }
+            for (size_t k = 0; k < op->u.dep.n; k++) {
+                const sdep *d = &op->u.dep.deps[k];
+                if (!member(v, d->key, d->klen)) {
+                    continue;
+                }
+                for (size_t j = 0; j < d->n; j++) {
+                    if (!member(v, d->names[j], d->lens[j])) {
+                        return false;
+                    }
+                }
+                if (d->schema && !quick(x, d->schema, v)) {
+                    return false;
+                }
+            }
+            return true;
+        case OP_PROPNAMES:
+            if (v->type != PIXEL_TYPE_OBJECT) {
+                return true;
+            }
+            for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+                pixel_value name = {.type = PIXEL_TYPE_STRING};
+                name.u.str.s = m->key;
+                name.u.str.len = m->klen;
+                if (!quick(x, op->u.schema, &name)) {
+                    return false;
+                }
+            }
+            return true;
+        case OP_ITEMS: {
+            if (v->type != PIXEL_TYPE_ARRAY) {
+                return true;
+            }
+            size_t i = 0;
+            for (const pixel_value *e = v->u.list.head; e; e = e->next, i++) {
+                const snode *s = i < op->u.items.nprefix ? op->u.items.prefix[i] : op->u.items.rest;
+                if (!s) {
+                    break;
+                }
+                if (!quick(x, s, e)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        case OP_CONTAINS: {
+            if (v->type != PIXEL_TYPE_ARRAY) {
+                return true;
+            }
+            int64_t count = 0;
+            for (const pixel_value *e = v->u.list.head; e; e = e->next) {
+                if (quick(x, op->u.contains.schema, e)) {
+                    count++;
+                    if (op->u.contains.max < 0 && count >= op->u.contains.min) {
+                        return true;
+                    }
+                }
+            }
+            return count >= op->u.contains.min &&
+                   (op->u.contains.max < 0 || count <= op->u.contains.max);
+        }
+        case OP_REF:
+            return quick(x, op->u.schema, v);
+        case OP_ALLOF:
+        case OP_ANYOF:
+        case OP_ONEOF:
+            return quick_list(x, op, v);
+        case OP_NOT:
+            return !quick(x, op->u.schema, v);
+        case OP_IF:
+            if (if_cond(x, op, v, NULL)) {
+                return !op->u.cond.then || quick(x, op->u.cond.then, v);
+            }
+            return !op->u.cond.els || quick(x, op->u.cond.els, v);
+        case OP_UNEVAL_PROPS:
+            if (v->type != PIXEL_TYPE_OBJECT) {
+                return true;
+            }
+            if (!op->u.uneval.names) {
+                break; /* needs annotations: such a node is never quick */
+            }
+            for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+                const sprop *t = op->u.uneval.names;
+                size_t cap = op->u.uneval.cap;
+                bool done = false;
+                uint64_t h = pixel__key_hash(m->key, m->klen);
+                for (size_t j = h & (cap - 1); t[j].key && !done; j = (j + 1) & (cap - 1)) {
+                    done = t[j].klen == m->klen && pixel__key_eq(t[j].key, m->key, m->klen);
+                }
+                if (!done && !quick(x, op->u.schema, m)) {
+                    return false;
+                }
+            }
+            return true;
+        case OP_DYNREF:
+        case OP_RECREF:
+        case OP_UNEVAL_ITEMS:
+            break; /* never in a quick node */
+    }
+    x->fail = true;
+    return false;
+}
+
+static bool quick(ectx *x, const snode *n, const pixel_value *v)
+{
+    if (n->boolean) {
+        return n->boolean == 1;
+    }
+    if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
+        x->fail = true;
+        x->stop = true;
+        x->depth--;
+        return false;
+    }
+    bool ok = true;
+    for (const sop *op = n->ops, *end = op + n->nops; op < end; op++) {
+        if (!quick_op(x, op, v)) {
+            ok = false;
+            break;
+        }
+    }
+    x->depth--;
+    return ok;
+}
+
 /* ---- annotations for unevaluated* ------------------------------------------------ */
 
 static bool quiet_eval(ectx *x, const snode *n, const pixel_value *v, const dscope *ds)
 {
+    if (n->quick) {
+        return quick(x, n, v);
+    }
     bool saved = x->quiet;
     x->quiet = true;
     bool ok = eval(x, n, v, NULL, NULL, ds);
@@ -1081,51 +1406,13 @@ __attribute__((noinline, cold)) static bool fail_op(ectx *x, const snode *n, con
 static bool eval_number(ectx *x, const snode *n, const sop *op, const pixel_value *v,
                         const seg *ip, const seg *kp)
 {
-    int c = numcmp(v, op->u.value);
-    bool ok;
-    switch (op->kind) {
-        case OP_MINIMUM:
-            ok = c >= 0;
-            break;
-        case OP_MAXIMUM:
-            ok = c <= 0;
-            break;
-        case OP_EXMINIMUM:
-            ok = c > 0;
-            break;
-        case OP_EXMAXIMUM:
-            ok = c < 0;
-            break;
-        default:
-            ok = multiple_of(v, op->u.value);
-            break;
-    }
-    return ok || fail_op(x, n, op, v, ip, kp);
+    return number_ok(op, v) || fail_op(x, n, op, v, ip, kp);
 }
 
 static bool eval_string(ectx *x, const snode *n, const sop *op, const pixel_value *v,
                         const seg *ip, const seg *kp)
 {
-    const char *s = v->u.str.s;
-    size_t len = v->u.str.len;
-    bool ok;
-    switch (op->kind) {
-        case OP_MINLENGTH:
-            /* a code point takes 1 to 4 bytes: count them only when it matters */
-            ok = !(len < op->u.count || (len / 4 < op->u.count && cp_len(s, len) < op->u.count));
-            break;
-        case OP_MAXLENGTH:
-            ok = !(len > op->u.count && cp_len(s, len) > op->u.count);
-            break;
-        case OP_PATTERN:
-            ok = regex_match(x, &op->u.re, s, len);
-            break;
-        default: /* OP_FORMAT */
-            ok = (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) ||
-                 pixel__format_check(op->u.fmt.id, s, len);
-            break;
-    }
-    return ok || fail_op(x, n, op, v, ip, kp);
+    return string_ok(x, op, v) || fail_op(x, n, op, v, ip, kp);
 }
 
 static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
@@ -1319,6 +1606,15 @@ int pixel_schema_validate(const pixel_schema *s, const pixel_value *v, unsigned 
     x.flags = flags;
     x.cb = cb;
     x.payload = payload;
+    if (s->root->quick && !(flags & SFLAG_FULL_ONLY)) {
+        bool ok = quick(&x, s->root, v);
+        if (!x.fail && (ok || !cb || (flags & SFLAG_QUICK_ONLY))) {
+            return ok ? 0 : 1;
+        }
+        /* invalid: evaluate again, to say why (or to fail the same way) */
+        x.fail = x.stop = false;
+        x.depth = 0;
+    }
     bool ok = eval(&x, s->root, v, NULL, NULL, NULL);
     if (x.fail) {
         return PIXEL_ERROR;

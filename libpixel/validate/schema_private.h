@@ -361,8 +361,12 @@ struct snode {
     const pixel_value *src;
     sop *ops;
     size_t nops;
-    bool has_uneval; /* an unevaluated* keyword somewhere in place */
+    bool quick; /* the boolean pass applies: see pixel__schema_mark_quick() */
 };
+
+/* Private validation flags, for the tests: one pass alone. */
+#define SFLAG_FULL_ONLY 0x40000000u  /* skip the boolean pass */
+#define SFLAG_QUICK_ONLY 0x20000000u /* the boolean pass's verdict, even with a callback */
 
 struct pixel_schema {
     snode *root;
@@ -374,6 +378,12 @@ snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v
 /* Precompute static evaluated-name sets for unevaluatedProperties (after compiling). */
 int pixel__schema_static_uneval(pixel_schema_registry *r);
 int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root);
+/*
+ * Marks the nodes the boolean pass can evaluate: those from which no
+ * $dynamicRef, $recursiveRef, unevaluatedItems or unevaluatedProperties
+ * without a static name set is reachable (after pixel__schema_static_uneval).
+ */
+void pixel__schema_mark_quick(pixel_schema_registry *r);
 
 /* ---- regex ----------------------------------------------------------------- */
 

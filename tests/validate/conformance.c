@@ -9,6 +9,11 @@
  * required test fails, or an optional one fails that is not listed in
  * known-failures.txt (next to this file; $PIXEL_SOURCE_DIR/tests/validate).
  *
+ * Every test runs three ways: as callers do (with an error callback), through
+ * the full evaluation alone, and through the boolean pass alone
+ * (schema_eval.c); the three verdicts must agree, and an invalid verdict must
+ * come with at least one error (a valid one with none).
+ *
  * PIXEL_CONFORMANCE_VERBOSE=1 prints every failure; an argument filters
  * files by substring (e.g. `conformance draft2020-12/ref.json`).
  */
@@ -19,6 +24,7 @@
 
 #include "pixel/schema.h"
 #include "pixel_private.h"
+#include "validate/schema_private.h"
 
 enum { REQUIRED, OPTIONAL, FORMAT, NBUCKETS };
 static const char *const BUCKETS[] = {"required", "optional", "format"};
@@ -31,6 +37,26 @@ static char **known;
 static size_t nknown;
 static int verbose;
 static const char *filter;
+
+static int count_error(const pixel_schema_error *e, void *payload)
+{
+    (void)e;
+    ++*(unsigned *)payload;
+    return 0;
+}
+
+/* 1 valid, 0 invalid, -1 error; -2 when the passes disagree with each other. */
+static int verdict(const pixel_schema *s, const pixel_value *data, unsigned flags)
+{
+    unsigned nerr = 0;
+    int vr = pixel_schema_validate(s, data, flags, count_error, &nerr);
+    int full = pixel_schema_validate(s, data, flags | SFLAG_FULL_ONLY, NULL, NULL);
+    int quick = pixel_schema_validate(s, data, flags | SFLAG_QUICK_ONLY, NULL, NULL);
+    if (vr != full || vr != quick || (vr == 1) != (nerr > 0)) {
+        return -2;
+    }
+    return vr == 0 ? 1 : vr == 1 ? 0 : -1;
+}
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -159,8 +185,7 @@ static void run_file(const char *suite, const char *draft, const char *rel, int 
             int want = pixel_value_bool(pixel_object_get(t, "valid"));
             int got = -1;
             if (rc == 0) {
-                int vr = pixel_schema_validate(s, pixel_object_get(t, "data"), flags, NULL, NULL);
-                got = vr == 0 ? 1 : vr == 1 ? 0 : -1;
+                got = verdict(s, pixel_object_get(t, "data"), flags);
             }
             snprintf(id, sizeof(id), "%s/%s | %.*s | %.*s", draft, rel,
                      str_len(cs, "description"), str_member(cs, "description"),
@@ -175,7 +200,7 @@ static void run_file(const char *suite, const char *draft, const char *rel, int 
                     char eb[800];
                     printf("  FAIL %s (expected %s, got %s%s%s)\n", id,
                            want ? "valid" : "invalid",
-                           got < 0 ? "error" : got ? "valid" : "invalid", rc ? ": " : "",
+                           got == -2 ? "disagreeing passes" : got < 0 ? "error" : got ? "valid" : "invalid", rc ? ": " : "",
                            rc ? pixel_error_format(&err, eb, sizeof(eb)) : "");
                     if (rc) {
                         printf("       at pointer %s\n", err.pointer);
