@@ -1,11 +1,18 @@
 /*
  * pixelconv --kafka (see output_kafka.h).
  *
- * pixelconv's workers keep only the serialized lines of a batch, so the key
- * and the event type are read back from the JSON here, with libpixel's own
- * parser into a context that is reset per event: no allocation per line in
- * steady state, and the same dotted paths as the omprog host uses.
+ * pixelconv's workers convert; its writer thread delivers.  A worker packs
+ * each event with the message key, event type and schema ID it reads from
+ * the event value it just built (the same dotted paths and the same text
+ * for strings and integers as the omprog host), so the writer hands them to
+ * the sink as they are instead of parsing every event's JSON again:
+ *
+ *   u32 value length, u32 key length, u32 type length, u32 schema ID length
+ *   (0xFFFFFFFF: absent; host byte order, the buffer never leaves the
+ *   process), then the key, type and schema ID bytes, then the JSON.
  */
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +25,9 @@
 struct pixelconv_kafka {
     pixel_delivery_config *cfg;
     pixel_sink *sink;
-    pixel_ctx *ctx;
     const char *key_field, *type_field, *schema_field;
     char *pipeline_version;
+    size_t pipeline_version_len;
     unsigned long not_durable;
 };
 
@@ -53,8 +60,7 @@ int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
 
     *out = NULL;
     memset(&err, 0, sizeof(err));
-    if (k == NULL || (k->ctx = pixel_ctx_new()) == NULL) {
-        free(k);
+    if (k == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return PIXEL_ENOMEM;
     }
@@ -81,42 +87,128 @@ int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
             pixel_error_format(&err, errbuf, errlen);
         }
         pixel_delivery_config_free(k->cfg);
-        pixel_ctx_free(k->ctx);
         free(k);
         return rc;
     }
     k->key_field = pixel_delivery_config_get(k->cfg, "kafka.key_field");
     k->type_field = pixel_delivery_config_get(k->cfg, "kafka.type_field");
     k->schema_field = pixel_delivery_config_get(k->cfg, "kafka.schema_field");
-    k->pipeline_version = pipeline_version ? strdup(pipeline_version) : NULL;
+    if (pipeline_version != NULL) {
+        k->pipeline_version = strdup(pipeline_version);
+        k->pipeline_version_len = strlen(pipeline_version);
+    }
     *out = k;
     return 0;
 }
 
-static const char *member(const pixel_value *ev, const char *path, size_t *len)
+#define ABSENT UINT32_MAX
+#define HEAD   (4 * sizeof(uint32_t))
+
+/* A member of the event as message text: a string as it is, an integer in
+ * decimal (num), anything else absent. */
+static const char *field_text(const pixel_value *ev, const char *path, uint32_t *len, char *num,
+                              size_t numsize)
 {
-    *len = 0;
-    return path != NULL ? pixel_value_string(pixel_value_at(ev, path), len) : NULL;
+    const pixel_value *v = path != NULL ? pixel_value_at(ev, path) : NULL;
+    size_t n = 0;
+    const char *t = NULL;
+
+    if (pixel_value_type(v) == PIXEL_TYPE_STRING) {
+        t = pixel_value_string(v, &n);
+    } else if (pixel_value_type(v) == PIXEL_TYPE_INT) {
+        n = (size_t)snprintf(num, numsize, "%" PRId64, pixel_value_int(v));
+        t = num;
+    }
+    if (t == NULL || n >= ABSENT) {
+        *len = ABSENT;
+        return NULL;
+    }
+    *len = (uint32_t)n;
+    return t;
 }
 
-int pixelconv_kafka_event(pixelconv_kafka *k, const char *json, size_t len)
+int pixelconv_kafka_pack(const pixelconv_kafka *k, const pixel_value *event, const char *json,
+                         size_t len, char **buf, size_t *buf_len, size_t *buf_cap)
 {
-    pixel_sink_msg m;
-    pixel_value *ev;
-    int rc;
+    char knum[24], tnum[24], snum[24];
+    uint32_t head[4];
+    const char *key = field_text(event, k->key_field, &head[1], knum, sizeof(knum));
+    const char *type = field_text(event, k->type_field, &head[2], tnum, sizeof(tnum));
+    const char *schema = field_text(event, k->schema_field, &head[3], snum, sizeof(snum));
+    size_t need = HEAD + len, at = *buf_len;
+    char *p;
 
-    pixel_ctx_reset(k->ctx);
-    ev = pixel_json_parse(k->ctx, json, len, NULL);
+    if (len >= ABSENT) {
+        return -1;
+    }
+    head[0] = (uint32_t)len;
+    for (int i = 1; i < 4; i++) {
+        need += head[i] != ABSENT ? head[i] : 0;
+    }
+    if (at + need > *buf_cap) {
+        size_t cap = *buf_cap ? *buf_cap : 1u << 16;
+        char *nb;
+        while (cap < at + need) {
+            cap *= 2;
+        }
+        if ((nb = realloc(*buf, cap)) == NULL) {
+            return -1;
+        }
+        *buf = nb;
+        *buf_cap = cap;
+    }
+    p = *buf + at;
+    memcpy(p, head, HEAD);
+    p += HEAD;
+#define PUT(s, n)                                                                                  \
+    if ((s) != NULL) {                                                                             \
+        memcpy(p, s, n);                                                                           \
+        p += (n);                                                                                  \
+    }
+    PUT(key, head[1])
+    PUT(type, head[2])
+    PUT(schema, head[3])
+    PUT(json, len)
+#undef PUT
+    *buf_len = at + need;
+    return 0;
+}
+
+/* The next packed field: NULL when absent. */
+static const char *unpack(const char **p, uint32_t n, size_t *len)
+{
+    const char *s = *p;
+
+    if (n == ABSENT) {
+        *len = 0;
+        return NULL;
+    }
+    *len = n;
+    *p += n;
+    return s;
+}
+
+int pixelconv_kafka_events(pixelconv_kafka *k, const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+    pixel_sink_msg m;
+    int rc = 0;
+
     memset(&m, 0, sizeof(m));
-    m.value = json;
-    m.value_len = len;
-    m.key = member(ev, k->key_field, &m.key_len);
-    m.type = member(ev, k->type_field, &m.type_len);
-    m.schema_id = member(ev, k->schema_field, &m.schema_id_len);
     m.pipeline_version = k->pipeline_version;
-    m.pipeline_version_len = k->pipeline_version ? strlen(k->pipeline_version) : 0;
-    while ((rc = pixel_sink_produce(k->sink, &m, NULL, NULL)) == PIXEL_DELIVERY_EFULL) {
-        pixel_sink_poll(k->sink, 100);
+    m.pipeline_version_len = k->pipeline_version_len;
+    while (rc == 0 && (size_t)(end - p) >= HEAD) {
+        uint32_t head[4];
+
+        memcpy(head, p, HEAD);
+        p += HEAD;
+        m.key = unpack(&p, head[1], &m.key_len);
+        m.type = unpack(&p, head[2], &m.type_len);
+        m.schema_id = unpack(&p, head[3], &m.schema_id_len);
+        m.value = unpack(&p, head[0], &m.value_len);
+        while ((rc = pixel_sink_produce(k->sink, &m, NULL, NULL)) == PIXEL_DELIVERY_EFULL) {
+            pixel_sink_poll(k->sink, 100);
+        }
     }
     return rc;
 }
@@ -156,7 +248,6 @@ int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *err
         rc = -1;
     }
     pixel_delivery_config_free(k->cfg);
-    pixel_ctx_free(k->ctx);
     free(k->pipeline_version);
     free(k);
     return rc == 0 ? 0 : -1;

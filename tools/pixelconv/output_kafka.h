@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "pixel/delivery.h"
+#include "pixel/value.h"
 
 typedef struct pixelconv_kafka pixelconv_kafka;
 
@@ -24,12 +25,23 @@ int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
                          size_t errlen);
 
 /*
- * One event as a compact JSON line (no newline).  The key and the event type
- * are read from the JSON by the configured key_field and type_field.  Waits
- * (serving the sink) while the spool is full: back-pressure, never a drop.
- * Returns 0 or a negative status.
+ * Worker side, from any thread (it reads only the configuration, which does
+ * not change after open): append one event to a batch buffer together with
+ * its message key, event type and schema ID, taken from the event value
+ * itself (pixel_ctx_event() of the line just converted; strings and
+ * integers, as pixel-omprog does), so that the writer does not parse the
+ * JSON again.  json is the event as compact JSON (pixel_ctx_output()).
+ * *buf grows with realloc() as needed.  Returns 0, or -1 when out of memory.
  */
-int pixelconv_kafka_event(pixelconv_kafka *k, const char *json, size_t len);
+int pixelconv_kafka_pack(const pixelconv_kafka *k, const pixel_value *event, const char *json,
+                         size_t len, char **buf, size_t *buf_len, size_t *buf_cap);
+
+/*
+ * Writer side: hand every event packed in buf (pixelconv_kafka_pack) to the
+ * sink, in order.  Waits (serving the sink) while the spool is full:
+ * back-pressure, never a drop.  Returns 0 or a negative status.
+ */
+int pixelconv_kafka_events(pixelconv_kafka *k, const char *buf, size_t len);
 
 /* One quarantine record (compact JSON, no newline).  0 or a negative status. */
 int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *json, size_t len);

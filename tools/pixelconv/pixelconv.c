@@ -69,6 +69,9 @@ typedef struct options {
 static const pixel_pipeline *g_pipe;
 static long long g_fixed_ms;
 static pixel_metrics *g_metrics; /* NULL unless --metrics-file / --metrics-port */
+#ifdef PIXEL_HAVE_KAFKA
+static pixelconv_kafka *g_kafka; /* --kafka: workers pack events with key and type */
+#endif
 
 static void die_usage(const char *msg)
 {
@@ -209,6 +212,14 @@ static void process_batch(pixel_ctx *ctx, batch *b)
             switch (oc) {
                 case PIXEL_OUTCOME_EVENT:
                     b->c.events++;
+#ifdef PIXEL_HAVE_KAFKA
+                    if (g_kafka) {
+                        wrc = out ? pixelconv_kafka_pack(g_kafka, pixel_ctx_event(ctx), out, olen,
+                                                         &b->ev, &b->ev_len, &b->ev_cap)
+                                  : -1;
+                        break;
+                    }
+#endif
                     wrc = out ? put_line(&b->ev, &b->ev_len, &b->ev_cap, out, olen) : -1;
                     break;
                 case PIXEL_OUTCOME_QUARANTINED:
@@ -375,7 +386,7 @@ static void write_batch(sinks *s, const batch *b)
 #ifdef PIXEL_HAVE_KAFKA
     if (s->kafka) {
         pixelconv_kafka *k = s->kafka;
-        if (each_line(b->ev, b->ev_len, k, pixelconv_kafka_event) < 0 ||
+        if (pixelconv_kafka_events(k, b->ev, b->ev_len) < 0 ||
             each_line(b->qr, b->qr_len, k, pixelconv_kafka_quarantine) < 0) {
             s->write_failed = true;
         }
@@ -886,7 +897,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "pixelconv: %s\n", msg);
             return 2;
         }
-        s.kafka = k;
+        s.kafka = g_kafka = k;
         s.qr_too = o.quarantine != NULL;
     }
 #endif
