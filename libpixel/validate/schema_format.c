@@ -60,19 +60,36 @@ int pixel__format_id(const char *name)
     return -1;
 }
 
+/* Character classes by table: hex digits and letters would otherwise be chains of
+   comparisons, which mispredict on random input like UUIDs and IPv6 groups. */
+#define C_HEX 1
+#define C_ALPHA 2
+#define C_DASH 4
+#define CLS1(c)                                                                                   \
+    (uint8_t)((((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'f') ||                        \
+                       ((c) >= 'A' && (c) <= 'F')                                                  \
+                   ? C_HEX                                                                         \
+                   : 0) |                                                                          \
+              (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') ? C_ALPHA : 0) |          \
+              ((c) == '-' ? C_DASH : 0))
+#define CLS4(c) CLS1(c), CLS1((c) + 1), CLS1((c) + 2), CLS1((c) + 3)
+#define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
+#define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
+static const uint8_t CLASS[256] = {CLS64(0), CLS64(64), CLS64(128), CLS64(192)};
+
 static bool digit(char c)
 {
-    return c >= '0' && c <= '9';
+    return (unsigned)(unsigned char)c - '0' < 10;
 }
 
 static bool hex(char c)
 {
-    return digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return CLASS[(unsigned char)c] & C_HEX;
 }
 
 static bool alpha(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return CLASS[(unsigned char)c] & C_ALPHA;
 }
 
 static int num(const char *s, size_t n)
@@ -701,23 +718,25 @@ static bool hostname(const char *s, size_t n, bool idn)
 
 static bool ipv4(const char *s, size_t n)
 {
-    int parts = 0;
+    if (n < 7 || n > 15) {
+        return false;
+    }
     size_t i = 0;
-    while (parts < 4) {
-        size_t st = i;
-        while (i < n && digit(s[i]) && i - st < 4) {
-            i++;
-        }
-        size_t l = i - st;
-        if (l == 0 || l > 3 || (l > 1 && s[st] == '0') || num(s + st, l) > 255) {
-            return false;
-        }
-        parts++;
-        if (parts < 4) {
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
             if (i >= n || s[i] != '.') {
                 return false;
             }
             i++;
+        }
+        size_t st = i;
+        unsigned v = 0;
+        while (i < n && i - st < 3 && digit(s[i])) {
+            v = v * 10 + (unsigned)(s[i++] - '0');
+        }
+        /* one to three digits, no leading zero, at most 255 */
+        if (i == st || (i - st > 1 && s[st] == '0') || v > 255) {
+            return false;
         }
     }
     return i == n;
@@ -994,16 +1013,21 @@ static bool uri_template(const char *s, size_t n)
 
 static bool uuid(const char *s, size_t n)
 {
+    /* 8-4-4-4-12 hex digits: which class each position needs */
+#define H C_HEX
+#define D C_DASH
+    static const uint8_t want[36] = {H, H, H, H, H, H, H, H, D, H, H, H, H, D, H, H, H, H,
+                                     D, H, H, H, H, D, H, H, H, H, H, H, H, H, H, H, H, H};
+#undef H
+#undef D
     if (n != 36) {
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !hex(s[i])) {
-            return false;
-        }
+    unsigned bad = 0;
+    for (size_t i = 0; i < 36; i++) {
+        bad |= !(CLASS[(unsigned char)s[i]] & want[i]);
     }
-    return true;
+    return !bad;
 }
 
 static bool json_pointer(const char *s, size_t n)
