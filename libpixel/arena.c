@@ -13,7 +13,7 @@
 
 struct pixel_arena_chunk {
     pixel_arena_chunk *next;
-    size_t size, used;
+    size_t size;
     max_align_t data[]; /* aligned payload */
 };
 
@@ -43,13 +43,12 @@ void pixel__arena_reset(pixel_arena *a)
     pixel_arena_chunk *c = a->head;
     while (c) {
         pixel_arena_chunk *next = c->next;
-        c->used = 0;
         c->next = a->free;
         a->free = c;
         c = next;
     }
     a->head = NULL;
-    a->used_total = 0;
+    a->cur = a->lim = NULL;
 }
 
 static pixel_arena_chunk *take_chunk(pixel_arena *a, size_t need)
@@ -65,27 +64,22 @@ static pixel_arena_chunk *take_chunk(pixel_arena *a, size_t need)
     pixel_arena_chunk *c = pixel__malloc(sizeof(*c) + size);
     if (c) {
         c->size = size;
-        c->used = 0;
     }
     return c;
 }
 
-void *pixel__arena_alloc(pixel_arena *a, size_t size)
+void *pixel__arena_alloc_slow(pixel_arena *a, size_t size)
 {
-    size = (size + 7) & ~(size_t)7;
-    pixel_arena_chunk *c = a->head;
-    if (PIXEL_UNLIKELY(!c || c->size - c->used < size)) {
-        c = take_chunk(a, size);
-        if (!c) {
-            return NULL;
-        }
-        c->next = a->head;
-        a->head = c;
+    /* The rest of the current chunk is left unused until the next reset. */
+    pixel_arena_chunk *c = take_chunk(a, size);
+    if (!c) {
+        return NULL;
     }
-    void *p = (char *)c->data + c->used;
-    c->used += size;
-    a->used_total += size;
-    return p;
+    c->next = a->head;
+    a->head = c;
+    a->cur = (char *)c->data + size;
+    a->lim = (char *)c->data + c->size;
+    return c->data;
 }
 
 char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n)

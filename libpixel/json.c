@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "pixel_private.h"
+#include "simd.h"
 
 #define MAX_DEPTH 256
 
@@ -468,46 +469,82 @@ static char *escape_byte(char *o, unsigned char c)
     return o;
 }
 
+static inline uint64_t load64(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint32_t load32(const unsigned char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/*
+ * Appends s as a JSON string.  Sixteen bytes at a time are copied as they
+ * are and then checked; a byte that needs an escape rewinds the output to it.
+ * The tail is one more block that overlaps what was already copied, when all
+ * of that overlap went out verbatim.  Strings shorter than a block are two
+ * overlapping words of 8 or 4 bytes.
+ */
 int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
 {
-    /* Worst case 6 bytes per input byte, plus quotes; +8 for the word copies. */
-    if (pixel__buf_reserve(b, len * 6 + 11) < 0) {
+    /* Worst case 6 bytes per input byte, plus quotes and a block of slack. */
+    if (PIXEL_UNLIKELY(b->cap - b->len < len * 6 + 19) && pixel__buf_reserve(b, len * 6 + 19) < 0) {
         return -1;
     }
     char *o = b->data + b->len;
     *o++ = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        /* Eight bytes at a time while none needs an escape. */
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if (word_needs_escape(w)) {
-                break;
-            }
-            memcpy(o, &w, 8);
-            o += 8;
-            p += 8;
+    const unsigned char *clean = p; /* output since here is a verbatim copy */
+    while (end - p >= 16) {
+        unsigned m = pixel__json_special16(p);
+        pixel__copy16(o, p);
+        if (PIXEL_LIKELY(!m)) {
+            o += 16;
+            p += 16;
+            continue;
         }
-        if (p < end && end - p < 8) {
-            /* The tail, as one padded word: plain tails (the usual case) cost one test. */
-            size_t rem = (size_t)(end - p);
-            uint64_t w = 0x4141414141414141ull;
-            memcpy(&w, p, rem);
-            if (!word_needs_escape(w)) {
-                memcpy(o, &w, 8); /* the reserve above leaves room for the padding */
-                o += rem;
-                p = end;
-                break;
-            }
+        unsigned k = (unsigned)__builtin_ctz(m);
+        o = escape_byte(o + k, p[k]);
+        p += k + 1;
+        clean = p;
+    }
+    size_t rem = (size_t)(end - p);
+    if (rem == 0) {
+        /* done */
+    } else if (len >= 16 && end - 16 >= clean) {
+        const unsigned char *t = end - 16;
+        if (!pixel__json_special16(t)) {
+            pixel__copy16(o - (p - t), t);
+            o += rem;
+            p = end;
         }
-        const unsigned char *stop = end - p >= 8 ? p + 8 : end;
-        for (; p < stop; p++) {
-            if (needs_escape[*p]) {
-                o = escape_byte(o, *p);
-            } else {
-                *o++ = (char)*p;
-            }
+    } else if (rem >= 8) {
+        uint64_t a = load64(p), z = load64(end - 8);
+        if (!word_needs_escape(a) && !word_needs_escape(z)) {
+            memcpy(o, &a, 8);
+            memcpy(o + rem - 8, &z, 8);
+            o += rem;
+            p = end;
+        }
+    } else if (rem >= 4) {
+        uint32_t a = load32(p), z = load32(end - 4);
+        if (!word_needs_escape((uint64_t)a | (uint64_t)z << 32)) {
+            memcpy(o, &a, 4);
+            memcpy(o + rem - 4, &z, 4);
+            o += rem;
+            p = end;
+        }
+    }
+    for (; p < end; p++) {
+        if (needs_escape[*p]) {
+            o = escape_byte(o, *p);
+        } else {
+            *o++ = (char)*p;
         }
     }
     *o++ = '"';

@@ -10,14 +10,32 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
-static uint32_t name_hash(const char *s, size_t n)
+/* Parameter names are short and few: three bytes and the length tell them
+ * apart well enough, and collisions only cost a probe. */
+static inline uint32_t name_hash(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    if (n == 0) {
+        return 0;
     }
-    return h;
+    const unsigned char *u = (const unsigned char *)s;
+    uint32_t h = (u[0] * 0x9E3779B1u) ^ (u[n - 1] * 0x85EBCA77u) ^ (u[n / 2] * 0x27D4EB2Fu) ^
+                 ((uint32_t)n * 0xC2B2AE3Du);
+    return h ^ (h >> 15);
+}
+
+static inline bool same_name(const char *a, const char *b, size_t n)
+{
+    if (n > 16) {
+        return memcmp(a, b, n) == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len)
@@ -31,7 +49,7 @@ int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len
         if (s < 0) {
             return -1;
         }
-        if (p->slot_name_len[s] == len && memcmp(p->slot_names[s], name, len) == 0) {
+        if (p->slot_name_len[s] == len && same_name(p->slot_names[s], name, len)) {
             return s;
         }
         i = (i + 1) & p->slot_hash_mask;
@@ -113,19 +131,30 @@ static inline int hexval(unsigned char c)
  * Decodes s into the arena (or returns a view when there is nothing to
  * decode).  Returns 0, 1 with *bad_at on a malformed escape, or ENOMEM.
  * *high tells whether any resulting byte is >= 0x80 (only then is a UTF-8
- * check needed).
+ * check needed).  Plain runs move sixteen bytes at a time.
  */
 int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_space,
                           pixel_span *out, size_t *bad_at, bool *high)
 {
+    const unsigned char *u = (const unsigned char *)s;
+    const unsigned char plus = plus_as_space ? '+' : '%';
     unsigned hi = 0;
     size_t i = 0;
-    for (; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        hi |= c;
-        if (c == '%' || (c == '+' && plus_as_space)) {
+    for (;; i += 16) {
+        if (n - i < 16) {
+            while (i < n && u[i] != '%' && u[i] != plus) {
+                hi |= u[i++];
+            }
             break;
         }
+        pixel_qclass k = pixel__query_class16(u + i, plus);
+        if (k.special) {
+            unsigned j = (unsigned)__builtin_ctz(k.special);
+            hi |= (k.high & ((1u << j) - 1)) ? 0x80 : 0;
+            i += j;
+            break;
+        }
+        hi |= k.high ? 0x80 : 0;
     }
     if (i == n) {
         *out = (pixel_span){s, n};
@@ -134,49 +163,42 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
         }
         return 0;
     }
-    char *d = pixel__arena_alloc(a, n + 1);
+    char *d = pixel__arena_alloc(a, n + 16); /* room for a whole last block */
     if (!d) {
         return PIXEL_ENOMEM;
     }
     memcpy(d, s, i);
     size_t k = i;
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    const unsigned char plus = plus_as_space ? '+' : '%';
-    for (; i < n; i++) {
-        /* Copy plain runs eight bytes at a time. */
-        while (n - i >= 8) {
-            uint64_t w, pc, pl;
-            memcpy(&w, s + i, 8);
-            pc = w ^ (ones * '%');
-            pl = w ^ (ones * plus);
-            uint64_t m = (((pc - ones) & ~pc) | ((pl - ones) & ~pl)) & highs;
-            hi |= (unsigned)((w & highs) != 0) << 7;
-            if (m) {
-                size_t run = (size_t)__builtin_ctzll(m) >> 3;
-                memcpy(d + k, s + i, run);
-                k += run;
-                i += run;
-                break;
+    while (i < n) {
+        if (n - i >= 16) {
+            pixel_qclass c = pixel__query_class16(u + i, plus);
+            pixel__copy16(d + k, u + i);
+            if (!c.special) {
+                hi |= c.high ? 0x80 : 0;
+                i += 16;
+                k += 16;
+                continue;
             }
-            memcpy(d + k, &w, 8);
-            k += 8;
-            i += 8;
+            unsigned j = (unsigned)__builtin_ctz(c.special);
+            hi |= (c.high & ((1u << j) - 1)) ? 0x80 : 0;
+            i += j;
+            k += j;
         }
-        if (i >= n) {
-            break;
-        }
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c = u[i];
         if (c == '%') {
-            int h = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int l = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            int h = n - i > 2 ? hexval(u[i + 1]) : -1;
+            int l = n - i > 2 ? hexval(u[i + 2]) : -1;
             if (h < 0 || l < 0) {
                 *bad_at = i;
                 return 1;
             }
             c = (unsigned char)(h << 4 | l);
-            i += 2;
-        } else if (c == '+' && plus_as_space) {
-            c = ' ';
+            i += 3;
+        } else {
+            if (c == '+' && plus_as_space) {
+                c = ' ';
+            }
+            i++;
         }
         hi |= c;
         d[k++] = (char)c;
@@ -203,7 +225,7 @@ static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const c
 }
 
 /* Decode one name or value: 0 fine, 1 quarantined, <0 failure. */
-static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
+static int decode_slow(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
                        bool special, bool raw_high, pixel_span name_for_msg, const char *what,
                        pixel_span *out)
 {
@@ -237,22 +259,71 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, s
     return 0;
 }
 
-static inline bool byte_matters(unsigned char c, unsigned char plus)
+/* Bit masks over the whole query string (bit i of word i/64 for byte i). */
+typedef struct qmasks {
+    uint64_t *amp, *eq, *special, *high;
+} qmasks;
+
+static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus,
+                    qmasks *m)
 {
-    return c == '&' || c == '=' || c == '%' || c == plus || c >= 0x80;
+    size_t nw = n / 64 + 1;
+    uint64_t *w = pixel__arena_alloc(a, 4 * nw * sizeof(uint64_t));
+    if (!w) {
+        return PIXEL_ENOMEM;
+    }
+    memset(w, 0, 4 * nw * sizeof(uint64_t));
+    *m = (qmasks){w, w + nw, w + 2 * nw, w + 3 * nw};
+    for (size_t o = 0; o < n; o += 16) {
+        unsigned char pad[16];
+        const unsigned char *b = s + o;
+        if (n - o < 16) {
+            memset(pad, 0, sizeof(pad));
+            memcpy(pad, b, n - o);
+            b = pad;
+        }
+        pixel_qclass k = pixel__query_class16(b, plus);
+        size_t i = o / 64;
+        unsigned sh = (unsigned)(o % 64);
+        m->amp[i] |= (uint64_t)k.amp << sh;
+        m->eq[i] |= (uint64_t)k.eq << sh;
+        m->special[i] |= (uint64_t)k.special << sh;
+        m->high[i] |= (uint64_t)k.high << sh;
+    }
+    return 0;
 }
 
-/* Nonzero when w may hold '&', '=', '%', the plus byte, or a byte >= 0x80. */
-static inline uint64_t word_has_any(uint64_t w, unsigned char plus)
+/* The first set bit in [from, to), or to. */
+static inline size_t next_bit(const uint64_t *m, size_t from, size_t to)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t a = w ^ (ones * '&'), e = w ^ (ones * '='), pc = w ^ (ones * '%'),
-             pl = w ^ (ones * plus);
-    a = (a - ones) & ~a;
-    e = (e - ones) & ~e;
-    pc = (pc - ones) & ~pc;
-    pl = (pl - ones) & ~pl;
-    return (a | e | pc | pl | w) & high;
+    size_t i = from / 64;
+    uint64_t w = m[i] & (~(uint64_t)0 << (from % 64));
+    for (;;) {
+        if (w) {
+            size_t at = i * 64 + (size_t)__builtin_ctzll(w);
+            return at < to ? at : to;
+        }
+        if (++i * 64 >= to) {
+            return to;
+        }
+        w = m[i];
+    }
+}
+
+static inline int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
+                              bool special, bool high, pixel_span name_for_msg, const char *what,
+                              pixel_span *out)
+{
+    if (PIXEL_LIKELY(!special && !high)) {
+        *out = (pixel_span){s, n}; /* plain ASCII: a view into the line */
+        return 0;
+    }
+    return decode_slow(ctx, p, s, n, special, high, name_for_msg, what, out);
+}
+
+static inline bool any_bit(const uint64_t *m, size_t from, size_t to)
+{
+    return from < to && next_bit(m, from, to) < to;
 }
 
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
@@ -268,61 +339,30 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
         r->slots[i] = (pixel_slot){-1, 0};
     }
     r->nparams = 0;
-    const char *s = query.p, *end = query.p + query.n;
     const unsigned char plus = p->plus_as_space ? '+' : '%';
-    while (s < end) {
-        /* One pass over the pair: where '=' is, whether name or value need
-         * decoding, whether any byte is non-ASCII. */
-        const char *q = s, *eq = NULL;
-        unsigned hi = 0;
-        bool name_special = false, value_special = false;
-        for (;;) {
-            /* Jump to the next byte that matters, eight bytes at a time: the
-             * lowest flagged byte of a word is exact. */
-            while (end - q >= 8) {
-                uint64_t w;
-                memcpy(&w, q, 8);
-                uint64_t m = word_has_any(w, plus);
-                if (m) {
-                    q += __builtin_ctzll(m) >> 3;
-                    break;
-                }
-                q += 8;
-            }
-            while (q < end && !byte_matters((unsigned char)*q, plus)) {
-                q++;
-            }
-            if (q >= end) {
-                break;
-            }
-            unsigned char c = (unsigned char)*q;
-            if (c == '&') {
-                break;
-            }
-            hi |= c;
-            if (c == '=' && !eq) {
-                eq = q;
-            } else if (c == '%' || c == plus) {
-                if (eq) {
-                    value_special = true;
-                } else {
-                    name_special = true;
-                }
-            }
-            q++;
-        }
-        const char *pe = q;
-        if (pe == s) {
-            s = pe + 1;
+    const size_t n = query.n;
+    qmasks m;
+    if (classify(&ctx->arena, (const unsigned char *)query.p, n, plus, &m) < 0) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t at = 0; at < n;) {
+        size_t end = next_bit(m.amp, at, n);
+        if (end == at) {
+            at++;
             continue; /* "&&" */
         }
+        size_t eqi = next_bit(m.eq, at, end);
         if (r->nparams >= p->max_params) {
             return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
                                      "more than %zu query parameters", p->max_params);
         }
+        const char *s = query.p + at, *pe = query.p + end;
+        const char *eq = eqi < end ? query.p + eqi : NULL;
+        bool name_special = any_bit(m.special, at, eqi);
+        bool value_special = eq && any_bit(m.special, eqi + 1, end);
+        bool high = any_bit(m.high, at, end);
         const char *ne = eq ? eq : pe;
         pixel_param *pa = &r->params[r->nparams];
-        bool high = (hi & 0x80) != 0;
         int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high, (pixel_span){NULL, 0},
                              "parameter name", &pa->name);
         if (rc != 0) {
@@ -373,7 +413,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
             }
         }
         r->nparams++;
-        s = pe + 1;
+        at = end + 1;
     }
     return 0;
 }

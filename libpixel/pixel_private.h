@@ -44,13 +44,24 @@ typedef struct pixel_arena_chunk pixel_arena_chunk;
 typedef struct pixel_arena {
     pixel_arena_chunk *head; /* current chunk (most recently used) */
     pixel_arena_chunk *free; /* chunks kept for reuse after a reset */
-    size_t used_total;       /* bytes handed out since the last reset */
+    char *cur, *lim;         /* the free part of head */
 } pixel_arena;
 
 void pixel__arena_init(pixel_arena *a);
 void pixel__arena_reset(pixel_arena *a);                             /* keeps chunks: no free() */
 void pixel__arena_release(pixel_arena *a);                           /* frees everything */
-void *pixel__arena_alloc(pixel_arena *a, size_t size);               /* 8-aligned; NULL on ENOMEM */
+void *pixel__arena_alloc_slow(pixel_arena *a, size_t size);          /* a new chunk */
+/* 8-aligned; NULL on ENOMEM.  Inline: the usual request is a bump of cur. */
+static inline void *pixel__arena_alloc(pixel_arena *a, size_t size)
+{
+    size = (size + 7) & ~(size_t)7;
+    if (PIXEL_LIKELY((size_t)(a->lim - a->cur) >= size)) {
+        void *p = a->cur;
+        a->cur += size;
+        return p;
+    }
+    return pixel__arena_alloc_slow(a, size);
+}
 char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 char *pixel__arena_printf(pixel_arena *a, const char *fmt, ...) PIXEL_PRINTF(2, 3);
 

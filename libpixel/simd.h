@@ -1,0 +1,79 @@
+/*
+ * Sixteen bytes at a time: the byte classes the scanners look for, as a bit
+ * mask (bit i for byte i).  SSE2 is part of every x86-64, so that is the
+ * vector path; elsewhere the same masks are built a byte at a time, which is
+ * slower but gives identical results.
+ */
+#ifndef PIXEL_SIMD_H
+#define PIXEL_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define PIXEL_SIMD_SSE2 1
+#endif
+
+/* Bytes a JSON string must escape: < 0x20, '"', '\\', and DEL (for log safety). */
+static inline unsigned pixel__json_special16(const unsigned char *p)
+{
+#ifdef PIXEL_SIMD_SSE2
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+    __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    __m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ctl, q), _mm_or_si128(bs, del)));
+#else
+    unsigned m = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned char c = p[i];
+        m |= (unsigned)(c < 0x20 || c == '"' || c == '\\' || c == 0x7F) << i;
+    }
+    return m;
+#endif
+}
+
+/* The byte classes of a query string, for one block of sixteen bytes. */
+typedef struct pixel_qclass {
+    unsigned amp;     /* '&' */
+    unsigned eq;      /* '=' */
+    unsigned special; /* '%', and '+' when it means a space */
+    unsigned high;    /* >= 0x80 */
+} pixel_qclass;
+
+static inline pixel_qclass pixel__query_class16(const unsigned char *p, unsigned char plus)
+{
+    pixel_qclass k;
+#ifdef PIXEL_SIMD_SSE2
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    k.amp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('&')));
+    k.eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+    k.special = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+        _mm_cmpeq_epi8(v, _mm_set1_epi8('%')), _mm_cmpeq_epi8(v, _mm_set1_epi8((char)plus))));
+    k.high = (unsigned)_mm_movemask_epi8(v);
+#else
+    k.amp = k.eq = k.special = k.high = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned char c = p[i];
+        k.amp |= (unsigned)(c == '&') << i;
+        k.eq |= (unsigned)(c == '=') << i;
+        k.special |= (unsigned)(c == '%' || c == plus) << i;
+        k.high |= (unsigned)(c >= 0x80) << i;
+    }
+#endif
+    return k;
+}
+
+/* Copies sixteen bytes (the caller has room for all of them). */
+static inline void pixel__copy16(void *dst, const void *src)
+{
+#ifdef PIXEL_SIMD_SSE2
+    _mm_storeu_si128((__m128i *)dst, _mm_loadu_si128((const __m128i *)src));
+#else
+    memcpy(dst, src, 16);
+#endif
+}
+
+#endif
