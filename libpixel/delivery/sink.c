@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "delivery_private.h"
@@ -842,17 +843,23 @@ PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void 
 
 static int qfile_write(pixel_sink *s, const char *json, size_t len)
 {
-    char nl = '\n';
-    off_t at = lseek(s->q_fd, 0, SEEK_END);
-    ssize_t w = write(s->q_fd, json, len);
+    /* One system call per record: the line and its newline together. */
+    struct iovec iov[2] = {{(void *)json, len}, {"\n", 1}};
+    ssize_t w = writev(s->q_fd, iov, 2);
+    off_t end;
 
-    if (w == (ssize_t)len && write(s->q_fd, &nl, 1) == 1) {
+    if (w == (ssize_t)len + 1) {
         return 0;
     }
-    /* Roll back a partial line so the file stays valid JSON Lines. */
-    if (at >= 0 && ftruncate(s->q_fd, at) < 0) {
+    /* Roll back a partial line so the file stays valid JSON Lines (the
+     * sink is the file's only writer, so its end is where the line began
+     * plus what was written). */
+    if (w > 0 && ((end = lseek(s->q_fd, 0, SEEK_END)) < 0 || ftruncate(s->q_fd, end - w) < 0)) {
         logf_(s, PIXEL_LOG_ERR, "quarantine file %s: cannot roll back a partial line",
               s->cfg->q_file);
+    }
+    if (w >= 0) {
+        errno = ENOSPC; /* a short write: the file cannot grow */
     }
     return -1;
 }
@@ -909,7 +916,8 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
             return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
         }
     }
-    if (s->rk != NULL) {
+    if (s->rk != NULL && (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA)) {
+        s->since_poll = 0;
         rd_kafka_poll(s->rk, 0);
         housekeeping(s);
     }
