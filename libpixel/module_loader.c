@@ -164,7 +164,14 @@ static lib *lib_open(const char *path, const char *name, char *why, size_t whyle
     }
     if (!h) {
         const char *e = dlerror();
-        snprintf(why, whylen, "dlopen failed: %s", e ? e : "unknown error");
+        char hint[96] = "";
+        if (e && strstr(e, "undefined symbol: pixel_")) {
+            /* A module built for a later ABI minor calls a helper this libpixel lacks. */
+            snprintf(hint, sizeof(hint),
+                     " (the module needs a newer libpixel: this one loads module ABI %d.%d)",
+                     PIXEL_MODULE_ABI_MAJOR, PIXEL_MODULE_ABI_MINOR);
+        }
+        snprintf(why, whylen, "dlopen failed: %s%s", e ? e : "unknown error", hint);
         pthread_mutex_unlock(&libs_lock);
         return NULL;
     }
@@ -524,6 +531,43 @@ int pixel_module_config_isset(const pixel_module_config *cfg, const char *name)
 char *pixel_module_config_resolve(const pixel_module_config *cfg, const char *path)
 {
     return cfg && path ? resolve(cfg->base_dir, path) : NULL;
+}
+
+void pixel_module_strings_free(char **list)
+{
+    for (size_t i = 0; list && list[i]; i++) {
+        pixel__free(list[i]);
+    }
+    pixel__free(list);
+}
+
+char **pixel_module_config_strings(const pixel_module_config *cfg, const char *name,
+                                   const char *const *dflt, size_t *n)
+{
+    const optval *o = find_opt(cfg, name);
+    int given = o && o->given;
+    size_t k = 0;
+    if (given || !dflt) {
+        k = o && o->has && o->opt->type == PIXEL_OPT_LIST ? o->nlist : 0;
+    } else {
+        while (dflt[k]) {
+            k++;
+        }
+    }
+    if (n) {
+        *n = 0;
+    }
+    char **out = pixel__calloc(k + 1, sizeof(char *));
+    for (size_t i = 0; out && i < k; i++) {
+        if (!(out[i] = pixel__strdup(given || !dflt ? o->list[i] : dflt[i]))) {
+            pixel_module_strings_free(out);
+            return NULL;
+        }
+    }
+    if (out && n) {
+        *n = k;
+    }
+    return out;
 }
 
 int pixel_module_config_error(const pixel_module_config *cfg, pixel_error *err, const char *option,

@@ -31,7 +31,13 @@
  *   - change, remove or reorder anything, or change the meaning of a field
  *     or return value:  major + 1 (every module must be rebuilt).
  *
+ * A module that calls a helper added in a later minor needs a libpixel of
+ * at least that minor: on an older one, dlopen() fails on the missing
+ * symbol and the loader says so.
+ *
  * Changes (newest first):
+ *   1.1  2026-11  pixel_module_config_strings() and pixel_module_strings_free():
+ *                 a LIST option (or a built-in default list) copied for keeps.
  *   1.0  2025-11  first version.
  *
  * ---- threads -------------------------------------------------------------
@@ -62,7 +68,7 @@ extern "C" {
 #endif
 
 #define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
-#define PIXEL_MODULE_ABI_MINOR 0 /* bump: fields appended */
+#define PIXEL_MODULE_ABI_MINOR 1 /* bump: fields or helpers appended */
 
 /* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
 #define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
@@ -120,6 +126,20 @@ PIXEL_API const pixel_value *pixel_module_config_value(const pixel_module_config
 PIXEL_API int pixel_module_config_isset(const pixel_module_config *cfg, const char *name);
 /* Resolve a path found inside an ANY option like a PATH option; malloc'd, free with pixel_free. */
 PIXEL_API char *pixel_module_config_resolve(const pixel_module_config *cfg, const char *path);
+
+/*
+ * (ABI 1.1) A LIST option copied for keeps: a NULL-terminated array of
+ * NUL-terminated strings, all malloc'd (the module may change them in
+ * place, e.g. fold their case).  When the pipeline gave the option, its
+ * items; otherwise the items of `dflt` (a NULL-terminated array), or when
+ * dflt is NULL the option's own default.  No items (or an option that is
+ * not a LIST) give an empty array.  *n (may be NULL) receives the number of
+ * items.  NULL only when out of memory.  Free with pixel_module_strings_free().
+ */
+PIXEL_API char **pixel_module_config_strings(const pixel_module_config *cfg, const char *name,
+                                             const char *const *dflt, size_t *n);
+/* (ABI 1.1) Free an array from pixel_module_config_strings() (NULL-safe). */
+PIXEL_API void pixel_module_strings_free(char **list);
 
 /*
  * Refuse the config: fills err (PIXEL_ECONFIG) with the pipeline file, the

@@ -92,14 +92,6 @@ static const pixel_module_option options[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 static void destroy(void *instance)
 {
     botfilter_ctx *b = instance;
@@ -107,8 +99,8 @@ static void destroy(void *instance)
         return;
     }
     free(b->flag_field);
-    free_list(b->families, b->nfamilies);
-    free_list(b->family_fields, b->nfamily_fields);
+    pixel_module_strings_free(b->families);
+    pixel_module_strings_free(b->family_fields);
     for (size_t i = 0; i < b->npatterns; i++) {
         pcre2_code_free(b->patterns[i]);
     }
@@ -122,33 +114,6 @@ static void destroy(void *instance)
     free(b->ip_from);
     free(b->vcache);
     free(b);
-}
-
-/* The option's list, or the built-in default; strdup'd. */
-static int copy_list(const pixel_module_config *cfg, const char *name, const char *const *dflt,
-                     char ***out, size_t *n)
-{
-    int given = pixel_module_config_isset(cfg, name);
-    size_t k = 0;
-    if (given) {
-        k = pixel_module_config_list_size(cfg, name);
-    } else {
-        while (dflt && dflt[k]) {
-            k++;
-        }
-    }
-    *out = calloc(k ? k : 1, sizeof(char *));
-    if (!*out) {
-        return PIXEL_ENOMEM;
-    }
-    for (size_t i = 0; i < k; i++) {
-        const char *s = given ? pixel_module_config_list_item(cfg, name, i) : dflt[i];
-        if (!((*out)[i] = strdup(s))) {
-            return PIXEL_ENOMEM;
-        }
-        *n = i + 1;
-    }
-    return 0;
 }
 
 static int parse_cidr(const char *s, cidr *c)
@@ -193,9 +158,9 @@ static int in_range(const cidr *c, int family, const unsigned char *a)
 
 static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pixel_error *err)
 {
-    char **src = NULL;
     size_t n = 0;
-    int rc = copy_list(cfg, "patterns", default_patterns, &src, &n);
+    char **src = pixel_module_config_strings(cfg, "patterns", default_patterns, &n);
+    int rc = src ? 0 : PIXEL_ENOMEM;
     b->patterns = rc == 0 ? calloc(n ? n : 1, sizeof(pcre2_code *)) : NULL;
     for (size_t i = 0; rc == 0 && b->patterns && i < n; i++) {
         int ec;
@@ -212,7 +177,7 @@ static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pi
         b->npatterns++;
         pcre2_jit_compile(b->patterns[i], PCRE2_JIT_COMPLETE);
     }
-    free_list(src, n);
+    pixel_module_strings_free(src);
     if (rc == 0 && !b->patterns) {
         rc = PIXEL_ENOMEM;
     }
@@ -246,11 +211,14 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!b->flag_field || !b->ua_from || !b->ip_from) {
         return PIXEL_ENOMEM;
     }
-    int rc;
-    if ((rc = copy_list(cfg, "families", default_families, &b->families, &b->nfamilies)) < 0 ||
-        (rc = copy_list(cfg, "family_fields", default_fields, &b->family_fields,
-                        &b->nfamily_fields)) < 0 ||
-        (rc = compile_patterns(b, cfg, err)) < 0) {
+    b->families = pixel_module_config_strings(cfg, "families", default_families, &b->nfamilies);
+    b->family_fields =
+        pixel_module_config_strings(cfg, "family_fields", default_fields, &b->nfamily_fields);
+    if (!b->families || !b->family_fields) {
+        return PIXEL_ENOMEM;
+    }
+    int rc = compile_patterns(b, cfg, err);
+    if (rc < 0) {
         return rc;
     }
     size_t nr = pixel_module_config_list_size(cfg, "ip_ranges");

@@ -41,40 +41,16 @@ static const pixel_module_option options[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 static void destroy(void *instance)
 {
     privacy_ctx *p = instance;
     if (!p) {
         return;
     }
-    free_list(p->hash, p->nhash);
-    free_list(p->remove, p->nremove);
+    pixel_module_strings_free(p->hash);
+    pixel_module_strings_free(p->remove);
     memset(p->key, 0, sizeof(p->key));
     free(p);
-}
-
-static int copy_list(const pixel_module_config *cfg, const char *name, char ***out, size_t *n)
-{
-    size_t k = pixel_module_config_list_size(cfg, name);
-    *out = calloc(k ? k : 1, sizeof(char *));
-    if (!*out) {
-        return PIXEL_ENOMEM;
-    }
-    for (size_t i = 0; i < k; i++) {
-        if (!((*out)[i] = strdup(pixel_module_config_list_item(cfg, name, i)))) {
-            return PIXEL_ENOMEM;
-        }
-        *n = i + 1;
-    }
-    return 0;
 }
 
 static int read_key(privacy_ctx *p, const pixel_module_config *cfg, pixel_error *err)
@@ -118,10 +94,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     p->truncate = (size_t)bytes;
     int rc = read_key(p, cfg, err);
     if (rc == 0) {
-        rc = copy_list(cfg, "hash", &p->hash, &p->nhash);
-    }
-    if (rc == 0) {
-        rc = copy_list(cfg, "remove", &p->remove, &p->nremove);
+        p->hash = pixel_module_config_strings(cfg, "hash", NULL, &p->nhash);
+        p->remove = pixel_module_config_strings(cfg, "remove", NULL, &p->nremove);
+        rc = p->hash && p->remove ? 0 : PIXEL_ENOMEM;
     }
     if (rc == 0 && p->nhash + p->nremove == 0) {
         rc = pixel_module_config_error(cfg, err, NULL, "give at least one field in hash or remove");

@@ -235,6 +235,7 @@ static int load_table(referer_ctx *r, const pixel_module_config *cfg, pixel_erro
 
 /* ---- lifecycle ---- */
 
+/* A list of the table's own (from strings()). */
 static void free_list(char **v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++) {
@@ -259,39 +260,12 @@ static void destroy(void *instance)
         free(r->domains[i].host);
     }
     free(r->domains);
-    free_list(r->internal, r->ninternal);
-    free_list(r->paid, r->npaid);
+    pixel_module_strings_free(r->internal);
+    pixel_module_strings_free(r->paid);
     free(r->from);
     free(r->into);
     free(r->page);
     free(r);
-}
-
-static int copy_list(const pixel_module_config *cfg, const char *name, const char *const *dflt,
-                     char ***out, size_t *n)
-{
-    int given = pixel_module_config_isset(cfg, name);
-    size_t k = 0;
-    if (given) {
-        k = pixel_module_config_list_size(cfg, name);
-    } else {
-        while (dflt && dflt[k]) {
-            k++;
-        }
-    }
-    *out = calloc(k ? k : 1, sizeof(char *));
-    if (!*out) {
-        return PIXEL_ENOMEM;
-    }
-    for (size_t i = 0; i < k; i++) {
-        const char *s = given ? pixel_module_config_list_item(cfg, name, i) : dflt[i];
-        if (!((*out)[i] = strdup(s))) {
-            return PIXEL_ENOMEM;
-        }
-        lower((*out)[i]);
-        *n = i + 1;
-    }
-    return 0;
 }
 
 static int create(void **instance, const pixel_module_config *cfg, pixel_error *err)
@@ -309,11 +283,18 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!r->from || !r->into || !r->page) {
         return PIXEL_ENOMEM;
     }
-    int rc = copy_list(cfg, "internal_hosts", NULL, &r->internal, &r->ninternal);
-    if (rc == 0) {
-        rc = copy_list(cfg, "paid_parameters", paid, &r->paid, &r->npaid);
+    r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
+    r->paid = pixel_module_config_strings(cfg, "paid_parameters", paid, &r->npaid);
+    if (!r->internal || !r->paid) {
+        return PIXEL_ENOMEM;
     }
-    return rc < 0 ? rc : load_table(r, cfg, err);
+    for (size_t i = 0; i < r->ninternal; i++) {
+        lower(r->internal[i]);
+    }
+    for (size_t i = 0; i < r->npaid; i++) {
+        lower(r->paid[i]);
+    }
+    return load_table(r, cfg, err);
 }
 
 /* ---- classifying ---- */

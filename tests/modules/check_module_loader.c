@@ -201,6 +201,58 @@ START_TEST(module_refusing_its_config_names_module_and_option)
 }
 END_TEST
 
+START_TEST(module_of_a_newer_abi_minor_needing_a_missing_helper_is_refused)
+{
+    pixel_error err;
+    const char *msg = load_fail(PIPE_HEAD "enrich:\n  - module: {name: futuremod}\n", &err);
+    ASSERT_HAS(msg, "module 'futuremod' (");
+    ASSERT_HAS(msg, "undefined symbol: pixel_module_helper_from_the_future");
+    ASSERT_HAS(msg, "the module needs a newer libpixel: this one loads module ABI 1.");
+}
+END_TEST
+
+/* ---- ABI 1.1 ---- */
+
+START_TEST(module_built_for_abi_1_0_still_loads_and_runs)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: oldminor}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(int_at(ctx, "testmod.calls"), 1);
+    ck_assert_ptr_null(pixel_value_at(pixel_ctx_event(ctx), "testmod.tags"));
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* The `tags` testmod copied with pixel_module_config_strings(), as JSON. */
+static const char *tags_of(const char *config)
+{
+    static char out[256];
+    char yaml[600];
+    snprintf(yaml, sizeof(yaml), PIPE_HEAD "enrich:\n  - module: {name: testmod%s}\n", config);
+    pixel_pipeline *p = load_ok(yaml);
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    size_t n;
+    const char *json =
+        pixel_value_dump(ctx, pixel_value_at(pixel_ctx_event(ctx), "testmod.tags"), &n);
+    ck_assert_ptr_nonnull(json);
+    snprintf(out, sizeof(out), "%s", json);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+    return out;
+}
+
+START_TEST(config_strings_copies_a_list_or_its_default)
+{
+    ck_assert_str_eq(tags_of(""), "[\"alpha\",\"beta\"]");
+    ck_assert_str_eq(tags_of(", config: {tags: [x, \"y z\", '']}"), "[\"x\",\"y z\",\"\"]");
+    ck_assert_str_eq(tags_of(", config: {tags: one}"), "[\"one\"]");
+    ck_assert_str_eq(tags_of(", config: {tags: []}"), "[]");
+}
+END_TEST
+
 /* ---- results ---- */
 
 START_TEST(module_changes_the_event)
@@ -452,6 +504,11 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, a_file_that_is_not_a_shared_object_is_refused);
     tcase_add_test(tc, bad_config_is_refused_at_the_option);
     tcase_add_test(tc, module_refusing_its_config_names_module_and_option);
+    tcase_add_test(tc, module_of_a_newer_abi_minor_needing_a_missing_helper_is_refused);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("abi_1_1");
+    tcase_add_test(tc, module_built_for_abi_1_0_still_loads_and_runs);
+    tcase_add_test(tc, config_strings_copies_a_list_or_its_default);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);

@@ -3,8 +3,11 @@
  * meson.build): a good one with every option type, and broken ones (another
  * ABI major, a too-small description, a wrong name, no entry symbol).
  *
- * process() writes {instance, calls, version} at `into`, then does what
- * `action` says: continue, drop, fail, or error (an infrastructure failure).
+ * process() writes {instance, calls, version, live, tags} at `into` (live:
+ * the instances of this variant not destroyed yet; tags: the `tags` option
+ * copied with pixel_module_config_strings(), absent in the ABI 1.0 build),
+ * then does what `action` says: continue, drop, fail, or error (an
+ * infrastructure failure).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,15 +31,28 @@
 #ifndef TESTMOD_THREADING
 #define TESTMOD_THREADING PIXEL_MODULE_PER_THREAD
 #endif
+/* TESTMOD_ABI_MINOR=0 builds a module as ABI 1.0 headers would have: it
+ * knows no helper newer than 1.0. */
+#ifndef TESTMOD_ABI_MINOR
+#define TESTMOD_ABI_MINOR PIXEL_MODULE_ABI_MINOR
+#endif
+
+#ifdef TESTMOD_FROM_THE_FUTURE
+/* A helper of a later ABI minor that this libpixel does not export. */
+PIXEL_API int pixel_module_helper_from_the_future(void);
+#endif
 
 typedef struct testmod_ctx {
     int serial;
     long calls;
     int action; /* 0 continue, 1 drop, 2 fail, 3 error */
     char into[64];
+    char **tags; /* ABI 1.1: the `tags` option, default {alpha, beta} */
+    size_t ntags;
 } testmod_ctx;
 
 static atomic_int serials;
+static atomic_int live; /* instances created and not destroyed */
 
 static const pixel_module_option options[] = {
     {"action", PIXEL_OPT_STRING, "continue", "continue, drop, fail or error", 0},
@@ -72,10 +88,20 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!t) {
         return PIXEL_ENOMEM;
     }
+    *instance = t;
+    atomic_fetch_add(&live, 1);
+#if TESTMOD_ABI_MINOR >= 1
+    static const char *const default_tags[] = {"alpha", "beta", NULL};
+    if (!(t->tags = pixel_module_config_strings(cfg, "tags", default_tags, &t->ntags))) {
+        return PIXEL_ENOMEM;
+    }
+#endif
+#ifdef TESTMOD_FROM_THE_FUTURE
+    pixel_module_helper_from_the_future();
+#endif
     t->serial = atomic_fetch_add(&serials, 1) + 1;
     t->action = act;
     strncpy(t->into, pixel_module_config_string(cfg, "into"), sizeof(t->into) - 1);
-    *instance = t;
     return 0;
 }
 
@@ -88,8 +114,21 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     if (!o || pixel_object_set(ev->ctx, o, "instance", pixel_value_new_int(ev->ctx, t->serial)) ||
         pixel_object_set(ev->ctx, o, "calls", pixel_value_new_int(ev->ctx, t->calls)) ||
         pixel_object_set(ev->ctx, o, "version", pixel_value_new_int(ev->ctx, TESTMOD_VERSION)) ||
+        pixel_object_set(ev->ctx, o, "live", pixel_value_new_int(ev->ctx, atomic_load(&live))) ||
         pixel_value_set_at(ev->ctx, ev->event, t->into, o)) {
         return PIXEL_ENOMEM;
+    }
+    if (t->tags) {
+        pixel_value *tags = pixel_value_new_array(ev->ctx);
+        if (!tags || pixel_object_set(ev->ctx, o, "tags", tags)) {
+            return PIXEL_ENOMEM;
+        }
+        for (size_t i = 0; i < t->ntags; i++) {
+            if (pixel_array_append(tags, pixel_value_new_string(ev->ctx, t->tags[i],
+                                                                strlen(t->tags[i])))) {
+                return PIXEL_ENOMEM;
+            }
+        }
     }
     switch (t->action) {
         case 1:
@@ -108,7 +147,15 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 
 static void destroy(void *instance)
 {
-    free(instance);
+    testmod_ctx *t = instance;
+    if (!t) {
+        return;
+    }
+#if TESTMOD_ABI_MINOR >= 1
+    pixel_module_strings_free(t->tags);
+#endif
+    free(t);
+    atomic_fetch_sub(&live, 1);
 }
 
 static int stats(void *instance, char *buf, size_t size)
@@ -119,7 +166,7 @@ static int stats(void *instance, char *buf, size_t size)
 
 static const pixel_module testmod = {
     .abi_major = TESTMOD_ABI_MAJOR,
-    .abi_minor = PIXEL_MODULE_ABI_MINOR,
+    .abi_minor = TESTMOD_ABI_MINOR,
     .struct_size = (uint32_t)(TESTMOD_STRUCT_SIZE),
     .threading = TESTMOD_THREADING,
     .name = TESTMOD_NAME,
