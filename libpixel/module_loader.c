@@ -33,11 +33,19 @@
  * a registry in the enricher (a mutex-protected list of (context key,
  * instance)).  A context's key is a process-unique number given the first
  * time a module needs it (pixel_ctx.module_key), so a new context never
- * inherits the instance of a freed one at the same address.  A small
- * thread-local cache in front of the registry, keyed by (enricher id,
- * context key), makes the common path lock-free.  Enricher ids are never
+ * finds the instance of a freed one by accident, even at the same address.
+ * A small thread-local cache in front of the registry, keyed by (enricher
+ * id, context key), makes the common path lock-free.  Enricher ids are never
  * reused either, so the cache of a freed pipeline never matches again.
- * Instances live until the pipeline is freed.
+ *
+ * pixel_ctx_free() calls pixel__module_ctx_release(): every per-thread
+ * enricher of every live pipeline (a process-wide list) gives up the
+ * context's slot.  The instance becomes the enricher's spare (key 0, which
+ * the next new context claims under the enricher's lock) when it has none
+ * yet, and is destroyed otherwise; so a host that creates and frees
+ * contexts keeps at most one idle instance per enricher.  Stale cache
+ * entries of the freed key can never match again.  Lock order: reg_lock,
+ * then an enricher's lock.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -621,6 +629,8 @@ typedef struct inst_slot {
 } inst_slot;
 
 typedef struct modstate {
+    struct modstate *reg_prev, *reg_next; /* in `registered` (PER_THREAD, under reg_lock) */
+    int in_registry;
     char *name, *file; /* module name, the file opened */
     lib *lib;
     pixel_module m;    /* the description, zero-extended to this host's size */
@@ -632,6 +642,75 @@ typedef struct modstate {
 } modstate;
 
 static uint64_t next_id = 1; /* under libs_lock */
+
+/* The per-thread enrichers of every live pipeline, for pixel__module_ctx_release(). */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static modstate *registered;
+
+static void registry_add(modstate *ms)
+{
+    pthread_mutex_lock(&reg_lock);
+    ms->reg_prev = NULL;
+    ms->reg_next = registered;
+    if (registered) {
+        registered->reg_prev = ms;
+    }
+    registered = ms;
+    ms->in_registry = 1;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void registry_remove(modstate *ms)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (ms->in_registry) {
+        if (ms->reg_prev) {
+            ms->reg_prev->reg_next = ms->reg_next;
+        } else {
+            registered = ms->reg_next;
+        }
+        if (ms->reg_next) {
+            ms->reg_next->reg_prev = ms->reg_prev;
+        }
+        ms->in_registry = 0;
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/* pixel_ctx_free() calls this before the context goes (pipeline.c). */
+void pixel__module_ctx_release(pixel_ctx *ctx);
+
+void pixel__module_ctx_release(pixel_ctx *ctx)
+{
+    if (!ctx || !ctx->module_key) {
+        return; /* never ran a per-thread module: nothing to give back */
+    }
+    uint64_t key = ctx->module_key;
+    pthread_mutex_lock(&reg_lock);
+    for (modstate *ms = registered; ms; ms = ms->reg_next) {
+        void *gone = NULL;
+        pthread_mutex_lock(&ms->lock);
+        size_t i = 0, spare = 0;
+        while (i < ms->nslots && ms->slots[i].key != key) {
+            i++;
+        }
+        while (spare < ms->nslots && ms->slots[spare].key != 0) {
+            spare++;
+        }
+        if (i < ms->nslots && spare == ms->nslots) {
+            ms->slots[i].key = 0; /* the spare: the next new context takes it */
+        } else if (i < ms->nslots) {
+            gone = ms->slots[i].inst;
+            memmove(&ms->slots[i], &ms->slots[i + 1], (ms->nslots - i - 1) * sizeof(inst_slot));
+            ms->nslots--;
+        }
+        pthread_mutex_unlock(&ms->lock);
+        if (gone && ms->m.destroy) {
+            ms->m.destroy(gone); /* its context is gone: nobody else can call it */
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
 static _Atomic uint64_t next_ctx_key = 1;
 
 #define TCACHE_SIZE 16
@@ -773,6 +852,7 @@ static void free_module(pixel_enricher *e)
     if (!ms) {
         return;
     }
+    registry_remove(ms); /* no context release can reach it after this */
     for (size_t i = 0; i < ms->nslots; i++) {
         if (ms->m.destroy) {
             ms->m.destroy(ms->slots[i].inst);
@@ -1057,7 +1137,11 @@ int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *op
     pthread_mutex_lock(&libs_lock);
     ms->id = next_id++;
     pthread_mutex_unlock(&libs_lock);
-    return open_module(c, at, pixel__cfg_get(c, opts, "config"), ms);
+    int rc = open_module(c, at, pixel__cfg_get(c, opts, "config"), ms);
+    if (rc == 0 && ms->m.threading == PIXEL_MODULE_PER_THREAD) {
+        registry_add(ms);
+    }
+    return rc;
 }
 
 /* ---- stats -------------------------------------------------------------------------------- */

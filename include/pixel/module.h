@@ -48,7 +48,10 @@
  *     libpixel creates one instance per pixel_ctx that uses it (the first at
  *     pipeline load, to check the config; the others lazily, from the thread
  *     that calls the context), and never calls one instance from two threads
- *     at once.  Instances live until the pipeline is freed.
+ *     at once.  pixel_ctx_free() gives the context's instances back: each
+ *     becomes its pipeline's spare, which the next new context takes (state
+ *     and counters included), or is destroyed when there is a spare already.
+ *     The rest go with the pipeline.
  *   PIXEL_MODULE_SHARED: one instance, created at pipeline load, whose
  *     process() may be called from several threads at the same time.
  *

@@ -368,6 +368,7 @@ END_TEST
 
 typedef struct worker {
     const pixel_pipeline *p;
+    pthread_barrier_t *all_done; /* contexts are freed only when all threads are done */
     long instance, calls;
     int ok;
 } worker;
@@ -391,6 +392,8 @@ static void *work(void *arg)
         w->instance = inst;
         w->calls = (long)pixel_value_int(pixel_value_at(pixel_ctx_event(ctx), "testmod.calls"));
     }
+    /* A freed context's instance may go to a later context: keep all alive. */
+    pthread_barrier_wait(w->all_done);
     pixel_ctx_free(ctx);
     return NULL;
 }
@@ -400,13 +403,16 @@ START_TEST(threads_never_share_a_per_thread_instance)
     pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod}\n");
     pthread_t t[NTHREADS];
     worker w[NTHREADS];
+    pthread_barrier_t all_done;
+    ck_assert_int_eq(pthread_barrier_init(&all_done, NULL, NTHREADS), 0);
     for (int i = 0; i < NTHREADS; i++) {
-        w[i] = (worker){.p = p};
+        w[i] = (worker){.p = p, .all_done = &all_done};
         ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
     }
     for (int i = 0; i < NTHREADS; i++) {
         pthread_join(t[i], NULL);
     }
+    pthread_barrier_destroy(&all_done);
     for (int i = 0; i < NTHREADS; i++) {
         ck_assert(w[i].ok);
         /* Each instance saw exactly its own thread's lines. */
