@@ -25,19 +25,6 @@ static inline uint32_t name_hash(const char *s, size_t n)
     return h ^ (h >> 15);
 }
 
-static inline bool same_name(const char *a, const char *b, size_t n)
-{
-    if (n > 16) {
-        return memcmp(a, b, n) == 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (a[i] != b[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len)
 {
     if (!p->slot_hash) {
@@ -49,7 +36,7 @@ int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len
         if (s < 0) {
             return -1;
         }
-        if (p->slot_name_len[s] == len && same_name(p->slot_names[s], name, len)) {
+        if (p->slot_name_len[s] == len && pixel__same_bytes(p->slot_names[s], name, len)) {
             return s;
         }
         i = (i + 1) & p->slot_hash_mask;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <yaml.h>
 
@@ -65,6 +66,20 @@ static inline void *pixel__arena_alloc(pixel_arena *a, size_t size)
 char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 char *pixel__arena_printf(pixel_arena *a, const char *fmt, ...) PIXEL_PRINTF(2, 3);
 
+/* n bytes equal?  Names and keys are short: a loop beats a call to memcmp. */
+static inline bool pixel__same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n > 16) {
+        return memcmp(a, b, n) == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- growable byte buffer (kept across lines) --------------------------- */
 
 typedef struct pixel_buf {
@@ -115,13 +130,56 @@ struct pixel_value {
     } u;
 };
 
-/* Arena-level constructors (the public ones wrap these with a ctx). */
-pixel_value *pixel__value_new(pixel_arena *a, pixel_type t);
-pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len); /* no copy */
-int pixel__object_add(pixel_value *obj, const char *key, size_t klen,
-                      pixel_value *val); /* append, no dup check */
+/* Arena-level constructors (the public ones wrap these with a ctx).  Inline:
+ * the map stage makes a few dozen values a line. */
+static inline pixel_value *pixel__value_new(pixel_arena *a, pixel_type t)
+{
+    pixel_value *v = pixel__arena_alloc(a, sizeof(*v));
+    if (v) {
+        memset(v, 0, sizeof(*v));
+        v->type = (uint8_t)t;
+    }
+    return v;
+}
+
+/* A string value that points at s (no copy). */
+static inline pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len)
+{
+    pixel_value *v = pixel__value_new(a, PIXEL_TYPE_STRING);
+    if (v) {
+        v->u.str.s = s;
+        v->u.str.len = len;
+    }
+    return v;
+}
+
+/* Appends a member (or an element, with no key); no duplicate check. */
+static inline int pixel__object_add(pixel_value *obj, const char *key, size_t klen,
+                                    pixel_value *val)
+{
+    val->flags &= (uint8_t)~PIXEL_VALUE_PLAIN_KEY;
+    val->key = key;
+    val->klen = (uint32_t)klen;
+    val->next = NULL;
+    if (obj->u.list.tail) {
+        obj->u.list.tail->next = val;
+    } else {
+        obj->u.list.head = val;
+    }
+    obj->u.list.tail = val;
+    obj->u.list.count++;
+    return 0;
+}
+
 /* The same, for a key known to need no JSON escaping (checked with pixel__plain_key). */
-int pixel__object_add_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val);
+static inline int pixel__object_add_plain(pixel_value *obj, const char *key, size_t klen,
+                                          pixel_value *val)
+{
+    pixel__object_add(obj, key, klen, val);
+    val->flags |= PIXEL_VALUE_PLAIN_KEY;
+    return 0;
+}
+
 bool pixel__plain_key(const char *key, size_t klen);
 pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t klen);
 pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err);

@@ -66,6 +66,20 @@ static inline pixel_qclass pixel__query_class16(const unsigned char *p, unsigned
     return k;
 }
 
+/* Bytes >= 0x80. */
+static inline unsigned pixel__high16(const unsigned char *p)
+{
+#ifdef PIXEL_SIMD_SSE2
+    return (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)p));
+#else
+    unsigned m = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        m |= (unsigned)(p[i] >> 7) << i;
+    }
+    return m;
+#endif
+}
+
 /* Copies sixteen bytes (the caller has room for all of them). */
 static inline void pixel__copy16(void *dst, const void *src)
 {

@@ -1,16 +1,36 @@
 /*
  * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF.  The ASCII fast path checks 8 bytes at a time, since almost all
- * pixel traffic is ASCII.
+ * U+10FFFF.  Almost all pixel traffic is ASCII, so an ASCII prefix is skipped
+ * sixteen bytes at a time first.
  */
 #include <string.h>
 
 #include "pixel_private.h"
+#include "simd.h"
+
+/* The length of the ASCII prefix of s. */
+static size_t ascii_prefix(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    for (; len - i >= 16; i += 16) {
+        unsigned m = pixel__high16(s + i);
+        if (m) {
+            return i + (size_t)__builtin_ctz(m);
+        }
+    }
+    if (i == len || (len >= 16 && !pixel__high16(s + len - 16))) {
+        return len;
+    }
+    while (i < len && s[i] < 0x80) {
+        i++;
+    }
+    return i;
+}
 
 size_t pixel__utf8_check(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
+    size_t i = ascii_prefix(s, len);
     while (i < len) {
         if (i + 8 <= len) {
             uint64_t w;

@@ -10,26 +10,6 @@
 
 #include "pixel_private.h"
 
-pixel_value *pixel__value_new(pixel_arena *a, pixel_type t)
-{
-    pixel_value *v = pixel__arena_alloc(a, sizeof(*v));
-    if (v) {
-        memset(v, 0, sizeof(*v));
-        v->type = (uint8_t)t;
-    }
-    return v;
-}
-
-pixel_value *pixel__value_string_view(pixel_arena *a, const char *s, size_t len)
-{
-    pixel_value *v = pixel__value_new(a, PIXEL_TYPE_STRING);
-    if (v) {
-        v->u.str.s = s;
-        v->u.str.len = len;
-    }
-    return v;
-}
-
 bool pixel__plain_key(const char *key, size_t klen)
 {
     for (size_t i = 0; i < klen; i++) {
@@ -41,36 +21,13 @@ bool pixel__plain_key(const char *key, size_t klen)
     return true;
 }
 
-int pixel__object_add_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
-{
-    pixel__object_add(obj, key, klen, val);
-    val->flags |= PIXEL_VALUE_PLAIN_KEY;
-    return 0;
-}
-
-int pixel__object_add(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
-{
-    val->flags &= (uint8_t)~PIXEL_VALUE_PLAIN_KEY;
-    val->key = key;
-    val->klen = (uint32_t)klen;
-    val->next = NULL;
-    if (obj->u.list.tail) {
-        obj->u.list.tail->next = val;
-    } else {
-        obj->u.list.head = val;
-    }
-    obj->u.list.tail = val;
-    obj->u.list.count++;
-    return 0;
-}
-
 pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t klen)
 {
     if (!obj || obj->type != PIXEL_TYPE_OBJECT) {
         return NULL;
     }
     for (pixel_value *m = obj->u.list.head; m; m = m->next) {
-        if (m->klen == klen && memcmp(m->key, key, klen) == 0) {
+        if (m->klen == klen && pixel__same_bytes(m->key, key, klen)) {
             return m;
         }
     }
@@ -285,7 +242,7 @@ static int object_removen(pixel_value *obj, const char *key, size_t klen)
     }
     pixel_value *prev = NULL;
     for (pixel_value *m = obj->u.list.head; m; prev = m, m = m->next) {
-        if (m->klen == klen && memcmp(m->key, key, klen) == 0) {
+        if (m->klen == klen && pixel__same_bytes(m->key, key, klen)) {
             if (prev) {
                 prev->next = m->next;
             } else {
