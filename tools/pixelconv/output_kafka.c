@@ -49,6 +49,19 @@ static void on_log(int level, const char *line, void *payload)
     }
 }
 
+/* The optional settings that "NAME=" (an empty value) turns off. */
+static int unsettable(const char *name)
+{
+    static const char *const names[] = {"kafka.key_field", "kafka.type_field", "kafka.schema_field",
+                                        "quarantine.topic", "quarantine.file"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
                          const char *const *overrides, const char *pipeline_version, char *errbuf,
                          size_t errlen)
@@ -74,7 +87,8 @@ int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
             break;
         }
         snprintf(name, sizeof(name), "%.*s", (int)(eq - overrides[i]), overrides[i]);
-        rc = pixel_delivery_config_set(k->cfg, name, eq + 1, &err);
+        rc = pixel_delivery_config_set(k->cfg, name,
+                                       eq[1] == '\0' && unsettable(name) ? NULL : eq + 1, &err);
     }
     if (rc == 0) {
         so.ack = on_ack;

@@ -17,8 +17,10 @@ typedef struct pixelconv_kafka pixelconv_kafka;
 /*
  * Open the sink from the `delivery:` section of config_path.  overrides is
  * a NULL-ended list of "name=value" settings (e.g. "kafka.brokers=host:9092")
- * or NULL.  pipeline_version goes into each event's header (may be NULL).
- * Returns 0, or a negative status with a one-line message in errbuf.
+ * or NULL; an empty value turns an optional setting off (kafka.key_field,
+ * kafka.type_field, kafka.schema_field, quarantine.topic, quarantine.file).
+ * pipeline_version goes into each event's header (may be NULL).  Returns 0,
+ * or a negative status with a one-line message in errbuf.
  */
 int pixelconv_kafka_open(pixelconv_kafka **out, const char *config_path,
                          const char *const *overrides, const char *pipeline_version, char *errbuf,
