@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Integration tests of the delivery component against the mock Kafka cluster.
 
-    integration.py CASE      CASE: corpus | brokers_down | sigkill | damaged | full
+    integration.py CASE      CASE: corpus | brokers_down | sigkill | damaged | full |
+                                   quarantine | rejected | pixelconv
 
 Real processes: pixel-mock-kafka (librdkafka's mock cluster on 127.0.0.1),
 delivery-feed (the producing host), pixel-replay, pixel-spool, and kcat to
@@ -532,7 +533,60 @@ def case_rejected():
     e.close(True)
 
 
-CASES = {"corpus": case_corpus, "rejected": case_rejected, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
+def case_pixelconv():
+    """pixelconv --kafka, inline and with two workers: every event arrives once,
+    byte-identical, keyed by user.id, with its type and pipeline version in the
+    headers, and each user's events in input order."""
+    conv = os.environ.get("PIXEL_PIXELCONV")
+    if not conv or not os.path.exists(conv) or not os.environ.get("PIXEL_PIPELINE"):
+        print("skip: PIXEL_PIXELCONV or PIXEL_PIPELINE not set (built without the core)",
+              file=sys.stderr)
+        sys.exit(SKIP)
+    e = Env("pixelconv")
+    e.start_mock(topics=("j1:16", "j2:16"))
+    # Several of pixelconv's 1 MB batches, so that workers overlap.
+    e.log, e.labels = e.corpus(12000)
+    base = [conv, "-c", e.pipeline, "--fixed-time", "2026-11-26T12:00:00Z"]
+    want = os.path.join(e.dir, "file.jsonl")
+    subprocess.run(base + ["-o", want, "-q", "/dev/null", "--quiet", e.log], check=True)
+    want = [x for x in open(want, encoding="utf-8").read().split("\n") if x]
+    check(len(want) > 5000, f"only {len(want)} events converted")
+    want_by_key = {}
+    for v in want:
+        want_by_key.setdefault(str(json.loads(v)["user"]["id"]), []).append(v)
+    for j in (1, 2):
+        sets = {"kafka.brokers": e.brokers, "kafka.topic": f"j{j}", "kafka.key_field": "user.id",
+                "kafka.type_field": "type", "quarantine.topic": "",
+                "quarantine.file": os.path.join(e.dir, f"q{j}.jsonl"),
+                "spool.dir": os.path.join(e.dir, f"spool{j}")}
+        args = [a for n, v in sets.items() for a in ("--kafka-set", f"{n}={v}")]
+        p = subprocess.run(base + ["--kafka", *args, "-j", str(j), e.log], stderr=subprocess.PIPE)
+        err = p.stderr.decode()
+        check(p.returncode == 0, f"pixelconv --kafka -j{j} exited {p.returncode}: {err}")
+        check(f"{len(want)} delivered to Kafka, 0 spooled" in err, f"-j{j}: {err}")
+        out = subprocess.run(["kcat", "-C", "-b", e.brokers, "-t", f"j{j}", "-e", "-q",
+                              "-X", "fetch.message.max.bytes=100000000",
+                              "-f", "%p\t%k\t%h\t%s\n"],
+                             stdout=subprocess.PIPE, check=True, timeout=120).stdout.decode()
+        rows = [r.split("\t", 3) for r in out.split("\n") if r]
+        check(sorted(r[3] for r in rows) == sorted(want),
+              f"-j{j}: {len(rows)} messages, not the {len(want)} events byte for byte")
+        by_key = {}
+        for part, key, hdrs, value in rows:
+            ev = json.loads(value)
+            check(key == str(ev["user"]["id"]), f"-j{j}: key {key!r} for user {ev['user']['id']}")
+            check(f"pixel-event-type={ev['type']}" in hdrs.split(","),
+                  f"-j{j}: headers {hdrs!r} for a {ev['type']} event")
+            check("pixel-pipeline-version=1.0.0" in hdrs.split(","), f"-j{j}: headers {hdrs!r}")
+            by_key.setdefault(key, []).append(value)
+        for key, got in by_key.items():
+            check(got == want_by_key[key], f"-j{j}: user {key}'s events out of input order")
+        print(f"ok: -j{j}: {len(rows)} events, byte-identical, keyed, with headers, "
+              f"{len(by_key)} users' events in order")
+    e.close(True)
+
+
+CASES = {"pixelconv": case_pixelconv, "corpus": case_corpus, "rejected": case_rejected, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
          "damaged": case_damaged, "full": case_full}
 
 if __name__ == "__main__":
