@@ -106,11 +106,8 @@ static _Thread_local match_tls tls_match;
 
 static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
 {
-    if (pixel__regex_is_simple(re)) {
-        int rc = pixel__regex_search(re, NULL, s, len);
-        if (rc >= 0) {
-            return rc;
-        }
+    if (re->prog) {
+        return pixel__regex_onepass(re->prog, s, len);
     }
     if (!x->md) {
         match_tls *t = &tls_match;
@@ -127,7 +124,7 @@ static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
             return 0;
         }
     }
-    int rc = pixel__regex_search(re, x->md, s, len);
+    int rc = pixel__regex_search_pcre2(re, x->md, s, len);
     if (rc < 0) {
         x->fail = true;
         return 0;

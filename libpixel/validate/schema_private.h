@@ -228,21 +228,13 @@ typedef enum sop_kind {
     OP_UNEVAL_ITEMS,
 } sop_kind;
 
-/* A pattern simple enough to match without PCRE2: ^atom atom ... [$]. */
-#define SIMPLE_MAX_ATOMS 16
-typedef struct satom {
-    uint64_t set[2]; /* ASCII bytes allowed */
-    uint16_t min, max;
-} satom;
+typedef struct rprog rprog; /* a one-pass pattern (schema_regex.c) */
 
 typedef struct sregex {
     pcre2_code *code;
     const char *source;
     bool jit;
-    satom *atoms; /* non-NULL: the simple matcher applies */
-    uint16_t *table; /* byte -> bit k set when atom k allows it (256 entries) */
-    uint8_t natoms;
-    bool anchored_end;
+    rprog *prog; /* non-NULL: the one-pass matcher applies, no PCRE2 */
 } sregex;
 
 typedef struct sprop {
@@ -393,10 +385,14 @@ int pixel__regex_translate(pixel_arena *a, const char *src, size_t len, char **o
 /* Compile a pattern; returns 0 or -1 (why set, static text or PCRE2 message in buf). */
 int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len, char *why,
                          size_t whysize);
-/* True when the pattern runs on the simple matcher (no PCRE2 match data needed). */
+/* True when the pattern runs on the one-pass matcher (no PCRE2 match data needed). */
 bool pixel__regex_is_simple(const sregex *re);
 /* Match with caller-provided match data. 1 match, 0 none, <0 error. */
 int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, size_t len);
+/* The same through PCRE2 even when the one-pass matcher applies. */
+int pixel__regex_search_pcre2(const sregex *re, pcre2_match_data *md, const char *s, size_t len);
+/* The one-pass matcher alone (re->prog): 1 match, 0 none. */
+int pixel__regex_onepass(const rprog *p, const char *s, size_t len);
 
 /* ---- formats --------------------------------------------------------------- */
 

@@ -17,14 +17,17 @@
  *
  * Known differences (docs/validation.md): \S inside a character class keeps
  * PCRE2's ASCII meaning; case-insensitive matching (never used by schemas,
- * which have no flags) is not mapped.
+ * which have no flags) is not mapped. *
+ * Anchored deterministic patterns also get a one-pass program (further down)
+ * that answers without calling PCRE2; PCRE2 still compiles every pattern, so
+ * both accept the same syntax.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "schema_private.h"
 
-static void simple_compile(sregex *re, pixel_arena *a, const char *s, size_t len);
+static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len);
 
 static const char WS_CLASS[] =
     "\\t\\n\\x0b\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}"
@@ -308,7 +311,7 @@ static long escape(out *o, const char *s, size_t len, size_t i, bool in_class, c
         emit(o, s + i, 2);
         return (long)i + 2;
     }
-    if (strchr("^$\\.*+?()[]{}|/", c) || (in_class && c == '-')) {
+    if ((c && strchr("^$\\.*+?()[]{}|/", c)) || (in_class && c == '-')) {
         emit(o, s + i, 2);
         return (long)i + 2;
     }
@@ -381,6 +384,11 @@ int pixel__regex_translate(pixel_arena *a, const char *s, size_t len, char **res
             i++;
             continue;
         }
+        if (c == '\0') {
+            emits(&o, "\\x{0}"); /* the translation is NUL-terminated */
+            i++;
+            continue;
+        }
         emit(&o, s + i, 1);
         i++;
     }
@@ -434,237 +442,896 @@ int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len
         return -1;
     }
     re->jit = pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE) == 0;
-    simple_compile(re, a, src, len);
+    onepass_compile(re, a, src, len);
     return 0;
 }
 
-/* ---- the simple matcher ------------------------------------------------------- */
+/* ---- the one-pass matcher ------------------------------------------------------ */
 
-static void set_add(satom *a, unsigned lo, unsigned hi)
+/*
+ * Most schema patterns are anchored and deterministic: ^[0-9a-f]{32}$,
+ * ^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$, ^https?://, a timestamp with an
+ * optional fraction and a choice of offsets.  For those, the next byte always
+ * decides what to do (one more repetition or stop; which alternative), so a
+ * greedy left-to-right scan without backtracking gives exactly the ECMA-262
+ * answer, without a PCRE2 call.
+ *
+ * The pattern is parsed into a small tree of sets (one code point from a
+ * class, repeated min..max), sequences and alternations, and accepted only
+ * when it is LL(1): at each repetition whose count varies, the bytes that
+ * can start another round are disjoint from those that can follow;
+ * alternatives start with disjoint bytes, and at most one matches empty (see
+ * rb_check for patterns without a closing $).  The tree is lowered to a flat
+ * list of instructions: runs of one set, blocks (fixed sequences of sets,
+ * checked without a branch per byte), groups and alternations.  Each set and
+ * each deciding byte set gets a bit in a 256-entry table, so every test is
+ * one lookup.  Anything else (no leading ^, back-references, lookaround, \b,
+ * \s, \p, non-ASCII in the pattern, more than 32 distinct sets) stays with
+ * PCRE2.  Subjects are valid UTF-8, as PCRE2_NO_UTF_CHECK already assumes;
+ * counts are in code points.  tests/validate/check_schema.c compares the two
+ * matchers on generated subjects.
+ */
+
+enum { RI_BLOCK, RI_RUN, RI_URUN, RI_GROUP, RI_ALT };
+
+/* One instruction of a one-pass pattern. */
+typedef struct rins {
+    uint8_t op;
+    uint8_t uni;        /* RI_URUN: 1 every non-ASCII code point; 2 all but U+2028/U+2029 */
+    bool nullable;      /* an alternative that may match empty */
+    uint16_t min, max;  /* RI_RUN, RI_URUN, RI_GROUP: repetitions */
+    uint16_t n;         /* RI_BLOCK: bytes; RI_GROUP and alternatives: instructions in the
+                           body that follows; RI_ALT: alternatives */
+    uint16_t at;        /* RI_BLOCK: its first entry in need[]; RI_ALT: instructions after it */
+    uint32_t bit;       /* RI_RUN, RI_URUN: the set; RI_GROUP and alternatives: the bytes
+                           that start a round */
+} rins;
+
+struct rprog {
+    uint32_t tab[256];    /* byte -> the sets it belongs to, one bit each */
+    const rins *code;
+    const uint32_t *need; /* RI_BLOCK: the set each byte must belong to */
+    uint16_t ncode;
+    bool anchored_end;
+};
+
+#define RP_MAX_NODES 128
+#define RP_MAX_CODE 256
+#define RP_MAX_NEED 512
+#define RP_MAX_REPEAT 1000
+#define RP_UNBOUNDED UINT16_MAX
+
+enum { RK_SET, RK_SEQ, RK_ALT };
+
+/* The parse tree: a node is repeated min..max times. */
+typedef struct rnode {
+    uint8_t kind;
+    uint8_t uni; /* RK_SET: 0 ASCII only; 1 also every non-ASCII code point; 2 all but U+2028
+                    and U+2029 ("." in ECMA-262) */
+    uint16_t min, max;
+    uint16_t at, n; /* RK_SEQ/RK_ALT: children kids[at..at+n) */
+} rnode;
+
+typedef struct bset {
+    uint64_t w[4]; /* bytes; a set allowing non-ASCII code points holds the lead bytes 0xC0-0xFF */
+} bset;
+
+typedef struct rbuild {
+    const char *s;
+    size_t i, len;
+    bool bad;
+    rnode nodes[RP_MAX_NODES];
+    bset set[RP_MAX_NODES];   /* RK_SET: its members */
+    bset first[RP_MAX_NODES]; /* bytes that can start one round of the node */
+    bool empty[RP_MAX_NODES]; /* one round can match the empty string */
+    uint16_t kids[RP_MAX_NODES];
+    size_t nn, nk;
+    bset bits[32]; /* distinct sets, one table bit each */
+    size_t nbits;
+    int depth;
+    bool open_end; /* no closing $: a match may stop anywhere */
+    rins code[RP_MAX_CODE];
+    size_t ncode;
+    uint32_t need[RP_MAX_NEED];
+    size_t nneed;
+} rbuild;
+
+static void bs_add(bset *b, unsigned lo, unsigned hi)
 {
-    for (unsigned c = lo; c <= hi && c < 128; c++) {
-        a->set[c >> 6] |= 1ull << (c & 63);
+    for (unsigned c = lo; c <= hi && c < 256; c++) {
+        b->w[c >> 6] |= 1ull << (c & 63);
     }
 }
 
-static bool set_has(const satom *a, unsigned char c)
+static bool bs_has(const bset *b, unsigned c)
 {
-    return c < 128 && ((a->set[c >> 6] >> (c & 63)) & 1);
+    return (b->w[c >> 6] >> (c & 63)) & 1;
 }
 
-/* One class escape or literal escape at s[i] == '\\' into a; returns chars used or 0. */
-static size_t simple_escape(satom *a, const char *s, size_t i, size_t len)
+static void bs_or(bset *a, const bset *b)
 {
-    if (i + 1 >= len) {
-        return 0;
+    for (int k = 0; k < 4; k++) {
+        a->w[k] |= b->w[k];
     }
-    char c = s[i + 1];
-    if (c == 'd') {
-        set_add(a, '0', '9');
-    } else if (c == 'w') {
-        set_add(a, '0', '9');
-        set_add(a, 'a', 'z');
-        set_add(a, 'A', 'Z');
-        set_add(a, '_', '_');
-    } else if (c && strchr(".-/\\^$|()[]{}*+?", c)) {
-        set_add(a, (unsigned char)c, (unsigned char)c);
-    } else {
-        return 0;
-    }
-    return 2;
 }
 
-static size_t simple_class(satom *a, const char *s, size_t i, size_t len)
+static bool bs_meets(const bset *a, const bset *b)
 {
-    size_t j = i + 1;
-    if (j < len && s[j] == '^') {
-        return 0; /* a negated class holds non-ASCII too */
+    return ((a->w[0] & b->w[0]) | (a->w[1] & b->w[1]) | (a->w[2] & b->w[2]) |
+            (a->w[3] & b->w[3])) != 0;
+}
+
+static int rb_node(rbuild *b, uint8_t kind)
+{
+    if (b->nn == RP_MAX_NODES) {
+        b->bad = true;
+        return -1;
     }
-    while (j < len && s[j] != ']') {
-        unsigned char lo = (unsigned char)s[j];
-        if (lo == '\\') {
-            satom t = {{0, 0}, 0, 0};
-            size_t k = simple_escape(&t, s, j, len);
-            if (!k) {
-                return 0;
+    int k = (int)b->nn++;
+    memset(&b->nodes[k], 0, sizeof(b->nodes[k]));
+    memset(&b->set[k], 0, sizeof(b->set[k]));
+    b->nodes[k].kind = kind;
+    b->nodes[k].min = b->nodes[k].max = 1;
+    return k;
+}
+
+/* A class escape (\d \w \D \W) or a character escape; the set gets its members.
+   Returns false for anything the one-pass matcher leaves to PCRE2. */
+static bool rb_escape(rbuild *b, bset *set, uint8_t *uni, bool in_class)
+{
+    if (b->i + 1 >= b->len) {
+        return false;
+    }
+    char c = b->s[b->i + 1];
+    b->i += 2;
+    switch (c) {
+        case 'd':
+            bs_add(set, '0', '9');
+            return true;
+        case 'w':
+            bs_add(set, '0', '9');
+            bs_add(set, 'a', 'z');
+            bs_add(set, 'A', 'Z');
+            bs_add(set, '_', '_');
+            return true;
+        case 'D':
+        case 'W': {
+            bset in = {{0, 0, 0, 0}};
+            bs_add(&in, '0', '9');
+            if (c == 'W') {
+                bs_add(&in, 'a', 'z');
+                bs_add(&in, 'A', 'Z');
+                bs_add(&in, '_', '_');
             }
-            a->set[0] |= t.set[0];
-            a->set[1] |= t.set[1];
-            j += k;
+            for (unsigned k = 0; k < 128; k++) {
+                if (!bs_has(&in, k)) {
+                    bs_add(set, k, k);
+                }
+            }
+            bs_add(set, 0xC0, 0xFF);
+            *uni = 1;
+            return true;
+        }
+        case 't':
+            bs_add(set, '\t', '\t');
+            return true;
+        case 'n':
+            bs_add(set, '\n', '\n');
+            return true;
+        case 'r':
+            bs_add(set, '\r', '\r');
+            return true;
+        case 'f':
+            bs_add(set, '\f', '\f');
+            return true;
+        case 'v':
+            bs_add(set, '\v', '\v');
+            return true;
+        case 'x':
+        case 'u': {
+            size_t nd = c == 'x' ? 2 : 4;
+            if (b->i + nd > b->len || (c == 'u' && b->s[b->i] == '{')) {
+                return false;
+            }
+            long v = hexn(b->s + b->i, nd);
+            if (v < 0 || v > 127) {
+                return false; /* non-ASCII code points stay with PCRE2 */
+            }
+            b->i += nd;
+            bs_add(set, (unsigned)v, (unsigned)v);
+            return true;
+        }
+        default:
+            if ((c && strchr("^$\\.*+?()[]{}|/", c)) || (in_class && c == '-')) {
+                bs_add(set, (unsigned char)c, (unsigned char)c);
+                return true;
+            }
+            return false; /* \s \S \b \B \p \c \0 \k, back-references ... */
+    }
+}
+
+/* One member of a class (a character, possibly escaped) as a code point; -2 (nothing
+   consumed) for a class escape such as \d, -1 for what the matcher leaves to PCRE2. */
+static long rb_class_char(rbuild *b)
+{
+    unsigned char c = (unsigned char)b->s[b->i];
+    if (c >= 128) {
+        return -1;
+    }
+    if (c != '\\') {
+        b->i++;
+        return c;
+    }
+    if (b->i + 1 < b->len && b->s[b->i + 1] && strchr("dDwW", b->s[b->i + 1])) {
+        return -2;
+    }
+    bset one = {{0, 0, 0, 0}};
+    uint8_t uni = 0;
+    if (!rb_escape(b, &one, &uni, true)) {
+        return -1;
+    }
+    for (unsigned k = 0; k < 128; k++) {
+        if (bs_has(&one, k)) {
+            return k; /* every other escape rb_escape accepts is one character */
+        }
+    }
+    return -1;
+}
+
+static bool rb_class(rbuild *b, bset *set, uint8_t *uni)
+{
+    b->i++; /* '[' */
+    bool neg = b->i < b->len && b->s[b->i] == '^';
+    bset in = {{0, 0, 0, 0}};
+    uint8_t in_uni = 0;
+    if (neg) {
+        b->i++;
+    }
+    while (b->i < b->len && b->s[b->i] != ']') {
+        size_t at = b->i;
+        long lo = rb_class_char(b);
+        if (lo == -2) {
+            /* \d \w \D \W: no ranges around it */
+            if (!rb_escape(b, &in, &in_uni, true)) {
+                return false;
+            }
+            if (b->i < b->len && b->s[b->i] == '-' && b->i + 1 < b->len && b->s[b->i + 1] != ']') {
+                return false;
+            }
             continue;
         }
-        if (lo >= 128 || lo == '[') {
-            return 0;
+        if (lo < 0) {
+            return false;
         }
-        if (j + 2 < len && s[j + 1] == '-' && s[j + 2] != ']') {
-            unsigned char hi = (unsigned char)s[j + 2];
-            if (hi >= 128 || hi == '\\' || hi < lo) {
-                return 0;
+        if (b->i + 1 < b->len && b->s[b->i] == '-' && b->s[b->i + 1] != ']') {
+            b->i++;
+            long hi = rb_class_char(b);
+            if (hi < 0 || hi < lo) {
+                return false;
             }
-            set_add(a, lo, hi);
-            j += 3;
+            bs_add(&in, (unsigned)lo, (unsigned)hi);
         } else {
-            set_add(a, lo, lo);
-            j++;
+            bs_add(&in, (unsigned)lo, (unsigned)lo);
+        }
+        if (b->i == at) {
+            return false;
         }
     }
-    return j < len ? j + 1 - i : 0;
+    if (b->i >= b->len) {
+        return false;
+    }
+    b->i++; /* ']' */
+    if (!neg) {
+        *set = in;
+        *uni = in_uni;
+        return true;
+    }
+    if (in_uni) {
+        return false; /* [^\W] and the like: rare, leave them to PCRE2 */
+    }
+    for (unsigned k = 0; k < 128; k++) {
+        if (!bs_has(&in, k)) {
+            bs_add(set, k, k);
+        }
+    }
+    bs_add(set, 0xC0, 0xFF);
+    *uni = 1;
+    return true;
 }
 
-static size_t simple_quant(satom *a, const char *s, size_t i, size_t len)
+/* {n}, {n,}, {n,m}, ?, *, + (a trailing ? makes it lazy, which does not change
+   whether a match exists). */
+static void rb_quant(rbuild *b, int k)
 {
-    a->min = a->max = 1;
-    if (i >= len) {
-        return 0;
+    if (b->i >= b->len) {
+        return;
     }
-    size_t used = 0;
-    if (s[i] == '?') {
-        a->min = 0, used = 1;
-    } else if (s[i] == '*') {
-        a->min = 0, a->max = UINT16_MAX, used = 1;
-    } else if (s[i] == '+') {
-        a->max = UINT16_MAX, used = 1;
-    } else if (s[i] == '{') {
-        size_t j = i + 1;
-        unsigned long lo = 0, hi;
-        while (j < len && s[j] >= '0' && s[j] <= '9' && lo < 10000) {
-            lo = lo * 10 + (unsigned long)(s[j++] - '0');
+    unsigned long lo = 1, hi = 1;
+    char c = b->s[b->i];
+    if (c == '?') {
+        lo = 0, b->i++;
+    } else if (c == '*') {
+        lo = 0, hi = RP_UNBOUNDED, b->i++;
+    } else if (c == '+') {
+        hi = RP_UNBOUNDED, b->i++;
+    } else if (c == '{') {
+        size_t j = b->i + 1;
+        lo = 0;
+        while (j < b->len && b->s[j] >= '0' && b->s[j] <= '9' && lo <= RP_MAX_REPEAT) {
+            lo = lo * 10 + (unsigned long)(b->s[j++] - '0');
         }
-        if (j == i + 1 || lo >= 10000) {
-            return (size_t)-1;
+        if (j == b->i + 1) {
+            b->bad = true;
+            return;
         }
         hi = lo;
-        if (j < len && s[j] == ',') {
+        if (j < b->len && b->s[j] == ',') {
             j++;
-            hi = UINT16_MAX;
-            if (j < len && s[j] >= '0' && s[j] <= '9') {
+            hi = RP_UNBOUNDED;
+            if (j < b->len && b->s[j] >= '0' && b->s[j] <= '9') {
                 hi = 0;
-                while (j < len && s[j] >= '0' && s[j] <= '9' && hi < 10000) {
-                    hi = hi * 10 + (unsigned long)(s[j++] - '0');
+                while (j < b->len && b->s[j] >= '0' && b->s[j] <= '9' && hi <= RP_MAX_REPEAT) {
+                    hi = hi * 10 + (unsigned long)(b->s[j++] - '0');
                 }
             }
         }
-        if (j >= len || s[j] != '}' || hi < lo || hi > UINT16_MAX) {
-            return (size_t)-1;
+        if (j >= b->len || b->s[j] != '}' || lo > RP_MAX_REPEAT ||
+            (hi != RP_UNBOUNDED && (hi > RP_MAX_REPEAT || hi < lo)) || hi == 0) {
+            b->bad = true;
+            return;
         }
-        a->min = (uint16_t)lo, a->max = (uint16_t)hi, used = j + 1 - i;
+        b->i = j + 1;
+    } else {
+        return;
     }
-    if (used && i + used < len && s[i + used] == '?') {
-        return (size_t)-1; /* lazy quantifiers need backtracking */
+    if (b->i < b->len && b->s[b->i] == '?') {
+        b->i++;
     }
-    return used;
+    if (b->i < b->len && b->s[b->i] && strchr("?*+{", b->s[b->i])) {
+        b->bad = true; /* a quantifier on a quantifier */
+        return;
+    }
+    if (b->nodes[k].min != 1 || b->nodes[k].max != 1) {
+        b->bad = true;
+        return;
+    }
+    b->nodes[k].min = (uint16_t)lo;
+    b->nodes[k].max = (uint16_t)hi;
+}
+
+static int rb_alt(rbuild *b);
+
+/* Stores a list of children; returns the index of the first. */
+static bool rb_kids(rbuild *b, int parent, const int *list, size_t n)
+{
+    if (b->nk + n > RP_MAX_NODES) {
+        b->bad = true;
+        return false;
+    }
+    b->nodes[parent].at = (uint16_t)b->nk;
+    b->nodes[parent].n = (uint16_t)n;
+    for (size_t j = 0; j < n; j++) {
+        b->kids[b->nk++] = (uint16_t)list[j];
+    }
+    return true;
+}
+
+/* A sequence of quantified atoms, up to '|', ')' or the end ('$' at the very end). */
+static int rb_seq(rbuild *b, bool top)
+{
+    int list[RP_MAX_NODES];
+    size_t n = 0;
+    int seq = rb_node(b, RK_SEQ);
+    while (!b->bad && b->i < b->len) {
+        unsigned char c = (unsigned char)b->s[b->i];
+        if (c == '|' || c == ')') {
+            break;
+        }
+        if (c == '$' && top && b->i + 1 == b->len) {
+            break;
+        }
+        int k;
+        if (c == '(') {
+            if (b->i + 1 < b->len && b->s[b->i + 1] == '?') {
+                if (b->i + 2 >= b->len || b->s[b->i + 2] != ':') {
+                    b->bad = true; /* lookaround, named groups */
+                    break;
+                }
+                b->i += 3;
+            } else {
+                b->i++;
+            }
+            if (++b->depth > 16) {
+                b->bad = true;
+                break;
+            }
+            k = rb_alt(b);
+            b->depth--;
+            if (k < 0 || b->i >= b->len || b->s[b->i] != ')') {
+                b->bad = true;
+                break;
+            }
+            b->i++;
+        } else {
+            k = rb_node(b, RK_SET);
+            if (k < 0) {
+                break;
+            }
+            uint8_t uni = 0;
+            bool ok = true;
+            if (c == '[') {
+                ok = rb_class(b, &b->set[k], &uni);
+            } else if (c == '\\') {
+                ok = rb_escape(b, &b->set[k], &uni, false);
+            } else if (c == '.') {
+                bs_add(&b->set[k], 0, 127);
+                b->set[k].w[0] &= ~((1ull << '\n') | (1ull << '\r'));
+                bs_add(&b->set[k], 0xC0, 0xFF);
+                uni = 2;
+                b->i++;
+            } else if (c >= 128 || (c && strchr("^$*+?{}[]", c))) {
+                ok = false;
+            } else {
+                bs_add(&b->set[k], c, c);
+                b->i++;
+            }
+            if (!ok) {
+                b->bad = true;
+                break;
+            }
+            b->nodes[k].uni = uni;
+        }
+        rb_quant(b, k);
+        if (n == RP_MAX_NODES) {
+            b->bad = true;
+            break;
+        }
+        list[n++] = k;
+    }
+    if (b->bad || seq < 0 || !rb_kids(b, seq, list, n)) {
+        b->bad = true;
+        return -1;
+    }
+    return seq;
+}
+
+static int rb_alt(rbuild *b)
+{
+    int list[RP_MAX_NODES];
+    size_t n = 0;
+    for (;;) {
+        int k = rb_seq(b, false);
+        if (k < 0 || n == RP_MAX_NODES) {
+            b->bad = true;
+            return -1;
+        }
+        list[n++] = k;
+        if (b->i < b->len && b->s[b->i] == '|') {
+            b->i++;
+            continue;
+        }
+        break;
+    }
+    if (n == 1) {
+        return list[0];
+    }
+    int alt = rb_node(b, RK_ALT);
+    if (alt < 0 || !rb_kids(b, alt, list, n)) {
+        b->bad = true;
+        return -1;
+    }
+    return alt;
+}
+
+/* first[] and empty[] of node k and everything below it. */
+static void rb_first(rbuild *b, int k)
+{
+    rnode *n = &b->nodes[k];
+    bset *f = &b->first[k];
+    memset(f, 0, sizeof(*f));
+    if (n->kind == RK_SET) {
+        *f = b->set[k];
+        b->empty[k] = false;
+        return;
+    }
+    bool empty = n->kind == RK_SEQ;
+    for (size_t j = 0; j < n->n; j++) {
+        int c = b->kids[n->at + j];
+        rb_first(b, c);
+        bool ce = b->empty[c] || b->nodes[c].min == 0;
+        if (n->kind == RK_ALT) {
+            bs_or(f, &b->first[c]);
+            empty = empty || ce;
+        } else if (empty) {
+            bs_or(f, &b->first[c]);
+            empty = ce;
+        }
+    }
+    b->empty[k] = empty;
 }
 
 /*
- * Patterns like ^[0-9a-f]{32}$ or ^https?:// : a sequence of ASCII sets with
- * counts, anchored at the start.  Greedy matching is exact when each
- * variable-count atom is disjoint from the atoms that could follow it (up to
- * the next mandatory one); anything else stays with PCRE2.
+ * The LL(1) conditions, top-down: `follow` holds the bytes that may come
+ * right after node k (the end of the subject never conflicts with a byte),
+ * and `tail` says that the rest of the pattern after k can match empty.
+ *
+ * Without a closing $, a match may stop anywhere once the pattern is done.
+ * A set never fails after taking one more code point, so a greedy run stays
+ * exact; but a round of a group, or the non-empty alternative of a choice,
+ * can fail half-way where stopping before it (the rest being empty) would
+ * have matched.  Those shapes are left to PCRE2 when the tail can be empty.
  */
-static void simple_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
+static bool rb_check(rbuild *b, int k, const bset *follow, bool tail)
 {
-    satom atoms[SIMPLE_MAX_ATOMS];
-    size_t n = 0, i = 1;
-    bool end = false;
-    if (len == 0 || s[0] != '^') {
-        return;
+    const rnode *n = &b->nodes[k];
+    bool varies = n->min != n->max;
+    if (varies && (bs_meets(&b->first[k], follow) || b->empty[k])) {
+        return false; /* "one more round or stop" would need look-ahead */
     }
-    while (i < len) {
-        if (s[i] == '$' && i + 1 == len) {
-            end = true;
-            break;
+    if (n->kind == RK_SET) {
+        return true;
+    }
+    if (varies && tail && b->open_end) {
+        return false;
+    }
+    bset inner = *follow;
+    if (n->max > 1) {
+        if (b->empty[k]) {
+            return false;
         }
-        if (n == SIMPLE_MAX_ATOMS) {
-            return;
+        bs_or(&inner, &b->first[k]);
+    }
+    if (n->kind == RK_ALT) {
+        size_t nempty = 0;
+        for (size_t j = 0; j < n->n; j++) {
+            int c = b->kids[n->at + j];
+            for (size_t q = 0; q < j; q++) {
+                if (bs_meets(&b->first[c], &b->first[b->kids[n->at + q]])) {
+                    return false;
+                }
+            }
+            nempty += b->empty[c] || b->nodes[c].min == 0;
+            if (!rb_check(b, c, &inner, tail)) {
+                return false;
+            }
         }
-        satom *at = &atoms[n];
-        memset(at, 0, sizeof(*at));
-        size_t used;
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\') {
-            used = simple_escape(at, s, i, len);
-        } else if (c == '[') {
-            used = simple_class(at, s, i, len);
-        } else if (c >= 128 || strchr(".^$|()[]{}*+?", c)) {
-            used = 0;
+        if (nempty > 0 && tail && b->open_end) {
+            return false;
+        }
+        return nempty == 0 || (nempty == 1 && !bs_meets(&b->first[k], &inner));
+    }
+    /* a sequence: what follows child j is what can start the rest, and (while the
+       rest can be empty) what follows the sequence */
+    bset after = inner;
+    bool rest_empty = tail;
+    for (size_t j = n->n; j-- > 0;) {
+        int c = b->kids[n->at + j];
+        if (!rb_check(b, c, &after, rest_empty)) {
+            return false;
+        }
+        if (b->empty[c] || b->nodes[c].min == 0) {
+            bs_or(&after, &b->first[c]);
         } else {
-            set_add(at, c, c);
-            used = 1;
+            after = b->first[c];
+            rest_empty = false;
         }
-        if (!used) {
-            return;
-        }
-        i += used;
-        size_t q = simple_quant(at, s, i, len);
-        if (q == (size_t)-1) {
-            return;
-        }
-        i += q;
-        n++;
     }
-    for (size_t k = 0; k < n; k++) {
-        if (atoms[k].min == atoms[k].max) {
+    return true;
+}
+
+/* The table bit of a byte set (shared by equal sets); 0 when out of bits. */
+static uint32_t rb_bit(rbuild *b, const bset *s)
+{
+    for (size_t j = 0; j < b->nbits; j++) {
+        if (!memcmp(&b->bits[j], s, sizeof(*s))) {
+            return 1u << j;
+        }
+    }
+    if (b->nbits == 32) {
+        b->bad = true;
+        return 0;
+    }
+    b->bits[b->nbits] = *s;
+    return 1u << b->nbits++;
+}
+
+static rins *rb_emit(rbuild *b, uint8_t op)
+{
+    if (b->ncode == RP_MAX_CODE) {
+        b->bad = true;
+        return NULL;
+    }
+    rins *i = &b->code[b->ncode++];
+    memset(i, 0, sizeof(*i));
+    i->op = op;
+    i->min = i->max = 1;
+    return i;
+}
+
+/* A set matched a fixed number of times, ASCII only: it may join a block. */
+static bool rb_fixed(const rbuild *b, int k)
+{
+    const rnode *n = &b->nodes[k];
+    return n->kind == RK_SET && !n->uni && n->min == n->max && n->min <= 64;
+}
+
+/*
+ * Lowering to instructions.  A node with no repetition of its own becomes
+ * straight-line code.  Two or more fixed ASCII sets in a row gather into a
+ * block, checked without a branch per byte; a lone one is a run.
+ */
+static void rb_lower(rbuild *b, int k);
+
+static void rb_lower_seq(rbuild *b, int k)
+{
+    const rnode *n = &b->nodes[k];
+    for (size_t j = 0; j < n->n && !b->bad;) {
+        int c = b->kids[n->at + j];
+        size_t run = 0;
+        while (j + run < n->n && rb_fixed(b, b->kids[n->at + j + run])) {
+            run++;
+        }
+        if (run < 2) {
+            rb_lower(b, c);
+            j++;
             continue;
         }
-        for (size_t j = k + 1; j < n; j++) {
-            if ((atoms[k].set[0] & atoms[j].set[0]) || (atoms[k].set[1] & atoms[j].set[1])) {
-                return;
+        rins *i = rb_emit(b, RI_BLOCK);
+        if (!i) {
+            return;
+        }
+        i->at = (uint16_t)b->nneed;
+        i->n = 0;
+        for (; run > 0; run--, j++) {
+            int f = b->kids[n->at + j];
+            uint32_t bit = rb_bit(b, &b->set[f]);
+            for (size_t q = 0; q < b->nodes[f].min; q++) {
+                if (b->nneed == RP_MAX_NEED) {
+                    b->bad = true;
+                    return;
+                }
+                b->need[b->nneed++] = bit;
+                i->n++;
             }
-            if (atoms[j].min > 0) {
+        }
+    }
+}
+
+/* Emits a header instruction and the body after it; the header counts the body. */
+static void rb_body(rbuild *b, rins *h, int k)
+{
+    size_t at = b->ncode;
+    rnode saved = b->nodes[k];
+    b->nodes[k].min = b->nodes[k].max = 1;
+    rb_lower(b, k);
+    b->nodes[k] = saved;
+    h->n = (uint16_t)(b->ncode - at);
+}
+
+static void rb_lower(rbuild *b, int k)
+{
+    const rnode *n = &b->nodes[k];
+    if (n->kind == RK_SET) {
+        rins *i = rb_emit(b, n->uni ? RI_URUN : RI_RUN);
+        if (i) {
+            i->uni = n->uni;
+            i->min = n->min;
+            i->max = n->max;
+            i->bit = rb_bit(b, &b->set[k]);
+        }
+        return;
+    }
+    if (n->min != 1 || n->max != 1) {
+        /* repeated: a group whose body is the node once */
+        rins *g = rb_emit(b, RI_GROUP);
+        if (g) {
+            g->min = n->min;
+            g->max = n->max;
+            g->bit = rb_bit(b, &b->first[k]);
+            rb_body(b, g, k);
+        }
+        return;
+    }
+    if (n->kind == RK_SEQ) {
+        rb_lower_seq(b, k);
+        return;
+    }
+    /* an alternation: each alternative has a header with the bytes that start it */
+    rins *alt = rb_emit(b, RI_ALT);
+    if (!alt) {
+        return;
+    }
+    size_t at = b->ncode;
+    alt->n = n->n;
+    for (size_t j = 0; j < n->n && !b->bad; j++) {
+        int c = b->kids[n->at + j];
+        rins *h = rb_emit(b, RI_GROUP);
+        if (!h) {
+            return;
+        }
+        h->bit = rb_bit(b, &b->first[c]);
+        h->nullable = b->empty[c] || b->nodes[c].min == 0;
+        rb_body(b, h, c);
+    }
+    alt->at = (uint16_t)(b->ncode - at);
+}
+
+static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
+{
+    if (len == 0 || s[0] != '^' || len > 512) {
+        return;
+    }
+    rbuild *b = pixel__malloc(sizeof(*b));
+    if (!b) {
+        return;
+    }
+    memset(b, 0, sizeof(*b));
+    b->s = s;
+    b->len = len;
+    b->i = 1;
+    int root = rb_seq(b, true);
+    bool end = !b->bad && b->i + 1 == b->len && s[b->i] == '$';
+    bool ok = root >= 0 && !b->bad && (end || b->i == b->len);
+    if (ok) {
+        bset none = {{0, 0, 0, 0}};
+        b->open_end = !end;
+        rb_first(b, root);
+        ok = rb_check(b, root, &none, true);
+    }
+    if (ok) {
+        rb_lower(b, root);
+        ok = !b->bad;
+    }
+    rprog *p = ok ? pixel__arena_alloc(a, sizeof(*p)) : NULL;
+    rins *code = p ? pixel__arena_alloc(a, (b->ncode + 1) * sizeof(rins)) : NULL;
+    uint32_t *need = code ? pixel__arena_alloc(a, (b->nneed + 1) * sizeof(uint32_t)) : NULL;
+    if (need) {
+        memcpy(code, b->code, b->ncode * sizeof(rins));
+        memcpy(need, b->need, b->nneed * sizeof(uint32_t));
+        for (unsigned c = 0; c < 256; c++) {
+            p->tab[c] = 0;
+            for (size_t j = 0; j < b->nbits; j++) {
+                if (bs_has(&b->bits[j], c)) {
+                    p->tab[c] |= 1u << j;
+                }
+            }
+        }
+        p->code = code;
+        p->ncode = (uint16_t)b->ncode;
+        p->need = need;
+        p->anchored_end = end;
+        re->prog = p;
+    }
+    pixel__free(b);
+}
+
+/* Length of the UTF-8 sequence that starts with lead byte c (valid input). */
+static size_t u8len(unsigned char c)
+{
+    return c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* Runs code[ip, end) from pos; the new position, or -1. */
+static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsigned char *s,
+                    size_t pos, size_t len)
+{
+    const uint32_t *tab = p->tab;
+    while (ip < end) {
+        size_t avail = len - pos;
+        switch (ip->op) {
+            case RI_BLOCK: {
+                if (avail < ip->n) {
+                    return -1;
+                }
+                const uint32_t *need = p->need + ip->at;
+                uint32_t bad = 0;
+                for (size_t k = 0; k < ip->n; k++) {
+                    bad |= need[k] & ~tab[s[pos + k]];
+                }
+                if (bad) {
+                    return -1;
+                }
+                pos += ip->n;
+                ip++;
+                break;
+            }
+            case RI_RUN: {
+                size_t lim = avail < ip->max ? avail : ip->max, k = 0;
+                while (k < lim && (tab[s[pos + k]] & ip->bit)) {
+                    k++;
+                }
+                if (k < ip->min) {
+                    return -1;
+                }
+                pos += k;
+                ip++;
+                break;
+            }
+            case RI_URUN: {
+                size_t count = 0;
+                while (count < ip->max && pos < len && (tab[s[pos]] & ip->bit)) {
+                    size_t w = s[pos] < 0x80 ? 1 : u8len(s[pos]);
+                    if (w > len - pos ||
+                        (ip->uni == 2 && w == 3 && s[pos] == 0xE2 && s[pos + 1] == 0x80 &&
+                         (s[pos + 2] == 0xA8 || s[pos + 2] == 0xA9))) {
+                        break; /* U+2028 and U+2029 are line terminators: not "." */
+                    }
+                    pos += w;
+                    count++;
+                }
+                if (count < ip->min) {
+                    return -1;
+                }
+                ip++;
+                break;
+            }
+            case RI_GROUP: {
+                const rins *body = ip + 1, *bend = body + ip->n;
+                for (size_t round = 0; round < ip->max; round++) {
+                    if (round >= ip->min && (pos >= len || !(tab[s[pos]] & ip->bit))) {
+                        break;
+                    }
+                    long r = rp_exec(p, body, bend, s, pos, len);
+                    if (r < 0) {
+                        return -1;
+                    }
+                    pos = (size_t)r;
+                }
+                ip = bend;
+                break;
+            }
+            default: { /* RI_ALT: the alternative the next byte starts, or the empty one */
+                uint32_t t = pos < len ? tab[s[pos]] : 0;
+                const rins *a = ip + 1, *pick = NULL, *empty = NULL;
+                for (size_t j = 0; j < ip->n; j++, a += 1 + a->n) {
+                    if (t & a->bit) {
+                        pick = a;
+                        break;
+                    }
+                    if (a->nullable) {
+                        empty = a;
+                    }
+                }
+                pick = pick ? pick : empty;
+                if (!pick) {
+                    return -1;
+                }
+                long r = rp_exec(p, pick + 1, pick + 1 + pick->n, s, pos, len);
+                if (r < 0) {
+                    return -1;
+                }
+                pos = (size_t)r;
+                ip += 1 + ip->at;
                 break;
             }
         }
     }
-    re->atoms = pixel__arena_alloc(a, (n + 1) * sizeof(satom));
-    re->table = pixel__arena_alloc(a, 256 * sizeof(uint16_t));
-    if (!re->table) {
-        re->atoms = NULL;
-    }
-    if (re->atoms) {
-        for (unsigned c = 0; c < 256; c++) {
-            re->table[c] = 0;
-            for (size_t k = 0; k < n; k++) {
-                if (set_has(&atoms[k], (unsigned char)c)) {
-                    re->table[c] |= (uint16_t)(1u << k);
-                }
-            }
-        }
-        memcpy(re->atoms, atoms, n * sizeof(satom));
-        re->natoms = (uint8_t)n;
-        re->anchored_end = end;
-    }
+    return (long)pos;
 }
 
-static int simple_match(const sregex *re, const char *s, size_t len)
+int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
 {
-    size_t pos = 0;
-    const uint16_t *tab = re->table;
-    for (size_t k = 0; k < re->natoms; k++) {
-        const satom *a = &re->atoms[k];
-        uint16_t bit = (uint16_t)(1u << k);
-        size_t end = len - pos > a->max ? pos + a->max : len;
-        size_t st = pos;
-        while (pos < end && (tab[(unsigned char)s[pos]] & bit)) {
-            pos++;
+    if (p->ncode == 1 && p->code[0].op == RI_RUN) {
+        /* one set, like ^[0-9a-f]{32}$: no interpreter */
+        const rins *i = p->code;
+        size_t lim = len < i->max ? len : i->max, k = 0;
+        while (k < lim && (p->tab[(unsigned char)s[k]] & i->bit)) {
+            k++;
         }
-        if (pos - st < a->min) {
-            return 0;
-        }
+        return k >= i->min && (!p->anchored_end || k == len);
     }
-    return !re->anchored_end || pos == len;
+    long r = rp_exec(p, p->code, p->code + p->ncode, (const unsigned char *)s, 0, len);
+    return r >= 0 && (!p->anchored_end || (size_t)r == len);
 }
 
 bool pixel__regex_is_simple(const sregex *re)
 {
-    return re->atoms != NULL;
+    return re->prog != NULL;
 }
 
-int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, size_t len)
+int pixel__regex_search_pcre2(const sregex *re, pcre2_match_data *md, const char *s, size_t len)
 {
     int rc;
-    if (re->atoms) {
-        return simple_match(re, s, len);
-    }
     if (re->jit) {
         rc = pcre2_jit_match(re->code, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
         if (rc != PCRE2_ERROR_JIT_STACKLIMIT) {
@@ -677,4 +1344,12 @@ done:
         return 1;
     }
     return rc == PCRE2_ERROR_NOMATCH ? 0 : rc;
+}
+
+int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, size_t len)
+{
+    if (re->prog) {
+        return pixel__regex_onepass(re->prog, s, len);
+    }
+    return pixel__regex_search_pcre2(re, md, s, len);
 }

@@ -11,6 +11,7 @@
 
 #include "pixel/schema.h"
 #include "pixel_private.h"
+#include "validate/schema_private.h"
 
 unsigned long pixel_debug_alloc_count(void);
 
@@ -206,6 +207,147 @@ START_TEST(format_checkers_follow_their_rfcs)
 }
 END_TEST
 
+/* ---- the one-pass pattern matcher against PCRE2 ------------------------------------ */
+
+static unsigned long lcg_state = 12345;
+
+static unsigned lcg(unsigned n)
+{
+    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (unsigned)((lcg_state >> 33) % n);
+}
+
+/* Subjects: random strings over pieces that matter to the patterns, and one-piece
+   edits of strings that match. */
+static size_t make_subject(char *out, const char *const *seeds, size_t nseeds)
+{
+    static const char *const pieces[] = {
+        "a", "b", "c", "x", "y", "z", "A", "U", "T", "C", "Z", "e", "f", "0", "1", "2", "9",
+        "_", "-", "/", ".", ":", "@", "+", " ", "\n", "\r", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80",
+    };
+    size_t n = 0;
+    if (lcg(3) == 0 || nseeds == 0) {
+        size_t k = lcg(14);
+        for (size_t i = 0; i < k; i++) {
+            const char *p = pieces[lcg(PIXEL_ARRAY_LEN(pieces))];
+            memcpy(out + n, p, strlen(p));
+            n += strlen(p);
+        }
+        return n;
+    }
+    const char *seed = seeds[lcg((unsigned)nseeds)];
+    n = strlen(seed);
+    memcpy(out, seed, n);
+    if (lcg(4) == 0) {
+        return n; /* unchanged */
+    }
+    /* replace, insert or delete one ASCII character */
+    size_t at = n ? lcg((unsigned)n + 1) : 0;
+    unsigned op = lcg(3);
+    while (at < n && ((unsigned char)out[at] & 0xC0) == 0x80) {
+        at++;
+    }
+    if (op == 0 && at < n && (unsigned char)out[at] < 0x80) {
+        out[at] = pieces[lcg(27)][0];
+    } else if (op == 1) {
+        memmove(out + at + 1, out + at, n - at);
+        out[at] = pieces[lcg(27)][0];
+        n++;
+    } else if (at < n && (unsigned char)out[at] < 0x80) {
+        memmove(out + at, out + at + 1, n - at - 1);
+        n--;
+    }
+    return n;
+}
+
+START_TEST(one_pass_patterns_agree_with_pcre2)
+{
+    static const struct {
+        const char *pattern;
+        bool one_pass;
+        const char *seeds[3];
+    } cases[] = {
+        {"^[0-9a-f]{32}$", true, {"0123456789abcdef0123456789abcdef"}},
+        {"^[A-Za-z0-9_-]{8,64}$", true, {"abc_-XYZ0"}},
+        {"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$", true, {"1920x1080", "390x844"}},
+        {"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", true, {"en-US", "zh-Hant-TW", "fil"}},
+        {"^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$", false, {"UTC", "America/New_York"}},
+        {"^https?://", true, {"https://x", "http://"}},
+        {"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
+         true, {"2026-11-26T00:00:00Z", "2026-11-26T00:00:00.123+01:00"}},
+        {"^(ab|cd)+e?$", true, {"abcdab", "cde"}},
+        {"^.*$", true, {"a\xc3\xa9z", ""}},
+        {"^a.c$", true, {"abc", "a\xe2\x80\xa8"
+                                "c"}},
+        {"^[^/]+/[^/]+$", true, {"a/b", "\xc3\xa9/x"}},
+        {"^\\d{3}-\\D+$", true, {"012-ab", "999-\xc3\xa9"}},
+        {"^\\W\\w$", true, {" a", "\xc3\xa9" "b"}},
+        {"^(a|b|)c$", true, {"ac", "c"}},
+        {"^x(?:y|z){2,4}$", true, {"xyz", "xzzzz"}},
+        {"^[\\w.-]+@[\\w-]+(\\.[\\w-]+)+$", true, {"a.b@c.d", "x@y-z.e.f"}},
+        {"^a{2}b{0,3}c+?$", true, {"aabbc", "aac"}},
+        {"^\\u0041\\x42[\\-\\]]$", true, {"AB-", "AB]"}},
+        {"^[^]x[]?$", true, {"ax", "\xc3\xa9x"}},
+        {"^$", true, {""}},
+        {"^[a-z]+", true, {"abc1", "x"}},
+        {"^a(bc)?d$", true, {"abcd", "ad"}},
+        {"^(?:\\d[-a]){0,2}", false, {"1c", "1a2-"}},
+        {"^x(ab|)", false, {"xac", "xab"}},
+        {"^(a|ab)$", false, {"ab"}},
+        {"^a*ab$", false, {"aab"}},
+        {"^(a?)+$", false, {"aa"}},
+        {"a+", false, {"xa"}},
+        {"^\\s+$", false, {" "}},
+        {"^(?=a)", false, {"a"}},
+        {"^\\bfoo", false, {"foo"}},
+        {"^\xc3\xa9$", false, {"\xc3\xa9"}},
+        {"^[\xc3\xa9]$", false, {"\xc3\xa9"}},
+        {"^(a)\\1$", false, {"aa"}},
+    };
+    pixel_arena a;
+    pixel__arena_init(&a);
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    ck_assert_ptr_nonnull(md);
+    for (size_t c = 0; c < PIXEL_ARRAY_LEN(cases); c++) {
+        sregex re;
+        char why[200];
+        const char *pat = cases[c].pattern;
+        ck_assert_msg(pixel__regex_compile(&re, &a, pat, strlen(pat), why, sizeof(why)) == 0,
+                      "%s: %s", pat, why);
+        ck_assert_msg(pixel__regex_is_simple(&re) == cases[c].one_pass, "%s: one-pass %d", pat,
+                      pixel__regex_is_simple(&re));
+        size_t nseeds = 0;
+        while (nseeds < 3 && cases[c].seeds[nseeds]) {
+            nseeds++;
+        }
+        unsigned matched = 0;
+        for (int i = 0; i < 4000; i++) {
+            char subj[256];
+            size_t n = make_subject(subj, cases[c].seeds, nseeds);
+            int want = pixel__regex_search_pcre2(&re, md, subj, n);
+            int got = pixel__regex_search(&re, md, subj, n);
+            ck_assert_msg(got == want, "%s on \"%.*s\": %d, PCRE2 says %d", pat, (int)n, subj,
+                          got, want);
+            matched += want == 1;
+        }
+        ck_assert_msg(matched > 0 || !cases[c].one_pass, "%s: no subject matched", pat);
+        pcre2_code_free(re.code);
+    }
+    /* a NUL in a pattern is a character like any other, for both matchers */
+    sregex nul;
+    char why[200];
+    ck_assert_int_eq(pixel__regex_compile(&nul, &a, "^a\0b$", 5, why, sizeof(why)), 0);
+    ck_assert(pixel__regex_is_simple(&nul));
+    ck_assert_int_eq(pixel__regex_search_pcre2(&nul, md, "a\0b", 3), 1);
+    ck_assert_int_eq(pixel__regex_search(&nul, md, "a\0b", 3), 1);
+    ck_assert_int_eq(pixel__regex_search_pcre2(&nul, md, "a", 1), 0);
+    ck_assert_int_eq(pixel__regex_search(&nul, md, "a", 1), 0);
+    pcre2_code_free(nul.code);
+    pcre2_match_data_free(md);
+    pixel__arena_release(&a);
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
     Suite *s = suite_create("schema");
@@ -223,6 +365,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, multiple_of_decimals_is_exact_and_lengths_count_code_points);
     tcase_add_test(val, validation_allocates_nothing);
     tcase_add_test(val, format_checkers_follow_their_rfcs);
+    tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
     suite_add_tcase(s, val);
     return s;
 }
