@@ -17,7 +17,8 @@
  *
  * Known differences (docs/validation.md): \S inside a character class keeps
  * PCRE2's ASCII meaning; case-insensitive matching (never used by schemas,
- * which have no flags) is not mapped. *
+ * which have no flags) is not mapped.
+ *
  * Anchored deterministic patterns also get a one-pass program (further down)
  * that answers without calling PCRE2; PCRE2 still compiles every pattern, so
  * both accept the same syntax.
