@@ -179,27 +179,23 @@ static int compile_enum(cctx *c, const pixel_value *e, sop *op)
         op->u.en.values[i++] = m;
         all_str = all_str && m->type == PIXEL_TYPE_STRING;
     }
-    op->u.en.strs = NULL;
-    if (all_str && n >= 4) {
-        /* Enum of strings: an open-addressed set, so a lookup is one hash. */
-        size_t cap = 8;
-        while (cap < n * 2) {
-            cap *= 2;
+    op->u.en.all_strings = all_str && n >= 3;
+    if (op->u.en.all_strings) {
+        /* enum of strings: a set, so a lookup is one hash */
+        const char **keys = pixel__malloc(n * sizeof(*keys));
+        size_t *lens = pixel__malloc(n * sizeof(*lens));
+        int rc = keys && lens ? 0 : -1;
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            keys[k] = op->u.en.values[k]->u.str.s;
+            lens[k] = op->u.en.values[k]->u.str.len;
         }
-        op->u.en.strs = pixel__arena_alloc(&c->r->arena, cap * sizeof(*op->u.en.strs));
-        op->u.en.slens = pixel__arena_alloc(&c->r->arena, cap * sizeof(*op->u.en.slens));
-        if (!op->u.en.strs || !op->u.en.slens) {
+        if (rc == 0) {
+            rc = pixel__strtab_build(&op->u.en.strs, &c->r->arena, keys, lens, n, NULL);
+        }
+        pixel__free(keys);
+        pixel__free(lens);
+        if (rc < 0) {
             return oom(c->r);
-        }
-        memset(op->u.en.strs, 0, cap * sizeof(*op->u.en.strs));
-        op->u.en.scap = cap;
-        for (const pixel_value *m = e->u.list.head; m; m = m->next) {
-            size_t j = pixel__key_hash(m->u.str.s, m->u.str.len) & (cap - 1);
-            while (op->u.en.strs[j]) {
-                j = (j + 1) & (cap - 1);
-            }
-            op->u.en.strs[j] = m->u.str.s;
-            op->u.en.slens[j] = m->u.str.len;
         }
     }
     return 0;
@@ -233,18 +229,6 @@ static int compile_regex(cctx *c, const pixel_value *p, sregex *re, const char *
     return add_regex(c->r, re);
 }
 
-static sprop *prop_slot(sobject *o, const char *key, size_t klen, uint64_t h)
-{
-    size_t j = h & (o->cap - 1);
-    while (o->props[j].key) {
-        if (o->props[j].klen == klen && memcmp(o->props[j].key, key, klen) == 0) {
-            return &o->props[j];
-        }
-        j = (j + 1) & (o->cap - 1);
-    }
-    return &o->props[j];
-}
-
 /* properties + patternProperties + additionalProperties + required. */
 static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixel_value *pats,
                           const pixel_value *addl, const pixel_value *req)
@@ -264,66 +248,73 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     if (req && req->type != PIXEL_TYPE_ARRAY) {
         return pixel__schema_fail(c->r, c->v, "/required", "\"required\" must be an array");
     }
-    size_t want = (props ? props->u.list.count : 0) + (req ? req->u.list.count : 0);
-    o->cap = 8;
-    while (o->cap < want * 2 + 2) {
-        o->cap *= 2;
-    }
-    o->props = pixel__arena_alloc(a, o->cap * sizeof(*o->props));
-    if (!o->props) {
-        return oom(c->r);
-    }
-    memset(o->props, 0, o->cap * sizeof(*o->props));
-    o->has_props = props != NULL;
-    o->list = pixel__arena_alloc(a, (want + 1) * sizeof(*o->list));
-    if (!o->list) {
-        return oom(c->r);
-    }
-    for (const pixel_value *m = props ? props->u.list.head : NULL; m; m = m->next) {
-        uint64_t h = pixel__key_hash(m->key, m->klen);
-        sprop *s = prop_slot(o, m->key, m->klen, h);
-        s->key = m->key;
-        s->klen = m->klen;
-        s->hash = h;
-        s->req_bit = -1;
-        if (!s->schema) {
-            o->list[o->nprops++] = s;
+    for (const pixel_value *e = req ? req->u.list.head : NULL; e; e = e->next) {
+        if (e->type != PIXEL_TYPE_STRING) {
+            return pixel__schema_fail(c->r, c->v, "/required", "\"required\" must list strings");
         }
-        s->schema = sub(c, m, "properties", m->key, m->klen);
-        if (!s->schema) {
+    }
+    /* every name, declared or required, once: a table of them */
+    size_t ndecl = props ? props->u.list.count : 0;
+    o->nrequired = req ? req->u.list.count : 0;
+    size_t want = ndecl + o->nrequired;
+    const char **keys = pixel__malloc((want + 1) * sizeof(*keys));
+    size_t *lens = pixel__malloc((want + 1) * sizeof(*lens));
+    uint32_t *canon = pixel__malloc((want + 1) * sizeof(*canon));
+    size_t nk = 0;
+    for (const pixel_value *m = props && keys && lens ? props->u.list.head : NULL; m; m = m->next) {
+        keys[nk] = m->key;
+        lens[nk++] = m->klen;
+    }
+    for (const pixel_value *e = req && keys && lens ? req->u.list.head : NULL; e; e = e->next) {
+        keys[nk] = e->u.str.s;
+        lens[nk++] = e->u.str.len;
+    }
+    int rc = keys && lens && canon ? pixel__strtab_build(&o->names, a, keys, lens, want, canon) : -1;
+    o->nprops = o->names.n;
+    o->props = rc == 0 ? pixel__arena_alloc(a, (o->nprops + 1) * sizeof(*o->props)) : NULL;
+    o->required = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required));
+    o->required_len = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required_len));
+    o->required_prop = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required_prop));
+    if (!o->props || !o->required || !o->required_len || !o->required_prop) {
+        pixel__free(keys);
+        pixel__free(lens);
+        pixel__free(canon);
+        return oom(c->r);
+    }
+    memset(o->props, 0, (o->nprops + 1) * sizeof(*o->props));
+    for (size_t k = 0; k < want; k++) {
+        sprop *p = &o->props[canon[k]];
+        if (!p->key) {
+            p->key = keys[k];
+            p->klen = lens[k];
+            p->schema = NULL;
+            p->req_bit = -1;
+        }
+        if (k >= ndecl) {
+            size_t r = k - ndecl;
+            o->required[r] = keys[k];
+            o->required_len[r] = lens[k];
+            o->required_prop[r] = canon[k];
+            if (p->req_bit < 0) {
+                p->req_bit = (int32_t)o->nreq_bits++;
+            }
+        }
+    }
+    pixel__free(keys);
+    pixel__free(lens);
+    o->has_props = props != NULL;
+    o->has_required = req != NULL;
+    nk = 0;
+    for (const pixel_value *m = props ? props->u.list.head : NULL; m; m = m->next, nk++) {
+        /* a name given twice in "properties": the last schema counts */
+        sprop *p = &o->props[canon[nk]];
+        p->schema = sub(c, m, "properties", m->key, m->klen);
+        if (!p->schema) {
+            pixel__free(canon);
             return -1;
         }
     }
-    if (req) {
-        o->has_required = true;
-        o->nrequired = req->u.list.count;
-        o->required = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required));
-        o->required_len = pixel__arena_alloc(a, (o->nrequired + 1) * sizeof(*o->required_len));
-        if (!o->required || !o->required_len) {
-            return oom(c->r);
-        }
-        int32_t bit = 0;
-        for (const pixel_value *e = req->u.list.head; e; e = e->next, bit++) {
-            if (e->type != PIXEL_TYPE_STRING) {
-                return pixel__schema_fail(c->r, c->v, "/required",
-                                          "\"required\" must list strings");
-            }
-            o->required[bit] = e->u.str.s;
-            o->required_len[bit] = e->u.str.len;
-            uint64_t h = pixel__key_hash(e->u.str.s, e->u.str.len);
-            sprop *s = prop_slot(o, e->u.str.s, e->u.str.len, h);
-            if (!s->key) {
-                s->key = e->u.str.s;
-                s->klen = e->u.str.len;
-                s->hash = h;
-                s->req_bit = -1;
-                o->list[o->nprops++] = s;
-            }
-            if (s->req_bit < 0) {
-                s->req_bit = bit;
-            }
-        }
-    }
+    pixel__free(canon);
     if (pats) {
         if (pats->type != PIXEL_TYPE_OBJECT) {
             return pixel__schema_fail(c->r, c->v, "/patternProperties",
@@ -356,7 +347,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
             return -1;
         }
     }
-    o->lookup = !o->npatterns && !o->additional && o->nprops <= 4 && o->nrequired <= 64;
+    o->lookup = !o->npatterns && !o->additional && o->nprops <= 4;
     return 0;
 }
 
@@ -475,15 +466,10 @@ static const pixel_value *branch_const(const snode *b, const char *prop, size_t 
         const sop *op = &b->ops[i];
         if (op->kind == OP_OBJECT) {
             const sobject *o = op->u.obj;
-            uint64_t h = pixel__key_hash(prop, plen);
-            for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
-                if (o->props[j].klen == plen && memcmp(o->props[j].key, prop, plen) == 0) {
-                    const pixel_value *cv = const_of(o->props[j].schema);
-                    if (cv) {
-                        return cv;
-                    }
-                    break;
-                }
+            long j = pixel__strtab_find(&o->names, prop, plen);
+            const pixel_value *cv = j >= 0 ? const_of(o->props[j].schema) : NULL;
+            if (cv) {
+                return cv;
             }
         } else if (op->kind == OP_REF) {
             const pixel_value *cv = branch_const(op->u.schema, prop, plen, depth + 1);
@@ -518,40 +504,34 @@ static void find_disc(pixel_schema_registry *r, sop *op, const snode *b, int dep
             }
         } else if (bo->kind == OP_OBJECT) {
             const sobject *o = bo->u.obj;
-            for (size_t j = 0; j < o->cap && !op->u.list.disc; j++) {
-                if (!o->props[j].key || !const_of(o->props[j].schema)) {
+            for (size_t j = 0; j < o->nprops && !op->u.list.disc; j++) {
+                if (!const_of(o->props[j].schema)) {
                     continue;
                 }
                 const char *p = o->props[j].key;
                 size_t pl = o->props[j].klen;
                 size_t n = op->u.list.n;
-                const char **vals = pixel__arena_alloc(&r->arena, n * sizeof(*vals));
-                size_t *lens = pixel__arena_alloc(&r->arena, n * sizeof(*lens));
-                sdisc *d = pixel__arena_alloc(&r->arena, sizeof(*d));
-                if (!vals || !lens || !d) {
-                    return;
-                }
-                bool ok = true;
+                const char **vals = pixel__malloc(n * sizeof(*vals));
+                size_t *lens = pixel__malloc(n * sizeof(*lens));
+                bool ok = vals && lens;
                 for (size_t k = 0; k < n && ok; k++) {
                     const pixel_value *cv = branch_const(op->u.list.v[k], p, pl, 0);
                     ok = cv != NULL;
                     if (ok) {
                         vals[k] = cv->u.str.s;
                         lens[k] = cv->u.str.len;
-                        for (size_t q = 0; q < k; q++) {
-                            if (lens[q] == lens[k] && memcmp(vals[q], vals[k], lens[k]) == 0) {
-                                ok = false; /* not a discriminator: two branches share it */
-                            }
-                        }
                     }
                 }
-                if (ok) {
+                sdisc *d = ok ? pixel__arena_alloc(&r->arena, sizeof(*d)) : NULL;
+                if (d && pixel__strtab_build(&d->branch, &r->arena, vals, lens, n, NULL) == 0 &&
+                    d->branch.n == n) {
+                    /* a discriminator only when no two branches share a value */
                     d->prop = p;
                     d->plen = pl;
-                    d->values = vals;
-                    d->lens = lens;
                     op->u.list.disc = d;
                 }
+                pixel__free(vals);
+                pixel__free(lens);
             }
         }
     }
@@ -611,7 +591,7 @@ static void if_test(sop *op)
     if (!o->lookup || o->nprops != 1 || o->nrequired > 1) {
         return;
     }
-    const sprop *p = o->list[0];
+    const sprop *p = &o->props[0];
     const snode *ps = p->schema;
     if (!ps || ps->boolean || !ps->ready || ps->nops != 1 ||
         (ps->ops[0].kind != OP_CONST && ps->ops[0].kind != OP_ENUM)) {
@@ -1136,31 +1116,26 @@ static int static_uneval(pixel_schema_registry *r, snode *n, sop *op)
     for (size_t i = 0; i < nobjs; i++) {
         total += objs[i]->nprops;
     }
-    size_t cap = 8;
-    while (cap < total * 2 + 2) {
-        cap *= 2;
-    }
-    sprop *names = pixel__arena_alloc(&r->arena, cap * sizeof(*names));
-    if (!names) {
-        return oom(r);
-    }
-    memset(names, 0, cap * sizeof(*names));
-    for (size_t i = 0; i < nobjs; i++) {
+    const char **keys = pixel__malloc((total + 1) * sizeof(*keys));
+    size_t *lens = pixel__malloc((total + 1) * sizeof(*lens));
+    size_t nk = 0;
+    for (size_t i = 0; keys && lens && i < nobjs; i++) {
         for (size_t k = 0; k < objs[i]->nprops; k++) {
-            const sprop *p = objs[i]->list[k];
-            if (!p->schema) {
-                continue; /* named by "required" only: not evaluated */
+            const sprop *p = &objs[i]->props[k];
+            if (p->schema) { /* a name only "required" does not evaluate */
+                keys[nk] = p->key;
+                lens[nk++] = p->klen;
             }
-            size_t j = p->hash & (cap - 1);
-            while (names[j].key && !(names[j].klen == p->klen &&
-                                     memcmp(names[j].key, p->key, p->klen) == 0)) {
-                j = (j + 1) & (cap - 1);
-            }
-            names[j] = *p;
         }
     }
-    op->u.uneval.names = names;
-    op->u.uneval.cap = cap;
+    int rc = keys && lens ? pixel__strtab_build(&op->u.uneval.names, &r->arena, keys, lens, nk, NULL)
+                          : -1;
+    pixel__free(keys);
+    pixel__free(lens);
+    if (rc < 0) {
+        return oom(r);
+    }
+    op->u.uneval.static_names = true;
     return 0;
 }
 
@@ -1170,7 +1145,7 @@ int pixel__schema_static_uneval(pixel_schema_registry *r)
         snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
         for (size_t k = 0; n && k < n->nops; k++) {
             sop *op = &n->ops[k];
-            if (op->kind == OP_UNEVAL_PROPS && !op->u.uneval.names &&
+            if (op->kind == OP_UNEVAL_PROPS && !op->u.uneval.static_names &&
                 static_uneval(r, n, op) < 0) {
                 return -1;
             }
@@ -1184,7 +1159,7 @@ int pixel__schema_static_uneval(pixel_schema_registry *r)
 static bool op_needs_scope(const sop *op)
 {
     return op->kind == OP_DYNREF || op->kind == OP_RECREF || op->kind == OP_UNEVAL_ITEMS ||
-           (op->kind == OP_UNEVAL_PROPS && !op->u.uneval.names);
+           (op->kind == OP_UNEVAL_PROPS && !op->u.uneval.static_names);
 }
 
 /* Every subschema an operation applies, quick or not: false when one is not. */
@@ -1195,7 +1170,7 @@ static bool children_quick(const sop *op)
         case OP_OBJECT: {
             const sobject *o = op->u.obj;
             for (size_t i = 0; i < o->nprops; i++) {
-                if (!Q(o->list[i]->schema)) {
+                if (!Q(o->props[i].schema)) {
                     return false;
                 }
             }

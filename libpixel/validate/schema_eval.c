@@ -576,21 +576,58 @@ static const pixel_value *member(const pixel_value *obj, const char *key, size_t
 /* The declared property named like m, or NULL. */
 static const sprop *prop_find(const sobject *o, const pixel_value *m)
 {
-    uint64_t h = pixel__key_hash(m->key, m->klen);
-    for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
-        const sprop *p = &o->props[j];
-        if (p->hash == h && p->klen == m->klen && pixel__key_eq(p->key, m->key, m->klen)) {
-            return p;
+    long i = pixel__strtab_find(&o->names, m->key, m->klen);
+    return i >= 0 ? &o->props[i] : NULL;
+}
+
+/* The words of the bitset of required names seen (at most 1024 names; beyond, a lookup). */
+static size_t req_words(const sobject *o)
+{
+    return o->nreq_bits > 1024 ? 16 : (o->nreq_bits + 63) / 64;
+}
+
+static bool req_seen(const sobject *o, const uint64_t *bits, size_t i, const pixel_value *v)
+{
+    int32_t b = o->props[o->required_prop[i]].req_bit;
+    if (b < 1024) {
+        return (bits[b >> 6] >> (b & 63)) & 1;
+    }
+    return member(v, o->required[i], o->required_len[i]) != NULL;
+}
+
+/* One member of an object: its declared schema, the patterns it matches, or else
+   additionalProperties; marks it in the required bitset. */
+static bool quick_member(ectx *x, const sobject *o, const sprop *p, const pixel_value *m,
+                         uint64_t *bits, size_t words)
+{
+    bool matched = false;
+    if (p) {
+        if (p->req_bit >= 0 && (size_t)p->req_bit < words * 64) {
+            bits[p->req_bit >> 6] |= 1ull << (p->req_bit & 63);
+        }
+        if (p->schema) {
+            if (!quick(x, p->schema, m)) {
+                return false;
+            }
+            matched = true;
         }
     }
-    return NULL;
+    for (size_t k = 0; k < o->npatterns; k++) {
+        if (regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
+            if (!quick(x, o->patterns[k].schema, m)) {
+                return false;
+            }
+            matched = true;
+        }
+    }
+    return matched || !o->additional || quick(x, o->additional, m);
 }
 
 static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
 {
     if (o->lookup) {
         for (size_t i = 0; i < o->nprops; i++) {
-            const sprop *p = o->list[i];
+            const sprop *p = &o->props[i];
             const pixel_value *m = member(v, p->key, p->klen);
             if (!m ? p->req_bit >= 0 : p->schema && !quick(x, p->schema, m)) {
                 return false;
@@ -599,40 +636,21 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
         return true;
     }
     uint64_t bits[16];
-    size_t words = o->nrequired > 1024 ? 16 : (o->nrequired + 63) / 64;
+    size_t words = req_words(o);
     for (size_t i = 0; i < words; i++) {
         bits[i] = 0;
     }
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        const sprop *p = o->nprops ? prop_find(o, m) : NULL;
-        bool matched = false;
-        if (p) {
-            if (p->req_bit >= 0 && (size_t)p->req_bit < words * 64) {
-                bits[p->req_bit >> 6] |= 1ull << (p->req_bit & 63);
-            }
-            if (p->schema) {
-                if (!quick(x, p->schema, m)) {
-                    return false;
-                }
-                matched = true;
-            }
-        }
-        for (size_t k = 0; k < o->npatterns; k++) {
-            if (regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
-                if (!quick(x, o->patterns[k].schema, m)) {
-                    return false;
-                }
-                matched = true;
-            }
-        }
-        if (!matched && o->additional && !quick(x, o->additional, m)) {
+        if (!quick_member(x, o, o->nprops ? prop_find(o, m) : NULL, m, bits, words)) {
             return false;
         }
     }
+    if (o->nreq_bits <= 64) {
+        uint64_t all = o->nreq_bits == 64 ? ~0ull : (1ull << o->nreq_bits) - 1;
+        return o->nreq_bits == 0 || bits[0] == all;
+    }
     for (size_t i = 0; i < o->nrequired; i++) {
-        /* a duplicate name in "required", or one past the bitset, is looked up */
-        if (!(i < 1024 && (bits[i >> 6] >> (i & 63)) & 1) &&
-            !member(v, o->required[i], o->required_len[i])) {
+        if (!req_seen(o, bits, i, v)) {
             return false;
         }
     }
@@ -784,17 +802,11 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
             if (v->type != PIXEL_TYPE_OBJECT) {
                 return true;
             }
-            if (!op->u.uneval.names) {
+            if (!op->u.uneval.static_names) {
                 break; /* needs annotations: such a node is never quick */
             }
             for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-                const sprop *t = op->u.uneval.names;
-                size_t cap = op->u.uneval.cap;
-                bool done = false;
-                uint64_t h = pixel__key_hash(m->key, m->klen);
-                for (size_t j = h & (cap - 1); t[j].key && !done; j = (j + 1) & (cap - 1)) {
-                    done = t[j].klen == m->klen && pixel__key_eq(t[j].key, m->key, m->klen);
-                }
+                bool done = pixel__strtab_find(&op->u.uneval.names, m->key, m->klen) >= 0;
                 if (!done && !quick(x, op->u.schema, m)) {
                     return false;
                 }
@@ -925,14 +937,9 @@ static bool prop_evaluated(ectx *x, const snode *n, const pixel_value *obj, cons
             if (o->additional) {
                 return true;
             }
-            uint64_t h = pixel__key_hash(m->key, m->klen);
-            for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
-                if (o->props[j].klen == m->klen && memcmp(o->props[j].key, m->key, m->klen) == 0) {
-                    if (o->props[j].schema) {
-                        return true;
-                    }
-                    break;
-                }
+            const sprop *p = prop_find(o, m);
+            if (p && p->schema) {
+                return true;
             }
             for (size_t k = 0; k < o->npatterns; k++) {
                 if (regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
@@ -1012,11 +1019,8 @@ static bool eval_object_lookup(ectx *x, const snode *n, const sobject *o, const 
 {
     bool ok = true;
     for (size_t i = 0; i < o->nprops; i++) {
-        const sprop *p = o->list[i];
-        const pixel_value *m = v->u.list.head;
-        while (m && !(m->klen == p->klen && pixel__key_eq(m->key, p->key, p->klen))) {
-            m = m->next;
-        }
+        const sprop *p = &o->props[i];
+        const pixel_value *m = member(v, p->key, p->klen);
         if (!m) {
             if (p->req_bit >= 0) {
                 ok = false;
@@ -1044,23 +1048,13 @@ static bool eval_object(ectx *x, const snode *n, const sop *op, const pixel_valu
         return eval_object_lookup(x, n, o, v, ip, kp, ds);
     }
     uint64_t bits[16];
-    size_t words = o->nrequired ? (o->nrequired > 1024 ? 16 : (o->nrequired + 63) / 64) : 0;
+    size_t words = req_words(o);
     for (size_t i = 0; i < words; i++) {
         bits[i] = 0; /* only what "required" uses: rep stos of 128 bytes costs per object */
     }
     bool ok = true;
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        const sprop *p = NULL;
-        if (o->nprops) {
-            uint64_t h = pixel__key_hash(m->key, m->klen);
-            for (size_t j = h & (o->cap - 1); o->props[j].key; j = (j + 1) & (o->cap - 1)) {
-                if (o->props[j].hash == h && o->props[j].klen == m->klen &&
-                    pixel__key_eq(o->props[j].key, m->key, m->klen)) {
-                    p = &o->props[j];
-                    break;
-                }
-            }
-        }
+        const sprop *p = o->nprops ? prop_find(o, m) : NULL;
         seg mi = {ip, m->key, m->klen, 0};
         bool matched = false;
         if (p) {
@@ -1107,13 +1101,7 @@ static bool eval_object(ectx *x, const snode *n, const sop *op, const pixel_valu
         }
     }
     for (size_t i = 0; i < o->nrequired; i++) {
-        bool present = i < 1024 ? (bits[i >> 6] >> (i & 63)) & 1
-                                : pixel__object_getn(v, o->required[i], o->required_len[i]) != NULL;
-        if (!present && i < 1024) {
-            /* a duplicate name in "required" shares the first one's bit */
-            present = pixel__object_getn(v, o->required[i], o->required_len[i]) != NULL;
-        }
-        if (!present) {
+        if (!req_seen(o, bits, i, v)) {
             ok = false;
             seg mi = {ip, o->required[i], o->required_len[i], 0};
             report(x, n, kp, "required", &mi, "required property \"%.*s\" is missing",
@@ -1173,19 +1161,9 @@ static bool unique(const pixel_value *v, size_t *a, size_t *b)
 
 static bool enum_has(const sop *op, const pixel_value *v)
 {
-    if (op->u.en.strs) {
-        if (v->type != PIXEL_TYPE_STRING) {
-            return false;
-        }
-        size_t cap = op->u.en.scap;
-        size_t j = pixel__key_hash(v->u.str.s, v->u.str.len) & (cap - 1);
-        for (; op->u.en.strs[j]; j = (j + 1) & (cap - 1)) {
-            if (op->u.en.slens[j] == v->u.str.len &&
-                pixel__key_eq(op->u.en.strs[j], v->u.str.s, v->u.str.len)) {
-                return true;
-            }
-        }
-        return false;
+    if (op->u.en.all_strings) {
+        return v->type == PIXEL_TYPE_STRING &&
+               pixel__strtab_find(&op->u.en.strs, v->u.str.s, v->u.str.len) >= 0;
     }
     for (size_t i = 0; i < op->u.en.n; i++) {
         if (pixel_value_equal(op->u.en.values[i], v)) {
@@ -1202,16 +1180,11 @@ static long disc_branch(const sop *op, const pixel_value *v)
     if (!d || v->type != PIXEL_TYPE_OBJECT) {
         return -1;
     }
-    const pixel_value *m = pixel__object_getn(v, d->prop, d->plen);
+    const pixel_value *m = member(v, d->prop, d->plen);
     if (!m || m->type != PIXEL_TYPE_STRING) {
         return -1;
     }
-    for (size_t k = 0; k < op->u.list.n; k++) {
-        if (d->lens[k] == m->u.str.len && memcmp(d->values[k], m->u.str.s, m->u.str.len) == 0) {
-            return (long)k;
-        }
-    }
-    return -1;
+    return pixel__strtab_find(&d->branch, m->u.str.s, m->u.str.len);
 }
 
 static bool eval_list(ectx *x, const snode *n, const sop *op, const pixel_value *v, const seg *ip,
@@ -1304,15 +1277,9 @@ static bool eval_uneval(ectx *x, const snode *n, const sop *op, const pixel_valu
     size_t i = 0;
     for (const pixel_value *m = v->u.list.head; m; m = m->next, i++) {
         bool done;
-        if (op->kind == OP_UNEVAL_PROPS && op->u.uneval.names) {
+        if (op->kind == OP_UNEVAL_PROPS && op->u.uneval.static_names) {
             /* the evaluated names are static: one lookup */
-            const sprop *t = op->u.uneval.names;
-            size_t cap = op->u.uneval.cap;
-            uint64_t h = pixel__key_hash(m->key, m->klen);
-            done = false;
-            for (size_t j = h & (cap - 1); t[j].key && !done; j = (j + 1) & (cap - 1)) {
-                done = t[j].klen == m->klen && pixel__key_eq(t[j].key, m->key, m->klen);
-            }
+            done = pixel__strtab_find(&op->u.uneval.names, m->key, m->klen) >= 0;
         } else {
             done = op->kind == OP_UNEVAL_PROPS ? prop_evaluated(x, n, v, m, ds, true, 0)
                                                : item_evaluated(x, n, v, m, i, ds, true, 0);

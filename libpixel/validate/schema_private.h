@@ -56,41 +56,98 @@ void pixel__pmap_free(pmap *m);
 
 uint64_t pixel__schema_hash(const char *s, size_t n);
 
-/*
- * The hash of member names and enum strings, computed per member per event:
- * length and three bytes, no loop.  Collisions only cost a probe.
- */
-static inline uint64_t pixel__key_hash(const char *k, size_t n)
-{
-    if (n == 0) {
-        return 0;
-    }
-    uint64_t h = (uint64_t)n * 0x9E3779B1u;
-    h ^= (uint64_t)(unsigned char)k[0] * 0x85EBCA77u;
-    h ^= (uint64_t)(unsigned char)k[n - 1] * 0xC2B2AE3Du;
-    h ^= (uint64_t)(unsigned char)k[n >> 1] * 0x27D4EB2Fu;
-    return h ^ (h >> 15) ^ (h >> 31);
-}
-
-/* Equality of short byte strings without a libc call. */
+/* Equality of short byte strings without a libc call: overlapping word loads. */
 static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
 {
-    while (n >= 8) {
-        uint64_t x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y) {
-            return false;
+    uint64_t x, y;
+    uint32_t u, w;
+    uint16_t h, k;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) {
+                return false;
+            }
         }
-        a += 8, b += 8, n -= 8;
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
     }
-    while (n--) {
-        if (*a++ != *b++) {
-            return false;
-        }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&w, b, 4);
+        uint32_t u2, w2;
+        memcpy(&u2, a + n - 4, 4);
+        memcpy(&w2, b + n - 4, 4);
+        return ((u ^ w) | (u2 ^ w2)) == 0;
     }
-    return true;
+    if (n >= 2) {
+        memcpy(&h, a, 2);
+        memcpy(&k, b, 2);
+        return h == k && a[n - 1] == b[n - 1];
+    }
+    return n == 0 || a[0] == b[0];
 }
+
+/*
+ * A set of strings known at compile time (member names, enum strings):
+ * each maps to its index.  Built as a perfect hash when a multiplier is
+ * found that puts every key in a slot of its own (then a lookup is one hash
+ * and one comparison); otherwise it is an open-addressed table.  The hash
+ * reads the length and three bytes, so it costs the same for every key.
+ */
+typedef struct sslot {
+    const char *key;
+    uint32_t len;
+    int32_t idx; /* -1: empty */
+} sslot;
+
+typedef struct sstrtab {
+    sslot *slot;
+    size_t mask; /* slots - 1 (a power of two, at least 2 slots) */
+    size_t n;    /* distinct keys */
+    uint32_t mult;
+    uint8_t shift; /* 32 - log2(slots) */
+    bool perfect;
+} sstrtab;
+
+static inline uint32_t pixel__key32(const char *k, size_t n)
+{
+    if (n == 0) {
+        return 0x9E3779B9u;
+    }
+    return (uint32_t)n ^ ((uint32_t)(unsigned char)k[0] << 8) ^
+           ((uint32_t)(unsigned char)k[n - 1] << 16) ^ ((uint32_t)(unsigned char)k[n >> 1] << 24);
+}
+
+/* The index of key k, or -1. */
+__attribute__((always_inline)) static inline long pixel__strtab_find(const sstrtab *t, const char *k, size_t n)
+{
+    size_t j = (uint32_t)(pixel__key32(k, n) * t->mult) >> t->shift;
+    for (;;) {
+        const sslot *s = &t->slot[j];
+        if (s->idx < 0) {
+            return -1;
+        }
+        if (s->len == n && pixel__key_eq(s->key, k, n)) {
+            return s->idx;
+        }
+        if (t->perfect) {
+            return -1;
+        }
+        j = (j + 1) & t->mask;
+    }
+}
+
+/*
+ * Builds t over keys[0..n) (in the arena).  Equal keys share the index of
+ * the first; canon (optional, n entries) receives each key's index, and
+ * indexes count distinct keys in order of first appearance.  -1 when out
+ * of memory.
+ */
+int pixel__strtab_build(sstrtab *t, pixel_arena *a, const char *const *keys, const size_t *lens,
+                        size_t n, uint32_t *canon);
 
 /* ---- URIs ----------------------------------------------------------------- */
 
@@ -240,9 +297,8 @@ typedef struct sregex {
 typedef struct sprop {
     const char *key;
     size_t klen;
-    uint64_t hash;
     snode *schema;   /* NULL: only named by required */
-    int32_t req_bit; /* index in required bitset, -1 if not required */
+    int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
 } sprop;
 
 typedef struct spattern {
@@ -251,17 +307,19 @@ typedef struct spattern {
 } spattern;
 
 typedef struct sobject {
-    sprop *props; /* open-addressed table of size cap (power of two) */
-    size_t cap, nprops;
+    sprop *props; /* the names of "properties" and "required", in order, each once */
+    size_t nprops;
+    sstrtab names; /* name -> index in props */
     spattern *patterns;
     size_t npatterns;
     snode *additional; /* NULL: absent */
-    const char **required;
+    const char **required; /* "required" as written (for messages) */
     size_t *required_len;
+    uint32_t *required_prop; /* each one's index in props */
     size_t nrequired;
+    size_t nreq_bits; /* distinct required names */
     bool has_props, has_patterns, has_required;
     bool lookup; /* few properties, no patterns or additionalProperties: look each up */
-    sprop **list; /* the table's entries in declaration order */
 } sobject;
 
 typedef struct sdep {
@@ -276,8 +334,7 @@ typedef struct sdep {
 typedef struct sdisc {
     const char *prop; /* discriminator member */
     size_t plen;
-    const char **values; /* per branch */
-    size_t *lens;
+    sstrtab branch; /* its const value -> the branch */
 } sdisc;
 
 typedef struct sop {
@@ -289,9 +346,8 @@ typedef struct sop {
         struct {
             const pixel_value **values;
             size_t n;
-            const char **strs; /* hash set of string values (all strings), or NULL */
-            size_t *slens;
-            size_t scap;
+            bool all_strings; /* then strs holds them */
+            sstrtab strs;
         } en;
         uint64_t count;
         sregex re;
@@ -309,9 +365,9 @@ typedef struct sop {
         struct {
             snode *schema;
             /* When only properties reached through allOf/$ref can evaluate members,
-               the evaluated names are known at compile time: a set (open-addressed). */
-            sprop *names;
-            size_t cap;
+               the evaluated names are known at compile time: a set. */
+            bool static_names;
+            sstrtab names;
         } uneval;
         struct {
             snode **prefix;

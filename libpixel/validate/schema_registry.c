@@ -174,6 +174,106 @@ void pixel__pmap_free(pmap *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* ---- compile-time string sets ----------------------------------------------- */
+
+static uint32_t next_mult(uint64_t *state)
+{
+    /* splitmix64: a fixed sequence of odd multipliers to try */
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)(z ^ (z >> 31)) | 1u;
+}
+
+int pixel__strtab_build(sstrtab *t, pixel_arena *a, const char *const *keys, const size_t *lens,
+                        size_t n, uint32_t *canon)
+{
+    memset(t, 0, sizeof(*t));
+    /* distinct keys first, each with its index (a plain table of the full hash) */
+    size_t dcap = 8;
+    while (dcap < n * 2 + 2) {
+        dcap *= 2;
+    }
+    size_t *dist = pixel__calloc(dcap, sizeof(*dist));       /* distinct index + 1, 0: empty */
+    size_t *first = pixel__malloc((n + 1) * sizeof(*first)); /* distinct index -> key index */
+    if (!dist || !first) {
+        pixel__free(dist);
+        pixel__free(first);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = pixel__schema_hash(keys[i], lens[i]) & (dcap - 1);
+        while (dist[j] && !(lens[first[dist[j] - 1]] == lens[i] &&
+                            memcmp(keys[first[dist[j] - 1]], keys[i], lens[i]) == 0)) {
+            j = (j + 1) & (dcap - 1);
+        }
+        if (!dist[j]) {
+            first[t->n] = i;
+            dist[j] = ++t->n;
+        }
+        if (canon) {
+            canon[i] = (uint32_t)(dist[j] - 1);
+        }
+    }
+    /* a multiplier that gives every distinct key a slot of its own, tables of 2n to 16n */
+    unsigned bits = 1;
+    while ((1ull << bits) < t->n * 2) {
+        bits++;
+    }
+    uint64_t state = 0x5EED;
+    uint32_t best = next_mult(&state);
+    bool perfect = false;
+    uint8_t *used = pixel__calloc((size_t)1 << (bits + 3), 1);
+    for (unsigned extra = 0; used && extra <= 3 && !perfect; extra++) {
+        size_t size = (size_t)1 << (bits + extra);
+        for (int tries = 0; tries < 200 && !perfect; tries++) {
+            uint32_t m = tries == 0 && extra == 0 ? best : next_mult(&state);
+            memset(used, 0, size);
+            perfect = true;
+            for (size_t d = 0; d < t->n && perfect; d++) {
+                size_t j = (uint32_t)(pixel__key32(keys[first[d]], lens[first[d]]) * m) >>
+                           (32 - bits - extra);
+                perfect = !used[j];
+                used[j] = 1;
+            }
+            if (perfect) {
+                best = m;
+                bits += extra;
+            }
+        }
+    }
+    pixel__free(used);
+    t->perfect = perfect;
+    t->mult = best;
+    t->shift = (uint8_t)(32 - bits);
+    t->mask = ((size_t)1 << bits) - 1;
+    t->slot = pixel__arena_alloc(a, (t->mask + 1) * sizeof(*t->slot));
+    if (!t->slot) {
+        pixel__free(dist);
+        pixel__free(first);
+        return -1;
+    }
+    for (size_t j = 0; j <= t->mask; j++) {
+        t->slot[j].key = NULL;
+        t->slot[j].len = 0;
+        t->slot[j].idx = -1;
+    }
+    for (size_t d = 0; d < t->n; d++) {
+        const char *k = keys[first[d]];
+        size_t kl = lens[first[d]];
+        size_t j = (uint32_t)(pixel__key32(k, kl) * t->mult) >> t->shift;
+        while (t->slot[j].idx >= 0) {
+            j = (j + 1) & t->mask; /* only when not perfect */
+        }
+        t->slot[j].key = k;
+        t->slot[j].len = (uint32_t)kl;
+        t->slot[j].idx = (int32_t)d;
+    }
+    pixel__free(dist);
+    pixel__free(first);
+    return 0;
+}
+
 /* ---- URIs (RFC 3986) -------------------------------------------------------- */
 
 typedef struct uparts {
