@@ -1224,6 +1224,78 @@ static bool children_quick(const sop *op)
 #undef Q
 }
 
+/* The straight-line form of a node of one-value keywords, or NULL. */
+static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
+{
+    sleaf l;
+    memset(&l, 0, sizeof(l));
+    l.types = ST_NULL | ST_BOOL | ST_INT | ST_NUM | ST_STR | ST_ARR | ST_OBJ;
+    l.maxlen = UINT64_MAX;
+    l.int_range = true;
+    l.imin = INT64_MIN;
+    l.imax = INT64_MAX;
+    for (size_t i = 0; i < n->nops; i++) {
+        const sop *op = &n->ops[i];
+        switch (op->kind) {
+            case OP_TYPE:
+                l.types = op->u.types;
+                break;
+            case OP_CONST:
+            case OP_ENUM:
+                if (l.eq) {
+                    return NULL;
+                }
+                l.eq = op;
+                break;
+            case OP_MINIMUM:
+            case OP_MAXIMUM:
+            case OP_EXMINIMUM:
+            case OP_EXMAXIMUM:
+            case OP_MULTIPLEOF: {
+                if (!l.num) {
+                    l.num = op;
+                } else if (l.num + l.nnum != op) {
+                    return NULL; /* not contiguous: cannot happen with the fixed order */
+                }
+                l.nnum++;
+                const pixel_value *b = op->u.value;
+                bool in = op->kind == OP_MINIMUM || op->kind == OP_MAXIMUM;
+                if (op->kind == OP_MULTIPLEOF || b->type != PIXEL_TYPE_INT ||
+                    (op->kind == OP_EXMINIMUM && b->u.i == INT64_MAX) ||
+                    (op->kind == OP_EXMAXIMUM && b->u.i == INT64_MIN)) {
+                    l.int_range = false;
+                } else if (op->kind == OP_MINIMUM || op->kind == OP_EXMINIMUM) {
+                    int64_t lo = in ? b->u.i : b->u.i + 1;
+                    l.imin = lo > l.imin ? lo : l.imin;
+                } else {
+                    int64_t hi = in ? b->u.i : b->u.i - 1;
+                    l.imax = hi < l.imax ? hi : l.imax;
+                }
+                break;
+            }
+            case OP_MINLENGTH:
+                l.minlen = op->u.count;
+                break;
+            case OP_MAXLENGTH:
+                l.maxlen = op->u.count;
+                break;
+            case OP_PATTERN:
+                l.pattern = &op->u.re;
+                break;
+            case OP_FORMAT:
+                l.format = op;
+                break;
+            default:
+                return NULL;
+        }
+    }
+    sleaf *out = pixel__arena_alloc(&r->arena, sizeof(*out));
+    if (out) {
+        *out = l;
+    }
+    return out;
+}
+
 void pixel__schema_mark_quick(pixel_schema_registry *r)
 {
     /* Start from "quick unless it needs the scope itself", then take the flag away from
@@ -1248,6 +1320,18 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
                     changed = true;
                 }
             }
+        }
+    }
+    /* shortcuts for the boolean pass (a node without one keeps its operations) */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        if (!n || !n->quick || n->boolean || n->leaf || n->alias) {
+            continue;
+        }
+        if (n->nops == 1 && n->ops[0].kind == OP_REF) {
+            n->alias = n->ops[0].u.schema;
+        } else {
+            n->leaf = make_leaf(r, n);
         }
     }
 }

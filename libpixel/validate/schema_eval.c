@@ -821,8 +821,52 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
     return false;
 }
 
+static bool quick_leaf(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    if (!type_ok(v, l->types) || (l->eq && !(l->eq->kind == OP_CONST
+                                                  ? pixel_value_equal(l->eq->u.value, v)
+                                                  : enum_has(l->eq, v)))) {
+        return false;
+    }
+    switch (v->type) {
+        case PIXEL_TYPE_STRING: {
+            const char *s = v->u.str.s;
+            size_t len = v->u.str.len;
+            if (len > l->maxlen || len / 4 < l->minlen) {
+                /* a code point takes 1 to 4 bytes: count them only when it matters */
+                size_t cp = cp_len(s, len);
+                if (cp < l->minlen || cp > l->maxlen) {
+                    return false;
+                }
+            }
+            return (!l->pattern || regex_match(x, l->pattern, s, len)) &&
+                   (!l->format || string_ok(x, l->format, v));
+        }
+        case PIXEL_TYPE_INT:
+            if (l->int_range) {
+                return v->u.i >= l->imin && v->u.i <= l->imax;
+            }
+            /* fall through */
+        case PIXEL_TYPE_NUMBER:
+            for (size_t i = 0; i < l->nnum; i++) {
+                if (!number_ok(&l->num[i], v)) {
+                    return false;
+                }
+            }
+            return true;
+        default:
+            return true;
+    }
+}
+
 static bool quick(ectx *x, const snode *n, const pixel_value *v)
 {
+    while (n->alias) {
+        n = n->alias;
+    }
+    if (n->leaf) {
+        return quick_leaf(x, n->leaf, v);
+    }
     if (n->boolean) {
         return n->boolean == 1;
     }

@@ -400,6 +400,23 @@ typedef struct sop {
     } u;
 } sop;
 
+/*
+ * A node made only of keywords on one value (type, const, enum, numeric
+ * bounds, lengths, pattern, format): the boolean pass checks it in
+ * straight-line code instead of dispatching keyword by keyword.
+ */
+typedef struct sleaf {
+    unsigned types;       /* allowed ST_* types (all when there is no "type") */
+    const sop *eq;        /* const or enum, or NULL */
+    const sop *num;       /* the numeric keywords (contiguous), nnum of them */
+    size_t nnum;
+    bool int_range;       /* every numeric keyword is an integer bound: [imin, imax] */
+    int64_t imin, imax;
+    uint64_t minlen, maxlen; /* code points */
+    const sregex *pattern;
+    const sop *format;
+} sleaf;
+
 struct snode {
     uint8_t boolean; /* 0: a schema object; 1: true; 2: false */
     uint8_t ready;   /* fully compiled */
@@ -409,7 +426,9 @@ struct snode {
     const pixel_value *src;
     sop *ops;
     size_t nops;
-    bool quick; /* the boolean pass applies: see pixel__schema_mark_quick() */
+    bool quick;          /* the boolean pass applies: see pixel__schema_mark_quick() */
+    const sleaf *leaf;   /* set with quick for a node of one-value keywords */
+    const snode *alias;  /* set with quick for a node that is only a $ref: its target */
 };
 
 /* Private validation flags, for the tests: one pass alone. */
