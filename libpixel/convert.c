@@ -43,29 +43,41 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-size_t pixel__format_rfc3339(char *out, int64_t ms, int with_ms)
+size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
 {
     int64_t days = floor_div(ms, 86400000);
     int64_t rem = ms - days * 86400000;
-    int64_t y;
-    unsigned mo, d;
-    civil_from_days(days, &y, &mo, &d);
     unsigned s = (unsigned)(rem / 1000), frac = (unsigned)(rem % 1000);
-    if (y < 0 || y > 9999) {
-        y = y < 0 ? 0 : 9999;
+    char ymd[10];
+    if (memo && memo->day_set && memo->day == days) {
+        memcpy(ymd, memo->ymd, sizeof(ymd));
+    } else {
+        int64_t y;
+        unsigned mo, d;
+        civil_from_days(days, &y, &mo, &d);
+        if (y < 0 || y > 9999) {
+            y = y < 0 ? 0 : 9999;
+        }
+        unsigned yy = (unsigned)y;
+        ymd[0] = (char)('0' + yy / 1000);
+        ymd[1] = (char)('0' + yy / 100 % 10);
+        ymd[2] = (char)('0' + yy / 10 % 10);
+        ymd[3] = (char)('0' + yy % 10);
+        ymd[4] = '-';
+        ymd[5] = (char)('0' + mo / 10);
+        ymd[6] = (char)('0' + mo % 10);
+        ymd[7] = '-';
+        ymd[8] = (char)('0' + d / 10);
+        ymd[9] = (char)('0' + d % 10);
+        if (memo) {
+            memo->day_set = true;
+            memo->day = days;
+            memcpy(memo->ymd, ymd, sizeof(ymd));
+        }
     }
     char *o = out;
-    unsigned yy = (unsigned)y;
-    *o++ = (char)('0' + yy / 1000);
-    *o++ = (char)('0' + yy / 100 % 10);
-    *o++ = (char)('0' + yy / 10 % 10);
-    *o++ = (char)('0' + yy % 10);
-    *o++ = '-';
-    *o++ = (char)('0' + mo / 10);
-    *o++ = (char)('0' + mo % 10);
-    *o++ = '-';
-    *o++ = (char)('0' + d / 10);
-    *o++ = (char)('0' + d % 10);
+    memcpy(o, ymd, sizeof(ymd));
+    o += sizeof(ymd);
     *o++ = 'T';
     unsigned hh = s / 3600, mm = s / 60 % 60, ss = s % 60;
     *o++ = (char)('0' + hh / 10);
@@ -150,6 +162,24 @@ int pixel__parse_clf_time(const char *s, size_t n, int64_t *ms)
     }
     int64_t t = days_from_civil(y, (unsigned)mo, d) * 86400 + h * 3600 + mi * 60 + sec;
     *ms = (t - off * 60) * 1000;
+    return 0;
+}
+
+/* The same, through the context's memo of the last CLF time. */
+static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *ms)
+{
+    if (n == sizeof(m->clf) && m->clf_set && memcmp(m->clf, s, n) == 0) {
+        *ms = m->clf_ms;
+        return 0;
+    }
+    if (pixel__parse_clf_time(s, n, ms) < 0) {
+        return -1;
+    }
+    if (n == sizeof(m->clf)) {
+        memcpy(m->clf, s, n);
+        m->clf_ms = *ms;
+        m->clf_set = true;
+    }
     return 0;
 }
 
@@ -308,7 +338,7 @@ static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
             *has_ms = memchr(in.p, '.', in.n) != NULL;
             return pixel__parse_rfc3339(in.p, in.n, ms);
         case TS_CLF:
-            return pixel__parse_clf_time(in.p, in.n, ms);
+            return clf_time_memo(&ctx->time_memo, in.p, in.n, ms);
         case TS_STRPTIME:
             return parse_strptime(f->strptime_fmt, in.p, in.n, ms);
         case TS_SYSLOG:
@@ -318,13 +348,13 @@ static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
                 int64_t ref = ctx->ingest_ms;
                 pixel_span t = ctx->rec.fields[PIXEL_F_TIME];
                 int64_t lt;
-                if (t.p && pixel__parse_clf_time(t.p, t.n, &lt) == 0) {
+                if (t.p && clf_time_memo(&ctx->time_memo, t.p, t.n, &lt) == 0) {
                     ref = lt;
                 }
                 return parse_bsd_time(in.p, in.n, ref, ms);
             }
             if (in.n == 26 && in.p[2] == '/') {
-                return pixel__parse_clf_time(in.p, in.n, ms);
+                return clf_time_memo(&ctx->time_memo, in.p, in.n, ms);
             }
             if (in.n >= 20 && in.p[4] == '-') {
                 *has_ms = memchr(in.p, '.', in.n) != NULL;
@@ -626,7 +656,7 @@ int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
             if (!buf) {
                 return PIXEL_ENOMEM;
             }
-            size_t n = pixel__format_rfc3339(buf, ms, f->ts_output_ms || has_ms);
+            size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ms, f->ts_output_ms || has_ms);
             *out = pixel__value_string_view(&ctx->arena, buf, n);
             return *out ? 0 : PIXEL_ENOMEM;
         }

@@ -18,7 +18,7 @@
 
 static int set_path(pixel_ctx *ctx, const char *path, pixel_value *v)
 {
-    return v && pixel_value_set_at(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
+    return v && pixel__value_set_at_owned(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
@@ -77,7 +77,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     if (!buf) {
         return PIXEL_ENOMEM;
     }
-    size_t n = pixel__format_rfc3339(buf, ctx->ingest_ms, 1);
+    size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ctx->ingest_ms, 1);
     return set_path(ctx, e->into, pixel__value_string_view(&ctx->arena, buf, n));
 }
 
@@ -106,6 +106,27 @@ static void mask_bits(unsigned char *a, size_t bytes, int prefix)
     }
 }
 
+/* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading zeros. */
+static bool parse_ipv4(const char *s, size_t n, unsigned char a[4])
+{
+    size_t i = 0;
+    for (int k = 0; k < 4; k++) {
+        if (k > 0 && (i >= n || s[i++] != '.')) {
+            return false;
+        }
+        size_t start = i;
+        unsigned v = 0;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) {
+            v = v * 10 + (unsigned)(s[i++] - '0');
+        }
+        if (i == start || v > 255 || (s[start] == '0' && i - start > 1)) {
+            return false;
+        }
+        a[k] = (unsigned char)v;
+    }
+    return i == n;
+}
+
 static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
@@ -115,17 +136,16 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     size_t n;
     const char *s = pixel_value_string(v, &n);
-    char text[64], *out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN);
+    char *out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN);
     unsigned char addr[16];
     if (!out) {
         return PIXEL_ENOMEM;
     }
-    if (!s || n >= sizeof(text)) {
+    if (!s || n >= 64) {
         return fail(ctx, e, e->from, "not an IP address");
     }
-    memcpy(text, s, n);
-    text[n] = '\0';
-    if (inet_pton(AF_INET, text, addr) == 1) {
+    size_t len;
+    if (parse_ipv4(s, n, addr)) {
         mask_bits(addr, 4, e->v4_prefix);
         char *o = out;
         for (int i = 0; i < 4; i++) {
@@ -137,15 +157,24 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
                 *o++ = (char)('0' + octet / 10 % 10);
             }
             *o++ = (char)('0' + octet % 10);
-            *o++ = i < 3 ? '.' : '\0';
+            *o++ = '.';
         }
-    } else if (inet_pton(AF_INET6, text, addr) == 1) {
+        len = (size_t)(o - out) - 1;
+        out[len] = '\0';
+    } else {
+        char text[64];
+        memcpy(text, s, n);
+        text[n] = '\0';
+        if (inet_pton(AF_INET6, text, addr) != 1) {
+            return fail(ctx, e, e->from, "not an IP address");
+        }
         mask_bits(addr, 16, e->v6_prefix);
         inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN);
-    } else {
-        return fail(ctx, e, e->from, "not an IP address");
+        len = strlen(out);
     }
-    return set_path(ctx, e->from, pixel__value_string_view(&ctx->arena, out, strlen(out)));
+    v->u.str.s = out; /* v is the event's own value: change it in place */
+    v->u.str.len = len;
+    return 0;
 }
 
 /* ---- url ---- */
@@ -156,7 +185,7 @@ static int add_part(pixel_ctx *ctx, pixel_value *o, const char *key, const char 
     if (!v) {
         return PIXEL_ENOMEM;
     }
-    return pixel_object_set(ctx, o, key, v) < 0 ? PIXEL_ENOMEM : 0;
+    return pixel__object_set_owned(ctx, o, key, v) < 0 ? PIXEL_ENOMEM : 0;
 }
 
 static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size_t qn)
@@ -195,7 +224,8 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
         }
         s = pe + 1;
     }
-    return camp ? (pixel_object_set(ctx, target, "campaign", camp) < 0 ? PIXEL_ENOMEM : 0) : 0;
+    return camp ? (pixel__object_set_owned(ctx, target, "campaign", camp) < 0 ? PIXEL_ENOMEM : 0)
+                : 0;
 }
 
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)

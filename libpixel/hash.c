@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 typedef struct {
     uint32_t h[8];
@@ -169,17 +170,17 @@ void pixel__uuid_from_bytes(const char *s, size_t n, char out[37])
 
 int pixel__is_uuid(const char *s, size_t n)
 {
-    /* 8-4-4-4-12 hex digits */
-    static const unsigned char dash[36] = {[8] = 1, [13] = 1, [18] = 1, [23] = 1};
+    /* 8-4-4-4-12 hex digits: three blocks of sixteen (the last overlaps the
+     * second) classify all 36 bytes at once. */
     if (n != 36) {
         return 0;
     }
-    unsigned bad = 0;
-    for (size_t i = 0; i < 36; i++) {
-        unsigned char c = (unsigned char)s[i];
-        unsigned lc = c | 0x20u;
-        unsigned hex = ((unsigned)(c - '0') < 10u) | ((unsigned)(lc - 'a') < 6u);
-        bad |= dash[i] ? c != '-' : !hex;
-    }
-    return !bad;
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t hex = pixel__hex16(u) | (uint64_t)pixel__hex16(u + 16) << 16 |
+                   (uint64_t)pixel__hex16(u + 20) << 20;
+    uint64_t dash = pixel__eq16(u, '-') | (uint64_t)pixel__eq16(u + 16, '-') << 16 |
+                    (uint64_t)pixel__eq16(u + 20, '-') << 20;
+    const uint64_t dashes = 1ull << 8 | 1ull << 13 | 1ull << 18 | 1ull << 23;
+    const uint64_t all = (1ull << 36) - 1;
+    return dash == dashes && hex == (all & ~dashes);
 }

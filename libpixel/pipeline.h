@@ -179,7 +179,8 @@ int pixel__source_parse(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, 
 /* Time helpers (convert.c) */
 int pixel__parse_clf_time(const char *s, size_t n, int64_t *epoch_ms);
 int pixel__parse_rfc3339(const char *s, size_t n, int64_t *epoch_ms);
-size_t pixel__format_rfc3339(char *out, int64_t epoch_ms, int with_ms);
+/* Writes "YYYY-MM-DDTHH:MM:SS[.mmm]Z" and a NUL to out (32 bytes); memo may be NULL. */
+size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t epoch_ms, int with_ms);
 
 /* enrich.c */
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq);

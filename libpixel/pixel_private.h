@@ -181,6 +181,11 @@ static inline int pixel__object_add_plain(pixel_value *obj, const char *key, siz
 }
 
 bool pixel__plain_key(const char *key, size_t klen);
+/* pixel_object_set and pixel_value_set_at for keys that outlive the event
+ * (string literals, the pipeline's own config): the keys are not copied. */
+int pixel__object_set_owned(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_value *val);
+int pixel__value_set_at_owned(pixel_ctx *ctx, pixel_value *root, const char *path,
+                              pixel_value *val);
 pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t klen);
 pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err);
 int pixel__json_dump(pixel_buf *b, const pixel_value *v);
@@ -276,6 +281,16 @@ int pixel__validator_check(const pixel_validator *v, pixel_ctx *ctx, const pixel
 
 #include "record.h"
 
+/* The last calendar day formatted and the last CLF time parsed: log lines
+ * come in time order, so most lines find their day and second here. */
+typedef struct pixel_time_memo {
+    bool day_set, clf_set;
+    int64_t day; /* days since the epoch of ymd */
+    char ymd[10];
+    char clf[26];
+    int64_t clf_ms;
+} pixel_time_memo;
+
 struct pixel_ctx {
     pixel_arena arena;
     pixel_outcome outcome;
@@ -294,6 +309,7 @@ struct pixel_ctx {
     pixel_buf scratch;   /* scratch for stages */
     int64_t fixed_clock_ms;
     int64_t ingest_ms; /* ingest time of the current line (fixed at parse) */
+    pixel_time_memo time_memo;
     uint64_t module_key; /* module_loader.c: this context's unique id for per-thread module
                             instances; 0 until a module first needs it (never reused) */
 };

@@ -80,6 +80,42 @@ static inline unsigned pixel__high16(const unsigned char *p)
 #endif
 }
 
+/* ASCII hex digits (0-9, a-f, A-F). */
+static inline unsigned pixel__hex16(const unsigned char *p)
+{
+#ifdef PIXEL_SIMD_SSE2
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    __m128i d = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                              _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
+    __m128i a = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                              _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), l));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(d, a));
+#else
+    unsigned m = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned c = p[i], lc = c | 0x20u;
+        m |= (unsigned)((c - '0' < 10u) | (lc - 'a' < 6u)) << i;
+    }
+    return m;
+#endif
+}
+
+/* Bytes equal to c. */
+static inline unsigned pixel__eq16(const unsigned char *p, unsigned char c)
+{
+#ifdef PIXEL_SIMD_SSE2
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)c)));
+#else
+    unsigned m = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        m |= (unsigned)(p[i] == c) << i;
+    }
+    return m;
+#endif
+}
+
 /* Copies sixteen bytes (the caller has room for all of them). */
 static inline void pixel__copy16(void *dst, const void *src)
 {

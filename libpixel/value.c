@@ -190,8 +190,10 @@ static void replace_member(pixel_value *obj, pixel_value *old, pixel_value *val)
     }
 }
 
+/* Sets key in obj.  The key is copied into the arena unless `owned`: the
+ * caller promises it outlives the event (a key from the pipeline's config). */
 static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t klen,
-                       pixel_value *val)
+                       pixel_value *val, bool owned)
 {
     if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val) {
         return -1;
@@ -201,7 +203,7 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
         replace_member(obj, old, val);
         return 0;
     }
-    char *k = pixel__arena_strndup(&ctx->arena, key, klen);
+    const char *k = owned ? key : pixel__arena_strndup(&ctx->arena, key, klen);
     if (!k) {
         return -1;
     }
@@ -210,22 +212,27 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
 
 int pixel_object_set(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_value *val)
 {
-    return key ? object_setn(ctx, obj, key, strlen(key), val) : -1;
+    return key ? object_setn(ctx, obj, key, strlen(key), val, false) : -1;
 }
 
-int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val)
+int pixel__object_set_owned(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_value *val)
+{
+    return object_setn(ctx, obj, key, strlen(key), val, true);
+}
+
+static int set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val, bool owned)
 {
     pixel_value *obj = root;
     for (;;) {
         const char *dot = strchr(path, '.');
         if (!dot) {
-            return object_setn(ctx, obj, path, strlen(path), val);
+            return object_setn(ctx, obj, path, strlen(path), val, owned);
         }
         size_t n = (size_t)(dot - path);
         pixel_value *child = pixel__object_getn(obj, path, n);
         if (!child || child->type != PIXEL_TYPE_OBJECT) {
             pixel_value *fresh = pixel_value_new_object(ctx);
-            if (!fresh || object_setn(ctx, obj, path, n, fresh) < 0) {
+            if (!fresh || object_setn(ctx, obj, path, n, fresh, owned) < 0) {
                 return -1;
             }
             child = fresh;
@@ -233,6 +240,17 @@ int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixe
         obj = child;
         path = dot + 1;
     }
+}
+
+int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val)
+{
+    return set_at(ctx, root, path, val, false);
+}
+
+int pixel__value_set_at_owned(pixel_ctx *ctx, pixel_value *root, const char *path,
+                              pixel_value *val)
+{
+    return set_at(ctx, root, path, val, true);
 }
 
 static int object_removen(pixel_value *obj, const char *key, size_t klen)

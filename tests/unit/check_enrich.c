@@ -83,6 +83,20 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
     p = load_ok(PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: {field: ip}}]\n");
     ck_assert_int_eq(run(p, ctx, LINE("ip=198.51.100.200")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("ip"), "198.51.100.0"); /* default /24 */
+    ck_assert_int_eq(run(p, ctx, LINE("ip=0.0.0.9")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("ip"), "0.0.0.0");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=::ffff:198.51.100.7")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("ip"), "::"); /* an IPv6 address: its first 48 bits */
+    /* What inet_pton refuses for IPv4 is refused here too. */
+    static const char *const not_ipv4[] = {"198.51.100.256", "198.51.100", "198.51.100.1.2",
+                                           "198.051.100.1", "198.51.100.1+", "1..2.3",
+                                           "198.51.100.", "1234.1.1.1"};
+    for (size_t i = 0; i < sizeof(not_ipv4) / sizeof(not_ipv4[0]); i++) {
+        char line[160];
+        snprintf(line, sizeof(line), LINE("ip=%s"), not_ipv4[i]);
+        ck_assert_msg(run(p, ctx, line) == PIXEL_OUTCOME_QUARANTINED, "%s", not_ipv4[i]);
+        ck_assert_str_eq(first_code(ctx), "enrichment_failed");
+    }
     pixel_pipeline_free(p);
 }
 END_TEST
