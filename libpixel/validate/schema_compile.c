@@ -297,6 +297,10 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
             o->required_prop[r] = canon[k];
             if (p->req_bit < 0) {
                 p->req_bit = (int32_t)o->nreq_bits++;
+                if (p->req_bit < 1024) {
+                    p->req_word = (uint32_t)p->req_bit >> 6;
+                    p->req_mask = 1ull << (p->req_bit & 63);
+                }
             }
         }
     }
@@ -1332,6 +1336,23 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
             n->alias = n->ops[0].u.schema;
         } else {
             n->leaf = make_leaf(r, n);
+        }
+    }
+    /* a declared property whose schema is a leaf: the object checks it in place */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        for (size_t k = 0; n && n->quick && k < n->nops; k++) {
+            if (n->ops[k].kind != OP_OBJECT) {
+                continue;
+            }
+            sobject *o = n->ops[k].u.obj;
+            for (size_t j = 0; j < o->nprops; j++) {
+                const snode *t = o->props[j].schema;
+                while (t && t->alias) {
+                    t = t->alias;
+                }
+                o->props[j].leaf = t ? t->leaf : NULL;
+            }
         }
     }
 }

@@ -415,24 +415,15 @@ static bool is_integer(const pixel_value *v)
            (v->type == PIXEL_TYPE_NUMBER && isfinite(v->u.num.d) && v->u.num.d == floor(v->u.num.d));
 }
 
-static bool type_ok(const pixel_value *v, unsigned t)
+static inline bool type_ok(const pixel_value *v, unsigned t)
 {
-    switch (v->type) {
-        case PIXEL_TYPE_NULL:
-            return t & ST_NULL;
-        case PIXEL_TYPE_BOOL:
-            return t & ST_BOOL;
-        case PIXEL_TYPE_INT:
-            return t & (ST_INT | ST_NUM);
-        case PIXEL_TYPE_NUMBER:
-            return (t & ST_NUM) || ((t & ST_INT) && is_integer(v));
-        case PIXEL_TYPE_STRING:
-            return t & ST_STR;
-        case PIXEL_TYPE_ARRAY:
-            return t & ST_ARR;
-        default:
-            return t & ST_OBJ;
+    /* the ST_* bits each value type satisfies by itself (a NUMBER may still be an integer) */
+    static const uint8_t meets[8] = {ST_NULL, ST_BOOL, ST_INT | ST_NUM, ST_NUM,
+                                     ST_STR,  ST_ARR,  ST_OBJ,         ST_OBJ};
+    if (t & meets[v->type & 7]) {
+        return true;
     }
+    return v->type == PIXEL_TYPE_NUMBER && (t & ST_INT) && is_integer(v);
 }
 
 static void types_str(unsigned t, char *out, size_t cap)
@@ -560,6 +551,8 @@ static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
  * it too.
  */
 static bool quick(ectx *x, const snode *n, const pixel_value *v);
+static bool leaf_rest(ectx *x, const sleaf *l, const pixel_value *v);
+static inline bool quick_leaf(ectx *x, const sleaf *l, const pixel_value *v);
 static bool enum_has(const sop *op, const pixel_value *v);
 static bool unique(const pixel_value *v, size_t *a, size_t *b);
 static long disc_branch(const sop *op, const pixel_value *v);
@@ -598,15 +591,13 @@ static bool req_seen(const sobject *o, const uint64_t *bits, size_t i, const pix
 /* One member of an object: its declared schema, the patterns it matches, or else
    additionalProperties; marks it in the required bitset. */
 static bool quick_member(ectx *x, const sobject *o, const sprop *p, const pixel_value *m,
-                         uint64_t *bits, size_t words)
+                         uint64_t *bits)
 {
     bool matched = false;
     if (p) {
-        if (p->req_bit >= 0 && (size_t)p->req_bit < words * 64) {
-            bits[p->req_bit >> 6] |= 1ull << (p->req_bit & 63);
-        }
+        bits[p->req_word] |= p->req_mask;
         if (p->schema) {
-            if (!quick(x, p->schema, m)) {
+            if (!(p->leaf ? quick_leaf(x, p->leaf, m) : quick(x, p->schema, m))) {
                 return false;
             }
             matched = true;
@@ -637,11 +628,12 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     }
     uint64_t bits[16];
     size_t words = req_words(o);
-    for (size_t i = 0; i < words; i++) {
+    bits[0] = 0;
+    for (size_t i = 1; i < words; i++) {
         bits[i] = 0;
     }
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        if (!quick_member(x, o, o->nprops ? prop_find(o, m) : NULL, m, bits, words)) {
+        if (!quick_member(x, o, o->nprops ? prop_find(o, m) : NULL, m, bits)) {
             return false;
         }
     }
@@ -821,11 +813,11 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
     return false;
 }
 
-static bool quick_leaf(ectx *x, const sleaf *l, const pixel_value *v)
+/* All of a leaf's keywords (the type excepted), out of line. */
+__attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const pixel_value *v)
 {
-    if (!type_ok(v, l->types) || (l->eq && !(l->eq->kind == OP_CONST
-                                                  ? pixel_value_equal(l->eq->u.value, v)
-                                                  : enum_has(l->eq, v)))) {
+    if (l->eq && !(l->eq->kind == OP_CONST ? pixel_value_equal(l->eq->u.value, v)
+                                             : enum_has(l->eq, v))) {
         return false;
     }
     switch (v->type) {
@@ -857,6 +849,26 @@ static bool quick_leaf(ectx *x, const sleaf *l, const pixel_value *v)
         default:
             return true;
     }
+}
+
+/* A leaf: the type and the cheap checks in line, the rest in leaf_rest(). */
+__attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const sleaf *l,
+                                                             const pixel_value *v)
+{
+    if (!type_ok(v, l->types)) {
+        return false;
+    }
+    if (!l->eq) {
+        if (v->type == PIXEL_TYPE_STRING) {
+            size_t len = v->u.str.len;
+            if (!l->pattern && !l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+                return true;
+            }
+        } else if (v->type == PIXEL_TYPE_INT && l->int_range) {
+            return v->u.i >= l->imin && v->u.i <= l->imax;
+        }
+    }
+    return leaf_rest(x, l, v);
 }
 
 static bool quick(ectx *x, const snode *n, const pixel_value *v)

@@ -294,11 +294,16 @@ typedef struct sregex {
     rprog *prog; /* non-NULL: the one-pass matcher applies, no PCRE2 */
 } sregex;
 
+typedef struct sleaf sleaf;
+
 typedef struct sprop {
     const char *key;
     size_t klen;
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
+    uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
+    uint64_t req_mask;
+    const sleaf *leaf; /* the schema's leaf form (through $ref-only nodes), if quick */
 } sprop;
 
 typedef struct spattern {
@@ -405,7 +410,7 @@ typedef struct sop {
  * bounds, lengths, pattern, format): the boolean pass checks it in
  * straight-line code instead of dispatching keyword by keyword.
  */
-typedef struct sleaf {
+struct sleaf {
     unsigned types;       /* allowed ST_* types (all when there is no "type") */
     const sop *eq;        /* const or enum, or NULL */
     const sop *num;       /* the numeric keywords (contiguous), nnum of them */
@@ -415,7 +420,7 @@ typedef struct sleaf {
     uint64_t minlen, maxlen; /* code points */
     const sregex *pattern;
     const sop *format;
-} sleaf;
+};
 
 struct snode {
     uint8_t boolean; /* 0: a schema object; 1: true; 2: false */
