@@ -606,6 +606,19 @@ int pixel_module_error(pixel_error *err, int code, const char *fmt, ...)
     return code;
 }
 
+pixel_value *pixel_module_string_ref(pixel_ctx *ctx, const char *s, size_t len)
+{
+    return ctx && (s || !len) ? pixel__value_string_view(&ctx->arena, s ? s : "", len) : NULL;
+}
+
+int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
+{
+    if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val || !key || klen > UINT32_MAX) {
+        return -1;
+    }
+    return pixel__object_add(obj, key, klen, val); /* escaped as needed when serialized */
+}
+
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
 {
     va_list ap, ap2;

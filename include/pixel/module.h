@@ -37,7 +37,9 @@
  *
  * Changes (newest first):
  *   1.1  2026-11  pixel_module_config_strings() and pixel_module_strings_free():
- *                 a LIST option (or a built-in default list) copied for keeps.
+ *                 a LIST option (or a built-in default list) copied for keeps;
+ *                 pixel_module_string_ref() and pixel_module_object_append():
+ *                 output without copies.
  *   1.0  2025-11  first version.
  *
  * ---- threads -------------------------------------------------------------
@@ -186,6 +188,26 @@ typedef struct pixel_module_event {
     const char *message;
     const char *location;
 } pixel_module_event;
+
+/*
+ * (ABI 1.1) Building output without copies, for modules that run on every
+ * line.  Both are cheaper than pixel_value_new_string() / pixel_object_set(),
+ * and both make the event point at memory the module names, which must
+ * stay valid and unchanged while the event is used (until the context is
+ * reset): the event's or the record's own strings, the context's arena
+ * (pixel_module_printf()), string literals, or memory of the instance that
+ * lives as long as it does.  Never memory that another thread may change or
+ * free meanwhile, such as an entry of a cache shared by threads.
+ *
+ * pixel_module_string_ref: a STRING value of the len bytes at s, not copied
+ * (valid UTF-8, as always).  NULL when out of memory.
+ * pixel_module_object_append: obj[key] = val, for a key (klen bytes, not
+ * copied) that obj does not have yet: no search, no copy.  val must be a
+ * fresh node.  Returns 0, or -1 if obj is not an object or val is NULL.
+ */
+PIXEL_API pixel_value *pixel_module_string_ref(pixel_ctx *ctx, const char *s, size_t len);
+PIXEL_API int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen,
+                                         pixel_value *val);
 
 /* printf into ctx's arena (valid until the context is reset); NULL when out of memory. */
 PIXEL_API const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)

@@ -244,6 +244,21 @@ static const char *tags_of(const char *config)
     return out;
 }
 
+START_TEST(no_copy_helpers_append_and_point)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {into: "
+                                          "t.info}}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+    size_t n;
+    const char *out = pixel_ctx_output(ctx, p, &n);
+    ck_assert_ptr_nonnull(out);
+    ASSERT_HAS(out, "\"live\":1,\"we\\\"ird\":\"t.info\",\"tags\":[");
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(config_strings_copies_a_list_or_its_default)
 {
     ck_assert_str_eq(tags_of(""), "[\"alpha\",\"beta\"]");
@@ -515,6 +530,7 @@ static Suite *module_loader_suite(void)
     tc = tcase_create("abi_1_1");
     tcase_add_test(tc, module_built_for_abi_1_0_still_loads_and_runs);
     tcase_add_test(tc, config_strings_copies_a_list_or_its_default);
+    tcase_add_test(tc, no_copy_helpers_append_and_point);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);

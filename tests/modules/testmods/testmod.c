@@ -3,9 +3,11 @@
  * meson.build): a good one with every option type, and broken ones (another
  * ABI major, a too-small description, a wrong name, no entry symbol).
  *
- * process() writes {instance, calls, version, live, tags} at `into` (live:
- * the instances of this variant not destroyed yet; tags: the `tags` option
- * copied with pixel_module_config_strings(), absent in the ABI 1.0 build),
+ * process() writes {instance, calls, version, live, "we\"ird", tags} at
+ * `into` (live: the instances of this variant not destroyed yet; we"ird:
+ * `into` again, through the ABI 1.1 no-copy helpers; tags: the `tags` option
+ * copied with pixel_module_config_strings(); the last two are absent in the
+ * ABI 1.0 build),
  * then does what `action` says: continue, drop, fail, or error (an
  * infrastructure failure).
  */
@@ -118,6 +120,14 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         pixel_value_set_at(ev->ctx, ev->event, t->into, o)) {
         return PIXEL_ENOMEM;
     }
+#if TESTMOD_ABI_MINOR >= 1
+    /* A key that needs escaping, and a value pointing at the instance's memory. */
+    if (pixel_module_object_append(o, "we\"ird", 6,
+                                   pixel_module_string_ref(ev->ctx, t->into, strlen(t->into))) ||
+        pixel_module_object_append(NULL, "x", 1, o) != -1) {
+        return PIXEL_ENOMEM;
+    }
+#endif
     if (t->tags) {
         pixel_value *tags = pixel_value_new_array(ev->ctx);
         if (!tags || pixel_object_set(ev->ctx, o, "tags", tags)) {
