@@ -44,11 +44,17 @@ static const char *const default_patterns[] = {
     NULL,
 };
 
+/* A rule that matched, as the drop reason or flag value: "family:Googlebot". */
+typedef struct rule {
+    char *text;
+    size_t len;
+} rule;
+
 typedef struct cidr {
     int family; /* AF_INET or AF_INET6 */
     unsigned char addr[16];
     int prefix;
-    char *text;
+    rule why; /* "ip:<as configured>" */
 } cidr;
 
 /* Pattern verdicts of recent user agents (per instance, so per thread: no lock). */
@@ -66,14 +72,18 @@ typedef struct botfilter_ctx {
     char *flag_field;
     char **families;
     size_t nfamilies;
+    size_t *family_len;
+    rule *family_rules;
     char **family_fields;
     size_t nfamily_fields;
     pcre2_code **patterns;
     size_t npatterns;
+    rule *pattern_rules;
     pcre2_match_data *md;
     cidr *ranges;
     size_t nranges;
     char *ua_from, *ip_from;
+    int ua_in_record, ip_in_record; /* log.*, syslog.*, query.*: pixel_record_get() */
     verdict_entry *vcache;
     atomic_ulong checked, by_family, by_pattern, by_ip; /* read by stats() from other threads */
 } botfilter_ctx;
@@ -99,15 +109,22 @@ static void destroy(void *instance)
         return;
     }
     free(b->flag_field);
+    for (size_t i = 0; b->family_rules && i < b->nfamilies; i++) {
+        free(b->family_rules[i].text);
+    }
+    free(b->family_rules);
+    free(b->family_len);
     pixel_module_strings_free(b->families);
     pixel_module_strings_free(b->family_fields);
     for (size_t i = 0; i < b->npatterns; i++) {
         pcre2_code_free(b->patterns[i]);
+        free(b->pattern_rules[i].text);
     }
     free(b->patterns);
+    free(b->pattern_rules);
     pcre2_match_data_free(b->md);
     for (size_t i = 0; i < b->nranges; i++) {
-        free(b->ranges[i].text);
+        free(b->ranges[i].why.text);
     }
     free(b->ranges);
     free(b->ua_from);
@@ -156,13 +173,36 @@ static int in_range(const cidr *c, int family, const unsigned char *a)
     return rest == 0 || (c->addr[full] & mask) == (a[full] & mask);
 }
 
+/* "<kind>:<what>", malloc'd. */
+static int make_rule(rule *r, const char *kind, const char *what)
+{
+    size_t n = strlen(kind) + strlen(what) + 2;
+    if (!(r->text = malloc(n))) {
+        return PIXEL_ENOMEM;
+    }
+    r->len = (size_t)snprintf(r->text, n, "%s:%s", kind, what);
+    return 0;
+}
+
+static int in_record(const char *from)
+{
+    return strncmp(from, "log.", 4) == 0 || strncmp(from, "syslog.", 7) == 0 ||
+           strncmp(from, "query.", 6) == 0;
+}
+
 static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pixel_error *err)
 {
     size_t n = 0;
     char **src = pixel_module_config_strings(cfg, "patterns", default_patterns, &n);
     int rc = src ? 0 : PIXEL_ENOMEM;
     b->patterns = rc == 0 ? calloc(n ? n : 1, sizeof(pcre2_code *)) : NULL;
-    for (size_t i = 0; rc == 0 && b->patterns && i < n; i++) {
+    b->pattern_rules = rc == 0 ? calloc(n ? n : 1, sizeof(rule)) : NULL;
+    for (size_t i = 0; rc == 0 && b->patterns && b->pattern_rules && i < n; i++) {
+        char num[24];
+        snprintf(num, sizeof(num), "%zu", i + 1);
+        if ((rc = make_rule(&b->pattern_rules[i], "pattern", num)) < 0) {
+            break;
+        }
         int ec;
         PCRE2_SIZE off;
         b->patterns[i] = pcre2_compile((PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
@@ -177,8 +217,12 @@ static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pi
         b->npatterns++;
         pcre2_jit_compile(b->patterns[i], PCRE2_JIT_COMPLETE);
     }
+    if (b->pattern_rules && b->npatterns < n) {
+        free(b->pattern_rules[b->npatterns].text); /* made before its pattern failed */
+        b->pattern_rules[b->npatterns].text = NULL;
+    }
     pixel_module_strings_free(src);
-    if (rc == 0 && !b->patterns) {
+    if (rc == 0 && (!b->patterns || !b->pattern_rules)) {
         rc = PIXEL_ENOMEM;
     }
     if (rc == 0 && !(b->md = pcre2_match_data_create(1, NULL))) {
@@ -211,11 +255,21 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!b->flag_field || !b->ua_from || !b->ip_from) {
         return PIXEL_ENOMEM;
     }
+    b->ua_in_record = in_record(b->ua_from);
+    b->ip_in_record = in_record(b->ip_from);
     b->families = pixel_module_config_strings(cfg, "families", default_families, &b->nfamilies);
     b->family_fields =
         pixel_module_config_strings(cfg, "family_fields", default_fields, &b->nfamily_fields);
-    if (!b->families || !b->family_fields) {
+    if (!b->families || !b->family_fields ||
+        !(b->family_len = calloc(b->nfamilies + 1, sizeof(size_t))) ||
+        !(b->family_rules = calloc(b->nfamilies + 1, sizeof(rule)))) {
         return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->nfamilies; i++) {
+        b->family_len[i] = strlen(b->families[i]);
+        if (make_rule(&b->family_rules[i], "family", b->families[i]) < 0) {
+            return PIXEL_ENOMEM;
+        }
     }
     int rc = compile_patterns(b, cfg, err);
     if (rc < 0) {
@@ -231,7 +285,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
             return pixel_module_config_error(cfg, err, "ip_ranges",
                                              "'%s' is not an address or CIDR range", s);
         }
-        if (!(b->ranges[i].text = strdup(s))) {
+        if (make_rule(&b->ranges[i].why, "ip", s) < 0) {
             return PIXEL_ENOMEM;
         }
         b->nranges++;
@@ -240,36 +294,42 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
 }
 
 /* A record field ("log.*", "syslog.*", "query.*") or an event field. */
-static const char *get(pixel_module_event *ev, const char *from, size_t *n)
+static const char *get(pixel_module_event *ev, const char *from, int from_record, size_t *n)
 {
-    if (ev->record && (strncmp(from, "log.", 4) == 0 || strncmp(from, "syslog.", 7) == 0 ||
-                       strncmp(from, "query.", 6) == 0)) {
+    if (from_record && ev->record) {
         return pixel_record_get(ev->record, from, n);
     }
     return pixel_value_string(pixel_value_at(ev->event, from), n);
 }
 
-static int verdict(botfilter_ctx *b, pixel_module_event *ev, const char *rule)
+/* Drop with the rule as the reason, or write it to flag_field and go on. */
+static int verdict(botfilter_ctx *b, pixel_module_event *ev, const rule *r)
 {
-    if (!rule) {
-        return PIXEL_ENOMEM;
-    }
     if (!b->flag) {
-        ev->message = rule;
+        ev->message = r->text; /* the host copies it */
         return PIXEL_MODULE_DROP;
     }
-    pixel_value *v = pixel_value_new_string(ev->ctx, rule, strlen(rule));
+    /* The rule lives in the instance, which outlives the context's event. */
+    pixel_value *v = pixel_module_string_ref(ev->ctx, r->text, r->len);
     return v && pixel_value_set_at(ev->ctx, ev->event, b->flag_field, v) == 0 ? PIXEL_MODULE_CONTINUE
                                                                               : PIXEL_ENOMEM;
 }
 
+/* 8 bytes at a time; the verdict cache needs a good spread, nothing more. */
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
     }
-    return h ^ (h >> 29);
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
 /* The first pattern matching ua (index + 1), or 0; recent answers are cached. */
@@ -284,19 +344,19 @@ static int match_patterns(botfilter_ctx *b, const char *ua, size_t n)
             return e->rule;
         }
     }
-    int rule = 0;
-    for (size_t i = 0; !rule && i < b->npatterns; i++) {
+    int found = 0;
+    for (size_t i = 0; !found && i < b->npatterns; i++) {
         if (pcre2_match(b->patterns[i], (PCRE2_SPTR)ua, n, 0, 0, b->md, NULL) >= 0) {
-            rule = (int)i + 1;
+            found = (int)i + 1;
         }
     }
     if (e) {
         e->hash = h;
         e->len = (uint16_t)n;
-        e->rule = (int16_t)rule;
+        e->rule = (int16_t)found;
         memcpy(e->ua, ua, n);
     }
-    return rule;
+    return found;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
@@ -305,22 +365,22 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     (void)err;
     atomic_fetch_add_explicit(&b->checked, 1, memory_order_relaxed);
     size_t n;
-    for (size_t i = 0; i < b->nfamily_fields; i++) {
+    for (size_t i = 0; b->nfamilies && i < b->nfamily_fields; i++) {
         const char *fam = pixel_value_string(pixel_value_at(ev->event, b->family_fields[i]), &n);
         for (size_t k = 0; fam && k < b->nfamilies; k++) {
-            if (strlen(b->families[k]) == n && memcmp(b->families[k], fam, n) == 0) {
+            if (b->family_len[k] == n && memcmp(b->families[k], fam, n) == 0) {
                 atomic_fetch_add_explicit(&b->by_family, 1, memory_order_relaxed);
-                return verdict(b, ev, pixel_module_printf(ev->ctx, "family:%s", b->families[k]));
+                return verdict(b, ev, &b->family_rules[k]);
             }
         }
     }
-    const char *ua = get(ev, b->ua_from, &n);
-    int rule = ua ? match_patterns(b, ua, n) : 0;
-    if (rule > 0) {
+    const char *ua = b->npatterns ? get(ev, b->ua_from, b->ua_in_record, &n) : NULL;
+    int found = ua ? match_patterns(b, ua, n) : 0;
+    if (found > 0) {
         atomic_fetch_add_explicit(&b->by_pattern, 1, memory_order_relaxed);
-        return verdict(b, ev, pixel_module_printf(ev->ctx, "pattern:%d", rule));
+        return verdict(b, ev, &b->pattern_rules[found - 1]);
     }
-    const char *ip = b->nranges ? get(ev, b->ip_from, &n) : NULL;
+    const char *ip = b->nranges ? get(ev, b->ip_from, b->ip_in_record, &n) : NULL;
     char text[64];
     unsigned char addr[16];
     if (ip && n < sizeof(text)) {
@@ -330,7 +390,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         for (size_t i = 0; inet_pton(fam, text, addr) == 1 && i < b->nranges; i++) {
             if (in_range(&b->ranges[i], fam, addr)) {
                 atomic_fetch_add_explicit(&b->by_ip, 1, memory_order_relaxed);
-                return verdict(b, ev, pixel_module_printf(ev->ctx, "ip:%s", b->ranges[i].text));
+                return verdict(b, ev, &b->ranges[i].why);
             }
         }
     }

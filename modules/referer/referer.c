@@ -49,7 +49,7 @@ typedef struct referer_ctx {
     char **internal;
     size_t ninternal;
     char **paid;
-    size_t npaid;
+    size_t npaid, *paid_len;
     char *from, *into, *page;
     int direct;
 } referer_ctx;
@@ -262,6 +262,7 @@ static void destroy(void *instance)
     free(r->domains);
     pixel_module_strings_free(r->internal);
     pixel_module_strings_free(r->paid);
+    free(r->paid_len);
     free(r->from);
     free(r->into);
     free(r->page);
@@ -291,8 +292,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     for (size_t i = 0; i < r->ninternal; i++) {
         lower(r->internal[i]);
     }
+    if (!(r->paid_len = calloc(r->npaid + 1, sizeof(size_t)))) {
+        return PIXEL_ENOMEM;
+    }
     for (size_t i = 0; i < r->npaid; i++) {
         lower(r->paid[i]);
+        r->paid_len[i] = strlen(r->paid[i]);
     }
     return load_table(r, cfg, err);
 }
@@ -328,16 +333,11 @@ static int split_url(const char *s, size_t n, url *u)
     while (u->hostlen && h[u->hostlen - 1] == '.') {
         u->hostlen--;
     }
-    while (p < end && *p != '?' && *p != '#') {
-        p++;
-    }
-    if (p < end && *p == '?') {
-        const char *q = ++p;
-        while (p < end && *p != '#') {
-            p++;
-        }
-        u->query = q;
-        u->querylen = (size_t)(p - q);
+    const char *q = memchr(p, '?', (size_t)(end - p));
+    const char *frag = memchr(p, '#', (size_t)(end - p));
+    if (q && (!frag || q < frag)) {
+        u->query = q + 1;
+        u->querylen = (size_t)((frag ? frag : end) - u->query);
     }
     return u->hostlen ? 0 : -1;
 }
@@ -404,7 +404,24 @@ static int valid_utf8(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* The decoded value of parameter `name` in query q, into the arena; NULL if absent/bad. */
+/* Percent-decode v (+ is a space) into out, which has room for vn bytes; the length. */
+static size_t decode(const char *v, size_t vn, char *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < vn; i++) {
+        int hi, lo;
+        if (v[i] == '%' && i + 2 < vn && (hi = hexval(v[i + 1])) >= 0 &&
+            (lo = hexval(v[i + 2])) >= 0) {
+            out[k++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[k++] = v[i] == '+' ? ' ' : v[i];
+        }
+    }
+    return k;
+}
+
+/* The decoded value of parameter `name` in query q; NULL if absent, empty or not UTF-8. */
 static pixel_value *param(pixel_ctx *ctx, const char *q, size_t qn, const char *name)
 {
     size_t nl = strlen(name);
@@ -414,49 +431,46 @@ static pixel_value *param(pixel_ctx *ctx, const char *q, size_t qn, const char *
         const char *pe = amp ? amp : end;
         if ((size_t)(pe - s) > nl && memcmp(s, name, nl) == 0 && s[nl] == '=') {
             const char *v = s + nl + 1;
-            size_t vn = (size_t)(pe - v), k = 0;
-            char *out = malloc(vn + 1);
-            if (!out) {
-                return NULL;
+            size_t vn = (size_t)(pe - v), k;
+            char small[512];
+            if (vn <= sizeof(small)) {
+                k = decode(v, vn, small);
+                return k && valid_utf8((unsigned char *)small, k)
+                           ? pixel_value_new_string(ctx, small, k)
+                           : NULL;
             }
-            for (size_t i = 0; i < vn; i++) {
-                int hi, lo;
-                if (v[i] == '%' && i + 2 < vn && (hi = hexval(v[i + 1])) >= 0 &&
-                    (lo = hexval(v[i + 2])) >= 0) {
-                    out[k++] = (char)(hi * 16 + lo);
-                    i += 2;
-                } else {
-                    out[k++] = v[i] == '+' ? ' ' : v[i];
-                }
-            }
-            pixel_value *val = k && valid_utf8((unsigned char *)out, k)
-                                   ? pixel_value_new_string(ctx, out, k)
-                                   : NULL;
-            free(out);
-            return val;
+            /* A long one: a copy in the context's arena, decoded in place. */
+            char *big = (char *)pixel_module_printf(ctx, "%.*s", (int)vn, v);
+            k = big ? decode(big, vn, big) : 0;
+            return k && valid_utf8((unsigned char *)big, k) ? pixel_module_string_ref(ctx, big, k)
+                                                            : NULL;
         }
         s = pe + 1;
     }
     return NULL;
 }
 
-static int has_param(const url *u, const char *name, const char *const *values)
+/* The landing page says paid: utm_medium=cpc|ppc|..., or one of the ad click IDs. */
+static int paid_landing(const referer_ctx *r, const url *u)
 {
-    size_t nl = strlen(name);
+    static const char *const paid_media[] = {"cpc", "ppc", "paid", "paidsearch", "display", NULL};
     const char *end = u->query + u->querylen;
-    for (const char *s = u->query; s && s < end;) {
+    for (const char *s = u->query; s < end;) {
         const char *amp = memchr(s, '&', (size_t)(end - s));
         const char *pe = amp ? amp : end;
-        if ((size_t)(pe - s) >= nl && memcmp(s, name, nl) == 0 && (s + nl == pe || s[nl] == '=')) {
-            if (!values) {
-                return 1;
-            }
-            const char *v = s + nl + 1;
-            for (size_t i = 0; s + nl < pe && values[i]; i++) {
-                if ((size_t)(pe - v) == strlen(values[i]) &&
-                    strncasecmp(v, values[i], strlen(values[i])) == 0) {
+        const char *eq = memchr(s, '=', (size_t)(pe - s));
+        size_t nn = (size_t)((eq ? eq : pe) - s);
+        if (eq && nn == 10 && memcmp(s, "utm_medium", 10) == 0) {
+            size_t vn = (size_t)(pe - eq - 1);
+            for (size_t i = 0; paid_media[i]; i++) {
+                if (vn == strlen(paid_media[i]) && strncasecmp(eq + 1, paid_media[i], vn) == 0) {
                     return 1;
                 }
+            }
+        }
+        for (size_t i = 0; i < r->npaid; i++) {
+            if (nn == r->paid_len[i] && memcmp(s, r->paid[i], nn) == 0) {
+                return 1;
             }
         }
         s = pe + 1;
@@ -464,15 +478,19 @@ static int has_param(const url *u, const char *name, const char *const *values)
     return 0;
 }
 
-static int set(pixel_ctx *ctx, pixel_value *o, const char *key, const char *s, size_t n)
+#define KEY(s) s, sizeof(s) - 1
+
+/* o.key = the n bytes at s, not copied (they outlive the event); nothing for s NULL. */
+static int put(pixel_ctx *ctx, pixel_value *o, const char *key, size_t klen, const char *s,
+               size_t n)
 {
-    pixel_value *v = s ? pixel_value_new_string(ctx, s, n) : NULL;
-    return s && (!v || pixel_object_set(ctx, o, key, v) < 0) ? -1 : 0;
+    return s && pixel_module_object_append(o, key, klen, pixel_module_string_ref(ctx, s, n)) < 0
+               ? -1
+               : 0;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 {
-    static const char *const paid_media[] = {"cpc", "ppc", "paid", "paidsearch", "display", NULL};
     referer_ctx *r = instance;
     (void)err;
     size_t n = 0, pn = 0;
@@ -481,6 +499,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     url ru, pu;
     int have_page = page && split_url(page, pn, &pu) == 0;
     const char *medium = "unknown", *src = NULL;
+    int internal = 0;
     pixel_value *term = NULL;
     const domain *d = NULL;
     if (!ref || n == 0) {
@@ -494,8 +513,8 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         ru.host = NULL;
         ru.hostlen = 0;
     } else {
-        int internal = have_page && pu.hostlen == ru.hostlen &&
-                       strncasecmp(pu.host, ru.host, ru.hostlen) == 0;
+        internal = have_page && pu.hostlen == ru.hostlen &&
+                   strncasecmp(pu.host, ru.host, ru.hostlen) == 0;
         for (size_t i = 0; !internal && i < r->ninternal; i++) {
             internal = host_in(ru.host, ru.hostlen, r->internal[i]);
         }
@@ -509,20 +528,16 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             }
         }
     }
-    if (have_page && pu.query && strcmp(medium, "internal") != 0) {
-        int paid = has_param(&pu, "utm_medium", paid_media);
-        for (size_t i = 0; !paid && i < r->npaid; i++) {
-            paid = has_param(&pu, r->paid[i], NULL);
-        }
-        if (paid) {
-            medium = "paid";
-        }
+    if (have_page && pu.query && !internal && paid_landing(r, &pu)) {
+        medium = "paid";
     }
+    /* medium and source: literals or the table's own strings, which live as
+     * long as the instance; host: a part of the event's own referer string. */
     pixel_value *o = pixel_value_new_object(ev->ctx);
-    if (!o || set(ev->ctx, o, "medium", medium, strlen(medium)) < 0 ||
-        set(ev->ctx, o, "source", src, src ? strlen(src) : 0) < 0 ||
-        set(ev->ctx, o, "host", ru.host, ru.hostlen) < 0 ||
-        (term && pixel_object_set(ev->ctx, o, "term", term) < 0) ||
+    if (!o || put(ev->ctx, o, KEY("medium"), medium, strlen(medium)) < 0 ||
+        put(ev->ctx, o, KEY("source"), src, src ? strlen(src) : 0) < 0 ||
+        put(ev->ctx, o, KEY("host"), ru.host, ru.hostlen) < 0 ||
+        (term && pixel_module_object_append(o, KEY("term"), term) < 0) ||
         pixel_value_set_at(ev->ctx, ev->event, r->into, o) < 0) {
         return PIXEL_ENOMEM;
     }

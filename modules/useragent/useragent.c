@@ -39,18 +39,31 @@ enum {
     NFIELDS
 };
 
+#define KEY(s) s, sizeof(s) - 1
 static const struct {
-    const char *part, *key;
+    const char *key;
+    size_t klen;
 } field_names[NFIELDS] = {
-    {"browser", "family"}, {"browser", "major"}, {"browser", "minor"}, {"browser", "patch"},
-    {"os", "family"},      {"os", "major"},      {"os", "minor"},      {"os", "patch"},
-    {"os", "patch_minor"}, {"device", "family"}, {"device", "brand"},  {"device", "model"},
+    {KEY("family")}, {KEY("major")}, {KEY("minor")}, {KEY("patch")},       /* browser */
+    {KEY("family")}, {KEY("major")}, {KEY("minor")}, {KEY("patch")},       /* os */
+    {KEY("patch_minor")}, {KEY("family")}, {KEY("brand")}, {KEY("model")}, /* os, device */
+};
+static const struct {
+    const char *name;
+    size_t len;
+    int first, end; /* its fields: first..end-1 */
+} parts[3] = {
+    {KEY("browser"), B_FAMILY, O_FAMILY},
+    {KEY("os"), O_FAMILY, D_FAMILY},
+    {KEY("device"), D_FAMILY, NFIELDS},
 };
 
-/* One parse result: NFIELDS strings (NULL = absent) packed in one allocation. */
+/* One parse result: NFIELDS strings (NULL = absent) packed in one allocation,
+ * the text right after the struct. */
 typedef struct ua_result {
     const char *s[NFIELDS];
     size_t n[NFIELDS];
+    size_t textlen;
 } ua_result;
 
 /* ---- parsers ---- */
@@ -324,6 +337,7 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
         if (b.len) {
             memcpy(text, b.p, b.len);
         }
+        r->textlen = b.len;
         for (int k = 0; k < NFIELDS; k++) {
             r->s[k] = len[k] ? text + off[k] : NULL;
             r->n[k] = len[k];
@@ -335,42 +349,53 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
 
 /* ---- the cache ---- */
 
+/* 8 bytes at a time; the cache needs a good spread, not a cryptographic hash. */
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
     }
-    return h ^ (h >> 29);
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
-/* Write r into the event at u->into; called with the shard lock held on a hit. */
+/*
+ * Write r into the event at u->into.  On a cache hit this runs under the
+ * shard lock, since r belongs to the cache: its text is copied into the
+ * context's arena once, and the values point into that copy.
+ */
 static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r)
 {
-    pixel_value *obj[3] = {NULL, NULL, NULL};
-    for (int k = 0; k < NFIELDS; k++) {
-        int part = k < O_FAMILY ? 0 : k < D_FAMILY ? 1 : 2;
-        if (!r->s[k] || !(u->parts & (1 << part))) {
-            continue;
-        }
-        if (!obj[part] && !(obj[part] = pixel_value_new_object(ev->ctx))) {
-            return PIXEL_ENOMEM;
-        }
-        pixel_value *v = pixel_value_new_string(ev->ctx, r->s[k], r->n[k]);
-        if (!v || pixel_object_set(ev->ctx, obj[part], field_names[k].key, v) < 0) {
-            return PIXEL_ENOMEM;
-        }
-    }
+    pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
     pixel_value *into = pixel_value_new_object(ev->ctx);
-    if (!into) {
+    const char *base = pixel_value_string(text, NULL);
+    if (!text || !into || !base) {
         return PIXEL_ENOMEM;
     }
+    const char *orig = (const char *)(r + 1);
     for (int part = 0; part < 3; part++) {
-        if (obj[part] && pixel_object_set(ev->ctx, into, field_names[part == 0 ? B_FAMILY
-                                                                    : part == 1 ? O_FAMILY
-                                                                                : D_FAMILY].part,
-                                          obj[part]) < 0) {
-            return PIXEL_ENOMEM;
+        pixel_value *obj = NULL;
+        for (int k = parts[part].first; (u->parts & (1 << part)) && k < parts[part].end; k++) {
+            if (!r->s[k]) {
+                continue;
+            }
+            if (!obj && (!(obj = pixel_value_new_object(ev->ctx)) ||
+                         pixel_module_object_append(into, parts[part].name, parts[part].len,
+                                                    obj) < 0)) {
+                return PIXEL_ENOMEM;
+            }
+            pixel_value *v = pixel_module_string_ref(ev->ctx, base + (r->s[k] - orig), r->n[k]);
+            if (!v || pixel_module_object_append(obj, field_names[k].key, field_names[k].klen, v) <
+                          0) {
+                return PIXEL_ENOMEM;
+            }
         }
     }
     return pixel_value_set_at(ev->ctx, ev->event, u->into, into) < 0 ? PIXEL_ENOMEM : 0;

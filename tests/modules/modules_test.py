@@ -109,6 +109,16 @@ def referer(tmp):
         ({"page.url": page, "page.referrer": "not a url"}, {"medium": "unknown"}),
         ({"page.url": page, "page.referrer": "https://www.google.com/search?q=%FF%FE"},
          {"medium": "search", "source": "Google", "host": "www.google.com"}),
+        # A long term (decoded in the context's arena), a fragment after the query, and
+        # click IDs that are in the page's fragment, not its query.
+        ({"page.url": page, "page.referrer": "https://www.google.com/search?q=" + "ab%20" * 300},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "ab " * 300}),
+        ({"page.url": page, "page.referrer": "https://www.google.com/search?q=flat#q=house"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "flat"}),
+        ({"page.url": page + "#x?gclid=abc", "page.referrer": "https://www.google.com/search#q=flat"},
+         {"medium": "search", "source": "Google", "host": "www.google.com"}),
+        ({"page.url": page + "?a=1&utm_medium=Display&b", "page.referrer": "https://example.net/"},
+         {"medium": "paid", "host": "example.net"}),
     ]
     rc, out, err = run(f"  - module: {{name: referer, config: {{table: {table}, internal_hosts: [example.org]}}}}\n",
                        [c for c, _ in cases], tmp)
