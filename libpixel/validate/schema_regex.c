@@ -480,6 +480,7 @@ typedef struct rins {
     uint8_t op;
     uint8_t uni;        /* RI_URUN: 1 every non-ASCII code point; 2 all but U+2028/U+2029 */
     bool nullable;      /* an alternative that may match empty */
+    bool tryall;        /* RI_ALT: try each alternative to the end (see rb_check) */
     uint16_t min, max;  /* RI_RUN, RI_URUN, RI_GROUP: repetitions */
     uint16_t n;         /* RI_BLOCK: bytes; RI_GROUP and alternatives: instructions in the
                            body that follows; RI_ALT: alternatives */
@@ -509,6 +510,7 @@ typedef struct rnode {
     uint8_t kind;
     uint8_t uni; /* RK_SET: 0 ASCII only; 1 also every non-ASCII code point; 2 all but U+2028
                     and U+2029 ("." in ECMA-262) */
+    bool tryall; /* RK_ALT at the very end: alternatives tried in turn */
     uint16_t min, max;
     uint16_t at, n; /* RK_SEQ/RK_ALT: children kids[at..at+n) */
 } rnode;
@@ -961,10 +963,15 @@ static void rb_first(rbuild *b, int k)
  * exact; but a round of a group, or the non-empty alternative of a choice,
  * can fail half-way where stopping before it (the rest being empty) would
  * have matched.  Those shapes are left to PCRE2 when the tail can be empty.
+ *
+ * `last` says that nothing at all follows k in the pattern.  An alternation
+ * there need not be LL(1): its alternatives are tried one after the other,
+ * each to the end of the subject (^(UTC|[A-Za-z]+(/[A-Za-z_]+)+)$), with no
+ * more backtracking than one pass per alternative.
  */
-static bool rb_check(rbuild *b, int k, const bset *follow, bool tail)
+static bool rb_check(rbuild *b, int k, const bset *follow, bool tail, bool last)
 {
-    const rnode *n = &b->nodes[k];
+    rnode *n = &b->nodes[k];
     bool varies = n->min != n->max;
     if (varies && (bs_meets(&b->first[k], follow) || b->empty[k])) {
         return false; /* "one more round or stop" would need look-ahead */
@@ -982,6 +989,15 @@ static bool rb_check(rbuild *b, int k, const bset *follow, bool tail)
         }
         bs_or(&inner, &b->first[k]);
     }
+    if (n->kind == RK_ALT && last && !varies && n->max == 1) {
+        n->tryall = true;
+        for (size_t j = 0; j < n->n; j++) {
+            if (!rb_check(b, b->kids[n->at + j], follow, tail, true)) {
+                return false;
+            }
+        }
+        return true;
+    }
     if (n->kind == RK_ALT) {
         size_t nempty = 0;
         for (size_t j = 0; j < n->n; j++) {
@@ -992,7 +1008,7 @@ static bool rb_check(rbuild *b, int k, const bset *follow, bool tail)
                 }
             }
             nempty += b->empty[c] || b->nodes[c].min == 0;
-            if (!rb_check(b, c, &inner, tail)) {
+            if (!rb_check(b, c, &inner, tail, false)) {
                 return false;
             }
         }
@@ -1007,7 +1023,7 @@ static bool rb_check(rbuild *b, int k, const bset *follow, bool tail)
     bool rest_empty = tail;
     for (size_t j = n->n; j-- > 0;) {
         int c = b->kids[n->at + j];
-        if (!rb_check(b, c, &after, rest_empty)) {
+        if (!rb_check(b, c, &after, rest_empty, last && n->max == 1 && j + 1 == n->n)) {
             return false;
         }
         if (b->empty[c] || b->nodes[c].min == 0) {
@@ -1144,6 +1160,7 @@ static void rb_lower(rbuild *b, int k)
     }
     size_t at = b->ncode;
     alt->n = n->n;
+    alt->tryall = n->tryall;
     for (size_t j = 0; j < n->n && !b->bad; j++) {
         int c = b->kids[n->at + j];
         rins *h = rb_emit(b, RI_GROUP);
@@ -1177,7 +1194,7 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
         bset none = {{0, 0, 0, 0}};
         b->open_end = !end;
         rb_first(b, root);
-        ok = rb_check(b, root, &none, true);
+        ok = rb_check(b, root, &none, true, true);
     }
     if (ok) {
         rb_lower(b, root);
@@ -1284,6 +1301,19 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
             default: { /* RI_ALT: the alternative the next byte starts, or the empty one */
                 uint32_t t = pos < len ? tab[s[pos]] : 0;
                 const rins *a = ip + 1, *pick = NULL, *empty = NULL;
+                if (ip->tryall) {
+                    /* the last thing in the pattern: the first alternative that gets to
+                       the end (of the subject, with a closing $) wins */
+                    for (size_t j = 0; j < ip->n; j++, a += 1 + a->n) {
+                        if ((t & a->bit) || a->nullable) {
+                            long r = rp_exec(p, a + 1, a + 1 + a->n, s, pos, len);
+                            if (r >= 0 && (!p->anchored_end || (size_t)r == len)) {
+                                return r;
+                            }
+                        }
+                    }
+                    return -1;
+                }
                 for (size_t j = 0; j < ip->n; j++, a += 1 + a->n) {
                     if (t & a->bit) {
                         pick = a;
