@@ -483,6 +483,29 @@ static inline uint32_t load32(const unsigned char *p)
     return w;
 }
 
+/* Copies n bytes, 4 <= n <= 16, as two overlapping words. */
+static inline void copy_short(char *o, const unsigned char *p, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a = load64(p), z = load64(p + n - 8);
+        memcpy(o, &a, 8);
+        memcpy(o + n - 8, &z, 8);
+    } else {
+        uint32_t a = load32(p), z = load32(p + n - 4);
+        memcpy(o, &a, 4);
+        memcpy(o + n - 4, &z, 4);
+    }
+}
+
+/* Whether n bytes, 4 <= n <= 16, need no escape: the same two words. */
+static inline bool short_is_plain(const unsigned char *p, size_t n)
+{
+    if (n >= 8) {
+        return !word_needs_escape(load64(p)) && !word_needs_escape(load64(p + n - 8));
+    }
+    return !word_needs_escape((uint64_t)load32(p) | (uint64_t)load32(p + n - 4) << 32);
+}
+
 /*
  * Appends s as a JSON string.  Sixteen bytes at a time are copied as they
  * are and then checked; a byte that needs an escape rewinds the output to it.
@@ -523,22 +546,10 @@ int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
             o += rem;
             p = end;
         }
-    } else if (rem >= 8) {
-        uint64_t a = load64(p), z = load64(end - 8);
-        if (!word_needs_escape(a) && !word_needs_escape(z)) {
-            memcpy(o, &a, 8);
-            memcpy(o + rem - 8, &z, 8);
-            o += rem;
-            p = end;
-        }
-    } else if (rem >= 4) {
-        uint32_t a = load32(p), z = load32(end - 4);
-        if (!word_needs_escape((uint64_t)a | (uint64_t)z << 32)) {
-            memcpy(o, &a, 4);
-            memcpy(o + rem - 4, &z, 4);
-            o += rem;
-            p = end;
-        }
+    } else if (rem >= 4 && short_is_plain(p, rem)) {
+        copy_short(o, p, rem);
+        o += rem;
+        p = end;
     }
     for (; p < end; p++) {
         if (needs_escape[*p]) {
@@ -599,8 +610,20 @@ int pixel__json_dump(pixel_buf *b, const pixel_value *v)
             int n = pixel__format_double(tmp, sizeof(tmp), v->u.num.d);
             return pixel__buf_append(b, tmp, (size_t)n);
         }
-        case PIXEL_TYPE_STRING:
-            return pixel__json_escape(b, v->u.str.s, v->u.str.len);
+        case PIXEL_TYPE_STRING: {
+            /* Short plain strings, the usual member value, are written here. */
+            const unsigned char *p = (const unsigned char *)v->u.str.s;
+            size_t n = v->u.str.len;
+            if (n >= 4 && n <= 16 && b->cap - b->len > 20 && short_is_plain(p, n)) {
+                char *o = b->data + b->len;
+                o[0] = '"';
+                copy_short(o + 1, p, n);
+                o[n + 1] = '"';
+                b->len += n + 2;
+                return 0;
+            }
+            return pixel__json_escape(b, v->u.str.s, n);
+        }
         case PIXEL_TYPE_ARRAY:
         case PIXEL_TYPE_OBJECT: {
             int obj = v->type == PIXEL_TYPE_OBJECT;
@@ -613,12 +636,17 @@ int pixel__json_dump(pixel_buf *b, const pixel_value *v)
                 }
                 if (obj && (m->flags & PIXEL_VALUE_PLAIN_KEY)) {
                     /* a key from the configuration, checked at load: no escapes */
-                    if (pixel__buf_reserve(b, m->klen + 4) < 0) {
+                    if (PIXEL_UNLIKELY(b->cap - b->len < m->klen + 4) &&
+                        pixel__buf_reserve(b, m->klen + 4) < 0) {
                         return -1;
                     }
                     char *o = b->data + b->len;
                     *o++ = '"';
-                    memcpy(o, m->key, m->klen);
+                    if (m->klen >= 4 && m->klen <= 16) {
+                        copy_short(o, (const unsigned char *)m->key, m->klen);
+                    } else {
+                        memcpy(o, m->key, m->klen);
+                    }
                     o += m->klen;
                     *o++ = '"';
                     *o++ = ':';

@@ -246,21 +246,30 @@ static int decode_slow(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, s
     return 0;
 }
 
-/* Bit masks over the whole query string (bit i of word i/64 for byte i). */
+/*
+ * The query string is classified once, sixteen bytes at a time, into two bit
+ * masks (bit i of word i/64 for byte i): the bytes that structure it ('&',
+ * '=', '%', and '+' when it means a space) and the bytes >= 0x80.  Pairs are
+ * then cut by walking the structural bits in order, so the bytes between
+ * them are never looked at again.
+ */
 typedef struct qmasks {
-    uint64_t *amp, *eq, *special, *high;
+    uint64_t *structural, *high;
+    size_t nw;
+    bool any_high;
 } qmasks;
 
 static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus,
                     qmasks *m)
 {
     size_t nw = n / 64 + 1;
-    uint64_t *w = pixel__arena_alloc(a, 4 * nw * sizeof(uint64_t));
+    uint64_t *w = pixel__arena_alloc(a, 2 * nw * sizeof(uint64_t));
     if (!w) {
         return PIXEL_ENOMEM;
     }
-    memset(w, 0, 4 * nw * sizeof(uint64_t));
-    *m = (qmasks){w, w + nw, w + 2 * nw, w + 3 * nw};
+    memset(w, 0, 2 * nw * sizeof(uint64_t));
+    *m = (qmasks){w, w + nw, nw, false};
+    unsigned high = 0;
     for (size_t o = 0; o < n; o += 16) {
         unsigned char pad[16];
         const unsigned char *b = s + o;
@@ -270,31 +279,30 @@ static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned c
             b = pad;
         }
         pixel_qclass k = pixel__query_class16(b, plus);
-        size_t i = o / 64;
         unsigned sh = (unsigned)(o % 64);
-        m->amp[i] |= (uint64_t)k.amp << sh;
-        m->eq[i] |= (uint64_t)k.eq << sh;
-        m->special[i] |= (uint64_t)k.special << sh;
-        m->high[i] |= (uint64_t)k.high << sh;
+        m->structural[o / 64] |= (uint64_t)(k.amp | k.eq | k.special) << sh;
+        m->high[o / 64] |= (uint64_t)k.high << sh;
+        high |= k.high;
     }
+    m->any_high = high != 0;
     return 0;
 }
 
-/* The first set bit in [from, to), or to. */
-static inline size_t next_bit(const uint64_t *m, size_t from, size_t to)
+/* Whether any bit in [from, to) is set. */
+static bool any_bit(const uint64_t *m, size_t from, size_t to)
 {
-    size_t i = from / 64;
-    uint64_t w = m[i] & (~(uint64_t)0 << (from % 64));
-    for (;;) {
+    for (size_t i = from / 64; from < to; i++) {
+        uint64_t w = m[i] & (~(uint64_t)0 << (from % 64));
+        size_t next = (i + 1) * 64;
+        if (to < next) {
+            w &= ~(~(uint64_t)0 << (to % 64));
+        }
         if (w) {
-            size_t at = i * 64 + (size_t)__builtin_ctzll(w);
-            return at < to ? at : to;
+            return true;
         }
-        if (++i * 64 >= to) {
-            return to;
-        }
-        w = m[i];
+        from = next;
     }
+    return false;
 }
 
 static inline int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
@@ -308,9 +316,73 @@ static inline int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const cha
     return decode_slow(ctx, p, s, n, special, high, name_for_msg, what, out);
 }
 
-static inline bool any_bit(const uint64_t *m, size_t from, size_t to)
+/* One name=value pair: [at, end) of the query, the first '=' at eqi (or
+ * none), whether name and value hold escapes.  0 fine, 1 quarantined, <0. */
+static int add_pair(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query, const qmasks *m,
+                    size_t at, size_t end, size_t eqi, bool name_special, bool value_special)
 {
-    return from < to && next_bit(m, from, to) < to;
+    pixel_record *r = &ctx->rec;
+    if (r->nparams >= p->max_params) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
+                                 "more than %zu query parameters", p->max_params);
+    }
+    const char *s = query.p + at, *pe = query.p + end;
+    const char *eq = eqi < end ? query.p + eqi : NULL;
+    bool high = m->any_high && any_bit(m->high, at, end);
+    const char *ne = eq ? eq : pe;
+    pixel_param *pa = &r->params[r->nparams];
+    int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high, (pixel_span){NULL, 0},
+                         "parameter name", &pa->name);
+    if (rc != 0) {
+        return rc;
+    }
+    if (eq) {
+        rc = decode_part(ctx, p, eq + 1, (size_t)(pe - eq - 1), value_special, high, pa->name,
+                         "parameter", &pa->value);
+        if (rc != 0) {
+            return rc;
+        }
+    } else {
+        pa->value = (pixel_span){pe, 0};
+    }
+    pa->slot = pixel__slot_lookup(p, pa->name.p, pa->name.n);
+    pa->next_same = -1;
+    if (pa->slot >= 0) {
+        pixel_slot *sl = &r->slots[pa->slot];
+        if (sl->first < 0) {
+            sl->first = (int32_t)r->nparams;
+            sl->count = 1;
+        } else {
+            switch (p->repeat) {
+                case REPEAT_FIRST:
+                    pa->slot = -1;
+                    break;
+                case REPEAT_LAST:
+                    r->params[sl->first].slot = -1;
+                    sl->first = (int32_t)r->nparams;
+                    break;
+                case REPEAT_LIST: {
+                    int32_t k = sl->first;
+                    while (r->params[k].next_same >= 0) {
+                        k = r->params[k].next_same;
+                    }
+                    r->params[k].next_same = (int32_t)r->nparams;
+                    sl->count++;
+                    break;
+                }
+                case REPEAT_REJECT: {
+                    char loc[160];
+                    snprintf(loc, sizeof(loc), "query.%s", p->slot_names[pa->slot]);
+                    rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "repeated_parameter", loc,
+                                           "parameter \"%s\" appears more than once",
+                                           p->slot_names[pa->slot]);
+                    return rc < 0 ? rc : 1;
+                }
+            }
+        }
+    }
+    r->nparams++;
+    return 0;
 }
 
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
@@ -332,75 +404,41 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     if (classify(&ctx->arena, (const unsigned char *)query.p, n, plus, &m) < 0) {
         return PIXEL_ENOMEM;
     }
-    for (size_t at = 0; at < n;) {
-        size_t end = next_bit(m.amp, at, n);
-        if (end == at) {
-            at++;
-            continue; /* "&&" */
+    /* The pair being cut: it starts at `at`; its first '=' is at eqi (n: none yet). */
+    size_t at = 0, eqi = n;
+    bool name_special = false, value_special = false;
+    for (size_t wi = 0; wi < m.nw; wi++) {
+        uint64_t w = m.structural[wi];
+        /* The end of the string acts as one more '&'. */
+        bool last = wi + 1 == m.nw;
+        if (last) {
+            w |= (uint64_t)1 << (n % 64);
         }
-        size_t eqi = next_bit(m.eq, at, end);
-        if (r->nparams >= p->max_params) {
-            return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
-                                     "more than %zu query parameters", p->max_params);
-        }
-        const char *s = query.p + at, *pe = query.p + end;
-        const char *eq = eqi < end ? query.p + eqi : NULL;
-        bool name_special = any_bit(m.special, at, eqi);
-        bool value_special = eq && any_bit(m.special, eqi + 1, end);
-        bool high = any_bit(m.high, at, end);
-        const char *ne = eq ? eq : pe;
-        pixel_param *pa = &r->params[r->nparams];
-        int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high, (pixel_span){NULL, 0},
-                             "parameter name", &pa->name);
-        if (rc != 0) {
-            return rc < 0 ? rc : 0;
-        }
-        if (eq) {
-            rc = decode_part(ctx, p, eq + 1, (size_t)(pe - eq - 1), value_special, high, pa->name,
-                             "parameter", &pa->value);
-            if (rc != 0) {
-                return rc < 0 ? rc : 0;
+        while (w) {
+            size_t q = wi * 64 + (size_t)__builtin_ctzll(w);
+            w &= w - 1;
+            unsigned char c = q < n ? (unsigned char)query.p[q] : '&';
+            if (c == '=') {
+                if (eqi == n) {
+                    eqi = q;
+                }
+                continue; /* a later '=' belongs to the value */
             }
-        } else {
-            pa->value = (pixel_span){pe, 0};
-        }
-        pa->slot = pixel__slot_lookup(p, pa->name.p, pa->name.n);
-        pa->next_same = -1;
-        if (pa->slot >= 0) {
-            pixel_slot *sl = &r->slots[pa->slot];
-            if (sl->first < 0) {
-                sl->first = (int32_t)r->nparams;
-                sl->count = 1;
-            } else {
-                switch (p->repeat) {
-                    case REPEAT_FIRST:
-                        pa->slot = -1;
-                        break;
-                    case REPEAT_LAST:
-                        r->params[sl->first].slot = -1;
-                        sl->first = (int32_t)r->nparams;
-                        break;
-                    case REPEAT_LIST: {
-                        int32_t k = sl->first;
-                        while (r->params[k].next_same >= 0) {
-                            k = r->params[k].next_same;
-                        }
-                        r->params[k].next_same = (int32_t)r->nparams;
-                        sl->count++;
-                        break;
-                    }
-                    case REPEAT_REJECT: {
-                        char loc[160];
-                        snprintf(loc, sizeof(loc), "query.%s", p->slot_names[pa->slot]);
-                        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "repeated_parameter", loc,
-                                                 "parameter \"%s\" appears more than once",
-                                                 p->slot_names[pa->slot]);
-                    }
+            if (c != '&') {
+                *(eqi == n ? &name_special : &value_special) = true; /* '%' or '+' */
+                continue;
+            }
+            if (q > at) { /* "&&" and a trailing '&' make no pair */
+                int rc = add_pair(p, ctx, query, &m, at, q, eqi < q ? eqi : q, name_special,
+                                  value_special);
+                if (rc != 0) {
+                    return rc < 0 ? rc : 0;
                 }
             }
+            at = q + 1;
+            eqi = n;
+            name_special = value_special = false;
         }
-        r->nparams++;
-        at = end + 1;
     }
     return 0;
 }
