@@ -351,7 +351,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
             return -1;
         }
     }
-    o->lookup = !o->npatterns && !o->additional && o->nprops <= 4;
+    o->lookup = !o->npatterns && !o->additional && o->nprops <= (o->has_props ? 4 : 16);
     return 0;
 }
 
@@ -1300,6 +1300,89 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
     return out;
 }
 
+/* The if of an allOf branch that is only a member test (see sifgroup), or NULL. */
+static const sop *branch_if(const snode *b)
+{
+    while (b && b->alias) {
+        b = b->alias;
+    }
+    if (!b || b->boolean || b->nops != 1 || b->ops[0].kind != OP_IF || !b->ops[0].u.cond.test) {
+        return NULL;
+    }
+    const sop *t = b->ops[0].u.cond.test;
+    if (t->kind == OP_CONST ? t->u.value->type != PIXEL_TYPE_STRING : !t->u.en.all_strings) {
+        return NULL;
+    }
+    return &b->ops[0];
+}
+
+static sifgroup *make_ifgroup(pixel_schema_registry *r, const sop *all)
+{
+    size_t n = all->u.list.n, nvals = 0;
+    if (n < 2 || n > 64) {
+        return NULL;
+    }
+    const sprop *p = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const sop *c = branch_if(all->u.list.v[i]);
+        if (!c || (p && !(c->u.cond.test_prop->klen == p->klen &&
+                          memcmp(c->u.cond.test_prop->key, p->key, p->klen) == 0))) {
+            return NULL;
+        }
+        p = c->u.cond.test_prop;
+        const sop *t = c->u.cond.test;
+        nvals += t->kind == OP_CONST ? 1 : t->u.en.n;
+    }
+    pixel_arena *a = &r->arena;
+    sifgroup *g = pixel__arena_alloc(a, sizeof(*g));
+    const char **keys = pixel__malloc((nvals + 1) * sizeof(*keys));
+    size_t *lens = pixel__malloc((nvals + 1) * sizeof(*lens));
+    size_t *branch = pixel__malloc((nvals + 1) * sizeof(*branch));
+    uint32_t *canon = pixel__malloc((nvals + 1) * sizeof(*canon));
+    bool ok = g && keys && lens && branch && canon;
+    if (ok) {
+        memset(g, 0, sizeof(*g));
+        g->prop = p->key;
+        g->plen = p->klen;
+        g->then = pixel__arena_alloc(a, n * sizeof(*g->then));
+        g->els = pixel__arena_alloc(a, n * sizeof(*g->els));
+        ok = g->then && g->els;
+    }
+    size_t k = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        const sop *c = branch_if(all->u.list.v[i]);
+        const sop *t = c->u.cond.test;
+        g->then[i] = c->u.cond.then;
+        g->els[i] = c->u.cond.els;
+        if (!c->u.cond.test_required) {
+            g->absent |= 1ull << i;
+        }
+        size_t nv = t->kind == OP_CONST ? 1 : t->u.en.n;
+        for (size_t j = 0; j < nv; j++, k++) {
+            const pixel_value *sv = t->kind == OP_CONST ? t->u.value : t->u.en.values[j];
+            keys[k] = sv->u.str.s;
+            lens[k] = sv->u.str.len;
+            branch[k] = i;
+        }
+    }
+    ok = ok && pixel__strtab_build(&g->values, a, keys, lens, nvals, canon) == 0;
+    if (ok) {
+        g->masks = pixel__arena_alloc(a, (g->values.n + 1) * sizeof(*g->masks));
+        ok = g->masks != NULL;
+    }
+    if (ok) {
+        memset(g->masks, 0, (g->values.n + 1) * sizeof(*g->masks));
+        for (size_t j = 0; j < nvals; j++) {
+            g->masks[canon[j]] |= 1ull << branch[j];
+        }
+    }
+    pixel__free(keys);
+    pixel__free(lens);
+    pixel__free(branch);
+    pixel__free(canon);
+    return ok ? g : NULL;
+}
+
 void pixel__schema_mark_quick(pixel_schema_registry *r)
 {
     /* Start from "quick unless it needs the scope itself", then take the flag away from
@@ -1336,6 +1419,15 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
             n->alias = n->ops[0].u.schema;
         } else {
             n->leaf = make_leaf(r, n);
+        }
+    }
+    /* an allOf of if/then/else on one member: a table */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        for (size_t k = 0; n && n->quick && k < n->nops; k++) {
+            if (n->ops[k].kind == OP_ALLOF && !n->ops[k].u.list.ifs) {
+                n->ops[k].u.list.ifs = make_ifgroup(r, &n->ops[k]);
+            }
         }
     }
     /* a declared property whose schema is a leaf: the object checks it in place */

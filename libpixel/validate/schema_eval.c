@@ -649,9 +649,36 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     return true;
 }
 
+/* An allOf of if/then/else on one member: the member's value picks the conditions. */
+static bool quick_ifs(ectx *x, const sifgroup *g, size_t n, const pixel_value *v)
+{
+    uint64_t holds = ~0ull; /* every condition holds for what is not an object */
+    if (v->type == PIXEL_TYPE_OBJECT) {
+        const pixel_value *m = member(v, g->prop, g->plen);
+        if (!m) {
+            holds = g->absent;
+        } else {
+            long i = m->type == PIXEL_TYPE_STRING
+                         ? pixel__strtab_find(&g->values, m->u.str.s, m->u.str.len)
+                         : -1;
+            holds = i >= 0 ? g->masks[i] : 0;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        const snode *b = (holds >> k) & 1 ? g->then[k] : g->els[k];
+        if (b && !quick(x, b, v)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool quick_list(ectx *x, const sop *op, const pixel_value *v)
 {
     size_t n = op->u.list.n, nvalid = 0;
+    if (op->u.list.ifs) {
+        return quick_ifs(x, op->u.list.ifs, n, v);
+    }
     if (op->kind == OP_ALLOF) {
         for (size_t k = 0; k < n; k++) {
             if (!quick(x, op->u.list.v[k], v)) {

@@ -342,6 +342,21 @@ typedef struct sdisc {
     sstrtab branch; /* its const value -> the branch */
 } sdisc;
 
+/*
+ * An allOf whose branches are each only an if/then/else testing one member
+ * against string consts or enums (the same member in every branch): the
+ * member is found once and its value picks, from a table, the branches whose
+ * condition holds.  Used by the boolean pass.
+ */
+typedef struct sifgroup {
+    const char *prop;
+    size_t plen;
+    sstrtab values;  /* a tested string -> its row of masks */
+    uint64_t *masks; /* per row: the branches whose condition holds */
+    uint64_t absent; /* the branches whose condition holds without the member */
+    const snode **then, **els; /* per branch, or NULL */
+} sifgroup;
+
 typedef struct sop {
     sop_kind kind;
     const char *kw; /* keyword as written (for locations) */
@@ -393,6 +408,7 @@ typedef struct sop {
             snode **v;
             size_t n;
             sdisc *disc;
+            const sifgroup *ifs; /* allOf of if/then/else on one member, or NULL */
         } list;
         struct {
             snode *cond, *then, *els;

@@ -351,6 +351,62 @@ START_TEST(one_pass_patterns_agree_with_pcre2)
 }
 END_TEST
 
+/* Both passes agree, and give the verdict expected, on every instance. */
+static void expect_verdicts(const char *schema, const char *const *instances, const int *valid,
+                            size_t n, bool ifgroup)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    pixel_error_clear(&err);
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err), 0);
+    ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+    ck_assert(s->root->quick);
+    if (ifgroup) {
+        ck_assert(s->root->nops == 1 && s->root->ops[0].u.list.ifs != NULL);
+    }
+    pixel_arena a;
+    pixel__arena_init(&a);
+    for (size_t i = 0; i < n; i++) {
+        pixel_value *v = pixel__json_parse(&a, instances[i], strlen(instances[i]), NULL);
+        ck_assert_ptr_nonnull(v);
+        int want = valid[i] ? 0 : 1;
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_QUICK_ONLY, NULL, NULL) == want,
+                      "boolean pass on %s", instances[i]);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_FULL_ONLY, NULL, NULL) == want,
+                      "full evaluation on %s", instances[i]);
+    }
+    pixel__arena_release(&a);
+    pixel_schema_registry_free(reg);
+}
+
+START_TEST(if_groups_agree_with_the_full_evaluation)
+{
+    /* four conditions on "t": an enum, a const, one without "required", one with else */
+    const char *schema =
+        "{\"allOf\": ["
+        "{\"if\": {\"required\": [\"t\"], \"properties\": {\"t\": {\"enum\": [\"a\", \"b\", \"c\"]}}},"
+        " \"then\": {\"required\": [\"x\"]}},"
+        "{\"if\": {\"required\": [\"t\"], \"properties\": {\"t\": {\"const\": \"b\"}}},"
+        " \"then\": {\"required\": [\"y\"]}},"
+        "{\"if\": {\"properties\": {\"t\": {\"const\": \"d\"}}}, \"then\": {\"required\": [\"z\"]}},"
+        "{\"if\": {\"required\": [\"t\"], \"properties\": {\"t\": {\"const\": \"e\"}}},"
+        " \"then\": {\"required\": [\"w\"]}, \"else\": {\"maxProperties\": 3}}]}";
+    static const char *const inst[] = {
+        "{\"t\": \"a\", \"x\": 1}",       "{\"t\": \"a\"}",
+        "{\"t\": \"b\", \"x\": 1, \"y\": 1}", "{\"t\": \"b\", \"x\": 1}",
+        "{\"t\": \"d\", \"z\": 1}",       "{\"t\": \"d\"}",
+        "{\"z\": 1}",                     "{}",
+        "{\"t\": \"e\", \"w\": 1, \"a\": 1, \"b\": 1, \"c\": 1}", "{\"t\": \"e\"}",
+        "{\"t\": \"f\", \"a\": 1, \"b\": 1}", "{\"t\": \"f\", \"a\": 1, \"b\": 1, \"c\": 1}",
+        "{\"t\": 5}",                     "\"not an object\"",
+    };
+    static const int valid[] = {1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1};
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), true);
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
     Suite *s = suite_create("schema");
@@ -369,6 +425,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, validation_allocates_nothing);
     tcase_add_test(val, format_checkers_follow_their_rfcs);
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
+    tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     suite_add_tcase(s, val);
     return s;
 }
