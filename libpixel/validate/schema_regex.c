@@ -1229,6 +1229,24 @@ static size_t u8len(unsigned char c)
     return c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
 
+/* How many of s[0..lim) in a row belong to the set `bit`: eight at a time while they do. */
+static inline size_t run_len(const uint32_t *tab, uint32_t bit, const unsigned char *s, size_t lim)
+{
+    size_t k = 0;
+    while (lim - k >= 8) {
+        uint32_t all = tab[s[k]] & tab[s[k + 1]] & tab[s[k + 2]] & tab[s[k + 3]] &
+                       tab[s[k + 4]] & tab[s[k + 5]] & tab[s[k + 6]] & tab[s[k + 7]];
+        if (!(all & bit)) {
+            break;
+        }
+        k += 8;
+    }
+    while (k < lim && (tab[s[k]] & bit)) {
+        k++;
+    }
+    return k;
+}
+
 /* Runs code[ip, end) from pos; the new position, or -1. */
 static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsigned char *s,
                     size_t pos, size_t len)
@@ -1254,10 +1272,7 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
                 break;
             }
             case RI_RUN: {
-                size_t lim = avail < ip->max ? avail : ip->max, k = 0;
-                while (k < lim && (tab[s[pos + k]] & ip->bit)) {
-                    k++;
-                }
+                size_t k = run_len(tab, ip->bit, s + pos, avail < ip->max ? avail : ip->max);
                 if (k < ip->min) {
                     return -1;
                 }
@@ -1345,10 +1360,7 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
     if (p->ncode == 1 && p->code[0].op == RI_RUN) {
         /* one set, like ^[0-9a-f]{32}$: no interpreter */
         const rins *i = p->code;
-        size_t lim = len < i->max ? len : i->max, k = 0;
-        while (k < lim && (p->tab[(unsigned char)s[k]] & i->bit)) {
-            k++;
-        }
+        size_t k = run_len(p->tab, i->bit, (const unsigned char *)s, len < i->max ? len : i->max);
         return k >= i->min && (!p->anchored_end || k == len);
     }
     long r = rp_exec(p, p->code, p->code + p->ncode, (const unsigned char *)s, 0, len);
