@@ -464,6 +464,19 @@ static void num_text(const pixel_value *v, char *out, size_t cap)
 
 /* ---- keyword predicates (shared by both passes) ------------------------------------- */
 
+/* const: strings and integers compared in line, the rest by pixel_value_equal(). */
+static inline bool const_ok(const pixel_value *c, const pixel_value *v)
+{
+    if (c->type == PIXEL_TYPE_STRING) {
+        return v->type == PIXEL_TYPE_STRING && v->u.str.len == c->u.str.len &&
+               pixel__key_eq(v->u.str.s, c->u.str.s, c->u.str.len);
+    }
+    if (c->type == PIXEL_TYPE_INT && v->type == PIXEL_TYPE_INT) {
+        return c->u.i == v->u.i;
+    }
+    return pixel_value_equal(c, v);
+}
+
 static bool number_ok(const sop *op, const pixel_value *v)
 {
     switch (op->kind) {
@@ -710,7 +723,7 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
         case OP_TYPE:
             return type_ok(v, op->u.types);
         case OP_CONST:
-            return pixel_value_equal(op->u.value, v);
+            return const_ok(op->u.value, v);
         case OP_ENUM:
             return enum_has(op, v);
         case OP_MINIMUM:
@@ -843,7 +856,7 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
 /* All of a leaf's keywords (the type excepted), out of line. */
 __attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const pixel_value *v)
 {
-    if (l->eq && !(l->eq->kind == OP_CONST ? pixel_value_equal(l->eq->u.value, v)
+    if (l->eq && !(l->eq->kind == OP_CONST ? const_ok(l->eq->u.value, v)
                                              : enum_has(l->eq, v))) {
         return false;
     }
@@ -1091,7 +1104,7 @@ static bool if_cond(ectx *x, const sop *op, const pixel_value *v, const dscope *
     if (!m) {
         return !op->u.cond.test_required;
     }
-    return t->kind == OP_CONST ? pixel_value_equal(t->u.value, m) : enum_has(t, m);
+    return t->kind == OP_CONST ? const_ok(t->u.value, m) : enum_has(t, m);
 }
 
 #define SUB(node, inst, ipath, kpath) eval(x, (node), (inst), (ipath), (kpath), ds)
@@ -1469,7 +1482,7 @@ static bool eval_op(ectx *x, const snode *n, const sop *op, const pixel_value *v
         case OP_TYPE:
             return type_ok(v, op->u.types) || fail_op(x, n, op, v, ip, kp);
         case OP_CONST:
-            return pixel_value_equal(op->u.value, v) || fail_op(x, n, op, v, ip, kp);
+            return const_ok(op->u.value, v) || fail_op(x, n, op, v, ip, kp);
         case OP_ENUM:
             return enum_has(op, v) || fail_op(x, n, op, v, ip, kp);
         case OP_MINIMUM:

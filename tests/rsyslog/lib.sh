@@ -134,7 +134,6 @@ delivery:
     type_field: type
     delivery_timeout_ms: 5000
     properties:
-      linger.ms: 5
       reconnect.backoff.max.ms: 500
   quarantine:
     topic: pixel-quarantine
