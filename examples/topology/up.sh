@@ -74,6 +74,36 @@ topo_tier2_stop() { # A or B: SIGTERM, wait until it has saved its queue and exi
     kill -KILL "$pid" 2>/dev/null
 }
 
+# topo_tier2_kill A|B [all]: SIGKILL the tier-two rsyslog, as a crash would.
+# Its pixel-omprog sees the end of its input, flushes and exits by itself
+# (its PIDs go to TOPO_ORPHANS so a test can wait for them); with "all" it
+# is SIGKILLed too, as when the whole host dies.
+topo_tier2_kill() {
+    local n=$1 pid kids
+    eval "pid=\$RSYSLOG_PID_tier2$n"
+    kids=$(px_omprog_children "$pid")
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ "${2:-}" = all ] && [ -n "$kids" ]; then
+        # shellcheck disable=SC2086
+        kill -KILL $kids 2>/dev/null
+    else
+        TOPO_ORPHANS="${TOPO_ORPHANS:-} $kids"
+    fi
+}
+
+# topo_wait_orphans [SECONDS]: until the pixel-omprog processes of killed
+# tier-two instances have flushed and exited (their spool slots sealed).
+topo_wait_orphans() {
+    local p n=$((${1:-60} * 10))
+    for p in ${TOPO_ORPHANS:-}; do
+        for _ in $(seq 1 "$n"); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+    done
+}
+
 topo_up() {
     topo_check
     T1_UDP=$(px_free_port); HAPROXY_PORT=$(px_free_port); HTTP_PORT=$(px_free_port)

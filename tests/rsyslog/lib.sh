@@ -28,7 +28,7 @@ px_fail() { echo "FAIL: $*" >&2; exit 1; }
 px_log() { echo "# $*"; }
 
 px_cleanup() {
-    local pid
+    local rc=$? pid
     for pid in $PX_PIDS; do
         kill -TERM "$pid" 2>/dev/null
     done
@@ -41,7 +41,12 @@ px_cleanup() {
     done
     PX_PIDS=""
     if [ -n "${PX_WORK:-}" ] && [ -z "${PX_KEEP:-}" ]; then
-        rm -rf "$PX_WORK"
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+            # A failure (or a timeout): keep the logs for whoever looks next.
+            echo "# exit $rc: work directory kept: $PX_WORK" >&2
+        else
+            rm -rf "$PX_WORK"
+        fi
     fi
 }
 
@@ -225,12 +230,14 @@ px_omprog_children() {
     done
 }
 
-# px_wait_count CMD EXPECTED SECONDS: poll until CMD prints >= EXPECTED.
+# px_wait_count CMD EXPECTED SECONDS: poll until CMD prints >= EXPECTED,
+# for at most SECONDS of wall-clock time (CMD's own time included).
 px_wait_count() {
-    local cmd=$1 want=$2 n=$(($3 * 2)) got=0
-    for _ in $(seq 1 "$n"); do
+    local cmd=$1 want=$2 end=$((SECONDS + $3)) got=0
+    while :; do
         got=$(eval "$cmd")
         [ "${got:-0}" -ge "$want" ] && return 0
+        [ "$SECONDS" -lt "$end" ] || break
         sleep 0.5
     done
     echo "# waited for $want, have $got" >&2

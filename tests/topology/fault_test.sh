@@ -2,8 +2,11 @@
 # End-to-end fault test of the two-tier topology (examples/topology/).
 #
 # N pixel requests go to nginx with curl while, one after the other:
-#   1. one tier-two instance is stopped (HAProxy moves the traffic), then back;
-#   2. every Kafka broker goes down (tier two spools), then up;
+#   1. one tier-two rsyslog is SIGKILLed (HAProxy moves the traffic; what it
+#      had acknowledged over RELP waits in its disk queue), then restarted;
+#   2. every Kafka broker goes down (tier two spools); two seconds later,
+#      while the other instance holds a backlog waiting on Kafka, it is
+#      SIGKILLed with its pixel-omprog (a host crash), restarted; Kafka up;
 #   3. both tier-two instances stop (tier one fails over to its file), then back.
 # Then the spool and tier one's failover file are replayed with pixel-replay,
 # the topics are consumed, and a table is printed.  It fails if any valid
@@ -53,9 +56,14 @@ at() { # wait until second $1 of the run
     while [ $(($(date +%s) - start)) -lt "$1" ]; do sleep 0.2; done
 }
 dur=$((N / RATE))
-at $((dur * 10 / 100)); px_log "fault 1: stop tier two A";          topo_tier2_stop A
+kills=0
+at $((dur * 10 / 100)); px_log "fault 1: SIGKILL tier two A";       topo_tier2_kill A; kills=$((kills + 1))
 at $((dur * 25 / 100)); px_log "fault 1 over: start tier two A";    topo_tier2_start A
 at $((dur * 35 / 100)); px_log "fault 2: all Kafka brokers down";   px_kafka_cmd down all
+# Within the sink's delivery timeout (5 s): B's queue holds lines waiting on Kafka.
+at $((dur * 35 / 100 + 2)); px_log "fault 2: SIGKILL tier two B and its pixel-omprog"
+topo_tier2_kill B all; kills=$((kills + 1))
+at $((dur * 45 / 100)); px_log "fault 2: start tier two B";         topo_tier2_start B
 at $((dur * 55 / 100)); px_log "fault 2 over: Kafka brokers up";    px_kafka_cmd up all
 at $((dur * 65 / 100)); px_log "fault 3: stop both tier-two";        topo_tier2_stop A; topo_tier2_stop B
 at $((dur * 85 / 100)); px_log "fault 3 over: start both tier-two";  topo_tier2_start A; topo_tier2_start B
@@ -72,8 +80,10 @@ for _ in $(seq 1 120); do
     [ "$still" -ge 5 ] && break
     sleep 2
 done
-# Stop tier two (seals its spool segments), then replay spool and failover file.
+# Stop tier two (seals its spool segments), wait for the pixel-omprog of
+# the killed rsyslog to finish its flush, then replay spool and failover file.
 topo_tier2_stop A; topo_tier2_stop B
+topo_wait_orphans 60
 spooled=$(find "$PX_WORK/spool" -name '*.seg' -size +16c 2>/dev/null | wc -l)
 failover_lines=$( [ -f "$FAILOVER_FILE" ] && wc -l <"$FAILOVER_FILE" || echo 0)
 px_log "replaying the spool ($spooled segments) and tier one's failover file ($failover_lines lines)"
@@ -104,9 +114,9 @@ missing=$(comm -23 <(sort -u "$PX_WORK/expected/events.ids") <(sort -u "$PX_WORK
 unexpected=$(comm -13 <(sort -u "$PX_WORK/expected/events.ids") <(sort -u "$PX_WORK/got.ids") | wc -l)
 skipped=$((served - want_events - want_q))
 
-printf '\n| %-40s | %8s |\n' "measure" "count"
-printf '|%s|%s|\n' "$(printf -- '-%.0s' $(seq 1 42))" "$(printf -- '-%.0s' $(seq 1 10))"
-row() { printf '| %-40s | %8s |\n' "$1" "$2"; }
+printf '\n| %-42s | %8s |\n' "measure" "count"
+printf '|%s|%s|\n' "$(printf -- '-%.0s' $(seq 1 44))" "$(printf -- '-%.0s' $(seq 1 10))"
+row() { printf '| %-42s | %8s |\n' "$1" "$2"; }
 row "requests sent (curl)" "$sent"
 row "requests served (nginx access log)" "$served"
 row "valid events expected" "$want_events"
@@ -116,6 +126,7 @@ row "duplicates (messages - unique)" "$((kafka_total - kafka_unique))"
 row "quarantined expected" "$want_q"
 row "quarantine records in Kafka (unique)" "$q_unique"
 row "skipped or dropped (other paths, crawlers)" "$skipped"
+row "tier-two rsyslog SIGKILLs" "$kills"
 row "tier-one failover lines replayed" "$failover_lines"
 row "spool segments replayed" "$spooled"
 row "valid events missing" "$missing"
