@@ -7,7 +7,7 @@ SUDO=""
 BUILD="meson ninja-build gcc pkg-config python3 libjansson-dev libyaml-dev libpcre2-dev zlib1g-dev
        librdkafka-dev libmaxminddb-dev check"
 # Real components the integration tests start on loopback, and their data.
-TEST="python3-yaml rsyslog rsyslog-relp haproxy nginx-light kcat uap-core mmdb-bin curl apache2-utils gzip"
+TEST="python3-yaml rsyslog rsyslog-relp haproxy nginx-light kcat uap-core mmdb-bin curl apache2-utils gzip iproute2"
 PKGS="$BUILD"
 [ "${1:-}" = "--build-only" ] || PKGS="$BUILD $TEST"
 export DEBIAN_FRONTEND=noninteractive
