@@ -38,7 +38,7 @@ static int meta_cb(const pixel_schema_error *e, void *payload)
 static int meta_validate(pixel_schema_registry *r, sdoc *d)
 {
     d->checked = true;
-    const sinfo *in = pixel__pmap_get(&r->info, d->root);
+    const sinfo *in = pixel__hmap_get(&r->info, d->root);
     if (!in) {
         return 0;
     }

@@ -887,11 +887,11 @@ done:
 static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresource *res,
                          const char *ptr)
 {
-    snode *node = pixel__pmap_get(&r->compiled, v);
+    snode *node = pixel__hmap_get(&r->compiled, v);
     if (node) {
         return node;
     }
-    sinfo *in = pixel__pmap_get(&r->info, v);
+    sinfo *in = pixel__hmap_get(&r->info, v);
     if (!in) {
         /* Reached by a JSON Pointer into a place the indexer does not walk. */
         in = pixel__arena_alloc(&r->arena, sizeof(*in));
@@ -902,7 +902,7 @@ static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresour
         in->res = res;
         in->ptr = ptr;
         in->dptr = pixel__arena_printf(&r->arena, "%s%s", res->ptr, ptr);
-        if (!in->dptr || pixel__pmap_put(&r->info, v, in) < 0) {
+        if (!in->dptr || pixel__hmap_put(&r->info, v, in) < 0) {
             oom(r);
             return NULL;
         }
@@ -917,7 +917,7 @@ static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresour
     node->res = in->res;
     node->draft = in->res->draft;
     node->loc = pixel__arena_printf(&r->arena, "%s#%s", in->res->uri, in->ptr);
-    if (!node->loc || pixel__pmap_put(&r->compiled, v, node) < 0) {
+    if (!node->loc || pixel__hmap_put(&r->compiled, v, node) < 0) {
         oom(r);
         return NULL;
     }
@@ -940,7 +940,7 @@ static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresour
 
 snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v)
 {
-    sinfo *in = pixel__pmap_get(&r->info, v);
+    sinfo *in = pixel__hmap_get(&r->info, v);
     if (!in) {
         return NULL;
     }
@@ -954,12 +954,12 @@ snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v
  * dependentSchemas) evaluates the same instance forever.  Dynamic references
  * are left out: their target depends on the path taken.
  */
-static int cycle_dfs(pixel_schema_registry *r, snode *n, pmap *state, int depth)
+static int cycle_dfs(pixel_schema_registry *r, snode *n, hmap *state, int depth)
 {
     if (!n || n->boolean) {
         return 0;
     }
-    uintptr_t s = (uintptr_t)pixel__pmap_get(state, n);
+    uintptr_t s = (uintptr_t)pixel__hmap_get(state, n);
     if (s == 2) {
         return 0;
     }
@@ -969,7 +969,7 @@ static int cycle_dfs(pixel_schema_registry *r, snode *n, pmap *state, int depth)
                                   "(it would recurse forever) at %s",
                                   n->loc);
     }
-    if (depth > 10000 || pixel__pmap_put(state, n, (void *)1) < 0) {
+    if (depth > 10000 || pixel__hmap_put(state, n, (void *)1) < 0) {
         return oom(r);
     }
     for (size_t i = 0; i < n->nops; i++) {
@@ -1008,12 +1008,12 @@ static int cycle_dfs(pixel_schema_registry *r, snode *n, pmap *state, int depth)
             return rc;
         }
     }
-    return pixel__pmap_put(state, n, (void *)2) < 0 ? oom(r) : 0;
+    return pixel__hmap_put(state, n, (void *)2) < 0 ? oom(r) : 0;
 }
 
 int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root)
 {
-    pmap state = {0};
+    hmap state = {0};
     /* Every compiled node: a cycle anywhere in the graph is reachable from some entry. */
     int rc = cycle_dfs(r, root, &state, 0);
     for (size_t i = 0; rc == 0 && i < r->compiled.cap; i++) {
@@ -1021,7 +1021,7 @@ int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root)
             rc = cycle_dfs(r, r->compiled.e[i].val, &state, 0);
         }
     }
-    pixel__pmap_free(&state);
+    pixel__hmap_free(&state);
     return rc;
 }
 
@@ -1034,7 +1034,7 @@ int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root)
  * additionalProperties, anyOf/oneOf/if, dependentSchemas, dynamic refs, a
  * nested unevaluatedProperties): then the run-time walk stays.
  */
-static bool static_names(const snode *n, pmap *seen, const sobject **objs, size_t *nobjs,
+static bool static_names(const snode *n, hmap *seen, const sobject **objs, size_t *nobjs,
                          size_t max, int depth)
 {
     if (!n || depth > 64) {
@@ -1043,10 +1043,10 @@ static bool static_names(const snode *n, pmap *seen, const sobject **objs, size_
     if (n->boolean) {
         return true; /* true and false evaluate no member by name */
     }
-    if (pixel__pmap_get(seen, n)) {
+    if (pixel__hmap_get(seen, n)) {
         return true;
     }
-    if (pixel__pmap_put(seen, n, (void *)1) < 0) {
+    if (pixel__hmap_put(seen, n, (void *)1) < 0) {
         return false;
     }
     for (size_t i = 0; i < n->nops; i++) {
@@ -1089,7 +1089,7 @@ static int static_uneval(pixel_schema_registry *r, snode *n, sop *op)
 {
     const sobject *objs[64];
     size_t nobjs = 0, total = 0;
-    pmap seen = {0};
+    hmap seen = {0};
     /* the node itself, minus this keyword */
     bool ok = true;
     for (size_t i = 0; ok && i < n->nops; i++) {
@@ -1113,7 +1113,7 @@ static int static_uneval(pixel_schema_registry *r, snode *n, sop *op)
             ok = false;
         }
     }
-    pixel__pmap_free(&seen);
+    pixel__hmap_free(&seen);
     if (!ok) {
         return 0;
     }

@@ -525,7 +525,7 @@ static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
             if (!d->res->recursive_anchor) {
                 break;
             }
-            const snode *c = pixel__pmap_get(&x->reg->compiled, d->res->root);
+            const snode *c = pixel__hmap_get(&x->reg->compiled, d->res->root);
             if (c) {
                 t = c;
             }
@@ -539,9 +539,9 @@ static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
     char key[1024];
     for (const dscope *d = ds; d; d = d->up) {
         snprintf(key, sizeof(key), "%s#%s", d->res->uri, op->u.dyn.anchor);
-        const pixel_value *v = pixel__smap_get(&x->reg->dynanchors, key);
+        const pixel_value *v = pixel__hmap_get(&x->reg->dynanchors, key);
         if (v) {
-            const snode *c = pixel__pmap_get(&x->reg->compiled, v);
+            const snode *c = pixel__hmap_get(&x->reg->compiled, v);
             if (c) {
                 found = c; /* keep going: the outermost wins */
             }

@@ -26,33 +26,31 @@ typedef struct pixel_metaschema {
 } pixel_metaschema;
 extern const pixel_metaschema pixel__metaschemas[];
 
-/* ---- small hash maps (compile time only) ---------------------------------- */
+/* ---- hash maps (compile time, and dynamic-anchor lookups) ------------------ */
 
-typedef struct smap_ent {
-    const char *key; /* NUL-terminated, owned by the registry arena */
+/*
+ * One open-addressed map for both kinds of key: NUL-terminated strings
+ * compared by content (URIs, "uri#anchor"), or pointers compared by
+ * identity (schema values, nodes).  A zeroed map is empty and keyed by
+ * pointer; pixel__hmap_by_string() makes it keyed by string.  Keys must
+ * outlive the map.
+ */
+typedef struct hmap_ent {
+    const void *key; /* NULL: empty slot */
     void *val;
-} smap_ent;
-typedef struct smap {
-    smap_ent *e;
+    uint64_t hash;
+} hmap_ent;
+
+typedef struct hmap {
+    hmap_ent *e;
     size_t cap, n;
-} smap;
+    bool by_string;
+} hmap;
 
-void *pixel__smap_get(const smap *m, const char *key);
-int pixel__smap_put(smap *m, const char *key, void *val); /* key must outlive the map */
-void pixel__smap_free(smap *m);
-
-typedef struct pmap_ent {
-    const void *key;
-    void *val;
-} pmap_ent;
-typedef struct pmap {
-    pmap_ent *e;
-    size_t cap, n;
-} pmap;
-
-void *pixel__pmap_get(const pmap *m, const void *key);
-int pixel__pmap_put(pmap *m, const void *key, void *val);
-void pixel__pmap_free(pmap *m);
+void pixel__hmap_by_string(hmap *m);
+void *pixel__hmap_get(const hmap *m, const void *key);
+int pixel__hmap_put(hmap *m, const void *key, void *val); /* replaces an existing value */
+void pixel__hmap_free(hmap *m);
 
 uint64_t pixel__schema_hash(const char *s, size_t n);
 
@@ -211,12 +209,12 @@ struct pixel_schema_registry {
     sdoc *docs;
     sdoc *last; /* the last document added through the public API */
     sdoc *cur;  /* the document being indexed (for error messages) */
-    smap docs_by_uri;
-    smap resources; /* uri -> sresource */
-    smap anchors;   /* "uri#name" -> pixel_value (schema object) */
-    smap dynanchors; /* "uri#name" -> pixel_value, $dynamicAnchor only */
-    pmap info;      /* pixel_value* -> sinfo */
-    pmap compiled;  /* pixel_value* -> snode */
+    hmap docs_by_uri; /* by string: uri -> sdoc */
+    hmap resources;   /* by string: uri -> sresource */
+    hmap anchors;     /* by string: "uri#name" -> pixel_value (schema object) */
+    hmap dynanchors;  /* by string: "uri#name" -> pixel_value, $dynamicAnchor only */
+    hmap info;        /* pixel_value* -> sinfo */
+    hmap compiled;    /* pixel_value* -> snode */
     smapping *maps;
     pcre2_code **regexes; /* for freeing */
     size_t nregex, capregex;

@@ -41,87 +41,37 @@ uint64_t pixel__schema_hash(const char *s, size_t n)
     return h ^ (h >> 29);
 }
 
-static int smap_grow(smap *m)
+void pixel__hmap_by_string(hmap *m)
 {
-    size_t cap = m->cap ? m->cap * 2 : 64;
-    smap_ent *e = pixel__calloc(cap, sizeof(*e));
-    if (!e) {
-        return -1;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->e[i].key) {
-            size_t j = pixel__schema_hash(m->e[i].key, strlen(m->e[i].key)) & (cap - 1);
-            while (e[j].key) {
-                j = (j + 1) & (cap - 1);
-            }
-            e[j] = m->e[i];
-        }
-    }
-    pixel__free(m->e);
-    m->e = e;
-    m->cap = cap;
-    return 0;
+    m->by_string = true;
 }
 
-void *pixel__smap_get(const smap *m, const char *key)
+static uint64_t hmap_hash(const hmap *m, const void *key)
 {
-    if (!m->cap) {
-        return NULL;
+    if (m->by_string) {
+        return pixel__schema_hash(key, strlen(key));
     }
-    size_t j = pixel__schema_hash(key, strlen(key)) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (strcmp(m->e[j].key, key) == 0) {
-            return m->e[j].val;
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
-}
-
-int pixel__smap_put(smap *m, const char *key, void *val)
-{
-    if ((m->n + 1) * 2 > m->cap && smap_grow(m) < 0) {
-        return -1;
-    }
-    size_t j = pixel__schema_hash(key, strlen(key)) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (strcmp(m->e[j].key, key) == 0) {
-            m->e[j].val = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    m->e[j].key = key;
-    m->e[j].val = val;
-    m->n++;
-    return 0;
-}
-
-void pixel__smap_free(smap *m)
-{
-    pixel__free(m->e);
-    memset(m, 0, sizeof(*m));
-}
-
-static size_t phash(const void *p, size_t cap)
-{
-    uint64_t x = (uint64_t)(uintptr_t)p;
+    uint64_t x = (uint64_t)(uintptr_t)key;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return (size_t)x & (cap - 1);
+    return x ^ (x >> 33);
 }
 
-static int pmap_grow(pmap *m)
+static bool hmap_same(const hmap *m, const hmap_ent *e, const void *key, uint64_t h)
 {
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    pmap_ent *e = pixel__calloc(cap, sizeof(*e));
+    return e->key == key || (m->by_string && e->hash == h && strcmp(e->key, key) == 0);
+}
+
+static int hmap_grow(hmap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    hmap_ent *e = pixel__calloc(cap, sizeof(*e));
     if (!e) {
         return -1;
     }
     for (size_t i = 0; i < m->cap; i++) {
         if (m->e[i].key) {
-            size_t j = phash(m->e[i].key, cap);
+            size_t j = m->e[i].hash & (cap - 1);
             while (e[j].key) {
                 j = (j + 1) & (cap - 1);
             }
@@ -134,44 +84,46 @@ static int pmap_grow(pmap *m)
     return 0;
 }
 
-void *pixel__pmap_get(const pmap *m, const void *key)
+void *pixel__hmap_get(const hmap *m, const void *key)
 {
     if (!m->cap) {
         return NULL;
     }
-    size_t j = phash(key, m->cap);
-    while (m->e[j].key) {
-        if (m->e[j].key == key) {
+    uint64_t h = hmap_hash(m, key);
+    for (size_t j = h & (m->cap - 1); m->e[j].key; j = (j + 1) & (m->cap - 1)) {
+        if (hmap_same(m, &m->e[j], key, h)) {
             return m->e[j].val;
         }
-        j = (j + 1) & (m->cap - 1);
     }
     return NULL;
 }
 
-int pixel__pmap_put(pmap *m, const void *key, void *val)
+int pixel__hmap_put(hmap *m, const void *key, void *val)
 {
-    if ((m->n + 1) * 2 > m->cap && pmap_grow(m) < 0) {
+    if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) {
         return -1;
     }
-    size_t j = phash(key, m->cap);
-    while (m->e[j].key) {
-        if (m->e[j].key == key) {
+    uint64_t h = hmap_hash(m, key);
+    size_t j = h & (m->cap - 1);
+    for (; m->e[j].key; j = (j + 1) & (m->cap - 1)) {
+        if (hmap_same(m, &m->e[j], key, h)) {
             m->e[j].val = val;
             return 0;
         }
-        j = (j + 1) & (m->cap - 1);
     }
     m->e[j].key = key;
     m->e[j].val = val;
+    m->e[j].hash = h;
     m->n++;
     return 0;
 }
 
-void pixel__pmap_free(pmap *m)
+void pixel__hmap_free(hmap *m)
 {
+    bool by_string = m->by_string;
     pixel__free(m->e);
     memset(m, 0, sizeof(*m));
+    m->by_string = by_string;
 }
 
 /* ---- compile-time string sets ----------------------------------------------- */
@@ -486,7 +438,7 @@ int pixel__schema_fail(pixel_schema_registry *r, const pixel_value *at, const ch
     va_start(ap, fmt);
     pixel__error_vset(err, PIXEL_ESCHEMA, PIXEL_STAGE_LOAD, fmt, ap);
     va_end(ap);
-    const sinfo *in = at ? pixel__pmap_get(&r->info, at) : NULL;
+    const sinfo *in = at ? pixel__hmap_get(&r->info, at) : NULL;
     if (in) {
         pixel__error_at(err, in->res->doc->file, 0, 0);
         snprintf(err->pointer, sizeof(err->pointer), "%s%s", in->dptr, extra_ptr ? extra_ptr : "");
@@ -771,8 +723,8 @@ static sresource *new_resource(ictx *x, const char *uri, const pixel_value *v, c
     res->ptr = dptr;
     res->draft = draft;
     res->vocab = vocab;
-    if (!pixel__smap_get(&x->r->resources, uri)) {
-        if (pixel__smap_put(&x->r->resources, uri, res) < 0) {
+    if (!pixel__hmap_get(&x->r->resources, uri)) {
+        if (pixel__hmap_put(&x->r->resources, uri, res) < 0) {
             return NULL;
         }
     }
@@ -787,10 +739,10 @@ static int add_anchor(ictx *x, sresource *res, const pixel_value *v, const char 
     if (!key) {
         return reg_oom(r);
     }
-    if (!pixel__smap_get(&r->anchors, key) && pixel__smap_put(&r->anchors, key, (void *)v) < 0) {
+    if (!pixel__hmap_get(&r->anchors, key) && pixel__hmap_put(&r->anchors, key, (void *)v) < 0) {
         return reg_oom(r);
     }
-    if (dynamic && pixel__smap_put(&r->dynanchors, key, (void *)v) < 0) {
+    if (dynamic && pixel__hmap_put(&r->dynanchors, key, (void *)v) < 0) {
         return reg_oom(r);
     }
     return 0;
@@ -870,7 +822,7 @@ static int index_node(ictx *x, const pixel_value *v, sresource *res, const char 
         in->res = res;
         in->ptr = rptr;
         in->dptr = dptr;
-        if (!pixel__pmap_get(&r->info, v) && pixel__pmap_put(&r->info, v, in) < 0) {
+        if (!pixel__hmap_get(&r->info, v) && pixel__hmap_put(&r->info, v, in) < 0) {
             return reg_oom(r);
         }
         return index_children(x, v, res, rptr, dptr, draft);
@@ -889,7 +841,7 @@ static int index_node(ictx *x, const pixel_value *v, sresource *res, const char 
         in->res = res;
         in->ptr = rptr;
         in->dptr = dptr;
-        if (!pixel__pmap_get(&r->info, v) && pixel__pmap_put(&r->info, v, in) < 0) {
+        if (!pixel__hmap_get(&r->info, v) && pixel__hmap_put(&r->info, v, in) < 0) {
             return reg_oom(r);
         }
     }
@@ -943,14 +895,14 @@ sdoc *pixel__schema_doc_add(pixel_schema_registry *r, const char *uri, const cha
         r->err = saved;
         return NULL;
     }
-    if (pixel__smap_get(&r->docs_by_uri, d->uri)) {
+    if (pixel__hmap_get(&r->docs_by_uri, d->uri)) {
         pixel__error_set(err, PIXEL_ESCHEMA, PIXEL_STAGE_LOAD,
                          "a schema document with URI %s is already loaded", d->uri);
         pixel__error_at(err, d->file, 0, 0);
         r->err = saved;
         return NULL;
     }
-    if (pixel__smap_put(&r->docs_by_uri, d->uri, d) < 0) {
+    if (pixel__hmap_put(&r->docs_by_uri, d->uri, d) < 0) {
         reg_oom(r);
         r->err = saved;
         return NULL;
@@ -1011,7 +963,7 @@ static sdoc *add_file(pixel_schema_registry *r, const char *path, const char *ur
 
 sresource *pixel__schema_resource(pixel_schema_registry *r, const char *uri)
 {
-    sresource *res = pixel__smap_get(&r->resources, uri);
+    sresource *res = pixel__hmap_get(&r->resources, uri);
     if (res) {
         return res;
     }
@@ -1022,7 +974,7 @@ sresource *pixel__schema_resource(pixel_schema_registry *r, const char *uri)
                 return NULL;
             }
             d->builtin = true;
-            return pixel__smap_get(&r->resources, uri);
+            return pixel__hmap_get(&r->resources, uri);
         }
     }
     for (smapping *mp = r->maps; mp; mp = mp->next) {
@@ -1038,7 +990,7 @@ sresource *pixel__schema_resource(pixel_schema_registry *r, const char *uri)
         if (!add_file(r, path, uri, r->err)) {
             return NULL;
         }
-        return pixel__smap_get(&r->resources, uri);
+        return pixel__hmap_get(&r->resources, uri);
     }
     return NULL;
 }
@@ -1127,7 +1079,7 @@ const pixel_value *pixel__schema_lookup(pixel_schema_registry *r, const char *ur
         return walk_pointer(r, res->root, frag);
     }
     const char *key = pixel__arena_printf(&r->arena, "%s#%s", res->uri, frag);
-    return key ? pixel__smap_get(&r->anchors, key) : NULL;
+    return key ? pixel__hmap_get(&r->anchors, key) : NULL;
 }
 
 /* ---- public API ----------------------------------------------------------------- */
@@ -1148,6 +1100,10 @@ int pixel_schema_registry_new(pixel_schema_registry **out, int default_draft, pi
     }
     pixel__arena_init(&r->arena);
     r->default_draft = default_draft;
+    pixel__hmap_by_string(&r->docs_by_uri);
+    pixel__hmap_by_string(&r->resources);
+    pixel__hmap_by_string(&r->anchors);
+    pixel__hmap_by_string(&r->dynanchors);
     *out = r;
     return 0;
 }
@@ -1161,12 +1117,12 @@ void pixel_schema_registry_free(pixel_schema_registry *r)
         pcre2_code_free(r->regexes[i]);
     }
     pixel__free(r->regexes);
-    pixel__smap_free(&r->docs_by_uri);
-    pixel__smap_free(&r->resources);
-    pixel__smap_free(&r->anchors);
-    pixel__smap_free(&r->dynanchors);
-    pixel__pmap_free(&r->info);
-    pixel__pmap_free(&r->compiled);
+    pixel__hmap_free(&r->docs_by_uri);
+    pixel__hmap_free(&r->resources);
+    pixel__hmap_free(&r->anchors);
+    pixel__hmap_free(&r->dynanchors);
+    pixel__hmap_free(&r->info);
+    pixel__hmap_free(&r->compiled);
     pixel__arena_release(&r->arena);
     pixel__free(r);
 }
@@ -1290,7 +1246,7 @@ const char *pixel_schema_registry_last_uri(const pixel_schema_registry *r)
     if (root->type == PIXEL_TYPE_OBJECT) {
         const pixel_value *id = pixel__object_getn(root, "$id", 3);
         if (id && id->type == PIXEL_TYPE_STRING) {
-            const sinfo *in = pixel__pmap_get(&r->info, root);
+            const sinfo *in = pixel__hmap_get(&r->info, root);
             if (in) {
                 return in->res->uri;
             }

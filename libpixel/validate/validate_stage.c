@@ -58,7 +58,7 @@ static int schema_ref(pixel_validator *v, pixel_cfg *c, const yaml_node_t *node,
         for (sdoc *d = v->reg->docs; d && !uri; d = d->next) {
             char *da = realpath(d->file, NULL);
             if (da && strcmp(da, abs) == 0) {
-                const sinfo *in = pixel__pmap_get(&v->reg->info, d->root);
+                const sinfo *in = pixel__hmap_get(&v->reg->info, d->root);
                 uri = pixel__arena_strndup(&v->reg->arena, in ? in->res->uri : d->uri,
                                            strlen(in ? in->res->uri : d->uri));
             }
