@@ -30,6 +30,8 @@
 
 #include <pixel/module.h>
 
+#include "prefilter.h"
+
 /* ---- results ---- */
 
 enum {
@@ -101,6 +103,8 @@ typedef struct shard {
 
 typedef struct useragent_ctx {
     parser_list lists[3];
+    size_t base[3]; /* prefilter id of each list's first parser */
+    prefilter *pf;
     uint32_t max_groups;
     char *from, *into;
     int parts; /* bit 0 browser, 1 os, 2 device */
@@ -164,6 +168,9 @@ static int load_list(useragent_ctx *u, yaml_document_t *d, yaml_node_t *seq, par
         }
         l->n++;
         pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+        if (prefilter_add(u->pf, u->base[kind] + l->n - 1, re) < 0) {
+            return PIXEL_ENOMEM;
+        }
         uint32_t groups = 0;
         pcre2_pattern_info(p->re, PCRE2_INFO_CAPTURECOUNT, &groups);
         if (groups > u->max_groups) {
@@ -205,24 +212,34 @@ static int load_regexes(useragent_ctx *u, const char *file, pixel_error *err)
         return rc;
     }
     static const char *const lists[3] = {"user_agent_parsers", "os_parsers", "device_parsers"};
-    yaml_node_t *root = yaml_document_get_root_node(&d);
+    yaml_node_t *root = yaml_document_get_root_node(&d), *seqs[3] = {NULL, NULL, NULL};
+    size_t total = 0;
     for (int k = 0; rc == 0 && k < 3; k++) {
-        yaml_node_t *seq = NULL;
         for (yaml_node_pair_t *p = root && root->type == YAML_MAPPING_NODE
                                        ? root->data.mapping.pairs.start
                                        : NULL;
              p && p < root->data.mapping.pairs.top; p++) {
             yaml_node_t *key = yaml_document_get_node(&d, p->key);
             if (key->type == YAML_SCALAR_NODE && strcmp((char *)key->data.scalar.value, lists[k]) == 0) {
-                seq = yaml_document_get_node(&d, p->value);
+                seqs[k] = yaml_document_get_node(&d, p->value);
             }
         }
-        if (!seq || seq->type != YAML_SEQUENCE_NODE) {
+        if (!seqs[k] || seqs[k]->type != YAML_SEQUENCE_NODE) {
             rc = pixel_module_error(err, PIXEL_ECONFIG, "%s: no '%s' list (not a uap-core regexes.yaml?)",
                                     file, lists[k]);
         } else {
-            rc = load_list(u, &d, seq, (parser_kind)k, file, err);
+            u->base[k] = total;
+            total += (size_t)(seqs[k]->data.sequence.items.top - seqs[k]->data.sequence.items.start);
         }
+    }
+    if (rc == 0 && !(u->pf = prefilter_new(total))) {
+        rc = PIXEL_ENOMEM;
+    }
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        rc = load_list(u, &d, seqs[k], (parser_kind)k, file, err);
+    }
+    if (rc == 0 && prefilter_build(u->pf) < 0) {
+        rc = PIXEL_ENOMEM;
     }
     yaml_document_delete(&d);
     return rc;
@@ -286,14 +303,21 @@ static int put_field(sbuf *b, const char *repl, int group, const char *ua,
     return 0;
 }
 
+/* The first parser of l that matches ua, among those the prefilter marked
+ * (bit base + i of marks): its fields appended to b.  1, 0 (none) or -1. */
 static int match_list(const parser_list *l, parser_kind kind, const char *ua, size_t n,
-                      pcre2_match_data *md, sbuf *b, size_t *off, size_t *len)
+                      const uint64_t *marks, size_t base, pcre2_match_data *md, sbuf *b,
+                      size_t *off, size_t *len)
 {
     static const int ua_groups[5] = {1, 2, 3, 4, 0}, os_groups[5] = {1, 2, 3, 4, 5},
                      dev_groups[5] = {1, 0, 1, 0, 0};
     const int *groups = kind == KIND_UA ? ua_groups : kind == KIND_OS ? os_groups : dev_groups;
     int nf = kind == KIND_UA ? 4 : kind == KIND_OS ? 5 : 3;
     for (size_t i = 0; i < l->n; i++) {
+        size_t id = base + i;
+        if (!((marks[id / 64] >> (id % 64)) & 1)) {
+            continue; /* it contains none of the literals every match of it has */
+        }
         int rc = pcre2_match(l->v[i].re, (PCRE2_SPTR)ua, n, 0, 0, md, NULL);
         if (rc < 0) {
             continue;
@@ -315,14 +339,15 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
     size_t off[NFIELDS] = {0}, len[NFIELDS] = {0};
     sbuf b = {0};
     pcre2_match_data *md = pcre2_match_data_create(u->max_groups + 1, NULL);
+    uint64_t *marks = malloc((prefilter_words(u->pf) + 1) * sizeof(uint64_t));
     static const int first[3] = {B_FAMILY, O_FAMILY, D_FAMILY};
-    int bad = !md;
+    int bad = !md || !marks || prefilter_scan(u->pf, ua, n, marks) < 0;
     for (int k = 0; !bad && k < 3; k++) {
         if (!(u->parts & (1 << k))) {
             continue;
         }
-        int m = match_list(&u->lists[k], (parser_kind)k, ua, n, md, &b, off + first[k],
-                           len + first[k]);
+        int m = match_list(&u->lists[k], (parser_kind)k, ua, n, marks, u->base[k], md, &b,
+                           off + first[k], len + first[k]);
         bad = m < 0;
         if (m == 0 || (m > 0 && len[first[k]] == 0)) {
             off[first[k]] = b.len;
@@ -331,6 +356,7 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
         }
     }
     pcre2_match_data_free(md);
+    free(marks);
     ua_result *r = bad ? NULL : malloc(sizeof(*r) + b.len + 1);
     if (r) {
         char *text = (char *)(r + 1);
@@ -485,6 +511,7 @@ static void destroy(void *instance)
         free(u->shards[s].sets);
         pthread_mutex_destroy(&u->shards[s].lock);
     }
+    prefilter_free(u->pf);
     free(u->from);
     free(u->into);
     free(u);

@@ -87,7 +87,7 @@ def main():
             total += len(cases)
             failed += bad
         print(f"useragent: {total - failed}/{total} upstream cases match")
-        return 1 if failed or cache_check(tmp) else 0
+        return 1 if failed or cache_check(tmp) or prefilter_check(tmp) else 0
 
 
 def cache_check(tmp):
@@ -114,6 +114,69 @@ def cache_check(tmp):
         print("FAIL: the cache does not hit repeated user agents")
         return 1
     return 0
+
+
+# Regexes in the syntax the prefilter reads (and some it gives up on), each
+# naming itself as the family; flagged "i" when the tuple says so.
+TRICKY = [
+    (r"(?:foo|)bar(\d+)", ""), (r"^Mozilla.{0,20}(Gecko|KHTML)", ""), (r"[Ss]afari/(\d+)", ""),
+    (r"(ab|cd)(ef|gh)ij", ""), (r"wxy(?=yz)", ""), (r"(?i)MiXeD", ""), (r"\x41BC", ""),
+    (r"(Abc)+def", ""), (r"q{2,3}rst", ""), (r"(?P<n>zz)top", ""), (r"a\.b\.c", ""),
+    (r"[\d]{3}-xyz", ""), (r"(one|two|three)", ""), (r"\bword\b", ""), (r"foo(bar)?baz", ""),
+    (r"CaseLess", "i"), (r"(a(b(c|d)e)f)gh", ""), (r"[^x]yz123", ""), (r"back(ref)\1", ""),
+    (r"alpha|beta|gamma", ""), (r"{lit}brace", ""), (r"[-a]bcd", ""), (r"[a-c]{1}xyz", ""),
+    (r"(?:\d+|none)suffix", ""), (r"emptyalt(|x)y", ""), (r"(?:AB|C)(?:DE|F)G{1,2}", "i"),
+    (r"; {0,2}(Acer |ACER )([^;/]{1,100}?)(?: Build|\) AppleWebKit)", ""),
+    (r"(?!neg)look(?<=k)ahead", ""), (r"tab\tsep", ""), (r"[A-Z]{2}-[0-9]{2}", ""),
+]
+TRICKY_UAS = [
+    "xbar12", "foobar7", "Mozilla/5.0 (X11) Gecko/1", "mozilla Gecko", "Safari/605", "safari/1",
+    "SAFARI/2", "abefij", "cdghij", "ABEFIJ", "wxyyz", "wxyz", "mixed", "MIXED", "ABC", "abc",
+    "AbcAbcdef", "abcdef", "qqrst", "qrst", "zztop", "ZZtop", "a.b.c", "aXbXc", "123-xyz",
+    "12-xyz", "two", "TWO", "a word here", "swordfish", "foobaz", "foobarbaz", "FooBaz",
+    "caseless", "CASELESS", "abdefgh", "acefgh", "ayz123", "xyz123", "backrefref", "backrefRef",
+    "GAMMA", "beta", "{lit}brace", "-bcd", "abcd", "bxyz", "dxyz", "12suffix", "nonesuffix",
+    "suffix", "emptyalty", "emptyaltxy", "emptyaltzy", "abdeg", "cfgg", "CFG", "Linux; Android 9;"
+    " Acer Iconia Build/X", "; ACER A1) AppleWebKit", "; Acer X", "lookahead", "lookahea",
+    "tab\tsep", "tabsep", "AB-12", "ab-12", "", "nothing at all",
+]
+
+
+def prefilter_check(tmp):
+    """The prefilter never changes the first match: tricky regexes against Python's re."""
+    import re
+    regs = os.path.join(tmp, "tricky.yaml")
+    with open(regs, "w") as f:
+        f.write("user_agent_parsers:\n")
+        for i, (rx, flag) in enumerate(TRICKY):
+            f.write(f"  - regex: {json.dumps(rx)}\n    family_replacement: 'R{i}'\n")
+            if flag:
+                f.write(f"    regex_flag: '{flag}'\n")
+        f.write("os_parsers: []\ndevice_parsers: []\n")
+    pipe = os.path.join(tmp, "tricky-pipe.yaml")
+    text = open(os.path.join(tmp, "ua.yaml")).read()
+    with open(pipe, "w") as f:
+        f.write(text.replace(json.dumps(os.path.join(UAP, "regexes.yaml")), json.dumps(regs))
+                .replace("cache_size: 1024", "cache_size: 0"))
+    res = subprocess.run([MODRUN, pipe], input="".join(json.dumps({"ua": u}) + "\n" for u in TRICKY_UAS),
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"FAIL: modrun on tricky regexes: {res.stderr.strip()}")
+        return 1
+    bad = 0
+    for ua, line in zip(TRICKY_UAS, res.stdout.splitlines()):
+        want = "Other"
+        for i, (rx, flag) in enumerate(TRICKY):
+            if re.search(rx, ua, re.I if flag else 0):
+                want = f"R{i}"
+                break
+        kind, _, js = line.partition("\t")
+        got = json.loads(js).get("out", {}).get("browser", {}).get("family") if kind == "event" else None
+        if ua and got != want:
+            bad += 1
+            print(f"  prefilter: {ua!r}: expected {want}, got {got}")
+    print(f"prefilter: {len(TRICKY_UAS) - bad}/{len(TRICKY_UAS)} tricky cases give the first match")
+    return 1 if bad else 0
 
 
 sys.exit(main())
