@@ -645,8 +645,18 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     for (size_t i = 1; i < words; i++) {
         bits[i] = 0;
     }
+    /* Members usually come in the order the schema declares them (producers serialize
+       that way): try the declared property after the last one found before hashing. */
+    size_t next = 0;
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        if (!quick_member(x, o, o->nprops ? prop_find(o, m) : NULL, m, bits)) {
+        const sprop *p = NULL;
+        if (next < o->nprops && o->props[next].klen == m->klen &&
+            pixel__key_eq(o->props[next].key, m->key, m->klen)) {
+            p = &o->props[next++];
+        } else if (o->nprops && (p = prop_find(o, m)) != NULL) {
+            next = (size_t)(p - o->props) + 1;
+        }
+        if (!quick_member(x, o, p, m, bits)) {
             return false;
         }
     }
