@@ -40,7 +40,7 @@ END_TEST
 START_TEST(event_id_is_derived_deterministically_otherwise)
 {
     pixel_pipeline *p = load_ok(EID_PIPE);
-    char first[64], second[64];
+    char first[256], second[256];
     ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=not-a-uuid")), PIXEL_OUTCOME_EVENT);
     snprintf(first, sizeof(first), "%s", str_at("id"));
     ck_assert_uint_eq(strlen(first), 36);
