@@ -911,8 +911,13 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->pattern && !l->format && len <= l->maxlen && len / 4 >= l->minlen) {
-                return true;
+            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+                if (!l->pattern) {
+                    return true;
+                }
+                if (l->pattern->prog) {
+                    return pixel__regex_onepass(l->pattern->prog, v->u.str.s, len);
+                }
             }
         } else if (v->type == PIXEL_TYPE_INT && l->int_range) {
             return v->u.i >= l->imin && v->u.i <= l->imax;

@@ -473,7 +473,7 @@ int pixel__regex_compile(sregex *re, pixel_arena *a, const char *src, size_t len
  * matchers on generated subjects.
  */
 
-enum { RI_BLOCK, RI_RUN, RI_URUN, RI_GROUP, RI_ALT };
+enum { RI_ONE, RI_BLOCK, RI_RUN, RI_URUN, RI_GROUP, RI_ALT };
 
 /* One instruction of a one-pass pattern. */
 typedef struct rins {
@@ -481,11 +481,11 @@ typedef struct rins {
     uint8_t uni;        /* RI_URUN: 1 every non-ASCII code point; 2 all but U+2028/U+2029 */
     bool nullable;      /* an alternative that may match empty */
     bool tryall;        /* RI_ALT: try each alternative to the end (see rb_check) */
-    uint16_t min, max;  /* RI_RUN, RI_URUN, RI_GROUP: repetitions */
+    uint16_t min, max;  /* RI_RUN, RI_URUN, RI_GROUP: repetitions (RI_ONE: exactly one) */
     uint16_t n;         /* RI_BLOCK: bytes; RI_GROUP and alternatives: instructions in the
                            body that follows; RI_ALT: alternatives */
     uint16_t at;        /* RI_BLOCK: its first entry in need[]; RI_ALT: instructions after it */
-    uint32_t bit;       /* RI_RUN, RI_URUN: the set; RI_GROUP and alternatives: the bytes
+    uint32_t bit;       /* RI_ONE, RI_RUN, RI_URUN: the set; RI_GROUP and alternatives: the bytes
                            that start a round */
 } rins;
 
@@ -1129,7 +1129,8 @@ static void rb_lower(rbuild *b, int k)
 {
     const rnode *n = &b->nodes[k];
     if (n->kind == RK_SET) {
-        rins *i = rb_emit(b, n->uni ? RI_URUN : RI_RUN);
+        bool one = !n->uni && n->min == 1 && n->max == 1;
+        rins *i = rb_emit(b, one ? RI_ONE : n->uni ? RI_URUN : RI_RUN);
         if (i) {
             i->uni = n->uni;
             i->min = n->min;
@@ -1255,6 +1256,13 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
     while (ip < end) {
         size_t avail = len - pos;
         switch (ip->op) {
+            case RI_ONE:
+                if (!avail || !(tab[s[pos]] & ip->bit)) {
+                    return -1;
+                }
+                pos++;
+                ip++;
+                break;
             case RI_BLOCK: {
                 if (avail < ip->n) {
                     return -1;
