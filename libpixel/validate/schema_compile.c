@@ -1383,12 +1383,24 @@ static sifgroup *make_ifgroup(pixel_schema_registry *r, const sop *all)
     return ok ? g : NULL;
 }
 
+/* The compiled nodes a mark_quick pass has not seen yet. */
+static snode *fresh(const pixel_schema_registry *r, size_t i)
+{
+    snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+    return n && !n->marked ? n : NULL;
+}
+
 void pixel__schema_mark_quick(pixel_schema_registry *r)
 {
-    /* Start from "quick unless it needs the scope itself", then take the flag away from
-       every node with a child that lost it, until nothing changes (graphs have cycles). */
+    /*
+     * Only nodes compiled since the last pass: what an earlier node reaches was
+     * compiled with it, so its flags are final (and stay untouched while other
+     * threads validate with it).  Start from "quick unless it needs the scope
+     * itself", then take the flag away from every node with a child that lost it,
+     * until nothing changes (graphs have cycles).
+     */
     for (size_t i = 0; i < r->compiled.cap; i++) {
-        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        snode *n = fresh(r, i);
         if (!n) {
             continue;
         }
@@ -1400,7 +1412,7 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
     for (bool changed = true; changed;) {
         changed = false;
         for (size_t i = 0; i < r->compiled.cap; i++) {
-            snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+            snode *n = fresh(r, i);
             for (size_t k = 0; n && n->quick && k < n->nops; k++) {
                 if (!children_quick(&n->ops[k])) {
                     n->quick = false;
@@ -1411,8 +1423,8 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
     }
     /* shortcuts for the boolean pass (a node without one keeps its operations) */
     for (size_t i = 0; i < r->compiled.cap; i++) {
-        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
-        if (!n || !n->quick || n->boolean || n->leaf || n->alias) {
+        snode *n = fresh(r, i);
+        if (!n || !n->quick || n->boolean) {
             continue;
         }
         if (n->nops == 1 && n->ops[0].kind == OP_REF) {
@@ -1421,30 +1433,29 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
             n->leaf = make_leaf(r, n);
         }
     }
-    /* an allOf of if/then/else on one member: a table */
     for (size_t i = 0; i < r->compiled.cap; i++) {
-        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
+        snode *n = fresh(r, i);
         for (size_t k = 0; n && n->quick && k < n->nops; k++) {
-            if (n->ops[k].kind == OP_ALLOF && !n->ops[k].u.list.ifs) {
+            if (n->ops[k].kind == OP_ALLOF) {
+                /* an allOf of if/then/else on one member: a table */
                 n->ops[k].u.list.ifs = make_ifgroup(r, &n->ops[k]);
+            } else if (n->ops[k].kind == OP_OBJECT) {
+                /* a declared property whose schema is a leaf: checked in place */
+                sobject *o = n->ops[k].u.obj;
+                for (size_t j = 0; j < o->nprops; j++) {
+                    const snode *t = o->props[j].schema;
+                    while (t && t->alias) {
+                        t = t->alias;
+                    }
+                    o->props[j].leaf = t ? t->leaf : NULL;
+                }
             }
         }
     }
-    /* a declared property whose schema is a leaf: the object checks it in place */
     for (size_t i = 0; i < r->compiled.cap; i++) {
-        snode *n = r->compiled.e[i].key ? r->compiled.e[i].val : NULL;
-        for (size_t k = 0; n && n->quick && k < n->nops; k++) {
-            if (n->ops[k].kind != OP_OBJECT) {
-                continue;
-            }
-            sobject *o = n->ops[k].u.obj;
-            for (size_t j = 0; j < o->nprops; j++) {
-                const snode *t = o->props[j].schema;
-                while (t && t->alias) {
-                    t = t->alias;
-                }
-                o->props[j].leaf = t ? t->leaf : NULL;
-            }
+        snode *n = fresh(r, i);
+        if (n) {
+            n->marked = true;
         }
     }
 }

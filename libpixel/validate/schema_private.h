@@ -446,6 +446,7 @@ struct snode {
     sop *ops;
     size_t nops;
     bool quick;          /* the boolean pass applies: see pixel__schema_mark_quick() */
+    bool marked;         /* seen by pixel__schema_mark_quick() (its flags are final) */
     const sleaf *leaf;   /* set with quick for a node of one-value keywords */
     const snode *alias;  /* set with quick for a node that is only a $ref: its target */
 };
