@@ -1432,6 +1432,11 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
         } else {
             n->leaf = make_leaf(r, n);
         }
+        n->types = ST_NULL | ST_BOOL | ST_INT | ST_NUM | ST_STR | ST_ARR | ST_OBJ;
+        if (n->nops > 0 && n->ops[0].kind == OP_TYPE) {
+            n->types = n->ops[0].u.types;
+            n->skip = 1;
+        }
     }
     for (size_t i = 0; i < r->compiled.cap; i++) {
         snode *n = fresh(r, i);

@@ -937,6 +937,9 @@ static bool quick(ectx *x, const snode *n, const pixel_value *v)
     if (n->boolean) {
         return n->boolean == 1;
     }
+    if (!type_ok(v, n->types)) {
+        return false;
+    }
     if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
         x->fail = true;
         x->stop = true;
@@ -944,7 +947,7 @@ static bool quick(ectx *x, const snode *n, const pixel_value *v)
         return false;
     }
     bool ok = true;
-    for (const sop *op = n->ops, *end = op + n->nops; op < end; op++) {
+    for (const sop *op = n->ops + n->skip, *end = n->ops + n->nops; op < end; op++) {
         if (!quick_op(x, op, v)) {
             ok = false;
             break;

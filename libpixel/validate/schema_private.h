@@ -447,6 +447,8 @@ struct snode {
     size_t nops;
     bool quick;          /* the boolean pass applies: see pixel__schema_mark_quick() */
     bool marked;         /* seen by pixel__schema_mark_quick() (its flags are final) */
+    uint8_t skip;        /* the boolean pass checks types first and skips ops[0..skip) */
+    unsigned types;
     const sleaf *leaf;   /* set with quick for a node of one-value keywords */
     const snode *alias;  /* set with quick for a node that is only a $ref: its target */
 };
