@@ -361,7 +361,7 @@ static void expect_verdicts(const char *schema, const char *const *instances, co
     pixel_error_clear(&err);
     ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
     ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err), 0);
-    ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:t", &err) == 0, "%s: %s", schema, err.text);
     ck_assert(s->root->quick);
     if (ifgroup) {
         ck_assert(s->root->nops == 1 && s->root->ops[0].u.list.ifs != NULL);
@@ -407,6 +407,58 @@ START_TEST(if_groups_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(objects_agree_with_the_full_evaluation)
+{
+    /* declared and required names mixed, members out of the declared order */
+    static const char *const inst1[] = {
+        "{\"a\": \"x\", \"b\": 1}", "{\"b\": 1, \"a\": \"x\"}", "{\"a\": \"x\"}",
+        "{\"b\": 1, \"a\": 2}",     "{\"c\": 1, \"b\": 1, \"a\": \"x\", \"d\": true}", "[1]",
+    };
+    static const int valid1[] = {1, 1, 0, 0, 1, 1};
+    expect_verdicts("{\"properties\": {\"c\": {\"type\": \"integer\"}, \"a\": {\"type\": \"string\"},"
+                    " \"b\": {}}, \"required\": [\"a\", \"b\"]}",
+                    inst1, valid1, PIXEL_ARRAY_LEN(inst1), false);
+    /* 70 required names: a bitset of two words */
+    char schema[4096] = "{\"required\": [";
+    char all[4096] = "{", most[4096] = "{";
+    for (int i = 0; i < 70; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "%s\"n%d\"", i ? ", " : "", i);
+        strcat(schema, name);
+        snprintf(name, sizeof(name), "%s\"n%d\": %d", i ? ", " : "", i, i);
+        strcat(all, name);
+        if (i != 66) {
+            strcat(most, name);
+        }
+    }
+    strcat(schema, "]}");
+    strcat(all, "}");
+    strcat(most, "}");
+    const char *inst2[] = {all, most};
+    static const int valid2[] = {1, 0};
+    expect_verdicts(schema, inst2, valid2, 2, false);
+    /* patterns, additionalProperties, and a closing unevaluatedProperties */
+    static const char *const inst3[] = {
+        "{\"id\": 1, \"x_a\": \"s\", \"other\": true}", "{\"id\": 1, \"x_a\": 5}",
+        "{\"id\": 1, \"others\": 5}",                   "{\"id\": 1, \"more\": 1}",
+    };
+    static const int valid3[] = {1, 0, 0, 1};
+    expect_verdicts("{\"properties\": {\"id\": {\"type\": \"integer\"}},"
+                    " \"patternProperties\": {\"^x_\": {\"type\": \"string\"}},"
+                    " \"additionalProperties\": {\"type\": [\"boolean\", \"integer\"]},"
+                    " \"propertyNames\": {\"maxLength\": 5}}",
+                    inst3, valid3, PIXEL_ARRAY_LEN(inst3), false);
+    static const char *const inst4[] = {
+        "{\"a\": 1, \"t\": \"k\"}", "{\"a\": 1, \"t\": \"k\", \"z\": 0}", "{\"t\": \"k\"}",
+    };
+    static const int valid4[] = {1, 0, 1};
+    expect_verdicts("{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"integer\"}}}],"
+                    " \"properties\": {\"t\": {\"const\": \"k\"}},"
+                    " \"unevaluatedProperties\": false}",
+                    inst4, valid4, PIXEL_ARRAY_LEN(inst4), false);
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
     Suite *s = suite_create("schema");
@@ -426,6 +478,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, format_checkers_follow_their_rfcs);
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
+    tcase_add_test(val, objects_agree_with_the_full_evaluation);
     suite_add_tcase(s, val);
     return s;
 }
