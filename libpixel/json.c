@@ -611,16 +611,24 @@ int pixel__json_dump(pixel_buf *b, const pixel_value *v)
             return pixel__buf_append(b, tmp, (size_t)n);
         }
         case PIXEL_TYPE_STRING: {
-            /* Short plain strings, the usual member value, are written here. */
+            /* Plain strings up to 32 bytes, most member values, are written here. */
             const unsigned char *p = (const unsigned char *)v->u.str.s;
             size_t n = v->u.str.len;
-            if (n >= 4 && n <= 16 && b->cap - b->len > 20 && short_is_plain(p, n)) {
+            if (n >= 4 && n <= 32 && b->cap - b->len > 36) {
                 char *o = b->data + b->len;
-                o[0] = '"';
-                copy_short(o + 1, p, n);
-                o[n + 1] = '"';
-                b->len += n + 2;
-                return 0;
+                if (n <= 16 ? short_is_plain(p, n)
+                            : !(pixel__json_special16(p) | pixel__json_special16(p + n - 16))) {
+                    o[0] = '"';
+                    if (n <= 16) {
+                        copy_short(o + 1, p, n);
+                    } else {
+                        pixel__copy16(o + 1, p);
+                        pixel__copy16(o + 1 + n - 16, p + n - 16);
+                    }
+                    o[n + 1] = '"';
+                    b->len += n + 2;
+                    return 0;
+                }
             }
             return pixel__json_escape(b, v->u.str.s, n);
         }

@@ -203,7 +203,11 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
         replace_member(obj, old, val);
         return 0;
     }
-    const char *k = owned ? key : pixel__arena_strndup(&ctx->arena, key, klen);
+    if (owned) {
+        return pixel__plain_key(key, klen) ? pixel__object_add_plain(obj, key, klen, val)
+                                           : pixel__object_add(obj, key, klen, val);
+    }
+    const char *k = pixel__arena_strndup(&ctx->arena, key, klen);
     if (!k) {
         return -1;
     }
