@@ -691,8 +691,6 @@ static void registry_remove(modstate *ms)
 }
 
 /* pixel_ctx_free() calls this before the context goes (pipeline.c). */
-void pixel__module_ctx_release(pixel_ctx *ctx);
-
 void pixel__module_ctx_release(pixel_ctx *ctx)
 {
     if (!ctx || !ctx->module_key) {

@@ -383,6 +383,7 @@ void pixel_ctx_free(pixel_ctx *ctx)
     if (!ctx) {
         return;
     }
+    pixel__module_ctx_release(ctx); /* its per-thread module instances */
     pixel__arena_release(&ctx->arena);
     pixel__buf_free(&ctx->out);
     pixel__buf_free(&ctx->scratch);

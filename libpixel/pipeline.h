@@ -188,6 +188,8 @@ void pixel__enrich_free(pixel_pipeline *p);
 /* module_loader.c: a `- module: {...}` entry of the enrich list. */
 int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *opts,
                                 pixel_enricher *e);
+/* Gives back ctx's per-thread module instances (pixel_ctx_free()). */
+void pixel__module_ctx_release(pixel_ctx *ctx);
 
 /* hash.c */
 void pixel__sha256(const void *data, size_t len, uint8_t out[32]);

@@ -8,10 +8,6 @@
  * destroyed; pixel_pipeline_module_stats() has one line per instance; and
  * pixel_debug_alloc_count() counts libpixel's own allocations.  Under ASan
  * the same runs also prove that every instance is destroyed exactly once.
- *
- * libpixel/pipeline.c must call pixel__module_ctx_release() from
- * pixel_ctx_free().  Until it does, this test reports itself skipped (77)
- * with that reason; once it does, every case here must pass.
  */
 #include <check.h>
 #include <pthread.h>
@@ -212,30 +208,8 @@ START_TEST(threads_creating_and_freeing_contexts_stay_bounded)
 }
 END_TEST
 
-/* 1 when pixel_ctx_free() in this source tree calls the release. */
-static int release_is_wired(void)
-{
-    const char *src = getenv("PIXEL_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/libpixel/pipeline.c", src ? src : ".");
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return 1; /* cannot tell: test it */
-    }
-    static char text[1 << 20];
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    return strstr(text, "pixel__module_ctx_release(") != NULL;
-}
-
 int main(void)
 {
-    if (!release_is_wired()) {
-        printf("SKIP: libpixel/pipeline.c: pixel_ctx_free() does not call "
-               "pixel__module_ctx_release(ctx) yet\n");
-        return 77;
-    }
     Suite *s = suite_create("module_instances");
     TCase *tc = tcase_create("release");
     tcase_set_timeout(tc, 120);
