@@ -24,10 +24,12 @@
 #define PIXEL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define PIXEL_LIKELY(x)    __builtin_expect(!!(x), 1)
 #define PIXEL_UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#define PIXEL_FALLTHROUGH  __attribute__((fallthrough)) /* gcc and clang both take it */
 #else
 #define PIXEL_PRINTF(f, a)
 #define PIXEL_LIKELY(x)   (x)
 #define PIXEL_UNLIKELY(x) (x)
+#define PIXEL_FALLTHROUGH ((void)0)
 #endif
 
 /* ---- allocation (one place, so tests can fail the Nth allocation) ------ */

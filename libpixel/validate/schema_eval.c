@@ -888,7 +888,7 @@ __attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const p
             if (l->int_range) {
                 return v->u.i >= l->imin && v->u.i <= l->imax;
             }
-            /* fall through */
+            PIXEL_FALLTHROUGH;
         case PIXEL_TYPE_NUMBER:
             for (size_t i = 0; i < l->nnum; i++) {
                 if (!number_ok(&l->num[i], v)) {
