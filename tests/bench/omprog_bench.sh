@@ -8,7 +8,8 @@
 # as rsyslog takes it.  The clock starts when the first byte is sent and
 # stops at the last output: the file's modification time, or the Kafka
 # timestamp (CreateTime, set by librdkafka when pixel-omprog produces) of
-# the last event; each run ends only when every expected event is in Kafka.
+# the last event, or the last spool write; each run ends only when every
+# expected event is in Kafka (or every record in the spool).
 # The tier-two runs use examples/topology/tier2.conf.in as the tests do.
 #
 # librdkafka's mock brokers do not set TCP_NODELAY on their sockets, so a
@@ -30,6 +31,8 @@ M=${BENCH_LINES:-20000}
 SLOW=${BENCH_SLOW_LINES:-2000}
 px_corpus 99 "$M" "$PX_WORK/in.log"
 head -n "$SLOW" "$PX_WORK/in.log" >"$PX_WORK/slow.log"
+px_corpus 7 50 "$PX_WORK/warm.log"
+SPOOL_BIN=${SPOOL_BIN:-$PIXEL_BUILD_DIR/tools/pixel-spool/pixel-spool}
 now() { date +%s.%N; }
 
 if [ "${BENCH_MOCK_NODELAY:-1}" != 0 ] && command -v cc >/dev/null; then
@@ -153,6 +156,48 @@ run_omprog() { # NAME INPUT TX [--set ...]: tier two with pixel-omprog
     result "$name" "$(wc -l <"$in")" "$want" "$t0" "$t1"
 }
 
+spool_records() { # DIR: records in the spool directory's segments
+    "$SPOOL_BIN" verify --all "$1" 2>/dev/null | awk '/segments?, / {n = $3} END {print n + 0}'
+}
+
+run_spool() { # NAME INPUT TX: tier two with Kafka unreachable: every record to the spool
+    local name=$1 in=$2 tx=$3 d=$PX_WORK/run-$1 tcp udp t0 t1 want base
+    mkdir -p "$d"
+    px_expected "$in" "$d/expected"
+    want=$(($(wc -l <"$d/expected/events.ids") + $(cat "$d/expected/quarantined.count")))
+    cat >"$d/delivery.yaml" <<YAML
+delivery:
+  kafka:
+    brokers: "127.0.0.1:$(px_free_port)"
+    topic: pixel-events
+    delivery_timeout_ms: 1000
+  quarantine:
+    topic: pixel-quarantine
+  spool:
+    dir: $d/spool
+    fsync: batch
+  failover:
+    probe_initial_ms: 600000
+    probe_max_ms: 600000
+YAML
+    tcp=$(px_free_port); udp=$(px_free_port)
+    px_tier2_conf "$PX_WORK/$name.conf" "$tcp" "$udp" "$d/delivery.yaml" "$PIPELINE_SRC" "$tx"
+    px_rsyslog_start "$name" "$PX_WORK/$name.conf"
+    px_wait_port "$tcp" 30 || px_fail "rsyslog did not start ($name)"
+    # Warm up: the first records wait delivery_timeout_ms for Kafka, then
+    # the sink fails over; the clock starts once it has.
+    px_send_tcp "$tcp" "$PX_WORK/warm.log"
+    px_wait_count "spool_records $d/spool" 1 60 || px_fail "nothing reached the spool ($name)"
+    sleep 1
+    base=$(spool_records "$d/spool")
+    t0=$(now)
+    px_send_tcp "$tcp" "$in"
+    px_wait_count "spool_records $d/spool" $((base + want)) 900 || px_fail "spool incomplete ($name)"
+    t1=$(python3 -c 'import glob, os, sys; print("%.3f" % max(os.stat(p).st_mtime for p in glob.glob(sys.argv[1] + "/w*/*.seg")))' "$d/spool")
+    stop_rsyslog "$name"
+    result "$name" "$(wc -l <"$in")" "$(wc -l <"$d/expected/events.ids")" "$t0" "$t1"
+}
+
 run_file() { # NAME memory|disk: the same relay, writing the lines to a file
     local name=$1 q=$2 tcp t0 t1 conf=$PX_WORK/$1.conf
     tcp=$(px_free_port)
@@ -204,6 +249,9 @@ run_omprog msg_linger5 "$PX_WORK/slow.log" off --set kafka.properties.linger.ms=
 RTT=${BENCH_RTT_MS:-1}
 RUN_RTT_MS=$RTT run_omprog tx_rtt "$PX_WORK/in.log" on
 RUN_RTT_MS=$RTT run_omprog msg_rtt "$PX_WORK/slow.log" off
+# Kafka unreachable: the spool takes every record (an fsync per reply).
+run_spool tx_spool "$PX_WORK/in.log" on
+run_spool msg_spool "$PX_WORK/slow.log" off
 
 buildtype=$(meson introspect --buildoptions "$PIXEL_BUILD_DIR" 2>/dev/null | python3 -c '
 import json, sys
@@ -220,6 +268,8 @@ label = {
     "msg_linger5": "  the same with linger.ms=5 (librdkafka's default)",
     "tx_rtt": "transactions, Kafka %s ms away (mock round-trip delay)" % sys.argv[2],
     "msg_rtt": "per message, Kafka %s ms away (mock round-trip delay)" % sys.argv[2],
+    "tx_spool": "transactions, Kafka down: to the spool",
+    "msg_spool": "per message, Kafka down: to the spool",
 }
 print()
 print("| %-54s | %6s | %7s | %8s | %8s |" % ("one rsyslog, one TCP sender", "lines", "seconds", "lines/s", "events/s"))

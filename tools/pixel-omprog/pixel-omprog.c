@@ -682,12 +682,24 @@ static int wait_batch(host *h, int64_t *dot)
         }
         return 0;
     }
+    /*
+     * The poll timeout starts at 1 ms and doubles up to 50 ms, back to 1 ms
+     * after each ack.  pixel_sink_poll() fsyncs the spool only after its
+     * wait for Kafka, which never wakes it early while Kafka is down: a
+     * fixed 50 ms made every spooled reply wait 50 ms (21 lines/s one
+     * message at a time, one COMMIT per 52 ms).  While Kafka is up a
+     * delivery report ends the wait at once, whatever the timeout.
+     */
+    int wait_ms = 1;
     while (h->acked + h->failed < h->submitted) {
-        serve(h, 50);
+        serve(h, wait_ms);
         keepalive(h, dot);
         if (h->acked != seen) {
             seen = h->acked;
             last_progress = now_ms();
+            wait_ms = 1;
+        } else if (wait_ms < 50) {
+            wait_ms = wait_ms * 2 < 50 ? wait_ms * 2 : 50;
         }
         if (term_requested) {
             return -1;
