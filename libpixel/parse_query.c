@@ -150,7 +150,9 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
         }
         return 0;
     }
-    char *d = pixel__arena_alloc(a, n + 16); /* room for a whole last block */
+    /* The output never runs ahead of the input (k <= i), so a block copied
+     * while sixteen input bytes remain stays inside n bytes. */
+    char *d = pixel__arena_alloc(a, n + 1);
     if (!d) {
         return PIXEL_ENOMEM;
     }
