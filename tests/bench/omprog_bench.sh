@@ -18,7 +18,7 @@
 # BENCH_MOCK_NODELAY=0, the mock runs with a small LD_PRELOAD shim (built
 # here with cc) that sets it on every accepted socket.
 #
-#   tests/bench/omprog_bench.sh   BENCH_LINES=20000 BENCH_SLOW_LINES=2000 BENCH_RTT_MS=1
+#   tests/bench/omprog_bench.sh   BENCH_LINES=50000 BENCH_SLOW_LINES=2000 BENCH_RTT_MS=1
 # (the slow rows, one message at a time with a delay per message, take
 # BENCH_SLOW_LINES lines)
 #   meson test -C BUILD --benchmark omprog
@@ -27,7 +27,7 @@ set -u
 . "$(dirname "$0")/../rsyslog/lib.sh"
 px_init bench
 px_need_kafka
-M=${BENCH_LINES:-20000}
+M=${BENCH_LINES:-50000}
 SLOW=${BENCH_SLOW_LINES:-2000}
 px_corpus 99 "$M" "$PX_WORK/in.log"
 head -n "$SLOW" "$PX_WORK/in.log" >"$PX_WORK/slow.log"
