@@ -29,6 +29,8 @@
 
 #include <pixel/module.h>
 
+#include "cache_hash.h"
+
 static const char *const default_families[] = {
     "Spider",     "Googlebot",  "Googlebot-Image", "Googlebot-News", "bingbot",
     "YandexBot",  "Baiduspider", "DuckDuckBot",    "AhrefsBot",      "SemrushBot",
@@ -315,30 +317,13 @@ static int verdict(botfilter_ctx *b, pixel_module_event *ev, const rule *r)
                                                                               : PIXEL_ENOMEM;
 }
 
-/* 8 bytes at a time; the verdict cache needs a good spread, nothing more. */
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
-}
-
 /* The first pattern matching ua (index + 1), or 0; recent answers are cached. */
 static int match_patterns(botfilter_ctx *b, const char *ua, size_t n)
 {
     verdict_entry *e = NULL;
     uint64_t h = 0;
     if (n > 0 && n <= VCACHE_MAX_UA) {
-        h = hash_bytes(ua, n);
+        h = pixel_cache_hash(ua, n);
         e = &b->vcache[h % VCACHE_SIZE];
         if (e->len == n && e->hash == h && memcmp(e->ua, ua, n) == 0) {
             return e->rule;

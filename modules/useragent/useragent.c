@@ -30,6 +30,8 @@
 
 #include <pixel/module.h>
 
+#include "cache_hash.h"
+
 #include "prefilter.h"
 
 /* ---- results ---- */
@@ -375,23 +377,6 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
 
 /* ---- the cache ---- */
 
-/* 8 bytes at a time; the cache needs a good spread, not a cryptographic hash. */
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
-}
-
 /*
  * Write r into the event at u->into.  On a cache hit this runs under the
  * shard lock, since r belongs to the cache: its text is copied into the
@@ -436,7 +421,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
         free(r);
         return rc;
     }
-    uint64_t h = hash_bytes(ua, n);
+    uint64_t h = pixel_cache_hash(ua, n);
     shard *s = &u->shards[h % NSHARDS];
     cache_entry *set = s->sets + ((h / NSHARDS) % u->nsets) * WAYS;
     pthread_mutex_lock(&s->lock);
