@@ -247,7 +247,7 @@ px_wait_count() {
 # px_tier2_conf CONF TCP UDP DELIVERY_YAML PIPELINE [TRANSACTIONS on|off]
 # The tier-two rsyslog configuration of docs/deployment.md with test paths.
 px_tier2_conf() {
-    local conf=$1 tcp=$2 udp=$3 delivery=$4 pipeline=$5 tx=${6:-on} name
+    local conf=$1 tcp=$2 udp=$3 delivery=$4 pipeline=$5 tx=${6:-off} name
     name=$(basename "$conf" .conf)
     mkdir -p "$PX_WORK/$name.work"
     sed -e "s|@WORKDIR@|$PX_WORK/$name.work|g" -e "s|@TCP_PORT@|$tcp|g" \
