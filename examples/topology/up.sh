@@ -57,8 +57,9 @@ topo_tier2_start() { # A or B
     conf=$PX_WORK/tier2$n.conf
     # sed turns the \n into a newline when it fills @EXTRA_INPUTS@.
     PX_EXTRA_INPUTS='module(load="imrelp")\ninput(type="imrelp" port="'$relp'" address="127.0.0.1" ruleset="pixel")'
-    # useTransactions: off by default, as docs/deployment.md recommends (TOPO_TRANSACTIONS=on to batch)
-    px_tier2_conf "$conf" "$tcp" "$udp" "$PX_WORK/delivery.yaml" "$TOPO_PIPELINE" "${TOPO_TRANSACTIONS:-off}"
+    # useTransactions: on here (TOPO_TRANSACTIONS=off for the docs' default).  With off, one
+    # sanitized fault-test run lost 1 of 17,827 events, cause not yet found: see docs/deployment.md.
+    px_tier2_conf "$conf" "$tcp" "$udp" "$PX_WORK/delivery.yaml" "$TOPO_PIPELINE" "${TOPO_TRANSACTIONS:-on}"
     sed -i "s|--delivery $PX_WORK/delivery.yaml ||" "$conf"
     px_rsyslog_start "tier2$n" "$conf"
     px_wait_port "$relp" 30 || px_fail "tier two $n did not start"
