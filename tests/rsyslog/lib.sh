@@ -230,6 +230,18 @@ px_omprog_children() {
     done
 }
 
+# px_omprog_child PID TRIES PAUSE: the first pixel-omprog child of rsyslog PID,
+# polled up to TRIES times PAUSE seconds apart; empty if none appeared.
+px_omprog_child() {
+    local child="" i
+    for i in $(seq 1 "$2"); do
+        child=$(px_omprog_children "$1" | head -1)
+        [ -n "$child" ] && break
+        sleep "$3"
+    done
+    echo "$child"
+}
+
 # px_wait_count CMD EXPECTED SECONDS: poll until CMD prints >= EXPECTED,
 # for at most SECONDS of wall-clock time (CMD's own time included).
 px_wait_count() {

@@ -125,12 +125,7 @@ px_log "installed: $(ls "$PX_WORK/root/usr/local/bin" | tr '\n' ' ')"
 px_send_udp 514 "$PX_WORK/in.log" 1500 # as nginx would, to tier one
 
 # The pixel-omprog rsyslog runs is the installed one, with the installed library.
-child=""
-for _ in $(seq 1 100); do
-    child=$(px_omprog_children "$T2_PID" | head -1)
-    [ -n "$child" ] && break
-    sleep 0.2
-done
+child=$(px_omprog_child "$T2_PID" 100 0.2)
 if [ -z "$child" ]; then
     tail -5 "$PX_WORK/tier2.out" "$PX_WORK/host-tier2/log/syslog" >&2 2>/dev/null
     px_fail "no pixel-omprog running under tier two's rsyslog"

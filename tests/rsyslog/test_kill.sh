@@ -42,12 +42,7 @@ run_mode() { # off|on: one rsyslog and mock cluster; prints "missing kills"
     px_track $sender
     for sig in KILL SEGV; do
         sleep 1.5
-        child=""
-        for _ in $(seq 1 50); do
-            child=$(px_omprog_children "$pid" | head -1)
-            [ -n "$child" ] && break
-            sleep 0.1
-        done
+        child=$(px_omprog_child "$pid" 50 0.1)
         [ -n "$child" ] || px_fail "no pixel-omprog child of rsyslog to kill"
         kill -"$sig" "$child" && kills=$((kills + 1))
         echo "# transactions $tx: killed pixel-omprog $child with SIG$sig" >&2
