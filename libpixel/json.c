@@ -578,104 +578,174 @@ int pixel__format_double(char *out, size_t size, double d)
     return 0;
 }
 
-static int put_int(pixel_buf *b, int64_t i)
+/* Writes the decimal digits of i at o (room for 20 bytes); returns the end. */
+static char *put_int(char *o, int64_t i)
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
     char tmp[24];
     char *e = tmp + sizeof(tmp), *p = e;
     uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * r, 2);
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (i < 0) {
         *--p = '-';
     }
-    return pixel__buf_append(b, p, (size_t)(e - p));
+    size_t n = (size_t)(e - p);
+    memcpy(o, p, n);
+    return o + n;
 }
 
-int pixel__json_dump(pixel_buf *b, const pixel_value *v)
+/* Room that every member may use without a check: the separator, a plain
+ * key's quotes and colon, and the longest scalar written in place (a quoted
+ * plain string of up to 32 bytes, an integer, a literal). */
+#define MEMBER_SLACK 48
+
+static int dump_container(pixel_buf *b, const pixel_value *v);
+
+/* A plain string of 4 to 32 bytes (most member values) is written at b->len
+ * as two overlapping blocks; false for any other string. */
+static inline bool short_plain_string(pixel_buf *b, const pixel_value *m)
 {
-    switch (v->type) {
-        case PIXEL_TYPE_NULL:
-            return pixel__buf_append(b, "null", 4);
-        case PIXEL_TYPE_BOOL:
-            return v->u.b ? pixel__buf_append(b, "true", 4) : pixel__buf_append(b, "false", 5);
+    const unsigned char *p = (const unsigned char *)m->u.str.s;
+    size_t n = m->u.str.len;
+    if (n < 4 || n > 32 ||
+        (n <= 16 ? !short_is_plain(p, n)
+                 : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0)) {
+        return false;
+    }
+    char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
+    o[0] = '"';
+    if (n <= 16) {
+        copy_short(o + 1, p, n);
+    } else {
+        pixel__copy16(o + 1, p);
+        pixel__copy16(o + 1 + n - 16, p + n - 16);
+    }
+    o[n + 1] = '"';
+    b->len += n + 2;
+    return true;
+}
+
+/* Writes one scalar at b->len, or the whole of a container; 0 or -1. */
+__attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value *m)
+{
+    char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
+    switch (m->type) {
+        case PIXEL_TYPE_STRING:
+            return short_plain_string(b, m) ? 0 : pixel__json_escape(b, m->u.str.s, m->u.str.len);
         case PIXEL_TYPE_INT:
-            return put_int(b, v->u.i);
+            b->len = (size_t)(put_int(o, m->u.i) - b->data);
+            return 0;
+        case PIXEL_TYPE_OBJECT:
+        case PIXEL_TYPE_ARRAY:
+            return dump_container(b, m);
+        case PIXEL_TYPE_NULL:
+            memcpy(o, "null", 4);
+            b->len += 4;
+            return 0;
+        case PIXEL_TYPE_BOOL:
+            memcpy(o, m->u.b ? "true" : "false", 5);
+            b->len += m->u.b ? 4 : 5;
+            return 0;
         case PIXEL_TYPE_NUMBER: {
-            if (v->flags & PIXEL_VALUE_RAW) {
-                return pixel__buf_append(b, v->u.num.raw, v->u.num.rawlen);
+            if (m->flags & PIXEL_VALUE_RAW) {
+                return pixel__buf_append(b, m->u.num.raw, m->u.num.rawlen);
             }
             char tmp[40];
-            int n = pixel__format_double(tmp, sizeof(tmp), v->u.num.d);
+            int n = pixel__format_double(tmp, sizeof(tmp), m->u.num.d);
             return pixel__buf_append(b, tmp, (size_t)n);
-        }
-        case PIXEL_TYPE_STRING: {
-            /* Plain strings up to 32 bytes, most member values, are written here. */
-            const unsigned char *p = (const unsigned char *)v->u.str.s;
-            size_t n = v->u.str.len;
-            if (n >= 4 && n <= 32 && b->cap - b->len > 36) {
-                char *o = b->data + b->len;
-                if (n <= 16 ? short_is_plain(p, n)
-                            : !(pixel__json_special16(p) | pixel__json_special16(p + n - 16))) {
-                    o[0] = '"';
-                    if (n <= 16) {
-                        copy_short(o + 1, p, n);
-                    } else {
-                        pixel__copy16(o + 1, p);
-                        pixel__copy16(o + 1 + n - 16, p + n - 16);
-                    }
-                    o[n + 1] = '"';
-                    b->len += n + 2;
-                    return 0;
-                }
-            }
-            return pixel__json_escape(b, v->u.str.s, n);
-        }
-        case PIXEL_TYPE_ARRAY:
-        case PIXEL_TYPE_OBJECT: {
-            int obj = v->type == PIXEL_TYPE_OBJECT;
-            if (pixel__buf_putc(b, obj ? '{' : '[') < 0) {
-                return -1;
-            }
-            for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-                if (m != v->u.list.head && pixel__buf_putc(b, ',') < 0) {
-                    return -1;
-                }
-                if (obj && (m->flags & PIXEL_VALUE_PLAIN_KEY)) {
-                    /* a key from the configuration, checked at load: no escapes */
-                    if (PIXEL_UNLIKELY(b->cap - b->len < m->klen + 4) &&
-                        pixel__buf_reserve(b, m->klen + 4) < 0) {
-                        return -1;
-                    }
-                    char *o = b->data + b->len;
-                    *o++ = '"';
-                    if (m->klen >= 4 && m->klen <= 16) {
-                        copy_short(o, (const unsigned char *)m->key, m->klen);
-                    } else {
-                        memcpy(o, m->key, m->klen);
-                    }
-                    o += m->klen;
-                    *o++ = '"';
-                    *o++ = ':';
-                    b->len = (size_t)(o - b->data);
-                } else if (obj && (pixel__json_escape(b, m->key, m->klen) < 0 ||
-                                   pixel__buf_putc(b, ':') < 0)) {
-                    return -1;
-                }
-                if (pixel__json_dump(b, m) < 0) {
-                    return -1;
-                }
-            }
-            if (pixel__buf_putc(b, obj ? '}' : ']') < 0) {
-                return -1;
-            }
-            b->data[b->len] = '\0';
-            return 0;
         }
         default:
             return -1;
     }
+}
+
+/*
+ * An object or array.  Before each member the buffer is grown, when needed,
+ * to hold the member's key and MEMBER_SLACK more bytes, so the separator, a
+ * plain key and a short scalar are written without further checks; longer
+ * strings and nested containers reserve for themselves.
+ */
+static int dump_container(pixel_buf *b, const pixel_value *v)
+{
+    const bool obj = v->type == PIXEL_TYPE_OBJECT;
+    if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
+        return -1;
+    }
+    b->data[b->len++] = obj ? '{' : '[';
+    bool first = true;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
+        if (PIXEL_UNLIKELY(b->cap - b->len <= need) && pixel__buf_reserve(b, need) < 0) {
+            return -1;
+        }
+        char *o = b->data + b->len;
+        *o = ',';
+        o += !first;
+        first = false;
+        if (obj) {
+            if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
+                /* a key from the configuration, checked at load: no escapes */
+                *o++ = '"';
+                if (m->klen >= 4 && m->klen <= 16) {
+                    copy_short(o, (const unsigned char *)m->key, m->klen);
+                } else {
+                    memcpy(o, m->key, m->klen);
+                }
+                o += m->klen;
+                o[0] = '"';
+                o[1] = ':';
+                o += 2;
+                b->len = (size_t)(o - b->data);
+            } else {
+                b->len = (size_t)(o - b->data);
+                if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
+                    pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
+                    return -1;
+                }
+            }
+        } else {
+            b->len = (size_t)(o - b->data);
+        }
+        if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING) && short_plain_string(b, m)) {
+            continue;
+        }
+        if (dump_value(b, m) < 0) {
+            return -1;
+        }
+    }
+    if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
+        return -1;
+    }
+    b->data[b->len++] = obj ? '}' : ']';
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int pixel__json_dump(pixel_buf *b, const pixel_value *v)
+{
+    if (PIXEL_UNLIKELY(b->cap - b->len <= MEMBER_SLACK) &&
+        pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
+        return -1;
+    }
+    if (dump_value(b, v) < 0) {
+        return -1;
+    }
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 const char *pixel_value_dump(pixel_ctx *ctx, const pixel_value *v, size_t *len)
