@@ -127,6 +127,112 @@ static bool parse_ipv4(const char *s, size_t n, unsigned char a[4])
     return i == n;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to
+ * four hex digits, one "::" for a run of zero groups.  Text with an
+ * embedded dotted quad returns -1: the caller leaves it to inet_pton. */
+static int parse_ipv6(const char *s, size_t n, unsigned char a[16])
+{
+    unsigned w[8] = {0};
+    size_t i = 0, k = 0, gap = 9; /* gap: the group index "::" stands at; 9: none */
+    if (memchr(s, '.', n)) {
+        return -1;
+    }
+    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+        gap = 0;
+        i = 2;
+    }
+    while (i < n) {
+        unsigned v = 0;
+        size_t start = i;
+        int d;
+        while (i < n && i - start < 5 && (d = hex_digit(s[i])) >= 0) {
+            v = v << 4 | (unsigned)d;
+            i++;
+        }
+        if (i == start || i - start > 4 || k == 8) {
+            return 0;
+        }
+        w[k++] = v;
+        if (i == n) {
+            break;
+        }
+        if (s[i++] != ':' || i == n) {
+            return 0; /* not a separator, or a single trailing ':' */
+        }
+        if (s[i] == ':') {
+            if (gap != 9) {
+                return 0; /* a second "::" */
+            }
+            gap = k;
+            i++;
+        }
+    }
+    if (gap == 9 ? k != 8 : k == 8) {
+        return 0;
+    }
+    size_t zeros = 8 - k; /* groups that "::" stands for */
+    for (size_t j = 8; j-- > 0;) {
+        unsigned v = j < gap ? w[j] : j < gap + zeros ? 0 : w[j - zeros];
+        a[2 * j] = (unsigned char)(v >> 8);
+        a[2 * j + 1] = (unsigned char)v;
+    }
+    return 1;
+}
+
+/* RFC 5952 text of an IPv6 address, the same as glibc's inet_ntop: lower
+ * case, no leading zeros, the first longest run of two or more zero groups
+ * as "::".  The IPv4-mapped and -compatible forms, which inet_ntop writes
+ * with a dotted quad, are left to it. */
+static size_t format_ipv6(const unsigned char a[16], char *out)
+{
+    unsigned w[8];
+    int best = -1, bestlen = 0;
+    for (int j = 0, run = 0; j < 8; j++) {
+        w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
+        run = w[j] ? 0 : run + 1;
+        if (run > bestlen) {
+            bestlen = run;
+            best = j - run + 1;
+        }
+    }
+    if (bestlen < 2) {
+        best = -1;
+    }
+    if (best == 0 && (bestlen == 6 || (bestlen == 5 && w[5] == 0xffff))) {
+        inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN);
+        return strlen(out);
+    }
+    char *o = out;
+    for (int j = 0; j < 8; j++) {
+        if (j == best) {
+            *o++ = ':';
+            if (j + bestlen == 8) {
+                *o++ = ':';
+            }
+            j += bestlen - 1;
+            continue;
+        }
+        if (j) {
+            *o++ = ':';
+        }
+        unsigned v = w[j];
+        for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
+            *o++ = "0123456789abcdef"[(v >> sh) & 15];
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
 static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
@@ -162,15 +268,18 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
         len = (size_t)(o - out) - 1;
         out[len] = '\0';
     } else {
-        char text[64];
-        memcpy(text, s, n);
-        text[n] = '\0';
-        if (inet_pton(AF_INET6, text, addr) != 1) {
+        int ok = parse_ipv6(s, n, addr);
+        if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
+            char text[64];
+            memcpy(text, s, n);
+            text[n] = '\0';
+            ok = inet_pton(AF_INET6, text, addr);
+        }
+        if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
         }
         mask_bits(addr, 16, e->v6_prefix);
-        inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN);
-        len = strlen(out);
+        len = format_ipv6(addr, out);
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;

@@ -1,4 +1,7 @@
 /* Built-in enrichers. */
+#include <arpa/inet.h>
+#include <stdbool.h>
+
 #include "testutil.h"
 
 static pixel_ctx *ctx;
@@ -88,14 +91,121 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
     ck_assert_int_eq(run(p, ctx, LINE("ip=::ffff:198.51.100.7")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("ip"), "::"); /* an IPv6 address: its first 48 bits */
     /* What inet_pton refuses for IPv4 is refused here too. */
-    static const char *const not_ipv4[] = {"198.51.100.256", "198.51.100", "198.51.100.1.2",
-                                           "198.051.100.1", "198.51.100.1+", "1..2.3",
-                                           "198.51.100.", "1234.1.1.1"};
+    static const char *const not_ipv4[] = {"198.51.100.256", "198.51.100",    "198.51.100.1.2",
+                                           "198.051.100.1",  "198.51.100.1+", "1..2.3",
+                                           "198.51.100.",    "1234.1.1.1"};
     for (size_t i = 0; i < sizeof(not_ipv4) / sizeof(not_ipv4[0]); i++) {
         char line[160];
         snprintf(line, sizeof(line), LINE("ip=%s"), not_ipv4[i]);
         ck_assert_msg(run(p, ctx, line) == PIXEL_OUTCOME_QUARANTINED, "%s", not_ipv4[i]);
         ck_assert_str_eq(first_code(ctx), "enrichment_failed");
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* IPv6 is parsed and written by the library itself; libc's inet_pton and
+ * inet_ntop are the reference: the same addresses accepted, the same text
+ * out, for addresses of every shape of zero runs and many prefixes. */
+START_TEST(ipv6_anonymization_matches_libc)
+{
+    static const int prefixes[] = {0, 1, 15, 16, 17, 32, 48, 63, 64, 80, 96, 112, 127, 128};
+    unsigned seed = 12345;
+    for (size_t pi = 0; pi < sizeof(prefixes) / sizeof(prefixes[0]); pi++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: {field: ip, "
+                           "ipv6_prefix: %d}}]\n",
+                 prefixes[pi]);
+        pixel_pipeline *p = load_ok(yaml);
+        for (int round = 0; round < 400; round++) {
+            unsigned char a[16], m[16];
+            for (int g = 0; g < 8; g++) {
+                seed = seed * 1103515245u + 12345u;
+                /* each group zero half of the time, so every run shape occurs */
+                unsigned v = (seed >> 16) & 1 ? 0 : (seed >> 8) & (round % 3 ? 0xffff : 0x00ff);
+                if (round % 7 == 0 && g == 5) {
+                    v = 0xffff; /* IPv4-mapped shapes */
+                }
+                a[2 * g] = (unsigned char)(v >> 8);
+                a[2 * g + 1] = (unsigned char)v;
+            }
+            char text[INET6_ADDRSTRLEN], want[INET6_ADDRSTRLEN], line[256];
+            ck_assert_ptr_nonnull(inet_ntop(AF_INET6, a, text, sizeof(text)));
+            /* the masked address as libc would write it */
+            ck_assert_int_eq(inet_pton(AF_INET6, text, m), 1);
+            for (int i = 0; i < 16; i++) {
+                int keep = prefixes[pi] - i * 8;
+                m[i] &= keep >= 8 ? 0xFF : keep <= 0 ? 0 : (unsigned char)(0xFF << (8 - keep));
+            }
+            ck_assert_ptr_nonnull(inet_ntop(AF_INET6, m, want, sizeof(want)));
+            /* canonical text, and the same address written out in full, upper case */
+            snprintf(line, sizeof(line), LINE("ip=%s"), text);
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+            ck_assert_str_eq(str_at("ip"), want);
+            char full[64];
+            snprintf(full, sizeof(full),
+                     "%02X%02X:%02X%02X:%02X%02X:%02X%02X:%02X%02X:%02X%02X:%02X%02X:%02X%02X",
+                     a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+                     a[12], a[13], a[14], a[15]);
+            snprintf(line, sizeof(line), LINE("ip=%s"), full);
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+            ck_assert_str_eq(str_at("ip"), want);
+        }
+        pixel_pipeline_free(p);
+    }
+    /* Accepted or refused exactly as inet_pton decides. */
+    static const char *const forms[] = {"::",
+                                        "::1",
+                                        "1::",
+                                        "1:2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7::",
+                                        "::2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7:8::",
+                                        "::1:2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7",
+                                        "1::2::3",
+                                        ":::",
+                                        ":1::",
+                                        "1:",
+                                        ":1",
+                                        "1::2:",
+                                        "12345::",
+                                        "0001:0002::",
+                                        "g::1",
+                                        "1:2:3:4:5:6:7:8:9",
+                                        "::ffff:1.2.3.4",
+                                        "::1.2.3.4",
+                                        "1::1.2.3.4",
+                                        "::ffff:1.2.3",
+                                        "::ffff:1.2.3.4.5",
+                                        "1:2:3:4:5:6:1.2.3.4",
+                                        "1:2:3:4:5:6:7:1.2.3.4",
+                                        "fe80::1%eth0",
+                                        " ::1",
+                                        "::1 ",
+                                        "1::2:3:4:5:6:7:8"};
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: "
+                                          "{field: ip, ipv6_prefix: 128}}]\n");
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        unsigned char a[16];
+        char want[INET6_ADDRSTRLEN], line[256];
+        bool ok = inet_pton(AF_INET6, forms[i], a) == 1;
+        snprintf(line, sizeof(line), LINE("ip=%s"), forms[i]);
+        for (char *c = strstr(line, "ip=") + 3; *c && *c != ' '; c++) {
+            if (*c == '%') {
+                *c = 'x'; /* keep the query string well formed */
+            }
+        }
+        if (strchr(forms[i], '%') || strchr(forms[i], ' ')) {
+            continue; /* not expressible in a query value as is */
+        }
+        ck_assert_msg(run(p, ctx, line) == (ok ? PIXEL_OUTCOME_EVENT : PIXEL_OUTCOME_QUARANTINED),
+                      "%s", forms[i]);
+        if (ok) {
+            inet_ntop(AF_INET6, a, want, sizeof(want));
+            ck_assert_str_eq(str_at("ip"), want);
+        }
     }
     pixel_pipeline_free(p);
 }
@@ -143,6 +253,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, event_id_prefers_a_valid_client_uuid);
     tcase_add_test(tc, event_id_is_derived_deterministically_otherwise);
     tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
+    tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
