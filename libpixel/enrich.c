@@ -16,9 +16,9 @@
 
 #include "pipeline.h"
 
-static int set_path(pixel_ctx *ctx, const char *path, pixel_value *v)
+static int set_path(pixel_ctx *ctx, const pixel_path *path, pixel_value *v)
 {
-    return v && pixel__value_set_at_owned(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
+    return v && pixel__path_set(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
@@ -65,7 +65,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    return set_path(ctx, e->into, pixel__value_string_view(&ctx->arena, id, 36));
+    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, id, 36));
 }
 
 /* ---- ingest_time, pipeline ---- */
@@ -78,7 +78,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
         return PIXEL_ENOMEM;
     }
     size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ctx->ingest_ms, 1);
-    return set_path(ctx, e->into, pixel__value_string_view(&ctx->arena, buf, n));
+    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, buf, n));
 }
 
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -93,7 +93,7 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     }
     pixel__object_add_plain(o, "name", 4, n);
     pixel__object_add_plain(o, "version", 7, v);
-    return set_path(ctx, e->into, o);
+    return set_path(ctx, e->into_path, o);
 }
 
 /* ---- anonymize_ip ---- */
@@ -236,7 +236,7 @@ static size_t format_ipv6(const unsigned char a[16], char *out)
 static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    pixel_value *v = pixel_value_at(ctx->event, e->from);
+    pixel_value *v = pixel__path_get(ctx->event, e->from_path);
     if (!v) {
         return 0; /* nothing to anonymize */
     }
@@ -288,13 +288,16 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
 
 /* ---- url ---- */
 
-static int add_part(pixel_ctx *ctx, pixel_value *o, const char *key, const char *s, size_t n)
+/* key: a string literal, plain */
+#define add_part(ctx, o, key, s, n) add_part_n(ctx, o, key, sizeof(key) - 1, s, n)
+static int add_part_n(pixel_ctx *ctx, pixel_value *o, const char *key, size_t klen, const char *s,
+                      size_t n)
 {
     pixel_value *v = pixel__value_string_view(&ctx->arena, s, n);
     if (!v) {
         return PIXEL_ENOMEM;
     }
-    return pixel__object_set_owned(ctx, o, key, v) < 0 ? PIXEL_ENOMEM : 0;
+    return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
 
 static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size_t qn)
@@ -325,7 +328,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part(ctx, camp, names[k], dec.p, dec.n) < 0) {
+                    if (add_part_n(ctx, camp, names[k], strlen(names[k]), dec.p, dec.n) < 0) {
                         return PIXEL_ENOMEM;
                     }
                 }
@@ -333,15 +336,14 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
         }
         s = pe + 1;
     }
-    return camp ? (pixel__object_set_owned(ctx, target, "campaign", camp) < 0 ? PIXEL_ENOMEM : 0)
-                : 0;
+    return camp ? (pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0) : 0;
 }
 
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
     size_t n;
-    const char *s = pixel_value_string(pixel_value_at(ctx->event, e->from), &n);
+    const char *s = pixel_value_string(pixel__path_get(ctx->event, e->from_path), &n);
     if (!s) {
         return 0;
     }
@@ -350,10 +352,10 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (!colon || colon == s || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return 0; /* not an absolute URL: nothing to decompose (the schema judges it) */
     }
-    pixel_value *target = pixel_value_at(ctx->event, e->into);
+    pixel_value *target = pixel__path_get(ctx->event, e->into_path);
     if (!target) {
         target = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-        if (set_path(ctx, e->into, target) < 0) {
+        if (set_path(ctx, e->into_path, target) < 0) {
             return PIXEL_ENOMEM;
         }
     }
@@ -466,6 +468,10 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
     if (from && !(e->from = pixel__strdup(from))) {
         return PIXEL_ENOMEM;
     }
+    if ((into && !(e->into_path = pixel__path_new(into))) ||
+        (from && e->fn != run_event_id && !(e->from_path = pixel__path_new(from)))) {
+        return PIXEL_ENOMEM;
+    }
     if (e->fn == run_event_id && from &&
         pixel__source_parse(p, c, pixel__cfg_get(c, opts, "from"), from, &e->src, &e->src_index) <
             0) {
@@ -507,6 +513,8 @@ void pixel__enrich_free(pixel_pipeline *p)
         }
         pixel__free(e->into);
         pixel__free(e->from);
+        pixel__path_free(e->into_path);
+        pixel__path_free(e->from_path);
     }
     pixel__free(p->enrichers);
 }

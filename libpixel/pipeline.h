@@ -97,8 +97,9 @@ struct pixel_enricher {
     const char *name; /* for reasons and --explain */
     pixel_enrich_fn fn;
     void (*free_fn)(pixel_enricher *e);
-    char *into; /* target path */
-    char *from; /* source path or source name */
+    char *into;                        /* target path */
+    char *from;                        /* source path or source name */
+    pixel_path *into_path, *from_path; /* the same paths, split (built-ins) */
     pixel_src_kind src;
     int src_index;
     int v4_prefix, v6_prefix;

@@ -51,9 +51,9 @@ typedef struct pixel_arena {
 } pixel_arena;
 
 void pixel__arena_init(pixel_arena *a);
-void pixel__arena_reset(pixel_arena *a);                             /* keeps chunks: no free() */
-void pixel__arena_release(pixel_arena *a);                           /* frees everything */
-void *pixel__arena_alloc_slow(pixel_arena *a, size_t size);          /* a new chunk */
+void pixel__arena_reset(pixel_arena *a);                    /* keeps chunks: no free() */
+void pixel__arena_release(pixel_arena *a);                  /* frees everything */
+void *pixel__arena_alloc_slow(pixel_arena *a, size_t size); /* a new chunk */
 /* 8-aligned; NULL on ENOMEM.  Inline: the usual request is a bump of cur. */
 static inline void *pixel__arena_alloc(pixel_arena *a, size_t size)
 {
@@ -183,12 +183,25 @@ static inline int pixel__object_add_plain(pixel_value *obj, const char *key, siz
 }
 
 bool pixel__plain_key(const char *key, size_t klen);
-/* pixel_object_set and pixel_value_set_at for keys that outlive the event
- * (string literals, the pipeline's own config): the keys are not copied. */
-int pixel__object_set_owned(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_value *val);
-int pixel__value_set_at_owned(pixel_ctx *ctx, pixel_value *root, const char *path,
-                              pixel_value *val);
 pixel_value *pixel__object_getn(const pixel_value *obj, const char *key, size_t klen);
+/* A dotted member path split once, at load ("page.url" -> page, url); the
+ * keys live as long as the path and are what members set through it point at. */
+typedef struct pixel_path {
+    size_t n;
+    struct pixel_path_seg {
+        const char *key;
+        uint32_t len;
+        bool plain; /* needs no JSON escaping */
+    } seg[];
+} pixel_path;
+pixel_path *pixel__path_new(const char *dotted); /* NULL: out of memory */
+void pixel__path_free(pixel_path *p);
+pixel_value *pixel__path_get(const pixel_value *root, const pixel_path *path);
+/* Creates missing objects on the way; replaces a member of the same name. 0 or -1. */
+int pixel__path_set(pixel_ctx *ctx, pixel_value *root, const pixel_path *path, pixel_value *val);
+/* pixel_object_set for a key that outlives the event and needs no escaping. */
+int pixel__object_set_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val);
+
 pixel_value *pixel__json_parse(pixel_arena *a, const char *text, size_t len, pixel_error *err);
 int pixel__json_dump(pixel_buf *b, const pixel_value *v);
 int pixel__json_escape(pixel_buf *b, const char *s, size_t len); /* appends "..." */

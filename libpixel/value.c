@@ -124,6 +124,124 @@ pixel_value *pixel_value_at(const pixel_value *root, const char *path)
     return (pixel_value *)v;
 }
 
+/* Replace member `old` of obj by val, keeping its position. */
+static void replace_member(pixel_value *obj, pixel_value *old, pixel_value *val)
+{
+    val->key = old->key;
+    val->klen = old->klen;
+    val->next = old->next;
+    val->flags =
+        (uint8_t)((val->flags & ~PIXEL_VALUE_PLAIN_KEY) | (old->flags & PIXEL_VALUE_PLAIN_KEY));
+    pixel_value **pp = &obj->u.list.head;
+    while (*pp != old) {
+        pp = &(*pp)->next;
+    }
+    *pp = val;
+    if (obj->u.list.tail == old) {
+        obj->u.list.tail = val;
+    }
+}
+
+/* ---- compiled paths ------------------------------------------------------ */
+
+pixel_path *pixel__path_new(const char *dotted)
+{
+    size_t len = strlen(dotted), n = 1;
+    for (size_t i = 0; i < len; i++) {
+        n += dotted[i] == '.';
+    }
+    pixel_path *p = pixel__malloc(sizeof(*p) + n * sizeof(p->seg[0]) + len + 1);
+    if (!p) {
+        return NULL;
+    }
+    char *text = (char *)&p->seg[n];
+    memcpy(text, dotted, len + 1);
+    p->n = n;
+    for (size_t k = 0; k < n; k++) {
+        char *dot = strchr(text, '.');
+        size_t sl = dot ? (size_t)(dot - text) : strlen(text);
+        p->seg[k].key = text;
+        p->seg[k].len = (uint32_t)sl;
+        p->seg[k].plain = pixel__plain_key(text, sl);
+        if (dot) {
+            *dot = '\0';
+            text = dot + 1;
+        }
+    }
+    return p;
+}
+
+void pixel__path_free(pixel_path *p)
+{
+    pixel__free(p);
+}
+
+static inline pixel_value *member(const pixel_value *obj, const char *key, uint32_t len)
+{
+    for (pixel_value *m = obj->u.list.head; m; m = m->next) {
+        if (m->klen == len && (m->key == key || pixel__same_bytes(m->key, key, len))) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+pixel_value *pixel__path_get(const pixel_value *root, const pixel_path *path)
+{
+    const pixel_value *v = root;
+    for (size_t k = 0; v && k < path->n; k++) {
+        v = v->type == PIXEL_TYPE_OBJECT ? member(v, path->seg[k].key, path->seg[k].len) : NULL;
+    }
+    return (pixel_value *)v;
+}
+
+/* Sets a member whose key outlives the event; replaces one of the same name. */
+static void set_member(pixel_value *obj, const char *key, uint32_t len, bool plain,
+                       pixel_value *val)
+{
+    pixel_value *old = member(obj, key, len);
+    if (old) {
+        replace_member(obj, old, val);
+    } else if (plain) {
+        pixel__object_add_plain(obj, key, len, val);
+    } else {
+        pixel__object_add(obj, key, len, val);
+    }
+}
+
+int pixel__object_set_plain(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
+{
+    if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val) {
+        return -1;
+    }
+    set_member(obj, key, (uint32_t)klen, true, val);
+    return 0;
+}
+
+int pixel__path_set(pixel_ctx *ctx, pixel_value *root, const pixel_path *path, pixel_value *val)
+{
+    if (!root || root->type != PIXEL_TYPE_OBJECT || !val) {
+        return -1;
+    }
+    pixel_value *obj = root;
+    for (size_t k = 0; k + 1 < path->n; k++) {
+        const struct pixel_path_seg *sg = &path->seg[k];
+        pixel_value *child = member(obj, sg->key, sg->len);
+        if (!child || child->type != PIXEL_TYPE_OBJECT) {
+            pixel_value *fresh = pixel_value_new_object(ctx);
+            if (!fresh) {
+                return -1;
+            }
+            set_member(obj, sg->key, sg->len, sg->plain, fresh);
+            child = fresh;
+        }
+        obj = child;
+    }
+    const struct pixel_path_seg *last = &path->seg[path->n - 1];
+    set_member(obj, last->key, last->len, last->plain, val);
+    return 0;
+}
+
 pixel_value *pixel_value_null(pixel_ctx *ctx)
 {
     return pixel__value_new(&ctx->arena, PIXEL_TYPE_NULL);
@@ -172,28 +290,10 @@ pixel_value *pixel_value_new_array(pixel_ctx *ctx)
     return pixel__value_new(&ctx->arena, PIXEL_TYPE_ARRAY);
 }
 
-/* Replace member `old` of obj by val, keeping its position. */
-static void replace_member(pixel_value *obj, pixel_value *old, pixel_value *val)
-{
-    val->key = old->key;
-    val->klen = old->klen;
-    val->next = old->next;
-    val->flags =
-        (uint8_t)((val->flags & ~PIXEL_VALUE_PLAIN_KEY) | (old->flags & PIXEL_VALUE_PLAIN_KEY));
-    pixel_value **pp = &obj->u.list.head;
-    while (*pp != old) {
-        pp = &(*pp)->next;
-    }
-    *pp = val;
-    if (obj->u.list.tail == old) {
-        obj->u.list.tail = val;
-    }
-}
-
-/* Sets key in obj.  The key is copied into the arena unless `owned`: the
- * caller promises it outlives the event (a key from the pipeline's config). */
+/* Sets key in obj, with a copy of the key in the arena (keys that outlive
+ * the event go through pixel__object_set_plain or pixel__path_set). */
 static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t klen,
-                       pixel_value *val, bool owned)
+                       pixel_value *val)
 {
     if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val) {
         return -1;
@@ -202,10 +302,6 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
     if (old) {
         replace_member(obj, old, val);
         return 0;
-    }
-    if (owned) {
-        return pixel__plain_key(key, klen) ? pixel__object_add_plain(obj, key, klen, val)
-                                           : pixel__object_add(obj, key, klen, val);
     }
     const char *k = pixel__arena_strndup(&ctx->arena, key, klen);
     if (!k) {
@@ -216,27 +312,22 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
 
 int pixel_object_set(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_value *val)
 {
-    return key ? object_setn(ctx, obj, key, strlen(key), val, false) : -1;
+    return key ? object_setn(ctx, obj, key, strlen(key), val) : -1;
 }
 
-int pixel__object_set_owned(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_value *val)
-{
-    return object_setn(ctx, obj, key, strlen(key), val, true);
-}
-
-static int set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val, bool owned)
+int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val)
 {
     pixel_value *obj = root;
     for (;;) {
         const char *dot = strchr(path, '.');
         if (!dot) {
-            return object_setn(ctx, obj, path, strlen(path), val, owned);
+            return object_setn(ctx, obj, path, strlen(path), val);
         }
         size_t n = (size_t)(dot - path);
         pixel_value *child = pixel__object_getn(obj, path, n);
         if (!child || child->type != PIXEL_TYPE_OBJECT) {
             pixel_value *fresh = pixel_value_new_object(ctx);
-            if (!fresh || object_setn(ctx, obj, path, n, fresh, owned) < 0) {
+            if (!fresh || object_setn(ctx, obj, path, n, fresh) < 0) {
                 return -1;
             }
             child = fresh;
@@ -244,17 +335,6 @@ static int set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_val
         obj = child;
         path = dot + 1;
     }
-}
-
-int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val)
-{
-    return set_at(ctx, root, path, val, false);
-}
-
-int pixel__value_set_at_owned(pixel_ctx *ctx, pixel_value *root, const char *path,
-                              pixel_value *val)
-{
-    return set_at(ctx, root, path, val, true);
 }
 
 static int object_removen(pixel_value *obj, const char *key, size_t klen)
