@@ -116,7 +116,9 @@ typedef struct cache_entry {
 
 typedef struct useragent_ctx {
     ua_rules *rules;
-    char *from, *into;
+    pixel_module_path *from;
+    pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
+    char *into;
     int parts; /* bit 0 browser, 1 os, 2 device */
     size_t nsets; /* 0 = no cache */
     size_t max_len;
@@ -564,7 +566,8 @@ static void destroy(void *instance)
     pcre2_match_data_free(u->md);
     free(u->marks);
     rules_release(u->rules);
-    free(u->from);
+    pixel_module_path_free(u->from);
+    pixel_module_field_free(u->log_ua);
     free(u->into);
     free(u);
 }
@@ -601,9 +604,10 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (u->nsets && !(u->sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
         return PIXEL_ENOMEM;
     }
-    u->from = strdup(pixel_module_config_string(cfg, "from"));
+    u->from = pixel_module_path_new(pixel_module_config_string(cfg, "from"));
+    u->log_ua = pixel_module_field_new("log.user_agent");
     u->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!u->from || !u->into) {
+    if (!u->from || !u->log_ua || !u->into) {
         return PIXEL_ENOMEM;
     }
     int rc = rules_get(cfg, &u->rules, err);
@@ -631,9 +635,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     useragent_ctx *u = instance;
     (void)err;
     size_t n = 0;
-    const char *ua = pixel_value_string(pixel_value_at(ev->event, u->from), &n);
+    const char *ua = pixel_value_string(pixel_module_path_get(ev->event, u->from), &n);
     if (!ua && ev->record) {
-        ua = pixel_record_get(ev->record, "log.user_agent", &n);
+        ua = pixel_module_field_get(ev->record, u->log_ua, &n);
         if (ua && (n == 0 || (n == 1 && ua[0] == '-'))) {
             ua = NULL; /* the log's "no header" */
         }
