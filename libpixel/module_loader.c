@@ -619,6 +619,154 @@ int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, p
     return pixel__object_add(obj, key, klen, val); /* escaped as needed when serialized */
 }
 
+/* ---- compiled names (ABI 1.2) ------------------------------------------------------ */
+
+typedef struct path_seg {
+    const char *s;
+    uint32_t len;
+} path_seg;
+
+struct pixel_module_path {
+    size_t nseg;
+    path_seg seg[]; /* then the text the segments point into */
+};
+
+pixel_module_path *pixel_module_path_new(const char *dotted)
+{
+    if (!dotted) {
+        return NULL;
+    }
+    size_t len = strlen(dotted), nseg = 1;
+    for (const char *c = dotted; *c; c++) {
+        nseg += *c == '.';
+    }
+    if (len > UINT32_MAX) {
+        return NULL;
+    }
+    pixel_module_path *p = pixel__malloc(sizeof(*p) + nseg * sizeof(path_seg) + len + 1);
+    if (!p) {
+        return NULL;
+    }
+    char *text = (char *)&p->seg[nseg];
+    memcpy(text, dotted, len + 1);
+    p->nseg = nseg;
+    const char *at = text;
+    for (size_t i = 0; i < nseg; i++) {
+        const char *dot = strchr(at, '.');
+        size_t n = dot ? (size_t)(dot - at) : strlen(at);
+        p->seg[i] = (path_seg){at, (uint32_t)n};
+        at += n + 1;
+    }
+    return p;
+}
+
+pixel_value *pixel_module_path_get(const pixel_value *root, const pixel_module_path *path)
+{
+    const pixel_value *v = root;
+    for (size_t i = 0; v && path && i < path->nseg; i++) {
+        if (v->type != PIXEL_TYPE_OBJECT) {
+            return NULL;
+        }
+        const path_seg *sg = &path->seg[i];
+        const pixel_value *m = v->u.list.head;
+        while (m && !(m->klen == sg->len && pixel__same_bytes(m->key, sg->s, sg->len))) {
+            m = m->next;
+        }
+        v = m;
+    }
+    return path ? (pixel_value *)v : NULL;
+}
+
+void pixel_module_path_free(pixel_module_path *path)
+{
+    pixel__free(path);
+}
+
+enum { FIELD_LOG, FIELD_SYSLOG, FIELD_QUERY };
+
+struct pixel_module_field {
+    int kind;
+    int index;       /* log: the standard slot, or -1 (a custom field, the pipeline's own);
+                        syslog: the index */
+    size_t len;
+    char name[];     /* after the "log." / "syslog." / "query." */
+};
+
+pixel_module_field *pixel_module_field_new(const char *name)
+{
+    static const struct {
+        const char *prefix;
+        size_t len;
+        int kind;
+    } kinds[] = {{"log.", 4, FIELD_LOG}, {"syslog.", 7, FIELD_SYSLOG}, {"query.", 6, FIELD_QUERY}};
+    for (size_t k = 0; name && k < PIXEL_ARRAY_LEN(kinds); k++) {
+        if (strncmp(name, kinds[k].prefix, kinds[k].len) != 0) {
+            continue;
+        }
+        const char *rest = name + kinds[k].len;
+        int index = -1;
+        if (kinds[k].kind == FIELD_SYSLOG && (index = pixel__syslog_index(rest)) < 0) {
+            return NULL; /* no such syslog field: pixel_record_get() never finds it either */
+        }
+        for (int i = 0; kinds[k].kind == FIELD_LOG && index < 0 && i < PIXEL_F_STANDARD_COUNT;
+             i++) {
+            if (strcmp(pixel__field_name(NULL, i), rest) == 0) {
+                index = i;
+            }
+        }
+        size_t n = strlen(rest);
+        pixel_module_field *f = pixel__malloc(sizeof(*f) + n + 1);
+        if (f) {
+            f->kind = kinds[k].kind;
+            f->index = index;
+            f->len = n;
+            memcpy(f->name, rest, n + 1);
+        }
+        return f;
+    }
+    return NULL;
+}
+
+const char *pixel_module_field_get(const pixel_record *rec, const pixel_module_field *f,
+                                   size_t *len)
+{
+    pixel_span v = {NULL, 0};
+    if (rec && rec->pipeline && f) {
+        switch (f->kind) {
+            case FIELD_LOG: {
+                int slot = f->index >= 0 ? f->index
+                                         : pixel__field_slot((pixel_pipeline *)rec->pipeline,
+                                                             f->name, 0);
+                if (slot >= 0) {
+                    v = rec->fields[slot];
+                }
+                break;
+            }
+            case FIELD_SYSLOG:
+                v = rec->syslog[f->index];
+                break;
+            default:
+                for (size_t i = 0; i < rec->nparams; i++) {
+                    if (rec->params[i].name.n == f->len &&
+                        memcmp(rec->params[i].name.p, f->name, f->len) == 0) {
+                        v = rec->params[i].value;
+                        break;
+                    }
+                }
+                break;
+        }
+    }
+    if (len) {
+        *len = v.n;
+    }
+    return v.p;
+}
+
+void pixel_module_field_free(pixel_module_field *field)
+{
+    pixel__free(field);
+}
+
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
 {
     va_list ap, ap2;

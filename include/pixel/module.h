@@ -36,6 +36,9 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
+ *   1.2  2026-11  pixel_module_path_new/_get/_free() and pixel_module_field_new/_get/
+ *                 _free(): an event path or a record field compiled once, read on
+ *                 every line without parsing the name again.
  *   1.1  2026-11  pixel_module_config_strings() and pixel_module_strings_free():
  *                 a LIST option (or a built-in default list) copied for keeps;
  *                 pixel_module_string_ref() and pixel_module_object_append():
@@ -73,7 +76,7 @@ extern "C" {
 #endif
 
 #define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
-#define PIXEL_MODULE_ABI_MINOR 1 /* bump: fields or helpers appended */
+#define PIXEL_MODULE_ABI_MINOR 2 /* bump: fields or helpers appended */
 
 /* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
 #define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
@@ -208,6 +211,31 @@ typedef struct pixel_module_event {
 PIXEL_API pixel_value *pixel_module_string_ref(pixel_ctx *ctx, const char *s, size_t len);
 PIXEL_API int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen,
                                          pixel_value *val);
+
+/*
+ * (ABI 1.2) Names compiled once, in create(), for reading on every line:
+ * pixel_value_at() and pixel_record_get() take the name apart at each call,
+ * these do not.  Both kinds are immutable once made, so one may be used by
+ * any number of threads at once; free them in destroy().
+ *
+ * pixel_module_path_new: a dotted event path ("client.ua.browser.family"),
+ * or NULL when out of memory.  pixel_module_path_get: the member of root at
+ * that path (pixel_value_at()'s answer), or NULL; root may be any object,
+ * so a module can resolve a common prefix once and the rest from there.
+ *
+ * pixel_module_field_new: a field of the parsed line, "log.NAME",
+ * "syslog.NAME" or "query.NAME"; NULL for another name or when out of
+ * memory.  pixel_module_field_get: pixel_record_get()'s answer for it.
+ */
+typedef struct pixel_module_path pixel_module_path;
+typedef struct pixel_module_field pixel_module_field;
+PIXEL_API pixel_module_path *pixel_module_path_new(const char *dotted);
+PIXEL_API pixel_value *pixel_module_path_get(const pixel_value *root, const pixel_module_path *path);
+PIXEL_API void pixel_module_path_free(pixel_module_path *path);
+PIXEL_API pixel_module_field *pixel_module_field_new(const char *name);
+PIXEL_API const char *pixel_module_field_get(const pixel_record *record,
+                                             const pixel_module_field *field, size_t *len);
+PIXEL_API void pixel_module_field_free(pixel_module_field *field);
 
 /* printf into ctx's arena (valid until the context is reset); NULL when out of memory. */
 PIXEL_API const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)

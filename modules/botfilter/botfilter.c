@@ -16,7 +16,10 @@
  *                  "family:Googlebot", and the event goes on.
  *
  * One instance per thread (each has its own PCRE2 match data and a small
- * cache of recent pattern verdicts, so no locks); counters are per instance.
+ * cache of recent pattern verdicts, so no locks); counters are per instance,
+ * written by its thread alone.  The fields it reads are compiled once
+ * (pixel_module_path / pixel_module_field), and the family fields' common
+ * prefix (client.ua) is looked up once per event.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -59,6 +62,15 @@ typedef struct cidr {
     rule why; /* "ip:<as configured>" */
 } cidr;
 
+/* Where the user agent or the client address is: a field of the parsed line
+ * (log.*, syslog.*, query.*; field is NULL for a syslog name that does not
+ * exist) or else an event path; the path is also used without a record. */
+typedef struct source {
+    int in_record;
+    pixel_module_field *field;
+    pixel_module_path *path;
+} source;
+
 /* Pattern verdicts of recent user agents (per instance, so per thread: no lock). */
 #define VCACHE_SIZE 512
 #define VCACHE_MAX_UA 255
@@ -78,17 +90,25 @@ typedef struct botfilter_ctx {
     rule *family_rules;
     char **family_fields;
     size_t nfamily_fields;
+    pixel_module_path *family_base; /* the family fields' common prefix, or NULL */
+    pixel_module_path **family_rest; /* each family field after that prefix */
     pcre2_code **patterns;
     size_t npatterns;
     rule *pattern_rules;
     pcre2_match_data *md;
     cidr *ranges;
     size_t nranges;
-    char *ua_from, *ip_from;
-    int ua_in_record, ip_in_record; /* log.*, syslog.*, query.*: pixel_record_get() */
+    source ua_from, ip_from;
     verdict_entry *vcache;
     atomic_ulong checked, by_family, by_pattern, by_ip; /* read by stats() from other threads */
 } botfilter_ctx;
+
+/* One more, by the instance's own thread: a plain load and store, no locked add. */
+static void count(atomic_ulong *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 static const pixel_module_option options[] = {
     {"action", PIXEL_OPT_STRING, "drop", "drop the line, or flag it and go on", 0},
@@ -116,6 +136,11 @@ static void destroy(void *instance)
     }
     free(b->family_rules);
     free(b->family_len);
+    for (size_t i = 0; b->family_rest && i < b->nfamily_fields; i++) {
+        pixel_module_path_free(b->family_rest[i]);
+    }
+    free(b->family_rest);
+    pixel_module_path_free(b->family_base);
     pixel_module_strings_free(b->families);
     pixel_module_strings_free(b->family_fields);
     for (size_t i = 0; i < b->npatterns; i++) {
@@ -129,8 +154,10 @@ static void destroy(void *instance)
         free(b->ranges[i].why.text);
     }
     free(b->ranges);
-    free(b->ua_from);
-    free(b->ip_from);
+    pixel_module_field_free(b->ua_from.field);
+    pixel_module_field_free(b->ip_from.field);
+    pixel_module_path_free(b->ua_from.path);
+    pixel_module_path_free(b->ip_from.path);
     free(b->vcache);
     free(b);
 }
@@ -190,6 +217,59 @@ static int in_record(const char *from)
 {
     return strncmp(from, "log.", 4) == 0 || strncmp(from, "syslog.", 7) == 0 ||
            strncmp(from, "query.", 6) == 0;
+}
+
+static int compile_source(const char *from, source *src)
+{
+    src->in_record = in_record(from);
+    if (!(src->path = pixel_module_path_new(from))) {
+        return PIXEL_ENOMEM;
+    }
+    src->field = src->in_record ? pixel_module_field_new(from) : NULL;
+    /* NULL for a syslog name that does not exist: found nowhere, as by name */
+    return src->in_record && !src->field && strncmp(from, "syslog.", 7) != 0 ? PIXEL_ENOMEM : 0;
+}
+
+/*
+ * The family fields as one common prefix of whole segments (looked up once
+ * per event) and the rest of each.  Every field keeps at least one segment
+ * of its own.
+ */
+static int compile_family_fields(botfilter_ctx *b)
+{
+    size_t n = b->nfamily_fields, prefix = 0; /* bytes of the common prefix, its dot excluded */
+    for (size_t len = 1; n > 1 && b->family_fields[0][len - 1]; len++) {
+        if (b->family_fields[0][len] != '.') {
+            continue;
+        }
+        size_t k = 0;
+        while (k < n && strncmp(b->family_fields[k], b->family_fields[0], len + 1) == 0 &&
+               b->family_fields[k][len + 1]) {
+            k++;
+        }
+        if (k < n) {
+            break;
+        }
+        prefix = len;
+    }
+    if (!(b->family_rest = calloc(n ? n : 1, sizeof(pixel_module_path *)))) {
+        return PIXEL_ENOMEM;
+    }
+    if (prefix) {
+        char *base = strndup(b->family_fields[0], prefix);
+        b->family_base = base ? pixel_module_path_new(base) : NULL;
+        free(base);
+        if (!b->family_base) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *rest = b->family_fields[i] + (prefix ? prefix + 1 : 0);
+        if (!(b->family_rest[i] = pixel_module_path_new(rest))) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    return 0;
 }
 
 static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pixel_error *err)
@@ -252,19 +332,18 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         return PIXEL_ENOMEM;
     }
     b->flag_field = strdup(pixel_module_config_string(cfg, "flag_field"));
-    b->ua_from = strdup(pixel_module_config_string(cfg, "user_agent"));
-    b->ip_from = strdup(pixel_module_config_string(cfg, "client_ip"));
-    if (!b->flag_field || !b->ua_from || !b->ip_from) {
+    if (!b->flag_field ||
+        compile_source(pixel_module_config_string(cfg, "user_agent"), &b->ua_from) < 0 ||
+        compile_source(pixel_module_config_string(cfg, "client_ip"), &b->ip_from) < 0) {
         return PIXEL_ENOMEM;
     }
-    b->ua_in_record = in_record(b->ua_from);
-    b->ip_in_record = in_record(b->ip_from);
     b->families = pixel_module_config_strings(cfg, "families", default_families, &b->nfamilies);
     b->family_fields =
         pixel_module_config_strings(cfg, "family_fields", default_fields, &b->nfamily_fields);
     if (!b->families || !b->family_fields ||
         !(b->family_len = calloc(b->nfamilies + 1, sizeof(size_t))) ||
-        !(b->family_rules = calloc(b->nfamilies + 1, sizeof(rule)))) {
+        !(b->family_rules = calloc(b->nfamilies + 1, sizeof(rule))) ||
+        compile_family_fields(b) < 0) {
         return PIXEL_ENOMEM;
     }
     for (size_t i = 0; i < b->nfamilies; i++) {
@@ -296,12 +375,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
 }
 
 /* A record field ("log.*", "syslog.*", "query.*") or an event field. */
-static const char *get(pixel_module_event *ev, const char *from, int from_record, size_t *n)
+static const char *get(pixel_module_event *ev, const source *src, size_t *n)
 {
-    if (from_record && ev->record) {
-        return pixel_record_get(ev->record, from, n);
+    if (src->in_record && ev->record) {
+        return pixel_module_field_get(ev->record, src->field, n);
     }
-    return pixel_value_string(pixel_value_at(ev->event, from), n);
+    return pixel_value_string(pixel_module_path_get(ev->event, src->path), n);
 }
 
 /* Drop with the rule as the reason, or write it to flag_field and go on. */
@@ -348,24 +427,28 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 {
     botfilter_ctx *b = instance;
     (void)err;
-    atomic_fetch_add_explicit(&b->checked, 1, memory_order_relaxed);
+    count(&b->checked);
     size_t n;
-    for (size_t i = 0; b->nfamilies && i < b->nfamily_fields; i++) {
-        const char *fam = pixel_value_string(pixel_value_at(ev->event, b->family_fields[i]), &n);
+    const pixel_value *base = NULL;
+    if (b->nfamilies && b->nfamily_fields) {
+        base = b->family_base ? pixel_module_path_get(ev->event, b->family_base) : ev->event;
+    }
+    for (size_t i = 0; base && i < b->nfamily_fields; i++) {
+        const char *fam = pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);
         for (size_t k = 0; fam && k < b->nfamilies; k++) {
             if (b->family_len[k] == n && memcmp(b->families[k], fam, n) == 0) {
-                atomic_fetch_add_explicit(&b->by_family, 1, memory_order_relaxed);
+                count(&b->by_family);
                 return verdict(b, ev, &b->family_rules[k]);
             }
         }
     }
-    const char *ua = b->npatterns ? get(ev, b->ua_from, b->ua_in_record, &n) : NULL;
+    const char *ua = b->npatterns ? get(ev, &b->ua_from, &n) : NULL;
     int found = ua ? match_patterns(b, ua, n) : 0;
     if (found > 0) {
-        atomic_fetch_add_explicit(&b->by_pattern, 1, memory_order_relaxed);
+        count(&b->by_pattern);
         return verdict(b, ev, &b->pattern_rules[found - 1]);
     }
-    const char *ip = b->nranges ? get(ev, b->ip_from, b->ip_in_record, &n) : NULL;
+    const char *ip = b->nranges ? get(ev, &b->ip_from, &n) : NULL;
     char text[64];
     unsigned char addr[16];
     if (ip && n < sizeof(text)) {
@@ -374,7 +457,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         int fam = strchr(text, ':') ? AF_INET6 : AF_INET;
         for (size_t i = 0; inet_pton(fam, text, addr) == 1 && i < b->nranges; i++) {
             if (in_range(&b->ranges[i], fam, addr)) {
-                atomic_fetch_add_explicit(&b->by_ip, 1, memory_order_relaxed);
+                count(&b->by_ip);
                 return verdict(b, ev, &b->ranges[i].why);
             }
         }

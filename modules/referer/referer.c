@@ -50,7 +50,10 @@ typedef struct referer_ctx {
     size_t ninternal;
     char **paid;
     size_t npaid, *paid_len;
-    char *from, *into, *page;
+    char *into;
+    /* `from` and `page_url`, compiled: their common prefix of whole segments
+       (page) looked up once, or NULL, and the rest of each */
+    pixel_module_path *base, *from, *page;
     int direct;
 } referer_ctx;
 
@@ -263,10 +266,36 @@ static void destroy(void *instance)
     pixel_module_strings_free(r->internal);
     pixel_module_strings_free(r->paid);
     free(r->paid_len);
-    free(r->from);
+    pixel_module_path_free(r->base);
+    pixel_module_path_free(r->from);
+    pixel_module_path_free(r->page);
     free(r->into);
-    free(r->page);
     free(r);
+}
+
+/* The referer and page paths as a common prefix and the rest of each (each
+ * keeps at least one segment of its own). */
+static int compile_paths(referer_ctx *r, const char *from, const char *page)
+{
+    size_t prefix = 0;
+    for (size_t i = 0; from[i] && from[i] == page[i]; i++) {
+        if (from[i] == '.' && from[i + 1] && page[i + 1]) {
+            prefix = i;
+        }
+    }
+    if (prefix) {
+        char *base = strndup(from, prefix);
+        r->base = base ? pixel_module_path_new(base) : NULL;
+        free(base);
+        if (!r->base) {
+            return -1;
+        }
+        from += prefix + 1;
+        page += prefix + 1;
+    }
+    r->from = pixel_module_path_new(from);
+    r->page = pixel_module_path_new(page);
+    return r->from && r->page ? 0 : -1;
 }
 
 static int create(void **instance, const pixel_module_config *cfg, pixel_error *err)
@@ -278,10 +307,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     }
     *instance = r;
     r->direct = pixel_module_config_bool(cfg, "direct");
-    r->from = strdup(pixel_module_config_string(cfg, "from"));
     r->into = strdup(pixel_module_config_string(cfg, "into"));
-    r->page = strdup(pixel_module_config_string(cfg, "page_url"));
-    if (!r->from || !r->into || !r->page) {
+    if (!r->into || compile_paths(r, pixel_module_config_string(cfg, "from"),
+                                  pixel_module_config_string(cfg, "page_url")) < 0) {
         return PIXEL_ENOMEM;
     }
     r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
@@ -494,8 +522,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     referer_ctx *r = instance;
     (void)err;
     size_t n = 0, pn = 0;
-    const char *ref = pixel_value_string(pixel_value_at(ev->event, r->from), &n);
-    const char *page = pixel_value_string(pixel_value_at(ev->event, r->page), &pn);
+    const pixel_value *base = r->base ? pixel_module_path_get(ev->event, r->base) : ev->event;
+    const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
+    const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
     url ru, pu;
     int have_page = page && split_url(page, pn, &pu) == 0;
     const char *medium = "unknown", *src = NULL;

@@ -12,11 +12,14 @@
  *   - results are trimmed; an empty result is absent; no match gives the
  *     family "Other".
  *
- * The compiled regexes are read-only after create(), so one instance is
- * shared by all threads (PIXEL_MODULE_SHARED).  A bounded cache of recent
- * user agents sits in front: 16 shards, each a small set-associative table
- * under its own mutex; a miss parses outside the lock and then inserts,
- * evicting the least recently used entry of its set.
+ * Instances are per thread (PIXEL_MODULE_PER_THREAD), so the hot path takes
+ * no lock and writes no memory another thread reads: each instance has its
+ * own cache of recent user agents (a set-associative table, LRU within a
+ * set), its own PCRE2 match data and its own counters.  The compiled regexes
+ * and the prefilter, read-only after they are built, are shared by the
+ * instances of one module entry: the loader gives every instance of an entry
+ * the same config object, so the first create() compiles them under that
+ * key and the others take a reference.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -84,9 +87,23 @@ typedef struct parser_list {
     size_t n;
 } parser_list;
 
-/* ---- the cache ---- */
+/* ---- the compiled regexes, shared by the instances of one entry ---- */
 
-#define NSHARDS 16
+typedef struct ua_rules {
+    const void *key; /* the entry's config (an identity, never read) */
+    int refs;        /* under rules_lock */
+    struct ua_rules *next;
+    parser_list lists[3];
+    size_t base[3]; /* prefilter id of each list's first parser */
+    prefilter *pf;
+    uint32_t max_groups;
+} ua_rules;
+
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+static ua_rules *all_rules;
+
+/* ---- an instance: one thread's cache ---- */
+
 #define WAYS 4
 
 typedef struct cache_entry {
@@ -97,24 +114,28 @@ typedef struct cache_entry {
     ua_result *res;
 } cache_entry;
 
-typedef struct shard {
-    pthread_mutex_t lock;
+typedef struct useragent_ctx {
+    ua_rules *rules;
+    pixel_module_path *from;
+    pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
+    char *into;
+    int parts; /* bit 0 browser, 1 os, 2 device */
+    size_t nsets; /* 0 = no cache */
+    size_t max_len;
     cache_entry *sets; /* nsets * WAYS */
     uint64_t clock;
-} shard;
-
-typedef struct useragent_ctx {
-    parser_list lists[3];
-    size_t base[3]; /* prefilter id of each list's first parser */
-    prefilter *pf;
-    uint32_t max_groups;
-    char *from, *into;
-    int parts; /* bit 0 browser, 1 os, 2 device */
-    size_t nsets; /* per shard; 0 = no cache */
-    size_t max_len;
-    shard shards[NSHARDS];
+    pcre2_match_data *md; /* for a miss */
+    uint64_t *marks;      /* the prefilter's marks, for a miss */
+    /* Written only by the thread that owns the instance (plain load + store),
+       read by stats() from any thread. */
     atomic_ulong hits, misses, uncached;
 } useragent_ctx;
+
+static void count(atomic_ulong *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* ---- loading regexes.yaml ---- */
 
@@ -138,7 +159,7 @@ static const char *scalar(yaml_document_t *d, yaml_node_t *map, const char *key)
     return NULL;
 }
 
-static int load_list(useragent_ctx *u, yaml_document_t *d, yaml_node_t *seq, parser_kind kind,
+static int load_list(ua_rules *u, yaml_document_t *d, yaml_node_t *seq, parser_kind kind,
                      const char *file, pixel_error *err)
 {
     parser_list *l = &u->lists[kind];
@@ -188,7 +209,7 @@ static int load_list(useragent_ctx *u, yaml_document_t *d, yaml_node_t *seq, par
     return 0;
 }
 
-static int load_regexes(useragent_ctx *u, const char *file, pixel_error *err)
+static int load_regexes(ua_rules *u, const char *file, pixel_error *err)
 {
     FILE *f = fopen(file, "rb");
     if (!f) {
@@ -335,21 +356,21 @@ static int match_list(const parser_list *l, parser_kind kind, const char *ua, si
     return 0;
 }
 
-/* Parse ua into a freshly allocated result (free with free()). */
-static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
+/* Parse ua into a freshly allocated result (free with free()), with the
+ * instance's match data and marks. */
+static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
 {
+    const ua_rules *rules = u->rules;
     size_t off[NFIELDS] = {0}, len[NFIELDS] = {0};
     sbuf b = {0};
-    pcre2_match_data *md = pcre2_match_data_create(u->max_groups + 1, NULL);
-    uint64_t *marks = malloc((prefilter_words(u->pf) + 1) * sizeof(uint64_t));
     static const int first[3] = {B_FAMILY, O_FAMILY, D_FAMILY};
-    int bad = !md || !marks || prefilter_scan(u->pf, ua, n, marks) < 0;
+    int bad = prefilter_scan(rules->pf, ua, n, u->marks) < 0;
     for (int k = 0; !bad && k < 3; k++) {
         if (!(u->parts & (1 << k))) {
             continue;
         }
-        int m = match_list(&u->lists[k], (parser_kind)k, ua, n, marks, u->base[k], md, &b,
-                           off + first[k], len + first[k]);
+        int m = match_list(&rules->lists[k], (parser_kind)k, ua, n, u->marks, rules->base[k],
+                           u->md, &b, off + first[k], len + first[k]);
         bad = m < 0;
         if (m == 0 || (m > 0 && len[first[k]] == 0)) {
             off[first[k]] = b.len;
@@ -357,8 +378,6 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
             bad = bad || sb_put(&b, "Other", 5) < 0;
         }
     }
-    pcre2_match_data_free(md);
-    free(marks);
     ua_result *r = bad ? NULL : malloc(sizeof(*r) + b.len + 1);
     if (r) {
         char *text = (char *)(r + 1);
@@ -378,9 +397,9 @@ static ua_result *parse(const useragent_ctx *u, const char *ua, size_t n)
 /* ---- the cache ---- */
 
 /*
- * Write r into the event at u->into.  On a cache hit this runs under the
- * shard lock, since r belongs to the cache: its text is copied into the
- * context's arena once, and the values point into that copy.
+ * Write r into the event at u->into.  r may be a cache entry, which a later
+ * miss of this instance may evict: its text is copied into the context's
+ * arena once, and the values point into that copy.
  */
 static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r)
 {
@@ -415,28 +434,24 @@ static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result 
 static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char *ua, size_t n)
 {
     if (!u->nsets || n > u->max_len) {
-        atomic_fetch_add_explicit(&u->uncached, 1, memory_order_relaxed);
+        count(&u->uncached);
         ua_result *r = parse(u, ua, n);
         int rc = r ? emit(u, ev, r) : PIXEL_ENOMEM;
         free(r);
         return rc;
     }
     uint64_t h = pixel_cache_hash(ua, n);
-    shard *s = &u->shards[h % NSHARDS];
-    cache_entry *set = s->sets + ((h / NSHARDS) % u->nsets) * WAYS;
-    pthread_mutex_lock(&s->lock);
+    /* the set: the hash's high half scaled to nsets (no division) */
+    cache_entry *set = u->sets + (size_t)(((h >> 32) * (uint64_t)u->nsets) >> 32) * WAYS;
     for (int w = 0; w < WAYS; w++) {
         cache_entry *e = &set[w];
         if (e->stamp && e->hash == h && e->ualen == n && memcmp(e->ua, ua, n) == 0) {
-            e->stamp = ++s->clock;
-            int rc = emit(u, ev, e->res);
-            pthread_mutex_unlock(&s->lock);
-            atomic_fetch_add_explicit(&u->hits, 1, memory_order_relaxed);
-            return rc;
+            e->stamp = ++u->clock;
+            count(&u->hits);
+            return emit(u, ev, e->res);
         }
     }
-    pthread_mutex_unlock(&s->lock);
-    atomic_fetch_add_explicit(&u->misses, 1, memory_order_relaxed);
+    count(&u->misses);
     ua_result *r = parse(u, ua, n);
     char *copy = r ? malloc(n ? n : 1) : NULL;
     if (!r || !copy) {
@@ -444,8 +459,6 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
         return PIXEL_ENOMEM;
     }
     memcpy(copy, ua, n);
-    int rc = emit(u, ev, r);
-    pthread_mutex_lock(&s->lock);
     cache_entry *victim = &set[0];
     for (int w = 1; w < WAYS && victim->stamp; w++) {
         if (set[w].stamp < victim->stamp) {
@@ -454,9 +467,8 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
     }
     free(victim->ua);
     free(victim->res);
-    *victim = (cache_entry){h, ++s->clock, copy, n, r};
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    *victim = (cache_entry){h, ++u->clock, copy, n, r};
+    return emit(u, ev, r);
 }
 
 /* ---- the module ---- */
@@ -473,31 +485,89 @@ static const pixel_module_option options[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
+static void rules_free(ua_rules *r)
+{
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < r->lists[k].n; i++) {
+            pcre2_code_free(r->lists[k].v[i].re);
+            for (int j = 0; j < 5; j++) {
+                free(r->lists[k].v[i].repl[j]);
+            }
+        }
+        free(r->lists[k].v);
+    }
+    prefilter_free(r->pf);
+    free(r);
+}
+
+/* Drop one reference; the last one frees the rules. */
+static void rules_release(ua_rules *r)
+{
+    if (!r) {
+        return;
+    }
+    pthread_mutex_lock(&rules_lock);
+    int last = --r->refs == 0;
+    if (last) {
+        ua_rules **pp = &all_rules;
+        while (*pp != r) {
+            pp = &(*pp)->next;
+        }
+        *pp = r->next;
+    }
+    pthread_mutex_unlock(&rules_lock);
+    if (last) {
+        rules_free(r);
+    }
+}
+
+/*
+ * The compiled regexes of the entry whose config is cfg: those of its other
+ * instances, or compiled now.  The lock is held while compiling, so that two
+ * threads creating their first instance at once compile once.
+ */
+static int rules_get(const pixel_module_config *cfg, ua_rules **out, pixel_error *err)
+{
+    pthread_mutex_lock(&rules_lock);
+    ua_rules *r = all_rules;
+    while (r && r->key != (const void *)cfg) {
+        r = r->next;
+    }
+    int rc = 0;
+    if (r) {
+        r->refs++;
+    } else if (!(r = calloc(1, sizeof(*r)))) {
+        rc = PIXEL_ENOMEM;
+    } else if ((rc = load_regexes(r, pixel_module_config_string(cfg, "regexes"), err)) < 0) {
+        rules_free(r);
+        r = NULL;
+    } else {
+        r->key = cfg;
+        r->refs = 1;
+        r->next = all_rules;
+        all_rules = r;
+    }
+    pthread_mutex_unlock(&rules_lock);
+    *out = r;
+    return rc;
+}
+
 static void destroy(void *instance)
 {
     useragent_ctx *u = instance;
     if (!u) {
         return;
     }
-    for (int k = 0; k < 3; k++) {
-        for (size_t i = 0; i < u->lists[k].n; i++) {
-            pcre2_code_free(u->lists[k].v[i].re);
-            for (int r = 0; r < 5; r++) {
-                free(u->lists[k].v[i].repl[r]);
-            }
-        }
-        free(u->lists[k].v);
+    for (size_t i = 0; u->sets && i < u->nsets * WAYS; i++) {
+        free(u->sets[i].ua);
+        free(u->sets[i].res);
     }
-    for (int s = 0; s < NSHARDS; s++) {
-        for (size_t i = 0; u->shards[s].sets && i < u->nsets * WAYS; i++) {
-            free(u->shards[s].sets[i].ua);
-            free(u->shards[s].sets[i].res);
-        }
-        free(u->shards[s].sets);
-        pthread_mutex_destroy(&u->shards[s].lock);
-    }
-    prefilter_free(u->pf);
-    free(u->from);
+    free(u->sets);
+    pcre2_match_data_free(u->md);
+    free(u->marks);
+    rules_release(u->rules);
+    pixel_module_path_free(u->from);
+    pixel_module_field_free(u->log_ua);
     free(u->into);
     free(u);
 }
@@ -516,9 +586,6 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!u) {
         return PIXEL_ENOMEM;
     }
-    for (int s = 0; s < NSHARDS; s++) {
-        pthread_mutex_init(&u->shards[s].lock, NULL);
-    }
     *instance = u;
     size_t nparts = pixel_module_config_list_size(cfg, "parts");
     u->parts = nparts ? 0 : 7;
@@ -533,18 +600,17 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         u->parts |= bit;
     }
     u->max_len = (size_t)maxlen;
-    u->nsets = size ? ((size_t)size + NSHARDS * WAYS - 1) / (NSHARDS * WAYS) : 0;
-    for (int s = 0; u->nsets && s < NSHARDS; s++) {
-        if (!(u->shards[s].sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
-            return PIXEL_ENOMEM;
-        }
-    }
-    u->from = strdup(pixel_module_config_string(cfg, "from"));
-    u->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!u->from || !u->into) {
+    u->nsets = size ? ((size_t)size + WAYS - 1) / WAYS : 0;
+    if (u->nsets && !(u->sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
         return PIXEL_ENOMEM;
     }
-    int rc = load_regexes(u, pixel_module_config_string(cfg, "regexes"), err);
+    u->from = pixel_module_path_new(pixel_module_config_string(cfg, "from"));
+    u->log_ua = pixel_module_field_new("log.user_agent");
+    u->into = strdup(pixel_module_config_string(cfg, "into"));
+    if (!u->from || !u->log_ua || !u->into) {
+        return PIXEL_ENOMEM;
+    }
+    int rc = rules_get(cfg, &u->rules, err);
     if (rc == PIXEL_EIO && !pixel_module_config_isset(cfg, "regexes")) {
         pixel_error_clear(err);
         return pixel_module_config_error(cfg, err, NULL,
@@ -556,7 +622,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         return pixel_module_config_error(cfg, err, "regexes", "cannot open %s",
                                          pixel_module_config_string(cfg, "regexes"));
     }
-    return rc;
+    if (rc < 0) {
+        return rc;
+    }
+    u->md = pcre2_match_data_create(u->rules->max_groups + 1, NULL);
+    u->marks = malloc((prefilter_words(u->rules->pf) + 1) * sizeof(uint64_t));
+    return u->md && u->marks ? 0 : PIXEL_ENOMEM;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
@@ -564,9 +635,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     useragent_ctx *u = instance;
     (void)err;
     size_t n = 0;
-    const char *ua = pixel_value_string(pixel_value_at(ev->event, u->from), &n);
+    const char *ua = pixel_value_string(pixel_module_path_get(ev->event, u->from), &n);
     if (!ua && ev->record) {
-        ua = pixel_record_get(ev->record, "log.user_agent", &n);
+        ua = pixel_module_field_get(ev->record, u->log_ua, &n);
         if (ua && (n == 0 || (n == 1 && ua[0] == '-'))) {
             ua = NULL; /* the log's "no header" */
         }
@@ -580,15 +651,16 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 static int stats(void *instance, char *buf, size_t size)
 {
     useragent_ctx *u = instance;
-    unsigned long h = atomic_load(&u->hits), m = atomic_load(&u->misses);
+    unsigned long h = atomic_load_explicit(&u->hits, memory_order_relaxed),
+                  m = atomic_load_explicit(&u->misses, memory_order_relaxed);
     int n = snprintf(buf, size, "hits=%lu misses=%lu uncached=%lu hit_rate=%.4f", h, m,
-                     atomic_load(&u->uncached), h + m ? (double)h / (double)(h + m) : 0.0);
+                     atomic_load_explicit(&u->uncached, memory_order_relaxed), h + m ? (double)h / (double)(h + m) : 0.0);
     return n < 0 ? -1 : 0;
 }
 
 static const pixel_module useragent_module = {
     PIXEL_MODULE_HEADER,
-    .threading = PIXEL_MODULE_SHARED,
+    .threading = PIXEL_MODULE_PER_THREAD,
     .name = "useragent",
     .version = "1.0.0",
     .description = "browser, OS and device from the user agent (uap-core regexes)",

@@ -19,6 +19,12 @@
 # INSTR=1 also counts instructions per line inside pixel_process() with
 # callgrind (valgrind) on the first INSTR_LINES lines (default 20000): a
 # figure that does not depend on the machine's load.
+# SCALE=1 also runs the example without and with its modules on one thread
+# and on two threads at once (tests/modules/modscale): CPU time per line by
+# each thread's own clock, which grows when threads wait for each other's
+# cache lines (locks, atomics, shared caches) but not when they are merely
+# descheduled; `overlap` is how much the two really ran side by side (2.00
+# at best), since contention shows only while they do.
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build}
@@ -138,4 +144,17 @@ allr = best["+ useragent, botfilter, referer"]
 ratio = b["ns_per_line"] / allr["ns_per_line"]
 print(f"example with its modules runs at {ratio:.0%} of the throughput without them "
       f"({'above' if ratio > 0.5 else 'BELOW'} the 50% target)")
+
+if os.environ.get("SCALE", "0") == "1":
+    print("two threads against one (CPU ns/line by thread clocks, best of "
+          f"{os.environ.get('SCALE_ROUNDS', '3')} rounds):")
+    for name in ("example, no modules", "+ useragent, botfilter, referer"):
+        out = subprocess.run([os.path.join(build, "tests/modules/modscale"), paths[name],
+                              os.path.dirname(os.path.abspath(pipe)), corpus, "2",
+                              os.environ.get("SCALE_ROUNDS", "3")], capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"modscale {name}: {out.stderr.strip()}")
+        r = [dict(kv.split("=") for kv in line.split()) for line in out.stdout.splitlines()]
+        print(f"  {name:34} 1 thread {float(r[0]['cpu_ns_per_line']):6.0f}  2 threads "
+              f"{float(r[1]['cpu_ns_per_line']):6.0f}  (x{float(r[1]['ratio']):.3f}, overlap {r[1]['overlap']})")
 PY

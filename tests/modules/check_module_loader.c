@@ -268,6 +268,69 @@ START_TEST(config_strings_copies_a_list_or_its_default)
 }
 END_TEST
 
+/* ---- ABI 1.2 ---- */
+
+/* A compiled path must give what pixel_value_at() gives, member for member. */
+START_TEST(compiled_paths_find_what_value_at_finds)
+{
+    pixel_pipeline *p = load_ok("pipeline: {name: t, version: '1'}\n"
+                                "input: {framing: rfc3164, format: combined, pixel_paths: "
+                                "[/px.gif]}\n"
+                                "fields:\n  a: query.a\n  b.c: query.c\n  b.d.e: query.e\n"
+                                "  b.dd: query.f\n  host: syslog.hostname\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    const char *line = "<190>Nov 26 05:24:46 web7 nginx: " LINE("a=1&c=2&e=3&f=4&x=y&x=z");
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+    const pixel_value *ev = pixel_ctx_event(ctx);
+    static const char *const paths[] = {"a", "b", "b.c", "b.d", "b.d.e", "b.dd", "b.d.e.f",
+                                        "b.x", "bb", "", "a.b", "b..c", "host", "b.d.", NULL};
+    for (int i = 0; paths[i]; i++) {
+        pixel_module_path *mp = pixel_module_path_new(paths[i]);
+        ck_assert_ptr_nonnull(mp);
+        ck_assert_msg(pixel_module_path_get(ev, mp) == pixel_value_at(ev, paths[i]), "path '%s'",
+                      paths[i]);
+        pixel_module_path_free(mp);
+    }
+    /* from an inner object: the rest of a path */
+    pixel_module_path *rest = pixel_module_path_new("d.e");
+    ck_assert_ptr_eq(pixel_module_path_get(pixel_value_at(ev, "b"), rest),
+                     pixel_value_at(ev, "b.d.e"));
+    ck_assert_ptr_null(pixel_module_path_get(pixel_value_at(ev, "a"), rest)); /* not an object */
+    ck_assert_ptr_null(pixel_module_path_get(NULL, rest));
+    pixel_module_path_free(rest);
+
+    const pixel_record *rec = pixel_ctx_record(ctx);
+    static const char *const fields[] = {"log.user_agent", "log.client", "log.referer",
+                                         "log.status", "log.host", "syslog.hostname",
+                                         "syslog.tag", "syslog.pri", "query.a", "query.e",
+                                         "query.x", "query.none", NULL};
+    for (int i = 0; fields[i]; i++) {
+        pixel_module_field *f = pixel_module_field_new(fields[i]);
+        ck_assert_msg(f != NULL, "field '%s'", fields[i]);
+        size_t n1 = 99, n2 = 77;
+        const char *a = pixel_module_field_get(rec, f, &n1), *b = pixel_record_get(rec, fields[i], &n2);
+        ck_assert_msg(a == b && n1 == n2, "field '%s': %p/%zu against %p/%zu", fields[i],
+                      (const void *)a, n1, (const void *)b, n2);
+        ck_assert_ptr_null(pixel_module_field_get(NULL, f, NULL));
+        pixel_module_field_free(f);
+    }
+    size_t n;
+    pixel_module_field *ua = pixel_module_field_new("log.user_agent");
+    ck_assert_str_eq(pixel_module_field_get(rec, ua, &n), "Mozilla/5.0 (X11)\"");
+    ck_assert_uint_eq(n, strlen("Mozilla/5.0 (X11)"));
+    pixel_module_field_free(ua);
+    pixel_module_field *a = pixel_module_field_new("query.a");
+    ck_assert_int_eq(strncmp(pixel_module_field_get(rec, a, &n), "1", 1), 0);
+    ck_assert_uint_eq(n, 1);
+    pixel_module_field_free(a);
+    ck_assert_ptr_null(pixel_module_field_new("client.ip"));
+    ck_assert_ptr_null(pixel_module_field_new("syslog.nosuch"));
+    ck_assert_ptr_null(pixel_module_field_new(NULL));
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 /* ---- results ---- */
 
 START_TEST(module_changes_the_event)
@@ -531,6 +594,9 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, module_built_for_abi_1_0_still_loads_and_runs);
     tcase_add_test(tc, config_strings_copies_a_list_or_its_default);
     tcase_add_test(tc, no_copy_helpers_append_and_point);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("abi_1_2");
+    tcase_add_test(tc, compiled_paths_find_what_value_at_finds);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);
