@@ -621,65 +621,24 @@ int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, p
 
 /* ---- compiled names (ABI 1.2) ------------------------------------------------------ */
 
-typedef struct path_seg {
-    const char *s;
-    uint32_t len;
-} path_seg;
-
-struct pixel_module_path {
-    size_t nseg;
-    path_seg seg[]; /* then the text the segments point into */
-};
-
+/* A module's path is the core's compiled path (pixel_path, what the built-in
+ * enrichers use) under the ABI's opaque name. */
 pixel_module_path *pixel_module_path_new(const char *dotted)
 {
-    if (!dotted) {
+    if (!dotted || strlen(dotted) > UINT32_MAX) {
         return NULL;
     }
-    size_t len = strlen(dotted), nseg = 1;
-    for (const char *c = dotted; *c; c++) {
-        nseg += *c == '.';
-    }
-    if (len > UINT32_MAX) {
-        return NULL;
-    }
-    pixel_module_path *p = pixel__malloc(sizeof(*p) + nseg * sizeof(path_seg) + len + 1);
-    if (!p) {
-        return NULL;
-    }
-    char *text = (char *)&p->seg[nseg];
-    memcpy(text, dotted, len + 1);
-    p->nseg = nseg;
-    const char *at = text;
-    for (size_t i = 0; i < nseg; i++) {
-        const char *dot = strchr(at, '.');
-        size_t n = dot ? (size_t)(dot - at) : strlen(at);
-        p->seg[i] = (path_seg){at, (uint32_t)n};
-        at += n + 1;
-    }
-    return p;
+    return (pixel_module_path *)pixel__path_new(dotted);
 }
 
 pixel_value *pixel_module_path_get(const pixel_value *root, const pixel_module_path *path)
 {
-    const pixel_value *v = root;
-    for (size_t i = 0; v && path && i < path->nseg; i++) {
-        if (v->type != PIXEL_TYPE_OBJECT) {
-            return NULL;
-        }
-        const path_seg *sg = &path->seg[i];
-        const pixel_value *m = v->u.list.head;
-        while (m && !(m->klen == sg->len && pixel__same_bytes(m->key, sg->s, sg->len))) {
-            m = m->next;
-        }
-        v = m;
-    }
-    return path ? (pixel_value *)v : NULL;
+    return path ? pixel__path_get(root, (const pixel_path *)path) : NULL;
 }
 
 void pixel_module_path_free(pixel_module_path *path)
 {
-    pixel__free(path);
+    pixel__path_free((pixel_path *)path);
 }
 
 enum { FIELD_LOG, FIELD_SYSLOG, FIELD_QUERY };
