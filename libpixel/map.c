@@ -100,7 +100,7 @@ static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
 static int type_index(const pixel_pipeline *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < p->ntypes; i++) {
-        if (strlen(p->types[i]) == n && memcmp(p->types[i], s, n) == 0) {
+        if (p->type_len[i] == n && memcmp(p->types[i], s, n) == 0) {
             return (int)i;
         }
     }
@@ -137,7 +137,9 @@ static int load_value_map(pixel_cfg *c, const yaml_node_t *n, pixel_field *f)
     size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     f->map_from = pixel__calloc(count, sizeof(char *));
     f->map_to = pixel__calloc(count, sizeof(char *));
-    if (!f->map_from || !f->map_to) {
+    f->map_from_len = pixel__calloc(count, sizeof(size_t));
+    f->map_to_len = pixel__calloc(count, sizeof(size_t));
+    if (!f->map_from || !f->map_to || !f->map_from_len || !f->map_to_len) {
         return PIXEL_ENOMEM;
     }
     PIXEL_CFG_PAIRS(c, n, pair)
@@ -152,6 +154,8 @@ static int load_value_map(pixel_cfg *c, const yaml_node_t *n, pixel_field *f)
         if (!f->map_from[f->nmap] || !f->map_to[f->nmap]) {
             return PIXEL_ENOMEM;
         }
+        f->map_from_len[f->nmap] = strlen(k);
+        f->map_to_len[f->nmap] = strlen(v);
         f->nmap++;
     }
     return 0;
@@ -298,6 +302,7 @@ static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_
     if (cval) {
         f->src = SRC_CONST;
         f->const_value = pixel__strdup(cval);
+        f->const_len = strlen(cval);
         f->source_name = pixel__strdup("const");
     } else {
         if (pixel__source_parse(
@@ -348,6 +353,7 @@ static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_
     if (dflt && !(f->default_value = pixel__strdup(dflt))) {
         return PIXEL_ENOMEM;
     }
+    f->default_len = dflt ? strlen(dflt) : 0;
     return 0;
 }
 
@@ -370,7 +376,8 @@ static int load_event_type(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *e
         return pixel__cfg_fail(c, vals, "event_type.values must list 1 to 64 types");
     }
     p->types = pixel__calloc(count, sizeof(char *));
-    if (!p->types) {
+    p->type_len = pixel__calloc(count, sizeof(size_t));
+    if (!p->types || !p->type_len) {
         return PIXEL_ENOMEM;
     }
     PIXEL_CFG_ITEMS(c, vals, item)
@@ -379,6 +386,7 @@ static int load_event_type(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *e
         if (!s) {
             return pixel__cfg_fail(c, pixel__cfg_node(c, *item), "event types are strings");
         }
+        p->type_len[p->ntypes] = strlen(s);
         if (!(p->types[p->ntypes++] = pixel__strdup(s))) {
             return PIXEL_ENOMEM;
         }
@@ -475,6 +483,8 @@ void pixel__map_free(pixel_pipeline *p)
         }
         pixel__free(f->map_from);
         pixel__free(f->map_to);
+        pixel__free(f->map_from_len);
+        pixel__free(f->map_to_len);
     }
     pixel__free(p->fields);
     for (size_t i = 0; i < p->nobjects; i++) {
@@ -485,6 +495,7 @@ void pixel__map_free(pixel_pipeline *p)
         pixel__free(p->types[i]);
     }
     pixel__free(p->types);
+    pixel__free(p->type_len);
 }
 
 /* ---- running --------------------------------------------------------------- */
@@ -509,16 +520,36 @@ pixel_span pixel__source_value(const pixel_pipeline *p, pixel_ctx *ctx, pixel_sr
     }
 }
 
-static pixel_span field_input(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f)
+/* The field's input: its source (or constant), else its default, through its value map. */
+static inline pixel_span field_input(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f)
 {
-    pixel_span in = f->src == SRC_CONST ? (pixel_span){f->const_value, strlen(f->const_value)}
-                                        : pixel__source_value(p, ctx, f->src, f->index);
-    if (!in.p && f->default_value) {
-        in = (pixel_span){f->default_value, strlen(f->default_value)};
+    const pixel_record *r = &ctx->rec;
+    pixel_span in;
+    switch (f->src) {
+        case SRC_QUERY: {
+            int32_t first = r->slots && f->index < (int)r->nslots ? r->slots[f->index].first : -1;
+            in = first >= 0 ? r->params[first].value : (pixel_span){NULL, 0};
+            break;
+        }
+        case SRC_LOG:
+            in = r->fields[f->index];
+            break;
+        case SRC_SYSLOG:
+            in = r->syslog[f->index];
+            break;
+        case SRC_CONST:
+            in = (pixel_span){f->const_value, f->const_len};
+            break;
+        default:
+            in = pixel__source_value(p, ctx, f->src, f->index);
+            break;
     }
-    for (size_t k = 0; in.p && k < f->nmap; k++) {
-        if (strlen(f->map_from[k]) == in.n && memcmp(f->map_from[k], in.p, in.n) == 0) {
-            in = (pixel_span){f->map_to[k], strlen(f->map_to[k])};
+    if (PIXEL_UNLIKELY(!in.p) && f->default_value) {
+        in = (pixel_span){f->default_value, f->default_len};
+    }
+    for (size_t k = 0; PIXEL_UNLIKELY(k < f->nmap) && in.p; k++) {
+        if (f->map_from_len[k] == in.n && memcmp(f->map_from[k], in.p, in.n) == 0) {
+            in = (pixel_span){f->map_to[k], f->map_to_len[k]};
             break;
         }
     }
@@ -559,11 +590,17 @@ static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fi
     return 0;
 }
 
-static pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i)
+static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i);
+
+/* The event's object for p->objects[i], made (with its parents) on first use. */
+static inline pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs,
+                                     int i)
 {
-    if (objs[i]) {
-        return objs[i];
-    }
+    return PIXEL_LIKELY(objs[i] != NULL) ? objs[i] : object_make(ctx, p, objs, i);
+}
+
+static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i)
+{
     pixel_value *parent = object_at(ctx, p, objs, p->objects[i].parent);
     pixel_value *o = parent ? pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT) : NULL;
     if (o) {
@@ -593,7 +630,7 @@ static int event_type(const pixel_pipeline *p, pixel_ctx *ctx, int *type)
                    : 1;
     }
     ctx->event_type = p->types[*type];
-    ctx->event_type_len = strlen(p->types[*type]);
+    ctx->event_type_len = p->type_len[*type];
     return 0;
 }
 

@@ -64,6 +64,7 @@ typedef struct pixel_field {
     int index;
     char *source_name; /* "query.uid": the location in reasons */
     char *const_value;
+    size_t const_len;
     pixel_conv conv;
     pixel_tsfmt tsfmt;
     char *strptime_fmt;
@@ -76,8 +77,10 @@ typedef struct pixel_field {
     uint64_t required_types;   /* bitmask of event types when `required: [..]`; all when `true` */
     uint64_t only_types;       /* bitmask; 0 = every type */
     char **map_from, **map_to; /* value map */
+    size_t *map_from_len, *map_to_len;
     size_t nmap;
     char *default_value;
+    size_t default_len;
 } pixel_field;
 
 /* An intermediate object of the event (from dotted target paths). */
@@ -106,6 +109,14 @@ struct pixel_enricher {
     void *state; /* module instance etc. */
 };
 
+/* A query parameter name in the slot table: its first eight bytes as a
+ * little-endian word, its length, and the slot (-1: an empty entry). */
+typedef struct pixel_slot_entry {
+    uint64_t word;
+    uint32_t len;
+    int32_t slot;
+} pixel_slot_entry;
+
 struct pixel_pipeline {
     char *name, *version;
     char *file, *dir;
@@ -128,7 +139,7 @@ struct pixel_pipeline {
     size_t *slot_name_len;
     size_t nslots;
     uint32_t slot_hash_mask;
-    int32_t *slot_hash; /* open addressing: slot index or -1 */
+    pixel_slot_entry *slot_hash; /* open addressing by name_word (parse_query.c) */
 
     pixel_field *fields;
     size_t nfields;
@@ -136,6 +147,7 @@ struct pixel_pipeline {
     size_t nobjects;
     int type_field; /* index into fields, -1 when no event_type */
     char **types;   /* allowed event types (<= 64) */
+    size_t *type_len;
     size_t ntypes;
 
     pixel_enricher *enrichers;
