@@ -12,35 +12,60 @@
 #include "pipeline.h"
 #include "simd.h"
 
-/* Parameter names are short and few: three bytes and the length tell them
- * apart well enough, and collisions only cost a probe. */
-static inline uint32_t name_hash(const char *s, size_t n)
+/*
+ * Parameter names are short and few.  A name is looked up by its first eight
+ * bytes as one little-endian word (zero-padded) and its length; most names
+ * fit in the word, so a hit is one compare, and longer ones compare the rest.
+ * `limit`, when not NULL, is where the bytes after the name end: a shorter
+ * name is then loaded as one word and masked.
+ */
+static inline uint64_t name_word(const char *s, size_t n, const char *limit)
 {
-    if (n == 0) {
-        return 0;
-    }
     const unsigned char *u = (const unsigned char *)s;
-    uint32_t h = (u[0] * 0x9E3779B1u) ^ (u[n - 1] * 0x85EBCA77u) ^ (u[n / 2] * 0x27D4EB2Fu) ^
-                 ((uint32_t)n * 0xC2B2AE3Du);
-    return h ^ (h >> 15);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n >= 8 || (limit && limit - s >= 8)) {
+        uint64_t w;
+        memcpy(&w, u, 8);
+        return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
+    }
+#else
+    PIXEL_UNUSED(limit);
+#endif
+    uint64_t w = 0;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        w |= (uint64_t)u[i] << (8 * i);
+    }
+    return w;
 }
 
-int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len)
+static inline uint32_t word_hash(uint64_t w, size_t n, uint32_t mask)
+{
+    uint64_t h = (w ^ n) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 40) & mask;
+}
+
+static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
+                                const char *limit)
 {
     if (!p->slot_hash) {
         return -1;
     }
-    uint32_t i = name_hash(name, len) & p->slot_hash_mask;
-    for (;;) {
-        int32_t s = p->slot_hash[i];
-        if (s < 0) {
+    uint64_t w = name_word(name, len, limit);
+    for (uint32_t i = word_hash(w, len, p->slot_hash_mask);; i = (i + 1) & p->slot_hash_mask) {
+        const pixel_slot_entry *e = &p->slot_hash[i];
+        if (e->slot < 0) {
             return -1;
         }
-        if (p->slot_name_len[s] == len && pixel__same_bytes(p->slot_names[s], name, len)) {
-            return s;
+        if (e->word == w && e->len == len &&
+            (len <= 8 || memcmp(p->slot_names[e->slot] + 8, name + 8, len - 8) == 0)) {
+            return e->slot;
         }
-        i = (i + 1) & p->slot_hash_mask;
     }
+}
+
+int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len)
+{
+    return slot_find(p, name, len, NULL);
 }
 
 static int rebuild_hash(pixel_pipeline *p)
@@ -49,19 +74,21 @@ static int rebuild_hash(pixel_pipeline *p)
     while (size < p->nslots * 4) {
         size *= 2;
     }
-    int32_t *h = pixel__malloc(size * sizeof(int32_t));
+    pixel_slot_entry *h = pixel__malloc(size * sizeof(*h));
     if (!h) {
         return -1;
     }
     for (uint32_t i = 0; i < size; i++) {
-        h[i] = -1;
+        h[i] = (pixel_slot_entry){0, 0, -1};
     }
     for (size_t s = 0; s < p->nslots; s++) {
-        uint32_t i = name_hash(p->slot_names[s], p->slot_name_len[s]) & (size - 1);
-        while (h[i] >= 0) {
+        size_t n = p->slot_name_len[s];
+        uint64_t w = name_word(p->slot_names[s], n, NULL);
+        uint32_t i = word_hash(w, n, size - 1);
+        while (h[i].slot >= 0) {
             i = (i + 1) & (size - 1);
         }
-        h[i] = (int32_t)s;
+        h[i] = (pixel_slot_entry){w, (uint32_t)n, (int32_t)s};
     }
     pixel__free(p->slot_hash);
     p->slot_hash = h;
@@ -261,8 +288,7 @@ typedef struct qmasks {
     bool any_high;
 } qmasks;
 
-static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus,
-                    qmasks *m)
+static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus, qmasks *m)
 {
     size_t nw = n / 64 + 1;
     uint64_t *w = pixel__arena_alloc(a, 2 * nw * sizeof(uint64_t));
@@ -347,7 +373,8 @@ static int add_pair(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query, c
     } else {
         pa->value = (pixel_span){pe, 0};
     }
-    pa->slot = pixel__slot_lookup(p, pa->name.p, pa->name.n);
+    /* a name without escapes is a view into the query, which bounds a word load */
+    pa->slot = slot_find(p, pa->name.p, pa->name.n, name_special ? NULL : query.p + query.n);
     pa->next_same = -1;
     if (pa->slot >= 0) {
         pixel_slot *sl = &r->slots[pa->slot];
@@ -396,9 +423,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     if (!r->slots || !r->params) {
         return PIXEL_ENOMEM;
     }
-    for (size_t i = 0; i < p->nslots; i++) {
-        r->slots[i] = (pixel_slot){-1, 0};
-    }
+    memset(r->slots, 0xff, p->nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
     r->nparams = 0;
     const unsigned char plus = p->plus_as_space ? '+' : '%';
     const size_t n = query.n;

@@ -61,7 +61,7 @@ typedef struct pixel_param {
 
 typedef struct pixel_slot {
     int32_t first; /* first parameter of this slot, -1 when absent */
-    int32_t count;
+    int32_t count; /* occurrences; set only when first >= 0 */
 } pixel_slot;
 
 struct pixel_record {
