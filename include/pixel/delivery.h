@@ -169,7 +169,9 @@ PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome);
 /*
  * Serve delivery reports, spool fsync batches, probes and parked records,
  * waiting up to timeout_ms for something to happen.  Call it regularly.
- * Returns the number of inputs still waiting for their ack.
+ * With timeout_ms != 0 the records waiting for an fsync (spool, quarantine
+ * file) are fsync'd and acked before the wait, and what the wait spooled
+ * after it.  Returns the number of inputs still waiting for their ack.
  */
 PIXEL_API size_t pixel_sink_poll(pixel_sink *s, int timeout_ms);
 

@@ -29,6 +29,7 @@ static rd_kafka_mock_cluster_t *mock;
 typedef struct acks {
     int delivered, spooled, quarantined, failed;
     unsigned char seen[4096];
+    int order[4096], status[4096], n; /* tokens and statuses in the order acked */
 } acks;
 
 static acks A;
@@ -42,6 +43,8 @@ static void on_ack(void *token, int status, void *payload)
     ck_assert_uint_lt(id, sizeof(A.seen));
     ck_assert_msg(A.seen[id] == 0, "input %u acked twice", (unsigned)id);
     A.seen[id] = 1;
+    A.order[A.n] = (int)id;
+    A.status[A.n++] = status;
     switch (status) {
         case PIXEL_SINK_DELIVERED:
             A.delivered++;
@@ -406,6 +409,78 @@ START_TEST(sink_fails_over_to_the_spool_and_comes_back)
 }
 END_TEST
 
+/*
+ * A poll that waits first makes the records waiting for an fsync durable
+ * and acks them; only then does it wait for Kafka.  Seen in the order of the
+ * acks: the input that waited for its fsync is acked before an input whose
+ * delivery report arrives during the wait.
+ */
+START_TEST(sink_poll_syncs_waiting_quarantine_lines_before_it_waits)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    const char *q = "{\"raw\":\"line\"}";
+
+    /* One line in the quarantine file (fsync batches of 16: it waits),
+     * then one event for Kafka. */
+    ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)100, NULL), 0);
+    ck_assert_int_eq(produce(s, 1), 0);
+    ck_assert_int_eq(A.n, 0);
+    for (int tries = 0; A.n < 2 && tries < 30; tries++) {
+        pixel_sink_poll(s, 1000);
+    }
+    ck_assert_int_eq(A.n, 2);
+    ck_assert_int_eq(A.order[0], 100);
+    ck_assert_int_eq(A.status[0], PIXEL_SINK_QUARANTINED);
+    ck_assert_int_eq(A.order[1], 1);
+    ck_assert_int_eq(A.status[1], PIXEL_SINK_DELIVERED);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* The same for a spooled event while failed over: it is acked before the
+ * probe that Kafka confirms during the wait. */
+START_TEST(sink_poll_syncs_waiting_spool_records_before_it_waits)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    int id = 0, tries, spooled;
+
+    ck_assert_int_eq(produce(s, id++), 0);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50); /* acks everything spooled so far */
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (tries = 0; A.n < id && tries < 100; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(A.n, id);
+    /* One event to the spool, before the probe is due: it waits for its fsync. */
+    spooled = id;
+    ck_assert_int_eq(produce(s, id++), 0);
+    ck_assert_int_eq(A.n, spooled);
+    set_brokers(1);
+    usleep(400 * 1000); /* past probe_initial_ms: the next event is a probe */
+    ck_assert_int_eq(produce(s, id++), 0);
+    ck_assert_uint_eq(A.n, spooled);
+    for (tries = 0; A.n < id && tries < 30; tries++) {
+        pixel_sink_poll(s, 1000);
+    }
+    ck_assert_int_eq(A.n, id);
+    ck_assert_int_eq(A.order[spooled], spooled);
+    ck_assert_int_eq(A.status[spooled], PIXEL_SINK_SPOOLED);
+    ck_assert_int_eq(A.order[spooled + 1], spooled + 1);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_applies_back_pressure_when_the_spool_is_full)
 {
     pixel_delivery_config *cfg = config("    max_bytes: 4096\n");
@@ -565,6 +640,8 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
+    tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
+    tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     suite_add_tcase(s, tk);

@@ -684,11 +684,12 @@ static int wait_batch(host *h, int64_t *dot)
     }
     /*
      * The poll timeout starts at 1 ms and doubles up to 50 ms, back to 1 ms
-     * after each ack.  pixel_sink_poll() fsyncs the spool only after its
-     * wait for Kafka, which never wakes it early while Kafka is down: a
-     * fixed 50 ms made every spooled reply wait 50 ms (21 lines/s one
-     * message at a time, one COMMIT per 52 ms).  While Kafka is up a
-     * delivery report ends the wait at once, whatever the timeout.
+     * after each ack.  pixel_sink_poll() fsyncs (and acks) spooled records
+     * before it waits for Kafka, so a spooled reply never waits out the
+     * timeout; the short first timeouts date from when it fsync'd only
+     * after the wait (a fixed 50 ms made every spooled reply wait 50 ms).
+     * While Kafka is up a delivery report ends the wait at once, whatever
+     * the timeout.
      */
     int wait_ms = 1;
     while (h->acked + h->failed < h->submitted) {
