@@ -2,7 +2,7 @@
 """Integration tests of the delivery component against the mock Kafka cluster.
 
     integration.py CASE      CASE: corpus | brokers_down | sigkill | damaged | full |
-                                   quarantine | rejected | pixelconv
+                                   quarantine | rejected | pixelconv | mock_nodelay
 
 Real processes: pixel-mock-kafka (librdkafka's mock cluster on 127.0.0.1),
 delivery-feed (the producing host), pixel-replay, pixel-spool, and kcat to
@@ -19,11 +19,13 @@ nothing asserts on durations.
 """
 
 import atexit
+import ctypes
 import json
 import re
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -586,8 +588,62 @@ def case_pixelconv():
     e.close(True)
 
 
+def case_mock_nodelay():
+    """pixel-mock-kafka's brokers set TCP_NODELAY on the connections they
+    accept, as Kafka's brokers do: read off the mock's own sockets (copies
+    taken with pidfd_getfd(2)) after one client connection per broker."""
+    e = Env("nodelay")
+    e.start_mock(topics=("events:1",))
+    ports = {int(b.rsplit(":", 1)[1]) for b in e.brokers.split(",")}
+    check(len(ports) == 3, f"bootstrap servers {e.brokers!r}")
+    clients = [socket.create_connection(("127.0.0.1", p), timeout=10) for p in sorted(ports)]
+    mine = {c.getsockname()[1] for c in clients}
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        pidfd = os.pidfd_open(e.mock.pid)
+    except (AttributeError, OSError) as x:
+        print(f"skip: pidfd_open: {x}", file=sys.stderr)
+        e.close(True)
+        sys.exit(SKIP)
+    SYS_pidfd_getfd = 438  # x86-64 and most other architectures (not alpha)
+    nodelay = {}
+    for _ in range(200):
+        for name in os.listdir(f"/proc/{e.mock.pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{e.mock.pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(SYS_pidfd_getfd, pidfd, int(name), 0)
+            if fd < 0:
+                err = ctypes.get_errno()
+                print(f"skip: pidfd_getfd: {os.strerror(err)}", file=sys.stderr)
+                e.close(True)
+                sys.exit(SKIP)
+            s = socket.socket(fileno=fd)
+            try:
+                if s.family == socket.AF_INET and s.type == socket.SOCK_STREAM:
+                    local, peer = s.getsockname(), s.getpeername()
+                    if local[1] in ports and peer[1] in mine:
+                        nodelay[peer[1]] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            except OSError:
+                pass  # the listening sockets have no peer
+            finally:
+                s.close()
+        if len(nodelay) == len(mine):
+            break
+        time.sleep(0.05)
+    os.close(pidfd)
+    for c in clients:
+        c.close()
+    check(len(nodelay) == len(mine), f"found {len(nodelay)} of {len(mine)} accepted connections")
+    check(all(v != 0 for v in nodelay.values()), f"TCP_NODELAY off on the mock's side: {nodelay}")
+    print(f"ok: TCP_NODELAY on all {len(nodelay)} connections the mock brokers accepted")
+    e.close(True)
+
+
 CASES = {"pixelconv": case_pixelconv, "corpus": case_corpus, "rejected": case_rejected, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
-         "damaged": case_damaged, "full": case_full}
+         "damaged": case_damaged, "full": case_full, "mock_nodelay": case_mock_nodelay}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
