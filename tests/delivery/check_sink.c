@@ -334,6 +334,53 @@ START_TEST(config_overrides_and_reads_settings)
 }
 END_TEST
 
+START_TEST(config_reads_back_the_users_kafka_properties)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    const char *name, *value;
+
+    /* Those of the YAML (config() sets two), as written, in order. */
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.linger.ms"), "5");
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.reconnect.backoff.max.ms"),
+                     "200");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 0, &name, &value), 1);
+    ck_assert_str_eq(name, "linger.ms");
+    ck_assert_str_eq(value, "5");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 1, &name, &value), 1);
+    ck_assert_str_eq(name, "reconnect.backoff.max.ms");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 2, &name, &value), 0);
+    /* Not the sink's own settings, nor what nobody set. */
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.acks"));
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.bootstrap.servers"));
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.queue.buffering.max.ms"));
+    /* Set, replaced, removed. */
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.batch.size", "65536", NULL),
+                     0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.linger.ms", "0", NULL), 0);
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.linger.ms"), "0");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 2, &name, &value), 1);
+    ck_assert_str_eq(name, "batch.size");
+    ck_assert_str_eq(value, "65536");
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.linger.ms", NULL, NULL), 0);
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.linger.ms"));
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 0, &name, &value), 1);
+    ck_assert_str_eq(name, "reconnect.backoff.max.ms");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 2, &name, &value), 0);
+    pixel_delivery_config_free(cfg);
+
+    /* Flow style is the same mapping. */
+    {
+        const char *yaml = "delivery:\n"
+                           "  kafka: {brokers: b, topic: t, properties: {queue.buffering.max.ms: 7}}\n"
+                           "  spool: {dir: d}\n";
+        ck_assert_int_eq(pixel_delivery_config_load_string(&cfg, yaml, strlen(yaml), "f", NULL), 0);
+        ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.queue.buffering.max.ms"),
+                         "7");
+        pixel_delivery_config_free(cfg);
+    }
+}
+END_TEST
+
 START_TEST(sink_acks_each_event_after_its_delivery_report)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -633,6 +680,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tc, config_reports_unknown_key_with_line_and_column);
     tcase_add_test(tc, config_reports_bad_values_where_they_are);
     tcase_add_test(tc, config_overrides_and_reads_settings);
+    tcase_add_test(tc, config_reads_back_the_users_kafka_properties);
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(tk, setup, teardown);
     tcase_set_timeout(tk, 120);

@@ -2,7 +2,8 @@
 """Integration tests of the delivery component against the mock Kafka cluster.
 
     integration.py CASE      CASE: corpus | brokers_down | sigkill | damaged | full |
-                                   quarantine | rejected | pixelconv | mock_nodelay
+                                   quarantine | rejected | pixelconv | mock_nodelay |
+                                   omprog_linger
 
 Real processes: pixel-mock-kafka (librdkafka's mock cluster on 127.0.0.1),
 delivery-feed (the producing host), pixel-replay, pixel-spool, and kcat to
@@ -642,8 +643,50 @@ def case_mock_nodelay():
     e.close(True)
 
 
+def case_omprog_linger():
+    """pixel-omprog sets librdkafka's linger.ms to 0 only when the delivery
+    configuration leaves it unset, as pixel_delivery_config_get() reads it:
+    block or flow style, either of its names, or --set."""
+    omprog = os.environ.get("PIXEL_OMPROG")
+    pipeline = os.environ.get("PIXEL_PIPELINE")
+    if not omprog or not os.path.exists(omprog) or not pipeline:
+        print("skip: PIXEL_OMPROG or PIXEL_PIPELINE not set", file=sys.stderr)
+        sys.exit(SKIP)
+    e = Env("omprog")
+    cases = [("block style", "    properties:\n      linger.ms: 7\n", [], False),
+             ("flow style", "    properties: {reconnect.backoff.ms: 50, linger.ms: 7}\n", [], False),
+             ("alias", "    properties:\n      queue.buffering.max.ms: 7\n", [], False),
+             ("--set", "", ["--set", "kafka.properties.linger.ms=7"], False),
+             ("unset", "", [], True),
+             ("other properties", "    properties: {batch.size: 65536}\n", [], True)]
+    for name, props, args, want_zero in cases:
+        path = os.path.join(e.dir, "delivery.yaml")
+        with open(path, "w") as f:
+            f.write(f"""delivery:
+  kafka:
+    brokers: "127.0.0.1:1"
+    topic: events
+{props}  quarantine:
+    file: {e.dir}/quarantine.jsonl
+  spool:
+    dir: {e.spool}
+""")
+        # End of input at once: it loads, answers OK, flushes and exits.
+        p = subprocess.run([omprog, *args, "--delivery", path, pipeline], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        err = p.stderr.decode()
+        check(p.returncode == 0 and p.stdout.decode().startswith("OK"),
+              f"{name}: pixel-omprog exited {p.returncode}: {err}")
+        zero = "kafka linger.ms=0" in err
+        check(zero == want_zero, f"{name}: pixel-omprog {'did not set' if want_zero else 'set'} "
+              f"linger.ms=0: {err}")
+    print(f"ok: linger.ms=0 exactly when the configuration leaves it unset ({len(cases)} cases)")
+    e.close(True)
+
+
 CASES = {"pixelconv": case_pixelconv, "corpus": case_corpus, "rejected": case_rejected, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
-         "damaged": case_damaged, "full": case_full, "mock_nodelay": case_mock_nodelay}
+         "damaged": case_damaged, "full": case_full, "mock_nodelay": case_mock_nodelay,
+         "omprog_linger": case_omprog_linger}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
