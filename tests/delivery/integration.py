@@ -21,6 +21,7 @@ nothing asserts on durations.
 
 import atexit
 import ctypes
+import hashlib
 import json
 import re
 import os
@@ -35,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 SKIP = 77
 WORKDIR = []
+USERS = 40  # case pixelconv: users the corpus is folded into
 
 
 def fail(msg):
@@ -549,6 +551,20 @@ def case_pixelconv():
     e.start_mock(topics=("j1:16", "j2:16"))
     # Several of pixelconv's 1 MB batches, so that workers overlap.
     e.log, e.labels = e.corpus(12000)
+    # The generator gives each user about 1.4 events: too few for an order
+    # to be seen.  Fold the users into USERS (the same 32 hex digits form),
+    # about 270 events each, so that any event handed over out of order,
+    # across batches, workers or requests, lands behind one of its user's.
+    users = [hashlib.md5(f"user-{k}".encode()).hexdigest() for k in range(USERS)]
+    with open(e.log, encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"uid=([0-9a-f]{32})",
+                  lambda m: "uid=" + users[int(m.group(1), 16) % USERS], text)
+    with open(e.log, "w", encoding="utf-8") as f:
+        f.write(text)
+    # Responses 3 ms late: several produce requests in flight per partition,
+    # where a producer without idempotence could reorder on a retry.
+    e.mock_cmd("rtt all 3")
     base = [conv, "-c", e.pipeline, "--fixed-time", "2026-11-26T12:00:00Z"]
     want = os.path.join(e.dir, "file.jsonl")
     subprocess.run(base + ["-o", want, "-q", "/dev/null", "--quiet", e.log], check=True)
@@ -557,6 +573,9 @@ def case_pixelconv():
     want_by_key = {}
     for v in want:
         want_by_key.setdefault(str(json.loads(v)["user"]["id"]), []).append(v)
+    fewest = min(len(v) for v in want_by_key.values())
+    check(len(want_by_key) <= USERS and fewest >= 100,
+          f"{len(want_by_key)} users, the fewest with {fewest} events: too few to see an order")
     for j in (1, 2):
         sets = {"kafka.brokers": e.brokers, "kafka.topic": f"j{j}", "kafka.key_field": "user.id",
                 "kafka.type_field": "type", "quarantine.topic": "",
@@ -574,18 +593,23 @@ def case_pixelconv():
         rows = [r.split("\t", 3) for r in out.split("\n") if r]
         check(sorted(r[3] for r in rows) == sorted(want),
               f"-j{j}: {len(rows)} messages, not the {len(want)} events byte for byte")
-        by_key = {}
+        by_key, part_of = {}, {}
         for part, key, hdrs, value in rows:
             ev = json.loads(value)
             check(key == str(ev["user"]["id"]), f"-j{j}: key {key!r} for user {ev['user']['id']}")
+            check(part_of.setdefault(key, part) == part,
+                  f"-j{j}: user {key}'s events in partitions {part_of[key]} and {part}")
             check(f"pixel-event-type={ev['type']}" in hdrs.split(","),
                   f"-j{j}: headers {hdrs!r} for a {ev['type']} event")
             check("pixel-pipeline-version=1.0.0" in hdrs.split(","), f"-j{j}: headers {hdrs!r}")
             by_key.setdefault(key, []).append(value)
+        check(len(set(part_of.values())) >= 8,
+              f"-j{j}: the users' events went to {len(set(part_of.values()))} partitions only")
         for key, got in by_key.items():
             check(got == want_by_key[key], f"-j{j}: user {key}'s events out of input order")
-        print(f"ok: -j{j}: {len(rows)} events, byte-identical, keyed, with headers, "
-              f"{len(by_key)} users' events in order")
+        print(f"ok: -j{j}: {len(rows)} events, byte-identical, keyed, with headers; "
+              f"{len(by_key)} users (at least {fewest} events each) each in one of "
+              f"{len(set(part_of.values()))} partitions, in input order")
     e.close(True)
 
 
