@@ -54,16 +54,33 @@ PIXEL_API int pixel_delivery_config_load_string(pixel_delivery_config **out, con
 /*
  * Override one setting by its dotted name, as a command line would:
  * "kafka.brokers", "kafka.topic", "spool.dir", "spool.max_bytes",
- * "kafka.properties.linger.ms", ...  Returns 0 or PIXEL_ECONFIG.
+ * "kafka.properties.linger.ms", ...  A NULL value unsets an optional string
+ * setting or removes a librdkafka property.  Returns 0 or PIXEL_ECONFIG.
  */
 PIXEL_API int pixel_delivery_config_set(pixel_delivery_config *cfg, const char *name,
                                         const char *value, pixel_error *err);
 
 /*
  * A setting as text ("kafka.key_field", "kafka.type_field", "spool.dir",
- * ...), or NULL when unset.  Borrowed: valid until the next set or free.
+ * ...), or NULL when unset.  "kafka.properties.NAME" is the librdkafka
+ * property NAME as the configuration sets it (under kafka.properties, or
+ * through pixel_delivery_config_set()), or NULL when it leaves NAME to
+ * librdkafka; the name is taken as it is (linger.ms and its alias
+ * queue.buffering.max.ms are two names).  Borrowed: valid until the next set
+ * or free.
  */
 PIXEL_API const char *pixel_delivery_config_get(const pixel_delivery_config *cfg, const char *name);
+
+/*
+ * The i-th librdkafka property the configuration sets (i from 0, in the
+ * order first set): returns 1 and fills *name and *value, or 0 past the
+ * last one.  Only the user's properties: not the ones the sink sets itself
+ * (bootstrap.servers, enable.idempotence, acks, compression.type,
+ * message.timeout.ms, log.queue).  Borrowed, as with
+ * pixel_delivery_config_get().
+ */
+PIXEL_API int pixel_delivery_config_property(const pixel_delivery_config *cfg, size_t i,
+                                             const char **name, const char **value);
 
 /* NULL is a no-op.  No sink may still use cfg. */
 PIXEL_API void pixel_delivery_config_free(pixel_delivery_config *cfg);
@@ -169,7 +186,9 @@ PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome);
 /*
  * Serve delivery reports, spool fsync batches, probes and parked records,
  * waiting up to timeout_ms for something to happen.  Call it regularly.
- * Returns the number of inputs still waiting for their ack.
+ * With timeout_ms != 0 the records waiting for an fsync (spool, quarantine
+ * file) are fsync'd and acked before the wait, and what the wait spooled
+ * after it.  Returns the number of inputs still waiting for their ack.
  */
 PIXEL_API size_t pixel_sink_poll(pixel_sink *s, int timeout_ms);
 

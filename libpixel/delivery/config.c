@@ -177,6 +177,29 @@ static int add_prop(pixel_delivery_config *cfg, const char *name, const char *va
     return (np[cfg->nprops - 1].name && np[cfg->nprops - 1].value) ? 0 : -1;
 }
 
+static const pixel__kprop *find_prop(const pixel_delivery_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nprops; i++) {
+        if (strcmp(cfg->props[i].name, name) == 0) {
+            return &cfg->props[i];
+        }
+    }
+    return NULL;
+}
+
+static void remove_prop(pixel_delivery_config *cfg, const char *name)
+{
+    pixel__kprop *p = (pixel__kprop *)find_prop(cfg, name);
+
+    if (p != NULL) {
+        size_t i = (size_t)(p - cfg->props);
+        free(p->name);
+        free(p->value);
+        memmove(p, p + 1, (cfg->nprops - i - 1) * sizeof(*p));
+        cfg->nprops--;
+    }
+}
+
 /* A section's key/value pairs, dispatched to fn with the key's name. */
 typedef int (*member_fn)(walker *w, const char *key, const yaml_node_t *val, const char *ptr);
 
@@ -553,7 +576,11 @@ PIXEL_API int pixel_delivery_config_set(pixel_delivery_config *c, const char *na
         }
         return 0;
     }
-    if (strncmp(name, "kafka.properties.", 17) == 0 && value != NULL) {
+    if (strncmp(name, "kafka.properties.", 17) == 0 && name[17] != '\0') {
+        if (value == NULL) {
+            remove_prop(c, name + 17);
+            return 0;
+        }
         return add_prop(c, name + 17, value, 0, 0) == 0
                    ? 0
                    : pixel__d_error(err, PIXEL_ENOMEM, NULL, 0, 0, "out of memory");
@@ -604,7 +631,22 @@ PIXEL_API const char *pixel_delivery_config_get(const pixel_delivery_config *c, 
         snprintf(((pixel_delivery_config *)c)->numbuf, sizeof(c->numbuf), "%" PRIu64, c->max_bytes);
         return c->numbuf;
     }
+    if (strncmp(name, "kafka.properties.", 17) == 0) {
+        const pixel__kprop *p = find_prop(c, name + 17);
+        return p != NULL ? p->value : NULL;
+    }
     return NULL;
+}
+
+PIXEL_API int pixel_delivery_config_property(const pixel_delivery_config *c, size_t i,
+                                             const char **name, const char **value)
+{
+    if (i >= c->nprops) {
+        return 0;
+    }
+    *name = c->props[i].name;
+    *value = c->props[i].value;
+    return 1;
 }
 
 rd_kafka_conf_t *pixel__kafka_conf(const pixel_delivery_config *c, pixel_error *err)

@@ -29,6 +29,7 @@ static rd_kafka_mock_cluster_t *mock;
 typedef struct acks {
     int delivered, spooled, quarantined, failed;
     unsigned char seen[4096];
+    int order[4096], status[4096], n; /* tokens and statuses in the order acked */
 } acks;
 
 static acks A;
@@ -42,6 +43,8 @@ static void on_ack(void *token, int status, void *payload)
     ck_assert_uint_lt(id, sizeof(A.seen));
     ck_assert_msg(A.seen[id] == 0, "input %u acked twice", (unsigned)id);
     A.seen[id] = 1;
+    A.order[A.n] = (int)id;
+    A.status[A.n++] = status;
     switch (status) {
         case PIXEL_SINK_DELIVERED:
             A.delivered++;
@@ -331,6 +334,53 @@ START_TEST(config_overrides_and_reads_settings)
 }
 END_TEST
 
+START_TEST(config_reads_back_the_users_kafka_properties)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    const char *name, *value;
+
+    /* Those of the YAML (config() sets two), as written, in order. */
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.linger.ms"), "5");
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.reconnect.backoff.max.ms"),
+                     "200");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 0, &name, &value), 1);
+    ck_assert_str_eq(name, "linger.ms");
+    ck_assert_str_eq(value, "5");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 1, &name, &value), 1);
+    ck_assert_str_eq(name, "reconnect.backoff.max.ms");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 2, &name, &value), 0);
+    /* Not the sink's own settings, nor what nobody set. */
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.acks"));
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.bootstrap.servers"));
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.queue.buffering.max.ms"));
+    /* Set, replaced, removed. */
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.batch.size", "65536", NULL),
+                     0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.linger.ms", "0", NULL), 0);
+    ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.linger.ms"), "0");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 2, &name, &value), 1);
+    ck_assert_str_eq(name, "batch.size");
+    ck_assert_str_eq(value, "65536");
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.linger.ms", NULL, NULL), 0);
+    ck_assert_ptr_null(pixel_delivery_config_get(cfg, "kafka.properties.linger.ms"));
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 0, &name, &value), 1);
+    ck_assert_str_eq(name, "reconnect.backoff.max.ms");
+    ck_assert_int_eq(pixel_delivery_config_property(cfg, 2, &name, &value), 0);
+    pixel_delivery_config_free(cfg);
+
+    /* Flow style is the same mapping. */
+    {
+        const char *yaml = "delivery:\n"
+                           "  kafka: {brokers: b, topic: t, properties: {queue.buffering.max.ms: 7}}\n"
+                           "  spool: {dir: d}\n";
+        ck_assert_int_eq(pixel_delivery_config_load_string(&cfg, yaml, strlen(yaml), "f", NULL), 0);
+        ck_assert_str_eq(pixel_delivery_config_get(cfg, "kafka.properties.queue.buffering.max.ms"),
+                         "7");
+        pixel_delivery_config_free(cfg);
+    }
+}
+END_TEST
+
 START_TEST(sink_acks_each_event_after_its_delivery_report)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -402,6 +452,78 @@ START_TEST(sink_fails_over_to_the_spool_and_comes_back)
     /* Nothing lost: each event is in Kafka or in the spool. */
     ck_assert_int_eq(spooled_records(), A.spooled);
     ck_assert_int_ge(consume_count("events"), A.delivered);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/*
+ * A poll that waits first makes the records waiting for an fsync durable
+ * and acks them; only then does it wait for Kafka.  Seen in the order of the
+ * acks: the input that waited for its fsync is acked before an input whose
+ * delivery report arrives during the wait.
+ */
+START_TEST(sink_poll_syncs_waiting_quarantine_lines_before_it_waits)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    const char *q = "{\"raw\":\"line\"}";
+
+    /* One line in the quarantine file (fsync batches of 16: it waits),
+     * then one event for Kafka. */
+    ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)100, NULL), 0);
+    ck_assert_int_eq(produce(s, 1), 0);
+    ck_assert_int_eq(A.n, 0);
+    for (int tries = 0; A.n < 2 && tries < 30; tries++) {
+        pixel_sink_poll(s, 1000);
+    }
+    ck_assert_int_eq(A.n, 2);
+    ck_assert_int_eq(A.order[0], 100);
+    ck_assert_int_eq(A.status[0], PIXEL_SINK_QUARANTINED);
+    ck_assert_int_eq(A.order[1], 1);
+    ck_assert_int_eq(A.status[1], PIXEL_SINK_DELIVERED);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* The same for a spooled event while failed over: it is acked before the
+ * probe that Kafka confirms during the wait. */
+START_TEST(sink_poll_syncs_waiting_spool_records_before_it_waits)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    int id = 0, tries, spooled;
+
+    ck_assert_int_eq(produce(s, id++), 0);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50); /* acks everything spooled so far */
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (tries = 0; A.n < id && tries < 100; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(A.n, id);
+    /* One event to the spool, before the probe is due: it waits for its fsync. */
+    spooled = id;
+    ck_assert_int_eq(produce(s, id++), 0);
+    ck_assert_int_eq(A.n, spooled);
+    set_brokers(1);
+    usleep(400 * 1000); /* past probe_initial_ms: the next event is a probe */
+    ck_assert_int_eq(produce(s, id++), 0);
+    ck_assert_uint_eq(A.n, spooled);
+    for (tries = 0; A.n < id && tries < 30; tries++) {
+        pixel_sink_poll(s, 1000);
+    }
+    ck_assert_int_eq(A.n, id);
+    ck_assert_int_eq(A.order[spooled], spooled);
+    ck_assert_int_eq(A.status[spooled], PIXEL_SINK_SPOOLED);
+    ck_assert_int_eq(A.order[spooled + 1], spooled + 1);
+    check_counters(s);
+    pixel_sink_free(s);
     pixel_delivery_config_free(cfg);
 }
 END_TEST
@@ -558,6 +680,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tc, config_reports_unknown_key_with_line_and_column);
     tcase_add_test(tc, config_reports_bad_values_where_they_are);
     tcase_add_test(tc, config_overrides_and_reads_settings);
+    tcase_add_test(tc, config_reads_back_the_users_kafka_properties);
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(tk, setup, teardown);
     tcase_set_timeout(tk, 120);
@@ -565,6 +688,8 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
+    tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
+    tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     suite_add_tcase(s, tk);

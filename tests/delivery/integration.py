@@ -2,7 +2,8 @@
 """Integration tests of the delivery component against the mock Kafka cluster.
 
     integration.py CASE      CASE: corpus | brokers_down | sigkill | damaged | full |
-                                   quarantine | rejected | pixelconv
+                                   quarantine | rejected | pixelconv | mock_nodelay |
+                                   omprog_linger
 
 Real processes: pixel-mock-kafka (librdkafka's mock cluster on 127.0.0.1),
 delivery-feed (the producing host), pixel-replay, pixel-spool, and kcat to
@@ -19,11 +20,14 @@ nothing asserts on durations.
 """
 
 import atexit
+import ctypes
+import hashlib
 import json
 import re
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 SKIP = 77
 WORKDIR = []
+USERS = 40  # case pixelconv: users the corpus is folded into
 
 
 def fail(msg):
@@ -546,6 +551,20 @@ def case_pixelconv():
     e.start_mock(topics=("j1:16", "j2:16"))
     # Several of pixelconv's 1 MB batches, so that workers overlap.
     e.log, e.labels = e.corpus(12000)
+    # The generator gives each user about 1.4 events: too few for an order
+    # to be seen.  Fold the users into USERS (the same 32 hex digits form),
+    # about 270 events each, so that any event handed over out of order,
+    # across batches, workers or requests, lands behind one of its user's.
+    users = [hashlib.md5(f"user-{k}".encode()).hexdigest() for k in range(USERS)]
+    with open(e.log, encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"uid=([0-9a-f]{32})",
+                  lambda m: "uid=" + users[int(m.group(1), 16) % USERS], text)
+    with open(e.log, "w", encoding="utf-8") as f:
+        f.write(text)
+    # Responses 3 ms late: several produce requests in flight per partition,
+    # where a producer without idempotence could reorder on a retry.
+    e.mock_cmd("rtt all 3")
     base = [conv, "-c", e.pipeline, "--fixed-time", "2026-11-26T12:00:00Z"]
     want = os.path.join(e.dir, "file.jsonl")
     subprocess.run(base + ["-o", want, "-q", "/dev/null", "--quiet", e.log], check=True)
@@ -554,6 +573,9 @@ def case_pixelconv():
     want_by_key = {}
     for v in want:
         want_by_key.setdefault(str(json.loads(v)["user"]["id"]), []).append(v)
+    fewest = min(len(v) for v in want_by_key.values())
+    check(len(want_by_key) <= USERS and fewest >= 100,
+          f"{len(want_by_key)} users, the fewest with {fewest} events: too few to see an order")
     for j in (1, 2):
         sets = {"kafka.brokers": e.brokers, "kafka.topic": f"j{j}", "kafka.key_field": "user.id",
                 "kafka.type_field": "type", "quarantine.topic": "",
@@ -571,23 +593,124 @@ def case_pixelconv():
         rows = [r.split("\t", 3) for r in out.split("\n") if r]
         check(sorted(r[3] for r in rows) == sorted(want),
               f"-j{j}: {len(rows)} messages, not the {len(want)} events byte for byte")
-        by_key = {}
+        by_key, part_of = {}, {}
         for part, key, hdrs, value in rows:
             ev = json.loads(value)
             check(key == str(ev["user"]["id"]), f"-j{j}: key {key!r} for user {ev['user']['id']}")
+            check(part_of.setdefault(key, part) == part,
+                  f"-j{j}: user {key}'s events in partitions {part_of[key]} and {part}")
             check(f"pixel-event-type={ev['type']}" in hdrs.split(","),
                   f"-j{j}: headers {hdrs!r} for a {ev['type']} event")
             check("pixel-pipeline-version=1.0.0" in hdrs.split(","), f"-j{j}: headers {hdrs!r}")
             by_key.setdefault(key, []).append(value)
+        check(len(set(part_of.values())) >= 8,
+              f"-j{j}: the users' events went to {len(set(part_of.values()))} partitions only")
         for key, got in by_key.items():
             check(got == want_by_key[key], f"-j{j}: user {key}'s events out of input order")
-        print(f"ok: -j{j}: {len(rows)} events, byte-identical, keyed, with headers, "
-              f"{len(by_key)} users' events in order")
+        print(f"ok: -j{j}: {len(rows)} events, byte-identical, keyed, with headers; "
+              f"{len(by_key)} users (at least {fewest} events each) each in one of "
+              f"{len(set(part_of.values()))} partitions, in input order")
+    e.close(True)
+
+
+def case_mock_nodelay():
+    """pixel-mock-kafka's brokers set TCP_NODELAY on the connections they
+    accept, as Kafka's brokers do: read off the mock's own sockets (copies
+    taken with pidfd_getfd(2)) after one client connection per broker."""
+    e = Env("nodelay")
+    e.start_mock(topics=("events:1",))
+    ports = {int(b.rsplit(":", 1)[1]) for b in e.brokers.split(",")}
+    check(len(ports) == 3, f"bootstrap servers {e.brokers!r}")
+    clients = [socket.create_connection(("127.0.0.1", p), timeout=10) for p in sorted(ports)]
+    mine = {c.getsockname()[1] for c in clients}
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        pidfd = os.pidfd_open(e.mock.pid)
+    except (AttributeError, OSError) as x:
+        print(f"skip: pidfd_open: {x}", file=sys.stderr)
+        e.close(True)
+        sys.exit(SKIP)
+    SYS_pidfd_getfd = 438  # x86-64 and most other architectures (not alpha)
+    nodelay = {}
+    for _ in range(200):
+        for name in os.listdir(f"/proc/{e.mock.pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{e.mock.pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(SYS_pidfd_getfd, pidfd, int(name), 0)
+            if fd < 0:
+                err = ctypes.get_errno()
+                print(f"skip: pidfd_getfd: {os.strerror(err)}", file=sys.stderr)
+                e.close(True)
+                sys.exit(SKIP)
+            s = socket.socket(fileno=fd)
+            try:
+                if s.family == socket.AF_INET and s.type == socket.SOCK_STREAM:
+                    local, peer = s.getsockname(), s.getpeername()
+                    if local[1] in ports and peer[1] in mine:
+                        nodelay[peer[1]] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            except OSError:
+                pass  # the listening sockets have no peer
+            finally:
+                s.close()
+        if len(nodelay) == len(mine):
+            break
+        time.sleep(0.05)
+    os.close(pidfd)
+    for c in clients:
+        c.close()
+    check(len(nodelay) == len(mine), f"found {len(nodelay)} of {len(mine)} accepted connections")
+    check(all(v != 0 for v in nodelay.values()), f"TCP_NODELAY off on the mock's side: {nodelay}")
+    print(f"ok: TCP_NODELAY on all {len(nodelay)} connections the mock brokers accepted")
+    e.close(True)
+
+
+def case_omprog_linger():
+    """pixel-omprog sets librdkafka's linger.ms to 0 only when the delivery
+    configuration leaves it unset, as pixel_delivery_config_get() reads it:
+    block or flow style, either of its names, or --set."""
+    omprog = os.environ.get("PIXEL_OMPROG")
+    pipeline = os.environ.get("PIXEL_PIPELINE")
+    if not omprog or not os.path.exists(omprog) or not pipeline:
+        print("skip: PIXEL_OMPROG or PIXEL_PIPELINE not set", file=sys.stderr)
+        sys.exit(SKIP)
+    e = Env("omprog")
+    cases = [("block style", "    properties:\n      linger.ms: 7\n", [], False),
+             ("flow style", "    properties: {reconnect.backoff.ms: 50, linger.ms: 7}\n", [], False),
+             ("alias", "    properties:\n      queue.buffering.max.ms: 7\n", [], False),
+             ("--set", "", ["--set", "kafka.properties.linger.ms=7"], False),
+             ("unset", "", [], True),
+             ("other properties", "    properties: {batch.size: 65536}\n", [], True)]
+    for name, props, args, want_zero in cases:
+        path = os.path.join(e.dir, "delivery.yaml")
+        with open(path, "w") as f:
+            f.write(f"""delivery:
+  kafka:
+    brokers: "127.0.0.1:1"
+    topic: events
+{props}  quarantine:
+    file: {e.dir}/quarantine.jsonl
+  spool:
+    dir: {e.spool}
+""")
+        # End of input at once: it loads, answers OK, flushes and exits.
+        p = subprocess.run([omprog, *args, "--delivery", path, pipeline], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        err = p.stderr.decode()
+        check(p.returncode == 0 and p.stdout.decode().startswith("OK"),
+              f"{name}: pixel-omprog exited {p.returncode}: {err}")
+        zero = "kafka linger.ms=0" in err
+        check(zero == want_zero, f"{name}: pixel-omprog {'did not set' if want_zero else 'set'} "
+              f"linger.ms=0: {err}")
+    print(f"ok: linger.ms=0 exactly when the configuration leaves it unset ({len(cases)} cases)")
     e.close(True)
 
 
 CASES = {"pixelconv": case_pixelconv, "corpus": case_corpus, "rejected": case_rejected, "quarantine": case_quarantine, "brokers_down": case_brokers_down, "sigkill": case_sigkill,
-         "damaged": case_damaged, "full": case_full}
+         "damaged": case_damaged, "full": case_full, "mock_nodelay": case_mock_nodelay,
+         "omprog_linger": case_omprog_linger}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:

@@ -2,7 +2,8 @@
  * pixel-mock-kafka: a Kafka cluster for tests and demos, from librdkafka's
  * mock cluster (rdkafka_mock.h).  It speaks the real Kafka protocol on
  * 127.0.0.1, keeps messages in memory, and takes brokers down and up on
- * command.  It is not a Kafka broker: nothing is persisted.
+ * command.  It is not a Kafka broker: nothing is persisted.  Like Kafka's
+ * brokers, its brokers set TCP_NODELAY on the connections they accept.
  *
  *   pixel-mock-kafka [-n BROKERS] [-t TOPIC[:PARTITIONS]]... [-c FIFO] [-b FILE]
  *
@@ -170,6 +171,21 @@ int main(int argc, char **argv)
 
     conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    /*
+     * TCP_NODELAY on the brokers' side, as Kafka's own brokers set it.
+     * rdkafka_mock.h has no socket option of its own, but the mock sets up
+     * each connection it accepts with the socket settings of the handle
+     * that hosts it (rd_kafka_transport_post_connect_setup() with the
+     * cluster's handle), socket.nagle.disable included.  With Nagle on, a
+     * response written while an earlier one is unacknowledged waited for
+     * the client's delayed ACK (about 40 ms).
+     */
+    if (rd_kafka_conf_set(conf, "socket.nagle.disable", "true", errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "pixel-mock-kafka: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "pixel-mock-kafka: %s\n", errstr);

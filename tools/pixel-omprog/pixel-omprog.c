@@ -324,49 +324,11 @@ static int load_pipeline(const options *o, pixel_pipeline **out)
 }
 
 #ifdef PIXEL_HAVE_DELIVERY
-/* Is KEY librdkafka's linger setting (linger.ms or its alias)? */
-static int is_linger_key(const char *key, size_t len)
+/* Does the delivery configuration set librdkafka's linger.ms (by either name)? */
+static int sets_linger(const pixel_delivery_config *cfg)
 {
-    return (len == 9 && memcmp(key, "linger.ms", 9) == 0) ||
-           (len == 22 && memcmp(key, "queue.buffering.max.ms", 22) == 0);
-}
-
-/*
- * Does the user set librdkafka's linger.ms, in the delivery file's
- * `delivery:` section or with --set?  A text scan of the section (the
- * delivery library does not expose its properties): a block-style key
- * `linger.ms:` (or `queue.buffering.max.ms:`) anywhere in it counts.
- */
-static int user_sets_linger(const options *o)
-{
-    for (int i = 0; i < o->nsets; i++) {
-        const char *name = o->sets[i];
-        if (strncmp(name, "kafka.properties.", 17) == 0 &&
-            is_linger_key(name + 17, (size_t)(strchr(name, '=') - name) - 17)) {
-            return 1;
-        }
-    }
-    FILE *f = fopen(o->delivery, "r");
-    char line[1024];
-    int in_section = 0, found = 0;
-
-    if (f == NULL) {
-        return 0;
-    }
-    while (!found && fgets(line, sizeof(line), f) != NULL) {
-        if (line[0] != ' ' && line[0] != '\t' && line[0] != '#' && line[0] != '\n') {
-            in_section = strncmp(line, "delivery:", 9) == 0;
-            continue;
-        }
-        const char *k = line + strspn(line, " \t");
-        char quote = *k == '"' || *k == '\'' ? *k++ : 0;
-        size_t len = strcspn(k, quote ? (quote == '"' ? "\"" : "'") : ": \t");
-        const char *after = k + len + (quote && k[len] == quote);
-        after += strspn(after, " \t");
-        found = in_section && *after == ':' && is_linger_key(k, len);
-    }
-    fclose(f);
-    return found;
+    return pixel_delivery_config_get(cfg, "kafka.properties.linger.ms") != NULL ||
+           pixel_delivery_config_get(cfg, "kafka.properties.queue.buffering.max.ms") != NULL;
 }
 
 static int load_delivery(const options *o, pixel_delivery_config **out)
@@ -379,24 +341,6 @@ static int load_delivery(const options *o, pixel_delivery_config **out)
         logf_("error", "delivery: %s", pixel_error_format(&err, msg, sizeof(msg)));
         return -1;
     }
-    /*
-     * linger.ms=0 unless the user chose a value.  rsyslog waits for our
-     * reply to every message (or COMMIT), and we send it only once every
-     * record produced so far is acknowledged: nothing more will come to
-     * batch with while we wait, so lingering only adds its delay to every
-     * reply.  With librdkafka's default (5 ms), one message at a time was
-     * capped at ~200 lines/s.  With 0, records produced while a request is
-     * in flight are still batched into the next one.
-     */
-    if (!user_sets_linger(o)) {
-        if (pixel_delivery_config_set(*out, "kafka.properties.linger.ms", "0", &err) != 0) {
-            logf_("error", "delivery: %s", pixel_error_format(&err, msg, sizeof(msg)));
-            pixel_delivery_config_free(*out);
-            *out = NULL;
-            return -1;
-        }
-        logf_("info", "kafka linger.ms=0 (the delivery section does not set it)");
-    }
     for (int i = 0; i < o->nsets; i++) {
         char name[128];
         const char *eq = strchr(o->sets[i], '=');
@@ -408,6 +352,25 @@ static int load_delivery(const options *o, pixel_delivery_config **out)
             *out = NULL;
             return -1;
         }
+    }
+    /*
+     * linger.ms=0 unless the user chose a value (in the delivery section or
+     * with --set).  rsyslog waits for our reply to every message (or
+     * COMMIT), and we send it only once every record produced so far is
+     * acknowledged: nothing more will come to batch with while we wait, so
+     * lingering only adds its delay to every reply.  With librdkafka's
+     * default (5 ms), one message at a time was capped at ~200 lines/s.
+     * With 0, records produced while a request is in flight are still
+     * batched into the next one.
+     */
+    if (!sets_linger(*out)) {
+        if (pixel_delivery_config_set(*out, "kafka.properties.linger.ms", "0", &err) != 0) {
+            logf_("error", "delivery: %s", pixel_error_format(&err, msg, sizeof(msg)));
+            pixel_delivery_config_free(*out);
+            *out = NULL;
+            return -1;
+        }
+        logf_("info", "kafka linger.ms=0 (the delivery section does not set it)");
     }
     if (pixel_delivery_config_get(*out, "quarantine.file") == NULL &&
         pixel_delivery_config_get(*out, "quarantine.topic") == NULL) {
@@ -684,11 +647,12 @@ static int wait_batch(host *h, int64_t *dot)
     }
     /*
      * The poll timeout starts at 1 ms and doubles up to 50 ms, back to 1 ms
-     * after each ack.  pixel_sink_poll() fsyncs the spool only after its
-     * wait for Kafka, which never wakes it early while Kafka is down: a
-     * fixed 50 ms made every spooled reply wait 50 ms (21 lines/s one
-     * message at a time, one COMMIT per 52 ms).  While Kafka is up a
-     * delivery report ends the wait at once, whatever the timeout.
+     * after each ack.  pixel_sink_poll() fsyncs (and acks) spooled records
+     * before it waits for Kafka, so a spooled reply never waits out the
+     * timeout; the short first timeouts date from when it fsync'd only
+     * after the wait (a fixed 50 ms made every spooled reply wait 50 ms).
+     * While Kafka is up a delivery report ends the wait at once, whatever
+     * the timeout.
      */
     int wait_ms = 1;
     while (h->acked + h->failed < h->submitted) {
