@@ -240,15 +240,151 @@ static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const c
                              (int)(name.n < 128 ? name.n : 128), name.p, esc, at);
 }
 
-/* Decode one name or value: 0 fine, 1 quarantined, <0 failure. */
-static int decode_slow(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
-                       bool special, bool raw_high, pixel_span name_for_msg, const char *what,
-                       pixel_span *out)
+/*
+ * The query string is classified once, sixteen bytes at a time, into three
+ * bit masks (bit i of word i/64 for byte i): the separators '&' and '=', the
+ * escapes ('%', and '+' when it means a space), and the bytes >= 0x80.  Pairs
+ * are cut by walking the separator bits; a name or value is decoded by
+ * walking its escape bits, so no byte between them is looked at again.
+ */
+typedef struct qmasks {
+    uint64_t *sep, *esc, *high;
+    bool any_esc, any_high;
+} qmasks;
+
+static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus, qmasks *m)
 {
-    bool high = raw_high;
-    if (special) {
+    size_t nw = n / 64 + 1;
+    uint64_t *w = pixel__arena_alloc(a, 3 * nw * sizeof(uint64_t));
+    if (!w) {
+        return PIXEL_ENOMEM;
+    }
+    memset(w, 0, 3 * nw * sizeof(uint64_t));
+    m->sep = w;
+    m->esc = w + nw;
+    m->high = w + 2 * nw;
+    unsigned esc = 0, high = 0;
+    for (size_t o = 0; o < n; o += 16) {
+        unsigned char pad[16];
+        const unsigned char *b = s + o;
+        if (n - o < 16) {
+            memset(pad, 0, sizeof(pad));
+            memcpy(pad, b, n - o);
+            b = pad;
+        }
+        pixel_qclass k = pixel__query_class16(b, plus);
+        unsigned sh = (unsigned)(o % 64);
+        m->sep[o / 64] |= (uint64_t)(k.amp | k.eq) << sh;
+        m->esc[o / 64] |= (uint64_t)k.special << sh;
+        m->high[o / 64] |= (uint64_t)k.high << sh;
+        esc |= k.special;
+        high |= k.high;
+    }
+    m->any_esc = esc != 0;
+    m->any_high = high != 0;
+    return 0;
+}
+
+/* Bits of m in [from, to), word by word: w holds the bits of word wi. */
+static inline uint64_t range_word(const uint64_t *m, size_t wi, size_t from, size_t to)
+{
+    uint64_t w = m[wi];
+    if (wi == from / 64) {
+        w &= ~(uint64_t)0 << (from % 64);
+    }
+    if (wi == to / 64) {
+        w &= ((uint64_t)1 << (to % 64)) - 1;
+    }
+    return w;
+}
+
+/* Whether any bit in [from, to) is set. */
+static inline bool any_bit(const uint64_t *m, size_t from, size_t to)
+{
+    if (from >= to) {
+        return false;
+    }
+    size_t a = from / 64, z = (to - 1) / 64;
+    uint64_t first = ~(uint64_t)0 << (from % 64), last = ~(uint64_t)0 >> (63 - (to - 1) % 64);
+    if (a == z) {
+        return (m[a] & first & last) != 0;
+    }
+    if ((m[a] & first) || (m[z] & last)) {
+        return true;
+    }
+    for (size_t i = a + 1; i < z; i++) {
+        if (m[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Decodes [from, to) of the query, whose escapes are the bits of m->esc, into
+ * the arena: the runs between escapes are copied whole.  0, 1 with *bad_at
+ * (offset in the part) on a malformed escape, or ENOMEM; *high is set when
+ * an escape decoded to a byte >= 0x80.
+ */
+static int decode_masked(pixel_arena *a, const qmasks *m, const char *q, size_t from, size_t to,
+                         bool plus_as_space, pixel_span *out, size_t *bad_at, bool *high)
+{
+    char *d = pixel__arena_alloc(a, to - from + 1);
+    if (!d) {
+        return PIXEL_ENOMEM;
+    }
+    size_t i = from, k = 0;
+    unsigned hi = 0;
+    for (size_t wi = from / 64; wi <= to / 64; wi++) {
+        for (uint64_t w = range_word(m->esc, wi, from, to); w; w &= w - 1) {
+            size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
+            if (at < i) {
+                continue; /* inside an escape already decoded */
+            }
+            memcpy(d + k, q + i, at - i);
+            k += at - i;
+            unsigned char c = (unsigned char)q[at];
+            if (c == '%') {
+                int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
+                int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
+                if (h < 0 || l < 0) {
+                    *bad_at = at - from;
+                    return 1;
+                }
+                c = (unsigned char)(h << 4 | l);
+                hi |= c;
+                i = at + 3;
+            } else {
+                c = plus_as_space ? ' ' : c;
+                i = at + 1;
+            }
+            d[k++] = (char)c;
+        }
+    }
+    memcpy(d + k, q + i, to - i);
+    k += to - i;
+    d[k] = '\0';
+    *out = (pixel_span){d, k};
+    *high = (hi & 0x80) != 0;
+    return 0;
+}
+
+/* One name or value, [from, to) of the query, that has escapes or high
+ * bytes: 0 fine, 1 quarantined, <0 failure. */
+__attribute__((noinline)) static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p,
+                                                 pixel_span query, const qmasks *m, size_t from,
+                                                 size_t to, pixel_span name_for_msg,
+                                                 const char *what, pixel_span *out)
+{
+    const char *s = query.p + from;
+    size_t n = to - from;
+    bool esc = any_bit(m->esc, from, to);
+    bool high = m->any_high && any_bit(m->high, from, to);
+    if (esc) {
         size_t bad = 0;
-        int rc = pixel__percent_decode(&ctx->arena, s, n, p->plus_as_space, out, &bad, &high);
+        bool decoded_high = false;
+        int rc = decode_masked(&ctx->arena, m, query.p, from, to, p->plus_as_space, out, &bad,
+                               &decoded_high);
         if (rc < 0) {
             return rc;
         }
@@ -256,6 +392,7 @@ static int decode_slow(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, s
             bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n, bad);
             return 1;
         }
+        high |= decoded_high;
     } else {
         *out = (pixel_span){s, n};
     }
@@ -275,106 +412,39 @@ static int decode_slow(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, s
     return 0;
 }
 
-/*
- * The query string is classified once, sixteen bytes at a time, into two bit
- * masks (bit i of word i/64 for byte i): the bytes that structure it ('&',
- * '=', '%', and '+' when it means a space) and the bytes >= 0x80.  Pairs are
- * then cut by walking the structural bits in order, so the bytes between
- * them are never looked at again.
- */
-typedef struct qmasks {
-    uint64_t *structural, *high;
-    size_t nw;
-    bool any_high;
-} qmasks;
-
-static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus, qmasks *m)
-{
-    size_t nw = n / 64 + 1;
-    uint64_t *w = pixel__arena_alloc(a, 2 * nw * sizeof(uint64_t));
-    if (!w) {
-        return PIXEL_ENOMEM;
-    }
-    memset(w, 0, 2 * nw * sizeof(uint64_t));
-    *m = (qmasks){w, w + nw, nw, false};
-    unsigned high = 0;
-    for (size_t o = 0; o < n; o += 16) {
-        unsigned char pad[16];
-        const unsigned char *b = s + o;
-        if (n - o < 16) {
-            memset(pad, 0, sizeof(pad));
-            memcpy(pad, b, n - o);
-            b = pad;
-        }
-        pixel_qclass k = pixel__query_class16(b, plus);
-        unsigned sh = (unsigned)(o % 64);
-        m->structural[o / 64] |= (uint64_t)(k.amp | k.eq | k.special) << sh;
-        m->high[o / 64] |= (uint64_t)k.high << sh;
-        high |= k.high;
-    }
-    m->any_high = high != 0;
-    return 0;
-}
-
-/* Whether any bit in [from, to) is set. */
-static bool any_bit(const uint64_t *m, size_t from, size_t to)
-{
-    for (size_t i = from / 64; from < to; i++) {
-        uint64_t w = m[i] & (~(uint64_t)0 << (from % 64));
-        size_t next = (i + 1) * 64;
-        if (to < next) {
-            w &= ~(~(uint64_t)0 << (to % 64));
-        }
-        if (w) {
-            return true;
-        }
-        from = next;
-    }
-    return false;
-}
-
-static inline int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const char *s, size_t n,
-                              bool special, bool high, pixel_span name_for_msg, const char *what,
-                              pixel_span *out)
-{
-    if (PIXEL_LIKELY(!special && !high)) {
-        *out = (pixel_span){s, n}; /* plain ASCII: a view into the line */
-        return 0;
-    }
-    return decode_slow(ctx, p, s, n, special, high, name_for_msg, what, out);
-}
-
-/* One name=value pair: [at, end) of the query, the first '=' at eqi (or
- * none), whether name and value hold escapes.  0 fine, 1 quarantined, <0. */
+/* One name=value pair: [at, end) of the query, its first '=' at eqi (end if
+ * none).  0 fine, 1 quarantined, <0 failure. */
 static int add_pair(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query, const qmasks *m,
-                    size_t at, size_t end, size_t eqi, bool name_special, bool value_special)
+                    size_t at, size_t end, size_t eqi)
 {
     pixel_record *r = &ctx->rec;
     if (r->nparams >= p->max_params) {
         return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
                                  "more than %zu query parameters", p->max_params);
     }
-    const char *s = query.p + at, *pe = query.p + end;
-    const char *eq = eqi < end ? query.p + eqi : NULL;
-    bool high = m->any_high && any_bit(m->high, at, end);
-    const char *ne = eq ? eq : pe;
     pixel_param *pa = &r->params[r->nparams];
-    int rc = decode_part(ctx, p, s, (size_t)(ne - s), name_special, high, (pixel_span){NULL, 0},
-                         "parameter name", &pa->name);
-    if (rc != 0) {
-        return rc;
-    }
-    if (eq) {
-        rc = decode_part(ctx, p, eq + 1, (size_t)(pe - eq - 1), value_special, high, pa->name,
-                         "parameter", &pa->value);
+    int rc = 0;
+    if (PIXEL_LIKELY(!(m->any_esc && any_bit(m->esc, at, end)) &&
+                     !(m->any_high && any_bit(m->high, at, end)))) {
+        /* plain ASCII: views into the line */
+        pa->name = (pixel_span){query.p + at, eqi - at};
+        pa->value = eqi < end ? (pixel_span){query.p + eqi + 1, end - eqi - 1}
+                              : (pixel_span){query.p + end, 0};
+    } else {
+        rc = decode_part(ctx, p, query, m, at, eqi, (pixel_span){NULL, 0}, "parameter name",
+                         &pa->name);
+        if (rc == 0) {
+            rc = eqi < end ? decode_part(ctx, p, query, m, eqi + 1, end, pa->name, "parameter",
+                                         &pa->value)
+                           : (pa->value = (pixel_span){query.p + end, 0}, 0);
+        }
         if (rc != 0) {
             return rc;
         }
-    } else {
-        pa->value = (pixel_span){pe, 0};
     }
-    /* a name without escapes is a view into the query, which bounds a word load */
-    pa->slot = slot_find(p, pa->name.p, pa->name.n, name_special ? NULL : query.p + query.n);
+    /* a name that is a view into the query may be loaded a word at a time */
+    bool view = pa->name.p == query.p + at;
+    pa->slot = slot_find(p, pa->name.p, pa->name.n, view ? query.p + query.n : NULL);
     pa->next_same = -1;
     if (pa->slot >= 0) {
         pixel_slot *sl = &r->slots[pa->slot];
@@ -425,46 +495,33 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     }
     memset(r->slots, 0xff, p->nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
     r->nparams = 0;
-    const unsigned char plus = p->plus_as_space ? '+' : '%';
     const size_t n = query.n;
     qmasks m;
-    if (classify(&ctx->arena, (const unsigned char *)query.p, n, plus, &m) < 0) {
+    if (classify(&ctx->arena, (const unsigned char *)query.p, n, p->plus_as_space ? '+' : '%', &m) <
+        0) {
         return PIXEL_ENOMEM;
     }
-    /* The pair being cut: it starts at `at`; its first '=' is at eqi (n: none yet). */
+    /* The pair being cut starts at `at`; its first '=' is at eqi (n: none yet). */
     size_t at = 0, eqi = n;
-    bool name_special = false, value_special = false;
-    for (size_t wi = 0; wi < m.nw; wi++) {
-        uint64_t w = m.structural[wi];
-        /* The end of the string acts as one more '&'. */
-        bool last = wi + 1 == m.nw;
-        if (last) {
-            w |= (uint64_t)1 << (n % 64);
+    for (size_t wi = 0; wi <= n / 64; wi++) {
+        uint64_t w = m.sep[wi];
+        if (wi == n / 64) {
+            w |= (uint64_t)1 << (n % 64); /* the end of the string acts as one more '&' */
         }
-        while (w) {
+        for (; w; w &= w - 1) {
             size_t q = wi * 64 + (size_t)__builtin_ctzll(w);
-            w &= w - 1;
-            unsigned char c = q < n ? (unsigned char)query.p[q] : '&';
-            if (c == '=') {
-                if (eqi == n) {
-                    eqi = q;
-                }
-                continue; /* a later '=' belongs to the value */
-            }
-            if (c != '&') {
-                *(eqi == n ? &name_special : &value_special) = true; /* '%' or '+' */
+            if (q < n && query.p[q] == '=') {
+                eqi = eqi == n ? q : eqi; /* a later '=' belongs to the value */
                 continue;
             }
             if (q > at) { /* "&&" and a trailing '&' make no pair */
-                int rc = add_pair(p, ctx, query, &m, at, q, eqi < q ? eqi : q, name_special,
-                                  value_special);
+                int rc = add_pair(p, ctx, query, &m, at, q, eqi < q ? eqi : q);
                 if (rc != 0) {
                     return rc < 0 ? rc : 0;
                 }
             }
             at = q + 1;
             eqi = n;
-            name_special = value_special = false;
         }
     }
     return 0;
