@@ -15,6 +15,7 @@ RSYSLOGD=${RSYSLOGD:-/usr/sbin/rsyslogd}
 RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-/usr/lib/x86_64-linux-gnu/rsyslog}
 OMPROG_BIN=${OMPROG_BIN:-$PIXEL_BUILD_DIR/tools/pixel-omprog/pixel-omprog}
 MMEXTERNAL_BIN=${MMEXTERNAL_BIN:-$PIXEL_BUILD_DIR/tools/pixel-mmexternal/pixel-mmexternal}
+QUEUE_TRIM_BIN=${QUEUE_TRIM_BIN:-$PIXEL_BUILD_DIR/tools/pixel-queue-trim/pixel-queue-trim}
 MOCK_KAFKA_BIN=${MOCK_KAFKA_BIN:-$PIXEL_BUILD_DIR/tools/pixel-mock-kafka/pixel-mock-kafka}
 REPLAY_BIN=${REPLAY_BIN:-$PIXEL_BUILD_DIR/tools/pixel-replay/pixel-replay}
 PIPELINE_SRC=${PIPELINE_SRC:-$PIXEL_SOURCE_DIR/examples/realestate/pipeline.yaml}
