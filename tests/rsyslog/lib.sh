@@ -211,11 +211,13 @@ px_send_tcp() { px_send tcp "$@"; }
 px_send_udp() { px_send udp "$@"; }
 
 # px_rsyslog_start NAME CONF: start rsyslogd in the foreground of a
-# background job with a private pid file.  Sets RSYSLOG_PID_<NAME>.
+# background job with a private pid file.  Sets RSYSLOG_PID_<NAME>.  Its
+# own messages go to PX_WORK/NAME.stdout, appended: a restarted instance
+# keeps what the one before it said.
 px_rsyslog_start() {
     local name=$1 conf=$2
     "$RSYSLOGD" -n -f "$conf" -i "$PX_WORK/$name.pid" -M "$RSYSLOG_MODDIR" \
-        >"$PX_WORK/$name.stdout" 2>&1 &
+        >>"$PX_WORK/$name.stdout" 2>&1 &
     local pid=$!
     px_track "$pid"
     eval "RSYSLOG_PID_$name=$pid"
