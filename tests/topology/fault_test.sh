@@ -15,10 +15,12 @@
 #
 # Tier two runs the docs' configuration: useTransactions="off", and
 # pixel-queue-trim on its queue before every start (the docs' ExecStartPre=).
-# A SIGKILL between a queue write and its checkpoint (fault 2 hits that window
-# in about one run in six) otherwise makes the restarted rsyslog lose the
-# first lines it acknowledges once it has drained its backlog
-# (docs/deployment.md, "A SIGKILL between a queue write and its checkpoint").
+# A SIGKILL between a queue write and its checkpoint (fault 2 hit that window
+# in 1 of 10 sanitized runs, and in the run that first lost an event) would
+# otherwise make the restarted rsyslog lose the first lines it acknowledges
+# once it has drained its backlog (docs/deployment.md, "A tier-two SIGKILL
+# between a queue write and its checkpoint"); rsyslog-queue-trim builds
+# that state on purpose.
 #
 #   FAULT_N=20000 (requests)  FAULT_RATE=500 (requests/s)
 #   TOPO_TRANSACTIONS=on      tier two with useTransactions="on" instead
