@@ -15,6 +15,7 @@ RSYSLOGD=${RSYSLOGD:-/usr/sbin/rsyslogd}
 RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-/usr/lib/x86_64-linux-gnu/rsyslog}
 OMPROG_BIN=${OMPROG_BIN:-$PIXEL_BUILD_DIR/tools/pixel-omprog/pixel-omprog}
 MMEXTERNAL_BIN=${MMEXTERNAL_BIN:-$PIXEL_BUILD_DIR/tools/pixel-mmexternal/pixel-mmexternal}
+QUEUE_TRIM_BIN=${QUEUE_TRIM_BIN:-$PIXEL_BUILD_DIR/tools/pixel-queue-trim/pixel-queue-trim}
 MOCK_KAFKA_BIN=${MOCK_KAFKA_BIN:-$PIXEL_BUILD_DIR/tools/pixel-mock-kafka/pixel-mock-kafka}
 REPLAY_BIN=${REPLAY_BIN:-$PIXEL_BUILD_DIR/tools/pixel-replay/pixel-replay}
 PIPELINE_SRC=${PIPELINE_SRC:-$PIXEL_SOURCE_DIR/examples/realestate/pipeline.yaml}
@@ -210,11 +211,13 @@ px_send_tcp() { px_send tcp "$@"; }
 px_send_udp() { px_send udp "$@"; }
 
 # px_rsyslog_start NAME CONF: start rsyslogd in the foreground of a
-# background job with a private pid file.  Sets RSYSLOG_PID_<NAME>.
+# background job with a private pid file.  Sets RSYSLOG_PID_<NAME>.  Its
+# own messages go to PX_WORK/NAME.stdout, appended: a restarted instance
+# keeps what the one before it said.
 px_rsyslog_start() {
     local name=$1 conf=$2
     "$RSYSLOGD" -n -f "$conf" -i "$PX_WORK/$name.pid" -M "$RSYSLOG_MODDIR" \
-        >"$PX_WORK/$name.stdout" 2>&1 &
+        >>"$PX_WORK/$name.stdout" 2>&1 &
     local pid=$!
     px_track "$pid"
     eval "RSYSLOG_PID_$name=$pid"

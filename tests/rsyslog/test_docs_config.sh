@@ -18,7 +18,10 @@
 # /etc/rsyslog.conf, minus imuxsock and imklog (a test must not take the
 # real host's /dev/log or kernel log).  Lines go as nginx sends them (UDP
 # to tier one), over RELP to tier two, through the installed pixel-omprog
-# into the mock Kafka cluster; every valid event must arrive.
+# into the mock Kafka cluster; every valid event must arrive.  Tier two
+# starts as its documented systemd drop-in says: the ExecStartPre= line
+# (pixel-queue-trim on the tier-two queue) first, which must name the
+# installed tool and the queue the tier-two block configures.
 #
 # Needs root, unshare, ip and overlayfs: otherwise it reports itself skipped.
 set -u
@@ -55,7 +58,7 @@ if not m:
 sys.stdout.write(m.group(1))
 PY
 }
-for b in tier1.conf tier2.conf delivery.yaml; do
+for b in tier1.conf tier2.conf tier2-unit.conf delivery.yaml; do
     doc_block "$b" >"$PX_WORK/$b" || px_fail "docs/deployment.md: block '$b' is missing"
 done
 
@@ -90,10 +93,10 @@ awk '/^delivery:/ {skip = 1; next} skip && /^[^ #]/ {skip = 0} !skip' "$PIPELINE
 grep -q '^    brokers: ' "$PX_WORK/delivery.yaml" || px_fail "the doc's delivery section has no brokers line"
 sed "s|^    brokers: .*|    brokers: \"$KAFKA_BROKERS\"|" "$PX_WORK/delivery.yaml" >>/etc/libpixel/pipeline.yaml
 
-# host_rsyslogd NAME BLOCK FILE ARGS...: rsyslogd of a host whose
-# /etc/rsyslog.d holds BLOCK as FILE (/var/log, /var/spool/rsyslog its own).
-# It execs: run it in a subshell or in the background ($! is rsyslogd).
-host_rsyslogd() {
+# host_exec NAME BLOCK FILE CMD...: CMD on a host whose /etc/rsyslog.d
+# holds BLOCK as FILE (/var/log, /var/spool/rsyslog its own).  It execs:
+# run it in a subshell or in the background.
+host_exec() {
     local name=$1 block=$2 file=$3 h=$PX_WORK/host-$1
     shift 3
     mkdir -p "$h/rsyslog.d" "$h/log" "$h/spool"
@@ -101,14 +104,39 @@ host_rsyslogd() {
     exec unshare --mount --propagation private bash -c '
         mount --bind "$1/rsyslog.d" /etc/rsyslog.d && mount --bind "$1/log" /var/log &&
             mount --bind "$1/spool" /var/spool/rsyslog || exit 1
-        shift; exec "$@"' _ "$h" "$RSYSLOGD" "$@"
+        shift; exec "$@"' _ "$h" "$@"
 }
+# host_rsyslogd NAME BLOCK FILE ARGS...: that host's rsyslogd ($! is rsyslogd).
+host_rsyslogd() {
+    local name=$1 block=$2 file=$3
+    shift 3
+    host_exec "$name" "$block" "$file" "$RSYSLOGD" "$@"
+}
+
+# The tier-two unit's ExecStartPre= (pixel-queue-trim) must name the
+# installed tool and the queue of the doc's tier-two block: the Debian work
+# directory plus the ruleset's queue.filename, with .qi.
+pre=$(sed -n 's/^ExecStartPre=-\{0,1\}//p' "$PX_WORK/tier2-unit.conf")
+[ -n "$pre" ] && grep -qx '\[Service\]' "$PX_WORK/tier2-unit.conf" ||
+    px_fail "the doc's tier2-unit.conf block has no [Service] section with an ExecStartPre= line"
+read -r pre_bin pre_qi pre_rest <<<"$pre"
+workdir=$(sed -n 's/^\$WorkDirectory[[:space:]]\{1,\}//p' /etc/rsyslog.conf | tail -1)
+qname=$(sed -n 's/.*queue\.filename="\([^"]*\)".*/\1/p' "$PX_WORK/tier2.conf" | head -1)
+[ "$pre_bin" = /usr/local/bin/pixel-queue-trim ] && [ -x "$pre_bin" ] ||
+    px_fail "ExecStartPre= runs '$pre_bin', not the installed /usr/local/bin/pixel-queue-trim"
+[ -z "$pre_rest" ] || px_fail "ExecStartPre= has more arguments than the queue: '$pre_rest'"
+[ "$pre_qi" = "${workdir:-/var/spool/rsyslog}/$qname.qi" ] ||
+    px_fail "ExecStartPre= trims '$pre_qi', but tier two's queue is ${workdir:-/var/spool/rsyslog}/$qname.qi"
 
 for t in tier2:tier2.conf:60-libpixel.conf tier1:tier1.conf:60-pixel-forward.conf; do
     IFS=: read -r name block file <<<"$t"
     (host_rsyslogd "$name" "$block" "$file" -N1) >"$PX_WORK/$name.check" 2>&1 ||
         { cat "$PX_WORK/$name.check" >&2; px_fail "rsyslogd -N1 rejects the doc's $block"; }
 done
+# As systemd would: the unit's ExecStartPre=, then rsyslogd.
+# shellcheck disable=SC2086
+(host_exec tier2 tier2.conf 60-libpixel.conf $pre) >"$PX_WORK/tier2.pre" 2>&1 ||
+    px_fail "tier two's ExecStartPre= ($pre) failed: $(cat "$PX_WORK/tier2.pre")"
 host_rsyslogd tier2 tier2.conf 60-libpixel.conf -n -i "$PX_WORK/tier2.pid" >"$PX_WORK/tier2.out" 2>&1 &
 px_track $!
 T2_PID=$!
