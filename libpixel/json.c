@@ -418,21 +418,6 @@ static const unsigned char needs_escape[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
 };
 
-/* Nonzero when some byte of w may need an escape (<0x20, '"', '\\', 0x7f); exact for
- * words without such bytes, which is all that matters: others take the slow path. */
-static inline uint64_t word_needs_escape(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t lo = (w - 0x2020202020202020ull) & ~w;
-    uint64_t q = w ^ 0x2222222222222222ull;
-    uint64_t bs = w ^ 0x5C5C5C5C5C5C5C5Cull;
-    uint64_t del = w ^ 0x7F7F7F7F7F7F7F7Full;
-    q = (q - ones) & ~q;
-    bs = (bs - ones) & ~bs;
-    del = (del - ones) & ~del;
-    return (lo | q | bs | del) & high;
-}
-
 static char *escape_byte(char *o, unsigned char c)
 {
     *o++ = '\\';
@@ -497,13 +482,10 @@ static inline void copy_short(char *o, const unsigned char *p, size_t n)
     }
 }
 
-/* Whether n bytes, 4 <= n <= 16, need no escape: the same two words. */
+/* Whether n bytes, 4 <= n <= 16, need no escape. */
 static inline bool short_is_plain(const unsigned char *p, size_t n)
 {
-    if (n >= 8) {
-        return !word_needs_escape(load64(p)) && !word_needs_escape(load64(p + n - 8));
-    }
-    return !word_needs_escape((uint64_t)load32(p) | (uint64_t)load32(p + n - 4) << 32);
+    return pixel__json_special_short(p, n) == 0;
 }
 
 /*

@@ -16,20 +16,55 @@
 #endif
 
 /* Bytes a JSON string must escape: < 0x20, '"', '\\', and DEL (for log safety). */
-static inline unsigned pixel__json_special16(const unsigned char *p)
-{
 #ifdef PIXEL_SIMD_SSE2
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+static inline unsigned pixel__json_special_v(__m128i v)
+{
     __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
     __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
     __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
     __m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F));
     return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ctl, q), _mm_or_si128(bs, del)));
+}
+#endif
+
+static inline unsigned pixel__json_special16(const unsigned char *p)
+{
+#ifdef PIXEL_SIMD_SSE2
+    return pixel__json_special_v(_mm_loadu_si128((const __m128i *)(const void *)p));
 #else
     unsigned m = 0;
     for (unsigned i = 0; i < 16; i++) {
         unsigned char c = p[i];
         m |= (unsigned)(c < 0x20 || c == '"' || c == '\\' || c == 0x7F) << i;
+    }
+    return m;
+#endif
+}
+
+/* Nonzero when some of n bytes, 4 <= n <= 16, needs an escape.  The bytes
+ * are read as two overlapping words (of 8, or of 4 when n < 8) into one
+ * block, so nothing outside the n bytes is read. */
+static inline unsigned pixel__json_special_short(const unsigned char *p, size_t n)
+{
+#ifdef PIXEL_SIMD_SSE2
+    uint64_t a, z = 0;
+    unsigned lanes = 0xFFFF;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&z, p + n - 8, 8);
+    } else {
+        uint32_t a4, z4;
+        memcpy(&a4, p, 4);
+        memcpy(&z4, p + n - 4, 4);
+        a = a4 | (uint64_t)z4 << 32;
+        lanes = 0xFF;
+    }
+    return pixel__json_special_v(_mm_set_epi64x((long long)z, (long long)a)) & lanes;
+#else
+    unsigned m = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        m |= c < 0x20 || c == '"' || c == '\\' || c == 0x7F;
     }
     return m;
 #endif
