@@ -164,8 +164,55 @@ static bool full_time(const char *s, size_t n)
     return true;
 }
 
+/* Byte lanes of x (a little- or big-endian load of 8 bytes) above their limit in lim:
+   non-zero when some byte of x exceeds the matching byte of lim (each limit < 0x80). */
+static uint64_t lanes_over(uint64_t x, uint64_t lim)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, high = 0x8080808080808080ull;
+    return (((x & low7) + (low7 - lim)) | x) & high;
+}
+
+static uint64_t load8(const char *s)
+{
+    uint64_t v;
+    memcpy(&v, s, 8);
+    return v;
+}
+
+/* Eight bytes of text as a word in load order, for comparing with load8(). */
+#define WORD8(a, b, c, d, e, f, g, h) (load8((const char[8]){a, b, c, d, e, f, g, h}))
+
+/* The usual shape, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.sssZ, with a day of at most
+   28 (or within its month, February aside) and a second below 60: true only when the full
+   checker would say true; anything else goes to it. */
+static bool date_time_common(const char *s, size_t n)
+{
+    if ((n != 20 && n != 24) || s[n - 1] != 'Z') {
+        return false;
+    }
+    /* digits XOR '0' are 0..9; separators XOR themselves are 0 */
+    uint64_t a = load8(s) ^ WORD8('0', '0', '0', '0', '-', '0', '0', '-');
+    uint64_t b = load8(s + 8) ^ WORD8('0', '0', 'T', '0', '0', ':', '0', '0');
+    uint64_t c = load8(s + n - 8) ^ (n == 20 ? WORD8('0', ':', '0', '0', ':', '0', '0', 'Z')
+                                             : WORD8(':', '0', '0', '.', '0', '0', '0', 'Z'));
+    uint64_t la = WORD8(9, 9, 9, 9, 0, 9, 9, 0), lb = WORD8(9, 9, 0, 9, 9, 0, 9, 9);
+    uint64_t lc = n == 20 ? WORD8(9, 0, 9, 9, 0, 9, 9, 0) : WORD8(0, 9, 9, 0, 9, 9, 9, 0);
+    if (lanes_over(a, la) | lanes_over(b, lb) | lanes_over(c, lc)) {
+        return false;
+    }
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    int h = (s[11] - '0') * 10 + (s[12] - '0'), mi = (s[14] - '0') * 10 + (s[15] - '0');
+    int se = (s[17] - '0') * 10 + (s[18] - '0');
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m >= 1 && m <= 12 && d >= 1 && (d <= 28 || d <= days[m - 1]) && h <= 23 &&
+           mi <= 59 && se <= 59;
+}
+
 static bool date_time(const char *s, size_t n)
 {
+    if (date_time_common(s, n)) {
+        return true;
+    }
     return n > 11 && (s[10] == 'T' || s[10] == 't') && full_date(s, 10) &&
            full_time(s + 11, n - 11);
 }

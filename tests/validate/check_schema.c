@@ -198,6 +198,20 @@ START_TEST(format_checkers_follow_their_rfcs)
 {
     ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46Z", 20), 1);
     ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-02-30T05:24:46Z", 20), 0);
+    /* the common shapes have a fast path; what it does not settle goes to the full checker */
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46.123Z", 24), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2024-02-29T05:24:46Z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2023-02-29T05:24:46Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-04-31T05:24:46.000Z", 24), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-12-31T23:59:60Z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-12-31T22:59:60Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T24:00:00Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:60:00Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-13-26T05:24:46Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26t05:24:46z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46.1234", 24), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:4\xd9Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026/11-26T05:24:46Z", 20), 0);
     ck_assert_int_eq(pixel_schema_format_check("ipv6", "2001:db8::", 10), 1);
     ck_assert_int_eq(pixel_schema_format_check("ipv4", "203.0.113.09", 12), 0);
     ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896", 36), 1);
