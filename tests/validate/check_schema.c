@@ -470,6 +470,27 @@ START_TEST(objects_agree_with_the_full_evaluation)
                     " \"properties\": {\"t\": {\"const\": \"k\"}},"
                     " \"unevaluatedProperties\": false}",
                     inst4, valid4, PIXEL_ARRAY_LEN(inst4), false);
+    /* an envelope walked by allOf/$ref (enough names not to be looked up one by one), the
+       event's own names, and unevaluatedProperties counting members instead of looking
+       each one up */
+    static const char *const inst5[] = {
+        "{\"a\": 1, \"b\": 2, \"t\": \"k\"}",
+        "{\"a\": 1, \"t\": \"k\", \"p\": 3}",
+        "{\"a\": 1, \"t\": \"k\", \"p\": 3, \"z\": 0}",
+        "{\"a\": 1, \"t\": \"k\", \"z\": 0}",
+        "{\"z\": 0, \"a\": 1}",
+        "{\"a\": 1, \"t\": \"k\", \"p\": \"x\"}",
+        "{\"b\": 1}",
+        "{\"a\": 1, \"e\": null, \"d\": null, \"c\": null, \"b\": null, \"t\": \"k\", \"p\": 0}",
+        "{\"a\": 1, \"q\": 1}",
+    };
+    static const int valid5[] = {1, 1, 0, 0, 0, 0, 0, 1, 0};
+    expect_verdicts("{\"allOf\": [{\"$ref\": \"#/$defs/env\"}],"
+                    " \"properties\": {\"t\": {\"const\": \"k\"}, \"p\": {\"type\": \"integer\"}},"
+                    " \"unevaluatedProperties\": false,"
+                    " \"$defs\": {\"env\": {\"properties\": {\"a\": {}, \"b\": {}, \"c\": {}, \"d\": {},"
+                    " \"e\": {}, \"t\": {\"type\": \"string\"}}, \"required\": [\"a\"]}}}",
+                    inst5, valid5, PIXEL_ARRAY_LEN(inst5), false);
 }
 END_TEST
 
