@@ -1058,23 +1058,30 @@ static bool uri_template(const char *s, size_t n)
 
 /* ---- the rest ------------------------------------------------------------------- */
 
+/* Non-zero when some byte of w is not a hex digit: 0-9, a-f, A-F. */
+static uint64_t not_hex8(uint64_t w)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, high = 0x8080808080808080ull;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t d = (w ^ (0x30 * ones)) & low7;             /* '0'..'9' -> 0..9 */
+    uint64_t not_digit = (d + (0x7f - 9) * ones) & high;  /* d > 9 */
+    uint64_t t = (w | (0x20 * ones)) & low7;             /* letters in lower case */
+    uint64_t ge_a = (t + (0x80 - 'a') * ones) & high;     /* t >= 'a' */
+    uint64_t gt_f = (t + (0x7f - 'f') * ones) & high;     /* t > 'f' */
+    uint64_t not_letter = (~ge_a | gt_f) & high;
+    return (w & high) | (not_digit & not_letter);
+}
+
 static bool uuid(const char *s, size_t n)
 {
-    /* 8-4-4-4-12 hex digits: which class each position needs */
-#define H C_HEX
-#define D C_DASH
-    static const uint8_t want[36] = {H, H, H, H, H, H, H, H, D, H, H, H, H, D, H, H, H, H,
-                                     D, H, H, H, H, D, H, H, H, H, H, H, H, H, H, H, H, H};
-#undef H
-#undef D
-    if (n != 36) {
+    /* 8-4-4-4-12 hex digits: the dashes, then five 8-byte words with the dashes as '0' */
+    if (n != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') {
         return false;
     }
-    unsigned bad = 0;
-    for (size_t i = 0; i < 36; i++) {
-        bad |= !(CLASS[(unsigned char)s[i]] & want[i]);
-    }
-    return !bad;
+    const uint64_t w1 = WORD8('-' ^ '0', 0, 0, 0, 0, '-' ^ '0', 0, 0);
+    const uint64_t w2 = WORD8(0, 0, '-' ^ '0', 0, 0, 0, 0, '-' ^ '0');
+    return !(not_hex8(load8(s)) | not_hex8(load8(s + 8) ^ w1) | not_hex8(load8(s + 16) ^ w2) |
+             not_hex8(load8(s + 24)) | not_hex8(load8(s + 28)));
 }
 
 static bool json_pointer(const char *s, size_t n)

@@ -215,6 +215,11 @@ START_TEST(format_checkers_follow_their_rfcs)
     ck_assert_int_eq(pixel_schema_format_check("ipv6", "2001:db8::", 10), 1);
     ck_assert_int_eq(pixel_schema_format_check("ipv4", "203.0.113.09", 12), 0);
     ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896", 36), 1);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "F57BD9AB-F936-4984-A95E-852C4C77B896", 36), 1);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b89g", 36), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b8:6", 36), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9abf-936-4984-a95e-852c4c77b896", 36), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896-", 37), 0);
     ck_assert_int_eq(pixel_schema_format_check("duration", "P1Y2M3DT4H5M6S", 14), 1);
     ck_assert_int_eq(pixel_schema_format_check("duration", "P1Y3D", 5), 0);
     ck_assert_int_eq(pixel_schema_format_check("no-such-format", "x", 1), -1);
