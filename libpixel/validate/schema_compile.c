@@ -1135,14 +1135,17 @@ static int static_uneval(pixel_schema_registry *r, snode *n, sop *op)
     /* the walked object with the most names, and the rest of the set as extra names */
     const sobject *main = NULL;
     for (size_t i = 0; i < nobjs; i++) {
-        if (!objs[i]->lookup && (!main || objs[i]->nprops > main->nprops)) {
+        bool all_schemas = true; /* no name only "required" mentions */
+        for (size_t k = 0; k < objs[i]->nprops && all_schemas; k++) {
+            all_schemas = objs[i]->props[k].schema != NULL;
+        }
+        if (all_schemas && !objs[i]->lookup && (!main || objs[i]->nprops > main->nprops)) {
             main = objs[i];
         }
     }
     scover cv = {.main = main};
     for (size_t i = 0; main && i < nk; i++) {
-        long j = pixel__strtab_find(&main->names, keys[i], lens[i]);
-        if (j >= 0 && main->props[j].schema) {
+        if (pixel__strtab_find(&main->names, keys[i], lens[i]) >= 0) {
             continue; /* main declares it */
         }
         bool dup = false;

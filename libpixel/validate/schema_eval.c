@@ -65,10 +65,10 @@ typedef struct ectx {
     void *payload;
     pcre2_match_data *md;
     /* The boolean pass's last valid walk of an object by an sobject that is some
-       scover's main: the object, the sobject, its members and how many it declared. */
+       scover's main: the object, the sobject, and how many members it declared. */
     const pixel_value *cov_v;
     const sobject *cov_o;
-    size_t cov_members, cov_declared;
+    size_t cov_declared;
 } ectx;
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
@@ -653,7 +653,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     /* Members usually come in the order the schema declares them (producers serialize
        that way): try the declared property after the last one found before hashing. */
     size_t next = 0;
-    size_t members = 0, declared = 0;
+    size_t misses = 0; /* members that are not declared */
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
         const sprop *p = NULL;
         if (next < o->nprops && o->props[next].klen == m->klen &&
@@ -661,9 +661,9 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
             p = &o->props[next++];
         } else if (o->nprops && (p = prop_find(o, m)) != NULL) {
             next = (size_t)(p - o->props) + 1;
+        } else {
+            misses++;
         }
-        members++;
-        declared += p && p->schema;
         if (!quick_member(x, o, p, m, bits)) {
             return false;
         }
@@ -683,8 +683,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     if (o->cover) {
         x->cov_v = v;
         x->cov_o = o;
-        x->cov_members = members;
-        x->cov_declared = declared;
+        x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
     }
     return true;
 }
@@ -870,10 +869,10 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
                    every member evaluated */
                 const scover *c = op->u.uneval.cover;
                 size_t n = x->cov_declared;
-                for (size_t k = 0; k < c->nextra && n < x->cov_members; k++) {
+                for (size_t k = 0; k < c->nextra && n < v->u.list.count; k++) {
                     n += member(v, c->extra[k], c->extra_len[k]) != NULL;
                 }
-                if (n == x->cov_members) {
+                if (n == v->u.list.count) {
                     return true;
                 }
             }
