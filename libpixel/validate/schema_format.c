@@ -768,25 +768,27 @@ static bool ipv4(const char *s, size_t n)
     if (n < 7 || n > 15) {
         return false;
     }
-    size_t i = 0;
+    const char *p = s, *end = s + n;
     for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (i >= n || s[i] != '.') {
-                return false;
-            }
-            i++;
-        }
-        size_t st = i;
-        unsigned v = 0;
-        while (i < n && i - st < 3 && digit(s[i])) {
-            v = v * 10 + (unsigned)(s[i++] - '0');
-        }
-        /* one to three digits, no leading zero, at most 255 */
-        if (i == st || (i - st > 1 && s[st] == '0') || v > 255) {
+        if (part > 0 && (p == end || *p++ != '.')) {
             return false;
         }
+        /* one to three digits, no leading zero, at most 255 */
+        if (p == end || !digit(*p)) {
+            return false;
+        }
+        unsigned v = (unsigned)(*p++ - '0');
+        if (p < end && digit(*p)) {
+            if (v == 0) {
+                return false;
+            }
+            v = v * 10 + (unsigned)(*p++ - '0');
+            if (p < end && digit(*p) && (v = v * 10 + (unsigned)(*p++ - '0')) > 255) {
+                return false;
+            }
+        }
     }
-    return i == n;
+    return p == end;
 }
 
 static bool ipv6(const char *s, size_t n)

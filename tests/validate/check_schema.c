@@ -214,6 +214,12 @@ START_TEST(format_checkers_follow_their_rfcs)
     ck_assert_int_eq(pixel_schema_format_check("date-time", "2026/11-26T05:24:46Z", 20), 0);
     ck_assert_int_eq(pixel_schema_format_check("ipv6", "2001:db8::", 10), 1);
     ck_assert_int_eq(pixel_schema_format_check("ipv4", "203.0.113.09", 12), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "255.255.255.255", 15), 1);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "0.10.100.0", 10), 1);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "256.0.0.1", 9), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "1.2.3.4.", 8), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "1.2.3.1234", 10), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "00.2.3.4", 8), 0);
     ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896", 36), 1);
     ck_assert_int_eq(pixel_schema_format_check("uuid", "F57BD9AB-F936-4984-A95E-852C4C77B896", 36), 1);
     ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b89g", 36), 0);
