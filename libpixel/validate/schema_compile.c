@@ -1132,6 +1132,48 @@ static int static_uneval(pixel_schema_registry *r, snode *n, sop *op)
             }
         }
     }
+    /* the walked object with the most names, and the rest of the set as extra names */
+    const sobject *main = NULL;
+    for (size_t i = 0; i < nobjs; i++) {
+        bool all_schemas = true; /* no name only "required" mentions */
+        for (size_t k = 0; k < objs[i]->nprops && all_schemas; k++) {
+            all_schemas = objs[i]->props[k].schema != NULL;
+        }
+        if (all_schemas && !objs[i]->lookup && (!main || objs[i]->nprops > main->nprops)) {
+            main = objs[i];
+        }
+    }
+    scover cv = {.main = main};
+    for (size_t i = 0; main && i < nk; i++) {
+        if (pixel__strtab_find(&main->names, keys[i], lens[i]) >= 0) {
+            continue; /* main declares it */
+        }
+        bool dup = false;
+        for (size_t e = 0; e < cv.nextra && !dup; e++) {
+            dup = cv.extra_len[e] == lens[i] && memcmp(cv.extra[e], keys[i], lens[i]) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        if (cv.nextra == 8) {
+            main = NULL; /* too many: the per-member lookup stays */
+            break;
+        }
+        cv.extra[cv.nextra] = keys[i];
+        cv.extra_len[cv.nextra++] = lens[i];
+    }
+    op->u.uneval.cover = NULL;
+    if (main) {
+        scover *c = pixel__arena_alloc(&r->arena, sizeof(*c));
+        if (!c) {
+            pixel__free(keys);
+            pixel__free(lens);
+            return oom(r);
+        }
+        *c = cv;
+        ((sobject *)main)->cover = true; /* the registry's own, compiled here */
+        op->u.uneval.cover = c;
+    }
     int rc = keys && lens ? pixel__strtab_build(&op->u.uneval.names, &r->arena, keys, lens, nk, NULL)
                           : -1;
     pixel__free(keys);

@@ -64,6 +64,11 @@ typedef struct ectx {
     pixel_schema_error_cb cb;
     void *payload;
     pcre2_match_data *md;
+    /* The boolean pass's last valid walk of an object by an sobject that is some
+       scover's main: the object, the sobject, and how many members it declared. */
+    const pixel_value *cov_v;
+    const sobject *cov_o;
+    size_t cov_declared;
 } ectx;
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
@@ -648,6 +653,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     /* Members usually come in the order the schema declares them (producers serialize
        that way): try the declared property after the last one found before hashing. */
     size_t next = 0;
+    size_t misses = 0; /* members that are not declared */
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
         const sprop *p = NULL;
         if (next < o->nprops && o->props[next].klen == m->klen &&
@@ -655,6 +661,8 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
             p = &o->props[next++];
         } else if (o->nprops && (p = prop_find(o, m)) != NULL) {
             next = (size_t)(p - o->props) + 1;
+        } else {
+            misses++;
         }
         if (!quick_member(x, o, p, m, bits)) {
             return false;
@@ -662,12 +670,20 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     }
     if (o->nreq_bits <= 64) {
         uint64_t all = o->nreq_bits == 64 ? ~0ull : (1ull << o->nreq_bits) - 1;
-        return o->nreq_bits == 0 || bits[0] == all;
-    }
-    for (size_t i = 0; i < o->nrequired; i++) {
-        if (!req_seen(o, bits, i, v)) {
+        if (o->nreq_bits != 0 && bits[0] != all) {
             return false;
         }
+    } else {
+        for (size_t i = 0; i < o->nrequired; i++) {
+            if (!req_seen(o, bits, i, v)) {
+                return false;
+            }
+        }
+    }
+    if (o->cover) {
+        x->cov_v = v;
+        x->cov_o = o;
+        x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
     }
     return true;
 }
@@ -846,6 +862,19 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
             }
             if (!op->u.uneval.static_names) {
                 break; /* needs annotations: such a node is never quick */
+            }
+            if (x->cov_v == v && op->u.uneval.cover && op->u.uneval.cover->main == x->cov_o) {
+                /* allOf/$ref here walked v: its declared members, plus the members with
+                   the other names of the set (distinct names, each found once), make
+                   every member evaluated */
+                const scover *c = op->u.uneval.cover;
+                size_t n = x->cov_declared;
+                for (size_t k = 0; k < c->nextra && n < v->u.list.count; k++) {
+                    n += member(v, c->extra[k], c->extra_len[k]) != NULL;
+                }
+                if (n == v->u.list.count) {
+                    return true;
+                }
             }
             for (const pixel_value *m = v->u.list.head; m; m = m->next) {
                 bool done = pixel__strtab_find(&op->u.uneval.names, m->key, m->klen) >= 0;

@@ -164,8 +164,55 @@ static bool full_time(const char *s, size_t n)
     return true;
 }
 
+/* Byte lanes of x (a little- or big-endian load of 8 bytes) above their limit in lim:
+   non-zero when some byte of x exceeds the matching byte of lim (each limit < 0x80). */
+static uint64_t lanes_over(uint64_t x, uint64_t lim)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, high = 0x8080808080808080ull;
+    return (((x & low7) + (low7 - lim)) | x) & high;
+}
+
+static uint64_t load8(const char *s)
+{
+    uint64_t v;
+    memcpy(&v, s, 8);
+    return v;
+}
+
+/* Eight bytes of text as a word in load order, for comparing with load8(). */
+#define WORD8(a, b, c, d, e, f, g, h) (load8((const char[8]){a, b, c, d, e, f, g, h}))
+
+/* The usual shape, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.sssZ, with a day of at most
+   28 (or within its month, February aside) and a second below 60: true only when the full
+   checker would say true; anything else goes to it. */
+static bool date_time_common(const char *s, size_t n)
+{
+    if ((n != 20 && n != 24) || s[n - 1] != 'Z') {
+        return false;
+    }
+    /* digits XOR '0' are 0..9; separators XOR themselves are 0 */
+    uint64_t a = load8(s) ^ WORD8('0', '0', '0', '0', '-', '0', '0', '-');
+    uint64_t b = load8(s + 8) ^ WORD8('0', '0', 'T', '0', '0', ':', '0', '0');
+    uint64_t c = load8(s + n - 8) ^ (n == 20 ? WORD8('0', ':', '0', '0', ':', '0', '0', 'Z')
+                                             : WORD8(':', '0', '0', '.', '0', '0', '0', 'Z'));
+    uint64_t la = WORD8(9, 9, 9, 9, 0, 9, 9, 0), lb = WORD8(9, 9, 0, 9, 9, 0, 9, 9);
+    uint64_t lc = n == 20 ? WORD8(9, 0, 9, 9, 0, 9, 9, 0) : WORD8(0, 9, 9, 0, 9, 9, 9, 0);
+    if (lanes_over(a, la) | lanes_over(b, lb) | lanes_over(c, lc)) {
+        return false;
+    }
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    int h = (s[11] - '0') * 10 + (s[12] - '0'), mi = (s[14] - '0') * 10 + (s[15] - '0');
+    int se = (s[17] - '0') * 10 + (s[18] - '0');
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m >= 1 && m <= 12 && d >= 1 && (d <= 28 || d <= days[m - 1]) && h <= 23 &&
+           mi <= 59 && se <= 59;
+}
+
 static bool date_time(const char *s, size_t n)
 {
+    if (date_time_common(s, n)) {
+        return true;
+    }
     return n > 11 && (s[10] == 'T' || s[10] == 't') && full_date(s, 10) &&
            full_time(s + 11, n - 11);
 }
@@ -721,25 +768,27 @@ static bool ipv4(const char *s, size_t n)
     if (n < 7 || n > 15) {
         return false;
     }
-    size_t i = 0;
+    const char *p = s, *end = s + n;
     for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (i >= n || s[i] != '.') {
-                return false;
-            }
-            i++;
-        }
-        size_t st = i;
-        unsigned v = 0;
-        while (i < n && i - st < 3 && digit(s[i])) {
-            v = v * 10 + (unsigned)(s[i++] - '0');
-        }
-        /* one to three digits, no leading zero, at most 255 */
-        if (i == st || (i - st > 1 && s[st] == '0') || v > 255) {
+        if (part > 0 && (p == end || *p++ != '.')) {
             return false;
         }
+        /* one to three digits, no leading zero, at most 255 */
+        if (p == end || !digit(*p)) {
+            return false;
+        }
+        unsigned v = (unsigned)(*p++ - '0');
+        if (p < end && digit(*p)) {
+            if (v == 0) {
+                return false;
+            }
+            v = v * 10 + (unsigned)(*p++ - '0');
+            if (p < end && digit(*p) && (v = v * 10 + (unsigned)(*p++ - '0')) > 255) {
+                return false;
+            }
+        }
     }
-    return i == n;
+    return p == end;
 }
 
 static bool ipv6(const char *s, size_t n)
@@ -1011,23 +1060,30 @@ static bool uri_template(const char *s, size_t n)
 
 /* ---- the rest ------------------------------------------------------------------- */
 
+/* Non-zero when some byte of w is not a hex digit: 0-9, a-f, A-F. */
+static uint64_t not_hex8(uint64_t w)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, high = 0x8080808080808080ull;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t d = (w ^ (0x30 * ones)) & low7;             /* '0'..'9' -> 0..9 */
+    uint64_t not_digit = (d + (0x7f - 9) * ones) & high;  /* d > 9 */
+    uint64_t t = (w | (0x20 * ones)) & low7;             /* letters in lower case */
+    uint64_t ge_a = (t + (0x80 - 'a') * ones) & high;     /* t >= 'a' */
+    uint64_t gt_f = (t + (0x7f - 'f') * ones) & high;     /* t > 'f' */
+    uint64_t not_letter = (~ge_a | gt_f) & high;
+    return (w & high) | (not_digit & not_letter);
+}
+
 static bool uuid(const char *s, size_t n)
 {
-    /* 8-4-4-4-12 hex digits: which class each position needs */
-#define H C_HEX
-#define D C_DASH
-    static const uint8_t want[36] = {H, H, H, H, H, H, H, H, D, H, H, H, H, D, H, H, H, H,
-                                     D, H, H, H, H, D, H, H, H, H, H, H, H, H, H, H, H, H};
-#undef H
-#undef D
-    if (n != 36) {
+    /* 8-4-4-4-12 hex digits: the dashes, then five 8-byte words with the dashes as '0' */
+    if (n != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') {
         return false;
     }
-    unsigned bad = 0;
-    for (size_t i = 0; i < 36; i++) {
-        bad |= !(CLASS[(unsigned char)s[i]] & want[i]);
-    }
-    return !bad;
+    const uint64_t w1 = WORD8('-' ^ '0', 0, 0, 0, 0, '-' ^ '0', 0, 0);
+    const uint64_t w2 = WORD8(0, 0, '-' ^ '0', 0, 0, 0, 0, '-' ^ '0');
+    return !(not_hex8(load8(s)) | not_hex8(load8(s + 8) ^ w1) | not_hex8(load8(s + 16) ^ w2) |
+             not_hex8(load8(s + 24)) | not_hex8(load8(s + 28)));
 }
 
 static bool json_pointer(const char *s, size_t n)

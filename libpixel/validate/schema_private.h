@@ -323,7 +323,23 @@ typedef struct sobject {
     size_t nreq_bits; /* distinct required names */
     bool has_props, has_patterns, has_required;
     bool lookup; /* few properties, no patterns or additionalProperties: look each up */
+    bool cover;  /* its names are in a static unevaluatedProperties set: the boolean pass
+                    notes an object whose every member it declared (see uneval.cover) */
 } sobject;
+
+/*
+ * A static unevaluatedProperties set that is the names of one walked object (main,
+ * e.g. the envelope reached through allOf/$ref) plus a few more (extra, e.g. the
+ * event's own properties).  The boolean pass notes, when main walks an instance,
+ * how many members it declared; if that plus the extra names present is the
+ * member count, every member is evaluated and the set is not looked up per member.
+ */
+typedef struct scover {
+    const struct sobject *main;
+    size_t nextra;
+    const char *extra[8];
+    size_t extra_len[8];
+} scover;
 
 typedef struct sdep {
     const char *key;
@@ -386,6 +402,7 @@ typedef struct sop {
                the evaluated names are known at compile time: a set. */
             bool static_names;
             sstrtab names;
+            const struct scover *cover; /* NULL: none */
         } uneval;
         struct {
             snode **prefix;

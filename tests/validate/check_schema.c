@@ -198,9 +198,34 @@ START_TEST(format_checkers_follow_their_rfcs)
 {
     ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46Z", 20), 1);
     ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-02-30T05:24:46Z", 20), 0);
+    /* the common shapes have a fast path; what it does not settle goes to the full checker */
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46.123Z", 24), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2024-02-29T05:24:46Z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2023-02-29T05:24:46Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-04-31T05:24:46.000Z", 24), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-12-31T23:59:60Z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-12-31T22:59:60Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T24:00:00Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:60:00Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-13-26T05:24:46Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26t05:24:46z", 20), 1);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:46.1234", 24), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026-11-26T05:24:4\xd9Z", 20), 0);
+    ck_assert_int_eq(pixel_schema_format_check("date-time", "2026/11-26T05:24:46Z", 20), 0);
     ck_assert_int_eq(pixel_schema_format_check("ipv6", "2001:db8::", 10), 1);
     ck_assert_int_eq(pixel_schema_format_check("ipv4", "203.0.113.09", 12), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "255.255.255.255", 15), 1);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "0.10.100.0", 10), 1);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "256.0.0.1", 9), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "1.2.3.4.", 8), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "1.2.3.1234", 10), 0);
+    ck_assert_int_eq(pixel_schema_format_check("ipv4", "00.2.3.4", 8), 0);
     ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896", 36), 1);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "F57BD9AB-F936-4984-A95E-852C4C77B896", 36), 1);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b89g", 36), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b8:6", 36), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9abf-936-4984-a95e-852c4c77b896", 36), 0);
+    ck_assert_int_eq(pixel_schema_format_check("uuid", "f57bd9ab-f936-4984-a95e-852c4c77b896-", 37), 0);
     ck_assert_int_eq(pixel_schema_format_check("duration", "P1Y2M3DT4H5M6S", 14), 1);
     ck_assert_int_eq(pixel_schema_format_check("duration", "P1Y3D", 5), 0);
     ck_assert_int_eq(pixel_schema_format_check("no-such-format", "x", 1), -1);
@@ -456,6 +481,27 @@ START_TEST(objects_agree_with_the_full_evaluation)
                     " \"properties\": {\"t\": {\"const\": \"k\"}},"
                     " \"unevaluatedProperties\": false}",
                     inst4, valid4, PIXEL_ARRAY_LEN(inst4), false);
+    /* an envelope walked by allOf/$ref (enough names not to be looked up one by one), the
+       event's own names, and unevaluatedProperties counting members instead of looking
+       each one up */
+    static const char *const inst5[] = {
+        "{\"a\": 1, \"b\": 2, \"t\": \"k\"}",
+        "{\"a\": 1, \"t\": \"k\", \"p\": 3}",
+        "{\"a\": 1, \"t\": \"k\", \"p\": 3, \"z\": 0}",
+        "{\"a\": 1, \"t\": \"k\", \"z\": 0}",
+        "{\"z\": 0, \"a\": 1}",
+        "{\"a\": 1, \"t\": \"k\", \"p\": \"x\"}",
+        "{\"b\": 1}",
+        "{\"a\": 1, \"e\": null, \"d\": null, \"c\": null, \"b\": null, \"t\": \"k\", \"p\": 0}",
+        "{\"a\": 1, \"q\": 1}",
+    };
+    static const int valid5[] = {1, 1, 0, 0, 0, 0, 0, 1, 0};
+    expect_verdicts("{\"allOf\": [{\"$ref\": \"#/$defs/env\"}],"
+                    " \"properties\": {\"t\": {\"const\": \"k\"}, \"p\": {\"type\": \"integer\"}},"
+                    " \"unevaluatedProperties\": false,"
+                    " \"$defs\": {\"env\": {\"properties\": {\"a\": {}, \"b\": {}, \"c\": {}, \"d\": {},"
+                    " \"e\": {}, \"t\": {\"type\": \"string\"}}, \"required\": [\"a\"]}}}",
+                    inst5, valid5, PIXEL_ARRAY_LEN(inst5), false);
 }
 END_TEST
 
