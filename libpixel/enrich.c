@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 static int set_path(pixel_ctx *ctx, const pixel_path *path, pixel_value *v)
 {
@@ -40,6 +41,26 @@ static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, c
 
 /* ---- event_id ---- */
 
+/* A checked UUID's 36 characters with A-F lowered (the canonical form). */
+static void lower_uuid(char *id, const char *u)
+{
+#ifdef PIXEL_SIMD_SSE2
+    static const size_t at[3] = {0, 16, 20}; /* three blocks; the last overlaps */
+    for (size_t k = 0; k < 3; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + at[k]));
+        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+                                   _mm_cmpgt_epi8(_mm_set1_epi8('F' + 1), v));
+        v = _mm_add_epi8(v, _mm_and_si128(up, _mm_set1_epi8(32)));
+        _mm_storeu_si128((__m128i *)(void *)(id + at[k]), v);
+    }
+#else
+    for (size_t i = 0; i < 36; i++) {
+        id[i] = u[i] >= 'A' && u[i] <= 'F' ? (char)(u[i] + 32) : u[i];
+    }
+#endif
+    id[36] = '\0';
+}
+
 static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
@@ -51,11 +72,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         return PIXEL_ENOMEM;
     }
     if (client.p && pixel__is_uuid(client.p, client.n)) {
-        for (size_t i = 0; i < 36; i++) {
-            char c = client.p[i];
-            id[i] = c >= 'A' && c <= 'F' ? (char)(c + 32) : c;
-        }
-        id[36] = '\0';
+        lower_uuid(id, client.p);
     } else {
         /* Derived from the record after the syslog header: a relay that
          * re-frames the line, or a replay, gives the same ID. */
@@ -367,9 +384,7 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     }
     p = colon + 3;
     const char *h = p;
-    while (p < end && *p != '/' && *p != '?' && *p != '#') {
-        p++;
-    }
+    p = pixel__find3(p, end, '/', '?', '#');
     const char *at = memchr(h, '@', (size_t)(p - h)); /* drop userinfo */
     if (at) {
         h = at + 1;
@@ -378,17 +393,13 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         return PIXEL_ENOMEM;
     }
     const char *path = p;
-    while (p < end && *p != '?' && *p != '#') {
-        p++;
-    }
+    p = pixel__find3(p, end, '?', '#', '#');
     if (add_part(ctx, target, "path", path, (size_t)(p - path)) < 0) {
         return PIXEL_ENOMEM;
     }
     if (p < end && *p == '?') {
         const char *q = ++p;
-        while (p < end && *p != '#') {
-            p++;
-        }
+        p = pixel__find3(p, end, '#', '#', '#');
         if (add_part(ctx, target, "query", q, (size_t)(p - q)) < 0 ||
             add_campaign(ctx, target, q, (size_t)(p - q)) < 0) {
             return PIXEL_ENOMEM;

@@ -151,6 +151,28 @@ static inline unsigned pixel__eq16(const unsigned char *p, unsigned char c)
 #endif
 }
 
+/* The first byte of [p, end) equal to a, b or c, or end. */
+static inline const char *pixel__find3(const char *p, const char *end, char a, char b, char c)
+{
+#ifdef PIXEL_SIMD_SSE2
+    const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b), vc = _mm_set1_epi8(c);
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb)), _mm_cmpeq_epi8(v, vc)));
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+    }
+#endif
+    for (; p < end; p++) {
+        if (*p == a || *p == b || *p == c) {
+            return p;
+        }
+    }
+    return end;
+}
+
 /* Copies sixteen bytes (the caller has room for all of them). */
 static inline void pixel__copy16(void *dst, const void *src)
 {
