@@ -183,6 +183,25 @@ static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *m
     return 0;
 }
 
+/* The BSD syslog time, through the memo of the last text and reference
+ * time (both change once a second in a live stream). */
+static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms);
+static int bsd_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t ref_ms, int64_t *ms)
+{
+    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms && memcmp(m->bsd, s, n) == 0) {
+        *ms = m->bsd_ms;
+        return 0;
+    }
+    if (parse_bsd_time(s, n, ref_ms, ms) < 0) {
+        return -1;
+    }
+    memcpy(m->bsd, s, sizeof(m->bsd)); /* n == 15: parse_bsd_time takes nothing else */
+    m->bsd_ref = ref_ms;
+    m->bsd_ms = *ms;
+    m->bsd_set = true;
+    return 0;
+}
+
 /* RFC 3339 date-time: "2026-11-26T05:24:46Z", fractions, "+01:00". */
 int pixel__parse_rfc3339(const char *s, size_t n, int64_t *ms)
 {
@@ -351,7 +370,7 @@ static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
                 if (t.p && clf_time_memo(&ctx->time_memo, t.p, t.n, &lt) == 0) {
                     ref = lt;
                 }
-                return parse_bsd_time(in.p, in.n, ref, ms);
+                return bsd_time_memo(&ctx->time_memo, in.p, in.n, ref, ms);
             }
             if (in.n == 26 && in.p[2] == '/') {
                 return clf_time_memo(&ctx->time_memo, in.p, in.n, ms);
@@ -368,6 +387,18 @@ static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
     }
     PIXEL_UNUSED(p);
     return -1;
+}
+
+const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len)
+{
+    pixel_time_memo *m = &ctx->time_memo;
+    if (!m->ingest_set || m->ingest_ms != ctx->ingest_ms) {
+        m->ingest_len = pixel__format_rfc3339(m, m->ingest, ctx->ingest_ms, 1);
+        m->ingest_ms = ctx->ingest_ms;
+        m->ingest_set = true;
+    }
+    *len = m->ingest_len;
+    return m->ingest;
 }
 
 /* ---- numbers --------------------------------------------------------------- */

@@ -90,12 +90,9 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
 static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    char *buf = pixel__arena_alloc(&ctx->arena, 32);
-    if (!buf) {
-        return PIXEL_ENOMEM;
-    }
-    size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ctx->ingest_ms, 1);
-    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, buf, n));
+    size_t n;
+    const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
+    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, text, n));
 }
 
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)

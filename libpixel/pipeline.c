@@ -609,8 +609,9 @@ static int put_base64(pixel_buf *b, const unsigned char *s, size_t n)
 /* The quarantine record: schemas/quarantine.schema.json. */
 static int quarantine_record(pixel_ctx *ctx, const pixel_pipeline *p, pixel_buf *b)
 {
-    char ts[32];
-    pixel__format_rfc3339(&ctx->time_memo, ts, ctx->ingest_ms, 1);
+    size_t tslen;
+    const char *ts = pixel__ingest_text(ctx, &tslen); /* NUL-terminated */
+    PIXEL_UNUSED(tslen);
     int stage = ctx->nreasons ? ctx->reasons[0].stage : PIXEL_STAGE_NONE;
     if (pixel__buf_append(b, "{\"quarantine\":1", 15) < 0 ||
         put_str_member(b, "received_at", ts, 1) < 0 ||

@@ -194,6 +194,9 @@ int pixel__parse_clf_time(const char *s, size_t n, int64_t *epoch_ms);
 int pixel__parse_rfc3339(const char *s, size_t n, int64_t *epoch_ms);
 /* Writes "YYYY-MM-DDTHH:MM:SS[.mmm]Z" and a NUL to out (32 bytes); memo may be NULL. */
 size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t epoch_ms, int with_ms);
+/* The context's ingest time as RFC 3339 with milliseconds: text the context
+ * keeps until the ingest time changes (a later line). */
+const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len);
 
 /* enrich.c */
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq);
