@@ -5,6 +5,7 @@
  * RFC 3339 in UTC.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -457,11 +458,35 @@ static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
     if (i != n) {
         return NULL;
     }
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    double d = strtod(tmp, NULL);
-    if (!isfinite(d)) {
-        return NULL;
+    /* Up to 15 digits and 22 decimals: the digits as an integer and the power of
+     * ten are both exact doubles, so one division is correctly rounded (what
+     * strtod gives).  Anything longer goes to strtod. */
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    uint64_t digits_v = 0;
+    size_t ndigits = 0, frac = 0;
+    bool in_frac = false;
+    for (size_t k = s[0] == '-'; k < n; k++) {
+        if (s[k] == '.') {
+            in_frac = true;
+            continue;
+        }
+        digits_v = digits_v * 10 + (uint64_t)(s[k] - '0');
+        ndigits++;
+        frac += in_frac;
+    }
+    double d;
+    if (FLT_EVAL_METHOD == 0 && ndigits <= 15 && frac < PIXEL_ARRAY_LEN(pow10)) {
+        d = (double)digits_v / pow10[frac];
+        d = s[0] == '-' ? -d : d;
+    } else {
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        d = strtod(tmp, NULL);
+        if (!isfinite(d)) {
+            return NULL;
+        }
     }
     pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_NUMBER);
     if (v) {

@@ -106,6 +106,44 @@ END_TEST
               "  item.id: {from: query.id, type: integer, types: [buy], required: true}\n"         \
               "  item.qty: {from: query.qty, type: integer, required: [buy]}\n"
 
+/* Decimals are read without strtod when that is exact; the value must be
+ * the very double strtod gives, for short and long, big and small inputs. */
+START_TEST(decimals_read_as_strtod_reads_them)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: number}\n");
+    unsigned seed = 7;
+    for (int round = 0; round < 20000; round++) {
+        char num[64], line[256];
+        size_t n = 0;
+        seed = seed * 1103515245u + 12345u;
+        if (seed >> 31) {
+            num[n++] = '-';
+        }
+        int ints = 1 + (int)(seed >> 8) % 12, fracs = (int)(seed >> 16) % 26;
+        for (int k = 0; k < ints; k++) {
+            seed = seed * 1103515245u + 12345u;
+            num[n++] =
+                (char)('0' + (k == 0 && ints > 1 ? 1 + (seed >> 16) % 9 : (seed >> 16) % 10));
+        }
+        if (fracs) {
+            num[n++] = '.';
+            for (int k = 0; k < fracs; k++) {
+                seed = seed * 1103515245u + 12345u;
+                num[n++] = (char)('0' + (seed >> 16) % 10);
+            }
+        }
+        num[n] = '\0';
+        snprintf(line, sizeof(line), LINE("x=%s"), num);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        double got = pixel_value_number(pixel_value_at(pixel_ctx_event(ctx), "f"));
+        double want = strtod(num, NULL);
+        ck_assert_msg(memcmp(&got, &want, sizeof(got)) == 0, "%s: %.17g, strtod %.17g", num, got,
+                      want);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(per_type_rules)
 {
     pixel_pipeline *p = load_ok(TYPED);
@@ -193,6 +231,7 @@ static Suite *map_suite(void)
     tc = tcase_create("rules");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, per_type_rules);
+    tcase_add_test(tc, decimals_read_as_strtod_reads_them);
     tcase_add_test(tc, every_mapping_problem_is_reported);
     tcase_add_test(tc, event_type_must_be_known);
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
