@@ -521,7 +521,8 @@ pixel_span pixel__source_value(const pixel_pipeline *p, pixel_ctx *ctx, pixel_sr
 }
 
 /* The field's input: its source (or constant), else its default, through its value map. */
-static inline pixel_span field_input(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f)
+__attribute__((always_inline)) static inline pixel_span
+field_input(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f)
 {
     const pixel_record *r = &ctx->rec;
     pixel_span in;
