@@ -261,7 +261,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     if (!out) {
         return PIXEL_ENOMEM;
     }
-    if (!s || n >= 64) {
+    if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
         return fail(ctx, e, e->from, "not an IP address");
     }
     size_t len;

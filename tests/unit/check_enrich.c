@@ -80,6 +80,10 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
     ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8:a2f6:8a7d::1")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("client.ip"), "2001:db8::");
     ck_assert_int_eq(run(p, ctx, LINE("ip=example.com")), PIXEL_OUTCOME_QUARANTINED);
+    /* a NUL inside is refused whatever follows it (inet_pton would stop at it) */
+    ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8::1%00junk")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8::1%00.9")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_int_eq(run(p, ctx, LINE("ip=203.0.113.7%00")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "enrichment_failed");
     ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->source, "anonymize_ip");
     pixel_pipeline_free(p);
