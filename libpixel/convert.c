@@ -46,6 +46,12 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
 {
+    /* Without milliseconds the text changes once a second: the last one is kept. */
+    int64_t sec = floor_div(ms, 1000);
+    if (!with_ms && memo && memo->sec_set && memo->sec == sec) {
+        memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
+        return sizeof(memo->sec_text) - 1;
+    }
     int64_t days = floor_div(ms, 86400000);
     int64_t rem = ms - days * 86400000;
     unsigned s = (unsigned)(rem / 1000), frac = (unsigned)(rem % 1000);
@@ -97,6 +103,11 @@ size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int w
     }
     *o++ = 'Z';
     *o = '\0';
+    if (!with_ms && memo && (size_t)(o - out) + 1 == sizeof(memo->sec_text)) {
+        memcpy(memo->sec_text, out, sizeof(memo->sec_text));
+        memo->sec = sec;
+        memo->sec_set = true;
+    }
     return (size_t)(o - out);
 }
 

@@ -299,13 +299,15 @@ int pixel__validator_check(const pixel_validator *v, pixel_ctx *ctx, const pixel
 /* The last calendar day formatted and the last CLF time parsed: log lines
  * come in time order, so most lines find their day and second here. */
 typedef struct pixel_time_memo {
-    bool day_set, clf_set, bsd_set, ingest_set;
+    bool day_set, clf_set, bsd_set, ingest_set, sec_set;
     int64_t day; /* days since the epoch of ymd */
     char ymd[10];
     char clf[26]; /* the last CLF time text and its value */
     int64_t clf_ms;
     char bsd[15]; /* the last BSD syslog time text, the reference it was read against, its value */
     int64_t bsd_ref, bsd_ms;
+    int64_t sec; /* the last whole second formatted without ms, and its text */
+    char sec_text[21];
     int64_t ingest_ms; /* the last ingest time formatted (RFC 3339 with ms) */
     char ingest[32];
     size_t ingest_len;
