@@ -117,6 +117,8 @@ static int hexval(char c)
     return -1;
 }
 
+/* The value of n hex digits, -1 for a non-digit; a value beyond the last
+ * code point stays at 0x110000 (callers refuse it), so nothing overflows. */
 static long hexn(const char *s, size_t n)
 {
     long v = 0;
@@ -125,7 +127,7 @@ static long hexn(const char *s, size_t n)
         if (h < 0) {
             return -1;
         }
-        v = v * 16 + h;
+        v = v > 0x10FFFF ? 0x110000 : v * 16 + h;
     }
     return v;
 }
