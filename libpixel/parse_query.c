@@ -63,11 +63,6 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
     }
 }
 
-int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len)
-{
-    return slot_find(p, name, len, NULL);
-}
-
 static int rebuild_hash(pixel_pipeline *p)
 {
     uint32_t size = 16;
@@ -98,7 +93,7 @@ static int rebuild_hash(pixel_pipeline *p)
 
 int pixel__slot_for_param(pixel_pipeline *p, const char *name)
 {
-    int32_t s = pixel__slot_lookup(p, name, strlen(name));
+    int32_t s = slot_find(p, name, strlen(name), NULL);
     if (s >= 0) {
         return s;
     }

@@ -166,7 +166,6 @@ void pixel__logfmt_free(pixel_logfmt *f);
 int pixel__field_slot(pixel_pipeline *p, const char *name, int create);
 const char *pixel__field_name(const pixel_pipeline *p, int slot);
 int pixel__slot_for_param(pixel_pipeline *p, const char *name);
-int32_t pixel__slot_lookup(const pixel_pipeline *p, const char *name, size_t len);
 int pixel__syslog_index(const char *name);
 const char *pixel__syslog_name(int idx);
 
