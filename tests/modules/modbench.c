@@ -17,35 +17,7 @@
 #include "pixel/module.h"
 #include "pixel/pixel.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return NULL;
-    }
-    size_t cap = 1 << 20, n = 0, r;
-    char *b = malloc(cap);
-    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-            }
-            b = nb;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "benchutil.h"
 
 int main(int argc, char **argv)
 {
@@ -74,7 +46,7 @@ int main(int argc, char **argv)
     for (int pass = 0; pass < passes; pass++) {
         memset(counts, 0, sizeof(counts));
         lines = 0;
-        double t0 = now();
+        double t0 = clock_s(CLOCK_MONOTONIC);
         for (char *s = corpus, *end = corpus + clen; s < end;) {
             char *nl = memchr(s, '\n', (size_t)(end - s));
             size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
@@ -87,7 +59,7 @@ int main(int argc, char **argv)
             lines++;
             s += n + 1;
         }
-        double dt = now() - t0;
+        double dt = clock_s(CLOCK_MONOTONIC) - t0;
         best = dt < best ? dt : best;
     }
     printf("lines=%lu seconds=%.3f ns_per_line=%.0f events=%lu quarantined=%lu skipped=%lu "
