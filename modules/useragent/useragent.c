@@ -65,11 +65,35 @@ static const struct {
     {KEY("device"), D_FAMILY, NFIELDS},
 };
 
-/* One parse result: NFIELDS strings (NULL = absent) packed in one allocation,
- * the text right after the struct. */
+/* The part (0 browser, 1 os, 2 device) field k belongs to. */
+static inline int part_of(int k)
+{
+    return k < O_FAMILY ? 0 : k < D_FAMILY ? 1 : 2;
+}
+
+/* A dotted path as its parent (NULL for a single segment: the event) and its
+ * last segment, both compiled; -1 when out of memory. */
+static int split_path(const char *dotted, pixel_module_path **parent, pixel_module_path **last)
+{
+    const char *dot = strrchr(dotted, '.');
+    if (dot) {
+        char *p = strndup(dotted, (size_t)(dot - dotted));
+        *parent = p ? pixel_module_path_new(p) : NULL;
+        free(p);
+        if (!*parent) {
+            return -1;
+        }
+    }
+    *last = pixel_module_path_new(dot ? dot + 1 : dotted);
+    return *last ? 0 : -1;
+}
+
+/* One parse result: NFIELDS strings packed in one allocation, the text right
+ * after the struct; field k is present when bit k of `present` is set, and
+ * is then n[k] bytes at offset off[k] of the text. */
 typedef struct ua_result {
-    const char *s[NFIELDS];
-    size_t n[NFIELDS];
+    uint32_t present;
+    uint32_t off[NFIELDS], n[NFIELDS];
     size_t textlen;
 } ua_result;
 
@@ -116,7 +140,13 @@ typedef struct cache_entry {
 
 typedef struct useragent_ctx {
     ua_rules *rules;
-    pixel_module_path *from;
+    /* `from` and `into`, each as its parent object (NULL: the event itself)
+       and its last segment; when both parents are the same path
+       (client.user_agent, client.ua) it is looked up once a line */
+    pixel_module_path *from_parent, *from_last, *into_parent, *into_last;
+    int same_parent;
+    const char *into_key; /* the last segment of `into`, in `into` */
+    size_t into_klen;
     pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
     char *into;
     int parts; /* bit 0 browser, 1 os, 2 device */
@@ -385,9 +415,11 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
             memcpy(text, b.p, b.len);
         }
         r->textlen = b.len;
+        r->present = 0;
         for (int k = 0; k < NFIELDS; k++) {
-            r->s[k] = len[k] ? text + off[k] : NULL;
-            r->n[k] = len[k];
+            r->present |= len[k] && (u->parts & (1 << part_of(k))) ? 1u << k : 0;
+            r->off[k] = (uint32_t)off[k];
+            r->n[k] = (uint32_t)len[k];
         }
     }
     free(b.p);
@@ -397,11 +429,13 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
 /* ---- the cache ---- */
 
 /*
- * Write r into the event at u->into.  r may be a cache entry, which a later
- * miss of this instance may evict: its text is copied into the context's
- * arena once, and the values point into that copy.
+ * Write r into the event at u->into (whose parent object, when already
+ * looked up, is `parent`).  r may be a cache entry, which a later miss of
+ * this instance may evict: its text is copied into the context's arena once,
+ * and the values point into that copy.
  */
-static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r)
+static int emit(const useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
+                const ua_result *r)
 {
     pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
     pixel_value *into = pixel_value_new_object(ev->ctx);
@@ -409,34 +443,43 @@ static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result 
     if (!text || !into || !base) {
         return PIXEL_ENOMEM;
     }
-    const char *orig = (const char *)(r + 1);
-    for (int part = 0; part < 3; part++) {
-        pixel_value *obj = NULL;
-        for (int k = parts[part].first; (u->parts & (1 << part)) && k < parts[part].end; k++) {
-            if (!r->s[k]) {
-                continue;
-            }
-            if (!obj && (!(obj = pixel_value_new_object(ev->ctx)) ||
-                         pixel_module_object_append(into, parts[part].name, parts[part].len,
-                                                    obj) < 0)) {
-                return PIXEL_ENOMEM;
-            }
-            pixel_value *v = pixel_module_string_ref(ev->ctx, base + (r->s[k] - orig), r->n[k]);
-            if (!v || pixel_module_object_append(obj, field_names[k].key, field_names[k].klen, v) <
-                          0) {
+    pixel_value *obj = NULL;
+    int part = -1;
+    for (uint32_t left = r->present; left; left &= left - 1) {
+        int k = __builtin_ctz(left);
+        if (part_of(k) != part) { /* the first field of a part: the part's object */
+            part = part_of(k);
+            if (!(obj = pixel_value_new_object(ev->ctx)) ||
+                pixel_module_object_append(into, parts[part].name, parts[part].len, obj) < 0) {
                 return PIXEL_ENOMEM;
             }
         }
+        pixel_value *v = pixel_module_string_ref(ev->ctx, base + r->off[k], r->n[k]);
+        if (!v || pixel_module_object_append(obj, field_names[k].key, field_names[k].klen, v) < 0) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    /* A new member of an existing parent is appended with the key of `into`
+       itself (it outlives the event), as pixel_value_set_at() would append a
+       copy of it; anything else (no parent yet, a member to replace) goes
+       through pixel_value_set_at(). */
+    if (!u->same_parent) {
+        parent = u->into_parent ? pixel_module_path_get(ev->event, u->into_parent) : ev->event;
+    }
+    if (pixel_value_type(parent) == PIXEL_TYPE_OBJECT && !pixel_module_path_get(parent, u->into_last)) {
+        return pixel_module_object_append(parent, u->into_key, u->into_klen, into) < 0 ? PIXEL_ENOMEM
+                                                                                    : 0;
     }
     return pixel_value_set_at(ev->ctx, ev->event, u->into, into) < 0 ? PIXEL_ENOMEM : 0;
 }
 
-static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char *ua, size_t n)
+static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
+                           const char *ua, size_t n)
 {
     if (!u->nsets || n > u->max_len) {
         count(&u->uncached);
         ua_result *r = parse(u, ua, n);
-        int rc = r ? emit(u, ev, r) : PIXEL_ENOMEM;
+        int rc = r ? emit(u, ev, parent, r) : PIXEL_ENOMEM;
         free(r);
         return rc;
     }
@@ -448,7 +491,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
         if (e->stamp && e->hash == h && e->ualen == n && memcmp(e->ua, ua, n) == 0) {
             e->stamp = ++u->clock;
             count(&u->hits);
-            return emit(u, ev, e->res);
+            return emit(u, ev, parent, e->res);
         }
     }
     count(&u->misses);
@@ -468,7 +511,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
     free(victim->ua);
     free(victim->res);
     *victim = (cache_entry){h, ++u->clock, copy, n, r};
-    return emit(u, ev, r);
+    return emit(u, ev, parent, r);
 }
 
 /* ---- the module ---- */
@@ -566,7 +609,10 @@ static void destroy(void *instance)
     pcre2_match_data_free(u->md);
     free(u->marks);
     rules_release(u->rules);
-    pixel_module_path_free(u->from);
+    pixel_module_path_free(u->from_parent);
+    pixel_module_path_free(u->from_last);
+    pixel_module_path_free(u->into_parent);
+    pixel_module_path_free(u->into_last);
     pixel_module_field_free(u->log_ua);
     free(u->into);
     free(u);
@@ -604,12 +650,19 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (u->nsets && !(u->sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
         return PIXEL_ENOMEM;
     }
-    u->from = pixel_module_path_new(pixel_module_config_string(cfg, "from"));
     u->log_ua = pixel_module_field_new("log.user_agent");
     u->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!u->from || !u->log_ua || !u->into) {
+    if (!u->log_ua || !u->into ||
+        split_path(pixel_module_config_string(cfg, "from"), &u->from_parent, &u->from_last) < 0 ||
+        split_path(u->into, &u->into_parent, &u->into_last) < 0) {
         return PIXEL_ENOMEM;
     }
+    const char *from = pixel_module_config_string(cfg, "from");
+    const char *fdot = strrchr(from, '.'), *idot = strrchr(u->into, '.');
+    size_t fplen = fdot ? (size_t)(fdot - from) : 0, iplen = idot ? (size_t)(idot - u->into) : 0;
+    u->same_parent = fplen == iplen && strncmp(from, u->into, fplen) == 0;
+    u->into_key = idot ? idot + 1 : u->into;
+    u->into_klen = strlen(u->into_key);
     int rc = rules_get(cfg, &u->rules, err);
     if (rc == PIXEL_EIO && !pixel_module_config_isset(cfg, "regexes")) {
         pixel_error_clear(err);
@@ -635,7 +688,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     useragent_ctx *u = instance;
     (void)err;
     size_t n = 0;
-    const char *ua = pixel_value_string(pixel_module_path_get(ev->event, u->from), &n);
+    pixel_value *parent = u->from_parent ? pixel_module_path_get(ev->event, u->from_parent)
+                                         : ev->event;
+    const char *ua = pixel_value_string(pixel_module_path_get(parent, u->from_last), &n);
     if (!ua && ev->record) {
         ua = pixel_module_field_get(ev->record, u->log_ua, &n);
         if (ua && (n == 0 || (n == 1 && ua[0] == '-'))) {
@@ -645,7 +700,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     if (!ua) {
         return PIXEL_MODULE_CONTINUE; /* nothing to parse; an empty field parses as Other */
     }
-    return lookup_or_parse(u, ev, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
+    return lookup_or_parse(u, ev, parent, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
 }
 
 static int stats(void *instance, char *buf, size_t size)
