@@ -26,12 +26,15 @@
 
 #include <pixel/module.h>
 
+#include "cache_hash.h"
+
 #ifndef REFERER_TABLE
 #define REFERER_TABLE "/usr/local/share/libpixel/referers.yaml"
 #endif
 
 typedef struct source {
     char *medium, *name;
+    size_t medium_len, name_len;
     char **params;
     size_t nparams;
 } source;
@@ -41,11 +44,23 @@ typedef struct domain {
     const source *src;
 } domain;
 
+/* A slot of the host index: a distinct host of the table and the entry that
+ * a binary search of the sorted table finds for it (so that a host listed
+ * twice resolves as it always did). */
+typedef struct host_slot {
+    uint64_t hash;
+    const char *host; /* NULL: empty */
+    size_t len;
+    const domain *d;
+} host_slot;
+
 typedef struct referer_ctx {
     source *sources;
     size_t nsources, capsources;
     domain *domains; /* sorted by host */
     size_t ndomains, capdomains;
+    host_slot *index; /* open addressing, nindex (a power of two) slots */
+    size_t nindex;
     char **internal;
     size_t ninternal;
     char **paid;
@@ -54,6 +69,10 @@ typedef struct referer_ctx {
     /* `from` and `page_url`, compiled: their common prefix of whole segments
        (page) looked up once, or NULL, and the rest of each */
     pixel_module_path *base, *from, *page;
+    /* `into` as its parent (NULL: the event) and last segment */
+    pixel_module_path *into_parent, *into_last;
+    const char *into_key;
+    size_t into_klen;
     int direct;
 } referer_ctx;
 
@@ -146,6 +165,8 @@ static int add_source(referer_ctx *r, yaml_document_t *d, const char *medium, co
         strings(d, get(d, def, "parameters"), &s->params, &s->nparams) < 0) {
         return PIXEL_ENOMEM;
     }
+    s->medium_len = strlen(medium);
+    s->name_len = strlen(name);
     char **doms;
     size_t nd;
     if (strings(d, get(d, def, "domains"), &doms, &nd) < 0) {
@@ -179,6 +200,45 @@ static int add_source(referer_ctx *r, yaml_document_t *d, const char *medium, co
 static int by_host(const void *a, const void *b)
 {
     return strcmp(((const domain *)a)->host, ((const domain *)b)->host);
+}
+
+/* The slot of host (n bytes, hash h): its entry, or the empty slot where it
+ * would go. */
+static host_slot *slot_of(const referer_ctx *r, const char *host, size_t n, uint64_t h)
+{
+    size_t mask = r->nindex - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        host_slot *s = &r->index[i];
+        if (!s->host || (s->hash == h && s->len == n && memcmp(s->host, host, n) == 0)) {
+            return s;
+        }
+    }
+}
+
+/* The host index over the sorted table: each distinct host once, with the
+ * entry bsearch() finds for it. */
+static int build_index(referer_ctx *r)
+{
+    size_t n = 16;
+    while (n < 2 * r->ndomains) {
+        n *= 2;
+    }
+    if (!(r->index = calloc(n, sizeof(host_slot)))) {
+        return PIXEL_ENOMEM;
+    }
+    r->nindex = n;
+    for (size_t i = 0; i < r->ndomains; i++) {
+        const char *host = r->domains[i].host;
+        size_t len = strlen(host);
+        uint64_t h = pixel_cache_hash(host, len);
+        host_slot *s = slot_of(r, host, len, h);
+        if (!s->host) {
+            domain key = {(char *)host, NULL};
+            *s = (host_slot){h, host, len,
+                             bsearch(&key, r->domains, r->ndomains, sizeof(domain), by_host)};
+        }
+    }
+    return 0;
 }
 
 static int load_table(referer_ctx *r, const pixel_module_config *cfg, pixel_error *err)
@@ -232,6 +292,7 @@ static int load_table(referer_ctx *r, const pixel_module_config *cfg, pixel_erro
     yaml_document_delete(&d);
     if (rc == 0) {
         qsort(r->domains, r->ndomains, sizeof(domain), by_host);
+        rc = build_index(r);
     }
     return rc;
 }
@@ -263,12 +324,15 @@ static void destroy(void *instance)
         free(r->domains[i].host);
     }
     free(r->domains);
+    free(r->index);
     pixel_module_strings_free(r->internal);
     pixel_module_strings_free(r->paid);
     free(r->paid_len);
     pixel_module_path_free(r->base);
     pixel_module_path_free(r->from);
     pixel_module_path_free(r->page);
+    pixel_module_path_free(r->into_parent);
+    pixel_module_path_free(r->into_last);
     free(r->into);
     free(r);
 }
@@ -312,6 +376,20 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
                                   pixel_module_config_string(cfg, "page_url")) < 0) {
         return PIXEL_ENOMEM;
     }
+    const char *dot = strrchr(r->into, '.');
+    r->into_key = dot ? dot + 1 : r->into;
+    r->into_klen = strlen(r->into_key);
+    if (dot) {
+        char *parent = strndup(r->into, (size_t)(dot - r->into));
+        r->into_parent = parent ? pixel_module_path_new(parent) : NULL;
+        free(parent);
+        if (!r->into_parent) {
+            return PIXEL_ENOMEM;
+        }
+    }
+    if (!(r->into_last = pixel_module_path_new(r->into_key))) {
+        return PIXEL_ENOMEM;
+    }
     r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
     r->paid = pixel_module_config_strings(cfg, "paid_parameters", paid, &r->npaid);
     if (!r->internal || !r->paid) {
@@ -337,6 +415,16 @@ typedef struct url {
     size_t hostlen, querylen;
 } url;
 
+/* Bytes that matter in a URL's authority: 1 ends it, 2 '@', 4 ':'. */
+static const unsigned char authority_byte[256] = {
+    ['/'] = 1, ['?'] = 1, ['#'] = 1, ['@'] = 2, [':'] = 4,
+};
+
+/*
+ * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
+ * trailing dots left out) and the query.  The host starts after the first
+ * '@' of the authority and ends at the first ':' after that.
+ */
 static int split_url(const char *s, size_t n, url *u)
 {
     const char *end = s + n, *colon = memchr(s, ':', n);
@@ -344,26 +432,35 @@ static int split_url(const char *s, size_t n, url *u)
     if (!colon || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return -1;
     }
-    const char *h = colon + 3, *p = h;
-    while (p < end && *p != '/' && *p != '?' && *p != '#') {
-        p++;
-    }
-    const char *at = memchr(h, '@', (size_t)(p - h));
-    if (at) {
-        h = at + 1;
-    }
-    const char *port = h;
-    while (port < p && *port != ':') {
-        port++;
+    const char *h = colon + 3, *p = h, *port = NULL;
+    int at = 0;
+    for (; p < end; p++) {
+        unsigned c = authority_byte[(unsigned char)*p];
+        if (c == 0) {
+            continue;
+        }
+        if (c == 1) {
+            break;
+        }
+        if (c == 2) {
+            if (!at) { /* the first '@': the host starts after it */
+                at = 1;
+                h = p + 1;
+                port = NULL;
+            }
+        } else if (!port) {
+            port = p;
+        }
     }
     u->host = h;
-    u->hostlen = (size_t)(port - h);
+    u->hostlen = (size_t)((port ? port : p) - h);
     while (u->hostlen && h[u->hostlen - 1] == '.') {
         u->hostlen--;
     }
+    /* The query: after the first '?', when no '#' comes before it. */
     const char *q = memchr(p, '?', (size_t)(end - p));
-    const char *frag = memchr(p, '#', (size_t)(end - p));
-    if (q && (!frag || q < frag)) {
+    if (q && !memchr(p, '#', (size_t)(q - p))) {
+        const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
         u->query = q + 1;
         u->querylen = (size_t)((frag ? frag : end) - u->query);
     }
@@ -384,17 +481,20 @@ static const domain *find(const referer_ctx *r, const char *host, size_t n)
     if (n >= sizeof(buf)) {
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        buf[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] + 32) : host[i];
+    size_t len = 0; /* up to a NUL byte, as the table's C strings compare */
+    while (len < n && host[len]) {
+        buf[len] = host[len] >= 'A' && host[len] <= 'Z' ? (char)(host[len] + 32) : host[len];
+        len++;
     }
-    buf[n] = '\0';
     /* The host, then each parent domain: www.google.co.uk, google.co.uk, co.uk, uk. */
-    for (const char *h = buf; h; h = strchr(h, '.') ? strchr(h, '.') + 1 : NULL) {
-        domain key = {(char *)h, NULL};
-        const domain *d = bsearch(&key, r->domains, r->ndomains, sizeof(domain), by_host);
-        if (d) {
-            return d;
+    for (const char *h = buf, *end = buf + len; h;) {
+        size_t hn = (size_t)(end - h);
+        const host_slot *s = slot_of(r, h, hn, pixel_cache_hash(h, hn));
+        if (s->host) {
+            return s->d;
         }
+        const char *dot = memchr(h, '.', hn);
+        h = dot ? dot + 1 : NULL;
     }
     return NULL;
 }
@@ -528,6 +628,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     url ru, pu;
     int have_page = page && split_url(page, pn, &pu) == 0;
     const char *medium = "unknown", *src = NULL;
+    size_t medium_len = 7, src_len = 0;
     int internal = 0;
     pixel_value *term = NULL;
     const domain *d = NULL;
@@ -536,6 +637,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             return PIXEL_MODULE_CONTINUE;
         }
         medium = "direct";
+        medium_len = 6;
         ru.host = NULL;
         ru.hostlen = 0;
     } else if (split_url(ref, n, &ru) < 0) {
@@ -549,9 +651,12 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         }
         if (internal) {
             medium = "internal";
+            medium_len = 8;
         } else if ((d = find(r, ru.host, ru.hostlen))) {
             medium = d->src->medium;
+            medium_len = d->src->medium_len;
             src = d->src->name;
+            src_len = d->src->name_len;
             for (size_t i = 0; ru.query && i < d->src->nparams && !term; i++) {
                 term = param(ev->ctx, ru.query, ru.querylen, d->src->params[i]);
             }
@@ -559,18 +664,29 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     }
     if (have_page && pu.query && !internal && paid_landing(r, &pu)) {
         medium = "paid";
+        medium_len = 4;
     }
     /* medium and source: literals or the table's own strings, which live as
      * long as the instance; host: a part of the event's own referer string. */
     pixel_value *o = pixel_value_new_object(ev->ctx);
-    if (!o || put(ev->ctx, o, KEY("medium"), medium, strlen(medium)) < 0 ||
-        put(ev->ctx, o, KEY("source"), src, src ? strlen(src) : 0) < 0 ||
+    if (!o || put(ev->ctx, o, KEY("medium"), medium, medium_len) < 0 ||
+        put(ev->ctx, o, KEY("source"), src, src_len) < 0 ||
         put(ev->ctx, o, KEY("host"), ru.host, ru.hostlen) < 0 ||
-        (term && pixel_module_object_append(o, KEY("term"), term) < 0) ||
-        pixel_value_set_at(ev->ctx, ev->event, r->into, o) < 0) {
+        (term && pixel_module_object_append(o, KEY("term"), term) < 0)) {
         return PIXEL_ENOMEM;
     }
-    return PIXEL_MODULE_CONTINUE;
+    /* A new member of an existing parent is appended with the key of `into`
+       itself (it outlives the event), as pixel_value_set_at() would append a
+       copy; a member to replace, or a parent to make, goes through it. */
+    pixel_value *parent = r->into_parent ? pixel_module_path_get(ev->event, r->into_parent)
+                                         : ev->event;
+    if (pixel_value_type(parent) == PIXEL_TYPE_OBJECT && !pixel_module_path_get(parent, r->into_last)) {
+        return pixel_module_object_append(parent, r->into_key, r->into_klen, o) < 0
+                   ? PIXEL_ENOMEM
+                   : PIXEL_MODULE_CONTINUE;
+    }
+    return pixel_value_set_at(ev->ctx, ev->event, r->into, o) < 0 ? PIXEL_ENOMEM
+                                                                  : PIXEL_MODULE_CONTINUE;
 }
 
 static const pixel_module referer_module = {
