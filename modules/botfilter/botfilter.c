@@ -81,6 +81,13 @@ typedef struct verdict_entry {
     char ua[VCACHE_MAX_UA];
 } verdict_entry;
 
+/* The family index: open addressing over the distinct names, each with the
+ * index of its first occurrence in `families` (the rule that matches). */
+typedef struct family_slot {
+    uint64_t hash;
+    int index; /* -1: empty */
+} family_slot;
+
 typedef struct botfilter_ctx {
     int flag; /* 0 drop, 1 flag */
     char *flag_field;
@@ -88,6 +95,8 @@ typedef struct botfilter_ctx {
     size_t nfamilies;
     size_t *family_len;
     rule *family_rules;
+    family_slot *family_index;
+    size_t nfamily_index; /* a power of two */
     char **family_fields;
     size_t nfamily_fields;
     pixel_module_path *family_base; /* the family fields' common prefix, or NULL */
@@ -136,6 +145,7 @@ static void destroy(void *instance)
     }
     free(b->family_rules);
     free(b->family_len);
+    free(b->family_index);
     for (size_t i = 0; b->family_rest && i < b->nfamily_fields; i++) {
         pixel_module_path_free(b->family_rest[i]);
     }
@@ -272,6 +282,43 @@ static int compile_family_fields(botfilter_ctx *b)
     return 0;
 }
 
+/* The slot of the family name s (n bytes, hash h): its entry, or the empty
+ * slot where it would go. */
+static family_slot *family_slot_of(const botfilter_ctx *b, const char *s, size_t n, uint64_t h)
+{
+    size_t mask = b->nfamily_index - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        family_slot *e = &b->family_index[i];
+        if (e->index < 0 || (e->hash == h && b->family_len[e->index] == n &&
+                             memcmp(b->families[e->index], s, n) == 0)) {
+            return e;
+        }
+    }
+}
+
+static int index_families(botfilter_ctx *b)
+{
+    size_t n = 8;
+    while (n < 2 * b->nfamilies) {
+        n *= 2;
+    }
+    if (!(b->family_index = malloc(n * sizeof(family_slot)))) {
+        return PIXEL_ENOMEM;
+    }
+    b->nfamily_index = n;
+    for (size_t i = 0; i < n; i++) {
+        b->family_index[i].index = -1;
+    }
+    for (size_t k = 0; k < b->nfamilies; k++) {
+        uint64_t h = pixel_cache_hash(b->families[k], b->family_len[k]);
+        family_slot *e = family_slot_of(b, b->families[k], b->family_len[k], h);
+        if (e->index < 0) { /* the first of equal names wins, as in a scan */
+            *e = (family_slot){h, (int)k};
+        }
+    }
+    return 0;
+}
+
 static int compile_patterns(botfilter_ctx *b, const pixel_module_config *cfg, pixel_error *err)
 {
     size_t n = 0;
@@ -351,6 +398,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         if (make_rule(&b->family_rules[i], "family", b->families[i]) < 0) {
             return PIXEL_ENOMEM;
         }
+    }
+    if (index_families(b) < 0) {
+        return PIXEL_ENOMEM;
     }
     int rc = compile_patterns(b, cfg, err);
     if (rc < 0) {
@@ -435,11 +485,10 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     }
     for (size_t i = 0; base && i < b->nfamily_fields; i++) {
         const char *fam = pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);
-        for (size_t k = 0; fam && k < b->nfamilies; k++) {
-            if (b->family_len[k] == n && memcmp(b->families[k], fam, n) == 0) {
-                count(&b->by_family);
-                return verdict(b, ev, &b->family_rules[k]);
-            }
+        const family_slot *e = fam ? family_slot_of(b, fam, n, pixel_cache_hash(fam, n)) : NULL;
+        if (e && e->index >= 0) {
+            count(&b->by_family);
+            return verdict(b, ev, &b->family_rules[e->index]);
         }
     }
     const char *ua = b->npatterns ? get(ev, &b->ua_from, &n) : NULL;
