@@ -68,13 +68,20 @@ struct prefilter {
     char **pending;
     size_t *pending_n;
     uint32_t **pending_group;
-    /* The index: literals sorted by bytes, so grouped by their first two. */
+    /* The index: literals sorted by bytes, so grouped by their first three. */
     size_t nlits;
     char (*lit)[MAX_LIT];
     uint8_t *lit_len;
     uint32_t *lit_first; /* groups of literal i: groups[lit_first[i] .. lit_first[i + 1]) */
     uint32_t *groups;
-    uint32_t *by_pair; /* literals starting with bytes a, b: by_pair[a<<8|b] .. by_pair[(a<<8|b)+1] */
+    /* The literals starting with bytes a, b, c: an open-addressing table of
+       those triples (key 1<<24 | a<<16 | b<<8 | c; 0 = empty) with the range
+       first .. end of the literals, so that a position of the input whose
+       three bytes start no literal costs one probe. */
+    struct triple {
+        uint32_t key, first, end;
+    } *triples;
+    uint32_t tmask, tshift;
 };
 
 static unsigned char lower(unsigned char c)
@@ -720,6 +727,23 @@ static size_t lit_len(const char *lit)
     return n;
 }
 
+static uint32_t triple_key(const char *lit)
+{
+    return 1u << 24 | (uint32_t)(unsigned char)lit[0] << 16 | (uint32_t)(unsigned char)lit[1] << 8 |
+           (unsigned char)lit[2];
+}
+
+/* The slot of key: its entry, or the empty slot where it would go. */
+static struct triple *triple_slot(const prefilter *pf, uint32_t key)
+{
+    for (uint32_t i = (key * 2654435761u) >> pf->tshift;; i = (i + 1) & pf->tmask) {
+        struct triple *t = &pf->triples[i];
+        if (t->key == key || !t->key) {
+            return t;
+        }
+    }
+}
+
 int prefilter_build(prefilter *pf)
 {
     size_t np = 0;
@@ -748,8 +772,15 @@ int prefilter_build(prefilter *pf)
     pf->lit_len = calloc(nl + 1, 1);
     pf->lit_first = calloc(nl + 1, sizeof(uint32_t));
     pf->groups = calloc(np + 1, sizeof(uint32_t));
-    pf->by_pair = calloc(65537, sizeof(uint32_t));
-    if (!pf->lit || !pf->lit_len || !pf->lit_first || !pf->groups || !pf->by_pair) {
+    size_t nt = 64;
+    pf->tshift = 26;
+    while (nt < 4 * nl) { /* at most a quarter full: a miss is mostly one probe */
+        nt *= 2;
+        pf->tshift--;
+    }
+    pf->tmask = (uint32_t)nt - 1;
+    pf->triples = calloc(nt, sizeof(*pf->triples));
+    if (!pf->lit || !pf->lit_len || !pf->lit_first || !pf->groups || !pf->triples) {
         free(pairs);
         return -1;
     }
@@ -769,15 +800,28 @@ int prefilter_build(prefilter *pf)
     pf->nlits = nl;
     pf->lit_first[nl] = (uint32_t)ng;
     free(pairs);
-    size_t k = 0;
-    for (uint32_t b = 0; b < 65536; b++) {
-        pf->by_pair[b] = (uint32_t)k;
-        while (k < pf->nlits &&
-               (uint32_t)((unsigned char)pf->lit[k][0] << 8 | (unsigned char)pf->lit[k][1]) == b) {
+    for (size_t k = 0; k < pf->nlits;) {
+        if (pf->lit_len[k] < MIN_LIT) {
+            /* Not made (sets with a shorter string are dropped); were it, its
+               regexes are simply always tried, which keeps the first match. */
+            for (uint32_t q = pf->lit_first[k]; q < pf->lit_first[k + 1]; q++) {
+                uint32_t re = pf->group_regex[pf->groups[q]];
+                pf->always[re / 64] |= 1ull << (re % 64);
+            }
             k++;
+            continue;
         }
+        uint32_t key = triple_key(pf->lit[k]);
+        size_t end = k + 1;
+        while (end < pf->nlits && pf->lit_len[end] >= MIN_LIT && triple_key(pf->lit[end]) == key) {
+            end++;
+        }
+        struct triple *t = triple_slot(pf, key);
+        if (!t->key) { /* sorted: a triple's literals are adjacent, so this is its only run */
+            *t = (struct triple){key, (uint32_t)k, (uint32_t)end};
+        }
+        k = end;
     }
-    pf->by_pair[65536] = (uint32_t)k;
     for (size_t i = 0; i < pf->nregex; i++) {
         free(pf->pending[i]);
         free(pf->pending_group[i]);
@@ -807,7 +851,7 @@ void prefilter_free(prefilter *pf)
     free(pf->lit_len);
     free(pf->lit_first);
     free(pf->groups);
-    free(pf->by_pair);
+    free(pf->triples);
     free(pf);
 }
 
@@ -830,23 +874,26 @@ size_t prefilter_literals(const prefilter *pf)
     return pf->nlits;
 }
 
-int prefilter_scan(const prefilter *pf, const char *s, size_t n, uint64_t *marks)
+size_t prefilter_work_bytes(const prefilter *pf)
+{
+    return ((pf->ngroups + 63) / 64 + 1) * sizeof(uint64_t) + pf->nregex + 1;
+}
+
+int prefilter_scan(const prefilter *pf, const char *s, size_t n, uint64_t *marks, void *work)
 {
     size_t gwords = (pf->ngroups + 63) / 64;
-    uint8_t *need = malloc(pf->nregex + 1);
-    uint64_t *seen = calloc(gwords + 1, sizeof(uint64_t));
-    if (!need || !seen) {
-        free(need);
-        free(seen);
-        return -1;
-    }
+    uint64_t *seen = work;
+    uint8_t *need = (uint8_t *)(seen + gwords + 1);
+    memset(seen, 0, (gwords + 1) * sizeof(uint64_t));
     memcpy(marks, pf->always, pf->words * sizeof(uint64_t));
     memcpy(need, pf->need, pf->nregex);
     const unsigned char *u = (const unsigned char *)s;
+    uint32_t key = n >= MIN_LIT ? (uint32_t)lower(u[0]) << 8 | lower(u[1]) : 0;
     for (size_t i = 0; i + MIN_LIT <= n; i++) {
-        uint32_t b = (uint32_t)lower(u[i]) << 8 | lower(u[i + 1]);
-        for (uint32_t k = pf->by_pair[b]; k < pf->by_pair[b + 1]; k++) {
-            size_t len = pf->lit_len[k], j = 2;
+        key = 1u << 24 | (key << 8 & 0xffffff) | lower(u[i + 2]);
+        const struct triple *t = triple_slot(pf, key);
+        for (uint32_t k = t->first; k < t->end; k++) { /* an empty slot has none */
+            size_t len = pf->lit_len[k], j = MIN_LIT;
             if (len > n - i) {
                 continue;
             }
@@ -866,7 +913,5 @@ int prefilter_scan(const prefilter *pf, const char *s, size_t n, uint64_t *marks
             }
         }
     }
-    free(need);
-    free(seen);
     return 0;
 }

@@ -31,9 +31,13 @@ void prefilter_free(prefilter *pf);
 
 /* 64-bit words of the bit set prefilter_scan() fills. */
 size_t prefilter_words(const prefilter *pf);
+/* Bytes of the scratch memory prefilter_scan() needs (the caller's own, so
+ * that a scan allocates nothing and instances do not share it). */
+size_t prefilter_work_bytes(const prefilter *pf);
 /* Set bit id of `marks` (prefilter_words() words) for every regex worth
- * trying on s, and clear the others; 0, or -1 when out of memory. */
-int prefilter_scan(const prefilter *pf, const char *s, size_t n, uint64_t *marks);
+ * trying on s, and clear the others, with `work` (prefilter_work_bytes()
+ * bytes, any alignment of malloc()) as scratch; 0. */
+int prefilter_scan(const prefilter *pf, const char *s, size_t n, uint64_t *marks, void *work);
 
 /* For tests and stats: regexes that are always tried, and literals indexed. */
 size_t prefilter_always(const prefilter *pf);

@@ -156,6 +156,7 @@ typedef struct useragent_ctx {
     uint64_t clock;
     pcre2_match_data *md; /* for a miss */
     uint64_t *marks;      /* the prefilter's marks, for a miss */
+    void *work;           /* the prefilter's scratch, for a miss */
     /* Written only by the thread that owns the instance (plain load + store),
        read by stats() from any thread. */
     atomic_ulong hits, misses, uncached;
@@ -394,7 +395,7 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
     size_t off[NFIELDS] = {0}, len[NFIELDS] = {0};
     sbuf b = {0};
     static const int first[3] = {B_FAMILY, O_FAMILY, D_FAMILY};
-    int bad = prefilter_scan(rules->pf, ua, n, u->marks) < 0;
+    int bad = prefilter_scan(rules->pf, ua, n, u->marks, u->work) < 0;
     for (int k = 0; !bad && k < 3; k++) {
         if (!(u->parts & (1 << k))) {
             continue;
@@ -608,6 +609,7 @@ static void destroy(void *instance)
     free(u->sets);
     pcre2_match_data_free(u->md);
     free(u->marks);
+    free(u->work);
     rules_release(u->rules);
     pixel_module_path_free(u->from_parent);
     pixel_module_path_free(u->from_last);
@@ -680,7 +682,8 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     }
     u->md = pcre2_match_data_create(u->rules->max_groups + 1, NULL);
     u->marks = malloc((prefilter_words(u->rules->pf) + 1) * sizeof(uint64_t));
-    return u->md && u->marks ? 0 : PIXEL_ENOMEM;
+    u->work = malloc(prefilter_work_bytes(u->rules->pf));
+    return u->md && u->marks && u->work ? 0 : PIXEL_ENOMEM;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
