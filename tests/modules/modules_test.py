@@ -156,6 +156,20 @@ def privacy(tmp):
     import base64
     exp = base64.urlsafe_b64encode(hmac.new(key, b"u-42", hashlib.sha256).digest()[:16]).decode().rstrip("=")
     check(out and out[0][1]["user"]["id"] == exp, f"base64url: {out}")
+    # Values around the SHA-256 block and padding boundaries, and a key longer
+    # than a block (hashed first): the module's own HMAC against Python's.
+    longkey = os.path.join(tmp, "long.key")
+    with open(longkey, "wb") as f:
+        f.write(b"k" * 50 + b"\xff" * 50 + b"\n")
+    values = ["", "x"] + ["v" * n for n in (31, 32, 55, 56, 57, 63, 64, 65, 119, 120, 128, 300)] + ["été"]
+    for kf in (keyf, longkey):
+        k = open(kf, "rb").read()[:-1] if kf == longkey else key
+        rc, out, err = run(f"  - module: {{name: privacy, config: {{key_file: {kf}, hash: [user.id]}}}}\n",
+                           [{"user": {"id": v}} for v in values], tmp)
+        got = [o[1]["user"]["id"] for o in out]
+        exp = [hmac.new(k, v.encode(), hashlib.sha256).hexdigest() for v in values]
+        check(rc == 0 and got == exp, f"HMAC of {len(values)} lengths, key {os.path.basename(kf)}: "
+                                      f"{[i for i, (a, b) in enumerate(zip(got, exp)) if a != b]} {err}")
     short = os.path.join(tmp, "short.key")
     with open(short, "w") as f:
         f.write("tooshort\n")
