@@ -487,6 +487,7 @@ typedef struct rins {
     uint16_t n;         /* RI_BLOCK: bytes; RI_GROUP and alternatives: instructions in the
                            body that follows; RI_ALT: alternatives */
     uint16_t at;        /* RI_BLOCK: its first entry in need[]; RI_ALT: instructions after it */
+    uint16_t lit;       /* RI_BLOCK: 1 + its entry in lit[] (0: none) */
     uint32_t bit;       /* RI_ONE, RI_RUN, RI_URUN: the set; RI_GROUP and alternatives: the bytes
                            that start a round */
 } rins;
@@ -495,6 +496,8 @@ struct rprog {
     uint32_t tab[256];    /* byte -> the sets it belongs to, one bit each */
     const rins *code;
     const uint32_t *need; /* RI_BLOCK: the set each byte must belong to */
+    const uint64_t *lit;  /* RI_BLOCK of at most 8 sets that are each one byte or one letter in
+                             both cases: {bytes, 0x20 where case folds, 0xff per byte} */
     uint16_t ncode;
     bool anchored_end;
 };
@@ -539,6 +542,8 @@ typedef struct rbuild {
     size_t ncode;
     uint32_t need[RP_MAX_NEED];
     size_t nneed;
+    uint64_t lit[3 * RP_MAX_CODE];
+    size_t nlit;
 } rbuild;
 
 static void bs_add(bset *b, unsigned lo, unsigned hi)
@@ -1067,6 +1072,36 @@ static rins *rb_emit(rbuild *b, uint8_t op)
     return i;
 }
 
+/*
+ * A set of one byte (*fold 0), or of one ASCII letter in both cases (*c the
+ * lower case, *fold 0x20: a byte OR 0x20 equals *c exactly for those two).
+ */
+static bool rb_literal(const bset *s, unsigned *c, unsigned *fold)
+{
+    unsigned n = 0, first = 0, second = 0;
+    for (unsigned k = 0; k < 256 && n <= 2; k++) {
+        if (bs_has(s, k)) {
+            if (n == 0) {
+                first = k;
+            } else {
+                second = k;
+            }
+            n++;
+        }
+    }
+    if (n == 1) {
+        *c = first;
+        *fold = 0;
+        return true;
+    }
+    if (n == 2 && first >= 'A' && first <= 'Z' && second == first + 0x20) {
+        *c = second;
+        *fold = 0x20;
+        return true;
+    }
+    return false;
+}
+
 /* A set matched a fixed number of times, ASCII only: it may join a block. */
 static bool rb_fixed(const rbuild *b, int k)
 {
@@ -1101,17 +1136,35 @@ static void rb_lower_seq(rbuild *b, int k)
         }
         i->at = (uint16_t)b->nneed;
         i->n = 0;
+        unsigned char word[8] = {0}, fold[8] = {0}, mask[8] = {0}; /* in subject order */
+        bool lit = true;
         for (; run > 0; run--, j++) {
             int f = b->kids[n->at + j];
             uint32_t bit = rb_bit(b, &b->set[f]);
+            unsigned lc = 0, fc = 0;
+            bool one = rb_literal(&b->set[f], &lc, &fc);
             for (size_t q = 0; q < b->nodes[f].min; q++) {
                 if (b->nneed == RP_MAX_NEED) {
                     b->bad = true;
                     return;
                 }
                 b->need[b->nneed++] = bit;
+                if (i->n < 8 && one) {
+                    word[i->n] = (unsigned char)lc;
+                    fold[i->n] = (unsigned char)fc;
+                    mask[i->n] = 0xff;
+                } else {
+                    lit = false;
+                }
                 i->n++;
             }
+        }
+        if (lit && b->nlit + 3 <= sizeof(b->lit) / sizeof(b->lit[0])) {
+            memcpy(&b->lit[b->nlit], word, 8);
+            memcpy(&b->lit[b->nlit + 1], fold, 8);
+            memcpy(&b->lit[b->nlit + 2], mask, 8);
+            i->lit = (uint16_t)(1 + b->nlit);
+            b->nlit += 3;
         }
     }
 }
@@ -1206,9 +1259,12 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
     rprog *p = ok ? pixel__arena_alloc(a, sizeof(*p)) : NULL;
     rins *code = p ? pixel__arena_alloc(a, (b->ncode + 1) * sizeof(rins)) : NULL;
     uint32_t *need = code ? pixel__arena_alloc(a, (b->nneed + 1) * sizeof(uint32_t)) : NULL;
-    if (need) {
+    uint64_t *lit = need ? pixel__arena_alloc(a, (b->nlit + 1) * sizeof(uint64_t)) : NULL;
+    if (lit) {
         memcpy(code, b->code, b->ncode * sizeof(rins));
         memcpy(need, b->need, b->nneed * sizeof(uint32_t));
+        memcpy(lit, b->lit, b->nlit * sizeof(uint64_t));
+        p->lit = lit;
         for (unsigned c = 0; c < 256; c++) {
             p->tab[c] = 0;
             for (size_t j = 0; j < b->nbits; j++) {
@@ -1268,6 +1324,18 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
             case RI_BLOCK: {
                 if (avail < ip->n) {
                     return -1;
+                }
+                if (ip->lit && avail >= 8) {
+                    /* literal bytes (letters in either case): one word */
+                    const uint64_t *l = p->lit + ip->lit - 1;
+                    uint64_t w;
+                    memcpy(&w, s + pos, 8);
+                    if (((w | l[1]) ^ l[0]) & l[2]) {
+                        return -1;
+                    }
+                    pos += ip->n;
+                    ip++;
+                    break;
                 }
                 const uint32_t *need = p->need + ip->at;
                 uint32_t bad = 0;
@@ -1370,6 +1438,24 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
     if (p->ncode == 1 && p->code[0].op == RI_RUN) {
         /* one set, like ^[0-9a-f]{32}$: no interpreter */
         const rins *i = p->code;
+        if (p->anchored_end) {
+            /* the length decides the count: every byte in the set, no test per byte */
+            if (len < i->min || len > i->max) {
+                return 0;
+            }
+            const unsigned char *u = (const unsigned char *)s;
+            const uint32_t *tab = p->tab;
+            uint32_t acc = i->bit;
+            size_t k = 0;
+            for (; len - k >= 8 && acc; k += 8) {
+                acc &= tab[u[k]] & tab[u[k + 1]] & tab[u[k + 2]] & tab[u[k + 3]] &
+                       tab[u[k + 4]] & tab[u[k + 5]] & tab[u[k + 6]] & tab[u[k + 7]];
+            }
+            for (; k < len; k++) {
+                acc &= tab[u[k]];
+            }
+            return acc != 0;
+        }
         size_t k = run_len(p->tab, i->bit, (const unsigned char *)s, len < i->max ? len : i->max);
         return k >= i->min && (!p->anchored_end || k == len);
     }

@@ -313,6 +313,8 @@ START_TEST(one_pass_patterns_agree_with_pcre2)
         {"^x(a|ab|abc)", true, {"xab", "xabc"}},
         {"^(a|ab)c$", false, {"abc"}},
         {"^https?://", true, {"https://x", "http://"}},
+        {"^[Hh][Tt]{2}[Pp][Ss]?://[a-z]", true, {"HtTps://example", "http://x", "hTTp:/"}},
+        {"^[@`]x[Zz]{3}[0-9]yyyyyyy", true, {"@xzZz1yyyyyyyy", "`xZZZ2yyyyyyy", "@xzzz"}},
         {"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
          true, {"2026-11-26T00:00:00Z", "2026-11-26T00:00:00.123+01:00"}},
         {"^(ab|cd)+e?$", true, {"abcdab", "cde"}},
