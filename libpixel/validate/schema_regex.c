@@ -500,6 +500,9 @@ struct rprog {
                              both cases: {bytes, 0x20 where case folds, 0xff per byte} */
     uint16_t ncode;
     bool anchored_end;
+    const uint16_t *dfa; /* or NULL: [state + class] -> state (see dfa_compile) */
+    const uint8_t *dcls; /* byte -> class */
+    uint16_t dstart, dacc;
 };
 
 #define RP_MAX_NODES 128
@@ -1230,6 +1233,295 @@ static void rb_lower(rbuild *b, int k)
     alt->at = (uint16_t)(b->ncode - at);
 }
 
+/* ---- the one-pass pattern as a byte DFA ---------------------------------------------- */
+
+/*
+ * A pattern of ASCII sets only (no ".", no negated class, no \D or \W) is
+ * also turned into a deterministic automaton over byte classes, when it
+ * stays small: the counted repetitions are unrolled into a Thompson NFA, and
+ * the subset construction gives at most DFA_MAX_STATES states.  A match is
+ * then one table step per byte, with no dispatch per instruction.  The
+ * automaton accepts exactly the regular language of the pattern, which is
+ * what ECMA-262's backtracking decides for a pattern without back-references
+ * or lookaround: with a closing $ the whole subject must be in it, without,
+ * some prefix.  A state is the offset of its row in the table (a row per
+ * state, a power of two of entries wide, one per byte class).  State 0 is
+ * dead, and the accepting states come last (from dacc on), so one comparison
+ * per byte finds both ends.
+ */
+#define NFA_MAX 2048
+#define DFA_MAX_STATES 128
+#define DFA_MAX_CLASSES 64
+#define DFA_MAX_ENTRIES 4096 /* 8 KB of table */
+#define NFA_NONE UINT16_MAX
+
+typedef struct nstate {
+    uint16_t eps[2]; /* epsilon edges (NFA_NONE: none) */
+    uint16_t next;   /* the edge on the set, to next */
+    int16_t set;     /* the rnode whose set it is, or -1 */
+} nstate;
+
+typedef struct dbuild {
+    const rbuild *b;
+    nstate st[NFA_MAX];
+    size_t n;
+    bool bad;
+} dbuild;
+
+typedef struct frag {
+    uint16_t s, t;
+} frag;
+
+static uint16_t nf_new(dbuild *d)
+{
+    if (d->n == NFA_MAX) {
+        d->bad = true;
+        return 0;
+    }
+    nstate *s = &d->st[d->n];
+    s->eps[0] = s->eps[1] = s->next = NFA_NONE;
+    s->set = -1;
+    return (uint16_t)d->n++;
+}
+
+static void nf_eps(dbuild *d, uint16_t from, uint16_t to)
+{
+    if (d->bad) {
+        return;
+    }
+    nstate *s = &d->st[from];
+    if (s->eps[0] == NFA_NONE) {
+        s->eps[0] = to;
+    } else if (s->eps[1] == NFA_NONE) {
+        s->eps[1] = to;
+    } else {
+        d->bad = true; /* cannot happen: each construction leaves room */
+    }
+}
+
+static frag nf_node(dbuild *d, int k);
+
+/* Node k once, its repetition aside. */
+static frag nf_once(dbuild *d, int k)
+{
+    const rnode *n = &d->b->nodes[k];
+    frag f = {nf_new(d), nf_new(d)};
+    if (d->bad) {
+        return f;
+    }
+    if (n->kind == RK_SET) {
+        d->st[f.s].set = (int16_t)k;
+        d->st[f.s].next = f.t;
+        return f;
+    }
+    if (n->kind == RK_SEQ) {
+        uint16_t cur = f.s;
+        for (size_t j = 0; j < n->n && !d->bad; j++) {
+            frag c = nf_node(d, d->b->kids[n->at + j]);
+            nf_eps(d, cur, c.s);
+            cur = c.t;
+        }
+        nf_eps(d, cur, f.t);
+        return f;
+    }
+    /* an alternation: a chain of splits */
+    uint16_t split = f.s;
+    for (size_t j = 0; j < n->n && !d->bad; j++) {
+        frag c = nf_node(d, d->b->kids[n->at + j]);
+        nf_eps(d, split, c.s);
+        nf_eps(d, c.t, f.t);
+        if (j + 1 < n->n) {
+            uint16_t nx = nf_new(d);
+            nf_eps(d, split, nx);
+            split = nx;
+        }
+    }
+    return f;
+}
+
+/* Node k with its repetition unrolled. */
+static frag nf_node(dbuild *d, int k)
+{
+    const rnode *n = &d->b->nodes[k];
+    if (n->min == 1 && n->max == 1) {
+        return nf_once(d, k);
+    }
+    frag f = {nf_new(d), nf_new(d)};
+    uint16_t cur = f.s;
+    for (unsigned i = 0; i < n->min && !d->bad; i++) {
+        frag c = nf_once(d, k);
+        nf_eps(d, cur, c.s);
+        cur = c.t;
+    }
+    if (n->max == RP_UNBOUNDED) {
+        uint16_t loop = nf_new(d);
+        nf_eps(d, cur, loop);
+        frag c = nf_once(d, k);
+        nf_eps(d, loop, c.s);
+        nf_eps(d, loop, f.t);
+        nf_eps(d, c.t, loop);
+        return f;
+    }
+    for (unsigned i = n->min; i < n->max && !d->bad; i++) {
+        frag c = nf_once(d, k);
+        nf_eps(d, cur, c.s);
+        nf_eps(d, cur, f.t);
+        cur = c.t;
+    }
+    nf_eps(d, cur, f.t);
+    return f;
+}
+
+#define NW (NFA_MAX / 64)
+
+/* Adds the epsilon closure of state s to set w. */
+static void nf_close(const dbuild *d, uint64_t *w, uint16_t s, uint16_t *stack)
+{
+    size_t sp = 0;
+    if (w[s >> 6] >> (s & 63) & 1) {
+        return;
+    }
+    w[s >> 6] |= 1ull << (s & 63);
+    stack[sp++] = s;
+    while (sp) {
+        const nstate *q = &d->st[stack[--sp]];
+        for (int e = 0; e < 2; e++) {
+            uint16_t t = q->eps[e];
+            if (t != NFA_NONE && !(w[t >> 6] >> (t & 63) & 1)) {
+                w[t >> 6] |= 1ull << (t & 63);
+                stack[sp++] = t;
+            }
+        }
+    }
+}
+
+static void dfa_compile(const rbuild *b, int root, rprog *p, pixel_arena *a)
+{
+    /* ASCII sets only */
+    for (size_t k = 0; k < b->nn; k++) {
+        if (b->nodes[k].kind == RK_SET && (b->nodes[k].uni || b->set[k].w[2] || b->set[k].w[3])) {
+            return;
+        }
+    }
+    /* byte classes: bytes in the same sets */
+    uint8_t cls[256];
+    unsigned rep[DFA_MAX_CLASSES];
+    unsigned ncls = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        unsigned j = 0;
+        for (; j < ncls; j++) {
+            bool same = true;
+            for (size_t k = 0; k < b->nn && same; k++) {
+                same = b->nodes[k].kind != RK_SET ||
+                       bs_has(&b->set[k], c) == bs_has(&b->set[k], rep[j]);
+            }
+            if (same) {
+                break;
+            }
+        }
+        if (j == ncls) {
+            if (ncls == DFA_MAX_CLASSES) {
+                return;
+            }
+            rep[ncls++] = c;
+        }
+        cls[c] = (uint8_t)j;
+    }
+    unsigned shift = 0;
+    while ((1u << shift) < ncls) {
+        shift++;
+    }
+    dbuild *d = pixel__malloc(sizeof(*d));
+    /* DFA states as NFA state sets; [0] is the dead (empty) one */
+    uint64_t(*sets)[NW] = pixel__calloc(DFA_MAX_STATES, sizeof(*sets));
+    uint8_t *delta = pixel__calloc((size_t)DFA_MAX_STATES << shift, 1);
+    uint16_t *stack = pixel__malloc(NFA_MAX * sizeof(uint16_t));
+    uint64_t *cmask = pixel__malloc(NFA_MAX * sizeof(uint64_t));
+    if (!d || !sets || !delta || !stack || !cmask) {
+        goto out;
+    }
+    d->b = b;
+    d->n = 0;
+    d->bad = false;
+    frag whole = nf_node(d, root);
+    if (d->bad) {
+        goto out;
+    }
+    size_t nw = (d->n + 63) / 64;
+    /* per NFA state, the classes its set edge takes */
+    for (size_t i = 0; i < d->n; i++) {
+        uint64_t m = 0;
+        for (unsigned c = 0; c < ncls && d->st[i].set >= 0; c++) {
+            m |= (uint64_t)bs_has(&b->set[d->st[i].set], rep[c]) << c;
+        }
+        cmask[i] = m;
+    }
+    size_t ns = 2;
+    nf_close(d, sets[1], whole.s, stack);
+    for (size_t q = 1; q < ns; q++) {
+        for (unsigned c = 0; c < ncls; c++) {
+            uint64_t nx[NW] = {0};
+            for (size_t w = 0; w < nw; w++) {
+                for (uint64_t bits = sets[q][w]; bits; bits &= bits - 1) {
+                    size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+                    if (cmask[i] >> c & 1) {
+                        nf_close(d, nx, d->st[i].next, stack);
+                    }
+                }
+            }
+            size_t t = 0;
+            for (; t < ns; t++) {
+                if (!memcmp(sets[t], nx, nw * sizeof(uint64_t))) {
+                    break;
+                }
+            }
+            if (t == ns) {
+                if (ns == DFA_MAX_STATES) {
+                    goto out;
+                }
+                memcpy(sets[ns++], nx, sizeof(nx));
+            }
+            delta[(q << shift) | c] = (uint8_t)t;
+        }
+    }
+    if ((ns << shift) > DFA_MAX_ENTRIES) {
+        goto out; /* too big to stay in the cache: the instructions do */
+    }
+    /* number the accepting states last */
+    uint8_t perm[DFA_MAX_STATES];
+    size_t next = 1, nacc = 0;
+    for (size_t q = 1; q < ns; q++) {
+        nacc += sets[q][whole.t >> 6] >> (whole.t & 63) & 1;
+    }
+    size_t acc = ns - nacc, nexta = acc;
+    perm[0] = 0;
+    for (size_t q = 1; q < ns; q++) {
+        perm[q] = (uint8_t)((sets[q][whole.t >> 6] >> (whole.t & 63) & 1) ? nexta++ : next++);
+    }
+    uint16_t *tab = pixel__arena_alloc(a, (ns << shift) * sizeof(uint16_t));
+    uint8_t *ctab = pixel__arena_alloc(a, 256);
+    if (!tab || !ctab) {
+        goto out;
+    }
+    memset(tab, 0, (ns << shift) * sizeof(uint16_t));
+    for (size_t q = 1; q < ns; q++) {
+        for (unsigned c = 0; c < ncls; c++) {
+            tab[((size_t)perm[q] << shift) | c] = (uint16_t)(perm[delta[(q << shift) | c]] << shift);
+        }
+    }
+    memcpy(ctab, cls, 256);
+    p->dfa = tab;
+    p->dcls = ctab;
+    p->dstart = (uint16_t)(perm[1] << shift);
+    p->dacc = (uint16_t)(acc << shift);
+out:
+    pixel__free(cmask);
+    pixel__free(stack);
+    pixel__free(delta);
+    pixel__free(sets);
+    pixel__free(d);
+}
+
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
 {
     if (len == 0 || s[0] != '^' || len > 512) {
@@ -1277,6 +1569,8 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
         p->ncode = (uint16_t)b->ncode;
         p->need = need;
         p->anchored_end = end;
+        p->dfa = NULL;
+        dfa_compile(b, root, p, a);
         re->prog = p;
     }
     pixel__free(b);
@@ -1458,6 +1752,35 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
         }
         size_t k = run_len(p->tab, i->bit, (const unsigned char *)s, len < i->max ? len : i->max);
         return k >= i->min && (!p->anchored_end || k == len);
+    }
+    if (p->dfa) {
+        const uint16_t *tab = p->dfa;
+        const uint8_t *cls = p->dcls;
+        const unsigned char *u = (const unsigned char *)s;
+        unsigned acc = p->dacc, st = p->dstart;
+        if (p->anchored_end) {
+            /* the dead state keeps itself: no test per byte */
+            size_t k = 0;
+            for (; k + 2 <= len; k += 2) {
+                st = tab[st + cls[u[k]]];
+                st = tab[st + cls[u[k + 1]]];
+            }
+            if (k < len) {
+                st = tab[st + cls[u[k]]];
+            }
+            return st >= acc;
+        }
+        /* a prefix is enough: stop at the first accepting state (or the dead one) */
+        if (st >= acc) {
+            return 1;
+        }
+        for (size_t k = 0; k < len; k++) {
+            st = tab[st + cls[u[k]]];
+            if (st - 1 >= acc - 1) {
+                return st != 0;
+            }
+        }
+        return 0;
     }
     long r = rp_exec(p, p->code, p->code + p->ncode, (const unsigned char *)s, 0, len);
     return r >= 0 && (!p->anchored_end || (size_t)r == len);
