@@ -121,7 +121,10 @@ typedef int (*pixel_schema_error_cb)(const pixel_schema_error *e, void *payload)
 /*
  * Validates instance.  Returns 0 when valid, 1 when invalid (cb, which may
  * be NULL, was called for each error), or a negative pixel_status when the
- * evaluation could not finish (nesting beyond the recursion limit).
+ * evaluation could not finish: PIXEL_ERROR for nesting beyond the recursion
+ * limit, PIXEL_ESCHEMA for a schema that re-enters itself on the same
+ * instance value through dynamic references (cb then got one error, with an
+ * empty keyword, naming the schema node).
  * Thread-safe; never allocates.
  */
 PIXEL_API int pixel_schema_validate(const pixel_schema *schema, const pixel_value *instance,

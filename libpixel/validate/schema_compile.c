@@ -950,9 +950,42 @@ snode *pixel__schema_compile_node(pixel_schema_registry *r, const pixel_value *v
 /* ---- reference cycles that cannot terminate ----------------------------------- */
 
 /*
+ * A dynamic reference whose target cannot depend on the path taken: not
+ * bookended ($dynamicRef to a target without the $dynamicAnchor; a
+ * $recursiveRef to a resource without "$recursiveAnchor": true), or the only
+ * anchor of its name in the registry (so that every dynamic scope resolves it
+ * to the static target).  Documents added later can make it dynamic again:
+ * the evaluator then catches a cycle on its own.
+ */
+static bool dyn_static(const pixel_schema_registry *r, const sop *op)
+{
+    size_t n = 0;
+    if (op->kind == OP_RECREF) {
+        if (!op->u.dyn.target->res->recursive_anchor) {
+            return true;
+        }
+        for (size_t i = 0; i < r->resources.cap && n < 2; i++) {
+            const sresource *res = r->resources.e[i].val;
+            n += r->resources.e[i].key && res->recursive_anchor;
+        }
+        return n == 1;
+    }
+    if (!op->u.dyn.anchor) {
+        return true;
+    }
+    for (size_t i = 0; i < r->dynanchors.cap && n < 2; i++) {
+        const char *key = r->dynanchors.e[i].key;
+        const char *hash = key ? strchr(key, '#') : NULL;
+        n += hash && strcmp(hash + 1, op->u.dyn.anchor) == 0;
+    }
+    return n == 1;
+}
+
+/*
  * An in-place cycle ($ref, allOf, anyOf, oneOf, not, if/then/else,
- * dependentSchemas) evaluates the same instance forever.  Dynamic references
- * are left out: their target depends on the path taken.
+ * dependentSchemas, and dynamic references that resolve statically)
+ * evaluates the same instance forever.  Other dynamic references are left
+ * out: their target depends on the path taken.
  */
 static int cycle_dfs(pixel_schema_registry *r, snode *n, hmap *state, int depth)
 {
@@ -979,6 +1012,12 @@ static int cycle_dfs(pixel_schema_registry *r, snode *n, hmap *state, int depth)
             case OP_REF:
             case OP_NOT:
                 rc = cycle_dfs(r, op->u.schema, state, depth + 1);
+                break;
+            case OP_DYNREF:
+            case OP_RECREF:
+                if (dyn_static(r, op)) {
+                    rc = cycle_dfs(r, op->u.dyn.target, state, depth + 1);
+                }
                 break;
             case OP_ALLOF:
             case OP_ANYOF:

@@ -48,6 +48,25 @@ typedef struct dscope {
     const sresource *res;
 } dscope;
 
+/*
+ * One evaluation on the stack: a schema node on an instance (aux NULL), or
+ * the unevaluated* question "did node n evaluate member/item aux of v".
+ * run counts the frames below it on the same instance: evaluation never
+ * returns to an outer instance, so the frames of one instance are the top
+ * run of the stack, and a long run is where a re-entry is looked for.
+ */
+typedef struct eframe {
+    const struct eframe *up;
+    const snode *n;
+    const pixel_value *v;
+    const void *aux;
+    const struct dscope *ds;
+    unsigned run;
+} eframe;
+
+/* Same-instance frames stacked before a re-entry is looked for. */
+#define CYCLE_RUN 16
+
 typedef struct bump {
     char *buf;
     size_t used, cap;
@@ -59,7 +78,9 @@ typedef struct ectx {
     bool quiet;
     bool stop;
     bool fail;
+    bool cycle; /* fail: the schema re-entered itself (PIXEL_ESCHEMA, not a depth limit) */
     int depth;
+    const eframe *top;
     unsigned nerr;
     pixel_schema_error_cb cb;
     void *payload;
@@ -555,6 +576,68 @@ static const snode *dyn_target(ectx *x, const sop *op, const dscope *ds)
     return found ? found : t;
 }
 
+/* ---- evaluations that never finish ---------------------------------------------- */
+
+/*
+ * Re-entering a node on the same instance (for the same question) with no
+ * resource new to the dynamic scope means the evaluation would repeat itself
+ * forever: every $dynamicRef resolves as it did the first time, because the
+ * scope is the earlier one plus resources it already held.  The compile-time
+ * check refuses the static cycles; this catches the ones through dynamic
+ * references.
+ */
+static bool scope_grew(const dscope *now, const dscope *then)
+{
+    for (const dscope *d = now; d && d != then; d = d->up) {
+        const dscope *o = then;
+        while (o && o->res != d->res) {
+            o = o->up;
+        }
+        if (!o) {
+            return true;
+        }
+    }
+    return false;
+}
+
+__attribute__((noinline, cold)) static bool reentered(ectx *x, const eframe *f)
+{
+    for (const eframe *g = f->up; g && g->v == f->v; g = g->up) {
+        if (g->n == f->n && g->aux == f->aux && !scope_grew(f->ds, g->ds)) {
+            x->fail = x->stop = x->cycle = true;
+            if (x->cb) {
+                char msg[512];
+                snprintf(msg, sizeof(msg),
+                         "the schema cannot be evaluated: it re-enters %s on the same "
+                         "instance value, through in-place references, and would never finish",
+                         f->n->loc);
+                pixel_schema_error e = {"", "", f->n->loc, "", msg};
+                x->cb(&e, x->payload);
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Pushes f; false (f not pushed, x failed) when it re-enters an evaluation on the stack. */
+static inline bool frame_push(ectx *x, eframe *f, const snode *n, const pixel_value *v,
+                              const void *aux, const dscope *ds)
+{
+    const eframe *up = x->top;
+    f->up = up;
+    f->n = n;
+    f->v = v;
+    f->aux = aux;
+    f->ds = ds;
+    f->run = up && up->v == v ? up->run + 1 : 0;
+    if (PIXEL_UNLIKELY(f->run >= CYCLE_RUN) && reentered(x, f)) {
+        return false;
+    }
+    x->top = f;
+    return true;
+}
+
 /* ---- the boolean pass ----------------------------------------------------------- */
 
 /*
@@ -966,7 +1049,7 @@ static bool quick(ectx *x, const snode *n, const pixel_value *v)
     if (n->boolean) {
         return n->boolean == 1;
     }
-    if (!type_ok(v, n->types)) {
+    if (!type_ok(v, n->types) || PIXEL_UNLIKELY(x->fail)) {
         return false;
     }
     if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
@@ -1068,65 +1151,96 @@ static bool inplace_evaluated(ectx *x, const sop *op, const pixel_value *inst, c
 static bool prop_evaluated(ectx *x, const snode *n, const pixel_value *obj, const pixel_value *m,
                            const dscope *ds, bool self, int depth)
 {
-    if (!n || n->boolean || depth > MAX_DEPTH) {
+    if (!n || n->boolean || PIXEL_UNLIKELY(x->fail)) {
+        return false;
+    }
+    if (PIXEL_UNLIKELY(depth > MAX_DEPTH)) {
+        x->fail = x->stop = true;
         return false;
     }
     dscope frame;
     ds = enter(n, ds, &frame);
+    eframe f;
+    if (!frame_push(x, &f, n, obj, m, ds)) {
+        return false;
+    }
+    bool found = false;
     for (size_t i = 0; i < n->nops; i++) {
         const sop *op = &n->ops[i];
         if (op->kind == OP_OBJECT) {
             const sobject *o = op->u.obj;
             if (o->additional) {
-                return true;
+                found = true;
+                goto out;
             }
             const sprop *p = prop_find(o, m);
             if (p && p->schema) {
-                return true;
+                found = true;
+                goto out;
             }
             for (size_t k = 0; k < o->npatterns; k++) {
                 if (regex_match(x, &o->patterns[k].re, m->key, m->klen)) {
-                    return true;
+                    found = true;
+                    goto out;
                 }
             }
         } else if (op->kind == OP_UNEVAL_PROPS) {
             if (!self) {
-                return true;
+                found = true;
+                goto out;
             }
         } else if (inplace_evaluated(x, op, obj, m, 0, ds, depth, false)) {
-            return true;
+            found = true;
+            goto out;
         }
     }
-    return false;
+out:
+    x->top = f.up;
+    return found;
 }
 
 static bool item_evaluated(ectx *x, const snode *n, const pixel_value *arr, const pixel_value *e,
                            size_t idx, const dscope *ds, bool self, int depth)
 {
-    if (!n || n->boolean || depth > MAX_DEPTH) {
+    if (!n || n->boolean || PIXEL_UNLIKELY(x->fail)) {
+        return false;
+    }
+    if (PIXEL_UNLIKELY(depth > MAX_DEPTH)) {
+        x->fail = x->stop = true;
         return false;
     }
     dscope frame;
     ds = enter(n, ds, &frame);
+    eframe f;
+    if (!frame_push(x, &f, n, arr, e, ds)) {
+        return false;
+    }
+    bool found = false;
     for (size_t i = 0; i < n->nops; i++) {
         const sop *op = &n->ops[i];
         if (op->kind == OP_ITEMS) {
             if (idx < op->u.items.nprefix || op->u.items.rest) {
-                return true;
+                found = true;
+                goto out;
             }
         } else if (op->kind == OP_CONTAINS) {
             if (n->draft == SDRAFT_2020 && quiet_eval(x, op->u.contains.schema, e, ds)) {
-                return true;
+                found = true;
+                goto out;
             }
         } else if (op->kind == OP_UNEVAL_ITEMS) {
             if (!self) {
-                return true;
+                found = true;
+                goto out;
             }
         } else if (inplace_evaluated(x, op, arr, e, idx, ds, depth, true)) {
-            return true;
+            found = true;
+            goto out;
         }
     }
-    return false;
+out:
+    x->top = f.up;
+    return found;
 }
 
 /* ---- keywords --------------------------------------------------------------------- */
@@ -1684,6 +1798,9 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
         }
         return true;
     }
+    if (PIXEL_UNLIKELY(x->fail)) {
+        return false; /* unwinding: nothing more to learn */
+    }
     if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
         x->fail = true;
         x->stop = true;
@@ -1692,6 +1809,11 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
     }
     dscope frame;
     ds = enter(n, ds, &frame);
+    eframe f;
+    if (!frame_push(x, &f, n, v, NULL, ds)) {
+        x->depth--;
+        return false;
+    }
     bool ok = true;
     for (size_t i = 0; i < n->nops; i++) {
         if (!eval_op(x, n, &n->ops[i], v, ip, kp, ds)) {
@@ -1701,6 +1823,7 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
             }
         }
     }
+    x->top = f.up;
     x->depth--;
     return ok;
 }
@@ -1724,7 +1847,7 @@ int pixel_schema_validate(const pixel_schema *s, const pixel_value *v, unsigned 
     }
     bool ok = eval(&x, s->root, v, NULL, NULL, NULL);
     if (x.fail) {
-        return PIXEL_ERROR;
+        return x.cycle ? PIXEL_ESCHEMA : PIXEL_ERROR;
     }
     return ok ? 0 : 1;
 }

@@ -768,27 +768,31 @@ static bool ipv4(const char *s, size_t n)
     if (n < 7 || n > 15) {
         return false;
     }
-    const char *p = s, *end = s + n;
-    for (int part = 0; part < 4; part++) {
-        if (part > 0 && (p == end || *p++ != '.')) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    for (int part = 0;; part++) {
+        /* one to three digits, no leading zero, at most 255; p < end here */
+        unsigned d0 = (unsigned)p[0] - '0';
+        if (d0 > 9) {
             return false;
         }
-        /* one to three digits, no leading zero, at most 255 */
-        if (p == end || !digit(*p)) {
+        p++;
+        unsigned d1 = p < end ? (unsigned)p[0] - '0' : 10;
+        if (d1 <= 9) {
+            unsigned d2 = p + 1 < end ? (unsigned)p[1] - '0' : 10;
+            if (d0 == 0 || (d2 <= 9 && d0 * 100 + d1 * 10 + d2 > 255)) {
+                return false;
+            }
+            p += d2 <= 9 ? 2 : 1;
+        }
+        if (part == 3) {
+            return p == end;
+        }
+        /* a dot with something after it */
+        if (end - p < 2 || *p != '.') {
             return false;
         }
-        unsigned v = (unsigned)(*p++ - '0');
-        if (p < end && digit(*p)) {
-            if (v == 0) {
-                return false;
-            }
-            v = v * 10 + (unsigned)(*p++ - '0');
-            if (p < end && digit(*p) && (v = v * 10 + (unsigned)(*p++ - '0')) > 255) {
-                return false;
-            }
-        }
+        p++;
     }
-    return p == end;
 }
 
 static bool ipv6(const char *s, size_t n)
@@ -810,8 +814,8 @@ static bool ipv6(const char *s, size_t n)
         }
     }
     while (i < n) {
-        size_t st = i;
-        while (i < n && hex(s[i]) && i - st < 5) {
+        size_t st = i, lim = n - i < 5 ? n : i + 5;
+        while (i < lim && hex(s[i])) {
             i++;
         }
         if (i < n && s[i] == '.') {

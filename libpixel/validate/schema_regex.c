@@ -487,6 +487,7 @@ typedef struct rins {
     uint16_t n;         /* RI_BLOCK: bytes; RI_GROUP and alternatives: instructions in the
                            body that follows; RI_ALT: alternatives */
     uint16_t at;        /* RI_BLOCK: its first entry in need[]; RI_ALT: instructions after it */
+    uint16_t lit;       /* RI_BLOCK: 1 + its entry in lit[] (0: none) */
     uint32_t bit;       /* RI_ONE, RI_RUN, RI_URUN: the set; RI_GROUP and alternatives: the bytes
                            that start a round */
 } rins;
@@ -495,8 +496,13 @@ struct rprog {
     uint32_t tab[256];    /* byte -> the sets it belongs to, one bit each */
     const rins *code;
     const uint32_t *need; /* RI_BLOCK: the set each byte must belong to */
+    const uint64_t *lit;  /* RI_BLOCK of at most 8 sets that are each one byte or one letter in
+                             both cases: {bytes, 0x20 where case folds, 0xff per byte} */
     uint16_t ncode;
     bool anchored_end;
+    const uint16_t *dfa; /* or NULL: [state + class] -> state (see dfa_compile) */
+    const uint8_t *dcls; /* byte -> class */
+    uint16_t dstart, dacc;
 };
 
 #define RP_MAX_NODES 128
@@ -539,6 +545,8 @@ typedef struct rbuild {
     size_t ncode;
     uint32_t need[RP_MAX_NEED];
     size_t nneed;
+    uint64_t lit[3 * RP_MAX_CODE];
+    size_t nlit;
 } rbuild;
 
 static void bs_add(bset *b, unsigned lo, unsigned hi)
@@ -1067,6 +1075,36 @@ static rins *rb_emit(rbuild *b, uint8_t op)
     return i;
 }
 
+/*
+ * A set of one byte (*fold 0), or of one ASCII letter in both cases (*c the
+ * lower case, *fold 0x20: a byte OR 0x20 equals *c exactly for those two).
+ */
+static bool rb_literal(const bset *s, unsigned *c, unsigned *fold)
+{
+    unsigned n = 0, first = 0, second = 0;
+    for (unsigned k = 0; k < 256 && n <= 2; k++) {
+        if (bs_has(s, k)) {
+            if (n == 0) {
+                first = k;
+            } else {
+                second = k;
+            }
+            n++;
+        }
+    }
+    if (n == 1) {
+        *c = first;
+        *fold = 0;
+        return true;
+    }
+    if (n == 2 && first >= 'A' && first <= 'Z' && second == first + 0x20) {
+        *c = second;
+        *fold = 0x20;
+        return true;
+    }
+    return false;
+}
+
 /* A set matched a fixed number of times, ASCII only: it may join a block. */
 static bool rb_fixed(const rbuild *b, int k)
 {
@@ -1101,17 +1139,35 @@ static void rb_lower_seq(rbuild *b, int k)
         }
         i->at = (uint16_t)b->nneed;
         i->n = 0;
+        unsigned char word[8] = {0}, fold[8] = {0}, mask[8] = {0}; /* in subject order */
+        bool lit = true;
         for (; run > 0; run--, j++) {
             int f = b->kids[n->at + j];
             uint32_t bit = rb_bit(b, &b->set[f]);
+            unsigned lc = 0, fc = 0;
+            bool one = rb_literal(&b->set[f], &lc, &fc);
             for (size_t q = 0; q < b->nodes[f].min; q++) {
                 if (b->nneed == RP_MAX_NEED) {
                     b->bad = true;
                     return;
                 }
                 b->need[b->nneed++] = bit;
+                if (i->n < 8 && one) {
+                    word[i->n] = (unsigned char)lc;
+                    fold[i->n] = (unsigned char)fc;
+                    mask[i->n] = 0xff;
+                } else {
+                    lit = false;
+                }
                 i->n++;
             }
+        }
+        if (lit && b->nlit + 3 <= sizeof(b->lit) / sizeof(b->lit[0])) {
+            memcpy(&b->lit[b->nlit], word, 8);
+            memcpy(&b->lit[b->nlit + 1], fold, 8);
+            memcpy(&b->lit[b->nlit + 2], mask, 8);
+            i->lit = (uint16_t)(1 + b->nlit);
+            b->nlit += 3;
         }
     }
 }
@@ -1177,6 +1233,295 @@ static void rb_lower(rbuild *b, int k)
     alt->at = (uint16_t)(b->ncode - at);
 }
 
+/* ---- the one-pass pattern as a byte DFA ---------------------------------------------- */
+
+/*
+ * A pattern of ASCII sets only (no ".", no negated class, no \D or \W) is
+ * also turned into a deterministic automaton over byte classes, when it
+ * stays small: the counted repetitions are unrolled into a Thompson NFA, and
+ * the subset construction gives at most DFA_MAX_STATES states.  A match is
+ * then one table step per byte, with no dispatch per instruction.  The
+ * automaton accepts exactly the regular language of the pattern, which is
+ * what ECMA-262's backtracking decides for a pattern without back-references
+ * or lookaround: with a closing $ the whole subject must be in it, without,
+ * some prefix.  A state is the offset of its row in the table (a row per
+ * state, a power of two of entries wide, one per byte class).  State 0 is
+ * dead, and the accepting states come last (from dacc on), so one comparison
+ * per byte finds both ends.
+ */
+#define NFA_MAX 2048
+#define DFA_MAX_STATES 128
+#define DFA_MAX_CLASSES 64
+#define DFA_MAX_ENTRIES 4096 /* 8 KB of table */
+#define NFA_NONE UINT16_MAX
+
+typedef struct nstate {
+    uint16_t eps[2]; /* epsilon edges (NFA_NONE: none) */
+    uint16_t next;   /* the edge on the set, to next */
+    int16_t set;     /* the rnode whose set it is, or -1 */
+} nstate;
+
+typedef struct dbuild {
+    const rbuild *b;
+    nstate st[NFA_MAX];
+    size_t n;
+    bool bad;
+} dbuild;
+
+typedef struct frag {
+    uint16_t s, t;
+} frag;
+
+static uint16_t nf_new(dbuild *d)
+{
+    if (d->n == NFA_MAX) {
+        d->bad = true;
+        return 0;
+    }
+    nstate *s = &d->st[d->n];
+    s->eps[0] = s->eps[1] = s->next = NFA_NONE;
+    s->set = -1;
+    return (uint16_t)d->n++;
+}
+
+static void nf_eps(dbuild *d, uint16_t from, uint16_t to)
+{
+    if (d->bad) {
+        return;
+    }
+    nstate *s = &d->st[from];
+    if (s->eps[0] == NFA_NONE) {
+        s->eps[0] = to;
+    } else if (s->eps[1] == NFA_NONE) {
+        s->eps[1] = to;
+    } else {
+        d->bad = true; /* cannot happen: each construction leaves room */
+    }
+}
+
+static frag nf_node(dbuild *d, int k);
+
+/* Node k once, its repetition aside. */
+static frag nf_once(dbuild *d, int k)
+{
+    const rnode *n = &d->b->nodes[k];
+    frag f = {nf_new(d), nf_new(d)};
+    if (d->bad) {
+        return f;
+    }
+    if (n->kind == RK_SET) {
+        d->st[f.s].set = (int16_t)k;
+        d->st[f.s].next = f.t;
+        return f;
+    }
+    if (n->kind == RK_SEQ) {
+        uint16_t cur = f.s;
+        for (size_t j = 0; j < n->n && !d->bad; j++) {
+            frag c = nf_node(d, d->b->kids[n->at + j]);
+            nf_eps(d, cur, c.s);
+            cur = c.t;
+        }
+        nf_eps(d, cur, f.t);
+        return f;
+    }
+    /* an alternation: a chain of splits */
+    uint16_t split = f.s;
+    for (size_t j = 0; j < n->n && !d->bad; j++) {
+        frag c = nf_node(d, d->b->kids[n->at + j]);
+        nf_eps(d, split, c.s);
+        nf_eps(d, c.t, f.t);
+        if (j + 1 < n->n) {
+            uint16_t nx = nf_new(d);
+            nf_eps(d, split, nx);
+            split = nx;
+        }
+    }
+    return f;
+}
+
+/* Node k with its repetition unrolled. */
+static frag nf_node(dbuild *d, int k)
+{
+    const rnode *n = &d->b->nodes[k];
+    if (n->min == 1 && n->max == 1) {
+        return nf_once(d, k);
+    }
+    frag f = {nf_new(d), nf_new(d)};
+    uint16_t cur = f.s;
+    for (unsigned i = 0; i < n->min && !d->bad; i++) {
+        frag c = nf_once(d, k);
+        nf_eps(d, cur, c.s);
+        cur = c.t;
+    }
+    if (n->max == RP_UNBOUNDED) {
+        uint16_t loop = nf_new(d);
+        nf_eps(d, cur, loop);
+        frag c = nf_once(d, k);
+        nf_eps(d, loop, c.s);
+        nf_eps(d, loop, f.t);
+        nf_eps(d, c.t, loop);
+        return f;
+    }
+    for (unsigned i = n->min; i < n->max && !d->bad; i++) {
+        frag c = nf_once(d, k);
+        nf_eps(d, cur, c.s);
+        nf_eps(d, cur, f.t);
+        cur = c.t;
+    }
+    nf_eps(d, cur, f.t);
+    return f;
+}
+
+#define NW (NFA_MAX / 64)
+
+/* Adds the epsilon closure of state s to set w. */
+static void nf_close(const dbuild *d, uint64_t *w, uint16_t s, uint16_t *stack)
+{
+    size_t sp = 0;
+    if (w[s >> 6] >> (s & 63) & 1) {
+        return;
+    }
+    w[s >> 6] |= 1ull << (s & 63);
+    stack[sp++] = s;
+    while (sp) {
+        const nstate *q = &d->st[stack[--sp]];
+        for (int e = 0; e < 2; e++) {
+            uint16_t t = q->eps[e];
+            if (t != NFA_NONE && !(w[t >> 6] >> (t & 63) & 1)) {
+                w[t >> 6] |= 1ull << (t & 63);
+                stack[sp++] = t;
+            }
+        }
+    }
+}
+
+static void dfa_compile(const rbuild *b, int root, rprog *p, pixel_arena *a)
+{
+    /* ASCII sets only */
+    for (size_t k = 0; k < b->nn; k++) {
+        if (b->nodes[k].kind == RK_SET && (b->nodes[k].uni || b->set[k].w[2] || b->set[k].w[3])) {
+            return;
+        }
+    }
+    /* byte classes: bytes in the same sets */
+    uint8_t cls[256];
+    unsigned rep[DFA_MAX_CLASSES];
+    unsigned ncls = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        unsigned j = 0;
+        for (; j < ncls; j++) {
+            bool same = true;
+            for (size_t k = 0; k < b->nn && same; k++) {
+                same = b->nodes[k].kind != RK_SET ||
+                       bs_has(&b->set[k], c) == bs_has(&b->set[k], rep[j]);
+            }
+            if (same) {
+                break;
+            }
+        }
+        if (j == ncls) {
+            if (ncls == DFA_MAX_CLASSES) {
+                return;
+            }
+            rep[ncls++] = c;
+        }
+        cls[c] = (uint8_t)j;
+    }
+    unsigned shift = 0;
+    while ((1u << shift) < ncls) {
+        shift++;
+    }
+    dbuild *d = pixel__malloc(sizeof(*d));
+    /* DFA states as NFA state sets; [0] is the dead (empty) one */
+    uint64_t(*sets)[NW] = pixel__calloc(DFA_MAX_STATES, sizeof(*sets));
+    uint8_t *delta = pixel__calloc((size_t)DFA_MAX_STATES << shift, 1);
+    uint16_t *stack = pixel__malloc(NFA_MAX * sizeof(uint16_t));
+    uint64_t *cmask = pixel__malloc(NFA_MAX * sizeof(uint64_t));
+    if (!d || !sets || !delta || !stack || !cmask) {
+        goto out;
+    }
+    d->b = b;
+    d->n = 0;
+    d->bad = false;
+    frag whole = nf_node(d, root);
+    if (d->bad) {
+        goto out;
+    }
+    size_t nw = (d->n + 63) / 64;
+    /* per NFA state, the classes its set edge takes */
+    for (size_t i = 0; i < d->n; i++) {
+        uint64_t m = 0;
+        for (unsigned c = 0; c < ncls && d->st[i].set >= 0; c++) {
+            m |= (uint64_t)bs_has(&b->set[d->st[i].set], rep[c]) << c;
+        }
+        cmask[i] = m;
+    }
+    size_t ns = 2;
+    nf_close(d, sets[1], whole.s, stack);
+    for (size_t q = 1; q < ns; q++) {
+        for (unsigned c = 0; c < ncls; c++) {
+            uint64_t nx[NW] = {0};
+            for (size_t w = 0; w < nw; w++) {
+                for (uint64_t bits = sets[q][w]; bits; bits &= bits - 1) {
+                    size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+                    if (cmask[i] >> c & 1) {
+                        nf_close(d, nx, d->st[i].next, stack);
+                    }
+                }
+            }
+            size_t t = 0;
+            for (; t < ns; t++) {
+                if (!memcmp(sets[t], nx, nw * sizeof(uint64_t))) {
+                    break;
+                }
+            }
+            if (t == ns) {
+                if (ns == DFA_MAX_STATES) {
+                    goto out;
+                }
+                memcpy(sets[ns++], nx, sizeof(nx));
+            }
+            delta[(q << shift) | c] = (uint8_t)t;
+        }
+    }
+    if ((ns << shift) > DFA_MAX_ENTRIES) {
+        goto out; /* too big to stay in the cache: the instructions do */
+    }
+    /* number the accepting states last */
+    uint8_t perm[DFA_MAX_STATES];
+    size_t next = 1, nacc = 0;
+    for (size_t q = 1; q < ns; q++) {
+        nacc += sets[q][whole.t >> 6] >> (whole.t & 63) & 1;
+    }
+    size_t acc = ns - nacc, nexta = acc;
+    perm[0] = 0;
+    for (size_t q = 1; q < ns; q++) {
+        perm[q] = (uint8_t)((sets[q][whole.t >> 6] >> (whole.t & 63) & 1) ? nexta++ : next++);
+    }
+    uint16_t *tab = pixel__arena_alloc(a, (ns << shift) * sizeof(uint16_t));
+    uint8_t *ctab = pixel__arena_alloc(a, 256);
+    if (!tab || !ctab) {
+        goto out;
+    }
+    memset(tab, 0, (ns << shift) * sizeof(uint16_t));
+    for (size_t q = 1; q < ns; q++) {
+        for (unsigned c = 0; c < ncls; c++) {
+            tab[((size_t)perm[q] << shift) | c] = (uint16_t)(perm[delta[(q << shift) | c]] << shift);
+        }
+    }
+    memcpy(ctab, cls, 256);
+    p->dfa = tab;
+    p->dcls = ctab;
+    p->dstart = (uint16_t)(perm[1] << shift);
+    p->dacc = (uint16_t)(acc << shift);
+out:
+    pixel__free(cmask);
+    pixel__free(stack);
+    pixel__free(delta);
+    pixel__free(sets);
+    pixel__free(d);
+}
+
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
 {
     if (len == 0 || s[0] != '^' || len > 512) {
@@ -1206,9 +1551,12 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
     rprog *p = ok ? pixel__arena_alloc(a, sizeof(*p)) : NULL;
     rins *code = p ? pixel__arena_alloc(a, (b->ncode + 1) * sizeof(rins)) : NULL;
     uint32_t *need = code ? pixel__arena_alloc(a, (b->nneed + 1) * sizeof(uint32_t)) : NULL;
-    if (need) {
+    uint64_t *lit = need ? pixel__arena_alloc(a, (b->nlit + 1) * sizeof(uint64_t)) : NULL;
+    if (lit) {
         memcpy(code, b->code, b->ncode * sizeof(rins));
         memcpy(need, b->need, b->nneed * sizeof(uint32_t));
+        memcpy(lit, b->lit, b->nlit * sizeof(uint64_t));
+        p->lit = lit;
         for (unsigned c = 0; c < 256; c++) {
             p->tab[c] = 0;
             for (size_t j = 0; j < b->nbits; j++) {
@@ -1221,6 +1569,8 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
         p->ncode = (uint16_t)b->ncode;
         p->need = need;
         p->anchored_end = end;
+        p->dfa = NULL;
+        dfa_compile(b, root, p, a);
         re->prog = p;
     }
     pixel__free(b);
@@ -1268,6 +1618,18 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
             case RI_BLOCK: {
                 if (avail < ip->n) {
                     return -1;
+                }
+                if (ip->lit && avail >= 8) {
+                    /* literal bytes (letters in either case): one word */
+                    const uint64_t *l = p->lit + ip->lit - 1;
+                    uint64_t w;
+                    memcpy(&w, s + pos, 8);
+                    if (((w | l[1]) ^ l[0]) & l[2]) {
+                        return -1;
+                    }
+                    pos += ip->n;
+                    ip++;
+                    break;
                 }
                 const uint32_t *need = p->need + ip->at;
                 uint32_t bad = 0;
@@ -1370,8 +1732,55 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
     if (p->ncode == 1 && p->code[0].op == RI_RUN) {
         /* one set, like ^[0-9a-f]{32}$: no interpreter */
         const rins *i = p->code;
+        if (p->anchored_end) {
+            /* the length decides the count: every byte in the set, no test per byte */
+            if (len < i->min || len > i->max) {
+                return 0;
+            }
+            const unsigned char *u = (const unsigned char *)s;
+            const uint32_t *tab = p->tab;
+            uint32_t acc = i->bit;
+            size_t k = 0;
+            for (; len - k >= 8 && acc; k += 8) {
+                acc &= tab[u[k]] & tab[u[k + 1]] & tab[u[k + 2]] & tab[u[k + 3]] &
+                       tab[u[k + 4]] & tab[u[k + 5]] & tab[u[k + 6]] & tab[u[k + 7]];
+            }
+            for (; k < len; k++) {
+                acc &= tab[u[k]];
+            }
+            return acc != 0;
+        }
         size_t k = run_len(p->tab, i->bit, (const unsigned char *)s, len < i->max ? len : i->max);
         return k >= i->min && (!p->anchored_end || k == len);
+    }
+    if (p->dfa) {
+        const uint16_t *tab = p->dfa;
+        const uint8_t *cls = p->dcls;
+        const unsigned char *u = (const unsigned char *)s;
+        unsigned acc = p->dacc, st = p->dstart;
+        if (p->anchored_end) {
+            /* the dead state keeps itself: no test per byte */
+            size_t k = 0;
+            for (; k + 2 <= len; k += 2) {
+                st = tab[st + cls[u[k]]];
+                st = tab[st + cls[u[k + 1]]];
+            }
+            if (k < len) {
+                st = tab[st + cls[u[k]]];
+            }
+            return st >= acc;
+        }
+        /* a prefix is enough: stop at the first accepting state (or the dead one) */
+        if (st >= acc) {
+            return 1;
+        }
+        for (size_t k = 0; k < len; k++) {
+            st = tab[st + cls[u[k]]];
+            if (st - 1 >= acc - 1) {
+                return st != 0;
+            }
+        }
+        return 0;
     }
     long r = rp_exec(p, p->code, p->code + p->ncode, (const unsigned char *)s, 0, len);
     return r >= 0 && (!p->anchored_end || (size_t)r == len);

@@ -392,6 +392,11 @@ int pixel__validator_check(const pixel_validator *v, pixel_ctx *ctx, const pixel
     if (p.oom) {
         return pixel__error_set(err, PIXEL_ENOMEM, PIXEL_STAGE_VALIDATE, "out of memory");
     }
+    if (rc == PIXEL_ESCHEMA) {
+        /* a schema that re-enters itself on this event through dynamic references */
+        return stage_reason(ctx, "too_deep",
+                            "the schema re-enters itself on this event and cannot be evaluated");
+    }
     if (rc < 0) {
         /* nesting beyond the evaluator's limit: the event's fault, not ours */
         return stage_reason(ctx, "too_deep", "the event is nested too deeply to validate");

@@ -1,14 +1,18 @@
 /*
  * libFuzzer target: the ECMA-262 -> PCRE2 pattern translation, the simple
  * matcher and PCRE2 on untrusted patterns and subjects.  Input: pattern,
- * a NUL byte, subject.
+ * a NUL byte, subject.  Where the one-pass matcher (or its DFA) applies,
+ * its verdict must be PCRE2's: a difference aborts.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "pixel/schema.h"
 #include "pixel_private.h"
+#include "validate/schema_private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,6 +32,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pixel__buf_free(&b);
         return 0;
     }
+    pixel_arena a;
+    pixel__arena_init(&a);
+    sregex re;
+    char why[160];
+    if (pixel__regex_compile(&re, &a, in, plen, why, sizeof(why)) == 0) {
+        if (re.prog) {
+            pcre2_match_data *md = pcre2_match_data_create_from_pattern(re.code, NULL);
+            if (md) {
+                int want = pixel__regex_search_pcre2(&re, md, subj, slen);
+                if (want >= 0 && pixel__regex_onepass(re.prog, subj, slen) != want) {
+                    abort(); /* the one-pass matcher disagrees with PCRE2 */
+                }
+                pcre2_match_data_free(md);
+            }
+        }
+        pcre2_code_free(re.code);
+    }
+    pixel__arena_release(&a);
     pixel_schema_registry *reg = NULL;
     const pixel_schema *s = NULL;
     if (pixel_schema_registry_new(&reg, 0, NULL) == 0 &&

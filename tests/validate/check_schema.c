@@ -76,6 +76,18 @@ START_TEST(compile_rejects_a_reference_cycle)
 }
 END_TEST
 
+/*
+ * The fuzz finding tests/fuzz/corpus-schema/dynref-if-cycle.json: the root re-enters itself
+ * on the same instance through if/then and a $dynamicRef to the root's $dynamicAnchor.  With
+ * that anchor the only one of its name, the reference is static and the cycle is refused at
+ * compile time, at the root.
+ */
+START_TEST(compile_rejects_a_dynamic_reference_cycle)
+{
+    expect_load_error("dynref-cycle.json", "", "reference cycle");
+}
+END_TEST
+
 START_TEST(compile_rejects_an_invalid_regex)
 {
     expect_load_error("bad-regex.json", "/properties/a/pattern", "invalid regular expression");
@@ -301,6 +313,11 @@ START_TEST(one_pass_patterns_agree_with_pcre2)
         {"^x(a|ab|abc)", true, {"xab", "xabc"}},
         {"^(a|ab)c$", false, {"abc"}},
         {"^https?://", true, {"https://x", "http://"}},
+        {"^[Hh][Tt]{2}[Pp][Ss]?://[a-z]", true, {"HtTps://example", "http://x", "hTTp:/"}},
+        {"^[@`]x[Zz]{3}[0-9]yyyyyyy", true, {"@xzZz1yyyyyyyy", "`xZZZ2yyyyyyy", "@xzzz"}},
+        {"^a*", true, {"", "baa"}},
+        {"^(ab|cd){2,3}$", true, {"abcd", "cdabab", "ab"}},
+        {"^[a-c]{0,2}(x[0-9]{1,3})?$", true, {"", "abx12", "cx1234"}},
         {"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
          true, {"2026-11-26T00:00:00Z", "2026-11-26T00:00:00.123+01:00"}},
         {"^(ab|cd)+e?$", true, {"abcdab", "cde"}},
@@ -377,6 +394,131 @@ START_TEST(one_pass_patterns_agree_with_pcre2)
 END_TEST
 
 /* Both passes agree, and give the verdict expected, on every instance. */
+/* Validates text against itself (s compiled from it) under flags: the status, errs filled. */
+static int validate_cycle(const pixel_schema *s, const char *json, unsigned flags, errs *out,
+                          bool with_cb)
+{
+    pixel_arena a;
+    pixel__arena_init(&a);
+    pixel_value *v = pixel__json_parse(&a, json, strlen(json), NULL);
+    ck_assert_ptr_nonnull(v);
+    memset(out, 0, sizeof(*out));
+    int rc = pixel_schema_validate(s, v, flags, with_cb ? collect : NULL, out);
+    pixel__arena_release(&a);
+    return rc;
+}
+
+/* Every way to evaluate: with and without messages, the first error only, no boolean pass. */
+static void expect_cycle_refused(const pixel_schema *s, const char *instance, const char *where)
+{
+    static const unsigned flags[] = {0, PIXEL_SCHEMA_FIRST_ERROR, SFLAG_FULL_ONLY,
+                                     PIXEL_SCHEMA_ASSERT_FORMAT};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        errs e;
+        ck_assert_int_eq(validate_cycle(s, instance, flags[i], &e, false), PIXEL_ESCHEMA);
+        ck_assert_int_eq(e.n, 0);
+        ck_assert_int_eq(validate_cycle(s, instance, flags[i], &e, true), PIXEL_ESCHEMA);
+        ck_assert_int_eq(e.n, 1);
+        ck_assert_msg(strstr(e.msg[0], "would never finish") != NULL, "message: %s", e.msg[0]);
+        ck_assert_msg(strstr(e.sloc[0], where) != NULL, "schema location %s should hold %s",
+                      e.sloc[0], where);
+    }
+}
+
+/*
+ * A $dynamicRef whose target depends on the dynamic scope is left to the evaluator: re-entering
+ * the same node on the same instance (with nothing new in the scope) fails the validation with
+ * PIXEL_ESCHEMA and one message naming the node, in every evaluation path, instead of running
+ * for an exponential time.
+ */
+START_TEST(evaluation_refuses_a_dynamic_reference_cycle)
+{
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    pixel_error_clear(&err);
+    char *fuzz = NULL;
+    size_t fuzz_len = 0;
+    FILE *f = fopen(fixture("dynref-cycle.json"), "rb");
+    ck_assert_ptr_nonnull(f);
+    char buf[4096];
+    fuzz_len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[fuzz_len] = 0;
+    fuzz = buf;
+
+    /* The fuzz input again, with a second "x" anchor in the registry: no longer static. */
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    static const char other[] = "{\"$id\":\"urn:other\",\"$dynamicAnchor\":\"x\"}";
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, other, strlen(other), &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:fuzz", fuzz, fuzz_len, &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:fuzz", &err) == 0, "%s", err.text);
+    expect_cycle_refused(s, fuzz, "urn:fuzz#");
+    expect_cycle_refused(s, "{}", "urn:fuzz#");
+    /* an instance the cycle never reaches (the if fails on it) stays valid */
+    errs e;
+    ck_assert_int_eq(validate_cycle(s, "[]", 0, &e, true), 0);
+    pixel_schema_registry_free(reg);
+
+    /* Two resources: a -> b -> $dynamicRef "#x" -> a (the outermost "x"), and again. */
+    pixel_error_clear(&err);
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    static const char a[] = "{\"$id\":\"urn:a\",\"$dynamicAnchor\":\"x\",\"$ref\":\"urn:b\"}";
+    static const char b[] = "{\"$id\":\"urn:b\",\"$dynamicAnchor\":\"x\","
+                            "\"allOf\":[{\"$dynamicRef\":\"#x\"}]}";
+    /* the same loop reached from anyOf (a quiet evaluation) and through unevaluatedProperties */
+    static const char c[] = "{\"$id\":\"urn:c\",\"anyOf\":[{\"type\":\"string\"},{\"$ref\":\"urn:a\"}],"
+                            "\"unevaluatedProperties\":false}";
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, a, strlen(a), &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, b, strlen(b), &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, c, strlen(c), &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:a", &err) == 0, "%s", err.text);
+    expect_cycle_refused(s, "{\"k\":[1,2]}", "urn:");
+    expect_cycle_refused(s, "7", "urn:");
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:c", &err) == 0, "%s", err.text);
+    expect_cycle_refused(s, "{\"k\":1}", "urn:");
+    ck_assert_int_eq(validate_cycle(s, "\"str\"", 0, &e, true), 0);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+/*
+ * An instance nested past the evaluator's depth limit under a schema with two branches per
+ * level: the failure unwinds at once (it used to retry every branch on the way up, 2^depth).
+ */
+START_TEST(depth_limit_unwinds_without_retrying_branches)
+{
+    static const char *const schemas[] = {
+        "{\"anyOf\":[{\"allOf\":[{\"items\":{\"$ref\":\"#\"}}]},"
+        "{\"allOf\":[{\"items\":{\"$ref\":\"#\"}}]}]}",
+        "{\"$dynamicAnchor\":\"n\",\"anyOf\":[{\"items\":{\"$dynamicRef\":\"#n\"}},"
+        "{\"items\":{\"$dynamicRef\":\"#n\"}}]}",
+    };
+    char deep[2 * 250 + 1];
+    for (int i = 0; i < 250; i++) {
+        deep[i] = '[';
+        deep[250 + i] = ']';
+    }
+    deep[500] = 0;
+    for (size_t k = 0; k < 2; k++) {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        pixel_error_clear(&err);
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(
+            pixel_schema_registry_add_json(reg, "urn:d", schemas[k], strlen(schemas[k]), &err), 0);
+        ck_assert_msg(pixel_schema_compile(&s, reg, "urn:d", &err) == 0, "%s", err.text);
+        errs e;
+        ck_assert_int_eq(validate_cycle(s, deep, 0, &e, false), PIXEL_ERROR);
+        ck_assert_int_eq(validate_cycle(s, deep, 0, &e, true), PIXEL_ERROR);
+        ck_assert_int_eq(validate_cycle(s, deep, SFLAG_FULL_ONLY, &e, true), PIXEL_ERROR);
+        ck_assert_int_eq(validate_cycle(s, "[[[]]]", 0, &e, true), 0);
+        pixel_schema_registry_free(reg);
+    }
+}
+END_TEST
+
 static void expect_verdicts(const char *schema, const char *const *instances, const int *valid,
                             size_t n, bool ifgroup)
 {
@@ -513,6 +655,7 @@ static Suite *schema_suite(void)
     tcase_add_test(load_tc, compile_rejects_an_unresolvable_ref);
     tcase_add_test(load_tc, compile_rejects_an_unknown_dollar_schema);
     tcase_add_test(load_tc, compile_rejects_a_reference_cycle);
+    tcase_add_test(load_tc, compile_rejects_a_dynamic_reference_cycle);
     tcase_add_test(load_tc, compile_rejects_an_invalid_regex);
     tcase_add_test(load_tc, compile_rejects_what_the_metaschema_rejects);
     tcase_add_test(load_tc, load_reports_json_syntax_with_line);
@@ -525,6 +668,8 @@ static Suite *schema_suite(void)
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
+    tcase_add_test(val, evaluation_refuses_a_dynamic_reference_cycle);
+    tcase_add_test(val, depth_limit_unwinds_without_retrying_branches);
     suite_add_tcase(s, val);
     return s;
 }

@@ -77,6 +77,9 @@ static int print_error(const pixel_schema_error *e, void *payload)
         printf(",\"message\":");
         json_str(e->message);
         printf("}");
+    } else if (!e->keyword[0]) {
+        /* not an error of the instance: the schema cannot be evaluated */
+        printf("  %s\n", e->message);
     } else {
         printf("  %s: %s\n    keyword %s, schema %s\n",
                e->instance_location[0] ? e->instance_location : "(root)", e->message,
@@ -131,6 +134,10 @@ static int check_doc(const pixel_schema *s, pixel_ctx *ctx, const opts *o, const
         rc = pixel_schema_validate(s, v, o->flags, print_error, &c);
         if (rc > 0) {
             printf("%s%s: invalid (%d error%s)\n", file, where, c.nerr, c.nerr == 1 ? "" : "s");
+            rc = pixel_schema_validate(s, v, o->flags, print_error, &r);
+        } else if (rc < 0 && c.nerr) {
+            /* a schema that re-enters itself says where: print that */
+            printf("%s%s: cannot be validated\n", file, where);
             rc = pixel_schema_validate(s, v, o->flags, print_error, &r);
         }
     } else {
