@@ -724,7 +724,7 @@ int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
                 return PIXEL_ENOMEM;
             }
             size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ms, f->ts_output_ms || has_ms);
-            *out = pixel__value_string_view(&ctx->arena, buf, n);
+            *out = pixel__value_plain_view(&ctx->arena, buf, n); /* digits and -T:.Z */
             return *out ? 0 : PIXEL_ENOMEM;
         }
         case CONV_BASE64URL_JSON: {

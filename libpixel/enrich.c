@@ -82,7 +82,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, id, 36));
+    return set_path(ctx, e->into_path, pixel__value_plain_view(&ctx->arena, id, 36));
 }
 
 /* ---- ingest_time, pipeline ---- */
@@ -92,7 +92,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     PIXEL_UNUSED(err);
     size_t n;
     const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
-    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, text, n));
+    return set_path(ctx, e->into_path, pixel__value_plain_view(&ctx->arena, text, n));
 }
 
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -297,6 +297,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
+    v->flags |= PIXEL_VALUE_PLAIN_STR; /* hex digits, '.' and ':' */
     return 0;
 }
 

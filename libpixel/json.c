@@ -597,28 +597,72 @@ static char *put_int(char *o, int64_t i)
 
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
-/* A plain string of 4 to 32 bytes (most member values) is written at b->len
- * as two overlapping blocks; false for any other string. */
-static inline bool short_plain_string(pixel_buf *b, const pixel_value *m)
+/* Whether n bytes, n <= 3, need no escape: the first, middle and last byte
+ * cover them all. */
+static inline bool tiny_is_plain(const unsigned char *p, size_t n)
+{
+    return n == 0 || !(needs_escape[p[0]] | needs_escape[p[n / 2]] | needs_escape[p[n - 1]]);
+}
+
+/* A string of up to 32 bytes (most member values) that needs no escape is
+ * written at b->len: as two overlapping blocks, or byte by byte under 4.
+ * Text flagged PIXEL_VALUE_PLAIN_STR is not looked at.  false for any other
+ * string. */
+__attribute__((always_inline)) static inline bool short_plain_string(pixel_buf *b,
+                                                                      const pixel_value *m)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     size_t n = m->u.str.len;
-    if (n < 4 || n > 32 ||
-        (n <= 16 ? !short_is_plain(p, n)
-                 : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0)) {
+    if (n > 32) {
+        return false;
+    }
+    if (!(m->flags & PIXEL_VALUE_PLAIN_STR) &&
+        !(n < 4     ? tiny_is_plain(p, n)
+          : n <= 16 ? short_is_plain(p, n)
+                    : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) == 0)) {
         return false;
     }
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     o[0] = '"';
-    if (n <= 16) {
-        copy_short(o + 1, p, n);
-    } else {
-        pixel__copy16(o + 1, p);
-        pixel__copy16(o + 1 + n - 16, p + n - 16);
+    if (n >= 4) {
+        if (n <= 16) {
+            copy_short(o + 1, p, n);
+        } else {
+            pixel__copy16(o + 1, p);
+            pixel__copy16(o + 1 + n - 16, p + n - 16);
+        }
+    } else if (n > 0) {
+        o[1] = (char)p[0];
+        o[1 + n / 2] = (char)p[n / 2];
+        o[n] = (char)p[n - 1];
     }
     o[n + 1] = '"';
     b->len += n + 2;
     return true;
+}
+
+/* A longer string known to need no escape: copied as it is. */
+static int plain_string(pixel_buf *b, const char *s, size_t n)
+{
+    if (PIXEL_UNLIKELY(b->cap - b->len < n + 3) && pixel__buf_reserve(b, n + 3) < 0) {
+        return -1;
+    }
+    char *o = b->data + b->len;
+    o[0] = '"';
+    memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    o[n + 2] = '\0';
+    b->len += n + 2;
+    return 0;
+}
+
+static int dump_string(pixel_buf *b, const pixel_value *m)
+{
+    if (short_plain_string(b, m)) {
+        return 0;
+    }
+    return m->flags & PIXEL_VALUE_PLAIN_STR ? plain_string(b, m->u.str.s, m->u.str.len)
+                                            : pixel__json_escape(b, m->u.str.s, m->u.str.len);
 }
 
 /* Writes one scalar at b->len, or the whole of a container; 0 or -1. */
@@ -627,7 +671,7 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
         case PIXEL_TYPE_STRING:
-            return short_plain_string(b, m) ? 0 : pixel__json_escape(b, m->u.str.s, m->u.str.len);
+            return dump_string(b, m);
         case PIXEL_TYPE_INT:
             b->len = (size_t)(put_int(o, m->u.i) - b->data);
             return 0;
@@ -655,11 +699,22 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
+/* A member's or element's value, at b->len with MEMBER_SLACK bytes free. */
+__attribute__((always_inline)) static inline int dump_member_value(pixel_buf *b, const pixel_value *m)
+{
+    if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING) && short_plain_string(b, m)) {
+        return 0;
+    }
+    return dump_value(b, m);
+}
+
 /*
  * An object or array.  Before each member the buffer is grown, when needed,
  * to hold the member's key and MEMBER_SLACK more bytes, so the separator, a
  * plain key and a short scalar are written without further checks; longer
- * strings and nested containers reserve for themselves.
+ * strings and nested containers reserve for themselves.  Every member is
+ * written after a ','; the first one's lands where the opening bracket
+ * goes, and the bracket is written over it at the end.
  */
 static int dump_container(pixel_buf *b, const pixel_value *v)
 {
@@ -667,21 +722,19 @@ static int dump_container(pixel_buf *b, const pixel_value *v)
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
         return -1;
     }
-    b->data[b->len++] = obj ? '{' : '[';
-    bool first = true;
-    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
-        if (PIXEL_UNLIKELY(b->cap - b->len <= need) && pixel__buf_reserve(b, need) < 0) {
-            return -1;
-        }
-        char *o = b->data + b->len;
-        *o = ',';
-        o += !first;
-        first = false;
-        if (obj) {
+    const size_t open = b->len;
+    if (obj) {
+        for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+            size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
+            if (PIXEL_UNLIKELY(b->cap - b->len <= need) && pixel__buf_reserve(b, need) < 0) {
+                return -1;
+            }
+            char *o = b->data + b->len;
             if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
                 /* a key from the configuration, checked at load: no escapes */
-                *o++ = '"';
+                o[0] = ',';
+                o[1] = '"';
+                o += 2;
                 if (m->klen >= 4 && m->klen <= 16) {
                     copy_short(o, (const unsigned char *)m->key, m->klen);
                 } else {
@@ -690,27 +743,37 @@ static int dump_container(pixel_buf *b, const pixel_value *v)
                 o += m->klen;
                 o[0] = '"';
                 o[1] = ':';
-                o += 2;
-                b->len = (size_t)(o - b->data);
+                b->len = (size_t)(o + 2 - b->data);
             } else {
-                b->len = (size_t)(o - b->data);
+                *o = ',';
+                b->len++;
                 if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
                     pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
                     return -1;
                 }
             }
-        } else {
-            b->len = (size_t)(o - b->data);
+            if (dump_member_value(b, m) < 0) {
+                return -1;
+            }
         }
-        if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING) && short_plain_string(b, m)) {
-            continue;
-        }
-        if (dump_value(b, m) < 0) {
-            return -1;
+    } else {
+        for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+            if (PIXEL_UNLIKELY(b->cap - b->len <= MEMBER_SLACK + 4) &&
+                pixel__buf_reserve(b, MEMBER_SLACK + 4) < 0) {
+                return -1;
+            }
+            b->data[b->len++] = ',';
+            if (dump_member_value(b, m) < 0) {
+                return -1;
+            }
         }
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
         return -1;
+    }
+    b->data[open] = obj ? '{' : '[';
+    if (!v->u.list.head) {
+        b->len = open + 1;
     }
     b->data[b->len++] = obj ? '}' : ']';
     b->data[b->len] = '\0';

@@ -106,6 +106,11 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 
 #define PIXEL_VALUE_RAW       0x1u /* NUMBER: `raw` holds the literal it came from */
 #define PIXEL_VALUE_PLAIN_KEY 0x2u /* member name needs no JSON escaping */
+/* STRING: the text needs no JSON escaping.  Set only by producers that know
+ * it (times, UUIDs, IP addresses, parts of a checked URL); the serializer
+ * then copies the text without looking at it.  Whoever changes u.str of a
+ * value in place must clear or re-establish it. */
+#define PIXEL_VALUE_PLAIN_STR 0x4u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
@@ -151,6 +156,16 @@ static inline pixel_value *pixel__value_string_view(pixel_arena *a, const char *
     if (v) {
         v->u.str.s = s;
         v->u.str.len = len;
+    }
+    return v;
+}
+
+/* The same, for text known to need no JSON escaping (PIXEL_VALUE_PLAIN_STR). */
+static inline pixel_value *pixel__value_plain_view(pixel_arena *a, const char *s, size_t len)
+{
+    pixel_value *v = pixel__value_string_view(a, s, len);
+    if (v) {
+        v->flags = PIXEL_VALUE_PLAIN_STR;
     }
     return v;
 }

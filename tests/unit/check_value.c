@@ -137,6 +137,58 @@ START_TEST(escaping_matches_a_reference_at_every_length)
 }
 END_TEST
 
+/* The same inside containers (members take another path through the
+ * serializer), with empty containers and keys that need escaping. */
+START_TEST(members_escape_like_the_reference_in_containers)
+{
+    static const unsigned char alphabet[] = {'a', '"', '\\', 0x01, 0x7f, 0xc3, 0xa9, '\n'};
+    pixel_ctx *ctx = pixel_ctx_new();
+    unsigned seed = 777;
+    for (int round = 0; round < 400; round++) {
+        pixel_value *obj = pixel_value_new_object(ctx);
+        pixel_value *arr = pixel_value_new_array(ctx);
+        char expect_obj[4096] = "{", expect_arr[4096] = "[";
+        size_t members = (size_t)(round % 7);
+        for (size_t m = 0; m < members; m++) {
+            unsigned char s[64];
+            size_t n = (size_t)((round * 7 + m * 13) % 40);
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                s[i] = (seed >> 16) % 5 ? (unsigned char)('a' + (seed >> 8) % 26)
+                                        : alphabet[(seed >> 20) % sizeof(alphabet)];
+            }
+            char key[16], text[400];
+            snprintf(key, sizeof(key), m == 3 ? "k\"%zu" : "key%zu", m);
+            ck_assert_int_eq(
+                pixel_object_set(ctx, obj, key, bytes_value(ctx, (const char *)s, n)), 0);
+            ck_assert_int_eq(pixel_array_append(arr, bytes_value(ctx, (const char *)s, n)), 0);
+            if (m > 0) {
+                strcat(expect_obj, ",");
+                strcat(expect_arr, ",");
+            }
+            reference_escape((const unsigned char *)key, strlen(key), text);
+            strcat(expect_obj, text);
+            strcat(expect_obj, ":");
+            reference_escape(s, n, text);
+            strcat(expect_obj, text);
+            strcat(expect_arr, text);
+        }
+        strcat(expect_obj, "}");
+        strcat(expect_arr, "]");
+        ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect_obj);
+        ck_assert_str_eq(pixel_value_dump(ctx, arr, NULL), expect_arr);
+    }
+    pixel_value *outer = pixel_value_new_object(ctx);
+    pixel_value *inner = pixel_value_new_array(ctx);
+    ck_assert_int_eq(pixel_array_append(inner, pixel_value_new_object(ctx)), 0);
+    ck_assert_int_eq(pixel_array_append(inner, pixel_value_new_array(ctx)), 0);
+    ck_assert_int_eq(pixel_object_set(ctx, outer, "a", inner), 0);
+    ck_assert_int_eq(pixel_object_set(ctx, outer, "b", pixel_value_new_object(ctx)), 0);
+    ck_assert_str_eq(pixel_value_dump(ctx, outer, NULL), "{\"a\":[{},[]],\"b\":{}}");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -217,6 +269,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, big_integers_become_numbers_and_keep_their_text);
     tcase_add_test(tc, strings_escape_control_characters_and_quotes);
     tcase_add_test(tc, escaping_matches_a_reference_at_every_length);
+    tcase_add_test(tc, members_escape_like_the_reference_in_containers);
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
