@@ -303,33 +303,110 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
 
 /* ---- url ---- */
 
-/* key: a string literal, plain */
-#define add_part(ctx, o, key, s, n) add_part_n(ctx, o, key, sizeof(key) - 1, s, n)
-static int add_part_n(pixel_ctx *ctx, pixel_value *o, const char *key, size_t klen, const char *s,
-                      size_t n)
+/* Whether n bytes need no JSON escaping (the serializer's test, once for a
+ * whole URL so that the parts taken from it need none). */
+static bool text_is_plain(const char *text, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (n <= 16) {
+        return pixel__json_special_short(p, n) == 0;
+    }
+    unsigned m = pixel__json_special16(p + n - 16);
+    for (size_t i = 0; i + 16 <= n && !m; i += 16) {
+        m = pixel__json_special16(p + i);
+    }
+    return m == 0;
+}
+
+/* A part of the URL: a view into it, flagged plain when the URL is. */
+static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t flags)
 {
     pixel_value *v = pixel__value_string_view(&ctx->arena, s, n);
+    if (v) {
+        v->flags = flags;
+    }
+    return v;
+}
+
+/* key: a string literal, plain.  `fresh`: the target has no member of that
+ * name (checked once for all parts), so the part is appended without a search. */
+#define add_part(ctx, o, fresh, key, s, n, flags)                                                  \
+    add_part_n(ctx, o, fresh, key, sizeof(key) - 1, s, n, flags)
+static int add_part_n(pixel_ctx *ctx, pixel_value *o, bool fresh, const char *key, size_t klen,
+                      const char *s, size_t n, uint8_t flags)
+{
+    pixel_value *v = part_value(ctx, s, n, flags);
     if (!v) {
         return PIXEL_ENOMEM;
+    }
+    if (fresh) {
+        return pixel__object_add_plain(o, key, klen, v);
     }
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
 
-static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size_t qn)
+/* Whether object o has a member named like one the url enricher adds. */
+static bool has_part_member(const pixel_value *o)
+{
+    for (const pixel_value *m = o->u.list.head; m; m = m->next) {
+        const char *k = m->key;
+        switch (m->klen) {
+            case 4:
+                if (memcmp(k, "host", 4) == 0 || memcmp(k, "path", 4) == 0) {
+                    return true;
+                }
+                break;
+            case 5:
+                if (memcmp(k, "query", 5) == 0) {
+                    return true;
+                }
+                break;
+            case 6:
+                if (memcmp(k, "scheme", 6) == 0) {
+                    return true;
+                }
+                break;
+            case 8:
+                if (memcmp(k, "fragment", 8) == 0 || memcmp(k, "campaign", 8) == 0) {
+                    return true;
+                }
+                break;
+            default:
+                break;
+        }
+    }
+    return false;
+}
+
+static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const char *q, size_t qn)
 {
     /* utm_X -> campaign.Y */
-    static const char *const keys[] = {"source", "medium", "campaign", "term", "content"};
-    static const char *const names[] = {"source", "medium", "name", "term", "content"};
+    static const struct {
+        const char *key, *name;
+        uint8_t klen, nlen;
+    } map[] = {{"source", "source", 6, 6},
+               {"medium", "medium", 6, 6},
+               {"campaign", "name", 8, 4},
+               {"term", "term", 4, 4},
+               {"content", "content", 7, 7}};
     pixel_value *camp = NULL;
     const char *s = q, *end = q + qn;
     while (s < end) {
         const char *amp = memchr(s, '&', (size_t)(end - s));
         const char *pe = amp ? amp : end;
-        const char *eq = memchr(s, '=', (size_t)(pe - s));
-        if (eq && eq - s > 4 && memcmp(s, "utm_", 4) == 0) {
-            for (size_t k = 0; k < PIXEL_ARRAY_LEN(keys); k++) {
-                size_t kl = strlen(keys[k]);
-                if ((size_t)(eq - s - 4) == kl && memcmp(s + 4, keys[k], kl) == 0) {
+        if (pe - s > 5 && memcmp(s, "utm_", 4) == 0) {
+            const char *eq = memchr(s, '=', (size_t)(pe - s));
+            for (size_t k = 0; eq && k < PIXEL_ARRAY_LEN(map); k++) {
+                size_t kl = map[k].klen;
+                if ((size_t)(eq - s - 4) == kl && memcmp(s + 4, map[k].key, kl) == 0) {
                     pixel_span dec;
                     size_t bad;
                     int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
@@ -343,7 +420,8 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part_n(ctx, camp, names[k], strlen(names[k]), dec.p, dec.n) < 0) {
+                    if (add_part_n(ctx, camp, false, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
+                        0) {
                         return PIXEL_ENOMEM;
                     }
                 }
@@ -351,14 +429,46 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
         }
         s = pe + 1;
     }
-    return camp ? (pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0) : 0;
+    if (!camp) {
+        return 0;
+    }
+    if (fresh) {
+        return pixel__object_add_plain(target, "campaign", 8, camp);
+    }
+    return pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+/* Whether `child` names a member of what `parent` names ("page.url", "page"). */
+static bool path_is_child(const pixel_path *parent, const pixel_path *child)
+{
+    if (child->n != parent->n + 1) {
+        return false;
+    }
+    for (size_t k = 0; k < parent->n; k++) {
+        if (child->seg[k].len != parent->seg[k].len ||
+            !pixel__same_bytes(child->seg[k].key, parent->seg[k].key, parent->seg[k].len)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
+    /* The usual setup reads page.url into page: the target is looked up
+     * once, and the source in it. */
+    pixel_value *target = NULL, *src;
+    bool target_known = path_is_child(e->into_path, e->from_path);
+    if (target_known) {
+        target = pixel__path_get(ctx->event, e->into_path);
+        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
+        src = target ? pixel__object_getn(target, leaf->key, leaf->len) : NULL;
+    } else {
+        src = pixel__path_get(ctx->event, e->from_path);
+    }
     size_t n;
-    const char *s = pixel_value_string(pixel__path_get(ctx->event, e->from_path), &n);
+    const char *s = pixel_value_string(src, &n);
     if (!s) {
         return 0;
     }
@@ -367,17 +477,30 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (!colon || colon == s || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return 0; /* not an absolute URL: nothing to decompose (the schema judges it) */
     }
-    pixel_value *target = pixel__path_get(ctx->event, e->into_path);
+    if (!target_known) {
+        target = pixel__path_get(ctx->event, e->into_path);
+    }
+    bool fresh = false;
     if (!target) {
         target = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
         if (set_path(ctx, e->into_path, target) < 0) {
             return PIXEL_ENOMEM;
         }
+        fresh = true;
     }
     if (target->type != PIXEL_TYPE_OBJECT) {
         return fail(ctx, e, e->into, "the target is not an object");
     }
-    if (add_part(ctx, target, "scheme", s, (size_t)(colon - s)) < 0) {
+    if (!fresh) {
+        fresh = !has_part_member(target);
+    }
+    /* Every part is a piece of the URL: when it needs no escaping, neither do they. */
+    uint8_t flags = 0;
+    if (text_is_plain(s, n)) {
+        flags = PIXEL_VALUE_PLAIN_STR;
+        src->flags |= PIXEL_VALUE_PLAIN_STR;
+    }
+    if (add_part(ctx, target, fresh, "scheme", s, (size_t)(colon - s), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     p = colon + 3;
@@ -387,24 +510,24 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (at) {
         h = at + 1;
     }
-    if (add_part(ctx, target, "host", h, (size_t)(p - h)) < 0) {
+    if (add_part(ctx, target, fresh, "host", h, (size_t)(p - h), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     const char *path = p;
     p = pixel__find3(p, end, '?', '#', '#');
-    if (add_part(ctx, target, "path", path, (size_t)(p - path)) < 0) {
+    if (add_part(ctx, target, fresh, "path", path, (size_t)(p - path), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     if (p < end && *p == '?') {
         const char *q = ++p;
         p = pixel__find3(p, end, '#', '#', '#');
-        if (add_part(ctx, target, "query", q, (size_t)(p - q)) < 0 ||
-            add_campaign(ctx, target, q, (size_t)(p - q)) < 0) {
+        if (add_part(ctx, target, fresh, "query", q, (size_t)(p - q), flags) < 0 ||
+            add_campaign(ctx, target, fresh, q, (size_t)(p - q)) < 0) {
             return PIXEL_ENOMEM;
         }
     }
     if (p < end && *p == '#' &&
-        add_part(ctx, target, "fragment", p + 1, (size_t)(end - p - 1)) < 0) {
+        add_part(ctx, target, fresh, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     return 0;

@@ -236,6 +236,29 @@ START_TEST(urls_are_decomposed_with_campaign_fields)
 }
 END_TEST
 
+/* A part that the target already has is replaced where it stands; parts of
+ * a URL that needs escaping are escaped; a new target gets every part. */
+START_TEST(url_parts_replace_members_and_keep_escapes)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {page.host: query.h, page.url: query.url}\n"
+                                          "enrich: [{url: {from: page.url, into: page}}]\n");
+    ck_assert_int_eq(
+        run(p, ctx, LINE("h=old&url=http%3A%2F%2Fa.b%2Fp%22q%3Fx%3D1%26utm_term%3Dt%5C1%23f")),
+        PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"page\":{\"host\":\"a.b\",\"url\":\"http://a.b/p\\\"q?x=1&utm_term=t\\\\1#f\","
+                     "\"scheme\":\"http\",\"path\":\"/p\\\"q\",\"query\":\"x=1&utm_term=t\\\\1\","
+                     "\"campaign\":{\"term\":\"t\\\\1\"},\"fragment\":\"f\"}}");
+    pixel_pipeline_free(p);
+
+    p = load_ok(PIPE_HEAD "fields: {u: query.url}\nenrich: [{url: {from: u, into: parts.of}}]\n");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fx.org")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"u\":\"https://x.org\",\"parts\":{\"of\":{\"scheme\":"
+                                     "\"https\",\"host\":\"x.org\",\"path\":\"\"}}}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(ingest_time_and_pipeline_info)
 {
     pixel_pipeline *p = load_ok(
@@ -259,6 +282,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
     tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
+    tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
     return s;
