@@ -120,23 +120,39 @@ static void mask_bits(unsigned char *a, size_t bytes, int prefix)
     }
 }
 
-/* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading zeros. */
-static bool parse_ipv4(const char *s, size_t n, unsigned char a[4])
+/* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
+ * zeros.  end[k]: the offset just past octet k. */
+static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4])
 {
     size_t i = 0;
     for (int k = 0; k < 4; k++) {
-        if (k > 0 && (i >= n || s[i++] != '.')) {
+        if (k > 0) {
+            if (i >= n || s[i] != '.') {
+                return false;
+            }
+            i++;
+        }
+        unsigned d, v;
+        if (i >= n || (v = (unsigned)(unsigned char)s[i] - '0') > 9) {
             return false;
         }
-        size_t start = i;
-        unsigned v = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) {
-            v = v * 10 + (unsigned)(s[i++] - '0');
-        }
-        if (i == start || v > 255 || (s[start] == '0' && i - start > 1)) {
-            return false;
+        i++;
+        if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+            if (v == 0) {
+                return false; /* a leading zero */
+            }
+            v = v * 10 + d;
+            i++;
+            if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+                v = v * 10 + d;
+                i++;
+                if (v > 255 || (i < n && (unsigned)(unsigned char)s[i] - '0' <= 9)) {
+                    return false;
+                }
+            }
         }
         a[k] = (unsigned char)v;
+        end[k] = i;
     }
     return i == n;
 }
@@ -247,6 +263,43 @@ static size_t format_ipv6(const unsigned char a[16], char *out)
     return (size_t)(o - out);
 }
 
+/* The anonymized text of a parsed IPv4 address into out (room for 16). */
+static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
+                          const size_t end[4], char *out)
+{
+    if (e->v4_prefix % 8 == 0) {
+        /* Whole octets kept: they are the text as it came (no leading zeros),
+         * and each one cleared is ".0". */
+        int kept = e->v4_prefix / 8;
+        size_t len = kept ? end[kept - 1] : 1;
+        memcpy(out, kept ? s : "0", len);
+        for (int k = kept > 0 ? kept : 1; k < 4; k++) {
+            out[len++] = '.';
+            out[len++] = '0';
+        }
+        out[len] = '\0';
+        return len;
+    }
+    unsigned char addr[4];
+    memcpy(addr, a, 4);
+    mask_bits(addr, 4, e->v4_prefix);
+    char *o = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned octet = addr[i];
+        if (octet >= 100) {
+            *o++ = (char)('0' + octet / 100);
+        }
+        if (octet >= 10) {
+            *o++ = (char)('0' + octet / 10 % 10);
+        }
+        *o++ = (char)('0' + octet % 10);
+        *o++ = '.';
+    }
+    size_t len = (size_t)(o - out) - 1;
+    out[len] = '\0';
+    return len;
+}
+
 static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
@@ -256,32 +309,22 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     size_t n;
     const char *s = pixel_value_string(v, &n);
-    char *out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN);
     unsigned char addr[16];
-    if (!out) {
-        return PIXEL_ENOMEM;
-    }
-    if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
-        return fail(ctx, e, e->from, "not an IP address");
-    }
+    size_t ends[4];
+    char *out;
     size_t len;
-    if (parse_ipv4(s, n, addr)) {
-        mask_bits(addr, 4, e->v4_prefix);
-        char *o = out;
-        for (int i = 0; i < 4; i++) {
-            unsigned octet = addr[i];
-            if (octet >= 100) {
-                *o++ = (char)('0' + octet / 100);
-            }
-            if (octet >= 10) {
-                *o++ = (char)('0' + octet / 10 % 10);
-            }
-            *o++ = (char)('0' + octet % 10);
-            *o++ = '.';
+    if (s && parse_ipv4(s, n, addr, ends)) {
+        if (!(out = pixel__arena_alloc(&ctx->arena, 16))) {
+            return PIXEL_ENOMEM;
         }
-        len = (size_t)(o - out) - 1;
-        out[len] = '\0';
+        len = format_ipv4(e, s, addr, ends, out);
     } else {
+        if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
+            return PIXEL_ENOMEM;
+        }
+        if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
+            return fail(ctx, e, e->from, "not an IP address");
+        }
         int ok = parse_ipv6(s, n, addr);
         if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
             char text[64];
@@ -300,8 +343,6 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     v->flags |= PIXEL_VALUE_PLAIN_STR; /* hex digits, '.' and ':' */
     return 0;
 }
-
-/* ---- url ---- */
 
 /* Whether n bytes need no JSON escaping (the serializer's test, once for a
  * whole URL so that the parts taken from it need none). */

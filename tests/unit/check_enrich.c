@@ -108,6 +108,43 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
 }
 END_TEST
 
+/* IPv4 against libc too, at every prefix: whole octets kept are copied
+ * from the text, other prefixes are masked and written. */
+START_TEST(ipv4_anonymization_matches_libc)
+{
+    unsigned seed = 4242;
+    for (int prefix = 0; prefix <= 32; prefix++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: {field: ip, "
+                           "ipv4_prefix: %d}}]\n",
+                 prefix);
+        pixel_pipeline *p = load_ok(yaml);
+        for (int round = 0; round < 60; round++) {
+            unsigned char a[4];
+            for (int k = 0; k < 4; k++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 16;
+                a[k] = (unsigned char)(r % 3 == 0 ? r % 10 : r % 3 == 1 ? 10 + r % 90 : r);
+            }
+            char text[INET_ADDRSTRLEN], want[INET_ADDRSTRLEN], line[160];
+            ck_assert_ptr_nonnull(inet_ntop(AF_INET, a, text, sizeof(text)));
+            uint32_t bits;
+            memcpy(&bits, a, 4);
+            bits = ntohl(bits);
+            bits &= prefix == 0 ? 0 : 0xFFFFFFFFu << (32 - prefix);
+            bits = htonl(bits);
+            ck_assert_ptr_nonnull(inet_ntop(AF_INET, &bits, want, sizeof(want)));
+            snprintf(line, sizeof(line), LINE("ip=%s"), text);
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+            ck_assert_msg(strcmp(str_at("ip"), want) == 0, "/%d %s: %s, not %s", prefix, text,
+                          str_at("ip"), want);
+        }
+        pixel_pipeline_free(p);
+    }
+}
+END_TEST
+
 /* IPv6 is parsed and written by the library itself; libc's inet_pton and
  * inet_ntop are the reference: the same addresses accepted, the same text
  * out, for addresses of every shape of zero runs and many prefixes. */
@@ -280,6 +317,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, event_id_prefers_a_valid_client_uuid);
     tcase_add_test(tc, event_id_is_derived_deterministically_otherwise);
     tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
+    tcase_add_test(tc, ipv4_anonymization_matches_libc);
     tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
