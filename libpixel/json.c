@@ -560,16 +560,27 @@ int pixel__format_double(char *out, size_t size, double d)
     return 0;
 }
 
-/* Writes the decimal digits of i at o (room for 20 bytes); returns the end. */
-static char *put_int(char *o, int64_t i)
+/* Writes the decimal digits of i at o (room for 20 bytes); returns the end.
+ * The digits are counted first, then written in place from the last pair. */
+static inline char *put_int(char *o, int64_t i)
 {
     static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
                                    "25262728293031323334353637383940414243444546474849"
                                    "50515253545556575859606162636465666768697071727374"
                                    "75767778798081828384858687888990919293949596979899";
-    char tmp[24];
-    char *e = tmp + sizeof(tmp), *p = e;
     uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+    if (i < 0) {
+        *o++ = '-';
+    }
+    if (u < 10) {
+        *o = (char)('0' + u);
+        return o + 1;
+    }
+    size_t n = 2;
+    for (uint64_t t = 100; n < 20 && u >= t; t *= 10) {
+        n++;
+    }
+    char *p = o + n;
     while (u >= 100) {
         unsigned r = (unsigned)(u % 100);
         u /= 100;
@@ -577,16 +588,10 @@ static char *put_int(char *o, int64_t i)
         memcpy(p, pairs + 2 * r, 2);
     }
     if (u >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * u, 2);
+        memcpy(p - 2, pairs + 2 * u, 2);
     } else {
-        *--p = (char)('0' + u);
+        p[-1] = (char)('0' + u);
     }
-    if (i < 0) {
-        *--p = '-';
-    }
-    size_t n = (size_t)(e - p);
-    memcpy(o, p, n);
     return o + n;
 }
 
@@ -702,7 +707,15 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
 /* A member's or element's value, at b->len with MEMBER_SLACK bytes free. */
 __attribute__((always_inline)) static inline int dump_member_value(pixel_buf *b, const pixel_value *m)
 {
-    if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING) && short_plain_string(b, m)) {
+    if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
+        if (short_plain_string(b, m)) {
+            return 0;
+        }
+        return m->flags & PIXEL_VALUE_PLAIN_STR ? plain_string(b, m->u.str.s, m->u.str.len)
+                                                : pixel__json_escape(b, m->u.str.s, m->u.str.len);
+    }
+    if (m->type == PIXEL_TYPE_INT) {
+        b->len = (size_t)(put_int(b->data + b->len, m->u.i) - b->data);
         return 0;
     }
     return dump_value(b, m);
@@ -735,12 +748,17 @@ static int dump_container(pixel_buf *b, const pixel_value *v)
                 o[0] = ',';
                 o[1] = '"';
                 o += 2;
-                if (m->klen >= 4 && m->klen <= 16) {
-                    copy_short(o, (const unsigned char *)m->key, m->klen);
+                const size_t kl = m->klen;
+                if (kl >= 4 && kl <= 16) {
+                    copy_short(o, (const unsigned char *)m->key, kl);
+                } else if (kl < 4 && kl > 0) {
+                    o[0] = m->key[0];
+                    o[kl / 2] = m->key[kl / 2];
+                    o[kl - 1] = m->key[kl - 1];
                 } else {
-                    memcpy(o, m->key, m->klen);
+                    memcpy(o, m->key, kl);
                 }
-                o += m->klen;
+                o += kl;
                 o[0] = '"';
                 o[1] = ':';
                 b->len = (size_t)(o + 2 - b->data);

@@ -189,6 +189,34 @@ START_TEST(members_escape_like_the_reference_in_containers)
 }
 END_TEST
 
+START_TEST(integers_serialize_at_every_digit_count)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    char in[2048] = "[", one[32];
+    int64_t x = 1;
+    for (int d = 0; d < 18; d++, x *= 10) { /* up to 10^17 */
+        const int64_t vals[] = {x - 1, x, x + 1, -x, -(x - 1), x * 9 + (x - 1)};
+        for (size_t k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
+            snprintf(one, sizeof(one), "%s%lld", strlen(in) > 1 ? "," : "", (long long)vals[k]);
+            strcat(in, one);
+            pixel_value *v = pixel_value_new_int(ctx, vals[k]);
+            snprintf(one, sizeof(one), "%lld", (long long)vals[k]);
+            ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), one);
+        }
+    }
+    strcat(in, ",999999999999999999,1000000000000000000,-1000000000000000001,"
+               "9223372036854775807,-9223372036854775808]");
+    pixel_value *arr = pixel_json_parse(ctx, in, strlen(in), NULL);
+    ck_assert_ptr_nonnull(arr);
+    ck_assert_str_eq(pixel_value_dump(ctx, arr, NULL), in);
+    pixel_value *obj = pixel_value_new_object(ctx);
+    ck_assert_int_eq(pixel_object_set(ctx, obj, "min", pixel_value_new_int(ctx, INT64_MIN)), 0);
+    ck_assert_int_eq(pixel_object_set(ctx, obj, "z", pixel_value_new_int(ctx, 0)), 0);
+    ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), "{\"min\":-9223372036854775808,\"z\":0}");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -270,6 +298,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, strings_escape_control_characters_and_quotes);
     tcase_add_test(tc, escaping_matches_a_reference_at_every_length);
     tcase_add_test(tc, members_escape_like_the_reference_in_containers);
+    tcase_add_test(tc, integers_serialize_at_every_digit_count);
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
