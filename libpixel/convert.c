@@ -667,36 +667,66 @@ static int convert_json_text(pixel_ctx *ctx, const pixel_field *f, pixel_span or
     return 0;
 }
 
+/* A string longer than max_length bytes: quarantined when it is longer in characters too. */
+__attribute__((noinline)) static int string_too_long(pixel_ctx *ctx, const pixel_field *f,
+                                                     pixel_span in, pixel_value **out)
+{
+    size_t chars = pixel__utf8_length(in.p, in.n);
+    if (chars > (size_t)f->max_length) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "too_long", f->source_name,
+                                 "field \"%s\" (%s) is %zu characters long, more than the "
+                                 "%ld allowed",
+                                 f->target, f->source_name, chars, f->max_length) < 0
+                   ? PIXEL_ENOMEM
+                   : 1;
+    }
+    *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
+    return *out ? 0 : PIXEL_ENOMEM;
+}
+
+static int convert_other(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                         pixel_span in, pixel_value **out);
+
 /*
  * Convert `in` for field f.  Returns 0 with *out set, 1 when the line was
- * quarantined (reason added), or a negative status.
+ * quarantined (reason added), or a negative status.  Strings and integers
+ * (most fields) are converted here, in a function small enough to need no
+ * saved registers; the rest in convert_other.
  */
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out)
 {
+    if (PIXEL_LIKELY(f->conv == CONV_STRING)) {
+        if (f->max_length > 0 && in.n > (size_t)f->max_length) {
+            return string_too_long(ctx, f, in, out);
+        }
+        *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
+        return *out ? 0 : PIXEL_ENOMEM;
+    }
+    if (f->conv == CONV_INTEGER) {
+        int64_t i;
+        if (parse_int64(in.p, in.n, &i) < 0) {
+            return fail(ctx, f, in, "is not an integer");
+        }
+        pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_INT);
+        if (!v) {
+            return PIXEL_ENOMEM;
+        }
+        v->u.i = i;
+        *out = v;
+        return 0;
+    }
+    return convert_other(p, ctx, f, in, out);
+}
+
+__attribute__((noinline)) static int convert_other(const pixel_pipeline *p, pixel_ctx *ctx,
+                                                   const pixel_field *f, pixel_span in,
+                                                   pixel_value **out)
+{
     switch (f->conv) {
-        case CONV_STRING: {
-            if (f->max_length > 0 && in.n > (size_t)f->max_length &&
-                pixel__utf8_length(in.p, in.n) > (size_t)f->max_length) {
-                return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "too_long", f->source_name,
-                                         "field \"%s\" (%s) is %zu characters long, more than the "
-                                         "%ld allowed",
-                                         f->target, f->source_name, pixel__utf8_length(in.p, in.n),
-                                         f->max_length) < 0
-                           ? PIXEL_ENOMEM
-                           : 1;
-            }
-            *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
-            return *out ? 0 : PIXEL_ENOMEM;
-        }
-        case CONV_INTEGER: {
-            int64_t i;
-            if (parse_int64(in.p, in.n, &i) < 0) {
-                return fail(ctx, f, in, "is not an integer");
-            }
-            *out = pixel_value_new_int(ctx, i);
-            return *out ? 0 : PIXEL_ENOMEM;
-        }
+        case CONV_STRING:
+        case CONV_INTEGER:
+            break; /* pixel__convert's */
         case CONV_NUMBER:
             *out = parse_decimal(ctx, in.p, in.n);
             return *out ? 0 : fail(ctx, f, in, "is not a decimal number");
