@@ -114,10 +114,14 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
 
 static void mask_bits(unsigned char *a, size_t bytes, int prefix)
 {
-    for (size_t i = 0; i < bytes; i++) {
-        int keep = prefix - (int)i * 8;
-        a[i] &= keep >= 8 ? 0xFF : keep <= 0 ? 0 : (unsigned char)(0xFF << (8 - keep));
+    size_t full = (size_t)prefix / 8; /* bytes kept whole */
+    if (full >= bytes) {
+        return;
     }
+    if (prefix % 8) {
+        a[full++] &= (unsigned char)(0xFF << (8 - prefix % 8));
+    }
+    memset(a + full, 0, bytes - full);
 }
 
 /* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
@@ -157,13 +161,15 @@ static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4
     return i == n;
 }
 
+/* One more than the value of a hex digit; 0 for other bytes. */
+static const unsigned char hex_value1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+
 static int hex_digit(char c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return hex_value1[(unsigned char)c] - 1;
 }
 
 /* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to

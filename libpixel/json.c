@@ -614,7 +614,7 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
  * Text flagged PIXEL_VALUE_PLAIN_STR is not looked at.  false for any other
  * string. */
 __attribute__((always_inline)) static inline bool short_plain_string(pixel_buf *b,
-                                                                      const pixel_value *m)
+                                                                     const pixel_value *m)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     size_t n = m->u.str.len;
@@ -705,7 +705,8 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
 }
 
 /* A member's or element's value, at b->len with MEMBER_SLACK bytes free. */
-__attribute__((always_inline)) static inline int dump_member_value(pixel_buf *b, const pixel_value *m)
+__attribute__((always_inline)) static inline int dump_member_value(pixel_buf *b,
+                                                                   const pixel_value *m)
 {
     if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
         if (short_plain_string(b, m)) {

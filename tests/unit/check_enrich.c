@@ -282,10 +282,11 @@ START_TEST(url_parts_replace_members_and_keep_escapes)
     ck_assert_int_eq(
         run(p, ctx, LINE("h=old&url=http%3A%2F%2Fa.b%2Fp%22q%3Fx%3D1%26utm_term%3Dt%5C1%23f")),
         PIXEL_OUTCOME_EVENT);
-    ck_assert_str_eq(output(ctx, p),
-                     "{\"page\":{\"host\":\"a.b\",\"url\":\"http://a.b/p\\\"q?x=1&utm_term=t\\\\1#f\","
-                     "\"scheme\":\"http\",\"path\":\"/p\\\"q\",\"query\":\"x=1&utm_term=t\\\\1\","
-                     "\"campaign\":{\"term\":\"t\\\\1\"},\"fragment\":\"f\"}}");
+    ck_assert_str_eq(
+        output(ctx, p),
+        "{\"page\":{\"host\":\"a.b\",\"url\":\"http://a.b/p\\\"q?x=1&utm_term=t\\\\1#f\","
+        "\"scheme\":\"http\",\"path\":\"/p\\\"q\",\"query\":\"x=1&utm_term=t\\\\1\","
+        "\"campaign\":{\"term\":\"t\\\\1\"},\"fragment\":\"f\"}}");
     pixel_pipeline_free(p);
 
     p = load_ok(PIPE_HEAD "fields: {u: query.url}\nenrich: [{url: {from: u, into: parts.of}}]\n");

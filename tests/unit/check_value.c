@@ -159,8 +159,8 @@ START_TEST(members_escape_like_the_reference_in_containers)
             }
             char key[16], text[400];
             snprintf(key, sizeof(key), m == 3 ? "k\"%zu" : "key%zu", m);
-            ck_assert_int_eq(
-                pixel_object_set(ctx, obj, key, bytes_value(ctx, (const char *)s, n)), 0);
+            ck_assert_int_eq(pixel_object_set(ctx, obj, key, bytes_value(ctx, (const char *)s, n)),
+                             0);
             ck_assert_int_eq(pixel_array_append(arr, bytes_value(ctx, (const char *)s, n)), 0);
             if (m > 0) {
                 strcat(expect_obj, ",");
