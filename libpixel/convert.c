@@ -44,14 +44,33 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
+/* The seconds, milliseconds and 'Z' of an RFC 3339 time at o (out holds the
+ * rest); the text of a whole second (which starts at sec_ms) is kept in the memo. */
+static inline size_t finish_rfc3339(pixel_time_memo *memo, char *out, char *o, int64_t sec_ms,
+                                    unsigned ss, unsigned frac, int with_ms)
 {
-    /* Without milliseconds the text changes once a second: the last one is kept. */
-    int64_t sec = floor_div(ms, 1000);
-    if (!with_ms && memo && memo->sec_set && memo->sec == sec) {
-        memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
-        return sizeof(memo->sec_text) - 1;
+    *o++ = (char)('0' + ss / 10);
+    *o++ = (char)('0' + ss % 10);
+    if (with_ms) {
+        *o++ = '.';
+        *o++ = (char)('0' + frac / 100);
+        *o++ = (char)('0' + frac / 10 % 10);
+        *o++ = (char)('0' + frac % 10);
     }
+    *o++ = 'Z';
+    *o = '\0';
+    if (!with_ms && memo && (size_t)(o - out) + 1 == sizeof(memo->sec_text)) {
+        memcpy(memo->sec_text, out, sizeof(memo->sec_text));
+        memo->sec_ms = sec_ms;
+        memo->sec_set = true;
+    }
+    return (size_t)(o - out);
+}
+
+/* The whole text, from the day on (the day itself from the memo when it is the same). */
+__attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *memo, char *out,
+                                                            int64_t ms, int with_ms)
+{
     int64_t days = floor_div(ms, 86400000);
     int64_t rem = ms - days * 86400000;
     unsigned s = (unsigned)(rem / 1000), frac = (unsigned)(rem % 1000);
@@ -86,29 +105,40 @@ size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int w
     memcpy(o, ymd, sizeof(ymd));
     o += sizeof(ymd);
     *o++ = 'T';
-    unsigned hh = s / 3600, mm = s / 60 % 60, ss = s % 60;
+    unsigned hh = s / 3600, mm = s / 60 % 60;
     *o++ = (char)('0' + hh / 10);
     *o++ = (char)('0' + hh % 10);
     *o++ = ':';
     *o++ = (char)('0' + mm / 10);
     *o++ = (char)('0' + mm % 10);
     *o++ = ':';
-    *o++ = (char)('0' + ss / 10);
-    *o++ = (char)('0' + ss % 10);
-    if (with_ms) {
-        *o++ = '.';
-        *o++ = (char)('0' + frac / 100);
-        *o++ = (char)('0' + frac / 10 % 10);
-        *o++ = (char)('0' + frac % 10);
+    if (memo) {
+        memcpy(memo->min_text, out, sizeof(memo->min_text));
+        memo->min_ms = ms - (int64_t)(s % 60) * 1000 - frac;
+        memo->min_set = true;
     }
-    *o++ = 'Z';
-    *o = '\0';
-    if (!with_ms && memo && (size_t)(o - out) + 1 == sizeof(memo->sec_text)) {
-        memcpy(memo->sec_text, out, sizeof(memo->sec_text));
-        memo->sec = sec;
-        memo->sec_set = true;
+    return finish_rfc3339(memo, out, o, ms - frac, s % 60, frac, with_ms);
+}
+
+size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
+{
+    if (memo) {
+        /* Without milliseconds the text changes once a second: the last one
+         * is kept.  Most other times fall in the minute of the one before:
+         * only the seconds and milliseconds are written.  (Unsigned
+         * differences: a time before the memo's is a large number.) */
+        if (!with_ms && memo->sec_set && (uint64_t)ms - (uint64_t)memo->sec_ms < 1000) {
+            memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
+            return sizeof(memo->sec_text) - 1;
+        }
+        uint64_t r = (uint64_t)ms - (uint64_t)memo->min_ms;
+        if (memo->min_set && r < 60000) {
+            memcpy(out, memo->min_text, sizeof(memo->min_text));
+            return finish_rfc3339(memo, out, out + sizeof(memo->min_text), ms - (int64_t)(r % 1000),
+                                  (unsigned)r / 1000, (unsigned)r % 1000, with_ms);
+        }
     }
-    return (size_t)(o - out);
+    return format_rfc3339_full(memo, out, ms, with_ms);
 }
 
 static int digits(const char *s, size_t n, unsigned *out)
