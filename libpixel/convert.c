@@ -329,17 +329,43 @@ static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms)
     return 0;
 }
 
+/* Whether the 8 bytes at s are all decimal digits; if so their value in *out.
+ * One word: each byte is a digit when its high nibble is 3 and adding 6 does
+ * not carry out of the low one.  The value is built from pairs of digits
+ * (16-bit lanes), then groups of four (32-bit lanes), then the whole. */
+static inline bool digits8(const char *s, uint64_t *out)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0xF0F0F0F0F0F0F0F0u;
+    uint64_t w;
+    memcpy(&w, s, 8); /* s[0] in the lowest byte on little endian, handled below */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    if ((w & high) != 0x30 * ones || ((w + 6 * ones) & high) != 0x30 * ones) {
+        return false;
+    }
+    uint64_t d = w - 0x30 * ones; /* byte k: digit k, the first digit the most significant */
+    uint64_t pairs = (d & 0x00FF00FF00FF00FFu) * 10 + ((d >> 8) & 0x00FF00FF00FF00FFu);
+    uint64_t quads = (pairs & 0x0000FFFF0000FFFFu) * 100 + ((pairs >> 16) & 0x0000FFFF0000FFFFu);
+    *out = (quads & 0xFFFFFFFFu) * 10000 + (quads >> 32);
+    return true;
+}
+
 static int parse_epoch(const char *s, size_t n, int scale_ms, int64_t *ms, int *has_ms)
 {
     /* digits, optionally ".fraction" ($msec is "1795651199.954") */
-    int64_t v = 0;
+    uint64_t u = 0, d8;
     size_t i = 0;
     if (n == 0 || n > 19) {
         return -1;
     }
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        v = v * 10 + (s[i] - '0');
+    for (; i + 8 <= n && digits8(s + i, &d8); i += 8) {
+        u = u * 100000000 + d8;
     }
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        u = u * 10 + (uint64_t)(s[i] - '0');
+    }
+    int64_t v = (int64_t)u;
     if (i == 0) {
         return -1;
     }
