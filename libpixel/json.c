@@ -610,24 +610,22 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
 }
 
 /* A string of up to 32 bytes (most member values) that needs no escape is
- * written at b->len: as two overlapping blocks, or byte by byte under 4.
- * Text flagged PIXEL_VALUE_PLAIN_STR is not looked at.  false for any other
- * string. */
-__attribute__((always_inline)) static inline bool short_plain_string(pixel_buf *b,
-                                                                     const pixel_value *m)
+ * written at o (MEMBER_SLACK bytes free there): as two overlapping blocks, or
+ * byte by byte under 4.  Text flagged PIXEL_VALUE_PLAIN_STR is not looked
+ * at.  Returns the end of what was written, or NULL for any other string. */
+__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     size_t n = m->u.str.len;
     if (n > 32) {
-        return false;
+        return NULL;
     }
     if (!(m->flags & PIXEL_VALUE_PLAIN_STR) &&
         !(n < 4     ? tiny_is_plain(p, n)
           : n <= 16 ? short_is_plain(p, n)
                     : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) == 0)) {
-        return false;
+        return NULL;
     }
-    char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     o[0] = '"';
     if (n >= 4) {
         if (n <= 16) {
@@ -642,8 +640,7 @@ __attribute__((always_inline)) static inline bool short_plain_string(pixel_buf *
         o[n] = (char)p[n - 1];
     }
     o[n + 1] = '"';
-    b->len += n + 2;
-    return true;
+    return o + n + 2;
 }
 
 /* A longer string known to need no escape: copied as it is. */
@@ -661,11 +658,9 @@ static int plain_string(pixel_buf *b, const char *s, size_t n)
     return 0;
 }
 
-static int dump_string(pixel_buf *b, const pixel_value *m)
+/* A string that put_short_plain did not take. */
+static int long_string(pixel_buf *b, const pixel_value *m)
 {
-    if (short_plain_string(b, m)) {
-        return 0;
-    }
     return m->flags & PIXEL_VALUE_PLAIN_STR ? plain_string(b, m->u.str.s, m->u.str.len)
                                             : pixel__json_escape(b, m->u.str.s, m->u.str.len);
 }
@@ -675,8 +670,14 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
 {
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
-        case PIXEL_TYPE_STRING:
-            return dump_string(b, m);
+        case PIXEL_TYPE_STRING: {
+            char *e = put_short_plain(o, m);
+            if (e) {
+                b->len = (size_t)(e - b->data);
+                return 0;
+            }
+            return long_string(b, m);
+        }
         case PIXEL_TYPE_INT:
             b->len = (size_t)(put_int(o, m->u.i) - b->data);
             return 0;
@@ -704,32 +705,89 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
-/* A member's or element's value, at b->len with MEMBER_SLACK bytes free. */
-__attribute__((always_inline)) static inline int dump_member_value(pixel_buf *b,
-                                                                   const pixel_value *m)
+/*
+ * The members of an object (obj) or the elements of an array, each after a
+ * ',', from b->len on.  The output position is kept in a local pointer and
+ * written back to b->len only around calls.  Before each member the buffer
+ * is grown, when needed, to hold the member's key and MEMBER_SLACK more
+ * bytes, so the separator, a plain key and a short scalar are written
+ * without further checks; longer strings and nested containers reserve for
+ * themselves.  Inlined twice, with obj a constant.
+ */
+__attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
+                                                              const bool obj)
 {
-    if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-        if (short_plain_string(b, m)) {
-            return 0;
+    char *o = b->data + b->len, *lim = b->data + b->cap;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
+        if (PIXEL_UNLIKELY((size_t)(lim - o) <= need)) {
+            b->len = (size_t)(o - b->data);
+            if (pixel__buf_reserve(b, need) < 0) {
+                return -1;
+            }
+            o = b->data + b->len;
+            lim = b->data + b->cap;
         }
-        return m->flags & PIXEL_VALUE_PLAIN_STR ? plain_string(b, m->u.str.s, m->u.str.len)
-                                                : pixel__json_escape(b, m->u.str.s, m->u.str.len);
+        if (!obj) {
+            *o++ = ',';
+        } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
+            /* a key from the configuration, checked at load: no escapes */
+            o[0] = ',';
+            o[1] = '"';
+            o += 2;
+            const size_t kl = m->klen;
+            if (kl >= 4 && kl <= 16) {
+                copy_short(o, (const unsigned char *)m->key, kl);
+            } else if (kl < 4 && kl > 0) {
+                o[0] = m->key[0];
+                o[kl / 2] = m->key[kl / 2];
+                o[kl - 1] = m->key[kl - 1];
+            } else {
+                memcpy(o, m->key, kl);
+            }
+            o += kl;
+            o[0] = '"';
+            o[1] = ':';
+            o += 2;
+        } else {
+            *o = ',';
+            b->len = (size_t)(o + 1 - b->data);
+            if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
+                pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
+                return -1;
+            }
+            o = b->data + b->len;
+            lim = b->data + b->cap;
+        }
+        /* The value: short plain strings and integers in place. */
+        if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
+            char *e = put_short_plain(o, m);
+            if (PIXEL_LIKELY(e != NULL)) {
+                o = e;
+                continue;
+            }
+            b->len = (size_t)(o - b->data);
+            if (long_string(b, m) < 0) {
+                return -1;
+            }
+        } else if (m->type == PIXEL_TYPE_INT) {
+            o = put_int(o, m->u.i);
+            continue;
+        } else {
+            b->len = (size_t)(o - b->data);
+            if (dump_value(b, m) < 0) {
+                return -1;
+            }
+        }
+        o = b->data + b->len;
+        lim = b->data + b->cap;
     }
-    if (m->type == PIXEL_TYPE_INT) {
-        b->len = (size_t)(put_int(b->data + b->len, m->u.i) - b->data);
-        return 0;
-    }
-    return dump_value(b, m);
+    b->len = (size_t)(o - b->data);
+    return 0;
 }
 
-/*
- * An object or array.  Before each member the buffer is grown, when needed,
- * to hold the member's key and MEMBER_SLACK more bytes, so the separator, a
- * plain key and a short scalar are written without further checks; longer
- * strings and nested containers reserve for themselves.  Every member is
- * written after a ','; the first one's lands where the opening bracket
- * goes, and the bracket is written over it at the end.
- */
+/* An object or array.  The first member's ',' lands where the opening
+ * bracket goes, and the bracket is written over it at the end. */
 static int dump_container(pixel_buf *b, const pixel_value *v)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
@@ -737,55 +795,8 @@ static int dump_container(pixel_buf *b, const pixel_value *v)
         return -1;
     }
     const size_t open = b->len;
-    if (obj) {
-        for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-            size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
-            if (PIXEL_UNLIKELY(b->cap - b->len <= need) && pixel__buf_reserve(b, need) < 0) {
-                return -1;
-            }
-            char *o = b->data + b->len;
-            if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
-                /* a key from the configuration, checked at load: no escapes */
-                o[0] = ',';
-                o[1] = '"';
-                o += 2;
-                const size_t kl = m->klen;
-                if (kl >= 4 && kl <= 16) {
-                    copy_short(o, (const unsigned char *)m->key, kl);
-                } else if (kl < 4 && kl > 0) {
-                    o[0] = m->key[0];
-                    o[kl / 2] = m->key[kl / 2];
-                    o[kl - 1] = m->key[kl - 1];
-                } else {
-                    memcpy(o, m->key, kl);
-                }
-                o += kl;
-                o[0] = '"';
-                o[1] = ':';
-                b->len = (size_t)(o + 2 - b->data);
-            } else {
-                *o = ',';
-                b->len++;
-                if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
-                    pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
-                    return -1;
-                }
-            }
-            if (dump_member_value(b, m) < 0) {
-                return -1;
-            }
-        }
-    } else {
-        for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-            if (PIXEL_UNLIKELY(b->cap - b->len <= MEMBER_SLACK + 4) &&
-                pixel__buf_reserve(b, MEMBER_SLACK + 4) < 0) {
-                return -1;
-            }
-            b->data[b->len++] = ',';
-            if (dump_member_value(b, m) < 0) {
-                return -1;
-            }
-        }
+    if ((obj ? dump_members(b, v, true) : dump_members(b, v, false)) < 0) {
+        return -1;
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
         return -1;

@@ -189,6 +189,60 @@ START_TEST(members_escape_like_the_reference_in_containers)
 }
 END_TEST
 
+/* A large event grows the output buffer in the middle of members and of
+ * nested containers; what comes out matches the reference all the same. */
+START_TEST(large_events_serialize_across_buffer_growth)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    size_t cap = 1 << 20, len = 0;
+    char *expect = malloc(cap), text[800];
+    ck_assert_ptr_nonnull(expect);
+    pixel_value *obj = pixel_value_new_object(ctx);
+    expect[len++] = '{';
+    unsigned seed = 31337;
+    for (int i = 0; i < 3000; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), i % 11 ? "k%d" : "a longer key with \"quotes\" %d", i);
+        if (i) {
+            expect[len++] = ',';
+        }
+        reference_escape((const unsigned char *)key, strlen(key), text);
+        len += (size_t)sprintf(expect + len, "%s:", text);
+        pixel_value *v;
+        if (i % 3 == 1) {
+            v = pixel_value_new_int(ctx, (int64_t)i * 1000003 - 7);
+            len += (size_t)sprintf(expect + len, "%lld", (long long)((int64_t)i * 1000003 - 7));
+        } else if (i % 5 == 2) {
+            v = pixel_value_new_array(ctx);
+            ck_assert_int_eq(pixel_array_append(v, pixel_value_new_string(ctx, "x\ty", 3)), 0);
+            ck_assert_int_eq(pixel_array_append(v, pixel_value_new_int(ctx, i)), 0);
+            len += (size_t)sprintf(expect + len, "[\"x\\ty\",%d]", i);
+        } else {
+            unsigned char str[120];
+            size_t n = (size_t)(i * 7) % 120;
+            for (size_t k = 0; k < n; k++) {
+                seed = seed * 1103515245u + 12345u;
+                str[k] = (seed >> 16) % 9 ? (unsigned char)('a' + (seed >> 8) % 26)
+                                          : (unsigned char)"\"\\\n\x01"[(seed >> 20) % 4];
+            }
+            v = bytes_value(ctx, (const char *)str, n);
+            reference_escape(str, n, text);
+            len += (size_t)sprintf(expect + len, "%s", text);
+        }
+        ck_assert_int_eq(pixel_object_set(ctx, obj, key, v), 0);
+        ck_assert_uint_lt(len, cap - 2000);
+    }
+    expect[len++] = '}';
+    expect[len] = '\0';
+    size_t n;
+    const char *out = pixel_value_dump(ctx, obj, &n);
+    ck_assert_uint_eq(n, len);
+    ck_assert_str_eq(out, expect);
+    free(expect);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(integers_serialize_at_every_digit_count)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -299,6 +353,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, escaping_matches_a_reference_at_every_length);
     tcase_add_test(tc, members_escape_like_the_reference_in_containers);
     tcase_add_test(tc, integers_serialize_at_every_digit_count);
+    tcase_add_test(tc, large_events_serialize_across_buffer_growth);
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
