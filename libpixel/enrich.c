@@ -17,9 +17,46 @@
 #include "pipeline.h"
 #include "simd.h"
 
-static int set_path(pixel_ctx *ctx, const pixel_path *path, pixel_value *v)
+/*
+ * Where a built-in's `into` is a root key that neither the map stage nor an
+ * earlier built-in sets, with no module before it (decided at load), the
+ * member is new unless the event was changed from outside (the public
+ * setters mark an object PIXEL_VALUE_EDITED) or the enrichers already ran
+ * on it.  The first such enricher sets its member with a search and, when
+ * it found none, marks the root PIXEL_VALUE_FRESH_RUN; the later ones then
+ * append theirs without a search.
+ */
+enum { ENRICH_FRESH_NO, ENRICH_FRESH_FIRST, ENRICH_FRESH_LATER };
+
+/* Sets e's target (e->into_path) to v. */
+static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
 {
-    return v && pixel__path_set(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
+    pixel_value *root = ctx->event;
+    if (!v || !root || root->type != PIXEL_TYPE_OBJECT) {
+        return PIXEL_ENOMEM;
+    }
+    if (e->into_fresh == ENRICH_FRESH_LATER &&
+        (root->flags & (PIXEL_VALUE_FRESH_RUN | PIXEL_VALUE_EDITED)) == PIXEL_VALUE_FRESH_RUN) {
+        const struct pixel_path_seg *k = &e->into_path->seg[0];
+        if (k->plain) {
+            pixel__object_add_plain(root, k->key, k->len, v);
+        } else {
+            pixel__object_add(root, k->key, k->len, v);
+        }
+        return 0;
+    }
+    size_t before = root->u.list.count;
+    if (pixel__path_set(ctx, root, e->into_path, v) != 0) {
+        return PIXEL_ENOMEM;
+    }
+    if (e->into_fresh == ENRICH_FRESH_FIRST) {
+        if (root->u.list.count > before && !(root->flags & PIXEL_VALUE_EDITED)) {
+            root->flags |= PIXEL_VALUE_FRESH_RUN;
+        } else {
+            root->flags &= (uint8_t)~PIXEL_VALUE_FRESH_RUN;
+        }
+    }
+    return 0;
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
@@ -82,7 +119,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    return set_path(ctx, e->into_path, pixel__value_plain_view(&ctx->arena, id, 36));
+    return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, id, 36));
 }
 
 /* ---- ingest_time, pipeline ---- */
@@ -92,7 +129,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     PIXEL_UNUSED(err);
     size_t n;
     const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
-    return set_path(ctx, e->into_path, pixel__value_plain_view(&ctx->arena, text, n));
+    return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, text, n));
 }
 
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -107,7 +144,7 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     }
     pixel__object_add_plain(o, "name", 4, n);
     pixel__object_add_plain(o, "version", 7, v);
-    return set_path(ctx, e->into_path, o);
+    return set_into(ctx, e, o);
 }
 
 /* ---- anonymize_ip ---- */
@@ -530,7 +567,7 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     bool fresh = false;
     if (!target) {
         target = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-        if (set_path(ctx, e->into_path, target) < 0) {
+        if (set_into(ctx, e, target) < 0) {
             return PIXEL_ENOMEM;
         }
         fresh = true;
@@ -659,6 +696,57 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
     return 0;
 }
 
+static bool is_builtin(const pixel_enricher *e)
+{
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(builtins); i++) {
+        if (e->fn == builtins[i].fn) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the root key `top` is set by the map stage or by an enricher before e. */
+static bool root_key_taken(const pixel_pipeline *p, const pixel_enricher *e,
+                           const struct pixel_path_seg *top)
+{
+    for (size_t i = 0; i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        if (f->parent == 0 && f->leaflen == top->len && memcmp(f->leaf, top->key, top->len) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 1; i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        if (o->parent == 0 && o->keylen == top->len && memcmp(o->key, top->key, top->len) == 0) {
+            return true;
+        }
+    }
+    for (const pixel_enricher *x = p->enrichers; x < e; x++) {
+        if (x->into_path && x->into_path->seg[0].len == top->len &&
+            memcmp(x->into_path->seg[0].key, top->key, top->len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The ENRICH_FRESH_* of each built-in (see set_into); none after a module. */
+static void mark_fresh_targets(pixel_pipeline *p)
+{
+    bool first = true;
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        pixel_enricher *e = &p->enrichers[i];
+        if (!is_builtin(e)) {
+            return;
+        }
+        if (e->into_path && e->into_path->n == 1 && !root_key_taken(p, e, &e->into_path->seg[0])) {
+            e->into_fresh = first ? ENRICH_FRESH_FIRST : ENRICH_FRESH_LATER;
+            first = false;
+        }
+    }
+}
+
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
 {
     if (!seq) {
@@ -680,6 +768,7 @@ int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
             return rc;
         }
     }
+    mark_fresh_targets(p);
     return 0;
 }
 

@@ -107,6 +107,8 @@ struct pixel_enricher {
     int src_index;
     int v4_prefix, v6_prefix;
     void *state; /* module instance etc. */
+    /* built-ins: ENRICH_FRESH_* of enrich.c (a root key nothing earlier sets) */
+    int into_fresh;
 };
 
 /* A query parameter name in the slot table: its first eight bytes as a

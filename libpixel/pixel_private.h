@@ -128,6 +128,13 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * then copies the text without looking at it.  Whoever changes u.str of a
  * value in place must clear or re-establish it. */
 #define PIXEL_VALUE_PLAIN_STR 0x4u
+/* OBJECT: changed through the public setters or removers (value.c,
+ * pixel_module_object_append); the built-in enrichers then look every key up. */
+#define PIXEL_VALUE_EDITED 0x8u
+/* OBJECT (an event root): the first built-in enricher whose target is a new
+ * root key found it absent in this run, so the later ones may append theirs
+ * without a search (enrich.c). */
+#define PIXEL_VALUE_FRESH_RUN 0x10u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 
 #include "testutil.h"
+#include "pixel/module.h"
 
 static pixel_ctx *ctx;
 static void setup(void)
@@ -297,6 +298,73 @@ START_TEST(url_parts_replace_members_and_keep_escapes)
 }
 END_TEST
 
+/* The built-ins append a new root member without a search when nothing can
+ * have set it; an event changed from outside between the stages, enriched
+ * twice, or a key the map stage sets, still gets one member per key. */
+static const char *stages(pixel_pipeline *p, const char *line, int edit)
+{
+    pixel_error err;
+    pixel_error_clear(&err);
+    ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+    ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
+    pixel_value *ev = pixel_ctx_event(ctx);
+    if (edit == 1) {
+        ck_assert_int_eq(pixel_object_set(ctx, ev, "ingest", pixel_value_new_int(ctx, 1)), 0);
+    } else if (edit == 2) {
+        ck_assert_int_eq(pixel_module_object_append(ev, "meta", 4, pixel_value_new_int(ctx, 2)), 0);
+    } else if (edit == 3) {
+        ck_assert_int_eq(pixel_value_set_at(ctx, ev, "meta.x", pixel_value_new_int(ctx, 3)), 0);
+    }
+    ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    if (edit == 4) {
+        ck_assert_int_eq(pixel_object_remove(ev, "id"), 1);
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    } else if (edit == 5) {
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    }
+    return pixel_value_dump(ctx, ev, NULL);
+}
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *q = text; (q = strstr(q, what)) != NULL; q++) {
+        n++;
+    }
+    return n;
+}
+
+START_TEST(new_root_members_are_set_once)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n"
+                                          "  - event_id: {into: id}\n"
+                                          "  - ingest_time: {into: ingest}\n"
+                                          "  - pipeline: {into: meta}\n");
+    const char *line = LINE("a=1");
+    char want[512];
+    snprintf(want, sizeof(want), "%s", stages(p, line, 0));
+    ck_assert_ptr_nonnull(strstr(want, "{\"a\":\"1\",\"id\":\""));
+    ck_assert_ptr_nonnull(strstr(want, "\",\"ingest\":\"2026-"));
+    ck_assert_ptr_nonnull(strstr(want, "\",\"meta\":{\"name\":"));
+    ck_assert_str_eq(stages(p, line, 5), want); /* enriched twice: replaced in place */
+    for (int edit = 1; edit <= 4; edit++) {
+        const char *got = stages(p, line, edit);
+        ck_assert_msg(count_of(got, "\"id\":") == 1 && count_of(got, "\"ingest\":") == 1 &&
+                          count_of(got, "\"meta\":") == 1,
+                      "edit %d: %s", edit, got);
+    }
+    pixel_pipeline_free(p);
+
+    /* a key the map stage sets is replaced where it stands */
+    p = load_ok(PIPE_HEAD "fields: {a: query.a, ingest: query.b}\nenrich:\n"
+                          "  - event_id: {into: id}\n  - ingest_time: {into: ingest}\n");
+    const char *got = stages(p, LINE("a=1&b=2"), 0);
+    ck_assert_ptr_nonnull(strstr(got, "{\"a\":\"1\",\"ingest\":\"2026-"));
+    ck_assert_int_eq(count_of(got, "\"ingest\":"), 1);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(ingest_time_and_pipeline_info)
 {
     pixel_pipeline *p = load_ok(
@@ -322,6 +390,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
+    tcase_add_test(tc, new_root_members_are_set_once);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
     return s;
