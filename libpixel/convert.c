@@ -208,9 +208,25 @@ int pixel__parse_clf_time(const char *s, size_t n, int64_t *ms)
 }
 
 /* The same, through the context's memo of the last CLF time. */
+/* The 26 bytes of a CLF time equal to the memo's: four overlapping words. */
+static inline bool same_clf(const char *a, const char *b)
+{
+    uint64_t x = 0;
+    for (size_t at = 0; at < 24; at += 8) {
+        uint64_t u, v;
+        memcpy(&u, a + at, 8);
+        memcpy(&v, b + at, 8);
+        x |= u ^ v;
+    }
+    uint64_t u, v;
+    memcpy(&u, a + 18, 8);
+    memcpy(&v, b + 18, 8);
+    return (x | (u ^ v)) == 0;
+}
+
 static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *ms)
 {
-    if (n == sizeof(m->clf) && m->clf_set && memcmp(m->clf, s, n) == 0) {
+    if (n == sizeof(m->clf) && m->clf_set && same_clf(m->clf, s)) {
         *ms = m->clf_ms;
         return 0;
     }
@@ -567,18 +583,20 @@ static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
 
 /* ---- base64url ------------------------------------------------------------- */
 
+/* One more than the value of a base64url digit; 0 for other bytes. */
+static const unsigned char b64_value1[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64};
+
 static int b64val(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
+    return b64_value1[c] - 1;
 }
 
 /* Strict base64url (padding optional); returns decoded length or -1 with *bad = offset. */

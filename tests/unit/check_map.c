@@ -71,6 +71,12 @@ static const conv_case convs[] = {
      "{\"f\":{\"beds\":3}}"},
     {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozfQ!",
      "bad_base64url_json"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJrIjoiYX4_Yj4-YyJ9",
+     "{\"f\":{\"k\":\"a~?b>>c\"}}"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJrIjoiYX4_Yj4%2BYyJ9",
+     "bad_base64url_json"}, /* '+' and '/' are base64, not base64url */
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJrIjoiYX4%2FYj4-YyJ9",
+     "bad_base64url_json"},
     {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozf",
      "bad_base64url_json"},
     {"{from: query.x, type: base64url_json, expect: object}", "x=aGVsbG8", "bad_base64url_json"},
