@@ -22,9 +22,10 @@
  * earlier built-in sets, with no module before it (decided at load), the
  * member is new unless the event was changed from outside (the public
  * setters mark an object PIXEL_VALUE_EDITED) or the enrichers already ran
- * on it.  The first such enricher sets its member with a search and, when
- * it found none, marks the root PIXEL_VALUE_FRESH_RUN; the later ones then
- * append theirs without a search.
+ * on it.  The first such enricher marks the root PIXEL_VALUE_ENRICHED; on an
+ * event marked neither way it appends its member without a search and also
+ * marks the root PIXEL_VALUE_FRESH_RUN, which lets the later ones do the
+ * same.  Otherwise every one of them looks its key up.
  */
 enum { ENRICH_FRESH_NO, ENRICH_FRESH_FIRST, ENRICH_FRESH_LATER };
 
@@ -35,8 +36,16 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
     if (!v || !root || root->type != PIXEL_TYPE_OBJECT) {
         return PIXEL_ENOMEM;
     }
-    if (e->into_fresh == ENRICH_FRESH_LATER &&
-        (root->flags & (PIXEL_VALUE_FRESH_RUN | PIXEL_VALUE_EDITED)) == PIXEL_VALUE_FRESH_RUN) {
+    bool append = false;
+    if (e->into_fresh == ENRICH_FRESH_FIRST) {
+        append = !(root->flags & (PIXEL_VALUE_EDITED | PIXEL_VALUE_ENRICHED));
+        root->flags = (uint8_t)((root->flags & ~PIXEL_VALUE_FRESH_RUN) | PIXEL_VALUE_ENRICHED |
+                                (append ? PIXEL_VALUE_FRESH_RUN : 0));
+    } else if (e->into_fresh == ENRICH_FRESH_LATER) {
+        append =
+            (root->flags & (PIXEL_VALUE_FRESH_RUN | PIXEL_VALUE_EDITED)) == PIXEL_VALUE_FRESH_RUN;
+    }
+    if (append) {
         const struct pixel_path_seg *k = &e->into_path->seg[0];
         if (k->plain) {
             pixel__object_add_plain(root, k->key, k->len, v);
@@ -45,18 +54,7 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
         }
         return 0;
     }
-    size_t before = root->u.list.count;
-    if (pixel__path_set(ctx, root, e->into_path, v) != 0) {
-        return PIXEL_ENOMEM;
-    }
-    if (e->into_fresh == ENRICH_FRESH_FIRST) {
-        if (root->u.list.count > before && !(root->flags & PIXEL_VALUE_EDITED)) {
-            root->flags |= PIXEL_VALUE_FRESH_RUN;
-        } else {
-            root->flags &= (uint8_t)~PIXEL_VALUE_FRESH_RUN;
-        }
-    }
-    return 0;
+    return pixel__path_set(ctx, root, e->into_path, v) == 0 ? 0 : PIXEL_ENOMEM;
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)

@@ -131,10 +131,11 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 /* OBJECT: changed through the public setters or removers (value.c,
  * pixel_module_object_append); the built-in enrichers then look every key up. */
 #define PIXEL_VALUE_EDITED 0x8u
-/* OBJECT (an event root): the first built-in enricher whose target is a new
- * root key found it absent in this run, so the later ones may append theirs
- * without a search (enrich.c). */
+/* OBJECT (an event root), enrich.c: the built-in enrichers ran on it
+ * (ENRICHED), and in this run the later ones whose target is a new root key
+ * may append theirs without a search (FRESH_RUN). */
 #define PIXEL_VALUE_FRESH_RUN 0x10u
+#define PIXEL_VALUE_ENRICHED  0x20u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */

@@ -321,6 +321,9 @@ static const char *stages(pixel_pipeline *p, const char *line, int edit)
         ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
     } else if (edit == 5) {
         ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    } else if (edit == 6) {
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
     }
     return pixel_value_dump(ctx, ev, NULL);
 }
@@ -347,6 +350,7 @@ START_TEST(new_root_members_are_set_once)
     ck_assert_ptr_nonnull(strstr(want, "\",\"ingest\":\"2026-"));
     ck_assert_ptr_nonnull(strstr(want, "\",\"meta\":{\"name\":"));
     ck_assert_str_eq(stages(p, line, 5), want); /* enriched twice: replaced in place */
+    ck_assert_str_eq(stages(p, line, 6), want); /* three times */
     for (int edit = 1; edit <= 4; edit++) {
         const char *got = stages(p, line, edit);
         ck_assert_msg(count_of(got, "\"id\":") == 1 && count_of(got, "\"ingest\":") == 1 &&
