@@ -597,7 +597,8 @@ static inline char *put_int(char *o, int64_t i)
 
 /* Room that every member may use without a check: the separator, a plain
  * key's quotes and colon, and the longest scalar written in place (a quoted
- * plain string of up to 32 bytes, an integer, a literal). */
+ * plain string of up to 32 bytes, or 46 when flagged plain, an integer, a
+ * literal).  More than MEMBER_SLACK bytes are free where a value starts. */
 #define MEMBER_SLACK 48
 
 static int dump_container(pixel_buf *b, const pixel_value *v);
@@ -610,15 +611,24 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
 }
 
 /* A string of up to 32 bytes (most member values) that needs no escape is
- * written at o (MEMBER_SLACK bytes free there): as two overlapping blocks, or
- * byte by byte under 4.  Text flagged PIXEL_VALUE_PLAIN_STR is not looked
+ * written at o (more than MEMBER_SLACK bytes free there): as two overlapping
+ * blocks, or byte by byte under 4.  Text flagged PIXEL_VALUE_PLAIN_STR is not looked
  * at.  Returns the end of what was written, or NULL for any other string. */
 __attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     size_t n = m->u.str.len;
     if (n > 32) {
-        return NULL;
+        /* Up to 46 bytes of known-plain text (event ids) still fit in the slack. */
+        if (n > MEMBER_SLACK - 2 || !(m->flags & PIXEL_VALUE_PLAIN_STR)) {
+            return NULL;
+        }
+        o[0] = '"';
+        pixel__copy16(o + 1, p);
+        pixel__copy16(o + 17, p + 16);
+        pixel__copy16(o + 1 + n - 16, p + n - 16);
+        o[n + 1] = '"';
+        return o + n + 2;
     }
     if (!(m->flags & PIXEL_VALUE_PLAIN_STR) &&
         !(n < 4     ? tiny_is_plain(p, n)

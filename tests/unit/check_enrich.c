@@ -369,6 +369,29 @@ START_TEST(new_root_members_are_set_once)
 }
 END_TEST
 
+/* Parts of a plain URL are copied without a check, at every length. */
+START_TEST(url_parts_of_every_length)
+{
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
+    for (int len = 0; len < 90; len++) {
+        char path[100], line[300], want[600];
+        for (int i = 0; i < len; i++) {
+            path[i] = (char)('a' + i % 26);
+        }
+        path[len] = '\0';
+        snprintf(line, sizeof(line), LINE("url=http://h/%s"), path);
+        snprintf(want, sizeof(want),
+                 "{\"page\":{\"url\":\"http://h/%s\",\"scheme\":\"http\",\"host\":\"h\","
+                 "\"path\":\"/%s\"}}",
+                 path, path);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        ck_assert_str_eq(output(ctx, p), want);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(ingest_time_and_pipeline_info)
 {
     pixel_pipeline *p = load_ok(
@@ -395,6 +418,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
     tcase_add_test(tc, new_root_members_are_set_once);
+    tcase_add_test(tc, url_parts_of_every_length);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
     return s;
