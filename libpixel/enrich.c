@@ -57,6 +57,30 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
     return pixel__path_set(ctx, root, e->into_path, v) == 0 ? 0 : PIXEL_ENOMEM;
 }
 
+/*
+ * The map stage keeps the objects it made (ctx->map_objs, by the pipeline's
+ * objects index).  A built-in whose source's parent or target is one of them
+ * (from_obj, into_obj: decided at load, none when a module or a built-in
+ * that could replace the object comes before) takes it from there instead of
+ * walking the event from the root, while neither it nor one of its parents
+ * was changed through the public setters (PIXEL_VALUE_EDITED).
+ */
+static pixel_value *mapped_object(const pixel_ctx *ctx, int j)
+{
+    if (j <= 0 || !ctx->map_objs || !ctx->map_objs[j]) {
+        return NULL;
+    }
+    const pixel_pipeline *p = ctx->pipeline;
+    for (int k = j;; k = p->objects[k].parent) {
+        if (ctx->map_objs[k]->flags & PIXEL_VALUE_EDITED) {
+            return NULL;
+        }
+        if (k == 0) {
+            return ctx->map_objs[j];
+        }
+    }
+}
+
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
 {
     pixel_reason r = {
@@ -344,7 +368,13 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
 static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    pixel_value *v = pixel__path_get(ctx->event, e->from_path);
+    pixel_value *parent = mapped_object(ctx, e->from_obj), *v;
+    if (parent) {
+        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
+        v = pixel__object_getn(parent, leaf->key, leaf->len);
+    } else {
+        v = pixel__path_get(ctx->event, e->from_path);
+    }
     if (!v) {
         return 0; /* nothing to anonymize */
     }
@@ -543,7 +573,10 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     pixel_value *target = NULL, *src;
     bool target_known = path_is_child(e->into_path, e->from_path);
     if (target_known) {
-        target = pixel__path_get(ctx->event, e->into_path);
+        target = mapped_object(ctx, e->into_obj);
+        if (!target) {
+            target = pixel__path_get(ctx->event, e->into_path);
+        }
         const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
         src = target ? pixel__object_getn(target, leaf->key, leaf->len) : NULL;
     } else {
@@ -745,6 +778,46 @@ static void mark_fresh_targets(pixel_pipeline *p)
     }
 }
 
+/* The pipeline->objects index of the first n segments of path, 0 for none
+ * (or for the root), and 0 too when an enricher before e is a module or may
+ * replace that object or one of its parents (its target is a prefix of the path). */
+static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const pixel_path *path,
+                        size_t n)
+{
+    int j = 0;
+    for (size_t k = 0; k < n; k++) {
+        int found = 0;
+        for (size_t i = 1; i < p->nobjects && !found; i++) {
+            const pixel_objnode *o = &p->objects[i];
+            if (o->parent == j && o->keylen == path->seg[k].len &&
+                memcmp(o->key, path->seg[k].key, o->keylen) == 0) {
+                found = (int)i;
+            }
+        }
+        if (!found) {
+            return 0;
+        }
+        j = found;
+    }
+    for (const pixel_enricher *x = p->enrichers; x < e; x++) {
+        if (!is_builtin(x)) {
+            return 0;
+        }
+        const pixel_path *t = x->into_path;
+        if (t && t->n <= n) {
+            size_t k = 0;
+            while (k < t->n && t->seg[k].len == path->seg[k].len &&
+                   memcmp(t->seg[k].key, path->seg[k].key, t->seg[k].len) == 0) {
+                k++;
+            }
+            if (k == t->n) {
+                return 0;
+            }
+        }
+    }
+    return j;
+}
+
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
 {
     if (!seq) {
@@ -767,6 +840,18 @@ int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
         }
     }
     mark_fresh_targets(p);
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        pixel_enricher *e = &p->enrichers[i];
+        if (!is_builtin(e)) {
+            continue;
+        }
+        if (e->from_path && e->from_path->n > 1) {
+            e->from_obj = mapped_index(p, e, e->from_path, e->from_path->n - 1);
+        }
+        if (e->into_path) {
+            e->into_obj = mapped_index(p, e, e->into_path, e->into_path->n);
+        }
+    }
     return 0;
 }
 

@@ -365,6 +365,8 @@ struct pixel_ctx {
     pixel_record rec;
     bool parsed;
     pixel_value *event;
+    pixel_value **map_objs; /* map.c: the event's objects by pipeline->objects index (set
+                               with event; an entry is NULL until made) */
     const char *event_type; /* value of the event-type field once mapped */
     size_t event_type_len;
     pixel_reason reasons[PIXEL_MAX_REASONS];

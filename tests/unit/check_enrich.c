@@ -392,6 +392,59 @@ START_TEST(url_parts_of_every_length)
 }
 END_TEST
 
+/* The built-ins take the objects the map stage made without a walk from the
+ * root; an object replaced or removed between the stages, or by an earlier
+ * built-in, is looked up instead. */
+START_TEST(mapped_objects_follow_changes)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {client.ip: query.ip, page.url: query.u}\n"
+                                          "enrich:\n  - anonymize_ip: {field: client.ip}\n"
+                                          "  - url: {from: page.url, into: page}\n");
+    const char *line = LINE("ip=203.0.113.77&u=http%3A%2F%2Fh%2Fp");
+    pixel_error err;
+    pixel_error_clear(&err);
+    for (int edit = 0; edit < 4; edit++) {
+        ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+        ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
+        pixel_value *ev = pixel_ctx_event(ctx);
+        const char *want = "{\"client\":{\"ip\":\"203.0.113.0\"},\"page\":{\"url\":\"http://h/p\","
+                           "\"scheme\":\"http\",\"host\":\"h\",\"path\":\"/p\"}}";
+        if (edit == 1) { /* new objects in place of the mapped ones */
+            pixel_value *c = pixel_value_new_object(ctx), *pg = pixel_value_new_object(ctx);
+            ck_assert_int_eq(
+                pixel_object_set(ctx, c, "ip", pixel_value_new_string(ctx, "198.51.100.9", 12)), 0);
+            ck_assert_int_eq(
+                pixel_object_set(ctx, pg, "url", pixel_value_new_string(ctx, "https://x/y", 11)),
+                0);
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "client", c), 0);
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "page", pg), 0);
+            want = "{\"client\":{\"ip\":\"198.51.100.0\"},\"page\":{\"url\":\"https://x/y\","
+                   "\"scheme\":\"https\",\"host\":\"x\",\"path\":\"/y\"}}";
+        } else if (edit == 2) {
+            ck_assert_int_eq(pixel_object_remove(ev, "client"), 1);
+            ck_assert_int_eq(pixel_value_remove_at(ev, "page.url"), 1);
+            want = "{\"page\":{}}";
+        } else if (edit == 3) {
+            ck_assert_int_eq(pixel_value_set_at(ctx, ev, "client.ip",
+                                                pixel_value_new_string(ctx, "192.0.2.200", 11)),
+                             0);
+            want = "{\"client\":{\"ip\":\"192.0.2.0\"},\"page\":{\"url\":\"http://h/p\","
+                   "\"scheme\":\"http\",\"host\":\"h\",\"path\":\"/p\"}}";
+        }
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+        ck_assert_str_eq(pixel_value_dump(ctx, ev, NULL), want);
+    }
+    pixel_pipeline_free(p);
+
+    /* an earlier built-in writes over the mapped object */
+    p = load_ok(PIPE_HEAD "fields: {client.ip: query.ip}\nenrich:\n"
+                          "  - pipeline: {into: client}\n  - anonymize_ip: {field: client.ip}\n");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=203.0.113.77")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"client\":{\"name\":\"t\",\"version\":\"1\"}}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(ingest_time_and_pipeline_info)
 {
     pixel_pipeline *p = load_ok(
@@ -419,6 +472,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
     tcase_add_test(tc, new_root_members_are_set_once);
     tcase_add_test(tc, url_parts_of_every_length);
+    tcase_add_test(tc, mapped_objects_follow_changes);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
     return s;
