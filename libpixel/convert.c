@@ -44,14 +44,33 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
+/* The seconds, milliseconds and 'Z' of an RFC 3339 time at o (out holds the
+ * rest); the text of a whole second (which starts at sec_ms) is kept in the memo. */
+static inline size_t finish_rfc3339(pixel_time_memo *memo, char *out, char *o, int64_t sec_ms,
+                                    unsigned ss, unsigned frac, int with_ms)
 {
-    /* Without milliseconds the text changes once a second: the last one is kept. */
-    int64_t sec = floor_div(ms, 1000);
-    if (!with_ms && memo && memo->sec_set && memo->sec == sec) {
-        memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
-        return sizeof(memo->sec_text) - 1;
+    *o++ = (char)('0' + ss / 10);
+    *o++ = (char)('0' + ss % 10);
+    if (with_ms) {
+        *o++ = '.';
+        *o++ = (char)('0' + frac / 100);
+        *o++ = (char)('0' + frac / 10 % 10);
+        *o++ = (char)('0' + frac % 10);
     }
+    *o++ = 'Z';
+    *o = '\0';
+    if (!with_ms && memo && (size_t)(o - out) + 1 == sizeof(memo->sec_text)) {
+        memcpy(memo->sec_text, out, sizeof(memo->sec_text));
+        memo->sec_ms = sec_ms;
+        memo->sec_set = true;
+    }
+    return (size_t)(o - out);
+}
+
+/* The whole text, from the day on (the day itself from the memo when it is the same). */
+__attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *memo, char *out,
+                                                            int64_t ms, int with_ms)
+{
     int64_t days = floor_div(ms, 86400000);
     int64_t rem = ms - days * 86400000;
     unsigned s = (unsigned)(rem / 1000), frac = (unsigned)(rem % 1000);
@@ -86,29 +105,40 @@ size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int w
     memcpy(o, ymd, sizeof(ymd));
     o += sizeof(ymd);
     *o++ = 'T';
-    unsigned hh = s / 3600, mm = s / 60 % 60, ss = s % 60;
+    unsigned hh = s / 3600, mm = s / 60 % 60;
     *o++ = (char)('0' + hh / 10);
     *o++ = (char)('0' + hh % 10);
     *o++ = ':';
     *o++ = (char)('0' + mm / 10);
     *o++ = (char)('0' + mm % 10);
     *o++ = ':';
-    *o++ = (char)('0' + ss / 10);
-    *o++ = (char)('0' + ss % 10);
-    if (with_ms) {
-        *o++ = '.';
-        *o++ = (char)('0' + frac / 100);
-        *o++ = (char)('0' + frac / 10 % 10);
-        *o++ = (char)('0' + frac % 10);
+    if (memo) {
+        memcpy(memo->min_text, out, sizeof(memo->min_text));
+        memo->min_ms = ms - (int64_t)(s % 60) * 1000 - frac;
+        memo->min_set = true;
     }
-    *o++ = 'Z';
-    *o = '\0';
-    if (!with_ms && memo && (size_t)(o - out) + 1 == sizeof(memo->sec_text)) {
-        memcpy(memo->sec_text, out, sizeof(memo->sec_text));
-        memo->sec = sec;
-        memo->sec_set = true;
+    return finish_rfc3339(memo, out, o, ms - frac, s % 60, frac, with_ms);
+}
+
+size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
+{
+    if (memo) {
+        /* Without milliseconds the text changes once a second: the last one
+         * is kept.  Most other times fall in the minute of the one before:
+         * only the seconds and milliseconds are written.  (Unsigned
+         * differences: a time before the memo's is a large number.) */
+        if (!with_ms && memo->sec_set && (uint64_t)ms - (uint64_t)memo->sec_ms < 1000) {
+            memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
+            return sizeof(memo->sec_text) - 1;
+        }
+        uint64_t r = (uint64_t)ms - (uint64_t)memo->min_ms;
+        if (memo->min_set && r < 60000) {
+            memcpy(out, memo->min_text, sizeof(memo->min_text));
+            return finish_rfc3339(memo, out, out + sizeof(memo->min_text), ms - (int64_t)(r % 1000),
+                                  (unsigned)r / 1000, (unsigned)r % 1000, with_ms);
+        }
     }
-    return (size_t)(o - out);
+    return format_rfc3339_full(memo, out, ms, with_ms);
 }
 
 static int digits(const char *s, size_t n, unsigned *out)
@@ -178,9 +208,25 @@ int pixel__parse_clf_time(const char *s, size_t n, int64_t *ms)
 }
 
 /* The same, through the context's memo of the last CLF time. */
+/* The 26 bytes of a CLF time equal to the memo's: four overlapping words. */
+static inline bool same_clf(const char *a, const char *b)
+{
+    uint64_t x = 0;
+    for (size_t at = 0; at < 24; at += 8) {
+        uint64_t u, v;
+        memcpy(&u, a + at, 8);
+        memcpy(&v, b + at, 8);
+        x |= u ^ v;
+    }
+    uint64_t u, v;
+    memcpy(&u, a + 18, 8);
+    memcpy(&v, b + 18, 8);
+    return (x | (u ^ v)) == 0;
+}
+
 static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *ms)
 {
-    if (n == sizeof(m->clf) && m->clf_set && memcmp(m->clf, s, n) == 0) {
+    if (n == sizeof(m->clf) && m->clf_set && same_clf(m->clf, s)) {
         *ms = m->clf_ms;
         return 0;
     }
@@ -299,17 +345,43 @@ static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms)
     return 0;
 }
 
+/* Whether the 8 bytes at s are all decimal digits; if so their value in *out.
+ * One word: each byte is a digit when its high nibble is 3 and adding 6 does
+ * not carry out of the low one.  The value is built from pairs of digits
+ * (16-bit lanes), then groups of four (32-bit lanes), then the whole. */
+static inline bool digits8(const char *s, uint64_t *out)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0xF0F0F0F0F0F0F0F0u;
+    uint64_t w;
+    memcpy(&w, s, 8); /* s[0] in the lowest byte on little endian, handled below */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    if ((w & high) != 0x30 * ones || ((w + 6 * ones) & high) != 0x30 * ones) {
+        return false;
+    }
+    uint64_t d = w - 0x30 * ones; /* byte k: digit k, the first digit the most significant */
+    uint64_t pairs = (d & 0x00FF00FF00FF00FFu) * 10 + ((d >> 8) & 0x00FF00FF00FF00FFu);
+    uint64_t quads = (pairs & 0x0000FFFF0000FFFFu) * 100 + ((pairs >> 16) & 0x0000FFFF0000FFFFu);
+    *out = (quads & 0xFFFFFFFFu) * 10000 + (quads >> 32);
+    return true;
+}
+
 static int parse_epoch(const char *s, size_t n, int scale_ms, int64_t *ms, int *has_ms)
 {
     /* digits, optionally ".fraction" ($msec is "1795651199.954") */
-    int64_t v = 0;
+    uint64_t u = 0, d8;
     size_t i = 0;
     if (n == 0 || n > 19) {
         return -1;
     }
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        v = v * 10 + (s[i] - '0');
+    for (; i + 8 <= n && digits8(s + i, &d8); i += 8) {
+        u = u * 100000000 + d8;
     }
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        u = u * 10 + (uint64_t)(s[i] - '0');
+    }
+    int64_t v = (int64_t)u;
     if (i == 0) {
         return -1;
     }
@@ -511,18 +583,20 @@ static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
 
 /* ---- base64url ------------------------------------------------------------- */
 
+/* One more than the value of a base64url digit; 0 for other bytes. */
+static const unsigned char b64_value1[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64};
+
 static int b64val(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
+    return b64_value1[c] - 1;
 }
 
 /* Strict base64url (padding optional); returns decoded length or -1 with *bad = offset. */
@@ -667,36 +741,66 @@ static int convert_json_text(pixel_ctx *ctx, const pixel_field *f, pixel_span or
     return 0;
 }
 
+/* A string longer than max_length bytes: quarantined when it is longer in characters too. */
+__attribute__((noinline)) static int string_too_long(pixel_ctx *ctx, const pixel_field *f,
+                                                     pixel_span in, pixel_value **out)
+{
+    size_t chars = pixel__utf8_length(in.p, in.n);
+    if (chars > (size_t)f->max_length) {
+        return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "too_long", f->source_name,
+                                 "field \"%s\" (%s) is %zu characters long, more than the "
+                                 "%ld allowed",
+                                 f->target, f->source_name, chars, f->max_length) < 0
+                   ? PIXEL_ENOMEM
+                   : 1;
+    }
+    *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
+    return *out ? 0 : PIXEL_ENOMEM;
+}
+
+static int convert_other(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                         pixel_span in, pixel_value **out);
+
 /*
  * Convert `in` for field f.  Returns 0 with *out set, 1 when the line was
- * quarantined (reason added), or a negative status.
+ * quarantined (reason added), or a negative status.  Strings and integers
+ * (most fields) are converted here, in a function small enough to need no
+ * saved registers; the rest in convert_other.
  */
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out)
 {
+    if (PIXEL_LIKELY(f->conv == CONV_STRING)) {
+        if (f->max_length > 0 && in.n > (size_t)f->max_length) {
+            return string_too_long(ctx, f, in, out);
+        }
+        *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
+        return *out ? 0 : PIXEL_ENOMEM;
+    }
+    if (f->conv == CONV_INTEGER) {
+        int64_t i;
+        if (parse_int64(in.p, in.n, &i) < 0) {
+            return fail(ctx, f, in, "is not an integer");
+        }
+        pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_INT);
+        if (!v) {
+            return PIXEL_ENOMEM;
+        }
+        v->u.i = i;
+        *out = v;
+        return 0;
+    }
+    return convert_other(p, ctx, f, in, out);
+}
+
+__attribute__((noinline)) static int convert_other(const pixel_pipeline *p, pixel_ctx *ctx,
+                                                   const pixel_field *f, pixel_span in,
+                                                   pixel_value **out)
+{
     switch (f->conv) {
-        case CONV_STRING: {
-            if (f->max_length > 0 && in.n > (size_t)f->max_length &&
-                pixel__utf8_length(in.p, in.n) > (size_t)f->max_length) {
-                return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "too_long", f->source_name,
-                                         "field \"%s\" (%s) is %zu characters long, more than the "
-                                         "%ld allowed",
-                                         f->target, f->source_name, pixel__utf8_length(in.p, in.n),
-                                         f->max_length) < 0
-                           ? PIXEL_ENOMEM
-                           : 1;
-            }
-            *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
-            return *out ? 0 : PIXEL_ENOMEM;
-        }
-        case CONV_INTEGER: {
-            int64_t i;
-            if (parse_int64(in.p, in.n, &i) < 0) {
-                return fail(ctx, f, in, "is not an integer");
-            }
-            *out = pixel_value_new_int(ctx, i);
-            return *out ? 0 : PIXEL_ENOMEM;
-        }
+        case CONV_STRING:
+        case CONV_INTEGER:
+            break; /* pixel__convert's */
         case CONV_NUMBER:
             *out = parse_decimal(ctx, in.p, in.n);
             return *out ? 0 : fail(ctx, f, in, "is not a decimal number");
@@ -724,7 +828,7 @@ int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
                 return PIXEL_ENOMEM;
             }
             size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ms, f->ts_output_ms || has_ms);
-            *out = pixel__value_string_view(&ctx->arena, buf, n);
+            *out = pixel__value_plain_view(&ctx->arena, buf, n); /* digits and -T:.Z */
             return *out ? 0 : PIXEL_ENOMEM;
         }
         case CONV_BASE64URL_JSON: {

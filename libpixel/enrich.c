@@ -17,9 +17,68 @@
 #include "pipeline.h"
 #include "simd.h"
 
-static int set_path(pixel_ctx *ctx, const pixel_path *path, pixel_value *v)
+/*
+ * Where a built-in's `into` is a root key that neither the map stage nor an
+ * earlier built-in sets, with no module before it (decided at load), the
+ * member is new unless the event was changed from outside (the public
+ * setters mark an object PIXEL_VALUE_EDITED) or the enrichers already ran
+ * on it.  The first such enricher marks the root PIXEL_VALUE_ENRICHED; on an
+ * event marked neither way it appends its member without a search and also
+ * marks the root PIXEL_VALUE_FRESH_RUN, which lets the later ones do the
+ * same.  Otherwise every one of them looks its key up.
+ */
+enum { ENRICH_FRESH_NO, ENRICH_FRESH_FIRST, ENRICH_FRESH_LATER };
+
+/* Sets e's target (e->into_path) to v. */
+static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
 {
-    return v && pixel__path_set(ctx, ctx->event, path, v) == 0 ? 0 : PIXEL_ENOMEM;
+    pixel_value *root = ctx->event;
+    if (!v || !root || root->type != PIXEL_TYPE_OBJECT) {
+        return PIXEL_ENOMEM;
+    }
+    bool append = false;
+    if (e->into_fresh == ENRICH_FRESH_FIRST) {
+        append = !(root->flags & (PIXEL_VALUE_EDITED | PIXEL_VALUE_ENRICHED));
+        root->flags = (uint8_t)((root->flags & ~PIXEL_VALUE_FRESH_RUN) | PIXEL_VALUE_ENRICHED |
+                                (append ? PIXEL_VALUE_FRESH_RUN : 0));
+    } else if (e->into_fresh == ENRICH_FRESH_LATER) {
+        append =
+            (root->flags & (PIXEL_VALUE_FRESH_RUN | PIXEL_VALUE_EDITED)) == PIXEL_VALUE_FRESH_RUN;
+    }
+    if (append) {
+        const struct pixel_path_seg *k = &e->into_path->seg[0];
+        if (k->plain) {
+            pixel__object_add_plain(root, k->key, k->len, v);
+        } else {
+            pixel__object_add(root, k->key, k->len, v);
+        }
+        return 0;
+    }
+    return pixel__path_set(ctx, root, e->into_path, v) == 0 ? 0 : PIXEL_ENOMEM;
+}
+
+/*
+ * The map stage keeps the objects it made (ctx->map_objs, by the pipeline's
+ * objects index).  A built-in whose source's parent or target is one of them
+ * (from_obj, into_obj: decided at load, none when a module or a built-in
+ * that could replace the object comes before) takes it from there instead of
+ * walking the event from the root, while neither it nor one of its parents
+ * was changed through the public setters (PIXEL_VALUE_EDITED).
+ */
+static pixel_value *mapped_object(const pixel_ctx *ctx, int j)
+{
+    if (j <= 0 || !ctx->map_objs || !ctx->map_objs[j]) {
+        return NULL;
+    }
+    const pixel_pipeline *p = ctx->pipeline;
+    for (int k = j;; k = p->objects[k].parent) {
+        if (ctx->map_objs[k]->flags & PIXEL_VALUE_EDITED) {
+            return NULL;
+        }
+        if (k == 0) {
+            return ctx->map_objs[j];
+        }
+    }
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
@@ -82,7 +141,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, id, 36));
+    return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, id, 36));
 }
 
 /* ---- ingest_time, pipeline ---- */
@@ -92,7 +151,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     PIXEL_UNUSED(err);
     size_t n;
     const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
-    return set_path(ctx, e->into_path, pixel__value_string_view(&ctx->arena, text, n));
+    return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, text, n));
 }
 
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -107,47 +166,69 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     }
     pixel__object_add_plain(o, "name", 4, n);
     pixel__object_add_plain(o, "version", 7, v);
-    return set_path(ctx, e->into_path, o);
+    return set_into(ctx, e, o);
 }
 
 /* ---- anonymize_ip ---- */
 
 static void mask_bits(unsigned char *a, size_t bytes, int prefix)
 {
-    for (size_t i = 0; i < bytes; i++) {
-        int keep = prefix - (int)i * 8;
-        a[i] &= keep >= 8 ? 0xFF : keep <= 0 ? 0 : (unsigned char)(0xFF << (8 - keep));
+    size_t full = (size_t)prefix / 8; /* bytes kept whole */
+    if (full >= bytes) {
+        return;
     }
+    if (prefix % 8) {
+        a[full++] &= (unsigned char)(0xFF << (8 - prefix % 8));
+    }
+    memset(a + full, 0, bytes - full);
 }
 
-/* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading zeros. */
-static bool parse_ipv4(const char *s, size_t n, unsigned char a[4])
+/* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
+ * zeros.  end[k]: the offset just past octet k. */
+static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4])
 {
     size_t i = 0;
     for (int k = 0; k < 4; k++) {
-        if (k > 0 && (i >= n || s[i++] != '.')) {
+        if (k > 0) {
+            if (i >= n || s[i] != '.') {
+                return false;
+            }
+            i++;
+        }
+        unsigned d, v;
+        if (i >= n || (v = (unsigned)(unsigned char)s[i] - '0') > 9) {
             return false;
         }
-        size_t start = i;
-        unsigned v = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) {
-            v = v * 10 + (unsigned)(s[i++] - '0');
-        }
-        if (i == start || v > 255 || (s[start] == '0' && i - start > 1)) {
-            return false;
+        i++;
+        if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+            if (v == 0) {
+                return false; /* a leading zero */
+            }
+            v = v * 10 + d;
+            i++;
+            if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+                v = v * 10 + d;
+                i++;
+                if (v > 255 || (i < n && (unsigned)(unsigned char)s[i] - '0' <= 9)) {
+                    return false;
+                }
+            }
         }
         a[k] = (unsigned char)v;
+        end[k] = i;
     }
     return i == n;
 }
 
+/* One more than the value of a hex digit; 0 for other bytes. */
+static const unsigned char hex_value1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+
 static int hex_digit(char c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return hex_value1[(unsigned char)c] - 1;
 }
 
 /* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to
@@ -247,41 +328,74 @@ static size_t format_ipv6(const unsigned char a[16], char *out)
     return (size_t)(o - out);
 }
 
+/* The anonymized text of a parsed IPv4 address into out (room for 16). */
+static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
+                          const size_t end[4], char *out)
+{
+    if (e->v4_prefix % 8 == 0) {
+        /* Whole octets kept: they are the text as it came (no leading zeros),
+         * and each one cleared is ".0". */
+        int kept = e->v4_prefix / 8;
+        size_t len = kept ? end[kept - 1] : 1;
+        memcpy(out, kept ? s : "0", len);
+        for (int k = kept > 0 ? kept : 1; k < 4; k++) {
+            out[len++] = '.';
+            out[len++] = '0';
+        }
+        out[len] = '\0';
+        return len;
+    }
+    unsigned char addr[4];
+    memcpy(addr, a, 4);
+    mask_bits(addr, 4, e->v4_prefix);
+    char *o = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned octet = addr[i];
+        if (octet >= 100) {
+            *o++ = (char)('0' + octet / 100);
+        }
+        if (octet >= 10) {
+            *o++ = (char)('0' + octet / 10 % 10);
+        }
+        *o++ = (char)('0' + octet % 10);
+        *o++ = '.';
+    }
+    size_t len = (size_t)(o - out) - 1;
+    out[len] = '\0';
+    return len;
+}
+
 static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    pixel_value *v = pixel__path_get(ctx->event, e->from_path);
+    pixel_value *parent = mapped_object(ctx, e->from_obj), *v;
+    if (parent) {
+        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
+        v = pixel__object_getn(parent, leaf->key, leaf->len);
+    } else {
+        v = pixel__path_get(ctx->event, e->from_path);
+    }
     if (!v) {
         return 0; /* nothing to anonymize */
     }
     size_t n;
     const char *s = pixel_value_string(v, &n);
-    char *out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN);
     unsigned char addr[16];
-    if (!out) {
-        return PIXEL_ENOMEM;
-    }
-    if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
-        return fail(ctx, e, e->from, "not an IP address");
-    }
+    size_t ends[4];
+    char *out;
     size_t len;
-    if (parse_ipv4(s, n, addr)) {
-        mask_bits(addr, 4, e->v4_prefix);
-        char *o = out;
-        for (int i = 0; i < 4; i++) {
-            unsigned octet = addr[i];
-            if (octet >= 100) {
-                *o++ = (char)('0' + octet / 100);
-            }
-            if (octet >= 10) {
-                *o++ = (char)('0' + octet / 10 % 10);
-            }
-            *o++ = (char)('0' + octet % 10);
-            *o++ = '.';
+    if (s && parse_ipv4(s, n, addr, ends)) {
+        if (!(out = pixel__arena_alloc(&ctx->arena, 16))) {
+            return PIXEL_ENOMEM;
         }
-        len = (size_t)(o - out) - 1;
-        out[len] = '\0';
+        len = format_ipv4(e, s, addr, ends, out);
     } else {
+        if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
+            return PIXEL_ENOMEM;
+        }
+        if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
+            return fail(ctx, e, e->from, "not an IP address");
+        }
         int ok = parse_ipv6(s, n, addr);
         if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
             char text[64];
@@ -297,38 +411,114 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
+    v->flags |= PIXEL_VALUE_PLAIN_STR; /* hex digits, '.' and ':' */
     return 0;
 }
 
-/* ---- url ---- */
+/* Whether n bytes need no JSON escaping (the serializer's test, once for a
+ * whole URL so that the parts taken from it need none). */
+static bool text_is_plain(const char *text, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (n <= 16) {
+        return pixel__json_special_short(p, n) == 0;
+    }
+    unsigned m = pixel__json_special16(p + n - 16);
+    for (size_t i = 0; i + 16 <= n && !m; i += 16) {
+        m = pixel__json_special16(p + i);
+    }
+    return m == 0;
+}
 
-/* key: a string literal, plain */
-#define add_part(ctx, o, key, s, n) add_part_n(ctx, o, key, sizeof(key) - 1, s, n)
-static int add_part_n(pixel_ctx *ctx, pixel_value *o, const char *key, size_t klen, const char *s,
-                      size_t n)
+/* A part of the URL: a view into it, flagged plain when the URL is. */
+static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t flags)
 {
     pixel_value *v = pixel__value_string_view(&ctx->arena, s, n);
+    if (v) {
+        v->flags = flags;
+    }
+    return v;
+}
+
+/* key: a string literal, plain.  `fresh`: the target has no member of that
+ * name (checked once for all parts), so the part is appended without a search. */
+#define add_part(ctx, o, fresh, key, s, n, flags)                                                  \
+    add_part_n(ctx, o, fresh, key, sizeof(key) - 1, s, n, flags)
+static int add_part_n(pixel_ctx *ctx, pixel_value *o, bool fresh, const char *key, size_t klen,
+                      const char *s, size_t n, uint8_t flags)
+{
+    pixel_value *v = part_value(ctx, s, n, flags);
     if (!v) {
         return PIXEL_ENOMEM;
+    }
+    if (fresh) {
+        return pixel__object_add_plain(o, key, klen, v);
     }
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
 
-static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size_t qn)
+/* Whether object o has a member named like one the url enricher adds. */
+static bool has_part_member(const pixel_value *o)
+{
+    for (const pixel_value *m = o->u.list.head; m; m = m->next) {
+        const char *k = m->key;
+        switch (m->klen) {
+            case 4:
+                if (memcmp(k, "host", 4) == 0 || memcmp(k, "path", 4) == 0) {
+                    return true;
+                }
+                break;
+            case 5:
+                if (memcmp(k, "query", 5) == 0) {
+                    return true;
+                }
+                break;
+            case 6:
+                if (memcmp(k, "scheme", 6) == 0) {
+                    return true;
+                }
+                break;
+            case 8:
+                if (memcmp(k, "fragment", 8) == 0 || memcmp(k, "campaign", 8) == 0) {
+                    return true;
+                }
+                break;
+            default:
+                break;
+        }
+    }
+    return false;
+}
+
+static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const char *q, size_t qn)
 {
     /* utm_X -> campaign.Y */
-    static const char *const keys[] = {"source", "medium", "campaign", "term", "content"};
-    static const char *const names[] = {"source", "medium", "name", "term", "content"};
+    static const struct {
+        const char *key, *name;
+        uint8_t klen, nlen;
+    } map[] = {{"source", "source", 6, 6},
+               {"medium", "medium", 6, 6},
+               {"campaign", "name", 8, 4},
+               {"term", "term", 4, 4},
+               {"content", "content", 7, 7}};
     pixel_value *camp = NULL;
     const char *s = q, *end = q + qn;
     while (s < end) {
         const char *amp = memchr(s, '&', (size_t)(end - s));
         const char *pe = amp ? amp : end;
-        const char *eq = memchr(s, '=', (size_t)(pe - s));
-        if (eq && eq - s > 4 && memcmp(s, "utm_", 4) == 0) {
-            for (size_t k = 0; k < PIXEL_ARRAY_LEN(keys); k++) {
-                size_t kl = strlen(keys[k]);
-                if ((size_t)(eq - s - 4) == kl && memcmp(s + 4, keys[k], kl) == 0) {
+        if (pe - s > 5 && memcmp(s, "utm_", 4) == 0) {
+            const char *eq = memchr(s, '=', (size_t)(pe - s));
+            for (size_t k = 0; eq && k < PIXEL_ARRAY_LEN(map); k++) {
+                size_t kl = map[k].klen;
+                if ((size_t)(eq - s - 4) == kl && memcmp(s + 4, map[k].key, kl) == 0) {
                     pixel_span dec;
                     size_t bad;
                     int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
@@ -342,7 +532,8 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part_n(ctx, camp, names[k], strlen(names[k]), dec.p, dec.n) < 0) {
+                    if (add_part_n(ctx, camp, false, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
+                        0) {
                         return PIXEL_ENOMEM;
                     }
                 }
@@ -350,14 +541,49 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, const char *q, size
         }
         s = pe + 1;
     }
-    return camp ? (pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0) : 0;
+    if (!camp) {
+        return 0;
+    }
+    if (fresh) {
+        return pixel__object_add_plain(target, "campaign", 8, camp);
+    }
+    return pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+/* Whether `child` names a member of what `parent` names ("page.url", "page"). */
+static bool path_is_child(const pixel_path *parent, const pixel_path *child)
+{
+    if (child->n != parent->n + 1) {
+        return false;
+    }
+    for (size_t k = 0; k < parent->n; k++) {
+        if (child->seg[k].len != parent->seg[k].len ||
+            !pixel__same_bytes(child->seg[k].key, parent->seg[k].key, parent->seg[k].len)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
+    /* The usual setup reads page.url into page: the target is looked up
+     * once, and the source in it. */
+    pixel_value *target = NULL, *src;
+    bool target_known = path_is_child(e->into_path, e->from_path);
+    if (target_known) {
+        target = mapped_object(ctx, e->into_obj);
+        if (!target) {
+            target = pixel__path_get(ctx->event, e->into_path);
+        }
+        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
+        src = target ? pixel__object_getn(target, leaf->key, leaf->len) : NULL;
+    } else {
+        src = pixel__path_get(ctx->event, e->from_path);
+    }
     size_t n;
-    const char *s = pixel_value_string(pixel__path_get(ctx->event, e->from_path), &n);
+    const char *s = pixel_value_string(src, &n);
     if (!s) {
         return 0;
     }
@@ -366,17 +592,30 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (!colon || colon == s || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return 0; /* not an absolute URL: nothing to decompose (the schema judges it) */
     }
-    pixel_value *target = pixel__path_get(ctx->event, e->into_path);
+    if (!target_known) {
+        target = pixel__path_get(ctx->event, e->into_path);
+    }
+    bool fresh = false;
     if (!target) {
         target = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-        if (set_path(ctx, e->into_path, target) < 0) {
+        if (set_into(ctx, e, target) < 0) {
             return PIXEL_ENOMEM;
         }
+        fresh = true;
     }
     if (target->type != PIXEL_TYPE_OBJECT) {
         return fail(ctx, e, e->into, "the target is not an object");
     }
-    if (add_part(ctx, target, "scheme", s, (size_t)(colon - s)) < 0) {
+    if (!fresh) {
+        fresh = !has_part_member(target);
+    }
+    /* Every part is a piece of the URL: when it needs no escaping, neither do they. */
+    uint8_t flags = 0;
+    if (text_is_plain(s, n)) {
+        flags = PIXEL_VALUE_PLAIN_STR;
+        src->flags |= PIXEL_VALUE_PLAIN_STR;
+    }
+    if (add_part(ctx, target, fresh, "scheme", s, (size_t)(colon - s), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     p = colon + 3;
@@ -386,24 +625,24 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (at) {
         h = at + 1;
     }
-    if (add_part(ctx, target, "host", h, (size_t)(p - h)) < 0) {
+    if (add_part(ctx, target, fresh, "host", h, (size_t)(p - h), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     const char *path = p;
     p = pixel__find3(p, end, '?', '#', '#');
-    if (add_part(ctx, target, "path", path, (size_t)(p - path)) < 0) {
+    if (add_part(ctx, target, fresh, "path", path, (size_t)(p - path), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     if (p < end && *p == '?') {
         const char *q = ++p;
         p = pixel__find3(p, end, '#', '#', '#');
-        if (add_part(ctx, target, "query", q, (size_t)(p - q)) < 0 ||
-            add_campaign(ctx, target, q, (size_t)(p - q)) < 0) {
+        if (add_part(ctx, target, fresh, "query", q, (size_t)(p - q), flags) < 0 ||
+            add_campaign(ctx, target, fresh, q, (size_t)(p - q)) < 0) {
             return PIXEL_ENOMEM;
         }
     }
     if (p < end && *p == '#' &&
-        add_part(ctx, target, "fragment", p + 1, (size_t)(end - p - 1)) < 0) {
+        add_part(ctx, target, fresh, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     return 0;
@@ -488,6 +727,97 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
     return 0;
 }
 
+static bool is_builtin(const pixel_enricher *e)
+{
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(builtins); i++) {
+        if (e->fn == builtins[i].fn) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the root key `top` is set by the map stage or by an enricher before e. */
+static bool root_key_taken(const pixel_pipeline *p, const pixel_enricher *e,
+                           const struct pixel_path_seg *top)
+{
+    for (size_t i = 0; i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        if (f->parent == 0 && f->leaflen == top->len && memcmp(f->leaf, top->key, top->len) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 1; i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        if (o->parent == 0 && o->keylen == top->len && memcmp(o->key, top->key, top->len) == 0) {
+            return true;
+        }
+    }
+    for (const pixel_enricher *x = p->enrichers; x < e; x++) {
+        if (x->into_path && x->into_path->seg[0].len == top->len &&
+            memcmp(x->into_path->seg[0].key, top->key, top->len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The ENRICH_FRESH_* of each built-in (see set_into); none after a module. */
+static void mark_fresh_targets(pixel_pipeline *p)
+{
+    bool first = true;
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        pixel_enricher *e = &p->enrichers[i];
+        if (!is_builtin(e)) {
+            return;
+        }
+        if (e->into_path && e->into_path->n == 1 && !root_key_taken(p, e, &e->into_path->seg[0])) {
+            e->into_fresh = first ? ENRICH_FRESH_FIRST : ENRICH_FRESH_LATER;
+            first = false;
+        }
+    }
+}
+
+/* The pipeline->objects index of the first n segments of path, 0 for none
+ * (or for the root), and 0 too when an enricher before e is a module or may
+ * replace that object or one of its parents (its target is a prefix of the path). */
+static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const pixel_path *path,
+                        size_t n)
+{
+    int j = 0;
+    for (size_t k = 0; k < n; k++) {
+        int found = 0;
+        for (size_t i = 1; i < p->nobjects && !found; i++) {
+            const pixel_objnode *o = &p->objects[i];
+            if (o->parent == j && o->keylen == path->seg[k].len &&
+                memcmp(o->key, path->seg[k].key, o->keylen) == 0) {
+                found = (int)i;
+            }
+        }
+        if (!found) {
+            return 0;
+        }
+        j = found;
+    }
+    for (const pixel_enricher *x = p->enrichers; x < e; x++) {
+        if (!is_builtin(x)) {
+            return 0;
+        }
+        const pixel_path *t = x->into_path;
+        if (t && t->n <= n) {
+            size_t k = 0;
+            while (k < t->n && t->seg[k].len == path->seg[k].len &&
+                   memcmp(t->seg[k].key, path->seg[k].key, t->seg[k].len) == 0) {
+                k++;
+            }
+            if (k == t->n) {
+                return 0;
+            }
+        }
+    }
+    return j;
+}
+
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
 {
     if (!seq) {
@@ -507,6 +837,19 @@ int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
         p->nenrichers++;
         if (rc < 0) {
             return rc;
+        }
+    }
+    mark_fresh_targets(p);
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        pixel_enricher *e = &p->enrichers[i];
+        if (!is_builtin(e)) {
+            continue;
+        }
+        if (e->from_path && e->from_path->n > 1) {
+            e->from_obj = mapped_index(p, e, e->from_path, e->from_path->n - 1);
+        }
+        if (e->into_path) {
+            e->into_obj = mapped_index(p, e, e->into_path, e->into_path->n);
         }
     }
     return 0;

@@ -560,16 +560,27 @@ int pixel__format_double(char *out, size_t size, double d)
     return 0;
 }
 
-/* Writes the decimal digits of i at o (room for 20 bytes); returns the end. */
-static char *put_int(char *o, int64_t i)
+/* Writes the decimal digits of i at o (room for 20 bytes); returns the end.
+ * The digits are counted first, then written in place from the last pair. */
+static inline char *put_int(char *o, int64_t i)
 {
     static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
                                    "25262728293031323334353637383940414243444546474849"
                                    "50515253545556575859606162636465666768697071727374"
                                    "75767778798081828384858687888990919293949596979899";
-    char tmp[24];
-    char *e = tmp + sizeof(tmp), *p = e;
     uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+    if (i < 0) {
+        *o++ = '-';
+    }
+    if (u < 10) {
+        *o = (char)('0' + u);
+        return o + 1;
+    }
+    size_t n = 2;
+    for (uint64_t t = 100; n < 20 && u >= t; t *= 10) {
+        n++;
+    }
+    char *p = o + n;
     while (u >= 100) {
         unsigned r = (unsigned)(u % 100);
         u /= 100;
@@ -577,48 +588,91 @@ static char *put_int(char *o, int64_t i)
         memcpy(p, pairs + 2 * r, 2);
     }
     if (u >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * u, 2);
+        memcpy(p - 2, pairs + 2 * u, 2);
     } else {
-        *--p = (char)('0' + u);
+        p[-1] = (char)('0' + u);
     }
-    if (i < 0) {
-        *--p = '-';
-    }
-    size_t n = (size_t)(e - p);
-    memcpy(o, p, n);
     return o + n;
 }
 
 /* Room that every member may use without a check: the separator, a plain
  * key's quotes and colon, and the longest scalar written in place (a quoted
- * plain string of up to 32 bytes, an integer, a literal). */
+ * plain string of up to 32 bytes, or 46 when flagged plain, an integer, a
+ * literal).  More than MEMBER_SLACK bytes are free where a value starts. */
 #define MEMBER_SLACK 48
 
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
-/* A plain string of 4 to 32 bytes (most member values) is written at b->len
- * as two overlapping blocks; false for any other string. */
-static inline bool short_plain_string(pixel_buf *b, const pixel_value *m)
+/* Whether n bytes, n <= 3, need no escape: the first, middle and last byte
+ * cover them all. */
+static inline bool tiny_is_plain(const unsigned char *p, size_t n)
+{
+    return n == 0 || !(needs_escape[p[0]] | needs_escape[p[n / 2]] | needs_escape[p[n - 1]]);
+}
+
+/* A string of up to 32 bytes (most member values) that needs no escape is
+ * written at o (more than MEMBER_SLACK bytes free there): as two overlapping
+ * blocks, or byte by byte under 4.  Text flagged PIXEL_VALUE_PLAIN_STR is not looked
+ * at.  Returns the end of what was written, or NULL for any other string. */
+__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     size_t n = m->u.str.len;
-    if (n < 4 || n > 32 ||
-        (n <= 16 ? !short_is_plain(p, n)
-                 : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0)) {
-        return false;
-    }
-    char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
-    o[0] = '"';
-    if (n <= 16) {
-        copy_short(o + 1, p, n);
-    } else {
+    if (n > 32) {
+        /* Up to 46 bytes of known-plain text (event ids) still fit in the slack. */
+        if (n > MEMBER_SLACK - 2 || !(m->flags & PIXEL_VALUE_PLAIN_STR)) {
+            return NULL;
+        }
+        o[0] = '"';
         pixel__copy16(o + 1, p);
+        pixel__copy16(o + 17, p + 16);
         pixel__copy16(o + 1 + n - 16, p + n - 16);
+        o[n + 1] = '"';
+        return o + n + 2;
+    }
+    if (!(m->flags & PIXEL_VALUE_PLAIN_STR) &&
+        !(n < 4     ? tiny_is_plain(p, n)
+          : n <= 16 ? short_is_plain(p, n)
+                    : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) == 0)) {
+        return NULL;
+    }
+    o[0] = '"';
+    if (n >= 4) {
+        if (n <= 16) {
+            copy_short(o + 1, p, n);
+        } else {
+            pixel__copy16(o + 1, p);
+            pixel__copy16(o + 1 + n - 16, p + n - 16);
+        }
+    } else if (n > 0) {
+        o[1] = (char)p[0];
+        o[1 + n / 2] = (char)p[n / 2];
+        o[n] = (char)p[n - 1];
     }
     o[n + 1] = '"';
+    return o + n + 2;
+}
+
+/* A longer string known to need no escape: copied as it is. */
+static int plain_string(pixel_buf *b, const char *s, size_t n)
+{
+    if (PIXEL_UNLIKELY(b->cap - b->len < n + 3) && pixel__buf_reserve(b, n + 3) < 0) {
+        return -1;
+    }
+    char *o = b->data + b->len;
+    o[0] = '"';
+    memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    o[n + 2] = '\0';
     b->len += n + 2;
-    return true;
+    return 0;
+}
+
+/* A string that put_short_plain did not take. */
+static int long_string(pixel_buf *b, const pixel_value *m)
+{
+    return m->flags & PIXEL_VALUE_PLAIN_STR ? plain_string(b, m->u.str.s, m->u.str.len)
+                                            : pixel__json_escape(b, m->u.str.s, m->u.str.len);
 }
 
 /* Writes one scalar at b->len, or the whole of a container; 0 or -1. */
@@ -626,8 +680,14 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
 {
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
-        case PIXEL_TYPE_STRING:
-            return short_plain_string(b, m) ? 0 : pixel__json_escape(b, m->u.str.s, m->u.str.len);
+        case PIXEL_TYPE_STRING: {
+            char *e = put_short_plain(o, m);
+            if (e) {
+                b->len = (size_t)(e - b->data);
+                return 0;
+            }
+            return long_string(b, m);
+        }
         case PIXEL_TYPE_INT:
             b->len = (size_t)(put_int(o, m->u.i) - b->data);
             return 0;
@@ -656,61 +716,104 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
 }
 
 /*
- * An object or array.  Before each member the buffer is grown, when needed,
- * to hold the member's key and MEMBER_SLACK more bytes, so the separator, a
- * plain key and a short scalar are written without further checks; longer
- * strings and nested containers reserve for themselves.
+ * The members of an object (obj) or the elements of an array, each after a
+ * ',', from b->len on.  The output position is kept in a local pointer and
+ * written back to b->len only around calls.  Before each member the buffer
+ * is grown, when needed, to hold the member's key and MEMBER_SLACK more
+ * bytes, so the separator, a plain key and a short scalar are written
+ * without further checks; longer strings and nested containers reserve for
+ * themselves.  Inlined twice, with obj a constant.
  */
+__attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
+                                                              const bool obj)
+{
+    char *o = b->data + b->len, *lim = b->data + b->cap;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
+        if (PIXEL_UNLIKELY((size_t)(lim - o) <= need)) {
+            b->len = (size_t)(o - b->data);
+            if (pixel__buf_reserve(b, need) < 0) {
+                return -1;
+            }
+            o = b->data + b->len;
+            lim = b->data + b->cap;
+        }
+        if (!obj) {
+            *o++ = ',';
+        } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
+            /* a key from the configuration, checked at load: no escapes */
+            o[0] = ',';
+            o[1] = '"';
+            o += 2;
+            const size_t kl = m->klen;
+            if (kl >= 4 && kl <= 16) {
+                copy_short(o, (const unsigned char *)m->key, kl);
+            } else if (kl < 4 && kl > 0) {
+                o[0] = m->key[0];
+                o[kl / 2] = m->key[kl / 2];
+                o[kl - 1] = m->key[kl - 1];
+            } else {
+                memcpy(o, m->key, kl);
+            }
+            o += kl;
+            o[0] = '"';
+            o[1] = ':';
+            o += 2;
+        } else {
+            *o = ',';
+            b->len = (size_t)(o + 1 - b->data);
+            if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
+                pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
+                return -1;
+            }
+            o = b->data + b->len;
+            lim = b->data + b->cap;
+        }
+        /* The value: short plain strings and integers in place. */
+        if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
+            char *e = put_short_plain(o, m);
+            if (PIXEL_LIKELY(e != NULL)) {
+                o = e;
+                continue;
+            }
+            b->len = (size_t)(o - b->data);
+            if (long_string(b, m) < 0) {
+                return -1;
+            }
+        } else if (m->type == PIXEL_TYPE_INT) {
+            o = put_int(o, m->u.i);
+            continue;
+        } else {
+            b->len = (size_t)(o - b->data);
+            if (dump_value(b, m) < 0) {
+                return -1;
+            }
+        }
+        o = b->data + b->len;
+        lim = b->data + b->cap;
+    }
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+/* An object or array.  The first member's ',' lands where the opening
+ * bracket goes, and the bracket is written over it at the end. */
 static int dump_container(pixel_buf *b, const pixel_value *v)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
         return -1;
     }
-    b->data[b->len++] = obj ? '{' : '[';
-    bool first = true;
-    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
-        if (PIXEL_UNLIKELY(b->cap - b->len <= need) && pixel__buf_reserve(b, need) < 0) {
-            return -1;
-        }
-        char *o = b->data + b->len;
-        *o = ',';
-        o += !first;
-        first = false;
-        if (obj) {
-            if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
-                /* a key from the configuration, checked at load: no escapes */
-                *o++ = '"';
-                if (m->klen >= 4 && m->klen <= 16) {
-                    copy_short(o, (const unsigned char *)m->key, m->klen);
-                } else {
-                    memcpy(o, m->key, m->klen);
-                }
-                o += m->klen;
-                o[0] = '"';
-                o[1] = ':';
-                o += 2;
-                b->len = (size_t)(o - b->data);
-            } else {
-                b->len = (size_t)(o - b->data);
-                if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
-                    pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
-                    return -1;
-                }
-            }
-        } else {
-            b->len = (size_t)(o - b->data);
-        }
-        if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING) && short_plain_string(b, m)) {
-            continue;
-        }
-        if (dump_value(b, m) < 0) {
-            return -1;
-        }
+    const size_t open = b->len;
+    if ((obj ? dump_members(b, v, true) : dump_members(b, v, false)) < 0) {
+        return -1;
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
         return -1;
+    }
+    b->data[open] = obj ? '{' : '[';
+    if (!v->u.list.head) {
+        b->len = open + 1;
     }
     b->data[b->len++] = obj ? '}' : ']';
     b->data[b->len] = '\0';

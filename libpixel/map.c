@@ -644,6 +644,7 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
     }
     memset(objs, 0, p->nobjects * sizeof(pixel_value *));
     objs[0] = ctx->event = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
+    ctx->map_objs = objs; /* enrich.c finds the mapped objects here */
     if (!ctx->event) {
         return PIXEL_ENOMEM;
     }

@@ -616,6 +616,7 @@ int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, p
     if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val || !key || klen > UINT32_MAX) {
         return -1;
     }
+    obj->flags |= PIXEL_VALUE_EDITED; /* the built-in enrichers look its keys up (enrich.c) */
     return pixel__object_add(obj, key, klen, val); /* escaped as needed when serialized */
 }
 

@@ -107,6 +107,11 @@ struct pixel_enricher {
     int src_index;
     int v4_prefix, v6_prefix;
     void *state; /* module instance etc. */
+    /* built-ins: ENRICH_FRESH_* of enrich.c (a root key nothing earlier sets) */
+    int into_fresh;
+    /* built-ins: the pipeline->objects index of the source's parent and of the
+     * target, when the map stage makes them and nothing before replaces them; 0: none */
+    int from_obj, into_obj;
 };
 
 /* A query parameter name in the slot table: its first eight bytes as a

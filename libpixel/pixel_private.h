@@ -68,11 +68,28 @@ static inline void *pixel__arena_alloc(pixel_arena *a, size_t size)
 char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 char *pixel__arena_printf(pixel_arena *a, const char *fmt, ...) PIXEL_PRINTF(2, 3);
 
-/* n bytes equal?  Names and keys are short: a loop beats a call to memcmp. */
+/* n bytes equal?  Names and keys are short: two overlapping words of 8 or 4
+ * bytes (nothing outside the n bytes is read) beat a call to memcmp. */
 static inline bool pixel__same_bytes(const char *a, const char *b, size_t n)
 {
-    if (n > 16) {
-        return memcmp(a, b, n) == 0;
+    if (n >= 8) {
+        if (n > 16) {
+            return memcmp(a, b, n) == 0;
+        }
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&a1, a + n - 8, 8);
+        memcpy(&b1, b + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t a0, a1, b0, b1;
+        memcpy(&a0, a, 4);
+        memcpy(&b0, b, 4);
+        memcpy(&a1, a + n - 4, 4);
+        memcpy(&b1, b + n - 4, 4);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
     }
     for (size_t i = 0; i < n; i++) {
         if (a[i] != b[i]) {
@@ -106,6 +123,19 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 
 #define PIXEL_VALUE_RAW       0x1u /* NUMBER: `raw` holds the literal it came from */
 #define PIXEL_VALUE_PLAIN_KEY 0x2u /* member name needs no JSON escaping */
+/* STRING: the text needs no JSON escaping.  Set only by producers that know
+ * it (times, UUIDs, IP addresses, parts of a checked URL); the serializer
+ * then copies the text without looking at it.  Whoever changes u.str of a
+ * value in place must clear or re-establish it. */
+#define PIXEL_VALUE_PLAIN_STR 0x4u
+/* OBJECT: changed through the public setters or removers (value.c,
+ * pixel_module_object_append); the built-in enrichers then look every key up. */
+#define PIXEL_VALUE_EDITED 0x8u
+/* OBJECT (an event root), enrich.c: the built-in enrichers ran on it
+ * (ENRICHED), and in this run the later ones whose target is a new root key
+ * may append theirs without a search (FRESH_RUN). */
+#define PIXEL_VALUE_FRESH_RUN 0x10u
+#define PIXEL_VALUE_ENRICHED  0x20u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
@@ -151,6 +181,16 @@ static inline pixel_value *pixel__value_string_view(pixel_arena *a, const char *
     if (v) {
         v->u.str.s = s;
         v->u.str.len = len;
+    }
+    return v;
+}
+
+/* The same, for text known to need no JSON escaping (PIXEL_VALUE_PLAIN_STR). */
+static inline pixel_value *pixel__value_plain_view(pixel_arena *a, const char *s, size_t len)
+{
+    pixel_value *v = pixel__value_string_view(a, s, len);
+    if (v) {
+        v->flags = PIXEL_VALUE_PLAIN_STR;
     }
     return v;
 }
@@ -306,8 +346,11 @@ typedef struct pixel_time_memo {
     int64_t clf_ms;
     char bsd[15]; /* the last BSD syslog time text, the reference it was read against, its value */
     int64_t bsd_ref, bsd_ms;
-    int64_t sec; /* the last whole second formatted without ms, and its text */
+    int64_t sec_ms; /* the last whole second formatted without ms (its first ms), and its text */
     char sec_text[21];
+    bool min_set;
+    int64_t min_ms; /* the last minute formatted (its first ms), and its text up to the seconds */
+    char min_text[17];
     int64_t ingest_ms; /* the last ingest time formatted (RFC 3339 with ms) */
     char ingest[32];
     size_t ingest_len;
@@ -322,6 +365,8 @@ struct pixel_ctx {
     pixel_record rec;
     bool parsed;
     pixel_value *event;
+    pixel_value **map_objs; /* map.c: the event's objects by pipeline->objects index (set
+                               with event; an entry is NULL until made) */
     const char *event_type; /* value of the event-type field once mapped */
     size_t event_type_len;
     pixel_reason reasons[PIXEL_MAX_REASONS];

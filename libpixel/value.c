@@ -298,6 +298,7 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
     if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val) {
         return -1;
     }
+    obj->flags |= PIXEL_VALUE_EDITED;
     pixel_value *old = pixel__object_getn(obj, key, klen);
     if (old) {
         replace_member(obj, old, val);
@@ -318,6 +319,9 @@ int pixel_object_set(pixel_ctx *ctx, pixel_value *obj, const char *key, pixel_va
 int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixel_value *val)
 {
     pixel_value *obj = root;
+    if (root && root->type == PIXEL_TYPE_OBJECT) {
+        root->flags |= PIXEL_VALUE_EDITED;
+    }
     for (;;) {
         const char *dot = strchr(path, '.');
         if (!dot) {
@@ -342,6 +346,7 @@ static int object_removen(pixel_value *obj, const char *key, size_t klen)
     if (!obj || obj->type != PIXEL_TYPE_OBJECT) {
         return 0;
     }
+    obj->flags |= PIXEL_VALUE_EDITED;
     pixel_value *prev = NULL;
     for (pixel_value *m = obj->u.list.head; m; prev = m, m = m->next) {
         if (m->klen == klen && pixel__same_bytes(m->key, key, klen)) {
@@ -368,6 +373,9 @@ int pixel_object_remove(pixel_value *obj, const char *key)
 
 int pixel_value_remove_at(pixel_value *root, const char *path)
 {
+    if (root && root->type == PIXEL_TYPE_OBJECT) {
+        root->flags |= PIXEL_VALUE_EDITED;
+    }
     const char *dot = strrchr(path, '.');
     if (!dot) {
         return pixel_object_remove(root, path);

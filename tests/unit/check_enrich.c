@@ -3,6 +3,7 @@
 #include <stdbool.h>
 
 #include "testutil.h"
+#include "pixel/module.h"
 
 static pixel_ctx *ctx;
 static void setup(void)
@@ -105,6 +106,43 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
         ck_assert_str_eq(first_code(ctx), "enrichment_failed");
     }
     pixel_pipeline_free(p);
+}
+END_TEST
+
+/* IPv4 against libc too, at every prefix: whole octets kept are copied
+ * from the text, other prefixes are masked and written. */
+START_TEST(ipv4_anonymization_matches_libc)
+{
+    unsigned seed = 4242;
+    for (int prefix = 0; prefix <= 32; prefix++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: {field: ip, "
+                           "ipv4_prefix: %d}}]\n",
+                 prefix);
+        pixel_pipeline *p = load_ok(yaml);
+        for (int round = 0; round < 60; round++) {
+            unsigned char a[4];
+            for (int k = 0; k < 4; k++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 16;
+                a[k] = (unsigned char)(r % 3 == 0 ? r % 10 : r % 3 == 1 ? 10 + r % 90 : r);
+            }
+            char text[INET_ADDRSTRLEN], want[INET_ADDRSTRLEN], line[160];
+            ck_assert_ptr_nonnull(inet_ntop(AF_INET, a, text, sizeof(text)));
+            uint32_t bits;
+            memcpy(&bits, a, 4);
+            bits = ntohl(bits);
+            bits &= prefix == 0 ? 0 : 0xFFFFFFFFu << (32 - prefix);
+            bits = htonl(bits);
+            ck_assert_ptr_nonnull(inet_ntop(AF_INET, &bits, want, sizeof(want)));
+            snprintf(line, sizeof(line), LINE("ip=%s"), text);
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+            ck_assert_msg(strcmp(str_at("ip"), want) == 0, "/%d %s: %s, not %s", prefix, text,
+                          str_at("ip"), want);
+        }
+        pixel_pipeline_free(p);
+    }
 }
 END_TEST
 
@@ -236,6 +274,177 @@ START_TEST(urls_are_decomposed_with_campaign_fields)
 }
 END_TEST
 
+/* A part that the target already has is replaced where it stands; parts of
+ * a URL that needs escaping are escaped; a new target gets every part. */
+START_TEST(url_parts_replace_members_and_keep_escapes)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {page.host: query.h, page.url: query.url}\n"
+                                          "enrich: [{url: {from: page.url, into: page}}]\n");
+    ck_assert_int_eq(
+        run(p, ctx, LINE("h=old&url=http%3A%2F%2Fa.b%2Fp%22q%3Fx%3D1%26utm_term%3Dt%5C1%23f")),
+        PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(
+        output(ctx, p),
+        "{\"page\":{\"host\":\"a.b\",\"url\":\"http://a.b/p\\\"q?x=1&utm_term=t\\\\1#f\","
+        "\"scheme\":\"http\",\"path\":\"/p\\\"q\",\"query\":\"x=1&utm_term=t\\\\1\","
+        "\"campaign\":{\"term\":\"t\\\\1\"},\"fragment\":\"f\"}}");
+    pixel_pipeline_free(p);
+
+    p = load_ok(PIPE_HEAD "fields: {u: query.url}\nenrich: [{url: {from: u, into: parts.of}}]\n");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fx.org")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"u\":\"https://x.org\",\"parts\":{\"of\":{\"scheme\":"
+                                     "\"https\",\"host\":\"x.org\",\"path\":\"\"}}}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* The built-ins append a new root member without a search when nothing can
+ * have set it; an event changed from outside between the stages, enriched
+ * twice, or a key the map stage sets, still gets one member per key. */
+static const char *stages(pixel_pipeline *p, const char *line, int edit)
+{
+    pixel_error err;
+    pixel_error_clear(&err);
+    ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+    ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
+    pixel_value *ev = pixel_ctx_event(ctx);
+    if (edit == 1) {
+        ck_assert_int_eq(pixel_object_set(ctx, ev, "ingest", pixel_value_new_int(ctx, 1)), 0);
+    } else if (edit == 2) {
+        ck_assert_int_eq(pixel_module_object_append(ev, "meta", 4, pixel_value_new_int(ctx, 2)), 0);
+    } else if (edit == 3) {
+        ck_assert_int_eq(pixel_value_set_at(ctx, ev, "meta.x", pixel_value_new_int(ctx, 3)), 0);
+    }
+    ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    if (edit == 4) {
+        ck_assert_int_eq(pixel_object_remove(ev, "id"), 1);
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    } else if (edit == 5) {
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    } else if (edit == 6) {
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+    }
+    return pixel_value_dump(ctx, ev, NULL);
+}
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *q = text; (q = strstr(q, what)) != NULL; q++) {
+        n++;
+    }
+    return n;
+}
+
+START_TEST(new_root_members_are_set_once)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n"
+                                          "  - event_id: {into: id}\n"
+                                          "  - ingest_time: {into: ingest}\n"
+                                          "  - pipeline: {into: meta}\n");
+    const char *line = LINE("a=1");
+    char want[512];
+    snprintf(want, sizeof(want), "%s", stages(p, line, 0));
+    ck_assert_ptr_nonnull(strstr(want, "{\"a\":\"1\",\"id\":\""));
+    ck_assert_ptr_nonnull(strstr(want, "\",\"ingest\":\"2026-"));
+    ck_assert_ptr_nonnull(strstr(want, "\",\"meta\":{\"name\":"));
+    ck_assert_str_eq(stages(p, line, 5), want); /* enriched twice: replaced in place */
+    ck_assert_str_eq(stages(p, line, 6), want); /* three times */
+    for (int edit = 1; edit <= 4; edit++) {
+        const char *got = stages(p, line, edit);
+        ck_assert_msg(count_of(got, "\"id\":") == 1 && count_of(got, "\"ingest\":") == 1 &&
+                          count_of(got, "\"meta\":") == 1,
+                      "edit %d: %s", edit, got);
+    }
+    pixel_pipeline_free(p);
+
+    /* a key the map stage sets is replaced where it stands */
+    p = load_ok(PIPE_HEAD "fields: {a: query.a, ingest: query.b}\nenrich:\n"
+                          "  - event_id: {into: id}\n  - ingest_time: {into: ingest}\n");
+    const char *got = stages(p, LINE("a=1&b=2"), 0);
+    ck_assert_ptr_nonnull(strstr(got, "{\"a\":\"1\",\"ingest\":\"2026-"));
+    ck_assert_int_eq(count_of(got, "\"ingest\":"), 1);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* Parts of a plain URL are copied without a check, at every length. */
+START_TEST(url_parts_of_every_length)
+{
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
+    for (int len = 0; len < 90; len++) {
+        char path[100], line[300], want[600];
+        for (int i = 0; i < len; i++) {
+            path[i] = (char)('a' + i % 26);
+        }
+        path[len] = '\0';
+        snprintf(line, sizeof(line), LINE("url=http://h/%s"), path);
+        snprintf(want, sizeof(want),
+                 "{\"page\":{\"url\":\"http://h/%s\",\"scheme\":\"http\",\"host\":\"h\","
+                 "\"path\":\"/%s\"}}",
+                 path, path);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        ck_assert_str_eq(output(ctx, p), want);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* The built-ins take the objects the map stage made without a walk from the
+ * root; an object replaced or removed between the stages, or by an earlier
+ * built-in, is looked up instead. */
+START_TEST(mapped_objects_follow_changes)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {client.ip: query.ip, page.url: query.u}\n"
+                                          "enrich:\n  - anonymize_ip: {field: client.ip}\n"
+                                          "  - url: {from: page.url, into: page}\n");
+    const char *line = LINE("ip=203.0.113.77&u=http%3A%2F%2Fh%2Fp");
+    pixel_error err;
+    pixel_error_clear(&err);
+    for (int edit = 0; edit < 4; edit++) {
+        ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+        ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
+        pixel_value *ev = pixel_ctx_event(ctx);
+        const char *want = "{\"client\":{\"ip\":\"203.0.113.0\"},\"page\":{\"url\":\"http://h/p\","
+                           "\"scheme\":\"http\",\"host\":\"h\",\"path\":\"/p\"}}";
+        if (edit == 1) { /* new objects in place of the mapped ones */
+            pixel_value *c = pixel_value_new_object(ctx), *pg = pixel_value_new_object(ctx);
+            ck_assert_int_eq(
+                pixel_object_set(ctx, c, "ip", pixel_value_new_string(ctx, "198.51.100.9", 12)), 0);
+            ck_assert_int_eq(
+                pixel_object_set(ctx, pg, "url", pixel_value_new_string(ctx, "https://x/y", 11)),
+                0);
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "client", c), 0);
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "page", pg), 0);
+            want = "{\"client\":{\"ip\":\"198.51.100.0\"},\"page\":{\"url\":\"https://x/y\","
+                   "\"scheme\":\"https\",\"host\":\"x\",\"path\":\"/y\"}}";
+        } else if (edit == 2) {
+            ck_assert_int_eq(pixel_object_remove(ev, "client"), 1);
+            ck_assert_int_eq(pixel_value_remove_at(ev, "page.url"), 1);
+            want = "{\"page\":{}}";
+        } else if (edit == 3) {
+            ck_assert_int_eq(pixel_value_set_at(ctx, ev, "client.ip",
+                                                pixel_value_new_string(ctx, "192.0.2.200", 11)),
+                             0);
+            want = "{\"client\":{\"ip\":\"192.0.2.0\"},\"page\":{\"url\":\"http://h/p\","
+                   "\"scheme\":\"http\",\"host\":\"h\",\"path\":\"/p\"}}";
+        }
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+        ck_assert_str_eq(pixel_value_dump(ctx, ev, NULL), want);
+    }
+    pixel_pipeline_free(p);
+
+    /* an earlier built-in writes over the mapped object */
+    p = load_ok(PIPE_HEAD "fields: {client.ip: query.ip}\nenrich:\n"
+                          "  - pipeline: {into: client}\n  - anonymize_ip: {field: client.ip}\n");
+    ck_assert_int_eq(run(p, ctx, LINE("ip=203.0.113.77")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"client\":{\"name\":\"t\",\"version\":\"1\"}}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(ingest_time_and_pipeline_info)
 {
     pixel_pipeline *p = load_ok(
@@ -257,8 +466,13 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, event_id_prefers_a_valid_client_uuid);
     tcase_add_test(tc, event_id_is_derived_deterministically_otherwise);
     tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
+    tcase_add_test(tc, ipv4_anonymization_matches_libc);
     tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
+    tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
+    tcase_add_test(tc, new_root_members_are_set_once);
+    tcase_add_test(tc, url_parts_of_every_length);
+    tcase_add_test(tc, mapped_objects_follow_changes);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
     return s;

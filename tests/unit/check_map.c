@@ -1,4 +1,6 @@
 /* The map stage: sources, conversions, per-type rules, and what fails. */
+#include <time.h>
+
 #include "testutil.h"
 
 static pixel_ctx *ctx;
@@ -50,6 +52,14 @@ static const conv_case convs[] = {
      "{\"f\":\"2026-11-25T23:59:59.954Z\"}"},
     {"{from: query.x, type: timestamp, format: epoch_s}", "x=1795651199",
      "{\"f\":\"2026-11-25T23:59:59Z\"}"},
+    /* epoch digits are read eight at a time: a non-digit anywhere in a block */
+    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=1795651:99954", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=/795651199954", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=1795651%C2%A9954", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: epoch_s}", "x=1795651199.5",
+     "{\"f\":\"2026-11-25T23:59:59.500Z\"}"},
+    {"{from: query.x, type: timestamp, format: epoch_s}", "x=17956511.5",
+     "{\"f\":\"1970-07-27T19:55:11.500Z\"}"},
     {"{from: query.x, type: timestamp}", "x=2026-11-26T01:00:00%2B01:00",
      "{\"f\":\"2026-11-26T00:00:00Z\"}"},
     {"{from: query.x, type: timestamp, format: rfc3339}", "x=2026-02-30T00:00:00Z",
@@ -60,6 +70,12 @@ static const conv_case convs[] = {
     {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozfQ",
      "{\"f\":{\"beds\":3}}"},
     {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozfQ!",
+     "bad_base64url_json"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJrIjoiYX4_Yj4-YyJ9",
+     "{\"f\":{\"k\":\"a~?b>>c\"}}"},
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJrIjoiYX4_Yj4%2BYyJ9",
+     "bad_base64url_json"}, /* '+' and '/' are base64, not base64url */
+    {"{from: query.x, type: base64url_json, expect: object}", "x=eyJrIjoiYX4%2FYj4-YyJ9",
      "bad_base64url_json"},
     {"{from: query.x, type: base64url_json, expect: object}", "x=eyJiZWRzIjozf",
      "bad_base64url_json"},
@@ -191,6 +207,39 @@ START_TEST(event_type_must_be_known)
 }
 END_TEST
 
+/* Times are written through a memo of the last second, minute and day:
+ * a run of times near, equal to, before and after each other, and far
+ * apart, against gmtime. */
+START_TEST(times_in_a_row_match_gmtime)
+{
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields:\n  a: {from: query.a, type: timestamp, format: epoch_s}\n"
+                  "  b: {from: query.b, type: timestamp, format: epoch_ms, output: rfc3339_ms}\n");
+    int64_t t = 1795651199000; /* a second before a day changes */
+    unsigned seed = 99;
+    for (int i = 0; i < 3000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        static const int64_t steps[] = {0, 1, 999, 1000, -1, -1000, 59999, 60000, -60001, 86400000};
+        int64_t step = i % 50 == 49 ? (int64_t)(seed >> 4) * 977
+                                    : steps[(seed >> 16) % (sizeof(steps) / sizeof(steps[0]))];
+        if (t + step > 0 && t + step < 253402300799000) { /* years 1970-9999 */
+            t += step;
+        }
+        int64_t u = t + (int64_t)((seed >> 8) % 120000) - 60000;
+        char line[256], want[160], a[40], b[40];
+        snprintf(line, sizeof(line), LINE("a=%lld&b=%lld"), (long long)(t / 1000), (long long)u);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        time_t ts = (time_t)(t / 1000), us = (time_t)(u / 1000);
+        struct tm tm;
+        strftime(a, sizeof(a), "%Y-%m-%dT%H:%M:%S", gmtime_r(&ts, &tm));
+        strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", gmtime_r(&us, &tm));
+        snprintf(want, sizeof(want), "{\"a\":\"%sZ\",\"b\":\"%s.%03dZ\"}", a, b, (int)(u % 1000));
+        ck_assert_str_eq(output(ctx, p), want);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(syslog_time_takes_its_year_from_the_event_time)
 {
     pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n"
@@ -234,6 +283,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, decimals_read_as_strtod_reads_them);
     tcase_add_test(tc, every_mapping_problem_is_reported);
     tcase_add_test(tc, event_type_must_be_known);
+    tcase_add_test(tc, times_in_a_row_match_gmtime);
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
     tcase_add_test(tc, log_fields_must_be_utf8);
     suite_add_tcase(s, tc);

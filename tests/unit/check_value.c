@@ -137,6 +137,140 @@ START_TEST(escaping_matches_a_reference_at_every_length)
 }
 END_TEST
 
+/* The same inside containers (members take another path through the
+ * serializer), with empty containers and keys that need escaping. */
+START_TEST(members_escape_like_the_reference_in_containers)
+{
+    static const unsigned char alphabet[] = {'a', '"', '\\', 0x01, 0x7f, 0xc3, 0xa9, '\n'};
+    pixel_ctx *ctx = pixel_ctx_new();
+    unsigned seed = 777;
+    for (int round = 0; round < 400; round++) {
+        pixel_value *obj = pixel_value_new_object(ctx);
+        pixel_value *arr = pixel_value_new_array(ctx);
+        char expect_obj[4096] = "{", expect_arr[4096] = "[";
+        size_t members = (size_t)(round % 7);
+        for (size_t m = 0; m < members; m++) {
+            unsigned char s[64];
+            size_t n = (size_t)((round * 7 + m * 13) % 40);
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                s[i] = (seed >> 16) % 5 ? (unsigned char)('a' + (seed >> 8) % 26)
+                                        : alphabet[(seed >> 20) % sizeof(alphabet)];
+            }
+            char key[16], text[400];
+            snprintf(key, sizeof(key), m == 3 ? "k\"%zu" : "key%zu", m);
+            ck_assert_int_eq(pixel_object_set(ctx, obj, key, bytes_value(ctx, (const char *)s, n)),
+                             0);
+            ck_assert_int_eq(pixel_array_append(arr, bytes_value(ctx, (const char *)s, n)), 0);
+            if (m > 0) {
+                strcat(expect_obj, ",");
+                strcat(expect_arr, ",");
+            }
+            reference_escape((const unsigned char *)key, strlen(key), text);
+            strcat(expect_obj, text);
+            strcat(expect_obj, ":");
+            reference_escape(s, n, text);
+            strcat(expect_obj, text);
+            strcat(expect_arr, text);
+        }
+        strcat(expect_obj, "}");
+        strcat(expect_arr, "]");
+        ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect_obj);
+        ck_assert_str_eq(pixel_value_dump(ctx, arr, NULL), expect_arr);
+    }
+    pixel_value *outer = pixel_value_new_object(ctx);
+    pixel_value *inner = pixel_value_new_array(ctx);
+    ck_assert_int_eq(pixel_array_append(inner, pixel_value_new_object(ctx)), 0);
+    ck_assert_int_eq(pixel_array_append(inner, pixel_value_new_array(ctx)), 0);
+    ck_assert_int_eq(pixel_object_set(ctx, outer, "a", inner), 0);
+    ck_assert_int_eq(pixel_object_set(ctx, outer, "b", pixel_value_new_object(ctx)), 0);
+    ck_assert_str_eq(pixel_value_dump(ctx, outer, NULL), "{\"a\":[{},[]],\"b\":{}}");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* A large event grows the output buffer in the middle of members and of
+ * nested containers; what comes out matches the reference all the same. */
+START_TEST(large_events_serialize_across_buffer_growth)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    size_t cap = 1 << 20, len = 0;
+    char *expect = malloc(cap), text[800];
+    ck_assert_ptr_nonnull(expect);
+    pixel_value *obj = pixel_value_new_object(ctx);
+    expect[len++] = '{';
+    unsigned seed = 31337;
+    for (int i = 0; i < 3000; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), i % 11 ? "k%d" : "a longer key with \"quotes\" %d", i);
+        if (i) {
+            expect[len++] = ',';
+        }
+        reference_escape((const unsigned char *)key, strlen(key), text);
+        len += (size_t)sprintf(expect + len, "%s:", text);
+        pixel_value *v;
+        if (i % 3 == 1) {
+            v = pixel_value_new_int(ctx, (int64_t)i * 1000003 - 7);
+            len += (size_t)sprintf(expect + len, "%lld", (long long)((int64_t)i * 1000003 - 7));
+        } else if (i % 5 == 2) {
+            v = pixel_value_new_array(ctx);
+            ck_assert_int_eq(pixel_array_append(v, pixel_value_new_string(ctx, "x\ty", 3)), 0);
+            ck_assert_int_eq(pixel_array_append(v, pixel_value_new_int(ctx, i)), 0);
+            len += (size_t)sprintf(expect + len, "[\"x\\ty\",%d]", i);
+        } else {
+            unsigned char str[120];
+            size_t n = (size_t)(i * 7) % 120;
+            for (size_t k = 0; k < n; k++) {
+                seed = seed * 1103515245u + 12345u;
+                str[k] = (seed >> 16) % 9 ? (unsigned char)('a' + (seed >> 8) % 26)
+                                          : (unsigned char)"\"\\\n\x01"[(seed >> 20) % 4];
+            }
+            v = bytes_value(ctx, (const char *)str, n);
+            reference_escape(str, n, text);
+            len += (size_t)sprintf(expect + len, "%s", text);
+        }
+        ck_assert_int_eq(pixel_object_set(ctx, obj, key, v), 0);
+        ck_assert_uint_lt(len, cap - 2000);
+    }
+    expect[len++] = '}';
+    expect[len] = '\0';
+    size_t n;
+    const char *out = pixel_value_dump(ctx, obj, &n);
+    ck_assert_uint_eq(n, len);
+    ck_assert_str_eq(out, expect);
+    free(expect);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(integers_serialize_at_every_digit_count)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    char in[2048] = "[", one[32];
+    int64_t x = 1;
+    for (int d = 0; d < 18; d++, x *= 10) { /* up to 10^17 */
+        const int64_t vals[] = {x - 1, x, x + 1, -x, -(x - 1), x * 9 + (x - 1)};
+        for (size_t k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
+            snprintf(one, sizeof(one), "%s%lld", strlen(in) > 1 ? "," : "", (long long)vals[k]);
+            strcat(in, one);
+            pixel_value *v = pixel_value_new_int(ctx, vals[k]);
+            snprintf(one, sizeof(one), "%lld", (long long)vals[k]);
+            ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), one);
+        }
+    }
+    strcat(in, ",999999999999999999,1000000000000000000,-1000000000000000001,"
+               "9223372036854775807,-9223372036854775808]");
+    pixel_value *arr = pixel_json_parse(ctx, in, strlen(in), NULL);
+    ck_assert_ptr_nonnull(arr);
+    ck_assert_str_eq(pixel_value_dump(ctx, arr, NULL), in);
+    pixel_value *obj = pixel_value_new_object(ctx);
+    ck_assert_int_eq(pixel_object_set(ctx, obj, "min", pixel_value_new_int(ctx, INT64_MIN)), 0);
+    ck_assert_int_eq(pixel_object_set(ctx, obj, "z", pixel_value_new_int(ctx, 0)), 0);
+    ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), "{\"min\":-9223372036854775808,\"z\":0}");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -217,6 +351,9 @@ static Suite *value_suite(void)
     tcase_add_test(tc, big_integers_become_numbers_and_keep_their_text);
     tcase_add_test(tc, strings_escape_control_characters_and_quotes);
     tcase_add_test(tc, escaping_matches_a_reference_at_every_length);
+    tcase_add_test(tc, members_escape_like_the_reference_in_containers);
+    tcase_add_test(tc, integers_serialize_at_every_digit_count);
+    tcase_add_test(tc, large_events_serialize_across_buffer_growth);
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
