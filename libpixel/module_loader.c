@@ -617,6 +617,11 @@ int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, p
         return -1;
     }
     obj->flags |= PIXEL_VALUE_EDITED; /* the built-in enrichers look its keys up (enrich.c) */
+    /* Module keys are mostly short literals: one check here spares the
+     * serializer's escaping path for each of them on every line. */
+    if (pixel__plain_key(key, klen)) {
+        return pixel__object_add_plain(obj, key, klen, val);
+    }
     return pixel__object_add(obj, key, klen, val); /* escaped as needed when serialized */
 }
 

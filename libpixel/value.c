@@ -9,12 +9,21 @@
 #include <jansson.h>
 
 #include "pixel_private.h"
+#include "simd.h"
 
 bool pixel__plain_key(const char *key, size_t klen)
 {
+    const unsigned char *p = (const unsigned char *)key;
+    for (; klen >= 16; p += 16, klen -= 16) {
+        if (pixel__json_special16(p)) {
+            return false;
+        }
+    }
+    if (klen >= 4) {
+        return pixel__json_special_short(p, klen) == 0;
+    }
     for (size_t i = 0; i < klen; i++) {
-        unsigned char c = (unsigned char)key[i];
-        if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) {
+        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
             return false;
         }
     }
