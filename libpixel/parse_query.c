@@ -44,20 +44,29 @@ static inline uint32_t word_hash(uint64_t w, size_t n, uint32_t mask)
     return (uint32_t)(h >> 40) & mask;
 }
 
+/* The bytes of a name past its first eight (out of line: rare, and a call
+ * in the probe loop would cost registers in the common case). */
+__attribute__((noinline)) static bool tail_eq(const pixel_pipeline *p, int32_t slot,
+                                              const char *name, size_t len)
+{
+    return memcmp(p->slot_names[slot] + 8, name + 8, len - 8) == 0;
+}
+
 static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
                                 const char *limit)
 {
-    if (!p->slot_hash) {
+    const pixel_slot_entry *h = p->slot_hash;
+    if (!h) {
         return -1;
     }
+    const uint32_t mask = p->slot_hash_mask;
     uint64_t w = name_word(name, len, limit);
-    for (uint32_t i = word_hash(w, len, p->slot_hash_mask);; i = (i + 1) & p->slot_hash_mask) {
-        const pixel_slot_entry *e = &p->slot_hash[i];
+    for (uint32_t i = word_hash(w, len, mask);; i = (i + 1) & mask) {
+        const pixel_slot_entry *e = &h[i];
         if (e->slot < 0) {
             return -1;
         }
-        if (e->word == w && e->len == len &&
-            (len <= 8 || memcmp(p->slot_names[e->slot] + 8, name + 8, len - 8) == 0)) {
+        if (e->word == w && e->len == len && (len <= 8 || tail_eq(p, e->slot, name, len))) {
             return e->slot;
         }
     }
@@ -236,162 +245,205 @@ static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const c
 }
 
 /*
- * The query string is classified once, sixteen bytes at a time, into three
- * bit masks (bit i of word i/64 for byte i): the separators '&' and '=', the
- * escapes ('%', and '+' when it means a space), and the bytes >= 0x80.  Pairs
- * are cut by walking the separator bits; a name or value is decoded by
- * walking its escape bits, so no byte between them is looked at again.
+ * The query string is classified once, sixteen bytes at a time, into bit
+ * masks (bit i of word i/64 for byte i): '&', '=', the escapes ('%', and '+'
+ * when it means a space), and the bytes that need decoding or a UTF-8 check
+ * (the escapes and the bytes >= 0x80).
+ * Pairs are cut by walking the '&' bits; the first '=' and the first byte to
+ * decode at or after the pair's start are cursors that only move forward,
+ * so a plain pair (the usual one) costs a few compares.  A pair that needs
+ * decoding goes the slow way: decode_part walks its escape bits.
  */
 typedef struct qmasks {
-    uint64_t *sep, *esc, *high;
-    bool any_esc, any_high;
+    uint64_t *amp, *eq, *spec, *esc;
+    size_t nw;
 } qmasks;
 
-static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus, qmasks *m)
+/* Fills the masks (nw = n / 64 + 1 words each, in w). */
+static void classify(const char *q, size_t n, const char *rd_end, unsigned char plus, uint64_t *w,
+                     qmasks *m)
 {
-    size_t nw = n / 64 + 1;
-    uint64_t *w = pixel__arena_alloc(a, 3 * nw * sizeof(uint64_t));
-    if (!w) {
-        return PIXEL_ENOMEM;
+    const unsigned char *s = (const unsigned char *)q;
+    const size_t nw = n / 64 + 1;
+    m->nw = nw;
+    m->amp = w;
+    m->eq = w + nw;
+    m->spec = w + 2 * nw;
+    m->esc = w + 3 * nw;
+    size_t o = 0, wi = 0;
+    /* whole blocks of 64 bytes, then of 16 */
+    for (; n - o >= 64; o += 64, wi++) {
+        pixel_qclass k0 = pixel__query_class16(s + o, plus);
+        pixel_qclass k1 = pixel__query_class16(s + o + 16, plus);
+        pixel_qclass k2 = pixel__query_class16(s + o + 32, plus);
+        pixel_qclass k3 = pixel__query_class16(s + o + 48, plus);
+#define PIXEL_JOIN4(f)                                                                             \
+    ((uint64_t)k0.f | (uint64_t)k1.f << 16 | (uint64_t)k2.f << 32 | (uint64_t)k3.f << 48)
+        uint64_t x = PIXEL_JOIN4(special);
+        m->amp[wi] = PIXEL_JOIN4(amp);
+        m->eq[wi] = PIXEL_JOIN4(eq);
+        m->esc[wi] = x;
+        m->spec[wi] = x | PIXEL_JOIN4(high);
+#undef PIXEL_JOIN4
     }
-    memset(w, 0, 3 * nw * sizeof(uint64_t));
-    m->sep = w;
-    m->esc = w + nw;
-    m->high = w + 2 * nw;
-    unsigned esc = 0, high = 0;
-    for (size_t o = 0; o < n; o += 16) {
-        unsigned char pad[16];
-        const unsigned char *b = s + o;
-        if (n - o < 16) {
-            memset(pad, 0, sizeof(pad));
-            memcpy(pad, b, n - o);
-            b = pad;
+    for (; wi < nw; wi++) {
+        uint64_t a = 0, e = 0, x = 0, h = 0;
+        for (unsigned sh = 0; n - o >= 16; sh += 16, o += 16) {
+            pixel_qclass k = pixel__query_class16(s + o, plus);
+            a |= (uint64_t)k.amp << sh;
+            e |= (uint64_t)k.eq << sh;
+            x |= (uint64_t)k.special << sh;
+            h |= (uint64_t)k.high << sh;
         }
-        pixel_qclass k = pixel__query_class16(b, plus);
-        unsigned sh = (unsigned)(o % 64);
-        m->sep[o / 64] |= (uint64_t)(k.amp | k.eq) << sh;
-        m->esc[o / 64] |= (uint64_t)k.special << sh;
-        m->high[o / 64] |= (uint64_t)k.high << sh;
-        esc |= k.special;
-        high |= k.high;
+        m->amp[wi] = a;
+        m->eq[wi] = e;
+        m->esc[wi] = x;
+        m->spec[wi] = x | h;
     }
-    m->any_esc = esc != 0;
-    m->any_high = high != 0;
-    return 0;
+    if (o < n) {
+        /* The last n - o < 16 bytes: the block that ends with them when the
+         * query is that long, the block that starts with them when the line
+         * goes on, else a padded copy. */
+        size_t rem = n - o, tw = o / 64;
+        unsigned sh = (unsigned)(o % 64);
+        pixel_qclass k;
+        if (n >= 16) {
+            k = pixel__query_class16(s + n - 16, plus);
+            unsigned drop = (unsigned)(16 - rem);
+            k.amp >>= drop, k.eq >>= drop, k.special >>= drop, k.high >>= drop;
+        } else {
+            if (rd_end - q >= 16) {
+                k = pixel__query_class16(s, plus);
+            } else {
+                unsigned char pad[16] = {0};
+                memcpy(pad, s, rem);
+                k = pixel__query_class16(pad, plus);
+            }
+            unsigned keep = (1u << rem) - 1;
+            k.amp &= keep, k.eq &= keep, k.special &= keep, k.high &= keep;
+        }
+        m->amp[tw] |= (uint64_t)k.amp << sh;
+        m->eq[tw] |= (uint64_t)k.eq << sh;
+        m->esc[tw] |= (uint64_t)k.special << sh;
+        m->spec[tw] |= (uint64_t)(k.special | k.high) << sh;
+    }
 }
 
-/* Bits of m in [from, to), word by word: w holds the bits of word wi. */
+/* The first set bit of m at or after pos, or n when there is none (the
+ * masks have no bit at n or above). */
+static inline size_t next_bit(const uint64_t *m, size_t nw, size_t pos, size_t n)
+{
+    size_t wi = pos / 64;
+    if (wi >= nw) {
+        return n;
+    }
+    uint64_t w = m[wi] & (~(uint64_t)0 << (pos % 64));
+    while (!w) {
+        if (++wi >= nw) {
+            return n;
+        }
+        w = m[wi];
+    }
+    return wi * 64 + (size_t)__builtin_ctzll(w);
+}
+
+/* Bits of m in [from, to), which is not empty, for word wi. */
 static inline uint64_t range_word(const uint64_t *m, size_t wi, size_t from, size_t to)
 {
     uint64_t w = m[wi];
     if (wi == from / 64) {
         w &= ~(uint64_t)0 << (from % 64);
     }
-    if (wi == to / 64) {
-        w &= ((uint64_t)1 << (to % 64)) - 1;
+    if (wi == (to - 1) / 64) {
+        w &= ~(uint64_t)0 >> (63 - (to - 1) % 64);
     }
     return w;
 }
 
-/* Whether any bit in [from, to) is set. */
-static inline bool any_bit(const uint64_t *m, size_t from, size_t to)
+/* Copies len bytes from s to d: sixteen at a time, the last block too when
+ * the source may be read that far (d has room for a block past len). */
+static inline void copy_run(char *d, const char *s, size_t len, const char *rd_end)
 {
-    if (from >= to) {
-        return false;
+    while (len >= 16) {
+        pixel__copy16(d, s);
+        d += 16, s += 16, len -= 16;
     }
-    size_t a = from / 64, z = (to - 1) / 64;
-    uint64_t first = ~(uint64_t)0 << (from % 64), last = ~(uint64_t)0 >> (63 - (to - 1) % 64);
-    if (a == z) {
-        return (m[a] & first & last) != 0;
-    }
-    if ((m[a] & first) || (m[z] & last)) {
-        return true;
-    }
-    for (size_t i = a + 1; i < z; i++) {
-        if (m[i]) {
-            return true;
+    if (len) {
+        if (rd_end - s >= 16) {
+            pixel__copy16(d, s);
+        } else {
+            memcpy(d, s, len);
         }
     }
-    return false;
 }
+
+/* The parse state of one query string. */
+typedef struct qstate {
+    const char *q;      /* the query */
+    const char *rd_end; /* bytes up to here may be read */
+    qmasks m;
+} qstate;
 
 /*
- * Decodes [from, to) of the query, whose escapes are the bits of m->esc, into
- * the arena: the runs between escapes are copied whole.  0, 1 with *bad_at
- * (offset in the part) on a malformed escape, or ENOMEM; *high is set when
- * an escape decoded to a byte >= 0x80.
+ * One name or value, [from, to) of the query, of a pair that needs decoding
+ * (decoded when it has escapes, checked when it has bytes >= 0x80): the runs
+ * between escapes are copied whole.  0 fine, 1 quarantined, <0 failure.
  */
-static int decode_masked(pixel_arena *a, const qmasks *m, const char *q, size_t from, size_t to,
-                         bool plus_as_space, pixel_span *out, size_t *bad_at, bool *high)
+static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t from,
+                       size_t to, pixel_span name_for_msg, const char *what, pixel_span *out)
 {
-    char *d = pixel__arena_alloc(a, to - from + 1);
-    if (!d) {
-        return PIXEL_ENOMEM;
-    }
-    size_t i = from, k = 0;
-    unsigned hi = 0;
-    for (size_t wi = from / 64; wi <= to / 64; wi++) {
-        for (uint64_t w = range_word(m->esc, wi, from, to); w; w &= w - 1) {
-            size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
-            if (at < i) {
-                continue; /* inside an escape already decoded */
-            }
-            memcpy(d + k, q + i, at - i);
-            k += at - i;
-            unsigned char c = (unsigned char)q[at];
-            if (c == '%') {
-                int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
-                int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
-                if (h < 0 || l < 0) {
-                    *bad_at = at - from;
-                    return 1;
-                }
-                c = (unsigned char)(h << 4 | l);
-                hi |= c;
-                i = at + 3;
-            } else {
-                c = plus_as_space ? ' ' : c;
-                i = at + 1;
-            }
-            d[k++] = (char)c;
-        }
-    }
-    memcpy(d + k, q + i, to - i);
-    k += to - i;
-    d[k] = '\0';
-    *out = (pixel_span){d, k};
-    *high = (hi & 0x80) != 0;
-    return 0;
-}
-
-/* One name or value, [from, to) of the query, that has escapes or high
- * bytes: 0 fine, 1 quarantined, <0 failure. */
-__attribute__((noinline)) static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p,
-                                                 pixel_span query, const qmasks *m, size_t from,
-                                                 size_t to, pixel_span name_for_msg,
-                                                 const char *what, pixel_span *out)
-{
-    const char *s = query.p + from;
+    const char *q = st->q, *s = q + from;
     size_t n = to - from;
-    bool esc = any_bit(m->esc, from, to);
-    bool high = m->any_high && any_bit(m->high, from, to);
-    if (esc) {
-        size_t bad = 0;
-        bool decoded_high = false;
-        int rc = decode_masked(&ctx->arena, m, query.p, from, to, p->plus_as_space, out, &bad,
-                               &decoded_high);
-        if (rc < 0) {
-            return rc;
-        }
-        if (rc > 0) {
-            bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n, bad);
-            return 1;
-        }
-        high |= decoded_high;
-    } else {
-        *out = (pixel_span){s, n};
+    unsigned hi = 0;
+    bool esc = false;
+    for (size_t wi = from / 64; from < to && wi <= (to - 1) / 64; wi++) {
+        uint64_t e = range_word(st->m.esc, wi, from, to);
+        esc |= e != 0;
+        hi |= (range_word(st->m.spec, wi, from, to) & ~e) ? 0x80 : 0;
     }
-    if (!high) {
+    if (!esc) {
+        *out = (pixel_span){s, n};
+    } else {
+        /* room for a sixteen-byte block copied at the end of the output */
+        char *d = pixel__arena_alloc(&ctx->arena, n + 16);
+        if (!d) {
+            return PIXEL_ENOMEM;
+        }
+        const bool plus_as_space = p->plus_as_space;
+        size_t i = from, k = 0;
+        for (size_t wi = from / 64; wi <= (to - 1) / 64; wi++) {
+            for (uint64_t w = range_word(st->m.esc, wi, from, to); w; w &= w - 1) {
+                size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
+                if (at < i) {
+                    continue; /* inside an escape already decoded */
+                }
+                copy_run(d + k, q + i, at - i, st->rd_end);
+                k += at - i;
+                unsigned char c = (unsigned char)q[at];
+                if (c == '%') {
+                    int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
+                    int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
+                    if (h < 0 || l < 0) {
+                        bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n},
+                                   s, n, at - from);
+                        return 1;
+                    }
+                    c = (unsigned char)(h << 4 | l);
+                    hi |= c;
+                    i = at + 3;
+                } else {
+                    c = plus_as_space ? ' ' : c;
+                    i = at + 1;
+                }
+                d[k++] = (char)c;
+            }
+        }
+        copy_run(d + k, q + i, to - i, st->rd_end);
+        k += to - i;
+        d[k] = '\0';
+        *out = (pixel_span){d, k};
+    }
+    if (!(hi & 0x80)) {
         return 0; /* pure ASCII is valid UTF-8 */
     }
     size_t u = pixel__utf8_check(out->p, out->n);
@@ -407,117 +459,140 @@ __attribute__((noinline)) static int decode_part(pixel_ctx *ctx, const pixel_pip
     return 0;
 }
 
-/* One name=value pair: [at, end) of the query, its first '=' at eqi (end if
- * none).  0 fine, 1 quarantined, <0 failure. */
-static int add_pair(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query, const qmasks *m,
-                    size_t at, size_t end, size_t eqi)
+/* A pair [at, end) of the query, its first '=' at eqi (end if none), that
+ * needs decoding: its name and value.  0 fine, 1 quarantined, <0 failure. */
+__attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pipeline *p,
+                                                 const qstate *st, size_t at, size_t end,
+                                                 size_t eqi, pixel_param *pa)
 {
-    pixel_record *r = &ctx->rec;
-    if (r->nparams >= p->max_params) {
-        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
-                                 "more than %zu query parameters", p->max_params);
-    }
-    pixel_param *pa = &r->params[r->nparams];
-    int rc = 0;
-    if (PIXEL_LIKELY(!(m->any_esc && any_bit(m->esc, at, end)) &&
-                     !(m->any_high && any_bit(m->high, at, end)))) {
-        /* plain ASCII: views into the line */
-        pa->name = (pixel_span){query.p + at, eqi - at};
-        pa->value = eqi < end ? (pixel_span){query.p + eqi + 1, end - eqi - 1}
-                              : (pixel_span){query.p + end, 0};
-    } else {
-        rc = decode_part(ctx, p, query, m, at, eqi, (pixel_span){NULL, 0}, "parameter name",
-                         &pa->name);
-        if (rc == 0) {
-            rc = eqi < end ? decode_part(ctx, p, query, m, eqi + 1, end, pa->name, "parameter",
-                                         &pa->value)
-                           : (pa->value = (pixel_span){query.p + end, 0}, 0);
-        }
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    /* a name that is a view into the query may be loaded a word at a time */
-    bool view = pa->name.p == query.p + at;
-    pa->slot = slot_find(p, pa->name.p, pa->name.n, view ? query.p + query.n : NULL);
-    pa->next_same = -1;
-    if (pa->slot >= 0) {
-        pixel_slot *sl = &r->slots[pa->slot];
-        if (sl->first < 0) {
-            sl->first = (int32_t)r->nparams;
-            sl->count = 1;
+    int rc = decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", &pa->name);
+    if (rc == 0) {
+        if (eqi < end) {
+            rc = decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
         } else {
-            switch (p->repeat) {
-                case REPEAT_FIRST:
-                    pa->slot = -1;
-                    break;
-                case REPEAT_LAST:
-                    r->params[sl->first].slot = -1;
-                    sl->first = (int32_t)r->nparams;
-                    break;
-                case REPEAT_LIST: {
-                    int32_t k = sl->first;
-                    while (r->params[k].next_same >= 0) {
-                        k = r->params[k].next_same;
-                    }
-                    r->params[k].next_same = (int32_t)r->nparams;
-                    sl->count++;
-                    break;
-                }
-                case REPEAT_REJECT: {
-                    char loc[160];
-                    snprintf(loc, sizeof(loc), "query.%s", p->slot_names[pa->slot]);
-                    rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "repeated_parameter", loc,
-                                           "parameter \"%s\" appears more than once",
-                                           p->slot_names[pa->slot]);
-                    return rc < 0 ? rc : 1;
-                }
-            }
+            pa->value = (pixel_span){st->q + end, 0};
         }
     }
-    r->nparams++;
+    return rc;
+}
+
+/* Parameter i has a slot that an earlier parameter took: what repeated_keys
+ * says.  0 fine, 1 quarantined, <0 failure. */
+__attribute__((noinline)) static int repeated(const pixel_pipeline *p, pixel_ctx *ctx,
+                                              pixel_param *params, pixel_slot *sl, int32_t i)
+{
+    pixel_param *pa = &params[i];
+    switch (p->repeat) {
+        case REPEAT_FIRST:
+            pa->slot = -1;
+            break;
+        case REPEAT_LAST:
+            params[sl->first].slot = -1;
+            sl->first = i;
+            break;
+        case REPEAT_LIST: {
+            int32_t k = sl->first;
+            while (params[k].next_same >= 0) {
+                k = params[k].next_same;
+            }
+            params[k].next_same = i;
+            sl->count++;
+            break;
+        }
+        case REPEAT_REJECT: {
+            char loc[160];
+            snprintf(loc, sizeof(loc), "query.%s", p->slot_names[pa->slot]);
+            int rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "repeated_parameter", loc,
+                                       "parameter \"%s\" appears more than once",
+                                       p->slot_names[pa->slot]);
+            return rc < 0 ? rc : 1;
+        }
+    }
     return 0;
 }
 
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
 {
     pixel_record *r = &ctx->rec;
-    r->nslots = p->nslots;
-    r->slots = pixel__arena_alloc(&ctx->arena, (p->nslots ? p->nslots : 1) * sizeof(pixel_slot));
-    r->params = pixel__arena_alloc(&ctx->arena, p->max_params * sizeof(pixel_param));
-    if (!r->slots || !r->params) {
-        return PIXEL_ENOMEM;
-    }
-    memset(r->slots, 0xff, p->nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
+    const size_t nslots = p->nslots, max_params = p->max_params;
+    pixel_slot *slots = pixel__arena_alloc(&ctx->arena, (nslots ? nslots : 1) * sizeof(pixel_slot));
+    pixel_param *params = pixel__arena_alloc(&ctx->arena, max_params * sizeof(pixel_param));
+    r->nslots = nslots;
+    r->slots = slots;
+    r->params = params;
     r->nparams = 0;
-    const size_t n = query.n;
-    qmasks m;
-    if (classify(&ctx->arena, (const unsigned char *)query.p, n, p->plus_as_space ? '+' : '%', &m) <
-        0) {
+    if (!slots || !params) {
         return PIXEL_ENOMEM;
     }
-    /* The pair being cut starts at `at`; its first '=' is at eqi (n: none yet). */
-    size_t at = 0, eqi = n;
-    for (size_t wi = 0; wi <= n / 64; wi++) {
-        uint64_t w = m.sep[wi];
-        if (wi == n / 64) {
-            w |= (uint64_t)1 << (n % 64); /* the end of the string acts as one more '&' */
-        }
-        for (; w; w &= w - 1) {
-            size_t q = wi * 64 + (size_t)__builtin_ctzll(w);
-            if (q < n && query.p[q] == '=') {
-                eqi = eqi == n ? q : eqi; /* a later '=' belongs to the value */
-                continue;
-            }
-            if (q > at) { /* "&&" and a trailing '&' make no pair */
-                int rc = add_pair(p, ctx, query, &m, at, q, eqi < q ? eqi : q);
-                if (rc != 0) {
-                    return rc < 0 ? rc : 0;
+    memset(slots, 0xff, nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
+    const char *q = query.p;
+    const size_t n = query.n;
+    /* bytes up to rd_end may be read: a query inside the line, to the line's end */
+    const char *rd_end = q + n;
+    if (ctx->line && q >= ctx->line && q + n <= ctx->line + ctx->line_len) {
+        rd_end = ctx->line + ctx->line_len;
+    }
+    qstate st = {q, rd_end, {0}};
+    uint64_t *w = pixel__arena_alloc(&ctx->arena, 4 * (n / 64 + 1) * sizeof(uint64_t));
+    if (!w) {
+        return PIXEL_ENOMEM;
+    }
+    classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+    const qmasks m = st.m;
+    const size_t nw = m.nw;
+    m.amp[n / 64] |= (uint64_t)1 << (n % 64); /* the end of the string acts as one more '&' */
+    /* The pair being cut starts at `at`; the first '=' and the first byte
+     * to decode at or after `at` are eq and sp (n: none). */
+    size_t at = 0, np = 0;
+    size_t eq = next_bit(m.eq, nw, 0, n), sp = next_bit(m.spec, nw, 0, n);
+    int rc = 0;
+    for (size_t wi = 0; wi < nw; wi++) {
+        for (uint64_t bits = m.amp[wi]; bits; bits &= bits - 1) {
+            const size_t end = wi * 64 + (size_t)__builtin_ctzll(bits);
+            if (end > at) { /* "&&" and a trailing '&' make no pair */
+                if (PIXEL_UNLIKELY(np >= max_params)) {
+                    rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
+                                           "more than %zu query parameters", max_params);
+                    goto out;
                 }
+                const size_t eqi = eq < end ? eq : end;
+                pixel_param *pa = &params[np];
+                const char *limit = rd_end; /* a name in the line may be read a word at a time */
+                if (PIXEL_LIKELY(sp >= end)) {
+                    pa->name = (pixel_span){q + at, eqi - at};
+                    pa->value = eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1}
+                                          : (pixel_span){q + end, 0};
+                } else {
+                    rc = decode_pair(ctx, p, &st, at, end, eqi, pa);
+                    if (rc != 0) {
+                        goto out;
+                    }
+                    limit = pa->name.p == q + at ? rd_end : NULL;
+                }
+                int32_t slot = slot_find(p, pa->name.p, pa->name.n, limit);
+                pa->slot = slot;
+                pa->next_same = -1;
+                if (slot >= 0) {
+                    pixel_slot *sl = &slots[slot];
+                    if (PIXEL_LIKELY(sl->first < 0)) {
+                        sl->first = (int32_t)np;
+                        sl->count = 1;
+                    } else if ((rc = repeated(p, ctx, params, sl, (int32_t)np)) != 0) {
+                        goto out;
+                    }
+                }
+                np++;
             }
-            at = q + 1;
-            eqi = n;
+            at = end + 1;
+            if (eq < at) {
+                eq = next_bit(m.eq, nw, at, n); /* a later '=' belongs to the value */
+            }
+            if (PIXEL_UNLIKELY(sp < at)) {
+                sp = next_bit(m.spec, nw, at, n);
+            }
         }
     }
-    return 0;
+out:
+    r->nparams = np;
+    return rc < 0 ? rc : 0;
 }
