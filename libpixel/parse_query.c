@@ -392,14 +392,16 @@ typedef struct qstate {
 static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t from,
                        size_t to, pixel_span name_for_msg, const char *what, pixel_span *out)
 {
-    const char *q = st->q, *s = q + from;
-    size_t n = to - from;
+    /* locals: the stores into the output may alias anything *st points to */
+    const char *const q = st->q, *const rd_end = st->rd_end, *const s = q + from;
+    const uint64_t *const escm = st->m.esc, *const specm = st->m.spec;
+    const size_t n = to - from;
     unsigned hi = 0;
     bool esc = false;
     for (size_t wi = from / 64; from < to && wi <= (to - 1) / 64; wi++) {
-        uint64_t e = range_word(st->m.esc, wi, from, to);
+        uint64_t e = range_word(escm, wi, from, to);
         esc |= e != 0;
-        hi |= (range_word(st->m.spec, wi, from, to) & ~e) ? 0x80 : 0;
+        hi |= (range_word(specm, wi, from, to) & ~e) ? 0x80 : 0;
     }
     if (!esc) {
         *out = (pixel_span){s, n};
@@ -412,12 +414,12 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st
         const bool plus_as_space = p->plus_as_space;
         size_t i = from, k = 0;
         for (size_t wi = from / 64; wi <= (to - 1) / 64; wi++) {
-            for (uint64_t w = range_word(st->m.esc, wi, from, to); w; w &= w - 1) {
+            for (uint64_t w = range_word(escm, wi, from, to); w; w &= w - 1) {
                 size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
                 if (at < i) {
                     continue; /* inside an escape already decoded */
                 }
-                copy_run(d + k, q + i, at - i, st->rd_end);
+                copy_run(d + k, q + i, at - i, rd_end);
                 k += at - i;
                 unsigned char c = (unsigned char)q[at];
                 if (c == '%') {
@@ -438,7 +440,7 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st
                 d[k++] = (char)c;
             }
         }
-        copy_run(d + k, q + i, to - i, st->rd_end);
+        copy_run(d + k, q + i, to - i, rd_end);
         k += to - i;
         d[k] = '\0';
         *out = (pixel_span){d, k};
@@ -460,12 +462,18 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st
 }
 
 /* A pair [at, end) of the query, its first '=' at eqi (end if none), that
- * needs decoding: its name and value.  0 fine, 1 quarantined, <0 failure. */
+ * needs decoding: its name (unless name_plain) and value.  0 fine, 1
+ * quarantined, <0 failure. */
 __attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pipeline *p,
                                                  const qstate *st, size_t at, size_t end,
-                                                 size_t eqi, pixel_param *pa)
+                                                 size_t eqi, bool name_plain, pixel_param *pa)
 {
-    int rc = decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", &pa->name);
+    int rc = 0;
+    if (name_plain) {
+        pa->name = (pixel_span){st->q + at, eqi - at};
+    } else {
+        rc = decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", &pa->name);
+    }
     if (rc == 0) {
         if (eqi < end) {
             rc = decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
@@ -563,7 +571,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                     pa->value = eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1}
                                           : (pixel_span){q + end, 0};
                 } else {
-                    rc = decode_pair(ctx, p, &st, at, end, eqi, pa);
+                    rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
                     if (rc != 0) {
                         goto out;
                     }
