@@ -426,8 +426,8 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st
                     int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
                     int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
                     if (h < 0 || l < 0) {
-                        bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n},
-                                   s, n, at - from);
+                        bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s,
+                                   n, at - from);
                         return 1;
                     }
                     c = (unsigned char)(h << 4 | l);
