@@ -44,12 +44,23 @@ static inline uint32_t word_hash(uint64_t w, size_t n, uint32_t mask)
     return (uint32_t)(h >> 40) & mask;
 }
 
-/* The bytes of a name past its first eight (out of line: rare, and a call
- * in the probe loop would cost registers in the common case). */
-__attribute__((noinline)) static bool tail_eq(const pixel_pipeline *p, int32_t slot,
-                                              const char *name, size_t len)
+/* The probe of slot_find past its first entry, and names longer than eight
+ * bytes (out of line: rare, and a call in the common path would cost
+ * registers there). */
+__attribute__((noinline)) static int32_t slot_find_rest(const pixel_pipeline *p, const char *name,
+                                                        size_t len, uint64_t w, uint32_t i)
 {
-    return memcmp(p->slot_names[slot] + 8, name + 8, len - 8) == 0;
+    const uint32_t mask = p->slot_hash_mask;
+    for (;; i = (i + 1) & mask) {
+        const pixel_slot_entry *e = &p->slot_hash[i];
+        if (e->slot < 0) {
+            return -1;
+        }
+        if (e->word == w && e->len == len &&
+            (len <= 8 || memcmp(p->slot_names[e->slot] + 8, name + 8, len - 8) == 0)) {
+            return e->slot;
+        }
+    }
 }
 
 static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
@@ -59,17 +70,16 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
     if (!h) {
         return -1;
     }
-    const uint32_t mask = p->slot_hash_mask;
     uint64_t w = name_word(name, len, limit);
-    for (uint32_t i = word_hash(w, len, mask);; i = (i + 1) & mask) {
-        const pixel_slot_entry *e = &h[i];
-        if (e->slot < 0) {
-            return -1;
-        }
-        if (e->word == w && e->len == len && (len <= 8 || tail_eq(p, e->slot, name, len))) {
-            return e->slot;
-        }
+    uint32_t i = word_hash(w, len, p->slot_hash_mask);
+    const pixel_slot_entry *e = &h[i];
+    if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
+        return e->slot; /* the usual hit (an empty entry has len 0 and slot -1) */
     }
+    if (e->slot < 0) {
+        return -1;
+    }
+    return slot_find_rest(p, name, len, w, i);
 }
 
 static int rebuild_hash(pixel_pipeline *p)
