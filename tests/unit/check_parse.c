@@ -224,6 +224,32 @@ START_TEST(query_values_are_decoded_strictly)
 }
 END_TEST
 
+/* Parameter names are looked up by their first eight bytes and length, then
+ * the rest: names that share a prefix, or are longer than 8 and 16 bytes. */
+START_TEST(long_and_similar_parameter_names_are_told_apart)
+{
+    pixel_pipeline *p =
+        load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n"
+                "fields: {a: query.abcdefgh, b: query.abcdefgh1, c: query.abcdefgh2,"
+                " d: query.abcdefghijklmnopq, e: query.abcdefghijklmnopqrstuvwxyz}\n");
+    ck_assert_int_eq(run(p, ctx,
+                         LINE("abcdefgh3=no&abcdefghijklmnopr=no&abcdefgh=1&abcdefgh2=3&abcdefgh1=2"
+                              "&abcdefghijklmnopq=4&abcdefghijklmnopqrstuvwxy=no&abcdefghijklmnopqr"
+                              "stuvwxyz=5&abcdefg=no")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\"}");
+    /* the same names escaped (decoded before the lookup), and at the line's end */
+    ck_assert_int_eq(run(p, ctx,
+                         "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET "
+                         "/px.gif?abcdefgh%31=x&abcdefghijklmnopqrstuvwxy%7A=y&abcdefgh2=z\""
+                         " 200 43 \"-\" \"-\""),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"b\":\"x\",\"c\":\"z\",\"e\":\"y\"}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static const char *const bad_escapes[] = {"%zz", "%g1", "%%", "%u00e9", "%4", "%E", "%", "ab%"};
 START_TEST(malformed_escapes_are_rejected_with_the_parameter)
 {
@@ -319,6 +345,7 @@ static Suite *parse_suite(void)
     tc = tcase_create("query");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, query_values_are_decoded_strictly);
+    tcase_add_test(tc, long_and_similar_parameter_names_are_told_apart);
     tcase_add_loop_test(tc, malformed_escapes_are_rejected_with_the_parameter, 0,
                         (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
     tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
