@@ -38,9 +38,9 @@ static inline uint64_t name_word(const char *s, size_t n, const char *limit)
     return w;
 }
 
-static inline uint32_t word_hash(uint64_t w, size_t n, uint32_t mask)
+static inline uint32_t word_hash(uint64_t w, size_t n, uint64_t mult, uint32_t mask)
 {
-    uint64_t h = (w ^ n) * 0x9E3779B97F4A7C15ull;
+    uint64_t h = (w ^ n) * mult;
     return (uint32_t)(h >> 40) & mask;
 }
 
@@ -71,7 +71,7 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
         return -1;
     }
     uint64_t w = name_word(name, len, limit);
-    uint32_t i = word_hash(w, len, p->slot_hash_mask);
+    uint32_t i = word_hash(w, len, p->slot_hash_mult, p->slot_hash_mask);
     const pixel_slot_entry *e = &h[i];
     if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
         return e->slot; /* the usual hit (an empty entry has len 0 and slot -1) */
@@ -82,31 +82,57 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
     return slot_find_rest(p, name, len, w, i);
 }
 
+/* The table has room for eight times the names, and its multiplier is the
+ * first of a few that sends every name to a bucket of its own: a lookup of a
+ * referenced name is then one probe. */
 static int rebuild_hash(pixel_pipeline *p)
 {
     uint32_t size = 16;
-    while (size < p->nslots * 4) {
+    while (size < p->nslots * 8) {
         size *= 2;
     }
     pixel_slot_entry *h = pixel__malloc(size * sizeof(*h));
-    if (!h) {
+    uint64_t *words = pixel__malloc((p->nslots ? p->nslots : 1) * sizeof(uint64_t));
+    if (!h || !words) {
+        pixel__free(h);
+        pixel__free(words);
         return -1;
+    }
+    for (size_t s = 0; s < p->nslots; s++) {
+        words[s] = name_word(p->slot_names[s], p->slot_name_len[s], NULL);
+    }
+    uint64_t mult = 0x9E3779B97F4A7C15ull;
+    for (unsigned attempt = 0; attempt < 64; attempt++) {
+        mult = 0x9E3779B97F4A7C15ull + attempt * 0x2545F4914F6CDD1Eull; /* odd */
+        for (uint32_t i = 0; i < size; i++) {
+            h[i].slot = -1;
+        }
+        bool clash = false;
+        for (size_t s = 0; s < p->nslots && !clash; s++) {
+            uint32_t i = word_hash(words[s], p->slot_name_len[s], mult, size - 1);
+            clash = h[i].slot >= 0;
+            h[i].slot = 0;
+        }
+        if (!clash) {
+            break;
+        }
     }
     for (uint32_t i = 0; i < size; i++) {
         h[i] = (pixel_slot_entry){0, 0, -1};
     }
     for (size_t s = 0; s < p->nslots; s++) {
         size_t n = p->slot_name_len[s];
-        uint64_t w = name_word(p->slot_names[s], n, NULL);
-        uint32_t i = word_hash(w, n, size - 1);
+        uint32_t i = word_hash(words[s], n, mult, size - 1);
         while (h[i].slot >= 0) {
             i = (i + 1) & (size - 1);
         }
-        h[i] = (pixel_slot_entry){w, (uint32_t)n, (int32_t)s};
+        h[i] = (pixel_slot_entry){words[s], (uint32_t)n, (int32_t)s};
     }
+    pixel__free(words);
     pixel__free(p->slot_hash);
     p->slot_hash = h;
     p->slot_hash_mask = size - 1;
+    p->slot_hash_mult = mult;
     return 0;
 }
 
