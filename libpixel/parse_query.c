@@ -267,8 +267,8 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
     return 0;
 }
 
-static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const char *s, size_t n,
-                      size_t at)
+__attribute__((noinline, cold)) static int
+bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const char *s, size_t n, size_t at)
 {
     char esc[4] = {0};
     size_t k = n - at < 3 ? n - at : 3;
@@ -383,6 +383,18 @@ static inline size_t next_bit(const uint64_t *m, size_t nw, size_t pos, size_t n
     return wi * 64 + (size_t)__builtin_ctzll(w);
 }
 
+/* Quarantines a name or value whose decoded bytes are not UTF-8 (from the
+ * byte at u on); out of line, so that the decoder keeps a small frame. */
+__attribute__((noinline, cold)) static void bad_utf8(pixel_ctx *ctx, const char *what,
+                                                     pixel_span nm, pixel_span out, size_t u)
+{
+    char loc[160];
+    snprintf(loc, sizeof(loc), "query.%.*s", (int)(nm.n < 128 ? nm.n : 128), nm.p);
+    pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "invalid_utf8", loc,
+                      "%s \"%.*s\": decoded bytes are not UTF-8 (byte 0x%02X at offset %zu)", what,
+                      (int)(nm.n < 128 ? nm.n : 128), nm.p, (unsigned char)out.p[u], u);
+}
+
 /* Bits of m in [from, to), which is not empty, for word wi. */
 static inline uint64_t range_word(const uint64_t *m, size_t wi, size_t from, size_t to)
 {
@@ -425,8 +437,9 @@ typedef struct qstate {
  * (decoded when it has escapes, checked when it has bytes >= 0x80): the runs
  * between escapes are copied whole.  0 fine, 1 quarantined, <0 failure.
  */
-static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t from,
-                       size_t to, pixel_span name_for_msg, const char *what, pixel_span *out)
+__attribute__((always_inline)) static inline int
+decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t from, size_t to,
+            pixel_span name_for_msg, const char *what, pixel_span *out)
 {
     /* locals: the stores into the output may alias anything *st points to */
     const char *const q = st->q, *const rd_end = st->rd_end, *const s = q + from;
@@ -486,12 +499,7 @@ static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st
     }
     size_t u = pixel__utf8_check(out->p, out->n);
     if (u != out->n) {
-        pixel_span nm = name_for_msg.p ? name_for_msg : *out;
-        char loc[160];
-        snprintf(loc, sizeof(loc), "query.%.*s", (int)(nm.n < 128 ? nm.n : 128), nm.p);
-        pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "invalid_utf8", loc,
-                          "%s \"%.*s\": decoded bytes are not UTF-8 (byte 0x%02X at offset %zu)",
-                          what, (int)(nm.n < 128 ? nm.n : 128), nm.p, (unsigned char)out->p[u], u);
+        bad_utf8(ctx, what, name_for_msg.p ? name_for_msg : *out, *out, u);
         return 1;
     }
     return 0;
