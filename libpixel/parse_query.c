@@ -365,20 +365,13 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
     }
 }
 
-/* The first set bit of m at or after pos, or n when there is none (the
- * masks have no bit at n or above). */
-static inline size_t next_bit(const uint64_t *m, size_t nw, size_t pos, size_t n)
+/* The first set bit of m at or after pos, when there is one. */
+static inline size_t next_set(const uint64_t *m, size_t pos)
 {
     size_t wi = pos / 64;
-    if (wi >= nw) {
-        return n;
-    }
     uint64_t w = m[wi] & (~(uint64_t)0 << (pos % 64));
     while (!w) {
-        if (++wi >= nw) {
-            return n;
-        }
-        w = m[wi];
+        w = m[++wi];
     }
     return wi * 64 + (size_t)__builtin_ctzll(w);
 }
@@ -591,60 +584,68 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     }
     classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
     const qmasks m = st.m;
-    const size_t nw = m.nw;
-    m.amp[n / 64] |= (uint64_t)1 << (n % 64); /* the end of the string acts as one more '&' */
-    /* The pair being cut starts at `at`; the first '=' and the first byte
-     * to decode at or after `at` are eq and sp (n: none). */
+    /* Each mask gets a bit at n: the end of the string acts as one more '&',
+     * and '=' or a byte to decode at n means none in the pair; so a search
+     * for the next bit always ends. */
+    const uint64_t end_bit = (uint64_t)1 << (n % 64);
+    m.amp[n / 64] |= end_bit;
+    m.eq[n / 64] |= end_bit;
+    m.spec[n / 64] |= end_bit;
+    /* The pair being cut is [at, end); the first '=' and the first byte to
+     * decode at or after `at` are eq and sp. */
     size_t at = 0, np = 0;
-    size_t eq = next_bit(m.eq, nw, 0, n), sp = next_bit(m.spec, nw, 0, n);
+    size_t eq = next_set(m.eq, 0), sp = next_set(m.spec, 0);
     int rc = 0;
-    for (size_t wi = 0; wi < nw; wi++) {
-        for (uint64_t bits = m.amp[wi]; bits; bits &= bits - 1) {
-            const size_t end = wi * 64 + (size_t)__builtin_ctzll(bits);
-            if (end > at) { /* "&&" and a trailing '&' make no pair */
-                if (PIXEL_UNLIKELY(np >= max_params)) {
-                    rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
-                                           "more than %zu query parameters", max_params);
-                    goto out;
-                }
-                const size_t eqi = eq < end ? eq : end;
-                pixel_param *pa = &params[np];
-                const char *limit = rd_end; /* a name in the line may be read a word at a time */
-                if (PIXEL_LIKELY(sp >= end)) {
-                    pa->name = (pixel_span){q + at, eqi - at};
-                    pa->value = eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1}
-                                          : (pixel_span){q + end, 0};
-                } else {
-                    rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
-                    if (rc != 0) {
-                        goto out;
-                    }
-                    limit = pa->name.p == q + at ? rd_end : NULL;
-                }
-                int32_t slot = slot_find(p, pa->name.p, pa->name.n, limit);
-                pa->slot = slot;
-                pa->next_same = -1;
-                if (slot >= 0) {
-                    pixel_slot *sl = &slots[slot];
-                    if (PIXEL_LIKELY(sl->first < 0)) {
-                        sl->first = (int32_t)np;
-                        sl->count = 1;
-                    } else if ((rc = repeated(p, ctx, params, sl, (int32_t)np)) != 0) {
-                        goto out;
-                    }
-                }
-                np++;
+    for (;;) {
+        const size_t end = next_set(m.amp, at);
+        if (end > at) { /* "&&" and a trailing '&' make no pair */
+            if (PIXEL_UNLIKELY(np >= max_params)) {
+                rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
+                                       "more than %zu query parameters", max_params);
+                break;
             }
-            at = end + 1;
-            if (eq < at) {
-                eq = next_bit(m.eq, nw, at, n); /* a later '=' belongs to the value */
+            const size_t eqi = eq < end ? eq : end;
+            pixel_param *pa = &params[np];
+            pixel_span name;
+            const char *limit = rd_end; /* a name in the line may be read a word at a time */
+            if (PIXEL_LIKELY(sp >= end)) {
+                name = (pixel_span){q + at, eqi - at};
+                pa->name = name;
+                pa->value =
+                    eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1} : (pixel_span){q + end, 0};
+            } else {
+                rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
+                if (rc != 0) {
+                    break;
+                }
+                name = pa->name;
+                limit = name.p == q + at ? rd_end : NULL;
             }
-            if (PIXEL_UNLIKELY(sp < at)) {
-                sp = next_bit(m.spec, nw, at, n);
+            int32_t slot = slot_find(p, name.p, name.n, limit);
+            pa->slot = slot;
+            pa->next_same = -1;
+            if (slot >= 0) {
+                pixel_slot *sl = &slots[slot];
+                if (PIXEL_LIKELY(sl->first < 0)) {
+                    sl->first = (int32_t)np;
+                    sl->count = 1;
+                } else if ((rc = repeated(p, ctx, params, sl, (int32_t)np)) != 0) {
+                    break;
+                }
             }
+            np++;
+        }
+        if (end >= n) {
+            break;
+        }
+        at = end + 1;
+        if (eq < at) {
+            eq = next_set(m.eq, at); /* a later '=' belongs to the value */
+        }
+        if (PIXEL_UNLIKELY(sp < at)) {
+            sp = next_set(m.spec, at);
         }
     }
-out:
     r->nparams = np;
     return rc < 0 ? rc : 0;
 }
