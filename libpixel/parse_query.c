@@ -63,14 +63,14 @@ __attribute__((noinline)) static int32_t slot_find_rest(const pixel_pipeline *p,
     }
 }
 
-static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
-                                const char *limit)
+/* The slot of a name whose name_word is w. */
+static inline int32_t slot_find_word(const pixel_pipeline *p, const char *name, size_t len,
+                                     uint64_t w)
 {
     const pixel_slot_entry *h = p->slot_hash;
     if (!h) {
         return -1;
     }
-    uint64_t w = name_word(name, len, limit);
     uint32_t i = word_hash(w, len, p->slot_hash_mult, p->slot_hash_mask);
     const pixel_slot_entry *e = &h[i];
     if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
@@ -80,6 +80,34 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
         return -1;
     }
     return slot_find_rest(p, name, len, w, i);
+}
+
+static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
+                                const char *limit)
+{
+    return slot_find_word(p, name, len, name_word(name, len, limit));
+}
+
+/* name_word of a name that has at least eight readable bytes from its start
+ * (where words are not little-endian: name_word's byte loop). */
+static inline uint64_t name_word_fast(const char *s, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t keep[9] = {0,
+                                     0xFF,
+                                     0xFFFF,
+                                     0xFFFFFF,
+                                     0xFFFFFFFF,
+                                     0xFFFFFFFFFF,
+                                     0xFFFFFFFFFFFF,
+                                     0xFFFFFFFFFFFFFF,
+                                     0xFFFFFFFFFFFFFFFF};
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w & keep[n < 8 ? n : 8];
+#else
+    return name_word(s, n, NULL);
+#endif
 }
 
 /* The table has room for eight times the names, and its multiplier is the
@@ -606,22 +634,24 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
             }
             const size_t eqi = eq < end ? eq : end;
             pixel_param *pa = &params[np];
-            pixel_span name;
-            const char *limit = rd_end; /* a name in the line may be read a word at a time */
+            int32_t slot;
             if (PIXEL_LIKELY(sp >= end)) {
-                name = (pixel_span){q + at, eqi - at};
+                pixel_span name = {q + at, eqi - at};
                 pa->name = name;
                 pa->value =
                     eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1} : (pixel_span){q + end, 0};
+                /* eight readable bytes from the name on: one load and a mask */
+                uint64_t word = PIXEL_LIKELY(rd_end - name.p >= 8)
+                                    ? name_word_fast(name.p, name.n)
+                                    : name_word(name.p, name.n, NULL);
+                slot = slot_find_word(p, name.p, name.n, word);
             } else {
                 rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
                 if (rc != 0) {
                     break;
                 }
-                name = pa->name;
-                limit = name.p == q + at ? rd_end : NULL;
+                slot = slot_find(p, pa->name.p, pa->name.n, pa->name.p == q + at ? rd_end : NULL);
             }
-            int32_t slot = slot_find(p, name.p, name.n, limit);
             pa->slot = slot;
             pa->next_same = -1;
             if (slot >= 0) {
