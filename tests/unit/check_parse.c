@@ -58,6 +58,30 @@ START_TEST(rfc3164_header_is_split)
 }
 END_TEST
 
+/* An RFC 3164 TAG is at most 49 characters before its ':' (or '['). */
+START_TEST(rfc3164_tag_length_limit)
+{
+    pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
+    for (int len = 1; len <= 52; len++) {
+        char tag[64], line[512];
+        memset(tag, 't', (size_t)len);
+        tag[len] = '\0';
+        snprintf(line, sizeof(line), "<190>Nov  6 05:24:46 web01 %s: " LINE("a=1"), tag);
+        ck_assert_int_eq(parse(p, line),
+                         len <= 49 ? PIXEL_OUTCOME_PENDING : PIXEL_OUTCOME_QUARANTINED);
+        if (len <= 49) {
+            ck_assert_str_eq(get("syslog.tag"), tag);
+        }
+        snprintf(line, sizeof(line), "<190>Nov  6 05:24:46 web01 %s[7]: " LINE("a=1"), tag);
+        ck_assert_int_eq(parse(p, line),
+                         len <= 49 ? PIXEL_OUTCOME_PENDING : PIXEL_OUTCOME_QUARANTINED);
+    }
+    /* the line ends inside the tag */
+    ck_assert_int_eq(parse(p, "<190>Nov  6 05:24:46 web01 nginx"), PIXEL_OUTCOME_QUARANTINED);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(rfc5424_header_is_split)
 {
     pixel_pipeline *p = load_ok("input: {framing: rfc5424, pixel_paths: [/px.gif]}\n" FIELDS);
@@ -331,6 +355,7 @@ static Suite *parse_suite(void)
     TCase *tc = tcase_create("framing");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, rfc3164_header_is_split);
+    tcase_add_test(tc, rfc3164_tag_length_limit);
     tcase_add_test(tc, rfc5424_header_is_split);
     tcase_add_test(tc, auto_framing_takes_either);
     suite_add_tcase(s, tc);
