@@ -337,18 +337,23 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
     size_t o = 0, wi = 0;
     /* whole blocks of 64 bytes, then of 16 */
     for (; n - o >= 64; o += 64, wi++) {
-        pixel_qclass k0 = pixel__query_class16(s + o, plus);
-        pixel_qclass k1 = pixel__query_class16(s + o + 16, plus);
-        pixel_qclass k2 = pixel__query_class16(s + o + 32, plus);
-        pixel_qclass k3 = pixel__query_class16(s + o + 48, plus);
-#define PIXEL_JOIN4(f)                                                                             \
-    ((uint64_t)k0.f | (uint64_t)k1.f << 16 | (uint64_t)k2.f << 32 | (uint64_t)k3.f << 48)
-        uint64_t x = PIXEL_JOIN4(special);
-        m->amp[wi] = PIXEL_JOIN4(amp);
-        m->eq[wi] = PIXEL_JOIN4(eq);
+        /* one block at a time into the four words (fewer live registers) */
+        uint64_t a, e, x, h;
+        pixel_qclass k = pixel__query_class16(s + o, plus);
+        a = k.amp, e = k.eq, x = k.special, h = k.high;
+        k = pixel__query_class16(s + o + 16, plus);
+        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16;
+        x |= (uint64_t)k.special << 16, h |= (uint64_t)k.high << 16;
+        k = pixel__query_class16(s + o + 32, plus);
+        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32;
+        x |= (uint64_t)k.special << 32, h |= (uint64_t)k.high << 32;
+        k = pixel__query_class16(s + o + 48, plus);
+        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48;
+        x |= (uint64_t)k.special << 48, h |= (uint64_t)k.high << 48;
+        m->amp[wi] = a;
+        m->eq[wi] = e;
         m->esc[wi] = x;
-        m->spec[wi] = x | PIXEL_JOIN4(high);
-#undef PIXEL_JOIN4
+        m->spec[wi] = x | h;
     }
     for (; wi < nw; wi++) {
         uint64_t a = 0, e = 0, x = 0, h = 0;
