@@ -309,17 +309,17 @@ bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const char *s, siz
 }
 
 /*
- * The query string is classified once, sixteen bytes at a time, into bit
- * masks (bit i of word i/64 for byte i): '&', '=', the escapes ('%', and '+'
- * when it means a space), and the bytes that need decoding or a UTF-8 check
- * (the escapes and the bytes >= 0x80).
- * Pairs are cut by walking the '&' bits; the first '=' and the first byte to
- * decode at or after the pair's start are cursors that only move forward,
- * so a plain pair (the usual one) costs a few compares.  A pair that needs
- * decoding goes the slow way: decode_part walks its escape bits.
+ * The query string is classified once, sixteen bytes at a time, into three
+ * bit masks (bit i of word i/64 for byte i): '&', '=', and the bytes that
+ * need decoding or a UTF-8 check (the escapes '%' and '+' when it means a
+ * space, and the bytes >= 0x80).  Pairs are cut by walking the '&' bits; the
+ * first '=' and the first byte to decode at or after the pair's start are
+ * cursors that only move forward, so a plain pair (the usual one) costs a
+ * few compares.  A pair that needs decoding goes the slow way: decode_part
+ * walks the bits of its bytes to decode.
  */
 typedef struct qmasks {
-    uint64_t *amp, *eq, *spec, *esc;
+    uint64_t *amp, *eq, *spec;
     size_t nw;
 } qmasks;
 
@@ -333,41 +333,34 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
     m->amp = w;
     m->eq = w + nw;
     m->spec = w + 2 * nw;
-    m->esc = w + 3 * nw;
     size_t o = 0, wi = 0;
     /* whole blocks of 64 bytes, then of 16 */
     for (; n - o >= 64; o += 64, wi++) {
-        /* one block at a time into the four words (fewer live registers) */
-        uint64_t a, e, x, h;
-        pixel_qclass k = pixel__query_class16(s + o, plus);
-        a = k.amp, e = k.eq, x = k.special, h = k.high;
-        k = pixel__query_class16(s + o + 16, plus);
-        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16;
-        x |= (uint64_t)k.special << 16, h |= (uint64_t)k.high << 16;
-        k = pixel__query_class16(s + o + 32, plus);
-        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32;
-        x |= (uint64_t)k.special << 32, h |= (uint64_t)k.high << 32;
-        k = pixel__query_class16(s + o + 48, plus);
-        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48;
-        x |= (uint64_t)k.special << 48, h |= (uint64_t)k.high << 48;
+        /* one block at a time into the three words (fewer live registers) */
+        uint64_t a, e, x;
+        pixel_qsplit k = pixel__query_split16(s + o, plus);
+        a = k.amp, e = k.eq, x = k.spec;
+        k = pixel__query_split16(s + o + 16, plus);
+        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
+        k = pixel__query_split16(s + o + 32, plus);
+        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
+        k = pixel__query_split16(s + o + 48, plus);
+        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
         m->amp[wi] = a;
         m->eq[wi] = e;
-        m->esc[wi] = x;
-        m->spec[wi] = x | h;
+        m->spec[wi] = x;
     }
     for (; wi < nw; wi++) {
-        uint64_t a = 0, e = 0, x = 0, h = 0;
+        uint64_t a = 0, e = 0, x = 0;
         for (unsigned sh = 0; n - o >= 16; sh += 16, o += 16) {
-            pixel_qclass k = pixel__query_class16(s + o, plus);
+            pixel_qsplit k = pixel__query_split16(s + o, plus);
             a |= (uint64_t)k.amp << sh;
             e |= (uint64_t)k.eq << sh;
-            x |= (uint64_t)k.special << sh;
-            h |= (uint64_t)k.high << sh;
+            x |= (uint64_t)k.spec << sh;
         }
         m->amp[wi] = a;
         m->eq[wi] = e;
-        m->esc[wi] = x;
-        m->spec[wi] = x | h;
+        m->spec[wi] = x;
     }
     if (o < n) {
         /* The last n - o < 16 bytes: the block that ends with them when the
@@ -375,26 +368,25 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
          * goes on, else a padded copy. */
         size_t rem = n - o, tw = o / 64;
         unsigned sh = (unsigned)(o % 64);
-        pixel_qclass k;
+        pixel_qsplit k;
         if (n >= 16) {
-            k = pixel__query_class16(s + n - 16, plus);
+            k = pixel__query_split16(s + n - 16, plus);
             unsigned drop = (unsigned)(16 - rem);
-            k.amp >>= drop, k.eq >>= drop, k.special >>= drop, k.high >>= drop;
+            k.amp >>= drop, k.eq >>= drop, k.spec >>= drop;
         } else {
             if (rd_end - q >= 16) {
-                k = pixel__query_class16(s, plus);
+                k = pixel__query_split16(s, plus);
             } else {
                 unsigned char pad[16] = {0};
                 memcpy(pad, s, rem);
-                k = pixel__query_class16(pad, plus);
+                k = pixel__query_split16(pad, plus);
             }
             unsigned keep = (1u << rem) - 1;
-            k.amp &= keep, k.eq &= keep, k.special &= keep, k.high &= keep;
+            k.amp &= keep, k.eq &= keep, k.spec &= keep;
         }
         m->amp[tw] |= (uint64_t)k.amp << sh;
         m->eq[tw] |= (uint64_t)k.eq << sh;
-        m->esc[tw] |= (uint64_t)k.special << sh;
-        m->spec[tw] |= (uint64_t)(k.special | k.high) << sh;
+        m->spec[tw] |= (uint64_t)k.spec << sh;
     }
 }
 
@@ -469,52 +461,55 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
 {
     /* locals: the stores into the output may alias anything *st points to */
     const char *const q = st->q, *const rd_end = st->rd_end, *const s = q + from;
-    const uint64_t *const escm = st->m.esc, *const specm = st->m.spec;
+    const uint64_t *const specm = st->m.spec;
     const size_t n = to - from;
+    const bool plus_as_space = p->plus_as_space;
     unsigned hi = 0;
-    bool esc = false;
+    char *d = NULL; /* the output, made at the first escape */
+    size_t i = from, k = 0;
+    /* One walk over the bytes to decode or check: a byte >= 0x80 stays in
+     * its run; an escape ends the run, which is copied whole. */
     for (size_t wi = from / 64; from < to && wi <= (to - 1) / 64; wi++) {
-        uint64_t e = range_word(escm, wi, from, to);
-        esc |= e != 0;
-        hi |= (range_word(specm, wi, from, to) & ~e) ? 0x80 : 0;
+        for (uint64_t w = range_word(specm, wi, from, to); w; w &= w - 1) {
+            size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
+            unsigned char c = (unsigned char)q[at];
+            if (c >= 0x80) {
+                hi = 0x80;
+                continue;
+            }
+            if (at < i) {
+                continue; /* inside an escape already decoded */
+            }
+            if (!d) {
+                /* room for a sixteen-byte block copied at the end of the output */
+                d = pixel__arena_alloc(&ctx->arena, n + 16);
+                if (!d) {
+                    return PIXEL_ENOMEM;
+                }
+            }
+            copy_run(d + k, q + i, at - i, rd_end);
+            k += at - i;
+            if (c == '%') {
+                int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
+                int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
+                if (h < 0 || l < 0) {
+                    bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n,
+                               at - from);
+                    return 1;
+                }
+                c = (unsigned char)(h << 4 | l);
+                hi |= c;
+                i = at + 3;
+            } else {
+                c = plus_as_space ? ' ' : c;
+                i = at + 1;
+            }
+            d[k++] = (char)c;
+        }
     }
-    if (!esc) {
+    if (!d) {
         *out = (pixel_span){s, n};
     } else {
-        /* room for a sixteen-byte block copied at the end of the output */
-        char *d = pixel__arena_alloc(&ctx->arena, n + 16);
-        if (!d) {
-            return PIXEL_ENOMEM;
-        }
-        const bool plus_as_space = p->plus_as_space;
-        size_t i = from, k = 0;
-        for (size_t wi = from / 64; wi <= (to - 1) / 64; wi++) {
-            for (uint64_t w = range_word(escm, wi, from, to); w; w &= w - 1) {
-                size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
-                if (at < i) {
-                    continue; /* inside an escape already decoded */
-                }
-                copy_run(d + k, q + i, at - i, rd_end);
-                k += at - i;
-                unsigned char c = (unsigned char)q[at];
-                if (c == '%') {
-                    int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
-                    int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
-                    if (h < 0 || l < 0) {
-                        bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s,
-                                   n, at - from);
-                        return 1;
-                    }
-                    c = (unsigned char)(h << 4 | l);
-                    hi |= c;
-                    i = at + 3;
-                } else {
-                    c = plus_as_space ? ' ' : c;
-                    i = at + 1;
-                }
-                d[k++] = (char)c;
-            }
-        }
         copy_run(d + k, q + i, to - i, rd_end);
         k += to - i;
         d[k] = '\0';
@@ -611,7 +606,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
         rd_end = ctx->line + ctx->line_len;
     }
     qstate st = {q, rd_end, {0}};
-    uint64_t *w = pixel__arena_alloc(&ctx->arena, 4 * (n / 64 + 1) * sizeof(uint64_t));
+    uint64_t *w = pixel__arena_alloc(&ctx->arena, 3 * (n / 64 + 1) * sizeof(uint64_t));
     if (!w) {
         return PIXEL_ENOMEM;
     }
