@@ -305,6 +305,27 @@ START_TEST(invalid_utf8_is_rejected)
 }
 END_TEST
 
+/* Raw (unescaped) bytes >= 0x80 in a query: kept as they are when they are
+ * UTF-8, with or without escapes around them; rejected otherwise. */
+START_TEST(raw_non_ascii_query_bytes)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(
+        parse(p, LINE("a=S\xc3\xa3o%20Paulo&b=caf\xc3\xa9&c\xc3\xa9=1&d=\xc3\xa9%C3%A9+")),
+        PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("query.a"), "S\xc3\xa3o Paulo");
+    ck_assert_str_eq(get("query.b"), "caf\xc3\xa9");
+    ck_assert_str_eq(get("query.c\xc3\xa9"), "1");
+    ck_assert_str_eq(get("query.d"), "\xc3\xa9\xc3\xa9 ");
+    ck_assert_int_eq(parse(p, LINE("a=1&q=Ca\xf1on%20x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.q");
+    ck_assert_int_eq(parse(p, LINE("a=1&\xff=x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(repeated_keys_follow_the_policy)
 {
     const char *line = LINE("a=1&a=2&b=x");
@@ -375,6 +396,7 @@ static Suite *parse_suite(void)
                         (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
     tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
                         (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
+    tcase_add_test(tc, raw_non_ascii_query_bytes);
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);
