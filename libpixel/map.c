@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 /* ---- loading ----------------------------------------------------------- */
 
@@ -560,7 +561,9 @@ field_input(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f)
 static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
                          pixel_span in, pixel_value **out)
 {
-    if ((f->src == SRC_LOG || f->src == SRC_SYSLOG) && pixel__utf8_check(in.p, in.n) != in.n) {
+    /* Log and syslog bytes are checked here (query values were at parse); most are ASCII. */
+    if ((f->src == SRC_LOG || f->src == SRC_SYSLOG) && !pixel__all_ascii(in.p, in.n) &&
+        pixel__utf8_check(in.p, in.n) != in.n) {
         return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "invalid_utf8", f->source_name,
                                  "field \"%s\" (%s): the log bytes are not UTF-8", f->target,
                                  f->source_name) < 0

@@ -397,7 +397,7 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
         if (!q) {
             return NULL;
         }
-        if (memcmp(q + 1, lit + 1, n - 1) == 0) {
+        if (pixel__same_bytes(q + 1, lit + 1, n - 1)) { /* literals are short: no call */
             return q;
         }
         p = q + 1;
@@ -422,7 +422,7 @@ static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
         const char *stop;
         if (i + 1 == f->nfields) {
             /* The last literal must end the record. */
-            if ((size_t)(end - s) < litlen || memcmp(end - litlen, lit, litlen) != 0) {
+            if ((size_t)(end - s) < litlen || !pixel__same_bytes(end - litlen, lit, litlen)) {
                 stop = NULL;
             } else {
                 stop = end - litlen;
@@ -538,6 +538,17 @@ static int split_request(pixel_record *r)
     return 0;
 }
 
+/* Whether the NUL-terminated name is the bytes of s (which may hold a NUL). */
+static inline bool same_name(const char *name, pixel_span s)
+{
+    for (size_t k = 0; k < s.n; k++) {
+        if (name[k] != s.p[k] || name[k] == '\0') {
+            return false;
+        }
+    }
+    return name[s.n] == '\0';
+}
+
 static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
 {
     pixel_span path = r->fields[PIXEL_F_PATH];
@@ -547,8 +558,7 @@ static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
     }
     if (p->nmethods && method.p) {
         size_t i = 0;
-        while (i < p->nmethods && !(strlen(p->methods[i]) == method.n &&
-                                    memcmp(p->methods[i], method.p, method.n) == 0)) {
+        while (i < p->nmethods && !same_name(p->methods[i], method)) {
             i++;
         }
         if (i == p->nmethods) {
@@ -556,7 +566,8 @@ static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
         }
     }
     for (size_t i = 0; i < p->npixel_paths; i++) {
-        if (p->pixel_path_len[i] == path.n && memcmp(p->pixel_paths[i], path.p, path.n) == 0) {
+        if (p->pixel_path_len[i] == path.n &&
+            pixel__same_bytes(p->pixel_paths[i], path.p, path.n)) {
             return 1;
         }
     }

@@ -38,20 +38,20 @@ static inline uint64_t name_word(const char *s, size_t n, const char *limit)
     return w;
 }
 
-static inline uint32_t word_hash(uint64_t w, size_t n, uint32_t mask)
+static inline uint32_t word_hash(uint64_t w, size_t n, uint64_t mult, uint32_t mask)
 {
-    uint64_t h = (w ^ n) * 0x9E3779B97F4A7C15ull;
+    uint64_t h = (w ^ n) * mult;
     return (uint32_t)(h >> 40) & mask;
 }
 
-static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
-                                const char *limit)
+/* The probe of slot_find past its first entry, and names longer than eight
+ * bytes (out of line: rare, and a call in the common path would cost
+ * registers there). */
+__attribute__((noinline)) static int32_t slot_find_rest(const pixel_pipeline *p, const char *name,
+                                                        size_t len, uint64_t w, uint32_t i)
 {
-    if (!p->slot_hash) {
-        return -1;
-    }
-    uint64_t w = name_word(name, len, limit);
-    for (uint32_t i = word_hash(w, len, p->slot_hash_mask);; i = (i + 1) & p->slot_hash_mask) {
+    const uint32_t mask = p->slot_hash_mask;
+    for (;; i = (i + 1) & mask) {
         const pixel_slot_entry *e = &p->slot_hash[i];
         if (e->slot < 0) {
             return -1;
@@ -63,31 +63,104 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
     }
 }
 
+/* The slot of a name whose name_word is w. */
+static inline int32_t slot_find_word(const pixel_pipeline *p, const char *name, size_t len,
+                                     uint64_t w)
+{
+    const pixel_slot_entry *h = p->slot_hash;
+    if (!h) {
+        return -1;
+    }
+    uint32_t i = word_hash(w, len, p->slot_hash_mult, p->slot_hash_mask);
+    const pixel_slot_entry *e = &h[i];
+    if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
+        return e->slot; /* the usual hit (an empty entry has len 0 and slot -1) */
+    }
+    if (e->slot < 0) {
+        return -1;
+    }
+    return slot_find_rest(p, name, len, w, i);
+}
+
+static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
+                                const char *limit)
+{
+    return slot_find_word(p, name, len, name_word(name, len, limit));
+}
+
+/* name_word of a name that has at least eight readable bytes from its start
+ * (where words are not little-endian: name_word's byte loop). */
+static inline uint64_t name_word_fast(const char *s, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t keep[9] = {0,
+                                     0xFF,
+                                     0xFFFF,
+                                     0xFFFFFF,
+                                     0xFFFFFFFF,
+                                     0xFFFFFFFFFF,
+                                     0xFFFFFFFFFFFF,
+                                     0xFFFFFFFFFFFFFF,
+                                     0xFFFFFFFFFFFFFFFF};
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w & keep[n < 8 ? n : 8];
+#else
+    return name_word(s, n, NULL);
+#endif
+}
+
+/* The table has room for eight times the names, and its multiplier is the
+ * first of a few that sends every name to a bucket of its own: a lookup of a
+ * referenced name is then one probe. */
 static int rebuild_hash(pixel_pipeline *p)
 {
     uint32_t size = 16;
-    while (size < p->nslots * 4) {
+    while (size < p->nslots * 8) {
         size *= 2;
     }
     pixel_slot_entry *h = pixel__malloc(size * sizeof(*h));
-    if (!h) {
+    uint64_t *words = pixel__malloc((p->nslots ? p->nslots : 1) * sizeof(uint64_t));
+    if (!h || !words) {
+        pixel__free(h);
+        pixel__free(words);
         return -1;
+    }
+    for (size_t s = 0; s < p->nslots; s++) {
+        words[s] = name_word(p->slot_names[s], p->slot_name_len[s], NULL);
+    }
+    uint64_t mult = 0x9E3779B97F4A7C15ull;
+    for (unsigned attempt = 0; attempt < 64; attempt++) {
+        mult = 0x9E3779B97F4A7C15ull + attempt * 0x2545F4914F6CDD1Eull; /* odd */
+        for (uint32_t i = 0; i < size; i++) {
+            h[i].slot = -1;
+        }
+        bool clash = false;
+        for (size_t s = 0; s < p->nslots && !clash; s++) {
+            uint32_t i = word_hash(words[s], p->slot_name_len[s], mult, size - 1);
+            clash = h[i].slot >= 0;
+            h[i].slot = 0;
+        }
+        if (!clash) {
+            break;
+        }
     }
     for (uint32_t i = 0; i < size; i++) {
         h[i] = (pixel_slot_entry){0, 0, -1};
     }
     for (size_t s = 0; s < p->nslots; s++) {
         size_t n = p->slot_name_len[s];
-        uint64_t w = name_word(p->slot_names[s], n, NULL);
-        uint32_t i = word_hash(w, n, size - 1);
+        uint32_t i = word_hash(words[s], n, mult, size - 1);
         while (h[i].slot >= 0) {
             i = (i + 1) & (size - 1);
         }
-        h[i] = (pixel_slot_entry){w, (uint32_t)n, (int32_t)s};
+        h[i] = (pixel_slot_entry){words[s], (uint32_t)n, (int32_t)s};
     }
+    pixel__free(words);
     pixel__free(p->slot_hash);
     p->slot_hash = h;
     p->slot_hash_mask = size - 1;
+    p->slot_hash_mult = mult;
     return 0;
 }
 
@@ -222,8 +295,8 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
     return 0;
 }
 
-static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const char *s, size_t n,
-                      size_t at)
+__attribute__((noinline, cold)) static int
+bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const char *s, size_t n, size_t at)
 {
     char esc[4] = {0};
     size_t k = n - at < 3 ? n - at : 3;
@@ -237,113 +310,191 @@ static int bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const c
 
 /*
  * The query string is classified once, sixteen bytes at a time, into three
- * bit masks (bit i of word i/64 for byte i): the separators '&' and '=', the
- * escapes ('%', and '+' when it means a space), and the bytes >= 0x80.  Pairs
- * are cut by walking the separator bits; a name or value is decoded by
- * walking its escape bits, so no byte between them is looked at again.
+ * bit masks (bit i of word i/64 for byte i): '&', '=', and the bytes that
+ * need decoding or a UTF-8 check (the escapes '%' and '+' when it means a
+ * space, and the bytes >= 0x80).  Pairs are cut by walking the '&' bits; the
+ * first '=' and the first byte to decode at or after the pair's start are
+ * cursors that only move forward, so a plain pair (the usual one) costs a
+ * few compares.  A pair that needs decoding goes the slow way: decode_part
+ * walks the bits of its bytes to decode.
  */
 typedef struct qmasks {
-    uint64_t *sep, *esc, *high;
-    bool any_esc, any_high;
+    uint64_t *amp, *eq, *spec;
+    size_t nw;
 } qmasks;
 
-static int classify(pixel_arena *a, const unsigned char *s, size_t n, unsigned char plus, qmasks *m)
+/* Fills the masks (nw = n / 64 + 1 words each, in w). */
+static void classify(const char *q, size_t n, const char *rd_end, unsigned char plus, uint64_t *w,
+                     qmasks *m)
 {
-    size_t nw = n / 64 + 1;
-    uint64_t *w = pixel__arena_alloc(a, 3 * nw * sizeof(uint64_t));
-    if (!w) {
-        return PIXEL_ENOMEM;
+    const unsigned char *s = (const unsigned char *)q;
+    const size_t nw = n / 64 + 1;
+    m->nw = nw;
+    m->amp = w;
+    m->eq = w + nw;
+    m->spec = w + 2 * nw;
+    size_t o = 0, wi = 0;
+    /* whole blocks of 64 bytes, then of 16 */
+    for (; n - o >= 64; o += 64, wi++) {
+        /* one block at a time into the three words (fewer live registers) */
+        uint64_t a, e, x;
+        pixel_qsplit k = pixel__query_split16(s + o, plus);
+        a = k.amp, e = k.eq, x = k.spec;
+        k = pixel__query_split16(s + o + 16, plus);
+        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
+        k = pixel__query_split16(s + o + 32, plus);
+        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
+        k = pixel__query_split16(s + o + 48, plus);
+        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
+        m->amp[wi] = a;
+        m->eq[wi] = e;
+        m->spec[wi] = x;
     }
-    memset(w, 0, 3 * nw * sizeof(uint64_t));
-    m->sep = w;
-    m->esc = w + nw;
-    m->high = w + 2 * nw;
-    unsigned esc = 0, high = 0;
-    for (size_t o = 0; o < n; o += 16) {
-        unsigned char pad[16];
-        const unsigned char *b = s + o;
-        if (n - o < 16) {
-            memset(pad, 0, sizeof(pad));
-            memcpy(pad, b, n - o);
-            b = pad;
+    for (; wi < nw; wi++) {
+        uint64_t a = 0, e = 0, x = 0;
+        for (unsigned sh = 0; n - o >= 16; sh += 16, o += 16) {
+            pixel_qsplit k = pixel__query_split16(s + o, plus);
+            a |= (uint64_t)k.amp << sh;
+            e |= (uint64_t)k.eq << sh;
+            x |= (uint64_t)k.spec << sh;
         }
-        pixel_qclass k = pixel__query_class16(b, plus);
-        unsigned sh = (unsigned)(o % 64);
-        m->sep[o / 64] |= (uint64_t)(k.amp | k.eq) << sh;
-        m->esc[o / 64] |= (uint64_t)k.special << sh;
-        m->high[o / 64] |= (uint64_t)k.high << sh;
-        esc |= k.special;
-        high |= k.high;
+        m->amp[wi] = a;
+        m->eq[wi] = e;
+        m->spec[wi] = x;
     }
-    m->any_esc = esc != 0;
-    m->any_high = high != 0;
-    return 0;
+    if (o < n) {
+        /* The last n - o < 16 bytes: the block that ends with them when the
+         * query is that long, the block that starts with them when the line
+         * goes on, else a padded copy. */
+        size_t rem = n - o, tw = o / 64;
+        unsigned sh = (unsigned)(o % 64);
+        pixel_qsplit k;
+        if (n >= 16) {
+            k = pixel__query_split16(s + n - 16, plus);
+            unsigned drop = (unsigned)(16 - rem);
+            k.amp >>= drop, k.eq >>= drop, k.spec >>= drop;
+        } else {
+            if (rd_end - q >= 16) {
+                k = pixel__query_split16(s, plus);
+            } else {
+                unsigned char pad[16] = {0};
+                memcpy(pad, s, rem);
+                k = pixel__query_split16(pad, plus);
+            }
+            unsigned keep = (1u << rem) - 1;
+            k.amp &= keep, k.eq &= keep, k.spec &= keep;
+        }
+        m->amp[tw] |= (uint64_t)k.amp << sh;
+        m->eq[tw] |= (uint64_t)k.eq << sh;
+        m->spec[tw] |= (uint64_t)k.spec << sh;
+    }
 }
 
-/* Bits of m in [from, to), word by word: w holds the bits of word wi. */
+/* The first set bit of m at or after pos, when there is one. */
+static inline size_t next_set(const uint64_t *m, size_t pos)
+{
+    size_t wi = pos / 64;
+    uint64_t w = m[wi] & (~(uint64_t)0 << (pos % 64));
+    while (!w) {
+        w = m[++wi];
+    }
+    return wi * 64 + (size_t)__builtin_ctzll(w);
+}
+
+/* Quarantines a name or value whose decoded bytes are not UTF-8 (from the
+ * byte at u on); out of line, so that the decoder keeps a small frame. */
+__attribute__((noinline, cold)) static void bad_utf8(pixel_ctx *ctx, const char *what,
+                                                     pixel_span nm, pixel_span out, size_t u)
+{
+    char loc[160];
+    snprintf(loc, sizeof(loc), "query.%.*s", (int)(nm.n < 128 ? nm.n : 128), nm.p);
+    pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "invalid_utf8", loc,
+                      "%s \"%.*s\": decoded bytes are not UTF-8 (byte 0x%02X at offset %zu)", what,
+                      (int)(nm.n < 128 ? nm.n : 128), nm.p, (unsigned char)out.p[u], u);
+}
+
+/* Bits of m in [from, to), which is not empty, for word wi. */
 static inline uint64_t range_word(const uint64_t *m, size_t wi, size_t from, size_t to)
 {
     uint64_t w = m[wi];
     if (wi == from / 64) {
         w &= ~(uint64_t)0 << (from % 64);
     }
-    if (wi == to / 64) {
-        w &= ((uint64_t)1 << (to % 64)) - 1;
+    if (wi == (to - 1) / 64) {
+        w &= ~(uint64_t)0 >> (63 - (to - 1) % 64);
     }
     return w;
 }
 
-/* Whether any bit in [from, to) is set. */
-static inline bool any_bit(const uint64_t *m, size_t from, size_t to)
+/* Copies len bytes from s to d: sixteen at a time, the last block too when
+ * the source may be read that far (d has room for a block past len). */
+static inline void copy_run(char *d, const char *s, size_t len, const char *rd_end)
 {
-    if (from >= to) {
-        return false;
+    while (len >= 16) {
+        pixel__copy16(d, s);
+        d += 16, s += 16, len -= 16;
     }
-    size_t a = from / 64, z = (to - 1) / 64;
-    uint64_t first = ~(uint64_t)0 << (from % 64), last = ~(uint64_t)0 >> (63 - (to - 1) % 64);
-    if (a == z) {
-        return (m[a] & first & last) != 0;
-    }
-    if ((m[a] & first) || (m[z] & last)) {
-        return true;
-    }
-    for (size_t i = a + 1; i < z; i++) {
-        if (m[i]) {
-            return true;
+    if (len) {
+        if (rd_end - s >= 16) {
+            pixel__copy16(d, s);
+        } else {
+            memcpy(d, s, len);
         }
     }
-    return false;
 }
 
+/* The parse state of one query string. */
+typedef struct qstate {
+    const char *q;      /* the query */
+    const char *rd_end; /* bytes up to here may be read */
+    qmasks m;
+} qstate;
+
 /*
- * Decodes [from, to) of the query, whose escapes are the bits of m->esc, into
- * the arena: the runs between escapes are copied whole.  0, 1 with *bad_at
- * (offset in the part) on a malformed escape, or ENOMEM; *high is set when
- * an escape decoded to a byte >= 0x80.
+ * One name or value, [from, to) of the query, of a pair that needs decoding
+ * (decoded when it has escapes, checked when it has bytes >= 0x80): the runs
+ * between escapes are copied whole.  0 fine, 1 quarantined, <0 failure.
  */
-static int decode_masked(pixel_arena *a, const qmasks *m, const char *q, size_t from, size_t to,
-                         bool plus_as_space, pixel_span *out, size_t *bad_at, bool *high)
+__attribute__((always_inline)) static inline int
+decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t from, size_t to,
+            pixel_span name_for_msg, const char *what, pixel_span *out)
 {
-    char *d = pixel__arena_alloc(a, to - from + 1);
-    if (!d) {
-        return PIXEL_ENOMEM;
-    }
-    size_t i = from, k = 0;
+    /* locals: the stores into the output may alias anything *st points to */
+    const char *const q = st->q, *const rd_end = st->rd_end, *const s = q + from;
+    const uint64_t *const specm = st->m.spec;
+    const size_t n = to - from;
+    const bool plus_as_space = p->plus_as_space;
     unsigned hi = 0;
-    for (size_t wi = from / 64; wi <= to / 64; wi++) {
-        for (uint64_t w = range_word(m->esc, wi, from, to); w; w &= w - 1) {
+    char *d = NULL; /* the output, made at the first escape */
+    size_t i = from, k = 0;
+    /* One walk over the bytes to decode or check: a byte >= 0x80 stays in
+     * its run; an escape ends the run, which is copied whole. */
+    for (size_t wi = from / 64; from < to && wi <= (to - 1) / 64; wi++) {
+        for (uint64_t w = range_word(specm, wi, from, to); w; w &= w - 1) {
             size_t at = wi * 64 + (size_t)__builtin_ctzll(w);
+            unsigned char c = (unsigned char)q[at];
+            if (c >= 0x80) {
+                hi = 0x80;
+                continue;
+            }
             if (at < i) {
                 continue; /* inside an escape already decoded */
             }
-            memcpy(d + k, q + i, at - i);
+            if (!d) {
+                /* room for a sixteen-byte block copied at the end of the output */
+                d = pixel__arena_alloc(&ctx->arena, n + 16);
+                if (!d) {
+                    return PIXEL_ENOMEM;
+                }
+            }
+            copy_run(d + k, q + i, at - i, rd_end);
             k += at - i;
-            unsigned char c = (unsigned char)q[at];
             if (c == '%') {
                 int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
                 int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
                 if (h < 0 || l < 0) {
-                    *bad_at = at - from;
+                    bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n,
+                               at - from);
                     return 1;
                 }
                 c = (unsigned char)(h << 4 | l);
@@ -356,168 +507,175 @@ static int decode_masked(pixel_arena *a, const qmasks *m, const char *q, size_t 
             d[k++] = (char)c;
         }
     }
-    memcpy(d + k, q + i, to - i);
-    k += to - i;
-    d[k] = '\0';
-    *out = (pixel_span){d, k};
-    *high = (hi & 0x80) != 0;
-    return 0;
-}
-
-/* One name or value, [from, to) of the query, that has escapes or high
- * bytes: 0 fine, 1 quarantined, <0 failure. */
-__attribute__((noinline)) static int decode_part(pixel_ctx *ctx, const pixel_pipeline *p,
-                                                 pixel_span query, const qmasks *m, size_t from,
-                                                 size_t to, pixel_span name_for_msg,
-                                                 const char *what, pixel_span *out)
-{
-    const char *s = query.p + from;
-    size_t n = to - from;
-    bool esc = any_bit(m->esc, from, to);
-    bool high = m->any_high && any_bit(m->high, from, to);
-    if (esc) {
-        size_t bad = 0;
-        bool decoded_high = false;
-        int rc = decode_masked(&ctx->arena, m, query.p, from, to, p->plus_as_space, out, &bad,
-                               &decoded_high);
-        if (rc < 0) {
-            return rc;
-        }
-        if (rc > 0) {
-            bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n, bad);
-            return 1;
-        }
-        high |= decoded_high;
-    } else {
+    if (!d) {
         *out = (pixel_span){s, n};
+    } else {
+        copy_run(d + k, q + i, to - i, rd_end);
+        k += to - i;
+        d[k] = '\0';
+        *out = (pixel_span){d, k};
     }
-    if (!high) {
+    if (!(hi & 0x80)) {
         return 0; /* pure ASCII is valid UTF-8 */
     }
     size_t u = pixel__utf8_check(out->p, out->n);
     if (u != out->n) {
-        pixel_span nm = name_for_msg.p ? name_for_msg : *out;
-        char loc[160];
-        snprintf(loc, sizeof(loc), "query.%.*s", (int)(nm.n < 128 ? nm.n : 128), nm.p);
-        pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "invalid_utf8", loc,
-                          "%s \"%.*s\": decoded bytes are not UTF-8 (byte 0x%02X at offset %zu)",
-                          what, (int)(nm.n < 128 ? nm.n : 128), nm.p, (unsigned char)out->p[u], u);
+        bad_utf8(ctx, what, name_for_msg.p ? name_for_msg : *out, *out, u);
         return 1;
     }
     return 0;
 }
 
-/* One name=value pair: [at, end) of the query, its first '=' at eqi (end if
- * none).  0 fine, 1 quarantined, <0 failure. */
-static int add_pair(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query, const qmasks *m,
-                    size_t at, size_t end, size_t eqi)
+/* A pair [at, end) of the query, its first '=' at eqi (end if none), that
+ * needs decoding: its name (unless name_plain) and value.  0 fine, 1
+ * quarantined, <0 failure. */
+__attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pipeline *p,
+                                                 const qstate *st, size_t at, size_t end,
+                                                 size_t eqi, bool name_plain, pixel_param *pa)
 {
-    pixel_record *r = &ctx->rec;
-    if (r->nparams >= p->max_params) {
-        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
-                                 "more than %zu query parameters", p->max_params);
-    }
-    pixel_param *pa = &r->params[r->nparams];
     int rc = 0;
-    if (PIXEL_LIKELY(!(m->any_esc && any_bit(m->esc, at, end)) &&
-                     !(m->any_high && any_bit(m->high, at, end)))) {
-        /* plain ASCII: views into the line */
-        pa->name = (pixel_span){query.p + at, eqi - at};
-        pa->value = eqi < end ? (pixel_span){query.p + eqi + 1, end - eqi - 1}
-                              : (pixel_span){query.p + end, 0};
+    if (name_plain) {
+        pa->name = (pixel_span){st->q + at, eqi - at};
     } else {
-        rc = decode_part(ctx, p, query, m, at, eqi, (pixel_span){NULL, 0}, "parameter name",
-                         &pa->name);
-        if (rc == 0) {
-            rc = eqi < end ? decode_part(ctx, p, query, m, eqi + 1, end, pa->name, "parameter",
-                                         &pa->value)
-                           : (pa->value = (pixel_span){query.p + end, 0}, 0);
-        }
-        if (rc != 0) {
-            return rc;
-        }
+        rc = decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", &pa->name);
     }
-    /* a name that is a view into the query may be loaded a word at a time */
-    bool view = pa->name.p == query.p + at;
-    pa->slot = slot_find(p, pa->name.p, pa->name.n, view ? query.p + query.n : NULL);
-    pa->next_same = -1;
-    if (pa->slot >= 0) {
-        pixel_slot *sl = &r->slots[pa->slot];
-        if (sl->first < 0) {
-            sl->first = (int32_t)r->nparams;
-            sl->count = 1;
+    if (rc == 0) {
+        if (eqi < end) {
+            rc = decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
         } else {
-            switch (p->repeat) {
-                case REPEAT_FIRST:
-                    pa->slot = -1;
-                    break;
-                case REPEAT_LAST:
-                    r->params[sl->first].slot = -1;
-                    sl->first = (int32_t)r->nparams;
-                    break;
-                case REPEAT_LIST: {
-                    int32_t k = sl->first;
-                    while (r->params[k].next_same >= 0) {
-                        k = r->params[k].next_same;
-                    }
-                    r->params[k].next_same = (int32_t)r->nparams;
-                    sl->count++;
-                    break;
-                }
-                case REPEAT_REJECT: {
-                    char loc[160];
-                    snprintf(loc, sizeof(loc), "query.%s", p->slot_names[pa->slot]);
-                    rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "repeated_parameter", loc,
-                                           "parameter \"%s\" appears more than once",
-                                           p->slot_names[pa->slot]);
-                    return rc < 0 ? rc : 1;
-                }
-            }
+            pa->value = (pixel_span){st->q + end, 0};
         }
     }
-    r->nparams++;
+    return rc;
+}
+
+/* Parameter i has a slot that an earlier parameter took: what repeated_keys
+ * says.  0 fine, 1 quarantined, <0 failure. */
+__attribute__((noinline)) static int repeated(const pixel_pipeline *p, pixel_ctx *ctx,
+                                              pixel_param *params, pixel_slot *sl, int32_t i)
+{
+    pixel_param *pa = &params[i];
+    switch (p->repeat) {
+        case REPEAT_FIRST:
+            pa->slot = -1;
+            break;
+        case REPEAT_LAST:
+            params[sl->first].slot = -1;
+            sl->first = i;
+            break;
+        case REPEAT_LIST: {
+            int32_t k = sl->first;
+            while (params[k].next_same >= 0) {
+                k = params[k].next_same;
+            }
+            params[k].next_same = i;
+            sl->count++;
+            break;
+        }
+        case REPEAT_REJECT: {
+            char loc[160];
+            snprintf(loc, sizeof(loc), "query.%s", p->slot_names[pa->slot]);
+            int rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "repeated_parameter", loc,
+                                       "parameter \"%s\" appears more than once",
+                                       p->slot_names[pa->slot]);
+            return rc < 0 ? rc : 1;
+        }
+    }
     return 0;
 }
 
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
 {
     pixel_record *r = &ctx->rec;
-    r->nslots = p->nslots;
-    r->slots = pixel__arena_alloc(&ctx->arena, (p->nslots ? p->nslots : 1) * sizeof(pixel_slot));
-    r->params = pixel__arena_alloc(&ctx->arena, p->max_params * sizeof(pixel_param));
-    if (!r->slots || !r->params) {
-        return PIXEL_ENOMEM;
-    }
-    memset(r->slots, 0xff, p->nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
+    const size_t nslots = p->nslots, max_params = p->max_params;
+    pixel_slot *slots = pixel__arena_alloc(&ctx->arena, (nslots ? nslots : 1) * sizeof(pixel_slot));
+    pixel_param *params = pixel__arena_alloc(&ctx->arena, max_params * sizeof(pixel_param));
+    r->nslots = nslots;
+    r->slots = slots;
+    r->params = params;
     r->nparams = 0;
-    const size_t n = query.n;
-    qmasks m;
-    if (classify(&ctx->arena, (const unsigned char *)query.p, n, p->plus_as_space ? '+' : '%', &m) <
-        0) {
+    if (!slots || !params) {
         return PIXEL_ENOMEM;
     }
-    /* The pair being cut starts at `at`; its first '=' is at eqi (n: none yet). */
-    size_t at = 0, eqi = n;
-    for (size_t wi = 0; wi <= n / 64; wi++) {
-        uint64_t w = m.sep[wi];
-        if (wi == n / 64) {
-            w |= (uint64_t)1 << (n % 64); /* the end of the string acts as one more '&' */
-        }
-        for (; w; w &= w - 1) {
-            size_t q = wi * 64 + (size_t)__builtin_ctzll(w);
-            if (q < n && query.p[q] == '=') {
-                eqi = eqi == n ? q : eqi; /* a later '=' belongs to the value */
-                continue;
+    memset(slots, 0xff, nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
+    const char *q = query.p;
+    const size_t n = query.n;
+    /* bytes up to rd_end may be read: a query inside the line, to the line's end */
+    const char *rd_end = q + n;
+    if (ctx->line && q >= ctx->line && q + n <= ctx->line + ctx->line_len) {
+        rd_end = ctx->line + ctx->line_len;
+    }
+    qstate st = {q, rd_end, {0}};
+    uint64_t *w = pixel__arena_alloc(&ctx->arena, 3 * (n / 64 + 1) * sizeof(uint64_t));
+    if (!w) {
+        return PIXEL_ENOMEM;
+    }
+    classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+    const qmasks m = st.m;
+    /* Each mask gets a bit at n: the end of the string acts as one more '&',
+     * and '=' or a byte to decode at n means none in the pair; so a search
+     * for the next bit always ends. */
+    const uint64_t end_bit = (uint64_t)1 << (n % 64);
+    m.amp[n / 64] |= end_bit;
+    m.eq[n / 64] |= end_bit;
+    m.spec[n / 64] |= end_bit;
+    /* The pair being cut is [at, end); the first '=' and the first byte to
+     * decode at or after `at` are eq and sp. */
+    size_t at = 0, np = 0;
+    size_t eq = next_set(m.eq, 0), sp = next_set(m.spec, 0);
+    int rc = 0;
+    for (;;) {
+        const size_t end = next_set(m.amp, at);
+        if (end > at) { /* "&&" and a trailing '&' make no pair */
+            if (PIXEL_UNLIKELY(np >= max_params)) {
+                rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
+                                       "more than %zu query parameters", max_params);
+                break;
             }
-            if (q > at) { /* "&&" and a trailing '&' make no pair */
-                int rc = add_pair(p, ctx, query, &m, at, q, eqi < q ? eqi : q);
+            const size_t eqi = eq < end ? eq : end;
+            pixel_param *pa = &params[np];
+            int32_t slot;
+            if (PIXEL_LIKELY(sp >= end)) {
+                pixel_span name = {q + at, eqi - at};
+                pa->name = name;
+                pa->value =
+                    eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1} : (pixel_span){q + end, 0};
+                /* eight readable bytes from the name on: one load and a mask */
+                uint64_t word = PIXEL_LIKELY(rd_end - name.p >= 8)
+                                    ? name_word_fast(name.p, name.n)
+                                    : name_word(name.p, name.n, NULL);
+                slot = slot_find_word(p, name.p, name.n, word);
+            } else {
+                rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
                 if (rc != 0) {
-                    return rc < 0 ? rc : 0;
+                    break;
+                }
+                slot = slot_find(p, pa->name.p, pa->name.n, pa->name.p == q + at ? rd_end : NULL);
+            }
+            pa->slot = slot;
+            pa->next_same = -1;
+            if (slot >= 0) {
+                pixel_slot *sl = &slots[slot];
+                if (PIXEL_LIKELY(sl->first < 0)) {
+                    sl->first = (int32_t)np;
+                    sl->count = 1;
+                } else if ((rc = repeated(p, ctx, params, sl, (int32_t)np)) != 0) {
+                    break;
                 }
             }
-            at = q + 1;
-            eqi = n;
+            np++;
+        }
+        if (end >= n) {
+            break;
+        }
+        at = end + 1;
+        if (eq < at) {
+            eq = next_set(m.eq, at); /* a later '=' belongs to the value */
+        }
+        if (PIXEL_UNLIKELY(sp < at)) {
+            sp = next_set(m.spec, at);
         }
     }
-    return 0;
+    r->nparams = np;
+    return rc < 0 ? rc : 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 static const char *const syslog_names[PIXEL_S_COUNT] = {
     "pri", "facility", "severity", "timestamp", "hostname", "tag", "procid", "msgid", "message",
@@ -99,10 +100,7 @@ static int parse_3164(pixel_record *r, const char *p, const char *end, pixel_spa
     r->syslog[PIXEL_S_HOSTNAME] = (pixel_span){p, (size_t)(h_end - p)};
     p = h_end + 1;
     /* TAG: up to ':' (or '[' for a pid), at most 48 characters, no space. */
-    const char *t = p;
-    while (t < end && t - p <= 48 && *t != ':' && *t != '[' && *t != ' ') {
-        t++;
-    }
+    const char *t = pixel__find3(p, end - p > 49 ? p + 49 : end, ':', '[', ' ');
     if (t >= end || t == p || (*t != ':' && *t != '[')) {
         return -1;
     }

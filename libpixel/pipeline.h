@@ -144,6 +144,7 @@ struct pixel_pipeline {
     size_t *slot_name_len;
     size_t nslots;
     uint32_t slot_hash_mask;
+    uint64_t slot_hash_mult;     /* word_hash's multiplier (parse_query.c) */
     pixel_slot_entry *slot_hash; /* open addressing by name_word (parse_query.c) */
 
     pixel_field *fields;

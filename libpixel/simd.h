@@ -101,6 +101,35 @@ static inline pixel_qclass pixel__query_class16(const unsigned char *p, unsigned
     return k;
 }
 
+/* The byte classes that cut a query string into pairs, for one block of
+ * sixteen bytes: '&', '=', and the bytes a pair must be decoded or checked
+ * for ('%', '+' when it means a space, and >= 0x80). */
+typedef struct pixel_qsplit {
+    unsigned amp, eq, spec;
+} pixel_qsplit;
+
+static inline pixel_qsplit pixel__query_split16(const unsigned char *p, unsigned char plus)
+{
+    pixel_qsplit k;
+#ifdef PIXEL_SIMD_SSE2
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    k.amp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('&')));
+    k.eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+    __m128i esc = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('%')),
+                               _mm_cmpeq_epi8(v, _mm_set1_epi8((char)plus)));
+    k.spec = (unsigned)_mm_movemask_epi8(_mm_or_si128(esc, v)); /* v: its high bit */
+#else
+    k.amp = k.eq = k.spec = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned char c = p[i];
+        k.amp |= (unsigned)(c == '&') << i;
+        k.eq |= (unsigned)(c == '=') << i;
+        k.spec |= (unsigned)(c == '%' || c == plus || c >= 0x80) << i;
+    }
+#endif
+    return k;
+}
+
 /* Bytes >= 0x80. */
 static inline unsigned pixel__high16(const unsigned char *p)
 {
@@ -113,6 +142,47 @@ static inline unsigned pixel__high16(const unsigned char *p)
     }
     return m;
 #endif
+}
+
+/* Whether all n bytes at p are ASCII (< 0x80).  Only the n bytes are read:
+ * overlapping blocks (or words) cover the tail. */
+static inline int pixel__all_ascii(const void *p, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    if (n >= 16) {
+#ifdef PIXEL_SIMD_SSE2
+        __m128i acc = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+        for (size_t i = 0; n - i > 16; i += 16) {
+            acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+        }
+        return _mm_movemask_epi8(acc) == 0;
+#else
+        uint64_t acc = 0, w;
+        for (size_t i = 0; n - i > 8; i += 8) {
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        return ((acc | w) & 0x8080808080808080ull) == 0;
+#endif
+    }
+    if (n >= 8) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        return ((a | z) & 0x8080808080808080ull) == 0;
+    }
+    if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        return ((a | z) & 0x80808080u) == 0;
+    }
+    unsigned acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc |= s[i];
+    }
+    return acc < 0x80;
 }
 
 /* ASCII hex digits (0-9, a-f, A-F). */

@@ -270,6 +270,40 @@ START_TEST(log_fields_must_be_utf8)
 }
 END_TEST
 
+/* The ASCII shortcut before the UTF-8 check reads blocks, words and bytes:
+ * one non-ASCII byte anywhere in a user agent of any length is seen. */
+START_TEST(log_fields_utf8_at_every_length_and_offset)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {ua: log.user_agent}\n");
+    size_t n = (size_t)_i;
+    for (size_t at = 0; at <= n; at++) {
+        for (int valid = 0; valid < 2; valid++) {
+            char ua[64], line[256];
+            memset(ua, 'a', n);
+            ua[n] = '\0';
+            if (at < n) {
+                if (valid && at + 1 < n) {
+                    ua[at] = (char)0xC3, ua[at + 1] = (char)0xA9; /* é */
+                } else {
+                    ua[at] = (char)0xE9; /* Latin-1 é: not UTF-8 */
+                }
+            }
+            snprintf(line, sizeof(line),
+                     "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif HTTP/1.1\" 200 "
+                     "43 \"-\" \"%s\"",
+                     ua);
+            int bad = at < n && !(valid && at + 1 < n);
+            ck_assert_int_eq(run(p, ctx, line),
+                             bad ? PIXEL_OUTCOME_QUARANTINED : PIXEL_OUTCOME_EVENT);
+            if (bad) {
+                ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static Suite *map_suite(void)
 {
     Suite *s = suite_create("map");
@@ -286,6 +320,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, times_in_a_row_match_gmtime);
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
     tcase_add_test(tc, log_fields_must_be_utf8);
+    tcase_add_loop_test(tc, log_fields_utf8_at_every_length_and_offset, 0, 40);
     suite_add_tcase(s, tc);
     return s;
 }

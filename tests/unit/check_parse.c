@@ -58,6 +58,30 @@ START_TEST(rfc3164_header_is_split)
 }
 END_TEST
 
+/* An RFC 3164 TAG is at most 49 characters before its ':' (or '['). */
+START_TEST(rfc3164_tag_length_limit)
+{
+    pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
+    for (int len = 1; len <= 52; len++) {
+        char tag[64], line[512];
+        memset(tag, 't', (size_t)len);
+        tag[len] = '\0';
+        snprintf(line, sizeof(line), "<190>Nov  6 05:24:46 web01 %s: " LINE("a=1"), tag);
+        ck_assert_int_eq(parse(p, line),
+                         len <= 49 ? PIXEL_OUTCOME_PENDING : PIXEL_OUTCOME_QUARANTINED);
+        if (len <= 49) {
+            ck_assert_str_eq(get("syslog.tag"), tag);
+        }
+        snprintf(line, sizeof(line), "<190>Nov  6 05:24:46 web01 %s[7]: " LINE("a=1"), tag);
+        ck_assert_int_eq(parse(p, line),
+                         len <= 49 ? PIXEL_OUTCOME_PENDING : PIXEL_OUTCOME_QUARANTINED);
+    }
+    /* the line ends inside the tag */
+    ck_assert_int_eq(parse(p, "<190>Nov  6 05:24:46 web01 nginx"), PIXEL_OUTCOME_QUARANTINED);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(rfc5424_header_is_split)
 {
     pixel_pipeline *p = load_ok("input: {framing: rfc5424, pixel_paths: [/px.gif]}\n" FIELDS);
@@ -224,6 +248,32 @@ START_TEST(query_values_are_decoded_strictly)
 }
 END_TEST
 
+/* Parameter names are looked up by their first eight bytes and length, then
+ * the rest: names that share a prefix, or are longer than 8 and 16 bytes. */
+START_TEST(long_and_similar_parameter_names_are_told_apart)
+{
+    pixel_pipeline *p =
+        load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n"
+                "fields: {a: query.abcdefgh, b: query.abcdefgh1, c: query.abcdefgh2,"
+                " d: query.abcdefghijklmnopq, e: query.abcdefghijklmnopqrstuvwxyz}\n");
+    ck_assert_int_eq(run(p, ctx,
+                         LINE("abcdefgh3=no&abcdefghijklmnopr=no&abcdefgh=1&abcdefgh2=3&abcdefgh1=2"
+                              "&abcdefghijklmnopq=4&abcdefghijklmnopqrstuvwxy=no&abcdefghijklmnopqr"
+                              "stuvwxyz=5&abcdefg=no")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\"}");
+    /* the same names escaped (decoded before the lookup), and at the line's end */
+    ck_assert_int_eq(run(p, ctx,
+                         "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"GET "
+                         "/px.gif?abcdefgh%31=x&abcdefghijklmnopqrstuvwxy%7A=y&abcdefgh2=z\""
+                         " 200 43 \"-\" \"-\""),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"b\":\"x\",\"c\":\"z\",\"e\":\"y\"}");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static const char *const bad_escapes[] = {"%zz", "%g1", "%%", "%u00e9", "%4", "%E", "%", "ab%"};
 START_TEST(malformed_escapes_are_rejected_with_the_parameter)
 {
@@ -251,6 +301,27 @@ START_TEST(invalid_utf8_is_rejected)
     ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "invalid_utf8");
     ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.q");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* Raw (unescaped) bytes >= 0x80 in a query: kept as they are when they are
+ * UTF-8, with or without escapes around them; rejected otherwise. */
+START_TEST(raw_non_ascii_query_bytes)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    ck_assert_int_eq(
+        parse(p, LINE("a=S\xc3\xa3o%20Paulo&b=caf\xc3\xa9&c\xc3\xa9=1&d=\xc3\xa9%C3%A9+")),
+        PIXEL_OUTCOME_PENDING);
+    ck_assert_str_eq(get("query.a"), "S\xc3\xa3o Paulo");
+    ck_assert_str_eq(get("query.b"), "caf\xc3\xa9");
+    ck_assert_str_eq(get("query.c\xc3\xa9"), "1");
+    ck_assert_str_eq(get("query.d"), "\xc3\xa9\xc3\xa9 ");
+    ck_assert_int_eq(parse(p, LINE("a=1&q=Ca\xf1on%20x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+    ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.q");
+    ck_assert_int_eq(parse(p, LINE("a=1&\xff=x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "invalid_utf8");
     pixel_pipeline_free(p);
 }
 END_TEST
@@ -305,6 +376,7 @@ static Suite *parse_suite(void)
     TCase *tc = tcase_create("framing");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, rfc3164_header_is_split);
+    tcase_add_test(tc, rfc3164_tag_length_limit);
     tcase_add_test(tc, rfc5424_header_is_split);
     tcase_add_test(tc, auto_framing_takes_either);
     suite_add_tcase(s, tc);
@@ -319,10 +391,12 @@ static Suite *parse_suite(void)
     tc = tcase_create("query");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, query_values_are_decoded_strictly);
+    tcase_add_test(tc, long_and_similar_parameter_names_are_told_apart);
     tcase_add_loop_test(tc, malformed_escapes_are_rejected_with_the_parameter, 0,
                         (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
     tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
                         (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
+    tcase_add_test(tc, raw_non_ascii_query_bytes);
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);
