@@ -381,15 +381,17 @@ static int each_line(const char *buf, size_t len, pixelconv_kafka *k,
 }
 #endif
 
-static void write_batch(sinks *s, const batch *b)
+static void write_batch(sinks *s, batch *b)
 {
 #ifdef PIXEL_HAVE_KAFKA
     if (s->kafka) {
         pixelconv_kafka *k = s->kafka;
-        if (pixelconv_kafka_events(k, b->ev, b->ev_len) < 0 ||
+        /* The events' buffer is lent to the sink; b->ev becomes another. */
+        if (pixelconv_kafka_events(k, &b->ev, &b->ev_cap, b->ev_len) < 0 ||
             each_line(b->qr, b->qr_len, k, pixelconv_kafka_quarantine) < 0) {
             s->write_failed = true;
         }
+        b->ev_len = 0;
         pixelconv_kafka_count(k, PIXEL_OUTCOME_SKIPPED, b->c.skipped);
         pixelconv_kafka_count(k, PIXEL_OUTCOME_DROPPED, b->c.dropped);
         if (s->qr_too && b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len) {
