@@ -549,7 +549,7 @@ def case_pixelconv():
         sys.exit(SKIP)
     e = Env("pixelconv")
     e.start_mock(topics=("j1:16", "j2:16"))
-    # Several of pixelconv's 1 MB batches, so that workers overlap.
+    # Many of pixelconv's batches (64 KB of input with --kafka), so that workers overlap.
     e.log, e.labels = e.corpus(12000)
     # The generator gives each user about 1.4 events: too few for an order
     # to be seen.  Fold the users into USERS (the same 32 hex digits form),
