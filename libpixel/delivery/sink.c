@@ -584,9 +584,8 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
         if (h == NULL) {
             e = rd_kafka_producev(
                 s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                RD_KAFKA_V_MSGFLAGS(flags),
-                RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
-                RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+                RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+                RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
             goto produced;
         }
         if (m->type != NULL) {
@@ -601,9 +600,9 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
         }
         e = rd_kafka_producev(
             s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-            RD_KAFKA_V_MSGFLAGS(flags),
-            RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+            RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op),
+            RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_headers_destroy(h);
         }
