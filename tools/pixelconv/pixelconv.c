@@ -33,8 +33,7 @@
  * worker writes are still in a cache when the writer produces them and
  * librdkafka's broker threads copy them into requests.  With 1 MB batches
  * (about 1.8 MB of events each, four in the ring) they are not, and the
- * producer side took about a fifth more CPU (tests/bench/delivery_bench.py,
- * docs/delivery.md).
+ * producer side took a tenth to a fifth more CPU (docs/delivery.md).
  */
 #define KAFKA_BATCH_BYTES (1u << 16)
 
