@@ -450,7 +450,11 @@ static void progress(const input *in, const counts *c, double t0, int final)
 
 typedef struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* Two conditions, so that a hand-off wakes only the thread it is
+     * for: workers wait for a filled batch (or the end), the writer for a
+     * converted one (with --kafka's small batches hand-offs are frequent,
+     * and a broadcast woke every thread for each). */
+    pthread_cond_t work_cv, done_cv;
     batch *ring;
     int nring;
     unsigned long next_to_process;
@@ -482,7 +486,7 @@ static void *worker(void *arg)
             process_batch(ctx, b);
             pthread_mutex_lock(&pl->mu);
             b->state = 2;
-            pthread_cond_broadcast(&pl->cv);
+            pthread_cond_signal(&pl->done_cv);
             continue;
         }
         if (pl->done_reading) {
@@ -494,7 +498,7 @@ static void *worker(void *arg)
                 break;
             }
         }
-        pthread_cond_wait(&pl->cv, &pl->mu);
+        pthread_cond_wait(&pl->work_cv, &pl->mu);
     }
     pthread_mutex_unlock(&pl->mu);
     pixel_ctx_free(ctx);
@@ -512,7 +516,8 @@ static int run_threads(const options *o, input *in, sinks *s)
 {
     pool pl = {.nring = o->jobs * 2};
     pthread_mutex_init(&pl.mu, NULL);
-    pthread_cond_init(&pl.cv, NULL);
+    pthread_cond_init(&pl.work_cv, NULL);
+    pthread_cond_init(&pl.done_cv, NULL);
     pl.ring = calloc((size_t)pl.nring, sizeof(batch));
     pthread_t *th = calloc((size_t)o->jobs, sizeof(pthread_t));
     if (!pl.ring || !th) {
@@ -530,7 +535,7 @@ static int run_threads(const options *o, input *in, sinks *s)
         pthread_mutex_lock(&pl.mu);
         batch *w = &pl.ring[next_write % (unsigned long)pl.nring];
         while (next_write < next_fill && w->state != 2) {
-            pthread_cond_wait(&pl.cv, &pl.mu);
+            pthread_cond_wait(&pl.done_cv, &pl.mu);
         }
         pthread_mutex_unlock(&pl.mu);
         if (next_write < next_fill) {
@@ -551,11 +556,12 @@ static int run_threads(const options *o, input *in, sinks *s)
             if (f <= 0) {
                 pl.done_reading = true;
                 rc = f < 0 ? 1 : rc;
+                pthread_cond_broadcast(&pl.work_cv); /* every worker ends */
             } else {
                 b->seq = next_fill++;
                 b->state = 1;
+                pthread_cond_signal(&pl.work_cv); /* one batch, one worker */
             }
-            pthread_cond_broadcast(&pl.cv);
             pthread_mutex_unlock(&pl.mu);
         }
         if (o->progress && now_s() - last > 0.25) {
