@@ -168,6 +168,18 @@ PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void 
                                  pixel_error *err);
 
 /*
+ * pixel_sink_produce() with the event's value lent rather than copied:
+ * msg->value must stay valid and unchanged until the ack callback has been
+ * called for token, or, if it never is, until pixel_sink_free() has
+ * returned.  Kafka's producer then refers to the host's bytes instead of
+ * copying each event into an allocation of its own.  The other fields are
+ * borrowed for the call only, as with pixel_sink_produce(), and so is the
+ * value when PIXEL_DELIVERY_EFULL is returned.  Same semantics otherwise.
+ */
+PIXEL_API int pixel_sink_produce_lent(pixel_sink *s, const pixel_sink_msg *msg, void *token,
+                                      pixel_error *err);
+
+/*
  * Hand one quarantine record (compact JSON) to the sink: written to the
  * quarantine file and/or produced to the quarantine topic (configured).  A
  * stalled Kafka never blocks the file.  Returns as pixel_sink_produce();

@@ -564,9 +564,14 @@ static rd_kafka_topic_t *topic_for(pixel_sink *s, const char *type, size_t type_
  * while Kafka still looks healthy (Fluent Bit's out_kafka does the same).
  */
 static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg *m, void *op,
-                     int wait)
+                     int wait, int lent)
 {
     size_t key_len = m->key != NULL ? m->key_len : 0;
+    /* A lent value stays valid until its delivery report: librdkafka
+     * refers to it instead of copying it into a block of its own (with
+     * events of about 1 KB that block is also a malloc too large for
+     * glibc's per-thread cache). */
+    int flags = lent ? 0 : RD_KAFKA_MSG_F_COPY;
 
     for (;;) {
         /* Headers cost librdkafka an object, a list and a block per
@@ -579,9 +584,8 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
         if (h == NULL) {
             e = rd_kafka_producev(
                 s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
-                RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+                RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+                RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
             goto produced;
         }
         if (m->type != NULL) {
@@ -596,9 +600,9 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
         }
         e = rd_kafka_producev(
             s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_KEY(m->key, key_len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+            RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op),
+            RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_headers_destroy(h);
         }
@@ -661,10 +665,10 @@ static int probe_due(pixel_sink *s)
  * spool.  0 when accepted, PIXEL_DELIVERY_EFULL when not.
  */
 static int route(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg *m, void *token,
-                 int kind)
+                 int kind, int lent)
 {
     if (s->state == PIXEL_SINK_KAFKA && rkt != NULL) {
-        if (kafka_put(s, rkt, m, token, 1) == 0) {
+        if (kafka_put(s, rkt, m, token, 1, lent) == 0) {
             return 0;
         }
     } else if (probe_due(s) && rkt != NULL) {
@@ -674,7 +678,7 @@ static int route(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg *m,
         }
         if (box != NULL) {
             box->token = token;
-            if (kafka_put(s, rkt, m, box, 0) == 0) {
+            if (kafka_put(s, rkt, m, box, 0, lent) == 0) {
                 box->used = 1;
                 s->probe_current = box;
                 s->probe_inflight = 1;
@@ -706,7 +710,7 @@ static void unpark(pixel_sink *s)
             /* A best-effort copy: the spool only (it must not be a probe). */
             rc = spool_put(s, &p->m, p->token, p->kind);
         } else {
-            rc = route(s, rkt, &p->m, p->token, p->kind);
+            rc = route(s, rkt, &p->m, p->token, p->kind, 0); /* p is freed below */
         }
         if (rc != 0) {
             p->next = s->park_head;
@@ -805,8 +809,8 @@ PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
     return 0;
 }
 
-PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void *token,
-                                 pixel_error *err)
+static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int lent,
+                   pixel_error *err)
 {
     pixel_spool_msg m;
     rd_kafka_topic_t *rkt;
@@ -842,7 +846,7 @@ PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void 
     /* Count first: the ack may come from inside route(). */
     s->st.events_in++;
     s->st.events_pending++;
-    rc = route(s, rkt, &m, token, KIND_EVENT);
+    rc = route(s, rkt, &m, token, KIND_EVENT, lent);
     if (rc != 0) {
         s->st.events_in--;
         s->st.events_pending--;
@@ -858,6 +862,18 @@ PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void 
         housekeeping(s);
     }
     return 0;
+}
+
+PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void *token,
+                                 pixel_error *err)
+{
+    return produce(s, msg, token, 0, err);
+}
+
+PIXEL_API int pixel_sink_produce_lent(pixel_sink *s, const pixel_sink_msg *msg, void *token,
+                                      pixel_error *err)
+{
+    return produce(s, msg, token, 1, err);
 }
 
 static int qfile_write(pixel_sink *s, const char *json, size_t len)
@@ -922,12 +938,12 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
         }
         if (s->q_rkt != NULL) {
             /* A best-effort copy for the dead-letter topic; never blocks. */
-            if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0) != 0) {
+            if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
                 spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
             }
         }
     } else {
-        rc = route(s, s->q_rkt, &m, token, KIND_QUARANTINE);
+        rc = route(s, s->q_rkt, &m, token, KIND_QUARANTINE, 0);
         if (rc != 0) {
             s->st.quarantine_in--;
             s->st.quarantine_pending--;

@@ -549,7 +549,7 @@ def case_pixelconv():
         sys.exit(SKIP)
     e = Env("pixelconv")
     e.start_mock(topics=("j1:16", "j2:16"))
-    # Several of pixelconv's 1 MB batches, so that workers overlap.
+    # Many of pixelconv's batches (64 KB of input with --kafka), so that workers overlap.
     e.log, e.labels = e.corpus(12000)
     # The generator gives each user about 1.4 events: too few for an order
     # to be seen.  Fold the users into USERS (the same 32 hex digits form),
@@ -610,6 +610,40 @@ def case_pixelconv():
         print(f"ok: -j{j}: {len(rows)} events, byte-identical, keyed, with headers; "
               f"{len(by_key)} users (at least {fewest} events each) each in one of "
               f"{len(set(part_of.values()))} partitions, in input order")
+    # Kafka down: the events pixelconv lent to the sink come back in failed
+    # delivery reports and are spooled from its buffers, which go back to
+    # the batches only after the spool's fsync: every event is in Kafka or
+    # the spool, once, byte for byte.
+    e.mock_cmd("down all")
+    time.sleep(0.5)  # let the mock take the command first (not a timing check)
+    spool = os.path.join(e.dir, "spool3")
+    sets = {"kafka.brokers": e.brokers, "kafka.topic": "j3", "kafka.key_field": "user.id",
+            "kafka.type_field": "type", "quarantine.topic": "", "quarantine.file":
+            os.path.join(e.dir, "q3.jsonl"), "spool.dir": spool,
+            "kafka.delivery_timeout_ms": "2000", "failover.probe_initial_ms": "200"}
+    args = [a for n, v in sets.items() for a in ("--kafka-set", f"{n}={v}")]
+    p = subprocess.run(base + ["--kafka", *args, "-j", "2", e.log], stderr=subprocess.PIPE)
+    err = p.stderr.decode()
+    check(p.returncode == 0, f"pixelconv --kafka -j2, Kafka down, exited {p.returncode}: {err}")
+    e.mock_cmd("up all")
+    m = re.search(r"delivery: (\d+) delivered to Kafka, (\d+) spooled", err)
+    check(m is not None and int(m.group(2)) > 0, f"Kafka down, nothing spooled: {err}")
+    check(int(m.group(1)) + int(m.group(2)) == len(want), f"Kafka down: {err}")
+    ins = subprocess.run([e.spool_tool, "inspect", "--all", spool], stdout=subprocess.PIPE,
+                         check=True).stdout.decode("utf-8")
+    # inspect writes a backslash, tab or control byte as \xHH
+    spooled = [re.sub(r"\\x([0-9a-f]{2})", lambda h: chr(int(h.group(1), 16)), r.split("\t")[6])
+               for r in ins.split("\n") if r]
+    delivered = []
+    if int(m.group(1)) > 0:
+        delivered = [x for x in subprocess.run(
+            ["kcat", "-C", "-b", e.brokers, "-t", "j3", "-e", "-q",
+             "-X", "fetch.message.max.bytes=100000000", "-f", "%s\n"],
+            stdout=subprocess.PIPE, check=True, timeout=120).stdout.decode().split("\n") if x]
+    check(sorted(spooled + delivered) == sorted(want),
+          f"Kafka down: {len(spooled)} spooled + {len(delivered)} delivered, not the "
+          f"{len(want)} events byte for byte")
+    print(f"ok: Kafka down: {len(spooled)} spooled + {len(delivered)} delivered, byte-identical")
     e.close(True)
 
 

@@ -22,6 +22,20 @@
 
 #include "output_kafka.h"
 
+/*
+ * A batch's packed events, lent to the sink (pixel_sink_produce_lent): the
+ * JSON stays where the worker wrote it until every event of the batch is
+ * acked, then the buffer goes back to a batch.  pending counts the events
+ * not yet acked, plus one while the writer still produces from the block.
+ */
+typedef struct lent_block {
+    struct lent_block *next; /* the spare list */
+    struct lent_block *all;  /* every block, to free them at close */
+    char *buf;
+    size_t cap;
+    size_t pending;
+} lent_block;
+
 struct pixelconv_kafka {
     pixel_delivery_config *cfg;
     pixel_sink *sink;
@@ -29,15 +43,27 @@ struct pixelconv_kafka {
     char *pipeline_version;
     size_t pipeline_version_len;
     unsigned long not_durable;
+    lent_block *spare; /* acked blocks: their buffers wait for a batch */
+    lent_block *blocks;
 };
+
+static void block_release(pixelconv_kafka *k, lent_block *b)
+{
+    if (--b->pending == 0) {
+        b->next = k->spare;
+        k->spare = b;
+    }
+}
 
 static void on_ack(void *token, int status, void *payload)
 {
     pixelconv_kafka *k = payload;
 
-    (void)token;
     if (status < 0) {
         k->not_durable++;
+    }
+    if (token != NULL) {
+        block_release(k, token);
     }
 }
 
@@ -202,12 +228,38 @@ static const char *unpack(const char **p, uint32_t n, size_t *len)
     return s;
 }
 
-int pixelconv_kafka_events(pixelconv_kafka *k, const char *buf, size_t len)
+int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t len)
 {
-    const char *p = buf, *end = buf + len;
+    lent_block *blk = k->spare;
+    const char *p, *end;
+    char *spare_buf;
+    size_t spare_cap;
     pixel_sink_msg m;
     int rc = 0;
 
+    if (len == 0) {
+        return 0;
+    }
+    if (blk != NULL) {
+        k->spare = blk->next;
+    } else if ((blk = calloc(1, sizeof(*blk))) != NULL) {
+        blk->all = k->blocks;
+        k->blocks = blk;
+    } else {
+        return PIXEL_ENOMEM;
+    }
+    /* The block takes the batch's buffer; the batch gets the block's old
+     * one (already grown to a batch's size once the first blocks come
+     * back). */
+    spare_buf = blk->buf;
+    spare_cap = blk->cap;
+    blk->buf = *buf;
+    blk->cap = *cap;
+    *buf = spare_buf;
+    *cap = spare_cap;
+    blk->pending = 1;
+    p = blk->buf;
+    end = p + len;
     memset(&m, 0, sizeof(m));
     m.pipeline_version = k->pipeline_version;
     m.pipeline_version_len = k->pipeline_version_len;
@@ -220,10 +272,24 @@ int pixelconv_kafka_events(pixelconv_kafka *k, const char *buf, size_t len)
         m.type = unpack(&p, head[2], &m.type_len);
         m.schema_id = unpack(&p, head[3], &m.schema_id_len);
         m.value = unpack(&p, head[0], &m.value_len);
-        while ((rc = pixel_sink_produce(k->sink, &m, NULL, NULL)) == PIXEL_DELIVERY_EFULL) {
+        /* A worker on another core wrote this buffer: each event's first
+         * touch here is a cache (and TLB) miss that the producer would
+         * wait for.  Ask for the next event's head and key now, so that
+         * they arrive while this one is produced. */
+        if (p < end) {
+            __builtin_prefetch(p);
+            __builtin_prefetch(p + 64);
+        }
+        /* Counted first: the ack may come from inside the call. */
+        blk->pending++;
+        while ((rc = pixel_sink_produce_lent(k->sink, &m, blk, NULL)) == PIXEL_DELIVERY_EFULL) {
             pixel_sink_poll(k->sink, 100);
         }
+        if (rc != 0) {
+            blk->pending--; /* not accepted: no ack will come */
+        }
     }
+    block_release(k, blk);
     return rc;
 }
 
@@ -263,6 +329,13 @@ int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *err
     }
     pixel_delivery_config_free(k->cfg);
     free(k->pipeline_version);
+    /* The sink is gone: nothing refers to the lent buffers any more. */
+    while (k->blocks != NULL) {
+        lent_block *b = k->blocks;
+        k->blocks = b->all;
+        free(b->buf);
+        free(b);
+    }
     free(k);
     return rc == 0 ? 0 : -1;
 }

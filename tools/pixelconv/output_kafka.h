@@ -39,11 +39,14 @@ int pixelconv_kafka_pack(const pixelconv_kafka *k, const pixel_value *event, con
                          size_t len, char **buf, size_t *buf_len, size_t *buf_cap);
 
 /*
- * Writer side: hand every event packed in buf (pixelconv_kafka_pack) to the
- * sink, in order.  Waits (serving the sink) while the spool is full:
+ * Writer side: hand every event packed in *buf (len bytes,
+ * pixelconv_kafka_pack) to the sink, in order.  The events are lent, not
+ * copied: the sink keeps *buf until each of them is acked, and *buf and
+ * *cap are replaced by a buffer for the next batch (one that came back, or
+ * NULL and 0).  Waits (serving the sink) while the spool is full:
  * back-pressure, never a drop.  Returns 0 or a negative status.
  */
-int pixelconv_kafka_events(pixelconv_kafka *k, const char *buf, size_t len);
+int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t len);
 
 /* One quarantine record (compact JSON, no newline).  0 or a negative status. */
 int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *json, size_t len);

@@ -28,6 +28,16 @@
 #endif
 
 #define BATCH_BYTES (1u << 20)
+/*
+ * With --kafka, batches of 64 KB of input (about 100 lines): the events a
+ * worker writes are still in a cache when the writer produces them and
+ * librdkafka's broker threads copy them into requests.  With 1 MB batches
+ * (about 1.8 MB of events each, four in the ring) they are not, and the
+ * producer side took a tenth to a fifth more CPU (docs/delivery.md).
+ */
+#define KAFKA_BATCH_BYTES (1u << 16)
+
+static unsigned int g_batch_bytes = BATCH_BYTES;
 #define MAX_CODES   64
 
 typedef struct code_count {
@@ -282,7 +292,7 @@ static int open_next(input *in)
 }
 
 /*
- * Fill b->in with whole lines, about BATCH_BYTES.  Returns 1 when the batch
+ * Fill b->in with whole lines, about g_batch_bytes.  Returns 1 when the batch
  * has data, 0 at the end of all input.
  */
 static int fill_batch(input *in, batch *b)
@@ -300,10 +310,10 @@ static int fill_batch(input *in, batch *b)
         if (!in->gz && !open_next(in)) {
             return b->in_len > 0;
         }
-        if (grow(&b->in, &b->in_cap, b->in_len + BATCH_BYTES + 1) < 0) {
+        if (grow(&b->in, &b->in_cap, b->in_len + g_batch_bytes + 1) < 0) {
             return -1;
         }
-        int n = gzread(in->gz, b->in + b->in_len, BATCH_BYTES);
+        int n = gzread(in->gz, b->in + b->in_len, g_batch_bytes);
         if (n < 0) {
             int e;
             fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
@@ -326,7 +336,7 @@ static int fill_batch(input *in, batch *b)
             if (b->in_len && b->in[b->in_len - 1] != '\n') {
                 b->in[b->in_len++] = '\n'; /* the last line of a file without a newline */
             }
-            if (b->in_len >= BATCH_BYTES) {
+            if (b->in_len >= g_batch_bytes) {
                 return 1;
             }
             continue;
@@ -381,15 +391,17 @@ static int each_line(const char *buf, size_t len, pixelconv_kafka *k,
 }
 #endif
 
-static void write_batch(sinks *s, const batch *b)
+static void write_batch(sinks *s, batch *b)
 {
 #ifdef PIXEL_HAVE_KAFKA
     if (s->kafka) {
         pixelconv_kafka *k = s->kafka;
-        if (pixelconv_kafka_events(k, b->ev, b->ev_len) < 0 ||
+        /* The events' buffer is lent to the sink; b->ev becomes another. */
+        if (pixelconv_kafka_events(k, &b->ev, &b->ev_cap, b->ev_len) < 0 ||
             each_line(b->qr, b->qr_len, k, pixelconv_kafka_quarantine) < 0) {
             s->write_failed = true;
         }
+        b->ev_len = 0;
         pixelconv_kafka_count(k, PIXEL_OUTCOME_SKIPPED, b->c.skipped);
         pixelconv_kafka_count(k, PIXEL_OUTCOME_DROPPED, b->c.dropped);
         if (s->qr_too && b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len) {
@@ -438,7 +450,11 @@ static void progress(const input *in, const counts *c, double t0, int final)
 
 typedef struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* Two conditions, so that a hand-off wakes only the thread it is
+     * for: workers wait for a filled batch (or the end), the writer for a
+     * converted one (with --kafka's small batches hand-offs are frequent,
+     * and a broadcast woke every thread for each). */
+    pthread_cond_t work_cv, done_cv;
     batch *ring;
     int nring;
     unsigned long next_to_process;
@@ -470,7 +486,7 @@ static void *worker(void *arg)
             process_batch(ctx, b);
             pthread_mutex_lock(&pl->mu);
             b->state = 2;
-            pthread_cond_broadcast(&pl->cv);
+            pthread_cond_signal(&pl->done_cv);
             continue;
         }
         if (pl->done_reading) {
@@ -482,7 +498,7 @@ static void *worker(void *arg)
                 break;
             }
         }
-        pthread_cond_wait(&pl->cv, &pl->mu);
+        pthread_cond_wait(&pl->work_cv, &pl->mu);
     }
     pthread_mutex_unlock(&pl->mu);
     pixel_ctx_free(ctx);
@@ -500,7 +516,8 @@ static int run_threads(const options *o, input *in, sinks *s)
 {
     pool pl = {.nring = o->jobs * 2};
     pthread_mutex_init(&pl.mu, NULL);
-    pthread_cond_init(&pl.cv, NULL);
+    pthread_cond_init(&pl.work_cv, NULL);
+    pthread_cond_init(&pl.done_cv, NULL);
     pl.ring = calloc((size_t)pl.nring, sizeof(batch));
     pthread_t *th = calloc((size_t)o->jobs, sizeof(pthread_t));
     if (!pl.ring || !th) {
@@ -518,7 +535,7 @@ static int run_threads(const options *o, input *in, sinks *s)
         pthread_mutex_lock(&pl.mu);
         batch *w = &pl.ring[next_write % (unsigned long)pl.nring];
         while (next_write < next_fill && w->state != 2) {
-            pthread_cond_wait(&pl.cv, &pl.mu);
+            pthread_cond_wait(&pl.done_cv, &pl.mu);
         }
         pthread_mutex_unlock(&pl.mu);
         if (next_write < next_fill) {
@@ -539,11 +556,12 @@ static int run_threads(const options *o, input *in, sinks *s)
             if (f <= 0) {
                 pl.done_reading = true;
                 rc = f < 0 ? 1 : rc;
+                pthread_cond_broadcast(&pl.work_cv); /* every worker ends */
             } else {
                 b->seq = next_fill++;
                 b->state = 1;
+                pthread_cond_signal(&pl.work_cv); /* one batch, one worker */
             }
-            pthread_cond_broadcast(&pl.cv);
             pthread_mutex_unlock(&pl.mu);
         }
         if (o->progress && now_s() - last > 0.25) {
@@ -899,6 +917,7 @@ int main(int argc, char **argv)
         }
         s.kafka = g_kafka = k;
         s.qr_too = o.quarantine != NULL;
+        g_batch_bytes = KAFKA_BATCH_BYTES;
     }
 #endif
     setvbuf(s.ev, NULL, _IOFBF, 1 << 20);
