@@ -21,6 +21,7 @@ typedef struct pixel_logfmt {
     int *field; /* field slot per position */
     char **lit; /* n+1 literals */
     size_t *litlen;
+    uint64_t writes; /* bits of the record's field slots the parse may set */
 } pixel_logfmt;
 
 /* ---- map ---- */
