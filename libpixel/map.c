@@ -395,6 +395,39 @@ static int load_event_type(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *e
     return 0;
 }
 
+/* The per-type plans of the map stage (pixel_map_step), so that the loop over
+ * a line's fields neither tests types nor skips fields. */
+static int build_plan(pixel_pipeline *p)
+{
+    const size_t nt = p->ntypes;
+    p->plan_start = pixel__calloc(nt + 2, sizeof(size_t));
+    p->plan = pixel__calloc((nt + 1) * (p->nfields ? p->nfields : 1), sizeof(pixel_map_step));
+    if (!p->plan_start || !p->plan) {
+        return PIXEL_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t t = 0; t <= nt; t++) {
+        const uint64_t tbit = t < nt ? 1ull << t : ~0ull;
+        p->plan_start[t] = k;
+        for (size_t i = 0; i < p->nfields; i++) {
+            const pixel_field *f = &p->fields[i];
+            if (f->only_types && !(f->only_types & tbit)) {
+                continue;
+            }
+            p->plan[k++] = (pixel_map_step){
+                .field = (uint32_t)i,
+                .required = f->required && (f->required_types & tbit),
+                .simple = (f->src == SRC_QUERY || f->src == SRC_LOG || f->src == SRC_SYSLOG) &&
+                          !f->default_value && f->nmap == 0,
+                .src = (uint8_t)f->src,
+                .index = f->index,
+            };
+        }
+    }
+    p->plan_start[nt + 1] = k;
+    return 0;
+}
+
 int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
 {
     p->type_field = -1;
@@ -455,6 +488,9 @@ int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
     if (p->type_field >= 0 && p->fields[p->type_field].conv != CONV_STRING) {
         return pixel__cfg_fail(c, et, "the event type field must be a string");
     }
+    if (build_plan(p) < 0) {
+        return PIXEL_ENOMEM;
+    }
     for (size_t i = 0; i < p->nfields; i++) {
         for (size_t j = 1; j < p->nobjects; j++) {
             /* a field and an object of the same path would collide */
@@ -488,6 +524,8 @@ void pixel__map_free(pixel_pipeline *p)
         pixel__free(f->map_to_len);
     }
     pixel__free(p->fields);
+    pixel__free(p->plan);
+    pixel__free(p->plan_start);
     for (size_t i = 0; i < p->nobjects; i++) {
         pixel__free(p->objects[i].key);
     }
@@ -658,15 +696,26 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             return rc < 0 ? rc : 0; /* nothing else can be judged without a type */
         }
     }
-    uint64_t tbit = type >= 0 ? 1ull << type : ~0ull;
-    for (size_t i = 0; i < p->nfields; i++) {
-        const pixel_field *f = &p->fields[i];
-        if (f->only_types && !(f->only_types & tbit)) {
-            continue;
+    const pixel_record *r = &ctx->rec;
+    const size_t t = type >= 0 ? (size_t)type : p->ntypes;
+    const pixel_map_step *step = p->plan + p->plan_start[t], *const stop =
+                                                                 p->plan + p->plan_start[t + 1];
+    for (; step < stop; step++) {
+        const pixel_field *f = &p->fields[step->field];
+        pixel_span in;
+        if (PIXEL_LIKELY(step->simple)) {
+            if (step->src == SRC_QUERY) {
+                int32_t first =
+                    r->slots && step->index < (int)r->nslots ? r->slots[step->index].first : -1;
+                in = first >= 0 ? r->params[first].value : (pixel_span){NULL, 0};
+            } else {
+                in = step->src == SRC_LOG ? r->fields[step->index] : r->syslog[step->index];
+            }
+        } else {
+            in = field_input(p, ctx, f);
         }
-        pixel_span in = field_input(p, ctx, f);
         if (!in.p) {
-            if (f->required && (f->required_types & tbit)) {
+            if (step->required) {
                 if (pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_required", f->source_name,
                                       "required field \"%s\" (%s) is missing", f->target,
                                       f->source_name) < 0) {

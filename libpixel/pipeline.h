@@ -84,6 +84,16 @@ typedef struct pixel_field {
     size_t default_len;
 } pixel_field;
 
+/* One field of the map stage's plan for an event type: the fields that apply
+ * to the type, in order, with what the loop needs without reading the field. */
+typedef struct pixel_map_step {
+    uint32_t field;   /* index into pipeline->fields */
+    uint8_t required; /* required for this type */
+    uint8_t simple;   /* a query, log or syslog source, no default, no value map */
+    uint8_t src;      /* pixel_src_kind */
+    int32_t index;    /* the source's index */
+} pixel_map_step;
+
 /* An intermediate object of the event (from dotted target paths). */
 typedef struct pixel_objnode {
     int parent;
@@ -156,6 +166,10 @@ struct pixel_pipeline {
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
     size_t ntypes;
+    /* The map plan: steps [plan_start[t], plan_start[t + 1]) for event type t,
+     * and for t = ntypes every field (a pipeline without event types). */
+    pixel_map_step *plan;
+    size_t *plan_start;
 
     pixel_enricher *enrichers;
     size_t nenrichers;
