@@ -511,6 +511,40 @@ int pixel_parse(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_
     return finish(ctx, outcome, rc, err);
 }
 
+/* The stages past parse, for a context whose checks passed (the public
+ * functions below check; pixel_process() knows the parse left it so):
+ * their status, which finish() turns into the public one. */
+static inline int run_map(const pixel_pipeline *p, pixel_ctx *ctx)
+{
+    return pixel__map_run(p, ctx);
+}
+
+static int run_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < p->nenrichers && ctx->outcome == PIXEL_OUTCOME_PENDING; i++) {
+        const pixel_enricher *e = &p->enrichers[i];
+        rc = e->fn(e, ctx, err);
+        if (rc < 0) {
+            break;
+        }
+    }
+    return rc;
+}
+
+static int run_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_error *err)
+{
+    int rc = 0;
+    if (p->validator) {
+        rc = pixel__validator_check(p->validator, ctx, ctx->event, ctx->event_type,
+                                    ctx->event_type_len, err);
+    }
+    if (rc >= 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        ctx->outcome = PIXEL_OUTCOME_EVENT;
+    }
+    return rc;
+}
+
 int pixel_map(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, pixel_error *err)
 {
     int rc = check_args(p, ctx, err);
@@ -520,7 +554,7 @@ int pixel_map(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, p
     if (!ctx->parsed) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_MAP, "no parsed line to map");
     }
-    return finish(ctx, outcome, pixel__map_run(p, ctx), err);
+    return finish(ctx, outcome, run_map(p, ctx), err);
 }
 
 int pixel_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, pixel_error *err)
@@ -532,14 +566,7 @@ int pixel_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome
     if (!ctx->event) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_ENRICH, "no mapped event to enrich");
     }
-    for (size_t i = 0; i < p->nenrichers && ctx->outcome == PIXEL_OUTCOME_PENDING; i++) {
-        const pixel_enricher *e = &p->enrichers[i];
-        rc = e->fn(e, ctx, err);
-        if (rc < 0) {
-            break;
-        }
-    }
-    return finish(ctx, outcome, rc, err);
+    return finish(ctx, outcome, run_enrich(p, ctx, err), err);
 }
 
 int pixel_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome,
@@ -552,28 +579,27 @@ int pixel_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outco
     if (!ctx->event) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_VALIDATE, "no event to validate");
     }
-    if (p->validator) {
-        rc = pixel__validator_check(p->validator, ctx, ctx->event, ctx->event_type,
-                                    ctx->event_type_len, err);
-    }
-    if (rc >= 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
-        ctx->outcome = PIXEL_OUTCOME_EVENT;
-    }
-    return finish(ctx, outcome, rc, err);
+    return finish(ctx, outcome, run_validate(p, ctx, err), err);
 }
 
 int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
                   pixel_outcome *outcome, pixel_error *err)
 {
     int rc = pixel_parse(p, ctx, line, len, NULL, err);
-    if (rc == 0) {
-        rc = pixel_map(p, ctx, NULL, err);
+    /* A successful parse leaves ctx holding a parsed line of p, with no event
+     * yet: the checks of pixel_map() and the rest hold, so the stages run
+     * directly (a stage past a decided outcome does nothing anyway).  Without
+     * an event, the checked function says what is wrong. */
+    if (rc == 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        rc = finish(ctx, NULL, run_map(p, ctx), err);
     }
-    if (rc == 0) {
-        rc = pixel_enrich(p, ctx, NULL, err);
+    if (rc == 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        rc = PIXEL_LIKELY(ctx->event != NULL) ? finish(ctx, NULL, run_enrich(p, ctx, err), err)
+                                              : pixel_enrich(p, ctx, NULL, err);
     }
-    if (rc == 0) {
-        rc = pixel_validate(p, ctx, NULL, err);
+    if (rc == 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        rc = PIXEL_LIKELY(ctx->event != NULL) ? finish(ctx, NULL, run_validate(p, ctx, err), err)
+                                              : pixel_validate(p, ctx, NULL, err);
     }
     if (outcome) {
         *outcome = ctx ? ctx->outcome : PIXEL_OUTCOME_PENDING;
