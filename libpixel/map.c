@@ -420,6 +420,8 @@ static int build_plan(pixel_pipeline *p)
                 .simple = (f->src == SRC_QUERY || f->src == SRC_LOG || f->src == SRC_SYSLOG) &&
                           !f->default_value && f->nmap == 0,
                 .src = (uint8_t)f->src,
+                .direct = f->src != SRC_LOG && f->src != SRC_SYSLOG &&
+                          (f->src != SRC_QUERY || p->repeat != REPEAT_LIST),
                 .index = f->index,
             };
         }
@@ -725,7 +727,8 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             continue;
         }
         pixel_value *v = NULL;
-        int rc = convert_field(p, ctx, f, in, &v);
+        int rc = PIXEL_LIKELY(step->direct) ? pixel__convert(p, ctx, f, in, &v)
+                                            : convert_field(p, ctx, f, in, &v);
         if (rc < 0) {
             return rc;
         }

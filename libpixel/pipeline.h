@@ -91,7 +91,10 @@ typedef struct pixel_map_step {
     uint8_t required; /* required for this type */
     uint8_t simple;   /* a query, log or syslog source, no default, no value map */
     uint8_t src;      /* pixel_src_kind */
-    int32_t index;    /* the source's index */
+    /* straight to the conversion: neither log or syslog bytes (checked for
+     * UTF-8 first) nor a query list (repeated_keys: list) */
+    uint8_t direct;
+    int32_t index; /* the source's index */
 } pixel_map_step;
 
 /* An intermediate object of the event (from dotted target paths). */
