@@ -414,16 +414,28 @@ static int build_plan(pixel_pipeline *p)
             if (f->only_types && !(f->only_types & tbit)) {
                 continue;
             }
-            p->plan[k++] = (pixel_map_step){
+            /* a plain source: a query parameter or a span of the record */
+            const bool plain = !f->default_value && f->nmap == 0;
+            pixel_map_step st = {
                 .field = (uint32_t)i,
                 .required = f->required && (f->required_types & tbit),
-                .simple = (f->src == SRC_QUERY || f->src == SRC_LOG || f->src == SRC_SYSLOG) &&
-                          !f->default_value && f->nmap == 0,
-                .src = (uint8_t)f->src,
+                .input = STEP_OTHER,
                 .direct = f->src != SRC_LOG && f->src != SRC_SYSLOG &&
                           (f->src != SRC_QUERY || p->repeat != REPEAT_LIST),
                 .index = f->index,
             };
+            if (plain && f->src == SRC_QUERY) {
+                st.input = STEP_QUERY;
+            } else if (plain && f->src == SRC_LOG) {
+                st.input = STEP_RECORD;
+                st.index = (int32_t)(offsetof(pixel_record, fields) +
+                                     (size_t)f->index * sizeof(pixel_span));
+            } else if (plain && f->src == SRC_SYSLOG) {
+                st.input = STEP_RECORD;
+                st.index = (int32_t)(offsetof(pixel_record, syslog) +
+                                     (size_t)f->index * sizeof(pixel_span));
+            }
+            p->plan[k++] = st;
         }
     }
     p->plan_start[nt + 1] = k;
@@ -698,21 +710,23 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             return rc < 0 ? rc : 0; /* nothing else can be judged without a type */
         }
     }
+    /* what the conversions cannot change, kept out of memory across their calls */
     const pixel_record *r = &ctx->rec;
+    const pixel_slot *const slots = r->slots;
+    const int32_t nslots = slots ? (int32_t)r->nslots : 0;
+    const pixel_param *const params = r->params;
+    const pixel_field *const fields = p->fields;
     const size_t t = type >= 0 ? (size_t)type : p->ntypes;
-    const pixel_map_step *step = p->plan + p->plan_start[t], *const stop =
-                                                                 p->plan + p->plan_start[t + 1];
+    const pixel_map_step *step = p->plan + p->plan_start[t];
+    const pixel_map_step *const stop = p->plan + p->plan_start[t + 1];
     for (; step < stop; step++) {
-        const pixel_field *f = &p->fields[step->field];
+        const pixel_field *f = &fields[step->field];
         pixel_span in;
-        if (PIXEL_LIKELY(step->simple)) {
-            if (step->src == SRC_QUERY) {
-                int32_t first =
-                    r->slots && step->index < (int)r->nslots ? r->slots[step->index].first : -1;
-                in = first >= 0 ? r->params[first].value : (pixel_span){NULL, 0};
-            } else {
-                in = step->src == SRC_LOG ? r->fields[step->index] : r->syslog[step->index];
-            }
+        if (PIXEL_LIKELY(step->input == STEP_QUERY)) {
+            int32_t first = step->index < nslots ? slots[step->index].first : -1;
+            in = first >= 0 ? params[first].value : (pixel_span){NULL, 0};
+        } else if (step->input == STEP_RECORD) {
+            in = *(const pixel_span *)(const void *)((const char *)r + step->index);
         } else {
             in = field_input(p, ctx, f);
         }

@@ -86,15 +86,18 @@ typedef struct pixel_field {
 
 /* One field of the map stage's plan for an event type: the fields that apply
  * to the type, in order, with what the loop needs without reading the field. */
+enum { STEP_QUERY, STEP_RECORD, STEP_OTHER };
 typedef struct pixel_map_step {
     uint32_t field;   /* index into pipeline->fields */
     uint8_t required; /* required for this type */
-    uint8_t simple;   /* a query, log or syslog source, no default, no value map */
-    uint8_t src;      /* pixel_src_kind */
+    /* STEP_QUERY: parameter slot `index`; STEP_RECORD: the span at byte offset
+     * `index` of the record (a log or syslog field); STEP_OTHER: field_input()
+     * (a constant, a default or a value map) */
+    uint8_t input;
     /* straight to the conversion: neither log or syslog bytes (checked for
      * UTF-8 first) nor a query list (repeated_keys: list) */
     uint8_t direct;
-    int32_t index; /* the source's index */
+    int32_t index;
 } pixel_map_step;
 
 /* An intermediate object of the event (from dotted target paths). */
