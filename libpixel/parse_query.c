@@ -430,6 +430,10 @@ static inline uint64_t range_word(const uint64_t *m, size_t wi, size_t from, siz
  * the source may be read that far (d has room for a block past len). */
 static inline void copy_run(char *d, const char *s, size_t len, const char *rd_end)
 {
+    if (PIXEL_LIKELY(len <= 16 && rd_end - s >= 16)) {
+        pixel__copy16(d, s); /* the usual short run, in one block */
+        return;
+    }
     while (len >= 16) {
         pixel__copy16(d, s);
         d += 16, s += 16, len -= 16;
@@ -477,9 +481,8 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
                 hi = 0x80;
                 continue;
             }
-            if (at < i) {
-                continue; /* inside an escape already decoded */
-            }
+            /* (never a bit inside an escape already decoded: its two bytes are
+             * hex digits, none of which is a byte to decode) */
             if (!d) {
                 /* room for a sixteen-byte block copied at the end of the output */
                 d = pixel__arena_alloc(&ctx->arena, n + 16);
@@ -490,9 +493,12 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
             copy_run(d + k, q + i, at - i, rd_end);
             k += at - i;
             if (c == '%') {
-                int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
-                int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
-                if (h < 0 || l < 0) {
+                int h = -1, l = -1;
+                if (PIXEL_LIKELY(to - at > 2)) {
+                    h = hexval((unsigned char)q[at + 1]);
+                    l = hexval((unsigned char)q[at + 2]);
+                }
+                if ((h | l) < 0) {
                     bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n,
                                at - from);
                     return 1;
