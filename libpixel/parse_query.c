@@ -12,6 +12,10 @@
 #include "pipeline.h"
 #include "simd.h"
 
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 /*
  * Parameter names are short and few.  A name is looked up by its first eight
  * bytes as one little-endian word (zero-padded) and its length; most names
@@ -323,33 +327,15 @@ typedef struct qmasks {
     size_t nw;
 } qmasks;
 
-/* Fills the masks (nw = n / 64 + 1 words each, in w). */
-static void classify(const char *q, size_t n, const char *rd_end, unsigned char plus, uint64_t *w,
-                     qmasks *m)
+/* The masks' words from word wi (byte o) on: blocks of sixteen bytes, then the
+ * last n - o < 16 bytes (classify's second half, shared by its two versions). */
+__attribute__((always_inline)) static inline void classify_rest(const char *q, size_t n,
+                                                                const char *rd_end,
+                                                                unsigned char plus, qmasks *m,
+                                                                size_t o, size_t wi)
 {
     const unsigned char *s = (const unsigned char *)q;
-    const size_t nw = n / 64 + 1;
-    m->nw = nw;
-    m->amp = w;
-    m->eq = w + nw;
-    m->spec = w + 2 * nw;
-    size_t o = 0, wi = 0;
-    /* whole blocks of 64 bytes, then of 16 */
-    for (; n - o >= 64; o += 64, wi++) {
-        /* one block at a time into the three words (fewer live registers) */
-        uint64_t a, e, x;
-        pixel_qsplit k = pixel__query_split16(s + o, plus);
-        a = k.amp, e = k.eq, x = k.spec;
-        k = pixel__query_split16(s + o + 16, plus);
-        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
-        k = pixel__query_split16(s + o + 32, plus);
-        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
-        k = pixel__query_split16(s + o + 48, plus);
-        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
-        m->amp[wi] = a;
-        m->eq[wi] = e;
-        m->spec[wi] = x;
-    }
+    const size_t nw = m->nw;
     for (; wi < nw; wi++) {
         uint64_t a = 0, e = 0, x = 0;
         for (unsigned sh = 0; n - o >= 16; sh += 16, o += 16) {
@@ -389,6 +375,90 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
         m->spec[tw] |= (uint64_t)k.spec << sh;
     }
 }
+
+/* Fills the masks (nw = n / 64 + 1 words each, in w). */
+static void classify(const char *q, size_t n, const char *rd_end, unsigned char plus, uint64_t *w,
+                     qmasks *m)
+{
+    const unsigned char *s = (const unsigned char *)q;
+    const size_t nw = n / 64 + 1;
+    m->nw = nw;
+    m->amp = w;
+    m->eq = w + nw;
+    m->spec = w + 2 * nw;
+    size_t o = 0, wi = 0;
+    /* whole blocks of 64 bytes, then of 16 */
+    for (; n - o >= 64; o += 64, wi++) {
+        /* one block at a time into the three words (fewer live registers) */
+        uint64_t a, e, x;
+        pixel_qsplit k = pixel__query_split16(s + o, plus);
+        a = k.amp, e = k.eq, x = k.spec;
+        k = pixel__query_split16(s + o + 16, plus);
+        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
+        k = pixel__query_split16(s + o + 32, plus);
+        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
+        k = pixel__query_split16(s + o + 48, plus);
+        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
+        m->amp[wi] = a;
+        m->eq[wi] = e;
+        m->spec[wi] = x;
+    }
+    classify_rest(q, n, rd_end, plus, m, o, wi);
+}
+
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#define PIXEL_CLASSIFY_AVX2 1
+/* The three classes of 32 bytes at p. */
+__attribute__((target("avx2"), always_inline)) static inline void
+split32(const unsigned char *p, __m256i pl, uint32_t *a, uint32_t *e, uint32_t *x)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i esc =
+        _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('%')), _mm256_cmpeq_epi8(v, pl));
+    *a = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('&')));
+    *e = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('=')));
+    *x = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(esc, v)); /* v: its high bit */
+}
+
+/* classify() for CPUs with AVX2 (asked at run time), for n >= 32: blocks of
+ * 32 bytes, each the half of a word (x86 is little-endian), then the last
+ * n % 32 bytes from the block that ends with them. */
+__attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t n, uint64_t *w,
+                                                          unsigned char plus, qmasks *m)
+{
+    const unsigned char *s = (const unsigned char *)q;
+    const size_t nw = n / 64 + 1;
+    m->nw = nw;
+    m->amp = w;
+    m->eq = w + nw;
+    m->spec = w + 2 * nw;
+    const __m256i pl = _mm256_set1_epi8((char)plus);
+    char *const ab = (char *)m->amp, *const eb = (char *)m->eq, *const xb = (char *)m->spec;
+    size_t o = 0;
+    uint32_t a, e, x;
+    for (; n - o >= 32; o += 32) {
+        split32(s + o, pl, &a, &e, &x);
+        memcpy(ab + o / 8, &a, 4);
+        memcpy(eb + o / 8, &e, 4);
+        memcpy(xb + o / 8, &x, 4);
+    }
+    /* the rest of the last word (all of it when o is at a word's start) */
+    const size_t r = n - o;
+    uint64_t ta = 0, te = 0, tx = 0;
+    if (r) {
+        split32(s + n - 32, pl, &a, &e, &x);
+        ta = a >> (32 - r), te = e >> (32 - r), tx = x >> (32 - r);
+    }
+    if (o % 64 == 0) {
+        m->amp[o / 64] = ta, m->eq[o / 64] = te, m->spec[o / 64] = tx;
+    } else {
+        a = (uint32_t)ta, e = (uint32_t)te, x = (uint32_t)tx;
+        memcpy(ab + o / 8, &a, 4);
+        memcpy(eb + o / 8, &e, 4);
+        memcpy(xb + o / 8, &x, 4);
+    }
+}
+#endif
 
 /* The first set bit of m at or after pos, when there is one. */
 static inline size_t next_set(const uint64_t *m, size_t pos)
@@ -616,7 +686,14 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     if (!w) {
         return PIXEL_ENOMEM;
     }
-    classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+#ifdef PIXEL_CLASSIFY_AVX2
+    if (n >= 32 && __builtin_cpu_supports("avx2")) {
+        classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
+    } else
+#endif
+    {
+        classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+    }
     const qmasks m = st.m;
     /* Each mask gets a bit at n: the end of the string acts as one more '&',
      * and '=' or a byte to decode at n means none in the pair; so a search
