@@ -86,6 +86,30 @@ static inline int32_t slot_find_word(const pixel_pipeline *p, const char *name, 
     return slot_find_rest(p, name, len, w, i);
 }
 
+/* slot_find_word with the table's fields in hand (the query loop keeps them in
+ * registers or its frame: stores into its parameters could alias the pipeline). */
+typedef struct slot_table {
+    const pixel_slot_entry *h;
+    uint64_t mult;
+    uint32_t mask;
+} slot_table;
+
+static const pixel_slot_entry no_slots = {0, 0, -1}; /* the table of a pipeline without */
+
+static inline int32_t slot_find_in(const pixel_pipeline *p, slot_table t, const char *name,
+                                   size_t len, uint64_t w)
+{
+    uint32_t i = word_hash(w, len, t.mult, t.mask);
+    const pixel_slot_entry *e = &t.h[i];
+    if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
+        return e->slot;
+    }
+    if (e->slot < 0) {
+        return -1;
+    }
+    return slot_find_rest(p, name, len, w, i);
+}
+
 static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_t len,
                                 const char *limit)
 {
@@ -704,6 +728,8 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     m.spec[n / 64] |= end_bit;
     /* The pair being cut is [at, end); the first '=' and the first byte to
      * decode at or after `at` are eq and sp. */
+    const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
+                            p->slot_hash ? p->slot_hash_mask : 0};
     size_t at = 0, np = 0;
     size_t eq = next_set(m.eq, 0), sp = next_set(m.spec, 0);
     int rc = 0;
@@ -727,7 +753,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                 uint64_t word = PIXEL_LIKELY(rd_end - name.p >= 8)
                                     ? name_word_fast(name.p, name.n)
                                     : name_word(name.p, name.n, NULL);
-                slot = slot_find_word(p, name.p, name.n, word);
+                slot = slot_find_in(p, tab, name.p, name.n, word);
             } else {
                 rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
                 if (rc != 0) {
