@@ -629,24 +629,32 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
 /* A pair [at, end) of the query, its first '=' at eqi (end if none), that
  * needs decoding: its name (unless name_plain) and value.  0 fine, 1
  * quarantined, <0 failure. */
+/* A name that needs decoding (rare): out of line, so that decode_pair holds
+ * one copy of decode_part, for the value, with fewer live registers. */
+__attribute__((noinline)) static int decode_name(pixel_ctx *ctx, const pixel_pipeline *p,
+                                                 const qstate *st, size_t at, size_t eqi,
+                                                 pixel_span *out)
+{
+    return decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", out);
+}
+
 __attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pipeline *p,
                                                  const qstate *st, size_t at, size_t end,
                                                  size_t eqi, bool name_plain, pixel_param *pa)
 {
-    int rc = 0;
-    if (name_plain) {
+    if (PIXEL_LIKELY(name_plain)) {
         pa->name = (pixel_span){st->q + at, eqi - at};
     } else {
-        rc = decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", &pa->name);
-    }
-    if (rc == 0) {
-        if (eqi < end) {
-            rc = decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
-        } else {
-            pa->value = (pixel_span){st->q + end, 0};
+        int rc = decode_name(ctx, p, st, at, eqi, &pa->name);
+        if (rc != 0) {
+            return rc;
         }
     }
-    return rc;
+    if (eqi < end) {
+        return decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
+    }
+    pa->value = (pixel_span){st->q + end, 0};
+    return 0;
 }
 
 /* Parameter i has a slot that an earlier parameter took: what repeated_keys
