@@ -404,7 +404,10 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
         if (!q) {
             return NULL;
         }
-        if (pixel__same_bytes(q + 1, lit + 1, n - 1)) { /* literals are short: no call */
+        /* literals are short: the rest (one or two bytes, usually) without a call or loop */
+        if (n == 2   ? q[1] == lit[1]
+            : n == 3 ? (q[1] == lit[1]) & (q[2] == lit[2])
+                     : pixel__same_bytes(q + 1, lit + 1, n - 1)) {
             return q;
         }
         p = q + 1;
