@@ -395,6 +395,53 @@ static int load_event_type(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *e
     return 0;
 }
 
+/* The per-type plans of the map stage (pixel_map_step), so that the loop over
+ * a line's fields neither tests types nor skips fields. */
+static int build_plan(pixel_pipeline *p)
+{
+    const size_t nt = p->ntypes;
+    p->plan_start = pixel__calloc(nt + 2, sizeof(size_t));
+    p->plan = pixel__calloc((nt + 1) * (p->nfields ? p->nfields : 1), sizeof(pixel_map_step));
+    if (!p->plan_start || !p->plan) {
+        return PIXEL_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t t = 0; t <= nt; t++) {
+        const uint64_t tbit = t < nt ? 1ull << t : ~0ull;
+        p->plan_start[t] = k;
+        for (size_t i = 0; i < p->nfields; i++) {
+            const pixel_field *f = &p->fields[i];
+            if (f->only_types && !(f->only_types & tbit)) {
+                continue;
+            }
+            /* a plain source: a query parameter or a span of the record */
+            const bool plain = !f->default_value && f->nmap == 0;
+            pixel_map_step st = {
+                .field = (uint32_t)i,
+                .required = f->required && (f->required_types & tbit),
+                .input = STEP_OTHER,
+                .direct = f->src != SRC_LOG && f->src != SRC_SYSLOG &&
+                          (f->src != SRC_QUERY || p->repeat != REPEAT_LIST),
+                .index = f->index,
+            };
+            if (plain && f->src == SRC_QUERY) {
+                st.input = STEP_QUERY;
+            } else if (plain && f->src == SRC_LOG) {
+                st.input = STEP_RECORD;
+                st.index = (int32_t)(offsetof(pixel_record, fields) +
+                                     (size_t)f->index * sizeof(pixel_span));
+            } else if (plain && f->src == SRC_SYSLOG) {
+                st.input = STEP_RECORD;
+                st.index = (int32_t)(offsetof(pixel_record, syslog) +
+                                     (size_t)f->index * sizeof(pixel_span));
+            }
+            p->plan[k++] = st;
+        }
+    }
+    p->plan_start[nt + 1] = k;
+    return 0;
+}
+
 int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
 {
     p->type_field = -1;
@@ -455,6 +502,9 @@ int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
     if (p->type_field >= 0 && p->fields[p->type_field].conv != CONV_STRING) {
         return pixel__cfg_fail(c, et, "the event type field must be a string");
     }
+    if (build_plan(p) < 0) {
+        return PIXEL_ENOMEM;
+    }
     for (size_t i = 0; i < p->nfields; i++) {
         for (size_t j = 1; j < p->nobjects; j++) {
             /* a field and an object of the same path would collide */
@@ -488,6 +538,8 @@ void pixel__map_free(pixel_pipeline *p)
         pixel__free(f->map_to_len);
     }
     pixel__free(p->fields);
+    pixel__free(p->plan);
+    pixel__free(p->plan_start);
     for (size_t i = 0; i < p->nobjects; i++) {
         pixel__free(p->objects[i].key);
     }
@@ -658,15 +710,28 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             return rc < 0 ? rc : 0; /* nothing else can be judged without a type */
         }
     }
-    uint64_t tbit = type >= 0 ? 1ull << type : ~0ull;
-    for (size_t i = 0; i < p->nfields; i++) {
-        const pixel_field *f = &p->fields[i];
-        if (f->only_types && !(f->only_types & tbit)) {
-            continue;
+    /* what the conversions cannot change, kept out of memory across their calls */
+    const pixel_record *r = &ctx->rec;
+    const pixel_slot *const slots = r->slots;
+    const int32_t nslots = slots ? (int32_t)r->nslots : 0;
+    const pixel_param *const params = r->params;
+    const pixel_field *const fields = p->fields;
+    const size_t t = type >= 0 ? (size_t)type : p->ntypes;
+    const pixel_map_step *step = p->plan + p->plan_start[t];
+    const pixel_map_step *const stop = p->plan + p->plan_start[t + 1];
+    for (; step < stop; step++) {
+        const pixel_field *f = &fields[step->field];
+        pixel_span in;
+        if (PIXEL_LIKELY(step->input == STEP_QUERY)) {
+            int32_t first = step->index < nslots ? slots[step->index].first : -1;
+            in = first >= 0 ? params[first].value : (pixel_span){NULL, 0};
+        } else if (step->input == STEP_RECORD) {
+            in = *(const pixel_span *)(const void *)((const char *)r + step->index);
+        } else {
+            in = field_input(p, ctx, f);
         }
-        pixel_span in = field_input(p, ctx, f);
         if (!in.p) {
-            if (f->required && (f->required_types & tbit)) {
+            if (step->required) {
                 if (pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_required", f->source_name,
                                       "required field \"%s\" (%s) is missing", f->target,
                                       f->source_name) < 0) {
@@ -676,7 +741,8 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             continue;
         }
         pixel_value *v = NULL;
-        int rc = convert_field(p, ctx, f, in, &v);
+        int rc = PIXEL_LIKELY(step->direct) ? pixel__convert(p, ctx, f, in, &v)
+                                            : convert_field(p, ctx, f, in, &v);
         if (rc < 0) {
             return rc;
         }

@@ -175,6 +175,12 @@ static int finish(fmt_builder *b, pixel_cfg *c, const yaml_node_t *at)
     if (!f->lit[f->nfields]) {
         return PIXEL_ENOMEM;
     }
+    /* the format's fields, and the parts split_request derives from the request */
+    f->writes = 1ull << PIXEL_F_METHOD | 1ull << PIXEL_F_TARGET | 1ull << PIXEL_F_PATH |
+                1ull << PIXEL_F_QUERY | 1ull << PIXEL_F_PROTOCOL;
+    for (size_t i = 0; i < f->nfields; i++) {
+        f->writes |= 1ull << f->field[i];
+    }
     for (size_t i = 1; i < f->nfields; i++) {
         if (f->litlen[i] == 0) {
             return pixel__cfg_fail(
@@ -350,6 +356,7 @@ int pixel__logfmt_compile(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at
     memset(f, 0, sizeof(*f));
     if (name && strcmp(name, "nginx_json") == 0) {
         f->kind = LOGFMT_JSON;
+        f->writes = ~(uint64_t)0; /* any slot */
         return 0;
     }
     f->kind = LOGFMT_TEXT;
@@ -397,7 +404,10 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
         if (!q) {
             return NULL;
         }
-        if (pixel__same_bytes(q + 1, lit + 1, n - 1)) { /* literals are short: no call */
+        /* literals are short: the rest (one or two bytes, usually) without a call or loop */
+        if (n == 2   ? q[1] == lit[1]
+            : n == 3 ? (q[1] == lit[1]) & (q[2] == lit[2])
+                     : pixel__same_bytes(q + 1, lit + 1, n - 1)) {
             return q;
         }
         p = q + 1;
@@ -580,6 +590,7 @@ static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
  */
 int pixel__parse_log(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
 {
+    ctx->rec.fields_dirty |= p->logfmt.writes; /* what the next reset clears */
     int rc = p->logfmt.kind == LOGFMT_JSON ? parse_json(p, ctx, msg) : parse_text(p, ctx, msg);
     pixel_record *r = &ctx->rec;
     if (rc < 0) {

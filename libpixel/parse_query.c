@@ -12,6 +12,10 @@
 #include "pipeline.h"
 #include "simd.h"
 
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 /*
  * Parameter names are short and few.  A name is looked up by its first eight
  * bytes as one little-endian word (zero-padded) and its length; most names
@@ -75,6 +79,30 @@ static inline int32_t slot_find_word(const pixel_pipeline *p, const char *name, 
     const pixel_slot_entry *e = &h[i];
     if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
         return e->slot; /* the usual hit (an empty entry has len 0 and slot -1) */
+    }
+    if (e->slot < 0) {
+        return -1;
+    }
+    return slot_find_rest(p, name, len, w, i);
+}
+
+/* slot_find_word with the table's fields in hand (the query loop keeps them in
+ * registers or its frame: stores into its parameters could alias the pipeline). */
+typedef struct slot_table {
+    const pixel_slot_entry *h;
+    uint64_t mult;
+    uint32_t mask;
+} slot_table;
+
+static const pixel_slot_entry no_slots = {0, 0, -1}; /* the table of a pipeline without */
+
+static inline int32_t slot_find_in(const pixel_pipeline *p, slot_table t, const char *name,
+                                   size_t len, uint64_t w)
+{
+    uint32_t i = word_hash(w, len, t.mult, t.mask);
+    const pixel_slot_entry *e = &t.h[i];
+    if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
+        return e->slot;
     }
     if (e->slot < 0) {
         return -1;
@@ -323,33 +351,15 @@ typedef struct qmasks {
     size_t nw;
 } qmasks;
 
-/* Fills the masks (nw = n / 64 + 1 words each, in w). */
-static void classify(const char *q, size_t n, const char *rd_end, unsigned char plus, uint64_t *w,
-                     qmasks *m)
+/* The masks' words from word wi (byte o) on: blocks of sixteen bytes, then the
+ * last n - o < 16 bytes (classify's second half, shared by its two versions). */
+__attribute__((always_inline)) static inline void classify_rest(const char *q, size_t n,
+                                                                const char *rd_end,
+                                                                unsigned char plus, qmasks *m,
+                                                                size_t o, size_t wi)
 {
     const unsigned char *s = (const unsigned char *)q;
-    const size_t nw = n / 64 + 1;
-    m->nw = nw;
-    m->amp = w;
-    m->eq = w + nw;
-    m->spec = w + 2 * nw;
-    size_t o = 0, wi = 0;
-    /* whole blocks of 64 bytes, then of 16 */
-    for (; n - o >= 64; o += 64, wi++) {
-        /* one block at a time into the three words (fewer live registers) */
-        uint64_t a, e, x;
-        pixel_qsplit k = pixel__query_split16(s + o, plus);
-        a = k.amp, e = k.eq, x = k.spec;
-        k = pixel__query_split16(s + o + 16, plus);
-        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
-        k = pixel__query_split16(s + o + 32, plus);
-        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
-        k = pixel__query_split16(s + o + 48, plus);
-        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
-        m->amp[wi] = a;
-        m->eq[wi] = e;
-        m->spec[wi] = x;
-    }
+    const size_t nw = m->nw;
     for (; wi < nw; wi++) {
         uint64_t a = 0, e = 0, x = 0;
         for (unsigned sh = 0; n - o >= 16; sh += 16, o += 16) {
@@ -389,6 +399,90 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
         m->spec[tw] |= (uint64_t)k.spec << sh;
     }
 }
+
+/* Fills the masks (nw = n / 64 + 1 words each, in w). */
+static void classify(const char *q, size_t n, const char *rd_end, unsigned char plus, uint64_t *w,
+                     qmasks *m)
+{
+    const unsigned char *s = (const unsigned char *)q;
+    const size_t nw = n / 64 + 1;
+    m->nw = nw;
+    m->amp = w;
+    m->eq = w + nw;
+    m->spec = w + 2 * nw;
+    size_t o = 0, wi = 0;
+    /* whole blocks of 64 bytes, then of 16 */
+    for (; n - o >= 64; o += 64, wi++) {
+        /* one block at a time into the three words (fewer live registers) */
+        uint64_t a, e, x;
+        pixel_qsplit k = pixel__query_split16(s + o, plus);
+        a = k.amp, e = k.eq, x = k.spec;
+        k = pixel__query_split16(s + o + 16, plus);
+        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
+        k = pixel__query_split16(s + o + 32, plus);
+        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
+        k = pixel__query_split16(s + o + 48, plus);
+        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
+        m->amp[wi] = a;
+        m->eq[wi] = e;
+        m->spec[wi] = x;
+    }
+    classify_rest(q, n, rd_end, plus, m, o, wi);
+}
+
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#define PIXEL_CLASSIFY_AVX2 1
+/* The three classes of 32 bytes at p. */
+__attribute__((target("avx2"), always_inline)) static inline void
+split32(const unsigned char *p, __m256i pl, uint32_t *a, uint32_t *e, uint32_t *x)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i esc =
+        _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('%')), _mm256_cmpeq_epi8(v, pl));
+    *a = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('&')));
+    *e = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('=')));
+    *x = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(esc, v)); /* v: its high bit */
+}
+
+/* classify() for CPUs with AVX2 (asked at run time), for n >= 32: blocks of
+ * 32 bytes, each the half of a word (x86 is little-endian), then the last
+ * n % 32 bytes from the block that ends with them. */
+__attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t n, uint64_t *w,
+                                                          unsigned char plus, qmasks *m)
+{
+    const unsigned char *s = (const unsigned char *)q;
+    const size_t nw = n / 64 + 1;
+    m->nw = nw;
+    m->amp = w;
+    m->eq = w + nw;
+    m->spec = w + 2 * nw;
+    const __m256i pl = _mm256_set1_epi8((char)plus);
+    char *const ab = (char *)m->amp, *const eb = (char *)m->eq, *const xb = (char *)m->spec;
+    size_t o = 0;
+    uint32_t a, e, x;
+    for (; n - o >= 32; o += 32) {
+        split32(s + o, pl, &a, &e, &x);
+        memcpy(ab + o / 8, &a, 4);
+        memcpy(eb + o / 8, &e, 4);
+        memcpy(xb + o / 8, &x, 4);
+    }
+    /* the rest of the last word (all of it when o is at a word's start) */
+    const size_t r = n - o;
+    uint64_t ta = 0, te = 0, tx = 0;
+    if (r) {
+        split32(s + n - 32, pl, &a, &e, &x);
+        ta = a >> (32 - r), te = e >> (32 - r), tx = x >> (32 - r);
+    }
+    if (o % 64 == 0) {
+        m->amp[o / 64] = ta, m->eq[o / 64] = te, m->spec[o / 64] = tx;
+    } else {
+        a = (uint32_t)ta, e = (uint32_t)te, x = (uint32_t)tx;
+        memcpy(ab + o / 8, &a, 4);
+        memcpy(eb + o / 8, &e, 4);
+        memcpy(xb + o / 8, &x, 4);
+    }
+}
+#endif
 
 /* The first set bit of m at or after pos, when there is one. */
 static inline size_t next_set(const uint64_t *m, size_t pos)
@@ -430,6 +524,10 @@ static inline uint64_t range_word(const uint64_t *m, size_t wi, size_t from, siz
  * the source may be read that far (d has room for a block past len). */
 static inline void copy_run(char *d, const char *s, size_t len, const char *rd_end)
 {
+    if (PIXEL_LIKELY(len <= 16 && rd_end - s >= 16)) {
+        pixel__copy16(d, s); /* the usual short run, in one block */
+        return;
+    }
     while (len >= 16) {
         pixel__copy16(d, s);
         d += 16, s += 16, len -= 16;
@@ -477,9 +575,8 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
                 hi = 0x80;
                 continue;
             }
-            if (at < i) {
-                continue; /* inside an escape already decoded */
-            }
+            /* (never a bit inside an escape already decoded: its two bytes are
+             * hex digits, none of which is a byte to decode) */
             if (!d) {
                 /* room for a sixteen-byte block copied at the end of the output */
                 d = pixel__arena_alloc(&ctx->arena, n + 16);
@@ -490,9 +587,12 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
             copy_run(d + k, q + i, at - i, rd_end);
             k += at - i;
             if (c == '%') {
-                int h = to - at > 2 ? hexval((unsigned char)q[at + 1]) : -1;
-                int l = to - at > 2 ? hexval((unsigned char)q[at + 2]) : -1;
-                if (h < 0 || l < 0) {
+                int h = -1, l = -1;
+                if (PIXEL_LIKELY(to - at > 2)) {
+                    h = hexval((unsigned char)q[at + 1]);
+                    l = hexval((unsigned char)q[at + 2]);
+                }
+                if ((h | l) < 0) {
                     bad_escape(ctx, what, name_for_msg.p ? name_for_msg : (pixel_span){s, n}, s, n,
                                at - from);
                     return 1;
@@ -529,24 +629,32 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
 /* A pair [at, end) of the query, its first '=' at eqi (end if none), that
  * needs decoding: its name (unless name_plain) and value.  0 fine, 1
  * quarantined, <0 failure. */
+/* A name that needs decoding (rare): out of line, so that decode_pair holds
+ * one copy of decode_part, for the value, with fewer live registers. */
+__attribute__((noinline)) static int decode_name(pixel_ctx *ctx, const pixel_pipeline *p,
+                                                 const qstate *st, size_t at, size_t eqi,
+                                                 pixel_span *out)
+{
+    return decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", out);
+}
+
 __attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pipeline *p,
                                                  const qstate *st, size_t at, size_t end,
                                                  size_t eqi, bool name_plain, pixel_param *pa)
 {
-    int rc = 0;
-    if (name_plain) {
+    if (PIXEL_LIKELY(name_plain)) {
         pa->name = (pixel_span){st->q + at, eqi - at};
     } else {
-        rc = decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", &pa->name);
-    }
-    if (rc == 0) {
-        if (eqi < end) {
-            rc = decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
-        } else {
-            pa->value = (pixel_span){st->q + end, 0};
+        int rc = decode_name(ctx, p, st, at, eqi, &pa->name);
+        if (rc != 0) {
+            return rc;
         }
     }
-    return rc;
+    if (eqi < end) {
+        return decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
+    }
+    pa->value = (pixel_span){st->q + end, 0};
+    return 0;
 }
 
 /* Parameter i has a slot that an earlier parameter took: what repeated_keys
@@ -610,7 +718,14 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     if (!w) {
         return PIXEL_ENOMEM;
     }
-    classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+#ifdef PIXEL_CLASSIFY_AVX2
+    if (n >= 32 && __builtin_cpu_supports("avx2")) {
+        classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
+    } else
+#endif
+    {
+        classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+    }
     const qmasks m = st.m;
     /* Each mask gets a bit at n: the end of the string acts as one more '&',
      * and '=' or a byte to decode at n means none in the pair; so a search
@@ -621,6 +736,8 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     m.spec[n / 64] |= end_bit;
     /* The pair being cut is [at, end); the first '=' and the first byte to
      * decode at or after `at` are eq and sp. */
+    const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
+                            p->slot_hash ? p->slot_hash_mask : 0};
     size_t at = 0, np = 0;
     size_t eq = next_set(m.eq, 0), sp = next_set(m.spec, 0);
     int rc = 0;
@@ -644,7 +761,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                 uint64_t word = PIXEL_LIKELY(rd_end - name.p >= 8)
                                     ? name_word_fast(name.p, name.n)
                                     : name_word(name.p, name.n, NULL);
-                slot = slot_find_word(p, name.p, name.n, word);
+                slot = slot_find_in(p, tab, name.p, name.n, word);
             } else {
                 rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
                 if (rc != 0) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx);
 
@@ -397,7 +398,26 @@ void pixel_ctx_reset(pixel_ctx *ctx)
     ctx->pipeline = NULL;
     ctx->line = NULL;
     ctx->line_len = 0;
-    memset(&ctx->rec, 0, sizeof(ctx->rec));
+    /* The record: only the field slots a parse may have set (a whole clear of
+     * its 48 slots costs more than the rest of the reset). */
+    pixel_record *r = &ctx->rec;
+    uint64_t d = r->fields_dirty;
+    if (PIXEL_LIKELY(!(d >> PIXEL_F_STANDARD_COUNT))) {
+        pixel__zero16n(r->fields, PIXEL_F_STANDARD_COUNT * sizeof(pixel_span) / 16);
+    } else {
+        memset(r->fields, 0, sizeof(r->fields));
+    }
+    r->fields_dirty = 0;
+    if (sizeof(r->syslog) % 16 == 0) {
+        pixel__zero16n(r->syslog, sizeof(r->syslog) / 16);
+    } else {
+        memset(r->syslog, 0, sizeof(r->syslog));
+    }
+    r->params = NULL;
+    r->nparams = 0;
+    r->slots = NULL;
+    r->nslots = 0;
+    r->pipeline = NULL;
     ctx->parsed = false;
     ctx->event = NULL;
     ctx->event_type = NULL;
@@ -491,6 +511,40 @@ int pixel_parse(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_
     return finish(ctx, outcome, rc, err);
 }
 
+/* The stages past parse, for a context whose checks passed (the public
+ * functions below check; pixel_process() knows the parse left it so):
+ * their status, which finish() turns into the public one. */
+static inline int run_map(const pixel_pipeline *p, pixel_ctx *ctx)
+{
+    return pixel__map_run(p, ctx);
+}
+
+static int run_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < p->nenrichers && ctx->outcome == PIXEL_OUTCOME_PENDING; i++) {
+        const pixel_enricher *e = &p->enrichers[i];
+        rc = e->fn(e, ctx, err);
+        if (rc < 0) {
+            break;
+        }
+    }
+    return rc;
+}
+
+static int run_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_error *err)
+{
+    int rc = 0;
+    if (p->validator) {
+        rc = pixel__validator_check(p->validator, ctx, ctx->event, ctx->event_type,
+                                    ctx->event_type_len, err);
+    }
+    if (rc >= 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        ctx->outcome = PIXEL_OUTCOME_EVENT;
+    }
+    return rc;
+}
+
 int pixel_map(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, pixel_error *err)
 {
     int rc = check_args(p, ctx, err);
@@ -500,7 +554,7 @@ int pixel_map(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, p
     if (!ctx->parsed) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_MAP, "no parsed line to map");
     }
-    return finish(ctx, outcome, pixel__map_run(p, ctx), err);
+    return finish(ctx, outcome, run_map(p, ctx), err);
 }
 
 int pixel_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, pixel_error *err)
@@ -512,14 +566,7 @@ int pixel_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome
     if (!ctx->event) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_ENRICH, "no mapped event to enrich");
     }
-    for (size_t i = 0; i < p->nenrichers && ctx->outcome == PIXEL_OUTCOME_PENDING; i++) {
-        const pixel_enricher *e = &p->enrichers[i];
-        rc = e->fn(e, ctx, err);
-        if (rc < 0) {
-            break;
-        }
-    }
-    return finish(ctx, outcome, rc, err);
+    return finish(ctx, outcome, run_enrich(p, ctx, err), err);
 }
 
 int pixel_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome,
@@ -532,28 +579,27 @@ int pixel_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outco
     if (!ctx->event) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_VALIDATE, "no event to validate");
     }
-    if (p->validator) {
-        rc = pixel__validator_check(p->validator, ctx, ctx->event, ctx->event_type,
-                                    ctx->event_type_len, err);
-    }
-    if (rc >= 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
-        ctx->outcome = PIXEL_OUTCOME_EVENT;
-    }
-    return finish(ctx, outcome, rc, err);
+    return finish(ctx, outcome, run_validate(p, ctx, err), err);
 }
 
 int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
                   pixel_outcome *outcome, pixel_error *err)
 {
     int rc = pixel_parse(p, ctx, line, len, NULL, err);
-    if (rc == 0) {
-        rc = pixel_map(p, ctx, NULL, err);
+    /* A successful parse leaves ctx holding a parsed line of p, with no event
+     * yet: the checks of pixel_map() and the rest hold, so the stages run
+     * directly (a stage past a decided outcome does nothing anyway).  Without
+     * an event, the checked function says what is wrong. */
+    if (rc == 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        rc = finish(ctx, NULL, run_map(p, ctx), err);
     }
-    if (rc == 0) {
-        rc = pixel_enrich(p, ctx, NULL, err);
+    if (rc == 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        rc = PIXEL_LIKELY(ctx->event != NULL) ? finish(ctx, NULL, run_enrich(p, ctx, err), err)
+                                              : pixel_enrich(p, ctx, NULL, err);
     }
-    if (rc == 0) {
-        rc = pixel_validate(p, ctx, NULL, err);
+    if (rc == 0 && ctx->outcome == PIXEL_OUTCOME_PENDING) {
+        rc = PIXEL_LIKELY(ctx->event != NULL) ? finish(ctx, NULL, run_validate(p, ctx, err), err)
+                                              : pixel_validate(p, ctx, NULL, err);
     }
     if (outcome) {
         *outcome = ctx ? ctx->outcome : PIXEL_OUTCOME_PENDING;

@@ -21,6 +21,7 @@ typedef struct pixel_logfmt {
     int *field; /* field slot per position */
     char **lit; /* n+1 literals */
     size_t *litlen;
+    uint64_t writes; /* bits of the record's field slots the parse may set */
 } pixel_logfmt;
 
 /* ---- map ---- */
@@ -82,6 +83,22 @@ typedef struct pixel_field {
     char *default_value;
     size_t default_len;
 } pixel_field;
+
+/* One field of the map stage's plan for an event type: the fields that apply
+ * to the type, in order, with what the loop needs without reading the field. */
+enum { STEP_QUERY, STEP_RECORD, STEP_OTHER };
+typedef struct pixel_map_step {
+    uint32_t field;   /* index into pipeline->fields */
+    uint8_t required; /* required for this type */
+    /* STEP_QUERY: parameter slot `index`; STEP_RECORD: the span at byte offset
+     * `index` of the record (a log or syslog field); STEP_OTHER: field_input()
+     * (a constant, a default or a value map) */
+    uint8_t input;
+    /* straight to the conversion: neither log or syslog bytes (checked for
+     * UTF-8 first) nor a query list (repeated_keys: list) */
+    uint8_t direct;
+    int32_t index;
+} pixel_map_step;
 
 /* An intermediate object of the event (from dotted target paths). */
 typedef struct pixel_objnode {
@@ -155,6 +172,10 @@ struct pixel_pipeline {
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
     size_t ntypes;
+    /* The map plan: steps [plan_start[t], plan_start[t + 1]) for event type t,
+     * and for t = ntypes every field (a pipeline without event types). */
+    pixel_map_step *plan;
+    size_t *plan_start;
 
     pixel_enricher *enrichers;
     size_t nenrichers;

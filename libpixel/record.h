@@ -68,6 +68,9 @@ struct pixel_record {
     pixel_span syslog[PIXEL_S_COUNT];
     char facility_text[4], severity_text[2];
     pixel_span fields[PIXEL_MAX_FIELDS];
+    /* Bit i: fields[i] may be set (the parse of some line wrote it); what
+     * pixel_ctx_reset() clears, rather than the whole array.  Kept across resets. */
+    uint64_t fields_dirty;
     pixel_param *params;
     size_t nparams;
     pixel_slot *slots; /* pipeline->nslots entries */

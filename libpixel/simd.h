@@ -130,6 +130,23 @@ static inline pixel_qsplit pixel__query_split16(const unsigned char *p, unsigned
     return k;
 }
 
+/* Zeroes n sixteen-byte blocks at p, n a small constant: one store each
+ * (the compiler's own memset of a few hundred bytes is a `rep stos`, which
+ * costs more than the stores). */
+static inline void pixel__zero16n(void *p, size_t n)
+{
+#ifdef PIXEL_SIMD_SSE2
+    const __m128i z = _mm_setzero_si128();
+    char *d = (char *)p;
+#pragma GCC unroll 16
+    for (size_t i = 0; i < n; i++) {
+        _mm_storeu_si128((__m128i *)(void *)(d + 16 * i), z);
+    }
+#else
+    memset(p, 0, 16 * n);
+#endif
+}
+
 /* Bytes >= 0x80. */
 static inline unsigned pixel__high16(const unsigned char *p)
 {

@@ -326,6 +326,46 @@ START_TEST(raw_non_ascii_query_bytes)
 }
 END_TEST
 
+/* Pairs cut and decoded at every position of a long query: the classes are
+ * found in blocks (of 16, 32 or 64 bytes, by the CPU), so a pair, an escape or
+ * a '+' may sit across any boundary; and the query may end the line. */
+START_TEST(query_blocks_at_every_offset)
+{
+    pixel_pipeline *p[2] = {
+        load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n"
+                "fields: {a: query.a, b: query.b, z: query.z}\n"),
+        load_ok("input: {framing: none, pixel_paths: [/px.gif], format: {nginx: '$remote_addr "
+                "$request'}}\nfields: {a: query.a, b: query.b, z: query.z}\n")};
+    const char *head[2] = {"203.0.113.9 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?",
+                           "203.0.113.9 GET /px.gif?"};
+    const char *tail[2] = {" HTTP/1.1\" 200 43 \"-\" \"UA\"", ""};
+    for (int off = 0; off < 150; off++) {
+        char xs[160], ys[64], line[600], want[64];
+        memset(xs, 'x', (size_t)off);
+        xs[off] = '\0';
+        memset(ys, 'y', (size_t)(off % 37));
+        ys[off % 37] = '\0';
+        for (int k = 0; k < 2; k++) {
+            snprintf(line, sizeof(line), "%sz=%s&a=v%%41+\xc3\xa9&=&&b=%s%s", head[k], xs, ys,
+                     tail[k]);
+            ck_assert_int_eq(parse(p[k], line), PIXEL_OUTCOME_PENDING);
+            ck_assert_str_eq(get("query.z"), xs);
+            ck_assert_str_eq(get("query.a"), "vA \xc3\xa9");
+            ck_assert_str_eq(get("query.b"), ys);
+            /* a malformed escape at the offset: the parameter and offset in the reason */
+            snprintf(line, sizeof(line), "%sb=1&a=%s%%4g&z=1%s", head[k], xs, tail[k]);
+            ck_assert_int_eq(parse(p[k], line), PIXEL_OUTCOME_QUARANTINED);
+            ck_assert_str_eq(first_code(ctx), "bad_percent_escape");
+            ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.a");
+            snprintf(want, sizeof(want), "at offset %d", off);
+            ck_assert_ptr_nonnull(strstr(pixel_ctx_reason(ctx, 0)->message, want));
+        }
+    }
+    pixel_pipeline_free(p[0]);
+    pixel_pipeline_free(p[1]);
+}
+END_TEST
+
 START_TEST(repeated_keys_follow_the_policy)
 {
     const char *line = LINE("a=1&a=2&b=x");
@@ -397,6 +437,7 @@ static Suite *parse_suite(void)
     tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
                         (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
     tcase_add_test(tc, raw_non_ascii_query_bytes);
+    tcase_add_test(tc, query_blocks_at_every_offset);
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);
