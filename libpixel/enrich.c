@@ -171,53 +171,61 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
 
 /* ---- anonymize_ip ---- */
 
-static void mask_bits(unsigned char *a, size_t bytes, int prefix)
+/* Up to 8 bytes of s copied over t (t has room for 8 past n): two
+ * overlapping words, or byte by byte under 4. */
+static inline void copy_upto15(unsigned char *t, const char *s, size_t n)
 {
-    size_t full = (size_t)prefix / 8; /* bytes kept whole */
-    if (full >= bytes) {
-        return;
+    if (n >= 8) {
+        memcpy(t, s, 8);
+        memcpy(t + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(t, s, 4);
+        memcpy(t + n - 4, s + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            t[i] = (unsigned char)s[i];
+        }
     }
-    if (prefix % 8) {
-        a[full++] &= (unsigned char)(0xFF << (8 - prefix % 8));
-    }
-    memset(a + full, 0, bytes - full);
 }
 
 /* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
- * zeros.  end[k]: the offset just past octet k. */
+ * zeros.  end[k]: the offset just past octet k.  The text (7 to 15 bytes)
+ * is read from a NUL-padded copy, so no byte needs a bound test. */
 static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4])
 {
+    if (n < 7 || n > 15) {
+        return false;
+    }
+    unsigned char t[24] = {0};
+    copy_upto15(t, s, n);
     size_t i = 0;
-    for (int k = 0; k < 4; k++) {
-        if (k > 0) {
-            if (i >= n || s[i] != '.') {
-                return false;
-            }
-            i++;
-        }
-        unsigned d, v;
-        if (i >= n || (v = (unsigned)(unsigned char)s[i] - '0') > 9) {
+    for (int k = 0;; k++) {
+        unsigned v = (unsigned)t[i] - '0', d;
+        if (v > 9) {
             return false;
         }
-        i++;
-        if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
-            if (v == 0) {
-                return false; /* a leading zero */
-            }
+        if ((d = (unsigned)t[i + 1] - '0') > 9) {
+            i += 1;
+        } else if (v == 0) {
+            return false; /* a leading zero */
+        } else if (v = v * 10 + d, (d = (unsigned)t[i + 2] - '0') > 9) {
+            i += 2;
+        } else {
             v = v * 10 + d;
-            i++;
-            if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
-                v = v * 10 + d;
-                i++;
-                if (v > 255 || (i < n && (unsigned)(unsigned char)s[i] - '0' <= 9)) {
-                    return false;
-                }
+            if (v > 255 || (unsigned)t[i + 3] - '0' <= 9) {
+                return false;
             }
+            i += 3;
         }
         a[k] = (unsigned char)v;
         end[k] = i;
+        if (k == 3) {
+            return i == n;
+        }
+        if (t[i++] != '.') {
+            return false;
+        }
     }
-    return i == n;
 }
 
 /* One more than the value of a hex digit; 0 for other bytes. */
@@ -226,73 +234,144 @@ static const unsigned char hex_value1[256] = {
     ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
     ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
-static int hex_digit(char c)
+/* Set bits of x (inline: no popcount instruction is assumed). */
+static inline unsigned bit_count(uint64_t x)
 {
-    return hex_value1[(unsigned char)c] - 1;
+    x -= x >> 1 & 0x5555555555555555u;
+    x = (x & 0x3333333333333333u) + (x >> 2 & 0x3333333333333333u);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Fu;
+    return (unsigned)((x * 0x0101010101010101u) >> 56);
+}
+
+/* What parse_ipv6 returns for text it does not take: -1 when the text
+ * holds a '.' (an embedded dotted quad is left to inet_pton), else 0. */
+static int ipv6_refused(const char *s, size_t n)
+{
+    return memchr(s, '.', n) ? -1 : 0;
 }
 
 /* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to
- * four hex digits, one "::" for a run of zero groups.  Text with an
- * embedded dotted quad returns -1: the caller leaves it to inet_pton. */
-static int parse_ipv6(const char *s, size_t n, unsigned char a[16])
+ * four hex digits, one "::" for a run of zero groups; the eight 16-bit
+ * groups into w (those past the first prefix bits may be left 0).  The
+ * text (under 64 bytes) is read from a NUL-padded copy, so no byte needs a
+ * bound test.  Text with an embedded dotted quad returns -1: the caller
+ * leaves it to inet_pton. */
+static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
 {
-    unsigned w[8] = {0};
+    unsigned char t[64 + 8];
     size_t i = 0, k = 0, gap = 9; /* gap: the group index "::" stands at; 9: none */
-    if (memchr(s, '.', n)) {
-        return -1;
+    if (n >= 15 && n <= 39) {
+        /* The common full form, eight groups and no "::", is checked as bit
+         * masks of its hex digits and colons; then only the groups the
+         * prefix keeps are read. */
+        memset(t, 0, 48);
+        for (; i + 8 <= n; i += 8) {
+            memcpy(t + i, s + i, 8);
+        }
+        memcpy(t + n - 8, s + n - 8, 8);
+        uint64_t all = ((uint64_t)1 << n) - 1;
+        uint64_t hex = pixel__hex16(t) | (uint64_t)pixel__hex16(t + 16) << 16 |
+                       (uint64_t)pixel__hex16(t + 32) << 32;
+        uint64_t col = pixel__eq16(t, ':') | (uint64_t)pixel__eq16(t + 16, ':') << 16 |
+                       (uint64_t)pixel__eq16(t + 32, ':') << 32;
+        if ((hex | col) == all && bit_count(col) == 7 && !(col & (col >> 1 | 1)) &&
+            !(col >> (n - 1)) && !(hex & hex >> 1 & hex >> 2 & hex >> 3 & hex >> 4)) {
+            size_t at = 0;
+            int j = 0;
+            for (; j < 8 && 16 * j < prefix; j++) {
+                unsigned v = 0;
+                for (unsigned d; (d = hex_value1[t[at]]) != 0; at++) {
+                    v = v << 4 | (d - 1);
+                }
+                w[j] = v;
+                at++; /* the ':' (or the NUL after the last group) */
+            }
+            for (; j < 8; j++) {
+                w[j] = 0;
+            }
+            return 1;
+        }
+        i = 0;
     }
-    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+    if (n >= 8) {
+        for (; i + 8 <= n; i += 8) {
+            memcpy(t + i, s + i, 8);
+        }
+        memcpy(t + n - 8, s + n - 8, 8);
+    } else {
+        copy_upto15(t, s, n);
+    }
+    memset(t + n, 0, 8);
+    unsigned g[8];
+    i = 0;
+    if (t[0] == ':' && t[1] == ':') {
         gap = 0;
         i = 2;
     }
     while (i < n) {
-        unsigned v = 0;
-        size_t start = i;
-        int d;
-        while (i < n && i - start < 5 && (d = hex_digit(s[i])) >= 0) {
-            v = v << 4 | (unsigned)d;
-            i++;
+        unsigned d = hex_value1[t[i]], v;
+        if (!d || k == 8) {
+            return ipv6_refused(s, n);
         }
-        if (i == start || i - start > 4 || k == 8) {
-            return 0;
+        v = d - 1;
+        if ((d = hex_value1[t[++i]])) {
+            v = v << 4 | (d - 1);
+            if ((d = hex_value1[t[++i]])) {
+                v = v << 4 | (d - 1);
+                if ((d = hex_value1[t[++i]])) {
+                    v = v << 4 | (d - 1);
+                    if (hex_value1[t[++i]]) {
+                        return ipv6_refused(s, n); /* five digits */
+                    }
+                }
+            }
         }
-        w[k++] = v;
+        g[k++] = v;
         if (i == n) {
             break;
         }
-        if (s[i++] != ':' || i == n) {
-            return 0; /* not a separator, or a single trailing ':' */
+        if (t[i++] != ':' || i == n) {
+            return ipv6_refused(s, n); /* not a separator, or a single trailing ':' */
         }
-        if (s[i] == ':') {
+        if (t[i] == ':') {
             if (gap != 9) {
-                return 0; /* a second "::" */
+                return ipv6_refused(s, n); /* a second "::" */
             }
             gap = k;
             i++;
         }
     }
     if (gap == 9 ? k != 8 : k == 8) {
-        return 0;
+        return ipv6_refused(s, n);
     }
     size_t zeros = 8 - k; /* groups that "::" stands for */
-    for (size_t j = 8; j-- > 0;) {
-        unsigned v = j < gap ? w[j] : j < gap + zeros ? 0 : w[j - zeros];
-        a[2 * j] = (unsigned char)(v >> 8);
-        a[2 * j + 1] = (unsigned char)v;
+    for (size_t j = 0; j < 8; j++) {
+        w[j] = j < gap ? g[j] : j < gap + zeros ? 0 : g[j - zeros];
     }
     return 1;
+}
+
+/* Clears all but the first prefix bits of the eight groups. */
+static void mask_groups(unsigned w[8], int prefix)
+{
+    for (int j = 0; j < 8; j++) {
+        int keep = prefix - 16 * j;
+        if (keep <= 0) {
+            w[j] = 0;
+        } else if (keep < 16) {
+            w[j] &= 0xFFFFu << (16 - keep) & 0xFFFFu;
+        }
+    }
 }
 
 /* RFC 5952 text of an IPv6 address, the same as glibc's inet_ntop: lower
  * case, no leading zeros, the first longest run of two or more zero groups
  * as "::".  The IPv4-mapped and -compatible forms, which inet_ntop writes
  * with a dotted quad, are left to it. */
-static size_t format_ipv6(const unsigned char a[16], char *out)
+static size_t format_ipv6(const unsigned w[8], char *out)
 {
-    unsigned w[8];
     int best = -1, bestlen = 0;
     for (int j = 0, run = 0; j < 8; j++) {
-        w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
         run = w[j] ? 0 : run + 1;
         if (run > bestlen) {
             bestlen = run;
@@ -303,6 +382,11 @@ static size_t format_ipv6(const unsigned char a[16], char *out)
         best = -1;
     }
     if (best == 0 && (bestlen == 6 || (bestlen == 5 && w[5] == 0xffff))) {
+        unsigned char a[16];
+        for (int j = 0; j < 8; j++) {
+            a[2 * j] = (unsigned char)(w[j] >> 8);
+            a[2 * j + 1] = (unsigned char)w[j];
+        }
         inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN);
         return strlen(out);
     }
@@ -336,8 +420,13 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
         /* Whole octets kept: they are the text as it came (no leading zeros),
          * and each one cleared is ".0". */
         int kept = e->v4_prefix / 8;
-        size_t len = kept ? end[kept - 1] : 1;
-        memcpy(out, kept ? s : "0", len);
+        size_t len = 1;
+        if (kept) {
+            len = end[kept - 1];
+            copy_upto15((unsigned char *)out, s, len);
+        } else {
+            out[0] = '0';
+        }
         for (int k = kept > 0 ? kept : 1; k < 4; k++) {
             out[len++] = '.';
             out[len++] = '0';
@@ -345,12 +434,11 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
         out[len] = '\0';
         return len;
     }
-    unsigned char addr[4];
-    memcpy(addr, a, 4);
-    mask_bits(addr, 4, e->v4_prefix);
+    unsigned bits = (unsigned)a[0] << 24 | (unsigned)a[1] << 16 | (unsigned)a[2] << 8 | a[3];
+    bits &= e->v4_prefix ? 0xFFFFFFFFu << (32 - e->v4_prefix) : 0;
     char *o = out;
     for (int i = 0; i < 4; i++) {
-        unsigned octet = addr[i];
+        unsigned octet = bits >> (24 - 8 * i) & 0xFF;
         if (octet >= 100) {
             *o++ = (char)('0' + octet / 100);
         }
@@ -380,7 +468,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     size_t n;
     const char *s = pixel_value_string(v, &n);
-    unsigned char addr[16];
+    unsigned char addr[4];
     size_t ends[4];
     char *out;
     size_t len;
@@ -393,21 +481,29 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
         if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
             return PIXEL_ENOMEM;
         }
-        if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
+        if (!s || n >= 64) {
             return fail(ctx, e, e->from, "not an IP address");
         }
-        int ok = parse_ipv6(s, n, addr);
+        unsigned w[8];
+        int ok = parse_ipv6(s, n, w, e->v6_prefix);
         if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
+            unsigned char a[16];
             char text[64];
+            if (memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
+                return fail(ctx, e, e->from, "not an IP address");
+            }
             memcpy(text, s, n);
             text[n] = '\0';
-            ok = inet_pton(AF_INET6, text, addr);
+            ok = inet_pton(AF_INET6, text, a);
+            for (int j = 0; ok == 1 && j < 8; j++) {
+                w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
+            }
         }
         if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
         }
-        mask_bits(addr, 16, e->v6_prefix);
-        len = format_ipv6(addr, out);
+        mask_groups(w, e->v6_prefix);
+        len = format_ipv6(w, out);
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
