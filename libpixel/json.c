@@ -783,6 +783,12 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         } else if (m->type == PIXEL_TYPE_INT) {
             o = put_int(o, m->u.i);
             continue;
+        } else if (m->type >= PIXEL_TYPE_ARRAY) {
+            /* a nested object or array, straight to its own loop */
+            b->len = (size_t)(o - b->data);
+            if (dump_container(b, m) < 0) {
+                return -1;
+            }
         } else {
             b->len = (size_t)(o - b->data);
             if (dump_value(b, m) < 0) {
@@ -796,14 +802,13 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
     return 0;
 }
 
-/* An object or array.  The first member's ',' lands where the opening
- * bracket goes, and the bracket is written over it at the end. */
-static int dump_container(pixel_buf *b, const pixel_value *v)
+/* An object or array, at b->len with more than MEMBER_SLACK bytes free.
+ * The first member's ',' lands where the opening bracket goes, and the
+ * bracket is written over it at the end.  Not NUL-terminated (the caller
+ * of the whole dump ends the text). */
+__attribute__((noinline)) static int dump_container(pixel_buf *b, const pixel_value *v)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
-    if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
-        return -1;
-    }
     const size_t open = b->len;
     if ((obj ? dump_members(b, v, true) : dump_members(b, v, false)) < 0) {
         return -1;
@@ -816,7 +821,6 @@ static int dump_container(pixel_buf *b, const pixel_value *v)
         b->len = open + 1;
     }
     b->data[b->len++] = obj ? '}' : ']';
-    b->data[b->len] = '\0';
     return 0;
 }
 
