@@ -154,13 +154,26 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, text, n));
 }
 
+/* The pipeline enricher's state: the lengths of the name and version,
+ * measured once at load. */
+typedef struct pipeline_text {
+    size_t name_len, version_len;
+} pipeline_text;
+
+static void free_state(pixel_enricher *e)
+{
+    pixel__free(e->state);
+    e->state = NULL;
+}
+
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
     const pixel_pipeline *p = ctx->pipeline;
+    const pipeline_text *t = e->state;
     pixel_value *o = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, strlen(p->name));
-    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, strlen(p->version));
+    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, t->name_len);
+    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, t->version_len);
     if (!o || !n || !v) {
         return PIXEL_ENOMEM;
     }
@@ -819,6 +832,16 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         pixel__source_parse(p, c, pixel__cfg_get(c, opts, "from"), from, &e->src, &e->src_index) <
             0) {
         return PIXEL_ECONFIG;
+    }
+    if (e->fn == run_pipeline) {
+        pipeline_text *t = pixel__malloc(sizeof(*t));
+        if (!t) {
+            return PIXEL_ENOMEM;
+        }
+        t->name_len = strlen(p->name);
+        t->version_len = strlen(p->version);
+        e->state = t;
+        e->free_fn = free_state;
     }
     return 0;
 }
