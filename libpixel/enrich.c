@@ -561,8 +561,10 @@ static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t 
  * name (checked once for all parts), so the part is appended without a search. */
 #define add_part(ctx, o, fresh, key, s, n, flags)                                                  \
     add_part_n(ctx, o, fresh, key, sizeof(key) - 1, s, n, flags)
-static int add_part_n(pixel_ctx *ctx, pixel_value *o, bool fresh, const char *key, size_t klen,
-                      const char *s, size_t n, uint8_t flags)
+__attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixel_value *o,
+                                                            bool fresh, const char *key,
+                                                            size_t klen, const char *s, size_t n,
+                                                            uint8_t flags)
 {
     pixel_value *v = part_value(ctx, s, n, flags);
     if (!v) {
@@ -674,13 +676,19 @@ static bool path_is_child(const pixel_path *parent, const pixel_path *child)
     return true;
 }
 
+/* The url enricher's state: whether the source is a member of the target
+ * (path_is_child, decided at load). */
+typedef struct url_state {
+    bool target_known;
+} url_state;
+
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
     /* The usual setup reads page.url into page: the target is looked up
      * once, and the source in it. */
     pixel_value *target = NULL, *src;
-    bool target_known = path_is_child(e->into_path, e->from_path);
+    const bool target_known = ((const url_state *)e->state)->target_known;
     if (target_known) {
         target = mapped_object(ctx, e->into_obj);
         if (!target) {
@@ -832,6 +840,15 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         pixel__source_parse(p, c, pixel__cfg_get(c, opts, "from"), from, &e->src, &e->src_index) <
             0) {
         return PIXEL_ECONFIG;
+    }
+    if (e->fn == run_url) {
+        url_state *t = pixel__malloc(sizeof(*t));
+        if (!t) {
+            return PIXEL_ENOMEM;
+        }
+        t->target_known = path_is_child(e->into_path, e->from_path);
+        e->state = t;
+        e->free_fn = free_state;
     }
     if (e->fn == run_pipeline) {
         pipeline_text *t = pixel__malloc(sizeof(*t));
