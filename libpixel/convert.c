@@ -738,7 +738,12 @@ static int convert_json_text(pixel_ctx *ctx, const pixel_field *f, pixel_span or
                              size_t n, pixel_value **out)
 {
     pixel_error jerr;
-    pixel_error_clear(&jerr);
+    /* What pixel__error_set and pixel__error_at look at (a whole clear is a
+     * memset of the message buffers on every call). */
+    jerr.code = 0;
+    jerr.text[0] = '\0';
+    jerr.source[0] = '\0';
+    jerr.line = 0;
     pixel_value *v = pixel__json_parse(&ctx->arena, s, n, &jerr);
     if (!v) {
         if (jerr.code == PIXEL_ENOMEM) {

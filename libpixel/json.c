@@ -249,6 +249,20 @@ static pixel_value *parse_number(jparser *j)
         }
     }
     size_t len = (size_t)(q - start);
+    size_t neg = *start == '-';
+    if (integral && len - neg <= 18) {
+        /* Up to 18 digits cannot overflow: what strtoll would give, without it. */
+        int64_t i = 0;
+        for (const char *d = start + neg; d < q; d++) {
+            i = i * 10 + (*d - '0');
+        }
+        j->p = q;
+        pixel_value *v = pixel__value_new(j->arena, PIXEL_TYPE_INT);
+        if (v) {
+            v->u.i = neg ? -i : i;
+        }
+        return v;
+    }
     char tmp[64];
     char *text = tmp;
     if (len >= sizeof(tmp)) {

@@ -70,6 +70,29 @@ START_TEST(big_integers_become_numbers_and_keep_their_text)
     ck_assert_int_eq(pixel_value_type(a), PIXEL_TYPE_INT);
     ck_assert_int_eq(pixel_value_type(b), PIXEL_TYPE_NUMBER);
     ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), "[9223372036854775807,9223372036854775808]");
+    /* Integers of every digit count read as strtoll reads them (up to 18
+     * digits without it); -0 is the integer 0; past the range, a number. */
+    const char *text = "[0,-0,7,-7,123456789012345678,-123456789012345678,999999999999999999,"
+                       "1234567890123456789,-9223372036854775808,-9223372036854775809]";
+    v = pixel_json_parse(ctx, text, strlen(text), NULL);
+    static const long long want[] = {0,
+                                     0,
+                                     7,
+                                     -7,
+                                     123456789012345678LL,
+                                     -123456789012345678LL,
+                                     999999999999999999LL,
+                                     1234567890123456789LL,
+                                     INT64_MIN};
+    const pixel_value *e = pixel_value_first(v);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++, e = pixel_value_next(e)) {
+        ck_assert_int_eq(pixel_value_type(e), PIXEL_TYPE_INT);
+        ck_assert_int_eq(pixel_value_int(e), want[i]);
+    }
+    ck_assert_int_eq(pixel_value_type(e), PIXEL_TYPE_NUMBER);
+    ck_assert_str_eq(pixel_value_dump(ctx, v, NULL),
+                     "[0,0,7,-7,123456789012345678,-123456789012345678,999999999999999999,"
+                     "1234567890123456789,-9223372036854775808,-9223372036854775809]");
     pixel_ctx_free(ctx);
 }
 END_TEST
