@@ -246,7 +246,8 @@ static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *m
 static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms);
 static int bsd_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t ref_ms, int64_t *ms)
 {
-    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms && memcmp(m->bsd, s, n) == 0) {
+    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms &&
+        pixel__same_bytes(m->bsd, s, n)) {
         *ms = m->bsd_ms;
         return 0;
     }
