@@ -590,10 +590,30 @@ static inline char *put_int(char *o, int64_t i)
         *o = (char)('0' + u);
         return o + 1;
     }
-    size_t n = 2;
-    for (uint64_t t = 100; n < 20 && u >= t; t *= 10) {
-        n++;
-    }
+    /* The digit count from the bit length: t is floor(log10) of 2^bits
+     * (1233/4096 ~ log10 2), one less than the count when u < 10^t. */
+    static const uint64_t pow10[20] = {1u,
+                                       10u,
+                                       100u,
+                                       1000u,
+                                       10000u,
+                                       100000u,
+                                       1000000u,
+                                       10000000u,
+                                       100000000u,
+                                       1000000000u,
+                                       10000000000u,
+                                       100000000000u,
+                                       1000000000000u,
+                                       10000000000000u,
+                                       100000000000000u,
+                                       1000000000000000u,
+                                       10000000000000000u,
+                                       100000000000000000u,
+                                       1000000000000000000u,
+                                       10000000000000000000u};
+    unsigned t = ((unsigned)(64 - __builtin_clzll(u)) * 1233u) >> 12;
+    size_t n = t + (u >= pow10[t]);
     char *p = o + n;
     while (u >= 100) {
         unsigned r = (unsigned)(u % 100);
