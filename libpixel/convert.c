@@ -725,7 +725,12 @@ static int convert_kv(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel
         if (!v) {
             return PIXEL_ENOMEM;
         }
-        pixel__object_add(obj, s, (size_t)(colon - s), v);
+        /* a key that needs no JSON escaping (most) is copied as it is when serialized */
+        if (pixel__plain_key(s, (size_t)(colon - s))) {
+            pixel__object_add_plain(obj, s, (size_t)(colon - s), v);
+        } else {
+            pixel__object_add(obj, s, (size_t)(colon - s), v);
+        }
         s = e + 1;
     }
     *out = obj;

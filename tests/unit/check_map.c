@@ -90,6 +90,10 @@ static const conv_case convs[] = {
     {"{from: query.x, type: kv}", "x=srp_map%3Ab%2Cbadge%3Av1",
      "{\"f\":{\"srp_map\":\"b\",\"badge\":\"v1\"}}"},
     {"{from: query.x, type: kv}", "x=nocolon", "bad_kv_list"},
+    /* keys that need JSON escapes, and plain ones of every size class */
+    {"{from: query.x, type: kv}", "x=a%22b:1,c%5Cd:2,e%09:3,%7F:4,ab:5,abcde:6,abcdefghijklmnopq:7",
+     "{\"f\":{\"a\\\"b\":\"1\",\"c\\\\d\":\"2\",\"e\\t\":\"3\",\"\\u007f\":\"4\","
+     "\"ab\":\"5\",\"abcde\":\"6\",\"abcdefghijklmnopq\":\"7\"}}"},
     {"{from: query.x, type: kv}", "x=a:1,a:2", "bad_kv_list"},
     {"{from: query.x, max_length: 3}", "x=%C3%A9%C3%A9%C3%A9",
      "{\"f\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}"},
