@@ -791,12 +791,32 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             *o++ = ',';
         } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
             /* a key from the configuration, checked at load: no escapes */
+            const size_t kl = m->klen;
+            const unsigned char *k = (const unsigned char *)m->key;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            if (kl - 4 <= 10) {
+                /* 4 to 14 bytes: ",\"" and the key's first bytes as one word,
+                 * the key's last bytes over the rest, then "\":" */
+                uint64_t a = kl >= 8 ? load64(k) : load32(k), z;
+                a = a << 16 | 0x222C; /* ',' '"' */
+                memcpy(o, &a, 8);
+                if (kl >= 8) {
+                    z = load64(k + kl - 8);
+                    memcpy(o + 2 + kl - 8, &z, 8);
+                } else {
+                    uint32_t z4 = load32(k + kl - 4);
+                    memcpy(o + 2 + kl - 4, &z4, 4);
+                }
+                memcpy(o + 2 + kl, "\":", 2);
+                o += kl + 4;
+                goto value;
+            }
+#endif
             o[0] = ',';
             o[1] = '"';
             o += 2;
-            const size_t kl = m->klen;
             if (kl >= 4 && kl <= 16) {
-                copy_short(o, (const unsigned char *)m->key, kl);
+                copy_short(o, k, kl);
             } else if (kl < 4 && kl > 0) {
                 o[0] = m->key[0];
                 o[kl / 2] = m->key[kl / 2];
@@ -819,6 +839,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             lim = b->data + b->cap;
         }
         /* The value: short plain strings and integers in place. */
+    value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
             char *e = put_short_plain(o, m);
             if (PIXEL_LIKELY(e != NULL)) {
