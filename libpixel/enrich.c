@@ -65,7 +65,8 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
  * walking the event from the root, while neither it nor one of its parents
  * was changed through the public setters (PIXEL_VALUE_EDITED).
  */
-static pixel_value *mapped_object(const pixel_ctx *ctx, int j)
+__attribute__((always_inline)) static inline pixel_value *mapped_object(const pixel_ctx *ctx,
+                                                                        int j)
 {
     if (j <= 0 || !ctx->map_objs || !ctx->map_objs[j]) {
         return NULL;
@@ -79,6 +80,19 @@ static pixel_value *mapped_object(const pixel_ctx *ctx, int j)
             return ctx->map_objs[j];
         }
     }
+}
+
+/* The member of a mapped object (an object, not NULL) named by a path's
+ * last segment: pixel__object_getn in line. */
+static inline pixel_value *leaf_member(const pixel_value *obj, const pixel_path *path)
+{
+    const struct pixel_path_seg *leaf = &path->seg[path->n - 1];
+    for (pixel_value *m = obj->u.list.head; m; m = m->next) {
+        if (m->klen == leaf->len && pixel__same_bytes(m->key, leaf->key, leaf->len)) {
+            return m;
+        }
+    }
+    return NULL;
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
@@ -471,8 +485,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     PIXEL_UNUSED(err);
     pixel_value *parent = mapped_object(ctx, e->from_obj), *v;
     if (parent) {
-        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
-        v = pixel__object_getn(parent, leaf->key, leaf->len);
+        v = leaf_member(parent, e->from_path);
     } else {
         v = pixel__path_get(ctx->event, e->from_path);
     }
@@ -694,8 +707,8 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         if (!target) {
             target = pixel__path_get(ctx->event, e->into_path);
         }
-        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
-        src = target ? pixel__object_getn(target, leaf->key, leaf->len) : NULL;
+        src = target && target->type == PIXEL_TYPE_OBJECT ? leaf_member(target, e->from_path)
+                                                          : NULL;
     } else {
         src = pixel__path_get(ctx->event, e->from_path);
     }
