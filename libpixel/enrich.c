@@ -114,24 +114,46 @@ static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, c
 
 /* ---- event_id ---- */
 
-/* A checked UUID's 36 characters with A-F lowered (the canonical form). */
-static void lower_uuid(char *id, const char *u)
+/* When s is a UUID (8-4-4-4-12 hex digits, what pixel__is_uuid takes), its
+ * canonical form (A-F lowered) into id[37] and true.  Three blocks of
+ * sixteen (the last overlapping the second) are classified and lowered
+ * from the same loads. */
+static bool lower_uuid(char *id, const char *s, size_t n)
 {
+    if (n != 36) {
+        return false;
+    }
 #ifdef PIXEL_SIMD_SSE2
-    static const size_t at[3] = {0, 16, 20}; /* three blocks; the last overlaps */
+    static const size_t at[3] = {0, 16, 20};
+    uint64_t hex = 0, dash = 0;
     for (size_t k = 0; k < 3; k++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + at[k]));
-        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
-                                   _mm_cmpgt_epi8(_mm_set1_epi8('F' + 1), v));
-        v = _mm_add_epi8(v, _mm_and_si128(up, _mm_set1_epi8(32)));
-        _mm_storeu_si128((__m128i *)(void *)(id + at[k]), v);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at[k]));
+        __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        __m128i d = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
+        __m128i a = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), l));
+        hex |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(d, a)) << at[k];
+        dash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')))
+                << at[k];
+        /* letters a-f/A-F: their lower-case form (digits and '-' as they are) */
+        _mm_storeu_si128((__m128i *)(void *)(id + at[k]), _mm_or_si128(_mm_andnot_si128(a, v),
+                                                                       _mm_and_si128(a, l)));
+    }
+    const uint64_t dashes = 1ull << 8 | 1ull << 13 | 1ull << 18 | 1ull << 23;
+    if (dash != dashes || hex != (((1ull << 36) - 1) & ~dashes)) {
+        return false;
     }
 #else
+    if (!pixel__is_uuid(s, n)) {
+        return false;
+    }
     for (size_t i = 0; i < 36; i++) {
-        id[i] = u[i] >= 'A' && u[i] <= 'F' ? (char)(u[i] + 32) : u[i];
+        id[i] = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] + 32) : s[i];
     }
 #endif
     id[36] = '\0';
+    return true;
 }
 
 static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -144,9 +166,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     if (!id) {
         return PIXEL_ENOMEM;
     }
-    if (client.p && pixel__is_uuid(client.p, client.n)) {
-        lower_uuid(id, client.p);
-    } else {
+    if (!client.p || !lower_uuid(id, client.p, client.n)) {
         /* Derived from the record after the syslog header: a relay that
          * re-frames the line, or a replay, gives the same ID. */
         pixel_span m = ctx->rec.syslog[PIXEL_S_MESSAGE];

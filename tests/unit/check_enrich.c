@@ -37,6 +37,29 @@ START_TEST(event_id_prefers_a_valid_client_uuid)
     ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=F57BD9AB-F936-4984-A95E-852C4C77B896")),
                      PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("id"), "f57bd9ab-f936-4984-a95e-852c4c77b896");
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=aBcDeF09-0000-4fFf-8AaA-0123456789Ef")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("id"), "abcdef09-0000-4fff-8aaa-0123456789ef");
+    /* Near misses are not taken: the ID is derived from the line instead. */
+    static const char *const near[] = {
+        "f57bd9ab-f936-4984-a95e-852c4c77b89",   /* 35 bytes */
+        "f57bd9ab-f936-4984-a95e-852c4c77b8961", /* 37 bytes */
+        "f57bd9abf-936-4984-a95e-852c4c77b896",  /* a dash moved */
+        "f57bd9ab-f936-4984-a95e-852c4c77b89g",  /* not hex, last byte */
+        "g57bd9ab-f936-4984-a95e-852c4c77b896",  /* not hex, first byte */
+        "f57bd9ab-f936-4984-a95e-852c4c7%C3%A9", /* non-ASCII */
+        "f57bd9ab-f936-4984-a95e-852c4c77b-96",  /* a dash too many */
+        "f57bd9ab-f936-4984-a95e-852c4c77b%3A6", /* ':' just after '9' */
+        "f57bd9ab-f936-4984-a95e-852c4c77b%606", /* '`' just before 'a' */
+    };
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+        char line[256];
+        snprintf(line, sizeof(line), LINE("a=1&eid=%s"), near[i]);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        const char *id = str_at("id");
+        ck_assert_uint_eq(strlen(id), 36);
+        ck_assert_msg(id[14] == '8', "%s taken as %s", near[i], id); /* derived: version 8 */
+    }
     pixel_pipeline_free(p);
 }
 END_TEST
