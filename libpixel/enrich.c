@@ -459,7 +459,7 @@ static size_t format_ipv6(const unsigned w[8], char *out)
     return (size_t)(o - out);
 }
 
-/* The anonymized text of a parsed IPv4 address into out (room for 16). */
+/* The anonymized text of a parsed IPv4 address into out (room for 24). */
 static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
                           const size_t end[4], char *out)
 {
@@ -473,11 +473,10 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
             copy_upto15((unsigned char *)out, s, len);
         } else {
             out[0] = '0';
+            kept = 1;
         }
-        for (int k = kept > 0 ? kept : 1; k < 4; k++) {
-            out[len++] = '.';
-            out[len++] = '0';
-        }
+        memcpy(out + len, ".0.0.0", 7); /* what is needed of it, and more */
+        len += 2 * (size_t)(4 - kept);
         out[len] = '\0';
         return len;
     }
@@ -519,7 +518,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     char *out;
     size_t len;
     if (s && parse_ipv4(s, n, addr, ends)) {
-        if (!(out = pixel__arena_alloc(&ctx->arena, 16))) {
+        if (!(out = pixel__arena_alloc(&ctx->arena, 24))) {
             return PIXEL_ENOMEM;
         }
         len = format_ipv4(e, s, addr, ends, out);
