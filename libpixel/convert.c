@@ -246,7 +246,8 @@ static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *m
 static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms);
 static int bsd_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t ref_ms, int64_t *ms)
 {
-    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms && memcmp(m->bsd, s, n) == 0) {
+    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms &&
+        pixel__same_bytes(m->bsd, s, n)) {
         *ms = m->bsd_ms;
         return 0;
     }
@@ -594,12 +595,19 @@ static const unsigned char b64_value1[256] = {
     ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
     ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64};
 
-static int b64val(unsigned char c)
+/* The offset of the first byte of s[0..n) that is not a base64url digit. */
+static size_t b64_first_bad(const char *s, size_t n)
 {
-    return b64_value1[c] - 1;
+    size_t i = 0;
+    while (i < n && b64_value1[(unsigned char)s[i]]) {
+        i++;
+    }
+    return i;
 }
 
-/* Strict base64url (padding optional); returns decoded length or -1 with *bad = offset. */
+/* Strict base64url (padding optional); returns decoded length or -1 with
+ * *bad = offset.  Four digits (24 bits) make three bytes; a last group of
+ * two or three digits makes one or two (its spare low bits are dropped). */
 static long b64url_decode(const char *s, size_t n, char *out, size_t *bad)
 {
     while (n > 0 && s[n - 1] == '=') {
@@ -609,20 +617,33 @@ static long b64url_decode(const char *s, size_t n, char *out, size_t *bad)
         *bad = n;
         return -1;
     }
-    size_t k = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)s[i]);
-        if (v < 0) {
-            *bad = i;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, k = 0;
+    for (; i + 4 <= n; i += 4, k += 3) {
+        unsigned a = b64_value1[u[i]], b = b64_value1[u[i + 1]], c = b64_value1[u[i + 2]],
+                 d = b64_value1[u[i + 3]];
+        if (!a || !b || !c || !d) {
+            *bad = i + b64_first_bad(s + i, 4);
             return -1;
         }
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[k++] = (char)(acc >> bits);
+        uint32_t w = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
+        out[k] = (char)(w >> 16);
+        out[k + 1] = (char)(w >> 8);
+        out[k + 2] = (char)w;
+    }
+    size_t r = n - i; /* 0, 2 or 3 */
+    if (r) {
+        if (b64_first_bad(s + i, r) < r) {
+            *bad = i + b64_first_bad(s + i, r);
+            return -1;
+        }
+        uint32_t w = (uint32_t)(b64_value1[u[i]] - 1) << 6 | (uint32_t)(b64_value1[u[i + 1]] - 1);
+        if (r == 2) {
+            out[k++] = (char)(w >> 4);
+        } else {
+            w = w << 6 | (uint32_t)(b64_value1[u[i + 2]] - 1);
+            out[k++] = (char)(w >> 10);
+            out[k++] = (char)(w >> 2);
         }
     }
     return (long)k;
@@ -704,7 +725,12 @@ static int convert_kv(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel
         if (!v) {
             return PIXEL_ENOMEM;
         }
-        pixel__object_add(obj, s, (size_t)(colon - s), v);
+        /* a key that needs no JSON escaping (most) is copied as it is when serialized */
+        if (pixel__plain_key(s, (size_t)(colon - s))) {
+            pixel__object_add_plain(obj, s, (size_t)(colon - s), v);
+        } else {
+            pixel__object_add(obj, s, (size_t)(colon - s), v);
+        }
         s = e + 1;
     }
     *out = obj;
@@ -718,7 +744,12 @@ static int convert_json_text(pixel_ctx *ctx, const pixel_field *f, pixel_span or
                              size_t n, pixel_value **out)
 {
     pixel_error jerr;
-    pixel_error_clear(&jerr);
+    /* What pixel__error_set and pixel__error_at look at (a whole clear is a
+     * memset of the message buffers on every call). */
+    jerr.code = 0;
+    jerr.text[0] = '\0';
+    jerr.source[0] = '\0';
+    jerr.line = 0;
     pixel_value *v = pixel__json_parse(&ctx->arena, s, n, &jerr);
     if (!v) {
         if (jerr.code == PIXEL_ENOMEM) {

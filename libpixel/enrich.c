@@ -65,7 +65,8 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
  * walking the event from the root, while neither it nor one of its parents
  * was changed through the public setters (PIXEL_VALUE_EDITED).
  */
-static pixel_value *mapped_object(const pixel_ctx *ctx, int j)
+__attribute__((always_inline)) static inline pixel_value *mapped_object(const pixel_ctx *ctx,
+                                                                        int j)
 {
     if (j <= 0 || !ctx->map_objs || !ctx->map_objs[j]) {
         return NULL;
@@ -79,6 +80,19 @@ static pixel_value *mapped_object(const pixel_ctx *ctx, int j)
             return ctx->map_objs[j];
         }
     }
+}
+
+/* The member of a mapped object (an object, not NULL) named by a path's
+ * last segment: pixel__object_getn in line. */
+static inline pixel_value *leaf_member(const pixel_value *obj, const pixel_path *path)
+{
+    const struct pixel_path_seg *leaf = &path->seg[path->n - 1];
+    for (pixel_value *m = obj->u.list.head; m; m = m->next) {
+        if (m->klen == leaf->len && pixel__same_bytes(m->key, leaf->key, leaf->len)) {
+            return m;
+        }
+    }
+    return NULL;
 }
 
 static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, const char *msg)
@@ -100,24 +114,46 @@ static int fail(pixel_ctx *ctx, const pixel_enricher *e, const char *location, c
 
 /* ---- event_id ---- */
 
-/* A checked UUID's 36 characters with A-F lowered (the canonical form). */
-static void lower_uuid(char *id, const char *u)
+/* When s is a UUID (8-4-4-4-12 hex digits, what pixel__is_uuid takes), its
+ * canonical form (A-F lowered) into id[37] and true.  Three blocks of
+ * sixteen (the last overlapping the second) are classified and lowered
+ * from the same loads. */
+static bool lower_uuid(char *id, const char *s, size_t n)
 {
+    if (n != 36) {
+        return false;
+    }
 #ifdef PIXEL_SIMD_SSE2
-    static const size_t at[3] = {0, 16, 20}; /* three blocks; the last overlaps */
+    static const size_t at[3] = {0, 16, 20};
+    uint64_t hex = 0, dash = 0;
     for (size_t k = 0; k < 3; k++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + at[k]));
-        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
-                                   _mm_cmpgt_epi8(_mm_set1_epi8('F' + 1), v));
-        v = _mm_add_epi8(v, _mm_and_si128(up, _mm_set1_epi8(32)));
-        _mm_storeu_si128((__m128i *)(void *)(id + at[k]), v);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at[k]));
+        __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        __m128i d = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
+        __m128i a = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), l));
+        hex |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(d, a)) << at[k];
+        dash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')))
+                << at[k];
+        /* letters a-f/A-F: their lower-case form (digits and '-' as they are) */
+        _mm_storeu_si128((__m128i *)(void *)(id + at[k]), _mm_or_si128(_mm_andnot_si128(a, v),
+                                                                       _mm_and_si128(a, l)));
+    }
+    const uint64_t dashes = 1ull << 8 | 1ull << 13 | 1ull << 18 | 1ull << 23;
+    if (dash != dashes || hex != (((1ull << 36) - 1) & ~dashes)) {
+        return false;
     }
 #else
+    if (!pixel__is_uuid(s, n)) {
+        return false;
+    }
     for (size_t i = 0; i < 36; i++) {
-        id[i] = u[i] >= 'A' && u[i] <= 'F' ? (char)(u[i] + 32) : u[i];
+        id[i] = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] + 32) : s[i];
     }
 #endif
     id[36] = '\0';
+    return true;
 }
 
 static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -130,9 +166,7 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     if (!id) {
         return PIXEL_ENOMEM;
     }
-    if (client.p && pixel__is_uuid(client.p, client.n)) {
-        lower_uuid(id, client.p);
-    } else {
+    if (!client.p || !lower_uuid(id, client.p, client.n)) {
         /* Derived from the record after the syslog header: a relay that
          * re-frames the line, or a replay, gives the same ID. */
         pixel_span m = ctx->rec.syslog[PIXEL_S_MESSAGE];
@@ -154,13 +188,26 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, text, n));
 }
 
+/* The pipeline enricher's state: the lengths of the name and version,
+ * measured once at load. */
+typedef struct pipeline_text {
+    size_t name_len, version_len;
+} pipeline_text;
+
+static void free_state(pixel_enricher *e)
+{
+    pixel__free(e->state);
+    e->state = NULL;
+}
+
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
     const pixel_pipeline *p = ctx->pipeline;
+    const pipeline_text *t = e->state;
     pixel_value *o = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, strlen(p->name));
-    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, strlen(p->version));
+    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, t->name_len);
+    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, t->version_len);
     if (!o || !n || !v) {
         return PIXEL_ENOMEM;
     }
@@ -171,53 +218,61 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
 
 /* ---- anonymize_ip ---- */
 
-static void mask_bits(unsigned char *a, size_t bytes, int prefix)
+/* Up to 8 bytes of s copied over t (t has room for 8 past n): two
+ * overlapping words, or byte by byte under 4. */
+static inline void copy_upto15(unsigned char *t, const char *s, size_t n)
 {
-    size_t full = (size_t)prefix / 8; /* bytes kept whole */
-    if (full >= bytes) {
-        return;
+    if (n >= 8) {
+        memcpy(t, s, 8);
+        memcpy(t + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(t, s, 4);
+        memcpy(t + n - 4, s + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            t[i] = (unsigned char)s[i];
+        }
     }
-    if (prefix % 8) {
-        a[full++] &= (unsigned char)(0xFF << (8 - prefix % 8));
-    }
-    memset(a + full, 0, bytes - full);
 }
 
 /* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
- * zeros.  end[k]: the offset just past octet k. */
+ * zeros.  end[k]: the offset just past octet k.  The text (7 to 15 bytes)
+ * is read from a NUL-padded copy, so no byte needs a bound test. */
 static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4])
 {
+    if (n < 7 || n > 15) {
+        return false;
+    }
+    unsigned char t[24] = {0};
+    copy_upto15(t, s, n);
     size_t i = 0;
-    for (int k = 0; k < 4; k++) {
-        if (k > 0) {
-            if (i >= n || s[i] != '.') {
-                return false;
-            }
-            i++;
-        }
-        unsigned d, v;
-        if (i >= n || (v = (unsigned)(unsigned char)s[i] - '0') > 9) {
+    for (int k = 0;; k++) {
+        unsigned v = (unsigned)t[i] - '0', d;
+        if (v > 9) {
             return false;
         }
-        i++;
-        if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
-            if (v == 0) {
-                return false; /* a leading zero */
-            }
+        if ((d = (unsigned)t[i + 1] - '0') > 9) {
+            i += 1;
+        } else if (v == 0) {
+            return false; /* a leading zero */
+        } else if (v = v * 10 + d, (d = (unsigned)t[i + 2] - '0') > 9) {
+            i += 2;
+        } else {
             v = v * 10 + d;
-            i++;
-            if (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
-                v = v * 10 + d;
-                i++;
-                if (v > 255 || (i < n && (unsigned)(unsigned char)s[i] - '0' <= 9)) {
-                    return false;
-                }
+            if (v > 255 || (unsigned)t[i + 3] - '0' <= 9) {
+                return false;
             }
+            i += 3;
         }
         a[k] = (unsigned char)v;
         end[k] = i;
+        if (k == 3) {
+            return i == n;
+        }
+        if (t[i++] != '.') {
+            return false;
+        }
     }
-    return i == n;
 }
 
 /* One more than the value of a hex digit; 0 for other bytes. */
@@ -226,73 +281,144 @@ static const unsigned char hex_value1[256] = {
     ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
     ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
-static int hex_digit(char c)
+/* Set bits of x (inline: no popcount instruction is assumed). */
+static inline unsigned bit_count(uint64_t x)
 {
-    return hex_value1[(unsigned char)c] - 1;
+    x -= x >> 1 & 0x5555555555555555u;
+    x = (x & 0x3333333333333333u) + (x >> 2 & 0x3333333333333333u);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Fu;
+    return (unsigned)((x * 0x0101010101010101u) >> 56);
+}
+
+/* What parse_ipv6 returns for text it does not take: -1 when the text
+ * holds a '.' (an embedded dotted quad is left to inet_pton), else 0. */
+static int ipv6_refused(const char *s, size_t n)
+{
+    return memchr(s, '.', n) ? -1 : 0;
 }
 
 /* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to
- * four hex digits, one "::" for a run of zero groups.  Text with an
- * embedded dotted quad returns -1: the caller leaves it to inet_pton. */
-static int parse_ipv6(const char *s, size_t n, unsigned char a[16])
+ * four hex digits, one "::" for a run of zero groups; the eight 16-bit
+ * groups into w (those past the first prefix bits may be left 0).  The
+ * text (under 64 bytes) is read from a NUL-padded copy, so no byte needs a
+ * bound test.  Text with an embedded dotted quad returns -1: the caller
+ * leaves it to inet_pton. */
+static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
 {
-    unsigned w[8] = {0};
+    unsigned char t[64 + 8];
     size_t i = 0, k = 0, gap = 9; /* gap: the group index "::" stands at; 9: none */
-    if (memchr(s, '.', n)) {
-        return -1;
+    if (n >= 15 && n <= 39) {
+        /* The common full form, eight groups and no "::", is checked as bit
+         * masks of its hex digits and colons; then only the groups the
+         * prefix keeps are read. */
+        memset(t, 0, 48);
+        for (; i + 8 <= n; i += 8) {
+            memcpy(t + i, s + i, 8);
+        }
+        memcpy(t + n - 8, s + n - 8, 8);
+        uint64_t all = ((uint64_t)1 << n) - 1;
+        uint64_t hex = pixel__hex16(t) | (uint64_t)pixel__hex16(t + 16) << 16 |
+                       (uint64_t)pixel__hex16(t + 32) << 32;
+        uint64_t col = pixel__eq16(t, ':') | (uint64_t)pixel__eq16(t + 16, ':') << 16 |
+                       (uint64_t)pixel__eq16(t + 32, ':') << 32;
+        if ((hex | col) == all && bit_count(col) == 7 && !(col & (col >> 1 | 1)) &&
+            !(col >> (n - 1)) && !(hex & hex >> 1 & hex >> 2 & hex >> 3 & hex >> 4)) {
+            size_t at = 0;
+            int j = 0;
+            for (; j < 8 && 16 * j < prefix; j++) {
+                unsigned v = 0;
+                for (unsigned d; (d = hex_value1[t[at]]) != 0; at++) {
+                    v = v << 4 | (d - 1);
+                }
+                w[j] = v;
+                at++; /* the ':' (or the NUL after the last group) */
+            }
+            for (; j < 8; j++) {
+                w[j] = 0;
+            }
+            return 1;
+        }
+        i = 0;
     }
-    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+    if (n >= 8) {
+        for (; i + 8 <= n; i += 8) {
+            memcpy(t + i, s + i, 8);
+        }
+        memcpy(t + n - 8, s + n - 8, 8);
+    } else {
+        copy_upto15(t, s, n);
+    }
+    memset(t + n, 0, 8);
+    unsigned g[8];
+    i = 0;
+    if (t[0] == ':' && t[1] == ':') {
         gap = 0;
         i = 2;
     }
     while (i < n) {
-        unsigned v = 0;
-        size_t start = i;
-        int d;
-        while (i < n && i - start < 5 && (d = hex_digit(s[i])) >= 0) {
-            v = v << 4 | (unsigned)d;
-            i++;
+        unsigned d = hex_value1[t[i]], v;
+        if (!d || k == 8) {
+            return ipv6_refused(s, n);
         }
-        if (i == start || i - start > 4 || k == 8) {
-            return 0;
+        v = d - 1;
+        if ((d = hex_value1[t[++i]])) {
+            v = v << 4 | (d - 1);
+            if ((d = hex_value1[t[++i]])) {
+                v = v << 4 | (d - 1);
+                if ((d = hex_value1[t[++i]])) {
+                    v = v << 4 | (d - 1);
+                    if (hex_value1[t[++i]]) {
+                        return ipv6_refused(s, n); /* five digits */
+                    }
+                }
+            }
         }
-        w[k++] = v;
+        g[k++] = v;
         if (i == n) {
             break;
         }
-        if (s[i++] != ':' || i == n) {
-            return 0; /* not a separator, or a single trailing ':' */
+        if (t[i++] != ':' || i == n) {
+            return ipv6_refused(s, n); /* not a separator, or a single trailing ':' */
         }
-        if (s[i] == ':') {
+        if (t[i] == ':') {
             if (gap != 9) {
-                return 0; /* a second "::" */
+                return ipv6_refused(s, n); /* a second "::" */
             }
             gap = k;
             i++;
         }
     }
     if (gap == 9 ? k != 8 : k == 8) {
-        return 0;
+        return ipv6_refused(s, n);
     }
     size_t zeros = 8 - k; /* groups that "::" stands for */
-    for (size_t j = 8; j-- > 0;) {
-        unsigned v = j < gap ? w[j] : j < gap + zeros ? 0 : w[j - zeros];
-        a[2 * j] = (unsigned char)(v >> 8);
-        a[2 * j + 1] = (unsigned char)v;
+    for (size_t j = 0; j < 8; j++) {
+        w[j] = j < gap ? g[j] : j < gap + zeros ? 0 : g[j - zeros];
     }
     return 1;
+}
+
+/* Clears all but the first prefix bits of the eight groups. */
+static void mask_groups(unsigned w[8], int prefix)
+{
+    for (int j = 0; j < 8; j++) {
+        int keep = prefix - 16 * j;
+        if (keep <= 0) {
+            w[j] = 0;
+        } else if (keep < 16) {
+            w[j] &= 0xFFFFu << (16 - keep) & 0xFFFFu;
+        }
+    }
 }
 
 /* RFC 5952 text of an IPv6 address, the same as glibc's inet_ntop: lower
  * case, no leading zeros, the first longest run of two or more zero groups
  * as "::".  The IPv4-mapped and -compatible forms, which inet_ntop writes
  * with a dotted quad, are left to it. */
-static size_t format_ipv6(const unsigned char a[16], char *out)
+static size_t format_ipv6(const unsigned w[8], char *out)
 {
-    unsigned w[8];
     int best = -1, bestlen = 0;
     for (int j = 0, run = 0; j < 8; j++) {
-        w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
         run = w[j] ? 0 : run + 1;
         if (run > bestlen) {
             bestlen = run;
@@ -303,6 +429,11 @@ static size_t format_ipv6(const unsigned char a[16], char *out)
         best = -1;
     }
     if (best == 0 && (bestlen == 6 || (bestlen == 5 && w[5] == 0xffff))) {
+        unsigned char a[16];
+        for (int j = 0; j < 8; j++) {
+            a[2 * j] = (unsigned char)(w[j] >> 8);
+            a[2 * j + 1] = (unsigned char)w[j];
+        }
         inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN);
         return strlen(out);
     }
@@ -328,7 +459,7 @@ static size_t format_ipv6(const unsigned char a[16], char *out)
     return (size_t)(o - out);
 }
 
-/* The anonymized text of a parsed IPv4 address into out (room for 16). */
+/* The anonymized text of a parsed IPv4 address into out (room for 24). */
 static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
                           const size_t end[4], char *out)
 {
@@ -336,21 +467,24 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
         /* Whole octets kept: they are the text as it came (no leading zeros),
          * and each one cleared is ".0". */
         int kept = e->v4_prefix / 8;
-        size_t len = kept ? end[kept - 1] : 1;
-        memcpy(out, kept ? s : "0", len);
-        for (int k = kept > 0 ? kept : 1; k < 4; k++) {
-            out[len++] = '.';
-            out[len++] = '0';
+        size_t len = 1;
+        if (kept) {
+            len = end[kept - 1];
+            copy_upto15((unsigned char *)out, s, len);
+        } else {
+            out[0] = '0';
+            kept = 1;
         }
+        memcpy(out + len, ".0.0.0", 7); /* what is needed of it, and more */
+        len += 2 * (size_t)(4 - kept);
         out[len] = '\0';
         return len;
     }
-    unsigned char addr[4];
-    memcpy(addr, a, 4);
-    mask_bits(addr, 4, e->v4_prefix);
+    unsigned bits = (unsigned)a[0] << 24 | (unsigned)a[1] << 16 | (unsigned)a[2] << 8 | a[3];
+    bits &= e->v4_prefix ? 0xFFFFFFFFu << (32 - e->v4_prefix) : 0;
     char *o = out;
     for (int i = 0; i < 4; i++) {
-        unsigned octet = addr[i];
+        unsigned octet = bits >> (24 - 8 * i) & 0xFF;
         if (octet >= 100) {
             *o++ = (char)('0' + octet / 100);
         }
@@ -370,8 +504,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     PIXEL_UNUSED(err);
     pixel_value *parent = mapped_object(ctx, e->from_obj), *v;
     if (parent) {
-        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
-        v = pixel__object_getn(parent, leaf->key, leaf->len);
+        v = leaf_member(parent, e->from_path);
     } else {
         v = pixel__path_get(ctx->event, e->from_path);
     }
@@ -380,12 +513,12 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     size_t n;
     const char *s = pixel_value_string(v, &n);
-    unsigned char addr[16];
+    unsigned char addr[4];
     size_t ends[4];
     char *out;
     size_t len;
     if (s && parse_ipv4(s, n, addr, ends)) {
-        if (!(out = pixel__arena_alloc(&ctx->arena, 16))) {
+        if (!(out = pixel__arena_alloc(&ctx->arena, 24))) {
             return PIXEL_ENOMEM;
         }
         len = format_ipv4(e, s, addr, ends, out);
@@ -393,21 +526,29 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
         if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
             return PIXEL_ENOMEM;
         }
-        if (!s || n >= 64 || memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
+        if (!s || n >= 64) {
             return fail(ctx, e, e->from, "not an IP address");
         }
-        int ok = parse_ipv6(s, n, addr);
+        unsigned w[8];
+        int ok = parse_ipv6(s, n, w, e->v6_prefix);
         if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
+            unsigned char a[16];
             char text[64];
+            if (memchr(s, '\0', n)) { /* a NUL (from %00) ends no address */
+                return fail(ctx, e, e->from, "not an IP address");
+            }
             memcpy(text, s, n);
             text[n] = '\0';
-            ok = inet_pton(AF_INET6, text, addr);
+            ok = inet_pton(AF_INET6, text, a);
+            for (int j = 0; ok == 1 && j < 8; j++) {
+                w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
+            }
         }
         if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
         }
-        mask_bits(addr, 16, e->v6_prefix);
-        len = format_ipv6(addr, out);
+        mask_groups(w, e->v6_prefix);
+        len = format_ipv6(w, out);
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
@@ -452,8 +593,10 @@ static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t 
  * name (checked once for all parts), so the part is appended without a search. */
 #define add_part(ctx, o, fresh, key, s, n, flags)                                                  \
     add_part_n(ctx, o, fresh, key, sizeof(key) - 1, s, n, flags)
-static int add_part_n(pixel_ctx *ctx, pixel_value *o, bool fresh, const char *key, size_t klen,
-                      const char *s, size_t n, uint8_t flags)
+__attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixel_value *o,
+                                                            bool fresh, const char *key,
+                                                            size_t klen, const char *s, size_t n,
+                                                            uint8_t flags)
 {
     pixel_value *v = part_value(ctx, s, n, flags);
     if (!v) {
@@ -565,20 +708,26 @@ static bool path_is_child(const pixel_path *parent, const pixel_path *child)
     return true;
 }
 
+/* The url enricher's state: whether the source is a member of the target
+ * (path_is_child, decided at load). */
+typedef struct url_state {
+    bool target_known;
+} url_state;
+
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
     /* The usual setup reads page.url into page: the target is looked up
      * once, and the source in it. */
     pixel_value *target = NULL, *src;
-    bool target_known = path_is_child(e->into_path, e->from_path);
+    const bool target_known = ((const url_state *)e->state)->target_known;
     if (target_known) {
         target = mapped_object(ctx, e->into_obj);
         if (!target) {
             target = pixel__path_get(ctx->event, e->into_path);
         }
-        const struct pixel_path_seg *leaf = &e->from_path->seg[e->from_path->n - 1];
-        src = target ? pixel__object_getn(target, leaf->key, leaf->len) : NULL;
+        src = target && target->type == PIXEL_TYPE_OBJECT ? leaf_member(target, e->from_path)
+                                                          : NULL;
     } else {
         src = pixel__path_get(ctx->event, e->from_path);
     }
@@ -723,6 +872,25 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         pixel__source_parse(p, c, pixel__cfg_get(c, opts, "from"), from, &e->src, &e->src_index) <
             0) {
         return PIXEL_ECONFIG;
+    }
+    if (e->fn == run_url) {
+        url_state *t = pixel__malloc(sizeof(*t));
+        if (!t) {
+            return PIXEL_ENOMEM;
+        }
+        t->target_known = path_is_child(e->into_path, e->from_path);
+        e->state = t;
+        e->free_fn = free_state;
+    }
+    if (e->fn == run_pipeline) {
+        pipeline_text *t = pixel__malloc(sizeof(*t));
+        if (!t) {
+            return PIXEL_ENOMEM;
+        }
+        t->name_len = strlen(p->name);
+        t->version_len = strlen(p->version);
+        e->state = t;
+        e->free_fn = free_state;
     }
     return 0;
 }

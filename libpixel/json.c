@@ -249,6 +249,20 @@ static pixel_value *parse_number(jparser *j)
         }
     }
     size_t len = (size_t)(q - start);
+    size_t neg = *start == '-';
+    if (integral && len - neg <= 18) {
+        /* Up to 18 digits cannot overflow: what strtoll would give, without it. */
+        int64_t i = 0;
+        for (const char *d = start + neg; d < q; d++) {
+            i = i * 10 + (*d - '0');
+        }
+        j->p = q;
+        pixel_value *v = pixel__value_new(j->arena, PIXEL_TYPE_INT);
+        if (v) {
+            v->u.i = neg ? -i : i;
+        }
+        return v;
+    }
     char tmp[64];
     char *text = tmp;
     if (len >= sizeof(tmp)) {
@@ -505,6 +519,21 @@ int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
     *o++ = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     const unsigned char *clean = p; /* output since here is a verbatim copy */
+    while (end - p >= 32) {
+        /* two blocks a step while they need nothing (most text) */
+        unsigned m = pixel__json_special16(p) | pixel__json_special16(p + 16) << 16;
+        pixel__copy16(o, p);
+        pixel__copy16(o + 16, p + 16);
+        if (PIXEL_LIKELY(!m)) {
+            o += 32;
+            p += 32;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(m);
+        o = escape_byte(o + k, p[k]);
+        p += k + 1;
+        clean = p;
+    }
     while (end - p >= 16) {
         unsigned m = pixel__json_special16(p);
         pixel__copy16(o, p);
@@ -576,10 +605,30 @@ static inline char *put_int(char *o, int64_t i)
         *o = (char)('0' + u);
         return o + 1;
     }
-    size_t n = 2;
-    for (uint64_t t = 100; n < 20 && u >= t; t *= 10) {
-        n++;
-    }
+    /* The digit count from the bit length: t is floor(log10) of 2^bits
+     * (1233/4096 ~ log10 2), one less than the count when u < 10^t. */
+    static const uint64_t pow10[20] = {1u,
+                                       10u,
+                                       100u,
+                                       1000u,
+                                       10000u,
+                                       100000u,
+                                       1000000u,
+                                       10000000u,
+                                       100000000u,
+                                       1000000000u,
+                                       10000000000u,
+                                       100000000000u,
+                                       1000000000000u,
+                                       10000000000000u,
+                                       100000000000000u,
+                                       1000000000000000u,
+                                       10000000000000000u,
+                                       100000000000000000u,
+                                       1000000000000000000u,
+                                       10000000000000000000u};
+    unsigned t = ((unsigned)(64 - __builtin_clzll(u)) * 1233u) >> 12;
+    size_t n = t + (u >= pow10[t]);
     char *p = o + n;
     while (u >= 100) {
         unsigned r = (unsigned)(u % 100);
@@ -742,12 +791,32 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             *o++ = ',';
         } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
             /* a key from the configuration, checked at load: no escapes */
+            const size_t kl = m->klen;
+            const unsigned char *k = (const unsigned char *)m->key;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            if (kl - 4 <= 10) {
+                /* 4 to 14 bytes: ",\"" and the key's first bytes as one word,
+                 * the key's last bytes over the rest, then "\":" */
+                uint64_t a = kl >= 8 ? load64(k) : load32(k), z;
+                a = a << 16 | 0x222C; /* ',' '"' */
+                memcpy(o, &a, 8);
+                if (kl >= 8) {
+                    z = load64(k + kl - 8);
+                    memcpy(o + 2 + kl - 8, &z, 8);
+                } else {
+                    uint32_t z4 = load32(k + kl - 4);
+                    memcpy(o + 2 + kl - 4, &z4, 4);
+                }
+                memcpy(o + 2 + kl, "\":", 2);
+                o += kl + 4;
+                goto value;
+            }
+#endif
             o[0] = ',';
             o[1] = '"';
             o += 2;
-            const size_t kl = m->klen;
             if (kl >= 4 && kl <= 16) {
-                copy_short(o, (const unsigned char *)m->key, kl);
+                copy_short(o, k, kl);
             } else if (kl < 4 && kl > 0) {
                 o[0] = m->key[0];
                 o[kl / 2] = m->key[kl / 2];
@@ -770,6 +839,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             lim = b->data + b->cap;
         }
         /* The value: short plain strings and integers in place. */
+    value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
             char *e = put_short_plain(o, m);
             if (PIXEL_LIKELY(e != NULL)) {
@@ -783,6 +853,12 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         } else if (m->type == PIXEL_TYPE_INT) {
             o = put_int(o, m->u.i);
             continue;
+        } else if (m->type >= PIXEL_TYPE_ARRAY) {
+            /* a nested object or array, straight to its own loop */
+            b->len = (size_t)(o - b->data);
+            if (dump_container(b, m) < 0) {
+                return -1;
+            }
         } else {
             b->len = (size_t)(o - b->data);
             if (dump_value(b, m) < 0) {
@@ -796,14 +872,13 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
     return 0;
 }
 
-/* An object or array.  The first member's ',' lands where the opening
- * bracket goes, and the bracket is written over it at the end. */
-static int dump_container(pixel_buf *b, const pixel_value *v)
+/* An object or array, at b->len with more than MEMBER_SLACK bytes free.
+ * The first member's ',' lands where the opening bracket goes, and the
+ * bracket is written over it at the end.  Not NUL-terminated (the caller
+ * of the whole dump ends the text). */
+__attribute__((noinline)) static int dump_container(pixel_buf *b, const pixel_value *v)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
-    if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
-        return -1;
-    }
     const size_t open = b->len;
     if ((obj ? dump_members(b, v, true) : dump_members(b, v, false)) < 0) {
         return -1;
@@ -816,7 +891,6 @@ static int dump_container(pixel_buf *b, const pixel_value *v)
         b->len = open + 1;
     }
     b->data[b->len++] = obj ? '}' : ']';
-    b->data[b->len] = '\0';
     return 0;
 }
 

@@ -61,6 +61,7 @@
 
 #include "pipeline.h"
 #include "pixel/module.h"
+#include "simd.h"
 
 #ifndef PIXEL_MODULE_DIR
 #define PIXEL_MODULE_DIR "/usr/local/lib/libpixel/modules"
@@ -613,13 +614,17 @@ pixel_value *pixel_module_string_ref(pixel_ctx *ctx, const char *s, size_t len)
 
 int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, pixel_value *val)
 {
-    if (!obj || obj->type != PIXEL_TYPE_OBJECT || !val || !key || klen > UINT32_MAX) {
+    if (PIXEL_UNLIKELY(!obj || obj->type != PIXEL_TYPE_OBJECT || !val || !key ||
+                       klen > UINT32_MAX)) {
         return -1;
     }
     obj->flags |= PIXEL_VALUE_EDITED; /* the built-in enrichers look its keys up (enrich.c) */
     /* Module keys are mostly short literals: one check here spares the
-     * serializer's escaping path for each of them on every line. */
-    if (pixel__plain_key(key, klen)) {
+     * serializer's escaping path for each of them on every line.  Keys of
+     * 4 to 16 bytes (most) are one block, checked in line. */
+    if (klen >= 4 && klen <= 16
+            ? pixel__json_special_short((const unsigned char *)key, klen) == 0
+            : pixel__plain_key(key, klen)) {
         return pixel__object_add_plain(obj, key, klen, val);
     }
     return pixel__object_add(obj, key, klen, val); /* escaped as needed when serialized */

@@ -37,6 +37,29 @@ START_TEST(event_id_prefers_a_valid_client_uuid)
     ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=F57BD9AB-F936-4984-A95E-852C4C77B896")),
                      PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("id"), "f57bd9ab-f936-4984-a95e-852c4c77b896");
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&eid=aBcDeF09-0000-4fFf-8AaA-0123456789Ef")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("id"), "abcdef09-0000-4fff-8aaa-0123456789ef");
+    /* Near misses are not taken: the ID is derived from the line instead. */
+    static const char *const near[] = {
+        "f57bd9ab-f936-4984-a95e-852c4c77b89",   /* 35 bytes */
+        "f57bd9ab-f936-4984-a95e-852c4c77b8961", /* 37 bytes */
+        "f57bd9abf-936-4984-a95e-852c4c77b896",  /* a dash moved */
+        "f57bd9ab-f936-4984-a95e-852c4c77b89g",  /* not hex, last byte */
+        "g57bd9ab-f936-4984-a95e-852c4c77b896",  /* not hex, first byte */
+        "f57bd9ab-f936-4984-a95e-852c4c7%C3%A9", /* non-ASCII */
+        "f57bd9ab-f936-4984-a95e-852c4c77b-96",  /* a dash too many */
+        "f57bd9ab-f936-4984-a95e-852c4c77b%3A6", /* ':' just after '9' */
+        "f57bd9ab-f936-4984-a95e-852c4c77b%606", /* '`' just before 'a' */
+    };
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+        char line[256];
+        snprintf(line, sizeof(line), LINE("a=1&eid=%s"), near[i]);
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        const char *id = str_at("id");
+        ck_assert_uint_eq(strlen(id), 36);
+        ck_assert_msg(id[14] == '8', "%s taken as %s", near[i], id); /* derived: version 8 */
+    }
     pixel_pipeline_free(p);
 }
 END_TEST
@@ -84,6 +107,9 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
     /* a NUL inside is refused whatever follows it (inet_pton would stop at it) */
     ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8::1%00junk")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_int_eq(run(p, ctx, LINE("ip=2001:db8::1%00.9")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_int_eq(run(p, ctx, LINE("ip=1:2:3:4:5:6:7:8%00")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_int_eq(run(p, ctx, LINE("ip=1:2:3:4:5:6:7:8%001")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_int_eq(run(p, ctx, LINE("ip=1.2.3.4%00")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_int_eq(run(p, ctx, LINE("ip=203.0.113.7%00")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "enrichment_failed");
     ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->source, "anonymize_ip");
@@ -98,7 +124,9 @@ START_TEST(ip_addresses_are_anonymized_by_prefix)
     /* What inet_pton refuses for IPv4 is refused here too. */
     static const char *const not_ipv4[] = {"198.51.100.256", "198.51.100",    "198.51.100.1.2",
                                            "198.051.100.1",  "198.51.100.1+", "1..2.3",
-                                           "198.51.100.",    "1234.1.1.1"};
+                                           "198.51.100.",    "1234.1.1.1",
+                                           "1.2.3.04",       "1.2.3.4.",      "0.0.0.00",
+                                           "999.1.1.1",      "1.2.3.2555",    "1.2.3.4.5.6.7.8"};
     for (size_t i = 0; i < sizeof(not_ipv4) / sizeof(not_ipv4[0]); i++) {
         char line[160];
         snprintf(line, sizeof(line), LINE("ip=%s"), not_ipv4[i]);
@@ -226,7 +254,22 @@ START_TEST(ipv6_anonymization_matches_libc)
                                         "fe80::1%eth0",
                                         " ::1",
                                         "::1 ",
-                                        "1::2:3:4:5:6:7:8"};
+                                        "1::2:3:4:5:6:7:8",
+                                        /* eight groups, no "::" (read as bit masks) */
+                                        "ABCD:EF01:2345:6789:abcd:ef01:2345:6789",
+                                        "0000:0000:0000:0000:0000:0000:0000:0001",
+                                        "1:2:3:4:5:6:7:12345",
+                                        "12345:2:3:4:5:6:7:8",
+                                        "00001:2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7:8:",
+                                        ":1:2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7:8g",
+                                        "1:2:3:4:5:6:7:8.1",
+                                        "1:2:3:4:5:6:7:1.2",
+                                        "1:2:3:4:5:6:7:x",
+                                        "1:2:3:4:5:6:7:",
+                                        "1:2:3:4:5:6::7:8",
+                                        "11:22:33:44:55:66:77:88:99"};
     pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {ip: query.ip}\nenrich: [{anonymize_ip: "
                                           "{field: ip, ipv6_prefix: 128}}]\n");
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {

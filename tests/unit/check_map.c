@@ -90,6 +90,10 @@ static const conv_case convs[] = {
     {"{from: query.x, type: kv}", "x=srp_map%3Ab%2Cbadge%3Av1",
      "{\"f\":{\"srp_map\":\"b\",\"badge\":\"v1\"}}"},
     {"{from: query.x, type: kv}", "x=nocolon", "bad_kv_list"},
+    /* keys that need JSON escapes, and plain ones of every size class */
+    {"{from: query.x, type: kv}", "x=a%22b:1,c%5Cd:2,e%09:3,%7F:4,ab:5,abcde:6,abcdefghijklmnopq:7",
+     "{\"f\":{\"a\\\"b\":\"1\",\"c\\\\d\":\"2\",\"e\\t\":\"3\",\"\\u007f\":\"4\","
+     "\"ab\":\"5\",\"abcde\":\"6\",\"abcdefghijklmnopq\":\"7\"}}"},
     {"{from: query.x, type: kv}", "x=a:1,a:2", "bad_kv_list"},
     {"{from: query.x, max_length: 3}", "x=%C3%A9%C3%A9%C3%A9",
      "{\"f\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}"},
@@ -304,6 +308,77 @@ START_TEST(log_fields_utf8_at_every_length_and_offset)
 }
 END_TEST
 
+/* base64url_json: JSON texts of every length (so every last-group size),
+ * with and without '=' padding, decode to the same event as the text
+ * itself; a bad digit at each offset is reported at that offset. */
+START_TEST(base64url_every_length_and_bad_offset)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    pixel_pipeline *p =
+        load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: base64url_json}\n");
+    pixel_pipeline *plain = load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: json}\n");
+    for (size_t len = 8; len < 40; len++) {
+        /* {"k":"aaa..."} of len bytes */
+        char json[64], enc[96], line[512], want[512];
+        size_t body = len - 8;
+        memcpy(json, "{\"k\":\"", 6);
+        for (size_t i = 0; i < body; i++) {
+            json[6 + i] = (char)('a' + (i * 7 + len) % 26);
+        }
+        memcpy(json + 6 + body, "\"}", 3);
+        /* reference encoder: 6 bits at a time, the last digit's spare bits 0 */
+        size_t k = 0;
+        unsigned acc = 0;
+        int bits = 0;
+        for (size_t i = 0; i < len; i++) {
+            acc = acc << 8 | (unsigned char)json[i];
+            bits += 8;
+            while (bits >= 6) {
+                bits -= 6;
+                enc[k++] = digits[(acc >> bits) & 63];
+            }
+        }
+        if (bits) {
+            enc[k++] = digits[(acc << (6 - bits)) & 63];
+        }
+        size_t enclen = k;
+        /* the expected event: the JSON text mapped with type json */
+        char q[160];
+        snprintf(q, sizeof(q), "x=%%7B%%22k%%22%%3A%%22%.*s%%22%%7D", (int)body, json + 6);
+        snprintf(line, sizeof(line), LINE("%s"), q);
+        ck_assert_int_eq(run(plain, ctx, line), PIXEL_OUTCOME_EVENT);
+        snprintf(want, sizeof(want), "%s", output(ctx, plain));
+        for (int pad = 0; pad < 2; pad++) {
+            enc[enclen] = '\0';
+            if (pad) {
+                while (k % 4) {
+                    enc[k++] = '=';
+                }
+                enc[k] = '\0';
+            }
+            snprintf(line, sizeof(line), LINE("x=%s"), enc);
+            ck_assert_msg(run(p, ctx, line) == PIXEL_OUTCOME_EVENT, "%s", enc);
+            ck_assert_str_eq(output(ctx, p), want);
+        }
+        for (size_t at = 0; at < enclen; at++) {
+            char bad[96];
+            memcpy(bad, enc, enclen);
+            bad[enclen] = '\0';
+            bad[at] = '.';
+            snprintf(line, sizeof(line), LINE("x=%s"), bad);
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
+            ck_assert_str_eq(first_code(ctx), "bad_base64url_json");
+            char where[64];
+            snprintf(where, sizeof(where), "'.' at offset %zu", at);
+            ck_assert_msg(strstr(pixel_ctx_reason(ctx, 0)->message, where) != NULL, "%s: %s", bad,
+                          pixel_ctx_reason(ctx, 0)->message);
+        }
+    }
+    pixel_pipeline_free(plain);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static Suite *map_suite(void)
 {
     Suite *s = suite_create("map");
@@ -320,6 +395,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, times_in_a_row_match_gmtime);
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
     tcase_add_test(tc, log_fields_must_be_utf8);
+    tcase_add_test(tc, base64url_every_length_and_bad_offset);
     tcase_add_loop_test(tc, log_fields_utf8_at_every_length_and_offset, 0, 40);
     suite_add_tcase(s, tc);
     return s;

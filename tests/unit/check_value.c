@@ -2,6 +2,7 @@
 #include <jansson.h>
 
 #include "testutil.h"
+#include "pixel/module.h"
 
 unsigned long pixel_debug_alloc_count(void);
 
@@ -70,6 +71,29 @@ START_TEST(big_integers_become_numbers_and_keep_their_text)
     ck_assert_int_eq(pixel_value_type(a), PIXEL_TYPE_INT);
     ck_assert_int_eq(pixel_value_type(b), PIXEL_TYPE_NUMBER);
     ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), "[9223372036854775807,9223372036854775808]");
+    /* Integers of every digit count read as strtoll reads them (up to 18
+     * digits without it); -0 is the integer 0; past the range, a number. */
+    const char *text = "[0,-0,7,-7,123456789012345678,-123456789012345678,999999999999999999,"
+                       "1234567890123456789,-9223372036854775808,-9223372036854775809]";
+    v = pixel_json_parse(ctx, text, strlen(text), NULL);
+    static const long long want[] = {0,
+                                     0,
+                                     7,
+                                     -7,
+                                     123456789012345678LL,
+                                     -123456789012345678LL,
+                                     999999999999999999LL,
+                                     1234567890123456789LL,
+                                     INT64_MIN};
+    const pixel_value *e = pixel_value_first(v);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++, e = pixel_value_next(e)) {
+        ck_assert_int_eq(pixel_value_type(e), PIXEL_TYPE_INT);
+        ck_assert_int_eq(pixel_value_int(e), want[i]);
+    }
+    ck_assert_int_eq(pixel_value_type(e), PIXEL_TYPE_NUMBER);
+    ck_assert_str_eq(pixel_value_dump(ctx, v, NULL),
+                     "[0,0,7,-7,123456789012345678,-123456789012345678,999999999999999999,"
+                     "1234567890123456789,-9223372036854775808,-9223372036854775809]");
     pixel_ctx_free(ctx);
 }
 END_TEST
@@ -271,6 +295,38 @@ START_TEST(integers_serialize_at_every_digit_count)
 }
 END_TEST
 
+/* Keys known plain (module keys are checked on append) are written in
+ * place for every length; the member text is exactly ,"key":value. */
+START_TEST(plain_keys_of_every_length)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (size_t kl = 1; kl <= 40; kl++) {
+        pixel_value *obj = pixel_value_new_object(ctx);
+        char keys[3][48], expect[512] = "{";
+        for (int m = 0; m < 3; m++) {
+            for (size_t i = 0; i < kl; i++) {
+                keys[m][i] = (char)('a' + (i * 5 + (size_t)m * 11 + kl) % 26);
+            }
+            keys[m][kl] = '\0';
+            pixel_value *v = m == 1 ? pixel_value_new_int(ctx, (int64_t)kl * 1000 + m)
+                                    : pixel_value_new_string(ctx, keys[m] + kl / 2, kl - kl / 2);
+            ck_assert_int_eq(pixel_module_object_append(obj, keys[m], kl, v), 0);
+            char one[256];
+            if (m == 1) {
+                snprintf(one, sizeof(one), "%s\"%s\":%zu", m ? "," : "", keys[m], kl * 1000 + 1);
+            } else {
+                snprintf(one, sizeof(one), "%s\"%s\":\"%s\"", m ? "," : "", keys[m],
+                         keys[m] + kl / 2);
+            }
+            strcat(expect, one);
+        }
+        strcat(expect, "}");
+        ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect);
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -356,6 +412,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, large_events_serialize_across_buffer_growth);
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
+    tcase_add_test(tc, plain_keys_of_every_length);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, equality_follows_json_schema);
     tcase_add_test(tc, jansson_copy_matches);
