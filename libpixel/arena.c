@@ -40,15 +40,23 @@ void pixel__arena_release(pixel_arena *a)
 
 void pixel__arena_reset(pixel_arena *a)
 {
-    pixel_arena_chunk *c = a->head;
+    /* The current chunk stays current, from its start (the next line's first
+     * request is then a bump, not a trip to the free list); the older ones
+     * move to the free list. */
+    pixel_arena_chunk *head = a->head;
+    if (!head) {
+        return;
+    }
+    pixel_arena_chunk *c = head->next;
     while (c) {
         pixel_arena_chunk *next = c->next;
         c->next = a->free;
         a->free = c;
         c = next;
     }
-    a->head = NULL;
-    a->cur = a->lim = NULL;
+    head->next = NULL;
+    a->cur = (char *)head->data;
+    a->lim = (char *)head->data + head->size;
 }
 
 static pixel_arena_chunk *take_chunk(pixel_arena *a, size_t need)
