@@ -652,6 +652,9 @@ static inline char *put_int(char *o, int64_t i)
 
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
+/* How deep objects in objects are followed without a call. */
+#define NEST_MAX 8
+
 /* Whether n bytes, n <= 3, need no escape: the first, middle and last byte
  * cover them all. */
 static inline bool tiny_is_plain(const unsigned char *p, size_t n)
@@ -771,13 +774,42 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
  * is grown, when needed, to hold the member's key and MEMBER_SLACK more
  * bytes, so the separator, a plain key and a short scalar are written
  * without further checks; longer strings and nested containers reserve for
- * themselves.  Inlined twice, with obj a constant.
+ * themselves.  In an object, non-empty objects nested up to NEST_MAX deep
+ * are walked by the same loop (no call per nested object); arrays, empty
+ * and deeper objects go to dump_container.  Inlined twice, with obj a
+ * constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
                                                               const bool obj)
 {
+    /* Non-empty objects nested in an object are walked by this same loop:
+     * the member after each one and where its bracket goes are kept here. */
+    struct {
+        const pixel_value *next;
+        size_t open;
+    } up[NEST_MAX];
+    unsigned depth = 0;
     char *o = b->data + b->len, *lim = b->data + b->cap;
-    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+    for (const pixel_value *m = v->u.list.head;; m = m->next) {
+        while (!m) {
+            /* the end of a list: of this container, or of a nested object */
+            if (!obj || depth == 0) {
+                goto done;
+            }
+            if (PIXEL_UNLIKELY(lim - o < 2)) {
+                b->len = (size_t)(o - b->data);
+                if (pixel__buf_reserve(b, 2) < 0) {
+                    return -1;
+                }
+                o = b->data + b->len;
+                lim = b->data + b->cap;
+            }
+            depth--;
+            b->data[up[depth].open] = '{';
+            *o++ = '}';
+            m = up[depth].next;
+        }
+    member:;
         size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
         if (PIXEL_UNLIKELY((size_t)(lim - o) <= need)) {
             b->len = (size_t)(o - b->data);
@@ -854,7 +886,15 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             o = put_int(o, m->u.i);
             continue;
         } else if (m->type >= PIXEL_TYPE_ARRAY) {
-            /* a nested object or array, straight to its own loop */
+            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
+                /* into a nested object: its first ',' is where '{' goes */
+                up[depth].next = m->next;
+                up[depth].open = (size_t)(o - b->data);
+                depth++;
+                m = m->u.list.head;
+                goto member;
+            }
+            /* an array, an empty or deep object: to its own loop */
             b->len = (size_t)(o - b->data);
             if (dump_container(b, m) < 0) {
                 return -1;
@@ -868,6 +908,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         o = b->data + b->len;
         lim = b->data + b->cap;
     }
+done:
     b->len = (size_t)(o - b->data);
     return 0;
 }

@@ -267,6 +267,41 @@ START_TEST(large_events_serialize_across_buffer_growth)
 }
 END_TEST
 
+/* Objects in objects at every depth (past the serializer's own stack of
+ * them), next to empty ones and arrays of objects, with padding that moves
+ * the closing brackets across the output buffer's growth. */
+START_TEST(nested_objects_at_every_depth)
+{
+    char text[4096];
+    for (int depth = 0; depth <= 20; depth++) {
+        for (int pad = 0; pad < 300; pad += 7) {
+            pixel_ctx *ctx = pixel_ctx_new();
+            size_t len = 0;
+            len += (size_t)sprintf(text + len, "{\"p\":\"%.*s\"", pad,
+                                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+            for (int d = 0; d < depth; d++) {
+                len += (size_t)sprintf(text + len, ",\"n%d\":{\"e\":{},\"a\":[{\"o\":{\"i\":%d}},[]]", d, d);
+            }
+            for (int d = 0; d < depth; d++) {
+                len += (size_t)sprintf(text + len, "%s}", d % 3 ? ",\"z\":\"q\\\"\"" : "");
+            }
+            text[len++] = '}';
+            text[len] = '\0';
+            pixel_value *v = pixel_json_parse(ctx, text, len, NULL);
+            ck_assert_ptr_nonnull(v);
+            size_t n;
+            const char *out = pixel_value_dump(ctx, v, &n);
+            ck_assert_str_eq(out, text);
+            ck_assert_uint_eq(n, len);
+            pixel_ctx_free(ctx);
+        }
+    }
+}
+END_TEST
+
 START_TEST(integers_serialize_at_every_digit_count)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -402,6 +437,7 @@ static Suite *value_suite(void)
     Suite *s = suite_create("value");
     TCase *tc = tcase_create("json");
     tcase_add_test(tc, json_round_trips_compactly);
+    tcase_add_test(tc, nested_objects_at_every_depth);
     tcase_add_test(tc, json_rejects_bad_text_with_a_position);
     tcase_add_test(tc, json_limits_nesting);
     tcase_add_test(tc, big_integers_become_numbers_and_keep_their_text);
