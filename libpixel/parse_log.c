@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 static const char *const standard_names[PIXEL_F_STANDARD_COUNT] = {
     "client", "ident",    "user",   "time",  "request", "method",     "target", "path",
@@ -394,8 +395,35 @@ void pixel__logfmt_free(pixel_logfmt *f)
 
 /* ---- parsing -------------------------------------------------------------- */
 
+/* Whether the n bytes of the literal lit follow the first one at q. */
+static inline bool lit_rest(const char *q, const char *lit, size_t n)
+{
+    /* literals are short: the rest (one or two bytes, usually) without a call or loop */
+    return n == 1   ? true
+           : n == 2 ? q[1] == lit[1]
+           : n == 3 ? (q[1] == lit[1]) & (q[2] == lit[2])
+                    : pixel__same_bytes(q + 1, lit + 1, n - 1);
+}
+
 static const char *find_lit(const char *p, const char *end, const char *lit, size_t n)
 {
+    /* Most fields are short: the first 32 bytes are looked at in line (two
+     * blocks, one mask), the rest by memchr. */
+    if (end - p >= 32) {
+        const unsigned char *u = (const unsigned char *)p;
+        uint32_t m = pixel__eq16(u, (unsigned char)lit[0]) |
+                     (uint32_t)pixel__eq16(u + 16, (unsigned char)lit[0]) << 16;
+        for (; m; m &= m - 1) {
+            const char *q = p + __builtin_ctz(m);
+            if (q + n > end) {
+                return NULL; /* (every later start is past the end too) */
+            }
+            if (lit_rest(q, lit, n)) {
+                return q;
+            }
+        }
+        p += 32;
+    }
     if (n == 1) {
         return memchr(p, lit[0], (size_t)(end - p));
     }
@@ -404,10 +432,7 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
         if (!q) {
             return NULL;
         }
-        /* literals are short: the rest (one or two bytes, usually) without a call or loop */
-        if (n == 2   ? q[1] == lit[1]
-            : n == 3 ? (q[1] == lit[1]) & (q[2] == lit[2])
-                     : pixel__same_bytes(q + 1, lit + 1, n - 1)) {
+        if (lit_rest(q, lit, n)) {
             return q;
         }
         p = q + 1;
@@ -420,7 +445,7 @@ static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
     const pixel_logfmt *f = &p->logfmt;
     pixel_record *r = &ctx->rec;
     const char *s = msg.p, *end = msg.p + msg.n;
-    if ((size_t)(end - s) < f->litlen[0] || memcmp(s, f->lit[0], f->litlen[0]) != 0) {
+    if ((size_t)(end - s) < f->litlen[0] || !pixel__same_bytes(s, f->lit[0], f->litlen[0])) {
         return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "malformed_log_record", "log",
                                  "the record does not start with \"%s\" as the log format says",
                                  f->lit[0]);
@@ -508,19 +533,84 @@ static int parse_json(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
     return 0;
 }
 
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PIXEL_FIND2_AVX2 1
+/* find2 for CPUs with AVX2 (asked at run time), for end - p >= 32: 64 bytes a
+ * step, then blocks of 32, the last one ending at end. */
+__attribute__((target("avx2"))) static const char *find2_avx2(const char *p, const char *end,
+                                                             char a, char b)
+{
+    const __m256i va = _mm256_set1_epi8(a), vb = _mm256_set1_epi8(b);
+    for (; end - p >= 64; p += 64) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+        __m256i y = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+        __m256i hx = _mm256_or_si256(_mm256_cmpeq_epi8(x, va), _mm256_cmpeq_epi8(x, vb));
+        __m256i hy = _mm256_or_si256(_mm256_cmpeq_epi8(y, va), _mm256_cmpeq_epi8(y, vb));
+        __m256i h = _mm256_or_si256(hx, hy);
+        if (!_mm256_testz_si256(h, h)) {
+            uint64_t m = (uint32_t)_mm256_movemask_epi8(hx) |
+                         (uint64_t)(uint32_t)_mm256_movemask_epi8(hy) << 32;
+            return p + __builtin_ctzll(m);
+        }
+    }
+    while (p < end) {
+        /* (the range was at least 32 bytes long: a block ending at end starts in it) */
+        const char *blk = end - p >= 32 ? p : end - 32;
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)blk);
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, va), _mm256_cmpeq_epi8(x, vb)));
+        m >>= (unsigned)(p - blk); /* bytes before p were looked at */
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p = blk + 32;
+    }
+    return end;
+}
+#endif
+
+/* The first byte of [p, end) equal to a or b, or end. */
+static inline const char *find2(const char *p, const char *end, char a, char b)
+{
+#ifdef PIXEL_FIND2_AVX2
+    if (end - p >= 32 && __builtin_cpu_supports("avx2")) {
+        return find2_avx2(p, end, a, b);
+    }
+#endif
+    return pixel__find3(p, end, a, b, b);
+}
+
 /* "GET /px.gif?a=b HTTP/1.1" -> method, target, path, query, protocol. */
 static int split_request(pixel_record *r)
 {
     pixel_span req = r->fields[PIXEL_F_REQUEST];
     if (req.p) {
         const char *s = req.p, *end = req.p + req.n;
-        const char *sp1 = memchr(s, ' ', req.n);
-        if (!sp1) {
+        const char *sp1 = pixel__find3(s, end, ' ', ' ', ' ');
+        if (sp1 == end) {
             return -1;
         }
         const char *t = sp1 + 1;
-        const char *sp2 = memchr(t, ' ', (size_t)(end - t));
-        const char *t_end = sp2 ? sp2 : end; /* HTTP/0.9 has no protocol */
+        /* The target ends at the first ' ' after it (HTTP/0.9 has no protocol);
+         * its path at the first '?' or '#', its query at the first '#'.  One
+         * pass: up to the first of the three, then up to the first ' ' or '#'
+         * after a '?', then up to the ' ' after a '#'. */
+        const char *x = pixel__find3(t, end, ' ', '?', '#');
+        const char *qm = NULL, *hash = NULL, *sp2 = x;
+        if (x < end && *x == '?') {
+            qm = x;
+            sp2 = find2(x + 1, end, ' ', '#');
+            x = sp2;
+        }
+        if (x < end && *x == '#') {
+            hash = x;
+            sp2 = memchr(x + 1, ' ', (size_t)(end - x - 1));
+        }
+        if (sp2 == end) {
+            sp2 = NULL;
+        }
+        const char *t_end = sp2 ? sp2 : end;
         if (sp1 == s || t_end == t) {
             return -1;
         }
@@ -529,6 +619,16 @@ static int split_request(pixel_record *r)
         if (sp2) {
             r->fields[PIXEL_F_PROTOCOL] = (pixel_span){sp2 + 1, (size_t)(end - sp2 - 1)};
         }
+        if (!r->fields[PIXEL_F_PATH].p) {
+            const char *q_end = hash ? hash : t_end;
+            if (qm) {
+                r->fields[PIXEL_F_PATH] = (pixel_span){t, (size_t)(qm - t)};
+                r->fields[PIXEL_F_QUERY] = (pixel_span){qm + 1, (size_t)(q_end - qm - 1)};
+            } else {
+                r->fields[PIXEL_F_PATH] = (pixel_span){t, (size_t)(q_end - t)};
+            }
+        }
+        return 0;
     }
     pixel_span tgt = r->fields[PIXEL_F_TARGET];
     if (tgt.p && !r->fields[PIXEL_F_PATH].p) {

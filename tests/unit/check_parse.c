@@ -217,6 +217,100 @@ START_TEST(only_configured_pixel_requests_are_kept)
 }
 END_TEST
 
+/* The request line's parts as the parser must cut them: the target ends at
+ * the first ' ', its path at the first '?' or '#', its query at the first '#'. */
+static void expect_split(const char *req)
+{
+    const char *sp1 = strchr(req, ' ');
+    const char *t = sp1 + 1, *sp2 = strchr(t, ' ');
+    size_t tn = sp2 ? (size_t)(sp2 - t) : strlen(t);
+    char target[600], path[600], query[600];
+    snprintf(target, sizeof(target), "%.*s", (int)tn, t);
+    size_t hn = strcspn(target, "#"), qn = strcspn(target, "?");
+    if (qn < hn) {
+        snprintf(path, sizeof(path), "%.*s", (int)qn, target);
+        snprintf(query, sizeof(query), "%.*s", (int)(hn - qn - 1), target + qn + 1);
+    } else {
+        snprintf(path, sizeof(path), "%.*s", (int)hn, target);
+        snprintf(query, sizeof(query), "(absent)");
+    }
+    ck_assert_str_eq(get("log.target"), target);
+    ck_assert_str_eq(get("log.path"), path);
+    ck_assert_str_eq(get("log.query"), query);
+    ck_assert_str_eq(get("log.protocol"), sp2 ? sp2 + 1 : "(absent)");
+}
+
+START_TEST(request_lines_of_every_length)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    /* a target of every length to 140, with a '?', '#' or ' ' (or none) at
+     * each of a few places: the scans' blocks end everywhere */
+    static const char marks[] = "?# ";
+    for (size_t len = 1; len <= 140; len++) {
+        for (size_t m1 = 0; m1 < 4; m1++) {
+            for (size_t at = 1; at < len; at += 1 + len / 9) {
+                char req[400], line[700];
+                size_t k = (size_t)snprintf(req, sizeof(req), "GET /");
+                for (size_t i = 1; i < len; i++) {
+                    req[k++] = (char)('a' + i % 26);
+                }
+                req[k] = '\0';
+                if (m1 < 3) {
+                    req[4 + at] = marks[m1];
+                    /* a second mark further on */
+                    if (4 + at + len / 3 < k) {
+                        req[4 + at + len / 3] = marks[(m1 + at) % 3];
+                    }
+                }
+                if (k > 4 && req[k - 1] == ' ') {
+                    req[k - 1] = 'z';
+                }
+                const char *proto = len % 5 == 0 ? "" : " HTTP/1.1";
+                snprintf(line, sizeof(line),
+                         "192.0.2.1 - - [26/Nov/2026:05:24:46 +0000] \"%s%s\" 200 43 \"-\" \"x\"",
+                         req, proto);
+                pixel_outcome oc = parse(p, line);
+                ck_assert_int_ne(oc, PIXEL_OUTCOME_QUARANTINED);
+                char full[420];
+                snprintf(full, sizeof(full), "%s%s", req, proto);
+                ck_assert_str_eq(get("log.request"), full);
+                expect_split(full);
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+START_TEST(fields_of_every_length)
+{
+    /* fields that end before, at and after the first 32 bytes, and separators
+     * whose first byte also occurs inside the field */
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
+    for (size_t len = 0; len <= 80; len++) {
+        char ref[100], ua[100], line[700];
+        for (size_t i = 0; i < len; i++) {
+            ref[i] = i % 7 == 3 ? '"' : (char)('a' + i % 26);
+            ua[i] = i % 5 == 1 ? '"' : (char)('A' + i % 26);
+        }
+        ref[len] = ua[len] = '\0';
+        snprintf(line, sizeof(line),
+                 "192.0.2.%zu - %.*s [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?a=%zu HTTP/1.1\" "
+                 "200 %zu \"%s\" \"%s\"",
+                 len, (int)(len % 40), ua, len, len * 1000, ref, ua);
+        ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_PENDING);
+        char want[100];
+        snprintf(want, sizeof(want), "%.*s", (int)(len % 40), ua);
+        ck_assert_str_eq(get("log.user"), want);
+        ck_assert_str_eq(get("log.referer"), ref);
+        ck_assert_str_eq(get("log.user_agent"), ua);
+        snprintf(want, sizeof(want), "%zu", len * 1000);
+        ck_assert_str_eq(get("log.bytes"), want);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(truncated_pixel_lines_are_quarantined)
 {
     pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
@@ -427,6 +521,8 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, nginx_json_records);
     tcase_add_test(tc, only_configured_pixel_requests_are_kept);
     tcase_add_test(tc, truncated_pixel_lines_are_quarantined);
+    tcase_add_test(tc, request_lines_of_every_length);
+    tcase_add_test(tc, fields_of_every_length);
     suite_add_tcase(s, tc);
     tc = tcase_create("query");
     tcase_add_checked_fixture(tc, setup, teardown);
