@@ -626,9 +626,6 @@ decode_part(pixel_ctx *ctx, const pixel_pipeline *p, const qstate *st, size_t fr
     return 0;
 }
 
-/* A pair [at, end) of the query, its first '=' at eqi (end if none), that
- * needs decoding: its name (unless name_plain) and value.  0 fine, 1
- * quarantined, <0 failure. */
 /* A name that needs decoding (rare): out of line, so that decode_pair holds
  * one copy of decode_part, for the value, with fewer live registers. */
 __attribute__((noinline)) static int decode_name(pixel_ctx *ctx, const pixel_pipeline *p,
@@ -638,9 +635,112 @@ __attribute__((noinline)) static int decode_name(pixel_ctx *ctx, const pixel_pip
     return decode_part(ctx, p, st, at, eqi, (pixel_span){NULL, 0}, "parameter name", out);
 }
 
+/* A value that ends less than sixteen bytes before the readable end (rare):
+ * decode_part, which copies its last run with care. */
+__attribute__((noinline)) static int decode_value_near_end(pixel_ctx *ctx, const pixel_pipeline *p,
+                                                           const qstate *st, size_t from,
+                                                           size_t to, pixel_span name,
+                                                           pixel_span *out)
+{
+    return decode_part(ctx, p, st, from, to, name, "parameter", out);
+}
+
+/*
+ * decode_part for a value, [from, to) of the query, followed by at least
+ * sixteen readable bytes: every run is copied in blocks of sixteen and an
+ * escape's two digits are read before the bounds check, with no test of the
+ * readable end.  The same results as decode_part.  *next_sp is the first
+ * byte to decode at or after `to` (the walk over the bits finds it).
+ */
+__attribute__((always_inline)) static inline int
+decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_span name,
+             pixel_span *out, size_t *next_sp)
+{
+    const char *const q = st->q, *const stop = q + to;
+    const char *src = q + from; /* the run not copied yet */
+    char *d = NULL, *o = NULL;  /* the output and its end, made at the first escape */
+    unsigned hi = 0;
+    /* the bits to decode from `from` on: the word at mw, whose first byte is at wq */
+    const uint64_t *mw = st->m.spec + from / 64;
+    const char *wq = q + (from & ~(size_t)63);
+    uint64_t w = *mw & (~(uint64_t)0 << (from % 64));
+    const char *e;
+    for (;;) {
+        while (!w) {
+            w = *++mw; /* (the bit at the query's end stops this) */
+            wq += 64;
+        }
+        e = wq + __builtin_ctzll(w);
+        w &= w - 1;
+        if (e >= stop) {
+            break;
+        }
+        unsigned char c = (unsigned char)*e;
+        if (c >= 0x80) {
+            hi = 0x80;
+            continue;
+        }
+        /* (never a bit inside an escape already decoded: its two bytes are
+         * hex digits, none of which is a byte to decode) */
+        if (!d) {
+            /* room for a sixteen-byte block copied at the end of the output */
+            d = o = pixel__arena_alloc(&ctx->arena, (to - from) + 16);
+            if (!d) {
+                return PIXEL_ENOMEM;
+            }
+        }
+        size_t len = (size_t)(e - src);
+        pixel__copy16(o, src);
+        for (size_t k = 16; k < len; k += 16) {
+            pixel__copy16(o + k, src + k);
+        }
+        o += len;
+        if (c == '%') {
+            int h = hexval((unsigned char)e[1]), l = hexval((unsigned char)e[2]);
+            if (PIXEL_UNLIKELY((h | l) < 0 || stop - e <= 2)) {
+                bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+                return 1;
+            }
+            c = (unsigned char)(h << 4 | l);
+            hi |= c;
+            src = e + 3;
+        } else {
+            c = ' '; /* '+' (a byte to decode only when it means a space) */
+            src = e + 1;
+        }
+        *o++ = (char)c;
+    }
+    *next_sp = (size_t)(e - q);
+    if (!d) {
+        *out = (pixel_span){q + from, to - from};
+    } else {
+        size_t len = (size_t)(q + to - src);
+        for (size_t k = 0; k < len; k += 16) {
+            pixel__copy16(o + k, src + k);
+        }
+        o += len;
+        *o = '\0';
+        *out = (pixel_span){d, (size_t)(o - d)};
+    }
+    if (!(hi & 0x80)) {
+        return 0; /* pure ASCII is valid UTF-8 */
+    }
+    size_t u = pixel__utf8_check(out->p, out->n);
+    if (u != out->n) {
+        bad_utf8(ctx, "parameter", name, *out, u);
+        return 1;
+    }
+    return 0;
+}
+
+/* A pair [at, end) of the query, its first '=' at eqi (end if none), that
+ * needs decoding: its name (unless name_plain) and value.  0 fine, 1
+ * quarantined, <0 failure.  *next_sp: the first byte to decode at or after
+ * end when the walk found it, else 0. */
 __attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pipeline *p,
                                                  const qstate *st, size_t at, size_t end,
-                                                 size_t eqi, bool name_plain, pixel_param *pa)
+                                                 size_t eqi, bool name_plain, pixel_param *pa,
+                                                 size_t *next_sp)
 {
     if (PIXEL_LIKELY(name_plain)) {
         pa->name = (pixel_span){st->q + at, eqi - at};
@@ -651,7 +751,10 @@ __attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pip
         }
     }
     if (eqi < end) {
-        return decode_part(ctx, p, st, eqi + 1, end, pa->name, "parameter", &pa->value);
+        if (PIXEL_LIKELY(st->rd_end - (st->q + end) >= 16)) {
+            return decode_value(ctx, st, eqi + 1, end, pa->name, &pa->value, next_sp);
+        }
+        return decode_value_near_end(ctx, p, st, eqi + 1, end, pa->name, &pa->value);
     }
     pa->value = (pixel_span){st->q + end, 0};
     return 0;
@@ -763,10 +866,12 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                                     : name_word(name.p, name.n, NULL);
                 slot = slot_find_in(p, tab, name.p, name.n, word);
             } else {
-                rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa);
+                size_t next_sp = 0;
+                rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa, &next_sp);
                 if (rc != 0) {
                     break;
                 }
+                sp = next_sp; /* (0 when not known: looked for below) */
                 slot = slot_find(p, pa->name.p, pa->name.n, pa->name.p == q + at ? rd_end : NULL);
             }
             pa->slot = slot;

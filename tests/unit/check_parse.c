@@ -460,6 +460,68 @@ START_TEST(query_blocks_at_every_offset)
 }
 END_TEST
 
+/* The plain form decoding of s (valid escapes only), for comparison. */
+static void ref_decode(const char *s, char *out)
+{
+    while (*s) {
+        if (*s == '%') {
+            unsigned v;
+            sscanf(s + 1, "%2x", &v);
+            *out++ = (char)v;
+            s += 3;
+        } else {
+            *out++ = *s == '+' ? ' ' : *s;
+            s++;
+        }
+    }
+    *out = '\0';
+}
+
+START_TEST(decoded_values_at_every_distance_from_the_end)
+{
+    /* the query ends the line: its last value is followed by 0 to 40 bytes */
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif], format: {nginx: "
+                                "'$remote_addr $request'}}\nfields: {a: query.a, z: query.z}\n");
+    static const size_t runs[] = {0, 1, 2, 15, 16, 17, 31, 32, 33, 47, 70};
+    for (size_t dist = 0; dist <= 40; dist++) {
+        for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+            for (size_t j = 0; j < sizeof(runs) / sizeof(runs[0]); j += 2) {
+                char val[300], line[600], want[300], pad[48];
+                size_t k = 0;
+                for (size_t r = 0; r < runs[i]; r++) {
+                    val[k++] = (char)('a' + r % 26);
+                }
+                k += (size_t)sprintf(val + k, "%%3A%%2f");
+                for (size_t r = 0; r < runs[j]; r++) {
+                    val[k++] = (char)('A' + r % 26);
+                }
+                val[k++] = '+';
+                for (size_t r = 0; r < (runs[i] + runs[j]) % 19; r++) {
+                    val[k++] = (char)('0' + r % 10);
+                }
+                val[k] = '\0';
+                memset(pad, 'p', dist);
+                pad[dist] = '\0';
+                const char *sep = dist ? "&z=" : "";
+                snprintf(line, sizeof(line), "192.0.2.1 GET /px.gif?a=%s%s%s", val, sep,
+                         dist > 3 ? pad + 3 : "");
+                ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_PENDING);
+                ref_decode(val, want);
+                ck_assert_str_eq(get("query.a"), want);
+                /* an escape cut short by the value's end */
+                snprintf(line, sizeof(line), "192.0.2.1 GET /px.gif?a=%s%%%s%s%s", val,
+                         runs[j] % 2 ? "4" : "", sep, dist > 3 ? pad + 3 : "");
+                ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_QUARANTINED);
+                ck_assert_str_eq(first_code(ctx), "bad_percent_escape");
+                snprintf(want, sizeof(want), "at offset %zu", strlen(val));
+                ck_assert_ptr_nonnull(strstr(pixel_ctx_reason(ctx, 0)->message, want));
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(repeated_keys_follow_the_policy)
 {
     const char *line = LINE("a=1&a=2&b=x");
@@ -534,6 +596,7 @@ static Suite *parse_suite(void)
                         (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
     tcase_add_test(tc, raw_non_ascii_query_bytes);
     tcase_add_test(tc, query_blocks_at_every_offset);
+    tcase_add_test(tc, decoded_values_at_every_distance_from_the_end);
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);
