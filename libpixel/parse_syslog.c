@@ -45,6 +45,11 @@ static int parse_pri(pixel_record *r, const char *s, size_t n)
     }
     size_t i = 1;
     unsigned v = 0;
+    /* up to four digits; the usual three without a loop */
+    if (n > 4 && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3])) {
+        v = (unsigned)(s[1] - '0') * 100 + (unsigned)(s[2] - '0') * 10 + (unsigned)(s[3] - '0');
+        i = 4;
+    }
     while (i < n && i <= 4 && is_digit(s[i])) {
         v = v * 10 + (unsigned)(s[i] - '0');
         i++;
@@ -65,10 +70,10 @@ static int parse_pri(pixel_record *r, const char *s, size_t n)
     return (int)i + 1;
 }
 
+/* (fields are short: a block or two in line, not a call) */
 static const char *next_space(const char *p, const char *end)
 {
-    const char *q = memchr(p, ' ', (size_t)(end - p));
-    return q ? q : end;
+    return pixel__find3(p, end, ' ', ' ', ' ');
 }
 
 static int bsd_timestamp(const char *p, const char *end)
