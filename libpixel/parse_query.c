@@ -670,7 +670,7 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
             w = *++mw; /* (the bit at the query's end stops this) */
             wq += 64;
         }
-        e = wq + __builtin_ctzll(w);
+        e = wq + (unsigned)__builtin_ctzll(w);
         w &= w - 1;
         if (e >= stop) {
             break;
@@ -696,13 +696,14 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
         }
         o += len;
         if (c == '%') {
-            int h = hexval((unsigned char)e[1]), l = hexval((unsigned char)e[2]);
-            if (PIXEL_UNLIKELY((h | l) < 0 || stop - e <= 2)) {
+            /* negative when either digit is not one (a digit's value is -1) */
+            const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
+            if (PIXEL_UNLIKELY(v < 0 || e + 2 >= stop)) {
                 bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
                 return 1;
             }
-            c = (unsigned char)(h << 4 | l);
-            hi |= c;
+            c = (unsigned char)v;
+            hi |= (unsigned)v;
             src = e + 3;
         } else {
             c = ' '; /* '+' (a byte to decode only when it means a space) */
@@ -837,12 +838,14 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     m.amp[n / 64] |= end_bit;
     m.eq[n / 64] |= end_bit;
     m.spec[n / 64] |= end_bit;
-    /* The pair being cut is [at, end); the first '=' and the first byte to
-     * decode at or after `at` are eq and sp. */
+    /* The pair being cut is [at, end); sp is the first byte to decode at or
+     * after `at` (a cursor that only moves forward).  A pair's first '=' is
+     * looked for in the eight bytes from its start, the word its name is
+     * hashed by (names are short), and in the '=' bits past them. */
     const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
                             p->slot_hash ? p->slot_hash_mask : 0};
     size_t at = 0, np = 0;
-    size_t eq = next_set(m.eq, 0), sp = next_set(m.spec, 0);
+    size_t sp = next_set(m.spec, 0);
     int rc = 0;
     for (;;) {
         const size_t end = next_set(m.amp, at);
@@ -852,19 +855,30 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                                        "more than %zu query parameters", max_params);
                 break;
             }
-            const size_t eqi = eq < end ? eq : end;
             pixel_param *pa = &params[np];
+            const char *const name_p = q + at;
+            size_t eqi;
+            /* sixteen readable bytes from the name on (nearly always) */
+            const bool room = rd_end - name_p >= 16;
+            if (PIXEL_LIKELY(room)) {
+                eqi = at + (size_t)__builtin_ctz(
+                               pixel__eq16((const unsigned char *)name_p, '=') | 0x10000u);
+                if (PIXEL_UNLIKELY(eqi == at + 16 && end > eqi)) {
+                    eqi = next_set(m.eq, eqi); /* a name of sixteen bytes or more */
+                }
+            } else {
+                eqi = next_set(m.eq, at);
+            }
+            eqi = eqi < end ? eqi : end;
             int32_t slot;
             if (PIXEL_LIKELY(sp >= end)) {
-                pixel_span name = {q + at, eqi - at};
-                pa->name = name;
-                pa->value =
-                    eqi < end ? (pixel_span){q + eqi + 1, end - eqi - 1} : (pixel_span){q + end, 0};
-                /* eight readable bytes from the name on: one load and a mask */
-                uint64_t word = PIXEL_LIKELY(rd_end - name.p >= 8)
-                                    ? name_word_fast(name.p, name.n)
-                                    : name_word(name.p, name.n, NULL);
-                slot = slot_find_in(p, tab, name.p, name.n, word);
+                const size_t vat = eqi + (eqi < end); /* the value's start (end when none) */
+                const size_t nlen = eqi - at;
+                pa->name = (pixel_span){name_p, nlen};
+                pa->value = (pixel_span){q + vat, end - vat};
+                uint64_t word = PIXEL_LIKELY(room) ? name_word_fast(name_p, nlen)
+                                                   : name_word(name_p, nlen, NULL);
+                slot = slot_find_in(p, tab, name_p, nlen, word);
             } else {
                 size_t next_sp = 0;
                 rc = decode_pair(ctx, p, &st, at, end, eqi, sp >= eqi, pa, &next_sp);
@@ -872,7 +886,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                     break;
                 }
                 sp = next_sp; /* (0 when not known: looked for below) */
-                slot = slot_find(p, pa->name.p, pa->name.n, pa->name.p == q + at ? rd_end : NULL);
+                slot = slot_find(p, pa->name.p, pa->name.n, pa->name.p == name_p ? rd_end : NULL);
             }
             pa->slot = slot;
             pa->next_same = -1;
@@ -891,9 +905,6 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
             break;
         }
         at = end + 1;
-        if (eq < at) {
-            eq = next_set(m.eq, at); /* a later '=' belongs to the value */
-        }
         if (PIXEL_UNLIKELY(sp < at)) {
             sp = next_set(m.spec, at);
         }

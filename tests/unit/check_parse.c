@@ -522,6 +522,48 @@ START_TEST(decoded_values_at_every_distance_from_the_end)
 }
 END_TEST
 
+START_TEST(names_of_every_length)
+{
+    /* names of 1 to 40 bytes, with a value, an empty value or no '=', at every
+     * distance from the line's end (the query ends the line) */
+    pixel_pipeline *p = load_ok(
+        "input: {framing: none, pixel_paths: [/px.gif], format: {nginx: '$remote_addr "
+        "$request'}}\nfields: {z: query.zz, l: query.abcdefghijklmnopq, "
+        "m: query.abcdefghijklmnop, s: query.abcdefghijklmno}\n");
+    for (size_t len = 1; len <= 40; len++) {
+        for (int form = 0; form < 3; form++) {
+            for (size_t tail = 0; tail < 20; tail += 3) {
+                char name[48], line[300], t[24];
+                for (size_t i = 0; i < len; i++) {
+                    name[i] = (char)('a' + i % 26);
+                }
+                name[len] = '\0';
+                memset(t, 'x', tail);
+                t[tail] = '\0';
+                static const char *const forms[] = {"=v=w", "=", ""};
+                snprintf(line, sizeof(line), "192.0.2.1 GET /px.gif?zz=1&%s%s&%s", name,
+                         forms[form], t);
+                ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_PENDING);
+                const pixel_record *rec = pixel_ctx_record(ctx);
+                ck_assert_uint_eq(pixel_record_param_count(rec), tail ? 3 : 2);
+                const char *v;
+                size_t nl, vl;
+                const char *nm = pixel_record_param(rec, 1, &v, &nl, &vl);
+                ck_assert_uint_eq(nl, len);
+                ck_assert_int_eq(memcmp(nm, name, len), 0);
+                ck_assert_uint_eq(vl, form == 0 ? 3 : 0);
+                ck_assert_str_eq(get("query.zz"), "1");
+                const char *want = form == 0 ? "v=w" : "";
+                ck_assert_str_eq(get("query.abcdefghijklmnopq"), len == 17 ? want : "(absent)");
+                ck_assert_str_eq(get("query.abcdefghijklmnop"), len == 16 ? want : "(absent)");
+                ck_assert_str_eq(get("query.abcdefghijklmno"), len == 15 ? want : "(absent)");
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(repeated_keys_follow_the_policy)
 {
     const char *line = LINE("a=1&a=2&b=x");
@@ -597,6 +639,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, raw_non_ascii_query_bytes);
     tcase_add_test(tc, query_blocks_at_every_offset);
     tcase_add_test(tc, decoded_values_at_every_distance_from_the_end);
+    tcase_add_test(tc, names_of_every_length);
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);
