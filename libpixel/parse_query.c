@@ -800,28 +800,30 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
 {
     pixel_record *r = &ctx->rec;
     const size_t nslots = p->nslots, max_params = p->max_params;
-    pixel_slot *slots = pixel__arena_alloc(&ctx->arena, (nslots ? nslots : 1) * sizeof(pixel_slot));
-    pixel_param *params = pixel__arena_alloc(&ctx->arena, max_params * sizeof(pixel_param));
+    const char *q = query.p;
+    const size_t n = query.n;
+    /* One allocation: the slots (whole blocks of sixteen bytes, at least
+     * one), the parameters, and the three masks of n / 64 + 1 words. */
+    const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
+    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + max_params * sizeof(pixel_param) +
+                                                    3 * nw * sizeof(uint64_t));
+    pixel_slot *slots = (pixel_slot *)(void *)mem;
+    pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
     r->nslots = nslots;
     r->slots = slots;
     r->params = params;
     r->nparams = 0;
-    if (!slots || !params) {
+    if (!mem) {
         return PIXEL_ENOMEM;
     }
-    memset(slots, 0xff, nslots * sizeof(pixel_slot)); /* first = -1: absent (count unused) */
-    const char *q = query.p;
-    const size_t n = query.n;
+    pixel__ones16n(slots, slot_blocks); /* first = -1: absent (count unused) */
     /* bytes up to rd_end may be read: a query inside the line, to the line's end */
     const char *rd_end = q + n;
     if (ctx->line && q >= ctx->line && q + n <= ctx->line + ctx->line_len) {
         rd_end = ctx->line + ctx->line_len;
     }
     qstate st = {q, rd_end, {0}};
-    uint64_t *w = pixel__arena_alloc(&ctx->arena, 3 * (n / 64 + 1) * sizeof(uint64_t));
-    if (!w) {
-        return PIXEL_ENOMEM;
-    }
+    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + max_params * sizeof(pixel_param));
 #ifdef PIXEL_CLASSIFY_AVX2
     if (n >= 32 && __builtin_cpu_supports("avx2")) {
         classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);

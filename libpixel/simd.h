@@ -147,6 +147,20 @@ static inline void pixel__zero16n(void *p, size_t n)
 #endif
 }
 
+/* Sets n sixteen-byte blocks at p to all ones (0xFF bytes). */
+static inline void pixel__ones16n(void *p, size_t n)
+{
+#ifdef PIXEL_SIMD_SSE2
+    const __m128i ones = _mm_set1_epi8((char)0xFF);
+    char *d = (char *)p;
+    for (size_t i = 0; i < n; i++) {
+        _mm_storeu_si128((__m128i *)(void *)(d + 16 * i), ones);
+    }
+#else
+    memset(p, 0xFF, 16 * n);
+#endif
+}
+
 /* Bytes >= 0x80. */
 static inline unsigned pixel__high16(const unsigned char *p)
 {
