@@ -545,6 +545,7 @@ static inline void copy_run(char *d, const char *s, size_t len, const char *rd_e
 typedef struct qstate {
     const char *q;      /* the query */
     const char *rd_end; /* bytes up to here may be read */
+    size_t n;           /* the query's length */
     qmasks m;
 } qstate;
 
@@ -796,56 +797,21 @@ __attribute__((noinline)) static int repeated(const pixel_pipeline *p, pixel_ctx
     return 0;
 }
 
-int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
+/* The pairs of a query whose masks are made (pixel__parse_query's loop).  The
+ * pair being cut is [at, end); sp is the first byte to decode at or after
+ * `at` (a cursor that only moves forward).  A pair's first '=' is looked for
+ * in the sixteen bytes from its start (names are short), and in the '=' bits
+ * past them.  room_everywhere: sixteen bytes can be read from every name on
+ * (a constant where this is inlined: two versions of the loop). */
+__attribute__((always_inline)) static inline int
+cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_param *params,
+          pixel_slot *slots, size_t max_params, slot_table tab, size_t *np_out,
+          const bool room_everywhere)
 {
-    pixel_record *r = &ctx->rec;
-    const size_t nslots = p->nslots, max_params = p->max_params;
-    const char *q = query.p;
-    const size_t n = query.n;
-    /* One allocation: the slots (whole blocks of sixteen bytes, at least
-     * one), the parameters, and the three masks of n / 64 + 1 words. */
-    const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
-    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + max_params * sizeof(pixel_param) +
-                                                    3 * nw * sizeof(uint64_t));
-    pixel_slot *slots = (pixel_slot *)(void *)mem;
-    pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
-    r->nslots = nslots;
-    r->slots = slots;
-    r->params = params;
-    r->nparams = 0;
-    if (!mem) {
-        return PIXEL_ENOMEM;
-    }
-    pixel__ones16n(slots, slot_blocks); /* first = -1: absent (count unused) */
-    /* bytes up to rd_end may be read: a query inside the line, to the line's end */
-    const char *rd_end = q + n;
-    if (ctx->line && q >= ctx->line && q + n <= ctx->line + ctx->line_len) {
-        rd_end = ctx->line + ctx->line_len;
-    }
-    qstate st = {q, rd_end, {0}};
-    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + max_params * sizeof(pixel_param));
-#ifdef PIXEL_CLASSIFY_AVX2
-    if (n >= 32 && __builtin_cpu_supports("avx2")) {
-        classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
-    } else
-#endif
-    {
-        classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
-    }
+    const qstate st = *stp;
     const qmasks m = st.m;
-    /* Each mask gets a bit at n: the end of the string acts as one more '&',
-     * and '=' or a byte to decode at n means none in the pair; so a search
-     * for the next bit always ends. */
-    const uint64_t end_bit = (uint64_t)1 << (n % 64);
-    m.amp[n / 64] |= end_bit;
-    m.eq[n / 64] |= end_bit;
-    m.spec[n / 64] |= end_bit;
-    /* The pair being cut is [at, end); sp is the first byte to decode at or
-     * after `at` (a cursor that only moves forward).  A pair's first '=' is
-     * looked for in the eight bytes from its start, the word its name is
-     * hashed by (names are short), and in the '=' bits past them. */
-    const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
-                            p->slot_hash ? p->slot_hash_mask : 0};
+    const char *const q = st.q, *const rd_end = st.rd_end;
+    const size_t n = st.n;
     size_t at = 0, np = 0;
     size_t sp = next_set(m.spec, 0);
     int rc = 0;
@@ -861,7 +827,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
             const char *const name_p = q + at;
             size_t eqi;
             /* sixteen readable bytes from the name on (nearly always) */
-            const bool room = rd_end - name_p >= 16;
+            const bool room = room_everywhere || rd_end - name_p >= 16;
             if (PIXEL_LIKELY(room)) {
                 eqi = at + (size_t)__builtin_ctz(
                                pixel__eq16((const unsigned char *)name_p, '=') | 0x10000u);
@@ -911,6 +877,60 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
             sp = next_set(m.spec, at);
         }
     }
+    *np_out = np;
+    return rc;
+}
+
+int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
+{
+    pixel_record *r = &ctx->rec;
+    const size_t nslots = p->nslots, max_params = p->max_params;
+    const char *q = query.p;
+    const size_t n = query.n;
+    /* One allocation: the slots (whole blocks of sixteen bytes, at least
+     * one), the parameters, and the three masks of n / 64 + 1 words. */
+    const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
+    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + max_params * sizeof(pixel_param) +
+                                                    3 * nw * sizeof(uint64_t));
+    pixel_slot *slots = (pixel_slot *)(void *)mem;
+    pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
+    r->nslots = nslots;
+    r->slots = slots;
+    r->params = params;
+    r->nparams = 0;
+    if (!mem) {
+        return PIXEL_ENOMEM;
+    }
+    pixel__ones16n(slots, slot_blocks); /* first = -1: absent (count unused) */
+    /* bytes up to rd_end may be read: a query inside the line, to the line's end */
+    const char *rd_end = q + n;
+    if (ctx->line && q >= ctx->line && q + n <= ctx->line + ctx->line_len) {
+        rd_end = ctx->line + ctx->line_len;
+    }
+    qstate st = {q, rd_end, n, {0}};
+    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + max_params * sizeof(pixel_param));
+#ifdef PIXEL_CLASSIFY_AVX2
+    if (n >= 32 && __builtin_cpu_supports("avx2")) {
+        classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
+    } else
+#endif
+    {
+        classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+    }
+    const qmasks m = st.m;
+    /* Each mask gets a bit at n: the end of the string acts as one more '&',
+     * and '=' or a byte to decode at n means none in the pair; so a search
+     * for the next bit always ends. */
+    const uint64_t end_bit = (uint64_t)1 << (n % 64);
+    m.amp[n / 64] |= end_bit;
+    m.eq[n / 64] |= end_bit;
+    m.spec[n / 64] |= end_bit;
+    const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
+                            p->slot_hash ? p->slot_hash_mask : 0};
+    size_t np = 0;
+    const int rc = rd_end - (q + n) >= 16
+                       ? cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, true)
+                       : cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, false);
     r->nparams = np;
     return rc < 0 ? rc : 0;
 }
