@@ -337,17 +337,18 @@ bad_escape(pixel_ctx *ctx, const char *what, pixel_span name, const char *s, siz
 }
 
 /*
- * The query string is classified once, sixteen bytes at a time, into three
- * bit masks (bit i of word i/64 for byte i): '&', '=', and the bytes that
- * need decoding or a UTF-8 check (the escapes '%' and '+' when it means a
- * space, and the bytes >= 0x80).  Pairs are cut by walking the '&' bits; the
- * first '=' and the first byte to decode at or after the pair's start are
- * cursors that only move forward, so a plain pair (the usual one) costs a
- * few compares.  A pair that needs decoding goes the slow way: decode_part
+ * The query string is classified once, sixteen bytes at a time, into two
+ * bit masks (bit i of word i/64 for byte i): '&', and the bytes that need
+ * decoding or a UTF-8 check (the escapes '%' and '+' when it means a space,
+ * and the bytes >= 0x80).  Pairs are cut by walking the '&' bits; the first
+ * byte to decode at or after the pair's start is a cursor that only moves
+ * forward, and the first '=' is looked for in the block that starts the
+ * pair (names are short), so a plain pair (the usual one) costs a few
+ * compares.  A pair that needs decoding goes the slow way: decode_part
  * walks the bits of its bytes to decode.
  */
 typedef struct qmasks {
-    uint64_t *amp, *eq, *spec;
+    uint64_t *amp, *spec;
     size_t nw;
 } qmasks;
 
@@ -361,15 +362,13 @@ __attribute__((always_inline)) static inline void classify_rest(const char *q, s
     const unsigned char *s = (const unsigned char *)q;
     const size_t nw = m->nw;
     for (; wi < nw; wi++) {
-        uint64_t a = 0, e = 0, x = 0;
+        uint64_t a = 0, x = 0;
         for (unsigned sh = 0; n - o >= 16; sh += 16, o += 16) {
             pixel_qsplit k = pixel__query_split16(s + o, plus);
             a |= (uint64_t)k.amp << sh;
-            e |= (uint64_t)k.eq << sh;
             x |= (uint64_t)k.spec << sh;
         }
         m->amp[wi] = a;
-        m->eq[wi] = e;
         m->spec[wi] = x;
     }
     if (o < n) {
@@ -382,7 +381,7 @@ __attribute__((always_inline)) static inline void classify_rest(const char *q, s
         if (n >= 16) {
             k = pixel__query_split16(s + n - 16, plus);
             unsigned drop = (unsigned)(16 - rem);
-            k.amp >>= drop, k.eq >>= drop, k.spec >>= drop;
+            k.amp >>= drop, k.spec >>= drop;
         } else {
             if (rd_end - q >= 16) {
                 k = pixel__query_split16(s, plus);
@@ -392,10 +391,9 @@ __attribute__((always_inline)) static inline void classify_rest(const char *q, s
                 k = pixel__query_split16(pad, plus);
             }
             unsigned keep = (1u << rem) - 1;
-            k.amp &= keep, k.eq &= keep, k.spec &= keep;
+            k.amp &= keep, k.spec &= keep;
         }
         m->amp[tw] |= (uint64_t)k.amp << sh;
-        m->eq[tw] |= (uint64_t)k.eq << sh;
         m->spec[tw] |= (uint64_t)k.spec << sh;
     }
 }
@@ -408,23 +406,21 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
     const size_t nw = n / 64 + 1;
     m->nw = nw;
     m->amp = w;
-    m->eq = w + nw;
-    m->spec = w + 2 * nw;
+    m->spec = w + nw;
     size_t o = 0, wi = 0;
     /* whole blocks of 64 bytes, then of 16 */
     for (; n - o >= 64; o += 64, wi++) {
-        /* one block at a time into the three words (fewer live registers) */
-        uint64_t a, e, x;
+        /* one block at a time into the two words (fewer live registers) */
+        uint64_t a, x;
         pixel_qsplit k = pixel__query_split16(s + o, plus);
-        a = k.amp, e = k.eq, x = k.spec;
+        a = k.amp, x = k.spec;
         k = pixel__query_split16(s + o + 16, plus);
-        a |= (uint64_t)k.amp << 16, e |= (uint64_t)k.eq << 16, x |= (uint64_t)k.spec << 16;
+        a |= (uint64_t)k.amp << 16, x |= (uint64_t)k.spec << 16;
         k = pixel__query_split16(s + o + 32, plus);
-        a |= (uint64_t)k.amp << 32, e |= (uint64_t)k.eq << 32, x |= (uint64_t)k.spec << 32;
+        a |= (uint64_t)k.amp << 32, x |= (uint64_t)k.spec << 32;
         k = pixel__query_split16(s + o + 48, plus);
-        a |= (uint64_t)k.amp << 48, e |= (uint64_t)k.eq << 48, x |= (uint64_t)k.spec << 48;
+        a |= (uint64_t)k.amp << 48, x |= (uint64_t)k.spec << 48;
         m->amp[wi] = a;
-        m->eq[wi] = e;
         m->spec[wi] = x;
     }
     classify_rest(q, n, rd_end, plus, m, o, wi);
@@ -432,15 +428,14 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
 
 #if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
 #define PIXEL_CLASSIFY_AVX2 1
-/* The three classes of 32 bytes at p. */
+/* The two classes of 32 bytes at p. */
 __attribute__((target("avx2"), always_inline)) static inline void
-split32(const unsigned char *p, __m256i pl, uint32_t *a, uint32_t *e, uint32_t *x)
+split32(const unsigned char *p, __m256i pl, uint32_t *a, uint32_t *x)
 {
     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
     __m256i esc =
         _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('%')), _mm256_cmpeq_epi8(v, pl));
     *a = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('&')));
-    *e = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('=')));
     *x = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(esc, v)); /* v: its high bit */
 }
 
@@ -454,31 +449,28 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
     const size_t nw = n / 64 + 1;
     m->nw = nw;
     m->amp = w;
-    m->eq = w + nw;
-    m->spec = w + 2 * nw;
+    m->spec = w + nw;
     const __m256i pl = _mm256_set1_epi8((char)plus);
-    char *const ab = (char *)m->amp, *const eb = (char *)m->eq, *const xb = (char *)m->spec;
+    char *const ab = (char *)m->amp, *const xb = (char *)m->spec;
     size_t o = 0;
-    uint32_t a, e, x;
+    uint32_t a, x;
     for (; n - o >= 32; o += 32) {
-        split32(s + o, pl, &a, &e, &x);
+        split32(s + o, pl, &a, &x);
         memcpy(ab + o / 8, &a, 4);
-        memcpy(eb + o / 8, &e, 4);
         memcpy(xb + o / 8, &x, 4);
     }
     /* the rest of the last word (all of it when o is at a word's start) */
     const size_t r = n - o;
-    uint64_t ta = 0, te = 0, tx = 0;
+    uint64_t ta = 0, tx = 0;
     if (r) {
-        split32(s + n - 32, pl, &a, &e, &x);
-        ta = a >> (32 - r), te = e >> (32 - r), tx = x >> (32 - r);
+        split32(s + n - 32, pl, &a, &x);
+        ta = a >> (32 - r), tx = x >> (32 - r);
     }
     if (o % 64 == 0) {
-        m->amp[o / 64] = ta, m->eq[o / 64] = te, m->spec[o / 64] = tx;
+        m->amp[o / 64] = ta, m->spec[o / 64] = tx;
     } else {
-        a = (uint32_t)ta, e = (uint32_t)te, x = (uint32_t)tx;
+        a = (uint32_t)ta, x = (uint32_t)tx;
         memcpy(ab + o / 8, &a, 4);
-        memcpy(eb + o / 8, &e, 4);
         memcpy(xb + o / 8, &x, 4);
     }
 }
@@ -832,10 +824,13 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
                 eqi = at + (size_t)__builtin_ctz(
                                pixel__eq16((const unsigned char *)name_p, '=') | 0x10000u);
                 if (PIXEL_UNLIKELY(eqi == at + 16 && end > eqi)) {
-                    eqi = next_set(m.eq, eqi); /* a name of sixteen bytes or more */
+                    /* a name of sixteen bytes or more */
+                    const char *e = memchr(q + eqi, '=', end - eqi);
+                    eqi = e ? (size_t)(e - q) : end;
                 }
             } else {
-                eqi = next_set(m.eq, at);
+                const char *e = memchr(name_p, '=', end - at);
+                eqi = e ? (size_t)(e - q) : end;
             }
             eqi = eqi < end ? eqi : end;
             int32_t slot;
@@ -888,10 +883,10 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const char *q = query.p;
     const size_t n = query.n;
     /* One allocation: the slots (whole blocks of sixteen bytes, at least
-     * one), the parameters, and the three masks of n / 64 + 1 words. */
+     * one), the parameters, and the two masks of n / 64 + 1 words. */
     const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
     char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + max_params * sizeof(pixel_param) +
-                                                    3 * nw * sizeof(uint64_t));
+                                                    2 * nw * sizeof(uint64_t));
     pixel_slot *slots = (pixel_slot *)(void *)mem;
     pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
     r->nslots = nslots;
@@ -919,11 +914,10 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     }
     const qmasks m = st.m;
     /* Each mask gets a bit at n: the end of the string acts as one more '&',
-     * and '=' or a byte to decode at n means none in the pair; so a search
+     * and a byte to decode at n means none in the pair; so a search
      * for the next bit always ends. */
     const uint64_t end_bit = (uint64_t)1 << (n % 64);
     m.amp[n / 64] |= end_bit;
-    m.eq[n / 64] |= end_bit;
     m.spec[n / 64] |= end_bit;
     const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
                             p->slot_hash ? p->slot_hash_mask : 0};

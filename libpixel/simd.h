@@ -102,10 +102,10 @@ static inline pixel_qclass pixel__query_class16(const unsigned char *p, unsigned
 }
 
 /* The byte classes that cut a query string into pairs, for one block of
- * sixteen bytes: '&', '=', and the bytes a pair must be decoded or checked
- * for ('%', '+' when it means a space, and >= 0x80). */
+ * sixteen bytes: '&', and the bytes a pair must be decoded or checked for
+ * ('%', '+' when it means a space, and >= 0x80). */
 typedef struct pixel_qsplit {
-    unsigned amp, eq, spec;
+    unsigned amp, spec;
 } pixel_qsplit;
 
 static inline pixel_qsplit pixel__query_split16(const unsigned char *p, unsigned char plus)
@@ -114,16 +114,14 @@ static inline pixel_qsplit pixel__query_split16(const unsigned char *p, unsigned
 #ifdef PIXEL_SIMD_SSE2
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     k.amp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('&')));
-    k.eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
     __m128i esc = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('%')),
                                _mm_cmpeq_epi8(v, _mm_set1_epi8((char)plus)));
     k.spec = (unsigned)_mm_movemask_epi8(_mm_or_si128(esc, v)); /* v: its high bit */
 #else
-    k.amp = k.eq = k.spec = 0;
+    k.amp = k.spec = 0;
     for (unsigned i = 0; i < 16; i++) {
         unsigned char c = p[i];
         k.amp |= (unsigned)(c == '&') << i;
-        k.eq |= (unsigned)(c == '=') << i;
         k.spec |= (unsigned)(c == '%' || c == plus || c >= 0x80) << i;
     }
 #endif
