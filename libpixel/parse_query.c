@@ -638,6 +638,21 @@ __attribute__((noinline)) static int decode_value_near_end(pixel_ctx *ctx, const
     return decode_part(ctx, p, st, from, to, name, "parameter", out);
 }
 
+/* The position of the next bit of a mask walked a word at a time (*w: the
+ * bits of the word at *mw not taken yet, *wq: the byte of its bit 0); the
+ * mask must have a bit ahead. */
+__attribute__((always_inline)) static inline const char *
+next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
+{
+    while (!*w) {
+        *w = *++*mw;
+        *wq += 64;
+    }
+    const char *at = *wq + (unsigned)__builtin_ctzll(*w);
+    *w &= *w - 1;
+    return at;
+}
+
 /*
  * decode_part for a value, [from, to) of the query, followed by at least
  * sixteen readable bytes: every run is copied in blocks of sixteen and an
@@ -651,37 +666,37 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
 {
     const char *const q = st->q, *const stop = q + to;
     const char *src = q + from; /* the run not copied yet */
-    char *d = NULL, *o = NULL;  /* the output and its end, made at the first escape */
     unsigned hi = 0;
     /* the bits to decode from `from` on: the word at mw, whose first byte is at wq */
     const uint64_t *mw = st->m.spec + from / 64;
     const char *wq = q + (from & ~(size_t)63);
     uint64_t w = *mw & (~(uint64_t)0 << (from % 64));
     const char *e;
+    unsigned char c = 0;
+    /* The first escape (bytes >= 0x80 before it are only marked) */
     for (;;) {
-        while (!w) {
-            w = *++mw; /* (the bit at the query's end stops this) */
-            wq += 64;
-        }
-        e = wq + (unsigned)__builtin_ctzll(w);
-        w &= w - 1;
+        e = next_bit(&mw, &wq, &w);
         if (e >= stop) {
+            *next_sp = (size_t)(e - q);
+            *out = (pixel_span){q + from, to - from};
+            goto check;
+        }
+        c = (unsigned char)*e;
+        if (c < 0x80) {
             break;
         }
-        unsigned char c = (unsigned char)*e;
-        if (c >= 0x80) {
-            hi = 0x80;
-            continue;
-        }
-        /* (never a bit inside an escape already decoded: its two bytes are
-         * hex digits, none of which is a byte to decode) */
-        if (!d) {
-            /* room for a sixteen-byte block copied at the end of the output */
-            d = o = pixel__arena_alloc(&ctx->arena, (to - from) + 16);
-            if (!d) {
-                return PIXEL_ENOMEM;
-            }
-        }
+        hi = 0x80;
+    }
+    /* room for a sixteen-byte block copied at the end of the output */
+    char *const d = pixel__arena_alloc(&ctx->arena, (to - from) + 16);
+    if (!d) {
+        return PIXEL_ENOMEM;
+    }
+    char *o = d; /* the output's end */
+    /* Each escape: the run before it copied whole, then its byte.  (Never a
+     * bit inside an escape already decoded: its two bytes are hex digits,
+     * none of which is a byte to decode.) */
+    for (;;) {
         size_t len = (size_t)(e - src);
         pixel__copy16(o, src);
         for (size_t k = 16; k < len; k += 16) {
@@ -703,19 +718,28 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
             src = e + 1;
         }
         *o++ = (char)c;
-    }
-    *next_sp = (size_t)(e - q);
-    if (!d) {
-        *out = (pixel_span){q + from, to - from};
-    } else {
-        size_t len = (size_t)(q + to - src);
-        for (size_t k = 0; k < len; k += 16) {
-            pixel__copy16(o + k, src + k);
+        /* the next escape, or the end */
+        for (;;) {
+            e = next_bit(&mw, &wq, &w);
+            if (e >= stop) {
+                *next_sp = (size_t)(e - q);
+                len = (size_t)(stop - src);
+                for (size_t k = 0; k < len; k += 16) {
+                    pixel__copy16(o + k, src + k);
+                }
+                o += len;
+                *o = '\0';
+                *out = (pixel_span){d, (size_t)(o - d)};
+                goto check;
+            }
+            c = (unsigned char)*e;
+            if (c < 0x80) {
+                break;
+            }
+            hi = 0x80;
         }
-        o += len;
-        *o = '\0';
-        *out = (pixel_span){d, (size_t)(o - d)};
     }
+check:
     if (!(hi & 0x80)) {
         return 0; /* pure ASCII is valid UTF-8 */
     }
