@@ -751,6 +751,15 @@ check:
     return 0;
 }
 
+/* decode_value for the value [from, to) of pa, whose name is set (plain):
+ * the call of the usual pair that needs decoding, with few arguments. */
+__attribute__((noinline)) static int decode_plain_named(pixel_ctx *ctx, const qstate *st,
+                                                        size_t from, size_t to, pixel_param *pa,
+                                                        size_t *next_sp)
+{
+    return decode_value(ctx, st, from, to, pa->name, &pa->value, next_sp);
+}
+
 /* A pair [at, end) of the query, its first '=' at eqi (end if none), that
  * needs decoding: its name (unless name_plain) and value.  0 fine, 1
  * quarantined, <0 failure.  *next_sp: the first byte to decode at or after
@@ -858,11 +867,24 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
             }
             eqi = eqi < end ? eqi : end;
             int32_t slot;
-            if (PIXEL_LIKELY(sp >= end)) {
-                const size_t vat = eqi + (eqi < end); /* the value's start (end when none) */
+            /* a plain name, and a plain value or one decode_value takes (the usual
+             * pair that needs decoding: sixteen readable bytes after it) */
+            if (PIXEL_LIKELY(sp >= eqi) &&
+                (PIXEL_LIKELY(sp >= end) ||
+                 (eqi < end && (room_everywhere || rd_end - (q + end) >= 16)))) {
                 const size_t nlen = eqi - at;
                 pa->name = (pixel_span){name_p, nlen};
-                pa->value = (pixel_span){q + vat, end - vat};
+                if (PIXEL_LIKELY(sp >= end)) {
+                    const size_t vat = eqi + (eqi < end); /* the value's start (end when none) */
+                    pa->value = (pixel_span){q + vat, end - vat};
+                } else {
+                    size_t next_sp;
+                    rc = decode_plain_named(ctx, &st, eqi + 1, end, pa, &next_sp);
+                    if (rc != 0) {
+                        break;
+                    }
+                    sp = next_sp;
+                }
                 uint64_t word = PIXEL_LIKELY(room) ? name_word_fast(name_p, nlen)
                                                    : name_word(name_p, nlen, NULL);
                 slot = slot_find_in(p, tab, name_p, nlen, word);
