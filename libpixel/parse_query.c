@@ -454,10 +454,18 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
     char *const ab = (char *)m->amp, *const xb = (char *)m->spec;
     size_t o = 0;
     uint32_t a, x;
-    for (; n - o >= 32; o += 32) {
+    for (; n - o >= 64; o += 64) { /* a word of each mask a step */
+        uint32_t a2, x2;
+        split32(s + o, pl, &a, &x);
+        split32(s + o + 32, pl, &a2, &x2);
+        m->amp[o / 64] = a | (uint64_t)a2 << 32;
+        m->spec[o / 64] = x | (uint64_t)x2 << 32;
+    }
+    if (n - o >= 32) {
         split32(s + o, pl, &a, &x);
         memcpy(ab + o / 8, &a, 4);
         memcpy(xb + o / 8, &x, 4);
+        o += 32;
     }
     /* the rest of the last word (all of it when o is at a word's start) */
     const size_t r = n - o;
