@@ -58,15 +58,14 @@ static int parse_pri(pixel_record *r, const char *s, size_t n)
         return -1;
     }
     r->syslog[PIXEL_S_PRI] = (pixel_span){s + 1, i - 1};
+    /* facility 0-23 and severity 0-7 as text: views into constant tables */
+    static const char facilities[] = "0\0\0" "1\0\0" "2\0\0" "3\0\0" "4\0\0" "5\0\0" "6\0\0" "7\0\0"
+                                     "8\0\0" "9\0\0" "10\0" "11\0" "12\0" "13\0" "14\0" "15\0"
+                                     "16\0" "17\0" "18\0" "19\0" "20\0" "21\0" "22\0" "23";
+    static const char severities[] = "0\0" "1\0" "2\0" "3\0" "4\0" "5\0" "6\0" "7";
     unsigned fac = v / 8, sev = v % 8;
-    size_t k = 0;
-    if (fac >= 10) {
-        r->facility_text[k++] = (char)('0' + fac / 10);
-    }
-    r->facility_text[k++] = (char)('0' + fac % 10);
-    r->syslog[PIXEL_S_FACILITY] = (pixel_span){r->facility_text, k};
-    r->severity_text[0] = (char)('0' + sev);
-    r->syslog[PIXEL_S_SEVERITY] = (pixel_span){r->severity_text, 1};
+    r->syslog[PIXEL_S_FACILITY] = (pixel_span){facilities + 3 * fac, fac >= 10 ? 2u : 1u};
+    r->syslog[PIXEL_S_SEVERITY] = (pixel_span){severities + 2 * sev, 1};
     return (int)i + 1;
 }
 

@@ -59,6 +59,32 @@ START_TEST(rfc3164_header_is_split)
 END_TEST
 
 /* An RFC 3164 TAG is at most 49 characters before its ':' (or '['). */
+START_TEST(every_pri)
+{
+    pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
+    for (unsigned v = 0; v <= 200; v++) {
+        for (int zeros = 0; zeros < 2; zeros++) {
+            char line[300], want[8];
+            snprintf(line, sizeof(line), "<%s%u>Nov  6 05:24:46 web01 nginx: " LINE("a=1"),
+                     zeros && v < 100 ? "0" : "", v);
+            pixel_outcome oc = parse(p, line);
+            if (v > 191) {
+                ck_assert_int_eq(oc, PIXEL_OUTCOME_QUARANTINED);
+                continue;
+            }
+            ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+            snprintf(want, sizeof(want), "%u", v / 8);
+            ck_assert_str_eq(get("syslog.facility"), want);
+            snprintf(want, sizeof(want), "%u", v % 8);
+            ck_assert_str_eq(get("syslog.severity"), want);
+        }
+    }
+    ck_assert_int_eq(parse(p, "<00190>Nov  6 05:24:46 web01 nginx: " LINE("a=1")),
+                     PIXEL_OUTCOME_QUARANTINED);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(rfc3164_tag_length_limit)
 {
     pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
@@ -614,6 +640,7 @@ static Suite *parse_suite(void)
     TCase *tc = tcase_create("framing");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, rfc3164_header_is_split);
+    tcase_add_test(tc, every_pri);
     tcase_add_test(tc, rfc3164_tag_length_limit);
     tcase_add_test(tc, rfc5424_header_is_split);
     tcase_add_test(tc, auto_framing_takes_either);
