@@ -42,10 +42,26 @@ static inline uint64_t name_word(const char *s, size_t n, const char *limit)
     return w;
 }
 
-static inline uint32_t word_hash(uint64_t w, size_t n, uint64_t mult, uint32_t mask)
+/* The bucket of a name: the top bits of a product (shift is 64 less the
+ * bits of the table's size). */
+static inline uint32_t word_hash(uint64_t w, size_t n, uint64_t mult, unsigned shift)
 {
     uint64_t h = (w ^ n) * mult;
-    return (uint32_t)(h >> 40) & mask;
+    return (uint32_t)(h >> shift);
+}
+
+/* The shift for a table of mask + 1 (a power of two, at least 2) buckets. */
+static inline unsigned table_shift(uint32_t mask)
+{
+    return 64u - (unsigned)__builtin_popcount(mask);
+}
+
+/* The len an entry holds: a name longer than eight bytes is marked, so that
+ * a match of word and len is a hit of a name its word holds whole. */
+#define SLOT_LONG_NAME 0x80000000u
+static inline uint32_t entry_len(size_t n)
+{
+    return n > 8 ? (uint32_t)n | SLOT_LONG_NAME : (uint32_t)n;
 }
 
 /* The probe of slot_find past its first entry, and names longer than eight
@@ -60,7 +76,7 @@ __attribute__((noinline)) static int32_t slot_find_rest(const pixel_pipeline *p,
         if (e->slot < 0) {
             return -1;
         }
-        if (e->word == w && e->len == len &&
+        if (e->word == w && e->len == entry_len(len) &&
             (len <= 8 || memcmp(p->slot_names[e->slot] + 8, name + 8, len - 8) == 0)) {
             return e->slot;
         }
@@ -75,9 +91,9 @@ static inline int32_t slot_find_word(const pixel_pipeline *p, const char *name, 
     if (!h) {
         return -1;
     }
-    uint32_t i = word_hash(w, len, p->slot_hash_mult, p->slot_hash_mask);
+    uint32_t i = word_hash(w, len, p->slot_hash_mult, table_shift(p->slot_hash_mask));
     const pixel_slot_entry *e = &h[i];
-    if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
+    if (PIXEL_LIKELY(e->word == w && e->len == len)) {
         return e->slot; /* the usual hit (an empty entry has len 0 and slot -1) */
     }
     if (e->slot < 0) {
@@ -91,17 +107,18 @@ static inline int32_t slot_find_word(const pixel_pipeline *p, const char *name, 
 typedef struct slot_table {
     const pixel_slot_entry *h;
     uint64_t mult;
-    uint32_t mask;
+    unsigned shift;
 } slot_table;
 
-static const pixel_slot_entry no_slots = {0, 0, -1}; /* the table of a pipeline without */
+/* the table of a pipeline without slots (two buckets: a shift of 63) */
+static const pixel_slot_entry no_slots[2] = {{0, 0, -1}, {0, 0, -1}};
 
 static inline int32_t slot_find_in(const pixel_pipeline *p, slot_table t, const char *name,
                                    size_t len, uint64_t w)
 {
-    uint32_t i = word_hash(w, len, t.mult, t.mask);
+    uint32_t i = word_hash(w, len, t.mult, t.shift);
     const pixel_slot_entry *e = &t.h[i];
-    if (PIXEL_LIKELY(e->word == w && e->len == len && len <= 8)) {
+    if (PIXEL_LIKELY(e->word == w && e->len == len)) {
         return e->slot;
     }
     if (e->slot < 0) {
@@ -165,7 +182,7 @@ static int rebuild_hash(pixel_pipeline *p)
         }
         bool clash = false;
         for (size_t s = 0; s < p->nslots && !clash; s++) {
-            uint32_t i = word_hash(words[s], p->slot_name_len[s], mult, size - 1);
+            uint32_t i = word_hash(words[s], p->slot_name_len[s], mult, table_shift(size - 1));
             clash = h[i].slot >= 0;
             h[i].slot = 0;
         }
@@ -178,11 +195,11 @@ static int rebuild_hash(pixel_pipeline *p)
     }
     for (size_t s = 0; s < p->nslots; s++) {
         size_t n = p->slot_name_len[s];
-        uint32_t i = word_hash(words[s], n, mult, size - 1);
+        uint32_t i = word_hash(words[s], n, mult, table_shift(size - 1));
         while (h[i].slot >= 0) {
             i = (i + 1) & (size - 1);
         }
-        h[i] = (pixel_slot_entry){words[s], (uint32_t)n, (int32_t)s};
+        h[i] = (pixel_slot_entry){words[s], entry_len(n), (int32_t)s};
     }
     pixel__free(words);
     pixel__free(p->slot_hash);
@@ -973,8 +990,8 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const uint64_t end_bit = (uint64_t)1 << (n % 64);
     m.amp[n / 64] |= end_bit;
     m.spec[n / 64] |= end_bit;
-    const slot_table tab = {p->slot_hash ? p->slot_hash : &no_slots, p->slot_hash_mult,
-                            p->slot_hash ? p->slot_hash_mask : 0};
+    const slot_table tab = {p->slot_hash ? p->slot_hash : no_slots, p->slot_hash_mult,
+                            table_shift(p->slot_hash ? p->slot_hash_mask : 1)};
     size_t np = 0;
     const int rc = rd_end - (q + n) >= 16
                        ? cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, true)

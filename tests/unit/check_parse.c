@@ -590,6 +590,24 @@ START_TEST(names_of_every_length)
 }
 END_TEST
 
+START_TEST(queries_of_a_pipeline_without_parameters)
+{
+    /* no query field: every name misses the (empty) table */
+    pixel_pipeline *p =
+        load_ok("input: {framing: none, pixel_paths: [/px.gif]}\nfields: {c: log.client}\n");
+    ck_assert_int_eq(parse(p, LINE("a=1&b=%41&=&longer_than_eight_bytes=x&&c")),
+                     PIXEL_OUTCOME_PENDING);
+    const pixel_record *rec = pixel_ctx_record(ctx);
+    ck_assert_uint_eq(pixel_record_param_count(rec), 5);
+    const char *v;
+    size_t nl, vl;
+    const char *nm = pixel_record_param(rec, 1, &v, &nl, &vl);
+    ck_assert_int_eq(memcmp(nm, "b", nl), 0);
+    ck_assert_int_eq(memcmp(v, "A", vl), 0);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(repeated_keys_follow_the_policy)
 {
     const char *line = LINE("a=1&a=2&b=x");
@@ -667,6 +685,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, query_blocks_at_every_offset);
     tcase_add_test(tc, decoded_values_at_every_distance_from_the_end);
     tcase_add_test(tc, names_of_every_length);
+    tcase_add_test(tc, queries_of_a_pipeline_without_parameters);
     tcase_add_test(tc, repeated_keys_follow_the_policy);
     tcase_add_test(tc, size_limits);
     suite_add_tcase(s, tc);
