@@ -1,11 +1,12 @@
 /*
  * pixelconv --kafka (see output_kafka.h).
  *
- * pixelconv's workers convert; its writer thread delivers.  A worker packs
- * each event with the message key, event type and schema ID it reads from
- * the event value it just built (the same dotted paths and the same text
- * for strings and integers as the omprog host), so the writer hands them to
- * the sink as they are instead of parsing every event's JSON again:
+ * pixelconv's workers convert and, taking turns in input order, deliver.  A
+ * worker packs each event with the message key, event type and schema ID it
+ * reads from the event value it just built (the same dotted paths and the
+ * same text for strings and integers as the omprog host), so the batch's
+ * writing hands them to the sink as they are instead of parsing every
+ * event's JSON again:
  *
  *   u32 value length, u32 key length, u32 type length, u32 schema ID length
  *   (0xFFFFFFFF: absent; host byte order, the buffer never leaves the
@@ -272,9 +273,9 @@ int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t l
         m.type = unpack(&p, head[2], &m.type_len);
         m.schema_id = unpack(&p, head[3], &m.schema_id_len);
         m.value = unpack(&p, head[0], &m.value_len);
-        /* A worker on another core wrote this buffer: each event's first
-         * touch here is a cache (and TLB) miss that the producer would
-         * wait for.  Ask for the next event's head and key now, so that
+        /* The buffer may have been written on another core: each event's
+         * first touch here can be a cache (and TLB) miss that the producer
+         * would wait for.  Ask for the next event's head and key now, so that
          * they arrive while this one is produced. */
         if (p < end) {
             __builtin_prefetch(p);

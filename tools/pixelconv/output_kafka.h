@@ -1,8 +1,9 @@
 /*
  * pixelconv --kafka: the converter's events and quarantine records through
  * libpixel-delivery's sink (Kafka with failover to the spool).  Written by
- * the delivery work (issue 4) for pixelconv's in-order writer; every
- * function must be called from that one thread.
+ * the delivery work (issue 4) for pixelconv's in-order writing; except
+ * pixelconv_kafka_pack(), the functions must be called by one thread at a
+ * time (pixelconv's workers take turns, under its pool's lock).
  */
 #ifndef PIXELCONV_OUTPUT_KAFKA_H
 #define PIXELCONV_OUTPUT_KAFKA_H

@@ -4,8 +4,9 @@
  *
  * The tool is a thin host: it reads lines (plain or gzip, files or stdin),
  * hands each to pixel_process() and writes the outcome.  With -j N, batches
- * of lines go to N worker threads, each with its own pixel_ctx, and a writer
- * puts the results out in input order.
+ * of lines go to N worker threads, each with its own pixel_ctx; in turn, the
+ * worker that finishes the next batch in input order writes the results out
+ * (and reads the input that refills the batch), one worker at a time.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -450,16 +451,83 @@ static void progress(const input *in, const counts *c, double t0, int final)
 
 typedef struct pool {
     pthread_mutex_t mu;
-    /* Two conditions, so that a hand-off wakes only the thread it is
-     * for: workers wait for a filled batch (or the end), the writer for a
-     * converted one (with --kafka's small batches hand-offs are frequent,
-     * and a broadcast woke every thread for each). */
-    pthread_cond_t work_cv, done_cv;
+    /* Workers wait for a filled batch (or the end); the main thread for
+     * the end (or the next progress line). */
+    pthread_cond_t work_cv, end_cv;
     batch *ring;
     int nring;
-    unsigned long next_to_process;
+    unsigned long next_to_process, next_fill, next_write;
+    unsigned long lines_written; /* for the progress line */
+    unsigned long long bytes_read;
     bool done_reading;
+    bool busy; /* a thread is writing batches or reading input */
+    int rc;    /* 1 when reading the input failed */
+    input *in;
+    const options *o;
+    sinks *s;
 } pool;
+
+/*
+ * With pl->mu held and pl->busy set: fill the free slots with input, in
+ * order.  The lock is dropped while reading; busy keeps the input, the
+ * outputs and the sink to one thread at a time.
+ */
+static void refill(pool *pl)
+{
+    while (!pl->done_reading && pl->next_fill - pl->next_write < (unsigned long)pl->nring) {
+        batch *b = &pl->ring[pl->next_fill % (unsigned long)pl->nring];
+        pthread_mutex_unlock(&pl->mu);
+        int f = fill_batch(pl->in, b);
+        pthread_mutex_lock(&pl->mu);
+        pl->bytes_read = pl->in->bytes_done;
+        if (f <= 0) {
+            pl->done_reading = true;
+            pl->rc = f < 0 ? 1 : pl->rc;
+            pthread_cond_broadcast(&pl->work_cv); /* every worker ends */
+        } else {
+            b->seq = pl->next_fill++;
+            b->state = 1;
+            pthread_cond_signal(&pl->work_cv); /* one batch, one worker */
+        }
+    }
+}
+
+/*
+ * Called with pl->mu held, by a worker that just finished a batch: unless
+ * another thread is busy with it already, write every finished batch that
+ * is next in input order and refill its slot.  Writing and reading are a
+ * role, not a thread: the worker whose batch completes the run in order
+ * writes it while much of it is still in its core's caches, and no third
+ * thread has to wake for every batch and compete with the workers (and,
+ * with --kafka, librdkafka's threads) for the CPUs.  The input, the
+ * outputs and the sink are used by one thread at a time, in input order,
+ * as before.
+ */
+static void write_finished(pool *pl)
+{
+    if (pl->busy) {
+        return; /* that thread takes this batch too: it looks again below */
+    }
+    pl->busy = true;
+    for (;;) {
+        batch *w = &pl->ring[pl->next_write % (unsigned long)pl->nring];
+        if (pl->next_write == pl->next_fill || w->state != 2) {
+            break;
+        }
+        pthread_mutex_unlock(&pl->mu);
+        write_batch(pl->s, w);
+        metrics_tick(pl->o);
+        pthread_mutex_lock(&pl->mu);
+        w->state = 0;
+        pl->next_write++;
+        pl->lines_written = pl->s->total.lines;
+        refill(pl);
+    }
+    pl->busy = false;
+    if (pl->done_reading && pl->next_write == pl->next_fill) {
+        pthread_cond_signal(&pl->end_cv);
+    }
+}
 
 static void *worker(void *arg)
 {
@@ -486,7 +554,7 @@ static void *worker(void *arg)
             process_batch(ctx, b);
             pthread_mutex_lock(&pl->mu);
             b->state = 2;
-            pthread_cond_signal(&pl->done_cv);
+            write_finished(pl);
             continue;
         }
         if (pl->done_reading) {
@@ -512,12 +580,14 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* This thread fills the ring once; then the workers convert, write and read
+ * (write_finished) until the end. */
 static int run_threads(const options *o, input *in, sinks *s)
 {
-    pool pl = {.nring = o->jobs * 2};
+    pool pl = {.nring = o->jobs * 2, .in = in, .o = o, .s = s};
     pthread_mutex_init(&pl.mu, NULL);
     pthread_cond_init(&pl.work_cv, NULL);
-    pthread_cond_init(&pl.done_cv, NULL);
+    pthread_cond_init(&pl.end_cv, NULL);
     pl.ring = calloc((size_t)pl.nring, sizeof(batch));
     pthread_t *th = calloc((size_t)o->jobs, sizeof(pthread_t));
     if (!pl.ring || !th) {
@@ -527,48 +597,38 @@ static int run_threads(const options *o, input *in, sinks *s)
     for (int i = 0; i < o->jobs; i++) {
         pthread_create(&th[i], NULL, worker, &pl);
     }
-    double t0 = now_s(), last = t0;
-    unsigned long next_fill = 0, next_write = 0;
-    int rc = 0;
-    for (;;) {
-        /* Write finished batches in order, then refill their slots. */
-        pthread_mutex_lock(&pl.mu);
-        batch *w = &pl.ring[next_write % (unsigned long)pl.nring];
-        while (next_write < next_fill && w->state != 2) {
-            pthread_cond_wait(&pl.done_cv, &pl.mu);
-        }
-        pthread_mutex_unlock(&pl.mu);
-        if (next_write < next_fill) {
-            write_batch(s, w);
-            metrics_tick(o);
-            pthread_mutex_lock(&pl.mu);
-            w->state = 0;
-            pthread_mutex_unlock(&pl.mu);
-            next_write++;
-        }
-        if (pl.done_reading && next_write == next_fill) {
+    double t0 = now_s();
+    pthread_mutex_lock(&pl.mu);
+    pl.busy = true;
+    refill(&pl);
+    pl.busy = false;
+    /* Batches finished while this thread was reading wait for the next
+     * worker to finish one; take them now rather than later. */
+    for (int i = 0; i < pl.nring; i++) {
+        if (pl.ring[i].state == 2) {
+            write_finished(&pl);
             break;
         }
-        while (!pl.done_reading && next_fill - next_write < (unsigned long)pl.nring) {
-            batch *b = &pl.ring[next_fill % (unsigned long)pl.nring];
-            int f = fill_batch(in, b);
-            pthread_mutex_lock(&pl.mu);
-            if (f <= 0) {
-                pl.done_reading = true;
-                rc = f < 0 ? 1 : rc;
-                pthread_cond_broadcast(&pl.work_cv); /* every worker ends */
-            } else {
-                b->seq = next_fill++;
-                b->state = 1;
-                pthread_cond_signal(&pl.work_cv); /* one batch, one worker */
+    }
+    while (!(pl.done_reading && pl.next_write == pl.next_fill)) {
+        if (o->progress) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 250000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
             }
-            pthread_mutex_unlock(&pl.mu);
-        }
-        if (o->progress && now_s() - last > 0.25) {
-            progress(in, &s->total, t0, 0);
-            last = now_s();
+            pthread_cond_timedwait(&pl.end_cv, &pl.mu, &ts);
+            /* The busy thread may be reading: a snapshot, not *in. */
+            input now = {.bytes_total = in->bytes_total, .bytes_done = pl.bytes_read};
+            counts c = {.lines = pl.lines_written};
+            progress(&now, &c, t0, 0);
+        } else {
+            pthread_cond_wait(&pl.end_cv, &pl.mu);
         }
     }
+    pthread_mutex_unlock(&pl.mu);
     for (int i = 0; i < o->jobs; i++) {
         pthread_join(th[i], NULL);
     }
@@ -582,7 +642,7 @@ static int run_threads(const options *o, input *in, sinks *s)
     }
     free(pl.ring);
     free(th);
-    return rc;
+    return pl.rc;
 }
 
 static int run_inline(const options *o, input *in, sinks *s)
