@@ -1464,6 +1464,36 @@ static sifgroup *make_ifgroup(pixel_schema_registry *r, const sop *all)
     return ok ? g : NULL;
 }
 
+/* How the boolean pass checks a member named like p, whose schema is t (past $ref-only
+   nodes; NULL when p is only required).  t's shortcuts are final here. */
+static void prop_kind(sprop *p, const snode *t)
+{
+    const sleaf *l = t ? t->leaf : NULL;
+    p->qt = t;
+    if (!t) {
+        p->qk = SQK_NONE;
+    } else if (l && l->types == ST_STR && !l->eq && !l->format &&
+               (!l->pattern || l->pattern->prog)) {
+        p->qk = SQK_STR;
+        p->qt = l;
+    } else if (l && l->types == ST_STR && !l->eq && l->format && !l->pattern) {
+        p->qk = SQK_FMT;
+        p->qt = l;
+    } else if (l && (l->types & (ST_INT | ST_NUM)) && !l->eq && l->int_range) {
+        p->qk = SQK_INT;
+        p->qt = l;
+    } else if (l) {
+        p->qk = SQK_LEAF;
+        p->qt = l;
+    } else if (!t->boolean && t->types == ST_OBJ && t->nops == (size_t)t->skip + 1 &&
+               t->ops[t->skip].kind == OP_OBJECT) {
+        p->qk = SQK_OBJ;
+        p->qt = t->ops[t->skip].u.obj;
+    } else {
+        p->qk = SQK_NODE;
+    }
+}
+
 /* The compiled nodes a mark_quick pass has not seen yet. */
 static snode *fresh(const pixel_schema_registry *r, size_t i)
 {
@@ -1534,6 +1564,7 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
                         t = t->alias;
                     }
                     o->props[j].leaf = t ? t->leaf : NULL;
+                    prop_kind(&o->props[j], t);
                 }
             }
         }

@@ -715,7 +715,135 @@ static bool quick_member(ectx *x, const sobject *o, const sprop *p, const pixel_
     return matched || !o->additional || quick(x, o->additional, m);
 }
 
+static bool quick_object_general(ectx *x, const sobject *o, const pixel_value *v);
+static bool quick_object(ectx *x, const sobject *o, const pixel_value *v);
+
+/* Formats assert: the flag, or the format-assertion vocabulary. */
+static inline bool format_asserts(const ectx *x, const sop *f)
+{
+    return (x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) || f->u.fmt.assert_always;
+}
+
+/* One member m named like the declared property p of o, checked by p's kind. */
+__attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
+                                                             const sprop *p, const pixel_value *m)
+{
+    switch (p->qk) {
+        case SQK_STR: {
+            const sleaf *l = p->qt;
+            if (m->type != PIXEL_TYPE_STRING) {
+                return false;
+            }
+            size_t len = m->u.str.len;
+            if (PIXEL_UNLIKELY(len > l->maxlen || len / 4 < l->minlen)) {
+                return leaf_rest(x, l, m);
+            }
+            return !l->pattern || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
+        }
+        case SQK_FMT: {
+            const sleaf *l = p->qt;
+            if (m->type != PIXEL_TYPE_STRING) {
+                return false;
+            }
+            size_t len = m->u.str.len;
+            if (PIXEL_UNLIKELY(len > l->maxlen || len / 4 < l->minlen)) {
+                return leaf_rest(x, l, m);
+            }
+            return !format_asserts(x, l->format) ||
+                   pixel__format_check(l->format->u.fmt.id, m->u.str.s, len);
+        }
+        case SQK_INT: {
+            const sleaf *l = p->qt;
+            if (m->type == PIXEL_TYPE_INT) {
+                return m->u.i >= l->imin && m->u.i <= l->imax;
+            }
+            return quick_leaf(x, l, m);
+        }
+        case SQK_OBJ: {
+            if (m->type != PIXEL_TYPE_OBJECT) {
+                return false;
+            }
+            if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
+                x->fail = true;
+                x->stop = true;
+                x->depth--;
+                return false;
+            }
+            bool ok = quick_object(x, p->qt, m);
+            x->depth--;
+            return ok;
+        }
+        case SQK_LEAF:
+            return quick_leaf(x, p->qt, m);
+        case SQK_NODE:
+            return quick(x, p->qt, m);
+        default: /* SQK_NONE: only required, so additionalProperties applies */
+            return !o->additional || quick(x, o->additional, m);
+    }
+}
+
+/*
+ * The members of an object without patternProperties and with at most 64
+ * required names: each declared one checked by its kind (sprop.qk), the
+ * common leaves and nested objects in line.
+ */
 static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
+{
+    if (PIXEL_UNLIKELY(o->npatterns || o->nreq_bits > 64)) {
+        return quick_object_general(x, o, v);
+    }
+    const sprop *props = o->props;
+    const size_t np = o->nprops;
+    if (o->lookup) {
+        /* few properties, nothing else: find each one */
+        for (size_t i = 0; i < np; i++) {
+            const sprop *p = &props[i];
+            const pixel_value *m = member(v, p->key, p->klen);
+            if (!m ? p->req_bit >= 0 : !quick_prop(x, o, p, m)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    uint64_t seen = 0;
+    size_t next = 0;
+    size_t misses = 0; /* members that are not declared */
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p;
+        /* Members usually come in the order the schema declares them: try the declared
+           property after the last one found before hashing. */
+        if (next < np && props[next].klen == m->klen &&
+            pixel__key_eq(props[next].key, m->key, m->klen)) {
+            p = &props[next++];
+        } else if (np && (p = prop_find(o, m)) != NULL) {
+            next = (size_t)(p - props) + 1;
+        } else {
+            misses++;
+            if (o->additional && !quick(x, o->additional, m)) {
+                return false;
+            }
+            continue;
+        }
+        seen |= p->req_mask;
+        if (!quick_prop(x, o, p, m)) {
+            return false;
+        }
+    }
+    if (o->nreq_bits != 0) {
+        uint64_t all = o->nreq_bits == 64 ? ~0ull : (1ull << o->nreq_bits) - 1;
+        if (seen != all) {
+            return false;
+        }
+    }
+    if (o->cover) {
+        x->cov_v = v;
+        x->cov_o = o;
+        x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
+    }
+    return true;
+}
+
+static bool quick_object_general(ectx *x, const sobject *o, const pixel_value *v)
 {
     if (o->lookup) {
         for (size_t i = 0; i < o->nprops; i++) {

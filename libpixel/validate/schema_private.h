@@ -302,7 +302,26 @@ typedef struct sprop {
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
     uint64_t req_mask;
     const sleaf *leaf; /* the schema's leaf form (through $ref-only nodes), if quick */
+    uint8_t qk;        /* SQK_*: how the boolean pass checks a member with this name */
+    const void *qt;    /* its target: the sleaf (SQK_STR, SQK_FMT, SQK_LEAF), the sobject
+                          (SQK_OBJ) or the snode (SQK_NODE) */
 } sprop;
+
+/*
+ * The boolean pass's check of a declared property, chosen when the schema is
+ * marked quick (pixel__schema_mark_quick): the common shapes in line in the
+ * member loop, without the generic node dispatch.
+ */
+enum {
+    SQK_NONE, /* no schema (named only by "required"): additionalProperties applies */
+    SQK_STR,  /* a leaf that is a string with length bounds and a one-pass pattern at most */
+    SQK_FMT,  /* a leaf that is a string with length bounds and a format */
+    SQK_INT,  /* a leaf that is an integer in [imin, imax] */
+    SQK_OBJ,  /* an object node whose only keyword besides "type": "object" is properties/
+                 required/additionalProperties (through $ref-only nodes) */
+    SQK_LEAF, /* any other leaf */
+    SQK_NODE, /* any other node */
+};
 
 typedef struct spattern {
     sregex re;
