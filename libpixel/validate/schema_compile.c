@@ -287,6 +287,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         if (!p->key) {
             p->key = keys[k];
             p->klen = lens[k];
+            pixel__key_words(p->key, p->klen, &p->kw0, &p->kw1);
             p->schema = NULL;
             p->req_bit = -1;
         }

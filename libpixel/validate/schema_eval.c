@@ -724,6 +724,35 @@ static inline bool format_asserts(const ectx *x, const sop *f)
     return (x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) || f->u.fmt.assert_always;
 }
 
+/* Whether the declared property p is named k (n bytes, pixel__key_words w0 w1). */
+static inline bool prop_is(const sprop *p, const char *k, size_t n, uint64_t w0, uint64_t w1)
+{
+    return p->klen == n && p->kw0 == w0 && p->kw1 == w1 && (n <= 16 || pixel__key_eq(p->key, k, n));
+}
+
+/* The declared property of o named k, or NULL (prop_find with the key's words at hand). */
+__attribute__((always_inline)) static inline const sprop *prop_lookup(const sobject *o,
+                                                                      const char *k, size_t n,
+                                                                      uint64_t w0, uint64_t w1)
+{
+    const sstrtab *t = &o->names;
+    size_t j = (uint32_t)(pixel__key32(k, n) * t->mult) >> t->shift;
+    for (;;) {
+        int32_t idx = t->slot[j].idx;
+        if (idx < 0) {
+            return NULL;
+        }
+        const sprop *p = &o->props[idx];
+        if (prop_is(p, k, n, w0, w1)) {
+            return p;
+        }
+        if (t->perfect) {
+            return NULL;
+        }
+        j = (j + 1) & t->mask;
+    }
+}
+
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -810,12 +839,13 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     size_t misses = 0; /* members that are not declared */
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
         const sprop *p;
+        uint64_t w0, w1;
+        pixel__key_words(m->key, m->klen, &w0, &w1);
         /* Members usually come in the order the schema declares them: try the declared
            property after the last one found before hashing. */
-        if (next < np && props[next].klen == m->klen &&
-            pixel__key_eq(props[next].key, m->key, m->klen)) {
+        if (next < np && prop_is(&props[next], m->key, m->klen, w0, w1)) {
             p = &props[next++];
-        } else if (np && (p = prop_find(o, m)) != NULL) {
+        } else if (np && (p = prop_lookup(o, m->key, m->klen, w0, w1)) != NULL) {
             next = (size_t)(p - props) + 1;
         } else {
             misses++;
@@ -843,7 +873,8 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     return true;
 }
 
-static bool quick_object_general(ectx *x, const sobject *o, const pixel_value *v)
+__attribute__((noinline)) static bool quick_object_general(ectx *x, const sobject *o,
+                                                          const pixel_value *v)
 {
     if (o->lookup) {
         for (size_t i = 0; i < o->nprops; i++) {

@@ -89,6 +89,30 @@ static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
 }
 
 /*
+ * A short key as two words that decide equality together with the length:
+ * up to 16 bytes exactly (the first and last 8, or 4, overlapping), beyond
+ * that the bytes in between are compared too (pixel__prop_is).
+ */
+static inline void pixel__key_words(const char *k, size_t n, uint64_t *w0, uint64_t *w1)
+{
+    if (n >= 8) {
+        memcpy(w0, k, 8);
+        memcpy(w1, k + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, k, 4);
+        memcpy(&b, k + n - 4, 4);
+        *w0 = (uint64_t)a | (uint64_t)b << 32;
+        *w1 = 0;
+    } else {
+        *w0 = n == 0 ? 0
+                     : (uint64_t)(unsigned char)k[0] | (uint64_t)(unsigned char)k[n >> 1] << 8 |
+                           (uint64_t)(unsigned char)k[n - 1] << 16;
+        *w1 = 0;
+    }
+}
+
+/*
  * A set of strings known at compile time (member names, enum strings):
  * each maps to its index.  Built as a perfect hash when a multiplier is
  * found that puts every key in a slot of its own (then a lookup is one hash
@@ -297,6 +321,7 @@ typedef struct sleaf sleaf;
 typedef struct sprop {
     const char *key;
     size_t klen;
+    uint64_t kw0, kw1; /* pixel__key_words() of key */
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
