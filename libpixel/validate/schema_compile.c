@@ -1315,7 +1315,7 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
 {
     sleaf l;
     memset(&l, 0, sizeof(l));
-    l.types = ST_NULL | ST_BOOL | ST_INT | ST_NUM | ST_STR | ST_ARR | ST_OBJ;
+    l.types = ST_ALL;
     l.maxlen = UINT64_MAX;
     l.int_range = true;
     l.imin = INT64_MIN;
@@ -1370,6 +1370,19 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
                 break;
             case OP_FORMAT:
                 l.format = op;
+                break;
+            case OP_ANYOF:
+                /* "anyOf": [{"format": ...}, ...], e.g. ipv4 or ipv6 */
+                if (l.anyfmt || op->u.list.n == 0 || op->u.list.n > 8) {
+                    return NULL;
+                }
+                for (size_t k = 0; k < op->u.list.n; k++) {
+                    const snode *b = op->u.list.v[k];
+                    if (b->boolean || b->nops != 1 || b->ops[0].kind != OP_FORMAT) {
+                        return NULL;
+                    }
+                }
+                l.anyfmt = op;
                 break;
             default:
                 return NULL;
@@ -1470,19 +1483,30 @@ static sifgroup *make_ifgroup(pixel_schema_registry *r, const sop *all)
 static void prop_kind(sprop *p, const snode *t)
 {
     const sleaf *l = t ? t->leaf : NULL;
+    /* no string keyword besides the enum or const */
+    bool bare_string = l && l->minlen == 0 && l->maxlen == UINT64_MAX && !l->pattern &&
+                       !l->format && !l->anyfmt;
     p->qt = t;
     if (!t) {
         p->qk = SQK_NONE;
-    } else if (l && l->types == ST_STR && !l->eq && !l->format &&
+    } else if (l && l->types == ST_STR && !l->eq && !l->format && !l->anyfmt &&
                (!l->pattern || l->pattern->prog)) {
         p->qk = SQK_STR;
         p->qt = l;
-    } else if (l && l->types == ST_STR && !l->eq && l->format && !l->pattern) {
+    } else if (l && l->types == ST_STR && !l->eq && l->format && !l->pattern && !l->anyfmt) {
         p->qk = SQK_FMT;
         p->qt = l;
     } else if (l && (l->types & (ST_INT | ST_NUM)) && !l->eq && l->int_range) {
         p->qk = SQK_INT;
         p->qt = l;
+    } else if (l && l->eq && l->eq->kind == OP_ENUM && l->eq->u.en.all_strings &&
+               (l->types & ST_STR) && bare_string) {
+        p->qk = SQK_ENUM;
+        p->qt = l->eq;
+    } else if (l && l->eq && l->eq->kind == OP_CONST && l->types == ST_ALL && !l->nnum &&
+               bare_string) {
+        p->qk = SQK_CONST;
+        p->qt = l->eq->u.value;
     } else if (l) {
         p->qk = SQK_LEAF;
         p->qt = l;

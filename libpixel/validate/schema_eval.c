@@ -724,6 +724,25 @@ static inline bool format_asserts(const ectx *x, const sop *f)
     return (x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) || f->u.fmt.assert_always;
 }
 
+/* True when the n bytes at s are all ASCII (then each is a code point). */
+static inline bool ascii(const char *s, size_t n)
+{
+    uint64_t acc = 0, w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        acc |= w;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            acc |= (unsigned char)s[i];
+        }
+    }
+    return (acc & 0x8080808080808080ull) == 0;
+}
+
 /* Whether the declared property p is named k (n bytes, pixel__key_words w0 w1). */
 static inline bool prop_is(const sprop *p, const char *k, size_t n, uint64_t w0, uint64_t w1)
 {
@@ -764,7 +783,9 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 return false;
             }
             size_t len = m->u.str.len;
-            if (PIXEL_UNLIKELY(len > l->maxlen || len / 4 < l->minlen)) {
+            if (PIXEL_UNLIKELY(len > l->maxlen || len < l->minlen) ||
+                (len / 4 < l->minlen && !ascii(m->u.str.s, len))) {
+                /* a code point takes 1 to 4 bytes: counted when it matters */
                 return leaf_rest(x, l, m);
             }
             return !l->pattern || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
@@ -788,6 +809,13 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             }
             return quick_leaf(x, l, m);
         }
+        case SQK_ENUM: {
+            const sop *e = p->qt;
+            return m->type == PIXEL_TYPE_STRING &&
+                   pixel__strtab_find(&e->u.en.strs, m->u.str.s, m->u.str.len) >= 0;
+        }
+        case SQK_CONST:
+            return const_ok(p->qt, m);
         case SQK_OBJ: {
             if (m->type != PIXEL_TYPE_OBJECT) {
                 return false;
@@ -1134,6 +1162,17 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
     return false;
 }
 
+/* An anyOf of formats (sleaf.anyfmt) on a string: one holds (or does not assert). */
+static bool any_format(ectx *x, const sop *any, const pixel_value *v)
+{
+    for (size_t k = 0; k < any->u.list.n; k++) {
+        if (string_ok(x, &any->u.list.v[k]->ops[0], v)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* All of a leaf's keywords (the type excepted), out of line. */
 __attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const pixel_value *v)
 {
@@ -1153,7 +1192,8 @@ __attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const p
                 }
             }
             return (!l->pattern || regex_match(x, l->pattern, s, len)) &&
-                   (!l->format || string_ok(x, l->format, v));
+                   (!l->format || string_ok(x, l->format, v)) &&
+                   (!l->anyfmt || any_format(x, l->anyfmt, v));
         }
         case PIXEL_TYPE_INT:
             if (l->int_range) {
@@ -1182,7 +1222,7 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+            if (!l->format && !l->anyfmt && len <= l->maxlen && len / 4 >= l->minlen) {
                 if (!l->pattern) {
                     return true;
                 }

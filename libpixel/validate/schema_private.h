@@ -269,6 +269,7 @@ enum {
     ST_STR = 16,
     ST_ARR = 32,
     ST_OBJ = 64,
+    ST_ALL = 127,
 };
 
 typedef enum sop_kind {
@@ -342,6 +343,8 @@ enum {
     SQK_STR,  /* a leaf that is a string with length bounds and a one-pass pattern at most */
     SQK_FMT,  /* a leaf that is a string with length bounds and a format */
     SQK_INT,  /* a leaf that is an integer in [imin, imax] */
+    SQK_ENUM, /* a leaf that is only an enum of strings (and a type that allows strings) */
+    SQK_CONST, /* a leaf that is only a const */
     SQK_OBJ,  /* an object node whose only keyword besides "type": "object" is properties/
                  required/additionalProperties (through $ref-only nodes) */
     SQK_LEAF, /* any other leaf */
@@ -495,6 +498,7 @@ struct sleaf {
     uint64_t minlen, maxlen; /* code points */
     const sregex *pattern;
     const sop *format;
+    const sop *anyfmt;    /* an anyOf whose branches are each only a format, or NULL */
 };
 
 struct snode {
