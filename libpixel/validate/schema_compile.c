@@ -353,6 +353,8 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         }
     }
     o->lookup = !o->npatterns && !o->additional && o->nprops <= (o->has_props ? 4 : 16);
+    o->general = o->npatterns || o->nreq_bits > 64;
+    o->req_all = o->nreq_bits >= 64 ? ~0ull : (1ull << o->nreq_bits) - 1;
     return 0;
 }
 

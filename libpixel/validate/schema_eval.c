@@ -846,15 +846,13 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
  */
 static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
 {
-    if (PIXEL_UNLIKELY(o->npatterns || o->nreq_bits > 64)) {
+    if (PIXEL_UNLIKELY(o->general)) {
         return quick_object_general(x, o, v);
     }
-    const sprop *props = o->props;
-    const size_t np = o->nprops;
+    const sprop *props = o->props, *end = props + o->nprops;
     if (o->lookup) {
         /* few properties, nothing else: find each one */
-        for (size_t i = 0; i < np; i++) {
-            const sprop *p = &props[i];
+        for (const sprop *p = props; p < end; p++) {
             const pixel_value *m = member(v, p->key, p->klen);
             if (!m ? p->req_bit >= 0 : !quick_prop(x, o, p, m)) {
                 return false;
@@ -863,7 +861,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
         return true;
     }
     uint64_t seen = 0;
-    size_t next = 0;
+    const sprop *next = props;
     size_t misses = 0; /* members that are not declared */
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
         const sprop *p;
@@ -871,10 +869,10 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
         pixel__key_words(m->key, m->klen, &w0, &w1);
         /* Members usually come in the order the schema declares them: try the declared
            property after the last one found before hashing. */
-        if (next < np && prop_is(&props[next], m->key, m->klen, w0, w1)) {
-            p = &props[next++];
-        } else if (np && (p = prop_lookup(o, m->key, m->klen, w0, w1)) != NULL) {
-            next = (size_t)(p - props) + 1;
+        if (next < end && prop_is(next, m->key, m->klen, w0, w1)) {
+            p = next++;
+        } else if (props < end && (p = prop_lookup(o, m->key, m->klen, w0, w1)) != NULL) {
+            next = p + 1;
         } else {
             misses++;
             if (o->additional && !quick(x, o->additional, m)) {
@@ -883,15 +881,22 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
             continue;
         }
         seen |= p->req_mask;
-        if (!quick_prop(x, o, p, m)) {
+        if (p->qk == SQK_STR) {
+            /* the most common kind, before the jump table */
+            const sleaf *l = p->qt;
+            size_t len = m->u.str.len;
+            if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen ||
+                l->pattern) {
+                if (!quick_prop(x, o, p, m)) {
+                    return false;
+                }
+            }
+        } else if (!quick_prop(x, o, p, m)) {
             return false;
         }
     }
-    if (o->nreq_bits != 0) {
-        uint64_t all = o->nreq_bits == 64 ? ~0ull : (1ull << o->nreq_bits) - 1;
-        if (seen != all) {
-            return false;
-        }
+    if (seen != o->req_all) {
+        return false;
     }
     if (o->cover) {
         x->cov_v = v;

@@ -370,6 +370,8 @@ typedef struct sobject {
     size_t nreq_bits; /* distinct required names */
     bool has_props, has_patterns, has_required;
     bool lookup; /* few properties, no patterns or additionalProperties: look each up */
+    bool general; /* patternProperties, or more than 64 required names: quick_object_general */
+    uint64_t req_all; /* the required bits, all set (when at most 64) */
     bool cover;  /* its names are in a static unevaluatedProperties set: the boolean pass
                     notes an object whose every member it declared (see uneval.cover) */
 } sobject;
