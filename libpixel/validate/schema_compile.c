@@ -845,6 +845,7 @@ static int compile_body(cctx *c, snode *node)
             ops[n].kw = "format";
             ops[n].u.fmt.id = id;
             ops[n].u.fmt.name = pixel__arena_strndup(&c->r->arena, name, strlen(name));
+            ops[n].u.fmt.trust = pixel__format_trust(id);
             ops[n++].u.fmt.assert_always = (c->vocab & SVOCAB_FORMAT_ASSERT) != 0;
         }
     }

@@ -534,6 +534,7 @@ static bool string_ok(ectx *x, const sop *op, const pixel_value *v)
             return regex_match(x, &op->u.re, s, len);
         default: /* OP_FORMAT */
             return (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) ||
+                   pixel__format_trusted(op->u.fmt.trust, v->flags, s, len) ||
                    pixel__format_check(op->u.fmt.id, s, len);
     }
 }
@@ -800,6 +801,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 return leaf_rest(x, l, m);
             }
             return !format_asserts(x, l->format) ||
+                   pixel__format_trusted(l->format->u.fmt.trust, m->flags, m->u.str.s, len) ||
                    pixel__format_check(l->format->u.fmt.id, m->u.str.s, len);
         }
         case SQK_INT: {

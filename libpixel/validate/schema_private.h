@@ -438,6 +438,7 @@ typedef struct sop {
             int id;
             const char *name;
             bool assert_always; /* format-assertion vocabulary */
+            uint8_t trust; /* the PIXEL_VALUE_FMT_* flag of text known to pass, or 0xFF */
         } fmt;
         sobject *obj;
         struct {
@@ -561,6 +562,23 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len);
 /* ---- formats --------------------------------------------------------------- */
 
 int pixel__format_id(const char *name); /* -1 for an unknown format */
+/* The PIXEL_VALUE_FMT_* flag that marks text the format accepts (see
+   pixel__format_trusted), or 0xFF when none does. */
+uint8_t pixel__format_trust(int id);
+/* Whether a string flagged f (PIXEL_VALUE_FMT_*) passes format id without a check: the
+   core wrote it in that form.  A date-time's year 0000 or 9999 may be clamped
+   (pixel__format_rfc3339), so such a text is checked. */
+static inline bool pixel__format_trusted(uint8_t trust, unsigned f, const char *s, size_t n)
+{
+    if ((f & PIXEL_VALUE_FMT_MASK) != trust) {
+        return false;
+    }
+    if (trust == PIXEL_VALUE_FMT_DATE_TIME) {
+        return n >= 4 && !(s[0] == '0' && s[1] == '0' && s[2] == '0' && s[3] == '0') &&
+               !(s[0] == '9' && s[1] == '9' && s[2] == '9' && s[3] == '9');
+    }
+    return true;
+}
 /* 1 valid, 0 invalid.  Checkers never allocate. */
 int pixel__format_check(int id, const char *s, size_t len);
 
