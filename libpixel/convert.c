@@ -860,7 +860,11 @@ __attribute__((noinline)) static int convert_other(const pixel_pipeline *p, pixe
             }
             size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ms, f->ts_output_ms || has_ms);
             *out = pixel__value_plain_view(&ctx->arena, buf, n); /* digits and -T:.Z */
-            return *out ? 0 : PIXEL_ENOMEM;
+            if (!*out) {
+                return PIXEL_ENOMEM;
+            }
+            (*out)->flags |= PIXEL_VALUE_FMT_DATE_TIME;
+            return 0;
         }
         case CONV_BASE64URL_JSON: {
             char *buf = pixel__arena_alloc(&ctx->arena, in.n + 1);

@@ -175,7 +175,11 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, id, 36));
+    pixel_value *v = pixel__value_plain_view(&ctx->arena, id, 36);
+    if (v) {
+        v->flags |= PIXEL_VALUE_FMT_UUID; /* lower_uuid's or pixel__uuid_from_bytes's */
+    }
+    return set_into(ctx, e, v);
 }
 
 /* ---- ingest_time, pipeline ---- */
@@ -185,7 +189,11 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     PIXEL_UNUSED(err);
     size_t n;
     const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
-    return set_into(ctx, e, pixel__value_plain_view(&ctx->arena, text, n));
+    pixel_value *v = pixel__value_plain_view(&ctx->arena, text, n);
+    if (v) {
+        v->flags |= PIXEL_VALUE_FMT_DATE_TIME; /* pixel__format_rfc3339's */
+    }
+    return set_into(ctx, e, v);
 }
 
 /* The pipeline enricher's state: the lengths of the name and version,
@@ -552,7 +560,8 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
-    v->flags |= PIXEL_VALUE_PLAIN_STR; /* hex digits, '.' and ':' */
+    /* hex digits, '.' and ':'; no longer what a format flag said */
+    v->flags = (uint8_t)((v->flags & ~PIXEL_VALUE_FMT_MASK) | PIXEL_VALUE_PLAIN_STR);
     return 0;
 }
 

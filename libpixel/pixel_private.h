@@ -136,6 +136,12 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * may append theirs without a search (FRESH_RUN). */
 #define PIXEL_VALUE_FRESH_RUN 0x10u
 #define PIXEL_VALUE_ENRICHED  0x20u
+/* STRING: text libpixel wrote itself in a form a JSON Schema format accepts, so
+ * the validator need not check it (validate/schema_eval.c, tests/validate).
+ * Set only where the text is made; whoever changes u.str in place must clear it. */
+#define PIXEL_VALUE_FMT_MASK      0xC0u
+#define PIXEL_VALUE_FMT_DATE_TIME 0x40u /* written by pixel__format_rfc3339 */
+#define PIXEL_VALUE_FMT_UUID      0x80u /* 8-4-4-4-12 hex digits */
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */

@@ -287,6 +287,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         if (!p->key) {
             p->key = keys[k];
             p->klen = lens[k];
+            pixel__key_words(p->key, p->klen, &p->kw0, &p->kw1);
             p->schema = NULL;
             p->req_bit = -1;
         }
@@ -352,6 +353,8 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         }
     }
     o->lookup = !o->npatterns && !o->additional && o->nprops <= (o->has_props ? 4 : 16);
+    o->general = o->npatterns || o->nreq_bits > 64;
+    o->req_all = o->nreq_bits >= 64 ? ~0ull : (1ull << o->nreq_bits) - 1;
     return 0;
 }
 
@@ -842,6 +845,7 @@ static int compile_body(cctx *c, snode *node)
             ops[n].kw = "format";
             ops[n].u.fmt.id = id;
             ops[n].u.fmt.name = pixel__arena_strndup(&c->r->arena, name, strlen(name));
+            ops[n].u.fmt.trust = pixel__format_trust(id);
             ops[n++].u.fmt.assert_always = (c->vocab & SVOCAB_FORMAT_ASSERT) != 0;
         }
     }
@@ -1314,7 +1318,7 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
 {
     sleaf l;
     memset(&l, 0, sizeof(l));
-    l.types = ST_NULL | ST_BOOL | ST_INT | ST_NUM | ST_STR | ST_ARR | ST_OBJ;
+    l.types = ST_ALL;
     l.maxlen = UINT64_MAX;
     l.int_range = true;
     l.imin = INT64_MIN;
@@ -1369,6 +1373,19 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
                 break;
             case OP_FORMAT:
                 l.format = op;
+                break;
+            case OP_ANYOF:
+                /* "anyOf": [{"format": ...}, ...], e.g. ipv4 or ipv6 */
+                if (l.anyfmt || op->u.list.n == 0 || op->u.list.n > 8) {
+                    return NULL;
+                }
+                for (size_t k = 0; k < op->u.list.n; k++) {
+                    const snode *b = op->u.list.v[k];
+                    if (b->boolean || b->nops != 1 || b->ops[0].kind != OP_FORMAT) {
+                        return NULL;
+                    }
+                }
+                l.anyfmt = op;
                 break;
             default:
                 return NULL;
@@ -1464,6 +1481,47 @@ static sifgroup *make_ifgroup(pixel_schema_registry *r, const sop *all)
     return ok ? g : NULL;
 }
 
+/* How the boolean pass checks a member named like p, whose schema is t (past $ref-only
+   nodes; NULL when p is only required).  t's shortcuts are final here. */
+static void prop_kind(sprop *p, const snode *t)
+{
+    const sleaf *l = t ? t->leaf : NULL;
+    /* no string keyword besides the enum or const */
+    bool bare_string = l && l->minlen == 0 && l->maxlen == UINT64_MAX && !l->pattern &&
+                       !l->format && !l->anyfmt;
+    p->qt = t;
+    if (!t) {
+        p->qk = SQK_NONE;
+    } else if (l && l->types == ST_STR && !l->eq && !l->format && !l->anyfmt &&
+               (!l->pattern || l->pattern->prog)) {
+        p->qk = SQK_STR;
+        p->qt = l;
+    } else if (l && l->types == ST_STR && !l->eq && l->format && !l->pattern && !l->anyfmt) {
+        p->qk = SQK_FMT;
+        p->qt = l;
+    } else if (l && (l->types & (ST_INT | ST_NUM)) && !l->eq && l->int_range) {
+        p->qk = SQK_INT;
+        p->qt = l;
+    } else if (l && l->eq && l->eq->kind == OP_ENUM && l->eq->u.en.all_strings &&
+               (l->types & ST_STR) && bare_string) {
+        p->qk = SQK_ENUM;
+        p->qt = l->eq;
+    } else if (l && l->eq && l->eq->kind == OP_CONST && l->types == ST_ALL && !l->nnum &&
+               bare_string) {
+        p->qk = SQK_CONST;
+        p->qt = l->eq->u.value;
+    } else if (l) {
+        p->qk = SQK_LEAF;
+        p->qt = l;
+    } else if (!t->boolean && t->types == ST_OBJ && t->nops == (size_t)t->skip + 1 &&
+               t->ops[t->skip].kind == OP_OBJECT) {
+        p->qk = SQK_OBJ;
+        p->qt = t->ops[t->skip].u.obj;
+    } else {
+        p->qk = SQK_NODE;
+    }
+}
+
 /* The compiled nodes a mark_quick pass has not seen yet. */
 static snode *fresh(const pixel_schema_registry *r, size_t i)
 {
@@ -1534,6 +1592,7 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
                         t = t->alias;
                     }
                     o->props[j].leaf = t ? t->leaf : NULL;
+                    prop_kind(&o->props[j], t);
                 }
             }
         }

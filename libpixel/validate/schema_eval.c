@@ -534,6 +534,7 @@ static bool string_ok(ectx *x, const sop *op, const pixel_value *v)
             return regex_match(x, &op->u.re, s, len);
         default: /* OP_FORMAT */
             return (!(x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) && !op->u.fmt.assert_always) ||
+                   pixel__format_trusted(op->u.fmt.trust, v->flags, s, len) ||
                    pixel__format_check(op->u.fmt.id, s, len);
     }
 }
@@ -715,7 +716,200 @@ static bool quick_member(ectx *x, const sobject *o, const sprop *p, const pixel_
     return matched || !o->additional || quick(x, o->additional, m);
 }
 
+static bool quick_object_general(ectx *x, const sobject *o, const pixel_value *v);
+static bool quick_object(ectx *x, const sobject *o, const pixel_value *v);
+
+/* Formats assert: the flag, or the format-assertion vocabulary. */
+static inline bool format_asserts(const ectx *x, const sop *f)
+{
+    return (x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) || f->u.fmt.assert_always;
+}
+
+/* True when the n bytes at s are all ASCII (then each is a code point). */
+static inline bool ascii(const char *s, size_t n)
+{
+    uint64_t acc = 0, w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        acc |= w;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            acc |= (unsigned char)s[i];
+        }
+    }
+    return (acc & 0x8080808080808080ull) == 0;
+}
+
+/* Whether the declared property p is named k (n bytes, pixel__key_words w0 w1). */
+static inline bool prop_is(const sprop *p, const char *k, size_t n, uint64_t w0, uint64_t w1)
+{
+    return p->klen == n && p->kw0 == w0 && p->kw1 == w1 && (n <= 16 || pixel__key_eq(p->key, k, n));
+}
+
+/* The declared property of o named k, or NULL (prop_find with the key's words at hand). */
+__attribute__((always_inline)) static inline const sprop *prop_lookup(const sobject *o,
+                                                                      const char *k, size_t n,
+                                                                      uint64_t w0, uint64_t w1)
+{
+    const sstrtab *t = &o->names;
+    size_t j = (uint32_t)(pixel__key32(k, n) * t->mult) >> t->shift;
+    for (;;) {
+        int32_t idx = t->slot[j].idx;
+        if (idx < 0) {
+            return NULL;
+        }
+        const sprop *p = &o->props[idx];
+        if (prop_is(p, k, n, w0, w1)) {
+            return p;
+        }
+        if (t->perfect) {
+            return NULL;
+        }
+        j = (j + 1) & t->mask;
+    }
+}
+
+/* One member m named like the declared property p of o, checked by p's kind. */
+__attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
+                                                             const sprop *p, const pixel_value *m)
+{
+    switch (p->qk) {
+        case SQK_STR: {
+            const sleaf *l = p->qt;
+            if (m->type != PIXEL_TYPE_STRING) {
+                return false;
+            }
+            size_t len = m->u.str.len;
+            if (PIXEL_UNLIKELY(len > l->maxlen || len < l->minlen) ||
+                (len / 4 < l->minlen && !ascii(m->u.str.s, len))) {
+                /* a code point takes 1 to 4 bytes: counted when it matters */
+                return leaf_rest(x, l, m);
+            }
+            return !l->pattern || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
+        }
+        case SQK_FMT: {
+            const sleaf *l = p->qt;
+            if (m->type != PIXEL_TYPE_STRING) {
+                return false;
+            }
+            size_t len = m->u.str.len;
+            if (PIXEL_UNLIKELY(len > l->maxlen || len / 4 < l->minlen)) {
+                return leaf_rest(x, l, m);
+            }
+            return !format_asserts(x, l->format) ||
+                   pixel__format_trusted(l->format->u.fmt.trust, m->flags, m->u.str.s, len) ||
+                   pixel__format_check(l->format->u.fmt.id, m->u.str.s, len);
+        }
+        case SQK_INT: {
+            const sleaf *l = p->qt;
+            if (m->type == PIXEL_TYPE_INT) {
+                return m->u.i >= l->imin && m->u.i <= l->imax;
+            }
+            return quick_leaf(x, l, m);
+        }
+        case SQK_ENUM: {
+            const sop *e = p->qt;
+            return m->type == PIXEL_TYPE_STRING &&
+                   pixel__strtab_find(&e->u.en.strs, m->u.str.s, m->u.str.len) >= 0;
+        }
+        case SQK_CONST:
+            return const_ok(p->qt, m);
+        case SQK_OBJ: {
+            if (m->type != PIXEL_TYPE_OBJECT) {
+                return false;
+            }
+            if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
+                x->fail = true;
+                x->stop = true;
+                x->depth--;
+                return false;
+            }
+            bool ok = quick_object(x, p->qt, m);
+            x->depth--;
+            return ok;
+        }
+        case SQK_LEAF:
+            return quick_leaf(x, p->qt, m);
+        case SQK_NODE:
+            return quick(x, p->qt, m);
+        default: /* SQK_NONE: only required, so additionalProperties applies */
+            return !o->additional || quick(x, o->additional, m);
+    }
+}
+
+/*
+ * The members of an object without patternProperties and with at most 64
+ * required names: each declared one checked by its kind (sprop.qk), the
+ * common leaves and nested objects in line.
+ */
 static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
+{
+    if (PIXEL_UNLIKELY(o->general)) {
+        return quick_object_general(x, o, v);
+    }
+    const sprop *props = o->props, *end = props + o->nprops;
+    if (o->lookup) {
+        /* few properties, nothing else: find each one */
+        for (const sprop *p = props; p < end; p++) {
+            const pixel_value *m = member(v, p->key, p->klen);
+            if (!m ? p->req_bit >= 0 : !quick_prop(x, o, p, m)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    uint64_t seen = 0;
+    const sprop *next = props;
+    size_t misses = 0; /* members that are not declared */
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p;
+        uint64_t w0, w1;
+        pixel__key_words(m->key, m->klen, &w0, &w1);
+        /* Members usually come in the order the schema declares them: try the declared
+           property after the last one found before hashing. */
+        if (next < end && prop_is(next, m->key, m->klen, w0, w1)) {
+            p = next++;
+        } else if (props < end && (p = prop_lookup(o, m->key, m->klen, w0, w1)) != NULL) {
+            next = p + 1;
+        } else {
+            misses++;
+            if (o->additional && !quick(x, o->additional, m)) {
+                return false;
+            }
+            continue;
+        }
+        seen |= p->req_mask;
+        if (p->qk == SQK_STR) {
+            /* the most common kind, before the jump table */
+            const sleaf *l = p->qt;
+            size_t len = m->u.str.len;
+            if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen ||
+                l->pattern) {
+                if (!quick_prop(x, o, p, m)) {
+                    return false;
+                }
+            }
+        } else if (!quick_prop(x, o, p, m)) {
+            return false;
+        }
+    }
+    if (seen != o->req_all) {
+        return false;
+    }
+    if (o->cover) {
+        x->cov_v = v;
+        x->cov_o = o;
+        x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
+    }
+    return true;
+}
+
+__attribute__((noinline)) static bool quick_object_general(ectx *x, const sobject *o,
+                                                          const pixel_value *v)
 {
     if (o->lookup) {
         for (size_t i = 0; i < o->nprops; i++) {
@@ -975,6 +1169,17 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
     return false;
 }
 
+/* An anyOf of formats (sleaf.anyfmt) on a string: one holds (or does not assert). */
+static bool any_format(ectx *x, const sop *any, const pixel_value *v)
+{
+    for (size_t k = 0; k < any->u.list.n; k++) {
+        if (string_ok(x, &any->u.list.v[k]->ops[0], v)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* All of a leaf's keywords (the type excepted), out of line. */
 __attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const pixel_value *v)
 {
@@ -994,7 +1199,8 @@ __attribute__((noinline)) static bool leaf_rest(ectx *x, const sleaf *l, const p
                 }
             }
             return (!l->pattern || regex_match(x, l->pattern, s, len)) &&
-                   (!l->format || string_ok(x, l->format, v));
+                   (!l->format || string_ok(x, l->format, v)) &&
+                   (!l->anyfmt || any_format(x, l->anyfmt, v));
         }
         case PIXEL_TYPE_INT:
             if (l->int_range) {
@@ -1023,7 +1229,7 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+            if (!l->format && !l->anyfmt && len <= l->maxlen && len / 4 >= l->minlen) {
                 if (!l->pattern) {
                     return true;
                 }

@@ -1199,6 +1199,18 @@ static bool regex(const char *s, size_t n)
     return ok;
 }
 
+uint8_t pixel__format_trust(int id)
+{
+    switch (id) {
+        case F_DATE_TIME:
+            return PIXEL_VALUE_FMT_DATE_TIME;
+        case F_UUID:
+            return PIXEL_VALUE_FMT_UUID;
+        default:
+            return 0xFF;
+    }
+}
+
 int pixel__format_check(int id, const char *s, size_t n)
 {
     switch (id) {

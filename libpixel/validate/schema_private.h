@@ -89,6 +89,30 @@ static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
 }
 
 /*
+ * A short key as two words that decide equality together with the length:
+ * up to 16 bytes exactly (the first and last 8, or 4, overlapping), beyond
+ * that the bytes in between are compared too (pixel__prop_is).
+ */
+static inline void pixel__key_words(const char *k, size_t n, uint64_t *w0, uint64_t *w1)
+{
+    if (n >= 8) {
+        memcpy(w0, k, 8);
+        memcpy(w1, k + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, k, 4);
+        memcpy(&b, k + n - 4, 4);
+        *w0 = (uint64_t)a | (uint64_t)b << 32;
+        *w1 = 0;
+    } else {
+        *w0 = n == 0 ? 0
+                     : (uint64_t)(unsigned char)k[0] | (uint64_t)(unsigned char)k[n >> 1] << 8 |
+                           (uint64_t)(unsigned char)k[n - 1] << 16;
+        *w1 = 0;
+    }
+}
+
+/*
  * A set of strings known at compile time (member names, enum strings):
  * each maps to its index.  Built as a perfect hash when a multiplier is
  * found that puts every key in a slot of its own (then a lookup is one hash
@@ -245,6 +269,7 @@ enum {
     ST_STR = 16,
     ST_ARR = 32,
     ST_OBJ = 64,
+    ST_ALL = 127,
 };
 
 typedef enum sop_kind {
@@ -297,12 +322,34 @@ typedef struct sleaf sleaf;
 typedef struct sprop {
     const char *key;
     size_t klen;
+    uint64_t kw0, kw1; /* pixel__key_words() of key */
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
     uint64_t req_mask;
     const sleaf *leaf; /* the schema's leaf form (through $ref-only nodes), if quick */
+    uint8_t qk;        /* SQK_*: how the boolean pass checks a member with this name */
+    const void *qt;    /* its target: the sleaf (SQK_STR, SQK_FMT, SQK_LEAF), the sobject
+                          (SQK_OBJ) or the snode (SQK_NODE) */
 } sprop;
+
+/*
+ * The boolean pass's check of a declared property, chosen when the schema is
+ * marked quick (pixel__schema_mark_quick): the common shapes in line in the
+ * member loop, without the generic node dispatch.
+ */
+enum {
+    SQK_NONE, /* no schema (named only by "required"): additionalProperties applies */
+    SQK_STR,  /* a leaf that is a string with length bounds and a one-pass pattern at most */
+    SQK_FMT,  /* a leaf that is a string with length bounds and a format */
+    SQK_INT,  /* a leaf that is an integer in [imin, imax] */
+    SQK_ENUM, /* a leaf that is only an enum of strings (and a type that allows strings) */
+    SQK_CONST, /* a leaf that is only a const */
+    SQK_OBJ,  /* an object node whose only keyword besides "type": "object" is properties/
+                 required/additionalProperties (through $ref-only nodes) */
+    SQK_LEAF, /* any other leaf */
+    SQK_NODE, /* any other node */
+};
 
 typedef struct spattern {
     sregex re;
@@ -323,6 +370,8 @@ typedef struct sobject {
     size_t nreq_bits; /* distinct required names */
     bool has_props, has_patterns, has_required;
     bool lookup; /* few properties, no patterns or additionalProperties: look each up */
+    bool general; /* patternProperties, or more than 64 required names: quick_object_general */
+    uint64_t req_all; /* the required bits, all set (when at most 64) */
     bool cover;  /* its names are in a static unevaluatedProperties set: the boolean pass
                     notes an object whose every member it declared (see uneval.cover) */
 } sobject;
@@ -389,6 +438,7 @@ typedef struct sop {
             int id;
             const char *name;
             bool assert_always; /* format-assertion vocabulary */
+            uint8_t trust; /* the PIXEL_VALUE_FMT_* flag of text known to pass, or 0xFF */
         } fmt;
         sobject *obj;
         struct {
@@ -451,6 +501,7 @@ struct sleaf {
     uint64_t minlen, maxlen; /* code points */
     const sregex *pattern;
     const sop *format;
+    const sop *anyfmt;    /* an anyOf whose branches are each only a format, or NULL */
 };
 
 struct snode {
@@ -511,6 +562,23 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len);
 /* ---- formats --------------------------------------------------------------- */
 
 int pixel__format_id(const char *name); /* -1 for an unknown format */
+/* The PIXEL_VALUE_FMT_* flag that marks text the format accepts (see
+   pixel__format_trusted), or 0xFF when none does. */
+uint8_t pixel__format_trust(int id);
+/* Whether a string flagged f (PIXEL_VALUE_FMT_*) passes format id without a check: the
+   core wrote it in that form.  A date-time's year 0000 or 9999 may be clamped
+   (pixel__format_rfc3339), so such a text is checked. */
+static inline bool pixel__format_trusted(uint8_t trust, unsigned f, const char *s, size_t n)
+{
+    if ((f & PIXEL_VALUE_FMT_MASK) != trust) {
+        return false;
+    }
+    if (trust == PIXEL_VALUE_FMT_DATE_TIME) {
+        return n >= 4 && !(s[0] == '0' && s[1] == '0' && s[2] == '0' && s[3] == '0') &&
+               !(s[0] == '9' && s[1] == '9' && s[2] == '9' && s[3] == '9');
+    }
+    return true;
+}
 /* 1 valid, 0 invalid.  Checkers never allocate. */
 int pixel__format_check(int id, const char *s, size_t len);
 

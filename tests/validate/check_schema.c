@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline.h"
+#include "pixel/pixel.h"
 #include "pixel/schema.h"
 #include "pixel_private.h"
 #include "validate/schema_private.h"
@@ -647,6 +649,166 @@ START_TEST(objects_agree_with_the_full_evaluation)
 }
 END_TEST
 
+/*
+ * Text the core flags PIXEL_VALUE_FMT_* skips the format check: every text the
+ * flag may mark must pass the full checker.  Dates over twelve millennia (each
+ * day for the years around 0 and 10000, where pixel__format_rfc3339 clamps the
+ * year), with and without milliseconds, through the memo and without it.
+ */
+START_TEST(trusted_date_times_pass_the_checker)
+{
+    int dt = pixel__format_id("date-time");
+    pixel_time_memo memo;
+    memset(&memo, 0, sizeof(memo));
+    char buf[64];
+    size_t trusted = 0, checked = 0;
+    const int64_t day = 86400000;
+    for (int pass = 0; pass < 3; pass++) {
+        int64_t from = pass == 0 ? -800 * day : pass == 1 ? 2932000 * day : -365 * 3 * day;
+        int64_t to = pass == 0 ? 3000000 * day : pass == 1 ? 2934500 * day : 365 * 3 * day;
+        int64_t step = pass == 0 ? 37 * day + 7919 : day + 1013;
+        for (int64_t ms = from; ms < to; ms += step) {
+            for (int k = 0; k < 4; k++) {
+                /* the memo's second, minute and day paths, then a fresh one */
+                int64_t t = ms + (k == 1 ? 999 : k == 2 ? 61000 : k == 3 ? day / 2 : 0);
+                int with_ms = (int)((t / 1000) & 1);
+                size_t n = pixel__format_rfc3339(k == 3 ? NULL : &memo, buf, t, with_ms);
+                checked++;
+                if (pixel__format_trusted(PIXEL_VALUE_FMT_DATE_TIME, PIXEL_VALUE_FMT_DATE_TIME,
+                                          buf, n)) {
+                    trusted++;
+                    ck_assert_msg(pixel__format_check(dt, buf, n) == 1, "%s (%lld ms) is trusted",
+                                  buf, (long long)t);
+                }
+            }
+        }
+    }
+    ck_assert_uint_gt(trusted, checked / 2);
+    /* the flag is one kind: another format, or another flag, is checked */
+    ck_assert(!pixel__format_trusted(pixel__format_trust(pixel__format_id("date")),
+                                     PIXEL_VALUE_FMT_DATE_TIME, "2026-11-26", 10));
+    ck_assert(!pixel__format_trusted(PIXEL_VALUE_FMT_DATE_TIME, PIXEL_VALUE_FMT_UUID,
+                                     "2026-11-26T00:00:00Z", 20));
+    ck_assert(!pixel__format_trusted(PIXEL_VALUE_FMT_DATE_TIME, 0, "2026-11-26T00:00:00Z", 20));
+}
+END_TEST
+
+START_TEST(trusted_uuids_pass_the_checker)
+{
+    int uuid = pixel__format_id("uuid");
+    ck_assert_int_eq(pixel__format_trust(uuid), PIXEL_VALUE_FMT_UUID);
+    char in[64], id[37];
+    uint64_t r = 88172645463325252ull;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = (size_t)(i % 60);
+        for (size_t j = 0; j < n; j++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            in[j] = (char)r;
+        }
+        pixel__uuid_from_bytes(in, n, id);
+        ck_assert_msg(pixel__format_check(uuid, id, 36) == 1, "%s", id);
+    }
+}
+END_TEST
+
+static size_t flagged_ok(const pixel_value *v, size_t *bad)
+{
+    size_t n = 0;
+    if (v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY) {
+        for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+            n += flagged_ok(m, bad);
+        }
+        return n;
+    }
+    unsigned f = v->flags & PIXEL_VALUE_FMT_MASK;
+    if (v->type != PIXEL_TYPE_STRING || !f) {
+        return 0;
+    }
+    int id = pixel__format_id(f == PIXEL_VALUE_FMT_DATE_TIME ? "date-time" : "uuid");
+    ck_assert_int_eq(pixel__format_trust(id), f);
+    if (pixel__format_trusted((uint8_t)f, f, v->u.str.s, v->u.str.len) &&
+        pixel__format_check(id, v->u.str.s, v->u.str.len) != 1) {
+        ++*bad;
+    }
+    return 1;
+}
+
+/* The example pipeline's flagged values (times of each kind, event IDs sent in any case or
+   derived, the ingest time) on its sample log and on lines with odd IDs and times. */
+START_TEST(pipeline_flags_only_what_passes_the_checker)
+{
+    const char *src = getenv("PIXEL_SOURCE_DIR");
+    char path[1300], base[1200];
+    snprintf(base, sizeof(base), "%s/examples/realestate", src ? src : ".");
+    snprintf(path, sizeof(path), "%s/pipeline.yaml", base);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char text[1 << 16];
+    size_t tn = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[tn] = '\0';
+    char *vs = strstr(text, "\nvalidate:");
+    if (vs) {
+        vs[1] = '\0'; /* the flags are what is checked here, not the model */
+    }
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    ck_assert_int_eq(pixel_pipeline_load_string(&p, text, strlen(text), "pipeline.yaml", base,
+                                                NULL, &err),
+                     0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    snprintf(path, sizeof(path), "%s/sample.log", base);
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char line[1 << 16];
+    size_t flagged = 0, bad = 0, events = 0;
+    static const char *const eids[] = {"E050C60B-125F-4D87-8599-D9621BED87A7",
+                                       "e050c60b-125f-4d87-8599-d9621bed87aG", "", "x"};
+    static const char *const ts[] = {"0", "253402300799999", "253402300800000", "-62135596800001",
+                                     "1795651336309", "951782400000"};
+    for (int round = 0; round < 2; round++) {
+        rewind(f);
+        int i = 0;
+        while (fgets(line, sizeof(line), f)) {
+            size_t n = strcspn(line, "\n");
+            line[n] = '\0';
+            if (round == 1) {
+                /* another ID and client time in the same line */
+                char *e = strstr(line, "&eid=");
+                char *t = strstr(line, "&ts=");
+                if (!e || !t || t < e) {
+                    continue;
+                }
+                char *ee = strchr(e + 1, '&'), *te = strchr(t + 1, '&');
+                if (!ee || !te) {
+                    continue;
+                }
+                static char alt[1 << 16];
+                snprintf(alt, sizeof(alt), "%.*s&eid=%s%.*s&ts=%s%s", (int)(e - line), line,
+                         eids[i % 4], (int)(t - ee), ee, ts[i % 6], te);
+                snprintf(line, sizeof(line), "%s", alt);
+                n = strlen(line);
+            }
+            i++;
+            pixel_ctx_reset(ctx);
+            pixel_ctx_set_clock(ctx, (int64_t)i * 86400013 - 62135596800000 * (i % 3 == 0));
+            pixel_outcome oc;
+            ck_assert_int_eq(pixel_process(p, ctx, line, n, &oc, &err), 0);
+            if (oc == PIXEL_OUTCOME_EVENT) {
+                events++;
+                flagged += flagged_ok(pixel_ctx_event(ctx), &bad);
+            }
+        }
+    }
+    fclose(f);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_uint_gt(events, 300);
+    ck_assert_uint_ge(flagged, events * 3);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
     Suite *s = suite_create("schema");
@@ -670,6 +832,9 @@ static Suite *schema_suite(void)
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
     tcase_add_test(val, evaluation_refuses_a_dynamic_reference_cycle);
     tcase_add_test(val, depth_limit_unwinds_without_retrying_branches);
+    tcase_add_test(val, trusted_date_times_pass_the_checker);
+    tcase_add_test(val, trusted_uuids_pass_the_checker);
+    tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
     suite_add_tcase(s, val);
     return s;
 }
