@@ -737,6 +737,146 @@ void pixel_module_field_free(pixel_module_field *field)
     pixel__free(field);
 }
 
+/* ---- result shapes (ABI 1.3) ------------------------------------------------------- */
+
+/* A shape is its nodes: [0] the result object, then every object on the way
+ * and every leaf; leaf i of the paths is node leaf[i].  Building fills a
+ * block of value nodes with the same numbering. */
+typedef struct shape_node {
+    const char *key; /* in the shape's text */
+    uint32_t klen;
+    uint32_t parent;
+    bool plain;
+    bool leaf;
+} shape_node;
+
+struct pixel_module_shape {
+    size_t nnodes, nleaves;
+    shape_node *nodes;
+    uint32_t *leaf;
+    char *text;
+};
+
+void pixel_module_shape_free(pixel_module_shape *shape)
+{
+    if (shape) {
+        pixel__free(shape->nodes);
+        pixel__free(shape->leaf);
+        pixel__free(shape->text);
+        pixel__free(shape);
+    }
+}
+
+pixel_module_shape *pixel_module_shape_new(const char *const *paths, size_t n)
+{
+    size_t total = 0, segs = 1;
+    for (size_t i = 0; paths && i < n; i++) {
+        if (!paths[i]) {
+            return NULL;
+        }
+        size_t len = strlen(paths[i]);
+        total += len + 1;
+        for (size_t k = 0; k <= len; k++) {
+            segs += paths[i][k] == '.' || paths[i][k] == '\0';
+        }
+    }
+    if (!paths || n == 0 || segs > UINT32_MAX || total > UINT32_MAX) {
+        return NULL;
+    }
+    pixel_module_shape *sh = pixel__calloc(1, sizeof(*sh));
+    if (!sh || !(sh->nodes = pixel__calloc(segs, sizeof(shape_node))) ||
+        !(sh->leaf = pixel__calloc(n, sizeof(uint32_t))) || !(sh->text = pixel__malloc(total))) {
+        pixel_module_shape_free(sh);
+        return NULL;
+    }
+    sh->nnodes = 1; /* the result object */
+    sh->nleaves = n;
+    char *t = sh->text;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(paths[i]);
+        memcpy(t, paths[i], len + 1);
+        uint32_t parent = 0;
+        for (char *seg = t;;) {
+            char *dot = strchr(seg, '.');
+            size_t sl = dot ? (size_t)(dot - seg) : strlen(seg);
+            uint32_t j = 0;
+            for (uint32_t k = 1; k < sh->nnodes && !j; k++) {
+                const shape_node *o = &sh->nodes[k];
+                j = o->parent == parent && o->klen == sl && memcmp(o->key, seg, sl) == 0 ? k : 0;
+            }
+            /* an empty segment, a repeated path, a path through a leaf, or
+               a leaf where another path has an object */
+            if (sl == 0 || (j && (!dot || sh->nodes[j].leaf))) {
+                pixel_module_shape_free(sh);
+                return NULL;
+            }
+            if (!j) {
+                j = (uint32_t)sh->nnodes++;
+                sh->nodes[j] = (shape_node){seg, (uint32_t)sl, parent, pixel__plain_key(seg, sl),
+                                            dot == NULL};
+            }
+            if (!dot) {
+                sh->leaf[i] = j;
+                break;
+            }
+            *dot = '\0';
+            parent = j;
+            seg = dot + 1;
+        }
+        t += len + 1;
+    }
+    return sh;
+}
+
+pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *sh,
+                                      const pixel_module_str *vals)
+{
+    if (PIXEL_UNLIKELY(!ctx || !sh || !vals)) {
+        return NULL;
+    }
+    pixel_value *blk = pixel__arena_alloc(&ctx->arena, sh->nnodes * sizeof(pixel_value));
+    if (PIXEL_UNLIKELY(!blk)) {
+        return NULL;
+    }
+    /* Objects not made yet are zero (PIXEL_TYPE_NULL): made when their
+       first member is, and then added to their own parent. */
+    memset(blk, 0, sh->nnodes * sizeof(pixel_value));
+    blk[0].type = PIXEL_TYPE_OBJECT;
+    const shape_node *nodes = sh->nodes;
+    for (size_t i = 0; i < sh->nleaves; i++) {
+        if (!vals[i].s) {
+            continue;
+        }
+        uint32_t j = sh->leaf[i];
+        pixel_value *v = &blk[j];
+        v->type = PIXEL_TYPE_STRING;
+        v->u.str.s = vals[i].s;
+        v->u.str.len = vals[i].len;
+        for (;;) {
+            const shape_node *nd = &nodes[j];
+            pixel_value *p = &blk[nd->parent];
+            bool made = p->type == PIXEL_TYPE_OBJECT;
+            v->key = nd->key;
+            v->klen = nd->klen;
+            v->flags = nd->plain ? PIXEL_VALUE_PLAIN_KEY : 0;
+            if (p->u.list.tail) {
+                p->u.list.tail->next = v;
+            } else {
+                p->u.list.head = v;
+            }
+            p->u.list.tail = v;
+            p->u.list.count++;
+            if (made) {
+                break;
+            }
+            p->type = PIXEL_TYPE_OBJECT;
+            v = p;
+            j = nd->parent;
+        }
+    }
+    return blk;
+}
+
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
 {
     va_list ap, ap2;

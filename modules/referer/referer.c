@@ -71,6 +71,7 @@ typedef struct referer_ctx {
     pixel_module_path *base, *from, *page;
     /* `into` as its parent (NULL: the event) and last segment */
     pixel_module_path *into_parent, *into_last;
+    pixel_module_shape *shape; /* {medium, source, host, term} */
     const char *into_key;
     size_t into_klen;
     int direct;
@@ -333,6 +334,7 @@ static void destroy(void *instance)
     pixel_module_path_free(r->page);
     pixel_module_path_free(r->into_parent);
     pixel_module_path_free(r->into_last);
+    pixel_module_shape_free(r->shape);
     free(r->into);
     free(r);
 }
@@ -387,7 +389,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
             return PIXEL_ENOMEM;
         }
     }
-    if (!(r->into_last = pixel_module_path_new(r->into_key))) {
+    static const char *const keys[] = {"medium", "source", "host", "term"};
+    if (!(r->into_last = pixel_module_path_new(r->into_key)) ||
+        !(r->shape = pixel_module_shape_new(keys, 4))) {
         return PIXEL_ENOMEM;
     }
     r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
@@ -606,17 +610,6 @@ static int paid_landing(const referer_ctx *r, const url *u)
     return 0;
 }
 
-#define KEY(s) s, sizeof(s) - 1
-
-/* o.key = the n bytes at s, not copied (they outlive the event); nothing for s NULL. */
-static int put(pixel_ctx *ctx, pixel_value *o, const char *key, size_t klen, const char *s,
-               size_t n)
-{
-    return s && pixel_module_object_append(o, key, klen, pixel_module_string_ref(ctx, s, n)) < 0
-               ? -1
-               : 0;
-}
-
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 {
     referer_ctx *r = instance;
@@ -667,12 +660,12 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         medium_len = 4;
     }
     /* medium and source: literals or the table's own strings, which live as
-     * long as the instance; host: a part of the event's own referer string. */
-    pixel_value *o = pixel_value_new_object(ev->ctx);
-    if (!o || put(ev->ctx, o, KEY("medium"), medium, medium_len) < 0 ||
-        put(ev->ctx, o, KEY("source"), src, src_len) < 0 ||
-        put(ev->ctx, o, KEY("host"), ru.host, ru.hostlen) < 0 ||
-        (term && pixel_module_object_append(o, KEY("term"), term) < 0)) {
+     * long as the instance; host: a part of the event's own referer string;
+     * term: in the context's arena. */
+    pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {ru.host, ru.hostlen}, {NULL, 0}};
+    vals[3].s = pixel_value_string(term, &vals[3].len);
+    pixel_value *o = pixel_module_shape_build(ev->ctx, r->shape, vals);
+    if (!o) {
         return PIXEL_ENOMEM;
     }
     /* A new member of an existing parent is appended with the key of `into`

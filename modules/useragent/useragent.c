@@ -149,6 +149,7 @@ typedef struct useragent_ctx {
     size_t into_klen;
     pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
     char *into;
+    pixel_module_shape *shape; /* {browser: {family, ...}, os: {...}, device: {...}} */
     int parts; /* bit 0 browser, 1 os, 2 device */
     size_t nsets; /* 0 = no cache */
     size_t max_len;
@@ -439,26 +440,18 @@ static int emit(const useragent_ctx *u, pixel_module_event *ev, pixel_value *par
                 const ua_result *r)
 {
     pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
-    pixel_value *into = pixel_value_new_object(ev->ctx);
     const char *base = pixel_value_string(text, NULL);
-    if (!text || !into || !base) {
+    if (!base) {
         return PIXEL_ENOMEM;
     }
-    pixel_value *obj = NULL;
-    int part = -1;
-    for (uint32_t left = r->present; left; left &= left - 1) {
-        int k = __builtin_ctz(left);
-        if (part_of(k) != part) { /* the first field of a part: the part's object */
-            part = part_of(k);
-            if (!(obj = pixel_value_new_object(ev->ctx)) ||
-                pixel_module_object_append(into, parts[part].name, parts[part].len, obj) < 0) {
-                return PIXEL_ENOMEM;
-            }
-        }
-        pixel_value *v = pixel_module_string_ref(ev->ctx, base + r->off[k], r->n[k]);
-        if (!v || pixel_module_object_append(obj, field_names[k].key, field_names[k].klen, v) < 0) {
-            return PIXEL_ENOMEM;
-        }
+    pixel_module_str vals[NFIELDS];
+    for (int k = 0; k < NFIELDS; k++) {
+        vals[k].s = (r->present >> k) & 1 ? base + r->off[k] : NULL;
+        vals[k].len = r->n[k];
+    }
+    pixel_value *into = pixel_module_shape_build(ev->ctx, u->shape, vals);
+    if (!into) {
+        return PIXEL_ENOMEM;
     }
     /* A new member of an existing parent is appended with the key of `into`
        itself (it outlives the event), as pixel_value_set_at() would append a
@@ -616,6 +609,7 @@ static void destroy(void *instance)
     pixel_module_path_free(u->into_parent);
     pixel_module_path_free(u->into_last);
     pixel_module_field_free(u->log_ua);
+    pixel_module_shape_free(u->shape);
     free(u->into);
     free(u);
 }
@@ -650,6 +644,15 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     u->max_len = (size_t)maxlen;
     u->nsets = size ? ((size_t)size + WAYS - 1) / WAYS : 0;
     if (u->nsets && !(u->sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
+        return PIXEL_ENOMEM;
+    }
+    const char *paths[NFIELDS];
+    char names[NFIELDS][32];
+    for (int k = 0; k < NFIELDS; k++) {
+        snprintf(names[k], sizeof(names[k]), "%s.%s", parts[part_of(k)].name, field_names[k].key);
+        paths[k] = names[k];
+    }
+    if (!(u->shape = pixel_module_shape_new(paths, NFIELDS))) {
         return PIXEL_ENOMEM;
     }
     u->log_ua = pixel_module_field_new("log.user_agent");
