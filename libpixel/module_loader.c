@@ -739,28 +739,29 @@ void pixel_module_field_free(pixel_module_field *field)
 
 /* ---- result shapes (ABI 1.3) ------------------------------------------------------- */
 
-/* A shape is its nodes: [0] the result object, then every object on the way
- * and every leaf; leaf i of the paths is node leaf[i].  Building fills a
- * block of value nodes with the same numbering. */
-typedef struct shape_node {
+/* A shape numbers the nodes of its result: 0 the result object, then the
+ * other objects, then the leaves (building zeroes only the objects, which
+ * are made when their first member is; a present leaf is written whole).
+ * obj[k] and leaf[i] say where each goes. */
+typedef struct shape_member {
     const char *key; /* in the shape's text */
     uint32_t klen;
-    uint32_t parent;
-    bool plain;
-    bool leaf;
-} shape_node;
+    uint32_t node;   /* its index in the block */
+    uint32_t parent; /* the block index of its object */
+    uint8_t flags;   /* PIXEL_VALUE_PLAIN_KEY or 0 */
+} shape_member;
 
 struct pixel_module_shape {
-    size_t nnodes, nleaves;
-    shape_node *nodes;
-    uint32_t *leaf;
+    size_t nnodes, nobjs, nleaves;
+    shape_member *obj;  /* nobjs; obj[0] is the result itself */
+    shape_member *leaf; /* nleaves, in the order of the paths */
     char *text;
 };
 
 void pixel_module_shape_free(pixel_module_shape *shape)
 {
     if (shape) {
-        pixel__free(shape->nodes);
+        pixel__free(shape->obj);
         pixel__free(shape->leaf);
         pixel__free(shape->text);
         pixel__free(shape);
@@ -783,14 +784,16 @@ pixel_module_shape *pixel_module_shape_new(const char *const *paths, size_t n)
     if (!paths || n == 0 || segs > UINT32_MAX || total > UINT32_MAX) {
         return NULL;
     }
+    /* First as a tree in creation order (tree[k].node: 1 for a leaf), then
+       numbered objects first. */
     pixel_module_shape *sh = pixel__calloc(1, sizeof(*sh));
-    if (!sh || !(sh->nodes = pixel__calloc(segs, sizeof(shape_node))) ||
-        !(sh->leaf = pixel__calloc(n, sizeof(uint32_t))) || !(sh->text = pixel__malloc(total))) {
-        pixel_module_shape_free(sh);
-        return NULL;
+    shape_member *tree = pixel__calloc(segs, sizeof(shape_member));
+    uint32_t *renum = pixel__calloc(segs, sizeof(uint32_t));
+    if (!sh || !tree || !renum || !(sh->obj = pixel__calloc(segs, sizeof(shape_member))) ||
+        !(sh->leaf = pixel__calloc(n, sizeof(shape_member))) || !(sh->text = pixel__malloc(total))) {
+        goto fail;
     }
-    sh->nnodes = 1; /* the result object */
-    sh->nleaves = n;
+    size_t ntree = 1;
     char *t = sh->text;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(paths[i]);
@@ -800,23 +803,23 @@ pixel_module_shape *pixel_module_shape_new(const char *const *paths, size_t n)
             char *dot = strchr(seg, '.');
             size_t sl = dot ? (size_t)(dot - seg) : strlen(seg);
             uint32_t j = 0;
-            for (uint32_t k = 1; k < sh->nnodes && !j; k++) {
-                const shape_node *o = &sh->nodes[k];
+            for (uint32_t k = 1; k < ntree && !j; k++) {
+                const shape_member *o = &tree[k];
                 j = o->parent == parent && o->klen == sl && memcmp(o->key, seg, sl) == 0 ? k : 0;
             }
             /* an empty segment, a repeated path, a path through a leaf, or
                a leaf where another path has an object */
-            if (sl == 0 || (j && (!dot || sh->nodes[j].leaf))) {
-                pixel_module_shape_free(sh);
-                return NULL;
+            if (sl == 0 || (j && (!dot || tree[j].node))) {
+                goto fail;
             }
             if (!j) {
-                j = (uint32_t)sh->nnodes++;
-                sh->nodes[j] = (shape_node){seg, (uint32_t)sl, parent, pixel__plain_key(seg, sl),
-                                            dot == NULL};
+                j = (uint32_t)ntree++;
+                tree[j] = (shape_member){seg, (uint32_t)sl, dot == NULL, parent,
+                                         pixel__plain_key(seg, sl) ? PIXEL_VALUE_PLAIN_KEY : 0};
             }
             if (!dot) {
-                sh->leaf[i] = j;
+                sh->leaf[i] = tree[j];
+                sh->leaf[i].node = j; /* a tree index for now */
                 break;
             }
             *dot = '\0';
@@ -825,7 +828,69 @@ pixel_module_shape *pixel_module_shape_new(const char *const *paths, size_t n)
         }
         t += len + 1;
     }
+    /* Objects first (the result stays 0), then leaves. */
+    size_t nobjs = 0;
+    for (size_t k = 0; k < ntree; k++) {
+        if (k == 0 || !tree[k].node) {
+            renum[k] = (uint32_t)nobjs++;
+        }
+    }
+    size_t next = nobjs;
+    for (size_t k = 1; k < ntree; k++) {
+        if (tree[k].node) {
+            renum[k] = (uint32_t)next++;
+        }
+    }
+    for (size_t k = 0; k < ntree; k++) {
+        if (k == 0 || !tree[k].node) {
+            shape_member *o = &sh->obj[renum[k]];
+            *o = tree[k];
+            o->node = renum[k];
+            o->parent = renum[tree[k].parent];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        sh->leaf[i].node = renum[sh->leaf[i].node];
+        sh->leaf[i].parent = renum[sh->leaf[i].parent];
+    }
+    sh->nnodes = ntree;
+    sh->nobjs = nobjs;
+    sh->nleaves = n;
+    pixel__free(tree);
+    pixel__free(renum);
     return sh;
+fail:
+    pixel__free(tree);
+    pixel__free(renum);
+    pixel_module_shape_free(sh);
+    return NULL;
+}
+
+static inline void shape_append(pixel_value *obj, pixel_value *v)
+{
+    if (obj->u.list.tail) {
+        obj->u.list.tail->next = v;
+    } else {
+        obj->u.list.head = v;
+    }
+    obj->u.list.tail = v;
+    obj->u.list.count++;
+}
+
+/* Make object k of the block (a member of its own object, made first if
+ * need be). */
+static void shape_make(const pixel_module_shape *sh, pixel_value *blk, uint32_t k)
+{
+    const shape_member *o = &sh->obj[k];
+    pixel_value *v = &blk[k], *p = &blk[o->parent];
+    v->type = PIXEL_TYPE_OBJECT;
+    v->flags = o->flags;
+    v->klen = o->klen;
+    v->key = o->key;
+    if (p->type != PIXEL_TYPE_OBJECT) {
+        shape_make(sh, blk, o->parent);
+    }
+    shape_append(p, v);
 }
 
 pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *sh,
@@ -838,41 +903,26 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    /* Objects not made yet are zero (PIXEL_TYPE_NULL): made when their
-       first member is, and then added to their own parent. */
-    memset(blk, 0, sh->nnodes * sizeof(pixel_value));
+    /* The objects: zero (not made yet: PIXEL_TYPE_NULL) but the result. */
+    memset(blk, 0, sh->nobjs * sizeof(pixel_value));
     blk[0].type = PIXEL_TYPE_OBJECT;
-    const shape_node *nodes = sh->nodes;
-    for (size_t i = 0; i < sh->nleaves; i++) {
+    const shape_member *lf = sh->leaf;
+    for (size_t i = 0; i < sh->nleaves; i++, lf++) {
         if (!vals[i].s) {
             continue;
         }
-        uint32_t j = sh->leaf[i];
-        pixel_value *v = &blk[j];
+        pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
         v->type = PIXEL_TYPE_STRING;
+        v->flags = lf->flags;
+        v->klen = lf->klen;
+        v->key = lf->key;
+        v->next = NULL;
         v->u.str.s = vals[i].s;
         v->u.str.len = vals[i].len;
-        for (;;) {
-            const shape_node *nd = &nodes[j];
-            pixel_value *p = &blk[nd->parent];
-            bool made = p->type == PIXEL_TYPE_OBJECT;
-            v->key = nd->key;
-            v->klen = nd->klen;
-            v->flags = nd->plain ? PIXEL_VALUE_PLAIN_KEY : 0;
-            if (p->u.list.tail) {
-                p->u.list.tail->next = v;
-            } else {
-                p->u.list.head = v;
-            }
-            p->u.list.tail = v;
-            p->u.list.count++;
-            if (made) {
-                break;
-            }
-            p->type = PIXEL_TYPE_OBJECT;
-            v = p;
-            j = nd->parent;
+        if (PIXEL_UNLIKELY(p->type != PIXEL_TYPE_OBJECT)) {
+            shape_make(sh, blk, lf->parent);
         }
+        shape_append(p, v);
     }
     return blk;
 }
