@@ -90,11 +90,13 @@ static int split_path(const char *dotted, pixel_module_path **parent, pixel_modu
 
 /* One parse result: NFIELDS strings packed in one allocation, the text right
  * after the struct; field k is present when bit k of `present` is set, and
- * is then n[k] bytes at offset off[k] of the text. */
+ * is then n[k] bytes at offset off[k] of the text (vals[k], for the shape:
+ * the same, as pointers into that text). */
 typedef struct ua_result {
     uint32_t present;
     uint32_t off[NFIELDS], n[NFIELDS];
     size_t textlen;
+    pixel_module_str vals[NFIELDS];
 } ua_result;
 
 /* ---- parsers ---- */
@@ -154,6 +156,7 @@ typedef struct useragent_ctx {
     size_t nsets; /* 0 = no cache */
     size_t max_len;
     cache_entry *sets; /* nsets * WAYS */
+    cache_entry retired; /* the entry evicted last (see emit) */
     uint64_t clock;
     pcre2_match_data *md; /* for a miss */
     uint64_t *marks;      /* the prefilter's marks, for a miss */
@@ -422,6 +425,8 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
             r->present |= len[k] && (u->parts & (1 << part_of(k))) ? 1u << k : 0;
             r->off[k] = (uint32_t)off[k];
             r->n[k] = (uint32_t)len[k];
+            r->vals[k].s = (r->present >> k) & 1 ? text + off[k] : NULL;
+            r->vals[k].len = len[k];
         }
     }
     free(b.p);
@@ -432,22 +437,31 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
 
 /*
  * Write r into the event at u->into (whose parent object, when already
- * looked up, is `parent`).  r may be a cache entry, which a later miss of
- * this instance may evict: its text is copied into the context's arena once,
- * and the values point into that copy.
+ * looked up, is `parent`).  A cached r: the values point into it.  The
+ * instance is its context's alone (PIXEL_MODULE_PER_THREAD), so only a
+ * later call of this instance evicts it: on a later line of the context,
+ * after the event went with the reset, or when the same event is enriched
+ * again -- which replaces this result, and the evicted entry is kept until
+ * the eviction after that (u->retired).  An uncached r is freed after the
+ * call: its text is copied into the context's arena, and the values point
+ * into that copy.
  */
 static int emit(const useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
-                const ua_result *r)
+                const ua_result *r, int cached)
 {
-    pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
-    const char *base = pixel_value_string(text, NULL);
-    if (!base) {
-        return PIXEL_ENOMEM;
-    }
-    pixel_module_str vals[NFIELDS];
-    for (int k = 0; k < NFIELDS; k++) {
-        vals[k].s = (r->present >> k) & 1 ? base + r->off[k] : NULL;
-        vals[k].len = r->n[k];
+    pixel_module_str copied[NFIELDS];
+    const pixel_module_str *vals = r->vals;
+    if (!cached) {
+        pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
+        const char *base = pixel_value_string(text, NULL);
+        if (!base) {
+            return PIXEL_ENOMEM;
+        }
+        for (int k = 0; k < NFIELDS; k++) {
+            copied[k].s = r->vals[k].s ? base + r->off[k] : NULL;
+            copied[k].len = r->n[k];
+        }
+        vals = copied;
     }
     pixel_value *into = pixel_module_shape_build(ev->ctx, u->shape, vals);
     if (!into) {
@@ -473,7 +487,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
     if (!u->nsets || n > u->max_len) {
         count(&u->uncached);
         ua_result *r = parse(u, ua, n);
-        int rc = r ? emit(u, ev, parent, r) : PIXEL_ENOMEM;
+        int rc = r ? emit(u, ev, parent, r, 0) : PIXEL_ENOMEM;
         free(r);
         return rc;
     }
@@ -485,7 +499,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
         if (e->stamp && e->hash == h && e->ualen == n && memcmp(e->ua, ua, n) == 0) {
             e->stamp = ++u->clock;
             count(&u->hits);
-            return emit(u, ev, parent, e->res);
+            return emit(u, ev, parent, e->res, 1);
         }
     }
     count(&u->misses);
@@ -502,10 +516,11 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
             victim = &set[w];
         }
     }
-    free(victim->ua);
-    free(victim->res);
+    free(u->retired.ua);
+    free(u->retired.res);
+    u->retired = *victim; /* freed at the next eviction (see emit) */
     *victim = (cache_entry){h, ++u->clock, copy, n, r};
-    return emit(u, ev, parent, r);
+    return emit(u, ev, parent, r, 1);
 }
 
 /* ---- the module ---- */
@@ -600,6 +615,8 @@ static void destroy(void *instance)
         free(u->sets[i].res);
     }
     free(u->sets);
+    free(u->retired.ua);
+    free(u->retired.res);
     pcre2_match_data_free(u->md);
     free(u->marks);
     free(u->work);
