@@ -23,6 +23,9 @@
 #include <string.h>
 
 #include <yaml.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <pixel/module.h>
 
@@ -419,10 +422,52 @@ typedef struct url {
     size_t hostlen, querylen;
 } url;
 
-/* Bytes that matter in a URL's authority: 1 ends it, 2 '@', 4 ':'. */
-static const unsigned char authority_byte[256] = {
-    ['/'] = 1, ['?'] = 1, ['#'] = 1, ['@'] = 2, [':'] = 4,
-};
+/*
+ * The first byte at or after p (before end) that is one of the URL's
+ * delimiters: of the authority ('/', '?', '#', '@', ':') when `authority`,
+ * else of the path ('?', '#'); end when there is none.  Sixteen bytes at a
+ * time; a tail shorter than that is read as the last sixteen bytes of the
+ * string (s..end, when it has as many), the bytes before p left out.
+ */
+static const char *next_delim(const char *s, const char *p, const char *end, int authority)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('?'), h = _mm_set1_epi8('#'), sl = _mm_set1_epi8('/'),
+                  at = _mm_set1_epi8('@'), co = _mm_set1_epi8(':');
+    while (p < end) {
+        const char *blk = p;
+        unsigned skip = 0;
+        if (end - p < 16) {
+            if (end - s < 16) {
+                break; /* a short string: below, a byte at a time */
+            }
+            blk = end - 16;
+            skip = (unsigned)(p - blk);
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk);
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, h));
+        if (authority) {
+            m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, sl),
+                                             _mm_or_si128(_mm_cmpeq_epi8(v, at),
+                                                          _mm_cmpeq_epi8(v, co))));
+        }
+        unsigned bits = (unsigned)_mm_movemask_epi8(m) >> skip << skip;
+        if (bits) {
+            return blk + __builtin_ctz(bits);
+        }
+        p = blk + 16;
+    }
+#else
+    (void)s;
+#endif
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '?' || c == '#' || (authority && (c == '/' || c == '@' || c == ':'))) {
+            return p;
+        }
+    }
+    return end;
+}
 
 /*
  * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
@@ -431,22 +476,22 @@ static const unsigned char authority_byte[256] = {
  */
 static int split_url(const char *s, size_t n, url *u)
 {
-    const char *end = s + n, *colon = memchr(s, ':', n);
+    const char *end = s + n, *colon = s;
     memset(u, 0, sizeof(*u));
-    if (!colon || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
+    while (colon < end && *colon != ':') { /* the scheme is short: no call */
+        colon++;
+    }
+    if (colon == end || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return -1;
     }
     const char *h = colon + 3, *p = h, *port = NULL;
     int at = 0;
-    for (; p < end; p++) {
-        unsigned c = authority_byte[(unsigned char)*p];
-        if (c == 0) {
-            continue;
-        }
-        if (c == 1) {
+    for (;; p++) {
+        p = next_delim(s, p, end, 1);
+        if (p == end || *p == '/' || *p == '?' || *p == '#') {
             break;
         }
-        if (c == 2) {
+        if (*p == '@') {
             if (!at) { /* the first '@': the host starts after it */
                 at = 1;
                 h = p + 1;
@@ -462,8 +507,8 @@ static int split_url(const char *s, size_t n, url *u)
         u->hostlen--;
     }
     /* The query: after the first '?', when no '#' comes before it. */
-    const char *q = memchr(p, '?', (size_t)(end - p));
-    if (q && !memchr(p, '#', (size_t)(q - p))) {
+    const char *q = next_delim(s, p, end, 0);
+    if (q < end && *q == '?') {
         const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
         u->query = q + 1;
         u->querylen = (size_t)((frag ? frag : end) - u->query);
