@@ -246,6 +246,9 @@ struct pixel_module_config {
     optval *vals;
     size_t nvals;
     pixel_ctx *vctx; /* arena of the value trees */
+    /* the entry's pipeline and place in its enrich list (event paths, ABI 1.3) */
+    const pixel_pipeline *pipeline;
+    const pixel_enricher *enricher;
 };
 
 static void config_free(pixel_module_config *cfg)
@@ -737,6 +740,215 @@ void pixel_module_field_free(pixel_module_field *field)
     pixel__free(field);
 }
 
+static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err);
+
+/* ---- event paths (ABI 1.3) ---------------------------------------------------------- */
+
+/*
+ * An event path bound to its module entry.  At load: `obj`, the deepest
+ * object on the path (its first `depth` segments; 0: the root) that the map
+ * stage makes and that no built-in enricher before the entry may replace
+ * (its target a prefix of the object's path; the rule of enrich.c's
+ * mapped_index), and `fresh`, true when nothing before the entry but
+ * modules may set the path itself: no mapped field or object at it, no
+ * built-in before whose source or target overlaps it, and its parent is
+ * `obj`.  On a line, ctx->map_objs[obj] is that object while no object
+ * above it was changed through the public setters (they mark what they
+ * change PIXEL_VALUE_EDITED, as pixel_module_object_append does); and a
+ * fresh path's member is absent while its parent was not changed either.
+ */
+struct pixel_module_event_path {
+    pixel_path *path;
+    char *dotted;
+    const pixel_pipeline *pipeline;
+    int obj;      /* pipeline->objects index, 0: none (the root) */
+    size_t depth; /* segments of the path that obj stands for */
+    bool fresh;
+};
+
+/* The mapped object under object j named seg, or 0. */
+static int mapped_child(const pixel_pipeline *p, int j, const struct pixel_path_seg *seg)
+{
+    for (size_t i = 1; i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        if (o->parent == j && o->keylen == seg->len && memcmp(o->key, seg->key, o->keylen) == 0) {
+            return (int)i;
+        }
+    }
+    return 0;
+}
+
+/* Do a and b agree segment for segment as far as the shorter goes? */
+static bool paths_overlap(const pixel_path *a, const pixel_path *b)
+{
+    size_t n = a->n < b->n ? a->n : b->n;
+    for (size_t k = 0; k < n; k++) {
+        if (a->seg[k].len != b->seg[k].len ||
+            memcmp(a->seg[k].key, b->seg[k].key, a->seg[k].len) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *cfg,
+                                                     const char *dotted)
+{
+    if (!dotted || strlen(dotted) > UINT32_MAX) {
+        return NULL;
+    }
+    pixel_module_event_path *ep = pixel__calloc(1, sizeof(*ep));
+    if (!ep || !(ep->path = pixel__path_new(dotted)) || !(ep->dotted = pixel__strdup(dotted))) {
+        pixel_module_event_path_free(ep);
+        return NULL;
+    }
+    const pixel_pipeline *p = cfg ? cfg->pipeline : NULL;
+    const pixel_path *path = ep->path;
+    for (size_t k = 0; k < path->n; k++) {
+        if (path->seg[k].len == 0) {
+            return ep; /* an empty segment: found nowhere, looked up as always */
+        }
+    }
+    /* (while the pipeline loads, the entry is the one past the last loaded) */
+    if (!p || !cfg->enricher || cfg->enricher < p->enrichers ||
+        cfg->enricher > p->enrichers + p->nenrichers) {
+        return ep; /* not an entry of a pipeline: plain lookups */
+    }
+    ep->pipeline = p;
+    /* The mapped objects along the path, above its last segment. */
+    size_t depth = 0;
+    for (int j = 0; depth + 1 < path->n && (j = mapped_child(p, j, &path->seg[depth])); ) {
+        depth++;
+    }
+    /* Built-ins before the entry: one whose target (or source) is a prefix
+       of an object's path may replace that object; one whose target or
+       source overlaps the path may set the path itself. */
+    bool fresh = depth + 1 == path->n;
+    for (const pixel_enricher *x = p->enrichers; x < cfg->enricher; x++) {
+        if (x->fn == run_module) {
+            continue; /* modules change the event through setters: seen on the line */
+        }
+        const pixel_path *w[2] = {x->into_path, x->from_path};
+        for (int t = 0; t < 2; t++) {
+            if (w[t] && paths_overlap(w[t], path)) {
+                fresh = false;
+                if (w[t]->n <= depth) {
+                    depth = w[t]->n - 1;
+                }
+            }
+        }
+    }
+    int j = 0;
+    for (size_t d = 0; d < depth; d++) {
+        j = mapped_child(p, j, &path->seg[d]);
+    }
+    /* Mapped fields and objects at the path itself. */
+    const struct pixel_path_seg *leaf = &path->seg[path->n - 1];
+    for (size_t i = 0; fresh && i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        fresh = !(f->parent == j && f->leaflen == leaf->len && memcmp(f->leaf, leaf->key, leaf->len) == 0);
+    }
+    for (size_t i = 1; fresh && i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        fresh = !(o->parent == j && o->keylen == leaf->len && memcmp(o->key, leaf->key, leaf->len) == 0);
+    }
+    ep->obj = j;
+    ep->depth = depth;
+    ep->fresh = fresh;
+    return ep;
+}
+
+void pixel_module_event_path_free(pixel_module_event_path *path)
+{
+    if (path) {
+        pixel__path_free(path->path);
+        pixel__free(path->dotted);
+        pixel__free(path);
+    }
+}
+
+/* The mapped object ep stands for on this line (or the root when it stands
+ * for none), with *k the segments it covers; NULL when it cannot be used. */
+static inline pixel_value *event_start(const pixel_module_event *ev,
+                                       const pixel_module_event_path *ep, size_t *k)
+{
+    const pixel_ctx *ctx = ev->ctx;
+    *k = 0;
+    if (!ep->pipeline || !ctx || ctx->pipeline != ep->pipeline || ctx->event != ev->event ||
+        !ctx->map_objs) {
+        return NULL;
+    }
+    if (ep->obj == 0) {
+        return ev->event;
+    }
+    pixel_value *o = ctx->map_objs[ep->obj];
+    if (!o) {
+        return NULL;
+    }
+    const pixel_objnode *objs = ep->pipeline->objects;
+    for (int a = objs[ep->obj].parent;; a = objs[a].parent) {
+        if (!ctx->map_objs[a] || (ctx->map_objs[a]->flags & PIXEL_VALUE_EDITED)) {
+            return NULL;
+        }
+        if (a == 0) {
+            break;
+        }
+    }
+    *k = ep->depth;
+    return o;
+}
+
+/* The member at segments k..n-1 of path, from v. */
+static inline pixel_value *path_from(const pixel_value *v, const pixel_path *path, size_t k,
+                                     size_t n)
+{
+    for (; v && k < n; k++) {
+        v = v->type == PIXEL_TYPE_OBJECT ? pixel__object_getn(v, path->seg[k].key, path->seg[k].len)
+                                         : NULL;
+    }
+    return (pixel_value *)v;
+}
+
+pixel_value *pixel_module_event_get(const pixel_module_event *ev,
+                                    const pixel_module_event_path *path)
+{
+    if (PIXEL_UNLIKELY(!ev || !path)) {
+        return NULL;
+    }
+    size_t k;
+    const pixel_value *v = event_start(ev, path, &k);
+    return path_from(v ? v : ev->event, path->path, k, path->path->n);
+}
+
+int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
+                           pixel_value *val)
+{
+    if (PIXEL_UNLIKELY(!ev || !path || !val || !ev->ctx || !ev->event)) {
+        return -1;
+    }
+    const pixel_path *pp = path->path;
+    const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
+    size_t k;
+    pixel_value *start = event_start(ev, path, &k);
+    pixel_value *parent = NULL;
+    if (start && path->fresh && !(start->flags & PIXEL_VALUE_EDITED)) {
+        parent = start; /* the path's parent, which nobody changed: the member is new */
+    } else {
+        /* A new member of an existing parent is appended with the path's
+           own key; anything else goes as pixel_value_set_at() does it. */
+        parent = path_from(start ? start : ev->event, pp, k, pp->n - 1);
+        if (!parent || parent->type != PIXEL_TYPE_OBJECT ||
+            pixel__object_getn(parent, leaf->key, leaf->len)) {
+            return pixel_value_set_at(ev->ctx, ev->event, path->dotted, val) < 0 ? -1 : 0;
+        }
+    }
+    parent->flags |= PIXEL_VALUE_EDITED; /* as pixel_module_object_append() */
+    if (leaf->plain) {
+        return pixel__object_add_plain(parent, leaf->key, leaf->len, val);
+    }
+    return pixel__object_add(parent, leaf->key, leaf->len, val);
+}
+
 /* ---- result shapes (ABI 1.3) ------------------------------------------------------- */
 
 /* A shape numbers the nodes of its result: 0 the result object, then the
@@ -960,6 +1172,8 @@ typedef struct modstate {
     pthread_mutex_t lock;
     inst_slot *slots;  /* SHARED: exactly one, ctx unused */
     size_t nslots, cap;
+    const pixel_pipeline *pipeline; /* for the config (event paths) */
+    const pixel_enricher *enricher;
 } modstate;
 
 static uint64_t next_id = 1; /* under libs_lock */
@@ -1377,6 +1591,8 @@ static int open_module(pixel_cfg *c, yaml_node_t *at, yaml_node_t *config, modst
     if (rc < 0) {
         return rc == PIXEL_ENOMEM ? pixel__cfg_fail(c, at, "out of memory") : rc;
     }
+    ms->cfg->pipeline = ms->pipeline;
+    ms->cfg->enricher = ms->enricher;
     pixel_error local = {0};
     void *inst = NULL;
     rc = create_instance(ms, &inst, &local);
@@ -1417,6 +1633,8 @@ int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *op
         return pixel__cfg_fail(c, opts, "out of memory");
     }
     pthread_mutex_init(&ms->lock, NULL);
+    ms->pipeline = p;
+    ms->enricher = e;
     e->state = ms;
     e->free_fn = free_module;
     e->fn = run_module;

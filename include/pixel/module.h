@@ -37,7 +37,10 @@
  *
  * Changes (newest first):
  *   1.3  2026-11  pixel_module_shape_new/_build/_free(): a result object (nested
- *                 objects of string members) laid out once, built in one call.
+ *                 objects of string members) laid out once, built in one call;
+ *                 pixel_module_event_path_new/_free(), pixel_module_event_get/_set():
+ *                 event paths bound to the module entry, read and written
+ *                 without walking what the pipeline already knows.
  *   1.2  2026-11  pixel_module_path_new/_get/_free() and pixel_module_field_new/_get/
  *                 _free(): an event path or a record field compiled once, read on
  *                 every line without parsing the name again.
@@ -265,6 +268,31 @@ PIXEL_API pixel_module_shape *pixel_module_shape_new(const char *const *paths, s
 PIXEL_API pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *shape,
                                                 const pixel_module_str *vals);
 PIXEL_API void pixel_module_shape_free(pixel_module_shape *shape);
+
+/*
+ * (ABI 1.3) Event paths bound to the module entry, made in create() from
+ * its cfg.  At load, libpixel knows which objects the map stage makes, and
+ * what the enrichers before the entry may set; on a line, what the public
+ * setters changed (they mark it).  With that, pixel_module_event_get(ev,
+ * path) starts at the object the map stage made instead of walking the
+ * event from its root, and pixel_module_event_set(ev, path, val) appends a
+ * member nothing before the entry can have set without looking for it.
+ * The answers are those of pixel_value_at(ev->event, dotted) and
+ * pixel_value_set_at(ev->ctx, ev->event, dotted, val) (a member replaced in
+ * place, objects made on the way); the key of a new member is the path's
+ * own, not copied, so free the path in destroy() only.  val must be a
+ * fresh node; _set returns 0 or -1.  A path is immutable: any number of
+ * threads may use it at once.  pixel_module_event_path_new: NULL when out
+ * of memory.
+ */
+typedef struct pixel_module_event_path pixel_module_event_path;
+PIXEL_API pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *cfg,
+                                                               const char *dotted);
+PIXEL_API pixel_value *pixel_module_event_get(const pixel_module_event *ev,
+                                              const pixel_module_event_path *path);
+PIXEL_API int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
+                                     pixel_value *val);
+PIXEL_API void pixel_module_event_path_free(pixel_module_event_path *path);
 
 /* printf into ctx's arena (valid until the context is reset); NULL when out of memory. */
 PIXEL_API const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)

@@ -71,12 +71,10 @@ typedef struct referer_ctx {
     char *into;
     /* `from` and `page_url`, compiled: their common prefix of whole segments
        (page) looked up once, or NULL, and the rest of each */
-    pixel_module_path *base, *from, *page;
-    /* `into` as its parent (NULL: the event) and last segment */
-    pixel_module_path *into_parent, *into_last;
+    pixel_module_event_path *base;
+    pixel_module_path *from, *page;
+    pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
-    const char *into_key;
-    size_t into_klen;
     int direct;
 } referer_ctx;
 
@@ -332,11 +330,10 @@ static void destroy(void *instance)
     pixel_module_strings_free(r->internal);
     pixel_module_strings_free(r->paid);
     free(r->paid_len);
-    pixel_module_path_free(r->base);
+    pixel_module_event_path_free(r->base);
     pixel_module_path_free(r->from);
     pixel_module_path_free(r->page);
-    pixel_module_path_free(r->into_parent);
-    pixel_module_path_free(r->into_last);
+    pixel_module_event_path_free(r->into_path);
     pixel_module_shape_free(r->shape);
     free(r->into);
     free(r);
@@ -344,7 +341,8 @@ static void destroy(void *instance)
 
 /* The referer and page paths as a common prefix and the rest of each (each
  * keeps at least one segment of its own). */
-static int compile_paths(referer_ctx *r, const char *from, const char *page)
+static int compile_paths(referer_ctx *r, const pixel_module_config *cfg, const char *from,
+                         const char *page)
 {
     size_t prefix = 0;
     for (size_t i = 0; from[i] && from[i] == page[i]; i++) {
@@ -354,7 +352,7 @@ static int compile_paths(referer_ctx *r, const char *from, const char *page)
     }
     if (prefix) {
         char *base = strndup(from, prefix);
-        r->base = base ? pixel_module_path_new(base) : NULL;
+        r->base = base ? pixel_module_event_path_new(cfg, base) : NULL;
         free(base);
         if (!r->base) {
             return -1;
@@ -377,23 +375,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     *instance = r;
     r->direct = pixel_module_config_bool(cfg, "direct");
     r->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!r->into || compile_paths(r, pixel_module_config_string(cfg, "from"),
+    if (!r->into || compile_paths(r, cfg, pixel_module_config_string(cfg, "from"),
                                   pixel_module_config_string(cfg, "page_url")) < 0) {
         return PIXEL_ENOMEM;
     }
-    const char *dot = strrchr(r->into, '.');
-    r->into_key = dot ? dot + 1 : r->into;
-    r->into_klen = strlen(r->into_key);
-    if (dot) {
-        char *parent = strndup(r->into, (size_t)(dot - r->into));
-        r->into_parent = parent ? pixel_module_path_new(parent) : NULL;
-        free(parent);
-        if (!r->into_parent) {
-            return PIXEL_ENOMEM;
-        }
-    }
     static const char *const keys[] = {"medium", "source", "host", "term"};
-    if (!(r->into_last = pixel_module_path_new(r->into_key)) ||
+    if (!(r->into_path = pixel_module_event_path_new(cfg, r->into)) ||
         !(r->shape = pixel_module_shape_new(keys, 4))) {
         return PIXEL_ENOMEM;
     }
@@ -660,7 +647,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     referer_ctx *r = instance;
     (void)err;
     size_t n = 0, pn = 0;
-    const pixel_value *base = r->base ? pixel_module_path_get(ev->event, r->base) : ev->event;
+    const pixel_value *base = r->base ? pixel_module_event_get(ev, r->base) : ev->event;
     const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
     const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
     url ru, pu;
@@ -713,18 +700,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     if (!o) {
         return PIXEL_ENOMEM;
     }
-    /* A new member of an existing parent is appended with the key of `into`
-       itself (it outlives the event), as pixel_value_set_at() would append a
-       copy; a member to replace, or a parent to make, goes through it. */
-    pixel_value *parent = r->into_parent ? pixel_module_path_get(ev->event, r->into_parent)
-                                         : ev->event;
-    if (pixel_value_type(parent) == PIXEL_TYPE_OBJECT && !pixel_module_path_get(parent, r->into_last)) {
-        return pixel_module_object_append(parent, r->into_key, r->into_klen, o) < 0
-                   ? PIXEL_ENOMEM
-                   : PIXEL_MODULE_CONTINUE;
-    }
-    return pixel_value_set_at(ev->ctx, ev->event, r->into, o) < 0 ? PIXEL_ENOMEM
-                                                                  : PIXEL_MODULE_CONTINUE;
+    return pixel_module_event_set(ev, r->into_path, o) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
 }
 
 static const pixel_module referer_module = {

@@ -71,23 +71,6 @@ static inline int part_of(int k)
     return k < O_FAMILY ? 0 : k < D_FAMILY ? 1 : 2;
 }
 
-/* A dotted path as its parent (NULL for a single segment: the event) and its
- * last segment, both compiled; -1 when out of memory. */
-static int split_path(const char *dotted, pixel_module_path **parent, pixel_module_path **last)
-{
-    const char *dot = strrchr(dotted, '.');
-    if (dot) {
-        char *p = strndup(dotted, (size_t)(dot - dotted));
-        *parent = p ? pixel_module_path_new(p) : NULL;
-        free(p);
-        if (!*parent) {
-            return -1;
-        }
-    }
-    *last = pixel_module_path_new(dot ? dot + 1 : dotted);
-    return *last ? 0 : -1;
-}
-
 /* One parse result: NFIELDS strings packed in one allocation, the text right
  * after the struct; field k is present when bit k of `present` is set, and
  * is then n[k] bytes at offset off[k] of the text (vals[k], for the shape:
@@ -145,10 +128,9 @@ typedef struct useragent_ctx {
     /* `from` and `into`, each as its parent object (NULL: the event itself)
        and its last segment; when both parents are the same path
        (client.user_agent, client.ua) it is looked up once a line */
-    pixel_module_path *from_parent, *from_last, *into_parent, *into_last;
-    int same_parent;
-    const char *into_key; /* the last segment of `into`, in `into` */
-    size_t into_klen;
+    pixel_module_event_path *from_parent; /* NULL: the event itself */
+    pixel_module_path *from_last;
+    pixel_module_event_path *into_path;
     pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
     char *into;
     pixel_module_shape *shape; /* {browser: {family, ...}, os: {...}, device: {...}} */
@@ -446,8 +428,7 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
  * call: its text is copied into the context's arena, and the values point
  * into that copy.
  */
-static int emit(const useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
-                const ua_result *r, int cached)
+static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r, int cached)
 {
     pixel_module_str copied[NFIELDS];
     const pixel_module_str *vals = r->vals;
@@ -467,27 +448,15 @@ static int emit(const useragent_ctx *u, pixel_module_event *ev, pixel_value *par
     if (!into) {
         return PIXEL_ENOMEM;
     }
-    /* A new member of an existing parent is appended with the key of `into`
-       itself (it outlives the event), as pixel_value_set_at() would append a
-       copy of it; anything else (no parent yet, a member to replace) goes
-       through pixel_value_set_at(). */
-    if (!u->same_parent) {
-        parent = u->into_parent ? pixel_module_path_get(ev->event, u->into_parent) : ev->event;
-    }
-    if (pixel_value_type(parent) == PIXEL_TYPE_OBJECT && !pixel_module_path_get(parent, u->into_last)) {
-        return pixel_module_object_append(parent, u->into_key, u->into_klen, into) < 0 ? PIXEL_ENOMEM
-                                                                                    : 0;
-    }
-    return pixel_value_set_at(ev->ctx, ev->event, u->into, into) < 0 ? PIXEL_ENOMEM : 0;
+    return pixel_module_event_set(ev, u->into_path, into) < 0 ? PIXEL_ENOMEM : 0;
 }
 
-static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
-                           const char *ua, size_t n)
+static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char *ua, size_t n)
 {
     if (!u->nsets || n > u->max_len) {
         count(&u->uncached);
         ua_result *r = parse(u, ua, n);
-        int rc = r ? emit(u, ev, parent, r, 0) : PIXEL_ENOMEM;
+        int rc = r ? emit(u, ev, r, 0) : PIXEL_ENOMEM;
         free(r);
         return rc;
     }
@@ -499,7 +468,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
         if (e->stamp && e->hash == h && e->ualen == n && memcmp(e->ua, ua, n) == 0) {
             e->stamp = ++u->clock;
             count(&u->hits);
-            return emit(u, ev, parent, e->res, 1);
+            return emit(u, ev, e->res, 1);
         }
     }
     count(&u->misses);
@@ -520,7 +489,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
     free(u->retired.res);
     u->retired = *victim; /* freed at the next eviction (see emit) */
     *victim = (cache_entry){h, ++u->clock, copy, n, r};
-    return emit(u, ev, parent, r, 1);
+    return emit(u, ev, r, 1);
 }
 
 /* ---- the module ---- */
@@ -621,10 +590,9 @@ static void destroy(void *instance)
     free(u->marks);
     free(u->work);
     rules_release(u->rules);
-    pixel_module_path_free(u->from_parent);
+    pixel_module_event_path_free(u->from_parent);
     pixel_module_path_free(u->from_last);
-    pixel_module_path_free(u->into_parent);
-    pixel_module_path_free(u->into_last);
+    pixel_module_event_path_free(u->into_path);
     pixel_module_field_free(u->log_ua);
     pixel_module_shape_free(u->shape);
     free(u->into);
@@ -674,17 +642,20 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     }
     u->log_ua = pixel_module_field_new("log.user_agent");
     u->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!u->log_ua || !u->into ||
-        split_path(pixel_module_config_string(cfg, "from"), &u->from_parent, &u->from_last) < 0 ||
-        split_path(u->into, &u->into_parent, &u->into_last) < 0) {
+    /* `from` as its parent (looked up from the object the map stage made)
+       and its last segment */
+    const char *from = pixel_module_config_string(cfg, "from");
+    const char *fdot = strrchr(from, '.');
+    if (fdot) {
+        char *fp = strndup(from, (size_t)(fdot - from));
+        u->from_parent = fp ? pixel_module_event_path_new(cfg, fp) : NULL;
+        free(fp);
+    }
+    if (!u->log_ua || !u->into || (fdot && !u->from_parent) ||
+        !(u->from_last = pixel_module_path_new(fdot ? fdot + 1 : from)) ||
+        !(u->into_path = pixel_module_event_path_new(cfg, u->into))) {
         return PIXEL_ENOMEM;
     }
-    const char *from = pixel_module_config_string(cfg, "from");
-    const char *fdot = strrchr(from, '.'), *idot = strrchr(u->into, '.');
-    size_t fplen = fdot ? (size_t)(fdot - from) : 0, iplen = idot ? (size_t)(idot - u->into) : 0;
-    u->same_parent = fplen == iplen && strncmp(from, u->into, fplen) == 0;
-    u->into_key = idot ? idot + 1 : u->into;
-    u->into_klen = strlen(u->into_key);
     int rc = rules_get(cfg, &u->rules, err);
     if (rc == PIXEL_EIO && !pixel_module_config_isset(cfg, "regexes")) {
         pixel_error_clear(err);
@@ -711,8 +682,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     useragent_ctx *u = instance;
     (void)err;
     size_t n = 0;
-    pixel_value *parent = u->from_parent ? pixel_module_path_get(ev->event, u->from_parent)
-                                         : ev->event;
+    pixel_value *parent = u->from_parent ? pixel_module_event_get(ev, u->from_parent) : ev->event;
     const char *ua = pixel_value_string(pixel_module_path_get(parent, u->from_last), &n);
     if (!ua && ev->record) {
         ua = pixel_module_field_get(ev->record, u->log_ua, &n);
@@ -723,7 +693,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     if (!ua) {
         return PIXEL_MODULE_CONTINUE; /* nothing to parse; an empty field parses as Other */
     }
-    return lookup_or_parse(u, ev, parent, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
+    return lookup_or_parse(u, ev, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
 }
 
 static int stats(void *instance, char *buf, size_t size)
