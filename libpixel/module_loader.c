@@ -875,7 +875,7 @@ static inline pixel_value *event_start(const pixel_module_event *ev,
     const pixel_ctx *ctx = ev->ctx;
     *k = 0;
     if (!ep->pipeline || !ctx || ctx->pipeline != ep->pipeline || ctx->event != ev->event ||
-        !ctx->map_objs) {
+        !ctx->map_objs || ctx->map_objs[0] != ev->event) {
         return NULL;
     }
     if (ep->obj == 0) {
