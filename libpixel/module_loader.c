@@ -762,7 +762,9 @@ struct pixel_module_event_path {
     char *dotted;
     const pixel_pipeline *pipeline;
     int obj;      /* pipeline->objects index, 0: none (the root) */
-    size_t depth; /* segments of the path that obj stands for */
+    size_t depth; /* segments of the path that obj stands for (at most all but the last) */
+    int gobj;     /* the same for reading: the path's own object when mapped */
+    size_t gdepth;
     bool fresh;
 };
 
@@ -815,11 +817,13 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
         return ep; /* not an entry of a pipeline: plain lookups */
     }
     ep->pipeline = p;
-    /* The mapped objects along the path, above its last segment. */
-    size_t depth = 0;
-    for (int j = 0; depth + 1 < path->n && (j = mapped_child(p, j, &path->seg[depth])); ) {
-        depth++;
+    /* The mapped objects along the path, above its last segment (and for
+       reading, down to the path itself). */
+    size_t depth = 0, gdepth = 0;
+    for (int j = 0; gdepth < path->n && (j = mapped_child(p, j, &path->seg[gdepth])); ) {
+        gdepth++;
     }
+    depth = gdepth < path->n ? gdepth : path->n - 1;
     /* Built-ins before the entry: one whose target (or source) is a prefix
        of an object's path may replace that object; one whose target or
        source overlaps the path may set the path itself. */
@@ -835,13 +839,22 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
                 if (w[t]->n <= depth) {
                     depth = w[t]->n - 1;
                 }
+                if (w[t]->n <= gdepth) {
+                    gdepth = w[t]->n - 1;
+                }
             }
         }
     }
     int j = 0;
-    for (size_t d = 0; d < depth; d++) {
+    for (size_t d = 0; d < gdepth; d++) {
         j = mapped_child(p, j, &path->seg[d]);
+        if (d + 1 == depth) {
+            ep->obj = j;
+        }
     }
+    ep->gobj = j;
+    ep->gdepth = gdepth;
+    j = ep->obj;
     /* Mapped fields and objects at the path itself. */
     const struct pixel_path_seg *leaf = &path->seg[path->n - 1];
     for (size_t i = 0; fresh && i < p->nfields; i++) {
@@ -852,7 +865,6 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
         const pixel_objnode *o = &p->objects[i];
         fresh = !(o->parent == j && o->keylen == leaf->len && memcmp(o->key, leaf->key, leaf->len) == 0);
     }
-    ep->obj = j;
     ep->depth = depth;
     ep->fresh = fresh;
     return ep;
@@ -870,7 +882,8 @@ void pixel_module_event_path_free(pixel_module_event_path *path)
 /* The mapped object ep stands for on this line (or the root when it stands
  * for none), with *k the segments it covers; NULL when it cannot be used. */
 static inline pixel_value *event_start(const pixel_module_event *ev,
-                                       const pixel_module_event_path *ep, size_t *k)
+                                       const pixel_module_event_path *ep, int obj, size_t depth,
+                                       size_t *k)
 {
     const pixel_ctx *ctx = ev->ctx;
     *k = 0;
@@ -878,15 +891,15 @@ static inline pixel_value *event_start(const pixel_module_event *ev,
         !ctx->map_objs || ctx->map_objs[0] != ev->event) {
         return NULL;
     }
-    if (ep->obj == 0) {
+    if (obj == 0) {
         return ev->event;
     }
-    pixel_value *o = ctx->map_objs[ep->obj];
+    pixel_value *o = ctx->map_objs[obj];
     if (!o) {
         return NULL;
     }
     const pixel_objnode *objs = ep->pipeline->objects;
-    for (int a = objs[ep->obj].parent;; a = objs[a].parent) {
+    for (int a = objs[obj].parent;; a = objs[a].parent) {
         if (!ctx->map_objs[a] || (ctx->map_objs[a]->flags & PIXEL_VALUE_EDITED)) {
             return NULL;
         }
@@ -894,7 +907,7 @@ static inline pixel_value *event_start(const pixel_module_event *ev,
             break;
         }
     }
-    *k = ep->depth;
+    *k = depth;
     return o;
 }
 
@@ -916,7 +929,7 @@ pixel_value *pixel_module_event_get(const pixel_module_event *ev,
         return NULL;
     }
     size_t k;
-    const pixel_value *v = event_start(ev, path, &k);
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
@@ -929,7 +942,7 @@ int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path
     const pixel_path *pp = path->path;
     const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
     size_t k;
-    pixel_value *start = event_start(ev, path, &k);
+    pixel_value *start = event_start(ev, path, path->obj, path->depth, &k);
     pixel_value *parent = NULL;
     if (start && path->fresh && !(start->flags & PIXEL_VALUE_EDITED)) {
         parent = start; /* the path's parent, which nobody changed: the member is new */
@@ -1135,6 +1148,88 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
             shape_make(sh, blk, lf->parent);
         }
         shape_append(p, v);
+    }
+    return blk;
+}
+
+/*
+ * A shape's result kept as an image in the module's memory: the block of
+ * nodes pixel_module_shape_build() would make, with the links (next, and an
+ * object's head and tail) as node numbers + 1 (0: none) instead of
+ * pointers.  Emitting it is a copy and a pass over the links.
+ */
+size_t pixel_module_shape_image_size(const pixel_module_shape *shape)
+{
+    return shape ? shape->nnodes * sizeof(pixel_value) : 0;
+}
+
+static inline uintptr_t to_index(const pixel_value *base, const pixel_value *v)
+{
+    return v ? (uintptr_t)(v - base) + 1 : 0;
+}
+
+int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
+                             void *image, size_t size)
+{
+    if (!shape || !vals || !image || size < shape->nnodes * sizeof(pixel_value)) {
+        return -1;
+    }
+    pixel_value *blk = image;
+    /* as pixel_module_shape_build() lays it out, every node defined */
+    memset(blk, 0, shape->nnodes * sizeof(pixel_value));
+    blk[0].type = PIXEL_TYPE_OBJECT;
+    for (size_t i = 0; i < shape->nleaves; i++) {
+        const shape_member *lf = &shape->leaf[i];
+        if (!vals[i].s) {
+            continue;
+        }
+        pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
+        v->type = PIXEL_TYPE_STRING;
+        v->flags = lf->flags;
+        v->klen = lf->klen;
+        v->key = lf->key;
+        v->u.str.s = vals[i].s;
+        v->u.str.len = vals[i].len;
+        if (p->type != PIXEL_TYPE_OBJECT) {
+            shape_make(shape, blk, lf->parent);
+        }
+        shape_append(p, v);
+    }
+    for (size_t k = 0; k < shape->nnodes; k++) {
+        pixel_value *v = &blk[k];
+        v->next = (pixel_value *)to_index(blk, v->next);
+        if (k < shape->nobjs) {
+            v->u.list.head = (pixel_value *)to_index(blk, v->u.list.head);
+            v->u.list.tail = (pixel_value *)to_index(blk, v->u.list.tail);
+        }
+    }
+    return 0;
+}
+
+static inline pixel_value *from_index(pixel_value *base, const pixel_value *i)
+{
+    uintptr_t n = (uintptr_t)i;
+    return n ? base + (n - 1) : NULL;
+}
+
+pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
+                                     const void *image)
+{
+    if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
+        return NULL;
+    }
+    size_t n = shape->nnodes;
+    pixel_value *blk = pixel__arena_alloc(&ctx->arena, n * sizeof(pixel_value));
+    if (PIXEL_UNLIKELY(!blk)) {
+        return NULL;
+    }
+    memcpy(blk, image, n * sizeof(pixel_value));
+    for (size_t k = 0; k < shape->nobjs; k++) {
+        blk[k].u.list.head = from_index(blk, blk[k].u.list.head);
+        blk[k].u.list.tail = from_index(blk, blk[k].u.list.tail);
+    }
+    for (size_t k = 0; k < n; k++) {
+        blk[k].next = from_index(blk, blk[k].next);
     }
     return blk;
 }

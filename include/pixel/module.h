@@ -36,8 +36,9 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
- *   1.3  2026-11  pixel_module_shape_new/_build/_free(): a result object (nested
- *                 objects of string members) laid out once, built in one call;
+ *   1.3  2026-11  pixel_module_shape_new/_build/_free() (and _image_size/_image/
+ *                 _emit for results kept): a result object (nested objects of
+ *                 string members) laid out once, built in one call;
  *                 pixel_module_event_path_new/_free(), pixel_module_event_get/_set():
  *                 event paths bound to the module entry, read and written
  *                 without walking what the pipeline already knows.
@@ -268,6 +269,21 @@ PIXEL_API pixel_module_shape *pixel_module_shape_new(const char *const *paths, s
 PIXEL_API pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *shape,
                                                 const pixel_module_str *vals);
 PIXEL_API void pixel_module_shape_free(pixel_module_shape *shape);
+/*
+ * (ABI 1.3) A result the module keeps (a cache entry): pixel_module_shape_image()
+ * writes what pixel_module_shape_build() would build from vals into
+ * `image`, module memory of pixel_module_shape_image_size() bytes (0 or -1
+ * when too small), and pixel_module_shape_emit() makes a fresh copy of it
+ * in ctx's arena on each line (NULL only when out of memory): a copy of the
+ * block instead of a member at a time.  The image holds the vals pointers,
+ * not their bytes: they must stay valid while an event made from it is in
+ * use, as for pixel_module_shape_build().
+ */
+PIXEL_API size_t pixel_module_shape_image_size(const pixel_module_shape *shape);
+PIXEL_API int pixel_module_shape_image(const pixel_module_shape *shape,
+                                       const pixel_module_str *vals, void *image, size_t size);
+PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
+                                               const void *image);
 
 /*
  * (ABI 1.3) Event paths bound to the module entry, made in create() from

@@ -71,14 +71,17 @@ static inline int part_of(int k)
     return k < O_FAMILY ? 0 : k < D_FAMILY ? 1 : 2;
 }
 
-/* One parse result: NFIELDS strings packed in one allocation, the text right
- * after the struct; field k is present when bit k of `present` is set, and
- * is then n[k] bytes at offset off[k] of the text (vals[k], for the shape:
- * the same, as pointers into that text). */
+/* One parse result: NFIELDS strings packed in one allocation, after the
+ * struct (and the image, when there is one); field k is present when bit k
+ * of `present` is set, and is then n[k] bytes at offset off[k] of the text
+ * (vals[k], for the shape: the same, as pointers into that text).  A cached
+ * result also holds its output object as a shape image. */
 typedef struct ua_result {
     uint32_t present;
     uint32_t off[NFIELDS], n[NFIELDS];
     size_t textlen;
+    const char *text;
+    void *image; /* NULL: none (an uncached result) */
     pixel_module_str vals[NFIELDS];
 } ua_result;
 
@@ -375,7 +378,7 @@ static int match_list(const parser_list *l, parser_kind kind, const char *ua, si
 
 /* Parse ua into a freshly allocated result (free with free()), with the
  * instance's match data and marks. */
-static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
+static ua_result *parse(useragent_ctx *u, const char *ua, size_t n, int cached)
 {
     const ua_rules *rules = u->rules;
     size_t off[NFIELDS] = {0}, len[NFIELDS] = {0};
@@ -395,9 +398,12 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
             bad = bad || sb_put(&b, "Other", 5) < 0;
         }
     }
-    ua_result *r = bad ? NULL : malloc(sizeof(*r) + b.len + 1);
+    size_t isize = cached ? (pixel_module_shape_image_size(u->shape) + 7) & ~(size_t)7 : 0;
+    ua_result *r = bad ? NULL : malloc(sizeof(*r) + isize + b.len + 1);
     if (r) {
-        char *text = (char *)(r + 1);
+        char *text = (char *)(r + 1) + isize;
+        r->text = text;
+        r->image = isize ? (void *)(r + 1) : NULL;
         if (b.len) {
             memcpy(text, b.p, b.len);
         }
@@ -410,6 +416,10 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
             r->vals[k].s = (r->present >> k) & 1 ? text + off[k] : NULL;
             r->vals[k].len = len[k];
         }
+        if (r->image && pixel_module_shape_image(u->shape, r->vals, r->image, isize) < 0) {
+            free(r);
+            r = NULL;
+        }
     }
     free(b.p);
     return r;
@@ -418,22 +428,23 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
 /* ---- the cache ---- */
 
 /*
- * Write r into the event at u->into (whose parent object, when already
- * looked up, is `parent`).  A cached r: the values point into it.  The
- * instance is its context's alone (PIXEL_MODULE_PER_THREAD), so only a
- * later call of this instance evicts it: on a later line of the context,
- * after the event went with the reset, or when the same event is enriched
- * again -- which replaces this result, and the evicted entry is kept until
- * the eviction after that (u->retired).  An uncached r is freed after the
- * call: its text is copied into the context's arena, and the values point
- * into that copy.
+ * Write r into the event at u->into.  A cached r: a copy of its image,
+ * whose values point into it.  The instance is its context's alone
+ * (PIXEL_MODULE_PER_THREAD), so only a later call of this instance evicts
+ * it: on a later line of the context, after the event went with the reset,
+ * or when the same event is enriched again -- which replaces this result,
+ * and the evicted entry is kept until the eviction after that (u->retired).
+ * An uncached r is freed after the call: its text is copied into the
+ * context's arena, and the values point into that copy.
  */
 static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r, int cached)
 {
-    pixel_module_str copied[NFIELDS];
-    const pixel_module_str *vals = r->vals;
-    if (!cached) {
-        pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
+    pixel_value *into;
+    if (cached) {
+        into = pixel_module_shape_emit(ev->ctx, u->shape, r->image);
+    } else {
+        pixel_module_str copied[NFIELDS];
+        pixel_value *text = pixel_value_new_string(ev->ctx, r->text, r->textlen);
         const char *base = pixel_value_string(text, NULL);
         if (!base) {
             return PIXEL_ENOMEM;
@@ -442,9 +453,8 @@ static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result 
             copied[k].s = r->vals[k].s ? base + r->off[k] : NULL;
             copied[k].len = r->n[k];
         }
-        vals = copied;
+        into = pixel_module_shape_build(ev->ctx, u->shape, copied);
     }
-    pixel_value *into = pixel_module_shape_build(ev->ctx, u->shape, vals);
     if (!into) {
         return PIXEL_ENOMEM;
     }
@@ -455,7 +465,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
 {
     if (!u->nsets || n > u->max_len) {
         count(&u->uncached);
-        ua_result *r = parse(u, ua, n);
+        ua_result *r = parse(u, ua, n, 0);
         int rc = r ? emit(u, ev, r, 0) : PIXEL_ENOMEM;
         free(r);
         return rc;
@@ -472,7 +482,7 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
         }
     }
     count(&u->misses);
-    ua_result *r = parse(u, ua, n);
+    ua_result *r = parse(u, ua, n, 1);
     char *copy = r ? malloc(n ? n : 1) : NULL;
     if (!r || !copy) {
         free(r);

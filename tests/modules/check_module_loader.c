@@ -293,10 +293,21 @@ START_TEST(shapes_build_what_set_at_builds)
         }
         pixel_value *got = pixel_module_shape_build(ctx, sh, vals);
         ck_assert_ptr_nonnull(got);
-        size_t n1, n2;
+        size_t n1, n2, isize = pixel_module_shape_image_size(sh);
         char *a = strdup(pixel_value_dump(ctx, want, &n1));
         const char *b = pixel_value_dump(ctx, got, &n2);
         ck_assert_msg(n1 == n2 && strcmp(a, b) == 0, "mask %#x: %s against %s", masks[m], b, a);
+        /* the same from an image, twice (each a fresh copy) */
+        void *image = malloc(isize);
+        ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize - 1), -1);
+        ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize), 0);
+        pixel_value *c1 = pixel_module_shape_emit(ctx, sh, image);
+        pixel_value *c2 = pixel_module_shape_emit(ctx, sh, image);
+        ck_assert_ptr_ne(c1, c2);
+        ck_assert_int_eq(pixel_object_set(ctx, c1, "extra", pixel_value_null(ctx)), 0);
+        b = pixel_value_dump(ctx, c2, &n2);
+        ck_assert_msg(n1 == n2 && strcmp(a, b) == 0, "image, mask %#x: %s against %s", masks[m], b, a);
+        free(image);
         free(a);
     }
     pixel_module_shape_free(sh);
