@@ -824,9 +824,11 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
         gdepth++;
     }
     depth = gdepth < path->n ? gdepth : path->n - 1;
-    /* Built-ins before the entry: one whose target (or source) is a prefix
-       of an object's path may replace that object; one whose target or
-       source overlaps the path may set the path itself. */
+    /* Built-ins before the entry: one whose target is a prefix of an
+       object's path may replace that object (url only adds members to its
+       target, an object it never replaces: what is below it); one whose
+       target or source overlaps the path may set the path itself (a source
+       is only read, or changed in place: anonymize_ip). */
     bool fresh = depth + 1 == path->n;
     for (const pixel_enricher *x = p->enrichers; x < cfg->enricher; x++) {
         if (x->fn == run_module) {
@@ -834,14 +836,16 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
         }
         const pixel_path *w[2] = {x->into_path, x->from_path};
         for (int t = 0; t < 2; t++) {
-            if (w[t] && paths_overlap(w[t], path)) {
-                fresh = false;
-                if (w[t]->n <= depth) {
-                    depth = w[t]->n - 1;
-                }
-                if (w[t]->n <= gdepth) {
-                    gdepth = w[t]->n - 1;
-                }
+            if (!w[t] || !paths_overlap(w[t], path)) {
+                continue;
+            }
+            fresh = false;
+            size_t keep = w[t]->n - (x->name && strcmp(x->name, "url") == 0 ? 0 : 1);
+            if (t == 0 && w[t]->n <= depth && keep < depth) {
+                depth = keep;
+            }
+            if (t == 0 && w[t]->n <= gdepth && keep < gdepth) {
+                gdepth = keep;
             }
         }
     }
