@@ -1443,7 +1443,7 @@ static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         .struct_size = (uint32_t)sizeof(ev),
         .ctx = ctx,
         .event = ctx->event,
-        .record = pixel_ctx_record(ctx),
+        .record = ctx->parsed ? &ctx->rec : NULL, /* pixel_ctx_record(), in line */
     };
     int rc = ms->m.process(inst, &ev, err);
     if (rc == PIXEL_MODULE_CONTINUE) {
