@@ -246,6 +246,9 @@ struct pixel_module_config {
     optval *vals;
     size_t nvals;
     pixel_ctx *vctx; /* arena of the value trees */
+    /* the entry's pipeline and place in its enrich list (event paths, ABI 1.3) */
+    const pixel_pipeline *pipeline;
+    const pixel_enricher *enricher;
 };
 
 static void config_free(pixel_module_config *cfg)
@@ -737,6 +740,504 @@ void pixel_module_field_free(pixel_module_field *field)
     pixel__free(field);
 }
 
+static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err);
+
+/* ---- event paths (ABI 1.3) ---------------------------------------------------------- */
+
+/*
+ * An event path bound to its module entry.  At load: `obj`, the deepest
+ * object on the path (its first `depth` segments; 0: the root) that the map
+ * stage makes and that no built-in enricher before the entry may replace
+ * (its target a prefix of the object's path; the rule of enrich.c's
+ * mapped_index), and `fresh`, true when nothing before the entry but
+ * modules may set the path itself: no mapped field or object at it, no
+ * built-in before whose source or target overlaps it, and its parent is
+ * `obj`.  On a line, ctx->map_objs[obj] is that object while no object
+ * above it was changed through the public setters (they mark what they
+ * change PIXEL_VALUE_EDITED, as pixel_module_object_append does); and a
+ * fresh path's member is absent while its parent was not changed either.
+ */
+struct pixel_module_event_path {
+    pixel_path *path;
+    char *dotted;
+    const pixel_pipeline *pipeline;
+    int obj;      /* pipeline->objects index, 0: none (the root) */
+    size_t depth; /* segments of the path that obj stands for (at most all but the last) */
+    int gobj;     /* the same for reading: the path's own object when mapped */
+    size_t gdepth;
+    bool fresh;
+};
+
+/* The mapped object under object j named seg, or 0. */
+static int mapped_child(const pixel_pipeline *p, int j, const struct pixel_path_seg *seg)
+{
+    for (size_t i = 1; i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        if (o->parent == j && o->keylen == seg->len && memcmp(o->key, seg->key, o->keylen) == 0) {
+            return (int)i;
+        }
+    }
+    return 0;
+}
+
+/* Do a and b agree segment for segment as far as the shorter goes? */
+static bool paths_overlap(const pixel_path *a, const pixel_path *b)
+{
+    size_t n = a->n < b->n ? a->n : b->n;
+    for (size_t k = 0; k < n; k++) {
+        if (a->seg[k].len != b->seg[k].len ||
+            memcmp(a->seg[k].key, b->seg[k].key, a->seg[k].len) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *cfg,
+                                                     const char *dotted)
+{
+    if (!dotted || strlen(dotted) > UINT32_MAX) {
+        return NULL;
+    }
+    pixel_module_event_path *ep = pixel__calloc(1, sizeof(*ep));
+    if (!ep || !(ep->path = pixel__path_new(dotted)) || !(ep->dotted = pixel__strdup(dotted))) {
+        pixel_module_event_path_free(ep);
+        return NULL;
+    }
+    const pixel_pipeline *p = cfg ? cfg->pipeline : NULL;
+    const pixel_path *path = ep->path;
+    for (size_t k = 0; k < path->n; k++) {
+        if (path->seg[k].len == 0) {
+            return ep; /* an empty segment: found nowhere, looked up as always */
+        }
+    }
+    /* (while the pipeline loads, the entry is the one past the last loaded) */
+    if (!p || !cfg->enricher || cfg->enricher < p->enrichers ||
+        cfg->enricher > p->enrichers + p->nenrichers) {
+        return ep; /* not an entry of a pipeline: plain lookups */
+    }
+    ep->pipeline = p;
+    /* The mapped objects along the path, above its last segment (and for
+       reading, down to the path itself). */
+    size_t depth = 0, gdepth = 0;
+    for (int j = 0; gdepth < path->n && (j = mapped_child(p, j, &path->seg[gdepth])); ) {
+        gdepth++;
+    }
+    depth = gdepth < path->n ? gdepth : path->n - 1;
+    /* Built-ins before the entry: one whose target is a prefix of an
+       object's path may replace that object (url only adds members to its
+       target, an object it never replaces: what is below it); one whose
+       target or source overlaps the path may set the path itself (a source
+       is only read, or changed in place: anonymize_ip). */
+    bool fresh = depth + 1 == path->n;
+    for (const pixel_enricher *x = p->enrichers; x < cfg->enricher; x++) {
+        if (x->fn == run_module) {
+            continue; /* modules change the event through setters: seen on the line */
+        }
+        const pixel_path *w[2] = {x->into_path, x->from_path};
+        for (int t = 0; t < 2; t++) {
+            if (!w[t] || !paths_overlap(w[t], path)) {
+                continue;
+            }
+            fresh = false;
+            size_t keep = w[t]->n - (x->name && strcmp(x->name, "url") == 0 ? 0 : 1);
+            if (t == 0 && w[t]->n <= depth && keep < depth) {
+                depth = keep;
+            }
+            if (t == 0 && w[t]->n <= gdepth && keep < gdepth) {
+                gdepth = keep;
+            }
+        }
+    }
+    int j = 0;
+    for (size_t d = 0; d < gdepth; d++) {
+        j = mapped_child(p, j, &path->seg[d]);
+        if (d + 1 == depth) {
+            ep->obj = j;
+        }
+    }
+    ep->gobj = j;
+    ep->gdepth = gdepth;
+    j = ep->obj;
+    /* Mapped fields and objects at the path itself. */
+    const struct pixel_path_seg *leaf = &path->seg[path->n - 1];
+    for (size_t i = 0; fresh && i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        fresh = !(f->parent == j && f->leaflen == leaf->len && memcmp(f->leaf, leaf->key, leaf->len) == 0);
+    }
+    for (size_t i = 1; fresh && i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        fresh = !(o->parent == j && o->keylen == leaf->len && memcmp(o->key, leaf->key, leaf->len) == 0);
+    }
+    ep->depth = depth;
+    ep->fresh = fresh;
+    return ep;
+}
+
+void pixel_module_event_path_free(pixel_module_event_path *path)
+{
+    if (path) {
+        pixel__path_free(path->path);
+        pixel__free(path->dotted);
+        pixel__free(path);
+    }
+}
+
+/* The mapped object ep stands for on this line (or the root when it stands
+ * for none), with *k the segments it covers; NULL when it cannot be used. */
+static inline pixel_value *event_start(const pixel_module_event *ev,
+                                       const pixel_module_event_path *ep, int obj, size_t depth,
+                                       size_t *k)
+{
+    const pixel_ctx *ctx = ev->ctx;
+    *k = 0;
+    if (!ep->pipeline || !ctx || ctx->pipeline != ep->pipeline || ctx->event != ev->event ||
+        !ctx->map_objs || ctx->map_objs[0] != ev->event) {
+        return NULL;
+    }
+    if (obj == 0) {
+        return ev->event;
+    }
+    pixel_value *o = ctx->map_objs[obj];
+    if (!o) {
+        return NULL;
+    }
+    const pixel_objnode *objs = ep->pipeline->objects;
+    for (int a = objs[obj].parent;; a = objs[a].parent) {
+        if (!ctx->map_objs[a] || (ctx->map_objs[a]->flags & PIXEL_VALUE_EDITED)) {
+            return NULL;
+        }
+        if (a == 0) {
+            break;
+        }
+    }
+    *k = depth;
+    return o;
+}
+
+/* The member at segments k..n-1 of path, from v. */
+static inline pixel_value *path_from(const pixel_value *v, const pixel_path *path, size_t k,
+                                     size_t n)
+{
+    for (; v && k < n; k++) {
+        v = v->type == PIXEL_TYPE_OBJECT ? pixel__object_getn(v, path->seg[k].key, path->seg[k].len)
+                                         : NULL;
+    }
+    return (pixel_value *)v;
+}
+
+pixel_value *pixel_module_event_get(const pixel_module_event *ev,
+                                    const pixel_module_event_path *path)
+{
+    if (PIXEL_UNLIKELY(!ev || !path)) {
+        return NULL;
+    }
+    size_t k;
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    return path_from(v ? v : ev->event, path->path, k, path->path->n);
+}
+
+int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
+                           pixel_value *val)
+{
+    if (PIXEL_UNLIKELY(!ev || !path || !val || !ev->ctx || !ev->event)) {
+        return -1;
+    }
+    const pixel_path *pp = path->path;
+    const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
+    size_t k;
+    pixel_value *start = event_start(ev, path, path->obj, path->depth, &k);
+    pixel_value *parent = NULL;
+    if (start && path->fresh && !(start->flags & PIXEL_VALUE_EDITED)) {
+        parent = start; /* the path's parent, which nobody changed: the member is new */
+    } else {
+        /* A new member of an existing parent is appended with the path's
+           own key; anything else goes as pixel_value_set_at() does it. */
+        parent = path_from(start ? start : ev->event, pp, k, pp->n - 1);
+        if (!parent || parent->type != PIXEL_TYPE_OBJECT ||
+            pixel__object_getn(parent, leaf->key, leaf->len)) {
+            return pixel_value_set_at(ev->ctx, ev->event, path->dotted, val) < 0 ? -1 : 0;
+        }
+    }
+    parent->flags |= PIXEL_VALUE_EDITED; /* as pixel_module_object_append() */
+    if (leaf->plain) {
+        return pixel__object_add_plain(parent, leaf->key, leaf->len, val);
+    }
+    return pixel__object_add(parent, leaf->key, leaf->len, val);
+}
+
+/* ---- result shapes (ABI 1.3) ------------------------------------------------------- */
+
+/* A shape numbers the nodes of its result: 0 the result object, then the
+ * other objects, then the leaves (building zeroes only the objects, which
+ * are made when their first member is; a present leaf is written whole).
+ * obj[k] and leaf[i] say where each goes. */
+typedef struct shape_member {
+    const char *key; /* in the shape's text */
+    uint32_t klen;
+    uint32_t node;   /* its index in the block */
+    uint32_t parent; /* the block index of its object */
+    uint8_t flags;   /* PIXEL_VALUE_PLAIN_KEY or 0 */
+} shape_member;
+
+struct pixel_module_shape {
+    size_t nnodes, nobjs, nleaves;
+    shape_member *obj;  /* nobjs; obj[0] is the result itself */
+    shape_member *leaf; /* nleaves, in the order of the paths */
+    char *text;
+};
+
+void pixel_module_shape_free(pixel_module_shape *shape)
+{
+    if (shape) {
+        pixel__free(shape->obj);
+        pixel__free(shape->leaf);
+        pixel__free(shape->text);
+        pixel__free(shape);
+    }
+}
+
+pixel_module_shape *pixel_module_shape_new(const char *const *paths, size_t n)
+{
+    size_t total = 0, segs = 1;
+    for (size_t i = 0; paths && i < n; i++) {
+        if (!paths[i]) {
+            return NULL;
+        }
+        size_t len = strlen(paths[i]);
+        total += len + 1;
+        for (size_t k = 0; k <= len; k++) {
+            segs += paths[i][k] == '.' || paths[i][k] == '\0';
+        }
+    }
+    if (!paths || n == 0 || segs > UINT32_MAX || total > UINT32_MAX) {
+        return NULL;
+    }
+    /* First as a tree in creation order (tree[k].node: 1 for a leaf), then
+       numbered objects first. */
+    pixel_module_shape *sh = pixel__calloc(1, sizeof(*sh));
+    shape_member *tree = pixel__calloc(segs, sizeof(shape_member));
+    uint32_t *renum = pixel__calloc(segs, sizeof(uint32_t));
+    if (!sh || !tree || !renum || !(sh->obj = pixel__calloc(segs, sizeof(shape_member))) ||
+        !(sh->leaf = pixel__calloc(n, sizeof(shape_member))) || !(sh->text = pixel__malloc(total))) {
+        goto fail;
+    }
+    size_t ntree = 1;
+    char *t = sh->text;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(paths[i]);
+        memcpy(t, paths[i], len + 1);
+        uint32_t parent = 0;
+        for (char *seg = t;;) {
+            char *dot = strchr(seg, '.');
+            size_t sl = dot ? (size_t)(dot - seg) : strlen(seg);
+            uint32_t j = 0;
+            for (uint32_t k = 1; k < ntree && !j; k++) {
+                const shape_member *o = &tree[k];
+                j = o->parent == parent && o->klen == sl && memcmp(o->key, seg, sl) == 0 ? k : 0;
+            }
+            /* an empty segment, a repeated path, a path through a leaf, or
+               a leaf where another path has an object */
+            if (sl == 0 || (j && (!dot || tree[j].node))) {
+                goto fail;
+            }
+            if (!j) {
+                j = (uint32_t)ntree++;
+                tree[j] = (shape_member){seg, (uint32_t)sl, dot == NULL, parent,
+                                         pixel__plain_key(seg, sl) ? PIXEL_VALUE_PLAIN_KEY : 0};
+            }
+            if (!dot) {
+                sh->leaf[i] = tree[j];
+                sh->leaf[i].node = j; /* a tree index for now */
+                break;
+            }
+            *dot = '\0';
+            parent = j;
+            seg = dot + 1;
+        }
+        t += len + 1;
+    }
+    /* Objects first (the result stays 0), then leaves. */
+    size_t nobjs = 0;
+    for (size_t k = 0; k < ntree; k++) {
+        if (k == 0 || !tree[k].node) {
+            renum[k] = (uint32_t)nobjs++;
+        }
+    }
+    size_t next = nobjs;
+    for (size_t k = 1; k < ntree; k++) {
+        if (tree[k].node) {
+            renum[k] = (uint32_t)next++;
+        }
+    }
+    for (size_t k = 0; k < ntree; k++) {
+        if (k == 0 || !tree[k].node) {
+            shape_member *o = &sh->obj[renum[k]];
+            *o = tree[k];
+            o->node = renum[k];
+            o->parent = renum[tree[k].parent];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        sh->leaf[i].node = renum[sh->leaf[i].node];
+        sh->leaf[i].parent = renum[sh->leaf[i].parent];
+    }
+    sh->nnodes = ntree;
+    sh->nobjs = nobjs;
+    sh->nleaves = n;
+    pixel__free(tree);
+    pixel__free(renum);
+    return sh;
+fail:
+    pixel__free(tree);
+    pixel__free(renum);
+    pixel_module_shape_free(sh);
+    return NULL;
+}
+
+static inline void shape_append(pixel_value *obj, pixel_value *v)
+{
+    if (obj->u.list.tail) {
+        obj->u.list.tail->next = v;
+    } else {
+        obj->u.list.head = v;
+    }
+    obj->u.list.tail = v;
+    obj->u.list.count++;
+}
+
+/* Make object k of the block (a member of its own object, made first if
+ * need be). */
+static void shape_make(const pixel_module_shape *sh, pixel_value *blk, uint32_t k)
+{
+    const shape_member *o = &sh->obj[k];
+    pixel_value *v = &blk[k], *p = &blk[o->parent];
+    v->type = PIXEL_TYPE_OBJECT;
+    v->flags = o->flags;
+    v->klen = o->klen;
+    v->key = o->key;
+    if (p->type != PIXEL_TYPE_OBJECT) {
+        shape_make(sh, blk, o->parent);
+    }
+    shape_append(p, v);
+}
+
+pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *sh,
+                                      const pixel_module_str *vals)
+{
+    if (PIXEL_UNLIKELY(!ctx || !sh || !vals)) {
+        return NULL;
+    }
+    pixel_value *blk = pixel__arena_alloc(&ctx->arena, sh->nnodes * sizeof(pixel_value));
+    if (PIXEL_UNLIKELY(!blk)) {
+        return NULL;
+    }
+    /* The objects: zero (not made yet: PIXEL_TYPE_NULL) but the result. */
+    memset(blk, 0, sh->nobjs * sizeof(pixel_value));
+    blk[0].type = PIXEL_TYPE_OBJECT;
+    const shape_member *lf = sh->leaf;
+    for (size_t i = 0; i < sh->nleaves; i++, lf++) {
+        if (!vals[i].s) {
+            continue;
+        }
+        pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
+        v->type = PIXEL_TYPE_STRING;
+        v->flags = lf->flags;
+        v->klen = lf->klen;
+        v->key = lf->key;
+        v->next = NULL;
+        v->u.str.s = vals[i].s;
+        v->u.str.len = vals[i].len;
+        if (PIXEL_UNLIKELY(p->type != PIXEL_TYPE_OBJECT)) {
+            shape_make(sh, blk, lf->parent);
+        }
+        shape_append(p, v);
+    }
+    return blk;
+}
+
+/*
+ * A shape's result kept as an image in the module's memory: the block of
+ * nodes pixel_module_shape_build() would make, with the links (next, and an
+ * object's head and tail) as node numbers + 1 (0: none) instead of
+ * pointers.  Emitting it is a copy and a pass over the links.
+ */
+size_t pixel_module_shape_image_size(const pixel_module_shape *shape)
+{
+    return shape ? shape->nnodes * sizeof(pixel_value) : 0;
+}
+
+static inline uintptr_t to_index(const pixel_value *base, const pixel_value *v)
+{
+    return v ? (uintptr_t)(v - base) + 1 : 0;
+}
+
+int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
+                             void *image, size_t size)
+{
+    if (!shape || !vals || !image || size < shape->nnodes * sizeof(pixel_value)) {
+        return -1;
+    }
+    pixel_value *blk = image;
+    /* as pixel_module_shape_build() lays it out, every node defined */
+    memset(blk, 0, shape->nnodes * sizeof(pixel_value));
+    blk[0].type = PIXEL_TYPE_OBJECT;
+    for (size_t i = 0; i < shape->nleaves; i++) {
+        const shape_member *lf = &shape->leaf[i];
+        if (!vals[i].s) {
+            continue;
+        }
+        pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
+        v->type = PIXEL_TYPE_STRING;
+        v->flags = lf->flags;
+        v->klen = lf->klen;
+        v->key = lf->key;
+        v->u.str.s = vals[i].s;
+        v->u.str.len = vals[i].len;
+        if (p->type != PIXEL_TYPE_OBJECT) {
+            shape_make(shape, blk, lf->parent);
+        }
+        shape_append(p, v);
+    }
+    for (size_t k = 0; k < shape->nnodes; k++) {
+        pixel_value *v = &blk[k];
+        v->next = (pixel_value *)to_index(blk, v->next);
+        if (k < shape->nobjs) {
+            v->u.list.head = (pixel_value *)to_index(blk, v->u.list.head);
+            v->u.list.tail = (pixel_value *)to_index(blk, v->u.list.tail);
+        }
+    }
+    return 0;
+}
+
+static inline pixel_value *from_index(pixel_value *base, const pixel_value *i)
+{
+    uintptr_t n = (uintptr_t)i;
+    return n ? base + (n - 1) : NULL;
+}
+
+pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
+                                     const void *image)
+{
+    if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
+        return NULL;
+    }
+    size_t n = shape->nnodes;
+    pixel_value *blk = pixel__arena_alloc(&ctx->arena, n * sizeof(pixel_value));
+    if (PIXEL_UNLIKELY(!blk)) {
+        return NULL;
+    }
+    memcpy(blk, image, n * sizeof(pixel_value));
+    for (size_t k = 0; k < shape->nobjs; k++) {
+        blk[k].u.list.head = from_index(blk, blk[k].u.list.head);
+        blk[k].u.list.tail = from_index(blk, blk[k].u.list.tail);
+    }
+    for (size_t k = 0; k < n; k++) {
+        blk[k].next = from_index(blk, blk[k].next);
+    }
+    return blk;
+}
+
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
 {
     va_list ap, ap2;
@@ -770,6 +1271,8 @@ typedef struct modstate {
     pthread_mutex_t lock;
     inst_slot *slots;  /* SHARED: exactly one, ctx unused */
     size_t nslots, cap;
+    const pixel_pipeline *pipeline; /* for the config (event paths) */
+    const pixel_enricher *enricher;
 } modstate;
 
 static uint64_t next_id = 1; /* under libs_lock */
@@ -940,7 +1443,7 @@ static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         .struct_size = (uint32_t)sizeof(ev),
         .ctx = ctx,
         .event = ctx->event,
-        .record = pixel_ctx_record(ctx),
+        .record = ctx->parsed ? &ctx->rec : NULL, /* pixel_ctx_record(), in line */
     };
     int rc = ms->m.process(inst, &ev, err);
     if (rc == PIXEL_MODULE_CONTINUE) {
@@ -1187,6 +1690,8 @@ static int open_module(pixel_cfg *c, yaml_node_t *at, yaml_node_t *config, modst
     if (rc < 0) {
         return rc == PIXEL_ENOMEM ? pixel__cfg_fail(c, at, "out of memory") : rc;
     }
+    ms->cfg->pipeline = ms->pipeline;
+    ms->cfg->enricher = ms->enricher;
     pixel_error local = {0};
     void *inst = NULL;
     rc = create_instance(ms, &inst, &local);
@@ -1227,6 +1732,8 @@ int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *op
         return pixel__cfg_fail(c, opts, "out of memory");
     }
     pthread_mutex_init(&ms->lock, NULL);
+    ms->pipeline = p;
+    ms->enricher = e;
     e->state = ms;
     e->free_fn = free_module;
     e->fn = run_module;

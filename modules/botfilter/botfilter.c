@@ -99,7 +99,7 @@ typedef struct botfilter_ctx {
     size_t nfamily_index; /* a power of two */
     char **family_fields;
     size_t nfamily_fields;
-    pixel_module_path *family_base; /* the family fields' common prefix, or NULL */
+    pixel_module_event_path *family_base; /* the family fields' common prefix, or NULL */
     pixel_module_path **family_rest; /* each family field after that prefix */
     pcre2_code **patterns;
     size_t npatterns;
@@ -150,7 +150,7 @@ static void destroy(void *instance)
         pixel_module_path_free(b->family_rest[i]);
     }
     free(b->family_rest);
-    pixel_module_path_free(b->family_base);
+    pixel_module_event_path_free(b->family_base);
     pixel_module_strings_free(b->families);
     pixel_module_strings_free(b->family_fields);
     for (size_t i = 0; i < b->npatterns; i++) {
@@ -245,7 +245,7 @@ static int compile_source(const char *from, source *src)
  * per event) and the rest of each.  Every field keeps at least one segment
  * of its own.
  */
-static int compile_family_fields(botfilter_ctx *b)
+static int compile_family_fields(botfilter_ctx *b, const pixel_module_config *cfg)
 {
     size_t n = b->nfamily_fields, prefix = 0; /* bytes of the common prefix, its dot excluded */
     for (size_t len = 1; n > 1 && b->family_fields[0][len - 1]; len++) {
@@ -267,7 +267,7 @@ static int compile_family_fields(botfilter_ctx *b)
     }
     if (prefix) {
         char *base = strndup(b->family_fields[0], prefix);
-        b->family_base = base ? pixel_module_path_new(base) : NULL;
+        b->family_base = base ? pixel_module_event_path_new(cfg, base) : NULL;
         free(base);
         if (!b->family_base) {
             return PIXEL_ENOMEM;
@@ -390,7 +390,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!b->families || !b->family_fields ||
         !(b->family_len = calloc(b->nfamilies + 1, sizeof(size_t))) ||
         !(b->family_rules = calloc(b->nfamilies + 1, sizeof(rule))) ||
-        compile_family_fields(b) < 0) {
+        compile_family_fields(b, cfg) < 0) {
         return PIXEL_ENOMEM;
     }
     for (size_t i = 0; i < b->nfamilies; i++) {
@@ -481,7 +481,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     size_t n;
     const pixel_value *base = NULL;
     if (b->nfamilies && b->nfamily_fields) {
-        base = b->family_base ? pixel_module_path_get(ev->event, b->family_base) : ev->event;
+        base = b->family_base ? pixel_module_event_get(ev, b->family_base) : ev->event;
     }
     for (size_t i = 0; base && i < b->nfamily_fields; i++) {
         const char *fam = pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);

@@ -23,6 +23,9 @@
 #include <string.h>
 
 #include <yaml.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <pixel/module.h>
 
@@ -68,11 +71,10 @@ typedef struct referer_ctx {
     char *into;
     /* `from` and `page_url`, compiled: their common prefix of whole segments
        (page) looked up once, or NULL, and the rest of each */
-    pixel_module_path *base, *from, *page;
-    /* `into` as its parent (NULL: the event) and last segment */
-    pixel_module_path *into_parent, *into_last;
-    const char *into_key;
-    size_t into_klen;
+    pixel_module_event_path *base;
+    pixel_module_path *from, *page;
+    pixel_module_event_path *into_path;
+    pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
 } referer_ctx;
 
@@ -328,18 +330,19 @@ static void destroy(void *instance)
     pixel_module_strings_free(r->internal);
     pixel_module_strings_free(r->paid);
     free(r->paid_len);
-    pixel_module_path_free(r->base);
+    pixel_module_event_path_free(r->base);
     pixel_module_path_free(r->from);
     pixel_module_path_free(r->page);
-    pixel_module_path_free(r->into_parent);
-    pixel_module_path_free(r->into_last);
+    pixel_module_event_path_free(r->into_path);
+    pixel_module_shape_free(r->shape);
     free(r->into);
     free(r);
 }
 
 /* The referer and page paths as a common prefix and the rest of each (each
  * keeps at least one segment of its own). */
-static int compile_paths(referer_ctx *r, const char *from, const char *page)
+static int compile_paths(referer_ctx *r, const pixel_module_config *cfg, const char *from,
+                         const char *page)
 {
     size_t prefix = 0;
     for (size_t i = 0; from[i] && from[i] == page[i]; i++) {
@@ -349,7 +352,7 @@ static int compile_paths(referer_ctx *r, const char *from, const char *page)
     }
     if (prefix) {
         char *base = strndup(from, prefix);
-        r->base = base ? pixel_module_path_new(base) : NULL;
+        r->base = base ? pixel_module_event_path_new(cfg, base) : NULL;
         free(base);
         if (!r->base) {
             return -1;
@@ -372,22 +375,13 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     *instance = r;
     r->direct = pixel_module_config_bool(cfg, "direct");
     r->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!r->into || compile_paths(r, pixel_module_config_string(cfg, "from"),
+    if (!r->into || compile_paths(r, cfg, pixel_module_config_string(cfg, "from"),
                                   pixel_module_config_string(cfg, "page_url")) < 0) {
         return PIXEL_ENOMEM;
     }
-    const char *dot = strrchr(r->into, '.');
-    r->into_key = dot ? dot + 1 : r->into;
-    r->into_klen = strlen(r->into_key);
-    if (dot) {
-        char *parent = strndup(r->into, (size_t)(dot - r->into));
-        r->into_parent = parent ? pixel_module_path_new(parent) : NULL;
-        free(parent);
-        if (!r->into_parent) {
-            return PIXEL_ENOMEM;
-        }
-    }
-    if (!(r->into_last = pixel_module_path_new(r->into_key))) {
+    static const char *const keys[] = {"medium", "source", "host", "term"};
+    if (!(r->into_path = pixel_module_event_path_new(cfg, r->into)) ||
+        !(r->shape = pixel_module_shape_new(keys, 4))) {
         return PIXEL_ENOMEM;
     }
     r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
@@ -415,10 +409,52 @@ typedef struct url {
     size_t hostlen, querylen;
 } url;
 
-/* Bytes that matter in a URL's authority: 1 ends it, 2 '@', 4 ':'. */
-static const unsigned char authority_byte[256] = {
-    ['/'] = 1, ['?'] = 1, ['#'] = 1, ['@'] = 2, [':'] = 4,
-};
+/*
+ * The first byte at or after p (before end) that is one of the URL's
+ * delimiters: of the authority ('/', '?', '#', '@', ':') when `authority`,
+ * else of the path ('?', '#'); end when there is none.  Sixteen bytes at a
+ * time; a tail shorter than that is read as the last sixteen bytes of the
+ * string (s..end, when it has as many), the bytes before p left out.
+ */
+static const char *next_delim(const char *s, const char *p, const char *end, int authority)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('?'), h = _mm_set1_epi8('#'), sl = _mm_set1_epi8('/'),
+                  at = _mm_set1_epi8('@'), co = _mm_set1_epi8(':');
+    while (p < end) {
+        const char *blk = p;
+        unsigned skip = 0;
+        if (end - p < 16) {
+            if (end - s < 16) {
+                break; /* a short string: below, a byte at a time */
+            }
+            blk = end - 16;
+            skip = (unsigned)(p - blk);
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk);
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, h));
+        if (authority) {
+            m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, sl),
+                                             _mm_or_si128(_mm_cmpeq_epi8(v, at),
+                                                          _mm_cmpeq_epi8(v, co))));
+        }
+        unsigned bits = (unsigned)_mm_movemask_epi8(m) >> skip << skip;
+        if (bits) {
+            return blk + __builtin_ctz(bits);
+        }
+        p = blk + 16;
+    }
+#else
+    (void)s;
+#endif
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '?' || c == '#' || (authority && (c == '/' || c == '@' || c == ':'))) {
+            return p;
+        }
+    }
+    return end;
+}
 
 /*
  * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
@@ -427,22 +463,22 @@ static const unsigned char authority_byte[256] = {
  */
 static int split_url(const char *s, size_t n, url *u)
 {
-    const char *end = s + n, *colon = memchr(s, ':', n);
+    const char *end = s + n, *colon = s;
     memset(u, 0, sizeof(*u));
-    if (!colon || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
+    while (colon < end && *colon != ':') { /* the scheme is short: no call */
+        colon++;
+    }
+    if (colon == end || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return -1;
     }
     const char *h = colon + 3, *p = h, *port = NULL;
     int at = 0;
-    for (; p < end; p++) {
-        unsigned c = authority_byte[(unsigned char)*p];
-        if (c == 0) {
-            continue;
-        }
-        if (c == 1) {
+    for (;; p++) {
+        p = next_delim(s, p, end, 1);
+        if (p == end || *p == '/' || *p == '?' || *p == '#') {
             break;
         }
-        if (c == 2) {
+        if (*p == '@') {
             if (!at) { /* the first '@': the host starts after it */
                 at = 1;
                 h = p + 1;
@@ -458,8 +494,8 @@ static int split_url(const char *s, size_t n, url *u)
         u->hostlen--;
     }
     /* The query: after the first '?', when no '#' comes before it. */
-    const char *q = memchr(p, '?', (size_t)(end - p));
-    if (q && !memchr(p, '#', (size_t)(q - p))) {
+    const char *q = next_delim(s, p, end, 0);
+    if (q < end && *q == '?') {
         const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
         u->query = q + 1;
         u->querylen = (size_t)((frag ? frag : end) - u->query);
@@ -606,23 +642,12 @@ static int paid_landing(const referer_ctx *r, const url *u)
     return 0;
 }
 
-#define KEY(s) s, sizeof(s) - 1
-
-/* o.key = the n bytes at s, not copied (they outlive the event); nothing for s NULL. */
-static int put(pixel_ctx *ctx, pixel_value *o, const char *key, size_t klen, const char *s,
-               size_t n)
-{
-    return s && pixel_module_object_append(o, key, klen, pixel_module_string_ref(ctx, s, n)) < 0
-               ? -1
-               : 0;
-}
-
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 {
     referer_ctx *r = instance;
     (void)err;
     size_t n = 0, pn = 0;
-    const pixel_value *base = r->base ? pixel_module_path_get(ev->event, r->base) : ev->event;
+    const pixel_value *base = r->base ? pixel_module_event_get(ev, r->base) : ev->event;
     const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
     const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
     url ru, pu;
@@ -667,26 +692,15 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         medium_len = 4;
     }
     /* medium and source: literals or the table's own strings, which live as
-     * long as the instance; host: a part of the event's own referer string. */
-    pixel_value *o = pixel_value_new_object(ev->ctx);
-    if (!o || put(ev->ctx, o, KEY("medium"), medium, medium_len) < 0 ||
-        put(ev->ctx, o, KEY("source"), src, src_len) < 0 ||
-        put(ev->ctx, o, KEY("host"), ru.host, ru.hostlen) < 0 ||
-        (term && pixel_module_object_append(o, KEY("term"), term) < 0)) {
+     * long as the instance; host: a part of the event's own referer string;
+     * term: in the context's arena. */
+    pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {ru.host, ru.hostlen}, {NULL, 0}};
+    vals[3].s = pixel_value_string(term, &vals[3].len);
+    pixel_value *o = pixel_module_shape_build(ev->ctx, r->shape, vals);
+    if (!o) {
         return PIXEL_ENOMEM;
     }
-    /* A new member of an existing parent is appended with the key of `into`
-       itself (it outlives the event), as pixel_value_set_at() would append a
-       copy; a member to replace, or a parent to make, goes through it. */
-    pixel_value *parent = r->into_parent ? pixel_module_path_get(ev->event, r->into_parent)
-                                         : ev->event;
-    if (pixel_value_type(parent) == PIXEL_TYPE_OBJECT && !pixel_module_path_get(parent, r->into_last)) {
-        return pixel_module_object_append(parent, r->into_key, r->into_klen, o) < 0
-                   ? PIXEL_ENOMEM
-                   : PIXEL_MODULE_CONTINUE;
-    }
-    return pixel_value_set_at(ev->ctx, ev->event, r->into, o) < 0 ? PIXEL_ENOMEM
-                                                                  : PIXEL_MODULE_CONTINUE;
+    return pixel_module_event_set(ev, r->into_path, o) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
 }
 
 static const pixel_module referer_module = {

@@ -71,30 +71,18 @@ static inline int part_of(int k)
     return k < O_FAMILY ? 0 : k < D_FAMILY ? 1 : 2;
 }
 
-/* A dotted path as its parent (NULL for a single segment: the event) and its
- * last segment, both compiled; -1 when out of memory. */
-static int split_path(const char *dotted, pixel_module_path **parent, pixel_module_path **last)
-{
-    const char *dot = strrchr(dotted, '.');
-    if (dot) {
-        char *p = strndup(dotted, (size_t)(dot - dotted));
-        *parent = p ? pixel_module_path_new(p) : NULL;
-        free(p);
-        if (!*parent) {
-            return -1;
-        }
-    }
-    *last = pixel_module_path_new(dot ? dot + 1 : dotted);
-    return *last ? 0 : -1;
-}
-
-/* One parse result: NFIELDS strings packed in one allocation, the text right
- * after the struct; field k is present when bit k of `present` is set, and
- * is then n[k] bytes at offset off[k] of the text. */
+/* One parse result: NFIELDS strings packed in one allocation, after the
+ * struct (and the image, when there is one); field k is present when bit k
+ * of `present` is set, and is then n[k] bytes at offset off[k] of the text
+ * (vals[k], for the shape: the same, as pointers into that text).  A cached
+ * result also holds its output object as a shape image. */
 typedef struct ua_result {
     uint32_t present;
     uint32_t off[NFIELDS], n[NFIELDS];
     size_t textlen;
+    const char *text;
+    void *image; /* NULL: none (an uncached result) */
+    pixel_module_str vals[NFIELDS];
 } ua_result;
 
 /* ---- parsers ---- */
@@ -143,16 +131,17 @@ typedef struct useragent_ctx {
     /* `from` and `into`, each as its parent object (NULL: the event itself)
        and its last segment; when both parents are the same path
        (client.user_agent, client.ua) it is looked up once a line */
-    pixel_module_path *from_parent, *from_last, *into_parent, *into_last;
-    int same_parent;
-    const char *into_key; /* the last segment of `into`, in `into` */
-    size_t into_klen;
+    pixel_module_event_path *from_parent; /* NULL: the event itself */
+    pixel_module_path *from_last;
+    pixel_module_event_path *into_path;
     pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
     char *into;
+    pixel_module_shape *shape; /* {browser: {family, ...}, os: {...}, device: {...}} */
     int parts; /* bit 0 browser, 1 os, 2 device */
     size_t nsets; /* 0 = no cache */
     size_t max_len;
     cache_entry *sets; /* nsets * WAYS */
+    cache_entry retired; /* the entry evicted last (see emit) */
     uint64_t clock;
     pcre2_match_data *md; /* for a miss */
     uint64_t *marks;      /* the prefilter's marks, for a miss */
@@ -389,7 +378,7 @@ static int match_list(const parser_list *l, parser_kind kind, const char *ua, si
 
 /* Parse ua into a freshly allocated result (free with free()), with the
  * instance's match data and marks. */
-static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
+static ua_result *parse(useragent_ctx *u, const char *ua, size_t n, int cached)
 {
     const ua_rules *rules = u->rules;
     size_t off[NFIELDS] = {0}, len[NFIELDS] = {0};
@@ -409,9 +398,12 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
             bad = bad || sb_put(&b, "Other", 5) < 0;
         }
     }
-    ua_result *r = bad ? NULL : malloc(sizeof(*r) + b.len + 1);
+    size_t isize = cached ? (pixel_module_shape_image_size(u->shape) + 7) & ~(size_t)7 : 0;
+    ua_result *r = bad ? NULL : malloc(sizeof(*r) + isize + b.len + 1);
     if (r) {
-        char *text = (char *)(r + 1);
+        char *text = (char *)(r + 1) + isize;
+        r->text = text;
+        r->image = isize ? (void *)(r + 1) : NULL;
         if (b.len) {
             memcpy(text, b.p, b.len);
         }
@@ -421,6 +413,12 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
             r->present |= len[k] && (u->parts & (1 << part_of(k))) ? 1u << k : 0;
             r->off[k] = (uint32_t)off[k];
             r->n[k] = (uint32_t)len[k];
+            r->vals[k].s = (r->present >> k) & 1 ? text + off[k] : NULL;
+            r->vals[k].len = len[k];
+        }
+        if (r->image && pixel_module_shape_image(u->shape, r->vals, r->image, isize) < 0) {
+            free(r);
+            r = NULL;
         }
     }
     free(b.p);
@@ -430,57 +428,45 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n)
 /* ---- the cache ---- */
 
 /*
- * Write r into the event at u->into (whose parent object, when already
- * looked up, is `parent`).  r may be a cache entry, which a later miss of
- * this instance may evict: its text is copied into the context's arena once,
- * and the values point into that copy.
+ * Write r into the event at u->into.  A cached r: a copy of its image,
+ * whose values point into it.  The instance is its context's alone
+ * (PIXEL_MODULE_PER_THREAD), so only a later call of this instance evicts
+ * it: on a later line of the context, after the event went with the reset,
+ * or when the same event is enriched again -- which replaces this result,
+ * and the evicted entry is kept until the eviction after that (u->retired).
+ * An uncached r is freed after the call: its text is copied into the
+ * context's arena, and the values point into that copy.
  */
-static int emit(const useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
-                const ua_result *r)
+static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r, int cached)
 {
-    pixel_value *text = pixel_value_new_string(ev->ctx, (const char *)(r + 1), r->textlen);
-    pixel_value *into = pixel_value_new_object(ev->ctx);
-    const char *base = pixel_value_string(text, NULL);
-    if (!text || !into || !base) {
-        return PIXEL_ENOMEM;
-    }
-    pixel_value *obj = NULL;
-    int part = -1;
-    for (uint32_t left = r->present; left; left &= left - 1) {
-        int k = __builtin_ctz(left);
-        if (part_of(k) != part) { /* the first field of a part: the part's object */
-            part = part_of(k);
-            if (!(obj = pixel_value_new_object(ev->ctx)) ||
-                pixel_module_object_append(into, parts[part].name, parts[part].len, obj) < 0) {
-                return PIXEL_ENOMEM;
-            }
-        }
-        pixel_value *v = pixel_module_string_ref(ev->ctx, base + r->off[k], r->n[k]);
-        if (!v || pixel_module_object_append(obj, field_names[k].key, field_names[k].klen, v) < 0) {
+    pixel_value *into;
+    if (cached) {
+        into = pixel_module_shape_emit(ev->ctx, u->shape, r->image);
+    } else {
+        pixel_module_str copied[NFIELDS];
+        pixel_value *text = pixel_value_new_string(ev->ctx, r->text, r->textlen);
+        const char *base = pixel_value_string(text, NULL);
+        if (!base) {
             return PIXEL_ENOMEM;
         }
+        for (int k = 0; k < NFIELDS; k++) {
+            copied[k].s = r->vals[k].s ? base + r->off[k] : NULL;
+            copied[k].len = r->n[k];
+        }
+        into = pixel_module_shape_build(ev->ctx, u->shape, copied);
     }
-    /* A new member of an existing parent is appended with the key of `into`
-       itself (it outlives the event), as pixel_value_set_at() would append a
-       copy of it; anything else (no parent yet, a member to replace) goes
-       through pixel_value_set_at(). */
-    if (!u->same_parent) {
-        parent = u->into_parent ? pixel_module_path_get(ev->event, u->into_parent) : ev->event;
+    if (!into) {
+        return PIXEL_ENOMEM;
     }
-    if (pixel_value_type(parent) == PIXEL_TYPE_OBJECT && !pixel_module_path_get(parent, u->into_last)) {
-        return pixel_module_object_append(parent, u->into_key, u->into_klen, into) < 0 ? PIXEL_ENOMEM
-                                                                                    : 0;
-    }
-    return pixel_value_set_at(ev->ctx, ev->event, u->into, into) < 0 ? PIXEL_ENOMEM : 0;
+    return pixel_module_event_set(ev, u->into_path, into) < 0 ? PIXEL_ENOMEM : 0;
 }
 
-static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value *parent,
-                           const char *ua, size_t n)
+static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char *ua, size_t n)
 {
     if (!u->nsets || n > u->max_len) {
         count(&u->uncached);
-        ua_result *r = parse(u, ua, n);
-        int rc = r ? emit(u, ev, parent, r) : PIXEL_ENOMEM;
+        ua_result *r = parse(u, ua, n, 0);
+        int rc = r ? emit(u, ev, r, 0) : PIXEL_ENOMEM;
         free(r);
         return rc;
     }
@@ -492,11 +478,11 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
         if (e->stamp && e->hash == h && e->ualen == n && memcmp(e->ua, ua, n) == 0) {
             e->stamp = ++u->clock;
             count(&u->hits);
-            return emit(u, ev, parent, e->res);
+            return emit(u, ev, e->res, 1);
         }
     }
     count(&u->misses);
-    ua_result *r = parse(u, ua, n);
+    ua_result *r = parse(u, ua, n, 1);
     char *copy = r ? malloc(n ? n : 1) : NULL;
     if (!r || !copy) {
         free(r);
@@ -509,10 +495,11 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, pixel_value
             victim = &set[w];
         }
     }
-    free(victim->ua);
-    free(victim->res);
+    free(u->retired.ua);
+    free(u->retired.res);
+    u->retired = *victim; /* freed at the next eviction (see emit) */
     *victim = (cache_entry){h, ++u->clock, copy, n, r};
-    return emit(u, ev, parent, r);
+    return emit(u, ev, r, 1);
 }
 
 /* ---- the module ---- */
@@ -607,15 +594,17 @@ static void destroy(void *instance)
         free(u->sets[i].res);
     }
     free(u->sets);
+    free(u->retired.ua);
+    free(u->retired.res);
     pcre2_match_data_free(u->md);
     free(u->marks);
     free(u->work);
     rules_release(u->rules);
-    pixel_module_path_free(u->from_parent);
+    pixel_module_event_path_free(u->from_parent);
     pixel_module_path_free(u->from_last);
-    pixel_module_path_free(u->into_parent);
-    pixel_module_path_free(u->into_last);
+    pixel_module_event_path_free(u->into_path);
     pixel_module_field_free(u->log_ua);
+    pixel_module_shape_free(u->shape);
     free(u->into);
     free(u);
 }
@@ -652,19 +641,31 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (u->nsets && !(u->sets = calloc(u->nsets * WAYS, sizeof(cache_entry)))) {
         return PIXEL_ENOMEM;
     }
-    u->log_ua = pixel_module_field_new("log.user_agent");
-    u->into = strdup(pixel_module_config_string(cfg, "into"));
-    if (!u->log_ua || !u->into ||
-        split_path(pixel_module_config_string(cfg, "from"), &u->from_parent, &u->from_last) < 0 ||
-        split_path(u->into, &u->into_parent, &u->into_last) < 0) {
+    const char *paths[NFIELDS];
+    char names[NFIELDS][32];
+    for (int k = 0; k < NFIELDS; k++) {
+        snprintf(names[k], sizeof(names[k]), "%s.%s", parts[part_of(k)].name, field_names[k].key);
+        paths[k] = names[k];
+    }
+    if (!(u->shape = pixel_module_shape_new(paths, NFIELDS))) {
         return PIXEL_ENOMEM;
     }
+    u->log_ua = pixel_module_field_new("log.user_agent");
+    u->into = strdup(pixel_module_config_string(cfg, "into"));
+    /* `from` as its parent (looked up from the object the map stage made)
+       and its last segment */
     const char *from = pixel_module_config_string(cfg, "from");
-    const char *fdot = strrchr(from, '.'), *idot = strrchr(u->into, '.');
-    size_t fplen = fdot ? (size_t)(fdot - from) : 0, iplen = idot ? (size_t)(idot - u->into) : 0;
-    u->same_parent = fplen == iplen && strncmp(from, u->into, fplen) == 0;
-    u->into_key = idot ? idot + 1 : u->into;
-    u->into_klen = strlen(u->into_key);
+    const char *fdot = strrchr(from, '.');
+    if (fdot) {
+        char *fp = strndup(from, (size_t)(fdot - from));
+        u->from_parent = fp ? pixel_module_event_path_new(cfg, fp) : NULL;
+        free(fp);
+    }
+    if (!u->log_ua || !u->into || (fdot && !u->from_parent) ||
+        !(u->from_last = pixel_module_path_new(fdot ? fdot + 1 : from)) ||
+        !(u->into_path = pixel_module_event_path_new(cfg, u->into))) {
+        return PIXEL_ENOMEM;
+    }
     int rc = rules_get(cfg, &u->rules, err);
     if (rc == PIXEL_EIO && !pixel_module_config_isset(cfg, "regexes")) {
         pixel_error_clear(err);
@@ -691,8 +692,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     useragent_ctx *u = instance;
     (void)err;
     size_t n = 0;
-    pixel_value *parent = u->from_parent ? pixel_module_path_get(ev->event, u->from_parent)
-                                         : ev->event;
+    pixel_value *parent = u->from_parent ? pixel_module_event_get(ev, u->from_parent) : ev->event;
     const char *ua = pixel_value_string(pixel_module_path_get(parent, u->from_last), &n);
     if (!ua && ev->record) {
         ua = pixel_module_field_get(ev->record, u->log_ua, &n);
@@ -703,7 +703,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     if (!ua) {
         return PIXEL_MODULE_CONTINUE; /* nothing to parse; an empty field parses as Other */
     }
-    return lookup_or_parse(u, ev, parent, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
+    return lookup_or_parse(u, ev, ua, n) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
 }
 
 static int stats(void *instance, char *buf, size_t size)

@@ -268,6 +268,61 @@ START_TEST(config_strings_copies_a_list_or_its_default)
 }
 END_TEST
 
+/* ---- ABI 1.3 ---- */
+
+/* A shape builds what pixel_value_set_at() on a new object, path by path, builds. */
+START_TEST(shapes_build_what_set_at_builds)
+{
+    static const char *const paths[] = {"a.x", "b", "a.y", "c.d.e", "c.f", "we\"ird.k"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 6);
+    ck_assert_ptr_nonnull(sh);
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const int masks[] = {0x3f, 0x00, 0x01, 0x3e, 0x14, 0x08, 0x20};
+    for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
+        pixel_module_str vals[6];
+        pixel_value *want = pixel_value_new_object(ctx);
+        for (int i = 0; i < 6; i++) {
+            vals[i].s = (masks[m] >> i) & 1 ? "v\"al" + (i % 3) : NULL;
+            vals[i].len = 3 - (size_t)(i % 3);
+            if (vals[i].s) {
+                ck_assert_int_eq(pixel_value_set_at(ctx, want, paths[i],
+                                                    pixel_value_new_string(ctx, vals[i].s,
+                                                                           vals[i].len)),
+                                 0);
+            }
+        }
+        pixel_value *got = pixel_module_shape_build(ctx, sh, vals);
+        ck_assert_ptr_nonnull(got);
+        size_t n1, n2, isize = pixel_module_shape_image_size(sh);
+        char *a = strdup(pixel_value_dump(ctx, want, &n1));
+        const char *b = pixel_value_dump(ctx, got, &n2);
+        ck_assert_msg(n1 == n2 && strcmp(a, b) == 0, "mask %#x: %s against %s", masks[m], b, a);
+        /* the same from an image, twice (each a fresh copy) */
+        void *image = malloc(isize);
+        ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize - 1), -1);
+        ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize), 0);
+        pixel_value *c1 = pixel_module_shape_emit(ctx, sh, image);
+        pixel_value *c2 = pixel_module_shape_emit(ctx, sh, image);
+        ck_assert_ptr_ne(c1, c2);
+        ck_assert_int_eq(pixel_object_set(ctx, c1, "extra", pixel_value_null(ctx)), 0);
+        b = pixel_value_dump(ctx, c2, &n2);
+        ck_assert_msg(n1 == n2 && strcmp(a, b) == 0, "image, mask %#x: %s against %s", masks[m], b, a);
+        free(image);
+        free(a);
+    }
+    pixel_module_shape_free(sh);
+    pixel_ctx_free(ctx);
+    static const char *const bad[][2] = {{"a", "a"}, {"a", "a.b"}, {"a.b", "a"}, {"a.b", "a.b"},
+                                         {"a..b", "c"}, {"", "c"}, {"a.", "c"}, {".a", "c"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(pixel_module_shape_new(bad[i], 2) == NULL, "%s, %s", bad[i][0], bad[i][1]);
+    }
+    ck_assert_ptr_null(pixel_module_shape_new(NULL, 1));
+    ck_assert_ptr_null(pixel_module_shape_new(paths, 0));
+    pixel_module_shape_free(NULL);
+}
+END_TEST
+
 /* ---- ABI 1.2 ---- */
 
 /* A compiled path must give what pixel_value_at() gives, member for member. */
@@ -597,6 +652,7 @@ static Suite *module_loader_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("abi_1_2");
     tcase_add_test(tc, compiled_paths_find_what_value_at_finds);
+    tcase_add_test(tc, shapes_build_what_set_at_builds);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);

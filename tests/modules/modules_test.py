@@ -179,9 +179,55 @@ def privacy(tmp):
     check(rc != 0 and "option 'key_file' is required" in err, f"no key: {err}")
 
 
+def event_paths(tmp):
+    """Bound event paths (ABI 1.3) against what the map stage, a built-in or
+    a setter before the module did: a member replaced in place, never added
+    twice, and never written into an object the event no longer holds."""
+    def once(out):
+        # every key once in every object of the raw JSON
+        def hook(pairs):
+            keys = [k for k, _ in pairs]
+            check(len(keys) == len(set(keys)), f"a key twice: {keys}")
+            return dict(pairs)
+        return [json.loads(json.dumps(ev), object_pairs_hook=hook) for kind, ev in out if kind == "event"]
+    table = f"{SRC}/modules/referer/referers.yaml"
+    cases = [
+        # the target is a mapped root field: replaced in place
+        (f"  - module: {{name: referer, config: {{table: {table}, into: a}}}}\n", [log(CHROME)],
+         lambda ev: list(ev) == ["a", "client"] and ev["a"] == {"medium": "direct"}),
+        # a built-in before writes the target
+        (f"  - pipeline: {{into: referer}}\n  - module: {{name: referer, config: {{table: {table}}}}}\n", [log(CHROME)],
+         lambda ev: list(ev) == ["a", "client", "referer"] and ev["referer"] == {"medium": "direct"}),
+        # a setter before (modrun seeds through pixel_value_set_at) wrote it
+        (f"  - module: {{name: referer, config: {{table: {table}}}}}\n", [{"referer": "old"}],
+         lambda ev: ev["referer"] == {"medium": "direct"}),
+        # the target is a mapped field inside a mapped object
+        ("  - module: {name: useragent, config: {into: client.ip}}\n", [log(CHROME)],
+         lambda ev: list(ev["client"]) == ["ip"] and ev["client"]["ip"]["browser"]["family"] == "Chrome"),
+        # a built-in before replaces the parent object: the module writes into the new one
+        ("  - pipeline: {into: client}\n  - module: {name: useragent}\n", [log(CHROME)],
+         lambda ev: "ua" in ev["client"] and len(ev["client"]) > 1
+                    and ev["client"]["ua"]["browser"]["family"] == "Chrome"),
+        # a module before replaces it through a setter (seeded): looked up from the root
+        ("  - module: {name: useragent}\n  - module: {name: botfilter, config: {action: flag}}\n",
+         [{"client": {"user_agent": GOOGLEBOT}}],
+         lambda ev: ev["client"]["ua"]["browser"]["family"] == "Googlebot"
+                    and ev["client"].get("bot") == "family:Googlebot"),
+        # the plain case, twice in a row on one context
+        (f"  - module: {{name: useragent}}\n  - module: {{name: referer, config: {{table: {table}}}}}\n", [log(CHROME), log(GOOGLEBOT)],
+         lambda ev: list(ev) == ["a", "client", "referer"] and list(ev["client"]) == ["ip", "ua"]),
+    ]
+    for enrich, inputs, ok in cases:
+        rc, out, err = run(enrich, inputs, tmp)
+        evs = once(out)
+        check(rc == 0 and len(evs) == len(inputs) and all(ok(ev) for ev in evs),
+              f"event paths {enrich!r}: {out} {err}")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     botfilter(tmp)
     referer(tmp)
     privacy(tmp)
+    event_paths(tmp)
 print("modules: " + ("ok" if not failures else f"{failures} failures"))
 sys.exit(1 if failures else 0)
