@@ -424,6 +424,7 @@ static int build_plan(pixel_pipeline *p)
                           (f->src != SRC_QUERY || p->repeat != REPEAT_LIST),
                 .index = f->index,
             };
+            st.string = f->conv == CONV_STRING && (f->src != SRC_QUERY || p->repeat != REPEAT_LIST);
             if (plain && f->src == SRC_QUERY) {
                 st.input = STEP_QUERY;
             } else if (plain && f->src == SRC_LOG) {
@@ -738,6 +739,29 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
                     return PIXEL_ENOMEM;
                 }
             }
+            continue;
+        }
+        if (PIXEL_LIKELY(step->string) &&
+            (f->max_length == 0 || in.n <= (size_t)f->max_length) &&
+            (step->direct || pixel__all_ascii(in.p, in.n))) {
+            /* most fields: a view of the input, as a member of its parent */
+            pixel_value *parent = object_at(ctx, p, objs, f->parent);
+            pixel_value *s = pixel__arena_alloc(&ctx->arena, sizeof(*s));
+            if (!parent || !s) {
+                return PIXEL_ENOMEM;
+            }
+            *s = (pixel_value){.type = PIXEL_TYPE_STRING,
+                               .flags = PIXEL_VALUE_PLAIN_KEY,
+                               .klen = (uint32_t)f->leaflen,
+                               .key = f->leaf,
+                               .u.str = {in.p, in.n}};
+            if (parent->u.list.tail) {
+                parent->u.list.tail->next = s;
+            } else {
+                parent->u.list.head = s;
+            }
+            parent->u.list.tail = s;
+            parent->u.list.count++;
             continue;
         }
         pixel_value *v = NULL;

@@ -97,6 +97,9 @@ typedef struct pixel_map_step {
     /* straight to the conversion: neither log or syslog bytes (checked for
      * UTF-8 first) nor a query list (repeated_keys: list) */
     uint8_t direct;
+    /* a plain string conversion (CONV_STRING, not a query list): made in the
+     * loop itself when within max_length bytes (and ASCII unless direct) */
+    uint8_t string;
     int32_t index;
 } pixel_map_step;
 
