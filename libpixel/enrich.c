@@ -49,6 +49,7 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
         const struct pixel_path_seg *k = &e->into_path->seg[0];
         if (k->plain) {
             pixel__object_add_plain(root, k->key, k->len, v);
+            v->flags |= e->into_key_flags;
         } else {
             pixel__object_add(root, k->key, k->len, v);
         }

@@ -821,6 +821,14 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         }
         if (!obj) {
             *o++ = ',';
+        } else if (m->flags & PIXEL_VALUE_FRAMED_KEY) {
+            /* a name of the pipeline: `,"name":` is one or two blocks of its frame */
+            const unsigned char *f = (const unsigned char *)m->key - 2;
+            pixel__copy16(o, f);
+            if (m->klen > 12) {
+                pixel__copy16(o + 16, f + 16);
+            }
+            o += m->klen + 4;
         } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
             /* a key from the configuration, checked at load: no escapes */
             const size_t kl = m->klen;

@@ -60,6 +60,7 @@ typedef struct pixel_field {
     char *target; /* dotted path, for messages */
     char *leaf;   /* last component */
     size_t leaflen;
+    uint8_t key_flags; /* PIXEL_VALUE_PLAIN_KEY, and FRAMED_KEY when leaf is framed */
     int parent; /* index into pipeline->objects; 0 = the event root */
     pixel_src_kind src;
     int index;
@@ -108,6 +109,7 @@ typedef struct pixel_objnode {
     int parent;
     char *key;
     size_t keylen;
+    uint8_t key_flags; /* as pixel_field's */
 } pixel_objnode;
 
 /* ---- enrich ---- */
@@ -123,6 +125,7 @@ struct pixel_enricher {
     char *into;                        /* target path */
     char *from;                        /* source path or source name */
     pixel_path *into_path, *from_path; /* the same paths, split (built-ins) */
+    uint8_t into_key_flags; /* PIXEL_VALUE_FRAMED_KEY when into_path's first name is framed */
     pixel_src_kind src;
     int src_index;
     int v4_prefix, v6_prefix;
@@ -171,6 +174,13 @@ struct pixel_pipeline {
     size_t nfields;
     pixel_objnode *objects; /* [0] is the root */
     size_t nobjects;
+    /* The member names this pipeline sets (its fields' leaves and objects, the
+     * built-ins' targets), each written out once here as its length (a byte
+     * under 32), then `,"name":`; the fields, objects and paths point at the
+     * names in it (pixel__map_frame_keys), and their members are flagged
+     * PIXEL_VALUE_FRAMED_KEY (key_flags). */
+    char *keyframes;
+    size_t keyframes_len;
     int type_field; /* index into fields, -1 when no event_type */
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
@@ -210,6 +220,7 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
 /* map.c / convert.c */
 int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root);
 void pixel__map_free(pixel_pipeline *p);
+int pixel__map_frame_keys(pixel_pipeline *p); /* after the enrichers are loaded; 0 or -1 */
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out);
 int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out);

@@ -136,6 +136,10 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * may append theirs without a search (FRESH_RUN). */
 #define PIXEL_VALUE_FRESH_RUN 0x10u
 #define PIXEL_VALUE_ENRICHED  0x20u
+/* With PLAIN_KEY: the key is one of the pipeline's framed member names
+ * (pipeline.h keyframes): `,"` before it and `":` after it, readable a
+ * block past that.  Cleared wherever a key is set (pixel__object_add). */
+#define PIXEL_VALUE_FRAMED_KEY 0x80u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
@@ -199,7 +203,7 @@ static inline pixel_value *pixel__value_plain_view(pixel_arena *a, const char *s
 static inline int pixel__object_add(pixel_value *obj, const char *key, size_t klen,
                                     pixel_value *val)
 {
-    val->flags &= (uint8_t)~PIXEL_VALUE_PLAIN_KEY;
+    val->flags &= (uint8_t)~(PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY);
     val->key = key;
     val->klen = (uint32_t)klen;
     val->next = NULL;
