@@ -86,7 +86,8 @@ static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
                 return -1;
             }
             p->objects = o;
-            o[p->nobjects] = (pixel_objnode){parent, pixel__strndup(s, n), n, PIXEL_VALUE_PLAIN_KEY};
+            o[p->nobjects] =
+                (pixel_objnode){parent, pixel__strndup(s, n), n, PIXEL_VALUE_PLAIN_KEY};
             if (!o[p->nobjects].key) {
                 return -1;
             }
@@ -556,8 +557,7 @@ int pixel__map_frame_keys(pixel_pipeline *p)
     for (size_t i = 0; i < p->nenrichers; i++) {
         const pixel_path *t = p->enrichers[i].into_path;
         for (size_t k = 0; t && k < t->n; k++) {
-            size += t->seg[k].plain && FRAMEABLE(t->seg[k].len) ? t->seg[k].len + 5
-                                                                                : 0;
+            size += t->seg[k].plain && FRAMEABLE(t->seg[k].len) ? t->seg[k].len + 5 : 0;
         }
     }
     char *buf = pixel__calloc(1, size), *o = buf;
@@ -833,8 +833,7 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             }
             continue;
         }
-        if (PIXEL_LIKELY(step->string) &&
-            (f->max_length == 0 || in.n <= (size_t)f->max_length) &&
+        if (PIXEL_LIKELY(step->string) && (f->max_length == 0 || in.n <= (size_t)f->max_length) &&
             (step->direct || pixel__all_ascii(in.p, in.n))) {
             /* most fields: a view of the input, as a member of its parent */
             pixel_value *parent = object_at(ctx, p, objs, f->parent);

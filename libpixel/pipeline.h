@@ -61,7 +61,7 @@ typedef struct pixel_field {
     char *leaf;   /* last component */
     size_t leaflen;
     uint8_t key_flags; /* PIXEL_VALUE_PLAIN_KEY, and FRAMED_KEY when leaf is framed */
-    int parent; /* index into pipeline->objects; 0 = the event root */
+    int parent;        /* index into pipeline->objects; 0 = the event root */
     pixel_src_kind src;
     int index;
     char *source_name; /* "query.uid": the location in reasons */

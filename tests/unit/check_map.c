@@ -336,7 +336,8 @@ START_TEST(member_names_at_every_frame_length)
                  name);
         ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%zu: %s", lens[i], out);
         snprintf(tail, sizeof(tail), ",\"%s\":{\"name\":\"t\",\"version\":\"1\"}}", into);
-        ck_assert_msg(strlen(out) > strlen(tail) && strcmp(out + strlen(out) - strlen(tail), tail) == 0,
+        ck_assert_msg(strlen(out) > strlen(tail) &&
+                          strcmp(out + strlen(out) - strlen(tail), tail) == 0,
                       "%zu: %s", lens[i], out);
         /* a member replaced from outside keeps its name */
         pixel_value *ev = pixel_ctx_event(ctx);
