@@ -19,13 +19,14 @@
 
 /*
  * Where a built-in's `into` is a root key that neither the map stage nor an
- * earlier built-in sets, with no module before it (decided at load), the
- * member is new unless the event was changed from outside (the public
- * setters mark an object PIXEL_VALUE_EDITED) or the enrichers already ran
- * on it.  The first such enricher marks the root PIXEL_VALUE_ENRICHED; on an
- * event marked neither way it appends its member without a search and also
- * marks the root PIXEL_VALUE_FRESH_RUN, which lets the later ones do the
- * same.  Otherwise every one of them looks its key up.
+ * earlier built-in sets (decided at load), the member is new unless the
+ * event was changed from outside (the public setters and
+ * pixel_module_object_append, all that a module can change it with, mark an
+ * object PIXEL_VALUE_EDITED) or the enrichers already ran on it.  The first
+ * such enricher marks the root PIXEL_VALUE_ENRICHED; on an event marked
+ * neither way it appends its member without a search and also marks the
+ * root PIXEL_VALUE_FRESH_RUN, which lets the later ones do the same.
+ * Otherwise every one of them looks its key up.
  */
 enum { ENRICH_FRESH_NO, ENRICH_FRESH_FIRST, ENRICH_FRESH_LATER };
 
@@ -61,10 +62,10 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
 /*
  * The map stage keeps the objects it made (ctx->map_objs, by the pipeline's
  * objects index).  A built-in whose source's parent or target is one of them
- * (from_obj, into_obj: decided at load, none when a module or a built-in
- * that could replace the object comes before) takes it from there instead of
- * walking the event from the root, while neither it nor one of its parents
- * was changed through the public setters (PIXEL_VALUE_EDITED).
+ * (from_obj, into_obj: decided at load, none when a built-in that could
+ * replace the object comes before) takes it from there instead of walking
+ * the event from the root, while neither it nor one of its parents was
+ * changed through the public setters or by a module (PIXEL_VALUE_EDITED).
  */
 __attribute__((always_inline)) static inline pixel_value *mapped_object(const pixel_ctx *ctx,
                                                                         int j)
@@ -931,14 +932,17 @@ static bool root_key_taken(const pixel_pipeline *p, const pixel_enricher *e,
     return false;
 }
 
-/* The ENRICH_FRESH_* of each built-in (see set_into); none after a module. */
+/* The ENRICH_FRESH_* of each built-in (see set_into).  A module before it
+ * changes the event only through the public setters and
+ * pixel_module_object_append, which mark what they change EDITED: that is
+ * judged per line. */
 static void mark_fresh_targets(pixel_pipeline *p)
 {
     bool first = true;
     for (size_t i = 0; i < p->nenrichers; i++) {
         pixel_enricher *e = &p->enrichers[i];
         if (!is_builtin(e)) {
-            return;
+            continue;
         }
         if (e->into_path && e->into_path->n == 1 && !root_key_taken(p, e, &e->into_path->seg[0])) {
             e->into_fresh = first ? ENRICH_FRESH_FIRST : ENRICH_FRESH_LATER;
@@ -948,8 +952,9 @@ static void mark_fresh_targets(pixel_pipeline *p)
 }
 
 /* The pipeline->objects index of the first n segments of path, 0 for none
- * (or for the root), and 0 too when an enricher before e is a module or may
- * replace that object or one of its parents (its target is a prefix of the path). */
+ * (or for the root), and 0 too when a built-in before e may replace that
+ * object or one of its parents (its target is a prefix of the path).  What a
+ * module before it changes is marked EDITED (mapped_object). */
 static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const pixel_path *path,
                         size_t n)
 {
@@ -970,7 +975,7 @@ static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const 
     }
     for (const pixel_enricher *x = p->enrichers; x < e; x++) {
         if (!is_builtin(x)) {
-            return 0;
+            continue;
         }
         const pixel_path *t = x->into_path;
         if (t && t->n <= n) {

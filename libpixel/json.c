@@ -778,10 +778,10 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
  * is grown, when needed, to hold a key of up to KEY_ROOM bytes (a longer
  * plain key checks for itself) and MEMBER_SLACK more bytes, so the
  * separator, a plain key and a short scalar are written without further
- * checks; longer strings and nested containers reserve for themselves.  In an object, non-empty objects nested up to NEST_MAX deep
- * are walked by the same loop (no call per nested object); arrays, empty
- * and deeper objects go to dump_container.  Inlined twice, with obj a
- * constant.
+ * checks; longer strings and nested containers reserve for themselves.  In
+ * an object, non-empty objects nested up to NEST_MAX deep are walked by the
+ * same loop (no call per nested object); arrays, empty and deeper objects
+ * go to dump_container.  Inlined twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
                                                               const bool obj)
