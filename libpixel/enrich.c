@@ -64,8 +64,10 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
  * objects index).  A built-in whose source's parent or target is one of them
  * (from_obj, into_obj: decided at load, none when a built-in that could
  * replace the object comes before) takes it from there instead of walking
- * the event from the root, while neither it nor one of its parents was
- * changed through the public setters or by a module (PIXEL_VALUE_EDITED).
+ * the event from the root, while none of its parents was changed through
+ * the public setters or by a module (PIXEL_VALUE_EDITED): only there can it
+ * be replaced or removed.  Its own members are looked up by name each time,
+ * so a change to them (which marks it) does not matter.
  */
 __attribute__((always_inline)) static inline pixel_value *mapped_object(const pixel_ctx *ctx,
                                                                         int j)
@@ -74,7 +76,7 @@ __attribute__((always_inline)) static inline pixel_value *mapped_object(const pi
         return NULL;
     }
     const pixel_pipeline *p = ctx->pipeline;
-    for (int k = j;; k = p->objects[k].parent) {
+    for (int k = p->objects[j].parent;; k = p->objects[k].parent) {
         if (ctx->map_objs[k]->flags & PIXEL_VALUE_EDITED) {
             return NULL;
         }
