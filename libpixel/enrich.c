@@ -196,6 +196,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
  * measured once at load. */
 typedef struct pipeline_text {
     size_t name_len, version_len;
+    uint8_t name_flags, version_flags; /* PIXEL_VALUE_PLAIN_STR when they need no escaping */
 } pipeline_text;
 
 static void free_state(pixel_enricher *e)
@@ -209,14 +210,24 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     PIXEL_UNUSED(err);
     const pixel_pipeline *p = ctx->pipeline;
     const pipeline_text *t = e->state;
-    pixel_value *o = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, t->name_len);
-    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, t->version_len);
-    if (!o || !n || !v) {
+    pixel_value *o = pixel__arena_alloc(&ctx->arena, 3 * sizeof(pixel_value));
+    if (!o) {
         return PIXEL_ENOMEM;
     }
-    pixel__object_add_plain(o, "name", 4, n);
-    pixel__object_add_plain(o, "version", 7, v);
+    pixel_value *n = o + 1, *v = o + 2;
+    const uint8_t framed = PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY;
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = (uint8_t)(framed | t->version_flags),
+                       .klen = 7,
+                       .key = p->lit_key[PIXEL_LK_VERSION],
+                       .u.str = {p->version, t->version_len}};
+    *n = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = (uint8_t)(framed | t->name_flags),
+                       .klen = 4,
+                       .key = p->lit_key[PIXEL_LK_NAME],
+                       .next = v,
+                       .u.str = {p->name, t->name_len}};
+    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT, .u.list = {n, v, 2}};
     return set_into(ctx, e, o);
 }
 
@@ -593,12 +604,14 @@ static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t 
     return v;
 }
 
-/* key: a string literal, plain.  `fresh`: the target has no member of that
- * name (checked once for all parts), so the part is appended without a search. */
-#define add_part(ctx, o, fresh, key, s, n, flags)                                                  \
-    add_part_n(ctx, o, fresh, key, sizeof(key) - 1, s, n, flags)
+/* key: a string literal, plain, the same as the pipeline's framed name lk
+ * (PIXEL_LK_*).  `fresh`: the target has no member of that name (checked
+ * once for all parts), so the part is appended without a search, with the
+ * framed name. */
+#define add_part(ctx, o, fresh, lk, key, s, n, flags)                                              \
+    add_part_n(ctx, o, fresh, lk, key, sizeof(key) - 1, s, n, flags)
 __attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixel_value *o,
-                                                            bool fresh, const char *key,
+                                                            bool fresh, int lk, const char *key,
                                                             size_t klen, const char *s, size_t n,
                                                             uint8_t flags)
 {
@@ -607,7 +620,9 @@ __attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixe
         return PIXEL_ENOMEM;
     }
     if (fresh) {
-        return pixel__object_add_plain(o, key, klen, v);
+        pixel__object_add_plain(o, ctx->pipeline->lit_key[lk], klen, v);
+        v->flags |= PIXEL_VALUE_FRAMED_KEY;
+        return 0;
     }
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
@@ -679,7 +694,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part_n(ctx, camp, false, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
+                    if (add_part_n(ctx, camp, false, 0, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
                         0) {
                         return PIXEL_ENOMEM;
                     }
@@ -692,7 +707,9 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
         return 0;
     }
     if (fresh) {
-        return pixel__object_add_plain(target, "campaign", 8, camp);
+        pixel__object_add_plain(target, ctx->pipeline->lit_key[PIXEL_LK_CAMPAIGN], 8, camp);
+        camp->flags |= PIXEL_VALUE_FRAMED_KEY;
+        return 0;
     }
     return pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0;
 }
@@ -768,7 +785,7 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         flags = PIXEL_VALUE_PLAIN_STR;
         src->flags |= PIXEL_VALUE_PLAIN_STR;
     }
-    if (add_part(ctx, target, fresh, "scheme", s, (size_t)(colon - s), flags) < 0) {
+    if (add_part(ctx, target, fresh, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     p = colon + 3;
@@ -778,24 +795,24 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (at) {
         h = at + 1;
     }
-    if (add_part(ctx, target, fresh, "host", h, (size_t)(p - h), flags) < 0) {
+    if (add_part(ctx, target, fresh, PIXEL_LK_HOST, "host", h, (size_t)(p - h), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     const char *path = p;
     p = pixel__find3(p, end, '?', '#', '#');
-    if (add_part(ctx, target, fresh, "path", path, (size_t)(p - path), flags) < 0) {
+    if (add_part(ctx, target, fresh, PIXEL_LK_PATH, "path", path, (size_t)(p - path), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     if (p < end && *p == '?') {
         const char *q = ++p;
         p = pixel__find3(p, end, '#', '#', '#');
-        if (add_part(ctx, target, fresh, "query", q, (size_t)(p - q), flags) < 0 ||
+        if (add_part(ctx, target, fresh, PIXEL_LK_QUERY, "query", q, (size_t)(p - q), flags) < 0 ||
             add_campaign(ctx, target, fresh, q, (size_t)(p - q)) < 0) {
             return PIXEL_ENOMEM;
         }
     }
     if (p < end && *p == '#' &&
-        add_part(ctx, target, fresh, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
+        add_part(ctx, target, fresh, PIXEL_LK_FRAGMENT, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     return 0;
@@ -893,6 +910,10 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         }
         t->name_len = strlen(p->name);
         t->version_len = strlen(p->version);
+        /* the serializer's test for plain text, as for keys */
+        t->name_flags = pixel__plain_key(p->name, t->name_len) ? PIXEL_VALUE_PLAIN_STR : 0;
+        t->version_flags =
+            pixel__plain_key(p->version, t->version_len) ? PIXEL_VALUE_PLAIN_STR : 0;
         e->state = t;
         e->free_fn = free_state;
     }

@@ -545,8 +545,18 @@ static char *put_frame(char *o, const char *k, size_t klen)
 
 int pixel__map_frame_keys(pixel_pipeline *p)
 {
-    /* the names: the fields' leaves, the objects' keys, the built-ins' targets */
+    static const char *const lit[PIXEL_LK_COUNT] = {
+        [PIXEL_LK_SCHEME] = "scheme",     [PIXEL_LK_HOST] = "host",
+        [PIXEL_LK_PATH] = "path",         [PIXEL_LK_QUERY] = "query",
+        [PIXEL_LK_FRAGMENT] = "fragment", [PIXEL_LK_CAMPAIGN] = "campaign",
+        [PIXEL_LK_NAME] = "name",         [PIXEL_LK_VERSION] = "version",
+    };
+    /* the names: the fields' leaves, the objects' keys, the built-ins' targets
+     * and their own names */
     size_t size = 16; /* a block may be read past the last frame */
+    for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
+        size += strlen(lit[i]) + 5;
+    }
 #define FRAMEABLE(n) ((n) >= 1 && (n) <= FRAME_MAX)
     for (size_t i = 0; i < p->nfields; i++) {
         size += FRAMEABLE(p->fields[i].leaflen) ? p->fields[i].leaflen + 5 : 0;
@@ -563,6 +573,10 @@ int pixel__map_frame_keys(pixel_pipeline *p)
     char *buf = pixel__calloc(1, size), *o = buf;
     if (!buf) {
         return -1;
+    }
+    for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
+        p->lit_key[i] = put_frame(o, lit[i], strlen(lit[i]));
+        o += strlen(lit[i]) + 5;
     }
     /* Map names were strdup'ed at load: each is moved into its frame. */
     for (size_t i = 0; i < p->nfields; i++) {

@@ -104,6 +104,20 @@ typedef struct pixel_map_step {
     int32_t index;
 } pixel_map_step;
 
+/* Member names the built-in enrichers add themselves, framed like the
+ * pipeline's (keyframes) in this order: pixel_pipeline.lit_key. */
+enum {
+    PIXEL_LK_SCHEME,
+    PIXEL_LK_HOST,
+    PIXEL_LK_PATH,
+    PIXEL_LK_QUERY,
+    PIXEL_LK_FRAGMENT,
+    PIXEL_LK_CAMPAIGN,
+    PIXEL_LK_NAME,
+    PIXEL_LK_VERSION,
+    PIXEL_LK_COUNT
+};
+
 /* An intermediate object of the event (from dotted target paths). */
 typedef struct pixel_objnode {
     int parent;
@@ -181,6 +195,7 @@ struct pixel_pipeline {
      * PIXEL_VALUE_FRAMED_KEY (key_flags). */
     char *keyframes;
     size_t keyframes_len;
+    const char *lit_key[PIXEL_LK_COUNT]; /* the built-ins' own names, framed (PIXEL_LK_*) */
     int type_field; /* index into fields, -1 when no event_type */
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
