@@ -764,10 +764,21 @@ static inline pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pi
 static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i)
 {
     pixel_value *parent = object_at(ctx, p, objs, p->objects[i].parent);
-    pixel_value *o = parent ? pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT) : NULL;
+    pixel_value *o = parent ? pixel__arena_alloc(&ctx->arena, sizeof(*o)) : NULL;
     if (o) {
-        pixel__object_add_plain(parent, p->objects[i].key, p->objects[i].keylen, o);
-        o->flags |= p->objects[i].key_flags;
+        /* the whole value in one store, appended to its parent */
+        const pixel_objnode *n = &p->objects[i];
+        *o = (pixel_value){.type = PIXEL_TYPE_OBJECT,
+                           .flags = n->key_flags,
+                           .klen = (uint32_t)n->keylen,
+                           .key = n->key};
+        if (parent->u.list.tail) {
+            parent->u.list.tail->next = o;
+        } else {
+            parent->u.list.head = o;
+        }
+        parent->u.list.tail = o;
+        parent->u.list.count++;
     }
     return objs[i] = o;
 }
