@@ -427,6 +427,7 @@ static int build_plan(pixel_pipeline *p)
                 .index = f->index,
             };
             st.string = f->conv == CONV_STRING && (f->src != SRC_QUERY || p->repeat != REPEAT_LIST);
+            st.integer = f->conv == CONV_INTEGER && st.direct;
             if (plain && f->src == SRC_QUERY) {
                 st.input = STEP_QUERY;
             } else if (plain && f->src == SRC_LOG) {
@@ -754,6 +755,18 @@ static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fi
 
 static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i);
 
+/* Appends m (key, flags and next already set) to obj. */
+static inline void append_member(pixel_value *obj, pixel_value *m)
+{
+    if (obj->u.list.tail) {
+        obj->u.list.tail->next = m;
+    } else {
+        obj->u.list.head = m;
+    }
+    obj->u.list.tail = m;
+    obj->u.list.count++;
+}
+
 /* The event's object for p->objects[i], made (with its parents) on first use. */
 static inline pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs,
                                      int i)
@@ -772,13 +785,7 @@ static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_v
                            .flags = n->key_flags,
                            .klen = (uint32_t)n->keylen,
                            .key = n->key};
-        if (parent->u.list.tail) {
-            parent->u.list.tail->next = o;
-        } else {
-            parent->u.list.head = o;
-        }
-        parent->u.list.tail = o;
-        parent->u.list.count++;
+        append_member(parent, o);
     }
     return objs[i] = o;
 }
@@ -871,13 +878,22 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
                                .klen = (uint32_t)f->leaflen,
                                .key = f->leaf,
                                .u.str = {in.p, in.n}};
-            if (parent->u.list.tail) {
-                parent->u.list.tail->next = s;
-            } else {
-                parent->u.list.head = s;
+            append_member(parent, s);
+            continue;
+        }
+        int64_t iv;
+        if (step->integer && pixel__parse_int64(in.p, in.n, &iv) == 0) {
+            pixel_value *parent = object_at(ctx, p, objs, f->parent);
+            pixel_value *s = pixel__arena_alloc(&ctx->arena, sizeof(*s));
+            if (!parent || !s) {
+                return PIXEL_ENOMEM;
             }
-            parent->u.list.tail = s;
-            parent->u.list.count++;
+            *s = (pixel_value){.type = PIXEL_TYPE_INT,
+                               .flags = f->key_flags,
+                               .klen = (uint32_t)f->leaflen,
+                               .key = f->leaf,
+                               .u.i = iv};
+            append_member(parent, s);
             continue;
         }
         pixel_value *v = NULL;

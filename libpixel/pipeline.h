@@ -101,6 +101,9 @@ typedef struct pixel_map_step {
     /* a plain string conversion (CONV_STRING, not a query list): made in the
      * loop itself when within max_length bytes (and ASCII unless direct) */
     uint8_t string;
+    /* a direct integer conversion: made in the loop itself when the input is
+     * an integer (else pixel__convert reports it) */
+    uint8_t integer;
     int32_t index;
 } pixel_map_step;
 
@@ -236,6 +239,33 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
 int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root);
 void pixel__map_free(pixel_pipeline *p);
 int pixel__map_frame_keys(pixel_pipeline *p); /* after the enrichers are loaded; 0 or -1 */
+/* A decimal integer (an optional '-', 1 to 19 digits) into *out; 0, or -1
+ * when it is not one or is out of range.  Inline: the map loop converts
+ * most integer fields itself. */
+static inline int pixel__parse_int64(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n && s[0] == '-') {
+        neg = 1, i = 1;
+    }
+    if (i == n || n - i > 19) {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX + (uint64_t)neg) {
+        return -1;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out);
 int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out);
