@@ -488,29 +488,6 @@ const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len)
 
 /* ---- numbers --------------------------------------------------------------- */
 
-static int parse_int64(const char *s, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    int neg = 0;
-    if (n && s[0] == '-') {
-        neg = 1, i = 1;
-    }
-    if (i == n || n - i > 19) {
-        return -1;
-    }
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > (uint64_t)INT64_MAX + (uint64_t)neg) {
-        return -1;
-    }
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return 0;
-}
 
 /* A JSON number literal; the literal is kept so it serializes unchanged. */
 static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
@@ -673,7 +650,7 @@ static pixel_value *scalar_item(pixel_ctx *ctx, pixel_conv conv, pixel_span in)
 {
     if (conv == CONV_INTEGER) {
         int64_t i;
-        return parse_int64(in.p, in.n, &i) == 0 ? pixel_value_new_int(ctx, i) : NULL;
+        return pixel__parse_int64(in.p, in.n, &i) == 0 ? pixel_value_new_int(ctx, i) : NULL;
     }
     if (conv == CONV_NUMBER) {
         return parse_decimal(ctx, in.p, in.n);
@@ -810,7 +787,7 @@ int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
     }
     if (f->conv == CONV_INTEGER) {
         int64_t i;
-        if (parse_int64(in.p, in.n, &i) < 0) {
+        if (pixel__parse_int64(in.p, in.n, &i) < 0) {
             return fail(ctx, f, in, "is not an integer");
         }
         pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_INT);

@@ -19,13 +19,14 @@
 
 /*
  * Where a built-in's `into` is a root key that neither the map stage nor an
- * earlier built-in sets, with no module before it (decided at load), the
- * member is new unless the event was changed from outside (the public
- * setters mark an object PIXEL_VALUE_EDITED) or the enrichers already ran
- * on it.  The first such enricher marks the root PIXEL_VALUE_ENRICHED; on an
- * event marked neither way it appends its member without a search and also
- * marks the root PIXEL_VALUE_FRESH_RUN, which lets the later ones do the
- * same.  Otherwise every one of them looks its key up.
+ * earlier built-in sets (decided at load), the member is new unless the
+ * event was changed from outside (the public setters and
+ * pixel_module_object_append, all that a module can change it with, mark an
+ * object PIXEL_VALUE_EDITED) or the enrichers already ran on it.  The first
+ * such enricher marks the root PIXEL_VALUE_ENRICHED; on an event marked
+ * neither way it appends its member without a search and also marks the
+ * root PIXEL_VALUE_FRESH_RUN, which lets the later ones do the same.
+ * Otherwise every one of them looks its key up.
  */
 enum { ENRICH_FRESH_NO, ENRICH_FRESH_FIRST, ENRICH_FRESH_LATER };
 
@@ -39,7 +40,7 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
     bool append = false;
     if (e->into_fresh == ENRICH_FRESH_FIRST) {
         append = !(root->flags & (PIXEL_VALUE_EDITED | PIXEL_VALUE_ENRICHED));
-        root->flags = (uint8_t)((root->flags & ~PIXEL_VALUE_FRESH_RUN) | PIXEL_VALUE_ENRICHED |
+        root->flags = (uint16_t)((root->flags & ~PIXEL_VALUE_FRESH_RUN) | PIXEL_VALUE_ENRICHED |
                                 (append ? PIXEL_VALUE_FRESH_RUN : 0));
     } else if (e->into_fresh == ENRICH_FRESH_LATER) {
         append =
@@ -49,6 +50,7 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
         const struct pixel_path_seg *k = &e->into_path->seg[0];
         if (k->plain) {
             pixel__object_add_plain(root, k->key, k->len, v);
+            v->flags |= e->into_key_flags;
         } else {
             pixel__object_add(root, k->key, k->len, v);
         }
@@ -60,10 +62,12 @@ static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
 /*
  * The map stage keeps the objects it made (ctx->map_objs, by the pipeline's
  * objects index).  A built-in whose source's parent or target is one of them
- * (from_obj, into_obj: decided at load, none when a module or a built-in
- * that could replace the object comes before) takes it from there instead of
- * walking the event from the root, while neither it nor one of its parents
- * was changed through the public setters (PIXEL_VALUE_EDITED).
+ * (from_obj, into_obj: decided at load, none when a built-in that could
+ * replace the object comes before) takes it from there instead of walking
+ * the event from the root, while none of its parents was changed through
+ * the public setters or by a module (PIXEL_VALUE_EDITED): only there can it
+ * be replaced or removed.  Its own members are looked up by name each time,
+ * so a change to them (which marks it) does not matter.
  */
 __attribute__((always_inline)) static inline pixel_value *mapped_object(const pixel_ctx *ctx,
                                                                         int j)
@@ -72,7 +76,7 @@ __attribute__((always_inline)) static inline pixel_value *mapped_object(const pi
         return NULL;
     }
     const pixel_pipeline *p = ctx->pipeline;
-    for (int k = j;; k = p->objects[k].parent) {
+    for (int k = p->objects[j].parent;; k = p->objects[k].parent) {
         if (ctx->map_objs[k]->flags & PIXEL_VALUE_EDITED) {
             return NULL;
         }
@@ -200,6 +204,7 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
  * measured once at load. */
 typedef struct pipeline_text {
     size_t name_len, version_len;
+    uint16_t name_flags, version_flags; /* PIXEL_VALUE_PLAIN_STR when they need no escaping */
 } pipeline_text;
 
 static void free_state(pixel_enricher *e)
@@ -213,14 +218,24 @@ static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
     PIXEL_UNUSED(err);
     const pixel_pipeline *p = ctx->pipeline;
     const pipeline_text *t = e->state;
-    pixel_value *o = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-    pixel_value *n = pixel__value_string_view(&ctx->arena, p->name, t->name_len);
-    pixel_value *v = pixel__value_string_view(&ctx->arena, p->version, t->version_len);
-    if (!o || !n || !v) {
+    pixel_value *o = pixel__arena_alloc(&ctx->arena, 3 * sizeof(pixel_value));
+    if (!o) {
         return PIXEL_ENOMEM;
     }
-    pixel__object_add_plain(o, "name", 4, n);
-    pixel__object_add_plain(o, "version", 7, v);
+    pixel_value *n = o + 1, *v = o + 2;
+    const uint16_t framed = PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY;
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = (uint16_t)(framed | t->version_flags),
+                       .klen = 7,
+                       .key = p->lit_key[PIXEL_LK_VERSION],
+                       .u.str = {p->version, t->version_len}};
+    *n = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = (uint16_t)(framed | t->name_flags),
+                       .klen = 4,
+                       .key = p->lit_key[PIXEL_LK_NAME],
+                       .next = v,
+                       .u.str = {p->name, t->name_len}};
+    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT, .u.list = {n, v, 2}};
     return set_into(ctx, e, o);
 }
 
@@ -561,7 +576,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
     /* hex digits, '.' and ':'; no longer what a format flag said */
-    v->flags = (uint8_t)((v->flags & ~PIXEL_VALUE_FMT_MASK) | PIXEL_VALUE_PLAIN_STR);
+    v->flags = (uint16_t)((v->flags & ~PIXEL_VALUE_FMT_MASK) | PIXEL_VALUE_PLAIN_STR);
     return 0;
 }
 
@@ -589,7 +604,7 @@ static bool text_is_plain(const char *text, size_t n)
 }
 
 /* A part of the URL: a view into it, flagged plain when the URL is. */
-static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t flags)
+static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint16_t flags)
 {
     pixel_value *v = pixel__value_string_view(&ctx->arena, s, n);
     if (v) {
@@ -598,21 +613,25 @@ static pixel_value *part_value(pixel_ctx *ctx, const char *s, size_t n, uint8_t 
     return v;
 }
 
-/* key: a string literal, plain.  `fresh`: the target has no member of that
- * name (checked once for all parts), so the part is appended without a search. */
-#define add_part(ctx, o, fresh, key, s, n, flags)                                                  \
-    add_part_n(ctx, o, fresh, key, sizeof(key) - 1, s, n, flags)
+/* key: a string literal, plain, the same as the pipeline's framed name lk
+ * (PIXEL_LK_*).  `fresh`: the target has no member of that name (checked
+ * once for all parts), so the part is appended without a search, with the
+ * framed name. */
+#define add_part(ctx, o, fresh, lk, key, s, n, flags)                                              \
+    add_part_n(ctx, o, fresh, lk, key, sizeof(key) - 1, s, n, flags)
 __attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixel_value *o,
-                                                            bool fresh, const char *key,
+                                                            bool fresh, int lk, const char *key,
                                                             size_t klen, const char *s, size_t n,
-                                                            uint8_t flags)
+                                                            uint16_t flags)
 {
     pixel_value *v = part_value(ctx, s, n, flags);
     if (!v) {
         return PIXEL_ENOMEM;
     }
     if (fresh) {
-        return pixel__object_add_plain(o, key, klen, v);
+        pixel__object_add_plain(o, ctx->pipeline->lit_key[lk], klen, v);
+        v->flags |= PIXEL_VALUE_FRAMED_KEY;
+        return 0;
     }
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
@@ -684,7 +703,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part_n(ctx, camp, false, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
+                    if (add_part_n(ctx, camp, false, 0, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
                         0) {
                         return PIXEL_ENOMEM;
                     }
@@ -697,7 +716,9 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
         return 0;
     }
     if (fresh) {
-        return pixel__object_add_plain(target, "campaign", 8, camp);
+        pixel__object_add_plain(target, ctx->pipeline->lit_key[PIXEL_LK_CAMPAIGN], 8, camp);
+        camp->flags |= PIXEL_VALUE_FRAMED_KEY;
+        return 0;
     }
     return pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0;
 }
@@ -768,12 +789,12 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         fresh = !has_part_member(target);
     }
     /* Every part is a piece of the URL: when it needs no escaping, neither do they. */
-    uint8_t flags = 0;
+    uint16_t flags = 0;
     if (text_is_plain(s, n)) {
         flags = PIXEL_VALUE_PLAIN_STR;
         src->flags |= PIXEL_VALUE_PLAIN_STR;
     }
-    if (add_part(ctx, target, fresh, "scheme", s, (size_t)(colon - s), flags) < 0) {
+    if (add_part(ctx, target, fresh, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     p = colon + 3;
@@ -783,24 +804,24 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (at) {
         h = at + 1;
     }
-    if (add_part(ctx, target, fresh, "host", h, (size_t)(p - h), flags) < 0) {
+    if (add_part(ctx, target, fresh, PIXEL_LK_HOST, "host", h, (size_t)(p - h), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     const char *path = p;
     p = pixel__find3(p, end, '?', '#', '#');
-    if (add_part(ctx, target, fresh, "path", path, (size_t)(p - path), flags) < 0) {
+    if (add_part(ctx, target, fresh, PIXEL_LK_PATH, "path", path, (size_t)(p - path), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     if (p < end && *p == '?') {
         const char *q = ++p;
         p = pixel__find3(p, end, '#', '#', '#');
-        if (add_part(ctx, target, fresh, "query", q, (size_t)(p - q), flags) < 0 ||
+        if (add_part(ctx, target, fresh, PIXEL_LK_QUERY, "query", q, (size_t)(p - q), flags) < 0 ||
             add_campaign(ctx, target, fresh, q, (size_t)(p - q)) < 0) {
             return PIXEL_ENOMEM;
         }
     }
     if (p < end && *p == '#' &&
-        add_part(ctx, target, fresh, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
+        add_part(ctx, target, fresh, PIXEL_LK_FRAGMENT, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
         return PIXEL_ENOMEM;
     }
     return 0;
@@ -898,6 +919,10 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         }
         t->name_len = strlen(p->name);
         t->version_len = strlen(p->version);
+        /* the serializer's test for plain text, as for keys */
+        t->name_flags = pixel__plain_key(p->name, t->name_len) ? PIXEL_VALUE_PLAIN_STR : 0;
+        t->version_flags =
+            pixel__plain_key(p->version, t->version_len) ? PIXEL_VALUE_PLAIN_STR : 0;
         e->state = t;
         e->free_fn = free_state;
     }
@@ -939,14 +964,17 @@ static bool root_key_taken(const pixel_pipeline *p, const pixel_enricher *e,
     return false;
 }
 
-/* The ENRICH_FRESH_* of each built-in (see set_into); none after a module. */
+/* The ENRICH_FRESH_* of each built-in (see set_into).  A module before it
+ * changes the event only through the public setters and
+ * pixel_module_object_append, which mark what they change EDITED: that is
+ * judged per line. */
 static void mark_fresh_targets(pixel_pipeline *p)
 {
     bool first = true;
     for (size_t i = 0; i < p->nenrichers; i++) {
         pixel_enricher *e = &p->enrichers[i];
         if (!is_builtin(e)) {
-            return;
+            continue;
         }
         if (e->into_path && e->into_path->n == 1 && !root_key_taken(p, e, &e->into_path->seg[0])) {
             e->into_fresh = first ? ENRICH_FRESH_FIRST : ENRICH_FRESH_LATER;
@@ -956,8 +984,9 @@ static void mark_fresh_targets(pixel_pipeline *p)
 }
 
 /* The pipeline->objects index of the first n segments of path, 0 for none
- * (or for the root), and 0 too when an enricher before e is a module or may
- * replace that object or one of its parents (its target is a prefix of the path). */
+ * (or for the root), and 0 too when a built-in before e may replace that
+ * object or one of its parents (its target is a prefix of the path).  What a
+ * module before it changes is marked EDITED (mapped_object). */
 static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const pixel_path *path,
                         size_t n)
 {
@@ -978,7 +1007,7 @@ static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const 
     }
     for (const pixel_enricher *x = p->enrichers; x < e; x++) {
         if (!is_builtin(x)) {
-            return 0;
+            continue;
         }
         const pixel_path *t = x->into_path;
         if (t && t->n <= n) {

@@ -652,6 +652,10 @@ static inline char *put_int(char *o, int64_t i)
 
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
+/* The longest name written without a check of its own (framed names are
+ * up to 28 bytes, written as two blocks of 16). */
+#define KEY_ROOM 32
+
 /* How deep objects in objects are followed without a call. */
 #define NEST_MAX 8
 
@@ -771,13 +775,13 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
  * The members of an object (obj) or the elements of an array, each after a
  * ',', from b->len on.  The output position is kept in a local pointer and
  * written back to b->len only around calls.  Before each member the buffer
- * is grown, when needed, to hold the member's key and MEMBER_SLACK more
- * bytes, so the separator, a plain key and a short scalar are written
- * without further checks; longer strings and nested containers reserve for
- * themselves.  In an object, non-empty objects nested up to NEST_MAX deep
- * are walked by the same loop (no call per nested object); arrays, empty
- * and deeper objects go to dump_container.  Inlined twice, with obj a
- * constant.
+ * is grown, when needed, to hold a key of up to KEY_ROOM bytes (a longer
+ * plain key checks for itself) and MEMBER_SLACK more bytes, so the
+ * separator, a plain key and a short scalar are written without further
+ * checks; longer strings and nested containers reserve for themselves.  In
+ * an object, non-empty objects nested up to NEST_MAX deep are walked by the
+ * same loop (no call per nested object); arrays, empty and deeper objects
+ * go to dump_container.  Inlined twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
                                                               const bool obj)
@@ -809,11 +813,12 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             *o++ = '}';
             m = up[depth].next;
         }
-    member:;
-        size_t need = (size_t)m->klen + MEMBER_SLACK + 4;
-        if (PIXEL_UNLIKELY((size_t)(lim - o) <= need)) {
+    member:
+        /* room for a member with a name of up to KEY_ROOM bytes (longer
+         * ones reserve theirs below) */
+        if (PIXEL_UNLIKELY((size_t)(lim - o) <= KEY_ROOM + MEMBER_SLACK + 4)) {
             b->len = (size_t)(o - b->data);
-            if (pixel__buf_reserve(b, need) < 0) {
+            if (pixel__buf_reserve(b, KEY_ROOM + MEMBER_SLACK + 4) < 0) {
                 return -1;
             }
             o = b->data + b->len;
@@ -821,6 +826,14 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         }
         if (!obj) {
             *o++ = ',';
+        } else if (m->flags & PIXEL_VALUE_FRAMED_KEY) {
+            /* a name of the pipeline: `,"name":` is one or two blocks of its frame */
+            const unsigned char *f = (const unsigned char *)m->key - 2;
+            pixel__copy16(o, f);
+            if (m->klen > 12) {
+                pixel__copy16(o + 16, f + 16);
+            }
+            o += m->klen + 4;
         } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
             /* a key from the configuration, checked at load: no escapes */
             const size_t kl = m->klen;
@@ -844,6 +857,14 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto value;
             }
 #endif
+            if (PIXEL_UNLIKELY(kl > KEY_ROOM) && (size_t)(lim - o) <= kl + MEMBER_SLACK + 4) {
+                b->len = (size_t)(o - b->data);
+                if (pixel__buf_reserve(b, kl + MEMBER_SLACK + 4) < 0) {
+                    return -1;
+                }
+                o = b->data + b->len;
+                lim = b->data + b->cap;
+            }
             o[0] = ',';
             o[1] = '"';
             o += 2;

@@ -86,7 +86,8 @@ static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
                 return -1;
             }
             p->objects = o;
-            o[p->nobjects] = (pixel_objnode){parent, pixel__strndup(s, n), n};
+            o[p->nobjects] =
+                (pixel_objnode){parent, pixel__strndup(s, n), n, PIXEL_VALUE_PLAIN_KEY};
             if (!o[p->nobjects].key) {
                 return -1;
             }
@@ -277,6 +278,7 @@ static int load_field(pixel_pipeline *p, pixel_cfg *c, const char *target, yaml_
         return PIXEL_ENOMEM;
     }
     f->leaflen = strlen(f->leaf);
+    f->key_flags = PIXEL_VALUE_PLAIN_KEY; /* checked above */
     f->parent = dot ? object_for_path(p, target, (size_t)(dot - target)) : 0;
     if (f->parent < 0) {
         return PIXEL_ENOMEM;
@@ -424,6 +426,8 @@ static int build_plan(pixel_pipeline *p)
                           (f->src != SRC_QUERY || p->repeat != REPEAT_LIST),
                 .index = f->index,
             };
+            st.string = f->conv == CONV_STRING && (f->src != SRC_QUERY || p->repeat != REPEAT_LIST);
+            st.integer = f->conv == CONV_INTEGER && st.direct;
             if (plain && f->src == SRC_QUERY) {
                 st.input = STEP_QUERY;
             } else if (plain && f->src == SRC_LOG) {
@@ -518,12 +522,111 @@ int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
     return 0;
 }
 
+/* The longest member name that is framed: its frame is two blocks of 16. */
+#define FRAME_MAX 28
+
+/* Whether `key` (a name of this pipeline) is framed in p->keyframes. */
+static bool in_frames(const pixel_pipeline *p, const char *key)
+{
+    return p->keyframes && (uintptr_t)key - (uintptr_t)p->keyframes < p->keyframes_len + 16;
+}
+
+/* The frame of name k (klen bytes, 1 to FRAME_MAX, plain) at o; its name's
+ * place in it. */
+static char *put_frame(char *o, const char *k, size_t klen)
+{
+    o[0] = (char)klen;
+    o[1] = ',';
+    o[2] = '"';
+    memcpy(o + 3, k, klen);
+    o[3 + klen] = '"';
+    o[4 + klen] = ':';
+    return o + 3;
+}
+
+int pixel__map_frame_keys(pixel_pipeline *p)
+{
+    static const char *const lit[PIXEL_LK_COUNT] = {
+        [PIXEL_LK_SCHEME] = "scheme",     [PIXEL_LK_HOST] = "host",
+        [PIXEL_LK_PATH] = "path",         [PIXEL_LK_QUERY] = "query",
+        [PIXEL_LK_FRAGMENT] = "fragment", [PIXEL_LK_CAMPAIGN] = "campaign",
+        [PIXEL_LK_NAME] = "name",         [PIXEL_LK_VERSION] = "version",
+    };
+    /* the names: the fields' leaves, the objects' keys, the built-ins' targets
+     * and their own names */
+    size_t size = 16; /* a block may be read past the last frame */
+    for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
+        size += strlen(lit[i]) + 5;
+    }
+#define FRAMEABLE(n) ((n) >= 1 && (n) <= FRAME_MAX)
+    for (size_t i = 0; i < p->nfields; i++) {
+        size += FRAMEABLE(p->fields[i].leaflen) ? p->fields[i].leaflen + 5 : 0;
+    }
+    for (size_t i = 1; i < p->nobjects; i++) {
+        size += FRAMEABLE(p->objects[i].keylen) ? p->objects[i].keylen + 5 : 0;
+    }
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        const pixel_path *t = p->enrichers[i].into_path;
+        for (size_t k = 0; t && k < t->n; k++) {
+            size += t->seg[k].plain && FRAMEABLE(t->seg[k].len) ? t->seg[k].len + 5 : 0;
+        }
+    }
+    char *buf = pixel__calloc(1, size), *o = buf;
+    if (!buf) {
+        return -1;
+    }
+    for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
+        p->lit_key[i] = put_frame(o, lit[i], strlen(lit[i]));
+        o += strlen(lit[i]) + 5;
+    }
+    /* Map names were strdup'ed at load: each is moved into its frame. */
+    for (size_t i = 0; i < p->nfields; i++) {
+        pixel_field *f = &p->fields[i];
+        if (FRAMEABLE(f->leaflen)) {
+            char *k = put_frame(o, f->leaf, f->leaflen);
+            pixel__free(f->leaf);
+            f->leaf = k;
+            f->key_flags |= PIXEL_VALUE_FRAMED_KEY;
+            o = k + f->leaflen + 2;
+        }
+    }
+    for (size_t i = 1; i < p->nobjects; i++) {
+        pixel_objnode *ob = &p->objects[i];
+        if (FRAMEABLE(ob->keylen)) {
+            char *k = put_frame(o, ob->key, ob->keylen);
+            pixel__free(ob->key);
+            ob->key = k;
+            ob->key_flags |= PIXEL_VALUE_FRAMED_KEY;
+            o = k + ob->keylen + 2;
+        }
+    }
+    /* Paths keep their own text; their segments point at the frame instead. */
+    for (size_t i = 0; i < p->nenrichers; i++) {
+        pixel_path *t = p->enrichers[i].into_path;
+        for (size_t k = 0; t && k < t->n; k++) {
+            if (t->seg[k].plain && FRAMEABLE(t->seg[k].len)) {
+                t->seg[k].key = put_frame(o, t->seg[k].key, t->seg[k].len);
+                o += t->seg[k].len + 5;
+                if (k == 0) {
+                    p->enrichers[i].into_key_flags = PIXEL_VALUE_FRAMED_KEY;
+                }
+            }
+        }
+    }
+#undef FRAMEABLE
+    p->keyframes = buf;
+    p->keyframes_len = (size_t)(o - buf); /* the frames, not the zeros after them */
+    return 0;
+}
+
 void pixel__map_free(pixel_pipeline *p)
 {
     for (size_t i = 0; i < p->nfields; i++) {
         pixel_field *f = &p->fields[i];
         pixel__free(f->target);
-        pixel__free(f->leaf);
+        if (!in_frames(p, f->leaf)) {
+            pixel__free(f->leaf);
+        }
         pixel__free(f->source_name);
         pixel__free(f->const_value);
         pixel__free(f->strptime_fmt);
@@ -541,8 +644,12 @@ void pixel__map_free(pixel_pipeline *p)
     pixel__free(p->plan);
     pixel__free(p->plan_start);
     for (size_t i = 0; i < p->nobjects; i++) {
-        pixel__free(p->objects[i].key);
+        if (!in_frames(p, p->objects[i].key)) {
+            pixel__free(p->objects[i].key);
+        }
     }
+    pixel__free(p->keyframes);
+    p->keyframes = NULL;
     pixel__free(p->objects);
     for (size_t i = 0; i < p->ntypes; i++) {
         pixel__free(p->types[i]);
@@ -648,6 +755,18 @@ static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fi
 
 static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i);
 
+/* Appends m (key, flags and next already set) to obj. */
+static inline void append_member(pixel_value *obj, pixel_value *m)
+{
+    if (obj->u.list.tail) {
+        obj->u.list.tail->next = m;
+    } else {
+        obj->u.list.head = m;
+    }
+    obj->u.list.tail = m;
+    obj->u.list.count++;
+}
+
 /* The event's object for p->objects[i], made (with its parents) on first use. */
 static inline pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs,
                                      int i)
@@ -658,9 +777,15 @@ static inline pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pi
 static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i)
 {
     pixel_value *parent = object_at(ctx, p, objs, p->objects[i].parent);
-    pixel_value *o = parent ? pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT) : NULL;
+    pixel_value *o = parent ? pixel__arena_alloc(&ctx->arena, sizeof(*o)) : NULL;
     if (o) {
-        pixel__object_add_plain(parent, p->objects[i].key, p->objects[i].keylen, o);
+        /* the whole value in one store, appended to its parent */
+        const pixel_objnode *n = &p->objects[i];
+        *o = (pixel_value){.type = PIXEL_TYPE_OBJECT,
+                           .flags = n->key_flags,
+                           .klen = (uint32_t)n->keylen,
+                           .key = n->key};
+        append_member(parent, o);
     }
     return objs[i] = o;
 }
@@ -740,6 +865,37 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             }
             continue;
         }
+        if (PIXEL_LIKELY(step->string) && (f->max_length == 0 || in.n <= (size_t)f->max_length) &&
+            (step->direct || pixel__all_ascii(in.p, in.n))) {
+            /* most fields: a view of the input, as a member of its parent */
+            pixel_value *parent = object_at(ctx, p, objs, f->parent);
+            pixel_value *s = pixel__arena_alloc(&ctx->arena, sizeof(*s));
+            if (!parent || !s) {
+                return PIXEL_ENOMEM;
+            }
+            *s = (pixel_value){.type = PIXEL_TYPE_STRING,
+                               .flags = f->key_flags,
+                               .klen = (uint32_t)f->leaflen,
+                               .key = f->leaf,
+                               .u.str = {in.p, in.n}};
+            append_member(parent, s);
+            continue;
+        }
+        int64_t iv;
+        if (step->integer && pixel__parse_int64(in.p, in.n, &iv) == 0) {
+            pixel_value *parent = object_at(ctx, p, objs, f->parent);
+            pixel_value *s = pixel__arena_alloc(&ctx->arena, sizeof(*s));
+            if (!parent || !s) {
+                return PIXEL_ENOMEM;
+            }
+            *s = (pixel_value){.type = PIXEL_TYPE_INT,
+                               .flags = f->key_flags,
+                               .klen = (uint32_t)f->leaflen,
+                               .key = f->leaf,
+                               .u.i = iv};
+            append_member(parent, s);
+            continue;
+        }
         pixel_value *v = NULL;
         int rc = PIXEL_LIKELY(step->direct) ? pixel__convert(p, ctx, f, in, &v)
                                             : convert_field(p, ctx, f, in, &v);
@@ -754,6 +910,7 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             return PIXEL_ENOMEM;
         }
         pixel__object_add_plain(parent, f->leaf, f->leaflen, v);
+        v->flags |= f->key_flags;
     }
     return 0;
 }

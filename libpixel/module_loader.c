@@ -977,7 +977,7 @@ typedef struct shape_member {
     uint32_t klen;
     uint32_t node;   /* its index in the block */
     uint32_t parent; /* the block index of its object */
-    uint8_t flags;   /* PIXEL_VALUE_PLAIN_KEY or 0 */
+    uint16_t flags;  /* PIXEL_VALUE_PLAIN_KEY or 0 */
 } shape_member;
 
 struct pixel_module_shape {

@@ -208,6 +208,9 @@ static int load_document(pixel_pipeline *p, pixel_cfg *c, unsigned flags)
         (rc = pixel__enrich_load(p, c, pixel__cfg_get(c, root, "enrich"))) < 0) {
         return rc;
     }
+    if (pixel__map_frame_keys(p) < 0) {
+        return PIXEL_ENOMEM;
+    }
     yaml_node_t *v = pixel__cfg_get(c, root, "validate");
     if (v && !(flags & PIXEL_PIPELINE_NO_VALIDATE)) {
         rc = pixel__validator_load(&p->validator, c, v);

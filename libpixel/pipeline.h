@@ -60,7 +60,8 @@ typedef struct pixel_field {
     char *target; /* dotted path, for messages */
     char *leaf;   /* last component */
     size_t leaflen;
-    int parent; /* index into pipeline->objects; 0 = the event root */
+    uint16_t key_flags; /* PIXEL_VALUE_PLAIN_KEY, and FRAMED_KEY when leaf is framed */
+    int parent;        /* index into pipeline->objects; 0 = the event root */
     pixel_src_kind src;
     int index;
     char *source_name; /* "query.uid": the location in reasons */
@@ -97,14 +98,35 @@ typedef struct pixel_map_step {
     /* straight to the conversion: neither log or syslog bytes (checked for
      * UTF-8 first) nor a query list (repeated_keys: list) */
     uint8_t direct;
+    /* a plain string conversion (CONV_STRING, not a query list): made in the
+     * loop itself when within max_length bytes (and ASCII unless direct) */
+    uint8_t string;
+    /* a direct integer conversion: made in the loop itself when the input is
+     * an integer (else pixel__convert reports it) */
+    uint8_t integer;
     int32_t index;
 } pixel_map_step;
+
+/* Member names the built-in enrichers add themselves, framed like the
+ * pipeline's (keyframes) in this order: pixel_pipeline.lit_key. */
+enum {
+    PIXEL_LK_SCHEME,
+    PIXEL_LK_HOST,
+    PIXEL_LK_PATH,
+    PIXEL_LK_QUERY,
+    PIXEL_LK_FRAGMENT,
+    PIXEL_LK_CAMPAIGN,
+    PIXEL_LK_NAME,
+    PIXEL_LK_VERSION,
+    PIXEL_LK_COUNT
+};
 
 /* An intermediate object of the event (from dotted target paths). */
 typedef struct pixel_objnode {
     int parent;
     char *key;
     size_t keylen;
+    uint16_t key_flags; /* as pixel_field's */
 } pixel_objnode;
 
 /* ---- enrich ---- */
@@ -120,6 +142,7 @@ struct pixel_enricher {
     char *into;                        /* target path */
     char *from;                        /* source path or source name */
     pixel_path *into_path, *from_path; /* the same paths, split (built-ins) */
+    uint16_t into_key_flags; /* PIXEL_VALUE_FRAMED_KEY when into_path's first name is framed */
     pixel_src_kind src;
     int src_index;
     int v4_prefix, v6_prefix;
@@ -168,6 +191,14 @@ struct pixel_pipeline {
     size_t nfields;
     pixel_objnode *objects; /* [0] is the root */
     size_t nobjects;
+    /* The member names this pipeline sets (its fields' leaves and objects, the
+     * built-ins' targets), each written out once here as its length (a byte
+     * under 32), then `,"name":`; the fields, objects and paths point at the
+     * names in it (pixel__map_frame_keys), and their members are flagged
+     * PIXEL_VALUE_FRAMED_KEY (key_flags). */
+    char *keyframes;
+    size_t keyframes_len;
+    const char *lit_key[PIXEL_LK_COUNT]; /* the built-ins' own names, framed (PIXEL_LK_*) */
     int type_field; /* index into fields, -1 when no event_type */
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
@@ -207,6 +238,34 @@ int pixel__percent_decode(pixel_arena *a, const char *s, size_t n, bool plus_as_
 /* map.c / convert.c */
 int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root);
 void pixel__map_free(pixel_pipeline *p);
+int pixel__map_frame_keys(pixel_pipeline *p); /* after the enrichers are loaded; 0 or -1 */
+/* A decimal integer (an optional '-', 1 to 19 digits) into *out; 0, or -1
+ * when it is not one or is out of range.  Inline: the map loop converts
+ * most integer fields itself. */
+static inline int pixel__parse_int64(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n && s[0] == '-') {
+        neg = 1, i = 1;
+    }
+    if (i == n || n - i > 19) {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX + (uint64_t)neg) {
+        return -1;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out);
 int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out);

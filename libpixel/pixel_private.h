@@ -142,10 +142,14 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 #define PIXEL_VALUE_FMT_MASK      0xC0u
 #define PIXEL_VALUE_FMT_DATE_TIME 0x40u /* written by pixel__format_rfc3339 */
 #define PIXEL_VALUE_FMT_UUID      0x80u /* 8-4-4-4-12 hex digits */
+/* With PLAIN_KEY: the key is one of the pipeline's framed member names
+ * (pipeline.h keyframes): `,"` before it and `":` after it, readable a
+ * block past that.  Cleared wherever a key is set (pixel__object_add). */
+#define PIXEL_VALUE_FRAMED_KEY 0x100u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
-    uint8_t flags; /* PIXEL_VALUE_* */
+    uint16_t flags; /* PIXEL_VALUE_* */
     uint32_t klen; /* member name length (0 for elements and roots) */
     const char *key;
     pixel_value *next; /* next member / element */
@@ -205,7 +209,7 @@ static inline pixel_value *pixel__value_plain_view(pixel_arena *a, const char *s
 static inline int pixel__object_add(pixel_value *obj, const char *key, size_t klen,
                                     pixel_value *val)
 {
-    val->flags &= (uint8_t)~PIXEL_VALUE_PLAIN_KEY;
+    val->flags &= (uint16_t)~(PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY);
     val->key = key;
     val->klen = (uint32_t)klen;
     val->next = NULL;

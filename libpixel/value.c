@@ -139,8 +139,8 @@ static void replace_member(pixel_value *obj, pixel_value *old, pixel_value *val)
     val->key = old->key;
     val->klen = old->klen;
     val->next = old->next;
-    val->flags =
-        (uint8_t)((val->flags & ~PIXEL_VALUE_PLAIN_KEY) | (old->flags & PIXEL_VALUE_PLAIN_KEY));
+    const uint16_t keyf = PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY;
+    val->flags = (uint16_t)((val->flags & ~keyf) | (old->flags & keyf));
     pixel_value **pp = &obj->u.list.head;
     while (*pp != old) {
         pp = &(*pp)->next;

@@ -406,6 +406,36 @@ START_TEST(module_changes_the_event)
 }
 END_TEST
 
+/* Built-ins after a module: what the module set where a built-in writes is
+ * replaced in place, an object it replaced is the one the built-in reads. */
+START_TEST(builtins_after_a_module_see_its_changes)
+{
+    pixel_pipeline *p = load_ok("pipeline: {name: t, version: '1'}\n"
+                                "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"
+                                "fields: {page.url: query.u}\n"
+                                "enrich:\n"
+                                "  - module: {name: testmod, config: {into: stamp}}\n"
+                                "  - ingest_time: {into: stamp}\n"
+                                "  - module: {name: testmod, config: {into: page}}\n"
+                                "  - url: {from: page.url, into: page}\n"
+                                "  - pipeline: {into: pipeline}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (int line = 0; line < 2; line++) {
+        ck_assert_int_eq(run(p, ctx, LINE("u=https%3A%2F%2Fexample.com%2Fa")), PIXEL_OUTCOME_EVENT);
+        const char *out = pixel_ctx_output(ctx, p, NULL);
+        ck_assert_ptr_nonnull(out);
+        ck_assert_msg(strncmp(out, "{\"page\":{\"instance\":", 20) == 0, "%s", out);
+        ck_assert_msg(!strstr(out, "\"url\"") && !strstr(out, "\"scheme\""), "%s", out);
+        ck_assert_msg(strstr(out, "},\"stamp\":\"20"), "%s", out);
+        const char *tail = ",\"pipeline\":{\"name\":\"t\",\"version\":\"1\"}}";
+        ck_assert_msg(strcmp(out + strlen(out) - strlen(tail), tail) == 0, "%s", out);
+        ck_assert_uint_eq(pixel_value_size(pixel_ctx_event(ctx)), 3);
+    }
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(module_drop_is_recorded_with_the_module_name)
 {
     pixel_pipeline *p = load_ok(PIPE_HEAD "enrich:\n  - module: {name: testmod, config: {action: "
@@ -656,6 +686,7 @@ static Suite *module_loader_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);
+    tcase_add_test(tc, builtins_after_a_module_see_its_changes);
     tcase_add_test(tc, module_drop_is_recorded_with_the_module_name);
     tcase_add_test(tc, module_failure_quarantines_naming_the_module);
     tcase_add_test(tc, module_infrastructure_error_fails_the_call);

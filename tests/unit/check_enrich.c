@@ -380,6 +380,33 @@ static int count_of(const char *text, const char *what)
     return n;
 }
 
+/* The pipeline enricher's texts: as they are when plain, escaped when not. */
+START_TEST(pipeline_name_and_version_are_escaped_when_needed)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"pipeline: {name: plain-name, version: 2.0.1}\n",
+         ",\"meta\":{\"name\":\"plain-name\",\"version\":\"2.0.1\"}}"},
+        {"pipeline: {name: 'a \"quoted\" \\ name', version: \"tab\\there\"}\n",
+         ",\"meta\":{\"name\":\"a \\\"quoted\\\" \\\\ name\",\"version\":\"tab\\there\"}}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "%sinput: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"
+                 "fields: {a: query.a}\nenrich:\n  - pipeline: {into: meta}\n",
+                 cases[i].yaml);
+        pixel_pipeline *p = load_ok(yaml);
+        ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+        const char *out = output(ctx, p);
+        size_t n = strlen(out), w = strlen(cases[i].want);
+        ck_assert_msg(n > w && strcmp(out + n - w, cases[i].want) == 0, "%s", out);
+        pixel_pipeline_free(p);
+    }
+}
+END_TEST
+
 START_TEST(new_root_members_are_set_once)
 {
     pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n"
@@ -514,6 +541,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
     tcase_add_test(tc, new_root_members_are_set_once);
+    tcase_add_test(tc, pipeline_name_and_version_are_escaped_when_needed);
     tcase_add_test(tc, url_parts_of_every_length);
     tcase_add_test(tc, mapped_objects_follow_changes);
     tcase_add_test(tc, ingest_time_and_pipeline_info);

@@ -311,6 +311,46 @@ END_TEST
 /* base64url_json: JSON texts of every length (so every last-group size),
  * with and without '=' padding, decode to the same event as the text
  * itself; a bad digit at each offset is reported at that offset. */
+/* Member names are written from frames made at load (up to 28 bytes: one or
+ * two blocks; longer ones, and keys set from outside, the usual way): every
+ * length around those bounds, nested, replaced through the public setter. */
+START_TEST(member_names_at_every_frame_length)
+{
+    static const size_t lens[] = {1, 2, 3, 4, 11, 12, 13, 14, 15, 16, 27, 28, 29, 40};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        char name[64], obj[64], into[64], yaml[1024], expect[512], tail[128];
+        memset(name, 'a' + (int)i, lens[i]);
+        name[lens[i]] = '\0';
+        memset(obj, 'A' + (int)i, lens[i]);
+        obj[lens[i]] = '\0';
+        memset(into, 'q', lens[i]);
+        into[lens[i]] = '\0';
+        snprintf(yaml, sizeof(yaml),
+                 PIPE_HEAD "fields:\n  %s: query.x\n  %s.%s: {from: query.y, type: integer}\n"
+                           "  z: query.z\nenrich:\n  - pipeline: {into: %s}\n",
+                 name, obj, name, into);
+        pixel_pipeline *p = load_ok(yaml);
+        ck_assert_int_eq(run(p, ctx, LINE("x=v&y=7&z=w")), PIXEL_OUTCOME_EVENT);
+        const char *out = output(ctx, p);
+        snprintf(expect, sizeof(expect), "{\"%s\":\"v\",\"%s\":{\"%s\":7},\"z\":\"w\",", name, obj,
+                 name);
+        ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%zu: %s", lens[i], out);
+        snprintf(tail, sizeof(tail), ",\"%s\":{\"name\":\"t\",\"version\":\"1\"}}", into);
+        ck_assert_msg(strlen(out) > strlen(tail) &&
+                          strcmp(out + strlen(out) - strlen(tail), tail) == 0,
+                      "%zu: %s", lens[i], out);
+        /* a member replaced from outside keeps its name */
+        pixel_value *ev = pixel_ctx_event(ctx);
+        ck_assert_int_eq(pixel_object_set(ctx, ev, name, pixel_value_new_string(ctx, "r", 1)), 0);
+        snprintf(expect, sizeof(expect), "{\"%s\":\"r\",\"%s\":{\"%s\":7},\"z\":\"w\",", name, obj,
+                 name);
+        out = output(ctx, p);
+        ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%zu: %s", lens[i], out);
+        pixel_pipeline_free(p);
+    }
+}
+END_TEST
+
 START_TEST(base64url_every_length_and_bad_offset)
 {
     static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -396,6 +436,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
     tcase_add_test(tc, log_fields_must_be_utf8);
     tcase_add_test(tc, base64url_every_length_and_bad_offset);
+    tcase_add_test(tc, member_names_at_every_frame_length);
     tcase_add_loop_test(tc, log_fields_utf8_at_every_length_and_offset, 0, 40);
     suite_add_tcase(s, tc);
     return s;

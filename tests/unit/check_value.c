@@ -225,8 +225,14 @@ START_TEST(large_events_serialize_across_buffer_growth)
     expect[len++] = '{';
     unsigned seed = 31337;
     for (int i = 0; i < 3000; i++) {
-        char key[32];
+        char key[128];
         snprintf(key, sizeof(key), i % 11 ? "k%d" : "a longer key with \"quotes\" %d", i);
+        if (i % 7 == 3) {
+            /* plain keys past the serializer's unchecked room (32 bytes) */
+            snprintf(key, sizeof(key), "%d_%.*s", i, 28 + i % 70,
+                     "plain_and_long_key_plain_and_long_key_plain_and_long_key_plain_and_long_key_"
+                     "plain_and_long_key");
+        }
         if (i) {
             expect[len++] = ',';
         }
