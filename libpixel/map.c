@@ -544,6 +544,18 @@ static char *put_frame(char *o, const char *k, size_t klen)
     return o + 3;
 }
 
+/* Name *key (klen bytes, allocated at load) moved into a frame at o: *key
+ * then points into the frame, the allocation is freed and the member is
+ * marked framed.  Returns where the next frame goes. */
+static char *move_into_frame(char *o, char **key, size_t klen, uint16_t *key_flags)
+{
+    char *k = put_frame(o, *key, klen);
+    pixel__free(*key);
+    *key = k;
+    *key_flags |= PIXEL_VALUE_FRAMED_KEY;
+    return k + klen + 2;
+}
+
 int pixel__map_frame_keys(pixel_pipeline *p)
 {
     static const char *const lit[PIXEL_LK_COUNT] = {
@@ -583,21 +595,13 @@ int pixel__map_frame_keys(pixel_pipeline *p)
     for (size_t i = 0; i < p->nfields; i++) {
         pixel_field *f = &p->fields[i];
         if (FRAMEABLE(f->leaflen)) {
-            char *k = put_frame(o, f->leaf, f->leaflen);
-            pixel__free(f->leaf);
-            f->leaf = k;
-            f->key_flags |= PIXEL_VALUE_FRAMED_KEY;
-            o = k + f->leaflen + 2;
+            o = move_into_frame(o, &f->leaf, f->leaflen, &f->key_flags);
         }
     }
     for (size_t i = 1; i < p->nobjects; i++) {
         pixel_objnode *ob = &p->objects[i];
         if (FRAMEABLE(ob->keylen)) {
-            char *k = put_frame(o, ob->key, ob->keylen);
-            pixel__free(ob->key);
-            ob->key = k;
-            ob->key_flags |= PIXEL_VALUE_FRAMED_KEY;
-            o = k + ob->keylen + 2;
+            o = move_into_frame(o, &ob->key, ob->keylen, &ob->key_flags);
         }
     }
     /* Paths keep their own text; their segments point at the frame instead. */

@@ -1122,6 +1122,25 @@ static void shape_make(const pixel_module_shape *sh, pixel_value *blk, uint32_t 
     shape_append(p, v);
 }
 
+/* Leaf lf of the block set to text val and linked into its object (made
+ * first if need be). */
+static inline void shape_put_leaf(const pixel_module_shape *sh, pixel_value *blk,
+                                  const shape_member *lf, const pixel_module_str *val)
+{
+    pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
+    v->type = PIXEL_TYPE_STRING;
+    v->flags = lf->flags;
+    v->klen = lf->klen;
+    v->key = lf->key;
+    v->next = NULL;
+    v->u.str.s = val->s;
+    v->u.str.len = val->len;
+    if (PIXEL_UNLIKELY(p->type != PIXEL_TYPE_OBJECT)) {
+        shape_make(sh, blk, lf->parent);
+    }
+    shape_append(p, v);
+}
+
 pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *sh,
                                       const pixel_module_str *vals)
 {
@@ -1140,18 +1159,7 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
         if (!vals[i].s) {
             continue;
         }
-        pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
-        v->type = PIXEL_TYPE_STRING;
-        v->flags = lf->flags;
-        v->klen = lf->klen;
-        v->key = lf->key;
-        v->next = NULL;
-        v->u.str.s = vals[i].s;
-        v->u.str.len = vals[i].len;
-        if (PIXEL_UNLIKELY(p->type != PIXEL_TYPE_OBJECT)) {
-            shape_make(sh, blk, lf->parent);
-        }
-        shape_append(p, v);
+        shape_put_leaf(sh, blk, lf, &vals[i]);
     }
     return blk;
 }
@@ -1187,17 +1195,7 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
         if (!vals[i].s) {
             continue;
         }
-        pixel_value *v = &blk[lf->node], *p = &blk[lf->parent];
-        v->type = PIXEL_TYPE_STRING;
-        v->flags = lf->flags;
-        v->klen = lf->klen;
-        v->key = lf->key;
-        v->u.str.s = vals[i].s;
-        v->u.str.len = vals[i].len;
-        if (p->type != PIXEL_TYPE_OBJECT) {
-            shape_make(shape, blk, lf->parent);
-        }
-        shape_append(p, v);
+        shape_put_leaf(shape, blk, lf, &vals[i]);
     }
     for (size_t k = 0; k < shape->nnodes; k++) {
         pixel_value *v = &blk[k];
