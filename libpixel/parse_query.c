@@ -50,10 +50,12 @@ static inline uint32_t word_hash(uint64_t w, size_t n, uint64_t mult, unsigned s
     return (uint32_t)(h >> shift);
 }
 
-/* The shift for a table of mask + 1 (a power of two, at least 2) buckets. */
+/* The shift for a table of mask + 1 (a power of two, at least 2) buckets
+ * (its bits counted by the trailing zeros of mask + 1: a popcount is a call
+ * into libgcc where the CPU's instruction is not assumed). */
 static inline unsigned table_shift(uint32_t mask)
 {
-    return 64u - (unsigned)__builtin_popcount(mask);
+    return 64u - (unsigned)__builtin_ctz(mask + 1u);
 }
 
 /* The len an entry holds: a name longer than eight bytes is marked, so that
@@ -687,17 +689,32 @@ next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
  */
 __attribute__((always_inline)) static inline int
 decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_span name,
-             pixel_span *out, size_t *next_sp)
+             pixel_span *out, size_t *next_sp, size_t first, const bool known)
 {
     const char *const q = st->q, *const stop = q + to;
     const char *src = q + from; /* the run not copied yet */
     unsigned hi = 0;
-    /* the bits to decode from `from` on: the word at mw, whose first byte is at wq */
-    const uint64_t *mw = st->m.spec + from / 64;
-    const char *wq = q + (from & ~(size_t)63);
-    uint64_t w = *mw & (~(uint64_t)0 << (from % 64));
+    /* the bits to decode from `first` on (from, unless known: then it is the
+     * first byte to decode, in [from, to)): the word at mw, whose first byte
+     * is at wq */
+    const uint64_t *mw = st->m.spec + first / 64;
+    const char *wq = q + (first & ~(size_t)63);
+    uint64_t w;
     const char *e;
-    unsigned char c = 0;
+    unsigned char c;
+    if (known) {
+        /* when that byte is an escape (nearly always), the walk goes on past
+         * its bit */
+        e = q + first;
+        c = (unsigned char)*e;
+        w = *mw & (~(uint64_t)1 << (first % 64));
+        if (PIXEL_LIKELY(c < 0x80)) {
+            goto escape;
+        }
+        hi = 0x80;
+    } else {
+        w = *mw & (~(uint64_t)0 << (first % 64));
+    }
     /* The first escape (bytes >= 0x80 before it are only marked) */
     for (;;) {
         e = next_bit(&mw, &wq, &w);
@@ -712,6 +729,7 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
         }
         hi = 0x80;
     }
+escape:;
     /* room for a sixteen-byte block copied at the end of the output */
     char *const d = pixel__arena_alloc(&ctx->arena, (to - from) + 16);
     if (!d) {
@@ -776,13 +794,14 @@ check:
     return 0;
 }
 
-/* decode_value for the value [from, to) of pa, whose name is set (plain):
- * the call of the usual pair that needs decoding, with few arguments. */
+/* decode_value for the value [from, to) of pa, whose name is set (plain),
+ * with its first byte to decode at `first` (the caller's cursor): the call of
+ * the usual pair that needs decoding, with few arguments. */
 __attribute__((noinline)) static int decode_plain_named(pixel_ctx *ctx, const qstate *st,
-                                                        size_t from, size_t to, pixel_param *pa,
-                                                        size_t *next_sp)
+                                                        size_t from, size_t to, size_t first,
+                                                        pixel_param *pa, size_t *next_sp)
 {
-    return decode_value(ctx, st, from, to, pa->name, &pa->value, next_sp);
+    return decode_value(ctx, st, from, to, pa->name, &pa->value, next_sp, first, true);
 }
 
 /* A pair [at, end) of the query, its first '=' at eqi (end if none), that
@@ -804,7 +823,8 @@ __attribute__((noinline)) static int decode_pair(pixel_ctx *ctx, const pixel_pip
     }
     if (eqi < end) {
         if (PIXEL_LIKELY(st->rd_end - (st->q + end) >= 16)) {
-            return decode_value(ctx, st, eqi + 1, end, pa->name, &pa->value, next_sp);
+            return decode_value(ctx, st, eqi + 1, end, pa->name, &pa->value, next_sp, eqi + 1,
+                                false);
         }
         return decode_value_near_end(ctx, p, st, eqi + 1, end, pa->name, &pa->value);
     }
@@ -904,7 +924,7 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
                     pa->value = (pixel_span){q + vat, end - vat};
                 } else {
                     size_t next_sp;
-                    rc = decode_plain_named(ctx, &st, eqi + 1, end, pa, &next_sp);
+                    rc = decode_plain_named(ctx, &st, eqi + 1, end, sp, pa, &next_sp);
                     if (rc != 0) {
                         break;
                     }
