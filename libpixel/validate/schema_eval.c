@@ -1147,8 +1147,12 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
 /* An anyOf of formats (sleaf.anyfmt) on a string: one holds (or does not assert). */
 static bool any_format(ectx *x, const sop *any, const pixel_value *v)
 {
+    const char *s = v->u.str.s;
+    size_t len = v->u.str.len;
     for (size_t k = 0; k < any->u.list.n; k++) {
-        if (string_ok(x, &any->u.list.v[k]->ops[0], v)) {
+        const sop *f = &any->u.list.v[k]->ops[0]; /* each branch is only a format */
+        if (!format_asserts(x, f) || pixel__format_trusted(f->u.fmt.trust, v->flags, s, len) ||
+            pixel__format_check(f->u.fmt.id, s, len)) {
             return true;
         }
     }
@@ -1204,11 +1208,14 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->format && !l->anyfmt && len <= l->maxlen && len / 4 >= l->minlen) {
-                if (!l->pattern) {
+            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+                if (l->anyfmt) {
+                    if (!l->pattern) {
+                        return any_format(x, l->anyfmt, v); /* such as ipv4 or ipv6 */
+                    }
+                } else if (!l->pattern) {
                     return true;
-                }
-                if (l->pattern->prog) {
+                } else if (l->pattern->prog) {
                     return pixel__regex_onepass(l->pattern->prog, v->u.str.s, len);
                 }
             }
