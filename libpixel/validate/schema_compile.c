@@ -179,7 +179,7 @@ static int compile_enum(cctx *c, const pixel_value *e, sop *op)
         op->u.en.values[i++] = m;
         all_str = all_str && m->type == PIXEL_TYPE_STRING;
     }
-    op->u.en.all_strings = all_str && n >= 3;
+    op->u.en.all_strings = all_str;
     if (op->u.en.all_strings) {
         /* enum of strings: a set, so a lookup is one hash */
         const char **keys = pixel__malloc(n * sizeof(*keys));
@@ -287,7 +287,6 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         if (!p->key) {
             p->key = keys[k];
             p->klen = lens[k];
-            pixel__key_words(p->key, p->klen, &p->kw0, &p->kw1);
             p->schema = NULL;
             p->req_bit = -1;
         }
@@ -782,6 +781,18 @@ static int compile_validation(cctx *c, sop *ops, size_t *n)
         }
         ops[*n].kind = nums[i].kind;
         ops[*n].kw = nums[i].name;
+        if (nums[i].kind == OP_MULTIPLEOF) {
+            /* the divisor's exact decimal form, once */
+            sop *op = &ops[*n];
+            i128 m;
+            int e;
+            op->u.mul.value = v;
+            op->u.mul.exact = pixel__schema_decimal(v, &m, &e) && m <= INT64_MAX && m >= -INT64_MAX;
+            op->u.mul.m = op->u.mul.exact ? (int64_t)m : 0;
+            op->u.mul.e = op->u.mul.exact ? e : 0;
+            (*n)++;
+            continue;
+        }
         ops[(*n)++].u.value = v;
     }
     for (size_t i = 0; i < PIXEL_ARRAY_LEN(counts); i++) {

@@ -25,7 +25,6 @@
 
 #define MAX_DEPTH 512
 
-__extension__ typedef __int128 i128; /* exact decimal arithmetic for multipleOf */
 #define MATCH_HEAP 32768
 
 /* A failure in a quiet evaluation (or after the first error) needs no message. */
@@ -336,7 +335,7 @@ static int numcmp(const pixel_value *a, const pixel_value *b)
 }
 
 /* A number as mantissa * 10^exp, exactly; false when it does not fit. */
-static bool decimal_of(const pixel_value *v, i128 *m, int *e)
+bool pixel__schema_decimal(const pixel_value *v, i128 *m, int *e)
 {
     if (v->type == PIXEL_TYPE_INT) {
         *m = v->u.i;
@@ -411,11 +410,14 @@ static bool scale(i128 *m, int by)
     return true;
 }
 
-static bool multiple_of(const pixel_value *v, const pixel_value *d)
+/* multipleOf: the divisor's decimal form was found at compile time (u.mul) when exact. */
+static bool multiple_of(const pixel_value *v, const sop *op)
 {
-    i128 m1, m2;
-    int e1, e2;
-    if (decimal_of(v, &m1, &e1) && decimal_of(d, &m2, &e2) && m2 != 0) {
+    const pixel_value *d = op->u.mul.value;
+    i128 m1, m2 = op->u.mul.m;
+    int e1, e2 = op->u.mul.e;
+    if (pixel__schema_decimal(v, &m1, &e1) &&
+        (op->u.mul.exact || pixel__schema_decimal(d, &m2, &e2)) && m2 != 0) {
         if (m1 == 0) {
             return true;
         }
@@ -515,7 +517,7 @@ static bool number_ok(const sop *op, const pixel_value *v)
         case OP_EXMAXIMUM:
             return numcmp(v, op->u.value) < 0;
         default:
-            return multiple_of(v, op->u.value);
+            return multiple_of(v, op);
     }
 }
 
@@ -744,35 +746,6 @@ static inline bool ascii(const char *s, size_t n)
     return (acc & 0x8080808080808080ull) == 0;
 }
 
-/* Whether the declared property p is named k (n bytes, pixel__key_words w0 w1). */
-static inline bool prop_is(const sprop *p, const char *k, size_t n, uint64_t w0, uint64_t w1)
-{
-    return p->klen == n && p->kw0 == w0 && p->kw1 == w1 && (n <= 16 || pixel__key_eq(p->key, k, n));
-}
-
-/* The declared property of o named k, or NULL (prop_find with the key's words at hand). */
-__attribute__((always_inline)) static inline const sprop *prop_lookup(const sobject *o,
-                                                                      const char *k, size_t n,
-                                                                      uint64_t w0, uint64_t w1)
-{
-    const sstrtab *t = &o->names;
-    size_t j = (uint32_t)(pixel__key32(k, n) * t->mult) >> t->shift;
-    for (;;) {
-        int32_t idx = t->slot[j].idx;
-        if (idx < 0) {
-            return NULL;
-        }
-        const sprop *p = &o->props[idx];
-        if (prop_is(p, k, n, w0, w1)) {
-            return p;
-        }
-        if (t->perfect) {
-            return NULL;
-        }
-        j = (j + 1) & t->mask;
-    }
-}
-
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -866,22 +839,24 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
     const sprop *next = props;
     size_t misses = 0; /* members that are not declared */
     for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        const sprop *p;
-        uint64_t w0, w1;
-        pixel__key_words(m->key, m->klen, &w0, &w1);
         /* Members usually come in the order the schema declares them: try the declared
-           property after the last one found before hashing. */
-        if (next < end && prop_is(next, m->key, m->klen, w0, w1)) {
-            p = next++;
-        } else if (props < end && (p = prop_lookup(o, m->key, m->klen, w0, w1)) != NULL) {
-            next = p + 1;
-        } else {
+           property after the last one found (its bytes compared in place) before
+           hashing. */
+        const sprop *p = NULL;
+        if (next < end && next->klen == m->klen && pixel__key_eq(next->key, m->key, m->klen)) {
+            p = next;
+        } else if (props < end) {
+            long i = pixel__strtab_find(&o->names, m->key, m->klen);
+            p = i >= 0 ? props + i : NULL;
+        }
+        if (!p) {
             misses++;
             if (o->additional && !quick(x, o->additional, m)) {
                 return false;
             }
             continue;
         }
+        next = p + 1;
         seen |= p->req_mask;
         if (p->qk == SQK_STR) {
             /* the most common kind, before the jump table */
@@ -1172,8 +1147,12 @@ static bool quick_op(ectx *x, const sop *op, const pixel_value *v)
 /* An anyOf of formats (sleaf.anyfmt) on a string: one holds (or does not assert). */
 static bool any_format(ectx *x, const sop *any, const pixel_value *v)
 {
+    const char *s = v->u.str.s;
+    size_t len = v->u.str.len;
     for (size_t k = 0; k < any->u.list.n; k++) {
-        if (string_ok(x, &any->u.list.v[k]->ops[0], v)) {
+        const sop *f = &any->u.list.v[k]->ops[0]; /* each branch is only a format */
+        if (!format_asserts(x, f) || pixel__format_trusted(f->u.fmt.trust, v->flags, s, len) ||
+            pixel__format_check(f->u.fmt.id, s, len)) {
             return true;
         }
     }
@@ -1229,11 +1208,14 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->format && !l->anyfmt && len <= l->maxlen && len / 4 >= l->minlen) {
-                if (!l->pattern) {
+            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+                if (l->anyfmt) {
+                    if (!l->pattern) {
+                        return any_format(x, l->anyfmt, v); /* such as ipv4 or ipv6 */
+                    }
+                } else if (!l->pattern) {
                     return true;
-                }
-                if (l->pattern->prog) {
+                } else if (l->pattern->prog) {
                     return pixel__regex_onepass(l->pattern->prog, v->u.str.s, len);
                 }
             }

@@ -89,30 +89,6 @@ static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
 }
 
 /*
- * A short key as two words that decide equality together with the length:
- * up to 16 bytes exactly (the first and last 8, or 4, overlapping), beyond
- * that the bytes in between are compared too (pixel__prop_is).
- */
-static inline void pixel__key_words(const char *k, size_t n, uint64_t *w0, uint64_t *w1)
-{
-    if (n >= 8) {
-        memcpy(w0, k, 8);
-        memcpy(w1, k + n - 8, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, k, 4);
-        memcpy(&b, k + n - 4, 4);
-        *w0 = (uint64_t)a | (uint64_t)b << 32;
-        *w1 = 0;
-    } else {
-        *w0 = n == 0 ? 0
-                     : (uint64_t)(unsigned char)k[0] | (uint64_t)(unsigned char)k[n >> 1] << 8 |
-                           (uint64_t)(unsigned char)k[n - 1] << 16;
-        *w1 = 0;
-    }
-}
-
-/*
  * A set of strings known at compile time (member names, enum strings):
  * each maps to its index.  Built as a perfect hash when a multiplier is
  * found that puts every key in a slot of its own (then a lookup is one hash
@@ -322,7 +298,6 @@ typedef struct sleaf sleaf;
 typedef struct sprop {
     const char *key;
     size_t klen;
-    uint64_t kw0, kw1; /* pixel__key_words() of key */
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
@@ -376,6 +351,7 @@ typedef struct sobject {
                     notes an object whose every member it declared (see uneval.cover) */
 } sobject;
 
+
 /*
  * A static unevaluatedProperties set that is the names of one walked object (main,
  * e.g. the envelope reached through allOf/$ref) plus a few more (extra, e.g. the
@@ -426,6 +402,12 @@ typedef struct sop {
     union {
         unsigned types;
         const pixel_value *value; /* const, bounds, multipleOf */
+        struct {
+            const pixel_value *value; /* the same as u.value */
+            int64_t m;  /* exact: value is m * 10^e (pixel__schema_decimal at compile time) */
+            int32_t e;
+            bool exact;
+        } mul; /* multipleOf */
         struct {
             const pixel_value **values;
             size_t n;
@@ -541,6 +523,10 @@ int pixel__schema_check_cycles(pixel_schema_registry *r, snode *root);
  * without a static name set is reachable (after pixel__schema_static_uneval).
  */
 void pixel__schema_mark_quick(pixel_schema_registry *r);
+
+__extension__ typedef __int128 i128; /* exact decimal arithmetic */
+/* A number as mantissa * 10^exp exactly (multipleOf); false when it does not fit. */
+bool pixel__schema_decimal(const pixel_value *v, i128 *m, int *e);
 
 /* ---- regex ----------------------------------------------------------------- */
 
