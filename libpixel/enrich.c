@@ -483,6 +483,24 @@ static size_t format_ipv6(const unsigned w[8], char *out)
     return (size_t)(o - out);
 }
 
+/* format_ipv6's text for the usual case of a prefix of whole groups, `kept`
+ * of them (1 to 6), none of them zero: the zeros after them are the one
+ * longest run, so the text is "g0:...:gk-1::" without a look for it. */
+static size_t format_ipv6_kept(const unsigned w[8], int kept, char *out)
+{
+    char *o = out;
+    for (int j = 0; j < kept; j++) {
+        unsigned v = w[j];
+        for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
+            *o++ = "0123456789abcdef"[(v >> sh) & 15];
+        }
+        *o++ = ':';
+    }
+    *o++ = ':';
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
 /* The anonymized text of a parsed IPv4 address into out (room for 24). */
 static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
                           const size_t end[4], char *out)
@@ -571,8 +589,14 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
         if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
         }
-        mask_groups(w, e->v6_prefix);
-        len = format_ipv6(w, out);
+        int kept = e->v6_prefix / 16;
+        if (e->v6_prefix % 16 == 0 && kept >= 1 && kept <= 6 && w[0] && (kept < 2 || w[1]) &&
+            (kept < 3 || w[2]) && (kept < 4 || w[3]) && (kept < 5 || w[4]) && (kept < 6 || w[5])) {
+            len = format_ipv6_kept(w, kept, out);
+        } else {
+            mask_groups(w, e->v6_prefix);
+            len = format_ipv6(w, out);
+        }
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
