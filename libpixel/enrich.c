@@ -31,7 +31,8 @@
 enum { ENRICH_FRESH_NO, ENRICH_FRESH_FIRST, ENRICH_FRESH_LATER };
 
 /* Sets e's target (e->into_path) to v. */
-static int set_into(pixel_ctx *ctx, const pixel_enricher *e, pixel_value *v)
+__attribute__((always_inline)) static inline int set_into(pixel_ctx *ctx, const pixel_enricher *e,
+                                                          pixel_value *v)
 {
     pixel_value *root = ctx->event;
     if (!v || !root || root->type != PIXEL_TYPE_OBJECT) {
@@ -482,6 +483,24 @@ static size_t format_ipv6(const unsigned w[8], char *out)
     return (size_t)(o - out);
 }
 
+/* format_ipv6's text for the usual case of a prefix of whole groups, `kept`
+ * of them (1 to 6), none of them zero: the zeros after them are the one
+ * longest run, so the text is "g0:...:gk-1::" without a look for it. */
+static size_t format_ipv6_kept(const unsigned w[8], int kept, char *out)
+{
+    char *o = out;
+    for (int j = 0; j < kept; j++) {
+        unsigned v = w[j];
+        for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
+            *o++ = "0123456789abcdef"[(v >> sh) & 15];
+        }
+        *o++ = ':';
+    }
+    *o++ = ':';
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
 /* The anonymized text of a parsed IPv4 address into out (room for 24). */
 static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
                           const size_t end[4], char *out)
@@ -534,8 +553,8 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     if (!v) {
         return 0; /* nothing to anonymize */
     }
-    size_t n;
-    const char *s = pixel_value_string(v, &n);
+    size_t n = v->type == PIXEL_TYPE_STRING ? v->u.str.len : 0;
+    const char *s = v->type == PIXEL_TYPE_STRING ? v->u.str.s : NULL;
     unsigned char addr[4];
     size_t ends[4];
     char *out;
@@ -570,8 +589,14 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
         if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
         }
-        mask_groups(w, e->v6_prefix);
-        len = format_ipv6(w, out);
+        int kept = e->v6_prefix / 16;
+        if (e->v6_prefix % 16 == 0 && kept >= 1 && kept <= 6 && w[0] && (kept < 2 || w[1]) &&
+            (kept < 3 || w[2]) && (kept < 4 || w[3]) && (kept < 5 || w[4]) && (kept < 6 || w[5])) {
+            len = format_ipv6_kept(w, kept, out);
+        } else {
+            mask_groups(w, e->v6_prefix);
+            len = format_ipv6(w, out);
+        }
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
@@ -636,34 +661,66 @@ __attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixe
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
 
+/* The first ':' of the n bytes at s, or NULL: a scheme is short, so the
+ * first block is looked at in line, the rest (if need be) by memchr. */
+static inline const char *find_colon(const char *s, size_t n)
+{
+    if (n >= 16) {
+        unsigned m = pixel__eq16((const unsigned char *)s, ':');
+        return m ? s + __builtin_ctz(m) : memchr(s + 16, ':', n - 16);
+    }
+    return memchr(s, ':', n);
+}
+
+/* The end of the host that starts at *h (the first '/', '?' or '#' after
+ * it, or end); *h moves past userinfo, up to the first '@' before that.
+ * One scan: the first of the four, and past a '@' the first of three. */
+static inline const char *host_end(const char **h, const char *end)
+{
+    const char *p = *h;
+#ifdef PIXEL_SIMD_SSE2
+    for (; end - p >= 16; p += 16) {
+        const unsigned char *b = (const unsigned char *)p;
+        unsigned m = pixel__eq16(b, '/') | pixel__eq16(b, '?') | pixel__eq16(b, '#') |
+                     pixel__eq16(b, '@');
+        if (m) {
+            p += __builtin_ctz(m);
+            break;
+        }
+    }
+#endif
+    for (; p < end && *p != '/' && *p != '?' && *p != '#' && *p != '@'; p++) {
+    }
+    if (p < end && *p == '@') {
+        *h = p + 1; /* drop userinfo */
+        p = pixel__find3(p + 1, end, '/', '?', '#');
+    }
+    return p;
+}
+
+/* Whether the n bytes at k name a member the url enricher adds. */
+static bool is_part_name(const char *k, size_t n)
+{
+    switch (n) {
+        case 4:
+            return memcmp(k, "host", 4) == 0 || memcmp(k, "path", 4) == 0;
+        case 5:
+            return memcmp(k, "query", 5) == 0;
+        case 6:
+            return memcmp(k, "scheme", 6) == 0;
+        case 8:
+            return memcmp(k, "fragment", 8) == 0 || memcmp(k, "campaign", 8) == 0;
+        default:
+            return false;
+    }
+}
+
 /* Whether object o has a member named like one the url enricher adds. */
 static bool has_part_member(const pixel_value *o)
 {
     for (const pixel_value *m = o->u.list.head; m; m = m->next) {
-        const char *k = m->key;
-        switch (m->klen) {
-            case 4:
-                if (memcmp(k, "host", 4) == 0 || memcmp(k, "path", 4) == 0) {
-                    return true;
-                }
-                break;
-            case 5:
-                if (memcmp(k, "query", 5) == 0) {
-                    return true;
-                }
-                break;
-            case 6:
-                if (memcmp(k, "scheme", 6) == 0) {
-                    return true;
-                }
-                break;
-            case 8:
-                if (memcmp(k, "fragment", 8) == 0 || memcmp(k, "campaign", 8) == 0) {
-                    return true;
-                }
-                break;
-            default:
-                break;
+        if (is_part_name(m->key, m->klen)) {
+            return true;
         }
     }
     return false;
@@ -681,6 +738,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
                {"term", "term", 4, 4},
                {"content", "content", 7, 7}};
     pixel_value *camp = NULL;
+    unsigned added = 0; /* the map entries camp has a member for */
     const char *s = q, *end = q + qn;
     while (s < end) {
         const char *amp = memchr(s, '&', (size_t)(end - s));
@@ -689,7 +747,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
             const char *eq = memchr(s, '=', (size_t)(pe - s));
             for (size_t k = 0; eq && k < PIXEL_ARRAY_LEN(map); k++) {
                 size_t kl = map[k].klen;
-                if ((size_t)(eq - s - 4) == kl && memcmp(s + 4, map[k].key, kl) == 0) {
+                if ((size_t)(eq - s - 4) == kl && pixel__same_bytes(s + 4, map[k].key, kl)) {
                     pixel_span dec;
                     size_t bad;
                     int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
@@ -703,8 +761,16 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
                     if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
                         return PIXEL_ENOMEM;
                     }
-                    if (add_part_n(ctx, camp, false, 0, map[k].name, map[k].nlen, dec.p, dec.n, 0) <
-                        0) {
+                    /* a name met before is replaced (the last one counts); a new
+                     * one is appended without a search */
+                    pixel_value *v = part_value(ctx, dec.p, dec.n, 0);
+                    if (!v) {
+                        return PIXEL_ENOMEM;
+                    }
+                    if (!(added & 1u << k)) {
+                        pixel__object_add_plain(camp, map[k].name, map[k].nlen, v);
+                        added |= 1u << k;
+                    } else if (pixel__object_set_plain(camp, map[k].name, map[k].nlen, v) < 0) {
                         return PIXEL_ENOMEM;
                     }
                 }
@@ -738,10 +804,16 @@ static bool path_is_child(const pixel_path *parent, const pixel_path *child)
     return true;
 }
 
-/* The url enricher's state: whether the source is a member of the target
- * (path_is_child, decided at load). */
+/* The url enricher's state, decided at load: whether the source is a member
+ * of the target (path_is_child), and whether the target, when it is the map
+ * stage's object (into_obj), is made with no member named like a part:
+ * neither the map stage nor a built-in before this one sets one
+ * (parts_absent).  Then, on a line where the object was not changed from
+ * outside (PIXEL_VALUE_EDITED) and this enricher did not add its parts to it
+ * already (PIXEL_VALUE_URL_PARTS: pixel_enrich() run again), the parts are
+ * appended without a search. */
 typedef struct url_state {
-    bool target_known;
+    bool target_known, parts_absent;
 } url_state;
 
 static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
@@ -750,9 +822,12 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     /* The usual setup reads page.url into page: the target is looked up
      * once, and the source in it. */
     pixel_value *target = NULL, *src;
-    const bool target_known = ((const url_state *)e->state)->target_known;
+    const url_state *st = e->state;
+    const bool target_known = st->target_known;
+    bool mapped = false; /* target is the map stage's object */
     if (target_known) {
         target = mapped_object(ctx, e->into_obj);
+        mapped = target != NULL;
         if (!target) {
             target = pixel__path_get(ctx->event, e->into_path);
         }
@@ -761,13 +836,12 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     } else {
         src = pixel__path_get(ctx->event, e->from_path);
     }
-    size_t n;
-    const char *s = pixel_value_string(src, &n);
-    if (!s) {
+    if (!src || src->type != PIXEL_TYPE_STRING) {
         return 0;
     }
-    const char *end = s + n, *p = s;
-    const char *colon = memchr(s, ':', n);
+    const char *s = src->u.str.s, *end = s + src->u.str.len, *p = s;
+    size_t n = src->u.str.len;
+    const char *colon = find_colon(s, n);
     if (!colon || colon == s || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
         return 0; /* not an absolute URL: nothing to decompose (the schema judges it) */
     }
@@ -786,8 +860,11 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         return fail(ctx, e, e->into, "the target is not an object");
     }
     if (!fresh) {
-        fresh = !has_part_member(target);
+        fresh = (mapped && st->parts_absent &&
+                 !(target->flags & (PIXEL_VALUE_EDITED | PIXEL_VALUE_URL_PARTS))) ||
+                !has_part_member(target);
     }
+    target->flags |= PIXEL_VALUE_URL_PARTS;
     /* Every part is a piece of the URL: when it needs no escaping, neither do they. */
     uint16_t flags = 0;
     if (text_is_plain(s, n)) {
@@ -797,13 +874,8 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     if (add_part(ctx, target, fresh, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s), flags) < 0) {
         return PIXEL_ENOMEM;
     }
-    p = colon + 3;
-    const char *h = p;
-    p = pixel__find3(p, end, '/', '?', '#');
-    const char *at = memchr(h, '@', (size_t)(p - h)); /* drop userinfo */
-    if (at) {
-        h = at + 1;
-    }
+    const char *h = colon + 3;
+    p = host_end(&h, end);
     if (add_part(ctx, target, fresh, PIXEL_LK_HOST, "host", h, (size_t)(p - h), flags) < 0) {
         return PIXEL_ENOMEM;
     }
@@ -909,6 +981,7 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
             return PIXEL_ENOMEM;
         }
         t->target_known = path_is_child(e->into_path, e->from_path);
+        t->parts_absent = false; /* set with into_obj, below */
         e->state = t;
         e->free_fn = free_state;
     }
@@ -1024,6 +1097,40 @@ static int mapped_index(const pixel_pipeline *p, const pixel_enricher *e, const 
     return j;
 }
 
+/* Whether the map stage or a built-in before e sets a member named like a
+ * url part in e's target (the pipeline->objects entry into_obj). */
+static bool part_set_before(const pixel_pipeline *p, const pixel_enricher *e)
+{
+    for (size_t i = 0; i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        if (f->parent == e->into_obj && is_part_name(f->leaf, f->leaflen)) {
+            return true;
+        }
+    }
+    for (size_t i = 1; i < p->nobjects; i++) {
+        const pixel_objnode *o = &p->objects[i];
+        if (o->parent == e->into_obj && is_part_name(o->key, o->keylen)) {
+            return true;
+        }
+    }
+    const pixel_path *t = e->into_path;
+    for (const pixel_enricher *x = p->enrichers; x < e; x++) {
+        const pixel_path *xp = x->into_path;
+        if (!is_builtin(x) || !xp || xp->n <= t->n) {
+            continue;
+        }
+        size_t k = 0;
+        while (k < t->n && xp->seg[k].len == t->seg[k].len &&
+               memcmp(xp->seg[k].key, t->seg[k].key, t->seg[k].len) == 0) {
+            k++;
+        }
+        if (k == t->n && is_part_name(xp->seg[k].key, xp->seg[k].len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
 {
     if (!seq) {
@@ -1056,6 +1163,9 @@ int pixel__enrich_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *seq)
         }
         if (e->into_path) {
             e->into_obj = mapped_index(p, e, e->into_path, e->into_path->n);
+        }
+        if (e->fn == run_url) {
+            ((url_state *)e->state)->parts_absent = e->into_obj > 0 && !part_set_before(p, e);
         }
     }
     return 0;

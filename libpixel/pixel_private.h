@@ -146,6 +146,8 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * (pipeline.h keyframes): `,"` before it and `":` after it, readable a
  * block past that.  Cleared wherever a key is set (pixel__object_add). */
 #define PIXEL_VALUE_FRAMED_KEY 0x100u
+/* OBJECT: the url enricher added its parts to it (enrich.c). */
+#define PIXEL_VALUE_URL_PARTS 0x1000u
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */

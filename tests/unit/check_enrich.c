@@ -462,6 +462,47 @@ START_TEST(url_parts_of_every_length)
 }
 END_TEST
 
+/* The parts go into the map stage's object without a search while nothing
+ * else can have named a member like one: enriched twice, or with the object
+ * changed from outside between the stages, the target still gets one member
+ * per part. */
+START_TEST(url_parts_are_set_once)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {page.url: query.url, page.r: query.r}\n"
+                                          "enrich: [{url: {from: page.url, into: page}}]\n");
+    const char *line = LINE("r=1&url=https%3A%2F%2Fa.b%2Fp%3Futm_source%3Dx%23f");
+    for (int edit = 0; edit < 4; edit++) {
+        pixel_error err;
+        pixel_error_clear(&err);
+        ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+        ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
+        pixel_value *ev = pixel_ctx_event(ctx);
+        pixel_value *page = pixel_value_at(ev, "page");
+        if (edit == 1) {
+            ck_assert_int_eq(pixel_object_set(ctx, page, "host", pixel_value_new_int(ctx, 1)), 0);
+        } else if (edit == 2) {
+            ck_assert_int_eq(
+                pixel_module_object_append(page, "path", 4, pixel_value_new_int(ctx, 2)), 0);
+        }
+        ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+        if (edit == 3) {
+            ck_assert_int_eq(pixel_enrich(p, ctx, NULL, &err), 0);
+        }
+        const char *text = pixel_value_dump(ctx, ev, NULL);
+        ck_assert_msg(strstr(text, "\"scheme\":\"https\",") || strstr(text, "\"scheme\":\"https\"}"),
+                      "%s", text);
+        const char *parts[] = {"\"scheme\"", "\"host\"", "\"path\"", "\"query\"",
+                               "\"campaign\"", "\"fragment\"", "\"url\""};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+            ck_assert_msg(count_of(text, parts[i]) == 1, "edit %d: %s", edit, text);
+        }
+        ck_assert_str_eq(str_at("page.host"), "a.b");
+        ck_assert_str_eq(str_at("page.path"), "/p");
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 /* The built-ins take the objects the map stage made without a walk from the
  * root; an object replaced or removed between the stages, or by an earlier
  * built-in, is looked up instead. */
@@ -543,6 +584,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, new_root_members_are_set_once);
     tcase_add_test(tc, pipeline_name_and_version_are_escaped_when_needed);
     tcase_add_test(tc, url_parts_of_every_length);
+    tcase_add_test(tc, url_parts_are_set_once);
     tcase_add_test(tc, mapped_objects_follow_changes);
     tcase_add_test(tc, ingest_time_and_pipeline_info);
     suite_add_tcase(s, tc);
