@@ -10,6 +10,7 @@
  * The serializer writes compact JSON in member order.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -656,6 +657,18 @@ static int dump_container(pixel_buf *b, const pixel_value *v);
  * up to 28 bytes, written as two blocks of 16). */
 #define KEY_ROOM 32
 
+/* A name of the pipeline (PIXEL_VALUE_FRAMED_KEY): `,"name":` is one or two
+ * blocks of its frame.  Returns the end. */
+static inline char *put_frame(char *o, const pixel_value *m)
+{
+    const unsigned char *f = (const unsigned char *)m->key - 2;
+    pixel__copy16(o, f);
+    if (m->klen > 12) {
+        pixel__copy16(o + 16, f + 16);
+    }
+    return o + m->klen + 4;
+}
+
 /* The room checked for before each member: a name of up to KEY_ROOM bytes
  * with its separator, quotes and colon, and MEMBER_SLACK for the value. */
 #define MEMBER_ROOM (KEY_ROOM + MEMBER_SLACK + 4)
@@ -674,13 +687,13 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
  * written at o (more than MEMBER_SLACK bytes free there).  One dispatch on
  * the length loads the text once, as two overlapping blocks or words (bytes
  * one by one under 4); the same loads are checked for escapes, unless the
- * text is flagged PIXEL_VALUE_PLAIN_STR, and stored.  Returns the end of what
+ * text is known plain (flagged PIXEL_VALUE_PLAIN_STR), and stored.  Returns the end of what
  * was written, or NULL for any other string. */
-__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m)
+__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
+                                                                   const bool known)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     const size_t n = m->u.str.len;
-    const bool known = m->flags & PIXEL_VALUE_PLAIN_STR;
     if (n >= 8) {
         if (n > 16) {
             if (n > 32) {
@@ -771,7 +784,7 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
         case PIXEL_TYPE_STRING: {
-            char *e = put_short_plain(o, m);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
             if (e) {
                 b->len = (size_t)(e - b->data);
                 return 0;
@@ -805,6 +818,26 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
+/* A member's type and flags as one word (the flags in the high half), to
+ * tell the usual members (a pipeline name and a string, known plain or not)
+ * from the rest with a mask and a compare.  On little-endian
+ * targets they are the first four bytes of the value, read at once (the byte
+ * between them is masked out). */
+#define KIND_FRAMED ((uint32_t)PIXEL_VALUE_FRAMED_KEY << 16)
+#define KIND_PLAIN  ((uint32_t)PIXEL_VALUE_PLAIN_STR << 16)
+static inline uint32_t member_kind(const pixel_value *m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    _Static_assert(offsetof(pixel_value, type) == 0 && offsetof(pixel_value, flags) == 2,
+                   "member_kind reads type and flags as one word");
+    uint32_t w;
+    memcpy(&w, m, 4);
+    return w & 0xFFFF00FFu;
+#else
+    return m->type | (uint32_t)m->flags << 16;
+#endif
+}
+
 /*
  * The members of an object (obj) or the elements of an array, each after a
  * ',', from b->len on.  The output position is kept in a local pointer and
@@ -812,10 +845,13 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
  * is grown, when needed, to hold a key of up to KEY_ROOM bytes (a longer
  * plain key checks for itself) and MEMBER_SLACK more bytes, so the
  * separator, a plain key and a short scalar are written without further
- * checks; longer strings and nested containers reserve for themselves.  In
- * an object, non-empty objects nested up to NEST_MAX deep are walked by the
- * same loop (no call per nested object); arrays, empty and deeper objects
- * go to dump_container.  Inlined twice, with obj a constant.
+ * checks; longer strings and nested containers reserve for themselves.  A
+ * member with a name of the pipeline and a string value (most of an event)
+ * is told apart by one word of type and flags, and its value written with
+ * the plain check compiled in or out.  In an object, non-empty objects
+ * nested up to NEST_MAX deep are walked by the same loop (no call per nested
+ * object); arrays, empty and deeper objects go to dump_container.  Inlined
+ * twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
                                                               const bool obj)
@@ -864,17 +900,30 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             o = b->data + b->len;
             stop = b->data + b->cap - MEMBER_ROOM;
         }
+        uint32_t kind;
         if (!obj) {
             *o++ = ',';
-        } else if (m->flags & PIXEL_VALUE_FRAMED_KEY) {
-            /* a name of the pipeline: `,"name":` is one or two blocks of its frame */
-            const unsigned char *f = (const unsigned char *)m->key - 2;
-            pixel__copy16(o, f);
-            if (m->klen > 12) {
-                pixel__copy16(o + 16, f + 16);
+        } else if ((kind = member_kind(m)) & KIND_FRAMED) {
+            o = put_frame(o, m);
+            /* the usual members: a pipeline name and a string, known plain or not */
+            kind &= KIND_PLAIN | 0xFF;
+            if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {
+                char *e = put_short_plain(o, m, true);
+                if (PIXEL_LIKELY(e != NULL)) {
+                    o = e;
+                    continue;
+                }
+                goto long_string;
             }
-            o += m->klen + 4;
-        } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
+            if (kind == PIXEL_TYPE_STRING) {
+                char *e = put_short_plain(o, m, false);
+                if (PIXEL_LIKELY(e != NULL)) {
+                    o = e;
+                    continue;
+                }
+                goto long_string;
+            }
+        } else if (PIXEL_LIKELY(kind & ((uint32_t)PIXEL_VALUE_PLAIN_KEY << 16))) {
             /* a key from the configuration, checked at load: no escapes */
             const size_t kl = m->klen;
             const unsigned char *k = (const unsigned char *)m->key;
@@ -935,11 +984,12 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         /* The value: short plain strings and integers in place. */
     value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-            char *e = put_short_plain(o, m);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
                 continue;
             }
+        long_string:;
             const size_t n = m->u.str.len;
             if (m->flags & PIXEL_VALUE_PLAIN_STR) {
                 /* longer known-plain text (URLs, paths): copied here */
