@@ -1067,7 +1067,9 @@ int pixel__json_dump(pixel_buf *b, const pixel_value *v)
         pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
         return -1;
     }
-    if (dump_value(b, v) < 0) {
+    /* an event is an object: straight to its loop */
+    const bool container = v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY;
+    if ((container ? dump_container(b, v) : dump_value(b, v)) < 0) {
         return -1;
     }
     b->data[b->len] = '\0';

@@ -717,7 +717,7 @@ const char *pixel_ctx_output(pixel_ctx *ctx, const pixel_pipeline *p, size_t *le
     } else {
         return NULL;
     }
-    if (rc < 0 || pixel__buf_reserve(b, 1) < 0) {
+    if (rc < 0 || (PIXEL_UNLIKELY(b->len + 1 >= b->cap) && pixel__buf_reserve(b, 1) < 0)) {
         return NULL;
     }
     b->data[b->len] = '\0';
