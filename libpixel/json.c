@@ -1008,18 +1008,17 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
                 return -1;
             }
+        } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
+            /* into a nested object: its first ',' is where '{' goes */
+            up[depth].next = m->next;
+            up[depth].open = (size_t)(o - b->data);
+            depth++;
+            m = m->u.list.head;
+            goto member;
         } else if (m->type == PIXEL_TYPE_INT) {
             o = put_int(o, m->u.i);
             continue;
         } else if (m->type >= PIXEL_TYPE_ARRAY) {
-            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
-                /* into a nested object: its first ',' is where '{' goes */
-                up[depth].next = m->next;
-                up[depth].open = (size_t)(o - b->data);
-                depth++;
-                m = m->u.list.head;
-                goto member;
-            }
             /* an array, an empty or deep object: to its own loop */
             b->len = (size_t)(o - b->data);
             if (dump_container(b, m) < 0) {
