@@ -10,6 +10,7 @@
  * The serializer writes compact JSON in member order.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -656,6 +657,22 @@ static int dump_container(pixel_buf *b, const pixel_value *v);
  * up to 28 bytes, written as two blocks of 16). */
 #define KEY_ROOM 32
 
+/* A name of the pipeline (PIXEL_VALUE_FRAMED_KEY): `,"name":` is one or two
+ * blocks of its frame.  Returns the end. */
+static inline char *put_frame(char *o, const pixel_value *m)
+{
+    const unsigned char *f = (const unsigned char *)m->key - 2;
+    pixel__copy16(o, f);
+    if (m->klen > 12) {
+        pixel__copy16(o + 16, f + 16);
+    }
+    return o + m->klen + 4;
+}
+
+/* The room checked for before each member: a name of up to KEY_ROOM bytes
+ * with its separator, quotes and colon, and MEMBER_SLACK for the value. */
+#define MEMBER_ROOM (KEY_ROOM + MEMBER_SLACK + 4)
+
 /* How deep objects in objects are followed without a call. */
 #define NEST_MAX 8
 
@@ -667,68 +684,98 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
 }
 
 /* A string of up to 32 bytes (most member values) that needs no escape is
- * written at o (more than MEMBER_SLACK bytes free there): as two overlapping
- * blocks, or byte by byte under 4.  Text flagged PIXEL_VALUE_PLAIN_STR is not looked
- * at.  Returns the end of what was written, or NULL for any other string. */
-__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m)
+ * written at o (more than MEMBER_SLACK bytes free there).  One dispatch on
+ * the length loads the text once, as two overlapping blocks or words (bytes
+ * one by one under 4); the same loads are checked for escapes, unless the
+ * text is known plain (flagged PIXEL_VALUE_PLAIN_STR), and stored.  Returns the end of what
+ * was written, or NULL for any other string. */
+__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
+                                                                   const bool known)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
-    size_t n = m->u.str.len;
-    if (n > 32) {
-        /* Up to 46 bytes of known-plain text (event ids) still fit in the slack. */
-        if (n > MEMBER_SLACK - 2 || !(m->flags & PIXEL_VALUE_PLAIN_STR)) {
-            return NULL;
-        }
-        o[0] = '"';
-        pixel__copy16(o + 1, p);
-        pixel__copy16(o + 17, p + 16);
-        pixel__copy16(o + 1 + n - 16, p + n - 16);
-        o[n + 1] = '"';
-        return o + n + 2;
-    }
-    if (!(m->flags & PIXEL_VALUE_PLAIN_STR) &&
-        !(n < 4     ? tiny_is_plain(p, n)
-          : n <= 16 ? short_is_plain(p, n)
-                    : (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) == 0)) {
-        return NULL;
-    }
-    o[0] = '"';
-    if (n >= 4) {
-        if (n <= 16) {
-            copy_short(o + 1, p, n);
-        } else {
+    const size_t n = m->u.str.len;
+    if (n >= 8) {
+        if (n > 16) {
+            if (n > 32) {
+                /* Up to 46 bytes of known-plain text (event ids) still fit in the slack. */
+                if (n > MEMBER_SLACK - 2 || !known) {
+                    return NULL;
+                }
+                pixel__copy16(o + 17, p + 16);
+            } else if (!known &&
+                       (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0) {
+                return NULL;
+            }
             pixel__copy16(o + 1, p);
             pixel__copy16(o + 1 + n - 16, p + n - 16);
+        } else {
+            uint64_t a = load64(p), z = load64(p + n - 8);
+#ifdef PIXEL_SIMD_SSE2
+            if (!known && pixel__json_special_v(_mm_set_epi64x((long long)z, (long long)a)) != 0) {
+                return NULL;
+            }
+#else
+            if (!known && !short_is_plain(p, n)) {
+                return NULL;
+            }
+#endif
+            memcpy(o + 1, &a, 8);
+            memcpy(o + 1 + n - 8, &z, 8);
         }
+    } else if (n >= 4) {
+        uint32_t a = load32(p), z = load32(p + n - 4);
+#ifdef PIXEL_SIMD_SSE2
+        if (!known &&
+            (pixel__json_special_v(_mm_set_epi64x(0, (long long)(a | (uint64_t)z << 32))) & 0xFF)) {
+            return NULL;
+        }
+#else
+        if (!known && !short_is_plain(p, n)) {
+            return NULL;
+        }
+#endif
+        memcpy(o + 1, &a, 4);
+        memcpy(o + 1 + n - 4, &z, 4);
     } else if (n > 0) {
+        if (!known && !tiny_is_plain(p, n)) {
+            return NULL;
+        }
         o[1] = (char)p[0];
         o[1 + n / 2] = (char)p[n / 2];
         o[n] = (char)p[n - 1];
     }
+    o[0] = '"';
     o[n + 1] = '"';
     return o + n + 2;
 }
 
-/* A longer string known to need no escape: copied as it is. */
-static int plain_string(pixel_buf *b, const char *s, size_t n)
+/* Text of 16 bytes or more known to need no escape, quoted at o (n + 2
+ * bytes free there): blocks of 16, the last one overlapping the one before.
+ * Returns the end. */
+static inline char *put_plain_blocks(char *o, const unsigned char *p, size_t n)
 {
-    if (PIXEL_UNLIKELY(b->cap - b->len < n + 3) && pixel__buf_reserve(b, n + 3) < 0) {
-        return -1;
-    }
-    char *o = b->data + b->len;
     o[0] = '"';
-    memcpy(o + 1, s, n);
+    for (size_t i = 0; i + 16 < n; i += 16) {
+        pixel__copy16(o + 1 + i, p + i);
+    }
+    pixel__copy16(o + 1 + n - 16, p + n - 16);
     o[n + 1] = '"';
-    o[n + 2] = '\0';
-    b->len += n + 2;
-    return 0;
+    return o + n + 2;
 }
 
 /* A string that put_short_plain did not take. */
 static int long_string(pixel_buf *b, const pixel_value *m)
 {
-    return m->flags & PIXEL_VALUE_PLAIN_STR ? plain_string(b, m->u.str.s, m->u.str.len)
-                                            : pixel__json_escape(b, m->u.str.s, m->u.str.len);
+    const size_t n = m->u.str.len;
+    if (!(m->flags & PIXEL_VALUE_PLAIN_STR)) {
+        return pixel__json_escape(b, m->u.str.s, n);
+    }
+    if (PIXEL_UNLIKELY(b->cap - b->len < n + 3) && pixel__buf_reserve(b, n + 3) < 0) {
+        return -1;
+    }
+    b->len = (size_t)(put_plain_blocks(b->data + b->len, (const unsigned char *)m->u.str.s, n) -
+                      b->data);
+    return 0;
 }
 
 /* Writes one scalar at b->len, or the whole of a container; 0 or -1. */
@@ -737,7 +784,7 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
         case PIXEL_TYPE_STRING: {
-            char *e = put_short_plain(o, m);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
             if (e) {
                 b->len = (size_t)(e - b->data);
                 return 0;
@@ -771,6 +818,26 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
+/* A member's type and flags as one word (the flags in the high half), to
+ * tell the usual members (a pipeline name and a string, known plain or not)
+ * from the rest with a mask and a compare.  On little-endian
+ * targets they are the first four bytes of the value, read at once (the byte
+ * between them is masked out). */
+#define KIND_FRAMED ((uint32_t)PIXEL_VALUE_FRAMED_KEY << 16)
+#define KIND_PLAIN  ((uint32_t)PIXEL_VALUE_PLAIN_STR << 16)
+static inline uint32_t member_kind(const pixel_value *m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    _Static_assert(offsetof(pixel_value, type) == 0 && offsetof(pixel_value, flags) == 2,
+                   "member_kind reads type and flags as one word");
+    uint32_t w;
+    memcpy(&w, m, 4);
+    return w & 0xFFFF00FFu;
+#else
+    return m->type | (uint32_t)m->flags << 16;
+#endif
+}
+
 /*
  * The members of an object (obj) or the elements of an array, each after a
  * ',', from b->len on.  The output position is kept in a local pointer and
@@ -778,10 +845,13 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
  * is grown, when needed, to hold a key of up to KEY_ROOM bytes (a longer
  * plain key checks for itself) and MEMBER_SLACK more bytes, so the
  * separator, a plain key and a short scalar are written without further
- * checks; longer strings and nested containers reserve for themselves.  In
- * an object, non-empty objects nested up to NEST_MAX deep are walked by the
- * same loop (no call per nested object); arrays, empty and deeper objects
- * go to dump_container.  Inlined twice, with obj a constant.
+ * checks; longer strings and nested containers reserve for themselves.  A
+ * member with a name of the pipeline and a string value (most of an event)
+ * is told apart by one word of type and flags, and its value written with
+ * the plain check compiled in or out.  In an object, non-empty objects
+ * nested up to NEST_MAX deep are walked by the same loop (no call per nested
+ * object); arrays, empty and deeper objects go to dump_container.  Inlined
+ * twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
                                                               const bool obj)
@@ -793,20 +863,26 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         size_t open;
     } up[NEST_MAX];
     unsigned depth = 0;
-    char *o = b->data + b->len, *lim = b->data + b->cap;
+    /* `stop` is MEMBER_ROOM bytes before the end of the buffer: a member
+     * starting before it has its room (the buffer always holds more than
+     * MEMBER_ROOM bytes, so it points into it). */
+    if (PIXEL_UNLIKELY(b->cap - b->len <= MEMBER_ROOM) && pixel__buf_reserve(b, MEMBER_ROOM) < 0) {
+        return -1;
+    }
+    char *o = b->data + b->len, *stop = b->data + b->cap - MEMBER_ROOM;
     for (const pixel_value *m = v->u.list.head;; m = m->next) {
         while (!m) {
             /* the end of a list: of this container, or of a nested object */
             if (!obj || depth == 0) {
                 goto done;
             }
-            if (PIXEL_UNLIKELY(lim - o < 2)) {
+            if (PIXEL_UNLIKELY(o > stop + (MEMBER_ROOM - 2))) {
                 b->len = (size_t)(o - b->data);
                 if (pixel__buf_reserve(b, 2) < 0) {
                     return -1;
                 }
                 o = b->data + b->len;
-                lim = b->data + b->cap;
+                stop = b->data + b->cap - MEMBER_ROOM;
             }
             depth--;
             b->data[up[depth].open] = '{';
@@ -816,25 +892,38 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
     member:
         /* room for a member with a name of up to KEY_ROOM bytes (longer
          * ones reserve theirs below) */
-        if (PIXEL_UNLIKELY((size_t)(lim - o) <= KEY_ROOM + MEMBER_SLACK + 4)) {
+        if (PIXEL_UNLIKELY(o >= stop)) {
             b->len = (size_t)(o - b->data);
-            if (pixel__buf_reserve(b, KEY_ROOM + MEMBER_SLACK + 4) < 0) {
+            if (pixel__buf_reserve(b, MEMBER_ROOM) < 0) {
                 return -1;
             }
             o = b->data + b->len;
-            lim = b->data + b->cap;
+            stop = b->data + b->cap - MEMBER_ROOM;
         }
+        uint32_t kind;
         if (!obj) {
             *o++ = ',';
-        } else if (m->flags & PIXEL_VALUE_FRAMED_KEY) {
-            /* a name of the pipeline: `,"name":` is one or two blocks of its frame */
-            const unsigned char *f = (const unsigned char *)m->key - 2;
-            pixel__copy16(o, f);
-            if (m->klen > 12) {
-                pixel__copy16(o + 16, f + 16);
+        } else if ((kind = member_kind(m)) & KIND_FRAMED) {
+            o = put_frame(o, m);
+            /* the usual members: a pipeline name and a string, known plain or not */
+            kind &= KIND_PLAIN | 0xFF;
+            if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {
+                char *e = put_short_plain(o, m, true);
+                if (PIXEL_LIKELY(e != NULL)) {
+                    o = e;
+                    continue;
+                }
+                goto long_string;
             }
-            o += m->klen + 4;
-        } else if (PIXEL_LIKELY(m->flags & PIXEL_VALUE_PLAIN_KEY)) {
+            if (kind == PIXEL_TYPE_STRING) {
+                char *e = put_short_plain(o, m, false);
+                if (PIXEL_LIKELY(e != NULL)) {
+                    o = e;
+                    continue;
+                }
+                goto long_string;
+            }
+        } else if (PIXEL_LIKELY(kind & ((uint32_t)PIXEL_VALUE_PLAIN_KEY << 16))) {
             /* a key from the configuration, checked at load: no escapes */
             const size_t kl = m->klen;
             const unsigned char *k = (const unsigned char *)m->key;
@@ -857,13 +946,14 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto value;
             }
 #endif
-            if (PIXEL_UNLIKELY(kl > KEY_ROOM) && (size_t)(lim - o) <= kl + MEMBER_SLACK + 4) {
+            if (PIXEL_UNLIKELY(kl > KEY_ROOM) &&
+                (size_t)(stop + MEMBER_ROOM - o) <= kl + MEMBER_SLACK + 4) {
                 b->len = (size_t)(o - b->data);
                 if (pixel__buf_reserve(b, kl + MEMBER_SLACK + 4) < 0) {
                     return -1;
                 }
                 o = b->data + b->len;
-                lim = b->data + b->cap;
+                stop = b->data + b->cap - MEMBER_ROOM;
             }
             o[0] = ',';
             o[1] = '"';
@@ -889,32 +979,46 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 return -1;
             }
             o = b->data + b->len;
-            lim = b->data + b->cap;
+            stop = b->data + b->cap - MEMBER_ROOM;
         }
         /* The value: short plain strings and integers in place. */
     value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-            char *e = put_short_plain(o, m);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
                 continue;
             }
+        long_string:;
+            const size_t n = m->u.str.len;
+            if (m->flags & PIXEL_VALUE_PLAIN_STR) {
+                /* longer known-plain text (URLs, paths): copied here */
+                if ((size_t)(stop + MEMBER_ROOM - o) <= n + 2) {
+                    b->len = (size_t)(o - b->data);
+                    if (pixel__buf_reserve(b, n + 2) < 0) {
+                        return -1;
+                    }
+                    o = b->data + b->len;
+                    stop = b->data + b->cap - MEMBER_ROOM;
+                }
+                o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
+                continue;
+            }
             b->len = (size_t)(o - b->data);
-            if (long_string(b, m) < 0) {
+            if (pixel__json_escape(b, m->u.str.s, n) < 0) {
                 return -1;
             }
+        } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
+            /* into a nested object: its first ',' is where '{' goes */
+            up[depth].next = m->next;
+            up[depth].open = (size_t)(o - b->data);
+            depth++;
+            m = m->u.list.head;
+            goto member;
         } else if (m->type == PIXEL_TYPE_INT) {
             o = put_int(o, m->u.i);
             continue;
         } else if (m->type >= PIXEL_TYPE_ARRAY) {
-            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
-                /* into a nested object: its first ',' is where '{' goes */
-                up[depth].next = m->next;
-                up[depth].open = (size_t)(o - b->data);
-                depth++;
-                m = m->u.list.head;
-                goto member;
-            }
             /* an array, an empty or deep object: to its own loop */
             b->len = (size_t)(o - b->data);
             if (dump_container(b, m) < 0) {
@@ -927,7 +1031,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         }
         o = b->data + b->len;
-        lim = b->data + b->cap;
+        stop = b->data + b->cap - MEMBER_ROOM;
     }
 done:
     b->len = (size_t)(o - b->data);
@@ -962,7 +1066,9 @@ int pixel__json_dump(pixel_buf *b, const pixel_value *v)
         pixel__buf_reserve(b, MEMBER_SLACK) < 0) {
         return -1;
     }
-    if (dump_value(b, v) < 0) {
+    /* an event is an object: straight to its loop */
+    const bool container = v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY;
+    if ((container ? dump_container(b, v) : dump_value(b, v)) < 0) {
         return -1;
     }
     b->data[b->len] = '\0';

@@ -612,24 +612,21 @@ int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, siz
 
 /* ---- output ----------------------------------------------------------------------- */
 
-static int put_key(pixel_buf *b, const char *k)
-{
-    return pixel__buf_putc(b, '"') < 0 || pixel__buf_append(b, k, strlen(k)) < 0 ||
-                   pixel__buf_append(b, "\":", 2) < 0
-               ? -1
-               : 0;
-}
-
-static int put_str_member(pixel_buf *b, const char *k, const char *v, int comma)
+/* A member name with its punctuation (`,"key":`, a literal), then v as a
+ * JSON string; nothing when v is NULL. */
+static inline int put_str_member(pixel_buf *b, const char *name, size_t nlen, const char *v)
 {
     if (!v) {
         return 0;
     }
-    if ((comma && pixel__buf_putc(b, ',') < 0) || put_key(b, k) < 0) {
+    if (PIXEL_UNLIKELY(b->cap - b->len <= nlen) && pixel__buf_reserve(b, nlen) < 0) {
         return -1;
     }
+    memcpy(b->data + b->len, name, nlen);
+    b->len += nlen;
     return pixel__json_escape(b, v, strlen(v));
 }
+#define PUT_STR(b, lit, v) put_str_member(b, lit, sizeof(lit) - 1, v)
 
 static int put_base64(pixel_buf *b, const unsigned char *s, size_t n)
 {
@@ -663,25 +660,23 @@ static int quarantine_record(pixel_ctx *ctx, const pixel_pipeline *p, pixel_buf 
     PIXEL_UNUSED(tslen);
     int stage = ctx->nreasons ? ctx->reasons[0].stage : PIXEL_STAGE_NONE;
     if (pixel__buf_append(b, "{\"quarantine\":1", 15) < 0 ||
-        put_str_member(b, "received_at", ts, 1) < 0 ||
-        pixel__buf_append(b, ",\"pipeline\":{", 13) < 0 ||
-        put_str_member(b, "name", p->name, 0) < 0 ||
-        put_str_member(b, "version", p->version, 1) < 0 || pixel__buf_putc(b, '}') < 0 ||
-        put_str_member(b, "stage", pixel_stage_str(stage), 1) < 0 ||
+        PUT_STR(b, ",\"received_at\":", ts) < 0 ||
+        pixel__buf_append(b, ",\"pipeline\":{", 13) < 0 || PUT_STR(b, "\"name\":", p->name) < 0 ||
+        PUT_STR(b, ",\"version\":", p->version) < 0 || pixel__buf_putc(b, '}') < 0 ||
+        PUT_STR(b, ",\"stage\":", pixel_stage_str(stage)) < 0 ||
         pixel__buf_append(b, ",\"reasons\":[", 12) < 0) {
         return -1;
     }
     for (size_t i = 0; i < ctx->nreasons; i++) {
         const pixel_reason *r = &ctx->reasons[i];
         if ((i && pixel__buf_putc(b, ',') < 0) || pixel__buf_putc(b, '{') < 0 ||
-            put_str_member(b, "stage", pixel_stage_str(r->stage), 0) < 0 ||
-            put_str_member(b, "family", r->family, 1) < 0 ||
-            put_str_member(b, "code", r->code, 1) < 0 ||
-            put_str_member(b, "message", r->message, 1) < 0 ||
-            put_str_member(b, "location", r->location, 1) < 0 ||
-            put_str_member(b, "keyword_location", r->keyword_location, 1) < 0 ||
-            put_str_member(b, "schema_location", r->schema_location, 1) < 0 ||
-            put_str_member(b, "source", r->source, 1) < 0 || pixel__buf_putc(b, '}') < 0) {
+            PUT_STR(b, "\"stage\":", pixel_stage_str(r->stage)) < 0 ||
+            PUT_STR(b, ",\"family\":", r->family) < 0 || PUT_STR(b, ",\"code\":", r->code) < 0 ||
+            PUT_STR(b, ",\"message\":", r->message) < 0 ||
+            PUT_STR(b, ",\"location\":", r->location) < 0 ||
+            PUT_STR(b, ",\"keyword_location\":", r->keyword_location) < 0 ||
+            PUT_STR(b, ",\"schema_location\":", r->schema_location) < 0 ||
+            PUT_STR(b, ",\"source\":", r->source) < 0 || pixel__buf_putc(b, '}') < 0) {
             return -1;
         }
     }
@@ -722,7 +717,7 @@ const char *pixel_ctx_output(pixel_ctx *ctx, const pixel_pipeline *p, size_t *le
     } else {
         return NULL;
     }
-    if (rc < 0 || pixel__buf_reserve(b, 1) < 0) {
+    if (rc < 0 || (PIXEL_UNLIKELY(b->len + 1 >= b->cap) && pixel__buf_reserve(b, 1) < 0)) {
         return NULL;
     }
     b->data[b->len] = '\0';

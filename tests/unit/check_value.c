@@ -3,6 +3,7 @@
 
 #include "testutil.h"
 #include "pixel/module.h"
+#include "pixel_private.h"
 
 unsigned long pixel_debug_alloc_count(void);
 
@@ -368,6 +369,97 @@ START_TEST(plain_keys_of_every_length)
 }
 END_TEST
 
+/* Member values of every length up to past two blocks, with one byte that
+ * needs an escape at every position (or none): the serializer checks and
+ * copies short values from the same loads, and must see every byte. */
+START_TEST(member_values_escape_at_every_position)
+{
+    static const unsigned char bad[] = {'"', '\\', 0x01, 0x1f, 0x7f, '\n'};
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t at = 0; at <= n; at++) {
+            unsigned char s[48];
+            for (size_t i = 0; i < n; i++) {
+                s[i] = (unsigned char)('a' + (i * 7 + n) % 26);
+            }
+            if (at < n) {
+                s[at] = bad[(n + at) % sizeof(bad)];
+            }
+            pixel_value *obj = pixel_value_new_object(ctx);
+            ck_assert_int_eq(pixel_object_set(ctx, obj, "k", bytes_value(ctx, (const char *)s, n)),
+                             0);
+            char text[400], expect[420];
+            reference_escape(s, n, text);
+            snprintf(expect, sizeof(expect), "{\"k\":%s}", text);
+            ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect);
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* Strings flagged as needing no escape (PIXEL_VALUE_PLAIN_STR, as times, ids
+ * and URL parts are) are copied without a look, at every length, as members,
+ * elements and a root, and across the output buffer's growth. */
+START_TEST(plain_flagged_strings_of_every_length)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static char text[300];
+    for (size_t i = 0; i < sizeof(text); i++) {
+        text[i] = (char)('a' + (i * 11) % 26);
+    }
+    for (size_t pad = 0; pad < 1200; pad += 97) {
+        pixel_value *obj = pixel_value_new_object(ctx);
+        pixel_value *arr = pixel_value_new_array(ctx);
+        size_t cap = 200000, len = 0;
+        char *expect = malloc(cap);
+        ck_assert_ptr_nonnull(expect);
+        expect[len++] = '{';
+        /* a first member of `pad` bytes moves the rest along the buffer */
+        ck_assert_int_eq(pixel__object_add_plain(
+                             obj, "p", 1, pixel__value_plain_view(&ctx->arena, text, pad % 300)),
+                         0);
+        len += (size_t)sprintf(expect + len, "\"p\":\"%.*s\"", (int)(pad % 300), text);
+        for (size_t n = 0; n <= 260; n++) {
+            pixel_value *m = pixel__value_plain_view(&ctx->arena, text + n % 7, n);
+            ck_assert_int_eq(pixel__object_add_plain(obj, "key", 3, m), 0);
+            len += (size_t)sprintf(expect + len, ",\"key\":\"%.*s\"", (int)n, text + n % 7);
+            ck_assert_int_eq(
+                pixel__object_add(arr, NULL, 0, pixel__value_plain_view(&ctx->arena, text, n)), 0);
+            if (n == 17) {
+                /* and once in a nested object */
+                pixel_value *in = pixel_value_new_object(ctx);
+                ck_assert_int_eq(pixel__object_add_plain(
+                                     in, "i", 1, pixel__value_plain_view(&ctx->arena, text, 40)),
+                                 0);
+                ck_assert_int_eq(pixel__object_add_plain(obj, "in", 2, in), 0);
+                len += (size_t)sprintf(expect + len, ",\"in\":{\"i\":\"%.40s\"}", text);
+            }
+        }
+        expect[len++] = '}';
+        expect[len] = '\0';
+        size_t n;
+        ck_assert_str_eq(pixel_value_dump(ctx, obj, &n), expect);
+        ck_assert_uint_eq(n, len);
+        len = 0;
+        expect[len++] = '[';
+        for (size_t k = 0; k <= 260; k++) {
+            len += (size_t)sprintf(expect + len, "%s\"%.*s\"", k ? "," : "", (int)k, text);
+        }
+        expect[len++] = ']';
+        expect[len] = '\0';
+        ck_assert_str_eq(pixel_value_dump(ctx, arr, NULL), expect);
+        for (size_t k = 0; k <= 260; k += 13) {
+            pixel_value *root = pixel__value_plain_view(&ctx->arena, text, k);
+            snprintf(expect, cap, "\"%.*s\"", (int)k, text);
+            ck_assert_str_eq(pixel_value_dump(ctx, root, NULL), expect);
+        }
+        free(expect);
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -455,6 +547,8 @@ static Suite *value_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("tree");
     tcase_add_test(tc, plain_keys_of_every_length);
+    tcase_add_test(tc, member_values_escape_at_every_position);
+    tcase_add_test(tc, plain_flagged_strings_of_every_length);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, equality_follows_json_schema);
     tcase_add_test(tc, jansson_copy_matches);
