@@ -102,7 +102,7 @@ static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
 static int type_index(const pixel_pipeline *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < p->ntypes; i++) {
-        if (p->type_len[i] == n && memcmp(p->types[i], s, n) == 0) {
+        if (p->type_len[i] == n && pixel__same_bytes(p->types[i], s, n)) {
             return (int)i;
         }
     }
@@ -418,6 +418,8 @@ static void plan_names(pixel_pipeline *p)
         pixel_map_step *st = &p->plan[k];
         const pixel_field *f = &p->fields[st->field];
         st->key = f->leaf;
+        st->klen = (uint32_t)f->leaflen;
+        st->key_flags = f->key_flags;
         st->head = member_head(f, st->kind == STEP_INTEGER ? PIXEL_TYPE_INT : PIXEL_TYPE_STRING);
     }
 }
@@ -872,14 +874,14 @@ static int event_type(const pixel_pipeline *p, pixel_ctx *ctx, int *type)
     return 0;
 }
 
-/* What a step's conversion made (v), as the member of its parent. */
-__attribute__((noinline)) static int add_converted(const pixel_pipeline *p, const map_line *l,
-                                                   const pixel_field *f, pixel_value *v)
+/* The slots of a line without a query string: every parameter absent. */
+__attribute__((noinline)) static pixel_slot *no_query(pixel_ctx *ctx, size_t nslots)
 {
-    pixel_value *parent = object_at(p, l, f->parent);
-    pixel__object_add_plain(parent, f->leaf, f->leaflen, v);
-    v->flags |= f->key_flags;
-    return 0;
+    pixel_slot *sl = pixel__arena_alloc(&ctx->arena, (nslots ? nslots : 1) * sizeof(*sl));
+    for (size_t i = 0; sl && i < nslots; i++) {
+        sl[i] = (pixel_slot){-1, 0};
+    }
+    return sl;
 }
 
 /* A required field without input. */
@@ -916,16 +918,20 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
     }
     /* what the conversions cannot change, kept out of memory across their calls */
     const pixel_record *r = &ctx->rec;
-    const pixel_slot *const slots = r->slots;
-    const int32_t nslots = slots ? (int32_t)r->nslots : 0;
+    /* r->slots: p->nslots of them (the query was parsed for p), or none */
+    const pixel_slot *const slots = PIXEL_LIKELY(r->slots != NULL) ? r->slots : no_query(ctx, p->nslots);
     const pixel_param *const params = r->params;
+    if (!slots) {
+        return PIXEL_ENOMEM;
+    }
     const size_t t = type >= 0 ? (size_t)type : p->ntypes;
     const pixel_map_step *step = p->plan + p->plan_start[t];
     const pixel_map_step *const stop = p->plan + p->plan_start[t + 1];
-    for (pixel_value *s = l.vals + nobj; step < stop; step++, s++) {
+    for (pixel_value *slot = l.vals + nobj; step < stop; step++, slot++) {
+        pixel_value *s = slot;
         pixel_span in;
         if (PIXEL_LIKELY(step->input == STEP_QUERY)) {
-            int32_t first = step->index < nslots ? slots[step->index].first : -1;
+            int32_t first = slots[step->index].first;
             in = first >= 0 ? params[first].value : (pixel_span){NULL, 0};
         } else if (step->input == STEP_RECORD) {
             in = *(const pixel_span *)(const void *)((const char *)r + step->index);
@@ -967,10 +973,16 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             if (rc < 0) {
                 return rc;
             }
-            if (rc == 0) {
-                add_converted(p, &l, f, v);
+            if (rc > 0) {
+                continue; /* reason recorded; keep collecting */
             }
-            continue; /* rc > 0: reason recorded; keep collecting */
+            /* as pixel__object_add_plain, with the field's key flags */
+            v->flags = (uint16_t)((v->flags & ~(PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY)) |
+                                  PIXEL_VALUE_PLAIN_KEY | step->key_flags);
+            v->key = step->key;
+            v->klen = step->klen;
+            v->next = NULL;
+            s = v;
         }
         append_member(object_at(p, &l, step->parent), s);
     }

@@ -115,6 +115,8 @@ typedef struct pixel_map_step {
     int32_t index;
     int32_t parent; /* index into pipeline->objects */
     uint32_t field; /* index into pipeline->fields */
+    uint32_t klen;  /* the name's length */
+    uint16_t key_flags; /* the field's */
     uint8_t input;
     uint8_t kind;     /* STEP_STRING ... */
     uint8_t required; /* required for this type */
