@@ -509,7 +509,6 @@ const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len)
 
 /* ---- numbers --------------------------------------------------------------- */
 
-
 /* A JSON number literal; the literal is kept so it serializes unchanged. */
 static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
 {
@@ -794,8 +793,8 @@ __attribute__((noinline)) static int string_too_long(pixel_ctx *ctx, const pixel
  * negative status.
  */
 
-static int conv_string(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
-                       pixel_span in, pixel_value **out)
+static int conv_string(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                       pixel_value **out)
 {
     PIXEL_UNUSED(p);
     if (f->max_length > 0 && in.n > (size_t)f->max_length) {
@@ -822,8 +821,8 @@ static int conv_integer(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
     return 0;
 }
 
-static int conv_number(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
-                       pixel_span in, pixel_value **out)
+static int conv_number(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                       pixel_value **out)
 {
     PIXEL_UNUSED(p);
     *out = parse_decimal(ctx, in.p, in.n);
@@ -931,15 +930,15 @@ static int conv_base64url_json(const pixel_pipeline *p, pixel_ctx *ctx, const pi
     return convert_json_text(ctx, f, in, buf, (size_t)n, out);
 }
 
-static int conv_json(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
-                     pixel_span in, pixel_value **out)
+static int conv_json(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                     pixel_value **out)
 {
     PIXEL_UNUSED(p);
     return convert_json_text(ctx, f, in, in.p, in.n, out);
 }
 
-static int conv_list(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
-                     pixel_span in, pixel_value **out)
+static int conv_list(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                     pixel_value **out)
 {
     PIXEL_UNUSED(p);
     return convert_list(ctx, f, in, out);

@@ -416,6 +416,9 @@ static void plan_names(pixel_pipeline *p)
 {
     for (size_t k = 0; p->plan && k < p->plan_start[p->ntypes + 1]; k++) {
         pixel_map_step *st = &p->plan[k];
+        if (st->input == STEP_END) {
+            continue;
+        }
         const pixel_field *f = &p->fields[st->field];
         st->key = f->leaf;
         st->klen = (uint32_t)f->leaflen;
@@ -431,7 +434,7 @@ static int build_plan(pixel_pipeline *p)
 {
     const size_t nt = p->ntypes;
     p->plan_start = pixel__calloc(nt + 2, sizeof(size_t));
-    p->plan = pixel__calloc((nt + 1) * (p->nfields ? p->nfields : 1), sizeof(pixel_map_step));
+    p->plan = pixel__calloc((nt + 1) * (p->nfields + 1), sizeof(pixel_map_step));
     if (!p->plan_start || !p->plan) {
         return PIXEL_ENOMEM;
     }
@@ -484,6 +487,7 @@ static int build_plan(pixel_pipeline *p)
         if (k - p->plan_start[t] > p->plan_max) {
             p->plan_max = k - p->plan_start[t];
         }
+        p->plan[k++] = (pixel_map_step){.input = STEP_END, .field = 0};
     }
     p->plan_start[nt + 1] = k;
     plan_names(p);
@@ -888,8 +892,7 @@ __attribute__((noinline)) static pixel_slot *no_query(pixel_ctx *ctx, size_t nsl
 __attribute__((noinline)) static int missing(pixel_ctx *ctx, const pixel_field *f)
 {
     return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_required", f->source_name,
-                             "required field \"%s\" (%s) is missing", f->target,
-                             f->source_name) < 0
+                             "required field \"%s\" (%s) is missing", f->target, f->source_name) < 0
                ? PIXEL_ENOMEM
                : 0;
 }
@@ -919,15 +922,16 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
     /* what the conversions cannot change, kept out of memory across their calls */
     const pixel_record *r = &ctx->rec;
     /* r->slots: p->nslots of them (the query was parsed for p), or none */
-    const pixel_slot *const slots = PIXEL_LIKELY(r->slots != NULL) ? r->slots : no_query(ctx, p->nslots);
+    const pixel_slot *const slots =
+        PIXEL_LIKELY(r->slots != NULL) ? r->slots : no_query(ctx, p->nslots);
     const pixel_param *const params = r->params;
     if (!slots) {
         return PIXEL_ENOMEM;
     }
     const size_t t = type >= 0 ? (size_t)type : p->ntypes;
+    /* the type's steps, to the one that ends them */
     const pixel_map_step *step = p->plan + p->plan_start[t];
-    const pixel_map_step *const stop = p->plan + p->plan_start[t + 1];
-    for (pixel_value *slot = l.vals + nobj; step < stop; step++, slot++) {
+    for (pixel_value *slot = l.vals + nobj;; step++, slot++) {
         pixel_value *s = slot;
         pixel_span in;
         if (PIXEL_LIKELY(step->input == STEP_QUERY)) {
@@ -935,8 +939,10 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
             in = first >= 0 ? params[first].value : (pixel_span){NULL, 0};
         } else if (step->input == STEP_RECORD) {
             in = *(const pixel_span *)(const void *)((const char *)r + step->index);
-        } else {
+        } else if (step->input == STEP_OTHER) {
             in = field_input(p, ctx, &p->fields[step->field]);
+        } else {
+            break; /* STEP_END */
         }
         if (!in.p) {
             if (step->required && missing(ctx, &p->fields[step->field]) < 0) {

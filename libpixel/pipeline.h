@@ -92,14 +92,14 @@ typedef int (*pixel_conv_fn)(const pixel_pipeline *p, pixel_ctx *ctx, const pixe
 
 /* One field of the map stage's plan for an event type: the fields that apply
  * to the type, in order, with all the loop needs without reading the field. */
-enum { STEP_QUERY, STEP_RECORD, STEP_OTHER };
+enum { STEP_QUERY, STEP_RECORD, STEP_OTHER, STEP_END /* after a type's steps */ };
 enum {
-    STEP_STRING,        /* a view of the input when within max_bytes */
-    STEP_RECORD_STRING, /* the same, when also ASCII (else checked for UTF-8 first) */
-    STEP_INTEGER,       /* an integer when the input is one (else `conv` reports it) */
-    STEP_CONVERT,       /* `conv` */
+    STEP_STRING,         /* a view of the input when within max_bytes */
+    STEP_RECORD_STRING,  /* the same, when also ASCII (else checked for UTF-8 first) */
+    STEP_INTEGER,        /* an integer when the input is one (else `conv` reports it) */
+    STEP_CONVERT,        /* `conv` */
     STEP_RECORD_CONVERT, /* `conv` when the input is ASCII (else checked for UTF-8 first) */
-    STEP_LIST           /* a query parameter that may be repeated (repeated_keys: list) */
+    STEP_LIST            /* a query parameter that may be repeated (repeated_keys: list) */
 };
 typedef struct pixel_map_step {
     /* the first word of the member's value made in the loop (STEP_STRING,
@@ -113,9 +113,9 @@ typedef struct pixel_map_step {
      * `index` of the record (a log or syslog field); STEP_OTHER: field_input()
      * (a constant, a default or a value map) */
     int32_t index;
-    int32_t parent; /* index into pipeline->objects */
-    uint32_t field; /* index into pipeline->fields */
-    uint32_t klen;  /* the name's length */
+    int32_t parent;     /* index into pipeline->objects */
+    uint32_t field;     /* index into pipeline->fields */
+    uint32_t klen;      /* the name's length */
     uint16_t key_flags; /* the field's */
     uint8_t input;
     uint8_t kind;     /* STEP_STRING ... */
@@ -218,8 +218,8 @@ struct pixel_pipeline {
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
     size_t ntypes;
-    /* The map plan: steps [plan_start[t], plan_start[t + 1]) for event type t,
-     * and for t = ntypes every field (a pipeline without event types). */
+    /* The map plan: the steps of event type t from plan_start[t] to a
+     * STEP_END, and for t = ntypes every field (a pipeline without event types). */
     pixel_map_step *plan;
     size_t *plan_start;
     size_t plan_max; /* the most steps of a type */
