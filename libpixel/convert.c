@@ -120,25 +120,31 @@ __attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *mem
     return finish_rfc3339(memo, out, o, ms - frac, s % 60, frac, with_ms);
 }
 
-size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
+/* The text of ms through the memo: the last second (without milliseconds)
+ * or the last minute, else the whole text.  Inline: the time conversions
+ * of the map stage find most times here. */
+static inline size_t format_memo(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
 {
-    if (memo) {
-        /* Without milliseconds the text changes once a second: the last one
-         * is kept.  Most other times fall in the minute of the one before:
-         * only the seconds and milliseconds are written.  (Unsigned
-         * differences: a time before the memo's is a large number.) */
-        if (!with_ms && memo->sec_set && (uint64_t)ms - (uint64_t)memo->sec_ms < 1000) {
-            memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
-            return sizeof(memo->sec_text) - 1;
-        }
-        uint64_t r = (uint64_t)ms - (uint64_t)memo->min_ms;
-        if (memo->min_set && r < 60000) {
-            memcpy(out, memo->min_text, sizeof(memo->min_text));
-            return finish_rfc3339(memo, out, out + sizeof(memo->min_text), ms - (int64_t)(r % 1000),
-                                  (unsigned)r / 1000, (unsigned)r % 1000, with_ms);
-        }
+    /* Without milliseconds the text changes once a second: the last one
+     * is kept.  Most other times fall in the minute of the one before:
+     * only the seconds and milliseconds are written.  (Unsigned
+     * differences: a time before the memo's is a large number.) */
+    if (!with_ms && memo->sec_set && (uint64_t)ms - (uint64_t)memo->sec_ms < 1000) {
+        memcpy(out, memo->sec_text, sizeof(memo->sec_text)); /* 20 characters and the NUL */
+        return sizeof(memo->sec_text) - 1;
+    }
+    uint64_t r = (uint64_t)ms - (uint64_t)memo->min_ms;
+    if (memo->min_set && r < 60000) {
+        memcpy(out, memo->min_text, sizeof(memo->min_text));
+        return finish_rfc3339(memo, out, out + sizeof(memo->min_text), ms - (int64_t)(r % 1000),
+                              (unsigned)r / 1000, (unsigned)r % 1000, with_ms);
     }
     return format_rfc3339_full(memo, out, ms, with_ms);
+}
+
+size_t pixel__format_rfc3339(pixel_time_memo *memo, char *out, int64_t ms, int with_ms)
+{
+    return memo ? format_memo(memo, out, ms, with_ms) : format_rfc3339_full(NULL, out, ms, with_ms);
 }
 
 static int digits(const char *s, size_t n, unsigned *out)
@@ -224,12 +230,10 @@ static inline bool same_clf(const char *a, const char *b)
     return (x | (u ^ v)) == 0;
 }
 
-static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *ms)
+/* A CLF time not in the memo: parsed, and kept there. */
+__attribute__((noinline)) static int clf_time_parse(pixel_time_memo *m, const char *s, size_t n,
+                                                    int64_t *ms)
 {
-    if (n == sizeof(m->clf) && m->clf_set && same_clf(m->clf, s)) {
-        *ms = m->clf_ms;
-        return 0;
-    }
     if (pixel__parse_clf_time(s, n, ms) < 0) {
         return -1;
     }
@@ -239,6 +243,15 @@ static int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *m
         m->clf_set = true;
     }
     return 0;
+}
+
+static inline int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t *ms)
+{
+    if (n == sizeof(m->clf) && m->clf_set && same_clf(m->clf, s)) {
+        *ms = m->clf_ms;
+        return 0;
+    }
+    return clf_time_parse(m, s, n, ms);
 }
 
 /* The BSD syslog time, through the memo of the last text and reference
@@ -379,6 +392,14 @@ static int parse_epoch(const char *s, size_t n, int scale_ms, int64_t *ms, int *
     for (; i + 8 <= n && digits8(s + i, &d8); i += 8) {
         u = u * 100000000 + d8;
     }
+    /* The 1 to 7 bytes left after a whole word (the 5 of a 13-digit epoch_ms),
+     * when they are digits: the last 8 bytes as one word, and the new ones
+     * of them (the same value, modulo 2^64, as one digit at a time). */
+    static const uint64_t tens[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
+    if (i >= 8 && i < n && digits8(s + n - 8, &d8)) {
+        u = u * tens[n - i] + d8 % tens[n - i];
+        i = n;
+    }
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         u = u * 10 + (uint64_t)(s[i] - '0');
     }
@@ -487,7 +508,6 @@ const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len)
 }
 
 /* ---- numbers --------------------------------------------------------------- */
-
 
 /* A JSON number literal; the literal is kept so it serializes unchanged. */
 static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
@@ -766,111 +786,200 @@ __attribute__((noinline)) static int string_too_long(pixel_ctx *ctx, const pixel
     return *out ? 0 : PIXEL_ENOMEM;
 }
 
-static int convert_other(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
-                         pixel_span in, pixel_value **out);
-
 /*
- * Convert `in` for field f.  Returns 0 with *out set, 1 when the line was
- * quarantined (reason added), or a negative status.  Strings and integers
- * (most fields) are converted here, in a function small enough to need no
- * saved registers; the rest in convert_other.
+ * The conversions, one function each (pixel_conv_fn): the map stage's plan
+ * holds the one of each field (pixel__conv_fn, chosen at load).  Each returns
+ * 0 with *out set, 1 when the line was quarantined (reason added), or a
+ * negative status.
  */
+
+static int conv_string(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                       pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    if (f->max_length > 0 && in.n > (size_t)f->max_length) {
+        return string_too_long(ctx, f, in, out);
+    }
+    *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
+    return *out ? 0 : PIXEL_ENOMEM;
+}
+
+static int conv_integer(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                        pixel_span in, pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    int64_t i;
+    if (pixel__parse_int64(in.p, in.n, &i) < 0) {
+        return fail(ctx, f, in, "is not an integer");
+    }
+    pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_INT);
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    v->u.i = i;
+    *out = v;
+    return 0;
+}
+
+static int conv_number(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                       pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    *out = parse_decimal(ctx, in.p, in.n);
+    return *out ? 0 : fail(ctx, f, in, "is not a decimal number");
+}
+
+static int conv_boolean(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                        pixel_span in, pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    int b;
+    if ((in.n == 4 && memcmp(in.p, "true", 4) == 0) || (in.n == 1 && in.p[0] == '1')) {
+        b = 1;
+    } else if ((in.n == 5 && memcmp(in.p, "false", 5) == 0) || (in.n == 1 && in.p[0] == '0')) {
+        b = 0;
+    } else {
+        return fail(ctx, f, in, "is not a boolean (true, false, 1 or 0)");
+    }
+    *out = pixel_value_new_bool(ctx, b);
+    return *out ? 0 : PIXEL_ENOMEM;
+}
+
+/* A time as its RFC 3339 text (in UTC): the value and its text in one allocation. */
+static inline int time_value(pixel_ctx *ctx, int64_t ms, int with_ms, pixel_value **out)
+{
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v) + 32);
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    char *text = (char *)(v + 1);
+    size_t n = format_memo(&ctx->time_memo, text, ms, with_ms);
+    /* digits and -T:.Z: no escaping; a date-time as JSON Schema has it */
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = PIXEL_VALUE_PLAIN_STR | PIXEL_VALUE_FMT_DATE_TIME,
+                       .u.str = {text, n}};
+    *out = v;
+    return 0;
+}
+
+static int time_fail(pixel_ctx *ctx, const pixel_field *f, pixel_span in)
+{
+    return fail(ctx, f, in, "is not a valid timestamp in the configured format");
+}
+
+/* Any timestamp format (convert_time's switch). */
+static int conv_timestamp(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                          pixel_span in, pixel_value **out)
+{
+    int64_t ms;
+    int has_ms;
+    if (convert_time(p, ctx, f, in, &ms, &has_ms) < 0) {
+        return time_fail(ctx, f, in);
+    }
+    return time_value(ctx, ms, f->ts_output_ms || has_ms, out);
+}
+
+/* format: clf, most often the time of the line before (the memo). */
+static int conv_time_clf(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                         pixel_span in, pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    int64_t ms;
+    if (clf_time_memo(&ctx->time_memo, in.p, in.n, &ms) < 0) {
+        return time_fail(ctx, f, in);
+    }
+    return time_value(ctx, ms, f->ts_output_ms, out);
+}
+
+/* format: epoch_ms (always with milliseconds). */
+static int conv_time_epoch_ms(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                              pixel_span in, pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    int64_t ms;
+    int has_ms;
+    uint64_t hi, lo;
+    if (in.n == 13 && digits8(in.p, &hi) && digits8(in.p + 5, &lo)) {
+        /* 13 digits (the epoch_ms of these years): parse_epoch's value, in line */
+        ms = (int64_t)(hi * 100000 + lo % 100000);
+    } else if (parse_epoch(in.p, in.n, 1, &ms, &has_ms) < 0) {
+        return time_fail(ctx, f, in);
+    }
+    return time_value(ctx, ms, 1, out);
+}
+
+static int conv_base64url_json(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                               pixel_span in, pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    char *buf = pixel__arena_alloc(&ctx->arena, in.n + 1);
+    size_t bad = 0;
+    if (!buf) {
+        return PIXEL_ENOMEM;
+    }
+    long n = b64url_decode(in.p, in.n, buf, &bad);
+    if (n < 0) {
+        char why[96];
+        if (bad >= in.n || in.n % 4 == 1) {
+            snprintf(why, sizeof(why), "is not base64url: its length %zu is impossible", in.n);
+        } else {
+            snprintf(why, sizeof(why), "is not base64url: '%c' at offset %zu", in.p[bad], bad);
+        }
+        return fail(ctx, f, in, why);
+    }
+    return convert_json_text(ctx, f, in, buf, (size_t)n, out);
+}
+
+static int conv_json(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                     pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    return convert_json_text(ctx, f, in, in.p, in.n, out);
+}
+
+static int conv_list(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                     pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    return convert_list(ctx, f, in, out);
+}
+
+static int conv_kv(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
+                   pixel_value **out)
+{
+    PIXEL_UNUSED(p);
+    return convert_kv(ctx, f, in, out);
+}
+
+pixel_conv_fn pixel__conv_fn(const pixel_field *f)
+{
+    static const pixel_conv_fn by_conv[] = {
+        [CONV_STRING] = conv_string,
+        [CONV_INTEGER] = conv_integer,
+        [CONV_NUMBER] = conv_number,
+        [CONV_BOOLEAN] = conv_boolean,
+        [CONV_TIMESTAMP] = conv_timestamp,
+        [CONV_BASE64URL_JSON] = conv_base64url_json,
+        [CONV_JSON] = conv_json,
+        [CONV_LIST] = conv_list,
+        [CONV_KV] = conv_kv,
+    };
+    if (f->conv == CONV_TIMESTAMP && f->tsfmt == TS_CLF) {
+        return conv_time_clf;
+    }
+    if (f->conv == CONV_TIMESTAMP && f->tsfmt == TS_EPOCH_MS) {
+        return conv_time_epoch_ms;
+    }
+    return by_conv[f->conv];
+}
+
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out)
 {
     if (PIXEL_LIKELY(f->conv == CONV_STRING)) {
-        if (f->max_length > 0 && in.n > (size_t)f->max_length) {
-            return string_too_long(ctx, f, in, out);
-        }
-        *out = pixel__value_string_view(&ctx->arena, in.p, in.n);
-        return *out ? 0 : PIXEL_ENOMEM;
+        return conv_string(p, ctx, f, in, out);
     }
-    if (f->conv == CONV_INTEGER) {
-        int64_t i;
-        if (pixel__parse_int64(in.p, in.n, &i) < 0) {
-            return fail(ctx, f, in, "is not an integer");
-        }
-        pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_INT);
-        if (!v) {
-            return PIXEL_ENOMEM;
-        }
-        v->u.i = i;
-        *out = v;
-        return 0;
-    }
-    return convert_other(p, ctx, f, in, out);
-}
-
-__attribute__((noinline)) static int convert_other(const pixel_pipeline *p, pixel_ctx *ctx,
-                                                   const pixel_field *f, pixel_span in,
-                                                   pixel_value **out)
-{
-    switch (f->conv) {
-        case CONV_STRING:
-        case CONV_INTEGER:
-            break; /* pixel__convert's */
-        case CONV_NUMBER:
-            *out = parse_decimal(ctx, in.p, in.n);
-            return *out ? 0 : fail(ctx, f, in, "is not a decimal number");
-        case CONV_BOOLEAN: {
-            int b;
-            if ((in.n == 4 && memcmp(in.p, "true", 4) == 0) || (in.n == 1 && in.p[0] == '1')) {
-                b = 1;
-            } else if ((in.n == 5 && memcmp(in.p, "false", 5) == 0) ||
-                       (in.n == 1 && in.p[0] == '0')) {
-                b = 0;
-            } else {
-                return fail(ctx, f, in, "is not a boolean (true, false, 1 or 0)");
-            }
-            *out = pixel_value_new_bool(ctx, b);
-            return *out ? 0 : PIXEL_ENOMEM;
-        }
-        case CONV_TIMESTAMP: {
-            int64_t ms;
-            int has_ms;
-            if (convert_time(p, ctx, f, in, &ms, &has_ms) < 0) {
-                return fail(ctx, f, in, "is not a valid timestamp in the configured format");
-            }
-            char *buf = pixel__arena_alloc(&ctx->arena, 32);
-            if (!buf) {
-                return PIXEL_ENOMEM;
-            }
-            size_t n = pixel__format_rfc3339(&ctx->time_memo, buf, ms, f->ts_output_ms || has_ms);
-            *out = pixel__value_plain_view(&ctx->arena, buf, n); /* digits and -T:.Z */
-            if (!*out) {
-                return PIXEL_ENOMEM;
-            }
-            (*out)->flags |= PIXEL_VALUE_FMT_DATE_TIME;
-            return 0;
-        }
-        case CONV_BASE64URL_JSON: {
-            char *buf = pixel__arena_alloc(&ctx->arena, in.n + 1);
-            size_t bad = 0;
-            if (!buf) {
-                return PIXEL_ENOMEM;
-            }
-            long n = b64url_decode(in.p, in.n, buf, &bad);
-            if (n < 0) {
-                char why[96];
-                if (bad >= in.n || in.n % 4 == 1) {
-                    snprintf(why, sizeof(why), "is not base64url: its length %zu is impossible",
-                             in.n);
-                } else {
-                    snprintf(why, sizeof(why), "is not base64url: '%c' at offset %zu", in.p[bad],
-                             bad);
-                }
-                return fail(ctx, f, in, why);
-            }
-            return convert_json_text(ctx, f, in, buf, (size_t)n, out);
-        }
-        case CONV_JSON:
-            return convert_json_text(ctx, f, in, in.p, in.n, out);
-        case CONV_LIST:
-            return convert_list(ctx, f, in, out);
-        case CONV_KV:
-            return convert_kv(ctx, f, in, out);
-    }
-    return PIXEL_ERROR;
+    return pixel__conv_fn(f)(p, ctx, f, in, out);
 }
 
 int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out)

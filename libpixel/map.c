@@ -102,7 +102,7 @@ static int object_for_path(pixel_pipeline *p, const char *path, size_t len)
 static int type_index(const pixel_pipeline *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < p->ntypes; i++) {
-        if (p->type_len[i] == n && memcmp(p->types[i], s, n) == 0) {
+        if (p->type_len[i] == n && pixel__same_bytes(p->types[i], s, n)) {
             return (int)i;
         }
     }
@@ -397,17 +397,49 @@ static int load_event_type(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *e
     return 0;
 }
 
+/* The first word of a value of type t that is the member of field f (pixel_map_step.head). */
+static uint64_t member_head(const pixel_field *f, pixel_type t)
+{
+    pixel_value v;
+    memset(&v, 0, sizeof(v));
+    v.type = (uint8_t)t;
+    v.flags = f->key_flags;
+    v.klen = (uint32_t)f->leaflen;
+    uint64_t head;
+    memcpy(&head, &v, sizeof(head));
+    return head;
+}
+
+/* The steps' member names and the first words of their values, from the
+ * fields (again once the names are framed). */
+static void plan_names(pixel_pipeline *p)
+{
+    for (size_t k = 0; p->plan && k < p->plan_start[p->ntypes + 1]; k++) {
+        pixel_map_step *st = &p->plan[k];
+        if (st->input == STEP_END) {
+            continue;
+        }
+        const pixel_field *f = &p->fields[st->field];
+        st->key = f->leaf;
+        st->klen = (uint32_t)f->leaflen;
+        st->key_flags = f->key_flags;
+        st->head = member_head(f, st->kind == STEP_INTEGER ? PIXEL_TYPE_INT : PIXEL_TYPE_STRING);
+    }
+}
+
 /* The per-type plans of the map stage (pixel_map_step), so that the loop over
- * a line's fields neither tests types nor skips fields. */
+ * a line's fields neither tests types nor skips fields, and finds what each
+ * needs in its step. */
 static int build_plan(pixel_pipeline *p)
 {
     const size_t nt = p->ntypes;
     p->plan_start = pixel__calloc(nt + 2, sizeof(size_t));
-    p->plan = pixel__calloc((nt + 1) * (p->nfields ? p->nfields : 1), sizeof(pixel_map_step));
+    p->plan = pixel__calloc((nt + 1) * (p->nfields + 1), sizeof(pixel_map_step));
     if (!p->plan_start || !p->plan) {
         return PIXEL_ENOMEM;
     }
     size_t k = 0;
+    p->plan_max = 0;
     for (size_t t = 0; t <= nt; t++) {
         const uint64_t tbit = t < nt ? 1ull << t : ~0ull;
         p->plan_start[t] = k;
@@ -418,16 +450,27 @@ static int build_plan(pixel_pipeline *p)
             }
             /* a plain source: a query parameter or a span of the record */
             const bool plain = !f->default_value && f->nmap == 0;
+            const bool record = f->src == SRC_LOG || f->src == SRC_SYSLOG;
+            const bool list = f->src == SRC_QUERY && p->repeat == REPEAT_LIST;
             pixel_map_step st = {
-                .field = (uint32_t)i,
-                .required = f->required && (f->required_types & tbit),
-                .input = STEP_OTHER,
-                .direct = f->src != SRC_LOG && f->src != SRC_SYSLOG &&
-                          (f->src != SRC_QUERY || p->repeat != REPEAT_LIST),
+                .max_bytes = f->max_length > 0 ? (size_t)f->max_length : SIZE_MAX,
+                .conv = pixel__conv_fn(f),
                 .index = f->index,
+                .parent = f->parent,
+                .field = (uint32_t)i,
+                .input = STEP_OTHER,
+                .kind = STEP_CONVERT,
+                .required = f->required && (f->required_types & tbit),
             };
-            st.string = f->conv == CONV_STRING && (f->src != SRC_QUERY || p->repeat != REPEAT_LIST);
-            st.integer = f->conv == CONV_INTEGER && st.direct;
+            if (f->conv == CONV_STRING && !list) {
+                st.kind = record ? STEP_RECORD_STRING : STEP_STRING;
+            } else if (list) {
+                st.kind = STEP_LIST;
+            } else if (record) {
+                st.kind = STEP_RECORD_CONVERT;
+            } else if (f->conv == CONV_INTEGER) {
+                st.kind = STEP_INTEGER;
+            }
             if (plain && f->src == SRC_QUERY) {
                 st.input = STEP_QUERY;
             } else if (plain && f->src == SRC_LOG) {
@@ -441,8 +484,13 @@ static int build_plan(pixel_pipeline *p)
             }
             p->plan[k++] = st;
         }
+        if (k - p->plan_start[t] > p->plan_max) {
+            p->plan_max = k - p->plan_start[t];
+        }
+        p->plan[k++] = (pixel_map_step){.input = STEP_END, .field = 0};
     }
     p->plan_start[nt + 1] = k;
+    plan_names(p);
     return 0;
 }
 
@@ -620,6 +668,7 @@ int pixel__map_frame_keys(pixel_pipeline *p)
 #undef FRAMEABLE
     p->keyframes = buf;
     p->keyframes_len = (size_t)(o - buf); /* the frames, not the zeros after them */
+    plan_names(p);
     return 0;
 }
 
@@ -757,8 +806,6 @@ static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fi
     return 0;
 }
 
-static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i);
-
 /* Appends m (key, flags and next already set) to obj. */
 static inline void append_member(pixel_value *obj, pixel_value *m)
 {
@@ -771,27 +818,39 @@ static inline void append_member(pixel_value *obj, pixel_value *m)
     obj->u.list.count++;
 }
 
+/*
+ * The values of a line's event: one block of the arena, laid out at load:
+ * the event's objects by pipeline->objects index (the root first), then one
+ * value for each step of the longest plan.  An object is linked into its
+ * parent when its first member is (map_objs[i] is NULL until then); a step
+ * that makes its value in the loop (a string or an integer) makes it in its
+ * place, others (conversions) get theirs from the arena.
+ */
+typedef struct map_line {
+    pixel_value **objs; /* ctx->map_objs */
+    pixel_value *vals;  /* the objects' values, then the steps' */
+} map_line;
+
+static pixel_value *object_make(const pixel_pipeline *p, const map_line *l, int i);
+
 /* The event's object for p->objects[i], made (with its parents) on first use. */
-static inline pixel_value *object_at(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs,
-                                     int i)
+static inline pixel_value *object_at(const pixel_pipeline *p, const map_line *l, int i)
 {
-    return PIXEL_LIKELY(objs[i] != NULL) ? objs[i] : object_make(ctx, p, objs, i);
+    return PIXEL_LIKELY(l->objs[i] != NULL) ? l->objs[i] : object_make(p, l, i);
 }
 
-static pixel_value *object_make(pixel_ctx *ctx, const pixel_pipeline *p, pixel_value **objs, int i)
+static pixel_value *object_make(const pixel_pipeline *p, const map_line *l, int i)
 {
-    pixel_value *parent = object_at(ctx, p, objs, p->objects[i].parent);
-    pixel_value *o = parent ? pixel__arena_alloc(&ctx->arena, sizeof(*o)) : NULL;
-    if (o) {
-        /* the whole value in one store, appended to its parent */
-        const pixel_objnode *n = &p->objects[i];
-        *o = (pixel_value){.type = PIXEL_TYPE_OBJECT,
-                           .flags = n->key_flags,
-                           .klen = (uint32_t)n->keylen,
-                           .key = n->key};
-        append_member(parent, o);
-    }
-    return objs[i] = o;
+    const pixel_objnode *n = &p->objects[i];
+    pixel_value *parent = object_at(p, l, n->parent);
+    pixel_value *o = &l->vals[i];
+    /* the whole value in one store, appended to its parent */
+    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT,
+                       .flags = n->key_flags,
+                       .klen = (uint32_t)n->keylen,
+                       .key = n->key};
+    append_member(parent, o);
+    return l->objs[i] = o;
 }
 
 /* Decide the event type first: the per-type rules of every other field depend on it. */
@@ -819,19 +878,40 @@ static int event_type(const pixel_pipeline *p, pixel_ctx *ctx, int *type)
     return 0;
 }
 
+/* The slots of a line without a query string: every parameter absent. */
+__attribute__((noinline)) static pixel_slot *no_query(pixel_ctx *ctx, size_t nslots)
+{
+    pixel_slot *sl = pixel__arena_alloc(&ctx->arena, (nslots ? nslots : 1) * sizeof(*sl));
+    for (size_t i = 0; sl && i < nslots; i++) {
+        sl[i] = (pixel_slot){-1, 0};
+    }
+    return sl;
+}
+
+/* A required field without input. */
+__attribute__((noinline)) static int missing(pixel_ctx *ctx, const pixel_field *f)
+{
+    return pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_required", f->source_name,
+                             "required field \"%s\" (%s) is missing", f->target, f->source_name) < 0
+               ? PIXEL_ENOMEM
+               : 0;
+}
+
 int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx);
 int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
 {
-    pixel_value **objs = pixel__arena_alloc(&ctx->arena, p->nobjects * sizeof(pixel_value *));
-    if (!objs) {
+    const size_t nobj = p->nobjects;
+    char *block = pixel__arena_alloc(&ctx->arena, nobj * sizeof(pixel_value *) +
+                                                      (nobj + p->plan_max) * sizeof(pixel_value));
+    if (!block) {
         return PIXEL_ENOMEM;
     }
-    memset(objs, 0, p->nobjects * sizeof(pixel_value *));
-    objs[0] = ctx->event = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
-    ctx->map_objs = objs; /* enrich.c finds the mapped objects here */
-    if (!ctx->event) {
-        return PIXEL_ENOMEM;
-    }
+    const map_line l = {(pixel_value **)(void *)block,
+                        (pixel_value *)(void *)(block + nobj * sizeof(pixel_value *))};
+    memset(l.objs, 0, nobj * sizeof(pixel_value *));
+    l.vals[0] = (pixel_value){.type = PIXEL_TYPE_OBJECT};
+    l.objs[0] = ctx->event = &l.vals[0];
+    ctx->map_objs = l.objs; /* enrich.c finds the mapped objects here */
     int type = -1;
     if (p->type_field >= 0) {
         int rc = event_type(p, ctx, &type);
@@ -841,80 +921,76 @@ int pixel__map_run(const pixel_pipeline *p, pixel_ctx *ctx)
     }
     /* what the conversions cannot change, kept out of memory across their calls */
     const pixel_record *r = &ctx->rec;
-    const pixel_slot *const slots = r->slots;
-    const int32_t nslots = slots ? (int32_t)r->nslots : 0;
+    /* r->slots: p->nslots of them (the query was parsed for p), or none */
+    const pixel_slot *const slots =
+        PIXEL_LIKELY(r->slots != NULL) ? r->slots : no_query(ctx, p->nslots);
     const pixel_param *const params = r->params;
-    const pixel_field *const fields = p->fields;
+    if (!slots) {
+        return PIXEL_ENOMEM;
+    }
     const size_t t = type >= 0 ? (size_t)type : p->ntypes;
+    /* the type's steps, to the one that ends them */
     const pixel_map_step *step = p->plan + p->plan_start[t];
-    const pixel_map_step *const stop = p->plan + p->plan_start[t + 1];
-    for (; step < stop; step++) {
-        const pixel_field *f = &fields[step->field];
+    for (pixel_value *slot = l.vals + nobj;; step++, slot++) {
+        pixel_value *s = slot;
         pixel_span in;
         if (PIXEL_LIKELY(step->input == STEP_QUERY)) {
-            int32_t first = step->index < nslots ? slots[step->index].first : -1;
+            int32_t first = slots[step->index].first;
             in = first >= 0 ? params[first].value : (pixel_span){NULL, 0};
         } else if (step->input == STEP_RECORD) {
             in = *(const pixel_span *)(const void *)((const char *)r + step->index);
+        } else if (step->input == STEP_OTHER) {
+            in = field_input(p, ctx, &p->fields[step->field]);
         } else {
-            in = field_input(p, ctx, f);
+            break; /* STEP_END */
         }
         if (!in.p) {
-            if (step->required) {
-                if (pixel__ctx_reason(ctx, PIXEL_STAGE_MAP, "missing_required", f->source_name,
-                                      "required field \"%s\" (%s) is missing", f->target,
-                                      f->source_name) < 0) {
-                    return PIXEL_ENOMEM;
-                }
-            }
-            continue;
-        }
-        if (PIXEL_LIKELY(step->string) && (f->max_length == 0 || in.n <= (size_t)f->max_length) &&
-            (step->direct || pixel__all_ascii(in.p, in.n))) {
-            /* most fields: a view of the input, as a member of its parent */
-            pixel_value *parent = object_at(ctx, p, objs, f->parent);
-            pixel_value *s = pixel__arena_alloc(&ctx->arena, sizeof(*s));
-            if (!parent || !s) {
+            if (step->required && missing(ctx, &p->fields[step->field]) < 0) {
                 return PIXEL_ENOMEM;
             }
-            *s = (pixel_value){.type = PIXEL_TYPE_STRING,
-                               .flags = f->key_flags,
-                               .klen = (uint32_t)f->leaflen,
-                               .key = f->leaf,
-                               .u.str = {in.p, in.n}};
-            append_member(parent, s);
             continue;
         }
         int64_t iv;
-        if (step->integer && pixel__parse_int64(in.p, in.n, &iv) == 0) {
-            pixel_value *parent = object_at(ctx, p, objs, f->parent);
-            pixel_value *s = pixel__arena_alloc(&ctx->arena, sizeof(*s));
-            if (!parent || !s) {
-                return PIXEL_ENOMEM;
+        if ((step->kind == STEP_STRING ||
+             (step->kind == STEP_RECORD_STRING && pixel__all_ascii(in.p, in.n))) &&
+            in.n <= step->max_bytes) {
+            /* most fields: a view of the input, as a member of its parent */
+            memcpy(s, &step->head, sizeof(step->head)); /* type, key flags, key length */
+            s->key = step->key;
+            s->next = NULL;
+            s->u.num.rawlen = 0; /* the rest of the value, as for a new one */
+            s->u.str.s = in.p;
+            s->u.str.len = in.n;
+        } else if (step->kind == STEP_INTEGER && pixel__parse_int64(in.p, in.n, &iv) == 0) {
+            memcpy(s, &step->head, sizeof(step->head));
+            s->key = step->key;
+            s->next = NULL;
+            s->u.num.rawlen = 0;
+            s->u.num.raw = NULL;
+            s->u.i = iv;
+        } else {
+            const pixel_field *f = &p->fields[step->field];
+            pixel_value *v = NULL;
+            int rc = step->kind == STEP_INTEGER || step->kind == STEP_STRING ||
+                             step->kind == STEP_CONVERT ||
+                             (step->kind == STEP_RECORD_CONVERT && pixel__all_ascii(in.p, in.n))
+                         ? step->conv(p, ctx, f, in, &v)
+                         : convert_field(p, ctx, f, in, &v);
+            if (rc < 0) {
+                return rc;
             }
-            *s = (pixel_value){.type = PIXEL_TYPE_INT,
-                               .flags = f->key_flags,
-                               .klen = (uint32_t)f->leaflen,
-                               .key = f->leaf,
-                               .u.i = iv};
-            append_member(parent, s);
-            continue;
+            if (rc > 0) {
+                continue; /* reason recorded; keep collecting */
+            }
+            /* as pixel__object_add_plain, with the field's key flags */
+            v->flags = (uint16_t)((v->flags & ~(PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY)) |
+                                  PIXEL_VALUE_PLAIN_KEY | step->key_flags);
+            v->key = step->key;
+            v->klen = step->klen;
+            v->next = NULL;
+            s = v;
         }
-        pixel_value *v = NULL;
-        int rc = PIXEL_LIKELY(step->direct) ? pixel__convert(p, ctx, f, in, &v)
-                                            : convert_field(p, ctx, f, in, &v);
-        if (rc < 0) {
-            return rc;
-        }
-        if (rc > 0) {
-            continue; /* reason recorded; keep collecting */
-        }
-        pixel_value *parent = object_at(ctx, p, objs, f->parent);
-        if (!parent) {
-            return PIXEL_ENOMEM;
-        }
-        pixel__object_add_plain(parent, f->leaf, f->leaflen, v);
-        v->flags |= f->key_flags;
+        append_member(object_at(p, &l, step->parent), s);
     }
     return 0;
 }

@@ -85,26 +85,41 @@ typedef struct pixel_field {
     size_t default_len;
 } pixel_field;
 
+/* A conversion of the map stage (convert.c): 0 with *out set, 1 when the line
+ * was quarantined (reason added), or a negative status. */
+typedef int (*pixel_conv_fn)(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                             pixel_span in, pixel_value **out);
+
 /* One field of the map stage's plan for an event type: the fields that apply
- * to the type, in order, with what the loop needs without reading the field. */
-enum { STEP_QUERY, STEP_RECORD, STEP_OTHER };
+ * to the type, in order, with all the loop needs without reading the field. */
+enum { STEP_QUERY, STEP_RECORD, STEP_OTHER, STEP_END /* after a type's steps */ };
+enum {
+    STEP_STRING,         /* a view of the input when within max_bytes */
+    STEP_RECORD_STRING,  /* the same, when also ASCII (else checked for UTF-8 first) */
+    STEP_INTEGER,        /* an integer when the input is one (else `conv` reports it) */
+    STEP_CONVERT,        /* `conv` */
+    STEP_RECORD_CONVERT, /* `conv` when the input is ASCII (else checked for UTF-8 first) */
+    STEP_LIST            /* a query parameter that may be repeated (repeated_keys: list) */
+};
 typedef struct pixel_map_step {
-    uint32_t field;   /* index into pipeline->fields */
-    uint8_t required; /* required for this type */
+    /* the first word of the member's value made in the loop (STEP_STRING,
+     * STEP_RECORD_STRING: a string; STEP_INTEGER: an integer): its type,
+     * key flags and key length */
+    uint64_t head;
+    const char *key;  /* the member's name (the field's leaf) */
+    size_t max_bytes; /* strings: the longest input taken as it is (max_length or SIZE_MAX) */
+    pixel_conv_fn conv;
     /* STEP_QUERY: parameter slot `index`; STEP_RECORD: the span at byte offset
      * `index` of the record (a log or syslog field); STEP_OTHER: field_input()
      * (a constant, a default or a value map) */
-    uint8_t input;
-    /* straight to the conversion: neither log or syslog bytes (checked for
-     * UTF-8 first) nor a query list (repeated_keys: list) */
-    uint8_t direct;
-    /* a plain string conversion (CONV_STRING, not a query list): made in the
-     * loop itself when within max_length bytes (and ASCII unless direct) */
-    uint8_t string;
-    /* a direct integer conversion: made in the loop itself when the input is
-     * an integer (else pixel__convert reports it) */
-    uint8_t integer;
     int32_t index;
+    int32_t parent;     /* index into pipeline->objects */
+    uint32_t field;     /* index into pipeline->fields */
+    uint32_t klen;      /* the name's length */
+    uint16_t key_flags; /* the field's */
+    uint8_t input;
+    uint8_t kind;     /* STEP_STRING ... */
+    uint8_t required; /* required for this type */
 } pixel_map_step;
 
 /* Member names the built-in enrichers add themselves, framed like the
@@ -203,10 +218,11 @@ struct pixel_pipeline {
     char **types;   /* allowed event types (<= 64) */
     size_t *type_len;
     size_t ntypes;
-    /* The map plan: steps [plan_start[t], plan_start[t + 1]) for event type t,
-     * and for t = ntypes every field (a pipeline without event types). */
+    /* The map plan: the steps of event type t from plan_start[t] to a
+     * STEP_END, and for t = ntypes every field (a pipeline without event types). */
     pixel_map_step *plan;
     size_t *plan_start;
+    size_t plan_max; /* the most steps of a type */
 
     pixel_enricher *enrichers;
     size_t nenrichers;
@@ -269,6 +285,7 @@ static inline int pixel__parse_int64(const char *s, size_t n, int64_t *out)
 int pixel__convert(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                    pixel_value **out);
 int pixel__conv_parse(pixel_cfg *c, const yaml_node_t *n, pixel_conv *out);
+pixel_conv_fn pixel__conv_fn(const pixel_field *f); /* the conversion of f's type and format */
 pixel_span pixel__source_value(const pixel_pipeline *p, pixel_ctx *ctx, pixel_src_kind src,
                                int index);
 int pixel__source_parse(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *at, const char *name,
