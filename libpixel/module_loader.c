@@ -1387,6 +1387,12 @@ void pixel__module_ctx_release(pixel_ctx *ctx)
 }
 static _Atomic uint64_t next_ctx_key = 1;
 
+#if defined(__GNUC__)
+#define MODULE_COLD __attribute__((noinline, cold)) /* off the per-line path */
+#else
+#define MODULE_COLD
+#endif
+
 #define TCACHE_SIZE 16
 static _Thread_local struct {
     uint64_t id, key;
@@ -1421,18 +1427,29 @@ static int create_instance(modstate *ms, void **out, pixel_error *err)
     return rc;
 }
 
-/* The instance of ms that belongs to ctx, created on first use. */
-static int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
+/* The instance of ms that belongs to ctx, created on first use: the
+ * thread's cache, else instance_claim(). */
+static int instance_claim(modstate *ms, uint64_t key, size_t h, void **out, pixel_error *err);
+
+static inline int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
 {
     if (!ctx->module_key) {
         ctx->module_key = atomic_fetch_add(&next_ctx_key, 1);
     }
     uint64_t key = ctx->module_key;
     size_t h = (size_t)((ms->id * 31u) ^ key) % TCACHE_SIZE;
-    if (tcache[h].id == ms->id && tcache[h].key == key) {
+    if (PIXEL_LIKELY(tcache[h].id == ms->id && tcache[h].key == key)) {
         *out = tcache[h].inst;
         return 0;
     }
+    return instance_claim(ms, key, h, out, err);
+}
+
+/* The instance of ms for the context `key` (from its slots, or made now),
+ * remembered in the thread's cache at h. */
+static MODULE_COLD int instance_claim(modstate *ms, uint64_t key, size_t h, void **out,
+                                      pixel_error *err)
+{
     int rc = 0;
     void *inst = NULL;
     size_t i;
@@ -1469,6 +1486,9 @@ static int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *e
     return 0;
 }
 
+static MODULE_COLD int module_verdict(const modstate *ms, pixel_ctx *ctx,
+                                      const pixel_module_event *evp, int rc, pixel_error *err);
+
 static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     modstate *ms = e->state;
@@ -1488,9 +1508,18 @@ static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         .record = ctx->parsed ? &ctx->rec : NULL, /* pixel_ctx_record(), in line */
     };
     int rc = ms->m.process(inst, &ev, err);
-    if (rc == PIXEL_MODULE_CONTINUE) {
+    if (PIXEL_LIKELY(rc == PIXEL_MODULE_CONTINUE)) {
         return 0;
     }
+    return module_verdict(ms, ctx, &ev, rc, err);
+}
+
+/* What a process() result other than CONTINUE does to the line (out of
+ * run_module, which every line goes through: it stays small). */
+static MODULE_COLD int module_verdict(const modstate *ms, pixel_ctx *ctx,
+                                      const pixel_module_event *evp, int rc, pixel_error *err)
+{
+    const pixel_module_event ev = *evp;
     if (rc == PIXEL_MODULE_DROP) {
         return pixel__ctx_drop(ctx, ms->name, ev.message ? ev.message : "dropped by the module");
     }
