@@ -415,6 +415,12 @@ typedef struct url {
     const char *s, *rest, *end; /* the URL, and where its authority ends */
 } url;
 
+#if defined(__GNUC__)
+#define PIXEL_REFERER_INLINE __attribute__((always_inline)) /* its `authority` known at each call */
+#else
+#define PIXEL_REFERER_INLINE
+#endif
+
 /*
  * The first byte at or after p (before end) that is one of the URL's
  * delimiters: of the authority ('/', '?', '#', '@', ':') when `authority`,
@@ -422,7 +428,8 @@ typedef struct url {
  * time; a tail shorter than that is read as the last sixteen bytes of the
  * string (s..end, when it has as many), the bytes before p left out.
  */
-static const char *next_delim(const char *s, const char *p, const char *end, int authority)
+static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const char *p,
+                                                          const char *end, int authority)
 {
 #ifdef __SSE2__
     const __m128i q = _mm_set1_epi8('?'), h = _mm_set1_epi8('#'), sl = _mm_set1_epi8('/'),
