@@ -1165,25 +1165,57 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
 }
 
 /*
- * A shape's result kept as an image in the module's memory: the block of
- * nodes pixel_module_shape_build() would make, with the links (next, and an
- * object's head and tail) as node numbers + 1 (0: none) instead of
- * pointers.  Emitting it is a copy and a pass over the links.
+ * A shape's result kept as an image in the module's memory: the nodes that
+ * pixel_module_shape_build() would make and link (absent leaves and objects
+ * left out, so the image holds only what an event gets), with every link
+ * (next, and an object's head and tail) stored as the byte offset of its
+ * node in the image (0: none -- node 0, the result, is nobody's member).
+ * After the nodes' room (nnodes of them) comes a table: how many bytes of
+ * nodes are used, and where each link that is not NULL is.  Emitting it is
+ * one copy of the used nodes and an addition per link.
  */
-size_t pixel_module_shape_image_size(const pixel_module_shape *shape)
+typedef struct shape_relocs {
+    uint32_t bytes; /* the used nodes */
+    uint32_t n;     /* links to relocate */
+    uint32_t at[];  /* their byte offsets in the block */
+} shape_relocs;
+
+/* The most links a result can have: a next for every node, a head and a
+ * tail for every object. */
+static size_t shape_max_links(const pixel_module_shape *shape)
 {
-    return shape ? shape->nnodes * sizeof(pixel_value) : 0;
+    return shape->nnodes + 2 * shape->nobjs;
 }
 
-static inline uintptr_t to_index(const pixel_value *base, const pixel_value *v)
+size_t pixel_module_shape_image_size(const pixel_module_shape *shape)
 {
-    return v ? (uintptr_t)(v - base) + 1 : 0;
+    return shape ? shape->nnodes * sizeof(pixel_value) + sizeof(shape_relocs) +
+                       shape_max_links(shape) * sizeof(uint32_t)
+                 : 0;
+}
+
+/* Link word `field` of the node at byte offset `at`: target's new offset
+ * (renum[] node numbers), recorded for relocation when not NULL. */
+static void image_link(shape_relocs *rel, const uint32_t *renum, const pixel_value *blk,
+                       pixel_value **field, size_t at)
+{
+    const pixel_value *t = *field;
+    if (!t) {
+        return;
+    }
+    *field = (pixel_value *)(uintptr_t)((size_t)renum[t - blk] * sizeof(pixel_value));
+    rel->at[rel->n++] = (uint32_t)at;
 }
 
 int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
                              void *image, size_t size)
 {
-    if (!shape || !vals || !image || size < shape->nnodes * sizeof(pixel_value)) {
+    if (!shape || !vals || !image || size < pixel_module_shape_image_size(shape) ||
+        pixel_module_shape_image_size(shape) > UINT32_MAX) {
+        return -1;
+    }
+    uint32_t *renum = pixel__malloc(shape->nnodes * sizeof(uint32_t));
+    if (!renum) {
         return -1;
     }
     pixel_value *blk = image;
@@ -1197,21 +1229,33 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
         }
         shape_put_leaf(shape, blk, lf, &vals[i]);
     }
+    /* The nodes made (an object or a string; the others are still NULL),
+       numbered in order, moved down to their numbers with their links made
+       offsets: a node moves to a number no greater than its own, so the
+       nodes not moved yet are intact. */
+    uint32_t used = 0;
     for (size_t k = 0; k < shape->nnodes; k++) {
-        pixel_value *v = &blk[k];
-        v->next = (pixel_value *)to_index(blk, v->next);
-        if (k < shape->nobjs) {
-            v->u.list.head = (pixel_value *)to_index(blk, v->u.list.head);
-            v->u.list.tail = (pixel_value *)to_index(blk, v->u.list.tail);
-        }
+        renum[k] = blk[k].type != PIXEL_TYPE_NULL ? used++ : UINT32_MAX;
     }
+    shape_relocs *rel = (shape_relocs *)(void *)(blk + shape->nnodes);
+    rel->n = 0;
+    for (size_t k = 0; k < shape->nnodes; k++) {
+        if (renum[k] == UINT32_MAX) {
+            continue;
+        }
+        pixel_value v = blk[k];
+        size_t at = (size_t)renum[k] * sizeof(pixel_value);
+        image_link(rel, renum, blk, &v.next, at + offsetof(pixel_value, next));
+        if (v.type == PIXEL_TYPE_OBJECT) {
+            image_link(rel, renum, blk, &v.u.list.head, at + offsetof(pixel_value, u.list.head));
+            image_link(rel, renum, blk, &v.u.list.tail, at + offsetof(pixel_value, u.list.tail));
+        }
+        blk[renum[k]] = v;
+    }
+    memset(blk + used, 0, (shape->nnodes - used) * sizeof(pixel_value));
+    rel->bytes = used * (uint32_t)sizeof(pixel_value);
+    pixel__free(renum);
     return 0;
-}
-
-static inline pixel_value *from_index(pixel_value *base, const pixel_value *i)
-{
-    uintptr_t n = (uintptr_t)i;
-    return n ? base + (n - 1) : NULL;
 }
 
 pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
@@ -1220,20 +1264,20 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
         return NULL;
     }
-    size_t n = shape->nnodes;
-    pixel_value *blk = pixel__arena_alloc(&ctx->arena, n * sizeof(pixel_value));
+    const shape_relocs *rel =
+        (const shape_relocs *)(const void *)((const pixel_value *)image + shape->nnodes);
+    char *blk = pixel__arena_alloc(&ctx->arena, rel->bytes);
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    memcpy(blk, image, n * sizeof(pixel_value));
-    for (size_t k = 0; k < shape->nobjs; k++) {
-        blk[k].u.list.head = from_index(blk, blk[k].u.list.head);
-        blk[k].u.list.tail = from_index(blk, blk[k].u.list.tail);
+    memcpy(blk, image, rel->bytes);
+    for (uint32_t i = 0; i < rel->n; i++) {
+        uintptr_t link;
+        memcpy(&link, blk + rel->at[i], sizeof(link));
+        link += (uintptr_t)blk;
+        memcpy(blk + rel->at[i], &link, sizeof(link));
     }
-    for (size_t k = 0; k < n; k++) {
-        blk[k].next = from_index(blk, blk[k].next);
-    }
-    return blk;
+    return (pixel_value *)(void *)blk;
 }
 
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)
@@ -1343,6 +1387,12 @@ void pixel__module_ctx_release(pixel_ctx *ctx)
 }
 static _Atomic uint64_t next_ctx_key = 1;
 
+#if defined(__GNUC__)
+#define MODULE_COLD __attribute__((noinline, cold)) /* off the per-line path */
+#else
+#define MODULE_COLD
+#endif
+
 #define TCACHE_SIZE 16
 static _Thread_local struct {
     uint64_t id, key;
@@ -1377,18 +1427,29 @@ static int create_instance(modstate *ms, void **out, pixel_error *err)
     return rc;
 }
 
-/* The instance of ms that belongs to ctx, created on first use. */
-static int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
+/* The instance of ms that belongs to ctx, created on first use: the
+ * thread's cache, else instance_claim(). */
+static int instance_claim(modstate *ms, uint64_t key, size_t h, void **out, pixel_error *err);
+
+static inline int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
 {
     if (!ctx->module_key) {
         ctx->module_key = atomic_fetch_add(&next_ctx_key, 1);
     }
     uint64_t key = ctx->module_key;
     size_t h = (size_t)((ms->id * 31u) ^ key) % TCACHE_SIZE;
-    if (tcache[h].id == ms->id && tcache[h].key == key) {
+    if (PIXEL_LIKELY(tcache[h].id == ms->id && tcache[h].key == key)) {
         *out = tcache[h].inst;
         return 0;
     }
+    return instance_claim(ms, key, h, out, err);
+}
+
+/* The instance of ms for the context `key` (from its slots, or made now),
+ * remembered in the thread's cache at h. */
+static MODULE_COLD int instance_claim(modstate *ms, uint64_t key, size_t h, void **out,
+                                      pixel_error *err)
+{
     int rc = 0;
     void *inst = NULL;
     size_t i;
@@ -1425,6 +1486,9 @@ static int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *e
     return 0;
 }
 
+static MODULE_COLD int module_verdict(const modstate *ms, pixel_ctx *ctx,
+                                      const pixel_module_event *evp, int rc, pixel_error *err);
+
 static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     modstate *ms = e->state;
@@ -1444,9 +1508,18 @@ static int run_module(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         .record = ctx->parsed ? &ctx->rec : NULL, /* pixel_ctx_record(), in line */
     };
     int rc = ms->m.process(inst, &ev, err);
-    if (rc == PIXEL_MODULE_CONTINUE) {
+    if (PIXEL_LIKELY(rc == PIXEL_MODULE_CONTINUE)) {
         return 0;
     }
+    return module_verdict(ms, ctx, &ev, rc, err);
+}
+
+/* What a process() result other than CONTINUE does to the line (out of
+ * run_module, which every line goes through: it stays small). */
+static MODULE_COLD int module_verdict(const modstate *ms, pixel_ctx *ctx,
+                                      const pixel_module_event *evp, int rc, pixel_error *err)
+{
+    const pixel_module_event ev = *evp;
     if (rc == PIXEL_MODULE_DROP) {
         return pixel__ctx_drop(ctx, ms->name, ev.message ? ev.message : "dropped by the module");
     }

@@ -65,7 +65,7 @@ typedef struct referer_ctx {
     host_slot *index; /* open addressing, nindex (a power of two) slots */
     size_t nindex;
     char **internal;
-    size_t ninternal;
+    size_t ninternal, *internal_len;
     char **paid;
     size_t npaid, *paid_len;
     char *into;
@@ -328,6 +328,7 @@ static void destroy(void *instance)
     free(r->domains);
     free(r->index);
     pixel_module_strings_free(r->internal);
+    free(r->internal_len);
     pixel_module_strings_free(r->paid);
     free(r->paid_len);
     pixel_module_event_path_free(r->base);
@@ -389,8 +390,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!r->internal || !r->paid) {
         return PIXEL_ENOMEM;
     }
+    if (!(r->internal_len = calloc(r->ninternal + 1, sizeof(size_t)))) {
+        return PIXEL_ENOMEM;
+    }
     for (size_t i = 0; i < r->ninternal; i++) {
         lower(r->internal[i]);
+        r->internal_len[i] = strlen(r->internal[i]);
     }
     if (!(r->paid_len = calloc(r->npaid + 1, sizeof(size_t)))) {
         return PIXEL_ENOMEM;
@@ -407,7 +412,14 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
 typedef struct url {
     const char *host, *query;
     size_t hostlen, querylen;
+    const char *s, *rest, *end; /* the URL, and where its authority ends */
 } url;
+
+#if defined(__GNUC__)
+#define PIXEL_REFERER_INLINE __attribute__((always_inline)) /* its `authority` known at each call */
+#else
+#define PIXEL_REFERER_INLINE
+#endif
 
 /*
  * The first byte at or after p (before end) that is one of the URL's
@@ -416,7 +428,8 @@ typedef struct url {
  * time; a tail shorter than that is read as the last sixteen bytes of the
  * string (s..end, when it has as many), the bytes before p left out.
  */
-static const char *next_delim(const char *s, const char *p, const char *end, int authority)
+static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const char *p,
+                                                          const char *end, int authority)
 {
 #ifdef __SSE2__
     const __m128i q = _mm_set1_epi8('?'), h = _mm_set1_epi8('#'), sl = _mm_set1_epi8('/'),
@@ -458,8 +471,10 @@ static const char *next_delim(const char *s, const char *p, const char *end, int
 
 /*
  * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
- * trailing dots left out) and the query.  The host starts after the first
- * '@' of the authority and ends at the first ':' after that.
+ * trailing dots left out); the query is found only when asked for
+ * (url_query(): most lines need no query of a page or referer, and the path
+ * before it is the longest part).  The host starts after the first '@' of
+ * the authority and ends at the first ':' after that.
  */
 static int split_url(const char *s, size_t n, url *u)
 {
@@ -493,20 +508,27 @@ static int split_url(const char *s, size_t n, url *u)
     while (u->hostlen && h[u->hostlen - 1] == '.') {
         u->hostlen--;
     }
-    /* The query: after the first '?', when no '#' comes before it. */
-    const char *q = next_delim(s, p, end, 0);
-    if (q < end && *q == '?') {
-        const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
-        u->query = q + 1;
-        u->querylen = (size_t)((frag ? frag : end) - u->query);
-    }
+    u->s = s;
+    u->rest = p;
+    u->end = end;
     return u->hostlen ? 0 : -1;
 }
 
-/* host equals d or is a subdomain of it (case-insensitive host). */
-static int host_in(const char *host, size_t n, const char *d)
+/* The query of a URL split_url() took apart: after the first '?' past the
+ * authority, when no '#' comes before it; u->query stays NULL when none. */
+static void url_query(url *u)
 {
-    size_t dn = strlen(d);
+    const char *q = next_delim(u->s, u->rest, u->end, 0);
+    if (q < u->end && *q == '?') {
+        const char *frag = memchr(q + 1, '#', (size_t)(u->end - q - 1));
+        u->query = q + 1;
+        u->querylen = (size_t)((frag ? frag : u->end) - u->query);
+    }
+}
+
+/* host equals d (dn bytes) or is a subdomain of it (case-insensitive host). */
+static int host_in(const char *host, size_t n, const char *d, size_t dn)
+{
     return n >= dn && strncasecmp(host + n - dn, d, dn) == 0 &&
            (n == dn || host[n - dn - 1] == '.');
 }
@@ -672,7 +694,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         internal = have_page && pu.hostlen == ru.hostlen &&
                    strncasecmp(pu.host, ru.host, ru.hostlen) == 0;
         for (size_t i = 0; !internal && i < r->ninternal; i++) {
-            internal = host_in(ru.host, ru.hostlen, r->internal[i]);
+            internal = host_in(ru.host, ru.hostlen, r->internal[i], r->internal_len[i]);
         }
         if (internal) {
             medium = "internal";
@@ -682,10 +704,16 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             medium_len = d->src->medium_len;
             src = d->src->name;
             src_len = d->src->name_len;
+            if (d->src->nparams) {
+                url_query(&ru);
+            }
             for (size_t i = 0; ru.query && i < d->src->nparams && !term; i++) {
                 term = param(ev->ctx, ru.query, ru.querylen, d->src->params[i]);
             }
         }
+    }
+    if (have_page && !internal) {
+        url_query(&pu);
     }
     if (have_page && pu.query && !internal && paid_landing(r, &pu)) {
         medium = "paid";

@@ -128,11 +128,9 @@ typedef struct cache_entry {
 
 typedef struct useragent_ctx {
     ua_rules *rules;
-    /* `from` and `into`, each as its parent object (NULL: the event itself)
-       and its last segment; when both parents are the same path
-       (client.user_agent, client.ua) it is looked up once a line */
-    pixel_module_event_path *from_parent; /* NULL: the event itself */
-    pixel_module_path *from_last;
+    /* `from` and `into`, bound to the entry: each looked up from the
+       deepest object on its way that the map stage made (client) */
+    pixel_module_event_path *from_path;
     pixel_module_event_path *into_path;
     pixel_module_field *log_ua; /* log.user_agent, when the event has no `from` */
     char *into;
@@ -600,8 +598,7 @@ static void destroy(void *instance)
     free(u->marks);
     free(u->work);
     rules_release(u->rules);
-    pixel_module_event_path_free(u->from_parent);
-    pixel_module_path_free(u->from_last);
+    pixel_module_event_path_free(u->from_path);
     pixel_module_event_path_free(u->into_path);
     pixel_module_field_free(u->log_ua);
     pixel_module_shape_free(u->shape);
@@ -652,17 +649,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     }
     u->log_ua = pixel_module_field_new("log.user_agent");
     u->into = strdup(pixel_module_config_string(cfg, "into"));
-    /* `from` as its parent (looked up from the object the map stage made)
-       and its last segment */
-    const char *from = pixel_module_config_string(cfg, "from");
-    const char *fdot = strrchr(from, '.');
-    if (fdot) {
-        char *fp = strndup(from, (size_t)(fdot - from));
-        u->from_parent = fp ? pixel_module_event_path_new(cfg, fp) : NULL;
-        free(fp);
-    }
-    if (!u->log_ua || !u->into || (fdot && !u->from_parent) ||
-        !(u->from_last = pixel_module_path_new(fdot ? fdot + 1 : from)) ||
+    if (!u->log_ua || !u->into ||
+        !(u->from_path =
+              pixel_module_event_path_new(cfg, pixel_module_config_string(cfg, "from"))) ||
         !(u->into_path = pixel_module_event_path_new(cfg, u->into))) {
         return PIXEL_ENOMEM;
     }
@@ -692,8 +681,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     useragent_ctx *u = instance;
     (void)err;
     size_t n = 0;
-    pixel_value *parent = u->from_parent ? pixel_module_event_get(ev, u->from_parent) : ev->event;
-    const char *ua = pixel_value_string(pixel_module_path_get(parent, u->from_last), &n);
+    const char *ua = pixel_value_string(pixel_module_event_get(ev, u->from_path), &n);
     if (!ua && ev->record) {
         ua = pixel_module_field_get(ev->record, u->log_ua, &n);
         if (ua && (n == 0 || (n == 1 && ua[0] == '-'))) {
