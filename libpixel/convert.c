@@ -392,21 +392,25 @@ static int parse_epoch(const char *s, size_t n, int scale_ms, int64_t *ms, int *
     for (; i + 8 <= n && digits8(s + i, &d8); i += 8) {
         u = u * 100000000 + d8;
     }
-    /* The 1 to 7 bytes left after a whole word (the 5 of a 13-digit epoch_ms),
-     * when they are digits: the last 8 bytes as one word, and the new ones
-     * of them (the same value, modulo 2^64, as one digit at a time). */
+    /* The 1 to 7 bytes left after the whole words (the 5 of a 13-digit
+     * epoch_ms), when they are digits: the last 8 bytes as one word, and the
+     * new ones of them (the same value, modulo 2^64, as one digit at a time).
+     * Only when every word before was digits (n - i < 8): a block that
+     * failed must not be skipped. */
     static const uint64_t tens[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
-    if (i >= 8 && i < n && digits8(s + n - 8, &d8)) {
+    if (i >= 8 && i < n && n - i < 8 && digits8(s + n - 8, &d8)) {
         u = u * tens[n - i] + d8 % tens[n - i];
         i = n;
     }
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         u = u * 10 + (uint64_t)(s[i] - '0');
     }
-    int64_t v = (int64_t)u;
-    if (i == 0) {
+    /* Milliseconds past int64 (about 292 million years) are no time: refused,
+     * not wrapped. */
+    if (i == 0 || u > (scale_ms ? (uint64_t)INT64_MAX : (uint64_t)(INT64_MAX - 999) / 1000)) {
         return -1;
     }
+    int64_t v = (int64_t)u;
     int64_t frac = 0;
     if (i < n && s[i] == '.' && !scale_ms) {
         int scale = 100;
