@@ -199,6 +199,7 @@ static int finish(fmt_builder *b, pixel_cfg *c, const yaml_node_t *at)
         }
         memcpy(&st->head, head, 4);
         memcpy(&st->mask, mask, 4);
+        st->first4 = (unsigned char)st->lit[0] * 0x01010101u;
     }
     for (size_t i = 1; i < f->nfields; i++) {
         if (f->litlen[i] == 0) {
@@ -432,15 +433,18 @@ static inline bool same_bytes_small(const char *a, const char *b, size_t n)
     return n == 0 || a[0] == b[0];
 }
 
-/* Whether the literal of st starts at q, given that its first byte does
- * and that it fits before end. */
-static inline bool lit_at(const char *q, const char *end, const pixel_logstep *st)
+/* Whether the literal of st starts at q, whose byte is its first one:
+ * 1 yes, 0 no, -1 no and it does not fit before end (nor at any later q). */
+static inline int lit_at(const char *q, const char *end, const pixel_logstep *st)
 {
     /* literals are short: up to 4 bytes are one masked word compare */
-    if (PIXEL_LIKELY(st->litlen <= 4 && end - q >= 4)) {
+    if (PIXEL_LIKELY(end - q >= 4 && st->litlen <= 4)) {
         uint32_t w;
         memcpy(&w, q, 4);
         return (w & st->mask) == st->head;
+    }
+    if ((size_t)(end - q) < st->litlen) {
+        return -1;
     }
     return same_bytes_small(q + 1, st->lit + 1, st->litlen - 1);
 }
@@ -454,8 +458,8 @@ static const char *find_lit(const char *p, const char *end, const pixel_logstep 
      * blocks, one mask), the rest by memchr. */
     if (end - p >= 32) {
 #ifdef PIXEL_SIMD_SSE2
-        /* (the byte spread by a multiply: fewer steps than _mm_set1_epi8) */
-        const __m128i c = _mm_set1_epi32((int)((unsigned char)lit[0] * 0x01010101u));
+        /* (the byte spread at load: fewer steps than _mm_set1_epi8) */
+        const __m128i c = _mm_set1_epi32((int)st->first4);
         uint32_t m = (uint32_t)_mm_movemask_epi8(
                          _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), c)) |
                      (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(
@@ -468,11 +472,9 @@ static const char *find_lit(const char *p, const char *end, const pixel_logstep 
 #endif
         for (; m; m &= m - 1) {
             const char *q = p + __builtin_ctz(m);
-            if (q + n > end) {
-                return NULL; /* (every later start is past the end too) */
-            }
-            if (lit_at(q, end, st)) {
-                return q;
+            int at = lit_at(q, end, st);
+            if (at) {
+                return at > 0 ? q : NULL;
             }
         }
         p += 32;
@@ -485,7 +487,7 @@ static const char *find_lit(const char *p, const char *end, const pixel_logstep 
         if (!q) {
             return NULL;
         }
-        if (lit_at(q, end, st)) {
+        if (lit_at(q, end, st) > 0) {
             return q;
         }
         p = q + 1;
@@ -634,7 +636,7 @@ static inline const char *find2(const char *p, const char *end, char a, char b)
 }
 
 /* "GET /px.gif?a=b HTTP/1.1" -> method, target, path, query, protocol. */
-static int split_request(pixel_record *r)
+static inline __attribute__((always_inline)) int split_request(pixel_record *r)
 {
     pixel_span req = r->fields[PIXEL_F_REQUEST];
     if (req.p) {
@@ -700,7 +702,8 @@ static int split_request(pixel_record *r)
     return 0;
 }
 
-static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
+static inline __attribute__((always_inline)) int is_pixel_request(const pixel_pipeline *p,
+                                                                const pixel_record *r)
 {
     pixel_span path = r->fields[PIXEL_F_PATH];
     pixel_span method = r->fields[PIXEL_F_METHOD];

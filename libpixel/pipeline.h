@@ -21,6 +21,7 @@ typedef struct pixel_logstep {
     uint32_t litlen;
     int32_t slot;
     uint32_t head, mask; /* the literal's first bytes (up to 4) as a word, and which are set */
+    uint32_t first4;     /* its first byte, four times */
 } pixel_logstep;
 
 /* A text log format: lit[0] field[0] lit[1] field[1] ... field[n-1] lit[n]. */
