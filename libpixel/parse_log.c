@@ -182,6 +182,25 @@ static int finish(fmt_builder *b, pixel_cfg *c, const yaml_node_t *at)
     for (size_t i = 0; i < f->nfields; i++) {
         f->writes |= 1ull << f->field[i];
     }
+    f->step = pixel__calloc(f->nfields, sizeof(*f->step));
+    if (!f->step) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < f->nfields; i++) {
+        pixel_logstep *st = &f->step[i];
+        st->lit = f->lit[i + 1];
+        st->litlen = (uint32_t)f->litlen[i + 1];
+        st->slot = f->field[i];
+        /* the first up to 4 bytes as a word read from memory, and the mask of those set */
+        unsigned char head[4] = {0}, mask[4] = {0};
+        for (size_t k = 0; k < 4 && k < f->litlen[i + 1]; k++) {
+            head[k] = (unsigned char)st->lit[k];
+            mask[k] = 0xff;
+        }
+        memcpy(&st->head, head, 4);
+        memcpy(&st->mask, mask, 4);
+        st->first4 = (unsigned char)st->lit[0] * 0x01010101u;
+    }
     for (size_t i = 1; i < f->nfields; i++) {
         if (f->litlen[i] == 0) {
             return pixel__cfg_fail(
@@ -390,29 +409,57 @@ void pixel__logfmt_free(pixel_logfmt *f)
     pixel__free(f->lit);
     pixel__free(f->litlen);
     pixel__free(f->field);
+    pixel__free(f->step);
     memset(f, 0, sizeof(*f));
 }
 
 /* ---- parsing -------------------------------------------------------------- */
 
-/* Whether the n bytes of the literal lit follow the first one at q. */
-static inline bool lit_rest(const char *q, const char *lit, size_t n)
+/* pixel__same_bytes, with the 1-3 byte case (a method, a closing quote)
+ * as two overlapping 2-byte words instead of a byte loop. */
+static inline bool same_bytes_small(const char *a, const char *b, size_t n)
 {
-    /* literals are short: the rest (one or two bytes, usually) without a call or loop */
-    return n == 1   ? true
-           : n == 2 ? q[1] == lit[1]
-           : n == 3 ? (q[1] == lit[1]) & (q[2] == lit[2])
-                    : pixel__same_bytes(q + 1, lit + 1, n - 1);
+    if (n >= 4) {
+        return pixel__same_bytes(a, b, n);
+    }
+    if (n >= 2) {
+        uint16_t a0, a1, b0, b1;
+        memcpy(&a0, a, 2);
+        memcpy(&b0, b, 2);
+        memcpy(&a1, a + n - 2, 2);
+        memcpy(&b1, b + n - 2, 2);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    return n == 0 || a[0] == b[0];
 }
 
-static const char *find_lit(const char *p, const char *end, const char *lit, size_t n)
+/* Whether the literal of st starts at q, whose byte is its first one:
+ * 1 yes, 0 no, -1 no and it does not fit before end (nor at any later q). */
+static inline int lit_at(const char *q, const char *end, const pixel_logstep *st)
 {
+    /* literals are short: up to 4 bytes are one masked word compare */
+    if (PIXEL_LIKELY(end - q >= 4 && st->litlen <= 4)) {
+        uint32_t w;
+        memcpy(&w, q, 4);
+        return (w & st->mask) == st->head;
+    }
+    if ((size_t)(end - q) < st->litlen) {
+        return -1;
+    }
+    return same_bytes_small(q + 1, st->lit + 1, st->litlen - 1);
+}
+
+/* The first occurrence of the literal of st in [p, end), or NULL. */
+static const char *find_lit(const char *p, const char *end, const pixel_logstep *st)
+{
+    const char *lit = st->lit;
+    size_t n = st->litlen;
     /* Most fields are short: the first 32 bytes are looked at in line (two
      * blocks, one mask), the rest by memchr. */
     if (end - p >= 32) {
 #ifdef PIXEL_SIMD_SSE2
-        /* (the byte spread by a multiply: fewer steps than _mm_set1_epi8) */
-        const __m128i c = _mm_set1_epi32((int)((unsigned char)lit[0] * 0x01010101u));
+        /* (the byte spread at load: fewer steps than _mm_set1_epi8) */
+        const __m128i c = _mm_set1_epi32((int)st->first4);
         uint32_t m = (uint32_t)_mm_movemask_epi8(
                          _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), c)) |
                      (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(
@@ -425,11 +472,9 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
 #endif
         for (; m; m &= m - 1) {
             const char *q = p + __builtin_ctz(m);
-            if (q + n > end) {
-                return NULL; /* (every later start is past the end too) */
-            }
-            if (lit_rest(q, lit, n)) {
-                return q;
+            int at = lit_at(q, end, st);
+            if (at) {
+                return at > 0 ? q : NULL;
             }
         }
         p += 32;
@@ -442,7 +487,7 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
         if (!q) {
             return NULL;
         }
-        if (lit_rest(q, lit, n)) {
+        if (lit_at(q, end, st) > 0) {
             return q;
         }
         p = q + 1;
@@ -450,10 +495,20 @@ static const char *find_lit(const char *p, const char *end, const char *lit, siz
     return NULL;
 }
 
+static int field_truncated(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_logstep *st)
+{
+    char loc[80];
+    snprintf(loc, sizeof(loc), "log.%s", pixel__field_name(p, st->slot));
+    return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "truncated_line", loc,
+                             "the line ends inside field '%s' (the separator '%s' that "
+                             "closes it is missing)",
+                             pixel__field_name(p, st->slot), st->lit);
+}
+
 static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
 {
     const pixel_logfmt *f = &p->logfmt;
-    pixel_record *r = &ctx->rec;
+    pixel_span *fields = ctx->rec.fields;
     const char *s = msg.p, *end = msg.p + msg.n;
     if ((size_t)(end - s) < f->litlen[0] || !pixel__same_bytes(s, f->lit[0], f->litlen[0])) {
         return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "malformed_log_record", "log",
@@ -461,31 +516,20 @@ static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
                                  f->lit[0]);
     }
     s += f->litlen[0];
-    for (size_t i = 0; i < f->nfields; i++) {
-        const char *lit = f->lit[i + 1];
-        size_t litlen = f->litlen[i + 1];
-        const char *stop;
-        if (i + 1 == f->nfields) {
-            /* The last literal must end the record. */
-            if ((size_t)(end - s) < litlen || !pixel__same_bytes(end - litlen, lit, litlen)) {
-                stop = NULL;
-            } else {
-                stop = end - litlen;
-            }
-        } else {
-            stop = find_lit(s, end, lit, litlen);
-        }
+    const pixel_logstep *st = f->step, *last = f->step + f->nfields - 1;
+    for (; st < last; st++) {
+        const char *stop = find_lit(s, end, st);
         if (!stop) {
-            char loc[80];
-            snprintf(loc, sizeof(loc), "log.%s", pixel__field_name(p, f->field[i]));
-            return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "truncated_line", loc,
-                                     "the line ends inside field '%s' (the separator '%s' that "
-                                     "closes it is missing)",
-                                     pixel__field_name(p, f->field[i]), lit);
+            return field_truncated(p, ctx, st);
         }
-        r->fields[f->field[i]] = (pixel_span){s, (size_t)(stop - s)};
-        s = stop + litlen;
+        fields[st->slot] = (pixel_span){s, (size_t)(stop - s)};
+        s = stop + st->litlen;
     }
+    /* The last literal must end the record. */
+    if ((size_t)(end - s) < st->litlen || !same_bytes_small(end - st->litlen, st->lit, st->litlen)) {
+        return field_truncated(p, ctx, st);
+    }
+    fields[st->slot] = (pixel_span){s, (size_t)(end - st->litlen - s)};
     return 0;
 }
 
@@ -592,7 +636,7 @@ static inline const char *find2(const char *p, const char *end, char a, char b)
 }
 
 /* "GET /px.gif?a=b HTTP/1.1" -> method, target, path, query, protocol. */
-static int split_request(pixel_record *r)
+static inline __attribute__((always_inline)) int split_request(pixel_record *r)
 {
     pixel_span req = r->fields[PIXEL_F_REQUEST];
     if (req.p) {
@@ -658,18 +702,8 @@ static int split_request(pixel_record *r)
     return 0;
 }
 
-/* Whether the NUL-terminated name is the bytes of s (which may hold a NUL). */
-static inline bool same_name(const char *name, pixel_span s)
-{
-    for (size_t k = 0; k < s.n; k++) {
-        if (name[k] != s.p[k] || name[k] == '\0') {
-            return false;
-        }
-    }
-    return name[s.n] == '\0';
-}
-
-static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
+static inline __attribute__((always_inline)) int is_pixel_request(const pixel_pipeline *p,
+                                                                const pixel_record *r)
 {
     pixel_span path = r->fields[PIXEL_F_PATH];
     pixel_span method = r->fields[PIXEL_F_METHOD];
@@ -678,7 +712,8 @@ static int is_pixel_request(const pixel_pipeline *p, const pixel_record *r)
     }
     if (p->nmethods && method.p) {
         size_t i = 0;
-        while (i < p->nmethods && !same_name(p->methods[i], method)) {
+        while (i < p->nmethods && !(p->method_len[i] == method.n &&
+                                    same_bytes_small(p->methods[i], method.p, method.n))) {
             i++;
         }
         if (i == p->nmethods) {

@@ -163,12 +163,15 @@ static int load_input(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *in)
     }
     n = pixel__cfg_get(c, in, "methods");
     if (n) {
-        return load_strings(c, n, "a list of HTTP methods", &p->methods, NULL, &p->nmethods);
+        return load_strings(c, n, "a list of HTTP methods", &p->methods, &p->method_len,
+                            &p->nmethods);
     }
     p->methods = pixel__calloc(1, sizeof(char *));
-    if (!p->methods || !(p->methods[0] = pixel__strdup("GET"))) {
+    p->method_len = pixel__calloc(1, sizeof(size_t));
+    if (!p->methods || !p->method_len || !(p->methods[0] = pixel__strdup("GET"))) {
         return PIXEL_ENOMEM;
     }
+    p->method_len[0] = 3;
     p->nmethods = 1;
     return 0;
 }
@@ -351,6 +354,7 @@ void pixel_pipeline_free(pixel_pipeline *p)
     free_strings(p->pixel_paths, p->npixel_paths);
     pixel__free(p->pixel_path_len);
     free_strings(p->methods, p->nmethods);
+    pixel__free(p->method_len);
     free_strings(p->slot_names, p->nslots);
     pixel__free(p->slot_name_len);
     pixel__free(p->slot_hash);

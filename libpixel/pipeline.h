@@ -14,6 +14,16 @@ typedef enum { FRAMING_NONE, FRAMING_RFC3164, FRAMING_RFC5424, FRAMING_AUTO } pi
 typedef enum { LOGFMT_TEXT, LOGFMT_JSON } pixel_logfmt_kind;
 typedef enum { REPEAT_FIRST, REPEAT_LAST, REPEAT_LIST, REPEAT_REJECT } pixel_repeat;
 
+/* A field of a text format with the literal that closes it, laid out for the
+ * per-line loop: one record per field instead of three arrays. */
+typedef struct pixel_logstep {
+    const char *lit; /* = pixel_logfmt.lit[i + 1] */
+    uint32_t litlen;
+    int32_t slot;
+    uint32_t head, mask; /* the literal's first bytes (up to 4) as a word, and which are set */
+    uint32_t first4;     /* its first byte, four times */
+} pixel_logstep;
+
 /* A text log format: lit[0] field[0] lit[1] field[1] ... field[n-1] lit[n]. */
 typedef struct pixel_logfmt {
     pixel_logfmt_kind kind;
@@ -21,7 +31,8 @@ typedef struct pixel_logfmt {
     int *field; /* field slot per position */
     char **lit; /* n+1 literals */
     size_t *litlen;
-    uint64_t writes; /* bits of the record's field slots the parse may set */
+    pixel_logstep *step; /* nfields steps, built from the three above */
+    uint64_t writes;     /* bits of the record's field slots the parse may set */
 } pixel_logfmt;
 
 /* ---- map ---- */
@@ -189,6 +200,7 @@ struct pixel_pipeline {
     size_t *pixel_path_len;
     size_t npixel_paths;
     char **methods;
+    size_t *method_len; /* strlen of each, kept at load */
     size_t nmethods;
     pixel_repeat repeat;
     bool plus_as_space;

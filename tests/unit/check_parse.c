@@ -337,6 +337,65 @@ START_TEST(fields_of_every_length)
 }
 END_TEST
 
+START_TEST(separators_and_methods_of_every_length)
+{
+    /* separators of 1 to 8 bytes, with decoys (their first bytes, or all but
+     * the last) inside the fields, at every distance from the line's start;
+     * methods of 1, 3, 8 and 9 bytes against their prefixes and extensions */
+    pixel_pipeline *p =
+        load_ok("input:\n  framing: none\n  pixel_paths: [/px.gif]\n"
+                "  methods: [G, GET, PROPFIND, MKCOLLECT]\n"
+                "  format: {nginx: '$remote_addr|$status::$body_bytes_sent<=>$request_time ~~~~ "
+                "\"$request\" @@@@@ ${host}'}\n"
+                "fields: {a: query.a, rt: log.request_time, h: log.host}\n");
+    for (size_t pad = 0; pad <= 70; pad++) {
+        char x[80], line[600], want[120];
+        memset(x, 'x', pad);
+        x[pad] = '\0';
+        snprintf(line, sizeof(line),
+                 "192.0.2.1%s|200:%sz::4<=5<%s<=>0.1 ~~~~ x%s ~~~~ \"GET /px.gif?a=%zu HTTP/1.1\" "
+                 "@@@@ y\" @@@@@ h.example",
+                 x, x, x, x, pad);
+        ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_PENDING);
+        snprintf(want, sizeof(want), "192.0.2.1%s", x);
+        ck_assert_str_eq(get("log.client"), want);
+        snprintf(want, sizeof(want), "200:%sz", x);
+        ck_assert_str_eq(get("log.status"), want);
+        snprintf(want, sizeof(want), "4<=5<%s", x);
+        ck_assert_str_eq(get("log.bytes"), want);
+        snprintf(want, sizeof(want), "0.1 ~~~~ x%s", x);
+        ck_assert_str_eq(get("log.request_time"), want);
+        snprintf(want, sizeof(want), "GET /px.gif?a=%zu HTTP/1.1\" @@@@ y", pad);
+        ck_assert_str_eq(get("log.request"), want);
+        ck_assert_str_eq(get("log.host"), "h.example");
+        /* cut anywhere: truncated, never a field read past the end */
+        for (size_t cut = 0; cut < strlen(line) - strlen("h.example"); cut++) {
+            pixel_outcome oc;
+            ck_assert_int_eq(pixel_parse(p, ctx, line, cut, &oc, NULL), 0);
+            ck_assert_int_ne(oc, PIXEL_OUTCOME_PENDING);
+        }
+    }
+    static const struct {
+        const char *method;
+        pixel_outcome want;
+    } methods[] = {
+        {"G", PIXEL_OUTCOME_PENDING},         {"GET", PIXEL_OUTCOME_PENDING},
+        {"PROPFIND", PIXEL_OUTCOME_PENDING},  {"MKCOLLECT", PIXEL_OUTCOME_PENDING},
+        {"GE", PIXEL_OUTCOME_SKIPPED},        {"GETS", PIXEL_OUTCOME_SKIPPED},
+        {"get", PIXEL_OUTCOME_SKIPPED},       {"PROPFIN", PIXEL_OUTCOME_SKIPPED},
+        {"PROPFINDX", PIXEL_OUTCOME_SKIPPED}, {"MKCOLLECTX", PIXEL_OUTCOME_SKIPPED},
+        {"MKCOLLEC", PIXEL_OUTCOME_SKIPPED},  {"H", PIXEL_OUTCOME_SKIPPED},
+    };
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        char line[200];
+        snprintf(line, sizeof(line),
+                 "192.0.2.1|200::43<=>0.1 ~~~~ \"%s /px.gif?a=1 HTTP/1.1\" @@@@@ h", methods[i].method);
+        ck_assert_msg(parse(p, line) == methods[i].want, "method %s", methods[i].method);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(truncated_pixel_lines_are_quarantined)
 {
     pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n" FIELDS);
@@ -672,6 +731,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, truncated_pixel_lines_are_quarantined);
     tcase_add_test(tc, request_lines_of_every_length);
     tcase_add_test(tc, fields_of_every_length);
+    tcase_add_test(tc, separators_and_methods_of_every_length);
     suite_add_tcase(s, tc);
     tc = tcase_create("query");
     tcase_add_checked_fixture(tc, setup, teardown);
