@@ -58,12 +58,14 @@ static const conv_case convs[] = {
     {"{from: query.x, type: timestamp, format: epoch_ms}", "x=1795651%C2%A9954", "bad_timestamp"},
     /* a failed block is not skipped by the tail word (fuzz_line found it:
      * read past a table, and accepted) */
-    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=17956511ab123456789", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=17956511ab123456789",
+     "bad_timestamp"},
     {"{from: query.x, type: timestamp, format: epoch_ms}", "x=1795651199954a1234", "bad_timestamp"},
     /* past int64 milliseconds: refused, never wrapped */
     {"{from: query.x, type: timestamp, format: epoch_s}", "x=9223372036854775", "bad_timestamp"},
     {"{from: query.x, type: timestamp, format: epoch_s}", "x=9999999999999999999", "bad_timestamp"},
-    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=9223372036854775808", "bad_timestamp"},
+    {"{from: query.x, type: timestamp, format: epoch_ms}", "x=9223372036854775808",
+     "bad_timestamp"},
     {"{from: query.x, type: timestamp, format: epoch_s}", "x=1795651199.5",
      "{\"f\":\"2026-11-25T23:59:59.500Z\"}"},
     {"{from: query.x, type: timestamp, format: epoch_s}", "x=17956511.5",
@@ -362,8 +364,7 @@ END_TEST
 START_TEST(base64url_every_length_and_bad_offset)
 {
     static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    pixel_pipeline *p =
-        load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: base64url_json}\n");
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: base64url_json}\n");
     pixel_pipeline *plain = load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: json}\n");
     for (size_t len = 8; len < 40; len++) {
         /* {"k":"aaa..."} of len bytes */
