@@ -1572,7 +1572,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
     }
     outer = inner->ops[inner->skip].u.obj;
     if (cover->main != outer || outer->general || outer->npatterns || outer->additional ||
-        (own && own->nprops > 64)) {
+        (own && own->lookup && own->nprops > 32)) {
         return NULL;
     }
     size_t nown = own ? own->nprops : 0, max = outer->nprops + nown;
@@ -1613,7 +1613,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
             smerged *m = &g[ng++];
             m->outer = from_outer ? src : NULL;
             m->own = mine;
-            m->bit = 1ull << (mine - own->props);
+            m->bit = own->lookup ? 1u << (mine - own->props) : 0;
             m->first_only = own->lookup;
             p->schema = from_outer ? p->schema : mine->schema;
             p->leaf = NULL;

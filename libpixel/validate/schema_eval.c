@@ -79,6 +79,7 @@ typedef struct ectx {
     bool fail;
     bool cycle; /* fail: the schema re-entered itself (PIXEL_ESCHEMA, not a depth limit) */
     int depth;
+    uint32_t lseen; /* the walk of an sflat's object: its first_only names met so far */
     const eframe *top;
     unsigned nerr;
     pixel_schema_error_cb cb;
@@ -89,7 +90,6 @@ typedef struct ectx {
     const pixel_value *cov_v;
     const sobject *cov_o;
     size_t cov_declared;
-    uint64_t lseen; /* the walk of an sflat's object: its first_only names met so far */
 } ectx;
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
@@ -852,7 +852,7 @@ __attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const 
     }
     bool ok = true;
     if (v->type == PIXEL_TYPE_OBJECT) {
-        uint64_t saved = x->lseen;
+        uint32_t saved = x->lseen;
         x->lseen = 0;
         ok = quick_object(x, f->obj, v);
         x->lseen = saved;

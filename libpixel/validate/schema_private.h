@@ -337,7 +337,7 @@ enum {
 typedef struct smerged {
     const struct sprop *outer; /* the allOf branch object's declaration, or NULL */
     const struct sprop *own;   /* the node's own declaration (qk never SQK_NONE) */
-    uint64_t bit;              /* its bit among the node's own names (first_only) */
+    uint32_t bit;              /* its bit among the node's own names (first_only) */
     bool first_only;
 } smerged;
 
