@@ -1533,6 +1533,116 @@ static void prop_kind(sprop *p, const snode *t)
     }
 }
 
+/*
+ * The sflat of n, or NULL: n is "properties"/"required" at most, one allOf of one branch
+ * that is only an object schema (past $ref-only nodes; the envelope an event schema
+ * extends), and "unevaluatedProperties" with a boolean schema whose static name set
+ * has that object as its cover's main (so the names that evaluate are both objects'
+ * names with a schema).  Both objects' prop kinds are final here.
+ */
+static sflat *make_flat(pixel_schema_registry *r, const snode *n)
+{
+    const sobject *own = NULL, *outer = NULL;
+    const snode *inner = NULL, *rest = NULL;
+    const scover *cover = NULL;
+    for (size_t k = n->skip; k < n->nops; k++) {
+        const sop *op = &n->ops[k];
+        if (op->kind == OP_OBJECT && !own) {
+            own = op->u.obj;
+            if (own->npatterns || own->additional || own->general) {
+                return NULL;
+            }
+        } else if (op->kind == OP_ALLOF && !inner && op->u.list.n == 1 && !op->u.list.ifs) {
+            inner = op->u.list.v[0];
+            while (inner && inner->alias) {
+                inner = inner->alias;
+            }
+        } else if (op->kind == OP_UNEVAL_PROPS && !rest && op->u.uneval.static_names &&
+                   op->u.uneval.cover) {
+            rest = op->u.schema;
+            cover = op->u.uneval.cover;
+        } else {
+            return NULL;
+        }
+    }
+    if (!inner || !rest || !rest->boolean || !inner->quick || inner->boolean || inner->leaf ||
+        inner->alias || inner->nops != (size_t)inner->skip + 1 ||
+        inner->ops[inner->skip].kind != OP_OBJECT) {
+        return NULL;
+    }
+    outer = inner->ops[inner->skip].u.obj;
+    if (cover->main != outer || outer->general || outer->npatterns || outer->additional ||
+        (own && own->lookup && own->nprops > 32)) {
+        return NULL;
+    }
+    size_t nown = own ? own->nprops : 0, max = outer->nprops + nown;
+    pixel_arena *a = &r->arena;
+    sflat *f = pixel__arena_alloc(a, sizeof(*f));
+    sobject *o = pixel__arena_alloc(a, sizeof(*o));
+    sprop *props = pixel__arena_alloc(a, (max + 1) * sizeof(*props));
+    smerged *g = pixel__arena_alloc(a, (max + 1) * sizeof(*g));
+    const char **keys = pixel__malloc((max + 1) * sizeof(*keys));
+    size_t *lens = pixel__malloc((max + 1) * sizeof(*lens));
+    bool ok = f && o && props && g && keys && lens;
+    size_t np = 0, ng = 0, nreq = 0;
+    /* the outer object's names in its order (members tend to come that way), then the
+       names only the node's own properties declare */
+    for (size_t i = 0; ok && i < max; i++) {
+        bool from_outer = i < outer->nprops;
+        const sprop *src = from_outer ? &outer->props[i] : &own->props[i - outer->nprops];
+        long j = own && from_outer ? pixel__strtab_find(&own->names, src->key, src->klen) : -1;
+        const sprop *mine = from_outer ? (j >= 0 ? &own->props[j] : NULL) : src;
+        if (!from_outer && pixel__strtab_find(&outer->names, src->key, src->klen) >= 0) {
+            continue; /* merged above */
+        }
+        sprop *p = &props[np];
+        *p = from_outer ? *src : (sprop){.key = src->key, .klen = src->klen, .qk = SQK_NONE};
+        bool required = src->req_bit >= 0 || (mine && mine->req_bit >= 0);
+        p->req_bit = -1;
+        p->req_word = 0;
+        p->req_mask = 0;
+        if (required) {
+            if (nreq == 64) {
+                ok = false;
+                break;
+            }
+            p->req_bit = (int32_t)nreq;
+            p->req_mask = 1ull << nreq++;
+        }
+        if (mine && mine->schema) {
+            smerged *m = &g[ng++];
+            m->outer = from_outer ? src : NULL;
+            m->own = mine;
+            m->bit = own->lookup ? 1u << (mine - own->props) : 0;
+            m->first_only = own->lookup;
+            p->schema = from_outer ? p->schema : mine->schema;
+            p->leaf = NULL;
+            p->qk = SQK_MERGED;
+            p->qt = m;
+        }
+        keys[np] = p->key;
+        lens[np++] = p->klen;
+    }
+    if (ok) {
+        memset(o, 0, sizeof(*o));
+        o->props = props;
+        o->nprops = np;
+        o->additional = (snode *)rest;
+        o->nreq_bits = nreq;
+        o->req_all = nreq >= 64 ? ~0ull : (1ull << nreq) - 1;
+        o->has_props = true;
+        ok = pixel__strtab_build(&o->names, a, keys, lens, np, NULL) == 0 && o->names.n == np;
+    }
+    pixel__free(keys);
+    pixel__free(lens);
+    if (!ok) {
+        return NULL;
+    }
+    f->inner = inner;
+    f->obj = o;
+    return f;
+}
+
 /* The compiled nodes a mark_quick pass has not seen yet. */
 static snode *fresh(const pixel_schema_registry *r, size_t i)
 {
@@ -1606,6 +1716,13 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
                     prop_kind(&o->props[j], t);
                 }
             }
+        }
+    }
+    /* an event schema's own properties, its envelope and unevaluatedProperties: one walk */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = fresh(r, i);
+        if (n && n->quick && !n->boolean && !n->leaf && !n->alias) {
+            n->flat = make_flat(r, n);
         }
     }
     for (size_t i = 0; i < r->compiled.cap; i++) {

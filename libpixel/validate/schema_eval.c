@@ -79,6 +79,7 @@ typedef struct ectx {
     bool fail;
     bool cycle; /* fail: the schema re-entered itself (PIXEL_ESCHEMA, not a depth limit) */
     int depth;
+    uint32_t lseen; /* the walk of an sflat's object: its first_only names met so far */
     const eframe *top;
     unsigned nerr;
     pixel_schema_error_cb cb;
@@ -746,6 +747,8 @@ static inline bool ascii(const char *s, size_t n)
     return (acc & 0x8080808080808080ull) == 0;
 }
 
+static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
+
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -809,9 +812,53 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             return quick_leaf(x, p->qt, m);
         case SQK_NODE:
             return quick(x, p->qt, m);
+        case SQK_MERGED:
+            return quick_merged(x, o, p->qt, m);
         default: /* SQK_NONE: only required, so additionalProperties applies */
             return !o->additional || quick(x, o->additional, m);
     }
+}
+
+/* A name of a flattened object that the node's own properties declare (see smerged). */
+__attribute__((noinline)) static bool quick_merged(ectx *x, const sobject *o, const smerged *g,
+                                                   const pixel_value *m)
+{
+    if (g->outer && !quick_prop(x, o, g->outer, m)) {
+        return false;
+    }
+    if (g->first_only) {
+        if (x->lseen & g->bit) {
+            return true; /* a later member of the same name: the lookup saw the first only */
+        }
+        x->lseen |= g->bit;
+    }
+    x->depth--;
+    bool ok = quick_prop(x, o, g->own, m);
+    x->depth++;
+    return ok;
+}
+
+/* A node with an sflat: the allOf branch's type and depth, then one walk. */
+__attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const pixel_value *v)
+{
+    if (!type_ok(v, f->inner->types) || PIXEL_UNLIKELY(x->fail)) {
+        return false;
+    }
+    if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
+        x->fail = true;
+        x->stop = true;
+        x->depth--;
+        return false;
+    }
+    bool ok = true;
+    if (v->type == PIXEL_TYPE_OBJECT) {
+        uint32_t saved = x->lseen;
+        x->lseen = 0;
+        ok = quick_object(x, f->obj, v);
+        x->lseen = saved;
+    }
+    x->depth--;
+    return ok;
 }
 
 /*
@@ -1247,10 +1294,14 @@ static bool quick(ectx *x, const snode *n, const pixel_value *v)
         return false;
     }
     bool ok = true;
-    for (const sop *op = n->ops + n->skip, *end = n->ops + n->nops; op < end; op++) {
-        if (!quick_op(x, op, v)) {
-            ok = false;
-            break;
+    if (n->flat) {
+        ok = quick_flat(x, n->flat, v);
+    } else {
+        for (const sop *op = n->ops + n->skip, *end = n->ops + n->nops; op < end; op++) {
+            if (!quick_op(x, op, v)) {
+                ok = false;
+                break;
+            }
         }
     }
     x->depth--;

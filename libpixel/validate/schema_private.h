@@ -324,7 +324,22 @@ enum {
                  required/additionalProperties (through $ref-only nodes) */
     SQK_LEAF, /* any other leaf */
     SQK_NODE, /* any other node */
+    SQK_MERGED, /* a flattened object's name that an allOf's sibling "properties" declares
+                   (see sflat): qt is an smerged */
 };
+
+/*
+ * A name of a flattened object (sflat) declared by the node's own "properties": checked
+ * by the envelope's declaration first (if it has one), then by the node's own, one level
+ * shallower (where the node's own properties were walked), and, as a lookup object does,
+ * only on the first member with the name when first_only.
+ */
+typedef struct smerged {
+    const struct sprop *outer; /* the allOf branch object's declaration, or NULL */
+    const struct sprop *own;   /* the node's own declaration (qk never SQK_NONE) */
+    uint32_t bit;              /* its bit among the node's own names (first_only) */
+    bool first_only;
+} smerged;
 
 typedef struct spattern {
     sregex re;
@@ -501,7 +516,21 @@ struct snode {
     unsigned types;
     const sleaf *leaf;   /* set with quick for a node of one-value keywords */
     const snode *alias;  /* set with quick for a node that is only a $ref: its target */
+    const struct sflat *flat; /* set with quick: the node's object checks in one walk */
 };
+
+/*
+ * A node that is "properties"/"required" (own), one allOf branch whose node (inner,
+ * past $ref-only nodes) is only an object schema (the envelope), and
+ * "unevaluatedProperties" with a boolean schema and a static name set: the boolean pass
+ * checks inner's type and depth as quick() would, then walks the instance's members once
+ * against obj, the union of both objects' names with unevaluatedProperties as
+ * additionalProperties (the names that evaluate are exactly obj's names with a schema).
+ */
+typedef struct sflat {
+    const snode *inner;
+    struct sobject *obj;
+} sflat;
 
 /* Private validation flags, for the tests: one pass alone. */
 #define SFLAG_FULL_ONLY 0x40000000u  /* skip the boolean pass */

@@ -576,6 +576,73 @@ START_TEST(if_groups_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
+{
+    /* an event schema: its own properties, an envelope through allOf/$ref, closed by
+       unevaluatedProperties (the boolean pass walks the members once: sflat) */
+    static const char *const env =
+        "\"$defs\": {\"env\": {\"type\": \"object\", \"required\": [\"id\", \"t\"],"
+        " \"properties\": {\"id\": {\"type\": \"string\"}, \"t\": {\"enum\": [\"a\", \"b\"]},"
+        " \"o\": {\"type\": \"object\", \"properties\": {\"k\": {\"type\": \"integer\"}},"
+        " \"additionalProperties\": false}, \"n\": {\"type\": \"integer\", \"maximum\": 5}, \"m\": {}}}},"
+        " \"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,";
+    static const char *const inst[] = {
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1}",
+        "{\"p\": 1, \"t\": \"a\", \"id\": \"x\", \"o\": {\"k\": 2}, \"n\": 5}",
+        "{\"id\": \"x\", \"t\": \"b\", \"p\": 1}",         /* own const */
+        "{\"id\": \"x\", \"t\": \"c\", \"p\": 1}",         /* the envelope's enum */
+        "{\"id\": \"x\", \"t\": \"a\"}",                   /* own required */
+        "{\"t\": \"a\", \"p\": 1}",                        /* the envelope's required */
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": \"1\"}",     /* own property's type */
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"q\": 1}", /* unevaluated */
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"o\": {\"k\": 2, \"z\": 1}}",
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"n\": 6}",
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"p\": \"s\"}", /* a lookup sees the first */
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": \"s\", \"p\": 1}",
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"b\", \"p\": 1}",
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"r\": 1}", /* only required: unevaluated */
+        "[1]",
+        "7",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0};
+    char schema[2048];
+    snprintf(schema, sizeof(schema),
+             "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"}},"
+             " \"required\": [\"p\"]}",
+             env);
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        ck_assert_ptr_nonnull(s->root->flat); /* the shape this test is about */
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+    /* a name the node only requires, and more than a lookup's few properties */
+    static const int valid2[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    snprintf(schema, sizeof(schema),
+             "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"},"
+             " \"u\": {}, \"v\": {}, \"w\": {}}, \"required\": [\"p\", \"r\"]}",
+             env);
+    expect_verdicts(schema, inst, valid2, PIXEL_ARRAY_LEN(inst), false);
+    static const char *const inst3[] = {
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"r\": 1}",
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"p\": \"s\"}", /* not a lookup: each */
+        "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"u\": 1, \"v\": 2}",
+    };
+    static const int valid3[] = {0, 0, 1};
+    snprintf(schema, sizeof(schema),
+             "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"},"
+             " \"u\": {}, \"v\": {}, \"w\": {}}, \"required\": [\"p\", \"id\"]}",
+             env);
+    expect_verdicts(schema, inst3, valid3, PIXEL_ARRAY_LEN(inst3), false);
+}
+END_TEST
+
 START_TEST(objects_agree_with_the_full_evaluation)
 {
     /* declared and required names mixed, members out of the declared order */
@@ -835,6 +902,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, trusted_date_times_pass_the_checker);
     tcase_add_test(val, trusted_uuids_pass_the_checker);
     tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
+    tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
     suite_add_tcase(s, val);
     return s;
 }
