@@ -939,13 +939,22 @@ static inline pixel_value *path_from(const pixel_value *v, const pixel_path *pat
     return (pixel_value *)v;
 }
 
-/* The last member of object v when it is named seg, else NULL. */
-static pixel_value *last_member(const pixel_value *v, const struct pixel_path_seg *seg)
+/* pixel_module_event_get() of a tail_first path: the last member of the
+ * object it starts at when that member is the leaf, else the walk. */
+static __attribute__((noinline)) pixel_value *
+event_get_last_first(const pixel_module_event *ev, const pixel_module_event_path *path)
 {
-    pixel_value *t = v->type == PIXEL_TYPE_OBJECT ? v->u.list.tail : NULL;
-    return t && t->klen == seg->len && (t->key == seg->key || pixel__same_bytes(t->key, seg->key, seg->len))
-               ? t
-               : NULL;
+    size_t k;
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    if (v && v->type == PIXEL_TYPE_OBJECT && v->u.list.tail) {
+        const struct pixel_path_seg *seg = &path->path->seg[k];
+        pixel_value *t = v->u.list.tail;
+        if (t->klen == seg->len &&
+            (t->key == seg->key || pixel__same_bytes(t->key, seg->key, seg->len))) {
+            return t;
+        }
+    }
+    return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
 pixel_value *pixel_module_event_get(const pixel_module_event *ev,
@@ -954,14 +963,11 @@ pixel_value *pixel_module_event_get(const pixel_module_event *ev,
     if (PIXEL_UNLIKELY(!ev || !path)) {
         return NULL;
     }
+    if (path->tail_first) {
+        return event_get_last_first(ev, path);
+    }
     size_t k;
     const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
-    if (PIXEL_UNLIKELY(path->tail_first) && v) {
-        pixel_value *t = last_member(v, &path->path->seg[k]);
-        if (t) {
-            return t;
-        }
-    }
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
