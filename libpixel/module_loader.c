@@ -766,6 +766,7 @@ struct pixel_module_event_path {
     int gobj;     /* the same for reading: the path's own object when mapped */
     size_t gdepth;
     bool fresh;
+    bool tail_first; /* reading: gobj is the parent and maps nothing at the leaf */
 };
 
 /* The mapped object under object j named seg, or 0. */
@@ -858,6 +859,18 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
     }
     ep->gobj = j;
     ep->gdepth = gdepth;
+    /* Reading a member that only a setter (of an earlier module) can add to
+       the mapped object gobj: a member added is appended, so look at its
+       last member first.  The keys of an object are distinct (the setters
+       replace a member of the same name, pixel_module_object_append takes
+       new keys only), so a last member of that name is the one a walk from
+       the first would find. */
+    ep->tail_first = gdepth + 1 == path->n;
+    for (size_t i = 0; ep->tail_first && i < p->nfields; i++) {
+        const pixel_field *f = &p->fields[i];
+        const struct pixel_path_seg *lf = &path->seg[path->n - 1];
+        ep->tail_first = !(f->parent == j && f->leaflen == lf->len && memcmp(f->leaf, lf->key, lf->len) == 0);
+    }
     j = ep->obj;
     /* Mapped fields and objects at the path itself. */
     const struct pixel_path_seg *leaf = &path->seg[path->n - 1];
@@ -926,11 +939,32 @@ static inline pixel_value *path_from(const pixel_value *v, const pixel_path *pat
     return (pixel_value *)v;
 }
 
+/* pixel_module_event_get() of a tail_first path: the last member of the
+ * object it starts at when that member is the leaf, else the walk. */
+static __attribute__((noinline)) pixel_value *
+event_get_last_first(const pixel_module_event *ev, const pixel_module_event_path *path)
+{
+    size_t k;
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    if (v && v->type == PIXEL_TYPE_OBJECT && v->u.list.tail) {
+        const struct pixel_path_seg *seg = &path->path->seg[k];
+        pixel_value *t = v->u.list.tail;
+        if (t->klen == seg->len &&
+            (t->key == seg->key || pixel__same_bytes(t->key, seg->key, seg->len))) {
+            return t;
+        }
+    }
+    return path_from(v ? v : ev->event, path->path, k, path->path->n);
+}
+
 pixel_value *pixel_module_event_get(const pixel_module_event *ev,
                                     const pixel_module_event_path *path)
 {
     if (PIXEL_UNLIKELY(!ev || !path)) {
         return NULL;
+    }
+    if (path->tail_first) {
+        return event_get_last_first(ev, path);
     }
     size_t k;
     const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);

@@ -97,6 +97,7 @@ typedef struct botfilter_ctx {
     rule *family_rules;
     family_slot *family_index;
     size_t nfamily_index; /* a power of two */
+    uint64_t family_lens; /* bit n: some family is n bytes long (bit 63: 63 or more) */
     char **family_fields;
     size_t nfamily_fields;
     pixel_module_event_path *family_base; /* the family fields' common prefix, or NULL */
@@ -282,6 +283,12 @@ static int compile_family_fields(botfilter_ctx *b, const pixel_module_config *cf
     return 0;
 }
 
+/* The bit of family_lens for a name of n bytes. */
+static inline uint64_t family_len_bit(size_t n)
+{
+    return (uint64_t)1 << (n < 63 ? n : 63);
+}
+
 /* The slot of the family name s (n bytes, hash h): its entry, or the empty
  * slot where it would go. */
 static family_slot *family_slot_of(const botfilter_ctx *b, const char *s, size_t n, uint64_t h)
@@ -310,6 +317,7 @@ static int index_families(botfilter_ctx *b)
         b->family_index[i].index = -1;
     }
     for (size_t k = 0; k < b->nfamilies; k++) {
+        b->family_lens |= family_len_bit(b->family_len[k]);
         uint64_t h = pixel_cache_hash(b->families[k], b->family_len[k]);
         family_slot *e = family_slot_of(b, b->families[k], b->family_len[k], h);
         if (e->index < 0) { /* the first of equal names wins, as in a scan */
@@ -485,7 +493,10 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     }
     for (size_t i = 0; base && i < b->nfamily_fields; i++) {
         const char *fam = pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);
-        const family_slot *e = fam ? family_slot_of(b, fam, n, pixel_cache_hash(fam, n)) : NULL;
+        /* no family of that length: no need to hash it and look */
+        const family_slot *e = fam && (b->family_lens & family_len_bit(n))
+                                   ? family_slot_of(b, fam, n, pixel_cache_hash(fam, n))
+                                   : NULL;
         if (e && e->index >= 0) {
             count(&b->by_family);
             return verdict(b, ev, &b->family_rules[e->index]);
