@@ -415,24 +415,6 @@ void pixel__logfmt_free(pixel_logfmt *f)
 
 /* ---- parsing -------------------------------------------------------------- */
 
-/* pixel__same_bytes, with the 1-3 byte case (a method, a closing quote)
- * as two overlapping 2-byte words instead of a byte loop. */
-static inline bool same_bytes_small(const char *a, const char *b, size_t n)
-{
-    if (n >= 4) {
-        return pixel__same_bytes(a, b, n);
-    }
-    if (n >= 2) {
-        uint16_t a0, a1, b0, b1;
-        memcpy(&a0, a, 2);
-        memcpy(&b0, b, 2);
-        memcpy(&a1, a + n - 2, 2);
-        memcpy(&b1, b + n - 2, 2);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-    }
-    return n == 0 || a[0] == b[0];
-}
-
 /* Whether the literal of st starts at q, whose byte is its first one:
  * 1 yes, 0 no, -1 no and it does not fit before end (nor at any later q). */
 static inline int lit_at(const char *q, const char *end, const pixel_logstep *st)
@@ -446,7 +428,7 @@ static inline int lit_at(const char *q, const char *end, const pixel_logstep *st
     if ((size_t)(end - q) < st->litlen) {
         return -1;
     }
-    return same_bytes_small(q + 1, st->lit + 1, st->litlen - 1);
+    return pixel__same_bytes(q + 1, st->lit + 1, st->litlen - 1);
 }
 
 /* The first occurrence of the literal of st in [p, end), or NULL. */
@@ -526,7 +508,7 @@ static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
         s = stop + st->litlen;
     }
     /* The last literal must end the record. */
-    if ((size_t)(end - s) < st->litlen || !same_bytes_small(end - st->litlen, st->lit, st->litlen)) {
+    if ((size_t)(end - s) < st->litlen || !pixel__same_bytes(end - st->litlen, st->lit, st->litlen)) {
         return field_truncated(p, ctx, st);
     }
     fields[st->slot] = (pixel_span){s, (size_t)(end - st->litlen - s)};
@@ -713,7 +695,7 @@ static inline __attribute__((always_inline)) int is_pixel_request(const pixel_pi
     if (p->nmethods && method.p) {
         size_t i = 0;
         while (i < p->nmethods && !(p->method_len[i] == method.n &&
-                                    same_bytes_small(p->methods[i], method.p, method.n))) {
+                                    pixel__same_bytes(p->methods[i], method.p, method.n))) {
             i++;
         }
         if (i == p->nmethods) {

@@ -68,8 +68,8 @@ static inline void *pixel__arena_alloc(pixel_arena *a, size_t size)
 char *pixel__arena_strndup(pixel_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 char *pixel__arena_printf(pixel_arena *a, const char *fmt, ...) PIXEL_PRINTF(2, 3);
 
-/* n bytes equal?  Names and keys are short: two overlapping words of 8 or 4
- * bytes (nothing outside the n bytes is read) beat a call to memcmp. */
+/* n bytes equal?  Names and keys are short: two overlapping words of 8, 4
+ * or 2 bytes (nothing outside the n bytes is read) beat a call to memcmp. */
 static inline bool pixel__same_bytes(const char *a, const char *b, size_t n)
 {
     if (n >= 8) {
@@ -91,12 +91,15 @@ static inline bool pixel__same_bytes(const char *a, const char *b, size_t n)
         memcpy(&b1, b + n - 4, 4);
         return ((a0 ^ b0) | (a1 ^ b1)) == 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (a[i] != b[i]) {
-            return false;
-        }
+    if (n >= 2) {
+        uint16_t a0, a1, b0, b1;
+        memcpy(&a0, a, 2);
+        memcpy(&b0, b, 2);
+        memcpy(&a1, a + n - 2, 2);
+        memcpy(&b1, b + n - 2, 2);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
     }
-    return true;
+    return n == 0 || a[0] == b[0];
 }
 
 /* ---- growable byte buffer (kept across lines) --------------------------- */

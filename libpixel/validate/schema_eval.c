@@ -838,16 +838,28 @@ __attribute__((noinline)) static bool quick_merged(ectx *x, const sobject *o, co
     return ok;
 }
 
-/* A node with an sflat: the allOf branch's type and depth, then one walk. */
-__attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const pixel_value *v)
+/* The boolean pass entering a node: its type, then one level deeper (the
+ * caller leaves it with x->depth--).  False when the type does not match or
+ * the depth limit is hit (an error, not invalid: x->fail). */
+__attribute__((always_inline)) static inline bool quick_enter(ectx *x, const pixel_value *v,
+                                                              unsigned types)
 {
-    if (!type_ok(v, f->inner->types) || PIXEL_UNLIKELY(x->fail)) {
+    if (!type_ok(v, types) || PIXEL_UNLIKELY(x->fail)) {
         return false;
     }
     if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
         x->fail = true;
         x->stop = true;
         x->depth--;
+        return false;
+    }
+    return true;
+}
+
+/* A node with an sflat: the allOf branch's type and depth, then one walk. */
+__attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const pixel_value *v)
+{
+    if (!quick_enter(x, v, f->inner->types)) {
         return false;
     }
     bool ok = true;
@@ -1284,13 +1296,7 @@ static bool quick(ectx *x, const snode *n, const pixel_value *v)
     if (n->boolean) {
         return n->boolean == 1;
     }
-    if (!type_ok(v, n->types) || PIXEL_UNLIKELY(x->fail)) {
-        return false;
-    }
-    if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
-        x->fail = true;
-        x->stop = true;
-        x->depth--;
+    if (!quick_enter(x, v, n->types)) {
         return false;
     }
     bool ok = true;
