@@ -747,6 +747,20 @@ static inline bool ascii(const char *s, size_t n)
     return (acc & 0x8080808080808080ull) == 0;
 }
 
+/* One level deeper in the boolean pass (the caller comes back up with
+ * x->depth--); false at the depth limit, which is an error (x->fail), not
+ * an invalid instance. */
+__attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
+{
+    if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
+        x->fail = true;
+        x->stop = true;
+        x->depth--;
+        return false;
+    }
+    return true;
+}
+
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
 
 /* One member m named like the declared property p of o, checked by p's kind. */
@@ -795,13 +809,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
         case SQK_CONST:
             return const_ok(p->qt, m);
         case SQK_OBJ: {
-            if (m->type != PIXEL_TYPE_OBJECT) {
-                return false;
-            }
-            if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
-                x->fail = true;
-                x->stop = true;
-                x->depth--;
+            if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
                 return false;
             }
             bool ok = quick_object(x, p->qt, m);
@@ -844,16 +852,7 @@ __attribute__((noinline)) static bool quick_merged(ectx *x, const sobject *o, co
 __attribute__((always_inline)) static inline bool quick_enter(ectx *x, const pixel_value *v,
                                                               unsigned types)
 {
-    if (!type_ok(v, types) || PIXEL_UNLIKELY(x->fail)) {
-        return false;
-    }
-    if (PIXEL_UNLIKELY(++x->depth > MAX_DEPTH)) {
-        x->fail = true;
-        x->stop = true;
-        x->depth--;
-        return false;
-    }
-    return true;
+    return type_ok(v, types) && !PIXEL_UNLIKELY(x->fail) && quick_deeper(x);
 }
 
 /* A node with an sflat: the allOf branch's type and depth, then one walk. */
