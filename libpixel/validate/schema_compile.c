@@ -1505,7 +1505,7 @@ static void prop_kind(sprop *p, const snode *t)
         p->qk = SQK_NONE;
     } else if (l && l->types == ST_STR && !l->eq && !l->format && !l->anyfmt &&
                (!l->pattern || l->pattern->prog)) {
-        p->qk = SQK_STR;
+        p->qk = l->pattern ? SQK_PAT : SQK_STR;
         p->qt = l;
     } else if (l && l->types == ST_STR && !l->eq && l->format && !l->pattern && !l->anyfmt) {
         p->qk = SQK_FMT;

@@ -768,7 +768,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                                                              const sprop *p, const pixel_value *m)
 {
     switch (p->qk) {
-        case SQK_STR: {
+        case SQK_STR:
+        case SQK_PAT: {
             const sleaf *l = p->qt;
             if (m->type != PIXEL_TYPE_STRING) {
                 return false;
@@ -779,7 +780,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 /* a code point takes 1 to 4 bytes: counted when it matters */
                 return leaf_rest(x, l, m);
             }
-            return !l->pattern || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
+            return p->qk == SQK_STR || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
         }
         case SQK_FMT: {
             const sleaf *l = p->qt;
@@ -920,8 +921,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
             /* the most common kind, before the jump table */
             const sleaf *l = p->qt;
             size_t len = m->u.str.len;
-            if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen ||
-                l->pattern) {
+            if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
                 if (!quick_prop(x, o, p, m)) {
                     return false;
                 }
@@ -1284,14 +1284,9 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     return leaf_rest(x, l, v);
 }
 
-static bool quick(ectx *x, const snode *n, const pixel_value *v)
+/* A node that is not a leaf (nor only a $ref): its type and depth, then its keywords. */
+__attribute__((noinline)) static bool quick_node(ectx *x, const snode *n, const pixel_value *v)
 {
-    while (n->alias) {
-        n = n->alias;
-    }
-    if (n->leaf) {
-        return quick_leaf(x, n->leaf, v);
-    }
     if (n->boolean) {
         return n->boolean == 1;
     }
@@ -1311,6 +1306,19 @@ static bool quick(ectx *x, const snode *n, const pixel_value *v)
     }
     x->depth--;
     return ok;
+}
+
+/* The boolean pass on a node: a leaf (the common case) in line, without the frame the
+   other nodes need. */
+__attribute__((noinline)) static bool quick(ectx *x, const snode *n, const pixel_value *v)
+{
+    while (n->alias) {
+        n = n->alias;
+    }
+    if (n->leaf) {
+        return quick_leaf(x, n->leaf, v);
+    }
+    return quick_node(x, n, v);
 }
 
 /* ---- annotations for unevaluated* ------------------------------------------------ */

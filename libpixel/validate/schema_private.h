@@ -304,8 +304,8 @@ typedef struct sprop {
     uint64_t req_mask;
     const sleaf *leaf; /* the schema's leaf form (through $ref-only nodes), if quick */
     uint8_t qk;        /* SQK_*: how the boolean pass checks a member with this name */
-    const void *qt;    /* its target: the sleaf (SQK_STR, SQK_FMT, SQK_LEAF), the sobject
-                          (SQK_OBJ) or the snode (SQK_NODE) */
+    const void *qt;    /* its target: the sleaf (SQK_STR, SQK_PAT, SQK_FMT, SQK_LEAF), the
+                          sobject (SQK_OBJ) or the snode (SQK_NODE) */
 } sprop;
 
 /*
@@ -315,7 +315,8 @@ typedef struct sprop {
  */
 enum {
     SQK_NONE, /* no schema (named only by "required"): additionalProperties applies */
-    SQK_STR,  /* a leaf that is a string with length bounds and a one-pass pattern at most */
+    SQK_STR,  /* a leaf that is a string with length bounds at most */
+    SQK_PAT,  /* a leaf that is a string with length bounds at most and a one-pass pattern */
     SQK_FMT,  /* a leaf that is a string with length bounds and a format */
     SQK_INT,  /* a leaf that is an integer in [imin, imax] */
     SQK_ENUM, /* a leaf that is only an enum of strings (and a type that allows strings) */

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "schema_private.h"
+#include "simd.h"
 
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len);
 
@@ -492,6 +493,18 @@ typedef struct rins {
                            that start a round */
 } rins;
 
+/* How pixel__regex_onepass runs a program (chosen at compile time). */
+enum {
+    RP_EXEC,       /* the instructions (rp_exec) */
+    RP_RUN_END,    /* one set repeated min..max times, then $: every byte in the set */
+    RP_RUN_PREFIX, /* one set repeated, no $: the run's length */
+    RP_DFA_END,    /* the DFA over the whole subject */
+    RP_DFA_PREFIX, /* the DFA until it accepts or dies */
+};
+
+/* At most this many byte ranges make a run's set for the vector test. */
+#define RP_MAX_RANGES 4
+
 struct rprog {
     uint32_t tab[256];    /* byte -> the sets it belongs to, one bit each */
     const rins *code;
@@ -503,6 +516,9 @@ struct rprog {
     const uint16_t *dfa; /* or NULL: [state + class] -> state (see dfa_compile) */
     const uint8_t *dcls; /* byte -> class */
     uint16_t dstart, dacc;
+    uint8_t mode;   /* RP_* */
+    uint8_t nrange; /* RP_RUN_END: the set as byte ranges lo..lo+span (0: not a few ranges) */
+    uint8_t rvec[RP_MAX_RANGES][2][16]; /* each range's lo and span, in every byte */
 };
 
 #define RP_MAX_NODES 128
@@ -1522,6 +1538,29 @@ out:
     pixel__free(d);
 }
 
+/* A run's set as at most RP_MAX_RANGES ranges of ASCII bytes, for the vector test; left
+   at none when it is not. */
+static void run_ranges(rprog *p, const bset *set)
+{
+    unsigned n = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        if (!bs_has(set, c) || (c > 0 && bs_has(set, c - 1))) {
+            continue;
+        }
+        unsigned hi = c;
+        while (hi < 255 && bs_has(set, hi + 1)) {
+            hi++;
+        }
+        if (hi >= 0x80 || n == RP_MAX_RANGES) {
+            return;
+        }
+        memset(p->rvec[n][0], (int)c, 16);
+        memset(p->rvec[n][1], (int)(hi - c), 16);
+        n++;
+    }
+    p->nrange = (uint8_t)n;
+}
+
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
 {
     if (len == 0 || s[0] != '^' || len > 512) {
@@ -1571,6 +1610,17 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
         p->anchored_end = end;
         p->dfa = NULL;
         dfa_compile(b, root, p, a);
+        p->nrange = 0;
+        if (p->ncode == 1 && code[0].op == RI_RUN) {
+            p->mode = end ? RP_RUN_END : RP_RUN_PREFIX;
+            if (end) {
+                run_ranges(p, &b->bits[__builtin_ctz(code[0].bit)]);
+            }
+        } else if (p->dfa) {
+            p->mode = end ? RP_DFA_END : RP_DFA_PREFIX;
+        } else {
+            p->mode = RP_EXEC;
+        }
         re->prog = p;
     }
     pixel__free(b);
@@ -1727,39 +1777,94 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
     return (long)pos;
 }
 
+/* RP_EXEC: the instructions, out of line (the other modes need few registers). */
+__attribute__((noinline)) static int exec_all(const rprog *p, const unsigned char *u, size_t len)
+{
+    long r = rp_exec(p, p->code, p->code + p->ncode, u, 0, len);
+    return r >= 0 && (!p->anchored_end || (size_t)r == len);
+}
+
+#ifdef PIXEL_SIMD_SSE2
+/* The 16 bytes at s all in the set of p's first n ranges? */
+__attribute__((always_inline)) static inline bool run16(const rprog *p, const unsigned char *s,
+                                                        unsigned n)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s), in = _mm_setzero_si128();
+    for (unsigned k = 0; k < n; k++) {
+        __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)p->rvec[k][0]);
+        __m128i span = _mm_loadu_si128((const __m128i *)(const void *)p->rvec[k][1]);
+        __m128i t = _mm_sub_epi8(x, lo); /* in the range: t <= span, unsigned */
+        in = _mm_or_si128(in, _mm_cmpeq_epi8(_mm_min_epu8(t, span), t));
+    }
+    return _mm_movemask_epi8(in) == 0xFFFF;
+}
+
+/* Every byte of s[0..len), len >= 16, in the set of p's n ranges: blocks of 16, the last
+   one overlapping its neighbour. */
+__attribute__((always_inline)) static inline bool run_all16(const rprog *p, const unsigned char *s,
+                                                            size_t len, unsigned n)
+{
+    for (size_t k = 0; len - k > 16; k += 16) {
+        if (!run16(p, s + k, n)) {
+            return false;
+        }
+    }
+    return run16(p, s + len - 16, n);
+}
+#endif
+
+/* RP_RUN_END: the length decides the count; every byte must be in the set. */
+__attribute__((always_inline)) static inline int run_end(const rprog *p, const unsigned char *u,
+                                                         size_t len)
+{
+    const rins *i = p->code;
+    if (len < i->min || len > i->max) {
+        return 0;
+    }
+#ifdef PIXEL_SIMD_SSE2
+    if (len >= 16) {
+        switch (p->nrange) {
+            case 1:
+                return run_all16(p, u, len, 1);
+            case 2:
+                return run_all16(p, u, len, 2);
+            case 3:
+                return run_all16(p, u, len, 3);
+            case 4:
+                return run_all16(p, u, len, 4);
+            default:
+                break;
+        }
+    }
+#endif
+    const uint32_t *tab = p->tab;
+    uint32_t acc = i->bit;
+    size_t k = 0;
+    for (; len - k >= 8 && acc; k += 8) {
+        acc &= tab[u[k]] & tab[u[k + 1]] & tab[u[k + 2]] & tab[u[k + 3]] & tab[u[k + 4]] &
+               tab[u[k + 5]] & tab[u[k + 6]] & tab[u[k + 7]];
+    }
+    for (; k < len; k++) {
+        acc &= tab[u[k]];
+    }
+    return acc != 0;
+}
+
 int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
 {
-    if (p->ncode == 1 && p->code[0].op == RI_RUN) {
-        /* one set, like ^[0-9a-f]{32}$: no interpreter */
-        const rins *i = p->code;
-        if (p->anchored_end) {
-            /* the length decides the count: every byte in the set, no test per byte */
-            if (len < i->min || len > i->max) {
-                return 0;
-            }
-            const unsigned char *u = (const unsigned char *)s;
-            const uint32_t *tab = p->tab;
-            uint32_t acc = i->bit;
-            size_t k = 0;
-            for (; len - k >= 8 && acc; k += 8) {
-                acc &= tab[u[k]] & tab[u[k + 1]] & tab[u[k + 2]] & tab[u[k + 3]] &
-                       tab[u[k + 4]] & tab[u[k + 5]] & tab[u[k + 6]] & tab[u[k + 7]];
-            }
-            for (; k < len; k++) {
-                acc &= tab[u[k]];
-            }
-            return acc != 0;
+    const unsigned char *u = (const unsigned char *)s;
+    switch (p->mode) {
+        case RP_RUN_END:
+            return run_end(p, u, len);
+        case RP_RUN_PREFIX: {
+            const rins *i = p->code;
+            return run_len(p->tab, i->bit, u, len < i->max ? len : i->max) >= i->min;
         }
-        size_t k = run_len(p->tab, i->bit, (const unsigned char *)s, len < i->max ? len : i->max);
-        return k >= i->min && (!p->anchored_end || k == len);
-    }
-    if (p->dfa) {
-        const uint16_t *tab = p->dfa;
-        const uint8_t *cls = p->dcls;
-        const unsigned char *u = (const unsigned char *)s;
-        unsigned acc = p->dacc, st = p->dstart;
-        if (p->anchored_end) {
+        case RP_DFA_END: {
             /* the dead state keeps itself: no test per byte */
+            const uint16_t *tab = p->dfa;
+            const uint8_t *cls = p->dcls;
+            unsigned st = p->dstart;
             size_t k = 0;
             for (; k + 2 <= len; k += 2) {
                 st = tab[st + cls[u[k]]];
@@ -1768,22 +1873,27 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
             if (k < len) {
                 st = tab[st + cls[u[k]]];
             }
-            return st >= acc;
+            return st >= p->dacc;
         }
-        /* a prefix is enough: stop at the first accepting state (or the dead one) */
-        if (st >= acc) {
-            return 1;
-        }
-        for (size_t k = 0; k < len; k++) {
-            st = tab[st + cls[u[k]]];
-            if (st - 1 >= acc - 1) {
-                return st != 0;
+        case RP_DFA_PREFIX: {
+            /* a prefix is enough: stop at the first accepting state (or the dead one) */
+            const uint16_t *tab = p->dfa;
+            const uint8_t *cls = p->dcls;
+            unsigned acc = p->dacc, st = p->dstart;
+            if (st >= acc) {
+                return 1;
             }
+            for (size_t k = 0; k < len; k++) {
+                st = tab[st + cls[u[k]]];
+                if (st - 1 >= acc - 1) {
+                    return st != 0;
+                }
+            }
+            return 0;
         }
-        return 0;
+        default:
+            return exec_all(p, u, len);
     }
-    long r = rp_exec(p, p->code, p->code + p->ncode, (const unsigned char *)s, 0, len);
-    return r >= 0 && (!p->anchored_end || (size_t)r == len);
 }
 
 bool pixel__regex_is_simple(const sregex *re)

@@ -2,7 +2,8 @@
  * libFuzzer target: the ECMA-262 -> PCRE2 pattern translation, the simple
  * matcher and PCRE2 on untrusted patterns and subjects.  Input: pattern,
  * a NUL byte, subject.  Where the one-pass matcher (or its DFA) applies,
- * its verdict must be PCRE2's: a difference aborts.
+ * its verdict must be PCRE2's, on the subject and on its last 47 prefixes (valid
+ * UTF-8 ones): a difference aborts.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -40,9 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (re.prog) {
             pcre2_match_data *md = pcre2_match_data_create_from_pattern(re.code, NULL);
             if (md) {
-                int want = pixel__regex_search_pcre2(&re, md, subj, slen);
-                if (want >= 0 && pixel__regex_onepass(re.prog, subj, slen) != want) {
-                    abort(); /* the one-pass matcher disagrees with PCRE2 */
+                /* the subject and its shorter valid prefixes (the vector run test's
+                   blocks end at every length) */
+                for (size_t n = slen, k = 0; k < 48; n--, k++) {
+                    if (pixel__utf8_check(subj, n) == n) {
+                        int want = pixel__regex_search_pcre2(&re, md, subj, n);
+                        if (want >= 0 && pixel__regex_onepass(re.prog, subj, n) != want) {
+                            abort(); /* the one-pass matcher disagrees with PCRE2 */
+                        }
+                    }
+                    if (n == 0) {
+                        break;
+                    }
                 }
                 pcre2_match_data_free(md);
             }
