@@ -559,11 +559,13 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     size_t ends[4];
     char *out;
     size_t len;
+    uint16_t fmt = 0;
     if (s && parse_ipv4(s, n, addr, ends)) {
         if (!(out = pixel__arena_alloc(&ctx->arena, 24))) {
             return PIXEL_ENOMEM;
         }
         len = format_ipv4(e, s, addr, ends, out);
+        fmt = PIXEL_VALUE_FMT_IPV4; /* octets of 1-3 digits, no leading zero, at most 255 */
     } else {
         if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
             return PIXEL_ENOMEM;
@@ -600,8 +602,8 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
-    /* hex digits, '.' and ':'; no longer what a format flag said */
-    v->flags = (uint16_t)((v->flags & ~PIXEL_VALUE_FMT_MASK) | PIXEL_VALUE_PLAIN_STR);
+    /* hex digits, '.' and ':'; no longer what a format flag said, but a dotted quad */
+    v->flags = (uint16_t)((v->flags & ~PIXEL_VALUE_FMT_MASK) | PIXEL_VALUE_PLAIN_STR | fmt);
     return 0;
 }
 

@@ -145,6 +145,7 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 #define PIXEL_VALUE_FMT_MASK      0xC0u
 #define PIXEL_VALUE_FMT_DATE_TIME 0x40u /* written by pixel__format_rfc3339 */
 #define PIXEL_VALUE_FMT_UUID      0x80u /* 8-4-4-4-12 hex digits */
+#define PIXEL_VALUE_FMT_IPV4      0xC0u /* a dotted quad written by anonymize_ip (enrich.c) */
 /* With PLAIN_KEY: the key is one of the pipeline's framed member names
  * (pipeline.h keyframes): `,"` before it and `":` after it, readable a
  * block past that.  Cleared wherever a key is set (pixel__object_add). */

@@ -1206,6 +1206,8 @@ uint8_t pixel__format_trust(int id)
             return PIXEL_VALUE_FMT_DATE_TIME;
         case F_UUID:
             return PIXEL_VALUE_FMT_UUID;
+        case F_IPV4:
+            return PIXEL_VALUE_FMT_IPV4;
         default:
             return 0xFF;
     }

@@ -791,7 +791,9 @@ static size_t flagged_ok(const pixel_value *v, size_t *bad)
     if (v->type != PIXEL_TYPE_STRING || !f) {
         return 0;
     }
-    int id = pixel__format_id(f == PIXEL_VALUE_FMT_DATE_TIME ? "date-time" : "uuid");
+    int id = pixel__format_id(f == PIXEL_VALUE_FMT_DATE_TIME ? "date-time"
+                              : f == PIXEL_VALUE_FMT_UUID   ? "uuid"
+                                                            : "ipv4");
     ck_assert_int_eq(pixel__format_trust(id), f);
     if (pixel__format_trusted((uint8_t)f, f, v->u.str.s, v->u.str.len) &&
         pixel__format_check(id, v->u.str.s, v->u.str.len) != 1) {
@@ -801,8 +803,40 @@ static size_t flagged_ok(const pixel_value *v, size_t *bad)
 }
 
 /* The example pipeline's flagged values (times of each kind, event IDs sent in any case or
-   derived, the ingest time) on its sample log and on lines with odd IDs and times. */
+   derived, the ingest time, anonymized IPv4 addresses) on its sample log and on lines with
+   odd IDs, times and client addresses, with IPv4 prefixes of every kind. */
+static size_t pipeline_flags_run(int v4_prefix);
+
 START_TEST(pipeline_flags_only_what_passes_the_checker)
+{
+    static const int prefixes[] = {24, 0, 1, 7, 8, 9, 16, 23, 31, 32};
+    size_t flagged_ip = 0;
+    for (size_t pi = 0; pi < sizeof(prefixes) / sizeof(prefixes[0]); pi++) {
+        flagged_ip += pipeline_flags_run(prefixes[pi]);
+    }
+    ck_assert_uint_gt(flagged_ip, 1000);
+    int v4 = pixel__format_id("ipv4");
+    ck_assert_int_eq(pixel__format_trust(v4), PIXEL_VALUE_FMT_IPV4);
+    ck_assert(!pixel__format_trusted(pixel__format_trust(pixel__format_id("ipv6")),
+                                     PIXEL_VALUE_FMT_IPV4, "1.2.3.0", 7));
+    ck_assert(!pixel__format_trusted(pixel__format_trust(v4), PIXEL_VALUE_FMT_UUID, "1.2.3.0", 7));
+}
+END_TEST
+
+static size_t count_ipv4_flags(const pixel_value *v)
+{
+    size_t n = 0;
+    if (v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY) {
+        for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+            n += count_ipv4_flags(m);
+        }
+        return n;
+    }
+    return v->type == PIXEL_TYPE_STRING &&
+           (v->flags & PIXEL_VALUE_FMT_MASK) == PIXEL_VALUE_FMT_IPV4;
+}
+
+static size_t pipeline_flags_run(int v4_prefix)
 {
     const char *src = getenv("PIXEL_SOURCE_DIR");
     char path[1300], base[1200];
@@ -818,6 +852,12 @@ START_TEST(pipeline_flags_only_what_passes_the_checker)
     if (vs) {
         vs[1] = '\0'; /* the flags are what is checked here, not the model */
     }
+    char *pf = strstr(text, "ipv4_prefix: 24");
+    ck_assert_ptr_nonnull(pf);
+    static char with[1 << 16];
+    snprintf(with, sizeof(with), "%.*sipv4_prefix: %d%s", (int)(pf - text), text, v4_prefix,
+             pf + 15);
+    snprintf(text, sizeof(text), "%s", with);
     pixel_pipeline *p = NULL;
     pixel_error err;
     ck_assert_int_eq(pixel_pipeline_load_string(&p, text, strlen(text), "pipeline.yaml", base,
@@ -828,7 +868,8 @@ START_TEST(pipeline_flags_only_what_passes_the_checker)
     f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);
     static char line[1 << 16];
-    size_t flagged = 0, bad = 0, events = 0;
+    size_t flagged = 0, bad = 0, events = 0, ipv4 = 0;
+    uint64_t rnd = 88172645463325252ull + (uint64_t)v4_prefix;
     static const char *const eids[] = {"E050C60B-125F-4D87-8599-D9621BED87A7",
                                        "e050c60b-125f-4d87-8599-d9621bed87aG", "", "x"};
     static const char *const ts[] = {"0", "253402300799999", "253402300800000", "-62135596800001",
@@ -856,6 +897,24 @@ START_TEST(pipeline_flags_only_what_passes_the_checker)
                 snprintf(line, sizeof(line), "%s", alt);
                 n = strlen(line);
             }
+            if (round == 1) {
+                /* another client address: random octets of one to three digits */
+                char *ip = strstr(line, "nginx: ");
+                char *ipe = ip ? strstr(ip, " - - [") : NULL;
+                if (ip && ipe) {
+                    static char alt[1 << 16];
+                    rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+                    unsigned o[4];
+                    for (int k = 0; k < 4; k++) {
+                        unsigned r8 = (unsigned)(rnd >> (16 * k)) & 0xFFFF;
+                        o[k] = r8 % 3 == 0 ? r8 % 10 : r8 % 3 == 1 ? 10 + r8 % 90 : r8 % 256;
+                    }
+                    snprintf(alt, sizeof(alt), "%.*snginx: %u.%u.%u.%u%s", (int)(ip - line), line,
+                             o[0], o[1], o[2], o[3], ipe);
+                    snprintf(line, sizeof(line), "%s", alt);
+                    n = strlen(line);
+                }
+            }
             i++;
             pixel_ctx_reset(ctx);
             pixel_ctx_set_clock(ctx, (int64_t)i * 86400013 - 62135596800000 * (i % 3 == 0));
@@ -864,6 +923,7 @@ START_TEST(pipeline_flags_only_what_passes_the_checker)
             if (oc == PIXEL_OUTCOME_EVENT) {
                 events++;
                 flagged += flagged_ok(pixel_ctx_event(ctx), &bad);
+                ipv4 += count_ipv4_flags(pixel_ctx_event(ctx));
             }
         }
     }
@@ -873,8 +933,8 @@ START_TEST(pipeline_flags_only_what_passes_the_checker)
     ck_assert_uint_ge(flagged, events * 3);
     pixel_ctx_free(ctx);
     pixel_pipeline_free(p);
+    return ipv4;
 }
-END_TEST
 
 static Suite *schema_suite(void)
 {
