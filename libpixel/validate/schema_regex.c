@@ -500,6 +500,8 @@ enum {
     RP_RUN_PREFIX, /* one set repeated, no $: the run's length */
     RP_DFA_END,    /* the DFA over the whole subject */
     RP_DFA_PREFIX, /* the DFA until it accepts or dies */
+    RP_BDFA_END,   /* the same two with a row of 256 entries per state (no byte classes) */
+    RP_BDFA_PREFIX,
 };
 
 /* At most this many byte ranges make a run's set for the vector test. */
@@ -1530,6 +1532,23 @@ static void dfa_compile(const rbuild *b, int root, rprog *p, pixel_arena *a)
     p->dcls = ctab;
     p->dstart = (uint16_t)(perm[1] << shift);
     p->dacc = (uint16_t)(acc << shift);
+    if ((ns << 8) <= DFA_MAX_ENTRIES) {
+        /* few states: a row per state of 256 entries, one per byte, saves the class lookup */
+        uint16_t *btab = pixel__arena_alloc(a, (ns << 8) * sizeof(uint16_t));
+        if (btab) {
+            memset(btab, 0, (ns << 8) * sizeof(uint16_t));
+            for (size_t q = 1; q < ns; q++) {
+                for (unsigned c = 0; c < 256; c++) {
+                    btab[((size_t)perm[q] << 8) | c] =
+                        (uint16_t)(perm[delta[(q << shift) | cls[c]]] << 8);
+                }
+            }
+            p->dfa = btab;
+            p->dcls = NULL;
+            p->dstart = (uint16_t)(perm[1] << 8);
+            p->dacc = (uint16_t)(acc << 8);
+        }
+    }
 out:
     pixel__free(cmask);
     pixel__free(stack);
@@ -1617,7 +1636,8 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
                 run_ranges(p, &b->bits[__builtin_ctz(code[0].bit)]);
             }
         } else if (p->dfa) {
-            p->mode = end ? RP_DFA_END : RP_DFA_PREFIX;
+            p->mode = p->dcls ? (end ? RP_DFA_END : RP_DFA_PREFIX)
+                              : (end ? RP_BDFA_END : RP_BDFA_PREFIX);
         } else {
             p->mode = RP_EXEC;
         }
@@ -1885,6 +1905,35 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
             }
             for (size_t k = 0; k < len; k++) {
                 st = tab[st + cls[u[k]]];
+                if (st - 1 >= acc - 1) {
+                    return st != 0;
+                }
+            }
+            return 0;
+        }
+        case RP_BDFA_END: {
+            const uint16_t *tab = p->dfa;
+            unsigned st = p->dstart;
+            size_t k = 0;
+            for (; k + 4 <= len; k += 4) {
+                st = tab[st + u[k]];
+                st = tab[st + u[k + 1]];
+                st = tab[st + u[k + 2]];
+                st = tab[st + u[k + 3]];
+            }
+            for (; k < len; k++) {
+                st = tab[st + u[k]];
+            }
+            return st >= p->dacc;
+        }
+        case RP_BDFA_PREFIX: {
+            const uint16_t *tab = p->dfa;
+            unsigned acc = p->dacc, st = p->dstart;
+            if (st >= acc) {
+                return 1;
+            }
+            for (size_t k = 0; k < len; k++) {
+                st = tab[st + u[k]];
                 if (st - 1 >= acc - 1) {
                     return st != 0;
                 }
