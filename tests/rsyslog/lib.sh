@@ -182,7 +182,15 @@ for line in open(sys.argv[1], encoding="utf-8"):
 }
 
 # px_send_tcp PORT FILE [LINES_PER_SEC]: LF-framed syslog over TCP.
-# px_send_udp PORT FILE [LINES_PER_SEC]: one datagram per line.
+# px_send_udp PORT FILE [LINES_PER_SEC]: one datagram per line.  UDP has no
+# flow control: a receiver that does not read for a while (rsyslog's imudp
+# thread on a loaded machine) loses what overflows its socket buffer
+# (212 KB by default, about 160 of these datagrams), and the kernel counts
+# it in /proc/net/snmp's Udp RcvbufErrors.  So the sender waits, after
+# every 50 datagrams, until the receiving socket's queue
+# (/proc/net/udp{,6} rx_queue) is empty, and prints the kernel's drop count
+# over the send, so that a missing event is never blamed on the pipeline
+# when the kernel dropped its datagram.
 px_send() {
     python3 - "$@" <<'PY'
 import socket, sys, time
@@ -200,11 +208,41 @@ if proto == "tcp":
                 time.sleep(10 / rate)
     s.close()
 else:
+    def rcvbuf_errors():
+        rows = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+
+    def rx_queue():
+        # Bytes waiting in the socket bound to the port (0 when none is).
+        n = 0
+        for f in ("/proc/net/udp", "/proc/net/udp6"):
+            try:
+                rows = open(f).read().splitlines()[1:]
+            except OSError:
+                continue
+            for r in rows:
+                c = r.split()
+                if int(c[1].rsplit(":", 1)[1], 16) == port:
+                    n += int(c[4].split(":")[1], 16)
+        return n
+
+    def drained(limit=30.0):
+        end = time.time() + limit
+        while rx_queue() > 0 and time.time() < end:
+            time.sleep(0.005)
+
+    drops = rcvbuf_errors()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for i, l in enumerate(lines):
         s.sendto(l, ("127.0.0.1", port))
+        if i % 50 == 49:
+            drained()
         if rate > 0 and i % 10 == 9:
             time.sleep(10 / rate)
+    drained()
+    drops = rcvbuf_errors() - drops
+    print("# udp: %d datagrams sent to port %d; kernel receive-buffer drops meanwhile "
+          "(all sockets): %d" % (len(lines), port, drops))
 PY
 }
 px_send_tcp() { px_send tcp "$@"; }

@@ -32,12 +32,31 @@ pid=$RSYSLOG_PID_t2
 px_send_tcp "$TCP" "$PX_WORK/all.log" 1500 &
 sender=$!
 px_track $sender
-sleep 1
+# rsyslog starts pixel-omprog with the action's first batch, which on a
+# loaded machine came more than a second after the first line: a HUP
+# before that has no child to go to, and the child then loads whatever the
+# file holds.  So wait until pixel-omprog serves, then break the file.
+px_wait_count "grep -c 'ready: pipeline realestate 1.0.0' $PX_WORK/t2.omprog.log 2>/dev/null" 1 60 ||
+    px_fail "pixel-omprog did not start"
+# hup_until PATTERN SECONDS: HUP rsyslog every 2 s until the omprog log
+# matches.  rsyslog forwards a HUP to the action's worker instances it has
+# registered; one sent while it is still waiting for the child's first OK
+# can go nowhere, so the test repeats it (a HUP is idempotent here).
+hup_until() {
+    local end=$((SECONDS + $2))
+    while [ "$SECONDS" -lt "$end" ]; do
+        kill -HUP "$pid"
+        for _ in $(seq 1 20); do
+            grep -q "$1" "$PX_WORK/t2.omprog.log" && return 0
+            sleep 0.1
+        done
+    done
+    return 1
+}
 # 1. A broken pipeline: the old one keeps serving.
 cp "$PIPE" "$PX_WORK/good.yaml"
 printf 'pipeline: {name: realestate, version: 9.9.9}\nfields: [oops\n' >"$PIPE"
-kill -HUP "$pid"
-px_wait_count "grep -c 'reload failed: still serving pipeline realestate 1.0.0' $PX_WORK/t2.omprog.log" 1 30 ||
+hup_until 'reload failed: still serving pipeline realestate 1.0.0' 30 ||
     px_fail "no 'reload failed' log line after a broken pipeline"
 # 2. Good reloads, one with a new version, while lines keep coming.
 sed 's/^  version: 1.0.0/  version: 1.0.1/' "$PX_WORK/good.yaml" >"$PIPE"
