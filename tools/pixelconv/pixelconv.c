@@ -9,6 +9,7 @@
  * (and reads the input that refills the batch), one worker at a time.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -63,7 +64,8 @@ typedef struct batch {
     counts c;
     char failure[400]; /* the first infrastructure failure, if any */
     unsigned long seq;
-    int state; /* 0 empty, 1 filled, 2 done */
+    int state;       /* 0 empty, 1 filled, 2 done */
+    long long read_ms; /* when it was read: its lines' ingest time */
 } batch;
 
 typedef struct options {
@@ -192,6 +194,9 @@ static void merge(counts *into, const counts *from)
 
 static void process_batch(pixel_ctx *ctx, batch *b)
 {
+    /* A line's ingest time is when its batch was read (or --fixed-time):
+     * one clock read a batch, not one a line. */
+    pixel_ctx_set_clock(ctx, g_fixed_ms ? g_fixed_ms : b->read_ms);
     memset(&b->c, 0, sizeof(b->c));
     b->ev_len = b->qr_len = 0;
     b->failure[0] = '\0';
@@ -267,6 +272,8 @@ typedef struct input {
     char **files;
     int nfiles, next;
     gzFile gz;
+    int fd; /* a plain (not gzip) file, read as it is; -1 otherwise */
+    bool open;
     const char *name;
     char *carry; /* a partial line left from the previous read */
     size_t carry_len, carry_cap;
@@ -274,22 +281,96 @@ typedef struct input {
     bool failed;
 } input;
 
+/*
+ * Whether fd, a file that can seek, starts with gzip's magic at its current
+ * offset; pipes and the like (which cannot be looked at without reading
+ * them) go to zlib, which reads plain text through as it is too.
+ */
+static bool plain_file(int fd)
+{
+    unsigned char m[2];
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    if (at < 0) {
+        return false;
+    }
+    ssize_t n = pread(fd, m, sizeof(m), at);
+    return n >= 0 && !(n == 2 && m[0] == 0x1f && m[1] == 0x8b);
+}
+
 static int open_next(input *in)
 {
     while (in->next < in->nfiles || (in->nfiles == 0 && in->next == 0)) {
         const char *f = in->nfiles ? in->files[in->next] : "-";
         in->next++;
         in->name = strcmp(f, "-") == 0 ? "<stdin>" : f;
-        in->gz = strcmp(f, "-") == 0 ? gzdopen(dup(0), "rb") : gzopen(f, "rb");
+        int fd = strcmp(f, "-") == 0 ? dup(0) : open(f, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && plain_file(fd)) {
+            /* Plain text: read() into the batch itself, without zlib's
+             * copy through its own buffer. */
+            in->fd = fd;
+            in->open = true;
+            return 1;
+        }
+        in->gz = fd >= 0 ? gzdopen(fd, "rb") : NULL;
         if (!in->gz) {
             fprintf(stderr, "pixelconv: %s: %s\n", in->name, strerror(errno ? errno : ENOMEM));
+            if (fd >= 0) {
+                close(fd);
+            }
             in->failed = true;
             continue;
         }
         gzbuffer(in->gz, 256 * 1024);
+        in->fd = -1;
+        in->open = true;
         return 1;
     }
     return 0;
+}
+
+/* Up to n bytes of the open file: the count, 0 at its end, -1 on an error
+ * (said on stderr). */
+static int read_some(input *in, char *buf, unsigned int n)
+{
+    if (in->fd >= 0) {
+        ssize_t r;
+        do {
+            r = read(in->fd, buf, n);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, strerror(errno));
+        }
+        return (int)r;
+    }
+    int r = gzread(in->gz, buf, n);
+    if (r < 0) {
+        int e;
+        fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
+    }
+    if (r == 0) {
+        /* End of input: a gzip stream cut short ends here too, and only
+         * gzerror() tells (Z_BUF_ERROR: "unexpected end of file"). */
+        int e = Z_OK;
+        const char *msg = gzerror(in->gz, &e);
+        if (e != Z_OK) {
+            fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n", in->name,
+                    msg);
+            in->failed = true;
+        }
+    }
+    return r;
+}
+
+static void close_current(input *in)
+{
+    if (in->fd >= 0) {
+        close(in->fd);
+        in->fd = -1;
+    } else {
+        gzclose(in->gz);
+        in->gz = NULL;
+    }
+    in->open = false;
 }
 
 /*
@@ -299,6 +380,9 @@ static int open_next(input *in)
 static int fill_batch(input *in, batch *b)
 {
     b->in_len = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    b->read_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (in->carry_len) {
         if (grow(&b->in, &b->in_cap, in->carry_len + 1) < 0) {
             return -1;
@@ -308,32 +392,18 @@ static int fill_batch(input *in, batch *b)
         in->carry_len = 0;
     }
     for (;;) {
-        if (!in->gz && !open_next(in)) {
+        if (!in->open && !open_next(in)) {
             return b->in_len > 0;
         }
         if (grow(&b->in, &b->in_cap, b->in_len + g_batch_bytes + 1) < 0) {
             return -1;
         }
-        int n = gzread(in->gz, b->in + b->in_len, g_batch_bytes);
+        int n = read_some(in, b->in + b->in_len, g_batch_bytes);
         if (n < 0) {
-            int e;
-            fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
             in->failed = true;
         }
-        if (n == 0) {
-            /* End of input: a gzip stream cut short ends here too, and only
-             * gzerror() tells (Z_BUF_ERROR: "unexpected end of file"). */
-            int e = Z_OK;
-            const char *msg = gzerror(in->gz, &e);
-            if (e != Z_OK) {
-                fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n",
-                        in->name, msg);
-                in->failed = true;
-            }
-        }
         if (n <= 0) {
-            gzclose(in->gz);
-            in->gz = NULL;
+            close_current(in);
             if (b->in_len && b->in[b->in_len - 1] != '\n') {
                 b->in[b->in_len++] = '\n'; /* the last line of a file without a newline */
             }
