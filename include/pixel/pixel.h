@@ -154,8 +154,11 @@ PIXEL_API void pixel_ctx_free(pixel_ctx *ctx);
 PIXEL_API void pixel_ctx_reset(pixel_ctx *ctx);
 
 /*
- * Fix the clock used for ingest times (milliseconds since the epoch), for
- * reproducible output; 0 returns to the real clock.
+ * Fix the clock used for ingest times (milliseconds since the epoch) of the
+ * lines that follow: a fixed time for reproducible output, or, from a host
+ * that reads lines in batches, the time it read the batch (a line's ingest
+ * time is then when its batch was read, and the clock is not read for
+ * every line).  0 returns to the real clock, read once per line.
  */
 PIXEL_API void pixel_ctx_set_clock(pixel_ctx *ctx, int64_t epoch_ms);
 

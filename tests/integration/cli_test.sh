@@ -44,6 +44,16 @@ check "a gzip file cut short is an I/O failure (1)" [ "$(status run -q /dev/null
 check "... that names the file" grep -q "cut.gz: .*damaged or incomplete" "$T/err"
 run -q "$T/qr3" <"$EX/sample.log" >"$T/ev3"
 check "stdin gives the same events" cmp -s "$T/ev3" "$EX/expected/events.jsonl"
+# Plain files are read as they are, gzip through zlib; pipes always through zlib.
+cat "$EX/sample.log" | run -q /dev/null >"$T/ev5"
+check "plain text through a pipe gives the same events" cmp -s "$T/ev5" "$EX/expected/events.jsonl"
+run -q /dev/null <"$T/sample.log.gz" >"$T/ev6"
+check "gzip on stdin gives the same events" cmp -s "$T/ev6" "$EX/expected/events.jsonl"
+gzip -c "$EX/sample.log" | run -q /dev/null >"$T/ev7"
+check "gzip through a pipe gives the same events" cmp -s "$T/ev7" "$EX/expected/events.jsonl"
+cat "$EX/expected/events.jsonl" "$EX/expected/events.jsonl" >"$T/twice"
+run -j 2 -q /dev/null "$T/sample.log.gz" "$EX/sample.log" >"$T/ev8"
+check "a gzip file then a plain one, -j 2: both, in order" cmp -s "$T/ev8" "$T/twice"
 head -n 2 "$EX/sample.log" | head -c -1 >"$T/nonl.log"
 run -q /dev/null -s "$T/st4" "$T/nonl.log" "$T/nonl.log" >/dev/null
 check "a last line without a newline still counts, in each file" grep -q '"lines":4,' "$T/st4"

@@ -186,6 +186,44 @@ START_TEST(every_code_is_documented)
 }
 END_TEST
 
+/* The ingest clock: fixed, set again for each batch of lines, or the real clock (0). */
+START_TEST(ingest_clock_is_the_given_time_until_reset)
+{
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields: {a: query.a}\n"
+                                          "enrich: [{ingest_time: {into: at}}]\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    const char *line = LINE("a=1");
+    pixel_ctx_set_clock(ctx, 1795651200123); /* a batch read at this time */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+        ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\",\"at\":\"2026-11-26T00:00:00.123Z\"}");
+    }
+    pixel_ctx_set_clock(ctx, 1795651201000); /* the next batch */
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\",\"at\":\"2026-11-26T00:00:01.000Z\"}");
+    /* 0: the real clock again, read for each line */
+    pixel_ctx_set_clock(ctx, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    json_error_t je;
+    json_t *ev = json_loads(output(ctx, p), 0, &je);
+    ck_assert_ptr_nonnull(ev);
+    const char *at = json_string_value(json_object_get(ev, "at"));
+    ck_assert_ptr_nonnull(at);
+    struct tm tm = {0};
+    const char *rest = strptime(at, "%Y-%m-%dT%H:%M:%S", &tm);
+    ck_assert_ptr_nonnull(rest);
+    long long ms = (long long)timegm(&tm) * 1000 + atoi(rest + 1);
+    ck_assert(ms >= (long long)t0.tv_sec * 1000 + t0.tv_nsec / 1000000);
+    ck_assert(ms <= (long long)t1.tv_sec * 1000 + t1.tv_nsec / 1000000);
+    json_decref(ev);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static Suite *pipeline_suite(void)
 {
     Suite *s = suite_create("pipeline");
@@ -194,6 +232,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, quarantine_record_carries_everything);
     tcase_add_test(tc, one_pipeline_serves_many_threads);
     tcase_add_test(tc, every_code_is_documented);
+    tcase_add_test(tc, ingest_clock_is_the_given_time_until_reset);
     suite_add_tcase(s, tc);
     tc = tcase_create("oom");
     tcase_set_timeout(tc, 120);

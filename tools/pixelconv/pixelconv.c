@@ -3,12 +3,13 @@
  * pipeline.
  *
  * The tool is a thin host: it reads lines (plain or gzip, files or stdin),
- * hands each to pixel_process() and writes the outcome.  With -j N, batches
- * of lines go to N worker threads, each with its own pixel_ctx; in turn, the
- * worker that finishes the next batch in input order writes the results out
- * (and reads the input that refills the batch), one worker at a time.
+ * hands each to pixel_process() and writes the outcome.  With -j N, N worker
+ * threads, each with its own pixel_ctx, read batches of lines in turn and
+ * convert them; the worker that finishes the next batch in input order
+ * writes the results out, one worker at a time.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -40,6 +41,15 @@
 
 static unsigned int g_batch_bytes = BATCH_BYTES;
 #define MAX_CODES   64
+/*
+ * How far reading may run ahead of writing, per worker (see worker()): 512
+ * KB of input, at least two batches.  With --kafka's 64 KB batches that is
+ * 8 a worker: the 2 of before left a worker without input whenever the
+ * writer was held up for more than about half a millisecond (an fsync of
+ * the quarantine file, librdkafka's threads taking its CPU), and a run's
+ * workers blocked in about 7,500 waits; with 8, about 600.
+ */
+#define RING_BYTES_PER_JOB (1u << 19)
 
 typedef struct code_count {
     char code[48];
@@ -63,7 +73,8 @@ typedef struct batch {
     counts c;
     char failure[400]; /* the first infrastructure failure, if any */
     unsigned long seq;
-    int state; /* 0 empty, 1 filled, 2 done */
+    int state;       /* 0 empty, 1 filled, 2 done */
+    long long read_ms; /* when it was read: its lines' ingest time */
 } batch;
 
 typedef struct options {
@@ -192,6 +203,9 @@ static void merge(counts *into, const counts *from)
 
 static void process_batch(pixel_ctx *ctx, batch *b)
 {
+    /* A line's ingest time is when its batch was read (or --fixed-time):
+     * one clock read a batch, not one a line. */
+    pixel_ctx_set_clock(ctx, g_fixed_ms ? g_fixed_ms : b->read_ms);
     memset(&b->c, 0, sizeof(b->c));
     b->ev_len = b->qr_len = 0;
     b->failure[0] = '\0';
@@ -267,6 +281,8 @@ typedef struct input {
     char **files;
     int nfiles, next;
     gzFile gz;
+    int fd; /* a plain (not gzip) file, read as it is; -1 otherwise */
+    bool open;
     const char *name;
     char *carry; /* a partial line left from the previous read */
     size_t carry_len, carry_cap;
@@ -274,22 +290,96 @@ typedef struct input {
     bool failed;
 } input;
 
+/*
+ * Whether fd, a file that can seek, starts with gzip's magic at its current
+ * offset; pipes and the like (which cannot be looked at without reading
+ * them) go to zlib, which reads plain text through as it is too.
+ */
+static bool plain_file(int fd)
+{
+    unsigned char m[2];
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    if (at < 0) {
+        return false;
+    }
+    ssize_t n = pread(fd, m, sizeof(m), at);
+    return n >= 0 && !(n == 2 && m[0] == 0x1f && m[1] == 0x8b);
+}
+
 static int open_next(input *in)
 {
     while (in->next < in->nfiles || (in->nfiles == 0 && in->next == 0)) {
         const char *f = in->nfiles ? in->files[in->next] : "-";
         in->next++;
         in->name = strcmp(f, "-") == 0 ? "<stdin>" : f;
-        in->gz = strcmp(f, "-") == 0 ? gzdopen(dup(0), "rb") : gzopen(f, "rb");
+        int fd = strcmp(f, "-") == 0 ? dup(0) : open(f, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && plain_file(fd)) {
+            /* Plain text: read() into the batch itself, without zlib's
+             * copy through its own buffer. */
+            in->fd = fd;
+            in->open = true;
+            return 1;
+        }
+        in->gz = fd >= 0 ? gzdopen(fd, "rb") : NULL;
         if (!in->gz) {
             fprintf(stderr, "pixelconv: %s: %s\n", in->name, strerror(errno ? errno : ENOMEM));
+            if (fd >= 0) {
+                close(fd);
+            }
             in->failed = true;
             continue;
         }
         gzbuffer(in->gz, 256 * 1024);
+        in->fd = -1;
+        in->open = true;
         return 1;
     }
     return 0;
+}
+
+/* Up to n bytes of the open file: the count, 0 at its end, -1 on an error
+ * (said on stderr). */
+static int read_some(input *in, char *buf, unsigned int n)
+{
+    if (in->fd >= 0) {
+        ssize_t r;
+        do {
+            r = read(in->fd, buf, n);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, strerror(errno));
+        }
+        return (int)r;
+    }
+    int r = gzread(in->gz, buf, n);
+    if (r < 0) {
+        int e;
+        fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
+    }
+    if (r == 0) {
+        /* End of input: a gzip stream cut short ends here too, and only
+         * gzerror() tells (Z_BUF_ERROR: "unexpected end of file"). */
+        int e = Z_OK;
+        const char *msg = gzerror(in->gz, &e);
+        if (e != Z_OK) {
+            fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n", in->name,
+                    msg);
+            in->failed = true;
+        }
+    }
+    return r;
+}
+
+static void close_current(input *in)
+{
+    if (in->fd >= 0) {
+        close(in->fd);
+        in->fd = -1;
+    } else {
+        gzclose(in->gz);
+        in->gz = NULL;
+    }
+    in->open = false;
 }
 
 /*
@@ -299,6 +389,9 @@ static int open_next(input *in)
 static int fill_batch(input *in, batch *b)
 {
     b->in_len = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    b->read_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (in->carry_len) {
         if (grow(&b->in, &b->in_cap, in->carry_len + 1) < 0) {
             return -1;
@@ -308,32 +401,18 @@ static int fill_batch(input *in, batch *b)
         in->carry_len = 0;
     }
     for (;;) {
-        if (!in->gz && !open_next(in)) {
+        if (!in->open && !open_next(in)) {
             return b->in_len > 0;
         }
         if (grow(&b->in, &b->in_cap, b->in_len + g_batch_bytes + 1) < 0) {
             return -1;
         }
-        int n = gzread(in->gz, b->in + b->in_len, g_batch_bytes);
+        int n = read_some(in, b->in + b->in_len, g_batch_bytes);
         if (n < 0) {
-            int e;
-            fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
             in->failed = true;
         }
-        if (n == 0) {
-            /* End of input: a gzip stream cut short ends here too, and only
-             * gzerror() tells (Z_BUF_ERROR: "unexpected end of file"). */
-            int e = Z_OK;
-            const char *msg = gzerror(in->gz, &e);
-            if (e != Z_OK) {
-                fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n",
-                        in->name, msg);
-                in->failed = true;
-            }
-        }
         if (n <= 0) {
-            gzclose(in->gz);
-            in->gz = NULL;
+            close_current(in);
             if (b->in_len && b->in[b->in_len - 1] != '\n') {
                 b->in[b->in_len++] = '\n'; /* the last line of a file without a newline */
             }
@@ -451,64 +530,40 @@ static void progress(const input *in, const counts *c, double t0, int final)
 
 typedef struct pool {
     pthread_mutex_t mu;
-    /* Workers wait for a filled batch (or the end); the main thread for
-     * the end (or the next progress line). */
+    /* Workers wait for input to read (a free slot, the input to themselves)
+     * or the end; the main thread for the end (or the next progress line). */
     pthread_cond_t work_cv, end_cv;
     batch *ring;
     int nring;
-    unsigned long next_to_process, next_fill, next_write;
-    unsigned long lines_written; /* for the progress line */
+    unsigned long next_fill, next_write; /* batches read, batches written */
+    unsigned long lines_written;         /* for the progress line */
     unsigned long long bytes_read;
     bool done_reading;
-    bool busy; /* a thread is writing batches or reading input */
-    int rc;    /* 1 when reading the input failed */
+    bool reading; /* a worker is reading the input */
+    bool writing; /* a worker is writing batches */
+    int waiting;  /* workers in pthread_cond_wait(work_cv) */
+    int rc;       /* 1 when reading the input failed */
     input *in;
     const options *o;
     sinks *s;
 } pool;
 
 /*
- * With pl->mu held and pl->busy set: fill the free slots with input, in
- * order.  The lock is dropped while reading; busy keeps the input, the
- * outputs and the sink to one thread at a time.
- */
-static void refill(pool *pl)
-{
-    while (!pl->done_reading && pl->next_fill - pl->next_write < (unsigned long)pl->nring) {
-        batch *b = &pl->ring[pl->next_fill % (unsigned long)pl->nring];
-        pthread_mutex_unlock(&pl->mu);
-        int f = fill_batch(pl->in, b);
-        pthread_mutex_lock(&pl->mu);
-        pl->bytes_read = pl->in->bytes_done;
-        if (f <= 0) {
-            pl->done_reading = true;
-            pl->rc = f < 0 ? 1 : pl->rc;
-            pthread_cond_broadcast(&pl->work_cv); /* every worker ends */
-        } else {
-            b->seq = pl->next_fill++;
-            b->state = 1;
-            pthread_cond_signal(&pl->work_cv); /* one batch, one worker */
-        }
-    }
-}
-
-/*
  * Called with pl->mu held, by a worker that just finished a batch: unless
- * another thread is busy with it already, write every finished batch that
- * is next in input order and refill its slot.  Writing and reading are a
- * role, not a thread: the worker whose batch completes the run in order
- * writes it while much of it is still in its core's caches, and no third
- * thread has to wake for every batch and compete with the workers (and,
- * with --kafka, librdkafka's threads) for the CPUs.  The input, the
- * outputs and the sink are used by one thread at a time, in input order,
- * as before.
+ * another thread is writing already, write every finished batch that is
+ * next in input order.  Writing is a role, not a thread: the worker whose
+ * batch completes the run in order writes it while much of it is still in
+ * its core's caches, and no third thread has to wake for every batch and
+ * compete with the workers (and, with --kafka, librdkafka's threads) for
+ * the CPUs.  The outputs and the sink are used by one thread at a time, in
+ * input order.
  */
 static void write_finished(pool *pl)
 {
-    if (pl->busy) {
+    if (pl->writing) {
         return; /* that thread takes this batch too: it looks again below */
     }
-    pl->busy = true;
+    pl->writing = true;
     for (;;) {
         batch *w = &pl->ring[pl->next_write % (unsigned long)pl->nring];
         if (pl->next_write == pl->next_fill || w->state != 2) {
@@ -521,14 +576,24 @@ static void write_finished(pool *pl)
         w->state = 0;
         pl->next_write++;
         pl->lines_written = pl->s->total.lines;
-        refill(pl);
+        if (pl->waiting) {
+            pthread_cond_signal(&pl->work_cv); /* a slot is free */
+        }
     }
-    pl->busy = false;
-    if (pl->done_reading && pl->next_write == pl->next_fill) {
+    pl->writing = false;
+    if (pl->done_reading && !pl->reading && pl->next_write == pl->next_fill) {
         pthread_cond_signal(&pl->end_cv);
     }
 }
 
+/*
+ * Each worker reads its own next batch (one reader at a time, in input
+ * order), converts it while the input is still in its core's caches, and
+ * takes the writing role when its batch is next in order.  The ring bounds
+ * how far reading may run ahead of writing: a writer held up (the sink
+ * waiting for an fsync, or the thread losing its CPU to librdkafka's) does
+ * not leave the other workers without input until the ring is full.
+ */
 static void *worker(void *arg)
 {
     pool *pl = arg;
@@ -540,33 +605,39 @@ static void *worker(void *arg)
         pixel_ctx_set_clock(ctx, g_fixed_ms);
     }
     pthread_mutex_lock(&pl->mu);
-    for (;;) {
-        batch *b = NULL;
-        for (int i = 0; i < pl->nring; i++) {
-            if (pl->ring[i].state == 1 && pl->ring[i].seq == pl->next_to_process) {
-                b = &pl->ring[i];
-            }
-        }
-        if (b) {
-            b->state = 3; /* processing */
-            pl->next_to_process++;
-            pthread_mutex_unlock(&pl->mu);
-            process_batch(ctx, b);
-            pthread_mutex_lock(&pl->mu);
-            b->state = 2;
-            write_finished(pl);
+    while (!pl->done_reading) {
+        if (pl->reading || pl->next_fill - pl->next_write >= (unsigned long)pl->nring) {
+            pl->waiting++;
+            pthread_cond_wait(&pl->work_cv, &pl->mu);
+            pl->waiting--;
             continue;
         }
-        if (pl->done_reading) {
-            int pending = 0;
-            for (int i = 0; i < pl->nring; i++) {
-                pending |= pl->ring[i].state == 1;
+        batch *b = &pl->ring[pl->next_fill % (unsigned long)pl->nring];
+        pl->reading = true;
+        pthread_mutex_unlock(&pl->mu);
+        int f = fill_batch(pl->in, b);
+        pthread_mutex_lock(&pl->mu);
+        pl->reading = false;
+        pl->bytes_read = pl->in->bytes_done;
+        if (f <= 0) {
+            pl->done_reading = true;
+            pl->rc = f < 0 ? 1 : pl->rc;
+            pthread_cond_broadcast(&pl->work_cv); /* every worker ends */
+            if (pl->next_write == pl->next_fill) {
+                pthread_cond_signal(&pl->end_cv);
             }
-            if (!pending) {
-                break;
-            }
+            break;
         }
-        pthread_cond_wait(&pl->work_cv, &pl->mu);
+        b->seq = pl->next_fill++;
+        b->state = 1;
+        if (pl->waiting) {
+            pthread_cond_signal(&pl->work_cv); /* the input is free */
+        }
+        pthread_mutex_unlock(&pl->mu);
+        process_batch(ctx, b);
+        pthread_mutex_lock(&pl->mu);
+        b->state = 2;
+        write_finished(pl);
     }
     pthread_mutex_unlock(&pl->mu);
     pixel_ctx_free(ctx);
@@ -580,11 +651,12 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* This thread fills the ring once; then the workers convert, write and read
- * (write_finished) until the end. */
+/* The workers read, convert and write (write_finished) until the end; this
+ * thread waits for it, drawing the progress line. */
 static int run_threads(const options *o, input *in, sinks *s)
 {
-    pool pl = {.nring = o->jobs * 2, .in = in, .o = o, .s = s};
+    unsigned int per_job = RING_BYTES_PER_JOB / g_batch_bytes;
+    pool pl = {.nring = o->jobs * (int)(per_job > 2 ? per_job : 2), .in = in, .o = o, .s = s};
     pthread_mutex_init(&pl.mu, NULL);
     pthread_cond_init(&pl.work_cv, NULL);
     pthread_cond_init(&pl.end_cv, NULL);
@@ -594,23 +666,12 @@ static int run_threads(const options *o, input *in, sinks *s)
         fprintf(stderr, "pixelconv: out of memory\n");
         return 1;
     }
+    double t0 = now_s();
     for (int i = 0; i < o->jobs; i++) {
         pthread_create(&th[i], NULL, worker, &pl);
     }
-    double t0 = now_s();
     pthread_mutex_lock(&pl.mu);
-    pl.busy = true;
-    refill(&pl);
-    pl.busy = false;
-    /* Batches finished while this thread was reading wait for the next
-     * worker to finish one; take them now rather than later. */
-    for (int i = 0; i < pl.nring; i++) {
-        if (pl.ring[i].state == 2) {
-            write_finished(&pl);
-            break;
-        }
-    }
-    while (!(pl.done_reading && pl.next_write == pl.next_fill)) {
+    while (!(pl.done_reading && !pl.reading && pl.next_write == pl.next_fill)) {
         if (o->progress) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -620,7 +681,7 @@ static int run_threads(const options *o, input *in, sinks *s)
                 ts.tv_nsec -= 1000000000L;
             }
             pthread_cond_timedwait(&pl.end_cv, &pl.mu, &ts);
-            /* The busy thread may be reading: a snapshot, not *in. */
+            /* A worker may be reading: a snapshot, not *in. */
             input now = {.bytes_total = in->bytes_total, .bytes_done = pl.bytes_read};
             counts c = {.lines = pl.lines_written};
             progress(&now, &c, t0, 0);
