@@ -20,10 +20,15 @@
  *
  * librdkafka runs its callbacks (delivery reports, errors, logs with
  * log.queue) from rd_kafka_poll() on our thread, so no locks are needed.
+ * The one other thread is the quarantine file's syncer (fsync: batch): the
+ * caller's thread writes the lines and hands a batch of waiting inputs over;
+ * the syncer only runs fdatasync(); the caller's thread collects the result
+ * and gives the acks, so callbacks never run anywhere else.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -60,6 +65,24 @@ typedef struct parked {
     char data[];
 } parked;
 
+/*
+ * The quarantine file's background fsync.  Between a kick and its collect the
+ * batch belongs to the sink and `want`/`done`/`rc`/`err` to the mutex; the
+ * syncer thread touches nothing else.  A batch due while another is being
+ * synced waits in q_wait for the next kick.
+ */
+typedef struct qsyncer {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started; /* the thread runs: kicks are asynchronous */
+    int busy;    /* a batch was handed over and not collected yet */
+    int failed;  /* its fdatasync failed: the batch waits for the next try */
+    int want, done, stop;
+    int rc, err; /* the fdatasync's result, errno */
+    waitlist batch;
+} qsyncer;
+
 typedef struct topic_entry {
     char *type; /* the event type it serves (topic_template) */
     rd_kafka_topic_t *rkt;
@@ -76,6 +99,7 @@ struct pixel_sink {
     pixel_spool *spool;
     int q_fd;
     waitlist spool_wait, q_wait;
+    qsyncer qs;
     parked *park_head, *park_tail;
     size_t nparked;
     int state;
@@ -93,7 +117,7 @@ struct pixel_sink {
     struct probe_box *probe_current; /* the probe whose verdict we wait for */
     char nack;                       /* its address tags copies that ack nobody */
     int purge_wanted, recreate_wanted, full_logged;
-    unsigned int since_poll; /* produces since the last rd_kafka_poll() */
+    unsigned int since_poll; /* records since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
     pixel_sink_stats st;
     char errbuf[512];
@@ -194,9 +218,89 @@ static int sync_spool(pixel_sink *s)
     return 0;
 }
 
+static void *qsync_main(void *arg)
+{
+    pixel_sink *s = arg;
+    qsyncer *q = &s->qs;
+
+    pthread_mutex_lock(&q->mu);
+    while (!q->stop) {
+        if (!q->want) {
+            pthread_cond_wait(&q->cv, &q->mu);
+            continue;
+        }
+        q->want = 0;
+        pthread_mutex_unlock(&q->mu);
+        int rc = fdatasync(s->q_fd);
+        int e = errno;
+        pthread_mutex_lock(&q->mu);
+        q->rc = rc;
+        q->err = e;
+        q->done = 1;
+        pthread_cond_broadcast(&q->cv); /* a caller may wait for it */
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+static void qsync_start(pixel_sink *s)
+{
+    qsyncer *q = &s->qs;
+
+    if (s->q_fd < 0 || s->cfg->fsync != PIXEL_SPOOL_FSYNC_BATCH) {
+        return; /* never: nothing to sync; always: synced in line, record by record */
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    /* Without the thread every sync runs in line, as it did before. */
+    q->started = pthread_create(&q->th, NULL, qsync_main, s) == 0;
+    if (!q->started) {
+        pthread_mutex_destroy(&q->mu);
+        pthread_cond_destroy(&q->cv);
+    }
+}
+
+/* The finished batch's acks (or, when its fdatasync failed, the batch kept
+ * for the next try).  With block, waits for a batch in progress. */
+static void qsync_collect(pixel_sink *s, int block)
+{
+    qsyncer *q = &s->qs;
+    int done, rc, e;
+
+    if (!q->busy) {
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    while (block && !q->done) {
+        pthread_cond_wait(&q->cv, &q->mu);
+    }
+    done = q->done;
+    rc = q->rc;
+    e = q->err;
+    q->done = 0;
+    pthread_mutex_unlock(&q->mu);
+    if (!done) {
+        return;
+    }
+    q->busy = 0;
+    if (rc < 0) {
+        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: fsync failed: %s", s->cfg->q_file,
+              strerror(e));
+        q->failed = 1;
+        return;
+    }
+    wait_ack_all(s, &q->batch, PIXEL_SINK_QUARANTINED);
+}
+
+/* Hand what waits in q_wait to the syncer; in line without one. */
+static int qfile_kick(pixel_sink *s);
+
+/* fsync the quarantine file now and ack what waits for it (after the batch
+ * the syncer may be working on). */
 static int sync_qfile(pixel_sink *s)
 {
-    if (s->q_wait.n == 0) {
+    qsync_collect(s, 1);
+    if (s->q_wait.n == 0 && !s->qs.failed) {
         return 0;
     }
     if (s->cfg->fsync != PIXEL_SPOOL_FSYNC_NEVER && fdatasync(s->q_fd) < 0) {
@@ -204,8 +308,71 @@ static int sync_qfile(pixel_sink *s)
               strerror(errno));
         return -1;
     }
+    if (s->qs.failed) {
+        s->qs.failed = 0; /* the batch whose background fsync failed, first */
+        wait_ack_all(s, &s->qs.batch, PIXEL_SINK_QUARANTINED);
+    }
     wait_ack_all(s, &s->q_wait, PIXEL_SINK_QUARANTINED);
     return 0;
+}
+
+static int qfile_kick(pixel_sink *s)
+{
+    qsyncer *q = &s->qs;
+    waitlist t;
+
+    if (!q->started) {
+        return sync_qfile(s);
+    }
+    qsync_collect(s, 0);
+    if (q->busy) {
+        /* One batch at a time; the waiting list grows meanwhile.  Past four
+         * batches the disk is slower than the input: wait for it (the
+         * caller feels it as back-pressure, as it did before). */
+        if (s->q_wait.n < 4 * (size_t)s->cfg->fsync_batch) {
+            return 0;
+        }
+        qsync_collect(s, 1);
+    }
+    if (q->failed) {
+        q->failed = 0; /* the same batch again; q_wait waits for the next */
+    } else if (s->q_wait.n == 0) {
+        return 0;
+    } else {
+        /* The waiting list becomes the batch; the batch's (empty) array is
+         * reused for the next waiters. */
+        t = q->batch;
+        q->batch = s->q_wait;
+        s->q_wait = t;
+        s->q_wait.n = 0;
+    }
+    q->busy = 1;
+    pthread_mutex_lock(&q->mu);
+    q->want = 1;
+    q->done = 0;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+static void qsync_stop(pixel_sink *s)
+{
+    qsyncer *q = &s->qs;
+
+    if (!q->started) {
+        free(q->batch.v);
+        return;
+    }
+    qsync_collect(s, 1);
+    pthread_mutex_lock(&q->mu);
+    q->stop = 1;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->th, NULL);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    q->started = 0;
+    free(q->batch.v);
 }
 
 /* ---- spool side ------------------------------------------------------------ */
@@ -734,6 +901,7 @@ static void sync_due(pixel_sink *s, int now)
 {
     int64_t t;
 
+    qsync_collect(s, 0);
     if (s->spool_wait.n == 0 && s->q_wait.n == 0) {
         return;
     }
@@ -741,9 +909,11 @@ static void sync_due(pixel_sink *s, int now)
     if (s->spool_wait.n > 0 && (now || t - s->spool_wait.since_ms >= s->cfg->fsync_interval_ms)) {
         sync_spool(s);
     }
-    if (s->q_wait.n > 0 && (now || t - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
-                            s->q_wait.n >= s->cfg->fsync_batch)) {
-        sync_qfile(s);
+    if (s->q_wait.n > 0 && now) {
+        sync_qfile(s); /* the caller is about to wait anyway */
+    } else if (s->q_wait.n > 0 && (t - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
+                                   s->q_wait.n >= s->cfg->fsync_batch)) {
+        qfile_kick(s);
     }
 }
 
@@ -796,6 +966,8 @@ PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
         if (s->q_fd < 0) {
             rc = pixel__d_error(err, PIXEL_EIO, cfg->q_file, 0, 0,
                                 "cannot open the quarantine file: %s", strerror(errno));
+        } else {
+            qsync_start(s);
         }
     }
     if (rc == 0) {
@@ -856,10 +1028,13 @@ static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int le
     /* Serve delivery reports in batches: a poll per event would cost more
      * than the produce itself.  Failover never waits for this (the error
      * and report callbacks also run in pixel_sink_poll and on a full queue). */
-    if (s->rk != NULL && (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA)) {
+    if (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA) {
         s->since_poll = 0;
-        rd_kafka_poll(s->rk, 0);
-        housekeeping(s);
+        qsync_collect(s, 0); /* the quarantine lines the syncer made durable */
+        if (s->rk != NULL) {
+            rd_kafka_poll(s->rk, 0);
+            housekeeping(s);
+        }
     }
     return 0;
 }
@@ -933,8 +1108,10 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
                                   "quarantine file: write failed: back-pressure");
         }
         wait_add(&s->q_wait, token, KIND_QUARANTINE);
-        if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS || s->q_wait.n >= s->cfg->fsync_batch) {
+        if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS) {
             sync_qfile(s);
+        } else if (s->q_wait.n >= s->cfg->fsync_batch) {
+            qfile_kick(s); /* in the background: producing goes on meanwhile */
         }
         if (s->q_rkt != NULL) {
             /* A best-effort copy for the dead-letter topic; never blocks. */
@@ -951,10 +1128,13 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
             return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
         }
     }
-    if (s->rk != NULL && (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA)) {
+    if (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA) {
         s->since_poll = 0;
-        rd_kafka_poll(s->rk, 0);
-        housekeeping(s);
+        qsync_collect(s, 0); /* the quarantine lines the syncer made durable */
+        if (s->rk != NULL) {
+            rd_kafka_poll(s->rk, 0);
+            housekeeping(s);
+        }
     }
     return 0;
 }
@@ -1038,6 +1218,7 @@ PIXEL_API void pixel_sink_free(pixel_sink *s)
     }
     kafka_stop(s);
     pixel_spool_close(s->spool);
+    qsync_stop(s);
     if (s->q_fd >= 0) {
         close(s->q_fd);
     }

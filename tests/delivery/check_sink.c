@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ typedef struct acks {
 } acks;
 
 static acks A;
+static pthread_t test_thread; /* acks must come on it, never on the sink's syncer */
+static int acks_elsewhere;
 static char lastlog[1024];
 static int saw_backpressure_log;
 
@@ -45,6 +48,9 @@ static void on_ack(void *token, int status, void *payload)
 {
     uintptr_t id = (uintptr_t)token;
     (void)payload;
+    if (!pthread_equal(pthread_self(), test_thread)) {
+        acks_elsewhere++;
+    }
     if (id < sizeof(lent) / sizeof(lent[0]) && lent[id] != NULL) {
         memset(lent[id], 'X', strlen(lent[id]));
         free(lent[id]);
@@ -97,6 +103,8 @@ static void setup(void)
     rd_kafka_mock_topic_create(mock, "events", 4, NBROKERS);
     rd_kafka_mock_topic_create(mock, "dlq", 1, NBROKERS);
     memset(&A, 0, sizeof(A));
+    test_thread = pthread_self();
+    acks_elsewhere = 0;
     lastlog[0] = '\0';
     saw_backpressure_log = 0;
 }
@@ -761,6 +769,93 @@ START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
 }
 END_TEST
 
+/*
+ * With fsync: batch, a full batch of quarantine lines is fsync'd in the
+ * background: the call that fills it returns before any of those lines is
+ * acked (the caller keeps producing meanwhile), and the acks come later, on
+ * the caller's thread, from a poll that does not wait.
+ */
+START_TEST(sink_syncs_quarantine_batches_in_the_background)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    char path[300], line[256];
+    FILE *f;
+    int lines = 0;
+
+    for (int i = 0; i < 40; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "{\"raw\":\"line %d\"}", i);
+        ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)i, NULL), 0);
+        if (i == 15) {
+            /* the 16th line filled the batch: handed to the syncer, not waited for */
+            ck_assert_int_eq(A.quarantined, 0);
+        }
+    }
+    /* Polls that never wait collect the two full batches (32 lines); the
+     * last 8 wait for fsync_interval_ms or a poll that waits. */
+    for (int tries = 0; A.quarantined < 32 && tries < 5000; tries++) {
+        pixel_sink_poll(s, 0);
+        usleep(1000);
+    }
+    ck_assert_int_ge(A.quarantined, 32);
+    pixel_sink_poll(s, 100);
+    ck_assert_int_eq(A.quarantined, 40);
+    for (int i = 0; i < 40; i++) {
+        ck_assert_int_eq(A.order[i], i); /* batches are acked in order */
+    }
+    ck_assert_int_eq(acks_elsewhere, 0);
+    pixel_sink_count(s, PIXEL_OUTCOME_SKIPPED);
+    check_counters(s);
+    pixel_sink_free(s);
+    snprintf(path, sizeof(path), "%s/quarantine.jsonl", tmpdir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, 40);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/*
+ * A quarantine file whose fsync fails (/dev/null refuses fdatasync with
+ * EINVAL): its lines are never acked as durable, each failure is logged, the
+ * failed batch is tried again rather than forgotten, and the counters stay
+ * whole.  The host keeps those inputs unacknowledged (rsyslog retries them).
+ */
+START_TEST(sink_never_acks_quarantine_lines_whose_fsync_failed)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+    pixel_sink_stats st;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.file", "/dev/null", NULL), 0);
+    s = sink(cfg);
+    for (int i = 0; i < 40; i++) {
+        ck_assert_int_eq(pixel_sink_quarantine(s, "{}", 2, (void *)(uintptr_t)i, NULL), 0);
+        if (i % 8 == 0) {
+            usleep(2000);
+            pixel_sink_poll(s, 0);
+        }
+    }
+    for (int tries = 0; tries < 5; tries++) {
+        pixel_sink_poll(s, 100); /* the in-line fsync fails too */
+    }
+    ck_assert_int_eq(A.n, 0);
+    ck_assert_msg(strstr(lastlog, "fsync failed") != NULL, "last log: %s", lastlog);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.quarantine_in, 40);
+    ck_assert_uint_eq(st.quarantine_pending, 40);
+    check_counters(s);
+    pixel_sink_free(s);
+    ck_assert_int_eq(A.n, 0);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 static Suite *sink_suite(void)
 {
     Suite *s = suite_create("sink");
@@ -780,6 +875,8 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_lent_values_are_kept_until_their_ack);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
+    tcase_add_test(tk, sink_syncs_quarantine_batches_in_the_background);
+    tcase_add_test(tk, sink_never_acks_quarantine_lines_whose_fsync_failed);
     tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
