@@ -113,6 +113,10 @@ int pixel__kafka_message_error(rd_kafka_resp_err_t e);
 /* The sink's current producer (tests inject errors through it); NULL if none. */
 rd_kafka_t *pixel__sink_kafka(pixel_sink *s);
 
+/* Tests: the function the sink fsyncs its quarantine file with (fdatasync
+ * by default), to make it slow or fail; set before the first record. */
+void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd));
+
 /* fsync a directory so that a file created or renamed in it survives a crash. */
 int pixel__d_fsync_dir(const char *dir);
 

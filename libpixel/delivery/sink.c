@@ -78,8 +78,10 @@ typedef struct qsyncer {
     int started; /* the thread runs: kicks are asynchronous */
     int busy;    /* a batch was handed over and not collected yet */
     int failed;  /* its fdatasync failed: the batch waits for the next try */
+    int64_t failed_ms;
     int want, done, stop;
     int rc, err; /* the fdatasync's result, errno */
+    int (*fdatasync)(int fd); /* fdatasync, or a test's stand-in */
     waitlist batch;
 } qsyncer;
 
@@ -231,7 +233,7 @@ static void *qsync_main(void *arg)
         }
         q->want = 0;
         pthread_mutex_unlock(&q->mu);
-        int rc = fdatasync(s->q_fd);
+        int rc = q->fdatasync(s->q_fd);
         int e = errno;
         pthread_mutex_lock(&q->mu);
         q->rc = rc;
@@ -287,6 +289,7 @@ static void qsync_collect(pixel_sink *s, int block)
         logf_(s, PIXEL_LOG_ERR, "quarantine file %s: fsync failed: %s", s->cfg->q_file,
               strerror(e));
         q->failed = 1;
+        q->failed_ms = pixel__d_mono_ms();
         return;
     }
     wait_ack_all(s, &q->batch, PIXEL_SINK_QUARANTINED);
@@ -303,9 +306,10 @@ static int sync_qfile(pixel_sink *s)
     if (s->q_wait.n == 0 && !s->qs.failed) {
         return 0;
     }
-    if (s->cfg->fsync != PIXEL_SPOOL_FSYNC_NEVER && fdatasync(s->q_fd) < 0) {
+    if (s->cfg->fsync != PIXEL_SPOOL_FSYNC_NEVER && s->qs.fdatasync(s->q_fd) < 0) {
         logf_(s, PIXEL_LOG_ERR, "quarantine file %s: fsync failed: %s", s->cfg->q_file,
               strerror(errno));
+        s->qs.failed_ms = pixel__d_mono_ms();
         return -1;
     }
     if (s->qs.failed) {
@@ -900,20 +904,24 @@ static void unpark(pixel_sink *s)
 static void sync_due(pixel_sink *s, int now)
 {
     int64_t t;
+    qsyncer *q = &s->qs;
 
-    qsync_collect(s, 0);
-    if (s->spool_wait.n == 0 && s->q_wait.n == 0) {
+    /* A caller about to wait takes the syncer's batch first (its acks must
+     * not wait out the caller's timeout). */
+    qsync_collect(s, now);
+    if (s->spool_wait.n == 0 && s->q_wait.n == 0 && !q->failed) {
         return;
     }
     t = pixel__d_mono_ms();
     if (s->spool_wait.n > 0 && (now || t - s->spool_wait.since_ms >= s->cfg->fsync_interval_ms)) {
         sync_spool(s);
     }
-    if (s->q_wait.n > 0 && now) {
+    if ((s->q_wait.n > 0 || q->failed) && now) {
         sync_qfile(s); /* the caller is about to wait anyway */
-    } else if (s->q_wait.n > 0 && (t - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
-                                   s->q_wait.n >= s->cfg->fsync_batch)) {
-        qfile_kick(s);
+    } else if (q->failed ? t - q->failed_ms >= s->cfg->fsync_interval_ms
+                         : s->q_wait.n > 0 && (t - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
+                                               s->q_wait.n >= s->cfg->fsync_batch)) {
+        qfile_kick(s); /* a failed batch again, once an interval */
     }
 }
 
@@ -952,6 +960,7 @@ PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
     }
     s->cfg = cfg;
     s->q_fd = -1;
+    s->qs.fdatasync = fdatasync;
     if (opts != NULL) {
         s->o = *opts;
     }
@@ -1171,6 +1180,11 @@ PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
                                   s->st.events_pending + s->st.quarantine_pending);
         }
     }
+}
+
+void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd))
+{
+    s->qs.fdatasync = fn;
 }
 
 rd_kafka_t *pixel__sink_kafka(pixel_sink *s)

@@ -7,11 +7,13 @@
  * assertions about how long something took.
  */
 #include <check.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -36,6 +38,7 @@ typedef struct acks {
 static acks A;
 static pthread_t test_thread; /* acks must come on it, never on the sink's syncer */
 static int acks_elsewhere;
+static struct timespec last_ack_at; /* CLOCK_MONOTONIC */
 static char lastlog[1024];
 static int saw_backpressure_log;
 
@@ -51,6 +54,7 @@ static void on_ack(void *token, int status, void *payload)
     if (!pthread_equal(pthread_self(), test_thread)) {
         acks_elsewhere++;
     }
+    clock_gettime(CLOCK_MONOTONIC, &last_ack_at);
     if (id < sizeof(lent) / sizeof(lent[0]) && lent[id] != NULL) {
         memset(lent[id], 'X', strlen(lent[id]));
         free(lent[id]);
@@ -856,6 +860,84 @@ START_TEST(sink_never_acks_quarantine_lines_whose_fsync_failed)
 }
 END_TEST
 
+/* Stand-ins for the quarantine file's fdatasync. */
+static int sync_calls;
+
+static int fdatasync_fails_once(int fd)
+{
+    if (sync_calls++ == 0) {
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static int fdatasync_slow(int fd)
+{
+    sync_calls++;
+    usleep(300 * 1000);
+    return fdatasync(fd);
+}
+
+/* One failed fdatasync in the background: polls that never wait try the
+ * same batch again (once fsync_interval_ms has passed) and ack it once. */
+START_TEST(sink_retries_a_failed_quarantine_batch_from_poll)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+
+    sync_calls = 0;
+    pixel__sink_set_fdatasync(s, fdatasync_fails_once);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_int_eq(pixel_sink_quarantine(s, "{}", 2, (void *)(uintptr_t)i, NULL), 0);
+    }
+    for (int tries = 0; A.quarantined < 16 && tries < 5000; tries++) {
+        pixel_sink_poll(s, 0);
+        usleep(1000);
+    }
+    ck_assert_int_eq(A.quarantined, 16);
+    ck_assert_int_ge(sync_calls, 2);
+    ck_assert_msg(strstr(lastlog, "fsync failed") != NULL, "last log: %s", lastlog);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A poll that waits takes the batch the syncer is working on first: it
+ * gives those acks when the (slow, 0.3 s) fdatasync ends, before it waits
+ * (8 s here, with nothing from Kafka to end the wait early), not after.
+ * A liveness bound far from the expected time, not a speed figure. */
+START_TEST(sink_poll_that_waits_collects_the_batch_being_synced)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    double t0, acked;
+
+    sync_calls = 0;
+    pixel__sink_set_fdatasync(s, fdatasync_slow);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_int_eq(pixel_sink_quarantine(s, "{}", 2, (void *)(uintptr_t)i, NULL), 0);
+    }
+    ck_assert_int_eq(A.quarantined, 0);
+    t0 = now_s();
+    pixel_sink_poll(s, 8000);
+    acked = (double)last_ack_at.tv_sec + (double)last_ack_at.tv_nsec / 1e9 - t0;
+    ck_assert_int_eq(A.quarantined, 16);
+    ck_assert_msg(acked < 5.0, "acked %.1f s into the poll, due after 0.3 s", acked);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 static Suite *sink_suite(void)
 {
     Suite *s = suite_create("sink");
@@ -877,6 +959,8 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
     tcase_add_test(tk, sink_syncs_quarantine_batches_in_the_background);
     tcase_add_test(tk, sink_never_acks_quarantine_lines_whose_fsync_failed);
+    tcase_add_test(tk, sink_retries_a_failed_quarantine_batch_from_poll);
+    tcase_add_test(tk, sink_poll_that_waits_collects_the_batch_being_synced);
     tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
