@@ -26,6 +26,9 @@ check "... naming file:line:column and the fix" \
 check "a missing pipeline file exits 2" [ "$(status "$PIXELCONV" -c "$T/nope.yaml" /dev/null)" = 2 ]
 check "a missing input file exits 1" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" "$T/missing.log")" = 1 ]
 check "... and says which" grep -q "missing.log" "$T/err"
+mkdir "$T/adir"
+check "a directory as input exits 1" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" -o /dev/null "$T/adir")" = 1 ]
+check "... naming it and the system's reason" grep -q "adir: read error: Is a directory" "$T/err"
 
 run() { "$PIXELCONV" -c "$EX/pipeline.yaml" --fixed-time 2026-11-26T12:00:00Z --quiet "$@"; }
 run -o "$T/ev" -q "$T/qr" -s "$T/st" "$EX/sample.log"

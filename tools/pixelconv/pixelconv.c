@@ -354,7 +354,10 @@ static int read_some(input *in, char *buf, unsigned int n)
     int r = gzread(in->gz, buf, n);
     if (r < 0) {
         int e;
-        fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, gzerror(in->gz, &e));
+        const char *msg = gzerror(in->gz, &e);
+        /* A system error: zlib's text names the descriptor ("<fd:4>"), not the file. */
+        fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name,
+                e == Z_ERRNO ? strerror(errno) : msg);
     }
     if (r == 0) {
         /* End of input: a gzip stream cut short ends here too, and only
