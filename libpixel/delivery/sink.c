@@ -295,9 +295,6 @@ static void qsync_collect(pixel_sink *s, int block)
     wait_ack_all(s, &q->batch, PIXEL_SINK_QUARANTINED);
 }
 
-/* Hand what waits in q_wait to the syncer; in line without one. */
-static int qfile_kick(pixel_sink *s);
-
 /* fsync the quarantine file now and ack what waits for it (after the batch
  * the syncer may be working on). */
 static int sync_qfile(pixel_sink *s)
@@ -320,6 +317,7 @@ static int sync_qfile(pixel_sink *s)
     return 0;
 }
 
+/* Hand what waits in q_wait to the syncer; in line without one. */
 static int qfile_kick(pixel_sink *s)
 {
     qsyncer *q = &s->qs;
