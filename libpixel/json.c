@@ -818,6 +818,32 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
+/* An object emitted from a module's shape image, still as emitted, with
+ * its text kept: the text written at *o.  False (nothing written) for any
+ * other object; true with *o NULL when out of memory. */
+__attribute__((noinline)) static bool image_text(const pixel_value *m, char **o, char **stop,
+                                                 pixel_buf *b)
+{
+    const pixel__image *im = pixel__image_check(m);
+    size_t n;
+    const char *text = im ? pixel__image_json(im, &n) : NULL;
+    if (!text) {
+        return false;
+    }
+    if ((size_t)(*stop + MEMBER_ROOM - *o) <= n) {
+        b->len = (size_t)(*o - b->data);
+        if (pixel__buf_reserve(b, n + MEMBER_ROOM) < 0) {
+            *o = NULL;
+            return true;
+        }
+        *o = b->data + b->len;
+        *stop = b->data + b->cap - MEMBER_ROOM;
+    }
+    memcpy(*o, text, n);
+    *o += n;
+    return true;
+}
+
 /* A member's type and flags as one word (the flags in the high half), to
  * tell the usual members (a pipeline name and a string, known plain or not)
  * from the rest with a mask and a compare.  On little-endian
@@ -1008,6 +1034,12 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
                 return -1;
             }
+        } else if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) && image_text(m, &o, &stop, b)) {
+            /* a module's result as it was emitted: its text, written once */
+            if (PIXEL_UNLIKELY(o == NULL)) {
+                return -1;
+            }
+            continue;
         } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
             /* into a nested object: its first ',' is where '{' goes */
             up[depth].next = m->next;

@@ -1199,20 +1199,44 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
 }
 
 /*
- * A shape's result kept as an image in the module's memory: the nodes that
- * pixel_module_shape_build() would make and link (absent leaves and objects
- * left out, so the image holds only what an event gets), with every link
- * (next, and an object's head and tail) stored as the byte offset of its
- * node in the image (0: none -- node 0, the result, is nobody's member).
- * After the nodes' room (nnodes of them) comes a table: how many bytes of
- * nodes are used, and where each link that is not NULL is.  Emitting it is
- * one copy of the used nodes and an addition per link.
+ * A shape's result kept as an image in the module's memory:
+ *
+ *   image_head | nodes | relocation table | JSON text (optional)
+ *
+ * The nodes are those pixel_module_shape_build() would make and link
+ * (absent leaves and objects left out, so the image holds only what an
+ * event gets), with every link (next, and an object's head and tail) stored
+ * as the byte offset of its node among the nodes (0: none -- node 0, the
+ * result, is nobody's member).  The table says where each link that is not
+ * NULL is.  Emitting is one copy of the used nodes and an addition per link.
+ *
+ * The head also remembers, for the stages after the module, what does not
+ * change while the image does not: the result serialized (when the module
+ * gave the room, pixel_module_shape_image_size_for()), and the schema node
+ * whose boolean pass it last passed.  An emitted copy carries
+ * PIXEL_VALUE_IMAGE on its root, with a pointer to the image just before
+ * the root; pixel__image_of() gives the image only while the copy is still
+ * exactly what was emitted, so an event changed after the module (a member
+ * set, removed or replaced anywhere in the result) is validated and
+ * serialized member by member as always.
  */
-typedef struct shape_relocs {
-    uint32_t bytes; /* the used nodes */
-    uint32_t n;     /* links to relocate */
-    uint32_t at[];  /* their byte offsets in the block */
-} shape_relocs;
+struct pixel__image {
+    uint32_t bytes;    /* the used nodes */
+    uint32_t nrel;     /* links to relocate */
+    uint32_t rel_off;  /* the table: from the start of the image */
+    uint32_t json_off; /* the text (0: none) */
+    uint32_t json_len;
+    uint32_t pad;
+    _Atomic uintptr_t valid; /* pixel__image_valid() */
+};
+
+/* What the arena holds before an emitted root. */
+#define IMAGE_LINK sizeof(const pixel__image *)
+
+static pixel_value *image_nodes(const pixel__image *im)
+{
+    return (pixel_value *)(void *)((char *)(uintptr_t)im + sizeof(*im));
+}
 
 /* The most links a result can have: a next for every node, a head and a
  * tail for every object. */
@@ -1223,46 +1247,96 @@ static size_t shape_max_links(const pixel_module_shape *shape)
 
 size_t pixel_module_shape_image_size(const pixel_module_shape *shape)
 {
-    return shape ? shape->nnodes * sizeof(pixel_value) + sizeof(shape_relocs) +
+    return shape ? sizeof(pixel__image) + shape->nnodes * sizeof(pixel_value) +
                        shape_max_links(shape) * sizeof(uint32_t)
                  : 0;
 }
 
+/* The result of vals built in blk (shape->nnodes nodes), as
+ * pixel_module_shape_build() makes it. */
+static void shape_fill(const pixel_module_shape *shape, const pixel_module_str *vals,
+                       pixel_value *blk)
+{
+    memset(blk, 0, shape->nnodes * sizeof(pixel_value));
+    blk[0].type = PIXEL_TYPE_OBJECT;
+    for (size_t i = 0; i < shape->nleaves; i++) {
+        if (vals[i].s) {
+            shape_put_leaf(shape, blk, &shape->leaf[i], &vals[i]);
+        }
+    }
+}
+
+/* The result of vals serialized into *b (NUL-terminated); 0 or -1. */
+static int shape_json(const pixel_module_shape *shape, const pixel_module_str *vals, pixel_buf *b)
+{
+    pixel_value *blk = pixel__malloc(shape->nnodes * sizeof(pixel_value));
+    if (!blk) {
+        return -1;
+    }
+    shape_fill(shape, vals, blk);
+    int rc = pixel__json_dump(b, blk);
+    pixel__free(blk);
+    return rc;
+}
+
+size_t pixel_module_shape_image_size_for(const pixel_module_shape *shape,
+                                         const pixel_module_str *vals)
+{
+    size_t base = pixel_module_shape_image_size(shape);
+    pixel_buf b = {0};
+    if (!shape || !vals || shape_json(shape, vals, &b) < 0) {
+        pixel__buf_free(&b);
+        return base; /* the image still works, without its text */
+    }
+    size_t n = b.len;
+    pixel__buf_free(&b);
+    return base + n + 1;
+}
+
 /* Link word `field` of the node at byte offset `at`: target's new offset
  * (renum[] node numbers), recorded for relocation when not NULL. */
-static void image_link(shape_relocs *rel, const uint32_t *renum, const pixel_value *blk,
-                       pixel_value **field, size_t at)
+static void image_link(pixel__image *im, uint32_t *at_tab, const uint32_t *renum,
+                       const pixel_value *blk, pixel_value **field, size_t at)
 {
     const pixel_value *t = *field;
     if (!t) {
         return;
     }
     *field = (pixel_value *)(uintptr_t)((size_t)renum[t - blk] * sizeof(pixel_value));
-    rel->at[rel->n++] = (uint32_t)at;
+    at_tab[im->nrel++] = (uint32_t)at;
 }
 
 int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
                              void *image, size_t size)
 {
-    if (!shape || !vals || !image || size < pixel_module_shape_image_size(shape) ||
-        pixel_module_shape_image_size(shape) > UINT32_MAX) {
+    size_t base = pixel_module_shape_image_size(shape);
+    if (!shape || !vals || !image || size < base || size > UINT32_MAX) {
         return -1;
     }
     uint32_t *renum = pixel__malloc(shape->nnodes * sizeof(uint32_t));
     if (!renum) {
         return -1;
     }
-    pixel_value *blk = image;
-    /* as pixel_module_shape_build() lays it out, every node defined */
-    memset(blk, 0, shape->nnodes * sizeof(pixel_value));
-    blk[0].type = PIXEL_TYPE_OBJECT;
-    for (size_t i = 0; i < shape->nleaves; i++) {
-        const shape_member *lf = &shape->leaf[i];
-        if (!vals[i].s) {
-            continue;
+    pixel__image *im = image;
+    pixel_value *blk = image_nodes(im);
+    uint32_t *at_tab = (uint32_t *)(void *)(blk + shape->nnodes);
+    im->nrel = 0;
+    im->rel_off = (uint32_t)((char *)at_tab - (char *)image);
+    im->json_off = im->json_len = 0;
+    im->pad = 0;
+    atomic_store_explicit(&im->valid, 0, memory_order_relaxed);
+    /* The text first, from the tree as built, when there is room for it. */
+    shape_fill(shape, vals, blk);
+    if (size > base) {
+        pixel_buf b = {0};
+        if (pixel__json_dump(&b, blk) == 0 && b.len < size - base) {
+            memcpy((char *)image + base, b.data, b.len);
+            im->json_off = (uint32_t)base;
+            im->json_len = (uint32_t)b.len;
         }
-        shape_put_leaf(shape, blk, lf, &vals[i]);
+        pixel__buf_free(&b);
     }
+    blk[0].flags |= PIXEL_VALUE_IMAGE;
     /* The nodes made (an object or a string; the others are still NULL),
        numbered in order, moved down to their numbers with their links made
        offsets: a node moves to a number no greater than its own, so the
@@ -1271,23 +1345,23 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
     for (size_t k = 0; k < shape->nnodes; k++) {
         renum[k] = blk[k].type != PIXEL_TYPE_NULL ? used++ : UINT32_MAX;
     }
-    shape_relocs *rel = (shape_relocs *)(void *)(blk + shape->nnodes);
-    rel->n = 0;
     for (size_t k = 0; k < shape->nnodes; k++) {
         if (renum[k] == UINT32_MAX) {
             continue;
         }
         pixel_value v = blk[k];
         size_t at = (size_t)renum[k] * sizeof(pixel_value);
-        image_link(rel, renum, blk, &v.next, at + offsetof(pixel_value, next));
+        image_link(im, at_tab, renum, blk, &v.next, at + offsetof(pixel_value, next));
         if (v.type == PIXEL_TYPE_OBJECT) {
-            image_link(rel, renum, blk, &v.u.list.head, at + offsetof(pixel_value, u.list.head));
-            image_link(rel, renum, blk, &v.u.list.tail, at + offsetof(pixel_value, u.list.tail));
+            image_link(im, at_tab, renum, blk, &v.u.list.head,
+                       at + offsetof(pixel_value, u.list.head));
+            image_link(im, at_tab, renum, blk, &v.u.list.tail,
+                       at + offsetof(pixel_value, u.list.tail));
         }
         blk[renum[k]] = v;
     }
     memset(blk + used, 0, (shape->nnodes - used) * sizeof(pixel_value));
-    rel->bytes = used * (uint32_t)sizeof(pixel_value);
+    im->bytes = used * (uint32_t)sizeof(pixel_value);
     pixel__free(renum);
     return 0;
 }
@@ -1298,20 +1372,54 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
         return NULL;
     }
-    const shape_relocs *rel =
-        (const shape_relocs *)(const void *)((const pixel_value *)image + shape->nnodes);
-    char *blk = pixel__arena_alloc(&ctx->arena, rel->bytes);
+    /* the image, the copy, and the copy as emitted (for pixel__image_check) */
+    const pixel__image *im = image;
+    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + 2 * (size_t)im->bytes);
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    memcpy(blk, image, rel->bytes);
-    for (uint32_t i = 0; i < rel->n; i++) {
+    memcpy(blk, &im, IMAGE_LINK);
+    blk += IMAGE_LINK;
+    memcpy(blk, image_nodes(im), im->bytes);
+    const uint32_t *at_tab = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
+    for (uint32_t i = 0; i < im->nrel; i++) {
         uintptr_t link;
-        memcpy(&link, blk + rel->at[i], sizeof(link));
+        memcpy(&link, blk + at_tab[i], sizeof(link));
         link += (uintptr_t)blk;
-        memcpy(blk + rel->at[i], &link, sizeof(link));
+        memcpy(blk + at_tab[i], &link, sizeof(link));
     }
+    memcpy(blk + im->bytes, blk, im->bytes);
     return (pixel_value *)(void *)blk;
+}
+
+/* The copy compared with the one kept as emitted: the root's members, and
+ * every other node whole (the root's name, flags and next are the event's). */
+const pixel__image *pixel__image_check(const pixel_value *root)
+{
+    const pixel__image *im;
+    memcpy(&im, (const char *)root - IMAGE_LINK, IMAGE_LINK);
+    const pixel_value *kept = (const pixel_value *)(const void *)((const char *)root + im->bytes);
+    if (memcmp(&root->u.list, &kept->u.list, sizeof(root->u.list)) != 0 ||
+        memcmp(root + 1, kept + 1, im->bytes - sizeof(pixel_value)) != 0) {
+        return NULL;
+    }
+    return im;
+}
+
+const char *pixel__image_json(const pixel__image *im, size_t *len)
+{
+    *len = im->json_len;
+    return im->json_len ? (const char *)im + im->json_off : NULL;
+}
+
+uintptr_t pixel__image_valid(const pixel__image *im)
+{
+    return atomic_load_explicit(&((pixel__image *)(uintptr_t)im)->valid, memory_order_relaxed);
+}
+
+void pixel__image_set_valid(const pixel__image *im, uintptr_t key)
+{
+    atomic_store_explicit(&((pixel__image *)(uintptr_t)im)->valid, key, memory_order_relaxed);
 }
 
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)

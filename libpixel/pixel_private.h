@@ -152,6 +152,20 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 #define PIXEL_VALUE_FRAMED_KEY 0x100u
 /* OBJECT: the url enricher added its parts to it (enrich.c). */
 #define PIXEL_VALUE_URL_PARTS 0x1000u
+/* The root of a module result emitted from a shape image (module_loader.c):
+ * a pointer to the image is just before it in the arena. */
+#define PIXEL_VALUE_IMAGE 0x200u
+
+/* A module result kept as an image (module_loader.c).  pixel__image_of():
+ * the image that the object v was emitted from, when v still holds exactly
+ * what was emitted (NULL otherwise, or when v is no such copy); its JSON
+ * text (NULL: none kept) and a word that the validator keeps for it (0 at
+ * first; relaxed atomics: a shared module's image is read by many threads). */
+typedef struct pixel__image pixel__image;
+const pixel__image *pixel__image_check(const pixel_value *root);
+const char *pixel__image_json(const pixel__image *im, size_t *len);
+uintptr_t pixel__image_valid(const pixel__image *im);
+void pixel__image_set_valid(const pixel__image *im, uintptr_t key);
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
@@ -177,6 +191,11 @@ struct pixel_value {
         } list; /* ARRAY and OBJECT */
     } u;
 };
+
+static inline const pixel__image *pixel__image_of(const pixel_value *v)
+{
+    return PIXEL_UNLIKELY(v->flags & PIXEL_VALUE_IMAGE) ? pixel__image_check(v) : NULL;
+}
 
 /* Arena-level constructors (the public ones wrap these with a ctx).  Inline:
  * the map stage makes a few dozen values a line. */

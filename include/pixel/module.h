@@ -36,6 +36,9 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
+ *   1.4  2026-11  pixel_module_shape_image_size_for(): room for the result's JSON text
+ *                 in its image, so the stages after the module (validate, serialize)
+ *                 reuse what they found for that image instead of redoing it per line.
  *   1.3  2026-11  pixel_module_shape_new/_build/_free() (and _image_size/_image/
  *                 _emit for results kept): a result object (nested objects of
  *                 string members) laid out once, built in one call;
@@ -82,7 +85,7 @@ extern "C" {
 #endif
 
 #define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
-#define PIXEL_MODULE_ABI_MINOR 3 /* bump: fields or helpers appended */
+#define PIXEL_MODULE_ABI_MINOR 4 /* bump: fields or helpers appended */
 
 /* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
 #define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
@@ -280,6 +283,18 @@ PIXEL_API void pixel_module_shape_free(pixel_module_shape *shape);
  * use, as for pixel_module_shape_build().
  */
 PIXEL_API size_t pixel_module_shape_image_size(const pixel_module_shape *shape);
+/*
+ * (ABI 1.4) The size of the image of vals with room for the result's JSON
+ * text (at least pixel_module_shape_image_size()).  An image made with that
+ * room lets libpixel write its text once and copy it into every event made
+ * from it, and remember that it passed the pipeline's schema: the stages
+ * after the module skip an emitted result that nothing changed since.  The
+ * text is that of vals when the image was made: the bytes the vals point at
+ * must not change while the image is in use (make the image anew instead,
+ * which forgets what it remembered).
+ */
+PIXEL_API size_t pixel_module_shape_image_size_for(const pixel_module_shape *shape,
+                                                   const pixel_module_str *vals);
 PIXEL_API int pixel_module_shape_image(const pixel_module_shape *shape,
                                        const pixel_module_str *vals, void *image, size_t size);
 PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,

@@ -1631,6 +1631,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
         o->nreq_bits = nreq;
         o->req_all = nreq >= 64 ? ~0ull : (1ull << nreq) - 1;
         o->has_props = true;
+        o->merged = true;
         ok = pixel__strtab_build(&o->names, a, keys, lens, np, NULL) == 0 && o->names.n == np;
     }
     pixel__free(keys);

@@ -763,6 +763,29 @@ __attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
 
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
 
+/*
+ * An object that a module emitted from a shape image (pixel__image_of):
+ * when the image, unchanged since, passed this very object schema (with the
+ * same format assertion), it passes again without a walk; when it passes
+ * now, the image remembers it.  Only for a schema whose answer is the
+ * instance's alone: an object that notes its coverage for an
+ * unevaluatedProperties above (cover), or one flattened with another
+ * (merged: its members' checks read x->lseen), is walked every time.
+ */
+__attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
+{
+    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check(v);
+    const uintptr_t key = (uintptr_t)o | ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
+    if (im && pixel__image_valid(im) == key) {
+        return true;
+    }
+    bool ok = quick_object(x, o, v);
+    if (ok && im && !x->fail) {
+        pixel__image_set_valid(im, key);
+    }
+    return ok;
+}
+
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -813,7 +836,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
                 return false;
             }
-            bool ok = quick_object(x, p->qt, m);
+            bool ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) ? quick_image(x, p->qt, m)
+                                                                   : quick_object(x, p->qt, m);
             x->depth--;
             return ok;
         }

@@ -365,6 +365,7 @@ typedef struct sobject {
     uint64_t req_all; /* the required bits, all set (when at most 64) */
     bool cover;  /* its names are in a static unevaluatedProperties set: the boolean pass
                     notes an object whose every member it declared (see uneval.cover) */
+    bool merged; /* flattened with another object (SQK_MERGED properties: see smerged) */
 } sobject;
 
 

@@ -396,7 +396,17 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n, int cached)
             bad = bad || sb_put(&b, "Other", 5) < 0;
         }
     }
-    size_t isize = cached ? (pixel_module_shape_image_size(u->shape) + 7) & ~(size_t)7 : 0;
+    size_t isize = 0;
+    if (cached && !bad) {
+        /* the image's size with room for its JSON text: the values as they
+           will be, read where they are now */
+        pixel_module_str at[NFIELDS];
+        for (int k = 0; k < NFIELDS; k++) {
+            int on = len[k] && (u->parts & (1 << part_of(k)));
+            at[k] = (pixel_module_str){on ? b.p + off[k] : NULL, len[k]};
+        }
+        isize = (pixel_module_shape_image_size_for(u->shape, at) + 7) & ~(size_t)7;
+    }
     ua_result *r = bad ? NULL : malloc(sizeof(*r) + isize + b.len + 1);
     if (r) {
         char *text = (char *)(r + 1) + isize;

@@ -14,6 +14,7 @@
 
 #include "pixel/module.h"
 #include "pixel/pixel.h"
+#include "pixel/schema.h"
 
 #define PIPE_HEAD                                                                                  \
     "pipeline: {name: t, version: '1'}\n"                                                          \
@@ -320,6 +321,119 @@ START_TEST(shapes_build_what_set_at_builds)
     ck_assert_ptr_null(pixel_module_shape_new(NULL, 1));
     ck_assert_ptr_null(pixel_module_shape_new(paths, 0));
     pixel_module_shape_free(NULL);
+}
+END_TEST
+
+/* ---- ABI 1.4 ---- */
+
+/* What the stages after a module reuse for a result emitted from an image
+ * (its JSON text, and that it passed a schema) must follow every change
+ * made to the emitted copy: each change below shows in the output and in
+ * the verdict, exactly as for the same tree built member by member. */
+static const char *dump_in(pixel_ctx *ctx, pixel_value *r)
+{
+    pixel_value *w = pixel_value_new_object(ctx);
+    ck_assert_int_eq(pixel_object_set(ctx, w, "r", r), 0);
+    size_t n;
+    return pixel_value_dump(ctx, w, &n);
+}
+
+static int valid_in(pixel_ctx *ctx, const pixel_schema *s, pixel_value *r, unsigned flags)
+{
+    pixel_value *w = pixel_value_new_object(ctx);
+    ck_assert_int_eq(pixel_object_set(ctx, w, "r", r), 0);
+    return pixel_schema_validate(s, w, flags, NULL, NULL);
+}
+
+START_TEST(image_memos_follow_changes_to_the_emitted_copy)
+{
+    static const char *const paths[] = {"a.x", "a.y", "t", "b.z"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 4);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[4] = {{"abc", 3}, {"q\"t", 3}, {"2026-11-27T00:00:00Z", 20},
+                                      {"zz", 2}};
+    size_t base = pixel_module_shape_image_size(sh), isize = pixel_module_shape_image_size_for(sh, vals);
+    ck_assert_uint_gt(isize, base);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *want = strdup(dump_in(ctx, pixel_module_shape_build(ctx, sh, vals)));
+    ck_assert_str_eq(want, "{\"r\":{\"a\":{\"x\":\"abc\",\"y\":\"q\\\"t\"},"
+                           "\"t\":\"2026-11-27T00:00:00Z\",\"b\":{\"z\":\"zz\"}}}");
+    ck_assert_str_eq(dump_in(ctx, pixel_module_shape_emit(ctx, sh, image)), want);
+
+    /* Each change to a fresh copy, and the same change to a built tree. */
+    for (int c = 0; c < 6; c++) {
+        pixel_value *e = pixel_module_shape_emit(ctx, sh, image);
+        pixel_value *t = pixel_module_shape_build(ctx, sh, vals);
+        for (int k = 0; k < 2; k++) {
+            pixel_value *v = k ? t : e;
+            switch (c) {
+                case 0: /* a leaf replaced */
+                    ck_assert_int_eq(pixel_value_set_at(ctx, v, "a.x", pixel_value_new_string(ctx, "abcd", 4)), 0);
+                    break;
+                case 1: /* a member added to an inner object */
+                    ck_assert_int_eq(pixel_value_set_at(ctx, v, "b.w", pixel_value_new_int(ctx, 7)), 0);
+                    break;
+                case 2: /* a member removed */
+                    ck_assert_int_eq(pixel_value_remove_at(v, "a.y"), 1);
+                    break;
+                case 3: /* one added to the result itself */
+                    ck_assert_int_eq(pixel_object_set(ctx, v, "n", pixel_value_null(ctx)), 0);
+                    break;
+                case 4: /* an inner object emptied */
+                    ck_assert_int_eq(pixel_value_remove_at(v, "b.z"), 1);
+                    break;
+                default: /* removed and added back: the order changes */
+                    ck_assert_int_eq(pixel_value_remove_at(v, "a"), 1);
+                    ck_assert_int_eq(pixel_value_set_at(ctx, v, "a.x", pixel_value_new_string(ctx, "abc", 3)), 0);
+                    break;
+            }
+        }
+        char *built = strdup(dump_in(ctx, t));
+        ck_assert_str_ne(built, want);
+        ck_assert_str_eq(dump_in(ctx, e), built);
+        free(built);
+    }
+
+    /* The verdict: kept per schema and per format assertion, and only for
+       a copy nothing changed. */
+    pixel_schema_registry *reg;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    static const char schema[] =
+        "{\"$id\": \"urn:t\", \"type\": \"object\", \"properties\": {\"r\": {\"type\": \"object\","
+        " \"properties\": {\"a\": {\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"string\","
+        " \"maxLength\": 3}}}, \"t\": {\"type\": \"string\", \"format\": \"date\"}}}}}";
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, schema, strlen(schema), &err), 0);
+    const pixel_schema *s;
+    ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0), 0);
+        /* t is no date: invalid once format asserts, though the copy passed without */
+        ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image),
+                                  PIXEL_SCHEMA_ASSERT_FORMAT), 1);
+        pixel_value *e = pixel_module_shape_emit(ctx, sh, image);
+        ck_assert_int_eq(pixel_value_set_at(ctx, e, "a.x", pixel_value_new_string(ctx, "abcd", 4)), 0);
+        ck_assert_int_eq(valid_in(ctx, s, e, 0), 1);
+        e = pixel_module_shape_emit(ctx, sh, image);
+        ck_assert_int_eq(pixel_value_set_at(ctx, e, "a.x", pixel_value_new_int(ctx, 1)), 0);
+        ck_assert_int_eq(valid_in(ctx, s, e, 0), 1);
+    }
+    /* The image made anew with other values forgets what it knew. */
+    const pixel_module_str long_x[4] = {{"abcde", 5}, {NULL, 0}, {"x", 1}, {NULL, 0}};
+    ck_assert_int_eq(pixel_module_shape_image(sh, long_x, image, isize), 0);
+    ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0), 1);
+    ck_assert_str_eq(dump_in(ctx, pixel_module_shape_emit(ctx, sh, image)),
+                     "{\"r\":{\"a\":{\"x\":\"abcde\"},\"t\":\"x\"}}");
+    /* An image without room for its text still serializes member by member. */
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, base), 0);
+    ck_assert_str_eq(dump_in(ctx, pixel_module_shape_emit(ctx, sh, image)), want);
+    pixel_schema_registry_free(reg);
+    free(want);
+    free(image);
+    pixel_ctx_free(ctx);
+    pixel_module_shape_free(sh);
 }
 END_TEST
 
@@ -683,6 +797,7 @@ static Suite *module_loader_suite(void)
     tc = tcase_create("abi_1_2");
     tcase_add_test(tc, compiled_paths_find_what_value_at_finds);
     tcase_add_test(tc, shapes_build_what_set_at_builds);
+    tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);
