@@ -12,6 +12,7 @@
  * cyclic graphs.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,16 @@ typedef struct cctx {
     int draft;
     unsigned vocab;
 } cctx;
+
+
+/* A number for each compiled object schema, never given twice in a process
+ * (not even after its registry is freed): the key under which module result
+ * images remember a verdict (quick_image in schema_eval.c). */
+static uint64_t next_memo_id(void)
+{
+    static _Atomic uint64_t last;
+    return atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
+}
 
 static snode *compile_at(pixel_schema_registry *r, const pixel_value *v, sresource *res,
                          const char *ptr);
@@ -239,6 +250,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         return oom(c->r);
     }
     memset(o, 0, sizeof(*o));
+    o->memo_id = next_memo_id();
     op->kind = OP_OBJECT;
     op->kw = "properties";
     op->u.obj = o;
@@ -1625,6 +1637,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
     }
     if (ok) {
         memset(o, 0, sizeof(*o));
+        o->memo_id = next_memo_id();
         o->props = props;
         o->nprops = np;
         o->additional = (snode *)rest;

@@ -366,6 +366,7 @@ typedef struct sobject {
     bool cover;  /* its names are in a static unevaluatedProperties set: the boolean pass
                     notes an object whose every member it declared (see uneval.cover) */
     bool merged; /* flattened with another object (SQK_MERGED properties: see smerged) */
+    uint64_t memo_id; /* unique in the process: see quick_image */
 } sobject;
 
 
