@@ -576,6 +576,11 @@ int pixel__regex_search(const sregex *re, pcre2_match_data *md, const char *s, s
 int pixel__regex_search_pcre2(const sregex *re, pcre2_match_data *md, const char *s, size_t len);
 /* The one-pass matcher alone (re->prog): 1 match, 0 none. */
 int pixel__regex_onepass(const rprog *p, const char *s, size_t len);
+/* Tests: patterns compiled while this is true never use the SSSE3 shuffle
+   steps of small DFAs (the table steps every CPU runs are checked too). */
+extern bool pixel__regex_portable;
+/* Whether the pattern runs as a small DFA stepped by byte shuffles. */
+bool pixel__regex_shuffled(const sregex *re);
 
 /* ---- formats --------------------------------------------------------------- */
 

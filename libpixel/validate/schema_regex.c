@@ -502,7 +502,11 @@ enum {
     RP_DFA_PREFIX, /* the DFA until it accepts or dies */
     RP_BDFA_END,   /* the same two with a row of 256 entries per state (no byte classes) */
     RP_BDFA_PREFIX,
+    RP_SHENG_END,  /* the same two, at most 16 states, stepped by byte shuffles (SSSE3) */
+    RP_SHENG_PREFIX,
 };
+
+static bool have_shuffle(void);
 
 /* At most this many byte ranges make a run's set for the vector test. */
 #define RP_MAX_RANGES 4
@@ -518,6 +522,8 @@ struct rprog {
     const uint16_t *dfa; /* or NULL: [state + class] -> state (see dfa_compile) */
     const uint8_t *dcls; /* byte -> class */
     uint16_t dstart, dacc;
+    const uint8_t *sheng; /* or NULL: [byte][state] -> state, 16 bytes a row (see dfa_compile) */
+    uint8_t sstart, sacc; /* its start state, and the first accepting one */
     uint8_t mode;   /* RP_* */
     uint8_t nrange; /* RP_RUN_END: the set as byte ranges lo..lo+span (0: not a few ranges) */
     uint8_t rvec[RP_MAX_RANGES][2][16]; /* each range's lo and span, in every byte */
@@ -1548,6 +1554,25 @@ static void dfa_compile(const rbuild *b, int root, rprog *p, pixel_arena *a)
             p->dstart = (uint16_t)(perm[1] << 8);
             p->dacc = (uint16_t)(acc << 8);
         }
+        /* The same automaton as one 16-byte row per byte, a lane per state,
+           for a step by byte shuffle (a state fits a lane: ns <= 16).  The
+           accepting states keep themselves, so that a prefix match is seen
+           at the end of a block of bytes as well as after the byte that
+           reached it (the dead state keeps itself already). */
+        uint8_t *sh = pixel__arena_alloc(a, 256 * 16 + 15);
+        if (sh && ns <= 16) {
+            sh = (uint8_t *)(((uintptr_t)sh + 15) & ~(uintptr_t)15);
+            memset(sh, 0, 256 * 16);
+            for (size_t q = 1; q < ns; q++) {
+                for (unsigned c = 0; c < 256; c++) {
+                    unsigned to = perm[delta[(q << shift) | cls[c]]];
+                    sh[c * 16 + perm[q]] = (uint8_t)(perm[q] >= acc && b->open_end ? perm[q] : to);
+                }
+            }
+            p->sheng = sh;
+            p->sstart = perm[1];
+            p->sacc = (uint8_t)acc;
+        }
     }
 out:
     pixel__free(cmask);
@@ -1628,6 +1653,7 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
         p->need = need;
         p->anchored_end = end;
         p->dfa = NULL;
+        p->sheng = NULL;
         dfa_compile(b, root, p, a);
         p->nrange = 0;
         if (p->ncode == 1 && code[0].op == RI_RUN) {
@@ -1635,6 +1661,8 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
             if (end) {
                 run_ranges(p, &b->bits[__builtin_ctz(code[0].bit)]);
             }
+        } else if (p->sheng && have_shuffle()) {
+            p->mode = end ? RP_SHENG_END : RP_SHENG_PREFIX;
         } else if (p->dfa) {
             p->mode = p->dcls ? (end ? RP_DFA_END : RP_DFA_PREFIX)
                               : (end ? RP_BDFA_END : RP_BDFA_PREFIX);
@@ -1870,6 +1898,75 @@ __attribute__((always_inline)) static inline int run_end(const rprog *p, const u
     return acc != 0;
 }
 
+/* ---- the small DFA stepped by byte shuffles ---------------------------------------- */
+
+/*
+ * With at most 16 states, a state fits a lane of a 16-byte vector, and the
+ * row of a byte (its next state for every state, p->sheng) picks the next
+ * state with one shuffle: next = row[byte][state].  The row is loaded by the
+ * byte alone, so the loads run ahead and only the shuffle, one cycle, waits
+ * for the state before it (a table step waits for a load, four or five).
+ * The state sits in lane 0; the other lanes carry whatever and are never
+ * read.  SSSE3; the rows are used only where the CPU has it.
+ */
+bool pixel__regex_portable; /* tests: compile for the table steps instead */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <tmmintrin.h>
+#define PIXEL_HAVE_SHENG 1
+
+static bool have_shuffle(void)
+{
+    return !pixel__regex_portable && __builtin_cpu_supports("ssse3");
+}
+
+#define SHENG_STEP(st, rows, c) _mm_shuffle_epi8(_mm_load_si128((rows) + (c)), (st))
+
+__attribute__((target("ssse3"))) static int sheng_end(const rprog *p, const unsigned char *u,
+                                                      size_t len)
+{
+    const __m128i *rows = (const __m128i *)(const void *)p->sheng;
+    __m128i st = _mm_cvtsi32_si128(p->sstart);
+    size_t k = 0;
+    for (; k + 4 <= len; k += 4) {
+        st = SHENG_STEP(st, rows, u[k]);
+        st = SHENG_STEP(st, rows, u[k + 1]);
+        st = SHENG_STEP(st, rows, u[k + 2]);
+        st = SHENG_STEP(st, rows, u[k + 3]);
+    }
+    for (; k < len; k++) {
+        st = SHENG_STEP(st, rows, u[k]);
+    }
+    return (_mm_cvtsi128_si32(st) & 0xFF) >= p->sacc;
+}
+
+/* A prefix: the accepting states keep themselves in these rows, so a block
+ * of eight steps ends in one when any step reached one; the dead state
+ * keeps itself too. */
+__attribute__((target("ssse3"))) static int sheng_prefix(const rprog *p, const unsigned char *u,
+                                                         size_t len)
+{
+    const __m128i *rows = (const __m128i *)(const void *)p->sheng;
+    const unsigned acc = p->sacc;
+    __m128i st = _mm_cvtsi32_si128(p->sstart);
+    unsigned now = p->sstart;
+    size_t k = 0;
+    while (now != 0 && now < acc && k < len) {
+        size_t stop = len - k >= 8 ? k + 8 : len;
+        for (; k < stop; k++) {
+            st = SHENG_STEP(st, rows, u[k]);
+        }
+        now = (unsigned)_mm_cvtsi128_si32(st) & 0xFF;
+    }
+    return now >= acc;
+}
+#else
+static bool have_shuffle(void)
+{
+    return false;
+}
+#endif
+
 int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -1940,9 +2037,20 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
             }
             return 0;
         }
+#ifdef PIXEL_HAVE_SHENG
+        case RP_SHENG_END:
+            return sheng_end(p, u, len);
+        case RP_SHENG_PREFIX:
+            return sheng_prefix(p, u, len);
+#endif
         default:
             return exec_all(p, u, len);
     }
+}
+
+bool pixel__regex_shuffled(const sregex *re)
+{
+    return re->prog && (re->prog->mode == RP_SHENG_END || re->prog->mode == RP_SHENG_PREFIX);
 }
 
 bool pixel__regex_is_simple(const sregex *re)
