@@ -1210,15 +1210,18 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
  * result, is nobody's member).  The table says where each link that is not
  * NULL is.  Emitting is one copy of the used nodes and an addition per link.
  *
- * The head also remembers, for the stages after the module, what does not
- * change while the image does not: the result serialized (when the module
- * gave the room, pixel_module_shape_image_size_for()), and the schema node
- * whose boolean pass it last passed.  An emitted copy carries
- * PIXEL_VALUE_IMAGE on its root, with a pointer to the image just before
- * the root; pixel__image_of() gives the image only while the copy is still
- * exactly what was emitted, so an event changed after the module (a member
- * set, removed or replaced anywhere in the result) is validated and
- * serialized member by member as always.
+ * An image sized by pixel_module_shape_image_size_for() (ABI 1.4) also
+ * remembers, for the stages after the module, what does not change while
+ * the image does not: the result serialized, and the object schema whose
+ * boolean pass it last passed.  The module keeps such an image, unchanged,
+ * while events made from it are in use; its copies carry PIXEL_VALUE_IMAGE
+ * on their root, with the image and its making just before the root.
+ * pixel__image_of() gives the image only while it is the same making and
+ * the copy is still exactly what was emitted, so an event changed after the
+ * module (a member set, removed or replaced anywhere in the result) is
+ * validated and serialized member by member as always.  An image made with
+ * the smaller size of ABI 1.3 is only copied, as before: its module may
+ * free or remake it once it has emitted.
  */
 struct pixel__image {
     uint32_t bytes;    /* the used nodes */
@@ -1227,11 +1230,21 @@ struct pixel__image {
     uint32_t json_off; /* the text (0: none) */
     uint32_t json_len;
     uint32_t pad;
+    uint64_t gen;            /* which making of the image this is (image_gen) */
     _Atomic uintptr_t valid; /* pixel__image_valid() */
 };
 
-/* What the arena holds before an emitted root. */
-#define IMAGE_LINK sizeof(const pixel__image *)
+/* What the arena holds before an emitted root: the image, and which making
+ * of it the copy is from. */
+typedef struct image_link {
+    const pixel__image *im;
+    uint64_t gen;
+} image_link_t;
+#define IMAGE_LINK sizeof(image_link_t)
+
+/* Makings of images in the process, so that an image made anew in the same
+ * memory is told from the one a copy came from. */
+static _Atomic uint64_t image_gen;
 
 static pixel_value *image_nodes(const pixel__image *im)
 {
@@ -1324,6 +1337,7 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
     im->rel_off = (uint32_t)((char *)at_tab - (char *)image);
     im->json_off = im->json_len = 0;
     im->pad = 0;
+    im->gen = atomic_fetch_add_explicit(&image_gen, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&im->valid, 0, memory_order_relaxed);
     /* The text first, from the tree as built, when there is room for it. */
     shape_fill(shape, vals, blk);
@@ -1336,7 +1350,12 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
         }
         pixel__buf_free(&b);
     }
-    blk[0].flags |= PIXEL_VALUE_IMAGE;
+    if (im->json_len) {
+        /* made for ABI 1.4 (the room for the text): the module keeps the image
+           as it is while events made from it are in use, so copies may refer
+           to it */
+        blk[0].flags |= PIXEL_VALUE_IMAGE;
+    }
     /* The nodes made (an object or a string; the others are still NULL),
        numbered in order, moved down to their numbers with their links made
        offsets: a node moves to a number no greater than its own, so the
@@ -1378,7 +1397,8 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    memcpy(blk, &im, IMAGE_LINK);
+    const image_link_t from = {im, im->gen};
+    memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), im->bytes);
     const uint32_t *at_tab = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
@@ -1392,12 +1412,17 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     return (pixel_value *)(void *)blk;
 }
 
-/* The copy compared with the one kept as emitted: the root's members, and
- * every other node whole (the root's name, flags and next are the event's). */
+/* The image a copy came from, as it was then, and the copy compared with
+ * the one kept as emitted: the root's members, and every other node whole
+ * (the root's name, flags and next are the event's). */
 const pixel__image *pixel__image_check(const pixel_value *root)
 {
-    const pixel__image *im;
-    memcpy(&im, (const char *)root - IMAGE_LINK, IMAGE_LINK);
+    image_link_t link;
+    memcpy(&link, (const char *)root - IMAGE_LINK, IMAGE_LINK);
+    const pixel__image *im = link.im;
+    if (im->gen != link.gen) {
+        return NULL; /* the image was made anew since */
+    }
     const pixel_value *kept = (const pixel_value *)(const void *)((const char *)root + im->bytes);
     if (memcmp(&root->u.list, &kept->u.list, sizeof(root->u.list)) != 0 ||
         memcmp(root + 1, kept + 1, im->bytes - sizeof(pixel_value)) != 0) {

@@ -288,10 +288,13 @@ PIXEL_API size_t pixel_module_shape_image_size(const pixel_module_shape *shape);
  * text (at least pixel_module_shape_image_size()).  An image made with that
  * room lets libpixel write its text once and copy it into every event made
  * from it, and remember that it passed the pipeline's schema: the stages
- * after the module skip an emitted result that nothing changed since.  The
- * text is that of vals when the image was made: the bytes the vals point at
- * must not change while the image is in use (make the image anew instead,
- * which forgets what it remembered).
+ * after the module skip an emitted result that nothing changed since.  For
+ * an image of that size, keep the image itself (not only the bytes the vals
+ * point at) allocated and unchanged while an event made from it is in use:
+ * its copies refer to it.  Making it anew (pixel_module_shape_image() on the
+ * same memory) is allowed and forgets what it remembered; copies made before
+ * then are serialized and validated member by member.  An image of
+ * pixel_module_shape_image_size() bytes is only copied, as in ABI 1.3.
  */
 PIXEL_API size_t pixel_module_shape_image_size_for(const pixel_module_shape *shape,
                                                    const pixel_module_str *vals);

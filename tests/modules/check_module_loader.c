@@ -420,7 +420,14 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
         ck_assert_int_eq(pixel_value_set_at(ctx, e, "a.x", pixel_value_new_int(ctx, 1)), 0);
         ck_assert_int_eq(valid_in(ctx, s, e, 0), 1);
     }
-    /* The image made anew with other values forgets what it knew. */
+    /* The image made anew with other values forgets what it knew, and a copy
+       made before then keeps its own members. */
+    pixel_value *before = pixel_module_shape_emit(ctx, sh, image);
+    const pixel_module_str same_shape[4] = {{"abcdef", 6}, {"q", 1}, {"y", 1}, {"z", 1}};
+    ck_assert_int_eq(pixel_module_shape_image(sh, same_shape, image, isize), 0);
+    ck_assert_str_eq(dump_in(ctx, before), want);
+    ck_assert_int_eq(valid_in(ctx, s, before, 0), 0);
+    ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0), 1);
     const pixel_module_str long_x[4] = {{"abcde", 5}, {NULL, 0}, {"x", 1}, {NULL, 0}};
     ck_assert_int_eq(pixel_module_shape_image(sh, long_x, image, isize), 0);
     ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0), 1);
