@@ -68,6 +68,7 @@ typedef struct referer_ctx {
     size_t ninternal, *internal_len;
     char **paid;
     size_t npaid, *paid_len;
+    uint64_t paid_lens; /* bit n: some paid parameter is n bytes long (bit 63: 63 or more) */
     char *into;
     /* `from` and `page_url`, compiled: their common prefix of whole segments
        (page) looked up once, or NULL, and the rest of each */
@@ -403,6 +404,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     for (size_t i = 0; i < r->npaid; i++) {
         lower(r->paid[i]);
         r->paid_len[i] = strlen(r->paid[i]);
+        r->paid_lens |= (uint64_t)1 << (r->paid_len[i] < 63 ? r->paid_len[i] : 63);
     }
     return load_table(r, cfg, err);
 }
@@ -412,7 +414,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
 typedef struct url {
     const char *host, *query;
     size_t hostlen, querylen;
-    const char *s, *rest, *end; /* the URL, and where its authority ends */
+    const char *rest, *end; /* where the URL's authority ends, and the URL */
 } url;
 
 #if defined(__GNUC__)
@@ -469,24 +471,28 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
     return end;
 }
 
-/*
- * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
- * trailing dots left out); the query is found only when asked for
- * (url_query(): most lines need no query of a page or referer, and the path
- * before it is the longest part).  The host starts after the first '@' of
- * the authority and ends at the first ':' after that.
- */
-static int split_url(const char *s, size_t n, url *u)
+/* Where the authority of an absolute URL starts (after the scheme's "://"),
+ * or NULL when s (n bytes) has no ':' followed by "//". */
+static const char *authority_of(const char *s, size_t n)
 {
     const char *end = s + n, *colon = s;
-    memset(u, 0, sizeof(*u));
     while (colon < end && *colon != ':') { /* the scheme is short: no call */
         colon++;
     }
-    if (colon == end || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
-        return -1;
-    }
-    const char *h = colon + 3, *p = h, *port = NULL;
+    return end - colon >= 3 && colon[1] == '/' && colon[2] == '/' ? colon + 3 : NULL;
+}
+
+/*
+ * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
+ * trailing dots left out), from the authority that authority_of() found
+ * (h, not NULL); the query is found only when asked for (url_query(): most
+ * lines need no query of a page or referer, and the path before it is the
+ * longest part).  The host starts after the first '@' of the authority and
+ * ends at the first ':' after that.
+ */
+static int split_url(const char *s, size_t n, const char *h, url *u)
+{
+    const char *end = s + n, *p = h, *port = NULL;
     int at = 0;
     for (;; p++) {
         p = next_delim(s, p, end, 1);
@@ -508,28 +514,91 @@ static int split_url(const char *s, size_t n, url *u)
     while (u->hostlen && h[u->hostlen - 1] == '.') {
         u->hostlen--;
     }
-    u->s = s;
+    u->query = NULL;
+    u->querylen = 0;
     u->rest = p;
     u->end = end;
     return u->hostlen ? 0 : -1;
 }
 
-/* The query of a URL split_url() took apart: after the first '?' past the
- * authority, when no '#' comes before it; u->query stays NULL when none. */
+/* The query of a URL whose authority ends at `rest` (or starts there: the
+ * authority has no '?' or '#'): after the first '?', when no '#' comes
+ * before it, up to the next '#'.  NULL when there is none. */
+static const char *query_of(const char *rest, const char *end, size_t *len)
+{
+    const char *q = memchr(rest, '?', (size_t)(end - rest));
+    if (!q || memchr(rest, '#', (size_t)(q - rest))) {
+        return NULL;
+    }
+    const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
+    *len = (size_t)((frag ? frag : end) - q - 1);
+    return q + 1;
+}
+
+/* url_query() of a URL split_url() took apart. */
 static void url_query(url *u)
 {
-    const char *q = next_delim(u->s, u->rest, u->end, 0);
-    if (q < u->end && *q == '?') {
-        const char *frag = memchr(q + 1, '#', (size_t)(u->end - q - 1));
-        u->query = q + 1;
-        u->querylen = (size_t)((frag ? frag : u->end) - u->query);
+    u->query = query_of(u->rest, u->end, &u->querylen);
+}
+
+/* ASCII letters folded to lower case, eight bytes at once. */
+static inline uint64_t fold8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    uint64_t low7 = x & ~high; /* no carry from one byte into the next below */
+    uint64_t upper = (low7 + ones * (0x80 - 'A')) & ~(low7 + ones * (0x80 - 'Z' - 1)) & ~x & high;
+    return x | upper >> 2;
+}
+
+/* Some byte of x is zero. */
+static inline int has_zero8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    return ((x - ones) & ~x & ones * 0x80) != 0;
+}
+
+/* strncasecmp(a, b, n) == 0 in the C locale (ASCII letters fold; the
+ * comparison ends at a NUL byte both have), without the call: hosts are
+ * short, and most compare as whole words. */
+static int same_host(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0;; i += 8) {
+            if (i > n - 8) {
+                i = n - 8; /* the last word overlaps the one before */
+            }
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (has_zero8(x)) {
+                break; /* a NUL, which may end the comparison: byte by byte below */
+            }
+            if (x != y && fold8(x) != fold8(y)) {
+                return 0;
+            }
+            if (i == n - 8) {
+                return 1;
+            }
+        }
     }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        x = x >= 'A' && x <= 'Z' ? (unsigned char)(x + 32) : x;
+        y = y >= 'A' && y <= 'Z' ? (unsigned char)(y + 32) : y;
+        if (x != y) {
+            return 0;
+        }
+        if (!x) {
+            return 1;
+        }
+    }
+    return 1;
 }
 
 /* host equals d (dn bytes) or is a subdomain of it (case-insensitive host). */
 static int host_in(const char *host, size_t n, const char *d, size_t dn)
 {
-    return n >= dn && strncasecmp(host + n - dn, d, dn) == 0 &&
+    return n >= dn && same_host(host + n - dn, d, dn) &&
            (n == dn || host[n - dn - 1] == '.');
 }
 
@@ -539,7 +608,17 @@ static const domain *find(const referer_ctx *r, const char *host, size_t n)
     if (n >= sizeof(buf)) {
         return NULL;
     }
-    size_t len = 0; /* up to a NUL byte, as the table's C strings compare */
+    /* Lower case, up to a NUL byte (as the table's C strings compare):
+       eight bytes at a time while there is none. */
+    size_t len = 0;
+    for (uint64_t w; len + 8 <= n; len += 8) {
+        memcpy(&w, host + len, 8);
+        if (has_zero8(w)) {
+            break;
+        }
+        w = fold8(w);
+        memcpy(buf + len, &w, 8);
+    }
     while (len < n && host[len]) {
         buf[len] = host[len] >= 'A' && host[len] <= 'Z' ? (char)(host[len] + 32) : host[len];
         len++;
@@ -636,27 +715,39 @@ static pixel_value *param(pixel_ctx *ctx, const char *q, size_t qn, const char *
     return NULL;
 }
 
-/* The landing page says paid: utm_medium=cpc|ppc|..., or one of the ad click IDs. */
-static int paid_landing(const referer_ctx *r, const url *u)
+/* The landing page's query q (qn bytes) says paid: utm_medium=cpc|ppc|...,
+ * or one of the ad click IDs. */
+static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
 {
-    static const char *const paid_media[] = {"cpc", "ppc", "paid", "paidsearch", "display", NULL};
-    const char *end = u->query + u->querylen;
-    for (const char *s = u->query; s < end;) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(s, '=', (size_t)(pe - s));
-        size_t nn = (size_t)((eq ? eq : pe) - s);
-        if (eq && nn == 10 && memcmp(s, "utm_medium", 10) == 0) {
-            size_t vn = (size_t)(pe - eq - 1);
-            for (size_t i = 0; paid_media[i]; i++) {
-                if (vn == strlen(paid_media[i]) && strncasecmp(eq + 1, paid_media[i], vn) == 0) {
-                    return 1;
+    static const struct {
+        const char *s;
+        size_t len;
+    } paid_media[] = {{"cpc", 3}, {"ppc", 3}, {"paid", 4}, {"paidsearch", 10}, {"display", 7}};
+    const char *end = q + qn;
+    for (const char *s = q; s < end;) {
+        const char *p = s; /* the name: up to '=' or '&' (names are short: no call) */
+        while (p < end && *p != '=' && *p != '&') {
+            p++;
+        }
+        size_t nn = (size_t)(p - s);
+        const char *pe = p; /* the end of the parameter */
+        if (p < end && *p == '=') {
+            pe = memchr(p + 1, '&', (size_t)(end - p - 1));
+            pe = pe ? pe : end;
+            if (nn == 10 && memcmp(s, "utm_medium", 10) == 0) {
+                size_t vn = (size_t)(pe - p - 1);
+                for (size_t i = 0; i < sizeof(paid_media) / sizeof(paid_media[0]); i++) {
+                    if (vn == paid_media[i].len && same_host(p + 1, paid_media[i].s, vn)) {
+                        return 1;
+                    }
                 }
             }
         }
-        for (size_t i = 0; i < r->npaid; i++) {
-            if (nn == r->paid_len[i] && memcmp(s, r->paid[i], nn) == 0) {
-                return 1;
+        if (r->paid_lens >> (nn < 63 ? nn : 63) & 1) { /* else no name is as long */
+            for (size_t i = 0; i < r->npaid; i++) {
+                if (nn == r->paid_len[i] && memcmp(s, r->paid[i], nn) == 0) {
+                    return 1;
+                }
             }
         }
         s = pe + 1;
@@ -672,13 +763,17 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     const pixel_value *base = r->base ? pixel_module_event_get(ev, r->base) : ev->event;
     const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
     const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
+    /* The page is an absolute URL with a host (split once, when first needed:
+       1 yes, -1 no, 0 not looked at yet). */
+    const char *page_auth = page ? authority_of(page, pn) : NULL;
+    int have_page = page_auth ? 0 : -1;
     url ru, pu;
-    int have_page = page && split_url(page, pn, &pu) == 0;
     const char *medium = "unknown", *src = NULL;
     size_t medium_len = 7, src_len = 0;
     int internal = 0;
     pixel_value *term = NULL;
     const domain *d = NULL;
+    const char *ref_auth = ref && n ? authority_of(ref, n) : NULL;
     if (!ref || n == 0) {
         if (!r->direct) {
             return PIXEL_MODULE_CONTINUE;
@@ -687,15 +782,19 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         medium_len = 6;
         ru.host = NULL;
         ru.hostlen = 0;
-    } else if (split_url(ref, n, &ru) < 0) {
+    } else if (!ref_auth || split_url(ref, n, ref_auth, &ru) < 0) {
         ru.host = NULL;
         ru.hostlen = 0;
     } else {
-        internal = have_page && pu.hostlen == ru.hostlen &&
-                   strncasecmp(pu.host, ru.host, ru.hostlen) == 0;
+        /* internal_hosts first: then the page need not be split at all */
         for (size_t i = 0; !internal && i < r->ninternal; i++) {
             internal = host_in(ru.host, ru.hostlen, r->internal[i], r->internal_len[i]);
         }
+        if (!internal && have_page == 0) {
+            have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+        }
+        internal = internal || (have_page > 0 && pu.hostlen == ru.hostlen &&
+                                same_host(pu.host, ru.host, ru.hostlen));
         if (internal) {
             medium = "internal";
             medium_len = 8;
@@ -712,12 +811,18 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             }
         }
     }
-    if (have_page && !internal) {
-        url_query(&pu);
-    }
-    if (have_page && pu.query && !internal && paid_landing(r, &pu)) {
-        medium = "paid";
-        medium_len = 4;
+    /* Paid: the page's query (looked for from its authority on, which has no
+       '?' or '#') says so, and the page has a host. */
+    size_t qn = 0;
+    const char *q = !internal && have_page >= 0 ? query_of(page_auth, page + pn, &qn) : NULL;
+    if (q && paid_landing(r, q, qn)) {
+        if (have_page == 0) {
+            have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+        }
+        if (have_page > 0) {
+            medium = "paid";
+            medium_len = 4;
+        }
     }
     /* medium and source: literals or the table's own strings, which live as
      * long as the instance; host: a part of the event's own referer string;
