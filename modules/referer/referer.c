@@ -16,8 +16,13 @@
  * gclid) or utm_medium=cpc/ppc/paid turns the medium into paid, keeping the
  * source.  The result goes to `into`: {medium, source, host, term}.
  *
- * The table is read-only after create(): one shared instance.
+ * The table is read-only after create(): one shared instance.  What a
+ * referer string alone decides (its host, internal_hosts, the table's entry,
+ * where its query is) is cached by the exact string, in slots that threads
+ * fill once and never change (see ref_cache): the same few referers come
+ * back on most lines.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +62,34 @@ typedef struct host_slot {
     const domain *d;
 } host_slot;
 
+/*
+ * What the referer string alone decides, for one string: the answer of
+ * split_url(), internal_hosts and find(), and where the query is when the
+ * source has parameters (the term itself is decoded on each line, into the
+ * line's arena).  Offsets are into the string, so the host written is the
+ * event's own bytes.  Immutable once published in a slot.
+ */
+typedef struct ref_entry {
+    uint64_t hash;
+    const struct domain *d; /* the table's entry, or NULL */
+    size_t len;
+    size_t host_off;  /* NO_PART: not an absolute URL with a host */
+    size_t host_len;
+    size_t query_off; /* NO_PART: no query, or not looked for (d has no parameters) */
+    size_t query_len;
+    int internal;     /* the host is one of internal_hosts or below one */
+    char ref[];        /* len bytes */
+} ref_entry;
+
+/* The cache: REF_SLOTS slots, each empty or holding an entry for good.  A
+ * string goes to the first empty one of its two slots (h, h + 1); a thread
+ * publishes an entry with a compare-and-swap from NULL and readers load it
+ * with acquire, so no lock and no entry is ever freed before destroy().
+ * Strings longer than REF_MAX are not cached. */
+#define REF_SLOTS 1024
+#define REF_MAX 256
+#define NO_PART SIZE_MAX
+
 typedef struct referer_ctx {
     source *sources;
     size_t nsources, capsources;
@@ -77,6 +110,7 @@ typedef struct referer_ctx {
     pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
+    _Atomic(ref_entry *) *cache; /* REF_SLOTS */
 } referer_ctx;
 
 static const pixel_module_option options[] = {
@@ -338,6 +372,10 @@ static void destroy(void *instance)
     pixel_module_event_path_free(r->into_path);
     pixel_module_shape_free(r->shape);
     free(r->into);
+    for (size_t i = 0; r->cache && i < REF_SLOTS; i++) {
+        free(atomic_load_explicit(&r->cache[i], memory_order_relaxed));
+    }
+    free(r->cache);
     free(r);
 }
 
@@ -376,6 +414,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     }
     *instance = r;
     r->direct = pixel_module_config_bool(cfg, "direct");
+    if (!(r->cache = calloc(REF_SLOTS, sizeof(*r->cache)))) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < REF_SLOTS; i++) {
+        atomic_init(&r->cache[i], NULL);
+    }
     r->into = strdup(pixel_module_config_string(cfg, "into"));
     if (!r->into || compile_paths(r, cfg, pixel_module_config_string(cfg, "from"),
                                   pixel_module_config_string(cfg, "page_url")) < 0) {
@@ -418,24 +462,36 @@ typedef struct url {
 } url;
 
 #if defined(__GNUC__)
-#define PIXEL_REFERER_INLINE __attribute__((always_inline)) /* its `authority` known at each call */
+#define PIXEL_REFERER_INLINE __attribute__((always_inline)) /* its `kind` known at each call */
 #else
 #define PIXEL_REFERER_INLINE
 #endif
 
+/* The bytes next_delim() looks for. */
+enum {
+    DELIM_AUTHORITY, /* what ends a part of the authority: '/', '?', '#', '@', ':' */
+    DELIM_SCHEME,    /* ':' */
+    DELIM_NAME,      /* what ends a parameter's name: '=', '&' */
+};
+
+static inline PIXEL_REFERER_INLINE int is_delim(unsigned char c, int kind)
+{
+    return kind == DELIM_AUTHORITY ? c == '/' || c == '?' || c == '#' || c == '@' || c == ':'
+           : kind == DELIM_SCHEME  ? c == ':'
+                                   : c == '=' || c == '&';
+}
+
 /*
- * The first byte at or after p (before end) that is one of the URL's
- * delimiters: of the authority ('/', '?', '#', '@', ':') when `authority`,
- * else of the path ('?', '#'); end when there is none.  Sixteen bytes at a
- * time; a tail shorter than that is read as the last sixteen bytes of the
- * string (s..end, when it has as many), the bytes before p left out.
+ * The first byte at or after p (before end) that is one of the `kind`
+ * delimiters; end when there is none.  Sixteen bytes at a time; a tail
+ * shorter than that is read as the last sixteen bytes of the string (s..end,
+ * when it has as many), the bytes before p left out: nothing outside the
+ * string is read.
  */
 static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const char *p,
-                                                          const char *end, int authority)
+                                                          const char *end, int kind)
 {
 #ifdef __SSE2__
-    const __m128i q = _mm_set1_epi8('?'), h = _mm_set1_epi8('#'), sl = _mm_set1_epi8('/'),
-                  at = _mm_set1_epi8('@'), co = _mm_set1_epi8(':');
     while (p < end) {
         const char *blk = p;
         unsigned skip = 0;
@@ -446,12 +502,19 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
             blk = end - 16;
             skip = (unsigned)(p - blk);
         }
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk);
-        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, h));
-        if (authority) {
-            m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, sl),
-                                             _mm_or_si128(_mm_cmpeq_epi8(v, at),
-                                                          _mm_cmpeq_epi8(v, co))));
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk), m;
+        if (kind == DELIM_AUTHORITY) {
+            m = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('?')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))),
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('@')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8(':')))));
+        } else if (kind == DELIM_SCHEME) {
+            m = _mm_cmpeq_epi8(v, _mm_set1_epi8(':'));
+        } else {
+            m = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('&')));
         }
         unsigned bits = (unsigned)_mm_movemask_epi8(m) >> skip << skip;
         if (bits) {
@@ -463,8 +526,7 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
     (void)s;
 #endif
     for (; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '?' || c == '#' || (authority && (c == '/' || c == '@' || c == ':'))) {
+        if (is_delim((unsigned char)*p, kind)) {
             return p;
         }
     }
@@ -475,10 +537,7 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
  * or NULL when s (n bytes) has no ':' followed by "//". */
 static const char *authority_of(const char *s, size_t n)
 {
-    const char *end = s + n, *colon = s;
-    while (colon < end && *colon != ':') { /* the scheme is short: no call */
-        colon++;
-    }
+    const char *end = s + n, *colon = next_delim(s, s, end, DELIM_SCHEME);
     return end - colon >= 3 && colon[1] == '/' && colon[2] == '/' ? colon + 3 : NULL;
 }
 
@@ -495,7 +554,7 @@ static int split_url(const char *s, size_t n, const char *h, url *u)
     const char *end = s + n, *p = h, *port = NULL;
     int at = 0;
     for (;; p++) {
-        p = next_delim(s, p, end, 1);
+        p = next_delim(s, p, end, DELIM_AUTHORITY);
         if (p == end || *p == '/' || *p == '?' || *p == '#') {
             break;
         }
@@ -725,10 +784,7 @@ static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
     } paid_media[] = {{"cpc", 3}, {"ppc", 3}, {"paid", 4}, {"paidsearch", 10}, {"display", 7}};
     const char *end = q + qn;
     for (const char *s = q; s < end;) {
-        const char *p = s; /* the name: up to '=' or '&' (names are short: no call) */
-        while (p < end && *p != '=' && *p != '&') {
-            p++;
-        }
+        const char *p = next_delim(q, s, end, DELIM_NAME); /* the name ends here */
         size_t nn = (size_t)(p - s);
         const char *pe = p; /* the end of the parameter */
         if (p < end && *p == '=') {
@@ -755,6 +811,73 @@ static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
     return 0;
 }
 
+/* What the referer ref (n bytes, not empty) alone decides, into e (all but
+ * its key). */
+static void classify_ref(const referer_ctx *r, const char *ref, size_t n, ref_entry *e)
+{
+    url u;
+    const char *auth = authority_of(ref, n);
+    e->d = NULL;
+    e->host_off = e->query_off = NO_PART;
+    e->host_len = e->query_len = 0;
+    e->internal = 0;
+    if (!auth || split_url(ref, n, auth, &u) < 0) {
+        return;
+    }
+    e->host_off = (size_t)(u.host - ref);
+    e->host_len = u.hostlen;
+    for (size_t i = 0; !e->internal && i < r->ninternal; i++) {
+        e->internal = host_in(u.host, u.hostlen, r->internal[i], r->internal_len[i]);
+    }
+    /* The table's entry and the query only count when the page does not
+       make the referer internal either; they are looked up regardless. */
+    if (!e->internal && (e->d = find(r, u.host, u.hostlen)) && e->d->src->nparams) {
+        url_query(&u);
+        if (u.query) {
+            e->query_off = (size_t)(u.query - ref);
+            e->query_len = u.querylen;
+        }
+    }
+}
+
+/* classify_ref() of ref through the cache: a cached entry, or else e filled
+ * in (and cached when there is room). */
+static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, ref_entry *e)
+{
+    if (n > REF_MAX) {
+        classify_ref(r, ref, n, e);
+        return e;
+    }
+    uint64_t h = pixel_cache_hash(ref, n);
+    size_t free_slot = REF_SLOTS;
+    for (size_t k = 0; k < 2; k++) {
+        size_t i = (size_t)(h + k) & (REF_SLOTS - 1);
+        const ref_entry *c = atomic_load_explicit(&r->cache[i], memory_order_acquire);
+        if (!c) {
+            free_slot = i; /* a string is cached in the first empty of its slots */
+            break;
+        }
+        if (c->hash == h && c->len == n && memcmp(c->ref, ref, n) == 0) {
+            return c;
+        }
+    }
+    classify_ref(r, ref, n, e);
+    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(sizeof(ref_entry) + n) : NULL;
+    if (fresh) { /* no room (or no memory): the answer is used uncached */
+        *fresh = *e;
+        fresh->hash = h;
+        fresh->len = n;
+        memcpy(fresh->ref, ref, n);
+        ref_entry *expected = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
+                                                     memory_order_release,
+                                                     memory_order_relaxed)) {
+            free(fresh); /* another thread filled the slot first */
+        }
+    }
+    return e;
+}
+
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 {
     referer_ctx *r = instance;
@@ -767,47 +890,42 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
        1 yes, -1 no, 0 not looked at yet). */
     const char *page_auth = page ? authority_of(page, pn) : NULL;
     int have_page = page_auth ? 0 : -1;
-    url ru, pu;
-    const char *medium = "unknown", *src = NULL;
-    size_t medium_len = 7, src_len = 0;
+    url pu;
+    const char *medium = "unknown", *src = NULL, *host = NULL;
+    size_t medium_len = 7, src_len = 0, host_len = 0;
     int internal = 0;
     pixel_value *term = NULL;
-    const domain *d = NULL;
-    const char *ref_auth = ref && n ? authority_of(ref, n) : NULL;
     if (!ref || n == 0) {
         if (!r->direct) {
             return PIXEL_MODULE_CONTINUE;
         }
         medium = "direct";
         medium_len = 6;
-        ru.host = NULL;
-        ru.hostlen = 0;
-    } else if (!ref_auth || split_url(ref, n, ref_auth, &ru) < 0) {
-        ru.host = NULL;
-        ru.hostlen = 0;
     } else {
-        /* internal_hosts first: then the page need not be split at all */
-        for (size_t i = 0; !internal && i < r->ninternal; i++) {
-            internal = host_in(ru.host, ru.hostlen, r->internal[i], r->internal_len[i]);
+        ref_entry scratch;
+        const ref_entry *e = lookup_ref(r, ref, n, &scratch);
+        if (e->host_off != NO_PART) {
+            host = ref + e->host_off;
+            host_len = e->host_len;
+            internal = e->internal;
+            /* internal_hosts first: then the page need not be split at all */
+            if (!internal && have_page == 0) {
+                have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+            }
+            internal = internal ||
+                       (have_page > 0 && pu.hostlen == host_len && same_host(pu.host, host, host_len));
         }
-        if (!internal && have_page == 0) {
-            have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
-        }
-        internal = internal || (have_page > 0 && pu.hostlen == ru.hostlen &&
-                                same_host(pu.host, ru.host, ru.hostlen));
         if (internal) {
             medium = "internal";
             medium_len = 8;
-        } else if ((d = find(r, ru.host, ru.hostlen))) {
-            medium = d->src->medium;
-            medium_len = d->src->medium_len;
-            src = d->src->name;
-            src_len = d->src->name_len;
-            if (d->src->nparams) {
-                url_query(&ru);
-            }
-            for (size_t i = 0; ru.query && i < d->src->nparams && !term; i++) {
-                term = param(ev->ctx, ru.query, ru.querylen, d->src->params[i]);
+        } else if (e->d) {
+            const source *so = e->d->src;
+            medium = so->medium;
+            medium_len = so->medium_len;
+            src = so->name;
+            src_len = so->name_len;
+            for (size_t i = 0; e->query_off != NO_PART && i < so->nparams && !term; i++) {
+                term = param(ev->ctx, ref + e->query_off, e->query_len, so->params[i]);
             }
         }
     }
@@ -827,7 +945,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     /* medium and source: literals or the table's own strings, which live as
      * long as the instance; host: a part of the event's own referer string;
      * term: in the context's arena. */
-    pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {ru.host, ru.hostlen}, {NULL, 0}};
+    pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {host, host_len}, {NULL, 0}};
     vals[3].s = pixel_value_string(term, &vals[3].len);
     pixel_value *o = pixel_module_shape_build(ev->ctx, r->shape, vals);
     if (!o) {
