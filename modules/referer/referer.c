@@ -537,7 +537,17 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
  * or NULL when s (n bytes) has no ':' followed by "//". */
 static const char *authority_of(const char *s, size_t n)
 {
-    const char *end = s + n, *colon = next_delim(s, s, end, DELIM_SCHEME);
+    const char *end = s + n, *colon = NULL;
+#ifdef __SSE2__
+    if (n >= 16) { /* the scheme is short: its ':' is mostly in the first sixteen bytes */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        unsigned bits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+        colon = bits ? s + __builtin_ctz(bits) : next_delim(s, s + 16, end, DELIM_SCHEME);
+    }
+#endif
+    if (!colon) {
+        colon = next_delim(s, s, end, DELIM_SCHEME);
+    }
     return end - colon >= 3 && colon[1] == '/' && colon[2] == '/' ? colon + 3 : NULL;
 }
 
@@ -580,14 +590,14 @@ static int split_url(const char *s, size_t n, const char *h, url *u)
     return u->hostlen ? 0 : -1;
 }
 
-/* The query of a URL whose authority ends at `rest` (or starts there: the
- * authority has no '?' or '#'): after the first '?', when no '#' comes
- * before it, up to the next '#'.  NULL when there is none. */
+/* The query of a URL (ending at `end`) whose authority ends at `rest` (or
+ * starts there: the authority has no '?' or '#'): after the first '?', when
+ * no '#' comes before it, up to the next '#'.  NULL when there is none. */
 static const char *query_of(const char *rest, const char *end, size_t *len)
 {
     const char *q = memchr(rest, '?', (size_t)(end - rest));
     if (!q || memchr(rest, '#', (size_t)(q - rest))) {
-        return NULL;
+        return NULL; /* none, or in the fragment */
     }
     const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
     *len = (size_t)((frag ? frag : end) - q - 1);
@@ -932,7 +942,8 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     /* Paid: the page's query (looked for from its authority on, which has no
        '?' or '#') says so, and the page has a host. */
     size_t qn = 0;
-    const char *q = !internal && have_page >= 0 ? query_of(page_auth, page + pn, &qn) : NULL;
+    const char *q = internal || have_page < 0 ? NULL
+                    : query_of(have_page > 0 ? pu.rest : page_auth, page + pn, &qn);
     if (q && paid_landing(r, q, qn)) {
         if (have_page == 0) {
             have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
@@ -946,7 +957,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
      * long as the instance; host: a part of the event's own referer string;
      * term: in the context's arena. */
     pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {host, host_len}, {NULL, 0}};
-    vals[3].s = pixel_value_string(term, &vals[3].len);
+    if (term) { /* most lines have none: no call */
+        vals[3].s = pixel_value_string(term, &vals[3].len);
+    }
     pixel_value *o = pixel_module_shape_build(ev->ctx, r->shape, vals);
     if (!o) {
         return PIXEL_ENOMEM;
