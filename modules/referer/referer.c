@@ -78,7 +78,11 @@ typedef struct ref_entry {
     size_t query_off; /* NO_PART: no query, or not looked for (d has no parameters) */
     size_t query_len;
     int internal;     /* the host is one of internal_hosts or below one */
-    char ref[];        /* len bytes */
+    /* The result when nothing but the string decides it (no term; the page
+       neither internal nor paid), as a shape image whose host points into
+       ref; in the same allocation.  NULL: none (built on each line). */
+    const void *image;
+    char ref[];       /* len bytes */
 } ref_entry;
 
 /* The cache: REF_SLOTS slots, each empty or holding an entry for good.  A
@@ -110,6 +114,8 @@ typedef struct referer_ctx {
     pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
+    size_t image_size;  /* of a shape image */
+    void *direct_image; /* {medium: direct} as a shape image, or NULL */
     _Atomic(ref_entry *) *cache; /* REF_SLOTS */
 } referer_ctx;
 
@@ -376,6 +382,7 @@ static void destroy(void *instance)
         free(atomic_load_explicit(&r->cache[i], memory_order_relaxed));
     }
     free(r->cache);
+    free(r->direct_image);
     free(r);
 }
 
@@ -429,6 +436,13 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!(r->into_path = pixel_module_event_path_new(cfg, r->into)) ||
         !(r->shape = pixel_module_shape_new(keys, 4))) {
         return PIXEL_ENOMEM;
+    }
+    r->image_size = pixel_module_shape_image_size(r->shape);
+    const pixel_module_str direct[4] = {{"direct", 6}, {NULL, 0}, {NULL, 0}, {NULL, 0}};
+    if (r->direct && (r->direct_image = malloc(r->image_size)) &&
+        pixel_module_shape_image(r->shape, direct, r->direct_image, r->image_size) < 0) {
+        free(r->direct_image); /* built on each line instead */
+        r->direct_image = NULL;
     }
     r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
     r->paid = pixel_module_config_strings(cfg, "paid_parameters", paid, &r->npaid);
@@ -831,6 +845,7 @@ static void classify_ref(const referer_ctx *r, const char *ref, size_t n, ref_en
     e->host_off = e->query_off = NO_PART;
     e->host_len = e->query_len = 0;
     e->internal = 0;
+    e->image = NULL;
     if (!auth || split_url(ref, n, auth, &u) < 0) {
         return;
     }
@@ -872,12 +887,25 @@ static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, re
         }
     }
     classify_ref(r, ref, n, e);
-    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(sizeof(ref_entry) + n) : NULL;
+    /* The entry, then the image (aligned as malloc() aligns). */
+    size_t at = (sizeof(ref_entry) + n + 15) / 16 * 16;
+    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(at + r->image_size) : NULL;
     if (fresh) { /* no room (or no memory): the answer is used uncached */
         *fresh = *e;
         fresh->hash = h;
         fresh->len = n;
         memcpy(fresh->ref, ref, n);
+        const source *so = !e->internal && e->d ? e->d->src : NULL;
+        const pixel_module_str vals[4] = {
+            e->internal ? (pixel_module_str){"internal", 8}
+            : so        ? (pixel_module_str){so->medium, so->medium_len}
+                        : (pixel_module_str){"unknown", 7},
+            {so ? so->name : NULL, so ? so->name_len : 0},
+            {e->host_off != NO_PART ? fresh->ref + e->host_off : NULL, e->host_len},
+            {NULL, 0}};
+        void *image = (char *)fresh + at;
+        fresh->image = pixel_module_shape_image(r->shape, vals, image, r->image_size) == 0 ? image
+                                                                                         : NULL;
         ref_entry *expected = NULL;
         if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
                                                      memory_order_release,
@@ -905,12 +933,14 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     size_t medium_len = 7, src_len = 0, host_len = 0;
     int internal = 0;
     pixel_value *term = NULL;
+    const void *image = NULL; /* the result, when an image has it */
     if (!ref || n == 0) {
         if (!r->direct) {
             return PIXEL_MODULE_CONTINUE;
         }
         medium = "direct";
         medium_len = 6;
+        image = r->direct_image;
     } else {
         ref_entry scratch;
         const ref_entry *e = lookup_ref(r, ref, n, &scratch);
@@ -938,6 +968,8 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
                 term = param(ev->ctx, ref + e->query_off, e->query_len, so->params[i]);
             }
         }
+        /* the string's own result: no term, and not internal by the page */
+        image = !term && internal == e->internal ? e->image : NULL;
     }
     /* Paid: the page's query (looked for from its authority on, which has no
        '?' or '#') says so, and the page has a host. */
@@ -951,7 +983,16 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         if (have_page > 0) {
             medium = "paid";
             medium_len = 4;
+            image = NULL;
         }
+    }
+    if (image) {
+        pixel_value *o = pixel_module_shape_emit(ev->ctx, r->shape, image);
+        if (!o) {
+            return PIXEL_ENOMEM;
+        }
+        return pixel_module_event_set(ev, r->into_path, o) < 0 ? PIXEL_ENOMEM
+                                                               : PIXEL_MODULE_CONTINUE;
     }
     /* medium and source: literals or the table's own strings, which live as
      * long as the instance; host: a part of the event's own referer string;

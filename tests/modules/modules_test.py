@@ -182,6 +182,10 @@ def referer(tmp):
          {"medium": "internal", "host": "blog.example.org"}),
         ({"page.url": page, "page.referrer": "not a url"}, {"medium": "unknown"}),
         ({"page.url": page, "page.referrer": "not a url"}, {"medium": "unknown"}),
+        ({"page.url": page + "?gclid=1", "page.referrer": "not a url"}, {"medium": "paid"}),
+        ({"page.url": page}, {"medium": "direct"}),
+        ({"page.url": page + "?gclid=1"}, {"medium": "paid"}),
+        ({"page.url": page}, {"medium": "direct"}),
     ]
     rc, out, err = run(f"  - module: {{name: referer, config: {{table: {table}, internal_hosts: [example.org]}}}}\n",
                        [c for c, _ in again], tmp)
