@@ -286,8 +286,7 @@ static int compile_family_fields(botfilter_ctx *b, const pixel_module_config *cf
 }
 
 /* The bit of family_first for the name s of n bytes: its length and first byte. */
-static inline uint64_t *family_first_word(botfilter_ctx *b, const char *s, size_t n,
-                                          uint64_t *bit)
+static inline uint64_t *family_first_word(botfilter_ctx *b, const char *s, size_t n, uint64_t *bit)
 {
     unsigned c = n ? (unsigned char)s[0] : 0;
     *bit = (uint64_t)1 << (c % 64);

@@ -19,7 +19,7 @@
  * The table is read-only after create(): one shared instance.  What a
  * referer string alone decides (its host, internal_hosts, the table's entry,
  * where its query is) is cached by the exact string, in slots that threads
- * fill once and never change (see ref_cache): the same few referers come
+ * fill once and never change (see ref_entry): the same few referers come
  * back on most lines.
  */
 #include <stdatomic.h>
@@ -66,23 +66,25 @@ typedef struct host_slot {
  * What the referer string alone decides, for one string: the answer of
  * split_url(), internal_hosts and find(), and where the query is when the
  * source has parameters (the term itself is decoded on each line, into the
- * line's arena).  Offsets are into the string, so the host written is the
- * event's own bytes.  Immutable once published in a slot.
+ * line's arena).  Offsets are into the string, so a result built on a line
+ * has the event's own bytes as its host; the image's host points into the
+ * entry's copy, which lives as long as the instance.  Immutable once
+ * published in a slot.
  */
 typedef struct ref_entry {
     uint64_t hash;
-    const struct domain *d; /* the table's entry, or NULL */
+    const domain *d; /* the table's entry, or NULL */
     size_t len;
-    size_t host_off;  /* NO_PART: not an absolute URL with a host */
+    size_t host_off; /* NO_PART: not an absolute URL with a host */
     size_t host_len;
     size_t query_off; /* NO_PART: no query, or not looked for (d has no parameters) */
     size_t query_len;
-    int internal;     /* the host is one of internal_hosts or below one */
+    int internal; /* the host is one of internal_hosts or below one */
     /* The result when nothing but the string decides it (no term; the page
        neither internal nor paid), as a shape image whose host points into
        ref; in the same allocation.  NULL: none (built on each line). */
     const void *image;
-    char ref[];       /* len bytes */
+    char ref[]; /* len bytes */
 } ref_entry;
 
 /* The cache: REF_SLOTS slots, each empty or holding an entry for good.  A
@@ -91,8 +93,8 @@ typedef struct ref_entry {
  * with acquire, so no lock and no entry is ever freed before destroy().
  * Strings longer than REF_MAX are not cached. */
 #define REF_SLOTS 1024
-#define REF_MAX 256
-#define NO_PART SIZE_MAX
+#define REF_MAX   256
+#define NO_PART   SIZE_MAX
 
 typedef struct referer_ctx {
     source *sources;
@@ -114,8 +116,8 @@ typedef struct referer_ctx {
     pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
-    size_t image_size;  /* of a shape image */
-    void *direct_image; /* {medium: direct} as a shape image, or NULL */
+    size_t image_size;           /* of a shape image */
+    void *direct_image;          /* {medium: direct} as a shape image, or NULL */
     _Atomic(ref_entry *) *cache; /* REF_SLOTS */
 } referer_ctx;
 
@@ -518,12 +520,11 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
         }
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk), m;
         if (kind == DELIM_AUTHORITY) {
-            m = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('?')),
-                             _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))),
-                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
-                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('@')),
-                                          _mm_cmpeq_epi8(v, _mm_set1_epi8(':')))));
+            m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('?')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
+                                          _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('@')),
+                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8(':')))));
         } else if (kind == DELIM_SCHEME) {
             m = _mm_cmpeq_epi8(v, _mm_set1_epi8(':'));
         } else {
@@ -643,7 +644,7 @@ static inline int has_zero8(uint64_t x)
 /* strncasecmp(a, b, n) == 0 in the C locale (ASCII letters fold; the
  * comparison ends at a NUL byte both have), without the call: hosts are
  * short, and most compare as whole words. */
-static int same_host(const char *a, const char *b, size_t n)
+static int same_nocase(const char *a, const char *b, size_t n)
 {
     if (n >= 8) {
         uint64_t x, y;
@@ -681,7 +682,7 @@ static int same_host(const char *a, const char *b, size_t n)
 /* host equals d (dn bytes) or is a subdomain of it (case-insensitive host). */
 static int host_in(const char *host, size_t n, const char *d, size_t dn)
 {
-    return n >= dn && same_host(host + n - dn, d, dn) &&
+    return n >= dn && same_nocase(host + n - dn, d, dn) &&
            (n == dn || host[n - dn - 1] == '.');
 }
 
@@ -817,7 +818,7 @@ static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
             if (nn == 10 && memcmp(s, "utm_medium", 10) == 0) {
                 size_t vn = (size_t)(pe - p - 1);
                 for (size_t i = 0; i < sizeof(paid_media) / sizeof(paid_media[0]); i++) {
-                    if (vn == paid_media[i].len && same_host(p + 1, paid_media[i].s, vn)) {
+                    if (vn == paid_media[i].len && same_nocase(p + 1, paid_media[i].s, vn)) {
                         return 1;
                     }
                 }
@@ -904,12 +905,11 @@ static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, re
             {e->host_off != NO_PART ? fresh->ref + e->host_off : NULL, e->host_len},
             {NULL, 0}};
         void *image = (char *)fresh + at;
-        fresh->image = pixel_module_shape_image(r->shape, vals, image, r->image_size) == 0 ? image
-                                                                                         : NULL;
+        fresh->image =
+            pixel_module_shape_image(r->shape, vals, image, r->image_size) == 0 ? image : NULL;
         ref_entry *expected = NULL;
         if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
-                                                     memory_order_release,
-                                                     memory_order_relaxed)) {
+                                                     memory_order_release, memory_order_relaxed)) {
             free(fresh); /* another thread filled the slot first */
         }
     }
@@ -952,8 +952,8 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             if (!internal && have_page == 0) {
                 have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
             }
-            internal = internal ||
-                       (have_page > 0 && pu.hostlen == host_len && same_host(pu.host, host, host_len));
+            internal = internal || (have_page > 0 && pu.hostlen == host_len &&
+                                    same_nocase(pu.host, host, host_len));
         }
         if (internal) {
             medium = "internal";
@@ -974,8 +974,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     /* Paid: the page's query (looked for from its authority on, which has no
        '?' or '#') says so, and the page has a host. */
     size_t qn = 0;
-    const char *q = internal || have_page < 0 ? NULL
-                    : query_of(have_page > 0 ? pu.rest : page_auth, page + pn, &qn);
+    const char *q = internal || have_page < 0
+                        ? NULL
+                        : query_of(have_page > 0 ? pu.rest : page_auth, page + pn, &qn);
     if (q && paid_landing(r, q, qn)) {
         if (have_page == 0) {
             have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
