@@ -97,7 +97,9 @@ typedef struct botfilter_ctx {
     rule *family_rules;
     family_slot *family_index;
     size_t nfamily_index; /* a power of two */
-    uint64_t family_lens; /* bit n: some family is n bytes long (bit 63: 63 or more) */
+    /* family_first[n][c / 64] bit c % 64: some family is n bytes long (63: 63
+       or more) and starts with byte c (0 for the empty name) */
+    uint64_t family_first[64][4];
     char **family_fields;
     size_t nfamily_fields;
     pixel_module_event_path *family_base; /* the family fields' common prefix, or NULL */
@@ -283,10 +285,20 @@ static int compile_family_fields(botfilter_ctx *b, const pixel_module_config *cf
     return 0;
 }
 
-/* The bit of family_lens for a name of n bytes. */
-static inline uint64_t family_len_bit(size_t n)
+/* The bit of family_first for the name s of n bytes: its length and first byte. */
+static inline uint64_t *family_first_word(botfilter_ctx *b, const char *s, size_t n, uint64_t *bit)
 {
-    return (uint64_t)1 << (n < 63 ? n : 63);
+    unsigned c = n ? (unsigned char)s[0] : 0;
+    *bit = (uint64_t)1 << (c % 64);
+    return &b->family_first[n < 63 ? n : 63][c / 64];
+}
+
+/* Some family has the length and first byte of s (n bytes): only then is
+ * it worth hashing s and looking (most names on most lines have neither). */
+static inline int family_may_be(const botfilter_ctx *b, const char *s, size_t n)
+{
+    unsigned c = n ? (unsigned char)s[0] : 0;
+    return (b->family_first[n < 63 ? n : 63][c / 64] >> (c % 64)) & 1;
 }
 
 /* The slot of the family name s (n bytes, hash h): its entry, or the empty
@@ -317,7 +329,8 @@ static int index_families(botfilter_ctx *b)
         b->family_index[i].index = -1;
     }
     for (size_t k = 0; k < b->nfamilies; k++) {
-        b->family_lens |= family_len_bit(b->family_len[k]);
+        uint64_t bit;
+        *family_first_word(b, b->families[k], b->family_len[k], &bit) |= bit;
         uint64_t h = pixel_cache_hash(b->families[k], b->family_len[k]);
         family_slot *e = family_slot_of(b, b->families[k], b->family_len[k], h);
         if (e->index < 0) { /* the first of equal names wins, as in a scan */
@@ -493,8 +506,8 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     }
     for (size_t i = 0; base && i < b->nfamily_fields; i++) {
         const char *fam = pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);
-        /* no family of that length: no need to hash it and look */
-        const family_slot *e = fam && (b->family_lens & family_len_bit(n))
+        /* no family of that length and first byte: no need to hash it and look */
+        const family_slot *e = fam && family_may_be(b, fam, n)
                                    ? family_slot_of(b, fam, n, pixel_cache_hash(fam, n))
                                    : NULL;
         if (e && e->index >= 0) {

@@ -16,8 +16,13 @@
  * gclid) or utm_medium=cpc/ppc/paid turns the medium into paid, keeping the
  * source.  The result goes to `into`: {medium, source, host, term}.
  *
- * The table is read-only after create(): one shared instance.
+ * The table is read-only after create(): one shared instance.  What a
+ * referer string alone decides (its host, internal_hosts, the table's entry,
+ * where its query is) is cached by the exact string, in slots that threads
+ * fill once and never change (see ref_entry): the same few referers come
+ * back on most lines.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +62,40 @@ typedef struct host_slot {
     const domain *d;
 } host_slot;
 
+/*
+ * What the referer string alone decides, for one string: the answer of
+ * split_url(), internal_hosts and find(), and where the query is when the
+ * source has parameters (the term itself is decoded on each line, into the
+ * line's arena).  Offsets are into the string, so a result built on a line
+ * has the event's own bytes as its host; the image's host points into the
+ * entry's copy, which lives as long as the instance.  Immutable once
+ * published in a slot.
+ */
+typedef struct ref_entry {
+    uint64_t hash;
+    const domain *d; /* the table's entry, or NULL */
+    size_t len;
+    size_t host_off; /* NO_PART: not an absolute URL with a host */
+    size_t host_len;
+    size_t query_off; /* NO_PART: no query, or not looked for (d has no parameters) */
+    size_t query_len;
+    int internal; /* the host is one of internal_hosts or below one */
+    /* The result when nothing but the string decides it (no term; the page
+       neither internal nor paid), as a shape image whose host points into
+       ref; in the same allocation.  NULL: none (built on each line). */
+    const void *image;
+    char ref[]; /* len bytes */
+} ref_entry;
+
+/* The cache: REF_SLOTS slots, each empty or holding an entry for good.  A
+ * string goes to the first empty one of its two slots (h, h + 1); a thread
+ * publishes an entry with a compare-and-swap from NULL and readers load it
+ * with acquire, so no lock and no entry is ever freed before destroy().
+ * Strings longer than REF_MAX are not cached. */
+#define REF_SLOTS 1024
+#define REF_MAX   256
+#define NO_PART   SIZE_MAX
+
 typedef struct referer_ctx {
     source *sources;
     size_t nsources, capsources;
@@ -68,6 +107,7 @@ typedef struct referer_ctx {
     size_t ninternal, *internal_len;
     char **paid;
     size_t npaid, *paid_len;
+    uint64_t paid_lens; /* bit n: some paid parameter is n bytes long (bit 63: 63 or more) */
     char *into;
     /* `from` and `page_url`, compiled: their common prefix of whole segments
        (page) looked up once, or NULL, and the rest of each */
@@ -76,6 +116,9 @@ typedef struct referer_ctx {
     pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
+    size_t image_size;           /* of a shape image */
+    void *direct_image;          /* {medium: direct} as a shape image, or NULL */
+    _Atomic(ref_entry *) *cache; /* REF_SLOTS */
 } referer_ctx;
 
 static const pixel_module_option options[] = {
@@ -337,6 +380,11 @@ static void destroy(void *instance)
     pixel_module_event_path_free(r->into_path);
     pixel_module_shape_free(r->shape);
     free(r->into);
+    for (size_t i = 0; r->cache && i < REF_SLOTS; i++) {
+        free(atomic_load_explicit(&r->cache[i], memory_order_relaxed));
+    }
+    free(r->cache);
+    free(r->direct_image);
     free(r);
 }
 
@@ -375,6 +423,12 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     }
     *instance = r;
     r->direct = pixel_module_config_bool(cfg, "direct");
+    if (!(r->cache = calloc(REF_SLOTS, sizeof(*r->cache)))) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < REF_SLOTS; i++) {
+        atomic_init(&r->cache[i], NULL);
+    }
     r->into = strdup(pixel_module_config_string(cfg, "into"));
     if (!r->into || compile_paths(r, cfg, pixel_module_config_string(cfg, "from"),
                                   pixel_module_config_string(cfg, "page_url")) < 0) {
@@ -384,6 +438,13 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     if (!(r->into_path = pixel_module_event_path_new(cfg, r->into)) ||
         !(r->shape = pixel_module_shape_new(keys, 4))) {
         return PIXEL_ENOMEM;
+    }
+    r->image_size = pixel_module_shape_image_size(r->shape);
+    const pixel_module_str direct[4] = {{"direct", 6}, {NULL, 0}, {NULL, 0}, {NULL, 0}};
+    if (r->direct && (r->direct_image = malloc(r->image_size)) &&
+        pixel_module_shape_image(r->shape, direct, r->direct_image, r->image_size) < 0) {
+        free(r->direct_image); /* built on each line instead */
+        r->direct_image = NULL;
     }
     r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
     r->paid = pixel_module_config_strings(cfg, "paid_parameters", paid, &r->npaid);
@@ -403,6 +464,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     for (size_t i = 0; i < r->npaid; i++) {
         lower(r->paid[i]);
         r->paid_len[i] = strlen(r->paid[i]);
+        r->paid_lens |= (uint64_t)1 << (r->paid_len[i] < 63 ? r->paid_len[i] : 63);
     }
     return load_table(r, cfg, err);
 }
@@ -412,28 +474,40 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
 typedef struct url {
     const char *host, *query;
     size_t hostlen, querylen;
-    const char *s, *rest, *end; /* the URL, and where its authority ends */
+    const char *rest, *end; /* where the URL's authority ends, and the URL */
 } url;
 
 #if defined(__GNUC__)
-#define PIXEL_REFERER_INLINE __attribute__((always_inline)) /* its `authority` known at each call */
+#define PIXEL_REFERER_INLINE __attribute__((always_inline)) /* its `kind` known at each call */
 #else
 #define PIXEL_REFERER_INLINE
 #endif
 
+/* The bytes next_delim() looks for. */
+enum {
+    DELIM_AUTHORITY, /* what ends a part of the authority: '/', '?', '#', '@', ':' */
+    DELIM_SCHEME,    /* ':' */
+    DELIM_NAME,      /* what ends a parameter's name: '=', '&' */
+};
+
+static inline PIXEL_REFERER_INLINE int is_delim(unsigned char c, int kind)
+{
+    return kind == DELIM_AUTHORITY ? c == '/' || c == '?' || c == '#' || c == '@' || c == ':'
+           : kind == DELIM_SCHEME  ? c == ':'
+                                   : c == '=' || c == '&';
+}
+
 /*
- * The first byte at or after p (before end) that is one of the URL's
- * delimiters: of the authority ('/', '?', '#', '@', ':') when `authority`,
- * else of the path ('?', '#'); end when there is none.  Sixteen bytes at a
- * time; a tail shorter than that is read as the last sixteen bytes of the
- * string (s..end, when it has as many), the bytes before p left out.
+ * The first byte at or after p (before end) that is one of the `kind`
+ * delimiters; end when there is none.  Sixteen bytes at a time; a tail
+ * shorter than that is read as the last sixteen bytes of the string (s..end,
+ * when it has as many), the bytes before p left out: nothing outside the
+ * string is read.
  */
 static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const char *p,
-                                                          const char *end, int authority)
+                                                          const char *end, int kind)
 {
 #ifdef __SSE2__
-    const __m128i q = _mm_set1_epi8('?'), h = _mm_set1_epi8('#'), sl = _mm_set1_epi8('/'),
-                  at = _mm_set1_epi8('@'), co = _mm_set1_epi8(':');
     while (p < end) {
         const char *blk = p;
         unsigned skip = 0;
@@ -444,12 +518,18 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
             blk = end - 16;
             skip = (unsigned)(p - blk);
         }
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk);
-        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, h));
-        if (authority) {
-            m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, sl),
-                                             _mm_or_si128(_mm_cmpeq_epi8(v, at),
-                                                          _mm_cmpeq_epi8(v, co))));
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk), m;
+        if (kind == DELIM_AUTHORITY) {
+            m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('?')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
+                                          _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('@')),
+                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8(':')))));
+        } else if (kind == DELIM_SCHEME) {
+            m = _mm_cmpeq_epi8(v, _mm_set1_epi8(':'));
+        } else {
+            m = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('&')));
         }
         unsigned bits = (unsigned)_mm_movemask_epi8(m) >> skip << skip;
         if (bits) {
@@ -461,35 +541,45 @@ static inline PIXEL_REFERER_INLINE const char *next_delim(const char *s, const c
     (void)s;
 #endif
     for (; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '?' || c == '#' || (authority && (c == '/' || c == '@' || c == ':'))) {
+        if (is_delim((unsigned char)*p, kind)) {
             return p;
         }
     }
     return end;
 }
 
+/* Where the authority of an absolute URL starts (after the scheme's "://"),
+ * or NULL when s (n bytes) has no ':' followed by "//". */
+static const char *authority_of(const char *s, size_t n)
+{
+    const char *end = s + n, *colon = NULL;
+#ifdef __SSE2__
+    if (n >= 16) { /* the scheme is short: its ':' is mostly in the first sixteen bytes */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        unsigned bits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+        colon = bits ? s + __builtin_ctz(bits) : next_delim(s, s + 16, end, DELIM_SCHEME);
+    }
+#endif
+    if (!colon) {
+        colon = next_delim(s, s, end, DELIM_SCHEME);
+    }
+    return end - colon >= 3 && colon[1] == '/' && colon[2] == '/' ? colon + 3 : NULL;
+}
+
 /*
  * scheme://[userinfo@]host[:port][/path][?query][#fragment]: the host (its
- * trailing dots left out); the query is found only when asked for
- * (url_query(): most lines need no query of a page or referer, and the path
- * before it is the longest part).  The host starts after the first '@' of
- * the authority and ends at the first ':' after that.
+ * trailing dots left out), from the authority that authority_of() found
+ * (h, not NULL); the query is found only when asked for (url_query(): most
+ * lines need no query of a page or referer, and the path before it is the
+ * longest part).  The host starts after the first '@' of the authority and
+ * ends at the first ':' after that.
  */
-static int split_url(const char *s, size_t n, url *u)
+static int split_url(const char *s, size_t n, const char *h, url *u)
 {
-    const char *end = s + n, *colon = s;
-    memset(u, 0, sizeof(*u));
-    while (colon < end && *colon != ':') { /* the scheme is short: no call */
-        colon++;
-    }
-    if (colon == end || end - colon < 3 || colon[1] != '/' || colon[2] != '/') {
-        return -1;
-    }
-    const char *h = colon + 3, *p = h, *port = NULL;
+    const char *end = s + n, *p = h, *port = NULL;
     int at = 0;
     for (;; p++) {
-        p = next_delim(s, p, end, 1);
+        p = next_delim(s, p, end, DELIM_AUTHORITY);
         if (p == end || *p == '/' || *p == '?' || *p == '#') {
             break;
         }
@@ -508,28 +598,91 @@ static int split_url(const char *s, size_t n, url *u)
     while (u->hostlen && h[u->hostlen - 1] == '.') {
         u->hostlen--;
     }
-    u->s = s;
+    u->query = NULL;
+    u->querylen = 0;
     u->rest = p;
     u->end = end;
     return u->hostlen ? 0 : -1;
 }
 
-/* The query of a URL split_url() took apart: after the first '?' past the
- * authority, when no '#' comes before it; u->query stays NULL when none. */
+/* The query of a URL (ending at `end`) whose authority ends at `rest` (or
+ * starts there: the authority has no '?' or '#'): after the first '?', when
+ * no '#' comes before it, up to the next '#'.  NULL when there is none. */
+static const char *query_of(const char *rest, const char *end, size_t *len)
+{
+    const char *q = memchr(rest, '?', (size_t)(end - rest));
+    if (!q || memchr(rest, '#', (size_t)(q - rest))) {
+        return NULL; /* none, or in the fragment */
+    }
+    const char *frag = memchr(q + 1, '#', (size_t)(end - q - 1));
+    *len = (size_t)((frag ? frag : end) - q - 1);
+    return q + 1;
+}
+
+/* url_query() of a URL split_url() took apart. */
 static void url_query(url *u)
 {
-    const char *q = next_delim(u->s, u->rest, u->end, 0);
-    if (q < u->end && *q == '?') {
-        const char *frag = memchr(q + 1, '#', (size_t)(u->end - q - 1));
-        u->query = q + 1;
-        u->querylen = (size_t)((frag ? frag : u->end) - u->query);
+    u->query = query_of(u->rest, u->end, &u->querylen);
+}
+
+/* ASCII letters folded to lower case, eight bytes at once. */
+static inline uint64_t fold8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    uint64_t low7 = x & ~high; /* no carry from one byte into the next below */
+    uint64_t upper = (low7 + ones * (0x80 - 'A')) & ~(low7 + ones * (0x80 - 'Z' - 1)) & ~x & high;
+    return x | upper >> 2;
+}
+
+/* Some byte of x is zero. */
+static inline int has_zero8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    return ((x - ones) & ~x & ones * 0x80) != 0;
+}
+
+/* strncasecmp(a, b, n) == 0 in the C locale (ASCII letters fold; the
+ * comparison ends at a NUL byte both have), without the call: hosts are
+ * short, and most compare as whole words. */
+static int same_nocase(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0;; i += 8) {
+            if (i > n - 8) {
+                i = n - 8; /* the last word overlaps the one before */
+            }
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (has_zero8(x)) {
+                break; /* a NUL, which may end the comparison: byte by byte below */
+            }
+            if (x != y && fold8(x) != fold8(y)) {
+                return 0;
+            }
+            if (i == n - 8) {
+                return 1;
+            }
+        }
     }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        x = x >= 'A' && x <= 'Z' ? (unsigned char)(x + 32) : x;
+        y = y >= 'A' && y <= 'Z' ? (unsigned char)(y + 32) : y;
+        if (x != y) {
+            return 0;
+        }
+        if (!x) {
+            return 1;
+        }
+    }
+    return 1;
 }
 
 /* host equals d (dn bytes) or is a subdomain of it (case-insensitive host). */
 static int host_in(const char *host, size_t n, const char *d, size_t dn)
 {
-    return n >= dn && strncasecmp(host + n - dn, d, dn) == 0 &&
+    return n >= dn && same_nocase(host + n - dn, d, dn) &&
            (n == dn || host[n - dn - 1] == '.');
 }
 
@@ -539,7 +692,17 @@ static const domain *find(const referer_ctx *r, const char *host, size_t n)
     if (n >= sizeof(buf)) {
         return NULL;
     }
-    size_t len = 0; /* up to a NUL byte, as the table's C strings compare */
+    /* Lower case, up to a NUL byte (as the table's C strings compare):
+       eight bytes at a time while there is none. */
+    size_t len = 0;
+    for (uint64_t w; len + 8 <= n; len += 8) {
+        memcpy(&w, host + len, 8);
+        if (has_zero8(w)) {
+            break;
+        }
+        w = fold8(w);
+        memcpy(buf + len, &w, 8);
+    }
     while (len < n && host[len]) {
         buf[len] = host[len] >= 'A' && host[len] <= 'Z' ? (char)(host[len] + 32) : host[len];
         len++;
@@ -636,32 +799,121 @@ static pixel_value *param(pixel_ctx *ctx, const char *q, size_t qn, const char *
     return NULL;
 }
 
-/* The landing page says paid: utm_medium=cpc|ppc|..., or one of the ad click IDs. */
-static int paid_landing(const referer_ctx *r, const url *u)
+/* The landing page's query q (qn bytes) says paid: utm_medium=cpc|ppc|...,
+ * or one of the ad click IDs. */
+static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
 {
-    static const char *const paid_media[] = {"cpc", "ppc", "paid", "paidsearch", "display", NULL};
-    const char *end = u->query + u->querylen;
-    for (const char *s = u->query; s < end;) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(s, '=', (size_t)(pe - s));
-        size_t nn = (size_t)((eq ? eq : pe) - s);
-        if (eq && nn == 10 && memcmp(s, "utm_medium", 10) == 0) {
-            size_t vn = (size_t)(pe - eq - 1);
-            for (size_t i = 0; paid_media[i]; i++) {
-                if (vn == strlen(paid_media[i]) && strncasecmp(eq + 1, paid_media[i], vn) == 0) {
-                    return 1;
+    static const struct {
+        const char *s;
+        size_t len;
+    } paid_media[] = {{"cpc", 3}, {"ppc", 3}, {"paid", 4}, {"paidsearch", 10}, {"display", 7}};
+    const char *end = q + qn;
+    for (const char *s = q; s < end;) {
+        const char *p = next_delim(q, s, end, DELIM_NAME); /* the name ends here */
+        size_t nn = (size_t)(p - s);
+        const char *pe = p; /* the end of the parameter */
+        if (p < end && *p == '=') {
+            pe = memchr(p + 1, '&', (size_t)(end - p - 1));
+            pe = pe ? pe : end;
+            if (nn == 10 && memcmp(s, "utm_medium", 10) == 0) {
+                size_t vn = (size_t)(pe - p - 1);
+                for (size_t i = 0; i < sizeof(paid_media) / sizeof(paid_media[0]); i++) {
+                    if (vn == paid_media[i].len && same_nocase(p + 1, paid_media[i].s, vn)) {
+                        return 1;
+                    }
                 }
             }
         }
-        for (size_t i = 0; i < r->npaid; i++) {
-            if (nn == r->paid_len[i] && memcmp(s, r->paid[i], nn) == 0) {
-                return 1;
+        if (r->paid_lens >> (nn < 63 ? nn : 63) & 1) { /* else no name is as long */
+            for (size_t i = 0; i < r->npaid; i++) {
+                if (nn == r->paid_len[i] && memcmp(s, r->paid[i], nn) == 0) {
+                    return 1;
+                }
             }
         }
         s = pe + 1;
     }
     return 0;
+}
+
+/* What the referer ref (n bytes, not empty) alone decides, into e (all but
+ * its key). */
+static void classify_ref(const referer_ctx *r, const char *ref, size_t n, ref_entry *e)
+{
+    url u;
+    const char *auth = authority_of(ref, n);
+    e->d = NULL;
+    e->host_off = e->query_off = NO_PART;
+    e->host_len = e->query_len = 0;
+    e->internal = 0;
+    e->image = NULL;
+    if (!auth || split_url(ref, n, auth, &u) < 0) {
+        return;
+    }
+    e->host_off = (size_t)(u.host - ref);
+    e->host_len = u.hostlen;
+    for (size_t i = 0; !e->internal && i < r->ninternal; i++) {
+        e->internal = host_in(u.host, u.hostlen, r->internal[i], r->internal_len[i]);
+    }
+    /* The table's entry and the query only count when the page does not
+       make the referer internal either; they are looked up regardless. */
+    if (!e->internal && (e->d = find(r, u.host, u.hostlen)) && e->d->src->nparams) {
+        url_query(&u);
+        if (u.query) {
+            e->query_off = (size_t)(u.query - ref);
+            e->query_len = u.querylen;
+        }
+    }
+}
+
+/* classify_ref() of ref through the cache: a cached entry, or else e filled
+ * in (and cached when there is room). */
+static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, ref_entry *e)
+{
+    if (n > REF_MAX) {
+        classify_ref(r, ref, n, e);
+        return e;
+    }
+    uint64_t h = pixel_cache_hash(ref, n);
+    size_t free_slot = REF_SLOTS;
+    for (size_t k = 0; k < 2; k++) {
+        size_t i = (size_t)(h + k) & (REF_SLOTS - 1);
+        const ref_entry *c = atomic_load_explicit(&r->cache[i], memory_order_acquire);
+        if (!c) {
+            free_slot = i; /* a string is cached in the first empty of its slots */
+            break;
+        }
+        if (c->hash == h && c->len == n && memcmp(c->ref, ref, n) == 0) {
+            return c;
+        }
+    }
+    classify_ref(r, ref, n, e);
+    /* The entry, then the image (aligned as malloc() aligns). */
+    size_t at = (sizeof(ref_entry) + n + 15) / 16 * 16;
+    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(at + r->image_size) : NULL;
+    if (fresh) { /* no room (or no memory): the answer is used uncached */
+        *fresh = *e;
+        fresh->hash = h;
+        fresh->len = n;
+        memcpy(fresh->ref, ref, n);
+        const source *so = !e->internal && e->d ? e->d->src : NULL;
+        const pixel_module_str vals[4] = {
+            e->internal ? (pixel_module_str){"internal", 8}
+            : so        ? (pixel_module_str){so->medium, so->medium_len}
+                        : (pixel_module_str){"unknown", 7},
+            {so ? so->name : NULL, so ? so->name_len : 0},
+            {e->host_off != NO_PART ? fresh->ref + e->host_off : NULL, e->host_len},
+            {NULL, 0}};
+        void *image = (char *)fresh + at;
+        fresh->image =
+            pixel_module_shape_image(r->shape, vals, image, r->image_size) == 0 ? image : NULL;
+        ref_entry *expected = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
+                                                     memory_order_release, memory_order_relaxed)) {
+            free(fresh); /* another thread filled the slot first */
+        }
+    }
+    return e;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
@@ -672,58 +924,84 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     const pixel_value *base = r->base ? pixel_module_event_get(ev, r->base) : ev->event;
     const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
     const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
-    url ru, pu;
-    int have_page = page && split_url(page, pn, &pu) == 0;
-    const char *medium = "unknown", *src = NULL;
-    size_t medium_len = 7, src_len = 0;
+    /* The page is an absolute URL with a host (split once, when first needed:
+       1 yes, -1 no, 0 not looked at yet). */
+    const char *page_auth = page ? authority_of(page, pn) : NULL;
+    int have_page = page_auth ? 0 : -1;
+    url pu;
+    const char *medium = "unknown", *src = NULL, *host = NULL;
+    size_t medium_len = 7, src_len = 0, host_len = 0;
     int internal = 0;
     pixel_value *term = NULL;
-    const domain *d = NULL;
+    const void *image = NULL; /* the result, when an image has it */
     if (!ref || n == 0) {
         if (!r->direct) {
             return PIXEL_MODULE_CONTINUE;
         }
         medium = "direct";
         medium_len = 6;
-        ru.host = NULL;
-        ru.hostlen = 0;
-    } else if (split_url(ref, n, &ru) < 0) {
-        ru.host = NULL;
-        ru.hostlen = 0;
+        image = r->direct_image;
     } else {
-        internal = have_page && pu.hostlen == ru.hostlen &&
-                   strncasecmp(pu.host, ru.host, ru.hostlen) == 0;
-        for (size_t i = 0; !internal && i < r->ninternal; i++) {
-            internal = host_in(ru.host, ru.hostlen, r->internal[i], r->internal_len[i]);
+        ref_entry scratch;
+        const ref_entry *e = lookup_ref(r, ref, n, &scratch);
+        if (e->host_off != NO_PART) {
+            host = ref + e->host_off;
+            host_len = e->host_len;
+            internal = e->internal;
+            /* internal_hosts first: then the page need not be split at all */
+            if (!internal && have_page == 0) {
+                have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+            }
+            internal = internal || (have_page > 0 && pu.hostlen == host_len &&
+                                    same_nocase(pu.host, host, host_len));
         }
         if (internal) {
             medium = "internal";
             medium_len = 8;
-        } else if ((d = find(r, ru.host, ru.hostlen))) {
-            medium = d->src->medium;
-            medium_len = d->src->medium_len;
-            src = d->src->name;
-            src_len = d->src->name_len;
-            if (d->src->nparams) {
-                url_query(&ru);
-            }
-            for (size_t i = 0; ru.query && i < d->src->nparams && !term; i++) {
-                term = param(ev->ctx, ru.query, ru.querylen, d->src->params[i]);
+        } else if (e->d) {
+            const source *so = e->d->src;
+            medium = so->medium;
+            medium_len = so->medium_len;
+            src = so->name;
+            src_len = so->name_len;
+            for (size_t i = 0; e->query_off != NO_PART && i < so->nparams && !term; i++) {
+                term = param(ev->ctx, ref + e->query_off, e->query_len, so->params[i]);
             }
         }
+        /* the string's own result: no term, and not internal by the page */
+        image = !term && internal == e->internal ? e->image : NULL;
     }
-    if (have_page && !internal) {
-        url_query(&pu);
+    /* Paid: the page's query (looked for from its authority on, which has no
+       '?' or '#') says so, and the page has a host. */
+    size_t qn = 0;
+    const char *q = internal || have_page < 0
+                        ? NULL
+                        : query_of(have_page > 0 ? pu.rest : page_auth, page + pn, &qn);
+    if (q && paid_landing(r, q, qn)) {
+        if (have_page == 0) {
+            have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+        }
+        if (have_page > 0) {
+            medium = "paid";
+            medium_len = 4;
+            image = NULL;
+        }
     }
-    if (have_page && pu.query && !internal && paid_landing(r, &pu)) {
-        medium = "paid";
-        medium_len = 4;
+    if (image) {
+        pixel_value *o = pixel_module_shape_emit(ev->ctx, r->shape, image);
+        if (!o) {
+            return PIXEL_ENOMEM;
+        }
+        return pixel_module_event_set(ev, r->into_path, o) < 0 ? PIXEL_ENOMEM
+                                                               : PIXEL_MODULE_CONTINUE;
     }
     /* medium and source: literals or the table's own strings, which live as
      * long as the instance; host: a part of the event's own referer string;
      * term: in the context's arena. */
-    pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {ru.host, ru.hostlen}, {NULL, 0}};
-    vals[3].s = pixel_value_string(term, &vals[3].len);
+    pixel_module_str vals[4] = {{medium, medium_len}, {src, src_len}, {host, host_len}, {NULL, 0}};
+    if (term) { /* most lines have none: no call */
+        vals[3].s = pixel_value_string(term, &vals[3].len);
+    }
     pixel_value *o = pixel_module_shape_build(ev->ctx, r->shape, vals);
     if (!o) {
         return PIXEL_ENOMEM;

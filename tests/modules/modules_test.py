@@ -81,6 +81,22 @@ def botfilter(tmp):
           f"bad CIDR: {err}")
     rc, out, err = run("  - module: {name: botfilter, config: {patterns: ['(unclosed']}}\n", [], tmp)
     check(rc != 0 and "pattern '(unclosed'" in err, f"bad pattern: {err}")
+    # Configured families on configured fields.  Names that share a listed
+    # family's length and first byte, or only one of them, must be told
+    # apart; the empty name, a name past 63 bytes and one starting with a
+    # byte above 127 are families like any other.
+    long_family = "L" * 70
+    rc, out, err = run("  - module: {name: botfilter, config: {patterns: [], family_fields: [f.a, f.b], "
+                       f"families: [Spider, '', Ünï, {long_family}, Spider]}}}}\n",
+                       [{"f": {"a": "Spider"}}, {"f": {"a": "Spidey"}}, {"f": {"a": "spider"}},
+                        {"f": {"a": "Chrome", "b": "Spider"}}, {"f": {"a": "Chrome", "b": ""}},
+                        {"f": {"b": "Ünï"}}, {"f": {"b": "Ünü"}}, {"f": {"a": long_family}},
+                        {"f": {"a": "L" * 69 + "M"}}, {"f": {"a": "L" * 64}}, {"f": {"a": "S"}}], tmp)
+    check(rc == 0, f"botfilter families run: {err}")
+    check([o[1] if o[0] == "dropped" else o[0] for o in out] ==
+          ["botfilter\tfamily:Spider", "event", "event", "botfilter\tfamily:Spider", "botfilter\tfamily:",
+           "botfilter\tfamily:Ünï", "event", f"botfilter\tfamily:{long_family}", "event", "event", "event"],
+          f"botfilter families: {out}")
 
 
 def referer(tmp):
@@ -126,6 +142,57 @@ def referer(tmp):
     for (inp, exp), (kind, ev) in zip(cases, out):
         got = ev.get("referer") if kind == "event" else None
         check(got == exp, f"referer {inp}: expected {exp}, got {got}")
+    # What a referer string decides is cached by that exact string, and only
+    # that: the page, the letters' case (the host is written as sent), the
+    # search term and every byte (strings of one length that differ in the
+    # last one) must each still count when the same (or nearly the same)
+    # referer comes again; a long one is not confused with another either.
+    other = "https://www.google.com/maps"
+    far = "https://www.google.com/search?x=" + "y" * 300 + "&q="
+    again = [
+        ({"page.url": page, "page.referrer": "https://www.google.com"},
+         {"medium": "search", "source": "Google", "host": "www.google.com"}),
+        ({"page.url": page, "page.referrer": "https://www.google.coz"},
+         {"medium": "unknown", "host": "www.google.coz"}),
+        ({"page.url": page, "page.referrer": "https://blog.example.org/a"},
+         {"medium": "internal", "host": "blog.example.org"}),
+        ({"page.url": page, "page.referrer": "https://blog.example.orz/a"},
+         {"medium": "unknown", "host": "blog.example.orz"}),
+        ({"page.url": page, "page.referrer": "https://www.google.com"},
+         {"medium": "search", "source": "Google", "host": "www.google.com"}),
+        ({"page.url": page, "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "a"}),
+        ({"page.url": other, "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "internal", "host": "www.google.com"}),
+        ({"page.url": page, "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "a"}),
+        ({"page.url": page, "page.referrer": "https://www.google.com/search?q=b"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "b"}),
+        ({"page.url": page, "page.referrer": "https://WWW.Google.com/search?q=a"},
+         {"medium": "search", "source": "Google", "host": "WWW.Google.com", "term": "a"}),
+        ({"page.url": page + "?gclid=1", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "paid", "source": "Google", "host": "www.google.com", "term": "a"}),
+        ({"page.url": page, "page.referrer": far + "one"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "one"}),
+        ({"page.url": page, "page.referrer": far + "two"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "two"}),
+        ({"page.url": page, "page.referrer": "https://blog.example.org/a"},
+         {"medium": "internal", "host": "blog.example.org"}),
+        ({"page.url": "https://blog.example.org/", "page.referrer": "https://blog.example.org/a"},
+         {"medium": "internal", "host": "blog.example.org"}),
+        ({"page.url": page, "page.referrer": "not a url"}, {"medium": "unknown"}),
+        ({"page.url": page, "page.referrer": "not a url"}, {"medium": "unknown"}),
+        ({"page.url": page + "?gclid=1", "page.referrer": "not a url"}, {"medium": "paid"}),
+        ({"page.url": page}, {"medium": "direct"}),
+        ({"page.url": page + "?gclid=1"}, {"medium": "paid"}),
+        ({"page.url": page}, {"medium": "direct"}),
+    ]
+    rc, out, err = run(f"  - module: {{name: referer, config: {{table: {table}, internal_hosts: [example.org]}}}}\n",
+                       [c for c, _ in again], tmp)
+    check(rc == 0 and len(out) == len(again), f"referer again run: {err}")
+    for (inp, exp), (kind, ev) in zip(again, out):
+        got = ev.get("referer") if kind == "event" else None
+        check(got == exp, f"referer again {inp}: expected {exp}, got {got}")
     # The shipped table loads and knows Bing.
     rc, out, err = run(f"  - module: {{name: referer, config: {{table: {SRC}/modules/referer/referers.yaml}}}}\n",
                        [{"page.referrer": "https://www.bing.com/search?q=condo"}], tmp)
