@@ -1391,9 +1391,11 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
         return NULL;
     }
-    /* the image, the copy, and the copy as emitted (for pixel__image_check) */
+    /* the image, the copy, and (for an image that copies refer to) the copy
+       as emitted, for pixel__image_check */
     const pixel__image *im = image;
-    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + 2 * (size_t)im->bytes);
+    const bool kept = im->json_len != 0;
+    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (kept ? 2 : 1) * (size_t)im->bytes);
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
@@ -1408,7 +1410,9 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
         link += (uintptr_t)blk;
         memcpy(blk + at_tab[i], &link, sizeof(link));
     }
-    memcpy(blk + im->bytes, blk, im->bytes);
+    if (kept) {
+        memcpy(blk + im->bytes, blk, im->bytes);
+    }
     return (pixel_value *)(void *)blk;
 }
 

@@ -116,7 +116,6 @@ typedef struct referer_ctx {
     pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
-    size_t image_size;           /* of a shape image */
     void *direct_image;          /* {medium: direct} as a shape image, or NULL */
     _Atomic(ref_entry *) *cache; /* REF_SLOTS */
 } referer_ctx;
@@ -439,10 +438,10 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         !(r->shape = pixel_module_shape_new(keys, 4))) {
         return PIXEL_ENOMEM;
     }
-    r->image_size = pixel_module_shape_image_size(r->shape);
     const pixel_module_str direct[4] = {{"direct", 6}, {NULL, 0}, {NULL, 0}, {NULL, 0}};
-    if (r->direct && (r->direct_image = malloc(r->image_size)) &&
-        pixel_module_shape_image(r->shape, direct, r->direct_image, r->image_size) < 0) {
+    const size_t dsize = pixel_module_shape_image_size_for(r->shape, direct);
+    if (r->direct && (r->direct_image = malloc(dsize)) &&
+        pixel_module_shape_image(r->shape, direct, r->direct_image, dsize) < 0) {
         free(r->direct_image); /* built on each line instead */
         r->direct_image = NULL;
     }
@@ -888,25 +887,31 @@ static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, re
         }
     }
     classify_ref(r, ref, n, e);
-    /* The entry, then the image (aligned as malloc() aligns). */
+    /* The object of the usual outcome: its members as they will be, the host
+       read where it is now (in the event) to size the image. */
+    const source *so = !e->internal && e->d ? e->d->src : NULL;
+    pixel_module_str vals[4] = {
+        e->internal ? (pixel_module_str){"internal", 8}
+        : so        ? (pixel_module_str){so->medium, so->medium_len}
+                    : (pixel_module_str){"unknown", 7},
+        {so ? so->name : NULL, so ? so->name_len : 0},
+        {e->host_off != NO_PART ? ref + e->host_off : NULL, e->host_len},
+        {NULL, 0}};
+    /* The entry, then the image (aligned as malloc() aligns), with room for
+       its text: it never changes once the entry is published. */
     size_t at = (sizeof(ref_entry) + n + 15) / 16 * 16;
-    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(at + r->image_size) : NULL;
+    size_t isize = free_slot < REF_SLOTS ? pixel_module_shape_image_size_for(r->shape, vals) : 0;
+    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(at + isize) : NULL;
     if (fresh) { /* no room (or no memory): the answer is used uncached */
         *fresh = *e;
         fresh->hash = h;
         fresh->len = n;
         memcpy(fresh->ref, ref, n);
-        const source *so = !e->internal && e->d ? e->d->src : NULL;
-        const pixel_module_str vals[4] = {
-            e->internal ? (pixel_module_str){"internal", 8}
-            : so        ? (pixel_module_str){so->medium, so->medium_len}
-                        : (pixel_module_str){"unknown", 7},
-            {so ? so->name : NULL, so ? so->name_len : 0},
-            {e->host_off != NO_PART ? fresh->ref + e->host_off : NULL, e->host_len},
-            {NULL, 0}};
+        if (vals[2].s) {
+            vals[2].s = fresh->ref + e->host_off; /* the entry's own copy */
+        }
         void *image = (char *)fresh + at;
-        fresh->image =
-            pixel_module_shape_image(r->shape, vals, image, r->image_size) == 0 ? image : NULL;
+        fresh->image = pixel_module_shape_image(r->shape, vals, image, isize) == 0 ? image : NULL;
         ref_entry *expected = NULL;
         if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
                                                      memory_order_release, memory_order_relaxed)) {
