@@ -444,6 +444,48 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
 }
 END_TEST
 
+/* A verdict an image keeps belongs to the schema it was found for: a
+ * registry freed and another compiled (a pipeline reload) may put an
+ * object schema of other rules at the same address, and the copy must be
+ * checked against those rules. */
+START_TEST(image_verdicts_do_not_outlive_their_registry)
+{
+    static const char *const paths[] = {"a.x"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 1);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[1] = {{"abcd", 4}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (int round = 0; round < 8; round++) {
+        /* the same text but for one digit: the same allocations */
+        char schema[256];
+        snprintf(schema, sizeof(schema),
+                 "{\"$id\": \"urn:t\", \"type\": \"object\", \"properties\": {\"r\":"
+                 " {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\","
+                 " \"properties\": {\"x\": {\"type\": \"string\", \"maxLength\": %d}}}}}}}",
+                 round % 2 ? 2 : 9);
+        pixel_schema_registry *reg;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, schema, strlen(schema), &err), 0);
+        const pixel_schema *s;
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        pixel_value *built = pixel_module_shape_build(ctx, sh, vals);
+        int want = valid_in(ctx, s, built, 0);
+        ck_assert_int_eq(want, round % 2);
+        ck_assert_msg(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0) == want,
+                      "round %d: the copy's verdict is not the built tree's (%d)", round, want);
+        pixel_schema_registry_free(reg);
+        pixel_ctx_reset(ctx);
+    }
+    pixel_ctx_free(ctx);
+    free(image);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
 /* ---- ABI 1.2 ---- */
 
 /* A compiled path must give what pixel_value_at() gives, member for member. */
@@ -805,6 +847,7 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, compiled_paths_find_what_value_at_finds);
     tcase_add_test(tc, shapes_build_what_set_at_builds);
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
+    tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);
