@@ -1231,7 +1231,7 @@ struct pixel__image {
     uint32_t json_len;
     uint32_t pad;
     uint64_t gen;            /* which making of the image this is (image_gen) */
-    _Atomic uintptr_t valid; /* pixel__image_valid() */
+    _Atomic uint64_t valid; /* pixel__image_valid() */
 };
 
 /* What the arena holds before an emitted root: the image, and which making
@@ -1437,12 +1437,12 @@ const char *pixel__image_json(const pixel__image *im, size_t *len)
     return im->json_len ? (const char *)im + im->json_off : NULL;
 }
 
-uintptr_t pixel__image_valid(const pixel__image *im)
+uint64_t pixel__image_valid(const pixel__image *im)
 {
     return atomic_load_explicit(&((pixel__image *)(uintptr_t)im)->valid, memory_order_relaxed);
 }
 
-void pixel__image_set_valid(const pixel__image *im, uintptr_t key)
+void pixel__image_set_valid(const pixel__image *im, uint64_t key)
 {
     atomic_store_explicit(&((pixel__image *)(uintptr_t)im)->valid, key, memory_order_relaxed);
 }
