@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -486,6 +487,32 @@ START_TEST(image_verdicts_do_not_outlive_their_registry)
 }
 END_TEST
 
+/* ABI 1.3 asks only that an image have at least
+ * pixel_module_shape_image_size() bytes, and lets the module free or reuse
+ * it once a copy is emitted: here a module that keeps its image in a page
+ * of its own unmaps the page after the emit.  The copy must still be
+ * written and checked from its own nodes. */
+START_TEST(abi_1_3_image_in_a_larger_buffer_may_go_once_emitted)
+{
+    static const char *const paths[] = {"a.x", "b"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 2);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[2] = {{"abc", 3}, {"d", 1}};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    ck_assert_uint_le(pixel_module_shape_image_size(sh), page);
+    void *image = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(image, MAP_FAILED);
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, page), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *copy = pixel_module_shape_emit(ctx, sh, image);
+    ck_assert_ptr_nonnull(copy);
+    ck_assert_int_eq(munmap(image, page), 0);
+    ck_assert_str_eq(dump_in(ctx, copy), "{\"r\":{\"a\":{\"x\":\"abc\"},\"b\":\"d\"}}");
+    pixel_ctx_free(ctx);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
 /* ---- ABI 1.2 ---- */
 
 /* A compiled path must give what pixel_value_at() gives, member for member. */
@@ -848,6 +875,7 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, shapes_build_what_set_at_builds);
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
+    tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);
