@@ -1210,8 +1210,8 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
  * result, is nobody's member).  The table says where each link that is not
  * NULL is.  Emitting is one copy of the used nodes and an addition per link.
  *
- * An image sized by pixel_module_shape_image_size_for() (ABI 1.4) also
- * remembers, for the stages after the module, what does not change while
+ * An image made by pixel_module_shape_image_kept() with the room of
+ * pixel_module_shape_image_size_for() (ABI 1.4) also remembers, for the stages after the module, what does not change while
  * the image does not: the result serialized, and the object schema whose
  * boolean pass it last passed.  The module keeps such an image, unchanged,
  * while events made from it are in use; its copies carry PIXEL_VALUE_IMAGE
@@ -1219,9 +1219,9 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
  * pixel__image_of() gives the image only while it is the same making and
  * the copy is still exactly what was emitted, so an event changed after the
  * module (a member set, removed or replaced anywhere in the result) is
- * validated and serialized member by member as always.  An image made with
- * the smaller size of ABI 1.3 is only copied, as before: its module may
- * free or remake it once it has emitted.
+ * validated and serialized member by member as always.  An image made by
+ * pixel_module_shape_image() (ABI 1.3), of any size, is only copied, as
+ * before: its module may free or remake it once it has emitted.
  */
 struct pixel__image {
     uint32_t bytes;    /* the used nodes */
@@ -1231,7 +1231,7 @@ struct pixel__image {
     uint32_t json_len;
     uint32_t pad;
     uint64_t gen;            /* which making of the image this is (image_gen) */
-    _Atomic uintptr_t valid; /* pixel__image_valid() */
+    _Atomic uint64_t valid; /* pixel__image_valid() */
 };
 
 /* What the arena holds before an emitted root: the image, and which making
@@ -1319,11 +1319,16 @@ static void image_link(pixel__image *im, uint32_t *at_tab, const uint32_t *renum
     at_tab[im->nrel++] = (uint32_t)at;
 }
 
-int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
-                             void *image, size_t size)
+/* The image of vals in image (size bytes).  keep: made by
+ * pixel_module_shape_image_kept() (ABI 1.4), whose module keeps it as it is
+ * while events made from it are in use, so that its copies may refer to it;
+ * a module of ABI 1.3 may free or reuse its image once it has emitted,
+ * whatever room it gave. */
+static int shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
+                       void *image, size_t size, bool keep)
 {
     size_t base = pixel_module_shape_image_size(shape);
-    if (!shape || !vals || !image || size < base || size > UINT32_MAX) {
+    if (!shape || !vals || !image || size < base || base > UINT32_MAX) {
         return -1;
     }
     uint32_t *renum = pixel__malloc(shape->nnodes * sizeof(uint32_t));
@@ -1341,9 +1346,10 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
     atomic_store_explicit(&im->valid, 0, memory_order_relaxed);
     /* The text first, from the tree as built, when there is room for it. */
     shape_fill(shape, vals, blk);
-    if (size > base) {
+    if (keep && size > base) {
         pixel_buf b = {0};
-        if (pixel__json_dump(&b, blk) == 0 && b.len < size - base) {
+        if (pixel__json_dump(&b, blk) == 0 && b.len < size - base &&
+            b.len <= UINT32_MAX - base) {
             memcpy((char *)image + base, b.data, b.len);
             im->json_off = (uint32_t)base;
             im->json_len = (uint32_t)b.len;
@@ -1351,9 +1357,8 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
         pixel__buf_free(&b);
     }
     if (im->json_len) {
-        /* made for ABI 1.4 (the room for the text): the module keeps the image
-           as it is while events made from it are in use, so copies may refer
-           to it */
+        /* kept (ABI 1.4), with its text: the module keeps the image as it is
+           while events made from it are in use, so copies may refer to it */
         blk[0].flags |= PIXEL_VALUE_IMAGE;
     }
     /* The nodes made (an object or a string; the others are still NULL),
@@ -1383,6 +1388,18 @@ int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module
     im->bytes = used * (uint32_t)sizeof(pixel_value);
     pixel__free(renum);
     return 0;
+}
+
+int pixel_module_shape_image(const pixel_module_shape *shape, const pixel_module_str *vals,
+                             void *image, size_t size)
+{
+    return shape_image(shape, vals, image, size, false);
+}
+
+int pixel_module_shape_image_kept(const pixel_module_shape *shape, const pixel_module_str *vals,
+                                  void *image, size_t size)
+{
+    return shape_image(shape, vals, image, size, true);
 }
 
 pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
@@ -1441,12 +1458,12 @@ const char *pixel__image_json(const pixel__image *im, size_t *len)
     return im->json_len ? (const char *)im + im->json_off : NULL;
 }
 
-uintptr_t pixel__image_valid(const pixel__image *im)
+uint64_t pixel__image_valid(const pixel__image *im)
 {
     return atomic_load_explicit(&((pixel__image *)(uintptr_t)im)->valid, memory_order_relaxed);
 }
 
-void pixel__image_set_valid(const pixel__image *im, uintptr_t key)
+void pixel__image_set_valid(const pixel__image *im, uint64_t key)
 {
     atomic_store_explicit(&((pixel__image *)(uintptr_t)im)->valid, key, memory_order_relaxed);
 }

@@ -164,8 +164,8 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 typedef struct pixel__image pixel__image;
 const pixel__image *pixel__image_check(const pixel_value *root);
 const char *pixel__image_json(const pixel__image *im, size_t *len);
-uintptr_t pixel__image_valid(const pixel__image *im);
-void pixel__image_set_valid(const pixel__image *im, uintptr_t key);
+uint64_t pixel__image_valid(const pixel__image *im);
+void pixel__image_set_valid(const pixel__image *im, uint64_t key);
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */

@@ -36,9 +36,9 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
- *   1.4  2026-11  pixel_module_shape_image_size_for(): room for the result's JSON text
- *                 in its image, so the stages after the module (validate, serialize)
- *                 reuse what they found for that image instead of redoing it per line.
+ *   1.4  2026-11  pixel_module_shape_image_kept() and _image_size_for(): an image
+ *                 kept with room for the result's JSON text, so the stages after
+ *                 the module (validate, serialize) reuse what they found for that image instead of redoing it per line.
  *   1.3  2026-11  pixel_module_shape_new/_build/_free() (and _image_size/_image/
  *                 _emit for results kept): a result object (nested objects of
  *                 string members) laid out once, built in one call;
@@ -285,21 +285,30 @@ PIXEL_API void pixel_module_shape_free(pixel_module_shape *shape);
 PIXEL_API size_t pixel_module_shape_image_size(const pixel_module_shape *shape);
 /*
  * (ABI 1.4) The size of the image of vals with room for the result's JSON
- * text (at least pixel_module_shape_image_size()).  An image made with that
- * room lets libpixel write its text once and copy it into every event made
- * from it, and remember that it passed the pipeline's schema: the stages
- * after the module skip an emitted result that nothing changed since.  For
- * an image of that size, keep the image itself (not only the bytes the vals
- * point at) allocated and unchanged while an event made from it is in use:
- * its copies refer to it.  Making it anew (pixel_module_shape_image() on the
- * same memory) is allowed and forgets what it remembered; copies made before
- * then are serialized and validated member by member.  An image of
- * pixel_module_shape_image_size() bytes is only copied, as in ABI 1.3.
+ * text (at least pixel_module_shape_image_size()), for
+ * pixel_module_shape_image_kept().
  */
 PIXEL_API size_t pixel_module_shape_image_size_for(const pixel_module_shape *shape,
                                                    const pixel_module_str *vals);
 PIXEL_API int pixel_module_shape_image(const pixel_module_shape *shape,
                                        const pixel_module_str *vals, void *image, size_t size);
+/*
+ * (ABI 1.4) pixel_module_shape_image() for an image the module keeps
+ * allocated and unchanged while an event made from it is in use (its copies
+ * refer to it).  Made with the size pixel_module_shape_image_size_for()
+ * gives, it holds the result's JSON text: libpixel writes the text once and
+ * copies it into every event made from the image, and remembers that it
+ * passed the pipeline's schema, so the stages after the module skip an
+ * emitted result that nothing changed since.  The bytes the vals point at
+ * must not change while the image is in use.  Making it anew on the same
+ * memory is allowed and forgets what it remembered; copies made before then
+ * are serialized and validated member by member.  An image made by
+ * pixel_module_shape_image() is only copied, as in ABI 1.3, and may be freed
+ * or reused once emitted, whatever its size.
+ */
+PIXEL_API int pixel_module_shape_image_kept(const pixel_module_shape *shape,
+                                            const pixel_module_str *vals, void *image,
+                                            size_t size);
 PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
                                                const void *image);
 

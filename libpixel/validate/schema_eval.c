@@ -775,7 +775,9 @@ static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixe
 __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
 {
     const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check(v);
-    const uintptr_t key = (uintptr_t)o | ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
+    /* the schema's process-unique number (not its address, which a registry
+       compiled after this one's was freed may give another object schema) */
+    const uint64_t key = o->memo_id << 1 | ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
     if (im && pixel__image_valid(im) == key) {
         return true;
     }

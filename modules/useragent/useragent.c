@@ -424,7 +424,7 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n, int cached)
             r->vals[k].s = (r->present >> k) & 1 ? text + off[k] : NULL;
             r->vals[k].len = len[k];
         }
-        if (r->image && pixel_module_shape_image(u->shape, r->vals, r->image, isize) < 0) {
+        if (r->image && pixel_module_shape_image_kept(u->shape, r->vals, r->image, isize) < 0) {
             free(r);
             r = NULL;
         }

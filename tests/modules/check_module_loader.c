@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -355,7 +356,7 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
     size_t base = pixel_module_shape_image_size(sh), isize = pixel_module_shape_image_size_for(sh, vals);
     ck_assert_uint_gt(isize, base);
     void *image = malloc(isize);
-    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
     pixel_ctx *ctx = pixel_ctx_new();
     char *want = strdup(dump_in(ctx, pixel_module_shape_build(ctx, sh, vals)));
     ck_assert_str_eq(want, "{\"r\":{\"a\":{\"x\":\"abc\",\"y\":\"q\\\"t\"},"
@@ -424,21 +425,89 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
        made before then keeps its own members. */
     pixel_value *before = pixel_module_shape_emit(ctx, sh, image);
     const pixel_module_str same_shape[4] = {{"abcdef", 6}, {"q", 1}, {"y", 1}, {"z", 1}};
-    ck_assert_int_eq(pixel_module_shape_image(sh, same_shape, image, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, same_shape, image, isize), 0);
     ck_assert_str_eq(dump_in(ctx, before), want);
     ck_assert_int_eq(valid_in(ctx, s, before, 0), 0);
     ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0), 1);
     const pixel_module_str long_x[4] = {{"abcde", 5}, {NULL, 0}, {"x", 1}, {NULL, 0}};
-    ck_assert_int_eq(pixel_module_shape_image(sh, long_x, image, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, long_x, image, isize), 0);
     ck_assert_int_eq(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0), 1);
     ck_assert_str_eq(dump_in(ctx, pixel_module_shape_emit(ctx, sh, image)),
                      "{\"r\":{\"a\":{\"x\":\"abcde\"},\"t\":\"x\"}}");
     /* An image without room for its text still serializes member by member. */
-    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, base), 0);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, base), 0);
     ck_assert_str_eq(dump_in(ctx, pixel_module_shape_emit(ctx, sh, image)), want);
     pixel_schema_registry_free(reg);
     free(want);
     free(image);
+    pixel_ctx_free(ctx);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
+/* A verdict an image keeps belongs to the schema it was found for: a
+ * registry freed and another compiled (a pipeline reload) may put an
+ * object schema of other rules at the same address, and the copy must be
+ * checked against those rules. */
+START_TEST(image_verdicts_do_not_outlive_their_registry)
+{
+    static const char *const paths[] = {"a.x"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 1);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[1] = {{"abcd", 4}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    for (int round = 0; round < 8; round++) {
+        /* the same text but for one digit: the same allocations */
+        char schema[256];
+        snprintf(schema, sizeof(schema),
+                 "{\"$id\": \"urn:t\", \"type\": \"object\", \"properties\": {\"r\":"
+                 " {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\","
+                 " \"properties\": {\"x\": {\"type\": \"string\", \"maxLength\": %d}}}}}}}",
+                 round % 2 ? 2 : 9);
+        pixel_schema_registry *reg;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, schema, strlen(schema), &err), 0);
+        const pixel_schema *s;
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        pixel_value *built = pixel_module_shape_build(ctx, sh, vals);
+        int want = valid_in(ctx, s, built, 0);
+        ck_assert_int_eq(want, round % 2);
+        ck_assert_msg(valid_in(ctx, s, pixel_module_shape_emit(ctx, sh, image), 0) == want,
+                      "round %d: the copy's verdict is not the built tree's (%d)", round, want);
+        pixel_schema_registry_free(reg);
+        pixel_ctx_reset(ctx);
+    }
+    pixel_ctx_free(ctx);
+    free(image);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
+/* ABI 1.3 asks only that an image have at least
+ * pixel_module_shape_image_size() bytes, and lets the module free or reuse
+ * it once a copy is emitted: here a module that keeps its image in a page
+ * of its own unmaps the page after the emit.  The copy must still be
+ * written and checked from its own nodes. */
+START_TEST(abi_1_3_image_in_a_larger_buffer_may_go_once_emitted)
+{
+    static const char *const paths[] = {"a.x", "b"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 2);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[2] = {{"abc", 3}, {"d", 1}};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    ck_assert_uint_le(pixel_module_shape_image_size(sh), page);
+    void *image = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(image, MAP_FAILED);
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, image, page), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *copy = pixel_module_shape_emit(ctx, sh, image);
+    ck_assert_ptr_nonnull(copy);
+    ck_assert_int_eq(munmap(image, page), 0);
+    ck_assert_str_eq(dump_in(ctx, copy), "{\"r\":{\"a\":{\"x\":\"abc\"},\"b\":\"d\"}}");
     pixel_ctx_free(ctx);
     pixel_module_shape_free(sh);
 }
@@ -805,6 +874,8 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, compiled_paths_find_what_value_at_finds);
     tcase_add_test(tc, shapes_build_what_set_at_builds);
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
+    tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
+    tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
     tcase_add_test(tc, module_changes_the_event);

@@ -408,6 +408,71 @@ START_TEST(one_pass_patterns_agree_with_pcre2)
 }
 END_TEST
 
+/* The shuffle steps give what the table steps give on every subject of up
+ * to five bytes over the patterns' letters: whole-subject and prefix
+ * patterns, a start state that accepts (and the empty subject), prefixes
+ * accepted at the end of a block of eight bytes and past it, the dead
+ * state, and a DFA of exactly 16 states (the most a lane holds: shuffled
+ * where the CPU has SSSE3) next to one of 17 (never). */
+START_TEST(shuffle_steps_agree_with_table_steps)
+{
+    static const struct {
+        const char *pattern;
+        int states16; /* 1: 16 states, 0: 17, -1: not checked */
+    } cases[] = {
+        {"^abcdefghijklmn$", 1}, {"^abcdefghijklmno$", 0}, {"^abcdefghijklmn", 1},
+        {"^abcdefghijklmno", 0}, {"^$", -1},  {"^", -1},  {"^(ab)*$", -1},
+        {"^[ab]{7}c", -1},   {"^[ab]{8}c", -1}, {"^a{0,7}b$", -1}, {"^(a|b)c{3,12}", -1},
+        {"^[a-c]{2,5}x?$", -1},
+    };
+    static const char letters[] = "abcx";
+    pixel_arena a;
+    pixel__arena_init(&a);
+    for (size_t c = 0; c < PIXEL_ARRAY_LEN(cases); c++) {
+        sregex fast, table;
+        char why[200];
+        const char *pat = cases[c].pattern;
+        pixel__regex_portable = false;
+        ck_assert_int_eq(pixel__regex_compile(&fast, &a, pat, strlen(pat), why, sizeof(why)), 0);
+        pixel__regex_portable = true;
+        ck_assert_int_eq(pixel__regex_compile(&table, &a, pat, strlen(pat), why, sizeof(why)), 0);
+        pixel__regex_portable = false;
+        ck_assert_msg(fast.prog && table.prog, "%s: not one-pass", pat);
+        ck_assert(!pixel__regex_shuffled(&table));
+#if defined(__x86_64__)
+        if (cases[c].states16 >= 0 && __builtin_cpu_supports("ssse3")) {
+            ck_assert_msg(pixel__regex_shuffled(&fast) == (cases[c].states16 == 1), "%s", pat);
+        }
+#endif
+        /* long subjects too: the pattern's own letters repeated */
+        char subj[40];
+        for (size_t len = 0, total = 1; len <= 5; len++, total *= 4) {
+            for (size_t code = 0; code < total; code++) {
+                for (size_t k = 0, x = code; k < len; k++, x /= 4) {
+                    subj[k] = letters[x % 4];
+                }
+                ck_assert_msg(pixel__regex_onepass(fast.prog, subj, len) ==
+                                  pixel__regex_onepass(table.prog, subj, len),
+                              "%s on \"%.*s\"", pat, (int)len, subj);
+            }
+        }
+        for (size_t len = 0; len < sizeof(subj); len++) {
+            for (size_t off = 0; off < 3; off++) {
+                for (size_t k = 0; k < len; k++) {
+                    subj[k] = pat[1 + (k + off) % (strlen(pat) - 1 ? strlen(pat) - 1 : 1)];
+                }
+                ck_assert_msg(pixel__regex_onepass(fast.prog, subj, len) ==
+                                  pixel__regex_onepass(table.prog, subj, len),
+                              "%s on \"%.*s\"", pat, (int)len, subj);
+            }
+        }
+        pcre2_code_free(fast.code);
+        pcre2_code_free(table.code);
+    }
+    pixel__arena_release(&a);
+}
+END_TEST
+
 /* Both passes agree, and give the verdict expected, on every instance. */
 /* Validates text against itself (s compiled from it) under flags: the status, errs filled. */
 static int validate_cycle(const pixel_schema *s, const char *json, unsigned flags, errs *out,
@@ -968,6 +1033,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, validation_allocates_nothing);
     tcase_add_test(val, format_checkers_follow_their_rfcs);
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
+    tcase_add_test(val, shuffle_steps_agree_with_table_steps);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
     tcase_add_test(val, evaluation_refuses_a_dynamic_reference_cycle);
