@@ -1559,8 +1559,8 @@ static void dfa_compile(const rbuild *b, int root, rprog *p, pixel_arena *a)
            accepting states keep themselves, so that a prefix match is seen
            at the end of a block of bytes as well as after the byte that
            reached it (the dead state keeps itself already). */
-        uint8_t *sh = pixel__arena_alloc(a, 256 * 16 + 15);
-        if (sh && ns <= 16) {
+        uint8_t *sh = ns <= 16 && have_shuffle() ? pixel__arena_alloc(a, 256 * 16 + 15) : NULL;
+        if (sh) {
             sh = (uint8_t *)(((uintptr_t)sh + 15) & ~(uintptr_t)15);
             memset(sh, 0, 256 * 16);
             for (size_t q = 1; q < ns; q++) {
@@ -1661,7 +1661,7 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
             if (end) {
                 run_ranges(p, &b->bits[__builtin_ctz(code[0].bit)]);
             }
-        } else if (p->sheng && have_shuffle()) {
+        } else if (p->sheng) {
             p->mode = end ? RP_SHENG_END : RP_SHENG_PREFIX;
         } else if (p->dfa) {
             p->mode = p->dcls ? (end ? RP_DFA_END : RP_DFA_PREFIX)

@@ -441,7 +441,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
     const pixel_module_str direct[4] = {{"direct", 6}, {NULL, 0}, {NULL, 0}, {NULL, 0}};
     const size_t dsize = pixel_module_shape_image_size_for(r->shape, direct);
     if (r->direct && (r->direct_image = malloc(dsize)) &&
-        pixel_module_shape_image(r->shape, direct, r->direct_image, dsize) < 0) {
+        pixel_module_shape_image_kept(r->shape, direct, r->direct_image, dsize) < 0) {
         free(r->direct_image); /* built on each line instead */
         r->direct_image = NULL;
     }
@@ -911,7 +911,7 @@ static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, re
             vals[2].s = fresh->ref + e->host_off; /* the entry's own copy */
         }
         void *image = (char *)fresh + at;
-        fresh->image = pixel_module_shape_image(r->shape, vals, image, isize) == 0 ? image : NULL;
+        fresh->image = pixel_module_shape_image_kept(r->shape, vals, image, isize) == 0 ? image : NULL;
         ref_entry *expected = NULL;
         if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
                                                      memory_order_release, memory_order_relaxed)) {
