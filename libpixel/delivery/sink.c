@@ -1313,75 +1313,140 @@ PIXEL_API int pixel_sink_produce_lent(pixel_sink *s, const pixel_sink_msg *msg, 
     return produce(s, msg, token, 1, err);
 }
 
-static int qfile_write(pixel_sink *s, const char *json, size_t len)
+/*
+ * Append records to the quarantine file in one system call: len bytes of
+ * lines, each ended by a newline, plus one more newline when the last one
+ * lacks it.  Returns 0, or -1 (errno set) with *whole set to the bytes of
+ * lines that made it as whole records: a partial last line is rolled back
+ * so that the file stays valid JSON Lines.
+ */
+static int qfile_write(pixel_sink *s, const char *lines, size_t len, size_t *whole)
 {
-    /* One system call per record: the line and its newline together. */
-    struct iovec iov[2] = {{(void *)json, len}, {"\n", 1}};
-    ssize_t w = writev(s->q_fd, iov, 2);
+    int add_nl = len == 0 || lines[len - 1] != '\n';
+    struct iovec iov[2] = {{(void *)lines, len}, {"\n", 1}};
+    ssize_t w = writev(s->q_fd, iov, add_nl ? 2 : 1);
+    size_t keep = 0;
     off_t end;
 
-    if (w == (ssize_t)len + 1) {
+    *whole = 0;
+    if (w == (ssize_t)(len + (size_t)add_nl)) {
+        *whole = len;
         return 0;
     }
-    /* Roll back a partial line so the file stays valid JSON Lines (the
-     * sink is the file's only writer, so its end is where the line began
-     * plus what was written). */
-    if (w > 0 && ((end = lseek(s->q_fd, 0, SEEK_END)) < 0 || ftruncate(s->q_fd, end - w) < 0)) {
+    if (w > 0) {
+        /* The records written whole end at the last newline written. */
+        const char *nl = memrchr(lines, '\n', (size_t)w < len ? (size_t)w : len);
+        keep = nl != NULL ? (size_t)(nl - lines) + 1 : 0;
+    }
+    /* Roll back the partial line (the sink is the file's only writer, so
+     * the file ends where the write began plus what it wrote). */
+    if (w > 0 && (size_t)w > keep &&
+        ((end = lseek(s->q_fd, 0, SEEK_END)) < 0 ||
+         ftruncate(s->q_fd, end - (off_t)((size_t)w - keep)) < 0)) {
         logf_(s, PIXEL_LOG_ERR, "quarantine file %s: cannot roll back a partial line",
               s->cfg->q_file);
     }
+    *whole = keep;
     if (w >= 0) {
         errno = ENOSPC; /* a short write: the file cannot grow */
     }
     return -1;
 }
 
+/* A quarantine record for the dead-letter topic or the spool. */
+static void quarantine_msg(pixel_spool_msg *m, const pixel_sink *s, const char *json, size_t len)
+{
+    memset(m, 0, sizeof(*m));
+    m->value = json;
+    m->value_len = len;
+    m->topic = s->cfg->q_topic;
+    m->topic_len = m->topic ? strlen(m->topic) : 0;
+    m->timestamp_ms = pixel__d_wall_ms();
+    m->flags = PIXEL_SPOOL_MSG_QUARANTINE;
+}
+
+/* A record whose line is in the file: it waits for the file's fsync; a
+ * best-effort copy goes to the dead-letter topic. */
+static void qfile_taken(pixel_sink *s, const char *json, size_t len, void *token)
+{
+    s->st.quarantine_in++;
+    s->st.quarantine_pending++;
+    wait_add(&s->q_wait, token, KIND_QUARANTINE);
+    if (s->q_rkt != NULL) {
+        pixel_spool_msg m;
+        quarantine_msg(&m, s, json, len);
+        /* Never blocks: a copy that Kafka cannot take now is spooled. */
+        if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
+            spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
+        }
+    }
+}
+
+/* After records were added to the file: fsync now (fsync: always) or hand
+ * a full batch to the syncer. */
+static void qfile_due(pixel_sink *s)
+{
+    if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS) {
+        sync_qfile(s);
+    } else if (s->q_wait.n >= s->cfg->fsync_batch) {
+        qfile_kick(s); /* in the background: producing goes on meanwhile */
+    }
+}
+
+static int qfile_failed(pixel_sink *s, pixel_error *err)
+{
+    s->st.backpressure++;
+    if (!s->full_logged) {
+        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: write failed (%s): back-pressure",
+              s->cfg->q_file, strerror(errno));
+        s->full_logged = 1;
+    }
+    return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->cfg->q_file, 0, 0,
+                          "quarantine file: write failed: back-pressure");
+}
+
+/* Serve delivery reports after every POLL_EVERY records (see produce()). */
+static void poll_due(pixel_sink *s, unsigned int records)
+{
+    s->since_poll += records;
+    if (s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA) {
+        s->since_poll = 0;
+        qsync_collect(s, 0); /* the quarantine lines the syncer made durable */
+        if (s->rk != NULL) {
+            rd_kafka_poll(s->rk, 0);
+            housekeeping(s);
+        }
+    }
+}
+
+static int no_quarantine(pixel_sink *s, pixel_error *err)
+{
+    return pixel__d_error(err, PIXEL_EINVAL, s->cfg->source, 0, 0,
+                          "no quarantine destination configured (quarantine.file or .topic)");
+}
+
 PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len, void *token,
                                     pixel_error *err)
 {
     pixel_spool_msg m;
-    int rc = 0;
+    size_t whole;
+    int rc;
 
     if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
-        return pixel__d_error(err, PIXEL_EINVAL, s->cfg->source, 0, 0,
-                              "no quarantine destination configured (quarantine.file or .topic)");
+        return no_quarantine(s, err);
     }
-    memset(&m, 0, sizeof(m));
-    m.value = json;
-    m.value_len = len;
-    m.topic = s->cfg->q_topic;
-    m.topic_len = m.topic ? strlen(m.topic) : 0;
-    m.timestamp_ms = pixel__d_wall_ms();
-    m.flags = PIXEL_SPOOL_MSG_QUARANTINE;
-    s->st.quarantine_in++;
-    s->st.quarantine_pending++;
     if (s->q_fd >= 0) {
-        /* The file is the durable copy: it never waits for Kafka. */
-        if (qfile_write(s, json, len) < 0) {
-            s->st.quarantine_in--;
-            s->st.quarantine_pending--;
-            s->st.backpressure++;
-            if (!s->full_logged) {
-                logf_(s, PIXEL_LOG_ERR, "quarantine file %s: write failed (%s): back-pressure",
-                      s->cfg->q_file, strerror(errno));
-                s->full_logged = 1;
-            }
-            return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->cfg->q_file, 0, 0,
-                                  "quarantine file: write failed: back-pressure");
+        /* The file is the durable copy: it never waits for Kafka.  One
+         * system call: the line and its newline together. */
+        if (qfile_write(s, json, len, &whole) < 0) {
+            return qfile_failed(s, err);
         }
-        wait_add(&s->q_wait, token, KIND_QUARANTINE);
-        if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS) {
-            sync_qfile(s);
-        } else if (s->q_wait.n >= s->cfg->fsync_batch) {
-            qfile_kick(s); /* in the background: producing goes on meanwhile */
-        }
-        if (s->q_rkt != NULL) {
-            /* A best-effort copy for the dead-letter topic; never blocks. */
-            if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
-                spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
-            }
-        }
+        qfile_taken(s, json, len, token);
+        qfile_due(s);
     } else {
+        quarantine_msg(&m, s, json, len);
+        s->st.quarantine_in++;
+        s->st.quarantine_pending++;
         rc = route(s, s->q_rkt, &m, token, KIND_QUARANTINE, 0);
         if (rc != 0) {
             s->st.quarantine_in--;
@@ -1390,15 +1455,60 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
             return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
         }
     }
-    if (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA) {
-        s->since_poll = 0;
-        qsync_collect(s, 0); /* the quarantine lines the syncer made durable */
-        if (s->rk != NULL) {
-            rd_kafka_poll(s->rk, 0);
-            housekeeping(s);
-        }
-    }
+    poll_due(s, 1);
     return 0;
+}
+
+PIXEL_API int pixel_sink_quarantine_lines(pixel_sink *s, const char *lines, size_t len,
+                                          void *token, size_t *taken, pixel_error *err)
+{
+    const char *p = lines, *end;
+    size_t whole;
+    unsigned int n = 0;
+    int rc = 0;
+
+    if (taken != NULL) {
+        *taken = 0;
+    }
+    if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
+        return no_quarantine(s, err);
+    }
+    if (len == 0) {
+        return 0;
+    }
+    if (s->q_fd < 0) {
+        /* Kafka only: record by record. */
+        for (end = lines + len; p < end && rc == 0;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *stop = nl != NULL ? nl : end;
+            if ((rc = pixel_sink_quarantine(s, p, (size_t)(stop - p), token, err)) == 0) {
+                p = nl != NULL ? nl + 1 : end;
+                if (taken != NULL) {
+                    *taken = (size_t)(p - lines);
+                }
+            }
+        }
+        return rc;
+    }
+    /* The file: every line in one write, then each record as
+     * pixel_sink_quarantine() takes one. */
+    if (qfile_write(s, lines, len, &whole) < 0) {
+        rc = qfile_failed(s, err);
+    }
+    for (end = lines + whole; p < end; n++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl != NULL ? nl : end;
+        qfile_taken(s, p, (size_t)(stop - p), token);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (taken != NULL) {
+        *taken = whole;
+    }
+    if (n > 0) {
+        qfile_due(s);
+        poll_due(s, n);
+    }
+    return rc;
 }
 
 PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome)
