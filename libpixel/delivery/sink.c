@@ -103,6 +103,7 @@ typedef struct qsyncer {
  */
 #define HSET_MAX   16
 #define HSET_SPARE 8192
+#define HL_DEFER   16
 
 typedef struct hset {
     /* The header values, in the order kafka_put() adds them, with their
@@ -163,6 +164,8 @@ struct pixel_sink {
     hset hsets[HSET_MAX];            /* header lists for reuse */
     int nhsets;
     hlists hl;
+    rd_kafka_headers_t *hl_defer[HL_DEFER]; /* hset_return_later() */
+    int hl_defer_at;
     int purge_wanted, recreate_wanted, full_logged;
     unsigned int since_poll; /* records since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
@@ -760,8 +763,40 @@ static void hset_return(pixel_sink *s, rd_kafka_headers_t *hd)
     hset_keep(s, s->hl.n > 0 && s->hl.v[i].hd == hd ? &s->hsets[s->hl.v[i].set] : NULL, hd);
 }
 
+/*
+ * A delivered message's list, back to its set HL_DEFER reports later: its
+ * slot in the table is fetched into the cache now and read then, so that
+ * the lookup does not wait for memory (delivery reports come in bursts of
+ * a request's messages, one report after another).
+ */
+static void hset_return_later(pixel_sink *s, rd_kafka_headers_t *hd)
+{
+    rd_kafka_headers_t **slot = &s->hl_defer[s->hl_defer_at];
+
+    if (s->hl.cap > 0) {
+        __builtin_prefetch(&s->hl.v[hl_slot(&s->hl, hd)]);
+    }
+    if (*slot != NULL) {
+        hset_return(s, *slot);
+    }
+    *slot = hd;
+    s->hl_defer_at = (s->hl_defer_at + 1) % HL_DEFER;
+}
+
+/* Every list still waiting in hset_return_later(), back to its set now. */
+static void hset_return_all(pixel_sink *s)
+{
+    for (int i = 0; i < HL_DEFER; i++) {
+        if (s->hl_defer[i] != NULL) {
+            hset_return(s, s->hl_defer[i]);
+            s->hl_defer[i] = NULL;
+        }
+    }
+}
+
 static void hsets_free(pixel_sink *s)
 {
+    hset_return_all(s);
     for (int i = 0; i < s->nhsets; i++) {
         hset *h = &s->hsets[i];
         while (h->nspare > 0) {
@@ -811,7 +846,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             if (rd_kafka_message_detach_headers((rd_kafka_message_t *)m, &hd) ==
                     RD_KAFKA_RESP_ERR_NO_ERROR &&
                 hd != NULL) {
-                hset_return(s, hd);
+                hset_return_later(s, hd);
             }
         }
         if (s->state == PIXEL_SINK_SPOOL) {
@@ -1459,8 +1494,8 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
     return 0;
 }
 
-PIXEL_API int pixel_sink_quarantine_lines(pixel_sink *s, const char *lines, size_t len,
-                                          void *token, size_t *taken, pixel_error *err)
+PIXEL_API int pixel_sink_quarantine_lines(pixel_sink *s, const char *lines, size_t len, void *token,
+                                          size_t *taken, pixel_error *err)
 {
     const char *p = lines, *end;
     size_t whole;
