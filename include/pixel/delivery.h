@@ -189,6 +189,20 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
                                     pixel_error *err);
 
 /*
+ * Several quarantine records at once: lines holds len bytes of records,
+ * each compact JSON ended by a newline (the last one may lack it).  The
+ * same as pixel_sink_quarantine() for each record in turn with the same
+ * token (each record is acked on its own), except that the quarantine
+ * file gets all of them in one write.  Returns 0 when every record was
+ * accepted; otherwise the status pixel_sink_quarantine() returns, and
+ * *taken (may be NULL) says how many bytes of lines were accepted before
+ * the failure, whole records only: those are acked as usual, the others
+ * are not the sink's (hand them again, e.g. after pixel_sink_poll()).
+ */
+PIXEL_API int pixel_sink_quarantine_lines(pixel_sink *s, const char *lines, size_t len, void *token,
+                                          size_t *taken, pixel_error *err);
+
+/*
  * Count an input the host settled itself (a line skipped or dropped by the
  * pipeline), so that the sink's counters add up: outcome is
  * PIXEL_OUTCOME_SKIPPED or PIXEL_OUTCOME_DROPPED (pixel.h).

@@ -85,6 +85,49 @@ typedef struct qsyncer {
     waitlist batch;
 } qsyncer;
 
+/*
+ * Header lists kept for reuse.  A message's headers are librdkafka's
+ * allocations: an object, its list and a block per header, made for every
+ * message and freed with its delivery report, a large part of producing's
+ * CPU (docs/delivery.md).  The headers of a delivered message say the same
+ * as those of the next message with the same event type, schema ID and
+ * pipeline version, so the delivery report takes them off the message
+ * (rd_kafka_message_detach_headers) and the next such message is produced
+ * with them, unchanged: the same bytes on the wire, without the
+ * allocations.  One set of spare lists for each combination of the three
+ * values (HSET_MAX at most; other combinations get lists of their own, as
+ * before), at most HSET_SPARE lists each.  Which set a delivered list
+ * belongs to is looked up by its address (struct hlists) rather than read
+ * from the list: by the time its delivery report comes the list has left
+ * the caches, and reading it cost as much as freeing it.
+ */
+#define HSET_MAX   16
+#define HSET_SPARE 8192
+#define HL_DEFER   16
+
+typedef struct hset {
+    /* The header values, in the order kafka_put() adds them, with their
+     * names; n of them. */
+    const char *name[3];
+    char *value[3];
+    size_t len[3];
+    int n;
+    rd_kafka_headers_t **spare;
+    size_t nspare, cap;
+} hset;
+
+/* The reusable lists, by address: which set each belongs to.  Open
+ * addressing, linear probing; cap is 0 or a power of two. */
+typedef struct hlist_entry {
+    rd_kafka_headers_t *hd; /* NULL: free slot */
+    int set;
+} hlist_entry;
+
+typedef struct hlists {
+    hlist_entry *v;
+    size_t n, cap;
+} hlists;
+
 typedef struct topic_entry {
     char *type; /* the event type it serves (topic_template) */
     rd_kafka_topic_t *rkt;
@@ -118,6 +161,11 @@ struct pixel_sink {
     } probes[PROBE_BOXES];
     struct probe_box *probe_current; /* the probe whose verdict we wait for */
     char nack;                       /* its address tags copies that ack nobody */
+    hset hsets[HSET_MAX];            /* header lists for reuse */
+    int nhsets;
+    hlists hl;
+    rd_kafka_headers_t *hl_defer[HL_DEFER]; /* hset_return_later() */
+    int hl_defer_at;
     int purge_wanted, recreate_wanted, full_logged;
     unsigned int since_poll; /* records since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
@@ -547,6 +595,223 @@ static void header(rd_kafka_headers_t *h, const char *name, const char **v, size
     }
 }
 
+/* ---- header lists for reuse (see struct hset) ------------------------------ */
+
+static const char *const hdr_names[3] = {HDR_TYPE, HDR_SCHEMA, HDR_VERSION};
+
+/* The headers m gets, in order: which of hdr_names (kind), value, length. */
+static int header_values(const pixel_spool_msg *m, int *kind, const char **value, size_t *len)
+{
+    const char *v[3] = {m->type, m->schema_id, m->pipeline_version};
+    size_t l[3] = {m->type_len, m->schema_id_len, m->pipeline_version_len};
+    int n = 0;
+
+    for (int i = 0; i < 3; i++) {
+        if (v[i] != NULL) {
+            kind[n] = i;
+            value[n] = v[i];
+            len[n++] = l[i];
+        }
+    }
+    return n;
+}
+
+/* The set for these headers: found, or added while there is room; NULL
+ * when the table is full (or out of memory). */
+static hset *hset_for(pixel_sink *s, const int *kind, const char *const *value, const size_t *len,
+                      int n)
+{
+    hset *h;
+
+    for (int i = 0; i < s->nhsets; i++) {
+        int j = 0;
+        h = &s->hsets[i];
+        if (h->n != n) {
+            continue;
+        }
+        while (j < n && h->name[j] == hdr_names[kind[j]] && h->len[j] == len[j] &&
+               memcmp(h->value[j], value[j], len[j]) == 0) {
+            j++;
+        }
+        if (j == n) {
+            return h;
+        }
+    }
+    if (s->nhsets == HSET_MAX) {
+        return NULL;
+    }
+    h = &s->hsets[s->nhsets];
+    memset(h, 0, sizeof(*h));
+    for (int j = 0; j < n; j++) {
+        h->name[j] = hdr_names[kind[j]];
+        h->len[j] = len[j];
+        if ((h->value[j] = malloc(len[j] + 1)) == NULL) {
+            while (j-- > 0) {
+                free(h->value[j]);
+            }
+            return NULL;
+        }
+        memcpy(h->value[j], value[j], len[j]);
+    }
+    h->n = n;
+    s->nhsets++;
+    return h;
+}
+
+static size_t hl_slot(const hlists *t, const rd_kafka_headers_t *hd)
+{
+    uint64_t x = (uint64_t)(uintptr_t)hd;
+
+    x ^= x >> 29;
+    x *= UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(x >> 32) & (t->cap - 1);
+}
+
+/* The slot holding hd, or the free slot where it would go. */
+static size_t hl_find(const hlists *t, const rd_kafka_headers_t *hd)
+{
+    size_t i = hl_slot(t, hd);
+
+    while (t->v[i].hd != NULL && t->v[i].hd != hd) {
+        i = (i + 1) & (t->cap - 1);
+    }
+    return i;
+}
+
+/* Forget hd (a list about to be destroyed, or a new one at an address a
+ * forgotten list had). */
+static void hl_del(hlists *t, const rd_kafka_headers_t *hd)
+{
+    size_t i, j;
+
+    if (t->n == 0 || t->v[i = hl_find(t, hd)].hd == NULL) {
+        return;
+    }
+    /* Backward shift: move up the entries after it that probed past it. */
+    t->v[i].hd = NULL;
+    t->n--;
+    for (j = (i + 1) & (t->cap - 1); t->v[j].hd != NULL; j = (j + 1) & (t->cap - 1)) {
+        size_t home = hl_slot(t, t->v[j].hd);
+        /* j's entry may fill the hole at i unless its home lies in (i, j]. */
+        if (((j - home) & (t->cap - 1)) >= ((j - i) & (t->cap - 1))) {
+            t->v[i] = t->v[j];
+            t->v[j].hd = NULL;
+            i = j;
+        }
+    }
+}
+
+/* Remember that hd is set's.  0, or -1 when out of memory. */
+static int hl_add(hlists *t, rd_kafka_headers_t *hd, int set)
+{
+    size_t i;
+
+    if ((t->n + 1) * 2 > t->cap) {
+        hlists nt = {NULL, 0, t->cap ? t->cap * 2 : 1024};
+        if ((nt.v = calloc(nt.cap, sizeof(*nt.v))) == NULL) {
+            return -1;
+        }
+        for (size_t k = 0; k < t->cap; k++) {
+            if (t->v[k].hd != NULL) {
+                nt.v[hl_find(&nt, t->v[k].hd)] = t->v[k];
+                nt.n++;
+            }
+        }
+        free(t->v);
+        *t = nt;
+    }
+    i = hl_find(t, hd);
+    if (t->v[i].hd == NULL) {
+        t->n++;
+    }
+    t->v[i].hd = hd;
+    t->v[i].set = set;
+    return 0;
+}
+
+/* A spare list of the set, or NULL. */
+static rd_kafka_headers_t *hset_take(hset *h)
+{
+    return h != NULL && h->nspare > 0 ? h->spare[--h->nspare] : NULL;
+}
+
+/* Keep a list for the set's next message; destroy it when there is no
+ * room (or it is not one of the sets'). */
+static void hset_keep(pixel_sink *s, hset *h, rd_kafka_headers_t *hd)
+{
+    if (h != NULL && h->nspare == h->cap && h->cap < HSET_SPARE) {
+        size_t cap = h->cap ? h->cap * 2 : 256;
+        rd_kafka_headers_t **nv = realloc(h->spare, cap * sizeof(*nv));
+        if (nv != NULL) {
+            h->spare = nv;
+            h->cap = cap;
+        }
+    }
+    if (h != NULL && h->nspare < h->cap) {
+        h->spare[h->nspare++] = hd;
+    } else {
+        hl_del(&s->hl, hd);
+        rd_kafka_headers_destroy(hd);
+    }
+}
+
+/* A delivered message's list back to its set. */
+static void hset_return(pixel_sink *s, rd_kafka_headers_t *hd)
+{
+    size_t i = s->hl.n > 0 ? hl_find(&s->hl, hd) : 0;
+
+    hset_keep(s, s->hl.n > 0 && s->hl.v[i].hd == hd ? &s->hsets[s->hl.v[i].set] : NULL, hd);
+}
+
+/*
+ * A delivered message's list, back to its set HL_DEFER reports later: its
+ * slot in the table is fetched into the cache now and read then, so that
+ * the lookup does not wait for memory (delivery reports come in bursts of
+ * a request's messages, one report after another).
+ */
+static void hset_return_later(pixel_sink *s, rd_kafka_headers_t *hd)
+{
+    rd_kafka_headers_t **slot = &s->hl_defer[s->hl_defer_at];
+
+    if (s->hl.cap > 0) {
+        __builtin_prefetch(&s->hl.v[hl_slot(&s->hl, hd)]);
+    }
+    if (*slot != NULL) {
+        hset_return(s, *slot);
+    }
+    *slot = hd;
+    s->hl_defer_at = (s->hl_defer_at + 1) % HL_DEFER;
+}
+
+/* Every list still waiting in hset_return_later(), back to its set now. */
+static void hset_return_all(pixel_sink *s)
+{
+    for (int i = 0; i < HL_DEFER; i++) {
+        if (s->hl_defer[i] != NULL) {
+            hset_return(s, s->hl_defer[i]);
+            s->hl_defer[i] = NULL;
+        }
+    }
+}
+
+static void hsets_free(pixel_sink *s)
+{
+    hset_return_all(s);
+    for (int i = 0; i < s->nhsets; i++) {
+        hset *h = &s->hsets[i];
+        while (h->nspare > 0) {
+            rd_kafka_headers_destroy(h->spare[--h->nspare]);
+        }
+        free(h->spare);
+        for (int j = 0; j < h->n; j++) {
+            free(h->value[j]);
+        }
+    }
+    s->nhsets = 0;
+    free(s->hl.v);
+    memset(&s->hl, 0, sizeof(s->hl));
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     pixel_sink *s = opaque;
@@ -573,6 +838,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
     }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (s->nhsets > 0) {
+            /* The headers for a later message (struct hset).  The message
+             * is librdkafka's, not constant: it is destroyed after this
+             * callback, without the headers taken off it. */
+            rd_kafka_headers_t *hd = NULL;
+            if (rd_kafka_message_detach_headers((rd_kafka_message_t *)m, &hd) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                hd != NULL) {
+                hset_return_later(s, hd);
+            }
+        }
         if (s->state == PIXEL_SINK_SPOOL) {
             switch_to_kafka(s);
         }
@@ -590,6 +866,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     memset(&sm, 0, sizeof(sm));
     rd_kafka_message_headers(m, &h);
+    if (h != NULL) {
+        hl_del(&s->hl, h); /* destroyed with the message */
+    }
     sm.topic = rd_kafka_topic_name(m->rkt);
     sm.topic_len = strlen(sm.topic);
     sm.key = m->key;
@@ -741,31 +1020,42 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
      * events of about 1 KB that block is also a malloc too large for
      * glibc's per-thread cache). */
     int flags = lent ? 0 : RD_KAFKA_MSG_F_COPY;
+    int kind[3], n = 0;
+    const char *value[3];
+    size_t len[3];
+    hset *hs = NULL;
 
+    /* Headers cost librdkafka an object, a list and a block per header, a
+     * message (a quarter of the sink's CPU; copying a template with
+     * rd_kafka_headers_copy() makes the same allocations): a delivered
+     * message's list is used again (struct hset).  kafka.headers: false
+     * turns them off. */
+    if (s->cfg->headers) {
+        n = header_values(m, kind, value, len);
+        hs = hset_for(s, kind, value, len, n);
+    }
     for (;;) {
-        /* Headers cost librdkafka an object, a list and a block per
-         * header, a message (a quarter of the sink's CPU; copying a
-         * template with rd_kafka_headers_copy() makes the same
-         * allocations); kafka.headers: false turns them off. */
-        rd_kafka_headers_t *h = s->cfg->headers ? rd_kafka_headers_new(3) : NULL;
+        rd_kafka_headers_t *h = NULL;
         rd_kafka_resp_err_t e;
 
-        if (h == NULL) {
+        if (!s->cfg->headers) {
             e = rd_kafka_producev(
                 s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
                 RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
                 RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
             goto produced;
         }
-        if (m->type != NULL) {
-            rd_kafka_header_add(h, HDR_TYPE, -1, m->type, (ssize_t)m->type_len);
-        }
-        if (m->schema_id != NULL) {
-            rd_kafka_header_add(h, HDR_SCHEMA, -1, m->schema_id, (ssize_t)m->schema_id_len);
-        }
-        if (m->pipeline_version != NULL) {
-            rd_kafka_header_add(h, HDR_VERSION, -1, m->pipeline_version,
-                                (ssize_t)m->pipeline_version_len);
+        if ((h = hset_take(hs)) == NULL) {
+            h = rd_kafka_headers_new(3);
+            for (int i = 0; i < n; i++) {
+                rd_kafka_header_add(h, hdr_names[kind[i]], -1, value[i], (ssize_t)len[i]);
+            }
+            /* Its address may be that of a list destroyed without a
+             * delivery report (rd_kafka_destroy): what the table says of
+             * it is replaced, or forgotten. */
+            if (hs == NULL || hl_add(&s->hl, h, (int)(hs - s->hsets)) < 0) {
+                hl_del(&s->hl, h);
+            }
         }
         e = rd_kafka_producev(
             s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
@@ -773,7 +1063,7 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
             RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(op),
             RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rd_kafka_headers_destroy(h);
+            hset_keep(s, hs, h); /* still ours */
         }
     produced:
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1058,75 +1348,140 @@ PIXEL_API int pixel_sink_produce_lent(pixel_sink *s, const pixel_sink_msg *msg, 
     return produce(s, msg, token, 1, err);
 }
 
-static int qfile_write(pixel_sink *s, const char *json, size_t len)
+/*
+ * Append records to the quarantine file in one system call: len bytes of
+ * lines, each ended by a newline, plus one more newline when the last one
+ * lacks it.  Returns 0, or -1 (errno set) with *whole set to the bytes of
+ * lines that made it as whole records: a partial last line is rolled back
+ * so that the file stays valid JSON Lines.
+ */
+static int qfile_write(pixel_sink *s, const char *lines, size_t len, size_t *whole)
 {
-    /* One system call per record: the line and its newline together. */
-    struct iovec iov[2] = {{(void *)json, len}, {"\n", 1}};
-    ssize_t w = writev(s->q_fd, iov, 2);
+    int add_nl = len == 0 || lines[len - 1] != '\n';
+    struct iovec iov[2] = {{(void *)lines, len}, {"\n", 1}};
+    ssize_t w = writev(s->q_fd, iov, add_nl ? 2 : 1);
+    size_t keep = 0;
     off_t end;
 
-    if (w == (ssize_t)len + 1) {
+    *whole = 0;
+    if (w == (ssize_t)(len + (size_t)add_nl)) {
+        *whole = len;
         return 0;
     }
-    /* Roll back a partial line so the file stays valid JSON Lines (the
-     * sink is the file's only writer, so its end is where the line began
-     * plus what was written). */
-    if (w > 0 && ((end = lseek(s->q_fd, 0, SEEK_END)) < 0 || ftruncate(s->q_fd, end - w) < 0)) {
+    if (w > 0) {
+        /* The records written whole end at the last newline written. */
+        const char *nl = memrchr(lines, '\n', (size_t)w < len ? (size_t)w : len);
+        keep = nl != NULL ? (size_t)(nl - lines) + 1 : 0;
+    }
+    /* Roll back the partial line (the sink is the file's only writer, so
+     * the file ends where the write began plus what it wrote). */
+    if (w > 0 && (size_t)w > keep &&
+        ((end = lseek(s->q_fd, 0, SEEK_END)) < 0 ||
+         ftruncate(s->q_fd, end - (off_t)((size_t)w - keep)) < 0)) {
         logf_(s, PIXEL_LOG_ERR, "quarantine file %s: cannot roll back a partial line",
               s->cfg->q_file);
     }
+    *whole = keep;
     if (w >= 0) {
         errno = ENOSPC; /* a short write: the file cannot grow */
     }
     return -1;
 }
 
+/* A quarantine record for the dead-letter topic or the spool. */
+static void quarantine_msg(pixel_spool_msg *m, const pixel_sink *s, const char *json, size_t len)
+{
+    memset(m, 0, sizeof(*m));
+    m->value = json;
+    m->value_len = len;
+    m->topic = s->cfg->q_topic;
+    m->topic_len = m->topic ? strlen(m->topic) : 0;
+    m->timestamp_ms = pixel__d_wall_ms();
+    m->flags = PIXEL_SPOOL_MSG_QUARANTINE;
+}
+
+/* A record whose line is in the file: it waits for the file's fsync; a
+ * best-effort copy goes to the dead-letter topic. */
+static void qfile_taken(pixel_sink *s, const char *json, size_t len, void *token)
+{
+    s->st.quarantine_in++;
+    s->st.quarantine_pending++;
+    wait_add(&s->q_wait, token, KIND_QUARANTINE);
+    if (s->q_rkt != NULL) {
+        pixel_spool_msg m;
+        quarantine_msg(&m, s, json, len);
+        /* Never blocks: a copy that Kafka cannot take now is spooled. */
+        if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
+            spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
+        }
+    }
+}
+
+/* After records were added to the file: fsync now (fsync: always) or hand
+ * a full batch to the syncer. */
+static void qfile_due(pixel_sink *s)
+{
+    if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS) {
+        sync_qfile(s);
+    } else if (s->q_wait.n >= s->cfg->fsync_batch) {
+        qfile_kick(s); /* in the background: producing goes on meanwhile */
+    }
+}
+
+static int qfile_failed(pixel_sink *s, pixel_error *err)
+{
+    s->st.backpressure++;
+    if (!s->full_logged) {
+        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: write failed (%s): back-pressure",
+              s->cfg->q_file, strerror(errno));
+        s->full_logged = 1;
+    }
+    return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->cfg->q_file, 0, 0,
+                          "quarantine file: write failed: back-pressure");
+}
+
+/* Serve delivery reports after every POLL_EVERY records (see produce()). */
+static void poll_due(pixel_sink *s, unsigned int records)
+{
+    s->since_poll += records;
+    if (s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA) {
+        s->since_poll = 0;
+        qsync_collect(s, 0); /* the quarantine lines the syncer made durable */
+        if (s->rk != NULL) {
+            rd_kafka_poll(s->rk, 0);
+            housekeeping(s);
+        }
+    }
+}
+
+static int no_quarantine(pixel_sink *s, pixel_error *err)
+{
+    return pixel__d_error(err, PIXEL_EINVAL, s->cfg->source, 0, 0,
+                          "no quarantine destination configured (quarantine.file or .topic)");
+}
+
 PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len, void *token,
                                     pixel_error *err)
 {
     pixel_spool_msg m;
-    int rc = 0;
+    size_t whole;
+    int rc;
 
     if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
-        return pixel__d_error(err, PIXEL_EINVAL, s->cfg->source, 0, 0,
-                              "no quarantine destination configured (quarantine.file or .topic)");
+        return no_quarantine(s, err);
     }
-    memset(&m, 0, sizeof(m));
-    m.value = json;
-    m.value_len = len;
-    m.topic = s->cfg->q_topic;
-    m.topic_len = m.topic ? strlen(m.topic) : 0;
-    m.timestamp_ms = pixel__d_wall_ms();
-    m.flags = PIXEL_SPOOL_MSG_QUARANTINE;
-    s->st.quarantine_in++;
-    s->st.quarantine_pending++;
     if (s->q_fd >= 0) {
-        /* The file is the durable copy: it never waits for Kafka. */
-        if (qfile_write(s, json, len) < 0) {
-            s->st.quarantine_in--;
-            s->st.quarantine_pending--;
-            s->st.backpressure++;
-            if (!s->full_logged) {
-                logf_(s, PIXEL_LOG_ERR, "quarantine file %s: write failed (%s): back-pressure",
-                      s->cfg->q_file, strerror(errno));
-                s->full_logged = 1;
-            }
-            return pixel__d_error(err, PIXEL_DELIVERY_EFULL, s->cfg->q_file, 0, 0,
-                                  "quarantine file: write failed: back-pressure");
+        /* The file is the durable copy: it never waits for Kafka.  One
+         * system call: the line and its newline together. */
+        if (qfile_write(s, json, len, &whole) < 0) {
+            return qfile_failed(s, err);
         }
-        wait_add(&s->q_wait, token, KIND_QUARANTINE);
-        if (s->cfg->fsync == PIXEL_SPOOL_FSYNC_ALWAYS) {
-            sync_qfile(s);
-        } else if (s->q_wait.n >= s->cfg->fsync_batch) {
-            qfile_kick(s); /* in the background: producing goes on meanwhile */
-        }
-        if (s->q_rkt != NULL) {
-            /* A best-effort copy for the dead-letter topic; never blocks. */
-            if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
-                spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
-            }
-        }
+        qfile_taken(s, json, len, token);
+        qfile_due(s);
     } else {
+        quarantine_msg(&m, s, json, len);
+        s->st.quarantine_in++;
+        s->st.quarantine_pending++;
         rc = route(s, s->q_rkt, &m, token, KIND_QUARANTINE, 0);
         if (rc != 0) {
             s->st.quarantine_in--;
@@ -1135,15 +1490,60 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
             return pixel__d_error(err, rc, s->cfg->spool_dir, 0, 0, "spool full: back-pressure");
         }
     }
-    if (++s->since_poll >= POLL_EVERY || s->state != PIXEL_SINK_KAFKA) {
-        s->since_poll = 0;
-        qsync_collect(s, 0); /* the quarantine lines the syncer made durable */
-        if (s->rk != NULL) {
-            rd_kafka_poll(s->rk, 0);
-            housekeeping(s);
-        }
-    }
+    poll_due(s, 1);
     return 0;
+}
+
+PIXEL_API int pixel_sink_quarantine_lines(pixel_sink *s, const char *lines, size_t len, void *token,
+                                          size_t *taken, pixel_error *err)
+{
+    const char *p = lines, *end;
+    size_t whole;
+    unsigned int n = 0;
+    int rc = 0;
+
+    if (taken != NULL) {
+        *taken = 0;
+    }
+    if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
+        return no_quarantine(s, err);
+    }
+    if (len == 0) {
+        return 0;
+    }
+    if (s->q_fd < 0) {
+        /* Kafka only: record by record. */
+        for (end = lines + len; p < end && rc == 0;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *stop = nl != NULL ? nl : end;
+            if ((rc = pixel_sink_quarantine(s, p, (size_t)(stop - p), token, err)) == 0) {
+                p = nl != NULL ? nl + 1 : end;
+                if (taken != NULL) {
+                    *taken = (size_t)(p - lines);
+                }
+            }
+        }
+        return rc;
+    }
+    /* The file: every line in one write, then each record as
+     * pixel_sink_quarantine() takes one. */
+    if (qfile_write(s, lines, len, &whole) < 0) {
+        rc = qfile_failed(s, err);
+    }
+    for (end = lines + whole; p < end; n++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl != NULL ? nl : end;
+        qfile_taken(s, p, (size_t)(stop - p), token);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (taken != NULL) {
+        *taken = whole;
+    }
+    if (n > 0) {
+        qfile_due(s);
+        poll_due(s, n);
+    }
+    return rc;
 }
 
 PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome)
@@ -1229,6 +1629,7 @@ PIXEL_API void pixel_sink_free(pixel_sink *s)
         free(p);
     }
     kafka_stop(s);
+    hsets_free(s);
     pixel_spool_close(s->spool);
     qsync_stop(s);
     if (s->q_fd >= 0) {

@@ -10,9 +10,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -933,6 +936,263 @@ START_TEST(sink_poll_that_waits_collects_the_batch_being_synced)
 }
 END_TEST
 
+/* Events of three types, with and without a schema ID: each message's
+ * headers must say what its own value says, also when the header lists of
+ * delivered messages are used again for later ones. */
+static const char *const typed_types[3] = {"page_view", "click", "search"};
+
+static int produce_typed(pixel_sink *s, int id)
+{
+    char v[128], k[16];
+    const char *type = typed_types[id % 3];
+    const char *sid = id % 2 ? "s-1" : NULL;
+    pixel_sink_msg m;
+
+    snprintf(v, sizeof(v), "{\"eid\":\"e-%05d\",\"ev\":\"%s\",\"sid\":\"%s\"}", id, type,
+             sid ? sid : "");
+    snprintf(k, sizeof(k), "user-%d", id % 7);
+    memset(&m, 0, sizeof(m));
+    m.value = v;
+    m.value_len = strlen(v);
+    m.key = k;
+    m.key_len = strlen(k);
+    m.type = type;
+    m.type_len = strlen(type);
+    m.schema_id = sid;
+    m.schema_id_len = sid ? strlen(sid) : 0;
+    m.pipeline_version = "3";
+    m.pipeline_version_len = 1;
+    return pixel_sink_produce(s, &m, (void *)(uintptr_t)id, NULL);
+}
+
+/* One header's value as a string ("" when absent, "<dup>" when twice). */
+static void header_text(rd_kafka_headers_t *h, const char *name, char *out, size_t size)
+{
+    const void *v;
+    size_t n, count = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; rd_kafka_header_get(h, i, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        snprintf(out, size, "%.*s", (int)n, (const char *)v);
+        count++;
+    }
+    if (count > 1) {
+        snprintf(out, size, "<dup>");
+    }
+}
+
+/* Reads "events" back; checks every message's headers against its value.
+ * Returns the number of messages. */
+static int consume_checking_headers(void)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_t *c;
+    int count = 0, idle = 0;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mock), NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", "check-headers", NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(c);
+    for (int p = 0; p < 4; p++) {
+        rd_kafka_topic_partition_list_add(tp, "events", p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(c, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    while (idle < 10) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        rd_kafka_headers_t *h = NULL;
+        char value[256], want_type[32], want_sid[32], type[64], sid[64], ver[64];
+        int id;
+
+        if (m == NULL) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if (m->err != 0) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        snprintf(value, sizeof(value), "%.*s", (int)m->len, (const char *)m->payload);
+        ck_assert_int_eq(sscanf(value, "{\"eid\":\"e-%5d\",\"ev\":\"%31[a-z_]\",\"sid\":\"%31[^\"]",
+                                &id, want_type, want_sid) >= 2,
+                         1);
+        if (strstr(value, "\"sid\":\"\"") != NULL) {
+            want_sid[0] = '\0';
+        }
+        ck_assert_int_eq(rd_kafka_message_headers(m, &h), RD_KAFKA_RESP_ERR_NO_ERROR);
+        ck_assert_uint_eq(rd_kafka_header_cnt(h), want_sid[0] ? 3 : 2);
+        header_text(h, "pixel-event-type", type, sizeof(type));
+        header_text(h, "pixel-schema-id", sid, sizeof(sid));
+        header_text(h, "pixel-pipeline-version", ver, sizeof(ver));
+        ck_assert_str_eq(type, want_type);
+        ck_assert_str_eq(sid, want_sid);
+        ck_assert_str_eq(ver, "3");
+        count++;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return count;
+}
+
+START_TEST(sink_headers_match_each_event_when_lists_are_reused)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    int id = 0;
+
+    /* Rounds of events with a flush between them: the later rounds are
+     * produced with the header lists the earlier ones' reports gave back. */
+    for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < 250; k++) {
+            ck_assert_int_eq(produce_typed(s, id++), 0);
+        }
+        ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    }
+    ck_assert_int_eq(A.delivered, id);
+    check_counters(s);
+    pixel_sink_free(s);
+    ck_assert_int_eq(consume_checking_headers(), id);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* Acks of pixel_sink_quarantine_lines(): one token for every record. */
+static int line_acks, line_acks_bad;
+
+static void on_line_ack(void *token, int status, void *payload)
+{
+    (void)payload;
+    if (token == (void *)&line_acks && status == PIXEL_SINK_QUARANTINED) {
+        line_acks++;
+    } else {
+        line_acks_bad++;
+    }
+}
+
+static pixel_sink *lines_sink(const pixel_delivery_config *cfg)
+{
+    pixel_sink_options o = PIXEL_SINK_OPTIONS_INIT;
+    pixel_sink *s;
+    pixel_error err;
+
+    line_acks = line_acks_bad = 0;
+    o.ack = on_line_ack;
+    o.log = on_log;
+    memset(&err, 0, sizeof(err));
+    ck_assert_msg(pixel_sink_new(&s, cfg, &o, &err) == 0, "%s", err.text);
+    return s;
+}
+
+/* The lines of the quarantine file, into buf; returns how many. */
+static int read_quarantine_file(char *buf, size_t size)
+{
+    char path[300];
+    size_t n;
+    int lines = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/quarantine.jsonl", tmpdir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    for (size_t i = 0; i < n; i++) {
+        lines += buf[i] == '\n';
+    }
+    return lines;
+}
+
+/* Many records in one call: each in the file once, in order, each acked on
+ * its own, each copied to the dead-letter topic; the last may lack its
+ * newline. */
+START_TEST(sink_quarantine_lines_takes_every_record)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+    pixel_sink_stats st;
+    char lines[4096], file[8192];
+    size_t len = 0, taken = 12345;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    s = lines_sink(cfg);
+    for (int i = 0; i < 40; i++) {
+        len += (size_t)snprintf(lines + len, sizeof(lines) - len, "{\"raw\":\"line %02d\"}%s", i,
+                                i < 39 ? "\n" : "");
+    }
+    ck_assert_int_eq(pixel_sink_quarantine_lines(s, lines, len, &line_acks, &taken, NULL), 0);
+    ck_assert_uint_eq(taken, len);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(line_acks, 40);
+    ck_assert_int_eq(line_acks_bad, 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.quarantine_in, 40);
+    ck_assert_uint_eq(st.quarantined, 40);
+    ck_assert_uint_eq(st.quarantine_pending, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(read_quarantine_file(file, sizeof(file)), 40);
+    ck_assert_uint_eq(strlen(file), len + 1);
+    ck_assert_int_eq(memcmp(file, lines, len), 0);
+    ck_assert_int_eq(consume_count("dlq"), 40);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* A write the file cannot take whole (a file size limit cuts it): the
+ * records before the cut are taken and acked, the partial line is rolled
+ * back, the rest is refused and taken when handed again. */
+START_TEST(sink_quarantine_lines_takes_whole_records_of_a_short_write)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+    pixel_sink_stats st;
+    char lines[1024], file[4096], path[300];
+    size_t len = 0, taken = 0;
+    struct rlimit rl;
+    struct stat sb;
+
+    s = lines_sink(cfg);
+    for (int i = 0; i < 10; i++) {
+        len += (size_t)snprintf(lines + len, sizeof(lines) - len,
+                                "{\"raw\":\"line %02d ......\"}\n", i);
+    }
+    ck_assert_uint_eq(len, 250); /* 25 bytes a record */
+    /* The file may grow by 3.4 records: the write stops inside the fourth. */
+    snprintf(path, sizeof(path), "%s/quarantine.jsonl", tmpdir);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_size, 0);
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = 85;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    ck_assert_int_eq(pixel_sink_quarantine_lines(s, lines, len, &line_acks, &taken, NULL),
+                     PIXEL_DELIVERY_EFULL);
+    ck_assert_uint_eq(taken, 75);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_size, 75); /* the partial fourth line is gone */
+    rl.rlim_cur = rl.rlim_max;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    ck_assert_int_eq(
+        pixel_sink_quarantine_lines(s, lines + taken, len - taken, &line_acks, &taken, NULL), 0);
+    ck_assert_uint_eq(taken, 175);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(line_acks, 10);
+    ck_assert_int_eq(line_acks_bad, 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.quarantine_in, 10);
+    ck_assert_uint_eq(st.quarantined, 10);
+    pixel_sink_free(s);
+    ck_assert_int_eq(read_quarantine_file(file, sizeof(file)), 10);
+    ck_assert_str_eq(file, lines);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 static Suite *sink_suite(void)
 {
     Suite *s = suite_create("sink");
@@ -960,6 +1220,9 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
+    tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
+    tcase_add_test(tk, sink_quarantine_lines_takes_every_record);
+    tcase_add_test(tk, sink_quarantine_lines_takes_whole_records_of_a_short_write);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -46,7 +46,14 @@ struct pixelconv_kafka {
     unsigned long not_durable;
     lent_block *spare; /* acked blocks: their buffers wait for a batch */
     lent_block *blocks;
+    /* Quarantine lines gathered from batches, handed to the sink together
+     * (one write to the quarantine file, not one a record) once there are
+     * QBUF_FLUSH bytes, and at close. */
+    char *qbuf;
+    size_t qlen, qcap;
 };
+
+#define QBUF_FLUSH (1u << 16)
 
 static void block_release(pixelconv_kafka *k, lent_block *b)
 {
@@ -294,14 +301,46 @@ int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t l
     return rc;
 }
 
-int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *json, size_t len)
+/* Hand the gathered quarantine lines to the sink, waiting (serving the
+ * sink) while it cannot take them. */
+static int quarantine_flush(pixelconv_kafka *k)
 {
-    int rc;
+    size_t at = 0;
+    int rc = 0;
 
-    while ((rc = pixel_sink_quarantine(k->sink, json, len, NULL, NULL)) == PIXEL_DELIVERY_EFULL) {
+    while (at < k->qlen) {
+        size_t taken = 0;
+        rc = pixel_sink_quarantine_lines(k->sink, k->qbuf + at, k->qlen - at, NULL, &taken, NULL);
+        at += taken;
+        if (rc != PIXEL_DELIVERY_EFULL) {
+            break;
+        }
         pixel_sink_poll(k->sink, 100);
     }
+    k->qlen = 0;
     return rc;
+}
+
+int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    if (k->qlen + len > k->qcap) {
+        size_t cap = k->qcap ? k->qcap : QBUF_FLUSH * 2;
+        char *nb;
+        while (cap < k->qlen + len) {
+            cap *= 2;
+        }
+        if ((nb = realloc(k->qbuf, cap)) == NULL) {
+            return PIXEL_ENOMEM;
+        }
+        k->qbuf = nb;
+        k->qcap = cap;
+    }
+    memcpy(k->qbuf + k->qlen, lines, len);
+    k->qlen += len;
+    return k->qlen >= QBUF_FLUSH ? quarantine_flush(k) : 0;
 }
 
 void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n)
@@ -314,10 +353,15 @@ void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n)
 int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *errbuf, size_t errlen)
 {
     pixel_error err;
-    int rc;
+    int rc, qrc;
 
     memset(&err, 0, sizeof(err));
+    qrc = quarantine_flush(k);
     rc = pixel_sink_flush(k->sink, -1, &err);
+    if (qrc != 0 && rc == 0) {
+        snprintf(err.text, sizeof(err.text), "quarantine records could not be handed to the sink");
+        rc = -1;
+    }
     if (stats != NULL) {
         pixel_sink_stats_get(k->sink, stats);
     }
@@ -330,6 +374,7 @@ int pixelconv_kafka_close(pixelconv_kafka *k, pixel_sink_stats *stats, char *err
     }
     pixel_delivery_config_free(k->cfg);
     free(k->pipeline_version);
+    free(k->qbuf);
     /* The sink is gone: nothing refers to the lent buffers any more. */
     while (k->blocks != NULL) {
         lent_block *b = k->blocks;

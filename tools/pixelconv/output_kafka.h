@@ -49,8 +49,13 @@ int pixelconv_kafka_pack(const pixelconv_kafka *k, const pixel_value *event, con
  */
 int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t len);
 
-/* One quarantine record (compact JSON, no newline).  0 or a negative status. */
-int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *json, size_t len);
+/*
+ * Quarantine records: len bytes of lines, each compact JSON ended by a
+ * newline.  They are gathered and handed to the sink together (one write
+ * to the quarantine file) once there are 64 KB of them, and by
+ * pixelconv_kafka_close().  0 or a negative status.
+ */
+int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len);
 
 /* Lines settled without output: PIXEL_OUTCOME_SKIPPED or _DROPPED, n times. */
 void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n);

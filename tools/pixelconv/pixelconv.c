@@ -456,24 +456,6 @@ typedef struct sinks {
     bool write_failed;
 } sinks;
 
-#ifdef PIXEL_HAVE_KAFKA
-/* Hands each line of buf to fn; 0, or the first failure. */
-static int each_line(const char *buf, size_t len, pixelconv_kafka *k,
-                     int (*fn)(pixelconv_kafka *, const char *, size_t))
-{
-    const char *p = buf, *end = buf + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        int rc = fn(k, p, (size_t)((nl ? nl : end) - p));
-        if (rc < 0) {
-            return rc;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return 0;
-}
-#endif
-
 static void write_batch(sinks *s, batch *b)
 {
 #ifdef PIXEL_HAVE_KAFKA
@@ -481,7 +463,7 @@ static void write_batch(sinks *s, batch *b)
         pixelconv_kafka *k = s->kafka;
         /* The events' buffer is lent to the sink; b->ev becomes another. */
         if (pixelconv_kafka_events(k, &b->ev, &b->ev_cap, b->ev_len) < 0 ||
-            each_line(b->qr, b->qr_len, k, pixelconv_kafka_quarantine) < 0) {
+            pixelconv_kafka_quarantine(k, b->qr, b->qr_len) < 0) {
             s->write_failed = true;
         }
         b->ev_len = 0;
