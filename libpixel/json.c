@@ -819,29 +819,30 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
 }
 
 /* An object emitted from a module's shape image, still as emitted, with
- * its text kept: the text written at *o.  False (nothing written) for any
- * other object; true with *o NULL when out of memory. */
-__attribute__((noinline)) static bool image_text(const pixel_value *m, char **o, char **stop,
-                                                 pixel_buf *b)
+ * its text kept: the text written at o (MEMBER_SLACK bytes free there, the
+ * buffer grown when the text needs more), and the end of it returned.  NULL
+ * for any other object (nothing written), and when out of memory (*failed
+ * set).  The positions go in and out by value, so the member loop keeps its
+ * own in registers. */
+__attribute__((noinline)) static char *image_text(const pixel_value *m, char *o, const char *stop,
+                                                  pixel_buf *b, bool *failed)
 {
     const pixel__image *im = pixel__image_check(m);
     size_t n;
     const char *text = im ? pixel__image_json(im, &n) : NULL;
     if (!text) {
-        return false;
+        return NULL;
     }
-    if ((size_t)(*stop + MEMBER_ROOM - *o) <= n) {
-        b->len = (size_t)(*o - b->data);
+    if ((size_t)(stop + MEMBER_ROOM - o) <= n) {
+        b->len = (size_t)(o - b->data);
         if (pixel__buf_reserve(b, n + MEMBER_ROOM) < 0) {
-            *o = NULL;
-            return true;
+            *failed = true;
+            return NULL;
         }
-        *o = b->data + b->len;
-        *stop = b->data + b->cap - MEMBER_ROOM;
+        o = b->data + b->len;
     }
-    memcpy(*o, text, n);
-    *o += n;
-    return true;
+    memcpy(o, text, n);
+    return o + n;
 }
 
 /* A member's type and flags as one word (the flags in the high half), to
@@ -1034,13 +1035,20 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
                 return -1;
             }
-        } else if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) && image_text(m, &o, &stop, b)) {
-            /* a module's result as it was emitted: its text, written once */
-            if (PIXEL_UNLIKELY(o == NULL)) {
-                return -1;
-            }
-            continue;
         } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
+            if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
+                /* a module's result as it was emitted: its text, written once */
+                bool failed = false;
+                char *e = image_text(m, o, stop, b, &failed);
+                if (e) {
+                    o = e;
+                    stop = b->data + b->cap - MEMBER_ROOM;
+                    continue;
+                }
+                if (failed) {
+                    return -1;
+                }
+            }
             /* into a nested object: its first ',' is where '{' goes */
             up[depth].next = m->next;
             up[depth].open = (size_t)(o - b->data);
