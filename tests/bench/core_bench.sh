@@ -6,7 +6,11 @@
 # each for the example pipeline as it is (modules + validation) and for its
 # core alone (parse, map, built-in enrichers, serialize: no module, no
 # validate section), side by side in one run.
-# Usage: tests/bench/core_bench.sh [BUILD_DIR] [LINES]   (PIXEL_SHARED_DIR: ../shared)
+# INSTR=1 adds instructions per line, in all and by stage (parse, map,
+# built-in enrichers, modules, validate, serialize), counted by callgrind on
+# the first INSTR_LINES lines (default 20000) over core_bench's two passes:
+# figures the load of a shared machine does not move, to compare builds.
+# Usage: [INSTR=1] tests/bench/core_bench.sh [BUILD_DIR] [LINES]   (PIXEL_SHARED_DIR: ../shared)
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build}
@@ -23,7 +27,14 @@ export PIXEL_MODULE_PATH="${PIXEL_MODULE_PATH:-$(ls -d "$BUILD"/modules/*/ 2>/de
 # The core alone: the same file without module entries and validate section,
 # next to the original so that its relative paths still resolve.
 CORE="$(dirname "$PIPE")/.core-only.bench.yaml"
-trap 'rm -f "$CORE"' EXIT
+INSTR=${INSTR:-0}
+INSTR_LINES=${INSTR_LINES:-20000}
+if [ "$INSTR" = 1 ] && ! command -v valgrind >/dev/null; then
+    echo "core_bench.sh: INSTR=1 needs valgrind (callgrind)" >&2
+    exit 2
+fi
+T=$(mktemp -d)
+trap 'rm -rf "$CORE" "$T"' EXIT
 awk '/^validate:/ {skip = 1; next} skip && /^[^ #]/ {skip = 0} !skip' "$PIPE" |
     awk '/^  - module:/ {skip = 1; next} skip && /^  - / {skip = 0} skip && /^[^ ]/ {skip = 0} !skip' >"$CORE"
 
@@ -44,4 +55,36 @@ rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"pixelconv -j {j}   {lines / dt:,.0f} lines/s end to end (file -> /dev/null), peak RSS {rss:.1f} MiB")
 PY
     done
+    [ "$INSTR" = 1 ] || continue
+    head -n "$INSTR_LINES" "$CORPUS" >"$T/head.log"
+    valgrind --tool=callgrind --callgrind-out-file="$T/cg" \
+        --toggle-collect=pixel_process --toggle-collect=pixel_ctx_output \
+        "$BUILD/tests/bench/core_bench" "$T/head.log" "$p" >/dev/null 2>"$T/log" ||
+        { cat "$T/log" >&2; exit 1; }
+    callgrind_annotate --inclusive=yes "$T/cg" >"$T/incl" 2>/dev/null
+    python3 - "$T/incl" "$INSTR_LINES" <<'PY'
+import re, sys
+path, lines = sys.argv[1], int(sys.argv[2])
+per_line = 2 * lines  # core_bench's two passes of pixel_process + pixel_ctx_output
+incl, total = {}, 0
+for l in open(path):
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+)", l)
+    if not m:
+        continue
+    n = int(m.group(1).replace(",", ""))
+    if m.group(2) == "PROGRAM":
+        total = n
+    else:  # a function's first mention is its total
+        incl.setdefault(m.group(2).rsplit(":", 1)[-1], n)
+stages = [("parse", ["pixel_parse"]), ("map", ["pixel__map_run"]),
+          ("built-in enrichers", ["run_url", "run_anonymize_ip", "run_event_id",
+                                  "run_ingest_time", "run_pipeline"]),
+          ("modules", ["run_module"]), ("validate", ["pixel__validator_check"]),
+          ("serialize", ["pixel_ctx_output"])]
+parts = [(label, sum(incl.get(f, 0) for f in fns)) for label, fns in stages]
+print(f"instructions   {total / per_line:,.0f} per line (callgrind, first {lines:,} lines): " +
+      ", ".join(f"{label} {n / per_line:,.0f}" for label, n in parts if n) +
+      f", the rest {(total - sum(n for _, n in parts)) / per_line:,.0f}")
+PY
 done
+
