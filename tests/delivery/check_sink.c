@@ -1061,6 +1061,143 @@ START_TEST(sink_headers_match_each_event_when_lists_are_reused)
 }
 END_TEST
 
+/* Events of 40 combinations of event type and schema ID (more than the
+ * sink keeps header lists for), their type spelled out in the value. */
+static int produce_combo(pixel_sink *s, int id)
+{
+    char v[128], k[16], type[16];
+    const char *sid = (id / 20) % 2 ? "s-1" : NULL;
+    pixel_sink_msg m;
+
+    snprintf(type, sizeof(type), "ev_%c", 'a' + id % 20);
+    snprintf(v, sizeof(v), "{\"eid\":\"e-%05d\",\"ev\":\"%s\",\"sid\":\"%s\"}", id, type,
+             sid ? sid : "");
+    snprintf(k, sizeof(k), "user-%d", id % 7);
+    memset(&m, 0, sizeof(m));
+    m.value = v;
+    m.value_len = strlen(v);
+    m.key = k;
+    m.key_len = strlen(k);
+    m.type = type;
+    m.type_len = strlen(type);
+    m.schema_id = sid;
+    m.schema_id_len = sid ? strlen(sid) : 0;
+    m.pipeline_version = "3";
+    m.pipeline_version_len = 1;
+    return pixel_sink_produce(s, &m, (void *)(uintptr_t)id, NULL);
+}
+
+/* The spooled records' headers against their values; returns how many. */
+static int spooled_checking_headers(void)
+{
+    char dir[300];
+    pixel_spool_segment *segs;
+    size_t n;
+    int total = 0;
+
+    snprintf(dir, sizeof(dir), "%s/spool", tmpdir);
+    if (pixel_spool_segments(dir, &segs, &n, NULL) != 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pixel_spool_reader *r;
+        pixel_spool_msg m;
+        ck_assert_int_eq(pixel_spool_reader_open(&r, segs[i].path, NULL), 0);
+        while (pixel_spool_reader_next(r, &m, NULL, NULL, NULL) == PIXEL_SPOOL_RECORD) {
+            char value[256], want_type[32], want_sid[32] = "";
+            int id;
+            snprintf(value, sizeof(value), "%.*s", (int)m.value_len, m.value);
+            ck_assert_int_ge(sscanf(value,
+                                    "{\"eid\":\"e-%5d\",\"ev\":\"%31[a-z_]\",\"sid\":\"%31[^\"]",
+                                    &id, want_type, want_sid),
+                             2);
+            ck_assert_ptr_nonnull(m.type);
+            ck_assert_msg(m.type_len == strlen(want_type) &&
+                              memcmp(m.type, want_type, m.type_len) == 0,
+                          "spooled %s with type header %.*s", value, (int)m.type_len, m.type);
+            if (want_sid[0]) {
+                ck_assert_ptr_nonnull(m.schema_id);
+                ck_assert_int_eq(memcmp(m.schema_id, want_sid, m.schema_id_len), 0);
+            } else {
+                ck_assert_ptr_null(m.schema_id);
+            }
+            ck_assert_uint_eq(m.pipeline_version_len, 1);
+            total++;
+        }
+        pixel_spool_reader_close(r);
+    }
+    pixel_spool_segments_free(segs, n);
+    return total;
+}
+
+/* Header lists used again through failover, switch-back, a fatal error
+ * (a new producer) and a full local queue, with more combinations than the
+ * sink keeps lists for: every message in Kafka and every record in the
+ * spool carries its own event's headers, each input is acked once. */
+START_TEST(sink_headers_stay_right_through_failover_and_recreate)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink_stats st;
+    pixel_sink *s;
+    int id = 0, tries;
+
+    ck_assert_int_eq(
+        pixel_delivery_config_set(cfg, "kafka.properties.queue.buffering.max.messages", "40", NULL),
+        0);
+    s = sink(cfg);
+    for (int k = 0; k < 600; k++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (int k = 0; k < 100; k++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+    }
+    set_brokers(1);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    for (int k = 0; k < 400; k++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+    }
+    ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by the test"),
+                     0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    for (int k = 0; k < 400; k++) {
+        ck_assert_int_eq(produce_combo(s, id++), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    check_counters(s);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.failovers, 2);
+    ck_assert_uint_ge(st.recoveries, 2);
+    ck_assert_int_gt(A.spooled, 0);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_checking_headers(), A.spooled);
+    ck_assert_int_ge(consume_checking_headers() + A.spooled, id);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 /* Acks of pixel_sink_quarantine_lines(): one token for every record. */
 static int line_acks, line_acks_bad;
 
@@ -1221,6 +1358,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
+    tcase_add_test(tk, sink_headers_stay_right_through_failover_and_recreate);
     tcase_add_test(tk, sink_quarantine_lines_takes_every_record);
     tcase_add_test(tk, sink_quarantine_lines_takes_whole_records_of_a_short_write);
     suite_add_tcase(s, tk);
