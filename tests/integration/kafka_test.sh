@@ -45,5 +45,27 @@ check "quarantine records reach the dead-letter topic" \
     [ "$(kcat -C -b "$B" -t pixel.quarantine -e -q 2>/dev/null | grep -c '"quarantine":1')" = 44 ]
 check "the metrics file counts every line" \
     sh -c "grep -q 'outcome=\"event\"[^ ]* 320' '$T/metrics.prom' && grep -q 'outcome=\"skipped\"[^ ]* 16' '$T/metrics.prom'"
+
+# Input from a pipe that stays open: quarantine records wait no longer than
+# the events of their batch (records are gathered across batches only for
+# plain files, whose next batch never waits for input).  A pipe is read
+# through zlib, 256 KB at a time: the sample twice is one chunk the
+# converter gets while the pipe is open, with fewer than 64 KB of records.
+mkfifo "$T/in"
+conv --kafka --kafka-set "kafka.brokers=$B" --kafka-set "spool.dir=$T/spool2" \
+    --kafka-set "quarantine.file=$T/q2.jsonl" --kafka-set "quarantine.topic=" "$T/in" 2>"$T/err2" &
+PC=$!
+exec 3>"$T/in"
+cat "$EX/sample.log" "$EX/sample.log" >&3
+seen=0
+for _ in $(seq 100); do
+    seen=$(cat "$T/q2.jsonl" 2>/dev/null | wc -l)
+    [ "$seen" -gt 0 ] && break
+    sleep 0.1
+done
+exec 3>&-
+wait $PC
+check "quarantine records from a pipe still open are written ($seen of 88 before it closed)" [ "$seen" -gt 0 ]
+check "... and every one once it closed" [ "$(wc -l <"$T/q2.jsonl")" = 88 ]
 echo quit >"$T/ctl"
 [ $fails = 0 ]

@@ -46,9 +46,10 @@ struct pixelconv_kafka {
     unsigned long not_durable;
     lent_block *spare; /* acked blocks: their buffers wait for a batch */
     lent_block *blocks;
-    /* Quarantine lines gathered from batches, handed to the sink together
-     * (one write to the quarantine file, not one a record) once there are
-     * QBUF_FLUSH bytes, and at close. */
+    /* Quarantine lines gathered from batches of plain files, handed to the
+     * sink together (one write to the quarantine file, not one a record)
+     * once there are QBUF_FLUSH bytes, at a batch from a pipe or gzip input,
+     * and at close. */
     char *qbuf;
     size_t qlen, qcap;
 };
@@ -321,10 +322,10 @@ static int quarantine_flush(pixelconv_kafka *k)
     return rc;
 }
 
-int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len)
+int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len, bool hold)
 {
     if (len == 0) {
-        return 0;
+        return hold || k->qlen == 0 ? 0 : quarantine_flush(k);
     }
     if (k->qlen + len > k->qcap) {
         size_t cap = k->qcap ? k->qcap : QBUF_FLUSH * 2;
@@ -340,7 +341,7 @@ int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len
     }
     memcpy(k->qbuf + k->qlen, lines, len);
     k->qlen += len;
-    return k->qlen >= QBUF_FLUSH ? quarantine_flush(k) : 0;
+    return k->qlen >= QBUF_FLUSH || !hold ? quarantine_flush(k) : 0;
 }
 
 void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n)

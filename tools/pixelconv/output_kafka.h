@@ -8,6 +8,7 @@
 #ifndef PIXELCONV_OUTPUT_KAFKA_H
 #define PIXELCONV_OUTPUT_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "pixel/delivery.h"
@@ -51,11 +52,14 @@ int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t l
 
 /*
  * Quarantine records: len bytes of lines, each compact JSON ended by a
- * newline.  They are gathered and handed to the sink together (one write
- * to the quarantine file) once there are 64 KB of them, and by
- * pixelconv_kafka_close().  0 or a negative status.
+ * newline.  With hold (a batch of plain files, whose next batch never waits
+ * for input) they are gathered and handed to the sink together (one write
+ * to the quarantine file) once there are 64 KB of them; without (a pipe or
+ * gzip input, which may stay quiet for long), those gathered and these go
+ * now, so that records wait no longer than the batch's events.
+ * pixelconv_kafka_close() hands over the rest.  0 or a negative status.
  */
-int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len);
+int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len, bool hold);
 
 /* Lines settled without output: PIXEL_OUTCOME_SKIPPED or _DROPPED, n times. */
 void pixelconv_kafka_count(pixelconv_kafka *k, int outcome, unsigned long n);

@@ -75,6 +75,7 @@ typedef struct batch {
     unsigned long seq;
     int state;       /* 0 empty, 1 filled, 2 done */
     long long read_ms; /* when it was read: its lines' ingest time */
+    bool plain;        /* read from plain files only: more input never waits */
 } batch;
 
 typedef struct options {
@@ -392,6 +393,7 @@ static void close_current(input *in)
 static int fill_batch(input *in, batch *b)
 {
     b->in_len = 0;
+    b->plain = true;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     b->read_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -410,6 +412,7 @@ static int fill_batch(input *in, batch *b)
         if (grow(&b->in, &b->in_cap, b->in_len + g_batch_bytes + 1) < 0) {
             return -1;
         }
+        b->plain = b->plain && in->fd >= 0;
         int n = read_some(in, b->in + b->in_len, g_batch_bytes);
         if (n < 0) {
             in->failed = true;
@@ -463,7 +466,7 @@ static void write_batch(sinks *s, batch *b)
         pixelconv_kafka *k = s->kafka;
         /* The events' buffer is lent to the sink; b->ev becomes another. */
         if (pixelconv_kafka_events(k, &b->ev, &b->ev_cap, b->ev_len) < 0 ||
-            pixelconv_kafka_quarantine(k, b->qr, b->qr_len) < 0) {
+            pixelconv_kafka_quarantine(k, b->qr, b->qr_len, b->plain) < 0) {
             s->write_failed = true;
         }
         b->ev_len = 0;
