@@ -96,7 +96,9 @@ typedef struct qsyncer {
  * with them, unchanged: the same bytes on the wire, without the
  * allocations.  One set of spare lists for each combination of the three
  * values (HSET_MAX at most; other combinations get lists of their own, as
- * before), at most HSET_SPARE lists each.  Which set a delivered list
+ * before), at most HSET_SPARE lists in all sets together (a list takes
+ * about 350 bytes: a few MB at most, however many messages were in flight
+ * at once).  Which set a delivered list
  * belongs to is looked up by its address (struct hlists) rather than read
  * from the list: by the time its delivery report comes the list has left
  * the caches, and reading it cost as much as freeing it.
@@ -162,6 +164,7 @@ struct pixel_sink {
     struct probe_box *probe_current; /* the probe whose verdict we wait for */
     char nack;                       /* its address tags copies that ack nobody */
     hset hsets[HSET_MAX];            /* header lists for reuse */
+    size_t nspare_all;               /* their spare lists, all sets together */
     int nhsets;
     hlists hl;
     rd_kafka_headers_t *hl_defer[HL_DEFER]; /* hset_return_later() */
@@ -730,15 +733,22 @@ static int hl_add(hlists *t, rd_kafka_headers_t *hd, int set)
 }
 
 /* A spare list of the set, or NULL. */
-static rd_kafka_headers_t *hset_take(hset *h)
+static rd_kafka_headers_t *hset_take(pixel_sink *s, hset *h)
 {
-    return h != NULL && h->nspare > 0 ? h->spare[--h->nspare] : NULL;
+    if (h == NULL || h->nspare == 0) {
+        return NULL;
+    }
+    s->nspare_all--;
+    return h->spare[--h->nspare];
 }
 
 /* Keep a list for the set's next message; destroy it when there is no
  * room (or it is not one of the sets'). */
 static void hset_keep(pixel_sink *s, hset *h, rd_kafka_headers_t *hd)
 {
+    if (h != NULL && s->nspare_all >= HSET_SPARE) {
+        h = NULL; /* enough kept already */
+    }
     if (h != NULL && h->nspare == h->cap && h->cap < HSET_SPARE) {
         size_t cap = h->cap ? h->cap * 2 : 256;
         rd_kafka_headers_t **nv = realloc(h->spare, cap * sizeof(*nv));
@@ -749,6 +759,7 @@ static void hset_keep(pixel_sink *s, hset *h, rd_kafka_headers_t *hd)
     }
     if (h != NULL && h->nspare < h->cap) {
         h->spare[h->nspare++] = hd;
+        s->nspare_all++;
     } else {
         hl_del(&s->hl, hd);
         rd_kafka_headers_destroy(hd);
@@ -808,6 +819,7 @@ static void hsets_free(pixel_sink *s)
         }
     }
     s->nhsets = 0;
+    s->nspare_all = 0;
     free(s->hl.v);
     memset(&s->hl, 0, sizeof(s->hl));
 }
@@ -1045,7 +1057,7 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
                 RD_KAFKA_V_KEY(m->key, key_len), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
             goto produced;
         }
-        if ((h = hset_take(hs)) == NULL) {
+        if ((h = hset_take(s, hs)) == NULL) {
             h = rd_kafka_headers_new(3);
             for (int i = 0; i < n; i++) {
                 rd_kafka_header_add(h, hdr_names[kind[i]], -1, value[i], (ssize_t)len[i]);
