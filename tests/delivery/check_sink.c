@@ -158,17 +158,24 @@ static pixel_delivery_config *config(const char *extra)
     return cfg;
 }
 
-static pixel_sink *sink(const pixel_delivery_config *cfg)
+/* A sink of cfg whose acks go to ack. */
+static pixel_sink *sink_acking(const pixel_delivery_config *cfg,
+                               void (*ack)(void *token, int status, void *payload))
 {
     pixel_sink_options o = PIXEL_SINK_OPTIONS_INIT;
     pixel_sink *s;
     pixel_error err;
 
-    o.ack = on_ack;
+    o.ack = ack;
     o.log = on_log;
     memset(&err, 0, sizeof(err));
     ck_assert_msg(pixel_sink_new(&s, cfg, &o, &err) == 0, "%s", err.text);
     return s;
+}
+
+static pixel_sink *sink(const pixel_delivery_config *cfg)
+{
+    return sink_acking(cfg, on_ack);
 }
 
 static int produce(pixel_sink *s, int id)
@@ -226,6 +233,35 @@ static void set_brokers(int up)
             rd_kafka_mock_broker_set_down(mock, id);
         }
     }
+}
+
+/* All brokers down until the sink spools, `during` more events spooled,
+ * brokers back until it switches back to Kafka, `after` more events there;
+ * each event from make(s, id) with the next id.  Returns the next id. */
+static int fail_over_and_back(pixel_sink *s, int id, int (*make)(pixel_sink *, int),
+                              int during, int after)
+{
+    int tries;
+
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(make(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (int k = 0; k < during; k++) {
+        ck_assert_int_eq(make(s, id++), 0);
+    }
+    set_brokers(1);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
+        ck_assert_int_eq(make(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    for (int k = 0; k < after; k++) {
+        ck_assert_int_eq(make(s, id++), 0);
+    }
+    return id;
 }
 
 static void check_counters(pixel_sink *s)
@@ -520,31 +556,14 @@ START_TEST(sink_lent_values_are_kept_until_their_ack)
 {
     pixel_delivery_config *cfg = config(NULL);
     pixel_sink *s = sink(cfg);
-    int id = 0, tries;
+    int id = 0;
 
     for (; id < 200; id++) {
         ck_assert_int_eq(produce_lent(s, id), 0);
     }
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
     ck_assert_int_eq(A.delivered, 200);
-    set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce_lent(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (int k = 0; k < 300; k++) {
-        ck_assert_int_eq(produce_lent(s, id++), 0);
-    }
-    set_brokers(1);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
-        ck_assert_int_eq(produce_lent(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
-    for (int k = 0; k < 100; k++) {
-        ck_assert_int_eq(produce_lent(s, id++), 0);
-    }
+    id = fail_over_and_back(s, id, produce_lent, 300, 100);
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
     check_counters(s);
     ck_assert_int_eq(A.delivered + A.spooled, id);
@@ -941,11 +960,11 @@ END_TEST
  * delivered messages are used again for later ones. */
 static const char *const typed_types[3] = {"page_view", "click", "search"};
 
-static int produce_typed(pixel_sink *s, int id)
+/* Event id of the given type and schema ID (NULL: none), its type and
+ * schema ID spelled out in the value, keyed by one of 7 users. */
+static int produce_tagged(pixel_sink *s, int id, const char *type, const char *sid)
 {
     char v[128], k[16];
-    const char *type = typed_types[id % 3];
-    const char *sid = id % 2 ? "s-1" : NULL;
     pixel_sink_msg m;
 
     snprintf(v, sizeof(v), "{\"eid\":\"e-%05d\",\"ev\":\"%s\",\"sid\":\"%s\"}", id, type,
@@ -963,6 +982,11 @@ static int produce_typed(pixel_sink *s, int id)
     m.pipeline_version = "3";
     m.pipeline_version_len = 1;
     return pixel_sink_produce(s, &m, (void *)(uintptr_t)id, NULL);
+}
+
+static int produce_typed(pixel_sink *s, int id)
+{
+    return produce_tagged(s, id, typed_types[id % 3], id % 2 ? "s-1" : NULL);
 }
 
 /* One header's value as a string ("" when absent, "<dup>" when twice). */
@@ -1065,26 +1089,9 @@ END_TEST
  * sink keeps header lists for), their type spelled out in the value. */
 static int produce_combo(pixel_sink *s, int id)
 {
-    char v[128], k[16], type[16];
-    const char *sid = (id / 20) % 2 ? "s-1" : NULL;
-    pixel_sink_msg m;
-
+    char type[16];
     snprintf(type, sizeof(type), "ev_%c", 'a' + id % 20);
-    snprintf(v, sizeof(v), "{\"eid\":\"e-%05d\",\"ev\":\"%s\",\"sid\":\"%s\"}", id, type,
-             sid ? sid : "");
-    snprintf(k, sizeof(k), "user-%d", id % 7);
-    memset(&m, 0, sizeof(m));
-    m.value = v;
-    m.value_len = strlen(v);
-    m.key = k;
-    m.key_len = strlen(k);
-    m.type = type;
-    m.type_len = strlen(type);
-    m.schema_id = sid;
-    m.schema_id_len = sid ? strlen(sid) : 0;
-    m.pipeline_version = "3";
-    m.pipeline_version_len = 1;
-    return pixel_sink_produce(s, &m, (void *)(uintptr_t)id, NULL);
+    return produce_tagged(s, id, type, (id / 20) % 2 ? "s-1" : NULL);
 }
 
 /* The spooled records' headers against their values; returns how many. */
@@ -1149,24 +1156,7 @@ START_TEST(sink_headers_stay_right_through_failover_and_recreate)
         ck_assert_int_eq(produce_combo(s, id++), 0);
     }
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
-    set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce_combo(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (int k = 0; k < 100; k++) {
-        ck_assert_int_eq(produce_combo(s, id++), 0);
-    }
-    set_brokers(1);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
-        ck_assert_int_eq(produce_combo(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
-    for (int k = 0; k < 400; k++) {
-        ck_assert_int_eq(produce_combo(s, id++), 0);
-    }
+    id = fail_over_and_back(s, id, produce_combo, 100, 400);
     ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
                                                RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                                                "injected by the test"),
@@ -1213,16 +1203,8 @@ static void on_line_ack(void *token, int status, void *payload)
 
 static pixel_sink *lines_sink(const pixel_delivery_config *cfg)
 {
-    pixel_sink_options o = PIXEL_SINK_OPTIONS_INIT;
-    pixel_sink *s;
-    pixel_error err;
-
     line_acks = line_acks_bad = 0;
-    o.ack = on_line_ack;
-    o.log = on_log;
-    memset(&err, 0, sizeof(err));
-    ck_assert_msg(pixel_sink_new(&s, cfg, &o, &err) == 0, "%s", err.text);
-    return s;
+    return sink_acking(cfg, on_line_ack);
 }
 
 /* The lines of the quarantine file, into buf; returns how many. */
