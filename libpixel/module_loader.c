@@ -1211,12 +1211,13 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
  * NULL is.  Emitting is one copy of the used nodes and an addition per link.
  *
  * An image made by pixel_module_shape_image_kept() with the room of
- * pixel_module_shape_image_size_for() (ABI 1.4) also remembers, for the stages after the module, what does not change while
- * the image does not: the result serialized, and the object schema whose
- * boolean pass it last passed.  The module keeps such an image, unchanged,
- * while events made from it are in use; its copies carry PIXEL_VALUE_IMAGE
- * on their root, with the image and its making just before the root.
- * pixel__image_of() gives the image only while it is the same making and
+ * pixel_module_shape_image_size_for() (ABI 1.4) also remembers, for the
+ * stages after the module, what does not change while the image does not:
+ * the result serialized, and the object schema whose boolean pass it last
+ * passed.  The module keeps such an image, unchanged, while events made from
+ * it are in use; its copies carry PIXEL_VALUE_IMAGE on their root, with the
+ * image and its making just before the root.
+ * pixel__image_check() gives the image only while it is the same making and
  * the copy is still exactly what was emitted, so an event changed after the
  * module (a member set, removed or replaced anywhere in the result) is
  * validated and serialized member by member as always.  An image made by

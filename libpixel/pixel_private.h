@@ -156,11 +156,12 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * a pointer to the image is just before it in the arena. */
 #define PIXEL_VALUE_IMAGE 0x200u
 
-/* A module result kept as an image (module_loader.c).  pixel__image_of():
- * the image that the object v was emitted from, when v still holds exactly
- * what was emitted (NULL otherwise, or when v is no such copy); its JSON
- * text (NULL: none kept) and a word that the validator keeps for it (0 at
- * first; relaxed atomics: a shared module's image is read by many threads). */
+/* A module result kept as an image (module_loader.c).  pixel__image_check():
+ * for an object flagged PIXEL_VALUE_IMAGE, the image it was emitted from,
+ * when the image is still the same making and the object holds exactly what
+ * was emitted (NULL otherwise); its JSON text (NULL: none kept) and a word
+ * that the validator keeps for it (0 at first; relaxed atomics: a shared
+ * module's image is read by many threads). */
 typedef struct pixel__image pixel__image;
 const pixel__image *pixel__image_check(const pixel_value *root);
 const char *pixel__image_json(const pixel__image *im, size_t *len);
@@ -191,11 +192,6 @@ struct pixel_value {
         } list; /* ARRAY and OBJECT */
     } u;
 };
-
-static inline const pixel__image *pixel__image_of(const pixel_value *v)
-{
-    return PIXEL_UNLIKELY(v->flags & PIXEL_VALUE_IMAGE) ? pixel__image_check(v) : NULL;
-}
 
 /* Arena-level constructors (the public ones wrap these with a ctx).  Inline:
  * the map stage makes a few dozen values a line. */

@@ -764,7 +764,7 @@ __attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
 
 /*
- * An object that a module emitted from a shape image (pixel__image_of):
+ * An object that a module emitted from a shape image (pixel__image_check):
  * when the image, unchanged since, passed this very object schema (with the
  * same format assertion), it passes again without a walk; when it passes
  * now, the image remembers it.  Only for a schema whose answer is the
