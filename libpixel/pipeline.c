@@ -292,6 +292,7 @@ int pixel_pipeline_load_string(pixel_pipeline **out, const char *yaml, size_t le
                                const char *base_dir, const pixel_pipeline_options *opts,
                                pixel_error *err)
 {
+    pixel_error_clear(err); /* err may be uninitialized: fill it from scratch */
     if (!out || !yaml) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_LOAD, "no output or no text");
     }
@@ -301,6 +302,7 @@ int pixel_pipeline_load_string(pixel_pipeline **out, const char *yaml, size_t le
 int pixel_pipeline_load_file(pixel_pipeline **out, const char *path,
                              const pixel_pipeline_options *opts, pixel_error *err)
 {
+    pixel_error_clear(err); /* err may be uninitialized: fill it from scratch */
     if (!out || !path) {
         return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_LOAD, "no output or no path");
     }

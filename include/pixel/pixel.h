@@ -73,7 +73,12 @@ PIXEL_API const char *pixel_stage_str(int stage);
 
 /*
  * Details of a failure.  Caller-allocated; every function accepts NULL.  The
- * first error set wins (later, derived failures do not overwrite it).
+ * first error set wins (later, derived failures do not overwrite it).  The
+ * calls that load or create something (pixel_pipeline_load_*(),
+ * pixel_schema_registry_new(), pixel_schema_compile(), the delivery config
+ * loaders, pixel_sink_new(), pixel_spool_open(), pixel_replay_spool()) clear
+ * err first, so it may be uninitialized; give every other call a cleared one
+ * (pixel_error_clear(), or `pixel_error e = {0}`).
  */
 struct pixel_error {   /* typedef'd as pixel_error in value.h */
     int code;          /* a pixel_status */

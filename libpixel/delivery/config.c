@@ -467,6 +467,7 @@ static int load_document(pixel_delivery_config **out, yaml_parser_t *parser, con
 PIXEL_API int pixel_delivery_config_load_string(pixel_delivery_config **out, const char *yaml,
                                                 size_t len, const char *name, pixel_error *err)
 {
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     yaml_parser_t parser;
     int rc;
 
@@ -483,6 +484,7 @@ PIXEL_API int pixel_delivery_config_load_string(pixel_delivery_config **out, con
 PIXEL_API int pixel_delivery_config_load_file(pixel_delivery_config **out, const char *path,
                                               pixel_error *err)
 {
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     yaml_parser_t parser;
     FILE *f;
     int rc;

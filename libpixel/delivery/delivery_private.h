@@ -22,6 +22,9 @@
 #define PIXEL_D_PRINTF(f, a)
 #endif
 
+/* Zero err (if not NULL): the library's loaders start from a clean one. */
+void pixel__d_error_clear(pixel_error *err);
+
 /*
  * Fill err (if not NULL and not already set: the first error wins) and
  * return code.  source may be NULL; line/column are 1-based, 0 = none.

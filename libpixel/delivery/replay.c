@@ -453,6 +453,7 @@ static int kafka_open(replay *r, const pixel_delivery_config *cfg)
 PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_replay_options *opts,
                                  pixel_replay_stats *stats, pixel_error *err)
 {
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     const char *dir = opts->spool_dir ? opts->spool_dir : cfg->spool_dir;
     pixel_spool_segment *segs = NULL;
     size_t n = 0;

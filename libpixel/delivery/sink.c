@@ -1245,6 +1245,7 @@ static void serve(pixel_sink *s, int timeout_ms)
 PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
                              const pixel_sink_options *opts, pixel_error *err)
 {
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     pixel_spool_options so = PIXEL_SPOOL_OPTIONS_INIT;
     pixel_sink *s;
     int rc;

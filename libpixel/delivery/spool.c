@@ -760,6 +760,7 @@ static int recover_last(pixel_spool *s, pixel_error *err)
 
 PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opts, pixel_error *err)
 {
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     pixel_spool *s;
     int rc;
 

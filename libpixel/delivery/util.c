@@ -8,6 +8,13 @@
 
 #include "delivery_private.h"
 
+void pixel__d_error_clear(pixel_error *err)
+{
+    if (err) {
+        memset(err, 0, sizeof(*err));
+    }
+}
+
 int pixel__d_error(pixel_error *err, int code, const char *source, long line, long column,
                    const char *fmt, ...)
 {

@@ -99,6 +99,7 @@ static int compile_dynamic_targets(pixel_schema_registry *r)
 int pixel_schema_compile(const pixel_schema **out, pixel_schema_registry *r, const char *uri,
                          pixel_error *err)
 {
+    pixel_error_clear(err); /* err may be uninitialized: fill it from scratch */
     *out = NULL;
     pixel_error local;
     pixel_error_clear(&local);

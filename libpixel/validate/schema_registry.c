@@ -1086,6 +1086,7 @@ const pixel_value *pixel__schema_lookup(pixel_schema_registry *r, const char *ur
 
 int pixel_schema_registry_new(pixel_schema_registry **out, int default_draft, pixel_error *err)
 {
+    pixel_error_clear(err); /* err may be uninitialized: fill it from scratch */
     *out = NULL;
     if (default_draft == 0) {
         default_draft = SDRAFT_2020;

@@ -67,11 +67,26 @@ START_TEST(missing_file_is_an_io_error)
 {
     pixel_pipeline *p = NULL;
     pixel_error err;
-    pixel_error_clear(&err);
+    memset(&err, 0xa5, sizeof(err)); /* the loaders clear err themselves */
     ck_assert_int_eq(pixel_pipeline_load_file(&p, "/nonexistent/pipeline.yaml", NULL, &err),
                      PIXEL_EIO);
     ck_assert_str_eq(err.source, "/nonexistent/pipeline.yaml");
     ck_assert_ptr_nonnull(strstr(err.text, "No such file"));
+}
+END_TEST
+
+START_TEST(loaders_fill_an_uninitialized_error)
+{
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    memset(&err, 0xa5, sizeof(err));
+    const char *y = "pipeline: {name: t}\nfoo: 1\n";
+    ck_assert_int_eq(pixel_pipeline_load_string(&p, y, strlen(y), "x.yaml", NULL, NULL, &err),
+                     PIXEL_ECONFIG);
+    char buf[600];
+    ck_assert_str_eq(pixel_error_format(&err, buf, sizeof(buf)),
+                     "x.yaml:2:1: unknown key 'foo' (expected one of: pipeline, input, event_type, "
+                     "fields, enrich, validate, delivery, modules)");
 }
 END_TEST
 
@@ -111,6 +126,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, config_errors_name_file_line_and_column, 0,
                         (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, missing_file_is_an_io_error);
+    tcase_add_test(tc, loaders_fill_an_uninitialized_error);
     tcase_add_test(tc, unknown_options_version_is_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("load");
