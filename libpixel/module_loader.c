@@ -957,6 +957,11 @@ event_get_last_first(const pixel_module_event *ev, const pixel_module_event_path
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
+uint64_t pixel_module_event_serial(const pixel_module_event *ev)
+{
+    return ev && ev->ctx ? ev->ctx->serial : 0;
+}
+
 pixel_value *pixel_module_event_get(const pixel_module_event *ev,
                                     const pixel_module_event_path *path)
 {

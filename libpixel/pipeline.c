@@ -403,6 +403,7 @@ void pixel_ctx_free(pixel_ctx *ctx)
 void pixel_ctx_reset(pixel_ctx *ctx)
 {
     pixel__arena_reset(&ctx->arena);
+    ctx->serial++; /* the event that was is gone */
     ctx->outcome = PIXEL_OUTCOME_PENDING;
     ctx->pipeline = NULL;
     ctx->line = NULL;

@@ -410,6 +410,8 @@ struct pixel_ctx {
     pixel_time_memo time_memo;
     uint64_t module_key; /* module_loader.c: this context's unique id for per-thread module
                             instances; 0 until a module first needs it (never reused) */
+    uint64_t serial;     /* resets so far: which event of the context is current
+                            (pixel_module_event_serial()) */
 };
 
 int64_t pixel__now_ms(pixel_ctx *ctx);

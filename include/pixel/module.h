@@ -36,6 +36,9 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
+ *   1.5  2026-11  pixel_module_event_serial(): which event of its context a call
+ *                 is on, so a module knows when memory an event may still point
+ *                 into (a cache entry it evicted) can be freed.
  *   1.4  2026-11  pixel_module_shape_image_kept() and _image_size_for(): an image
  *                 kept with room for the result's JSON text, so the stages after
  *                 the module (validate, serialize) reuse what they found for that image instead of redoing it per line.
@@ -85,7 +88,7 @@ extern "C" {
 #endif
 
 #define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
-#define PIXEL_MODULE_ABI_MINOR 4 /* bump: fields or helpers appended */
+#define PIXEL_MODULE_ABI_MINOR 5 /* bump: fields or helpers appended */
 
 /* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
 #define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
@@ -311,6 +314,18 @@ PIXEL_API int pixel_module_shape_image_kept(const pixel_module_shape *shape,
                                             size_t size);
 PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
                                                const void *image);
+
+/*
+ * (ABI 1.5) Which event of its context ev is: the same number for every
+ * call on one event (however often it is enriched), a different one once
+ * the context was reset for the next line.  A PIXEL_MODULE_PER_THREAD
+ * instance is used by one context at a time, and its events can point only
+ * into memory the instance handed out while that event was current; so
+ * memory handed out (a cache entry's image, say) and then let go may be
+ * freed at the first call that returns a different number, and not before:
+ * the same event may have moved or copied what it got.
+ */
+PIXEL_API uint64_t pixel_module_event_serial(const pixel_module_event *ev);
 
 /*
  * (ABI 1.3) Event paths bound to the module entry, made in create() from

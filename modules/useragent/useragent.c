@@ -139,7 +139,11 @@ typedef struct useragent_ctx {
     size_t nsets; /* 0 = no cache */
     size_t max_len;
     cache_entry *sets; /* nsets * WAYS */
-    cache_entry retired; /* the entry evicted last (see emit) */
+    /* Entries evicted while the current event was (see emit): they are
+       freed at the first eviction on a later event. */
+    cache_entry *retired;
+    size_t nretired, capretired;
+    uint64_t retired_event; /* pixel_module_event_serial() when they were evicted */
     uint64_t clock;
     pcre2_match_data *md; /* for a miss */
     uint64_t *marks;      /* the prefilter's marks, for a miss */
@@ -440,11 +444,22 @@ static ua_result *parse(useragent_ctx *u, const char *ua, size_t n, int cached)
  * whose values point into it.  The instance is its context's alone
  * (PIXEL_MODULE_PER_THREAD), so only a later call of this instance evicts
  * it: on a later line of the context, after the event went with the reset,
- * or when the same event is enriched again -- which replaces this result,
- * and the evicted entry is kept until the eviction after that (u->retired).
- * An uncached r is freed after the call: its text is copied into the
- * context's arena, and the values point into that copy.
+ * or when the same event is enriched again.  The event may have kept the
+ * result elsewhere (a host moved it), so an entry evicted on an event stays
+ * allocated (u->retired) until an eviction on a later event
+ * (pixel_module_event_serial()).  An uncached r is freed after the call:
+ * its text is copied into the context's arena, and the values point into
+ * that copy.
  */
+static void retired_free(useragent_ctx *u)
+{
+    for (size_t i = 0; i < u->nretired; i++) {
+        free(u->retired[i].ua);
+        free(u->retired[i].res);
+    }
+    u->nretired = 0;
+}
+
 static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r, int cached)
 {
     pixel_value *into;
@@ -467,6 +482,26 @@ static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result 
         return PIXEL_ENOMEM;
     }
     return pixel_module_event_set(ev, u->into_path, into) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+/* Frees the entries evicted on earlier events, and keeps e until a later one (see emit). */
+static int retire(useragent_ctx *u, const cache_entry *e, uint64_t event)
+{
+    if (event != u->retired_event) {
+        retired_free(u);
+        u->retired_event = event;
+    }
+    if (u->nretired == u->capretired) {
+        size_t cap = u->capretired ? 2 * u->capretired : 4;
+        cache_entry *more = realloc(u->retired, cap * sizeof(*more));
+        if (!more) {
+            return -1;
+        }
+        u->retired = more;
+        u->capretired = cap;
+    }
+    u->retired[u->nretired++] = *e;
+    return 0;
 }
 
 static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char *ua, size_t n)
@@ -503,9 +538,11 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
             victim = &set[w];
         }
     }
-    free(u->retired.ua);
-    free(u->retired.res);
-    u->retired = *victim; /* freed at the next eviction (see emit) */
+    if (victim->stamp && retire(u, victim, pixel_module_event_serial(ev)) < 0) {
+        free(copy);
+        free(r);
+        return PIXEL_ENOMEM;
+    }
     *victim = (cache_entry){h, ++u->clock, copy, n, r};
     return emit(u, ev, r, 1);
 }
@@ -602,8 +639,8 @@ static void destroy(void *instance)
         free(u->sets[i].res);
     }
     free(u->sets);
-    free(u->retired.ua);
-    free(u->retired.res);
+    retired_free(u);
+    free(u->retired);
     pcre2_match_data_free(u->md);
     free(u->marks);
     free(u->work);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pixel/module.h"
 #include "pixel/pixel.h"
@@ -208,6 +209,121 @@ START_TEST(threads_creating_and_freeing_contexts_stay_bounded)
 }
 END_TEST
 
+/*
+ * useragent keeps the results it caches as images that events point into.
+ * One event enriched again and again (a host re-running the stage with a
+ * new user agent each time) evicts entry after entry from a 4-entry cache,
+ * while the event keeps every earlier result, moved aside.  Each must still
+ * read as the result of its own user agent: an entry is freed only once a
+ * later event comes (pixel_module_event_serial()), never under this one.
+ * (Before, an entry was freed at the eviction after its own; ASan saw the
+ * read after free, and without it the results read as other agents'.)
+ */
+#define UA_PIPE(cache)                                                                             \
+    "pipeline: {name: t, version: '1'}\n"                                                          \
+    "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"                           \
+    "fields: {a: query.a, client.user_agent: log.user_agent}\n"                                    \
+    "enrich:\n  - module: {name: useragent, config: {cache_size: " cache "}}\n"
+
+static pixel_pipeline *load_real(const char *yaml)
+{
+    char dirs_buf[4096];
+    const char *env = getenv("PIXEL_MODULE_BUILD_DIRS");
+    ck_assert_msg(env != NULL, "PIXEL_MODULE_BUILD_DIRS is not set (run through meson test)");
+    ck_assert_msg(access("/usr/share/uap-core/regexes.yaml", R_OK) == 0,
+                  "/usr/share/uap-core/regexes.yaml is missing: tools/setup-debian.sh installs "
+                  "uap-core");
+    snprintf(dirs_buf, sizeof(dirs_buf), "%s", env);
+    const char *dirs[16];
+    size_t n = 0;
+    for (char *save = NULL, *d = strtok_r(dirs_buf, ":", &save); d && n < 15;
+         d = strtok_r(NULL, ":", &save)) {
+        dirs[n++] = d;
+    }
+    dirs[n] = NULL;
+    pixel_pipeline_options o = PIXEL_PIPELINE_OPTIONS_INIT;
+    o.module_dirs = dirs;
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    char buf[900];
+    int rc = pixel_pipeline_load_string(&p, yaml, strlen(yaml), "test.yaml", ".", &o, &err);
+    ck_assert_msg(rc == 0, "load failed: %s", pixel_error_format(&err, buf, sizeof(buf)));
+    return p;
+}
+
+/* The event of LINE, enriched once per agent, each client.ua moved to ua<k>; its JSON. */
+static char *enrich_many(const pixel_pipeline *p, pixel_ctx *ctx, const char *const *agents,
+                         int n)
+{
+    pixel_outcome oc;
+    pixel_error err;
+    char buf[900];
+    pixel_error_clear(&err);
+    ck_assert_int_eq(pixel_parse(p, ctx, LINE, strlen(LINE), &oc, &err), 0);
+    ck_assert_int_eq(pixel_map(p, ctx, &oc, &err), 0);
+    pixel_value *ev = pixel_ctx_event(ctx);
+    for (int k = 0; k < n; k++) {
+        pixel_value *ua = pixel_value_new_string(ctx, agents[k], strlen(agents[k]));
+        ck_assert_int_eq(pixel_value_set_at(ctx, ev, "client.user_agent", ua), 0);
+        ck_assert_msg(pixel_enrich(p, ctx, &oc, &err) == 0, "enrich: %s",
+                      pixel_error_format(&err, buf, sizeof(buf)));
+        ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+        pixel_value *res = pixel_value_at(ev, "client.ua");
+        ck_assert_ptr_nonnull(res);
+        ck_assert_int_eq(pixel_value_remove_at(ev, "client.ua"), 1);
+        char key[16];
+        snprintf(key, sizeof(key), "ua%d", k);
+        ck_assert_int_eq(pixel_object_set(ctx, ev, key, res), 0);
+    }
+    ck_assert_int_eq(pixel_validate(p, ctx, &oc, &err), 0);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_EVENT);
+    size_t len = 0;
+    const char *json = pixel_ctx_output(ctx, p, &len);
+    ck_assert_ptr_nonnull(json);
+    return strndup(json, len);
+}
+
+START_TEST(useragent_results_outlive_evictions_within_one_event)
+{
+    static const char *const agents[] = {
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Version/17.6 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Version/18.0 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+        "curl/8.5.0",
+        "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+        "Wget/1.21.4",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "python-requests/2.32.3",
+    };
+    const int n = (int)(sizeof(agents) / sizeof(agents[0]));
+    pixel_pipeline *cached = load_real(UA_PIPE("4")), *plain = load_real(UA_PIPE("0"));
+    pixel_ctx *a = pixel_ctx_new(), *b = pixel_ctx_new();
+    /* each event is checked against the same one made without a cache */
+    for (int round = 0; round < 3; round++) {
+        char *got = enrich_many(cached, a, agents, n);
+        char *want = enrich_many(plain, b, agents, n);
+        ck_assert_str_eq(got, want);
+        ck_assert_ptr_nonnull(strstr(want, "\"ua11\":{\"browser\":{\"family\":\"Python Requests\""));
+        free(got);
+        free(want);
+    }
+    pixel_ctx_free(a);
+    pixel_ctx_free(b);
+    pixel_pipeline_free(cached);
+    pixel_pipeline_free(plain);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("module_instances");
@@ -218,6 +334,7 @@ int main(void)
     tcase_add_test(tc, a_context_is_released_from_every_pipeline_and_entry);
     tcase_add_test(tc, a_context_may_outlive_its_pipeline);
     tcase_add_test(tc, threads_creating_and_freeing_contexts_stay_bounded);
+    tcase_add_test(tc, useragent_results_outlive_evictions_within_one_event);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
