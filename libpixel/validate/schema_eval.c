@@ -770,11 +770,16 @@ static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixe
  * now, the image remembers it.  Only for a schema whose answer is the
  * instance's alone: an object that notes its coverage for an
  * unevaluatedProperties above (cover), or one flattened with another
- * (merged: its members' checks read x->lseen), is walked every time.
+ * (merged: its members' checks read x->lseen), is walked every time; so is
+ * a copy whose objects could reach the depth limit (x->depth counts its
+ * root already), where the walk reports the error.
  */
 __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
 {
     const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check(v);
+    if (im && x->depth + pixel__image_levels(im) - 1 > MAX_DEPTH) {
+        im = NULL;
+    }
     /* the schema's process-unique number (not its address, which a registry
        compiled after this one's was freed may give another object schema) */
     const uint64_t key = o->memo_id << 1 | ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);

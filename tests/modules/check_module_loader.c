@@ -487,6 +487,68 @@ START_TEST(image_verdicts_do_not_outlive_their_registry)
 }
 END_TEST
 
+/* A copy deep in the event is checked down to the depth limit like a tree
+ * built member by member, though its image passed the same object schema
+ * higher up: the remembered verdict does not skip the limit. */
+static pixel_value *nest(pixel_ctx *ctx, pixel_value *leaf, int depth)
+{
+    pixel_value *top = pixel_value_new_object(ctx), *o = top;
+    for (int k = 1; k < depth; k++) {
+        pixel_value *c = pixel_value_new_object(ctx);
+        ck_assert_int_eq(pixel_object_set(ctx, o, "c", c), 0);
+        o = c;
+    }
+    ck_assert_int_eq(pixel_object_set(ctx, o, "r", leaf), 0);
+    return top;
+}
+
+START_TEST(image_verdicts_keep_the_depth_limit)
+{
+    static const char *const paths[] = {"a.b.x"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 1);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[1] = {{"abc", 3}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    static const char schema[] =
+        "{\"$id\": \"urn:d\", \"$ref\": \"#/$defs/n\", \"$defs\": {\"n\": {\"type\": \"object\","
+        " \"properties\": {\"c\": {\"$ref\": \"#/$defs/n\"}, \"r\": {\"type\": \"object\","
+        " \"properties\": {\"a\": {\"type\": \"object\", \"properties\": {\"b\": {\"type\":"
+        " \"object\", \"properties\": {\"x\": {\"type\": \"string\"}}}}}}}}}}}";
+    pixel_schema_registry *reg;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, NULL, schema, strlen(schema), &err), 0);
+    const pixel_schema *s;
+    ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:d", &err), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    /* the image passes once, near the top: it remembers */
+    ck_assert_int_eq(pixel_schema_validate(s, nest(ctx, pixel_module_shape_emit(ctx, sh, image), 3),
+                                           0, NULL, NULL),
+                     0);
+    int passed = 0, refused = 0;
+    for (int depth = 500; depth <= 520; depth++) {
+        pixel_ctx_reset(ctx);
+        int want = pixel_schema_validate(s, nest(ctx, pixel_module_shape_build(ctx, sh, vals), depth),
+                                         0, NULL, NULL);
+        int got = pixel_schema_validate(s, nest(ctx, pixel_module_shape_emit(ctx, sh, image), depth),
+                                        0, NULL, NULL);
+        ck_assert_msg(got == want, "%d levels: the copy gives %d, the built tree %d", depth, got,
+                      want);
+        passed += want == 0;
+        refused += want < 0;
+    }
+    /* the range crosses the limit */
+    ck_assert_int_gt(passed, 0);
+    ck_assert_int_gt(refused, 0);
+    pixel_ctx_free(ctx);
+    pixel_schema_registry_free(reg);
+    free(image);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
 /* ABI 1.3 asks only that an image have at least
  * pixel_module_shape_image_size() bytes, and lets the module free or reuse
  * it once a copy is emitted: here a module that keeps its image in a page
@@ -875,6 +937,7 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, shapes_build_what_set_at_builds);
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
+    tcase_add_test(tc, image_verdicts_keep_the_depth_limit);
     tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
