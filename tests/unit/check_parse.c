@@ -64,7 +64,7 @@ START_TEST(every_pri)
     pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n" FIELDS);
     for (unsigned v = 0; v <= 200; v++) {
         for (int zeros = 0; zeros < 2; zeros++) {
-            char line[300], want[8];
+            char line[300], want[16];
             snprintf(line, sizeof(line), "<%s%u>Nov  6 05:24:46 web01 nginx: " LINE("a=1"),
                      zeros && v < 100 ? "0" : "", v);
             pixel_outcome oc = parse(p, line);
