@@ -1021,7 +1021,6 @@ typedef struct shape_member {
 
 struct pixel_module_shape {
     size_t nnodes, nobjs, nleaves;
-    uint32_t levels; /* objects on the longest path, the result's own included */
     shape_member *obj;  /* nobjs; obj[0] is the result itself */
     shape_member *leaf; /* nleaves, in the order of the paths */
     char *text;
@@ -1087,11 +1086,6 @@ pixel_module_shape *pixel_module_shape_new(const char *const *paths, size_t n)
                                          pixel__plain_key(seg, sl) ? PIXEL_VALUE_PLAIN_KEY : 0};
             }
             if (!dot) {
-                uint32_t levels = 1;
-                for (const char *c = paths[i]; *c; c++) {
-                    levels += *c == '.';
-                }
-                sh->levels = levels > sh->levels ? levels : sh->levels;
                 sh->leaf[i] = tree[j];
                 sh->leaf[i].node = j; /* a tree index for now */
                 break;
@@ -1241,7 +1235,7 @@ struct pixel__image {
     uint32_t rel_off;  /* the table: from the start of the image */
     uint32_t json_off; /* the text (0: none) */
     uint32_t json_len;
-    uint32_t levels;         /* objects on its longest path, the root included */
+    uint32_t pad;
     uint64_t gen;            /* which making of the image this is (image_gen) */
     _Atomic uint64_t valid; /* pixel__image_valid() */
 };
@@ -1353,7 +1347,7 @@ static int shape_image(const pixel_module_shape *shape, const pixel_module_str *
     im->nrel = 0;
     im->rel_off = (uint32_t)((char *)at_tab - (char *)image);
     im->json_off = im->json_len = 0;
-    im->levels = shape->levels;
+    im->pad = 0;
     im->gen = atomic_fetch_add_explicit(&image_gen, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&im->valid, 0, memory_order_relaxed);
     /* The text first, from the tree as built, when there is room for it. */
@@ -1468,11 +1462,6 @@ const char *pixel__image_json(const pixel__image *im, size_t *len)
 {
     *len = im->json_len;
     return im->json_len ? (const char *)im + im->json_off : NULL;
-}
-
-unsigned pixel__image_levels(const pixel__image *im)
-{
-    return im->levels;
 }
 
 uint64_t pixel__image_valid(const pixel__image *im)

@@ -161,13 +161,11 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * when the image is still the same making and the object holds exactly what
  * was emitted (NULL otherwise); its JSON text (NULL: none kept) and a word
  * that the validator keeps for it (0 at first; relaxed atomics: a shared
- * module's image is read by many threads); pixel__image_levels(): how many
- * objects deep it is at most, its root included. */
+ * module's image is read by many threads). */
 typedef struct pixel__image pixel__image;
 const pixel__image *pixel__image_check(const pixel_value *root);
 const char *pixel__image_json(const pixel__image *im, size_t *len);
 uint64_t pixel__image_valid(const pixel__image *im);
-unsigned pixel__image_levels(const pixel__image *im);
 void pixel__image_set_valid(const pixel__image *im, uint64_t key);
 
 struct pixel_value {

@@ -770,25 +770,35 @@ static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixe
  * now, the image remembers it.  Only for a schema whose answer is the
  * instance's alone: an object that notes its coverage for an
  * unevaluatedProperties above (cover), or one flattened with another
- * (merged: its members' checks read x->lseen), is walked every time; so is
- * a copy whose objects could reach the depth limit (x->depth counts its
- * root already), where the walk reports the error.
+ * (merged: its members' checks read x->lseen), is walked every time.
+ *
+ * The walk counts schema levels against MAX_DEPTH (an anyOf, an allOf or a
+ * $ref to a node with keywords of its own is a level, as is each object),
+ * so whether it passes depends on where the copy sits: the image remembers
+ * the deepest x->depth at which it passed, and a copy deeper than that is
+ * walked again (and reports the depth error where a built tree would).
  */
+#define IMAGE_DEPTH_BITS 10
+_Static_assert(MAX_DEPTH < (1 << IMAGE_DEPTH_BITS), "the depth must fit an image's verdict");
+
 __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
 {
     const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check(v);
-    if (im && x->depth + pixel__image_levels(im) - 1 > MAX_DEPTH) {
-        im = NULL;
-    }
     /* the schema's process-unique number (not its address, which a registry
-       compiled after this one's was freed may give another object schema) */
-    const uint64_t key = o->memo_id << 1 | ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
-    if (im && pixel__image_valid(im) == key) {
-        return true;
+       compiled after this one's was freed may give another object schema),
+       the format assertion, and (in between) the depth it passed at */
+    const uint64_t depth_mask = ((1u << IMAGE_DEPTH_BITS) - 1) << 1;
+    const uint64_t key = o->memo_id << (IMAGE_DEPTH_BITS + 1) |
+                         ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
+    if (im) {
+        uint64_t seen = pixel__image_valid(im);
+        if ((seen & ~depth_mask) == key && (seen & depth_mask) >> 1 >= (uint64_t)x->depth) {
+            return true;
+        }
     }
     bool ok = quick_object(x, o, v);
     if (ok && im && !x->fail) {
-        pixel__image_set_valid(im, key);
+        pixel__image_set_valid(im, key | (uint64_t)x->depth << 1);
     }
     return ok;
 }

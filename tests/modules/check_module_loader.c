@@ -549,6 +549,75 @@ START_TEST(image_verdicts_keep_the_depth_limit)
 }
 END_TEST
 
+/* The walk counts schema levels, not only objects: an image's member whose
+ * schema nests (anyOf, allOf, a $ref to a node with more keywords) takes
+ * more of the depth limit than its objects alone.  A copy deep in the event
+ * still gets the built tree's answer at every depth. */
+static const char *const deep_schemas[] = {
+    /* the image's root behind an anyOf */
+    "{\"$id\": \"urn:e\", \"$ref\": \"#/$defs/n\", \"$defs\": {\"n\": {\"type\": \"object\","
+    " \"properties\": {\"c\": {\"$ref\": \"#/$defs/n\"}, \"r\": {\"$ref\": \"#/$defs/img\"}}},"
+    " \"img\": {\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"null\"},"
+    " {\"type\": \"object\", \"properties\": {\"b\": {\"type\": \"object\", \"properties\":"
+    " {\"x\": {\"type\": \"string\"}}}}}]}}}}}",
+    /* the leaf checked by a node of its own */
+    "{\"$id\": \"urn:e\", \"$ref\": \"#/$defs/n\", \"$defs\": {\"n\": {\"type\": \"object\","
+    " \"properties\": {\"c\": {\"$ref\": \"#/$defs/n\"}, \"r\": {\"$ref\": \"#/$defs/img\"}}},"
+    " \"img\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\", \"properties\":"
+    " {\"b\": {\"type\": \"object\", \"properties\": {\"x\": {\"anyOf\": [{\"type\": \"string\","
+    " \"minLength\": 1}, {\"type\": \"integer\"}]}}}}}}}}}",
+    /* nested allOf with a $ref */
+    "{\"$id\": \"urn:e\", \"$ref\": \"#/$defs/n\", \"$defs\": {\"n\": {\"type\": \"object\","
+    " \"properties\": {\"c\": {\"$ref\": \"#/$defs/n\"}, \"r\": {\"$ref\": \"#/$defs/img\"}}},"
+    " \"img\": {\"type\": \"object\", \"properties\": {\"a\": {\"allOf\": [{\"$ref\": \"#/$defs/a\"},"
+    " {\"required\": [\"b\"]}]}}}, \"a\": {\"type\": \"object\", \"properties\": {\"b\": {\"allOf\":"
+    " [{\"type\": \"object\"}, {\"properties\": {\"x\": {\"type\": \"string\"}}}]}}}}}",
+};
+
+START_TEST(image_verdicts_keep_the_depth_limit_through_schema_levels)
+{
+    static const char *const paths[] = {"a.b.x"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 1);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[1] = {{"abc", 3}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    const char *schema = deep_schemas[_i];
+    pixel_schema_registry *reg;
+    pixel_error err;
+    char buf[900];
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_msg(pixel_schema_registry_add_json(reg, NULL, schema, strlen(schema), &err) == 0,
+                  "%s", pixel_error_format(&err, buf, sizeof(buf)));
+    const pixel_schema *s;
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:e", &err) == 0, "%s",
+                  pixel_error_format(&err, buf, sizeof(buf)));
+    pixel_ctx *ctx = pixel_ctx_new();
+    ck_assert_int_eq(pixel_schema_validate(s, nest(ctx, pixel_module_shape_emit(ctx, sh, image), 3),
+                                           0, NULL, NULL),
+                     0);
+    int passed = 0, refused = 0;
+    for (int depth = 480; depth <= 520; depth++) {
+        pixel_ctx_reset(ctx);
+        int want = pixel_schema_validate(s, nest(ctx, pixel_module_shape_build(ctx, sh, vals), depth),
+                                         0, NULL, NULL);
+        int got = pixel_schema_validate(s, nest(ctx, pixel_module_shape_emit(ctx, sh, image), depth),
+                                        0, NULL, NULL);
+        ck_assert_msg(got == want, "schema %d, %d levels: the copy gives %d, the built tree %d",
+                      _i, depth, got, want);
+        passed += want == 0;
+        refused += want < 0;
+    }
+    ck_assert_int_gt(passed, 0);
+    ck_assert_int_gt(refused, 0);
+    pixel_ctx_free(ctx);
+    pixel_schema_registry_free(reg);
+    free(image);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
 /* ABI 1.3 asks only that an image have at least
  * pixel_module_shape_image_size() bytes, and lets the module free or reuse
  * it once a copy is emitted: here a module that keeps its image in a page
@@ -938,6 +1007,8 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
     tcase_add_test(tc, image_verdicts_keep_the_depth_limit);
+    tcase_add_loop_test(tc, image_verdicts_keep_the_depth_limit_through_schema_levels, 0,
+                        (int)(sizeof(deep_schemas) / sizeof(deep_schemas[0])));
     tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
     suite_add_tcase(s, tc);
     tc = tcase_create("results");
