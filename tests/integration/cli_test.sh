@@ -47,7 +47,7 @@ check "a gzip file cut short is an I/O failure (1)" [ "$(status run -q /dev/null
 check "... that names the file" grep -q "cut.gz: .*damaged or incomplete" "$T/err"
 run -q "$T/qr3" <"$EX/sample.log" >"$T/ev3"
 check "stdin gives the same events" cmp -s "$T/ev3" "$EX/expected/events.jsonl"
-# Plain files are read as they are, gzip through zlib; pipes always through zlib.
+# Input is told plain or gzip by its first bytes, whether it is a file or a pipe.
 cat "$EX/sample.log" | run -q /dev/null >"$T/ev5"
 check "plain text through a pipe gives the same events" cmp -s "$T/ev5" "$EX/expected/events.jsonl"
 run -q /dev/null <"$T/sample.log.gz" >"$T/ev6"
@@ -57,6 +57,77 @@ check "gzip through a pipe gives the same events" cmp -s "$T/ev7" "$EX/expected/
 cat "$EX/expected/events.jsonl" "$EX/expected/events.jsonl" >"$T/twice"
 run -j 2 -q /dev/null "$T/sample.log.gz" "$EX/sample.log" >"$T/ev8"
 check "a gzip file then a plain one, -j 2: both, in order" cmp -s "$T/ev8" "$T/twice"
+# gzip as gzip -d takes it: zero padding after the data is ignored (see the
+# live tests below); other bytes after it are said and fail the run, the
+# lines before them converted; a corrupt stream is named.
+cp "$T/sample.log.gz" "$T/tail.gz"
+printf 'not gzip\n' >>"$T/tail.gz"
+check "trailing garbage after gzip data is an I/O failure (1)" \
+    [ "$(status run -q /dev/null -o "$T/ev9" "$T/tail.gz")" = 1 ]
+check "... that names the file" grep -q "tail.gz: trailing garbage after the gzip data" "$T/err"
+check "... after converting every line before it" cmp -s "$T/ev9" "$EX/expected/events.jsonl"
+python3 -c "
+import sys; b = bytearray(open(sys.argv[1], 'rb').read())
+b[3000:3040] = b'\xff' * 40
+open(sys.argv[2], 'wb').write(b)" "$T/sample.log.gz" "$T/corrupt.gz"
+check "a corrupt gzip file is an I/O failure (1)" [ "$(status run -q /dev/null "$T/corrupt.gz")" = 1 ]
+check "... that names the file as damaged" grep -q "corrupt.gz: .*damaged or incomplete" "$T/err"
+
+# Live input: a producer writes the first N lines into a pipe and keeps it
+# open until $T/stop exists; what those lines make must come out while it
+# waits (not when 256 KB have come, or the pipe closes).
+N=60
+head -n $N "$EX/sample.log" >"$T/head.log"
+run -o "$T/hev" -q "$T/hqr" "$T/head.log"
+PRODUCE="python3 $PIXEL_SOURCE_DIR/tests/integration/live_producer.py"
+arrived() { # events and quarantine records of the N lines are out within 10 s
+    for _ in $(seq 100); do
+        cmp -s "$T/lev" "$T/hev" && cmp -s "$T/lqr" "$T/hqr" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+live() { # PRODUCER-OPTIONS... : pixelconv on the producer's pipe (stdin)
+    rm -f "$T/stop" "$T/lev" "$T/lqr"
+    $PRODUCE "$@" "$EX/sample.log" $N "$T/stop" | run -o "$T/lev" -q "$T/lqr" 2>"$T/lerr" &
+    PC=$!
+}
+finish() { # lets the producer end; pixelconv's exit status in $RC
+    touch "$T/stop"
+    wait $PC
+    RC=$?
+}
+check "the first $N lines make events and quarantine records, to wait for" \
+    sh -c "[ -s '$T/hev' ] && [ -s '$T/hqr' ]"
+live
+check "plain text from a pipe held open: events and quarantine records come out" arrived
+finish
+check "... and it exits 0 when the pipe closes" [ "$RC" = 0 ]
+rm -f "$T/stop" "$T/lev" "$T/lqr"
+mkfifo "$T/fifo"
+run -j 2 -o "$T/lev" -q "$T/lqr" "$T/fifo" 2>"$T/lerr" &
+PC=$!
+$PRODUCE "$EX/sample.log" $N "$T/stop" >"$T/fifo" &
+check "a FIFO named as input, -j 2: the lines come out while it is open" arrived
+finish
+check "... and it exits 0 when it closes" [ "$RC" = 0 ]
+live --gzip --end zeros
+check "gzip on stdin, held open: what has come is decoded and goes out" arrived
+finish
+check "... and it exits 0, the zero padding after it ignored" [ "$RC" = 0 ]
+check "... saying nothing" [ ! -s "$T/lerr" ]
+live --gzip --members 15,30,45
+check "concatenated gzip members, the last held open: all of them go out" arrived
+finish
+check "... and it exits 0, every line converted once" \
+    sh -c "[ $RC = 0 ] && cmp -s '$T/lev' '$T/hev' && cmp -s '$T/lqr' '$T/hqr'"
+live --gzip --end cut
+check "a gzip stream on a pipe: its lines go out before it is cut short" arrived
+finish
+check "... which is an I/O failure (1)" [ "$RC" = 1 ]
+check "... naming stdin as damaged or incomplete" \
+    grep -q "<stdin>: unexpected end of file (the file is damaged or incomplete)" "$T/lerr"
+
 head -n 2 "$EX/sample.log" | head -c -1 >"$T/nonl.log"
 run -q /dev/null -s "$T/st4" "$T/nonl.log" "$T/nonl.log" >/dev/null
 check "a last line without a newline still counts, in each file" grep -q '"lines":4,' "$T/st4"

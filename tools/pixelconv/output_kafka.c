@@ -46,10 +46,10 @@ struct pixelconv_kafka {
     unsigned long not_durable;
     lent_block *spare; /* acked blocks: their buffers wait for a batch */
     lent_block *blocks;
-    /* Quarantine lines gathered from batches of plain files, handed to the
-     * sink together (one write to the quarantine file, not one a record)
-     * once there are QBUF_FLUSH bytes, at a batch from a pipe or gzip input,
-     * and at close. */
+    /* Quarantine lines gathered from batches of regular files, handed to
+     * the sink together (one write to the quarantine file, not one a
+     * record) once there are QBUF_FLUSH bytes, at a batch from a pipe, and
+     * at close. */
     char *qbuf;
     size_t qlen, qcap;
 };

@@ -52,11 +52,12 @@ int pixelconv_kafka_events(pixelconv_kafka *k, char **buf, size_t *cap, size_t l
 
 /*
  * Quarantine records: len bytes of lines, each compact JSON ended by a
- * newline.  With hold (a batch of plain files, whose next batch never waits
- * for input) they are gathered and handed to the sink together (one write
- * to the quarantine file) once there are 64 KB of them; without (a pipe or
- * gzip input, which may stay quiet for long), those gathered and these go
- * now, so that records wait no longer than the batch's events.
+ * newline.  With hold (a batch of regular files, plain or gzip, whose next
+ * batch never waits for input) they are gathered and handed to the sink
+ * together (one write to the quarantine file) once there are 64 KB of them;
+ * without (a batch from a pipe, which may stay quiet for long), those
+ * gathered and these go now, so that records wait no longer than the
+ * batch's events.
  * pixelconv_kafka_close() hands over the rest.  0 or a negative status.
  */
 int pixelconv_kafka_quarantine(pixelconv_kafka *k, const char *lines, size_t len, bool hold);

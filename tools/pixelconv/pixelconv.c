@@ -2,15 +2,16 @@
  * pixelconv: access-log files -> JSON Lines events, through a libpixel
  * pipeline.
  *
- * The tool is a thin host: it reads lines (plain or gzip, files or stdin),
- * hands each to pixel_process() and writes the outcome.  With -j N, N worker
- * threads, each with its own pixel_ctx, read batches of lines in turn and
- * convert them; the worker that finishes the next batch in input order
- * writes the results out, one worker at a time.
+ * The tool is a thin host: it reads lines (plain or gzip, files or stdin;
+ * from a pipe, as they come), hands each to pixel_process() and writes the
+ * outcome.  With -j N, N worker threads, each with its own pixel_ctx, read
+ * batches of lines in turn and convert them; the worker that finishes the
+ * next batch in input order writes the results out, one worker at a time.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -75,7 +76,7 @@ typedef struct batch {
     unsigned long seq;
     int state;       /* 0 empty, 1 filled, 2 done */
     long long read_ms; /* when it was read: its lines' ingest time */
-    bool plain;        /* read from plain files only: more input never waits */
+    bool regular;      /* read from regular files only: more input never waits */
 } batch;
 
 typedef struct options {
@@ -107,6 +108,7 @@ static void usage(void)
     printf("Usage: pixelconv -c PIPELINE.yaml [OPTION]... [FILE]...\n"
            "Convert tracking-pixel access-log lines to JSON events, one per line.\n"
            "FILEs may be plain or gzip-compressed; with no FILE, or when FILE is -, read stdin.\n"
+           "A pipe is converted as its lines come, each batch written before more is awaited.\n"
            "\n"
            "  -c, --config FILE       the pipeline (YAML); required\n"
            "  -o, --output FILE       write events to FILE (default: stdout)\n"
@@ -278,12 +280,39 @@ static void process_batch(pixel_ctx *ctx, batch *b)
 
 /* ---- input ------------------------------------------------------------------------ */
 
+/*
+ * Input is read with read(), as it comes:
+ *  - a regular file, one read() of a batch's size at a time: it never
+ *    waits for a producer, and full batches are what make files fast;
+ *  - anything else (a pipe, a FIFO, a terminal), what has arrived: once
+ *    there are bytes in hand, reading stops where more would have to be
+ *    waited for (poll()), so lines go on as they come
+ *    (`tail -F access.log | pixelconv ...`).
+ * gzip input (its first two bytes are 1f 8b) is decoded here with zlib's
+ * inflate, fed the same way, so decoded lines go on as soon as their
+ * compressed bytes are in.  Like gzip -d: members one after another are
+ * one stream; zero bytes after the last member (padding) are ignored;
+ * anything else after it is reported and makes the run fail, the lines
+ * before it converted.
+ */
+
+#define ZIN_BYTES (256u * 1024) /* compressed input, read at a time */
+
+enum { GZ_MEMBER, GZ_BETWEEN, GZ_ZEROS, GZ_DONE };
+
 typedef struct input {
     char **files;
     int nfiles, next;
-    gzFile gz;
-    int fd; /* a plain (not gzip) file, read as it is; -1 otherwise */
+    int fd; /* the open input */
     bool open;
+    bool regular; /* fd is a regular file: reading it never waits */
+    bool eof;     /* read() said the end, or failed: read no more of fd */
+    bool gz;      /* gzip, decoded through z */
+    int zstate;   /* GZ_*: in a member, after one, in padding, finished */
+    z_stream z;
+    unsigned char *zin;    /* compressed bytes read; z.next_in points into it */
+    unsigned char peek[2]; /* the first bytes of an input that cannot seek */
+    size_t peek_len;
     const char *name;
     char *carry; /* a partial line left from the previous read */
     size_t carry_len, carry_cap;
@@ -291,20 +320,27 @@ typedef struct input {
     bool failed;
 } input;
 
-/*
- * Whether fd, a file that can seek, starts with gzip's magic at its current
- * offset; pipes and the like (which cannot be looked at without reading
- * them) go to zlib, which reads plain text through as it is too.
- */
-static bool plain_file(int fd)
+/* Whether fd has more to read, or its end or an error to tell, at once. */
+static bool ready(int fd)
 {
-    unsigned char m[2];
-    off_t at = lseek(fd, 0, SEEK_CUR);
-    if (at < 0) {
-        return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+/* read() of the open input: an error is said on stderr and fails the run;
+ * after the end or an error, in->eof. */
+static ssize_t read_fd(input *in, void *buf, size_t n)
+{
+    ssize_t r;
+    do {
+        r = read(in->fd, buf, n);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, strerror(errno));
+        in->failed = true;
     }
-    ssize_t n = pread(fd, m, sizeof(m), at);
-    return n >= 0 && !(n == 2 && m[0] == 0x1f && m[1] == 0x8b);
+    in->eof = r <= 0;
+    return r;
 }
 
 static int open_next(input *in)
@@ -314,89 +350,231 @@ static int open_next(input *in)
         in->next++;
         in->name = strcmp(f, "-") == 0 ? "<stdin>" : f;
         int fd = strcmp(f, "-") == 0 ? dup(0) : open(f, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && plain_file(fd)) {
-            /* Plain text: read() into the batch itself, without zlib's
-             * copy through its own buffer. */
-            in->fd = fd;
-            in->open = true;
-            return 1;
-        }
-        in->gz = fd >= 0 ? gzdopen(fd, "rb") : NULL;
-        if (!in->gz) {
-            fprintf(stderr, "pixelconv: %s: %s\n", in->name, strerror(errno ? errno : ENOMEM));
-            if (fd >= 0) {
-                close(fd);
-            }
+        if (fd < 0) {
+            fprintf(stderr, "pixelconv: %s: %s\n", in->name, strerror(errno));
             in->failed = true;
             continue;
         }
-        gzbuffer(in->gz, 256 * 1024);
-        in->fd = -1;
+        struct stat st;
+        bool st_ok = fstat(fd, &st) == 0;
+        in->fd = fd;
+        in->regular = st_ok && S_ISREG(st.st_mode);
+#ifdef F_SETPIPE_SZ
+        if (st_ok && S_ISFIFO(st.st_mode) && fcntl(fd, F_GETPIPE_SZ) < (int)g_batch_bytes) {
+            /* Room in the pipe for a batch: a fast producer stays a batch
+             * ahead, and a read takes a batch.  With the default 64 KB,
+             * batches from `cat big.log | pixelconv -j 2` were that small,
+             * the ring of batches too short to keep the workers busy, and
+             * the run took about a quarter longer.  A larger pipe is kept;
+             * where the system does not allow it (beyond
+             * /proc/sys/fs/pipe-max-size), the pipe stays as it is. */
+            (void)fcntl(fd, F_SETPIPE_SZ, (int)g_batch_bytes);
+        }
+#endif
+        in->eof = false;
+        in->peek_len = 0;
+        unsigned char m[2];
+        size_t mn = 0;
+        off_t at = lseek(fd, 0, SEEK_CUR);
+        if (at >= 0) {
+            /* Looked at, not read (a read error shows when it is read). */
+            ssize_t r = pread(fd, m, sizeof(m), at);
+            mn = r > 0 ? (size_t)r : 0;
+        } else {
+            /* A pipe and the like: its first bytes are read, and kept for
+             * the batch or the decoder.  A first byte other than gzip's
+             * first is enough to tell (no waiting for a second one). */
+            while (in->peek_len < 2 && !in->eof && (in->peek_len == 0 || in->peek[0] == 0x1f)) {
+                ssize_t r = read_fd(in, in->peek + in->peek_len, 2 - in->peek_len);
+                in->peek_len += r > 0 ? (size_t)r : 0;
+            }
+            memcpy(m, in->peek, in->peek_len);
+            mn = in->peek_len;
+        }
+        in->gz = mn == 2 && m[0] == 0x1f && m[1] == 0x8b;
+        if (in->gz) {
+            memset(&in->z, 0, sizeof(in->z));
+            if ((!in->zin && !(in->zin = malloc(ZIN_BYTES))) ||
+                inflateInit2(&in->z, 16 + MAX_WBITS) != Z_OK) {
+                fprintf(stderr, "pixelconv: %s: out of memory\n", in->name);
+                close(fd);
+                in->failed = true;
+                continue;
+            }
+            memcpy(in->zin, in->peek, in->peek_len);
+            in->z.next_in = in->zin;
+            in->z.avail_in = (uInt)in->peek_len;
+            in->peek_len = 0;
+            in->zstate = GZ_MEMBER;
+        }
         in->open = true;
         return 1;
     }
     return 0;
 }
 
-/* Up to n bytes of the open file: the count, 0 at its end, -1 on an error
+/* Up to n bytes of a plain input: the count, 0 at its end, -1 on an error. */
+static int read_plain(input *in, char *buf, unsigned int n)
+{
+    size_t got = in->peek_len;
+    memcpy(buf, in->peek, got);
+    in->peek_len = 0;
+    while (got < n && !in->eof) {
+        if (got && (in->regular || !ready(in->fd))) {
+            break;
+        }
+        ssize_t r = read_fd(in, buf + got, n - got);
+        if (r < 0 && !got) {
+            return -1;
+        }
+        got += r > 0 ? (size_t)r : 0;
+    }
+    return (int)got;
+}
+
+static void gz_damaged(input *in, const char *what)
+{
+    fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n", in->name, what);
+    in->failed = true;
+    in->zstate = GZ_DONE;
+}
+
+/* More compressed input after what is left undecoded: 1 when some came, 0
+ * at the end, -1 on an error. */
+static int gz_refill(input *in)
+{
+    z_stream *z = &in->z;
+    if (in->eof) {
+        return 0;
+    }
+    if (z->avail_in) {
+        memmove(in->zin, z->next_in, z->avail_in);
+    }
+    z->next_in = in->zin;
+    ssize_t r = read_fd(in, in->zin + z->avail_in, ZIN_BYTES - z->avail_in);
+    if (r > 0) {
+        z->avail_in += (uInt)r;
+    }
+    return r > 0 ? 1 : (int)r;
+}
+
+/*
+ * Up to n decoded bytes of a gzip input: the count, 0 at its end.  A
+ * regular file fills n (as gzread did); from a pipe, what the compressed
+ * bytes that have arrived decode to.  Damage, trailing garbage and read
+ * errors are said on stderr and set in->failed; what decoded before them
+ * is returned.
+ */
+static int read_gz(input *in, char *buf, unsigned int n)
+{
+    z_stream *z = &in->z;
+    z->next_out = (Bytef *)buf;
+    z->avail_out = n;
+    while (z->avail_out && in->zstate != GZ_DONE) {
+        /* Input would be read next: unless it is at hand, bytes decoded
+         * already go on first. */
+        bool hand_on = z->avail_out < n && !in->regular;
+        if (in->zstate == GZ_MEMBER) {
+            if (z->avail_in == 0) {
+                if (hand_on && !ready(in->fd)) {
+                    break;
+                }
+                int r = gz_refill(in);
+                if (r <= 0) {
+                    if (r == 0) {
+                        gz_damaged(in, "unexpected end of file");
+                    }
+                    in->zstate = GZ_DONE;
+                    break;
+                }
+            }
+            int rc = inflate(z, Z_NO_FLUSH);
+            if (rc == Z_STREAM_END) {
+                in->zstate = GZ_BETWEEN;
+            } else if (rc != Z_OK && !(rc == Z_BUF_ERROR && !(z->avail_in && z->avail_out))) {
+                gz_damaged(in, z->msg ? z->msg : zError(rc));
+            }
+            continue;
+        }
+        if (in->zstate == GZ_BETWEEN) {
+            /* Another member, the end, or bytes after the gzip data. */
+            if (z->avail_in < 2 && !in->eof) {
+                if (hand_on && !ready(in->fd)) {
+                    break;
+                }
+                if (gz_refill(in) < 0) {
+                    in->zstate = GZ_DONE;
+                }
+                continue;
+            }
+            if (z->avail_in >= 2 && z->next_in[0] == 0x1f && z->next_in[1] == 0x8b) {
+                inflateReset(z);
+                in->zstate = GZ_MEMBER;
+                continue;
+            }
+            in->zstate = GZ_ZEROS;
+        }
+        /* GZ_ZEROS: zero bytes up to the end are padding. */
+        while (z->avail_in && *z->next_in == 0) {
+            z->next_in++;
+            z->avail_in--;
+        }
+        if (z->avail_in) {
+            fprintf(stderr, "pixelconv: %s: trailing garbage after the gzip data, not converted\n",
+                    in->name);
+            in->failed = true;
+            in->zstate = GZ_DONE;
+        } else if (in->eof) {
+            in->zstate = GZ_DONE;
+        } else if (hand_on && !ready(in->fd)) {
+            break;
+        } else if (gz_refill(in) < 0) {
+            in->zstate = GZ_DONE;
+        }
+    }
+    return (int)(n - z->avail_out);
+}
+
+/* Up to n bytes of the open input: the count, 0 at its end, -1 on an error
  * (said on stderr). */
 static int read_some(input *in, char *buf, unsigned int n)
 {
-    if (in->fd >= 0) {
-        ssize_t r;
-        do {
-            r = read(in->fd, buf, n);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) {
-            fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, strerror(errno));
-        }
-        return (int)r;
-    }
-    int r = gzread(in->gz, buf, n);
-    if (r < 0) {
-        int e;
-        const char *msg = gzerror(in->gz, &e);
-        /* A system error: zlib's text names the descriptor ("<fd:4>"), not the file. */
-        fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name,
-                e == Z_ERRNO ? strerror(errno) : msg);
-    }
-    if (r == 0) {
-        /* End of input: a gzip stream cut short ends here too, and only
-         * gzerror() tells (Z_BUF_ERROR: "unexpected end of file"). */
-        int e = Z_OK;
-        const char *msg = gzerror(in->gz, &e);
-        if (e != Z_OK) {
-            fprintf(stderr, "pixelconv: %s: %s (the file is damaged or incomplete)\n", in->name,
-                    msg);
-            in->failed = true;
-        }
-    }
-    return r;
+    return in->gz ? read_gz(in, buf, n) : read_plain(in, buf, n);
 }
 
 static void close_current(input *in)
 {
-    if (in->fd >= 0) {
-        close(in->fd);
-        in->fd = -1;
-    } else {
-        gzclose(in->gz);
-        in->gz = NULL;
+    if (in->gz) {
+        inflateEnd(&in->z);
+        in->gz = false;
     }
+    close(in->fd);
+    in->fd = -1;
     in->open = false;
 }
 
+/* Whether the input after the current one may keep a reader waiting (it
+ * is not a regular file): the lines in hand go on before it is opened. */
+static bool next_may_wait(const input *in)
+{
+    if (in->next >= in->nfiles) {
+        return false;
+    }
+    struct stat st;
+    const char *f = in->files[in->next];
+    int r = strcmp(f, "-") == 0 ? fstat(0, &st) : stat(f, &st);
+    return r == 0 && !S_ISREG(st.st_mode);
+}
+
 /*
- * Fill b->in with whole lines, about g_batch_bytes.  Returns 1 when the batch
- * has data, 0 at the end of all input.
+ * Fill b->in with whole lines: about g_batch_bytes from regular files,
+ * what has arrived from anything else.  Returns 1 when the batch has data,
+ * 0 at the end of all input.
  */
-static int fill_batch(input *in, batch *b)
+static int fill_lines(input *in, batch *b)
 {
     b->in_len = 0;
-    b->plain = true;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    b->read_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    b->regular = true;
     if (in->carry_len) {
         if (grow(&b->in, &b->in_cap, in->carry_len + 1) < 0) {
             return -1;
@@ -412,7 +590,7 @@ static int fill_batch(input *in, batch *b)
         if (grow(&b->in, &b->in_cap, b->in_len + g_batch_bytes + 1) < 0) {
             return -1;
         }
-        b->plain = b->plain && in->fd >= 0;
+        b->regular = b->regular && in->regular;
         int n = read_some(in, b->in + b->in_len, g_batch_bytes);
         if (n < 0) {
             in->failed = true;
@@ -422,7 +600,7 @@ static int fill_batch(input *in, batch *b)
             if (b->in_len && b->in[b->in_len - 1] != '\n') {
                 b->in[b->in_len++] = '\n'; /* the last line of a file without a newline */
             }
-            if (b->in_len >= g_batch_bytes) {
+            if (b->in_len >= g_batch_bytes || (b->in_len && next_may_wait(in))) {
                 return 1;
             }
             continue;
@@ -448,6 +626,17 @@ static int fill_batch(input *in, batch *b)
     }
 }
 
+/* fill_lines(), and the batch's ingest time: when its last bytes came (a
+ * batch from a pipe may have waited long for them). */
+static int fill_batch(input *in, batch *b)
+{
+    int f = fill_lines(in, b);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    b->read_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return f;
+}
+
 /* ---- output ----------------------------------------------------------------------- */
 
 typedef struct sinks {
@@ -466,7 +655,7 @@ static void write_batch(sinks *s, batch *b)
         pixelconv_kafka *k = s->kafka;
         /* The events' buffer is lent to the sink; b->ev becomes another. */
         if (pixelconv_kafka_events(k, &b->ev, &b->ev_cap, b->ev_len) < 0 ||
-            pixelconv_kafka_quarantine(k, b->qr, b->qr_len, b->plain) < 0) {
+            pixelconv_kafka_quarantine(k, b->qr, b->qr_len, b->regular) < 0) {
             s->write_failed = true;
         }
         b->ev_len = 0;
@@ -475,10 +664,17 @@ static void write_batch(sinks *s, batch *b)
         if (s->qr_too && b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len) {
             s->write_failed = true;
         }
+        if (s->qr_too && !b->regular && fflush(s->qr) != 0) {
+            s->write_failed = true;
+        }
     } else
 #endif
         if ((b->ev_len && fwrite(b->ev, 1, b->ev_len, s->ev) != b->ev_len) ||
             (b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len)) {
+        s->write_failed = true;
+    } else if (!b->regular && (fflush(s->ev) != 0 || fflush(s->qr) != 0)) {
+        /* The next batch may wait for its input: what this one made is
+         * written now, not when the buffers fill. */
         s->write_failed = true;
     }
     merge(&s->total, &b->c);
@@ -818,6 +1014,9 @@ static int run_explain(input *in, FILE *out)
             explain_line(ctx, s, (size_t)((nl ? nl : end) - s), out);
             s = nl ? nl + 1 : end;
         }
+        if (!b.regular) {
+            fflush(out);
+        }
     }
     free(b.in);
     free(b.ev);
@@ -1082,6 +1281,7 @@ int main(int argc, char **argv)
         rc = 1;
     }
     free(in.carry);
+    free(in.zin);
     pixel_pipeline_free(p);
     return rc;
 }
