@@ -99,9 +99,13 @@ typedef enum pixel_sink_ack {
 /*
  * Called once for every input the sink accepted, with the token given to
  * pixel_sink_produce() or pixel_sink_quarantine().  status is a
- * pixel_sink_ack, or PIXEL_DELIVERY_EFULL only from pixel_sink_free() for
- * inputs that could not be made durable before the sink closed: the host
- * must then treat them as not delivered.
+ * pixel_sink_ack, or negative when the input could not be made durable: the
+ * host must then treat it as not delivered and send it again.
+ * PIXEL_DELIVERY_EFULL: the sink closed (pixel_sink_free()) or ran out of
+ * memory before it could; PIXEL_EIO: the fsync that was to make it durable
+ * failed (the spool or the quarantine file).  After a failed fsync the
+ * kernel may have dropped the data and report the next fsync as a success,
+ * so the sink never retries one to ack what it covered.
  */
 typedef void (*pixel_sink_ack_cb)(void *token, int status, void *payload);
 
@@ -246,7 +250,11 @@ typedef struct pixel_sink_stats {
     uint64_t recoveries;   /* switches spool -> Kafka */
     uint64_t probes;       /* events sent to test Kafka while failed over */
     uint64_t backpressure; /* inputs refused with PIXEL_DELIVERY_EFULL */
-    uint64_t reserved[8];
+    /* Inputs acked as not durable (a negative status: an fsync that was to
+     * make them durable failed, or the sink closed before it could): the
+     * host sends them again.  events_in and quarantine_in count them too. */
+    uint64_t events_failed, quarantine_failed;
+    uint64_t reserved[6];
 } pixel_sink_stats;
 
 PIXEL_API void pixel_sink_stats_get(const pixel_sink *s, pixel_sink_stats *out);

@@ -120,6 +120,14 @@ rd_kafka_t *pixel__sink_kafka(pixel_sink *s);
  * by default), to make it slow or fail; set before the first record. */
 void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd));
 
+/* fsyncs of the spool's segments that failed: each makes the records written
+ * since the last good one not durable (spool.c, sync_fd). */
+uint64_t pixel__spool_sync_failures(const pixel_spool *s);
+/* Tests: the spool's fsync (NULL: fsync). */
+void pixel__spool_set_fsync(pixel_spool *s, int (*fn)(int fd));
+/* The sink's spool writer (tests). */
+pixel_spool *pixel__sink_spool(pixel_sink *s);
+
 /* fsync a directory so that a file created or renamed in it survives a crash. */
 int pixel__d_fsync_dir(const char *dir);
 

@@ -77,8 +77,6 @@ typedef struct qsyncer {
     pthread_cond_t cv;
     int started; /* the thread runs: kicks are asynchronous */
     int busy;    /* a batch was handed over and not collected yet */
-    int failed;  /* its fdatasync failed: the batch waits for the next try */
-    int64_t failed_ms;
     int want, done, stop;
     int rc, err; /* the fdatasync's result, errno */
     int (*fdatasync)(int fd); /* fdatasync, or a test's stand-in */
@@ -144,6 +142,7 @@ struct pixel_sink {
     topic_entry *topics;         /* kafka.topic_template, by type */
     size_t ntopics;
     pixel_spool *spool;
+    uint64_t spool_failures; /* pixel__spool_sync_failures() when last looked at */
     int q_fd;
     waitlist spool_wait, q_wait;
     qsyncer qs;
@@ -199,9 +198,11 @@ static void ack(pixel_sink *s, void *token, int kind, int status)
     }
     if (kind == KIND_QUARANTINE) {
         s->st.quarantine_pending--;
-        s->st.quarantined++;
         if (status > 0) {
+            s->st.quarantined++;
             status = PIXEL_SINK_QUARANTINED;
+        } else {
+            s->st.quarantine_failed++;
         }
     } else {
         s->st.events_pending--;
@@ -209,6 +210,8 @@ static void ack(pixel_sink *s, void *token, int kind, int status)
             s->st.delivered++;
         } else if (status == PIXEL_SINK_SPOOLED) {
             s->st.spooled++;
+        } else {
+            s->st.events_failed++;
         }
     }
     if (s->o.ack != NULL) {
@@ -250,9 +253,43 @@ static void wait_ack_all(pixel_sink *s, waitlist *w, int status)
     }
 }
 
+/* Every input of w acked as not durable (status < 0), whatever its kind. */
+static void wait_fail_all(pixel_sink *s, waitlist *w, int status)
+{
+    size_t n = w->n;
+
+    w->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        ack(s, w->v[i].token, w->v[i].kind, status);
+    }
+}
+
 static void spool_synced(pixel_sink *s)
 {
     wait_ack_all(s, &s->spool_wait, PIXEL_SINK_SPOOLED);
+}
+
+/*
+ * After any call that may have fsync'd the spool: when an fsync failed
+ * (pixel__spool_sync_failures() moved), the records waiting for one are not
+ * durable, whatever a later fsync says (spool.c, sync_fd): their inputs are
+ * acked as failed, for the host to send again.
+ */
+static void spool_check(pixel_sink *s)
+{
+    uint64_t f = pixel__spool_sync_failures(s->spool);
+
+    if (f == s->spool_failures) {
+        return;
+    }
+    s->spool_failures = f;
+    if (s->spool_wait.n > 0) {
+        logf_(s, PIXEL_LOG_ERR,
+              "spool: an fsync failed: %zu inputs written since the last good one are not "
+              "acknowledged as durable (acked as failed: the host sends them again)",
+              s->spool_wait.n);
+        wait_fail_all(s, &s->spool_wait, PIXEL_EIO);
+    }
 }
 
 static int sync_spool(pixel_sink *s)
@@ -265,6 +302,7 @@ static int sync_spool(pixel_sink *s)
     memset(&e, 0, sizeof(e));
     if (pixel_spool_sync(s->spool, &e) < 0) {
         logf_(s, PIXEL_LOG_ERR, "spool: %s", e.text);
+        spool_check(s);
         return -1;
     }
     spool_synced(s);
@@ -313,8 +351,28 @@ static void qsync_start(pixel_sink *s)
     }
 }
 
-/* The finished batch's acks (or, when its fdatasync failed, the batch kept
- * for the next try).  With block, waits for a batch in progress. */
+/*
+ * The quarantine file's fdatasync failed (errno e).  A retry proves nothing:
+ * the kernel may have dropped the pages it could not write and report the
+ * next sync as a success (Linux does).  So the lines that sync covered (the
+ * batch handed to the syncer) and those written since (q_wait: their pages
+ * may have gone with the same error) are acked as failed, for the host to
+ * send again; lines written from now on are synced as usual.
+ */
+static void qfile_sync_failed(pixel_sink *s, int e)
+{
+    size_t n = s->qs.batch.n + s->q_wait.n;
+
+    logf_(s, PIXEL_LOG_ERR,
+          "quarantine file %s: fsync failed: %s; %zu lines written since the last good fsync are "
+          "not acknowledged as durable (acked as failed: the host sends them again)",
+          s->cfg->q_file, strerror(e), n);
+    wait_fail_all(s, &s->qs.batch, PIXEL_EIO);
+    wait_fail_all(s, &s->q_wait, PIXEL_EIO);
+}
+
+/* The finished batch's acks (or, when its fdatasync failed, its failure: see
+ * qfile_sync_failed).  With block, waits for a batch in progress. */
 static void qsync_collect(pixel_sink *s, int block)
 {
     qsyncer *q = &s->qs;
@@ -337,10 +395,7 @@ static void qsync_collect(pixel_sink *s, int block)
     }
     q->busy = 0;
     if (rc < 0) {
-        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: fsync failed: %s", s->cfg->q_file,
-              strerror(e));
-        q->failed = 1;
-        q->failed_ms = pixel__d_mono_ms();
+        qfile_sync_failed(s, e);
         return;
     }
     wait_ack_all(s, &q->batch, PIXEL_SINK_QUARANTINED);
@@ -351,18 +406,12 @@ static void qsync_collect(pixel_sink *s, int block)
 static int sync_qfile(pixel_sink *s)
 {
     qsync_collect(s, 1);
-    if (s->q_wait.n == 0 && !s->qs.failed) {
+    if (s->q_wait.n == 0) {
         return 0;
     }
     if (s->cfg->fsync != PIXEL_SPOOL_FSYNC_NEVER && s->qs.fdatasync(s->q_fd) < 0) {
-        logf_(s, PIXEL_LOG_ERR, "quarantine file %s: fsync failed: %s", s->cfg->q_file,
-              strerror(errno));
-        s->qs.failed_ms = pixel__d_mono_ms();
+        qfile_sync_failed(s, errno);
         return -1;
-    }
-    if (s->qs.failed) {
-        s->qs.failed = 0; /* the batch whose background fsync failed, first */
-        wait_ack_all(s, &s->qs.batch, PIXEL_SINK_QUARANTINED);
     }
     wait_ack_all(s, &s->q_wait, PIXEL_SINK_QUARANTINED);
     return 0;
@@ -387,9 +436,7 @@ static int qfile_kick(pixel_sink *s)
         }
         qsync_collect(s, 1);
     }
-    if (q->failed) {
-        q->failed = 0; /* the same batch again; q_wait waits for the next */
-    } else if (s->q_wait.n == 0) {
+    if (s->q_wait.n == 0) {
         return 0;
     } else {
         /* The waiting list becomes the batch; the batch's (empty) array is
@@ -445,6 +492,7 @@ static int spool_put(pixel_sink *s, const pixel_spool_msg *m, void *token, int k
     } else {
         rc = pixel_spool_append(s->spool, m, &e);
     }
+    spool_check(s);
     if (rc < 0) {
         if (!s->full_logged) {
             logf_(s, PIXEL_LOG_ERR,
@@ -463,6 +511,7 @@ static int spool_put(pixel_sink *s, const pixel_spool_msg *m, void *token, int k
     if (wait_add(&s->spool_wait, token, kind) < 0) {
         /* Cannot remember the token: make it durable now instead. */
         if (pixel_spool_sync(s->spool, NULL) < 0) {
+            spool_check(s);
             return PIXEL_DELIVERY_EFULL;
         }
         spool_synced(s);
@@ -1204,24 +1253,22 @@ static void unpark(pixel_sink *s)
 static void sync_due(pixel_sink *s, int now)
 {
     int64_t t;
-    qsyncer *q = &s->qs;
 
     /* A caller about to wait takes the syncer's batch first (its acks must
      * not wait out the caller's timeout). */
     qsync_collect(s, now);
-    if (s->spool_wait.n == 0 && s->q_wait.n == 0 && !q->failed) {
+    if (s->spool_wait.n == 0 && s->q_wait.n == 0) {
         return;
     }
     t = pixel__d_mono_ms();
     if (s->spool_wait.n > 0 && (now || t - s->spool_wait.since_ms >= s->cfg->fsync_interval_ms)) {
         sync_spool(s);
     }
-    if ((s->q_wait.n > 0 || q->failed) && now) {
+    if (s->q_wait.n > 0 && now) {
         sync_qfile(s); /* the caller is about to wait anyway */
-    } else if (q->failed ? t - q->failed_ms >= s->cfg->fsync_interval_ms
-                         : s->q_wait.n > 0 && (t - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
-                                               s->q_wait.n >= s->cfg->fsync_batch)) {
-        qfile_kick(s); /* a failed batch again, once an interval */
+    } else if (s->q_wait.n > 0 && (t - s->q_wait.since_ms >= s->cfg->fsync_interval_ms ||
+                                   s->q_wait.n >= s->cfg->fsync_batch)) {
+        qfile_kick(s);
     }
 }
 
@@ -1596,6 +1643,11 @@ PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
 void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd))
 {
     s->qs.fdatasync = fn;
+}
+
+pixel_spool *pixel__sink_spool(pixel_sink *s)
+{
+    return s->spool;
 }
 
 rd_kafka_t *pixel__sink_kafka(pixel_sink *s)

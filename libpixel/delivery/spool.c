@@ -54,6 +54,8 @@ struct pixel_spool {
     unsigned int fsync_batch;
     unsigned char *buf; /* encoding scratch, kept across appends */
     size_t cap;
+    uint64_t sync_failures; /* fsyncs that failed (see sync_fd) */
+    int (*fsync)(int fd);   /* fsync, or a test's stand-in */
 };
 
 struct pixel_spool_reader {
@@ -786,6 +788,7 @@ PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opt
     s->segment_bytes = opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT;
     s->max_bytes = opts->max_bytes;
     s->fsync_policy = opts->fsync;
+    s->fsync = fsync;
     s->fsync_batch = opts->fsync_batch ? opts->fsync_batch : DEFAULT_BATCH;
     rc = take_slot(s, err);
     if (rc == 0) {
@@ -801,14 +804,45 @@ PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opt
     return 0;
 }
 
+/*
+ * Make the segment's records durable.  When fsync fails, the kernel may
+ * have dropped the pages it could not write and marked them clean, and
+ * then report the next fsync as a success (Linux does): a retry proves
+ * nothing.  So every record written since the last good fsync counts as
+ * lost (the caller learns it from pixel__spool_sync_failures() and fails
+ * those inputs), and the segment is not written to again: the next record
+ * starts a new one.  What did reach the old segment stays there, CRC-framed,
+ * and may be replayed as well (a duplicate, never a loss).
+ */
 static int sync_fd(pixel_spool *s, pixel_error *err)
 {
-    if (s->fd >= 0 && s->unsynced > 0 && fsync(s->fd) < 0) {
+    if (s->fd >= 0 && s->unsynced > 0 && s->fsync(s->fd) < 0) {
+        int e = errno;
+        uint64_t seq = s->seq;
+        close(s->fd);
+        s->fd = -1;
+        s->seq++;
+        s->seg_size = 0;
+        s->unsynced = 0;
+        s->sync_failures++;
         return pixel__d_error(err, PIXEL_EIO, s->wdir, 0, 0,
-                              "fsync of segment %" PRIu64 " failed: %s", s->seq, strerror(errno));
+                              "fsync of segment %" PRIu64 " failed: %s; its records since the last "
+                              "good fsync are not durable, and the next record starts segment %"
+                              PRIu64,
+                              seq, strerror(e), s->seq);
     }
     s->unsynced = 0;
     return 0;
+}
+
+uint64_t pixel__spool_sync_failures(const pixel_spool *s)
+{
+    return s->sync_failures;
+}
+
+void pixel__spool_set_fsync(pixel_spool *s, int (*fn)(int fd))
+{
+    s->fsync = fn ? fn : fsync;
 }
 
 /* Start segment s->seq: header written, file and directory entry durable. */

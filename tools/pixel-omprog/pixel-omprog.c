@@ -824,6 +824,9 @@ static void publish_metrics(host *h, int force)
                           "Events confirmed by Kafka.", (double)st.delivered);
         pixel_metrics_set(h->metrics, "pixel_delivery_spooled_total", "counter",
                           "Events written to the spool.", (double)st.spooled);
+        pixel_metrics_set(h->metrics, "pixel_delivery_failed_total", "counter",
+                          "Inputs acked as not durable (an fsync failed): rsyslog retries them.",
+                          (double)(st.events_failed + st.quarantine_failed));
         pixel_metrics_set(h->metrics, "pixel_delivery_failovers_total", "counter",
                           "Switches from Kafka to the spool.", (double)st.failovers);
         pixel_metrics_set(h->metrics, "pixel_delivery_backpressure_total", "counter",
