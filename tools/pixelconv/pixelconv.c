@@ -328,13 +328,27 @@ static bool ready(int fd)
 }
 
 /* read() of the open input: an error is said on stderr and fails the run;
- * after the end or an error, in->eof. */
+ * after the end or an error, in->eof.  A descriptor left non-blocking by
+ * whoever made it (stdin shared with a parent) says EAGAIN when nothing
+ * has come yet: that is waited for, as a blocking read() would. */
 static ssize_t read_fd(input *in, void *buf, size_t n)
 {
     ssize_t r;
-    do {
+    for (;;) {
         r = read(in->fd, buf, n);
-    } while (r < 0 && errno == EINTR);
+        if (r >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            break;
+        }
+        if (errno != EINTR) {
+            struct pollfd p = {.fd = in->fd, .events = POLLIN};
+            int pr;
+            while ((pr = poll(&p, 1, -1)) < 0 && errno == EINTR) {
+            }
+            if (pr < 0) {
+                break; /* said below, as a read error */
+            }
+        }
+    }
     if (r < 0) {
         fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, strerror(errno));
         in->failed = true;
