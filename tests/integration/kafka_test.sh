@@ -71,5 +71,23 @@ wait $PC
 check "quarantine records from a pipe still open are written ($seen of $want before it closed)" \
     sh -c "[ $want -gt 0 ] && [ $seen = $want ]"
 check "... and no more once it closed" [ "$(wc -l <"$T/q2.jsonl")" = "$want" ]
+# A regular file, then a FIFO that stays quiet: the file's quarantine
+# records are not held for the FIFO's first batch.
+mkfifo "$T/in3"
+conv --kafka --kafka-set "kafka.brokers=$B" --kafka-set "spool.dir=$T/spool3" \
+    --kafka-set "quarantine.file=$T/q3.jsonl" --kafka-set "quarantine.topic=" \
+    "$T/head.log" "$T/in3" 2>"$T/err3" &
+PC=$!
+exec 3>"$T/in3"
+seen=0
+for _ in $(seq 100); do
+    seen=$(cat "$T/q3.jsonl" 2>/dev/null | wc -l)
+    [ "$seen" = "$want" ] && break
+    sleep 0.1
+done
+exec 3>&-
+wait $PC
+check "a file before a quiet FIFO: its quarantine records are written before the wait ($seen of $want)" \
+    [ "$seen" = "$want" ]
 echo quit >"$T/ctl"
 [ $fails = 0 ]

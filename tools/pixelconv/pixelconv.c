@@ -328,13 +328,27 @@ static bool ready(int fd)
 }
 
 /* read() of the open input: an error is said on stderr and fails the run;
- * after the end or an error, in->eof. */
+ * after the end or an error, in->eof.  A descriptor left non-blocking by
+ * whoever made it (stdin shared with a parent) says EAGAIN when nothing
+ * has come yet: that is waited for, as a blocking read() would. */
 static ssize_t read_fd(input *in, void *buf, size_t n)
 {
     ssize_t r;
-    do {
+    for (;;) {
         r = read(in->fd, buf, n);
-    } while (r < 0 && errno == EINTR);
+        if (r >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            break;
+        }
+        if (errno != EINTR) {
+            struct pollfd p = {.fd = in->fd, .events = POLLIN};
+            int pr;
+            while ((pr = poll(&p, 1, -1)) < 0 && errno == EINTR) {
+            }
+            if (pr < 0) {
+                break; /* said below, as a read error */
+            }
+        }
+    }
     if (r < 0) {
         fprintf(stderr, "pixelconv: %s: read error: %s\n", in->name, strerror(errno));
         in->failed = true;
@@ -554,16 +568,49 @@ static void close_current(input *in)
 }
 
 /* Whether the input after the current one may keep a reader waiting (it
- * is not a regular file): the lines in hand go on before it is opened. */
+ * is not a regular file): the lines in hand go on before it is opened.
+ * Files that will be skipped (missing, or regular and empty) are looked
+ * past. */
 static bool next_may_wait(const input *in)
 {
-    if (in->next >= in->nfiles) {
-        return false;
+    for (int i = in->next; i < in->nfiles; i++) {
+        struct stat st;
+        const char *f = in->files[i];
+        if ((strcmp(f, "-") == 0 ? fstat(0, &st) : stat(f, &st)) != 0) {
+            continue;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            return true;
+        }
+        if (st.st_size > 0) {
+            return false;
+        }
     }
-    struct stat st;
-    const char *f = in->files[in->next];
-    int r = strcmp(f, "-") == 0 ? fstat(0, &st) : stat(f, &st);
-    return r == 0 && !S_ISREG(st.st_mode);
+    return false;
+}
+
+/*
+ * Whether reading on after a batch may wait: the open input is not a
+ * regular file, or it is one read to its end (its last compressed bytes
+ * decoded, for gzip) and the input after it may wait.  Then the batch is
+ * written at once, not gathered with later ones: the batch that ends a
+ * file before a quiet pipe would otherwise stay in the output's buffer
+ * until the pipe sends something or closes.
+ */
+static bool rest_may_wait(const input *in)
+{
+    if (in->open) {
+        struct stat st;
+        if (!in->regular) {
+            return true;
+        }
+        off_t at = lseek(in->fd, 0, SEEK_CUR);
+        if (at < 0 || fstat(in->fd, &st) != 0 || at < st.st_size ||
+            (in->gz && in->zstate != GZ_DONE && in->z.avail_in)) {
+            return false;
+        }
+    }
+    return next_may_wait(in);
 }
 
 /*
@@ -600,7 +647,11 @@ static int fill_lines(input *in, batch *b)
             if (b->in_len && b->in[b->in_len - 1] != '\n') {
                 b->in[b->in_len++] = '\n'; /* the last line of a file without a newline */
             }
-            if (b->in_len >= g_batch_bytes || (b->in_len && next_may_wait(in))) {
+            if (b->in_len && rest_may_wait(in)) {
+                b->regular = false;
+                return 1;
+            }
+            if (b->in_len >= g_batch_bytes) {
                 return 1;
             }
             continue;
@@ -622,6 +673,9 @@ static int fill_lines(input *in, batch *b)
             in->carry_len = tail;
         }
         b->in_len = keep;
+        if (b->regular && rest_may_wait(in)) {
+            b->regular = false;
+        }
         return 1;
     }
 }
