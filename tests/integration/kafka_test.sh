@@ -54,18 +54,23 @@ check "the metrics file counts every line" \
 head -n 60 "$EX/sample.log" >"$T/head.log"
 conv -o /dev/null -q "$T/hq.jsonl" --quiet "$T/head.log"
 want=$(wc -l <"$T/hq.jsonl")
+# The lines FILE has once it has WANT of them, or after 10 s.
+lines_within_10s() {
+    n=0
+    for _ in $(seq 100); do
+        n=$(cat "$1" 2>/dev/null | wc -l)
+        [ "$n" = "$2" ] && break
+        sleep 0.1
+    done
+    echo "$n"
+}
 mkfifo "$T/in"
 conv --kafka --kafka-set "kafka.brokers=$B" --kafka-set "spool.dir=$T/spool2" \
     --kafka-set "quarantine.file=$T/q2.jsonl" --kafka-set "quarantine.topic=" "$T/in" 2>"$T/err2" &
 PC=$!
 exec 3>"$T/in"
 cat "$T/head.log" >&3
-seen=0
-for _ in $(seq 100); do
-    seen=$(cat "$T/q2.jsonl" 2>/dev/null | wc -l)
-    [ "$seen" = "$want" ] && break
-    sleep 0.1
-done
+seen=$(lines_within_10s "$T/q2.jsonl" "$want")
 exec 3>&-
 wait $PC
 check "quarantine records from a pipe still open are written ($seen of $want before it closed)" \
@@ -79,12 +84,7 @@ conv --kafka --kafka-set "kafka.brokers=$B" --kafka-set "spool.dir=$T/spool3" \
     "$T/head.log" "$T/in3" 2>"$T/err3" &
 PC=$!
 exec 3>"$T/in3"
-seen=0
-for _ in $(seq 100); do
-    seen=$(cat "$T/q3.jsonl" 2>/dev/null | wc -l)
-    [ "$seen" = "$want" ] && break
-    sleep 0.1
-done
+seen=$(lines_within_10s "$T/q3.jsonl" "$want")
 exec 3>&-
 wait $PC
 check "a file before a quiet FIFO: its quarantine records are written before the wait ($seen of $want)" \
