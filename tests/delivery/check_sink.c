@@ -1039,6 +1039,57 @@ START_TEST(sink_fails_the_records_a_failed_spool_fsync_covered)
 END_TEST
 
 /*
+ * A spool fsync that fails inside an append (the one completing a batch of
+ * 16): the 15 events before it are acked as failed, the 16th is refused
+ * (back-pressure: the host keeps it), and the events after it, in a new
+ * segment, are acked as spooled by the next waiting poll; the spool does not
+ * report the lost records to the sink a second time (it failed them).
+ */
+START_TEST(sink_goes_on_after_an_append_whose_batch_fsync_failed)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    int id = 0, tries, first;
+
+    pixel__spool_set_fsync(pixel__sink_spool(s), spool_fsync_fails_once);
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (tries = 0; A.n < id && tries < 100; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(A.n, id);
+    ck_assert_int_eq(A.failed, 0);
+    first = id;
+    spool_fsync_fail = 1;
+    for (int i = 0; i < 15; i++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+    }
+    ck_assert_int_eq(A.n, first);
+    ck_assert_int_ne(produce(s, id), 0); /* its append ran the failed fsync */
+    ck_assert_int_eq(A.n, id);
+    ck_assert_int_eq(A.failed, 15);
+    first = id;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+    }
+    lastlog[0] = '\0';
+    pixel_sink_poll(s, 10);
+    ck_assert_int_eq(A.n, id);
+    for (int i = first; i < id; i++) {
+        ck_assert_int_eq(A.status[i], PIXEL_SINK_SPOOLED);
+    }
+    ck_assert_msg(strstr(lastlog, "not durable") == NULL, "last log: %s", lastlog);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/*
  * A disk that loses what a failed fsync covered, as Linux may: the stand-in
  * below, on failure, cuts the file back to its size at the last good sync
  * (so the records or lines written since are gone) and fails every few
@@ -1613,6 +1664,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_fails_quarantine_lines_whose_fsync_failed);
     tcase_add_test(tk, sink_fails_the_lines_a_failed_quarantine_fsync_covered);
     tcase_add_test(tk, sink_fails_the_records_a_failed_spool_fsync_covered);
+    tcase_add_test(tk, sink_goes_on_after_an_append_whose_batch_fsync_failed);
     tcase_add_test(tk, sink_acks_as_durable_only_what_survives_failed_fsyncs);
     tcase_add_test(tk, sink_poll_that_waits_collects_the_batch_being_synced);
     tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
