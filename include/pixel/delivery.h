@@ -262,7 +262,8 @@ PIXEL_API void pixel_sink_stats_get(const pixel_sink *s, pixel_sink_stats *out);
 /*
  * Flush (bounded by the delivery timeout), spool what Kafka did not
  * confirm, fsync, and free.  Inputs that still cannot be made durable are
- * acked with PIXEL_DELIVERY_EFULL.  NULL is a no-op.
+ * acked with PIXEL_DELIVERY_EFULL (PIXEL_EIO when that last fsync fails).
+ * NULL is a no-op.
  */
 PIXEL_API void pixel_sink_free(pixel_sink *s);
 

@@ -129,13 +129,25 @@ PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opt
  * size limit is reached or the disk is full (nothing was written: the
  * caller keeps the record and retries later), or another negative status.
  * A partial write is rolled back, so a failed append leaves no torn record.
+ * PIXEL_EIO can also mean that the fsync this append ran (policy ALWAYS, a
+ * full batch, a new segment) failed: this record and those appended since
+ * the last good fsync are not durable (the next pixel_spool_sync() says so
+ * again), and the next record starts a new segment.
  */
 PIXEL_API int pixel_spool_append(pixel_spool *s, const pixel_spool_msg *msg, pixel_error *err);
 
-/* fsync the current segment.  Returns 0 or PIXEL_EIO. */
+/*
+ * fsync the current segment.  Returns 0 when every record appended so far
+ * is durable, or PIXEL_EIO when an fsync failed since the last call
+ * returned: the records appended since the last good fsync are not durable
+ * and never will be (after a failed fsync the kernel may drop them and
+ * report the next fsync as a success), so do not retry to make them so;
+ * append them again.
+ */
 PIXEL_API int pixel_spool_sync(pixel_spool *s, pixel_error *err);
 
-/* Records appended since the last fsync (0 when everything is durable). */
+/* Records appended since the last fsync, with those a failed fsync lost
+ * until pixel_spool_sync() has reported them (0: everything is durable). */
 PIXEL_API unsigned int pixel_spool_unsynced(const pixel_spool *s);
 
 /* Bytes in the whole spool directory as last measured (segments only). */

@@ -123,6 +123,9 @@ void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd));
 /* fsyncs of the spool's segments that failed: each makes the records written
  * since the last good one not durable (spool.c, sync_fd). */
 uint64_t pixel__spool_sync_failures(const pixel_spool *s);
+/* The caller has dealt with those failures (the sink fails the inputs):
+ * pixel_spool_sync() need not report their lost records again. */
+void pixel__spool_failures_seen(pixel_spool *s);
 /* Tests: the spool's fsync (NULL: fsync). */
 void pixel__spool_set_fsync(pixel_spool *s, int (*fn)(int fd));
 /* The sink's spool writer (tests). */

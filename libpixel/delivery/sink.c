@@ -283,6 +283,7 @@ static void spool_check(pixel_sink *s)
         return;
     }
     s->spool_failures = f;
+    pixel__spool_failures_seen(s->spool);
     if (s->spool_wait.n > 0) {
         logf_(s, PIXEL_LOG_ERR,
               "spool: an fsync failed: %zu inputs written since the last good one are not "

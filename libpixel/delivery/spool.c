@@ -55,6 +55,11 @@ struct pixel_spool {
     unsigned char *buf; /* encoding scratch, kept across appends */
     size_t cap;
     uint64_t sync_failures; /* fsyncs that failed (see sync_fd) */
+    /* Records such a failure lost that no pixel_spool_sync() has reported
+     * yet (the append whose batch fsync failed told only of itself), and
+     * the segment they were in. */
+    unsigned int lost;
+    uint64_t lost_seq;
     int (*fsync)(int fd);   /* fsync, or a test's stand-in */
 };
 
@@ -823,6 +828,8 @@ static int sync_fd(pixel_spool *s, pixel_error *err)
         s->fd = -1;
         s->seq++;
         s->seg_size = 0;
+        s->lost += s->unsynced;
+        s->lost_seq = seq;
         s->unsynced = 0;
         s->sync_failures++;
         return pixel__d_error(err, PIXEL_EIO, s->wdir, 0, 0,
@@ -838,6 +845,11 @@ static int sync_fd(pixel_spool *s, pixel_error *err)
 uint64_t pixel__spool_sync_failures(const pixel_spool *s)
 {
     return s->sync_failures;
+}
+
+void pixel__spool_failures_seen(pixel_spool *s)
+{
+    s->lost = 0;
 }
 
 void pixel__spool_set_fsync(pixel_spool *s, int (*fn)(int fd))
@@ -1002,12 +1014,24 @@ PIXEL_API int pixel_spool_append(pixel_spool *s, const pixel_spool_msg *msg, pix
 
 PIXEL_API int pixel_spool_sync(pixel_spool *s, pixel_error *err)
 {
-    return sync_fd(s, err);
+    int rc = sync_fd(s, err);
+    unsigned int lost = s->lost;
+
+    /* Records an append's failed batch fsync took with it were promised to
+     * be durable after this call: it must not say they are.  Told once. */
+    s->lost = 0;
+    if (rc == 0 && lost > 0) {
+        return pixel__d_error(err, PIXEL_EIO, s->wdir, 0, 0,
+                              "%u records appended before the failed fsync of segment %" PRIu64
+                              " are not durable",
+                              lost, s->lost_seq);
+    }
+    return rc;
 }
 
 PIXEL_API unsigned int pixel_spool_unsynced(const pixel_spool *s)
 {
-    return s->unsynced;
+    return s->unsynced + s->lost;
 }
 
 PIXEL_API uint64_t pixel_spool_bytes(const pixel_spool *s)
@@ -1025,9 +1049,8 @@ PIXEL_API void pixel_spool_close(pixel_spool *s)
     if (s == NULL) {
         return;
     }
-    if (s->fd >= 0) {
-        sync_fd(s, NULL);
-        close(s->fd);
+    if (s->fd >= 0 && sync_fd(s, NULL) == 0) {
+        close(s->fd); /* a failed fsync closed it already */
     }
     if (s->lock_fd >= 0) {
         close(s->lock_fd);

@@ -1038,6 +1038,220 @@ START_TEST(sink_fails_the_records_a_failed_spool_fsync_covered)
 }
 END_TEST
 
+/*
+ * A spool fsync that fails inside an append (the one completing a batch of
+ * 16): the 15 events before it are acked as failed, the 16th is refused
+ * (back-pressure: the host keeps it), and the events after it, in a new
+ * segment, are acked as spooled by the next waiting poll; the spool does not
+ * report the lost records to the sink a second time (it failed them).
+ */
+START_TEST(sink_goes_on_after_an_append_whose_batch_fsync_failed)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink(cfg);
+    int id = 0, tries, first;
+
+    pixel__spool_set_fsync(pixel__sink_spool(s), spool_fsync_fails_once);
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (tries = 0; A.n < id && tries < 100; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(A.n, id);
+    ck_assert_int_eq(A.failed, 0);
+    first = id;
+    spool_fsync_fail = 1;
+    for (int i = 0; i < 15; i++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+    }
+    ck_assert_int_eq(A.n, first);
+    ck_assert_int_ne(produce(s, id), 0); /* its append ran the failed fsync */
+    ck_assert_int_eq(A.n, id);
+    ck_assert_int_eq(A.failed, 15);
+    first = id;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+    }
+    lastlog[0] = '\0';
+    pixel_sink_poll(s, 10);
+    ck_assert_int_eq(A.n, id);
+    for (int i = first; i < id; i++) {
+        ck_assert_int_eq(A.status[i], PIXEL_SINK_SPOOLED);
+    }
+    ck_assert_msg(strstr(lastlog, "not durable") == NULL, "last log: %s", lastlog);
+    check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/*
+ * A disk that loses what a failed fsync covered, as Linux may: the stand-in
+ * below, on failure, cuts the file back to its size at the last good sync
+ * (so the records or lines written since are gone) and fails every few
+ * calls.  Whatever the order of events, quarantine lines, polls and
+ * failures, every input is acked exactly once, and each one acked as
+ * spooled or quarantined is really in the spool or the quarantine file.
+ */
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        dev_t dev;
+        ino_t ino;
+        off_t good;
+    } f[1024];
+    int n, calls, every;
+} lossy = {PTHREAD_MUTEX_INITIALIZER, {{0, 0, 0}}, 0, 0, 3};
+
+static int lossy_sync(int fd, off_t fresh_size)
+{
+    struct stat st;
+    int i, fail;
+
+    pthread_mutex_lock(&lossy.mu);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    for (i = 0; i < lossy.n; i++) {
+        if (lossy.f[i].dev == st.st_dev && lossy.f[i].ino == st.st_ino) {
+            break;
+        }
+    }
+    if (i == lossy.n) {
+        ck_assert_int_lt(lossy.n, 1024);
+        lossy.f[i].dev = st.st_dev;
+        lossy.f[i].ino = st.st_ino;
+        lossy.f[i].good = fresh_size;
+        lossy.n++;
+    }
+    fail = ++lossy.calls % lossy.every == 0;
+    if (fail) {
+        ck_assert_int_eq(ftruncate(fd, lossy.f[i].good), 0);
+    } else {
+        lossy.f[i].good = st.st_size; /* written before the sync: made durable */
+    }
+    pthread_mutex_unlock(&lossy.mu);
+    if (fail) {
+        errno = EIO;
+        return -1;
+    }
+    return fsync(fd);
+}
+
+static int lossy_spool_fsync(int fd)
+{
+    return lossy_sync(fd, 16); /* a new segment's header was fsync'd */
+}
+
+static int lossy_qfile_fdatasync(int fd)
+{
+    return lossy_sync(fd, 0);
+}
+
+START_TEST(sink_acks_as_durable_only_what_survives_failed_fsyncs)
+{
+    pixel_delivery_config *cfg = config("    segment_bytes: 4096\n");
+    pixel_sink *s;
+    unsigned char accepted[4096] = {0}, in_spool[4096] = {0}, in_qfile[4096] = {0};
+    unsigned int seed = 12345;
+    int id = 0, tries, naccepted = 0;
+    char path[300], line[256];
+    pixel_spool_segment *segs;
+    size_t nsegs;
+    FILE *f;
+
+    /* Best-effort copies to the dead-letter topic (the spool while Kafka is
+     * down) are written along, and must not disturb the count. */
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    s = sink(cfg);
+    pixel__spool_set_fsync(pixel__sink_spool(s), lossy_spool_fsync);
+    pixel__sink_set_fdatasync(s, lossy_qfile_fdatasync);
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        if (produce(s, id) == 0) {
+            accepted[id] = 1;
+            naccepted++;
+        }
+        id++;
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    while (id < 3000) {
+        unsigned int r = (seed = seed * 1103515245u + 12345u) >> 16;
+        if (r % 8 < 4) {
+            if (produce(s, id) == 0) {
+                accepted[id] = 1;
+                naccepted++;
+            }
+            id++;
+        } else if (r % 8 < 6) {
+            char q[64];
+            snprintf(q, sizeof(q), "{\"q\":%d}", id);
+            if (pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)id, NULL) == 0) {
+                accepted[id] = 1;
+                naccepted++;
+            }
+            id++;
+        } else if (r % 8 < 7) {
+            pixel_sink_poll(s, 0);
+        } else {
+            pixel_sink_poll(s, 2);
+        }
+    }
+    pixel_sink_flush(s, 30000, NULL);
+    check_counters(s);
+    pixel_sink_free(s);
+    ck_assert_int_eq(acks_elsewhere, 0);
+    ck_assert_int_eq(A.n, naccepted);
+    ck_assert_int_gt(A.failed, 0);
+    ck_assert_int_gt(A.spooled, 0);
+    ck_assert_int_gt(A.quarantined, 0);
+    /* What is really on disk. */
+    snprintf(path, sizeof(path), "%s/spool", tmpdir);
+    ck_assert_int_eq(pixel_spool_segments(path, &segs, &nsegs, NULL), 0);
+    for (size_t i = 0; i < nsegs; i++) {
+        pixel_spool_reader *rd;
+        pixel_spool_msg m;
+        int item;
+        ck_assert_int_eq(pixel_spool_reader_open(&rd, segs[i].path, NULL), 0);
+        while ((item = pixel_spool_reader_next(rd, &m, NULL, NULL, NULL)) > 0) {
+            char v[64];
+            int n;
+            snprintf(v, sizeof(v), "%.*s", (int)(m.value_len < 63 ? m.value_len : 63),
+                     (const char *)m.value);
+            if (item == PIXEL_SPOOL_RECORD && !(m.flags & PIXEL_SPOOL_MSG_QUARANTINE) &&
+                sscanf(v, "{\"eid\":\"e-%5d", &n) == 1 && n >= 0 && n < 4096) {
+                in_spool[n] = 1;
+            }
+        }
+        pixel_spool_reader_close(rd);
+    }
+    pixel_spool_segments_free(segs, nsegs);
+    snprintf(path, sizeof(path), "%s/quarantine.jsonl", tmpdir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int n;
+        if (sscanf(line, "{\"q\":%d}", &n) == 1 && n >= 0 && n < 4096) {
+            in_qfile[n] = 1;
+        }
+    }
+    fclose(f);
+    for (int i = 0; i < A.n; i++) {
+        int t = A.order[i];
+        ck_assert_msg(accepted[t], "input %d acked but refused", t);
+        if (A.status[i] == PIXEL_SINK_SPOOLED) {
+            ck_assert_msg(in_spool[t], "event %d acked as spooled, not in the spool", t);
+        } else if (A.status[i] == PIXEL_SINK_QUARANTINED) {
+            ck_assert_msg(in_qfile[t], "line %d acked as quarantined, not in the file", t);
+        }
+    }
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 /* A poll that waits takes the batch the syncer is working on first: its
  * acks (after a slow, 0.3 s, fdatasync) come before the delivery report of
  * an event that Kafka confirms during the wait, as in the test below for
@@ -1450,6 +1664,8 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_fails_quarantine_lines_whose_fsync_failed);
     tcase_add_test(tk, sink_fails_the_lines_a_failed_quarantine_fsync_covered);
     tcase_add_test(tk, sink_fails_the_records_a_failed_spool_fsync_covered);
+    tcase_add_test(tk, sink_goes_on_after_an_append_whose_batch_fsync_failed);
+    tcase_add_test(tk, sink_acks_as_durable_only_what_survives_failed_fsyncs);
     tcase_add_test(tk, sink_poll_that_waits_collects_the_batch_being_synced);
     tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);

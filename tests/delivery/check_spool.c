@@ -17,6 +17,8 @@
 
 #include "pixel/spool.h"
 
+#include "delivery_private.h" /* pixel__spool_set_fsync(): a failing fsync */
+
 static char tmpdir[256];
 
 static void setup(void)
@@ -205,6 +207,61 @@ START_TEST(spool_batch_fsync_reports_durability)
     ck_assert_int_eq(rcs[2], 0);
     ck_assert_int_eq(rcs[3], 1); /* the 4th record completed a batch */
     ck_assert_int_eq(rcs[4], 0);
+    ck_assert_uint_eq(pixel_spool_unsynced(s), 1);
+    ck_assert_int_eq(pixel_spool_sync(s, NULL), 0);
+    ck_assert_uint_eq(pixel_spool_unsynced(s), 0);
+    pixel_spool_close(s);
+}
+END_TEST
+
+/* The spool's fsync stand-in: fails the next call when armed. */
+static int fsync_fail;
+
+static int fsync_fails_when_armed(int fd)
+{
+    if (fsync_fail) {
+        fsync_fail = 0;
+        errno = EIO;
+        return -1;
+    }
+    return fsync(fd);
+}
+
+/*
+ * A batch fsync that fails inside an append: the append says so, but the
+ * records appended before it were promised to be durable "after the next
+ * pixel_spool_sync()".  They went down with the failed fsync, so that next
+ * sync must not report success, nor pixel_spool_unsynced() 0, even though
+ * the failed segment is closed and nothing is left to fsync.  After it the
+ * spool goes on in a new segment, durable as usual.
+ */
+START_TEST(spool_sync_reports_records_lost_by_an_append_that_failed_to_fsync)
+{
+    pixel_spool *s = open_spool(0, 0, PIXEL_SPOOL_FSYNC_BATCH); /* batch of 4 */
+    char buf[128];
+    pixel_error err;
+
+    pixel__spool_set_fsync(s, fsync_fails_when_armed);
+    for (int i = 0; i < 3; i++) {
+        pixel_spool_msg m = make_msg(buf, sizeof(buf), i);
+        ck_assert_int_eq(pixel_spool_append(s, &m, NULL), 0); /* durable after the next sync */
+    }
+    fsync_fail = 1;
+    {
+        pixel_spool_msg m = make_msg(buf, sizeof(buf), 3);
+        ck_assert_int_eq(pixel_spool_append(s, &m, NULL), PIXEL_EIO); /* the batch's fsync */
+    }
+    ck_assert_uint_gt(pixel_spool_unsynced(s), 0);
+    memset(&err, 0, sizeof(err));
+    ck_assert_int_eq(pixel_spool_sync(s, &err), PIXEL_EIO);
+    ck_assert_msg(strstr(err.text, "not durable") != NULL, "%s", err.text);
+    /* Reported once; what follows is durable again. */
+    ck_assert_uint_eq(pixel_spool_unsynced(s), 0);
+    ck_assert_int_eq(pixel_spool_sync(s, NULL), 0);
+    {
+        pixel_spool_msg m = make_msg(buf, sizeof(buf), 4);
+        ck_assert_int_eq(pixel_spool_append(s, &m, NULL), 0);
+    }
     ck_assert_uint_eq(pixel_spool_unsynced(s), 1);
     ck_assert_int_eq(pixel_spool_sync(s, NULL), 0);
     ck_assert_uint_eq(pixel_spool_unsynced(s), 0);
@@ -489,6 +546,7 @@ static Suite *spool_suite(void)
     tcase_add_test(tc, crc32c_matches_the_standard_check_value);
     tcase_add_test(tc, spool_round_trip_keeps_every_field);
     tcase_add_test(tc, spool_batch_fsync_reports_durability);
+    tcase_add_test(tc, spool_sync_reports_records_lost_by_an_append_that_failed_to_fsync);
     tcase_add_test(tc, spool_torn_tail_is_detected_and_cut_on_reopen);
     tcase_add_test(tc, spool_zeroed_tail_is_torn_not_misread);
     tcase_add_test(tc, spool_corrupt_payload_is_reported_and_skipped);
