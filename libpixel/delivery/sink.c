@@ -273,14 +273,15 @@ static void spool_synced(pixel_sink *s)
  * After any call that may have fsync'd the spool: when an fsync failed
  * (pixel__spool_sync_failures() moved), the records waiting for one are not
  * durable, whatever a later fsync says (spool.c, sync_fd): their inputs are
- * acked as failed, for the host to send again.
+ * acked as failed, for the host to send again.  Returns 1 when it saw a
+ * new failure.
  */
-static void spool_check(pixel_sink *s)
+static int spool_check(pixel_sink *s)
 {
     uint64_t f = pixel__spool_sync_failures(s->spool);
 
     if (f == s->spool_failures) {
-        return;
+        return 0;
     }
     s->spool_failures = f;
     pixel__spool_failures_seen(s->spool);
@@ -291,6 +292,7 @@ static void spool_check(pixel_sink *s)
               s->spool_wait.n);
         wait_fail_all(s, &s->spool_wait, PIXEL_EIO);
     }
+    return 1;
 }
 
 static int sync_spool(pixel_sink *s)
@@ -493,7 +495,13 @@ static int spool_put(pixel_sink *s, const pixel_spool_msg *m, void *token, int k
     } else {
         rc = pixel_spool_append(s->spool, m, &e);
     }
-    spool_check(s);
+    if (spool_check(s) && rc < 0) {
+        /* its own append ran the fsync that failed: refused, not spooled
+           (the host sends it again); the spool is not full */
+        logf_(s, PIXEL_LOG_ERR, "spool: %s: the input is refused (the host sends it again)",
+              e.text);
+        return PIXEL_DELIVERY_EFULL;
+    }
     if (rc < 0) {
         if (!s->full_logged) {
             logf_(s, PIXEL_LOG_ERR,

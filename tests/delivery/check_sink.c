@@ -1072,6 +1072,9 @@ START_TEST(sink_goes_on_after_an_append_whose_batch_fsync_failed)
     ck_assert_int_ne(produce(s, id), 0); /* its append ran the failed fsync */
     ck_assert_int_eq(A.n, id);
     ck_assert_int_eq(A.failed, 15);
+    /* refused for the failed fsync, not for a full spool */
+    ck_assert_msg(strstr(lastlog, "the input is refused") != NULL && !strstr(lastlog, "back-pressure"),
+                  "last log: %s", lastlog);
     first = id;
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(produce(s, id++), 0);
