@@ -611,6 +611,24 @@ START_TEST(sink_poll_syncs_waiting_quarantine_lines_before_it_waits)
 }
 END_TEST
 
+/* Every broker down: events (ids from *id on) until the sink has failed
+ * over to the spool, and polls until every one of them is acked. */
+static void fail_over(pixel_sink *s, int *id)
+{
+    int tries;
+
+    set_brokers(0);
+    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
+        ck_assert_int_eq(produce(s, (*id)++), 0);
+        pixel_sink_poll(s, 50); /* acks everything spooled so far */
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    for (tries = 0; A.n < *id && tries < 100; tries++) {
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(A.n, *id);
+}
+
 /* The same for a spooled event while failed over: it is acked before the
  * probe that Kafka confirms during the wait. */
 START_TEST(sink_poll_syncs_waiting_spool_records_before_it_waits)
@@ -621,16 +639,7 @@ START_TEST(sink_poll_syncs_waiting_spool_records_before_it_waits)
 
     ck_assert_int_eq(produce(s, id++), 0);
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
-    set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, id++), 0);
-        pixel_sink_poll(s, 50); /* acks everything spooled so far */
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (tries = 0; A.n < id && tries < 100; tries++) {
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(A.n, id);
+    fail_over(s, &id);
     /* One event to the spool, before the probe is due: it waits for its fsync. */
     spooled = id;
     ck_assert_int_eq(produce(s, id++), 0);
@@ -985,21 +994,12 @@ START_TEST(sink_fails_the_records_a_failed_spool_fsync_covered)
 {
     pixel_delivery_config *cfg = config(NULL);
     pixel_sink *s = sink(cfg);
-    int id = 0, tries, first, segs;
+    int id = 0, first, segs;
 
     pixel__spool_set_fsync(pixel__sink_spool(s), spool_fsync_fails_once);
     ck_assert_int_eq(produce(s, id++), 0);
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
-    set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (tries = 0; A.n < id && tries < 100; tries++) {
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(A.n, id);
+    fail_over(s, &id);
     ck_assert_int_eq(A.failed, 0);
     segs = spool_segments(s);
     ck_assert_int_ge(segs, 1);
@@ -1049,19 +1049,10 @@ START_TEST(sink_goes_on_after_an_append_whose_batch_fsync_failed)
 {
     pixel_delivery_config *cfg = config(NULL);
     pixel_sink *s = sink(cfg);
-    int id = 0, tries, first;
+    int id = 0, first;
 
     pixel__spool_set_fsync(pixel__sink_spool(s), spool_fsync_fails_once);
-    set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (tries = 0; A.n < id && tries < 100; tries++) {
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(A.n, id);
+    fail_over(s, &id);
     ck_assert_int_eq(A.failed, 0);
     first = id;
     spool_fsync_fail = 1;
