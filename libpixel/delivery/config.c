@@ -467,10 +467,10 @@ static int load_document(pixel_delivery_config **out, yaml_parser_t *parser, con
 PIXEL_API int pixel_delivery_config_load_string(pixel_delivery_config **out, const char *yaml,
                                                 size_t len, const char *name, pixel_error *err)
 {
-    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     yaml_parser_t parser;
     int rc;
 
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     *out = NULL;
     if (!yaml_parser_initialize(&parser)) {
         return pixel__d_error(err, PIXEL_ENOMEM, name, 0, 0, "out of memory");
@@ -484,11 +484,11 @@ PIXEL_API int pixel_delivery_config_load_string(pixel_delivery_config **out, con
 PIXEL_API int pixel_delivery_config_load_file(pixel_delivery_config **out, const char *path,
                                               pixel_error *err)
 {
-    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     yaml_parser_t parser;
     FILE *f;
     int rc;
 
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     *out = NULL;
     f = fopen(path, "rb");
     if (f == NULL) {

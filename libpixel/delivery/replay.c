@@ -453,7 +453,6 @@ static int kafka_open(replay *r, const pixel_delivery_config *cfg)
 PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_replay_options *opts,
                                  pixel_replay_stats *stats, pixel_error *err)
 {
-    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     const char *dir = opts->spool_dir ? opts->spool_dir : cfg->spool_dir;
     pixel_spool_segment *segs = NULL;
     size_t n = 0;
@@ -462,6 +461,7 @@ PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_r
     uint64_t sent = 0;
     int64_t t0 = pixel__d_mono_ms();
 
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     memset(stats, 0, sizeof(*stats));
     if (opts->version != PIXEL_REPLAY_OPTIONS_VERSION) {
         return pixel__d_error(err, PIXEL_EVERSION, NULL, 0, 0,

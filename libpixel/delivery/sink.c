@@ -1301,11 +1301,11 @@ static void serve(pixel_sink *s, int timeout_ms)
 PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
                              const pixel_sink_options *opts, pixel_error *err)
 {
-    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     pixel_spool_options so = PIXEL_SPOOL_OPTIONS_INIT;
     pixel_sink *s;
     int rc;
 
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     *out = NULL;
     if (opts != NULL && opts->version != PIXEL_SINK_OPTIONS_VERSION) {
         return pixel__d_error(err, PIXEL_EVERSION, NULL, 0, 0,

@@ -767,10 +767,10 @@ static int recover_last(pixel_spool *s, pixel_error *err)
 
 PIXEL_API int pixel_spool_open(pixel_spool **out, const pixel_spool_options *opts, pixel_error *err)
 {
-    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     pixel_spool *s;
     int rc;
 
+    pixel__d_error_clear(err); /* err may be uninitialized: fill it from scratch */
     *out = NULL;
     if (opts == NULL || opts->dir == NULL || opts->dir[0] == '\0') {
         return pixel__d_error(err, PIXEL_EINVAL, NULL, 0, 0, "spool: no directory given");
