@@ -235,35 +235,6 @@ static void set_brokers(int up)
     }
 }
 
-/* All brokers down until the sink spools, `during` more events spooled,
- * brokers back until it switches back to Kafka, `after` more events there;
- * each event from make(s, id) with the next id.  Returns the next id. */
-static int fail_over_and_back(pixel_sink *s, int id, int (*make)(pixel_sink *, int),
-                              int during, int after)
-{
-    int tries;
-
-    set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(make(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (int k = 0; k < during; k++) {
-        ck_assert_int_eq(make(s, id++), 0);
-    }
-    set_brokers(1);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
-        ck_assert_int_eq(make(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
-    for (int k = 0; k < after; k++) {
-        ck_assert_int_eq(make(s, id++), 0);
-    }
-    return id;
-}
-
 static void check_counters(pixel_sink *s)
 {
     pixel_sink_stats st;
@@ -273,6 +244,43 @@ static void check_counters(pixel_sink *s)
                       st.delivered + st.spooled + st.events_failed + st.events_pending);
     ck_assert_uint_eq(st.quarantine_in,
                       st.quarantined + st.quarantine_failed + st.quarantine_pending);
+}
+
+/* Polls (producing one event from make() with the next id before each, when
+ * make is not NULL) until the sink is in `state`; with check, the counters
+ * must add up after each poll. */
+static void produce_until(pixel_sink *s, int *id, int state, int (*make)(pixel_sink *, int),
+                          int check)
+{
+    for (int tries = 0; pixel_sink_state_get(s) != state && tries < 600; tries++) {
+        if (make != NULL) {
+            ck_assert_int_eq(make(s, (*id)++), 0);
+        }
+        pixel_sink_poll(s, 50);
+        if (check) {
+            check_counters(s);
+        }
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), state);
+}
+
+/* All brokers down until the sink spools, `during` more events spooled,
+ * brokers back until it switches back to Kafka, `after` more events there;
+ * each event from make(s, id) with the next id.  Returns the next id. */
+static int fail_over_and_back(pixel_sink *s, int id, int (*make)(pixel_sink *, int),
+                              int during, int after)
+{
+    set_brokers(0);
+    produce_until(s, &id, PIXEL_SINK_SPOOL, make, 0);
+    for (int k = 0; k < during; k++) {
+        ck_assert_int_eq(make(s, id++), 0);
+    }
+    set_brokers(1);
+    produce_until(s, &id, PIXEL_SINK_KAFKA, make, 0);
+    for (int k = 0; k < after; k++) {
+        ck_assert_int_eq(make(s, id++), 0);
+    }
+    return id;
 }
 
 /* Count the records now in the spool (sealed and active). */
@@ -502,7 +510,7 @@ START_TEST(sink_fails_over_to_the_spool_and_comes_back)
     pixel_delivery_config *cfg = config(NULL);
     pixel_sink *s = sink(cfg);
     pixel_sink_stats st;
-    int id = 0, tries;
+    int id = 0;
 
     for (; id < 200; id++) {
         ck_assert_int_eq(produce(s, id), 0);
@@ -510,24 +518,14 @@ START_TEST(sink_fails_over_to_the_spool_and_comes_back)
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
     set_brokers(0);
     /* Keep sending until the sink notices (bounded: no timing assertion). */
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, id++), 0);
-        pixel_sink_poll(s, 50);
-        check_counters(s);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    produce_until(s, &id, PIXEL_SINK_SPOOL, produce, 1);
     ck_assert_ptr_nonnull(strstr(lastlog, "failing over"));
     for (int k = 0; k < 300; k++) {
         ck_assert_int_eq(produce(s, id++), 0);
         check_counters(s);
     }
     set_brokers(1);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, id++), 0);
-        pixel_sink_poll(s, 50);
-        check_counters(s);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
     ck_assert_ptr_nonnull(strstr(lastlog, "switching back"));
     for (int k = 0; k < 100; k++) {
         ck_assert_int_eq(produce(s, id++), 0);
@@ -618,11 +616,7 @@ static void fail_over(pixel_sink *s, int *id)
     int tries;
 
     set_brokers(0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, (*id)++), 0);
-        pixel_sink_poll(s, 50); /* acks everything spooled so far */
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    produce_until(s, id, PIXEL_SINK_SPOOL, produce, 0);
     for (tries = 0; A.n < *id && tries < 100; tries++) {
         pixel_sink_poll(s, 50);
     }
@@ -733,7 +727,7 @@ START_TEST(sink_survives_a_fatal_producer_error)
     pixel_delivery_config *cfg = config(NULL);
     pixel_sink *s = sink(cfg);
     pixel_sink_stats st;
-    int id = 0, tries;
+    int id = 0;
 
     for (; id < 100; id++) {
         ck_assert_int_eq(produce(s, id), 0);
@@ -743,17 +737,9 @@ START_TEST(sink_survives_a_fatal_producer_error)
                                                RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                                                "injected by the test"),
                      0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    produce_until(s, &id, PIXEL_SINK_SPOOL, NULL, 0);
     /* A new producer takes over; a probe brings the sink back. */
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
-        ck_assert_int_eq(produce(s, id++), 0);
-        pixel_sink_poll(s, 50);
-        check_counters(s);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
     pixel_sink_stats_get(s, &st);
     ck_assert_uint_ge(st.failovers, 1);
@@ -1469,7 +1455,7 @@ START_TEST(sink_headers_stay_right_through_failover_and_recreate)
     pixel_delivery_config *cfg = config(NULL);
     pixel_sink_stats st;
     pixel_sink *s;
-    int id = 0, tries;
+    int id = 0;
 
     ck_assert_int_eq(
         pixel_delivery_config_set(cfg, "kafka.properties.queue.buffering.max.messages", "40", NULL),
@@ -1484,15 +1470,8 @@ START_TEST(sink_headers_stay_right_through_failover_and_recreate)
                                                RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                                                "injected by the test"),
                      0);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_SPOOL && tries < 600; tries++) {
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
-    for (tries = 0; pixel_sink_state_get(s) != PIXEL_SINK_KAFKA && tries < 600; tries++) {
-        ck_assert_int_eq(produce_combo(s, id++), 0);
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    produce_until(s, &id, PIXEL_SINK_SPOOL, NULL, 0);
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce_combo, 0);
     for (int k = 0; k < 400; k++) {
         ck_assert_int_eq(produce_combo(s, id++), 0);
     }
