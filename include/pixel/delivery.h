@@ -224,7 +224,9 @@ PIXEL_API size_t pixel_sink_poll(pixel_sink *s, int timeout_ms);
 
 /*
  * Wait up to timeout_ms (-1: no limit) until every accepted input is acked.
- * Returns 0, or PIXEL_ERROR when inputs are still pending at the timeout.
+ * Messages that librdkafka holds back to batch them (linger.ms) are sent at
+ * once.  Returns 0, or PIXEL_ERROR when inputs are still pending at the
+ * timeout.
  */
 PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err);
 

@@ -1281,13 +1281,17 @@ static void sync_due(pixel_sink *s, int now)
     }
 }
 
-static void serve(pixel_sink *s, int timeout_ms)
+static void serve(pixel_sink *s, int timeout_ms, bool flushing)
 {
     /* A caller that waits has nothing more for this fsync batch: make the
      * waiting records durable and ack them before the wait for Kafka, not
      * after it (with Kafka down nothing would end that wait early). */
     sync_due(s, timeout_ms != 0);
-    if (s->rk != NULL) {
+    if (s->rk != NULL && flushing) {
+        /* Sends what waits for linger.ms now (a poll would let the last
+         * messages wait it out) and serves the reports as poll does. */
+        rd_kafka_flush(s->rk, timeout_ms);
+    } else if (s->rk != NULL) {
         rd_kafka_poll(s->rk, timeout_ms);
     }
     housekeeping(s);
@@ -1626,7 +1630,7 @@ PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome)
 
 PIXEL_API size_t pixel_sink_poll(pixel_sink *s, int timeout_ms)
 {
-    serve(s, timeout_ms);
+    serve(s, timeout_ms, false);
     return (size_t)(s->st.events_pending + s->st.quarantine_pending);
 }
 
@@ -1635,7 +1639,7 @@ PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
     int64_t deadline = pixel__d_mono_ms() + timeout_ms;
 
     for (;;) {
-        serve(s, 20);
+        serve(s, 20, true);
         sync_spool(s);
         sync_qfile(s);
         if (s->st.events_pending + s->st.quarantine_pending == 0) {

@@ -220,6 +220,9 @@ def bench(env, corpus, work):
         print(f"ratio: pixelconv --kafka -j{j} is {100 * rate[f'kafka{j}'] / ref:.0f} % of kcat "
               f"with the same messages, best against best (goal: >= 80 %); round by round "
               f"{', '.join(f'{x:.0f}' for x in per)} %, median {per[len(per) // 2]:.0f} %")
+    # Every round's rates, in order: how much the machine moved them.
+    for name in rounds[0]:
+        print(f"rounds, {name}: " + ", ".join(f"{r[name] / 1000:,.0f}k" for r in rounds) + " events/s")
     if "sink" in rate:
         print(f"the sink alone: {100 * rate['sink'] / ref:.0f} % of kcat")
     # Where an event's time goes.  Wall: what converting costs (pixelconv

@@ -505,6 +505,26 @@ START_TEST(sink_acks_each_event_after_its_delivery_report)
 }
 END_TEST
 
+/* A producer that holds messages a minute before it sends them (linger.ms):
+ * flush sends them now instead of waiting, as rd_kafka_flush() does. */
+START_TEST(sink_flush_sends_what_lingers)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.delivery_timeout_ms", "300000", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.properties.linger.ms", "60000", NULL), 0);
+    pixel_sink *s = sink(cfg);
+
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(produce(s, i), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 20000, NULL), 0);
+    ck_assert_int_eq(A.delivered, 3);
+    pixel_sink_free(s);
+    ck_assert_int_eq(consume_count("events"), 3);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_fails_over_to_the_spool_and_comes_back)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -1629,6 +1649,7 @@ static Suite *sink_suite(void)
     tcase_add_checked_fixture(tk, setup, teardown);
     tcase_set_timeout(tk, 120);
     tcase_add_test(tk, sink_acks_each_event_after_its_delivery_report);
+    tcase_add_test(tk, sink_flush_sends_what_lingers);
     tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
     tcase_add_test(tk, sink_lent_values_are_kept_until_their_ack);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
