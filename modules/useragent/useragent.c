@@ -92,6 +92,9 @@ typedef enum { KIND_UA, KIND_OS, KIND_DEVICE } parser_kind;
 typedef struct parser {
     pcre2_code *re;
     char *repl[5]; /* family, v1..v4 (device: device, brand, model) */
+    /* 1 once re is JIT-compiled (or the JIT declined it): regexes are
+       compiled for the JIT when a user agent first needs them (see jit) */
+    atomic_uchar jitted;
 } parser;
 
 typedef struct parser_list {
@@ -212,7 +215,6 @@ static int load_list(ua_rules *u, yaml_document_t *d, yaml_node_t *seq, parser_k
                                       (char *)msg);
         }
         l->n++;
-        pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
         if (prefilter_add(u->pf, u->base[kind] + l->n - 1, re) < 0) {
             return PIXEL_ENOMEM;
         }
@@ -348,6 +350,30 @@ static int put_field(sbuf *b, const char *repl, int group, const char *ua,
     return 0;
 }
 
+/*
+ * JIT-compiles p's regex the first time a user agent needs it.  Most of the
+ * ~1,200 regexes of uap-core are never tried on a given site's traffic (the
+ * prefilter rules them out, and the cache answers repeated agents), and
+ * compiling them all for the JIT was half of a pipeline's load time.  The
+ * regexes are shared by the instances of every thread: the lock makes one
+ * thread compile while the others wait, and no thread matches with a regex
+ * before its compilation is done (the flag is set, with release, after it).
+ */
+static pthread_mutex_t jit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void jit(parser *p)
+{
+    if (__builtin_expect(atomic_load_explicit(&p->jitted, memory_order_acquire), 1)) {
+        return;
+    }
+    pthread_mutex_lock(&jit_lock);
+    if (!atomic_load_explicit(&p->jitted, memory_order_relaxed)) {
+        pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* failing, the interpreter matches */
+        atomic_store_explicit(&p->jitted, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&jit_lock);
+}
+
 /* The first parser of l that matches ua, among those the prefilter marked
  * (bit base + i of marks): its fields appended to b.  1, 0 (none) or -1. */
 static int match_list(const parser_list *l, parser_kind kind, const char *ua, size_t n,
@@ -363,6 +389,7 @@ static int match_list(const parser_list *l, parser_kind kind, const char *ua, si
         if (!((marks[id / 64] >> (id % 64)) & 1)) {
             continue; /* it contains none of the literals every match of it has */
         }
+        jit(&l->v[i]);
         int rc = pcre2_match(l->v[i].re, (PCRE2_SPTR)ua, n, 0, 0, md, NULL);
         if (rc < 0) {
             continue;

@@ -92,11 +92,13 @@ int main(int argc, char **argv)
     char *buf = slurp(argv[1], &len);
     pixel_pipeline *p;
     pixel_error err;
+    double l0 = now();
     if (pixel_pipeline_load_file(&p, argv[2], NULL, &err) != 0) {
         char m[512];
         fprintf(stderr, "%s\n", pixel_error_format(&err, m, sizeof(m)));
         return 2;
     }
+    double l1 = now();
     pixel_ctx *ctx = pixel_ctx_new();
     pass(p, ctx, buf, len, FULL, NULL); /* warm-up: the arena reaches its size */
     unsigned long a0 = pixel_debug_alloc_count();
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
     pass(p, ctx, buf, len, FULL, &out_bytes);
     double t2 = now(), c2 = cpu();
     unsigned long a1 = pixel_debug_alloc_count();
+    printf("load           %.1f ms (pixel_pipeline_load_file)\n", 1e3 * (l1 - l0));
     printf("lines          %lu (%.0f bytes/line)\n", lines, (double)len / lines);
     printf("parse_only     %.0f lines/s  (by CPU time %.0f)\n", lines / (t1 - t0),
            lines / (c1 - c0));
