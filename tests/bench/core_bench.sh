@@ -8,8 +8,10 @@
 # validate section), side by side in one run.
 # INSTR=1 adds instructions per line, in all and by stage (parse, map,
 # built-in enrichers, modules, validate, serialize), counted by callgrind on
-# the first INSTR_LINES lines (default 20000) over core_bench's two passes:
-# figures the load of a shared machine does not move, to compare builds.
+# the first INSTR_LINES lines (default 20000) in core_bench's timed pass
+# (the steady state: the warm-up pass before it fills the caches and
+# compiles the regexes in use): figures the load of a shared machine does
+# not move, to compare builds.
 # Usage: [INSTR=1] tests/bench/core_bench.sh [BUILD_DIR] [LINES]   (PIXEL_SHARED_DIR: ../shared)
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -57,7 +59,7 @@ PY
     done
     [ "$INSTR" = 1 ] || continue
     head -n "$INSTR_LINES" "$CORPUS" >"$T/head.log"
-    valgrind --tool=callgrind --callgrind-out-file="$T/cg" \
+    valgrind --tool=callgrind --callgrind-out-file="$T/cg" --instr-atstart=no \
         --toggle-collect=pixel_process --toggle-collect=pixel_ctx_output \
         "$BUILD/tests/bench/core_bench" "$T/head.log" "$p" >/dev/null 2>"$T/log" ||
         { cat "$T/log" >&2; exit 1; }
@@ -65,7 +67,7 @@ PY
     python3 - "$T/incl" "$INSTR_LINES" <<'PY'
 import re, sys
 path, lines = sys.argv[1], int(sys.argv[2])
-per_line = 2 * lines  # core_bench's two passes of pixel_process + pixel_ctx_output
+per_line = lines  # core_bench's timed pass of pixel_process + pixel_ctx_output
 incl, total = {}, 0
 for l in open(path):
     m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+)", l)
@@ -81,6 +83,9 @@ stages = [("parse", ["pixel_parse"]), ("map", ["pixel__map_run"]),
                                   "run_ingest_time", "run_pipeline"]),
           ("modules", ["run_module"]), ("validate", ["pixel__validator_check"]),
           ("serialize", ["pixel_ctx_output"])]
+if total == 0:
+    sys.exit("core_bench.sh: callgrind counted nothing: core_bench was built without "
+             "valgrind/callgrind.h (install valgrind, then rebuild)")
 parts = [(label, sum(incl.get(f, 0) for f in fns)) for label, fns in stages]
 print(f"instructions   {total / per_line:,.0f} per line (callgrind, first {lines:,} lines): " +
       ", ".join(f"{label} {n / per_line:,.0f}" for label, n in parts if n) +
