@@ -146,6 +146,40 @@ $PRODUCE "$EX/sample.log" 0 "$T/stop" >"$T/fifo2" &
 check "a gzip file, then a FIFO with nothing yet (-j 2, a missing file between): its lines come out" arrived
 finish
 check "... and the missing file makes it exit 1" [ "$RC" = 1 ]
+# The same with a gzip file whose lines end exactly where a batch does (1 MiB)
+# and zero padding after its data: the batch is full before the padding is
+# read, and reading the padding ends the file only then, with nothing left
+# to convert.
+python3 -c "
+import sys
+lines = open(sys.argv[1], 'rb').read().splitlines(keepends=True)
+out, i = bytearray(), 0
+while len(out) + len(lines[i % len(lines)]) + 200 < 1 << 20:
+    out += lines[i % len(lines)]
+    i += 1
+out += b'x' * ((1 << 20) - len(out) - 1) + b'\\n'
+open(sys.argv[2], 'wb').write(out)" "$EX/sample.log" "$T/mib.log"
+gzip -c "$T/mib.log" >"$T/mib.log.gz"
+head -c 512 /dev/zero >>"$T/mib.log.gz"
+run -o "$T/mev" -q "$T/mqr" "$T/mib.log"
+check "a gzip file of exactly one batch (1 MiB) and zero padding, then a quiet pipe" \
+    sh -c "[ \$(wc -c <'$T/mib.log') = 1048576 ] && [ -s '$T/mev' ]"
+arrived_mib() {
+    for _ in $(seq 100); do
+        cmp -s "$T/lev" "$T/mev" && cmp -s "$T/lqr" "$T/mqr" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+for jobs in 1 2; do
+    rm -f "$T/stop" "$T/lev" "$T/lqr"
+    $PRODUCE "$EX/sample.log" 0 "$T/stop" |
+        run -j $jobs -o "$T/lev" -q "$T/lqr" "$T/mib.log.gz" - 2>"$T/lerr" &
+    PC=$!
+    check "... -j $jobs: its lines come out before the wait" arrived_mib
+    finish
+    check "... and it exits 0" [ "$RC" = 0 ]
+done
 run --explain "$T/head.log" >"$T/hexp"
 rm -f "$T/stop" "$T/lexp"
 $PRODUCE "$EX/sample.log" 0 "$T/stop" | run --explain "$T/head.log" - >"$T/lexp" 2>"$T/lerr" &

@@ -318,6 +318,7 @@ typedef struct input {
     size_t carry_len, carry_cap;
     unsigned long long bytes_total, bytes_done;
     bool failed;
+    bool unflushed; /* the last batch given out was a regular one: the output may hold it */
 } input;
 
 /* Whether fd has more to read, or its end or an error to tell, at once. */
@@ -649,9 +650,20 @@ static int fill_lines(input *in, batch *b)
             }
             if (b->in_len && rest_may_wait(in)) {
                 b->regular = false;
+                in->unflushed = false;
                 return 1;
             }
             if (b->in_len >= g_batch_bytes) {
+                in->unflushed = b->regular;
+                return 1;
+            }
+            if (!b->in_len && in->unflushed && rest_may_wait(in)) {
+                /* The file ended after the batch before this one was given
+                 * out as regular (it ended on a batch's end, with the file's
+                 * last bytes, gzip padding or trailer, not read yet): a batch
+                 * of no lines has that one written before the wait. */
+                b->regular = false;
+                in->unflushed = false;
                 return 1;
             }
             continue;
@@ -676,6 +688,7 @@ static int fill_lines(input *in, batch *b)
         if (b->regular && rest_may_wait(in)) {
             b->regular = false;
         }
+        in->unflushed = b->regular;
         return 1;
     }
 }
