@@ -1287,9 +1287,11 @@ static void serve(pixel_sink *s, int timeout_ms, bool flushing)
      * waiting records durable and ack them before the wait for Kafka, not
      * after it (with Kafka down nothing would end that wait early). */
     sync_due(s, timeout_ms != 0);
-    if (s->rk != NULL && flushing) {
+    if (s->rk != NULL && flushing && rd_kafka_outq_len(s->rk) > 0) {
         /* Sends what waits for linger.ms now (a poll would let the last
-         * messages wait it out) and serves the reports as poll does. */
+         * messages wait it out) and serves the reports as poll does.  Only
+         * while librdkafka holds something: with nothing there it returns
+         * at once, and a flush waiting for parked records would spin. */
         rd_kafka_flush(s->rk, timeout_ms);
     } else if (s->rk != NULL) {
         rd_kafka_poll(s->rk, timeout_ms);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -670,6 +671,59 @@ START_TEST(sink_poll_syncs_waiting_spool_records_before_it_waits)
     ck_assert_int_eq(A.status[spooled], PIXEL_SINK_SPOOLED);
     ck_assert_int_eq(A.order[spooled + 1], spooled + 1);
     check_counters(s);
+    pixel_sink_free(s);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+static double clock_now(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Records parked (the spool is full, Kafka is down and librdkafka holds
+ * nothing more): a flush that waits for them sleeps between its checks
+ * instead of spinning on a CPU until its timeout. */
+START_TEST(sink_flush_waits_for_parked_records_without_spinning)
+{
+    pixel_delivery_config *cfg = config("    max_bytes: 4096\n");
+    pixel_sink_stats st;
+    double wall, cpu;
+    int id = 0, tries;
+
+    /* No probe during the test: the parked records stay parked. */
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "600000", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "600000", NULL),
+                     0);
+    pixel_sink *s = sink(cfg);
+    set_brokers(0);
+    /* Queued in librdkafka while the sink still sends to Kafka; purged at
+     * the failover, they come back to a spool too small for them. */
+    while (id < 300 && pixel_sink_state_get(s) == PIXEL_SINK_KAFKA && produce(s, id) == 0) {
+        id++;
+    }
+    for (tries = 0; tries < 400; tries++) {
+        pixel_sink_poll(s, 50);
+        if (pixel_sink_state_get(s) == PIXEL_SINK_SPOOL &&
+            rd_kafka_outq_len(pixel__sink_kafka(s)) == 0) {
+            break;
+        }
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    ck_assert_int_eq(rd_kafka_outq_len(pixel__sink_kafka(s)), 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_gt(st.events_pending, 0);
+
+    wall = clock_now(CLOCK_MONOTONIC);
+    cpu = clock_now(CLOCK_THREAD_CPUTIME_ID);
+    ck_assert_int_eq(pixel_sink_flush(s, 1000, NULL), PIXEL_ERROR);
+    wall = clock_now(CLOCK_MONOTONIC) - wall;
+    cpu = clock_now(CLOCK_THREAD_CPUTIME_ID) - cpu;
+    ck_assert_double_ge(wall, 0.9);
+    ck_assert_msg(cpu < 0.25 * wall, "flush used %.3f s of CPU in %.3f s", cpu, wall);
     pixel_sink_free(s);
     pixel_delivery_config_free(cfg);
 }
@@ -1653,6 +1707,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
     tcase_add_test(tk, sink_lent_values_are_kept_until_their_ack);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
+    tcase_add_test(tk, sink_flush_waits_for_parked_records_without_spinning);
     tcase_add_test(tk, sink_quarantine_file_does_not_wait_for_kafka);
     tcase_add_test(tk, sink_syncs_quarantine_batches_in_the_background);
     tcase_add_test(tk, sink_fails_quarantine_lines_whose_fsync_failed);
