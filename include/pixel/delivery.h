@@ -16,7 +16,9 @@
  * The configuration is the `delivery:` section of the pipeline's YAML file
  * (docs/delivery.md).  The library never prints: log lines go to the host's
  * log callback.  A sink is not thread-safe: use one per thread (or process).
- * Every callback runs inside a pixel_sink_* call on the caller's thread.
+ * Every callback runs inside a pixel_sink_* call on the caller's thread, and
+ * must not call a pixel_sink_* function of the same sink: the sink may be
+ * walking the list of inputs that wait for their acks.
  *
  * This component links librdkafka; the core libpixel does not.
  */
