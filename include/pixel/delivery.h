@@ -18,7 +18,9 @@
  * log callback.  A sink is not thread-safe: use one per thread (or process).
  * Every callback runs inside a pixel_sink_* call on the caller's thread, and
  * must not call a pixel_sink_* function of the same sink: the sink may be
- * walking the list of inputs that wait for their acks.
+ * walking the list of inputs that wait for their acks.  Such calls are
+ * refused (produce, quarantine and flush return PIXEL_EINVAL; poll returns
+ * without serving anything); pixel_sink_free() from a callback is undefined.
  *
  * This component links librdkafka; the core libpixel does not.
  */

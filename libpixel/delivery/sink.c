@@ -136,6 +136,7 @@ typedef struct topic_entry {
 struct pixel_sink {
     const pixel_delivery_config *cfg;
     pixel_sink_options o;
+    unsigned int in_callback; /* inside the host's ack or log callback: no calls back in */
     rd_kafka_t *rk;
     rd_kafka_topic_t *one_topic; /* kafka.topic */
     rd_kafka_topic_t *q_rkt;     /* quarantine.topic */
@@ -188,7 +189,17 @@ static void logf_(pixel_sink *s, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    s->in_callback++;
     s->o.log(level, line, s->o.log_payload);
+    s->in_callback--;
+}
+
+/* A call into the sink from one of its own callbacks: refused (the sink may
+ * be walking the very list the call would change). */
+static int reentered(pixel_error *err)
+{
+    return pixel__d_error(err, PIXEL_EINVAL, NULL, 0, 0,
+                          "a callback of the sink called the sink (not allowed)");
 }
 
 static void ack(pixel_sink *s, void *token, int kind, int status)
@@ -215,7 +226,9 @@ static void ack(pixel_sink *s, void *token, int kind, int status)
         }
     }
     if (s->o.ack != NULL) {
+        s->in_callback++;
         s->o.ack(token, status, s->o.ack_payload);
+        s->in_callback--;
     }
 }
 
@@ -1414,13 +1427,13 @@ static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int le
 PIXEL_API int pixel_sink_produce(pixel_sink *s, const pixel_sink_msg *msg, void *token,
                                  pixel_error *err)
 {
-    return produce(s, msg, token, 0, err);
+    return s->in_callback ? reentered(err) : produce(s, msg, token, 0, err);
 }
 
 PIXEL_API int pixel_sink_produce_lent(pixel_sink *s, const pixel_sink_msg *msg, void *token,
                                       pixel_error *err)
 {
-    return produce(s, msg, token, 1, err);
+    return s->in_callback ? reentered(err) : produce(s, msg, token, 1, err);
 }
 
 /*
@@ -1542,6 +1555,9 @@ PIXEL_API int pixel_sink_quarantine(pixel_sink *s, const char *json, size_t len,
     size_t whole;
     int rc;
 
+    if (s->in_callback) {
+        return reentered(err);
+    }
     if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
         return no_quarantine(s, err);
     }
@@ -1579,6 +1595,9 @@ PIXEL_API int pixel_sink_quarantine_lines(pixel_sink *s, const char *lines, size
 
     if (taken != NULL) {
         *taken = 0;
+    }
+    if (s->in_callback) {
+        return reentered(err);
     }
     if (s->q_fd < 0 && s->cfg->q_topic == NULL) {
         return no_quarantine(s, err);
@@ -1632,7 +1651,9 @@ PIXEL_API void pixel_sink_count(pixel_sink *s, int outcome)
 
 PIXEL_API size_t pixel_sink_poll(pixel_sink *s, int timeout_ms)
 {
-    serve(s, timeout_ms, false);
+    if (!s->in_callback) {
+        serve(s, timeout_ms, false);
+    }
     return (size_t)(s->st.events_pending + s->st.quarantine_pending);
 }
 
@@ -1640,6 +1661,9 @@ PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
 {
     int64_t deadline = pixel__d_mono_ms() + timeout_ms;
 
+    if (s->in_callback) {
+        return reentered(err);
+    }
     for (;;) {
         serve(s, 20, true);
         sync_spool(s);

@@ -506,6 +506,51 @@ START_TEST(sink_acks_each_event_after_its_delivery_report)
 }
 END_TEST
 
+/* An ack callback that calls back into its sink: the calls are refused
+ * (PIXEL_EINVAL), nothing else changes, and every input is acked once. */
+static pixel_sink *reentry_sink;
+static int reentry_refused, reentry_calls;
+
+static void on_ack_reentering(void *token, int status, void *payload)
+{
+    pixel_error err;
+
+    on_ack(token, status, payload);
+    reentry_calls++;
+    memset(&err, 0, sizeof(err));
+    reentry_refused += produce(reentry_sink, 1000 + (int)(uintptr_t)token) == PIXEL_EINVAL;
+    reentry_refused += pixel_sink_flush(reentry_sink, 1000, &err) == PIXEL_EINVAL &&
+                       strstr(err.text, "callback") != NULL;
+    reentry_refused += pixel_sink_quarantine(reentry_sink, "{}", 2, NULL, NULL) == PIXEL_EINVAL;
+    int acked = A.n;
+    pixel_sink_poll(reentry_sink, 1000); /* serves nothing: no ack from inside an ack */
+    reentry_refused += A.n == acked;
+}
+
+START_TEST(sink_refuses_calls_from_its_own_callbacks)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s = sink_acking(cfg, on_ack_reentering);
+    pixel_sink_stats st;
+
+    reentry_sink = s;
+    reentry_refused = reentry_calls = 0;
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(produce(s, i), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(reentry_calls, 20);
+    ck_assert_int_eq(reentry_refused, 4 * 20);
+    ck_assert_int_eq(A.delivered, 20);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.events_in, 20);
+    ck_assert_uint_eq(st.quarantine_in, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(consume_count("events"), 20);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 /* A producer that holds messages a minute before it sends them (linger.ms):
  * flush sends them now instead of waiting, as rd_kafka_flush() does. */
 START_TEST(sink_flush_sends_what_lingers)
@@ -1704,6 +1749,7 @@ static Suite *sink_suite(void)
     tcase_set_timeout(tk, 120);
     tcase_add_test(tk, sink_acks_each_event_after_its_delivery_report);
     tcase_add_test(tk, sink_flush_sends_what_lingers);
+    tcase_add_test(tk, sink_refuses_calls_from_its_own_callbacks);
     tcase_add_test(tk, sink_fails_over_to_the_spool_and_comes_back);
     tcase_add_test(tk, sink_lent_values_are_kept_until_their_ack);
     tcase_add_test(tk, sink_applies_back_pressure_when_the_spool_is_full);
