@@ -85,7 +85,10 @@ static void on_ack(void *token, int status, void *payload)
 static void on_log(int level, const char *line, void *payload)
 {
     (void)payload;
-    if (level <= PIXEL_LOG_NOTICE) {
+    /* lastlog: the sink's own last word.  librdkafka's lines (connection
+       refused while the brokers are down, ...) come whenever a poll serves
+       them, in between, and are left out. */
+    if (level <= PIXEL_LOG_NOTICE && strncmp(line, "librdkafka ", 11) != 0) {
         snprintf(lastlog, sizeof(lastlog), "%s", line);
     }
     if (strstr(line, "back-pressure") != NULL) {
