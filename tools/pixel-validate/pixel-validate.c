@@ -308,21 +308,47 @@ int main(int argc, char **argv)
         rc = pixel_schema_registry_check(reg, &err);
     }
     const char *uri = schema;
+    char *loaded_uri = NULL;
     struct stat st;
-    if (rc == 0 && stat(schema, &st) == 0 && S_ISREG(st.st_mode)) {
+    int stat_rc = rc == 0 ? stat(schema, &st) : 0;
+    int stat_errno = errno;
+    if (rc == 0 && stat_rc == 0 && S_ISREG(st.st_mode)) {
         rc = pixel_schema_registry_add_file(reg, schema, NULL, &err);
-        if (rc == PIXEL_ESCHEMA && strstr(err.text, "already loaded")) {
-            /* the file was also under -r: compile it by its URI */
-            char *abs = realpath(schema, NULL);
+        if (rc == 0) {
+            uri = pixel_schema_registry_last_uri(reg);
+        } else if (rc == PIXEL_ESCHEMA && strstr(err.text, "already loaded")) {
+            /* The file is also under a -r directory, so reg holds it already:
+             * load it alone into a scratch registry to learn its URI, then
+             * compile that URI from reg, where its references resolve. */
+            pixel_schema_registry *scratch = NULL;
             pixel_error_clear(&err);
-            rc = pixel_schema_registry_add_file(reg, schema, NULL, &err);
-            free(abs);
+            rc = pixel_schema_registry_new(&scratch, draft, &err);
+            if (rc == 0) {
+                rc = pixel_schema_registry_add_file(scratch, schema, NULL, &err);
+            }
+            if (rc == 0) {
+                loaded_uri = strdup(pixel_schema_registry_last_uri(scratch));
+                if (!loaded_uri) {
+                    fprintf(stderr, "pixel-validate: out of memory\n");
+                    pixel_schema_registry_free(scratch);
+                    pixel_schema_registry_free(reg);
+                    return 2;
+                }
+                uri = loaded_uri;
+            }
+            pixel_schema_registry_free(scratch);
         }
-        uri = pixel_schema_registry_last_uri(reg);
+    } else if (rc == 0 && !strchr(schema, ':')) {
+        /* Not a URI (those have a scheme), so it was meant as a file. */
+        fprintf(stderr, "pixel-validate: schema %s: %s\n", schema,
+                stat_rc != 0 ? strerror(stat_errno) : "not a regular file");
+        pixel_schema_registry_free(reg);
+        return 2;
     }
     if (rc == 0) {
         rc = pixel_schema_compile(&s, reg, uri, &err);
     }
+    free(loaded_uri);
     if (rc != 0) {
         schema_fail(&err);
         pixel_schema_registry_free(reg);

@@ -1,0 +1,32 @@
+#!/bin/sh
+# pixel-validate as a user meets it: a schema given as a file that is also
+# under -r, and a schema path that does not exist.
+set -u
+VALIDATE="$PIXEL_BUILD_DIR/tools/pixel-validate/pixel-validate"
+SCHEMAS="$PIXEL_SOURCE_DIR/schemas/realestate"
+EX="$PIXEL_SOURCE_DIR/examples/realestate"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+check() { # description, then the condition as a command
+    desc=$1; shift
+    if "$@"; then echo "ok   $desc"; else echo "FAIL $desc"; fails=$((fails + 1)); fi
+}
+status() { "$@" >"$T/out" 2>"$T/err"; echo $?; }
+
+check "-s FILE that -r DIR also loads: the example's events are valid (0)" \
+    [ "$(status "$VALIDATE" -r "$SCHEMAS" -s "$SCHEMAS/event.schema.json" --lines "$EX/expected/events.jsonl")" = 0 ]
+check "... and quarantine records are not events (1)" \
+    [ "$(status "$VALIDATE" -r "$SCHEMAS" -s "$SCHEMAS/event.schema.json" --lines "$EX/expected/quarantine.jsonl")" = 1 ]
+check "... with the schema's errors" grep -q 'matches none of the 7 oneOf schemas' "$T/out"
+
+printf '{"type": "object"}\n' >"$T/doc.json"
+check "a schema file that does not exist exits 2" \
+    [ "$(status "$VALIDATE" -s "$T/nope.schema.json" "$T/doc.json")" = 2 ]
+check "... naming the file and the system's reason" \
+    grep -q "schema $T/nope.schema.json: No such file or directory" "$T/err"
+check "a URI that nothing loaded still says so" \
+    [ "$(status "$VALIDATE" -s https://example.com/nope.json "$T/doc.json")" = 2 ]
+check "... (no schema is loaded at it)" grep -q 'no schema is loaded at https://example.com/nope.json' "$T/err"
+
+[ $fails = 0 ]
