@@ -867,7 +867,7 @@ sdoc *pixel__schema_doc_add(pixel_schema_registry *r, const char *uri, const cha
     pixel_error_clear(&perr);
     d->root = pixel__json_parse(&r->arena, copy, len, &perr);
     if (!d->root) {
-        pixel__error_set(err, PIXEL_ESCHEMA, PIXEL_STAGE_LOAD, "invalid JSON: %s", perr.text);
+        pixel__error_set(err, PIXEL_ESCHEMA, PIXEL_STAGE_LOAD, "%s", perr.text);
         pixel__error_at(err, file ? file : uri, perr.line, perr.column);
         r->err = saved;
         return NULL;

@@ -102,7 +102,16 @@ static int check_doc(const pixel_schema *s, pixel_ctx *ctx, const opts *o, const
         snprintf(where, sizeof(where), ":%ld", line);
     }
     if (!v) {
-        fprintf(stderr, "pixel-validate: %s%s: invalid JSON: %s\n", file, where, err.text);
+        /* file:line:column, as editors take it; with --lines the line is the
+         * document's line in the file (the parser saw that line alone) */
+        char at[64] = "";
+        long at_line = line > 0 ? line : err.line;
+        if (at_line > 0 && err.column > 0) {
+            snprintf(at, sizeof(at), ":%ld:%ld", at_line, err.column);
+        } else if (at_line > 0) {
+            snprintf(at, sizeof(at), ":%ld", at_line);
+        }
+        fprintf(stderr, "pixel-validate: %s%s: %s\n", file, at, err.text);
         if (o->json && !o->quiet) {
             /* one object per document, whatever it is */
             printf("{\"file\":");
