@@ -89,5 +89,21 @@ exec 3>&-
 wait $PC
 check "a file before a quiet FIFO: its quarantine records are written before the wait ($seen of $want)" \
     [ "$seen" = "$want" ]
+# pixel-replay -q takes back what pixelconv quarantined, a line that was not
+# UTF-8 too (its record has "raw_base64", not "raw"); an unusable record is
+# named by its own file and line.
+head -n 1 "$EX/sample.log" | sed 's/Mozilla/Mo\xe9illa/' >"$T/latin1.log"
+conv -o /dev/null -q "$T/rq1.jsonl" --quiet "$T/latin1.log"
+b64=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['raw_base64'])" "$T/rq1.jsonl")
+check "a line that is not UTF-8 is quarantined with raw_base64" [ -n "$b64" ]
+printf '{"quarantine":1}\n' >"$T/rq2.jsonl"
+"$BIN/pixel-replay/pixel-replay" -c "$EX/pipeline.yaml" -b "$B" -q "$T/rq1.jsonl" "$T/rq2.jsonl" \
+    2>"$T/rqerr"
+check "pixel-replay -q with one unusable record exits 1" [ $? = 1 ]
+check "... runs the raw_base64 line again and names the unusable one by its file's line" \
+    sh -c "grep -q '2 quarantined lines: 0 events, 1 quarantined again, 0 skipped/dropped, 1 unreadable' '$T/rqerr' &&
+           grep -q 'rq2.jsonl:1: no \"raw\" or \"raw_base64\" string member' '$T/rqerr'"
+check "... and its new quarantine record holds the same bytes" \
+    [ "$(kcat -C -b "$B" -t pixel.quarantine -e -q 2>/dev/null | grep -cF "\"raw_base64\":\"$b64\"")" = 1 ]
 echo quit >"$T/ctl"
 [ $fails = 0 ]

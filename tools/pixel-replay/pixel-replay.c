@@ -8,8 +8,8 @@
  * the topic it was spooled for, checkpoints progress (resumable after a
  * crash), and removes (or, with -a, archives) finished segments.
  *
- * Quarantine mode takes JSON Lines whose "raw" member holds the original
- * log line, runs each raw line through the pipeline of -c again (after the
+ * Quarantine mode takes JSON Lines whose "raw" member (or, for a line that
+ * was not UTF-8, "raw_base64") holds the original log line, runs each raw line through the pipeline of -c again (after the
  * mapping was fixed) and sends the results through the regular sink (with
  * its failover): events to Kafka, lines still rejected to the quarantine
  * destination.  Event IDs are deterministic, so running a file twice only
@@ -149,6 +149,41 @@ static int send_outcome(pixel_sink *s, const pixel_pipeline *p, pixel_ctx *ctx,
     }
 }
 
+/* Decodes standard base64 (padding optional) into a new buffer; NULL when
+ * the text is not base64 or memory runs out. */
+static unsigned char *base64_decode(const char *in, size_t in_len, size_t *out_len)
+{
+    unsigned char *out = malloc(in_len / 4 * 3 + 3);
+    uint32_t acc = 0;
+    size_t n = 0, bits = 0, i = 0;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    for (; i < in_len && in[i] != '='; i++) {
+        const char *digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *d = in[i] ? strchr(digits, in[i]) : NULL;
+        if (d == NULL) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t)(d - digits);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    for (; i < in_len && in[i] == '='; i++) {
+    }
+    if (i != in_len || bits >= 6) {
+        free(out);
+        return NULL;
+    }
+    *out_len = n;
+    return out;
+}
+
 static int replay_quarantine(const char *pipeline_path, const pixel_delivery_config *cfg,
                              char **files, int nfiles)
 {
@@ -182,23 +217,40 @@ static int replay_quarantine(const char *pipeline_path, const pixel_delivery_con
             rc = 2;
             break;
         }
+        uint64_t line_no = 0; /* for messages: the line in this file */
         while ((n = getline(&line, &cap, f)) > 0) {
             json_error_t je;
             json_t *rec = json_loadb(line, (size_t)n, 0, &je);
-            const char *raw = json_string_value(json_object_get(rec, "raw"));
+            /* The line as it came: "raw" when it was UTF-8 (it may hold
+             * U+0000, so take its length), else "raw_base64". */
+            json_t *jraw = json_object_get(rec, "raw");
+            json_t *jb64 = json_object_get(rec, "raw_base64");
+            const char *raw = json_string_value(jraw);
+            size_t raw_len = raw ? json_string_length(jraw) : 0;
+            unsigned char *decoded = NULL;
             pixel_outcome outcome;
             lines++;
+            line_no++;
+            if (raw == NULL && json_is_string(jb64)) {
+                decoded = base64_decode(json_string_value(jb64), json_string_length(jb64),
+                                        &raw_len);
+                raw = (const char *)decoded;
+            }
             if (raw == NULL) {
-                fprintf(stderr, "pixel-replay: %s:%" PRIu64 ": no \"raw\" string member\n",
-                        files[i], lines);
+                fprintf(stderr,
+                        "pixel-replay: %s:%" PRIu64 ": %s\n", files[i], line_no,
+                        rec == NULL ? "not JSON"
+                        : json_is_string(jb64) ? "\"raw_base64\" is not base64"
+                                               : "no \"raw\" or \"raw_base64\" string member");
                 unreadable++;
                 json_decref(rec);
                 continue;
             }
             memset(&e, 0, sizeof(e));
-            if (pixel_process(p, ctx, raw, strlen(raw), &outcome, &e) != 0 ||
+            if (pixel_process(p, ctx, raw, raw_len, &outcome, &e) != 0 ||
                 send_outcome(s, p, ctx, cfg, outcome) != 0) {
                 print_error(&e);
+                free(decoded);
                 json_decref(rec);
                 rc = 3;
                 break;
@@ -206,6 +258,7 @@ static int replay_quarantine(const char *pipeline_path, const pixel_delivery_con
             events += outcome == PIXEL_OUTCOME_EVENT;
             again += outcome == PIXEL_OUTCOME_QUARANTINED;
             other += outcome == PIXEL_OUTCOME_SKIPPED || outcome == PIXEL_OUTCOME_DROPPED;
+            free(decoded);
             json_decref(rec);
         }
         free(line);
