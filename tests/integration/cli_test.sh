@@ -31,6 +31,16 @@ check "a directory as input exits 1" [ "$(status "$PIXELCONV" -c "$EX/pipeline.y
 check "... naming it and the system's reason" grep -q "adir: read error: Is a directory" "$T/err"
 
 run() { "$PIXELCONV" -c "$EX/pipeline.yaml" --fixed-time 2026-11-26T12:00:00Z --quiet "$@"; }
+if [ -w /dev/full ]; then
+    check "events that cannot be written exit 1" \
+        [ "$(status run -o /dev/full -q /dev/null "$EX/sample.log")" = 1 ]
+    check "... naming the events, the file and the reason" \
+        grep -qx "pixelconv: writing events to /dev/full failed: No space left on device" "$T/err"
+    check "quarantine records that cannot be written exit 1" \
+        [ "$(status run -o /dev/null -q /dev/full "$EX/sample.log")" = 1 ]
+    check "... naming the quarantine records, not the events" \
+        grep -qx "pixelconv: writing quarantine records to /dev/full failed: No space left on device" "$T/err"
+fi
 run -o "$T/ev" -q "$T/qr" -s "$T/st" "$EX/sample.log"
 check "the example's events are as expected" cmp -s "$T/ev" "$EX/expected/events.jsonl"
 check "the example's quarantine records are as expected" cmp -s "$T/qr" "$EX/expected/quarantine.jsonl"

@@ -713,7 +713,19 @@ typedef struct sinks {
     counts total;
     char failure[400];
     bool write_failed;
+    const char *ev_name, *qr_name; /* for messages: -o and -q, or stdout and stderr */
+    char write_failure[300];       /* the first failed write: what, where, why */
 } sinks;
+
+/* Notes a failed write of WHAT to NAME (errno says why; err 0: no errno). */
+static void write_failed(sinks *s, const char *what, const char *name, int err)
+{
+    s->write_failed = true;
+    if (!s->write_failure[0]) {
+        snprintf(s->write_failure, sizeof(s->write_failure), "writing %s to %s failed%s%s", what,
+                 name, err ? ": " : "", err ? strerror(err) : "");
+    }
+}
 
 static void write_batch(sinks *s, batch *b)
 {
@@ -723,26 +735,31 @@ static void write_batch(sinks *s, batch *b)
         /* The events' buffer is lent to the sink; b->ev becomes another. */
         if (pixelconv_kafka_events(k, &b->ev, &b->ev_cap, b->ev_len) < 0 ||
             pixelconv_kafka_quarantine(k, b->qr, b->qr_len, b->regular) < 0) {
-            s->write_failed = true;
+            write_failed(s, "events", "the Kafka sink", 0);
         }
         b->ev_len = 0;
         pixelconv_kafka_count(k, PIXEL_OUTCOME_SKIPPED, b->c.skipped);
         pixelconv_kafka_count(k, PIXEL_OUTCOME_DROPPED, b->c.dropped);
         if (s->qr_too && b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len) {
-            s->write_failed = true;
+            write_failed(s, "quarantine records", s->qr_name, errno);
         }
         if (s->qr_too && !b->regular && fflush(s->qr) != 0) {
-            s->write_failed = true;
+            write_failed(s, "quarantine records", s->qr_name, errno);
         }
     } else
 #endif
-        if ((b->ev_len && fwrite(b->ev, 1, b->ev_len, s->ev) != b->ev_len) ||
-            (b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len)) {
-        s->write_failed = true;
-    } else if (!b->regular && (fflush(s->ev) != 0 || fflush(s->qr) != 0)) {
+        if (b->ev_len && fwrite(b->ev, 1, b->ev_len, s->ev) != b->ev_len) {
+        write_failed(s, "events", s->ev_name, errno);
+    } else if (b->qr_len && fwrite(b->qr, 1, b->qr_len, s->qr) != b->qr_len) {
+        write_failed(s, "quarantine records", s->qr_name, errno);
+    } else if (!b->regular) {
         /* The next batch may wait for its input: what this one made is
          * written now, not when the buffers fill. */
-        s->write_failed = true;
+        if (fflush(s->ev) != 0) {
+            write_failed(s, "events", s->ev_name, errno);
+        } else if (fflush(s->qr) != 0) {
+            write_failed(s, "quarantine records", s->qr_name, errno);
+        }
     }
     merge(&s->total, &b->c);
     if (b->failure[0] && !s->failure[0]) {
@@ -1269,6 +1286,8 @@ int main(int argc, char **argv)
     sinks s = {0};
     s.ev = open_out(o.out, stdout);
     s.qr = open_out(o.quarantine, stderr);
+    s.ev_name = s.ev == stdout ? "stdout" : o.out;
+    s.qr_name = s.qr == stderr ? "stderr" : o.quarantine;
     if (o.kafka && o.nkafka_set == 0 && o.explain) {
         die_usage("--explain and --kafka do not go together");
     }
@@ -1302,9 +1321,14 @@ int main(int argc, char **argv)
     } else {
         rc = o.jobs > 1 ? run_threads(&o, &in, &s) : run_inline(&o, &in, &s);
     }
-    if (fflush(s.ev) != 0 || (s.ev != stdout && fclose(s.ev) != 0) || fflush(s.qr) != 0 ||
-        (s.qr != stderr && fclose(s.qr) != 0) || s.write_failed) {
-        fprintf(stderr, "pixelconv: writing output failed: %s\n", strerror(errno));
+    if (fflush(s.ev) != 0 || (s.ev != stdout && fclose(s.ev) != 0)) {
+        write_failed(&s, "events", s.ev_name, errno);
+    }
+    if (fflush(s.qr) != 0 || (s.qr != stderr && fclose(s.qr) != 0)) {
+        write_failed(&s, "quarantine records", s.qr_name, errno);
+    }
+    if (s.write_failed) {
+        fprintf(stderr, "pixelconv: %s\n", s.write_failure);
         rc = 1;
     }
 #ifdef PIXEL_HAVE_KAFKA
