@@ -18,6 +18,14 @@ check "--help exits 0 and documents the exit status" \
 check "no pipeline is a usage error (2)" [ "$(status "$PIXELCONV")" = 2 ]
 check "an unknown option is a usage error (2)" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" --frobnicate)" = 2 ]
 check "a bad -j is a usage error (2)" [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" -j 0)" = 2 ]
+echo keep >"$T/keep.jsonl"
+check "--explain with --kafka is a usage error (2), --kafka-set or not" \
+    [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" --explain --kafka --kafka-set kafka.brokers=127.0.0.1:1 \
+        -o "$T/keep.jsonl" /dev/null)" = 2 ]
+check "... said before -o is truncated" grep -qx keep "$T/keep.jsonl"
+check "--kafka-set without --kafka is a usage error (2)" \
+    [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" --kafka-set kafka.brokers=127.0.0.1:1 /dev/null)" = 2 ]
+check "... that says so" grep -q -- "--kafka-set applies to --kafka only" "$T/err"
 
 printf 'input: {pixel_paths: [/p]}\nfields:\n  a: {from: query.a, type: integr}\n' >"$T/bad.yaml"
 check "a bad pipeline exits 2" [ "$(status "$PIXELCONV" -c "$T/bad.yaml" /dev/null)" = 2 ]

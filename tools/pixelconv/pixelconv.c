@@ -1283,14 +1283,19 @@ int main(int argc, char **argv)
         }
     }
     o.progress = !o.quiet && !o.explain && isatty(2) && in.bytes_total > 0;
+    /* before -o and -q are opened (and truncated) */
+    if (o.kafka && o.explain) {
+        die_usage("--explain and --kafka do not go together");
+    }
+    if (!o.kafka && o.nkafka_set > 0) {
+        /* the settings would be ignored and the events go to -o instead */
+        die_usage("--kafka-set applies to --kafka only");
+    }
     sinks s = {0};
     s.ev = open_out(o.out, stdout);
     s.qr = open_out(o.quarantine, stderr);
     s.ev_name = s.ev == stdout ? "stdout" : o.out;
     s.qr_name = s.qr == stderr ? "stderr" : o.quarantine;
-    if (o.kafka && o.nkafka_set == 0 && o.explain) {
-        die_usage("--explain and --kafka do not go together");
-    }
     if (o.metrics_file || o.metrics_port >= 0) {
         g_metrics = pixel_metrics_new("pixelconv");
         if (!g_metrics || (o.metrics_port >= 0 && pixel_metrics_listen(g_metrics, o.metrics_port) < 0)) {
