@@ -471,10 +471,14 @@ PIXEL_API int pixel_replay_spool(const pixel_delivery_config *cfg, const pixel_r
         return pixel__d_error(err, PIXEL_EINVAL, NULL, 0, 0, "replay: no spool directory");
     }
     lock = lock_file(dir, "replay.lock", LOCK_EX);
+    if (lock == -2) {
+        return pixel__d_error(err, PIXEL_DELIVERY_ELOCKED, dir, 0, 0,
+                              "another replay is running on the spool %s", dir);
+    }
     if (lock < 0) {
-        return pixel__d_error(err, lock == -2 ? PIXEL_DELIVERY_ELOCKED : PIXEL_EIO, dir, 0, 0,
-                              lock == -2 ? "another replay is running on this spool"
-                                         : "cannot open the replay lock");
+        /* most often a spool directory that does not exist (-s, spool.dir) */
+        return pixel__d_error(err, PIXEL_EIO, dir, 0, 0, "cannot open %s/replay.lock: %s", dir,
+                              strerror(errno));
     }
     r = calloc(1, sizeof(*r));
     if (r == NULL) {

@@ -105,5 +105,12 @@ check "... runs the raw_base64 line again and names the unusable one by its file
            grep -q 'rq2.jsonl:1: no \"raw\" or \"raw_base64\" string member' '$T/rqerr'"
 check "... and its new quarantine record holds the same bytes" \
     [ "$(kcat -C -b "$B" -t pixel.quarantine -e -q 2>/dev/null | grep -cF "\"raw_base64\":\"$b64\"")" = 1 ]
+replay() { "$BIN/pixel-replay/pixel-replay" -c "$EX/pipeline.yaml" -b "$B" "$@" >/dev/null 2>"$T/rperr"; echo $?; }
+check "pixel-replay -k abc is a usage error (2)" [ "$(replay -k abc -s "$T/spool")" = 2 ]
+check "... that names the option" grep -q -- '-k takes a whole number' "$T/rperr"
+check "pixel-replay -t 0 is a usage error (2)" [ "$(replay -t 0 -s "$T/spool")" = 2 ]
+check "pixel-replay -s into nowhere exits 2" [ "$(replay -s "$T/nospool")" = 2 ]
+check "... naming the directory and the reason" \
+    grep -q "cannot open $T/nospool/replay.lock: No such file or directory" "$T/rperr"
 echo quit >"$T/ctl"
 [ $fails = 0 ]

@@ -30,6 +30,7 @@
  * refused were set aside (all else done),
  * 2 usage or configuration error, 3 Kafka stopped confirming (resume later).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,15 @@ static int replay_quarantine(const char *pipeline_path, const pixel_delivery_con
 
 #endif
 
+/* A number in [lo, hi] with nothing after it: 1, else 0. */
+static int number_arg(const char *text, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(text, &end);
+    return end != text && *end == '\0' && errno == 0 && *out >= lo && *out <= hi;
+}
+
 int main(int argc, char **argv)
 {
     pixel_replay_options o = PIXEL_REPLAY_OPTIONS_INIT;
@@ -292,6 +302,7 @@ int main(int argc, char **argv)
     pixel_error e;
     const char *config = NULL, *brokers = NULL, *spool = NULL;
     int opt, quarantine = 0, rc;
+    double num;
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
     }
@@ -311,13 +322,25 @@ int main(int argc, char **argv)
                 o.archive_dir = optarg;
                 break;
             case 'r':
-                o.rate = strtod(optarg, NULL);
+                if (!number_arg(optarg, 0, 1e9, &num)) {
+                    fprintf(stderr, "pixel-replay: -r takes records per second (0: no limit)\n");
+                    return usage();
+                }
+                o.rate = num;
                 break;
             case 'k':
-                o.checkpoint_every = (unsigned int)strtoul(optarg, NULL, 10);
+                if (!number_arg(optarg, 1, 4e9, &num) || num != (unsigned int)num) {
+                    fprintf(stderr, "pixel-replay: -k takes a whole number of records, at least 1\n");
+                    return usage();
+                }
+                o.checkpoint_every = (unsigned int)num;
                 break;
             case 't':
-                o.timeout_ms = (int)strtol(optarg, NULL, 10);
+                if (!number_arg(optarg, 1, 2e9, &num) || num != (int)num) {
+                    fprintf(stderr, "pixel-replay: -t takes whole milliseconds, at least 1\n");
+                    return usage();
+                }
+                o.timeout_ms = (int)num;
                 break;
             case 'q':
                 quarantine = 1;
