@@ -373,7 +373,7 @@ PIXEL_API int pixel_spool_reader_open(pixel_spool_reader **out, const char *path
         pixel__get32(r->map + 8) != SEG_VERSION) {
         pixel_spool_reader_close(r);
         return pixel__d_error(err, PIXEL_DELIVERY_ECORRUPT, path, 0, 0,
-                              "segment %s: offset 0: not a spool segment header (version %u)", path,
+                              "segment %s: offset 0: not a spool segment header (magic and version %u expected)", path,
                               SEG_VERSION);
     }
     r->pos = SEG_HEADER_LEN;

@@ -112,5 +112,17 @@ check "pixel-replay -t 0 is a usage error (2)" [ "$(replay -t 0 -s "$T/spool")" 
 check "pixel-replay -s into nowhere exits 2" [ "$(replay -s "$T/nospool")" = 2 ]
 check "... naming the directory and the reason" \
     grep -q "cannot open $T/nospool/replay.lock: No such file or directory" "$T/rperr"
+# A spool segment whose header is damaged: pixel-spool verify counts all of
+# it as damaged (none of its records can be read), and exits 1.
+conv --kafka --kafka-set kafka.brokers=127.0.0.1:1 --kafka-set "spool.dir=$T/dspool" \
+    -q /dev/null --quiet "$EX/sample.log" 2>/dev/null
+seg=$(ls "$T"/dspool/w000/*.seg | head -n 1)
+size=$(wc -c <"$seg")
+printf 'pix' | dd of="$seg" bs=1 seek=0 conv=notrunc 2>/dev/null  # the magic is PIXSPOOL
+"$BIN/pixel-spool/pixel-spool" verify "$T/dspool" >"$T/vout" 2>"$T/verr"
+check "pixel-spool verify: a damaged segment header exits 1" [ $? = 1 ]
+check "... counts the whole segment as damaged" \
+    grep -qx "1 segments, 0 records, 1 corrupt regions, 0 torn tails, $size damaged bytes" "$T/vout"
+check "... and says what it expected" grep -q 'offset 0: not a spool segment header (magic and version' "$T/verr"
 echo quit >"$T/ctl"
 [ $fails = 0 ]

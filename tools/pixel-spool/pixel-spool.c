@@ -48,9 +48,21 @@ static void do_segment(const char *path, int inspect, totals *t)
 
     memset(&err, 0, sizeof(err));
     if (pixel_spool_reader_open(&r, path, &err) < 0) {
+        struct stat st;
         fprintf(stderr, "pixel-spool: %s\n", err.text);
-        t->error = 1;
+        if (err.code != PIXEL_DELIVERY_ECORRUPT) {
+            t->error = 1; /* could not read it: an error, not damage */
+            return;
+        }
+        /* A segment whose header is damaged: none of its records can be
+         * read, and the summary says so in its counts. */
+        off = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        t->segments++;
         t->corrupt++;
+        t->bad_bytes += off;
+        if (!inspect) {
+            printf("%s: 0 records, %" PRIu64 " bytes (damaged header: all of it)\n", path, off);
+        }
         return;
     }
     t->segments++;
