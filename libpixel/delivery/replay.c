@@ -317,6 +317,49 @@ static int finish_segment(replay *r, const pixel_spool_segment *seg)
     return 0;
 }
 
+/*
+ * A segment whose header is not a spool segment's: none of it can be read
+ * as records, and it must not stop the segments after it.  It is moved,
+ * whole, to <dir>/damaged/<writer>/ (a spool directory of its own, for
+ * pixel-spool verify and inspect), never deleted; one shorter than a header
+ * (a crash right after it was created) holds no record and is removed, as
+ * its writer would on restart.
+ */
+static int set_aside(replay *r, const pixel_spool_segment *seg)
+{
+    const char *wname = strrchr(seg->writer_dir, '/');
+    const char *sname = strrchr(seg->path, '/');
+    char dir[4096], dst[4352];
+
+    pixel__d_error_clear(r->err); /* the reader's complaint: said below instead */
+    if (seg->size < 16) {
+        if (unlink(seg->path) < 0) {
+            return pixel__d_error(r->err, PIXEL_EIO, seg->path, 0, 0,
+                                  "cannot remove the empty segment: %s", strerror(errno));
+        }
+        rlog(r, PIXEL_LOG_NOTICE, "replay: %s holds no record (%" PRIu64 " bytes): removed",
+             seg->path, seg->size);
+    } else {
+        snprintf(dir, sizeof(dir), "%s/damaged/%s", r->dir, wname ? wname + 1 : "w");
+        snprintf(dst, sizeof(dst), "%s/%s", dir, sname ? sname + 1 : seg->path);
+        if (pixel__d_mkdirs(dir) < 0 || rename(seg->path, dst) < 0) {
+            return pixel__d_error(r->err, PIXEL_EIO, seg->path, 0, 0,
+                                  "cannot move the damaged segment to %s: %s", dst, strerror(errno));
+        }
+        rlog(r, PIXEL_LOG_ERR,
+             "replay: segment %s: offset 0: not a spool segment header: none of its %" PRIu64
+             " bytes replayed; moved to %s (pixel-spool verify %s/damaged)",
+             seg->path, seg->size, dst, r->dir);
+        r->st->corrupt++;
+        r->st->bad_bytes += seg->size;
+    }
+    if (pixel__spool_checkpoint_write(seg->writer_dir, seg->seq + 1, 16) < 0) {
+        return pixel__d_error(r->err, PIXEL_EIO, seg->writer_dir, 0, 0,
+                              "cannot write the replay checkpoint: %s", strerror(errno));
+    }
+    return 0;
+}
+
 static int replay_segment(replay *r, const pixel_spool_segment *seg, uint64_t start, int64_t t0,
                           uint64_t *sent)
 {
@@ -327,6 +370,9 @@ static int replay_segment(replay *r, const pixel_spool_segment *seg, uint64_t st
     unsigned int every = r->o->checkpoint_every ? r->o->checkpoint_every : 1000;
 
     rc = pixel_spool_reader_open(&rd, seg->path, r->err);
+    if (rc == PIXEL_DELIVERY_ECORRUPT) {
+        return set_aside(r, seg);
+    }
     if (rc != 0) {
         return rc;
     }

@@ -373,7 +373,7 @@ def case_sigkill():
 
 
 def case_damaged():
-    """A segment with flipped bytes and one with a torn tail: reported, rest replayed."""
+    """Segments with flipped bytes, a torn tail and a damaged header: reported, rest replayed."""
     e = Env("damaged")
     e.start_mock()
     log, labels = e.corpus(20000)
@@ -384,7 +384,7 @@ def case_damaged():
     p = subprocess.run([e.spool_tool, "inspect", "--all", e.spool], stdout=subprocess.PIPE)
     recs = [l.split("\t") for l in p.stdout.decode().split("\n") if l]
     segs = sorted({r[0] for r in recs})
-    check(len(segs) >= 3, f"expected several segments, got {len(segs)}")
+    check(len(segs) >= 4, f"expected several segments, got {len(segs)}")
     by_seg = {s: [(int(r[1]), event_id(r[6])) for r in recs if r[0] == s] for s in segs}
     lost = set()
     # Flip a byte inside the 5th record of the first segment.
@@ -401,6 +401,14 @@ def case_damaged():
     off, eid = by_seg[s1][9]
     os.truncate(s1, off + 30)
     lost |= {i for o, i in by_seg[s1][9:]}
+    # Flip a byte of the third segment's header (its magic): none of it can
+    # be read, and the segments after it must still be replayed.
+    s2 = segs[2]
+    with open(s2, "r+b") as f:
+        b = f.read(1)
+        f.seek(0)
+        f.write(bytes([b[0] ^ 0xFF]))
+    lost |= {i for o, i in by_seg[s2]}
     p = subprocess.run([e.spool_tool, "verify", e.spool], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     err = p.stderr.decode()
@@ -410,9 +418,19 @@ def case_damaged():
     rc, rlog = e.run_replay(e.config_path)
     check(rc == 1, f"replay should finish with damage skipped (exit 1), got {rc}: {rlog}")
     check(f"{s0}: offset" in rlog and "torn" in rlog, "replay did not report the damage: " + rlog)
+    check(f"segment {s2}: offset 0: not a spool segment header" in rlog,
+          "replay did not report the damaged header: " + rlog)
+    kept = os.path.join(e.spool, "damaged", os.path.basename(os.path.dirname(s2)),
+                        os.path.basename(s2))
+    check(os.path.exists(kept) and not os.path.exists(s2),
+          f"the segment with the damaged header was not moved to {kept}")
     got = set(ids_of(e.consume()))
     want = {i for s in segs for o, i in by_seg[s]} - lost
     check(got == want, f"replayed {len(got)} events, expected {len(want)} (all good records)")
+    check(any(i in got for o, i in by_seg[segs[3]]), "nothing after the damaged header was replayed")
+    p = subprocess.run([e.spool_tool, "verify", os.path.join(e.spool, "damaged")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(p.returncode == 1, f"verify of <spool>/damaged should report damage (exit 1), got {p.returncode}")
     print(f"ok: {len(lost)} damaged records reported and skipped, {len(got)} good records replayed")
     e.close(True)
 
