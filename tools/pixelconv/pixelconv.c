@@ -133,7 +133,8 @@ static void usage(void)
            "pixel request), dropped (by an enricher).\n"
            "\n"
            "Exit status: 0 when every line was converted (whatever was quarantined), 1 on an\n"
-           "input/output failure, 2 for bad usage or a bad pipeline.\n");
+           "input/output failure (a failed write stops the conversion there), 2 for bad usage\n"
+           "or a bad pipeline.\n");
 }
 
 /* ---- growable buffers -------------------------------------------------------- */
@@ -614,6 +615,22 @@ static bool rest_may_wait(const input *in)
     return next_may_wait(in);
 }
 
+/* Whether input is left after the batches given out so far (from a pipe:
+ * maybe, so yes). */
+static bool input_left(const input *in)
+{
+    if (in->carry_len || in->next < in->nfiles || (in->nfiles == 0 && in->next == 0)) {
+        return true;
+    }
+    if (!in->open) {
+        return false;
+    }
+    struct stat st;
+    off_t at = lseek(in->fd, 0, SEEK_CUR);
+    return !in->regular || at < 0 || fstat(in->fd, &st) != 0 || at < st.st_size ||
+           (in->gz && in->zstate != GZ_DONE && in->z.avail_in);
+}
+
 /*
  * Fill b->in with whole lines: about g_batch_bytes from regular files,
  * what has arrived from anything else.  Returns 1 when the batch has data,
@@ -713,6 +730,7 @@ typedef struct sinks {
     counts total;
     char failure[400];
     bool write_failed;
+    bool stopped; /* reading stopped at a failed write, before the input's end */
     const char *ev_name, *qr_name; /* for messages: -o and -q, or stdout and stderr */
     char write_failure[300];       /* the first failed write: what, where, why */
 } sinks;
@@ -807,6 +825,7 @@ typedef struct pool {
     unsigned long lines_written;         /* for the progress line */
     unsigned long long bytes_read;
     bool done_reading;
+    bool write_failed; /* a write failed: the workers read no more input */
     bool reading; /* a worker is reading the input */
     bool writing; /* a worker is writing batches */
     int waiting;  /* workers in pthread_cond_wait(work_cv) */
@@ -841,6 +860,7 @@ static void write_finished(pool *pl)
         write_batch(pl->s, w);
         metrics_tick(pl->o);
         pthread_mutex_lock(&pl->mu);
+        pl->write_failed = pl->s->write_failed; /* read no more: see worker() */
         w->state = 0;
         pl->next_write++;
         pl->lines_written = pl->s->total.lines;
@@ -874,6 +894,18 @@ static void *worker(void *arg)
     }
     pthread_mutex_lock(&pl->mu);
     while (!pl->done_reading) {
+        if (pl->write_failed && !pl->reading) {
+            /* Converting more would only fail to be written (a full disk,
+               a closed pipe): the batches read already are finished, no
+               more is read. */
+            pl->done_reading = true;
+            pl->s->stopped = input_left(pl->in);
+            pthread_cond_broadcast(&pl->work_cv);
+            if (pl->next_write == pl->next_fill) {
+                pthread_cond_signal(&pl->end_cv);
+            }
+            break;
+        }
         if (pl->reading || pl->next_fill - pl->next_write >= (unsigned long)pl->nring) {
             pl->waiting++;
             pthread_cond_wait(&pl->work_cv, &pl->mu);
@@ -990,6 +1022,10 @@ static int run_inline(const options *o, input *in, sinks *s)
     while ((f = fill_batch(in, &b)) > 0) {
         process_batch(ctx, &b);
         write_batch(s, &b);
+        if (s->write_failed) {
+            s->stopped = input_left(in); /* converting more would only fail to be written */
+            break;
+        }
         metrics_tick(o);
         if (o->progress && now_s() - last > 0.25) {
             progress(in, &s->total, t0, 0);
@@ -1333,7 +1369,8 @@ int main(int argc, char **argv)
         write_failed(&s, "quarantine records", s.qr_name, errno);
     }
     if (s.write_failed) {
-        fprintf(stderr, "pixelconv: %s\n", s.write_failure);
+        fprintf(stderr, "pixelconv: %s%s\n", s.write_failure,
+                s.stopped ? "; stopped there: the rest of the input was not converted" : "");
         rc = 1;
     }
 #ifdef PIXEL_HAVE_KAFKA
