@@ -59,6 +59,10 @@ if [ -w /dev/full ]; then
 import json, sys; sys.exit(0 if json.load(open('$T/stf'))['lines'] < 12 * 400 else 1)"
     done
 fi
+check "a stats file that cannot be written exits 1 before anything is converted" \
+    [ "$(status run -o "$T/ev0" -s "$T/no/such/dir/st" "$EX/sample.log")" = 1 ]
+check "... naming it and the reason, with no events written" \
+    sh -c "grep -q 'no/such/dir/st: No such file or directory' '$T/err' && [ ! -e '$T/ev0' ]"
 run -o "$T/ev" -q "$T/qr" -s "$T/st" "$EX/sample.log"
 check "the example's events are as expected" cmp -s "$T/ev" "$EX/expected/events.jsonl"
 check "the example's quarantine records are as expected" cmp -s "$T/qr" "$EX/expected/quarantine.jsonl"

@@ -1147,13 +1147,9 @@ static int run_explain(input *in, FILE *out)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-static int write_stats(const char *path, const counts *c)
+/* The counters as JSON to f (opened at the start, see main), then closed. */
+static int write_stats(FILE *f, const counts *c)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "pixelconv: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
     fprintf(f,
             "{\"lines\":%lu,\"events\":%lu,\"quarantined\":%lu,\"skipped\":%lu,\"dropped\":%lu,"
             "\"failed\":%lu,\"quarantine_codes\":{",
@@ -1307,7 +1303,7 @@ int main(int argc, char **argv)
     if (pixel_pipeline_load_file(&p, o.pipeline, NULL, &err) < 0) {
         char buf[1024];
         fprintf(stderr, "pixelconv: %s\n", pixel_error_format(&err, buf, sizeof(buf)));
-        return err.code == PIXEL_EIO ? 2 : 2;
+        return 2;
     }
     g_pipe = p;
     g_fixed_ms = o.fixed_ms;
@@ -1328,6 +1324,9 @@ int main(int argc, char **argv)
         die_usage("--kafka-set applies to --kafka only");
     }
     sinks s = {0};
+    /* Every output is opened before any input is read: a path that cannot be
+       written is said at once, not after the whole conversion. */
+    FILE *stats = o.stats ? open_out(o.stats, stdout) : NULL;
     s.ev = open_out(o.out, stdout);
     s.qr = open_out(o.quarantine, stderr);
     s.ev_name = s.ev == stdout ? "stdout" : o.out;
@@ -1410,7 +1409,8 @@ int main(int argc, char **argv)
             stderr, "pixelconv: %lu lines: %lu events, %lu quarantined, %lu skipped, %lu dropped\n",
             s.total.lines, s.total.events, s.total.quarantined, s.total.skipped, s.total.dropped);
     }
-    if (o.stats && write_stats(o.stats, &s.total) < 0) {
+    if (stats && write_stats(stats, &s.total) < 0) {
+        fprintf(stderr, "pixelconv: writing the stats to %s failed: %s\n", o.stats, strerror(errno));
         rc = 1;
     }
     free(in.carry);
