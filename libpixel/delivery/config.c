@@ -22,12 +22,9 @@ typedef struct walker {
     pixel_delivery_config *cfg;
 } walker;
 
-static int node_error(walker *w, const yaml_node_t *n, const char *pointer, const char *fmt,
-                      const char *arg)
+/* An error at node n, whose JSON Pointer is pointer (said apart from text). */
+static int node_error(walker *w, const yaml_node_t *n, const char *pointer, const char *text)
 {
-    char text[256];
-
-    snprintf(text, sizeof(text), fmt, arg);
     if (w->err != NULL && w->err->text[0] == '\0') {
         snprintf(w->err->pointer, sizeof(w->err->pointer), "%s", pointer);
         w->err->stage = PIXEL_STAGE_LOAD;
@@ -46,7 +43,7 @@ static int set_str(walker *w, const yaml_node_t *n, const char *ptr, char **dst)
     const char *v = scalar(n);
 
     if (v == NULL) {
-        return node_error(w, n, ptr, "%s: expected a string", ptr);
+        return node_error(w, n, ptr, "expected a string");
     }
     free(*dst);
     *dst = strdup(v);
@@ -99,7 +96,7 @@ static int parse_size(const char *s, uint64_t *out)
 static int set_size(walker *w, const yaml_node_t *n, const char *ptr, uint64_t *dst)
 {
     if (parse_size(scalar(n), dst) < 0) {
-        return node_error(w, n, ptr, "%s: expected a size in bytes (e.g. 67108864 or 64M)", ptr);
+        return node_error(w, n, ptr, "expected a size in bytes (e.g. 67108864 or 64M)");
     }
     return 0;
 }
@@ -124,7 +121,7 @@ static int parse_ms(const char *s, long *out)
 static int set_ms(walker *w, const yaml_node_t *n, const char *ptr, long *dst)
 {
     if (parse_ms(scalar(n), dst) < 0) {
-        return node_error(w, n, ptr, "%s: expected milliseconds (an integer, 0..86400000)", ptr);
+        return node_error(w, n, ptr, "expected milliseconds (an integer, 0..86400000)");
     }
     return 0;
 }
@@ -207,7 +204,7 @@ static int walk_map(walker *w, const yaml_node_t *map, const char *ptr, member_f
                     const char *expected)
 {
     if (map->type != YAML_MAPPING_NODE) {
-        return node_error(w, map, ptr, "%s: expected a mapping", ptr);
+        return node_error(w, map, ptr, "expected a mapping");
     }
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
@@ -218,14 +215,14 @@ static int walk_map(walker *w, const yaml_node_t *map, const char *ptr, member_f
         int rc;
 
         if (name == NULL) {
-            return node_error(w, k, ptr, "%s: expected a key name", ptr);
+            return node_error(w, k, ptr, "expected a key name");
         }
         snprintf(sub, sizeof(sub), "%s/%s", ptr, name);
         rc = fn(w, name, v, sub);
         if (rc > 0) {
             char text[200];
-            snprintf(text, sizeof(text), "%s: unknown key; expected one of: %s", sub, expected);
-            return node_error(w, k, sub, "%s", text);
+            snprintf(text, sizeof(text), "unknown key; expected one of: %s", expected);
+            return node_error(w, k, sub, text);
         }
         if (rc < 0) {
             return rc;
@@ -239,7 +236,7 @@ static int props_member(walker *w, const char *key, const yaml_node_t *v, const 
     const char *val = scalar(v);
 
     if (val == NULL) {
-        return node_error(w, v, ptr, "%s: expected a scalar librdkafka property value", ptr);
+        return node_error(w, v, ptr, "expected a scalar librdkafka property value");
     }
     if (add_prop(w->cfg, key, val, (long)v->start_mark.line + 1, (long)v->start_mark.column + 1) <
         0) {
@@ -274,7 +271,7 @@ static int kafka_member(walker *w, const char *key, const yaml_node_t *v, const 
             c->headers = b[0] == 't';
             return 0;
         }
-        return node_error(w, v, ptr, "%s: expected true or false", ptr);
+        return node_error(w, v, ptr, "expected true or false");
     } else if (strcmp(key, "properties") == 0) {
         return walk_map(w, v, ptr, props_member, "librdkafka properties");
     }
@@ -303,13 +300,13 @@ static int spool_member(walker *w, const char *key, const yaml_node_t *v, const 
         return set_size(w, v, ptr, &c->max_bytes);
     } else if (strcmp(key, "fsync") == 0) {
         if (parse_fsync(scalar(v), &c->fsync) < 0) {
-            return node_error(w, v, ptr, "%s: expected batch, always or never", ptr);
+            return node_error(w, v, ptr, "expected batch, always or never");
         }
         return 0;
     } else if (strcmp(key, "fsync_batch") == 0) {
         uint64_t n;
         if (parse_size(scalar(v), &n) < 0 || n == 0 || n > 1000000) {
-            return node_error(w, v, ptr, "%s: expected a record count (1..1000000)", ptr);
+            return node_error(w, v, ptr, "expected a record count (1..1000000)");
         }
         c->fsync_batch = (unsigned int)n;
         return 0;
@@ -374,32 +371,27 @@ static int config_check(pixel_delivery_config *c, const yaml_node_t *root, walke
 {
     if (c->brokers == NULL) {
         return node_error(w, root, "/delivery/kafka/brokers",
-                          "%s: missing; expected the bootstrap servers (host:port,...)",
-                          "/delivery/kafka/brokers");
+                          "missing; expected the bootstrap servers (host:port,...)");
     }
     if ((c->topic == NULL) == (c->topic_template == NULL)) {
         return node_error(w, root, "/delivery/kafka",
-                          "%s: expected exactly one of topic or topic_template", "/delivery/kafka");
+                          "expected exactly one of topic or topic_template");
     }
     if (c->topic_template != NULL && strstr(c->topic_template, "{type}") == NULL) {
         return node_error(w, root, "/delivery/kafka/topic_template",
-                          "%s: expected a template containing {type}",
-                          "/delivery/kafka/topic_template");
+                          "expected a template containing {type}");
     }
     if (c->spool_dir == NULL) {
         return node_error(w, root, "/delivery/spool/dir",
-                          "%s: missing; expected the spool directory (failover needs it)",
-                          "/delivery/spool/dir");
+                          "missing; expected the spool directory (failover needs it)");
     }
     if (c->q_topic != NULL && c->topic != NULL && strcmp(c->q_topic, c->topic) == 0) {
         return node_error(w, root, "/delivery/quarantine/topic",
-                          "%s: expected a topic other than the events' topic",
-                          "/delivery/quarantine/topic");
+                          "expected a topic other than the events' topic");
     }
     if (c->probe_initial_ms == 0 || c->probe_max_ms < c->probe_initial_ms) {
         return node_error(w, root, "/delivery/failover",
-                          "%s: expected 0 < probe_initial_ms <= probe_max_ms",
-                          "/delivery/failover");
+                          "expected 0 < probe_initial_ms <= probe_max_ms");
     }
     return 0;
 }
@@ -438,8 +430,7 @@ static int load_document(pixel_delivery_config **out, yaml_parser_t *parser, con
     w.err = err;
     w.cfg = c;
     if (section == NULL) {
-        rc = node_error(&w, root, "/delivery", "%s: missing; expected a delivery: section",
-                        "/delivery");
+        rc = node_error(&w, root, "/delivery", "missing; expected a delivery: section");
     } else {
         rc = walk_map(&w, section, "/delivery", delivery_member,
                       "kafka, quarantine, spool, failover");

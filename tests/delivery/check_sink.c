@@ -416,7 +416,11 @@ START_TEST(config_reports_bad_values_where_they_are)
                                                            strlen(cases[i].yaml), "c.yaml", &err),
                          PIXEL_ECONFIG);
         ck_assert_ptr_null(cfg);
-        ck_assert_msg(strstr(err.text, cases[i].needle) != NULL, "case %zu: %s", i, err.text);
+        /* the pointer (where) is said apart from the text (what), not twice */
+        ck_assert_msg(strstr(err.text, cases[i].needle) || strstr(err.pointer, cases[i].needle),
+                      "case %zu: at %s: %s", i, err.pointer, err.text);
+        ck_assert_msg(!err.pointer[0] || strstr(err.text, err.pointer) == NULL,
+                      "case %zu: at %s: %s", i, err.pointer, err.text);
         if (cases[i].line > 0) {
             ck_assert_msg(err.line == cases[i].line && err.column == cases[i].column,
                           "case %zu: %ld:%ld %s", i, err.line, err.column, err.text);
