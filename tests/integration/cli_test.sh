@@ -4,14 +4,7 @@
 set -u
 PIXELCONV="$PIXEL_BUILD_DIR/tools/pixelconv/pixelconv"
 EX="$PIXEL_SOURCE_DIR/examples/realestate"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { # description, then the condition as a command
-    desc=$1; shift
-    if "$@"; then echo "ok   $desc"; else echo "FAIL $desc"; fails=$((fails + 1)); fi
-}
-status() { "$@" >"$T/out" 2>"$T/err"; echo $?; }
+. "$PIXEL_SOURCE_DIR/tests/integration/checks.sh"
 
 check "--help exits 0 and documents the exit status" \
     sh -c "[ \$('$PIXELCONV' --help | grep -c 'Exit status') = 1 ]"

@@ -5,14 +5,7 @@ set -u
 VALIDATE="$PIXEL_BUILD_DIR/tools/pixel-validate/pixel-validate"
 SCHEMAS="$PIXEL_SOURCE_DIR/schemas/realestate"
 EX="$PIXEL_SOURCE_DIR/examples/realestate"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { # description, then the condition as a command
-    desc=$1; shift
-    if "$@"; then echo "ok   $desc"; else echo "FAIL $desc"; fails=$((fails + 1)); fi
-}
-status() { "$@" >"$T/out" 2>"$T/err"; echo $?; }
+. "$PIXEL_SOURCE_DIR/tests/integration/checks.sh"
 
 check "-s FILE that -r DIR also loads: the example's events are valid (0)" \
     [ "$(status "$VALIDATE" -r "$SCHEMAS" -s "$SCHEMAS/event.schema.json" --lines "$EX/expected/events.jsonl")" = 0 ]
