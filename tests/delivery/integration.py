@@ -431,6 +431,10 @@ def case_damaged():
     p = subprocess.run([e.spool_tool, "verify", os.path.join(e.spool, "damaged")],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     check(p.returncode == 1, f"verify of <spool>/damaged should report damage (exit 1), got {p.returncode}")
+    p = subprocess.run([e.spool_tool, "verify", os.path.join(e.spool, "nope")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(p.returncode == 2 and "nope: No such file or directory" in p.stderr.decode(),
+          f"verify of a missing path: exit {p.returncode}, {p.stderr.decode()}")
     print(f"ok: {len(lost)} damaged records reported and skipped, {len(got)} good records replayed")
     e.close(True)
 
@@ -517,6 +521,10 @@ def case_quarantine():
     dropped_now = int(re.search(r"(\d+) skipped/dropped", log).group(1))
     check(again == quarantined - missing_uid - dropped_now, f"{again} quarantined again, expected "
           f"{quarantined - missing_uid - dropped_now} ({dropped_now} crawlers dropped now)")
+    missing = os.path.join(e.dir, "no-such.jsonl")
+    p = subprocess.run([e.replay, "-c", fixed, "-q", missing], stderr=subprocess.PIPE)
+    check(p.returncode == 2 and f"cannot open {missing}: No such file or directory" in
+          p.stderr.decode(), f"a missing file: exit {p.returncode}, {p.stderr.decode()}")
     print(f"ok: {missing_uid} of {quarantined} quarantined lines recovered as events, "
           f"{again} quarantined again")
     e.close(True)

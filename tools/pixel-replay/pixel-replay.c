@@ -214,7 +214,7 @@ static int replay_quarantine(const char *pipeline_path, const pixel_delivery_con
         size_t cap = 0;
         ssize_t n;
         if (f == NULL) {
-            fprintf(stderr, "pixel-replay: cannot open %s\n", files[i]);
+            fprintf(stderr, "pixel-replay: cannot open %s: %s\n", files[i], strerror(errno));
             rc = 2;
             break;
         }

@@ -10,6 +10,7 @@
  *
  * Exit status: 0 all clean, 1 damage found, 2 usage or I/O error.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,7 +114,7 @@ static void do_path(const char *path, int inspect, int all, totals *t)
     size_t n;
 
     if (stat(path, &st) < 0) {
-        fprintf(stderr, "pixel-spool: %s: cannot stat\n", path);
+        fprintf(stderr, "pixel-spool: %s: %s\n", path, strerror(errno));
         t->error = 1;
         return;
     }
