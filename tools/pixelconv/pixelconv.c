@@ -591,6 +591,16 @@ static bool next_may_wait(const input *in)
     return false;
 }
 
+/* Whether the open input, a regular file, has been read to its end (for
+ * gzip: no compressed bytes left undecoded either). */
+static bool read_to_end(const input *in)
+{
+    struct stat st;
+    off_t at = lseek(in->fd, 0, SEEK_CUR);
+    return at >= 0 && fstat(in->fd, &st) == 0 && at >= st.st_size &&
+           !(in->gz && in->zstate != GZ_DONE && in->z.avail_in);
+}
+
 /*
  * Whether reading on after a batch may wait: the open input is not a
  * regular file, or it is one read to its end (its last compressed bytes
@@ -601,16 +611,8 @@ static bool next_may_wait(const input *in)
  */
 static bool rest_may_wait(const input *in)
 {
-    if (in->open) {
-        struct stat st;
-        if (!in->regular) {
-            return true;
-        }
-        off_t at = lseek(in->fd, 0, SEEK_CUR);
-        if (at < 0 || fstat(in->fd, &st) != 0 || at < st.st_size ||
-            (in->gz && in->zstate != GZ_DONE && in->z.avail_in)) {
-            return false;
-        }
+    if (in->open && (!in->regular || !read_to_end(in))) {
+        return !in->regular;
     }
     return next_may_wait(in);
 }
@@ -622,13 +624,7 @@ static bool input_left(const input *in)
     if (in->carry_len || in->next < in->nfiles || (in->nfiles == 0 && in->next == 0)) {
         return true;
     }
-    if (!in->open) {
-        return false;
-    }
-    struct stat st;
-    off_t at = lseek(in->fd, 0, SEEK_CUR);
-    return !in->regular || at < 0 || fstat(in->fd, &st) != 0 || at < st.st_size ||
-           (in->gz && in->zstate != GZ_DONE && in->z.avail_in);
+    return in->open && (!in->regular || !read_to_end(in));
 }
 
 /*
