@@ -1032,6 +1032,19 @@ static int fdatasync_slow(int fd)
  * next one as a success), so the lines it covered are acked as failed, once,
  * and the lines quarantined after it are synced and acked as durable.
  */
+/* Quarantine records from..to-1 (their tokens), then poll until all those
+ * acks came (5 s at most: the test's asserts tell what is missing). */
+static void quarantine_and_wait(pixel_sink *s, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        ck_assert_int_eq(pixel_sink_quarantine(s, "{}", 2, (void *)(uintptr_t)i, NULL), 0);
+    }
+    for (int tries = 0; A.n < to && tries < 5000; tries++) {
+        pixel_sink_poll(s, 0);
+        usleep(1000);
+    }
+}
+
 START_TEST(sink_fails_the_lines_a_failed_quarantine_fsync_covered)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -1039,24 +1052,12 @@ START_TEST(sink_fails_the_lines_a_failed_quarantine_fsync_covered)
 
     sync_calls = 0;
     pixel__sink_set_fdatasync(s, fdatasync_fails_once);
-    for (int i = 0; i < 16; i++) {
-        ck_assert_int_eq(pixel_sink_quarantine(s, "{}", 2, (void *)(uintptr_t)i, NULL), 0);
-    }
-    for (int tries = 0; A.n < 16 && tries < 5000; tries++) {
-        pixel_sink_poll(s, 0);
-        usleep(1000);
-    }
+    quarantine_and_wait(s, 0, 16);
     ck_assert_int_eq(A.failed, 16);
     ck_assert_int_eq(A.quarantined, 0);
     ck_assert_int_eq(sync_calls, 1);
     ck_assert_msg(strstr(lastlog, "fsync failed") != NULL, "last log: %s", lastlog);
-    for (int i = 16; i < 32; i++) {
-        ck_assert_int_eq(pixel_sink_quarantine(s, "{}", 2, (void *)(uintptr_t)i, NULL), 0);
-    }
-    for (int tries = 0; A.n < 32 && tries < 5000; tries++) {
-        pixel_sink_poll(s, 0);
-        usleep(1000);
-    }
+    quarantine_and_wait(s, 16, 32);
     ck_assert_int_eq(A.failed, 16);
     ck_assert_int_eq(A.quarantined, 16);
     for (int i = 0; i < 32; i++) {
