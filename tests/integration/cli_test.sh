@@ -41,15 +41,17 @@ if [ -w /dev/full ]; then
         [ "$(status run -o /dev/null -q /dev/full "$EX/sample.log")" = 1 ]
     check "... naming the quarantine records, not the events" \
         grep -qx "pixelconv: writing quarantine records to /dev/full failed: No space left on device" "$T/err"
-    # More than a batch (1 MiB): the conversion stops at the first failed
-    # write instead of converting the rest for nothing.
-    for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do cat "$EX/sample.log"; done >"$T/big.log"
+    # The conversion stops at the first failed write instead of converting
+    # the rest for nothing.  Reading runs at most the ring (4 batches of
+    # 1 MiB at -j 2) ahead of the first write, so the input is 10 MB: with
+    # 3 MB, -j 2 could read all of it before that write failed.
+    for _ in $(seq 40); do cat "$EX/sample.log"; done >"$T/big.log"
     for jobs in 1 2; do
         check "-j $jobs: a write that fails stops the conversion" \
             [ "$(status run -j $jobs -o /dev/full -q /dev/null -s "$T/stf" "$T/big.log")" = 1 ]
         check "... saying so" grep -q "No space left on device; stopped there: the rest of the input" "$T/err"
         check "... with less than the input converted" python3 -c "
-import json, sys; sys.exit(0 if json.load(open('$T/stf'))['lines'] < 12 * 400 else 1)"
+import json, sys; sys.exit(0 if json.load(open('$T/stf'))['lines'] < 40 * 400 else 1)"
     done
 fi
 check "a stats file that cannot be written exits 1 before anything is converted" \
