@@ -32,6 +32,8 @@
 
 #include <pixel/pixel.h>
 
+#include "../common/version.h"
+
 #include "../common/metrics.h"
 
 static volatile sig_atomic_t reload_requested;
@@ -157,6 +159,9 @@ int main(int argc, char **argv)
     time_t last = 0;
     struct sigaction sa;
 
+    if (tool_version_asked(argc, argv, "pixel-mmexternal")) {
+        return 0;
+    }
     int help = 0;
     while ((c = getopt_long(argc, argv, "m:p:M:h", longs, NULL)) != -1) {
         if (c == 'h') {
@@ -176,7 +181,8 @@ int main(int argc, char **argv)
               "[--module-path DIR[:DIR...]] PIPELINE.yaml\n"
               "rsyslog's mmexternal host: answers each input line with the JSON that sets\n"
               "$!pixel_outcome and $!pixel (the event or the quarantine record).  SIGHUP\n"
-              "reloads the pipeline.  See docs/deployment.md.\n",
+              "reloads the pipeline.  See docs/deployment.md.\n"
+              TOOL_VERSION_HELP,
               help ? stdout : stderr);
         return help ? 0 : 2;
     }

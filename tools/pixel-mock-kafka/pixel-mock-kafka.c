@@ -34,6 +34,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "../common/version.h"
+
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
@@ -52,7 +54,7 @@ static int usage_to(FILE *out, int status)
           "  -c FIFO             read commands from FIFO (created if missing) instead of stdin\n"
           "  -b FILE             also write the bootstrap servers to FILE\n"
           "The bootstrap servers are the first line of stdout.  Commands, one a line:\n"
-          "  down ID|all, up ID|all, rtt ID|all MS, quit\n",
+          "  down ID|all, up ID|all, rtt ID|all MS, quit\n" TOOL_VERSION_HELP,
           out);
     return status;
 }
@@ -138,6 +140,9 @@ int main(int argc, char **argv)
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mc;
+    if (tool_version_asked(argc, argv, "pixel-mock-kafka")) {
+        return 0;
+    }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
     }

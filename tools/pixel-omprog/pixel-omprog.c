@@ -62,6 +62,8 @@
 #include <pixel/pixel.h>
 #ifdef PIXEL_HAVE_DELIVERY
 #include <pixel/delivery.h>
+
+#include "../common/version.h"
 #endif
 
 #include "../common/metrics.h"
@@ -858,7 +860,8 @@ static int usage_to(FILE *out, int status)
           "  --reload-signal NAME    HUP (default), USR1 or USR2\n"
           "  --module-dir DIR        extra directory for interceptor modules\n"
           "  --begin-mark TEXT       rsyslog's beginTransactionMark (BEGIN TRANSACTION)\n"
-          "  --commit-mark TEXT      rsyslog's commitTransactionMark (COMMIT TRANSACTION)\n",
+          "  --commit-mark TEXT      rsyslog's commitTransactionMark (COMMIT TRANSACTION)\n"
+          TOOL_VERSION_HELP,
           out);
     return status;
 }
@@ -1064,6 +1067,9 @@ int main(int argc, char **argv)
                  .reload_signal = SIGHUP};
     host h = {.o = &o, .ev_fd = -1, .q_fd = -1, .next_token = 1};
     int rc = 0;
+    if (tool_version_asked(argc, argv, "pixel-omprog")) {
+        return 0;
+    }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
     }

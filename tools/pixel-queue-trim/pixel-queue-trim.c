@@ -42,6 +42,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/version.h"
+
 /* rsyslog's STREAMMODE_WRITE (runtime/stream.h) and file number width. */
 #define STREAMMODE_WRITE 2
 #define FNUM_DIGITS 8
@@ -327,10 +329,13 @@ int main(int argc, char **argv)
 {
     int i = 1, rc = 0;
 
+    if (tool_version_asked(argc, argv, "pixel-queue-trim")) {
+        return 0;
+    }
     if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         printf("usage: pixel-queue-trim [-n] QI_FILE...\n"
                "Cut an rsyslog disk queue back to what its .qi file records (run while rsyslog is "
-               "stopped).\n  -n  report only\n");
+               "stopped).\n  -n  report only\n" TOOL_VERSION_HELP);
         return 0;
     }
     if (i < argc && strcmp(argv[i], "-n") == 0) {

@@ -41,6 +41,8 @@
 
 #ifdef PIXEL_REPLAY_WITH_CORE
 #include <jansson.h>
+
+#include "../common/version.h"
 #endif
 
 static int verbose;
@@ -71,7 +73,8 @@ static int usage_to(FILE *out, int status)
           "  -q          the remaining arguments are quarantine files\n"
           "  -v          log more (to stderr)\n"
           "Exit status: 0 done; 1 damaged records skipped or refused records set aside;\n"
-          "2 usage or configuration error; 3 Kafka stopped confirming (run again later).\n",
+          "2 usage or configuration error; 3 Kafka stopped confirming (run again later).\n"
+          TOOL_VERSION_HELP,
           out);
     return status;
 }
@@ -303,6 +306,9 @@ int main(int argc, char **argv)
     const char *config = NULL, *brokers = NULL, *spool = NULL;
     int opt, quarantine = 0, rc;
     double num;
+    if (tool_version_asked(argc, argv, "pixel-replay")) {
+        return 0;
+    }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
     }

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/version.h"
+
 #include "pixel/spool.h"
 
 typedef struct totals {
@@ -144,7 +146,7 @@ static int usage_to(FILE *out, int status)
     fputs("usage: pixel-spool verify|inspect [--all] PATH...\n"
           "  verify   check every segment's framing and CRCs (read-only)\n"
           "  inspect  print records: segment, offset, kind, topic, key, type, value\n"
-          "  PATH     a spool directory or a segment file\n",
+          "  PATH     a spool directory or a segment file\n" TOOL_VERSION_HELP,
           out);
     return status;
 }
@@ -158,6 +160,9 @@ int main(int argc, char **argv)
 {
     totals t;
     int inspect, all = 0, first = 2;
+    if (tool_version_asked(argc, argv, "pixel-spool")) {
+        return 0;
+    }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         return usage_to(stdout, 0); /* help asked for: stdout, status 0 */
     }

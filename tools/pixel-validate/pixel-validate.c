@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/version.h"
+
 #include "pixel/pixel.h"
 #include "pixel/schema.h"
 #include "pixel/value.h"
@@ -38,7 +40,8 @@ static void usage(FILE *f)
           "                      [--draft 7|2019-09|2020-12] [--assert-format] [--lines]\n"
           "                      [--first] [--json] [--quiet] FILE...\n"
           "Checks JSON files (JSON Lines with --lines; - is stdin) against SCHEMA.\n"
-          "Exit status: 0 all valid, 1 some invalid, 2 bad schema or usage.\n",
+          "Exit status: 0 all valid, 1 some invalid, 2 bad schema or usage.\n"
+          TOOL_VERSION_HELP,
           f);
 }
 
@@ -248,6 +251,9 @@ int main(int argc, char **argv)
     size_t ndirs = 0, nmaps = 0;
     int draft = 0, lines = 0, c;
     opts o = {0, 0, 0};
+    if (tool_version_asked(argc, argv, "pixel-validate")) {
+        return 0;
+    }
     while ((c = getopt_long(argc, argv, "s:r:m:d:fl1jqh", longopts, NULL)) != -1) {
         switch (c) {
             case 's':
