@@ -116,6 +116,11 @@ int pixel__kafka_message_error(rd_kafka_resp_err_t e);
 /* The sink's current producer (tests inject errors through it); NULL if none. */
 rd_kafka_t *pixel__sink_kafka(pixel_sink *s);
 
+/* Tests: the function the sink makes a new producer with (rd_kafka_new by
+ * default; NULL restores it), to make re-creation after a fatal error fail. */
+void pixel__sink_set_kafka_new(pixel_sink *s,
+                               rd_kafka_t *(*fn)(rd_kafka_type_t, rd_kafka_conf_t *, char *, size_t));
+
 /* Tests: the function the sink fsyncs its quarantine file with (fdatasync
  * by default), to make it slow or fail; set before the first record. */
 void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd));

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "delivery_private.h"
@@ -170,6 +171,10 @@ struct pixel_sink {
     rd_kafka_headers_t *hl_defer[HL_DEFER]; /* hset_return_later() */
     int hl_defer_at;
     int purge_wanted, recreate_wanted, full_logged;
+    /* With recreate_wanted and no producer (creating one failed): when to
+     * try again.  The function that creates it (tests make it fail). */
+    int64_t restart_at_ms;
+    rd_kafka_t *(*kafka_new)(rd_kafka_type_t, rd_kafka_conf_t *, char *, size_t);
     unsigned int since_poll; /* records since the last rd_kafka_poll() */
     uint64_t inflight, spooled_since_switch;
     pixel_sink_stats st;
@@ -1000,7 +1005,7 @@ static int kafka_start(pixel_sink *s, pixel_error *err)
     rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
     rd_kafka_conf_set_error_cb(kc, on_error);
     rd_kafka_conf_set_log_cb(kc, on_log);
-    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, s->errbuf, sizeof(s->errbuf));
+    s->rk = s->kafka_new(RD_KAFKA_PRODUCER, kc, s->errbuf, sizeof(s->errbuf));
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(kc);
         return pixel__d_error(err, PIXEL_DELIVERY_EKAFKA, s->cfg->source, 0, 0,
@@ -1167,31 +1172,51 @@ static int kafka_put(pixel_sink *s, rd_kafka_topic_t *rkt, const pixel_spool_msg
     }
 }
 
-/* Recreate the producer after a fatal error; in-flight messages get spooled. */
+/*
+ * Recreate the producer after a fatal error; in-flight messages get spooled.
+ * When a new one cannot be made (out of memory, threads or descriptors),
+ * the sink stays on the spool and tries again after the probe penalty,
+ * growing as a probe's does; meanwhile serve() sleeps instead of polling.
+ */
 static void recreate(pixel_sink *s)
 {
     pixel_error e;
+    int again = s->rk == NULL;
 
-    s->recreate_wanted = 0;
-    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(s->rk, 0);
-    rd_kafka_flush(s->rk, 1000);
-    kafka_stop(s);
+    if (s->rk != NULL) {
+        rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(s->rk, 0);
+        rd_kafka_flush(s->rk, 1000);
+        kafka_stop(s);
+    }
     memset(&e, 0, sizeof(e));
     if (kafka_start(s, &e) != 0) {
-        logf_(s, PIXEL_LOG_ERR, "kafka: %s", e.text);
+        kafka_stop(s); /* topics of a half-made start */
+        if (again) {
+            s->penalty_ms = s->penalty_ms * 2 > s->cfg->probe_max_ms ? s->cfg->probe_max_ms
+                                                                     : s->penalty_ms * 2;
+        }
+        s->restart_at_ms = pixel__d_mono_ms() + s->penalty_ms;
+        logf_(s, PIXEL_LOG_ERR, "kafka: %s; records go to the spool; trying again in %ld ms",
+              e.text, s->penalty_ms);
+        return;
+    }
+    s->recreate_wanted = 0;
+    if (again) {
+        s->probe_at_ms = pixel__d_mono_ms(); /* the next record probes */
+        logf_(s, PIXEL_LOG_NOTICE, "kafka: producer created again; probing");
     }
 }
 
 /* Deferred work that must not run inside librdkafka's callbacks. */
 static void housekeeping(pixel_sink *s)
 {
-    if (s->purge_wanted) {
+    if (s->purge_wanted && s->rk != NULL) {
         s->purge_wanted = 0;
         /* Queued (not yet sent) messages: to the spool now, not at timeout. */
         rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
     }
-    if (s->recreate_wanted && s->rk != NULL) {
+    if (s->recreate_wanted && (s->rk != NULL || pixel__d_mono_ms() >= s->restart_at_ms)) {
         recreate(s);
     }
 }
@@ -1308,6 +1333,15 @@ static void serve(pixel_sink *s, int timeout_ms, bool flushing)
         rd_kafka_flush(s->rk, timeout_ms);
     } else if (s->rk != NULL) {
         rd_kafka_poll(s->rk, timeout_ms);
+    } else if (timeout_ms != 0) {
+        /* No producer (see recreate()): wait as a poll would, but not past
+         * the next try to make one. */
+        int64_t left = s->restart_at_ms - pixel__d_mono_ms();
+        int64_t ms = timeout_ms > 0 && timeout_ms < left ? timeout_ms : left;
+        if (ms > 0) {
+            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
     housekeeping(s);
     unpark(s);
@@ -1337,6 +1371,7 @@ PIXEL_API int pixel_sink_new(pixel_sink **out, const pixel_delivery_config *cfg,
     s->cfg = cfg;
     s->q_fd = -1;
     s->qs.fdatasync = fdatasync;
+    s->kafka_new = rd_kafka_new;
     if (opts != NULL) {
         s->o = *opts;
     }
@@ -1677,6 +1712,12 @@ PIXEL_API int pixel_sink_flush(pixel_sink *s, int timeout_ms, pixel_error *err)
                                   s->st.events_pending + s->st.quarantine_pending);
         }
     }
+}
+
+void pixel__sink_set_kafka_new(pixel_sink *s,
+                               rd_kafka_t *(*fn)(rd_kafka_type_t, rd_kafka_conf_t *, char *, size_t))
+{
+    s->kafka_new = fn != NULL ? fn : rd_kafka_new;
 }
 
 void pixel__sink_set_fdatasync(pixel_sink *s, int (*fn)(int fd))

@@ -42,6 +42,7 @@ static acks A;
 static pthread_t test_thread; /* acks must come on it, never on the sink's syncer */
 static int acks_elsewhere;
 static char lastlog[1024];
+static int create_failed_logs, created_again_logs;
 static int saw_backpressure_log;
 
 /* Values lent with pixel_sink_produce_lent(), by input ID: the ack scribbles
@@ -93,6 +94,11 @@ static void on_log(int level, const char *line, void *payload)
     }
     if (strstr(line, "back-pressure") != NULL) {
         saw_backpressure_log = 1;
+    }
+    if (strstr(line, "cannot create the producer") != NULL) {
+        create_failed_logs++;
+    } else if (strstr(line, "producer created again") != NULL) {
+        created_again_logs++;
     }
 }
 
@@ -875,6 +881,85 @@ START_TEST(sink_survives_a_fatal_producer_error)
     pixel_sink_free(s);
     ck_assert_int_eq(spooled_records(), A.spooled);
     /* Whatever the dead producer had not confirmed is in the spool. */
+    ck_assert_int_ge(consume_count("events") + A.spooled, id);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* rd_kafka_new() that fails while kafka_new_failures says so. */
+static int kafka_new_failures, kafka_new_calls;
+
+static rd_kafka_t *kafka_new_failing(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                                     size_t size)
+{
+    kafka_new_calls++;
+    if (kafka_new_failures > 0) {
+        kafka_new_failures--;
+        snprintf(errstr, size, "injected by the test");
+        return NULL;
+    }
+    return rd_kafka_new(type, conf, errstr, size);
+}
+
+/*
+ * After a fatal error the producer cannot be made again at first (twice
+ * here): the sink stays on the spool, waits in its polls instead of
+ * spinning, tries again after a growing penalty, and once a producer is
+ * made, probes and switches back; nothing is lost.
+ */
+START_TEST(sink_retries_a_producer_it_could_not_recreate)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink_stats st;
+    double wall, cpu;
+    int id = 0, tries;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "1000", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "2000", NULL), 0);
+    pixel_sink *s = sink(cfg);
+    pixel__sink_set_kafka_new(s, kafka_new_failing);
+    kafka_new_failures = 2;
+    kafka_new_calls = create_failed_logs = created_again_logs = 0;
+    for (; id < 50; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by the test"),
+                     0);
+    for (tries = 0; tries < 200 && pixel__sink_kafka(s) != NULL; tries++) {
+        pixel_sink_poll(s, 20);
+    }
+    ck_assert_ptr_null(pixel__sink_kafka(s));
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    ck_assert_int_eq(create_failed_logs, 1);
+    ck_assert_msg(strstr(lastlog, "trying again in 1000 ms") != NULL, "last log: %s", lastlog);
+
+    /* Without a producer a poll still waits (it returned at once, and the
+     * callers' loops spun), and records go to the spool. */
+    wall = clock_now(CLOCK_MONOTONIC);
+    cpu = clock_now(CLOCK_THREAD_CPUTIME_ID);
+    pixel_sink_poll(s, 300);
+    wall = clock_now(CLOCK_MONOTONIC) - wall;
+    cpu = clock_now(CLOCK_THREAD_CPUTIME_ID) - cpu;
+    ck_assert_double_ge(wall, 0.25);
+    ck_assert_msg(cpu < 0.25 * wall, "poll used %.3f s of CPU in %.3f s", cpu, wall);
+    for (int k = 0; k < 20; k++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+    }
+
+    /* The second try fails too (the penalty doubles), the third makes one. */
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
+    ck_assert_int_eq(kafka_new_calls, 3);
+    ck_assert_int_eq(create_failed_logs, 2);
+    ck_assert_int_eq(created_again_logs, 1);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.recoveries, 1);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
     ck_assert_int_ge(consume_count("events") + A.spooled, id);
     pixel_delivery_config_free(cfg);
 }
@@ -1773,6 +1858,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_poll_syncs_waiting_quarantine_lines_before_it_waits);
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
+    tcase_add_test(tk, sink_retries_a_producer_it_could_not_recreate);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
     tcase_add_test(tk, sink_headers_stay_right_through_failover_and_recreate);
