@@ -12,6 +12,7 @@
  * cyclic graphs.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,37 @@ static int oom(pixel_schema_registry *r)
     return pixel__error_set(r->err, PIXEL_ENOMEM, PIXEL_STAGE_LOAD, "out of memory");
 }
 
+/*
+ * A keyword whose value is not what it must be: the error points at the
+ * keyword (/name, or /name/key below it) and says what the value is.
+ */
+PIXEL_PRINTF(5, 6)
+static int kw_fail(cctx *c, const char *name, const char *key, const pixel_value *bad,
+                   const char *fmt, ...)
+{
+    char ptr[256], what[256], got[160];
+    va_list ap;
+
+    size_t o = (size_t)snprintf(ptr, sizeof(ptr), "/%s", name);
+    if (key != NULL && o + 1 < sizeof(ptr)) {
+        ptr[o++] = '/';
+        for (const char *k = key; *k && o + 2 < sizeof(ptr); k++) { /* RFC 6901 escapes */
+            if (*k == '~' || *k == '/') {
+                ptr[o++] = '~';
+                ptr[o++] = *k == '~' ? '0' : '1';
+            } else {
+                ptr[o++] = *k;
+            }
+        }
+        ptr[o] = '\0';
+    }
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    pixel__schema_describe(bad, got, sizeof(got));
+    return pixel__schema_fail(c->r, c->v, ptr, "%s, not %s", what, got);
+}
+
 static const pixel_value *kw(const cctx *c, const char *name)
 {
     return pixel__object_getn(c->v, name, strlen(name));
@@ -78,8 +110,8 @@ static const char *ptr_add(pixel_arena *a, const char *base, const char *key, si
 static snode *sub(cctx *c, const pixel_value *v, const char *k1, const char *k2, size_t k2len)
 {
     if (v->type != PIXEL_TYPE_OBJECT && v->type != PIXEL_TYPE_BOOL) {
-        pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must hold a schema (an object or a boolean)",
-                           k1);
+        kw_fail(c, k1, k2 ? pixel__arena_strndup(&c->r->arena, k2, k2len) : NULL, v,
+                "\"%s\" must hold a schema (an object or a boolean)", k1);
         return NULL;
     }
     const char *p = ptr_add(&c->r->arena, c->in->ptr, k1, strlen(k1));
@@ -97,7 +129,7 @@ static snode **sub_array(cctx *c, const pixel_value *a, const char *name, size_t
 {
     if (a->type != PIXEL_TYPE_ARRAY || (a->u.list.count == 0 && strcmp(name, "prefixItems") &&
                                         strcmp(name, "items"))) {
-        pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a non-empty array of schemas", name);
+        kw_fail(c, name, NULL, a, "\"%s\" must be a non-empty array of schemas", name);
         return NULL;
     }
     snode **out = pixel__arena_alloc(&c->r->arena, (a->u.list.count + 1) * sizeof(*out));
@@ -128,7 +160,7 @@ static int need_count(cctx *c, const pixel_value *v, const char *name, uint64_t 
         *out = v->u.num.d > 1.8e19 ? UINT64_MAX : (uint64_t)v->u.num.d;
         return 0;
     }
-    return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a non-negative integer", name);
+    return kw_fail(c, name, NULL, v, "\"%s\" must be a non-negative integer", name);
 }
 
 static int type_bit(const char *s, size_t n)
@@ -156,26 +188,29 @@ static int compile_type(cctx *c, const pixel_value *t, sop *op)
             return 0;
         }
     } else if (t->type == PIXEL_TYPE_ARRAY) {
-        for (const pixel_value *e = t->u.list.head; e; e = e->next) {
+        size_t i = 0;
+        for (const pixel_value *e = t->u.list.head; e; e = e->next, i++) {
             int b = e->type == PIXEL_TYPE_STRING ? type_bit(e->u.str.s, e->u.str.len) : 0;
             if (!b) {
-                op->u.types = 0;
-                break;
+                char idx[24];
+                snprintf(idx, sizeof(idx), "%zu", i);
+                return kw_fail(c, "type", idx, e,
+                               "a type in \"type\" must be one of null, boolean, integer, number, "
+                               "string, array, object");
             }
             op->u.types |= (unsigned)b;
         }
-        if (op->u.types || t->u.list.count == 0) {
-            return 0;
-        }
+        return 0;
     }
-    return pixel__schema_fail(c->r, c->v, "/type",
-                              "\"type\" must be a type name or an array of type names");
+    return kw_fail(c, "type", NULL, t,
+                   "\"type\" must be one of null, boolean, integer, number, string, array, "
+                   "object or an array of them");
 }
 
 static int compile_enum(cctx *c, const pixel_value *e, sop *op)
 {
     if (e->type != PIXEL_TYPE_ARRAY) {
-        return pixel__schema_fail(c->r, c->v, "/enum", "\"enum\" must be an array");
+        return kw_fail(c, "enum", NULL, e, "\"enum\" must be an array");
     }
     op->kind = OP_ENUM;
     size_t n = e->u.list.count;
@@ -255,14 +290,17 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     op->kw = "properties";
     op->u.obj = o;
     if (props && props->type != PIXEL_TYPE_OBJECT) {
-        return pixel__schema_fail(c->r, c->v, "/properties", "\"properties\" must be an object");
+        return kw_fail(c, "properties", NULL, props, "\"properties\" must be an object");
     }
     if (req && req->type != PIXEL_TYPE_ARRAY) {
-        return pixel__schema_fail(c->r, c->v, "/required", "\"required\" must be an array");
+        return kw_fail(c, "required", NULL, req, "\"required\" must be an array");
     }
-    for (const pixel_value *e = req ? req->u.list.head : NULL; e; e = e->next) {
+    size_t ri = 0;
+    for (const pixel_value *e = req ? req->u.list.head : NULL; e; e = e->next, ri++) {
         if (e->type != PIXEL_TYPE_STRING) {
-            return pixel__schema_fail(c->r, c->v, "/required", "\"required\" must list strings");
+            char idx[24];
+            snprintf(idx, sizeof(idx), "%zu", ri);
+            return kw_fail(c, "required", idx, e, "\"required\" must list strings");
         }
     }
     /* every name, declared or required, once: a table of them */
@@ -333,8 +371,8 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     pixel__free(canon);
     if (pats) {
         if (pats->type != PIXEL_TYPE_OBJECT) {
-            return pixel__schema_fail(c->r, c->v, "/patternProperties",
-                                      "\"patternProperties\" must be an object");
+            return kw_fail(c, "patternProperties", NULL, pats,
+                           "\"patternProperties\" must be an object");
         }
         o->has_patterns = true;
         o->npatterns = pats->u.list.count;
@@ -373,7 +411,7 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
 {
     /* mode 0: dependentRequired, 1: dependentSchemas, 2: draft-07 dependencies (either) */
     if (d->type != PIXEL_TYPE_OBJECT) {
-        return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be an object", name);
+        return kw_fail(c, name, NULL, d, "\"%s\" must be an object", name);
     }
     op->kind = mode == 0 ? OP_DEPREQUIRED : OP_DEPSCHEMAS;
     op->kw = name;
@@ -398,7 +436,8 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
             size_t j = 0;
             for (const pixel_value *e = m->u.list.head; e; e = e->next, j++) {
                 if (e->type != PIXEL_TYPE_STRING) {
-                    return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must list strings", name);
+                    return kw_fail(c, name, pixel__arena_strndup(&c->r->arena, m->key, m->klen),
+                                   e, "\"%s\" must list strings", name);
                 }
                 dp->names[j] = e->u.str.s;
                 dp->lens[j] = e->u.str.len;
@@ -409,7 +448,8 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
                 return -1;
             }
         } else {
-            return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must map to arrays", name);
+            return kw_fail(c, name, pixel__arena_strndup(&c->r->arena, m->key, m->klen), m,
+                           "\"%s\" must map to arrays", name);
         }
     }
     return 0;
@@ -419,7 +459,7 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
 static snode *resolve_ref(cctx *c, const pixel_value *ref, const char *name, const char **anchor)
 {
     if (ref->type != PIXEL_TYPE_STRING) {
-        pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a string", name);
+        kw_fail(c, name, NULL, ref, "\"%s\" must be a string", name);
         return NULL;
     }
     char *text = pixel__arena_strndup(&c->r->arena, ref->u.str.s, ref->u.str.len);
@@ -785,11 +825,10 @@ static int compile_validation(cctx *c, sop *ops, size_t *n)
             continue;
         }
         if (v->type != PIXEL_TYPE_INT && v->type != PIXEL_TYPE_NUMBER) {
-            return pixel__schema_fail(c->r, c->v, NULL, "\"%s\" must be a number", nums[i].name);
+            return kw_fail(c, nums[i].name, NULL, v, "\"%s\" must be a number", nums[i].name);
         }
         if (nums[i].kind == OP_MULTIPLEOF && pixel_value_number(v) <= 0) {
-            return pixel__schema_fail(c->r, c->v, "/multipleOf",
-                                      "\"multipleOf\" must be greater than 0");
+            return kw_fail(c, "multipleOf", NULL, v, "\"multipleOf\" must be greater than 0");
         }
         ops[*n].kind = nums[i].kind;
         ops[*n].kw = nums[i].name;

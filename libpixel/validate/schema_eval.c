@@ -215,7 +215,7 @@ static const char *type_name(const pixel_value *v)
 }
 
 /* "string \"12a\"", "integer 5", "object" ... */
-static void describe(const pixel_value *v, char *out, size_t cap)
+void pixel__schema_describe(const pixel_value *v, char *out, size_t cap)
 {
     switch (v->type) {
         case PIXEL_TYPE_STRING: {
@@ -1866,7 +1866,7 @@ __attribute__((noinline, cold)) static bool fail_op(ectx *x, const snode *n, con
 {
     char a[160], b[160];
     QUIET_FAIL(x);
-    describe(v, a, sizeof(a));
+    pixel__schema_describe(v, a, sizeof(a));
     switch (op->kind) {
         case OP_TYPE:
             types_str(op->u.types, b, sizeof(b));
@@ -1876,7 +1876,7 @@ __attribute__((noinline, cold)) static bool fail_op(ectx *x, const snode *n, con
             if (op->u.value->type == PIXEL_TYPE_OBJECT || op->u.value->type == PIXEL_TYPE_ARRAY) {
                 report(x, n, kp, "const", ip, "%s is not the constant value", a);
             } else {
-                describe(op->u.value, b, sizeof(b));
+                pixel__schema_describe(op->u.value, b, sizeof(b));
                 report(x, n, kp, "const", ip, "expected %s, got %s", b, a);
             }
             break;
@@ -2085,7 +2085,7 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
         if (n->boolean == 2) {
             char b[160];
             QUIET_FAIL(x);
-            describe(v, b, sizeof(b));
+            pixel__schema_describe(v, b, sizeof(b));
             report(x, n, kp, NULL, ip, "%s is not allowed here (the schema is false)", b);
             return false;
         }

@@ -232,6 +232,8 @@ sresource *pixel__schema_resource(pixel_schema_registry *r, const char *uri);
 const pixel_value *pixel__schema_lookup(pixel_schema_registry *r, const char *uri,
                                         sresource **res_out, const char **ptr_out);
 /* Report a compile/load error at a schema node (file + pointer). */
+/* A value in an error message: "string \"12a\"", "integer 5", "object" ... */
+void pixel__schema_describe(const pixel_value *v, char *out, size_t cap);
 int pixel__schema_fail(pixel_schema_registry *r, const pixel_value *at, const char *extra_ptr,
                        const char *fmt, ...) PIXEL_PRINTF(4, 5);
 

@@ -56,7 +56,19 @@ static void expect_load_error(const char *name, const char *pointer, const char 
 
 START_TEST(compile_rejects_an_unknown_type_name)
 {
-    expect_load_error("broken-type.json", "/properties/a/type", "type");
+    expect_load_error("broken-type.json", "/properties/a/type", "not string \"strin\"");
+}
+END_TEST
+
+/* Keyword errors point at the bad value and quote it (these schemas have no
+ * $schema, so no metaschema check comes first). */
+START_TEST(compile_errors_point_at_and_quote_the_bad_value)
+{
+    expect_load_error("broken-type-list.json", "/properties/a/type/1",
+                      "a type in \"type\" must be one of null, boolean, integer, number, string, "
+                      "array, object, not string \"strnig\"");
+    expect_load_error("broken-dependent-required.json", "/dependentRequired/a~1b",
+                      "\"dependentRequired\" must list strings, not integer 2");
 }
 END_TEST
 
@@ -1019,6 +1031,7 @@ static Suite *schema_suite(void)
     Suite *s = suite_create("schema");
     TCase *load_tc = tcase_create("load_errors");
     tcase_add_test(load_tc, compile_rejects_an_unknown_type_name);
+    tcase_add_test(load_tc, compile_errors_point_at_and_quote_the_bad_value);
     tcase_add_test(load_tc, compile_rejects_an_unresolvable_ref);
     tcase_add_test(load_tc, compile_rejects_an_unknown_dollar_schema);
     tcase_add_test(load_tc, compile_rejects_a_reference_cycle);
