@@ -39,10 +39,10 @@
 
 #include "pixel/delivery.h"
 
+#include "../common/version.h"
+
 #ifdef PIXEL_REPLAY_WITH_CORE
 #include <jansson.h>
-
-#include "../common/version.h"
 #endif
 
 static int verbose;
