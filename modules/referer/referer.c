@@ -105,6 +105,9 @@ typedef struct ref_way {
 #define REF_MAX 256
 #define NO_PART SIZE_MAX
 
+/* The longest scheme and authority of a page that is remembered. */
+#define PAGE_MEMO 64
+
 /* What the config decides and every instance of the entry reads: built by
  * the first create() and shared, read-only, from then on. */
 typedef struct referer_rules {
@@ -139,17 +142,23 @@ typedef struct referer_ctx {
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
     void *direct_image; /* {medium: direct} as a shape image, or NULL */
+    /* The page last split (see split_page()): its first memo_len bytes, up
+       to where its authority ends (0: none), where authority_of() found its
+       authority, and what split_url() found. */
+    char memo[PAGE_MEMO];
+    size_t memo_len, memo_auth, memo_host, memo_hostlen;
+    int memo_ok;
     size_t nsets;       /* 0: no cache */
     ref_way *sets;      /* nsets * WAYS */
-    uint64_t clock;
     /* Entries evicted while the current event was: freed at the first
        eviction on a later event (see retire()). */
     ref_entry **retired;
     size_t nretired, capretired;
     uint64_t retired_event; /* pixel_module_event_serial() when they were evicted */
     /* Written only by the thread that owns the instance (plain load + store),
-       read by stats() from any thread. */
-    atomic_ulong hits, misses, uncached;
+       read by stats() from any thread.  clock counts the lookups in the
+       cache, hits and misses, and stamps the ways they use. */
+    atomic_ulong clock, misses, uncached;
 } referer_ctx;
 
 static const pixel_module_option options[] = {
@@ -970,10 +979,12 @@ static void classify_ref(const referer_rules *r, const char *ref, size_t n, ref_
     }
 }
 
-static void count(atomic_ulong *c)
+/* c + 1, stored; the new value. */
+static inline unsigned long count(atomic_ulong *c)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    unsigned long v = atomic_load_explicit(c, memory_order_relaxed) + 1;
+    atomic_store_explicit(c, v, memory_order_relaxed);
+    return v;
 }
 
 /*
@@ -1019,13 +1030,12 @@ static const ref_entry *lookup_ref(referer_ctx *r, const pixel_module_event *ev,
         classify_ref(r->rules, ref, n, e);
         return e;
     }
-    uint64_t h = pixel_cache_hash(ref, n);
+    uint64_t h = pixel_cache_hash(ref, n), now = count(&r->clock);
     ref_way *set = r->sets + (size_t)(((h >> 32) * (uint64_t)r->nsets) >> 32) * WAYS;
     for (int w = 0; w < WAYS; w++) {
         ref_way *way = &set[w];
         if (way->hash == h && way->stamp && way->e->len == n && memcmp(way->e->ref, ref, n) == 0) {
-            way->stamp = ++r->clock;
-            count(&r->hits);
+            way->stamp = now;
             return way->e;
         }
     }
@@ -1067,8 +1077,46 @@ static const ref_entry *lookup_ref(referer_ctx *r, const pixel_module_event *ev,
         free(fresh);
         return e;
     }
-    *victim = (ref_way){h, ++r->clock, fresh};
+    *victim = (ref_way){h, now, fresh};
     return fresh;
+}
+
+/* split_url() of the page, whose authority starts at auth; remembered
+ * (page_memo()) when its scheme and authority are at most PAGE_MEMO bytes. */
+static int split_page(referer_ctx *r, const char *page, size_t pn, const char *auth, url *pu)
+{
+    int rc = split_url(page, pn, auth, pu);
+    size_t len = (size_t)(pu->rest - page);
+    if (len <= PAGE_MEMO) {
+        memcpy(r->memo, page, len);
+        r->memo_len = len;
+        r->memo_auth = (size_t)(auth - page);
+        r->memo_host = (size_t)(pu->host - page);
+        r->memo_hostlen = pu->hostlen;
+        r->memo_ok = rc == 0;
+    }
+    return rc;
+}
+
+/*
+ * The page starts with the scheme and authority remembered by split_page(),
+ * and its authority ends where that one did (at a '/', '?' or '#', or at
+ * its end): then authority_of() and split_url(), which read no further,
+ * would find what they found then: pu gets the host and the end of the
+ * authority (all that is read of a page's split).  Most pages of a site
+ * share their scheme and host.
+ */
+static inline int page_memo(const referer_ctx *r, const char *page, size_t pn, url *pu)
+{
+    size_t k = r->memo_len;
+    if (!k || pn < k || (pn > k && page[k] != '/' && page[k] != '?' && page[k] != '#') ||
+        memcmp(page, r->memo, k) != 0) {
+        return 0;
+    }
+    pu->host = page + r->memo_host;
+    pu->hostlen = r->memo_hostlen;
+    pu->rest = page + k;
+    return 1;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
@@ -1079,11 +1127,17 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     const pixel_value *base = r->base ? pixel_module_event_get(ev, r->base) : ev->event;
     const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
     const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
-    /* The page is an absolute URL with a host (split once, when first needed:
-       1 yes, -1 no, 0 not looked at yet). */
-    const char *page_auth = page ? authority_of(page, pn) : NULL;
-    int have_page = page_auth ? 0 : -1;
+    /* The page is an absolute URL with a host (split once, when first needed,
+       or known from the page before: 1 yes, -1 no, 0 not looked at yet). */
+    const char *page_auth = NULL;
+    int have_page = -1;
     url pu;
+    if (page && page_memo(r, page, pn, &pu)) {
+        page_auth = page + r->memo_auth;
+        have_page = r->memo_ok ? 1 : -1;
+    } else if (page && (page_auth = authority_of(page, pn))) {
+        have_page = 0;
+    }
     const char *medium = "unknown", *src = NULL, *host = NULL;
     size_t medium_len = 7, src_len = 0, host_len = 0;
     int internal = 0;
@@ -1105,7 +1159,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             internal = e->internal;
             /* internal_hosts first: then the page need not be split at all */
             if (!internal && have_page == 0) {
-                have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+                have_page = split_page(r, page, pn, page_auth, &pu) == 0 ? 1 : -1;
             }
             internal = internal || (have_page > 0 && pu.hostlen == host_len &&
                                     same_nocase(pu.host, host, host_len));
@@ -1134,7 +1188,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
                         : query_of(have_page > 0 ? pu.rest : page_auth, page + pn, &qn);
     if (q && paid_landing(r->rules, q, qn)) {
         if (have_page == 0) {
-            have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+            have_page = split_page(r, page, pn, page_auth, &pu) == 0 ? 1 : -1;
         }
         if (have_page > 0) {
             medium = "paid";
@@ -1167,8 +1221,10 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
 static int stats(void *instance, char *buf, size_t size)
 {
     referer_ctx *r = instance;
-    unsigned long h = atomic_load_explicit(&r->hits, memory_order_relaxed),
-                  m = atomic_load_explicit(&r->misses, memory_order_relaxed);
+    /* misses first: a lookup is counted before it is found to miss */
+    unsigned long m = atomic_load_explicit(&r->misses, memory_order_relaxed),
+                  all = atomic_load_explicit(&r->clock, memory_order_relaxed),
+                  h = all > m ? all - m : 0;
     int n = snprintf(buf, size, "hits=%lu misses=%lu uncached=%lu hit_rate=%.4f", h, m,
                      atomic_load_explicit(&r->uncached, memory_order_relaxed),
                      h + m ? (double)h / (double)(h + m) : 0.0);
