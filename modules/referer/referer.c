@@ -148,8 +148,8 @@ typedef struct referer_ctx {
     char memo[PAGE_MEMO];
     size_t memo_len, memo_auth, memo_host, memo_hostlen;
     int memo_ok;
-    size_t nsets;       /* 0: no cache */
-    ref_way *sets;      /* nsets * WAYS */
+    size_t nsets;  /* 0: no cache */
+    ref_way *sets; /* nsets * WAYS */
     /* Entries evicted while the current event was: freed at the first
        eviction on a later event (see retire()). */
     ref_entry **retired;
@@ -171,8 +171,8 @@ static const pixel_module_option options[] = {
     {"paid_parameters", PIXEL_OPT_LIST, NULL,
      "landing page parameters that mean paid (default gclid, msclkid, dclid, gbraid, wbraid)", 0},
     {"direct", PIXEL_OPT_BOOL, "true", "write medium 'direct' when there is no referer", 0},
-    {"cache_size", PIXEL_OPT_INT, "1024", "referer strings kept in each instance's cache (0: no cache)",
-     0},
+    {"cache_size", PIXEL_OPT_INT, "1024",
+     "referer strings kept in each instance's cache (0: no cache)", 0},
     {NULL, 0, NULL, NULL, 0},
 };
 

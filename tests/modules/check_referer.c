@@ -133,48 +133,63 @@ static unsigned pick_k(uint64_t *s)
     return rng_next(s) % 2 ? (unsigned)(rng_next(s) % 4) : (unsigned)(rng_next(s) % 2000);
 }
 
+/* Referers and pages, most with a number (%u) that makes each one of a few
+ * popular strings or one of many rare ones (the forms without one ignore
+ * it). */
+static const char *const ref_forms[] = {
+    "https://www.google.com/search?q=term+%u&hl=en",
+    "https://www.google.co.uk/",
+    "https://yandex.ru/search/?text=%%D0%%B4%%D0%%BE%%D0%%BC%u",
+    "https://m.facebook.com/story.php?id=%u",
+    "https://mail.google.com/mail/u/%u/",
+    "https://blog%u.example.org/post", /* internal_hosts */
+    "https://www.example.com/p%u",     /* the page's host, on most pages */
+    "https://news%u.example.net/item?id=1",
+    "not-a-url-%u",
+    "https://WWW.Google.com/search?q=Caps%u",
+    "https://user@www.google.com:443/search?q=x%u",
+    "https://www.google.com/search?q=%%FF%u", /* a term that is not UTF-8 */
+    "https://www.googleadservices.com/pagead/aclk?sa=%u",
+    "https://www.google.com/search?q=a#q=%u",
+    "https://www.google.com",
+    "", /* direct */
+};
+static const char *const page_forms[] = {
+    "https://www.example.com/home/%u",
+    "https://www.example.com/home/%u?gclid=abc",
+    "https://www.example.com/s?utm_medium=cpc&utm_source=%u",
+    "https://www.example.com/x#frag?gclid=%u",
+    "https://m.example.com/home/%u",
+    "https://www.example.com:8443/a%u",
+    "https://www.example.com.evil.net/a%u",
+    "https://u@www.google.com/a?gclid=%u",
+    "https://www.google.com/maps/%u",
+    "https://www.example.com",
+    "https://www.example.com?msclkid=%u",
+    "no-scheme-page-%u",
+    "https://www.example.com/home/%u",
+    NULL, /* no page */
+};
+
 static char *make_line(uint64_t *s)
 {
-    char ref[600], page[200], longpart[320];
-    unsigned k = pick_k(s);
-    memset(longpart, 'y', 300);
-    longpart[300] = '\0';
-    switch (rng_next(s) % 16) {
-    case 0: snprintf(ref, sizeof(ref), "https://www.google.com/search?q=term+%u&hl=en", k); break;
-    case 1: snprintf(ref, sizeof(ref), "https://www.google.co.uk/"); break;
-    case 2: snprintf(ref, sizeof(ref), "https://yandex.ru/search/?text=%%D0%%B4%%D0%%BE%%D0%%BC%u", k); break;
-    case 3: snprintf(ref, sizeof(ref), "https://m.facebook.com/story.php?id=%u", k); break;
-    case 4: snprintf(ref, sizeof(ref), "https://mail.google.com/mail/u/%u/", k); break;
-    case 5: snprintf(ref, sizeof(ref), "https://blog%u.example.org/post", k); break;
-    case 6: snprintf(ref, sizeof(ref), "https://www.example.com/p%u", k); break;
-    case 7: snprintf(ref, sizeof(ref), "https://news%u.example.net/item?id=1", k); break;
-    case 8: snprintf(ref, sizeof(ref), "not-a-url-%u", k); break;
-    case 9: snprintf(ref, sizeof(ref), "https://WWW.Google.com/search?q=Caps%u", k); break;
-    case 10: snprintf(ref, sizeof(ref), "https://user@www.google.com:443/search?q=x%u", k); break;
-    case 11: snprintf(ref, sizeof(ref), "https://www.google.com/search?x=%s&q=long%u", longpart, k); break;
-    case 12: snprintf(ref, sizeof(ref), "https://www.google.com/search?q=%%FF%u", k); break;
-    case 13: snprintf(ref, sizeof(ref), "https://www.googleadservices.com/pagead/aclk?sa=%u", k); break;
-    case 14: snprintf(ref, sizeof(ref), "https://www.google.com/search?q=a#q=%u", k); break;
-    default: snprintf(ref, sizeof(ref), "%s", k % 2 ? "" : "https://www.google.com"); break;
+    char ref[600], page[200];
+    size_t nr = sizeof(ref_forms) / sizeof(ref_forms[0]);
+    size_t np = sizeof(page_forms) / sizeof(page_forms[0]);
+    size_t i = (size_t)(rng_next(s) % (nr + 1));
+    if (i == nr) { /* too long to cache */
+        char y[301];
+        memset(y, 'y', 300);
+        y[300] = '\0';
+        snprintf(ref, sizeof(ref), "https://www.google.com/search?x=%s&q=long%u", y, pick_k(s));
+    } else {
+        snprintf(ref, sizeof(ref), ref_forms[i], pick_k(s));
     }
-    unsigned j = pick_k(s);
-    const char *pg = page;
-    switch (rng_next(s) % 14) {
-    case 0: snprintf(page, sizeof(page), "https://www.example.com/home/%u?gclid=abc", j); break;
-    case 1: snprintf(page, sizeof(page), "https://www.example.com/s?utm_medium=cpc&utm_source=%u", j); break;
-    case 2: snprintf(page, sizeof(page), "https://www.example.com/x#frag?gclid=%u", j); break;
-    case 3: snprintf(page, sizeof(page), "https://m.example.com/home/%u", j); break;
-    case 4: snprintf(page, sizeof(page), "https://www.example.com:8443/a%u", j); break;
-    case 5: snprintf(page, sizeof(page), "https://www.example.com.evil.net/a%u", j); break;
-    case 6: snprintf(page, sizeof(page), "https://u@www.google.com/a?gclid=%u", j); break;
-    case 7: snprintf(page, sizeof(page), "https://www.google.com/maps/%u", j); break;
-    case 8: snprintf(page, sizeof(page), "https://www.example.com"); break;
-    case 9: snprintf(page, sizeof(page), "https://www.example.com?msclkid=%u", j); break;
-    case 10: snprintf(page, sizeof(page), "no-scheme-page-%u", j); break;
-    case 11: pg = NULL; break;
-    default: snprintf(page, sizeof(page), "https://www.example.com/home/%u", j); break;
+    const char *pf = page_forms[rng_next(s) % np];
+    if (pf) {
+        snprintf(page, sizeof(page), pf, pick_k(s));
     }
-    return line_of(pg, ref);
+    return line_of(pf ? page : NULL, ref);
 }
 
 #define NLINES 6000
@@ -255,8 +270,10 @@ START_TEST(the_same_results_with_the_cache_off_tiny_small_and_default)
     /* What the lines were: every medium, terms, paid with and without a
        source, and direct. */
     static const char *const expect[] = {
-        "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"www.google.com\",\"term\":\"term ",
-        "\"referer\":{\"medium\":\"search\",\"source\":\"Yandex\",\"host\":\"yandex.ru\",\"term\":\"дом",
+        "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"www.google.com\","
+        "\"term\":\"term ",
+        "\"referer\":{\"medium\":\"search\",\"source\":\"Yandex\",\"host\":\"yandex.ru\",\"term\":"
+        "\"дом",
         "\"referer\":{\"medium\":\"social\",\"source\":\"Facebook\"",
         "\"referer\":{\"medium\":\"email\",\"source\":\"Gmail\"",
         "\"referer\":{\"medium\":\"internal\",\"host\":\"www.example.com\"}",
@@ -264,11 +281,14 @@ START_TEST(the_same_results_with_the_cache_off_tiny_small_and_default)
         "\"referer\":{\"medium\":\"internal\",\"host\":\"blog",
         "\"referer\":{\"medium\":\"unknown\",\"host\":\"news",
         "\"referer\":{\"medium\":\"unknown\"}",
-        "\"referer\":{\"medium\":\"paid\",\"source\":\"Google\",\"host\":\"www.google.com\",\"term\":\"term ",
+        "\"referer\":{\"medium\":\"paid\",\"source\":\"Google\",\"host\":\"www.google.com\","
+        "\"term\":\"term ",
         "\"referer\":{\"medium\":\"paid\",\"host\":\"news",
         "\"referer\":{\"medium\":\"paid\",\"source\":\"Google Ads\"",
-        "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"WWW.Google.com\",\"term\":\"Caps",
-        "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"www.google.com\",\"term\":\"long",
+        "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"WWW.Google.com\","
+        "\"term\":\"Caps",
+        "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"www.google.com\","
+        "\"term\":\"long",
         "\"referer\":{\"medium\":\"search\",\"source\":\"Google\",\"host\":\"www.google.com\"}",
         "\"referer\":{\"medium\":\"direct\"}",
         "\"referer\":{\"medium\":\"paid\"}",
@@ -282,7 +302,7 @@ START_TEST(the_same_results_with_the_cache_off_tiny_small_and_default)
     }
     /* The tiny cache really evicted, and still hit; no cache: no lookups. */
     ck_assert_uint_gt(stat_sum(tiny, "misses", NULL), 2000);
-    ck_assert_uint_gt(stat_sum(tiny, "hits", NULL), 100);
+    ck_assert_uint_gt(stat_sum(tiny, "hits", NULL), 20);
     ck_assert_uint_gt(stat_sum(dflt, "hits", NULL), stat_sum(tiny, "hits", NULL));
     ck_assert_uint_eq(stat_sum(off, "hits", NULL) + stat_sum(off, "misses", NULL), 0);
     ck_assert_uint_gt(stat_sum(off, "uncached", NULL), NLINES / 2);
@@ -305,11 +325,12 @@ START_TEST(a_line_after_many_gives_what_it_gives_alone)
     char **lines = make_lines(0x2545f4914f6cdd1dull);
     pixel_pipeline *tiny = load("cache_size: 4"), *dflt = load(NULL);
     char **t = run_all(tiny, lines, NLINES), **d = run_all(dflt, lines, NLINES);
-    for (int i = 0; i < NLINES; i += 29) {
+    for (int i = 0; i < NLINES; i++) {
         pixel_pipeline *alone = load(i % 2 ? "cache_size: 0" : NULL);
         char **want = run_all(alone, &lines[i], 1);
-        assert_same(&t[i], want, 1, "cache_size 4 against the line alone", &lines[i]);
-        assert_same(&d[i], want, 1, "the default cache against the line alone", &lines[i]);
+        ck_assert_msg(strcmp(t[i], want[0]) == 0 && strcmp(d[i], want[0]) == 0,
+                      "line %d (%s):\n  cache_size 4  %s\n  the default   %s\n  alone         %s",
+                      i, lines[i], t[i], d[i], want[0]);
         free_lines(want, 1);
         pixel_pipeline_free(alone);
     }
@@ -354,7 +375,7 @@ static void repeats_hit_after(const char *config, int distinct)
 
 START_TEST(a_repeat_after_more_strings_than_the_cache_holds_is_a_hit)
 {
-    repeats_hit_after(NULL, 3000);           /* the default: 1,024 */
+    repeats_hit_after(NULL, 3000); /* the default: 1,024 */
     repeats_hit_after("cache_size: 16", 500);
 }
 END_TEST
@@ -382,7 +403,7 @@ typedef struct job {
     const pixel_pipeline *p;
     char **lines;
     char **want;
-    int bad; /* the first line that differed, + 1 */
+    int bad;        /* the first line that differed, + 1 */
     pixel_ctx *ctx; /* freed once the stats are read */
 } job;
 
@@ -425,7 +446,7 @@ static void threads_agree(const char *config)
     /* Each thread had its own instance (while its context lives), and their
        caches were used. */
     int instances = 0;
-    ck_assert_uint_gt(stat_sum(p, "hits", &instances), (unsigned long)NTHREADS * 100);
+    ck_assert_uint_gt(stat_sum(p, "hits", &instances), (unsigned long)NTHREADS * 50);
     ck_assert_int_ge(instances, NTHREADS);
     for (int i = 0; i < NTHREADS; i++) {
         pixel_ctx_free(jobs[i].ctx);
@@ -484,12 +505,12 @@ static char *enrich_many(const pixel_pipeline *p, pixel_ctx *ctx, const char *co
 START_TEST(results_outlive_evictions_within_one_event)
 {
     static const char *const refs[] = {
-        "https://www.google.com/",         "https://m.facebook.com/a",
-        "https://mail.google.com/mail/",   "https://blog.example.org/x",
-        "https://one.example.net/",        "https://www.google.co.uk/",
-        "https://two.example.net/",        "https://yandex.ru/",
-        "https://three.example.net/",      "https://www.googleadservices.com/",
-        "https://four.example.net/",       "https://five.example.net/",
+        "https://www.google.com/",       "https://m.facebook.com/a",
+        "https://mail.google.com/mail/", "https://blog.example.org/x",
+        "https://one.example.net/",      "https://www.google.co.uk/",
+        "https://two.example.net/",      "https://yandex.ru/",
+        "https://three.example.net/",    "https://www.googleadservices.com/",
+        "https://four.example.net/",     "https://five.example.net/",
     };
     const int n = (int)(sizeof(refs) / sizeof(refs[0]));
     pixel_pipeline *cached = load("cache_size: 4"), *plain = load("cache_size: 0");
@@ -498,7 +519,8 @@ START_TEST(results_outlive_evictions_within_one_event)
         char *got = enrich_many(cached, a, refs, n);
         char *want = enrich_many(plain, b, refs, n);
         ck_assert_str_eq(got, want);
-        ck_assert_ptr_nonnull(strstr(want, "\"r11\":{\"medium\":\"unknown\",\"host\":\"five.example.net\"}"));
+        ck_assert_ptr_nonnull(
+            strstr(want, "\"r11\":{\"medium\":\"unknown\",\"host\":\"five.example.net\"}"));
         free(got);
         free(want);
     }
