@@ -479,7 +479,6 @@ static char *enrich_many(const pixel_pipeline *p, pixel_ctx *ctx, const char *co
     char *l = line_of("https://www.example.com/a", "https://start.example.net/");
     pixel_error_clear(&err);
     ck_assert_int_eq(pixel_parse(p, ctx, l, strlen(l), &oc, &err), 0);
-    free(l);
     ck_assert_int_eq(pixel_map(p, ctx, &oc, &err), 0);
     pixel_value *ev = pixel_ctx_event(ctx);
     for (int k = 0; k < n; k++) {
@@ -499,7 +498,9 @@ static char *enrich_many(const pixel_pipeline *p, pixel_ctx *ctx, const char *co
     size_t len = 0;
     const char *json = pixel_ctx_output(ctx, p, &len);
     ck_assert_ptr_nonnull(json);
-    return strndup(json, len);
+    char *copy = strndup(json, len);
+    free(l); /* the record pointed into it until now */
+    return copy;
 }
 
 START_TEST(results_outlive_evictions_within_one_event)
