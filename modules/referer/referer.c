@@ -16,12 +16,18 @@
  * gclid) or utm_medium=cpc/ppc/paid turns the medium into paid, keeping the
  * source.  The result goes to `into`: {medium, source, host, term}.
  *
- * The table is read-only after create(): one shared instance.  What a
+ * Instances are per thread (PIXEL_MODULE_PER_THREAD).  The table (sources,
+ * domains and their host index), internal_hosts and paid_parameters are
+ * read-only once built, and shared by the instances of one module entry:
+ * the loader gives them all the same config object, so the first create()
+ * builds them under that key and the others take a reference.  What a
  * referer string alone decides (its host, internal_hosts, the table's entry,
- * where its query is) is cached by the exact string, in slots that threads
- * fill once and never change (see ref_entry): the same few referers come
- * back on most lines.
+ * where its query is) is cached by the exact string in each instance's own
+ * cache, a set-associative table with LRU replacement within a set, so the
+ * cache follows the traffic however long the process runs, and a hit takes
+ * no lock and writes nothing another thread reads.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,11 +74,10 @@ typedef struct host_slot {
  * source has parameters (the term itself is decoded on each line, into the
  * line's arena).  Offsets are into the string, so a result built on a line
  * has the event's own bytes as its host; the image's host points into the
- * entry's copy, which lives as long as the instance.  Immutable once
- * published in a slot.
+ * entry's copy of the string.  Immutable once in the cache; freed only
+ * after no event can point into it any more (see retire()).
  */
 typedef struct ref_entry {
-    uint64_t hash;
     const domain *d; /* the table's entry, or NULL */
     size_t len;
     size_t host_off; /* NO_PART: not an absolute URL with a host */
@@ -87,16 +92,28 @@ typedef struct ref_entry {
     char ref[]; /* len bytes */
 } ref_entry;
 
-/* The cache: REF_SLOTS slots, each empty or holding an entry for good.  A
- * string goes to the first empty one of its two slots (h, h + 1); a thread
- * publishes an entry with a compare-and-swap from NULL and readers load it
- * with acquire, so no lock and no entry is ever freed before destroy().
- * Strings longer than REF_MAX are not cached. */
-#define REF_SLOTS 1024
-#define REF_MAX   256
-#define NO_PART   SIZE_MAX
+/* A way of a cache set: the entry and its string's hash, and when it was
+ * last used (0: the way is empty). */
+typedef struct ref_way {
+    uint64_t hash;
+    uint64_t stamp;
+    ref_entry *e;
+} ref_way;
 
-typedef struct referer_ctx {
+/* Ways per set; strings longer than REF_MAX are not cached. */
+#define WAYS    4
+#define REF_MAX 256
+#define NO_PART SIZE_MAX
+
+/* The longest scheme and authority of a page that is remembered. */
+#define PAGE_MEMO 64
+
+/* What the config decides and every instance of the entry reads: built by
+ * the first create() and shared, read-only, from then on. */
+typedef struct referer_rules {
+    const void *key; /* the entry's config (an identity, never read) */
+    int refs;        /* under rules_lock */
+    struct referer_rules *next;
     source *sources;
     size_t nsources, capsources;
     domain *domains; /* sorted by host */
@@ -108,6 +125,14 @@ typedef struct referer_ctx {
     char **paid;
     size_t npaid, *paid_len;
     uint64_t paid_lens; /* bit n: some paid parameter is n bytes long (bit 63: 63 or more) */
+} referer_rules;
+
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+static referer_rules *all_rules;
+
+/* An instance: one context's paths, shape and cache. */
+typedef struct referer_ctx {
+    referer_rules *rules;
     char *into;
     /* `from` and `page_url`, compiled: their common prefix of whole segments
        (page) looked up once, or NULL, and the rest of each */
@@ -116,8 +141,24 @@ typedef struct referer_ctx {
     pixel_module_event_path *into_path;
     pixel_module_shape *shape; /* {medium, source, host, term} */
     int direct;
-    void *direct_image;          /* {medium: direct} as a shape image, or NULL */
-    _Atomic(ref_entry *) *cache; /* REF_SLOTS */
+    void *direct_image; /* {medium: direct} as a shape image, or NULL */
+    /* The page last split (see split_page()): its first memo_len bytes, up
+       to where its authority ends (0: none), where authority_of() found its
+       authority, and what split_url() found. */
+    char memo[PAGE_MEMO];
+    size_t memo_len, memo_auth, memo_host, memo_hostlen;
+    int memo_ok;
+    size_t nsets;  /* 0: no cache */
+    ref_way *sets; /* nsets * WAYS */
+    /* Entries evicted while the current event was: freed at the first
+       eviction on a later event (see retire()). */
+    ref_entry **retired;
+    size_t nretired, capretired;
+    uint64_t retired_event; /* pixel_module_event_serial() when they were evicted */
+    /* Written only by the thread that owns the instance (plain load + store),
+       read by stats() from any thread.  clock counts the lookups in the
+       cache, hits and misses, and stamps the ways they use. */
+    atomic_ulong clock, misses, uncached;
 } referer_ctx;
 
 static const pixel_module_option options[] = {
@@ -130,6 +171,8 @@ static const pixel_module_option options[] = {
     {"paid_parameters", PIXEL_OPT_LIST, NULL,
      "landing page parameters that mean paid (default gclid, msclkid, dclid, gbraid, wbraid)", 0},
     {"direct", PIXEL_OPT_BOOL, "true", "write medium 'direct' when there is no referer", 0},
+    {"cache_size", PIXEL_OPT_INT, "1024",
+     "referer strings kept in each instance's cache (0: no cache)", 0},
     {NULL, 0, NULL, NULL, 0},
 };
 
@@ -187,7 +230,7 @@ static int strings(yaml_document_t *d, yaml_node_t *seq, char ***out, size_t *n)
     return 0;
 }
 
-static int add_source(referer_ctx *r, yaml_document_t *d, const char *medium, const char *name,
+static int add_source(referer_rules *r, yaml_document_t *d, const char *medium, const char *name,
                       yaml_node_t *def)
 {
     if (r->nsources == r->capsources) {
@@ -248,7 +291,7 @@ static int by_host(const void *a, const void *b)
 
 /* The slot of host (n bytes, hash h): its entry, or the empty slot where it
  * would go. */
-static host_slot *slot_of(const referer_ctx *r, const char *host, size_t n, uint64_t h)
+static host_slot *slot_of(const referer_rules *r, const char *host, size_t n, uint64_t h)
 {
     size_t mask = r->nindex - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
@@ -261,7 +304,7 @@ static host_slot *slot_of(const referer_ctx *r, const char *host, size_t n, uint
 
 /* The host index over the sorted table: each distinct host once, with the
  * entry bsearch() finds for it. */
-static int build_index(referer_ctx *r)
+static int build_index(referer_rules *r)
 {
     size_t n = 16;
     while (n < 2 * r->ndomains) {
@@ -285,7 +328,7 @@ static int build_index(referer_ctx *r)
     return 0;
 }
 
-static int load_table(referer_ctx *r, const pixel_module_config *cfg, pixel_error *err)
+static int load_table(referer_rules *r, const pixel_module_config *cfg, pixel_error *err)
 {
     const char *file = pixel_module_config_string(cfg, "table");
     FILE *f = fopen(file, "rb");
@@ -352,12 +395,8 @@ static void free_list(char **v, size_t n)
     free(v);
 }
 
-static void destroy(void *instance)
+static void rules_free(referer_rules *r)
 {
-    referer_ctx *r = instance;
-    if (!r) {
-        return;
-    }
     for (size_t i = 0; i < r->nsources; i++) {
         free(r->sources[i].medium);
         free(r->sources[i].name);
@@ -373,16 +412,110 @@ static void destroy(void *instance)
     free(r->internal_len);
     pixel_module_strings_free(r->paid);
     free(r->paid_len);
+    free(r);
+}
+
+/* internal_hosts and paid_parameters, lower case, with their lengths. */
+static int load_lists(referer_rules *r, const pixel_module_config *cfg)
+{
+    static const char *const paid[] = {"gclid", "msclkid", "dclid", "gbraid", "wbraid", NULL};
+    r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
+    r->paid = pixel_module_config_strings(cfg, "paid_parameters", paid, &r->npaid);
+    if (!r->internal || !r->paid || !(r->internal_len = calloc(r->ninternal + 1, sizeof(size_t))) ||
+        !(r->paid_len = calloc(r->npaid + 1, sizeof(size_t)))) {
+        return PIXEL_ENOMEM;
+    }
+    for (size_t i = 0; i < r->ninternal; i++) {
+        lower(r->internal[i]);
+        r->internal_len[i] = strlen(r->internal[i]);
+    }
+    for (size_t i = 0; i < r->npaid; i++) {
+        lower(r->paid[i]);
+        r->paid_len[i] = strlen(r->paid[i]);
+        r->paid_lens |= (uint64_t)1 << (r->paid_len[i] < 63 ? r->paid_len[i] : 63);
+    }
+    return 0;
+}
+
+/*
+ * The rules of the entry whose config is cfg: those its other instances
+ * use, or built now.  The lock is held while building, so that threads
+ * creating their first instances at once read the table once.
+ */
+static int rules_get(const pixel_module_config *cfg, referer_rules **out, pixel_error *err)
+{
+    pthread_mutex_lock(&rules_lock);
+    referer_rules *r = all_rules;
+    while (r && r->key != (const void *)cfg) {
+        r = r->next;
+    }
+    int rc = 0;
+    if (r) {
+        r->refs++;
+    } else if (!(r = calloc(1, sizeof(*r)))) {
+        rc = PIXEL_ENOMEM;
+    } else if ((rc = load_lists(r, cfg)) < 0 || (rc = load_table(r, cfg, err)) < 0) {
+        rules_free(r);
+        r = NULL;
+    } else {
+        r->key = cfg;
+        r->refs = 1;
+        r->next = all_rules;
+        all_rules = r;
+    }
+    pthread_mutex_unlock(&rules_lock);
+    *out = r;
+    return rc;
+}
+
+/* Drop one reference; the last one frees the rules. */
+static void rules_release(referer_rules *r)
+{
+    if (!r) {
+        return;
+    }
+    pthread_mutex_lock(&rules_lock);
+    int last = --r->refs == 0;
+    if (last) {
+        referer_rules **pp = &all_rules;
+        while (*pp != r) {
+            pp = &(*pp)->next;
+        }
+        *pp = r->next;
+    }
+    pthread_mutex_unlock(&rules_lock);
+    if (last) {
+        rules_free(r);
+    }
+}
+
+static void retired_free(referer_ctx *r)
+{
+    for (size_t i = 0; i < r->nretired; i++) {
+        free(r->retired[i]);
+    }
+    r->nretired = 0;
+}
+
+static void destroy(void *instance)
+{
+    referer_ctx *r = instance;
+    if (!r) {
+        return;
+    }
+    for (size_t i = 0; r->sets && i < r->nsets * WAYS; i++) {
+        free(r->sets[i].e);
+    }
+    free(r->sets);
+    retired_free(r);
+    free(r->retired);
+    rules_release(r->rules);
     pixel_module_event_path_free(r->base);
     pixel_module_path_free(r->from);
     pixel_module_path_free(r->page);
     pixel_module_event_path_free(r->into_path);
     pixel_module_shape_free(r->shape);
     free(r->into);
-    for (size_t i = 0; r->cache && i < REF_SLOTS; i++) {
-        free(atomic_load_explicit(&r->cache[i], memory_order_relaxed));
-    }
-    free(r->cache);
     free(r->direct_image);
     free(r);
 }
@@ -415,18 +548,19 @@ static int compile_paths(referer_ctx *r, const pixel_module_config *cfg, const c
 
 static int create(void **instance, const pixel_module_config *cfg, pixel_error *err)
 {
-    static const char *const paid[] = {"gclid", "msclkid", "dclid", "gbraid", "wbraid", NULL};
+    int64_t size = pixel_module_config_int(cfg, "cache_size");
+    if (size < 0 || size > (1 << 24)) {
+        return pixel_module_config_error(cfg, err, "cache_size", "cache_size must be 0..16777216");
+    }
     referer_ctx *r = calloc(1, sizeof(*r));
     if (!r) {
         return PIXEL_ENOMEM;
     }
     *instance = r;
     r->direct = pixel_module_config_bool(cfg, "direct");
-    if (!(r->cache = calloc(REF_SLOTS, sizeof(*r->cache)))) {
+    r->nsets = ((size_t)size + WAYS - 1) / WAYS;
+    if (r->nsets && !(r->sets = calloc(r->nsets * WAYS, sizeof(ref_way)))) {
         return PIXEL_ENOMEM;
-    }
-    for (size_t i = 0; i < REF_SLOTS; i++) {
-        atomic_init(&r->cache[i], NULL);
     }
     r->into = strdup(pixel_module_config_string(cfg, "into"));
     if (!r->into || compile_paths(r, cfg, pixel_module_config_string(cfg, "from"),
@@ -445,27 +579,7 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         free(r->direct_image); /* built on each line instead */
         r->direct_image = NULL;
     }
-    r->internal = pixel_module_config_strings(cfg, "internal_hosts", NULL, &r->ninternal);
-    r->paid = pixel_module_config_strings(cfg, "paid_parameters", paid, &r->npaid);
-    if (!r->internal || !r->paid) {
-        return PIXEL_ENOMEM;
-    }
-    if (!(r->internal_len = calloc(r->ninternal + 1, sizeof(size_t)))) {
-        return PIXEL_ENOMEM;
-    }
-    for (size_t i = 0; i < r->ninternal; i++) {
-        lower(r->internal[i]);
-        r->internal_len[i] = strlen(r->internal[i]);
-    }
-    if (!(r->paid_len = calloc(r->npaid + 1, sizeof(size_t)))) {
-        return PIXEL_ENOMEM;
-    }
-    for (size_t i = 0; i < r->npaid; i++) {
-        lower(r->paid[i]);
-        r->paid_len[i] = strlen(r->paid[i]);
-        r->paid_lens |= (uint64_t)1 << (r->paid_len[i] < 63 ? r->paid_len[i] : 63);
-    }
-    return load_table(r, cfg, err);
+    return rules_get(cfg, &r->rules, err);
 }
 
 /* ---- classifying ---- */
@@ -685,7 +799,7 @@ static int host_in(const char *host, size_t n, const char *d, size_t dn)
            (n == dn || host[n - dn - 1] == '.');
 }
 
-static const domain *find(const referer_ctx *r, const char *host, size_t n)
+static const domain *find(const referer_rules *r, const char *host, size_t n)
 {
     char buf[256];
     if (n >= sizeof(buf)) {
@@ -800,7 +914,7 @@ static pixel_value *param(pixel_ctx *ctx, const char *q, size_t qn, const char *
 
 /* The landing page's query q (qn bytes) says paid: utm_medium=cpc|ppc|...,
  * or one of the ad click IDs. */
-static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
+static int paid_landing(const referer_rules *r, const char *q, size_t qn)
 {
     static const struct {
         const char *s;
@@ -837,7 +951,7 @@ static int paid_landing(const referer_ctx *r, const char *q, size_t qn)
 
 /* What the referer ref (n bytes, not empty) alone decides, into e (all but
  * its key). */
-static void classify_ref(const referer_ctx *r, const char *ref, size_t n, ref_entry *e)
+static void classify_ref(const referer_rules *r, const char *ref, size_t n, ref_entry *e)
 {
     url u;
     const char *auth = authority_of(ref, n);
@@ -865,28 +979,68 @@ static void classify_ref(const referer_ctx *r, const char *ref, size_t n, ref_en
     }
 }
 
-/* classify_ref() of ref through the cache: a cached entry, or else e filled
- * in (and cached when there is room). */
-static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, ref_entry *e)
+/* c + 1, stored; the new value. */
+static inline unsigned long count(atomic_ulong *c)
 {
-    if (n > REF_MAX) {
-        classify_ref(r, ref, n, e);
+    unsigned long v = atomic_load_explicit(c, memory_order_relaxed) + 1;
+    atomic_store_explicit(c, v, memory_order_relaxed);
+    return v;
+}
+
+/*
+ * An entry evicted from the cache may still be in use: the event of the
+ * current call may hold a copy of its image (whose host points into the
+ * entry), or a result that a host moved elsewhere in the event, if the same
+ * event is enriched again.  The instance is its context's alone, so no
+ * other event can: an entry evicted on an event is kept (r->retired) until
+ * an eviction on a later event (pixel_module_event_serial()), which frees
+ * it.  retire() frees those evicted on earlier events and keeps e; -1 when
+ * out of memory (e is then not evicted).
+ */
+static int retire(referer_ctx *r, ref_entry *e, uint64_t event)
+{
+    if (event != r->retired_event) {
+        retired_free(r);
+        r->retired_event = event;
+    }
+    if (r->nretired == r->capretired) {
+        size_t cap = r->capretired ? 2 * r->capretired : 4;
+        ref_entry **more = realloc(r->retired, cap * sizeof(*more));
+        if (!more) {
+            return -1;
+        }
+        r->retired = more;
+        r->capretired = cap;
+    }
+    r->retired[r->nretired++] = e;
+    return 0;
+}
+
+/*
+ * classify_ref() of ref through the instance's cache: the cached entry; or
+ * a new entry, which takes the place of the least recently used of its set;
+ * or else e filled in, uncached (no cache, a string longer than REF_MAX, or
+ * no memory).  The set is picked by the hash's high half scaled to nsets.
+ */
+static const ref_entry *lookup_ref(referer_ctx *r, const pixel_module_event *ev, const char *ref,
+                                   size_t n, ref_entry *e)
+{
+    if (!r->nsets || n > REF_MAX) {
+        count(&r->uncached);
+        classify_ref(r->rules, ref, n, e);
         return e;
     }
-    uint64_t h = pixel_cache_hash(ref, n);
-    size_t free_slot = REF_SLOTS;
-    for (size_t k = 0; k < 2; k++) {
-        size_t i = (size_t)(h + k) & (REF_SLOTS - 1);
-        const ref_entry *c = atomic_load_explicit(&r->cache[i], memory_order_acquire);
-        if (!c) {
-            free_slot = i; /* a string is cached in the first empty of its slots */
-            break;
-        }
-        if (c->hash == h && c->len == n && memcmp(c->ref, ref, n) == 0) {
-            return c;
+    uint64_t h = pixel_cache_hash(ref, n), now = count(&r->clock);
+    ref_way *set = r->sets + (size_t)(((h >> 32) * (uint64_t)r->nsets) >> 32) * WAYS;
+    for (int w = 0; w < WAYS; w++) {
+        ref_way *way = &set[w];
+        if (way->hash == h && way->stamp && way->e->len == n && memcmp(way->e->ref, ref, n) == 0) {
+            way->stamp = now;
+            return way->e;
         }
     }
-    classify_ref(r, ref, n, e);
+    count(&r->misses);
+    classify_ref(r->rules, ref, n, e);
     /* The object of the usual outcome: its members as they will be, the host
        read where it is now (in the event) to size the image. */
     const source *so = !e->internal && e->d ? e->d->src : NULL;
@@ -898,27 +1052,71 @@ static const ref_entry *lookup_ref(referer_ctx *r, const char *ref, size_t n, re
         {e->host_off != NO_PART ? ref + e->host_off : NULL, e->host_len},
         {NULL, 0}};
     /* The entry, then the image (aligned as malloc() aligns), with room for
-       its text: it never changes once the entry is published. */
+       its text: it never changes while the entry lives. */
     size_t at = (sizeof(ref_entry) + n + 15) / 16 * 16;
-    size_t isize = free_slot < REF_SLOTS ? pixel_module_shape_image_size_for(r->shape, vals) : 0;
-    ref_entry *fresh = free_slot < REF_SLOTS ? malloc(at + isize) : NULL;
-    if (fresh) { /* no room (or no memory): the answer is used uncached */
-        *fresh = *e;
-        fresh->hash = h;
-        fresh->len = n;
-        memcpy(fresh->ref, ref, n);
-        if (vals[2].s) {
-            vals[2].s = fresh->ref + e->host_off; /* the entry's own copy */
-        }
-        void *image = (char *)fresh + at;
-        fresh->image = pixel_module_shape_image_kept(r->shape, vals, image, isize) == 0 ? image : NULL;
-        ref_entry *expected = NULL;
-        if (!atomic_compare_exchange_strong_explicit(&r->cache[free_slot], &expected, fresh,
-                                                     memory_order_release, memory_order_relaxed)) {
-            free(fresh); /* another thread filled the slot first */
+    size_t isize = pixel_module_shape_image_size_for(r->shape, vals);
+    ref_entry *fresh = malloc(at + isize);
+    if (!fresh) {
+        return e; /* used uncached */
+    }
+    *fresh = *e;
+    fresh->len = n;
+    memcpy(fresh->ref, ref, n);
+    if (vals[2].s) {
+        vals[2].s = fresh->ref + e->host_off; /* the entry's own copy */
+    }
+    void *image = (char *)fresh + at;
+    fresh->image = pixel_module_shape_image_kept(r->shape, vals, image, isize) == 0 ? image : NULL;
+    ref_way *victim = &set[0];
+    for (int w = 1; w < WAYS && victim->stamp; w++) {
+        if (set[w].stamp < victim->stamp) {
+            victim = &set[w];
         }
     }
-    return e;
+    if (victim->stamp && retire(r, victim->e, pixel_module_event_serial(ev)) < 0) {
+        free(fresh);
+        return e;
+    }
+    *victim = (ref_way){h, now, fresh};
+    return fresh;
+}
+
+/* split_url() of the page, whose authority starts at auth; remembered
+ * (page_memo()) when its scheme and authority are at most PAGE_MEMO bytes. */
+static int split_page(referer_ctx *r, const char *page, size_t pn, const char *auth, url *pu)
+{
+    int rc = split_url(page, pn, auth, pu);
+    size_t len = (size_t)(pu->rest - page);
+    if (len <= PAGE_MEMO) {
+        memcpy(r->memo, page, len);
+        r->memo_len = len;
+        r->memo_auth = (size_t)(auth - page);
+        r->memo_host = (size_t)(pu->host - page);
+        r->memo_hostlen = pu->hostlen;
+        r->memo_ok = rc == 0;
+    }
+    return rc;
+}
+
+/*
+ * The page starts with the scheme and authority remembered by split_page(),
+ * and its authority ends where that one did (at a '/', '?' or '#', or at
+ * its end): then authority_of() and split_url(), which read no further,
+ * would find what they found then: pu gets the host and the end of the
+ * authority (all that is read of a page's split).  Most pages of a site
+ * share their scheme and host.
+ */
+static inline int page_memo(const referer_ctx *r, const char *page, size_t pn, url *pu)
+{
+    size_t k = r->memo_len;
+    if (!k || pn < k || (pn > k && page[k] != '/' && page[k] != '?' && page[k] != '#') ||
+        memcmp(page, r->memo, k) != 0) {
+        return 0;
+    }
+    pu->host = page + r->memo_host;
+    pu->hostlen = r->memo_hostlen;
+    pu->rest = page + k;
+    return 1;
 }
 
 static int process(void *instance, pixel_module_event *ev, pixel_error *err)
@@ -929,11 +1127,17 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     const pixel_value *base = r->base ? pixel_module_event_get(ev, r->base) : ev->event;
     const char *ref = pixel_value_string(pixel_module_path_get(base, r->from), &n);
     const char *page = pixel_value_string(pixel_module_path_get(base, r->page), &pn);
-    /* The page is an absolute URL with a host (split once, when first needed:
-       1 yes, -1 no, 0 not looked at yet). */
-    const char *page_auth = page ? authority_of(page, pn) : NULL;
-    int have_page = page_auth ? 0 : -1;
+    /* The page is an absolute URL with a host (split once, when first needed,
+       or known from the page before: 1 yes, -1 no, 0 not looked at yet). */
+    const char *page_auth = NULL;
+    int have_page = -1;
     url pu;
+    if (page && page_memo(r, page, pn, &pu)) {
+        page_auth = page + r->memo_auth;
+        have_page = r->memo_ok ? 1 : -1;
+    } else if (page && (page_auth = authority_of(page, pn))) {
+        have_page = 0;
+    }
     const char *medium = "unknown", *src = NULL, *host = NULL;
     size_t medium_len = 7, src_len = 0, host_len = 0;
     int internal = 0;
@@ -948,14 +1152,14 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         image = r->direct_image;
     } else {
         ref_entry scratch;
-        const ref_entry *e = lookup_ref(r, ref, n, &scratch);
+        const ref_entry *e = lookup_ref(r, ev, ref, n, &scratch);
         if (e->host_off != NO_PART) {
             host = ref + e->host_off;
             host_len = e->host_len;
             internal = e->internal;
             /* internal_hosts first: then the page need not be split at all */
             if (!internal && have_page == 0) {
-                have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+                have_page = split_page(r, page, pn, page_auth, &pu) == 0 ? 1 : -1;
             }
             internal = internal || (have_page > 0 && pu.hostlen == host_len &&
                                     same_nocase(pu.host, host, host_len));
@@ -982,9 +1186,9 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     const char *q = internal || have_page < 0
                         ? NULL
                         : query_of(have_page > 0 ? pu.rest : page_auth, page + pn, &qn);
-    if (q && paid_landing(r, q, qn)) {
+    if (q && paid_landing(r->rules, q, qn)) {
         if (have_page == 0) {
-            have_page = split_url(page, pn, page_auth, &pu) == 0 ? 1 : -1;
+            have_page = split_page(r, page, pn, page_auth, &pu) == 0 ? 1 : -1;
         }
         if (have_page > 0) {
             medium = "paid";
@@ -1014,9 +1218,22 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     return pixel_module_event_set(ev, r->into_path, o) < 0 ? PIXEL_ENOMEM : PIXEL_MODULE_CONTINUE;
 }
 
+static int stats(void *instance, char *buf, size_t size)
+{
+    referer_ctx *r = instance;
+    /* misses first: a lookup is counted before it is found to miss */
+    unsigned long m = atomic_load_explicit(&r->misses, memory_order_relaxed),
+                  all = atomic_load_explicit(&r->clock, memory_order_relaxed),
+                  h = all > m ? all - m : 0;
+    int n = snprintf(buf, size, "hits=%lu misses=%lu uncached=%lu hit_rate=%.4f", h, m,
+                     atomic_load_explicit(&r->uncached, memory_order_relaxed),
+                     h + m ? (double)h / (double)(h + m) : 0.0);
+    return n < 0 ? -1 : 0;
+}
+
 static const pixel_module referer_module = {
     PIXEL_MODULE_HEADER,
-    .threading = PIXEL_MODULE_SHARED,
+    .threading = PIXEL_MODULE_PER_THREAD,
     .name = "referer",
     .version = "1.0.0",
     .description = "referer medium (internal, search, social, email, paid, unknown) and search terms",
@@ -1024,6 +1241,7 @@ static const pixel_module referer_module = {
     .create = create,
     .process = process,
     .destroy = destroy,
+    .stats = stats,
 };
 
 PIXEL_MODULE_DEFINE(referer_module)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The example pipeline with its modules on a gen_corpus.py --seed 3 corpus.
 
-pixelconv -j 2 (so the per-thread useragent and botfilter instances and the
-shared referer instance really run on two threads) must give: counts that add
+pixelconv -j 2 (so the per-thread useragent, botfilter and referer instances
+really run on two threads) must give: counts that add
 up exactly, every event with browser/OS/device, no bot user agent among
 the events, bot lines counted under dropped_by.botfilter, and no
 quarantine caused by a module's fields.  Skips while the example pipeline

@@ -186,6 +186,34 @@ def referer(tmp):
         ({"page.url": page}, {"medium": "direct"}),
         ({"page.url": page + "?gclid=1"}, {"medium": "paid"}),
         ({"page.url": page}, {"medium": "direct"}),
+        # The page's scheme and authority are remembered from one line to the
+        # next: a page that starts like the one before but whose authority
+        # goes on (a longer host, a port, userinfo) or that has none at all
+        # must still be split as itself.
+        ({"page.url": "https://www.google.com/maps", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "internal", "host": "www.google.com"}),
+        ({"page.url": "https://www.google.com.evil.net/x", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "a"}),
+        ({"page.url": "https://www.google.com", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "internal", "host": "www.google.com"}),
+        ({"page.url": "https://www.google.com:8080/x", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "internal", "host": "www.google.com"}),
+        ({"page.url": "https://www.google.com@evil.net/x", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "search", "source": "Google", "host": "www.google.com", "term": "a"}),
+        ({"page.url": "https://u@www.google.com/x", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "internal", "host": "www.google.com"}),
+        ({"page.url": "https://WWW.GOOGLE.COM/x?gclid=1", "page.referrer": "https://www.google.com/search?q=a"},
+         {"medium": "internal", "host": "www.google.com"}),
+        ({"page.url": "https://www.google.com?gclid=1", "page.referrer": "https://example.net/"},
+         {"medium": "paid", "host": "example.net"}),
+        ({"page.url": "https:///x?gclid=1", "page.referrer": "https://example.net/"},
+         {"medium": "unknown", "host": "example.net"}),
+        ({"page.url": "https:///y?gclid=2", "page.referrer": "https://example.net/"},
+         {"medium": "unknown", "host": "example.net"}),
+        ({"page.url": "https://example.net/y?gclid=2", "page.referrer": "https://example.net/"},
+         {"medium": "internal", "host": "example.net"}),
+        ({"page.url": "https:/example.net/y?gclid=2", "page.referrer": "https://example.net/"},
+         {"medium": "unknown", "host": "example.net"}),
     ]
     rc, out, err = run(f"  - module: {{name: referer, config: {{table: {table}, internal_hosts: [example.org]}}}}\n",
                        [c for c, _ in again], tmp)
