@@ -63,11 +63,10 @@
 #include <pixel/pixel.h>
 #ifdef PIXEL_HAVE_DELIVERY
 #include <pixel/delivery.h>
-
-#include "../common/version.h"
 #endif
 
 #include "../common/metrics.h"
+#include "../common/version.h"
 
 #define MAX_SETS 32
 
