@@ -158,5 +158,14 @@ topology up in $PX_WORK
              $REPLAY_BIN -c $TOPO_PIPELINE -q $FAILOVER_FILE     (tier one's failover file)
 Ctrl-C stops everything.
 INFO
-    while :; do sleep 3600; done
+    # sleep in the background and wait for it: bash runs the trap (and so
+    # stops everything) as soon as a signal comes, not when a foreground
+    # sleep ends, so `kill PID` stops the topology as Ctrl-C does.
+    UP_SLEEP=
+    trap '[ -n "$UP_SLEEP" ] && kill "$UP_SLEEP" 2>/dev/null; exit 130' INT TERM
+    while :; do
+        sleep 3600 &
+        UP_SLEEP=$!
+        wait "$UP_SLEEP"
+    done
 fi

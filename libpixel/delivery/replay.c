@@ -456,9 +456,13 @@ static int replay_writer(replay *r, const pixel_spool_segment *segs, size_t n, i
         ck_off = 16;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        /* A live writer's last segment is still growing: leave it. */
+        /* A live writer's last segment is still growing: leave it, and say
+         * so by default (a notice): its records are still to be replayed,
+         * once the writer has rotated it or stopped. */
         if (lock < 0 && i + 1 == n) {
-            rlog(r, PIXEL_LOG_INFO, "replay: %s skipped: a live writer appends to it",
+            rlog(r, PIXEL_LOG_NOTICE,
+                 "replay: %s skipped: a live writer appends to it (replay again once "
+                 "the writer has rotated the segment or stopped)",
                  segs[i].path);
             break;
         }

@@ -11,6 +11,16 @@ PX_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PIXEL_SOURCE_DIR:=$(cd "$PX_LIB_DIR/../.." && pwd)}"
 : "${PIXEL_BUILD_DIR:=$PIXEL_SOURCE_DIR/build}"
 : "${PIXEL_SHARED_DIR:=$PIXEL_SOURCE_DIR/../shared}"
+# The uninstalled tools find the modules built beside them through
+# PIXEL_MODULE_PATH, which `meson test` and `meson devenv` set, and rsyslog's
+# omprog passes on to pixel-omprog.  Run by hand (examples/topology/up.sh,
+# the benchmarks), nothing set it: pixel-omprog looked in the install
+# directory, failed to load the pipeline and was restarted over and over.
+if [ -z "${PIXEL_MODULE_PATH:-}" ] && [ -d "$PIXEL_BUILD_DIR/modules" ]; then
+    PIXEL_MODULE_PATH=$(find "$PIXEL_BUILD_DIR/modules" -mindepth 2 -maxdepth 2 -name '*.so' \
+        -printf '%h\n' | sort -u | tr '\n' ':')
+    export PIXEL_MODULE_PATH=${PIXEL_MODULE_PATH%:}
+fi
 RSYSLOGD=${RSYSLOGD:-/usr/sbin/rsyslogd}
 RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-/usr/lib/x86_64-linux-gnu/rsyslog}
 OMPROG_BIN=${OMPROG_BIN:-$PIXEL_BUILD_DIR/tools/pixel-omprog/pixel-omprog}

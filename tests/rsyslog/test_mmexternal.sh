@@ -2,6 +2,14 @@
 # pixel-mmexternal inside real rsyslog: each line comes back with
 # $!pixel_outcome and $!pixel (the event or the quarantine record), which a
 # plain omfile template writes out.  Counts match the library's own.
+#
+# Then a reload, as an operator does it (rsyslog does not forward its HUP to
+# mmexternal programs: the HUP goes to pixel-mmexternal itself), once with a
+# good pipeline and once with a broken one.  mmexternal reads the program's
+# stderr from the same pipe as its replies, so a log line written there
+# would be taken for a reply and leave one message without its outcome:
+# every line must still come out with one, the broken reload must leave the
+# old pipeline serving, and what the reloads logged must be in --log-file.
 set -u
 . "$(dirname "$0")/lib.sh"
 px_init mmexternal
@@ -12,6 +20,12 @@ px_corpus 41 500 "$PX_WORK/in.log"
 px_expected "$PX_WORK/in.log" "$PX_WORK/expected"
 want=$(wc -l <"$PX_WORK/expected/events.ids")
 want_q=$(cat "$PX_WORK/expected/quarantined.count")
+# The pipeline at the same depth as the original (its relative paths still
+# resolve), so that the test can break it for the reload.
+mkdir -p "$PX_WORK/examples/realestate"
+for d in schemas modules; do ln -s "$PIXEL_SOURCE_DIR/$d" "$PX_WORK/$d"; done
+PIPELINE=$PX_WORK/examples/realestate/pipeline.yaml
+cp "$PIPELINE_SRC" "$PIPELINE"
 TCP=$(px_free_port)
 cat >"$PX_WORK/mm.conf" <<CONF
 global(workDirectory="$PX_WORK")
@@ -20,7 +34,7 @@ module(load="mmexternal")
 template(name="out" type="string" string="%\$!pixel_outcome% %\$!pixel%\n")
 input(type="imtcp" port="$TCP" address="127.0.0.1" ruleset="pixel")
 ruleset(name="pixel") {
-  action(type="mmexternal" binary="$MMEXTERNAL_BIN --module-path ${PIXEL_MODULE_PATH:-/nonexistent} $PIPELINE_SRC" interface.input="rawmsg")
+  action(type="mmexternal" binary="$MMEXTERNAL_BIN --module-path ${PIXEL_MODULE_PATH:-/nonexistent} --log-file $PX_WORK/mm.log $PIPELINE" interface.input="rawmsg")
   action(type="omfile" file="$PX_WORK/out.txt" template="out")
 }
 CONF
@@ -34,4 +48,60 @@ got_q=$(grep -c '^quarantined ' "$PX_WORK/out.txt")
 echo "# expected events=$want quarantined=$want_q; mmexternal events=$got quarantined=$got_q"
 [ "$got" -eq "$want" ] || px_fail "events differ"
 [ "$got_q" -eq "$want_q" ] || px_fail "quarantine records differ"
+
+# reload ROUND: HUP pixel-mmexternal, send the corpus again, then every line
+# so far (500 a round) must have come out with an outcome, and the events as
+# many times as the rounds.
+reload() {
+    local child total=$(($1 * 500))
+    child=$(pgrep -P "$RSYSLOG_PID_mm" -f pixel-mmexternal | head -1)
+    [ -n "$child" ] || px_fail "no pixel-mmexternal running under rsyslog"
+    kill -HUP "$child"
+    px_send_tcp "$TCP" "$PX_WORK/in.log"
+    px_wait_count "wc -l <$PX_WORK/out.txt" "$total" 60 || px_fail "round $1: not every line came out"
+    sleep 1 # anything more that would come out
+    local lines none events
+    lines=$(wc -l <"$PX_WORK/out.txt")
+    none=$(grep -cv -E '^(event|quarantined|skipped|dropped) ' "$PX_WORK/out.txt")
+    events=$(grep -c '^event ' "$PX_WORK/out.txt")
+    echo "# round $1: $lines lines out, $none without an outcome, $events events"
+    [ "$lines" -eq "$total" ] || px_fail "round $1: $lines lines came out, not $total"
+    [ "$none" -eq 0 ] || px_fail "round $1: $none lines came out without an outcome (a log line taken for a reply?)"
+    [ "$events" -eq $(($1 * want)) ] || px_fail "round $1: $events events, not $(($1 * want))"
+}
+reload 2
+grep -q 'info: reloaded pipeline realestate' "$PX_WORK/mm.log" || px_fail "--log-file has no 'reloaded' line"
+echo 'fields: [unclosed' >"$PIPELINE"
+reload 3
+grep -q 'error: reload failed: still serving pipeline realestate' "$PX_WORK/mm.log" ||
+    px_fail "--log-file has no 'reload failed' line"
+
+# Started as mmexternal starts it (stderr on the reply pipe) and without
+# --log-file, the logs of a reload must not reach the replies either.
+cp "$PIPELINE_SRC" "$PIPELINE"
+python3 - "$MMEXTERNAL_BIN" "${PIXEL_MODULE_PATH:-/nonexistent}" "$PIPELINE" "$PX_WORK/in.log" <<'PY' ||
+import os, signal, subprocess, sys, time
+binary, mpath, pipeline, corpus = sys.argv[1:]
+lines = open(corpus, "rb").read().splitlines()[:20]
+r, w = os.pipe()
+p = subprocess.Popen([binary, "--module-path", mpath, pipeline], stdin=subprocess.PIPE,
+                     stdout=w, stderr=w)
+os.close(w)
+out = os.fdopen(r, "rb")
+replies = []
+for i, l in enumerate(lines):
+    if i == 10:
+        p.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+    p.stdin.write(l + b"\n")
+    p.stdin.flush()
+    replies.append(out.readline())
+p.stdin.close()
+p.wait()
+rest = out.read()
+bad = [x for x in replies if not x.startswith(b'{"$!":')] + ([rest] if rest else [])
+if bad:
+    sys.exit("not a reply on the reply pipe: %r" % bad[0][:200])
+PY
+    px_fail "pixel-mmexternal wrote a log line into its replies"
 echo PASS

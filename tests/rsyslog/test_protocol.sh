@@ -52,13 +52,23 @@ p.stdin.close()
 check(p.wait(timeout=30) == 0, "clean exit 0 on end of input")
 check(p.stdout.read() == b"", "nothing after the last reply")
 
-# A pipeline that cannot load: a non-OK line, then a non-zero exit.
+# A pipeline that cannot load: a non-OK line, then a non-zero exit.  The
+# line is what rsyslog's log shows ("program ... returned: ERROR: ..."), so
+# it names the file and the reason, not only "see the log".
 bad = os.path.join(work, "bad.yaml")
 open(bad, "w").write("pipeline: [\n")
 p = start("--events-file", ev, bad)
 r = reply(p)
 check(r != b"OK\n" and r.endswith(b"\n") and len(r) > 1, "load failure answered with an error line (%r)" % r)
+check(r.startswith(b"ERROR: ") and b"bad.yaml:2:" in r and b"YAML syntax" in r and r.count(b"\n") == 1,
+      "the error line names the file, the place and the reason (%r)" % r)
 check(p.wait(timeout=30) != 0, "load failure exits non-zero")
+missing = os.path.join(work, "no-such-pipeline.yaml")
+p = start("--events-file", ev, missing)
+r = reply(p)
+check(r.startswith(b"ERROR: ") and b"no-such-pipeline.yaml" in r and b"No such file" in r,
+      "a missing pipeline file is named in the error line (%r)" % r)
+check(p.wait(timeout=30) != 0, "a missing pipeline exits non-zero")
 
 # Keep-alive dots while Kafka is down, then OK once the event is spooled.
 mock = os.environ.get("MOCK_KAFKA_BIN", "")

@@ -17,16 +17,27 @@
  *
  * so a configuration routes on $!pixel_outcome and writes $!pixel with a
  * template (docs/deployment.md).  SIGHUP reloads the pipeline between two
- * lines; a pipeline that fails to load leaves the old one serving.  Logs
- * go to stderr, one line per write.
+ * lines; a pipeline that fails to load leaves the old one serving.
+ *
+ * Logs go to --log-file, else to stderr, one line per write.  rsyslog's
+ * mmexternal gives the program's stderr the same pipe as its stdout, where
+ * each line is read as the reply to a message: a log line there is taken
+ * for one message's reply, and that message leaves without its
+ * $!pixel_outcome.  So once the pipeline is loaded, when stderr is that pipe
+ * and no --log-file was given, logs go to syslog(3) instead.  A pipeline
+ * that cannot be loaded at start is still said on stderr: the program exits
+ * then, and rsyslog logs the line ("invalid reply '...'"), which names why.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +48,9 @@
 #include "../common/metrics.h"
 
 static volatile sig_atomic_t reload_requested;
+
+static int log_fd = 2;      /* where logf_() writes, */
+static int log_syslog = 0;  /* unless this says syslog(3) */
 
 static void on_reload(int sig)
 {
@@ -54,8 +68,17 @@ __attribute__((format(printf, 2, 3))) static void logf_(const char *level, const
     vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);
     n = (int)strlen(line);
+    if (log_syslog) {
+        /* syslog adds the name and PID itself: skip our own prefix. */
+        const char *text = strchr(line, ' ');
+        syslog(strcmp(level, "error") == 0     ? LOG_ERR
+               : strcmp(level, "warning") == 0 ? LOG_WARNING
+                                               : LOG_INFO,
+               "%s", text ? text + 1 : line);
+        return;
+    }
     line[n++] = '\n';
-    if (write(2, line, (size_t)n) < 0) {
+    if (write(log_fd, line, (size_t)n) < 0) {
         /* nowhere left to report it */
     }
 }
@@ -78,6 +101,14 @@ static void set_module_dirs(char *list)
         d = colon ? colon + 1 : NULL;
     }
     module_dirs[n] = NULL;
+}
+
+/* Is stderr the pipe stdout replies on (rsyslog's mmexternal does that)? */
+static int stderr_is_reply_pipe(void)
+{
+    struct stat o, e;
+    return fstat(1, &o) == 0 && fstat(2, &e) == 0 && S_ISFIFO(o.st_mode) &&
+           o.st_dev == e.st_dev && o.st_ino == e.st_ino;
 }
 
 static pixel_pipeline *load(const char *path)
@@ -145,10 +176,11 @@ int main(int argc, char **argv)
         {"metrics-file", required_argument, NULL, 'm'},
         {"metrics-port", required_argument, NULL, 'p'},
         {"module-path", required_argument, NULL, 'M'},
+        {"log-file", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *metrics_file = NULL;
+    const char *metrics_file = NULL, *log_file = NULL;
     int metrics_port = -1, c;
     pixel_metrics *m = NULL;
     pixel_pipeline *p;
@@ -163,13 +195,15 @@ int main(int argc, char **argv)
         return 0;
     }
     int help = 0;
-    while ((c = getopt_long(argc, argv, "m:p:M:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:p:M:l:h", longs, NULL)) != -1) {
         if (c == 'h') {
             help = 1;
         } else if (c == 'M') {
             set_module_dirs(optarg);
         } else if (c == 'm') {
             metrics_file = optarg;
+        } else if (c == 'l') {
+            log_file = optarg;
         } else if (c == 'p') {
             metrics_port = (int)strtol(optarg, NULL, 10);
         } else {
@@ -178,13 +212,23 @@ int main(int argc, char **argv)
     }
     if (optind != argc - 1 || help) {
         fputs("usage: pixel-mmexternal [--metrics-file PATH] [--metrics-port PORT] "
-              "[--module-path DIR[:DIR...]] PIPELINE.yaml\n"
+              "[--module-path DIR[:DIR...]]\n"
+              "                        [--log-file PATH] PIPELINE.yaml\n"
               "rsyslog's mmexternal host: answers each input line with the JSON that sets\n"
               "$!pixel_outcome and $!pixel (the event or the quarantine record).  SIGHUP\n"
-              "reloads the pipeline.  See docs/deployment.md.\n"
+              "reloads the pipeline.  Logs go to --log-file, else to stderr, or to syslog\n"
+              "when stderr is the reply pipe (as mmexternal starts it).  See\n"
+              "docs/deployment.md.\n"
               TOOL_VERSION_HELP,
               help ? stdout : stderr);
         return help ? 0 : 2;
+    }
+    if (log_file != NULL) {
+        log_fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (log_fd < 0) {
+            fprintf(stderr, "pixel-mmexternal: --log-file %s: %s\n", log_file, strerror(errno));
+            return 2;
+        }
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_reload;
@@ -195,6 +239,10 @@ int main(int argc, char **argv)
         pixel_pipeline_free(p);
         pixel_ctx_free(ctx);
         return 1;
+    }
+    if (log_file == NULL && stderr_is_reply_pipe()) {
+        openlog("pixel-mmexternal", LOG_PID, LOG_DAEMON);
+        log_syslog = 1;
     }
     if (metrics_file != NULL || metrics_port >= 0) {
         m = pixel_metrics_new("pixel-mmexternal");

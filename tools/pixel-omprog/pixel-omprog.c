@@ -50,6 +50,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -105,6 +106,12 @@ typedef struct host {
 
 static volatile sig_atomic_t reload_requested, term_requested;
 
+/* The text of the last error logged: start() repeats it in its ERROR reply,
+ * the line rsyslog puts in its own log.  The sink may log from its own
+ * threads, hence the lock. */
+static char last_error[512];
+static pthread_mutex_t last_error_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void on_reload(int sig)
 {
     (void)sig;
@@ -134,6 +141,11 @@ __attribute__((format(printf, 2, 3))) static void logf_(const char *level, const
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);
+    if (strcmp(level, "error") == 0) {
+        pthread_mutex_lock(&last_error_lock);
+        snprintf(last_error, sizeof(last_error), "%s", line + n);
+        pthread_mutex_unlock(&last_error_lock);
+    }
     n = (int)strlen(line);
     line[n++] = '\n';
     if (write(2, line, (size_t)n) < 0) {
@@ -855,7 +867,9 @@ static int usage_to(FILE *out, int status)
           "  --metrics-file PATH     Prometheus textfile, rewritten atomically every second\n"
           "  --metrics-port PORT     serve metrics on 127.0.0.1:PORT\n"
           "  --keepalive-ms N        keep-alive dot interval while waiting (1000)\n"
-          "  --max-wait-ms N         back-pressure wait before an error reply (30000)\n"
+          "  --max-wait-ms N         back-pressure wait before an error reply (30000; ten\n"
+          "                          times that for a line the sink took but cannot make\n"
+          "                          durable)\n"
           "  --reload-signal NAME    HUP (default), USR1 or USR2\n"
           "  --module-dir DIR        extra directory for interceptor modules\n"
           "  --begin-mark TEXT       rsyslog's beginTransactionMark (BEGIN TRANSACTION)\n"
@@ -966,16 +980,34 @@ static void install_signals(const options *o)
     signal(SIGPIPE, SIG_IGN); /* a vanished rsyslog shows as EPIPE */
 }
 
+/* The ERROR reply of a failed start, with the reason logged last: rsyslog
+ * puts the line in its own log, so it must say why on its own. */
+static void reply_start_error(const char *what)
+{
+    char text[sizeof(last_error) + 128];
+
+    pthread_mutex_lock(&last_error_lock);
+    if (last_error[0] != '\0') {
+        snprintf(text, sizeof(text), "ERROR: %s: %s", what, last_error);
+    } else {
+        snprintf(text, sizeof(text), "ERROR: %s", what);
+    }
+    pthread_mutex_unlock(&last_error_lock);
+    text[strcspn(text, "\r\n")] = '\0'; /* one line, whatever the message held */
+    strcat(text, "\n");
+    reply(text);
+}
+
 /* Load everything; on failure say so on stdout (rsyslog logs a non-OK line). */
 static int start(host *h)
 {
     if (load_pipeline(h->o, &h->pl) != 0 || (h->ctx = pixel_ctx_new()) == NULL) {
-        reply("ERROR: cannot load the pipeline (see the log)\n");
+        reply_start_error("cannot load the pipeline");
         return -1;
     }
     if (h->o->events_file != NULL) {
         if (open_files(h) != 0) {
-            reply("ERROR: cannot open the output files\n");
+            reply_start_error("cannot open the output files");
             return -1;
         }
         return 0;
@@ -983,14 +1015,14 @@ static int start(host *h)
 #ifdef PIXEL_HAVE_DELIVERY
     if (has_delivery_section(h->o->delivery)) {
         if (load_delivery(h->o, &h->dcfg) != 0 || open_sink(h, h->dcfg, &h->sink) != 0) {
-            reply("ERROR: cannot start delivery (see the log)\n");
+            reply_start_error("cannot start delivery");
             return -1;
         }
         return 0;
     }
 #endif
     logf_("error", "%s has no delivery: section and no --events-file was given", h->o->delivery);
-    reply("ERROR: no destination configured\n");
+    reply_start_error("no destination configured");
     return -1;
 }
 
