@@ -937,8 +937,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 hset_return_later(s, hd);
             }
         }
-        if (s->state == PIXEL_SINK_SPOOL) {
+        if (s->state == PIXEL_SINK_SPOOL && !s->recreate_wanted) {
             switch_to_kafka(s);
+        } else if (is_probe) {
+            /* Its producer failed fatally (recreate_wanted): the sink stays
+             * on the spool until a probe through the new one answers. */
+            s->probe_inflight = 0;
         }
         ack(s, token, kind,
             kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : PIXEL_SINK_DELIVERED);

@@ -965,6 +965,61 @@ START_TEST(sink_retries_a_producer_it_could_not_recreate)
 }
 END_TEST
 
+/*
+ * Messages in flight when the producer fails fatally are confirmed after
+ * the error: Kafka has them (acked as delivered), but the sink stays on the
+ * spool, since the producer that sent them is gone and no other could be
+ * made; it comes back through a probe of the new one.
+ */
+START_TEST(sink_stays_on_the_spool_when_a_dying_producer_delivers)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink_stats st;
+    int id = 0;
+
+    pixel_sink *s = sink(cfg);
+    for (; id < 10; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 10000, NULL), 0);
+    /* The next messages are in flight for 300 ms; the error comes
+     * meanwhile, so their confirmations queue up behind it. */
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 300);
+    }
+    for (; id < 40; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    usleep(100 * 1000);
+    pixel__sink_set_kafka_new(s, kafka_new_failing);
+    kafka_new_failures = 1000;
+    ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by the test"),
+                     0);
+    usleep(700 * 1000);
+    pixel_sink_poll(s, 20);
+    ck_assert_ptr_null(pixel__sink_kafka(s));
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.recoveries, 0);
+
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 0);
+    }
+    kafka_new_failures = 0;
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.probes, 1);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -1859,6 +1914,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     tcase_add_test(tk, sink_retries_a_producer_it_could_not_recreate);
+    tcase_add_test(tk, sink_stays_on_the_spool_when_a_dying_producer_delivers);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
     tcase_add_test(tk, sink_headers_stay_right_through_failover_and_recreate);
