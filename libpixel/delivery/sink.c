@@ -1049,14 +1049,35 @@ static void kafka_stop(pixel_sink *s)
     }
 }
 
-/* The topic handle for an event type (NULL type: "unknown"). */
+/* kafka.topic_template filled in for an event type (type already defaulted). */
+static void topic_name(const pixel_sink *s, const char *type, size_t type_len, char *name,
+                       size_t size)
+{
+    const char *tpl = s->cfg->topic_template;
+    const char *at = strstr(tpl, "{type}");
+    size_t n = (size_t)snprintf(name, size, "%.*s%.*s%s", (int)(at - tpl), tpl, (int)type_len,
+                                type, at + 6);
+
+    /* Kafka topic names allow [A-Za-z0-9._-]; keep odd types from failing. */
+    for (size_t i = (size_t)(at - tpl); i < n && i < size - 1; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            name[i] = '_';
+        }
+    }
+}
+
+/* The topic handle for an event type (NULL type: "unknown"); NULL without
+ * a producer. */
 static rd_kafka_topic_t *topic_for(pixel_sink *s, const char *type, size_t type_len)
 {
-    const char *tpl = s->cfg->topic_template, *at;
     char name[256];
     topic_entry *nt;
-    size_t n;
 
+    if (s->rk == NULL) {
+        return NULL; /* none until recreate() makes one */
+    }
     if (s->one_topic != NULL) {
         return s->one_topic;
     }
@@ -1070,17 +1091,7 @@ static rd_kafka_topic_t *topic_for(pixel_sink *s, const char *type, size_t type_
             return s->topics[i].rkt;
         }
     }
-    at = strstr(tpl, "{type}");
-    n = (size_t)snprintf(name, sizeof(name), "%.*s%.*s%s", (int)(at - tpl), tpl, (int)type_len,
-                         type, at + 6);
-    /* Kafka topic names allow [A-Za-z0-9._-]; keep odd types from failing. */
-    for (size_t i = (size_t)(at - tpl); i < n && i < sizeof(name) - 1; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            name[i] = '_';
-        }
-    }
+    topic_name(s, type, type_len, name, sizeof(name));
     nt = realloc(s->topics, (s->ntopics + 1) * sizeof(*nt));
     if (nt == NULL) {
         return NULL;
@@ -1410,6 +1421,7 @@ static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int le
 {
     pixel_spool_msg m;
     rd_kafka_topic_t *rkt;
+    char tname[256];
     int rc;
 
     if (s->park_head != NULL) {
@@ -1431,14 +1443,20 @@ static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int le
     m.schema_id_len = msg->schema_id_len;
     m.pipeline_version = msg->pipeline_version;
     m.pipeline_version_len = msg->pipeline_version_len;
-    rkt = s->rk != NULL ? topic_for(s, msg->type, msg->type_len) : NULL;
+    rkt = topic_for(s, msg->type, msg->type_len);
     if (rkt != NULL) {
         m.topic = rd_kafka_topic_name(rkt);
-        m.topic_len = strlen(m.topic);
+    } else if (s->cfg->topic != NULL) {
+        m.topic = s->cfg->topic;
     } else {
-        m.topic = s->cfg->topic ? s->cfg->topic : "";
-        m.topic_len = strlen(m.topic);
+        /* No producer (or no handle): the spooled record still names its
+         * topic, or pixel-replay could not send it. */
+        int unknown = msg->type == NULL || msg->type_len == 0;
+        topic_name(s, unknown ? "unknown" : msg->type, unknown ? 7 : msg->type_len, tname,
+                   sizeof(tname));
+        m.topic = tname;
     }
+    m.topic_len = strlen(m.topic);
     /* Count first: the ack may come from inside route(). */
     s->st.events_in++;
     s->st.events_pending++;
@@ -1534,11 +1552,13 @@ static void qfile_taken(pixel_sink *s, const char *json, size_t len, void *token
     s->st.quarantine_in++;
     s->st.quarantine_pending++;
     wait_add(&s->q_wait, token, KIND_QUARANTINE);
-    if (s->q_rkt != NULL) {
+    if (s->cfg->q_topic != NULL) {
         pixel_spool_msg m;
         quarantine_msg(&m, s, json, len);
-        /* Never blocks: a copy that Kafka cannot take now is spooled. */
-        if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
+        /* Never blocks: a copy that Kafka cannot take now (or that has no
+         * producer to take it, see recreate()) is spooled. */
+        if (s->state != PIXEL_SINK_KAFKA || s->q_rkt == NULL ||
+            kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
             spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
         }
     }
