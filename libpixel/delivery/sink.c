@@ -1204,6 +1204,10 @@ static void recreate(pixel_sink *s)
         rd_kafka_flush(s->rk, 1000);
         kafka_stop(s);
     }
+    /* A purge asked for meanwhile (a probe that the purge above failed)
+     * meant the old producer's queue, gone now: on the new one it would
+     * purge the first probe. */
+    s->purge_wanted = 0;
     memset(&e, 0, sizeof(e));
     if (kafka_start(s, &e) != 0) {
         kafka_stop(s); /* topics of a half-made start */

@@ -1138,6 +1138,51 @@ START_TEST(sink_spools_records_with_their_topics_without_a_producer)
 }
 END_TEST
 
+/* A probe in flight when the producer is lost fails with it (the purge
+ * of the old producer's queue); the new producer's first probe is not
+ * purged for it: one probe brings the sink back. */
+START_TEST(sink_probes_a_new_producer_once)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink_stats st;
+    uint64_t probes;
+    int id = 0, tries;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "300", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "300", NULL), 0);
+    pixel_sink *s = sink(cfg);
+    set_brokers(0);
+    produce_until(s, &id, PIXEL_SINK_SPOOL, produce, 0);
+    pixel_sink_stats_get(s, &st);
+    for (tries = 0; tries < 200 && st.probes == 0; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 20);
+        pixel_sink_stats_get(s, &st);
+    }
+    ck_assert_uint_eq(st.probes, 1); /* in flight: brokers down, 3 s timeout */
+    lose_the_producer(s);
+    pixel_sink_stats_get(s, &st);
+    probes = st.probes;
+
+    /* Slow answers keep the new producer's probe in its queue a while,
+     * where a purge would catch it. */
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 200);
+    }
+    set_brokers(1);
+    kafka_new_failures = 0;
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.probes, probes + 1);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -2035,6 +2080,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_stays_on_the_spool_when_a_dying_producer_delivers);
     tcase_add_test(tk, sink_keeps_records_parked_without_a_producer);
     tcase_add_test(tk, sink_spools_records_with_their_topics_without_a_producer);
+    tcase_add_test(tk, sink_probes_a_new_producer_once);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
     tcase_add_test(tk, sink_headers_stay_right_through_failover_and_recreate);
