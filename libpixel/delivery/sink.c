@@ -1781,7 +1781,15 @@ PIXEL_API void pixel_sink_free(pixel_sink *s)
     if (s->rk != NULL) {
         /* Whatever Kafka has not confirmed by the delivery timeout goes to
          * the spool: purging produces failed delivery reports for it. */
+        int64_t deadline = pixel__d_mono_ms() + s->cfg->delivery_timeout_ms + 1000;
         pixel_sink_flush(s, (int)s->cfg->delivery_timeout_ms + 1000, NULL);
+        /* The flush waits for inputs; the copies of quarantine lines for
+         * quarantine.topic are none (the file holds them), but get the same
+         * time while Kafka takes messages. */
+        int64_t left = deadline - pixel__d_mono_ms();
+        if (s->inflight > 0 && s->state == PIXEL_SINK_KAFKA && left > 0) {
+            rd_kafka_flush(s->rk, (int)left);
+        }
         if (s->inflight > 0) {
             s->state = PIXEL_SINK_SPOOL;
             rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -1183,6 +1183,36 @@ START_TEST(sink_probes_a_new_producer_once)
 }
 END_TEST
 
+/* The copies of quarantine lines for quarantine.topic are no inputs (the
+ * file holds the durable copy, a flush does not wait for them), but
+ * freeing the sink gives Kafka the delivery timeout for them, as for
+ * events, before it spools what is left. */
+START_TEST(sink_free_waits_for_the_copies_of_quarantine_lines)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    s = sink(cfg);
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 300); /* the copies are in flight at the free */
+    }
+    for (int i = 0; i < 10; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "{\"raw\":\"line %d\"}", i);
+        ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)i, NULL), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 10000, NULL), 0);
+    ck_assert_int_eq(A.quarantined, 10);
+    pixel_sink_free(s);
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 0);
+    }
+    ck_assert_int_eq(consume_count("dlq"), 10);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -2081,6 +2111,7 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_keeps_records_parked_without_a_producer);
     tcase_add_test(tk, sink_spools_records_with_their_topics_without_a_producer);
     tcase_add_test(tk, sink_probes_a_new_producer_once);
+    tcase_add_test(tk, sink_free_waits_for_the_copies_of_quarantine_lines);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
     tcase_add_test(tk, sink_headers_stay_right_through_failover_and_recreate);
