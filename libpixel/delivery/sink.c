@@ -937,8 +937,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 hset_return_later(s, hd);
             }
         }
-        if (s->state == PIXEL_SINK_SPOOL) {
+        if (s->state == PIXEL_SINK_SPOOL && !s->recreate_wanted) {
             switch_to_kafka(s);
+        } else if (is_probe) {
+            /* Its producer failed fatally (recreate_wanted): the sink stays
+             * on the spool until a probe through the new one answers. */
+            s->probe_inflight = 0;
         }
         ack(s, token, kind,
             kind == KIND_QUARANTINE ? PIXEL_SINK_QUARANTINED : PIXEL_SINK_DELIVERED);
@@ -1045,14 +1049,35 @@ static void kafka_stop(pixel_sink *s)
     }
 }
 
-/* The topic handle for an event type (NULL type: "unknown"). */
+/* kafka.topic_template filled in for an event type (type already defaulted). */
+static void topic_name(const pixel_sink *s, const char *type, size_t type_len, char *name,
+                       size_t size)
+{
+    const char *tpl = s->cfg->topic_template;
+    const char *at = strstr(tpl, "{type}");
+    size_t n = (size_t)snprintf(name, size, "%.*s%.*s%s", (int)(at - tpl), tpl, (int)type_len,
+                                type, at + 6);
+
+    /* Kafka topic names allow [A-Za-z0-9._-]; keep odd types from failing. */
+    for (size_t i = (size_t)(at - tpl); i < n && i < size - 1; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            name[i] = '_';
+        }
+    }
+}
+
+/* The topic handle for an event type (NULL type: "unknown"); NULL without
+ * a producer. */
 static rd_kafka_topic_t *topic_for(pixel_sink *s, const char *type, size_t type_len)
 {
-    const char *tpl = s->cfg->topic_template, *at;
     char name[256];
     topic_entry *nt;
-    size_t n;
 
+    if (s->rk == NULL) {
+        return NULL; /* none until recreate() makes one */
+    }
     if (s->one_topic != NULL) {
         return s->one_topic;
     }
@@ -1066,17 +1091,7 @@ static rd_kafka_topic_t *topic_for(pixel_sink *s, const char *type, size_t type_
             return s->topics[i].rkt;
         }
     }
-    at = strstr(tpl, "{type}");
-    n = (size_t)snprintf(name, sizeof(name), "%.*s%.*s%s", (int)(at - tpl), tpl, (int)type_len,
-                         type, at + 6);
-    /* Kafka topic names allow [A-Za-z0-9._-]; keep odd types from failing. */
-    for (size_t i = (size_t)(at - tpl); i < n && i < sizeof(name) - 1; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            name[i] = '_';
-        }
-    }
+    topic_name(s, type, type_len, name, sizeof(name));
     nt = realloc(s->topics, (s->ntopics + 1) * sizeof(*nt));
     if (nt == NULL) {
         return NULL;
@@ -1189,6 +1204,10 @@ static void recreate(pixel_sink *s)
         rd_kafka_flush(s->rk, 1000);
         kafka_stop(s);
     }
+    /* A purge asked for meanwhile (a probe that the purge above failed)
+     * meant the old producer's queue, gone now: on the new one it would
+     * purge the first probe. */
+    s->purge_wanted = 0;
     memset(&e, 0, sizeof(e));
     if (kafka_start(s, &e) != 0) {
         kafka_stop(s); /* topics of a half-made start */
@@ -1406,6 +1425,7 @@ static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int le
 {
     pixel_spool_msg m;
     rd_kafka_topic_t *rkt;
+    char tname[256];
     int rc;
 
     if (s->park_head != NULL) {
@@ -1427,14 +1447,20 @@ static int produce(pixel_sink *s, const pixel_sink_msg *msg, void *token, int le
     m.schema_id_len = msg->schema_id_len;
     m.pipeline_version = msg->pipeline_version;
     m.pipeline_version_len = msg->pipeline_version_len;
-    rkt = s->rk != NULL ? topic_for(s, msg->type, msg->type_len) : NULL;
+    rkt = topic_for(s, msg->type, msg->type_len);
     if (rkt != NULL) {
         m.topic = rd_kafka_topic_name(rkt);
-        m.topic_len = strlen(m.topic);
+    } else if (s->cfg->topic != NULL) {
+        m.topic = s->cfg->topic;
     } else {
-        m.topic = s->cfg->topic ? s->cfg->topic : "";
-        m.topic_len = strlen(m.topic);
+        /* No producer (or no handle): the spooled record still names its
+         * topic, or pixel-replay could not send it. */
+        int unknown = msg->type == NULL || msg->type_len == 0;
+        topic_name(s, unknown ? "unknown" : msg->type, unknown ? 7 : msg->type_len, tname,
+                   sizeof(tname));
+        m.topic = tname;
     }
+    m.topic_len = strlen(m.topic);
     /* Count first: the ack may come from inside route(). */
     s->st.events_in++;
     s->st.events_pending++;
@@ -1530,11 +1556,13 @@ static void qfile_taken(pixel_sink *s, const char *json, size_t len, void *token
     s->st.quarantine_in++;
     s->st.quarantine_pending++;
     wait_add(&s->q_wait, token, KIND_QUARANTINE);
-    if (s->q_rkt != NULL) {
+    if (s->cfg->q_topic != NULL) {
         pixel_spool_msg m;
         quarantine_msg(&m, s, json, len);
-        /* Never blocks: a copy that Kafka cannot take now is spooled. */
-        if (s->state != PIXEL_SINK_KAFKA || kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
+        /* Never blocks: a copy that Kafka cannot take now (or that has no
+         * producer to take it, see recreate()) is spooled. */
+        if (s->state != PIXEL_SINK_KAFKA || s->q_rkt == NULL ||
+            kafka_put(s, s->q_rkt, &m, &s->nack, 0, 0) != 0) {
             spool_or_park(s, &m, &s->nack, KIND_QUARANTINE);
         }
     }
@@ -1753,7 +1781,15 @@ PIXEL_API void pixel_sink_free(pixel_sink *s)
     if (s->rk != NULL) {
         /* Whatever Kafka has not confirmed by the delivery timeout goes to
          * the spool: purging produces failed delivery reports for it. */
+        int64_t deadline = pixel__d_mono_ms() + s->cfg->delivery_timeout_ms + 1000;
         pixel_sink_flush(s, (int)s->cfg->delivery_timeout_ms + 1000, NULL);
+        /* The flush waits for inputs; the copies of quarantine lines for
+         * quarantine.topic are none (the file holds them), but get the same
+         * time while Kafka takes messages. */
+        int64_t left = deadline - pixel__d_mono_ms();
+        if (s->inflight > 0 && s->state == PIXEL_SINK_KAFKA && left > 0) {
+            rd_kafka_flush(s->rk, (int)left);
+        }
         if (s->inflight > 0) {
             s->state = PIXEL_SINK_SPOOL;
             rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -49,10 +49,11 @@ static int oom(pixel_schema_registry *r)
 
 /*
  * A keyword whose value is not what it must be: the error points at the
- * keyword (/name, or /name/key below it) and says what the value is.
+ * bad value (/name, /name/key below it, and /idx in an array there when
+ * idx >= 0) and says what it is.
  */
-PIXEL_PRINTF(5, 6)
-static int kw_fail(cctx *c, const char *name, const char *key, const pixel_value *bad,
+PIXEL_PRINTF(6, 7)
+static int kw_fail(cctx *c, const char *name, const char *key, long idx, const pixel_value *bad,
                    const char *fmt, ...)
 {
     char ptr[256], what[256], got[160];
@@ -70,6 +71,9 @@ static int kw_fail(cctx *c, const char *name, const char *key, const pixel_value
             }
         }
         ptr[o] = '\0';
+    }
+    if (idx >= 0 && o < sizeof(ptr)) {
+        snprintf(ptr + o, sizeof(ptr) - o, "/%ld", idx);
     }
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
@@ -110,7 +114,7 @@ static const char *ptr_add(pixel_arena *a, const char *base, const char *key, si
 static snode *sub(cctx *c, const pixel_value *v, const char *k1, const char *k2, size_t k2len)
 {
     if (v->type != PIXEL_TYPE_OBJECT && v->type != PIXEL_TYPE_BOOL) {
-        kw_fail(c, k1, k2 ? pixel__arena_strndup(&c->r->arena, k2, k2len) : NULL, v,
+        kw_fail(c, k1, k2 ? pixel__arena_strndup(&c->r->arena, k2, k2len) : NULL, -1, v,
                 "\"%s\" must hold a schema (an object or a boolean)", k1);
         return NULL;
     }
@@ -129,7 +133,7 @@ static snode **sub_array(cctx *c, const pixel_value *a, const char *name, size_t
 {
     if (a->type != PIXEL_TYPE_ARRAY || (a->u.list.count == 0 && strcmp(name, "prefixItems") &&
                                         strcmp(name, "items"))) {
-        kw_fail(c, name, NULL, a, "\"%s\" must be a non-empty array of schemas", name);
+        kw_fail(c, name, NULL, -1, a, "\"%s\" must be a non-empty array of schemas", name);
         return NULL;
     }
     snode **out = pixel__arena_alloc(&c->r->arena, (a->u.list.count + 1) * sizeof(*out));
@@ -160,7 +164,7 @@ static int need_count(cctx *c, const pixel_value *v, const char *name, uint64_t 
         *out = v->u.num.d > 1.8e19 ? UINT64_MAX : (uint64_t)v->u.num.d;
         return 0;
     }
-    return kw_fail(c, name, NULL, v, "\"%s\" must be a non-negative integer", name);
+    return kw_fail(c, name, NULL, -1, v, "\"%s\" must be a non-negative integer", name);
 }
 
 static int type_bit(const char *s, size_t n)
@@ -192,9 +196,7 @@ static int compile_type(cctx *c, const pixel_value *t, sop *op)
         for (const pixel_value *e = t->u.list.head; e; e = e->next, i++) {
             int b = e->type == PIXEL_TYPE_STRING ? type_bit(e->u.str.s, e->u.str.len) : 0;
             if (!b) {
-                char idx[24];
-                snprintf(idx, sizeof(idx), "%zu", i);
-                return kw_fail(c, "type", idx, e,
+                return kw_fail(c, "type", NULL, (long)i, e,
                                "a type in \"type\" must be one of null, boolean, integer, number, "
                                "string, array, object");
             }
@@ -202,7 +204,7 @@ static int compile_type(cctx *c, const pixel_value *t, sop *op)
         }
         return 0;
     }
-    return kw_fail(c, "type", NULL, t,
+    return kw_fail(c, "type", NULL, -1, t,
                    "\"type\" must be one of null, boolean, integer, number, string, array, "
                    "object or an array of them");
 }
@@ -210,7 +212,7 @@ static int compile_type(cctx *c, const pixel_value *t, sop *op)
 static int compile_enum(cctx *c, const pixel_value *e, sop *op)
 {
     if (e->type != PIXEL_TYPE_ARRAY) {
-        return kw_fail(c, "enum", NULL, e, "\"enum\" must be an array");
+        return kw_fail(c, "enum", NULL, -1, e, "\"enum\" must be an array");
     }
     op->kind = OP_ENUM;
     size_t n = e->u.list.count;
@@ -290,17 +292,15 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     op->kw = "properties";
     op->u.obj = o;
     if (props && props->type != PIXEL_TYPE_OBJECT) {
-        return kw_fail(c, "properties", NULL, props, "\"properties\" must be an object");
+        return kw_fail(c, "properties", NULL, -1, props, "\"properties\" must be an object");
     }
     if (req && req->type != PIXEL_TYPE_ARRAY) {
-        return kw_fail(c, "required", NULL, req, "\"required\" must be an array");
+        return kw_fail(c, "required", NULL, -1, req, "\"required\" must be an array");
     }
     size_t ri = 0;
     for (const pixel_value *e = req ? req->u.list.head : NULL; e; e = e->next, ri++) {
         if (e->type != PIXEL_TYPE_STRING) {
-            char idx[24];
-            snprintf(idx, sizeof(idx), "%zu", ri);
-            return kw_fail(c, "required", idx, e, "\"required\" must list strings");
+            return kw_fail(c, "required", NULL, (long)ri, e, "\"required\" must list strings");
         }
     }
     /* every name, declared or required, once: a table of them */
@@ -371,7 +371,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     pixel__free(canon);
     if (pats) {
         if (pats->type != PIXEL_TYPE_OBJECT) {
-            return kw_fail(c, "patternProperties", NULL, pats,
+            return kw_fail(c, "patternProperties", NULL, -1, pats,
                            "\"patternProperties\" must be an object");
         }
         o->has_patterns = true;
@@ -411,7 +411,7 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
 {
     /* mode 0: dependentRequired, 1: dependentSchemas, 2: draft-07 dependencies (either) */
     if (d->type != PIXEL_TYPE_OBJECT) {
-        return kw_fail(c, name, NULL, d, "\"%s\" must be an object", name);
+        return kw_fail(c, name, NULL, -1, d, "\"%s\" must be an object", name);
     }
     op->kind = mode == 0 ? OP_DEPREQUIRED : OP_DEPSCHEMAS;
     op->kw = name;
@@ -437,7 +437,7 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
             for (const pixel_value *e = m->u.list.head; e; e = e->next, j++) {
                 if (e->type != PIXEL_TYPE_STRING) {
                     return kw_fail(c, name, pixel__arena_strndup(&c->r->arena, m->key, m->klen),
-                                   e, "\"%s\" must list strings", name);
+                                   (long)j, e, "\"%s\" must list strings", name);
                 }
                 dp->names[j] = e->u.str.s;
                 dp->lens[j] = e->u.str.len;
@@ -448,7 +448,7 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
                 return -1;
             }
         } else {
-            return kw_fail(c, name, pixel__arena_strndup(&c->r->arena, m->key, m->klen), m,
+            return kw_fail(c, name, pixel__arena_strndup(&c->r->arena, m->key, m->klen), -1, m,
                            "\"%s\" must map to arrays", name);
         }
     }
@@ -459,7 +459,7 @@ static int compile_deps(cctx *c, sop *op, const pixel_value *d, const char *name
 static snode *resolve_ref(cctx *c, const pixel_value *ref, const char *name, const char **anchor)
 {
     if (ref->type != PIXEL_TYPE_STRING) {
-        kw_fail(c, name, NULL, ref, "\"%s\" must be a string", name);
+        kw_fail(c, name, NULL, -1, ref, "\"%s\" must be a string", name);
         return NULL;
     }
     char *text = pixel__arena_strndup(&c->r->arena, ref->u.str.s, ref->u.str.len);
@@ -825,10 +825,10 @@ static int compile_validation(cctx *c, sop *ops, size_t *n)
             continue;
         }
         if (v->type != PIXEL_TYPE_INT && v->type != PIXEL_TYPE_NUMBER) {
-            return kw_fail(c, nums[i].name, NULL, v, "\"%s\" must be a number", nums[i].name);
+            return kw_fail(c, nums[i].name, NULL, -1, v, "\"%s\" must be a number", nums[i].name);
         }
         if (nums[i].kind == OP_MULTIPLEOF && pixel_value_number(v) <= 0) {
-            return kw_fail(c, "multipleOf", NULL, v, "\"multipleOf\" must be greater than 0");
+            return kw_fail(c, "multipleOf", NULL, -1, v, "\"multipleOf\" must be greater than 0");
         }
         ops[*n].kind = nums[i].kind;
         ops[*n].kw = nums[i].name;

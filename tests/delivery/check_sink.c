@@ -965,6 +965,254 @@ START_TEST(sink_retries_a_producer_it_could_not_recreate)
 }
 END_TEST
 
+/* A fatal error for the sink's producer, and every re-creation failing
+ * until kafka_new_failures is cleared: polls until the sink has none. */
+static void lose_the_producer(pixel_sink *s)
+{
+    pixel__sink_set_kafka_new(s, kafka_new_failing);
+    kafka_new_failures = 1000;
+    ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by the test"),
+                     0);
+    for (int tries = 0; tries < 200 && pixel__sink_kafka(s) != NULL; tries++) {
+        pixel_sink_poll(s, 20);
+    }
+    ck_assert_ptr_null(pixel__sink_kafka(s));
+}
+
+/*
+ * Messages in flight when the producer fails fatally are confirmed after
+ * the error: Kafka has them (acked as delivered), but the sink stays on the
+ * spool, since the producer that sent them is gone and no other could be
+ * made; it comes back through a probe of the new one.
+ */
+START_TEST(sink_stays_on_the_spool_when_a_dying_producer_delivers)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink_stats st;
+    int id = 0;
+
+    pixel_sink *s = sink(cfg);
+    for (; id < 10; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 10000, NULL), 0);
+    /* The next messages are in flight for 300 ms; the error comes
+     * meanwhile, so their confirmations queue up behind it. */
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 300);
+    }
+    for (; id < 40; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    usleep(100 * 1000);
+    pixel__sink_set_kafka_new(s, kafka_new_failing);
+    kafka_new_failures = 1000;
+    ck_assert_int_eq(rd_kafka_test_fatal_error(pixel__sink_kafka(s),
+                                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by the test"),
+                     0);
+    usleep(700 * 1000);
+    pixel_sink_poll(s, 20);
+    ck_assert_ptr_null(pixel__sink_kafka(s));
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.recoveries, 0);
+
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 0);
+    }
+    kafka_new_failures = 0;
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_ge(st.probes, 1);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* Records parked (the spool is full) when the producer is lost: serving
+ * them without a producer keeps them parked; once one is made again they
+ * go on, none lost. */
+START_TEST(sink_keeps_records_parked_without_a_producer)
+{
+    pixel_delivery_config *cfg = config("    max_bytes: 4096\n");
+    pixel_sink_stats st;
+    int id = 0, tries;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "1000", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "1000", NULL), 0);
+    pixel_sink *s = sink(cfg);
+    set_brokers(0);
+    while (id < 300 && pixel_sink_state_get(s) == PIXEL_SINK_KAFKA && produce(s, id) == 0) {
+        id++;
+    }
+    for (tries = 0; tries < 400; tries++) {
+        pixel_sink_poll(s, 50);
+        if (pixel_sink_state_get(s) == PIXEL_SINK_SPOOL &&
+            rd_kafka_outq_len(pixel__sink_kafka(s)) == 0) {
+            break;
+        }
+    }
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_gt(st.events_pending, 0); /* parked */
+
+    lose_the_producer(s);
+    for (int k = 0; k < 3; k++) {
+        pixel_sink_poll(s, 20);
+        ck_assert_int_eq(produce(s, id), PIXEL_DELIVERY_EFULL); /* still parked */
+    }
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_gt(st.events_pending, 0);
+
+    set_brokers(1);
+    kafka_new_failures = 0;
+    for (tries = 0; tries < 1200 && pixel_sink_state_get(s) != PIXEL_SINK_KAFKA; tries++) {
+        if (produce(s, id) == 0) {
+            id++;
+        }
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* The records spooled while the sink has no producer name their topics
+ * (the template's, for events; quarantine.topic for the copies of
+ * quarantine lines): pixel-replay needs them. */
+START_TEST(sink_spools_records_with_their_topics_without_a_producer)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    char dir[300];
+    pixel_spool_segment *segs;
+    size_t n;
+    int events = 0, copies = 0;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "kafka.topic_template", "ev.{type}", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    pixel_sink *s = sink(cfg);
+    lose_the_producer(s);
+    for (int id = 0; id < 10; id++) {
+        ck_assert_int_eq(produce(s, id), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "{\"raw\":\"line %d\"}", i);
+        ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)(100 + i), NULL),
+                         0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 10000, NULL), 0);
+    ck_assert_int_eq(A.spooled, 10);
+    ck_assert_int_eq(A.quarantined, 5);
+    pixel_sink_free(s);
+
+    snprintf(dir, sizeof(dir), "%s/spool", tmpdir);
+    ck_assert_int_eq(pixel_spool_segments(dir, &segs, &n, NULL), 0);
+    for (size_t i = 0; i < n; i++) {
+        pixel_spool_reader *r;
+        pixel_spool_msg m;
+        ck_assert_int_eq(pixel_spool_reader_open(&r, segs[i].path, NULL), 0);
+        while (pixel_spool_reader_next(r, &m, NULL, NULL, NULL) == PIXEL_SPOOL_RECORD) {
+            const char *want = (m.flags & PIXEL_SPOOL_MSG_QUARANTINE) ? "dlq" : "ev.page_view";
+            ck_assert_msg(m.topic_len == strlen(want) && memcmp(m.topic, want, m.topic_len) == 0,
+                          "topic \"%.*s\", expected %s", (int)m.topic_len, m.topic, want);
+            (m.flags & PIXEL_SPOOL_MSG_QUARANTINE) ? copies++ : events++;
+        }
+        pixel_spool_reader_close(r);
+    }
+    pixel_spool_segments_free(segs, n);
+    ck_assert_int_eq(events, 10);
+    ck_assert_int_eq(copies, 5);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* A probe in flight when the producer is lost fails with it (the purge
+ * of the old producer's queue); the new producer's first probe is not
+ * purged for it: one probe brings the sink back. */
+START_TEST(sink_probes_a_new_producer_once)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink_stats st;
+    uint64_t probes;
+    int id = 0, tries;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "300", NULL), 0);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "300", NULL), 0);
+    pixel_sink *s = sink(cfg);
+    set_brokers(0);
+    produce_until(s, &id, PIXEL_SINK_SPOOL, produce, 0);
+    pixel_sink_stats_get(s, &st);
+    for (tries = 0; tries < 200 && st.probes == 0; tries++) {
+        ck_assert_int_eq(produce(s, id++), 0);
+        pixel_sink_poll(s, 20);
+        pixel_sink_stats_get(s, &st);
+    }
+    ck_assert_uint_eq(st.probes, 1); /* in flight: brokers down, 3 s timeout */
+    lose_the_producer(s);
+    pixel_sink_stats_get(s, &st);
+    probes = st.probes;
+
+    /* Slow answers keep the new producer's probe in its queue a while,
+     * where a purge would catch it. */
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 200);
+    }
+    set_brokers(1);
+    kafka_new_failures = 0;
+    produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
+    pixel_sink_stats_get(s, &st);
+    ck_assert_uint_eq(st.probes, probes + 1);
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.delivered + A.spooled, id);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
+/* The copies of quarantine lines for quarantine.topic are no inputs (the
+ * file holds the durable copy, a flush does not wait for them), but
+ * freeing the sink gives Kafka the delivery timeout for them, as for
+ * events, before it spools what is left. */
+START_TEST(sink_free_waits_for_the_copies_of_quarantine_lines)
+{
+    pixel_delivery_config *cfg = config(NULL);
+    pixel_sink *s;
+
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "quarantine.topic", "dlq", NULL), 0);
+    s = sink(cfg);
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 300); /* the copies are in flight at the free */
+    }
+    for (int i = 0; i < 10; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "{\"raw\":\"line %d\"}", i);
+        ck_assert_int_eq(pixel_sink_quarantine(s, q, strlen(q), (void *)(uintptr_t)i, NULL), 0);
+    }
+    ck_assert_int_eq(pixel_sink_flush(s, 10000, NULL), 0);
+    ck_assert_int_eq(A.quarantined, 10);
+    pixel_sink_free(s);
+    for (int b = 1; b <= NBROKERS; b++) {
+        rd_kafka_mock_broker_set_rtt(mock, b, 0);
+    }
+    ck_assert_int_eq(consume_count("dlq"), 10);
+    pixel_delivery_config_free(cfg);
+}
+END_TEST
+
 START_TEST(sink_quarantine_file_does_not_wait_for_kafka)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -1859,6 +2107,11 @@ static Suite *sink_suite(void)
     tcase_add_test(tk, sink_poll_syncs_waiting_spool_records_before_it_waits);
     tcase_add_test(tk, sink_survives_a_fatal_producer_error);
     tcase_add_test(tk, sink_retries_a_producer_it_could_not_recreate);
+    tcase_add_test(tk, sink_stays_on_the_spool_when_a_dying_producer_delivers);
+    tcase_add_test(tk, sink_keeps_records_parked_without_a_producer);
+    tcase_add_test(tk, sink_spools_records_with_their_topics_without_a_producer);
+    tcase_add_test(tk, sink_probes_a_new_producer_once);
+    tcase_add_test(tk, sink_free_waits_for_the_copies_of_quarantine_lines);
     tcase_add_test(tk, sink_sends_quarantine_records_to_the_dead_letter_topic);
     tcase_add_test(tk, sink_headers_match_each_event_when_lists_are_reused);
     tcase_add_test(tk, sink_headers_stay_right_through_failover_and_recreate);

@@ -67,7 +67,7 @@ START_TEST(compile_errors_point_at_and_quote_the_bad_value)
     expect_load_error("broken-type-list.json", "/properties/a/type/1",
                       "a type in \"type\" must be one of null, boolean, integer, number, string, "
                       "array, object, not string \"strnig\"");
-    expect_load_error("broken-dependent-required.json", "/dependentRequired/a~1b",
+    expect_load_error("broken-dependent-required.json", "/dependentRequired/a~1b/1",
                       "\"dependentRequired\" must list strings, not integer 2");
 }
 END_TEST
