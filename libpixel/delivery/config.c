@@ -597,8 +597,8 @@ PIXEL_API int pixel_delivery_config_set(pixel_delivery_config *c, const char *na
         if (strcmp(name, "kafka.delivery_timeout_ms") == 0) {
             c->delivery_timeout_ms = ms;
             return 0;
-        } else if (strcmp(name, "failover.probe_initial_ms") == 0) {
-            c->probe_initial_ms = ms;
+        } else if (strcmp(name, "failover.probe_initial_ms") == 0 && ms > 0) {
+            c->probe_initial_ms = ms; /* 0 would probe (and retry a producer) on every poll */
             return 0;
         } else if (strcmp(name, "failover.probe_max_ms") == 0) {
             c->probe_max_ms = ms;

@@ -445,6 +445,10 @@ START_TEST(config_overrides_and_reads_settings)
     ck_assert_int_eq(pixel_delivery_config_set(cfg, "spool.max_bytes", "2M", NULL), 0);
     ck_assert_str_eq(pixel_delivery_config_get(cfg, "spool.max_bytes"), "2097152");
     ck_assert_int_eq(pixel_delivery_config_set(cfg, "spool.nonsense", "1", NULL), PIXEL_ECONFIG);
+    /* as the YAML loader: a probe penalty of 0 would probe on every poll */
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "0", NULL),
+                     PIXEL_ECONFIG);
+    ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "50", NULL), 0);
     pixel_delivery_config_free(cfg);
 }
 END_TEST
