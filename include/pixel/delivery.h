@@ -266,8 +266,9 @@ typedef struct pixel_sink_stats {
 PIXEL_API void pixel_sink_stats_get(const pixel_sink *s, pixel_sink_stats *out);
 
 /*
- * Flush (bounded by the delivery timeout), spool what Kafka did not
- * confirm, fsync, and free.  Inputs that still cannot be made durable are
+ * Flush (bounded by the delivery timeout; the dead-letter copies of
+ * quarantine records that also went to the file are waited for within the
+ * same bound), spool what Kafka did not confirm, fsync, and free.  Inputs that still cannot be made durable are
  * acked with PIXEL_DELIVERY_EFULL (PIXEL_EIO when that last fsync fails).
  * NULL is a no-op.
  */
