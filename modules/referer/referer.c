@@ -41,6 +41,7 @@
 #include <pixel/module.h>
 
 #include "cache_hash.h"
+#include "shared_rules.h"
 
 #ifndef REFERER_TABLE
 #define REFERER_TABLE "/usr/local/share/libpixel/referers.yaml"
@@ -111,9 +112,7 @@ typedef struct ref_way {
 /* What the config decides and every instance of the entry reads: built by
  * the first create() and shared, read-only, from then on. */
 typedef struct referer_rules {
-    const void *key; /* the entry's config (an identity, never read) */
-    int refs;        /* under rules_lock */
-    struct referer_rules *next;
+    pixel_shared_rules shared; /* first: the registry's link (shared_rules.h) */
     source *sources;
     size_t nsources, capsources;
     domain *domains; /* sorted by host */
@@ -127,8 +126,7 @@ typedef struct referer_rules {
     uint64_t paid_lens; /* bit n: some paid parameter is n bytes long (bit 63: 63 or more) */
 } referer_rules;
 
-static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
-static referer_rules *all_rules;
+static pixel_rules_registry registry = PIXEL_RULES_REGISTRY_INIT;
 
 /* An instance: one context's paths, shape and cache. */
 typedef struct referer_ctx {
@@ -437,56 +435,23 @@ static int load_lists(referer_rules *r, const pixel_module_config *cfg)
     return 0;
 }
 
-/*
- * The rules of the entry whose config is cfg: those its other instances
- * use, or built now.  The lock is held while building, so that threads
- * creating their first instances at once read the table once.
- */
-static int rules_get(const pixel_module_config *cfg, referer_rules **out, pixel_error *err)
+/* The rules for the entry whose config is key, built (pixel_rules_get()). */
+static int rules_build(const void *key, pixel_shared_rules **made, void *err)
 {
-    pthread_mutex_lock(&rules_lock);
-    referer_rules *r = all_rules;
-    while (r && r->key != (const void *)cfg) {
-        r = r->next;
-    }
-    int rc = 0;
-    if (r) {
-        r->refs++;
-    } else if (!(r = calloc(1, sizeof(*r)))) {
-        rc = PIXEL_ENOMEM;
-    } else if ((rc = load_lists(r, cfg)) < 0 || (rc = load_table(r, cfg, err)) < 0) {
+    const pixel_module_config *cfg = key;
+    referer_rules *r = calloc(1, sizeof(*r));
+    int rc = r ? 0 : PIXEL_ENOMEM;
+    if (r && ((rc = load_lists(r, cfg)) < 0 || (rc = load_table(r, cfg, err)) < 0)) {
         rules_free(r);
         r = NULL;
-    } else {
-        r->key = cfg;
-        r->refs = 1;
-        r->next = all_rules;
-        all_rules = r;
     }
-    pthread_mutex_unlock(&rules_lock);
-    *out = r;
+    *made = r ? &r->shared : NULL;
     return rc;
 }
 
-/* Drop one reference; the last one frees the rules. */
-static void rules_release(referer_rules *r)
+static void rules_free_shared(pixel_shared_rules *r)
 {
-    if (!r) {
-        return;
-    }
-    pthread_mutex_lock(&rules_lock);
-    int last = --r->refs == 0;
-    if (last) {
-        referer_rules **pp = &all_rules;
-        while (*pp != r) {
-            pp = &(*pp)->next;
-        }
-        *pp = r->next;
-    }
-    pthread_mutex_unlock(&rules_lock);
-    if (last) {
-        rules_free(r);
-    }
+    rules_free((referer_rules *)r);
 }
 
 static void retired_free(referer_ctx *r)
@@ -509,7 +474,7 @@ static void destroy(void *instance)
     free(r->sets);
     retired_free(r);
     free(r->retired);
-    rules_release(r->rules);
+    pixel_rules_release(&registry, r->rules ? &r->rules->shared : NULL, rules_free_shared);
     pixel_module_event_path_free(r->base);
     pixel_module_path_free(r->from);
     pixel_module_path_free(r->page);
@@ -579,7 +544,10 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         free(r->direct_image); /* built on each line instead */
         r->direct_image = NULL;
     }
-    return rules_get(cfg, &r->rules, err);
+    pixel_shared_rules *shared;
+    int rc = pixel_rules_get(&registry, cfg, &shared, rules_build, err);
+    r->rules = (referer_rules *)shared;
+    return rc;
 }
 
 /* ---- classifying ---- */

@@ -34,6 +34,7 @@
 #include <pixel/module.h>
 
 #include "cache_hash.h"
+#include "shared_rules.h"
 
 #include "prefilter.h"
 
@@ -105,17 +106,14 @@ typedef struct parser_list {
 /* ---- the compiled regexes, shared by the instances of one entry ---- */
 
 typedef struct ua_rules {
-    const void *key; /* the entry's config (an identity, never read) */
-    int refs;        /* under rules_lock */
-    struct ua_rules *next;
+    pixel_shared_rules shared; /* first: the registry's link (shared_rules.h) */
     parser_list lists[3];
     size_t base[3]; /* prefilter id of each list's first parser */
     prefilter *pf;
     uint32_t max_groups;
 } ua_rules;
 
-static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
-static ua_rules *all_rules;
+static pixel_rules_registry registry = PIXEL_RULES_REGISTRY_INIT;
 
 /* ---- an instance: one thread's cache ---- */
 
@@ -603,56 +601,22 @@ static void rules_free(ua_rules *r)
     free(r);
 }
 
-/* Drop one reference; the last one frees the rules. */
-static void rules_release(ua_rules *r)
+/* The compiled regexes for the entry whose config is key (pixel_rules_get()). */
+static int rules_build(const void *key, pixel_shared_rules **made, void *err)
 {
-    if (!r) {
-        return;
-    }
-    pthread_mutex_lock(&rules_lock);
-    int last = --r->refs == 0;
-    if (last) {
-        ua_rules **pp = &all_rules;
-        while (*pp != r) {
-            pp = &(*pp)->next;
-        }
-        *pp = r->next;
-    }
-    pthread_mutex_unlock(&rules_lock);
-    if (last) {
-        rules_free(r);
-    }
-}
-
-/*
- * The compiled regexes of the entry whose config is cfg: those of its other
- * instances, or compiled now.  The lock is held while compiling, so that two
- * threads creating their first instance at once compile once.
- */
-static int rules_get(const pixel_module_config *cfg, ua_rules **out, pixel_error *err)
-{
-    pthread_mutex_lock(&rules_lock);
-    ua_rules *r = all_rules;
-    while (r && r->key != (const void *)cfg) {
-        r = r->next;
-    }
-    int rc = 0;
-    if (r) {
-        r->refs++;
-    } else if (!(r = calloc(1, sizeof(*r)))) {
-        rc = PIXEL_ENOMEM;
-    } else if ((rc = load_regexes(r, pixel_module_config_string(cfg, "regexes"), err)) < 0) {
+    ua_rules *r = calloc(1, sizeof(*r));
+    int rc = r ? load_regexes(r, pixel_module_config_string(key, "regexes"), err) : PIXEL_ENOMEM;
+    if (r && rc < 0) {
         rules_free(r);
         r = NULL;
-    } else {
-        r->key = cfg;
-        r->refs = 1;
-        r->next = all_rules;
-        all_rules = r;
     }
-    pthread_mutex_unlock(&rules_lock);
-    *out = r;
+    *made = r ? &r->shared : NULL;
     return rc;
+}
+
+static void rules_free_shared(pixel_shared_rules *r)
+{
+    rules_free((ua_rules *)r);
 }
 
 static void destroy(void *instance)
@@ -671,7 +635,7 @@ static void destroy(void *instance)
     pcre2_match_data_free(u->md);
     free(u->marks);
     free(u->work);
-    rules_release(u->rules);
+    pixel_rules_release(&registry, u->rules ? &u->rules->shared : NULL, rules_free_shared);
     pixel_module_event_path_free(u->from_path);
     pixel_module_event_path_free(u->into_path);
     pixel_module_field_free(u->log_ua);
@@ -729,7 +693,9 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
         !(u->into_path = pixel_module_event_path_new(cfg, u->into))) {
         return PIXEL_ENOMEM;
     }
-    int rc = rules_get(cfg, &u->rules, err);
+    pixel_shared_rules *shared;
+    int rc = pixel_rules_get(&registry, cfg, &shared, rules_build, err);
+    u->rules = (ua_rules *)shared;
     if (rc == PIXEL_EIO && !pixel_module_config_isset(cfg, "regexes")) {
         pixel_error_clear(err);
         return pixel_module_config_error(cfg, err, NULL,
