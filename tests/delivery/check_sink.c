@@ -512,6 +512,18 @@ static void end_all_delivered(pixel_sink *s, pixel_delivery_config *cfg, int n)
     pixel_delivery_config_free(cfg);
 }
 
+/* Flush and free s: each of its n inputs was acked once (on_ack checks
+ * "once"), none failed, and each one acked as spooled is in the spool. */
+static void end_none_lost(pixel_sink *s, pixel_delivery_config *cfg, int n)
+{
+    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
+    ck_assert_int_eq(A.delivered + A.spooled, n);
+    ck_assert_int_eq(A.failed, 0);
+    pixel_sink_free(s);
+    ck_assert_int_eq(spooled_records(), A.spooled);
+    pixel_delivery_config_free(cfg);
+}
+
 START_TEST(sink_acks_each_event_after_its_delivery_report)
 {
     pixel_delivery_config *cfg = config(NULL);
@@ -826,12 +838,7 @@ START_TEST(sink_applies_back_pressure_when_the_spool_is_full)
         pixel_sink_poll(s, 50);
     }
     ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
-    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
-    ck_assert_int_eq(A.delivered + A.spooled, id);
-    ck_assert_int_eq(A.failed, 0);
-    pixel_sink_free(s);
-    ck_assert_int_eq(spooled_records(), A.spooled);
-    pixel_delivery_config_free(cfg);
+    end_none_lost(s, cfg, id);
 }
 END_TEST
 
@@ -960,12 +967,8 @@ START_TEST(sink_retries_a_producer_it_could_not_recreate)
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
     pixel_sink_stats_get(s, &st);
     ck_assert_uint_ge(st.recoveries, 1);
-    ck_assert_int_eq(A.delivered + A.spooled, id);
-    ck_assert_int_eq(A.failed, 0);
-    pixel_sink_free(s);
-    ck_assert_int_eq(spooled_records(), A.spooled);
+    end_none_lost(s, cfg, id);
     ck_assert_int_ge(consume_count("events") + A.spooled, id);
-    pixel_delivery_config_free(cfg);
 }
 END_TEST
 
@@ -1032,11 +1035,7 @@ START_TEST(sink_stays_on_the_spool_when_a_dying_producer_delivers)
     ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
     pixel_sink_stats_get(s, &st);
     ck_assert_uint_ge(st.probes, 1);
-    ck_assert_int_eq(A.delivered + A.spooled, id);
-    ck_assert_int_eq(A.failed, 0);
-    pixel_sink_free(s);
-    ck_assert_int_eq(spooled_records(), A.spooled);
-    pixel_delivery_config_free(cfg);
+    end_none_lost(s, cfg, id);
 }
 END_TEST
 
@@ -1083,12 +1082,7 @@ START_TEST(sink_keeps_records_parked_without_a_producer)
         pixel_sink_poll(s, 50);
     }
     ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
-    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
-    ck_assert_int_eq(A.delivered + A.spooled, id);
-    ck_assert_int_eq(A.failed, 0);
-    pixel_sink_free(s);
-    ck_assert_int_eq(spooled_records(), A.spooled);
-    pixel_delivery_config_free(cfg);
+    end_none_lost(s, cfg, id);
 }
 END_TEST
 
@@ -1178,12 +1172,7 @@ START_TEST(sink_probes_a_new_producer_once)
     produce_until(s, &id, PIXEL_SINK_KAFKA, produce, 1);
     pixel_sink_stats_get(s, &st);
     ck_assert_uint_eq(st.probes, probes + 1);
-    ck_assert_int_eq(pixel_sink_flush(s, 30000, NULL), 0);
-    ck_assert_int_eq(A.delivered + A.spooled, id);
-    ck_assert_int_eq(A.failed, 0);
-    pixel_sink_free(s);
-    ck_assert_int_eq(spooled_records(), A.spooled);
-    pixel_delivery_config_free(cfg);
+    end_none_lost(s, cfg, id);
 }
 END_TEST
 
