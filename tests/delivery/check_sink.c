@@ -512,6 +512,18 @@ static void end_all_delivered(pixel_sink *s, pixel_delivery_config *cfg, int n)
     pixel_delivery_config_free(cfg);
 }
 
+/* Events, a refused one offered again, until the sink is back on Kafka. */
+static void produce_until_back(pixel_sink *s, int *id)
+{
+    for (int tries = 0; tries < 1200 && pixel_sink_state_get(s) != PIXEL_SINK_KAFKA; tries++) {
+        if (produce(s, *id) == 0) {
+            (*id)++;
+        }
+        pixel_sink_poll(s, 50);
+    }
+    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+}
+
 /* Flush and free s: each of its n inputs was acked once (on_ack checks
  * "once"), none failed, and each one acked as spooled is in the spool. */
 static void end_none_lost(pixel_sink *s, pixel_delivery_config *cfg, int n)
@@ -827,17 +839,7 @@ START_TEST(sink_applies_back_pressure_when_the_spool_is_full)
     ck_assert_uint_ge(st.backpressure, 1);
     /* Kafka comes back: the parked and refused inputs can go on. */
     set_brokers(1);
-    for (tries = 0; tries < 1200; tries++) {
-        rc = produce(s, id);
-        if (rc == 0) {
-            id++;
-            if (pixel_sink_state_get(s) == PIXEL_SINK_KAFKA) {
-                break;
-            }
-        }
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    produce_until_back(s, &id);
     end_none_lost(s, cfg, id);
 }
 END_TEST
@@ -1075,13 +1077,7 @@ START_TEST(sink_keeps_records_parked_without_a_producer)
 
     set_brokers(1);
     kafka_new_failures = 0;
-    for (tries = 0; tries < 1200 && pixel_sink_state_get(s) != PIXEL_SINK_KAFKA; tries++) {
-        if (produce(s, id) == 0) {
-            id++;
-        }
-        pixel_sink_poll(s, 50);
-    }
-    ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_KAFKA);
+    produce_until_back(s, &id);
     end_none_lost(s, cfg, id);
 }
 END_TEST
