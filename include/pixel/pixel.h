@@ -106,8 +106,10 @@ PIXEL_API const char *pixel_error_format(const pixel_error *err, char *buf, size
 typedef struct pixel_pipeline_options {
     unsigned int version; /* PIXEL_PIPELINE_OPTIONS_VERSION */
     /* Extra directories searched for interceptor modules, before the
-     * pipeline's own `module_path` and the installed default.  NULL-ended;
-     * may be NULL. */
+     * PIXEL_MODULE_PATH environment variable, the pipeline's own
+     * `modules: {path: ...}` and the installed module directory
+     * (`pkg-config --variable=moduledir libpixel`).  Copied at load.
+     * NULL-ended; may be NULL. */
     const char *const *module_dirs;
     unsigned int flags; /* PIXEL_PIPELINE_* below */
 } pixel_pipeline_options;
@@ -185,7 +187,10 @@ PIXEL_API const char *pixel_outcome_str(int outcome);
  * "\n" or "\r\n" is ignored).  The line is not copied: it must stay valid
  * and unchanged until the context is reset.  *outcome receives the verdict.
  * Returns 0, or a negative status for an infrastructure failure (the line
- * then has no verdict and should be retried or failed upstream).
+ * then has no verdict and should be retried or failed upstream):
+ * PIXEL_ENOMEM, PIXEL_EINVAL for a NULL pipeline, context or line, or the
+ * status a module's process() returned.  outcome may be NULL; on a negative
+ * status *outcome is PIXEL_OUTCOME_PENDING.
  */
 PIXEL_API int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
                             pixel_outcome *outcome, pixel_error *err);
@@ -195,6 +200,11 @@ PIXEL_API int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char 
  * context); each later stage continues from the context's state and does
  * nothing when the outcome is already decided.  *outcome is PENDING while
  * the line is still going; pixel_validate() (the last stage) decides EVENT.
+ * A stage with nothing to work on (pixel_map() before pixel_parse(),
+ * pixel_enrich() or pixel_validate() before pixel_map()), or given a context
+ * that holds a line of another pipeline, returns PIXEL_EINVAL with
+ * *outcome PENDING.  Skipping pixel_enrich() is allowed: the event is then
+ * validated without what the enrichers add.
  */
 PIXEL_API int pixel_parse(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
                           pixel_outcome *outcome, pixel_error *err);
@@ -228,8 +238,10 @@ PIXEL_API const char *pixel_ctx_output(pixel_ctx *ctx, const pixel_pipeline *p, 
 
 /*
  * Why a line was quarantined (or, for a DROPPED line, which enricher dropped
- * it).  Strings are borrowed from the context; `family`, `code` and `message`
- * are never NULL; the others are NULL when not applicable.
+ * it).  The reasons and their strings are borrowed from the context, valid
+ * until it is reset; `family`, `code` and `message` are never NULL; the
+ * others are NULL when not applicable.  pixel_ctx_reason() returns NULL for
+ * i >= pixel_ctx_reason_count().
  */
 typedef struct pixel_reason {
     int stage;                    /* a pixel_stage */
@@ -258,7 +270,12 @@ PIXEL_API const pixel_record *pixel_ctx_record(const pixel_ctx *ctx);
  */
 PIXEL_API const char *pixel_record_get(const pixel_record *rec, const char *name, size_t *len);
 
-/* Iterate the query parameters in order: index 0..count-1. */
+/*
+ * Iterate the query parameters in order: index 0..count-1.  Returns the
+ * name (length in *name_len) and sets *value / *value_len (each pointer may
+ * be NULL); both are decoded, not NUL-terminated, and borrowed like
+ * pixel_record_get()'s answer.  NULL past the end.
+ */
 PIXEL_API size_t pixel_record_param_count(const pixel_record *rec);
 PIXEL_API const char *pixel_record_param(const pixel_record *rec, size_t i, const char **value,
                                          size_t *name_len, size_t *value_len);
