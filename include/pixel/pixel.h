@@ -221,7 +221,9 @@ PIXEL_API pixel_outcome pixel_ctx_outcome(const pixel_ctx *ctx);
 /*
  * The current event (after pixel_map), or the partial event of a quarantined
  * line; NULL before mapping.  Borrowed: valid until the context is reset.
- * Callers may change it through the value.h functions.
+ * Callers may change it through the value.h functions; pixel_ctx_output()
+ * serializes it as it is then, so a change made after pixel_validate() (or
+ * pixel_process()) is not validated: change it before the validate stage.
  */
 PIXEL_API pixel_value *pixel_ctx_event(pixel_ctx *ctx);
 
