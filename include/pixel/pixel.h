@@ -153,6 +153,8 @@ PIXEL_API const char *pixel_pipeline_version(const pixel_pipeline *p);
 /*
  * A per-thread context.  Not tied to one pipeline: the same context may
  * process lines of a reloaded pipeline.  NULL when out of memory.
+ * pixel_ctx_free(): NULL is a no-op; it may come before or after the free
+ * of the pipelines it served.
  */
 PIXEL_API pixel_ctx *pixel_ctx_new(void);
 PIXEL_API void pixel_ctx_free(pixel_ctx *ctx);
@@ -233,6 +235,7 @@ PIXEL_API pixel_value *pixel_ctx_event(pixel_ctx *ctx);
  * .schema.json) for QUARANTINED, and NULL for SKIPPED and DROPPED.
  * Borrowed: valid until the next call on ctx.  NULL with len 0 when there is
  * nothing to write; on out-of-memory also NULL, and ctx's outcome is kept.
+ * len may be NULL (the text is NUL-terminated).
  */
 PIXEL_API const char *pixel_ctx_output(pixel_ctx *ctx, const pixel_pipeline *p, size_t *len);
 
