@@ -4,7 +4,11 @@
  * A pixel_pipeline is loaded once from a YAML file (or string).  It is
  * immutable and may be shared by any number of threads.  Each thread owns a
  * pixel_ctx: an arena plus scratch space, reused line after line, so that a
- * line costs no heap allocation in steady state.
+ * line costs no heap allocation in steady state.  A context is used by one
+ * thread at a time; it may pass to another thread (a worker pool) when the
+ * hand-over synchronizes (a mutex, pthread_join()): the module instances
+ * that serve it follow it.  Module counters: pixel_pipeline_module_stats()
+ * in pixel/module.h.
  *
  * Every line ends in exactly one outcome:
  *
