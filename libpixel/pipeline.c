@@ -469,9 +469,19 @@ static int finish(pixel_ctx *ctx, pixel_outcome *outcome, int rc, pixel_error *e
         pixel__error_set(err, rc, PIXEL_STAGE_NONE, "%s", pixel_status_str(rc));
     }
     if (outcome) {
-        *outcome = ctx->outcome;
+        /* A failed call decides nothing (and ctx may be the NULL it refused). */
+        *outcome = rc < 0 || !ctx ? PIXEL_OUTCOME_PENDING : ctx->outcome;
     }
     return rc < 0 ? rc : 0;
+}
+
+/* A call refused before it could look at a line: no verdict. */
+static int refused(pixel_outcome *outcome, int rc)
+{
+    if (outcome) {
+        *outcome = PIXEL_OUTCOME_PENDING;
+    }
+    return rc;
 }
 
 static int check_args(const pixel_pipeline *p, pixel_ctx *ctx, pixel_error *err)
@@ -490,8 +500,8 @@ int pixel_parse(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_
                 pixel_outcome *outcome, pixel_error *err)
 {
     if (!p || !ctx || !line) {
-        return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_PARSE,
-                                "no pipeline, context or line");
+        return refused(outcome, pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_PARSE,
+                                                 "no pipeline, context or line"));
     }
     pixel_ctx_reset(ctx);
     if (len && line[len - 1] == '\n') {
@@ -562,7 +572,8 @@ int pixel_map(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome, p
         return finish(ctx, outcome, rc, err);
     }
     if (!ctx->parsed) {
-        return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_MAP, "no parsed line to map");
+        return refused(
+            outcome, pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_MAP, "no parsed line to map"));
     }
     return finish(ctx, outcome, run_map(p, ctx), err);
 }
@@ -574,7 +585,8 @@ int pixel_enrich(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outcome
         return finish(ctx, outcome, rc, err);
     }
     if (!ctx->event) {
-        return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_ENRICH, "no mapped event to enrich");
+        return refused(outcome, pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_ENRICH,
+                                                 "no mapped event to enrich"));
     }
     return finish(ctx, outcome, run_enrich(p, ctx, err), err);
 }
@@ -587,7 +599,8 @@ int pixel_validate(const pixel_pipeline *p, pixel_ctx *ctx, pixel_outcome *outco
         return finish(ctx, outcome, rc, err);
     }
     if (!ctx->event) {
-        return pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_VALIDATE, "no event to validate");
+        return refused(outcome, pixel__error_set(err, PIXEL_EINVAL, PIXEL_STAGE_VALIDATE,
+                                                 "no event to validate"));
     }
     return finish(ctx, outcome, run_validate(p, ctx, err), err);
 }
@@ -612,7 +625,7 @@ int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, siz
                                               : pixel_validate(p, ctx, NULL, err);
     }
     if (outcome) {
-        *outcome = ctx ? ctx->outcome : PIXEL_OUTCOME_PENDING;
+        *outcome = rc < 0 || !ctx ? PIXEL_OUTCOME_PENDING : ctx->outcome;
     }
     return rc;
 }

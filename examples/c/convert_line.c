@@ -3,7 +3,15 @@
  * of stdin, print events and quarantine records, check every return code.
  *
  *   convert_line PIPELINE.yaml < access.log
+ *
+ * Built against an installed libpixel:
+ *
+ *   cc -std=c11 -o convert_line convert_line.c $(pkg-config --cflags --libs libpixel)
+ *   convert_line "$(pkg-config --variable=pkgdatadir libpixel)/examples/realestate/pipeline.yaml" \
+ *       < examples/realestate/sample.log
  */
+#define _POSIX_C_SOURCE 200809L /* getline(), ssize_t */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -377,7 +377,10 @@ typedef struct pixel_module {
     /*
      * Build an instance from its config.  Return 0 with *instance set (NULL
      * is allowed), or a negative pixel_status with err filled (use
-     * pixel_module_config_error() for a bad option).  Required.
+     * pixel_module_config_error() for a bad option).  *instance is NULL on
+     * entry; when create() fails after setting it, the loader passes that
+     * half-built instance to destroy(), so set it early and let destroy()
+     * free what was made.  Required.
      */
     int (*create)(void **instance, const pixel_module_config *cfg, pixel_error *err);
     /* Look at / change one event; returns PIXEL_MODULE_*.  Required. */

@@ -4,7 +4,11 @@
  * A pixel_pipeline is loaded once from a YAML file (or string).  It is
  * immutable and may be shared by any number of threads.  Each thread owns a
  * pixel_ctx: an arena plus scratch space, reused line after line, so that a
- * line costs no heap allocation in steady state.
+ * line costs no heap allocation in steady state.  A context is used by one
+ * thread at a time; it may pass to another thread (a worker pool) when the
+ * hand-over synchronizes (a mutex, pthread_join()): the module instances
+ * that serve it follow it.  Module counters: pixel_pipeline_module_stats()
+ * in pixel/module.h.
  *
  * Every line ends in exactly one outcome:
  *
@@ -106,8 +110,10 @@ PIXEL_API const char *pixel_error_format(const pixel_error *err, char *buf, size
 typedef struct pixel_pipeline_options {
     unsigned int version; /* PIXEL_PIPELINE_OPTIONS_VERSION */
     /* Extra directories searched for interceptor modules, before the
-     * pipeline's own `module_path` and the installed default.  NULL-ended;
-     * may be NULL. */
+     * PIXEL_MODULE_PATH environment variable, the pipeline's own
+     * `modules: {path: ...}` and the installed module directory
+     * (`pkg-config --variable=moduledir libpixel`).  Copied at load.
+     * NULL-ended; may be NULL. */
     const char *const *module_dirs;
     unsigned int flags; /* PIXEL_PIPELINE_* below */
 } pixel_pipeline_options;
@@ -151,6 +157,8 @@ PIXEL_API const char *pixel_pipeline_version(const pixel_pipeline *p);
 /*
  * A per-thread context.  Not tied to one pipeline: the same context may
  * process lines of a reloaded pipeline.  NULL when out of memory.
+ * pixel_ctx_free(): NULL is a no-op; it may come before or after the free
+ * of the pipelines it served.
  */
 PIXEL_API pixel_ctx *pixel_ctx_new(void);
 PIXEL_API void pixel_ctx_free(pixel_ctx *ctx);
@@ -185,7 +193,10 @@ PIXEL_API const char *pixel_outcome_str(int outcome);
  * "\n" or "\r\n" is ignored).  The line is not copied: it must stay valid
  * and unchanged until the context is reset.  *outcome receives the verdict.
  * Returns 0, or a negative status for an infrastructure failure (the line
- * then has no verdict and should be retried or failed upstream).
+ * then has no verdict and should be retried or failed upstream):
+ * PIXEL_ENOMEM, PIXEL_EINVAL for a NULL pipeline, context or line, or the
+ * status a module's process() returned.  outcome may be NULL; on a negative
+ * status *outcome is PIXEL_OUTCOME_PENDING.
  */
 PIXEL_API int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
                             pixel_outcome *outcome, pixel_error *err);
@@ -195,6 +206,11 @@ PIXEL_API int pixel_process(const pixel_pipeline *p, pixel_ctx *ctx, const char 
  * context); each later stage continues from the context's state and does
  * nothing when the outcome is already decided.  *outcome is PENDING while
  * the line is still going; pixel_validate() (the last stage) decides EVENT.
+ * A stage with nothing to work on (pixel_map() before pixel_parse(),
+ * pixel_enrich() or pixel_validate() before pixel_map()), or given a context
+ * that holds a line of another pipeline, returns PIXEL_EINVAL with
+ * *outcome PENDING.  Skipping pixel_enrich() is allowed: the event is then
+ * validated without what the enrichers add.
  */
 PIXEL_API int pixel_parse(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, size_t len,
                           pixel_outcome *outcome, pixel_error *err);
@@ -211,7 +227,9 @@ PIXEL_API pixel_outcome pixel_ctx_outcome(const pixel_ctx *ctx);
 /*
  * The current event (after pixel_map), or the partial event of a quarantined
  * line; NULL before mapping.  Borrowed: valid until the context is reset.
- * Callers may change it through the value.h functions.
+ * Callers may change it through the value.h functions; pixel_ctx_output()
+ * serializes it as it is then, so a change made after pixel_validate() (or
+ * pixel_process()) is not validated: change it before the validate stage.
  */
 PIXEL_API pixel_value *pixel_ctx_event(pixel_ctx *ctx);
 
@@ -221,6 +239,7 @@ PIXEL_API pixel_value *pixel_ctx_event(pixel_ctx *ctx);
  * .schema.json) for QUARANTINED, and NULL for SKIPPED and DROPPED.
  * Borrowed: valid until the next call on ctx.  NULL with len 0 when there is
  * nothing to write; on out-of-memory also NULL, and ctx's outcome is kept.
+ * len may be NULL (the text is NUL-terminated).
  */
 PIXEL_API const char *pixel_ctx_output(pixel_ctx *ctx, const pixel_pipeline *p, size_t *len);
 
@@ -228,8 +247,10 @@ PIXEL_API const char *pixel_ctx_output(pixel_ctx *ctx, const pixel_pipeline *p, 
 
 /*
  * Why a line was quarantined (or, for a DROPPED line, which enricher dropped
- * it).  Strings are borrowed from the context; `family`, `code` and `message`
- * are never NULL; the others are NULL when not applicable.
+ * it).  The reasons and their strings are borrowed from the context, valid
+ * until it is reset; `family`, `code` and `message` are never NULL; the
+ * others are NULL when not applicable.  pixel_ctx_reason() returns NULL for
+ * i >= pixel_ctx_reason_count().
  */
 typedef struct pixel_reason {
     int stage;                    /* a pixel_stage */
@@ -258,7 +279,12 @@ PIXEL_API const pixel_record *pixel_ctx_record(const pixel_ctx *ctx);
  */
 PIXEL_API const char *pixel_record_get(const pixel_record *rec, const char *name, size_t *len);
 
-/* Iterate the query parameters in order: index 0..count-1. */
+/*
+ * Iterate the query parameters in order: index 0..count-1.  Returns the
+ * name (length in *name_len) and sets *value / *value_len (each pointer may
+ * be NULL); both are decoded, not NUL-terminated, and borrowed like
+ * pixel_record_get()'s answer.  NULL past the end.
+ */
 PIXEL_API size_t pixel_record_param_count(const pixel_record *rec);
 PIXEL_API const char *pixel_record_param(const pixel_record *rec, size_t i, const char **value,
                                          size_t *name_len, size_t *value_len);

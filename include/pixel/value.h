@@ -144,6 +144,8 @@ PIXEL_API int pixel_value_equal(const pixel_value *a, const pixel_value *b);
  * A jansson copy of v, for callers who want one: a new reference that the
  * caller releases with json_decref().  Declared as void * so that this header
  * does not require jansson.h; cast it to json_t *.  NULL when out of memory.
+ * libpixel.pc lists jansson as private: a program that calls json_*() links
+ * it itself (`pkg-config --libs libpixel jansson`).
  */
 PIXEL_API void *pixel_value_to_jansson(const pixel_value *v);
 

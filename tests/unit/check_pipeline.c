@@ -43,6 +43,47 @@ START_TEST(stages_run_one_at_a_time)
 }
 END_TEST
 
+/* Calls out of order or with a NULL argument are refused with PIXEL_EINVAL
+ * and leave no verdict (*outcome PENDING), even after an earlier line's. */
+START_TEST(misuse_is_refused_without_a_verdict)
+{
+    pixel_pipeline *p = load_ok(PIPE);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_outcome oc = PIXEL_OUTCOME_DROPPED;
+    pixel_error err = {0};
+    ck_assert_int_eq(pixel_map(p, ctx, &oc, &err), PIXEL_EINVAL);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+    ck_assert_int_eq(err.code, PIXEL_EINVAL);
+    ck_assert_int_eq(err.stage, PIXEL_STAGE_MAP);
+    oc = PIXEL_OUTCOME_DROPPED;
+    ck_assert_int_eq(pixel_enrich(p, ctx, &oc, NULL), PIXEL_EINVAL);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+    oc = PIXEL_OUTCOME_DROPPED;
+    ck_assert_int_eq(pixel_validate(p, ctx, &oc, NULL), PIXEL_EINVAL);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+    /* NULL contexts are refused, not dereferenced. */
+    oc = PIXEL_OUTCOME_DROPPED;
+    ck_assert_int_eq(pixel_map(p, NULL, &oc, NULL), PIXEL_EINVAL);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+    ck_assert_int_eq(pixel_enrich(p, NULL, &oc, NULL), PIXEL_EINVAL);
+    ck_assert_int_eq(pixel_validate(NULL, ctx, &oc, NULL), PIXEL_EINVAL);
+    /* A refused call after a decided line does not report that line's verdict. */
+    const char *line = LINE("ev=page_view&n=3");
+    ck_assert_int_eq(pixel_process(p, ctx, line, strlen(line), &oc, NULL), 0);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(pixel_process(NULL, ctx, line, strlen(line), &oc, NULL), PIXEL_EINVAL);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+    oc = PIXEL_OUTCOME_DROPPED;
+    ck_assert_int_eq(pixel_parse(p, ctx, NULL, 0, &oc, NULL), PIXEL_EINVAL);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
+    /* outcome may be NULL */
+    ck_assert_int_eq(pixel_process(p, ctx, line, strlen(line), NULL, NULL), 0);
+    ck_assert_int_eq(pixel_ctx_outcome(ctx), PIXEL_OUTCOME_EVENT);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(quarantine_record_carries_everything)
 {
     pixel_pipeline *p = load_ok(PIPE);
@@ -229,6 +270,7 @@ static Suite *pipeline_suite(void)
     Suite *s = suite_create("pipeline");
     TCase *tc = tcase_create("api");
     tcase_add_test(tc, stages_run_one_at_a_time);
+    tcase_add_test(tc, misuse_is_refused_without_a_verdict);
     tcase_add_test(tc, quarantine_record_carries_everything);
     tcase_add_test(tc, one_pipeline_serves_many_threads);
     tcase_add_test(tc, every_code_is_documented);
