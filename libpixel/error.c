@@ -79,6 +79,11 @@ const char *pixel_error_format(const pixel_error *err, char *buf, size_t size)
     return buf;
 }
 
+const char *pixel_version(void)
+{
+    return PIXEL_VERSION_STRING;
+}
+
 const char *pixel_status_str(int status)
 {
     switch (status) {

@@ -61,6 +61,12 @@ typedef enum pixel_status {
 /* Static, never NULL. */
 PIXEL_API const char *pixel_status_str(int status);
 
+/*
+ * The version of the library loaded at run time ("0.1.0"), which may differ
+ * from the PIXEL_VERSION_STRING a program was compiled against.  Static.
+ */
+PIXEL_API const char *pixel_version(void);
+
 /* Pipeline stages.  Numbers are forever. */
 typedef enum pixel_stage {
     PIXEL_STAGE_NONE = 0,

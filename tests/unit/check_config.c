@@ -119,6 +119,17 @@ START_TEST(example_pipeline_loads)
 }
 END_TEST
 
+/* The loaded library's version is the one these headers were made with. */
+START_TEST(the_library_says_its_version)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "%d.%d.%d", PIXEL_VERSION_MAJOR, PIXEL_VERSION_MINOR,
+             PIXEL_VERSION_PATCH);
+    ck_assert_str_eq(pixel_version(), want);
+    ck_assert_str_eq(pixel_version(), PIXEL_VERSION_STRING);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -131,6 +142,7 @@ static Suite *config_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("load");
     tcase_add_test(tc, example_pipeline_loads);
+    tcase_add_test(tc, the_library_says_its_version);
     suite_add_tcase(s, tc);
     return s;
 }
