@@ -512,6 +512,25 @@ static void end_all_delivered(pixel_sink *s, pixel_delivery_config *cfg, int n)
     pixel_delivery_config_free(cfg);
 }
 
+/* All brokers down while events go to Kafka: the ones queued in librdkafka
+ * are purged at the failover and come back to a spool too small for them
+ * (max_bytes), where they wait, parked; returns once librdkafka holds
+ * nothing more (or after 20 s). */
+static void park_records(pixel_sink *s, int *id)
+{
+    set_brokers(0);
+    while (*id < 300 && pixel_sink_state_get(s) == PIXEL_SINK_KAFKA && produce(s, *id) == 0) {
+        (*id)++;
+    }
+    for (int tries = 0; tries < 400; tries++) {
+        pixel_sink_poll(s, 50);
+        if (pixel_sink_state_get(s) == PIXEL_SINK_SPOOL &&
+            rd_kafka_outq_len(pixel__sink_kafka(s)) == 0) {
+            break;
+        }
+    }
+}
+
 /* Events, a refused one offered again, until the sink is back on Kafka. */
 static void produce_until_back(pixel_sink *s, int *id)
 {
@@ -778,26 +797,14 @@ START_TEST(sink_flush_waits_for_parked_records_without_spinning)
     pixel_delivery_config *cfg = config("    max_bytes: 4096\n");
     pixel_sink_stats st;
     double wall, cpu;
-    int id = 0, tries;
+    int id = 0;
 
     /* No probe during the test: the parked records stay parked. */
     ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "600000", NULL), 0);
     ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "600000", NULL),
                      0);
     pixel_sink *s = sink(cfg);
-    set_brokers(0);
-    /* Queued in librdkafka while the sink still sends to Kafka; purged at
-     * the failover, they come back to a spool too small for them. */
-    while (id < 300 && pixel_sink_state_get(s) == PIXEL_SINK_KAFKA && produce(s, id) == 0) {
-        id++;
-    }
-    for (tries = 0; tries < 400; tries++) {
-        pixel_sink_poll(s, 50);
-        if (pixel_sink_state_get(s) == PIXEL_SINK_SPOOL &&
-            rd_kafka_outq_len(pixel__sink_kafka(s)) == 0) {
-            break;
-        }
-    }
+    park_records(s, &id);
     ck_assert_int_eq(pixel_sink_state_get(s), PIXEL_SINK_SPOOL);
     ck_assert_int_eq(rd_kafka_outq_len(pixel__sink_kafka(s)), 0);
     pixel_sink_stats_get(s, &st);
@@ -1048,22 +1055,12 @@ START_TEST(sink_keeps_records_parked_without_a_producer)
 {
     pixel_delivery_config *cfg = config("    max_bytes: 4096\n");
     pixel_sink_stats st;
-    int id = 0, tries;
+    int id = 0;
 
     ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_initial_ms", "1000", NULL), 0);
     ck_assert_int_eq(pixel_delivery_config_set(cfg, "failover.probe_max_ms", "1000", NULL), 0);
     pixel_sink *s = sink(cfg);
-    set_brokers(0);
-    while (id < 300 && pixel_sink_state_get(s) == PIXEL_SINK_KAFKA && produce(s, id) == 0) {
-        id++;
-    }
-    for (tries = 0; tries < 400; tries++) {
-        pixel_sink_poll(s, 50);
-        if (pixel_sink_state_get(s) == PIXEL_SINK_SPOOL &&
-            rd_kafka_outq_len(pixel__sink_kafka(s)) == 0) {
-            break;
-        }
-    }
+    park_records(s, &id);
     pixel_sink_stats_get(s, &st);
     ck_assert_uint_gt(st.events_pending, 0); /* parked */
 
