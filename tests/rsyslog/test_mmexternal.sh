@@ -71,6 +71,9 @@ reload() {
 }
 reload 2
 grep -q 'info: reloaded pipeline realestate' "$PX_WORK/mm.log" || px_fail "--log-file has no 'reloaded' line"
+# every line of the log file starts with its UTC time (RFC 3339, milliseconds)
+unstamped=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z pixel-mmexternal\[[0-9]+\]: ' "$PX_WORK/mm.log" || true)
+[ "$unstamped" -eq 0 ] || px_fail "--log-file has $unstamped lines without a time stamp"
 echo 'fields: [unclosed' >"$PIPELINE"
 reload 3
 grep -q 'error: reload failed: still serving pipeline realestate' "$PX_WORK/mm.log" ||

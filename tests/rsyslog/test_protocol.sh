@@ -118,6 +118,12 @@ if os.access(mock, os.X_OK):
         check(len(segs) >= 1, "the spooled event is in a spool segment")
     finally:
         m.terminate(); m.wait()
+import re
+logged = [l for l in open(os.path.join(work, "omprog.err"), "rb").read().splitlines()
+          if b"pixel-omprog[" in l]
+stamp = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z pixel-omprog\[\d+\]: ")
+check(logged and all(stamp.match(l) for l in logged),
+      "each of the %d log lines starts with its UTC time" % len(logged))
 sys.exit(1 if fails else 0)
 PY
 echo PASS

@@ -43,6 +43,7 @@
 
 #include <pixel/pixel.h>
 
+#include "../common/logstamp.h"
 #include "../common/version.h"
 
 #include "../common/metrics.h"
@@ -62,7 +63,9 @@ __attribute__((format(printf, 2, 3))) static void logf_(const char *level, const
 {
     char line[1024];
     va_list ap;
-    int n = snprintf(line, sizeof(line), "pixel-mmexternal[%ld]: %s: ", (long)getpid(), level);
+    /* syslog(3) stamps its lines itself */
+    int t = log_syslog ? 0 : tool_log_stamp(line, sizeof(line));
+    int n = t + snprintf(line + t, sizeof(line) - (size_t)t, "pixel-mmexternal[%ld]: %s: ", (long)getpid(), level);
 
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -66,6 +66,7 @@
 #endif
 
 #include "../common/metrics.h"
+#include "../common/logstamp.h"
 #include "../common/version.h"
 
 #define MAX_SETS 32
@@ -136,7 +137,8 @@ __attribute__((format(printf, 2, 3))) static void logf_(const char *level, const
 {
     char line[1024];
     va_list ap;
-    int n = snprintf(line, sizeof(line), "pixel-omprog[%ld]: %s: ", (long)getpid(), level);
+    int t = tool_log_stamp(line, sizeof(line));
+    int n = t + snprintf(line + t, sizeof(line) - (size_t)t, "pixel-omprog[%ld]: %s: ", (long)getpid(), level);
 
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
