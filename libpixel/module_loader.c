@@ -2025,9 +2025,9 @@ int pixel__module_enricher_load(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *op
         if (rc <= 0) {
             if (rc == 0) {
                 pixel__cfg_fail(c, at,
-                                "module '%s': no file %s.so in %.*s (set PIXEL_MODULE_PATH, the "
-                                "pipeline's modules.path, or run uninstalled tools with "
-                                "`meson devenv`)",
+                                "module '%s': no file %s.so in %.*s (set the pipeline's "
+                                "modules.path, PIXEL_MODULE_PATH, or pixel-mmexternal's "
+                                "--module-path; run uninstalled tools with `meson devenv`)",
                                 ms->name, ms->name, (int)tried.len, tried.data ? tried.data : "");
             }
             pixel__buf_free(&tried);

@@ -23,6 +23,7 @@
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,7 +529,8 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         memcpy(text, ip, n);
         text[n] = '\0';
         int fam = strchr(text, ':') ? AF_INET6 : AF_INET;
-        for (size_t i = 0; inet_pton(fam, text, addr) == 1 && i < b->nranges; i++) {
+        bool parsed = inet_pton(fam, text, addr) == 1; /* once, not per range */
+        for (size_t i = 0; parsed && i < b->nranges; i++) {
             if (in_range(&b->ranges[i], fam, addr)) {
                 count(&b->by_ip);
                 return verdict(b, ev, &b->ranges[i].why);
