@@ -107,4 +107,45 @@ if bad:
     sys.exit("not a reply on the reply pipe: %r" % bad[0][:200])
 PY
     px_fail "pixel-mmexternal wrote a log line into its replies"
+
+# Started with a pipeline that does not load: one pixel-mmexternal stays
+# (were it to exit, rsyslog would start one per message) and answers every
+# line with outcome "error" and the reason; once the file is fixed, the
+# next line loads it, without a HUP or an rsyslog restart.
+LATE=$PX_WORK/examples/realestate/late.yaml
+echo 'fields: [unclosed' >"$LATE"
+TCP2=$(px_free_port)
+cat >"$PX_WORK/mm2.conf" <<CONF
+global(workDirectory="$PX_WORK")
+module(load="imtcp")
+module(load="mmexternal")
+template(name="out2" type="string" string="%\$!pixel_outcome% %\$!pixel_error%\n")
+input(type="imtcp" port="$TCP2" address="127.0.0.1" ruleset="late")
+ruleset(name="late") {
+  action(type="mmexternal" binary="$MMEXTERNAL_BIN --module-path ${PIXEL_MODULE_PATH:-/nonexistent} --log-file $PX_WORK/mm2.log $LATE" interface.input="rawmsg")
+  action(type="omfile" file="$PX_WORK/out2.txt" template="out2")
+}
+CONF
+px_rsyslog_start mm2 "$PX_WORK/mm2.conf"
+px_wait_port "$TCP2" 30 || px_fail "rsyslog (mm2) did not listen"
+px_send_tcp "$TCP2" "$PX_WORK/in.log"
+px_wait_count "wc -l <$PX_WORK/out2.txt 2>/dev/null || echo 0" 500 60 || px_fail "unloaded: not every line came out"
+errors=$(grep -c "^error pipeline $LATE: $LATE:2:1: YAML syntax" "$PX_WORK/out2.txt")
+starts=$(grep -c "error: pipeline $LATE" "$PX_WORK/mm2.log")
+child=$(pgrep -P "$RSYSLOG_PID_mm2" -f pixel-mmexternal | head -1)
+echo "# unloaded: $errors of 500 lines answered error with the reason; $starts start(s) logged"
+[ "$errors" -eq 500 ] || px_fail "unloaded: $errors lines of 500 answered with the reason"
+[ "$starts" -eq 1 ] || px_fail "unloaded: pixel-mmexternal started $starts times, not once"
+cp "$PIPELINE_SRC" "$LATE"
+sleep 1.2 # the file is looked at once a second at most
+px_send_tcp "$TCP2" "$PX_WORK/in.log"
+px_wait_count "wc -l <$PX_WORK/out2.txt" 1000 60 || px_fail "fixed: not every line came out"
+late_events=$(tail -n 500 "$PX_WORK/out2.txt" | grep -c '^event ')
+late_errors=$(tail -n 500 "$PX_WORK/out2.txt" | grep -c '^error ')
+echo "# fixed: $late_events events, $late_errors errors in the next 500 lines"
+[ "$late_events" -eq "$want" ] || px_fail "fixed: $late_events events, not $want"
+[ "$late_errors" -eq 0 ] || px_fail "fixed: $late_errors lines still answered error"
+grep -q 'info: loaded pipeline realestate' "$PX_WORK/mm2.log" || px_fail "fixed: no 'loaded pipeline' log line"
+[ "$(pgrep -P "$RSYSLOG_PID_mm2" -f pixel-mmexternal | head -1)" = "$child" ] ||
+    px_fail "fixed: a new pixel-mmexternal was started"
 echo PASS

@@ -14,6 +14,8 @@
  *   {"$!":{"pixel_outcome":"quarantined","pixel":{...the quarantine record...}}}
  *   {"$!":{"pixel_outcome":"skipped"}}          (or "dropped")
  *   {"$!":{"pixel_outcome":"error"}}            infrastructure failure (logged)
+ *   {"$!":{"pixel_outcome":"error","pixel_error":"pipeline FILE: ..."}}
+ *                                    the pipeline has not loaded (see below)
  *
  * so a configuration routes on $!pixel_outcome and writes $!pixel with a
  * template (docs/deployment.md).  SIGHUP reloads the pipeline between two
@@ -23,10 +25,17 @@
  * mmexternal gives the program's stderr the same pipe as its stdout, where
  * each line is read as the reply to a message: a log line there is taken
  * for one message's reply, and that message leaves without its
- * $!pixel_outcome.  So once the pipeline is loaded, when stderr is that pipe
- * and no --log-file was given, logs go to syslog(3) instead.  A pipeline
- * that cannot be loaded at start is still said on stderr: the program exits
- * then, and rsyslog logs the line ("invalid reply '...'"), which names why.
+ * $!pixel_outcome.  So when stderr is that pipe and no --log-file was
+ * given, logs go to syslog(3) instead.
+ *
+ * A pipeline that does not load at start does not end the program: were it
+ * to exit, rsyslog would start it again for every message (hundreds of
+ * processes a second, each message passing unchanged).  It stays, answers
+ * every line with outcome "error" and the reason in $!pixel_error (the
+ * documented routing keeps those lines for pixel-replay), and tries the
+ * pipeline again on SIGHUP, when the file changes (looked at once a second
+ * at most) and every RETRY_S seconds (a module or schema may be what was
+ * fixed).  A reason is logged when it differs from the one logged before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,20 +123,68 @@ static int stderr_is_reply_pipe(void)
            o.st_dev == e.st_dev && o.st_ino == e.st_ino;
 }
 
+enum { RETRY_S = 10 };
+
+/* Why the pipeline did not load, the last time it was tried. */
+static char load_error[900];
+
 static pixel_pipeline *load(const char *path)
 {
     pixel_pipeline *p = NULL;
     pixel_error err;
     pixel_pipeline_options opts = PIXEL_PIPELINE_OPTIONS_INIT;
-    char msg[1024];
+    char msg[800];
 
     opts.module_dirs = module_dirs;
     memset(&err, 0, sizeof(err));
     if (pixel_pipeline_load_file(&p, path, &opts, &err) != 0) {
-        logf_("error", "pipeline %s: %s", path, pixel_error_format(&err, msg, sizeof(msg)));
+        snprintf(load_error, sizeof(load_error), "pipeline %s: %s", path,
+                 pixel_error_format(&err, msg, sizeof(msg)));
         return NULL;
     }
+    load_error[0] = '\0';
     return p;
+}
+
+/* The pipeline file as it was when it failed to load; same_file() tells
+ * whether it is still so (a file that cannot be read is "unchanged" while it
+ * stays unreadable). */
+static struct stat failed_st;
+static int failed_stat_ok;
+
+static void remember_file(const char *path)
+{
+    failed_stat_ok = stat(path, &failed_st) == 0;
+}
+
+static int same_file(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return !failed_stat_ok;
+    }
+    return failed_stat_ok && st.st_dev == failed_st.st_dev && st.st_ino == failed_st.st_ino &&
+           st.st_size == failed_st.st_size &&
+           st.st_mtim.tv_sec == failed_st.st_mtim.tv_sec &&
+           st.st_mtim.tv_nsec == failed_st.st_mtim.tv_nsec;
+}
+
+/* The reply to a line while no pipeline is loaded: outcome "error" and the
+ * reason, as a JSON string. */
+static void answer_unloaded(FILE *out, pixel_metrics *m)
+{
+    pixel_metrics_failure(m);
+    fputs("{\"$!\":{\"pixel_outcome\":\"error\",\"pixel_error\":\"", out);
+    for (const unsigned char *c = (const unsigned char *)load_error; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            fprintf(out, "\\%c", *c);
+        } else if (*c < 0x20 || *c == 0x7f) {
+            fprintf(out, "\\u%04x", *c);
+        } else {
+            fputc(*c, out);
+        }
+    }
+    fputs("\"}}\n", out);
 }
 
 static void count(pixel_metrics *m, pixel_ctx *ctx, pixel_outcome out)
@@ -220,8 +277,9 @@ int main(int argc, char **argv)
               "rsyslog's mmexternal host: answers each input line with the JSON that sets\n"
               "$!pixel_outcome and $!pixel (the event or the quarantine record).  SIGHUP\n"
               "reloads the pipeline.  Logs go to --log-file, else to stderr, or to syslog\n"
-              "when stderr is the reply pipe (as mmexternal starts it).  See\n"
-              "docs/deployment.md.\n"
+              "when stderr is the reply pipe (as mmexternal starts it).  A pipeline that\n"
+              "does not load is not fatal: each line is answered with outcome \"error\"\n"
+              "and $!pixel_error until it loads.  See docs/deployment.md.\n"
               TOOL_VERSION_HELP,
               help ? stdout : stderr);
         return help ? 0 : 2;
@@ -236,16 +294,25 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_reload;
     sigaction(SIGHUP, &sa, NULL);
-    p = load(argv[optind]);
-    ctx = pixel_ctx_new();
-    if (p == NULL || ctx == NULL) {
-        pixel_pipeline_free(p);
-        pixel_ctx_free(ctx);
-        return 1;
-    }
     if (log_file == NULL && stderr_is_reply_pipe()) {
         openlog("pixel-mmexternal", LOG_PID, LOG_DAEMON);
         log_syslog = 1;
+    }
+    ctx = pixel_ctx_new();
+    if (ctx == NULL) {
+        logf_("error", "out of memory");
+        return 1;
+    }
+    const char *path = argv[optind];
+    time_t last_try = time(NULL), last_look = last_try;
+    char logged[sizeof(load_error)] = "";
+    p = load(path);
+    if (p == NULL) {
+        remember_file(path);
+        snprintf(logged, sizeof(logged), "%s", load_error);
+        logf_("error", "%s; every line is answered with pixel_outcome \"error\" until it loads "
+              "(tried again on SIGHUP, when the file changes, and every %d s)",
+              load_error, RETRY_S);
     }
     if (metrics_file != NULL || metrics_port >= 0) {
         m = pixel_metrics_new("pixel-mmexternal");
@@ -264,11 +331,29 @@ int main(int argc, char **argv)
             }
             break;
         }
+        time_t t = p == NULL ? time(NULL) : 0;
+        if (p == NULL && (reload_requested || t - last_try >= RETRY_S ||
+                          (t != last_look && (last_look = t, !same_file(path))))) {
+            reload_requested = 0;
+            last_try = t;
+            if ((p = load(path)) != NULL) {
+                logged[0] = '\0';
+                logf_("info", "loaded pipeline %s %s", pixel_pipeline_name(p),
+                      pixel_pipeline_version(p));
+            } else {
+                remember_file(path);
+                if (strcmp(logged, load_error) != 0) {
+                    snprintf(logged, sizeof(logged), "%s", load_error);
+                    logf_("error", "%s", load_error);
+                }
+            }
+        }
         if (reload_requested) {
             pixel_pipeline *np;
             reload_requested = 0;
-            np = load(argv[optind]);
+            np = load(path);
             if (np == NULL) {
+                logf_("error", "%s", load_error);
                 logf_("error", "reload failed: still serving pipeline %s %s",
                       pixel_pipeline_name(p), pixel_pipeline_version(p));
             } else {
@@ -281,7 +366,11 @@ int main(int argc, char **argv)
         if (n > 0 && line[n - 1] == '\n') {
             n--;
         }
-        answer(stdout, p, ctx, m, line, (size_t)n);
+        if (p != NULL) {
+            answer(stdout, p, ctx, m, line, (size_t)n);
+        } else {
+            answer_unloaded(stdout, m);
+        }
         fflush(stdout);
         if (m != NULL && metrics_file != NULL && time(NULL) != last) {
             last = time(NULL);
@@ -296,6 +385,7 @@ int main(int argc, char **argv)
     free(line);
     pixel_metrics_free(m);
     pixel_ctx_free(ctx);
+    int loaded = p != NULL;
     pixel_pipeline_free(p);
-    return 0;
+    return loaded ? 0 : 1; /* 1: the pipeline never loaded (each line was answered "error") */
 }
