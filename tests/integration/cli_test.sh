@@ -32,6 +32,21 @@ check "a directory as input exits 1" [ "$(status "$PIXELCONV" -c "$EX/pipeline.y
 check "... naming it and the system's reason" grep -q "adir: read error: Is a directory" "$T/err"
 
 run() { "$PIXELCONV" -c "$EX/pipeline.yaml" --fixed-time 2026-11-26T12:00:00Z --quiet "$@"; }
+
+# --fixed-time takes RFC 3339 times: an offset, a fraction of any length
+# (cut to milliseconds; ".5" is 500 ms), nothing else
+ingest() { head -n 3 "$EX/sample.log" | "$PIXELCONV" -c "$EX/pipeline.yaml" --fixed-time "$1" --quiet |
+    head -n 1 | grep -o '"ingest_time":"[^"]*"'; }
+check "--fixed-time with an offset and a long fraction" \
+    [ "$(ingest 2026-11-26T13:30:00.123456+01:30)" = '"ingest_time":"2026-11-26T12:00:00.123Z"' ]
+check "--fixed-time .5 is half a second" \
+    [ "$(ingest 2026-11-26T12:00:00.5Z)" = '"ingest_time":"2026-11-26T12:00:00.500Z"' ]
+for bad in 2026-11-26T12:00:00 2026-02-29T00:00:00Z 2026-11-26T12:00:00.Z 2026-11-26T12:00:00+1:00 \
+    "2026-11-26T12:00:00Z junk"; do
+    check "--fixed-time '$bad' is a usage error (2)" \
+        [ "$(status "$PIXELCONV" -c "$EX/pipeline.yaml" --fixed-time "$bad" /dev/null)" = 2 ]
+done
+check "... that says what it takes" grep -q "fixed-time takes an RFC 3339 time" "$T/err"
 if [ -w /dev/full ]; then
     check "events that cannot be written exit 1" \
         [ "$(status run -o /dev/full -q /dev/null "$EX/sample.log")" = 1 ]
