@@ -7,7 +7,9 @@
  *   1. find the file: `path:` (relative to the pipeline file), else
  *      <dir>/<name>.so in pixel_pipeline_options.module_dirs, the
  *      PIXEL_MODULE_PATH environment variable (colon-separated), the
- *      pipeline's `modules: {path: [...]}` and the installed PIXEL_MODULE_DIR;
+ *      pipeline's `modules: {path: [...]}`, the module directory beside the
+ *      running libpixel.so (an installation moved elsewhere) and the
+ *      installed PIXEL_MODULE_DIR;
  *   2. open it with dlopen(RTLD_NOW | RTLD_LOCAL) -- through the process-wide
  *      library table below, so that a changed file really loads as new code;
  *   3. check the description before trusting it (entry symbol, ABI major,
@@ -1803,6 +1805,36 @@ static int try_dir(const char *dir, const char *name, pixel_buf *tried, char **o
     return 0;
 }
 
+/* libpixel/modules beside the libpixel.so that is running -- where an
+ * installation keeps its modules (<libdir>/libpixel/modules), wherever the
+ * installation was moved after it was built (DESTDIR, a relocated prefix, a
+ * container image).  NULL when libpixel is not a shared library, when out
+ * of memory, or when that is PIXEL_MODULE_DIR itself. */
+static char *dir_beside_library(void)
+{
+    static const char anchor = 0; /* an address inside this library */
+    Dl_info info;
+    if (!dladdr(&anchor, &info) || !info.dli_fname) {
+        return NULL;
+    }
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash || strncmp(slash + 1, "libpixel.so", 11) != 0) {
+        return NULL; /* linked statically into a program */
+    }
+    static const char rest[] = "/libpixel/modules";
+    size_t n = (size_t)(slash - info.dli_fname);
+    char *dir = pixel__malloc(n + sizeof(rest));
+    if (dir) {
+        memcpy(dir, info.dli_fname, n);
+        memcpy(dir + n, rest, sizeof(rest));
+        if (strcmp(dir, PIXEL_MODULE_DIR) == 0) {
+            pixel__free(dir);
+            dir = NULL;
+        }
+    }
+    return dir;
+}
+
 /* Search the module directories in order; 1 found, 0 not found, <0 failure. */
 static int search(pixel_pipeline *p, pixel_cfg *c, const char *name, pixel_buf *tried, char **out)
 {
@@ -1842,6 +1874,11 @@ static int search(pixel_pipeline *p, pixel_cfg *c, const char *name, pixel_buf *
                 pixel__free(full);
             }
         }
+    }
+    char *beside = rc == 0 ? dir_beside_library() : NULL;
+    if (beside) {
+        rc = try_dir(beside, name, tried, out);
+        pixel__free(beside);
     }
     if (rc == 0) {
         rc = try_dir(PIXEL_MODULE_DIR, name, tried, out);

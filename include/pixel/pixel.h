@@ -117,8 +117,10 @@ typedef struct pixel_pipeline_options {
     unsigned int version; /* PIXEL_PIPELINE_OPTIONS_VERSION */
     /* Extra directories searched for interceptor modules, before the
      * PIXEL_MODULE_PATH environment variable, the pipeline's own
-     * `modules: {path: ...}` and the installed module directory
-     * (`pkg-config --variable=moduledir libpixel`).  Copied at load.
+     * `modules: {path: ...}`, libpixel/modules beside the running
+     * libpixel.so (an installation moved elsewhere) and the installed
+     * module directory (`pkg-config --variable=moduledir libpixel`).
+     * Copied at load.
      * NULL-ended; may be NULL. */
     const char *const *module_dirs;
     unsigned int flags; /* PIXEL_PIPELINE_* below */

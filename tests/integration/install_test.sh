@@ -95,12 +95,13 @@ echo "ok   linking libpixel (and loading its modules) does not pull librdkafka i
 
 # examples/c/convert_line.c as its comment builds it (strict C11: it must
 # ask for getline() itself), on the installed example pipeline.  The staged
-# modules are not where the library was built to look (DESTDIR): name them.
+# tree is not where the library was built to look (DESTDIR): it must find
+# its modules beside itself, with no PIXEL_MODULE_PATH.
 cc -std=c11 -pedantic -Wall -Wextra -Werror $san -o "$T/convert_line" \
     "$PIXEL_SOURCE_DIR/examples/c/convert_line.c" $(pkg-config --cflags --libs libpixel)
 pipeline="$T/root$(PKG_CONFIG_SYSROOT_DIR= pkg-config --variable=pkgdatadir libpixel)/examples/realestate/pipeline.yaml"
 sample="$PIXEL_SOURCE_DIR/examples/realestate/sample.log"
-export PIXEL_MODULE_PATH="$R/$libdir/libpixel/modules"
+unset PIXEL_MODULE_PATH
 LD_LIBRARY_PATH="$R/$libdir" "$T/convert_line" "$pipeline" <"$sample" >"$T/convert.out" \
     2>"$T/convert.err" || { cat "$T/convert.err"; echo "FAIL: convert_line"; exit 1; }
 counts=$(cut -d' ' -f1 "$T/convert.out" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
