@@ -441,6 +441,14 @@ void pixel_ctx_set_clock(pixel_ctx *ctx, int64_t epoch_ms)
     ctx->fixed_clock_ms = epoch_ms;
 }
 
+int pixel_time_parse(const char *text, size_t len, int64_t *epoch_ms)
+{
+    if (!text || !epoch_ms) {
+        return PIXEL_EINVAL;
+    }
+    return pixel__parse_rfc3339(text, len, epoch_ms) == 0 ? PIXEL_OK : PIXEL_EPARSE;
+}
+
 int64_t pixel__now_ms(pixel_ctx *ctx)
 {
     if (ctx->fixed_clock_ms) {

@@ -183,6 +183,15 @@ PIXEL_API void pixel_ctx_reset(pixel_ctx *ctx);
  */
 PIXEL_API void pixel_ctx_set_clock(pixel_ctx *ctx, int64_t epoch_ms);
 
+/*
+ * An RFC 3339 date-time ("2026-11-26T12:00:00Z", "...T13:30:00.25+01:30")
+ * as milliseconds since the epoch, for pixel_ctx_set_clock(): the parser of
+ * the pipeline's `format: rfc3339` timestamps (a fraction is cut to
+ * milliseconds, a leap second counts as :59).  PIXEL_OK, or PIXEL_EPARSE
+ * for any other text; PIXEL_EINVAL for NULL arguments.
+ */
+PIXEL_API int pixel_time_parse(const char *text, size_t len, int64_t *epoch_ms);
+
 /* ---- processing -------------------------------------------------------- */
 
 typedef enum pixel_outcome {

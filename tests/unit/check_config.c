@@ -130,6 +130,39 @@ START_TEST(the_library_says_its_version)
 }
 END_TEST
 
+/* pixel_time_parse(): RFC 3339 as the rfc3339 timestamps take it. */
+START_TEST(time_parse_takes_rfc3339)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        int64_t ms;
+    } cases[] = {
+        {"2026-11-26T12:00:00Z", PIXEL_OK, 1795694400000},
+        {"2026-11-26T12:00:00.5Z", PIXEL_OK, 1795694400500},
+        {"2026-11-26T13:30:00.123456+01:30", PIXEL_OK, 1795694400123},
+        {"2026-11-26T06:00:00-06:00", PIXEL_OK, 1795694400000},
+        {"2024-02-29T00:00:00Z", PIXEL_OK, 1709164800000},
+        {"2026-11-26T12:00:00", PIXEL_EPARSE, 0},
+        {"2026-02-29T00:00:00Z", PIXEL_EPARSE, 0},
+        {"2026-11-26T12:00:00.Z", PIXEL_EPARSE, 0},
+        {"2026-11-26T12:00:00+1:00", PIXEL_EPARSE, 0},
+        {"2026-11-26T24:00:00Z", PIXEL_EPARSE, 0},
+        {"2026-11-26T12:00:00Zjunk", PIXEL_EPARSE, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t ms = 0;
+        int rc = pixel_time_parse(cases[i].text, strlen(cases[i].text), &ms);
+        ck_assert_msg(rc == cases[i].rc, "%s: %d", cases[i].text, rc);
+        ck_assert_msg(rc != PIXEL_OK || ms == cases[i].ms, "%s: %lld", cases[i].text,
+                      (long long)ms);
+    }
+    int64_t ms;
+    ck_assert_int_eq(pixel_time_parse(NULL, 0, &ms), PIXEL_EINVAL);
+    ck_assert_int_eq(pixel_time_parse("x", 1, NULL), PIXEL_EINVAL);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -143,6 +176,7 @@ static Suite *config_suite(void)
     tc = tcase_create("load");
     tcase_add_test(tc, example_pipeline_loads);
     tcase_add_test(tc, the_library_says_its_version);
+    tcase_add_test(tc, time_parse_takes_rfc3339);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1161,81 +1161,11 @@ static int write_stats(FILE *f, const counts *c)
     return (f == stdout ? fflush(f) : fclose(f)) == 0 ? 0 : -1;
 }
 
-/* n digits at *p as a number (advancing *p), or -1. */
-static int digits(const char **p, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9') {
-            return -1;
-        }
-        v = v * 10 + (**p - '0');
-    }
-    return v;
-}
-
-/* An RFC 3339 date-time, YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM),
- * as milliseconds since the epoch (the fraction cut to milliseconds), or -1
- * for anything else or a time before 1970. */
+/* --fixed-time: what the pipeline's rfc3339 timestamps take, after 1970. */
 static long long parse_fixed_time(const char *s)
 {
-    static const char seps[] = "--T::";
-    static const int widths[] = {4, 2, 2, 2, 2, 2};
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int f[6];
-    const char *p = s;
-    for (int i = 0; i < 6; i++) {
-        if ((f[i] = digits(&p, widths[i])) < 0) {
-            return -1;
-        }
-        if (i < 5 && *p++ != seps[i] && !(i == 2 && p[-1] == 't')) {
-            return -1;
-        }
-    }
-    if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > mdays[f[1] - 1] ||
-        (f[1] == 2 && f[2] == 29 && !(f[0] % 4 == 0 && (f[0] % 100 != 0 || f[0] % 400 == 0))) ||
-        f[3] > 23 || f[4] > 59 || f[5] > 60) {
-        return -1;
-    }
-    long ms = 0;
-    if (*p == '.') {
-        int n = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
-            ms = n < 3 ? ms * 10 + (*p - '0') : ms;
-        }
-        if (n == 0) {
-            return -1;
-        }
-        for (; n < 3; n++) {
-            ms *= 10;
-        }
-    }
-    long offset = 0; /* seconds east of UTC */
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, hh = digits(&p, 2);
-        int mm = *p++ == ':' ? digits(&p, 2) : -1;
-        if (hh < 0 || hh > 23 || mm < 0 || mm > 59) {
-            return -1;
-        }
-        offset = sign * (hh * 3600L + mm * 60L);
-    } else {
-        return -1;
-    }
-    if (*p != '\0') {
-        return -1;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = f[0] - 1900;
-    tm.tm_mon = f[1] - 1;
-    tm.tm_mday = f[2];
-    tm.tm_hour = f[3];
-    tm.tm_min = f[4];
-    tm.tm_sec = f[5];
-    long long t = ((long long)timegm(&tm) - offset) * 1000 + ms;
-    return t < 0 ? -1 : t;
+    int64_t ms;
+    return pixel_time_parse(s, strlen(s), &ms) == PIXEL_OK && ms > 0 ? (long long)ms : -1;
 }
 
 static FILE *open_out(const char *path, FILE *dflt)
