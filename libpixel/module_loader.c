@@ -1817,21 +1817,21 @@ static char *dir_beside_library(void)
     if (!dladdr(&anchor, &info) || !info.dli_fname) {
         return NULL;
     }
-    const char *slash = strrchr(info.dli_fname, '/');
-    if (!slash || strncmp(slash + 1, "libpixel.so", 11) != 0) {
-        return NULL; /* linked statically into a program */
-    }
+    /* the file's real path: dli_fname may be a RUNPATH's "$ORIGIN/../x" */
+    char *file = realpath(info.dli_fname, NULL);
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    char *dir = NULL;
     static const char rest[] = "/libpixel/modules";
-    size_t n = (size_t)(slash - info.dli_fname);
-    char *dir = pixel__malloc(n + sizeof(rest));
-    if (dir) {
-        memcpy(dir, info.dli_fname, n);
-        memcpy(dir + n, rest, sizeof(rest));
+    if (slash && strncmp(slash + 1, "libpixel.so", 11) == 0 && /* not linked statically */
+        (dir = pixel__malloc((size_t)(slash - file) + sizeof(rest)))) {
+        memcpy(dir, file, (size_t)(slash - file));
+        memcpy(dir + (slash - file), rest, sizeof(rest));
         if (strcmp(dir, PIXEL_MODULE_DIR) == 0) {
             pixel__free(dir);
             dir = NULL;
         }
     }
+    free(file);
     return dir;
 }
 
