@@ -433,7 +433,9 @@ static const unsigned char needs_escape[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
 };
 
-static char *escape_byte(char *o, unsigned char c)
+/* Writes the escape of c at o; returns the end.  Inlined where a call would
+ * cost the vector constants of the loop around it. */
+__attribute__((always_inline)) static inline char *escape_byte_inl(char *o, unsigned char c)
 {
     *o++ = '\\';
     switch (c) {
@@ -467,6 +469,11 @@ static char *escape_byte(char *o, unsigned char c)
             break;
     }
     return o;
+}
+
+static char *escape_byte(char *o, unsigned char c)
+{
+    return escape_byte_inl(o, c);
 }
 
 static inline uint64_t load64(const unsigned char *p)
@@ -504,37 +511,18 @@ static inline bool short_is_plain(const unsigned char *p, size_t n)
 }
 
 /*
- * Appends s as a JSON string.  Sixteen bytes at a time are copied as they
- * are and then checked; a byte that needs an escape rewinds the output to it.
- * The tail is one more block that overlaps what was already copied, when all
- * of that overlap went out verbatim.  Strings shorter than a block are two
- * overlapping words of 8 or 4 bytes.
+ * The end of a string from p on, once the blocks of 32 are done: blocks of
+ * 16 while they need nothing, then the tail.  The tail is one more block
+ * that overlaps what was already copied, when all of that overlap went out
+ * verbatim (`clean`: output since there is a verbatim copy); else two
+ * overlapping words of 8 or 4 bytes, or byte by byte.  Returns the end of
+ * the output (no closing quote).
  */
-int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
+__attribute__((always_inline)) static inline char *escape_tail(char *o, const unsigned char *p,
+                                                               const unsigned char *end,
+                                                               const unsigned char *clean,
+                                                               size_t len)
 {
-    /* Worst case 6 bytes per input byte, plus quotes and a block of slack. */
-    if (PIXEL_UNLIKELY(b->cap - b->len < len * 6 + 19) && pixel__buf_reserve(b, len * 6 + 19) < 0) {
-        return -1;
-    }
-    char *o = b->data + b->len;
-    *o++ = '"';
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    const unsigned char *clean = p; /* output since here is a verbatim copy */
-    while (end - p >= 32) {
-        /* two blocks a step while they need nothing (most text) */
-        unsigned m = pixel__json_special16(p) | pixel__json_special16(p + 16) << 16;
-        pixel__copy16(o, p);
-        pixel__copy16(o + 16, p + 16);
-        if (PIXEL_LIKELY(!m)) {
-            o += 32;
-            p += 32;
-            continue;
-        }
-        unsigned k = (unsigned)__builtin_ctz(m);
-        o = escape_byte(o + k, p[k]);
-        p += k + 1;
-        clean = p;
-    }
     while (end - p >= 16) {
         unsigned m = pixel__json_special16(p);
         pixel__copy16(o, p);
@@ -550,18 +538,17 @@ int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
     }
     size_t rem = (size_t)(end - p);
     if (rem == 0) {
-        /* done */
-    } else if (len >= 16 && end - 16 >= clean) {
+        return o;
+    }
+    if (len >= 16 && end - 16 >= clean) {
         const unsigned char *t = end - 16;
         if (!pixel__json_special16(t)) {
             pixel__copy16(o - (p - t), t);
-            o += rem;
-            p = end;
+            return o + rem;
         }
     } else if (rem >= 4 && short_is_plain(p, rem)) {
         copy_short(o, p, rem);
-        o += rem;
-        p = end;
+        return o + rem;
     }
     for (; p < end; p++) {
         if (needs_escape[*p]) {
@@ -569,6 +556,123 @@ int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
         } else {
             *o++ = (char)*p;
         }
+    }
+    return o;
+}
+
+/* The body of a string (no quotes) at o with SSE2: two blocks of 16 a step
+ * while they need nothing (most text), a byte that needs an escape rewinding
+ * the output to it.  Returns the end. */
+static char *escape_body(char *o, const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len, *clean = p;
+    while (end - p >= 32) {
+        unsigned m = pixel__json_special16(p) | pixel__json_special16(p + 16) << 16;
+        pixel__copy16(o, p);
+        pixel__copy16(o + 16, p + 16);
+        if (PIXEL_LIKELY(!m)) {
+            o += 32;
+            p += 32;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(m);
+        o = escape_byte(o + k, p[k]);
+        p += k + 1;
+        clean = p;
+    }
+    return escape_tail(o, p, end, clean, len);
+}
+
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PIXEL_JSON_AVX2 1
+
+/* escape_body with blocks of 32 (len >= 32): two a step while they need
+ * nothing, then one, then a last one overlapping what was copied verbatim
+ * when it may; what is left goes to escape_tail.  A byte that needs an
+ * escape rewinds the output to it.  The escapes are inlined: a call would
+ * cost the vector constants, which are built once here. */
+__attribute__((target("avx2"))) static char *escape_body_avx2(char *o, const unsigned char *p,
+                                                              size_t len)
+{
+    const unsigned char *end = p + len, *clean = p;
+    __m256i flip = _mm256_set1_epi8(0x02), top = _mm256_set1_epi8(0x20);
+    __m256i bsl = _mm256_set1_epi8('\\'), del = _mm256_set1_epi8(0x7F);
+    /* opaque to the compiler from here on, so they stay in registers rather
+     * than being built anew before each use */
+    __asm__("" : "+x"(flip), "+x"(top), "+x"(bsl), "+x"(del));
+#define SPECIAL32(v, t)                                                                           \
+    ((t) = _mm256_xor_si256((v), flip),                                                           \
+     (uint32_t)_mm256_movemask_epi8(                                                              \
+         _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8((t), top), (t)),                       \
+                         _mm256_or_si256(_mm256_cmpeq_epi8((v), bsl), _mm256_cmpeq_epi8((v), del)))))
+    __m256i t, u;
+    for (;;) {
+        uint64_t m;
+        if (end - p >= 64) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+            __m256i z = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+            _mm256_storeu_si256((__m256i *)(void *)o, a);
+            _mm256_storeu_si256((__m256i *)(void *)(o + 32), z);
+            m = SPECIAL32(a, t) | (uint64_t)SPECIAL32(z, u) << 32;
+            if (PIXEL_LIKELY(!m)) {
+                o += 64;
+                p += 64;
+                continue;
+            }
+        } else if (end - p >= 32) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+            _mm256_storeu_si256((__m256i *)(void *)o, a);
+            m = SPECIAL32(a, t);
+            if (PIXEL_LIKELY(!m)) {
+                o += 32;
+                p += 32;
+                continue;
+            }
+        } else {
+            break;
+        }
+        unsigned k = (unsigned)__builtin_ctzll(m);
+        o = escape_byte_inl(o + k, p[k]);
+        p += k + 1;
+        clean = p;
+    }
+    if (p != end && end - 32 >= clean) {
+        /* the last 32 bytes, of which those before p went out verbatim */
+        const unsigned char *at = end - 32;
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)at);
+        if (!SPECIAL32(a, t)) {
+            _mm256_storeu_si256((__m256i *)(void *)(o - (p - at)), a);
+            return o + (end - p);
+        }
+    }
+#undef SPECIAL32
+    return escape_tail(o, p, end, clean, len);
+}
+
+#endif
+
+/*
+ * Appends s as a JSON string.  Blocks are copied as they are and then
+ * checked; a byte that needs an escape rewinds the output to it.  Strings of
+ * 32 bytes or more take blocks of 32 where the CPU has AVX2.
+ */
+int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
+{
+    /* Worst case 6 bytes per input byte, plus quotes and a block of slack. */
+    if (PIXEL_UNLIKELY(b->cap - b->len < len * 6 + 35) && pixel__buf_reserve(b, len * 6 + 35) < 0) {
+        return -1;
+    }
+    char *o = b->data + b->len;
+    *o++ = '"';
+    const unsigned char *p = (const unsigned char *)s;
+#ifdef PIXEL_JSON_AVX2
+    if (len >= 32 && __builtin_cpu_supports("avx2")) {
+        o = escape_body_avx2(o, p, len);
+    } else
+#endif
+    {
+        o = escape_body(o, p, len);
     }
     *o++ = '"';
     b->len = (size_t)(o - b->data);
