@@ -490,6 +490,53 @@ static inline uint32_t load32(const unsigned char *p)
     return w;
 }
 
+#ifdef PIXEL_SIMD_SSE2
+/* The bytes of v that need an escape, as lanes of 0xFF: the set of
+ * pixel__json_special_v in fewer operations.  Controls and '"' are one
+ * unsigned compare after flipping bit 1 (that maps '"' to 0x20 and keeps
+ * 0x00..0x1F among themselves); '\\' and DEL are compared each. */
+static inline __m128i json_bad(__m128i v)
+{
+    __m128i t = _mm_xor_si128(v, _mm_set1_epi8(0x02));
+    __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(0x20)), t);
+    return _mm_or_si128(low, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F))));
+}
+
+/* The constants of json_bad, made once per container and then opaque to
+ * the compiler, so that they stay in registers across the member loop
+ * rather than being loaded or built again at each check. */
+typedef struct json_k {
+    __m128i flip, top, bsl, del;
+} json_k;
+
+__attribute__((always_inline)) static inline json_k json_k_make(void)
+{
+    json_k k = {_mm_set1_epi8(0x02), _mm_set1_epi8(0x20), _mm_set1_epi8('\\'), _mm_set1_epi8(0x7F)};
+    __asm__("" : "+x"(k.flip), "+x"(k.top), "+x"(k.bsl), "+x"(k.del));
+    return k;
+}
+
+__attribute__((always_inline)) static inline __m128i json_bad_k(__m128i v, const json_k *k)
+{
+    __m128i t = _mm_xor_si128(v, k->flip);
+    __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(t, k->top), t);
+    return _mm_or_si128(low, _mm_or_si128(_mm_cmpeq_epi8(v, k->bsl), _mm_cmpeq_epi8(v, k->del)));
+}
+
+static inline unsigned json_special16(const unsigned char *p)
+{
+    return (unsigned)_mm_movemask_epi8(json_bad(_mm_loadu_si128((const __m128i *)(const void *)p)));
+}
+#else
+#define json_special16 pixel__json_special16
+typedef int json_k;
+static inline json_k json_k_make(void)
+{
+    return 0;
+}
+#endif
+
 /* Copies n bytes, 4 <= n <= 16, as two overlapping words. */
 static inline void copy_short(char *o, const unsigned char *p, size_t n)
 {
@@ -524,7 +571,7 @@ __attribute__((always_inline)) static inline char *escape_tail(char *o, const un
                                                                size_t len)
 {
     while (end - p >= 16) {
-        unsigned m = pixel__json_special16(p);
+        unsigned m = json_special16(p);
         pixel__copy16(o, p);
         if (PIXEL_LIKELY(!m)) {
             o += 16;
@@ -542,7 +589,7 @@ __attribute__((always_inline)) static inline char *escape_tail(char *o, const un
     }
     if (len >= 16 && end - 16 >= clean) {
         const unsigned char *t = end - 16;
-        if (!pixel__json_special16(t)) {
+        if (!json_special16(t)) {
             pixel__copy16(o - (p - t), t);
             return o + rem;
         }
@@ -567,7 +614,7 @@ static char *escape_body(char *o, const unsigned char *p, size_t len)
 {
     const unsigned char *end = p + len, *clean = p;
     while (end - p >= 32) {
-        unsigned m = pixel__json_special16(p) | pixel__json_special16(p + 16) << 16;
+        unsigned m = json_special16(p) | json_special16(p + 16) << 16;
         pixel__copy16(o, p);
         pixel__copy16(o + 16, p + 16);
         if (PIXEL_LIKELY(!m)) {
@@ -787,6 +834,40 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
     return n == 0 || !(needs_escape[p[0]] | needs_escape[p[n / 2]] | needs_escape[p[n - 1]]);
 }
 
+/* Whether 17 to 32 bytes at p need an escape: blocks of 16 at both ends,
+ * checked together (for the clone of the serializer built without AVX2). */
+typedef bool (*bad_17_32_fn)(const unsigned char *p, size_t n, const json_k *k);
+__attribute__((always_inline)) static inline bool bad_17_32(const unsigned char *p, size_t n,
+                                                           const json_k *k)
+{
+#ifdef PIXEL_SIMD_SSE2
+    __m128i bad = _mm_or_si128(
+        json_bad_k(_mm_loadu_si128((const __m128i *)(const void *)p), k),
+        json_bad_k(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)), k));
+    return _mm_movemask_epi8(bad) != 0;
+#else
+    (void)k;
+    return (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0;
+#endif
+}
+
+#ifdef PIXEL_JSON_AVX2
+/* The same with the two blocks as the halves of one AVX2 vector. */
+__attribute__((always_inline, target("avx2"))) static inline bool
+bad_17_32_avx2(const unsigned char *p, size_t n, const json_k *k)
+{
+    __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p)),
+        _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)), 1);
+    __m256i flip = _mm256_broadcastsi128_si256(k->flip), top = _mm256_broadcastsi128_si256(k->top);
+    __m256i bsl = _mm256_broadcastsi128_si256(k->bsl), del = _mm256_broadcastsi128_si256(k->del);
+    __m256i t = _mm256_xor_si256(v, flip);
+    __m256i bad = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(t, top), t),
+                                  _mm256_or_si256(_mm256_cmpeq_epi8(v, bsl), _mm256_cmpeq_epi8(v, del)));
+    return !_mm256_testz_si256(bad, bad);
+}
+#endif
+
 /* A string of up to 32 bytes (most member values) that needs no escape is
  * written at o (more than MEMBER_SLACK bytes free there).  One dispatch on
  * the length loads the text once, as two overlapping blocks or words (bytes
@@ -794,7 +875,8 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
  * text is known plain (flagged PIXEL_VALUE_PLAIN_STR), and stored.  Returns the end of what
  * was written, or NULL for any other string. */
 __attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
-                                                                   const bool known)
+                                                                   const bool known, const json_k *k,
+                                                                   const bad_17_32_fn bad32)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     const size_t n = m->u.str.len;
@@ -806,8 +888,7 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
                     return NULL;
                 }
                 pixel__copy16(o + 17, p + 16);
-            } else if (!known &&
-                       (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0) {
+            } else if (!known && bad32(p, n, k)) {
                 return NULL;
             }
             pixel__copy16(o + 1, p);
@@ -815,7 +896,8 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
         } else {
             uint64_t a = load64(p), z = load64(p + n - 8);
 #ifdef PIXEL_SIMD_SSE2
-            if (!known && pixel__json_special_v(_mm_set_epi64x((long long)z, (long long)a)) != 0) {
+            if (!known &&
+                _mm_movemask_epi8(json_bad_k(_mm_set_epi64x((long long)z, (long long)a), k)) != 0) {
                 return NULL;
             }
 #else
@@ -830,7 +912,7 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
         uint32_t a = load32(p), z = load32(p + n - 4);
 #ifdef PIXEL_SIMD_SSE2
         if (!known &&
-            (pixel__json_special_v(_mm_set_epi64x(0, (long long)(a | (uint64_t)z << 32))) & 0xFF)) {
+            _mm_movemask_epi8(json_bad_k(_mm_set1_epi64x((long long)(a | (uint64_t)z << 32)), k)) != 0) {
             return NULL;
         }
 #else
@@ -888,7 +970,8 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
         case PIXEL_TYPE_STRING: {
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
+            const json_k k = json_k_make();
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &k, bad_17_32);
             if (e) {
                 b->len = (size_t)(e - b->data);
                 return 0;
@@ -985,7 +1068,7 @@ static inline uint32_t member_kind(const pixel_value *m)
  * twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
-                                                              const bool obj)
+                                                              const bool obj, const bad_17_32_fn bad32)
 {
     /* Non-empty objects nested in an object are walked by this same loop:
      * the member after each one and where its bracket goes are kept here. */
@@ -994,6 +1077,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         size_t open;
     } up[NEST_MAX];
     unsigned depth = 0;
+    const json_k jk = json_k_make();
     /* `stop` is MEMBER_ROOM bytes before the end of the buffer: a member
      * starting before it has its room (the buffer always holds more than
      * MEMBER_ROOM bytes, so it points into it). */
@@ -1039,7 +1123,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             /* the usual members: a pipeline name and a string, known plain or not */
             kind &= KIND_PLAIN | 0xFF;
             if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {
-                char *e = put_short_plain(o, m, true);
+                char *e = put_short_plain(o, m, true, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     continue;
@@ -1047,7 +1131,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto long_string;
             }
             if (kind == PIXEL_TYPE_STRING) {
-                char *e = put_short_plain(o, m, false);
+                char *e = put_short_plain(o, m, false, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     continue;
@@ -1115,7 +1199,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         /* The value: short plain strings and integers in place. */
     value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
                 continue;
@@ -1186,11 +1270,12 @@ done:
  * The first member's ',' lands where the opening bracket goes, and the
  * bracket is written over it at the end.  Not NUL-terminated (the caller
  * of the whole dump ends the text). */
-__attribute__((noinline)) static int dump_container(pixel_buf *b, const pixel_value *v)
+__attribute__((always_inline)) static inline int container_body(pixel_buf *b, const pixel_value *v,
+                                                                const bad_17_32_fn bad32)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
     const size_t open = b->len;
-    if ((obj ? dump_members(b, v, true) : dump_members(b, v, false)) < 0) {
+    if ((obj ? dump_members(b, v, true, bad32) : dump_members(b, v, false, bad32)) < 0) {
         return -1;
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
@@ -1202,6 +1287,31 @@ __attribute__((noinline)) static int dump_container(pixel_buf *b, const pixel_va
     }
     b->data[b->len++] = obj ? '}' : ']';
     return 0;
+}
+
+__attribute__((noinline)) static int dump_container_base(pixel_buf *b, const pixel_value *v)
+{
+    return container_body(b, v, bad_17_32);
+}
+
+#ifdef PIXEL_JSON_AVX2
+/* The same code for CPUs with AVX2: its vector compares take three
+ * operands, which saves the register copies of the checks. */
+__attribute__((noinline, target("avx2"))) static int dump_container_avx2(pixel_buf *b,
+                                                                          const pixel_value *v)
+{
+    return container_body(b, v, bad_17_32_avx2);
+}
+#endif
+
+static int dump_container(pixel_buf *b, const pixel_value *v)
+{
+#ifdef PIXEL_JSON_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        return dump_container_avx2(b, v);
+    }
+#endif
+    return dump_container_base(b, v);
 }
 
 int pixel__json_dump(pixel_buf *b, const pixel_value *v)
