@@ -630,7 +630,9 @@ static char *escape_body(char *o, const unsigned char *p, size_t len)
     return escape_tail(o, p, end, clean, len);
 }
 
-#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+/* The AVX2 paths, picked at run time; -DPIXEL_NO_AVX2 builds without them
+ * (to test the SSE2 paths on a CPU that has AVX2). */
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__) && !defined(PIXEL_NO_AVX2)
 #include <immintrin.h>
 #define PIXEL_JSON_AVX2 1
 
