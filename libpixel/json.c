@@ -870,6 +870,56 @@ bad_17_32_avx2(const unsigned char *p, size_t n, const json_k *k)
 }
 #endif
 
+/* A string of 32 to PLAIN_LONG_MAX bytes not known to be plain, quoted at
+ * o (n + 2 bytes free there) when it needs no escape: returns the end, or
+ * NULL (the output past o is then garbage) when it needs one or this clone
+ * of the serializer has no such check. */
+#define PLAIN_LONG_MAX 256
+typedef char *(*plain_long_fn)(char *o, const unsigned char *p, size_t n, const json_k *k);
+__attribute__((always_inline)) static inline char *plain_long_none(char *o, const unsigned char *p,
+                                                                   size_t n, const json_k *k)
+{
+    (void)o, (void)p, (void)n, (void)k;
+    return NULL;
+}
+
+#ifdef PIXEL_JSON_AVX2
+/* Blocks of 32 copied, and their findings gathered in one vector that is
+ * tested once at the end; the last block overlaps the one before. */
+__attribute__((always_inline, target("avx2"))) static inline char *
+plain_long_avx2(char *o, const unsigned char *p, size_t n, const json_k *k)
+{
+    if (n < 32) {
+        return NULL;
+    }
+    const __m256i flip = _mm256_broadcastsi128_si256(k->flip);
+    const __m256i top = _mm256_broadcastsi128_si256(k->top);
+    const __m256i bsl = _mm256_broadcastsi128_si256(k->bsl);
+    const __m256i del = _mm256_broadcastsi128_si256(k->del);
+    __m256i acc = _mm256_setzero_si256();
+#define PLAIN_LONG_BLOCK(at)                                                                       \
+    do {                                                                                           \
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + (at)));                 \
+        _mm256_storeu_si256((__m256i *)(void *)(o + 1 + (at)), v);                                 \
+        __m256i t = _mm256_xor_si256(v, flip);                                                     \
+        acc = _mm256_or_si256(acc, _mm256_cmpeq_epi8(_mm256_min_epu8(t, top), t));                \
+        acc = _mm256_or_si256(acc, _mm256_or_si256(_mm256_cmpeq_epi8(v, bsl),                      \
+                                                   _mm256_cmpeq_epi8(v, del)));                    \
+    } while (0)
+    for (size_t i = 0; i + 32 < n; i += 32) {
+        PLAIN_LONG_BLOCK(i);
+    }
+    PLAIN_LONG_BLOCK(n - 32);
+#undef PLAIN_LONG_BLOCK
+    if (!_mm256_testz_si256(acc, acc)) {
+        return NULL;
+    }
+    o[0] = '"';
+    o[n + 1] = '"';
+    return o + n + 2;
+}
+#endif
+
 /* A string of up to 32 bytes (most member values) that needs no escape is
  * written at o (more than MEMBER_SLACK bytes free there).  One dispatch on
  * the length loads the text once, as two overlapping blocks or words (bytes
@@ -1070,7 +1120,8 @@ static inline uint32_t member_kind(const pixel_value *m)
  * twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
-                                                              const bool obj, const bad_17_32_fn bad32)
+                                                              const bool obj, const bad_17_32_fn bad32,
+                                                              const plain_long_fn plong)
 {
     /* Non-empty objects nested in an object are walked by this same loop:
      * the member after each one and where its bracket goes are kept here. */
@@ -1208,8 +1259,10 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         long_string:;
             const size_t n = m->u.str.len;
-            if (m->flags & PIXEL_VALUE_PLAIN_STR) {
-                /* longer known-plain text (URLs, paths): copied here */
+            const bool known = m->flags & PIXEL_VALUE_PLAIN_STR;
+            if (known || (plong != plain_long_none && n <= PLAIN_LONG_MAX)) {
+                /* longer text (URLs, paths, user agents) copied here: when
+                 * known plain, else when the check finds nothing */
                 if ((size_t)(stop + MEMBER_ROOM - o) <= n + 2) {
                     b->len = (size_t)(o - b->data);
                     if (pixel__buf_reserve(b, n + 2) < 0) {
@@ -1218,8 +1271,15 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                     o = b->data + b->len;
                     stop = b->data + b->cap - MEMBER_ROOM;
                 }
-                o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
-                continue;
+                if (known) {
+                    o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
+                    continue;
+                }
+                char *end = plong(o, (const unsigned char *)m->u.str.s, n, &jk);
+                if (end) {
+                    o = end;
+                    continue;
+                }
             }
             b->len = (size_t)(o - b->data);
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
@@ -1273,11 +1333,13 @@ done:
  * bracket is written over it at the end.  Not NUL-terminated (the caller
  * of the whole dump ends the text). */
 __attribute__((always_inline)) static inline int container_body(pixel_buf *b, const pixel_value *v,
-                                                                const bad_17_32_fn bad32)
+                                                                const bad_17_32_fn bad32,
+                                                                const plain_long_fn plong)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
     const size_t open = b->len;
-    if ((obj ? dump_members(b, v, true, bad32) : dump_members(b, v, false, bad32)) < 0) {
+    if ((obj ? dump_members(b, v, true, bad32, plong) : dump_members(b, v, false, bad32, plong)) <
+        0) {
         return -1;
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
@@ -1293,7 +1355,7 @@ __attribute__((always_inline)) static inline int container_body(pixel_buf *b, co
 
 __attribute__((noinline)) static int dump_container_base(pixel_buf *b, const pixel_value *v)
 {
-    return container_body(b, v, bad_17_32);
+    return container_body(b, v, bad_17_32, plain_long_none);
 }
 
 #ifdef PIXEL_JSON_AVX2
@@ -1302,7 +1364,7 @@ __attribute__((noinline)) static int dump_container_base(pixel_buf *b, const pix
 __attribute__((noinline, target("avx2"))) static int dump_container_avx2(pixel_buf *b,
                                                                           const pixel_value *v)
 {
-    return container_body(b, v, bad_17_32_avx2);
+    return container_body(b, v, bad_17_32_avx2, plain_long_avx2);
 }
 #endif
 

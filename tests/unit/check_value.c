@@ -162,18 +162,19 @@ START_TEST(escaping_matches_a_reference_at_every_length)
 }
 END_TEST
 
-/* Longer strings (the blocks of 32 and 64, and the overlapping last block)
- * against the reference, with escapes from dense to none, so that blocks
+/* Longer strings (the blocks of 32 and 64, and the overlapping last block;
+ * as members, the check of up to 256 bytes in the member loop) against the
+ * reference, with escapes from dense to none, so that blocks
  * that need nothing follow and precede blocks that do. */
 START_TEST(long_strings_escape_like_the_reference)
 {
     static const unsigned char alphabet[] = {'"', '\\', 0x01, 0x1f, 0x7f, 0x80, 0xff, '\n', 0x00, 0x21};
     pixel_ctx *ctx = pixel_ctx_new();
     unsigned seed = 777;
-    for (int round = 0; round < 4000; round++) {
-        unsigned char s[256];
-        size_t n = 30 + (size_t)(round % 200);
-        unsigned rarity = 1u << (round / 200 % 10); /* one special in 1 .. 512 */
+    for (int round = 0; round < 6000; round++) {
+        unsigned char s[336];
+        size_t n = 30 + (size_t)(round % 300);
+        unsigned rarity = 1u << (round / 300 % 10); /* one special in 1 .. 512 */
         for (size_t i = 0; i < n; i++) {
             seed = seed * 1103515245u + 12345u;
             s[i] = (seed >> 12) % rarity ? (unsigned char)(0x20 + (seed >> 20) % 0x60 % 0x5f)
@@ -185,14 +186,14 @@ START_TEST(long_strings_escape_like_the_reference)
                 s[i] = 'b';
             }
         }
-        char expect[256 * 6 + 3];
+        char expect[336 * 6 + 3];
         reference_escape(s, n, expect);
         pixel_value *v = bytes_value(ctx, (const char *)s, n);
         ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), expect);
         /* the same string as a member, after other output */
         pixel_value *obj = pixel_value_new_object(ctx);
         ck_assert_int_eq(pixel_object_set(ctx, obj, "k", v), 0);
-        char expect_obj[256 * 6 + 16];
+        char expect_obj[336 * 6 + 16];
         snprintf(expect_obj, sizeof(expect_obj), "{\"k\":%s}", expect);
         ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect_obj);
     }
