@@ -1057,32 +1057,34 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
-/* An object emitted from a module's shape image, still as emitted, with
- * its text kept: the text written at o (MEMBER_SLACK bytes free there, the
- * buffer grown when the text needs more), and the end of it returned.  NULL
- * for any other object (nothing written), and when out of memory (*failed
- * set).  The positions go in and out by value, so the member loop keeps its
- * own in registers. */
-__attribute__((noinline)) static char *image_text(const pixel_value *m, char *o, const char *stop,
-                                                  pixel_buf *b, bool *failed)
+/* Copies n bytes of text to o, where n + 32 bytes are free; returns the
+ * end.  Each clone of the serializer has its own. */
+typedef char *(*copy_text_fn)(char *o, const char *text, size_t n);
+__attribute__((always_inline)) static inline char *copy_text_base(char *o, const char *text,
+                                                                  size_t n)
 {
-    const pixel__image *im = pixel__image_check(m);
-    size_t n;
-    const char *text = im ? pixel__image_json(im, &n) : NULL;
-    if (!text) {
-        return NULL;
-    }
-    if ((size_t)(stop + MEMBER_ROOM - o) <= n) {
-        b->len = (size_t)(o - b->data);
-        if (pixel__buf_reserve(b, n + MEMBER_ROOM) < 0) {
-            *failed = true;
-            return NULL;
-        }
-        o = b->data + b->len;
-    }
     memcpy(o, text, n);
     return o + n;
 }
+
+#ifdef PIXEL_JSON_AVX2
+/* Blocks of 32, the last one overlapping the one before. */
+__attribute__((always_inline, target("avx2"))) static inline char *
+copy_text_avx2(char *o, const char *text, size_t n)
+{
+    if (n < 32) {
+        memcpy(o, text, n);
+        return o + n;
+    }
+    for (size_t i = 0; i + 32 < n; i += 32) {
+        _mm256_storeu_si256((__m256i *)(void *)(o + i),
+                            _mm256_loadu_si256((const __m256i *)(const void *)(text + i)));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)(o + n - 32),
+                        _mm256_loadu_si256((const __m256i *)(const void *)(text + n - 32)));
+    return o + n;
+}
+#endif
 
 /* A member's type and flags as one word (the flags in the high half), to
  * tell the usual members (a pipeline name and a string, known plain or not)
@@ -1121,7 +1123,8 @@ static inline uint32_t member_kind(const pixel_value *m)
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
                                                               const bool obj, const bad_17_32_fn bad32,
-                                                              const plain_long_fn plong)
+                                                              const plain_long_fn plong,
+                                                              const copy_text_fn copy_text)
 {
     /* Non-empty objects nested in an object are walked by this same loop:
      * the member after each one and where its bracket goes are kept here. */
@@ -1287,16 +1290,22 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
             if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
-                /* a module's result as it was emitted: its text, written once */
-                bool failed = false;
-                char *e = image_text(m, o, stop, b, &failed);
-                if (e) {
-                    o = e;
-                    stop = b->data + b->cap - MEMBER_ROOM;
+                /* A module's result emitted from a shape image, still as
+                 * emitted: the image's text, written once. */
+                const pixel__image *im = pixel__image_check(m);
+                size_t tn;
+                const char *text = im ? pixel__image_json(im, &tn) : NULL;
+                if (text) {
+                    if ((size_t)(stop + MEMBER_ROOM - o) <= tn + 32) {
+                        b->len = (size_t)(o - b->data);
+                        if (pixel__buf_reserve(b, tn + MEMBER_ROOM + 32) < 0) {
+                            return -1;
+                        }
+                        o = b->data + b->len;
+                        stop = b->data + b->cap - MEMBER_ROOM;
+                    }
+                    o = copy_text(o, text, tn);
                     continue;
-                }
-                if (failed) {
-                    return -1;
                 }
             }
             /* into a nested object: its first ',' is where '{' goes */
@@ -1334,12 +1343,13 @@ done:
  * of the whole dump ends the text). */
 __attribute__((always_inline)) static inline int container_body(pixel_buf *b, const pixel_value *v,
                                                                 const bad_17_32_fn bad32,
-                                                                const plain_long_fn plong)
+                                                                const plain_long_fn plong,
+                                                              const copy_text_fn copy_text)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
     const size_t open = b->len;
-    if ((obj ? dump_members(b, v, true, bad32, plong) : dump_members(b, v, false, bad32, plong)) <
-        0) {
+    if ((obj ? dump_members(b, v, true, bad32, plong, copy_text)
+             : dump_members(b, v, false, bad32, plong, copy_text)) < 0) {
         return -1;
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
@@ -1355,7 +1365,7 @@ __attribute__((always_inline)) static inline int container_body(pixel_buf *b, co
 
 __attribute__((noinline)) static int dump_container_base(pixel_buf *b, const pixel_value *v)
 {
-    return container_body(b, v, bad_17_32, plain_long_none);
+    return container_body(b, v, bad_17_32, plain_long_none, copy_text_base);
 }
 
 #ifdef PIXEL_JSON_AVX2
@@ -1364,7 +1374,7 @@ __attribute__((noinline)) static int dump_container_base(pixel_buf *b, const pix
 __attribute__((noinline, target("avx2"))) static int dump_container_avx2(pixel_buf *b,
                                                                           const pixel_value *v)
 {
-    return container_body(b, v, bad_17_32_avx2, plain_long_avx2);
+    return container_body(b, v, bad_17_32_avx2, plain_long_avx2, copy_text_avx2);
 }
 #endif
 
