@@ -1057,7 +1057,7 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
-/* Copies n bytes of text to o, where n + 32 bytes are free; returns the
+/* Copies n bytes of text to o (nothing is written past them); returns the
  * end.  Each clone of the serializer has its own. */
 typedef char *(*copy_text_fn)(char *o, const char *text, size_t n);
 __attribute__((always_inline)) static inline char *copy_text_base(char *o, const char *text,
@@ -1275,7 +1275,13 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                     stop = b->data + b->cap - MEMBER_ROOM;
                 }
                 if (known) {
-                    o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
+                    if (copy_text == copy_text_base) {
+                        o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
+                    } else {
+                        *o = '"';
+                        o = copy_text(o + 1, m->u.str.s, n);
+                        *o++ = '"';
+                    }
                     continue;
                 }
                 char *end = plong(o, (const unsigned char *)m->u.str.s, n, &jk);
@@ -1296,9 +1302,9 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 size_t tn;
                 const char *text = im ? pixel__image_json(im, &tn) : NULL;
                 if (text) {
-                    if ((size_t)(stop + MEMBER_ROOM - o) <= tn + 32) {
+                    if ((size_t)(stop + MEMBER_ROOM - o) <= tn) {
                         b->len = (size_t)(o - b->data);
-                        if (pixel__buf_reserve(b, tn + MEMBER_ROOM + 32) < 0) {
+                        if (pixel__buf_reserve(b, tn + MEMBER_ROOM) < 0) {
                             return -1;
                         }
                         o = b->data + b->len;
