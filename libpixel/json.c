@@ -784,11 +784,23 @@ static inline char *put_int(char *o, int64_t i)
     unsigned t = ((unsigned)(64 - __builtin_clzll(u)) * 1233u) >> 12;
     size_t n = t + (u >= pow10[t]);
     char *p = o + n;
-    while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
-        u /= 100;
+    /* four digits a step: one division by 10000, then the two pairs of the
+     * remainder with a 32-bit multiply (r * 5243 >> 19 is r / 100 for
+     * r < 10000) */
+    while (u >= 10000) {
+        uint64_t q = u / 10000;
+        unsigned r = (unsigned)(u - q * 10000);
+        unsigned hi = (r * 5243u) >> 19, lo = r - hi * 100;
+        u = q;
+        p -= 4;
+        memcpy(p, pairs + 2 * hi, 2);
+        memcpy(p + 2, pairs + 2 * lo, 2);
+    }
+    if (u >= 100) {
+        unsigned hi = ((unsigned)u * 5243u) >> 19, lo = (unsigned)u - hi * 100;
+        u = hi;
         p -= 2;
-        memcpy(p, pairs + 2 * r, 2);
+        memcpy(p, pairs + 2 * lo, 2);
     }
     if (u >= 10) {
         memcpy(p - 2, pairs + 2 * u, 2);
