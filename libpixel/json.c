@@ -433,7 +433,9 @@ static const unsigned char needs_escape[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
 };
 
-static char *escape_byte(char *o, unsigned char c)
+/* Writes the escape of c at o; returns the end.  Inlined where a call would
+ * cost the vector constants of the loop around it. */
+__attribute__((always_inline)) static inline char *escape_byte_inl(char *o, unsigned char c)
 {
     *o++ = '\\';
     switch (c) {
@@ -469,6 +471,11 @@ static char *escape_byte(char *o, unsigned char c)
     return o;
 }
 
+static char *escape_byte(char *o, unsigned char c)
+{
+    return escape_byte_inl(o, c);
+}
+
 static inline uint64_t load64(const unsigned char *p)
 {
     uint64_t w;
@@ -482,6 +489,53 @@ static inline uint32_t load32(const unsigned char *p)
     memcpy(&w, p, 4);
     return w;
 }
+
+#ifdef PIXEL_SIMD_SSE2
+/* The bytes of v that need an escape, as lanes of 0xFF: the set of
+ * pixel__json_special_v in fewer operations.  Controls and '"' are one
+ * unsigned compare after flipping bit 1 (that maps '"' to 0x20 and keeps
+ * 0x00..0x1F among themselves); '\\' and DEL are compared each. */
+static inline __m128i json_bad(__m128i v)
+{
+    __m128i t = _mm_xor_si128(v, _mm_set1_epi8(0x02));
+    __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(0x20)), t);
+    return _mm_or_si128(low, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F))));
+}
+
+/* The constants of json_bad, made once per container and then opaque to
+ * the compiler, so that they stay in registers across the member loop
+ * rather than being loaded or built again at each check. */
+typedef struct json_k {
+    __m128i flip, top, bsl, del;
+} json_k;
+
+__attribute__((always_inline)) static inline json_k json_k_make(void)
+{
+    json_k k = {_mm_set1_epi8(0x02), _mm_set1_epi8(0x20), _mm_set1_epi8('\\'), _mm_set1_epi8(0x7F)};
+    __asm__("" : "+x"(k.flip), "+x"(k.top), "+x"(k.bsl), "+x"(k.del));
+    return k;
+}
+
+__attribute__((always_inline)) static inline __m128i json_bad_k(__m128i v, const json_k *k)
+{
+    __m128i t = _mm_xor_si128(v, k->flip);
+    __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(t, k->top), t);
+    return _mm_or_si128(low, _mm_or_si128(_mm_cmpeq_epi8(v, k->bsl), _mm_cmpeq_epi8(v, k->del)));
+}
+
+static inline unsigned json_special16(const unsigned char *p)
+{
+    return (unsigned)_mm_movemask_epi8(json_bad(_mm_loadu_si128((const __m128i *)(const void *)p)));
+}
+#else
+#define json_special16 pixel__json_special16
+typedef int json_k;
+static inline json_k json_k_make(void)
+{
+    return 0;
+}
+#endif
 
 /* Copies n bytes, 4 <= n <= 16, as two overlapping words. */
 static inline void copy_short(char *o, const unsigned char *p, size_t n)
@@ -504,39 +558,20 @@ static inline bool short_is_plain(const unsigned char *p, size_t n)
 }
 
 /*
- * Appends s as a JSON string.  Sixteen bytes at a time are copied as they
- * are and then checked; a byte that needs an escape rewinds the output to it.
- * The tail is one more block that overlaps what was already copied, when all
- * of that overlap went out verbatim.  Strings shorter than a block are two
- * overlapping words of 8 or 4 bytes.
+ * The end of a string from p on, once the blocks of 32 are done: blocks of
+ * 16 while they need nothing, then the tail.  The tail is one more block
+ * that overlaps what was already copied, when all of that overlap went out
+ * verbatim (`clean`: output since there is a verbatim copy); else two
+ * overlapping words of 8 or 4 bytes, or byte by byte.  Returns the end of
+ * the output (no closing quote).
  */
-int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
+__attribute__((always_inline)) static inline char *escape_tail(char *o, const unsigned char *p,
+                                                               const unsigned char *end,
+                                                               const unsigned char *clean,
+                                                               size_t len)
 {
-    /* Worst case 6 bytes per input byte, plus quotes and a block of slack. */
-    if (PIXEL_UNLIKELY(b->cap - b->len < len * 6 + 19) && pixel__buf_reserve(b, len * 6 + 19) < 0) {
-        return -1;
-    }
-    char *o = b->data + b->len;
-    *o++ = '"';
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    const unsigned char *clean = p; /* output since here is a verbatim copy */
-    while (end - p >= 32) {
-        /* two blocks a step while they need nothing (most text) */
-        unsigned m = pixel__json_special16(p) | pixel__json_special16(p + 16) << 16;
-        pixel__copy16(o, p);
-        pixel__copy16(o + 16, p + 16);
-        if (PIXEL_LIKELY(!m)) {
-            o += 32;
-            p += 32;
-            continue;
-        }
-        unsigned k = (unsigned)__builtin_ctz(m);
-        o = escape_byte(o + k, p[k]);
-        p += k + 1;
-        clean = p;
-    }
     while (end - p >= 16) {
-        unsigned m = pixel__json_special16(p);
+        unsigned m = json_special16(p);
         pixel__copy16(o, p);
         if (PIXEL_LIKELY(!m)) {
             o += 16;
@@ -550,18 +585,17 @@ int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
     }
     size_t rem = (size_t)(end - p);
     if (rem == 0) {
-        /* done */
-    } else if (len >= 16 && end - 16 >= clean) {
+        return o;
+    }
+    if (len >= 16 && end - 16 >= clean) {
         const unsigned char *t = end - 16;
-        if (!pixel__json_special16(t)) {
+        if (!json_special16(t)) {
             pixel__copy16(o - (p - t), t);
-            o += rem;
-            p = end;
+            return o + rem;
         }
     } else if (rem >= 4 && short_is_plain(p, rem)) {
         copy_short(o, p, rem);
-        o += rem;
-        p = end;
+        return o + rem;
     }
     for (; p < end; p++) {
         if (needs_escape[*p]) {
@@ -569,6 +603,125 @@ int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
         } else {
             *o++ = (char)*p;
         }
+    }
+    return o;
+}
+
+/* The body of a string (no quotes) at o with SSE2: two blocks of 16 a step
+ * while they need nothing (most text), a byte that needs an escape rewinding
+ * the output to it.  Returns the end. */
+static char *escape_body(char *o, const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len, *clean = p;
+    while (end - p >= 32) {
+        unsigned m = json_special16(p) | json_special16(p + 16) << 16;
+        pixel__copy16(o, p);
+        pixel__copy16(o + 16, p + 16);
+        if (PIXEL_LIKELY(!m)) {
+            o += 32;
+            p += 32;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(m);
+        o = escape_byte(o + k, p[k]);
+        p += k + 1;
+        clean = p;
+    }
+    return escape_tail(o, p, end, clean, len);
+}
+
+/* The AVX2 paths, picked at run time; -DPIXEL_NO_AVX2 builds without them
+ * (to test the SSE2 paths on a CPU that has AVX2). */
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__) && !defined(PIXEL_NO_AVX2)
+#include <immintrin.h>
+#define PIXEL_JSON_AVX2 1
+
+/* escape_body with blocks of 32 (len >= 32): two a step while they need
+ * nothing, then one, then a last one overlapping what was copied verbatim
+ * when it may; what is left goes to escape_tail.  A byte that needs an
+ * escape rewinds the output to it.  The escapes are inlined: a call would
+ * cost the vector constants, which are built once here. */
+__attribute__((target("avx2"))) static char *escape_body_avx2(char *o, const unsigned char *p,
+                                                              size_t len)
+{
+    const unsigned char *end = p + len, *clean = p;
+    __m256i flip = _mm256_set1_epi8(0x02), top = _mm256_set1_epi8(0x20);
+    __m256i bsl = _mm256_set1_epi8('\\'), del = _mm256_set1_epi8(0x7F);
+    /* opaque to the compiler from here on, so they stay in registers rather
+     * than being built anew before each use */
+    __asm__("" : "+x"(flip), "+x"(top), "+x"(bsl), "+x"(del));
+#define SPECIAL32(v, t)                                                                           \
+    ((t) = _mm256_xor_si256((v), flip),                                                           \
+     (uint32_t)_mm256_movemask_epi8(                                                              \
+         _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8((t), top), (t)),                       \
+                         _mm256_or_si256(_mm256_cmpeq_epi8((v), bsl), _mm256_cmpeq_epi8((v), del)))))
+    __m256i t, u;
+    for (;;) {
+        uint64_t m;
+        if (end - p >= 64) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+            __m256i z = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+            _mm256_storeu_si256((__m256i *)(void *)o, a);
+            _mm256_storeu_si256((__m256i *)(void *)(o + 32), z);
+            m = SPECIAL32(a, t) | (uint64_t)SPECIAL32(z, u) << 32;
+            if (PIXEL_LIKELY(!m)) {
+                o += 64;
+                p += 64;
+                continue;
+            }
+        } else if (end - p >= 32) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+            _mm256_storeu_si256((__m256i *)(void *)o, a);
+            m = SPECIAL32(a, t);
+            if (PIXEL_LIKELY(!m)) {
+                o += 32;
+                p += 32;
+                continue;
+            }
+        } else {
+            break;
+        }
+        unsigned k = (unsigned)__builtin_ctzll(m);
+        o = escape_byte_inl(o + k, p[k]);
+        p += k + 1;
+        clean = p;
+    }
+    if (p != end && end - 32 >= clean) {
+        /* the last 32 bytes, of which those before p went out verbatim */
+        const unsigned char *at = end - 32;
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)at);
+        if (!SPECIAL32(a, t)) {
+            _mm256_storeu_si256((__m256i *)(void *)(o - (p - at)), a);
+            return o + (end - p);
+        }
+    }
+#undef SPECIAL32
+    return escape_tail(o, p, end, clean, len);
+}
+
+#endif
+
+/*
+ * Appends s as a JSON string.  Blocks are copied as they are and then
+ * checked; a byte that needs an escape rewinds the output to it.  Strings of
+ * 32 bytes or more take blocks of 32 where the CPU has AVX2.
+ */
+int pixel__json_escape(pixel_buf *b, const char *s, size_t len)
+{
+    /* Worst case 6 bytes per input byte, plus quotes and a block of slack. */
+    if (PIXEL_UNLIKELY(b->cap - b->len < len * 6 + 35) && pixel__buf_reserve(b, len * 6 + 35) < 0) {
+        return -1;
+    }
+    char *o = b->data + b->len;
+    *o++ = '"';
+    const unsigned char *p = (const unsigned char *)s;
+#ifdef PIXEL_JSON_AVX2
+    if (len >= 32 && __builtin_cpu_supports("avx2")) {
+        o = escape_body_avx2(o, p, len);
+    } else
+#endif
+    {
+        o = escape_body(o, p, len);
     }
     *o++ = '"';
     b->len = (size_t)(o - b->data);
@@ -631,11 +784,23 @@ static inline char *put_int(char *o, int64_t i)
     unsigned t = ((unsigned)(64 - __builtin_clzll(u)) * 1233u) >> 12;
     size_t n = t + (u >= pow10[t]);
     char *p = o + n;
-    while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
-        u /= 100;
+    /* four digits a step: one division by 10000, then the two pairs of the
+     * remainder with a 32-bit multiply (r * 5243 >> 19 is r / 100 for
+     * r < 10000) */
+    while (u >= 10000) {
+        uint64_t q = u / 10000;
+        unsigned r = (unsigned)(u - q * 10000);
+        unsigned hi = (r * 5243u) >> 19, lo = r - hi * 100;
+        u = q;
+        p -= 4;
+        memcpy(p, pairs + 2 * hi, 2);
+        memcpy(p + 2, pairs + 2 * lo, 2);
+    }
+    if (u >= 100) {
+        unsigned hi = ((unsigned)u * 5243u) >> 19, lo = (unsigned)u - hi * 100;
+        u = hi;
         p -= 2;
-        memcpy(p, pairs + 2 * r, 2);
+        memcpy(p, pairs + 2 * lo, 2);
     }
     if (u >= 10) {
         memcpy(p - 2, pairs + 2 * u, 2);
@@ -683,6 +848,90 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
     return n == 0 || !(needs_escape[p[0]] | needs_escape[p[n / 2]] | needs_escape[p[n - 1]]);
 }
 
+/* Whether 17 to 32 bytes at p need an escape: blocks of 16 at both ends,
+ * checked together (for the clone of the serializer built without AVX2). */
+typedef bool (*bad_17_32_fn)(const unsigned char *p, size_t n, const json_k *k);
+__attribute__((always_inline)) static inline bool bad_17_32(const unsigned char *p, size_t n,
+                                                           const json_k *k)
+{
+#ifdef PIXEL_SIMD_SSE2
+    __m128i bad = _mm_or_si128(
+        json_bad_k(_mm_loadu_si128((const __m128i *)(const void *)p), k),
+        json_bad_k(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)), k));
+    return _mm_movemask_epi8(bad) != 0;
+#else
+    (void)k;
+    return (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0;
+#endif
+}
+
+#ifdef PIXEL_JSON_AVX2
+/* The same with the two blocks as the halves of one AVX2 vector. */
+__attribute__((always_inline, target("avx2"))) static inline bool
+bad_17_32_avx2(const unsigned char *p, size_t n, const json_k *k)
+{
+    __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p)),
+        _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)), 1);
+    __m256i flip = _mm256_broadcastsi128_si256(k->flip), top = _mm256_broadcastsi128_si256(k->top);
+    __m256i bsl = _mm256_broadcastsi128_si256(k->bsl), del = _mm256_broadcastsi128_si256(k->del);
+    __m256i t = _mm256_xor_si256(v, flip);
+    __m256i bad = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(t, top), t),
+                                  _mm256_or_si256(_mm256_cmpeq_epi8(v, bsl), _mm256_cmpeq_epi8(v, del)));
+    return !_mm256_testz_si256(bad, bad);
+}
+#endif
+
+/* A string of 32 to PLAIN_LONG_MAX bytes not known to be plain, quoted at
+ * o (n + 2 bytes free there) when it needs no escape: returns the end, or
+ * NULL (the output past o is then garbage) when it needs one or this clone
+ * of the serializer has no such check. */
+#define PLAIN_LONG_MAX 256
+typedef char *(*plain_long_fn)(char *o, const unsigned char *p, size_t n, const json_k *k);
+__attribute__((always_inline)) static inline char *plain_long_none(char *o, const unsigned char *p,
+                                                                   size_t n, const json_k *k)
+{
+    (void)o, (void)p, (void)n, (void)k;
+    return NULL;
+}
+
+#ifdef PIXEL_JSON_AVX2
+/* Blocks of 32 copied, and their findings gathered in one vector that is
+ * tested once at the end; the last block overlaps the one before. */
+__attribute__((always_inline, target("avx2"))) static inline char *
+plain_long_avx2(char *o, const unsigned char *p, size_t n, const json_k *k)
+{
+    if (n < 32) {
+        return NULL;
+    }
+    const __m256i flip = _mm256_broadcastsi128_si256(k->flip);
+    const __m256i top = _mm256_broadcastsi128_si256(k->top);
+    const __m256i bsl = _mm256_broadcastsi128_si256(k->bsl);
+    const __m256i del = _mm256_broadcastsi128_si256(k->del);
+    __m256i acc = _mm256_setzero_si256();
+#define PLAIN_LONG_BLOCK(at)                                                                       \
+    do {                                                                                           \
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + (at)));                 \
+        _mm256_storeu_si256((__m256i *)(void *)(o + 1 + (at)), v);                                 \
+        __m256i t = _mm256_xor_si256(v, flip);                                                     \
+        acc = _mm256_or_si256(acc, _mm256_cmpeq_epi8(_mm256_min_epu8(t, top), t));                \
+        acc = _mm256_or_si256(acc, _mm256_or_si256(_mm256_cmpeq_epi8(v, bsl),                      \
+                                                   _mm256_cmpeq_epi8(v, del)));                    \
+    } while (0)
+    for (size_t i = 0; i + 32 < n; i += 32) {
+        PLAIN_LONG_BLOCK(i);
+    }
+    PLAIN_LONG_BLOCK(n - 32);
+#undef PLAIN_LONG_BLOCK
+    if (!_mm256_testz_si256(acc, acc)) {
+        return NULL;
+    }
+    o[0] = '"';
+    o[n + 1] = '"';
+    return o + n + 2;
+}
+#endif
+
 /* A string of up to 32 bytes (most member values) that needs no escape is
  * written at o (more than MEMBER_SLACK bytes free there).  One dispatch on
  * the length loads the text once, as two overlapping blocks or words (bytes
@@ -690,7 +939,8 @@ static inline bool tiny_is_plain(const unsigned char *p, size_t n)
  * text is known plain (flagged PIXEL_VALUE_PLAIN_STR), and stored.  Returns the end of what
  * was written, or NULL for any other string. */
 __attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
-                                                                   const bool known)
+                                                                   const bool known, const json_k *k,
+                                                                   const bad_17_32_fn bad32)
 {
     const unsigned char *p = (const unsigned char *)m->u.str.s;
     const size_t n = m->u.str.len;
@@ -702,8 +952,7 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
                     return NULL;
                 }
                 pixel__copy16(o + 17, p + 16);
-            } else if (!known &&
-                       (pixel__json_special16(p) | pixel__json_special16(p + n - 16)) != 0) {
+            } else if (!known && bad32(p, n, k)) {
                 return NULL;
             }
             pixel__copy16(o + 1, p);
@@ -711,7 +960,8 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
         } else {
             uint64_t a = load64(p), z = load64(p + n - 8);
 #ifdef PIXEL_SIMD_SSE2
-            if (!known && pixel__json_special_v(_mm_set_epi64x((long long)z, (long long)a)) != 0) {
+            if (!known &&
+                _mm_movemask_epi8(json_bad_k(_mm_set_epi64x((long long)z, (long long)a), k)) != 0) {
                 return NULL;
             }
 #else
@@ -726,7 +976,7 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
         uint32_t a = load32(p), z = load32(p + n - 4);
 #ifdef PIXEL_SIMD_SSE2
         if (!known &&
-            (pixel__json_special_v(_mm_set_epi64x(0, (long long)(a | (uint64_t)z << 32))) & 0xFF)) {
+            _mm_movemask_epi8(json_bad_k(_mm_set1_epi64x((long long)(a | (uint64_t)z << 32)), k)) != 0) {
             return NULL;
         }
 #else
@@ -784,7 +1034,8 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     char *o = b->data + b->len; /* MEMBER_SLACK bytes are free here */
     switch (m->type) {
         case PIXEL_TYPE_STRING: {
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
+            const json_k k = json_k_make();
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &k, bad_17_32);
             if (e) {
                 b->len = (size_t)(e - b->data);
                 return 0;
@@ -818,32 +1069,34 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     }
 }
 
-/* An object emitted from a module's shape image, still as emitted, with
- * its text kept: the text written at o (MEMBER_SLACK bytes free there, the
- * buffer grown when the text needs more), and the end of it returned.  NULL
- * for any other object (nothing written), and when out of memory (*failed
- * set).  The positions go in and out by value, so the member loop keeps its
- * own in registers. */
-__attribute__((noinline)) static char *image_text(const pixel_value *m, char *o, const char *stop,
-                                                  pixel_buf *b, bool *failed)
+/* Copies n bytes of text to o (nothing is written past them); returns the
+ * end.  Each clone of the serializer has its own. */
+typedef char *(*copy_text_fn)(char *o, const char *text, size_t n);
+__attribute__((always_inline)) static inline char *copy_text_base(char *o, const char *text,
+                                                                  size_t n)
 {
-    const pixel__image *im = pixel__image_check(m);
-    size_t n;
-    const char *text = im ? pixel__image_json(im, &n) : NULL;
-    if (!text) {
-        return NULL;
-    }
-    if ((size_t)(stop + MEMBER_ROOM - o) <= n) {
-        b->len = (size_t)(o - b->data);
-        if (pixel__buf_reserve(b, n + MEMBER_ROOM) < 0) {
-            *failed = true;
-            return NULL;
-        }
-        o = b->data + b->len;
-    }
     memcpy(o, text, n);
     return o + n;
 }
+
+#ifdef PIXEL_JSON_AVX2
+/* Blocks of 32, the last one overlapping the one before. */
+__attribute__((always_inline, target("avx2"))) static inline char *
+copy_text_avx2(char *o, const char *text, size_t n)
+{
+    if (n < 32) {
+        memcpy(o, text, n);
+        return o + n;
+    }
+    for (size_t i = 0; i + 32 < n; i += 32) {
+        _mm256_storeu_si256((__m256i *)(void *)(o + i),
+                            _mm256_loadu_si256((const __m256i *)(const void *)(text + i)));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)(o + n - 32),
+                        _mm256_loadu_si256((const __m256i *)(const void *)(text + n - 32)));
+    return o + n;
+}
+#endif
 
 /* A member's type and flags as one word (the flags in the high half), to
  * tell the usual members (a pipeline name and a string, known plain or not)
@@ -881,7 +1134,9 @@ static inline uint32_t member_kind(const pixel_value *m)
  * twice, with obj a constant.
  */
 __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, const pixel_value *v,
-                                                              const bool obj)
+                                                              const bool obj, const bad_17_32_fn bad32,
+                                                              const plain_long_fn plong,
+                                                              const copy_text_fn copy_text)
 {
     /* Non-empty objects nested in an object are walked by this same loop:
      * the member after each one and where its bracket goes are kept here. */
@@ -890,6 +1145,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         size_t open;
     } up[NEST_MAX];
     unsigned depth = 0;
+    const json_k jk = json_k_make();
     /* `stop` is MEMBER_ROOM bytes before the end of the buffer: a member
      * starting before it has its room (the buffer always holds more than
      * MEMBER_ROOM bytes, so it points into it). */
@@ -935,7 +1191,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             /* the usual members: a pipeline name and a string, known plain or not */
             kind &= KIND_PLAIN | 0xFF;
             if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {
-                char *e = put_short_plain(o, m, true);
+                char *e = put_short_plain(o, m, true, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     continue;
@@ -943,7 +1199,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto long_string;
             }
             if (kind == PIXEL_TYPE_STRING) {
-                char *e = put_short_plain(o, m, false);
+                char *e = put_short_plain(o, m, false, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     continue;
@@ -1011,15 +1267,17 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         /* The value: short plain strings and integers in place. */
     value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
                 continue;
             }
         long_string:;
             const size_t n = m->u.str.len;
-            if (m->flags & PIXEL_VALUE_PLAIN_STR) {
-                /* longer known-plain text (URLs, paths): copied here */
+            const bool known = m->flags & PIXEL_VALUE_PLAIN_STR;
+            if (known || (plong != plain_long_none && n <= PLAIN_LONG_MAX)) {
+                /* longer text (URLs, paths, user agents) copied here: when
+                 * known plain, else when the check finds nothing */
                 if ((size_t)(stop + MEMBER_ROOM - o) <= n + 2) {
                     b->len = (size_t)(o - b->data);
                     if (pixel__buf_reserve(b, n + 2) < 0) {
@@ -1028,8 +1286,21 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                     o = b->data + b->len;
                     stop = b->data + b->cap - MEMBER_ROOM;
                 }
-                o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
-                continue;
+                if (known) {
+                    if (copy_text == copy_text_base) {
+                        o = put_plain_blocks(o, (const unsigned char *)m->u.str.s, n);
+                    } else {
+                        *o = '"';
+                        o = copy_text(o + 1, m->u.str.s, n);
+                        *o++ = '"';
+                    }
+                    continue;
+                }
+                char *end = plong(o, (const unsigned char *)m->u.str.s, n, &jk);
+                if (end) {
+                    o = end;
+                    continue;
+                }
             }
             b->len = (size_t)(o - b->data);
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
@@ -1037,16 +1308,22 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
             if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
-                /* a module's result as it was emitted: its text, written once */
-                bool failed = false;
-                char *e = image_text(m, o, stop, b, &failed);
-                if (e) {
-                    o = e;
-                    stop = b->data + b->cap - MEMBER_ROOM;
+                /* A module's result emitted from a shape image, still as
+                 * emitted: the image's text, written once. */
+                const pixel__image *im = pixel__image_check(m);
+                size_t tn;
+                const char *text = im ? pixel__image_json(im, &tn) : NULL;
+                if (text) {
+                    if ((size_t)(stop + MEMBER_ROOM - o) <= tn) {
+                        b->len = (size_t)(o - b->data);
+                        if (pixel__buf_reserve(b, tn + MEMBER_ROOM) < 0) {
+                            return -1;
+                        }
+                        o = b->data + b->len;
+                        stop = b->data + b->cap - MEMBER_ROOM;
+                    }
+                    o = copy_text(o, text, tn);
                     continue;
-                }
-                if (failed) {
-                    return -1;
                 }
             }
             /* into a nested object: its first ',' is where '{' goes */
@@ -1082,11 +1359,15 @@ done:
  * The first member's ',' lands where the opening bracket goes, and the
  * bracket is written over it at the end.  Not NUL-terminated (the caller
  * of the whole dump ends the text). */
-__attribute__((noinline)) static int dump_container(pixel_buf *b, const pixel_value *v)
+__attribute__((always_inline)) static inline int container_body(pixel_buf *b, const pixel_value *v,
+                                                                const bad_17_32_fn bad32,
+                                                                const plain_long_fn plong,
+                                                              const copy_text_fn copy_text)
 {
     const bool obj = v->type == PIXEL_TYPE_OBJECT;
     const size_t open = b->len;
-    if ((obj ? dump_members(b, v, true) : dump_members(b, v, false)) < 0) {
+    if ((obj ? dump_members(b, v, true, bad32, plong, copy_text)
+             : dump_members(b, v, false, bad32, plong, copy_text)) < 0) {
         return -1;
     }
     if (PIXEL_UNLIKELY(b->cap - b->len < 2) && pixel__buf_reserve(b, 2) < 0) {
@@ -1098,6 +1379,31 @@ __attribute__((noinline)) static int dump_container(pixel_buf *b, const pixel_va
     }
     b->data[b->len++] = obj ? '}' : ']';
     return 0;
+}
+
+__attribute__((noinline)) static int dump_container_base(pixel_buf *b, const pixel_value *v)
+{
+    return container_body(b, v, bad_17_32, plain_long_none, copy_text_base);
+}
+
+#ifdef PIXEL_JSON_AVX2
+/* The same code for CPUs with AVX2: its vector compares take three
+ * operands, which saves the register copies of the checks. */
+__attribute__((noinline, target("avx2"))) static int dump_container_avx2(pixel_buf *b,
+                                                                          const pixel_value *v)
+{
+    return container_body(b, v, bad_17_32_avx2, plain_long_avx2, copy_text_avx2);
+}
+#endif
+
+static int dump_container(pixel_buf *b, const pixel_value *v)
+{
+#ifdef PIXEL_JSON_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        return dump_container_avx2(b, v);
+    }
+#endif
+    return dump_container_base(b, v);
 }
 
 int pixel__json_dump(pixel_buf *b, const pixel_value *v)

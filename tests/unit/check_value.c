@@ -162,6 +162,87 @@ START_TEST(escaping_matches_a_reference_at_every_length)
 }
 END_TEST
 
+/* Longer strings (the blocks of 32 and 64, and the overlapping last block;
+ * as members, the check of up to 256 bytes in the member loop) against the
+ * reference, with escapes from dense to none, so that blocks
+ * that need nothing follow and precede blocks that do. */
+START_TEST(long_strings_escape_like_the_reference)
+{
+    static const unsigned char alphabet[] = {'"', '\\', 0x01, 0x1f, 0x7f, 0x80, 0xff, '\n', 0x00, 0x21};
+    pixel_ctx *ctx = pixel_ctx_new();
+    unsigned seed = 777;
+    for (int round = 0; round < 6000; round++) {
+        unsigned char s[336];
+        size_t n = 30 + (size_t)(round % 300);
+        unsigned rarity = 1u << (round / 300 % 10); /* one special in 1 .. 512 */
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            s[i] = (seed >> 12) % rarity ? (unsigned char)(0x20 + (seed >> 20) % 0x60 % 0x5f)
+                                         : alphabet[(seed >> 24) % sizeof(alphabet)];
+            if (s[i] == '"' && (seed >> 12) % rarity) {
+                s[i] = 'q'; /* the plain draw stays plain */
+            }
+            if (s[i] == '\\' && (seed >> 12) % rarity) {
+                s[i] = 'b';
+            }
+        }
+        char expect[336 * 6 + 3];
+        reference_escape(s, n, expect);
+        pixel_value *v = bytes_value(ctx, (const char *)s, n);
+        ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), expect);
+        /* the same string as a member, after other output */
+        pixel_value *obj = pixel_value_new_object(ctx);
+        ck_assert_int_eq(pixel_object_set(ctx, obj, "k", v), 0);
+        char expect_obj[336 * 6 + 16];
+        snprintf(expect_obj, sizeof(expect_obj), "{\"k\":%s}", expect);
+        ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect_obj);
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* Integers at every digit count, either side of each power of ten, and the
+ * extremes, as printf writes them; alone and as members (two paths). */
+START_TEST(integers_print_like_printf)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    int64_t tens = 1;
+    for (int digits = 1; digits <= 19; digits++) {
+        const int64_t around[] = {tens - 1, tens, tens + 1, tens * 5 + 3, -tens, -(tens + 1)};
+        for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++) {
+            char expect[64], expect_obj[80];
+            snprintf(expect, sizeof(expect), "%lld", (long long)around[i]);
+            ck_assert_str_eq(pixel_value_dump(ctx, pixel_value_new_int(ctx, around[i]), NULL),
+                             expect);
+            pixel_value *obj = pixel_value_new_object(ctx);
+            ck_assert_int_eq(pixel_object_set(ctx, obj, "n", pixel_value_new_int(ctx, around[i])),
+                             0);
+            snprintf(expect_obj, sizeof(expect_obj), "{\"n\":%s}", expect);
+            ck_assert_str_eq(pixel_value_dump(ctx, obj, NULL), expect_obj);
+        }
+        if (digits < 19) {
+            tens *= 10;
+        }
+    }
+    ck_assert_str_eq(pixel_value_dump(ctx, pixel_value_new_int(ctx, INT64_MAX), NULL),
+                     "9223372036854775807");
+    ck_assert_str_eq(pixel_value_dump(ctx, pixel_value_new_int(ctx, INT64_MIN), NULL),
+                     "-9223372036854775808");
+    unsigned seed = 99;
+    for (int round = 0; round < 20000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        uint64_t r = (uint64_t)seed << 32;
+        seed = seed * 1103515245u + 12345u;
+        r |= seed;
+        int64_t i = (int64_t)(r >> (round % 64)); /* every magnitude, both signs */
+        char expect[64];
+        snprintf(expect, sizeof(expect), "%lld", (long long)i);
+        ck_assert_str_eq(pixel_value_dump(ctx, pixel_value_new_int(ctx, i), NULL), expect);
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 /* The same inside containers (members take another path through the
  * serializer), with empty containers and keys that need escaping. */
 START_TEST(members_escape_like_the_reference_in_containers)
@@ -541,6 +622,8 @@ static Suite *value_suite(void)
     tcase_add_test(tc, big_integers_become_numbers_and_keep_their_text);
     tcase_add_test(tc, strings_escape_control_characters_and_quotes);
     tcase_add_test(tc, escaping_matches_a_reference_at_every_length);
+    tcase_add_test(tc, long_strings_escape_like_the_reference);
+    tcase_add_test(tc, integers_print_like_printf);
     tcase_add_test(tc, members_escape_like_the_reference_in_containers);
     tcase_add_test(tc, integers_serialize_at_every_digit_count);
     tcase_add_test(tc, large_events_serialize_across_buffer_growth);
