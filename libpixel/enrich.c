@@ -791,6 +791,47 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
     return pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0;
 }
 
+/* The parts up to the query of the URL at s, appended to target, which has
+ * no member of their names (`fresh`): the values of scheme, host, path and
+ * the query (when q) in one allocation, each written whole with its framed
+ * name, as add_part would make them. */
+static int add_fresh_parts(pixel_ctx *ctx, pixel_value *target, const char *s, const char *colon,
+                           const char *h, const char *path, const char *path_end, const char *q,
+                           const char *q_end, uint16_t flags)
+{
+    const char *const *lk = ctx->pipeline->lit_key;
+    const size_t count = q ? 4 : 3;
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, count * sizeof(pixel_value));
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    const uint16_t f = (uint16_t)(flags | PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY);
+    v[0] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 6,
+                         .key = lk[PIXEL_LK_SCHEME], .next = &v[1],
+                         .u.str = {s, (size_t)(colon - s)}};
+    v[1] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 4,
+                         .key = lk[PIXEL_LK_HOST], .next = &v[2],
+                         .u.str = {h, (size_t)(path - h)}};
+    v[2] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 4,
+                         .key = lk[PIXEL_LK_PATH],
+                         .u.str = {path, (size_t)(path_end - path)}};
+    if (q) {
+        v[2].next = &v[3];
+        v[3] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 5,
+                             .key = lk[PIXEL_LK_QUERY],
+                             .u.str = {q, (size_t)(q_end - q)}};
+    }
+    /* the chain v[0] .. v[count - 1] as the target's last members */
+    if (target->u.list.tail) {
+        target->u.list.tail->next = v;
+    } else {
+        target->u.list.head = v;
+    }
+    target->u.list.tail = &v[count - 1];
+    target->u.list.count += count;
+    return 0;
+}
+
 /* Whether `child` names a member of what `parent` names ("page.url", "page"). */
 static bool path_is_child(const pixel_path *parent, const pixel_path *child)
 {
@@ -873,26 +914,30 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         flags = PIXEL_VALUE_PLAIN_STR;
         src->flags |= PIXEL_VALUE_PLAIN_STR;
     }
-    if (add_part(ctx, target, fresh, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s), flags) < 0) {
-        return PIXEL_ENOMEM;
-    }
     const char *h = colon + 3;
     p = host_end(&h, end);
-    if (add_part(ctx, target, fresh, PIXEL_LK_HOST, "host", h, (size_t)(p - h), flags) < 0) {
-        return PIXEL_ENOMEM;
-    }
     const char *path = p;
     p = pixel__find3(p, end, '?', '#', '#');
-    if (add_part(ctx, target, fresh, PIXEL_LK_PATH, "path", path, (size_t)(p - path), flags) < 0) {
-        return PIXEL_ENOMEM;
-    }
+    const char *path_end = p, *q = NULL;
     if (p < end && *p == '?') {
-        const char *q = ++p;
+        q = ++p;
         p = pixel__find3(p, end, '#', '#', '#');
-        if (add_part(ctx, target, fresh, PIXEL_LK_QUERY, "query", q, (size_t)(p - q), flags) < 0 ||
-            add_campaign(ctx, target, fresh, q, (size_t)(p - q)) < 0) {
+    }
+    if (fresh) {
+        if (add_fresh_parts(ctx, target, s, colon, h, path, path_end, q, p, flags) < 0 ||
+            (q && add_campaign(ctx, target, true, q, (size_t)(p - q)) < 0)) {
             return PIXEL_ENOMEM;
         }
+    } else if (add_part(ctx, target, false, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s),
+                        flags) < 0 ||
+               add_part(ctx, target, false, PIXEL_LK_HOST, "host", h, (size_t)(path - h), flags) <
+                   0 ||
+               add_part(ctx, target, false, PIXEL_LK_PATH, "path", path,
+                        (size_t)(path_end - path), flags) < 0 ||
+               (q && (add_part(ctx, target, false, PIXEL_LK_QUERY, "query", q, (size_t)(p - q),
+                               flags) < 0 ||
+                      add_campaign(ctx, target, false, q, (size_t)(p - q)) < 0))) {
+        return PIXEL_ENOMEM;
     }
     if (p < end && *p == '#' &&
         add_part(ctx, target, fresh, PIXEL_LK_FRAGMENT, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {
