@@ -161,16 +161,30 @@ static bool lower_uuid(char *id, const char *s, size_t n)
     return true;
 }
 
+/* pixel__source_value with a query parameter's look-up in line. */
+static inline pixel_span source_span(pixel_ctx *ctx, pixel_src_kind src, int index)
+{
+    if (src == SRC_QUERY) {
+        const pixel_record *r = &ctx->rec;
+        if (r->slots && index < (int)r->nslots && r->slots[index].first >= 0) {
+            return r->params[r->slots[index].first].value;
+        }
+        return (pixel_span){NULL, 0};
+    }
+    return src != SRC_NONE ? pixel__source_value(ctx->pipeline, ctx, src, index)
+                           : (pixel_span){NULL, 0};
+}
+
 static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    pixel_span client = e->src != SRC_NONE
-                            ? pixel__source_value(ctx->pipeline, ctx, e->src, e->src_index)
-                            : (pixel_span){NULL, 0};
-    char *id = pixel__arena_alloc(&ctx->arena, 37);
-    if (!id) {
+    pixel_span client = source_span(ctx, e->src, e->src_index);
+    /* the value and its text (36 characters and a NUL) in one allocation */
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(pixel_value) + 40);
+    if (!v) {
         return PIXEL_ENOMEM;
     }
+    char *id = (char *)(v + 1);
     if (!client.p || !lower_uuid(id, client.p, client.n)) {
         /* Derived from the record after the syslog header: a relay that
          * re-frames the line, or a replay, gives the same ID. */
@@ -180,10 +194,10 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    pixel_value *v = pixel__value_plain_view(&ctx->arena, id, 36);
-    if (v) {
-        v->flags |= PIXEL_VALUE_FMT_UUID; /* lower_uuid's or pixel__uuid_from_bytes's */
-    }
+    /* a plain view of lower_uuid's or pixel__uuid_from_bytes's text */
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = PIXEL_VALUE_PLAIN_STR | PIXEL_VALUE_FMT_UUID,
+                       .u.str = {id, 36}};
     return set_into(ctx, e, v);
 }
 
@@ -193,11 +207,22 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
 {
     PIXEL_UNUSED(err);
     size_t n;
-    const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
-    pixel_value *v = pixel__value_plain_view(&ctx->arena, text, n);
-    if (v) {
-        v->flags |= PIXEL_VALUE_FMT_DATE_TIME; /* pixel__format_rfc3339's */
+    const char *text; /* lives as long as the event */
+    const pixel_time_memo *m = &ctx->time_memo;
+    if (PIXEL_LIKELY(m->ingest_set && m->ingest_ms == ctx->ingest_ms)) {
+        text = m->ingest; /* pixel__ingest_text's, for this ingest time already */
+        n = m->ingest_len;
+    } else {
+        text = pixel__ingest_text(ctx, &n);
     }
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v));
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    /* pixel__format_rfc3339's text: plain */
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = PIXEL_VALUE_PLAIN_STR | PIXEL_VALUE_FMT_DATE_TIME,
+                       .u.str = {text, n}};
     return set_into(ctx, e, v);
 }
 
@@ -728,54 +753,72 @@ static bool has_part_member(const pixel_value *o)
     return false;
 }
 
+/* The utm_ parameters the campaign takes, by the name after "utm_" (n
+ * bytes at k): their member names and their index, or -1. */
+static const struct {
+    const char *name;
+    uint8_t nlen;
+} campaign_member[] = {{"source", 6}, {"medium", 6}, {"name", 4}, {"term", 4}, {"content", 7}};
+
+static inline int campaign_index(const char *k, size_t n)
+{
+    switch (n) {
+        case 6:
+            return pixel__same_bytes(k, "source", 6)   ? 0
+                   : pixel__same_bytes(k, "medium", 6) ? 1
+                                                       : -1;
+        case 8:
+            return pixel__same_bytes(k, "campaign", 8) ? 2 : -1;
+        case 4:
+            return pixel__same_bytes(k, "term", 4) ? 3 : -1;
+        case 7:
+            return pixel__same_bytes(k, "content", 7) ? 4 : -1;
+        default:
+            return -1;
+    }
+}
+
 static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const char *q, size_t qn)
 {
     /* utm_X -> campaign.Y */
-    static const struct {
-        const char *key, *name;
-        uint8_t klen, nlen;
-    } map[] = {{"source", "source", 6, 6},
-               {"medium", "medium", 6, 6},
-               {"campaign", "name", 8, 4},
-               {"term", "term", 4, 4},
-               {"content", "content", 7, 7}};
     pixel_value *camp = NULL;
-    unsigned added = 0; /* the map entries camp has a member for */
+    unsigned added = 0; /* the members camp has, by campaign_member index */
     const char *s = q, *end = q + qn;
     while (s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *pe = amp ? amp : end;
-        if (pe - s > 5 && memcmp(s, "utm_", 4) == 0) {
-            const char *eq = memchr(s, '=', (size_t)(pe - s));
-            for (size_t k = 0; eq && k < PIXEL_ARRAY_LEN(map); k++) {
-                size_t kl = map[k].klen;
-                if ((size_t)(eq - s - 4) == kl && pixel__same_bytes(s + 4, map[k].key, kl)) {
-                    pixel_span dec;
-                    size_t bad;
-                    int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
-                                                   &dec, &bad, NULL);
-                    if (rc < 0) {
-                        return rc;
-                    }
-                    if (rc > 0 || pixel__utf8_check(dec.p, dec.n) != dec.n) {
-                        dec = (pixel_span){eq + 1, (size_t)(pe - eq - 1)}; /* keep it as sent */
-                    }
-                    if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
-                        return PIXEL_ENOMEM;
-                    }
-                    /* a name met before is replaced (the last one counts); a new
-                     * one is appended without a search */
-                    pixel_value *v = part_value(ctx, dec.p, dec.n, 0);
-                    if (!v) {
-                        return PIXEL_ENOMEM;
-                    }
-                    if (!(added & 1u << k)) {
-                        pixel__object_add_plain(camp, map[k].name, map[k].nlen, v);
-                        added |= 1u << k;
-                    } else if (pixel__object_set_plain(camp, map[k].name, map[k].nlen, v) < 0) {
-                        return PIXEL_ENOMEM;
-                    }
-                }
+        const char *pe = pixel__find3(s, end, '&', '&', '&');
+        const char *eq;
+        int k;
+        if (pe - s > 5 && memcmp(s, "utm_", 4) == 0 &&
+            (eq = pixel__find3(s + 4, pe, '=', '=', '=')) < pe &&
+            (k = campaign_index(s + 4, (size_t)(eq - s - 4))) >= 0) {
+            pixel_span dec;
+            size_t bad;
+            bool high = false;
+            int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true, &dec,
+                                           &bad, &high);
+            if (rc < 0) {
+                return rc;
+            }
+            /* only a byte >= 0x80 can make the text other than UTF-8 */
+            if (rc > 0 || (high && pixel__utf8_check(dec.p, dec.n) != dec.n)) {
+                dec = (pixel_span){eq + 1, (size_t)(pe - eq - 1)}; /* keep it as sent */
+            }
+            if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
+                return PIXEL_ENOMEM;
+            }
+            /* a name met before is replaced (the last one counts); a new
+             * one is appended without a search */
+            pixel_value *v = part_value(ctx, dec.p, dec.n, 0);
+            if (!v) {
+                return PIXEL_ENOMEM;
+            }
+            const char *name = campaign_member[k].name;
+            const size_t nlen = campaign_member[k].nlen;
+            if (!(added & 1u << k)) {
+                pixel__object_add_plain(camp, name, nlen, v);
+                added |= 1u << k;
+            } else if (pixel__object_set_plain(camp, name, nlen, v) < 0) {
+                return PIXEL_ENOMEM;
             }
         }
         s = pe + 1;
