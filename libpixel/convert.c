@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 /* ---- civil time (proleptic Gregorian, no time zone database) ------------ */
 
@@ -705,6 +706,89 @@ static int convert_list(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pix
     return 0;
 }
 
+/* The bits below bit k of a word (k <= 64). */
+static inline uint64_t low_bits(size_t k)
+{
+    return k >= 64 ? ~0ull : (1ull << k) - 1;
+}
+
+/*
+ * A kv list of at most 64 bytes, in one pass: the bytes (copied into a
+ * zeroed block of 64, in blocks of sixteen, the last one overlapping) give
+ * three masks, the separators, the key separators and the bytes a JSON
+ * string must escape; the pairs are then cut from the masks.  What
+ * convert_kv makes, checks and says, the same.
+ */
+static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel_value **out)
+{
+    const size_t n = in.n;
+    unsigned char t[64] = {0};
+    if (n >= 16) {
+        for (size_t i = 0; i + 16 <= n; i += 16) {
+            pixel__copy16(t + i, in.p + i);
+        }
+        pixel__copy16(t + n - 16, in.p + n - 16);
+    } else if (n >= 8) {
+        memcpy(t, in.p, 8);
+        memcpy(t + n - 8, in.p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            t[i] = (unsigned char)in.p[i];
+        }
+    }
+    uint64_t seps = 0, kvs = 0, special = 0;
+    for (size_t i = 0; i < n; i += 16) {
+        seps |= (uint64_t)pixel__eq16(t + i, (unsigned char)f->separator) << i;
+        kvs |= (uint64_t)pixel__eq16(t + i, (unsigned char)f->kv_separator) << i;
+        special |= (uint64_t)pixel__json_special16(t + i) << i;
+    }
+    const uint64_t in_text = low_bits(n); /* the zeros after the text are no bytes of it */
+    seps &= in_text;
+    kvs &= in_text;
+    pixel_value *obj = pixel__arena_alloc(&ctx->arena, sizeof(*obj));
+    if (!obj) {
+        return PIXEL_ENOMEM;
+    }
+    *obj = (pixel_value){.type = PIXEL_TYPE_OBJECT};
+    for (size_t at = 0; at <= n;) {
+        const size_t e = seps ? (size_t)__builtin_ctzll(seps) : n; /* the pair ends */
+        const uint64_t kv = kvs & low_bits(e) & ~low_bits(at);
+        if (!kv || (size_t)__builtin_ctzll(kv) == at) {
+            return fail(ctx, f, in, "is not a list of key:value pairs");
+        }
+        const size_t colon = (size_t)__builtin_ctzll(kv);
+        const char *key = in.p + at;
+        const uint32_t klen = (uint32_t)(colon - at);
+        for (const pixel_value *m = obj->u.list.head; m; m = m->next) {
+            if (m->klen == klen && pixel__same_bytes(m->key, key, klen)) {
+                return fail(ctx, f, in, "repeats a key");
+            }
+        }
+        pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v));
+        if (!v) {
+            return PIXEL_ENOMEM;
+        }
+        /* a key that needs no JSON escaping (most) is copied as it is when serialized */
+        const bool plain = !(special & low_bits(colon) & ~low_bits(at));
+        *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                           .flags = plain ? PIXEL_VALUE_PLAIN_KEY : 0,
+                           .klen = klen,
+                           .key = key,
+                           .u.str = {in.p + colon + 1, e - colon - 1}};
+        if (obj->u.list.tail) {
+            obj->u.list.tail->next = v;
+        } else {
+            obj->u.list.head = v;
+        }
+        obj->u.list.tail = v;
+        obj->u.list.count++;
+        seps &= seps - 1;
+        at = e + 1;
+    }
+    *out = obj;
+    return 0;
+}
+
 static int convert_kv(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel_value **out)
 {
     pixel_value *obj = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT);
@@ -952,7 +1036,7 @@ static int conv_kv(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
                    pixel_value **out)
 {
     PIXEL_UNUSED(p);
-    return convert_kv(ctx, f, in, out);
+    return in.n - 1 < 64 ? convert_kv_short(ctx, f, in, out) : convert_kv(ctx, f, in, out);
 }
 
 pixel_conv_fn pixel__conv_fn(const pixel_field *f)
