@@ -45,18 +45,27 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+/* "00" to "99": the two digits of a number under 100 at twice its value. */
+static const char two_digits[201] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* The seconds, milliseconds and 'Z' of an RFC 3339 time at o (out holds the
  * rest); the text of a whole second (which starts at sec_ms) is kept in the memo. */
 static inline size_t finish_rfc3339(pixel_time_memo *memo, char *out, char *o, int64_t sec_ms,
                                     unsigned ss, unsigned frac, int with_ms)
 {
-    *o++ = (char)('0' + ss / 10);
-    *o++ = (char)('0' + ss % 10);
+    memcpy(o, two_digits + 2 * ss, 2);
+    o += 2;
     if (with_ms) {
-        *o++ = '.';
-        *o++ = (char)('0' + frac / 100);
-        *o++ = (char)('0' + frac / 10 % 10);
-        *o++ = (char)('0' + frac % 10);
+        unsigned hundreds = frac / 100;
+        o[0] = '.';
+        o[1] = (char)('0' + hundreds);
+        memcpy(o + 2, two_digits + 2 * (frac - 100 * hundreds), 2);
+        o += 4;
     }
     *o++ = 'Z';
     *o = '\0';
@@ -521,65 +530,59 @@ static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
     if (n == 0 || n >= sizeof(tmp)) {
         return NULL;
     }
-    size_t i = 0;
-    if (s[i] == '-') {
+    /* One pass: the grammar (an optional '-', digits without a leading
+     * zero, then optionally '.' and digits) and, as it goes, the digits as
+     * an integer and how many follow the '.'.  Up to 15 digits and 22
+     * decimals: the digits and the power of ten are both exact doubles, so
+     * one division is correctly rounded (what strtod gives).  Anything
+     * longer goes to strtod. */
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const bool neg = s[0] == '-';
+    size_t i = neg;
+    uint64_t digits_v = 0;
+    unsigned d;
+    while (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+        digits_v = digits_v * 10 + d; /* wraps past 19 digits: then strtod decides */
         i++;
     }
-    size_t int_start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        i++;
-    }
-    if (i == int_start || (s[int_start] == '0' && i - int_start > 1)) {
+    const size_t int_len = i - neg;
+    if (int_len == 0 || (s[neg] == '0' && int_len > 1)) {
         return NULL;
     }
+    size_t frac = 0;
     if (i < n && s[i] == '.') {
-        size_t f = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
+        const size_t f = ++i;
+        while (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+            digits_v = digits_v * 10 + d;
             i++;
         }
-        if (i == f) {
+        frac = i - f;
+        if (frac == 0) {
             return NULL;
         }
     }
     if (i != n) {
         return NULL;
     }
-    /* Up to 15 digits and 22 decimals: the digits as an integer and the power of
-     * ten are both exact doubles, so one division is correctly rounded (what
-     * strtod gives).  Anything longer goes to strtod. */
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    uint64_t digits_v = 0;
-    size_t ndigits = 0, frac = 0;
-    bool in_frac = false;
-    for (size_t k = s[0] == '-'; k < n; k++) {
-        if (s[k] == '.') {
-            in_frac = true;
-            continue;
-        }
-        digits_v = digits_v * 10 + (uint64_t)(s[k] - '0');
-        ndigits++;
-        frac += in_frac;
-    }
-    double d;
-    if (FLT_EVAL_METHOD == 0 && ndigits <= 15 && frac < PIXEL_ARRAY_LEN(pow10)) {
-        d = (double)digits_v / pow10[frac];
-        d = s[0] == '-' ? -d : d;
+    double v_d;
+    if (FLT_EVAL_METHOD == 0 && int_len + frac <= 15 && frac < PIXEL_ARRAY_LEN(pow10)) {
+        v_d = (double)digits_v / pow10[frac];
+        v_d = neg ? -v_d : v_d;
     } else {
         memcpy(tmp, s, n);
         tmp[n] = '\0';
-        d = strtod(tmp, NULL);
-        if (!isfinite(d)) {
+        v_d = strtod(tmp, NULL);
+        if (!isfinite(v_d)) {
             return NULL;
         }
     }
-    pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_NUMBER);
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v));
     if (v) {
-        v->u.num.d = d;
-        v->u.num.raw = s;
-        v->u.num.rawlen = n;
-        v->flags |= PIXEL_VALUE_RAW;
+        *v = (pixel_value){.type = PIXEL_TYPE_NUMBER,
+                           .flags = PIXEL_VALUE_RAW,
+                           .u.num = {.d = v_d, .raw = s, .rawlen = n}};
     }
     return v;
 }
