@@ -317,6 +317,43 @@ START_TEST(urls_are_decomposed_with_campaign_fields)
 }
 END_TEST
 
+/* Campaign values are percent-decoded when that gives UTF-8 (a decoded byte
+ * >= 0x80 is checked), else kept as sent; the last of a repeated name
+ * counts, in the place of the first; other utm_ names, and one without '=',
+ * are not campaign members.  An empty path before '?' or '#'. */
+START_TEST(url_campaign_values_and_empty_paths)
+{
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
+    ck_assert_int_eq(run(p, ctx,
+                         LINE("url=https%3A%2F%2Fh.example%3Futm_source%3Dcaf%25C3%25A9%26utm_medium"
+                              "%3D%25FF%26utm_foo%3D1%26utm_term%26utm_content%3D%25E2%2582%26utm_"
+                              "source%3Dx%2By%23f")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.path"), "");
+    ck_assert_str_eq(str_at("page.campaign.source"), "x y");
+    ck_assert_str_eq(str_at("page.campaign.medium"), "%FF");
+    ck_assert_str_eq(str_at("page.campaign.content"), "%E2%82");
+    ck_assert_str_eq(str_at("page.campaign.term"), "(absent)");
+    ck_assert_str_eq(str_at("page.fragment"), "f");
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"page\":{\"url\":\"https://h.example?utm_source=caf%C3%A9&utm_medium=%FF&"
+                     "utm_foo=1&utm_term&utm_content=%E2%82&utm_source=x+y#f\",\"scheme\":\"https\","
+                     "\"host\":\"h.example\",\"path\":\"\",\"query\":\"utm_source=caf%C3%A9&"
+                     "utm_medium=%FF&utm_foo=1&utm_term&utm_content=%E2%82&utm_source=x+y\","
+                     "\"campaign\":{\"source\":\"x y\",\"medium\":\"%FF\",\"content\":\"%E2%82\"},"
+                     "\"fragment\":\"f\"}}");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fh%3Futm_campaign%3D%25E2%2582%25AC")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.campaign.name"), "\xe2\x82\xac");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fh%23a%3Fb")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.path"), "");
+    ck_assert_str_eq(str_at("page.query"), "(absent)");
+    ck_assert_str_eq(str_at("page.fragment"), "a?b");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 /* A part that the target already has is replaced where it stands; parts of
  * a URL that needs escaping are escaped; a new target gets every part. */
 START_TEST(url_parts_replace_members_and_keep_escapes)
@@ -580,6 +617,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, ipv4_anonymization_matches_libc);
     tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
+    tcase_add_test(tc, url_campaign_values_and_empty_paths);
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
     tcase_add_test(tc, new_root_members_are_set_once);
     tcase_add_test(tc, pipeline_name_and_version_are_escaped_when_needed);
