@@ -778,6 +778,44 @@ static inline int campaign_index(const char *k, size_t n)
     }
 }
 
+/* Whether the n bytes at p are what percent-decoding them gives, all
+ * ASCII: no '%', no '+' (a space) and no byte >= 0x80.  One block of
+ * sixteen at a time (under sixteen: a zero-padded copy); a byte's mask bit
+ * is its high bit or its being '%' or '+'. */
+static inline bool decoded_as_is(const char *p, size_t n)
+{
+#ifdef PIXEL_SIMD_SSE2
+    unsigned char t[16] = {0};
+    const unsigned char *b = (const unsigned char *)p;
+    size_t i = 0;
+    if (n < 16) {
+        copy_upto15(t, p, n);
+        b = t;
+        n = 16;
+    }
+    unsigned m = 0;
+    for (;; i += 16) {
+        if (i + 16 > n) {
+            i = n - 16; /* the last block, overlapping the one before */
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        m |= (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            v, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('%')),
+                            _mm_cmpeq_epi8(v, _mm_set1_epi8('+')))));
+        if (i + 16 >= n) {
+            return m == 0;
+        }
+    }
+#else
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '%' || p[i] == '+' || (unsigned char)p[i] >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+#endif
+}
+
 static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const char *q, size_t qn)
 {
     /* utm_X -> campaign.Y */
@@ -791,13 +829,15 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
         if (pe - s > 5 && memcmp(s, "utm_", 4) == 0 &&
             (eq = pixel__find3(s + 4, pe, '=', '=', '=')) < pe &&
             (k = campaign_index(s + 4, (size_t)(eq - s - 4))) >= 0) {
-            pixel_span dec;
+            pixel_span dec = {eq + 1, (size_t)(pe - eq - 1)};
             size_t bad;
             bool high = false;
-            int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true, &dec,
-                                           &bad, &high);
-            if (rc < 0) {
-                return rc;
+            int rc = 0;
+            if (!decoded_as_is(dec.p, dec.n)) {
+                rc = pixel__percent_decode(&ctx->arena, dec.p, dec.n, true, &dec, &bad, &high);
+                if (rc < 0) {
+                    return rc;
+                }
             }
             /* only a byte >= 0x80 can make the text other than UTF-8 */
             if (rc > 0 || (high && pixel__utf8_check(dec.p, dec.n) != dec.n)) {
