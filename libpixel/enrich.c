@@ -753,29 +753,46 @@ static bool has_part_member(const pixel_value *o)
     return false;
 }
 
-/* The utm_ parameters the campaign takes, by the name after "utm_" (n
- * bytes at k): their member names and their index, or -1. */
+/* The utm_ parameters the campaign takes: the name after "utm_" and the
+ * campaign's member it sets. */
 static const struct {
-    const char *name;
-    uint8_t nlen;
-} campaign_member[] = {{"source", 6}, {"medium", 6}, {"name", 4}, {"term", 4}, {"content", 7}};
+    const char *key, *name;
+    uint8_t klen, nlen;
+} campaign_member[] = {{"source", "source", 6, 6},
+                       {"medium", "medium", 6, 6},
+                       {"campaign", "name", 8, 4},
+                       {"term", "term", 4, 4},
+                       {"content", "content", 7, 7}};
 
-static inline int campaign_index(const char *k, size_t n)
+/* The campaign_member index of the parameter of len bytes at s, or -1: a
+ * parameter "utm_NAME=..." with one of the five names.  The name has no
+ * '=': the first '=' of the parameter is the one just past it, which is
+ * where it is looked for. */
+static inline int campaign_index(const char *s, size_t len)
 {
-    switch (n) {
-        case 6:
-            return pixel__same_bytes(k, "source", 6)   ? 0
-                   : pixel__same_bytes(k, "medium", 6) ? 1
-                                                       : -1;
-        case 8:
-            return pixel__same_bytes(k, "campaign", 8) ? 2 : -1;
-        case 4:
-            return pixel__same_bytes(k, "term", 4) ? 3 : -1;
-        case 7:
-            return pixel__same_bytes(k, "content", 7) ? 4 : -1;
+    if (len < 9 || memcmp(s, "utm_", 4) != 0) {
+        return -1;
+    }
+    const char *k = s + 4;
+    int i;
+    switch (k[0]) {
+        case 's':
+            i = 0;
+            break;
+        case 'm':
+            i = 1;
+            break;
+        case 'c':
+            i = k[1] == 'a' ? 2 : 4;
+            break;
+        case 't':
+            i = 3;
+            break;
         default:
             return -1;
     }
+    const size_t kl = campaign_member[i].klen;
+    return len - 4 > kl && k[kl] == '=' && pixel__same_bytes(k, campaign_member[i].key, kl) ? i : -1;
 }
 
 /* Whether the n bytes at p are what percent-decoding them gives, all
@@ -824,11 +841,9 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
     const char *s = q, *end = q + qn;
     while (s < end) {
         const char *pe = pixel__find3(s, end, '&', '&', '&');
-        const char *eq;
-        int k;
-        if (pe - s > 5 && memcmp(s, "utm_", 4) == 0 &&
-            (eq = pixel__find3(s + 4, pe, '=', '=', '=')) < pe &&
-            (k = campaign_index(s + 4, (size_t)(eq - s - 4))) >= 0) {
+        const int k = campaign_index(s, (size_t)(pe - s));
+        if (k >= 0) {
+            const char *eq = s + 4 + campaign_member[k].klen;
             pixel_span dec = {eq + 1, (size_t)(pe - eq - 1)};
             size_t bad;
             bool high = false;
