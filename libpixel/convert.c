@@ -100,11 +100,9 @@ __attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *mem
         ymd[2] = (char)('0' + yy / 10 % 10);
         ymd[3] = (char)('0' + yy % 10);
         ymd[4] = '-';
-        ymd[5] = (char)('0' + mo / 10);
-        ymd[6] = (char)('0' + mo % 10);
+        memcpy(ymd + 5, two_digits + 2 * mo, 2);
         ymd[7] = '-';
-        ymd[8] = (char)('0' + d / 10);
-        ymd[9] = (char)('0' + d % 10);
+        memcpy(ymd + 8, two_digits + 2 * d, 2);
         if (memo) {
             memo->day_set = true;
             memo->day = days;
@@ -116,12 +114,11 @@ __attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *mem
     o += sizeof(ymd);
     *o++ = 'T';
     unsigned hh = s / 3600, mm = s / 60 % 60;
-    *o++ = (char)('0' + hh / 10);
-    *o++ = (char)('0' + hh % 10);
-    *o++ = ':';
-    *o++ = (char)('0' + mm / 10);
-    *o++ = (char)('0' + mm % 10);
-    *o++ = ':';
+    memcpy(o, two_digits + 2 * hh, 2);
+    o[2] = ':';
+    memcpy(o + 3, two_digits + 2 * mm, 2);
+    o[5] = ':';
+    o += 6;
     if (memo) {
         memcpy(memo->min_text, out, sizeof(memo->min_text));
         memo->min_ms = ms - (int64_t)(s % 60) * 1000 - frac;
