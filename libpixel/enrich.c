@@ -330,6 +330,50 @@ static const unsigned char hex_value1[256] = {
     ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
     ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
+/* The value of the len (1 to 4) hex digits at g, which has room for 4:
+ * the four bytes' nibbles at once ('0'-'9' are their low nibble, letters
+ * theirs plus 9), the first digit the most significant, the bytes past
+ * the group shifted out. */
+static inline unsigned hex_group(const unsigned char *g, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t x;
+    memcpy(&x, g, 4);
+    x = (x & 0x0F0F0F0Fu) + 9 * ((x >> 6) & 0x01010101u);
+    x = __builtin_bswap32(x); /* the first digit in the top byte */
+    unsigned v = (x >> 12 & 0xF000u) | (x >> 8 & 0x0F00u) | (x >> 4 & 0x00F0u) | (x & 0x000Fu);
+    return v >> (4 * (4 - len));
+#else
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
+        v = v << 4 | (unsigned)(hex_value1[g[i]] - 1);
+    }
+    return v;
+#endif
+}
+
+/* The hex digits of v (1 to 0xFFFF), without leading zeros, at o, which
+ * has room for 4; returns how many.  The four nibbles are spread one to a
+ * byte, the first in the lowest, and made digits at once ('0' + nibble,
+ * and 39 more for 10 to 15); the leading zeros are shifted out. */
+static inline size_t put_hex_group(char *o, unsigned v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const size_t nd = (size_t)(35 - __builtin_clz(v)) / 4;
+    uint32_t x = (v >> 12 & 0xFu) | (v >> 8 & 0xFu) << 8 | (v >> 4 & 0xFu) << 16 | (v & 0xFu) << 24;
+    x += 0x30303030u + ((x + 0x76767676u) >> 7 & 0x01010101u) * 39;
+    x >>= 8 * (4 - nd);
+    memcpy(o, &x, 4);
+    return nd;
+#else
+    char *p = o;
+    for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
+        *p++ = "0123456789abcdef"[(v >> sh) & 15];
+    }
+    return (size_t)(p - o);
+#endif
+}
+
 /* Set bits of x (inline: no popcount instruction is assumed). */
 static inline unsigned bit_count(uint64_t x)
 {
@@ -375,12 +419,11 @@ static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
             size_t at = 0;
             int j = 0;
             for (; j < 8 && 16 * j < prefix; j++) {
-                unsigned v = 0;
-                for (unsigned d; (d = hex_value1[t[at]]) != 0; at++) {
-                    v = v << 4 | (d - 1);
-                }
-                w[j] = v;
-                at++; /* the ':' (or the NUL after the last group) */
+                /* the group ends at the next ':' (the last one at n) */
+                size_t e = j < 7 ? (size_t)__builtin_ctzll(col) : n;
+                col &= col - 1;
+                w[j] = hex_group(t + at, e - at);
+                at = e + 1;
             }
             for (; j < 8; j++) {
                 w[j] = 0;
@@ -515,10 +558,7 @@ static size_t format_ipv6_kept(const unsigned w[8], int kept, char *out)
 {
     char *o = out;
     for (int j = 0; j < kept; j++) {
-        unsigned v = w[j];
-        for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
-            *o++ = "0123456789abcdef"[(v >> sh) & 15];
-        }
+        o += put_hex_group(o, w[j]);
         *o++ = ':';
     }
     *o++ = ':';
