@@ -728,6 +728,46 @@ __attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixe
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
 }
 
+/* The first byte of [p, end) equal to a or b (neither of them NUL), or
+ * end.  As pixel__find3, but the bytes after the last whole block are
+ * looked at as one more block: the sixteen that end at end (the bytes seen
+ * already masked off), or, when there are fewer than sixteen in all, a
+ * zero-padded copy of them. */
+static inline const char *find_either(const char *p, const char *end, char a, char b)
+{
+#ifdef PIXEL_SIMD_SSE2
+    const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b);
+    const size_t n = (size_t)(end - p);
+    if (n < 16) {
+        unsigned char t[16] = {0};
+        copy_upto15(t, p, n);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb)));
+        return m ? p + __builtin_ctz(m) : end;
+    }
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb)));
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+    }
+    if (p < end) {
+        const char *last = end - 16;
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)last);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+                         _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb))) >>
+                     (p - last);
+        return m ? p + __builtin_ctz(m) : end;
+    }
+    return end;
+#else
+    return pixel__find3(p, end, a, b, b);
+#endif
+}
+
 /* The first ':' of the n bytes at s, or NULL: a scheme is short, so the
  * first block is looked at in line, the rest (if need be) by memchr. */
 static inline const char *find_colon(const char *s, size_t n)
@@ -880,7 +920,7 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
     unsigned added = 0; /* the members camp has, by campaign_member index */
     const char *s = q, *end = q + qn;
     while (s < end) {
-        const char *pe = pixel__find3(s, end, '&', '&', '&');
+        const char *pe = find_either(s, end, '&', '&');
         const int k = campaign_index(s, (size_t)(pe - s));
         if (k >= 0) {
             const char *eq = s + 4 + campaign_member[k].klen;
@@ -1055,11 +1095,11 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
     const char *h = colon + 3;
     p = host_end(&h, end);
     const char *path = p;
-    p = pixel__find3(p, end, '?', '#', '#');
+    p = find_either(p, end, '?', '#');
     const char *path_end = p, *q = NULL;
     if (p < end && *p == '?') {
         q = ++p;
-        p = pixel__find3(p, end, '#', '#', '#');
+        p = find_either(p, end, '#', '#');
     }
     if (fresh) {
         if (add_fresh_parts(ctx, target, s, colon, h, path, path_end, q, p, flags) < 0 ||
