@@ -17,6 +17,11 @@
 #include "pipeline.h"
 #include "simd.h"
 
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#define PIXEL_ENRICH_AVX2 1
+#include <immintrin.h>
+#endif
+
 /*
  * Where a built-in's `into` is a root key that neither the map stage nor an
  * earlier built-in sets (decided at load), the member is new unless the
@@ -674,9 +679,37 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
 
 /* Whether n bytes need no JSON escaping (the serializer's test, once for a
  * whole URL so that the parts taken from it need none). */
+#ifdef PIXEL_ENRICH_AVX2
+/* text_is_plain for n >= 32 on CPUs with AVX2 (asked at run time): blocks
+ * of 32, the last one overlapping the one before. */
+__attribute__((target("avx2"))) static bool text_is_plain_avx2(const unsigned char *p, size_t n)
+{
+    __m256i any = _mm256_setzero_si256();
+    for (size_t i = 0;; i += 32) {
+        if (i + 32 > n) {
+            i = n - 32;
+        }
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1F)), v);
+        __m256i q = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
+        __m256i bs = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
+        __m256i del = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x7F));
+        any = _mm256_or_si256(any, _mm256_or_si256(_mm256_or_si256(ctl, q), _mm256_or_si256(bs, del)));
+        if (i + 32 >= n) {
+            return _mm256_movemask_epi8(any) == 0;
+        }
+    }
+}
+#endif
+
 static bool text_is_plain(const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
+#ifdef PIXEL_ENRICH_AVX2
+    if (n >= 32 && __builtin_cpu_supports("avx2")) {
+        return text_is_plain_avx2(p, n);
+    }
+#endif
     if (n < 4) {
         for (size_t i = 0; i < n; i++) {
             if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
