@@ -139,10 +139,12 @@ static bool lower_uuid(char *id, const char *s, size_t n)
     for (size_t k = 0; k < 3; k++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at[k]));
         __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
-        __m128i d = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                  _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
-        __m128i a = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
-                                  _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), l));
+        /* a range test in one signed compare: the byte less the range's
+         * first, less 128, is below the range's size less 128 only inside */
+        __m128i d = _mm_cmpgt_epi8(_mm_set1_epi8(10 - 128),
+                                   _mm_add_epi8(v, _mm_set1_epi8((char)(-'0' - 128))));
+        __m128i a = _mm_cmpgt_epi8(_mm_set1_epi8(6 - 128),
+                                   _mm_add_epi8(l, _mm_set1_epi8((char)(-'a' - 128))));
         hex |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(d, a)) << at[k];
         dash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')))
                 << at[k];
