@@ -51,6 +51,11 @@ START_TEST(event_id_prefers_a_valid_client_uuid)
         "f57bd9ab-f936-4984-a95e-852c4c77b-96",  /* a dash too many */
         "f57bd9ab-f936-4984-a95e-852c4c77b%3A6", /* ':' just after '9' */
         "f57bd9ab-f936-4984-a95e-852c4c77b%606", /* '`' just before 'a' */
+        "%2F57bd9ab-f936-4984-a95e-852c4c77b896", /* '/' just before '0' */
+        "f57bd9ab-f936-4984-a95e-852c4c77b89%40", /* '@' just before 'A' */
+        "f57bd9ab-f936-4984-a95e-852c4c77b89G",   /* 'G' just after 'F' */
+        "%C3%A97bd9ab-f936-4984-a95e-852c4c77b8", /* non-ASCII, 36 bytes, at the start */
+        "f57bd9ab-f936-4984-a95e-852c4c77%C3%A96", /* and in the last block */
     };
     for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
         char line[256];
