@@ -679,8 +679,6 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     return 0;
 }
 
-/* Whether n bytes need no JSON escaping (the serializer's test, once for a
- * whole URL so that the parts taken from it need none). */
 #ifdef PIXEL_ENRICH_AVX2
 /* text_is_plain for n >= 32 on CPUs with AVX2 (asked at run time): blocks
  * of 32, the last one overlapping the one before. */
@@ -696,7 +694,8 @@ __attribute__((target("avx2"))) static bool text_is_plain_avx2(const unsigned ch
         __m256i q = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
         __m256i bs = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
         __m256i del = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x7F));
-        any = _mm256_or_si256(any, _mm256_or_si256(_mm256_or_si256(ctl, q), _mm256_or_si256(bs, del)));
+        any = _mm256_or_si256(any, _mm256_or_si256(_mm256_or_si256(ctl, q),
+                                                   _mm256_or_si256(bs, del)));
         if (i + 32 >= n) {
             return _mm256_movemask_epi8(any) == 0;
         }
@@ -704,6 +703,8 @@ __attribute__((target("avx2"))) static bool text_is_plain_avx2(const unsigned ch
 }
 #endif
 
+/* Whether n bytes need no JSON escaping (the serializer's test, once for a
+ * whole URL so that the parts taken from it need none). */
 static bool text_is_plain(const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
@@ -907,7 +908,9 @@ static inline int campaign_index(const char *s, size_t len)
             return -1;
     }
     const size_t kl = campaign_member[i].klen;
-    return len - 4 > kl && k[kl] == '=' && pixel__same_bytes(k, campaign_member[i].key, kl) ? i : -1;
+    return len - 4 > kl && k[kl] == '=' && pixel__same_bytes(k, campaign_member[i].key, kl)
+               ? i
+               : -1;
 }
 
 /* Whether the n bytes at p are what percent-decoding them gives, all
