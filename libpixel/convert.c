@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "pipeline.h"
+#include "simd.h"
 
 /* ---- civil time (proleptic Gregorian, no time zone database) ------------ */
 
@@ -44,18 +45,27 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+/* "00" to "99": the two digits of a number under 100 at twice its value. */
+static const char two_digits[201] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* The seconds, milliseconds and 'Z' of an RFC 3339 time at o (out holds the
  * rest); the text of a whole second (which starts at sec_ms) is kept in the memo. */
 static inline size_t finish_rfc3339(pixel_time_memo *memo, char *out, char *o, int64_t sec_ms,
                                     unsigned ss, unsigned frac, int with_ms)
 {
-    *o++ = (char)('0' + ss / 10);
-    *o++ = (char)('0' + ss % 10);
+    memcpy(o, two_digits + 2 * ss, 2);
+    o += 2;
     if (with_ms) {
-        *o++ = '.';
-        *o++ = (char)('0' + frac / 100);
-        *o++ = (char)('0' + frac / 10 % 10);
-        *o++ = (char)('0' + frac % 10);
+        unsigned hundreds = frac / 100;
+        o[0] = '.';
+        o[1] = (char)('0' + hundreds);
+        memcpy(o + 2, two_digits + 2 * (frac - 100 * hundreds), 2);
+        o += 4;
     }
     *o++ = 'Z';
     *o = '\0';
@@ -90,11 +100,9 @@ __attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *mem
         ymd[2] = (char)('0' + yy / 10 % 10);
         ymd[3] = (char)('0' + yy % 10);
         ymd[4] = '-';
-        ymd[5] = (char)('0' + mo / 10);
-        ymd[6] = (char)('0' + mo % 10);
+        memcpy(ymd + 5, two_digits + 2 * mo, 2);
         ymd[7] = '-';
-        ymd[8] = (char)('0' + d / 10);
-        ymd[9] = (char)('0' + d % 10);
+        memcpy(ymd + 8, two_digits + 2 * d, 2);
         if (memo) {
             memo->day_set = true;
             memo->day = days;
@@ -106,12 +114,11 @@ __attribute__((noinline)) static size_t format_rfc3339_full(pixel_time_memo *mem
     o += sizeof(ymd);
     *o++ = 'T';
     unsigned hh = s / 3600, mm = s / 60 % 60;
-    *o++ = (char)('0' + hh / 10);
-    *o++ = (char)('0' + hh % 10);
-    *o++ = ':';
-    *o++ = (char)('0' + mm / 10);
-    *o++ = (char)('0' + mm % 10);
-    *o++ = ':';
+    memcpy(o, two_digits + 2 * hh, 2);
+    o[2] = ':';
+    memcpy(o + 3, two_digits + 2 * mm, 2);
+    o[5] = ':';
+    o += 6;
     if (memo) {
         memcpy(memo->min_text, out, sizeof(memo->min_text));
         memo->min_ms = ms - (int64_t)(s % 60) * 1000 - frac;
@@ -520,65 +527,59 @@ static pixel_value *parse_decimal(pixel_ctx *ctx, const char *s, size_t n)
     if (n == 0 || n >= sizeof(tmp)) {
         return NULL;
     }
-    size_t i = 0;
-    if (s[i] == '-') {
+    /* One pass: the grammar (an optional '-', digits without a leading
+     * zero, then optionally '.' and digits) and, as it goes, the digits as
+     * an integer and how many follow the '.'.  Up to 15 digits and 22
+     * decimals: the digits and the power of ten are both exact doubles, so
+     * one division is correctly rounded (what strtod gives).  Anything
+     * longer goes to strtod. */
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const bool neg = s[0] == '-';
+    size_t i = neg;
+    uint64_t digits_v = 0;
+    unsigned d;
+    while (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+        digits_v = digits_v * 10 + d; /* wraps past 19 digits: then strtod decides */
         i++;
     }
-    size_t int_start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        i++;
-    }
-    if (i == int_start || (s[int_start] == '0' && i - int_start > 1)) {
+    const size_t int_len = i - neg;
+    if (int_len == 0 || (s[neg] == '0' && int_len > 1)) {
         return NULL;
     }
+    size_t frac = 0;
     if (i < n && s[i] == '.') {
-        size_t f = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
+        const size_t f = ++i;
+        while (i < n && (d = (unsigned)(unsigned char)s[i] - '0') <= 9) {
+            digits_v = digits_v * 10 + d;
             i++;
         }
-        if (i == f) {
+        frac = i - f;
+        if (frac == 0) {
             return NULL;
         }
     }
     if (i != n) {
         return NULL;
     }
-    /* Up to 15 digits and 22 decimals: the digits as an integer and the power of
-     * ten are both exact doubles, so one division is correctly rounded (what
-     * strtod gives).  Anything longer goes to strtod. */
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    uint64_t digits_v = 0;
-    size_t ndigits = 0, frac = 0;
-    bool in_frac = false;
-    for (size_t k = s[0] == '-'; k < n; k++) {
-        if (s[k] == '.') {
-            in_frac = true;
-            continue;
-        }
-        digits_v = digits_v * 10 + (uint64_t)(s[k] - '0');
-        ndigits++;
-        frac += in_frac;
-    }
-    double d;
-    if (FLT_EVAL_METHOD == 0 && ndigits <= 15 && frac < PIXEL_ARRAY_LEN(pow10)) {
-        d = (double)digits_v / pow10[frac];
-        d = s[0] == '-' ? -d : d;
+    double v_d;
+    if (FLT_EVAL_METHOD == 0 && int_len + frac <= 15 && frac < PIXEL_ARRAY_LEN(pow10)) {
+        v_d = (double)digits_v / pow10[frac];
+        v_d = neg ? -v_d : v_d;
     } else {
         memcpy(tmp, s, n);
         tmp[n] = '\0';
-        d = strtod(tmp, NULL);
-        if (!isfinite(d)) {
+        v_d = strtod(tmp, NULL);
+        if (!isfinite(v_d)) {
             return NULL;
         }
     }
-    pixel_value *v = pixel__value_new(&ctx->arena, PIXEL_TYPE_NUMBER);
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v));
     if (v) {
-        v->u.num.d = d;
-        v->u.num.raw = s;
-        v->u.num.rawlen = n;
-        v->flags |= PIXEL_VALUE_RAW;
+        *v = (pixel_value){.type = PIXEL_TYPE_NUMBER,
+                           .flags = PIXEL_VALUE_RAW,
+                           .u.num = {.d = v_d, .raw = s, .rawlen = n}};
     }
     return v;
 }
@@ -702,6 +703,89 @@ static int convert_list(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pix
         s = e + 1;
     }
     *out = arr;
+    return 0;
+}
+
+/* The bits below bit k of a word (k <= 64). */
+static inline uint64_t low_bits(size_t k)
+{
+    return k >= 64 ? ~0ull : (1ull << k) - 1;
+}
+
+/*
+ * A kv list of at most 64 bytes, in one pass: the bytes (copied into a
+ * zeroed block of 64, in blocks of sixteen, the last one overlapping) give
+ * three masks, the separators, the key separators and the bytes a JSON
+ * string must escape; the pairs are then cut from the masks.  What
+ * convert_kv makes, checks and says, the same.
+ */
+static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in, pixel_value **out)
+{
+    const size_t n = in.n;
+    unsigned char t[64] = {0};
+    if (n >= 16) {
+        for (size_t i = 0; i + 16 <= n; i += 16) {
+            pixel__copy16(t + i, in.p + i);
+        }
+        pixel__copy16(t + n - 16, in.p + n - 16);
+    } else if (n >= 8) {
+        memcpy(t, in.p, 8);
+        memcpy(t + n - 8, in.p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            t[i] = (unsigned char)in.p[i];
+        }
+    }
+    uint64_t seps = 0, kvs = 0, special = 0;
+    for (size_t i = 0; i < n; i += 16) {
+        seps |= (uint64_t)pixel__eq16(t + i, (unsigned char)f->separator) << i;
+        kvs |= (uint64_t)pixel__eq16(t + i, (unsigned char)f->kv_separator) << i;
+        special |= (uint64_t)pixel__json_special16(t + i) << i;
+    }
+    const uint64_t in_text = low_bits(n); /* the zeros after the text are no bytes of it */
+    seps &= in_text;
+    kvs &= in_text;
+    pixel_value *obj = pixel__arena_alloc(&ctx->arena, sizeof(*obj));
+    if (!obj) {
+        return PIXEL_ENOMEM;
+    }
+    *obj = (pixel_value){.type = PIXEL_TYPE_OBJECT};
+    for (size_t at = 0; at <= n;) {
+        const size_t e = seps ? (size_t)__builtin_ctzll(seps) : n; /* the pair ends */
+        const uint64_t kv = kvs & low_bits(e) & ~low_bits(at);
+        if (!kv || (size_t)__builtin_ctzll(kv) == at) {
+            return fail(ctx, f, in, "is not a list of key:value pairs");
+        }
+        const size_t colon = (size_t)__builtin_ctzll(kv);
+        const char *key = in.p + at;
+        const uint32_t klen = (uint32_t)(colon - at);
+        for (const pixel_value *m = obj->u.list.head; m; m = m->next) {
+            if (m->klen == klen && pixel__same_bytes(m->key, key, klen)) {
+                return fail(ctx, f, in, "repeats a key");
+            }
+        }
+        pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v));
+        if (!v) {
+            return PIXEL_ENOMEM;
+        }
+        /* a key that needs no JSON escaping (most) is copied as it is when serialized */
+        const bool plain = !(special & low_bits(colon) & ~low_bits(at));
+        *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                           .flags = plain ? PIXEL_VALUE_PLAIN_KEY : 0,
+                           .klen = klen,
+                           .key = key,
+                           .u.str = {in.p + colon + 1, e - colon - 1}};
+        if (obj->u.list.tail) {
+            obj->u.list.tail->next = v;
+        } else {
+            obj->u.list.head = v;
+        }
+        obj->u.list.tail = v;
+        obj->u.list.count++;
+        seps &= seps - 1;
+        at = e + 1;
+    }
+    *out = obj;
     return 0;
 }
 
@@ -952,7 +1036,7 @@ static int conv_kv(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f
                    pixel_value **out)
 {
     PIXEL_UNUSED(p);
-    return convert_kv(ctx, f, in, out);
+    return in.n - 1 < 64 ? convert_kv_short(ctx, f, in, out) : convert_kv(ctx, f, in, out);
 }
 
 pixel_conv_fn pixel__conv_fn(const pixel_field *f)

@@ -17,6 +17,11 @@
 #include "pipeline.h"
 #include "simd.h"
 
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#define PIXEL_ENRICH_AVX2 1
+#include <immintrin.h>
+#endif
+
 /*
  * Where a built-in's `into` is a root key that neither the map stage nor an
  * earlier built-in sets (decided at load), the member is new unless the
@@ -134,10 +139,12 @@ static bool lower_uuid(char *id, const char *s, size_t n)
     for (size_t k = 0; k < 3; k++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at[k]));
         __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
-        __m128i d = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                  _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
-        __m128i a = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
-                                  _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), l));
+        /* a range test in one signed compare: the byte less the range's
+         * first, less 128, is below the range's size less 128 only inside */
+        __m128i d = _mm_cmpgt_epi8(_mm_set1_epi8(10 - 128),
+                                   _mm_add_epi8(v, _mm_set1_epi8((char)(-'0' - 128))));
+        __m128i a = _mm_cmpgt_epi8(_mm_set1_epi8(6 - 128),
+                                   _mm_add_epi8(l, _mm_set1_epi8((char)(-'a' - 128))));
         hex |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(d, a)) << at[k];
         dash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')))
                 << at[k];
@@ -161,16 +168,30 @@ static bool lower_uuid(char *id, const char *s, size_t n)
     return true;
 }
 
+/* pixel__source_value with a query parameter's look-up in line. */
+static inline pixel_span source_span(pixel_ctx *ctx, pixel_src_kind src, int index)
+{
+    if (src == SRC_QUERY) {
+        const pixel_record *r = &ctx->rec;
+        if (r->slots && index < (int)r->nslots && r->slots[index].first >= 0) {
+            return r->params[r->slots[index].first].value;
+        }
+        return (pixel_span){NULL, 0};
+    }
+    return src != SRC_NONE ? pixel__source_value(ctx->pipeline, ctx, src, index)
+                           : (pixel_span){NULL, 0};
+}
+
 static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    pixel_span client = e->src != SRC_NONE
-                            ? pixel__source_value(ctx->pipeline, ctx, e->src, e->src_index)
-                            : (pixel_span){NULL, 0};
-    char *id = pixel__arena_alloc(&ctx->arena, 37);
-    if (!id) {
+    pixel_span client = source_span(ctx, e->src, e->src_index);
+    /* the value and its text (36 characters and a NUL) in one allocation */
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(pixel_value) + 40);
+    if (!v) {
         return PIXEL_ENOMEM;
     }
+    char *id = (char *)(v + 1);
     if (!client.p || !lower_uuid(id, client.p, client.n)) {
         /* Derived from the record after the syslog header: a relay that
          * re-frames the line, or a replay, gives the same ID. */
@@ -180,10 +201,10 @@ static int run_event_id(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *er
         }
         pixel__uuid_from_bytes(m.p, m.n, id);
     }
-    pixel_value *v = pixel__value_plain_view(&ctx->arena, id, 36);
-    if (v) {
-        v->flags |= PIXEL_VALUE_FMT_UUID; /* lower_uuid's or pixel__uuid_from_bytes's */
-    }
+    /* a plain view of lower_uuid's or pixel__uuid_from_bytes's text */
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = PIXEL_VALUE_PLAIN_STR | PIXEL_VALUE_FMT_UUID,
+                       .u.str = {id, 36}};
     return set_into(ctx, e, v);
 }
 
@@ -193,11 +214,22 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
 {
     PIXEL_UNUSED(err);
     size_t n;
-    const char *text = pixel__ingest_text(ctx, &n); /* lives as long as the event */
-    pixel_value *v = pixel__value_plain_view(&ctx->arena, text, n);
-    if (v) {
-        v->flags |= PIXEL_VALUE_FMT_DATE_TIME; /* pixel__format_rfc3339's */
+    const char *text; /* lives as long as the event */
+    const pixel_time_memo *m = &ctx->time_memo;
+    if (PIXEL_LIKELY(m->ingest_set && m->ingest_ms == ctx->ingest_ms)) {
+        text = m->ingest; /* pixel__ingest_text's, for this ingest time already */
+        n = m->ingest_len;
+    } else {
+        text = pixel__ingest_text(ctx, &n);
     }
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, sizeof(*v));
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    /* pixel__format_rfc3339's text: plain */
+    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
+                       .flags = PIXEL_VALUE_PLAIN_STR | PIXEL_VALUE_FMT_DATE_TIME,
+                       .u.str = {text, n}};
     return set_into(ctx, e, v);
 }
 
@@ -305,6 +337,50 @@ static const unsigned char hex_value1[256] = {
     ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
     ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
+/* The value of the len (1 to 4) hex digits at g, which has room for 4:
+ * the four bytes' nibbles at once ('0'-'9' are their low nibble, letters
+ * theirs plus 9), the first digit the most significant, the bytes past
+ * the group shifted out. */
+static inline unsigned hex_group(const unsigned char *g, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t x;
+    memcpy(&x, g, 4);
+    x = (x & 0x0F0F0F0Fu) + 9 * ((x >> 6) & 0x01010101u);
+    x = __builtin_bswap32(x); /* the first digit in the top byte */
+    unsigned v = (x >> 12 & 0xF000u) | (x >> 8 & 0x0F00u) | (x >> 4 & 0x00F0u) | (x & 0x000Fu);
+    return v >> (4 * (4 - len));
+#else
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
+        v = v << 4 | (unsigned)(hex_value1[g[i]] - 1);
+    }
+    return v;
+#endif
+}
+
+/* The hex digits of v (1 to 0xFFFF), without leading zeros, at o, which
+ * has room for 4; returns how many.  The four nibbles are spread one to a
+ * byte, the first in the lowest, and made digits at once ('0' + nibble,
+ * and 39 more for 10 to 15); the leading zeros are shifted out. */
+static inline size_t put_hex_group(char *o, unsigned v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const size_t nd = (size_t)(35 - __builtin_clz(v)) / 4;
+    uint32_t x = (v >> 12 & 0xFu) | (v >> 8 & 0xFu) << 8 | (v >> 4 & 0xFu) << 16 | (v & 0xFu) << 24;
+    x += 0x30303030u + ((x + 0x76767676u) >> 7 & 0x01010101u) * 39;
+    x >>= 8 * (4 - nd);
+    memcpy(o, &x, 4);
+    return nd;
+#else
+    char *p = o;
+    for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
+        *p++ = "0123456789abcdef"[(v >> sh) & 15];
+    }
+    return (size_t)(p - o);
+#endif
+}
+
 /* Set bits of x (inline: no popcount instruction is assumed). */
 static inline unsigned bit_count(uint64_t x)
 {
@@ -350,12 +426,11 @@ static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
             size_t at = 0;
             int j = 0;
             for (; j < 8 && 16 * j < prefix; j++) {
-                unsigned v = 0;
-                for (unsigned d; (d = hex_value1[t[at]]) != 0; at++) {
-                    v = v << 4 | (d - 1);
-                }
-                w[j] = v;
-                at++; /* the ':' (or the NUL after the last group) */
+                /* the group ends at the next ':' (the last one at n) */
+                size_t e = j < 7 ? (size_t)__builtin_ctzll(col) : n;
+                col &= col - 1;
+                w[j] = hex_group(t + at, e - at);
+                at = e + 1;
             }
             for (; j < 8; j++) {
                 w[j] = 0;
@@ -490,10 +565,7 @@ static size_t format_ipv6_kept(const unsigned w[8], int kept, char *out)
 {
     char *o = out;
     for (int j = 0; j < kept; j++) {
-        unsigned v = w[j];
-        for (int sh = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0; sh >= 0; sh -= 4) {
-            *o++ = "0123456789abcdef"[(v >> sh) & 15];
-        }
+        o += put_hex_group(o, w[j]);
         *o++ = ':';
     }
     *o++ = ':';
@@ -607,11 +679,40 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     return 0;
 }
 
+#ifdef PIXEL_ENRICH_AVX2
+/* text_is_plain for n >= 32 on CPUs with AVX2 (asked at run time): blocks
+ * of 32, the last one overlapping the one before. */
+__attribute__((target("avx2"))) static bool text_is_plain_avx2(const unsigned char *p, size_t n)
+{
+    __m256i any = _mm256_setzero_si256();
+    for (size_t i = 0;; i += 32) {
+        if (i + 32 > n) {
+            i = n - 32;
+        }
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1F)), v);
+        __m256i q = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
+        __m256i bs = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
+        __m256i del = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x7F));
+        any = _mm256_or_si256(any, _mm256_or_si256(_mm256_or_si256(ctl, q),
+                                                   _mm256_or_si256(bs, del)));
+        if (i + 32 >= n) {
+            return _mm256_movemask_epi8(any) == 0;
+        }
+    }
+}
+#endif
+
 /* Whether n bytes need no JSON escaping (the serializer's test, once for a
  * whole URL so that the parts taken from it need none). */
 static bool text_is_plain(const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
+#ifdef PIXEL_ENRICH_AVX2
+    if (n >= 32 && __builtin_cpu_supports("avx2")) {
+        return text_is_plain_avx2(p, n);
+    }
+#endif
     if (n < 4) {
         for (size_t i = 0; i < n; i++) {
             if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
@@ -661,6 +762,46 @@ __attribute__((always_inline)) static inline int add_part_n(pixel_ctx *ctx, pixe
         return 0;
     }
     return pixel__object_set_plain(o, key, klen, v) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+/* The first byte of [p, end) equal to a or b (neither of them NUL), or
+ * end.  As pixel__find3, but the bytes after the last whole block are
+ * looked at as one more block: the sixteen that end at end (the bytes seen
+ * already masked off), or, when there are fewer than sixteen in all, a
+ * zero-padded copy of them. */
+static inline const char *find_either(const char *p, const char *end, char a, char b)
+{
+#ifdef PIXEL_SIMD_SSE2
+    const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b);
+    const size_t n = (size_t)(end - p);
+    if (n < 16) {
+        unsigned char t[16] = {0};
+        copy_upto15(t, p, n);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb)));
+        return m ? p + __builtin_ctz(m) : end;
+    }
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb)));
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+    }
+    if (p < end) {
+        const char *last = end - 16;
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)last);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+                         _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb))) >>
+                     (p - last);
+        return m ? p + __builtin_ctz(m) : end;
+    }
+    return end;
+#else
+    return pixel__find3(p, end, a, b, b);
+#endif
 }
 
 /* The first ':' of the n bytes at s, or NULL: a scheme is short, so the
@@ -728,54 +869,129 @@ static bool has_part_member(const pixel_value *o)
     return false;
 }
 
+/* The utm_ parameters the campaign takes: the name after "utm_" and the
+ * campaign's member it sets. */
+static const struct {
+    const char *key, *name;
+    uint8_t klen, nlen;
+} campaign_member[] = {{"source", "source", 6, 6},
+                       {"medium", "medium", 6, 6},
+                       {"campaign", "name", 8, 4},
+                       {"term", "term", 4, 4},
+                       {"content", "content", 7, 7}};
+
+/* The campaign_member index of the parameter of len bytes at s, or -1: a
+ * parameter "utm_NAME=..." with one of the five names.  The name has no
+ * '=': the first '=' of the parameter is the one just past it, which is
+ * where it is looked for. */
+static inline int campaign_index(const char *s, size_t len)
+{
+    if (len < 9 || memcmp(s, "utm_", 4) != 0) {
+        return -1;
+    }
+    const char *k = s + 4;
+    int i;
+    switch (k[0]) {
+        case 's':
+            i = 0;
+            break;
+        case 'm':
+            i = 1;
+            break;
+        case 'c':
+            i = k[1] == 'a' ? 2 : 4;
+            break;
+        case 't':
+            i = 3;
+            break;
+        default:
+            return -1;
+    }
+    const size_t kl = campaign_member[i].klen;
+    return len - 4 > kl && k[kl] == '=' && pixel__same_bytes(k, campaign_member[i].key, kl)
+               ? i
+               : -1;
+}
+
+/* Whether the n bytes at p are what percent-decoding them gives, all
+ * ASCII: no '%', no '+' (a space) and no byte >= 0x80.  One block of
+ * sixteen at a time (under sixteen: a zero-padded copy); a byte's mask bit
+ * is its high bit or its being '%' or '+'. */
+static inline bool decoded_as_is(const char *p, size_t n)
+{
+#ifdef PIXEL_SIMD_SSE2
+    unsigned char t[16] = {0};
+    const unsigned char *b = (const unsigned char *)p;
+    size_t i = 0;
+    if (n < 16) {
+        copy_upto15(t, p, n);
+        b = t;
+        n = 16;
+    }
+    unsigned m = 0;
+    for (;; i += 16) {
+        if (i + 16 > n) {
+            i = n - 16; /* the last block, overlapping the one before */
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        m |= (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            v, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('%')),
+                            _mm_cmpeq_epi8(v, _mm_set1_epi8('+')))));
+        if (i + 16 >= n) {
+            return m == 0;
+        }
+    }
+#else
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '%' || p[i] == '+' || (unsigned char)p[i] >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+#endif
+}
+
 static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const char *q, size_t qn)
 {
     /* utm_X -> campaign.Y */
-    static const struct {
-        const char *key, *name;
-        uint8_t klen, nlen;
-    } map[] = {{"source", "source", 6, 6},
-               {"medium", "medium", 6, 6},
-               {"campaign", "name", 8, 4},
-               {"term", "term", 4, 4},
-               {"content", "content", 7, 7}};
     pixel_value *camp = NULL;
-    unsigned added = 0; /* the map entries camp has a member for */
+    unsigned added = 0; /* the members camp has, by campaign_member index */
     const char *s = q, *end = q + qn;
     while (s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *pe = amp ? amp : end;
-        if (pe - s > 5 && memcmp(s, "utm_", 4) == 0) {
-            const char *eq = memchr(s, '=', (size_t)(pe - s));
-            for (size_t k = 0; eq && k < PIXEL_ARRAY_LEN(map); k++) {
-                size_t kl = map[k].klen;
-                if ((size_t)(eq - s - 4) == kl && pixel__same_bytes(s + 4, map[k].key, kl)) {
-                    pixel_span dec;
-                    size_t bad;
-                    int rc = pixel__percent_decode(&ctx->arena, eq + 1, (size_t)(pe - eq - 1), true,
-                                                   &dec, &bad, NULL);
-                    if (rc < 0) {
-                        return rc;
-                    }
-                    if (rc > 0 || pixel__utf8_check(dec.p, dec.n) != dec.n) {
-                        dec = (pixel_span){eq + 1, (size_t)(pe - eq - 1)}; /* keep it as sent */
-                    }
-                    if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
-                        return PIXEL_ENOMEM;
-                    }
-                    /* a name met before is replaced (the last one counts); a new
-                     * one is appended without a search */
-                    pixel_value *v = part_value(ctx, dec.p, dec.n, 0);
-                    if (!v) {
-                        return PIXEL_ENOMEM;
-                    }
-                    if (!(added & 1u << k)) {
-                        pixel__object_add_plain(camp, map[k].name, map[k].nlen, v);
-                        added |= 1u << k;
-                    } else if (pixel__object_set_plain(camp, map[k].name, map[k].nlen, v) < 0) {
-                        return PIXEL_ENOMEM;
-                    }
+        const char *pe = find_either(s, end, '&', '&');
+        const int k = campaign_index(s, (size_t)(pe - s));
+        if (k >= 0) {
+            const char *eq = s + 4 + campaign_member[k].klen;
+            pixel_span dec = {eq + 1, (size_t)(pe - eq - 1)};
+            size_t bad;
+            bool high = false;
+            int rc = 0;
+            if (!decoded_as_is(dec.p, dec.n)) {
+                rc = pixel__percent_decode(&ctx->arena, dec.p, dec.n, true, &dec, &bad, &high);
+                if (rc < 0) {
+                    return rc;
                 }
+            }
+            /* only a byte >= 0x80 can make the text other than UTF-8 */
+            if (rc > 0 || (high && pixel__utf8_check(dec.p, dec.n) != dec.n)) {
+                dec = (pixel_span){eq + 1, (size_t)(pe - eq - 1)}; /* keep it as sent */
+            }
+            if (!camp && !(camp = pixel__value_new(&ctx->arena, PIXEL_TYPE_OBJECT))) {
+                return PIXEL_ENOMEM;
+            }
+            /* a name met before is replaced (the last one counts); a new
+             * one is appended without a search */
+            pixel_value *v = part_value(ctx, dec.p, dec.n, 0);
+            if (!v) {
+                return PIXEL_ENOMEM;
+            }
+            const char *name = campaign_member[k].name;
+            const size_t nlen = campaign_member[k].nlen;
+            if (!(added & 1u << k)) {
+                pixel__object_add_plain(camp, name, nlen, v);
+                added |= 1u << k;
+            } else if (pixel__object_set_plain(camp, name, nlen, v) < 0) {
+                return PIXEL_ENOMEM;
             }
         }
         s = pe + 1;
@@ -789,6 +1005,47 @@ static int add_campaign(pixel_ctx *ctx, pixel_value *target, bool fresh, const c
         return 0;
     }
     return pixel__object_set_plain(target, "campaign", 8, camp) < 0 ? PIXEL_ENOMEM : 0;
+}
+
+/* The parts up to the query of the URL at s, appended to target, which has
+ * no member of their names (`fresh`): the values of scheme, host, path and
+ * the query (when q) in one allocation, each written whole with its framed
+ * name, as add_part would make them. */
+static int add_fresh_parts(pixel_ctx *ctx, pixel_value *target, const char *s, const char *colon,
+                           const char *h, const char *path, const char *path_end, const char *q,
+                           const char *q_end, uint16_t flags)
+{
+    const char *const *lk = ctx->pipeline->lit_key;
+    const size_t count = q ? 4 : 3;
+    pixel_value *v = pixel__arena_alloc(&ctx->arena, count * sizeof(pixel_value));
+    if (!v) {
+        return PIXEL_ENOMEM;
+    }
+    const uint16_t f = (uint16_t)(flags | PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY);
+    v[0] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 6,
+                         .key = lk[PIXEL_LK_SCHEME], .next = &v[1],
+                         .u.str = {s, (size_t)(colon - s)}};
+    v[1] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 4,
+                         .key = lk[PIXEL_LK_HOST], .next = &v[2],
+                         .u.str = {h, (size_t)(path - h)}};
+    v[2] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 4,
+                         .key = lk[PIXEL_LK_PATH],
+                         .u.str = {path, (size_t)(path_end - path)}};
+    if (q) {
+        v[2].next = &v[3];
+        v[3] = (pixel_value){.type = PIXEL_TYPE_STRING, .flags = f, .klen = 5,
+                             .key = lk[PIXEL_LK_QUERY],
+                             .u.str = {q, (size_t)(q_end - q)}};
+    }
+    /* the chain v[0] .. v[count - 1] as the target's last members */
+    if (target->u.list.tail) {
+        target->u.list.tail->next = v;
+    } else {
+        target->u.list.head = v;
+    }
+    target->u.list.tail = &v[count - 1];
+    target->u.list.count += count;
+    return 0;
 }
 
 /* Whether `child` names a member of what `parent` names ("page.url", "page"). */
@@ -873,26 +1130,30 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
         flags = PIXEL_VALUE_PLAIN_STR;
         src->flags |= PIXEL_VALUE_PLAIN_STR;
     }
-    if (add_part(ctx, target, fresh, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s), flags) < 0) {
-        return PIXEL_ENOMEM;
-    }
     const char *h = colon + 3;
     p = host_end(&h, end);
-    if (add_part(ctx, target, fresh, PIXEL_LK_HOST, "host", h, (size_t)(p - h), flags) < 0) {
-        return PIXEL_ENOMEM;
-    }
     const char *path = p;
-    p = pixel__find3(p, end, '?', '#', '#');
-    if (add_part(ctx, target, fresh, PIXEL_LK_PATH, "path", path, (size_t)(p - path), flags) < 0) {
-        return PIXEL_ENOMEM;
-    }
+    p = find_either(p, end, '?', '#');
+    const char *path_end = p, *q = NULL;
     if (p < end && *p == '?') {
-        const char *q = ++p;
-        p = pixel__find3(p, end, '#', '#', '#');
-        if (add_part(ctx, target, fresh, PIXEL_LK_QUERY, "query", q, (size_t)(p - q), flags) < 0 ||
-            add_campaign(ctx, target, fresh, q, (size_t)(p - q)) < 0) {
+        q = ++p;
+        p = find_either(p, end, '#', '#');
+    }
+    if (fresh) {
+        if (add_fresh_parts(ctx, target, s, colon, h, path, path_end, q, p, flags) < 0 ||
+            (q && add_campaign(ctx, target, true, q, (size_t)(p - q)) < 0)) {
             return PIXEL_ENOMEM;
         }
+    } else if (add_part(ctx, target, false, PIXEL_LK_SCHEME, "scheme", s, (size_t)(colon - s),
+                        flags) < 0 ||
+               add_part(ctx, target, false, PIXEL_LK_HOST, "host", h, (size_t)(path - h), flags) <
+                   0 ||
+               add_part(ctx, target, false, PIXEL_LK_PATH, "path", path,
+                        (size_t)(path_end - path), flags) < 0 ||
+               (q && (add_part(ctx, target, false, PIXEL_LK_QUERY, "query", q, (size_t)(p - q),
+                               flags) < 0 ||
+                      add_campaign(ctx, target, false, q, (size_t)(p - q)) < 0))) {
+        return PIXEL_ENOMEM;
     }
     if (p < end && *p == '#' &&
         add_part(ctx, target, fresh, PIXEL_LK_FRAGMENT, "fragment", p + 1, (size_t)(end - p - 1), flags) < 0) {

@@ -833,13 +833,31 @@ typedef struct map_line {
 
 static pixel_value *object_make(const pixel_pipeline *p, const map_line *l, int i);
 
-/* The event's object for p->objects[i], made (with its parents) on first use. */
+/* The event's object for p->objects[i], made (with its parents) on first use.
+ * The usual first use finds the parent made already (most often the root):
+ * then the object is made here, without a call. */
 static inline pixel_value *object_at(const pixel_pipeline *p, const map_line *l, int i)
 {
-    return PIXEL_LIKELY(l->objs[i] != NULL) ? l->objs[i] : object_make(p, l, i);
+    pixel_value *o = l->objs[i];
+    if (PIXEL_LIKELY(o != NULL)) {
+        return o;
+    }
+    const pixel_objnode *n = &p->objects[i];
+    pixel_value *parent = l->objs[n->parent];
+    if (PIXEL_UNLIKELY(parent == NULL)) {
+        return object_make(p, l, i);
+    }
+    o = &l->vals[i];
+    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT,
+                       .flags = n->key_flags,
+                       .klen = (uint32_t)n->keylen,
+                       .key = n->key};
+    append_member(parent, o);
+    return l->objs[i] = o;
 }
 
-static pixel_value *object_make(const pixel_pipeline *p, const map_line *l, int i)
+__attribute__((noinline)) static pixel_value *object_make(const pixel_pipeline *p,
+                                                         const map_line *l, int i)
 {
     const pixel_objnode *n = &p->objects[i];
     pixel_value *parent = object_at(p, l, n->parent);

@@ -51,6 +51,11 @@ START_TEST(event_id_prefers_a_valid_client_uuid)
         "f57bd9ab-f936-4984-a95e-852c4c77b-96",  /* a dash too many */
         "f57bd9ab-f936-4984-a95e-852c4c77b%3A6", /* ':' just after '9' */
         "f57bd9ab-f936-4984-a95e-852c4c77b%606", /* '`' just before 'a' */
+        "%2F57bd9ab-f936-4984-a95e-852c4c77b896", /* '/' just before '0' */
+        "f57bd9ab-f936-4984-a95e-852c4c77b89%40", /* '@' just before 'A' */
+        "f57bd9ab-f936-4984-a95e-852c4c77b89G",   /* 'G' just after 'F' */
+        "%C3%A97bd9ab-f936-4984-a95e-852c4c77b8", /* non-ASCII, 36 bytes, at the start */
+        "f57bd9ab-f936-4984-a95e-852c4c77%C3%A96", /* and in the last block */
     };
     for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
         char line[256];
@@ -313,6 +318,43 @@ START_TEST(urls_are_decomposed_with_campaign_fields)
         "\"campaign\":{\"source\":\"news\",\"name\":\"Fall 2026\"},\"fragment\":\"top\"}}");
     ck_assert_int_eq(run(p, ctx, LINE("url=not+a+url")), PIXEL_OUTCOME_EVENT);
     ck_assert_str_eq(str_at("page.host"), "(absent)");
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* Campaign values are percent-decoded when that gives UTF-8 (a decoded byte
+ * >= 0x80 is checked), else kept as sent; the last of a repeated name
+ * counts, in the place of the first; other utm_ names, and one without '=',
+ * are not campaign members.  An empty path before '?' or '#'. */
+START_TEST(url_campaign_values_and_empty_paths)
+{
+    pixel_pipeline *p = load_ok(
+        PIPE_HEAD "fields: {page.url: query.url}\nenrich: [{url: {from: page.url, into: page}}]\n");
+    ck_assert_int_eq(run(p, ctx,
+                         LINE("url=https%3A%2F%2Fh.example%3Futm_source%3Dcaf%25C3%25A9%26utm_medium"
+                              "%3D%25FF%26utm_foo%3D1%26utm_term%26utm_content%3D%25E2%2582%26utm_"
+                              "source%3Dx%2By%23f")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.path"), "");
+    ck_assert_str_eq(str_at("page.campaign.source"), "x y");
+    ck_assert_str_eq(str_at("page.campaign.medium"), "%FF");
+    ck_assert_str_eq(str_at("page.campaign.content"), "%E2%82");
+    ck_assert_str_eq(str_at("page.campaign.term"), "(absent)");
+    ck_assert_str_eq(str_at("page.fragment"), "f");
+    ck_assert_str_eq(output(ctx, p),
+                     "{\"page\":{\"url\":\"https://h.example?utm_source=caf%C3%A9&utm_medium=%FF&"
+                     "utm_foo=1&utm_term&utm_content=%E2%82&utm_source=x+y#f\",\"scheme\":\"https\","
+                     "\"host\":\"h.example\",\"path\":\"\",\"query\":\"utm_source=caf%C3%A9&"
+                     "utm_medium=%FF&utm_foo=1&utm_term&utm_content=%E2%82&utm_source=x+y\","
+                     "\"campaign\":{\"source\":\"x y\",\"medium\":\"%FF\",\"content\":\"%E2%82\"},"
+                     "\"fragment\":\"f\"}}");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fh%3Futm_campaign%3D%25E2%2582%25AC")),
+                     PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.campaign.name"), "\xe2\x82\xac");
+    ck_assert_int_eq(run(p, ctx, LINE("url=https%3A%2F%2Fh%23a%3Fb")), PIXEL_OUTCOME_EVENT);
+    ck_assert_str_eq(str_at("page.path"), "");
+    ck_assert_str_eq(str_at("page.query"), "(absent)");
+    ck_assert_str_eq(str_at("page.fragment"), "a?b");
     pixel_pipeline_free(p);
 }
 END_TEST
@@ -580,6 +622,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, ipv4_anonymization_matches_libc);
     tcase_add_test(tc, ipv6_anonymization_matches_libc);
     tcase_add_test(tc, urls_are_decomposed_with_campaign_fields);
+    tcase_add_test(tc, url_campaign_values_and_empty_paths);
     tcase_add_test(tc, url_parts_replace_members_and_keep_escapes);
     tcase_add_test(tc, new_root_members_are_set_once);
     tcase_add_test(tc, pipeline_name_and_version_are_escaped_when_needed);

@@ -45,6 +45,15 @@ static const conv_case convs[] = {
     {"{from: query.x, type: number}", "x=0.1", "{\"f\":0.1}"},
     {"{from: query.x, type: number}", "x=NaN", "bad_number"},
     {"{from: query.x, type: number}", "x=1.", "bad_number"},
+    /* the grammar, read in one pass: no leading zero, digits on both sides
+     * of the point, nothing after them; the literal is kept as it came */
+    {"{from: query.x, type: number}", "x=00", "bad_number"},
+    {"{from: query.x, type: number}", "x=-", "bad_number"},
+    {"{from: query.x, type: number}", "x=.5", "bad_number"},
+    {"{from: query.x, type: number}", "x=1e3", "bad_number"},
+    {"{from: query.x, type: number}", "x=1.5.2", "bad_number"},
+    {"{from: query.x, type: number}", "x=-0.50", "{\"f\":-0.50}"},
+    {"{from: query.x, type: number}", "x=0", "{\"f\":0}"},
     {"{from: query.x, type: boolean}", "x=true", "{\"f\":true}"},
     {"{from: query.x, type: boolean}", "x=0", "{\"f\":false}"},
     {"{from: query.x, type: boolean}", "x=maybe", "bad_boolean"},
@@ -105,6 +114,23 @@ static const conv_case convs[] = {
      "{\"f\":{\"a\\\"b\":\"1\",\"c\\\\d\":\"2\",\"e\\t\":\"3\",\"\\u007f\":\"4\","
      "\"ab\":\"5\",\"abcde\":\"6\",\"abcdefghijklmnopq\":\"7\"}}"},
     {"{from: query.x, type: kv}", "x=a:1,a:2", "bad_kv_list"},
+    /* the pairs as the masks cut them: an empty last pair, an empty key, an
+     * empty value, a key separator in a value, a separator of its own */
+    {"{from: query.x, type: kv}", "x=a:1,", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=,a:1", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=:1", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=a:,b:c:d", "{\"f\":{\"a\":\"\",\"b\":\"c:d\"}}"},
+    {"{from: query.x, type: kv, separator: ';', kv_separator: '='}", "x=a%3D1%3Bb%3D2,3",
+     "{\"f\":{\"a\":\"1\",\"b\":\"2,3\"}}"},
+    /* 64 bytes (one pass over masks) and 65 (the general loop), the same;
+     * a repeat and an escaped key past the first block of sixteen */
+    {"{from: query.x, type: kv}", "x=abcdefghijklmnopqrstuvwxyz:0123456789012345678901234567890123456",
+     "{\"f\":{\"abcdefghijklmnopqrstuvwxyz\":\"0123456789012345678901234567890123456\"}}"},
+    {"{from: query.x, type: kv}", "x=abcdefghijklmnopqrstuvwxyz:01234567890123456789012345678901234567",
+     "{\"f\":{\"abcdefghijklmnopqrstuvwxyz\":\"01234567890123456789012345678901234567\"}}"},
+    {"{from: query.x, type: kv}", "x=0123456789abcdef:1,0123456789abcdef:2", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=k:1,0123456789abcdefgh%22:2",
+     "{\"f\":{\"k\":\"1\",\"0123456789abcdefgh\\\"\":\"2\"}}"},
     {"{from: query.x, max_length: 3}", "x=%C3%A9%C3%A9%C3%A9",
      "{\"f\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}"},
     {"{from: query.x, max_length: 3}", "x=abcd", "too_long"},

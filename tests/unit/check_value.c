@@ -561,6 +561,41 @@ START_TEST(paths_set_get_and_remove_keep_order)
 }
 END_TEST
 
+/* A compiled path finds members by name at every length: names past
+ * sixteen bytes are compared a word at a time, the last word overlapping;
+ * names that differ only in their middle word or their last byte are other
+ * members. */
+START_TEST(compiled_paths_find_long_member_names)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *root = pixel_value_new_object(ctx);
+    static const char *const names[] = {"abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ",
+                                        "abcdefghiJklmnopqrstuvwxyz", "abcdefghijklmnopq",
+                                        "abcdefghijklmnop"};
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(names); i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "%s.leaf_name_of_twenty_four", names[i]);
+        ck_assert_int_eq(pixel_value_set_at(ctx, root, path, pixel_value_new_int(ctx, (int64_t)i)),
+                         0);
+    }
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(names); i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "%s.leaf_name_of_twenty_four", names[i]);
+        pixel_module_path *mp = pixel_module_path_new(path);
+        ck_assert_ptr_nonnull(mp);
+        pixel_value *v = pixel_module_path_get(root, mp);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_int_eq(pixel_value_int(v), (int64_t)i);
+        pixel_module_path_free(mp);
+        snprintf(path, sizeof(path), "%s.leaf_name_of_twenty_fouR", names[i]);
+        mp = pixel_module_path_new(path);
+        ck_assert_ptr_null(pixel_module_path_get(root, mp));
+        pixel_module_path_free(mp);
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(equality_follows_json_schema)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -633,6 +668,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, member_values_escape_at_every_position);
     tcase_add_test(tc, plain_flagged_strings_of_every_length);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
+    tcase_add_test(tc, compiled_paths_find_long_member_names);
     tcase_add_test(tc, equality_follows_json_schema);
     tcase_add_test(tc, jansson_copy_matches);
     tcase_add_test(tc, arena_reuse_allocates_nothing_in_steady_state);
