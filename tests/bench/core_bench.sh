@@ -63,7 +63,7 @@ PY
         --toggle-collect=pixel_process --toggle-collect=pixel_ctx_output \
         "$BUILD/tests/bench/core_bench" "$T/head.log" "$p" >/dev/null 2>"$T/log" ||
         { cat "$T/log" >&2; exit 1; }
-    callgrind_annotate --inclusive=yes "$T/cg" >"$T/incl" 2>/dev/null
+    callgrind_annotate --inclusive=yes --threshold=100 "$T/cg" >"$T/incl" 2>/dev/null
     python3 - "$T/incl" "$INSTR_LINES" <<'PY'
 import re, sys
 path, lines = sys.argv[1], int(sys.argv[2])
