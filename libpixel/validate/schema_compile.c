@@ -335,7 +335,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
     for (size_t k = 0; k < want; k++) {
         sprop *p = &o->props[canon[k]];
         if (!p->key) {
-            p->key = keys[k];
+            p->key = p->fkey = keys[k];
             p->klen = lens[k];
             p->schema = NULL;
             p->req_bit = -1;
@@ -1647,7 +1647,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
             continue; /* merged above */
         }
         sprop *p = &props[np];
-        *p = from_outer ? *src : (sprop){.key = src->key, .klen = src->klen, .qk = SQK_NONE};
+        *p = from_outer ? *src : (sprop){.key = src->key, .fkey = src->key, .klen = src->klen, .qk = SQK_NONE};
         bool required = src->req_bit >= 0 || (mine && mine->req_bit >= 0);
         p->req_bit = -1;
         p->req_word = 0;

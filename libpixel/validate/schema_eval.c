@@ -90,6 +90,9 @@ typedef struct ectx {
     const pixel_value *cov_v;
     const sobject *cov_o;
     size_t cov_declared;
+    /* The pipeline's key frames (pixel__schema_validate_framed), or NULL. */
+    const char *frames;
+    size_t frames_len;
 } ectx;
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
@@ -915,6 +918,28 @@ __attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const 
 }
 
 /*
+ * Whether member m (its length equal to p's) is named p->key.  The same key pointer
+ * as p->fkey answers without reading the name: fkey is p's own text or one of the
+ * validating pipeline's framed names found equal to it before (framed text never
+ * changes while the registry lives).  A framed name found equal here is remembered.
+ */
+__attribute__((always_inline)) static inline bool prop_named(const ectx *x, const sprop *p,
+                                                             const pixel_value *m)
+{
+    if (m->key == __atomic_load_n(&p->fkey, __ATOMIC_RELAXED)) {
+        return true;
+    }
+    if (!pixel__key_eq(p->key, m->key, m->klen)) {
+        return false;
+    }
+    if ((m->flags & PIXEL_VALUE_FRAMED_KEY) &&
+        (uintptr_t)m->key - (uintptr_t)x->frames < x->frames_len) {
+        __atomic_store_n(&((sprop *)p)->fkey, m->key, __ATOMIC_RELAXED);
+    }
+    return true;
+}
+
+/*
  * The members of an object without patternProperties and with at most 64
  * required names: each declared one checked by its kind (sprop.qk), the
  * common leaves and nested objects in line.
@@ -943,7 +968,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
            property after the last one found (its bytes compared in place) before
            hashing. */
         const sprop *p = NULL;
-        if (next < end && next->klen == m->klen && pixel__key_eq(next->key, m->key, m->klen)) {
+        if (next < end && next->klen == m->klen && prop_named(x, next, m)) {
             p = next;
         } else if (props < end) {
             long i = pixel__strtab_find(&o->names, m->key, m->klen);
@@ -2124,7 +2149,16 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
 int pixel_schema_validate(const pixel_schema *s, const pixel_value *v, unsigned flags,
                           pixel_schema_error_cb cb, void *payload)
 {
+    return pixel__schema_validate_framed(s, v, flags, cb, payload, NULL, 0);
+}
+
+int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, unsigned flags,
+                                  pixel_schema_error_cb cb, void *payload, const char *frames,
+                                  size_t frames_len)
+{
     ectx x = {0};
+    x.frames = frames;
+    x.frames_len = frames ? frames_len : 0;
     x.reg = s->reg;
     x.flags = flags;
     x.cb = cb;

@@ -300,6 +300,13 @@ typedef struct sleaf sleaf;
 typedef struct sprop {
     const char *key;
     size_t klen;
+    /* Text known to be the name: key itself at first, then a member name of the
+       owning pipeline's (PIXEL_VALUE_FRAMED_KEY, in its key frames, which never
+       change and outlive the registry) that the boolean pass found equal to it, so
+       that a member with the same key pointer and length is this property without
+       comparing bytes.  Read and written with relaxed atomics (threads share the
+       schema); any value it takes is true. */
+    const char *fkey;
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
@@ -536,6 +543,16 @@ typedef struct sflat {
     const snode *inner;
     struct sobject *obj;
 } sflat;
+
+/*
+ * pixel_schema_validate() for the pipeline's validate stage: member names of the
+ * pipeline's key frames (frames[0..frames_len), PIXEL_VALUE_FRAMED_KEY) that match a
+ * declared property are remembered in it (sprop.fkey).  Only for a registry that the
+ * frames outlive.
+ */
+int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, unsigned flags,
+                                  pixel_schema_error_cb cb, void *payload, const char *frames,
+                                  size_t frames_len);
 
 /* Private validation flags, for the tests: one pass alone. */
 #define SFLAG_FULL_ONLY 0x40000000u  /* skip the boolean pass */

@@ -666,6 +666,107 @@ START_TEST(if_groups_agree_with_the_full_evaluation)
 }
 END_TEST
 
+/* A member named by the pipeline's key frames (PIXEL_VALUE_FRAMED_KEY), as the map stage
+   makes them: three names of two bytes, framed like map.c does, and zeros past them. */
+static const char test_frames[32] = "\x02,\"ab\":\x02,\"cd\":\x02,\"ef\":";
+#define FRAME_AB (test_frames + 3)
+#define FRAME_CD (test_frames + 10)
+#define FRAME_EF (test_frames + 17)
+
+/* {k1: v1, k2: v2} (or one member when k2 is NULL) in vals[0..3), keys framed. */
+static pixel_value *framed_object(pixel_value *vals, const char *k1, const pixel_value *v1,
+                                  const char *k2, const pixel_value *v2)
+{
+    pixel_value *o = &vals[0], *a = &vals[1], *b = &vals[2];
+    *a = *v1;
+    a->key = k1;
+    a->klen = 2;
+    a->flags |= PIXEL_VALUE_FRAMED_KEY | PIXEL_VALUE_PLAIN_KEY;
+    a->next = NULL;
+    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT};
+    o->u.list.head = o->u.list.tail = a;
+    o->u.list.count = 1;
+    if (k2) {
+        *b = *v2;
+        b->key = k2;
+        b->klen = 2;
+        b->flags |= PIXEL_VALUE_FRAMED_KEY | PIXEL_VALUE_PLAIN_KEY;
+        b->next = NULL;
+        a->next = o->u.list.tail = b;
+        o->u.list.count = 2;
+    }
+    return o;
+}
+
+static int framed_verdict(const pixel_schema *s, const pixel_value *v)
+{
+    int quick = pixel__schema_validate_framed(s, v, SFLAG_QUICK_ONLY, NULL, NULL, test_frames,
+                                              sizeof(test_frames));
+    int full = pixel_schema_validate(s, v, SFLAG_FULL_ONLY, NULL, NULL);
+    ck_assert_int_eq(quick, full);
+    return quick;
+}
+
+START_TEST(framed_member_names_match_only_their_own_property)
+{
+    const char *schema = "{\"type\": \"object\", \"required\": [\"ab\"],"
+                         " \"properties\": {\"ab\": {\"type\": \"string\"},"
+                         " \"cd\": {\"type\": \"integer\"}}, \"additionalProperties\": false}";
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:f", schema, strlen(schema), &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:f", &err) == 0, "%s", err.text);
+    ck_assert(s->root->quick && s->root->nops == 2 && s->root->ops[1].kind == OP_OBJECT);
+    const sobject *ob = s->root->ops[1].u.obj;
+    ck_assert(!ob->lookup && ob->nprops == 2 && ob->props[0].klen == 2);
+    ck_assert_ptr_eq(ob->props[0].fkey, ob->props[0].key); /* nothing learned yet */
+
+    pixel_value str = {.type = PIXEL_TYPE_STRING}, num = {.type = PIXEL_TYPE_INT};
+    str.u.str.s = "x";
+    str.u.str.len = 1;
+    num.u.i = 7;
+    pixel_value vals[3];
+    /* valid: "ab" then "cd", as declared; the framed names are remembered */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, FRAME_CD, &num)), 0);
+    ck_assert_ptr_eq(ob->props[0].fkey, FRAME_AB);
+    ck_assert_ptr_eq(ob->props[1].fkey, FRAME_CD);
+    /* and the same again through the remembered pointers */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, FRAME_CD, &num)), 0);
+    /* a name of the same length in another frame is not "ab": additionalProperties
+       rejects it (and "ab" is then missing) */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_EF, &str, NULL, NULL)), 1);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_EF, &str, FRAME_CD, &num)), 1);
+    /* the remembered pointer still leads to its own property's schema */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &num, NULL, NULL)), 1);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, FRAME_CD, &str)), 1);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, NULL, NULL)), 0);
+    /* "cd" first: found out of order, still checked as "cd" */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_CD, &num, FRAME_AB, &str)), 0);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_CD, &str, FRAME_AB, &str)), 1);
+
+    /* a flagged name outside the frames is compared, never remembered */
+    pixel_schema_registry *reg2;
+    const pixel_schema *s2;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg2, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg2, "urn:f", schema, strlen(schema), &err),
+                     0);
+    ck_assert_msg(pixel_schema_compile(&s2, reg2, "urn:f", &err) == 0, "%s", err.text);
+    const sobject *ob2 = s2->root->ops[1].u.obj;
+    char outside[8] = "ab";
+    ck_assert_int_eq(framed_verdict(s2, framed_object(vals, outside, &str, NULL, NULL)), 0);
+    ck_assert_ptr_eq(ob2->props[0].fkey, ob2->props[0].key);
+    /* nor by the public entry point, which knows no frames */
+    ck_assert_int_eq(pixel_schema_validate(s2, framed_object(vals, FRAME_AB, &str, NULL, NULL), 0,
+                                           NULL, NULL),
+                     0);
+    ck_assert_ptr_eq(ob2->props[0].fkey, ob2->props[0].key);
+    pixel_schema_registry_free(reg2);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
 START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
 {
     /* an event schema: its own properties, an envelope through allOf/$ref, closed by
@@ -1055,6 +1156,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, trusted_uuids_pass_the_checker);
     tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
     tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
+    tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
 }
