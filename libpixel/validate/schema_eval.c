@@ -136,7 +136,7 @@ static _Thread_local match_tls tls_match;
 static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
 {
     if (re->prog) {
-        return pixel__regex_onepass(re->prog, s, len);
+        return re->run(re->prog, s, len);
     }
     if (!x->md) {
         match_tls *t = &tls_match;
@@ -823,7 +823,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 /* a code point takes 1 to 4 bytes: counted when it matters */
                 return leaf_rest(x, l, m);
             }
-            return p->qk == SQK_STR || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
+            return p->qk == SQK_STR || l->pattern->run(l->pattern->prog, m->u.str.s, len);
         }
         case SQK_FMT: {
             const sleaf *l = p->qt;
@@ -1340,7 +1340,7 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
                 } else if (!l->pattern) {
                     return true;
                 } else if (l->pattern->prog) {
-                    return pixel__regex_onepass(l->pattern->prog, v->u.str.s, len);
+                    return l->pattern->run(l->pattern->prog, v->u.str.s, len);
                 }
             }
         } else if (v->type == PIXEL_TYPE_INT && l->int_range) {

@@ -293,6 +293,9 @@ typedef struct sregex {
     const char *source;
     bool jit;
     rprog *prog; /* non-NULL: the one-pass matcher applies, no PCRE2 */
+    /* with prog: the one-pass matcher for prog's mode (pixel__regex_onepass or the
+       one its mode would pick), called without the dispatch on the mode */
+    int (*run)(const rprog *p, const char *s, size_t len);
 } sregex;
 
 typedef struct sleaf sleaf;

@@ -30,6 +30,8 @@
 #include "simd.h"
 
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len);
+/* The matcher for a program of this mode (sregex.run). */
+static int (*onepass_runner(uint8_t mode))(const rprog *, const char *, size_t);
 
 static const char WS_CLASS[] =
     "\\t\\n\\x0b\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}"
@@ -1670,6 +1672,7 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
             p->mode = RP_EXEC;
         }
         re->prog = p;
+        re->run = onepass_runner(p->mode);
     }
     pixel__free(b);
 }
@@ -1966,6 +1969,42 @@ static bool have_shuffle(void)
     return false;
 }
 #endif
+
+/* The matchers of the commonest modes, entered directly (sregex.run). */
+static int run_end_direct(const rprog *p, const char *s, size_t len)
+{
+    return run_end(p, (const unsigned char *)s, len);
+}
+
+#ifdef PIXEL_HAVE_SHENG
+__attribute__((target("ssse3"))) static int sheng_end_direct(const rprog *p, const char *s,
+                                                             size_t len)
+{
+    return sheng_end(p, (const unsigned char *)s, len);
+}
+
+__attribute__((target("ssse3"))) static int sheng_prefix_direct(const rprog *p, const char *s,
+                                                                size_t len)
+{
+    return sheng_prefix(p, (const unsigned char *)s, len);
+}
+#endif
+
+static int (*onepass_runner(uint8_t mode))(const rprog *, const char *, size_t)
+{
+    switch (mode) {
+        case RP_RUN_END:
+            return run_end_direct;
+#ifdef PIXEL_HAVE_SHENG
+        case RP_SHENG_END:
+            return sheng_end_direct;
+        case RP_SHENG_PREFIX:
+            return sheng_prefix_direct;
+#endif
+        default:
+            return pixel__regex_onepass;
+    }
+}
 
 int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
 {
