@@ -939,20 +939,35 @@ __attribute__((always_inline)) static inline bool prop_named(const ectx *x, cons
     return true;
 }
 
+/* How many objects nested in one another quick_object() walks in one call (deeper ones
+   recurse). */
+#define QUICK_NEST 8
+
+/* The walk of an enclosing object, while quick_object() walks one nested in it. */
+typedef struct qnest {
+    const sobject *o;
+    const pixel_value *v;
+    const pixel_value *m; /* its member after the nested object */
+    const sprop *next;
+    uint64_t seen;
+    size_t misses;
+} qnest;
+
 /*
  * The members of an object without patternProperties and with at most 64
  * required names: each declared one checked by its kind (sprop.qk), the
- * common leaves and nested objects in line.
+ * common leaves in line.  A member that is an object of the same kind (SQK_OBJ to an
+ * sobject neither general nor lookup) is walked in the same loop, its enclosing walk
+ * kept in a qnest, one level deeper as quick_prop() would go.
  */
 static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
 {
     if (PIXEL_UNLIKELY(o->general)) {
         return quick_object_general(x, o, v);
     }
-    const sprop *props = o->props, *end = props + o->nprops;
     if (o->lookup) {
         /* few properties, nothing else: find each one */
-        for (const sprop *p = props; p < end; p++) {
+        for (const sprop *p = o->props, *end = p + o->nprops; p < end; p++) {
             const pixel_value *m = member(v, p->key, p->klen);
             if (!m ? p->req_bit >= 0 : !quick_prop(x, o, p, m)) {
                 return false;
@@ -960,51 +975,95 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
         }
         return true;
     }
+    qnest outer[QUICK_NEST];
+    unsigned nest = 0;
+    const sprop *props = o->props, *end = props + o->nprops, *next = props;
     uint64_t seen = 0;
-    const sprop *next = props;
     size_t misses = 0; /* members that are not declared */
-    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        /* Members usually come in the order the schema declares them: try the declared
-           property after the last one found (its bytes compared in place) before
-           hashing. */
-        const sprop *p = NULL;
-        if (next < end && next->klen == m->klen && prop_named(x, next, m)) {
-            p = next;
-        } else if (props < end) {
-            long i = pixel__strtab_find(&o->names, m->key, m->klen);
-            p = i >= 0 ? props + i : NULL;
-        }
-        if (!p) {
-            misses++;
-            if (o->additional && !quick(x, o->additional, m)) {
-                return false;
+    const pixel_value *m = v->u.list.head;
+    for (;;) {
+        for (; m; m = m->next) {
+            /* Members usually come in the order the schema declares them: try the declared
+               property after the last one found (its bytes compared in place) before
+               hashing. */
+            const sprop *p = NULL;
+            if (next < end && next->klen == m->klen && prop_named(x, next, m)) {
+                p = next;
+            } else if (props < end) {
+                long i = pixel__strtab_find(&o->names, m->key, m->klen);
+                p = i >= 0 ? props + i : NULL;
             }
-            continue;
-        }
-        next = p + 1;
-        seen |= p->req_mask;
-        if (p->qk == SQK_STR) {
-            /* the most common kind, before the jump table */
-            const sleaf *l = p->qt;
-            size_t len = m->u.str.len;
-            if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
-                if (!quick_prop(x, o, p, m)) {
-                    return false;
+            if (!p) {
+                misses++;
+                if (o->additional && !quick(x, o->additional, m)) {
+                    goto invalid;
+                }
+                continue;
+            }
+            next = p + 1;
+            seen |= p->req_mask;
+            if (p->qk == SQK_STR) {
+                /* the most common kind, before the jump table */
+                const sleaf *l = p->qt;
+                size_t len = m->u.str.len;
+                if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
+                    if (!quick_prop(x, o, p, m)) {
+                        goto invalid;
+                    }
+                }
+                continue;
+            }
+            if (p->qk == SQK_OBJ && m->type == PIXEL_TYPE_OBJECT && nest < QUICK_NEST &&
+                !(m->flags & PIXEL_VALUE_IMAGE)) {
+                const sobject *c = p->qt;
+                if (!c->general && !c->lookup) {
+                    if (!quick_deeper(x)) {
+                        goto invalid;
+                    }
+                    outer[nest++] = (qnest){o, v, m->next, next, seen, misses};
+                    o = c;
+                    v = m;
+                    props = next = o->props;
+                    end = props + o->nprops;
+                    seen = 0;
+                    misses = 0;
+                    m = v->u.list.head;
+                    break;
                 }
             }
-        } else if (!quick_prop(x, o, p, m)) {
-            return false;
+            if (!quick_prop(x, o, p, m)) {
+                goto invalid;
+            }
         }
+        if (m) {
+            continue; /* entered a nested object */
+        }
+        if (seen != o->req_all) {
+            goto invalid;
+        }
+        if (o->cover) {
+            x->cov_v = v;
+            x->cov_o = o;
+            x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
+        }
+        if (nest == 0) {
+            return true;
+        }
+        /* back to the enclosing object, after the nested one */
+        x->depth--;
+        const qnest *q = &outer[--nest];
+        o = q->o;
+        v = q->v;
+        m = q->m;
+        next = q->next;
+        seen = q->seen;
+        misses = q->misses;
+        props = o->props;
+        end = props + o->nprops;
     }
-    if (seen != o->req_all) {
-        return false;
-    }
-    if (o->cover) {
-        x->cov_v = v;
-        x->cov_o = o;
-        x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
-    }
-    return true;
+invalid:
+    x->depth -= (int)nest;
+    return false;
 }
 
 __attribute__((noinline)) static bool quick_object_general(ectx *x, const sobject *o,

@@ -834,6 +834,107 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
 }
 END_TEST
 
+/* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
+   extra). */
+static char *nested_json(int n, const char *leaf, bool extra)
+{
+    size_t cap = (size_t)n * 16 + strlen(leaf) + 1;
+    char *s = malloc(cap), *o = s;
+    ck_assert_ptr_nonnull(s);
+    for (int i = 0; i < n; i++) {
+        o += sprintf(o, "{\"a\": ");
+    }
+    o += sprintf(o, "%s", leaf);
+    for (int i = 0; i < n; i++) {
+        o += sprintf(o, extra ? ", \"z\": 1}" : "}");
+    }
+    return s;
+}
+
+START_TEST(nested_objects_walked_in_one_loop_agree_with_the_full_evaluation)
+{
+    /* three closed objects in one another, required names at each level, members after
+       the nested object in the enclosing one */
+    static const char *const inst[] = {
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}, \"t\": true}",
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}}",           /* t is optional */
+        "{\"p\": {\"q\": {}, \"s\": \"x\"}, \"t\": true}",      /* r required */
+        "{\"p\": {\"q\": {\"r\": \"1\"}, \"s\": \"x\"}}",       /* r's type */
+        "{\"p\": {\"q\": {\"r\": 1, \"u\": 1}, \"s\": \"x\"}}", /* closed innermost */
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": 2}}",               /* after the nested object */
+        "{\"p\": {\"q\": {\"r\": 1}}}",                         /* s required */
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}, \"t\": 1}", /* two levels up */
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}, \"u\": 1}",
+        "{\"p\": {\"s\": \"x\", \"q\": {\"r\": 1}}, \"t\": false}", /* out of order */
+        "{\"p\": {\"q\": {\"r\": 1}, \"q\": {\"r\": 2}, \"s\": \"x\"}}",
+        "{\"p\": {\"q\": {\"r\": 1}, \"q\": {}, \"s\": \"x\"}}", /* the second q too */
+        "{\"p\": {\"q\": [], \"s\": \"x\"}}",
+        "{\"t\": true}",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0};
+    expect_verdicts("{\"type\": \"object\", \"required\": [\"p\"], \"additionalProperties\": false,"
+                    " \"properties\": {\"p\": {\"type\": \"object\", \"required\": [\"q\", \"s\"],"
+                    " \"additionalProperties\": false, \"properties\": {\"q\": {\"type\": \"object\","
+                    " \"required\": [\"r\"], \"additionalProperties\": false, \"properties\":"
+                    " {\"r\": {\"type\": \"integer\"}}}, \"s\": {\"type\": \"string\"}}},"
+                    " \"t\": {\"type\": \"boolean\"}}}",
+                    inst, valid, PIXEL_ARRAY_LEN(inst), false);
+
+    /* one schema nested in itself: deeper than the loop keeps (it recurses past that), and
+       deeper than the depth limit */
+    const char *schema = "{\"type\": \"object\", \"additionalProperties\": false,"
+                         " \"properties\": {\"a\": {\"$ref\": \"#\"}, \"z\": {\"const\": 1}}}";
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:n", schema, strlen(schema), &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:n", &err) == 0, "%s", err.text);
+    ck_assert(s->root->quick);
+    static const struct {
+        int n;
+        const char *leaf;
+        bool extra;
+        int want;
+    } cases[] = {
+        {3, "{}", true, 0},     {20, "{}", true, 0},   {20, "{\"z\": 2}", false, 1},
+        {20, "{}", false, 0},   {20, "{\"b\": 1}", false, 1}, {9, "{\"z\": 2}", true, 1},
+        {100, "{}", true, 0},   {200, "{\"z\": 2}", true, 1},
+    };
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(cases); i++) {
+        char *json = nested_json(cases[i].n, cases[i].leaf, cases[i].extra);
+        pixel_arena a;
+        pixel__arena_init(&a);
+        pixel_value *v = pixel__json_parse(&a, json, strlen(json), NULL);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_QUICK_ONLY, NULL, NULL) == cases[i].want,
+                      "boolean pass, case %zu", i);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_FULL_ONLY, NULL, NULL) == cases[i].want,
+                      "full evaluation, case %zu", i);
+        pixel__arena_release(&a);
+        free(json);
+    }
+    /* past the depth limit (deeper than JSON text parses here: built in place) */
+    enum { DEEP = 600 };
+    pixel_value *chain = calloc(DEEP, sizeof(*chain));
+    ck_assert_ptr_nonnull(chain);
+    for (int i = 0; i < DEEP; i++) {
+        chain[i].type = PIXEL_TYPE_OBJECT;
+        if (i + 1 < DEEP) {
+            chain[i + 1].key = "a";
+            chain[i + 1].klen = 1;
+            chain[i].u.list.head = chain[i].u.list.tail = &chain[i + 1];
+            chain[i].u.list.count = 1;
+        }
+    }
+    ck_assert_int_eq(pixel_schema_validate(s, chain, SFLAG_QUICK_ONLY, NULL, NULL), PIXEL_ERROR);
+    ck_assert_int_eq(pixel_schema_validate(s, chain, 0, NULL, NULL), PIXEL_ERROR);
+    ck_assert_int_eq(pixel_schema_validate(s, &chain[DEEP - 300], 0, NULL, NULL), 0);
+    free(chain);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
 START_TEST(objects_agree_with_the_full_evaluation)
 {
     /* declared and required names mixed, members out of the declared order */
@@ -1150,6 +1251,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, shuffle_steps_agree_with_table_steps);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
+    tcase_add_test(val, nested_objects_walked_in_one_loop_agree_with_the_full_evaluation);
     tcase_add_test(val, evaluation_refuses_a_dynamic_reference_cycle);
     tcase_add_test(val, depth_limit_unwinds_without_retrying_branches);
     tcase_add_test(val, trusted_date_times_pass_the_checker);
