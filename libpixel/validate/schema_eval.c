@@ -306,10 +306,19 @@ static void report(ectx *x, const snode *n, const seg *kp, const char *kw, const
 
 /* ---- numbers ------------------------------------------------------------------ */
 
+/* Integers that a double holds exactly. */
+#define EXACT_DOUBLE_INT 9007199254740992ll /* 2^53 */
+
 static int numcmp(const pixel_value *a, const pixel_value *b)
 {
     if (a->type == PIXEL_TYPE_INT && b->type == PIXEL_TYPE_INT) {
         return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+    }
+    if (a->type == PIXEL_TYPE_NUMBER && b->type == PIXEL_TYPE_INT && isfinite(a->u.num.d) &&
+        b->u.i >= -EXACT_DOUBLE_INT && b->u.i <= EXACT_DOUBLE_INT) {
+        /* the integer converts exactly: comparing doubles is exact */
+        double d = a->u.num.d, i = (double)b->u.i;
+        return d < i ? -1 : d > i;
     }
     if (a->type == PIXEL_TYPE_INT || b->type == PIXEL_TYPE_INT) {
         bool swap = b->type == PIXEL_TYPE_INT;
@@ -414,9 +423,81 @@ static bool scale(i128 *m, int by)
     return true;
 }
 
+/*
+ * pixel__schema_decimal() for the common cases, in 64 bits: an integer, or a number
+ * literal of at most 18 significant digits without an exponent (the same m and e as
+ * pixel__schema_decimal gives); false for the rest.
+ */
+static bool decimal64(const pixel_value *v, int64_t *m, int *e)
+{
+    if (v->type == PIXEL_TYPE_INT) {
+        *m = v->u.i;
+        *e = 0;
+        return true;
+    }
+    if (!(v->flags & PIXEL_VALUE_RAW)) {
+        return false;
+    }
+    const char *s = v->u.num.raw;
+    size_t n = v->u.num.rawlen, i = 0;
+    bool neg = false, frac = false;
+    if (i < n && (s[i] == '-' || s[i] == '+')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    uint64_t acc = 0;
+    int exp = 0, digits = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.' && !frac) {
+            frac = true;
+            continue;
+        }
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        if (acc == 0 && c == '0') {
+            exp -= frac;
+            continue;
+        }
+        if (++digits > 18) {
+            return false;
+        }
+        acc = acc * 10 + (uint64_t)(c - '0');
+        exp -= frac;
+    }
+    *m = neg ? -(int64_t)acc : (int64_t)acc;
+    *e = exp;
+    return true;
+}
+
+/* m * 10^by into *m; false when it overflows. */
+static bool scale64(int64_t *m, int by)
+{
+    while (by-- > 0) {
+        if (__builtin_mul_overflow(*m, 10, m)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* multipleOf: the divisor's decimal form was found at compile time (u.mul) when exact. */
 static bool multiple_of(const pixel_value *v, const sop *op)
 {
+    int64_t a64, b64;
+    int ea, eb = op->u.mul.e;
+    if (op->u.mul.exact && op->u.mul.m != 0 && decimal64(v, &a64, &ea)) {
+        /* exact in 64 bits when the scaled operands fit; otherwise in 128 below */
+        b64 = op->u.mul.m < 0 ? -op->u.mul.m : op->u.mul.m; /* never INT64_MIN (compile) */
+        if (a64 == 0) {
+            return true;
+        }
+        int e = ea < eb ? ea : eb;
+        if (ea - e <= 18 && eb - e <= 18 && scale64(&a64, ea - e) && scale64(&b64, eb - e)) {
+            return a64 % b64 == 0;
+        }
+    }
     const pixel_value *d = op->u.mul.value;
     i128 m1, m2 = op->u.mul.m;
     int e1, e2 = op->u.mul.e;

@@ -935,6 +935,38 @@ START_TEST(nested_objects_walked_in_one_loop_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(multiple_of_and_bounds_agree_in_64_and_128_bits)
+{
+    /* literals that the 64-bit path takes, and ones past it (19 digits, exponents,
+       operands that overflow when scaled), each with its exact answer */
+    static const char *const inst[] = {
+        "2.5", "2.55", "-0.75", "0", "0.000", "-0", "1e2", "2.5e0", "2.5E-1", "12",
+        "0.250000000000000000", "0.2500000000000000001", "123456789012345678.25",
+        "1234567890123456789.25", "9223372036854775807", "-9223372036854775808",
+        "922337203685477580.75", "0.00000000000000000025",
+    };
+    static const int valid[] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0};
+    expect_verdicts("{\"multipleOf\": 0.25}", inst, valid, PIXEL_ARRAY_LEN(inst), false);
+    static const char *const inst2[] = {"7", "-7", "7.0", "7.5", "14e-1", "0.7", "7000000000000000000"};
+    static const int valid2[] = {1, 1, 1, 0, 1, 1, 1};
+    expect_verdicts("{\"multipleOf\": 0.7}", inst2, valid2, PIXEL_ARRAY_LEN(inst2), false);
+    /* a divisor whose mantissa is 1 */
+    static const char *const inst5[] = {"0.00751", "0.0075", "3", "0.00001"};
+    static const int valid5[] = {0, 1, 1, 0};
+    expect_verdicts("{\"multipleOf\": 0.0001}", inst5, valid5, PIXEL_ARRAY_LEN(inst5), false);
+    /* a double against integer bounds, at and around them, and past 2^53 */
+    static const char *const inst3[] = {"-0.5", "0.0", "50.0", "50.25", "49.999999", "1e300",
+                                        "-1e300", "9007199254740993"};
+    static const int valid3[] = {0, 1, 1, 0, 1, 0, 0, 0};
+    expect_verdicts("{\"minimum\": 0, \"maximum\": 50}", inst3, valid3, PIXEL_ARRAY_LEN(inst3),
+                    false);
+    static const char *const inst4[] = {"9007199254740993.0", "9007199254740992.0", "1e20"};
+    static const int valid4[] = {0, 0, 1};
+    expect_verdicts("{\"minimum\": 9007199254740993}", inst4, valid4, PIXEL_ARRAY_LEN(inst4),
+                    false);
+}
+END_TEST
+
 START_TEST(objects_agree_with_the_full_evaluation)
 {
     /* declared and required names mixed, members out of the declared order */
@@ -1245,6 +1277,7 @@ static Suite *schema_suite(void)
     TCase *val = tcase_create("validation");
     tcase_add_test(val, errors_name_instance_keyword_and_schema_locations);
     tcase_add_test(val, multiple_of_decimals_is_exact_and_lengths_count_code_points);
+    tcase_add_test(val, multiple_of_and_bounds_agree_in_64_and_128_bits);
     tcase_add_test(val, validation_allocates_nothing);
     tcase_add_test(val, format_checkers_follow_their_rfcs);
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
