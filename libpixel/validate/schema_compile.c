@@ -1666,6 +1666,13 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
             m->own = mine;
             m->bit = own->lookup ? 1u << (mine - own->props) : 0;
             m->first_only = own->lookup;
+            m->outer_implied = false;
+            if (from_outer && mine->qk == SQK_CONST && src->qk == SQK_ENUM) {
+                const pixel_value *c = mine->qt;
+                const sop *e = src->qt;
+                m->outer_implied = c->type == PIXEL_TYPE_STRING && e->u.en.all_strings &&
+                                   pixel__strtab_find(&e->u.en.strs, c->u.str.s, c->u.str.len) >= 0;
+            }
             p->schema = from_outer ? p->schema : mine->schema;
             p->leaf = NULL;
             p->qk = SQK_MERGED;

@@ -957,12 +957,13 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
 __attribute__((noinline)) static bool quick_merged(ectx *x, const sobject *o, const smerged *g,
                                                    const pixel_value *m)
 {
-    if (g->outer && !quick_prop(x, o, g->outer, m)) {
+    if (g->outer && !g->outer_implied && !quick_prop(x, o, g->outer, m)) {
         return false;
     }
     if (g->first_only) {
         if (x->lseen & g->bit) {
-            return true; /* a later member of the same name: the lookup saw the first only */
+            /* a later member of the same name: the lookup saw the first only */
+            return !g->outer_implied || quick_prop(x, o, g->outer, m);
         }
         x->lseen |= g->bit;
     }

@@ -352,6 +352,9 @@ typedef struct smerged {
     const struct sprop *own;   /* the node's own declaration (qk never SQK_NONE) */
     uint32_t bit;              /* its bit among the node's own names (first_only) */
     bool first_only;
+    bool outer_implied; /* own is a string const that outer's enum holds: when own holds,
+                           outer does (the boolean pass checks outer only on a later
+                           member of the name, which own does not check) */
 } smerged;
 
 typedef struct spattern {

@@ -794,8 +794,10 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
         "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"r\": 1}", /* only required: unevaluated */
         "[1]",
         "7",
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"c\", \"p\": 1}", /* a later t: the enum */
+        "{\"id\": \"x\", \"t\": \"c\", \"t\": \"a\", \"p\": 1}",
     };
-    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0};
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0};
     char schema[2048];
     snprintf(schema, sizeof(schema),
              "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"}},"
@@ -814,7 +816,7 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
     }
     expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
     /* a name the node only requires, and more than a lookup's few properties */
-    static const int valid2[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const int valid2[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     snprintf(schema, sizeof(schema),
              "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"},"
              " \"u\": {}, \"v\": {}, \"w\": {}}, \"required\": [\"p\", \"r\"]}",
