@@ -485,6 +485,58 @@ START_TEST(shuffle_steps_agree_with_table_steps)
 }
 END_TEST
 
+START_TEST(nibble_runs_agree_with_table_runs)
+{
+    /* one set repeated to the end: 16 bytes a step by the nibble tables (ASCII sets, CPUs
+       with the byte shuffle), subjects of 4 to 15 bytes by overlapping loads */
+    static const char *const pats[] = {
+        "^[A-Za-z0-9_-]{8,64}$", "^[0-9a-f]{32}$", "^[0-9]{5}$", "^[A-Z]{2}$",
+        "^[a-z0-9_]{1,32}$",     "^[ -~]*$",       "^a+$",       "^[^a]*$",
+        "^[\\t !#-~]{0,40}$",    "^.{3,}$",
+    };
+    /* members, their neighbours, and bytes whose high nibble is 8 or more */
+    static const unsigned char bytes[] = {'a', 'f', 'g', 'z', 'A', 'Z', '0', '9', '_', '-', '/',
+                                          ':', '@', '[', '`', '{', ' ', '~', '\t', 0x7f, 0x00,
+                                          0x80, 0x8a, 0xc3, 0xa9, 0xe2, 0xff, '"', '\\'};
+    pixel_arena a;
+    pixel__arena_init(&a);
+    uint32_t seed = 12345;
+    for (size_t c = 0; c < PIXEL_ARRAY_LEN(pats); c++) {
+        sregex fast, table;
+        char why[200];
+        const char *pat = pats[c];
+        pixel__regex_portable = false;
+        ck_assert_int_eq(pixel__regex_compile(&fast, &a, pat, strlen(pat), why, sizeof(why)), 0);
+        pixel__regex_portable = true;
+        ck_assert_int_eq(pixel__regex_compile(&table, &a, pat, strlen(pat), why, sizeof(why)), 0);
+        pixel__regex_portable = false;
+        ck_assert_msg(fast.prog && table.prog, "%s: not one-pass", pat);
+        char subj[48];
+        for (size_t len = 0; len <= 40; len++) {
+            for (int round = 0; round < 400; round++) {
+                /* a subject of one kind of byte, then one byte changed, or bytes at random */
+                unsigned char fill = bytes[round % PIXEL_ARRAY_LEN(bytes)];
+                for (size_t k = 0; k < len; k++) {
+                    seed = seed * 1103515245u + 12345u;
+                    subj[k] = (char)(round < 200 ? fill : bytes[(seed >> 16) % PIXEL_ARRAY_LEN(bytes)]);
+                }
+                if (round < 200 && len) {
+                    seed = seed * 1103515245u + 12345u;
+                    subj[(seed >> 16) % len] = (char)bytes[(seed >> 8) % PIXEL_ARRAY_LEN(bytes)];
+                }
+                int want = table.run(table.prog, subj, len);
+                ck_assert_int_eq(want, pixel__regex_onepass(table.prog, subj, len));
+                ck_assert_msg(fast.run(fast.prog, subj, len) == want, "%s on \"%.*s\" (%zu)", pat,
+                              (int)len, subj, len);
+            }
+        }
+        pcre2_code_free(fast.code);
+        pcre2_code_free(table.code);
+    }
+    pixel__arena_release(&a);
+}
+END_TEST
+
 /* Both passes agree, and give the verdict expected, on every instance. */
 /* Validates text against itself (s compiled from it) under flags: the status, errs filled. */
 static int validate_cycle(const pixel_schema *s, const char *json, unsigned flags, errs *out,
@@ -1284,6 +1336,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, format_checkers_follow_their_rfcs);
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
     tcase_add_test(val, shuffle_steps_agree_with_table_steps);
+    tcase_add_test(val, nibble_runs_agree_with_table_runs);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
     tcase_add_test(val, nested_objects_walked_in_one_loop_agree_with_the_full_evaluation);
