@@ -332,6 +332,7 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         return oom(c->r);
     }
     memset(o->props, 0, (o->nprops + 1) * sizeof(*o->props));
+    o->props[o->nprops].klen = SPROP_END_KLEN; /* the end (see sobject.props) */
     for (size_t k = 0; k < want; k++) {
         sprop *p = &o->props[canon[k]];
         if (!p->key) {
@@ -1684,6 +1685,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
     if (ok) {
         memset(o, 0, sizeof(*o));
         o->memo_id = next_memo_id();
+        props[np] = (sprop){.klen = SPROP_END_KLEN, .req_bit = -1}; /* the end */
         o->props = props;
         o->nprops = np;
         o->additional = (snode *)rest;

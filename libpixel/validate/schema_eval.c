@@ -1069,8 +1069,8 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
                property after the last one found (its bytes compared in place) before
                hashing. */
             const sprop *p = NULL;
-            if (next < end && next->klen == m->klen && prop_named(x, next, m)) {
-                p = next;
+            if (next->klen == m->klen && prop_named(x, next, m)) {
+                p = next; /* never the end entry: no member's length is its */
             } else if (props < end) {
                 long i = pixel__strtab_find(&o->names, m->key, m->klen);
                 p = i >= 0 ? props + i : NULL;

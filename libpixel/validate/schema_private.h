@@ -362,8 +362,13 @@ typedef struct spattern {
     snode *schema;
 } spattern;
 
+/* The length of the entry after an sobject's last property: no member name has it (a
+   member's is 32 bits), so a walk comparing lengths stops there without a bound check. */
+#define SPROP_END_KLEN SIZE_MAX
+
 typedef struct sobject {
-    sprop *props; /* the names of "properties" and "required", in order, each once */
+    sprop *props; /* the names of "properties" and "required", in order, each once; then an
+                     end entry of klen SPROP_END_KLEN */
     size_t nprops;
     sstrtab names; /* name -> index in props */
     spattern *patterns;
