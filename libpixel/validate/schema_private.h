@@ -621,7 +621,8 @@ uint8_t pixel__format_trust(int id);
 /* Whether a string flagged f (PIXEL_VALUE_FMT_*) passes format id without a check: the
    core wrote it in that form.  A date-time's year 0000 or 9999 may be clamped
    (pixel__format_rfc3339), so such a text is checked. */
-static inline bool pixel__format_trusted(uint8_t trust, unsigned f, const char *s, size_t n)
+__attribute__((always_inline)) static inline bool pixel__format_trusted(uint8_t trust, unsigned f,
+                                                                       const char *s, size_t n)
 {
     if ((f & PIXEL_VALUE_FMT_MASK) != trust) {
         return false;
