@@ -1648,7 +1648,9 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
             continue; /* merged above */
         }
         sprop *p = &props[np];
-        *p = from_outer ? *src : (sprop){.key = src->key, .fkey = src->key, .klen = src->klen, .qk = SQK_NONE};
+        *p = from_outer
+                 ? *src
+                 : (sprop){.key = src->key, .fkey = src->key, .klen = src->klen, .qk = SQK_NONE};
         bool required = src->req_bit >= 0 || (mine && mine->req_bit >= 0);
         p->req_bit = -1;
         p->req_word = 0;

@@ -309,7 +309,8 @@ static void report(ectx *x, const snode *n, const seg *kp, const char *kw, const
 /* Integers that a double holds exactly. */
 #define EXACT_DOUBLE_INT 9007199254740992ll /* 2^53 */
 
-static int numcmp(const pixel_value *a, const pixel_value *b)
+__attribute__((always_inline)) static inline int numcmp(const pixel_value *a,
+                                                        const pixel_value *b)
 {
     if (a->type == PIXEL_TYPE_INT && b->type == PIXEL_TYPE_INT) {
         return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
@@ -483,7 +484,7 @@ static bool scale64(int64_t *m, int by)
 }
 
 /* multipleOf: the divisor's decimal form was found at compile time (u.mul) when exact. */
-static bool multiple_of(const pixel_value *v, const sop *op)
+__attribute__((noinline)) static bool multiple_of(const pixel_value *v, const sop *op)
 {
     int64_t a64, b64;
     int ea, eb = op->u.mul.e;

@@ -518,7 +518,8 @@ START_TEST(nibble_runs_agree_with_table_runs)
                 unsigned char fill = bytes[round % PIXEL_ARRAY_LEN(bytes)];
                 for (size_t k = 0; k < len; k++) {
                     seed = seed * 1103515245u + 12345u;
-                    subj[k] = (char)(round < 200 ? fill : bytes[(seed >> 16) % PIXEL_ARRAY_LEN(bytes)]);
+                    unsigned char any = bytes[(seed >> 16) % PIXEL_ARRAY_LEN(bytes)];
+                    subj[k] = (char)(round < 200 ? fill : any);
                 }
                 if (round < 200 && len) {
                     seed = seed * 1103515245u + 12345u;
@@ -928,8 +929,9 @@ START_TEST(nested_objects_walked_in_one_loop_agree_with_the_full_evaluation)
     static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0};
     expect_verdicts("{\"type\": \"object\", \"required\": [\"p\"], \"additionalProperties\": false,"
                     " \"properties\": {\"p\": {\"type\": \"object\", \"required\": [\"q\", \"s\"],"
-                    " \"additionalProperties\": false, \"properties\": {\"q\": {\"type\": \"object\","
-                    " \"required\": [\"r\"], \"additionalProperties\": false, \"properties\":"
+                    " \"additionalProperties\": false, \"properties\": {\"q\":"
+                    " {\"type\": \"object\", \"required\": [\"r\"],"
+                    " \"additionalProperties\": false, \"properties\":"
                     " {\"r\": {\"type\": \"integer\"}}}, \"s\": {\"type\": \"string\"}}},"
                     " \"t\": {\"type\": \"boolean\"}}}",
                     inst, valid, PIXEL_ARRAY_LEN(inst), false);
@@ -1001,7 +1003,8 @@ START_TEST(multiple_of_and_bounds_agree_in_64_and_128_bits)
     };
     static const int valid[] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0};
     expect_verdicts("{\"multipleOf\": 0.25}", inst, valid, PIXEL_ARRAY_LEN(inst), false);
-    static const char *const inst2[] = {"7", "-7", "7.0", "7.5", "14e-1", "0.7", "7000000000000000000"};
+    static const char *const inst2[] = {"7",     "-7",  "7.0", "7.5",
+                                        "14e-1", "0.7", "7000000000000000000"};
     static const int valid2[] = {1, 1, 1, 0, 1, 1, 1};
     expect_verdicts("{\"multipleOf\": 0.7}", inst2, valid2, PIXEL_ARRAY_LEN(inst2), false);
     /* a divisor whose mantissa is 1 */
