@@ -332,10 +332,11 @@ static int compile_object(cctx *c, sop *op, const pixel_value *props, const pixe
         return oom(c->r);
     }
     memset(o->props, 0, (o->nprops + 1) * sizeof(*o->props));
+    o->props[o->nprops].klen = SPROP_END_KLEN; /* the end (see sobject.props) */
     for (size_t k = 0; k < want; k++) {
         sprop *p = &o->props[canon[k]];
         if (!p->key) {
-            p->key = keys[k];
+            p->key = p->fkey = keys[k];
             p->klen = lens[k];
             p->schema = NULL;
             p->req_bit = -1;
@@ -1647,7 +1648,9 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
             continue; /* merged above */
         }
         sprop *p = &props[np];
-        *p = from_outer ? *src : (sprop){.key = src->key, .klen = src->klen, .qk = SQK_NONE};
+        *p = from_outer
+                 ? *src
+                 : (sprop){.key = src->key, .fkey = src->key, .klen = src->klen, .qk = SQK_NONE};
         bool required = src->req_bit >= 0 || (mine && mine->req_bit >= 0);
         p->req_bit = -1;
         p->req_word = 0;
@@ -1666,6 +1669,13 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
             m->own = mine;
             m->bit = own->lookup ? 1u << (mine - own->props) : 0;
             m->first_only = own->lookup;
+            m->outer_implied = false;
+            if (from_outer && mine->qk == SQK_CONST && src->qk == SQK_ENUM) {
+                const pixel_value *c = mine->qt;
+                const sop *e = src->qt;
+                m->outer_implied = c->type == PIXEL_TYPE_STRING && e->u.en.all_strings &&
+                                   pixel__strtab_find(&e->u.en.strs, c->u.str.s, c->u.str.len) >= 0;
+            }
             p->schema = from_outer ? p->schema : mine->schema;
             p->leaf = NULL;
             p->qk = SQK_MERGED;
@@ -1677,6 +1687,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
     if (ok) {
         memset(o, 0, sizeof(*o));
         o->memo_id = next_memo_id();
+        props[np] = (sprop){.klen = SPROP_END_KLEN, .req_bit = -1}; /* the end */
         o->props = props;
         o->nprops = np;
         o->additional = (snode *)rest;

@@ -90,6 +90,9 @@ typedef struct ectx {
     const pixel_value *cov_v;
     const sobject *cov_o;
     size_t cov_declared;
+    /* The pipeline's key frames (pixel__schema_validate_framed), or NULL. */
+    const char *frames;
+    size_t frames_len;
 } ectx;
 
 static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, const seg *kp,
@@ -133,7 +136,7 @@ static _Thread_local match_tls tls_match;
 static int regex_match(ectx *x, const sregex *re, const char *s, size_t len)
 {
     if (re->prog) {
-        return pixel__regex_onepass(re->prog, s, len);
+        return re->run(re->prog, s, len);
     }
     if (!x->md) {
         match_tls *t = &tls_match;
@@ -303,10 +306,20 @@ static void report(ectx *x, const snode *n, const seg *kp, const char *kw, const
 
 /* ---- numbers ------------------------------------------------------------------ */
 
-static int numcmp(const pixel_value *a, const pixel_value *b)
+/* Integers that a double holds exactly. */
+#define EXACT_DOUBLE_INT 9007199254740992ll /* 2^53 */
+
+__attribute__((always_inline)) static inline int numcmp(const pixel_value *a,
+                                                        const pixel_value *b)
 {
     if (a->type == PIXEL_TYPE_INT && b->type == PIXEL_TYPE_INT) {
         return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+    }
+    if (a->type == PIXEL_TYPE_NUMBER && b->type == PIXEL_TYPE_INT && isfinite(a->u.num.d) &&
+        b->u.i >= -EXACT_DOUBLE_INT && b->u.i <= EXACT_DOUBLE_INT) {
+        /* the integer converts exactly: comparing doubles is exact */
+        double d = a->u.num.d, i = (double)b->u.i;
+        return d < i ? -1 : d > i;
     }
     if (a->type == PIXEL_TYPE_INT || b->type == PIXEL_TYPE_INT) {
         bool swap = b->type == PIXEL_TYPE_INT;
@@ -411,9 +424,81 @@ static bool scale(i128 *m, int by)
     return true;
 }
 
-/* multipleOf: the divisor's decimal form was found at compile time (u.mul) when exact. */
-static bool multiple_of(const pixel_value *v, const sop *op)
+/*
+ * pixel__schema_decimal() for the common cases, in 64 bits: an integer, or a number
+ * literal of at most 18 significant digits without an exponent (the same m and e as
+ * pixel__schema_decimal gives); false for the rest.
+ */
+static bool decimal64(const pixel_value *v, int64_t *m, int *e)
 {
+    if (v->type == PIXEL_TYPE_INT) {
+        *m = v->u.i;
+        *e = 0;
+        return true;
+    }
+    if (!(v->flags & PIXEL_VALUE_RAW)) {
+        return false;
+    }
+    const char *s = v->u.num.raw;
+    size_t n = v->u.num.rawlen, i = 0;
+    bool neg = false, frac = false;
+    if (i < n && (s[i] == '-' || s[i] == '+')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    uint64_t acc = 0;
+    int exp = 0, digits = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.' && !frac) {
+            frac = true;
+            continue;
+        }
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        if (acc == 0 && c == '0') {
+            exp -= frac;
+            continue;
+        }
+        if (++digits > 18) {
+            return false;
+        }
+        acc = acc * 10 + (uint64_t)(c - '0');
+        exp -= frac;
+    }
+    *m = neg ? -(int64_t)acc : (int64_t)acc;
+    *e = exp;
+    return true;
+}
+
+/* m * 10^by into *m; false when it overflows. */
+static bool scale64(int64_t *m, int by)
+{
+    while (by-- > 0) {
+        if (__builtin_mul_overflow(*m, 10, m)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* multipleOf: the divisor's decimal form was found at compile time (u.mul) when exact. */
+__attribute__((noinline)) static bool multiple_of(const pixel_value *v, const sop *op)
+{
+    int64_t a64, b64;
+    int ea, eb = op->u.mul.e;
+    if (op->u.mul.exact && op->u.mul.m != 0 && decimal64(v, &a64, &ea)) {
+        /* exact in 64 bits when the scaled operands fit; otherwise in 128 below */
+        b64 = op->u.mul.m < 0 ? -op->u.mul.m : op->u.mul.m; /* never INT64_MIN (compile) */
+        if (a64 == 0) {
+            return true;
+        }
+        int e = ea < eb ? ea : eb;
+        if (ea - e <= 18 && eb - e <= 18 && scale64(&a64, ea - e) && scale64(&b64, eb - e)) {
+            return a64 % b64 == 0;
+        }
+    }
     const pixel_value *d = op->u.mul.value;
     i128 m1, m2 = op->u.mul.m;
     int e1, e2 = op->u.mul.e;
@@ -820,7 +905,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 /* a code point takes 1 to 4 bytes: counted when it matters */
                 return leaf_rest(x, l, m);
             }
-            return p->qk == SQK_STR || pixel__regex_onepass(l->pattern->prog, m->u.str.s, len);
+            return p->qk == SQK_STR || l->pattern->run(l->pattern->prog, m->u.str.s, len);
         }
         case SQK_FMT: {
             const sleaf *l = p->qt;
@@ -873,12 +958,13 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
 __attribute__((noinline)) static bool quick_merged(ectx *x, const sobject *o, const smerged *g,
                                                    const pixel_value *m)
 {
-    if (g->outer && !quick_prop(x, o, g->outer, m)) {
+    if (g->outer && !g->outer_implied && !quick_prop(x, o, g->outer, m)) {
         return false;
     }
     if (g->first_only) {
         if (x->lseen & g->bit) {
-            return true; /* a later member of the same name: the lookup saw the first only */
+            /* a later member of the same name: the lookup saw the first only */
+            return !g->outer_implied || quick_prop(x, o, g->outer, m);
         }
         x->lseen |= g->bit;
     }
@@ -915,19 +1001,56 @@ __attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const 
 }
 
 /*
+ * Whether member m (its length equal to p's) is named p->key.  The same key pointer
+ * as p->fkey answers without reading the name: fkey is p's own text or one of the
+ * validating pipeline's framed names found equal to it before (framed text never
+ * changes while the registry lives).  A framed name found equal here is remembered.
+ */
+__attribute__((always_inline)) static inline bool prop_named(const ectx *x, const sprop *p,
+                                                             const pixel_value *m)
+{
+    if (m->key == __atomic_load_n(&p->fkey, __ATOMIC_RELAXED)) {
+        return true;
+    }
+    if (!pixel__key_eq(p->key, m->key, m->klen)) {
+        return false;
+    }
+    if ((m->flags & PIXEL_VALUE_FRAMED_KEY) &&
+        (uintptr_t)m->key - (uintptr_t)x->frames < x->frames_len) {
+        __atomic_store_n(&((sprop *)p)->fkey, m->key, __ATOMIC_RELAXED);
+    }
+    return true;
+}
+
+/* How many objects nested in one another quick_object() walks in one call (deeper ones
+   recurse). */
+#define QUICK_NEST 8
+
+/* The walk of an enclosing object, while quick_object() walks one nested in it. */
+typedef struct qnest {
+    const sobject *o;
+    const pixel_value *v;
+    const pixel_value *m; /* its member after the nested object */
+    const sprop *next;
+    uint64_t seen;
+    size_t misses;
+} qnest;
+
+/*
  * The members of an object without patternProperties and with at most 64
  * required names: each declared one checked by its kind (sprop.qk), the
- * common leaves and nested objects in line.
+ * common leaves in line.  A member that is an object of the same kind (SQK_OBJ to an
+ * sobject neither general nor lookup) is walked in the same loop, its enclosing walk
+ * kept in a qnest, one level deeper as quick_prop() would go.
  */
 static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
 {
     if (PIXEL_UNLIKELY(o->general)) {
         return quick_object_general(x, o, v);
     }
-    const sprop *props = o->props, *end = props + o->nprops;
     if (o->lookup) {
         /* few properties, nothing else: find each one */
-        for (const sprop *p = props; p < end; p++) {
+        for (const sprop *p = o->props, *end = p + o->nprops; p < end; p++) {
             const pixel_value *m = member(v, p->key, p->klen);
             if (!m ? p->req_bit >= 0 : !quick_prop(x, o, p, m)) {
                 return false;
@@ -935,51 +1058,95 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
         }
         return true;
     }
+    qnest outer[QUICK_NEST];
+    unsigned nest = 0;
+    const sprop *props = o->props, *end = props + o->nprops, *next = props;
     uint64_t seen = 0;
-    const sprop *next = props;
     size_t misses = 0; /* members that are not declared */
-    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-        /* Members usually come in the order the schema declares them: try the declared
-           property after the last one found (its bytes compared in place) before
-           hashing. */
-        const sprop *p = NULL;
-        if (next < end && next->klen == m->klen && pixel__key_eq(next->key, m->key, m->klen)) {
-            p = next;
-        } else if (props < end) {
-            long i = pixel__strtab_find(&o->names, m->key, m->klen);
-            p = i >= 0 ? props + i : NULL;
-        }
-        if (!p) {
-            misses++;
-            if (o->additional && !quick(x, o->additional, m)) {
-                return false;
+    const pixel_value *m = v->u.list.head;
+    for (;;) {
+        for (; m; m = m->next) {
+            /* Members usually come in the order the schema declares them: try the declared
+               property after the last one found (its bytes compared in place) before
+               hashing. */
+            const sprop *p = NULL;
+            if (next->klen == m->klen && prop_named(x, next, m)) {
+                p = next; /* never the end entry: no member's length is its */
+            } else if (props < end) {
+                long i = pixel__strtab_find(&o->names, m->key, m->klen);
+                p = i >= 0 ? props + i : NULL;
             }
-            continue;
-        }
-        next = p + 1;
-        seen |= p->req_mask;
-        if (p->qk == SQK_STR) {
-            /* the most common kind, before the jump table */
-            const sleaf *l = p->qt;
-            size_t len = m->u.str.len;
-            if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
-                if (!quick_prop(x, o, p, m)) {
-                    return false;
+            if (!p) {
+                misses++;
+                if (o->additional && !quick(x, o->additional, m)) {
+                    goto invalid;
+                }
+                continue;
+            }
+            next = p + 1;
+            seen |= p->req_mask;
+            if (p->qk == SQK_STR) {
+                /* the most common kind, before the jump table */
+                const sleaf *l = p->qt;
+                size_t len = m->u.str.len;
+                if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
+                    if (!quick_prop(x, o, p, m)) {
+                        goto invalid;
+                    }
+                }
+                continue;
+            }
+            if (p->qk == SQK_OBJ && m->type == PIXEL_TYPE_OBJECT && nest < QUICK_NEST &&
+                !(m->flags & PIXEL_VALUE_IMAGE)) {
+                const sobject *c = p->qt;
+                if (!c->general && !c->lookup) {
+                    if (!quick_deeper(x)) {
+                        goto invalid;
+                    }
+                    outer[nest++] = (qnest){o, v, m->next, next, seen, misses};
+                    o = c;
+                    v = m;
+                    props = next = o->props;
+                    end = props + o->nprops;
+                    seen = 0;
+                    misses = 0;
+                    m = v->u.list.head;
+                    break;
                 }
             }
-        } else if (!quick_prop(x, o, p, m)) {
-            return false;
+            if (!quick_prop(x, o, p, m)) {
+                goto invalid;
+            }
         }
+        if (m) {
+            continue; /* entered a nested object */
+        }
+        if (seen != o->req_all) {
+            goto invalid;
+        }
+        if (o->cover) {
+            x->cov_v = v;
+            x->cov_o = o;
+            x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
+        }
+        if (nest == 0) {
+            return true;
+        }
+        /* back to the enclosing object, after the nested one */
+        x->depth--;
+        const qnest *q = &outer[--nest];
+        o = q->o;
+        v = q->v;
+        m = q->m;
+        next = q->next;
+        seen = q->seen;
+        misses = q->misses;
+        props = o->props;
+        end = props + o->nprops;
     }
-    if (seen != o->req_all) {
-        return false;
-    }
-    if (o->cover) {
-        x->cov_v = v;
-        x->cov_o = o;
-        x->cov_declared = v->u.list.count - misses; /* a main's names all have a schema */
-    }
-    return true;
+invalid:
+    x->depth -= (int)nest;
+    return false;
 }
 
 __attribute__((noinline)) static bool quick_object_general(ectx *x, const sobject *o,
@@ -1315,7 +1482,7 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
                 } else if (!l->pattern) {
                     return true;
                 } else if (l->pattern->prog) {
-                    return pixel__regex_onepass(l->pattern->prog, v->u.str.s, len);
+                    return l->pattern->run(l->pattern->prog, v->u.str.s, len);
                 }
             }
         } else if (v->type == PIXEL_TYPE_INT && l->int_range) {
@@ -2124,7 +2291,16 @@ static bool eval(ectx *x, const snode *n, const pixel_value *v, const seg *ip, c
 int pixel_schema_validate(const pixel_schema *s, const pixel_value *v, unsigned flags,
                           pixel_schema_error_cb cb, void *payload)
 {
+    return pixel__schema_validate_framed(s, v, flags, cb, payload, NULL, 0);
+}
+
+int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, unsigned flags,
+                                  pixel_schema_error_cb cb, void *payload, const char *frames,
+                                  size_t frames_len)
+{
     ectx x = {0};
+    x.frames = frames;
+    x.frames_len = frames ? frames_len : 0;
     x.reg = s->reg;
     x.flags = flags;
     x.cb = cb;

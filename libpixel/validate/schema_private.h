@@ -293,6 +293,9 @@ typedef struct sregex {
     const char *source;
     bool jit;
     rprog *prog; /* non-NULL: the one-pass matcher applies, no PCRE2 */
+    /* with prog: the one-pass matcher for prog's mode (pixel__regex_onepass or the
+       one its mode would pick), called without the dispatch on the mode */
+    int (*run)(const rprog *p, const char *s, size_t len);
 } sregex;
 
 typedef struct sleaf sleaf;
@@ -300,6 +303,13 @@ typedef struct sleaf sleaf;
 typedef struct sprop {
     const char *key;
     size_t klen;
+    /* Text known to be the name: key itself at first, then a member name of the
+       owning pipeline's (PIXEL_VALUE_FRAMED_KEY, in its key frames, which never
+       change and outlive the registry) that the boolean pass found equal to it, so
+       that a member with the same key pointer and length is this property without
+       comparing bytes.  Read and written with relaxed atomics (threads share the
+       schema); any value it takes is true. */
+    const char *fkey;
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */
@@ -342,6 +352,9 @@ typedef struct smerged {
     const struct sprop *own;   /* the node's own declaration (qk never SQK_NONE) */
     uint32_t bit;              /* its bit among the node's own names (first_only) */
     bool first_only;
+    bool outer_implied; /* own is a string const that outer's enum holds: when own holds,
+                           outer does (the boolean pass checks outer only on a later
+                           member of the name, which own does not check) */
 } smerged;
 
 typedef struct spattern {
@@ -349,8 +362,13 @@ typedef struct spattern {
     snode *schema;
 } spattern;
 
+/* The length of the entry after an sobject's last property: no member name has it (a
+   member's is 32 bits), so a walk comparing lengths stops there without a bound check. */
+#define SPROP_END_KLEN SIZE_MAX
+
 typedef struct sobject {
-    sprop *props; /* the names of "properties" and "required", in order, each once */
+    sprop *props; /* the names of "properties" and "required", in order, each once; then an
+                     end entry of klen SPROP_END_KLEN */
     size_t nprops;
     sstrtab names; /* name -> index in props */
     spattern *patterns;
@@ -537,6 +555,16 @@ typedef struct sflat {
     struct sobject *obj;
 } sflat;
 
+/*
+ * pixel_schema_validate() for the pipeline's validate stage: member names of the
+ * pipeline's key frames (frames[0..frames_len), PIXEL_VALUE_FRAMED_KEY) that match a
+ * declared property are remembered in it (sprop.fkey).  Only for a registry that the
+ * frames outlive.
+ */
+int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, unsigned flags,
+                                  pixel_schema_error_cb cb, void *payload, const char *frames,
+                                  size_t frames_len);
+
 /* Private validation flags, for the tests: one pass alone. */
 #define SFLAG_FULL_ONLY 0x40000000u  /* skip the boolean pass */
 #define SFLAG_QUICK_ONLY 0x20000000u /* the boolean pass's verdict, even with a callback */
@@ -593,7 +621,8 @@ uint8_t pixel__format_trust(int id);
 /* Whether a string flagged f (PIXEL_VALUE_FMT_*) passes format id without a check: the
    core wrote it in that form.  A date-time's year 0000 or 9999 may be clamped
    (pixel__format_rfc3339), so such a text is checked. */
-static inline bool pixel__format_trusted(uint8_t trust, unsigned f, const char *s, size_t n)
+__attribute__((always_inline)) static inline bool pixel__format_trusted(uint8_t trust, unsigned f,
+                                                                       const char *s, size_t n)
 {
     if ((f & PIXEL_VALUE_FMT_MASK) != trust) {
         return false;

@@ -30,6 +30,8 @@
 #include "simd.h"
 
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len);
+/* The matcher for a program of this mode (sregex.run). */
+static int (*onepass_runner(const rprog *p))(const rprog *, const char *, size_t);
 
 static const char WS_CLASS[] =
     "\\t\\n\\x0b\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}"
@@ -527,6 +529,12 @@ struct rprog {
     uint8_t mode;   /* RP_* */
     uint8_t nrange; /* RP_RUN_END: the set as byte ranges lo..lo+span (0: not a few ranges) */
     uint8_t rvec[RP_MAX_RANGES][2][16]; /* each range's lo and span, in every byte */
+    /* RP_RUN_END over a set of ASCII bytes, when the CPU shuffles bytes: byte c is in
+       the set when nib[0][c & 15] & nib[1][c >> 4] is not 0 (nib[0] holds, per low
+       nibble, a bit per high nibble 0-7 that makes a member; nib[1] that bit, 0 for
+       the high nibbles of non-ASCII bytes) */
+    bool nibbles;
+    uint8_t nib[2][16];
 };
 
 #define RP_MAX_NODES 128
@@ -1605,6 +1613,29 @@ static void run_ranges(rprog *p, const bset *set)
     p->nrange = (uint8_t)n;
 }
 
+/* RP_RUN_END: the nibble tables of the run's set (p->nib), when it is ASCII only and the
+   CPU has the byte shuffle. */
+static void run_nibbles(rprog *p, const bset *set)
+{
+    p->nibbles = false;
+    if (!have_shuffle()) {
+        return;
+    }
+    memset(p->nib, 0, sizeof(p->nib));
+    for (unsigned c = 0; c < 256; c++) {
+        if (bs_has(set, c)) {
+            if (c >= 0x80) {
+                return;
+            }
+            p->nib[0][c & 15] |= (uint8_t)(1u << (c >> 4));
+        }
+    }
+    for (unsigned h = 0; h < 8; h++) {
+        p->nib[1][h] = (uint8_t)(1u << h);
+    }
+    p->nibbles = true;
+}
+
 static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t len)
 {
     if (len == 0 || s[0] != '^' || len > 512) {
@@ -1656,10 +1687,12 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
         p->sheng = NULL;
         dfa_compile(b, root, p, a);
         p->nrange = 0;
+        p->nibbles = false;
         if (p->ncode == 1 && code[0].op == RI_RUN) {
             p->mode = end ? RP_RUN_END : RP_RUN_PREFIX;
             if (end) {
                 run_ranges(p, &b->bits[__builtin_ctz(code[0].bit)]);
+                run_nibbles(p, &b->bits[__builtin_ctz(code[0].bit)]);
             }
         } else if (p->sheng) {
             p->mode = end ? RP_SHENG_END : RP_SHENG_PREFIX;
@@ -1670,6 +1703,7 @@ static void onepass_compile(sregex *re, pixel_arena *a, const char *s, size_t le
             p->mode = RP_EXEC;
         }
         re->prog = p;
+        re->run = onepass_runner(p);
     }
     pixel__free(b);
 }
@@ -1966,6 +2000,96 @@ static bool have_shuffle(void)
     return false;
 }
 #endif
+
+/* The matchers of the commonest modes, entered directly (sregex.run). */
+static int run_end_direct(const rprog *p, const char *s, size_t len)
+{
+    return run_end(p, (const unsigned char *)s, len);
+}
+
+#ifdef PIXEL_HAVE_SHENG
+/* Whether all 16 bytes of x are in the set of p's nibble tables. */
+__attribute__((target("ssse3"), always_inline)) static inline bool nib16(const rprog *p, __m128i x)
+{
+    const __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)p->nib[0]);
+    const __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)p->nib[1]);
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    __m128i in = _mm_and_si128(_mm_shuffle_epi8(lo, _mm_and_si128(x, low4)),
+                               _mm_shuffle_epi8(hi, _mm_and_si128(_mm_srli_epi16(x, 4), low4)));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(in, _mm_setzero_si128())) == 0;
+}
+
+/*
+ * RP_RUN_END by the nibble tables: 16 bytes a step, the last block overlapping the one
+ * before; a subject of 4 to 15 bytes fills the 16 lanes with two or four overlapping
+ * loads of its own bytes (nothing outside it is read); shorter ones by the table.
+ */
+__attribute__((target("ssse3"))) static int run_nib_end(const rprog *p, const char *s, size_t len)
+{
+    const rins *i = p->code;
+    if (len < i->min || len > i->max) {
+        return 0;
+    }
+    if (len >= 16) {
+        for (size_t k = 0; len - k > 16; k += 16) {
+            if (!nib16(p, _mm_loadu_si128((const __m128i *)(const void *)(s + k)))) {
+                return 0;
+            }
+        }
+        return nib16(p, _mm_loadu_si128((const __m128i *)(const void *)(s + len - 16)));
+    }
+    if (len >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+        return nib16(p, _mm_set_epi64x((long long)b, (long long)a));
+    }
+    if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + len - 4, 4);
+        return nib16(p, _mm_set_epi32((int)b, (int)a, (int)b, (int)a));
+    }
+    uint32_t acc = i->bit;
+    for (size_t k = 0; k < len; k++) {
+        acc &= p->tab[(unsigned char)s[k]];
+    }
+    return acc != 0;
+}
+
+__attribute__((target("ssse3"))) static int sheng_end_direct(const rprog *p, const char *s,
+                                                             size_t len)
+{
+    return sheng_end(p, (const unsigned char *)s, len);
+}
+
+__attribute__((target("ssse3"))) static int sheng_prefix_direct(const rprog *p, const char *s,
+                                                                size_t len)
+{
+    return sheng_prefix(p, (const unsigned char *)s, len);
+}
+#endif
+
+static int (*onepass_runner(const rprog *p))(const rprog *, const char *, size_t)
+{
+    switch (p->mode) {
+        case RP_RUN_END:
+#ifdef PIXEL_HAVE_SHENG
+            if (p->nibbles) {
+                return run_nib_end;
+            }
+#endif
+            return run_end_direct;
+#ifdef PIXEL_HAVE_SHENG
+        case RP_SHENG_END:
+            return sheng_end_direct;
+        case RP_SHENG_PREFIX:
+            return sheng_prefix_direct;
+#endif
+        default:
+            return pixel__regex_onepass;
+    }
+}
 
 int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
 {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline.h"
 #include "schema_private.h"
 
 typedef struct type_ent {
@@ -388,7 +389,11 @@ int pixel__validator_check(const pixel_validator *v, pixel_ctx *ctx, const pixel
                                                 (int)event_type_len, event_type ? event_type : ""));
     }
     reason_cb p = {ctx, false};
-    int rc = pixel_schema_validate(s, event, v->flags, add_reason, &p);
+    /* the validator lives and dies with the pipeline, and so do its key frames */
+    const pixel_pipeline *pl = ctx->pipeline;
+    int rc = pl ? pixel__schema_validate_framed(s, event, v->flags, add_reason, &p, pl->keyframes,
+                                                pl->keyframes_len)
+                : pixel_schema_validate(s, event, v->flags, add_reason, &p);
     if (p.oom) {
         return pixel__error_set(err, PIXEL_ENOMEM, PIXEL_STAGE_VALIDATE, "out of memory");
     }

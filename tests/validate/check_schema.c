@@ -485,6 +485,59 @@ START_TEST(shuffle_steps_agree_with_table_steps)
 }
 END_TEST
 
+START_TEST(nibble_runs_agree_with_table_runs)
+{
+    /* one set repeated to the end: 16 bytes a step by the nibble tables (ASCII sets, CPUs
+       with the byte shuffle), subjects of 4 to 15 bytes by overlapping loads */
+    static const char *const pats[] = {
+        "^[A-Za-z0-9_-]{8,64}$", "^[0-9a-f]{32}$", "^[0-9]{5}$", "^[A-Z]{2}$",
+        "^[a-z0-9_]{1,32}$",     "^[ -~]*$",       "^a+$",       "^[^a]*$",
+        "^[\\t !#-~]{0,40}$",    "^.{3,}$",
+    };
+    /* members, their neighbours, and bytes whose high nibble is 8 or more */
+    static const unsigned char bytes[] = {'a', 'f', 'g', 'z', 'A', 'Z', '0', '9', '_', '-', '/',
+                                          ':', '@', '[', '`', '{', ' ', '~', '\t', 0x7f, 0x00,
+                                          0x80, 0x8a, 0xc3, 0xa9, 0xe2, 0xff, '"', '\\'};
+    pixel_arena a;
+    pixel__arena_init(&a);
+    uint32_t seed = 12345;
+    for (size_t c = 0; c < PIXEL_ARRAY_LEN(pats); c++) {
+        sregex fast, table;
+        char why[200];
+        const char *pat = pats[c];
+        pixel__regex_portable = false;
+        ck_assert_int_eq(pixel__regex_compile(&fast, &a, pat, strlen(pat), why, sizeof(why)), 0);
+        pixel__regex_portable = true;
+        ck_assert_int_eq(pixel__regex_compile(&table, &a, pat, strlen(pat), why, sizeof(why)), 0);
+        pixel__regex_portable = false;
+        ck_assert_msg(fast.prog && table.prog, "%s: not one-pass", pat);
+        char subj[48];
+        for (size_t len = 0; len <= 40; len++) {
+            for (int round = 0; round < 400; round++) {
+                /* a subject of one kind of byte, then one byte changed, or bytes at random */
+                unsigned char fill = bytes[round % PIXEL_ARRAY_LEN(bytes)];
+                for (size_t k = 0; k < len; k++) {
+                    seed = seed * 1103515245u + 12345u;
+                    unsigned char any = bytes[(seed >> 16) % PIXEL_ARRAY_LEN(bytes)];
+                    subj[k] = (char)(round < 200 ? fill : any);
+                }
+                if (round < 200 && len) {
+                    seed = seed * 1103515245u + 12345u;
+                    subj[(seed >> 16) % len] = (char)bytes[(seed >> 8) % PIXEL_ARRAY_LEN(bytes)];
+                }
+                int want = table.run(table.prog, subj, len);
+                ck_assert_int_eq(want, pixel__regex_onepass(table.prog, subj, len));
+                ck_assert_msg(fast.run(fast.prog, subj, len) == want, "%s on \"%.*s\" (%zu)", pat,
+                              (int)len, subj, len);
+            }
+        }
+        pcre2_code_free(fast.code);
+        pcre2_code_free(table.code);
+    }
+    pixel__arena_release(&a);
+}
+END_TEST
+
 /* Both passes agree, and give the verdict expected, on every instance. */
 /* Validates text against itself (s compiled from it) under flags: the status, errs filled. */
 static int validate_cycle(const pixel_schema *s, const char *json, unsigned flags, errs *out,
@@ -666,6 +719,107 @@ START_TEST(if_groups_agree_with_the_full_evaluation)
 }
 END_TEST
 
+/* A member named by the pipeline's key frames (PIXEL_VALUE_FRAMED_KEY), as the map stage
+   makes them: three names of two bytes, framed like map.c does, and zeros past them. */
+static const char test_frames[32] = "\x02,\"ab\":\x02,\"cd\":\x02,\"ef\":";
+#define FRAME_AB (test_frames + 3)
+#define FRAME_CD (test_frames + 10)
+#define FRAME_EF (test_frames + 17)
+
+/* {k1: v1, k2: v2} (or one member when k2 is NULL) in vals[0..3), keys framed. */
+static pixel_value *framed_object(pixel_value *vals, const char *k1, const pixel_value *v1,
+                                  const char *k2, const pixel_value *v2)
+{
+    pixel_value *o = &vals[0], *a = &vals[1], *b = &vals[2];
+    *a = *v1;
+    a->key = k1;
+    a->klen = 2;
+    a->flags |= PIXEL_VALUE_FRAMED_KEY | PIXEL_VALUE_PLAIN_KEY;
+    a->next = NULL;
+    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT};
+    o->u.list.head = o->u.list.tail = a;
+    o->u.list.count = 1;
+    if (k2) {
+        *b = *v2;
+        b->key = k2;
+        b->klen = 2;
+        b->flags |= PIXEL_VALUE_FRAMED_KEY | PIXEL_VALUE_PLAIN_KEY;
+        b->next = NULL;
+        a->next = o->u.list.tail = b;
+        o->u.list.count = 2;
+    }
+    return o;
+}
+
+static int framed_verdict(const pixel_schema *s, const pixel_value *v)
+{
+    int quick = pixel__schema_validate_framed(s, v, SFLAG_QUICK_ONLY, NULL, NULL, test_frames,
+                                              sizeof(test_frames));
+    int full = pixel_schema_validate(s, v, SFLAG_FULL_ONLY, NULL, NULL);
+    ck_assert_int_eq(quick, full);
+    return quick;
+}
+
+START_TEST(framed_member_names_match_only_their_own_property)
+{
+    const char *schema = "{\"type\": \"object\", \"required\": [\"ab\"],"
+                         " \"properties\": {\"ab\": {\"type\": \"string\"},"
+                         " \"cd\": {\"type\": \"integer\"}}, \"additionalProperties\": false}";
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:f", schema, strlen(schema), &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:f", &err) == 0, "%s", err.text);
+    ck_assert(s->root->quick && s->root->nops == 2 && s->root->ops[1].kind == OP_OBJECT);
+    const sobject *ob = s->root->ops[1].u.obj;
+    ck_assert(!ob->lookup && ob->nprops == 2 && ob->props[0].klen == 2);
+    ck_assert_ptr_eq(ob->props[0].fkey, ob->props[0].key); /* nothing learned yet */
+
+    pixel_value str = {.type = PIXEL_TYPE_STRING}, num = {.type = PIXEL_TYPE_INT};
+    str.u.str.s = "x";
+    str.u.str.len = 1;
+    num.u.i = 7;
+    pixel_value vals[3];
+    /* valid: "ab" then "cd", as declared; the framed names are remembered */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, FRAME_CD, &num)), 0);
+    ck_assert_ptr_eq(ob->props[0].fkey, FRAME_AB);
+    ck_assert_ptr_eq(ob->props[1].fkey, FRAME_CD);
+    /* and the same again through the remembered pointers */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, FRAME_CD, &num)), 0);
+    /* a name of the same length in another frame is not "ab": additionalProperties
+       rejects it (and "ab" is then missing) */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_EF, &str, NULL, NULL)), 1);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_EF, &str, FRAME_CD, &num)), 1);
+    /* the remembered pointer still leads to its own property's schema */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &num, NULL, NULL)), 1);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, FRAME_CD, &str)), 1);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_AB, &str, NULL, NULL)), 0);
+    /* "cd" first: found out of order, still checked as "cd" */
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_CD, &num, FRAME_AB, &str)), 0);
+    ck_assert_int_eq(framed_verdict(s, framed_object(vals, FRAME_CD, &str, FRAME_AB, &str)), 1);
+
+    /* a flagged name outside the frames is compared, never remembered */
+    pixel_schema_registry *reg2;
+    const pixel_schema *s2;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg2, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg2, "urn:f", schema, strlen(schema), &err),
+                     0);
+    ck_assert_msg(pixel_schema_compile(&s2, reg2, "urn:f", &err) == 0, "%s", err.text);
+    const sobject *ob2 = s2->root->ops[1].u.obj;
+    char outside[8] = "ab";
+    ck_assert_int_eq(framed_verdict(s2, framed_object(vals, outside, &str, NULL, NULL)), 0);
+    ck_assert_ptr_eq(ob2->props[0].fkey, ob2->props[0].key);
+    /* nor by the public entry point, which knows no frames */
+    ck_assert_int_eq(pixel_schema_validate(s2, framed_object(vals, FRAME_AB, &str, NULL, NULL), 0,
+                                           NULL, NULL),
+                     0);
+    ck_assert_ptr_eq(ob2->props[0].fkey, ob2->props[0].key);
+    pixel_schema_registry_free(reg2);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
 START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
 {
     /* an event schema: its own properties, an envelope through allOf/$ref, closed by
@@ -693,8 +847,10 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
         "{\"id\": \"x\", \"t\": \"a\", \"p\": 1, \"r\": 1}", /* only required: unevaluated */
         "[1]",
         "7",
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"c\", \"p\": 1}", /* a later t: the enum */
+        "{\"id\": \"x\", \"t\": \"c\", \"t\": \"a\", \"p\": 1}",
     };
-    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0};
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0};
     char schema[2048];
     snprintf(schema, sizeof(schema),
              "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"}},"
@@ -713,7 +869,7 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
     }
     expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
     /* a name the node only requires, and more than a lookup's few properties */
-    static const int valid2[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const int valid2[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     snprintf(schema, sizeof(schema),
              "{%s \"properties\": {\"t\": {\"const\": \"a\"}, \"p\": {\"type\": \"integer\"},"
              " \"u\": {}, \"v\": {}, \"w\": {}}, \"required\": [\"p\", \"r\"]}",
@@ -730,6 +886,141 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
              " \"u\": {}, \"v\": {}, \"w\": {}}, \"required\": [\"p\", \"id\"]}",
              env);
     expect_verdicts(schema, inst3, valid3, PIXEL_ARRAY_LEN(inst3), false);
+}
+END_TEST
+
+/* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
+   extra). */
+static char *nested_json(int n, const char *leaf, bool extra)
+{
+    size_t cap = (size_t)n * 16 + strlen(leaf) + 1;
+    char *s = malloc(cap), *o = s;
+    ck_assert_ptr_nonnull(s);
+    for (int i = 0; i < n; i++) {
+        o += sprintf(o, "{\"a\": ");
+    }
+    o += sprintf(o, "%s", leaf);
+    for (int i = 0; i < n; i++) {
+        o += sprintf(o, extra ? ", \"z\": 1}" : "}");
+    }
+    return s;
+}
+
+START_TEST(nested_objects_walked_in_one_loop_agree_with_the_full_evaluation)
+{
+    /* three closed objects in one another, required names at each level, members after
+       the nested object in the enclosing one */
+    static const char *const inst[] = {
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}, \"t\": true}",
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}}",           /* t is optional */
+        "{\"p\": {\"q\": {}, \"s\": \"x\"}, \"t\": true}",      /* r required */
+        "{\"p\": {\"q\": {\"r\": \"1\"}, \"s\": \"x\"}}",       /* r's type */
+        "{\"p\": {\"q\": {\"r\": 1, \"u\": 1}, \"s\": \"x\"}}", /* closed innermost */
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": 2}}",               /* after the nested object */
+        "{\"p\": {\"q\": {\"r\": 1}}}",                         /* s required */
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}, \"t\": 1}", /* two levels up */
+        "{\"p\": {\"q\": {\"r\": 1}, \"s\": \"x\"}, \"u\": 1}",
+        "{\"p\": {\"s\": \"x\", \"q\": {\"r\": 1}}, \"t\": false}", /* out of order */
+        "{\"p\": {\"q\": {\"r\": 1}, \"q\": {\"r\": 2}, \"s\": \"x\"}}",
+        "{\"p\": {\"q\": {\"r\": 1}, \"q\": {}, \"s\": \"x\"}}", /* the second q too */
+        "{\"p\": {\"q\": [], \"s\": \"x\"}}",
+        "{\"t\": true}",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0};
+    expect_verdicts("{\"type\": \"object\", \"required\": [\"p\"], \"additionalProperties\": false,"
+                    " \"properties\": {\"p\": {\"type\": \"object\", \"required\": [\"q\", \"s\"],"
+                    " \"additionalProperties\": false, \"properties\": {\"q\":"
+                    " {\"type\": \"object\", \"required\": [\"r\"],"
+                    " \"additionalProperties\": false, \"properties\":"
+                    " {\"r\": {\"type\": \"integer\"}}}, \"s\": {\"type\": \"string\"}}},"
+                    " \"t\": {\"type\": \"boolean\"}}}",
+                    inst, valid, PIXEL_ARRAY_LEN(inst), false);
+
+    /* one schema nested in itself: deeper than the loop keeps (it recurses past that), and
+       deeper than the depth limit */
+    const char *schema = "{\"type\": \"object\", \"additionalProperties\": false,"
+                         " \"properties\": {\"a\": {\"$ref\": \"#\"}, \"z\": {\"const\": 1}}}";
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:n", schema, strlen(schema), &err), 0);
+    ck_assert_msg(pixel_schema_compile(&s, reg, "urn:n", &err) == 0, "%s", err.text);
+    ck_assert(s->root->quick);
+    static const struct {
+        int n;
+        const char *leaf;
+        bool extra;
+        int want;
+    } cases[] = {
+        {3, "{}", true, 0},     {20, "{}", true, 0},   {20, "{\"z\": 2}", false, 1},
+        {20, "{}", false, 0},   {20, "{\"b\": 1}", false, 1}, {9, "{\"z\": 2}", true, 1},
+        {100, "{}", true, 0},   {200, "{\"z\": 2}", true, 1},
+    };
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(cases); i++) {
+        char *json = nested_json(cases[i].n, cases[i].leaf, cases[i].extra);
+        pixel_arena a;
+        pixel__arena_init(&a);
+        pixel_value *v = pixel__json_parse(&a, json, strlen(json), NULL);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_QUICK_ONLY, NULL, NULL) == cases[i].want,
+                      "boolean pass, case %zu", i);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_FULL_ONLY, NULL, NULL) == cases[i].want,
+                      "full evaluation, case %zu", i);
+        pixel__arena_release(&a);
+        free(json);
+    }
+    /* past the depth limit (deeper than JSON text parses here: built in place) */
+    enum { DEEP = 600 };
+    pixel_value *chain = calloc(DEEP, sizeof(*chain));
+    ck_assert_ptr_nonnull(chain);
+    for (int i = 0; i < DEEP; i++) {
+        chain[i].type = PIXEL_TYPE_OBJECT;
+        if (i + 1 < DEEP) {
+            chain[i + 1].key = "a";
+            chain[i + 1].klen = 1;
+            chain[i].u.list.head = chain[i].u.list.tail = &chain[i + 1];
+            chain[i].u.list.count = 1;
+        }
+    }
+    ck_assert_int_eq(pixel_schema_validate(s, chain, SFLAG_QUICK_ONLY, NULL, NULL), PIXEL_ERROR);
+    ck_assert_int_eq(pixel_schema_validate(s, chain, 0, NULL, NULL), PIXEL_ERROR);
+    ck_assert_int_eq(pixel_schema_validate(s, &chain[DEEP - 300], 0, NULL, NULL), 0);
+    free(chain);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+START_TEST(multiple_of_and_bounds_agree_in_64_and_128_bits)
+{
+    /* literals that the 64-bit path takes, and ones past it (19 digits, exponents,
+       operands that overflow when scaled), each with its exact answer */
+    static const char *const inst[] = {
+        "2.5", "2.55", "-0.75", "0", "0.000", "-0", "1e2", "2.5e0", "2.5E-1", "12",
+        "0.250000000000000000", "0.2500000000000000001", "123456789012345678.25",
+        "1234567890123456789.25", "9223372036854775807", "-9223372036854775808",
+        "922337203685477580.75", "0.00000000000000000025",
+    };
+    static const int valid[] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0};
+    expect_verdicts("{\"multipleOf\": 0.25}", inst, valid, PIXEL_ARRAY_LEN(inst), false);
+    static const char *const inst2[] = {"7",     "-7",  "7.0", "7.5",
+                                        "14e-1", "0.7", "7000000000000000000"};
+    static const int valid2[] = {1, 1, 1, 0, 1, 1, 1};
+    expect_verdicts("{\"multipleOf\": 0.7}", inst2, valid2, PIXEL_ARRAY_LEN(inst2), false);
+    /* a divisor whose mantissa is 1 */
+    static const char *const inst5[] = {"0.00751", "0.0075", "3", "0.00001"};
+    static const int valid5[] = {0, 1, 1, 0};
+    expect_verdicts("{\"multipleOf\": 0.0001}", inst5, valid5, PIXEL_ARRAY_LEN(inst5), false);
+    /* a double against integer bounds, at and around them, and past 2^53 */
+    static const char *const inst3[] = {"-0.5", "0.0", "50.0", "50.25", "49.999999", "1e300",
+                                        "-1e300", "9007199254740993"};
+    static const int valid3[] = {0, 1, 1, 0, 1, 0, 0, 0};
+    expect_verdicts("{\"minimum\": 0, \"maximum\": 50}", inst3, valid3, PIXEL_ARRAY_LEN(inst3),
+                    false);
+    static const char *const inst4[] = {"9007199254740993.0", "9007199254740992.0", "1e20"};
+    static const int valid4[] = {0, 0, 1};
+    expect_verdicts("{\"minimum\": 9007199254740993}", inst4, valid4, PIXEL_ARRAY_LEN(inst4),
+                    false);
 }
 END_TEST
 
@@ -1043,18 +1334,22 @@ static Suite *schema_suite(void)
     TCase *val = tcase_create("validation");
     tcase_add_test(val, errors_name_instance_keyword_and_schema_locations);
     tcase_add_test(val, multiple_of_decimals_is_exact_and_lengths_count_code_points);
+    tcase_add_test(val, multiple_of_and_bounds_agree_in_64_and_128_bits);
     tcase_add_test(val, validation_allocates_nothing);
     tcase_add_test(val, format_checkers_follow_their_rfcs);
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
     tcase_add_test(val, shuffle_steps_agree_with_table_steps);
+    tcase_add_test(val, nibble_runs_agree_with_table_runs);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
+    tcase_add_test(val, nested_objects_walked_in_one_loop_agree_with_the_full_evaluation);
     tcase_add_test(val, evaluation_refuses_a_dynamic_reference_cycle);
     tcase_add_test(val, depth_limit_unwinds_without_retrying_branches);
     tcase_add_test(val, trusted_date_times_pass_the_checker);
     tcase_add_test(val, trusted_uuids_pass_the_checker);
     tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
     tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
+    tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
 }
