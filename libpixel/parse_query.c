@@ -736,6 +736,13 @@ escape:;
         return PIXEL_ENOMEM;
     }
     char *o = d; /* the output's end */
+    /* An escape at or after stop2 is cut short by the end of the value (or
+     * is past it): the walk leaves the fast loop there, so that an escape
+     * inside it needs no bounds check. */
+    const char *const stop2 = q + (to - from >= 2 ? to - 2 : from);
+    if (PIXEL_UNLIKELY(e >= stop2)) {
+        goto tail;
+    }
     /* Each escape: the run before it copied whole, then its byte.  (Never a
      * bit inside an escape already decoded: its two bytes are hex digits,
      * none of which is a byte to decode.) */
@@ -746,10 +753,10 @@ escape:;
             pixel__copy16(o + k, src + k);
         }
         o += len;
-        if (c == '%') {
+        if (PIXEL_LIKELY(c == '%')) {
             /* negative when either digit is not one (a digit's value is -1) */
             const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
-            if (PIXEL_UNLIKELY(v < 0 || e + 2 >= stop)) {
+            if (PIXEL_UNLIKELY(v < 0)) {
                 bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
                 return 1;
             }
@@ -761,27 +768,51 @@ escape:;
             src = e + 1;
         }
         *o++ = (char)c;
-        /* the next escape, or the end */
+        /* the next escape (a byte >= 0x80 is only marked), or the tail */
         for (;;) {
             e = next_bit(&mw, &wq, &w);
-            if (e >= stop) {
-                *next_sp = (size_t)(e - q);
-                len = (size_t)(stop - src);
-                for (size_t k = 0; k < len; k += 16) {
-                    pixel__copy16(o + k, src + k);
-                }
-                o += len;
-                *o = '\0';
-                *out = (pixel_span){d, (size_t)(o - d)};
-                goto check;
+            if (PIXEL_UNLIKELY(e >= stop2)) {
+                goto tail;
             }
             c = (unsigned char)*e;
-            if (c < 0x80) {
+            if (PIXEL_LIKELY(c < 0x80)) {
                 break;
             }
             hi = 0x80;
         }
     }
+tail:
+    /* The bytes to decode in the last two of the value, then the end: there
+     * a '%' is cut short, a '+' is a space. */
+    while (e < stop) {
+        c = (unsigned char)*e;
+        if (c >= 0x80) {
+            hi = 0x80;
+        } else if (c == '%') {
+            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            return 1;
+        } else {
+            size_t len = (size_t)(e - src);
+            pixel__copy16(o, src);
+            for (size_t k = 16; k < len; k += 16) {
+                pixel__copy16(o + k, src + k);
+            }
+            o += len;
+            *o++ = ' ';
+            src = e + 1;
+        }
+        e = next_bit(&mw, &wq, &w);
+    }
+    *next_sp = (size_t)(e - q);
+    {
+        const size_t len = (size_t)(stop - src);
+        for (size_t k = 0; k < len; k += 16) {
+            pixel__copy16(o + k, src + k);
+        }
+        o += len;
+    }
+    *o = '\0';
+    *out = (pixel_span){d, (size_t)(o - d)};
 check:
     if (!(hi & 0x80)) {
         return 0; /* pure ASCII is valid UTF-8 */
@@ -967,6 +998,113 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
     return rc;
 }
 
+/*
+ * cut_pairs when sixteen bytes can be read from every name on (the usual
+ * query, inside a line that goes on): the same pairs, slots and results.
+ * The '&' bits are walked once, in order, a word at a time (each pair ends
+ * at the next one), and positions are pointers, so that the loop keeps its
+ * state in registers.  A pair that needs decoding calls out as cut_pairs
+ * does.
+ */
+__attribute__((always_inline)) static inline int
+cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_param *params,
+               pixel_slot *slots, size_t max_params, slot_table tab, size_t *np_out)
+{
+    const qstate st = *stp;
+    const char *const q = st.q, *const qend = q + st.n;
+    const uint64_t *const specm = st.m.spec;
+    /* the walk over the '&' bits: the word at aw, whose bit 0 is the byte at
+     * abase, with the bits not taken yet in abits */
+    const uint64_t *aw = st.m.amp;
+    const char *abase = q;
+    uint64_t abits = *aw;
+    pixel_param *pa = params;
+    int32_t np = 0; /* pa - params */
+    bool over = false; /* a pair past the first max_params broke the loop */
+    const char *name = q;                  /* the pair's start */
+    const char *sp = q + next_set(specm, 0); /* the first byte to decode at or after name */
+    int rc = 0;
+    for (;;) {
+        const char *const end = next_bit(&aw, &abase, &abits);
+        if (PIXEL_LIKELY(end > name)) { /* "&&" and a trailing '&' make no pair */
+            const char *eq =
+                name + __builtin_ctz(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            if (PIXEL_UNLIKELY(eq >= end)) {
+                eq = end;
+            } else if (PIXEL_UNLIKELY(eq == name + 16)) {
+                /* a name of sixteen bytes or more */
+                const char *e = memchr(eq, '=', (size_t)(end - eq));
+                eq = e ? e : end;
+            }
+            const size_t nlen = (size_t)(eq - name);
+            int32_t slot;
+            if (PIXEL_LIKELY(sp >= end)) {
+                /* plain: views into the query (the params have room for every
+                 * pair; one past max_params is reported after the loop) */
+                const char *const vat = eq + (eq < end);
+                pa->name = (pixel_span){name, nlen};
+                pa->value = (pixel_span){vat, (size_t)(end - vat)};
+                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
+            } else if (PIXEL_UNLIKELY((size_t)np >= max_params)) {
+                over = true; /* too many: reported below, before this pair's own faults */
+                break;
+            } else if (PIXEL_LIKELY(sp > eq && eq < end)) {
+                /* a plain name, a value to decode (sp > eq: the '=' is no byte to
+                 * decode, so sp >= eq means sp > eq) */
+                size_t next_sp;
+                pa->name = (pixel_span){name, nlen};
+                rc = decode_value(ctx, &st, (size_t)(eq + 1 - q), (size_t)(end - q), pa->name,
+                                  &pa->value, &next_sp, (size_t)(sp - q), true);
+                if (rc != 0) {
+                    break;
+                }
+                sp = q + next_sp;
+                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
+            } else {
+                size_t next_sp = 0;
+                const size_t at = (size_t)(name - q), e = (size_t)(end - q);
+                rc = decode_pair(ctx, p, &st, at, e, (size_t)(eq - q), sp >= eq, pa, &next_sp);
+                if (rc != 0) {
+                    break;
+                }
+                /* the cursor, when the decoder did not find it: at or after end */
+                sp = next_sp ? q + next_sp : q + next_set(specm, e);
+                slot = slot_find(p, pa->name.p, pa->name.n,
+                                 pa->name.p == name ? st.rd_end : NULL);
+            }
+            pa->slot = slot;
+            pa->next_same = -1;
+            if (slot >= 0) {
+                pixel_slot *sl = &slots[slot];
+                if (PIXEL_LIKELY(sl->first < 0)) {
+                    *sl = (pixel_slot){np, 1};
+                } else if ((size_t)np >= max_params) {
+                    over = true;
+                    break;
+                } else if ((rc = repeated(p, ctx, params, sl, np)) != 0) {
+                    break;
+                }
+            }
+            pa++, np++;
+        }
+        if (end >= qend) {
+            break;
+        }
+        name = end + 1;
+        /* (sp >= end here, and sp == end only at qend: an '&' is no byte to
+         * decode) */
+    }
+    if (rc == 0 && (over || (size_t)np > max_params)) {
+        /* the pair after the first max_params (the first of them to fail was
+         * the one that breaks out of the loop, or none did) */
+        np = (int32_t)max_params;
+        rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
+                               "more than %zu query parameters", max_params);
+    }
+    *np_out = (size_t)np;
+    return rc;
+}
+
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
 {
     pixel_record *r = &ctx->rec;
@@ -974,9 +1112,13 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const char *q = query.p;
     const size_t n = query.n;
     /* One allocation: the slots (whole blocks of sixteen bytes, at least
-     * one), the parameters, and the two masks of n / 64 + 1 words. */
+     * one), the parameters, and the two masks of n / 64 + 1 words.  There is
+     * room for every pair the query can hold, (n + 1) / 2, when that is more
+     * than max_params: cut_pairs_room looks at the count only after the loop
+     * (and before a pair that can fail). */
     const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
-    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + max_params * sizeof(pixel_param) +
+    const size_t pcap = max_params > (n + 1) / 2 ? max_params : (n + 1) / 2;
+    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + pcap * sizeof(pixel_param) +
                                                     2 * nw * sizeof(uint64_t));
     pixel_slot *slots = (pixel_slot *)(void *)mem;
     pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
@@ -994,7 +1136,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
         rd_end = ctx->line + ctx->line_len;
     }
     qstate st = {q, rd_end, n, {0}};
-    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + max_params * sizeof(pixel_param));
+    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + pcap * sizeof(pixel_param));
 #ifdef PIXEL_CLASSIFY_AVX2
     if (n >= 32 && __builtin_cpu_supports("avx2")) {
         classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
@@ -1014,7 +1156,7 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
                             table_shift(p->slot_hash ? p->slot_hash_mask : 1)};
     size_t np = 0;
     const int rc = rd_end - (q + n) >= 16
-                       ? cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, true)
+                       ? cut_pairs_room(p, ctx, &st, params, slots, max_params, tab, &np)
                        : cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, false);
     r->nparams = np;
     return rc < 0 ? rc : 0;
