@@ -157,12 +157,18 @@ static inline uint64_t name_word_fast(const char *s, size_t n)
 #endif
 }
 
-/* The table has room for eight times the names, and its multiplier is the
+/* The fewest buckets of a table (as bits): the size of the tables of up to
+ * 32 names, whose lookup the query loop has a version of with the shift a
+ * constant. */
+#define SLOT_HASH_MIN_BITS 8
+
+/* The table has room for eight times the names (and at least
+ * 1 << SLOT_HASH_MIN_BITS buckets), and its multiplier is the
  * first of a few that sends every name to a bucket of its own: a lookup of a
  * referenced name is then one probe. */
 static int rebuild_hash(pixel_pipeline *p)
 {
-    uint32_t size = 16;
+    uint32_t size = 1u << SLOT_HASH_MIN_BITS;
     while (size < p->nslots * 8) {
         size *= 2;
     }
@@ -1008,8 +1014,12 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
  */
 __attribute__((always_inline)) static inline int
 cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_param *params,
-               pixel_slot *slots, size_t max_params, slot_table tab, size_t *np_out)
+               pixel_slot *slots, size_t max_params, slot_table tab, size_t *np_out,
+               const unsigned shift_c)
 {
+    /* the table's shift: shift_c when it is not 0 (a constant where this is
+     * inlined: the usual table of SLOT_HASH_MIN buckets) */
+    const unsigned shift = shift_c ? shift_c : tab.shift;
     const qstate st = *stp;
     const char *const q = st.q, *const qend = q + st.n;
     const uint64_t *const specm = st.m.spec;
@@ -1026,6 +1036,33 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
     int rc = 0;
     for (;;) {
         const char *const end = next_bit(&aw, &abase, &abits);
+        /* The usual pair first: nothing to decode, a name of less than
+         * sixteen bytes with its '=' before end, its slot's first entry in the
+         * table (or an empty one), and no earlier pair of that slot. */
+        if (PIXEL_LIKELY(sp >= end && end > name)) {
+            const size_t nlen = (size_t)__builtin_ctz(
+                pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            if (PIXEL_LIKELY(nlen < 16 && nlen < (size_t)(end - name))) {
+                const uint64_t word = name_word_fast(name, nlen);
+                const pixel_slot_entry *e =
+                    &tab.h[(uint32_t)(((word ^ nlen) * tab.mult) >> shift)];
+                if (PIXEL_LIKELY(e->word == word && e->len == nlen)) {
+                    const int32_t slot = e->slot;
+                    pixel_slot *const sl = &slots[slot >= 0 ? slot : 0];
+                    if (PIXEL_LIKELY(slot < 0 || sl->first < 0)) {
+                        pa->name = (pixel_span){name, nlen};
+                        pa->value = (pixel_span){name + nlen + 1, (size_t)(end - name) - nlen - 1};
+                        pa->slot = slot;
+                        pa->next_same = -1;
+                        if (slot >= 0) {
+                            *sl = (pixel_slot){np, 1};
+                        }
+                        pa++, np++;
+                        goto next;
+                    }
+                }
+            }
+        }
         if (PIXEL_LIKELY(end > name)) { /* "&&" and a trailing '&' make no pair */
             const char *eq =
                 name + __builtin_ctz(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
@@ -1087,7 +1124,9 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
             }
             pa++, np++;
         }
-        if (end >= qend) {
+    next:
+        /* (the bit at qend is the mask's last: the word has none left) */
+        if (PIXEL_UNLIKELY(!abits) && end >= qend) {
             break;
         }
         name = end + 1;
@@ -1152,11 +1191,17 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const uint64_t end_bit = (uint64_t)1 << (n % 64);
     m.amp[n / 64] |= end_bit;
     m.spec[n / 64] |= end_bit;
+    /* (and none past it: cut_pairs_room's walk ends when it takes that bit
+     * and the word has no more) */
+    m.amp[n / 64] &= (end_bit << 1) - 1;
     const slot_table tab = {p->slot_hash ? p->slot_hash : no_slots, p->slot_hash_mult,
                             table_shift(p->slot_hash ? p->slot_hash_mask : 1)};
     size_t np = 0;
     const int rc = rd_end - (q + n) >= 16
-                       ? cut_pairs_room(p, ctx, &st, params, slots, max_params, tab, &np)
+                       ? (tab.shift == 64 - SLOT_HASH_MIN_BITS
+                              ? cut_pairs_room(p, ctx, &st, params, slots, max_params, tab, &np,
+                                               64 - SLOT_HASH_MIN_BITS)
+                              : cut_pairs_room(p, ctx, &st, params, slots, max_params, tab, &np, 0))
                        : cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, false);
     r->nparams = np;
     return rc < 0 ? rc : 0;
