@@ -1023,11 +1023,12 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
     const qstate st = *stp;
     const char *const q = st.q, *const qend = q + st.n;
     const uint64_t *const specm = st.m.spec;
-    /* the walk over the '&' bits: the word at aw, whose bit 0 is the byte at
-     * abase, with the bits not taken yet in abits */
-    const uint64_t *aw = st.m.amp;
+    /* the walk over the '&' bits: the word whose bit 0 is the byte at abase
+     * (the word's index is its distance from q over 64), with the bits not
+     * taken yet in abits */
+    const uint64_t *const ampm = st.m.amp;
     const char *abase = q;
-    uint64_t abits = *aw;
+    uint64_t abits = *ampm;
     pixel_param *pa = params;
     int32_t np = 0; /* pa - params */
     bool over = false; /* a pair past the first max_params broke the loop */
@@ -1035,7 +1036,12 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
     const char *sp = q + next_set(specm, 0); /* the first byte to decode at or after name */
     int rc = 0;
     for (;;) {
-        const char *const end = next_bit(&aw, &abase, &abits);
+        while (!abits) {
+            abase += 64;
+            abits = ampm[(size_t)(abase - q) / 64];
+        }
+        const char *const end = abase + (unsigned)__builtin_ctzll(abits);
+        abits &= abits - 1;
         /* The usual pair first: nothing to decode, a name of less than
          * sixteen bytes with its '=' before end, its slot's first entry in the
          * table (or an empty one), and no earlier pair of that slot. */
