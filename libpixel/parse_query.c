@@ -509,6 +509,20 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
 }
 #endif
 
+/* The trailing zeros of w != 0 as a 64-bit count: __builtin_ctzll's int
+ * costs a sign extension on every use as an offset (x86-64: one tzcnt, which
+ * is bsf where BMI1 is missing, the same for w != 0). */
+static inline size_t ctz64(uint64_t w)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    uint64_t r;
+    __asm__("tzcnt %1, %0" : "=r"(r) : "rm"(w) : "cc");
+    return (size_t)r;
+#else
+    return (size_t)__builtin_ctzll(w);
+#endif
+}
+
 /* The first set bit of m at or after pos, when there is one. */
 static inline size_t next_set(const uint64_t *m, size_t pos)
 {
@@ -517,7 +531,7 @@ static inline size_t next_set(const uint64_t *m, size_t pos)
     while (!w) {
         w = m[++wi];
     }
-    return wi * 64 + (size_t)__builtin_ctzll(w);
+    return wi * 64 + ctz64(w);
 }
 
 /* Quarantines a name or value whose decoded bytes are not UTF-8 (from the
@@ -681,7 +695,7 @@ next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
         *w = *++*mw;
         *wq += 64;
     }
-    const char *at = *wq + (unsigned)__builtin_ctzll(*w);
+    const char *at = *wq + ctz64(*w);
     *w &= *w - 1;
     return at;
 }
@@ -751,40 +765,59 @@ escape:;
     }
     /* Each escape: the run before it copied whole, then its byte.  (Never a
      * bit inside an escape already decoded: its two bytes are hex digits,
-     * none of which is a byte to decode.) */
+     * none of which is a byte to decode.)  The loop takes the '%' escapes
+     * (e is one, before stop2); a '+' or a byte >= 0x80 goes to `other`. */
+    if (c != '%') {
+        goto other;
+    }
     for (;;) {
-        size_t len = (size_t)(e - src);
-        pixel__copy16(o, src);
-        for (size_t k = 16; k < len; k += 16) {
-            pixel__copy16(o + k, src + k);
-        }
-        o += len;
-        if (PIXEL_LIKELY(c == '%')) {
-            /* negative when either digit is not one (a digit's value is -1) */
-            const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
-            if (PIXEL_UNLIKELY(v < 0)) {
-                bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
-                return 1;
+        {
+            const size_t len = (size_t)(e - src);
+            pixel__copy16(o, src);
+            for (size_t k = 16; k < len; k += 16) {
+                pixel__copy16(o + k, src + k);
             }
-            c = (unsigned char)v;
-            hi |= (unsigned)v;
-            src = e + 3;
-        } else {
-            c = ' '; /* '+' (a byte to decode only when it means a space) */
-            src = e + 1;
+            o += len;
         }
-        *o++ = (char)c;
-        /* the next escape (a byte >= 0x80 is only marked), or the tail */
+        /* negative when either digit is not one (a digit's value is -1) */
+        const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
+        if (PIXEL_UNLIKELY(v < 0)) {
+            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            return 1;
+        }
+        hi |= (unsigned)v;
+        src = e + 3;
+        *o++ = (char)v;
+        /* the next byte to decode, or the tail */
+        e = next_bit(&mw, &wq, &w);
+        if (PIXEL_UNLIKELY(e >= stop2)) {
+            goto tail;
+        }
+        if (PIXEL_LIKELY(*e == '%')) {
+            continue;
+        }
+    other:
+        /* '+' (a space) and bytes >= 0x80 (only marked), up to the next '%' */
         for (;;) {
+            c = (unsigned char)*e;
+            if (c >= 0x80) {
+                hi = 0x80;
+            } else if (c == '%') {
+                break;
+            } else {
+                const size_t len = (size_t)(e - src);
+                pixel__copy16(o, src);
+                for (size_t k = 16; k < len; k += 16) {
+                    pixel__copy16(o + k, src + k);
+                }
+                o += len;
+                *o++ = ' ';
+                src = e + 1;
+            }
             e = next_bit(&mw, &wq, &w);
             if (PIXEL_UNLIKELY(e >= stop2)) {
                 goto tail;
             }
-            c = (unsigned char)*e;
-            if (PIXEL_LIKELY(c < 0x80)) {
-                break;
-            }
-            hi = 0x80;
         }
     }
 tail:
@@ -1040,14 +1073,13 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
             abase += 64;
             abits = ampm[(size_t)(abase - q) / 64];
         }
-        const char *const end = abase + (unsigned)__builtin_ctzll(abits);
+        const char *const end = abase + ctz64(abits);
         abits &= abits - 1;
         /* The usual pair first: nothing to decode, a name of less than
          * sixteen bytes with its '=' before end, its slot's first entry in the
          * table (or an empty one), and no earlier pair of that slot. */
         if (PIXEL_LIKELY(sp >= end && end > name)) {
-            const size_t nlen = (size_t)__builtin_ctz(
-                pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            const size_t nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
             if (PIXEL_LIKELY(nlen < 16 && nlen < (size_t)(end - name))) {
                 const uint64_t word = name_word_fast(name, nlen);
                 const pixel_slot_entry *e =
@@ -1071,7 +1103,7 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         }
         if (PIXEL_LIKELY(end > name)) { /* "&&" and a trailing '&' make no pair */
             const char *eq =
-                name + __builtin_ctz(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+                name + ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
             if (PIXEL_UNLIKELY(eq >= end)) {
                 eq = end;
             } else if (PIXEL_UNLIKELY(eq == name + 16)) {
