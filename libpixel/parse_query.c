@@ -467,9 +467,11 @@ split32(const unsigned char *p, __m256i pl, uint32_t *a, uint32_t *x)
 /* classify() for CPUs with AVX2 (asked at run time), for n >= 32: blocks of
  * 32 bytes, each the half of a word (x86 is little-endian), then the last
  * n % 32 bytes from the block that ends with them. */
-__attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t n, uint64_t *w,
-                                                          unsigned char plus, qmasks *m)
+__attribute__((target("avx2,popcnt"))) static size_t classify_avx2(const char *q, size_t n,
+                                                                   uint64_t *w, unsigned char plus,
+                                                                   qmasks *m)
 {
+    size_t namp = 0; /* the '&' (every CPU with AVX2 has popcnt) */
     const unsigned char *s = (const unsigned char *)q;
     const size_t nw = n / 64 + 1;
     m->nw = nw;
@@ -483,11 +485,14 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
         uint32_t a2, x2;
         split32(s + o, pl, &a, &x);
         split32(s + o + 32, pl, &a2, &x2);
-        m->amp[o / 64] = a | (uint64_t)a2 << 32;
+        const uint64_t aw = a | (uint64_t)a2 << 32;
+        m->amp[o / 64] = aw;
         m->spec[o / 64] = x | (uint64_t)x2 << 32;
+        namp += (size_t)__builtin_popcountll(aw);
     }
     if (n - o >= 32) {
         split32(s + o, pl, &a, &x);
+        namp += (size_t)__builtin_popcount(a);
         memcpy(ab + o / 8, &a, 4);
         memcpy(xb + o / 8, &x, 4);
         o += 32;
@@ -498,6 +503,7 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
     if (r) {
         split32(s + n - 32, pl, &a, &x);
         ta = a >> (32 - r), tx = x >> (32 - r);
+        namp += (size_t)__builtin_popcountll(ta);
     }
     if (o % 64 == 0) {
         m->amp[o / 64] = ta, m->spec[o / 64] = tx;
@@ -506,6 +512,7 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
         memcpy(ab + o / 8, &a, 4);
         memcpy(xb + o / 8, &x, 4);
     }
+    return namp;
 }
 #endif
 
@@ -522,6 +529,17 @@ static inline size_t ctz64(uint64_t w)
     return (size_t)__builtin_ctzll(w);
 #endif
 }
+
+/* The set bits of the nw words at m. */
+static size_t count_bits(const uint64_t *m, size_t nw)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < nw; i++) {
+        k += (size_t)__builtin_popcountll(m[i]);
+    }
+    return k;
+}
+
 
 /* The first set bit of m at or after pos, when there is one. */
 static inline size_t next_set(const uint64_t *m, size_t pos)
@@ -1189,13 +1207,10 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const char *q = query.p;
     const size_t n = query.n;
     /* One allocation: the slots (whole blocks of sixteen bytes, at least
-     * one), the parameters, and the two masks of n / 64 + 1 words.  There is
-     * room for every pair the query can hold, (n + 1) / 2, when that is more
-     * than max_params: cut_pairs_room looks at the count only after the loop
-     * (and before a pair that can fail). */
+     * one), max_params parameters, and the two masks of n / 64 + 1 words. */
     const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
-    const size_t pcap = max_params > (n + 1) / 2 ? max_params : (n + 1) / 2;
-    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + pcap * sizeof(pixel_param) +
+    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 +
+                                                    max_params * sizeof(pixel_param) +
                                                     2 * nw * sizeof(uint64_t));
     pixel_slot *slots = (pixel_slot *)(void *)mem;
     pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
@@ -1213,14 +1228,28 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
         rd_end = ctx->line + ctx->line_len;
     }
     qstate st = {q, rd_end, n, {0}};
-    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + pcap * sizeof(pixel_param));
+    uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + max_params * sizeof(pixel_param));
+    size_t namp; /* the query's '&' */
 #ifdef PIXEL_CLASSIFY_AVX2
     if (n >= 32 && __builtin_cpu_supports("avx2")) {
-        classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
+        namp = classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
     } else
 #endif
     {
         classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+        namp = count_bits(st.m.amp, st.m.nw);
+    }
+    /* cut_pairs_room makes a parameter of every pair with no test of
+     * max_params (it reports too many after the loop, or before the first
+     * pair that can fail): a query of more pairs than that, at most namp + 1,
+     * has its parameters in a block of that many (rare: the usual query is
+     * far below max_params). */
+    if (PIXEL_UNLIKELY(namp + 1 > max_params)) {
+        params = pixel__arena_alloc(&ctx->arena, (namp + 1) * sizeof(pixel_param));
+        if (!params) {
+            return PIXEL_ENOMEM;
+        }
+        r->params = params;
     }
     const qmasks m = st.m;
     /* Each mask gets a bit at n: the end of the string acts as one more '&',
