@@ -431,11 +431,11 @@ static inline int lit_at(const char *q, const char *end, const pixel_logstep *st
     return pixel__same_bytes(q + 1, st->lit + 1, st->litlen - 1);
 }
 
+static const char *find_lit_tail(const char *p, const char *end, const pixel_logstep *st);
+
 /* The first occurrence of the literal of st in [p, end), or NULL. */
 static const char *find_lit(const char *p, const char *end, const pixel_logstep *st)
 {
-    const char *lit = st->lit;
-    size_t n = st->litlen;
     /* Most fields are short: the first 32 bytes are looked at in line (two
      * blocks, one mask), the rest by memchr. */
     if (end - p >= 32) {
@@ -449,8 +449,8 @@ static const char *find_lit(const char *p, const char *end, const pixel_logstep 
                          << 16;
 #else
         const unsigned char *u = (const unsigned char *)p;
-        uint32_t m = pixel__eq16(u, (unsigned char)lit[0]) |
-                     (uint32_t)pixel__eq16(u + 16, (unsigned char)lit[0]) << 16;
+        uint32_t m = pixel__eq16(u, (unsigned char)st->lit[0]) |
+                     (uint32_t)pixel__eq16(u + 16, (unsigned char)st->lit[0]) << 16;
 #endif
         for (; m; m &= m - 1) {
             const char *q = p + __builtin_ctz(m);
@@ -461,6 +461,14 @@ static const char *find_lit(const char *p, const char *end, const pixel_logstep 
         }
         p += 32;
     }
+    return find_lit_tail(p, end, st);
+}
+
+/* find_lit past its first look: memchr for the literal's first byte. */
+static const char *find_lit_tail(const char *p, const char *end, const pixel_logstep *st)
+{
+    const char *lit = st->lit;
+    size_t n = st->litlen;
     if (n == 1) {
         return memchr(p, lit[0], (size_t)(end - p));
     }
@@ -487,15 +495,109 @@ static int field_truncated(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_
                              pixel__field_name(p, st->slot), st->lit);
 }
 
+__attribute__((noinline, cold)) static int malformed_record(pixel_ctx *ctx, const pixel_logfmt *f)
+{
+    return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "malformed_log_record", "log",
+                             "the record does not start with \"%s\" as the log format says",
+                             f->lit[0]);
+}
+
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PIXEL_FIND2_AVX2 1
+/* find2 for CPUs with AVX2 (asked at run time), for end - p >= 32: 64 bytes a
+ * step, then blocks of 32, the last one ending at end. */
+__attribute__((target("avx2"))) static const char *find2_avx2(const char *p, const char *end,
+                                                             char a, char b)
+{
+    const __m256i va = _mm256_set1_epi8(a), vb = _mm256_set1_epi8(b);
+    for (; end - p >= 64; p += 64) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+        __m256i y = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+        __m256i hx = _mm256_or_si256(_mm256_cmpeq_epi8(x, va), _mm256_cmpeq_epi8(x, vb));
+        __m256i hy = _mm256_or_si256(_mm256_cmpeq_epi8(y, va), _mm256_cmpeq_epi8(y, vb));
+        __m256i h = _mm256_or_si256(hx, hy);
+        if (!_mm256_testz_si256(h, h)) {
+            uint64_t m = (uint32_t)_mm256_movemask_epi8(hx) |
+                         (uint64_t)(uint32_t)_mm256_movemask_epi8(hy) << 32;
+            return p + __builtin_ctzll(m);
+        }
+    }
+    while (p < end) {
+        /* (the range was at least 32 bytes long: a block ending at end starts in it) */
+        const char *blk = end - p >= 32 ? p : end - 32;
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)blk);
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, va), _mm256_cmpeq_epi8(x, vb)));
+        m >>= (unsigned)(p - blk); /* bytes before p were looked at */
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p = blk + 32;
+    }
+    return end;
+}
+
+/*
+ * parse_text for CPUs with AVX2 (asked at run time): the same fields and
+ * faults.  A field with at least 36 bytes after its start and a literal of
+ * up to four bytes has the literal's first byte looked for in its first 32
+ * bytes with one compare (every candidate has four readable bytes: one
+ * masked word compare each); the rest is find_lit's.
+ */
+__attribute__((target("avx2"))) static int parse_text_avx2(const pixel_pipeline *p,
+                                                           pixel_ctx *ctx, pixel_span msg)
+{
+    const pixel_logfmt *f = &p->logfmt;
+    pixel_span *fields = ctx->rec.fields;
+    const char *s = msg.p, *end = msg.p + msg.n;
+    if ((size_t)(end - s) < f->litlen[0] || !pixel__same_bytes(s, f->lit[0], f->litlen[0])) {
+        return malformed_record(ctx, f);
+    }
+    s += f->litlen[0];
+    const pixel_logstep *st = f->step, *last = f->step + f->nfields - 1;
+    for (; st < last; st++) {
+        const char *stop;
+        if (PIXEL_LIKELY(end - s >= 36 && st->litlen <= 4)) {
+            const __m256i c = _mm256_set1_epi32((int)st->first4);
+            uint32_t m = (uint32_t)_mm256_movemask_epi8(
+                _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)s), c));
+            for (; m; m &= m - 1) {
+                const char *q = s + __builtin_ctz(m);
+                uint32_t w;
+                memcpy(&w, q, 4);
+                if ((w & st->mask) == st->head) {
+                    stop = q;
+                    goto found;
+                }
+            }
+            stop = find_lit_tail(s + 32, end, st);
+        } else {
+            stop = find_lit(s, end, st);
+        }
+        if (!stop) {
+            return field_truncated(p, ctx, st);
+        }
+    found:
+        fields[st->slot] = (pixel_span){s, (size_t)(stop - s)};
+        s = stop + st->litlen;
+    }
+    /* The last literal must end the record. */
+    if ((size_t)(end - s) < st->litlen || !pixel__same_bytes(end - st->litlen, st->lit, st->litlen)) {
+        return field_truncated(p, ctx, st);
+    }
+    fields[st->slot] = (pixel_span){s, (size_t)(end - st->litlen - s)};
+    return 0;
+}
+#endif
+
 static int parse_text(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
 {
     const pixel_logfmt *f = &p->logfmt;
     pixel_span *fields = ctx->rec.fields;
     const char *s = msg.p, *end = msg.p + msg.n;
     if ((size_t)(end - s) < f->litlen[0] || !pixel__same_bytes(s, f->lit[0], f->litlen[0])) {
-        return pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "malformed_log_record", "log",
-                                 "the record does not start with \"%s\" as the log format says",
-                                 f->lit[0]);
+        return malformed_record(ctx, f);
     }
     s += f->litlen[0];
     const pixel_logstep *st = f->step, *last = f->step + f->nfields - 1;
@@ -569,42 +671,6 @@ static int parse_json(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
     return 0;
 }
 
-#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define PIXEL_FIND2_AVX2 1
-/* find2 for CPUs with AVX2 (asked at run time), for end - p >= 32: 64 bytes a
- * step, then blocks of 32, the last one ending at end. */
-__attribute__((target("avx2"))) static const char *find2_avx2(const char *p, const char *end,
-                                                             char a, char b)
-{
-    const __m256i va = _mm256_set1_epi8(a), vb = _mm256_set1_epi8(b);
-    for (; end - p >= 64; p += 64) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
-        __m256i y = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
-        __m256i hx = _mm256_or_si256(_mm256_cmpeq_epi8(x, va), _mm256_cmpeq_epi8(x, vb));
-        __m256i hy = _mm256_or_si256(_mm256_cmpeq_epi8(y, va), _mm256_cmpeq_epi8(y, vb));
-        __m256i h = _mm256_or_si256(hx, hy);
-        if (!_mm256_testz_si256(h, h)) {
-            uint64_t m = (uint32_t)_mm256_movemask_epi8(hx) |
-                         (uint64_t)(uint32_t)_mm256_movemask_epi8(hy) << 32;
-            return p + __builtin_ctzll(m);
-        }
-    }
-    while (p < end) {
-        /* (the range was at least 32 bytes long: a block ending at end starts in it) */
-        const char *blk = end - p >= 32 ? p : end - 32;
-        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)blk);
-        uint32_t m = (uint32_t)_mm256_movemask_epi8(
-            _mm256_or_si256(_mm256_cmpeq_epi8(x, va), _mm256_cmpeq_epi8(x, vb)));
-        m >>= (unsigned)(p - blk); /* bytes before p were looked at */
-        if (m) {
-            return p + __builtin_ctz(m);
-        }
-        p = blk + 32;
-    }
-    return end;
-}
-#endif
 
 /* The first byte of [p, end) equal to a or b, or end. */
 static inline const char *find2(const char *p, const char *end, char a, char b)
@@ -718,7 +784,16 @@ static inline __attribute__((always_inline)) int is_pixel_request(const pixel_pi
 int pixel__parse_log(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span msg)
 {
     ctx->rec.fields_dirty |= p->logfmt.writes; /* what the next reset clears */
-    int rc = p->logfmt.kind == LOGFMT_JSON ? parse_json(p, ctx, msg) : parse_text(p, ctx, msg);
+    int rc;
+    if (p->logfmt.kind == LOGFMT_JSON) {
+        rc = parse_json(p, ctx, msg);
+    } else {
+#ifdef PIXEL_FIND2_AVX2
+        rc = __builtin_cpu_supports("avx2") ? parse_text_avx2(p, ctx, msg) : parse_text(p, ctx, msg);
+#else
+        rc = parse_text(p, ctx, msg);
+#endif
+    }
     pixel_record *r = &ctx->rec;
     if (rc < 0) {
         return rc;

@@ -157,12 +157,18 @@ static inline uint64_t name_word_fast(const char *s, size_t n)
 #endif
 }
 
-/* The table has room for eight times the names, and its multiplier is the
+/* The fewest buckets of a table (as bits): the size of the tables of up to
+ * 32 names, whose lookup the query loop has a version of with the shift a
+ * constant. */
+#define SLOT_HASH_MIN_BITS 8
+
+/* The table has room for eight times the names (and at least
+ * 1 << SLOT_HASH_MIN_BITS buckets), and its multiplier is the
  * first of a few that sends every name to a bucket of its own: a lookup of a
  * referenced name is then one probe. */
 static int rebuild_hash(pixel_pipeline *p)
 {
-    uint32_t size = 16;
+    uint32_t size = 1u << SLOT_HASH_MIN_BITS;
     while (size < p->nslots * 8) {
         size *= 2;
     }
@@ -461,9 +467,11 @@ split32(const unsigned char *p, __m256i pl, uint32_t *a, uint32_t *x)
 /* classify() for CPUs with AVX2 (asked at run time), for n >= 32: blocks of
  * 32 bytes, each the half of a word (x86 is little-endian), then the last
  * n % 32 bytes from the block that ends with them. */
-__attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t n, uint64_t *w,
-                                                          unsigned char plus, qmasks *m)
+__attribute__((target("avx2,popcnt"))) static size_t classify_avx2(const char *q, size_t n,
+                                                                   uint64_t *w, unsigned char plus,
+                                                                   qmasks *m)
 {
+    size_t namp = 0; /* the '&' (every CPU with AVX2 has popcnt) */
     const unsigned char *s = (const unsigned char *)q;
     const size_t nw = n / 64 + 1;
     m->nw = nw;
@@ -477,11 +485,14 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
         uint32_t a2, x2;
         split32(s + o, pl, &a, &x);
         split32(s + o + 32, pl, &a2, &x2);
-        m->amp[o / 64] = a | (uint64_t)a2 << 32;
+        const uint64_t aw = a | (uint64_t)a2 << 32;
+        m->amp[o / 64] = aw;
         m->spec[o / 64] = x | (uint64_t)x2 << 32;
+        namp += (size_t)__builtin_popcountll(aw);
     }
     if (n - o >= 32) {
         split32(s + o, pl, &a, &x);
+        namp += (size_t)__builtin_popcount(a);
         memcpy(ab + o / 8, &a, 4);
         memcpy(xb + o / 8, &x, 4);
         o += 32;
@@ -492,6 +503,7 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
     if (r) {
         split32(s + n - 32, pl, &a, &x);
         ta = a >> (32 - r), tx = x >> (32 - r);
+        namp += (size_t)__builtin_popcountll(ta);
     }
     if (o % 64 == 0) {
         m->amp[o / 64] = ta, m->spec[o / 64] = tx;
@@ -500,8 +512,34 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *q, size_t 
         memcpy(ab + o / 8, &a, 4);
         memcpy(xb + o / 8, &x, 4);
     }
+    return namp;
 }
 #endif
+
+/* The trailing zeros of w != 0 as a 64-bit count: __builtin_ctzll's int
+ * costs a sign extension on every use as an offset (x86-64: one tzcnt, which
+ * is bsf where BMI1 is missing, the same for w != 0). */
+static inline size_t ctz64(uint64_t w)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    uint64_t r;
+    __asm__("tzcnt %1, %0" : "=r"(r) : "rm"(w) : "cc");
+    return (size_t)r;
+#else
+    return (size_t)__builtin_ctzll(w);
+#endif
+}
+
+/* The set bits of the nw words at m. */
+static size_t count_bits(const uint64_t *m, size_t nw)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < nw; i++) {
+        k += (size_t)__builtin_popcountll(m[i]);
+    }
+    return k;
+}
+
 
 /* The first set bit of m at or after pos, when there is one. */
 static inline size_t next_set(const uint64_t *m, size_t pos)
@@ -511,7 +549,7 @@ static inline size_t next_set(const uint64_t *m, size_t pos)
     while (!w) {
         w = m[++wi];
     }
-    return wi * 64 + (size_t)__builtin_ctzll(w);
+    return wi * 64 + ctz64(w);
 }
 
 /* Quarantines a name or value whose decoded bytes are not UTF-8 (from the
@@ -675,7 +713,7 @@ next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
         *w = *++*mw;
         *wq += 64;
     }
-    const char *at = *wq + (unsigned)__builtin_ctzll(*w);
+    const char *at = *wq + ctz64(*w);
     *w &= *w - 1;
     return at;
 }
@@ -736,52 +774,102 @@ escape:;
         return PIXEL_ENOMEM;
     }
     char *o = d; /* the output's end */
+    /* An escape at or after stop2 is cut short by the end of the value (or
+     * is past it): the walk leaves the fast loop there, so that an escape
+     * inside it needs no bounds check. */
+    const char *const stop2 = q + (to - from >= 2 ? to - 2 : from);
+    if (PIXEL_UNLIKELY(e >= stop2)) {
+        goto tail;
+    }
     /* Each escape: the run before it copied whole, then its byte.  (Never a
      * bit inside an escape already decoded: its two bytes are hex digits,
-     * none of which is a byte to decode.) */
+     * none of which is a byte to decode.)  The loop takes the '%' escapes
+     * (e is one, before stop2); a '+' or a byte >= 0x80 goes to `other`. */
+    if (c != '%') {
+        goto other;
+    }
     for (;;) {
-        size_t len = (size_t)(e - src);
-        pixel__copy16(o, src);
-        for (size_t k = 16; k < len; k += 16) {
-            pixel__copy16(o + k, src + k);
-        }
-        o += len;
-        if (c == '%') {
-            /* negative when either digit is not one (a digit's value is -1) */
-            const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
-            if (PIXEL_UNLIKELY(v < 0 || e + 2 >= stop)) {
-                bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
-                return 1;
+        {
+            const size_t len = (size_t)(e - src);
+            pixel__copy16(o, src);
+            for (size_t k = 16; k < len; k += 16) {
+                pixel__copy16(o + k, src + k);
             }
-            c = (unsigned char)v;
-            hi |= (unsigned)v;
-            src = e + 3;
-        } else {
-            c = ' '; /* '+' (a byte to decode only when it means a space) */
-            src = e + 1;
+            o += len;
         }
-        *o++ = (char)c;
-        /* the next escape, or the end */
+        /* negative when either digit is not one (a digit's value is -1) */
+        const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
+        if (PIXEL_UNLIKELY(v < 0)) {
+            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            return 1;
+        }
+        hi |= (unsigned)v;
+        src = e + 3;
+        *o++ = (char)v;
+        /* the next byte to decode, or the tail */
+        e = next_bit(&mw, &wq, &w);
+        if (PIXEL_UNLIKELY(e >= stop2)) {
+            goto tail;
+        }
+        if (PIXEL_LIKELY(*e == '%')) {
+            continue;
+        }
+    other:
+        /* '+' (a space) and bytes >= 0x80 (only marked), up to the next '%' */
         for (;;) {
-            e = next_bit(&mw, &wq, &w);
-            if (e >= stop) {
-                *next_sp = (size_t)(e - q);
-                len = (size_t)(stop - src);
-                for (size_t k = 0; k < len; k += 16) {
+            c = (unsigned char)*e;
+            if (c >= 0x80) {
+                hi = 0x80;
+            } else if (c == '%') {
+                break;
+            } else {
+                const size_t len = (size_t)(e - src);
+                pixel__copy16(o, src);
+                for (size_t k = 16; k < len; k += 16) {
                     pixel__copy16(o + k, src + k);
                 }
                 o += len;
-                *o = '\0';
-                *out = (pixel_span){d, (size_t)(o - d)};
-                goto check;
+                *o++ = ' ';
+                src = e + 1;
             }
-            c = (unsigned char)*e;
-            if (c < 0x80) {
-                break;
+            e = next_bit(&mw, &wq, &w);
+            if (PIXEL_UNLIKELY(e >= stop2)) {
+                goto tail;
             }
-            hi = 0x80;
         }
     }
+tail:
+    /* The bytes to decode in the last two of the value, then the end: there
+     * a '%' is cut short, a '+' is a space. */
+    while (e < stop) {
+        c = (unsigned char)*e;
+        if (c >= 0x80) {
+            hi = 0x80;
+        } else if (c == '%') {
+            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            return 1;
+        } else {
+            size_t len = (size_t)(e - src);
+            pixel__copy16(o, src);
+            for (size_t k = 16; k < len; k += 16) {
+                pixel__copy16(o + k, src + k);
+            }
+            o += len;
+            *o++ = ' ';
+            src = e + 1;
+        }
+        e = next_bit(&mw, &wq, &w);
+    }
+    *next_sp = (size_t)(e - q);
+    {
+        const size_t len = (size_t)(stop - src);
+        for (size_t k = 0; k < len; k += 16) {
+            pixel__copy16(o + k, src + k);
+        }
+        o += len;
+    }
+    *o = '\0';
+    *out = (pixel_span){d, (size_t)(o - d)};
 check:
     if (!(hi & 0x80)) {
         return 0; /* pure ASCII is valid UTF-8 */
@@ -967,6 +1055,151 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
     return rc;
 }
 
+/*
+ * cut_pairs when sixteen bytes can be read from every name on (the usual
+ * query, inside a line that goes on): the same pairs, slots and results.
+ * The '&' bits are walked once, in order, a word at a time (each pair ends
+ * at the next one), and positions are pointers, so that the loop keeps its
+ * state in registers.  A pair that needs decoding calls out as cut_pairs
+ * does.
+ */
+__attribute__((always_inline)) static inline int
+cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_param *params,
+               pixel_slot *slots, size_t max_params, slot_table tab, size_t *np_out,
+               const unsigned shift_c)
+{
+    /* the table's shift: shift_c when it is not 0 (a constant where this is
+     * inlined: the usual table of SLOT_HASH_MIN buckets) */
+    const unsigned shift = shift_c ? shift_c : tab.shift;
+    const qstate st = *stp;
+    const char *const q = st.q, *const qend = q + st.n;
+    const uint64_t *const specm = st.m.spec;
+    /* the walk over the '&' bits: the word whose bit 0 is the byte at abase
+     * (the word's index is its distance from q over 64), with the bits not
+     * taken yet in abits */
+    const uint64_t *const ampm = st.m.amp;
+    const char *abase = q;
+    uint64_t abits = *ampm;
+    pixel_param *pa = params;
+    int32_t np = 0; /* pa - params */
+    bool over = false; /* a pair past the first max_params broke the loop */
+    const char *name = q;                  /* the pair's start */
+    const char *sp = q + next_set(specm, 0); /* the first byte to decode at or after name */
+    int rc = 0;
+    for (;;) {
+        while (!abits) {
+            abase += 64;
+            abits = ampm[(size_t)(abase - q) / 64];
+        }
+        const char *const end = abase + ctz64(abits);
+        abits &= abits - 1;
+        /* The usual pair first: nothing to decode, a name of less than
+         * sixteen bytes with its '=' before end, its slot's first entry in the
+         * table (or an empty one), and no earlier pair of that slot. */
+        if (PIXEL_LIKELY(sp >= end && end > name)) {
+            const size_t nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            if (PIXEL_LIKELY(nlen < 16 && nlen < (size_t)(end - name))) {
+                const uint64_t word = name_word_fast(name, nlen);
+                const pixel_slot_entry *e =
+                    &tab.h[(uint32_t)(((word ^ nlen) * tab.mult) >> shift)];
+                if (PIXEL_LIKELY(e->word == word && e->len == nlen)) {
+                    const int32_t slot = e->slot;
+                    pixel_slot *const sl = &slots[slot >= 0 ? slot : 0];
+                    if (PIXEL_LIKELY(slot < 0 || sl->first < 0)) {
+                        pa->name = (pixel_span){name, nlen};
+                        pa->value = (pixel_span){name + nlen + 1, (size_t)(end - name) - nlen - 1};
+                        pa->slot = slot;
+                        pa->next_same = -1;
+                        if (slot >= 0) {
+                            *sl = (pixel_slot){np, 1};
+                        }
+                        pa++, np++;
+                        goto next;
+                    }
+                }
+            }
+        }
+        if (PIXEL_LIKELY(end > name)) { /* "&&" and a trailing '&' make no pair */
+            const char *eq =
+                name + ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            if (PIXEL_UNLIKELY(eq >= end)) {
+                eq = end;
+            } else if (PIXEL_UNLIKELY(eq == name + 16)) {
+                /* a name of sixteen bytes or more */
+                const char *e = memchr(eq, '=', (size_t)(end - eq));
+                eq = e ? e : end;
+            }
+            const size_t nlen = (size_t)(eq - name);
+            int32_t slot;
+            if (PIXEL_LIKELY(sp >= end)) {
+                /* plain: views into the query (the params have room for every
+                 * pair; one past max_params is reported after the loop) */
+                const char *const vat = eq + (eq < end);
+                pa->name = (pixel_span){name, nlen};
+                pa->value = (pixel_span){vat, (size_t)(end - vat)};
+                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
+            } else if (PIXEL_UNLIKELY((size_t)np >= max_params)) {
+                over = true; /* too many: reported below, before this pair's own faults */
+                break;
+            } else if (PIXEL_LIKELY(sp > eq && eq < end)) {
+                /* a plain name, a value to decode (sp > eq: the '=' is no byte to
+                 * decode, so sp >= eq means sp > eq) */
+                size_t next_sp;
+                pa->name = (pixel_span){name, nlen};
+                rc = decode_value(ctx, &st, (size_t)(eq + 1 - q), (size_t)(end - q), pa->name,
+                                  &pa->value, &next_sp, (size_t)(sp - q), true);
+                if (rc != 0) {
+                    break;
+                }
+                sp = q + next_sp;
+                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
+            } else {
+                size_t next_sp = 0;
+                const size_t at = (size_t)(name - q), e = (size_t)(end - q);
+                rc = decode_pair(ctx, p, &st, at, e, (size_t)(eq - q), sp >= eq, pa, &next_sp);
+                if (rc != 0) {
+                    break;
+                }
+                /* the cursor, when the decoder did not find it: at or after end */
+                sp = next_sp ? q + next_sp : q + next_set(specm, e);
+                slot = slot_find(p, pa->name.p, pa->name.n,
+                                 pa->name.p == name ? st.rd_end : NULL);
+            }
+            pa->slot = slot;
+            pa->next_same = -1;
+            if (slot >= 0) {
+                pixel_slot *sl = &slots[slot];
+                if (PIXEL_LIKELY(sl->first < 0)) {
+                    *sl = (pixel_slot){np, 1};
+                } else if ((size_t)np >= max_params) {
+                    over = true;
+                    break;
+                } else if ((rc = repeated(p, ctx, params, sl, np)) != 0) {
+                    break;
+                }
+            }
+            pa++, np++;
+        }
+    next:
+        /* (the bit at qend is the mask's last: the word has none left) */
+        if (PIXEL_UNLIKELY(!abits) && end >= qend) {
+            break;
+        }
+        name = end + 1;
+        /* (sp >= end here, and sp == end only at qend: an '&' is no byte to
+         * decode) */
+    }
+    if (rc == 0 && (over || (size_t)np > max_params)) {
+        /* the pair after the first max_params (the first of them to fail was
+         * the one that breaks out of the loop, or none did) */
+        np = (int32_t)max_params;
+        rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
+                               "more than %zu query parameters", max_params);
+    }
+    *np_out = (size_t)np;
+    return rc;
+}
+
 int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query)
 {
     pixel_record *r = &ctx->rec;
@@ -974,9 +1207,10 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const char *q = query.p;
     const size_t n = query.n;
     /* One allocation: the slots (whole blocks of sixteen bytes, at least
-     * one), the parameters, and the two masks of n / 64 + 1 words. */
+     * one), max_params parameters, and the two masks of n / 64 + 1 words. */
     const size_t slot_blocks = nslots / 2 + 1, nw = n / 64 + 1;
-    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 + max_params * sizeof(pixel_param) +
+    char *mem = pixel__arena_alloc(&ctx->arena, slot_blocks * 16 +
+                                                    max_params * sizeof(pixel_param) +
                                                     2 * nw * sizeof(uint64_t));
     pixel_slot *slots = (pixel_slot *)(void *)mem;
     pixel_param *params = mem ? (pixel_param *)(void *)(mem + slot_blocks * 16) : NULL;
@@ -995,13 +1229,27 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     }
     qstate st = {q, rd_end, n, {0}};
     uint64_t *w = (uint64_t *)(void *)(mem + slot_blocks * 16 + max_params * sizeof(pixel_param));
+    size_t namp; /* the query's '&' */
 #ifdef PIXEL_CLASSIFY_AVX2
     if (n >= 32 && __builtin_cpu_supports("avx2")) {
-        classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
+        namp = classify_avx2(q, n, w, p->plus_as_space ? '+' : '%', &st.m);
     } else
 #endif
     {
         classify(q, n, rd_end, p->plus_as_space ? '+' : '%', w, &st.m);
+        namp = count_bits(st.m.amp, st.m.nw);
+    }
+    /* cut_pairs_room makes a parameter of every pair with no test of
+     * max_params (it reports too many after the loop, or before the first
+     * pair that can fail): a query of more pairs than that, at most namp + 1,
+     * has its parameters in a block of that many (rare: the usual query is
+     * far below max_params). */
+    if (PIXEL_UNLIKELY(namp + 1 > max_params)) {
+        params = pixel__arena_alloc(&ctx->arena, (namp + 1) * sizeof(pixel_param));
+        if (!params) {
+            return PIXEL_ENOMEM;
+        }
+        r->params = params;
     }
     const qmasks m = st.m;
     /* Each mask gets a bit at n: the end of the string acts as one more '&',
@@ -1010,11 +1258,17 @@ int pixel__parse_query(const pixel_pipeline *p, pixel_ctx *ctx, pixel_span query
     const uint64_t end_bit = (uint64_t)1 << (n % 64);
     m.amp[n / 64] |= end_bit;
     m.spec[n / 64] |= end_bit;
+    /* (and none past it: cut_pairs_room's walk ends when it takes that bit
+     * and the word has no more) */
+    m.amp[n / 64] &= (end_bit << 1) - 1;
     const slot_table tab = {p->slot_hash ? p->slot_hash : no_slots, p->slot_hash_mult,
                             table_shift(p->slot_hash ? p->slot_hash_mask : 1)};
     size_t np = 0;
     const int rc = rd_end - (q + n) >= 16
-                       ? cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, true)
+                       ? (tab.shift == 64 - SLOT_HASH_MIN_BITS
+                              ? cut_pairs_room(p, ctx, &st, params, slots, max_params, tab, &np,
+                                               64 - SLOT_HASH_MIN_BITS)
+                              : cut_pairs_room(p, ctx, &st, params, slots, max_params, tab, &np, 0))
                        : cut_pairs(p, ctx, &st, params, slots, max_params, tab, &np, false);
     r->nparams = np;
     return rc < 0 ? rc : 0;
