@@ -454,6 +454,148 @@ START_TEST(base64url_every_length_and_bad_offset)
 }
 END_TEST
 
+/* The JSON text of byte c inside a string, as the serializer writes it. */
+static size_t json_byte(char *o, unsigned char c)
+{
+    static const char short_esc[] = {['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
+                                      ['\t'] = 't', ['\b'] = 'b', ['\f'] = 'f'};
+    if (c < sizeof(short_esc) && short_esc[c]) {
+        o[0] = '\\', o[1] = short_esc[c];
+        return 2;
+    }
+    if (c < 0x20 || c == 0x7F) {
+        return (size_t)sprintf(o, "\\u%04x", c);
+    }
+    o[0] = (char)c;
+    return 1;
+}
+
+/* Text of n bytes, 'a' but for byte c at `at`. */
+static void text_with(char *t, size_t n, size_t at, unsigned char c)
+{
+    memset(t, 'a', n);
+    t[at] = (char)c;
+    t[n] = '\0';
+}
+
+/* Bytes a JSON string escapes (and one it does not), in every kind of field
+ * at every length up to two blocks of 32 and at the edges and middle of the
+ * text: a query value (as it is, and %-encoded), the user agent, the referer
+ * and the syslog host.  Each comes out escaped, whatever the stages know
+ * (or do not) of the text. */
+START_TEST(escaped_bytes_in_every_field)
+{
+    static const unsigned char bytes[] = {'"', '\\', 0x01, '\t', 0x1F, 0x7F, '!'};
+    pixel_pipeline *p = load_ok("pipeline: {name: t, version: '1'}\n"
+                                "input: {framing: rfc3164, format: combined, pixel_paths: [/px.gif]}\n"
+                                "fields: {q: query.q, e: query.e, ua: log.user_agent, "
+                                "ref: log.referer, h: syslog.hostname}\n");
+    for (size_t n = 1; n <= 70; n++) {
+        const size_t ats[] = {0, n / 2, n - 1};
+        for (size_t ai = 0; ai < 3; ai++) {
+            for (size_t bi = 0; bi < sizeof(bytes); bi++) {
+                const size_t at = ats[ai];
+                const unsigned char c = bytes[bi];
+                char t[80], enc[240], line[1024], want[3072];
+                text_with(t, n, at, c);
+                /* the query's copy: %-encoded, the byte (and the rest) */
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++) {
+                    k += (size_t)sprintf(enc + k, i == at ? "%%%02X" : "%c", (unsigned char)t[i]);
+                }
+                /* the host: a syslog hostname ends at a space, has no tab */
+                const unsigned char hc = c == '\t' ? 'b' : c;
+                char h[80];
+                text_with(h, n, at, hc);
+                snprintf(line, sizeof(line),
+                         "<190>Nov 26 05:24:46 %s nginx: 192.0.2.1 - - [26/Nov/2026:05:24:46 "
+                         "+0000] \"GET /px.gif?q=%s&e=%s&z=1 HTTP/1.1\" 200 43 \"%s\" \"%s\"",
+                         h, t, enc, t, t);
+                pixel_outcome oc = run(p, ctx, line);
+                ck_assert_msg(oc == PIXEL_OUTCOME_EVENT, "n %zu at %zu byte 0x%02x: %s", n, at, c,
+                              first_code(ctx));
+                char jt[512], jh[512];
+                size_t m = 0, mh = 0;
+                for (size_t i = 0; i < n; i++) {
+                    m += json_byte(jt + m, (unsigned char)t[i]);
+                    mh += json_byte(jh + mh, (unsigned char)h[i]);
+                }
+                jt[m] = jh[mh] = '\0';
+                snprintf(want, sizeof(want),
+                         "{\"q\":\"%s\",\"e\":\"%s\",\"ua\":\"%s\",\"ref\":\"%s\",\"h\":\"%s\"}",
+                         jt, jt, jt, jt, jh);
+                ck_assert_str_eq(output(ctx, p), want);
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* Bytes that are not UTF-8 (a lone continuation byte, a Latin-1 letter, a
+ * cut sequence) in each kind of field quarantine the line as invalid_utf8,
+ * at every length and place; the same bytes made valid (é) come out as they
+ * are. */
+START_TEST(invalid_utf8_in_every_field)
+{
+    static const char *const fields[] = {"query.q", "log.user_agent", "log.referer",
+                                         "syslog.hostname"};
+    static const unsigned char bad[] = {0x80, 0xE9, 0xC3};
+    for (size_t fi = 0; fi < sizeof(fields) / sizeof(fields[0]); fi++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml),
+                 "pipeline: {name: t, version: '1'}\n"
+                 "input: {framing: rfc3164, format: combined, pixel_paths: [/px.gif]}\n"
+                 "fields: {f: %s}\n",
+                 fields[fi]);
+        pixel_pipeline *p = load_ok(yaml);
+        for (size_t n = 2; n <= 66; n += 4) {
+            for (size_t at = 0; at + 1 < n; at += n / 2) {
+                for (size_t bi = 0; bi <= sizeof(bad); bi++) {
+                    char t[80], line[1024];
+                    text_with(t, n, at, 'a');
+                    if (bi < sizeof(bad)) {
+                        t[at] = (char)bad[bi];
+                        if (bad[bi] == 0xC3 && at + 1 < n) {
+                            t[at + 1] = '!'; /* a lead byte without its continuation */
+                        }
+                    } else {
+                        t[at] = (char)0xC3, t[at + 1] = (char)0xA9;
+                    }
+                    char h[80] = "web01";
+                    const char *q = "x", *ua = "Mozilla", *ref = "-";
+                    if (fi == 0) {
+                        q = t;
+                    } else if (fi == 1) {
+                        ua = t;
+                    } else if (fi == 2) {
+                        ref = t;
+                    } else {
+                        snprintf(h, sizeof(h), "%s", t);
+                    }
+                    snprintf(line, sizeof(line),
+                             "<190>Nov 26 05:24:46 %s nginx: 192.0.2.1 - - [26/Nov/2026:05:24:46 "
+                             "+0000] \"GET /px.gif?q=%s HTTP/1.1\" 200 43 \"%s\" \"%s\"",
+                             h, q, ref, ua);
+                    pixel_outcome oc = run(p, ctx, line);
+                    if (bi < sizeof(bad)) {
+                        ck_assert_msg(oc == PIXEL_OUTCOME_QUARANTINED, "%s n %zu at %zu",
+                                      fields[fi], n, at);
+                        ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+                    } else {
+                        ck_assert_int_eq(oc, PIXEL_OUTCOME_EVENT);
+                        char want[128];
+                        snprintf(want, sizeof(want), "{\"f\":\"%s\"}", t);
+                        ck_assert_str_eq(output(ctx, p), want);
+                    }
+                }
+            }
+        }
+        pixel_pipeline_free(p);
+    }
+}
+END_TEST
+
 static Suite *map_suite(void)
 {
     Suite *s = suite_create("map");
@@ -473,6 +615,8 @@ static Suite *map_suite(void)
     tcase_add_test(tc, base64url_every_length_and_bad_offset);
     tcase_add_test(tc, member_names_at_every_frame_length);
     tcase_add_loop_test(tc, log_fields_utf8_at_every_length_and_offset, 0, 40);
+    tcase_add_test(tc, escaped_bytes_in_every_field);
+    tcase_add_test(tc, invalid_utf8_in_every_field);
     suite_add_tcase(s, tc);
     return s;
 }
