@@ -17,7 +17,10 @@
 #include "pipeline.h"
 #include "simd.h"
 
-#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+/* The AVX2 paths are picked at run time; -DPIXEL_NO_AVX2 builds without
+ * them (to test the SSE2 ones on a CPU that has AVX2). */
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__) && \
+    !defined(PIXEL_NO_AVX2)
 #define PIXEL_ENRICH_AVX2 1
 #include <immintrin.h>
 #endif

@@ -502,7 +502,10 @@ __attribute__((noinline, cold)) static int malformed_record(pixel_ctx *ctx, cons
                              f->lit[0]);
 }
 
-#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+/* The AVX2 paths are picked at run time; -DPIXEL_NO_AVX2 builds without
+ * them (to test the SSE2 ones on a CPU that has AVX2). */
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__) && \
+    !defined(PIXEL_NO_AVX2)
 #include <immintrin.h>
 #define PIXEL_FIND2_AVX2 1
 /* find2 for CPUs with AVX2 (asked at run time), for end - p >= 32: 64 bytes a

@@ -451,7 +451,10 @@ static void classify(const char *q, size_t n, const char *rd_end, unsigned char 
     classify_rest(q, n, rd_end, plus, m, o, wi);
 }
 
-#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__)
+/* The AVX2 paths are picked at run time; -DPIXEL_NO_AVX2 builds without
+ * them (to test the SSE2 ones on a CPU that has AVX2). */
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__) && \
+    !defined(PIXEL_NO_AVX2)
 #define PIXEL_CLASSIFY_AVX2 1
 /* The two classes of 32 bytes at p. */
 __attribute__((target("avx2"), always_inline)) static inline void

@@ -397,11 +397,29 @@ bool pixel__schema_decimal(const pixel_value *v, i128 *m, int *e)
                 exp--;
             }
         } else if (c == 'e' || c == 'E') {
-            long x = strtol(s + i + 1, NULL, 10);
-            if (x > 100000 || x < -100000) {
+            /* The exponent, read to n only: a raw literal points into the
+             * parsed text (no terminator; it may end where mapped memory
+             * does). */
+            size_t k = i + 1;
+            bool eneg = false;
+            if (k < n && (s[k] == '-' || s[k] == '+')) {
+                eneg = s[k] == '-';
+                k++;
+            }
+            if (k == n) {
                 return false;
             }
-            exp += (int)x;
+            long x = 0;
+            for (; k < n; k++) {
+                if (s[k] < '0' || s[k] > '9') {
+                    return false;
+                }
+                x = x * 10 + (s[k] - '0');
+                if (x > 100000) {
+                    return false;
+                }
+            }
+            exp += (int)(eneg ? -x : x);
             break;
         } else {
             return false;

@@ -390,7 +390,7 @@ static const char *stages(pixel_pipeline *p, const char *line, int edit)
 {
     pixel_error err;
     pixel_error_clear(&err);
-    ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+    ck_assert_int_eq(pixel_parse(p, ctx, guard_copy(line, strlen(line)), strlen(line), NULL, &err), 0);
     ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
     pixel_value *ev = pixel_ctx_event(ctx);
     if (edit == 1) {
@@ -516,7 +516,7 @@ START_TEST(url_parts_are_set_once)
     for (int edit = 0; edit < 4; edit++) {
         pixel_error err;
         pixel_error_clear(&err);
-        ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+        ck_assert_int_eq(pixel_parse(p, ctx, guard_copy(line, strlen(line)), strlen(line), NULL, &err), 0);
         ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
         pixel_value *ev = pixel_ctx_event(ctx);
         pixel_value *page = pixel_value_at(ev, "page");
@@ -557,7 +557,7 @@ START_TEST(mapped_objects_follow_changes)
     pixel_error err;
     pixel_error_clear(&err);
     for (int edit = 0; edit < 4; edit++) {
-        ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), NULL, &err), 0);
+        ck_assert_int_eq(pixel_parse(p, ctx, guard_copy(line, strlen(line)), strlen(line), NULL, &err), 0);
         ck_assert_int_eq(pixel_map(p, ctx, NULL, &err), 0);
         pixel_value *ev = pixel_ctx_event(ctx);
         const char *want = "{\"client\":{\"ip\":\"203.0.113.0\"},\"page\":{\"url\":\"http://h/p\","

@@ -19,7 +19,7 @@ START_TEST(stages_run_one_at_a_time)
     pixel_ctx *ctx = pixel_ctx_new();
     pixel_outcome oc;
     const char *line = LINE("ev=page_view&n=3");
-    ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), &oc, NULL), 0);
+    ck_assert_int_eq(pixel_parse(p, ctx, guard_copy(line, strlen(line)), strlen(line), &oc, NULL), 0);
     ck_assert_int_eq(oc, PIXEL_OUTCOME_PENDING);
     ck_assert_ptr_null(pixel_ctx_event(ctx));
     ck_assert_int_eq(pixel_map(p, ctx, &oc, NULL), 0);

@@ -541,6 +541,101 @@ START_TEST(plain_flagged_strings_of_every_length)
 }
 END_TEST
 
+/* Strings and JSON texts whose last byte is the last of mapped memory
+ * (guard_page.h): the serializer's and the parser's block loads must stop at
+ * the end.  Each output is compared with the one of a copy that has room
+ * after it. */
+START_TEST(strings_and_json_texts_at_a_page_end)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    enum { TEXT = 300 };
+    char text[TEXT];
+    for (int kind = 0; kind < 4; kind++) {
+        for (size_t i = 0; i < TEXT; i++) {
+            text[i] = (char)('a' + (i * 7) % 26);
+        }
+        if (kind == 1) {
+            text[TEXT - 1] = '"'; /* an escape in the last byte */
+        } else if (kind == 2) {
+            for (size_t i = 0; i < TEXT; i += 37) {
+                text[i] = '\n'; /* escapes scattered */
+            }
+        } else if (kind == 3) {
+            memcpy(text + TEXT - 2, "\xc3\xa9", 2); /* UTF-8 at the end */
+        }
+        for (size_t n = 0; n <= TEXT; n++) {
+            const char *tail = text + TEXT - n;
+            if (kind == 3 && n == 1) {
+                continue; /* half a character: not UTF-8 */
+            }
+            for (int plain = 0; plain < 2; plain++) {
+                if (plain && kind != 0) {
+                    continue; /* only text that needs no escape may be flagged */
+                }
+                pixel_value *vals[2];
+                char *dumps[2];
+                for (int g = 0; g < 2; g++) {
+                    const char *s = g ? guard_copy(tail, n) : tail;
+                    pixel_value *obj = pixel_value_new_object(ctx);
+                    pixel_value *v = plain ? pixel__value_plain_view(&ctx->arena, s, n)
+                                           : pixel__value_string_view(&ctx->arena, s, n);
+                    pixel_value *w = plain ? pixel__value_plain_view(&ctx->arena, s, n)
+                                           : pixel__value_string_view(&ctx->arena, s, n);
+                    ck_assert_int_eq(pixel__object_add_plain(obj, "k", 1, v), 0);
+                    ck_assert_int_eq(pixel__object_add_plain(obj, "z", 1, w), 0);
+                    vals[g] = obj;
+                    dumps[g] = strdup(pixel_value_dump(ctx, obj, NULL));
+                    /* the string as the root */
+                    pixel_value *r = plain ? pixel__value_plain_view(&ctx->arena, s, n)
+                                           : pixel__value_string_view(&ctx->arena, s, n);
+                    ck_assert_ptr_nonnull(pixel_value_dump(ctx, r, NULL));
+                }
+                ck_assert_str_eq(dumps[1], dumps[0]);
+                (void)vals;
+                /* the dump parsed back from the end of mapped memory */
+                size_t dn = strlen(dumps[0]);
+                pixel_value *back = pixel_json_parse(ctx, guard_copy(dumps[0], dn), dn, NULL);
+                ck_assert_ptr_nonnull(back);
+                ck_assert_str_eq(pixel_value_dump(ctx, back, NULL), dumps[0]);
+                if (n % 17 == 0) {
+                    /* cut anywhere (inside a string, an escape, a key): refused */
+                    for (size_t cut = 0; cut < dn; cut++) {
+                        ck_assert_ptr_null(
+                            pixel_json_parse(ctx, guard_copy(dumps[0], cut), cut, NULL));
+                    }
+                }
+                /* and the string alone as the text (its closing quote the last byte) */
+                const char *sv = strchr(dumps[0], ':') + 1;
+                size_t sn = (size_t)(strchr(dumps[0], ',') - sv);
+                pixel_value *one = pixel_json_parse(ctx, guard_copy(sv, sn), sn, NULL);
+                ck_assert_ptr_nonnull(one);
+                char *want = strndup(sv, sn);
+                ck_assert_str_eq(pixel_value_dump(ctx, one, NULL), want);
+                free(want);
+                free(dumps[0]);
+                free(dumps[1]);
+            }
+            pixel_ctx_reset(ctx);
+        }
+    }
+    /* numbers and literals that end the text */
+    static const char *const ends[] = {"0", "-1", "1234567890123", "9223372036854775807",
+                                       "9223372036854775808", "3.14159", "1e400", "-0.5e-3",
+                                       "true", "false", "null", "[1,2,3]", "{\"a\":{\"b\":[]}}"};
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(ends); i++) {
+        size_t n = strlen(ends[i]);
+        pixel_value *v = pixel_json_parse(ctx, guard_copy(ends[i], n), n, NULL);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), ends[i]);
+        /* cut short: refused, never read past the end */
+        for (size_t cut = 0; cut < n; cut++) {
+            pixel_json_parse(ctx, guard_copy(ends[i], cut), cut, NULL);
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -669,6 +764,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, plain_flagged_strings_of_every_length);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, compiled_paths_find_long_member_names);
+    tcase_add_test(tc, strings_and_json_texts_at_a_page_end);
     tcase_add_test(tc, equality_follows_json_schema);
     tcase_add_test(tc, jansson_copy_matches);
     tcase_add_test(tc, arena_reuse_allocates_nothing_in_steady_state);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard_page.h"
 #include "pixel/pixel.h"
 
 /* A minimal valid pipeline header, for tests that add their own fields. */
@@ -41,13 +42,15 @@ static inline const char *load_fail(const char *yaml, pixel_error *err)
     return pixel_error_format(err, buf, sizeof(buf));
 }
 
-/* Processes one line; returns the outcome. */
+/* Processes one line, copied to the end of mapped memory (guard_page.h);
+ * returns the outcome. */
 static inline pixel_outcome run(const pixel_pipeline *p, pixel_ctx *ctx, const char *line)
 {
     pixel_outcome oc = PIXEL_OUTCOME_PENDING;
     pixel_error err;
     pixel_error_clear(&err);
-    ck_assert_int_eq(pixel_process(p, ctx, line, strlen(line), &oc, &err), 0);
+    const size_t n = strlen(line);
+    ck_assert_int_eq(pixel_process(p, ctx, guard_copy(line, n), n, &oc, &err), 0);
     return oc;
 }
 

@@ -6,6 +6,8 @@
  * file, the JSON Pointer and the reason.
  */
 #include <check.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,113 @@ START_TEST(stage_load_fails_on_an_unknown_root)
 }
 END_TEST
 
+/* The lines of tests/data/lines and BAD_LINE, run by several threads at once
+ * through one pipeline with a validate stage (the validator remembers
+ * member names in the shared schema as it goes): every output is the one a
+ * single thread made first.  Run under TSan it checks that sharing. */
+#define SHARED_THREADS 4
+#define SHARED_MAX_LINES 64
+
+typedef struct shared_run {
+    const pixel_pipeline *p;
+    char *lines[SHARED_MAX_LINES];
+    char *want[SHARED_MAX_LINES];
+    int want_oc[SHARED_MAX_LINES];
+    size_t n;
+} shared_run;
+
+static void *shared_worker(void *arg)
+{
+    shared_run *r = arg;
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_ctx_set_clock(ctx, 1795694400000);
+    long bad = 0;
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < r->n; i++) {
+            pixel_outcome oc;
+            if (pixel_process(r->p, ctx, r->lines[i], strlen(r->lines[i]), &oc, NULL) != 0 ||
+                (int)oc != r->want_oc[i]) {
+                bad++;
+                continue;
+            }
+            const char *out = pixel_ctx_output(ctx, r->p, NULL);
+            bad += strcmp(out ? out : "", r->want[i]) != 0;
+        }
+    }
+    pixel_ctx_free(ctx);
+    return (void *)bad;
+}
+
+START_TEST(threads_share_a_validating_pipeline)
+{
+    char path[2600];
+    snprintf(path, sizeof(path), "%s/examples/realestate/pipeline.yaml", src_dir);
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    pixel_error_clear(&err);
+    ck_assert_msg(pixel_pipeline_load_file(&p, path, NULL, &err) == 0, "load: %s", err.text);
+    static shared_run r;
+    memset(&r, 0, sizeof(r));
+    r.p = p;
+    r.lines[r.n++] = strdup(BAD_LINE);
+    char dir[1200];
+    snprintf(dir, sizeof(dir), "%s/tests/data/lines", src_dir);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && r.n < SHARED_MAX_LINES) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s/input.log", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            continue;
+        }
+        char buf[8192];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+            n--;
+        }
+        buf[n] = '\0';
+        r.lines[r.n++] = strdup(buf);
+    }
+    closedir(d);
+    ck_assert_uint_gt(r.n, 10);
+    /* what one thread makes */
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_ctx_set_clock(ctx, 1795694400000);
+    int events = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        pixel_outcome oc;
+        ck_assert_int_eq(pixel_process(p, ctx, r.lines[i], strlen(r.lines[i]), &oc, NULL), 0);
+        r.want_oc[i] = (int)oc;
+        events += oc == PIXEL_OUTCOME_EVENT;
+        const char *out = pixel_ctx_output(ctx, p, NULL);
+        r.want[i] = strdup(out ? out : "");
+    }
+    pixel_ctx_free(ctx);
+    ck_assert_int_gt(events, 3);
+    pthread_t t[SHARED_THREADS];
+    for (int i = 0; i < SHARED_THREADS; i++) {
+        ck_assert_int_eq(pthread_create(&t[i], NULL, shared_worker, &r), 0);
+    }
+    long bad = 0;
+    for (int i = 0; i < SHARED_THREADS; i++) {
+        void *b;
+        pthread_join(t[i], &b);
+        bad += (long)b;
+    }
+    ck_assert_int_eq(bad, 0);
+    for (size_t i = 0; i < r.n; i++) {
+        free(r.lines[i]);
+        free(r.want[i]);
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 int main(void)
 {
     const char *src = getenv("PIXEL_SOURCE_DIR");
@@ -129,6 +238,8 @@ int main(void)
     tcase_add_test(tc, stage_quarantines_every_schema_error_with_pointers);
     tcase_add_test(tc, stage_load_fails_on_a_broken_schema_file);
     tcase_add_test(tc, stage_load_fails_on_an_unknown_root);
+    tcase_add_test(tc, threads_share_a_validating_pipeline);
+    tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
