@@ -543,6 +543,13 @@ struct rprog {
 #define RP_MAX_REPEAT 1000
 #define RP_UNBOUNDED UINT16_MAX
 
+/* An instruction's most repetitions as a count: RP_UNBOUNDED is no limit,
+ * not 65,535 (a bounded quantifier is at most RP_MAX_REPEAT). */
+static inline size_t rmax(const rins *i)
+{
+    return i->max == RP_UNBOUNDED ? SIZE_MAX : i->max;
+}
+
 enum { RK_SET, RK_SEQ, RK_ALT };
 
 /* The parse tree: a node is repeated min..max times. */
@@ -1776,7 +1783,7 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
                 break;
             }
             case RI_RUN: {
-                size_t k = run_len(tab, ip->bit, s + pos, avail < ip->max ? avail : ip->max);
+                size_t k = run_len(tab, ip->bit, s + pos, avail < rmax(ip) ? avail : rmax(ip));
                 if (k < ip->min) {
                     return -1;
                 }
@@ -1786,7 +1793,7 @@ static long rp_exec(const rprog *p, const rins *ip, const rins *end, const unsig
             }
             case RI_URUN: {
                 size_t count = 0;
-                while (count < ip->max && pos < len && (tab[s[pos]] & ip->bit)) {
+                while (count < rmax(ip) && pos < len && (tab[s[pos]] & ip->bit)) {
                     size_t w = s[pos] < 0x80 ? 1 : u8len(s[pos]);
                     if (w > len - pos ||
                         (ip->uni == 2 && w == 3 && s[pos] == 0xE2 && s[pos + 1] == 0x80 &&
@@ -1900,7 +1907,7 @@ __attribute__((always_inline)) static inline int run_end(const rprog *p, const u
                                                          size_t len)
 {
     const rins *i = p->code;
-    if (len < i->min || len > i->max) {
+    if (len < i->min || len > rmax(i)) {
         return 0;
     }
 #ifdef PIXEL_SIMD_SSE2
@@ -2027,7 +2034,7 @@ __attribute__((target("ssse3"), always_inline)) static inline bool nib16(const r
 __attribute__((target("ssse3"))) static int run_nib_end(const rprog *p, const char *s, size_t len)
 {
     const rins *i = p->code;
-    if (len < i->min || len > i->max) {
+    if (len < i->min || len > rmax(i)) {
         return 0;
     }
     if (len >= 16) {
@@ -2099,7 +2106,7 @@ int pixel__regex_onepass(const rprog *p, const char *s, size_t len)
             return run_end(p, u, len);
         case RP_RUN_PREFIX: {
             const rins *i = p->code;
-            return run_len(p->tab, i->bit, u, len < i->max ? len : i->max) >= i->min;
+            return run_len(p->tab, i->bit, u, len < rmax(i) ? len : rmax(i)) >= i->min;
         }
         case RP_DFA_END: {
             /* the dead state keeps itself: no test per byte */

@@ -695,6 +695,49 @@ static void expect_verdicts(const char *schema, const char *const *instances, co
     pixel_schema_registry_free(reg);
 }
 
+/* Unbounded repetitions (+, *, {n,}) have no limit: subjects past 65,535
+ * bytes (the stored "unbounded") match as short ones do, in every matcher;
+ * bounded ones keep their bound. */
+START_TEST(unbounded_repetitions_match_subjects_past_64k)
+{
+    static const struct {
+        const char *pattern, *unit, *tail;
+        size_t n;
+        int valid;
+    } cases[] = {
+        {"^[a-z]+$", "a", "", 70000, 1},      {"^[a-z]*$", "a", "", 70000, 1},
+        {"^[a-z]{3,}$", "a", "", 70000, 1},   {"^[a-z]+$", "a", "1", 70000, 0},
+        {"^.+$", "\\u00e9", "", 70000, 1},   {"^[a-z]+b$", "a", "b", 70000, 1},
+        {"^x[a-z]+$", "a", "", 70000, 1},     {"^[a-z]+", "a", "", 70000, 1},
+        {"^[a-z]{1,1000}$", "a", "", 1000, 1}, {"^[a-z]{1,1000}$", "a", "", 1001, 0},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char schema[128];
+        snprintf(schema, sizeof(schema), "{\"type\": \"string\", \"pattern\": \"%s\"}",
+                 cases[c].pattern);
+        size_t ul = strlen(cases[c].unit), tl = strlen(cases[c].tail);
+        char *json = malloc(cases[c].n * ul + tl + 8);
+        ck_assert_ptr_nonnull(json);
+        size_t k = 0;
+        json[k++] = '"';
+        if (cases[c].pattern[1] == 'x') {
+            json[k++] = 'x';
+        }
+        for (size_t i = 0; i < cases[c].n; i++, k += ul) {
+            memcpy(json + k, cases[c].unit, ul);
+        }
+        memcpy(json + k, cases[c].tail, tl);
+        k += tl;
+        json[k++] = '"';
+        json[k] = '\0';
+        const char *instances[] = {json};
+        const int valid[] = {cases[c].valid};
+        expect_verdicts(schema, instances, valid, 1, false);
+        free(json);
+    }
+}
+END_TEST
+
 START_TEST(if_groups_agree_with_the_full_evaluation)
 {
     /* four conditions on "t": an enum, a const, one without "required", one with else */
@@ -1342,6 +1385,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, one_pass_patterns_agree_with_pcre2);
     tcase_add_test(val, shuffle_steps_agree_with_table_steps);
     tcase_add_test(val, nibble_runs_agree_with_table_runs);
+    tcase_add_test(val, unbounded_repetitions_match_subjects_past_64k);
     tcase_add_test(val, if_groups_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_agree_with_the_full_evaluation);
     tcase_add_test(val, nested_objects_walked_in_one_loop_agree_with_the_full_evaluation);
