@@ -624,6 +624,7 @@ int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, p
         return -1;
     }
     obj->flags |= PIXEL_VALUE_EDITED; /* the built-in enrichers look its keys up (enrich.c) */
+    pixel__image_edit(obj, val);
     /* Module keys are mostly short literals: one check here spares the
      * serializer's escaping path for each of them on every line.  Keys of
      * 4 to 16 bytes (most) are one block, checked in line. */
@@ -1001,6 +1002,7 @@ int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path
         }
     }
     parent->flags |= PIXEL_VALUE_EDITED; /* as pixel_module_object_append() */
+    pixel__image_edit(parent, val);
     if (leaf->plain) {
         return pixel__object_add_plain(parent, leaf->key, leaf->len, val);
     }
@@ -1242,17 +1244,30 @@ struct pixel__image {
     _Atomic uint64_t valid; /* pixel__image_valid() */
 };
 
-/* What the arena holds before an emitted root: the image, and which making
- * of it the copy is from. */
+/* What the arena holds before an emitted root: the image, which making of
+ * it the copy is from, and (0: none) the count of image_edits, plus one, at
+ * which the pipeline's validation last found the copy as emitted
+ * (pixel__image_stamp). */
 typedef struct image_link {
     const pixel__image *im;
     uint64_t gen;
+    uint64_t stamp;
 } image_link_t;
 #define IMAGE_LINK sizeof(image_link_t)
 
 /* Makings of images in the process, so that an image made anew in the same
  * memory is told from the one a copy came from. */
 static _Atomic uint64_t image_gen;
+
+/* Changes made through the public setters and removers to nodes of image
+ * copies (PIXEL_VALUE_IMAGE_NODE), in the whole process (pixel__image_edit):
+ * a stamp is good only while this has not moved since. */
+static _Atomic uint64_t image_edits;
+
+void pixel__image_edited(void)
+{
+    atomic_fetch_add_explicit(&image_edits, 1, memory_order_relaxed);
+}
 
 static pixel_value *image_nodes(const pixel__image *im)
 {
@@ -1366,8 +1381,14 @@ static int shape_image(const pixel_module_shape *shape, const pixel_module_str *
     }
     if (im->json_len) {
         /* kept (ABI 1.4), with its text: the module keeps the image as it is
-           while events made from it are in use, so copies may refer to it */
+           while events made from it are in use, so copies may refer to it;
+           every node of a copy says so to the public setters */
         blk[0].flags |= PIXEL_VALUE_IMAGE;
+        for (size_t k = 0; k < shape->nnodes; k++) {
+            if (blk[k].type != PIXEL_TYPE_NULL) {
+                blk[k].flags |= PIXEL_VALUE_IMAGE_NODE;
+            }
+        }
     }
     /* The nodes made (an object or a string; the others are still NULL),
        numbered in order, moved down to their numbers with their links made
@@ -1424,7 +1445,7 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    const image_link_t from = {im, im->gen};
+    const image_link_t from = {im, im->gen, 0};
     memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), im->bytes);
@@ -1458,6 +1479,37 @@ const pixel__image *pixel__image_check(const pixel_value *root)
         return NULL;
     }
     return im;
+}
+
+/* The link's stamp slot: the word after the making, just before the root. */
+static inline uint64_t *image_stamp_at(const pixel_value *root)
+{
+    return (uint64_t *)(void *)((char *)(uintptr_t)root - IMAGE_LINK +
+                                offsetof(image_link_t, stamp));
+}
+
+/* After the pipeline's validation found the copy as emitted
+ * (pixel__image_check): nothing but the public setters and removers can
+ * change the event before it is serialized, and they count their changes to
+ * image copies in image_edits. */
+void pixel__image_stamp(const pixel_value *root)
+{
+    uint64_t now = atomic_load_explicit(&image_edits, memory_order_relaxed) + 1;
+    memcpy(image_stamp_at(root), &now, sizeof(now));
+}
+
+/* pixel__image_check(), taking the stamp's word while no change to an image
+ * copy has been counted since it was set. */
+const pixel__image *pixel__image_check_stamped(const pixel_value *root)
+{
+    image_link_t link;
+    memcpy(&link, (const char *)root - IMAGE_LINK, IMAGE_LINK);
+    if (link.stamp != 0 &&
+        link.stamp == atomic_load_explicit(&image_edits, memory_order_relaxed) + 1 &&
+        link.im->gen == link.gen) {
+        return link.im;
+    }
+    return pixel__image_check(root);
 }
 
 const char *pixel__image_json(const pixel__image *im, size_t *len)

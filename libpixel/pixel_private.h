@@ -155,6 +155,10 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 /* The root of a module result emitted from a shape image (module_loader.c):
  * a pointer to the image is just before it in the arena. */
 #define PIXEL_VALUE_IMAGE 0x200u
+/* Any node of such a result, the root too: the public setters and removers
+ * that change one (as the object changed, the value placed or moved) count
+ * the change with pixel__image_edit(). */
+#define PIXEL_VALUE_IMAGE_NODE 0x400u
 
 /* A module result kept as an image (module_loader.c).  pixel__image_check():
  * for an object flagged PIXEL_VALUE_IMAGE, the image it was emitted from,
@@ -167,6 +171,13 @@ const pixel__image *pixel__image_check(const pixel_value *root);
 const char *pixel__image_json(const pixel__image *im, size_t *len);
 uint64_t pixel__image_valid(const pixel__image *im);
 void pixel__image_set_valid(const pixel__image *im, uint64_t key);
+/* pixel__image_stamp(): the pipeline's validation found the copy at root as
+ * emitted; pixel__image_check_stamped() then gives its image without the
+ * comparison while no public setter or remover has changed a node of any
+ * image copy since (pixel__image_edited(), process-wide). */
+void pixel__image_stamp(const pixel_value *root);
+const pixel__image *pixel__image_check_stamped(const pixel_value *root);
+void pixel__image_edited(void);
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
@@ -192,6 +203,14 @@ struct pixel_value {
         } list; /* ARRAY and OBJECT */
     } u;
 };
+
+/* For the public setters and removers: obj changed, val (or NULL) placed. */
+static inline void pixel__image_edit(const pixel_value *obj, const pixel_value *val)
+{
+    if (PIXEL_UNLIKELY(((obj->flags | (val ? val->flags : 0)) & PIXEL_VALUE_IMAGE_NODE))) {
+        pixel__image_edited();
+    }
+}
 
 /* Arena-level constructors (the public ones wrap these with a ctx).  Inline:
  * the map stage makes a few dozen values a line. */

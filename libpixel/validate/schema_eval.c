@@ -876,6 +876,11 @@ __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, con
     const uint64_t key = o->memo_id << (IMAGE_DEPTH_BITS + 1) |
                          ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
     if (im) {
+        if (x->frames) {
+            /* the pipeline's validation, after which only the public setters
+               and removers can change the copy before it is serialized */
+            pixel__image_stamp(v);
+        }
         uint64_t seen = pixel__image_valid(im);
         if ((seen & ~depth_mask) == key && (seen & depth_mask) >> 1 >= (uint64_t)x->depth) {
             return true;
