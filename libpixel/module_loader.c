@@ -1245,9 +1245,8 @@ struct pixel__image {
 };
 
 /* What the arena holds before an emitted root: the image, which making of
- * it the copy is from, and (0: none) the count of image_edits, plus one, at
- * which the pipeline's validation last found the copy as emitted
- * (pixel__image_stamp). */
+ * it the copy is from, and the count of image_edits, plus one, at which the
+ * copy was last known to be as emitted (its stamp). */
 typedef struct image_link {
     const pixel__image *im;
     uint64_t gen;
@@ -1259,9 +1258,12 @@ typedef struct image_link {
  * memory is told from the one a copy came from. */
 static _Atomic uint64_t image_gen;
 
-/* Changes made through the public setters and removers to nodes of image
- * copies (PIXEL_VALUE_IMAGE_NODE), in the whole process (pixel__image_edit):
- * a stamp is good only while this has not moved since. */
+/* Changes made to nodes of image copies (PIXEL_VALUE_IMAGE_NODE) in the
+ * whole process, counted by everything that changes an event's nodes after
+ * the map stage (pixel__image_edit): a stamp is good only while this has
+ * not moved since.  Kept process-wide, as the public removers are not told
+ * the context; it moves only on a change to a copy (rare: a pipeline that
+ * changes a module's result). */
 static _Atomic uint64_t image_edits;
 
 void pixel__image_edited(void)
@@ -1445,7 +1447,8 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    const image_link_t from = {im, im->gen, 0};
+    const image_link_t from = {
+        im, im->gen, kept ? atomic_load_explicit(&image_edits, memory_order_relaxed) + 1 : 0};
     memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), im->bytes);
@@ -1488,28 +1491,34 @@ static inline uint64_t *image_stamp_at(const pixel_value *root)
                                 offsetof(image_link_t, stamp));
 }
 
-/* After the pipeline's validation found the copy as emitted
- * (pixel__image_check): nothing but the public setters and removers can
- * change the event before it is serialized, and they count their changes to
- * image copies in image_edits. */
-void pixel__image_stamp(const pixel_value *root)
+/* The full check of a copy whose stamp is stale; stamped again when found
+ * as emitted (now: the count, plus one, read before the check). */
+__attribute__((noinline)) static const pixel__image *image_restamp(const pixel_value *root,
+                                                                   uint64_t now)
 {
-    uint64_t now = atomic_load_explicit(&image_edits, memory_order_relaxed) + 1;
-    memcpy(image_stamp_at(root), &now, sizeof(now));
+    const pixel__image *im = pixel__image_check(root);
+    if (im) {
+        memcpy(image_stamp_at(root), &now, sizeof(now));
+    }
+    return im;
 }
 
 /* pixel__image_check(), taking the stamp's word while no change to an image
- * copy has been counted since it was set. */
+ * copy has been counted since it was set; a copy found as emitted is stamped
+ * again.  The link's words are read one by one, in line. */
 const pixel__image *pixel__image_check_stamped(const pixel_value *root)
 {
-    image_link_t link;
-    memcpy(&link, (const char *)root - IMAGE_LINK, IMAGE_LINK);
-    if (link.stamp != 0 &&
-        link.stamp == atomic_load_explicit(&image_edits, memory_order_relaxed) + 1 &&
-        link.im->gen == link.gen) {
-        return link.im;
+    const char *link = (const char *)root - IMAGE_LINK;
+    const pixel__image *im;
+    uint64_t gen, stamp;
+    memcpy(&im, link + offsetof(image_link_t, im), sizeof(im));
+    memcpy(&gen, link + offsetof(image_link_t, gen), sizeof(gen));
+    memcpy(&stamp, link + offsetof(image_link_t, stamp), sizeof(stamp));
+    const uint64_t now = atomic_load_explicit(&image_edits, memory_order_relaxed) + 1;
+    if (PIXEL_LIKELY(stamp == now && im->gen == gen)) {
+        return im;
     }
-    return pixel__image_check(root);
+    return image_restamp(root, now);
 }
 
 const char *pixel__image_json(const pixel__image *im, size_t *len)

@@ -171,11 +171,10 @@ const pixel__image *pixel__image_check(const pixel_value *root);
 const char *pixel__image_json(const pixel__image *im, size_t *len);
 uint64_t pixel__image_valid(const pixel__image *im);
 void pixel__image_set_valid(const pixel__image *im, uint64_t key);
-/* pixel__image_stamp(): the pipeline's validation found the copy at root as
- * emitted; pixel__image_check_stamped() then gives its image without the
- * comparison while no public setter or remover has changed a node of any
- * image copy since (pixel__image_edited(), process-wide). */
-void pixel__image_stamp(const pixel_value *root);
+/* pixel__image_check_stamped(): the same answer, without the comparison
+ * while no change to a node of any image copy has been counted
+ * (pixel__image_edited(), process-wide) since the copy was emitted or last
+ * found as emitted. */
 const pixel__image *pixel__image_check_stamped(const pixel_value *root);
 void pixel__image_edited(void);
 
@@ -204,10 +203,15 @@ struct pixel_value {
     } u;
 };
 
-/* For the public setters and removers: obj changed, val (or NULL) placed. */
+/* For whatever changes a node of the event once modules may have run (the
+ * public setters and removers, the module API, the built-in enrichers):
+ * obj changed (its members, or itself in place), val (or NULL) placed or
+ * moved.  A change to an image copy is counted; the copy's root placed
+ * somewhere is not (its name, flags and next are the event's). */
 static inline void pixel__image_edit(const pixel_value *obj, const pixel_value *val)
 {
-    if (PIXEL_UNLIKELY(((obj->flags | (val ? val->flags : 0)) & PIXEL_VALUE_IMAGE_NODE))) {
+    const unsigned vf = val ? val->flags & (PIXEL_VALUE_IMAGE_NODE | PIXEL_VALUE_IMAGE) : 0;
+    if (PIXEL_UNLIKELY((obj->flags & PIXEL_VALUE_IMAGE_NODE) || vf == PIXEL_VALUE_IMAGE_NODE)) {
         pixel__image_edited();
     }
 }

@@ -229,6 +229,7 @@ pixel_value *pixel__path_get(const pixel_value *root, const pixel_path *path)
 static void set_member(pixel_value *obj, const char *key, uint32_t len, bool plain,
                        pixel_value *val)
 {
+    pixel__image_edit(obj, val);
     pixel_value *old = member(obj, key, len);
     if (old) {
         replace_member(obj, old, val);

@@ -868,7 +868,7 @@ _Static_assert(MAX_DEPTH < (1 << IMAGE_DEPTH_BITS), "the depth must fit an image
 
 __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
 {
-    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check(v);
+    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check_stamped(v);
     /* the schema's process-unique number (not its address, which a registry
        compiled after this one's was freed may give another object schema),
        the format assertion, and (in between) the depth it passed at */
@@ -876,11 +876,6 @@ __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, con
     const uint64_t key = o->memo_id << (IMAGE_DEPTH_BITS + 1) |
                          ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
     if (im) {
-        if (x->frames) {
-            /* the pipeline's validation, after which only the public setters
-               and removers can change the copy before it is serialized */
-            pixel__image_stamp(v);
-        }
         uint64_t seen = pixel__image_valid(im);
         if ((seen & ~depth_mask) == key && (seen & depth_mask) >> 1 >= (uint64_t)x->depth) {
             return true;

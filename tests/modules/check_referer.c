@@ -539,7 +539,7 @@ END_TEST
 
 /* The referer pipeline with a schema for its result; the schema's
  * directory (made here) in dir. */
-static pixel_pipeline *load_validated(char *dir)
+static pixel_pipeline *load_validated_with(char *dir, const char *after)
 {
     char dirs_buf[4096], yaml[4096], path[600];
     const char *env = getenv("PIXEL_MODULE_BUILD_DIRS"), *data = getenv("PIXEL_MODULE_TEST_DATA");
@@ -569,8 +569,9 @@ static pixel_pipeline *load_validated(char *dir)
              "fields: {page.url: query.url, page.referrer: log.referer}\n"
              "enrich:\n"
              "  - module: {name: referer, config: {table: %s/referers-test.yaml}}\n"
+             "%s"
              "validate: {schemas: %s, schema: 'https://t.test/event.json'}\n",
-             data, dir);
+             data, after, dir);
     pixel_pipeline_options o = PIXEL_PIPELINE_OPTIONS_INIT;
     o.module_dirs = dirs;
     pixel_pipeline *p = NULL;
@@ -582,6 +583,11 @@ static pixel_pipeline *load_validated(char *dir)
     unlink(path);
     rmdir(dir);
     return p;
+}
+
+static pixel_pipeline *load_validated(char *dir)
+{
+    return load_validated_with(dir, "");
 }
 
 /* The line through the stages up to validation (or up to enrichment). */
@@ -608,8 +614,17 @@ static char *output_of(const pixel_pipeline *p, pixel_ctx *ctx)
     return strndup(out, n);
 }
 
-enum { EDIT_SET, EDIT_ADD, EDIT_SET_AT, EDIT_REMOVE, EDIT_REMOVE_AT, EDIT_MOVE_OUT,
-       EDIT_APPEND_MOVED, EDIT_MODULE_APPEND, EDIT_COUNT };
+enum {
+    EDIT_SET,
+    EDIT_ADD,
+    EDIT_SET_AT,
+    EDIT_REMOVE,
+    EDIT_REMOVE_AT,
+    EDIT_MOVE_OUT,
+    EDIT_APPEND_MOVED,
+    EDIT_MODULE_APPEND,
+    EDIT_COUNT
+};
 
 /* Edit e of the event's referer result; what the output must then hold. */
 static const char *edit(pixel_ctx *ctx, int e)
@@ -619,15 +634,16 @@ static const char *edit(pixel_ctx *ctx, int e)
     ck_assert_ptr_nonnull(ref);
     switch (e) {
         case EDIT_SET:
-            ck_assert_int_eq(pixel_object_set(ctx, ref, "medium",
-                                              pixel_value_new_string(ctx, "changed", 7)), 0);
+            ck_assert_int_eq(
+                pixel_object_set(ctx, ref, "medium", pixel_value_new_string(ctx, "changed", 7)), 0);
             return "\"referer\":{\"medium\":\"changed\",\"source\":\"Facebook\"";
         case EDIT_ADD:
             ck_assert_int_eq(pixel_object_set(ctx, ref, "extra", pixel_value_new_int(ctx, 7)), 0);
             return "\"host\":\"m.facebook.com\",\"extra\":7}";
         case EDIT_SET_AT:
             ck_assert_int_eq(pixel_value_set_at(ctx, ev, "referer.source",
-                                                pixel_value_new_string(ctx, "Other", 5)), 0);
+                                                pixel_value_new_string(ctx, "Other", 5)),
+                             0);
             return "\"medium\":\"social\",\"source\":\"Other\",\"host\"";
         case EDIT_REMOVE:
             ck_assert_int_eq(pixel_object_remove(ref, "host"), 1);
@@ -636,8 +652,7 @@ static const char *edit(pixel_ctx *ctx, int e)
             ck_assert_int_eq(pixel_value_remove_at(ev, "referer.source"), 1);
             return "\"referer\":{\"medium\":\"social\",\"host\":\"m.facebook.com\"}";
         case EDIT_MOVE_OUT: /* a member of the result placed elsewhere */
-            ck_assert_int_eq(pixel_object_set(ctx, ev, "moved", pixel_object_get(ref, "host")),
-                             0);
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "moved", pixel_object_get(ref, "host")), 0);
             return "\"source\":\"Facebook\",\"moved\":\"m.facebook.com\"}";
         case EDIT_APPEND_MOVED: {
             pixel_value *arr = pixel_value_new_array(ctx);
@@ -703,6 +718,73 @@ START_TEST(changes_after_validation_reach_the_output)
 }
 END_TEST
 
+/* The stages after the module that change its result (a built-in enricher
+ * changing a member in place, adding members to it, setting a member under
+ * it, another module setting one): the event is validated and serialized
+ * as changed, never from what the image remembers. */
+START_TEST(changes_by_later_stages_reach_the_output)
+{
+    static const char *const after[] = {
+        "  - anonymize_ip: {field: referer.host, ipv4_prefix: 24}\n",
+        "  - url: {from: page.url, into: referer}\n",
+        "  - event_id: {into: referer.id}\n",
+        "  - module: {name: referer, config: {table: %s/referers-test.yaml, into: referer.r2}}\n",
+    };
+    static const char *const want[] = {
+        "\"host\":\"10.1.2.0\"",
+        "\"host\":\"www.example.com\",\"scheme\":\"https\",\"path\":\"/home\"",
+        "\"host\":\"10.1.2.3\",\"id\":\"",
+        "\"host\":\"10.1.2.3\",\"r2\":{",
+    };
+    char *line = line_of("https://www.example.com/home", "https://10.1.2.3/x");
+    /* the result as the module alone gives it, from its image */
+    char dir[] = "/tmp/pixel-referer-XXXXXX";
+    pixel_pipeline *p = load_validated(dir);
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *whole = NULL;
+    for (int round = 0; round < 3; round++) {
+        stages(p, ctx, line, true);
+        free(whole);
+        whole = output_of(p, ctx);
+    }
+    char *at = strstr(whole, "\"referer\":{");
+    ck_assert_ptr_nonnull(at);
+    at[strcspn(at, "}") + 1] = '\0';
+    ck_assert_ptr_nonnull(strstr(at, "\"host\":\"10.1.2.3\""));
+    pixel_pipeline_free(p);
+    for (size_t k = 0; k < sizeof(after) / sizeof(after[0]); k++) {
+        char extra[600];
+        snprintf(extra, sizeof(extra), after[k], getenv("PIXEL_MODULE_TEST_DATA"));
+        char d[] = "/tmp/pixel-referer-XXXXXX";
+        p = load_validated_with(d, extra);
+        for (int round = 0; round < 3; round++) {
+            stages(p, ctx, line, true);
+            char *out = output_of(p, ctx);
+            ck_assert_msg(strstr(out, want[k]) && !strstr(out, at), "%s: %s", extra, out);
+            free(out);
+        }
+        pixel_pipeline_free(p);
+    }
+    /* the parts of a URL appended to a result that has none (direct) */
+    char *direct = line_of("https://www.example.com/home", "");
+    char d[] = "/tmp/pixel-referer-XXXXXX";
+    p = load_validated_with(d, after[1]);
+    for (int round = 0; round < 3; round++) {
+        stages(p, ctx, direct, true);
+        char *out = output_of(p, ctx);
+        ck_assert_msg(strstr(out, "\"referer\":{\"medium\":\"direct\",\"scheme\":\"https\","
+                                  "\"host\":\"www.example.com\",\"path\":\"/home\"}"),
+                      "%s", out);
+        free(out);
+    }
+    pixel_pipeline_free(p);
+    free(direct);
+    free(whole);
+    free(line);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("referer");
@@ -715,6 +797,7 @@ int main(void)
     tcase_add_test(tc, threads_give_the_single_threaded_results);
     tcase_add_test(tc, results_outlive_evictions_within_one_event);
     tcase_add_test(tc, changes_after_validation_reach_the_output);
+    tcase_add_test(tc, changes_by_later_stages_reach_the_output);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
