@@ -1264,11 +1264,15 @@ static _Atomic uint64_t image_gen;
  * not moved since.  Kept process-wide, as the public removers are not told
  * the context; it moves only on a change to a copy (rare: a pipeline that
  * changes a module's result). */
-static _Atomic uint64_t image_edits;
+static struct {
+    _Alignas(64) _Atomic uint64_t n;
+    char pad[64 - sizeof(uint64_t)]; /* read at every check on every thread: a line of its
+                                        own, apart from image_gen's and others' writes */
+} image_edits;
 
 void pixel__image_edited(void)
 {
-    atomic_fetch_add_explicit(&image_edits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&image_edits.n, 1, memory_order_relaxed);
 }
 
 static pixel_value *image_nodes(const pixel__image *im)
@@ -1447,7 +1451,7 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
         return NULL;
     }
     const image_link_t from = {
-        im, im->gen, kept ? atomic_load_explicit(&image_edits, memory_order_relaxed) + 1 : 0};
+        im, im->gen, kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0};
     memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), im->bytes);
@@ -1530,7 +1534,7 @@ const pixel__image *pixel__image_check_stamped(const pixel_value *root)
     memcpy(&im, link + offsetof(image_link_t, im), sizeof(im));
     memcpy(&gen, link + offsetof(image_link_t, gen), sizeof(gen));
     memcpy(&stamp, link + offsetof(image_link_t, stamp), sizeof(stamp));
-    const uint64_t now = atomic_load_explicit(&image_edits, memory_order_relaxed) + 1;
+    const uint64_t now = atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1;
     if (PIXEL_LIKELY(stamp == now && im->gen == gen)) {
         return im;
     }
