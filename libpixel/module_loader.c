@@ -1443,10 +1443,11 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
         return NULL;
     }
-    /* the image (for pixel__image_check), then the copy */
+    /* the image, the copy, and (for an image that copies refer to) the copy
+       as emitted, for pixel__image_check */
     const pixel__image *im = image;
     const bool kept = im->json_len != 0;
-    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (size_t)im->bytes);
+    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (kept ? 2 : 1) * (size_t)im->bytes);
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
@@ -1462,16 +1463,15 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
         link += (uintptr_t)blk;
         memcpy(blk + at_tab[i], &link, sizeof(link));
     }
+    if (kept) {
+        memcpy(blk + im->bytes, blk, im->bytes);
+    }
     return (pixel_value *)(void *)blk;
 }
 
 /* The image a copy came from, as it was then, and the copy compared with
- * the image itself: the root's members, and every other node whole (the
- * root's name, flags and next are the event's), word by word, a link that
- * the emit relocated (at_tab, in ascending order) being the image's offset
- * plus where the copy is.  A word out of that order would only be compared
- * unrelocated, so found changed: never the other way round.  Seldom run: a
- * copy's stamp (pixel__image_check_stamped) usually answers. */
+ * the one kept as emitted: the root's members, and every other node whole
+ * (the root's name, flags and next are the event's). */
 const pixel__image *pixel__image_check(const pixel_value *root)
 {
     image_link_t link;
@@ -1480,28 +1480,12 @@ const pixel__image *pixel__image_check(const pixel_value *root)
     if (im->gen != link.gen) {
         return NULL; /* the image was made anew since */
     }
-    const char *copy = (const char *)root, *orig = (const char *)image_nodes(im);
-    const uint32_t *at_tab = (const uint32_t *)(const void *)((const char *)im + im->rel_off);
-    const uintptr_t base = (uintptr_t)root;
-    _Static_assert(sizeof(pixel_value) % sizeof(uintptr_t) == 0 &&
-                       offsetof(pixel_value, u) % sizeof(uintptr_t) == 0,
-                   "nodes are compared a link-sized word at a time");
-    uint32_t i = 0;
-    uintptr_t diff = 0;
-    for (uint32_t at = offsetof(pixel_value, u); at < im->bytes; at += sizeof(uintptr_t)) {
-        uintptr_t c, o;
-        memcpy(&c, copy + at, sizeof(c));
-        memcpy(&o, orig + at, sizeof(o));
-        while (i < im->nrel && at_tab[i] < at) {
-            i++; /* the root's own words: not compared */
-        }
-        if (i < im->nrel && at_tab[i] == at) {
-            o += base;
-            i++;
-        }
-        diff |= c ^ o;
+    const pixel_value *kept = (const pixel_value *)(const void *)((const char *)root + im->bytes);
+    if (memcmp(&root->u.list, &kept->u.list, sizeof(root->u.list)) != 0 ||
+        memcmp(root + 1, kept + 1, im->bytes - sizeof(pixel_value)) != 0) {
+        return NULL;
     }
-    return diff == 0 ? im : NULL;
+    return im;
 }
 
 /* The link's stamp slot: the word after the making, just before the root. */
