@@ -675,6 +675,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
             len = format_ipv6(w, out);
         }
     }
+    pixel__image_edit(v, NULL);
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
     /* hex digits, '.' and ':'; no longer what a format flag said, but a dotted quad */
@@ -1126,6 +1127,7 @@ static int run_url(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
                  !(target->flags & (PIXEL_VALUE_EDITED | PIXEL_VALUE_URL_PARTS))) ||
                 !has_part_member(target);
     }
+    pixel__image_edit(target, src); /* its members added, src's flags below */
     target->flags |= PIXEL_VALUE_URL_PARTS;
     /* Every part is a piece of the URL: when it needs no escaping, neither do they. */
     uint16_t flags = 0;

@@ -1310,7 +1310,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
                 /* A module's result emitted from a shape image, still as
                  * emitted: the image's text, written once. */
-                const pixel__image *im = pixel__image_check(m);
+                const pixel__image *im = pixel__image_check_stamped(m);
                 size_t tn;
                 const char *text = im ? pixel__image_json(im, &tn) : NULL;
                 if (text) {

@@ -624,6 +624,7 @@ int pixel_module_object_append(pixel_value *obj, const char *key, size_t klen, p
         return -1;
     }
     obj->flags |= PIXEL_VALUE_EDITED; /* the built-in enrichers look its keys up (enrich.c) */
+    pixel__image_edit(obj, val);
     /* Module keys are mostly short literals: one check here spares the
      * serializer's escaping path for each of them on every line.  Keys of
      * 4 to 16 bytes (most) are one block, checked in line. */
@@ -1001,6 +1002,7 @@ int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path
         }
     }
     parent->flags |= PIXEL_VALUE_EDITED; /* as pixel_module_object_append() */
+    pixel__image_edit(parent, val);
     if (leaf->plain) {
         return pixel__object_add_plain(parent, leaf->key, leaf->len, val);
     }
@@ -1242,17 +1244,36 @@ struct pixel__image {
     _Atomic uint64_t valid; /* pixel__image_valid() */
 };
 
-/* What the arena holds before an emitted root: the image, and which making
- * of it the copy is from. */
+/* What the arena holds before an emitted root: the image, which making of
+ * it the copy is from, and the count of image_edits, plus one, at which the
+ * copy was last known to be as emitted (its stamp). */
 typedef struct image_link {
     const pixel__image *im;
     uint64_t gen;
+    uint64_t stamp;
 } image_link_t;
 #define IMAGE_LINK sizeof(image_link_t)
 
 /* Makings of images in the process, so that an image made anew in the same
  * memory is told from the one a copy came from. */
 static _Atomic uint64_t image_gen;
+
+/* Changes made to nodes of image copies (PIXEL_VALUE_IMAGE_NODE) in the
+ * whole process, counted by everything that changes an event's nodes after
+ * the map stage (pixel__image_edit): a stamp is good only while this has
+ * not moved since.  Kept process-wide, as the public removers are not told
+ * the context; it moves only on a change to a copy (rare: a pipeline that
+ * changes a module's result). */
+static struct {
+    _Alignas(64) _Atomic uint64_t n;
+    char pad[64 - sizeof(uint64_t)]; /* read at every check on every thread: a line of its
+                                        own, apart from image_gen's and others' writes */
+} image_edits;
+
+void pixel__image_edited(void)
+{
+    atomic_fetch_add_explicit(&image_edits.n, 1, memory_order_relaxed);
+}
 
 static pixel_value *image_nodes(const pixel__image *im)
 {
@@ -1366,8 +1387,14 @@ static int shape_image(const pixel_module_shape *shape, const pixel_module_str *
     }
     if (im->json_len) {
         /* kept (ABI 1.4), with its text: the module keeps the image as it is
-           while events made from it are in use, so copies may refer to it */
+           while events made from it are in use, so copies may refer to it;
+           every node of a copy says so to the public setters */
         blk[0].flags |= PIXEL_VALUE_IMAGE;
+        for (size_t k = 0; k < shape->nnodes; k++) {
+            if (blk[k].type != PIXEL_TYPE_NULL) {
+                blk[k].flags |= PIXEL_VALUE_IMAGE_NODE;
+            }
+        }
     }
     /* The nodes made (an object or a string; the others are still NULL),
        numbered in order, moved down to their numbers with their links made
@@ -1424,7 +1451,8 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    const image_link_t from = {im, im->gen};
+    const image_link_t from = {
+        im, im->gen, kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0};
     memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), im->bytes);
@@ -1458,6 +1486,43 @@ const pixel__image *pixel__image_check(const pixel_value *root)
         return NULL;
     }
     return im;
+}
+
+/* The link's stamp slot: the word after the making, just before the root. */
+static inline uint64_t *image_stamp_at(const pixel_value *root)
+{
+    return (uint64_t *)(void *)((char *)(uintptr_t)root - IMAGE_LINK +
+                                offsetof(image_link_t, stamp));
+}
+
+/* The full check of a copy whose stamp is stale; stamped again when found
+ * as emitted (now: the count, plus one, read before the check). */
+__attribute__((noinline)) static const pixel__image *image_restamp(const pixel_value *root,
+                                                                   uint64_t now)
+{
+    const pixel__image *im = pixel__image_check(root);
+    if (im) {
+        memcpy(image_stamp_at(root), &now, sizeof(now));
+    }
+    return im;
+}
+
+/* pixel__image_check(), taking the stamp's word while no change to an image
+ * copy has been counted since it was set; a copy found as emitted is stamped
+ * again.  The link's words are read one by one, in line. */
+const pixel__image *pixel__image_check_stamped(const pixel_value *root)
+{
+    const char *link = (const char *)root - IMAGE_LINK;
+    const pixel__image *im;
+    uint64_t gen, stamp;
+    memcpy(&im, link + offsetof(image_link_t, im), sizeof(im));
+    memcpy(&gen, link + offsetof(image_link_t, gen), sizeof(gen));
+    memcpy(&stamp, link + offsetof(image_link_t, stamp), sizeof(stamp));
+    const uint64_t now = atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1;
+    if (PIXEL_LIKELY(stamp == now && im->gen == gen)) {
+        return im;
+    }
+    return image_restamp(root, now);
 }
 
 const char *pixel__image_json(const pixel__image *im, size_t *len)

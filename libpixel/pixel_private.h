@@ -155,6 +155,10 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 /* The root of a module result emitted from a shape image (module_loader.c):
  * a pointer to the image is just before it in the arena. */
 #define PIXEL_VALUE_IMAGE 0x200u
+/* Any node of such a result, the root too: the public setters and removers
+ * that change one (as the object changed, the value placed or moved) count
+ * the change with pixel__image_edit(). */
+#define PIXEL_VALUE_IMAGE_NODE 0x400u
 
 /* A module result kept as an image (module_loader.c).  pixel__image_check():
  * for an object flagged PIXEL_VALUE_IMAGE, the image it was emitted from,
@@ -167,6 +171,12 @@ const pixel__image *pixel__image_check(const pixel_value *root);
 const char *pixel__image_json(const pixel__image *im, size_t *len);
 uint64_t pixel__image_valid(const pixel__image *im);
 void pixel__image_set_valid(const pixel__image *im, uint64_t key);
+/* pixel__image_check_stamped(): the same answer, without the comparison
+ * while no change to a node of any image copy has been counted
+ * (pixel__image_edited(), process-wide) since the copy was emitted or last
+ * found as emitted. */
+const pixel__image *pixel__image_check_stamped(const pixel_value *root);
+void pixel__image_edited(void);
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */
@@ -192,6 +202,19 @@ struct pixel_value {
         } list; /* ARRAY and OBJECT */
     } u;
 };
+
+/* For whatever changes a node of the event once modules may have run (the
+ * public setters and removers, the module API, the built-in enrichers):
+ * obj changed (its members, or itself in place), val (or NULL) placed or
+ * moved.  A change to an image copy is counted; the copy's root placed
+ * somewhere is not (its name, flags and next are the event's). */
+static inline void pixel__image_edit(const pixel_value *obj, const pixel_value *val)
+{
+    const unsigned vf = val ? val->flags & (PIXEL_VALUE_IMAGE_NODE | PIXEL_VALUE_IMAGE) : 0;
+    if (PIXEL_UNLIKELY((obj->flags & PIXEL_VALUE_IMAGE_NODE) || vf == PIXEL_VALUE_IMAGE_NODE)) {
+        pixel__image_edited();
+    }
+}
 
 /* Arena-level constructors (the public ones wrap these with a ctx).  Inline:
  * the map stage makes a few dozen values a line. */

@@ -229,6 +229,7 @@ pixel_value *pixel__path_get(const pixel_value *root, const pixel_path *path)
 static void set_member(pixel_value *obj, const char *key, uint32_t len, bool plain,
                        pixel_value *val)
 {
+    pixel__image_edit(obj, val);
     pixel_value *old = member(obj, key, len);
     if (old) {
         replace_member(obj, old, val);
@@ -329,6 +330,7 @@ static int object_setn(pixel_ctx *ctx, pixel_value *obj, const char *key, size_t
         return -1;
     }
     obj->flags |= PIXEL_VALUE_EDITED;
+    pixel__image_edit(obj, val);
     pixel_value *old = pixel__object_getn(obj, key, klen);
     if (old) {
         replace_member(obj, old, val);
@@ -351,6 +353,7 @@ int pixel_value_set_at(pixel_ctx *ctx, pixel_value *root, const char *path, pixe
     pixel_value *obj = root;
     if (root && root->type == PIXEL_TYPE_OBJECT) {
         root->flags |= PIXEL_VALUE_EDITED;
+        pixel__image_edit(root, val);
     }
     for (;;) {
         const char *dot = strchr(path, '.');
@@ -377,6 +380,7 @@ static int object_removen(pixel_value *obj, const char *key, size_t klen)
         return 0;
     }
     obj->flags |= PIXEL_VALUE_EDITED;
+    pixel__image_edit(obj, NULL);
     pixel_value *prev = NULL;
     for (pixel_value *m = obj->u.list.head; m; prev = m, m = m->next) {
         if (m->klen == klen && pixel__same_bytes(m->key, key, klen)) {
@@ -405,6 +409,7 @@ int pixel_value_remove_at(pixel_value *root, const char *path)
 {
     if (root && root->type == PIXEL_TYPE_OBJECT) {
         root->flags |= PIXEL_VALUE_EDITED;
+        pixel__image_edit(root, NULL);
     }
     const char *dot = strrchr(path, '.');
     if (!dot) {
@@ -425,6 +430,7 @@ int pixel_array_append(pixel_value *arr, pixel_value *val)
     if (!arr || arr->type != PIXEL_TYPE_ARRAY || !val) {
         return -1;
     }
+    pixel__image_edit(arr, val);
     return pixel__object_add(arr, NULL, 0, val);
 }
 

@@ -886,7 +886,7 @@ _Static_assert(MAX_DEPTH < (1 << IMAGE_DEPTH_BITS), "the depth must fit an image
 
 __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
 {
-    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check(v);
+    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check_stamped(v);
     /* the schema's process-unique number (not its address, which a registry
        compiled after this one's was freed may give another object schema),
        the format assertion, and (in between) the depth it passed at */

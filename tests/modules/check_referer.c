@@ -14,10 +14,12 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pixel/module.h"
 #include "pixel/pixel.h"
@@ -533,6 +535,256 @@ START_TEST(results_outlive_evictions_within_one_event)
 }
 END_TEST
 
+/* ---- results reused after validation ---- */
+
+/* The referer pipeline with a schema for its result; the schema's
+ * directory (made here) in dir. */
+static pixel_pipeline *load_validated_with(char *dir, const char *after)
+{
+    char dirs_buf[4096], yaml[4096], path[600];
+    const char *env = getenv("PIXEL_MODULE_BUILD_DIRS"), *data = getenv("PIXEL_MODULE_TEST_DATA");
+    ck_assert_msg(env && data, "PIXEL_MODULE_BUILD_DIRS or PIXEL_MODULE_TEST_DATA is not set");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/event.json", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"$id\": \"https://t.test/event.json\", \"type\": \"object\",\n"
+          " \"properties\": {\"referer\": {\"type\": \"object\",\n"
+          "   \"properties\": {\"medium\": {\"type\": \"string\", \"maxLength\": 8},\n"
+          "                  \"source\": {\"type\": \"string\"},\n"
+          "                  \"host\": {\"type\": \"string\"}}}}}\n",
+          f);
+    ck_assert_int_eq(fclose(f), 0);
+    snprintf(dirs_buf, sizeof(dirs_buf), "%s", env);
+    const char *dirs[16];
+    size_t n = 0;
+    for (char *save = NULL, *d = strtok_r(dirs_buf, ":", &save); d && n < 15;
+         d = strtok_r(NULL, ":", &save)) {
+        dirs[n++] = d;
+    }
+    dirs[n] = NULL;
+    snprintf(yaml, sizeof(yaml),
+             "pipeline: {name: t, version: '1'}\n"
+             "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"
+             "fields: {page.url: query.url, page.referrer: log.referer}\n"
+             "enrich:\n"
+             "  - module: {name: referer, config: {table: %s/referers-test.yaml}}\n"
+             "%s"
+             "validate: {schemas: %s, schema: 'https://t.test/event.json'}\n",
+             data, after, dir);
+    pixel_pipeline_options o = PIXEL_PIPELINE_OPTIONS_INIT;
+    o.module_dirs = dirs;
+    pixel_pipeline *p = NULL;
+    pixel_error err;
+    char buf[900];
+    pixel_error_clear(&err);
+    int rc = pixel_pipeline_load_string(&p, yaml, strlen(yaml), "test.yaml", ".", &o, &err);
+    ck_assert_msg(rc == 0, "load failed: %s", pixel_error_format(&err, buf, sizeof(buf)));
+    unlink(path);
+    rmdir(dir);
+    return p;
+}
+
+static pixel_pipeline *load_validated(char *dir)
+{
+    return load_validated_with(dir, "");
+}
+
+/* The line through the stages up to validation (or up to enrichment). */
+static void stages(const pixel_pipeline *p, pixel_ctx *ctx, const char *line, bool validate)
+{
+    pixel_outcome oc;
+    pixel_error err;
+    pixel_error_clear(&err);
+    pixel_ctx_reset(ctx);
+    ck_assert_int_eq(pixel_parse(p, ctx, line, strlen(line), &oc, &err), 0);
+    ck_assert_int_eq(pixel_map(p, ctx, &oc, &err), 0);
+    ck_assert_int_eq(pixel_enrich(p, ctx, &oc, &err), 0);
+    if (validate) {
+        ck_assert_int_eq(pixel_validate(p, ctx, &oc, &err), 0);
+        ck_assert_int_eq(oc, PIXEL_OUTCOME_EVENT);
+    }
+}
+
+static char *output_of(const pixel_pipeline *p, pixel_ctx *ctx)
+{
+    size_t n;
+    const char *out = pixel_ctx_output(ctx, p, &n);
+    ck_assert_ptr_nonnull(out);
+    return strndup(out, n);
+}
+
+enum {
+    EDIT_SET,
+    EDIT_ADD,
+    EDIT_SET_AT,
+    EDIT_REMOVE,
+    EDIT_REMOVE_AT,
+    EDIT_MOVE_OUT,
+    EDIT_APPEND_MOVED,
+    EDIT_MODULE_APPEND,
+    EDIT_COUNT
+};
+
+/* Edit e of the event's referer result; what the output must then hold. */
+static const char *edit(pixel_ctx *ctx, int e)
+{
+    pixel_value *ev = pixel_ctx_event(ctx);
+    pixel_value *ref = pixel_object_get(ev, "referer");
+    ck_assert_ptr_nonnull(ref);
+    switch (e) {
+        case EDIT_SET:
+            ck_assert_int_eq(
+                pixel_object_set(ctx, ref, "medium", pixel_value_new_string(ctx, "changed", 7)), 0);
+            return "\"referer\":{\"medium\":\"changed\",\"source\":\"Facebook\"";
+        case EDIT_ADD:
+            ck_assert_int_eq(pixel_object_set(ctx, ref, "extra", pixel_value_new_int(ctx, 7)), 0);
+            return "\"host\":\"m.facebook.com\",\"extra\":7}";
+        case EDIT_SET_AT:
+            ck_assert_int_eq(pixel_value_set_at(ctx, ev, "referer.source",
+                                                pixel_value_new_string(ctx, "Other", 5)),
+                             0);
+            return "\"medium\":\"social\",\"source\":\"Other\",\"host\"";
+        case EDIT_REMOVE:
+            ck_assert_int_eq(pixel_object_remove(ref, "host"), 1);
+            return "\"referer\":{\"medium\":\"social\",\"source\":\"Facebook\"}";
+        case EDIT_REMOVE_AT:
+            ck_assert_int_eq(pixel_value_remove_at(ev, "referer.source"), 1);
+            return "\"referer\":{\"medium\":\"social\",\"host\":\"m.facebook.com\"}";
+        case EDIT_MOVE_OUT: /* a member of the result placed elsewhere */
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "moved", pixel_object_get(ref, "host")), 0);
+            return "\"source\":\"Facebook\",\"moved\":\"m.facebook.com\"}";
+        case EDIT_APPEND_MOVED: {
+            pixel_value *arr = pixel_value_new_array(ctx);
+            ck_assert_int_eq(pixel_object_set(ctx, ev, "list", arr), 0);
+            ck_assert_int_eq(pixel_array_append(arr, pixel_object_get(ref, "source")), 0);
+            return "\"referer\":{\"medium\":\"social\",\"\":\"Facebook\"}";
+        }
+        default:
+            ck_assert_int_eq(pixel_module_object_append(ref, "k", 1, pixel_value_new_int(ctx, 1)),
+                             0);
+            return "\"host\":\"m.facebook.com\",\"k\":1}";
+    }
+}
+
+/* A result emitted from the module's image is validated and serialized
+ * from what the image remembers; any change to it through the public API
+ * between validation and output, or between enrichment and validation, is
+ * seen: the output has the change, and an invalid change quarantines. */
+START_TEST(changes_after_validation_reach_the_output)
+{
+    char dir[] = "/tmp/pixel-referer-XXXXXX";
+    pixel_pipeline *p = load_validated(dir);
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *line = line_of(NULL, "https://m.facebook.com/a");
+    const char *whole = "\"referer\":{\"medium\":\"social\",\"source\":\"Facebook\","
+                        "\"host\":\"m.facebook.com\"}";
+    for (int round = 0; round < 3; round++) { /* the first ones fill the cache */
+        stages(p, ctx, line, true);
+        char *out = output_of(p, ctx);
+        ck_assert_msg(strstr(out, whole), "%s", out);
+        free(out);
+    }
+    for (int e = 0; e < EDIT_COUNT; e++) {
+        for (int twice = 0; twice < 2; twice++) { /* output taken before the edit, or not */
+            stages(p, ctx, line, true);
+            if (twice) {
+                free(output_of(p, ctx));
+            }
+            const char *want = edit(ctx, e);
+            char *out = output_of(p, ctx);
+            ck_assert_msg(strstr(out, want) && !strstr(out, whole), "edit %d: %s", e, out);
+            free(out);
+        }
+    }
+    /* changed before validation: checked member by member */
+    stages(p, ctx, line, false);
+    pixel_value *ref = pixel_object_get(pixel_ctx_event(ctx), "referer");
+    ck_assert_int_eq(
+        pixel_object_set(ctx, ref, "medium", pixel_value_new_string(ctx, "far too long", 12)), 0);
+    pixel_outcome oc;
+    pixel_error err;
+    pixel_error_clear(&err);
+    ck_assert_int_eq(pixel_validate(p, ctx, &oc, &err), 0);
+    ck_assert_int_eq(oc, PIXEL_OUTCOME_QUARANTINED);
+    /* and unchanged again on the next line */
+    stages(p, ctx, line, true);
+    char *out = output_of(p, ctx);
+    ck_assert_msg(strstr(out, whole), "%s", out);
+    free(out);
+    free(line);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* The stages after the module that change its result (a built-in enricher
+ * changing a member in place, adding members to it, setting a member under
+ * it, another module setting one): the event is validated and serialized
+ * as changed, never from what the image remembers. */
+START_TEST(changes_by_later_stages_reach_the_output)
+{
+    static const char *const after[] = {
+        "  - anonymize_ip: {field: referer.host, ipv4_prefix: 24}\n",
+        "  - url: {from: page.url, into: referer}\n",
+        "  - event_id: {into: referer.id}\n",
+        "  - module: {name: referer, config: {table: %s/referers-test.yaml, into: referer.r2}}\n",
+    };
+    static const char *const want[] = {
+        "\"host\":\"10.1.2.0\"",
+        "\"host\":\"www.example.com\",\"scheme\":\"https\",\"path\":\"/home\"",
+        "\"host\":\"10.1.2.3\",\"id\":\"",
+        "\"host\":\"10.1.2.3\",\"r2\":{",
+    };
+    char *line = line_of("https://www.example.com/home", "https://10.1.2.3/x");
+    /* the result as the module alone gives it, from its image */
+    char dir[] = "/tmp/pixel-referer-XXXXXX";
+    pixel_pipeline *p = load_validated(dir);
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *whole = NULL;
+    for (int round = 0; round < 3; round++) {
+        stages(p, ctx, line, true);
+        free(whole);
+        whole = output_of(p, ctx);
+    }
+    char *at = strstr(whole, "\"referer\":{");
+    ck_assert_ptr_nonnull(at);
+    at[strcspn(at, "}") + 1] = '\0';
+    ck_assert_ptr_nonnull(strstr(at, "\"host\":\"10.1.2.3\""));
+    pixel_pipeline_free(p);
+    for (size_t k = 0; k < sizeof(after) / sizeof(after[0]); k++) {
+        char extra[600];
+        snprintf(extra, sizeof(extra), after[k], getenv("PIXEL_MODULE_TEST_DATA"));
+        char d[] = "/tmp/pixel-referer-XXXXXX";
+        p = load_validated_with(d, extra);
+        for (int round = 0; round < 3; round++) {
+            stages(p, ctx, line, true);
+            char *out = output_of(p, ctx);
+            ck_assert_msg(strstr(out, want[k]) && !strstr(out, at), "%s: %s", extra, out);
+            free(out);
+        }
+        pixel_pipeline_free(p);
+    }
+    /* the parts of a URL appended to a result that has none (direct) */
+    char *direct = line_of("https://www.example.com/home", "");
+    char d[] = "/tmp/pixel-referer-XXXXXX";
+    p = load_validated_with(d, after[1]);
+    for (int round = 0; round < 3; round++) {
+        stages(p, ctx, direct, true);
+        char *out = output_of(p, ctx);
+        ck_assert_msg(strstr(out, "\"referer\":{\"medium\":\"direct\",\"scheme\":\"https\","
+                                  "\"host\":\"www.example.com\",\"path\":\"/home\"}"),
+                      "%s", out);
+        free(out);
+    }
+    pixel_pipeline_free(p);
+    free(direct);
+    free(whole);
+    free(line);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("referer");
@@ -544,6 +796,8 @@ int main(void)
     tcase_add_test(tc, cache_size_is_checked);
     tcase_add_test(tc, threads_give_the_single_threaded_results);
     tcase_add_test(tc, results_outlive_evictions_within_one_event);
+    tcase_add_test(tc, changes_after_validation_reach_the_output);
+    tcase_add_test(tc, changes_by_later_stages_reach_the_output);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
