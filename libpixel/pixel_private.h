@@ -102,6 +102,42 @@ static inline bool pixel__same_bytes(const char *a, const char *b, size_t n)
     return n == 0 || a[0] == b[0];
 }
 
+/* n bytes equal, at any length without a libc call: words of 8 (the last one
+ * overlapping), or the overlapping halves below 8.  For keys that may be
+ * long (member names, enum strings) where a call would cost more. */
+static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, w;
+    uint16_t h, k;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) {
+                return false;
+            }
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&w, b, 4);
+        uint32_t u2, w2;
+        memcpy(&u2, a + n - 4, 4);
+        memcpy(&w2, b + n - 4, 4);
+        return ((u ^ w) | (u2 ^ w2)) == 0;
+    }
+    if (n >= 2) {
+        memcpy(&h, a, 2);
+        memcpy(&k, b, 2);
+        return h == k && a[n - 1] == b[n - 1];
+    }
+    return n == 0 || a[0] == b[0];
+}
+
 /* ---- growable byte buffer (kept across lines) --------------------------- */
 
 typedef struct pixel_buf {

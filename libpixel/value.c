@@ -185,25 +185,12 @@ void pixel__path_free(pixel_path *p)
     pixel__free(p);
 }
 
-/* pixel__same_bytes without its call to memcmp past 16 bytes (words of 8,
- * the last one overlapping): the walks below then call nothing, and keep
- * what they need in the registers a call would clobber. */
+/* pixel__same_bytes without its call to memcmp past 16 bytes: the walks
+ * below then call nothing, and keep what they need in the registers a call
+ * would clobber. */
 static inline bool same_key(const char *a, const char *b, uint32_t n)
 {
-    if (n <= 16) {
-        return pixel__same_bytes(a, b, n);
-    }
-    uint64_t x, y;
-    for (uint32_t i = 0; i + 8 < n; i += 8) {
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if (x != y) {
-            return false;
-        }
-    }
-    memcpy(&x, a + n - 8, 8);
-    memcpy(&y, b + n - 8, 8);
-    return x == y;
+    return n <= 16 ? pixel__same_bytes(a, b, n) : pixel__key_eq(a, b, n);
 }
 
 static inline pixel_value *member(const pixel_value *obj, const char *key, uint32_t len)

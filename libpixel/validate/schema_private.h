@@ -54,40 +54,6 @@ void pixel__hmap_free(hmap *m);
 
 uint64_t pixel__schema_hash(const char *s, size_t n);
 
-/* Equality of short byte strings without a libc call: overlapping word loads. */
-static inline bool pixel__key_eq(const char *a, const char *b, size_t n)
-{
-    uint64_t x, y;
-    uint32_t u, w;
-    uint16_t h, k;
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8) {
-            memcpy(&x, a + i, 8);
-            memcpy(&y, b + i, 8);
-            if (x != y) {
-                return false;
-            }
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
-    }
-    if (n >= 4) {
-        memcpy(&u, a, 4);
-        memcpy(&w, b, 4);
-        uint32_t u2, w2;
-        memcpy(&u2, a + n - 4, 4);
-        memcpy(&w2, b + n - 4, 4);
-        return ((u ^ w) | (u2 ^ w2)) == 0;
-    }
-    if (n >= 2) {
-        memcpy(&h, a, 2);
-        memcpy(&k, b, 2);
-        return h == k && a[n - 1] == b[n - 1];
-    }
-    return n == 0 || a[0] == b[0];
-}
-
 /*
  * A set of strings known at compile time (member names, enum strings):
  * each maps to its index.  Built as a perfect hash when a multiplier is
