@@ -775,13 +775,7 @@ static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in,
                            .klen = klen,
                            .key = key,
                            .u.str = {in.p + colon + 1, e - colon - 1}};
-        if (obj->u.list.tail) {
-            obj->u.list.tail->next = v;
-        } else {
-            obj->u.list.head = v;
-        }
-        obj->u.list.tail = v;
-        obj->u.list.count++;
+        pixel__list_link(obj, v, v, 1);
         seps &= seps - 1;
         at = e + 1;
     }

@@ -1042,13 +1042,7 @@ static int add_fresh_parts(pixel_ctx *ctx, pixel_value *target, const char *s, c
                              .u.str = {q, (size_t)(q_end - q)}};
     }
     /* the chain v[0] .. v[count - 1] as the target's last members */
-    if (target->u.list.tail) {
-        target->u.list.tail->next = v;
-    } else {
-        target->u.list.head = v;
-    }
-    target->u.list.tail = &v[count - 1];
-    target->u.list.count += count;
+    pixel__list_link(target, v, &v[count - 1], count);
     return 0;
 }
 

@@ -809,13 +809,7 @@ static int convert_field(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fi
 /* Appends m (key, flags and next already set) to obj. */
 static inline void append_member(pixel_value *obj, pixel_value *m)
 {
-    if (obj->u.list.tail) {
-        obj->u.list.tail->next = m;
-    } else {
-        obj->u.list.head = m;
-    }
-    obj->u.list.tail = m;
-    obj->u.list.count++;
+    pixel__list_link(obj, m, m, 1);
 }
 
 /*

@@ -1140,13 +1140,7 @@ fail:
 
 static inline void shape_append(pixel_value *obj, pixel_value *v)
 {
-    if (obj->u.list.tail) {
-        obj->u.list.tail->next = v;
-    } else {
-        obj->u.list.head = v;
-    }
-    obj->u.list.tail = v;
-    obj->u.list.count++;
+    pixel__list_link(obj, v, v, 1);
 }
 
 /* Make object k of the block (a member of its own object, made first if

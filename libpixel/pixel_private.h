@@ -285,6 +285,20 @@ static inline pixel_value *pixel__value_plain_view(pixel_arena *a, const char *s
     return v;
 }
 
+/* Links the chain first .. last (count values, last->next already set) as
+ * the last members (or elements) of obj. */
+static inline void pixel__list_link(pixel_value *obj, pixel_value *first, pixel_value *last,
+                                    size_t count)
+{
+    if (obj->u.list.tail) {
+        obj->u.list.tail->next = first;
+    } else {
+        obj->u.list.head = first;
+    }
+    obj->u.list.tail = last;
+    obj->u.list.count += count;
+}
+
 /* Appends a member (or an element, with no key); no duplicate check. */
 static inline int pixel__object_add(pixel_value *obj, const char *key, size_t klen,
                                     pixel_value *val)
@@ -293,13 +307,7 @@ static inline int pixel__object_add(pixel_value *obj, const char *key, size_t kl
     val->key = key;
     val->klen = (uint32_t)klen;
     val->next = NULL;
-    if (obj->u.list.tail) {
-        obj->u.list.tail->next = val;
-    } else {
-        obj->u.list.head = val;
-    }
-    obj->u.list.tail = val;
-    obj->u.list.count++;
+    pixel__list_link(obj, val, val, 1);
     return 0;
 }
 
