@@ -706,6 +706,21 @@ __attribute__((noinline)) static int decode_value_near_end(pixel_ctx *ctx, const
     return decode_part(ctx, p, st, from, to, name, "parameter", out);
 }
 
+/* Copies the run src .. e (16 bytes a step: the output has room past it)
+ * and a space for the '+' at e; returns the output's new end. */
+__attribute__((always_inline)) static inline char *copy_then_space(char *o, const char *src,
+                                                                   const char *e)
+{
+    const size_t len = (size_t)(e - src);
+    pixel__copy16(o, src);
+    for (size_t k = 16; k < len; k += 16) {
+        pixel__copy16(o + k, src + k);
+    }
+    o += len;
+    *o++ = ' ';
+    return o;
+}
+
 /* The position of the next bit of a mask walked a word at a time (*w: the
  * bits of the word at *mw not taken yet, *wq: the byte of its bit 0); the
  * mask must have a bit ahead. */
@@ -825,14 +840,8 @@ escape:;
                 hi = 0x80;
             } else if (c == '%') {
                 break;
-            } else {
-                const size_t len = (size_t)(e - src);
-                pixel__copy16(o, src);
-                for (size_t k = 16; k < len; k += 16) {
-                    pixel__copy16(o + k, src + k);
-                }
-                o += len;
-                *o++ = ' ';
+            } else { /* a '+' */
+                o = copy_then_space(o, src, e);
                 src = e + 1;
             }
             e = next_bit(&mw, &wq, &w);
@@ -851,14 +860,8 @@ tail:
         } else if (c == '%') {
             bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
             return 1;
-        } else {
-            size_t len = (size_t)(e - src);
-            pixel__copy16(o, src);
-            for (size_t k = 16; k < len; k += 16) {
-                pixel__copy16(o + k, src + k);
-            }
-            o += len;
-            *o++ = ' ';
+        } else { /* a '+' */
+            o = copy_then_space(o, src, e);
             src = e + 1;
         }
         e = next_bit(&mw, &wq, &w);
