@@ -26,6 +26,18 @@
 
 /* ---- pipelines ---- */
 
+/* The colon-separated module directories in buf as a NULL-ended list of
+ * at most 15 (buf is cut in place). */
+static void split_dirs(char *buf, const char *dirs[16])
+{
+    size_t n = 0;
+    for (char *save = NULL, *d = strtok_r(buf, ":", &save); d && n < 15;
+         d = strtok_r(NULL, ":", &save)) {
+        dirs[n++] = d;
+    }
+    dirs[n] = NULL;
+}
+
 /* Loads the pipeline of one referer entry with `config` appended to its
  * options (NULL: none); returns the status, the error in err. */
 static int try_load(const char *config, pixel_pipeline **p, pixel_error *err)
@@ -36,12 +48,7 @@ static int try_load(const char *config, pixel_pipeline **p, pixel_error *err)
                                "(run through meson test)");
     snprintf(dirs_buf, sizeof(dirs_buf), "%s", env);
     const char *dirs[16];
-    size_t n = 0;
-    for (char *save = NULL, *d = strtok_r(dirs_buf, ":", &save); d && n < 15;
-         d = strtok_r(NULL, ":", &save)) {
-        dirs[n++] = d;
-    }
-    dirs[n] = NULL;
+    split_dirs(dirs_buf, dirs);
     snprintf(yaml, sizeof(yaml),
              "pipeline: {name: t, version: '1'}\n"
              "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"
@@ -557,12 +564,7 @@ static pixel_pipeline *load_validated_with(char *dir, const char *after)
     ck_assert_int_eq(fclose(f), 0);
     snprintf(dirs_buf, sizeof(dirs_buf), "%s", env);
     const char *dirs[16];
-    size_t n = 0;
-    for (char *save = NULL, *d = strtok_r(dirs_buf, ":", &save); d && n < 15;
-         d = strtok_r(NULL, ":", &save)) {
-        dirs[n++] = d;
-    }
-    dirs[n] = NULL;
+    split_dirs(dirs_buf, dirs);
     snprintf(yaml, sizeof(yaml),
              "pipeline: {name: t, version: '1'}\n"
              "input: {framing: none, format: combined, pixel_paths: [/px.gif]}\n"
