@@ -295,9 +295,56 @@ static inline void copy_upto15(unsigned char *t, const char *s, size_t n)
 }
 
 /* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
- * zeros.  end[k]: the offset just past octet k.  The text (7 to 15 bytes)
- * is read from a NUL-padded copy, so no byte needs a bound test. */
-static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4])
+ * zeros, none over 255.  end[k]: the offset just past octet k.  The text
+ * (7 to 15 bytes) is read from a NUL-padded copy of sixteen. */
+#ifdef PIXEL_SIMD_SSE2
+/* The bytes' classes as bit masks, one block for all: digits and dots
+ * only, three dots, none first, last or next to another, runs of at most
+ * three digits, no '0' starting an octet before another digit; a run of
+ * three is at most "255" as text (first digit below '2', or '2' and then
+ * below '5', or '5' and then at most '5'). */
+static bool parse_ipv4(const char *s, size_t n, size_t end[4])
+{
+    if (n < 7 || n > 15) {
+        return false;
+    }
+    unsigned char t[16] = {0};
+    copy_upto15(t, s, n);
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
+    /* digits: a range test in one signed compare (see lower_uuid) */
+    const unsigned dig = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(
+        _mm_set1_epi8(10 - 128), _mm_add_epi8(v, _mm_set1_epi8((char)(-'0' - 128)))));
+    const unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+    const unsigned d1 = dot & (dot - 1), d2 = d1 & (d1 - 1);
+    if ((dig | dot) != (1u << n) - 1 || !d2 || (d2 & (d2 - 1)) || (dot & (dot >> 1 | 1)) ||
+        (dot >> (n - 1)) || (dig & dig >> 1 & dig >> 2 & dig >> 3)) {
+        return false;
+    }
+    const unsigned starts = (dot << 1 | 1) & dig; /* the first digit of each octet */
+    const unsigned zero = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')));
+    const unsigned three = starts & dig >> 1 & dig >> 2;
+    if (zero & starts & dig >> 1) {
+        return false;
+    }
+    if (three) {
+        const unsigned lt2 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8('2'), v));
+        const unsigned lt5 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8('5'), v));
+        const unsigned le5 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8('6'), v));
+        const unsigned eq2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('2')));
+        const unsigned eq5 = le5 & ~lt5;
+        const unsigned ok = lt2 | (eq2 & (lt5 >> 1 | (eq5 >> 1 & le5 >> 2)));
+        if (three & ~ok) {
+            return false;
+        }
+    }
+    end[0] = (size_t)__builtin_ctz(dot);
+    end[1] = (size_t)__builtin_ctz(d1);
+    end[2] = (size_t)__builtin_ctz(d2);
+    end[3] = n;
+    return true;
+}
+#else
+static bool parse_ipv4(const char *s, size_t n, size_t end[4])
 {
     if (n < 7 || n > 15) {
         return false;
@@ -323,7 +370,6 @@ static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4
             }
             i += 3;
         }
-        a[k] = (unsigned char)v;
         end[k] = i;
         if (k == 3) {
             return i == n;
@@ -333,6 +379,7 @@ static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4
         }
     }
 }
+#endif
 
 /* One more than the value of a hex digit; 0 for other bytes. */
 static const unsigned char hex_value1[256] = {
@@ -576,9 +623,9 @@ static size_t format_ipv6_kept(const unsigned w[8], int kept, char *out)
     return (size_t)(o - out);
 }
 
-/* The anonymized text of a parsed IPv4 address into out (room for 24). */
-static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
-                          const size_t end[4], char *out)
+/* The anonymized text of a parsed IPv4 address (parse_ipv4's ends) into
+ * out (room for 24). */
+static size_t format_ipv4(const pixel_enricher *e, const char *s, const size_t end[4], char *out)
 {
     if (e->v4_prefix % 8 == 0) {
         /* Whole octets kept: they are the text as it came (no leading zeros),
@@ -597,7 +644,14 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
         out[len] = '\0';
         return len;
     }
-    unsigned bits = (unsigned)a[0] << 24 | (unsigned)a[1] << 16 | (unsigned)a[2] << 8 | a[3];
+    unsigned bits = 0;
+    for (size_t k = 0, i = 0; k < 4; k++, i++) { /* the octets' values, from the text */
+        unsigned octet = 0;
+        for (; i < end[k]; i++) {
+            octet = octet * 10 + (unsigned)(s[i] - '0');
+        }
+        bits = bits << 8 | octet;
+    }
     bits &= e->v4_prefix ? 0xFFFFFFFFu << (32 - e->v4_prefix) : 0;
     char *o = out;
     for (int i = 0; i < 4; i++) {
@@ -630,16 +684,15 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     size_t n = v->type == PIXEL_TYPE_STRING ? v->u.str.len : 0;
     const char *s = v->type == PIXEL_TYPE_STRING ? v->u.str.s : NULL;
-    unsigned char addr[4];
     size_t ends[4];
     char *out;
     size_t len;
     uint16_t fmt = 0;
-    if (s && parse_ipv4(s, n, addr, ends)) {
+    if (s && parse_ipv4(s, n, ends)) {
         if (!(out = pixel__arena_alloc(&ctx->arena, 24))) {
             return PIXEL_ENOMEM;
         }
-        len = format_ipv4(e, s, addr, ends, out);
+        len = format_ipv4(e, s, ends, out);
         fmt = PIXEL_VALUE_FMT_IPV4; /* octets of 1-3 digits, no leading zero, at most 255 */
     } else {
         if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
