@@ -447,13 +447,53 @@ static int ipv6_refused(const char *s, size_t n)
     return memchr(s, '.', n) ? -1 : 0;
 }
 
+/* format_ipv6_kept's text for the full form (eight groups, no "::", read
+ * into t, with the colons' mask col) when the kept groups (1 to 6) are as
+ * it writes them: none starts with '0' (a leading zero, or a group of
+ * value 0), none has an upper-case letter.  Then the text is the address's
+ * own up to the colon after them, and one more ':'.  Whether it was (the
+ * text at out, room for 46, and its length in *len). */
+static inline bool kept_text(const unsigned char *t, uint64_t col, int kept, char *out,
+                             size_t *len)
+{
+    uint64_t after = col; /* the colons from the one after the kept groups on */
+    for (int j = 1; j < kept; j++) {
+        after &= after - 1;
+    }
+    const size_t end = (size_t)__builtin_ctzll(after); /* under 30 */
+    const uint64_t before = ((uint64_t)1 << end) - 1;
+    const uint64_t starts = (col << 1 | 1) & before;
+    uint64_t zero = pixel__eq16(t, '0') | (uint64_t)pixel__eq16(t + 16, '0') << 16, upper = 0;
+#ifdef PIXEL_SIMD_SSE2
+    for (size_t i = 0; i < 32; i += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        upper |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(
+                     _mm_set1_epi8(6 - 128), _mm_add_epi8(v, _mm_set1_epi8((char)(-'A' - 128)))))
+                 << i;
+    }
+#else
+    for (size_t i = 0; i < end; i++) {
+        upper |= (uint64_t)(t[i] >= 'A' && t[i] <= 'F') << i;
+    }
+#endif
+    if ((starts & zero) || (upper & before)) {
+        return false;
+    }
+    memcpy(out, t, 32);
+    out[end + 1] = ':';
+    out[end + 2] = '\0';
+    *len = end + 2;
+    return true;
+}
+
 /* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to
  * four hex digits, one "::" for a run of zero groups; the eight 16-bit
  * groups into w (those past the first prefix bits may be left 0).  The
  * text (under 64 bytes) is read from a NUL-padded copy, so no byte needs a
  * bound test.  Text with an embedded dotted quad returns -1: the caller
  * leaves it to inet_pton. */
-static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
+static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix, char *kept_out,
+                      size_t *kept_len)
 {
     unsigned char t[64 + 8];
     size_t i = 0, k = 0, gap = 9; /* gap: the group index "::" stands at; 9: none */
@@ -473,6 +513,9 @@ static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
                        (uint64_t)pixel__eq16(t + 32, ':') << 32;
         if ((hex | col) == all && bit_count(col) == 7 && !(col & (col >> 1 | 1)) &&
             !(col >> (n - 1)) && !(hex & hex >> 1 & hex >> 2 & hex >> 3 & hex >> 4)) {
+            if (kept_out && kept_text(t, col, prefix / 16, kept_out, kept_len)) {
+                return 2;
+            }
             size_t at = 0;
             int j = 0;
             for (; j < 8 && 16 * j < prefix; j++) {
@@ -686,7 +729,7 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     const char *s = v->type == PIXEL_TYPE_STRING ? v->u.str.s : NULL;
     size_t ends[4];
     char *out;
-    size_t len;
+    size_t len = 0;
     uint16_t fmt = 0;
     if (s && parse_ipv4(s, n, ends)) {
         if (!(out = pixel__arena_alloc(&ctx->arena, 24))) {
@@ -702,7 +745,9 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
             return fail(ctx, e, e->from, "not an IP address");
         }
         unsigned w[8];
-        int ok = parse_ipv6(s, n, w, e->v6_prefix);
+        int kept = e->v6_prefix / 16;
+        const bool whole = e->v6_prefix % 16 == 0 && kept >= 1 && kept <= 6;
+        int ok = parse_ipv6(s, n, w, e->v6_prefix, whole ? out : NULL, &len);
         if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
             unsigned char a[16];
             char text[64];
@@ -716,11 +761,11 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
                 w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
             }
         }
-        if (ok != 1) {
+        if (ok == 2) {
+            /* the text written already */
+        } else if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
-        }
-        int kept = e->v6_prefix / 16;
-        if (e->v6_prefix % 16 == 0 && kept >= 1 && kept <= 6 && w[0] && (kept < 2 || w[1]) &&
+        } else if (whole && w[0] && (kept < 2 || w[1]) &&
             (kept < 3 || w[2]) && (kept < 4 || w[3]) && (kept < 5 || w[4]) && (kept < 6 || w[5])) {
             len = format_ipv6_kept(w, kept, out);
         } else {

@@ -226,6 +226,20 @@ START_TEST(ipv6_anonymization_matches_libc)
             snprintf(line, sizeof(line), LINE("ip=%s"), full);
             ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
             ck_assert_str_eq(str_at("ip"), want);
+            /* all eight groups in lower case: in full (leading zeros), and
+             * without leading zeros (the kept groups' text may be copied) */
+            for (int form = 0; form < 2; form++) {
+                size_t o = 0;
+                for (int g = 0; g < 8; g++) {
+                    unsigned v = (unsigned)a[2 * g] << 8 | a[2 * g + 1];
+                    o += (size_t)snprintf(full + o, sizeof(full) - o, form ? "%s%x" : "%s%04x",
+                                          g ? ":" : "", v);
+                }
+                snprintf(line, sizeof(line), LINE("ip=%s"), full);
+                ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+                ck_assert_msg(strcmp(str_at("ip"), want) == 0, "/%d %s: %s, not %s", prefixes[pi],
+                              full, str_at("ip"), want);
+            }
         }
         pixel_pipeline_free(p);
     }
