@@ -514,12 +514,25 @@ static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
     return -1;
 }
 
+/* The ingest time's text is kept apart from the memo's last second and
+ * minute, which the times of the lines use (the ingest clock is another
+ * time: it would displace them): a time in the minute of the last one is
+ * that text up to the seconds and the new seconds and milliseconds, any
+ * other is written whole. */
 const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len)
 {
     pixel_time_memo *m = &ctx->time_memo;
     if (!m->ingest_set || m->ingest_ms != ctx->ingest_ms) {
-        m->ingest_len = pixel__format_rfc3339(m, m->ingest, ctx->ingest_ms, 1);
-        m->ingest_ms = ctx->ingest_ms;
+        const int64_t ms = ctx->ingest_ms;
+        const int64_t minute = floor_div(m->ingest_ms, 60000) * 60000; /* the last one's */
+        const uint64_t r = (uint64_t)ms - (uint64_t)minute;
+        if (m->ingest_set && m->ingest_len == 24 && r < 60000) {
+            m->ingest_len = finish_rfc3339(NULL, m->ingest, m->ingest + 17, ms - (int64_t)(r % 1000),
+                                           (unsigned)r / 1000, (unsigned)r % 1000, 1);
+        } else {
+            m->ingest_len = format_rfc3339_full(NULL, m->ingest, ms, 1);
+        }
+        m->ingest_ms = ms;
         m->ingest_set = true;
     }
     *len = m->ingest_len;
