@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "pixel/module.h"
 #include "simd.h"
 
 /* The AVX2 paths are picked at run time; -DPIXEL_NO_AVX2 builds without
@@ -236,11 +237,14 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     return set_into(ctx, e, v);
 }
 
-/* The pipeline enricher's state: the lengths of the name and version,
- * measured once at load. */
+/* The pipeline enricher's state: the object {name, version} laid out once
+ * at load as a kept shape image (the module API's, include/pixel/module.h):
+ * each line gets a copy of it in one block, and the stages after know the
+ * copy as emitted (its JSON text written once, its validity remembered)
+ * while nothing changed it. */
 typedef struct pipeline_text {
-    size_t name_len, version_len;
-    uint16_t name_flags, version_flags; /* PIXEL_VALUE_PLAIN_STR when they need no escaping */
+    pixel_module_shape *shape;
+    void *image;
 } pipeline_text;
 
 static void free_state(pixel_enricher *e)
@@ -249,30 +253,21 @@ static void free_state(pixel_enricher *e)
     e->state = NULL;
 }
 
+static void free_pipeline_text(pixel_enricher *e)
+{
+    pipeline_text *t = e->state;
+    if (t) {
+        pixel_module_shape_free(t->shape);
+        pixel__free(t->image);
+    }
+    free_state(e);
+}
+
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    const pixel_pipeline *p = ctx->pipeline;
     const pipeline_text *t = e->state;
-    pixel_value *o = pixel__arena_alloc(&ctx->arena, 3 * sizeof(pixel_value));
-    if (!o) {
-        return PIXEL_ENOMEM;
-    }
-    pixel_value *n = o + 1, *v = o + 2;
-    const uint16_t framed = PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY;
-    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
-                       .flags = (uint16_t)(framed | t->version_flags),
-                       .klen = 7,
-                       .key = p->lit_key[PIXEL_LK_VERSION],
-                       .u.str = {p->version, t->version_len}};
-    *n = (pixel_value){.type = PIXEL_TYPE_STRING,
-                       .flags = (uint16_t)(framed | t->name_flags),
-                       .klen = 4,
-                       .key = p->lit_key[PIXEL_LK_NAME],
-                       .next = v,
-                       .u.str = {p->name, t->name_len}};
-    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT, .u.list = {n, v, 2}};
-    return set_into(ctx, e, o);
+    return set_into(ctx, e, pixel_module_shape_emit(ctx, t->shape, t->image));
 }
 
 /* ---- anonymize_ip ---- */
@@ -1346,18 +1341,21 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         e->free_fn = free_state;
     }
     if (e->fn == run_pipeline) {
-        pipeline_text *t = pixel__malloc(sizeof(*t));
+        pipeline_text *t = pixel__calloc(1, sizeof(*t));
         if (!t) {
             return PIXEL_ENOMEM;
         }
-        t->name_len = strlen(p->name);
-        t->version_len = strlen(p->version);
-        /* the serializer's test for plain text, as for keys */
-        t->name_flags = pixel__plain_key(p->name, t->name_len) ? PIXEL_VALUE_PLAIN_STR : 0;
-        t->version_flags =
-            pixel__plain_key(p->version, t->version_len) ? PIXEL_VALUE_PLAIN_STR : 0;
         e->state = t;
-        e->free_fn = free_state;
+        e->free_fn = free_pipeline_text;
+        static const char *const members[] = {"name", "version"};
+        const pixel_module_str vals[] = {{p->name, strlen(p->name)},
+                                         {p->version, strlen(p->version)}};
+        size_t size;
+        if (!(t->shape = pixel_module_shape_new(members, 2)) ||
+            !(t->image = pixel__malloc(size = pixel_module_shape_image_size_for(t->shape, vals))) ||
+            pixel_module_shape_image_kept(t->shape, vals, t->image, size) < 0) {
+            return PIXEL_ENOMEM;
+        }
     }
     return 0;
 }

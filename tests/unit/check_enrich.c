@@ -626,6 +626,30 @@ START_TEST(ingest_time_and_pipeline_info)
 }
 END_TEST
 
+/* The pipeline object is a copy of one laid out at load: a change to it
+ * through the public setters shows in the output, and the next line gets
+ * it as it was. */
+START_TEST(pipeline_info_is_a_fresh_copy_per_line)
+{
+    pixel_pipeline *p =
+        load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n  - pipeline: {into: meta.p}\n");
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+        ck_assert_str_eq(output(ctx, p),
+                         "{\"a\":\"1\",\"meta\":{\"p\":{\"name\":\"t\",\"version\":\"1\"}}}");
+        pixel_value *o = pixel_value_at(pixel_ctx_event(ctx), "meta.p");
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(pixel_object_set(ctx, o, "version", pixel_value_new_string(ctx, "2\"", 2)),
+                         0);
+        ck_assert_str_eq(output(ctx, p),
+                         "{\"a\":\"1\",\"meta\":{\"p\":{\"name\":\"t\",\"version\":\"2\\\"\"}}}");
+        ck_assert_int_eq(pixel_object_remove(o, "name"), 1);
+        ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\",\"meta\":{\"p\":{\"version\":\"2\\\"\"}}}");
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 /* The ingest time follows the clock line by line: within a minute of the
  * last one (forward, backward, at its edges), across minutes, days and
  * years, and before 1970, the text is what gmtime gives. */
@@ -666,6 +690,7 @@ static Suite *enrich_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, event_id_prefers_a_valid_client_uuid);
     tcase_add_test(tc, ingest_time_follows_the_clock);
+    tcase_add_test(tc, pipeline_info_is_a_fresh_copy_per_line);
     tcase_add_test(tc, event_id_is_derived_deterministically_otherwise);
     tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
     tcase_add_test(tc, ipv4_anonymization_matches_libc);
