@@ -825,13 +825,14 @@ static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in,
         return PIXEL_ENOMEM;
     }
     *obj = (pixel_value){.type = PIXEL_TYPE_OBJECT};
-    for (size_t at = 0; at <= n;) {
+    /* kvs and special hold only the bits from the pair's start on: those
+     * before it are dropped as each pair is done */
+    for (size_t at = 0;;) {
         const size_t e = seps ? (size_t)__builtin_ctzll(seps) : n; /* the pair ends */
-        const uint64_t kv = kvs & low_bits(e) & ~low_bits(at);
-        if (!kv || (size_t)__builtin_ctzll(kv) == at) {
+        const size_t colon = kvs ? (size_t)__builtin_ctzll(kvs) : 64;
+        if (colon >= e || colon == at) {
             return fail(ctx, f, in, "is not a list of key:value pairs");
         }
-        const size_t colon = (size_t)__builtin_ctzll(kv);
         const char *key = in.p + at;
         const uint32_t klen = (uint32_t)(colon - at);
         for (const pixel_value *m = obj->u.list.head; m; m = m->next) {
@@ -844,13 +845,19 @@ static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in,
             return PIXEL_ENOMEM;
         }
         /* a key that needs no JSON escaping (most) is copied as it is when serialized */
-        const bool plain = !(special & low_bits(colon) & ~low_bits(at));
+        const bool plain = !special || (size_t)__builtin_ctzll(special) >= colon;
         *v = (pixel_value){.type = PIXEL_TYPE_STRING,
                            .flags = plain ? PIXEL_VALUE_PLAIN_KEY : 0,
                            .klen = klen,
                            .key = key,
                            .u.str = {in.p + colon + 1, e - colon - 1}};
         pixel__list_link(obj, v, v, 1);
+        if (!seps) {
+            break; /* the last pair */
+        }
+        const uint64_t after = ~(uint64_t)0 << e << 1; /* e < n: a separator */
+        kvs &= after;
+        special &= after;
         seps &= seps - 1;
         at = e + 1;
     }

@@ -120,6 +120,13 @@ static const conv_case convs[] = {
     {"{from: query.x, type: kv}", "x=,a:1", "bad_kv_list"},
     {"{from: query.x, type: kv}", "x=:1", "bad_kv_list"},
     {"{from: query.x, type: kv}", "x=a:,b:c:d", "{\"f\":{\"a\":\"\",\"b\":\"c:d\"}}"},
+    /* an escape in a value only (the key after it plain), a pair with no
+     * key separator before the next one's, 64 bytes ending in a separator */
+    {"{from: query.x, type: kv}", "x=a:%22,b:c%09d,e:f",
+     "{\"f\":{\"a\":\"\\\"\",\"b\":\"c\\td\",\"e\":\"f\"}}"},
+    {"{from: query.x, type: kv}", "x=a:1,b,c:2", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=abcdefghijklmnopqrstuvwxyz:012345678901234567890123456789012345,",
+     "bad_kv_list"},
     {"{from: query.x, type: kv, separator: ';', kv_separator: '='}", "x=a%3D1%3Bb%3D2,3",
      "{\"f\":{\"a\":\"1\",\"b\":\"2,3\"}}"},
     /* 64 bytes (one pass over masks) and 65 (the general loop), the same;
