@@ -844,10 +844,16 @@ static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in,
         if (!v) {
             return PIXEL_ENOMEM;
         }
-        /* a key that needs no JSON escaping (most) is copied as it is when serialized */
+        /* a key that needs no JSON escaping (most) is copied as it is when
+         * serialized; so is a value (PIXEL_VALUE_PLAIN_STR): none of the
+         * bytes from the key's start, then from the value's, up to its end
+         * (the zeros after the text are escapes: past the last pair's end) */
         const bool plain = !special || (size_t)__builtin_ctzll(special) >= colon;
+        const uint64_t in_value = special & ~low_bits(colon + 1);
+        const bool plain_value = !in_value || (size_t)__builtin_ctzll(in_value) >= e;
         *v = (pixel_value){.type = PIXEL_TYPE_STRING,
-                           .flags = plain ? PIXEL_VALUE_PLAIN_KEY : 0,
+                           .flags = (uint16_t)((plain ? PIXEL_VALUE_PLAIN_KEY : 0) |
+                                               (plain_value ? PIXEL_VALUE_PLAIN_STR : 0)),
                            .klen = klen,
                            .key = key,
                            .u.str = {in.p + colon + 1, e - colon - 1}};
