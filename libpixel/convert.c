@@ -15,6 +15,14 @@
 #include "pipeline.h"
 #include "simd.h"
 
+/* The AVX2 paths are picked at run time; -DPIXEL_NO_AVX2 builds without
+ * them (to test the others on a CPU that has AVX2). */
+#if defined(PIXEL_SIMD_SSE2) && defined(__x86_64__) && defined(__GNUC__) && \
+    !defined(PIXEL_NO_AVX2)
+#define PIXEL_CONVERT_AVX2 1
+#include <immintrin.h>
+#endif
+
 /* ---- civil time (proleptic Gregorian, no time zone database) ------------ */
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -506,12 +514,25 @@ static int convert_time(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fie
     return -1;
 }
 
+/* The ingest time's text is kept apart from the memo's last second and
+ * minute, which the times of the lines use (the ingest clock is another
+ * time: it would displace them): a time in the minute of the last one is
+ * that text up to the seconds and the new seconds and milliseconds, any
+ * other is written whole. */
 const char *pixel__ingest_text(pixel_ctx *ctx, size_t *len)
 {
     pixel_time_memo *m = &ctx->time_memo;
     if (!m->ingest_set || m->ingest_ms != ctx->ingest_ms) {
-        m->ingest_len = pixel__format_rfc3339(m, m->ingest, ctx->ingest_ms, 1);
-        m->ingest_ms = ctx->ingest_ms;
+        const int64_t ms = ctx->ingest_ms;
+        const int64_t minute = floor_div(m->ingest_ms, 60000) * 60000; /* the last one's */
+        const uint64_t r = (uint64_t)ms - (uint64_t)minute;
+        if (m->ingest_set && m->ingest_len == 24 && r < 60000) {
+            m->ingest_len = finish_rfc3339(NULL, m->ingest, m->ingest + 17, ms - (int64_t)(r % 1000),
+                                           (unsigned)r / 1000, (unsigned)r % 1000, 1);
+        } else {
+            m->ingest_len = format_rfc3339_full(NULL, m->ingest, ms, 1);
+        }
+        m->ingest_ms = ms;
         m->ingest_set = true;
     }
     *len = m->ingest_len;
@@ -607,9 +628,56 @@ static size_t b64_first_bad(const char *s, size_t n)
     return i;
 }
 
+#ifdef PIXEL_CONVERT_AVX2
+/* The whole blocks of sixteen digits at the start of the n bytes at s,
+ * decoded to twelve bytes each at out (each block's store is sixteen
+ * bytes: out has room for four past the last twelve); returns how many
+ * digits were taken, up to the first block that holds a byte that is no
+ * digit (left to the caller, which finds it).  A digit's value is the
+ * byte plus the offset of its range (A-Z, a-z, 0-9, '-', '_'); pairs of
+ * values are then joined to 12 bits, pairs of those to 24, and the three
+ * bytes of each 32-bit lane taken, the high one first. */
+__attribute__((target("avx2"))) static size_t b64url_blocks_avx2(const unsigned char *s, size_t n,
+                                                                 char *out)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* a range test in one signed compare: the byte less the range's
+         * first, less 128, is below the range's size less 128 only inside */
+        const __m128i up = _mm_cmpgt_epi8(_mm_set1_epi8(26 - 128),
+                                          _mm_add_epi8(v, _mm_set1_epi8((char)(-'A' - 128))));
+        const __m128i low = _mm_cmpgt_epi8(_mm_set1_epi8(26 - 128),
+                                           _mm_add_epi8(v, _mm_set1_epi8((char)(-'a' - 128))));
+        const __m128i dig = _mm_cmpgt_epi8(_mm_set1_epi8(10 - 128),
+                                           _mm_add_epi8(v, _mm_set1_epi8((char)(-'0' - 128))));
+        const __m128i minus = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+        const __m128i under = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+        const __m128i ok = _mm_or_si128(_mm_or_si128(up, low), _mm_or_si128(dig, minus));
+        if (_mm_movemask_epi8(_mm_or_si128(ok, under)) != 0xFFFF) {
+            break;
+        }
+        const __m128i off = _mm_or_si128(
+            _mm_or_si128(_mm_and_si128(up, _mm_set1_epi8(-'A')),
+                         _mm_and_si128(low, _mm_set1_epi8(26 - 'a'))),
+            _mm_or_si128(_mm_or_si128(_mm_and_si128(dig, _mm_set1_epi8(52 - '0')),
+                                      _mm_and_si128(minus, _mm_set1_epi8(62 - '-'))),
+                         _mm_and_si128(under, _mm_set1_epi8(63 - '_'))));
+        const __m128i d = _mm_add_epi8(v, off);
+        const __m128i d12 = _mm_maddubs_epi16(d, _mm_set1_epi32(0x01400140));
+        const __m128i d24 = _mm_madd_epi16(d12, _mm_set1_epi32(0x00011000));
+        const __m128i b = _mm_shuffle_epi8(
+            d24, _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1));
+        _mm_storeu_si128((__m128i *)(void *)(out + i / 4 * 3), b);
+    }
+    return i;
+}
+#endif
+
 /* Strict base64url (padding optional); returns decoded length or -1 with
  * *bad = offset.  Four digits (24 bits) make three bytes; a last group of
- * two or three digits makes one or two (its spare low bits are dropped). */
+ * two or three digits makes one or two (its spare low bits are dropped).
+ * out has room for n + 1 bytes. */
 static long b64url_decode(const char *s, size_t n, char *out, size_t *bad)
 {
     while (n > 0 && s[n - 1] == '=') {
@@ -621,6 +689,13 @@ static long b64url_decode(const char *s, size_t n, char *out, size_t *bad)
     }
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, k = 0;
+#ifdef PIXEL_CONVERT_AVX2
+    /* 3/4 of the blocks' digits plus a store of sixteen: within n + 1 bytes */
+    if (n >= 16 && __builtin_cpu_supports("avx2")) {
+        i = b64url_blocks_avx2(u, n, out);
+        k = i / 4 * 3;
+    }
+#endif
     for (; i + 4 <= n; i += 4, k += 3) {
         unsigned a = b64_value1[u[i]], b = b64_value1[u[i + 1]], c = b64_value1[u[i + 2]],
                  d = b64_value1[u[i + 3]];
@@ -750,13 +825,14 @@ static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in,
         return PIXEL_ENOMEM;
     }
     *obj = (pixel_value){.type = PIXEL_TYPE_OBJECT};
-    for (size_t at = 0; at <= n;) {
+    /* kvs and special hold only the bits from the pair's start on: those
+     * before it are dropped as each pair is done */
+    for (size_t at = 0;;) {
         const size_t e = seps ? (size_t)__builtin_ctzll(seps) : n; /* the pair ends */
-        const uint64_t kv = kvs & low_bits(e) & ~low_bits(at);
-        if (!kv || (size_t)__builtin_ctzll(kv) == at) {
+        const size_t colon = kvs ? (size_t)__builtin_ctzll(kvs) : 64;
+        if (colon >= e || colon == at) {
             return fail(ctx, f, in, "is not a list of key:value pairs");
         }
-        const size_t colon = (size_t)__builtin_ctzll(kv);
         const char *key = in.p + at;
         const uint32_t klen = (uint32_t)(colon - at);
         for (const pixel_value *m = obj->u.list.head; m; m = m->next) {
@@ -768,14 +844,26 @@ static int convert_kv_short(pixel_ctx *ctx, const pixel_field *f, pixel_span in,
         if (!v) {
             return PIXEL_ENOMEM;
         }
-        /* a key that needs no JSON escaping (most) is copied as it is when serialized */
-        const bool plain = !(special & low_bits(colon) & ~low_bits(at));
+        /* a key that needs no JSON escaping (most) is copied as it is when
+         * serialized; so is a value (PIXEL_VALUE_PLAIN_STR): none of the
+         * bytes from the key's start, then from the value's, up to its end
+         * (the zeros after the text are escapes: past the last pair's end) */
+        const bool plain = !special || (size_t)__builtin_ctzll(special) >= colon;
+        const uint64_t in_value = special & ~low_bits(colon + 1);
+        const bool plain_value = !in_value || (size_t)__builtin_ctzll(in_value) >= e;
         *v = (pixel_value){.type = PIXEL_TYPE_STRING,
-                           .flags = plain ? PIXEL_VALUE_PLAIN_KEY : 0,
+                           .flags = (uint16_t)((plain ? PIXEL_VALUE_PLAIN_KEY : 0) |
+                                               (plain_value ? PIXEL_VALUE_PLAIN_STR : 0)),
                            .klen = klen,
                            .key = key,
                            .u.str = {in.p + colon + 1, e - colon - 1}};
         pixel__list_link(obj, v, v, 1);
+        if (!seps) {
+            break; /* the last pair */
+        }
+        const uint64_t after = ~(uint64_t)0 << e << 1; /* e < n: a separator */
+        kvs &= after;
+        special &= after;
         seps &= seps - 1;
         at = e + 1;
     }

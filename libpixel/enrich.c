@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "pixel/module.h"
 #include "simd.h"
 
 /* The AVX2 paths are picked at run time; -DPIXEL_NO_AVX2 builds without
@@ -236,11 +237,14 @@ static int run_ingest_time(const pixel_enricher *e, pixel_ctx *ctx, pixel_error 
     return set_into(ctx, e, v);
 }
 
-/* The pipeline enricher's state: the lengths of the name and version,
- * measured once at load. */
+/* The pipeline enricher's state: the object {name, version} laid out once
+ * at load as a kept shape image (the module API's, include/pixel/module.h):
+ * each line gets a copy of it in one block, and the stages after know the
+ * copy as emitted (its JSON text written once, its validity remembered)
+ * while nothing changed it. */
 typedef struct pipeline_text {
-    size_t name_len, version_len;
-    uint16_t name_flags, version_flags; /* PIXEL_VALUE_PLAIN_STR when they need no escaping */
+    pixel_module_shape *shape;
+    void *image;
 } pipeline_text;
 
 static void free_state(pixel_enricher *e)
@@ -249,30 +253,21 @@ static void free_state(pixel_enricher *e)
     e->state = NULL;
 }
 
+static void free_pipeline_text(pixel_enricher *e)
+{
+    pipeline_text *t = e->state;
+    if (t) {
+        pixel_module_shape_free(t->shape);
+        pixel__free(t->image);
+    }
+    free_state(e);
+}
+
 static int run_pipeline(const pixel_enricher *e, pixel_ctx *ctx, pixel_error *err)
 {
     PIXEL_UNUSED(err);
-    const pixel_pipeline *p = ctx->pipeline;
     const pipeline_text *t = e->state;
-    pixel_value *o = pixel__arena_alloc(&ctx->arena, 3 * sizeof(pixel_value));
-    if (!o) {
-        return PIXEL_ENOMEM;
-    }
-    pixel_value *n = o + 1, *v = o + 2;
-    const uint16_t framed = PIXEL_VALUE_PLAIN_KEY | PIXEL_VALUE_FRAMED_KEY;
-    *v = (pixel_value){.type = PIXEL_TYPE_STRING,
-                       .flags = (uint16_t)(framed | t->version_flags),
-                       .klen = 7,
-                       .key = p->lit_key[PIXEL_LK_VERSION],
-                       .u.str = {p->version, t->version_len}};
-    *n = (pixel_value){.type = PIXEL_TYPE_STRING,
-                       .flags = (uint16_t)(framed | t->name_flags),
-                       .klen = 4,
-                       .key = p->lit_key[PIXEL_LK_NAME],
-                       .next = v,
-                       .u.str = {p->name, t->name_len}};
-    *o = (pixel_value){.type = PIXEL_TYPE_OBJECT, .u.list = {n, v, 2}};
-    return set_into(ctx, e, o);
+    return set_into(ctx, e, pixel_module_shape_emit(ctx, t->shape, t->image));
 }
 
 /* ---- anonymize_ip ---- */
@@ -295,9 +290,56 @@ static inline void copy_upto15(unsigned char *t, const char *s, size_t n)
 }
 
 /* Dotted-quad IPv4 as inet_pton takes it: four decimal octets, no leading
- * zeros.  end[k]: the offset just past octet k.  The text (7 to 15 bytes)
- * is read from a NUL-padded copy, so no byte needs a bound test. */
-static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4])
+ * zeros, none over 255.  end[k]: the offset just past octet k.  The text
+ * (7 to 15 bytes) is read from a NUL-padded copy of sixteen. */
+#ifdef PIXEL_SIMD_SSE2
+/* The bytes' classes as bit masks, one block for all: digits and dots
+ * only, three dots, none first, last or next to another, runs of at most
+ * three digits, no '0' starting an octet before another digit; a run of
+ * three is at most "255" as text (first digit below '2', or '2' and then
+ * below '5', or '5' and then at most '5'). */
+static bool parse_ipv4(const char *s, size_t n, size_t end[4])
+{
+    if (n < 7 || n > 15) {
+        return false;
+    }
+    unsigned char t[16] = {0};
+    copy_upto15(t, s, n);
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)t);
+    /* digits: a range test in one signed compare (see lower_uuid) */
+    const unsigned dig = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(
+        _mm_set1_epi8(10 - 128), _mm_add_epi8(v, _mm_set1_epi8((char)(-'0' - 128)))));
+    const unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+    const unsigned d1 = dot & (dot - 1), d2 = d1 & (d1 - 1);
+    if ((dig | dot) != (1u << n) - 1 || !d2 || (d2 & (d2 - 1)) || (dot & (dot >> 1 | 1)) ||
+        (dot >> (n - 1)) || (dig & dig >> 1 & dig >> 2 & dig >> 3)) {
+        return false;
+    }
+    const unsigned starts = (dot << 1 | 1) & dig; /* the first digit of each octet */
+    const unsigned zero = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')));
+    const unsigned three = starts & dig >> 1 & dig >> 2;
+    if (zero & starts & dig >> 1) {
+        return false;
+    }
+    if (three) {
+        const unsigned lt2 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8('2'), v));
+        const unsigned lt5 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8('5'), v));
+        const unsigned le5 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8('6'), v));
+        const unsigned eq2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('2')));
+        const unsigned eq5 = le5 & ~lt5;
+        const unsigned ok = lt2 | (eq2 & (lt5 >> 1 | (eq5 >> 1 & le5 >> 2)));
+        if (three & ~ok) {
+            return false;
+        }
+    }
+    end[0] = (size_t)__builtin_ctz(dot);
+    end[1] = (size_t)__builtin_ctz(d1);
+    end[2] = (size_t)__builtin_ctz(d2);
+    end[3] = n;
+    return true;
+}
+#else
+static bool parse_ipv4(const char *s, size_t n, size_t end[4])
 {
     if (n < 7 || n > 15) {
         return false;
@@ -323,7 +365,6 @@ static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4
             }
             i += 3;
         }
-        a[k] = (unsigned char)v;
         end[k] = i;
         if (k == 3) {
             return i == n;
@@ -333,6 +374,7 @@ static bool parse_ipv4(const char *s, size_t n, unsigned char a[4], size_t end[4
         }
     }
 }
+#endif
 
 /* One more than the value of a hex digit; 0 for other bytes. */
 static const unsigned char hex_value1[256] = {
@@ -400,13 +442,53 @@ static int ipv6_refused(const char *s, size_t n)
     return memchr(s, '.', n) ? -1 : 0;
 }
 
+/* format_ipv6_kept's text for the full form (eight groups, no "::", read
+ * into t, with the colons' mask col) when the kept groups (1 to 6) are as
+ * it writes them: none starts with '0' (a leading zero, or a group of
+ * value 0), none has an upper-case letter.  Then the text is the address's
+ * own up to the colon after them, and one more ':'.  Whether it was (the
+ * text at out, room for 46, and its length in *len). */
+static inline bool kept_text(const unsigned char *t, uint64_t col, int kept, char *out,
+                             size_t *len)
+{
+    uint64_t after = col; /* the colons from the one after the kept groups on */
+    for (int j = 1; j < kept; j++) {
+        after &= after - 1;
+    }
+    const size_t end = (size_t)__builtin_ctzll(after); /* under 30 */
+    const uint64_t before = ((uint64_t)1 << end) - 1;
+    const uint64_t starts = (col << 1 | 1) & before;
+    uint64_t zero = pixel__eq16(t, '0') | (uint64_t)pixel__eq16(t + 16, '0') << 16, upper = 0;
+#ifdef PIXEL_SIMD_SSE2
+    for (size_t i = 0; i < 32; i += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        upper |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(
+                     _mm_set1_epi8(6 - 128), _mm_add_epi8(v, _mm_set1_epi8((char)(-'A' - 128)))))
+                 << i;
+    }
+#else
+    for (size_t i = 0; i < end; i++) {
+        upper |= (uint64_t)(t[i] >= 'A' && t[i] <= 'F') << i;
+    }
+#endif
+    if ((starts & zero) || (upper & before)) {
+        return false;
+    }
+    memcpy(out, t, 32);
+    out[end + 1] = ':';
+    out[end + 2] = '\0';
+    *len = end + 2;
+    return true;
+}
+
 /* IPv6 in hex groups, as inet_pton takes it: up to eight groups of one to
  * four hex digits, one "::" for a run of zero groups; the eight 16-bit
  * groups into w (those past the first prefix bits may be left 0).  The
  * text (under 64 bytes) is read from a NUL-padded copy, so no byte needs a
  * bound test.  Text with an embedded dotted quad returns -1: the caller
  * leaves it to inet_pton. */
-static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
+static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix, char *kept_out,
+                      size_t *kept_len)
 {
     unsigned char t[64 + 8];
     size_t i = 0, k = 0, gap = 9; /* gap: the group index "::" stands at; 9: none */
@@ -426,6 +508,9 @@ static int parse_ipv6(const char *s, size_t n, unsigned w[8], int prefix)
                        (uint64_t)pixel__eq16(t + 32, ':') << 32;
         if ((hex | col) == all && bit_count(col) == 7 && !(col & (col >> 1 | 1)) &&
             !(col >> (n - 1)) && !(hex & hex >> 1 & hex >> 2 & hex >> 3 & hex >> 4)) {
+            if (kept_out && kept_text(t, col, prefix / 16, kept_out, kept_len)) {
+                return 2;
+            }
             size_t at = 0;
             int j = 0;
             for (; j < 8 && 16 * j < prefix; j++) {
@@ -576,9 +661,9 @@ static size_t format_ipv6_kept(const unsigned w[8], int kept, char *out)
     return (size_t)(o - out);
 }
 
-/* The anonymized text of a parsed IPv4 address into out (room for 24). */
-static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned char a[4],
-                          const size_t end[4], char *out)
+/* The anonymized text of a parsed IPv4 address (parse_ipv4's ends) into
+ * out (room for 24). */
+static size_t format_ipv4(const pixel_enricher *e, const char *s, const size_t end[4], char *out)
 {
     if (e->v4_prefix % 8 == 0) {
         /* Whole octets kept: they are the text as it came (no leading zeros),
@@ -597,7 +682,14 @@ static size_t format_ipv4(const pixel_enricher *e, const char *s, const unsigned
         out[len] = '\0';
         return len;
     }
-    unsigned bits = (unsigned)a[0] << 24 | (unsigned)a[1] << 16 | (unsigned)a[2] << 8 | a[3];
+    unsigned bits = 0;
+    for (size_t k = 0, i = 0; k < 4; k++, i++) { /* the octets' values, from the text */
+        unsigned octet = 0;
+        for (; i < end[k]; i++) {
+            octet = octet * 10 + (unsigned)(s[i] - '0');
+        }
+        bits = bits << 8 | octet;
+    }
     bits &= e->v4_prefix ? 0xFFFFFFFFu << (32 - e->v4_prefix) : 0;
     char *o = out;
     for (int i = 0; i < 4; i++) {
@@ -630,16 +722,15 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
     }
     size_t n = v->type == PIXEL_TYPE_STRING ? v->u.str.len : 0;
     const char *s = v->type == PIXEL_TYPE_STRING ? v->u.str.s : NULL;
-    unsigned char addr[4];
     size_t ends[4];
     char *out;
-    size_t len;
+    size_t len = 0;
     uint16_t fmt = 0;
-    if (s && parse_ipv4(s, n, addr, ends)) {
+    if (s && parse_ipv4(s, n, ends)) {
         if (!(out = pixel__arena_alloc(&ctx->arena, 24))) {
             return PIXEL_ENOMEM;
         }
-        len = format_ipv4(e, s, addr, ends, out);
+        len = format_ipv4(e, s, ends, out);
         fmt = PIXEL_VALUE_FMT_IPV4; /* octets of 1-3 digits, no leading zero, at most 255 */
     } else {
         if (!(out = pixel__arena_alloc(&ctx->arena, INET6_ADDRSTRLEN))) {
@@ -649,7 +740,9 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
             return fail(ctx, e, e->from, "not an IP address");
         }
         unsigned w[8];
-        int ok = parse_ipv6(s, n, w, e->v6_prefix);
+        int kept = e->v6_prefix / 16;
+        const bool whole = e->v6_prefix % 16 == 0 && kept >= 1 && kept <= 6;
+        int ok = parse_ipv6(s, n, w, e->v6_prefix, whole ? out : NULL, &len);
         if (ok < 0) { /* an embedded dotted quad: inet_pton's rules */
             unsigned char a[16];
             char text[64];
@@ -663,11 +756,11 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
                 w[j] = (unsigned)a[2 * j] << 8 | a[2 * j + 1];
             }
         }
-        if (ok != 1) {
+        if (ok == 2) {
+            /* the text written already */
+        } else if (ok != 1) {
             return fail(ctx, e, e->from, "not an IP address");
-        }
-        int kept = e->v6_prefix / 16;
-        if (e->v6_prefix % 16 == 0 && kept >= 1 && kept <= 6 && w[0] && (kept < 2 || w[1]) &&
+        } else if (whole && w[0] && (kept < 2 || w[1]) &&
             (kept < 3 || w[2]) && (kept < 4 || w[3]) && (kept < 5 || w[4]) && (kept < 6 || w[5])) {
             len = format_ipv6_kept(w, kept, out);
         } else {
@@ -1248,18 +1341,21 @@ static int load_one(pixel_pipeline *p, pixel_cfg *c, yaml_node_t *item, pixel_en
         e->free_fn = free_state;
     }
     if (e->fn == run_pipeline) {
-        pipeline_text *t = pixel__malloc(sizeof(*t));
+        pipeline_text *t = pixel__calloc(1, sizeof(*t));
         if (!t) {
             return PIXEL_ENOMEM;
         }
-        t->name_len = strlen(p->name);
-        t->version_len = strlen(p->version);
-        /* the serializer's test for plain text, as for keys */
-        t->name_flags = pixel__plain_key(p->name, t->name_len) ? PIXEL_VALUE_PLAIN_STR : 0;
-        t->version_flags =
-            pixel__plain_key(p->version, t->version_len) ? PIXEL_VALUE_PLAIN_STR : 0;
         e->state = t;
-        e->free_fn = free_state;
+        e->free_fn = free_pipeline_text;
+        static const char *const members[] = {"name", "version"};
+        const pixel_module_str vals[] = {{p->name, strlen(p->name)},
+                                         {p->version, strlen(p->version)}};
+        size_t size;
+        if (!(t->shape = pixel_module_shape_new(members, 2)) ||
+            !(t->image = pixel__malloc(size = pixel_module_shape_image_size_for(t->shape, vals))) ||
+            pixel_module_shape_image_kept(t->shape, vals, t->image, size) < 0) {
+            return PIXEL_ENOMEM;
+        }
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Built-in enrichers. */
 #include <arpa/inet.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "pixel/module.h"
@@ -226,6 +227,20 @@ START_TEST(ipv6_anonymization_matches_libc)
             snprintf(line, sizeof(line), LINE("ip=%s"), full);
             ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
             ck_assert_str_eq(str_at("ip"), want);
+            /* all eight groups in lower case: in full (leading zeros), and
+             * without leading zeros (the kept groups' text may be copied) */
+            for (int form = 0; form < 2; form++) {
+                size_t o = 0;
+                for (int g = 0; g < 8; g++) {
+                    unsigned v = (unsigned)a[2 * g] << 8 | a[2 * g + 1];
+                    o += (size_t)snprintf(full + o, sizeof(full) - o, form ? "%s%x" : "%s%04x",
+                                          g ? ":" : "", v);
+                }
+                snprintf(line, sizeof(line), LINE("ip=%s"), full);
+                ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+                ck_assert_msg(strcmp(str_at("ip"), want) == 0, "/%d %s: %s, not %s", prefixes[pi],
+                              full, str_at("ip"), want);
+            }
         }
         pixel_pipeline_free(p);
     }
@@ -611,12 +626,71 @@ START_TEST(ingest_time_and_pipeline_info)
 }
 END_TEST
 
+/* The pipeline object is a copy of one laid out at load: a change to it
+ * through the public setters shows in the output, and the next line gets
+ * it as it was. */
+START_TEST(pipeline_info_is_a_fresh_copy_per_line)
+{
+    pixel_pipeline *p =
+        load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n  - pipeline: {into: meta.p}\n");
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+        ck_assert_str_eq(output(ctx, p),
+                         "{\"a\":\"1\",\"meta\":{\"p\":{\"name\":\"t\",\"version\":\"1\"}}}");
+        pixel_value *o = pixel_value_at(pixel_ctx_event(ctx), "meta.p");
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(pixel_object_set(ctx, o, "version", pixel_value_new_string(ctx, "2\"", 2)),
+                         0);
+        ck_assert_str_eq(output(ctx, p),
+                         "{\"a\":\"1\",\"meta\":{\"p\":{\"name\":\"t\",\"version\":\"2\\\"\"}}}");
+        ck_assert_int_eq(pixel_object_remove(o, "name"), 1);
+        ck_assert_str_eq(output(ctx, p), "{\"a\":\"1\",\"meta\":{\"p\":{\"version\":\"2\\\"\"}}}");
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
+/* The ingest time follows the clock line by line: within a minute of the
+ * last one (forward, backward, at its edges), across minutes, days and
+ * years, and before 1970, the text is what gmtime gives. */
+START_TEST(ingest_time_follows_the_clock)
+{
+    static const int64_t steps[] = {0,      1,       59876,   -1,     -59999, 60000,   1,
+                                    -1000,  86400000, 59999,  -60001, 31 * 86400000LL,
+                                    1,      -120000, 0,       7};
+    pixel_pipeline *p =
+        load_ok(PIPE_HEAD "fields: {a: query.a}\nenrich:\n  - ingest_time: {into: t}\n");
+    for (int start = 0; start < 3; start++) {
+        int64_t ms = start == 0 ? 1795651200123LL : start == 1 ? 1798761599500LL : -86399001LL;
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+            ms += steps[i];
+            pixel_ctx_set_clock(ctx, ms);
+            ck_assert_int_eq(run(p, ctx, LINE("a=1")), PIXEL_OUTCOME_EVENT);
+            int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+            time_t t = (time_t)sec;
+            struct tm tm;
+            ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+            char want[96];
+            snprintf(want, sizeof(want),
+                     "{\"a\":\"1\",\"t\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"}",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, (int)(ms - sec * 1000));
+            ck_assert_msg(strcmp(output(ctx, p), want) == 0, "%lld: %s, not %s", (long long)ms,
+                          output(ctx, p), want);
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static Suite *enrich_suite(void)
 {
     Suite *s = suite_create("enrich");
     TCase *tc = tcase_create("builtins");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, event_id_prefers_a_valid_client_uuid);
+    tcase_add_test(tc, ingest_time_follows_the_clock);
+    tcase_add_test(tc, pipeline_info_is_a_fresh_copy_per_line);
     tcase_add_test(tc, event_id_is_derived_deterministically_otherwise);
     tcase_add_test(tc, ip_addresses_are_anonymized_by_prefix);
     tcase_add_test(tc, ipv4_anonymization_matches_libc);

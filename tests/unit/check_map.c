@@ -120,6 +120,13 @@ static const conv_case convs[] = {
     {"{from: query.x, type: kv}", "x=,a:1", "bad_kv_list"},
     {"{from: query.x, type: kv}", "x=:1", "bad_kv_list"},
     {"{from: query.x, type: kv}", "x=a:,b:c:d", "{\"f\":{\"a\":\"\",\"b\":\"c:d\"}}"},
+    /* an escape in a value only (the key after it plain), a pair with no
+     * key separator before the next one's, 64 bytes ending in a separator */
+    {"{from: query.x, type: kv}", "x=a:%22,b:c%09d,e:f",
+     "{\"f\":{\"a\":\"\\\"\",\"b\":\"c\\td\",\"e\":\"f\"}}"},
+    {"{from: query.x, type: kv}", "x=a:1,b,c:2", "bad_kv_list"},
+    {"{from: query.x, type: kv}", "x=abcdefghijklmnopqrstuvwxyz:012345678901234567890123456789012345,",
+     "bad_kv_list"},
     {"{from: query.x, type: kv, separator: ';', kv_separator: '='}", "x=a%3D1%3Bb%3D2,3",
      "{\"f\":{\"a\":\"1\",\"b\":\"2,3\"}}"},
     /* 64 bytes (one pass over masks) and 65 (the general loop), the same;
@@ -454,6 +461,78 @@ START_TEST(base64url_every_length_and_bad_offset)
 }
 END_TEST
 
+/* base64url_json over texts long enough for the blocks of sixteen digits
+ * decoded at once: bodies of printable bytes (every digit, '-' and '_'
+ * among them, turns up), compared with the same text mapped with type json;
+ * a byte that is no base64url digit ('.', '+', '/', '=') inside a block is
+ * reported at its offset. */
+START_TEST(base64url_long_texts)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char notdigit[] = ".+/=";
+    pixel_pipeline *p = load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: base64url_json}\n");
+    pixel_pipeline *plain = load_ok(PIPE_HEAD "fields:\n  f: {from: query.x, type: json}\n");
+    unsigned long long seen = 0; /* the digits met */
+    for (size_t len = 8; len < 140; len++) {
+        char json[160], enc[200], line[1024], want[1024], q[600];
+        size_t body = len - 8;
+        memcpy(json, "{\"k\":\"", 6);
+        for (size_t i = 0; i < body; i++) {
+            char c = (char)(0x20 + (i * 37 + len * 11) % 95); /* ' ' to '~' */
+            json[6 + i] = c == '"' || c == '\\' ? '?' : c;
+        }
+        memcpy(json + 6 + body, "\"}", 3);
+        size_t k = 0;
+        unsigned acc = 0;
+        int bits = 0;
+        for (size_t i = 0; i < len; i++) {
+            acc = acc << 8 | (unsigned char)json[i];
+            bits += 8;
+            while (bits >= 6) {
+                bits -= 6;
+                seen |= 1ull << ((acc >> bits) & 63);
+                enc[k++] = digits[(acc >> bits) & 63];
+            }
+        }
+        if (bits) {
+            enc[k++] = digits[(acc << (6 - bits)) & 63];
+        }
+        enc[k] = '\0';
+        size_t o = 0;
+        o += (size_t)snprintf(q, sizeof(q), "x=");
+        for (size_t i = 0; i < len; i++) {
+            o += (size_t)snprintf(q + o, sizeof(q) - o, "%%%02X", (unsigned char)json[i]);
+        }
+        snprintf(line, sizeof(line), LINE("%s"), q);
+        ck_assert_int_eq(run(plain, ctx, line), PIXEL_OUTCOME_EVENT);
+        snprintf(want, sizeof(want), "%s", output(ctx, plain));
+        snprintf(line, sizeof(line), LINE("x=%s"), enc);
+        ck_assert_msg(run(p, ctx, line) == PIXEL_OUTCOME_EVENT, "%s", enc);
+        ck_assert_str_eq(output(ctx, p), want);
+        for (size_t at = len % 5; at < k; at += 7) {
+            char bad[200];
+            const char c = notdigit[at % 4];
+            memcpy(bad, enc, k + 1);
+            bad[at] = c;
+            if (c == '=' && at + 1 == k) {
+                continue; /* a trailing '=' is padding */
+            }
+            /* (in a query '+' stands for a space: no digit either) */
+            snprintf(line, sizeof(line), LINE("x=%s"), bad);
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
+            ck_assert_str_eq(first_code(ctx), "bad_base64url_json");
+            char where[64];
+            snprintf(where, sizeof(where), "at offset %zu", at);
+            ck_assert_msg(strstr(pixel_ctx_reason(ctx, 0)->message, where) != NULL, "%s: %s", bad,
+                          pixel_ctx_reason(ctx, 0)->message);
+        }
+    }
+    ck_assert_msg(seen == ~0ull, "digits not met: %llx", ~seen);
+    pixel_pipeline_free(plain);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 /* The JSON text of byte c inside a string, as the serializer writes it. */
 static size_t json_byte(char *o, unsigned char c)
 {
@@ -613,6 +692,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
     tcase_add_test(tc, log_fields_must_be_utf8);
     tcase_add_test(tc, base64url_every_length_and_bad_offset);
+    tcase_add_test(tc, base64url_long_texts);
     tcase_add_test(tc, member_names_at_every_frame_length);
     tcase_add_loop_test(tc, log_fields_utf8_at_every_length_and_offset, 0, 40);
     tcase_add_test(tc, escaped_bytes_in_every_field);
