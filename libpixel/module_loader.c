@@ -1437,11 +1437,12 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
     if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
         return NULL;
     }
-    /* the image, the copy, and (for an image that copies refer to) the copy
-       as emitted, for pixel__image_check */
+    /* the image and the copy; an image that copies refer to (kept) is what
+       pixel__image_check compares the copy with */
     const pixel__image *im = image;
+    const uint32_t bytes = im->bytes, nrel = im->nrel;
     const bool kept = im->json_len != 0;
-    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (kept ? 2 : 1) * (size_t)im->bytes);
+    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (size_t)bytes);
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
@@ -1449,23 +1450,25 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
         im, im->gen, kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0};
     memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
-    memcpy(blk, image_nodes(im), im->bytes);
-    const uint32_t *at_tab = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
-    for (uint32_t i = 0; i < im->nrel; i++) {
+    memcpy(blk, image_nodes(im), bytes);
+    const uint32_t *at = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
+    const uint32_t *end = at + nrel;
+    const uintptr_t base = (uintptr_t)blk;
+    for (; at < end; at++) {
+        char *p = blk + *at;
         uintptr_t link;
-        memcpy(&link, blk + at_tab[i], sizeof(link));
-        link += (uintptr_t)blk;
-        memcpy(blk + at_tab[i], &link, sizeof(link));
-    }
-    if (kept) {
-        memcpy(blk + im->bytes, blk, im->bytes);
+        memcpy(&link, p, sizeof(link));
+        link += base;
+        memcpy(p, &link, sizeof(link));
     }
     return (pixel_value *)(void *)blk;
 }
 
 /* The image a copy came from, as it was then, and the copy compared with
- * the one kept as emitted: the root's members, and every other node whole
- * (the root's name, flags and next are the event's). */
+ * the image's nodes, each link of the image taken as its offset from the
+ * copy's start: the root's members, and every other node whole (the root's
+ * name, flags and next are the event's).  The links are in the table in
+ * the order of their offsets. */
 const pixel__image *pixel__image_check(const pixel_value *root)
 {
     image_link_t link;
@@ -1474,9 +1477,24 @@ const pixel__image *pixel__image_check(const pixel_value *root)
     if (im->gen != link.gen) {
         return NULL; /* the image was made anew since */
     }
-    const pixel_value *kept = (const pixel_value *)(const void *)((const char *)root + im->bytes);
-    if (memcmp(&root->u.list, &kept->u.list, sizeof(root->u.list)) != 0 ||
-        memcmp(root + 1, kept + 1, im->bytes - sizeof(pixel_value)) != 0) {
+    const char *copy = (const char *)root;
+    const char *orig = (const char *)image_nodes(im);
+    const uint32_t *at = (const uint32_t *)(const void *)((const char *)im + im->rel_off);
+    const uint32_t *end = at + im->nrel;
+    size_t pos = offsetof(pixel_value, u.list);
+    for (; at < end; at++) {
+        if (*at < pos) {
+            continue; /* the root's own words before its members (none are links) */
+        }
+        uintptr_t c, o;
+        memcpy(&c, copy + *at, sizeof(c));
+        memcpy(&o, orig + *at, sizeof(o));
+        if (memcmp(copy + pos, orig + pos, *at - pos) != 0 || c != o + (uintptr_t)root) {
+            return NULL;
+        }
+        pos = *at + sizeof(uintptr_t);
+    }
+    if (memcmp(copy + pos, orig + pos, im->bytes - pos) != 0) {
         return NULL;
     }
     return im;
