@@ -36,17 +36,19 @@
  * instance)).  A context's key is a process-unique number given the first
  * time a module needs it (pixel_ctx.module_key), so a new context never
  * finds the instance of a freed one by accident, even at the same address.
- * A small thread-local cache in front of the registry, keyed by (enricher
- * id, context key), makes the common path lock-free.  Enricher ids are never
- * reused either, so the cache of a freed pipeline never matches again.
+ * A small cache in the context itself (pixel_ctx.module_inst, by enricher
+ * id) in front of the registry makes the common path lock-free, without a
+ * thread-local lookup: a context is used by one thread at a time.  Enricher
+ * ids are never reused either, so the cache entry of a freed pipeline never
+ * matches again.
  *
  * pixel_ctx_free() calls pixel__module_ctx_release(): every per-thread
  * enricher of every live pipeline (a process-wide list) gives up the
  * context's slot.  The instance becomes the enricher's spare (key 0, which
  * the next new context claims under the enricher's lock) when it has none
  * yet, and is destroyed otherwise; so a host that creates and frees
- * contexts keeps at most one idle instance per enricher.  Stale cache
- * entries of the freed key can never match again.  Lock order: reg_lock,
+ * contexts keeps at most one idle instance per enricher.  The cache goes
+ * with the context.  Lock order: reg_lock,
  * then an enricher's lock.
  */
 #include <dlfcn.h>
@@ -1666,11 +1668,11 @@ static _Atomic uint64_t next_ctx_key = 1;
 #define MODULE_COLD
 #endif
 
-#define TCACHE_SIZE 16
-static _Thread_local struct {
-    uint64_t id, key;
-    void *inst;
-} tcache[TCACHE_SIZE];
+/* A context remembers the instances it was given (pixel_ctx.module_inst,
+ * by entry id): a context is used by one thread at a time, so this needs
+ * no lock, and ids are never reused, so an entry of a freed pipeline is
+ * never taken for another. */
+#define ICACHE_SIZE (sizeof(((pixel_ctx *)0)->module_inst) / sizeof(((pixel_ctx *)0)->module_inst[0]))
 
 static int add_slot(modstate *ms, uint64_t key, void *inst)
 {
@@ -1701,28 +1703,28 @@ static int create_instance(modstate *ms, void **out, pixel_error *err)
 }
 
 /* The instance of ms that belongs to ctx, created on first use: the
- * thread's cache, else instance_claim(). */
-static int instance_claim(modstate *ms, uint64_t key, size_t h, void **out, pixel_error *err);
+ * context's cache, else instance_claim(). */
+static int instance_claim(modstate *ms, pixel_ctx *ctx, size_t h, void **out, pixel_error *err);
 
 static inline int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
+{
+    size_t h = (size_t)(ms->id % ICACHE_SIZE);
+    if (PIXEL_LIKELY(ctx->module_inst[h].id == ms->id)) {
+        *out = ctx->module_inst[h].inst;
+        return 0;
+    }
+    return instance_claim(ms, ctx, h, out, err);
+}
+
+/* The instance of ms for ctx (from its slots, or made now), remembered in
+ * the context at h. */
+static MODULE_COLD int instance_claim(modstate *ms, pixel_ctx *ctx, size_t h, void **out,
+                                      pixel_error *err)
 {
     if (!ctx->module_key) {
         ctx->module_key = atomic_fetch_add(&next_ctx_key, 1);
     }
     uint64_t key = ctx->module_key;
-    size_t h = (size_t)((ms->id * 31u) ^ key) % TCACHE_SIZE;
-    if (PIXEL_LIKELY(tcache[h].id == ms->id && tcache[h].key == key)) {
-        *out = tcache[h].inst;
-        return 0;
-    }
-    return instance_claim(ms, key, h, out, err);
-}
-
-/* The instance of ms for the context `key` (from its slots, or made now),
- * remembered in the thread's cache at h. */
-static MODULE_COLD int instance_claim(modstate *ms, uint64_t key, size_t h, void **out,
-                                      pixel_error *err)
-{
     int rc = 0;
     void *inst = NULL;
     size_t i;
@@ -1752,9 +1754,8 @@ static MODULE_COLD int instance_claim(modstate *ms, uint64_t key, size_t h, void
     if (rc < 0) {
         return rc;
     }
-    tcache[h].id = ms->id;
-    tcache[h].key = key;
-    tcache[h].inst = inst;
+    ctx->module_inst[h].id = ms->id;
+    ctx->module_inst[h].inst = inst;
     *out = inst;
     return 0;
 }
