@@ -66,6 +66,7 @@
 #include "pipeline.h"
 #include "pixel/module.h"
 #include "simd.h"
+#include "../modules/common/cache_hash.h" /* the modules' cache hash (pixel_module_event_hash) */
 
 #ifndef PIXEL_MODULE_DIR
 #define PIXEL_MODULE_DIR "/usr/local/lib/libpixel/modules"
@@ -965,6 +966,29 @@ event_get_last_first(const pixel_module_event *ev, const pixel_module_event_path
 uint64_t pixel_module_event_serial(const pixel_module_event *ev)
 {
     return ev && ev->ctx ? ev->ctx->serial : 0;
+}
+
+/* The hash is that of the in-tree modules' caches (modules/common). */
+uint64_t pixel_module_event_hash(const pixel_module_event *ev, const char *s, size_t len)
+{
+    pixel_ctx *ctx = ev ? ev->ctx : NULL;
+    if (PIXEL_UNLIKELY(!ctx || !s)) {
+        return pixel_cache_hash(s ? s : "", s ? len : 0);
+    }
+    for (unsigned i = 0; i < PIXEL_ARRAY_LEN(ctx->hash_memo); i++) {
+        if (ctx->hash_memo[i].s == s && ctx->hash_memo[i].len == len &&
+            ctx->hash_memo[i].serial == ctx->serial) {
+            return ctx->hash_memo[i].h;
+        }
+    }
+    const uint64_t h = pixel_cache_hash(s, len);
+    const unsigned at = ctx->hash_memo_next % PIXEL_ARRAY_LEN(ctx->hash_memo);
+    ctx->hash_memo[at].serial = ctx->serial;
+    ctx->hash_memo[at].s = s;
+    ctx->hash_memo[at].len = len;
+    ctx->hash_memo[at].h = h;
+    ctx->hash_memo_next = at + 1;
+    return h;
 }
 
 pixel_value *pixel_module_event_get(const pixel_module_event *ev,

@@ -36,6 +36,9 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
+ *   1.6  2026-11  pixel_module_event_hash(): a hash of bytes of the event or
+ *                 the parsed line, computed once per event for the same bytes,
+ *                 so modules that index caches by the same field share it.
  *   1.5  2026-11  pixel_module_event_serial(): which event of its context a call
  *                 is on, so a module knows when memory an event may still point
  *                 into (a cache entry it evicted) can be freed.
@@ -88,7 +91,7 @@ extern "C" {
 #endif
 
 #define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
-#define PIXEL_MODULE_ABI_MINOR 5 /* bump: fields or helpers appended */
+#define PIXEL_MODULE_ABI_MINOR 6 /* bump: fields or helpers appended */
 
 /* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
 #define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
@@ -326,6 +329,19 @@ PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_modul
  * the same event may have moved or copied what it got.
  */
 PIXEL_API uint64_t pixel_module_event_serial(const pixel_module_event *ev);
+
+/*
+ * (ABI 1.6) A 64-bit hash of the len bytes at s, for indexing a module's
+ * own cache: not cryptographic, the same for the same bytes within the
+ * process, and not kept across processes.  s must be bytes of the event
+ * (a string it holds) or of the parsed line (pixel_module_field_get()),
+ * which stay as they are while ev is current: the context remembers its
+ * last answers for the current event by address and length, so a module
+ * that hashes a field another module hashed on the same event (the user
+ * agent, say) gets the answer without reading the bytes again.  With ev
+ * or ev->ctx NULL the hash is computed.
+ */
+PIXEL_API uint64_t pixel_module_event_hash(const pixel_module_event *ev, const char *s, size_t len);
 
 /*
  * (ABI 1.3) Event paths bound to the module entry, made in create() from

@@ -468,13 +468,15 @@ static int verdict(botfilter_ctx *b, pixel_module_event *ev, const rule *r)
                                                                               : PIXEL_ENOMEM;
 }
 
-/* The first pattern matching ua (index + 1), or 0; recent answers are cached. */
-static int match_patterns(botfilter_ctx *b, const char *ua, size_t n)
+/* The first pattern matching ua (index + 1), or 0; recent answers are
+ * cached, by the hash the host keeps for the event's bytes (the useragent
+ * module hashed the same user agent on this event). */
+static int match_patterns(botfilter_ctx *b, const pixel_module_event *ev, const char *ua, size_t n)
 {
     verdict_entry *e = NULL;
     uint64_t h = 0;
     if (n > 0 && n <= VCACHE_MAX_UA) {
-        h = pixel_cache_hash(ua, n);
+        h = pixel_module_event_hash(ev, ua, n);
         e = &b->vcache[h % VCACHE_SIZE];
         if (e->len == n && e->hash == h && memcmp(e->ua, ua, n) == 0) {
             return e->rule;
@@ -517,7 +519,7 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
         }
     }
     const char *ua = b->npatterns ? get(ev, &b->ua_from, &n) : NULL;
-    int found = ua ? match_patterns(b, ua, n) : 0;
+    int found = ua ? match_patterns(b, ev, ua, n) : 0;
     if (found > 0) {
         count(&b->by_pattern);
         return verdict(b, ev, &b->pattern_rules[found - 1]);

@@ -33,7 +33,6 @@
 
 #include <pixel/module.h>
 
-#include "cache_hash.h"
 #include "shared_rules.h"
 
 #include "prefilter.h"
@@ -538,7 +537,9 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
         free(r);
         return rc;
     }
-    uint64_t h = pixel_cache_hash(ua, n);
+    /* (the host's: another module that hashed these bytes on this event,
+       or will, computes it once) */
+    uint64_t h = pixel_module_event_hash(ev, ua, n);
     /* the set: the hash's high half scaled to nsets (no division) */
     cache_entry *set = u->sets + (size_t)(((h >> 32) * (uint64_t)u->nsets) >> 32) * WAYS;
     for (int w = 0; w < WAYS; w++) {

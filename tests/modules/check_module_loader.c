@@ -445,6 +445,38 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
 }
 END_TEST
 
+/* pixel_module_event_hash: the same answer for the same bytes, wherever they
+ * are and whether or not the context remembered it; the bytes and their
+ * length decide it; what the context remembers lasts for one event. */
+START_TEST(event_hash_follows_the_bytes_and_the_event)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_module_event ev = {.struct_size = (uint32_t)sizeof(ev), .ctx = ctx};
+    pixel_module_event bare = {.struct_size = (uint32_t)sizeof(bare)};
+    char a[] = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    char b[sizeof(a)], c[sizeof(a)];
+    memcpy(b, a, sizeof(a));
+    memcpy(c, a, sizeof(a));
+    c[20] = 'Y';
+    size_t n = strlen(a);
+    uint64_t h = pixel_module_event_hash(&ev, a, n);
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, a, n), h); /* remembered */
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, b, n), h); /* the same bytes elsewhere */
+    ck_assert_uint_eq(pixel_module_event_hash(&bare, a, n), h); /* no context */
+    ck_assert_uint_eq(pixel_module_event_hash(NULL, b, n), h);
+    ck_assert_uint_ne(pixel_module_event_hash(&ev, a, n - 1), h); /* the length counts */
+    ck_assert_uint_ne(pixel_module_event_hash(&ev, c, n), h);     /* so does every byte */
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, c, n), pixel_module_event_hash(NULL, c, n));
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, "", 0), pixel_module_event_hash(NULL, NULL, 0));
+    /* On the next event the same address may hold other bytes. */
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, b, n), h);
+    pixel_ctx_reset(ctx);
+    b[20] = 'Y';
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, b, n), pixel_module_event_hash(NULL, c, n));
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 /* A verdict an image keeps belongs to the schema it was found for: a
  * registry freed and another compiled (a pipeline reload) may put an
  * object schema of other rules at the same address, and the copy must be
@@ -964,6 +996,7 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, shapes_build_what_set_at_builds);
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
+    tcase_add_test(tc, event_hash_follows_the_bytes_and_the_event);
     tcase_add_loop_test(tc, image_verdicts_keep_the_depth_limit_through_schema_levels, 0,
                         (int)(sizeof(deep_schemas) / sizeof(deep_schemas[0])));
     tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
