@@ -1526,6 +1526,15 @@ const pixel__image *pixel__image_check(const pixel_value *root)
     return im;
 }
 
+uint64_t pixel_module_value_image(const pixel_value *v)
+{
+    if (!v || v->type != PIXEL_TYPE_OBJECT || !(v->flags & PIXEL_VALUE_IMAGE)) {
+        return 0;
+    }
+    const pixel__image *im = pixel__image_check_stamped(v);
+    return im ? im->gen : 0; /* makings are numbered from 1 */
+}
+
 /* The link's stamp slot: the word after the making, just before the root. */
 static inline uint64_t *image_stamp_at(const pixel_value *root)
 {

@@ -38,7 +38,10 @@
  * Changes (newest first):
  *   1.6  2026-11  pixel_module_event_hash(): a hash of bytes of the event or
  *                 the parsed line, computed once per event for the same bytes,
- *                 so modules that index caches by the same field share it.
+ *                 so modules that index caches by the same field share it;
+ *                 pixel_module_value_image(): which making of a kept image a
+ *                 result still as emitted is a copy of, so a module reading
+ *                 another's cached result can cache what it found there.
  *   1.5  2026-11  pixel_module_event_serial(): which event of its context a call
  *                 is on, so a module knows when memory an event may still point
  *                 into (a cache entry it evicted) can be freed.
@@ -317,6 +320,18 @@ PIXEL_API int pixel_module_shape_image_kept(const pixel_module_shape *shape,
                                             size_t size);
 PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
                                                const void *image);
+/*
+ * (ABI 1.6) For v, a result emitted from an image made by
+ * pixel_module_shape_image_kept() (with its text) and still exactly as
+ * emitted (nothing in it set, removed or replaced since): a number for that
+ * making of the image, the same for every copy of it and never given to
+ * another making in the process.  0 for any other value, or a copy changed
+ * since.  Whatever is read inside v (its members, their strings) is the
+ * same whenever the number is, so a module that reads another module's
+ * result (botfilter reads useragent's families) may keep what it found
+ * there under the number.  v must belong to an event in use.
+ */
+PIXEL_API uint64_t pixel_module_value_image(const pixel_value *v);
 
 /*
  * (ABI 1.5) Which event of its context ev is: the same number for every

@@ -445,6 +445,58 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
 }
 END_TEST
 
+/* pixel_module_value_image: one number per making of a kept image, for its
+ * copies while they are as emitted; 0 for a copy changed since (in any
+ * node), and for everything else. */
+START_TEST(value_image_names_the_making_of_an_unchanged_copy)
+{
+    static const char *const paths[] = {"a.x", "a.y", "b.z"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 3);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[3] = {{"abc", 3}, {"de", 2}, {"f", 1}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize), *other = malloc(isize), *plain = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, other, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, plain, isize), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *w = pixel_value_new_object(ctx);
+    pixel_value *c1 = pixel_module_shape_emit(ctx, sh, image);
+    pixel_value *c2 = pixel_module_shape_emit(ctx, sh, image);
+    ck_assert_int_eq(pixel_object_set(ctx, w, "c1", c1), 0); /* placed: still as emitted */
+    const uint64_t id = pixel_module_value_image(c1);
+    ck_assert_uint_ne(id, 0);
+    ck_assert_uint_eq(pixel_module_value_image(c2), id);
+    ck_assert_uint_ne(pixel_module_value_image(pixel_module_shape_emit(ctx, sh, other)), 0);
+    ck_assert_uint_ne(pixel_module_value_image(pixel_module_shape_emit(ctx, sh, other)), id);
+    /* not from a kept image, or not a result at all */
+    ck_assert_uint_eq(pixel_module_value_image(pixel_module_shape_emit(ctx, sh, plain)), 0);
+    ck_assert_uint_eq(pixel_module_value_image(pixel_module_shape_build(ctx, sh, vals)), 0);
+    ck_assert_uint_eq(pixel_module_value_image(pixel_value_at(c1, "a")), 0);
+    ck_assert_uint_eq(pixel_module_value_image(w), 0);
+    ck_assert_uint_eq(pixel_module_value_image(NULL), 0);
+    /* a change deep inside one copy: that copy only */
+    ck_assert_int_eq(pixel_value_set_at(ctx, c2, "b.z", pixel_value_new_string(ctx, "g", 1)), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c2), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c1), id);
+    pixel_value *c3 = pixel_module_shape_emit(ctx, sh, image);
+    ck_assert_int_eq(pixel_value_remove_at(c3, "a.y"), 1);
+    ck_assert_uint_eq(pixel_module_value_image(c3), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c1), id);
+    /* the image made anew: a new number, and the old copies have none */
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c1), 0);
+    const uint64_t again = pixel_module_value_image(pixel_module_shape_emit(ctx, sh, image));
+    ck_assert_uint_ne(again, 0);
+    ck_assert_uint_ne(again, id);
+    pixel_ctx_free(ctx);
+    free(image);
+    free(other);
+    free(plain);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
 /* pixel_module_event_hash: the same answer for the same bytes, wherever they
  * are and whether or not the context remembered it; the bytes and their
  * length decide it; what the context remembers lasts for one event. */
@@ -997,6 +1049,7 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
     tcase_add_test(tc, event_hash_follows_the_bytes_and_the_event);
+    tcase_add_test(tc, value_image_names_the_making_of_an_unchanged_copy);
     tcase_add_loop_test(tc, image_verdicts_keep_the_depth_limit_through_schema_levels, 0,
                         (int)(sizeof(deep_schemas) / sizeof(deep_schemas[0])));
     tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
