@@ -706,34 +706,43 @@ pixel_module_field *pixel_module_field_new(const char *name)
     return NULL;
 }
 
+/* pixel_module_field_get() of a field that is not a standard log field. */
+static __attribute__((noinline)) pixel_span field_get_other(const pixel_record *rec,
+                                                            const pixel_module_field *f)
+{
+    pixel_span v = {NULL, 0};
+    switch (f->kind) {
+        case FIELD_LOG: {
+            int slot = pixel__field_slot((pixel_pipeline *)rec->pipeline, f->name, 0);
+            if (slot >= 0) {
+                v = rec->fields[slot];
+            }
+            break;
+        }
+        case FIELD_SYSLOG:
+            v = rec->syslog[f->index];
+            break;
+        default:
+            for (size_t i = 0; i < rec->nparams; i++) {
+                if (rec->params[i].name.n == f->len &&
+                    memcmp(rec->params[i].name.p, f->name, f->len) == 0) {
+                    v = rec->params[i].value;
+                    break;
+                }
+            }
+            break;
+    }
+    return v;
+}
+
 const char *pixel_module_field_get(const pixel_record *rec, const pixel_module_field *f,
                                    size_t *len)
 {
     pixel_span v = {NULL, 0};
-    if (rec && rec->pipeline && f) {
-        switch (f->kind) {
-            case FIELD_LOG: {
-                int slot = f->index >= 0 ? f->index
-                                         : pixel__field_slot((pixel_pipeline *)rec->pipeline,
-                                                             f->name, 0);
-                if (slot >= 0) {
-                    v = rec->fields[slot];
-                }
-                break;
-            }
-            case FIELD_SYSLOG:
-                v = rec->syslog[f->index];
-                break;
-            default:
-                for (size_t i = 0; i < rec->nparams; i++) {
-                    if (rec->params[i].name.n == f->len &&
-                        memcmp(rec->params[i].name.p, f->name, f->len) == 0) {
-                        v = rec->params[i].value;
-                        break;
-                    }
-                }
-                break;
-        }
+    if (PIXEL_LIKELY(rec && rec->pipeline && f)) {
+        /* a standard log field (the common case) in line, the rest aside */
+        v = f->kind == FIELD_LOG && f->index >= 0 ? rec->fields[f->index]
+                                                  : field_get_other(rec, f);
     }
     if (len) {
         *len = v.n;
