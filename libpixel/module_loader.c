@@ -1014,12 +1014,11 @@ pixel_value *pixel_module_event_get(const pixel_module_event *ev,
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
-int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
-                           pixel_value *val)
+/* pixel_module_event_set() of checked arguments (also under
+ * pixel_module_event_set_image()). */
+static inline __attribute__((always_inline)) int
+event_set_val(pixel_module_event *ev, const pixel_module_event_path *path, pixel_value *val)
 {
-    if (PIXEL_UNLIKELY(!ev || !path || !val || !ev->ctx || !ev->event)) {
-        return -1;
-    }
     const pixel_path *pp = path->path;
     const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
     size_t k;
@@ -1042,6 +1041,15 @@ int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path
         return pixel__object_add_plain(parent, leaf->key, leaf->len, val);
     }
     return pixel__object_add(parent, leaf->key, leaf->len, val);
+}
+
+int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
+                           pixel_value *val)
+{
+    if (PIXEL_UNLIKELY(!ev || !path || !val || !ev->ctx || !ev->event)) {
+        return -1;
+    }
+    return event_set_val(ev, path, val);
 }
 
 /* ---- result shapes (ABI 1.3) ------------------------------------------------------- */
@@ -1466,12 +1474,11 @@ int pixel_module_shape_image_kept(const pixel_module_shape *shape, const pixel_m
     return shape_image(shape, vals, image, size, true);
 }
 
-pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
-                                     const void *image)
+/* pixel_module_shape_emit() of checked arguments (also under
+ * pixel_module_event_set_image()). */
+static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *ctx,
+                                                                     const void *image)
 {
-    if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
-        return NULL;
-    }
     /* the image and the copy; an image that copies refer to (kept) is what
        pixel__image_check compares the copy with */
     const pixel__image *im = image;
@@ -1497,6 +1504,25 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
         memcpy(p, &link, sizeof(link));
     }
     return (pixel_value *)(void *)blk;
+}
+
+pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
+                                     const void *image)
+{
+    if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
+        return NULL;
+    }
+    return image_emit(ctx, image);
+}
+
+int pixel_module_event_set_image(pixel_module_event *ev, const pixel_module_event_path *path,
+                                 const pixel_module_shape *shape, const void *image)
+{
+    if (PIXEL_UNLIKELY(!ev || !path || !shape || !image || !ev->ctx || !ev->event)) {
+        return -1;
+    }
+    pixel_value *val = image_emit(ev->ctx, image);
+    return PIXEL_LIKELY(val) ? event_set_val(ev, path, val) : -1;
 }
 
 /* The image a copy came from, as it was then, and the copy compared with

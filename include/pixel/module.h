@@ -42,6 +42,8 @@
  *                 pixel_module_value_image(): which making of a kept image a
  *                 result still as emitted is a copy of, so a module reading
  *                 another's cached result can cache what it found there.
+ *                 pixel_module_event_set_image(): a result emitted from an
+ *                 image and set at an event path in one call.
  *   1.5  2026-11  pixel_module_event_serial(): which event of its context a call
  *                 is on, so a module knows when memory an event may still point
  *                 into (a cache entry it evicted) can be freed.
@@ -381,6 +383,14 @@ PIXEL_API pixel_value *pixel_module_event_get(const pixel_module_event *ev,
                                               const pixel_module_event_path *path);
 PIXEL_API int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
                                      pixel_value *val);
+/*
+ * (ABI 1.6) pixel_module_event_set(ev, path, pixel_module_shape_emit(ev->ctx,
+ * shape, image)) in one call, for a module that sets a kept result on most
+ * lines: 0, or -1 (out of memory, or an argument NULL).
+ */
+PIXEL_API int pixel_module_event_set_image(pixel_module_event *ev,
+                                           const pixel_module_event_path *path,
+                                           const pixel_module_shape *shape, const void *image);
 PIXEL_API void pixel_module_event_path_free(pixel_module_event_path *path);
 
 /* printf into ctx's arena (valid until the context is reset); NULL when out of memory. */

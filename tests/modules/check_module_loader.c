@@ -497,6 +497,53 @@ START_TEST(value_image_names_the_making_of_an_unchanged_copy)
 }
 END_TEST
 
+/* pixel_module_event_set_image: what pixel_module_shape_emit() and then
+ * pixel_module_event_set() make, with the copy still as emitted; -1 for
+ * an argument missing, the event left as it was. */
+START_TEST(event_set_image_is_emit_then_set)
+{
+    static const char *const paths[] = {"a.x", "b"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 2);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[2] = {{"abc", 3}, {"d", 1}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    pixel_module_event_path *into = pixel_module_event_path_new(NULL, "r.s");
+    ck_assert_ptr_nonnull(into);
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *want[2];
+    for (int k = 0; k < 2; k++) {
+        pixel_value *e = pixel_value_new_object(ctx);
+        ck_assert_int_eq(pixel_object_set(ctx, e, "z", pixel_value_new_int(ctx, 1)), 0);
+        pixel_module_event ev = {.struct_size = (uint32_t)sizeof(ev), .ctx = ctx, .event = e};
+        if (k == 0) {
+            ck_assert_int_eq(pixel_module_event_set(&ev, into, pixel_module_shape_emit(ctx, sh, image)), 0);
+        } else {
+            ck_assert_int_eq(pixel_module_event_set_image(&ev, into, sh, image), 0);
+        }
+        ck_assert_uint_ne(pixel_module_value_image(pixel_value_at(e, "r.s")), 0);
+        want[k] = strdup(pixel_value_dump(ctx, e, NULL));
+        /* and set again: the member replaced, as pixel_module_event_set() does */
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, into, sh, image), 0);
+        ck_assert_str_eq(pixel_value_dump(ctx, e, NULL), want[k]);
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, into, NULL, image), -1);
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, into, sh, NULL), -1);
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, NULL, sh, image), -1);
+        ck_assert_int_eq(pixel_module_event_set_image(NULL, into, sh, image), -1);
+        ck_assert_str_eq(pixel_value_dump(ctx, e, NULL), want[k]);
+    }
+    ck_assert_str_eq(want[1], want[0]);
+    ck_assert_str_eq(want[1], "{\"z\":1,\"r\":{\"s\":{\"a\":{\"x\":\"abc\"},\"b\":\"d\"}}}");
+    free(want[0]);
+    free(want[1]);
+    pixel_ctx_free(ctx);
+    pixel_module_event_path_free(into);
+    free(image);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
 /* pixel_module_event_hash: the same answer for the same bytes, wherever they
  * are and whether or not the context remembered it; the bytes and their
  * length decide it; what the context remembers lasts for one event. */
@@ -1050,6 +1097,7 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
     tcase_add_test(tc, event_hash_follows_the_bytes_and_the_event);
     tcase_add_test(tc, value_image_names_the_making_of_an_unchanged_copy);
+    tcase_add_test(tc, event_set_image_is_emit_then_set);
     tcase_add_loop_test(tc, image_verdicts_keep_the_depth_limit_through_schema_levels, 0,
                         (int)(sizeof(deep_schemas) / sizeof(deep_schemas[0])));
     tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
