@@ -36,17 +36,19 @@
  * instance)).  A context's key is a process-unique number given the first
  * time a module needs it (pixel_ctx.module_key), so a new context never
  * finds the instance of a freed one by accident, even at the same address.
- * A small thread-local cache in front of the registry, keyed by (enricher
- * id, context key), makes the common path lock-free.  Enricher ids are never
- * reused either, so the cache of a freed pipeline never matches again.
+ * A small cache in the context itself (pixel_ctx.module_inst, by enricher
+ * id) in front of the registry makes the common path lock-free, without a
+ * thread-local lookup: a context is used by one thread at a time.  Enricher
+ * ids are never reused either, so the cache entry of a freed pipeline never
+ * matches again.
  *
  * pixel_ctx_free() calls pixel__module_ctx_release(): every per-thread
  * enricher of every live pipeline (a process-wide list) gives up the
  * context's slot.  The instance becomes the enricher's spare (key 0, which
  * the next new context claims under the enricher's lock) when it has none
  * yet, and is destroyed otherwise; so a host that creates and frees
- * contexts keeps at most one idle instance per enricher.  Stale cache
- * entries of the freed key can never match again.  Lock order: reg_lock,
+ * contexts keeps at most one idle instance per enricher.  The cache goes
+ * with the context.  Lock order: reg_lock,
  * then an enricher's lock.
  */
 #include <dlfcn.h>
@@ -64,6 +66,7 @@
 #include "pipeline.h"
 #include "pixel/module.h"
 #include "simd.h"
+#include "../modules/common/cache_hash.h" /* the modules' cache hash (pixel_module_event_hash) */
 
 #ifndef PIXEL_MODULE_DIR
 #define PIXEL_MODULE_DIR "/usr/local/lib/libpixel/modules"
@@ -703,34 +706,43 @@ pixel_module_field *pixel_module_field_new(const char *name)
     return NULL;
 }
 
+/* pixel_module_field_get() of a field that is not a standard log field. */
+static __attribute__((noinline)) pixel_span field_get_other(const pixel_record *rec,
+                                                            const pixel_module_field *f)
+{
+    pixel_span v = {NULL, 0};
+    switch (f->kind) {
+        case FIELD_LOG: {
+            int slot = pixel__field_slot((pixel_pipeline *)rec->pipeline, f->name, 0);
+            if (slot >= 0) {
+                v = rec->fields[slot];
+            }
+            break;
+        }
+        case FIELD_SYSLOG:
+            v = rec->syslog[f->index];
+            break;
+        default:
+            for (size_t i = 0; i < rec->nparams; i++) {
+                if (rec->params[i].name.n == f->len &&
+                    memcmp(rec->params[i].name.p, f->name, f->len) == 0) {
+                    v = rec->params[i].value;
+                    break;
+                }
+            }
+            break;
+    }
+    return v;
+}
+
 const char *pixel_module_field_get(const pixel_record *rec, const pixel_module_field *f,
                                    size_t *len)
 {
     pixel_span v = {NULL, 0};
-    if (rec && rec->pipeline && f) {
-        switch (f->kind) {
-            case FIELD_LOG: {
-                int slot = f->index >= 0 ? f->index
-                                         : pixel__field_slot((pixel_pipeline *)rec->pipeline,
-                                                             f->name, 0);
-                if (slot >= 0) {
-                    v = rec->fields[slot];
-                }
-                break;
-            }
-            case FIELD_SYSLOG:
-                v = rec->syslog[f->index];
-                break;
-            default:
-                for (size_t i = 0; i < rec->nparams; i++) {
-                    if (rec->params[i].name.n == f->len &&
-                        memcmp(rec->params[i].name.p, f->name, f->len) == 0) {
-                        v = rec->params[i].value;
-                        break;
-                    }
-                }
-                break;
-        }
+    if (PIXEL_LIKELY(rec && rec->pipeline && f)) {
+        /* a standard log field (the common case) in line, the rest aside */
+        v = f->kind == FIELD_LOG && f->index >= 0 ? rec->fields[f->index]
+                                                  : field_get_other(rec, f);
     }
     if (len) {
         *len = v.n;
@@ -965,6 +977,29 @@ uint64_t pixel_module_event_serial(const pixel_module_event *ev)
     return ev && ev->ctx ? ev->ctx->serial : 0;
 }
 
+/* The hash is that of the in-tree modules' caches (modules/common). */
+uint64_t pixel_module_event_hash(const pixel_module_event *ev, const char *s, size_t len)
+{
+    pixel_ctx *ctx = ev ? ev->ctx : NULL;
+    if (PIXEL_UNLIKELY(!ctx || !s)) {
+        return pixel_cache_hash(s ? s : "", s ? len : 0);
+    }
+    for (unsigned i = 0; i < PIXEL_ARRAY_LEN(ctx->hash_memo); i++) {
+        if (ctx->hash_memo[i].s == s && ctx->hash_memo[i].len == len &&
+            ctx->hash_memo[i].serial == ctx->serial) {
+            return ctx->hash_memo[i].h;
+        }
+    }
+    const uint64_t h = pixel_cache_hash(s, len);
+    const unsigned at = ctx->hash_memo_next % PIXEL_ARRAY_LEN(ctx->hash_memo);
+    ctx->hash_memo[at].serial = ctx->serial;
+    ctx->hash_memo[at].s = s;
+    ctx->hash_memo[at].len = len;
+    ctx->hash_memo[at].h = h;
+    ctx->hash_memo_next = at + 1;
+    return h;
+}
+
 pixel_value *pixel_module_event_get(const pixel_module_event *ev,
                                     const pixel_module_event_path *path)
 {
@@ -979,12 +1014,11 @@ pixel_value *pixel_module_event_get(const pixel_module_event *ev,
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
-int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
-                           pixel_value *val)
+/* pixel_module_event_set() of checked arguments (also under
+ * pixel_module_event_set_image()). */
+static inline __attribute__((always_inline)) int
+event_set_val(pixel_module_event *ev, const pixel_module_event_path *path, pixel_value *val)
 {
-    if (PIXEL_UNLIKELY(!ev || !path || !val || !ev->ctx || !ev->event)) {
-        return -1;
-    }
     const pixel_path *pp = path->path;
     const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
     size_t k;
@@ -1007,6 +1041,15 @@ int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path
         return pixel__object_add_plain(parent, leaf->key, leaf->len, val);
     }
     return pixel__object_add(parent, leaf->key, leaf->len, val);
+}
+
+int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
+                           pixel_value *val)
+{
+    if (PIXEL_UNLIKELY(!ev || !path || !val || !ev->ctx || !ev->event)) {
+        return -1;
+    }
+    return event_set_val(ev, path, val);
 }
 
 /* ---- result shapes (ABI 1.3) ------------------------------------------------------- */
@@ -1431,17 +1474,17 @@ int pixel_module_shape_image_kept(const pixel_module_shape *shape, const pixel_m
     return shape_image(shape, vals, image, size, true);
 }
 
-pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
-                                     const void *image)
+/* pixel_module_shape_emit() of checked arguments (also under
+ * pixel_module_event_set_image()). */
+static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *ctx,
+                                                                     const void *image)
 {
-    if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
-        return NULL;
-    }
-    /* the image, the copy, and (for an image that copies refer to) the copy
-       as emitted, for pixel__image_check */
+    /* the image and the copy; an image that copies refer to (kept) is what
+       pixel__image_check compares the copy with */
     const pixel__image *im = image;
+    const uint32_t bytes = im->bytes, nrel = im->nrel;
     const bool kept = im->json_len != 0;
-    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (kept ? 2 : 1) * (size_t)im->bytes);
+    char *blk = pixel__arena_alloc(&ctx->arena, IMAGE_LINK + (size_t)bytes);
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
@@ -1449,23 +1492,44 @@ pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *s
         im, im->gen, kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0};
     memcpy(blk, &from, IMAGE_LINK);
     blk += IMAGE_LINK;
-    memcpy(blk, image_nodes(im), im->bytes);
-    const uint32_t *at_tab = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
-    for (uint32_t i = 0; i < im->nrel; i++) {
+    memcpy(blk, image_nodes(im), bytes);
+    const uint32_t *at = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
+    const uint32_t *end = at + nrel;
+    const uintptr_t base = (uintptr_t)blk;
+    for (; at < end; at++) {
+        char *p = blk + *at;
         uintptr_t link;
-        memcpy(&link, blk + at_tab[i], sizeof(link));
-        link += (uintptr_t)blk;
-        memcpy(blk + at_tab[i], &link, sizeof(link));
-    }
-    if (kept) {
-        memcpy(blk + im->bytes, blk, im->bytes);
+        memcpy(&link, p, sizeof(link));
+        link += base;
+        memcpy(p, &link, sizeof(link));
     }
     return (pixel_value *)(void *)blk;
 }
 
+pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
+                                     const void *image)
+{
+    if (PIXEL_UNLIKELY(!ctx || !shape || !image)) {
+        return NULL;
+    }
+    return image_emit(ctx, image);
+}
+
+int pixel_module_event_set_image(pixel_module_event *ev, const pixel_module_event_path *path,
+                                 const pixel_module_shape *shape, const void *image)
+{
+    if (PIXEL_UNLIKELY(!ev || !path || !shape || !image || !ev->ctx || !ev->event)) {
+        return -1;
+    }
+    pixel_value *val = image_emit(ev->ctx, image);
+    return PIXEL_LIKELY(val) ? event_set_val(ev, path, val) : -1;
+}
+
 /* The image a copy came from, as it was then, and the copy compared with
- * the one kept as emitted: the root's members, and every other node whole
- * (the root's name, flags and next are the event's). */
+ * the image's nodes, each link of the image taken as its offset from the
+ * copy's start: the root's members, and every other node whole (the root's
+ * name, flags and next are the event's).  The links are in the table in
+ * the order of their offsets. */
 const pixel__image *pixel__image_check(const pixel_value *root)
 {
     image_link_t link;
@@ -1474,12 +1538,36 @@ const pixel__image *pixel__image_check(const pixel_value *root)
     if (im->gen != link.gen) {
         return NULL; /* the image was made anew since */
     }
-    const pixel_value *kept = (const pixel_value *)(const void *)((const char *)root + im->bytes);
-    if (memcmp(&root->u.list, &kept->u.list, sizeof(root->u.list)) != 0 ||
-        memcmp(root + 1, kept + 1, im->bytes - sizeof(pixel_value)) != 0) {
+    const char *copy = (const char *)root;
+    const char *orig = (const char *)image_nodes(im);
+    const uint32_t *at = (const uint32_t *)(const void *)((const char *)im + im->rel_off);
+    const uint32_t *end = at + im->nrel;
+    size_t pos = offsetof(pixel_value, u.list);
+    for (; at < end; at++) {
+        if (*at < pos) {
+            continue; /* the root's own words before its members (none are links) */
+        }
+        uintptr_t c, o;
+        memcpy(&c, copy + *at, sizeof(c));
+        memcpy(&o, orig + *at, sizeof(o));
+        if (memcmp(copy + pos, orig + pos, *at - pos) != 0 || c != o + (uintptr_t)root) {
+            return NULL;
+        }
+        pos = *at + sizeof(uintptr_t);
+    }
+    if (memcmp(copy + pos, orig + pos, im->bytes - pos) != 0) {
         return NULL;
     }
     return im;
+}
+
+uint64_t pixel_module_value_image(const pixel_value *v)
+{
+    if (!v || v->type != PIXEL_TYPE_OBJECT || !(v->flags & PIXEL_VALUE_IMAGE)) {
+        return 0;
+    }
+    const pixel__image *im = pixel__image_check_stamped(v);
+    return im ? im->gen : 0; /* makings are numbered from 1 */
 }
 
 /* The link's stamp slot: the word after the making, just before the root. */
@@ -1648,11 +1736,11 @@ static _Atomic uint64_t next_ctx_key = 1;
 #define MODULE_COLD
 #endif
 
-#define TCACHE_SIZE 16
-static _Thread_local struct {
-    uint64_t id, key;
-    void *inst;
-} tcache[TCACHE_SIZE];
+/* A context remembers the instances it was given (pixel_ctx.module_inst,
+ * by entry id): a context is used by one thread at a time, so this needs
+ * no lock, and ids are never reused, so an entry of a freed pipeline is
+ * never taken for another. */
+#define ICACHE_SIZE (sizeof(((pixel_ctx *)0)->module_inst) / sizeof(((pixel_ctx *)0)->module_inst[0]))
 
 static int add_slot(modstate *ms, uint64_t key, void *inst)
 {
@@ -1683,28 +1771,28 @@ static int create_instance(modstate *ms, void **out, pixel_error *err)
 }
 
 /* The instance of ms that belongs to ctx, created on first use: the
- * thread's cache, else instance_claim(). */
-static int instance_claim(modstate *ms, uint64_t key, size_t h, void **out, pixel_error *err);
+ * context's cache, else instance_claim(). */
+static int instance_claim(modstate *ms, pixel_ctx *ctx, size_t h, void **out, pixel_error *err);
 
 static inline int instance_for(modstate *ms, pixel_ctx *ctx, void **out, pixel_error *err)
+{
+    size_t h = (size_t)(ms->id % ICACHE_SIZE);
+    if (PIXEL_LIKELY(ctx->module_inst[h].id == ms->id)) {
+        *out = ctx->module_inst[h].inst;
+        return 0;
+    }
+    return instance_claim(ms, ctx, h, out, err);
+}
+
+/* The instance of ms for ctx (from its slots, or made now), remembered in
+ * the context at h. */
+static MODULE_COLD int instance_claim(modstate *ms, pixel_ctx *ctx, size_t h, void **out,
+                                      pixel_error *err)
 {
     if (!ctx->module_key) {
         ctx->module_key = atomic_fetch_add(&next_ctx_key, 1);
     }
     uint64_t key = ctx->module_key;
-    size_t h = (size_t)((ms->id * 31u) ^ key) % TCACHE_SIZE;
-    if (PIXEL_LIKELY(tcache[h].id == ms->id && tcache[h].key == key)) {
-        *out = tcache[h].inst;
-        return 0;
-    }
-    return instance_claim(ms, key, h, out, err);
-}
-
-/* The instance of ms for the context `key` (from its slots, or made now),
- * remembered in the thread's cache at h. */
-static MODULE_COLD int instance_claim(modstate *ms, uint64_t key, size_t h, void **out,
-                                      pixel_error *err)
-{
     int rc = 0;
     void *inst = NULL;
     size_t i;
@@ -1734,9 +1822,8 @@ static MODULE_COLD int instance_claim(modstate *ms, uint64_t key, size_t h, void
     if (rc < 0) {
         return rc;
     }
-    tcache[h].id = ms->id;
-    tcache[h].key = key;
-    tcache[h].inst = inst;
+    ctx->module_inst[h].id = ms->id;
+    ctx->module_inst[h].inst = inst;
     *out = inst;
     return 0;
 }

@@ -479,6 +479,17 @@ struct pixel_ctx {
                             instances; 0 until a module first needs it (never reused) */
     uint64_t serial;     /* resets so far: which event of the context is current
                             (pixel_module_event_serial()) */
+    struct {
+        uint64_t id; /* module_loader.c: the module entry's id (0: empty) */
+        void *inst;  /* and this context's instance of it */
+    } module_inst[8];
+    struct {
+        uint64_t serial; /* module_loader.c: the event it was asked on */
+        const char *s;   /* the bytes hashed (NULL: empty) */
+        size_t len;
+        uint64_t h;      /* their pixel_module_event_hash() */
+    } hash_memo[2];
+    unsigned hash_memo_next; /* the entry the next new answer takes */
 };
 
 int64_t pixel__now_ms(pixel_ctx *ctx);

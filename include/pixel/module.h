@@ -36,6 +36,14 @@
  * symbol and the loader says so.
  *
  * Changes (newest first):
+ *   1.6  2026-11  pixel_module_event_hash(): a hash of bytes of the event or
+ *                 the parsed line, computed once per event for the same bytes,
+ *                 so modules that index caches by the same field share it;
+ *                 pixel_module_value_image(): which making of a kept image a
+ *                 result still as emitted is a copy of, so a module reading
+ *                 another's cached result can cache what it found there.
+ *                 pixel_module_event_set_image(): a result emitted from an
+ *                 image and set at an event path in one call.
  *   1.5  2026-11  pixel_module_event_serial(): which event of its context a call
  *                 is on, so a module knows when memory an event may still point
  *                 into (a cache entry it evicted) can be freed.
@@ -88,7 +96,7 @@ extern "C" {
 #endif
 
 #define PIXEL_MODULE_ABI_MAJOR 1 /* bump: the host refuses the module */
-#define PIXEL_MODULE_ABI_MINOR 5 /* bump: fields or helpers appended */
+#define PIXEL_MODULE_ABI_MINOR 6 /* bump: fields or helpers appended */
 
 /* The one symbol a module exports (see PIXEL_MODULE_DEFINE). */
 #define PIXEL_MODULE_ENTRY_SYMBOL "pixel_module_entry"
@@ -314,6 +322,18 @@ PIXEL_API int pixel_module_shape_image_kept(const pixel_module_shape *shape,
                                             size_t size);
 PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_module_shape *shape,
                                                const void *image);
+/*
+ * (ABI 1.6) For v, a result emitted from an image made by
+ * pixel_module_shape_image_kept() (with its text) and still exactly as
+ * emitted (nothing in it set, removed or replaced since): a number for that
+ * making of the image, the same for every copy of it and never given to
+ * another making in the process.  0 for any other value, or a copy changed
+ * since.  Whatever is read inside v (its members, their strings) is the
+ * same whenever the number is, so a module that reads another module's
+ * result (botfilter reads useragent's families) may keep what it found
+ * there under the number.  v must belong to an event in use.
+ */
+PIXEL_API uint64_t pixel_module_value_image(const pixel_value *v);
 
 /*
  * (ABI 1.5) Which event of its context ev is: the same number for every
@@ -326,6 +346,19 @@ PIXEL_API pixel_value *pixel_module_shape_emit(pixel_ctx *ctx, const pixel_modul
  * the same event may have moved or copied what it got.
  */
 PIXEL_API uint64_t pixel_module_event_serial(const pixel_module_event *ev);
+
+/*
+ * (ABI 1.6) A 64-bit hash of the len bytes at s, for indexing a module's
+ * own cache: not cryptographic, the same for the same bytes within the
+ * process, and not kept across processes.  s must be bytes of the event
+ * (a string it holds) or of the parsed line (pixel_module_field_get()),
+ * which stay as they are while ev is current: the context remembers its
+ * last answers for the current event by address and length, so a module
+ * that hashes a field another module hashed on the same event (the user
+ * agent, say) gets the answer without reading the bytes again.  With ev
+ * or ev->ctx NULL the hash is computed.
+ */
+PIXEL_API uint64_t pixel_module_event_hash(const pixel_module_event *ev, const char *s, size_t len);
 
 /*
  * (ABI 1.3) Event paths bound to the module entry, made in create() from
@@ -350,6 +383,14 @@ PIXEL_API pixel_value *pixel_module_event_get(const pixel_module_event *ev,
                                               const pixel_module_event_path *path);
 PIXEL_API int pixel_module_event_set(pixel_module_event *ev, const pixel_module_event_path *path,
                                      pixel_value *val);
+/*
+ * (ABI 1.6) pixel_module_event_set(ev, path, pixel_module_shape_emit(ev->ctx,
+ * shape, image)) in one call, for a module that sets a kept result on most
+ * lines: 0, or -1 (out of memory, or an argument NULL).
+ */
+PIXEL_API int pixel_module_event_set_image(pixel_module_event *ev,
+                                           const pixel_module_event_path *path,
+                                           const pixel_module_shape *shape, const void *image);
 PIXEL_API void pixel_module_event_path_free(pixel_module_event_path *path);
 
 /* printf into ctx's arena (valid until the context is reset); NULL when out of memory. */

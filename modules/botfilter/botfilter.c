@@ -19,7 +19,10 @@
  * cache of recent pattern verdicts, so no locks); counters are per instance,
  * written by its thread alone.  The fields it reads are compiled once
  * (pixel_module_path / pixel_module_field), and the family fields' common
- * prefix (client.ua) is looked up once per event.
+ * prefix (client.ua) is looked up once per event; when it holds a result
+ * another module emitted from a kept image and nobody changed since
+ * (pixel_module_value_image()), the family verdict found for that image
+ * before is taken without reading the fields again.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -89,6 +92,15 @@ typedef struct family_slot {
     int index; /* -1: empty */
 } family_slot;
 
+/* The family verdict found in a result another module emitted from a kept
+ * image (pixel_module_value_image()): by the image's making, which decides
+ * every family field below the common prefix. */
+#define FMEMO_SIZE 1024 /* a power of two */
+typedef struct family_memo {
+    uint64_t image; /* 0: empty */
+    int index;      /* the matching family, or -1 */
+} family_memo;
+
 typedef struct botfilter_ctx {
     int flag; /* 0 drop, 1 flag */
     char *flag_field;
@@ -113,6 +125,7 @@ typedef struct botfilter_ctx {
     size_t nranges;
     source ua_from, ip_from;
     verdict_entry *vcache;
+    family_memo *fmemo;
     atomic_ulong checked, by_family, by_pattern, by_ip; /* read by stats() from other threads */
 } botfilter_ctx;
 
@@ -173,6 +186,7 @@ static void destroy(void *instance)
     pixel_module_path_free(b->ua_from.path);
     pixel_module_path_free(b->ip_from.path);
     free(b->vcache);
+    free(b->fmemo);
     free(b);
 }
 
@@ -397,7 +411,8 @@ static int create(void **instance, const pixel_module_config *cfg, pixel_error *
                                          action);
     }
     b->flag = strcmp(action, "flag") == 0;
-    if (!(b->vcache = calloc(VCACHE_SIZE, sizeof(verdict_entry)))) {
+    if (!(b->vcache = calloc(VCACHE_SIZE, sizeof(verdict_entry))) ||
+        !(b->fmemo = calloc(FMEMO_SIZE, sizeof(family_memo)))) {
         return PIXEL_ENOMEM;
     }
     b->flag_field = strdup(pixel_module_config_string(cfg, "flag_field"));
@@ -468,13 +483,15 @@ static int verdict(botfilter_ctx *b, pixel_module_event *ev, const rule *r)
                                                                               : PIXEL_ENOMEM;
 }
 
-/* The first pattern matching ua (index + 1), or 0; recent answers are cached. */
-static int match_patterns(botfilter_ctx *b, const char *ua, size_t n)
+/* The first pattern matching ua (index + 1), or 0; recent answers are
+ * cached, by the hash the host keeps for the event's bytes (the useragent
+ * module hashed the same user agent on this event). */
+static int match_patterns(botfilter_ctx *b, const pixel_module_event *ev, const char *ua, size_t n)
 {
     verdict_entry *e = NULL;
     uint64_t h = 0;
     if (n > 0 && n <= VCACHE_MAX_UA) {
-        h = pixel_cache_hash(ua, n);
+        h = pixel_module_event_hash(ev, ua, n);
         e = &b->vcache[h % VCACHE_SIZE];
         if (e->len == n && e->hash == h && memcmp(e->ua, ua, n) == 0) {
             return e->rule;
@@ -505,19 +522,34 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
     if (b->nfamilies && b->nfamily_fields) {
         base = b->family_base ? pixel_module_event_get(ev, b->family_base) : ev->event;
     }
-    for (size_t i = 0; base && i < b->nfamily_fields; i++) {
-        const char *fam = pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);
-        /* no family of that length and first byte: no need to hash it and look */
-        const family_slot *e = fam && family_may_be(b, fam, n)
-                                   ? family_slot_of(b, fam, n, pixel_cache_hash(fam, n))
-                                   : NULL;
-        if (e && e->index >= 0) {
-            count(&b->by_family);
-            return verdict(b, ev, &b->family_rules[e->index]);
+    /* The prefix holds a result still as a module emitted it from a kept
+       image (useragent's client.ua): what the fields below it say is what
+       they said for that image before. */
+    const uint64_t image = b->family_base ? pixel_module_value_image(base) : 0;
+    family_memo *memo = image ? &b->fmemo[image & (FMEMO_SIZE - 1)] : NULL;
+    int index = -1;
+    if (memo && memo->image == image) {
+        index = memo->index;
+    } else {
+        for (size_t i = 0; base && index < 0 && i < b->nfamily_fields; i++) {
+            const char *fam =
+                pixel_value_string(pixel_module_path_get(base, b->family_rest[i]), &n);
+            /* no family of that length and first byte: no need to hash it and look */
+            const family_slot *e = fam && family_may_be(b, fam, n)
+                                       ? family_slot_of(b, fam, n, pixel_cache_hash(fam, n))
+                                       : NULL;
+            index = e ? e->index : -1;
+        }
+        if (memo) {
+            *memo = (family_memo){image, index};
         }
     }
+    if (index >= 0) {
+        count(&b->by_family);
+        return verdict(b, ev, &b->family_rules[index]);
+    }
     const char *ua = b->npatterns ? get(ev, &b->ua_from, &n) : NULL;
-    int found = ua ? match_patterns(b, ua, n) : 0;
+    int found = ua ? match_patterns(b, ev, ua, n) : 0;
     if (found > 0) {
         count(&b->by_pattern);
         return verdict(b, ev, &b->pattern_rules[found - 1]);

@@ -1164,13 +1164,10 @@ static int process(void *instance, pixel_module_event *ev, pixel_error *err)
             image = NULL;
         }
     }
-    if (image) {
-        pixel_value *o = pixel_module_shape_emit(ev->ctx, r->shape, image);
-        if (!o) {
-            return PIXEL_ENOMEM;
-        }
-        return pixel_module_event_set(ev, r->into_path, o) < 0 ? PIXEL_ENOMEM
-                                                               : PIXEL_MODULE_CONTINUE;
+    if (image) { /* emitted and set in one call */
+        return pixel_module_event_set_image(ev, r->into_path, r->shape, image) < 0
+                   ? PIXEL_ENOMEM
+                   : PIXEL_MODULE_CONTINUE;
     }
     /* medium and source: literals or the table's own strings, which live as
      * long as the instance; host: a part of the event's own referer string;

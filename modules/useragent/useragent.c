@@ -33,7 +33,6 @@
 
 #include <pixel/module.h>
 
-#include "cache_hash.h"
 #include "shared_rules.h"
 
 #include "prefilter.h"
@@ -487,22 +486,22 @@ static void retired_free(useragent_ctx *u)
 
 static int emit(const useragent_ctx *u, pixel_module_event *ev, const ua_result *r, int cached)
 {
-    pixel_value *into;
-    if (cached) {
-        into = pixel_module_shape_emit(ev->ctx, u->shape, r->image);
-    } else {
-        pixel_module_str copied[NFIELDS];
-        pixel_value *text = pixel_value_new_string(ev->ctx, r->text, r->textlen);
-        const char *base = pixel_value_string(text, NULL);
-        if (!base) {
-            return PIXEL_ENOMEM;
-        }
-        for (int k = 0; k < NFIELDS; k++) {
-            copied[k].s = r->vals[k].s ? base + r->off[k] : NULL;
-            copied[k].len = r->n[k];
-        }
-        into = pixel_module_shape_build(ev->ctx, u->shape, copied);
+    if (cached) { /* a copy of the image, emitted and set in one call */
+        return pixel_module_event_set_image(ev, u->into_path, u->shape, r->image) < 0
+                   ? PIXEL_ENOMEM
+                   : 0;
     }
+    pixel_module_str copied[NFIELDS];
+    pixel_value *text = pixel_value_new_string(ev->ctx, r->text, r->textlen);
+    const char *base = pixel_value_string(text, NULL);
+    if (!base) {
+        return PIXEL_ENOMEM;
+    }
+    for (int k = 0; k < NFIELDS; k++) {
+        copied[k].s = r->vals[k].s ? base + r->off[k] : NULL;
+        copied[k].len = r->n[k];
+    }
+    pixel_value *into = pixel_module_shape_build(ev->ctx, u->shape, copied);
     if (!into) {
         return PIXEL_ENOMEM;
     }
@@ -538,7 +537,9 @@ static int lookup_or_parse(useragent_ctx *u, pixel_module_event *ev, const char 
         free(r);
         return rc;
     }
-    uint64_t h = pixel_cache_hash(ua, n);
+    /* (the host's: another module that hashed these bytes on this event,
+       or will, computes it once) */
+    uint64_t h = pixel_module_event_hash(ev, ua, n);
     /* the set: the hash's high half scaled to nsets (no division) */
     cache_entry *set = u->sets + (size_t)(((h >> 32) * (uint64_t)u->nsets) >> 32) * WAYS;
     for (int w = 0; w < WAYS; w++) {

@@ -445,6 +445,137 @@ START_TEST(image_memos_follow_changes_to_the_emitted_copy)
 }
 END_TEST
 
+/* pixel_module_value_image: one number per making of a kept image, for its
+ * copies while they are as emitted; 0 for a copy changed since (in any
+ * node), and for everything else. */
+START_TEST(value_image_names_the_making_of_an_unchanged_copy)
+{
+    static const char *const paths[] = {"a.x", "a.y", "b.z"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 3);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[3] = {{"abc", 3}, {"de", 2}, {"f", 1}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize), *other = malloc(isize), *plain = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, other, isize), 0);
+    ck_assert_int_eq(pixel_module_shape_image(sh, vals, plain, isize), 0);
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_value *w = pixel_value_new_object(ctx);
+    pixel_value *c1 = pixel_module_shape_emit(ctx, sh, image);
+    pixel_value *c2 = pixel_module_shape_emit(ctx, sh, image);
+    ck_assert_int_eq(pixel_object_set(ctx, w, "c1", c1), 0); /* placed: still as emitted */
+    const uint64_t id = pixel_module_value_image(c1);
+    ck_assert_uint_ne(id, 0);
+    ck_assert_uint_eq(pixel_module_value_image(c2), id);
+    ck_assert_uint_ne(pixel_module_value_image(pixel_module_shape_emit(ctx, sh, other)), 0);
+    ck_assert_uint_ne(pixel_module_value_image(pixel_module_shape_emit(ctx, sh, other)), id);
+    /* not from a kept image, or not a result at all */
+    ck_assert_uint_eq(pixel_module_value_image(pixel_module_shape_emit(ctx, sh, plain)), 0);
+    ck_assert_uint_eq(pixel_module_value_image(pixel_module_shape_build(ctx, sh, vals)), 0);
+    ck_assert_uint_eq(pixel_module_value_image(pixel_value_at(c1, "a")), 0);
+    ck_assert_uint_eq(pixel_module_value_image(w), 0);
+    ck_assert_uint_eq(pixel_module_value_image(NULL), 0);
+    /* a change deep inside one copy: that copy only */
+    ck_assert_int_eq(pixel_value_set_at(ctx, c2, "b.z", pixel_value_new_string(ctx, "g", 1)), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c2), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c1), id);
+    pixel_value *c3 = pixel_module_shape_emit(ctx, sh, image);
+    ck_assert_int_eq(pixel_value_remove_at(c3, "a.y"), 1);
+    ck_assert_uint_eq(pixel_module_value_image(c3), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c1), id);
+    /* the image made anew: a new number, and the old copies have none */
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    ck_assert_uint_eq(pixel_module_value_image(c1), 0);
+    const uint64_t again = pixel_module_value_image(pixel_module_shape_emit(ctx, sh, image));
+    ck_assert_uint_ne(again, 0);
+    ck_assert_uint_ne(again, id);
+    pixel_ctx_free(ctx);
+    free(image);
+    free(other);
+    free(plain);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
+/* pixel_module_event_set_image: what pixel_module_shape_emit() and then
+ * pixel_module_event_set() make, with the copy still as emitted; -1 for
+ * an argument missing, the event left as it was. */
+START_TEST(event_set_image_is_emit_then_set)
+{
+    static const char *const paths[] = {"a.x", "b"};
+    pixel_module_shape *sh = pixel_module_shape_new(paths, 2);
+    ck_assert_ptr_nonnull(sh);
+    const pixel_module_str vals[2] = {{"abc", 3}, {"d", 1}};
+    size_t isize = pixel_module_shape_image_size_for(sh, vals);
+    void *image = malloc(isize);
+    ck_assert_int_eq(pixel_module_shape_image_kept(sh, vals, image, isize), 0);
+    pixel_module_event_path *into = pixel_module_event_path_new(NULL, "r.s");
+    ck_assert_ptr_nonnull(into);
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *want[2];
+    for (int k = 0; k < 2; k++) {
+        pixel_value *e = pixel_value_new_object(ctx);
+        ck_assert_int_eq(pixel_object_set(ctx, e, "z", pixel_value_new_int(ctx, 1)), 0);
+        pixel_module_event ev = {.struct_size = (uint32_t)sizeof(ev), .ctx = ctx, .event = e};
+        if (k == 0) {
+            ck_assert_int_eq(pixel_module_event_set(&ev, into, pixel_module_shape_emit(ctx, sh, image)), 0);
+        } else {
+            ck_assert_int_eq(pixel_module_event_set_image(&ev, into, sh, image), 0);
+        }
+        ck_assert_uint_ne(pixel_module_value_image(pixel_value_at(e, "r.s")), 0);
+        want[k] = strdup(pixel_value_dump(ctx, e, NULL));
+        /* and set again: the member replaced, as pixel_module_event_set() does */
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, into, sh, image), 0);
+        ck_assert_str_eq(pixel_value_dump(ctx, e, NULL), want[k]);
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, into, NULL, image), -1);
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, into, sh, NULL), -1);
+        ck_assert_int_eq(pixel_module_event_set_image(&ev, NULL, sh, image), -1);
+        ck_assert_int_eq(pixel_module_event_set_image(NULL, into, sh, image), -1);
+        ck_assert_str_eq(pixel_value_dump(ctx, e, NULL), want[k]);
+    }
+    ck_assert_str_eq(want[1], want[0]);
+    ck_assert_str_eq(want[1], "{\"z\":1,\"r\":{\"s\":{\"a\":{\"x\":\"abc\"},\"b\":\"d\"}}}");
+    free(want[0]);
+    free(want[1]);
+    pixel_ctx_free(ctx);
+    pixel_module_event_path_free(into);
+    free(image);
+    pixel_module_shape_free(sh);
+}
+END_TEST
+
+/* pixel_module_event_hash: the same answer for the same bytes, wherever they
+ * are and whether or not the context remembered it; the bytes and their
+ * length decide it; what the context remembers lasts for one event. */
+START_TEST(event_hash_follows_the_bytes_and_the_event)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    pixel_module_event ev = {.struct_size = (uint32_t)sizeof(ev), .ctx = ctx};
+    pixel_module_event bare = {.struct_size = (uint32_t)sizeof(bare)};
+    char a[] = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    char b[sizeof(a)], c[sizeof(a)];
+    memcpy(b, a, sizeof(a));
+    memcpy(c, a, sizeof(a));
+    c[20] = 'Y';
+    size_t n = strlen(a);
+    uint64_t h = pixel_module_event_hash(&ev, a, n);
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, a, n), h); /* remembered */
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, b, n), h); /* the same bytes elsewhere */
+    ck_assert_uint_eq(pixel_module_event_hash(&bare, a, n), h); /* no context */
+    ck_assert_uint_eq(pixel_module_event_hash(NULL, b, n), h);
+    ck_assert_uint_ne(pixel_module_event_hash(&ev, a, n - 1), h); /* the length counts */
+    ck_assert_uint_ne(pixel_module_event_hash(&ev, c, n), h);     /* so does every byte */
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, c, n), pixel_module_event_hash(NULL, c, n));
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, "", 0), pixel_module_event_hash(NULL, NULL, 0));
+    /* On the next event the same address may hold other bytes. */
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, b, n), h);
+    pixel_ctx_reset(ctx);
+    b[20] = 'Y';
+    ck_assert_uint_eq(pixel_module_event_hash(&ev, b, n), pixel_module_event_hash(NULL, c, n));
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 /* A verdict an image keeps belongs to the schema it was found for: a
  * registry freed and another compiled (a pipeline reload) may put an
  * object schema of other rules at the same address, and the copy must be
@@ -964,6 +1095,9 @@ static Suite *module_loader_suite(void)
     tcase_add_test(tc, shapes_build_what_set_at_builds);
     tcase_add_test(tc, image_memos_follow_changes_to_the_emitted_copy);
     tcase_add_test(tc, image_verdicts_do_not_outlive_their_registry);
+    tcase_add_test(tc, event_hash_follows_the_bytes_and_the_event);
+    tcase_add_test(tc, value_image_names_the_making_of_an_unchanged_copy);
+    tcase_add_test(tc, event_set_image_is_emit_then_set);
     tcase_add_loop_test(tc, image_verdicts_keep_the_depth_limit_through_schema_levels, 0,
                         (int)(sizeof(deep_schemas) / sizeof(deep_schemas[0])));
     tcase_add_test(tc, abi_1_3_image_in_a_larger_buffer_may_go_once_emitted);
