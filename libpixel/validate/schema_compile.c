@@ -1707,6 +1707,42 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
     return f;
 }
 
+/* The sroute of n, or NULL (after every node it reaches has its sflat, if any). */
+static sroute *make_route(pixel_schema_registry *r, const snode *n)
+{
+    if (n->flat || n->nops != (size_t)n->skip + 1 || !(n->types & ST_OBJ)) {
+        return NULL;
+    }
+    const sop *op = &n->ops[n->skip];
+    if ((op->kind != OP_ONEOF && op->kind != OP_ANYOF) || !op->u.list.disc) {
+        return NULL;
+    }
+    sroute *rt = pixel__arena_alloc(&r->arena, sizeof(*rt));
+    const sflat **flat = pixel__arena_alloc(&r->arena, op->u.list.n * sizeof(*flat));
+    if (!rt || !flat) {
+        return NULL;
+    }
+    bool any = false;
+    for (size_t k = 0; k < op->u.list.n; k++) {
+        const snode *t = op->u.list.v[k];
+        while (t->alias) {
+            t = t->alias;
+        }
+        flat[k] = NULL;
+        if (t->quick && !t->boolean && !t->leaf && t->flat && (t->types & ST_OBJ) &&
+            (t->flat->inner->types & ST_OBJ)) {
+            flat[k] = t->flat;
+            any = true;
+        }
+    }
+    if (!any) {
+        return NULL;
+    }
+    rt->op = op;
+    rt->flat = flat;
+    return rt;
+}
+
 /* The compiled nodes a mark_quick pass has not seen yet. */
 static snode *fresh(const pixel_schema_registry *r, size_t i)
 {
@@ -1787,6 +1823,13 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
         snode *n = fresh(r, i);
         if (n && n->quick && !n->boolean && !n->leaf && !n->alias) {
             n->flat = make_flat(r, n);
+        }
+    }
+    /* a oneOf of such event schemas by their discriminator */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = fresh(r, i);
+        if (n && n->quick && !n->boolean && !n->leaf && !n->alias) {
+            n->route = make_route(r, n);
         }
     }
     for (size_t i = 0; i < r->compiled.cap; i++) {

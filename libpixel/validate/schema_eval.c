@@ -1510,6 +1510,31 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     return leaf_rest(x, l, v);
 }
 
+/*
+ * A node with an sroute, entered (its type and depth checked): the branch the
+ * discriminator picks walked flat, two levels deeper as through quick() on the branch
+ * and quick_flat() (whose type checks the route settled at compile time); another
+ * branch, no branch, or the depth limit as quick_op() on the oneOf/anyOf.
+ */
+__attribute__((noinline)) static bool quick_routed(ectx *x, const sroute *rt, const pixel_value *v)
+{
+    long b = disc_branch(rt->op, v);
+    if (b < 0) {
+        return quick_op(x, rt->op, v);
+    }
+    const sflat *f = rt->flat[b];
+    if (!f || x->depth > MAX_DEPTH - 2) {
+        return quick(x, rt->op->u.list.v[b], v);
+    }
+    x->depth += 2;
+    uint32_t saved = x->lseen;
+    x->lseen = 0;
+    bool ok = quick_object(x, f->obj, v);
+    x->lseen = saved;
+    x->depth -= 2;
+    return ok;
+}
+
 /* A node that is not a leaf (nor only a $ref): its type and depth, then its keywords. */
 __attribute__((noinline)) static bool quick_node(ectx *x, const snode *n, const pixel_value *v)
 {
@@ -1520,7 +1545,9 @@ __attribute__((noinline)) static bool quick_node(ectx *x, const snode *n, const 
         return false;
     }
     bool ok = true;
-    if (n->flat) {
+    if (n->route) {
+        ok = quick_routed(x, n->route, v);
+    } else if (n->flat) {
         ok = quick_flat(x, n->flat, v);
     } else {
         for (const sop *op = n->ops + n->skip, *end = n->ops + n->nops; op < end; op++) {
@@ -2324,7 +2351,17 @@ int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, u
     x.cb = cb;
     x.payload = payload;
     if (s->root->quick && !(flags & SFLAG_FULL_ONLY)) {
-        bool ok = quick(&x, s->root, v);
+        const snode *root = s->root;
+        bool ok;
+        if (root->route && v->type == PIXEL_TYPE_OBJECT) {
+            /* quick() on the root without the steps between (a routed node is neither
+               boolean, a leaf nor an alias, and its types allow an object) */
+            x.depth = 1;
+            ok = quick_routed(&x, root->route, v);
+            x.depth = 0;
+        } else {
+            ok = quick(&x, root, v);
+        }
         if (!x.fail && (ok || !cb || (flags & SFLAG_QUICK_ONLY))) {
             return ok ? 0 : 1;
         }

@@ -506,6 +506,7 @@ struct snode {
     const sleaf *leaf;   /* set with quick for a node of one-value keywords */
     const snode *alias;  /* set with quick for a node that is only a $ref: its target */
     const struct sflat *flat; /* set with quick: the node's object checks in one walk */
+    const struct sroute *route; /* set with quick: a oneOf/anyOf by discriminator to flat walks */
 };
 
 /*
@@ -520,6 +521,19 @@ typedef struct sflat {
     const snode *inner;
     struct sobject *obj;
 } sflat;
+
+/*
+ * A node that is only a oneOf/anyOf with a const discriminator (an "any event" schema
+ * over event schemas of the sflat shape): per branch, the branch's sflat when the branch,
+ * past $ref-only nodes, is a node with an sflat whose type and whose inner node's type
+ * allow objects.  The boolean pass then goes from the discriminator's value straight to
+ * the flat walk, two levels deeper (the branch's node and the inner one), as quick()
+ * through the oneOf, the branch and quick_flat() would.
+ */
+typedef struct sroute {
+    const sop *op;           /* the oneOf/anyOf (its sdisc picks the branch) */
+    const sflat *const *flat; /* per branch, or NULL: that branch is checked by quick() */
+} sroute;
 
 /*
  * pixel_schema_validate() for the pipeline's validate stage: member names of the

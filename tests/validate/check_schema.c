@@ -934,6 +934,74 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(routed_event_schemas_agree_with_the_full_evaluation)
+{
+    /* an "any event" schema: a oneOf by the const of "t" over event schemas of the
+       flattened shape (sroute), one branch of another shape, and an object member that
+       only an event schema's own properties declare (walked with the envelope's) */
+    static const char *const schema =
+        "{\"$defs\": {\"env\": {\"type\": \"object\", \"required\": [\"id\", \"t\"],"
+        " \"properties\": {\"id\": {\"type\": \"string\"}, \"t\": {\"enum\": [\"a\", \"b\", \"c\"]},"
+        " \"o\": {\"type\": \"object\", \"properties\": {\"k\": {\"type\": \"integer\"}},"
+        " \"additionalProperties\": false}, \"n\": {\"type\": \"integer\", \"maximum\": 5},"
+        " \"m\": {}}}, \"a\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"a\"}, \"q\": {\"type\": \"object\","
+        " \"required\": [\"r\"], \"additionalProperties\": false, \"properties\":"
+        " {\"r\": {\"type\": \"integer\"}, \"s\": {\"type\": \"string\", \"maxLength\": 2}}}},"
+        " \"required\": [\"q\"]},"
+        " \"b\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"b\"}, \"p\": {\"type\": \"integer\"}}},"
+        " \"c\": {\"type\": \"object\", \"properties\": {\"t\": {\"const\": \"c\"},"
+        " \"w\": {\"type\": \"string\"}}, \"required\": [\"w\"]}},"
+        " \"oneOf\": [{\"$ref\": \"#/$defs/a\"}, {\"$ref\": \"#/$defs/b\"}, {\"$ref\": \"#/$defs/c\"}]}";
+    static const char *const inst[] = {
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}}",
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1, \"s\": \"ab\"}, \"n\": 5}",
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1, \"s\": \"abc\"}}", /* in q */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"s\": \"a\"}}",             /* q's required */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1, \"z\": 1}}",       /* q is closed */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}, \"n\": 6}",       /* after q */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}, \"p\": 1}",       /* b's name */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": 1}",
+        "{\"id\": \"x\", \"t\": \"a\"}",
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}, \"q\": {}}", /* a lookup: the first */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {}, \"q\": {\"r\": 1}}",
+        "{\"q\": {\"r\": 1}, \"o\": {\"k\": 1}, \"t\": \"a\", \"id\": \"x\"}", /* out of order */
+        "{\"id\": \"x\", \"t\": \"b\", \"p\": 1}",
+        "{\"id\": \"x\", \"t\": \"b\", \"p\": 1, \"q\": {\"r\": 1}}",
+        "{\"id\": \"x\", \"t\": \"b\", \"o\": {\"k\": \"1\"}}",
+        "{\"t\": \"c\", \"w\": \"s\", \"zz\": 1}", /* the branch of another shape */
+        "{\"t\": \"c\"}",
+        "{\"id\": \"x\", \"t\": \"d\", \"p\": 1}", /* no branch's value */
+        "{\"id\": \"x\", \"p\": 1, \"w\": \"s\"}", /* no discriminator: every branch */
+        "{\"id\": \"x\", \"t\": 1, \"w\": \"s\"}",
+        "{\"id\": \"x\", \"t\": \"b\", \"t\": \"a\", \"p\": 1}", /* the first t picks */
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"b\", \"q\": {\"r\": 1}}",
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"d\", \"q\": {\"r\": 1}}", /* the enum's */
+        "[1]",
+        "7",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 1,
+                                0, 0, 1, 0, 1, 1, 0, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        /* the shape this test is about: two routed branches, one not */
+        ck_assert_ptr_nonnull(s->root->route);
+        ck_assert_ptr_nonnull(s->root->route->flat[0]);
+        ck_assert_ptr_nonnull(s->root->route->flat[1]);
+        ck_assert_ptr_null(s->root->route->flat[2]);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1395,6 +1463,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, trusted_uuids_pass_the_checker);
     tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
     tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
+    tcase_add_test(val, routed_event_schemas_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
