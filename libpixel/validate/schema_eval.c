@@ -965,8 +965,16 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             return quick_leaf(x, p->qt, m);
         case SQK_NODE:
             return quick(x, p->qt, m);
-        case SQK_MERGED:
-            return quick_merged(x, o, p->qt, m);
+        case SQK_MERGED: {
+            /* an own const that implies the envelope's enum, on the member the own check
+               sees (the first of its name, or each): as quick_merged(), in line */
+            const smerged *g = p->qt;
+            if (g->outer_implied && !(x->lseen & g->bit)) {
+                x->lseen |= g->bit;
+                return const_ok(g->own->qt, m);
+            }
+            return quick_merged(x, o, g, m);
+        }
         default: /* SQK_NONE: only required, so additionalProperties applies */
             return !o->additional || quick(x, o->additional, m);
     }
