@@ -969,9 +969,18 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             /* an own const that implies the envelope's enum, on the member the own check
                sees (the first of its name, or each): as quick_merged(), in line */
             const smerged *g = p->qt;
-            if (g->outer_implied && !(x->lseen & g->bit)) {
-                x->lseen |= g->bit;
-                return const_ok(g->own->qt, m);
+            if (!(x->lseen & g->bit)) {
+                if (g->outer_implied) {
+                    x->lseen |= g->bit;
+                    return const_ok(g->own->qt, m);
+                }
+                /* an object only the own properties declare: walked at this depth (one
+                   level up for the own check, one down into the object) */
+                if (!g->outer && g->own->qk == SQK_OBJ && m->type == PIXEL_TYPE_OBJECT &&
+                    !(m->flags & PIXEL_VALUE_IMAGE)) {
+                    x->lseen |= g->bit;
+                    return quick_object(x, g->own->qt, m);
+                }
             }
             return quick_merged(x, o, g, m);
         }
