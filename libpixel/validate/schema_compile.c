@@ -1585,6 +1585,67 @@ static void prop_kind(sprop *p, const snode *t)
     }
 }
 
+/* The leaf of n past $ref-only nodes, or NULL. */
+static const sleaf *leaf_of(const snode *n)
+{
+    while (n && n->alias) {
+        n = n->alias;
+    }
+    return n && !n->boolean ? n->leaf : NULL;
+}
+
+/* Makes p (SQK_NODE, its schema t past $ref-only nodes) an SQK_MAP when t has that shape
+   (see smap). */
+static void make_map(pixel_schema_registry *r, sprop *p, const snode *t)
+{
+    if (t->boolean || t->leaf || t->alias || t->flat || t->route || t->types != ST_OBJ ||
+        t->skip != 1) {
+        return;
+    }
+    smap m = {.minp = 0, .maxp = UINT64_MAX};
+    bool names = false, values = false;
+    for (size_t k = t->skip; k < t->nops; k++) {
+        const sop *op = &t->ops[k];
+        switch (op->kind) {
+            case OP_MINPROPS:
+            case OP_MAXPROPS:
+                if (names || values) {
+                    return; /* the counts first */
+                }
+                if (op->kind == OP_MINPROPS) {
+                    m.minp = op->u.count;
+                } else {
+                    m.maxp = op->u.count;
+                }
+                break;
+            case OP_PROPNAMES:
+                if (names || !(m.names = leaf_of(op->u.schema))) {
+                    return;
+                }
+                names = true;
+                m.names_first = !values;
+                break;
+            case OP_OBJECT: {
+                const sobject *o = op->u.obj;
+                if (values || o->nprops || o->npatterns || o->general || o->cover ||
+                    !o->additional || !(m.values = leaf_of(o->additional))) {
+                    return;
+                }
+                values = true;
+                break;
+            }
+            default:
+                return;
+        }
+    }
+    smap *mp = pixel__arena_alloc(&r->arena, sizeof(*mp));
+    if (mp) {
+        *mp = m;
+        p->qk = SQK_MAP;
+        p->qt = mp;
+    }
+}
+
 /*
  * The sflat of n, or NULL: n is "properties"/"required" at most, one allOf of one branch
  * that is only an object schema (past $ref-only nodes; the envelope an event schema
@@ -1814,6 +1875,9 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
                     }
                     o->props[j].leaf = t ? t->leaf : NULL;
                     prop_kind(&o->props[j], t);
+                    if (o->props[j].qk == SQK_NODE) {
+                        make_map(r, &o->props[j], t);
+                    }
                 }
             }
         }

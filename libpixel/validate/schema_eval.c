@@ -906,6 +906,52 @@ __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, con
     return ok;
 }
 
+/* The names of v's members against a map's propertyNames leaf. */
+static bool quick_map_names(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        pixel_value name = {.type = PIXEL_TYPE_STRING};
+        name.u.str.s = m->key;
+        name.u.str.len = m->klen;
+        if (!quick_leaf(x, l, &name)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The values of v's members against a map's additionalProperties leaf. */
+static bool quick_map_values(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        if (!quick_leaf(x, l, m)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A member whose schema is an smap: as quick() on that node (type, depth, then its
+   keywords in order), without the dispatch per keyword and per member. */
+__attribute__((noinline)) static bool quick_map(ectx *x, const smap *mp, const pixel_value *v)
+{
+    if (v->type != PIXEL_TYPE_OBJECT || PIXEL_UNLIKELY(x->fail) || !quick_deeper(x)) {
+        return false;
+    }
+    bool ok = v->u.list.count >= mp->minp && v->u.list.count <= mp->maxp;
+    if (ok && mp->names_first) {
+        ok = quick_map_names(x, mp->names, v);
+    }
+    if (ok && mp->values) {
+        ok = quick_map_values(x, mp->values, v);
+    }
+    if (ok && mp->names && !mp->names_first) {
+        ok = quick_map_names(x, mp->names, v);
+    }
+    x->depth--;
+    return ok;
+}
+
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -965,6 +1011,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             return quick_leaf(x, p->qt, m);
         case SQK_NODE:
             return quick(x, p->qt, m);
+        case SQK_MAP:
+            return quick_map(x, p->qt, m);
         case SQK_MERGED: {
             /* an own const that implies the envelope's enum, on the member the own check
                sees (the first of its name, or each): as quick_merged(), in line */

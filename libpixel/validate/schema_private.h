@@ -305,6 +305,7 @@ enum {
     SQK_NODE, /* any other node */
     SQK_MERGED, /* a flattened object's name that an allOf's sibling "properties" declares
                    (see sflat): qt is an smerged */
+    SQK_MAP,    /* an object node used as a map (see smap): qt is the smap */
 };
 
 /*
@@ -322,6 +323,20 @@ typedef struct smerged {
                            outer does (the boolean pass checks outer only on a later
                            member of the name, which own does not check) */
 } smerged;
+
+/*
+ * An object node that is only "type": "object", minProperties/maxProperties (before
+ * the rest), propertyNames and additionalProperties, without properties or
+ * patternProperties, each subschema a leaf (past $ref-only nodes): the boolean pass
+ * checks the member count, then every member's name and every value in line, in the
+ * order of the node's keywords.
+ */
+typedef struct smap {
+    uint64_t minp, maxp;
+    const struct sleaf *names;  /* propertyNames' leaf, or NULL */
+    const struct sleaf *values; /* additionalProperties' leaf, or NULL */
+    bool names_first;           /* propertyNames comes before additionalProperties */
+} smap;
 
 typedef struct spattern {
     sregex re;

@@ -1002,6 +1002,66 @@ START_TEST(routed_event_schemas_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(map_objects_agree_with_the_full_evaluation)
+{
+    /* objects used as maps (a member count, propertyNames and additionalProperties,
+       each a leaf: SQK_MAP), and one whose propertyNames is not a leaf */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"e\": {\"type\": \"object\", \"minProperties\": 1, \"maxProperties\": 2,"
+        " \"propertyNames\": {\"pattern\": \"^[a-z]+$\", \"maxLength\": 4},"
+        " \"additionalProperties\": {\"type\": \"string\", \"maxLength\": 3}},"
+        "\"f\": {\"$ref\": \"#/$defs/f\"}, \"g\": {\"type\": \"object\", \"propertyNames\":"
+        " {\"not\": {\"const\": \"x\"}}, \"additionalProperties\": {\"type\": \"integer\"}}},"
+        " \"$defs\": {\"f\": {\"type\": \"object\","
+        " \"additionalProperties\": {\"$ref\": \"#/$defs/i\"}, \"maxProperties\": 1}, \"i\": {\"type\":"
+        " \"integer\", \"minimum\": 0}}}";
+    static const char *const inst[] = {
+        "{\"e\": {\"a\": \"x\"}}",
+        "{\"e\": {\"a\": \"x\", \"bb\": \"yyy\"}}",
+        "{\"e\": {}}",                                      /* minProperties */
+        "{\"e\": {\"a\": \"x\", \"b\": \"y\", \"c\": \"z\"}}", /* maxProperties */
+        "{\"e\": {\"A\": \"x\"}}",                           /* a name's pattern */
+        "{\"e\": {\"abcde\": \"x\"}}",                       /* a name's length */
+        "{\"e\": {\"a\": \"wxyz\"}}",                        /* a value's length */
+        "{\"e\": {\"a\": 1}}",                               /* a value's type */
+        "{\"e\": {\"a\": \"x\", \"a\": \"y\"}}",
+        "{\"e\": []}",
+        "{\"e\": \"a\"}",
+        "{\"f\": {\"z\": 3}}",
+        "{\"f\": {\"z\": -3}}",
+        "{\"f\": {\"z\": 3, \"y\": 4}}",
+        "{\"f\": 1}",
+        "{\"g\": {\"y\": 1}}",
+        "{\"g\": {\"x\": 1}}",
+        "{\"g\": {\"y\": \"1\"}}",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const sobject *o = NULL;
+        for (size_t k = 0; k < s->root->nops; k++) {
+            if (s->root->ops[k].kind == OP_OBJECT) {
+                o = s->root->ops[k].u.obj;
+            }
+        }
+        ck_assert_ptr_nonnull(o);
+        /* the shape this test is about: "e" and "f" maps, "g" not */
+        ck_assert_int_eq(o->props[0].qk, SQK_MAP);
+        ck_assert_int_eq(o->props[1].qk, SQK_MAP);
+        ck_assert_int_eq(o->props[2].qk, SQK_NODE);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1464,6 +1524,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
     tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
     tcase_add_test(val, routed_event_schemas_agree_with_the_full_evaluation);
+    tcase_add_test(val, map_objects_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
