@@ -1581,7 +1581,8 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
  * and quick_flat() (whose type checks the route settled at compile time); another
  * branch, no branch, or the depth limit as quick_op() on the oneOf/anyOf.
  */
-__attribute__((noinline)) static bool quick_routed(ectx *x, const sroute *rt, const pixel_value *v)
+__attribute__((always_inline)) static inline bool route_walk(ectx *x, const sroute *rt,
+                                                             const pixel_value *v)
 {
     long b = disc_branch(rt->op, v);
     if (b < 0) {
@@ -1598,6 +1599,11 @@ __attribute__((noinline)) static bool quick_routed(ectx *x, const sroute *rt, co
     x->lseen = saved;
     x->depth -= 2;
     return ok;
+}
+
+__attribute__((noinline)) static bool quick_routed(ectx *x, const sroute *rt, const pixel_value *v)
+{
+    return route_walk(x, rt, v);
 }
 
 /* A node that is not a leaf (nor only a $ref): its type and depth, then its keywords. */
@@ -2422,7 +2428,7 @@ int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, u
             /* quick() on the root without the steps between (a routed node is neither
                boolean, a leaf nor an alias, and its types allow an object) */
             x.depth = 1;
-            ok = quick_routed(&x, root->route, v);
+            ok = route_walk(&x, root->route, v);
             x.depth = 0;
         } else {
             ok = quick(&x, root, v);
