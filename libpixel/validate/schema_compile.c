@@ -1454,6 +1454,11 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
                 return NULL;
         }
     }
+    l.flo = l.minlen <= UINT64_MAX / 4 ? 4 * l.minlen : UINT64_MAX;
+    l.fspan = l.flo <= l.maxlen ? l.maxlen - l.flo : 0;
+    if (l.flo > l.maxlen) {
+        l.flo = UINT64_MAX; /* len - flo is len + 1: never at most 0 */
+    }
     sleaf *out = pixel__arena_alloc(&r->arena, sizeof(*out));
     if (out) {
         *out = l;

@@ -964,8 +964,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 return false;
             }
             size_t len = m->u.str.len;
-            if (PIXEL_UNLIKELY(len > l->maxlen || len < l->minlen) ||
-                (len / 4 < l->minlen && !ascii(m->u.str.s, len))) {
+            if (PIXEL_UNLIKELY(len - l->flo > l->fspan) &&
+                (len > l->maxlen || len < l->minlen || !ascii(m->u.str.s, len))) {
                 /* a code point takes 1 to 4 bytes: counted when it matters */
                 return leaf_rest(x, l, m);
             }
@@ -977,7 +977,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 return false;
             }
             size_t len = m->u.str.len;
-            if (PIXEL_UNLIKELY(len > l->maxlen || len / 4 < l->minlen)) {
+            if (PIXEL_UNLIKELY(len - l->flo > l->fspan)) {
                 return leaf_rest(x, l, m);
             }
             return !format_asserts(x, l->format) ||
@@ -1172,7 +1172,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
                 /* the most common kind, before the jump table */
                 const sleaf *l = p->qt;
                 size_t len = m->u.str.len;
-                if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
+                if (m->type != PIXEL_TYPE_STRING || len - l->flo > l->fspan) {
                     if (!quick_prop(x, o, p, m)) {
                         goto invalid;
                     }
@@ -1557,7 +1557,7 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+            if (!l->format && len - l->flo <= l->fspan) {
                 if (l->anyfmt) {
                     if (!l->pattern) {
                         return any_format(x, l->anyfmt, v); /* such as ipv4 or ipv6 */

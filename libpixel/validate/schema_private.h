@@ -500,6 +500,10 @@ struct sleaf {
     bool int_range;       /* every numeric keyword is an integer bound: [imin, imax] */
     int64_t imin, imax;
     uint64_t minlen, maxlen; /* code points */
+    /* A string of len bytes with len - flo <= fspan (unsigned) meets both lengths without
+       a count: len <= maxlen and len / 4 >= minlen (flo = 4 * minlen, or UINT64_MAX
+       with fspan 0 when no byte length is sure to). */
+    uint64_t flo, fspan;
     const sregex *pattern;
     const sop *format;
     const sop *anyfmt;    /* an anyOf whose branches are each only a format, or NULL */

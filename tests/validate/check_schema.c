@@ -1062,6 +1062,44 @@ START_TEST(map_objects_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(string_lengths_by_byte_count_agree_with_the_full_evaluation)
+{
+    /* the byte-length shortcut of a string leaf (sleaf.flo/fspan) at its edges: ASCII
+       and multi-byte text around minLength, 4 * minLength and maxLength, a minLength
+       above maxLength / 4 and one above maxLength, for each member kind */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"s\": {\"type\": \"string\", \"minLength\": 2, \"maxLength\": 9},"
+        "\"p\": {\"type\": \"string\", \"minLength\": 2, \"maxLength\": 9, \"pattern\": \"^[^x]\"},"
+        "\"f\": {\"type\": \"string\", \"minLength\": 2, \"maxLength\": 9, \"format\": \"hostname\"},"
+        "\"l\": {\"type\": [\"string\", \"null\"], \"minLength\": 2, \"maxLength\": 9},"
+        "\"w\": {\"type\": \"string\", \"minLength\": 3, \"maxLength\": 5},"
+        "\"z\": {\"type\": \"string\", \"minLength\": 3, \"maxLength\": 2}}}";
+    static const char *const inst[] = {
+        "{\"s\": \"ab\"}",  "{\"s\": \"a\"}",  "{\"s\": \"abcdefghi\"}", "{\"s\": \"abcdefghij\"}",
+        "{\"s\": \"\\u00e9\"}", "{\"s\": \"\\u00e9\\u00e9\"}", "{\"s\": \"\\u20ac\\u20ac\\u20ac\"}",
+        "{\"s\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}",       /* 10 bytes, 5 code points */
+        "{\"s\": \"\\u20ac\\u20ac\\u20ac\\u20ac\"}",             /* 12 bytes, 4 code points */
+        "{\"p\": \"ab\"}",  "{\"p\": \"a\"}",  "{\"p\": \"xb\"}",  "{\"p\": \"\\u00e9\"}",
+        "{\"p\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}", "{\"p\": \"abcdefghij\"}",
+        "{\"f\": \"ab\"}",  "{\"f\": \"a\"}",  "{\"f\": \"abcdefghij\"}", "{\"f\": \"a-b.cd\"}",
+        "{\"l\": \"ab\"}",  "{\"l\": \"a\"}",  "{\"l\": null}", "{\"l\": \"\\u00e9\\u00e9\"}",
+        "{\"l\": \"abcdefghij\"}",
+        "{\"w\": \"abc\"}", "{\"w\": \"ab\"}", "{\"w\": \"abcde\"}", "{\"w\": \"abcdef\"}",
+        "{\"w\": \"\\u00e9\\u00e9\\u00e9\"}", "{\"w\": \"\\u00e9\\u00e9\"}",
+        "{\"w\": \"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\"}",     /* 15 bytes, 5 code points */
+        "{\"z\": \"ab\"}",  "{\"z\": \"abc\"}", "{\"z\": \"\"}",
+    };
+    static const int valid[] = {1, 0, 1, 0, 0, 1, 1, 1, 1,
+                                1, 0, 0, 0, 1, 0,
+                                1, 0, 0, 1,
+                                1, 0, 1, 1, 0,
+                                1, 0, 1, 0, 1, 0, 1,
+                                0, 0, 0};
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1525,6 +1563,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
     tcase_add_test(val, routed_event_schemas_agree_with_the_full_evaluation);
     tcase_add_test(val, map_objects_agree_with_the_full_evaluation);
+    tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
