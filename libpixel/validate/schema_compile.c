@@ -1583,8 +1583,9 @@ static void prop_kind(sprop *p, const snode *t)
         p->qt = l;
     } else if (!t->boolean && t->types == ST_OBJ && t->nops == (size_t)t->skip + 1 &&
                t->ops[t->skip].kind == OP_OBJECT) {
-        p->qk = SQK_OBJ;
-        p->qt = t->ops[t->skip].u.obj;
+        const sobject *o = t->ops[t->skip].u.obj;
+        p->qk = o->general || o->lookup ? SQK_OBJX : SQK_OBJ;
+        p->qt = o;
     } else {
         p->qk = SQK_NODE;
     }

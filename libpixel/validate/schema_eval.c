@@ -998,7 +998,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
         }
         case SQK_CONST:
             return const_ok(p->qt, m);
-        case SQK_OBJ: {
+        case SQK_OBJ:
+        case SQK_OBJX: {
             if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
                 return false;
             }
@@ -1024,7 +1025,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 }
                 /* an object only the own properties declare: walked at this depth (one
                    level up for the own check, one down into the object) */
-                if (!g->outer && g->own->qk == SQK_OBJ && m->type == PIXEL_TYPE_OBJECT &&
+                if (!g->outer && (g->own->qk == SQK_OBJ || g->own->qk == SQK_OBJX) &&
+                    m->type == PIXEL_TYPE_OBJECT &&
                     !(m->flags & PIXEL_VALUE_IMAGE)) {
                     x->lseen |= g->bit;
                     return quick_object(x, g->own->qt, m);
@@ -1181,8 +1183,8 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
             }
             if (p->qk == SQK_OBJ && m->type == PIXEL_TYPE_OBJECT && nest < QUICK_NEST &&
                 !(m->flags & PIXEL_VALUE_IMAGE)) {
-                const sobject *c = p->qt;
-                if (!c->general && !c->lookup) {
+                const sobject *c = p->qt; /* neither general nor lookup (SQK_OBJX) */
+                {
                     if (!quick_deeper(x)) {
                         goto invalid;
                     }

@@ -306,6 +306,8 @@ enum {
     SQK_MERGED, /* a flattened object's name that an allOf's sibling "properties" declares
                    (see sflat): qt is an smerged */
     SQK_MAP,    /* an object node used as a map (see smap): qt is the smap */
+    SQK_OBJX,   /* SQK_OBJ to a general or lookup sobject (the member loop walks only the
+                   others in line) */
 };
 
 /*
