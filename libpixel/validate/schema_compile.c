@@ -1454,6 +1454,24 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
                 return NULL;
         }
     }
+    l.num_fast = l.nnum > 0;
+    l.dlo = -INFINITY;
+    l.dhi = INFINITY;
+    for (size_t i = 0; i < l.nnum && l.num_fast; i++) {
+        const sop *op = &l.num[i];
+        const pixel_value *b = op->u.value;
+        if (op->kind == OP_MULTIPLEOF) {
+            continue;
+        }
+        if ((op->kind != OP_MINIMUM && op->kind != OP_MAXIMUM) || b->type != PIXEL_TYPE_INT ||
+            b->u.i < -(1ll << 53) || b->u.i > (1ll << 53)) {
+            l.num_fast = false;
+        } else if (op->kind == OP_MINIMUM) {
+            l.dlo = (double)b->u.i > l.dlo ? (double)b->u.i : l.dlo;
+        } else {
+            l.dhi = (double)b->u.i < l.dhi ? (double)b->u.i : l.dhi;
+        }
+    }
     l.flo = l.minlen <= UINT64_MAX / 4 ? 4 * l.minlen : UINT64_MAX;
     l.fspan = l.flo <= l.maxlen ? l.maxlen - l.flo : 0;
     if (l.flo > l.maxlen) {
@@ -1569,6 +1587,9 @@ static void prop_kind(sprop *p, const snode *t)
         p->qt = l;
     } else if (l && (l->types & (ST_INT | ST_NUM)) && !l->eq && l->int_range) {
         p->qk = SQK_INT;
+        p->qt = l;
+    } else if (l && !l->eq && l->num_fast && !(l->types & ~(ST_INT | ST_NUM))) {
+        p->qk = SQK_NUM;
         p->qt = l;
     } else if (l && l->eq && l->eq->kind == OP_ENUM && l->eq->u.en.all_strings &&
                (l->types & ST_STR) && bare_string) {

@@ -952,6 +952,30 @@ __attribute__((noinline)) static bool quick_map(ectx *x, const smap *mp, const p
     return ok;
 }
 
+/* An SQK_NUM leaf: its bounds as doubles or integers, then each multipleOf; anything
+   else (a number that is not finite, another type) as quick_leaf(). */
+__attribute__((noinline)) static bool quick_num(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    if (v->type == PIXEL_TYPE_NUMBER && isfinite(v->u.num.d)) {
+        double d = v->u.num.d;
+        if (!type_ok(v, l->types) || !(d >= l->dlo && d <= l->dhi)) {
+            return false;
+        }
+    } else if (v->type == PIXEL_TYPE_INT) {
+        if (!(l->types & (ST_INT | ST_NUM)) || v->u.i < l->imin || v->u.i > l->imax) {
+            return false;
+        }
+    } else {
+        return quick_leaf(x, l, v);
+    }
+    for (size_t i = 0; i < l->nnum; i++) {
+        if (l->num[i].kind == OP_MULTIPLEOF && !multiple_of(v, &l->num[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -1014,6 +1038,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             return quick(x, p->qt, m);
         case SQK_MAP:
             return quick_map(x, p->qt, m);
+        case SQK_NUM:
+            return quick_num(x, p->qt, m);
         case SQK_MERGED: {
             /* an own const that implies the envelope's enum, on the member the own check
                sees (the first of its name, or each): as quick_merged(), in line */

@@ -308,6 +308,7 @@ enum {
     SQK_MAP,    /* an object node used as a map (see smap): qt is the smap */
     SQK_OBJX,   /* SQK_OBJ to a general or lookup sobject (the member loop walks only the
                    others in line) */
+    SQK_NUM,    /* a leaf that is numbers only with num_fast (see sleaf) */
 };
 
 /*
@@ -501,6 +502,11 @@ struct sleaf {
     size_t nnum;
     bool int_range;       /* every numeric keyword is an integer bound: [imin, imax] */
     int64_t imin, imax;
+    /* num_fast: every numeric keyword is an inclusive minimum or maximum with an integer
+       bound of at most 2^53 in magnitude, or a multipleOf: a finite number d is within
+       the bounds when dlo <= d <= dhi (exact as doubles), an integer when imin <= i <= imax */
+    bool num_fast;
+    double dlo, dhi;
     uint64_t minlen, maxlen; /* code points */
     /* A string of len bytes with len - flo <= fspan (unsigned) meets both lengths without
        a count: len <= maxlen and len / 4 >= minlen (flo = 4 * minlen, or UINT64_MAX

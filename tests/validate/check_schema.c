@@ -1100,6 +1100,57 @@ START_TEST(string_lengths_by_byte_count_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(number_leaves_by_bounds_agree_with_the_full_evaluation)
+{
+    /* numeric leaves whose bounds are inclusive integers (SQK_NUM: doubles compared with
+       the bounds as doubles, integers as integers, then multipleOf), and one with an
+       exclusive bound (not SQK_NUM) */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"b\": {\"type\": \"number\", \"minimum\": 0, \"maximum\": 50, \"multipleOf\": 0.25},"
+        "\"i\": {\"type\": \"integer\", \"minimum\": -9007199254740992,"
+        " \"maximum\": 9007199254740992, \"multipleOf\": 2},"
+        "\"m\": {\"type\": \"number\", \"minimum\": 2, \"maximum\": 9, \"multipleOf\": 3},"
+        "\"x\": {\"type\": \"number\", \"exclusiveMinimum\": 0, \"multipleOf\": 0.5}}}";
+    static const char *const inst[] = {
+        "{\"b\": 3.75}", "{\"b\": 3.7}", "{\"b\": 0}", "{\"b\": 50}", "{\"b\": 50.25}",
+        "{\"b\": -0.25}", "{\"b\": -0.0}", "{\"b\": 49.999999999999999999}", "{\"b\": 2}",
+        "{\"b\": 51}", "{\"b\": -1}", "{\"b\": \"3\"}", "{\"b\": null}", "{\"b\": 1e308}",
+        "{\"b\": 0.0000}", "{\"b\": 12.50}",
+        "{\"i\": 4}", "{\"i\": 5}", "{\"i\": 4.0}", "{\"i\": 4.5}", "{\"i\": 9007199254740992}",
+        "{\"i\": 9007199254740994}", "{\"i\": -9007199254740994}", "{\"i\": 9007199254740992.0}",
+        "{\"i\": 1e300}", "{\"i\": true}",
+        "{\"m\": 3}", "{\"m\": 6}", "{\"m\": 1.5}", "{\"m\": 0}", "{\"m\": 9}", "{\"m\": 12}",
+        "{\"x\": 0.5}", "{\"x\": 0}", "{\"x\": 0.25}",
+    };
+    static const int valid[] = {1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1,
+                                1, 0, 1, 0, 1, 0, 0, 1, 0, 0,
+                                1, 1, 0, 0, 1, 0,
+                                1, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const sobject *o = NULL;
+        for (size_t k = 0; k < s->root->nops; k++) {
+            if (s->root->ops[k].kind == OP_OBJECT) {
+                o = s->root->ops[k].u.obj;
+            }
+        }
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(o->props[0].qk, SQK_NUM);
+        ck_assert_int_eq(o->props[1].qk, SQK_NUM);
+        ck_assert_int_eq(o->props[3].qk, SQK_LEAF);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1564,6 +1615,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, routed_event_schemas_agree_with_the_full_evaluation);
     tcase_add_test(val, map_objects_agree_with_the_full_evaluation);
     tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
+    tcase_add_test(val, number_leaves_by_bounds_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
