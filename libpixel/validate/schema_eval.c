@@ -865,6 +865,7 @@ __attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
 }
 
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
+static bool quick_leaf_object(ectx *x, const sobject *o, const pixel_value *v);
 
 /*
  * An object that a module emitted from a shape image (pixel__image_check):
@@ -1022,6 +1023,16 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
         }
         case SQK_CONST:
             return const_ok(p->qt, m);
+        case SQK_LOBJ: {
+            if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
+                return false;
+            }
+            bool ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)
+                          ? quick_image(x, p->qt, m)
+                          : quick_leaf_object(x, p->qt, m);
+            x->depth--;
+            return ok;
+        }
         case SQK_OBJ:
         case SQK_OBJX: {
             if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
@@ -1051,11 +1062,13 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 }
                 /* an object only the own properties declare: walked at this depth (one
                    level up for the own check, one down into the object) */
-                if (!g->outer && (g->own->qk == SQK_OBJ || g->own->qk == SQK_OBJX) &&
-                    m->type == PIXEL_TYPE_OBJECT &&
-                    !(m->flags & PIXEL_VALUE_IMAGE)) {
+                if (!g->outer &&
+                    (g->own->qk == SQK_OBJ || g->own->qk == SQK_OBJX ||
+                     g->own->qk == SQK_LOBJ) &&
+                    m->type == PIXEL_TYPE_OBJECT && !(m->flags & PIXEL_VALUE_IMAGE)) {
                     x->lseen |= g->bit;
-                    return quick_object(x, g->own->qt, m);
+                    return g->own->qk == SQK_LOBJ ? quick_leaf_object(x, g->own->qt, m)
+                                                  : quick_object(x, g->own->qt, m);
                 }
             }
             return quick_merged(x, o, g, m);
@@ -1258,6 +1271,74 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
 invalid:
     x->depth -= (int)nest;
     return false;
+}
+
+/* quick_prop() out of line. */
+__attribute__((noinline)) static bool quick_prop_cold(ectx *x, const sobject *o, const sprop *p,
+                                                      const pixel_value *m)
+{
+    return quick_prop(x, o, p, m);
+}
+
+/*
+ * quick_object() for an sobject whose properties are all of leaf kinds (SQK_LOBJ):
+ * the same walk without nested objects, the common leaves in line.
+ */
+__attribute__((noinline)) static bool quick_leaf_object(ectx *x, const sobject *o,
+                                                       const pixel_value *v)
+{
+    const sprop *props = o->props, *next = props;
+    uint64_t seen = 0;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p;
+        if (next->klen == m->klen && prop_named(x, next, m)) {
+            p = next; /* never the end entry: no member's length is its */
+        } else {
+            long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
+            if (i < 0) {
+                if (o->additional && !quick(x, o->additional, m)) {
+                    return false;
+                }
+                continue;
+            }
+            p = props + i;
+        }
+        next = p + 1;
+        seen |= p->req_mask;
+        /* the string kinds in line (as quick_prop() checks them when the byte length
+           settles both bounds), the rest out of line */
+        if (p->qk == SQK_STR || p->qk == SQK_PAT) {
+            const sleaf *l = p->qt;
+            size_t len = m->u.str.len;
+            if (m->type == PIXEL_TYPE_STRING && len - l->flo <= l->fspan) {
+                if (p->qk == SQK_PAT && !l->pattern->run(l->pattern->prog, m->u.str.s, len)) {
+                    return false;
+                }
+                continue;
+            }
+        } else if (p->qk == SQK_INT && m->type == PIXEL_TYPE_INT) {
+            const sleaf *l = p->qt;
+            if (m->u.i < l->imin || m->u.i > l->imax) {
+                return false;
+            }
+            continue;
+        } else if (p->qk == SQK_FMT) {
+            const sleaf *l = p->qt;
+            size_t len = m->u.str.len;
+            if (m->type == PIXEL_TYPE_STRING && len - l->flo <= l->fspan) {
+                if (format_asserts(x, l->format) &&
+                    !pixel__format_trusted(l->format->u.fmt.trust, m->flags, m->u.str.s, len) &&
+                    !pixel__format_check(l->format->u.fmt.id, m->u.str.s, len)) {
+                    return false;
+                }
+                continue;
+            }
+        }
+        if (!quick_prop_cold(x, o, p, m)) {
+            return false;
+        }
+    }
+    return seen == o->req_all;
 }
 
 __attribute__((noinline)) static bool quick_object_general(ectx *x, const sobject *o,

@@ -1151,6 +1151,79 @@ START_TEST(number_leaves_by_bounds_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(objects_of_leaves_agree_with_the_full_evaluation)
+{
+    /* an object member whose properties are all leaves (SQK_LOBJ: walked by a call of
+       its own), with every leaf kind, a name only required, and additionalProperties
+       as a schema; and one with a nested object (not SQK_LOBJ) */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"o\": {\"type\": \"object\", \"required\": [\"s\", \"r\"], \"properties\": {"
+        " \"s\": {\"type\": \"string\", \"maxLength\": 3}, \"p\": {\"type\": \"string\","
+        " \"pattern\": \"^[a-z]+$\"}, \"f\": {\"type\": \"string\", \"format\": \"ipv4\"},"
+        " \"i\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 9}, \"e\": {\"enum\":"
+        " [\"x\", \"y\"]}, \"c\": {\"const\": \"k\"}, \"n\": {\"type\": \"number\", \"maximum\": 5,"
+        " \"multipleOf\": 0.5}, \"l\": {\"type\": [\"string\", \"null\"]}},"
+        " \"additionalProperties\": {\"type\": \"boolean\"}},"
+        "\"q\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\","
+        " \"properties\": {\"b\": {\"type\": \"integer\"}}}},"
+        " \"additionalProperties\": false}}}";
+    static const char *const inst[] = {
+        "{\"o\": {\"s\": \"ab\", \"r\": true}}",
+        "{\"o\": {\"s\": \"ab\", \"p\": \"q\", \"f\": \"1.2.3.4\", \"i\": 9, \"e\": \"y\","
+        " \"c\": \"k\", \"n\": 4.5, \"l\": null, \"r\": false}}",
+        "{\"o\": {\"r\": true, \"l\": \"z\", \"n\": 5, \"c\": \"k\", \"e\": \"x\", \"i\": 0,"
+        " \"f\": \"1.2.3.4\", \"p\": \"q\", \"s\": \"\"}}", /* the other order */
+        "{\"o\": {\"s\": \"abcd\", \"r\": true}}",
+        "{\"o\": {\"s\": 1, \"r\": true}}",
+        "{\"o\": {\"s\": \"ab\"}}",                    /* r is only required */
+        "{\"o\": {\"r\": true}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": 1}}",          /* r: additionalProperties */
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"z\": true}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"z\": 0}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"p\": \"Q\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"p\": 7}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"i\": 10}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"i\": 1.0}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"i\": \"1\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"e\": \"z\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"c\": \"kk\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"n\": 4.25}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"l\": 1}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"s\": \"abcd\"}}", /* every member checked */
+        "{\"o\": {\"s\": \"\\u00e9\\u00e9\\u00e9\", \"r\": true}}",
+        "{\"o\": {\"s\": \"\\u00e9\\u00e9\\u00e9\\u00e9\", \"r\": true}}",
+        "{\"o\": []}",
+        "{\"q\": {\"a\": {}}}",
+        "{\"q\": {\"a\": 1}}",
+        "{\"q\": {\"b\": {}}}",
+        "{\"q\": {\"a\": {\"b\": \"1\"}}}",
+    };
+    static const int valid[] = {1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+                                1, 0, 0, 1, 0, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const sobject *o = NULL;
+        for (size_t k = 0; k < s->root->nops; k++) {
+            if (s->root->ops[k].kind == OP_OBJECT) {
+                o = s->root->ops[k].u.obj;
+            }
+        }
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(o->props[0].qk, SQK_LOBJ);
+        ck_assert_int_ne(o->props[1].qk, SQK_LOBJ);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1616,6 +1689,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, map_objects_agree_with_the_full_evaluation);
     tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
     tcase_add_test(val, number_leaves_by_bounds_agree_with_the_full_evaluation);
+    tcase_add_test(val, objects_of_leaves_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
