@@ -1621,29 +1621,10 @@ static const sleaf *leaf_of(const snode *n)
     return n && !n->boolean ? n->leaf : NULL;
 }
 
-/* Whether every property of o is checked as a leaf (see SQK_LOBJ). */
-static bool leaves_only(const sobject *o)
+/* Whether an object member whose sobject is o is walked by quick_walk() (see SQK_WALK). */
+static bool walk_apart(const sobject *o)
 {
-    if (o->general || o->lookup || o->cover || o->merged || o->npatterns || !o->nprops) {
-        return false;
-    }
-    for (size_t j = 0; j < o->nprops; j++) {
-        switch (o->props[j].qk) {
-            case SQK_NONE:
-            case SQK_STR:
-            case SQK_PAT:
-            case SQK_FMT:
-            case SQK_INT:
-            case SQK_ENUM:
-            case SQK_CONST:
-            case SQK_LEAF:
-            case SQK_NUM:
-                break;
-            default:
-                return false;
-        }
-    }
-    return true;
+    return !o->general && !o->lookup && !o->cover && !o->merged && !o->npatterns && o->nprops;
 }
 
 /* Makes p (SQK_NODE, its schema t past $ref-only nodes) an SQK_MAP when t has that shape
@@ -1934,7 +1915,7 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
             }
         }
     }
-    /* an object member whose object has only leaves (the kinds above are final here) */
+    /* an object member that quick_walk() walks (see SQK_WALK) */
     for (size_t i = 0; i < r->compiled.cap; i++) {
         snode *n = fresh(r, i);
         for (size_t k = 0; n && n->quick && k < n->nops; k++) {
@@ -1943,8 +1924,8 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
             }
             sobject *o = n->ops[k].u.obj;
             for (size_t j = 0; j < o->nprops; j++) {
-                if (o->props[j].qk == SQK_OBJ && leaves_only(o->props[j].qt)) {
-                    o->props[j].qk = SQK_LOBJ;
+                if (o->props[j].qk == SQK_OBJ && walk_apart(o->props[j].qt)) {
+                    o->props[j].qk = SQK_WALK;
                 }
             }
         }

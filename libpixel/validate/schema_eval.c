@@ -865,7 +865,7 @@ __attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
 }
 
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
-static bool quick_leaf_object(ectx *x, const sobject *o, const pixel_value *v);
+static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v);
 
 /*
  * An object that a module emitted from a shape image (pixel__image_check):
@@ -1023,13 +1023,13 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
         }
         case SQK_CONST:
             return const_ok(p->qt, m);
-        case SQK_LOBJ: {
+        case SQK_WALK: {
             if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
                 return false;
             }
             bool ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)
                           ? quick_image(x, p->qt, m)
-                          : quick_leaf_object(x, p->qt, m);
+                          : quick_walk(x, p->qt, m);
             x->depth--;
             return ok;
         }
@@ -1064,10 +1064,10 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                    level up for the own check, one down into the object) */
                 if (!g->outer &&
                     (g->own->qk == SQK_OBJ || g->own->qk == SQK_OBJX ||
-                     g->own->qk == SQK_LOBJ) &&
+                     g->own->qk == SQK_WALK) &&
                     m->type == PIXEL_TYPE_OBJECT && !(m->flags & PIXEL_VALUE_IMAGE)) {
                     x->lseen |= g->bit;
-                    return g->own->qk == SQK_LOBJ ? quick_leaf_object(x, g->own->qt, m)
+                    return g->own->qk == SQK_WALK ? quick_walk(x, g->own->qt, m)
                                                   : quick_object(x, g->own->qt, m);
                 }
             }
@@ -1281,11 +1281,14 @@ __attribute__((noinline)) static bool quick_prop_cold(ectx *x, const sobject *o,
 }
 
 /*
- * quick_object() for an sobject whose properties are all of leaf kinds (SQK_LOBJ):
- * the same walk without nested objects, the common leaves in line.
+ * quick_object() for the sobject of an SQK_WALK member: the same walk (the declared
+ * property after the last one found, else the hash; additionalProperties; the required
+ * bits), the common kinds in line (strings, patterns, formats, integers, enums, leaves
+ * and another SQK_WALK object, by a call) and the others through quick_prop() out of
+ * line: a shorter loop than quick_object()'s, whose state for the objects it walks in
+ * line costs more than a call here.
  */
-__attribute__((noinline)) static bool quick_leaf_object(ectx *x, const sobject *o,
-                                                       const pixel_value *v)
+__attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v)
 {
     const sprop *props = o->props, *next = props;
     uint64_t seen = 0;
@@ -1305,8 +1308,8 @@ __attribute__((noinline)) static bool quick_leaf_object(ectx *x, const sobject *
         }
         next = p + 1;
         seen |= p->req_mask;
-        /* the string kinds in line (as quick_prop() checks them when the byte length
-           settles both bounds), the rest out of line */
+        /* the common kinds in line, as quick_prop() checks them (a string's when its
+           byte length settles both bounds), the rest out of line */
         if (p->qk == SQK_STR || p->qk == SQK_PAT) {
             const sleaf *l = p->qt;
             size_t len = m->u.str.len;
@@ -1333,6 +1336,30 @@ __attribute__((noinline)) static bool quick_leaf_object(ectx *x, const sobject *
                 }
                 continue;
             }
+        } else if (p->qk == SQK_ENUM) {
+            const sop *e = p->qt;
+            if (m->type != PIXEL_TYPE_STRING ||
+                pixel__strtab_find(&e->u.en.strs, m->u.str.s, m->u.str.len) < 0) {
+                return false;
+            }
+            continue;
+        } else if (p->qk == SQK_LEAF) {
+            if (!quick_leaf(x, p->qt, m)) {
+                return false;
+            }
+            continue;
+        } else if (p->qk == SQK_WALK && m->type == PIXEL_TYPE_OBJECT &&
+                   !(m->flags & PIXEL_VALUE_IMAGE)) {
+            /* as quick_prop() does: one level deeper */
+            if (!quick_deeper(x)) {
+                return false;
+            }
+            bool ok = quick_walk(x, p->qt, m);
+            x->depth--;
+            if (!ok) {
+                return false;
+            }
+            continue;
         }
         if (!quick_prop_cold(x, o, p, m)) {
             return false;

@@ -309,8 +309,8 @@ enum {
     SQK_OBJX,   /* SQK_OBJ to a general or lookup sobject (the member loop walks only the
                    others in line) */
     SQK_NUM,    /* a leaf that is numbers only with num_fast (see sleaf) */
-    SQK_LOBJ,   /* SQK_OBJ to an sobject whose every property is of a leaf kind (or
-                   SQK_NONE), without cover: walked by a call of its own */
+    SQK_WALK,   /* SQK_OBJ to an sobject without patterns, cover or flattening (nor
+                   general or lookup): walked by a call of quick_walk() */
 };
 
 /*

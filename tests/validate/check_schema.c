@@ -1151,11 +1151,11 @@ START_TEST(number_leaves_by_bounds_agree_with_the_full_evaluation)
 }
 END_TEST
 
-START_TEST(objects_of_leaves_agree_with_the_full_evaluation)
+START_TEST(objects_walked_apart_agree_with_the_full_evaluation)
 {
-    /* an object member whose properties are all leaves (SQK_LOBJ: walked by a call of
-       its own), with every leaf kind, a name only required, and additionalProperties
-       as a schema; and one with a nested object (not SQK_LOBJ) */
+    /* an object member walked by quick_walk() (SQK_WALK), with every leaf kind, a name
+       only required, a nested object of the same kind and one of another, and
+       additionalProperties as a schema; and one with patternProperties (not SQK_WALK) */
     static const char *const schema =
         "{\"type\": \"object\", \"properties\": {"
         "\"o\": {\"type\": \"object\", \"required\": [\"s\", \"r\"], \"properties\": {"
@@ -1163,11 +1163,14 @@ START_TEST(objects_of_leaves_agree_with_the_full_evaluation)
         " \"pattern\": \"^[a-z]+$\"}, \"f\": {\"type\": \"string\", \"format\": \"ipv4\"},"
         " \"i\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 9}, \"e\": {\"enum\":"
         " [\"x\", \"y\"]}, \"c\": {\"const\": \"k\"}, \"n\": {\"type\": \"number\", \"maximum\": 5,"
-        " \"multipleOf\": 0.5}, \"l\": {\"type\": [\"string\", \"null\"]}},"
+        " \"multipleOf\": 0.5}, \"l\": {\"type\": [\"string\", \"null\"]}, \"w\": {\"type\": \"object\","
+        " \"required\": [\"k\"], \"additionalProperties\": false, \"properties\": {\"k\": {\"type\":"
+        " \"integer\"}, \"h\": {\"type\": \"string\"}}}, \"u\": {\"type\": \"object\", \"properties\":"
+        " {\"k\": {\"type\": \"integer\"}}}},"
         " \"additionalProperties\": {\"type\": \"boolean\"}},"
         "\"q\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\","
-        " \"properties\": {\"b\": {\"type\": \"integer\"}}}},"
-        " \"additionalProperties\": false}}}";
+        " \"properties\": {\"b\": {\"type\": \"integer\"}}}}, \"patternProperties\": {\"^z\":"
+        " {\"type\": \"integer\"}}, \"additionalProperties\": false}}}";
     static const char *const inst[] = {
         "{\"o\": {\"s\": \"ab\", \"r\": true}}",
         "{\"o\": {\"s\": \"ab\", \"p\": \"q\", \"f\": \"1.2.3.4\", \"i\": 9, \"e\": \"y\","
@@ -1198,9 +1201,17 @@ START_TEST(objects_of_leaves_agree_with_the_full_evaluation)
         "{\"q\": {\"a\": 1}}",
         "{\"q\": {\"b\": {}}}",
         "{\"q\": {\"a\": {\"b\": \"1\"}}}",
+        "{\"q\": {\"a\": {\"b\": 1}, \"z\": 1}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"k\": 1, \"h\": \"x\"}, \"u\": {\"k\": 2}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"h\": \"x\"}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"k\": 1, \"q\": 1}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"k\": 1}, \"s\": 1}}", /* after w */
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"u\": {\"k\": \"2\"}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"u\": {\"j\": \"2\"}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": []}}",
     };
     static const int valid[] = {1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-                                1, 0, 0, 1, 0, 0, 0};
+                                1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0};
     {
         pixel_schema_registry *reg;
         const pixel_schema *s;
@@ -1216,8 +1227,11 @@ START_TEST(objects_of_leaves_agree_with_the_full_evaluation)
             }
         }
         ck_assert_ptr_nonnull(o);
-        ck_assert_int_eq(o->props[0].qk, SQK_LOBJ);
-        ck_assert_int_ne(o->props[1].qk, SQK_LOBJ);
+        ck_assert_int_eq(o->props[0].qk, SQK_WALK);
+        ck_assert_int_ne(o->props[1].qk, SQK_WALK);
+        const sobject *w = o->props[0].qt;
+        long j = pixel__strtab_find(&w->names, "w", 1);
+        ck_assert(j >= 0 && w->props[j].qk == SQK_WALK);
         pixel_schema_registry_free(reg);
     }
     expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
@@ -1689,7 +1703,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, map_objects_agree_with_the_full_evaluation);
     tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
     tcase_add_test(val, number_leaves_by_bounds_agree_with_the_full_evaluation);
-    tcase_add_test(val, objects_of_leaves_agree_with_the_full_evaluation);
+    tcase_add_test(val, objects_walked_apart_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
