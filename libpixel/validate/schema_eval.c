@@ -1348,13 +1348,13 @@ __attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, cons
                 return false;
             }
             continue;
-        } else if (p->qk == SQK_WALK && m->type == PIXEL_TYPE_OBJECT &&
-                   !(m->flags & PIXEL_VALUE_IMAGE)) {
+        } else if (p->qk == SQK_WALK && m->type == PIXEL_TYPE_OBJECT) {
             /* as quick_prop() does: one level deeper */
             if (!quick_deeper(x)) {
                 return false;
             }
-            bool ok = quick_walk(x, p->qt, m);
+            bool ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) ? quick_image(x, p->qt, m)
+                                                                   : quick_walk(x, p->qt, m);
             x->depth--;
             if (!ok) {
                 return false;
