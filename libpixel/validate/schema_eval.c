@@ -866,6 +866,7 @@ __attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
 
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
 static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v);
+static bool quick_flat_walk(ectx *x, const sobject *o, const pixel_value *v);
 
 /*
  * An object that a module emitted from a shape image (pixel__image_check):
@@ -1117,7 +1118,7 @@ __attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const 
     if (v->type == PIXEL_TYPE_OBJECT) {
         uint32_t saved = x->lseen;
         x->lseen = 0;
-        ok = quick_object(x, f->obj, v);
+        ok = quick_flat_walk(x, f->obj, v);
         x->lseen = saved;
     }
     x->depth--;
@@ -1362,6 +1363,95 @@ __attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, cons
             continue;
         }
         if (!quick_prop_cold(x, o, p, m)) {
+            return false;
+        }
+    }
+    return seen == o->req_all;
+}
+
+/*
+ * quick_object() for an sflat's object (no patterns, not general or lookup, no cover):
+ * one dispatch per member by kind, the formats, consts and objects walked apart in line.
+ */
+__attribute__((noinline)) static bool quick_flat_walk(ectx *x, const sobject *o,
+                                                      const pixel_value *v)
+{
+    if (PIXEL_UNLIKELY(!o->nprops)) {
+        return quick_object(x, o, v);
+    }
+    const sprop *props = o->props, *next = props;
+    uint64_t seen = 0;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p;
+        if (next->klen == m->klen && prop_named(x, next, m)) {
+            p = next; /* never the end entry: no member's length is its */
+        } else {
+            long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
+            if (i < 0) {
+                if (o->additional && !quick(x, o->additional, m)) {
+                    return false;
+                }
+                continue;
+            }
+            p = props + i;
+        }
+        next = p + 1;
+        seen |= p->req_mask;
+        bool ok;
+        switch (p->qk) {
+            case SQK_FMT: {
+                const sleaf *l = p->qt;
+                size_t len = m->u.str.len;
+                if (m->type == PIXEL_TYPE_STRING && len - l->flo <= l->fspan) {
+                    ok = !format_asserts(x, l->format) ||
+                         pixel__format_trusted(l->format->u.fmt.trust, m->flags, m->u.str.s,
+                                               len) ||
+                         pixel__format_check(l->format->u.fmt.id, m->u.str.s, len);
+                } else {
+                    ok = quick_prop_cold(x, o, p, m);
+                }
+                break;
+            }
+            case SQK_CONST:
+                ok = const_ok(p->qt, m);
+                break;
+            case SQK_MAP:
+                ok = quick_map(x, p->qt, m);
+                break;
+            case SQK_MERGED: {
+                /* as quick_prop() does: an own const that implies the envelope's enum, or
+                   an object only the own properties declare, on the member the own check
+                   sees, in line; the rest by quick_merged() */
+                const smerged *g = p->qt;
+                if (!(x->lseen & g->bit)) {
+                    if (g->outer_implied) {
+                        x->lseen |= g->bit;
+                        ok = const_ok(g->own->qt, m);
+                        break;
+                    }
+                    if (!g->outer && g->own->qk == SQK_WALK && m->type == PIXEL_TYPE_OBJECT &&
+                        !(m->flags & PIXEL_VALUE_IMAGE)) {
+                        x->lseen |= g->bit;
+                        ok = quick_walk(x, g->own->qt, m);
+                        break;
+                    }
+                }
+                ok = quick_merged(x, o, g, m);
+                break;
+            }
+            case SQK_WALK:
+                if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
+                    return false;
+                }
+                ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) ? quick_image(x, p->qt, m)
+                                                                  : quick_walk(x, p->qt, m);
+                x->depth--;
+                break;
+            default:
+                ok = quick_prop_cold(x, o, p, m);
+                break;
+        }
+        if (!ok) {
             return false;
         }
     }
@@ -1731,7 +1821,7 @@ __attribute__((always_inline)) static inline bool route_walk(ectx *x, const srou
     x->depth += 2;
     uint32_t saved = x->lseen;
     x->lseen = 0;
-    bool ok = quick_object(x, f->obj, v);
+    bool ok = quick_flat_walk(x, f->obj, v);
     x->lseen = saved;
     x->depth -= 2;
     return ok;

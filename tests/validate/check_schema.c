@@ -999,6 +999,61 @@ START_TEST(routed_event_schemas_agree_with_the_full_evaluation)
         pixel_schema_registry_free(reg);
     }
     expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+
+    /* the flat walk's formats (asserted), maps and consts */
+    static const char *const schema2 =
+        "{\"$defs\": {\"env\": {\"type\": \"object\", \"required\": [\"t\"], \"properties\":"
+        " {\"t\": {\"enum\": [\"a\", \"b\"]}, \"d\": {\"type\": \"string\", \"format\":"
+        " \"date-time\", \"maxLength\": 40}, \"x\": {\"type\": \"object\", \"maxProperties\": 2,"
+        " \"propertyNames\": {\"pattern\": \"^[a-z]+$\"}, \"additionalProperties\":"
+        " {\"type\": \"string\"}}, \"v\": {\"const\": 1}, \"w\": {\"type\": \"object\","
+        " \"additionalProperties\": false, \"properties\": {\"k\": {\"type\": \"string\"}}}}},"
+        " \"a\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"a\"}}},"
+        " \"b\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"b\"}}}},"
+        " \"oneOf\": [{\"$ref\": \"#/$defs/a\"}, {\"$ref\": \"#/$defs/b\"}]}";
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"{\"t\": \"a\", \"d\": \"2026-11-27T00:00:00Z\", \"x\": {\"k\": \"v\"}, \"v\": 1}", 0},
+        {"{\"t\": \"a\", \"d\": \"2026-02-30T00:00:00Z\"}", 1},
+        {"{\"t\": \"a\", \"d\": \"2026-11-27 00:00:00\"}", 1},
+        {"{\"t\": \"a\", \"d\": 5}", 1},
+        {"{\"t\": \"b\", \"x\": {\"K\": \"v\"}}", 1},
+        {"{\"t\": \"b\", \"x\": {\"k\": 1}}", 1},
+        {"{\"t\": \"b\", \"x\": {\"k\": \"1\", \"l\": \"2\", \"m\": \"3\"}}", 1},
+        {"{\"t\": \"b\", \"v\": 2}", 1},
+        {"{\"t\": \"b\", \"v\": 1.0}", 0},
+        {"{\"t\": \"b\", \"w\": {\"k\": \"s\"}}", 0},
+        {"{\"t\": \"b\", \"w\": {\"k\": \"s\", \"j\": 1}}", 1},
+        {"{\"t\": \"b\", \"w\": 1}", 1},
+        {"{\"t\": \"b\", \"u\": 1}", 1},
+    };
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t2", schema2, strlen(schema2), &err),
+                     0);
+    ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t2", &err), 0);
+    ck_assert_ptr_nonnull(s->root->route);
+    pixel_arena a;
+    pixel__arena_init(&a);
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(cases); i++) {
+        const char *j = cases[i].json;
+        pixel_value *v = pixel__json_parse(&a, guard_copy(j, strlen(j)), strlen(j), NULL);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_QUICK_ONLY | PIXEL_SCHEMA_ASSERT_FORMAT,
+                                            NULL, NULL) == cases[i].want,
+                      "boolean pass on %s", j);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_FULL_ONLY | PIXEL_SCHEMA_ASSERT_FORMAT,
+                                            NULL, NULL) == cases[i].want,
+                      "full evaluation on %s", j);
+    }
+    pixel__arena_release(&a);
+    pixel_schema_registry_free(reg);
 }
 END_TEST
 
