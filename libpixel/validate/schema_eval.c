@@ -1289,7 +1289,8 @@ __attribute__((noinline)) static bool quick_prop_cold(ectx *x, const sobject *o,
  * line: a shorter loop than quick_object()'s, whose state for the objects it walks in
  * line costs more than a call here.
  */
-__attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v)
+__attribute__((always_inline)) static inline bool walk_body(ectx *x, const sobject *o,
+                                                            const pixel_value *v)
 {
     const sprop *props = o->props, *next = props;
     uint64_t seen = 0;
@@ -1369,6 +1370,11 @@ __attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, cons
     return seen == o->req_all;
 }
 
+__attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v)
+{
+    return walk_body(x, o, v);
+}
+
 /*
  * quick_object() for an sflat's object (no patterns, not general or lookup, no cover):
  * one dispatch per member by kind, the formats, consts and objects walked apart in line.
@@ -1444,7 +1450,7 @@ __attribute__((noinline)) static bool quick_flat_walk(ectx *x, const sobject *o,
                     return false;
                 }
                 ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) ? quick_image(x, p->qt, m)
-                                                                  : quick_walk(x, p->qt, m);
+                                                                  : walk_body(x, p->qt, m);
                 x->depth--;
                 break;
             default:
