@@ -1627,6 +1627,14 @@ static bool walk_apart(const sobject *o)
     return !o->general && !o->lookup && !o->cover && !o->merged && !o->npatterns && o->nprops;
 }
 
+/* Whether l is absent or allows strings and has only length bounds and a one-pass
+   pattern for them (see smap.one_pass). */
+static bool simple_string_leaf(const sleaf *l)
+{
+    return !l || ((l->types & ST_STR) && !l->eq && !l->format && !l->anyfmt &&
+                  (!l->pattern || l->pattern->prog));
+}
+
 /* Makes p (SQK_NODE, its schema t past $ref-only nodes) an SQK_MAP when t has that shape
    (see smap). */
 static void make_map(pixel_schema_registry *r, sprop *p, const snode *t)
@@ -1671,6 +1679,7 @@ static void make_map(pixel_schema_registry *r, sprop *p, const snode *t)
                 return;
         }
     }
+    m.one_pass = simple_string_leaf(m.names) && simple_string_leaf(m.values);
     smap *mp = pixel__arena_alloc(&r->arena, sizeof(*mp));
     if (mp) {
         *mp = m;

@@ -941,6 +941,32 @@ __attribute__((noinline)) static bool quick_map(ectx *x, const smap *mp, const p
         return false;
     }
     bool ok = v->u.list.count >= mp->minp && v->u.list.count <= mp->maxp;
+    if (ok && mp->one_pass) {
+        /* no check here can fail the evaluation: the order of the checks does not matter */
+        const sleaf *nl = mp->names, *vl = mp->values;
+        for (const pixel_value *m = v->u.list.head; m && ok; m = m->next) {
+            if (nl) {
+                if (m->klen - nl->flo <= nl->fspan) {
+                    ok = !nl->pattern || nl->pattern->run(nl->pattern->prog, m->key, m->klen);
+                } else {
+                    pixel_value name = {.type = PIXEL_TYPE_STRING};
+                    name.u.str.s = m->key;
+                    name.u.str.len = m->klen;
+                    ok = quick_leaf(x, nl, &name);
+                }
+            }
+            if (ok && vl) {
+                size_t len = m->u.str.len;
+                if (m->type == PIXEL_TYPE_STRING && len - vl->flo <= vl->fspan) {
+                    ok = !vl->pattern || vl->pattern->run(vl->pattern->prog, m->u.str.s, len);
+                } else {
+                    ok = quick_leaf(x, vl, m);
+                }
+            }
+        }
+        x->depth--;
+        return ok;
+    }
     if (ok && mp->names_first) {
         ok = quick_map_names(x, mp->names, v);
     }

@@ -341,6 +341,10 @@ typedef struct smap {
     const struct sleaf *names;  /* propertyNames' leaf, or NULL */
     const struct sleaf *values; /* additionalProperties' leaf, or NULL */
     bool names_first;           /* propertyNames comes before additionalProperties */
+    /* both leaves (those present) are strings with at most length bounds and a one-pass
+       pattern: no check can fail the evaluation (x->fail), so a name and its value are
+       checked in one pass, in line when the byte length settles the bounds */
+    bool one_pass;
 } smap;
 
 typedef struct spattern {

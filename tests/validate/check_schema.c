@@ -1090,8 +1090,13 @@ START_TEST(map_objects_agree_with_the_full_evaluation)
         "{\"g\": {\"y\": 1}}",
         "{\"g\": {\"x\": 1}}",
         "{\"g\": {\"y\": \"1\"}}",
+        "{\"e\": {\"a\": \"\\u00e9\\u00e9\\u00e9\"}}",       /* 3 code points, 6 bytes */
+        "{\"e\": {\"a\": \"\\u00e9\\u00e9\\u00e9\\u00e9\"}}",
+        "{\"e\": {\"\\u00e9\": \"x\"}}",
+        "{\"e\": {\"ab\": \"x\", \"cd\": null}}",
     };
-    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0};
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0,
+                                1, 0, 0, 0};
     {
         pixel_schema_registry *reg;
         const pixel_schema *s;
@@ -1111,6 +1116,9 @@ START_TEST(map_objects_agree_with_the_full_evaluation)
         ck_assert_int_eq(o->props[0].qk, SQK_MAP);
         ck_assert_int_eq(o->props[1].qk, SQK_MAP);
         ck_assert_int_eq(o->props[2].qk, SQK_NODE);
+        /* "e" checks a name and its value in one pass, "f" (integer values) does not */
+        ck_assert(((const smap *)o->props[0].qt)->one_pass);
+        ck_assert(!((const smap *)o->props[1].qt)->one_pass);
         pixel_schema_registry_free(reg);
     }
     expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
