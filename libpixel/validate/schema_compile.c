@@ -1454,6 +1454,29 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
                 return NULL;
         }
     }
+    l.num_fast = l.nnum > 0;
+    l.dlo = -INFINITY;
+    l.dhi = INFINITY;
+    for (size_t i = 0; i < l.nnum && l.num_fast; i++) {
+        const sop *op = &l.num[i];
+        const pixel_value *b = op->u.value;
+        if (op->kind == OP_MULTIPLEOF) {
+            continue;
+        }
+        if ((op->kind != OP_MINIMUM && op->kind != OP_MAXIMUM) || b->type != PIXEL_TYPE_INT ||
+            b->u.i < -(1ll << 53) || b->u.i > (1ll << 53)) {
+            l.num_fast = false;
+        } else if (op->kind == OP_MINIMUM) {
+            l.dlo = (double)b->u.i > l.dlo ? (double)b->u.i : l.dlo;
+        } else {
+            l.dhi = (double)b->u.i < l.dhi ? (double)b->u.i : l.dhi;
+        }
+    }
+    l.flo = l.minlen <= UINT64_MAX / 4 ? 4 * l.minlen : UINT64_MAX;
+    l.fspan = l.flo <= l.maxlen ? l.maxlen - l.flo : 0;
+    if (l.flo > l.maxlen) {
+        l.flo = UINT64_MAX; /* len - flo is len + 1: never at most 0 */
+    }
     sleaf *out = pixel__arena_alloc(&r->arena, sizeof(*out));
     if (out) {
         *out = l;
@@ -1565,6 +1588,9 @@ static void prop_kind(sprop *p, const snode *t)
     } else if (l && (l->types & (ST_INT | ST_NUM)) && !l->eq && l->int_range) {
         p->qk = SQK_INT;
         p->qt = l;
+    } else if (l && !l->eq && l->num_fast && !(l->types & ~(ST_INT | ST_NUM))) {
+        p->qk = SQK_NUM;
+        p->qt = l;
     } else if (l && l->eq && l->eq->kind == OP_ENUM && l->eq->u.en.all_strings &&
                (l->types & ST_STR) && bare_string) {
         p->qk = SQK_ENUM;
@@ -1578,10 +1604,87 @@ static void prop_kind(sprop *p, const snode *t)
         p->qt = l;
     } else if (!t->boolean && t->types == ST_OBJ && t->nops == (size_t)t->skip + 1 &&
                t->ops[t->skip].kind == OP_OBJECT) {
-        p->qk = SQK_OBJ;
-        p->qt = t->ops[t->skip].u.obj;
+        const sobject *o = t->ops[t->skip].u.obj;
+        p->qk = o->general || o->lookup ? SQK_OBJX : SQK_OBJ;
+        p->qt = o;
     } else {
         p->qk = SQK_NODE;
+    }
+}
+
+/* The leaf of n past $ref-only nodes, or NULL. */
+static const sleaf *leaf_of(const snode *n)
+{
+    while (n && n->alias) {
+        n = n->alias;
+    }
+    return n && !n->boolean ? n->leaf : NULL;
+}
+
+/* Whether an object member whose sobject is o is walked by quick_walk() (see SQK_WALK). */
+static bool walk_apart(const sobject *o)
+{
+    return !o->general && !o->lookup && !o->cover && !o->merged && !o->npatterns && o->nprops;
+}
+
+/* Whether l is absent or allows strings and has only length bounds and a one-pass
+   pattern for them (see smap.one_pass). */
+static bool simple_string_leaf(const sleaf *l)
+{
+    return !l || ((l->types & ST_STR) && !l->eq && !l->format && !l->anyfmt &&
+                  (!l->pattern || l->pattern->prog));
+}
+
+/* Makes p (SQK_NODE, its schema t past $ref-only nodes) an SQK_MAP when t has that shape
+   (see smap). */
+static void make_map(pixel_schema_registry *r, sprop *p, const snode *t)
+{
+    if (t->boolean || t->leaf || t->alias || t->flat || t->route || t->types != ST_OBJ ||
+        t->skip != 1) {
+        return;
+    }
+    smap m = {.minp = 0, .maxp = UINT64_MAX};
+    bool names = false, values = false;
+    for (size_t k = t->skip; k < t->nops; k++) {
+        const sop *op = &t->ops[k];
+        switch (op->kind) {
+            case OP_MINPROPS:
+            case OP_MAXPROPS:
+                if (names || values) {
+                    return; /* the counts first */
+                }
+                if (op->kind == OP_MINPROPS) {
+                    m.minp = op->u.count;
+                } else {
+                    m.maxp = op->u.count;
+                }
+                break;
+            case OP_PROPNAMES:
+                if (names || !(m.names = leaf_of(op->u.schema))) {
+                    return;
+                }
+                names = true;
+                m.names_first = !values;
+                break;
+            case OP_OBJECT: {
+                const sobject *o = op->u.obj;
+                if (values || o->nprops || o->npatterns || o->general || o->cover ||
+                    !o->additional || !(m.values = leaf_of(o->additional))) {
+                    return;
+                }
+                values = true;
+                break;
+            }
+            default:
+                return;
+        }
+    }
+    m.one_pass = simple_string_leaf(m.names) && simple_string_leaf(m.values);
+    smap *mp = pixel__arena_alloc(&r->arena, sizeof(*mp));
+    if (mp) {
+        *mp = m;
+        p->qk = SQK_MAP;
+        p->qt = mp;
     }
 }
 
@@ -1707,6 +1810,42 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
     return f;
 }
 
+/* The sroute of n, or NULL (after every node it reaches has its sflat, if any). */
+static sroute *make_route(pixel_schema_registry *r, const snode *n)
+{
+    if (n->flat || n->nops != (size_t)n->skip + 1 || !(n->types & ST_OBJ)) {
+        return NULL;
+    }
+    const sop *op = &n->ops[n->skip];
+    if ((op->kind != OP_ONEOF && op->kind != OP_ANYOF) || !op->u.list.disc) {
+        return NULL;
+    }
+    sroute *rt = pixel__arena_alloc(&r->arena, sizeof(*rt));
+    const sflat **flat = pixel__arena_alloc(&r->arena, op->u.list.n * sizeof(*flat));
+    if (!rt || !flat) {
+        return NULL;
+    }
+    bool any = false;
+    for (size_t k = 0; k < op->u.list.n; k++) {
+        const snode *t = op->u.list.v[k];
+        while (t->alias) {
+            t = t->alias;
+        }
+        flat[k] = NULL;
+        if (t->quick && !t->boolean && !t->leaf && t->flat && (t->types & ST_OBJ) &&
+            (t->flat->inner->types & ST_OBJ)) {
+            flat[k] = t->flat;
+            any = true;
+        }
+    }
+    if (!any) {
+        return NULL;
+    }
+    rt->op = op;
+    rt->flat = flat;
+    return rt;
+}
+
 /* The compiled nodes a mark_quick pass has not seen yet. */
 static snode *fresh(const pixel_schema_registry *r, size_t i)
 {
@@ -1778,6 +1917,24 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
                     }
                     o->props[j].leaf = t ? t->leaf : NULL;
                     prop_kind(&o->props[j], t);
+                    if (o->props[j].qk == SQK_NODE) {
+                        make_map(r, &o->props[j], t);
+                    }
+                }
+            }
+        }
+    }
+    /* an object member that quick_walk() walks (see SQK_WALK) */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = fresh(r, i);
+        for (size_t k = 0; n && n->quick && k < n->nops; k++) {
+            if (n->ops[k].kind != OP_OBJECT) {
+                continue;
+            }
+            sobject *o = n->ops[k].u.obj;
+            for (size_t j = 0; j < o->nprops; j++) {
+                if (o->props[j].qk == SQK_OBJ && walk_apart(o->props[j].qt)) {
+                    o->props[j].qk = SQK_WALK;
                 }
             }
         }
@@ -1787,6 +1944,13 @@ void pixel__schema_mark_quick(pixel_schema_registry *r)
         snode *n = fresh(r, i);
         if (n && n->quick && !n->boolean && !n->leaf && !n->alias) {
             n->flat = make_flat(r, n);
+        }
+    }
+    /* a oneOf of such event schemas by their discriminator */
+    for (size_t i = 0; i < r->compiled.cap; i++) {
+        snode *n = fresh(r, i);
+        if (n && n->quick && !n->boolean && !n->leaf && !n->alias) {
+            n->route = make_route(r, n);
         }
     }
     for (size_t i = 0; i < r->compiled.cap; i++) {

@@ -865,6 +865,8 @@ __attribute__((always_inline)) static inline bool quick_deeper(ectx *x)
 }
 
 static bool quick_merged(ectx *x, const sobject *o, const smerged *g, const pixel_value *m);
+static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v);
+static bool quick_flat_walk(ectx *x, const sobject *o, const pixel_value *v);
 
 /*
  * An object that a module emitted from a shape image (pixel__image_check):
@@ -906,6 +908,102 @@ __attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, con
     return ok;
 }
 
+/* The names of v's members against a map's propertyNames leaf. */
+static bool quick_map_names(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        pixel_value name = {.type = PIXEL_TYPE_STRING};
+        name.u.str.s = m->key;
+        name.u.str.len = m->klen;
+        if (!quick_leaf(x, l, &name)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The values of v's members against a map's additionalProperties leaf. */
+static bool quick_map_values(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        if (!quick_leaf(x, l, m)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A member whose schema is an smap: as quick() on that node (type, depth, then its
+   keywords in order), without the dispatch per keyword and per member. */
+__attribute__((noinline)) static bool quick_map(ectx *x, const smap *mp, const pixel_value *v)
+{
+    if (v->type != PIXEL_TYPE_OBJECT || PIXEL_UNLIKELY(x->fail) || !quick_deeper(x)) {
+        return false;
+    }
+    bool ok = v->u.list.count >= mp->minp && v->u.list.count <= mp->maxp;
+    if (ok && mp->one_pass) {
+        /* no check here can fail the evaluation: the order of the checks does not matter */
+        const sleaf *nl = mp->names, *vl = mp->values;
+        for (const pixel_value *m = v->u.list.head; m && ok; m = m->next) {
+            if (nl) {
+                if (m->klen - nl->flo <= nl->fspan) {
+                    ok = !nl->pattern || nl->pattern->run(nl->pattern->prog, m->key, m->klen);
+                } else {
+                    pixel_value name = {.type = PIXEL_TYPE_STRING};
+                    name.u.str.s = m->key;
+                    name.u.str.len = m->klen;
+                    ok = quick_leaf(x, nl, &name);
+                }
+            }
+            if (ok && vl) {
+                size_t len = m->u.str.len;
+                if (m->type == PIXEL_TYPE_STRING && len - vl->flo <= vl->fspan) {
+                    ok = !vl->pattern || vl->pattern->run(vl->pattern->prog, m->u.str.s, len);
+                } else {
+                    ok = quick_leaf(x, vl, m);
+                }
+            }
+        }
+        x->depth--;
+        return ok;
+    }
+    if (ok && mp->names_first) {
+        ok = quick_map_names(x, mp->names, v);
+    }
+    if (ok && mp->values) {
+        ok = quick_map_values(x, mp->values, v);
+    }
+    if (ok && mp->names && !mp->names_first) {
+        ok = quick_map_names(x, mp->names, v);
+    }
+    x->depth--;
+    return ok;
+}
+
+/* An SQK_NUM leaf: its bounds as doubles or integers, then each multipleOf; anything
+   else (a number that is not finite, another type) as quick_leaf(). */
+__attribute__((noinline)) static bool quick_num(ectx *x, const sleaf *l, const pixel_value *v)
+{
+    if (v->type == PIXEL_TYPE_NUMBER && isfinite(v->u.num.d)) {
+        double d = v->u.num.d;
+        if (!type_ok(v, l->types) || !(d >= l->dlo && d <= l->dhi)) {
+            return false;
+        }
+    } else if (v->type == PIXEL_TYPE_INT) {
+        if (!(l->types & (ST_INT | ST_NUM)) || v->u.i < l->imin || v->u.i > l->imax) {
+            return false;
+        }
+    } else {
+        return quick_leaf(x, l, v);
+    }
+    for (size_t i = 0; i < l->nnum; i++) {
+        if (l->num[i].kind == OP_MULTIPLEOF && !multiple_of(v, &l->num[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* One member m named like the declared property p of o, checked by p's kind. */
 __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobject *o,
                                                              const sprop *p, const pixel_value *m)
@@ -918,8 +1016,8 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 return false;
             }
             size_t len = m->u.str.len;
-            if (PIXEL_UNLIKELY(len > l->maxlen || len < l->minlen) ||
-                (len / 4 < l->minlen && !ascii(m->u.str.s, len))) {
+            if (PIXEL_UNLIKELY(len - l->flo > l->fspan) &&
+                (len > l->maxlen || len < l->minlen || !ascii(m->u.str.s, len))) {
                 /* a code point takes 1 to 4 bytes: counted when it matters */
                 return leaf_rest(x, l, m);
             }
@@ -931,7 +1029,7 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
                 return false;
             }
             size_t len = m->u.str.len;
-            if (PIXEL_UNLIKELY(len > l->maxlen || len / 4 < l->minlen)) {
+            if (PIXEL_UNLIKELY(len - l->flo > l->fspan)) {
                 return leaf_rest(x, l, m);
             }
             return !format_asserts(x, l->format) ||
@@ -952,7 +1050,18 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
         }
         case SQK_CONST:
             return const_ok(p->qt, m);
-        case SQK_OBJ: {
+        case SQK_WALK: {
+            if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
+                return false;
+            }
+            bool ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)
+                          ? quick_image(x, p->qt, m)
+                          : quick_walk(x, p->qt, m);
+            x->depth--;
+            return ok;
+        }
+        case SQK_OBJ:
+        case SQK_OBJX: {
             if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
                 return false;
             }
@@ -965,8 +1074,32 @@ __attribute__((always_inline)) static inline bool quick_prop(ectx *x, const sobj
             return quick_leaf(x, p->qt, m);
         case SQK_NODE:
             return quick(x, p->qt, m);
-        case SQK_MERGED:
-            return quick_merged(x, o, p->qt, m);
+        case SQK_MAP:
+            return quick_map(x, p->qt, m);
+        case SQK_NUM:
+            return quick_num(x, p->qt, m);
+        case SQK_MERGED: {
+            /* an own const that implies the envelope's enum, on the member the own check
+               sees (the first of its name, or each): as quick_merged(), in line */
+            const smerged *g = p->qt;
+            if (!(x->lseen & g->bit)) {
+                if (g->outer_implied) {
+                    x->lseen |= g->bit;
+                    return const_ok(g->own->qt, m);
+                }
+                /* an object only the own properties declare: walked at this depth (one
+                   level up for the own check, one down into the object) */
+                if (!g->outer &&
+                    (g->own->qk == SQK_OBJ || g->own->qk == SQK_OBJX ||
+                     g->own->qk == SQK_WALK) &&
+                    m->type == PIXEL_TYPE_OBJECT && !(m->flags & PIXEL_VALUE_IMAGE)) {
+                    x->lseen |= g->bit;
+                    return g->own->qk == SQK_WALK ? quick_walk(x, g->own->qt, m)
+                                                  : quick_object(x, g->own->qt, m);
+                }
+            }
+            return quick_merged(x, o, g, m);
+        }
         default: /* SQK_NONE: only required, so additionalProperties applies */
             return !o->additional || quick(x, o->additional, m);
     }
@@ -1011,7 +1144,7 @@ __attribute__((noinline)) static bool quick_flat(ectx *x, const sflat *f, const 
     if (v->type == PIXEL_TYPE_OBJECT) {
         uint32_t saved = x->lseen;
         x->lseen = 0;
-        ok = quick_object(x, f->obj, v);
+        ok = quick_flat_walk(x, f->obj, v);
         x->lseen = saved;
     }
     x->depth--;
@@ -1107,7 +1240,7 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
                 /* the most common kind, before the jump table */
                 const sleaf *l = p->qt;
                 size_t len = m->u.str.len;
-                if (m->type != PIXEL_TYPE_STRING || len > l->maxlen || len / 4 < l->minlen) {
+                if (m->type != PIXEL_TYPE_STRING || len - l->flo > l->fspan) {
                     if (!quick_prop(x, o, p, m)) {
                         goto invalid;
                     }
@@ -1116,8 +1249,8 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
             }
             if (p->qk == SQK_OBJ && m->type == PIXEL_TYPE_OBJECT && nest < QUICK_NEST &&
                 !(m->flags & PIXEL_VALUE_IMAGE)) {
-                const sobject *c = p->qt;
-                if (!c->general && !c->lookup) {
+                const sobject *c = p->qt; /* neither general nor lookup (SQK_OBJX) */
+                {
                     if (!quick_deeper(x)) {
                         goto invalid;
                     }
@@ -1165,6 +1298,196 @@ static bool quick_object(ectx *x, const sobject *o, const pixel_value *v)
 invalid:
     x->depth -= (int)nest;
     return false;
+}
+
+/* quick_prop() out of line. */
+__attribute__((noinline)) static bool quick_prop_cold(ectx *x, const sobject *o, const sprop *p,
+                                                      const pixel_value *m)
+{
+    return quick_prop(x, o, p, m);
+}
+
+/*
+ * quick_object() for the sobject of an SQK_WALK member: the same walk (the declared
+ * property after the last one found, else the hash; additionalProperties; the required
+ * bits), the common kinds in line (strings, patterns, formats, integers, enums, leaves
+ * and another SQK_WALK object, by a call) and the others through quick_prop() out of
+ * line: a shorter loop than quick_object()'s, whose state for the objects it walks in
+ * line costs more than a call here.
+ */
+__attribute__((always_inline)) static inline bool walk_body(ectx *x, const sobject *o,
+                                                            const pixel_value *v)
+{
+    const sprop *props = o->props, *next = props;
+    uint64_t seen = 0;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p;
+        if (next->klen == m->klen && prop_named(x, next, m)) {
+            p = next; /* never the end entry: no member's length is its */
+        } else {
+            long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
+            if (i < 0) {
+                if (o->additional && !quick(x, o->additional, m)) {
+                    return false;
+                }
+                continue;
+            }
+            p = props + i;
+        }
+        next = p + 1;
+        seen |= p->req_mask;
+        /* the common kinds in line, as quick_prop() checks them (a string's when its
+           byte length settles both bounds), the rest out of line */
+        if (p->qk == SQK_STR || p->qk == SQK_PAT) {
+            const sleaf *l = p->qt;
+            size_t len = m->u.str.len;
+            if (m->type == PIXEL_TYPE_STRING && len - l->flo <= l->fspan) {
+                if (p->qk == SQK_PAT && !l->pattern->run(l->pattern->prog, m->u.str.s, len)) {
+                    return false;
+                }
+                continue;
+            }
+        } else if (p->qk == SQK_INT && m->type == PIXEL_TYPE_INT) {
+            const sleaf *l = p->qt;
+            if (m->u.i < l->imin || m->u.i > l->imax) {
+                return false;
+            }
+            continue;
+        } else if (p->qk == SQK_FMT) {
+            const sleaf *l = p->qt;
+            size_t len = m->u.str.len;
+            if (m->type == PIXEL_TYPE_STRING && len - l->flo <= l->fspan) {
+                if (format_asserts(x, l->format) &&
+                    !pixel__format_trusted(l->format->u.fmt.trust, m->flags, m->u.str.s, len) &&
+                    !pixel__format_check(l->format->u.fmt.id, m->u.str.s, len)) {
+                    return false;
+                }
+                continue;
+            }
+        } else if (p->qk == SQK_ENUM) {
+            const sop *e = p->qt;
+            if (m->type != PIXEL_TYPE_STRING ||
+                pixel__strtab_find(&e->u.en.strs, m->u.str.s, m->u.str.len) < 0) {
+                return false;
+            }
+            continue;
+        } else if (p->qk == SQK_LEAF) {
+            if (!quick_leaf(x, p->qt, m)) {
+                return false;
+            }
+            continue;
+        } else if (p->qk == SQK_WALK && m->type == PIXEL_TYPE_OBJECT) {
+            /* as quick_prop() does: one level deeper */
+            if (!quick_deeper(x)) {
+                return false;
+            }
+            bool ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) ? quick_image(x, p->qt, m)
+                                                                   : quick_walk(x, p->qt, m);
+            x->depth--;
+            if (!ok) {
+                return false;
+            }
+            continue;
+        }
+        if (!quick_prop_cold(x, o, p, m)) {
+            return false;
+        }
+    }
+    return seen == o->req_all;
+}
+
+__attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, const pixel_value *v)
+{
+    return walk_body(x, o, v);
+}
+
+/*
+ * quick_object() for an sflat's object (no patterns, not general or lookup, no cover):
+ * one dispatch per member by kind, the formats, consts and objects walked apart in line.
+ */
+__attribute__((noinline)) static bool quick_flat_walk(ectx *x, const sobject *o,
+                                                      const pixel_value *v)
+{
+    if (PIXEL_UNLIKELY(!o->nprops)) {
+        return quick_object(x, o, v);
+    }
+    const sprop *props = o->props, *next = props;
+    uint64_t seen = 0;
+    for (const pixel_value *m = v->u.list.head; m; m = m->next) {
+        const sprop *p;
+        if (next->klen == m->klen && prop_named(x, next, m)) {
+            p = next; /* never the end entry: no member's length is its */
+        } else {
+            long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
+            if (i < 0) {
+                if (o->additional && !quick(x, o->additional, m)) {
+                    return false;
+                }
+                continue;
+            }
+            p = props + i;
+        }
+        next = p + 1;
+        seen |= p->req_mask;
+        bool ok;
+        switch (p->qk) {
+            case SQK_FMT: {
+                const sleaf *l = p->qt;
+                size_t len = m->u.str.len;
+                if (m->type == PIXEL_TYPE_STRING && len - l->flo <= l->fspan) {
+                    ok = !format_asserts(x, l->format) ||
+                         pixel__format_trusted(l->format->u.fmt.trust, m->flags, m->u.str.s,
+                                               len) ||
+                         pixel__format_check(l->format->u.fmt.id, m->u.str.s, len);
+                } else {
+                    ok = quick_prop_cold(x, o, p, m);
+                }
+                break;
+            }
+            case SQK_CONST:
+                ok = const_ok(p->qt, m);
+                break;
+            case SQK_MAP:
+                ok = quick_map(x, p->qt, m);
+                break;
+            case SQK_MERGED: {
+                /* as quick_prop() does: an own const that implies the envelope's enum, or
+                   an object only the own properties declare, on the member the own check
+                   sees, in line; the rest by quick_merged() */
+                const smerged *g = p->qt;
+                if (!(x->lseen & g->bit)) {
+                    if (g->outer_implied) {
+                        x->lseen |= g->bit;
+                        ok = const_ok(g->own->qt, m);
+                        break;
+                    }
+                    if (!g->outer && g->own->qk == SQK_WALK && m->type == PIXEL_TYPE_OBJECT &&
+                        !(m->flags & PIXEL_VALUE_IMAGE)) {
+                        x->lseen |= g->bit;
+                        ok = quick_walk(x, g->own->qt, m);
+                        break;
+                    }
+                }
+                ok = quick_merged(x, o, g, m);
+                break;
+            }
+            case SQK_WALK:
+                if (m->type != PIXEL_TYPE_OBJECT || !quick_deeper(x)) {
+                    return false;
+                }
+                ok = PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE) ? quick_image(x, p->qt, m)
+                                                                  : walk_body(x, p->qt, m);
+                x->depth--;
+                break;
+            default:
+                ok = quick_prop_cold(x, o, p, m);
+                break;
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return seen == o->req_all;
 }
 
 __attribute__((noinline)) static bool quick_object_general(ectx *x, const sobject *o,
@@ -1492,7 +1815,7 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     if (!l->eq) {
         if (v->type == PIXEL_TYPE_STRING) {
             size_t len = v->u.str.len;
-            if (!l->format && len <= l->maxlen && len / 4 >= l->minlen) {
+            if (!l->format && len - l->flo <= l->fspan) {
                 if (l->anyfmt) {
                     if (!l->pattern) {
                         return any_format(x, l->anyfmt, v); /* such as ipv4 or ipv6 */
@@ -1510,6 +1833,37 @@ __attribute__((always_inline)) static inline bool quick_leaf(ectx *x, const slea
     return leaf_rest(x, l, v);
 }
 
+/*
+ * A node with an sroute, entered (its type and depth checked): the branch the
+ * discriminator picks walked flat, two levels deeper as through quick() on the branch
+ * and quick_flat() (whose type checks the route settled at compile time); another
+ * branch, no branch, or the depth limit as quick_op() on the oneOf/anyOf.
+ */
+__attribute__((always_inline)) static inline bool route_walk(ectx *x, const sroute *rt,
+                                                             const pixel_value *v)
+{
+    long b = disc_branch(rt->op, v);
+    if (b < 0) {
+        return quick_op(x, rt->op, v);
+    }
+    const sflat *f = rt->flat[b];
+    if (!f || x->depth > MAX_DEPTH - 2) {
+        return quick(x, rt->op->u.list.v[b], v);
+    }
+    x->depth += 2;
+    uint32_t saved = x->lseen;
+    x->lseen = 0;
+    bool ok = quick_flat_walk(x, f->obj, v);
+    x->lseen = saved;
+    x->depth -= 2;
+    return ok;
+}
+
+__attribute__((noinline)) static bool quick_routed(ectx *x, const sroute *rt, const pixel_value *v)
+{
+    return route_walk(x, rt, v);
+}
+
 /* A node that is not a leaf (nor only a $ref): its type and depth, then its keywords. */
 __attribute__((noinline)) static bool quick_node(ectx *x, const snode *n, const pixel_value *v)
 {
@@ -1520,7 +1874,9 @@ __attribute__((noinline)) static bool quick_node(ectx *x, const snode *n, const 
         return false;
     }
     bool ok = true;
-    if (n->flat) {
+    if (n->route) {
+        ok = quick_routed(x, n->route, v);
+    } else if (n->flat) {
         ok = quick_flat(x, n->flat, v);
     } else {
         for (const sop *op = n->ops + n->skip, *end = n->ops + n->nops; op < end; op++) {
@@ -2324,7 +2680,17 @@ int pixel__schema_validate_framed(const pixel_schema *s, const pixel_value *v, u
     x.cb = cb;
     x.payload = payload;
     if (s->root->quick && !(flags & SFLAG_FULL_ONLY)) {
-        bool ok = quick(&x, s->root, v);
+        const snode *root = s->root;
+        bool ok;
+        if (root->route && v->type == PIXEL_TYPE_OBJECT) {
+            /* quick() on the root without the steps between (a routed node is neither
+               boolean, a leaf nor an alias, and its types allow an object) */
+            x.depth = 1;
+            ok = route_walk(&x, root->route, v);
+            x.depth = 0;
+        } else {
+            ok = quick(&x, root, v);
+        }
         if (!x.fail && (ok || !cb || (flags & SFLAG_QUICK_ONLY))) {
             return ok ? 0 : 1;
         }

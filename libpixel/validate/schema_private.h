@@ -305,6 +305,12 @@ enum {
     SQK_NODE, /* any other node */
     SQK_MERGED, /* a flattened object's name that an allOf's sibling "properties" declares
                    (see sflat): qt is an smerged */
+    SQK_MAP,    /* an object node used as a map (see smap): qt is the smap */
+    SQK_OBJX,   /* SQK_OBJ to a general or lookup sobject (the member loop walks only the
+                   others in line) */
+    SQK_NUM,    /* a leaf that is numbers only with num_fast (see sleaf) */
+    SQK_WALK,   /* SQK_OBJ to an sobject without patterns, cover or flattening (nor
+                   general or lookup): walked by a call of quick_walk() */
 };
 
 /*
@@ -322,6 +328,24 @@ typedef struct smerged {
                            outer does (the boolean pass checks outer only on a later
                            member of the name, which own does not check) */
 } smerged;
+
+/*
+ * An object node that is only "type": "object", minProperties/maxProperties (before
+ * the rest), propertyNames and additionalProperties, without properties or
+ * patternProperties, each subschema a leaf (past $ref-only nodes): the boolean pass
+ * checks the member count, then every member's name and every value in line, in the
+ * order of the node's keywords.
+ */
+typedef struct smap {
+    uint64_t minp, maxp;
+    const struct sleaf *names;  /* propertyNames' leaf, or NULL */
+    const struct sleaf *values; /* additionalProperties' leaf, or NULL */
+    bool names_first;           /* propertyNames comes before additionalProperties */
+    /* both leaves (those present) are strings with at most length bounds and a one-pass
+       pattern: no check can fail the evaluation (x->fail), so a name and its value are
+       checked in one pass, in line when the byte length settles the bounds */
+    bool one_pass;
+} smap;
 
 typedef struct spattern {
     sregex re;
@@ -484,7 +508,16 @@ struct sleaf {
     size_t nnum;
     bool int_range;       /* every numeric keyword is an integer bound: [imin, imax] */
     int64_t imin, imax;
+    /* num_fast: every numeric keyword is an inclusive minimum or maximum with an integer
+       bound of at most 2^53 in magnitude, or a multipleOf: a finite number d is within
+       the bounds when dlo <= d <= dhi (exact as doubles), an integer when imin <= i <= imax */
+    bool num_fast;
+    double dlo, dhi;
     uint64_t minlen, maxlen; /* code points */
+    /* A string of len bytes with len - flo <= fspan (unsigned) meets both lengths without
+       a count: len <= maxlen and len / 4 >= minlen (flo = 4 * minlen, or UINT64_MAX
+       with fspan 0 when no byte length is sure to). */
+    uint64_t flo, fspan;
     const sregex *pattern;
     const sop *format;
     const sop *anyfmt;    /* an anyOf whose branches are each only a format, or NULL */
@@ -506,6 +539,7 @@ struct snode {
     const sleaf *leaf;   /* set with quick for a node of one-value keywords */
     const snode *alias;  /* set with quick for a node that is only a $ref: its target */
     const struct sflat *flat; /* set with quick: the node's object checks in one walk */
+    const struct sroute *route; /* set with quick: a oneOf/anyOf by discriminator to flat walks */
 };
 
 /*
@@ -520,6 +554,19 @@ typedef struct sflat {
     const snode *inner;
     struct sobject *obj;
 } sflat;
+
+/*
+ * A node that is only a oneOf/anyOf with a const discriminator (an "any event" schema
+ * over event schemas of the sflat shape): per branch, the branch's sflat when the branch,
+ * past $ref-only nodes, is a node with an sflat whose type and whose inner node's type
+ * allow objects.  The boolean pass then goes from the discriminator's value straight to
+ * the flat walk, two levels deeper (the branch's node and the inner one), as quick()
+ * through the oneOf, the branch and quick_flat() would.
+ */
+typedef struct sroute {
+    const sop *op;           /* the oneOf/anyOf (its sdisc picks the branch) */
+    const sflat *const *flat; /* per branch, or NULL: that branch is checked by quick() */
+} sroute;
 
 /*
  * pixel_schema_validate() for the pipeline's validate stage: member names of the

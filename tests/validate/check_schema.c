@@ -934,6 +934,373 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
 }
 END_TEST
 
+START_TEST(routed_event_schemas_agree_with_the_full_evaluation)
+{
+    /* an "any event" schema: a oneOf by the const of "t" over event schemas of the
+       flattened shape (sroute), one branch of another shape, and an object member that
+       only an event schema's own properties declare (walked with the envelope's) */
+    static const char *const schema =
+        "{\"$defs\": {\"env\": {\"type\": \"object\", \"required\": [\"id\", \"t\"],"
+        " \"properties\": {\"id\": {\"type\": \"string\"}, \"t\": {\"enum\": [\"a\", \"b\", \"c\"]},"
+        " \"o\": {\"type\": \"object\", \"properties\": {\"k\": {\"type\": \"integer\"}},"
+        " \"additionalProperties\": false}, \"n\": {\"type\": \"integer\", \"maximum\": 5},"
+        " \"m\": {}}}, \"a\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"a\"}, \"q\": {\"type\": \"object\","
+        " \"required\": [\"r\"], \"additionalProperties\": false, \"properties\":"
+        " {\"r\": {\"type\": \"integer\"}, \"s\": {\"type\": \"string\", \"maxLength\": 2}}}},"
+        " \"required\": [\"q\"]},"
+        " \"b\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"b\"}, \"p\": {\"type\": \"integer\"}}},"
+        " \"c\": {\"type\": \"object\", \"properties\": {\"t\": {\"const\": \"c\"},"
+        " \"w\": {\"type\": \"string\"}}, \"required\": [\"w\"]}},"
+        " \"oneOf\": [{\"$ref\": \"#/$defs/a\"}, {\"$ref\": \"#/$defs/b\"}, {\"$ref\": \"#/$defs/c\"}]}";
+    static const char *const inst[] = {
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}}",
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1, \"s\": \"ab\"}, \"n\": 5}",
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1, \"s\": \"abc\"}}", /* in q */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"s\": \"a\"}}",             /* q's required */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1, \"z\": 1}}",       /* q is closed */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}, \"n\": 6}",       /* after q */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}, \"p\": 1}",       /* b's name */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": 1}",
+        "{\"id\": \"x\", \"t\": \"a\"}",
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {\"r\": 1}, \"q\": {}}", /* a lookup: the first */
+        "{\"id\": \"x\", \"t\": \"a\", \"q\": {}, \"q\": {\"r\": 1}}",
+        "{\"q\": {\"r\": 1}, \"o\": {\"k\": 1}, \"t\": \"a\", \"id\": \"x\"}", /* out of order */
+        "{\"id\": \"x\", \"t\": \"b\", \"p\": 1}",
+        "{\"id\": \"x\", \"t\": \"b\", \"p\": 1, \"q\": {\"r\": 1}}",
+        "{\"id\": \"x\", \"t\": \"b\", \"o\": {\"k\": \"1\"}}",
+        "{\"t\": \"c\", \"w\": \"s\", \"zz\": 1}", /* the branch of another shape */
+        "{\"t\": \"c\"}",
+        "{\"id\": \"x\", \"t\": \"d\", \"p\": 1}", /* no branch's value */
+        "{\"id\": \"x\", \"p\": 1, \"w\": \"s\"}", /* no discriminator: every branch */
+        "{\"id\": \"x\", \"t\": 1, \"w\": \"s\"}",
+        "{\"id\": \"x\", \"t\": \"b\", \"t\": \"a\", \"p\": 1}", /* the first t picks */
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"b\", \"q\": {\"r\": 1}}",
+        "{\"id\": \"x\", \"t\": \"a\", \"t\": \"d\", \"q\": {\"r\": 1}}", /* the enum's */
+        "[1]",
+        "7",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 1,
+                                0, 0, 1, 0, 1, 1, 0, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        /* the shape this test is about: two routed branches, one not */
+        ck_assert_ptr_nonnull(s->root->route);
+        ck_assert_ptr_nonnull(s->root->route->flat[0]);
+        ck_assert_ptr_nonnull(s->root->route->flat[1]);
+        ck_assert_ptr_null(s->root->route->flat[2]);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+
+    /* the flat walk's formats (asserted), maps and consts */
+    static const char *const schema2 =
+        "{\"$defs\": {\"env\": {\"type\": \"object\", \"required\": [\"t\"], \"properties\":"
+        " {\"t\": {\"enum\": [\"a\", \"b\"]}, \"d\": {\"type\": \"string\", \"format\":"
+        " \"date-time\", \"maxLength\": 40}, \"x\": {\"type\": \"object\", \"maxProperties\": 2,"
+        " \"propertyNames\": {\"pattern\": \"^[a-z]+$\"}, \"additionalProperties\":"
+        " {\"type\": \"string\"}}, \"v\": {\"const\": 1}, \"w\": {\"type\": \"object\","
+        " \"additionalProperties\": false, \"properties\": {\"k\": {\"type\": \"string\"}}}}},"
+        " \"a\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"a\"}}},"
+        " \"b\": {\"allOf\": [{\"$ref\": \"#/$defs/env\"}], \"unevaluatedProperties\": false,"
+        " \"properties\": {\"t\": {\"const\": \"b\"}}}},"
+        " \"oneOf\": [{\"$ref\": \"#/$defs/a\"}, {\"$ref\": \"#/$defs/b\"}]}";
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"{\"t\": \"a\", \"d\": \"2026-11-27T00:00:00Z\", \"x\": {\"k\": \"v\"}, \"v\": 1}", 0},
+        {"{\"t\": \"a\", \"d\": \"2026-02-30T00:00:00Z\"}", 1},
+        {"{\"t\": \"a\", \"d\": \"2026-11-27 00:00:00\"}", 1},
+        {"{\"t\": \"a\", \"d\": 5}", 1},
+        {"{\"t\": \"b\", \"x\": {\"K\": \"v\"}}", 1},
+        {"{\"t\": \"b\", \"x\": {\"k\": 1}}", 1},
+        {"{\"t\": \"b\", \"x\": {\"k\": \"1\", \"l\": \"2\", \"m\": \"3\"}}", 1},
+        {"{\"t\": \"b\", \"v\": 2}", 1},
+        {"{\"t\": \"b\", \"v\": 1.0}", 0},
+        {"{\"t\": \"b\", \"w\": {\"k\": \"s\"}}", 0},
+        {"{\"t\": \"b\", \"w\": {\"k\": \"s\", \"j\": 1}}", 1},
+        {"{\"t\": \"b\", \"w\": 1}", 1},
+        {"{\"t\": \"b\", \"u\": 1}", 1},
+    };
+    pixel_schema_registry *reg;
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t2", schema2, strlen(schema2), &err),
+                     0);
+    ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t2", &err), 0);
+    ck_assert_ptr_nonnull(s->root->route);
+    pixel_arena a;
+    pixel__arena_init(&a);
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(cases); i++) {
+        const char *j = cases[i].json;
+        pixel_value *v = pixel__json_parse(&a, guard_copy(j, strlen(j)), strlen(j), NULL);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_QUICK_ONLY | PIXEL_SCHEMA_ASSERT_FORMAT,
+                                            NULL, NULL) == cases[i].want,
+                      "boolean pass on %s", j);
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_FULL_ONLY | PIXEL_SCHEMA_ASSERT_FORMAT,
+                                            NULL, NULL) == cases[i].want,
+                      "full evaluation on %s", j);
+    }
+    pixel__arena_release(&a);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
+START_TEST(map_objects_agree_with_the_full_evaluation)
+{
+    /* objects used as maps (a member count, propertyNames and additionalProperties,
+       each a leaf: SQK_MAP), and one whose propertyNames is not a leaf */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"e\": {\"type\": \"object\", \"minProperties\": 1, \"maxProperties\": 2,"
+        " \"propertyNames\": {\"pattern\": \"^[a-z]+$\", \"maxLength\": 4},"
+        " \"additionalProperties\": {\"type\": \"string\", \"maxLength\": 3}},"
+        "\"f\": {\"$ref\": \"#/$defs/f\"}, \"g\": {\"type\": \"object\", \"propertyNames\":"
+        " {\"not\": {\"const\": \"x\"}}, \"additionalProperties\": {\"type\": \"integer\"}}},"
+        " \"$defs\": {\"f\": {\"type\": \"object\","
+        " \"additionalProperties\": {\"$ref\": \"#/$defs/i\"}, \"maxProperties\": 1}, \"i\": {\"type\":"
+        " \"integer\", \"minimum\": 0}}}";
+    static const char *const inst[] = {
+        "{\"e\": {\"a\": \"x\"}}",
+        "{\"e\": {\"a\": \"x\", \"bb\": \"yyy\"}}",
+        "{\"e\": {}}",                                      /* minProperties */
+        "{\"e\": {\"a\": \"x\", \"b\": \"y\", \"c\": \"z\"}}", /* maxProperties */
+        "{\"e\": {\"A\": \"x\"}}",                           /* a name's pattern */
+        "{\"e\": {\"abcde\": \"x\"}}",                       /* a name's length */
+        "{\"e\": {\"a\": \"wxyz\"}}",                        /* a value's length */
+        "{\"e\": {\"a\": 1}}",                               /* a value's type */
+        "{\"e\": {\"a\": \"x\", \"a\": \"y\"}}",
+        "{\"e\": []}",
+        "{\"e\": \"a\"}",
+        "{\"f\": {\"z\": 3}}",
+        "{\"f\": {\"z\": -3}}",
+        "{\"f\": {\"z\": 3, \"y\": 4}}",
+        "{\"f\": 1}",
+        "{\"g\": {\"y\": 1}}",
+        "{\"g\": {\"x\": 1}}",
+        "{\"g\": {\"y\": \"1\"}}",
+        "{\"e\": {\"a\": \"\\u00e9\\u00e9\\u00e9\"}}",       /* 3 code points, 6 bytes */
+        "{\"e\": {\"a\": \"\\u00e9\\u00e9\\u00e9\\u00e9\"}}",
+        "{\"e\": {\"\\u00e9\": \"x\"}}",
+        "{\"e\": {\"ab\": \"x\", \"cd\": null}}",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0,
+                                1, 0, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const sobject *o = NULL;
+        for (size_t k = 0; k < s->root->nops; k++) {
+            if (s->root->ops[k].kind == OP_OBJECT) {
+                o = s->root->ops[k].u.obj;
+            }
+        }
+        ck_assert_ptr_nonnull(o);
+        /* the shape this test is about: "e" and "f" maps, "g" not */
+        ck_assert_int_eq(o->props[0].qk, SQK_MAP);
+        ck_assert_int_eq(o->props[1].qk, SQK_MAP);
+        ck_assert_int_eq(o->props[2].qk, SQK_NODE);
+        /* "e" checks a name and its value in one pass, "f" (integer values) does not */
+        ck_assert(((const smap *)o->props[0].qt)->one_pass);
+        ck_assert(!((const smap *)o->props[1].qt)->one_pass);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
+START_TEST(string_lengths_by_byte_count_agree_with_the_full_evaluation)
+{
+    /* the byte-length shortcut of a string leaf (sleaf.flo/fspan) at its edges: ASCII
+       and multi-byte text around minLength, 4 * minLength and maxLength, a minLength
+       above maxLength / 4 and one above maxLength, for each member kind */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"s\": {\"type\": \"string\", \"minLength\": 2, \"maxLength\": 9},"
+        "\"p\": {\"type\": \"string\", \"minLength\": 2, \"maxLength\": 9, \"pattern\": \"^[^x]\"},"
+        "\"f\": {\"type\": \"string\", \"minLength\": 2, \"maxLength\": 9, \"format\": \"hostname\"},"
+        "\"l\": {\"type\": [\"string\", \"null\"], \"minLength\": 2, \"maxLength\": 9},"
+        "\"w\": {\"type\": \"string\", \"minLength\": 3, \"maxLength\": 5},"
+        "\"z\": {\"type\": \"string\", \"minLength\": 3, \"maxLength\": 2}}}";
+    static const char *const inst[] = {
+        "{\"s\": \"ab\"}",  "{\"s\": \"a\"}",  "{\"s\": \"abcdefghi\"}", "{\"s\": \"abcdefghij\"}",
+        "{\"s\": \"\\u00e9\"}", "{\"s\": \"\\u00e9\\u00e9\"}", "{\"s\": \"\\u20ac\\u20ac\\u20ac\"}",
+        "{\"s\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}",       /* 10 bytes, 5 code points */
+        "{\"s\": \"\\u20ac\\u20ac\\u20ac\\u20ac\"}",             /* 12 bytes, 4 code points */
+        "{\"p\": \"ab\"}",  "{\"p\": \"a\"}",  "{\"p\": \"xb\"}",  "{\"p\": \"\\u00e9\"}",
+        "{\"p\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}", "{\"p\": \"abcdefghij\"}",
+        "{\"f\": \"ab\"}",  "{\"f\": \"a\"}",  "{\"f\": \"abcdefghij\"}", "{\"f\": \"a-b.cd\"}",
+        "{\"l\": \"ab\"}",  "{\"l\": \"a\"}",  "{\"l\": null}", "{\"l\": \"\\u00e9\\u00e9\"}",
+        "{\"l\": \"abcdefghij\"}",
+        "{\"w\": \"abc\"}", "{\"w\": \"ab\"}", "{\"w\": \"abcde\"}", "{\"w\": \"abcdef\"}",
+        "{\"w\": \"\\u00e9\\u00e9\\u00e9\"}", "{\"w\": \"\\u00e9\\u00e9\"}",
+        "{\"w\": \"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\"}",     /* 15 bytes, 5 code points */
+        "{\"z\": \"ab\"}",  "{\"z\": \"abc\"}", "{\"z\": \"\"}",
+    };
+    static const int valid[] = {1, 0, 1, 0, 0, 1, 1, 1, 1,
+                                1, 0, 0, 0, 1, 0,
+                                1, 0, 0, 1,
+                                1, 0, 1, 1, 0,
+                                1, 0, 1, 0, 1, 0, 1,
+                                0, 0, 0};
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
+START_TEST(number_leaves_by_bounds_agree_with_the_full_evaluation)
+{
+    /* numeric leaves whose bounds are inclusive integers (SQK_NUM: doubles compared with
+       the bounds as doubles, integers as integers, then multipleOf), and one with an
+       exclusive bound (not SQK_NUM) */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"b\": {\"type\": \"number\", \"minimum\": 0, \"maximum\": 50, \"multipleOf\": 0.25},"
+        "\"i\": {\"type\": \"integer\", \"minimum\": -9007199254740992,"
+        " \"maximum\": 9007199254740992, \"multipleOf\": 2},"
+        "\"m\": {\"type\": \"number\", \"minimum\": 2, \"maximum\": 9, \"multipleOf\": 3},"
+        "\"x\": {\"type\": \"number\", \"exclusiveMinimum\": 0, \"multipleOf\": 0.5}}}";
+    static const char *const inst[] = {
+        "{\"b\": 3.75}", "{\"b\": 3.7}", "{\"b\": 0}", "{\"b\": 50}", "{\"b\": 50.25}",
+        "{\"b\": -0.25}", "{\"b\": -0.0}", "{\"b\": 49.999999999999999999}", "{\"b\": 2}",
+        "{\"b\": 51}", "{\"b\": -1}", "{\"b\": \"3\"}", "{\"b\": null}", "{\"b\": 1e308}",
+        "{\"b\": 0.0000}", "{\"b\": 12.50}",
+        "{\"i\": 4}", "{\"i\": 5}", "{\"i\": 4.0}", "{\"i\": 4.5}", "{\"i\": 9007199254740992}",
+        "{\"i\": 9007199254740994}", "{\"i\": -9007199254740994}", "{\"i\": 9007199254740992.0}",
+        "{\"i\": 1e300}", "{\"i\": true}",
+        "{\"m\": 3}", "{\"m\": 6}", "{\"m\": 1.5}", "{\"m\": 0}", "{\"m\": 9}", "{\"m\": 12}",
+        "{\"x\": 0.5}", "{\"x\": 0}", "{\"x\": 0.25}",
+    };
+    static const int valid[] = {1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1,
+                                1, 0, 1, 0, 1, 0, 0, 1, 0, 0,
+                                1, 1, 0, 0, 1, 0,
+                                1, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const sobject *o = NULL;
+        for (size_t k = 0; k < s->root->nops; k++) {
+            if (s->root->ops[k].kind == OP_OBJECT) {
+                o = s->root->ops[k].u.obj;
+            }
+        }
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(o->props[0].qk, SQK_NUM);
+        ck_assert_int_eq(o->props[1].qk, SQK_NUM);
+        ck_assert_int_eq(o->props[3].qk, SQK_LEAF);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
+START_TEST(objects_walked_apart_agree_with_the_full_evaluation)
+{
+    /* an object member walked by quick_walk() (SQK_WALK), with every leaf kind, a name
+       only required, a nested object of the same kind and one of another, and
+       additionalProperties as a schema; and one with patternProperties (not SQK_WALK) */
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {"
+        "\"o\": {\"type\": \"object\", \"required\": [\"s\", \"r\"], \"properties\": {"
+        " \"s\": {\"type\": \"string\", \"maxLength\": 3}, \"p\": {\"type\": \"string\","
+        " \"pattern\": \"^[a-z]+$\"}, \"f\": {\"type\": \"string\", \"format\": \"ipv4\"},"
+        " \"i\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 9}, \"e\": {\"enum\":"
+        " [\"x\", \"y\"]}, \"c\": {\"const\": \"k\"}, \"n\": {\"type\": \"number\", \"maximum\": 5,"
+        " \"multipleOf\": 0.5}, \"l\": {\"type\": [\"string\", \"null\"]}, \"w\": {\"type\": \"object\","
+        " \"required\": [\"k\"], \"additionalProperties\": false, \"properties\": {\"k\": {\"type\":"
+        " \"integer\"}, \"h\": {\"type\": \"string\"}}}, \"u\": {\"type\": \"object\", \"properties\":"
+        " {\"k\": {\"type\": \"integer\"}}}},"
+        " \"additionalProperties\": {\"type\": \"boolean\"}},"
+        "\"q\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\","
+        " \"properties\": {\"b\": {\"type\": \"integer\"}}}}, \"patternProperties\": {\"^z\":"
+        " {\"type\": \"integer\"}}, \"additionalProperties\": false}}}";
+    static const char *const inst[] = {
+        "{\"o\": {\"s\": \"ab\", \"r\": true}}",
+        "{\"o\": {\"s\": \"ab\", \"p\": \"q\", \"f\": \"1.2.3.4\", \"i\": 9, \"e\": \"y\","
+        " \"c\": \"k\", \"n\": 4.5, \"l\": null, \"r\": false}}",
+        "{\"o\": {\"r\": true, \"l\": \"z\", \"n\": 5, \"c\": \"k\", \"e\": \"x\", \"i\": 0,"
+        " \"f\": \"1.2.3.4\", \"p\": \"q\", \"s\": \"\"}}", /* the other order */
+        "{\"o\": {\"s\": \"abcd\", \"r\": true}}",
+        "{\"o\": {\"s\": 1, \"r\": true}}",
+        "{\"o\": {\"s\": \"ab\"}}",                    /* r is only required */
+        "{\"o\": {\"r\": true}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": 1}}",          /* r: additionalProperties */
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"z\": true}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"z\": 0}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"p\": \"Q\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"p\": 7}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"i\": 10}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"i\": 1.0}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"i\": \"1\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"e\": \"z\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"c\": \"kk\"}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"n\": 4.25}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"l\": 1}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"s\": \"abcd\"}}", /* every member checked */
+        "{\"o\": {\"s\": \"\\u00e9\\u00e9\\u00e9\", \"r\": true}}",
+        "{\"o\": {\"s\": \"\\u00e9\\u00e9\\u00e9\\u00e9\", \"r\": true}}",
+        "{\"o\": []}",
+        "{\"q\": {\"a\": {}}}",
+        "{\"q\": {\"a\": 1}}",
+        "{\"q\": {\"b\": {}}}",
+        "{\"q\": {\"a\": {\"b\": \"1\"}}}",
+        "{\"q\": {\"a\": {\"b\": 1}, \"z\": 1}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"k\": 1, \"h\": \"x\"}, \"u\": {\"k\": 2}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"h\": \"x\"}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"k\": 1, \"q\": 1}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": {\"k\": 1}, \"s\": 1}}", /* after w */
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"u\": {\"k\": \"2\"}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"u\": {\"j\": \"2\"}}}",
+        "{\"o\": {\"s\": \"ab\", \"r\": true, \"w\": []}}",
+    };
+    static const int valid[] = {1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+                                1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s;
+        pixel_error err;
+        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
+        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
+                         0);
+        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const sobject *o = NULL;
+        for (size_t k = 0; k < s->root->nops; k++) {
+            if (s->root->ops[k].kind == OP_OBJECT) {
+                o = s->root->ops[k].u.obj;
+            }
+        }
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(o->props[0].qk, SQK_WALK);
+        ck_assert_int_ne(o->props[1].qk, SQK_WALK);
+        const sobject *w = o->props[0].qt;
+        long j = pixel__strtab_find(&w->names, "w", 1);
+        ck_assert(j >= 0 && w->props[j].qk == SQK_WALK);
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1395,6 +1762,11 @@ static Suite *schema_suite(void)
     tcase_add_test(val, trusted_uuids_pass_the_checker);
     tcase_add_test(val, pipeline_flags_only_what_passes_the_checker);
     tcase_add_test(val, flattened_event_schemas_agree_with_the_full_evaluation);
+    tcase_add_test(val, routed_event_schemas_agree_with_the_full_evaluation);
+    tcase_add_test(val, map_objects_agree_with_the_full_evaluation);
+    tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
+    tcase_add_test(val, number_leaves_by_bounds_agree_with_the_full_evaluation);
+    tcase_add_test(val, objects_walked_apart_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
