@@ -767,11 +767,14 @@ static int run_anonymize_ip(const pixel_enricher *e, pixel_ctx *ctx, pixel_error
             mask_groups(w, e->v6_prefix);
             len = format_ipv6(w, out);
         }
+        /* RFC 5952 text (hex groups, "::", a dotted quad only in the mapped
+           and compatible forms): what the ipv6 format accepts */
+        fmt = PIXEL_VALUE_FMT_IPV6;
     }
     pixel__image_edit(v, NULL);
     v->u.str.s = out; /* v is the event's own value: change it in place */
     v->u.str.len = len;
-    /* hex digits, '.' and ':'; no longer what a format flag said, but a dotted quad */
+    /* hex digits, '.' and ':'; no longer what a format flag said, but the address's own */
     v->flags = (uint16_t)((v->flags & ~PIXEL_VALUE_FMT_MASK) | PIXEL_VALUE_PLAIN_STR | fmt);
     return 0;
 }

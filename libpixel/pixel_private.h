@@ -178,10 +178,11 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
 /* STRING: text libpixel wrote itself in a form a JSON Schema format accepts, so
  * the validator need not check it (validate/schema_eval.c, tests/validate).
  * Set only where the text is made; whoever changes u.str in place must clear it. */
-#define PIXEL_VALUE_FMT_MASK      0xC0u
-#define PIXEL_VALUE_FMT_DATE_TIME 0x40u /* written by pixel__format_rfc3339 */
-#define PIXEL_VALUE_FMT_UUID      0x80u /* 8-4-4-4-12 hex digits */
-#define PIXEL_VALUE_FMT_IPV4      0xC0u /* a dotted quad written by anonymize_ip (enrich.c) */
+#define PIXEL_VALUE_FMT_MASK      0x8C0u
+#define PIXEL_VALUE_FMT_DATE_TIME 0x40u  /* written by pixel__format_rfc3339 */
+#define PIXEL_VALUE_FMT_UUID      0x80u  /* 8-4-4-4-12 hex digits */
+#define PIXEL_VALUE_FMT_IPV4      0xC0u  /* a dotted quad written by anonymize_ip (enrich.c) */
+#define PIXEL_VALUE_FMT_IPV6      0x800u /* an RFC 4291 text address written by anonymize_ip */
 /* With PLAIN_KEY: the key is one of the pipeline's framed member names
  * (pipeline.h keyframes): `,"` before it and `":` after it, readable a
  * block past that.  Cleared wherever a key is set (pixel__object_add). */

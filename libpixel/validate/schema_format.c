@@ -1199,7 +1199,7 @@ static bool regex(const char *s, size_t n)
     return ok;
 }
 
-uint8_t pixel__format_trust(int id)
+uint16_t pixel__format_trust(int id)
 {
     switch (id) {
         case F_DATE_TIME:
@@ -1208,8 +1208,10 @@ uint8_t pixel__format_trust(int id)
             return PIXEL_VALUE_FMT_UUID;
         case F_IPV4:
             return PIXEL_VALUE_FMT_IPV4;
+        case F_IPV6:
+            return PIXEL_VALUE_FMT_IPV6;
         default:
-            return 0xFF;
+            return 0xFFFF;
     }
 }
 

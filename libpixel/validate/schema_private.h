@@ -448,7 +448,7 @@ typedef struct sop {
             int id;
             const char *name;
             bool assert_always; /* format-assertion vocabulary */
-            uint8_t trust; /* the PIXEL_VALUE_FMT_* flag of text known to pass, or 0xFF */
+            uint16_t trust; /* the PIXEL_VALUE_FMT_* flag of text known to pass, or 0xFFFF */
         } fmt;
         sobject *obj;
         struct {
@@ -629,12 +629,12 @@ bool pixel__regex_shuffled(const sregex *re);
 
 int pixel__format_id(const char *name); /* -1 for an unknown format */
 /* The PIXEL_VALUE_FMT_* flag that marks text the format accepts (see
-   pixel__format_trusted), or 0xFF when none does. */
-uint8_t pixel__format_trust(int id);
+   pixel__format_trusted), or 0xFFFF when none does. */
+uint16_t pixel__format_trust(int id);
 /* Whether a string flagged f (PIXEL_VALUE_FMT_*) passes format id without a check: the
    core wrote it in that form.  A date-time's year 0000 or 9999 may be clamped
    (pixel__format_rfc3339), so such a text is checked. */
-__attribute__((always_inline)) static inline bool pixel__format_trusted(uint8_t trust, unsigned f,
+__attribute__((always_inline)) static inline bool pixel__format_trusted(uint16_t trust, unsigned f,
                                                                        const char *s, size_t n)
 {
     if ((f & PIXEL_VALUE_FMT_MASK) != trust) {

@@ -1586,10 +1586,13 @@ static size_t flagged_ok(const pixel_value *v, size_t *bad)
     }
     int id = pixel__format_id(f == PIXEL_VALUE_FMT_DATE_TIME ? "date-time"
                               : f == PIXEL_VALUE_FMT_UUID   ? "uuid"
-                                                            : "ipv4");
+                              : f == PIXEL_VALUE_FMT_IPV4   ? "ipv4"
+                                                            : "ipv6");
     ck_assert_int_eq(pixel__format_trust(id), f);
-    if (pixel__format_trusted((uint8_t)f, f, v->u.str.s, v->u.str.len) &&
+    if (pixel__format_trusted((uint16_t)f, f, v->u.str.s, v->u.str.len) &&
         pixel__format_check(id, v->u.str.s, v->u.str.len) != 1) {
+        ck_assert_msg(0, "flagged %#x but the checker refuses \"%.*s\"", f, (int)v->u.str.len,
+                      v->u.str.s);
         ++*bad;
     }
     return 1;
@@ -1598,16 +1601,24 @@ static size_t flagged_ok(const pixel_value *v, size_t *bad)
 /* The example pipeline's flagged values (times of each kind, event IDs sent in any case or
    derived, the ingest time, anonymized IPv4 addresses) on its sample log and on lines with
    odd IDs, times and client addresses, with IPv4 prefixes of every kind. */
-static size_t pipeline_flags_run(int v4_prefix);
+static size_t pipeline_flags_run(int v4_prefix, int v6_prefix, size_t *flagged_v6);
 
 START_TEST(pipeline_flags_only_what_passes_the_checker)
 {
     static const int prefixes[] = {24, 0, 1, 7, 8, 9, 16, 23, 31, 32};
-    size_t flagged_ip = 0;
+    static const int v6_prefixes[] = {48, 0, 1, 15, 16, 17, 32, 64, 96, 112, 127, 128};
+    size_t flagged_ip = 0, flagged_v6 = 0;
     for (size_t pi = 0; pi < sizeof(prefixes) / sizeof(prefixes[0]); pi++) {
-        flagged_ip += pipeline_flags_run(prefixes[pi]);
+        flagged_ip += pipeline_flags_run(prefixes[pi], 48, &flagged_v6);
+    }
+    for (size_t pi = 0; pi < sizeof(v6_prefixes) / sizeof(v6_prefixes[0]); pi++) {
+        flagged_ip += pipeline_flags_run(24, v6_prefixes[pi], &flagged_v6);
     }
     ck_assert_uint_gt(flagged_ip, 1000);
+    ck_assert_uint_gt(flagged_v6, 1000);
+    ck_assert_int_eq(pixel__format_trust(pixel__format_id("ipv6")), PIXEL_VALUE_FMT_IPV6);
+    ck_assert(!pixel__format_trusted(pixel__format_trust(pixel__format_id("ipv4")),
+                                     PIXEL_VALUE_FMT_IPV6, "2001:db8::", 10));
     int v4 = pixel__format_id("ipv4");
     ck_assert_int_eq(pixel__format_trust(v4), PIXEL_VALUE_FMT_IPV4);
     ck_assert(!pixel__format_trusted(pixel__format_trust(pixel__format_id("ipv6")),
@@ -1616,20 +1627,61 @@ START_TEST(pipeline_flags_only_what_passes_the_checker)
 }
 END_TEST
 
-static size_t count_ipv4_flags(const pixel_value *v)
+static size_t count_fmt_flags(const pixel_value *v, unsigned fmt)
 {
     size_t n = 0;
     if (v->type == PIXEL_TYPE_OBJECT || v->type == PIXEL_TYPE_ARRAY) {
         for (const pixel_value *m = v->u.list.head; m; m = m->next) {
-            n += count_ipv4_flags(m);
+            n += count_fmt_flags(m, fmt);
         }
         return n;
     }
-    return v->type == PIXEL_TYPE_STRING &&
-           (v->flags & PIXEL_VALUE_FMT_MASK) == PIXEL_VALUE_FMT_IPV4;
+    return v->type == PIXEL_TYPE_STRING && (v->flags & PIXEL_VALUE_FMT_MASK) == fmt;
 }
 
-static size_t pipeline_flags_run(int v4_prefix)
+/* A random IPv6 client address of one of the written forms: full, with
+   leading zeros, upper case, compressed, with an embedded dotted quad, or
+   IPv4-mapped or -compatible. */
+static void random_ipv6(uint64_t *rnd, char *out, size_t size)
+{
+    unsigned g[8];
+    for (int k = 0; k < 8; k++) {
+        *rnd ^= *rnd << 13, *rnd ^= *rnd >> 7, *rnd ^= *rnd << 17;
+        unsigned r = (unsigned)(*rnd >> 20);
+        g[k] = r % 5 == 0 ? 0 : r % 5 == 1 ? r % 16 : r % 5 == 2 ? r % 256 : r & 0xFFFF;
+    }
+    switch ((unsigned)(*rnd >> 50) % 7) {
+        case 5: /* IPv4-mapped, written back with a dotted quad */
+            snprintf(out, size, "::ffff:%u.%u.%u.%u", g[4] & 255, g[5] & 255, g[6] & 255,
+                     g[7] & 255);
+            break;
+        case 6: /* IPv4-compatible (deprecated, still an address) */
+            snprintf(out, size, "::%u.%u.%u.%u", (g[4] & 255) | 1, g[5] & 255, g[6] & 255,
+                     g[7] & 255);
+            break;
+        case 0:
+            snprintf(out, size, "%x:%x:%x:%x:%x:%x:%x:%x", g[0], g[1], g[2], g[3], g[4], g[5], g[6],
+                     g[7]);
+            break;
+        case 1:
+            snprintf(out, size, "%04x:%04x:%04x:%04x:%04x:%04x:%04x:%04x", g[0], g[1], g[2], g[3],
+                     g[4], g[5], g[6], g[7]);
+            break;
+        case 2:
+            snprintf(out, size, "%X:%X:%X:%X:%X:%X:%X:%X", g[0], g[1], g[2], g[3], g[4], g[5], g[6],
+                     g[7]);
+            break;
+        case 3:
+            snprintf(out, size, "%x:%x::%x:%x", g[0] | 1, g[1], g[6], g[7]);
+            break;
+        default:
+            snprintf(out, size, "%x:%x::ffff:%u.%u.%u.%u", g[0] | 1, g[1], g[4] & 255, g[5] & 255,
+                     g[6] & 255, g[7] & 255);
+            break;
+    }
+}
+
+static size_t pipeline_flags_run(int v4_prefix, int v6_prefix, size_t *flagged_v6)
 {
     const char *src = getenv("PIXEL_SOURCE_DIR");
     char path[1300], base[1200];
@@ -1649,6 +1701,11 @@ static size_t pipeline_flags_run(int v4_prefix)
     ck_assert_ptr_nonnull(pf);
     static char with[1 << 16];
     snprintf(with, sizeof(with), "%.*sipv4_prefix: %d%s", (int)(pf - text), text, v4_prefix,
+             pf + 15);
+    snprintf(text, sizeof(text), "%s", with);
+    pf = strstr(text, "ipv6_prefix: 48");
+    ck_assert_ptr_nonnull(pf);
+    snprintf(with, sizeof(with), "%.*sipv6_prefix: %d%s", (int)(pf - text), text, v6_prefix,
              pf + 15);
     snprintf(text, sizeof(text), "%s", with);
     pixel_pipeline *p = NULL;
@@ -1702,8 +1759,15 @@ static size_t pipeline_flags_run(int v4_prefix)
                         unsigned r8 = (unsigned)(rnd >> (16 * k)) & 0xFFFF;
                         o[k] = r8 % 3 == 0 ? r8 % 10 : r8 % 3 == 1 ? 10 + r8 % 90 : r8 % 256;
                     }
-                    snprintf(alt, sizeof(alt), "%.*snginx: %u.%u.%u.%u%s", (int)(ip - line), line,
-                             o[0], o[1], o[2], o[3], ipe);
+                    if (i % 2) {
+                        char v6[64];
+                        random_ipv6(&rnd, v6, sizeof(v6));
+                        snprintf(alt, sizeof(alt), "%.*snginx: %s%s", (int)(ip - line), line, v6,
+                                 ipe);
+                    } else {
+                        snprintf(alt, sizeof(alt), "%.*snginx: %u.%u.%u.%u%s", (int)(ip - line),
+                                 line, o[0], o[1], o[2], o[3], ipe);
+                    }
                     snprintf(line, sizeof(line), "%s", alt);
                     n = strlen(line);
                 }
@@ -1716,7 +1780,8 @@ static size_t pipeline_flags_run(int v4_prefix)
             if (oc == PIXEL_OUTCOME_EVENT) {
                 events++;
                 flagged += flagged_ok(pixel_ctx_event(ctx), &bad);
-                ipv4 += count_ipv4_flags(pixel_ctx_event(ctx));
+                ipv4 += count_fmt_flags(pixel_ctx_event(ctx), PIXEL_VALUE_FMT_IPV4);
+                *flagged_v6 += count_fmt_flags(pixel_ctx_event(ctx), PIXEL_VALUE_FMT_IPV6);
             }
         }
     }
