@@ -1474,6 +1474,17 @@ int pixel_module_shape_image_kept(const pixel_module_shape *shape, const pixel_m
     return shape_image(shape, vals, image, size, true);
 }
 
+/* The link at byte offset off of a copy at blk: the image's offset made
+ * the copy's address. */
+static inline __attribute__((always_inline)) void image_relocate(char *blk, uint32_t off,
+                                                                 uintptr_t base)
+{
+    uintptr_t link;
+    memcpy(&link, blk + off, sizeof(link));
+    link += base;
+    memcpy(blk + off, &link, sizeof(link));
+}
+
 /* pixel_module_shape_emit() of checked arguments (also under
  * pixel_module_event_set_image()). */
 static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *ctx,
@@ -1488,20 +1499,42 @@ static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    const image_link_t from = {
-        im, im->gen, kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0};
-    memcpy(blk, &from, IMAGE_LINK);
+    /* the link's words stored one by one (no copy of it on the stack) */
+    const uint64_t gen = im->gen,
+                   stamp = kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0;
+    memcpy(blk + offsetof(image_link_t, im), &im, sizeof(im));
+    memcpy(blk + offsetof(image_link_t, gen), &gen, sizeof(gen));
+    memcpy(blk + offsetof(image_link_t, stamp), &stamp, sizeof(stamp));
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), bytes);
     const uint32_t *at = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
-    const uint32_t *end = at + nrel;
     const uintptr_t base = (uintptr_t)blk;
-    for (; at < end; at++) {
-        char *p = blk + *at;
-        uintptr_t link;
-        memcpy(&link, p, sizeof(link));
-        link += base;
-        memcpy(p, &link, sizeof(link));
+    /* eight links a step (a load and an add to memory each), then 4, 2, 1 */
+    const uint32_t *const end8 = at + (nrel & ~7u);
+    for (; at < end8; at += 8) {
+        image_relocate(blk, at[0], base);
+        image_relocate(blk, at[1], base);
+        image_relocate(blk, at[2], base);
+        image_relocate(blk, at[3], base);
+        image_relocate(blk, at[4], base);
+        image_relocate(blk, at[5], base);
+        image_relocate(blk, at[6], base);
+        image_relocate(blk, at[7], base);
+    }
+    if (nrel & 4) {
+        image_relocate(blk, at[0], base);
+        image_relocate(blk, at[1], base);
+        image_relocate(blk, at[2], base);
+        image_relocate(blk, at[3], base);
+        at += 4;
+    }
+    if (nrel & 2) {
+        image_relocate(blk, at[0], base);
+        image_relocate(blk, at[1], base);
+        at += 2;
+    }
+    if (nrel & 1) {
+        image_relocate(blk, at[0], base);
     }
     return (pixel_value *)(void *)blk;
 }
