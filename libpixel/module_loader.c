@@ -780,6 +780,7 @@ struct pixel_module_event_path {
     size_t depth; /* segments of the path that obj stands for (at most all but the last) */
     int gobj;     /* the same for reading: the path's own object when mapped */
     size_t gdepth;
+    int par, gpar; /* pipeline->objects parents of obj and gobj (0: the root; -1: none) */
     bool fresh;
     bool tail_first; /* reading: gobj is the parent and maps nothing at the leaf */
 };
@@ -874,6 +875,8 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
     }
     ep->gobj = j;
     ep->gdepth = gdepth;
+    ep->par = ep->obj ? p->objects[ep->obj].parent : -1;
+    ep->gpar = ep->gobj ? p->objects[ep->gobj].parent : -1;
     /* Reading a member that only a setter (of an earlier module) can add to
        the mapped object gobj: a member added is appended, so look at its
        last member first.  The keys of an object are distinct (the setters
@@ -914,8 +917,8 @@ void pixel_module_event_path_free(pixel_module_event_path *path)
 /* The mapped object ep stands for on this line (or the root when it stands
  * for none), with *k the segments it covers; NULL when it cannot be used. */
 static inline pixel_value *event_start(const pixel_module_event *ev,
-                                       const pixel_module_event_path *ep, int obj, size_t depth,
-                                       size_t *k)
+                                       const pixel_module_event_path *ep, int obj, int parent,
+                                       size_t depth, size_t *k)
 {
     const pixel_ctx *ctx = ev->ctx;
     *k = 0;
@@ -930,8 +933,17 @@ static inline pixel_value *event_start(const pixel_module_event *ev,
     if (!o) {
         return NULL;
     }
+    if (parent == 0) {
+        /* (known at load) an object of the root: ev->event, which is
+           map_objs[0], never NULL (map.c sets map_objs with its root) */
+        if (ev->event->flags & PIXEL_VALUE_EDITED) {
+            return NULL;
+        }
+        *k = depth;
+        return o;
+    }
     const pixel_objnode *objs = ep->pipeline->objects;
-    for (int a = objs[obj].parent;; a = objs[a].parent) {
+    for (int a = parent;; a = objs[a].parent) {
         if (!ctx->map_objs[a] || (ctx->map_objs[a]->flags & PIXEL_VALUE_EDITED)) {
             return NULL;
         }
@@ -960,7 +972,7 @@ static __attribute__((noinline)) pixel_value *
 event_get_last_first(const pixel_module_event *ev, const pixel_module_event_path *path)
 {
     size_t k;
-    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gpar, path->gdepth, &k);
     if (v && v->type == PIXEL_TYPE_OBJECT && v->u.list.tail) {
         const struct pixel_path_seg *seg = &path->path->seg[k];
         pixel_value *t = v->u.list.tail;
@@ -1010,7 +1022,7 @@ pixel_value *pixel_module_event_get(const pixel_module_event *ev,
         return event_get_last_first(ev, path);
     }
     size_t k;
-    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gpar, path->gdepth, &k);
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
@@ -1022,7 +1034,7 @@ event_set_val(pixel_module_event *ev, const pixel_module_event_path *path, pixel
     const pixel_path *pp = path->path;
     const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
     size_t k;
-    pixel_value *start = event_start(ev, path, path->obj, path->depth, &k);
+    pixel_value *start = event_start(ev, path, path->obj, path->par, path->depth, &k);
     pixel_value *parent = NULL;
     if (start && path->fresh && !(start->flags & PIXEL_VALUE_EDITED)) {
         parent = start; /* the path's parent, which nobody changed: the member is new */
