@@ -780,6 +780,7 @@ struct pixel_module_event_path {
     size_t depth; /* segments of the path that obj stands for (at most all but the last) */
     int gobj;     /* the same for reading: the path's own object when mapped */
     size_t gdepth;
+    int par, gpar; /* pipeline->objects parents of obj and gobj (0: the root; -1: none) */
     bool fresh;
     bool tail_first; /* reading: gobj is the parent and maps nothing at the leaf */
 };
@@ -874,6 +875,8 @@ pixel_module_event_path *pixel_module_event_path_new(const pixel_module_config *
     }
     ep->gobj = j;
     ep->gdepth = gdepth;
+    ep->par = ep->obj ? p->objects[ep->obj].parent : -1;
+    ep->gpar = ep->gobj ? p->objects[ep->gobj].parent : -1;
     /* Reading a member that only a setter (of an earlier module) can add to
        the mapped object gobj: a member added is appended, so look at its
        last member first.  The keys of an object are distinct (the setters
@@ -914,8 +917,8 @@ void pixel_module_event_path_free(pixel_module_event_path *path)
 /* The mapped object ep stands for on this line (or the root when it stands
  * for none), with *k the segments it covers; NULL when it cannot be used. */
 static inline pixel_value *event_start(const pixel_module_event *ev,
-                                       const pixel_module_event_path *ep, int obj, size_t depth,
-                                       size_t *k)
+                                       const pixel_module_event_path *ep, int obj, int parent,
+                                       size_t depth, size_t *k)
 {
     const pixel_ctx *ctx = ev->ctx;
     *k = 0;
@@ -930,8 +933,17 @@ static inline pixel_value *event_start(const pixel_module_event *ev,
     if (!o) {
         return NULL;
     }
+    if (parent == 0) {
+        /* (known at load) an object of the root: ev->event, which is
+           map_objs[0], never NULL (map.c sets map_objs with its root) */
+        if (ev->event->flags & PIXEL_VALUE_EDITED) {
+            return NULL;
+        }
+        *k = depth;
+        return o;
+    }
     const pixel_objnode *objs = ep->pipeline->objects;
-    for (int a = objs[obj].parent;; a = objs[a].parent) {
+    for (int a = parent;; a = objs[a].parent) {
         if (!ctx->map_objs[a] || (ctx->map_objs[a]->flags & PIXEL_VALUE_EDITED)) {
             return NULL;
         }
@@ -960,7 +972,7 @@ static __attribute__((noinline)) pixel_value *
 event_get_last_first(const pixel_module_event *ev, const pixel_module_event_path *path)
 {
     size_t k;
-    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gpar, path->gdepth, &k);
     if (v && v->type == PIXEL_TYPE_OBJECT && v->u.list.tail) {
         const struct pixel_path_seg *seg = &path->path->seg[k];
         pixel_value *t = v->u.list.tail;
@@ -1010,7 +1022,7 @@ pixel_value *pixel_module_event_get(const pixel_module_event *ev,
         return event_get_last_first(ev, path);
     }
     size_t k;
-    const pixel_value *v = event_start(ev, path, path->gobj, path->gdepth, &k);
+    const pixel_value *v = event_start(ev, path, path->gobj, path->gpar, path->gdepth, &k);
     return path_from(v ? v : ev->event, path->path, k, path->path->n);
 }
 
@@ -1022,7 +1034,7 @@ event_set_val(pixel_module_event *ev, const pixel_module_event_path *path, pixel
     const pixel_path *pp = path->path;
     const struct pixel_path_seg *leaf = &pp->seg[pp->n - 1];
     size_t k;
-    pixel_value *start = event_start(ev, path, path->obj, path->depth, &k);
+    pixel_value *start = event_start(ev, path, path->obj, path->par, path->depth, &k);
     pixel_value *parent = NULL;
     if (start && path->fresh && !(start->flags & PIXEL_VALUE_EDITED)) {
         parent = start; /* the path's parent, which nobody changed: the member is new */
@@ -1474,6 +1486,17 @@ int pixel_module_shape_image_kept(const pixel_module_shape *shape, const pixel_m
     return shape_image(shape, vals, image, size, true);
 }
 
+/* The link at byte offset off of a copy at blk: the image's offset made
+ * the copy's address. */
+static inline __attribute__((always_inline)) void image_relocate(char *blk, uint32_t off,
+                                                                 uintptr_t base)
+{
+    uintptr_t link;
+    memcpy(&link, blk + off, sizeof(link));
+    link += base;
+    memcpy(blk + off, &link, sizeof(link));
+}
+
 /* pixel_module_shape_emit() of checked arguments (also under
  * pixel_module_event_set_image()). */
 static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *ctx,
@@ -1488,20 +1511,42 @@ static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *
     if (PIXEL_UNLIKELY(!blk)) {
         return NULL;
     }
-    const image_link_t from = {
-        im, im->gen, kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0};
-    memcpy(blk, &from, IMAGE_LINK);
+    /* the link's words stored one by one (no copy of it on the stack) */
+    const uint64_t gen = im->gen,
+                   stamp = kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0;
+    memcpy(blk + offsetof(image_link_t, im), &im, sizeof(im));
+    memcpy(blk + offsetof(image_link_t, gen), &gen, sizeof(gen));
+    memcpy(blk + offsetof(image_link_t, stamp), &stamp, sizeof(stamp));
     blk += IMAGE_LINK;
     memcpy(blk, image_nodes(im), bytes);
     const uint32_t *at = (const uint32_t *)(const void *)((const char *)image + im->rel_off);
-    const uint32_t *end = at + nrel;
     const uintptr_t base = (uintptr_t)blk;
-    for (; at < end; at++) {
-        char *p = blk + *at;
-        uintptr_t link;
-        memcpy(&link, p, sizeof(link));
-        link += base;
-        memcpy(p, &link, sizeof(link));
+    /* eight links a step (a load and an add to memory each), then 4, 2, 1 */
+    const uint32_t *const end8 = at + (nrel & ~7u);
+    for (; at < end8; at += 8) {
+        image_relocate(blk, at[0], base);
+        image_relocate(blk, at[1], base);
+        image_relocate(blk, at[2], base);
+        image_relocate(blk, at[3], base);
+        image_relocate(blk, at[4], base);
+        image_relocate(blk, at[5], base);
+        image_relocate(blk, at[6], base);
+        image_relocate(blk, at[7], base);
+    }
+    if (nrel & 4) {
+        image_relocate(blk, at[0], base);
+        image_relocate(blk, at[1], base);
+        image_relocate(blk, at[2], base);
+        image_relocate(blk, at[3], base);
+        at += 4;
+    }
+    if (nrel & 2) {
+        image_relocate(blk, at[0], base);
+        image_relocate(blk, at[1], base);
+        at += 2;
+    }
+    if (nrel & 1) {
+        image_relocate(blk, at[0], base);
     }
     return (pixel_value *)(void *)blk;
 }
