@@ -724,6 +724,40 @@ END_TEST
  * changing a member in place, adding members to it, setting a member under
  * it, another module setting one): the event is validated and serialized
  * as changed, never from what the image remembers. */
+/* pixel_enrich() twice on one event: the module's second run reads the event
+ * as the first run's later built-ins left it, not the object the map stage
+ * made (which a built-in after the module replaced: here `page`, read through
+ * the map stage's objects, by a string). */
+START_TEST(a_second_enrich_reads_what_the_later_builtins_left)
+{
+    char dir[] = "/tmp/pixel-referer-XXXXXX";
+    pixel_pipeline *p = load_validated_with(dir, "  - event_id: {into: page}\n");
+    pixel_ctx *ctx = pixel_ctx_new();
+    char *line = line_of("https://www.example.com/home", "https://www.google.com/");
+    for (int twice = 0; twice < 2; twice++) {
+        stages(p, ctx, line, false);
+        pixel_outcome oc;
+        pixel_error err;
+        pixel_error_clear(&err);
+        if (twice) {
+            ck_assert_int_eq(pixel_enrich(p, ctx, &oc, &err), 0);
+        }
+        ck_assert_int_eq(pixel_validate(p, ctx, &oc, &err), 0);
+        ck_assert_int_eq(oc, PIXEL_OUTCOME_EVENT);
+        char *out = output_of(p, ctx);
+        ck_assert_msg(strstr(out, "\"page\":\"") != NULL, "%s", out);
+        /* once: the referrer of the mapped page; twice: none left, so direct */
+        const char *want = twice ? "\"referer\":{\"medium\":\"direct\"}"
+                                 : "\"referer\":{\"medium\":\"search\"";
+        ck_assert_msg(strstr(out, want) != NULL, "%s lacks %s", out, want);
+        free(out);
+    }
+    free(line);
+    pixel_ctx_free(ctx);
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(changes_by_later_stages_reach_the_output)
 {
     static const char *const after[] = {
@@ -800,6 +834,7 @@ int main(void)
     tcase_add_test(tc, results_outlive_evictions_within_one_event);
     tcase_add_test(tc, changes_after_validation_reach_the_output);
     tcase_add_test(tc, changes_by_later_stages_reach_the_output);
+    tcase_add_test(tc, a_second_enrich_reads_what_the_later_builtins_left);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
