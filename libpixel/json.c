@@ -49,8 +49,12 @@ static int jfail(jparser *j, const char *what)
     return -1;
 }
 
-static void skip_ws(jparser *j)
+static inline void skip_ws(jparser *j)
 {
+    /* most places have no white space: one test for them */
+    if (PIXEL_LIKELY(j->p < j->end && (unsigned char)*j->p > ' ')) {
+        return;
+    }
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
         j->p++;
     }
@@ -106,8 +110,11 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-/* Parses a string at j->p (on the opening quote). */
-static int parse_string(jparser *j, const char **out, size_t *outlen)
+/* Parses a string at j->p (on the opening quote): any string, with the
+ * checks and messages of every error.  parse_string() takes the usual ones
+ * first. */
+__attribute__((noinline)) static int parse_string_full(jparser *j, const char **out,
+                                                       size_t *outlen)
 {
     const char *start = ++j->p;
     const char *q = start;
@@ -205,6 +212,50 @@ static int parse_string(jparser *j, const char **out, size_t *outlen)
     *outlen = n;
     j->p = q + 1;
     return 0;
+}
+
+static const unsigned char needs_escape[256];
+
+/* A string at j->p (on the opening quote).  Text of ASCII bytes without
+ * escapes or control characters up to its closing quote (member names,
+ * most values) is taken here: it is valid UTF-8 and its own value, a view
+ * into the input.  Anything else (an escape, a byte of 0x80 or more, a
+ * control character, no closing quote) goes to parse_string_full() from
+ * the start. */
+static inline int parse_string(jparser *j, const char **out, size_t *outlen)
+{
+    const unsigned char *start = (const unsigned char *)j->p + 1, *q = start;
+    const unsigned char *end = (const unsigned char *)j->end;
+#ifdef PIXEL_SIMD_SSE2
+    /* 16 bytes a step while they are all in the input: a quote, a
+     * backslash, or a byte that is negative or under 0x20 as signed */
+    const __m128i quote = _mm_set1_epi8('"'), bsl = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i stop = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bsl)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask) {
+            q += __builtin_ctz(mask);
+            goto found;
+        }
+        q += 16;
+    }
+#endif
+    while (q < end && *q < 0x80 && !needs_escape[*q]) {
+        q++;
+    }
+#ifdef PIXEL_SIMD_SSE2
+found:
+#endif
+    if (PIXEL_LIKELY(q < end && *q == '"')) {
+        *out = (const char *)start;
+        *outlen = (size_t)(q - start);
+        j->p = (const char *)q + 1;
+        return 0;
+    }
+    return parse_string_full(j, out, outlen);
 }
 
 static pixel_value *parse_number(jparser *j)

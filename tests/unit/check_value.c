@@ -636,6 +636,65 @@ START_TEST(strings_and_json_texts_at_a_page_end)
 }
 END_TEST
 
+/* Strings of 0 to 40 bytes with one special byte at every position, as the
+ * last value of a text that ends at the end of mapped memory: escapes are
+ * decoded, UTF-8 and DEL kept, raw control characters, bad UTF-8 and a
+ * missing closing quote refused, and plain text is a view of the input. */
+START_TEST(parsed_strings_with_a_special_byte_at_every_position)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } sp[] = {
+        {"", ""},           {"\\n", "\n"},  {"\\\"", "\""},      {"\\u00e9", "\xc3\xa9"},
+        {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}, {"\x01", NULL}, {"\xff", NULL},
+        {"\xc3", NULL},
+    };
+    char text[128], want[128];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t k = 0; k < sizeof(sp) / sizeof(sp[0]); k++) {
+            for (size_t at = 0; at <= n; at++) {
+                /* {"key":"<at bytes><special><n - at bytes>"} */
+                size_t t = 0, w = 0;
+                t += (size_t)sprintf(text, "{\"key\":\"");
+                for (size_t i = 0; i < n; i++) {
+                    if (i == at) {
+                        t += (size_t)sprintf(text + t, "%s", sp[k].in);
+                        w += (size_t)sprintf(want + w, "%s", sp[k].out ? sp[k].out : "");
+                    }
+                    text[t++] = want[w++] = (char)('a' + i % 26);
+                }
+                if (at == n) {
+                    t += (size_t)sprintf(text + t, "%s", sp[k].in);
+                    w += (size_t)sprintf(want + w, "%s", sp[k].out ? sp[k].out : "");
+                }
+                memcpy(text + t, "\"}", 2);
+                t += 2;
+                const char *g = guard_copy(text, t);
+                pixel_error err = {0};
+                pixel_value *v = pixel_json_parse(ctx, g, t, &err);
+                if (!sp[k].out) {
+                    ck_assert_msg(v == NULL, "accepted %.*s", (int)t, text);
+                    ck_assert_int_eq(err.code, PIXEL_EPARSE);
+                    continue;
+                }
+                ck_assert_msg(v != NULL, "refused %.*s", (int)t, text);
+                size_t len = 0;
+                const char *s = pixel_value_string(pixel_object_get(v, "key"), &len);
+                ck_assert_uint_eq(len, w);
+                ck_assert(memcmp(s, want, w) == 0);
+                if (sp[k].in == sp[k].out || !strchr(sp[k].in, '\\')) {
+                    ck_assert_ptr_eq(s, g + 8); /* no escape: a view of the input */
+                }
+                /* without its closing quote */
+                ck_assert_ptr_null(pixel_json_parse(ctx, guard_copy(text, t - 2), t - 2, NULL));
+            }
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -762,6 +821,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, plain_keys_of_every_length);
     tcase_add_test(tc, member_values_escape_at_every_position);
     tcase_add_test(tc, plain_flagged_strings_of_every_length);
+    tcase_add_test(tc, parsed_strings_with_a_special_byte_at_every_position);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, compiled_paths_find_long_member_names);
     tcase_add_test(tc, strings_and_json_texts_at_a_page_end);
