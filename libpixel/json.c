@@ -1204,7 +1204,18 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         return -1;
     }
     char *o = b->data + b->len, *stop = b->data + b->cap - MEMBER_ROOM;
+    /* After a member: the next one, straight to its code while there is
+     * one (each path has its own jump back), else the end of the list. */
+#define NEXT_MEMBER                                                                                \
+    do {                                                                                           \
+        m = m->next;                                                                               \
+        if (PIXEL_LIKELY(m != NULL)) {                                                             \
+            goto member;                                                                           \
+        }                                                                                          \
+        goto list_end;                                                                             \
+    } while (0)
     for (const pixel_value *m = v->u.list.head;; m = m->next) {
+    list_end:
         while (!m) {
             /* the end of a list: of this container, or of a nested object */
             if (!obj || depth == 0) {
@@ -1245,7 +1256,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 char *e = put_short_plain(o, m, true, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
-                    continue;
+                    NEXT_MEMBER;
                 }
                 goto long_string;
             }
@@ -1253,7 +1264,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 char *e = put_short_plain(o, m, false, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
-                    continue;
+                    NEXT_MEMBER;
                 }
                 goto long_string;
             }
@@ -1321,7 +1332,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
-                continue;
+                NEXT_MEMBER;
             }
         long_string:;
             const size_t n = m->u.str.len;
@@ -1345,12 +1356,12 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                         o = copy_text(o + 1, m->u.str.s, n);
                         *o++ = '"';
                     }
-                    continue;
+                    NEXT_MEMBER;
                 }
                 char *end = plong(o, (const unsigned char *)m->u.str.s, n, &jk);
                 if (end) {
                     o = end;
-                    continue;
+                    NEXT_MEMBER;
                 }
             }
             b->len = (size_t)(o - b->data);
@@ -1374,7 +1385,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                         stop = b->data + b->cap - MEMBER_ROOM;
                     }
                     o = copy_text(o, text, tn);
-                    continue;
+                    NEXT_MEMBER;
                 }
             }
             /* into a nested object: its first ',' is where '{' goes */
@@ -1385,7 +1396,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             goto member;
         } else if (m->type == PIXEL_TYPE_INT) {
             o = put_int(o, m->u.i);
-            continue;
+            NEXT_MEMBER;
         } else if (m->type >= PIXEL_TYPE_ARRAY) {
             /* an array, an empty or deep object: to its own loop */
             b->len = (size_t)(o - b->data);
@@ -1401,6 +1412,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         o = b->data + b->len;
         stop = b->data + b->cap - MEMBER_ROOM;
     }
+#undef NEXT_MEMBER
 done:
     b->len = (size_t)(o - b->data);
     return 0;
