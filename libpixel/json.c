@@ -258,7 +258,9 @@ found:
     return parse_string_full(j, out, outlen);
 }
 
-static pixel_value *parse_number(jparser *j)
+/* A number at j->p: any number, with the checks and messages of every
+ * error.  parse_number() takes the usual ones first. */
+__attribute__((noinline)) static pixel_value *parse_number_full(jparser *j)
 {
     const char *start = j->p, *q = j->p;
     int integral = 1;
@@ -346,6 +348,34 @@ static pixel_value *parse_number(jparser *j)
         v->flags |= PIXEL_VALUE_RAW;
     }
     return v;
+}
+
+/* A number at j->p.  An integer of 1 to 18 digits not starting with 0 (it
+ * cannot overflow) is read here in one pass; anything else (a fraction, an
+ * exponent, 0, more digits, an error) goes to parse_number_full() from the
+ * start. */
+static inline pixel_value *parse_number(jparser *j)
+{
+    const char *q = j->p, *end = j->end;
+    const bool neg = q < end && *q == '-';
+    q += neg;
+    const char *digits = q;
+    if (q < end && *q >= '1' && *q <= '9') {
+        uint64_t u = 0;
+        while (q < end && (unsigned char)(*q - '0') <= 9) {
+            u = u * 10 + (unsigned char)(*q - '0'); /* wraps past 19 digits: not used then */
+            q++;
+        }
+        if (q - digits <= 18 && !(q < end && (*q == '.' || *q == 'e' || *q == 'E'))) {
+            pixel_value *v = pixel__value_new(j->arena, PIXEL_TYPE_INT);
+            if (v) {
+                v->u.i = neg ? -(int64_t)u : (int64_t)u;
+                j->p = q;
+            }
+            return v;
+        }
+    }
+    return parse_number_full(j);
 }
 
 static pixel_value *parse_value(jparser *j);

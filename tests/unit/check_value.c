@@ -1,4 +1,5 @@
 /* Event values, the JSON parser and serializer, and the arena. */
+#include <errno.h>
 #include <jansson.h>
 
 #include "testutil.h"
@@ -695,6 +696,62 @@ START_TEST(parsed_strings_with_a_special_byte_at_every_position)
 }
 END_TEST
 
+/* Numbers of 1 to 20 digits, both signs, with and without a fraction or an
+ * exponent, as the last bytes of mapped memory: integers that fit int64 are
+ * INT with strtoll's value, the rest NUMBER with their text; leading zeros
+ * and bare signs are refused. */
+START_TEST(parsed_numbers_of_every_digit_count)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const char *const tails[] = {"", ".5", "e3", "E-2", ".25e+1"};
+    char text[64];
+    for (size_t n = 1; n <= 20; n++) {
+        for (int neg = 0; neg <= 1; neg++) {
+            for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+                for (int first = 1; first <= 9; first += 8) {
+                    size_t len = 0;
+                    if (neg) {
+                        text[len++] = '-';
+                    }
+                    for (size_t i = 0; i < n; i++) {
+                        text[len++] = (char)('0' + (i == 0 ? first : (int)((i * 7) % 10)));
+                    }
+                    len += (size_t)sprintf(text + len, "%s", tails[t]);
+                    pixel_value *v = pixel_json_parse(ctx, guard_copy(text, len), len, NULL);
+                    ck_assert_msg(v != NULL, "refused %.*s", (int)len, text);
+                    text[len] = '\0';
+                    errno = 0;
+                    long long want = strtoll(text, NULL, 10);
+                    if (t == 0 && errno == 0) {
+                        ck_assert_int_eq(pixel_value_type(v), PIXEL_TYPE_INT);
+                        ck_assert_int_eq(pixel_value_int(v), want);
+                    } else {
+                        ck_assert_int_eq(pixel_value_type(v), PIXEL_TYPE_NUMBER);
+                        ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), text);
+                    }
+                    /* in an array, followed by more */
+                    char arr[80];
+                    int an = snprintf(arr, sizeof(arr), "[%s,1]", text);
+                    v = pixel_json_parse(ctx, guard_copy(arr, (size_t)an), (size_t)an, NULL);
+                    ck_assert_ptr_nonnull(v);
+                    ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), arr);
+                }
+            }
+        }
+    }
+    static const char *const bad[] = {"01", "-01", "-", "00", "1.", "1e", "-a", "1.e3", "[01]", "[1x]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t len = strlen(bad[i]);
+        ck_assert_msg(pixel_json_parse(ctx, guard_copy(bad[i], len), len, NULL) == NULL,
+                      "accepted %s", bad[i]);
+    }
+    pixel_value *z = pixel_json_parse(ctx, "[0,-0,7]", 8, NULL);
+    ck_assert_ptr_nonnull(z);
+    ck_assert_str_eq(pixel_value_dump(ctx, z, NULL), "[0,0,7]");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -822,6 +879,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, member_values_escape_at_every_position);
     tcase_add_test(tc, plain_flagged_strings_of_every_length);
     tcase_add_test(tc, parsed_strings_with_a_special_byte_at_every_position);
+    tcase_add_test(tc, parsed_numbers_of_every_digit_count);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, compiled_paths_find_long_member_names);
     tcase_add_test(tc, strings_and_json_texts_at_a_page_end);
