@@ -1298,6 +1298,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 }
                 goto long_string;
             }
+            goto not_string; /* the type is known not to be a string */
         } else if (PIXEL_LIKELY(kind & ((uint32_t)PIXEL_VALUE_PLAIN_KEY << 16))) {
             /* a key from the configuration, checked at load: no escapes */
             const size_t kl = m->klen;
@@ -1398,45 +1399,48 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
                 return -1;
             }
-        } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
-            if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
-                /* A module's result emitted from a shape image, still as
-                 * emitted: the image's text, written once. */
-                const pixel__image *im = pixel__image_check_stamped(m);
-                size_t tn;
-                const char *text = im ? pixel__image_json(im, &tn) : NULL;
-                if (text) {
-                    if ((size_t)(stop + MEMBER_ROOM - o) <= tn) {
-                        b->len = (size_t)(o - b->data);
-                        if (pixel__buf_reserve(b, tn + MEMBER_ROOM) < 0) {
-                            return -1;
-                        }
-                        o = b->data + b->len;
-                        stop = b->data + b->cap - MEMBER_ROOM;
-                    }
-                    o = copy_text(o, text, tn);
-                    NEXT_MEMBER;
-                }
-            }
-            /* into a nested object: its first ',' is where '{' goes */
-            up[depth].next = m->next;
-            up[depth].open = (size_t)(o - b->data);
-            depth++;
-            m = m->u.list.head;
-            goto member;
-        } else if (m->type == PIXEL_TYPE_INT) {
-            o = put_int(o, m->u.i);
-            NEXT_MEMBER;
-        } else if (m->type >= PIXEL_TYPE_ARRAY) {
-            /* an array, an empty or deep object: to its own loop */
-            b->len = (size_t)(o - b->data);
-            if (dump_container(b, m) < 0) {
-                return -1;
-            }
         } else {
-            b->len = (size_t)(o - b->data);
-            if (dump_value(b, m) < 0) {
-                return -1;
+        not_string:
+            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
+                if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
+                    /* A module's result emitted from a shape image, still as
+                     * emitted: the image's text, written once. */
+                    const pixel__image *im = pixel__image_check_stamped(m);
+                    size_t tn;
+                    const char *text = im ? pixel__image_json(im, &tn) : NULL;
+                    if (text) {
+                        if ((size_t)(stop + MEMBER_ROOM - o) <= tn) {
+                            b->len = (size_t)(o - b->data);
+                            if (pixel__buf_reserve(b, tn + MEMBER_ROOM) < 0) {
+                                return -1;
+                            }
+                            o = b->data + b->len;
+                            stop = b->data + b->cap - MEMBER_ROOM;
+                        }
+                        o = copy_text(o, text, tn);
+                        NEXT_MEMBER;
+                    }
+                }
+                /* into a nested object: its first ',' is where '{' goes */
+                up[depth].next = m->next;
+                up[depth].open = (size_t)(o - b->data);
+                depth++;
+                m = m->u.list.head;
+                goto member;
+            } else if (m->type == PIXEL_TYPE_INT) {
+                o = put_int(o, m->u.i);
+                NEXT_MEMBER;
+            } else if (m->type >= PIXEL_TYPE_ARRAY) {
+                /* an array, an empty or deep object: to its own loop */
+                b->len = (size_t)(o - b->data);
+                if (dump_container(b, m) < 0) {
+                    return -1;
+                }
+            } else {
+                b->len = (size_t)(o - b->data);
+                if (dump_value(b, m) < 0) {
+                    return -1;
+                }
             }
         }
         o = b->data + b->len;
