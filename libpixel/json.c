@@ -414,7 +414,19 @@ static pixel_value *parse_container(jparser *j, int is_object)
             }
             j->p++;
         }
-        pixel_value *v = parse_value(j);
+        /* strings and numbers (most values) here, the rest through parse_value */
+        skip_ws(j);
+        const char at = j->p < j->end ? *j->p : '\0';
+        pixel_value *v;
+        if (at == '"') {
+            const char *s;
+            size_t n;
+            v = parse_string(j, &s, &n) < 0 ? NULL : pixel__value_string_view(j->arena, s, n);
+        } else if ((unsigned char)(at - '0') <= 9 || at == '-') {
+            v = parse_number(j);
+        } else {
+            v = parse_value(j);
+        }
         if (!v) {
             return NULL;
         }
