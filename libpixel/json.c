@@ -1236,8 +1236,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
     struct {
         const pixel_value *next;
         size_t open;
-    } up[NEST_MAX];
-    unsigned depth = 0;
+    } up[NEST_MAX], *top = up; /* top: the next free entry */
     const json_k jk = json_k_make();
     /* `stop` is MEMBER_ROOM bytes before the end of the buffer: a member
      * starting before it has its room (the buffer always holds more than
@@ -1260,7 +1259,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
     list_end:
         while (!m) {
             /* the end of a list: of this container, or of a nested object */
-            if (!obj || depth == 0) {
+            if (!obj || top == up) {
                 goto done;
             }
             if (PIXEL_UNLIKELY(o > stop + (MEMBER_ROOM - 2))) {
@@ -1271,10 +1270,10 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 o = b->data + b->len;
                 stop = b->data + b->cap - MEMBER_ROOM;
             }
-            depth--;
-            b->data[up[depth].open] = '{';
+            top--;
+            b->data[top->open] = '{';
             *o++ = '}';
-            m = up[depth].next;
+            m = top->next;
         }
     member:
         /* room for a member with a name of up to KEY_ROOM bytes (longer
@@ -1413,7 +1412,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         } else {
         not_string:
-            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
+            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && top < up + NEST_MAX) {
                 if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
                     /* A module's result emitted from a shape image, still as
                      * emitted: the image's text, written once. */
@@ -1434,9 +1433,9 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                     }
                 }
                 /* into a nested object: its first ',' is where '{' goes */
-                up[depth].next = m->next;
-                up[depth].open = (size_t)(o - b->data);
-                depth++;
+                top->next = m->next;
+                top->open = (size_t)(o - b->data);
+                top++;
                 m = m->u.list.head;
                 goto member;
             } else if (m->type == PIXEL_TYPE_INT) {
