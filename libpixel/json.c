@@ -1092,6 +1092,23 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
     return o + n + 2;
 }
 
+/* n bytes, 1 <= n <= 32, copied to o (more than 32 bytes free there) as
+ * overlapping blocks or words; returns the end. */
+static inline char *put_raw(char *o, const unsigned char *p, size_t n)
+{
+    if (n >= 16) {
+        pixel__copy16(o, p);
+        pixel__copy16(o + n - 16, p + n - 16);
+    } else if (n >= 4) {
+        copy_short(o, p, n);
+    } else {
+        o[0] = (char)p[0];
+        o[n / 2] = (char)p[n / 2];
+        o[n - 1] = (char)p[n - 1];
+    }
+    return o + n;
+}
+
 /* Text of 16 bytes or more known to need no escape, quoted at o (n + 2
  * bytes free there): blocks of 16, the last one overlapping the one before.
  * Returns the end. */
@@ -1440,6 +1457,11 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto member;
             } else if (m->type == PIXEL_TYPE_INT) {
                 o = put_int(o, m->u.i);
+                NEXT_MEMBER;
+            } else if (m->type == PIXEL_TYPE_NUMBER && (m->flags & PIXEL_VALUE_RAW) &&
+                       m->u.num.rawlen - 1 < 32) {
+                /* a number kept as the literal it came from (1 to 32 bytes) */
+                o = put_raw(o, (const unsigned char *)m->u.num.raw, m->u.num.rawlen);
                 NEXT_MEMBER;
             } else if (m->type >= PIXEL_TYPE_ARRAY) {
                 /* an array, an empty or deep object: to its own loop */

@@ -752,6 +752,52 @@ START_TEST(parsed_numbers_of_every_digit_count)
 }
 END_TEST
 
+/* Numbers kept as their literal (fractions, exponents, big integers) of 3
+ * to 60 bytes, as members of objects and elements of arrays at every
+ * offset of a growing buffer: written back exactly as they came. */
+START_TEST(raw_numbers_of_every_length_serialize_as_they_came)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    char num[64], text[512];
+    for (size_t n = 3; n <= 60; n++) {
+        /* 1.<digits>, -<digits>e<exp> and 2^64-like integers */
+        for (int form = 0; form < 3; form++) {
+            if (form == 1 && n < 4) {
+                continue; /* no digit before the exponent */
+            }
+            size_t k = 0;
+            if (form == 0) {
+                num[k++] = '1';
+                num[k++] = '.';
+            } else if (form == 1) {
+                num[k++] = '-';
+            }
+            while (k < n - (form == 1 ? 2 : 0)) {
+                num[k] = (char)('1' + k % 9);
+                k++;
+            }
+            if (form == 1) {
+                num[k++] = 'e';
+                num[k++] = '7';
+            }
+            num[k] = '\0';
+            if (form == 2 && n < 20) {
+                continue; /* an INT, not a literal */
+            }
+            for (size_t pad = 0; pad < 40; pad += 13) {
+                int t = snprintf(text, sizeof(text), "{\"%.*s\":%s,\"b\":[%s,%s],\"c\":{\"d\":%s}}",
+                                 (int)pad + 1, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", num,
+                                 num, num, num);
+                pixel_value *v = pixel_json_parse(ctx, text, (size_t)t, NULL);
+                ck_assert_msg(v != NULL, "refused %s", text);
+                ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), text);
+            }
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -880,6 +926,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, plain_flagged_strings_of_every_length);
     tcase_add_test(tc, parsed_strings_with_a_special_byte_at_every_position);
     tcase_add_test(tc, parsed_numbers_of_every_digit_count);
+    tcase_add_test(tc, raw_numbers_of_every_length_serialize_as_they_came);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, compiled_paths_find_long_member_names);
     tcase_add_test(tc, strings_and_json_texts_at_a_page_end);
