@@ -1031,12 +1031,11 @@ plain_long_avx2(char *o, const unsigned char *p, size_t n, const json_k *k)
  * one by one under 4); the same loads are checked for escapes, unless the
  * text is known plain (flagged PIXEL_VALUE_PLAIN_STR), and stored.  Returns the end of what
  * was written, or NULL for any other string. */
-__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
-                                                                   const bool known, const json_k *k,
-                                                                   const bad_17_32_fn bad32)
+__attribute__((always_inline)) static inline char *put_short_text(char *o, const unsigned char *p,
+                                                                  const size_t n, const bool known,
+                                                                  const json_k *k,
+                                                                  const bad_17_32_fn bad32)
 {
-    const unsigned char *p = (const unsigned char *)m->u.str.s;
-    const size_t n = m->u.str.len;
     if (n >= 8) {
         if (n > 16) {
             if (n > 32) {
@@ -1107,6 +1106,14 @@ static inline char *put_raw(char *o, const unsigned char *p, size_t n)
         o[n - 1] = (char)p[n - 1];
     }
     return o + n;
+}
+
+/* put_short_text for a string value. */
+__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
+                                                                   const bool known, const json_k *k,
+                                                                   const bad_17_32_fn bad32)
+{
+    return put_short_text(o, (const unsigned char *)m->u.str.s, m->u.str.len, known, k, bad32);
 }
 
 /* Text of 16 bytes or more known to need no escape, quoted at o (n + 2
@@ -1376,6 +1383,17 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             o[1] = ':';
             o += 2;
         } else {
+            /* a name not checked at load (a module's, a parsed text's):
+             * in place when it is short and needs no escape */
+            char *e = m->klen <= KEY_ROOM ? put_short_text(o + 1, (const unsigned char *)m->key,
+                                                           m->klen, false, &jk, bad32)
+                                          : NULL;
+            if (PIXEL_LIKELY(e != NULL)) {
+                *o = ',';
+                *e = ':';
+                o = e + 1;
+                goto value;
+            }
             *o = ',';
             b->len = (size_t)(o + 1 - b->data);
             if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||

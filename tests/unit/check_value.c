@@ -798,6 +798,39 @@ START_TEST(raw_numbers_of_every_length_serialize_as_they_came)
 }
 END_TEST
 
+/* Member names not known plain (parsed ones) of 0 to 40 bytes with an
+ * escape at every position, or none: written back as they came, whatever
+ * the buffer offset. */
+START_TEST(parsed_names_escape_at_every_position)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const char *const esc[] = {"", "\\\"", "\\\\", "\\n", "\\u0001", "\\u007f", "\xc3\xa9"};
+    char name[128], text[512];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t e = 0; e < sizeof(esc) / sizeof(esc[0]); e++) {
+            for (size_t at = 0; at <= n; at++) {
+                size_t k = 0;
+                for (size_t i = 0; i <= n; i++) {
+                    if (i == at) {
+                        k += (size_t)sprintf(name + k, "%s", esc[e]);
+                    }
+                    if (i < n) {
+                        name[k++] = (char)('a' + i % 26);
+                    }
+                }
+                name[k] = '\0';
+                int t = snprintf(text, sizeof(text), "{\"%s\":\"v\",\"x\":{\"%s\":1,\"y\":[]}}", name,
+                                 name);
+                pixel_value *v = pixel_json_parse(ctx, text, (size_t)t, NULL);
+                ck_assert_msg(v != NULL, "refused %s", text);
+                ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), text);
+            }
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -927,6 +960,7 @@ static Suite *value_suite(void)
     tcase_add_test(tc, parsed_strings_with_a_special_byte_at_every_position);
     tcase_add_test(tc, parsed_numbers_of_every_digit_count);
     tcase_add_test(tc, raw_numbers_of_every_length_serialize_as_they_came);
+    tcase_add_test(tc, parsed_names_escape_at_every_position);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, compiled_paths_find_long_member_names);
     tcase_add_test(tc, strings_and_json_texts_at_a_page_end);
