@@ -1202,7 +1202,17 @@ __attribute__((always_inline, target("avx2"))) static inline char *
 copy_text_avx2(char *o, const char *text, size_t n)
 {
     if (n < 32) {
-        memcpy(o, text, n);
+        /* overlapping blocks or words, not a call */
+        if (n >= 16) {
+            pixel__copy16(o, (const unsigned char *)text);
+            pixel__copy16(o + n - 16, (const unsigned char *)text + n - 16);
+        } else if (n >= 4) {
+            copy_short(o, (const unsigned char *)text, n);
+        } else if (n > 0) {
+            o[0] = text[0];
+            o[n / 2] = text[n / 2];
+            o[n - 1] = text[n - 1];
+        }
         return o + n;
     }
     for (size_t i = 0; i + 32 < n; i += 32) {
