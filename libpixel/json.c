@@ -1068,7 +1068,7 @@ __attribute__((always_inline)) static inline char *put_short_text(char *o, const
         uint32_t a = load32(p), z = load32(p + n - 4);
 #ifdef PIXEL_SIMD_SSE2
         if (!known &&
-            _mm_movemask_epi8(json_bad_k(_mm_set1_epi64x((long long)(a | (uint64_t)z << 32)), k)) != 0) {
+            _mm_movemask_epi8(json_bad_k(_mm_set_epi32((int)z, (int)a, (int)z, (int)a), k)) != 0) {
             return NULL;
         }
 #else
