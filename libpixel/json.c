@@ -49,8 +49,12 @@ static int jfail(jparser *j, const char *what)
     return -1;
 }
 
-static void skip_ws(jparser *j)
+static inline void skip_ws(jparser *j)
 {
+    /* most places have no white space: one test for them */
+    if (PIXEL_LIKELY(j->p < j->end && (unsigned char)*j->p > ' ')) {
+        return;
+    }
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
         j->p++;
     }
@@ -106,8 +110,11 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-/* Parses a string at j->p (on the opening quote). */
-static int parse_string(jparser *j, const char **out, size_t *outlen)
+/* Parses a string at j->p (on the opening quote): any string, with the
+ * checks and messages of every error.  parse_string() takes the usual ones
+ * first. */
+__attribute__((noinline)) static int parse_string_full(jparser *j, const char **out,
+                                                       size_t *outlen)
 {
     const char *start = ++j->p;
     const char *q = start;
@@ -207,7 +214,53 @@ static int parse_string(jparser *j, const char **out, size_t *outlen)
     return 0;
 }
 
-static pixel_value *parse_number(jparser *j)
+static const unsigned char needs_escape[256];
+
+/* A string at j->p (on the opening quote).  Text of ASCII bytes without
+ * escapes or control characters up to its closing quote (member names,
+ * most values) is taken here: it is valid UTF-8 and its own value, a view
+ * into the input.  Anything else (an escape, a byte of 0x80 or more, a
+ * control character, no closing quote) goes to parse_string_full() from
+ * the start. */
+static inline int parse_string(jparser *j, const char **out, size_t *outlen)
+{
+    const unsigned char *start = (const unsigned char *)j->p + 1, *q = start;
+    const unsigned char *end = (const unsigned char *)j->end;
+#ifdef PIXEL_SIMD_SSE2
+    /* 16 bytes a step while they are all in the input: a quote, a
+     * backslash, or a byte that is negative or under 0x20 as signed */
+    const __m128i quote = _mm_set1_epi8('"'), bsl = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i stop = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bsl)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask) {
+            q += __builtin_ctz(mask);
+            goto found;
+        }
+        q += 16;
+    }
+#endif
+    while (q < end && *q < 0x80 && !needs_escape[*q]) {
+        q++;
+    }
+#ifdef PIXEL_SIMD_SSE2
+found:
+#endif
+    if (PIXEL_LIKELY(q < end && *q == '"')) {
+        *out = (const char *)start;
+        *outlen = (size_t)(q - start);
+        j->p = (const char *)q + 1;
+        return 0;
+    }
+    return parse_string_full(j, out, outlen);
+}
+
+/* A number at j->p: any number, with the checks and messages of every
+ * error.  parse_number() takes the usual ones first. */
+__attribute__((noinline)) static pixel_value *parse_number_full(jparser *j)
 {
     const char *start = j->p, *q = j->p;
     int integral = 1;
@@ -297,6 +350,34 @@ static pixel_value *parse_number(jparser *j)
     return v;
 }
 
+/* A number at j->p.  An integer of 1 to 18 digits not starting with 0 (it
+ * cannot overflow) is read here in one pass; anything else (a fraction, an
+ * exponent, 0, more digits, an error) goes to parse_number_full() from the
+ * start. */
+static inline pixel_value *parse_number(jparser *j)
+{
+    const char *q = j->p, *end = j->end;
+    const bool neg = q < end && *q == '-';
+    q += neg;
+    const char *digits = q;
+    if (q < end && *q >= '1' && *q <= '9') {
+        uint64_t u = 0;
+        while (q < end && (unsigned char)(*q - '0') <= 9) {
+            u = u * 10 + (unsigned char)(*q - '0'); /* wraps past 19 digits: not used then */
+            q++;
+        }
+        if (q - digits <= 18 && !(q < end && (*q == '.' || *q == 'e' || *q == 'E'))) {
+            pixel_value *v = pixel__value_new(j->arena, PIXEL_TYPE_INT);
+            if (v) {
+                v->u.i = neg ? -(int64_t)u : (int64_t)u;
+                j->p = q;
+            }
+            return v;
+        }
+    }
+    return parse_number_full(j);
+}
+
 static pixel_value *parse_value(jparser *j);
 
 static pixel_value *parse_container(jparser *j, int is_object)
@@ -333,7 +414,19 @@ static pixel_value *parse_container(jparser *j, int is_object)
             }
             j->p++;
         }
-        pixel_value *v = parse_value(j);
+        /* strings and numbers (most values) here, the rest through parse_value */
+        skip_ws(j);
+        const char at = j->p < j->end ? *j->p : '\0';
+        pixel_value *v;
+        if (at == '"') {
+            const char *s;
+            size_t n;
+            v = parse_string(j, &s, &n) < 0 ? NULL : pixel__value_string_view(j->arena, s, n);
+        } else if ((unsigned char)(at - '0') <= 9 || at == '-') {
+            v = parse_number(j);
+        } else {
+            v = parse_value(j);
+        }
         if (!v) {
             return NULL;
         }
@@ -938,12 +1031,11 @@ plain_long_avx2(char *o, const unsigned char *p, size_t n, const json_k *k)
  * one by one under 4); the same loads are checked for escapes, unless the
  * text is known plain (flagged PIXEL_VALUE_PLAIN_STR), and stored.  Returns the end of what
  * was written, or NULL for any other string. */
-__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
-                                                                   const bool known, const json_k *k,
-                                                                   const bad_17_32_fn bad32)
+__attribute__((always_inline)) static inline char *put_short_text(char *o, const unsigned char *p,
+                                                                  const size_t n, const bool known,
+                                                                  const json_k *k,
+                                                                  const bad_17_32_fn bad32)
 {
-    const unsigned char *p = (const unsigned char *)m->u.str.s;
-    const size_t n = m->u.str.len;
     if (n >= 8) {
         if (n > 16) {
             if (n > 32) {
@@ -976,7 +1068,7 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
         uint32_t a = load32(p), z = load32(p + n - 4);
 #ifdef PIXEL_SIMD_SSE2
         if (!known &&
-            _mm_movemask_epi8(json_bad_k(_mm_set1_epi64x((long long)(a | (uint64_t)z << 32)), k)) != 0) {
+            _mm_movemask_epi8(json_bad_k(_mm_set_epi32((int)z, (int)a, (int)z, (int)a), k)) != 0) {
             return NULL;
         }
 #else
@@ -997,6 +1089,31 @@ __attribute__((always_inline)) static inline char *put_short_plain(char *o, cons
     o[0] = '"';
     o[n + 1] = '"';
     return o + n + 2;
+}
+
+/* n bytes, 1 <= n <= 32, copied to o (more than 32 bytes free there) as
+ * overlapping blocks or words; returns the end. */
+static inline char *put_raw(char *o, const unsigned char *p, size_t n)
+{
+    if (n >= 16) {
+        pixel__copy16(o, p);
+        pixel__copy16(o + n - 16, p + n - 16);
+    } else if (n >= 4) {
+        copy_short(o, p, n);
+    } else {
+        o[0] = (char)p[0];
+        o[n / 2] = (char)p[n / 2];
+        o[n - 1] = (char)p[n - 1];
+    }
+    return o + n;
+}
+
+/* put_short_text for a string value. */
+__attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
+                                                                   const bool known, const json_k *k,
+                                                                   const bad_17_32_fn bad32)
+{
+    return put_short_text(o, (const unsigned char *)m->u.str.s, m->u.str.len, known, k, bad32);
 }
 
 /* Text of 16 bytes or more known to need no escape, quoted at o (n + 2
@@ -1085,7 +1202,17 @@ __attribute__((always_inline, target("avx2"))) static inline char *
 copy_text_avx2(char *o, const char *text, size_t n)
 {
     if (n < 32) {
-        memcpy(o, text, n);
+        /* overlapping blocks or words, not a call */
+        if (n >= 16) {
+            pixel__copy16(o, (const unsigned char *)text);
+            pixel__copy16(o + n - 16, (const unsigned char *)text + n - 16);
+        } else if (n >= 4) {
+            copy_short(o, (const unsigned char *)text, n);
+        } else if (n > 0) {
+            o[0] = text[0];
+            o[n / 2] = text[n / 2];
+            o[n - 1] = text[n - 1];
+        }
         return o + n;
     }
     for (size_t i = 0; i + 32 < n; i += 32) {
@@ -1143,8 +1270,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
     struct {
         const pixel_value *next;
         size_t open;
-    } up[NEST_MAX];
-    unsigned depth = 0;
+    } up[NEST_MAX], *top = up; /* top: the next free entry */
     const json_k jk = json_k_make();
     /* `stop` is MEMBER_ROOM bytes before the end of the buffer: a member
      * starting before it has its room (the buffer always holds more than
@@ -1153,10 +1279,21 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         return -1;
     }
     char *o = b->data + b->len, *stop = b->data + b->cap - MEMBER_ROOM;
+    /* After a member: the next one, straight to its code while there is
+     * one (each path has its own jump back), else the end of the list. */
+#define NEXT_MEMBER                                                                                \
+    do {                                                                                           \
+        m = m->next;                                                                               \
+        if (PIXEL_LIKELY(m != NULL)) {                                                             \
+            goto member;                                                                           \
+        }                                                                                          \
+        goto list_end;                                                                             \
+    } while (0)
     for (const pixel_value *m = v->u.list.head;; m = m->next) {
+    list_end:
         while (!m) {
             /* the end of a list: of this container, or of a nested object */
-            if (!obj || depth == 0) {
+            if (!obj || top == up) {
                 goto done;
             }
             if (PIXEL_UNLIKELY(o > stop + (MEMBER_ROOM - 2))) {
@@ -1167,10 +1304,10 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 o = b->data + b->len;
                 stop = b->data + b->cap - MEMBER_ROOM;
             }
-            depth--;
-            b->data[up[depth].open] = '{';
+            top--;
+            b->data[top->open] = '{';
             *o++ = '}';
-            m = up[depth].next;
+            m = top->next;
         }
     member:
         /* room for a member with a name of up to KEY_ROOM bytes (longer
@@ -1194,7 +1331,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 char *e = put_short_plain(o, m, true, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
-                    continue;
+                    NEXT_MEMBER;
                 }
                 goto long_string;
             }
@@ -1202,10 +1339,11 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 char *e = put_short_plain(o, m, false, &jk, bad32);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
-                    continue;
+                    NEXT_MEMBER;
                 }
                 goto long_string;
             }
+            goto not_string; /* the type is known not to be a string */
         } else if (PIXEL_LIKELY(kind & ((uint32_t)PIXEL_VALUE_PLAIN_KEY << 16))) {
             /* a key from the configuration, checked at load: no escapes */
             const size_t kl = m->klen;
@@ -1255,6 +1393,17 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             o[1] = ':';
             o += 2;
         } else {
+            /* a name not checked at load (a module's, a parsed text's):
+             * in place when it is short and needs no escape */
+            char *e = m->klen <= KEY_ROOM ? put_short_text(o + 1, (const unsigned char *)m->key,
+                                                           m->klen, false, &jk, bad32)
+                                          : NULL;
+            if (PIXEL_LIKELY(e != NULL)) {
+                *o = ',';
+                *e = ':';
+                o = e + 1;
+                goto value;
+            }
             *o = ',';
             b->len = (size_t)(o + 1 - b->data);
             if (pixel__json_escape(b, m->key, m->klen) < 0 || pixel__buf_putc(b, ':') < 0 ||
@@ -1270,7 +1419,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
-                continue;
+                NEXT_MEMBER;
             }
         long_string:;
             const size_t n = m->u.str.len;
@@ -1294,62 +1443,71 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                         o = copy_text(o + 1, m->u.str.s, n);
                         *o++ = '"';
                     }
-                    continue;
+                    NEXT_MEMBER;
                 }
                 char *end = plong(o, (const unsigned char *)m->u.str.s, n, &jk);
                 if (end) {
                     o = end;
-                    continue;
+                    NEXT_MEMBER;
                 }
             }
             b->len = (size_t)(o - b->data);
             if (pixel__json_escape(b, m->u.str.s, n) < 0) {
                 return -1;
             }
-        } else if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && depth < NEST_MAX) {
-            if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
-                /* A module's result emitted from a shape image, still as
-                 * emitted: the image's text, written once. */
-                const pixel__image *im = pixel__image_check_stamped(m);
-                size_t tn;
-                const char *text = im ? pixel__image_json(im, &tn) : NULL;
-                if (text) {
-                    if ((size_t)(stop + MEMBER_ROOM - o) <= tn) {
-                        b->len = (size_t)(o - b->data);
-                        if (pixel__buf_reserve(b, tn + MEMBER_ROOM) < 0) {
-                            return -1;
-                        }
-                        o = b->data + b->len;
-                        stop = b->data + b->cap - MEMBER_ROOM;
-                    }
-                    o = copy_text(o, text, tn);
-                    continue;
-                }
-            }
-            /* into a nested object: its first ',' is where '{' goes */
-            up[depth].next = m->next;
-            up[depth].open = (size_t)(o - b->data);
-            depth++;
-            m = m->u.list.head;
-            goto member;
-        } else if (m->type == PIXEL_TYPE_INT) {
-            o = put_int(o, m->u.i);
-            continue;
-        } else if (m->type >= PIXEL_TYPE_ARRAY) {
-            /* an array, an empty or deep object: to its own loop */
-            b->len = (size_t)(o - b->data);
-            if (dump_container(b, m) < 0) {
-                return -1;
-            }
         } else {
-            b->len = (size_t)(o - b->data);
-            if (dump_value(b, m) < 0) {
-                return -1;
+        not_string:
+            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && top < up + NEST_MAX) {
+                if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
+                    /* A module's result emitted from a shape image, still as
+                     * emitted: the image's text, written once. */
+                    const pixel__image *im = pixel__image_check_stamped(m);
+                    size_t tn;
+                    const char *text = im ? pixel__image_json(im, &tn) : NULL;
+                    if (text) {
+                        if ((size_t)(stop + MEMBER_ROOM - o) <= tn) {
+                            b->len = (size_t)(o - b->data);
+                            if (pixel__buf_reserve(b, tn + MEMBER_ROOM) < 0) {
+                                return -1;
+                            }
+                            o = b->data + b->len;
+                            stop = b->data + b->cap - MEMBER_ROOM;
+                        }
+                        o = copy_text(o, text, tn);
+                        NEXT_MEMBER;
+                    }
+                }
+                /* into a nested object: its first ',' is where '{' goes */
+                top->next = m->next;
+                top->open = (size_t)(o - b->data);
+                top++;
+                m = m->u.list.head;
+                goto member;
+            } else if (m->type == PIXEL_TYPE_INT) {
+                o = put_int(o, m->u.i);
+                NEXT_MEMBER;
+            } else if (m->type == PIXEL_TYPE_NUMBER && (m->flags & PIXEL_VALUE_RAW) &&
+                       m->u.num.rawlen - 1 < 32) {
+                /* a number kept as the literal it came from (1 to 32 bytes) */
+                o = put_raw(o, (const unsigned char *)m->u.num.raw, m->u.num.rawlen);
+                NEXT_MEMBER;
+            } else if (m->type >= PIXEL_TYPE_ARRAY) {
+                /* an array, an empty or deep object: to its own loop */
+                b->len = (size_t)(o - b->data);
+                if (dump_container(b, m) < 0) {
+                    return -1;
+                }
+            } else {
+                b->len = (size_t)(o - b->data);
+                if (dump_value(b, m) < 0) {
+                    return -1;
+                }
             }
         }
         o = b->data + b->len;
         stop = b->data + b->cap - MEMBER_ROOM;
     }
+#undef NEXT_MEMBER
 done:
     b->len = (size_t)(o - b->data);
     return 0;

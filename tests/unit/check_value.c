@@ -1,4 +1,5 @@
 /* Event values, the JSON parser and serializer, and the arena. */
+#include <errno.h>
 #include <jansson.h>
 
 #include "testutil.h"
@@ -636,6 +637,200 @@ START_TEST(strings_and_json_texts_at_a_page_end)
 }
 END_TEST
 
+/* Strings of 0 to 40 bytes with one special byte at every position, as the
+ * last value of a text that ends at the end of mapped memory: escapes are
+ * decoded, UTF-8 and DEL kept, raw control characters, bad UTF-8 and a
+ * missing closing quote refused, and plain text is a view of the input. */
+START_TEST(parsed_strings_with_a_special_byte_at_every_position)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } sp[] = {
+        {"", ""},           {"\\n", "\n"},  {"\\\"", "\""},      {"\\u00e9", "\xc3\xa9"},
+        {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}, {"\x01", NULL}, {"\xff", NULL},
+        {"\xc3", NULL},
+    };
+    char text[128], want[128];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t k = 0; k < sizeof(sp) / sizeof(sp[0]); k++) {
+            for (size_t at = 0; at <= n; at++) {
+                /* {"key":"<at bytes><special><n - at bytes>"} */
+                size_t t = 0, w = 0;
+                t += (size_t)sprintf(text, "{\"key\":\"");
+                for (size_t i = 0; i < n; i++) {
+                    if (i == at) {
+                        t += (size_t)sprintf(text + t, "%s", sp[k].in);
+                        w += (size_t)sprintf(want + w, "%s", sp[k].out ? sp[k].out : "");
+                    }
+                    text[t++] = want[w++] = (char)('a' + i % 26);
+                }
+                if (at == n) {
+                    t += (size_t)sprintf(text + t, "%s", sp[k].in);
+                    w += (size_t)sprintf(want + w, "%s", sp[k].out ? sp[k].out : "");
+                }
+                memcpy(text + t, "\"}", 2);
+                t += 2;
+                const char *g = guard_copy(text, t);
+                pixel_error err = {0};
+                pixel_value *v = pixel_json_parse(ctx, g, t, &err);
+                if (!sp[k].out) {
+                    ck_assert_msg(v == NULL, "accepted %.*s", (int)t, text);
+                    ck_assert_int_eq(err.code, PIXEL_EPARSE);
+                    continue;
+                }
+                ck_assert_msg(v != NULL, "refused %.*s", (int)t, text);
+                size_t len = 0;
+                const char *s = pixel_value_string(pixel_object_get(v, "key"), &len);
+                ck_assert_uint_eq(len, w);
+                ck_assert(memcmp(s, want, w) == 0);
+                if (sp[k].in == sp[k].out || !strchr(sp[k].in, '\\')) {
+                    ck_assert_ptr_eq(s, g + 8); /* no escape: a view of the input */
+                }
+                /* without its closing quote */
+                ck_assert_ptr_null(pixel_json_parse(ctx, guard_copy(text, t - 2), t - 2, NULL));
+            }
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* Numbers of 1 to 20 digits, both signs, with and without a fraction or an
+ * exponent, as the last bytes of mapped memory: integers that fit int64 are
+ * INT with strtoll's value, the rest NUMBER with their text; leading zeros
+ * and bare signs are refused. */
+START_TEST(parsed_numbers_of_every_digit_count)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const char *const tails[] = {"", ".5", "e3", "E-2", ".25e+1"};
+    char text[64];
+    for (size_t n = 1; n <= 20; n++) {
+        for (int neg = 0; neg <= 1; neg++) {
+            for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+                for (int first = 1; first <= 9; first += 8) {
+                    size_t len = 0;
+                    if (neg) {
+                        text[len++] = '-';
+                    }
+                    for (size_t i = 0; i < n; i++) {
+                        text[len++] = (char)('0' + (i == 0 ? first : (int)((i * 7) % 10)));
+                    }
+                    len += (size_t)sprintf(text + len, "%s", tails[t]);
+                    pixel_value *v = pixel_json_parse(ctx, guard_copy(text, len), len, NULL);
+                    ck_assert_msg(v != NULL, "refused %.*s", (int)len, text);
+                    text[len] = '\0';
+                    errno = 0;
+                    long long want = strtoll(text, NULL, 10);
+                    if (t == 0 && errno == 0) {
+                        ck_assert_int_eq(pixel_value_type(v), PIXEL_TYPE_INT);
+                        ck_assert_int_eq(pixel_value_int(v), want);
+                    } else {
+                        ck_assert_int_eq(pixel_value_type(v), PIXEL_TYPE_NUMBER);
+                        ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), text);
+                    }
+                    /* in an array, followed by more */
+                    char arr[80];
+                    int an = snprintf(arr, sizeof(arr), "[%s,1]", text);
+                    v = pixel_json_parse(ctx, guard_copy(arr, (size_t)an), (size_t)an, NULL);
+                    ck_assert_ptr_nonnull(v);
+                    ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), arr);
+                }
+            }
+        }
+    }
+    static const char *const bad[] = {"01", "-01", "-", "00", "1.", "1e", "-a", "1.e3", "[01]", "[1x]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t len = strlen(bad[i]);
+        ck_assert_msg(pixel_json_parse(ctx, guard_copy(bad[i], len), len, NULL) == NULL,
+                      "accepted %s", bad[i]);
+    }
+    pixel_value *z = pixel_json_parse(ctx, "[0,-0,7]", 8, NULL);
+    ck_assert_ptr_nonnull(z);
+    ck_assert_str_eq(pixel_value_dump(ctx, z, NULL), "[0,0,7]");
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* Numbers kept as their literal (fractions, exponents, big integers) of 3
+ * to 60 bytes, as members of objects and elements of arrays at every
+ * offset of a growing buffer: written back exactly as they came. */
+START_TEST(raw_numbers_of_every_length_serialize_as_they_came)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    char num[64], text[512];
+    for (size_t n = 3; n <= 60; n++) {
+        /* 1.<digits>, -<digits>e<exp> and 2^64-like integers */
+        for (int form = 0; form < 3; form++) {
+            if (form == 1 && n < 4) {
+                continue; /* no digit before the exponent */
+            }
+            size_t k = 0;
+            if (form == 0) {
+                num[k++] = '1';
+                num[k++] = '.';
+            } else if (form == 1) {
+                num[k++] = '-';
+            }
+            while (k < n - (form == 1 ? 2 : 0)) {
+                num[k] = (char)('1' + k % 9);
+                k++;
+            }
+            if (form == 1) {
+                num[k++] = 'e';
+                num[k++] = '7';
+            }
+            num[k] = '\0';
+            if (form == 2 && n < 20) {
+                continue; /* an INT, not a literal */
+            }
+            for (size_t pad = 0; pad < 40; pad += 13) {
+                int t = snprintf(text, sizeof(text), "{\"%.*s\":%s,\"b\":[%s,%s],\"c\":{\"d\":%s}}",
+                                 (int)pad + 1, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", num,
+                                 num, num, num);
+                pixel_value *v = pixel_json_parse(ctx, text, (size_t)t, NULL);
+                ck_assert_msg(v != NULL, "refused %s", text);
+                ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), text);
+            }
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
+/* Member names not known plain (parsed ones) of 0 to 40 bytes with an
+ * escape at every position, or none: written back as they came, whatever
+ * the buffer offset. */
+START_TEST(parsed_names_escape_at_every_position)
+{
+    pixel_ctx *ctx = pixel_ctx_new();
+    static const char *const esc[] = {"", "\\\"", "\\\\", "\\n", "\\u0001", "\\u007f", "\xc3\xa9"};
+    char name[128], text[512];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t e = 0; e < sizeof(esc) / sizeof(esc[0]); e++) {
+            for (size_t at = 0; at <= n; at++) {
+                size_t k = 0;
+                for (size_t i = 0; i <= n; i++) {
+                    if (i == at) {
+                        k += (size_t)sprintf(name + k, "%s", esc[e]);
+                    }
+                    if (i < n) {
+                        name[k++] = (char)('a' + i % 26);
+                    }
+                }
+                name[k] = '\0';
+                int t = snprintf(text, sizeof(text), "{\"%s\":\"v\",\"x\":{\"%s\":1,\"y\":[]}}", name,
+                                 name);
+                pixel_value *v = pixel_json_parse(ctx, text, (size_t)t, NULL);
+                ck_assert_msg(v != NULL, "refused %s", text);
+                ck_assert_str_eq(pixel_value_dump(ctx, v, NULL), text);
+            }
+        }
+    }
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(paths_set_get_and_remove_keep_order)
 {
     pixel_ctx *ctx = pixel_ctx_new();
@@ -762,6 +957,10 @@ static Suite *value_suite(void)
     tcase_add_test(tc, plain_keys_of_every_length);
     tcase_add_test(tc, member_values_escape_at_every_position);
     tcase_add_test(tc, plain_flagged_strings_of_every_length);
+    tcase_add_test(tc, parsed_strings_with_a_special_byte_at_every_position);
+    tcase_add_test(tc, parsed_numbers_of_every_digit_count);
+    tcase_add_test(tc, raw_numbers_of_every_length_serialize_as_they_came);
+    tcase_add_test(tc, parsed_names_escape_at_every_position);
     tcase_add_test(tc, paths_set_get_and_remove_keep_order);
     tcase_add_test(tc, compiled_paths_find_long_member_names);
     tcase_add_test(tc, strings_and_json_texts_at_a_page_end);
