@@ -272,13 +272,10 @@ static inline int clf_time_memo(pixel_time_memo *m, const char *s, size_t n, int
 /* The BSD syslog time, through the memo of the last text and reference
  * time (both change once a second in a live stream). */
 static int parse_bsd_time(const char *s, size_t n, int64_t ref_ms, int64_t *ms);
-static int bsd_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t ref_ms, int64_t *ms)
+/* A BSD syslog time not in the memo: read, and kept there. */
+__attribute__((noinline)) static int bsd_time_parse(pixel_time_memo *m, const char *s, size_t n,
+                                                    int64_t ref_ms, int64_t *ms)
 {
-    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms &&
-        pixel__same_bytes(m->bsd, s, n)) {
-        *ms = m->bsd_ms;
-        return 0;
-    }
     if (parse_bsd_time(s, n, ref_ms, ms) < 0) {
         return -1;
     }
@@ -287,6 +284,17 @@ static int bsd_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t re
     m->bsd_ms = *ms;
     m->bsd_set = true;
     return 0;
+}
+
+static inline int bsd_time_memo(pixel_time_memo *m, const char *s, size_t n, int64_t ref_ms,
+                                int64_t *ms)
+{
+    if (n == sizeof(m->bsd) && m->bsd_set && m->bsd_ref == ref_ms &&
+        pixel__same_bytes(m->bsd, s, n)) {
+        *ms = m->bsd_ms;
+        return 0;
+    }
+    return bsd_time_parse(m, s, n, ref_ms, ms);
 }
 
 /* RFC 3339 date-time: "2026-11-26T05:24:46Z", fractions, "+01:00". */
@@ -1061,6 +1069,26 @@ static int conv_time_clf(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_fi
     return time_value(ctx, ms, f->ts_output_ms, out);
 }
 
+/* format: syslog or auto: a BSD syslog time (15 bytes) read as convert_time
+ * reads it (its year from the line's CLF time, else from the ingest clock),
+ * without the switch over formats; any other text through conv_timestamp. */
+static int conv_time_syslog(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
+                            pixel_span in, pixel_value **out)
+{
+    if (in.n != 15) {
+        return conv_timestamp(p, ctx, f, in, out);
+    }
+    int64_t ref = ctx->ingest_ms, lt, ms;
+    const pixel_span t = ctx->rec.fields[PIXEL_F_TIME];
+    if (t.p && clf_time_memo(&ctx->time_memo, t.p, t.n, &lt) == 0) {
+        ref = lt;
+    }
+    if (bsd_time_memo(&ctx->time_memo, in.p, in.n, ref, &ms) < 0) {
+        return time_fail(ctx, f, in);
+    }
+    return time_value(ctx, ms, f->ts_output_ms, out);
+}
+
 /* format: epoch_ms (always with milliseconds). */
 static int conv_time_epoch_ms(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
                               pixel_span in, pixel_value **out)
@@ -1139,6 +1167,9 @@ pixel_conv_fn pixel__conv_fn(const pixel_field *f)
     }
     if (f->conv == CONV_TIMESTAMP && f->tsfmt == TS_EPOCH_MS) {
         return conv_time_epoch_ms;
+    }
+    if (f->conv == CONV_TIMESTAMP && (f->tsfmt == TS_SYSLOG || f->tsfmt == TS_AUTO)) {
+        return conv_time_syslog;
     }
     return by_conv[f->conv];
 }
