@@ -1089,6 +1089,21 @@ static int conv_time_syslog(const pixel_pipeline *p, pixel_ctx *ctx, const pixel
     return time_value(ctx, ms, f->ts_output_ms, out);
 }
 
+/* The first five digits of a 13-digit epoch_ms text into the memo (false if
+ * one of its first eight bytes is not a digit: the text is then read by
+ * parse_epoch). */
+__attribute__((noinline)) static bool epoch_head_read(pixel_time_memo *m, const char *s)
+{
+    uint64_t hi;
+    if (!digits8(s, &hi)) {
+        return false;
+    }
+    memcpy(m->epoch_head, s, sizeof(m->epoch_head));
+    m->epoch_high = hi / 1000;
+    m->epoch_set = true;
+    return true;
+}
+
 /* format: epoch_ms (always with milliseconds). */
 static int conv_time_epoch_ms(const pixel_pipeline *p, pixel_ctx *ctx, const pixel_field *f,
                               pixel_span in, pixel_value **out)
@@ -1096,10 +1111,17 @@ static int conv_time_epoch_ms(const pixel_pipeline *p, pixel_ctx *ctx, const pix
     PIXEL_UNUSED(p);
     int64_t ms;
     int has_ms;
-    uint64_t hi, lo;
-    if (in.n == 13 && digits8(in.p, &hi) && digits8(in.p + 5, &lo)) {
-        /* 13 digits (the epoch_ms of these years): parse_epoch's value, in line */
-        ms = (int64_t)(hi * 100000 + lo % 100000);
+    uint64_t lo;
+    pixel_time_memo *m = &ctx->time_memo;
+    /* 13 digits (the epoch_ms of these years): parse_epoch's value, in line.
+     * The first five (a day and more) are most often the last one's: their
+     * value from the memo, else read with the next three (all checked) and
+     * kept; the last eight read at once. */
+    if (in.n == 13 &&
+        ((m->epoch_set && pixel__same_bytes(m->epoch_head, in.p, sizeof(m->epoch_head))) ||
+         epoch_head_read(m, in.p)) &&
+        digits8(in.p + 5, &lo)) {
+        ms = (int64_t)(m->epoch_high * 100000000 + lo);
     } else if (parse_epoch(in.p, in.n, 1, &ms, &has_ms) < 0) {
         return time_fail(ctx, f, in);
     }

@@ -450,7 +450,10 @@ typedef struct pixel_time_memo {
     bool min_set;
     int64_t min_ms; /* the last minute formatted (its first ms), and its text up to the seconds */
     char min_text[17];
-    int64_t ingest_ms; /* the last ingest time formatted (RFC 3339 with ms) */
+    bool epoch_set;
+    char epoch_head[5];  /* the first five digits of the last 13-digit epoch_ms text */
+    uint64_t epoch_high; /* and their value */
+    int64_t ingest_ms;   /* the last ingest time formatted (RFC 3339 with ms) */
     char ingest[32];
     size_t ingest_len;
 } pixel_time_memo;

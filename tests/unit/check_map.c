@@ -287,6 +287,41 @@ START_TEST(times_in_a_row_match_gmtime)
 }
 END_TEST
 
+/* The first five digits of a 13-digit epoch_ms are kept from one line to
+ * the next: the same head with a bad digit behind it, a bad head after a
+ * good one, and a new head after a bad line are each read whole. */
+START_TEST(epoch_ms_head_kept_across_lines)
+{
+    pixel_pipeline *p =
+        load_ok(PIPE_HEAD "fields:\n  b: {from: query.b, type: timestamp, format: epoch_ms}\n");
+    static const struct {
+        const char *in, *want;
+    } runs[] = {
+        {"1795651199954", "{\"b\":\"2026-11-25T23:59:59.954Z\"}"},
+        {"1795600000001", "{\"b\":\"2026-11-25T09:46:40.001Z\"}"},
+        {"17956:1199954", NULL},
+        {"179565119995:", NULL},
+        {"1795a51199954", NULL},
+        {"1800000000000", "{\"b\":\"2027-01-15T08:00:00.000Z\"}"},
+        {"1795651199954", "{\"b\":\"2026-11-25T23:59:59.954Z\"}"},
+        {"0000000000000", "{\"b\":\"1970-01-01T00:00:00.000Z\"}"},
+        {"0000099999999", "{\"b\":\"1970-01-02T03:46:39.999Z\"}"},
+    };
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        char line[256];
+        snprintf(line, sizeof(line), LINE("b=%s"), runs[i].in);
+        if (runs[i].want) {
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_EVENT);
+            ck_assert_str_eq(output(ctx, p), runs[i].want);
+        } else {
+            ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
+            ck_assert_str_eq(first_code(ctx), "bad_timestamp");
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 START_TEST(syslog_time_takes_its_year_from_the_event_time)
 {
     pixel_pipeline *p = load_ok("input: {framing: rfc3164, pixel_paths: [/px.gif]}\n"
@@ -689,6 +724,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, every_mapping_problem_is_reported);
     tcase_add_test(tc, event_type_must_be_known);
     tcase_add_test(tc, times_in_a_row_match_gmtime);
+    tcase_add_test(tc, epoch_ms_head_kept_across_lines);
     tcase_add_test(tc, syslog_time_takes_its_year_from_the_event_time);
     tcase_add_test(tc, log_fields_must_be_utf8);
     tcase_add_test(tc, base64url_every_length_and_bad_offset);
