@@ -1282,25 +1282,9 @@ pixel_value *pixel_module_shape_build(pixel_ctx *ctx, const pixel_module_shape *
  * pixel_module_shape_image() (ABI 1.3), of any size, is only copied, as
  * before: its module may free or remake it once it has emitted.
  */
-struct pixel__image {
-    uint32_t bytes;    /* the used nodes */
-    uint32_t nrel;     /* links to relocate */
-    uint32_t rel_off;  /* the table: from the start of the image */
-    uint32_t json_off; /* the text (0: none) */
-    uint32_t json_len;
-    uint32_t pad;
-    uint64_t gen;            /* which making of the image this is (image_gen) */
-    _Atomic uint64_t valid; /* pixel__image_valid() */
-};
-
-/* What the arena holds before an emitted root: the image, which making of
- * it the copy is from, and the count of image_edits, plus one, at which the
- * copy was last known to be as emitted (its stamp). */
-typedef struct image_link {
-    const pixel__image *im;
-    uint64_t gen;
-    uint64_t stamp;
-} image_link_t;
+/* The image's head (struct pixel__image) and the link before a copy's root
+ * (pixel__image_link) are in pixel_private.h. */
+typedef pixel__image_link image_link_t;
 #define IMAGE_LINK sizeof(image_link_t)
 
 /* Makings of images in the process, so that an image made anew in the same
@@ -1312,16 +1296,13 @@ static _Atomic uint64_t image_gen;
  * the map stage (pixel__image_edit): a stamp is good only while this has
  * not moved since.  Kept process-wide, as the public removers are not told
  * the context; it moves only on a change to a copy (rare: a pipeline that
- * changes a module's result). */
-static struct {
-    _Alignas(64) _Atomic uint64_t n;
-    char pad[64 - sizeof(uint64_t)]; /* read at every check on every thread: a line of its
-                                        own, apart from image_gen's and others' writes */
-} image_edits;
+ * changes a module's result).  Read at every check on every thread: a line
+ * of its own, apart from image_gen's and others' writes. */
+struct pixel__image_edit_count pixel__image_edits;
 
 void pixel__image_edited(void)
 {
-    atomic_fetch_add_explicit(&image_edits.n, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pixel__image_edits.n, 1, memory_order_relaxed);
 }
 
 static pixel_value *image_nodes(const pixel__image *im)
@@ -1513,7 +1494,7 @@ static inline __attribute__((always_inline)) pixel_value *image_emit(pixel_ctx *
     }
     /* the link's words stored one by one (no copy of it on the stack) */
     const uint64_t gen = im->gen,
-                   stamp = kept ? atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1 : 0;
+                   stamp = kept ? atomic_load_explicit(&pixel__image_edits.n, memory_order_relaxed) + 1 : 0;
     memcpy(blk + offsetof(image_link_t, im), &im, sizeof(im));
     memcpy(blk + offsetof(image_link_t, gen), &gen, sizeof(gen));
     memcpy(blk + offsetof(image_link_t, stamp), &stamp, sizeof(stamp));
@@ -1623,49 +1604,15 @@ static inline uint64_t *image_stamp_at(const pixel_value *root)
 }
 
 /* The full check of a copy whose stamp is stale; stamped again when found
- * as emitted (now: the count, plus one, read before the check). */
-__attribute__((noinline)) static const pixel__image *image_restamp(const pixel_value *root,
-                                                                   uint64_t now)
+ * as emitted (now: the count, plus one, read before the check).  The test
+ * of the stamp is pixel__image_check_stamped(), in line (pixel_private.h). */
+const pixel__image *pixel__image_restamp(const pixel_value *root, uint64_t now)
 {
     const pixel__image *im = pixel__image_check(root);
     if (im) {
         memcpy(image_stamp_at(root), &now, sizeof(now));
     }
     return im;
-}
-
-/* pixel__image_check(), taking the stamp's word while no change to an image
- * copy has been counted since it was set; a copy found as emitted is stamped
- * again.  The link's words are read one by one, in line. */
-const pixel__image *pixel__image_check_stamped(const pixel_value *root)
-{
-    const char *link = (const char *)root - IMAGE_LINK;
-    const pixel__image *im;
-    uint64_t gen, stamp;
-    memcpy(&im, link + offsetof(image_link_t, im), sizeof(im));
-    memcpy(&gen, link + offsetof(image_link_t, gen), sizeof(gen));
-    memcpy(&stamp, link + offsetof(image_link_t, stamp), sizeof(stamp));
-    const uint64_t now = atomic_load_explicit(&image_edits.n, memory_order_relaxed) + 1;
-    if (PIXEL_LIKELY(stamp == now && im->gen == gen)) {
-        return im;
-    }
-    return image_restamp(root, now);
-}
-
-const char *pixel__image_json(const pixel__image *im, size_t *len)
-{
-    *len = im->json_len;
-    return im->json_len ? (const char *)im + im->json_off : NULL;
-}
-
-uint64_t pixel__image_valid(const pixel__image *im)
-{
-    return atomic_load_explicit(&((pixel__image *)(uintptr_t)im)->valid, memory_order_relaxed);
-}
-
-void pixel__image_set_valid(const pixel__image *im, uint64_t key)
-{
-    atomic_store_explicit(&((pixel__image *)(uintptr_t)im)->valid, key, memory_order_relaxed);
 }
 
 const char *pixel_module_printf(pixel_ctx *ctx, const char *fmt, ...)

@@ -8,6 +8,7 @@
 #define PIXEL_PRIVATE_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -205,15 +206,78 @@ static inline int pixel__buf_putc(pixel_buf *b, char c)
  * module's image is read by many threads). */
 typedef struct pixel__image pixel__image;
 const pixel__image *pixel__image_check(const pixel_value *root);
-const char *pixel__image_json(const pixel__image *im, size_t *len);
-uint64_t pixel__image_valid(const pixel__image *im);
-void pixel__image_set_valid(const pixel__image *im, uint64_t key);
-/* pixel__image_check_stamped(): the same answer, without the comparison
- * while no change to a node of any image copy has been counted
- * (pixel__image_edited(), process-wide) since the copy was emitted or last
- * found as emitted. */
-const pixel__image *pixel__image_check_stamped(const pixel_value *root);
 void pixel__image_edited(void);
+
+/* The head of an image (the nodes, the relocation table and the text
+ * follow; module_loader.c makes it).  Here so that the stages after the
+ * modules test "still as emitted" in line. */
+struct pixel__image {
+    uint32_t bytes;    /* the used nodes */
+    uint32_t nrel;     /* links to relocate */
+    uint32_t rel_off;  /* the table: from the start of the image */
+    uint32_t json_off; /* the text (0: none) */
+    uint32_t json_len;
+    uint32_t pad;
+    uint64_t gen;            /* which making of the image this is */
+    _Atomic uint64_t valid; /* pixel__image_valid() */
+};
+
+/* What the arena holds just before an emitted root: the image, which making
+ * of it the copy is from, and the count of changes to image copies
+ * (pixel__image_edits), plus one, at which the copy was last known to be as
+ * emitted (its stamp). */
+typedef struct pixel__image_link {
+    const pixel__image *im;
+    uint64_t gen;
+    uint64_t stamp;
+} pixel__image_link;
+
+/* Changes made to nodes of image copies in the whole process
+ * (pixel__image_edited(); module_loader.c): a stamp is good only while this
+ * has not moved since.  On a cache line of its own. */
+struct pixel__image_edit_count {
+    _Alignas(64) _Atomic uint64_t n;
+    char pad[64 - sizeof(uint64_t)];
+};
+extern struct pixel__image_edit_count pixel__image_edits;
+
+/* The full check of a copy whose stamp is stale (pixel__image_check()),
+ * stamped again with now when found as emitted. */
+const pixel__image *pixel__image_restamp(const pixel_value *root, uint64_t now);
+
+/* pixel__image_check(), taking the stamp's word while no change to a node
+ * of any image copy has been counted since the copy was emitted or last
+ * found as emitted; in line, the full check out of line. */
+static inline const pixel__image *pixel__image_check_stamped(const pixel_value *root)
+{
+    const char *link = (const char *)root - sizeof(pixel__image_link);
+    const pixel__image *im;
+    uint64_t gen, stamp;
+    memcpy(&im, link + offsetof(pixel__image_link, im), sizeof(im));
+    memcpy(&gen, link + offsetof(pixel__image_link, gen), sizeof(gen));
+    memcpy(&stamp, link + offsetof(pixel__image_link, stamp), sizeof(stamp));
+    const uint64_t now = atomic_load_explicit(&pixel__image_edits.n, memory_order_relaxed) + 1;
+    if (PIXEL_LIKELY(stamp == now && im->gen == gen)) {
+        return im;
+    }
+    return pixel__image_restamp(root, now);
+}
+
+static inline const char *pixel__image_json(const pixel__image *im, size_t *len)
+{
+    *len = im->json_len;
+    return im->json_len ? (const char *)im + im->json_off : NULL;
+}
+
+static inline uint64_t pixel__image_valid(const pixel__image *im)
+{
+    return atomic_load_explicit(&((pixel__image *)(uintptr_t)im)->valid, memory_order_relaxed);
+}
+
+static inline void pixel__image_set_valid(const pixel__image *im, uint64_t key)
+{
+    atomic_store_explicit(&((pixel__image *)(uintptr_t)im)->valid, key, memory_order_relaxed);
+}
 
 struct pixel_value {
     uint8_t type;  /* pixel_type */

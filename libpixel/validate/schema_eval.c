@@ -886,26 +886,41 @@ static bool quick_flat_walk(ectx *x, const sobject *o, const pixel_value *v);
 #define IMAGE_DEPTH_BITS 10
 _Static_assert(MAX_DEPTH < (1 << IMAGE_DEPTH_BITS), "the depth must fit an image's verdict");
 
-__attribute__((noinline)) static bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
+/* The image's verdict for o: the key that says it passed o (with the
+ * format assertion of x), the deepest level it passed at in between. */
+static inline uint64_t image_key(const ectx *x, const sobject *o)
 {
-    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check_stamped(v);
-    /* the schema's process-unique number (not its address, which a registry
-       compiled after this one's was freed may give another object schema),
-       the format assertion, and (in between) the depth it passed at */
+    return o->memo_id << (IMAGE_DEPTH_BITS + 1) | ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
+}
+
+/* The walk of a copy that its image's verdict does not cover; im (or NULL:
+ * not as emitted, or a schema whose answer is not the instance's alone)
+ * remembers a pass. */
+__attribute__((noinline)) static bool quick_image_walk(ectx *x, const sobject *o,
+                                                       const pixel_value *v,
+                                                       const pixel__image *im)
+{
+    bool ok = quick_object(x, o, v);
+    if (ok && im && !x->fail) {
+        pixel__image_set_valid(im, image_key(x, o) | (uint64_t)x->depth << 1);
+    }
+    return ok;
+}
+
+/* In line where the walks meet a copy: the stamp, the image's verdict, and
+ * only a copy that they do not cover walked. */
+static inline bool quick_image(ectx *x, const sobject *o, const pixel_value *v)
+{
     const uint64_t depth_mask = ((1u << IMAGE_DEPTH_BITS) - 1) << 1;
-    const uint64_t key = o->memo_id << (IMAGE_DEPTH_BITS + 1) |
-                         ((x->flags & PIXEL_SCHEMA_ASSERT_FORMAT) ? 1u : 0u);
+    const pixel__image *im = o->cover || o->merged ? NULL : pixel__image_check_stamped(v);
     if (im) {
         uint64_t seen = pixel__image_valid(im);
-        if ((seen & ~depth_mask) == key && (seen & depth_mask) >> 1 >= (uint64_t)x->depth) {
+        if ((seen & ~depth_mask) == image_key(x, o) &&
+            (seen & depth_mask) >> 1 >= (uint64_t)x->depth) {
             return true;
         }
     }
-    bool ok = quick_object(x, o, v);
-    if (ok && im && !x->fail) {
-        pixel__image_set_valid(im, key | (uint64_t)x->depth << 1);
-    }
-    return ok;
+    return quick_image_walk(x, o, v, im);
 }
 
 /* The names of v's members against a map's propertyNames leaf. */
