@@ -56,6 +56,29 @@ START_TEST(rfc3164_header_is_split)
                      PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "bad_syslog_header");
     ck_assert_int_eq(parse(p, "<999>Nov  6 05:24:46 web01 nginx: x"), PIXEL_OUTCOME_QUARANTINED);
+    /* the timestamp's separators (and the space after it) one at a time
+     * replaced, and digits where a day's may be a space */
+    static const char good[] = "<190>Nov 16 05:24:46 web01 nginx: ";
+    for (size_t at = 5; at < 5 + 16; at++) {
+        char line[400];
+        snprintf(line, sizeof(line), "%s%s", good, LINE("a=1"));
+        const char was = line[at];
+        line[at] = was == ' ' || was == ':' ? '-' : was == '1' ? ' ' : 'x';
+        /* checked: the separators, the day's last digit and its first (a
+         * digit or a space); the other bytes are taken as they are */
+        const int bad = at == 8 || at == 10 || at == 11 || at == 14 || at == 17 || at == 20;
+        ck_assert_msg(parse(p, line) == (bad ? PIXEL_OUTCOME_QUARANTINED : PIXEL_OUTCOME_PENDING),
+                      "byte %zu", at);
+        if (bad) {
+            ck_assert_str_eq(first_code(ctx), "bad_syslog_header");
+        }
+    }
+    /* cut anywhere in the header: never pending, never a read past the end */
+    for (size_t cut = 0; cut < strlen(good); cut++) {
+        pixel_outcome oc;
+        ck_assert_int_eq(pixel_parse(p, ctx, guard_copy(good, cut), cut, &oc, NULL), 0);
+        ck_assert_int_ne(oc, PIXEL_OUTCOME_PENDING);
+    }
     pixel_pipeline_free(p);
 }
 END_TEST
