@@ -541,6 +541,50 @@ __attribute__((target("avx2"))) static const char *find2_avx2(const char *p, con
     return end;
 }
 
+/* find_lit_tail for CPUs with AVX2, in line instead of memchr calls: the
+ * literal's first byte looked for 64 bytes a step, then in blocks of 32, the
+ * last one ending at end (so the 32 bytes before end must be readable: the
+ * caller's field started at least 32 bytes before p); each candidate is
+ * checked by lit_at.  The same result as find_lit_tail. */
+__attribute__((target("avx2"))) static const char *
+find_lit_tail_avx2(const char *p, const char *end, const pixel_logstep *st)
+{
+    const __m256i c = _mm256_set1_epi32((int)st->first4);
+    for (; end - p >= 64; p += 64) {
+        const __m256i hx =
+            _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)p), c);
+        const __m256i hy =
+            _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + 32)), c);
+        const __m256i h = _mm256_or_si256(hx, hy);
+        if (PIXEL_UNLIKELY(!_mm256_testz_si256(h, h))) {
+            uint64_t m = (uint32_t)_mm256_movemask_epi8(hx) |
+                         (uint64_t)(uint32_t)_mm256_movemask_epi8(hy) << 32;
+            for (; m; m &= m - 1) {
+                const char *q = p + __builtin_ctzll(m);
+                const int at = lit_at(q, end, st);
+                if (at) {
+                    return at > 0 ? q : NULL;
+                }
+            }
+        }
+    }
+    while (p < end) {
+        const char *blk = end - p >= 32 ? p : end - 32;
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)blk), c));
+        m >>= (unsigned)(p - blk); /* bytes before p were looked at */
+        for (; m; m &= m - 1) {
+            const char *q = p + __builtin_ctz(m);
+            const int at = lit_at(q, end, st);
+            if (at) {
+                return at > 0 ? q : NULL;
+            }
+        }
+        p = blk + 32;
+    }
+    return NULL;
+}
+
 /*
  * parse_text for CPUs with AVX2 (asked at run time): the same fields and
  * faults.  A field with at least 36 bytes after its start and a literal of
@@ -574,7 +618,7 @@ __attribute__((target("avx2"))) static int parse_text_avx2(const pixel_pipeline 
                     goto found;
                 }
             }
-            stop = find_lit_tail(s + 32, end, st);
+            stop = find_lit_tail_avx2(s + 32, end, st);
         } else {
             stop = find_lit(s, end, st);
         }

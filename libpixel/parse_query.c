@@ -157,6 +157,35 @@ static inline uint64_t name_word_fast(const char *s, size_t n)
 #endif
 }
 
+/* name_word_fast of a name of less than sixteen bytes: one table load for
+ * the mask, with no clamp of n. */
+static inline uint64_t name_word_lt16(const char *s, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t keep[16] = {0,
+                                      0xFF,
+                                      0xFFFF,
+                                      0xFFFFFF,
+                                      0xFFFFFFFF,
+                                      0xFFFFFFFFFF,
+                                      0xFFFFFFFFFFFF,
+                                      0xFFFFFFFFFFFFFF,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0,
+                                      ~(uint64_t)0};
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w & keep[n & 15];
+#else
+    return name_word(s, n, NULL);
+#endif
+}
+
 /* The fewest buckets of a table (as bits): the size of the tables of up to
  * 32 names, whose lookup the query loop has a version of with the shift a
  * constant. */
@@ -1105,7 +1134,7 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         if (PIXEL_LIKELY(sp >= end && end > name)) {
             const size_t nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
             if (PIXEL_LIKELY(nlen < 16 && nlen < (size_t)(end - name))) {
-                const uint64_t word = name_word_fast(name, nlen);
+                const uint64_t word = name_word_lt16(name, nlen);
                 const pixel_slot_entry *e =
                     &tab.h[(uint32_t)(((word ^ nlen) * tab.mult) >> shift)];
                 if (PIXEL_LIKELY(e->word == word && e->len == nlen)) {

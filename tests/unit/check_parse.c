@@ -56,6 +56,29 @@ START_TEST(rfc3164_header_is_split)
                      PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "bad_syslog_header");
     ck_assert_int_eq(parse(p, "<999>Nov  6 05:24:46 web01 nginx: x"), PIXEL_OUTCOME_QUARANTINED);
+    /* the timestamp's separators (and the space after it) one at a time
+     * replaced, and digits where a day's may be a space */
+    static const char good[] = "<190>Nov 16 05:24:46 web01 nginx: ";
+    for (size_t at = 5; at < 5 + 16; at++) {
+        char line[400];
+        snprintf(line, sizeof(line), "%s%s", good, LINE("a=1"));
+        const char was = line[at];
+        line[at] = was == ' ' || was == ':' ? '-' : was == '1' ? ' ' : 'x';
+        /* checked: the separators, the day's last digit and its first (a
+         * digit or a space); the other bytes are taken as they are */
+        const int bad = at == 8 || at == 10 || at == 11 || at == 14 || at == 17 || at == 20;
+        ck_assert_msg(parse(p, line) == (bad ? PIXEL_OUTCOME_QUARANTINED : PIXEL_OUTCOME_PENDING),
+                      "byte %zu", at);
+        if (bad) {
+            ck_assert_str_eq(first_code(ctx), "bad_syslog_header");
+        }
+    }
+    /* cut anywhere in the header: never pending, never a read past the end */
+    for (size_t cut = 0; cut < strlen(good); cut++) {
+        pixel_outcome oc;
+        ck_assert_int_eq(pixel_parse(p, ctx, guard_copy(good, cut), cut, &oc, NULL), 0);
+        ck_assert_int_ne(oc, PIXEL_OUTCOME_PENDING);
+    }
     pixel_pipeline_free(p);
 }
 END_TEST
@@ -342,7 +365,8 @@ END_TEST
 START_TEST(separators_and_methods_of_every_length)
 {
     /* separators of 1 to 8 bytes, with decoys (their first bytes, or all but
-     * the last) inside the fields, at every distance from the line's start;
+     * the last) inside the fields, at every distance from the line's start
+     * (fields of up to ~160 bytes);
      * methods of 1, 3, 8 and 9 bytes against their prefixes and extensions */
     pixel_pipeline *p =
         load_ok("input:\n  framing: none\n  pixel_paths: [/px.gif]\n"
@@ -350,8 +374,8 @@ START_TEST(separators_and_methods_of_every_length)
                 "  format: {nginx: '$remote_addr|$status::$body_bytes_sent<=>$request_time ~~~~ "
                 "\"$request\" @@@@@ ${host}'}\n"
                 "fields: {a: query.a, rt: log.request_time, h: log.host}\n");
-    for (size_t pad = 0; pad <= 70; pad++) {
-        char x[80], line[600], want[120];
+    for (size_t pad = 0; pad <= 150; pad++) { /* (past 96: the AVX2 64-byte steps) */
+        char x[160], line[900], want[200];
         memset(x, 'x', pad);
         x[pad] = '\0';
         snprintf(line, sizeof(line),
