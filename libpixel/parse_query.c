@@ -135,23 +135,35 @@ static inline int32_t slot_find(const pixel_pipeline *p, const char *name, size_
     return slot_find_word(p, name, len, name_word(name, len, limit));
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The bytes of a name's first word that are the name's, by its length (all
+ * eight from eight on). */
+static const uint64_t name_keep[16] = {0,
+                                       0xFF,
+                                       0xFFFF,
+                                       0xFFFFFF,
+                                       0xFFFFFFFF,
+                                       0xFFFFFFFFFF,
+                                       0xFFFFFFFFFFFF,
+                                       0xFFFFFFFFFFFFFF,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0,
+                                       ~(uint64_t)0};
+#endif
+
 /* name_word of a name that has at least eight readable bytes from its start
  * (where words are not little-endian: name_word's byte loop). */
 static inline uint64_t name_word_fast(const char *s, size_t n)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    static const uint64_t keep[9] = {0,
-                                     0xFF,
-                                     0xFFFF,
-                                     0xFFFFFF,
-                                     0xFFFFFFFF,
-                                     0xFFFFFFFFFF,
-                                     0xFFFFFFFFFFFF,
-                                     0xFFFFFFFFFFFFFF,
-                                     0xFFFFFFFFFFFFFFFF};
     uint64_t w;
     memcpy(&w, s, 8);
-    return w & keep[n < 8 ? n : 8];
+    return w & name_keep[n < 8 ? n : 8];
 #else
     return name_word(s, n, NULL);
 #endif
@@ -162,25 +174,9 @@ static inline uint64_t name_word_fast(const char *s, size_t n)
 static inline uint64_t name_word_lt16(const char *s, size_t n)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    static const uint64_t keep[16] = {0,
-                                      0xFF,
-                                      0xFFFF,
-                                      0xFFFFFF,
-                                      0xFFFFFFFF,
-                                      0xFFFFFFFFFF,
-                                      0xFFFFFFFFFFFF,
-                                      0xFFFFFFFFFFFFFF,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0,
-                                      ~(uint64_t)0};
     uint64_t w;
     memcpy(&w, s, 8);
-    return w & keep[n & 15];
+    return w & name_keep[n & 15];
 #else
     return name_word(s, n, NULL);
 #endif
