@@ -1419,6 +1419,9 @@ __attribute__((noinline)) static bool quick_walk(ectx *x, const sobject *o, cons
 /*
  * quick_object() for an sflat's object (no patterns, not general or lookup, no cover):
  * one dispatch per member by kind, the formats, consts and objects walked apart in line.
+ * Its property lookup is walk_body()'s, written out again on purpose: the same lookup
+ * as one inline helper shared by both loops measured 70 to 170 instructions a line
+ * more (gcc allocates the loops' registers differently).
  */
 __attribute__((noinline)) static bool quick_flat_walk(ectx *x, const sobject *o,
                                                       const pixel_value *v)
