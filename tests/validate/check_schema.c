@@ -666,6 +666,31 @@ START_TEST(depth_limit_unwinds_without_retrying_branches)
 }
 END_TEST
 
+/* schema compiled as "urn:t" in a registry of its own (*reg, for the caller to free). */
+static const pixel_schema *compile_urn_t(const char *schema, pixel_schema_registry **reg)
+{
+    const pixel_schema *s;
+    pixel_error err;
+    ck_assert_int_eq(pixel_schema_registry_new(reg, 0, &err), 0);
+    ck_assert_int_eq(pixel_schema_registry_add_json(*reg, "urn:t", schema, strlen(schema), &err),
+                     0);
+    ck_assert_int_eq(pixel_schema_compile(&s, *reg, "urn:t", &err), 0);
+    return s;
+}
+
+/* The object keyword of a compiled schema's root (the last one). */
+static const sobject *root_object(const pixel_schema *s)
+{
+    const sobject *o = NULL;
+    for (size_t k = 0; k < s->root->nops; k++) {
+        if (s->root->ops[k].kind == OP_OBJECT) {
+            o = s->root->ops[k].u.obj;
+        }
+    }
+    ck_assert_ptr_nonnull(o);
+    return o;
+}
+
 static void expect_verdicts(const char *schema, const char *const *instances, const int *valid,
                             size_t n, bool ifgroup)
 {
@@ -903,12 +928,7 @@ START_TEST(flattened_event_schemas_agree_with_the_full_evaluation)
              env);
     {
         pixel_schema_registry *reg;
-        const pixel_schema *s;
-        pixel_error err;
-        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
-        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
-                         0);
-        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const pixel_schema *s = compile_urn_t(schema, &reg);
         ck_assert_ptr_nonnull(s->root->flat); /* the shape this test is about */
         pixel_schema_registry_free(reg);
     }
@@ -985,12 +1005,7 @@ START_TEST(routed_event_schemas_agree_with_the_full_evaluation)
                                 0, 0, 1, 0, 1, 1, 0, 0, 0};
     {
         pixel_schema_registry *reg;
-        const pixel_schema *s;
-        pixel_error err;
-        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
-        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
-                         0);
-        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
+        const pixel_schema *s = compile_urn_t(schema, &reg);
         /* the shape this test is about: two routed branches, one not */
         ck_assert_ptr_nonnull(s->root->route);
         ck_assert_ptr_nonnull(s->root->route->flat[0]);
@@ -1099,19 +1114,8 @@ START_TEST(map_objects_agree_with_the_full_evaluation)
                                 1, 0, 0, 0};
     {
         pixel_schema_registry *reg;
-        const pixel_schema *s;
-        pixel_error err;
-        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
-        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
-                         0);
-        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
-        const sobject *o = NULL;
-        for (size_t k = 0; k < s->root->nops; k++) {
-            if (s->root->ops[k].kind == OP_OBJECT) {
-                o = s->root->ops[k].u.obj;
-            }
-        }
-        ck_assert_ptr_nonnull(o);
+        const pixel_schema *s = compile_urn_t(schema, &reg);
+        const sobject *o = root_object(s);
         /* the shape this test is about: "e" and "f" maps, "g" not */
         ck_assert_int_eq(o->props[0].qk, SQK_MAP);
         ck_assert_int_eq(o->props[1].qk, SQK_MAP);
@@ -1192,19 +1196,8 @@ START_TEST(number_leaves_by_bounds_agree_with_the_full_evaluation)
                                 1, 0, 0};
     {
         pixel_schema_registry *reg;
-        const pixel_schema *s;
-        pixel_error err;
-        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
-        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
-                         0);
-        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
-        const sobject *o = NULL;
-        for (size_t k = 0; k < s->root->nops; k++) {
-            if (s->root->ops[k].kind == OP_OBJECT) {
-                o = s->root->ops[k].u.obj;
-            }
-        }
-        ck_assert_ptr_nonnull(o);
+        const pixel_schema *s = compile_urn_t(schema, &reg);
+        const sobject *o = root_object(s);
         ck_assert_int_eq(o->props[0].qk, SQK_NUM);
         ck_assert_int_eq(o->props[1].qk, SQK_NUM);
         ck_assert_int_eq(o->props[3].qk, SQK_LEAF);
@@ -1277,19 +1270,8 @@ START_TEST(objects_walked_apart_agree_with_the_full_evaluation)
                                 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0};
     {
         pixel_schema_registry *reg;
-        const pixel_schema *s;
-        pixel_error err;
-        ck_assert_int_eq(pixel_schema_registry_new(&reg, 0, &err), 0);
-        ck_assert_int_eq(pixel_schema_registry_add_json(reg, "urn:t", schema, strlen(schema), &err),
-                         0);
-        ck_assert_int_eq(pixel_schema_compile(&s, reg, "urn:t", &err), 0);
-        const sobject *o = NULL;
-        for (size_t k = 0; k < s->root->nops; k++) {
-            if (s->root->ops[k].kind == OP_OBJECT) {
-                o = s->root->ops[k].u.obj;
-            }
-        }
-        ck_assert_ptr_nonnull(o);
+        const pixel_schema *s = compile_urn_t(schema, &reg);
+        const sobject *o = root_object(s);
         ck_assert_int_eq(o->props[0].qk, SQK_WALK);
         ck_assert_int_ne(o->props[1].qk, SQK_WALK);
         const sobject *w = o->props[0].qt;
