@@ -1755,6 +1755,7 @@ static sflat *make_flat(pixel_schema_registry *r, const snode *n)
                  ? *src
                  : (sprop){.key = src->key, .fkey = src->key, .klen = src->klen, .qk = SQK_NONE};
         bool required = src->req_bit >= 0 || (mine && mine->req_bit >= 0);
+        p->alt = NULL; /* never a property of the outer object's */
         p->req_bit = -1;
         p->req_word = 0;
         p->req_mask = 0;

@@ -1340,14 +1340,22 @@ __attribute__((always_inline)) static inline bool walk_body(ectx *x, const sobje
         if (next->klen == m->klen && prop_named(x, next, m)) {
             p = next; /* never the end entry: no member's length is its */
         } else {
-            long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
-            if (i < 0) {
-                if (o->additional && !quick(x, o->additional, m)) {
-                    return false;
+            const sprop *a = __atomic_load_n(&next->alt, __ATOMIC_RELAXED);
+            if (a && a->klen == m->klen && prop_named(x, a, m)) {
+                p = a;
+            } else {
+                long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
+                if (i < 0) {
+                    if (o->additional && !quick(x, o->additional, m)) {
+                        return false;
+                    }
+                    continue;
                 }
-                continue;
+                p = props + i;
+                if (!a) {
+                    __atomic_store_n(&((sprop *)next)->alt, p, __ATOMIC_RELAXED);
+                }
             }
-            p = props + i;
         }
         next = p + 1;
         seen |= p->req_mask;
@@ -1436,14 +1444,22 @@ __attribute__((noinline)) static bool quick_flat_walk(ectx *x, const sobject *o,
         if (next->klen == m->klen && prop_named(x, next, m)) {
             p = next; /* never the end entry: no member's length is its */
         } else {
-            long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
-            if (i < 0) {
-                if (o->additional && !quick(x, o->additional, m)) {
-                    return false;
+            const sprop *a = __atomic_load_n(&next->alt, __ATOMIC_RELAXED);
+            if (a && a->klen == m->klen && prop_named(x, a, m)) {
+                p = a;
+            } else {
+                long i = pixel__strtab_find(&o->names, m->key, m->klen); /* nprops >= 1 */
+                if (i < 0) {
+                    if (o->additional && !quick(x, o->additional, m)) {
+                        return false;
+                    }
+                    continue;
                 }
-                continue;
+                p = props + i;
+                if (!a) {
+                    __atomic_store_n(&((sprop *)next)->alt, p, __ATOMIC_RELAXED);
+                }
             }
-            p = props + i;
         }
         next = p + 1;
         seen |= p->req_mask;

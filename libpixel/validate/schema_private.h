@@ -276,6 +276,12 @@ typedef struct sprop {
        comparing bytes.  Read and written with relaxed atomics (threads share the
        schema); any value it takes is true. */
     const char *fkey;
+    /* The property a member had where this one was awaited next and missed (an
+       optional one absent, or members in another order than declared), tried before
+       the hash on the next miss here: NULL at first, then the first such property the
+       boolean walks found (set once; relaxed atomics, as fkey).  Only a property of the
+       same object, so that finding its name there is what the hash would find. */
+    const struct sprop *alt;
     snode *schema;   /* NULL: only named by required */
     int32_t req_bit; /* its bit among the distinct required names, -1 if not required */
     uint32_t req_word; /* the bit as word and mask (mask 0: not required, or past 1024) */

@@ -1283,6 +1283,41 @@ START_TEST(objects_walked_apart_agree_with_the_full_evaluation)
 }
 END_TEST
 
+/* A property awaited next and missed remembers the one found instead (sprop.alt) and
+   tries it first on its next miss: one registry walks these in turn, so that the
+   remembered property is found, missed (another member, an undeclared one) and found
+   checked like any other. */
+START_TEST(remembered_properties_after_a_miss_agree_with_the_full_evaluation)
+{
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {\"o\": {\"type\": \"object\","
+        " \"required\": [\"a\"], \"properties\": {\"a\": {\"type\": \"integer\"},"
+        " \"b\": {\"type\": \"string\"}, \"c\": {\"type\": \"boolean\"},"
+        " \"d\": {\"type\": \"null\"}}, \"additionalProperties\": false}}}";
+    static const char *const inst[] = {
+        "{\"o\": {\"a\": 1, \"c\": true}}",   /* b absent: c remembered */
+        "{\"o\": {\"a\": 1, \"d\": null}}",   /* c tried, d by the hash */
+        "{\"o\": {\"a\": 1, \"c\": 1}}",      /* c remembered, and checked */
+        "{\"o\": {\"a\": 1, \"d\": 1}}",
+        "{\"o\": {\"a\": 1, \"x\": 1}}",      /* undeclared */
+        "{\"o\": {\"c\": true, \"a\": 1}}",   /* another order */
+        "{\"o\": {\"c\": true}}",
+        "{\"o\": {\"c\": false, \"a\": \"1\"}}",
+        "{\"o\": {\"d\": null, \"c\": true, \"b\": \"s\", \"a\": 2}}",
+        "{\"o\": {\"d\": null, \"c\": true, \"b\": 1, \"a\": 2}}",
+        "{\"o\": {\"c\": true, \"c\": 0, \"a\": 2}}",
+    };
+    static const int valid[] = {1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0};
+    {
+        pixel_schema_registry *reg;
+        const pixel_schema *s = compile_urn_t(schema, &reg);
+        ck_assert_int_eq(root_object(s)->props[0].qk, SQK_WALK); /* walked by walk_body() */
+        pixel_schema_registry_free(reg);
+    }
+    expect_verdicts(schema, inst, valid, PIXEL_ARRAY_LEN(inst), false);
+}
+END_TEST
+
 /* "{"a": " n times, then leaf, then n closing braces (and ", \"z\": 1" before each when
    extra). */
 static char *nested_json(int n, const char *leaf, bool extra)
@@ -1814,6 +1849,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
     tcase_add_test(val, number_leaves_by_bounds_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_walked_apart_agree_with_the_full_evaluation);
+    tcase_add_test(val, remembered_properties_after_a_miss_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
     return s;
