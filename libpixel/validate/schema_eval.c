@@ -1790,10 +1790,16 @@ static bool any_format(ectx *x, const sop *any, const pixel_value *v)
 {
     const char *s = v->u.str.s;
     size_t len = v->u.str.len;
+    /* first the branches that hold without a check (a converter's flag: an IPv6
+       address is not checked as an IPv4 one first), then the checkers */
     for (size_t k = 0; k < any->u.list.n; k++) {
         const sop *f = &any->u.list.v[k]->ops[0]; /* each branch is only a format */
-        if (!format_asserts(x, f) || pixel__format_trusted(f->u.fmt.trust, v->flags, s, len) ||
-            pixel__format_check(f->u.fmt.id, s, len)) {
+        if (!format_asserts(x, f) || pixel__format_trusted(f->u.fmt.trust, v->flags, s, len)) {
+            return true;
+        }
+    }
+    for (size_t k = 0; k < any->u.list.n; k++) {
+        if (pixel__format_check(any->u.list.v[k]->ops[0].u.fmt.id, s, len)) {
             return true;
         }
     }

@@ -1072,6 +1072,52 @@ START_TEST(routed_event_schemas_agree_with_the_full_evaluation)
 }
 END_TEST
 
+/* A string leaf with an anyOf of formats (an address, IPv4 or IPv6): a converter's
+   flag passes its branch without a check, whichever branch it is; an unflagged string
+   is checked by each branch's checker; the verdicts are the full evaluation's. */
+START_TEST(any_of_formats_trust_a_flag_of_any_branch)
+{
+    static const char *const schema =
+        "{\"type\": \"object\", \"properties\": {\"ip\": {\"type\": \"string\","
+        " \"maxLength\": 45, \"anyOf\": [{\"format\": \"ipv4\"}, {\"format\": \"ipv6\"}]}}}";
+    static const struct {
+        const char *text;
+        unsigned flags;
+        int want; /* 0 valid */
+    } cases[] = {
+        {"1.2.3.4", 0, 0},
+        {"2001:db8::1", 0, 0},
+        {"1.2.3", 0, 1},
+        {"2001:db8:::1", 0, 1},
+        {"1.2.3.0", PIXEL_VALUE_FMT_IPV4, 0},
+        {"2001:db8::", PIXEL_VALUE_FMT_IPV6, 0},
+        {"2001:db8::", PIXEL_VALUE_FMT_IPV4, 0}, /* another branch's checker */
+        {"x", PIXEL_VALUE_FMT_UUID, 1},
+    };
+    pixel_schema_registry *reg;
+    const pixel_schema *s = compile_urn_t(schema, &reg);
+    pixel_arena a;
+    pixel__arena_init(&a);
+    for (size_t i = 0; i < PIXEL_ARRAY_LEN(cases); i++) {
+        char j[80];
+        snprintf(j, sizeof(j), "{\"ip\": \"%s\"}", cases[i].text);
+        pixel_value *v = pixel__json_parse(&a, guard_copy(j, strlen(j)), strlen(j), NULL);
+        ck_assert_ptr_nonnull(v);
+        v->u.list.head->flags |= cases[i].flags;
+        ck_assert_msg(pixel_schema_validate(s, v, SFLAG_QUICK_ONLY | PIXEL_SCHEMA_ASSERT_FORMAT,
+                                            NULL, NULL) == cases[i].want,
+                      "boolean pass on %s", j);
+        if (!cases[i].flags) {
+            ck_assert_msg(pixel_schema_validate(s, v, SFLAG_FULL_ONLY | PIXEL_SCHEMA_ASSERT_FORMAT,
+                                                NULL, NULL) == cases[i].want,
+                          "full evaluation on %s", j);
+        }
+    }
+    pixel__arena_release(&a);
+    pixel_schema_registry_free(reg);
+}
+END_TEST
+
 START_TEST(map_objects_agree_with_the_full_evaluation)
 {
     /* objects used as maps (a member count, propertyNames and additionalProperties,
@@ -1849,6 +1895,7 @@ static Suite *schema_suite(void)
     tcase_add_test(val, string_lengths_by_byte_count_agree_with_the_full_evaluation);
     tcase_add_test(val, number_leaves_by_bounds_agree_with_the_full_evaluation);
     tcase_add_test(val, objects_walked_apart_agree_with_the_full_evaluation);
+    tcase_add_test(val, any_of_formats_trust_a_flag_of_any_branch);
     tcase_add_test(val, remembered_properties_after_a_miss_agree_with_the_full_evaluation);
     tcase_add_test(val, framed_member_names_match_only_their_own_property);
     suite_add_tcase(s, val);
