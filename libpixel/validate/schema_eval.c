@@ -466,6 +466,22 @@ static bool decimal64(const pixel_value *v, int64_t *m, int *e)
     }
     uint64_t acc = 0;
     int exp = 0, digits = 0;
+    if (n - i <= 18) {
+        /* at most 18 digits: no count to keep, and a leading zero adds nothing to acc
+           as below */
+        for (; i < n; i++) {
+            unsigned c = (unsigned char)s[i] - (unsigned)'0';
+            if (c > 9) {
+                if (s[i] == '.' && !frac) {
+                    frac = true;
+                    continue;
+                }
+                return false;
+            }
+            acc = acc * 10 + c;
+            exp -= frac;
+        }
+    }
     for (; i < n; i++) {
         char c = s[i];
         if (c == '.' && !frac) {
