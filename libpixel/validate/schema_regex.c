@@ -1968,15 +1968,29 @@ __attribute__((target("ssse3"))) static int sheng_end(const rprog *p, const unsi
 {
     const __m128i *rows = (const __m128i *)(const void *)p->sheng;
     __m128i st = _mm_cvtsi32_si128(p->sstart);
-    size_t k = 0;
-    for (; k + 4 <= len; k += 4) {
+    /* the first len % 4 bytes by a jump, then blocks of four without a test a byte */
+    size_t k = len & 3;
+    switch (k) {
+        case 3:
+            st = SHENG_STEP(st, rows, u[0]);
+            st = SHENG_STEP(st, rows, u[1]);
+            st = SHENG_STEP(st, rows, u[2]);
+            break;
+        case 2:
+            st = SHENG_STEP(st, rows, u[0]);
+            st = SHENG_STEP(st, rows, u[1]);
+            break;
+        case 1:
+            st = SHENG_STEP(st, rows, u[0]);
+            break;
+        default:
+            break;
+    }
+    for (; k < len; k += 4) {
         st = SHENG_STEP(st, rows, u[k]);
         st = SHENG_STEP(st, rows, u[k + 1]);
         st = SHENG_STEP(st, rows, u[k + 2]);
         st = SHENG_STEP(st, rows, u[k + 3]);
-    }
-    for (; k < len; k++) {
-        st = SHENG_STEP(st, rows, u[k]);
     }
     return (_mm_cvtsi128_si32(st) & 0xFF) >= p->sacc;
 }
