@@ -1461,6 +1461,8 @@ static sleaf *make_leaf(pixel_schema_registry *r, const snode *n)
         const sop *op = &l.num[i];
         const pixel_value *b = op->u.value;
         if (op->kind == OP_MULTIPLEOF) {
+            l.num_fast = !l.mul; /* quick_num() checks one */
+            l.mul = op;
             continue;
         }
         if ((op->kind != OP_MINIMUM && op->kind != OP_MAXIMUM) || b->type != PIXEL_TYPE_INT ||

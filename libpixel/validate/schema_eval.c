@@ -1011,7 +1011,7 @@ __attribute__((noinline)) static bool quick_map(ectx *x, const smap *mp, const p
     return ok;
 }
 
-/* An SQK_NUM leaf: its bounds as doubles or integers, then each multipleOf; anything
+/* An SQK_NUM leaf: its bounds as doubles or integers, then its multipleOf; anything
    else (a number that is not finite, another type) as quick_leaf(). */
 __attribute__((noinline)) static bool quick_num(ectx *x, const sleaf *l, const pixel_value *v)
 {
@@ -1027,12 +1027,7 @@ __attribute__((noinline)) static bool quick_num(ectx *x, const sleaf *l, const p
     } else {
         return quick_leaf(x, l, v);
     }
-    for (size_t i = 0; i < l->nnum; i++) {
-        if (l->num[i].kind == OP_MULTIPLEOF && !multiple_of(v, &l->num[i])) {
-            return false;
-        }
-    }
-    return true;
+    return !l->mul || multiple_of(v, l->mul); /* the bounds are dlo..dhi, imin..imax */
 }
 
 /* One member m named like the declared property p of o, checked by p's kind. */

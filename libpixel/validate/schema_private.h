@@ -518,6 +518,7 @@ struct sleaf {
        bound of at most 2^53 in magnitude, or a multipleOf: a finite number d is within
        the bounds when dlo <= d <= dhi (exact as doubles), an integer when imin <= i <= imax */
     bool num_fast;
+    const sop *mul; /* num_fast: its multipleOf (one at most), or NULL */
     double dlo, dhi;
     uint64_t minlen, maxlen; /* code points */
     /* A string of len bytes with len - flo <= fspan (unsigned) meets both lengths without
