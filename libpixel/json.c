@@ -912,20 +912,8 @@ static inline char *put_int(char *o, int64_t i)
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
 /* The longest name written without a check of its own (framed names are
- * up to 28 bytes, written as two blocks of 16). */
+ * up to 28 bytes, their frames written as one block of 32). */
 #define KEY_ROOM 32
-
-/* A name of the pipeline (PIXEL_VALUE_FRAMED_KEY): `,"name":` is one or two
- * blocks of its frame.  Returns the end. */
-static inline char *put_frame(char *o, const pixel_value *m)
-{
-    const unsigned char *f = (const unsigned char *)m->key - 2;
-    pixel__copy16(o, f);
-    if (m->klen > 12) {
-        pixel__copy16(o + 16, f + 16);
-    }
-    return o + m->klen + 4;
-}
 
 /* The room checked for before each member: a name of up to KEY_ROOM bytes
  * with its separator, quotes and colon, and MEMBER_SLACK for the value. */
@@ -1324,7 +1312,10 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         if (!obj) {
             *o++ = ',';
         } else if ((kind = member_kind(m)) & KIND_FRAMED) {
-            o = put_frame(o, m);
+            /* `,"name":` as one block of 32 (KEY_ROOM bytes are free at o,
+             * and the frames are followed by 32 zeros, pixel__map_frame_keys) */
+            copy_text(o, m->key - 2, KEY_ROOM);
+            o += m->klen + 4;
             /* the usual members: a pipeline name and a string, known plain or not */
             kind &= KIND_PLAIN | 0xFF;
             if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {

@@ -614,7 +614,7 @@ int pixel__map_frame_keys(pixel_pipeline *p)
     };
     /* the names: the fields' leaves, the objects' keys, the built-ins' targets
      * and their own names */
-    size_t size = 16; /* a block may be read past the last frame */
+    size_t size = 32; /* a block of 32 may be read from the last frame on */
     for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
         size += strlen(lit[i]) + 5;
     }
