@@ -912,7 +912,7 @@ static inline char *put_int(char *o, int64_t i)
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
 /* The longest name written without a check of its own (framed names are
- * up to 28 bytes, their frames written as one block of 32). */
+ * up to 27 bytes, their frames written as one block of 32). */
 #define KEY_ROOM 32
 
 /* The room checked for before each member: a name of up to KEY_ROOM bytes
@@ -1022,7 +1022,8 @@ plain_long_avx2(char *o, const unsigned char *p, size_t n, const json_k *k)
 __attribute__((always_inline)) static inline char *put_short_text(char *o, const unsigned char *p,
                                                                   const size_t n, const bool known,
                                                                   const json_k *k,
-                                                                  const bad_17_32_fn bad32)
+                                                                  const bad_17_32_fn bad32,
+                                                                  const bool quoted)
 {
     if (n >= 8) {
         if (n > 16) {
@@ -1074,7 +1075,9 @@ __attribute__((always_inline)) static inline char *put_short_text(char *o, const
         o[1 + n / 2] = (char)p[n / 2];
         o[n] = (char)p[n - 1];
     }
-    o[0] = '"';
+    if (!quoted) {
+        o[0] = '"';
+    }
     o[n + 1] = '"';
     return o + n + 2;
 }
@@ -1096,12 +1099,14 @@ static inline char *put_raw(char *o, const unsigned char *p, size_t n)
     return o + n;
 }
 
-/* put_short_text for a string value. */
+/* put_short_text for a string value (quoted: its opening quote is already at o). */
 __attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
                                                                    const bool known, const json_k *k,
-                                                                   const bad_17_32_fn bad32)
+                                                                   const bad_17_32_fn bad32,
+                                                                   const bool quoted)
 {
-    return put_short_text(o, (const unsigned char *)m->u.str.s, m->u.str.len, known, k, bad32);
+    return put_short_text(o, (const unsigned char *)m->u.str.s, m->u.str.len, known, k, bad32,
+                          quoted);
 }
 
 /* Text of 16 bytes or more known to need no escape, quoted at o (n + 2
@@ -1140,7 +1145,7 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     switch (m->type) {
         case PIXEL_TYPE_STRING: {
             const json_k k = json_k_make();
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &k, bad_17_32);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &k, bad_17_32, false);
             if (e) {
                 b->len = (size_t)(e - b->data);
                 return 0;
@@ -1312,14 +1317,16 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         if (!obj) {
             *o++ = ',';
         } else if ((kind = member_kind(m)) & KIND_FRAMED) {
-            /* `,"name":` as one block of 32 (KEY_ROOM bytes are free at o,
-             * and the frames are followed by 32 zeros, pixel__map_frame_keys) */
+            /* `,"name":` and a string's opening quote as one block of 32
+             * (KEY_ROOM bytes are free at o, and the frames are followed by
+             * 32 zeros, pixel__map_frame_keys); a value other than a
+             * string writes over the quote */
             copy_text(o, m->key - 2, KEY_ROOM);
             o += m->klen + 4;
             /* the usual members: a pipeline name and a string, known plain or not */
             kind &= KIND_PLAIN | 0xFF;
             if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {
-                char *e = put_short_plain(o, m, true, &jk, bad32);
+                char *e = put_short_plain(o, m, true, &jk, bad32, true);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     NEXT_MEMBER;
@@ -1327,7 +1334,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto long_string;
             }
             if (kind == PIXEL_TYPE_STRING) {
-                char *e = put_short_plain(o, m, false, &jk, bad32);
+                char *e = put_short_plain(o, m, false, &jk, bad32, true);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     NEXT_MEMBER;
@@ -1387,7 +1394,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             /* a name not checked at load (a module's, a parsed text's):
              * in place when it is short and needs no escape */
             char *e = m->klen <= KEY_ROOM ? put_short_text(o + 1, (const unsigned char *)m->key,
-                                                           m->klen, false, &jk, bad32)
+                                                           m->klen, false, &jk, bad32, false)
                                           : NULL;
             if (PIXEL_LIKELY(e != NULL)) {
                 *o = ',';
@@ -1407,7 +1414,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         /* The value: short plain strings and integers in place. */
     value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32, false);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
                 NEXT_MEMBER;
