@@ -1455,8 +1455,9 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         } else {
         not_string:
-            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && top < up + NEST_MAX) {
-                if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
+            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head &&
+                ((m->flags & PIXEL_VALUE_IMAGE) || top < up + NEST_MAX)) {
+                if (m->flags & PIXEL_VALUE_IMAGE) {
                     /* A module's result emitted from a shape image, still as
                      * emitted: the image's text, written once. */
                     const pixel__image *im = pixel__image_check_stamped(m);
@@ -1474,6 +1475,9 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                         o = copy_text(o, text, tn);
                         NEXT_MEMBER;
                     }
+                    if (top == up + NEST_MAX) {
+                        goto deep; /* a stale image too deep to follow here */
+                    }
                 }
                 /* into a nested object: its first ',' is where '{' goes */
                 top->next = m->next;
@@ -1490,6 +1494,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 o = put_raw(o, (const unsigned char *)m->u.num.raw, m->u.num.rawlen);
                 NEXT_MEMBER;
             } else if (m->type >= PIXEL_TYPE_ARRAY) {
+            deep:
                 /* an array, an empty or deep object: to its own loop */
                 b->len = (size_t)(o - b->data);
                 if (dump_container(b, m) < 0) {
