@@ -605,7 +605,14 @@ typedef struct json_k {
 
 __attribute__((always_inline)) static inline json_k json_k_make(void)
 {
-    json_k k = {_mm_set1_epi8(0x02), _mm_set1_epi8(0x20), _mm_set1_epi8('\\'), _mm_set1_epi8(0x7F)};
+#define JSON_K_ROW(c) {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c}
+    static const unsigned char tab[4][16] __attribute__((aligned(16))) = {
+        JSON_K_ROW(0x02), JSON_K_ROW(0x20), JSON_K_ROW('\\'), JSON_K_ROW(0x7F)};
+#undef JSON_K_ROW
+    json_k k = {_mm_load_si128((const __m128i *)(const void *)tab[0]),
+                _mm_load_si128((const __m128i *)(const void *)tab[1]),
+                _mm_load_si128((const __m128i *)(const void *)tab[2]),
+                _mm_load_si128((const __m128i *)(const void *)tab[3])};
     __asm__("" : "+x"(k.flip), "+x"(k.top), "+x"(k.bsl), "+x"(k.del));
     return k;
 }
