@@ -605,7 +605,14 @@ typedef struct json_k {
 
 __attribute__((always_inline)) static inline json_k json_k_make(void)
 {
-    json_k k = {_mm_set1_epi8(0x02), _mm_set1_epi8(0x20), _mm_set1_epi8('\\'), _mm_set1_epi8(0x7F)};
+#define JSON_K_ROW(c) {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c}
+    static const unsigned char tab[4][16] __attribute__((aligned(16))) = {
+        JSON_K_ROW(0x02), JSON_K_ROW(0x20), JSON_K_ROW('\\'), JSON_K_ROW(0x7F)};
+#undef JSON_K_ROW
+    json_k k = {_mm_load_si128((const __m128i *)(const void *)tab[0]),
+                _mm_load_si128((const __m128i *)(const void *)tab[1]),
+                _mm_load_si128((const __m128i *)(const void *)tab[2]),
+                _mm_load_si128((const __m128i *)(const void *)tab[3])};
     __asm__("" : "+x"(k.flip), "+x"(k.top), "+x"(k.bsl), "+x"(k.del));
     return k;
 }
@@ -912,20 +919,8 @@ static inline char *put_int(char *o, int64_t i)
 static int dump_container(pixel_buf *b, const pixel_value *v);
 
 /* The longest name written without a check of its own (framed names are
- * up to 28 bytes, written as two blocks of 16). */
+ * up to 27 bytes, their frames written as one block of 32). */
 #define KEY_ROOM 32
-
-/* A name of the pipeline (PIXEL_VALUE_FRAMED_KEY): `,"name":` is one or two
- * blocks of its frame.  Returns the end. */
-static inline char *put_frame(char *o, const pixel_value *m)
-{
-    const unsigned char *f = (const unsigned char *)m->key - 2;
-    pixel__copy16(o, f);
-    if (m->klen > 12) {
-        pixel__copy16(o + 16, f + 16);
-    }
-    return o + m->klen + 4;
-}
 
 /* The room checked for before each member: a name of up to KEY_ROOM bytes
  * with its separator, quotes and colon, and MEMBER_SLACK for the value. */
@@ -1034,7 +1029,8 @@ plain_long_avx2(char *o, const unsigned char *p, size_t n, const json_k *k)
 __attribute__((always_inline)) static inline char *put_short_text(char *o, const unsigned char *p,
                                                                   const size_t n, const bool known,
                                                                   const json_k *k,
-                                                                  const bad_17_32_fn bad32)
+                                                                  const bad_17_32_fn bad32,
+                                                                  const bool quoted)
 {
     if (n >= 8) {
         if (n > 16) {
@@ -1086,7 +1082,9 @@ __attribute__((always_inline)) static inline char *put_short_text(char *o, const
         o[1 + n / 2] = (char)p[n / 2];
         o[n] = (char)p[n - 1];
     }
-    o[0] = '"';
+    if (!quoted) {
+        o[0] = '"';
+    }
     o[n + 1] = '"';
     return o + n + 2;
 }
@@ -1108,12 +1106,14 @@ static inline char *put_raw(char *o, const unsigned char *p, size_t n)
     return o + n;
 }
 
-/* put_short_text for a string value. */
+/* put_short_text for a string value (quoted: its opening quote is already at o). */
 __attribute__((always_inline)) static inline char *put_short_plain(char *o, const pixel_value *m,
                                                                    const bool known, const json_k *k,
-                                                                   const bad_17_32_fn bad32)
+                                                                   const bad_17_32_fn bad32,
+                                                                   const bool quoted)
 {
-    return put_short_text(o, (const unsigned char *)m->u.str.s, m->u.str.len, known, k, bad32);
+    return put_short_text(o, (const unsigned char *)m->u.str.s, m->u.str.len, known, k, bad32,
+                          quoted);
 }
 
 /* Text of 16 bytes or more known to need no escape, quoted at o (n + 2
@@ -1152,7 +1152,7 @@ __attribute__((noinline)) static int dump_value(pixel_buf *b, const pixel_value 
     switch (m->type) {
         case PIXEL_TYPE_STRING: {
             const json_k k = json_k_make();
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &k, bad_17_32);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &k, bad_17_32, false);
             if (e) {
                 b->len = (size_t)(e - b->data);
                 return 0;
@@ -1324,11 +1324,16 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         if (!obj) {
             *o++ = ',';
         } else if ((kind = member_kind(m)) & KIND_FRAMED) {
-            o = put_frame(o, m);
+            /* `,"name":` and a string's opening quote as one block of 32
+             * (KEY_ROOM bytes are free at o, and the frames are followed by
+             * 32 zeros, pixel__map_frame_keys); a value other than a
+             * string writes over the quote */
+            copy_text(o, m->key - 2, KEY_ROOM);
+            o += m->klen + 4;
             /* the usual members: a pipeline name and a string, known plain or not */
             kind &= KIND_PLAIN | 0xFF;
             if (kind == (PIXEL_TYPE_STRING | KIND_PLAIN)) {
-                char *e = put_short_plain(o, m, true, &jk, bad32);
+                char *e = put_short_plain(o, m, true, &jk, bad32, true);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     NEXT_MEMBER;
@@ -1336,7 +1341,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 goto long_string;
             }
             if (kind == PIXEL_TYPE_STRING) {
-                char *e = put_short_plain(o, m, false, &jk, bad32);
+                char *e = put_short_plain(o, m, false, &jk, bad32, true);
                 if (PIXEL_LIKELY(e != NULL)) {
                     o = e;
                     NEXT_MEMBER;
@@ -1396,7 +1401,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             /* a name not checked at load (a module's, a parsed text's):
              * in place when it is short and needs no escape */
             char *e = m->klen <= KEY_ROOM ? put_short_text(o + 1, (const unsigned char *)m->key,
-                                                           m->klen, false, &jk, bad32)
+                                                           m->klen, false, &jk, bad32, false)
                                           : NULL;
             if (PIXEL_LIKELY(e != NULL)) {
                 *o = ',';
@@ -1416,7 +1421,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
         /* The value: short plain strings and integers in place. */
     value:
         if (PIXEL_LIKELY(m->type == PIXEL_TYPE_STRING)) {
-            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32);
+            char *e = put_short_plain(o, m, m->flags & PIXEL_VALUE_PLAIN_STR, &jk, bad32, false);
             if (PIXEL_LIKELY(e != NULL)) {
                 o = e;
                 NEXT_MEMBER;
@@ -1457,8 +1462,9 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
             }
         } else {
         not_string:
-            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head && top < up + NEST_MAX) {
-                if (PIXEL_UNLIKELY(m->flags & PIXEL_VALUE_IMAGE)) {
+            if (obj && m->type == PIXEL_TYPE_OBJECT && m->u.list.head &&
+                ((m->flags & PIXEL_VALUE_IMAGE) || top < up + NEST_MAX)) {
+                if (m->flags & PIXEL_VALUE_IMAGE) {
                     /* A module's result emitted from a shape image, still as
                      * emitted: the image's text, written once. */
                     const pixel__image *im = pixel__image_check_stamped(m);
@@ -1476,6 +1482,9 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                         o = copy_text(o, text, tn);
                         NEXT_MEMBER;
                     }
+                    if (top == up + NEST_MAX) {
+                        goto deep; /* a stale image too deep to follow here */
+                    }
                 }
                 /* into a nested object: its first ',' is where '{' goes */
                 top->next = m->next;
@@ -1492,6 +1501,7 @@ __attribute__((always_inline)) static inline int dump_members(pixel_buf *b, cons
                 o = put_raw(o, (const unsigned char *)m->u.num.raw, m->u.num.rawlen);
                 NEXT_MEMBER;
             } else if (m->type >= PIXEL_TYPE_ARRAY) {
+            deep:
                 /* an array, an empty or deep object: to its own loop */
                 b->len = (size_t)(o - b->data);
                 if (dump_container(b, m) < 0) {

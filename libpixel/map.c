@@ -570,8 +570,9 @@ int pixel__map_load(pixel_pipeline *p, pixel_cfg *c, const yaml_node_t *root)
     return 0;
 }
 
-/* The longest member name that is framed: its frame is two blocks of 16. */
-#define FRAME_MAX 28
+/* The longest member name that is framed: the serializer copies its frame
+ * (`,"name":"`, 5 bytes more than the name) as one block of 32. */
+#define FRAME_MAX 27
 
 /* Whether `key` (a name of this pipeline) is framed in p->keyframes. */
 static bool in_frames(const pixel_pipeline *p, const char *key)
@@ -579,8 +580,12 @@ static bool in_frames(const pixel_pipeline *p, const char *key)
     return p->keyframes && (uintptr_t)key - (uintptr_t)p->keyframes < p->keyframes_len + 16;
 }
 
-/* The frame of name k (klen bytes, 1 to FRAME_MAX, plain) at o; its name's
- * place in it. */
+/* The size of the frame of a name of n bytes. */
+#define FRAME_SIZE(n) ((n) + 6)
+
+/* The frame of name k (klen bytes, 1 to FRAME_MAX, plain) at o: its length,
+ * `,"name":` and the opening quote of a string value (the serializer copies
+ * them at once, json.c); its name's place in it. */
 static char *put_frame(char *o, const char *k, size_t klen)
 {
     o[0] = (char)klen;
@@ -589,6 +594,7 @@ static char *put_frame(char *o, const char *k, size_t klen)
     memcpy(o + 3, k, klen);
     o[3 + klen] = '"';
     o[4 + klen] = ':';
+    o[5 + klen] = '"';
     return o + 3;
 }
 
@@ -601,7 +607,7 @@ static char *move_into_frame(char *o, char **key, size_t klen, uint16_t *key_fla
     pixel__free(*key);
     *key = k;
     *key_flags |= PIXEL_VALUE_FRAMED_KEY;
-    return k + klen + 2;
+    return k - 3 + FRAME_SIZE(klen);
 }
 
 int pixel__map_frame_keys(pixel_pipeline *p)
@@ -614,21 +620,21 @@ int pixel__map_frame_keys(pixel_pipeline *p)
     };
     /* the names: the fields' leaves, the objects' keys, the built-ins' targets
      * and their own names */
-    size_t size = 16; /* a block may be read past the last frame */
+    size_t size = 32; /* a block of 32 may be read from the last frame on */
     for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
-        size += strlen(lit[i]) + 5;
+        size += FRAME_SIZE(strlen(lit[i]));
     }
 #define FRAMEABLE(n) ((n) >= 1 && (n) <= FRAME_MAX)
     for (size_t i = 0; i < p->nfields; i++) {
-        size += FRAMEABLE(p->fields[i].leaflen) ? p->fields[i].leaflen + 5 : 0;
+        size += FRAMEABLE(p->fields[i].leaflen) ? FRAME_SIZE(p->fields[i].leaflen) : 0;
     }
     for (size_t i = 1; i < p->nobjects; i++) {
-        size += FRAMEABLE(p->objects[i].keylen) ? p->objects[i].keylen + 5 : 0;
+        size += FRAMEABLE(p->objects[i].keylen) ? FRAME_SIZE(p->objects[i].keylen) : 0;
     }
     for (size_t i = 0; i < p->nenrichers; i++) {
         const pixel_path *t = p->enrichers[i].into_path;
         for (size_t k = 0; t && k < t->n; k++) {
-            size += t->seg[k].plain && FRAMEABLE(t->seg[k].len) ? t->seg[k].len + 5 : 0;
+            size += t->seg[k].plain && FRAMEABLE(t->seg[k].len) ? FRAME_SIZE(t->seg[k].len) : 0;
         }
     }
     char *buf = pixel__calloc(1, size), *o = buf;
@@ -637,7 +643,7 @@ int pixel__map_frame_keys(pixel_pipeline *p)
     }
     for (size_t i = 0; i < PIXEL_LK_COUNT; i++) {
         p->lit_key[i] = put_frame(o, lit[i], strlen(lit[i]));
-        o += strlen(lit[i]) + 5;
+        o += FRAME_SIZE(strlen(lit[i]));
     }
     /* Map names were strdup'ed at load: each is moved into its frame. */
     for (size_t i = 0; i < p->nfields; i++) {
@@ -658,7 +664,7 @@ int pixel__map_frame_keys(pixel_pipeline *p)
         for (size_t k = 0; t && k < t->n; k++) {
             if (t->seg[k].plain && FRAMEABLE(t->seg[k].len)) {
                 t->seg[k].key = put_frame(o, t->seg[k].key, t->seg[k].len);
-                o += t->seg[k].len + 5;
+                o += FRAME_SIZE(t->seg[k].len);
                 if (k == 0) {
                     p->enrichers[i].into_key_flags = PIXEL_VALUE_FRAMED_KEY;
                 }

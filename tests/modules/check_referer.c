@@ -821,6 +821,66 @@ START_TEST(changes_by_later_stages_reach_the_output)
 }
 END_TEST
 
+/* A result placed as deep as the serializer follows objects in one loop
+ * (NEST_MAX, json.c) and deeper: written from its image, or walked when a
+ * later stage changed it, the same text as where it is shallow. */
+START_TEST(deep_results_are_written_as_shallow_ones)
+{
+    static const char *const paths[] = {"a.b.c.d.e.f.g.h.i", "a.b.c.d.e.f.g.h.i.j.k"};
+    char *line = line_of("https://www.example.com/home", "https://10.1.2.3/x");
+    char dir[] = "/tmp/pixel-referer-XXXXXX";
+    pixel_pipeline *p = load_validated(dir);
+    pixel_ctx *ctx = pixel_ctx_new();
+    stages(p, ctx, line, true);
+    char *whole = output_of(p, ctx);
+    char *at = strstr(whole, "\"referer\":{");
+    ck_assert_ptr_nonnull(at);
+    at += strlen("\"referer\":");
+    at[strcspn(at, "}") + 1] = '\0'; /* the result: {...} */
+    pixel_pipeline_free(p);
+    for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+        for (int edited = 0; edited < 2; edited++) {
+            char extra[800], want[600];
+            int n = snprintf(extra, sizeof(extra),
+                             "  - module: {name: referer, config: {table: %s/referers-test.yaml, "
+                             "into: %s}}\n",
+                             getenv("PIXEL_MODULE_TEST_DATA"), paths[k]);
+            if (edited) {
+                snprintf(extra + n, sizeof(extra) - (size_t)n,
+                         "  - anonymize_ip: {field: %s.host, ipv4_prefix: 24}\n", paths[k]);
+            }
+            snprintf(want, sizeof(want), "%s", at);
+            if (edited) {
+                char *h = strstr(want, "\"host\":\"10.1.2.3\"");
+                ck_assert_ptr_nonnull(h);
+                memcpy(h + strlen("\"host\":\"10.1.2."), "0\"", 2);
+                memmove(h + strlen("\"host\":\"10.1.2.0\""), h + strlen("\"host\":\"10.1.2.3\""),
+                        strlen(h + strlen("\"host\":\"10.1.2.3\"")) + 1);
+            }
+            char d[] = "/tmp/pixel-referer-XXXXXX";
+            p = load_validated_with(d, extra);
+            for (int round = 0; round < 3; round++) {
+                stages(p, ctx, line, true);
+                char *out = output_of(p, ctx);
+                const char *last = strrchr(paths[k], '.') + 1;
+                char key[16];
+                snprintf(key, sizeof(key), "\"%s\":", last);
+                const char *v = strstr(out, key);
+                ck_assert_msg(v != NULL, "%s", out);
+                v += strlen(key);
+                ck_assert_msg(strncmp(v, want, strlen(want)) == 0, "%s: %s, not %s", extra, out,
+                              want);
+                free(out);
+            }
+            pixel_pipeline_free(p);
+        }
+    }
+    free(whole);
+    free(line);
+    pixel_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("referer");
@@ -835,6 +895,7 @@ int main(void)
     tcase_add_test(tc, changes_after_validation_reach_the_output);
     tcase_add_test(tc, changes_by_later_stages_reach_the_output);
     tcase_add_test(tc, a_second_enrich_reads_what_the_later_builtins_left);
+    tcase_add_test(tc, deep_results_are_written_as_shallow_ones);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -389,9 +389,11 @@ END_TEST
 /* base64url_json: JSON texts of every length (so every last-group size),
  * with and without '=' padding, decode to the same event as the text
  * itself; a bad digit at each offset is reported at that offset. */
-/* Member names are written from frames made at load (up to 28 bytes: one or
- * two blocks; longer ones, and keys set from outside, the usual way): every
- * length around those bounds, nested, replaced through the public setter. */
+/* Member names are written from frames made at load (up to 27 bytes: one
+ * block of 32 with a string's opening quote; longer ones, and keys set from
+ * outside, the usual way): every length around those bounds, nested,
+ * replaced through the public setter, with string values of every path of
+ * the serializer (empty, short, long, needing escapes). */
 START_TEST(member_names_at_every_frame_length)
 {
     static const size_t lens[] = {1, 2, 3, 4, 11, 12, 13, 14, 15, 16, 27, 28, 29, 40};
@@ -417,6 +419,27 @@ START_TEST(member_names_at_every_frame_length)
         ck_assert_msg(strlen(out) > strlen(tail) &&
                           strcmp(out + strlen(out) - strlen(tail), tail) == 0,
                       "%zu: %s", lens[i], out);
+        /* string values of every length class after the frame */
+        static const char *const vals[][2] = {
+            {"", ""},
+            {"ab", "ab"},
+            {"abcde", "abcde"},
+            {"abcdefghijkl", "abcdefghijkl"},
+            {"abcdefghijklmnopqrstu", "abcdefghijklmnopqrstu"},
+            {"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ",
+             "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ"},
+            {"a%22b", "a\\\"b"},
+            {"abcdefghijklmnopqrs%5Ctuvwxyz", "abcdefghijklmnopqrs\\\\tuvwxyz"},
+        };
+        for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+            char vline[256];
+            snprintf(vline, sizeof(vline), LINE("x=%s&y=7&z=w"), vals[v][0]);
+            ck_assert_int_eq(run(p, ctx, vline), PIXEL_OUTCOME_EVENT);
+            out = output(ctx, p);
+            snprintf(expect, sizeof(expect), "{\"%s\":\"%s\",\"%s\":{\"%s\":7},\"z\":\"w\",", name,
+                     vals[v][1], obj, name);
+            ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%zu/%zu: %s", lens[i], v, out);
+        }
         /* a member replaced from outside keeps its name */
         pixel_value *ev = pixel_ctx_event(ctx);
         ck_assert_int_eq(pixel_object_set(ctx, ev, name, pixel_value_new_string(ctx, "r", 1)), 0);
