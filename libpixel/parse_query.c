@@ -154,6 +154,24 @@ static const uint64_t name_keep[16] = {0,
                                        ~(uint64_t)0,
                                        ~(uint64_t)0,
                                        ~(uint64_t)0};
+/* name_keep and a seventeenth entry (0) for a length of sixteen */
+static const uint64_t name_keep_le16[17] = {0,
+                                            0xFF,
+                                            0xFFFF,
+                                            0xFFFFFF,
+                                            0xFFFFFFFF,
+                                            0xFFFFFFFFFF,
+                                            0xFFFFFFFFFFFF,
+                                            0xFFFFFFFFFFFFFF,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            0};
 #endif
 
 /* name_word of a name that has at least eight readable bytes from its start
@@ -179,6 +197,19 @@ static inline uint64_t name_word_lt16(const char *s, size_t n)
     return w & name_keep[n & 15];
 #else
     return name_word(s, n, NULL);
+#endif
+}
+
+/* name_word_lt16 of a name of at most sixteen bytes (that of sixteen is
+ * 0: no entry of a name that long has its len). */
+static inline uint64_t name_word_le16(const char *s, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w & name_keep_le16[n];
+#else
+    return n < 16 ? name_word(s, n, NULL) : 0;
 #endif
 }
 
@@ -1127,10 +1158,13 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         /* The usual pair first: nothing to decode, a name of less than
          * sixteen bytes with its '=' before end, its slot's first entry in the
          * table (or an empty one), and no earlier pair of that slot. */
-        if (PIXEL_LIKELY(sp >= end && end > name)) {
+        if (PIXEL_LIKELY(sp >= end)) {
+            /* (nlen <= 16: a name of sixteen bytes or more, or of more than
+             * eight, matches no entry's len, which marks names longer than
+             * eight; and nlen < end - name means end > name) */
             const size_t nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
-            if (PIXEL_LIKELY(nlen < 16 && nlen < (size_t)(end - name))) {
-                const uint64_t word = name_word_lt16(name, nlen);
+            if (PIXEL_LIKELY(nlen < (size_t)(end - name))) {
+                const uint64_t word = name_word_le16(name, nlen);
                 const pixel_slot_entry *e =
                     &tab.h[(uint32_t)(((word ^ nlen) * tab.mult) >> shift)];
                 if (PIXEL_LIKELY(e->word == word && e->len == nlen)) {
@@ -1213,10 +1247,13 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         }
     next:
         /* (the bit at qend is the mask's last: the word has none left) */
-        if (PIXEL_UNLIKELY(!abits) && end >= qend) {
+        name = end + 1;
+        if (PIXEL_LIKELY(abits)) {
+            continue;
+        }
+        if (end >= qend) {
             break;
         }
-        name = end + 1;
         /* (sp >= end here, and sp == end only at qend: an '&' is no byte to
          * decode) */
     }
