@@ -1155,38 +1155,49 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         }
         const char *const end = abase + ctz64(abits);
         abits &= abits - 1;
-        /* The usual pair first: nothing to decode, a name of less than
-         * sixteen bytes with its '=' before end, its slot's first entry in the
-         * table (or an empty one), and no earlier pair of that slot. */
-        if (PIXEL_LIKELY(sp >= end)) {
+        /* The usual pair first: a name of less than sixteen bytes with its
+         * '=' before end, its slot's first entry in the table (or an empty
+         * one); then nothing to decode and no earlier pair of that slot, or a
+         * value to decode (the slot found here). */
+        const char *eq;
+        size_t nlen;
+        int32_t slot;
+        {
             /* (nlen <= 16: a name of sixteen bytes or more, or of more than
              * eight, matches no entry's len, which marks names longer than
              * eight; and nlen < end - name means end > name) */
-            const size_t nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
             if (PIXEL_LIKELY(nlen < (size_t)(end - name))) {
                 const uint64_t word = name_word_le16(name, nlen);
                 const pixel_slot_entry *e =
                     &tab.h[(uint32_t)(((word ^ nlen) * tab.mult) >> shift)];
                 if (PIXEL_LIKELY(e->word == word && e->len == nlen)) {
-                    const int32_t slot = e->slot;
+                    slot = e->slot;
                     pixel_slot *const sl = &slots[slot >= 0 ? slot : 0];
-                    if (PIXEL_LIKELY(slot < 0 || sl->first < 0)) {
-                        pa->name = (pixel_span){name, nlen};
-                        pa->value = (pixel_span){name + nlen + 1, (size_t)(end - name) - nlen - 1};
-                        pa->slot = slot;
-                        pa->next_same = -1;
-                        if (slot >= 0) {
-                            *sl = (pixel_slot){np, 1};
+                    if (PIXEL_LIKELY(sp >= end)) {
+                        if (PIXEL_LIKELY(slot < 0 || sl->first < 0)) {
+                            pa->name = (pixel_span){name, nlen};
+                            pa->value =
+                                (pixel_span){name + nlen + 1, (size_t)(end - name) - nlen - 1};
+                            pa->slot = slot;
+                            pa->next_same = -1;
+                            if (slot >= 0) {
+                                *sl = (pixel_slot){np, 1};
+                            }
+                            pa++, np++;
+                            goto next;
                         }
-                        pa++, np++;
-                        goto next;
+                    } else if (PIXEL_LIKELY(sp > name + nlen && (size_t)np < max_params)) {
+                        /* a plain name, a value to decode: as below */
+                        eq = name + nlen;
+                        pa->name = (pixel_span){name, nlen};
+                        goto decode_named;
                     }
                 }
             }
         }
         if (PIXEL_LIKELY(end > name)) { /* "&&" and a trailing '&' make no pair */
-            const char *eq =
-                name + ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            eq = name + ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
             if (PIXEL_UNLIKELY(eq >= end)) {
                 eq = end;
             } else if (PIXEL_UNLIKELY(eq == name + 16)) {
@@ -1194,8 +1205,7 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
                 const char *e = memchr(eq, '=', (size_t)(end - eq));
                 eq = e ? e : end;
             }
-            const size_t nlen = (size_t)(eq - name);
-            int32_t slot;
+            nlen = (size_t)(eq - name);
             if (PIXEL_LIKELY(sp >= end)) {
                 /* plain: views into the query (the params have room for every
                  * pair; one past max_params is reported after the loop) */
@@ -1209,15 +1219,16 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
             } else if (PIXEL_LIKELY(sp > eq && eq < end)) {
                 /* a plain name, a value to decode (sp > eq: the '=' is no byte to
                  * decode, so sp >= eq means sp > eq) */
-                size_t next_sp;
                 pa->name = (pixel_span){name, nlen};
+                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
+            decode_named:;
+                size_t next_sp;
                 rc = decode_value(ctx, &st, (size_t)(eq + 1 - q), (size_t)(end - q), pa->name,
                                   &pa->value, &next_sp, (size_t)(sp - q), true);
                 if (rc != 0) {
                     break;
                 }
                 sp = q + next_sp;
-                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
             } else {
                 size_t next_sp = 0;
                 const size_t at = (size_t)(name - q), e = (size_t)(end - q);

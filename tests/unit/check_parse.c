@@ -735,6 +735,9 @@ START_TEST(repeated_keys_follow_the_policy)
                 "{a: query.a}\n");
     ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "repeated_parameter");
+    /* a repeat whose value is decoded */
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&a=%41&b=x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "repeated_parameter");
     /* unmapped parameters may repeat */
     ck_assert_int_eq(run(p, ctx, LINE("a=1&z=1&z=2")), PIXEL_OUTCOME_EVENT);
     pixel_pipeline_free(p);
@@ -753,6 +756,13 @@ START_TEST(size_limits)
     ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3")), PIXEL_OUTCOME_EVENT);
     ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3&d=4")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    /* values to decode: the one past the limit is reported before its own faults */
+    ck_assert_int_eq(run(p, ctx, LINE("a=%41&b=%42&c=%43")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(run(p, ctx, LINE("a=%41&b=%42&c=%43&d=%44")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3&d=%4g")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    ck_assert_uint_eq(pixel_ctx_reason_count(ctx), 1);
     pixel_pipeline_free(p);
 }
 END_TEST
