@@ -298,24 +298,35 @@ int pixel__slot_for_param(pixel_pipeline *p, const char *name)
     return rebuild_hash(p) < 0 ? -1 : (int)p->nslots - 1;
 }
 
-/* Hex digit values; -1 for other bytes. */
-static const signed char hex_tab[256] = {
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  -1, -1, -1, -1, -1, -1, -1, 10, 11, 12, 13, 14, 15, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-};
+/* Hex digit values: lo, -1 for other bytes; hi, times sixteen, -256 for
+ * other bytes (one base for the two loads of an escape's digits). */
+#define HEX_VAL(c)                                                                               \
+    ((c) >= '0' && (c) <= '9'   ? (c) - '0'                                                    \
+     : (c) >= 'A' && (c) <= 'F' ? (c) - 'A' + 10                                               \
+     : (c) >= 'a' && (c) <= 'f' ? (c) - 'a' + 10                                               \
+                                : -16)
+#define HEX16(X, i)                                                                              \
+    X(i), X(i + 1), X(i + 2), X(i + 3), X(i + 4), X(i + 5), X(i + 6), X(i + 7), X(i + 8),        \
+        X(i + 9), X(i + 10), X(i + 11), X(i + 12), X(i + 13), X(i + 14), X(i + 15)
+#define HEX256(X)                                                                                \
+    HEX16(X, 0), HEX16(X, 16), HEX16(X, 32), HEX16(X, 48), HEX16(X, 64), HEX16(X, 80),           \
+        HEX16(X, 96), HEX16(X, 112), HEX16(X, 128), HEX16(X, 144), HEX16(X, 160), HEX16(X, 176), \
+        HEX16(X, 192), HEX16(X, 208), HEX16(X, 224), HEX16(X, 240)
+#define HEX_HI(c) (int16_t)(HEX_VAL(c) * 16)
+#define HEX_LO(c) (signed char)(HEX_VAL(c) < 0 ? -1 : HEX_VAL(c))
+static const struct {
+    int16_t hi[256];
+    signed char lo[256];
+} hex = {{HEX256(HEX_HI)}, {HEX256(HEX_LO)}};
+#undef HEX_LO
+#undef HEX_HI
+#undef HEX256
+#undef HEX16
+#undef HEX_VAL
 
 static inline int hexval(unsigned char c)
 {
-    return hex_tab[c];
+    return hex.lo[c];
 }
 
 /*
@@ -872,7 +883,7 @@ escape:;
             o += len;
         }
         /* negative when either digit is not one (a digit's value is -1) */
-        const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
+        const int v = hex.hi[(unsigned char)e[1]] | hexval((unsigned char)e[2]);
         if (PIXEL_UNLIKELY(v < 0)) {
             bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
             return 1;

@@ -479,6 +479,52 @@ START_TEST(long_and_similar_parameter_names_are_told_apart)
 }
 END_TEST
 
+/* Every printable byte as either digit of an escape, in a value that the
+ * line goes on past: hex digits of either case decode, other bytes are a
+ * malformed escape. */
+START_TEST(every_byte_as_an_escape_digit)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n"
+                                "fields: {a: query.a, b: query.b}\n");
+    for (int c = 0x21; c < 0x7f; c++) {
+        if (c == '"' || c == '&' || c == '\\') {
+            continue;
+        }
+        const int v = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+        for (int pos = 0; pos < 2; pos++) {
+            char line[300], q[32], want[8];
+            /* %<c>4 (0x?4: ASCII for a digit below 8) or %4<c> */
+            if (pos == 0) {
+                snprintf(q, sizeof(q), "a=x%%%c4y", c);
+            } else {
+                snprintf(q, sizeof(q), "a=x%%4%cy", c);
+            }
+            snprintf(line, sizeof(line),
+                     "203.0.113.9 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?b=1&%s&b2=1 "
+                     "HTTP/1.1\" 200 43 \"-\" \"UA\"",
+                     q);
+            const int r = parse(p, line);
+            if (v < 0) {
+                ck_assert_int_eq(r, PIXEL_OUTCOME_QUARANTINED);
+                ck_assert_str_eq(first_code(ctx), "bad_percent_escape");
+                ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.a");
+            } else if (pos == 0 && v >= 8) {
+                ck_assert_int_eq(r, PIXEL_OUTCOME_QUARANTINED);
+                ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+            } else {
+                ck_assert_int_eq(r, PIXEL_OUTCOME_PENDING);
+                snprintf(want, sizeof(want), "x%cy", pos == 0 ? v * 16 + 4 : 0x40 + v);
+                ck_assert_str_eq(get("query.a"), want);
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static const char *const bad_escapes[] = {"%zz", "%g1", "%%", "%u00e9", "%4", "%E", "%", "ab%"};
 START_TEST(malformed_escapes_are_rejected_with_the_parameter)
 {
@@ -797,6 +843,7 @@ static Suite *parse_suite(void)
                         (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
     tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
                         (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
+    tcase_add_test(tc, every_byte_as_an_escape_digit);
     tcase_add_test(tc, raw_non_ascii_query_bytes);
     tcase_add_test(tc, query_blocks_at_every_offset);
     tcase_add_test(tc, decoded_values_at_every_distance_from_the_end);
