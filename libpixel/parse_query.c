@@ -7,6 +7,7 @@
  * A value without '%' or '+' is a view into the line; others are decoded
  * into the arena.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "pipeline.h"
@@ -877,8 +878,12 @@ escape:;
         {
             const size_t len = (size_t)(e - src);
             pixel__copy16(o, src);
-            for (size_t k = 16; k < len; k += 16) {
-                pixel__copy16(o + k, src + k);
+            if (PIXEL_UNLIKELY(len > 16)) { /* (a run of more than a block: rare) */
+                size_t k = 16;
+                do {
+                    pixel__copy16(o + k, src + k);
+                    k += 16;
+                } while (k < len);
             }
             o += len;
         }
@@ -1128,6 +1133,18 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
     return rc;
 }
 
+/* *sl = {first: the low half of npc, count: its high half} (one store where
+ * that is the struct's layout in a word) */
+static inline void store_first(pixel_slot *sl, uint64_t npc)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    _Static_assert(sizeof(pixel_slot) == 8 && offsetof(pixel_slot, count) == 4, "pixel_slot");
+    memcpy(sl, &npc, 8);
+#else
+    *sl = (pixel_slot){(int32_t)(uint32_t)npc, (int32_t)(npc >> 32)};
+#endif
+}
+
 /*
  * cut_pairs when sixteen bytes can be read from every name on (the usual
  * query, inside a line that goes on): the same pairs, slots and results.
@@ -1154,7 +1171,10 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
     const char *abase = q;
     uint64_t abits = *ampm;
     pixel_param *pa = params;
-    int32_t np = 0; /* pa - params */
+    /* pa - params in the low half, 1 in the high half: the pixel_slot of a
+     * first pair, {np, 1}, in one word (x86-64 and the like: little-endian) */
+    uint64_t npc = (uint64_t)1 << 32;
+#define NP ((int32_t)(uint32_t)npc)
     bool over = false; /* a pair past the first max_params broke the loop */
     const char *name = q;                  /* the pair's start */
     const char *sp = q + next_set(specm, 0); /* the first byte to decode at or after name */
@@ -1193,12 +1213,12 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
                             pa->slot = slot;
                             pa->next_same = -1;
                             if (slot >= 0) {
-                                *sl = (pixel_slot){np, 1};
+                                store_first(sl, npc);
                             }
-                            pa++, np++;
+                            pa++, npc++;
                             goto next;
                         }
-                    } else if (PIXEL_LIKELY(sp > name + nlen && (size_t)np < max_params)) {
+                    } else if (PIXEL_LIKELY(sp > name + nlen && (size_t)NP < max_params)) {
                         /* a plain name, a value to decode: as below */
                         eq = name + nlen;
                         pa->name = (pixel_span){name, nlen};
@@ -1224,7 +1244,7 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
                 pa->name = (pixel_span){name, nlen};
                 pa->value = (pixel_span){vat, (size_t)(end - vat)};
                 slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
-            } else if (PIXEL_UNLIKELY((size_t)np >= max_params)) {
+            } else if (PIXEL_UNLIKELY((size_t)NP >= max_params)) {
                 over = true; /* too many: reported below, before this pair's own faults */
                 break;
             } else if (PIXEL_LIKELY(sp > eq && eq < end)) {
@@ -1257,15 +1277,15 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
             if (slot >= 0) {
                 pixel_slot *sl = &slots[slot];
                 if (PIXEL_LIKELY(sl->first < 0)) {
-                    *sl = (pixel_slot){np, 1};
-                } else if ((size_t)np >= max_params) {
+                    store_first(sl, npc);
+                } else if ((size_t)NP >= max_params) {
                     over = true;
                     break;
-                } else if ((rc = repeated(p, ctx, params, sl, np)) != 0) {
+                } else if ((rc = repeated(p, ctx, params, sl, NP)) != 0) {
                     break;
                 }
             }
-            pa++, np++;
+            pa++, npc++;
         }
     next:
         /* (the bit at qend is the mask's last: the word has none left) */
@@ -1279,14 +1299,15 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         /* (sp >= end here, and sp == end only at qend: an '&' is no byte to
          * decode) */
     }
-    if (rc == 0 && (over || (size_t)np > max_params)) {
+    if (rc == 0 && (over || (size_t)NP > max_params)) {
         /* the pair after the first max_params (the first of them to fail was
          * the one that breaks out of the loop, or none did) */
-        np = (int32_t)max_params;
+        npc = (uint64_t)1 << 32 | (uint32_t)max_params;
         rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
                                "more than %zu query parameters", max_params);
     }
-    *np_out = (size_t)np;
+    *np_out = (size_t)NP;
+#undef NP
     return rc;
 }
 
