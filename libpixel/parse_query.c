@@ -812,39 +812,41 @@ next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
  * byte to decode at or after `to` (the walk over the bits finds it).
  */
 __attribute__((always_inline)) static inline int
-decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_span name,
-             pixel_span *out, size_t *next_sp, size_t first, const bool known)
+decode_value_at(pixel_ctx *ctx, const qstate *st, const char *const vs, const char *const stop,
+                pixel_span name, pixel_span *out, const char **next_sp, const char *const first,
+                const bool known)
 {
-    const char *const q = st->q, *const stop = q + to;
-    const char *src = q + from; /* the run not copied yet */
+    const char *const q = st->q;
+    const char *src = vs; /* the run not copied yet */
+    const size_t fo = (size_t)(first - q), vn = (size_t)(stop - vs);
     unsigned hi = 0;
     /* the bits to decode from `first` on (from, unless known: then it is the
      * first byte to decode, in [from, to)): the word at mw, whose first byte
      * is at wq */
-    const uint64_t *mw = st->m.spec + first / 64;
-    const char *wq = q + (first & ~(size_t)63);
+    const uint64_t *mw = st->m.spec + fo / 64;
+    const char *wq = q + (fo & ~(size_t)63);
     uint64_t w;
     const char *e;
     unsigned char c;
     if (known) {
         /* when that byte is an escape (nearly always), the walk goes on past
          * its bit */
-        e = q + first;
+        e = first;
         c = (unsigned char)*e;
-        w = *mw & (~(uint64_t)1 << (first % 64));
+        w = *mw & (~(uint64_t)1 << (fo % 64));
         if (PIXEL_LIKELY(c < 0x80)) {
             goto escape;
         }
         hi = 0x80;
     } else {
-        w = *mw & (~(uint64_t)0 << (first % 64));
+        w = *mw & (~(uint64_t)0 << (fo % 64));
     }
     /* The first escape (bytes >= 0x80 before it are only marked) */
     for (;;) {
         e = next_bit(&mw, &wq, &w);
         if (e >= stop) {
-            *next_sp = (size_t)(e - q);
-            *out = (pixel_span){q + from, to - from};
+            *next_sp = e;
+            *out = (pixel_span){vs, vn};
             goto check;
         }
         c = (unsigned char)*e;
@@ -855,7 +857,7 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
     }
 escape:;
     /* room for a sixteen-byte block copied at the end of the output */
-    char *const d = pixel__arena_alloc(&ctx->arena, (to - from) + 16);
+    char *const d = pixel__arena_alloc(&ctx->arena, vn + 16);
     if (!d) {
         return PIXEL_ENOMEM;
     }
@@ -863,7 +865,7 @@ escape:;
     /* An escape at or after stop2 is cut short by the end of the value (or
      * is past it): the walk leaves the fast loop there, so that an escape
      * inside it needs no bounds check. */
-    const char *const stop2 = q + (to - from >= 2 ? to - 2 : from);
+    const char *const stop2 = vn >= 2 ? stop - 2 : vs;
     if (PIXEL_UNLIKELY(e >= stop2)) {
         goto tail;
     }
@@ -890,7 +892,7 @@ escape:;
         /* negative when either digit is not one (a digit's value is -1) */
         const int v = hex.hi[(unsigned char)e[1]] | hexval((unsigned char)e[2]);
         if (PIXEL_UNLIKELY(v < 0)) {
-            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            bad_escape(ctx, "parameter", name, vs, vn, (size_t)(e - vs));
             return 1;
         }
         hi |= (unsigned)v;
@@ -930,7 +932,7 @@ tail:
         if (c >= 0x80) {
             hi = 0x80;
         } else if (c == '%') {
-            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            bad_escape(ctx, "parameter", name, vs, vn, (size_t)(e - vs));
             return 1;
         } else { /* a '+' */
             o = copy_then_space(o, src, e);
@@ -938,7 +940,7 @@ tail:
         }
         e = next_bit(&mw, &wq, &w);
     }
-    *next_sp = (size_t)(e - q);
+    *next_sp = e;
     {
         const size_t len = (size_t)(stop - src);
         for (size_t k = 0; k < len; k += 16) {
@@ -958,6 +960,20 @@ check:
         return 1;
     }
     return 0;
+}
+
+/* decode_value_at by offsets into the query (*next_sp one too) */
+__attribute__((always_inline)) static inline int
+decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_span name,
+             pixel_span *out, size_t *next_sp, size_t first, const bool known)
+{
+    const char *const q = st->q;
+    const char *nsp = NULL;
+    int rc = decode_value_at(ctx, st, q + from, q + to, name, out, &nsp, q + first, known);
+    if (nsp) {
+        *next_sp = (size_t)(nsp - q);
+    }
+    return rc;
 }
 
 /* decode_value for the value [from, to) of pa, whose name is set (plain),
@@ -1252,14 +1268,11 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
                  * decode, so sp >= eq means sp > eq) */
                 pa->name = (pixel_span){name, nlen};
                 slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
-            decode_named:;
-                size_t next_sp;
-                rc = decode_value(ctx, &st, (size_t)(eq + 1 - q), (size_t)(end - q), pa->name,
-                                  &pa->value, &next_sp, (size_t)(sp - q), true);
+            decode_named:
+                rc = decode_value_at(ctx, &st, eq + 1, end, pa->name, &pa->value, &sp, sp, true);
                 if (rc != 0) {
                     break;
                 }
-                sp = q + next_sp;
             } else {
                 size_t next_sp = 0;
                 const size_t at = (size_t)(name - q), e = (size_t)(end - q);
