@@ -805,11 +805,12 @@ next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
 }
 
 /*
- * decode_part for a value, [from, to) of the query, followed by at least
+ * decode_part for a value, [vs, stop) of the query, followed by at least
  * sixteen readable bytes: every run is copied in blocks of sixteen and an
  * escape's two digits are read before the bounds check, with no test of the
  * readable end.  The same results as decode_part.  *next_sp is the first
- * byte to decode at or after `to` (the walk over the bits finds it).
+ * byte to decode at or after stop (the walk over the bits finds it), set
+ * when the value is fine or not UTF-8.
  */
 __attribute__((always_inline)) static inline int
 decode_value_at(pixel_ctx *ctx, const qstate *st, const char *const vs, const char *const stop,
@@ -820,8 +821,8 @@ decode_value_at(pixel_ctx *ctx, const qstate *st, const char *const vs, const ch
     const char *src = vs; /* the run not copied yet */
     const size_t fo = (size_t)(first - q), vn = (size_t)(stop - vs);
     unsigned hi = 0;
-    /* the bits to decode from `first` on (from, unless known: then it is the
-     * first byte to decode, in [from, to)): the word at mw, whose first byte
+    /* the bits to decode from `first` on (vs, unless known: then it is the
+     * first byte to decode, in [vs, stop)): the word at mw, whose first byte
      * is at wq */
     const uint64_t *mw = st->m.spec + fo / 64;
     const char *wq = q + (fo & ~(size_t)63);
