@@ -858,9 +858,17 @@ decode_value_at(pixel_ctx *ctx, const qstate *st, const char *const vs, const ch
     }
 escape:;
     /* room for a sixteen-byte block copied at the end of the output */
-    char *const d = pixel__arena_alloc(&ctx->arena, vn + 16);
-    if (!d) {
-        return PIXEL_ENOMEM;
+    char *d;
+    {
+        /* pixel__arena_alloc, with its NULL test on the slow side only */
+        pixel_arena *const a = &ctx->arena;
+        const size_t size = (vn + 16 + 7) & ~(size_t)7;
+        if (PIXEL_LIKELY((size_t)(a->lim - a->cur) >= size)) {
+            d = a->cur;
+            a->cur += size;
+        } else if (!(d = pixel__arena_alloc_slow(a, size))) {
+            return PIXEL_ENOMEM;
+        }
     }
     char *o = d; /* the output's end */
     /* An escape at or after stop2 is cut short by the end of the value (or
