@@ -1204,11 +1204,12 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
     const char *name = q;                  /* the pair's start */
     const char *sp = q + next_set(specm, 0); /* the first byte to decode at or after name */
     int rc = 0;
+    while (!abits) { /* (the bit at qend ends the search) */
+        abase += 64;
+        abits = ampm[(size_t)(abase - q) / 64];
+    }
     for (;;) {
-        while (!abits) {
-            abase += 64;
-            abits = ampm[(size_t)(abase - q) / 64];
-        }
+        /* abits is not 0 here */
         const char *const end = abase + ctz64(abits);
         abits &= abits - 1;
         /* The usual pair first: a name of less than sixteen bytes with its
@@ -1320,6 +1321,10 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
         }
         /* (sp >= end here, and sp == end only at qend: an '&' is no byte to
          * decode) */
+        do {
+            abase += 64;
+            abits = ampm[(size_t)(abase - q) / 64];
+        } while (!abits);
     }
     if (rc == 0 && (over || (size_t)NP > max_params)) {
         /* the pair after the first max_params (the first of them to fail was
