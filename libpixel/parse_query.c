@@ -7,6 +7,7 @@
  * A value without '%' or '+' is a view into the line; others are decoded
  * into the arena.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "pipeline.h"
@@ -154,6 +155,24 @@ static const uint64_t name_keep[16] = {0,
                                        ~(uint64_t)0,
                                        ~(uint64_t)0,
                                        ~(uint64_t)0};
+/* name_keep and a seventeenth entry (0) for a length of sixteen */
+static const uint64_t name_keep_le16[17] = {0,
+                                            0xFF,
+                                            0xFFFF,
+                                            0xFFFFFF,
+                                            0xFFFFFFFF,
+                                            0xFFFFFFFFFF,
+                                            0xFFFFFFFFFFFF,
+                                            0xFFFFFFFFFFFFFF,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            ~(uint64_t)0,
+                                            0};
 #endif
 
 /* name_word of a name that has at least eight readable bytes from its start
@@ -179,6 +198,19 @@ static inline uint64_t name_word_lt16(const char *s, size_t n)
     return w & name_keep[n & 15];
 #else
     return name_word(s, n, NULL);
+#endif
+}
+
+/* name_word_lt16 of a name of at most sixteen bytes (that of sixteen is
+ * 0: no entry of a name that long has its len). */
+static inline uint64_t name_word_le16(const char *s, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w & name_keep_le16[n];
+#else
+    return n < 16 ? name_word(s, n, NULL) : 0;
 #endif
 }
 
@@ -267,24 +299,35 @@ int pixel__slot_for_param(pixel_pipeline *p, const char *name)
     return rebuild_hash(p) < 0 ? -1 : (int)p->nslots - 1;
 }
 
-/* Hex digit values; -1 for other bytes. */
-static const signed char hex_tab[256] = {
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  -1, -1, -1, -1, -1, -1, -1, 10, 11, 12, 13, 14, 15, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-};
+/* Hex digit values: lo, -1 for other bytes; hi, times sixteen, -256 for
+ * other bytes (one base for the two loads of an escape's digits). */
+#define HEX_VAL(c)                                                                               \
+    ((c) >= '0' && (c) <= '9'   ? (c) - '0'                                                    \
+     : (c) >= 'A' && (c) <= 'F' ? (c) - 'A' + 10                                               \
+     : (c) >= 'a' && (c) <= 'f' ? (c) - 'a' + 10                                               \
+                                : -16)
+#define HEX16(X, i)                                                                              \
+    X(i), X(i + 1), X(i + 2), X(i + 3), X(i + 4), X(i + 5), X(i + 6), X(i + 7), X(i + 8),        \
+        X(i + 9), X(i + 10), X(i + 11), X(i + 12), X(i + 13), X(i + 14), X(i + 15)
+#define HEX256(X)                                                                                \
+    HEX16(X, 0), HEX16(X, 16), HEX16(X, 32), HEX16(X, 48), HEX16(X, 64), HEX16(X, 80),           \
+        HEX16(X, 96), HEX16(X, 112), HEX16(X, 128), HEX16(X, 144), HEX16(X, 160), HEX16(X, 176), \
+        HEX16(X, 192), HEX16(X, 208), HEX16(X, 224), HEX16(X, 240)
+#define HEX_HI(c) (int16_t)(HEX_VAL(c) * 16)
+#define HEX_LO(c) (signed char)(HEX_VAL(c) < 0 ? -1 : HEX_VAL(c))
+static const struct {
+    int16_t hi[256];
+    signed char lo[256];
+} hex = {{HEX256(HEX_HI)}, {HEX256(HEX_LO)}};
+#undef HEX_LO
+#undef HEX_HI
+#undef HEX256
+#undef HEX16
+#undef HEX_VAL
 
 static inline int hexval(unsigned char c)
 {
-    return hex_tab[c];
+    return hex.lo[c];
 }
 
 /*
@@ -762,46 +805,49 @@ next_bit(const uint64_t **mw, const char **wq, uint64_t *w)
 }
 
 /*
- * decode_part for a value, [from, to) of the query, followed by at least
+ * decode_part for a value, [vs, stop) of the query, followed by at least
  * sixteen readable bytes: every run is copied in blocks of sixteen and an
  * escape's two digits are read before the bounds check, with no test of the
  * readable end.  The same results as decode_part.  *next_sp is the first
- * byte to decode at or after `to` (the walk over the bits finds it).
+ * byte to decode at or after stop (the walk over the bits finds it), set
+ * when the value is fine or not UTF-8.
  */
 __attribute__((always_inline)) static inline int
-decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_span name,
-             pixel_span *out, size_t *next_sp, size_t first, const bool known)
+decode_value_at(pixel_ctx *ctx, const qstate *st, const char *const vs, const char *const stop,
+                pixel_span name, pixel_span *out, const char **next_sp, const char *const first,
+                const bool known)
 {
-    const char *const q = st->q, *const stop = q + to;
-    const char *src = q + from; /* the run not copied yet */
+    const char *const q = st->q;
+    const char *src = vs; /* the run not copied yet */
+    const size_t fo = (size_t)(first - q), vn = (size_t)(stop - vs);
     unsigned hi = 0;
-    /* the bits to decode from `first` on (from, unless known: then it is the
-     * first byte to decode, in [from, to)): the word at mw, whose first byte
+    /* the bits to decode from `first` on (vs, unless known: then it is the
+     * first byte to decode, in [vs, stop)): the word at mw, whose first byte
      * is at wq */
-    const uint64_t *mw = st->m.spec + first / 64;
-    const char *wq = q + (first & ~(size_t)63);
+    const uint64_t *mw = st->m.spec + fo / 64;
+    const char *wq = q + (fo & ~(size_t)63);
     uint64_t w;
     const char *e;
     unsigned char c;
     if (known) {
         /* when that byte is an escape (nearly always), the walk goes on past
          * its bit */
-        e = q + first;
+        e = first;
         c = (unsigned char)*e;
-        w = *mw & (~(uint64_t)1 << (first % 64));
+        w = *mw & (~(uint64_t)1 << (fo % 64));
         if (PIXEL_LIKELY(c < 0x80)) {
             goto escape;
         }
         hi = 0x80;
     } else {
-        w = *mw & (~(uint64_t)0 << (first % 64));
+        w = *mw & (~(uint64_t)0 << (fo % 64));
     }
     /* The first escape (bytes >= 0x80 before it are only marked) */
     for (;;) {
         e = next_bit(&mw, &wq, &w);
         if (e >= stop) {
-            *next_sp = (size_t)(e - q);
-            *out = (pixel_span){q + from, to - from};
+            *next_sp = e;
+            *out = (pixel_span){vs, vn};
             goto check;
         }
         c = (unsigned char)*e;
@@ -812,15 +858,23 @@ decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_spa
     }
 escape:;
     /* room for a sixteen-byte block copied at the end of the output */
-    char *const d = pixel__arena_alloc(&ctx->arena, (to - from) + 16);
-    if (!d) {
-        return PIXEL_ENOMEM;
+    char *d;
+    {
+        /* pixel__arena_alloc, with its NULL test on the slow side only */
+        pixel_arena *const a = &ctx->arena;
+        const size_t size = (vn + 16 + 7) & ~(size_t)7;
+        if (PIXEL_LIKELY((size_t)(a->lim - a->cur) >= size)) {
+            d = a->cur;
+            a->cur += size;
+        } else if (!(d = pixel__arena_alloc_slow(a, size))) {
+            return PIXEL_ENOMEM;
+        }
     }
     char *o = d; /* the output's end */
     /* An escape at or after stop2 is cut short by the end of the value (or
      * is past it): the walk leaves the fast loop there, so that an escape
      * inside it needs no bounds check. */
-    const char *const stop2 = q + (to - from >= 2 ? to - 2 : from);
+    const char *const stop2 = vn >= 2 ? stop - 2 : vs;
     if (PIXEL_UNLIKELY(e >= stop2)) {
         goto tail;
     }
@@ -835,15 +889,19 @@ escape:;
         {
             const size_t len = (size_t)(e - src);
             pixel__copy16(o, src);
-            for (size_t k = 16; k < len; k += 16) {
-                pixel__copy16(o + k, src + k);
+            if (PIXEL_UNLIKELY(len > 16)) { /* (a run of more than a block: rare) */
+                size_t k = 16;
+                do {
+                    pixel__copy16(o + k, src + k);
+                    k += 16;
+                } while (k < len);
             }
             o += len;
         }
         /* negative when either digit is not one (a digit's value is -1) */
-        const int v = hexval((unsigned char)e[1]) * 16 | hexval((unsigned char)e[2]);
+        const int v = hex.hi[(unsigned char)e[1]] | hexval((unsigned char)e[2]);
         if (PIXEL_UNLIKELY(v < 0)) {
-            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            bad_escape(ctx, "parameter", name, vs, vn, (size_t)(e - vs));
             return 1;
         }
         hi |= (unsigned)v;
@@ -883,7 +941,7 @@ tail:
         if (c >= 0x80) {
             hi = 0x80;
         } else if (c == '%') {
-            bad_escape(ctx, "parameter", name, q + from, to - from, (size_t)(e - q) - from);
+            bad_escape(ctx, "parameter", name, vs, vn, (size_t)(e - vs));
             return 1;
         } else { /* a '+' */
             o = copy_then_space(o, src, e);
@@ -891,7 +949,7 @@ tail:
         }
         e = next_bit(&mw, &wq, &w);
     }
-    *next_sp = (size_t)(e - q);
+    *next_sp = e;
     {
         const size_t len = (size_t)(stop - src);
         for (size_t k = 0; k < len; k += 16) {
@@ -911,6 +969,20 @@ check:
         return 1;
     }
     return 0;
+}
+
+/* decode_value_at by offsets into the query (*next_sp one too) */
+__attribute__((always_inline)) static inline int
+decode_value(pixel_ctx *ctx, const qstate *st, size_t from, size_t to, pixel_span name,
+             pixel_span *out, size_t *next_sp, size_t first, const bool known)
+{
+    const char *const q = st->q;
+    const char *nsp = NULL;
+    int rc = decode_value_at(ctx, st, q + from, q + to, name, out, &nsp, q + first, known);
+    if (nsp) {
+        *next_sp = (size_t)(nsp - q);
+    }
+    return rc;
 }
 
 /* decode_value for the value [from, to) of pa, whose name is set (plain),
@@ -1086,6 +1158,18 @@ cut_pairs(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel_para
     return rc;
 }
 
+/* *sl = {first: the low half of npc, count: its high half} (one store where
+ * that is the struct's layout in a word) */
+static inline void store_first(pixel_slot *sl, uint64_t npc)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    _Static_assert(sizeof(pixel_slot) == 8 && offsetof(pixel_slot, count) == 4, "pixel_slot");
+    memcpy(sl, &npc, 8);
+#else
+    *sl = (pixel_slot){(int32_t)(uint32_t)npc, (int32_t)(npc >> 32)};
+#endif
+}
+
 /*
  * cut_pairs when sixteen bytes can be read from every name on (the usual
  * query, inside a line that goes on): the same pairs, slots and results.
@@ -1112,47 +1196,65 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
     const char *abase = q;
     uint64_t abits = *ampm;
     pixel_param *pa = params;
-    int32_t np = 0; /* pa - params */
+    /* pa - params in the low half, 1 in the high half: the pixel_slot of a
+     * first pair, {np, 1}, in one word (x86-64 and the like: little-endian) */
+    uint64_t npc = (uint64_t)1 << 32;
+#define NP ((int32_t)(uint32_t)npc)
     bool over = false; /* a pair past the first max_params broke the loop */
     const char *name = q;                  /* the pair's start */
     const char *sp = q + next_set(specm, 0); /* the first byte to decode at or after name */
     int rc = 0;
+    while (!abits) { /* (the bit at qend ends the search) */
+        abase += 64;
+        abits = ampm[(size_t)(abase - q) / 64];
+    }
     for (;;) {
-        while (!abits) {
-            abase += 64;
-            abits = ampm[(size_t)(abase - q) / 64];
-        }
+        /* abits is not 0 here */
         const char *const end = abase + ctz64(abits);
         abits &= abits - 1;
-        /* The usual pair first: nothing to decode, a name of less than
-         * sixteen bytes with its '=' before end, its slot's first entry in the
-         * table (or an empty one), and no earlier pair of that slot. */
-        if (PIXEL_LIKELY(sp >= end && end > name)) {
-            const size_t nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
-            if (PIXEL_LIKELY(nlen < 16 && nlen < (size_t)(end - name))) {
-                const uint64_t word = name_word_lt16(name, nlen);
+        /* The usual pair first: a name of less than sixteen bytes with its
+         * '=' before end, its slot's first entry in the table (or an empty
+         * one); then nothing to decode and no earlier pair of that slot, or a
+         * value to decode (the slot found here). */
+        const char *eq;
+        size_t nlen;
+        int32_t slot;
+        {
+            /* (nlen <= 16: a name of sixteen bytes or more, or of more than
+             * eight, matches no entry's len, which marks names longer than
+             * eight; and nlen < end - name means end > name) */
+            nlen = ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            if (PIXEL_LIKELY(nlen < (size_t)(end - name))) {
+                const uint64_t word = name_word_le16(name, nlen);
                 const pixel_slot_entry *e =
                     &tab.h[(uint32_t)(((word ^ nlen) * tab.mult) >> shift)];
                 if (PIXEL_LIKELY(e->word == word && e->len == nlen)) {
-                    const int32_t slot = e->slot;
+                    slot = e->slot;
                     pixel_slot *const sl = &slots[slot >= 0 ? slot : 0];
-                    if (PIXEL_LIKELY(slot < 0 || sl->first < 0)) {
-                        pa->name = (pixel_span){name, nlen};
-                        pa->value = (pixel_span){name + nlen + 1, (size_t)(end - name) - nlen - 1};
-                        pa->slot = slot;
-                        pa->next_same = -1;
-                        if (slot >= 0) {
-                            *sl = (pixel_slot){np, 1};
+                    if (PIXEL_LIKELY(sp >= end)) {
+                        if (PIXEL_LIKELY(slot < 0 || sl->first < 0)) {
+                            pa->name = (pixel_span){name, nlen};
+                            pa->value =
+                                (pixel_span){name + nlen + 1, (size_t)(end - name) - nlen - 1};
+                            pa->slot = slot;
+                            pa->next_same = -1;
+                            if (slot >= 0) {
+                                store_first(sl, npc);
+                            }
+                            pa++, npc++;
+                            goto next;
                         }
-                        pa++, np++;
-                        goto next;
+                    } else if (PIXEL_LIKELY(sp > name + nlen && (size_t)NP < max_params)) {
+                        /* a plain name, a value to decode: as below */
+                        eq = name + nlen;
+                        pa->name = (pixel_span){name, nlen};
+                        goto decode_named;
                     }
                 }
             }
         }
         if (PIXEL_LIKELY(end > name)) { /* "&&" and a trailing '&' make no pair */
-            const char *eq =
-                name + ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
+            eq = name + ctz64(pixel__eq16((const unsigned char *)name, '=') | 0x10000u);
             if (PIXEL_UNLIKELY(eq >= end)) {
                 eq = end;
             } else if (PIXEL_UNLIKELY(eq == name + 16)) {
@@ -1160,8 +1262,7 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
                 const char *e = memchr(eq, '=', (size_t)(end - eq));
                 eq = e ? e : end;
             }
-            const size_t nlen = (size_t)(eq - name);
-            int32_t slot;
+            nlen = (size_t)(eq - name);
             if (PIXEL_LIKELY(sp >= end)) {
                 /* plain: views into the query (the params have room for every
                  * pair; one past max_params is reported after the loop) */
@@ -1169,21 +1270,19 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
                 pa->name = (pixel_span){name, nlen};
                 pa->value = (pixel_span){vat, (size_t)(end - vat)};
                 slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
-            } else if (PIXEL_UNLIKELY((size_t)np >= max_params)) {
+            } else if (PIXEL_UNLIKELY((size_t)NP >= max_params)) {
                 over = true; /* too many: reported below, before this pair's own faults */
                 break;
             } else if (PIXEL_LIKELY(sp > eq && eq < end)) {
                 /* a plain name, a value to decode (sp > eq: the '=' is no byte to
                  * decode, so sp >= eq means sp > eq) */
-                size_t next_sp;
                 pa->name = (pixel_span){name, nlen};
-                rc = decode_value(ctx, &st, (size_t)(eq + 1 - q), (size_t)(end - q), pa->name,
-                                  &pa->value, &next_sp, (size_t)(sp - q), true);
+                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
+            decode_named:
+                rc = decode_value_at(ctx, &st, eq + 1, end, pa->name, &pa->value, &sp, sp, true);
                 if (rc != 0) {
                     break;
                 }
-                sp = q + next_sp;
-                slot = slot_find_in(p, tab, name, nlen, name_word_fast(name, nlen));
             } else {
                 size_t next_sp = 0;
                 const size_t at = (size_t)(name - q), e = (size_t)(end - q);
@@ -1201,33 +1300,41 @@ cut_pairs_room(const pixel_pipeline *p, pixel_ctx *ctx, const qstate *stp, pixel
             if (slot >= 0) {
                 pixel_slot *sl = &slots[slot];
                 if (PIXEL_LIKELY(sl->first < 0)) {
-                    *sl = (pixel_slot){np, 1};
-                } else if ((size_t)np >= max_params) {
+                    store_first(sl, npc);
+                } else if ((size_t)NP >= max_params) {
                     over = true;
                     break;
-                } else if ((rc = repeated(p, ctx, params, sl, np)) != 0) {
+                } else if ((rc = repeated(p, ctx, params, sl, NP)) != 0) {
                     break;
                 }
             }
-            pa++, np++;
+            pa++, npc++;
         }
     next:
         /* (the bit at qend is the mask's last: the word has none left) */
-        if (PIXEL_UNLIKELY(!abits) && end >= qend) {
+        name = end + 1;
+        if (PIXEL_LIKELY(abits)) {
+            continue;
+        }
+        if (end >= qend) {
             break;
         }
-        name = end + 1;
         /* (sp >= end here, and sp == end only at qend: an '&' is no byte to
          * decode) */
+        do {
+            abase += 64;
+            abits = ampm[(size_t)(abase - q) / 64];
+        } while (!abits);
     }
-    if (rc == 0 && (over || (size_t)np > max_params)) {
+    if (rc == 0 && (over || (size_t)NP > max_params)) {
         /* the pair after the first max_params (the first of them to fail was
          * the one that breaks out of the loop, or none did) */
-        np = (int32_t)max_params;
+        npc = (uint64_t)1 << 32 | (uint32_t)max_params;
         rc = pixel__ctx_reason(ctx, PIXEL_STAGE_PARSE, "too_many_parameters", "query",
                                "more than %zu query parameters", max_params);
     }
-    *np_out = (size_t)np;
+    *np_out = (size_t)NP;
+#undef NP
     return rc;
 }
 

@@ -479,6 +479,52 @@ START_TEST(long_and_similar_parameter_names_are_told_apart)
 }
 END_TEST
 
+/* Every printable byte as either digit of an escape, in a value that the
+ * line goes on past: hex digits of either case decode, other bytes are a
+ * malformed escape. */
+START_TEST(every_byte_as_an_escape_digit)
+{
+    pixel_pipeline *p = load_ok("input: {framing: none, pixel_paths: [/px.gif]}\n"
+                                "fields: {a: query.a, b: query.b}\n");
+    for (int c = 0x21; c < 0x7f; c++) {
+        if (c == '"' || c == '&' || c == '\\') {
+            continue;
+        }
+        const int v = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+        for (int pos = 0; pos < 2; pos++) {
+            char line[300], q[32], want[8];
+            /* %<c>4 (0x?4: ASCII for a digit below 8) or %4<c> */
+            if (pos == 0) {
+                snprintf(q, sizeof(q), "a=x%%%c4y", c);
+            } else {
+                snprintf(q, sizeof(q), "a=x%%4%cy", c);
+            }
+            snprintf(line, sizeof(line),
+                     "203.0.113.9 - - [26/Nov/2026:05:24:46 +0000] \"GET /px.gif?b=1&%s&b2=1 "
+                     "HTTP/1.1\" 200 43 \"-\" \"UA\"",
+                     q);
+            const int r = parse(p, line);
+            if (v < 0) {
+                ck_assert_int_eq(r, PIXEL_OUTCOME_QUARANTINED);
+                ck_assert_str_eq(first_code(ctx), "bad_percent_escape");
+                ck_assert_str_eq(pixel_ctx_reason(ctx, 0)->location, "query.a");
+            } else if (pos == 0 && v >= 8) {
+                ck_assert_int_eq(r, PIXEL_OUTCOME_QUARANTINED);
+                ck_assert_str_eq(first_code(ctx), "invalid_utf8");
+            } else {
+                ck_assert_int_eq(r, PIXEL_OUTCOME_PENDING);
+                snprintf(want, sizeof(want), "x%cy", pos == 0 ? v * 16 + 4 : 0x40 + v);
+                ck_assert_str_eq(get("query.a"), want);
+            }
+        }
+    }
+    pixel_pipeline_free(p);
+}
+END_TEST
+
 static const char *const bad_escapes[] = {"%zz", "%g1", "%%", "%u00e9", "%4", "%E", "%", "ab%"};
 START_TEST(malformed_escapes_are_rejected_with_the_parameter)
 {
@@ -636,42 +682,62 @@ END_TEST
 START_TEST(names_of_every_length)
 {
     /* names of 1 to 40 bytes, with a value, an empty value or no '=', at every
-     * distance from the line's end (the query ends the line) */
-    pixel_pipeline *p = load_ok(
+     * distance from the line's end (the query ends the line), and in a line
+     * that goes on past the query (the parse's version for that: a name of
+     * sixteen bytes or more goes its slow way) */
+    static const char *const inputs[2] = {
         "input: {framing: none, pixel_paths: [/px.gif], format: {nginx: '$remote_addr "
-        "$request'}}\nfields: {z: query.zz, l: query.abcdefghijklmnopq, "
-        "m: query.abcdefghijklmnop, s: query.abcdefghijklmno}\n");
-    for (size_t len = 1; len <= 40; len++) {
-        for (int form = 0; form < 3; form++) {
-            for (size_t tail = 0; tail < 20; tail += 3) {
-                char name[48], line[300], t[24];
-                for (size_t i = 0; i < len; i++) {
-                    name[i] = (char)('a' + i % 26);
+        "$request'}}\n",
+        "input: {framing: none, pixel_paths: [/px.gif]}\n"};
+    for (int k = 0; k < 2; k++) {
+        char cfg[400];
+        snprintf(cfg, sizeof(cfg),
+                 "%sfields: {z: query.zz, l: query.abcdefghijklmnopq, "
+                 "m: query.abcdefghijklmnop, s: query.abcdefghijklmno}\n",
+                 inputs[k]);
+        pixel_pipeline *p = load_ok(cfg);
+        for (size_t len = 1; len <= 40; len++) {
+            for (int form = 0; form < 3; form++) {
+                for (size_t tail = 0; tail < 20; tail += 3) {
+                    char name[48], line[400], t[24];
+                    for (size_t i = 0; i < len; i++) {
+                        name[i] = (char)('a' + i % 26);
+                    }
+                    name[len] = '\0';
+                    memset(t, 'x', tail);
+                    t[tail] = '\0';
+                    static const char *const forms[] = {"=v=w", "=", ""};
+                    if (k == 0) {
+                        snprintf(line, sizeof(line), "192.0.2.1 GET /px.gif?zz=1&%s%s&%s", name,
+                                 forms[form], t);
+                    } else {
+                        snprintf(line, sizeof(line),
+                                 "203.0.113.9 - - [26/Nov/2026:05:24:46 +0000] \"GET "
+                                 "/px.gif?zz=1&%s%s&%s HTTP/1.1\" 200 43 \"-\" \"UA\"",
+                                 name, forms[form], t);
+                    }
+                    ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_PENDING);
+                    const pixel_record *rec = pixel_ctx_record(ctx);
+                    ck_assert_uint_eq(pixel_record_param_count(rec), tail ? 3 : 2);
+                    const char *v;
+                    size_t nl, vl;
+                    const char *nm = pixel_record_param(rec, 1, &v, &nl, &vl);
+                    ck_assert_uint_eq(nl, len);
+                    ck_assert_int_eq(memcmp(nm, name, len), 0);
+                    ck_assert_uint_eq(vl, form == 0 ? 3 : 0);
+                    ck_assert_str_eq(get("query.zz"), "1");
+                    const char *want = form == 0 ? "v=w" : "";
+                    ck_assert_str_eq(get("query.abcdefghijklmnopq"),
+                                     len == 17 ? want : "(absent)");
+                    ck_assert_str_eq(get("query.abcdefghijklmnop"),
+                                     len == 16 ? want : "(absent)");
+                    ck_assert_str_eq(get("query.abcdefghijklmno"),
+                                     len == 15 ? want : "(absent)");
                 }
-                name[len] = '\0';
-                memset(t, 'x', tail);
-                t[tail] = '\0';
-                static const char *const forms[] = {"=v=w", "=", ""};
-                snprintf(line, sizeof(line), "192.0.2.1 GET /px.gif?zz=1&%s%s&%s", name,
-                         forms[form], t);
-                ck_assert_int_eq(parse(p, line), PIXEL_OUTCOME_PENDING);
-                const pixel_record *rec = pixel_ctx_record(ctx);
-                ck_assert_uint_eq(pixel_record_param_count(rec), tail ? 3 : 2);
-                const char *v;
-                size_t nl, vl;
-                const char *nm = pixel_record_param(rec, 1, &v, &nl, &vl);
-                ck_assert_uint_eq(nl, len);
-                ck_assert_int_eq(memcmp(nm, name, len), 0);
-                ck_assert_uint_eq(vl, form == 0 ? 3 : 0);
-                ck_assert_str_eq(get("query.zz"), "1");
-                const char *want = form == 0 ? "v=w" : "";
-                ck_assert_str_eq(get("query.abcdefghijklmnopq"), len == 17 ? want : "(absent)");
-                ck_assert_str_eq(get("query.abcdefghijklmnop"), len == 16 ? want : "(absent)");
-                ck_assert_str_eq(get("query.abcdefghijklmno"), len == 15 ? want : "(absent)");
             }
         }
+        pixel_pipeline_free(p);
     }
-    pixel_pipeline_free(p);
 }
 END_TEST
 
@@ -715,6 +781,9 @@ START_TEST(repeated_keys_follow_the_policy)
                 "{a: query.a}\n");
     ck_assert_int_eq(run(p, ctx, line), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "repeated_parameter");
+    /* a repeat whose value is decoded */
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&a=%41&b=x")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "repeated_parameter");
     /* unmapped parameters may repeat */
     ck_assert_int_eq(run(p, ctx, LINE("a=1&z=1&z=2")), PIXEL_OUTCOME_EVENT);
     pixel_pipeline_free(p);
@@ -733,6 +802,13 @@ START_TEST(size_limits)
     ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3")), PIXEL_OUTCOME_EVENT);
     ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3&d=4")), PIXEL_OUTCOME_QUARANTINED);
     ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    /* values to decode: the one past the limit is reported before its own faults */
+    ck_assert_int_eq(run(p, ctx, LINE("a=%41&b=%42&c=%43")), PIXEL_OUTCOME_EVENT);
+    ck_assert_int_eq(run(p, ctx, LINE("a=%41&b=%42&c=%43&d=%44")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    ck_assert_int_eq(run(p, ctx, LINE("a=1&b=2&c=3&d=%4g")), PIXEL_OUTCOME_QUARANTINED);
+    ck_assert_str_eq(first_code(ctx), "too_many_parameters");
+    ck_assert_uint_eq(pixel_ctx_reason_count(ctx), 1);
     pixel_pipeline_free(p);
 }
 END_TEST
@@ -767,6 +843,7 @@ static Suite *parse_suite(void)
                         (int)(sizeof(bad_escapes) / sizeof(bad_escapes[0])));
     tcase_add_loop_test(tc, invalid_utf8_is_rejected, 0,
                         (int)(sizeof(bad_utf8) / sizeof(bad_utf8[0])));
+    tcase_add_test(tc, every_byte_as_an_escape_digit);
     tcase_add_test(tc, raw_non_ascii_query_bytes);
     tcase_add_test(tc, query_blocks_at_every_offset);
     tcase_add_test(tc, decoded_values_at_every_distance_from_the_end);
